@@ -1,0 +1,68 @@
+//! The command line: `cargo xcache <command>`, and the rustc-wrapper mode chosen by how
+//! the executable is invoked. Entry point: [`main_impl`].
+
+mod args;
+mod build;
+mod report_cmd;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+pub use args::{Cli, Command, selection_from_cargo_args};
+
+use crate::config::Env;
+use crate::errors::CliError;
+
+/// Names that make the first argument a command of ours rather than a compiler.
+const COMMANDS: &[&str] = &["build", "report", "help"];
+
+/// Runs the program and returns its exit code.
+pub fn main_impl() -> i32 {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let Some(first) = args.get(1) {
+        let s = first.to_string_lossy();
+        let ours = s == "xcache" || s.starts_with('-') || COMMANDS.contains(&s.as_ref());
+        if !ours {
+            return run_as_wrapper(PathBuf::from(first), &args[2..]);
+        }
+    }
+    // `cargo xcache build` runs us as `cargo-xcache xcache build`.
+    let mut argv = args;
+    if argv.get(1).is_some_and(|a| a == "xcache") {
+        argv.remove(1);
+    }
+    let cli = Cli::parse_from(argv);
+    let result = match cli.command {
+        Command::Build(b) => build::run(b),
+        Command::Report(r) => report_cmd::run(r),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e);
+            2
+        }
+    }
+}
+
+fn run_as_wrapper(rustc: PathBuf, rest: &[OsString]) -> i32 {
+    let utf8: Option<Vec<String>> = rest.iter().map(|a| a.clone().into_string().ok()).collect();
+    let Some(args) = utf8 else {
+        // Not UTF-8: nothing to cache, pass it on untouched.
+        use std::os::unix::process::CommandExt;
+        let err = std::process::Command::new(&rustc).args(rest).exec();
+        eprintln!("error: xcache: failed to run {}: {err}", rustc.display());
+        return 1;
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    crate::wrapper::run_wrapper(rustc, args, Env::capture(), cwd)
+}
+
+fn report_error(e: &CliError) {
+    eprintln!("error: {e}");
+    if let Some(h) = e.hint() {
+        eprintln!("  hint: {h}");
+    }
+}

@@ -1,0 +1,121 @@
+//! Error types. Library code returns these, carrying the path, key or URI involved;
+//! only the CLI turns them into a message and an exit code.
+//!
+//! Every class has a stable kebab-case code (`code()`), documented in the book under
+//! "Reference > Errors and warnings".
+
+use std::io;
+use std::path::PathBuf;
+
+/// A problem of the cache itself. The wrapper never fails a build because of one: it
+/// warns once and compiles.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("failed to read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cache entry {path} is corrupt ({reason}); it was deleted and the unit compiled")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("failed to learn the identity of the compiler {rustc}: {message}")]
+    Compiler { rustc: PathBuf, message: String },
+}
+
+impl CacheError {
+    /// The stable code of this class.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CacheError::Read { .. } => "store-read-failed",
+            CacheError::Write { .. } => "store-write-failed",
+            CacheError::Corrupt { .. } => "corrupt-entry",
+            CacheError::Compiler { .. } => "compiler-probe-failed",
+        }
+    }
+}
+
+/// An error of a `cargo xcache` command, shown to the user with a hint.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("failed to read the cargo workspace{}: {message}", manifest.as_ref().map(|m| format!(" at {}", m.display())).unwrap_or_default())]
+    Metadata {
+        manifest: Option<PathBuf>,
+        message: String,
+    },
+    #[error("failed to run `{cargo}`: {source}")]
+    SpawnCargo {
+        cargo: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no build report at {path}")]
+    NoReport { path: PathBuf },
+    #[error("failed to read the build report {path}: {message}")]
+    BadReport { path: PathBuf, message: String },
+    #[error("failed to use {path} as the cache directory: {source}")]
+    StoreDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to write {path}: {source}")]
+    WriteReport {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid value {value:?} for {name}: {message}")]
+    InvalidSetting {
+        name: String,
+        value: String,
+        message: String,
+    },
+    #[error("failed to find this program's own path: {0}")]
+    CurrentExe(#[source] io::Error),
+}
+
+impl CliError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CliError::Metadata { .. } => Some(
+                "run `cargo metadata` in the same directory to see cargo's own error, or pass --manifest-path".into(),
+            ),
+            CliError::SpawnCargo { .. } => {
+                Some("make sure cargo is installed and on PATH, or set CARGO to its path".into())
+            }
+            CliError::NoReport { .. } => Some(
+                "run `cargo xcache build` first; pass --target-dir if the build used one".into(),
+            ),
+            CliError::BadReport { .. } => {
+                Some("run `cargo xcache build` again to write a fresh report".into())
+            }
+            CliError::StoreDir { .. } => {
+                Some("set XCACHE_DIR to a directory you can write to".into())
+            }
+            CliError::InvalidSetting { .. } => None,
+            CliError::WriteReport { .. } | CliError::CurrentExe(_) => None,
+        }
+    }
+
+    /// The stable code of this class.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CliError::Metadata { .. } => "workspace-unreadable",
+            CliError::SpawnCargo { .. } => "cargo-not-found",
+            CliError::NoReport { .. } => "no-report",
+            CliError::BadReport { .. } => "bad-report",
+            CliError::StoreDir { .. } => "store-dir-unusable",
+            CliError::WriteReport { .. } => "report-write-failed",
+            CliError::InvalidSetting { .. } => "invalid-setting",
+            CliError::CurrentExe(_) => "current-exe-unknown",
+        }
+    }
+}

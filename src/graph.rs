@@ -1,0 +1,168 @@
+//! What the build will compile, read before cargo starts: cargo_metadata for the
+//! workspace, guppy's cargo simulation for the packages and features. Main type:
+//! [`BuildPlan`].
+//!
+//! The plan is an estimate used for progress and the report; the wrapper never trusts
+//! it for correctness (guppy does not model profiles, nor when cargo merges host and
+//! target units).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use guppy::graph::cargo::{CargoOptions, CargoResolverVersion};
+use guppy::graph::feature::{StandardFeatures, named_feature_filter};
+use guppy::graph::{BuildTargetId, PackageGraph};
+use guppy::platform::{Platform, PlatformSpec, TargetFeatures};
+
+use crate::errors::CliError;
+
+/// The cargo arguments that decide what gets built.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub manifest_path: Option<PathBuf>,
+    pub packages: Vec<String>,
+    pub workspace: bool,
+    pub exclude: Vec<String>,
+    pub features: Vec<String>,
+    pub all_features: bool,
+    pub no_default_features: bool,
+    pub target: Option<String>,
+    pub target_dir: Option<PathBuf>,
+}
+
+/// One package the build is expected to compile.
+#[derive(Clone, Debug)]
+pub struct PlannedPackage {
+    pub name: String,
+    pub version: String,
+    pub workspace_member: bool,
+    pub build_script: bool,
+    /// Built for the host (proc-macros, build dependencies).
+    pub host: bool,
+}
+
+/// What `cargo build` with a selection will compile.
+#[derive(Clone, Debug)]
+pub struct BuildPlan {
+    pub workspace_root: PathBuf,
+    pub target_dir: PathBuf,
+    pub packages: Vec<PlannedPackage>,
+}
+
+impl BuildPlan {
+    /// Roughly how many rustc invocations the build makes: one per package and side,
+    /// plus one per build script.
+    pub fn expected_units(&self) -> usize {
+        self.packages
+            .iter()
+            .map(|p| 1 + usize::from(p.build_script))
+            .sum()
+    }
+}
+
+/// Reads the workspace and simulates cargo's resolution for `sel`.
+pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliError> {
+    let merr = |message: String| CliError::Metadata {
+        manifest: sel.manifest_path.clone(),
+        message,
+    };
+    let mut cmd = cargo_metadata::MetadataCommand::new();
+    cmd.cargo_path(cargo).current_dir(cwd);
+    if let Some(m) = &sel.manifest_path {
+        cmd.manifest_path(m);
+    }
+    let metadata = cmd.exec().map_err(|e| merr(first_line_chain(&e)))?;
+    let json = serde_json::to_string(&metadata).map_err(|e| merr(e.to_string()))?;
+    let graph = PackageGraph::from_json(json).map_err(|e| merr(e.to_string()))?;
+
+    let workspace_root = metadata.workspace_root.clone().into_std_path_buf();
+    let target_dir = match &sel.target_dir {
+        Some(d) => cwd.join(d),
+        None => metadata.target_directory.clone().into_std_path_buf(),
+    };
+
+    let workspace = graph.workspace();
+    let initial_names: Vec<String> = if !sel.packages.is_empty() {
+        sel.packages.clone()
+    } else if sel.workspace {
+        workspace
+            .iter()
+            .map(|p| p.name().to_string())
+            .filter(|n| !sel.exclude.contains(n))
+            .collect()
+    } else {
+        metadata
+            .workspace_default_members
+            .iter()
+            .filter_map(|id| metadata.packages.iter().find(|p| &p.id == id))
+            .map(|p| p.name.to_string())
+            .collect()
+    };
+    let query = graph
+        .query_workspace_names(&initial_names)
+        .map_err(|e| merr(e.to_string()))?;
+    let base = if sel.all_features {
+        StandardFeatures::All
+    } else if sel.no_default_features {
+        StandardFeatures::None
+    } else {
+        StandardFeatures::Default
+    };
+    // `--features a,b` and `-F pkg/feat` both name features of the selected packages.
+    let features: Vec<&str> = sel
+        .features
+        .iter()
+        .flat_map(|f| f.split([',', ' ']))
+        .map(|f| f.rsplit('/').next().unwrap_or(f))
+        .filter(|f| !f.is_empty())
+        .collect();
+    let feature_set = query
+        .to_feature_query(named_feature_filter(base, features.iter().copied()))
+        .resolve();
+
+    let host = PlatformSpec::build_target().map_err(|e| merr(e.to_string()))?;
+    let target = match &sel.target {
+        Some(t) => PlatformSpec::Platforms(vec![Arc::new(
+            Platform::new(t.clone(), TargetFeatures::Unknown).map_err(|e| merr(e.to_string()))?,
+        )]),
+        None => host.clone(),
+    };
+    let mut opts = CargoOptions::new();
+    opts.set_resolver(CargoResolverVersion::V2)
+        .set_include_dev(false)
+        .set_host_platform(host)
+        .set_target_platform(target);
+    let cargo_set = feature_set
+        .into_cargo_set(&opts)
+        .map_err(|e| merr(e.to_string()))?;
+
+    let mut packages = Vec::new();
+    for (set, host) in [(cargo_set.target_features(), false), (cargo_set.host_features(), true)] {
+        for pkg in set.to_package_set().packages(guppy::graph::DependencyDirection::Forward) {
+            packages.push(PlannedPackage {
+                name: pkg.name().to_string(),
+                version: pkg.version().to_string(),
+                workspace_member: pkg.in_workspace(),
+                build_script: pkg.build_target(&BuildTargetId::BuildScript).is_some(),
+                host,
+            });
+        }
+    }
+    Ok(BuildPlan {
+        workspace_root,
+        target_dir,
+        packages,
+    })
+}
+
+/// cargo_metadata's error with its sources, on one line.
+fn first_line_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,129 @@
+//! The compiler's identity: `rustc -vV`, and the standard library it links against.
+//!
+//! Running `rustc -vV` for every unit would cost a process per unit, so the identity is
+//! remembered in the store, keyed by the rustc binary's path, size, modification time
+//! and the rustup toolchain name. A changed binary is a new identity.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::UNIX_EPOCH;
+
+use super::{Key, KeyHasher};
+use crate::errors::CacheError;
+
+/// The identity of one rustc, as a key plus its `-vV` text for the report.
+#[derive(Clone, Debug)]
+pub struct CompilerId {
+    pub key: Key,
+    pub version: String,
+}
+
+/// Computes (or reads back) the identity of `rustc`. `memo_dir` is where identities are
+/// remembered (inside the store); `rustup_toolchain` is `RUSTUP_TOOLCHAIN`; `search_path`
+/// is `PATH`, for a bare program name.
+pub fn compiler_id(
+    rustc: &Path,
+    memo_dir: Option<&Path>,
+    rustup_toolchain: Option<&str>,
+    search_path: Option<&OsStr>,
+) -> Result<CompilerId, CacheError> {
+    let resolved = resolve_program(rustc, search_path);
+    let meta = fs::metadata(&resolved).map_err(|e| CacheError::Compiler {
+        rustc: rustc.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let memo_key = KeyHasher::new("compiler-memo")
+        .str("path", &resolved.to_string_lossy())
+        .str("len", &meta.len().to_string())
+        .str("mtime", &mtime.to_string())
+        .str("rustup-toolchain", rustup_toolchain.unwrap_or(""))
+        .finish();
+    let memo_path = memo_dir.map(|d| d.join(memo_key.to_hex()));
+    if let Some(p) = &memo_path
+        && let Ok(text) = fs::read_to_string(p)
+        && let Some((hex, version)) = text.split_once('\n')
+        && let Some(key) = Key::from_hex(hex)
+    {
+        return Ok(CompilerId {
+            key,
+            version: version.to_string(),
+        });
+    }
+    let id = probe(rustc)?;
+    if let Some(p) = memo_path {
+        let _ = crate::store::write_atomic(&p, format!("{}\n{}", id.key.to_hex(), id.version).as_bytes());
+    }
+    Ok(id)
+}
+
+fn probe(rustc: &Path) -> Result<CompilerId, CacheError> {
+    let err = |message: String| CacheError::Compiler {
+        rustc: rustc.to_path_buf(),
+        message,
+    };
+    let run = |args: &[&str]| -> Result<String, CacheError> {
+        let out = Command::new(rustc)
+            .args(args)
+            .output()
+            .map_err(|e| err(e.to_string()))?;
+        if !out.status.success() {
+            return Err(err(format!(
+                "`{} {}` failed: {}",
+                rustc.display(),
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let version = run(&["-vV"])?;
+    let sysroot = run(&["--print", "sysroot"])?.trim().to_string();
+    // The standard libraries shipped in the sysroot, by name and size: their file names
+    // carry hashes, so this changes whenever they do.
+    let mut libs = Vec::new();
+    let rustlib = Path::new(&sysroot).join("lib").join("rustlib");
+    if let Ok(targets) = fs::read_dir(&rustlib) {
+        for t in targets.flatten() {
+            if let Ok(files) = fs::read_dir(t.path().join("lib")) {
+                for f in files.flatten() {
+                    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    libs.push(format!(
+                        "{}/{}:{len}",
+                        t.file_name().to_string_lossy(),
+                        f.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+    }
+    libs.sort();
+    let key = KeyHasher::new("compiler")
+        .str("version", &version)
+        .list("sysroot-libs", libs.iter().map(String::as_str))
+        .finish();
+    Ok(CompilerId { key, version })
+}
+
+/// A bare program name is looked up on PATH, as `Command` would.
+fn resolve_program(p: &Path, search_path: Option<&OsStr>) -> PathBuf {
+    if p.components().count() > 1 {
+        return p.to_path_buf();
+    }
+    if let Some(paths) = search_path {
+        for dir in std::env::split_paths(paths) {
+            let cand = dir.join(p);
+            if cand.is_file() {
+                return cand;
+            }
+        }
+    }
+    p.to_path_buf()
+}

@@ -1,0 +1,32 @@
+//! What a cache key covers.
+//!
+//! A unit's key is computed in two levels, like ccache's direct mode:
+//! - [`UnitKeys::l1`] covers everything known before rustc runs: the compiler, the
+//!   normalized arguments, the environment cargo sets, and every `--extern`.
+//! - the entry key ([`entry_key`]) adds what rustc reported reading in its dep-info: the
+//!   contents of every source file and the value of every `env!`/`option_env!` variable.
+//!
+//! Paths are normalized through a [`PathMap`] so that a moved checkout, another target
+//! dir or another `CARGO_HOME` produce the same key; the same map drives
+//! `--remap-path-prefix` so the artifacts themselves are path-independent.
+
+mod artifact;
+mod compiler;
+mod depinfo;
+mod hasher;
+mod path_map;
+mod rustc_args;
+mod unit_key;
+
+pub use artifact::{artifact_identity, write_artifact_identity};
+pub use compiler::{CompilerId, compiler_id};
+pub use depinfo::{DepInfo, EnvDep};
+pub use hasher::{Key, KeyHasher};
+pub use path_map::{PathMap, Root, RootKind};
+pub use rustc_args::{CrateKind, Emit, Extern, RustcInvocation, StaticLib, parse_rustc_args};
+pub use unit_key::{InputDigest, KeyEnv, UnitKeys, entry_key, hash_file, l1_key};
+
+/// The version of the key schema. Bump it whenever anything that feeds a key changes
+/// meaning; every key in every store changes with it. Tests that pin key behaviour
+/// (`tests/keys.rs`) must be re-read on a bump.
+pub const KEY_SCHEMA: &str = "xcache-key-v1";

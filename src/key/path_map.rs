@@ -1,0 +1,246 @@
+//! Machine paths in and out of keys, stored text, and artifacts.
+//!
+//! Three roots carry machine-specific absolute paths into a rustc invocation: the
+//! directory rustc runs in (the workspace root for members, the package root otherwise),
+//! the target (build) directory, and `CARGO_HOME`. Each root has two stand-ins:
+//! - a *token* (`@@xcache:ws@@`) that replaces it in keys and in stored text (dep-info,
+//!   rustc's JSON messages), and is expanded back to the current path on restore;
+//! - a *remap target* (`/xcache/ws`) passed to rustc as `--remap-path-prefix`, so the
+//!   artifact carries the same bytes wherever it was built.
+//!
+//! The same map drives both, so two invocations with equal normalized keys embed equal
+//! remapped paths. A path under none of the roots stays absolute in the key: it only
+//! hits where that exact path exists.
+
+use std::path::{Path, PathBuf};
+
+/// Which machine path a root stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootKind {
+    /// The directory rustc runs in.
+    Cwd,
+    /// The target (build) directory.
+    Target,
+    /// `CARGO_HOME`: registry and git sources.
+    CargoHome,
+}
+
+impl RootKind {
+    /// The stand-in used in keys and stored text.
+    pub fn token(self) -> &'static str {
+        match self {
+            RootKind::Cwd => "@@xcache:ws@@",
+            RootKind::Target => "@@xcache:target@@",
+            RootKind::CargoHome => "@@xcache:cargo-home@@",
+        }
+    }
+
+    /// The path rustc writes into artifacts and messages instead of the real one.
+    pub fn remap_target(self) -> &'static str {
+        match self {
+            RootKind::Cwd => "/xcache/ws",
+            RootKind::Target => "/xcache/target",
+            RootKind::CargoHome => "/xcache/cargo-home",
+        }
+    }
+}
+
+/// One machine root.
+#[derive(Clone, Debug)]
+pub struct Root {
+    pub kind: RootKind,
+    /// Absolute, without a trailing slash.
+    pub real: String,
+}
+
+/// The roots of one rustc invocation, most specific first.
+#[derive(Clone, Debug, Default)]
+pub struct PathMap {
+    roots: Vec<Root>,
+}
+
+impl PathMap {
+    /// Builds the map. A root that is not absolute, is `/`, or repeats a longer
+    /// one's kind is dropped. A cwd inside `CARGO_HOME` (registry packages) is left to
+    /// the `CARGO_HOME` root, so a registry crate's key does not depend on which
+    /// directory cargo chose to run rustc in beyond what `CARGO_HOME` already says.
+    pub fn new(cwd: &Path, target: Option<&Path>, cargo_home: Option<&Path>) -> PathMap {
+        let mut roots = Vec::new();
+        let mut push = |kind, p: &Path| {
+            let s = p.to_string_lossy().trim_end_matches('/').to_string();
+            if s.starts_with('/') && s.len() > 1 {
+                roots.push(Root { kind, real: s });
+            }
+        };
+        if let Some(t) = target {
+            push(RootKind::Target, t);
+        }
+        if let Some(h) = cargo_home {
+            push(RootKind::CargoHome, h);
+        }
+        let home_real = cargo_home.map(|h| h.to_string_lossy().trim_end_matches('/').to_string());
+        let cwd_s = cwd.to_string_lossy();
+        let inside_home = home_real
+            .as_deref()
+            .is_some_and(|h| is_under(&cwd_s, h));
+        if !inside_home {
+            push(RootKind::Cwd, cwd);
+        }
+        // Most specific (longest) first: normalization takes the first match.
+        roots.sort_by(|a, b| b.real.len().cmp(&a.real.len()));
+        PathMap { roots }
+    }
+
+    /// The roots, most specific first.
+    pub fn roots(&self) -> &[Root] {
+        &self.roots
+    }
+
+    /// `--remap-path-prefix` arguments. rustc applies the last matching one, so the
+    /// least specific root goes first.
+    pub fn remap_args(&self) -> Vec<String> {
+        self.roots
+            .iter()
+            .rev()
+            .map(|r| format!("--remap-path-prefix={}={}", r.real, r.kind.remap_target()))
+            .collect()
+    }
+
+    /// An absolute path with its root replaced by the root's token.
+    pub fn normalize_path(&self, p: &Path) -> String {
+        let s = p.to_string_lossy();
+        for r in &self.roots {
+            if is_under(&s, &r.real) {
+                return format!("{}{}", r.kind.token(), &s[r.real.len()..]);
+            }
+        }
+        s.into_owned()
+    }
+
+    /// The inverse of [`PathMap::normalize_path`] for the current machine.
+    pub fn expand_path(&self, s: &str) -> PathBuf {
+        PathBuf::from(self.expand_text(s))
+    }
+
+    /// Replaces every occurrence of a root in free text (dep-info, JSON messages) by its
+    /// token. dep-info escapes spaces as `\ `; both spellings are replaced.
+    pub fn normalize_text(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for r in &self.roots {
+            out = replace_root(&out, &r.real, r.kind.token());
+            if r.real.contains(' ') {
+                let escaped = r.real.replace(' ', "\\ ");
+                out = replace_root(&out, &escaped, r.kind.token());
+            }
+        }
+        out
+    }
+
+    /// Replaces every token by the current root. A token whose root this invocation
+    /// does not have is left alone (the caller treats such text as unusable).
+    pub fn expand_text(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for r in &self.roots {
+            out = out.replace(r.kind.token(), &r.real);
+        }
+        out
+    }
+
+    /// Expands text bound for a dep-info file: spaces in a root are escaped as rustc does.
+    pub fn expand_depinfo(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for r in &self.roots {
+            out = out.replace(r.kind.token(), &r.real.replace(' ', "\\ "));
+        }
+        out
+    }
+
+    /// True if `text` still holds a token after expansion.
+    pub fn has_token(text: &str) -> bool {
+        text.contains("@@xcache:")
+    }
+}
+
+/// `path` equals `root` or lies below it.
+fn is_under(path: &str, root: &str) -> bool {
+    path == root || (path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/'))
+}
+
+/// Replaces `root` where it stands as a whole path prefix: the next character must end
+/// the path component (so `/a/b` does not match inside `/a/bc`).
+fn replace_root(text: &str, root: &str, token: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(root) {
+        let after = &rest[i + root.len()..];
+        let boundary = after
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.'));
+        out.push_str(&rest[..i]);
+        if boundary {
+            out.push_str(token);
+        } else {
+            out.push_str(root);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map() -> PathMap {
+        PathMap::new(
+            Path::new("/home/u/ws"),
+            Some(Path::new("/home/u/ws/target")),
+            Some(Path::new("/home/u/.cargo")),
+        )
+    }
+
+    #[test]
+    fn most_specific_root_wins() {
+        let m = map();
+        assert_eq!(
+            m.normalize_path(Path::new("/home/u/ws/target/debug/x")),
+            "@@xcache:target@@/debug/x"
+        );
+        assert_eq!(m.normalize_path(Path::new("/home/u/ws/src/a.rs")), "@@xcache:ws@@/src/a.rs");
+        assert_eq!(m.normalize_path(Path::new("/home/u/wsx/a.rs")), "/home/u/wsx/a.rs");
+        assert_eq!(m.normalize_path(Path::new("/etc/x")), "/etc/x");
+    }
+
+    #[test]
+    fn remap_args_put_specific_last() {
+        let args = map().remap_args();
+        assert_eq!(args.len(), 3);
+        assert!(args[2].starts_with("--remap-path-prefix=/home/u/ws/target="));
+    }
+
+    #[test]
+    fn text_round_trip_respects_boundaries() {
+        let m = map();
+        let t = r#"{"artifact":"/home/u/ws/target/debug/deps/liba.rmeta"} /home/u/wsx"#;
+        let n = m.normalize_text(t);
+        assert_eq!(n, r#"{"artifact":"@@xcache:target@@/debug/deps/liba.rmeta"} /home/u/wsx"#);
+        let other = PathMap::new(Path::new("/b"), Some(Path::new("/b/t")), None);
+        assert_eq!(other.expand_text(&n), r#"{"artifact":"/b/t/debug/deps/liba.rmeta"} /home/u/wsx"#);
+    }
+
+    #[test]
+    fn cwd_inside_cargo_home_is_not_a_root() {
+        let m = PathMap::new(
+            Path::new("/home/u/.cargo/registry/src/x/itoa-1.0.0"),
+            None,
+            Some(Path::new("/home/u/.cargo")),
+        );
+        assert_eq!(m.roots().len(), 1);
+        assert_eq!(
+            m.normalize_path(Path::new("/home/u/.cargo/registry/src/x/itoa-1.0.0/src/lib.rs")),
+            "@@xcache:cargo-home@@/registry/src/x/itoa-1.0.0/src/lib.rs"
+        );
+    }
+}

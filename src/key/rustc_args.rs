@@ -1,0 +1,570 @@
+//! Parsing one rustc command line into what the cache needs to know.
+//!
+//! The parser is deliberately strict: a flag it does not know makes the unit
+//! uncacheable (`unknown-flag`), never silently ignored.
+
+use std::path::{Path, PathBuf};
+
+use crate::wrapper::Uncacheable;
+
+/// What kind of crate a unit builds, as the report names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrateKind {
+    Lib,
+    ProcMacro,
+    Bin,
+    BuildScript,
+    Test,
+    Dylib,
+    Cdylib,
+    Staticlib,
+}
+
+impl CrateKind {
+    /// Stable name used in report.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrateKind::Lib => "lib",
+            CrateKind::ProcMacro => "proc-macro",
+            CrateKind::Bin => "bin",
+            CrateKind::BuildScript => "build-script",
+            CrateKind::Test => "test",
+            CrateKind::Dylib => "dylib",
+            CrateKind::Cdylib => "cdylib",
+            CrateKind::Staticlib => "staticlib",
+        }
+    }
+}
+
+/// Which outputs `--emit` asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Emit {
+    pub dep_info: bool,
+    pub metadata: bool,
+    pub link: bool,
+    /// Anything else (obj, asm, llvm-ir, mir, an explicit output path).
+    pub other: bool,
+}
+
+/// One `--extern`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extern {
+    /// The name with its modifiers (`noprelude:foo`), as written.
+    pub name: String,
+    pub path: Option<PathBuf>,
+}
+
+/// One `-l` naming a static library that rustc bundles into an rlib.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticLib {
+    pub name: String,
+    pub verbatim: bool,
+}
+
+/// A parsed rustc command line.
+#[derive(Clone, Debug, Default)]
+pub struct RustcInvocation {
+    /// The arguments as cargo passed them (without the rustc path).
+    pub args: Vec<String>,
+    pub crate_name: Option<String>,
+    pub crate_types: Vec<String>,
+    pub emit: Emit,
+    pub out_dir: Option<PathBuf>,
+    pub extra_filename: String,
+    pub input: Option<String>,
+    pub externs: Vec<Extern>,
+    pub incremental: bool,
+    pub test: bool,
+    pub target: Option<String>,
+    /// `-L` search paths with their kind (`native`, `all`, …; `all` when unspecified).
+    pub search_paths: Vec<(String, PathBuf)>,
+    pub static_libs: Vec<StaticLib>,
+    /// Arguments that feed the key, each as `(flag, value)`, in command-line order,
+    /// with output locations, incremental dirs and `--extern`s taken out. Values that
+    /// are paths are normalized later, by [`RustcInvocation::key_args`].
+    key_args: Vec<(String, Option<KeyValue>)>,
+    /// Why this invocation cannot be cached, as far as its arguments tell.
+    pub uncacheable: Option<Uncacheable>,
+    /// `--print`, `-vV`, reading from stdin, `--explain`: not a compile.
+    pub is_query: bool,
+}
+
+#[derive(Clone, Debug)]
+enum KeyValue {
+    Plain(String),
+    Path(String),
+}
+
+/// Long flags that take a value, with whether the value is a path.
+const LONG_WITH_VALUE: &[(&str, bool)] = &[
+    ("--crate-name", false),
+    ("--crate-type", false),
+    ("--edition", false),
+    ("--emit", false),
+    ("--out-dir", true),
+    ("--extern", false),
+    ("--cfg", false),
+    ("--check-cfg", false),
+    ("--target", false),
+    ("--codegen", false),
+    ("--cap-lints", false),
+    ("--warn", false),
+    ("--allow", false),
+    ("--deny", false),
+    ("--forbid", false),
+    ("--force-warn", false),
+    ("--error-format", false),
+    ("--json", false),
+    ("--color", false),
+    ("--diagnostic-width", false),
+    ("--remap-path-prefix", false),
+    ("--remap-path-scope", false),
+    ("--sysroot", true),
+    ("--print", false),
+    ("--explain", false),
+    ("--env-set", false),
+    ("--crate-attr", false),
+    ("--extern-location", false),
+    ("--cfg-set", false),
+];
+
+/// Short flags that take a value (`-C x` or `-Cx`).
+const SHORT_WITH_VALUE: &[&str] = &["-C", "-L", "-l", "-W", "-A", "-D", "-F", "-Z", "-o"];
+
+/// Flags without a value.
+const NO_VALUE: &[&str] = &["--test", "-O", "-g", "--verbose", "-v", "--bench"];
+
+/// Parses the arguments after the rustc path.
+pub fn parse_rustc_args(args: &[String]) -> RustcInvocation {
+    let mut inv = RustcInvocation {
+        args: args.to_vec(),
+        ..Default::default()
+    };
+    let mut i = 0;
+    let mut unc: Option<Uncacheable> = None;
+    let set_unc = |u: Uncacheable, slot: &mut Option<Uncacheable>| {
+        if slot.is_none() {
+            *slot = Some(u);
+        }
+    };
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg == "-vV" || arg == "-V" || arg == "--version" || arg == "-h" || arg == "--help" {
+            inv.is_query = true;
+            continue;
+        }
+        if arg == "-" {
+            inv.is_query = true;
+            continue;
+        }
+        if let Some(rest) = arg.strip_prefix('@') {
+            let _ = rest;
+            set_unc(Uncacheable::ArgFile, &mut unc);
+            continue;
+        }
+        if NO_VALUE.contains(&arg.as_str()) {
+            if arg == "--test" || arg == "--bench" {
+                inv.test = true;
+            }
+            inv.key_args.push((arg.clone(), None));
+            continue;
+        }
+        // Long flags: `--flag value` or `--flag=value`.
+        if arg.starts_with("--") {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) => (f.to_string(), Some(v.to_string())),
+                None => (arg.clone(), None),
+            };
+            let Some(&(_, is_path)) = LONG_WITH_VALUE.iter().find(|(f, _)| *f == flag) else {
+                set_unc(Uncacheable::UnknownFlag, &mut unc);
+                inv.key_args.push((arg.clone(), None));
+                continue;
+            };
+            let value = match inline {
+                Some(v) => v,
+                None => {
+                    let Some(v) = args.get(i) else {
+                        set_unc(Uncacheable::UnknownFlag, &mut unc);
+                        continue;
+                    };
+                    i += 1;
+                    v.clone()
+                }
+            };
+            handle_value(&mut inv, &flag, value, is_path, &mut unc);
+            continue;
+        }
+        if arg.starts_with('-') && arg.len() >= 2 {
+            let flag = &arg[..2];
+            if SHORT_WITH_VALUE.contains(&flag) {
+                let value = if arg.len() > 2 {
+                    arg[2..].to_string()
+                } else {
+                    let Some(v) = args.get(i) else {
+                        set_unc(Uncacheable::UnknownFlag, &mut unc);
+                        continue;
+                    };
+                    i += 1;
+                    v.clone()
+                };
+                handle_value(&mut inv, flag, value, false, &mut unc);
+                continue;
+            }
+            set_unc(Uncacheable::UnknownFlag, &mut unc);
+            inv.key_args.push((arg.clone(), None));
+            continue;
+        }
+        // A positional argument: the crate root.
+        if inv.input.is_some() {
+            set_unc(Uncacheable::UnknownFlag, &mut unc);
+        }
+        inv.input = Some(arg.clone());
+    }
+    if inv.input.is_none() && !inv.is_query {
+        // `rustc --print cfg` and friends have no input either.
+        inv.is_query = true;
+    }
+    classify(&mut inv, &mut unc);
+    inv.uncacheable = unc;
+    inv
+}
+
+fn handle_value(
+    inv: &mut RustcInvocation,
+    flag: &str,
+    value: String,
+    is_path: bool,
+    unc: &mut Option<Uncacheable>,
+) {
+    let mut set = |u: Uncacheable| {
+        if unc.is_none() {
+            *unc = Some(u);
+        }
+    };
+    match flag {
+        "--crate-name" => {
+            inv.crate_name = Some(value.clone());
+        }
+        "--crate-type" => {
+            inv.crate_types.extend(value.split(',').map(str::to_string));
+        }
+        "--emit" => {
+            for part in value.split(',') {
+                let (kind, path) = match part.split_once('=') {
+                    Some((k, p)) => (k, Some(p)),
+                    None => (part, None),
+                };
+                if path.is_some() {
+                    inv.emit.other = true;
+                }
+                match kind {
+                    "dep-info" => inv.emit.dep_info = true,
+                    "metadata" => inv.emit.metadata = true,
+                    "link" => inv.emit.link = true,
+                    _ => inv.emit.other = true,
+                }
+            }
+        }
+        "--out-dir" => {
+            inv.out_dir = Some(PathBuf::from(value));
+            return;
+        }
+        "-o" => {
+            set(Uncacheable::UnsupportedEmit);
+            return;
+        }
+        "--extern" => {
+            let (name, path) = match value.split_once('=') {
+                Some((n, p)) => (n.to_string(), Some(PathBuf::from(p))),
+                None => (value.clone(), None),
+            };
+            inv.externs.push(Extern { name, path });
+            return;
+        }
+        "--target" => {
+            inv.target = Some(value.clone());
+            // A target spec file is a path whose contents matter.
+            if value.ends_with(".json") {
+                set(Uncacheable::TargetSpecFile);
+            }
+        }
+        "--print" | "--explain" => {
+            inv.is_query = true;
+        }
+        "--remap-path-prefix" | "--remap-path-scope" => {
+            // The user's own remapping holds real paths: it stays in the key as written.
+        }
+        "--color" | "--diagnostic-width" => {
+            // Presentation only; the stored messages are replayed as rustc rendered them.
+            return;
+        }
+        "--json" => {
+            // ANSI colour in rendered diagnostics is presentation only (see `replay`).
+            let kept: Vec<&str> = value
+                .split(',')
+                .filter(|p| *p != "diagnostic-rendered-ansi")
+                .collect();
+            inv.key_args.push((flag.to_string(), Some(KeyValue::Plain(kept.join(",")))));
+            return;
+        }
+        "-C" | "--codegen" => {
+            let (opt, val) = match value.split_once('=') {
+                Some((o, v)) => (o, Some(v)),
+                None => (value.as_str(), None),
+            };
+            match opt {
+                "incremental" => {
+                    inv.incremental = true;
+                    set(Uncacheable::Incremental);
+                    return;
+                }
+                "extra-filename" => inv.extra_filename = val.unwrap_or_default().to_string(),
+                "save-temps" | "profile-use" | "profile-sample-use" | "profile-generate" => {
+                    set(Uncacheable::UnsupportedCodegenOption)
+                }
+                _ => {}
+            }
+            inv.key_args.push(("-C".to_string(), Some(KeyValue::Plain(value))));
+            return;
+        }
+        "-L" => {
+            let (kind, path) = match value.split_once('=') {
+                Some((k, p)) if ["dependency", "crate", "native", "framework", "all"].contains(&k) => {
+                    (k.to_string(), p.to_string())
+                }
+                _ => ("all".to_string(), value.clone()),
+            };
+            if kind == "dependency" {
+                // Where cargo keeps dependencies: what rustc finds there is covered by
+                // the `--extern`s (and, transitively, their keys).
+                return;
+            }
+            inv.search_paths.push((kind.clone(), PathBuf::from(&path)));
+            inv.key_args.push((format!("-L{kind}"), Some(KeyValue::Path(path))));
+            return;
+        }
+        "-l" => {
+            parse_link_lib(inv, &value);
+        }
+        _ => {}
+    }
+    let v = if is_path {
+        KeyValue::Path(value)
+    } else {
+        KeyValue::Plain(value)
+    };
+    inv.key_args.push((flag.to_string(), Some(v)));
+}
+
+/// `-l [KIND[:MODIFIERS]=]NAME[:RENAME]`: records static libraries that will be bundled.
+fn parse_link_lib(inv: &mut RustcInvocation, value: &str) {
+    let (kind_part, name_part) = match value.split_once('=') {
+        Some((k, n)) => (Some(k), n),
+        None => (None, value),
+    };
+    let Some(kind_part) = kind_part else { return };
+    let (kind, modifiers) = match kind_part.split_once(':') {
+        Some((k, m)) => (k, m),
+        None => (kind_part, ""),
+    };
+    if kind != "static" {
+        return;
+    }
+    let mods: Vec<&str> = modifiers.split(',').collect();
+    if mods.contains(&"-bundle") {
+        return;
+    }
+    let name = name_part.split(':').next().unwrap_or(name_part).to_string();
+    inv.static_libs.push(StaticLib {
+        name,
+        verbatim: mods.contains(&"+verbatim"),
+    });
+}
+
+fn classify(inv: &mut RustcInvocation, unc: &mut Option<Uncacheable>) {
+    if inv.is_query {
+        return;
+    }
+    let kind = inv.kind();
+    let linked = match kind {
+        CrateKind::Lib => None,
+        CrateKind::ProcMacro => Some(Uncacheable::ProcMacro),
+        CrateKind::Bin => Some(Uncacheable::Bin),
+        CrateKind::BuildScript => Some(Uncacheable::BuildScript),
+        CrateKind::Test => Some(Uncacheable::Test),
+        CrateKind::Dylib => Some(Uncacheable::Dylib),
+        CrateKind::Cdylib => Some(Uncacheable::Cdylib),
+        CrateKind::Staticlib => Some(Uncacheable::Staticlib),
+    };
+    // The crate type explains more than any flag: report it first.
+    if let Some(u) = linked {
+        *unc = Some(u);
+        return;
+    }
+    if unc.is_some() {
+        return;
+    }
+    if inv.emit.other || !(inv.emit.metadata || inv.emit.link) {
+        *unc = Some(Uncacheable::UnsupportedEmit);
+    } else if inv.out_dir.is_none() || inv.crate_name.is_none() {
+        *unc = Some(Uncacheable::UnknownFlag);
+    }
+}
+
+impl RustcInvocation {
+    /// The kind of crate this invocation builds.
+    pub fn kind(&self) -> CrateKind {
+        let types: Vec<&str> = if self.crate_types.is_empty() {
+            vec!["bin"]
+        } else {
+            self.crate_types.iter().map(String::as_str).collect()
+        };
+        if self.test {
+            return CrateKind::Test;
+        }
+        if types.contains(&"proc-macro") {
+            return CrateKind::ProcMacro;
+        }
+        if types.contains(&"bin") {
+            let is_build_script = self
+                .crate_name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("build_script_"));
+            return if is_build_script {
+                CrateKind::BuildScript
+            } else {
+                CrateKind::Bin
+            };
+        }
+        if types.contains(&"cdylib") {
+            return CrateKind::Cdylib;
+        }
+        if types.contains(&"dylib") {
+            return CrateKind::Dylib;
+        }
+        if types.contains(&"staticlib") {
+            return CrateKind::Staticlib;
+        }
+        CrateKind::Lib
+    }
+
+    /// `crate_name` + `extra_filename`: the stem cargo gives every output.
+    pub fn stem(&self) -> String {
+        format!(
+            "{}{}",
+            self.crate_name.as_deref().unwrap_or("unknown"),
+            self.extra_filename
+        )
+    }
+
+    /// The files a cacheable (lib/rlib) invocation writes, as (role, path).
+    pub fn lib_outputs(&self) -> Vec<(&'static str, PathBuf)> {
+        let Some(dir) = &self.out_dir else {
+            return Vec::new();
+        };
+        let stem = self.stem();
+        let mut out = Vec::new();
+        if self.emit.link {
+            out.push(("rlib", dir.join(format!("lib{stem}.rlib"))));
+        }
+        if self.emit.metadata {
+            out.push(("rmeta", dir.join(format!("lib{stem}.rmeta"))));
+        }
+        if self.emit.dep_info {
+            out.push(("dep-info", dir.join(format!("{stem}.d"))));
+        }
+        out
+    }
+
+    /// The dep-info file rustc writes, if asked for.
+    pub fn depinfo_path(&self) -> Option<PathBuf> {
+        if !self.emit.dep_info {
+            return None;
+        }
+        Some(self.out_dir.as_ref()?.join(format!("{}.d", self.stem())))
+    }
+
+    /// The linked artifact a proc-macro or dylib invocation writes (Linux naming).
+    pub fn dylib_output(&self) -> Option<PathBuf> {
+        if !self.emit.link {
+            return None;
+        }
+        Some(self.out_dir.as_ref()?.join(format!("lib{}.so", self.stem())))
+    }
+
+    /// The key arguments with every path normalized by `normalize`.
+    pub fn key_args(&self, normalize: impl Fn(&Path) -> String) -> Vec<String> {
+        self.key_args
+            .iter()
+            .map(|(flag, v)| match v {
+                None => flag.clone(),
+                Some(KeyValue::Plain(s)) => format!("{flag}={s}"),
+                Some(KeyValue::Path(p)) => format!("{flag}={}", normalize(Path::new(p))),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> RustcInvocation {
+        let args: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+        parse_rustc_args(&args)
+    }
+
+    const LIB: &str = "--crate-name dep --edition=2024 dep/src/lib.rs --error-format=json \
+        --json=diagnostic-rendered-ansi,artifacts,future-incompat --crate-type lib \
+        --emit=dep-info,metadata,link -C embed-bitcode=no -C debuginfo=2 \
+        -C metadata=05bd352a9f70e55a -C extra-filename=-9517d73897b5767e \
+        --out-dir /t/debug/deps -L dependency=/t/debug/deps --extern itoa=/t/debug/deps/libitoa-1.rmeta";
+
+    #[test]
+    fn parses_a_cargo_lib_invocation() {
+        let inv = parse(LIB);
+        assert_eq!(inv.uncacheable, None);
+        assert!(!inv.is_query);
+        assert_eq!(inv.kind(), CrateKind::Lib);
+        assert_eq!(inv.stem(), "dep-9517d73897b5767e");
+        assert_eq!(inv.externs.len(), 1);
+        let outs: Vec<_> = inv.lib_outputs().into_iter().map(|(r, _)| r).collect();
+        assert_eq!(outs, ["rlib", "rmeta", "dep-info"]);
+        let key = inv.key_args(|p| p.display().to_string());
+        assert!(key.contains(&"--json=artifacts,future-incompat".to_string()));
+        assert!(!key.iter().any(|a| a.contains("/t/debug")), "{key:?}");
+    }
+
+    #[test]
+    fn classifies_uncacheable_units() {
+        let inc = parse(&format!("{LIB} -C incremental=/t/inc"));
+        assert_eq!(inc.uncacheable, Some(Uncacheable::Incremental));
+        let pm = parse(&LIB.replace("--crate-type lib", "--crate-type proc-macro"));
+        assert_eq!(pm.uncacheable, Some(Uncacheable::ProcMacro));
+        let bs = parse(
+            &LIB.replace("--crate-type lib", "--crate-type bin")
+                .replace("--crate-name dep", "--crate-name build_script_build"),
+        );
+        assert_eq!(bs.uncacheable, Some(Uncacheable::BuildScript));
+        let unknown = parse(&format!("{LIB} --frobnicate"));
+        assert_eq!(unknown.uncacheable, Some(Uncacheable::UnknownFlag));
+        let test = parse(&format!("{LIB} --test"));
+        assert_eq!(test.uncacheable, Some(Uncacheable::Test));
+        let asm = parse(&LIB.replace("--emit=dep-info,metadata,link", "--emit=asm"));
+        assert_eq!(asm.uncacheable, Some(Uncacheable::UnsupportedEmit));
+    }
+
+    #[test]
+    fn probes_are_queries() {
+        assert!(parse("-vV").is_query);
+        assert!(parse("- --crate-name ___ --print=file-names --crate-type lib").is_query);
+    }
+
+    #[test]
+    fn static_libs_are_recorded() {
+        let inv = parse(&format!("{LIB} -l static=foo -l dylib=bar -l static:-bundle=baz"));
+        assert_eq!(inv.static_libs.len(), 1);
+        assert_eq!(inv.static_libs[0].name, "foo");
+    }
+}

@@ -1,0 +1,198 @@
+//! The two levels of a unit's key.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use super::{CompilerId, Key, KeyHasher, PathMap, RustcInvocation};
+use crate::key::artifact::artifact_identity;
+use crate::wrapper::Uncacheable;
+
+/// Everything outside the command line that a key reads.
+pub struct KeyEnv<'a> {
+    pub path_map: &'a PathMap,
+    pub compiler: &'a CompilerId,
+    /// The environment rustc was started with.
+    pub vars: &'a BTreeMap<String, String>,
+    /// The directory rustc runs in.
+    pub cwd: &'a Path,
+}
+
+/// The first-level key of a unit, and how it was derived (for `--explain`-style debugging).
+#[derive(Clone, Debug)]
+pub struct UnitKeys {
+    pub l1: Key,
+}
+
+/// One input file with its content digest, path normalized.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct InputDigest {
+    pub path: String,
+    pub digest: String,
+}
+
+/// Variables cargo sets for rustc that describe the package being built. Cargo's own
+/// configuration (`CARGO_HOME`, `CARGO_TARGET_DIR`, `CARGO_PROFILE_*`, …) is not here:
+/// what of it reaches rustc arrives as arguments, which are keyed on their own.
+fn is_keyed_cargo_var(name: &str) -> bool {
+    const NOT_FOR_RUSTC: &[&str] = &[
+        "CARGO_MAKEFLAGS",
+        "CARGO_HOME",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_",
+        "CARGO_TERM_",
+        "CARGO_NET_",
+        "CARGO_HTTP_",
+        "CARGO_REGISTRY_",
+        "CARGO_REGISTRIES_",
+        "CARGO_PROFILE_",
+        "CARGO_INCREMENTAL",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_LOG",
+        "CARGO_UNSTABLE_",
+        "CARGO_ALIAS_",
+        "CARGO_CACHE_",
+        "CARGO_FUTURE_INCOMPAT_",
+        "CARGO_INSTALL_",
+        "CARGO_SOURCE_",
+        "CARGO_RESOLVER_",
+        "CARGO_DOC_",
+        "CARGO_NEW_",
+        "CARGO_CARGO_NEW_",
+    ];
+    if !name.starts_with("CARGO_") {
+        return false;
+    }
+    if name == "CARGO_TARGET_TMPDIR" {
+        return true;
+    }
+    // `CARGO_TARGET_<triple>_LINKER` and friends are configuration.
+    if name.starts_with("CARGO_TARGET_") {
+        return false;
+    }
+    !NOT_FOR_RUSTC.iter().any(|p| name.starts_with(p))
+}
+
+/// Variables read by rustc itself that change its output.
+const RUSTC_VARS: &[&str] = &[
+    "OUT_DIR",
+    "RUSTC_BOOTSTRAP",
+    "MACOSX_DEPLOYMENT_TARGET",
+    "IPHONEOS_DEPLOYMENT_TARGET",
+    "TVOS_DEPLOYMENT_TARGET",
+    "WATCHOS_DEPLOYMENT_TARGET",
+    "XROS_DEPLOYMENT_TARGET",
+];
+
+/// The first-level key: everything known before rustc runs.
+pub fn l1_key(inv: &RustcInvocation, env: &KeyEnv<'_>) -> Result<UnitKeys, Uncacheable> {
+    let pm = env.path_map;
+    let mut h = KeyHasher::new("unit-l1");
+    h.key("compiler", &env.compiler.key);
+    h.str("cwd", &pm.normalize_path(env.cwd));
+    let input = inv.input.as_deref().unwrap_or("");
+    h.str("input", &pm.normalize_path(&env.cwd.join(input)));
+    let args = inv.key_args(|p| pm.normalize_path(&env.cwd.join(p)));
+    h.list("args", args.iter().map(String::as_str));
+
+    let mut externs = Vec::with_capacity(inv.externs.len());
+    for ext in &inv.externs {
+        let id = match &ext.path {
+            None => String::new(),
+            Some(p) => {
+                let ext_kind = p.extension().map(|e| e.to_string_lossy()).unwrap_or_default();
+                let id = artifact_identity(&env.cwd.join(p))
+                    .map_err(|_| Uncacheable::UnreadableInput)?;
+                format!("{ext_kind}:{id}")
+            }
+        };
+        externs.push(format!("{}={id}", ext.name));
+    }
+    externs.sort();
+    h.list("externs", externs.iter().map(String::as_str));
+
+    let mut static_libs = Vec::new();
+    for lib in &inv.static_libs {
+        let file_name = if lib.verbatim {
+            lib.name.clone()
+        } else {
+            format!("lib{}.a", lib.name)
+        };
+        let found = inv
+            .search_paths
+            .iter()
+            .filter(|(kind, _)| kind == "native" || kind == "all")
+            .map(|(_, dir)| env.cwd.join(dir).join(&file_name))
+            .find(|p| p.is_file())
+            .ok_or(Uncacheable::UnresolvedNativeLib)?;
+        let digest = hash_file(&found).map_err(|_| Uncacheable::UnreadableInput)?;
+        static_libs.push(format!("{}={digest}", lib.name));
+    }
+    h.list("static-libs", static_libs.iter().map(String::as_str));
+
+    let vars: Vec<String> = env
+        .vars
+        .iter()
+        .filter(|(k, _)| is_keyed_cargo_var(k) || RUSTC_VARS.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={}", pm.normalize_text(v)))
+        .collect();
+    h.list("env", vars.iter().map(String::as_str));
+    Ok(UnitKeys { l1: h.finish() })
+}
+
+/// The entry key: the first-level key plus what the dep-info says rustc read.
+/// `inputs` must be sorted by path; `env` holds `(name, normalized value)`.
+pub fn entry_key(l1: &Key, inputs: &[InputDigest], env: &[(String, Option<String>)]) -> Key {
+    let mut h = KeyHasher::new("unit-entry");
+    h.key("l1", l1);
+    let files: Vec<String> = inputs
+        .iter()
+        .map(|i| format!("{}={}", i.path, i.digest))
+        .collect();
+    h.list("inputs", files.iter().map(String::as_str));
+    let env: Vec<String> = env
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => format!("{k}"),
+        })
+        .collect();
+    h.list("env-deps", env.iter().map(String::as_str));
+    h.finish()
+}
+
+/// The blake3 digest of a file's contents.
+pub fn hash_file(path: &Path) -> io::Result<Key> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(File::open(path)?)?;
+    Ok(Key(*hasher.finalize().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_config_vars_are_not_keyed() {
+        assert!(is_keyed_cargo_var("CARGO_PKG_VERSION"));
+        assert!(is_keyed_cargo_var("CARGO_MANIFEST_DIR"));
+        assert!(is_keyed_cargo_var("CARGO_TARGET_TMPDIR"));
+        assert!(!is_keyed_cargo_var("CARGO_MAKEFLAGS"));
+        assert!(!is_keyed_cargo_var("CARGO_TARGET_DIR"));
+        assert!(!is_keyed_cargo_var("CARGO_HOME"));
+        assert!(!is_keyed_cargo_var("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"));
+        assert!(!is_keyed_cargo_var("PATH"));
+    }
+
+    #[test]
+    fn entry_key_depends_on_every_input() {
+        let l1 = Key::digest(b"l1");
+        let a = InputDigest { path: "a".into(), digest: "1".into() };
+        let b = InputDigest { path: "a".into(), digest: "2".into() };
+        let e = vec![("X".to_string(), Some("1".to_string()))];
+        let unset = vec![("X".to_string(), None)];
+        assert_ne!(entry_key(&l1, &[a.clone()], &e), entry_key(&l1, &[b], &e));
+        assert_ne!(entry_key(&l1, &[a.clone()], &e), entry_key(&l1, &[a], &unset));
+    }
+}

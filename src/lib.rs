@@ -1,0 +1,15 @@
+//! cargo-xcache: a path-independent compilation cache for cargo builds that start cold.
+//!
+//! Data flows one way: [`graph`] (what cargo will compile) -> [`key`] (what a cache key
+//! covers) -> [`store`] (bytes at rest) -> [`wrapper`] (one rustc invocation: restore or
+//! compile, then write an event) -> [`report`] (what the user sees). [`config`] resolves
+//! flags, environment and files once; [`cli`] is the front door used by the binary.
+
+pub mod cli;
+pub mod config;
+pub mod errors;
+pub mod graph;
+pub mod key;
+pub mod report;
+pub mod store;
+pub mod wrapper;

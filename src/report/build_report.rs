@@ -1,0 +1,145 @@
+//! The build report, written to `<target-dir>/xcache/report.json`.
+//!
+//! Scripts depend on `format_version`, `summary.{units,hits,misses,uncacheable,wall_ms}`
+//! and the unit fields `package`, `version`, `crate_name`, `kind`, `outcome`, `reason`,
+//! `compile_ms`, `restore_ms`: keep them stable. New fields may be added; a renamed or
+//! removed field bumps `format_version`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::wrapper::{Outcome, UnitEvent, Warning};
+
+/// The report format version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Totals.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Summary {
+    pub units: usize,
+    pub hits: usize,
+    pub misses: usize,
+    pub uncacheable: usize,
+    pub errors: usize,
+    /// Wall time of the whole command.
+    pub wall_ms: u64,
+    /// Sum of rustc time of units compiled in this build.
+    pub compile_ms: u64,
+    /// Sum of restore time of hits.
+    pub restore_ms: u64,
+    /// What the hits took to compile originally, less what restoring them took.
+    pub saved_ms: u64,
+    /// Time the wrapper spent on cache work, summed over units.
+    pub overhead_ms: u64,
+    /// Units the build plan expected (an estimate, see the book).
+    pub planned: usize,
+    pub bytes_stored: u64,
+    pub bytes_restored: u64,
+}
+
+/// One rustc invocation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnitReport {
+    pub package: String,
+    pub version: String,
+    pub crate_name: String,
+    pub kind: String,
+    pub target: Option<String>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub compile_ms: Option<u64>,
+    pub restore_ms: Option<u64>,
+    pub key: Option<String>,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BuildReport {
+    pub format_version: u32,
+    pub xcache_version: String,
+    /// The cargo arguments of the build.
+    pub cargo_args: Vec<String>,
+    pub exit_code: i32,
+    pub store: PathBuf,
+    pub summary: Summary,
+    /// Cache problems met (each code once); the build compiled past them.
+    pub warnings: Vec<Warning>,
+    pub units: Vec<UnitReport>,
+}
+
+impl BuildReport {
+    /// Builds the report from the wrapper's events.
+    pub fn from_events(
+        events: &[UnitEvent],
+        cargo_args: Vec<String>,
+        exit_code: i32,
+        store: PathBuf,
+        wall_ms: u64,
+        planned: usize,
+    ) -> BuildReport {
+        let mut s = Summary {
+            units: events.len(),
+            wall_ms,
+            planned,
+            ..Summary::default()
+        };
+        let mut warnings: Vec<Warning> = Vec::new();
+        let mut units = Vec::with_capacity(events.len());
+        for e in events {
+            match e.outcome {
+                Outcome::Hit => {
+                    s.hits += 1;
+                    s.restore_ms += e.restore_ms.unwrap_or(0);
+                    s.saved_ms += e
+                        .compile_ms
+                        .unwrap_or(0)
+                        .saturating_sub(e.restore_ms.unwrap_or(0));
+                    s.bytes_restored += e.bytes;
+                }
+                Outcome::Miss => {
+                    s.misses += 1;
+                    s.bytes_stored += e.bytes;
+                }
+                Outcome::Uncacheable => s.uncacheable += 1,
+                Outcome::Error => s.errors += 1,
+            }
+            if e.outcome != Outcome::Hit {
+                s.compile_ms += e.compile_ms.unwrap_or(0);
+            }
+            s.overhead_ms += e.overhead_ms;
+            for w in &e.warnings {
+                if !warnings.iter().any(|x| x.code == w.code) {
+                    warnings.push(w.clone());
+                }
+            }
+            units.push(UnitReport {
+                package: e.package.clone(),
+                version: e.version.clone(),
+                crate_name: e.crate_name.clone(),
+                kind: e.kind.clone(),
+                target: e.target.clone(),
+                outcome: e.outcome,
+                reason: e.reason.clone(),
+                compile_ms: e.compile_ms,
+                restore_ms: e.restore_ms,
+                key: e.key.clone(),
+            });
+        }
+        BuildReport {
+            format_version: FORMAT_VERSION,
+            xcache_version: env!("CARGO_PKG_VERSION").to_string(),
+            cargo_args,
+            exit_code,
+            store,
+            summary: s,
+            warnings,
+            units,
+        }
+    }
+}
+
+/// Where a target dir's last report lives.
+pub fn report_path(target_dir: &Path) -> PathBuf {
+    target_dir.join("xcache").join("report.json")
+}

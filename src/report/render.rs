@@ -1,0 +1,119 @@
+//! Human renderings of a report.
+
+use std::fmt::Write;
+
+use super::BuildReport;
+use crate::wrapper::{Outcome, Uncacheable};
+
+fn secs(ms: u64) -> String {
+    format!("{:.2}s", ms as f64 / 1000.0)
+}
+
+/// The one-line summary printed after a build.
+pub fn render_summary_line(r: &BuildReport) -> String {
+    let s = &r.summary;
+    let mut line = format!(
+        "xcache: {} units: {} hit, {} miss, {} uncacheable",
+        s.units, s.hits, s.misses, s.uncacheable
+    );
+    if s.errors > 0 {
+        let _ = write!(line, ", {} failed", s.errors);
+    }
+    let _ = write!(line, " in {}", secs(s.wall_ms));
+    if s.saved_ms > 0 {
+        let _ = write!(line, " (about {} of compiling saved)", secs(s.saved_ms));
+    }
+    line
+}
+
+/// The table shown by `cargo xcache report`.
+pub fn render_table(r: &BuildReport) -> String {
+    let mut out = String::new();
+    let s = &r.summary;
+    let _ = writeln!(out, "{}", render_summary_line(r));
+    let _ = writeln!(out, "store: {}", r.store.display());
+    let _ = writeln!(
+        out,
+        "time: wall {}, rustc {}, restoring {}, cache work {}, saved {}",
+        secs(s.wall_ms),
+        secs(s.compile_ms),
+        secs(s.restore_ms),
+        secs(s.overhead_ms),
+        secs(s.saved_ms)
+    );
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {} [{}]", w.message, w.code);
+    }
+    for outcome in [Outcome::Hit, Outcome::Miss, Outcome::Uncacheable, Outcome::Error] {
+        let units: Vec<_> = r.units.iter().filter(|u| u.outcome == outcome).collect();
+        if units.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{} ({})", outcome.as_str(), units.len());
+        for u in units {
+            let ms = match outcome {
+                Outcome::Hit => format!(
+                    "restored in {}, compiled in {}",
+                    secs(u.restore_ms.unwrap_or(0)),
+                    secs(u.compile_ms.unwrap_or(0))
+                ),
+                _ => format!("compiled in {}", secs(u.compile_ms.unwrap_or(0))),
+            };
+            let reason = u
+                .reason
+                .as_deref()
+                .map(|r| format!("  [{r}]"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<28} {:<10} {:<12} {ms}{reason}",
+                format!("{} {}", u.package, u.version),
+                u.crate_name_short(),
+                u.kind,
+            );
+        }
+    }
+    // Why units were not cached, by reason, with what each reason means.
+    let mut reasons: Vec<(&str, usize)> = Vec::new();
+    for u in r.units.iter().filter(|u| u.outcome == Outcome::Uncacheable) {
+        let code = u.reason.as_deref().unwrap_or("unknown");
+        match reasons.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => reasons.push((code, 1)),
+        }
+    }
+    if !reasons.is_empty() {
+        let _ = writeln!(out, "\nuncacheable, by reason");
+        for (code, n) in reasons {
+            let desc = Uncacheable::ALL
+                .iter()
+                .find(|u| u.code() == code)
+                .map(|u| u.description())
+                .unwrap_or("");
+            let _ = writeln!(out, "  {n:>4}  {code}: {desc}");
+        }
+    }
+    let mut slow: Vec<_> = r.units.iter().filter(|u| u.compile_ms.is_some()).collect();
+    slow.sort_by_key(|u| std::cmp::Reverse(u.compile_ms.unwrap_or(0)));
+    if !slow.is_empty() {
+        let _ = writeln!(out, "\nslowest units (compile time)");
+        for u in slow.iter().take(10) {
+            let _ = writeln!(
+                out,
+                "  {:>8}  {} {} ({}, {})",
+                secs(u.compile_ms.unwrap_or(0)),
+                u.package,
+                u.version,
+                u.kind,
+                u.outcome.as_str()
+            );
+        }
+    }
+    out
+}
+
+impl super::UnitReport {
+    fn crate_name_short(&self) -> &str {
+        &self.crate_name
+    }
+}

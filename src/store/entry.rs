@@ -1,0 +1,318 @@
+//! The entry format: one zstd stream holding a header and the unit's files.
+//!
+//! ```text
+//! "XCACHEE\0"  u32 format  u32 meta_len  meta (JSON)  blake3(meta)
+//! per file:    u64 len     bytes         blake3(bytes)
+//! "END\0"
+//! ```
+//! Every part carries its digest and is checked on restore; a file is only renamed into
+//! place once all digests matched. Files stream through in bounded buffers: an entry is
+//! never held in memory whole. The format names files by role, so linked outputs and
+//! build-script results fit without a new format.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use memchr::memmem;
+use serde::{Deserialize, Serialize};
+
+use crate::key::Key;
+
+const MAGIC: &[u8; 8] = b"XCACHEE\0";
+const FORMAT: u32 = 1;
+const END: &[u8; 4] = b"END\0";
+
+/// One file of an entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EntryFile {
+    /// What the file is (`rlib`, `rmeta`, `dep-info`, …).
+    pub role: String,
+    /// The file name it is restored under.
+    pub name: String,
+    /// True if the contents hold path tokens to expand on restore.
+    pub template: bool,
+}
+
+/// The header of an entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EntryMeta {
+    pub format_version: u32,
+    /// The entry key, checked against the one asked for.
+    pub key: String,
+    pub files: Vec<EntryFile>,
+    /// What rustc printed, with path tokens.
+    pub stdout: String,
+    pub stderr: String,
+    /// True if the stored diagnostics were rendered with ANSI colours.
+    pub ansi: bool,
+    /// How long the original compile took.
+    pub compile_ms: u64,
+    pub xcache_version: String,
+}
+
+/// Where the bytes of one file come from when writing an entry.
+pub enum EntrySource<'a> {
+    Path(&'a Path),
+    Bytes(&'a [u8]),
+}
+
+/// The result of writing an entry.
+#[derive(Debug)]
+pub struct PutOutcome {
+    /// Bytes of file content written (before compression).
+    pub bytes: u64,
+    /// The index of a needle found in a scanned file, if any.
+    pub needle_found: Option<usize>,
+}
+
+/// Writes an entry to `out`. Files with `scan` set are searched for every needle while
+/// they stream; the caller decides what a find means.
+pub fn write_entry(
+    out: impl Write,
+    meta: &EntryMeta,
+    sources: &[(EntrySource<'_>, bool)],
+    needles: &[Vec<u8>],
+) -> io::Result<PutOutcome> {
+    let mut z = zstd::stream::write::Encoder::new(out, 3)?;
+    z.write_all(MAGIC)?;
+    z.write_all(&FORMAT.to_le_bytes())?;
+    let meta_json = serde_json::to_vec(meta).map_err(io::Error::other)?;
+    z.write_all(&(meta_json.len() as u32).to_le_bytes())?;
+    z.write_all(&meta_json)?;
+    z.write_all(blake3::hash(&meta_json).as_bytes())?;
+    let finders: Vec<memmem::Finder<'_>> = needles.iter().map(|n| memmem::Finder::new(n)).collect();
+    let overlap = needles.iter().map(Vec::len).max().unwrap_or(1).saturating_sub(1);
+    let mut total = 0u64;
+    let mut needle_found = None;
+    for (source, scan) in sources {
+        let len = match source {
+            EntrySource::Path(p) => std::fs::metadata(p)?.len(),
+            EntrySource::Bytes(b) => b.len() as u64,
+        };
+        z.write_all(&len.to_le_bytes())?;
+        let mut hasher = blake3::Hasher::new();
+        let mut reader: Box<dyn Read> = match source {
+            EntrySource::Path(p) => Box::new(File::open(p)?),
+            EntrySource::Bytes(b) => Box::new(*b),
+        };
+        let mut buf = vec![0u8; 256 * 1024];
+        // The tail of the previous chunk, so a needle across a chunk border is found.
+        let mut window: Vec<u8> = Vec::new();
+        let mut written = 0u64;
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &buf[..n];
+            hasher.update(chunk);
+            z.write_all(chunk)?;
+            written += n as u64;
+            if *scan && needle_found.is_none() && !finders.is_empty() {
+                window.extend_from_slice(chunk);
+                needle_found = finders.iter().position(|f| f.find(&window).is_some());
+                let keep = window.len().min(overlap);
+                window.drain(..window.len() - keep);
+            }
+        }
+        if written != len {
+            return Err(io::Error::other("a file changed size while it was stored"));
+        }
+        z.write_all(hasher.finalize().as_bytes())?;
+        total += len;
+    }
+    z.write_all(END)?;
+    z.finish()?;
+    Ok(PutOutcome {
+        bytes: total,
+        needle_found,
+    })
+}
+
+/// Reads an entry file by file, checking every digest.
+pub struct EntryReader {
+    z: zstd::stream::read::Decoder<'static, BufReader<File>>,
+    meta: EntryMeta,
+    next_file: usize,
+}
+
+/// Why an entry could not be read: I/O trouble, or bytes that are not a valid entry.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(io::Error),
+    Corrupt(String),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        // A truncated or garbled zstd stream surfaces as an I/O error of the decoder.
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData | io::ErrorKind::Other => {
+                ReadError::Corrupt(e.to_string())
+            }
+            _ => ReadError::Io(e),
+        }
+    }
+}
+
+impl EntryReader {
+    /// Opens an entry and checks its header.
+    pub fn open(path: &Path, expected: &Key) -> Result<EntryReader, ReadError> {
+        let file = File::open(path).map_err(ReadError::Io)?;
+        let mut z = zstd::stream::read::Decoder::new(file)?;
+        let mut magic = [0u8; 8];
+        z.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(ReadError::Corrupt("not an xcache entry".into()));
+        }
+        let format = read_u32(&mut z)?;
+        if format != FORMAT {
+            return Err(ReadError::Corrupt(format!("unknown entry format {format}")));
+        }
+        let meta_len = read_u32(&mut z)? as usize;
+        if meta_len > 64 * 1024 * 1024 {
+            return Err(ReadError::Corrupt("header too large".into()));
+        }
+        let mut meta_json = vec![0u8; meta_len];
+        z.read_exact(&mut meta_json)?;
+        let mut digest = [0u8; 32];
+        z.read_exact(&mut digest)?;
+        if blake3::hash(&meta_json).as_bytes() != &digest {
+            return Err(ReadError::Corrupt("header digest mismatch".into()));
+        }
+        let meta: EntryMeta = serde_json::from_slice(&meta_json)
+            .map_err(|e| ReadError::Corrupt(format!("header: {e}")))?;
+        if meta.key != expected.to_hex() {
+            return Err(ReadError::Corrupt("entry holds another key".into()));
+        }
+        Ok(EntryReader {
+            z,
+            meta,
+            next_file: 0,
+        })
+    }
+
+    pub fn meta(&self) -> &EntryMeta {
+        &self.meta
+    }
+
+    /// Streams the next file into `out`, checking its digest. Returns its length.
+    pub fn next_file(&mut self, out: &mut impl Write) -> Result<u64, ReadError> {
+        if self.next_file >= self.meta.files.len() {
+            return Err(ReadError::Corrupt("more files asked for than stored".into()));
+        }
+        self.next_file += 1;
+        let mut len_bytes = [0u8; 8];
+        self.z.read_exact(&mut len_bytes)?;
+        let len = u64::from_le_bytes(len_bytes);
+        let mut hasher = blake3::Hasher::new();
+        let mut left = len;
+        let mut buf = vec![0u8; 256 * 1024];
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            self.z.read_exact(&mut buf[..want])?;
+            hasher.update(&buf[..want]);
+            out.write_all(&buf[..want]).map_err(ReadError::Io)?;
+            left -= want as u64;
+        }
+        let mut digest = [0u8; 32];
+        self.z.read_exact(&mut digest)?;
+        if hasher.finalize().as_bytes() != &digest {
+            return Err(ReadError::Corrupt("file digest mismatch".into()));
+        }
+        Ok(len)
+    }
+
+    /// Checks the end marker after the last file.
+    pub fn finish(mut self) -> Result<(), ReadError> {
+        let mut end = [0u8; 4];
+        self.z.read_exact(&mut end)?;
+        if &end != END {
+            return Err(ReadError::Corrupt("missing end marker".into()));
+        }
+        Ok(())
+    }
+}
+
+fn read_u32(r: &mut impl Read) -> io::Result<u32> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+/// A path next to `dest` for a file being restored.
+pub fn restore_temp_path(dest: &Path) -> PathBuf {
+    let mut s = dest.as_os_str().to_owned();
+    s.push(format!(".xcache-tmp-{}", std::process::id()));
+    PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(key: &Key, files: usize) -> EntryMeta {
+        EntryMeta {
+            format_version: 1,
+            key: key.to_hex(),
+            files: (0..files)
+                .map(|i| EntryFile {
+                    role: "rlib".into(),
+                    name: format!("f{i}"),
+                    template: false,
+                })
+                .collect(),
+            stdout: String::new(),
+            stderr: "warn".into(),
+            ansi: false,
+            compile_ms: 5,
+            xcache_version: "test".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::digest(b"k");
+        let big: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        let path = dir.path().join("e");
+        let needle = b"/home/needle".to_vec();
+        let mut with_needle = big.clone();
+        // Straddles the 256 KiB chunk border.
+        with_needle[262_140..262_152].copy_from_slice(&needle);
+        let out = write_entry(
+            File::create(&path).unwrap(),
+            &meta(&key, 2),
+            &[(EntrySource::Bytes(&big), true), (EntrySource::Bytes(&with_needle), true)],
+            &[needle],
+        )
+        .unwrap();
+        assert_eq!(out.needle_found, Some(0));
+        let mut r = EntryReader::open(&path, &key).unwrap();
+        let mut a = Vec::new();
+        r.next_file(&mut a).unwrap();
+        assert_eq!(a, big);
+        let mut b = Vec::new();
+        r.next_file(&mut b).unwrap();
+        assert_eq!(b, with_needle);
+        r.finish().unwrap();
+
+        assert!(matches!(
+            EntryReader::open(&path, &Key::digest(b"other")),
+            Err(ReadError::Corrupt(_))
+        ));
+        // Flip a byte in the middle of the compressed stream.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        let result = EntryReader::open(&path, &key).and_then(|mut r| {
+            let mut sink = Vec::new();
+            r.next_file(&mut sink)?;
+            r.next_file(&mut sink)?;
+            r.finish()
+        });
+        assert!(matches!(result, Err(ReadError::Corrupt(_))), "{result:?}");
+    }
+}

@@ -1,0 +1,84 @@
+//! What the wrapper tells the front-end: one JSON line per rustc invocation, appended to
+//! the file named by `XCACHE_EVENTS`. Each line is written with one `write` call on a
+//! file opened for appending, so concurrent wrappers do not interleave.
+
+use std::fs::OpenOptions;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to a unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Hit,
+    Miss,
+    Uncacheable,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Uncacheable => "uncacheable",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// A cache problem met while handling a unit (the unit was compiled regardless).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub code: String,
+    pub message: String,
+}
+
+/// One rustc invocation as the wrapper saw it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnitEvent {
+    pub format_version: u32,
+    pub package: String,
+    pub version: String,
+    pub crate_name: String,
+    pub kind: String,
+    /// `--target`, when given.
+    pub target: Option<String>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    /// For a hit: how long the original compile took. For a miss: this compile.
+    pub compile_ms: Option<u64>,
+    pub restore_ms: Option<u64>,
+    /// Time spent on cache work (keys, lookup, storing), not counting rustc.
+    pub overhead_ms: u64,
+    pub key: Option<String>,
+    /// Bytes written to or read from the store (uncompressed).
+    pub bytes: u64,
+    pub warnings: Vec<Warning>,
+}
+
+/// Appends one event line.
+pub fn append_event(path: &Path, event: &UnitEvent) -> io::Result<()> {
+    let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
+    line.push(b'\n');
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(&line)
+}
+
+/// Reads every complete event line; a torn or foreign line is skipped.
+pub fn read_events(path: &Path) -> io::Result<Vec<UnitEvent>> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(f).lines() {
+        if let Ok(ev) = serde_json::from_str::<UnitEvent>(&line?) {
+            out.push(ev);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,128 @@
+//! Why a unit is not cached. Every variant has a stable kebab-case code and a section
+//! under that code in the book (`book/src/reference/uncacheable.md`).
+
+use std::fmt;
+
+/// A reason a unit was compiled without the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uncacheable {
+    ProcMacro,
+    Bin,
+    BuildScript,
+    Test,
+    Dylib,
+    Cdylib,
+    Staticlib,
+    Incremental,
+    UnknownFlag,
+    ArgFile,
+    UnsupportedEmit,
+    UnsupportedCodegenOption,
+    TargetSpecFile,
+    UnresolvedNativeLib,
+    UnreadableInput,
+    EmbedsAbsolutePath,
+    InputChangedDuringBuild,
+    MissingOutput,
+    Disabled,
+}
+
+/// The reason code of the `error` outcome: rustc failed, and failures are never cached.
+pub const RUSTC_FAILED: &str = "rustc-failed";
+
+impl Uncacheable {
+    /// Every reason, in the order the book lists them.
+    pub const ALL: &[Uncacheable] = &[
+        Uncacheable::ProcMacro,
+        Uncacheable::Bin,
+        Uncacheable::BuildScript,
+        Uncacheable::Test,
+        Uncacheable::Dylib,
+        Uncacheable::Cdylib,
+        Uncacheable::Staticlib,
+        Uncacheable::Incremental,
+        Uncacheable::UnknownFlag,
+        Uncacheable::ArgFile,
+        Uncacheable::UnsupportedEmit,
+        Uncacheable::UnsupportedCodegenOption,
+        Uncacheable::TargetSpecFile,
+        Uncacheable::UnresolvedNativeLib,
+        Uncacheable::UnreadableInput,
+        Uncacheable::EmbedsAbsolutePath,
+        Uncacheable::InputChangedDuringBuild,
+        Uncacheable::MissingOutput,
+        Uncacheable::Disabled,
+    ];
+
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Uncacheable::ProcMacro => "proc-macro",
+            Uncacheable::Bin => "bin",
+            Uncacheable::BuildScript => "build-script",
+            Uncacheable::Test => "test",
+            Uncacheable::Dylib => "dylib",
+            Uncacheable::Cdylib => "cdylib",
+            Uncacheable::Staticlib => "staticlib",
+            Uncacheable::Incremental => "incremental",
+            Uncacheable::UnknownFlag => "unknown-flag",
+            Uncacheable::ArgFile => "arg-file",
+            Uncacheable::UnsupportedEmit => "unsupported-emit",
+            Uncacheable::UnsupportedCodegenOption => "unsupported-codegen-option",
+            Uncacheable::TargetSpecFile => "target-spec-file",
+            Uncacheable::UnresolvedNativeLib => "unresolved-native-lib",
+            Uncacheable::UnreadableInput => "unreadable-input",
+            Uncacheable::EmbedsAbsolutePath => "embeds-absolute-path",
+            Uncacheable::InputChangedDuringBuild => "input-changed-during-build",
+            Uncacheable::MissingOutput => "missing-output",
+            Uncacheable::Disabled => "disabled",
+        }
+    }
+
+    /// One line for humans.
+    pub fn description(self) -> &'static str {
+        match self {
+            Uncacheable::ProcMacro => "proc-macro crates are linked dynamic libraries; linked outputs are not cached yet",
+            Uncacheable::Bin => "executables go through the linker; linked outputs are not cached yet",
+            Uncacheable::BuildScript => "build-script executables go through the linker; linked outputs are not cached yet",
+            Uncacheable::Test => "test harnesses (--test) are linked executables",
+            Uncacheable::Dylib => "Rust dynamic libraries go through the linker",
+            Uncacheable::Cdylib => "C dynamic libraries go through the linker",
+            Uncacheable::Staticlib => "static libraries for C bundle the whole dependency tree",
+            Uncacheable::Incremental => "incremental compilation (-C incremental) keeps state outside the outputs",
+            Uncacheable::UnknownFlag => "a rustc argument the cache does not understand",
+            Uncacheable::ArgFile => "arguments read from an @file",
+            Uncacheable::UnsupportedEmit => "--emit kinds other than dep-info, metadata and link, or an explicit output path",
+            Uncacheable::UnsupportedCodegenOption => "a -C option whose inputs or outputs lie outside the unit (profile-use, save-temps)",
+            Uncacheable::TargetSpecFile => "--target names a custom target spec file",
+            Uncacheable::UnresolvedNativeLib => "a static native library to bundle was not found on the search path",
+            Uncacheable::UnreadableInput => "an input (source, --extern, native library) could not be read",
+            Uncacheable::EmbedsAbsolutePath => "the output holds an absolute path of this machine; it would be wrong elsewhere",
+            Uncacheable::InputChangedDuringBuild => "a source file changed while rustc was reading it",
+            Uncacheable::MissingOutput => "rustc did not write an output the cache expected",
+            Uncacheable::Disabled => "XCACHE_DISABLE is set",
+        }
+    }
+}
+
+impl fmt::Display for Uncacheable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_kebab_case() {
+        let mut codes: Vec<&str> = Uncacheable::ALL.iter().map(|u| u.code()).collect();
+        for c in &codes {
+            assert!(c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-'), "{c}");
+        }
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), Uncacheable::ALL.len());
+    }
+}

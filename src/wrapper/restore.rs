@@ -1,0 +1,133 @@
+//! Restoring an entry into the target dir, and replaying what rustc printed.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::errors::CacheError;
+use crate::key::{Key, PathMap};
+use crate::store::{EntryMeta, LocalStore, ReadError, restore_temp_path};
+
+/// What a successful restore brought back.
+pub struct Restored {
+    pub meta: EntryMeta,
+    pub bytes: u64,
+}
+
+/// Restores entry `key` into `out_dir`. Nothing is renamed into place until every
+/// digest matched; on any failure the temp files are removed. A corrupt entry is
+/// deleted from the store.
+pub fn restore_entry(
+    store: &LocalStore,
+    key: &Key,
+    out_dir: &Path,
+    pm: &PathMap,
+) -> Result<Option<Restored>, CacheError> {
+    let Some(mut reader) = store.open_entry(key)? else {
+        return Ok(None);
+    };
+    let meta = reader.meta().clone();
+    let mut temps: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let result = (|| -> Result<u64, ReadError> {
+        let mut bytes = 0;
+        for f in &meta.files {
+            if f.name.is_empty() || f.name.contains('/') || f.name == ".." || f.name == "." {
+                return Err(ReadError::Corrupt(format!("bad file name {:?}", f.name)));
+            }
+            let dest = out_dir.join(&f.name);
+            let tmp = restore_temp_path(&dest);
+            temps.push((tmp.clone(), dest));
+            if f.template {
+                let mut buf = Vec::new();
+                bytes += reader.next_file(&mut buf)?;
+                let text = String::from_utf8(buf)
+                    .map_err(|_| ReadError::Corrupt("template is not UTF-8".into()))?;
+                let expanded = pm.expand_depinfo(&text);
+                if PathMap::has_token(&expanded) {
+                    // Written for a root this invocation does not have.
+                    return Err(ReadError::Io(io::Error::other("unexpandable path token")));
+                }
+                fs::write(&tmp, expanded)?;
+            } else {
+                let mut w = BufWriter::new(File::create(&tmp)?);
+                bytes += reader.next_file(&mut w)?;
+                w.flush()?;
+            }
+        }
+        Ok(bytes)
+    })()
+    .and_then(|bytes| reader.finish().map(|()| bytes));
+    let cleanup = |temps: &[(PathBuf, PathBuf)]| {
+        for (tmp, _) in temps {
+            let _ = fs::remove_file(tmp);
+        }
+    };
+    let bytes = match result {
+        Ok(b) => b,
+        Err(ReadError::Corrupt(reason)) => {
+            cleanup(&temps);
+            return Err(store.discard(key, reason));
+        }
+        Err(ReadError::Io(source)) => {
+            cleanup(&temps);
+            return Err(CacheError::Read {
+                path: store.entry_path(key),
+                source,
+            });
+        }
+    };
+    for (tmp, dest) in &temps {
+        if let Err(source) = fs::rename(tmp, dest) {
+            cleanup(&temps);
+            return Err(CacheError::Write {
+                path: dest.clone(),
+                source,
+            });
+        }
+    }
+    Ok(Some(Restored { meta, bytes }))
+}
+
+/// Stored messages for this invocation: tokens expanded to the current paths, and ANSI
+/// colour removed when this invocation did not ask for it.
+pub fn replay_text(stored: &str, pm: &PathMap, stored_ansi: bool, want_ansi: bool) -> String {
+    let text = pm.expand_text(stored);
+    if stored_ansi && !want_ansi {
+        strip_json_ansi(&text)
+    } else {
+        text
+    }
+}
+
+/// Removes ANSI SGR sequences as they appear inside JSON strings (`\u001b[...m`).
+fn strip_json_ansi(s: &str) -> String {
+    const ESC: &str = "\\u001b[";
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(ESC) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + ESC.len()..];
+        match after.find('m') {
+            Some(j) if after[..j].bytes().all(|b| b.is_ascii_digit() || b == b';') => {
+                rest = &after[j + 1..];
+            }
+            _ => {
+                out.push_str(ESC);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ansi_in_json() {
+        let s = r#"{"rendered":"\u001b[0m\u001b[1m\u001b[33mwarning\u001b[0m: x"}"#;
+        assert_eq!(strip_json_ansi(s), r#"{"rendered":"warning: x"}"#);
+    }
+}

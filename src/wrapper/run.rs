@@ -1,0 +1,507 @@
+//! The wrapper's flow for one rustc invocation.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime};
+
+use super::restore::{replay_text, restore_entry};
+use super::{Outcome, RUSTC_FAILED, Uncacheable, UnitEvent, Warning, append_event};
+use crate::config::{Env, WrapperConfig};
+use crate::errors::CacheError;
+use crate::key::{
+    CompilerId, CrateKind, DepInfo, InputDigest, Key, KeyEnv, PathMap, RustcInvocation,
+    compiler_id, entry_key, hash_file, l1_key, parse_rustc_args, write_artifact_identity,
+};
+use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Variant, VariantEnv};
+
+/// Runs one rustc invocation through the cache and returns the exit code to give cargo.
+/// `rustc` is the compiler cargo asked for; `args` follow it.
+pub fn run_wrapper(rustc: PathBuf, args: Vec<String>, env: Env, cwd: PathBuf) -> i32 {
+    let inv = parse_rustc_args(&args);
+    if inv.is_query {
+        // Version queries, `--print`, probe compiles from stdin: straight through.
+        return passthrough(&rustc, &args);
+    }
+    let cfg = WrapperConfig::resolve(env, cwd);
+    let mut unit = Unit::new(rustc, inv, cfg);
+    unit.run()
+}
+
+fn passthrough(rustc: &Path, args: &[String]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let err = Command::new(rustc).args(args).exec();
+    eprintln!("error: xcache: failed to run {}: {err}", rustc.display());
+    1
+}
+
+struct Unit {
+    rustc: PathBuf,
+    inv: RustcInvocation,
+    cfg: WrapperConfig,
+    pm: PathMap,
+    warnings: Vec<Warning>,
+    started: Instant,
+    started_at: SystemTime,
+    rustc_ms: u64,
+}
+
+struct Compiled {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Unit {
+    fn new(rustc: PathBuf, inv: RustcInvocation, cfg: WrapperConfig) -> Unit {
+        let target_root = inv.out_dir.as_deref().map(|d| target_root(&cfg.cwd.join(d)));
+        let pm = PathMap::new(&cfg.cwd, target_root.as_deref(), cfg.cargo_home.as_deref());
+        Unit {
+            rustc,
+            inv,
+            cfg,
+            pm,
+            warnings: Vec::new(),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            rustc_ms: 0,
+        }
+    }
+
+    fn warn(&mut self, e: &CacheError) {
+        self.warnings.push(Warning {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        });
+    }
+
+    fn run(&mut self) -> i32 {
+        let store = match (&self.cfg.store_dir, self.cfg.disabled) {
+            (_, true) | (None, _) => None,
+            (Some(dir), false) => match LocalStore::open(dir) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.warn(&e);
+                    None
+                }
+            },
+        };
+        let compiler = match compiler_id(
+            &self.rustc,
+            store.as_ref().map(|s| s.compilers_dir()).as_deref(),
+            self.cfg.rustup_toolchain.as_deref(),
+            self.cfg.env.path_var().map(|p| p.as_os_str()),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.warn(&e);
+                None
+            }
+        };
+        let mut reason = self.inv.uncacheable;
+        if self.cfg.disabled && reason.is_none() {
+            reason = Some(Uncacheable::Disabled);
+        }
+        let l1 = compiler.as_ref().and_then(|c| match self.l1(c) {
+            Ok(k) => Some(k),
+            Err(u) => {
+                reason.get_or_insert(u);
+                None
+            }
+        });
+        let cacheable_store = match (&store, reason, &l1, compiler.is_some()) {
+            (Some(s), None, Some(_), true) => Some(s.clone()),
+            _ => None,
+        };
+
+        if let (Some(store), Some(l1)) = (&cacheable_store, &l1)
+            && let Some(code) = self.try_hit(store, l1)
+        {
+            return code;
+        }
+
+        let t = Instant::now();
+        let compiled = match self.compile() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: xcache: failed to run {}: {e}", self.rustc.display());
+                return 1;
+            }
+        };
+        self.rustc_ms = t.elapsed().as_millis() as u64;
+        if compiled.code != 0 {
+            self.emit(Outcome::Error, Some(RUSTC_FAILED.to_string()), None, 0);
+            return compiled.code;
+        }
+
+        // Identify the outputs by their inputs, so dependents can key on them.
+        let mut bytes = 0;
+        let entry = l1.as_ref().and_then(|l1| self.entry_key_after_compile(l1, &mut reason));
+        if let (Some(store), Some((key, variant)), None) = (&cacheable_store, &entry, reason) {
+            match self.store_entry(store, key, &compiled) {
+                Ok(Ok(n)) => {
+                    bytes = n;
+                    if let Some(l1) = &l1
+                        && let Err(e) = store.add_variant(l1, variant.clone())
+                    {
+                        self.warn(&e);
+                    }
+                }
+                Ok(Err(u)) => reason = Some(u),
+                Err(e) => self.warn(&e),
+            }
+        }
+        if let Some((key, _)) = &entry {
+            self.write_identities(key);
+        }
+        let outcome = if reason.is_some() {
+            Outcome::Uncacheable
+        } else {
+            Outcome::Miss
+        };
+        let key = entry.map(|(k, _)| k);
+        self.emit(outcome, reason.map(|r| r.code().to_string()), key, bytes);
+        0
+    }
+
+    fn l1(&self, compiler: &CompilerId) -> Result<Key, Uncacheable> {
+        let kenv = KeyEnv {
+            path_map: &self.pm,
+            compiler,
+            vars: self.cfg.env.all(),
+            cwd: &self.cfg.cwd,
+        };
+        l1_key(&self.inv, &kenv).map(|k| k.l1)
+    }
+
+    /// Looks the unit up and restores it. `Some(exit code)` on a hit.
+    fn try_hit(&mut self, store: &LocalStore, l1: &Key) -> Option<i32> {
+        let key = self.lookup(store, l1)?;
+        let out_dir = self.cfg.cwd.join(self.inv.out_dir.as_ref()?);
+        let t = Instant::now();
+        match restore_entry(store, &key, &out_dir, &self.pm) {
+            Ok(Some(restored)) => {
+                let restore_ms = t.elapsed().as_millis() as u64;
+                self.write_identities(&key);
+                let want_ansi = self
+                    .inv
+                    .args
+                    .iter()
+                    .any(|a| a.starts_with("--json") && a.contains("diagnostic-rendered-ansi"));
+                let m = &restored.meta;
+                let out = replay_text(&m.stdout, &self.pm, m.ansi, want_ansi);
+                let err = replay_text(&m.stderr, &self.pm, m.ansi, want_ansi);
+                let _ = io::stdout().write_all(out.as_bytes());
+                let _ = io::stderr().write_all(err.as_bytes());
+                let mut ev = self.event(Outcome::Hit, None, Some(key), restored.bytes);
+                ev.compile_ms = Some(m.compile_ms);
+                ev.restore_ms = Some(restore_ms);
+                self.finish_event(ev);
+                Some(0)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.warn(&e);
+                None
+            }
+        }
+    }
+
+    /// Finds the entry key whose recorded inputs match the files on disk now.
+    fn lookup(&self, store: &LocalStore, l1: &Key) -> Option<Key> {
+        let manifest = store.read_manifest(l1);
+        let mut digests: HashMap<String, Option<String>> = HashMap::new();
+        'variants: for v in &manifest.variants {
+            let env = self.current_env(v.env.iter().map(|e| e.name.as_str()));
+            for (e, (_, now)) in v.env.iter().zip(&env) {
+                if &e.value != now {
+                    continue 'variants;
+                }
+            }
+            for input in &v.inputs {
+                let now = digests.entry(input.path.clone()).or_insert_with(|| {
+                    let real = self.pm.expand_path(&input.path);
+                    if PathMap::has_token(&real.to_string_lossy()) {
+                        return None;
+                    }
+                    hash_file(&real).ok().map(|k| k.to_hex())
+                });
+                if now.as_deref() != Some(input.digest.as_str()) {
+                    continue 'variants;
+                }
+            }
+            return Some(entry_key(l1, &v.inputs, &env));
+        }
+        None
+    }
+
+    /// `(name, normalized current value)` for each variable.
+    fn current_env<'a>(
+        &self,
+        names: impl Iterator<Item = &'a str>,
+    ) -> Vec<(String, Option<String>)> {
+        names
+            .map(|n| {
+                let v = self.cfg.env.all().get(n).map(|v| self.pm.normalize_text(v));
+                (n.to_string(), v)
+            })
+            .collect()
+    }
+
+    /// Runs rustc, passing its output through as it comes (cargo starts dependents as
+    /// soon as it sees the metadata artifact message) and keeping a copy.
+    fn compile(&self) -> io::Result<Compiled> {
+        let mut child = Command::new(&self.rustc)
+            .args(self.pm.remap_args())
+            .args(&self.inv.args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut child_out = child.stdout.take().expect("piped");
+        let child_err = child.stderr.take().expect("piped");
+        let out_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = child_out.read_to_end(&mut buf);
+            buf
+        });
+        let mut stderr = Vec::new();
+        let mut reader = BufReader::new(child_err);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            let mut e = io::stderr().lock();
+            let _ = e.write_all(&line);
+            let _ = e.flush();
+            stderr.extend_from_slice(&line);
+        }
+        let status = child.wait()?;
+        let stdout = out_thread.join().unwrap_or_default();
+        let _ = io::stdout().write_all(&stdout);
+        Ok(Compiled {
+            code: status.code().unwrap_or(101),
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Reads the dep-info and computes the entry key with the manifest variant. Sets
+    /// `reason` when the unit turns out uncacheable.
+    fn entry_key_after_compile(
+        &self,
+        l1: &Key,
+        reason: &mut Option<Uncacheable>,
+    ) -> Option<(Key, Variant)> {
+        let d_path = self.cfg.cwd.join(self.inv.depinfo_path()?);
+        let text = match std::fs::read_to_string(&d_path) {
+            Ok(t) => t,
+            Err(_) => {
+                reason.get_or_insert(Uncacheable::MissingOutput);
+                return None;
+            }
+        };
+        let info = DepInfo::parse(&text, &self.cfg.cwd);
+        let mut inputs = Vec::with_capacity(info.files.len());
+        for f in &info.files {
+            let changed = std::fs::metadata(f)
+                .and_then(|m| m.modified())
+                .map(|m| m > self.started_at)
+                .unwrap_or(true);
+            if changed {
+                reason.get_or_insert(Uncacheable::InputChangedDuringBuild);
+            }
+            let Ok(digest) = hash_file(f) else {
+                reason.get_or_insert(Uncacheable::UnreadableInput);
+                return None;
+            };
+            inputs.push(InputDigest {
+                path: self.pm.normalize_path(f),
+                digest: digest.to_hex(),
+            });
+        }
+        inputs.sort();
+        let env: Vec<(String, Option<String>)> = info
+            .env
+            .iter()
+            .map(|e| (e.name.clone(), e.value.as_deref().map(|v| self.pm.normalize_text(v))))
+            .collect();
+        let key = entry_key(l1, &inputs, &env);
+        let variant = Variant {
+            inputs,
+            env: env
+                .into_iter()
+                .map(|(name, value)| VariantEnv { name, value })
+                .collect(),
+            entry: key.to_hex(),
+        };
+        Some((key, variant))
+    }
+
+    /// Stores the outputs. `Ok(Err(reason))` when they turn out not to be cacheable.
+    fn store_entry(
+        &self,
+        store: &LocalStore,
+        key: &Key,
+        compiled: &Compiled,
+    ) -> Result<Result<u64, Uncacheable>, CacheError> {
+        let outputs: Vec<(&'static str, PathBuf)> = self
+            .inv
+            .lib_outputs()
+            .into_iter()
+            .map(|(role, p)| (role, self.cfg.cwd.join(p)))
+            .collect();
+        if outputs.iter().any(|(_, p)| !p.is_file()) {
+            return Ok(Err(Uncacheable::MissingOutput));
+        }
+        let mut depinfo_text = Vec::new();
+        let mut files = Vec::new();
+        for (role, path) in &outputs {
+            let template = *role == "dep-info";
+            if template {
+                let text = std::fs::read_to_string(path).map_err(|source| CacheError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                depinfo_text = self.pm.normalize_text(&text).into_bytes();
+            }
+            files.push(EntryFile {
+                role: role.to_string(),
+                name: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                template,
+            });
+        }
+        let sources: Vec<(EntrySource<'_>, bool)> = outputs
+            .iter()
+            .map(|(role, path)| {
+                if *role == "dep-info" {
+                    (EntrySource::Bytes(&depinfo_text), false)
+                } else {
+                    (EntrySource::Path(path), true)
+                }
+            })
+            .collect();
+        let ansi = self
+            .inv
+            .args
+            .iter()
+            .any(|a| a.starts_with("--json") && a.contains("diagnostic-rendered-ansi"));
+        let meta = EntryMeta {
+            format_version: 1,
+            key: key.to_hex(),
+            files,
+            stdout: self.pm.normalize_text(&String::from_utf8_lossy(&compiled.stdout)),
+            stderr: self.pm.normalize_text(&String::from_utf8_lossy(&compiled.stderr)),
+            ansi,
+            compile_ms: self.rustc_ms,
+            xcache_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        // An artifact that still holds one of this machine's roots after remapping
+        // would carry that path to every other machine: such a unit is not cached.
+        let needles: Vec<Vec<u8>> = self
+            .pm
+            .roots()
+            .iter()
+            .map(|r| r.real.as_bytes().to_vec())
+            .collect();
+        let outcome = store.put_entry(key, &meta, &sources, &needles)?;
+        if outcome.needle_found.is_some() {
+            return Ok(Err(Uncacheable::EmbedsAbsolutePath));
+        }
+        Ok(Ok(outcome.bytes))
+    }
+
+    /// Writes the identity sidecars of this unit's artifacts.
+    fn write_identities(&mut self, key: &Key) {
+        let mut paths: Vec<PathBuf> = self
+            .inv
+            .lib_outputs()
+            .into_iter()
+            .filter(|(role, _)| *role != "dep-info")
+            .map(|(_, p)| p)
+            .collect();
+        if matches!(self.inv.kind(), CrateKind::ProcMacro | CrateKind::Dylib)
+            && let Some(p) = self.inv.dylib_output()
+        {
+            paths = vec![p];
+        }
+        for p in paths {
+            let p = self.cfg.cwd.join(p);
+            if p.is_file()
+                && let Err(source) = write_artifact_identity(&p, key)
+            {
+                let e = CacheError::Write { path: p, source };
+                self.warn(&e);
+            }
+        }
+    }
+
+    fn event(&self, outcome: Outcome, reason: Option<String>, key: Option<Key>, bytes: u64) -> UnitEvent {
+        let env = &self.cfg.env;
+        let total = self.started.elapsed().as_millis() as u64;
+        UnitEvent {
+            format_version: 1,
+            package: env.get("CARGO_PKG_NAME").unwrap_or("").to_string(),
+            version: env.get("CARGO_PKG_VERSION").unwrap_or("").to_string(),
+            crate_name: self.inv.crate_name.clone().unwrap_or_default(),
+            kind: self.inv.kind().as_str().to_string(),
+            target: self.inv.target.clone(),
+            outcome,
+            reason,
+            compile_ms: (outcome != Outcome::Hit).then_some(self.rustc_ms),
+            restore_ms: None,
+            overhead_ms: total.saturating_sub(self.rustc_ms),
+            key: key.map(|k| k.to_hex()),
+            bytes,
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    fn emit(&self, outcome: Outcome, reason: Option<String>, key: Option<Key>, bytes: u64) {
+        let ev = self.event(outcome, reason, key, bytes);
+        self.finish_event(ev);
+    }
+
+    fn finish_event(&self, ev: UnitEvent) {
+        match &self.cfg.events {
+            Some(path) => {
+                let _ = append_event(path, &ev);
+            }
+            None => warn_once_per_build(&ev.warnings),
+        }
+    }
+}
+
+/// The target (build) directory an output directory belongs to: the nearest ancestor
+/// holding cargo's `CACHEDIR.TAG`, else two levels up (`<target>/<profile>/deps`).
+fn target_root(out_dir: &Path) -> PathBuf {
+    for dir in out_dir.ancestors().take(5) {
+        if dir.join("CACHEDIR.TAG").is_file() {
+            return dir.to_path_buf();
+        }
+    }
+    out_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(out_dir)
+        .to_path_buf()
+}
+
+/// Drop-in mode has no front-end to gather warnings: print each code once per cargo
+/// process, using a marker file named for cargo's PID.
+fn warn_once_per_build(warnings: &[Warning]) {
+    let ppid = std::os::unix::process::parent_id();
+    for w in warnings {
+        let marker = std::env::temp_dir().join(format!("xcache-warned-{ppid}-{}", w.code));
+        let first = OpenOptions::new().write(true).create_new(true).open(&marker).is_ok();
+        if first {
+            eprintln!("warning: xcache: {} [{}]; compiling without the cache", w.message, w.code);
+        }
+    }
+}
