@@ -20,7 +20,7 @@ pub struct DepInfo {
 }
 
 impl DepInfo {
-    /// Parses dep-info text. `outputs` are the rule targets, which are not inputs.
+    /// Parses dep-info text. Targets of rules with dependencies are outputs, not inputs.
     pub fn parse(text: &str, cwd: &Path) -> DepInfo {
         let mut files: Vec<PathBuf> = Vec::new();
         let mut targets: Vec<PathBuf> = Vec::new();
@@ -40,8 +40,12 @@ impl DepInfo {
             let Some((target, deps)) = split_rule(line) else {
                 continue;
             };
-            targets.push(cwd.join(unescape_path(&target)));
-            for dep in split_words(&deps) {
+            let deps = split_words(&deps);
+            // `file:` with nothing after it is a phony rule for an input, not an output.
+            if !deps.is_empty() {
+                targets.push(cwd.join(unescape_path(&target)));
+            }
+            for dep in deps {
                 files.push(cwd.join(unescape_path(&dep)));
             }
         }
