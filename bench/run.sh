@@ -359,9 +359,9 @@ run_build() {
   if [[ "$kind" == sccache ]]; then
     local stats="$OUT_DIR/logs/$name.sccache-stats.json"
     env "${SCCACHE_ENV[@]}" "$SCCACHE" --show-stats --stats-format json >"$stats" 2>/dev/null || true
-    HITS[$name]="$(json_get "$stats" '[.stats.cache_hits.counts[]?] | add' "sum(d['stats']['cache_hits']['counts'].values())")"
-    MISSES[$name]="$(json_get "$stats" '[.stats.cache_misses.counts[]?] | add' "sum(d['stats']['cache_misses']['counts'].values())")"
-    UNCACHEABLE[$name]="$(json_get "$stats" '[.stats.not_cached[]?] | add' "sum(d['stats']['not_cached'].values())")"
+    HITS[$name]="$(json_get "$stats" '([.stats.cache_hits.counts[]?] | add) // 0' "sum(d['stats']['cache_hits']['counts'].values())")"
+    MISSES[$name]="$(json_get "$stats" '([.stats.cache_misses.counts[]?] | add) // 0' "sum(d['stats']['cache_misses']['counts'].values())")"
+    UNCACHEABLE[$name]="$(json_get "$stats" .stats.requests_not_cacheable "d['stats']['requests_not_cacheable']")"
     stop_sccache_server
     local srv_rss=""
     if [[ -s "$run_dir/server-time.txt" ]]; then

@@ -1,11 +1,17 @@
 //! The identity of a built artifact, for the units that depend on it.
 //!
-//! A dependent's key names each `--extern` by the *entry key* of the unit that produced
-//! it, read from a small sidecar file (`<artifact>.xcache-key`) the wrapper writes next to
-//! every output. The sidecar records the artifact's size and modification time; if the
-//! artifact changed since (another tool rewrote it), the sidecar is ignored and the
-//! artifact's content digest is used instead. Either way the identity is sound: equal
-//! identities mean equal inputs or equal bytes.
+//! A dependent's key names each `--extern` by an identity:
+//! - `.rlib`/`.rmeta`: the *content digest*. Cargo starts dependents as soon as rustc
+//!   announces the metadata file, before the producing wrapper has finished; a content
+//!   digest is the same whoever computes it and whenever, so no timing can change a key.
+//!   Remapped, non-incremental libraries compile to the same bytes anywhere.
+//! - proc-macro and dylib `.so` files: the producing unit's *entry key* (cargo waits for
+//!   those units to finish), because linked files need not be byte-identical.
+//!
+//! The wrapper records the identity in a sidecar (`<artifact>.xcache-key`) with the
+//! artifact's size and modification time, so dependents need not hash it again. A
+//! sidecar that no longer matches its artifact is ignored and the content digested.
+//! Either way the identity is sound: equal identities mean equal bytes or equal inputs.
 
 use std::fs;
 use std::io;
@@ -19,7 +25,7 @@ use super::{Key, hash_file};
 #[derive(Serialize, Deserialize)]
 struct Sidecar {
     format_version: u32,
-    key: String,
+    identity: String,
     len: u64,
     mtime_ns: u128,
 }
@@ -49,17 +55,27 @@ pub fn artifact_identity(artifact: &Path) -> io::Result<String> {
         && s.len == len
         && s.mtime_ns == mtime_ns
     {
-        return Ok(format!("key:{}", s.key));
+        return Ok(s.identity);
     }
-    Ok(format!("content:{}", hash_file(artifact)?))
+    Ok(content_identity(&hash_file(artifact)?))
 }
 
-/// Records that `artifact`, as it is now on disk, was produced from `key`.
-pub fn write_artifact_identity(artifact: &Path, key: &Key) -> io::Result<()> {
+/// The identity of an artifact known by its content digest.
+pub fn content_identity(digest: &Key) -> String {
+    format!("content:{digest}")
+}
+
+/// The identity of an artifact known by the entry key of the unit that produced it.
+pub fn key_identity(key: &Key) -> String {
+    format!("key:{key}")
+}
+
+/// Records `identity` for `artifact` as it is now on disk.
+pub fn write_artifact_identity(artifact: &Path, identity: &str) -> io::Result<()> {
     let (len, mtime_ns) = stamp(artifact)?;
     let s = Sidecar {
         format_version: 1,
-        key: key.to_hex(),
+        identity: identity.to_string(),
         len,
         mtime_ns,
     };

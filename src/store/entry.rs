@@ -64,6 +64,8 @@ pub struct PutOutcome {
     pub bytes: u64,
     /// The index of a needle found in a scanned file, if any.
     pub needle_found: Option<usize>,
+    /// The content digest of each file, in order.
+    pub digests: Vec<Key>,
 }
 
 /// Writes an entry to `out`. Files with `scan` set are searched for every needle while
@@ -85,6 +87,7 @@ pub fn write_entry(
     let overlap = needles.iter().map(Vec::len).max().unwrap_or(1).saturating_sub(1);
     let mut total = 0u64;
     let mut needle_found = None;
+    let mut digests = Vec::with_capacity(sources.len());
     for (source, scan) in sources {
         let len = match source {
             EntrySource::Path(p) => std::fs::metadata(p)?.len(),
@@ -119,7 +122,9 @@ pub fn write_entry(
         if written != len {
             return Err(io::Error::other("a file changed size while it was stored"));
         }
-        z.write_all(hasher.finalize().as_bytes())?;
+        let digest = hasher.finalize();
+        z.write_all(digest.as_bytes())?;
+        digests.push(Key(*digest.as_bytes()));
         total += len;
     }
     z.write_all(END)?;
@@ -127,6 +132,7 @@ pub fn write_entry(
     Ok(PutOutcome {
         bytes: total,
         needle_found,
+        digests,
     })
 }
 
@@ -197,8 +203,9 @@ impl EntryReader {
         &self.meta
     }
 
-    /// Streams the next file into `out`, checking its digest. Returns its length.
-    pub fn next_file(&mut self, out: &mut impl Write) -> Result<u64, ReadError> {
+    /// Streams the next file into `out`, checking its digest. Returns its length and
+    /// digest.
+    pub fn next_file(&mut self, out: &mut impl Write) -> Result<(u64, Key), ReadError> {
         if self.next_file >= self.meta.files.len() {
             return Err(ReadError::Corrupt("more files asked for than stored".into()));
         }
@@ -221,7 +228,7 @@ impl EntryReader {
         if hasher.finalize().as_bytes() != &digest {
             return Err(ReadError::Corrupt("file digest mismatch".into()));
         }
-        Ok(len)
+        Ok((len, Key(digest)))
     }
 
     /// Checks the end marker after the last file.

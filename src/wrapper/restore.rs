@@ -12,6 +12,8 @@ use crate::store::{EntryMeta, LocalStore, ReadError, restore_temp_path};
 pub struct Restored {
     pub meta: EntryMeta,
     pub bytes: u64,
+    /// Each restored file with its content digest (as stored, before path expansion).
+    pub files: Vec<(PathBuf, Key)>,
 }
 
 /// Restores entry `key` into `out_dir`. Nothing is renamed into place until every
@@ -28,6 +30,7 @@ pub fn restore_entry(
     };
     let meta = reader.meta().clone();
     let mut temps: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut digests = Vec::new();
     let result = (|| -> Result<u64, ReadError> {
         let mut bytes = 0;
         for f in &meta.files {
@@ -39,7 +42,9 @@ pub fn restore_entry(
             temps.push((tmp.clone(), dest));
             if f.template {
                 let mut buf = Vec::new();
-                bytes += reader.next_file(&mut buf)?;
+                let (n, digest) = reader.next_file(&mut buf)?;
+                bytes += n;
+                digests.push(digest);
                 let text = String::from_utf8(buf)
                     .map_err(|_| ReadError::Corrupt("template is not UTF-8".into()))?;
                 let expanded = pm.expand_depinfo(&text);
@@ -50,7 +55,9 @@ pub fn restore_entry(
                 fs::write(&tmp, expanded)?;
             } else {
                 let mut w = BufWriter::new(File::create(&tmp)?);
-                bytes += reader.next_file(&mut w)?;
+                let (n, digest) = reader.next_file(&mut w)?;
+                bytes += n;
+                digests.push(digest);
                 w.flush()?;
             }
         }
@@ -85,7 +92,8 @@ pub fn restore_entry(
             });
         }
     }
-    Ok(Some(Restored { meta, bytes }))
+    let files = temps.into_iter().map(|(_, dest)| dest).zip(digests).collect();
+    Ok(Some(Restored { meta, bytes, files }))
 }
 
 /// Stored messages for this invocation: tokens expanded to the current paths, and ANSI

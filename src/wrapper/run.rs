@@ -13,7 +13,8 @@ use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
 use crate::key::{
     CompilerId, CrateKind, DepInfo, InputDigest, Key, KeyEnv, PathMap, RustcInvocation,
-    compiler_id, entry_key, hash_file, l1_key, parse_rustc_args, write_artifact_identity,
+    compiler_id, content_identity, entry_key, hash_file, key_identity, l1_key, parse_rustc_args,
+    write_artifact_identity,
 };
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Variant, VariantEnv};
 
@@ -139,10 +140,12 @@ impl Unit {
         // Identify the outputs by their inputs, so dependents can key on them.
         let mut bytes = 0;
         let entry = l1.as_ref().and_then(|l1| self.entry_key_after_compile(l1, &mut reason));
+        let mut identities: Vec<(PathBuf, String)> = Vec::new();
         if let (Some(store), Some((key, variant)), None) = (&cacheable_store, &entry, reason) {
             match self.store_entry(store, key, &compiled) {
-                Ok(Ok(n)) => {
+                Ok(Ok((n, files))) => {
                     bytes = n;
+                    identities = files;
                     if let Some(l1) = &l1
                         && let Err(e) = store.add_variant(l1, variant.clone())
                     {
@@ -153,9 +156,12 @@ impl Unit {
                 Err(e) => self.warn(&e),
             }
         }
-        if let Some((key, _)) = &entry {
-            self.write_identities(key);
+        if let Some((key, _)) = &entry
+            && let Some(so) = self.linked_lib_output()
+        {
+            identities.push((so, key_identity(key)));
         }
+        self.write_identities(identities);
         let outcome = if reason.is_some() {
             Outcome::Uncacheable
         } else {
@@ -184,7 +190,15 @@ impl Unit {
         match restore_entry(store, &key, &out_dir, &self.pm) {
             Ok(Some(restored)) => {
                 let restore_ms = t.elapsed().as_millis() as u64;
-                self.write_identities(&key);
+                let ids = restored
+                    .files
+                    .iter()
+                    .filter(|(p, _)| is_lib_artifact(p))
+                    .map(|(p, d)| (p.clone(), content_identity(d)))
+                    .collect();
+                // Before replaying: the replayed metadata message lets cargo start
+                // dependents, which read these.
+                self.write_identities(ids);
                 let want_ansi = self
                     .inv
                     .args
@@ -347,7 +361,7 @@ impl Unit {
         store: &LocalStore,
         key: &Key,
         compiled: &Compiled,
-    ) -> Result<Result<u64, Uncacheable>, CacheError> {
+    ) -> Result<Result<(u64, Vec<(PathBuf, String)>), Uncacheable>, CacheError> {
         let outputs: Vec<(&'static str, PathBuf)> = self
             .inv
             .lib_outputs()
@@ -414,28 +428,27 @@ impl Unit {
         if outcome.needle_found.is_some() {
             return Ok(Err(Uncacheable::EmbedsAbsolutePath));
         }
-        Ok(Ok(outcome.bytes))
+        let ids = outputs
+            .iter()
+            .zip(&outcome.digests)
+            .filter(|((_, p), _)| is_lib_artifact(p))
+            .map(|((_, p), d)| (p.clone(), content_identity(d)))
+            .collect();
+        Ok(Ok((outcome.bytes, ids)))
+    }
+
+    /// The `.so` a proc-macro or dylib unit links, identified by its entry key.
+    fn linked_lib_output(&self) -> Option<PathBuf> {
+        if !matches!(self.inv.kind(), CrateKind::ProcMacro | CrateKind::Dylib) {
+            return None;
+        }
+        Some(self.cfg.cwd.join(self.inv.dylib_output()?))
     }
 
     /// Writes the identity sidecars of this unit's artifacts.
-    fn write_identities(&mut self, key: &Key) {
-        let mut paths: Vec<PathBuf> = self
-            .inv
-            .lib_outputs()
-            .into_iter()
-            .filter(|(role, _)| *role != "dep-info")
-            .map(|(_, p)| p)
-            .collect();
-        if matches!(self.inv.kind(), CrateKind::ProcMacro | CrateKind::Dylib)
-            && let Some(p) = self.inv.dylib_output()
-        {
-            paths = vec![p];
-        }
-        for p in paths {
-            let p = self.cfg.cwd.join(p);
-            if p.is_file()
-                && let Err(source) = write_artifact_identity(&p, key)
-            {
+    fn write_identities(&mut self, ids: Vec<(PathBuf, String)>) {
+        for (p, id) in ids {
+            if let Err(source) = write_artifact_identity(&p, &id) {
                 let e = CacheError::Write { path: p, source };
                 self.warn(&e);
             }
@@ -476,6 +489,11 @@ impl Unit {
             None => warn_once_per_build(&ev.warnings),
         }
     }
+}
+
+/// `.rlib` and `.rmeta` files: what dependents name in `--extern`.
+fn is_lib_artifact(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("rlib" | "rmeta"))
 }
 
 /// The target (build) directory an output directory belongs to: the nearest ancestor

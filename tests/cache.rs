@@ -1,0 +1,364 @@
+//! Cache behaviour as scenario x modification x expectation, read from cargo's JSON
+//! messages and from our report — never from timing.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Build, Report, Scratch, base_command, cargo_build, xcache_build, xcache_exe};
+
+/// The units of `basic-workspace` the cache stores (libs); the others are uncacheable.
+const CACHEABLE: &[&str] = &["generated:lib", "mid:lib", "util:lib"];
+const UNCACHEABLE: &[(&str, &str)] = &[
+    ("app", "bin"),
+    ("build_script_build", "build-script"),
+    ("macros", "proc-macro"),
+];
+const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
+    greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Cold build of a fresh checkout at `ws1`, checked for the cold expectations.
+fn cold(s: &Scratch) -> Build {
+    let ws = s.checkout("basic-workspace", "ws1");
+    let b = xcache_build(&ws, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws.join("target"));
+    assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+    assert_eq!(r.with_outcome("hit"), Vec::<String>::new());
+    for (name, reason) in UNCACHEABLE {
+        assert_eq!(r.reason_of(name).as_deref(), Some(*reason), "reason of {name}");
+    }
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    b
+}
+
+#[test]
+fn moved_checkout_and_other_target_dir_hit_every_cacheable_unit() {
+    let s = Scratch::new();
+    let cold = cold(&s);
+    assert!(
+        cold.diagnostics().iter().any(|d| d.contains("never_called")),
+        "the fixture's warning shows on the cold build"
+    );
+
+    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+    let t2 = s.path("target-by-flag");
+    let warm = xcache_build(&ws2, &s.store(), &["--target-dir", t2.to_str().unwrap()], &[]);
+    warm.assert_success();
+    let r = Report::read(&t2);
+    assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
+    assert_eq!(r.with_outcome("miss"), Vec::<String>::new());
+    assert_eq!(r.summary("hits"), 3);
+    assert_eq!(warm.run("app"), EXPECTED_OUTPUT);
+    // The workspace crate's warning is replayed from the cache, exactly.
+    assert_eq!(
+        warm.diagnostics()
+            .iter()
+            .filter(|d| d.contains("never_called"))
+            .collect::<Vec<_>>(),
+        cold.diagnostics()
+            .iter()
+            .filter(|d| d.contains("never_called"))
+            .collect::<Vec<_>>()
+    );
+
+    // And once more through CARGO_TARGET_DIR, from a third directory.
+    let ws3 = s.checkout("basic-workspace", "third/ws3");
+    let t3 = s.path("target-by-env");
+    let b3 = xcache_build(&ws3, &s.store(), &[], &[("CARGO_TARGET_DIR", t3.to_str().unwrap())]);
+    b3.assert_success();
+    assert_eq!(Report::read(&t3).with_outcome("hit"), names(CACHEABLE));
+    assert_eq!(b3.run("app"), EXPECTED_OUTPUT);
+}
+
+/// Applies `modify` to a second checkout, builds it with `args`/`env` into a fresh target
+/// dir, and checks which units missed and what the program prints.
+fn modified(
+    modify: impl FnOnce(&Path),
+    args: &[&str],
+    env: &[(&str, &str)],
+    expect_miss: &[&str],
+    expect_output: &str,
+) -> Scratch {
+    let s = Scratch::new();
+    cold(&s);
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    modify(&ws2);
+    let b = xcache_build(&ws2, &s.store(), args, env);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert_eq!(r.with_outcome("miss"), names(expect_miss), "misses");
+    let expect_hit: Vec<&str> = CACHEABLE
+        .iter()
+        .copied()
+        .filter(|c| !expect_miss.contains(c))
+        .collect();
+    assert_eq!(r.with_outcome("hit"), names(&expect_hit), "hits");
+    assert_eq!(b.run("app"), expect_output);
+    s
+}
+
+#[test]
+fn edited_source_misses_the_crate_and_its_dependents() {
+    let s = modified(
+        |ws| {
+            let p = ws.join("util/src/lib.rs");
+            let text = std::fs::read_to_string(&p).unwrap();
+            std::fs::write(&p, text.replace("hello from a text file", "unused")).unwrap();
+            std::fs::write(ws.join("util/src/greeting.txt"), "edited greeting\n").unwrap();
+        },
+        &[],
+        &[],
+        &["mid:lib", "util:lib"],
+        &EXPECTED_OUTPUT.replace("hello from a text file", "edited greeting"),
+    );
+    // The original sources still hit: the store keeps both variants.
+    let ws3 = s.checkout("basic-workspace", "ws3");
+    let b = xcache_build(&ws3, &s.store(), &[], &[]);
+    b.assert_success();
+    assert_eq!(Report::read(&ws3.join("target")).with_outcome("hit"), names(CACHEABLE));
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+}
+
+#[test]
+fn edited_build_script_input_misses_the_generated_crate() {
+    modified(
+        |ws| std::fs::write(ws.join("generated/data.txt"), "alpha beta gamma delta\n").unwrap(),
+        &[],
+        &[],
+        &["generated:lib", "mid:lib"],
+        &EXPECTED_OUTPUT
+            .replace("alpha+beta+gamma", "alpha+beta+gamma+delta")
+            .replace("count=3", "count=4"),
+    );
+}
+
+#[test]
+fn changed_option_env_variable_misses_the_reader() {
+    modified(
+        |_| {},
+        &[],
+        &[("XCACHE_FIXTURE_FLAVOR", "spicy")],
+        &["mid:lib", "util:lib"],
+        &EXPECTED_OUTPUT.replace("flavor=plain", "flavor=spicy"),
+    );
+}
+
+#[test]
+fn changed_feature_misses_the_crates_it_reaches() {
+    modified(
+        |_| {},
+        &["--features", "loud"],
+        &[],
+        &["mid:lib", "util:lib"],
+        &EXPECTED_OUTPUT.replace("volume=quiet", "volume=LOUD"),
+    );
+}
+
+#[test]
+fn changed_rustflags_miss_everything() {
+    modified(
+        |_| {},
+        &[],
+        &[("RUSTFLAGS", "--cfg xcache_fixture_cfg")],
+        CACHEABLE,
+        &EXPECTED_OUTPUT.replace("rustflags=without-cfg", "rustflags=with-cfg"),
+    );
+}
+
+#[test]
+fn different_compiler_misses_everything() {
+    let shim_dir = tempfile::tempdir().unwrap();
+    let shim = shim_dir.path().join("rustc-shim");
+    std::fs::write(
+        &shim,
+        "#!/bin/sh\n\
+         if [ \"$1\" = \"-vV\" ]; then rustc -vV | sed 's/^commit-hash: .*/commit-hash: 0123456789abcdef/'; exit 0; fi\n\
+         exec rustc \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    modified(
+        |_| {},
+        &[],
+        &[("RUSTC", shim.to_str().unwrap())],
+        CACHEABLE,
+        EXPECTED_OUTPUT,
+    );
+}
+
+#[test]
+fn compile_error_is_reported_exactly_as_without_the_cache() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    let lib = ws.join("mid/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, format!("{text}\npub fn broken() -> u32 {{ \"not a number\" }}\n")).unwrap();
+
+    let plain = cargo_build(&ws, &["--target-dir", s.path("t0").to_str().unwrap()], &[]);
+    assert!(!plain.status.success());
+    // What rustc said, in order, without cargo's scheduling lines (which jobs were
+    // running, who waited for a lock), which vary from run to run with or without a cache.
+    let filter = |stderr: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(stderr)
+            .lines()
+            .filter(|l| {
+                !(l.starts_with("   Compiling")
+                    || l.starts_with("    Blocking")
+                    || l.starts_with("xcache:")
+                    || l.starts_with("warning: build failed, waiting")
+                    || (l.starts_with("warning: `") && l.contains("generated")))
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let expected = filter(&plain.stderr);
+    assert!(expected.iter().any(|l| l.contains("error[E0308]")), "{expected:?}");
+    for t in ["t1", "t2"] {
+        let mut cmd = base_command(&xcache_exe(), &ws, &s.store());
+        cmd.args(["xcache", "build", "--target-dir", s.path(t).to_str().unwrap()]);
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), plain.status.code(), "exit code ({t})");
+        assert_eq!(filter(&out.stderr), expected, "stderr ({t})");
+    }
+    // The second run restored the dependencies; the failing unit is never cached.
+    let r = Report::read(&s.path("t2"));
+    assert_eq!(r.with_outcome("hit"), names(&["generated:lib", "util:lib"]));
+    assert_eq!(r.with_outcome("error"), names(&["mid:lib"]));
+    assert_eq!(r.reason_of("mid").as_deref(), Some("rustc-failed"));
+}
+
+#[test]
+fn drop_in_wrapper_shares_entries_with_the_build_command() {
+    let s = Scratch::new();
+    cold(&s);
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let events = s.path("events.jsonl");
+    let mut cmd = base_command(Path::new("cargo"), &ws2, &s.store());
+    cmd.args(["build", "--message-format=json"])
+        .env("RUSTC_WRAPPER", xcache_exe())
+        .env("XCACHE_EVENTS", &events);
+    let b = Build::from_output(cmd.output().unwrap(), &ws2);
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    let text = std::fs::read_to_string(&events).unwrap();
+    let mut hits: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["outcome"] == "hit")
+        .map(|e| format!("{}:{}", e["crate_name"].as_str().unwrap(), e["kind"].as_str().unwrap()))
+        .collect();
+    hits.sort();
+    assert_eq!(hits, names(CACHEABLE));
+}
+
+#[test]
+fn corrupt_entries_are_detected_replaced_and_never_fail_the_build() {
+    let s = Scratch::new();
+    cold(&s);
+    let mut corrupted = 0;
+    for dir in std::fs::read_dir(s.store().join("v1/entries")).unwrap() {
+        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            let mut bytes = std::fs::read(&p).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            bytes[mid + 1] ^= 0xff;
+            std::fs::write(&p, bytes).unwrap();
+            corrupted += 1;
+        }
+    }
+    assert_eq!(corrupted, CACHEABLE.len());
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+    assert_eq!(r.warning_codes(), ["corrupt-entry"]);
+    assert_eq!(b.stderr().matches("[corrupt-entry]").count(), 1, "warned once");
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+
+    let ws3 = s.checkout("basic-workspace", "ws3");
+    let b3 = xcache_build(&ws3, &s.store(), &[], &[]);
+    b3.assert_success();
+    assert_eq!(Report::read(&ws3.join("target")).with_outcome("hit"), names(CACHEABLE));
+}
+
+#[test]
+fn unusable_store_warns_once_and_builds() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    let not_a_dir = s.path("store-is-a-file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    // The front-end cannot create the store either: it must say so, naming the path.
+    let b = xcache_build(&ws, &not_a_dir, &[], &[]);
+    assert!(!b.output.status.success());
+    assert!(b.stderr().contains(not_a_dir.to_str().unwrap()), "{}", b.stderr());
+    assert!(b.stderr().contains("XCACHE_DIR"), "{}", b.stderr());
+
+    // In drop-in mode the wrapper is on its own: it warns and compiles.
+    let mut cmd = base_command(Path::new("cargo"), &ws, &not_a_dir);
+    cmd.args(["build", "--message-format=json"]).env("RUSTC_WRAPPER", xcache_exe());
+    let b = Build::from_output(cmd.output().unwrap(), &ws);
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    assert_eq!(b.stderr().matches("[store-write-failed]").count(), 1, "{}", b.stderr());
+}
+
+#[test]
+fn release_profile_members_hit_after_the_checkout_moves() {
+    let s = Scratch::new();
+    for ws in ["a/ws", "b/ws"] {
+        let ws = s.checkout("basic-workspace", ws);
+        let mut cmd = base_command(&xcache_exe(), &ws, &s.store());
+        // The release profile is non-incremental by default: no CARGO_INCREMENTAL here.
+        cmd.env_remove("CARGO_INCREMENTAL")
+            .args(["xcache", "build", "--release", "--message-format=json"]);
+        let b = Build::from_output(cmd.output().unwrap(), &ws);
+        b.assert_success();
+        assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    }
+    let r = Report::read(&s.path("b/ws/target"));
+    assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
+}
+
+#[test]
+fn incremental_members_are_uncacheable_and_say_why() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    let mut cmd = base_command(&xcache_exe(), &ws, &s.store());
+    cmd.env_remove("CARGO_INCREMENTAL")
+        .args(["xcache", "build", "--message-format=json"]);
+    let b = Build::from_output(cmd.output().unwrap(), &ws);
+    b.assert_success();
+    let r = Report::read(&ws.join("target"));
+    for c in ["util", "mid", "generated"] {
+        assert_eq!(r.reason_of(c).as_deref(), Some("incremental"), "{c}");
+    }
+}
+
+#[test]
+fn concurrent_builds_share_one_store() {
+    let s = Scratch::new();
+    let a = s.checkout("basic-workspace", "a");
+    let b = s.checkout("basic-workspace", "b");
+    let store = s.store();
+    std::thread::scope(|scope| {
+        let h1 = scope.spawn(|| xcache_build(&a, &store, &[], &[]));
+        let h2 = scope.spawn(|| xcache_build(&b, &store, &[], &[]));
+        for h in [h1, h2] {
+            let b = h.join().unwrap();
+            b.assert_success();
+            assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+        }
+    });
+    let c = s.checkout("basic-workspace", "c");
+    let b3 = xcache_build(&c, &s.store(), &[], &[]);
+    b3.assert_success();
+    assert_eq!(Report::read(&c.join("target")).with_outcome("hit"), names(CACHEABLE));
+}

@@ -1,0 +1,246 @@
+//! Shared helpers: copy a fixture to a temp dir, run `cargo xcache build` on it with a
+//! controlled environment, and read cargo's JSON messages and our report.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn xcache_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cargo-xcache"))
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Copies `fixtures/<name>` into `dest` (created).
+pub fn copy_fixture(name: &str, dest: &Path) {
+    copy_dir(&fixtures_dir().join(name), dest);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" {
+            continue;
+        }
+        let src = entry.path();
+        let dst = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// One scratch area: a store, and as many checkouts and target dirs as a test wants.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::Builder::new().prefix("xcache-test-").tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path("store")
+    }
+
+    /// A fresh copy of a fixture at `rel`.
+    pub fn checkout(&self, fixture: &str, rel: &str) -> PathBuf {
+        let p = self.path(rel);
+        copy_fixture(fixture, &p);
+        p
+    }
+}
+
+/// A command with the environment every test starts from: no inherited cargo or
+/// xcache settings, non-incremental, a given store.
+pub fn base_command(program: &Path, cwd: &Path, store: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(cwd);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        let drop = k.starts_with("CARGO_")
+            || k.starts_with("XCACHE_")
+            || k.starts_with("RUSTC")
+            || k == "RUSTFLAGS"
+            || k == "RUSTDOCFLAGS";
+        // Keep where cargo and rustup live.
+        if drop && k != "CARGO_HOME" {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("CARGO_INCREMENTAL", "0")
+        .env("CARGO_TERM_COLOR", "never")
+        .env("XCACHE_DIR", store);
+    cmd
+}
+
+/// `cargo xcache build --message-format=json <args>` in `cwd`.
+pub fn xcache_build(cwd: &Path, store: &Path, args: &[&str], env: &[(&str, &str)]) -> Build {
+    let mut cmd = base_command(&xcache_exe(), cwd, store);
+    cmd.args(["xcache", "build", "--message-format=json"]).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Build::from_output(cmd.output().unwrap(), cwd)
+}
+
+/// Plain `cargo build` (no cache) in `cwd`.
+pub fn cargo_build(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = base_command(Path::new("cargo"), cwd, Path::new("/nonexistent"));
+    cmd.arg("build").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// What one build did.
+pub struct Build {
+    pub output: Output,
+    pub messages: Vec<Value>,
+    pub cwd: PathBuf,
+}
+
+impl Build {
+    pub fn from_output(output: Output, cwd: &Path) -> Build {
+        let messages = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        Build {
+            output,
+            messages,
+            cwd: cwd.to_path_buf(),
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.output.status.success(),
+            "build failed:\n{}\n{}",
+            self.stderr(),
+            String::from_utf8_lossy(&self.output.stdout)
+        );
+        self
+    }
+
+    /// Package name -> "fresh" for each compiler-artifact message (lib/proc-macro/bin).
+    pub fn fresh(&self) -> BTreeMap<String, bool> {
+        self.messages
+            .iter()
+            .filter(|m| m["reason"] == "compiler-artifact")
+            .map(|m| {
+                let name = m["target"]["name"].as_str().unwrap_or("").to_string();
+                let kind = m["target"]["kind"][0].as_str().unwrap_or("").to_string();
+                (format!("{name}:{kind}"), m["fresh"].as_bool().unwrap_or(false))
+            })
+            .collect()
+    }
+
+    /// The path of the built executable `name`.
+    pub fn executable(&self, name: &str) -> PathBuf {
+        self.messages
+            .iter()
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .unwrap_or_else(|| panic!("no executable {name} in cargo's messages"))
+    }
+
+    /// Runs the built executable and returns its stdout.
+    pub fn run(&self, name: &str) -> String {
+        let out = Command::new(self.executable(name)).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Compiler messages (diagnostics) cargo printed, as rendered text, in order.
+    pub fn diagnostics(&self) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter(|m| m["reason"] == "compiler-message")
+            .map(|m| m["message"]["rendered"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+/// The report of the last build in a target dir.
+pub struct Report(pub Value);
+
+impl Report {
+    pub fn read(target_dir: &Path) -> Report {
+        let path = target_dir.join("xcache").join("report.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        Report(serde_json::from_str(&text).unwrap())
+    }
+
+    pub fn summary(&self, field: &str) -> u64 {
+        self.0["summary"][field].as_u64().unwrap_or_else(|| panic!("summary.{field}"))
+    }
+
+    /// `crate_name:kind` -> outcome, for every unit.
+    pub fn outcomes(&self) -> BTreeMap<String, String> {
+        self.0["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                (
+                    format!("{}:{}", u["crate_name"].as_str().unwrap(), u["kind"].as_str().unwrap()),
+                    u["outcome"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The crate names whose outcome is `outcome`, sorted.
+    pub fn with_outcome(&self, outcome: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .outcomes()
+            .into_iter()
+            .filter(|(_, o)| o == outcome)
+            .map(|(k, _)| k)
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn reason_of(&self, crate_name: &str) -> Option<String> {
+        self.0["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["crate_name"] == crate_name)
+            .and_then(|u| u["reason"].as_str().map(str::to_string))
+    }
+
+    pub fn warning_codes(&self) -> Vec<String> {
+        self.0["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["code"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
