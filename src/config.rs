@@ -52,7 +52,10 @@ impl Env {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn all(&self) -> &BTreeMap<String, String> {
@@ -77,7 +80,8 @@ pub fn store_dir(env: &Env) -> Option<PathBuf> {
     if let Some(x) = env.get("XDG_CACHE_HOME") {
         return Some(Path::new(x).join("xcache"));
     }
-    env.get("HOME").map(|h| Path::new(h).join(".cache").join("xcache"))
+    env.get("HOME")
+        .map(|h| Path::new(h).join(".cache").join("xcache"))
 }
 
 /// `CARGO_HOME`, else `~/.cargo`.
@@ -145,7 +149,10 @@ impl BuildConfig {
             .filter(|w| !w.contains("cargo-xcache"))
             .map(str::to_string);
         Ok(BuildConfig {
-            cargo: env.get("CARGO").map(PathBuf::from).unwrap_or_else(|| "cargo".into()),
+            cargo: env
+                .get("CARGO")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "cargo".into()),
             store_dir,
             replaced_wrapper,
             disabled: env.is_true(vars::DISABLE),
@@ -165,7 +172,11 @@ mod tests {
         assert_eq!(store_dir(&e), Some(PathBuf::from("/h/.cache/xcache")));
         let e = Env::from_pairs([("HOME", "/h"), ("XDG_CACHE_HOME", "/x")]);
         assert_eq!(store_dir(&e), Some(PathBuf::from("/x/xcache")));
-        let e = Env::from_pairs([("HOME", "/h"), ("XDG_CACHE_HOME", "/x"), ("XCACHE_DIR", "/d")]);
+        let e = Env::from_pairs([
+            ("HOME", "/h"),
+            ("XDG_CACHE_HOME", "/x"),
+            ("XCACHE_DIR", "/d"),
+        ]);
         assert_eq!(store_dir(&e), Some(PathBuf::from("/d")));
     }
 }

@@ -137,8 +137,14 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
         .map_err(|e| merr(e.to_string()))?;
 
     let mut packages = Vec::new();
-    for (set, host) in [(cargo_set.target_features(), false), (cargo_set.host_features(), true)] {
-        for pkg in set.to_package_set().packages(guppy::graph::DependencyDirection::Forward) {
+    for (set, host) in [
+        (cargo_set.target_features(), false),
+        (cargo_set.host_features(), true),
+    ] {
+        for pkg in set
+            .to_package_set()
+            .packages(guppy::graph::DependencyDirection::Forward)
+        {
             packages.push(PlannedPackage {
                 name: pkg.name().to_string(),
                 version: pkg.version().to_string(),
@@ -164,5 +170,9 @@ fn first_line_chain(e: &dyn std::error::Error) -> String {
         s.push_str(&inner.to_string());
         src = inner.source();
     }
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

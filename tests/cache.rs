@@ -30,7 +30,11 @@ fn cold(s: &Scratch) -> Build {
     assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
     assert_eq!(r.with_outcome("hit"), Vec::<String>::new());
     for (name, reason) in UNCACHEABLE {
-        assert_eq!(r.reason_of(name).as_deref(), Some(*reason), "reason of {name}");
+        assert_eq!(
+            r.reason_of(name).as_deref(),
+            Some(*reason),
+            "reason of {name}"
+        );
     }
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
     b
@@ -41,13 +45,20 @@ fn moved_checkout_and_other_target_dir_hit_every_cacheable_unit() {
     let s = Scratch::new();
     let cold = cold(&s);
     assert!(
-        cold.diagnostics().iter().any(|d| d.contains("never_called")),
+        cold.diagnostics()
+            .iter()
+            .any(|d| d.contains("never_called")),
         "the fixture's warning shows on the cold build"
     );
 
     let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
     let t2 = s.path("target-by-flag");
-    let warm = xcache_build(&ws2, &s.store(), &["--target-dir", t2.to_str().unwrap()], &[]);
+    let warm = xcache_build(
+        &ws2,
+        &s.store(),
+        &["--target-dir", t2.to_str().unwrap()],
+        &[],
+    );
     warm.assert_success();
     let r = Report::read(&t2);
     assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
@@ -69,7 +80,12 @@ fn moved_checkout_and_other_target_dir_hit_every_cacheable_unit() {
     // And once more through CARGO_TARGET_DIR, from a third directory.
     let ws3 = s.checkout("basic-workspace", "third/ws3");
     let t3 = s.path("target-by-env");
-    let b3 = xcache_build(&ws3, &s.store(), &[], &[("CARGO_TARGET_DIR", t3.to_str().unwrap())]);
+    let b3 = xcache_build(
+        &ws3,
+        &s.store(),
+        &[],
+        &[("CARGO_TARGET_DIR", t3.to_str().unwrap())],
+    );
     b3.assert_success();
     assert_eq!(Report::read(&t3).with_outcome("hit"), names(CACHEABLE));
     assert_eq!(b3.run("app"), EXPECTED_OUTPUT);
@@ -120,7 +136,10 @@ fn edited_source_misses_the_crate_and_its_dependents() {
     let ws3 = s.checkout("basic-workspace", "ws3");
     let b = xcache_build(&ws3, &s.store(), &[], &[]);
     b.assert_success();
-    assert_eq!(Report::read(&ws3.join("target")).with_outcome("hit"), names(CACHEABLE));
+    assert_eq!(
+        Report::read(&ws3.join("target")).with_outcome("hit"),
+        names(CACHEABLE)
+    );
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 }
 
@@ -198,7 +217,11 @@ fn compile_error_is_reported_exactly_as_without_the_cache() {
     let ws = s.checkout("basic-workspace", "ws");
     let lib = ws.join("mid/src/lib.rs");
     let text = std::fs::read_to_string(&lib).unwrap();
-    std::fs::write(&lib, format!("{text}\npub fn broken() -> u32 {{ \"not a number\" }}\n")).unwrap();
+    std::fs::write(
+        &lib,
+        format!("{text}\npub fn broken() -> u32 {{ \"not a number\" }}\n"),
+    )
+    .unwrap();
 
     let plain = cargo_build(&ws, &["--target-dir", s.path("t0").to_str().unwrap()], &[]);
     assert!(!plain.status.success());
@@ -218,10 +241,18 @@ fn compile_error_is_reported_exactly_as_without_the_cache() {
             .collect()
     };
     let expected = filter(&plain.stderr);
-    assert!(expected.iter().any(|l| l.contains("error[E0308]")), "{expected:?}");
+    assert!(
+        expected.iter().any(|l| l.contains("error[E0308]")),
+        "{expected:?}"
+    );
     for t in ["t1", "t2"] {
         let mut cmd = base_command(&xcache_exe(), &ws, &s.store());
-        cmd.args(["xcache", "build", "--target-dir", s.path(t).to_str().unwrap()]);
+        cmd.args([
+            "xcache",
+            "build",
+            "--target-dir",
+            s.path(t).to_str().unwrap(),
+        ]);
         let out = cmd.output().unwrap();
         assert_eq!(out.status.code(), plain.status.code(), "exit code ({t})");
         assert_eq!(filter(&out.stderr), expected, "stderr ({t})");
@@ -251,7 +282,13 @@ fn drop_in_wrapper_shares_entries_with_the_build_command() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|e| e["outcome"] == "hit")
-        .map(|e| format!("{}:{}", e["crate_name"].as_str().unwrap(), e["kind"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["crate_name"].as_str().unwrap(),
+                e["kind"].as_str().unwrap()
+            )
+        })
         .collect();
     hits.sort();
     assert_eq!(hits, names(CACHEABLE));
@@ -280,13 +317,20 @@ fn corrupt_entries_are_detected_replaced_and_never_fail_the_build() {
     let r = Report::read(&ws2.join("target"));
     assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
     assert_eq!(r.warning_codes(), ["corrupt-entry"]);
-    assert_eq!(b.stderr().matches("[corrupt-entry]").count(), 1, "warned once");
+    assert_eq!(
+        b.stderr().matches("[corrupt-entry]").count(),
+        1,
+        "warned once"
+    );
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 
     let ws3 = s.checkout("basic-workspace", "ws3");
     let b3 = xcache_build(&ws3, &s.store(), &[], &[]);
     b3.assert_success();
-    assert_eq!(Report::read(&ws3.join("target")).with_outcome("hit"), names(CACHEABLE));
+    assert_eq!(
+        Report::read(&ws3.join("target")).with_outcome("hit"),
+        names(CACHEABLE)
+    );
 }
 
 #[test]
@@ -298,16 +342,26 @@ fn unusable_store_warns_once_and_builds() {
     // The front-end cannot create the store either: it must say so, naming the path.
     let b = xcache_build(&ws, &not_a_dir, &[], &[]);
     assert!(!b.output.status.success());
-    assert!(b.stderr().contains(not_a_dir.to_str().unwrap()), "{}", b.stderr());
+    assert!(
+        b.stderr().contains(not_a_dir.to_str().unwrap()),
+        "{}",
+        b.stderr()
+    );
     assert!(b.stderr().contains("XCACHE_DIR"), "{}", b.stderr());
 
     // In drop-in mode the wrapper is on its own: it warns and compiles.
     let mut cmd = base_command(Path::new("cargo"), &ws, &not_a_dir);
-    cmd.args(["build", "--message-format=json"]).env("RUSTC_WRAPPER", xcache_exe());
+    cmd.args(["build", "--message-format=json"])
+        .env("RUSTC_WRAPPER", xcache_exe());
     let b = Build::from_output(cmd.output().unwrap(), &ws);
     b.assert_success();
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
-    assert_eq!(b.stderr().matches("[store-write-failed]").count(), 1, "{}", b.stderr());
+    assert_eq!(
+        b.stderr().matches("[store-write-failed]").count(),
+        1,
+        "{}",
+        b.stderr()
+    );
 }
 
 #[test]
@@ -317,8 +371,12 @@ fn release_profile_members_hit_after_the_checkout_moves() {
         let ws = s.checkout("basic-workspace", ws);
         let mut cmd = base_command(&xcache_exe(), &ws, &s.store());
         // The release profile is non-incremental by default: no CARGO_INCREMENTAL here.
-        cmd.env_remove("CARGO_INCREMENTAL")
-            .args(["xcache", "build", "--release", "--message-format=json"]);
+        cmd.env_remove("CARGO_INCREMENTAL").args([
+            "xcache",
+            "build",
+            "--release",
+            "--message-format=json",
+        ]);
         let b = Build::from_output(cmd.output().unwrap(), &ws);
         b.assert_success();
         assert_eq!(b.run("app"), EXPECTED_OUTPUT);
@@ -360,5 +418,8 @@ fn concurrent_builds_share_one_store() {
     let c = s.checkout("basic-workspace", "c");
     let b3 = xcache_build(&c, &s.store(), &[], &[]);
     b3.assert_success();
-    assert_eq!(Report::read(&c.join("target")).with_outcome("hit"), names(CACHEABLE));
+    assert_eq!(
+        Report::read(&c.join("target")).with_outcome("hit"),
+        names(CACHEABLE)
+    );
 }

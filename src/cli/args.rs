@@ -82,7 +82,10 @@ pub fn selection_from_cargo_args(args: &[String]) -> Selection {
             "--manifest-path" => sel.manifest_path = value().map(PathBuf::from),
             _ => {
                 // `-pfoo` and `-Ffeat` spellings.
-                if let Some(p) = a.strip_prefix("-p").filter(|p| !p.is_empty() && !a.starts_with("--")) {
+                if let Some(p) = a
+                    .strip_prefix("-p")
+                    .filter(|p| !p.is_empty() && !a.starts_with("--"))
+                {
                     sel.packages.push(p.to_string());
                 } else if let Some(f) = a.strip_prefix("-F").filter(|f| !f.is_empty()) {
                     sel.features.push(f.to_string());
@@ -103,11 +106,27 @@ mod tests {
 
     #[test]
     fn reads_selection_flags() {
-        let sel = s(&["--release", "-p", "a", "--package=b", "-pc", "--features", "x,y", "-Fz", "--target-dir", "t"]);
+        let sel = s(&[
+            "--release",
+            "-p",
+            "a",
+            "--package=b",
+            "-pc",
+            "--features",
+            "x,y",
+            "-Fz",
+            "--target-dir",
+            "t",
+        ]);
         assert_eq!(sel.packages, ["a", "b", "c"]);
         assert_eq!(sel.features, ["x,y", "z"]);
         assert_eq!(sel.target_dir, Some(PathBuf::from("t")));
-        let sel = s(&["--workspace", "--all-features", "--target", "x86_64-unknown-linux-gnu"]);
+        let sel = s(&[
+            "--workspace",
+            "--all-features",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ]);
         assert!(sel.workspace && sel.all_features);
         assert_eq!(sel.target.as_deref(), Some("x86_64-unknown-linux-gnu"));
     }

@@ -107,7 +107,10 @@ pub fn run(args: BuildArgs) -> Result<i32, CliError> {
         source,
     })?;
     for w in &report.warnings {
-        eprintln!("warning: xcache: {} [{}]; those units compiled without the cache", w.message, w.code);
+        eprintln!(
+            "warning: xcache: {} [{}]; those units compiled without the cache",
+            w.message, w.code
+        );
     }
     eprintln!("{}", render_summary_line(&report));
     Ok(code)

@@ -59,7 +59,10 @@ pub fn compiler_id(
     }
     let id = probe(rustc)?;
     if let Some(p) = memo_path {
-        let _ = crate::store::write_atomic(&p, format!("{}\n{}", id.key.to_hex(), id.version).as_bytes());
+        let _ = crate::store::write_atomic(
+            &p,
+            format!("{}\n{}", id.key.to_hex(), id.version).as_bytes(),
+        );
     }
     Ok(id)
 }

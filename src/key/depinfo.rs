@@ -143,7 +143,13 @@ mod tests {
             ]
         );
         assert_eq!(d.env.len(), 2);
-        assert_eq!(d.env[0], EnvDep { name: "MAYBE".into(), value: None });
+        assert_eq!(
+            d.env[0],
+            EnvDep {
+                name: "MAYBE".into(),
+                value: None
+            }
+        );
         assert_eq!(d.env[1].value.as_deref(), Some("/t/build/out"));
     }
 }

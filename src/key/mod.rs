@@ -18,9 +18,7 @@ mod path_map;
 mod rustc_args;
 mod unit_key;
 
-pub use artifact::{
-    artifact_identity, content_identity, key_identity, write_artifact_identity,
-};
+pub use artifact::{artifact_identity, content_identity, key_identity, write_artifact_identity};
 pub use compiler::{CompilerId, compiler_id};
 pub use depinfo::{DepInfo, EnvDep};
 pub use hasher::{Key, KeyHasher};

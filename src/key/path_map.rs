@@ -80,14 +80,12 @@ impl PathMap {
         }
         let home_real = cargo_home.map(|h| h.to_string_lossy().trim_end_matches('/').to_string());
         let cwd_s = cwd.to_string_lossy();
-        let inside_home = home_real
-            .as_deref()
-            .is_some_and(|h| is_under(&cwd_s, h));
+        let inside_home = home_real.as_deref().is_some_and(|h| is_under(&cwd_s, h));
         if !inside_home {
             push(RootKind::Cwd, cwd);
         }
         // Most specific (longest) first: normalization takes the first match.
-        roots.sort_by(|a, b| b.real.len().cmp(&a.real.len()));
+        roots.sort_by_key(|r| std::cmp::Reverse(r.real.len()));
         PathMap { roots }
     }
 
@@ -208,8 +206,14 @@ mod tests {
             m.normalize_path(Path::new("/home/u/ws/target/debug/x")),
             "@@xcache:target@@/debug/x"
         );
-        assert_eq!(m.normalize_path(Path::new("/home/u/ws/src/a.rs")), "@@xcache:ws@@/src/a.rs");
-        assert_eq!(m.normalize_path(Path::new("/home/u/wsx/a.rs")), "/home/u/wsx/a.rs");
+        assert_eq!(
+            m.normalize_path(Path::new("/home/u/ws/src/a.rs")),
+            "@@xcache:ws@@/src/a.rs"
+        );
+        assert_eq!(
+            m.normalize_path(Path::new("/home/u/wsx/a.rs")),
+            "/home/u/wsx/a.rs"
+        );
         assert_eq!(m.normalize_path(Path::new("/etc/x")), "/etc/x");
     }
 
@@ -225,9 +229,15 @@ mod tests {
         let m = map();
         let t = r#"{"artifact":"/home/u/ws/target/debug/deps/liba.rmeta"} /home/u/wsx"#;
         let n = m.normalize_text(t);
-        assert_eq!(n, r#"{"artifact":"@@xcache:target@@/debug/deps/liba.rmeta"} /home/u/wsx"#);
+        assert_eq!(
+            n,
+            r#"{"artifact":"@@xcache:target@@/debug/deps/liba.rmeta"} /home/u/wsx"#
+        );
         let other = PathMap::new(Path::new("/b"), Some(Path::new("/b/t")), None);
-        assert_eq!(other.expand_text(&n), r#"{"artifact":"/b/t/debug/deps/liba.rmeta"} /home/u/wsx"#);
+        assert_eq!(
+            other.expand_text(&n),
+            r#"{"artifact":"/b/t/debug/deps/liba.rmeta"} /home/u/wsx"#
+        );
     }
 
     #[test]
@@ -239,7 +249,9 @@ mod tests {
         );
         assert_eq!(m.roots().len(), 1);
         assert_eq!(
-            m.normalize_path(Path::new("/home/u/.cargo/registry/src/x/itoa-1.0.0/src/lib.rs")),
+            m.normalize_path(Path::new(
+                "/home/u/.cargo/registry/src/x/itoa-1.0.0/src/lib.rs"
+            )),
             "@@xcache:cargo-home@@/registry/src/x/itoa-1.0.0/src/lib.rs"
         );
     }

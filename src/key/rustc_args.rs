@@ -305,7 +305,8 @@ fn handle_value(
                 .split(',')
                 .filter(|p| *p != "diagnostic-rendered-ansi")
                 .collect();
-            inv.key_args.push((flag.to_string(), Some(KeyValue::Plain(kept.join(",")))));
+            inv.key_args
+                .push((flag.to_string(), Some(KeyValue::Plain(kept.join(",")))));
             return;
         }
         "-C" | "--codegen" => {
@@ -325,12 +326,15 @@ fn handle_value(
                 }
                 _ => {}
             }
-            inv.key_args.push(("-C".to_string(), Some(KeyValue::Plain(value))));
+            inv.key_args
+                .push(("-C".to_string(), Some(KeyValue::Plain(value))));
             return;
         }
         "-L" => {
             let (kind, path) = match value.split_once('=') {
-                Some((k, p)) if ["dependency", "crate", "native", "framework", "all"].contains(&k) => {
+                Some((k, p))
+                    if ["dependency", "crate", "native", "framework", "all"].contains(&k) =>
+                {
                     (k.to_string(), p.to_string())
                 }
                 _ => ("all".to_string(), value.clone()),
@@ -341,7 +345,8 @@ fn handle_value(
                 return;
             }
             inv.search_paths.push((kind.clone(), PathBuf::from(&path)));
-            inv.key_args.push((format!("-L{kind}"), Some(KeyValue::Path(path))));
+            inv.key_args
+                .push((format!("-L{kind}"), Some(KeyValue::Path(path))));
             return;
         }
         "-l" => {
@@ -490,7 +495,11 @@ impl RustcInvocation {
         if !self.emit.link {
             return None;
         }
-        Some(self.out_dir.as_ref()?.join(format!("lib{}.so", self.stem())))
+        Some(
+            self.out_dir
+                .as_ref()?
+                .join(format!("lib{}.so", self.stem())),
+        )
     }
 
     /// The key arguments with every path normalized by `normalize`.
@@ -563,7 +572,9 @@ mod tests {
 
     #[test]
     fn static_libs_are_recorded() {
-        let inv = parse(&format!("{LIB} -l static=foo -l dylib=bar -l static:-bundle=baz"));
+        let inv = parse(&format!(
+            "{LIB} -l static=foo -l dylib=bar -l static:-bundle=baz"
+        ));
         assert_eq!(inv.static_libs.len(), 1);
         assert_eq!(inv.static_libs[0].name, "foo");
     }

@@ -101,7 +101,10 @@ pub fn l1_key(inv: &RustcInvocation, env: &KeyEnv<'_>) -> Result<UnitKeys, Uncac
         let id = match &ext.path {
             None => String::new(),
             Some(p) => {
-                let ext_kind = p.extension().map(|e| e.to_string_lossy()).unwrap_or_default();
+                let ext_kind = p
+                    .extension()
+                    .map(|e| e.to_string_lossy())
+                    .unwrap_or_default();
                 let id = artifact_identity(&env.cwd.join(p))
                     .map_err(|_| Uncacheable::UnreadableInput)?;
                 format!("{ext_kind}:{id}")
@@ -155,7 +158,7 @@ pub fn entry_key(l1: &Key, inputs: &[InputDigest], env: &[(String, Option<String
         .iter()
         .map(|(k, v)| match v {
             Some(v) => format!("{k}={v}"),
-            None => format!("{k}"),
+            None => k.to_string(),
         })
         .collect();
     h.list("env-deps", env.iter().map(String::as_str));
@@ -181,18 +184,32 @@ mod tests {
         assert!(!is_keyed_cargo_var("CARGO_MAKEFLAGS"));
         assert!(!is_keyed_cargo_var("CARGO_TARGET_DIR"));
         assert!(!is_keyed_cargo_var("CARGO_HOME"));
-        assert!(!is_keyed_cargo_var("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"));
+        assert!(!is_keyed_cargo_var(
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"
+        ));
         assert!(!is_keyed_cargo_var("PATH"));
     }
 
     #[test]
     fn entry_key_depends_on_every_input() {
         let l1 = Key::digest(b"l1");
-        let a = InputDigest { path: "a".into(), digest: "1".into() };
-        let b = InputDigest { path: "a".into(), digest: "2".into() };
+        let a = InputDigest {
+            path: "a".into(),
+            digest: "1".into(),
+        };
+        let b = InputDigest {
+            path: "a".into(),
+            digest: "2".into(),
+        };
         let e = vec![("X".to_string(), Some("1".to_string()))];
         let unset = vec![("X".to_string(), None)];
-        assert_ne!(entry_key(&l1, &[a.clone()], &e), entry_key(&l1, &[b], &e));
-        assert_ne!(entry_key(&l1, &[a.clone()], &e), entry_key(&l1, &[a], &unset));
+        assert_ne!(
+            entry_key(&l1, std::slice::from_ref(&a), &e),
+            entry_key(&l1, &[b], &e)
+        );
+        assert_ne!(
+            entry_key(&l1, std::slice::from_ref(&a), &e),
+            entry_key(&l1, &[a], &unset)
+        );
     }
 }

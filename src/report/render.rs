@@ -44,8 +44,17 @@ pub fn render_table(r: &BuildReport) -> String {
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {} [{}]", w.message, w.code);
     }
-    for outcome in [Outcome::Hit, Outcome::Miss, Outcome::Uncacheable, Outcome::Error] {
-        let units: Vec<_> = r.units.iter().filter(|u| u.outcome == outcome).collect();
+    for outcome in [
+        Outcome::Hit,
+        Outcome::Miss,
+        Outcome::Uncacheable,
+        Outcome::Error,
+    ] {
+        let mut units: Vec<_> = r.units.iter().filter(|u| u.outcome == outcome).collect();
+        // Completion order varies from build to build; names do not.
+        units.sort_by(|a, b| {
+            (&a.package, &a.crate_name, &a.kind).cmp(&(&b.package, &b.crate_name, &b.kind))
+        });
         if units.is_empty() {
             continue;
         }
@@ -66,9 +75,9 @@ pub fn render_table(r: &BuildReport) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {:<28} {:<10} {:<12} {ms}{reason}",
+                "  {:<28} {:<20} {:<13} {ms}{reason}",
                 format!("{} {}", u.package, u.version),
-                u.crate_name_short(),
+                u.crate_name,
                 u.kind,
             );
         }
@@ -82,6 +91,7 @@ pub fn render_table(r: &BuildReport) -> String {
             None => reasons.push((code, 1)),
         }
     }
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     if !reasons.is_empty() {
         let _ = writeln!(out, "\nuncacheable, by reason");
         for (code, n) in reasons {
@@ -110,10 +120,4 @@ pub fn render_table(r: &BuildReport) -> String {
         }
     }
     out
-}
-
-impl super::UnitReport {
-    fn crate_name_short(&self) -> &str {
-        &self.crate_name
-    }
 }

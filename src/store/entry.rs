@@ -83,8 +83,13 @@ pub fn write_entry(
     z.write_all(&(meta_json.len() as u32).to_le_bytes())?;
     z.write_all(&meta_json)?;
     z.write_all(blake3::hash(&meta_json).as_bytes())?;
-    let finders: Vec<memmem::Finder<'_>> = needles.iter().map(|n| memmem::Finder::new(n)).collect();
-    let overlap = needles.iter().map(Vec::len).max().unwrap_or(1).saturating_sub(1);
+    let finders: Vec<memmem::Finder<'_>> = needles.iter().map(memmem::Finder::new).collect();
+    let overlap = needles
+        .iter()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(1)
+        .saturating_sub(1);
     let mut total = 0u64;
     let mut needle_found = None;
     let mut digests = Vec::with_capacity(sources.len());
@@ -207,7 +212,9 @@ impl EntryReader {
     /// digest.
     pub fn next_file(&mut self, out: &mut impl Write) -> Result<(u64, Key), ReadError> {
         if self.next_file >= self.meta.files.len() {
-            return Err(ReadError::Corrupt("more files asked for than stored".into()));
+            return Err(ReadError::Corrupt(
+                "more files asked for than stored".into(),
+            ));
         }
         self.next_file += 1;
         let mut len_bytes = [0u8; 8];
@@ -291,7 +298,10 @@ mod tests {
         let out = write_entry(
             File::create(&path).unwrap(),
             &meta(&key, 2),
-            &[(EntrySource::Bytes(&big), true), (EntrySource::Bytes(&with_needle), true)],
+            &[
+                (EntrySource::Bytes(&big), true),
+                (EntrySource::Bytes(&with_needle), true),
+            ],
             &[needle],
         )
         .unwrap();

@@ -44,12 +44,18 @@ impl LocalStore {
     /// The path of an entry.
     pub fn entry_path(&self, key: &Key) -> PathBuf {
         let hex = key.to_hex();
-        self.root.join("entries").join(&hex[..2]).join(format!("{hex}.xce"))
+        self.root
+            .join("entries")
+            .join(&hex[..2])
+            .join(format!("{hex}.xce"))
     }
 
     fn manifest_path(&self, l1: &Key) -> PathBuf {
         let hex = l1.to_hex();
-        self.root.join("manifests").join(&hex[..2]).join(format!("{hex}.json"))
+        self.root
+            .join("manifests")
+            .join(&hex[..2])
+            .join(format!("{hex}.json"))
     }
 
     /// The manifest of a first-level key; empty if there is none or it is unreadable.
@@ -122,6 +128,9 @@ impl LocalStore {
 
     /// Size of an entry file on disk, if present.
     pub fn entry_size(&self, key: &Key) -> Option<u64> {
-        File::open(self.entry_path(key)).and_then(|f| f.metadata()).map(|m| m.len()).ok()
+        File::open(self.entry_path(key))
+            .and_then(|f| f.metadata())
+            .map(|m| m.len())
+            .ok()
     }
 }

@@ -82,23 +82,43 @@ impl Uncacheable {
     /// One line for humans.
     pub fn description(self) -> &'static str {
         match self {
-            Uncacheable::ProcMacro => "proc-macro crates are linked dynamic libraries; linked outputs are not cached yet",
-            Uncacheable::Bin => "executables go through the linker; linked outputs are not cached yet",
-            Uncacheable::BuildScript => "build-script executables go through the linker; linked outputs are not cached yet",
+            Uncacheable::ProcMacro => {
+                "proc-macro crates are linked dynamic libraries; linked outputs are not cached yet"
+            }
+            Uncacheable::Bin => {
+                "executables go through the linker; linked outputs are not cached yet"
+            }
+            Uncacheable::BuildScript => {
+                "build-script executables go through the linker; linked outputs are not cached yet"
+            }
             Uncacheable::Test => "test harnesses (--test) are linked executables",
             Uncacheable::Dylib => "Rust dynamic libraries go through the linker",
             Uncacheable::Cdylib => "C dynamic libraries go through the linker",
             Uncacheable::Staticlib => "static libraries for C bundle the whole dependency tree",
-            Uncacheable::Incremental => "incremental compilation (-C incremental) keeps state outside the outputs",
+            Uncacheable::Incremental => {
+                "incremental compilation (-C incremental) keeps state outside the outputs"
+            }
             Uncacheable::UnknownFlag => "a rustc argument the cache does not understand",
             Uncacheable::ArgFile => "arguments read from an @file",
-            Uncacheable::UnsupportedEmit => "--emit kinds other than dep-info, metadata and link, or an explicit output path",
-            Uncacheable::UnsupportedCodegenOption => "a -C option whose inputs or outputs lie outside the unit (profile-use, save-temps)",
+            Uncacheable::UnsupportedEmit => {
+                "--emit kinds other than dep-info, metadata and link, or an explicit output path"
+            }
+            Uncacheable::UnsupportedCodegenOption => {
+                "a -C option whose inputs or outputs lie outside the unit (profile-use, save-temps)"
+            }
             Uncacheable::TargetSpecFile => "--target names a custom target spec file",
-            Uncacheable::UnresolvedNativeLib => "a static native library to bundle was not found on the search path",
-            Uncacheable::UnreadableInput => "an input (source, --extern, native library) could not be read",
-            Uncacheable::EmbedsAbsolutePath => "the output holds an absolute path of this machine; it would be wrong elsewhere",
-            Uncacheable::InputChangedDuringBuild => "a source file changed while rustc was reading it",
+            Uncacheable::UnresolvedNativeLib => {
+                "a static native library to bundle was not found on the search path"
+            }
+            Uncacheable::UnreadableInput => {
+                "an input (source, --extern, native library) could not be read"
+            }
+            Uncacheable::EmbedsAbsolutePath => {
+                "the output holds an absolute path of this machine; it would be wrong elsewhere"
+            }
+            Uncacheable::InputChangedDuringBuild => {
+                "a source file changed while rustc was reading it"
+            }
             Uncacheable::MissingOutput => "rustc did not write an output the cache expected",
             Uncacheable::Disabled => "XCACHE_DISABLE is set",
         }
@@ -119,7 +139,10 @@ mod tests {
     fn codes_are_unique_kebab_case() {
         let mut codes: Vec<&str> = Uncacheable::ALL.iter().map(|u| u.code()).collect();
         for c in &codes {
-            assert!(c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-'), "{c}");
+            assert!(
+                c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-'),
+                "{c}"
+            );
         }
         codes.sort();
         codes.dedup();

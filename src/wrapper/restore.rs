@@ -92,7 +92,11 @@ pub fn restore_entry(
             });
         }
     }
-    let files = temps.into_iter().map(|(_, dest)| dest).zip(digests).collect();
+    let files = temps
+        .into_iter()
+        .map(|(_, dest)| dest)
+        .zip(digests)
+        .collect();
     Ok(Some(Restored { meta, bytes, files }))
 }
 

@@ -49,6 +49,9 @@ struct Unit {
     rustc_ms: u64,
 }
 
+/// Bytes stored, and the identity of each library artifact.
+type Stored = (u64, Vec<(PathBuf, String)>);
+
 struct Compiled {
     code: i32,
     stdout: Vec<u8>,
@@ -57,7 +60,10 @@ struct Compiled {
 
 impl Unit {
     fn new(rustc: PathBuf, inv: RustcInvocation, cfg: WrapperConfig) -> Unit {
-        let target_root = inv.out_dir.as_deref().map(|d| target_root(&cfg.cwd.join(d)));
+        let target_root = inv
+            .out_dir
+            .as_deref()
+            .map(|d| target_root(&cfg.cwd.join(d)));
         let pm = PathMap::new(&cfg.cwd, target_root.as_deref(), cfg.cargo_home.as_deref());
         Unit {
             rustc,
@@ -139,7 +145,9 @@ impl Unit {
 
         // Identify the outputs by their inputs, so dependents can key on them.
         let mut bytes = 0;
-        let entry = l1.as_ref().and_then(|l1| self.entry_key_after_compile(l1, &mut reason));
+        let entry = l1
+            .as_ref()
+            .and_then(|l1| self.entry_key_after_compile(l1, &mut reason));
         let mut identities: Vec<(PathBuf, String)> = Vec::new();
         if let (Some(store), Some((key, variant)), None) = (&cacheable_store, &entry, reason) {
             match self.store_entry(store, key, &compiled) {
@@ -341,7 +349,12 @@ impl Unit {
         let env: Vec<(String, Option<String>)> = info
             .env
             .iter()
-            .map(|e| (e.name.clone(), e.value.as_deref().map(|v| self.pm.normalize_text(v))))
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    e.value.as_deref().map(|v| self.pm.normalize_text(v)),
+                )
+            })
             .collect();
         let key = entry_key(l1, &inputs, &env);
         let variant = Variant {
@@ -361,7 +374,7 @@ impl Unit {
         store: &LocalStore,
         key: &Key,
         compiled: &Compiled,
-    ) -> Result<Result<(u64, Vec<(PathBuf, String)>), Uncacheable>, CacheError> {
+    ) -> Result<Result<Stored, Uncacheable>, CacheError> {
         let outputs: Vec<(&'static str, PathBuf)> = self
             .inv
             .lib_outputs()
@@ -410,8 +423,12 @@ impl Unit {
             format_version: 1,
             key: key.to_hex(),
             files,
-            stdout: self.pm.normalize_text(&String::from_utf8_lossy(&compiled.stdout)),
-            stderr: self.pm.normalize_text(&String::from_utf8_lossy(&compiled.stderr)),
+            stdout: self
+                .pm
+                .normalize_text(&String::from_utf8_lossy(&compiled.stdout)),
+            stderr: self
+                .pm
+                .normalize_text(&String::from_utf8_lossy(&compiled.stderr)),
             ansi,
             compile_ms: self.rustc_ms,
             xcache_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -455,7 +472,13 @@ impl Unit {
         }
     }
 
-    fn event(&self, outcome: Outcome, reason: Option<String>, key: Option<Key>, bytes: u64) -> UnitEvent {
+    fn event(
+        &self,
+        outcome: Outcome,
+        reason: Option<String>,
+        key: Option<Key>,
+        bytes: u64,
+    ) -> UnitEvent {
         let env = &self.cfg.env;
         let total = self.started.elapsed().as_millis() as u64;
         UnitEvent {
@@ -493,7 +516,10 @@ impl Unit {
 
 /// `.rlib` and `.rmeta` files: what dependents name in `--extern`.
 fn is_lib_artifact(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("rlib" | "rmeta"))
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("rlib" | "rmeta")
+    )
 }
 
 /// The target (build) directory an output directory belongs to: the nearest ancestor
@@ -517,9 +543,16 @@ fn warn_once_per_build(warnings: &[Warning]) {
     let ppid = std::os::unix::process::parent_id();
     for w in warnings {
         let marker = std::env::temp_dir().join(format!("xcache-warned-{ppid}-{}", w.code));
-        let first = OpenOptions::new().write(true).create_new(true).open(&marker).is_ok();
+        let first = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+            .is_ok();
         if first {
-            eprintln!("warning: xcache: {} [{}]; compiling without the cache", w.message, w.code);
+            eprintln!(
+                "warning: xcache: {} [{}]; compiling without the cache",
+                w.message, w.code
+            );
         }
     }
 }

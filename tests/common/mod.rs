@@ -48,7 +48,10 @@ pub struct Scratch {
 impl Scratch {
     pub fn new() -> Scratch {
         Scratch {
-            dir: tempfile::Builder::new().prefix("xcache-test-").tempdir().unwrap(),
+            dir: tempfile::Builder::new()
+                .prefix("xcache-test-")
+                .tempdir()
+                .unwrap(),
         }
     }
 
@@ -94,7 +97,8 @@ pub fn base_command(program: &Path, cwd: &Path, store: &Path) -> Command {
 /// `cargo xcache build --message-format=json <args>` in `cwd`.
 pub fn xcache_build(cwd: &Path, store: &Path, args: &[&str], env: &[(&str, &str)]) -> Build {
     let mut cmd = base_command(&xcache_exe(), cwd, store);
-    cmd.args(["xcache", "build", "--message-format=json"]).args(args);
+    cmd.args(["xcache", "build", "--message-format=json"])
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -153,7 +157,10 @@ impl Build {
             .map(|m| {
                 let name = m["target"]["name"].as_str().unwrap_or("").to_string();
                 let kind = m["target"]["kind"][0].as_str().unwrap_or("").to_string();
-                (format!("{name}:{kind}"), m["fresh"].as_bool().unwrap_or(false))
+                (
+                    format!("{name}:{kind}"),
+                    m["fresh"].as_bool().unwrap_or(false),
+                )
             })
             .collect()
     }
@@ -196,7 +203,9 @@ impl Report {
     }
 
     pub fn summary(&self, field: &str) -> u64 {
-        self.0["summary"][field].as_u64().unwrap_or_else(|| panic!("summary.{field}"))
+        self.0["summary"][field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("summary.{field}"))
     }
 
     /// `crate_name:kind` -> outcome, for every unit.
@@ -207,7 +216,11 @@ impl Report {
             .iter()
             .map(|u| {
                 (
-                    format!("{}:{}", u["crate_name"].as_str().unwrap(), u["kind"].as_str().unwrap()),
+                    format!(
+                        "{}:{}",
+                        u["crate_name"].as_str().unwrap(),
+                        u["kind"].as_str().unwrap()
+                    ),
                     u["outcome"].as_str().unwrap().to_string(),
                 )
             })

@@ -1,0 +1,117 @@
+//! The commands as a user meets them: `report` output (snapshot, with times and paths
+//! redacted), JSON fields scripts rely on, and errors that say what to do.
+
+mod common;
+
+use common::{Report, Scratch, base_command, xcache_build, xcache_exe};
+
+fn redact(text: &str, s: &Scratch) -> String {
+    let text = text.replace(s.dir.path().to_str().unwrap(), "[SCRATCH]");
+    let mut out = String::new();
+    // Durations like `0.42s` and byte counts change from run to run.
+    for line in text.lines() {
+        let mut words = Vec::new();
+        for w in line.split(' ') {
+            let bare = w.trim_end_matches([',', ')']);
+            let is_time = bare.ends_with('s')
+                && bare[..bare.len() - 1].parse::<f64>().is_ok()
+                && bare.contains('.');
+            words.push(if is_time {
+                w.replace(bare, "[T]")
+            } else {
+                w.to_string()
+            });
+        }
+        out.push_str(&words.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn report_shows_outcomes_reasons_and_time() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    xcache_build(&ws, &s.store(), &[], &[]).assert_success();
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    xcache_build(&ws2, &s.store(), &[], &[]).assert_success();
+
+    let out = base_command(&xcache_exe(), &ws2, &s.store())
+        .args(["xcache", "report"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    // The slowest-units list depends on timing; the snapshot covers what comes before.
+    let stable = text.split("\nslowest units").next().unwrap();
+    insta::assert_snapshot!(redact(stable, &s));
+    assert!(text.contains("slowest units (compile time)"));
+
+    let json = base_command(&xcache_exe(), &ws2, &s.store())
+        .args(["xcache", "report", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["format_version"], 1);
+    for field in ["units", "hits", "misses", "uncacheable", "wall_ms"] {
+        assert!(v["summary"][field].is_u64(), "summary.{field}");
+    }
+    for u in v["units"].as_array().unwrap() {
+        for field in ["package", "version", "crate_name", "kind", "outcome"] {
+            assert!(u[field].is_string(), "unit.{field}");
+        }
+        for field in ["reason", "compile_ms", "restore_ms"] {
+            assert!(u.get(field).is_some(), "unit.{field}");
+        }
+    }
+    assert_eq!(Report::read(&ws2.join("target")).summary("hits"), 3);
+}
+
+#[test]
+fn report_without_a_build_says_what_to_do() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    let out = base_command(&xcache_exe(), &ws, &s.store())
+        .args(["xcache", "report"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no build report at"), "{err}");
+    assert!(err.contains("report.json"), "{err}");
+    assert!(
+        err.contains("hint: run `cargo xcache build` first"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_manifest_path_is_named_with_a_hint() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    let b = xcache_build(
+        &ws,
+        &s.store(),
+        &["--manifest-path", "nope/Cargo.toml"],
+        &[],
+    );
+    assert_eq!(b.output.status.code(), Some(2));
+    let err = b.stderr();
+    assert!(err.contains("nope/Cargo.toml"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn cargo_exit_code_and_args_pass_through() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    // An unknown package is cargo's error: same exit code as cargo's own.
+    let b = xcache_build(&ws, &s.store(), &["-p", "no-such-package"], &[]);
+    assert!(!b.output.status.success());
+    assert!(b.stderr().contains("no-such-package"), "{}", b.stderr());
+    // `-p util` builds only util.
+    let b = xcache_build(&ws, &s.store(), &["-p", "util"], &[]);
+    b.assert_success();
+    let r = Report::read(&ws.join("target"));
+    assert_eq!(r.with_outcome("miss"), ["util:lib"]);
+}
