@@ -340,6 +340,7 @@ run_build() {
   fi
   SECS[$name]="$secs"
   RSS_KB[$name]="$rss"
+  # cargo prints one "Compiling" line per package (its build script included).
   COMPILED[$name]="$(grep -cE '^[[:space:]]*Compiling ' "$log_file" || true)"
 
   if [[ "$kind" == xcache ]]; then
@@ -382,7 +383,7 @@ run_build() {
   fi
 
   RUNS+=("$name")
-  log "run $name: ${SECS[$name]} s, peak RSS ${RSS_KB[$name]:-?} KB, ${COMPILED[$name]} units compiled"
+  log "run $name: ${SECS[$name]} s, peak RSS ${RSS_KB[$name]:-?} KB, ${COMPILED[$name]} packages compiled"
   rm -rf "$dir"
 }
 
@@ -401,7 +402,7 @@ fi
 PLAIN="${SECS[plain-cold]}"
 mb() { [[ -n "${1:-}" ]] && awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
-printf '\n%-14s %9s %9s %12s %9s %16s %8s\n' run seconds vs-plain peak-RSS-MB compiled "cache hit/miss" output
+printf '\n%-14s %9s %9s %12s %9s %16s %8s\n' run seconds vs-plain peak-RSS-MB packages "cache hit/miss" output
 for name in "${RUNS[@]}"; do
   hm="-"
   [[ -n "${HITS[$name]:-}${MISSES[$name]:-}" ]] && hm="${HITS[$name]:-?}/${MISSES[$name]:-?}"
@@ -447,7 +448,7 @@ for name in "${RUNS[@]}"; do
  \"ratio_vs_plain_cold\": $(jnum "$(ratio "${SECS[$name]}" "$PLAIN")"),\
  \"peak_rss_kb\": $(jnum "${RSS_KB[$name]:-}"), \"peak_rss_mb\": $(jnum "$(mb "${RSS_KB[$name]:-}" || true)"),\
  \"sccache_server_peak_rss_kb\": $(jnum "${SRV_RSS_KB[$name]:-}"),\
- \"units_compiled\": $(jnum "${COMPILED[$name]}"),\
+ \"packages_compiled\": $(jnum "${COMPILED[$name]}"),\
  \"cache\": {\"units\": $(jnum "${UNITS[$name]:-}"), \"hits\": $(jnum "${HITS[$name]:-}"),\
  \"misses\": $(jnum "${MISSES[$name]:-}"), \"uncacheable\": $(jnum "${UNCACHEABLE[$name]:-}"),\
  \"tool_wall_ms\": $(jnum "${TOOL_MS[$name]:-}")},\
@@ -469,7 +470,7 @@ cat >"$OUT_DIR/results.json" <<EOF
   "profile": $(jstr "$PROFILE"),
   "jobs": $(jnum "$JOBS"),
   "peak_rss_note": "GNU time %M: max RSS of the largest single process; for sccache runs the larger of cargo's tree and the sccache server's tree (where rustc runs)",
-  "units_compiled_plain": $(jnum "${COMPILED[plain-cold]}"),
+  "packages_compiled_plain": $(jnum "${COMPILED[plain-cold]}"),
   "runs": [$runs_json
   ],
   "ratios": {$ratios_json
