@@ -3,7 +3,9 @@
 use xcache::wrapper::{RUSTC_FAILED, Uncacheable};
 
 fn book(page: &str) -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src").join(page);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("book/src")
+        .join(page);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -11,7 +13,11 @@ fn book(page: &str) -> String {
 fn every_uncacheable_reason_has_a_section() {
     let page = book("reference/uncacheable.md");
     for u in Uncacheable::ALL {
-        assert!(page.contains(&format!("## `{}`", u.code())), "no section for {}", u.code());
+        assert!(
+            page.contains(&format!("## `{}`", u.code())),
+            "no section for {}",
+            u.code()
+        );
     }
     assert!(page.contains(&format!("## `{RUSTC_FAILED}`")));
 }
@@ -31,6 +37,9 @@ fn every_error_and_warning_code_has_a_section() {
         .collect();
     assert!(codes.len() >= 10, "{codes:?}");
     for code in codes {
-        assert!(page.contains(&format!("### `{code}`")), "no section for {code}");
+        assert!(
+            page.contains(&format!("### `{code}`")),
+            "no section for {code}"
+        );
     }
 }

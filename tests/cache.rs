@@ -281,6 +281,7 @@ fn drop_in_wrapper_shares_entries_with_the_build_command() {
     let mut hits: Vec<String> = text
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|e| e["unit"].clone())
         .filter(|e| e["outcome"] == "hit")
         .map(|e| {
             format!(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::wrapper::{Outcome, UnitEvent, Warning};
+use crate::wrapper::{Outcome, UnitEvent, UnitRecord, Warning};
 
 /// The report format version.
 pub const FORMAT_VERSION: u32 = 1;
@@ -38,21 +38,6 @@ pub struct Summary {
     pub bytes_restored: u64,
 }
 
-/// One rustc invocation.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct UnitReport {
-    pub package: String,
-    pub version: String,
-    pub crate_name: String,
-    pub kind: String,
-    pub target: Option<String>,
-    pub outcome: Outcome,
-    pub reason: Option<String>,
-    pub compile_ms: Option<u64>,
-    pub restore_ms: Option<u64>,
-    pub key: Option<String>,
-}
-
 /// The whole report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BuildReport {
@@ -65,7 +50,7 @@ pub struct BuildReport {
     pub summary: Summary,
     /// Cache problems met (each code once); the build compiled past them.
     pub warnings: Vec<Warning>,
-    pub units: Vec<UnitReport>,
+    pub units: Vec<UnitRecord>,
 }
 
 impl BuildReport {
@@ -87,14 +72,15 @@ impl BuildReport {
         let mut warnings: Vec<Warning> = Vec::new();
         let mut units = Vec::with_capacity(events.len());
         for e in events {
-            match e.outcome {
+            let u = &e.unit;
+            match u.outcome {
                 Outcome::Hit => {
                     s.hits += 1;
-                    s.restore_ms += e.restore_ms.unwrap_or(0);
-                    s.saved_ms += e
+                    s.restore_ms += u.restore_ms.unwrap_or(0);
+                    s.saved_ms += u
                         .compile_ms
                         .unwrap_or(0)
-                        .saturating_sub(e.restore_ms.unwrap_or(0));
+                        .saturating_sub(u.restore_ms.unwrap_or(0));
                     s.bytes_restored += e.bytes;
                 }
                 Outcome::Miss => {
@@ -104,8 +90,8 @@ impl BuildReport {
                 Outcome::Uncacheable => s.uncacheable += 1,
                 Outcome::Error => s.errors += 1,
             }
-            if e.outcome != Outcome::Hit {
-                s.compile_ms += e.compile_ms.unwrap_or(0);
+            if u.outcome != Outcome::Hit {
+                s.compile_ms += u.compile_ms.unwrap_or(0);
             }
             s.overhead_ms += e.overhead_ms;
             for w in &e.warnings {
@@ -113,18 +99,7 @@ impl BuildReport {
                     warnings.push(w.clone());
                 }
             }
-            units.push(UnitReport {
-                package: e.package.clone(),
-                version: e.version.clone(),
-                crate_name: e.crate_name.clone(),
-                kind: e.kind.clone(),
-                target: e.target.clone(),
-                outcome: e.outcome,
-                reason: e.reason.clone(),
-                compile_ms: e.compile_ms,
-                restore_ms: e.restore_ms,
-                key: e.key.clone(),
-            });
+            units.push(u.clone());
         }
         BuildReport {
             format_version: FORMAT_VERSION,

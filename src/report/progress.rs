@@ -48,7 +48,7 @@ impl Progress {
     /// Updates counts from the events seen so far.
     pub fn update(&self, events: &[UnitEvent]) {
         let Some(b) = &self.bar else { return };
-        let count = |o| events.iter().filter(|e| e.outcome == o).count();
+        let count = |o| events.iter().filter(|e| e.unit.outcome == o).count();
         let n = events.len() as u64;
         if n > b.length().unwrap_or(0) {
             b.set_length(n);

@@ -36,10 +36,10 @@ pub struct Warning {
     pub message: String,
 }
 
-/// One rustc invocation as the wrapper saw it.
+/// One rustc invocation, as `report.json` lists it (see `report` for which fields are
+/// stable).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct UnitEvent {
-    pub format_version: u32,
+pub struct UnitRecord {
     pub package: String,
     pub version: String,
     pub crate_name: String,
@@ -51,9 +51,18 @@ pub struct UnitEvent {
     /// For a hit: how long the original compile took. For a miss: this compile.
     pub compile_ms: Option<u64>,
     pub restore_ms: Option<u64>,
+    /// The entry key; for uncacheable units that others depend on, the identity they use.
+    pub key: Option<String>,
+}
+
+/// One rustc invocation as the wrapper saw it: the report's record plus what the
+/// front-end sums up.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnitEvent {
+    pub format_version: u32,
+    pub unit: UnitRecord,
     /// Time spent on cache work (keys, lookup, storing), not counting rustc.
     pub overhead_ms: u64,
-    pub key: Option<String>,
     /// Bytes written to or read from the store (uncompressed).
     pub bytes: u64,
     pub warnings: Vec<Warning>,

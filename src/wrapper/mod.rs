@@ -9,6 +9,6 @@ mod reason;
 mod restore;
 mod run;
 
-pub use event::{Outcome, UnitEvent, Warning, append_event, read_events};
+pub use event::{Outcome, UnitEvent, UnitRecord, Warning, append_event, read_events};
 pub use reason::{RUSTC_FAILED, Uncacheable};
 pub use run::run_wrapper;

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
 use super::restore::{replay_text, restore_entry};
-use super::{Outcome, RUSTC_FAILED, Uncacheable, UnitEvent, Warning, append_event};
+use super::{Outcome, RUSTC_FAILED, Uncacheable, UnitEvent, UnitRecord, Warning, append_event};
 use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
 use crate::key::{
@@ -218,8 +218,8 @@ impl Unit {
                 let _ = io::stdout().write_all(out.as_bytes());
                 let _ = io::stderr().write_all(err.as_bytes());
                 let mut ev = self.event(Outcome::Hit, None, Some(key), restored.bytes);
-                ev.compile_ms = Some(m.compile_ms);
-                ev.restore_ms = Some(restore_ms);
+                ev.unit.compile_ms = Some(m.compile_ms);
+                ev.unit.restore_ms = Some(restore_ms);
                 self.finish_event(ev);
                 Some(0)
             }
@@ -483,17 +483,19 @@ impl Unit {
         let total = self.started.elapsed().as_millis() as u64;
         UnitEvent {
             format_version: 1,
-            package: env.get("CARGO_PKG_NAME").unwrap_or("").to_string(),
-            version: env.get("CARGO_PKG_VERSION").unwrap_or("").to_string(),
-            crate_name: self.inv.crate_name.clone().unwrap_or_default(),
-            kind: self.inv.kind().as_str().to_string(),
-            target: self.inv.target.clone(),
-            outcome,
-            reason,
-            compile_ms: (outcome != Outcome::Hit).then_some(self.rustc_ms),
-            restore_ms: None,
+            unit: UnitRecord {
+                package: env.get("CARGO_PKG_NAME").unwrap_or("").to_string(),
+                version: env.get("CARGO_PKG_VERSION").unwrap_or("").to_string(),
+                crate_name: self.inv.crate_name.clone().unwrap_or_default(),
+                kind: self.inv.kind().as_str().to_string(),
+                target: self.inv.target.clone(),
+                outcome,
+                reason,
+                compile_ms: (outcome != Outcome::Hit).then_some(self.rustc_ms),
+                restore_ms: None,
+                key: key.map(|k| k.to_hex()),
+            },
             overhead_ms: total.saturating_sub(self.rustc_ms),
-            key: key.map(|k| k.to_hex()),
             bytes,
             warnings: self.warnings.clone(),
         }
