@@ -29,6 +29,9 @@ fn cold(s: &Scratch) -> Build {
     let r = Report::read(&ws.join("target"));
     assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
     assert_eq!(r.with_outcome("hit"), Vec::<String>::new());
+    // The build script's failing probe compile is not a unit of the build.
+    assert_eq!(r.with_outcome("error"), Vec::<String>::new());
+    assert_eq!(r.summary("units"), 6);
     for (name, reason) in UNCACHEABLE {
         assert_eq!(
             r.reason_of(name).as_deref(),

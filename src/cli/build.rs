@@ -41,6 +41,13 @@ pub fn run(args: BuildArgs) -> Result<i32, CliError> {
     }
 
     let progress = Progress::new(plan.expected_units());
+    if !progress.is_bar() {
+        eprintln!(
+            "xcache: building through the cache at {} (about {} units planned)",
+            cfg.store_dir.display(),
+            plan.expected_units()
+        );
+    }
     let mut cmd = Command::new(&cfg.cargo);
     cmd.arg("build")
         .args(&args.cargo_args)

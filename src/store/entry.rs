@@ -76,7 +76,10 @@ pub fn write_entry(
     sources: &[(EntrySource<'_>, bool)],
     needles: &[Vec<u8>],
 ) -> io::Result<PutOutcome> {
-    let mut z = zstd::stream::write::Encoder::new(out, 3)?;
+    // Level 1: the store write holds cargo's job slot until the wrapper exits, so its
+    // speed is build time. Measured here on rlibs: level 1 ran at 221 MB/s to 34% of
+    // the size, level 3 at 147 MB/s to 31%.
+    let mut z = zstd::stream::write::Encoder::new(out, 1)?;
     z.write_all(MAGIC)?;
     z.write_all(&FORMAT.to_le_bytes())?;
     let meta_json = serde_json::to_vec(meta).map_err(io::Error::other)?;

@@ -99,7 +99,6 @@ impl LocalStore {
         if outcome.needle_found.is_some() {
             return Ok(outcome);
         }
-        tmp.as_file().sync_data().ok();
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(werr)?;
         }

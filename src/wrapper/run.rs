@@ -22,8 +22,11 @@ use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Variant, Varia
 /// `rustc` is the compiler cargo asked for; `args` follow it.
 pub fn run_wrapper(rustc: PathBuf, args: Vec<String>, env: Env, cwd: PathBuf) -> i32 {
     let inv = parse_rustc_args(&args);
-    if inv.is_query {
-        // Version queries, `--print`, probe compiles from stdin: straight through.
+    // Version queries, `--print`, probe compiles from stdin: straight through. So are
+    // compiles started by build scripts (autocfg-style feature probes, which may fail on
+    // purpose): cargo sets `CARGO_CFG_*` only for build-script runs, never for its own
+    // rustc invocations.
+    if inv.is_query || env.get("CARGO_CFG_TARGET_ARCH").is_some() {
         return passthrough(&rustc, &args);
     }
     let cfg = WrapperConfig::resolve(env, cwd);
@@ -111,13 +114,19 @@ impl Unit {
         if self.cfg.disabled && reason.is_none() {
             reason = Some(Uncacheable::Disabled);
         }
-        let l1 = compiler.as_ref().and_then(|c| match self.l1(c) {
-            Ok(k) => Some(k),
-            Err(u) => {
-                reason.get_or_insert(u);
-                None
-            }
-        });
+        // Keys are needed to cache the unit, or to identify it to its dependents
+        // (proc-macros, dylibs); executables need neither.
+        let needs_key = reason.is_none() || self.linked_lib_output().is_some();
+        let l1 = compiler
+            .as_ref()
+            .filter(|_| needs_key)
+            .and_then(|c| match self.l1(c) {
+                Ok(k) => Some(k),
+                Err(u) => {
+                    reason.get_or_insert(u);
+                    None
+                }
+            });
         let cacheable_store = match (&store, reason, &l1, compiler.is_some()) {
             (Some(s), None, Some(_), true) => Some(s.clone()),
             _ => None,
