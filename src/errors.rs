@@ -27,6 +27,16 @@ pub enum CacheError {
     Corrupt { path: PathBuf, reason: String },
     #[error("failed to learn the identity of the compiler {rustc}: {message}")]
     Compiler { rustc: PathBuf, message: String },
+    /// A remote store problem; `code` names the class (`remote-unavailable`, …) and
+    /// `uri` carries no credentials.
+    #[error("remote store {uri}: {message}")]
+    Remote {
+        code: &'static str,
+        uri: String,
+        message: String,
+    },
+    #[error("remote store configuration: {0}")]
+    RemoteConfig(String),
 }
 
 impl CacheError {
@@ -37,6 +47,8 @@ impl CacheError {
             CacheError::Write { .. } => "store-write-failed",
             CacheError::Corrupt { .. } => "corrupt-entry",
             CacheError::Compiler { .. } => "compiler-probe-failed",
+            CacheError::Remote { code, .. } => code,
+            CacheError::RemoteConfig(_) => "remote-config-invalid",
         }
     }
 }
@@ -79,6 +91,8 @@ pub enum CliError {
     },
     #[error("failed to find this program's own path: {0}")]
     CurrentExe(#[source] io::Error),
+    #[error("invalid configuration file {path}: {message}")]
+    ConfigFile { path: PathBuf, message: String },
 }
 
 impl CliError {
@@ -101,6 +115,9 @@ impl CliError {
                 Some("set XCACHE_DIR to a directory you can write to".into())
             }
             CliError::InvalidSetting { .. } => None,
+            CliError::ConfigFile { .. } => Some(
+                "the file may set `remote = \"<uri>\"` and `read_only = true|false`; see the book's configuration reference".into(),
+            ),
             CliError::WriteReport { .. } | CliError::CurrentExe(_) => None,
         }
     }
@@ -116,6 +133,7 @@ impl CliError {
             CliError::WriteReport { .. } => "report-write-failed",
             CliError::InvalidSetting { .. } => "invalid-setting",
             CliError::CurrentExe(_) => "current-exe-unknown",
+            CliError::ConfigFile { .. } => "config-file-invalid",
         }
     }
 }

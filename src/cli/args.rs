@@ -29,6 +29,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
+    /// The remote store URI (overrides XCACHE_REMOTE and xcache.toml).
+    #[arg(long, value_name = "URI")]
+    pub remote: Option<String>,
+    /// Read the remote store but never write it (for untrusted pull requests).
+    #[arg(long)]
+    pub read_only: bool,
     /// Arguments for `cargo build` (for example `--release -p foo`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cargo_args: Vec<String>,
@@ -45,6 +51,33 @@ pub struct ReportArgs {
     /// The target directory the build used, if not the default.
     #[arg(long)]
     pub target_dir: Option<PathBuf>,
+}
+
+impl BuildArgs {
+    /// Takes our own flags out of the cargo arguments, wherever they stand (before a
+    /// `--`): `cargo xcache build --release --remote URI` works as well as putting them
+    /// first.
+    pub fn take_own_flags(&mut self) {
+        let mut rest = Vec::with_capacity(self.cargo_args.len());
+        let mut args = std::mem::take(&mut self.cargo_args).into_iter();
+        while let Some(a) = args.next() {
+            if a == "--" {
+                rest.push(a);
+                rest.extend(args.by_ref());
+                break;
+            }
+            if a == "--read-only" {
+                self.read_only = true;
+            } else if a == "--remote" {
+                self.remote = args.next();
+            } else if let Some(v) = a.strip_prefix("--remote=") {
+                self.remote = Some(v.to_string());
+            } else {
+                rest.push(a);
+            }
+        }
+        self.cargo_args = rest;
+    }
 }
 
 /// Reads the cargo arguments that decide what is built (`-p`, `--features`, …).
@@ -102,6 +135,30 @@ mod tests {
 
     fn s(args: &[&str]) -> Selection {
         selection_from_cargo_args(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn own_flags_are_taken_anywhere_before_double_dash() {
+        let mut b = BuildArgs {
+            remote: None,
+            read_only: false,
+            cargo_args: [
+                "--release",
+                "--remote",
+                "s3://b",
+                "-p",
+                "x",
+                "--read-only",
+                "--",
+                "--remote",
+            ]
+            .map(String::from)
+            .to_vec(),
+        };
+        b.take_own_flags();
+        assert_eq!(b.remote.as_deref(), Some("s3://b"));
+        assert!(b.read_only);
+        assert_eq!(b.cargo_args, ["--release", "-p", "x", "--", "--remote"]);
     }
 
     #[test]

@@ -13,8 +13,9 @@ use crate::graph;
 use crate::report::{BuildReport, Progress, render_summary_line, report_path};
 use crate::wrapper::read_events;
 
-pub fn run(args: BuildArgs) -> Result<i32, CliError> {
+pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
     let started = Instant::now();
+    args.take_own_flags();
     let env = Env::capture();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let cfg = BuildConfig::resolve(&env, cwd)?;
@@ -23,6 +24,13 @@ pub fn run(args: BuildArgs) -> Result<i32, CliError> {
         sel.target_dir = cfg.cargo_target_dir.clone();
     }
     let plan = graph::plan(&sel, &cfg.cargo, &cfg.cwd)?;
+    let mut cfg = cfg;
+    cfg.resolve_remote(
+        &env,
+        args.remote.as_deref(),
+        args.read_only,
+        &plan.workspace_root,
+    )?;
 
     std::fs::create_dir_all(&cfg.store_dir).map_err(|source| CliError::StoreDir {
         path: cfg.store_dir.clone(),
@@ -40,6 +48,24 @@ pub fn run(args: BuildArgs) -> Result<i32, CliError> {
         eprintln!("warning: xcache: RUSTC_WRAPPER={w} is replaced by cargo-xcache for this build");
     }
 
+    // Whether the remote answers is decided once, here, for every wrapper of the build.
+    let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
+    let mut early_warnings = Vec::new();
+    if let Some(spec) = &cfg.remote {
+        let checked = crate::store::RemoteStore::open(spec).and_then(|r| r.check());
+        let state = match checked {
+            Ok(()) => "ok\n".to_string(),
+            Err(e) => {
+                early_warnings.push(crate::wrapper::Warning {
+                    code: e.code().to_string(),
+                    message: e.to_string(),
+                });
+                format!("down\t{}\t{e}\n", e.code())
+            }
+        };
+        let _ = crate::store::write_atomic(&remote_state, state.as_bytes());
+    }
+
     let progress = Progress::new(plan.expected_units());
     if !progress.is_bar() {
         eprintln!(
@@ -54,7 +80,15 @@ pub fn run(args: BuildArgs) -> Result<i32, CliError> {
         .current_dir(&cfg.cwd)
         .env("RUSTC_WRAPPER", &exe)
         .env(vars::EVENTS, &events_path)
-        .env(vars::DIR, &cfg.store_dir);
+        .env(vars::DIR, &cfg.store_dir)
+        .env(vars::REMOTE_STATE, &remote_state);
+    match &cfg.remote_uri {
+        Some(uri) => cmd.env(vars::REMOTE, uri),
+        None => cmd.env_remove(vars::REMOTE),
+    };
+    if cfg.read_only {
+        cmd.env(vars::READ_ONLY, "1");
+    }
     if progress.is_bar() {
         // cargo's own output goes through the bar; keep its colours.
         cmd.stderr(Stdio::piped());
@@ -99,7 +133,8 @@ pub fn run(args: BuildArgs) -> Result<i32, CliError> {
 
     let events = read_events(&events_path).unwrap_or_default();
     let _ = std::fs::remove_file(&events_path);
-    let report = BuildReport::from_events(
+    let _ = std::fs::remove_file(&remote_state);
+    let mut report = BuildReport::from_events(
         &events,
         args.cargo_args.clone(),
         code,
@@ -107,6 +142,13 @@ pub fn run(args: BuildArgs) -> Result<i32, CliError> {
         started.elapsed().as_millis() as u64,
         plan.expected_units(),
     );
+    for w in early_warnings.into_iter().rev() {
+        if !report.warnings.iter().any(|x| x.code == w.code) {
+            report.warnings.insert(0, w);
+        }
+    }
+    report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
+    report.read_only = cfg.read_only;
     let path = report_path(&plan.target_dir);
     let json = serde_json::to_vec_pretty(&report).expect("a report serializes");
     crate::store::write_atomic(&path, &json).map_err(|source| CliError::WriteReport {

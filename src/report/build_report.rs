@@ -36,6 +36,11 @@ pub struct Summary {
     pub planned: usize,
     pub bytes_stored: u64,
     pub bytes_restored: u64,
+    /// Hits served by the remote tier.
+    pub remote_hits: usize,
+    /// Bytes downloaded from and uploaded to the remote tier (compressed entries).
+    pub bytes_down: u64,
+    pub bytes_up: u64,
 }
 
 /// The whole report.
@@ -47,6 +52,11 @@ pub struct BuildReport {
     pub cargo_args: Vec<String>,
     pub exit_code: i32,
     pub store: PathBuf,
+    /// The remote tier, without credentials.
+    #[serde(default)]
+    pub remote: Option<String>,
+    #[serde(default)]
+    pub read_only: bool,
     pub summary: Summary,
     /// Cache problems met (each code once); the build compiled past them.
     pub warnings: Vec<Warning>,
@@ -94,6 +104,11 @@ impl BuildReport {
                 s.compile_ms += u.compile_ms.unwrap_or(0);
             }
             s.overhead_ms += e.overhead_ms;
+            s.bytes_down += e.bytes_down;
+            s.bytes_up += e.bytes_up;
+            if u.tier.as_deref() == Some("remote") {
+                s.remote_hits += 1;
+            }
             for w in &e.warnings {
                 if !warnings.iter().any(|x| x.code == w.code) {
                     warnings.push(w.clone());
@@ -107,6 +122,8 @@ impl BuildReport {
             cargo_args,
             exit_code,
             store,
+            remote: None,
+            read_only: false,
             summary: s,
             warnings,
             units,

@@ -5,6 +5,10 @@ use std::fmt::Write;
 use super::BuildReport;
 use crate::wrapper::{Outcome, Uncacheable};
 
+fn bytes(n: u64) -> String {
+    format!("{:.1} MB", n as f64 / 1e6)
+}
+
 fn secs(ms: u64) -> String {
     format!("{:.2}s", ms as f64 / 1000.0)
 }
@@ -32,6 +36,16 @@ pub fn render_table(r: &BuildReport) -> String {
     let s = &r.summary;
     let _ = writeln!(out, "{}", render_summary_line(r));
     let _ = writeln!(out, "store: {}", r.store.display());
+    if let Some(remote) = &r.remote {
+        let _ = writeln!(
+            out,
+            "remote: {remote}{}: {} hits, {} down, {} up",
+            if r.read_only { " (read-only)" } else { "" },
+            s.remote_hits,
+            bytes(s.bytes_down),
+            bytes(s.bytes_up)
+        );
+    }
     let _ = writeln!(
         out,
         "time: wall {}, rustc {}, restoring {}, cache work {}, saved {}",

@@ -125,6 +125,31 @@ impl LocalStore {
         CacheError::Corrupt { path, reason }
     }
 
+    /// A fresh temp path inside the store, for a download.
+    pub fn temp_path(&self) -> PathBuf {
+        let n: u64 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        self.root
+            .join("tmp")
+            .join(format!("dl-{}-{n:x}", std::process::id()))
+    }
+
+    /// Moves a downloaded entry file into place. Its contents are checked on restore,
+    /// like any entry's.
+    pub fn adopt_entry(&self, key: &Key, tmp: &Path) -> Result<(), CacheError> {
+        let dest = self.entry_path(key);
+        let werr = |source| CacheError::Write {
+            path: dest.clone(),
+            source,
+        };
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(werr)?;
+        }
+        fs::rename(tmp, &dest).map_err(werr)
+    }
+
     /// Size of an entry file on disk, if present.
     pub fn entry_size(&self, key: &Key) -> Option<u64> {
         File::open(self.entry_path(key))

@@ -11,6 +11,7 @@
 mod entry;
 mod local;
 mod manifest;
+mod remote;
 
 pub use entry::{
     EntryFile, EntryMeta, EntryReader, EntrySource, PutOutcome, ReadError, restore_temp_path,
@@ -18,6 +19,7 @@ pub use entry::{
 };
 pub use local::{LAYOUT, LocalStore};
 pub use manifest::{Manifest, Variant, VariantEnv};
+pub use remote::RemoteStore;
 
 use std::io::{self, Write};
 use std::path::Path;

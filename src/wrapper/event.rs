@@ -53,6 +53,9 @@ pub struct UnitRecord {
     pub restore_ms: Option<u64>,
     /// The entry key; for uncacheable units that others depend on, the identity they use.
     pub key: Option<String>,
+    /// For a hit: which tier served it (`local` or `remote`).
+    #[serde(default)]
+    pub tier: Option<String>,
 }
 
 /// One rustc invocation as the wrapper saw it: the report's record plus what the
@@ -65,6 +68,11 @@ pub struct UnitEvent {
     pub overhead_ms: u64,
     /// Bytes written to or read from the store (uncompressed).
     pub bytes: u64,
+    /// Bytes downloaded from / uploaded to the remote tier (compressed entries).
+    #[serde(default)]
+    pub bytes_down: u64,
+    #[serde(default)]
+    pub bytes_up: u64,
     pub warnings: Vec<Warning>,
 }
 

@@ -6,6 +6,7 @@
 
 mod event;
 mod reason;
+mod remote_tier;
 mod restore;
 mod run;
 

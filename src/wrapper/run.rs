@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
+use super::remote_tier::{RemoteTier, remote_paths};
 use super::restore::{replay_text, restore_entry};
 use super::{Outcome, RUSTC_FAILED, Uncacheable, UnitEvent, UnitRecord, Warning, append_event};
 use crate::config::{Env, WrapperConfig};
@@ -16,7 +17,7 @@ use crate::key::{
     compiler_id, content_identity, entry_key, hash_file, key_identity, l1_key, parse_rustc_args,
     write_artifact_identity,
 };
-use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Variant, VariantEnv};
+use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, Variant, VariantEnv};
 
 /// Runs one rustc invocation through the cache and returns the exit code to give cargo.
 /// `rustc` is the compiler cargo asked for; `args` follow it.
@@ -50,6 +51,9 @@ struct Unit {
     started: Instant,
     started_at: SystemTime,
     rustc_ms: u64,
+    remote: Option<RemoteTier>,
+    bytes_down: u64,
+    bytes_up: u64,
 }
 
 /// Bytes stored, and the identity of each library artifact.
@@ -68,6 +72,7 @@ impl Unit {
             .as_deref()
             .map(|d| target_root(&cfg.cwd.join(d)));
         let pm = PathMap::new(&cfg.cwd, target_root.as_deref(), cfg.cargo_home.as_deref());
+        let remote = RemoteTier::new(&cfg);
         Unit {
             rustc,
             inv,
@@ -77,6 +82,9 @@ impl Unit {
             started: Instant::now(),
             started_at: SystemTime::now(),
             rustc_ms: 0,
+            remote,
+            bytes_down: 0,
+            bytes_up: 0,
         }
     }
 
@@ -88,6 +96,9 @@ impl Unit {
     }
 
     fn run(&mut self) -> i32 {
+        if let Some(message) = self.cfg.remote_error.clone() {
+            self.warn(&CacheError::RemoteConfig(message));
+        }
         let store = match (&self.cfg.store_dir, self.cfg.disabled) {
             (_, true) | (None, _) => None,
             (Some(dir), false) => match LocalStore::open(dir) {
@@ -163,10 +174,11 @@ impl Unit {
                 Ok(Ok((n, files))) => {
                     bytes = n;
                     identities = files;
-                    if let Some(l1) = &l1
-                        && let Err(e) = store.add_variant(l1, variant.clone())
-                    {
-                        self.warn(&e);
+                    if let Some(l1) = &l1 {
+                        if let Err(e) = store.add_variant(l1, variant.clone()) {
+                            self.warn(&e);
+                        }
+                        self.upload(store, l1, key, variant);
                     }
                 }
                 Ok(Err(u)) => reason = Some(u),
@@ -199,11 +211,15 @@ impl Unit {
         l1_key(&self.inv, &kenv).map(|k| k.l1)
     }
 
-    /// Looks the unit up and restores it. `Some(exit code)` on a hit.
+    /// Looks the unit up, locally then remotely, and restores it. `Some(exit code)` on
+    /// a hit.
     fn try_hit(&mut self, store: &LocalStore, l1: &Key) -> Option<i32> {
-        let key = self.lookup(store, l1)?;
         let out_dir = self.cfg.cwd.join(self.inv.out_dir.as_ref()?);
         let t = Instant::now();
+        let (key, tier) = match self.lookup(&store.read_manifest(l1), l1) {
+            Some(key) if store.entry_size(&key).is_some() => (key, "local"),
+            _ => (self.fetch_remote(store, l1)?, "remote"),
+        };
         match restore_entry(store, &key, &out_dir, &self.pm) {
             Ok(Some(restored)) => {
                 let restore_ms = t.elapsed().as_millis() as u64;
@@ -229,6 +245,7 @@ impl Unit {
                 let mut ev = self.event(Outcome::Hit, None, Some(key), restored.bytes);
                 ev.unit.compile_ms = Some(m.compile_ms);
                 ev.unit.restore_ms = Some(restore_ms);
+                ev.unit.tier = Some(tier.to_string());
                 self.finish_event(ev);
                 Some(0)
             }
@@ -240,9 +257,88 @@ impl Unit {
         }
     }
 
+    /// Looks the unit up in the remote tier and downloads its entry into the local
+    /// store. Returns the entry key on success.
+    fn fetch_remote(&mut self, store: &LocalStore, l1: &Key) -> Option<Key> {
+        let mut tier = self.remote.take()?;
+        let result = (|| -> Result<Option<Key>, crate::errors::CacheError> {
+            let Some(remote) = tier.usable()? else {
+                return Ok(None);
+            };
+            let Some(bytes) = remote.get_bytes(&crate::store::RemoteStore::manifest_path(l1))?
+            else {
+                return Ok(None);
+            };
+            let manifest: Manifest = serde_json::from_slice(&bytes).unwrap_or_default();
+            let Some(key) = self.lookup(&manifest, l1) else {
+                return Ok(None);
+            };
+            if store.entry_size(&key).is_none() {
+                let (_, entry_path) = remote_paths(l1, &key);
+                let tmp = store.temp_path();
+                match remote.get_file(&entry_path, &tmp)? {
+                    Some(n) => {
+                        self.bytes_down += n;
+                        store.adopt_entry(&key, &tmp)?;
+                    }
+                    None => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Ok(None);
+                    }
+                }
+            }
+            // Remember the input set locally: the next lookup needs no round trip.
+            if let Some(v) = manifest.variants.iter().find(|v| v.entry == key.to_hex()) {
+                let _ = store.add_variant(l1, v.clone());
+            }
+            Ok(Some(key))
+        })();
+        let found = match result {
+            Ok(k) => k,
+            Err(e) => {
+                let e = tier.fail(e);
+                self.warn(&e);
+                None
+            }
+        };
+        self.remote = Some(tier);
+        found
+    }
+
+    /// Uploads a stored entry and its input set to the remote tier.
+    fn upload(&mut self, store: &LocalStore, l1: &Key, key: &Key, variant: &Variant) {
+        let Some(mut tier) = self.remote.take() else {
+            return;
+        };
+        if !tier.read_only {
+            let result = (|| -> Result<u64, crate::errors::CacheError> {
+                let Some(remote) = tier.usable()? else {
+                    return Ok(0);
+                };
+                let (manifest_path, entry_path) = remote_paths(l1, key);
+                let n = remote.put_file(&entry_path, &store.entry_path(key))?;
+                let mut manifest: Manifest = remote
+                    .get_bytes(&manifest_path)?
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                manifest.add(variant.clone());
+                let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
+                remote.put_bytes(&manifest_path, bytes)?;
+                Ok(n)
+            })();
+            match result {
+                Ok(n) => self.bytes_up += n,
+                Err(e) => {
+                    let e = tier.fail(e);
+                    self.warn(&e);
+                }
+            }
+        }
+        self.remote = Some(tier);
+    }
+
     /// Finds the entry key whose recorded inputs match the files on disk now.
-    fn lookup(&self, store: &LocalStore, l1: &Key) -> Option<Key> {
-        let manifest = store.read_manifest(l1);
+    fn lookup(&self, manifest: &Manifest, l1: &Key) -> Option<Key> {
         let mut digests: HashMap<String, Option<String>> = HashMap::new();
         'variants: for v in &manifest.variants {
             let env = self.current_env(v.env.iter().map(|e| e.name.as_str()));
@@ -503,9 +599,12 @@ impl Unit {
                 compile_ms: (outcome != Outcome::Hit).then_some(self.rustc_ms),
                 restore_ms: None,
                 key: key.map(|k| k.to_hex()),
+                tier: None,
             },
             overhead_ms: total.saturating_sub(self.rustc_ms),
             bytes,
+            bytes_down: self.bytes_down,
+            bytes_up: self.bytes_up,
             warnings: self.warnings.clone(),
         }
     }

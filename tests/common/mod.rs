@@ -257,3 +257,5 @@ impl Report {
             .collect()
     }
 }
+
+pub mod servers;

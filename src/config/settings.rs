@@ -1,10 +1,11 @@
-//! Settings, resolved once from flags, environment and defaults. This is the only
-//! module that reads the process environment; everything else receives a config.
+//! The environment snapshot and the resolved configs.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use super::file::read_config_files;
+use super::remote::{RemoteDefaults, RemoteSpec};
 use crate::errors::CliError;
 
 /// Environment variables this program reads (the book's reference lists them).
@@ -15,6 +16,13 @@ pub mod vars {
     pub const EVENTS: &str = "XCACHE_EVENTS";
     /// `1` turns the cache off: the wrapper only compiles (and still reports).
     pub const DISABLE: &str = "XCACHE_DISABLE";
+    /// The remote store URI.
+    pub const REMOTE: &str = "XCACHE_REMOTE";
+    /// `1`: read the remote, never write it.
+    pub const READ_ONLY: &str = "XCACHE_READ_ONLY";
+    /// Set by `cargo xcache build` for its wrappers: the file that records whether the
+    /// remote answered (so a remote that is down is given up once per build).
+    pub const REMOTE_STATE: &str = "XCACHE_REMOTE_STATE";
 }
 
 /// A snapshot of the process environment, taken once.
@@ -66,6 +74,21 @@ impl Env {
         self.path.as_ref()
     }
 
+    /// Values a remote URI may leave out.
+    pub fn remote_defaults(&self) -> RemoteDefaults {
+        RemoteDefaults {
+            aws_endpoint: self
+                .get("AWS_ENDPOINT_URL_S3")
+                .or(self.get("AWS_ENDPOINT_URL"))
+                .map(str::to_string),
+            aws_region: self
+                .get("AWS_REGION")
+                .or(self.get("AWS_DEFAULT_REGION"))
+                .map(str::to_string),
+            azure_account: self.get("AZURE_STORAGE_ACCOUNT").map(str::to_string),
+        }
+    }
+
     fn is_true(&self, name: &str) -> bool {
         matches!(self.get(name), Some("1" | "true" | "yes" | "on"))
     }
@@ -100,12 +123,42 @@ pub struct WrapperConfig {
     pub cwd: PathBuf,
     pub cargo_home: Option<PathBuf>,
     pub rustup_toolchain: Option<String>,
+    /// The remote tier, if one is configured and its URI parses.
+    pub remote: Option<RemoteSpec>,
+    /// Why the configured remote cannot be used (reported as a warning).
+    pub remote_error: Option<String>,
+    pub read_only: bool,
+    pub remote_state: Option<PathBuf>,
     pub env: Env,
 }
 
 impl WrapperConfig {
+    /// The wrapper reads `XCACHE_REMOTE`/`XCACHE_READ_ONLY`, else the user's config
+    /// file. (`cargo xcache build` resolves the workspace's `xcache.toml` too and passes
+    /// the result down in those variables.)
     pub fn resolve(env: Env, cwd: PathBuf) -> WrapperConfig {
+        let files = read_config_files(None, &env);
+        let (file_remote, file_read_only) = match &files {
+            Ok(files) => (
+                files.iter().find_map(|(_, f)| f.remote.clone()),
+                files.iter().find_map(|(_, f)| f.read_only),
+            ),
+            Err(_) => (None, None),
+        };
+        let uri = env.get(vars::REMOTE).map(str::to_string).or(file_remote);
+        let (remote, remote_error) = match (uri, files) {
+            (_, Err(e)) => (None, Some(e.to_string())),
+            (None, Ok(_)) => (None, None),
+            (Some(uri), Ok(_)) => match RemoteSpec::parse(&uri, &env.remote_defaults()) {
+                Ok(spec) => (Some(spec), None),
+                Err(message) => (None, Some(format!("invalid {}: {message}", vars::REMOTE))),
+            },
+        };
         WrapperConfig {
+            remote,
+            remote_error,
+            read_only: env.is_true(vars::READ_ONLY) || file_read_only.unwrap_or(false),
+            remote_state: env.get(vars::REMOTE_STATE).map(PathBuf::from),
             store_dir: store_dir(&env),
             events: env.get(vars::EVENTS).map(PathBuf::from),
             disabled: env.is_true(vars::DISABLE),
@@ -128,6 +181,11 @@ pub struct BuildConfig {
     pub disabled: bool,
     pub cargo_target_dir: Option<PathBuf>,
     pub cwd: PathBuf,
+    /// The remote tier (flag > `XCACHE_REMOTE` > workspace `xcache.toml` > user file).
+    pub remote: Option<RemoteSpec>,
+    /// The URI as given (it may hold credentials: only ever passed to the wrappers).
+    pub remote_uri: Option<String>,
+    pub read_only: bool,
 }
 
 impl BuildConfig {
@@ -158,7 +216,49 @@ impl BuildConfig {
             disabled: env.is_true(vars::DISABLE),
             cargo_target_dir: env.get("CARGO_TARGET_DIR").map(|d| cwd.join(d)),
             cwd,
+            remote: None,
+            remote_uri: None,
+            read_only: false,
         })
+    }
+
+    /// Resolves the remote tier once the workspace root is known.
+    pub fn resolve_remote(
+        &mut self,
+        env: &Env,
+        flag_remote: Option<&str>,
+        flag_read_only: bool,
+        workspace_root: &Path,
+    ) -> Result<(), CliError> {
+        let files = read_config_files(Some(workspace_root), env)?;
+        let (name, uri) = if let Some(f) = flag_remote {
+            ("--remote".to_string(), Some(f.to_string()))
+        } else if let Some(e) = env.get(vars::REMOTE) {
+            (vars::REMOTE.to_string(), Some(e.to_string()))
+        } else {
+            match files.iter().find(|(_, f)| f.remote.is_some()) {
+                Some((path, f)) => (format!("`remote` in {}", path.display()), f.remote.clone()),
+                None => (String::new(), None),
+            }
+        };
+        self.remote_uri = uri.clone();
+        self.remote = match uri {
+            None => None,
+            Some(uri) => Some(RemoteSpec::parse(&uri, &env.remote_defaults()).map_err(
+                |message| {
+                    CliError::InvalidSetting {
+                        name,
+                        // The value may hold credentials: show only its scheme.
+                        value: uri.split(':').next().unwrap_or("").to_string() + ":…",
+                        message,
+                    }
+                },
+            )?),
+        };
+        self.read_only = flag_read_only
+            || env.is_true(vars::READ_ONLY)
+            || files.iter().find_map(|(_, f)| f.read_only).unwrap_or(false);
+        Ok(())
     }
 }
 

@@ -1,0 +1,11 @@
+//! Settings, resolved once from flags, environment and files. This is the only module
+//! that reads the process environment; everything else receives a config. Main types:
+//! [`BuildConfig`] (the front-end) and [`WrapperConfig`] (one rustc invocation).
+
+mod file;
+mod remote;
+mod settings;
+
+pub use file::{ConfigFile, read_config_files};
+pub use remote::{RemoteKind, RemoteSpec, Secret};
+pub use settings::{BuildConfig, Env, WrapperConfig, cargo_home, store_dir, vars};

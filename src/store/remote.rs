@@ -1,0 +1,347 @@
+//! The remote tier, through opendal: S3 and compatibles, GCS, Azure Blob, Redis,
+//! memcached, WebDAV, the GitHub Actions cache, a shared folder. Main type:
+//! [`RemoteStore`].
+//!
+//! The wrapper is synchronous and short-lived, so the store drives opendal's async API
+//! on a small current-thread runtime of its own. Transfers stream in 8 MiB pieces between
+//! the remote and a file; an entry is never held in memory whole. Every request has a
+//! timeout, so a remote that stops answering costs seconds, not the build.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use opendal::layers::TimeoutLayer;
+use opendal::{ErrorKind, Operator, services};
+
+use crate::config::{RemoteKind, RemoteSpec};
+use crate::errors::CacheError;
+use crate::key::Key;
+
+const PIECE: usize = 8 << 20;
+
+/// A remote store.
+pub struct RemoteStore {
+    rt: tokio::runtime::Runtime,
+    op: Operator,
+    display: String,
+    key_value: bool,
+}
+
+impl RemoteStore {
+    /// Builds the client. Nothing is sent yet.
+    pub fn open(spec: &RemoteSpec) -> Result<RemoteStore, CacheError> {
+        // The HTTP client for the HTTP-based services (a no-op after the first call).
+        opendal::install_default();
+        let display = spec.display().to_string();
+        let cfg_err = |e: opendal::Error| classify(&display, e);
+        let op = match &spec.kind {
+            RemoteKind::S3 {
+                bucket,
+                root,
+                endpoint,
+                region,
+                virtual_host_style,
+            } => {
+                let mut b = services::S3::default().bucket(bucket).root(root);
+                if let Some(e) = endpoint {
+                    b = b.endpoint(e);
+                }
+                // opendal needs a region; S3-compatible servers accept any.
+                b = b.region(region.as_deref().unwrap_or("us-east-1"));
+                if *virtual_host_style {
+                    b = b.enable_virtual_host_style();
+                }
+                Operator::new(b).map_err(cfg_err)?
+            }
+            RemoteKind::Gcs { bucket, root } => {
+                Operator::new(services::Gcs::default().bucket(bucket).root(root))
+                    .map_err(cfg_err)?
+            }
+            RemoteKind::Azblob {
+                container,
+                root,
+                endpoint,
+                account,
+            } => {
+                let mut b = services::Azblob::default().container(container).root(root);
+                if let Some(a) = account {
+                    b = b.account_name(a);
+                    if endpoint.is_none() {
+                        b = b.endpoint(&format!("https://{a}.blob.core.windows.net"));
+                    }
+                }
+                if let Some(e) = endpoint {
+                    b = b.endpoint(e);
+                }
+                Operator::new(b).map_err(cfg_err)?
+            }
+            RemoteKind::Redis {
+                endpoint,
+                db,
+                username,
+                password,
+            } => {
+                let mut b = services::Redis::default()
+                    .endpoint(endpoint)
+                    .db(*db)
+                    .root("/xcache/");
+                if let Some(u) = username {
+                    b = b.username(u);
+                }
+                if let Some(p) = password {
+                    b = b.password(&p.0);
+                }
+                Operator::new(b).map_err(cfg_err)?
+            }
+            RemoteKind::Memcached { endpoint } => Operator::new(
+                services::Memcached::default()
+                    .endpoint(endpoint)
+                    .root("/xcache/"),
+            )
+            .map_err(cfg_err)?,
+            RemoteKind::Webdav {
+                endpoint,
+                root,
+                username,
+                password,
+            } => {
+                let mut b = services::Webdav::default().endpoint(endpoint).root(root);
+                if let Some(u) = username {
+                    b = b.username(u);
+                }
+                if let Some(p) = password {
+                    b = b.password(&p.0);
+                }
+                Operator::new(b).map_err(cfg_err)?
+            }
+            RemoteKind::Ghac => {
+                Operator::new(services::Ghac::default().root("/xcache/")).map_err(cfg_err)?
+            }
+            RemoteKind::Fs { root } => {
+                Operator::new(services::Fs::default().root(root)).map_err(cfg_err)?
+            }
+        };
+        let op = op.layer(
+            TimeoutLayer::new()
+                .with_timeout(Duration::from_secs(10))
+                .with_io_timeout(Duration::from_secs(5)),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CacheError::Remote {
+                code: "remote-unavailable",
+                uri: display.clone(),
+                message: format!("failed to start the I/O runtime: {e}"),
+            })?;
+        Ok(RemoteStore {
+            rt,
+            op,
+            key_value: spec.is_key_value(),
+            display,
+        })
+    }
+
+    /// The URI, without credentials.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// Object path of an entry.
+    pub fn entry_path(key: &Key) -> String {
+        format!("v1/entries/{}.xce", key.to_hex())
+    }
+
+    /// Object path of a manifest.
+    pub fn manifest_path(l1: &Key) -> String {
+        format!("v1/manifests/{}.json", l1.to_hex())
+    }
+
+    /// One round trip that tells a working remote from a broken one: a missing bucket,
+    /// refused credentials or an unreachable server are errors here, where a plain
+    /// lookup could not tell them from a miss.
+    pub fn check(&self) -> Result<(), CacheError> {
+        let result = self.rt.block_on(async {
+            if self.key_value {
+                match self.op.stat("v1/probe").await {
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                    other => other.map(|_| ()),
+                }
+            } else {
+                self.op.list_with("v1/").limit(1).await.map(|_| ())
+            }
+        });
+        result.map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                CacheError::Remote {
+                    code: "remote-bucket-missing",
+                    uri: self.display.clone(),
+                    message: "the bucket or container does not exist; create it or fix the name"
+                        .into(),
+                }
+            } else {
+                classify(&self.display, e)
+            }
+        })
+    }
+
+    /// Small objects (manifests): `None` if absent.
+    pub fn get_bytes(&self, path: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        match self.rt.block_on(self.op.read(path)) {
+            Ok(buf) => Ok(Some(buf.to_vec())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(classify(&self.display, e)),
+        }
+    }
+
+    pub fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<(), CacheError> {
+        self.rt
+            .block_on(self.op.write(path, bytes))
+            .map(|_| ())
+            .map_err(|e| classify(&self.display, e))
+    }
+
+    /// Streams an object into `dest`. `Ok(None)` if absent; the bytes received otherwise.
+    pub fn get_file(&self, path: &str, dest: &Path) -> Result<Option<u64>, CacheError> {
+        let display = &self.display;
+        self.rt.block_on(async {
+            let reader = match self.op.reader_with(path).chunk(PIECE).await {
+                Ok(r) => r,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(classify(display, e)),
+            };
+            let mut stream = match reader.into_bytes_stream(..).await {
+                Ok(s) => s,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(classify(display, e)),
+            };
+            let mut file = std::fs::File::create(dest).map_err(|source| CacheError::Write {
+                path: dest.to_path_buf(),
+                source,
+            })?;
+            let mut n = 0u64;
+            while let Some(chunk) = stream.try_next().await.map_err(|e| CacheError::Remote {
+                code: "remote-unavailable",
+                uri: display.clone(),
+                message: e.to_string(),
+            })? {
+                file.write_all(&chunk).map_err(|source| CacheError::Write {
+                    path: dest.to_path_buf(),
+                    source,
+                })?;
+                n += chunk.len() as u64;
+            }
+            Ok(Some(n))
+        })
+    }
+
+    /// Streams a file to an object.
+    pub fn put_file(&self, path: &str, src: &Path) -> Result<u64, CacheError> {
+        let display = &self.display;
+        self.rt.block_on(async {
+            let rerr = |source| CacheError::Read {
+                path: src.to_path_buf(),
+                source,
+            };
+            let mut file = std::fs::File::open(src).map_err(rerr)?;
+            let mut w = self
+                .op
+                .writer_with(path)
+                .chunk(PIECE)
+                .await
+                .map_err(|e| classify(display, e))?;
+            let mut buf = vec![0u8; PIECE];
+            let mut n = 0u64;
+            loop {
+                let got = read_full(&mut file, &mut buf).map_err(rerr)?;
+                if got == 0 {
+                    break;
+                }
+                w.write(buf[..got].to_vec())
+                    .await
+                    .map_err(|e| classify(display, e))?;
+                n += got as u64;
+            }
+            w.close().await.map_err(|e| classify(display, e))?;
+            Ok(n)
+        })
+    }
+}
+
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = f.read(&mut buf[filled..])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+/// Names the class of a remote failure, with a sentence saying what to check.
+fn classify(display: &str, e: opendal::Error) -> CacheError {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    let (code, what) = if lower.contains("nosuchbucket")
+        || lower.contains("containernotfound")
+        || (lower.contains("listobjects") && lower.contains("status: 404"))
+    {
+        (
+            "remote-bucket-missing",
+            "the bucket or container does not exist; create it or fix the name",
+        )
+    } else if lower.contains("authorizationheadermalformed")
+        || lower.contains("permanentredirect")
+        || lower.contains("wrong region")
+    {
+        (
+            "remote-wrong-region",
+            "the bucket lives in another region; set region= in the URI or AWS_REGION",
+        )
+    } else if lower.contains("failed to load signing credential") {
+        (
+            "remote-denied",
+            "no credentials were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or run where instance credentials exist",
+        )
+    } else if e.kind() == ErrorKind::PermissionDenied
+        || lower.contains("invalidaccesskeyid")
+        || lower.contains("signaturedoesnotmatch")
+        || lower.contains("accessdenied")
+        || lower.contains("noauth")
+        || lower.contains("wrongpass")
+    {
+        (
+            "remote-denied",
+            "the credentials were refused; check the access key and secret (or the profile)",
+        )
+    } else if lower.contains("too large") || lower.contains("entitytoolarge") {
+        (
+            "remote-entry-too-large",
+            "the entry is larger than the backend accepts; it stays in the local store",
+        )
+    } else if e.kind() == ErrorKind::ConfigInvalid {
+        (
+            "remote-config-invalid",
+            "the remote's configuration is invalid",
+        )
+    } else {
+        (
+            "remote-unavailable",
+            "the remote did not answer as expected",
+        )
+    };
+    CacheError::Remote {
+        code,
+        uri: display.to_string(),
+        message: format!("{what} ({})", first_line(&text)),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(200).collect()
+}

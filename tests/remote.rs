@@ -1,0 +1,237 @@
+//! The remote tier against real servers started on 127.0.0.1: SeaweedFS (S3, with
+//! signatures checked), Redis and memcached. The same scenario runs on each.
+
+mod common;
+
+use std::path::Path;
+
+use common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET, Server};
+use common::{Build, Report, Scratch, base_command, xcache_build, xcache_exe};
+
+const CACHEABLE: &[&str] = &["generated:lib", "mid:lib", "util:lib"];
+const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
+    greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn s3_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", S3_ACCESS),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
+    ]
+}
+
+/// One build of a fresh checkout at `rel` with its own empty local store.
+fn build(
+    s: &Scratch,
+    rel: &str,
+    uri: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Build, Report) {
+    let ws = s.checkout("basic-workspace", rel);
+    let store = s.path(&format!("{rel}-store"));
+    let mut args = vec!["--remote", uri];
+    args.extend_from_slice(extra);
+    let b = xcache_build(&ws, &store, &args, env);
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    (b, r)
+}
+
+fn tiers(r: &Report) -> Vec<String> {
+    let mut v: Vec<String> = r.0["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["outcome"] == "hit")
+        .map(|u| u["tier"].as_str().unwrap_or("none").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Read-only writes nothing; a cold build uploads; a build elsewhere with an empty
+/// local store restores everything from the remote; a stopped remote warns once and
+/// the build still succeeds.
+fn scenario(mut server: Server, uri: &str, env: &[(&str, &str)]) {
+    let s = Scratch::new();
+
+    let (_, r) = build(&s, "read-only", uri, &["--read-only"], env);
+    assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+    assert_eq!(r.summary("bytes_up"), 0);
+    assert_eq!(r.0["read_only"], true);
+
+    let (_, r) = build(&s, "cold", uri, &[], env);
+    assert_eq!(
+        r.with_outcome("miss"),
+        names(CACHEABLE),
+        "read-only wrote nothing"
+    );
+    assert!(r.summary("bytes_up") > 0);
+    assert_eq!(r.warning_codes(), Vec::<String>::new());
+
+    let (_, r) = build(&s, "elsewhere/warm", uri, &[], env);
+    assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
+    assert_eq!(tiers(&r), ["remote", "remote", "remote"]);
+    assert_eq!(r.summary("remote_hits"), 3);
+    assert!(r.summary("bytes_down") > 0);
+
+    server.stop();
+    let (b, r) = build(&s, "down", uri, &[], env);
+    assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+    assert_eq!(r.warning_codes(), ["remote-unavailable"]);
+    assert_eq!(
+        b.stderr().matches("[remote-unavailable]").count(),
+        1,
+        "{}",
+        b.stderr()
+    );
+}
+
+#[test]
+fn s3_seaweedfs() {
+    let server = servers::seaweedfs();
+    let uri = format!(
+        "s3://{S3_BUCKET}/ci?endpoint=http://127.0.0.1:{}",
+        server.port
+    );
+    scenario(server, &uri, &s3_env());
+}
+
+#[test]
+fn redis() {
+    let server = servers::redis();
+    let uri = format!("redis://127.0.0.1:{}/0", server.port);
+    scenario(server, &uri, &[]);
+}
+
+#[test]
+fn memcached() {
+    let server = servers::memcached();
+    let uri = format!("memcached://127.0.0.1:{}", server.port);
+    scenario(server, &uri, &[]);
+}
+
+#[test]
+fn wrong_credentials_and_missing_bucket_are_named() {
+    let server = servers::seaweedfs();
+    let s = Scratch::new();
+    let good = format!(
+        "s3://{S3_BUCKET}/ci?endpoint=http://127.0.0.1:{}",
+        server.port
+    );
+    let (b, r) = build(
+        &s,
+        "denied",
+        &good,
+        &[],
+        &[
+            ("AWS_ACCESS_KEY_ID", S3_ACCESS),
+            ("AWS_SECRET_ACCESS_KEY", "wrong"),
+        ],
+    );
+    assert_eq!(r.warning_codes(), ["remote-denied"]);
+    assert!(
+        !b.stderr().contains("wrong"),
+        "the secret must not be printed"
+    );
+    let missing = format!(
+        "s3://no-such-bucket/ci?endpoint=http://127.0.0.1:{}",
+        server.port
+    );
+    let (_, r) = build(&s, "missing", &missing, &[], &s3_env());
+    assert_eq!(r.warning_codes(), ["remote-bucket-missing"]);
+    assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+}
+
+#[test]
+fn remote_stopped_mid_build_never_fails_it() {
+    let mut server = servers::redis();
+    let uri = format!("redis://127.0.0.1:{}/0", server.port);
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    let mut cmd = base_command(&xcache_exe(), &ws, &s.path("store"));
+    cmd.args(["xcache", "build", "--message-format=json", "--remote", &uri]);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the server as soon as the first unit reports.
+    let xdir = ws.join("target/xcache");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let started = std::fs::read_dir(&xdir)
+            .map(|d| {
+                d.flatten().any(|e| {
+                    e.file_name().to_string_lossy().starts_with("events-")
+                        && std::fs::metadata(e.path())
+                            .map(|m| m.len() > 0)
+                            .unwrap_or(false)
+                })
+            })
+            .unwrap_or(false);
+        if started || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    server.stop();
+    let b = Build::from_output(child.wait_with_output().unwrap(), &ws);
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    assert!(r.with_outcome("error").is_empty());
+    assert_eq!(r.summary("units"), 6);
+    // Units stored after the stop could not be uploaded: said once, not per unit.
+    assert_eq!(r.warning_codes(), ["remote-unavailable"]);
+    assert_eq!(
+        b.stderr().matches("[remote-unavailable]").count(),
+        1,
+        "{}",
+        b.stderr()
+    );
+}
+
+#[test]
+fn drop_in_mode_reads_and_writes_the_remote() {
+    let server = servers::redis();
+    let uri = format!("redis://127.0.0.1:{}/0", server.port);
+    let s = Scratch::new();
+    for (n, expect) in [(1, "miss"), (2, "hit")] {
+        let ws = s.checkout("basic-workspace", &format!("ws{n}"));
+        let events = s.path(&format!("events{n}.jsonl"));
+        let mut cmd = base_command(Path::new("cargo"), &ws, &s.path(&format!("store{n}")));
+        cmd.args(["build", "--message-format=json"])
+            .env("RUSTC_WRAPPER", xcache_exe())
+            .env("XCACHE_REMOTE", &uri)
+            .env("XCACHE_EVENTS", &events);
+        let b = Build::from_output(cmd.output().unwrap(), &ws);
+        b.assert_success();
+        assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+        let text = std::fs::read_to_string(&events).unwrap();
+        let mut got: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["unit"].clone())
+            .filter(|u| u["kind"] == "lib")
+            .map(|u| {
+                format!(
+                    "{}:{}",
+                    u["outcome"].as_str().unwrap(),
+                    u["tier"].as_str().unwrap_or("-")
+                )
+            })
+            .collect();
+        got.sort();
+        let want = if expect == "miss" {
+            "miss:-"
+        } else {
+            "hit:remote"
+        };
+        assert_eq!(got, vec![want; 3], "build {n}");
+    }
+}
