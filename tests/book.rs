@@ -36,7 +36,17 @@ fn every_error_and_warning_code_has_a_section() {
         .map(|rest| rest.trim_end_matches("\",").trim_end_matches('"'))
         .collect();
     assert!(codes.len() >= 10, "{codes:?}");
-    for code in codes {
+    // The remote classes are named where remote failures are classified.
+    let remote = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/remote.rs"),
+    )
+    .unwrap();
+    let remote_codes: Vec<&str> = remote
+        .split('"')
+        .filter(|t| t.starts_with("remote-") && t.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .collect();
+    assert!(remote_codes.len() >= 5, "{remote_codes:?}");
+    for code in codes.into_iter().chain(remote_codes) {
         assert!(
             page.contains(&format!("### `{code}`")),
             "no section for {code}"
