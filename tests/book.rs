@@ -43,7 +43,9 @@ fn every_error_and_warning_code_has_a_section() {
     .unwrap();
     let remote_codes: Vec<&str> = remote
         .split('"')
-        .filter(|t| t.starts_with("remote-") && t.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .filter(|t| {
+            t.starts_with("remote-") && t.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+        })
         .collect();
     assert!(remote_codes.len() >= 5, "{remote_codes:?}");
     for code in codes.into_iter().chain(remote_codes) {
