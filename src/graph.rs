@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use guppy::graph::cargo::{CargoOptions, CargoResolverVersion};
 use guppy::graph::feature::{StandardFeatures, named_feature_filter};
-use guppy::graph::{BuildTargetId, PackageGraph};
+use guppy::graph::{BuildTargetId, BuildTargetKind, PackageGraph};
 use guppy::platform::{Platform, PlatformSpec, TargetFeatures};
 
 use crate::errors::CliError;
@@ -28,6 +28,21 @@ pub struct Selection {
     pub no_default_features: bool,
     pub target: Option<String>,
     pub target_dir: Option<PathBuf>,
+    pub release: bool,
+    pub profile: Option<String>,
+}
+
+impl Selection {
+    /// The directory cargo names after the profile (`dev` builds into `debug`).
+    pub fn profile_dir(&self) -> String {
+        match self.profile.as_deref() {
+            Some("dev") | Some("test") => "debug".into(),
+            Some("bench") => "release".into(),
+            Some(p) => p.to_string(),
+            None if self.release => "release".into(),
+            None => "debug".into(),
+        }
+    }
 }
 
 /// One package the build is expected to compile.
@@ -39,12 +54,20 @@ pub struct PlannedPackage {
     pub build_script: bool,
     /// Built for the host (proc-macros, build dependencies).
     pub host: bool,
+    /// The directory holding the package's Cargo.toml.
+    pub manifest_dir: PathBuf,
+    /// The library target: crate name and kind (`lib` or `proc-macro`).
+    pub lib: Option<(String, &'static str)>,
+    /// Enabled named features, sorted.
+    pub features: Vec<String>,
 }
 
 /// What `cargo build` with a selection will compile.
 #[derive(Clone, Debug)]
 pub struct BuildPlan {
     pub workspace_root: PathBuf,
+    /// The workspace members' names, sorted: the workspace's identity in the remote index.
+    pub workspace_members: Vec<String>,
     pub target_dir: PathBuf,
     pub packages: Vec<PlannedPackage>,
 }
@@ -145,17 +168,45 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
             .to_package_set()
             .packages(guppy::graph::DependencyDirection::Forward)
         {
+            let lib = pkg.build_target(&BuildTargetId::Library).map(|t| {
+                let kind = match t.kind() {
+                    BuildTargetKind::ProcMacro => "proc-macro",
+                    _ => "lib",
+                };
+                (t.name().replace('-', "_"), kind)
+            });
+            let mut features: Vec<String> = set
+                .features_for(pkg.id())
+                .ok()
+                .flatten()
+                .map(|f| f.named_features().map(str::to_string).collect())
+                .unwrap_or_default();
+            features.sort();
             packages.push(PlannedPackage {
                 name: pkg.name().to_string(),
                 version: pkg.version().to_string(),
                 workspace_member: pkg.in_workspace(),
                 build_script: pkg.build_target(&BuildTargetId::BuildScript).is_some(),
                 host,
+                manifest_dir: pkg
+                    .manifest_path()
+                    .parent()
+                    .map(|p| p.as_std_path().to_path_buf())
+                    .unwrap_or_default(),
+                lib,
+                features,
             });
         }
     }
+    let mut workspace_members: Vec<String> = graph
+        .workspace()
+        .iter()
+        .map(|p| p.name().to_string())
+        .collect();
+    workspace_members.sort();
     Ok(BuildPlan {
         workspace_root,
+        workspace_members,
         target_dir,
         packages,
     })

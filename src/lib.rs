@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: [`graph`] (what cargo will compile) -> [`key`] (what a cache key
 //! covers) -> [`store`] (bytes at rest) -> [`wrapper`] (one rustc invocation: restore or
-//! compile, then write an event) -> [`report`] (what the user sees). [`config`] resolves
+//! compile, then write an event) -> [`report`] (what the user sees). [`prefetch`] moves
+//! entries between the remote and the local store around the build. [`config`] resolves
 //! flags, environment and files once; [`cli`] is the front door used by the binary.
 
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod config;
 pub mod errors;
 pub mod graph;
 pub mod key;
+pub mod prefetch;
 pub mod report;
 pub mod store;
 pub mod wrapper;

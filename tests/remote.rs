@@ -79,6 +79,26 @@ fn scenario(mut server: Server, uri: &str, env: &[(&str, &str)]) {
     assert_eq!(tiers(&r), ["remote", "remote", "remote"]);
     assert_eq!(r.summary("remote_hits"), 3);
     assert!(r.summary("bytes_down") > 0);
+    // Everything came down before cargo started, and all of it was used.
+    assert_eq!(r.summary("prefetched"), 3);
+    assert_eq!(r.summary("prefetch_unused"), 0);
+    assert!(r.summary("predicted") >= 3);
+
+    // A bumped package: the units whose inputs did not change are still prefetched.
+    let ws = s.checkout("basic-workspace", "bumped");
+    let manifest = ws.join("util/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("version.workspace = true", "version = \"0.1.1\""),
+    )
+    .unwrap();
+    let b = xcache_build(&ws, &s.path("bumped-store"), &["--remote", uri], env);
+    b.assert_success();
+    let r = Report::read(&ws.join("target"));
+    assert_eq!(r.with_outcome("hit"), names(&["generated:lib"]));
+    assert_eq!(tiers(&r), ["remote"]);
+    assert_eq!(r.with_outcome("miss"), names(&["mid:lib", "util:lib"]));
 
     server.stop();
     let (b, r) = build(&s, "down", uri, &[], env);

@@ -113,6 +113,8 @@ pub fn selection_from_cargo_args(args: &[String]) -> Selection {
             "--target" => sel.target = value(),
             "--target-dir" => sel.target_dir = value().map(PathBuf::from),
             "--manifest-path" => sel.manifest_path = value().map(PathBuf::from),
+            "-r" | "--release" => sel.release = true,
+            "--profile" => sel.profile = value(),
             _ => {
                 // `-pfoo` and `-Ffeat` spellings.
                 if let Some(p) = a

@@ -1,12 +1,13 @@
 //! `cargo xcache build`: plan, run cargo with this executable as the rustc wrapper,
 //! gather the wrapper's events into the report.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::args::{BuildArgs, selection_from_cargo_args};
+use super::remote_session::RemoteSession;
 use crate::config::{BuildConfig, Env, vars};
 use crate::errors::CliError;
 use crate::graph;
@@ -48,23 +49,11 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         eprintln!("warning: xcache: RUSTC_WRAPPER={w} is replaced by cargo-xcache for this build");
     }
 
-    // Whether the remote answers is decided once, here, for every wrapper of the build.
+    // Whether the remote answers is decided once, here, for every wrapper of the build;
+    // then everything predicted is prefetched before cargo starts.
     let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
-    let mut early_warnings = Vec::new();
-    if let Some(spec) = &cfg.remote {
-        let checked = crate::store::RemoteStore::open(spec).and_then(|r| r.check());
-        let state = match checked {
-            Ok(()) => "ok\n".to_string(),
-            Err(e) => {
-                early_warnings.push(crate::wrapper::Warning {
-                    code: e.code().to_string(),
-                    message: e.to_string(),
-                });
-                format!("down\t{}\t{e}\n", e.code())
-            }
-        };
-        let _ = crate::store::write_atomic(&remote_state, state.as_bytes());
-    }
+    let show_bar = std::io::stderr().is_terminal();
+    let mut remote = RemoteSession::start(&cfg, &env, &plan, &sel, remote_state.clone(), show_bar);
 
     let progress = Progress::new(plan.expected_units());
     if !progress.is_bar() {
@@ -88,6 +77,9 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
     };
     if cfg.read_only {
         cmd.env(vars::READ_ONLY, "1");
+    }
+    if let Some(r) = &remote {
+        r.configure(&mut cmd);
     }
     if progress.is_bar() {
         // cargo's own output goes through the bar; keep its colours.
@@ -113,10 +105,13 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
             match child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
                 Ok(None) => {
-                    if progress.is_bar()
+                    if (progress.is_bar() || remote.is_some())
                         && let Ok(evs) = read_events(&events_path)
                     {
                         progress.update(&evs);
+                        if let Some(r) = remote.as_mut() {
+                            r.on_events(&evs);
+                        }
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -142,10 +137,8 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         started.elapsed().as_millis() as u64,
         plan.expected_units(),
     );
-    for w in early_warnings.into_iter().rev() {
-        if !report.warnings.iter().any(|x| x.code == w.code) {
-            report.warnings.insert(0, w);
-        }
+    if let Some(r) = remote {
+        r.finish(&events, &mut report);
     }
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
     report.read_only = cfg.read_only;

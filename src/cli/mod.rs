@@ -3,6 +3,7 @@
 
 mod args;
 mod build;
+mod remote_session;
 mod report_cmd;
 
 use std::ffi::OsString;

@@ -20,6 +20,9 @@ pub mod vars {
     pub const REMOTE: &str = "XCACHE_REMOTE";
     /// `1`: read the remote, never write it.
     pub const READ_ONLY: &str = "XCACHE_READ_ONLY";
+    /// Set by `cargo xcache build` for its wrappers: `1` means the front-end uploads
+    /// new entries in the background, so wrappers do not.
+    pub const DEFER_UPLOAD: &str = "XCACHE_DEFER_UPLOAD";
     /// Set by `cargo xcache build` for its wrappers: the file that records whether the
     /// remote answered (so a remote that is down is given up once per build).
     pub const REMOTE_STATE: &str = "XCACHE_REMOTE_STATE";
@@ -129,6 +132,7 @@ pub struct WrapperConfig {
     pub remote_error: Option<String>,
     pub read_only: bool,
     pub remote_state: Option<PathBuf>,
+    pub defer_upload: bool,
     pub env: Env,
 }
 
@@ -159,6 +163,7 @@ impl WrapperConfig {
             remote_error,
             read_only: env.is_true(vars::READ_ONLY) || file_read_only.unwrap_or(false),
             remote_state: env.get(vars::REMOTE_STATE).map(PathBuf::from),
+            defer_upload: env.is_true(vars::DEFER_UPLOAD),
             store_dir: store_dir(&env),
             events: env.get(vars::EVENTS).map(PathBuf::from),
             disabled: env.is_true(vars::DISABLE),

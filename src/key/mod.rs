@@ -15,6 +15,7 @@ mod compiler;
 mod depinfo;
 mod hasher;
 mod path_map;
+mod predict;
 mod rustc_args;
 mod unit_key;
 
@@ -23,6 +24,7 @@ pub use compiler::{CompilerId, compiler_id};
 pub use depinfo::{DepInfo, EnvDep};
 pub use hasher::{Key, KeyHasher};
 pub use path_map::{PathMap, Root, RootKind};
+pub use predict::{UnitIdentity, prediction_key};
 pub use rustc_args::{CrateKind, Emit, Extern, RustcInvocation, StaticLib, parse_rustc_args};
 pub use unit_key::{InputDigest, KeyEnv, UnitKeys, entry_key, hash_file, l1_key};
 

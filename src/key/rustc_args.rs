@@ -79,6 +79,8 @@ pub struct RustcInvocation {
     /// `-L` search paths with their kind (`native`, `all`, …; `all` when unspecified).
     pub search_paths: Vec<(String, PathBuf)>,
     pub static_libs: Vec<StaticLib>,
+    /// `--cfg` values, as given.
+    pub cfgs: Vec<String>,
     /// Arguments that feed the key, each as `(flag, value)`, in command-line order,
     /// with output locations, incremental dirs and `--extern`s taken out. Values that
     /// are paths are normalized later, by [`RustcInvocation::key_args`].
@@ -352,6 +354,7 @@ fn handle_value(
         "-l" => {
             parse_link_lib(inv, &value);
         }
+        "--cfg" => inv.cfgs.push(value.clone()),
         _ => {}
     }
     let v = if is_path {
@@ -480,6 +483,29 @@ impl RustcInvocation {
             out.push(("dep-info", dir.join(format!("{stem}.d"))));
         }
         out
+    }
+
+    /// The features cargo enabled (`--cfg feature="x"`), sorted.
+    pub fn features(&self) -> Vec<String> {
+        let mut f: Vec<String> = self
+            .cfgs
+            .iter()
+            .filter_map(|c| c.strip_prefix("feature=\""))
+            .map(|v| v.trim_end_matches('"').to_string())
+            .collect();
+        f.sort();
+        f
+    }
+
+    /// The profile's directory (`debug`, `release`): the parent of `--out-dir`'s `deps`.
+    pub fn profile_dir(&self) -> Option<String> {
+        let dir = self.out_dir.as_ref()?;
+        let parent = if dir.file_name()? == "deps" {
+            dir.parent()?
+        } else {
+            dir
+        };
+        Some(parent.file_name()?.to_string_lossy().into_owned())
     }
 
     /// The dep-info file rustc writes, if asked for.

@@ -36,8 +36,15 @@ pub struct Summary {
     pub planned: usize,
     pub bytes_stored: u64,
     pub bytes_restored: u64,
-    /// Hits served by the remote tier.
+    /// Hits served by the remote tier (fetched by the wrapper, or prefetched).
     pub remote_hits: usize,
+    /// Units predicted from the dependency graph before cargo started.
+    pub predicted: usize,
+    /// Entries downloaded before cargo started.
+    pub prefetched: usize,
+    /// Prefetched entries this build did not use.
+    pub prefetch_unused: usize,
+    pub prefetch_ms: u64,
     /// Bytes downloaded from and uploaded to the remote tier (compressed entries).
     pub bytes_down: u64,
     pub bytes_up: u64,

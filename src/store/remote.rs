@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use opendal::layers::TimeoutLayer;
+use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator, services};
 
 use crate::config::{RemoteKind, RemoteSpec};
@@ -123,11 +123,21 @@ impl RemoteStore {
                 Operator::new(services::Fs::default().root(root)).map_err(cfg_err)?
             }
         };
-        let op = op.layer(
-            TimeoutLayer::new()
-                .with_timeout(Duration::from_secs(10))
-                .with_io_timeout(Duration::from_secs(5)),
-        );
+        // Temporary failures (a reset connection, a busy server) are retried twice,
+        // quickly: a remote that is really down still costs well under a second more.
+        let op = op
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(Duration::from_secs(10))
+                    .with_io_timeout(Duration::from_secs(5)),
+            )
+            .layer(
+                RetryLayer::new()
+                    .with_max_times(2)
+                    .with_min_delay(Duration::from_millis(50))
+                    .with_max_delay(Duration::from_millis(300))
+                    .with_jitter(),
+            );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -68,6 +68,15 @@ pub struct UnitEvent {
     pub overhead_ms: u64,
     /// Bytes written to or read from the store (uncompressed).
     pub bytes: u64,
+    /// Where prediction finds this unit next time (see `key::prediction_key`).
+    #[serde(default)]
+    pub upk: Option<String>,
+    /// The first-level key, for units whose entry the front-end may upload.
+    #[serde(default)]
+    pub l1: Option<String>,
+    /// True when the entry was stored locally and the front-end should upload it.
+    #[serde(default)]
+    pub upload: bool,
     /// Bytes downloaded from / uploaded to the remote tier (compressed entries).
     #[serde(default)]
     pub bytes_down: u64,

@@ -14,8 +14,8 @@ use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
 use crate::key::{
     CompilerId, CrateKind, DepInfo, InputDigest, Key, KeyEnv, PathMap, RustcInvocation,
-    compiler_id, content_identity, entry_key, hash_file, key_identity, l1_key, parse_rustc_args,
-    write_artifact_identity,
+    UnitIdentity, compiler_id, content_identity, entry_key, hash_file, key_identity, l1_key,
+    parse_rustc_args, prediction_key, write_artifact_identity,
 };
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, Variant, VariantEnv};
 
@@ -54,6 +54,9 @@ struct Unit {
     remote: Option<RemoteTier>,
     bytes_down: u64,
     bytes_up: u64,
+    compiler: Option<CompilerId>,
+    l1: Option<Key>,
+    uploaded_later: bool,
 }
 
 /// Bytes stored, and the identity of each library artifact.
@@ -85,6 +88,9 @@ impl Unit {
             remote,
             bytes_down: 0,
             bytes_up: 0,
+            compiler: None,
+            l1: None,
+            uploaded_later: false,
         }
     }
 
@@ -138,6 +144,8 @@ impl Unit {
                     None
                 }
             });
+        self.compiler = compiler.clone();
+        self.l1 = l1;
         let cacheable_store = match (&store, reason, &l1, compiler.is_some()) {
             (Some(s), None, Some(_), true) => Some(s.clone()),
             _ => None,
@@ -305,8 +313,13 @@ impl Unit {
         found
     }
 
-    /// Uploads a stored entry and its input set to the remote tier.
+    /// Uploads a stored entry and its input set to the remote tier (or leaves that to
+    /// `cargo xcache build`, which uploads in the background).
     fn upload(&mut self, store: &LocalStore, l1: &Key, key: &Key, variant: &Variant) {
+        if self.cfg.defer_upload && self.cfg.events.is_some() {
+            self.uploaded_later = self.remote.as_ref().is_some_and(|r| !r.read_only);
+            return;
+        }
         let Some(mut tier) = self.remote.take() else {
             return;
         };
@@ -605,8 +618,37 @@ impl Unit {
             bytes,
             bytes_down: self.bytes_down,
             bytes_up: self.bytes_up,
+            upk: self.prediction_key().map(|k| k.to_hex()),
+            l1: self.l1.map(|k| k.to_hex()),
+            upload: self.uploaded_later,
             warnings: self.warnings.clone(),
         }
+    }
+
+    /// The unit's prediction key, for libraries and proc-macros.
+    fn prediction_key(&self) -> Option<Key> {
+        let kind = match self.inv.kind() {
+            CrateKind::Lib => "lib",
+            CrateKind::ProcMacro => "proc-macro",
+            _ => return None,
+        };
+        let compiler = self.compiler.as_ref()?;
+        let env = &self.cfg.env;
+        let manifest_dir = self
+            .pm
+            .normalize_path(Path::new(env.get("CARGO_MANIFEST_DIR")?));
+        let features = self.inv.features();
+        Some(prediction_key(&UnitIdentity {
+            package: env.get("CARGO_PKG_NAME")?,
+            version: env.get("CARGO_PKG_VERSION")?,
+            manifest_dir: &manifest_dir,
+            crate_name: self.inv.crate_name.as_deref()?,
+            kind,
+            features: &features,
+            target: self.inv.target.as_deref().unwrap_or("host"),
+            profile_dir: &self.inv.profile_dir()?,
+            compiler: &compiler.key,
+        }))
     }
 
     fn emit(&self, outcome: Outcome, reason: Option<String>, key: Option<Key>, bytes: u64) {

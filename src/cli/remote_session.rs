@@ -1,0 +1,215 @@
+//! The remote tier around one `cargo xcache build`: check it once, prefetch, upload in
+//! the background while cargo runs, record the index afterwards. Main type:
+//! [`RemoteSession`].
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::config::{BuildConfig, Env, RemoteSpec, cargo_home, vars};
+use crate::errors::CacheError;
+use crate::graph::{BuildPlan, Selection};
+use crate::key::{Key, PathMap, compiler_id};
+use crate::prefetch::{
+    PredictionInput, PrefetchOutcome, Uploader, predict, prefetch, update_index,
+};
+use crate::report::BuildReport;
+use crate::store::{LocalStore, RemoteStore};
+use crate::wrapper::{Outcome, UnitEvent, Warning};
+
+/// How many transfers run at once, unless `XCACHE_REMOTE_JOBS` says otherwise.
+const DEFAULT_JOBS: usize = 16;
+
+pub struct RemoteSession {
+    spec: RemoteSpec,
+    read_only: bool,
+    state_file: PathBuf,
+    local: LocalStore,
+    up: bool,
+    compiler: Option<Key>,
+    workspace: Vec<String>,
+    prefetched: PrefetchOutcome,
+    uploader: Option<Uploader>,
+    warnings: Vec<Warning>,
+    seen_events: usize,
+}
+
+impl RemoteSession {
+    /// Checks the remote (one request) and prefetches what the plan predicts.
+    /// `None` when no remote is configured.
+    pub fn start(
+        cfg: &BuildConfig,
+        env: &Env,
+        plan: &BuildPlan,
+        sel: &Selection,
+        state_file: PathBuf,
+        show_bar: bool,
+    ) -> Option<RemoteSession> {
+        let spec = cfg.remote.clone()?;
+        let local = LocalStore::open(&cfg.store_dir).ok()?;
+        let mut s = RemoteSession {
+            spec,
+            read_only: cfg.read_only,
+            state_file,
+            local,
+            up: true,
+            compiler: None,
+            workspace: plan.workspace_members.clone(),
+            prefetched: PrefetchOutcome::default(),
+            uploader: None,
+            warnings: Vec::new(),
+            seen_events: 0,
+        };
+        match RemoteStore::open(&s.spec).and_then(|r| r.check()) {
+            Ok(()) => {
+                let _ = crate::store::write_atomic(&s.state_file, b"ok\n");
+            }
+            Err(e) => {
+                s.down(e);
+                return Some(s);
+            }
+        }
+        let rustc = env.get("RUSTC").unwrap_or("rustc");
+        s.compiler = compiler_id(
+            Path::new(rustc),
+            Some(&s.local.compilers_dir()),
+            env.get("RUSTUP_TOOLCHAIN"),
+            env.path_var().map(|p| p.as_os_str()),
+        )
+        .ok()
+        .map(|c| c.key);
+        if let Some(compiler) = s.compiler {
+            let pm = PathMap::new(
+                &plan.workspace_root,
+                Some(&plan.target_dir),
+                cargo_home(env).as_deref(),
+            );
+            let upks = predict(&PredictionInput {
+                plan,
+                path_map: &pm,
+                compiler: &compiler,
+                target: sel.target.as_deref(),
+                profile_dir: &sel.profile_dir(),
+            });
+            let jobs = env
+                .get("XCACHE_REMOTE_JOBS")
+                .and_then(|j| j.parse().ok())
+                .unwrap_or(DEFAULT_JOBS);
+            match prefetch(
+                &s.spec,
+                &s.local,
+                &compiler,
+                &s.workspace,
+                &upks,
+                &pm,
+                jobs,
+                show_bar,
+            ) {
+                Ok(outcome) => s.prefetched = outcome,
+                Err(e) => s.down(e),
+            }
+            if s.up && !s.read_only {
+                s.uploader = Some(Uploader::start(&s.spec, &s.local, jobs));
+            }
+        }
+        Some(s)
+    }
+
+    fn down(&mut self, e: CacheError) {
+        self.up = false;
+        let line = format!("down\t{}\t{e}\n", e.code());
+        let _ = crate::store::write_atomic(&self.state_file, line.as_bytes());
+        if !self.warnings.iter().any(|w| w.code == e.code()) {
+            self.warnings.push(Warning {
+                code: e.code().to_string(),
+                message: e.to_string(),
+            });
+        }
+    }
+
+    /// The environment the wrappers need.
+    pub fn configure(&self, cmd: &mut Command) {
+        if self.uploader.is_some() {
+            cmd.env(vars::DEFER_UPLOAD, "1");
+        }
+    }
+
+    /// Queues the uploads of new events (all events so far are passed).
+    pub fn on_events(&mut self, events: &[UnitEvent]) {
+        let Some(up) = &self.uploader else {
+            self.seen_events = events.len();
+            return;
+        };
+        for e in events.iter().skip(self.seen_events) {
+            if let (true, Some(l1), Some(key)) = (e.upload, &e.l1, &e.unit.key)
+                && let (Some(l1), Some(key)) = (Key::from_hex(l1), Key::from_hex(key))
+            {
+                up.push(l1, key);
+            }
+        }
+        self.seen_events = self.seen_events.max(events.len());
+    }
+
+    /// Finishes uploads, records the index, and adds what happened to the report.
+    pub fn finish(mut self, events: &[UnitEvent], report: &mut BuildReport) {
+        self.on_events(events);
+        if let Some(up) = self.uploader.take() {
+            let outcome = up.finish();
+            report.summary.bytes_up += outcome.bytes;
+            if let Some(e) = outcome.error {
+                self.down(e);
+            }
+        }
+        let used: Vec<(String, Key, Key)> = events
+            .iter()
+            .filter(|e| matches!(e.unit.outcome, Outcome::Hit | Outcome::Miss))
+            .filter_map(|e| {
+                Some((
+                    e.upk.clone()?,
+                    Key::from_hex(e.l1.as_deref()?)?,
+                    Key::from_hex(e.unit.key.as_deref()?)?,
+                ))
+            })
+            .collect();
+        // The state file also tells whether a wrapper gave the remote up.
+        let state = std::fs::read_to_string(&self.state_file).unwrap_or_default();
+        if self.up
+            && !state.starts_with("down")
+            && !self.read_only
+            && let Some(compiler) = &self.compiler
+            && let Err(e) = update_index(&self.spec, &self.local, compiler, &self.workspace, &used)
+        {
+            self.down(e);
+        }
+
+        let prefetched: HashSet<String> = self
+            .prefetched
+            .prefetched
+            .iter()
+            .map(|k| k.to_hex())
+            .collect();
+        let mut used_prefetched = 0;
+        for u in &mut report.units {
+            if u.outcome == Outcome::Hit && u.key.as_ref().is_some_and(|k| prefetched.contains(k)) {
+                u.tier = Some("remote".into());
+                used_prefetched += 1;
+            }
+        }
+        let s = &mut report.summary;
+        s.remote_hits = report
+            .units
+            .iter()
+            .filter(|u| u.tier.as_deref() == Some("remote"))
+            .count();
+        s.predicted = self.prefetched.predicted;
+        s.prefetched = self.prefetched.prefetched.len();
+        s.prefetch_unused = s.prefetched.saturating_sub(used_prefetched);
+        s.prefetch_ms = self.prefetched.ms;
+        s.bytes_down += self.prefetched.bytes;
+        for w in self.warnings.into_iter().rev() {
+            if !report.warnings.iter().any(|x| x.code == w.code) {
+                report.warnings.insert(0, w);
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Prediction keys: which unit of the dependency graph an entry belongs to, computed the
+//! same way from guppy's plan (before cargo starts) and from a wrapper's rustc
+//! invocation. A prediction key says where to look, never what to use: the wrapper
+//! still checks the exact entry key, so a wrong prediction costs a download, never a
+//! wrong build.
+
+use super::{Key, KeyHasher};
+
+/// What a prediction key is made of.
+#[derive(Clone, Debug)]
+pub struct UnitIdentity<'a> {
+    pub package: &'a str,
+    pub version: &'a str,
+    /// The package's directory, normalized (`@@xcache:ws@@/util`).
+    pub manifest_dir: &'a str,
+    pub crate_name: &'a str,
+    /// `lib` or `proc-macro`.
+    pub kind: &'a str,
+    /// Enabled features, sorted.
+    pub features: &'a [String],
+    /// `--target` triple, or `host`.
+    pub target: &'a str,
+    /// The profile's directory name (`debug`, `release`, …).
+    pub profile_dir: &'a str,
+    pub compiler: &'a Key,
+}
+
+/// The prediction key of a unit.
+pub fn prediction_key(u: &UnitIdentity<'_>) -> Key {
+    KeyHasher::new("prediction")
+        .str("package", u.package)
+        .str("version", u.version)
+        .str("manifest-dir", u.manifest_dir)
+        .str("crate", u.crate_name)
+        .str("kind", u.kind)
+        .list("features", u.features.iter().map(String::as_str))
+        .str("target", u.target)
+        .str("profile-dir", u.profile_dir)
+        .key("compiler", u.compiler)
+        .finish()
+}

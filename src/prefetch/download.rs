@@ -1,0 +1,163 @@
+//! Prefetch: one request for the index, then every predicted entry in parallel, each
+//! streamed to a file in the local store.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{Index, index_path};
+use crate::config::RemoteSpec;
+use crate::errors::CacheError;
+use crate::key::{Key, PathMap, hash_file};
+use crate::store::{LocalStore, RemoteStore};
+
+/// What prefetch did.
+#[derive(Clone, Debug, Default)]
+pub struct PrefetchOutcome {
+    /// Units predicted from the plan.
+    pub predicted: usize,
+    /// Entries downloaded before cargo started.
+    pub prefetched: Vec<Key>,
+    pub bytes: u64,
+    pub ms: u64,
+}
+
+/// Fetches the index and downloads the entries of `upks` that are not local yet. An
+/// entry is chosen when the files its input set names match the files on disk now
+/// (files to be generated into the target dir cannot be checked yet and count as
+/// matching). The entry's input set is added to the local manifest, so the wrapper
+/// finds it without asking the remote.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are distinct"
+)]
+pub fn prefetch(
+    spec: &RemoteSpec,
+    local: &LocalStore,
+    compiler: &Key,
+    workspace: &[String],
+    upks: &[Key],
+    pm: &PathMap,
+    jobs: usize,
+    show_bar: bool,
+) -> Result<PrefetchOutcome, CacheError> {
+    let started = Instant::now();
+    let remote = RemoteStore::open(spec)?;
+    let index: Index = match remote.get_bytes(&index_path(compiler, workspace))? {
+        Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
+        None => Index::default(),
+    };
+    let mut digests: HashMap<String, Option<String>> = HashMap::new();
+    let mut wanted: Vec<Key> = Vec::new();
+    for upk in upks {
+        let Some(entries) = index.units.get(&upk.to_hex()) else {
+            continue;
+        };
+        for e in entries {
+            let matches = e.variant.inputs.iter().all(|input| {
+                if input.path.starts_with(crate::key::RootKind::Target.token()) {
+                    return true;
+                }
+                let now = digests.entry(input.path.clone()).or_insert_with(|| {
+                    let real = pm.expand_path(&input.path);
+                    if PathMap::has_token(&real.to_string_lossy()) {
+                        return None;
+                    }
+                    hash_file(&real).ok().map(|k| k.to_hex())
+                });
+                now.as_deref() == Some(input.digest.as_str())
+            });
+            let (Some(l1), Some(entry)) = (Key::from_hex(&e.l1), Key::from_hex(&e.variant.entry))
+            else {
+                continue;
+            };
+            if !matches {
+                continue;
+            }
+            let _ = local.add_variant(&l1, e.variant.clone());
+            if local.entry_size(&entry).is_none() && !wanted.contains(&entry) {
+                wanted.push(entry);
+            }
+        }
+    }
+    drop(remote);
+
+    let bar = if show_bar {
+        let b =
+            ProgressBar::with_draw_target(Some(wanted.len() as u64), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template("xcache prefetch [{bar:30}] {pos}/{len} entries, {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let queue = Mutex::new(wanted);
+    let done: Mutex<(Vec<Key>, u64, Option<CacheError>)> = Mutex::new((Vec::new(), 0, None));
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| {
+                let remote = match RemoteStore::open(spec) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        done.lock().unwrap().2.get_or_insert(e);
+                        return;
+                    }
+                };
+                loop {
+                    if done.lock().unwrap().2.is_some() {
+                        return;
+                    }
+                    let Some(key) = queue.lock().unwrap().pop() else {
+                        return;
+                    };
+                    let tmp = local.temp_path();
+                    let result = remote
+                        .get_file(&RemoteStore::entry_path(&key), &tmp)
+                        .and_then(|got| match got {
+                            Some(n) => local.adopt_entry(&key, &tmp).map(|()| Some(n)),
+                            None => Ok(None),
+                        });
+                    let mut d = done.lock().unwrap();
+                    match result {
+                        Ok(Some(n)) => {
+                            d.0.push(key);
+                            d.1 += n;
+                            if let Some(b) = &bar {
+                                b.inc(1);
+                                let secs = started.elapsed().as_secs_f64().max(0.001);
+                                b.set_message(format!(
+                                    "{:.1} MB at {:.1} MB/s",
+                                    d.1 as f64 / 1e6,
+                                    d.1 as f64 / 1e6 / secs
+                                ));
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&tmp);
+                            d.2.get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let (prefetched, bytes, err) = done.into_inner().unwrap();
+    if let Some(e) = err {
+        return Err(e);
+    }
+    Ok(PrefetchOutcome {
+        predicted: upks.len(),
+        prefetched,
+        bytes,
+        ms: started.elapsed().as_millis() as u64,
+    })
+}

@@ -1,0 +1,48 @@
+//! The remote index: for each prediction key, the entries recent builds used, with the
+//! input sets (manifest variants) that select among them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::key::{Key, KeyHasher};
+use crate::store::Variant;
+
+/// How many entries the index keeps per prediction key (newest first).
+pub const PER_UNIT: usize = 4;
+
+/// One entry a unit used.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The unit's first-level key (where its manifest lives).
+    pub l1: String,
+    /// The input set; `variant.entry` is the entry key.
+    pub variant: Variant,
+}
+
+/// The index object.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Index {
+    pub format_version: u32,
+    pub units: BTreeMap<String, Vec<IndexEntry>>,
+}
+
+impl Index {
+    /// Puts `entry` first for `upk`, dropping an older copy and the oldest past the limit.
+    pub fn add(&mut self, upk: &str, entry: IndexEntry) {
+        self.format_version = 1;
+        let list = self.units.entry(upk.to_string()).or_default();
+        list.retain(|e| e.variant.entry != entry.variant.entry);
+        list.insert(0, entry);
+        list.truncate(PER_UNIT);
+    }
+}
+
+/// Where the index of a workspace built by one compiler lives in the remote.
+pub fn index_path(compiler: &Key, workspace: &[String]) -> String {
+    let id = KeyHasher::new("index")
+        .key("compiler", compiler)
+        .list("workspace", workspace.iter().map(String::as_str))
+        .finish();
+    format!("v1/index/{}.json", id.to_hex())
+}

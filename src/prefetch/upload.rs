@@ -1,0 +1,164 @@
+//! Background uploads while cargo runs, and the index update after it.
+
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+
+use super::{Index, IndexEntry, index_path};
+use crate::config::RemoteSpec;
+use crate::errors::CacheError;
+use crate::key::Key;
+use crate::store::{LocalStore, Manifest, RemoteStore};
+
+/// What the uploads did.
+#[derive(Debug, Default)]
+pub struct UploadOutcome {
+    pub uploaded: usize,
+    pub bytes: u64,
+    /// The first failure; after it the remaining uploads were abandoned.
+    pub error: Option<CacheError>,
+}
+
+/// Uploads entries (and their manifests) on worker threads, so no rustc invocation
+/// ever waits for the network.
+pub struct Uploader {
+    tx: Option<Sender<(Key, Key)>>,
+    workers: Vec<JoinHandle<()>>,
+    outcome: std::sync::Arc<Mutex<UploadOutcome>>,
+}
+
+impl Uploader {
+    pub fn start(spec: &RemoteSpec, local: &LocalStore, jobs: usize) -> Uploader {
+        let (tx, rx) = channel::<(Key, Key)>();
+        let rx = std::sync::Arc::new(Mutex::new(rx));
+        let outcome = std::sync::Arc::new(Mutex::new(UploadOutcome::default()));
+        let workers = (0..jobs.max(1))
+            .map(|_| {
+                let (rx, outcome, spec, local) =
+                    (rx.clone(), outcome.clone(), spec.clone(), local.clone());
+                std::thread::spawn(move || worker(&spec, &local, &rx, &outcome))
+            })
+            .collect();
+        Uploader {
+            tx: Some(tx),
+            workers,
+            outcome,
+        }
+    }
+
+    /// Queues the entry `entry` of first-level key `l1`.
+    pub fn push(&self, l1: Key, entry: Key) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((l1, entry));
+        }
+    }
+
+    /// Waits for the queue to drain.
+    pub fn finish(mut self) -> UploadOutcome {
+        self.tx = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        std::mem::take(&mut *self.outcome.lock().unwrap())
+    }
+}
+
+fn worker(
+    spec: &RemoteSpec,
+    local: &LocalStore,
+    rx: &Mutex<Receiver<(Key, Key)>>,
+    outcome: &Mutex<UploadOutcome>,
+) {
+    let remote = RemoteStore::open(spec);
+    loop {
+        let job = rx.lock().unwrap().recv();
+        let Ok((l1, entry)) = job else {
+            return;
+        };
+        if outcome.lock().unwrap().error.is_some() {
+            continue; // abandoned: drain the queue
+        }
+        let result = match &remote {
+            Ok(r) => upload_one(r, local, &l1, &entry),
+            Err(e) => Err(CacheError::Remote {
+                code: "remote-unavailable",
+                uri: spec.display().to_string(),
+                message: e.to_string(),
+            }),
+        };
+        let mut o = outcome.lock().unwrap();
+        match result {
+            Ok(n) => {
+                o.uploaded += 1;
+                o.bytes += n;
+            }
+            Err(e) if e.code() == "remote-entry-too-large" => {}
+            Err(e) => {
+                o.error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+fn upload_one(
+    remote: &RemoteStore,
+    local: &LocalStore,
+    l1: &Key,
+    entry: &Key,
+) -> Result<u64, CacheError> {
+    let n = remote.put_file(&RemoteStore::entry_path(entry), &local.entry_path(entry))?;
+    let Some(variant) = local
+        .read_manifest(l1)
+        .variants
+        .into_iter()
+        .find(|v| v.entry == entry.to_hex())
+    else {
+        return Ok(n);
+    };
+    let path = RemoteStore::manifest_path(l1);
+    let mut manifest: Manifest = remote
+        .get_bytes(&path)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    manifest.add(variant);
+    remote.put_bytes(&path, serde_json::to_vec(&manifest).unwrap_or_default())?;
+    Ok(n)
+}
+
+/// Records the entries this build used under their prediction keys: one GET and one
+/// PUT of the index. Concurrent builds can lose each other's additions; that costs a
+/// prefetch later, never a wrong build.
+pub fn update_index(
+    spec: &RemoteSpec,
+    local: &LocalStore,
+    compiler: &Key,
+    workspace: &[String],
+    used: &[(String, Key, Key)],
+) -> Result<(), CacheError> {
+    if used.is_empty() {
+        return Ok(());
+    }
+    let remote = RemoteStore::open(spec)?;
+    let path = index_path(compiler, workspace);
+    let mut index: Index = remote
+        .get_bytes(&path)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    for (upk, l1, entry) in used {
+        if let Some(variant) = local
+            .read_manifest(l1)
+            .variants
+            .into_iter()
+            .find(|v| v.entry == entry.to_hex())
+        {
+            index.add(
+                upk,
+                IndexEntry {
+                    l1: l1.to_hex(),
+                    variant,
+                },
+            );
+        }
+    }
+    remote.put_bytes(&path, serde_json::to_vec(&index).unwrap_or_default())
+}
