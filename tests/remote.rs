@@ -255,3 +255,62 @@ fn drop_in_mode_reads_and_writes_the_remote() {
         assert_eq!(got, vec![want; 3], "build {n}");
     }
 }
+
+fn doctor(cwd: &Path, store: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = base_command(&xcache_exe(), cwd, store);
+    cmd.args(["xcache", "doctor"]).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn doctor_round_trips_a_probe_and_names_problems() {
+    let server = servers::seaweedfs();
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    let uri = format!(
+        "s3://{S3_BUCKET}/ci?endpoint=http://127.0.0.1:{}",
+        server.port
+    );
+
+    let (code, out) = doctor(&ws, &s.store(), &["--remote", &uri], &s3_env());
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("wrote, read back and deleted a probe object"),
+        "{out}"
+    );
+    assert!(out.contains("compiler: rustc"), "{out}");
+
+    let bad = [
+        ("AWS_ACCESS_KEY_ID", S3_ACCESS),
+        ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+    ];
+    let (code, out) = doctor(&ws, &s.store(), &["--remote", &uri], &bad);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[remote-denied]") && out.contains("fix: check the credentials"),
+        "{out}"
+    );
+    assert!(!out.contains("not-the-secret"), "{out}");
+
+    // Settings come from the workspace's xcache.toml too.
+    let missing = format!(
+        "s3://no-such-bucket/x?endpoint=http://127.0.0.1:{}",
+        server.port
+    );
+    std::fs::write(ws.join("xcache.toml"), format!("remote = \"{missing}\"\n")).unwrap();
+    let (code, out) = doctor(&ws, &s.store(), &[], &s3_env());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[remote-bucket-missing]"), "{out}");
+
+    std::fs::write(ws.join("xcache.toml"), "remote = 42\n").unwrap();
+    let (code, out) = doctor(&ws, &s.store(), &[], &s3_env());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("xcache.toml"), "{out}");
+}

@@ -25,6 +25,18 @@ pub enum Command {
     Build(BuildArgs),
     /// Show the last build's report.
     Report(ReportArgs),
+    /// Check the configuration and round-trip a probe through each store tier.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The remote store URI to check (overrides XCACHE_REMOTE and xcache.toml).
+    #[arg(long, value_name = "URI")]
+    pub remote: Option<String>,
+    /// Check reading only; write nothing.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod args;
 mod build;
+mod doctor;
 mod remote_session;
 mod report_cmd;
 
@@ -17,7 +18,7 @@ use crate::config::Env;
 use crate::errors::CliError;
 
 /// Names that make the first argument a command of ours rather than a compiler.
-const COMMANDS: &[&str] = &["build", "report", "help"];
+const COMMANDS: &[&str] = &["build", "report", "doctor", "help"];
 
 /// Runs the program and returns its exit code.
 pub fn main_impl() -> i32 {
@@ -38,6 +39,7 @@ pub fn main_impl() -> i32 {
     let result = match cli.command {
         Command::Build(b) => build::run(b),
         Command::Report(r) => report_cmd::run(r),
+        Command::Doctor(d) => doctor::run(d),
     };
     match result {
         Ok(code) => code,

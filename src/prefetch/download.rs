@@ -50,7 +50,7 @@ pub fn prefetch(
         None => Index::default(),
     };
     let mut digests: HashMap<String, Option<String>> = HashMap::new();
-    let mut wanted: Vec<Key> = Vec::new();
+    let mut wanted: Vec<(Key, Option<u64>)> = Vec::new();
     for upk in upks {
         let Some(entries) = index.units.get(&upk.to_hex()) else {
             continue;
@@ -77,8 +77,8 @@ pub fn prefetch(
                 continue;
             }
             let _ = local.add_variant(&l1, e.variant.clone());
-            if local.entry_size(&entry).is_none() && !wanted.contains(&entry) {
-                wanted.push(entry);
+            if local.entry_size(&entry).is_none() && !wanted.iter().any(|(k, _)| *k == entry) {
+                wanted.push((entry, e.size));
             }
         }
     }
@@ -112,12 +112,12 @@ pub fn prefetch(
                     if done.lock().unwrap().2.is_some() {
                         return;
                     }
-                    let Some(key) = queue.lock().unwrap().pop() else {
+                    let Some((key, size)) = queue.lock().unwrap().pop() else {
                         return;
                     };
                     let tmp = local.temp_path();
                     let result = remote
-                        .get_file(&RemoteStore::entry_path(&key), &tmp)
+                        .get_file(&RemoteStore::entry_path(&key), &tmp, size)
                         .and_then(|got| match got {
                             Some(n) => local.adopt_entry(&key, &tmp).map(|()| Some(n)),
                             None => Ok(None),

@@ -18,6 +18,9 @@ pub struct IndexEntry {
     pub l1: String,
     /// The input set; `variant.entry` is the entry key.
     pub variant: Variant,
+    /// The entry's size in bytes, so it can be fetched in one request.
+    #[serde(default)]
+    pub size: Option<u64>,
 }
 
 /// The index object.

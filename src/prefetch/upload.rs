@@ -156,6 +156,7 @@ pub fn update_index(
                 IndexEntry {
                     l1: l1.to_hex(),
                     variant,
+                    size: local.entry_size(entry),
                 },
             );
         }

@@ -127,13 +127,15 @@ impl LocalStore {
 
     /// A fresh temp path inside the store, for a download.
     pub fn temp_path(&self) -> PathBuf {
-        let n: u64 = std::time::SystemTime::now()
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let t: u64 = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         self.root
             .join("tmp")
-            .join(format!("dl-{}-{n:x}", std::process::id()))
+            .join(format!("dl-{}-{t:x}-{n}", std::process::id()))
     }
 
     /// Moves a downloaded entry file into place. Its contents are checked on restore,

@@ -197,6 +197,13 @@ impl RemoteStore {
         })
     }
 
+    /// Deletes an object (used by `doctor` for its probe).
+    pub fn delete(&self, path: &str) -> Result<(), CacheError> {
+        self.rt
+            .block_on(self.op.delete(path))
+            .map_err(|e| classify(&self.display, e))
+    }
+
     /// Small objects (manifests): `None` if absent.
     pub fn get_bytes(&self, path: &str) -> Result<Option<Vec<u8>>, CacheError> {
         match self.rt.block_on(self.op.read(path)) {
@@ -214,7 +221,14 @@ impl RemoteStore {
     }
 
     /// Streams an object into `dest`. `Ok(None)` if absent; the bytes received otherwise.
-    pub fn get_file(&self, path: &str, dest: &Path) -> Result<Option<u64>, CacheError> {
+    /// With the size known in advance, the object is read without asking for its size
+    /// first (one request instead of two).
+    pub fn get_file(
+        &self,
+        path: &str,
+        dest: &Path,
+        size: Option<u64>,
+    ) -> Result<Option<u64>, CacheError> {
         let display = &self.display;
         self.rt.block_on(async {
             let reader = match self.op.reader_with(path).chunk(PIECE).await {
@@ -222,7 +236,11 @@ impl RemoteStore {
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(classify(display, e)),
             };
-            let mut stream = match reader.into_bytes_stream(..).await {
+            let stream = match size {
+                Some(n) => reader.into_bytes_stream(0..n).await,
+                None => reader.into_bytes_stream(..).await,
+            };
+            let mut stream = match stream {
                 Ok(s) => s,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(classify(display, e)),

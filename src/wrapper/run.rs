@@ -284,7 +284,7 @@ impl Unit {
             if store.entry_size(&key).is_none() {
                 let (_, entry_path) = remote_paths(l1, &key);
                 let tmp = store.temp_path();
-                match remote.get_file(&entry_path, &tmp)? {
+                match remote.get_file(&entry_path, &tmp, None)? {
                     Some(n) => {
                         self.bytes_down += n;
                         store.adopt_entry(&key, &tmp)?;

@@ -156,5 +156,30 @@ pub fn seaweedfs() -> Server {
         .arg(format!("-s3.config={}", config.display()))
         .arg(format!("-bucket={S3_BUCKET}"))
         .current_dir(dir.path());
-    start(cmd, s3, dir, "weed.log")
+    let server = start(cmd, s3, dir, "weed.log");
+    // The bucket is created after the S3 port opens: wait until the filer lists it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_status(filer, &format!("/buckets/{S3_BUCKET}/")) != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "SeaweedFS did not create the bucket in time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// The status code of a plain HTTP GET on 127.0.0.1.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }

@@ -1,0 +1,121 @@
+//! `cargo xcache doctor`: what the configuration resolves to, and a probe object written,
+//! read back and deleted in each tier, said in plain words.
+
+use std::path::PathBuf;
+
+use super::args::DoctorArgs;
+use crate::config::{BuildConfig, Env, vars};
+use crate::errors::CliError;
+use crate::key::compiler_id;
+use crate::store::{LocalStore, RemoteStore};
+
+pub fn run(args: DoctorArgs) -> Result<i32, CliError> {
+    let env = Env::capture();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let mut cfg = BuildConfig::resolve(&env, cwd.clone())?;
+    // The workspace's xcache.toml counts when run inside a workspace.
+    let root = cargo_metadata::MetadataCommand::new()
+        .no_deps()
+        .current_dir(&cwd)
+        .exec()
+        .map(|m| m.workspace_root.into_std_path_buf())
+        .unwrap_or(cwd);
+    cfg.resolve_remote(&env, args.remote.as_deref(), args.read_only, &root)?;
+    let mut failures = 0;
+
+    println!("local store: {}", cfg.store_dir.display());
+    match probe_local(&cfg) {
+        Ok(()) => println!("  ok: wrote, read back and deleted a probe"),
+        Err(e) => {
+            failures += 1;
+            println!("  FAILED: {e}");
+            println!("  fix: set {} to a directory you can write to", vars::DIR);
+        }
+    }
+
+    let rustc = env.get("RUSTC").unwrap_or("rustc");
+    match compiler_id(
+        std::path::Path::new(rustc),
+        None,
+        env.get("RUSTUP_TOOLCHAIN"),
+        env.path_var().map(|p| p.as_os_str()),
+    ) {
+        Ok(c) => println!("compiler: {}", c.version.lines().next().unwrap_or("")),
+        Err(e) => {
+            failures += 1;
+            println!("compiler: FAILED: {e}");
+        }
+    }
+
+    match &cfg.remote {
+        None => println!(
+            "remote store: none (set {} or `remote` in xcache.toml)",
+            vars::REMOTE
+        ),
+        Some(spec) => {
+            println!(
+                "remote store: {spec}{}",
+                if cfg.read_only { " (read-only)" } else { "" }
+            );
+            match probe_remote(spec, cfg.read_only) {
+                Ok(what) => println!("  ok: {what}"),
+                Err(e) => {
+                    failures += 1;
+                    println!("  FAILED [{}]: {e}", e.code());
+                    println!("  fix: {}", remote_fix(e.code()));
+                }
+            }
+        }
+    }
+    Ok(if failures == 0 { 0 } else { 1 })
+}
+
+fn probe_local(cfg: &BuildConfig) -> Result<(), String> {
+    let store = LocalStore::open(&cfg.store_dir).map_err(|e| e.to_string())?;
+    let probe = store.temp_path();
+    crate::store::write_atomic(&probe, b"xcache doctor probe").map_err(|e| e.to_string())?;
+    let back = std::fs::read(&probe).map_err(|e| e.to_string())?;
+    std::fs::remove_file(&probe).map_err(|e| e.to_string())?;
+    if back != b"xcache doctor probe" {
+        return Err("the probe read back differently".into());
+    }
+    Ok(())
+}
+
+fn probe_remote(
+    spec: &crate::config::RemoteSpec,
+    read_only: bool,
+) -> Result<&'static str, crate::errors::CacheError> {
+    let remote = RemoteStore::open(spec)?;
+    remote.check()?;
+    if read_only {
+        return Ok("reachable and readable (read-only: nothing written)");
+    }
+    let path = format!("v1/doctor/probe-{}", std::process::id());
+    let body = b"xcache doctor probe".to_vec();
+    remote.put_bytes(&path, body.clone())?;
+    let back = remote.get_bytes(&path)?;
+    remote.delete(&path)?;
+    if back.as_deref() != Some(&body[..]) {
+        return Err(crate::errors::CacheError::Remote {
+            code: "remote-unavailable",
+            uri: spec.display().to_string(),
+            message: "the probe object read back differently".into(),
+        });
+    }
+    Ok("wrote, read back and deleted a probe object")
+}
+
+fn remote_fix(code: &str) -> &'static str {
+    match code {
+        "remote-denied" => {
+            "check the credentials (for S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+        }
+        "remote-bucket-missing" => "create the bucket or container, or fix its name in the URI",
+        "remote-wrong-region" => "set region= in the URI or AWS_REGION to the bucket's region",
+        "remote-config-invalid" => {
+            "fix the URI; see `Remote stores` in the book for each service's form"
+        }
+        _ => "check that the server runs and is reachable from here (host, port, endpoint=)",
+    }
+}
