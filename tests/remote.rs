@@ -314,3 +314,26 @@ fn doctor_round_trips_a_probe_and_names_problems() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("xcache.toml"), "{out}");
 }
+
+#[test]
+fn entries_larger_than_memcached_accepts_stay_local() {
+    // 16 KiB items: the fixture's entries are larger, its manifests smaller.
+    let server = servers::memcached_with(&["-I", "16k", "-o", "slab_chunk_max=8192"]);
+    let uri = format!("memcached://127.0.0.1:{}", server.port);
+    let s = Scratch::new();
+    let (b, r) = build(&s, "cold", &uri, &[], &[]);
+    assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+    assert_eq!(
+        r.warning_codes(),
+        ["remote-entry-too-large"],
+        "{}",
+        b.stderr()
+    );
+    // The remote stayed in use: the next build still asks it, and compiles what is not there.
+    let (_, r) = build(&s, "warm", &uri, &[], &[]);
+    assert!(
+        !r.warning_codes()
+            .contains(&"remote-unavailable".to_string())
+    );
+    assert_eq!(r.summary("hits") + r.summary("misses"), 3);
+}

@@ -119,6 +119,10 @@ impl RemoteSession {
         self.up = false;
         let line = format!("down\t{}\t{e}\n", e.code());
         let _ = crate::store::write_atomic(&self.state_file, line.as_bytes());
+        self.warn(&e);
+    }
+
+    fn warn(&mut self, e: &CacheError) {
         if !self.warnings.iter().any(|w| w.code == e.code()) {
             self.warnings.push(Warning {
                 code: e.code().to_string(),
@@ -153,16 +157,27 @@ impl RemoteSession {
     /// Finishes uploads, records the index, and adds what happened to the report.
     pub fn finish(mut self, events: &[UnitEvent], report: &mut BuildReport) {
         self.on_events(events);
+        let mut uploaded = HashSet::new();
         if let Some(up) = self.uploader.take() {
             let outcome = up.finish();
+            uploaded.extend(outcome.uploaded.iter().map(|k| k.to_hex()));
             report.summary.bytes_up += outcome.bytes;
+            if let Some(e) = outcome.too_large {
+                self.warn(&e);
+            }
             if let Some(e) = outcome.error {
                 self.down(e);
             }
         }
+        // The index lists what the next build can fetch: hits, and new entries that
+        // reached the remote (not those refused for their size).
         let used: Vec<(String, Key, Key)> = events
             .iter()
-            .filter(|e| matches!(e.unit.outcome, Outcome::Hit | Outcome::Miss))
+            .filter(|e| match e.unit.outcome {
+                Outcome::Hit => true,
+                Outcome::Miss => e.unit.key.as_ref().is_some_and(|k| uploaded.contains(k)),
+                _ => false,
+            })
             .filter_map(|e| {
                 Some((
                     e.upk.clone()?,

@@ -13,10 +13,14 @@ use crate::store::{LocalStore, Manifest, RemoteStore};
 /// What the uploads did.
 #[derive(Debug, Default)]
 pub struct UploadOutcome {
-    pub uploaded: usize,
+    /// The entries now in the remote.
+    pub uploaded: Vec<Key>,
     pub bytes: u64,
     /// The first failure; after it the remaining uploads were abandoned.
     pub error: Option<CacheError>,
+    /// The first entry the backend refused for its size (it stays local; the others
+    /// were still uploaded).
+    pub too_large: Option<CacheError>,
 }
 
 /// Uploads entries (and their manifests) on worker threads, so no rustc invocation
@@ -89,10 +93,12 @@ fn worker(
         let mut o = outcome.lock().unwrap();
         match result {
             Ok(n) => {
-                o.uploaded += 1;
+                o.uploaded.push(entry);
                 o.bytes += n;
             }
-            Err(e) if e.code() == "remote-entry-too-large" => {}
+            Err(e) if e.code() == "remote-entry-too-large" => {
+                o.too_large.get_or_insert(e);
+            }
             Err(e) => {
                 o.error.get_or_insert(e);
             }

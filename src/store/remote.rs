@@ -250,11 +250,35 @@ impl RemoteStore {
                 source,
             })?;
             let mut n = 0u64;
-            while let Some(chunk) = stream.try_next().await.map_err(|e| CacheError::Remote {
-                code: "remote-unavailable",
-                uri: display.clone(),
-                message: e.to_string(),
-            })? {
+            loop {
+                let chunk = match stream.try_next().await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(e) => {
+                        // The stream wraps opendal's error in an io::Error.
+                        let inner = e.get_ref().and_then(|i| i.downcast_ref::<opendal::Error>());
+                        let not_found = e.kind() == std::io::ErrorKind::NotFound
+                            || inner.is_some_and(|o| o.kind() == ErrorKind::NotFound);
+                        drop(file);
+                        let _ = std::fs::remove_file(dest);
+                        if not_found {
+                            return Ok(None);
+                        }
+                        return Err(
+                            match e
+                                .into_inner()
+                                .and_then(|b| b.downcast::<opendal::Error>().ok())
+                            {
+                                Some(oe) => classify(display, *oe),
+                                None => CacheError::Remote {
+                                    code: "remote-unavailable",
+                                    uri: display.clone(),
+                                    message: "the remote did not answer as expected".into(),
+                                },
+                            },
+                        );
+                    }
+                };
                 file.write_all(&chunk).map_err(|source| CacheError::Write {
                     path: dest.to_path_buf(),
                     source,
@@ -347,7 +371,11 @@ fn classify(display: &str, e: opendal::Error) -> CacheError {
             "remote-denied",
             "the credentials were refused; check the access key and secret (or the profile)",
         )
-    } else if lower.contains("too large") || lower.contains("entitytoolarge") {
+    } else if lower.contains("too large")
+        || lower.contains("entitytoolarge")
+        // memcached's binary protocol: status 3 is "value too large".
+        || (lower.contains("service: memcached") && lower.contains("message: 3"))
+    {
         (
             "remote-entry-too-large",
             "the entry is larger than the backend accepts; it stays in the local store",

@@ -99,25 +99,29 @@ pub fn redis() -> Server {
 }
 
 pub fn memcached() -> Server {
+    memcached_with(&["-I", "16m"])
+}
+
+/// memcached with extra options (`-I` sets the largest item; entries above it stay local).
+pub fn memcached_with(extra: &[&str]) -> Server {
     require("memcached", "apt-get install memcached");
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new("memcached");
-    // -I: the largest item; entries above it stay local (remote-entry-too-large).
+    let port_s = port.to_string();
     cmd.args([
         "-l",
         "127.0.0.1",
         "-p",
-        &port.to_string(),
+        &port_s,
         "-U",
         "0",
-        "-I",
-        "16m",
         "-m",
         "256",
         "-u",
         "root",
-    ]);
+    ])
+    .args(extra);
     start(cmd, port, dir, "memcached.log")
 }
 
