@@ -25,6 +25,7 @@ const PIECE: usize = 8 << 20;
 pub struct RemoteStore {
     rt: tokio::runtime::Runtime,
     op: Operator,
+    quick: Operator,
     display: String,
     key_value: bool,
 }
@@ -123,6 +124,13 @@ impl RemoteStore {
                 Operator::new(services::Fs::default().root(root)).map_err(cfg_err)?
             }
         };
+        // The health check gives up fast and does not retry: a remote that hangs must
+        // cost a build seconds, not minutes.
+        let quick = op.clone().layer(
+            TimeoutLayer::new()
+                .with_timeout(Duration::from_secs(2))
+                .with_io_timeout(Duration::from_secs(2)),
+        );
         // Temporary failures (a reset connection, a busy server) are retried twice,
         // quickly: a remote that is really down still costs well under a second more.
         let op = op
@@ -149,6 +157,7 @@ impl RemoteStore {
         Ok(RemoteStore {
             rt,
             op,
+            quick,
             key_value: spec.is_key_value(),
             display,
         })
@@ -175,12 +184,12 @@ impl RemoteStore {
     pub fn check(&self) -> Result<(), CacheError> {
         let result = self.rt.block_on(async {
             if self.key_value {
-                match self.op.stat("v1/probe").await {
+                match self.quick.stat("v1/probe").await {
                     Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
                     other => other.map(|_| ()),
                 }
             } else {
-                self.op.list_with("v1/").limit(1).await.map(|_| ())
+                self.quick.list_with("v1/").limit(1).await.map(|_| ())
             }
         });
         result.map_err(|e| {
