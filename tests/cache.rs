@@ -5,7 +5,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{Build, Report, Scratch, base_command, cargo_build, xcache_build, xcache_exe};
+use common::{
+    Build, Report, Scratch, assert_warned_once, base_command, cargo_build, xcache_build, xcache_exe,
+};
 
 /// The units of `basic-workspace` the cache stores (libs); the others are uncacheable.
 const CACHEABLE: &[&str] = &["generated:lib", "mid:lib", "util:lib"];
@@ -320,12 +322,7 @@ fn corrupt_entries_are_detected_replaced_and_never_fail_the_build() {
     b.assert_success();
     let r = Report::read(&ws2.join("target"));
     assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
-    assert_eq!(r.warning_codes(), ["corrupt-entry"]);
-    assert_eq!(
-        b.stderr().matches("[corrupt-entry]").count(),
-        1,
-        "warned once"
-    );
+    assert_warned_once(&b, &r, "corrupt-entry");
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 
     let ws3 = s.checkout("basic-workspace", "ws3");

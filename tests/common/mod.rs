@@ -191,6 +191,13 @@ impl Build {
     }
 }
 
+/// The report lists exactly one warning, `code`, and the build's stderr names it once.
+pub fn assert_warned_once(b: &Build, r: &Report, code: &str) {
+    assert_eq!(r.warning_codes(), [code], "{}", b.stderr());
+    let tag = format!("[{code}]");
+    assert_eq!(b.stderr().matches(&tag).count(), 1, "{}", b.stderr());
+}
+
 /// The report of the last build in a target dir.
 pub struct Report(pub Value);
 
