@@ -128,7 +128,6 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
 
     let events = read_events(&events_path).unwrap_or_default();
     let _ = std::fs::remove_file(&events_path);
-    let _ = std::fs::remove_file(&remote_state);
     let mut report = BuildReport::from_events(
         &events,
         args.cargo_args.clone(),
@@ -140,6 +139,7 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
     if let Some(r) = remote {
         r.finish(&events, &mut report);
     }
+    let _ = std::fs::remove_file(&remote_state);
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
     report.read_only = cfg.read_only;
     let path = report_path(&plan.target_dir);

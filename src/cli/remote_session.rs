@@ -136,6 +136,18 @@ impl RemoteSession {
         if self.uploader.is_some() {
             cmd.env(vars::DEFER_UPLOAD, "1");
         }
+        if self.up && !self.prefetched.absent.is_empty() {
+            let list: String = self
+                .prefetched
+                .absent
+                .iter()
+                .map(|k| format!("{}\n", k.to_hex()))
+                .collect();
+            let path = self.state_file.with_extension("absent");
+            if crate::store::write_atomic(&path, list.as_bytes()).is_ok() {
+                cmd.env(vars::PREFETCH_ABSENT, path);
+            }
+        }
     }
 
     /// Queues the uploads of new events (all events so far are passed).
@@ -188,6 +200,7 @@ impl RemoteSession {
             .collect();
         // The state file also tells whether a wrapper gave the remote up.
         let state = std::fs::read_to_string(&self.state_file).unwrap_or_default();
+        let _ = std::fs::remove_file(self.state_file.with_extension("absent"));
         if self.up
             && !state.starts_with("down")
             && !self.read_only

@@ -23,6 +23,9 @@ pub mod vars {
     /// Set by `cargo xcache build` for its wrappers: `1` means the front-end uploads
     /// new entries in the background, so wrappers do not.
     pub const DEFER_UPLOAD: &str = "XCACHE_DEFER_UPLOAD";
+    /// Set by `cargo xcache build` for its wrappers: a file listing the prediction keys
+    /// the remote index does not know, whose units need not be looked up one by one.
+    pub const PREFETCH_ABSENT: &str = "XCACHE_PREFETCH_ABSENT";
     /// Set by `cargo xcache build` for its wrappers: the file that records whether the
     /// remote answered (so a remote that is down is given up once per build).
     pub const REMOTE_STATE: &str = "XCACHE_REMOTE_STATE";
@@ -133,6 +136,7 @@ pub struct WrapperConfig {
     pub read_only: bool,
     pub remote_state: Option<PathBuf>,
     pub defer_upload: bool,
+    pub prefetch_absent: Option<PathBuf>,
     pub env: Env,
 }
 
@@ -164,6 +168,7 @@ impl WrapperConfig {
             read_only: env.is_true(vars::READ_ONLY) || file_read_only.unwrap_or(false),
             remote_state: env.get(vars::REMOTE_STATE).map(PathBuf::from),
             defer_upload: env.is_true(vars::DEFER_UPLOAD),
+            prefetch_absent: env.get(vars::PREFETCH_ABSENT).map(PathBuf::from),
             store_dir: store_dir(&env),
             events: env.get(vars::EVENTS).map(PathBuf::from),
             disabled: env.is_true(vars::DISABLE),

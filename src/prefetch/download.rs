@@ -20,6 +20,9 @@ pub struct PrefetchOutcome {
     pub predicted: usize,
     /// Entries downloaded before cargo started.
     pub prefetched: Vec<Key>,
+    /// Predicted units the index knows nothing of: their wrappers need not ask the
+    /// remote one by one.
+    pub absent: Vec<Key>,
     pub bytes: u64,
     pub ms: u64,
 }
@@ -51,8 +54,10 @@ pub fn prefetch(
     };
     let mut digests: HashMap<String, Option<String>> = HashMap::new();
     let mut wanted: Vec<(Key, Option<u64>)> = Vec::new();
+    let mut absent = Vec::new();
     for upk in upks {
         let Some(entries) = index.units.get(&upk.to_hex()) else {
+            absent.push(*upk);
             continue;
         };
         for e in entries {
@@ -157,6 +162,7 @@ pub fn prefetch(
     Ok(PrefetchOutcome {
         predicted: upks.len(),
         prefetched,
+        absent,
         bytes,
         ms: started.elapsed().as_millis() as u64,
     })

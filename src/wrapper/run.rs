@@ -144,12 +144,10 @@ impl Unit {
                     None
                 }
             });
-        self.compiler = compiler.clone();
+        self.compiler = compiler;
         self.l1 = l1;
-        let cacheable_store = match (&store, reason, &l1, compiler.is_some()) {
-            (Some(s), None, Some(_), true) => Some(s.clone()),
-            _ => None,
-        };
+        // A key exists only with a compiler identity; a reason means no caching.
+        let cacheable_store = store.filter(|_| reason.is_none() && l1.is_some());
 
         if let (Some(store), Some(l1)) = (&cacheable_store, &l1)
             && let Some(code) = self.try_hit(store, l1)
@@ -268,6 +266,12 @@ impl Unit {
     /// Looks the unit up in the remote tier and downloads its entry into the local
     /// store. Returns the entry key on success.
     fn fetch_remote(&mut self, store: &LocalStore, l1: &Key) -> Option<Key> {
+        // Prefetch already asked the remote's index about this unit, and it had nothing.
+        if let (Some(list), Some(upk)) = (&self.cfg.prefetch_absent, self.prediction_key())
+            && std::fs::read_to_string(list).is_ok_and(|t| t.lines().any(|l| l == upk.to_hex()))
+        {
+            return None;
+        }
         let mut tier = self.remote.take()?;
         let result = (|| -> Result<Option<Key>, crate::errors::CacheError> {
             let Some(remote) = tier.usable()? else {
