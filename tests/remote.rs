@@ -325,3 +325,30 @@ fn entries_larger_than_memcached_accepts_stay_local() {
     );
     assert_eq!(r.summary("hits") + r.summary("misses"), 3);
 }
+
+#[test]
+fn webdav_seaweedfs() {
+    let (server, port) = servers::seaweedfs_webdav();
+    let uri = format!("webdav://127.0.0.1:{port}/xcache-dav");
+    scenario(server, &uri, &[]);
+}
+
+#[test]
+fn shared_folder() {
+    let s = Scratch::new();
+    let folder = s.path("shared");
+    std::fs::create_dir_all(&folder).unwrap();
+    let uri = format!("file://{}", folder.display());
+    let (_, r) = build(&s, "read-only", &uri, &["--read-only"], &[]);
+    assert_eq!(r.summary("bytes_up"), 0);
+    let (_, r) = build(&s, "cold", &uri, &[], &[]);
+    assert_eq!(
+        r.with_outcome("miss"),
+        names(CACHEABLE),
+        "read-only wrote nothing"
+    );
+    let (_, r) = build(&s, "elsewhere/warm", &uri, &[], &[]);
+    assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
+    assert_eq!(tiers(&r), ["remote", "remote", "remote"]);
+    assert_eq!(r.summary("prefetched"), 3);
+}

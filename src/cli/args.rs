@@ -47,9 +47,15 @@ pub struct BuildArgs {
     /// Read the remote store but never write it (for untrusted pull requests).
     #[arg(long)]
     pub read_only: bool,
+    /// How many transfers to and from the remote run at once (default 16).
+    #[arg(long, value_name = "N")]
+    pub remote_jobs: Option<usize>,
     /// Arguments for `cargo build` (for example `--release -p foo`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cargo_args: Vec<String>,
+    /// `--remote-jobs` found among the cargo arguments, not parsed yet.
+    #[arg(skip)]
+    pub remote_jobs_raw: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -84,11 +90,30 @@ impl BuildArgs {
                 self.remote = args.next();
             } else if let Some(v) = a.strip_prefix("--remote=") {
                 self.remote = Some(v.to_string());
+            } else if a == "--remote-jobs" {
+                self.remote_jobs_raw = args.next();
+            } else if let Some(v) = a.strip_prefix("--remote-jobs=") {
+                self.remote_jobs_raw = Some(v.to_string());
             } else {
                 rest.push(a);
             }
         }
         self.cargo_args = rest;
+    }
+
+    /// The `--remote-jobs` value, wherever it stood.
+    pub fn remote_jobs(&self) -> Result<Option<usize>, crate::errors::CliError> {
+        match &self.remote_jobs_raw {
+            None => Ok(self.remote_jobs),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err(crate::errors::CliError::InvalidSetting {
+                    name: "--remote-jobs".into(),
+                    value: v.clone(),
+                    message: "expected a whole number of at least 1, as in --remote-jobs 16".into(),
+                }),
+            },
+        }
     }
 }
 
@@ -156,6 +181,8 @@ mod tests {
         let mut b = BuildArgs {
             remote: None,
             read_only: false,
+            remote_jobs: None,
+            remote_jobs_raw: None,
             cargo_args: [
                 "--release",
                 "--remote",

@@ -17,6 +17,7 @@ use crate::wrapper::read_events;
 pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
     let started = Instant::now();
     args.take_own_flags();
+    let jobs = args.remote_jobs()?;
     let env = Env::capture();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let cfg = BuildConfig::resolve(&env, cwd)?;
@@ -53,7 +54,15 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
     // then everything predicted is prefetched before cargo starts.
     let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
     let show_bar = std::io::stderr().is_terminal();
-    let mut remote = RemoteSession::start(&cfg, &env, &plan, &sel, remote_state.clone(), show_bar);
+    let mut remote = RemoteSession::start(
+        &cfg,
+        &env,
+        &plan,
+        &sel,
+        remote_state.clone(),
+        show_bar,
+        jobs,
+    );
 
     let progress = Progress::new(plan.expected_units());
     if !progress.is_bar() {

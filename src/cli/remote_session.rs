@@ -44,6 +44,7 @@ impl RemoteSession {
         sel: &Selection,
         state_file: PathBuf,
         show_bar: bool,
+        jobs: Option<usize>,
     ) -> Option<RemoteSession> {
         let spec = cfg.remote.clone()?;
         let local = LocalStore::open(&cfg.store_dir).ok()?;
@@ -91,9 +92,8 @@ impl RemoteSession {
                 target: sel.target.as_deref(),
                 profile_dir: &sel.profile_dir(),
             });
-            let jobs = env
-                .get("XCACHE_REMOTE_JOBS")
-                .and_then(|j| j.parse().ok())
+            let jobs = jobs
+                .or_else(|| env.get("XCACHE_REMOTE_JOBS").and_then(|j| j.parse().ok()))
                 .unwrap_or(DEFAULT_JOBS);
             match prefetch(
                 &s.spec,

