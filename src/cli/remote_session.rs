@@ -46,6 +46,9 @@ impl RemoteSession {
         show_bar: bool,
         jobs: Option<usize>,
     ) -> Option<RemoteSession> {
+        if cfg.disabled {
+            return None;
+        }
         let spec = cfg.remote.clone()?;
         let local = LocalStore::open(&cfg.store_dir).ok()?;
         let mut s = RemoteSession {
