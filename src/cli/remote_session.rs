@@ -17,8 +17,13 @@ use crate::report::BuildReport;
 use crate::store::{LocalStore, RemoteStore};
 use crate::wrapper::{Outcome, UnitEvent, Warning};
 
-/// How many transfers run at once, unless `XCACHE_REMOTE_JOBS` says otherwise.
+/// How many downloads run at once, unless `--remote-jobs`/`XCACHE_REMOTE_JOBS` say
+/// otherwise.
 const DEFAULT_JOBS: usize = 16;
+
+/// Uploads run beside the build's own compiles: fewer at once, so they neither starve
+/// rustc nor time out against a busy server.
+const UPLOAD_JOBS: usize = 4;
 
 pub struct RemoteSession {
     spec: RemoteSpec,
@@ -112,7 +117,7 @@ impl RemoteSession {
                 Err(e) => s.down(e),
             }
             if s.up && !s.read_only {
-                s.uploader = Some(Uploader::start(&s.spec, &s.local, jobs));
+                s.uploader = Some(Uploader::start(&s.spec, &s.local, jobs.min(UPLOAD_JOBS)));
             }
         }
         Some(s)

