@@ -243,7 +243,14 @@ impl RemoteStore {
     ) -> Result<Option<u64>, CacheError> {
         let display = &self.display;
         self.rt.block_on(async {
-            let reader = match self.op.reader_with(path).chunk(PIECE).await {
+            // Key-value stores hand a value back whole: reading it in pieces would fetch
+            // it once per piece. Object stores get ranged reads of bounded size.
+            let reader = if self.key_value {
+                self.op.reader(path).await
+            } else {
+                self.op.reader_with(path).chunk(PIECE).await
+            };
+            let reader = match reader {
                 Ok(r) => r,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(classify(display, e)),
