@@ -205,6 +205,12 @@ impl RemoteSession {
                     Key::from_hex(e.unit.key.as_deref()?)?,
                 ))
             })
+            .filter(|(upk, _, entry)| {
+                !self
+                    .prefetched
+                    .indexed
+                    .contains(&(upk.clone(), entry.to_hex()))
+            })
             .collect();
         // The state file also tells whether a wrapper gave the remote up.
         let state = std::fs::read_to_string(&self.state_file).unwrap_or_default();

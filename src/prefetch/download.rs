@@ -23,6 +23,9 @@ pub struct PrefetchOutcome {
     /// Predicted units the index knows nothing of: their wrappers need not ask the
     /// remote one by one.
     pub absent: Vec<Key>,
+    /// `(prediction key, entry key)` pairs the index already lists first, so a build
+    /// that used only those need not rewrite it.
+    pub indexed: std::collections::HashSet<(String, String)>,
     pub bytes: u64,
     pub ms: u64,
 }
@@ -55,6 +58,11 @@ pub fn prefetch(
     let mut digests: HashMap<String, Option<String>> = HashMap::new();
     let mut wanted: Vec<(Key, Option<u64>)> = Vec::new();
     let mut absent = Vec::new();
+    let indexed = index
+        .units
+        .iter()
+        .filter_map(|(upk, list)| Some((upk.clone(), list.first()?.variant.entry.clone())))
+        .collect();
     for upk in upks {
         let Some(entries) = index.units.get(&upk.to_hex()) else {
             absent.push(*upk);
@@ -163,6 +171,7 @@ pub fn prefetch(
         predicted: upks.len(),
         prefetched,
         absent,
+        indexed,
         bytes,
         ms: started.elapsed().as_millis() as u64,
     })
