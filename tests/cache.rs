@@ -9,12 +9,15 @@ use common::{
     Build, Report, Scratch, assert_warned_once, base_command, cargo_build, xcache_build, xcache_exe,
 };
 
-/// The units of `basic-workspace` the cache stores (libs); the others are uncacheable.
-const CACHEABLE: &[&str] = &["generated:lib", "mid:lib", "util:lib"];
-const UNCACHEABLE: &[(&str, &str)] = &[
-    ("app", "bin"),
-    ("build_script_build", "build-script"),
-    ("macros", "proc-macro"),
+/// The units of `basic-workspace`, every one of which the cache stores: libraries, the
+/// proc-macro, the build script's executable and the binary.
+const CACHEABLE: &[&str] = &[
+    "app:bin",
+    "build_script_build:build-script",
+    "generated:lib",
+    "macros:proc-macro",
+    "mid:lib",
+    "util:lib",
 ];
 const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
     greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
@@ -34,13 +37,7 @@ fn cold(s: &Scratch) -> Build {
     // The build script's failing probe compile is not a unit of the build.
     assert_eq!(r.with_outcome("error"), Vec::<String>::new());
     assert_eq!(r.summary("units"), 6);
-    for (name, reason) in UNCACHEABLE {
-        assert_eq!(
-            r.reason_of(name).as_deref(),
-            Some(*reason),
-            "reason of {name}"
-        );
-    }
+    assert_eq!(r.with_outcome("uncacheable"), Vec::<String>::new());
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
     b
 }
@@ -68,7 +65,7 @@ fn moved_checkout_and_other_target_dir_hit_every_cacheable_unit() {
     let r = Report::read(&t2);
     assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
     assert_eq!(r.with_outcome("miss"), Vec::<String>::new());
-    assert_eq!(r.summary("hits"), 3);
+    assert_eq!(r.summary("hits"), 6);
     assert_eq!(warm.run("app"), EXPECTED_OUTPUT);
     // The workspace crate's warning is replayed from the cache, exactly.
     assert_eq!(
@@ -134,7 +131,7 @@ fn edited_source_misses_the_crate_and_its_dependents() {
         },
         &[],
         &[],
-        &["mid:lib", "util:lib"],
+        &["app:bin", "mid:lib", "util:lib"],
         &EXPECTED_OUTPUT.replace("hello from a text file", "edited greeting"),
     );
     // The original sources still hit: the store keeps both variants.
@@ -154,7 +151,7 @@ fn edited_build_script_input_misses_the_generated_crate() {
         |ws| std::fs::write(ws.join("generated/data.txt"), "alpha beta gamma delta\n").unwrap(),
         &[],
         &[],
-        &["generated:lib", "mid:lib"],
+        &["app:bin", "generated:lib", "mid:lib"],
         &EXPECTED_OUTPUT
             .replace("alpha+beta+gamma", "alpha+beta+gamma+delta")
             .replace("count=3", "count=4"),
@@ -167,7 +164,7 @@ fn changed_option_env_variable_misses_the_reader() {
         |_| {},
         &[],
         &[("XCACHE_FIXTURE_FLAVOR", "spicy")],
-        &["mid:lib", "util:lib"],
+        &["app:bin", "mid:lib", "util:lib"],
         &EXPECTED_OUTPUT.replace("flavor=plain", "flavor=spicy"),
     );
 }
@@ -178,7 +175,7 @@ fn changed_feature_misses_the_crates_it_reaches() {
         |_| {},
         &["--features", "loud"],
         &[],
-        &["mid:lib", "util:lib"],
+        &["app:bin", "mid:lib", "util:lib"],
         &EXPECTED_OUTPUT.replace("volume=quiet", "volume=LOUD"),
     );
 }
@@ -264,7 +261,15 @@ fn compile_error_is_reported_exactly_as_without_the_cache() {
     }
     // The second run restored the dependencies; the failing unit is never cached.
     let r = Report::read(&s.path("t2"));
-    assert_eq!(r.with_outcome("hit"), names(&["generated:lib", "util:lib"]));
+    assert_eq!(
+        r.with_outcome("hit"),
+        names(&[
+            "build_script_build:build-script",
+            "generated:lib",
+            "macros:proc-macro",
+            "util:lib"
+        ])
+    );
     assert_eq!(r.with_outcome("error"), names(&["mid:lib"]));
     assert_eq!(r.reason_of("mid").as_deref(), Some("rustc-failed"));
 }
@@ -386,19 +391,100 @@ fn release_profile_members_hit_after_the_checkout_moves() {
     assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
 }
 
-#[test]
-fn incremental_members_are_uncacheable_and_say_why() {
-    let s = Scratch::new();
-    let ws = s.checkout("basic-workspace", "ws");
-    let mut cmd = base_command(&xcache_exe(), &ws, &s.store());
+/// A dev-profile build as a developer runs it: cargo compiles workspace members with
+/// `-C incremental`.
+fn incremental_build(ws: &Path, store: &Path, env: &[(&str, &str)]) -> (Build, Report) {
+    let mut cmd = base_command(&xcache_exe(), ws, store);
     cmd.env_remove("CARGO_INCREMENTAL")
-        .args(["xcache", "build", "--message-format=json"]);
-    let b = Build::from_output(cmd.output().unwrap(), &ws);
+        .args(["xcache", "build", "--message-format=json"])
+        .envs(env.iter().copied());
+    let b = Build::from_output(cmd.output().unwrap(), ws);
     b.assert_success();
     let r = Report::read(&ws.join("target"));
-    for c in ["util", "mid", "generated"] {
-        assert_eq!(r.reason_of(c).as_deref(), Some("incremental"), "{c}");
+    (b, r)
+}
+
+#[test]
+fn incremental_units_restore_non_incremental_entries_and_are_never_stored() {
+    let s = Scratch::new();
+    let unit_names = || CACHEABLE.iter().map(|c| c.split(':').next().unwrap());
+    // An empty cache: incremental units compile as asked, say why they are not stored,
+    // and leave nothing in the store.
+    let dev0 = s.checkout("basic-workspace", "dev0");
+    let (b, r) = incremental_build(&dev0, &s.store(), &[]);
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    assert_eq!(r.with_outcome("uncacheable"), names(CACHEABLE));
+    for name in unit_names() {
+        assert_eq!(r.reason_of(name).as_deref(), Some("incremental"), "{name}");
     }
+    assert_eq!(
+        walk_files(&s.store().join("v1/entries")),
+        0,
+        "nothing stored"
+    );
+
+    // Entries of a CARGO_INCREMENTAL=0 build do not serve incremental builds: cargo's
+    // unit hashes (`-C metadata`, file names) of workspace members include the profile's
+    // incremental setting.
+    cold(&s);
+    let dev1 = s.checkout("basic-workspace", "dev1");
+    let (_, r) = incremental_build(&dev1, &s.store(), &[]);
+    assert_eq!(r.with_outcome("uncacheable"), names(CACHEABLE));
+
+    // A build with cargo's incremental profile and XCACHE_DROP_INCREMENTAL=1 (the CI
+    // setting for caches developers share) compiles without -C incremental and stores.
+    let ci = s.checkout("basic-workspace", "ci");
+    let (b, r) = incremental_build(&ci, &s.store(), &[("XCACHE_DROP_INCREMENTAL", "1")]);
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+    assert_eq!(walk_files(&ci.join("target/debug/incremental")), 0);
+
+    // A developer's incremental build elsewhere restores every unchanged unit, and the
+    // report says the restore was not incremental.
+    let dev = s.checkout("basic-workspace", "elsewhere/dev");
+    let (b, r) = incremental_build(&dev, &s.store(), &[]);
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
+    for name in unit_names() {
+        assert_eq!(r.unit(name)["non_incremental_restore"], true, "{name}");
+    }
+
+    // The developer edits a member: it and what depends on it compile incrementally
+    // (and are not stored); what cargo considers fresh is not rebuilt.
+    let entries = walk_files(&s.store().join("v1/entries"));
+    std::fs::write(dev.join("util/src/greeting.txt"), "edited greeting\n").unwrap();
+    let (b, r) = incremental_build(&dev, &s.store(), &[]);
+    assert_eq!(
+        b.run("app"),
+        EXPECTED_OUTPUT.replace("hello from a text file", "edited greeting")
+    );
+    assert_eq!(r.summary("units"), 3);
+    assert_eq!(
+        r.with_outcome("uncacheable"),
+        names(&["app:bin", "mid:lib", "util:lib"])
+    );
+    assert_eq!(r.reason_of("util").as_deref(), Some("incremental"));
+    assert!(
+        walk_files(&dev.join("target/debug/incremental")) > 0,
+        "rustc kept incremental state"
+    );
+    assert_eq!(walk_files(&s.store().join("v1/entries")), entries);
+}
+
+/// How many files lie under `dir`, recursively.
+fn walk_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            if e.file_type().unwrap().is_dir() {
+                walk_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
 }
 
 #[test]

@@ -56,6 +56,14 @@ fn report_shows_outcomes_reasons_and_time() {
     for field in ["units", "hits", "misses", "uncacheable", "wall_ms"] {
         assert!(v["summary"][field].is_u64(), "summary.{field}");
     }
+    assert_eq!(
+        v["summary"]["by_kind"]["lib"],
+        serde_json::json!({"units": 3, "hit": 3})
+    );
+    assert_eq!(
+        v["summary"]["by_kind"]["bin"],
+        serde_json::json!({"units": 1, "hit": 1})
+    );
     for u in v["units"].as_array().unwrap() {
         for field in ["package", "version", "crate_name", "kind", "outcome"] {
             assert!(u[field].is_string(), "unit.{field}");
@@ -64,7 +72,7 @@ fn report_shows_outcomes_reasons_and_time() {
             assert!(u.get(field).is_some(), "unit.{field}");
         }
     }
-    assert_eq!(Report::read(&ws2.join("target")).summary("hits"), 3);
+    assert_eq!(Report::read(&ws2.join("target")).summary("hits"), 6);
 }
 
 #[test]

@@ -8,7 +8,14 @@ use std::path::Path;
 use common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET, Server};
 use common::{Build, Report, Scratch, assert_warned_once, base_command, xcache_build, xcache_exe};
 
-const CACHEABLE: &[&str] = &["generated:lib", "mid:lib", "util:lib"];
+const CACHEABLE: &[&str] = &[
+    "app:bin",
+    "build_script_build:build-script",
+    "generated:lib",
+    "macros:proc-macro",
+    "mid:lib",
+    "util:lib",
+];
 const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
     greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
 
@@ -76,13 +83,14 @@ fn scenario(mut server: Server, uri: &str, env: &[(&str, &str)]) {
 
     let (_, r) = build(&s, "elsewhere/warm", uri, &[], env);
     assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
-    assert_eq!(tiers(&r), ["remote", "remote", "remote"]);
-    assert_eq!(r.summary("remote_hits"), 3);
+    assert_eq!(tiers(&r), vec!["remote"; 6]);
+    assert_eq!(r.summary("remote_hits"), 6);
     assert!(r.summary("bytes_down") > 0);
-    // Everything came down before cargo started, and all of it was used.
-    assert_eq!(r.summary("prefetched"), 3);
+    // The libraries and the proc-macro (the units the graph predicts) came down before
+    // cargo started, and all of it was used; the wrappers fetched the rest.
+    assert_eq!(r.summary("prefetched"), 4);
     assert_eq!(r.summary("prefetch_unused"), 0);
-    assert!(r.summary("predicted") >= 3);
+    assert!(r.summary("predicted") >= 4);
 
     // A bumped package: the units whose inputs did not change are still prefetched.
     let ws = s.checkout("basic-workspace", "bumped");
@@ -96,9 +104,19 @@ fn scenario(mut server: Server, uri: &str, env: &[(&str, &str)]) {
     let b = xcache_build(&ws, &s.path("bumped-store"), &["--remote", uri], env);
     b.assert_success();
     let r = Report::read(&ws.join("target"));
-    assert_eq!(r.with_outcome("hit"), names(&["generated:lib"]));
-    assert_eq!(tiers(&r), ["remote"]);
-    assert_eq!(r.with_outcome("miss"), names(&["mid:lib", "util:lib"]));
+    assert_eq!(
+        r.with_outcome("hit"),
+        names(&[
+            "build_script_build:build-script",
+            "generated:lib",
+            "macros:proc-macro"
+        ])
+    );
+    assert_eq!(tiers(&r), ["remote", "remote", "remote"]);
+    assert_eq!(
+        r.with_outcome("miss"),
+        names(&["app:bin", "mid:lib", "util:lib"])
+    );
 
     server.stop();
     let (b, r) = build(&s, "down", uri, &[], env);
@@ -323,7 +341,7 @@ fn entries_larger_than_memcached_accepts_stay_local() {
         !r.warning_codes()
             .contains(&"remote-unavailable".to_string())
     );
-    assert_eq!(r.summary("hits") + r.summary("misses"), 3);
+    assert_eq!(r.summary("hits") + r.summary("misses"), 6);
 }
 
 #[test]
@@ -349,6 +367,6 @@ fn shared_folder() {
     );
     let (_, r) = build(&s, "elsewhere/warm", &uri, &[], &[]);
     assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
-    assert_eq!(tiers(&r), ["remote", "remote", "remote"]);
-    assert_eq!(r.summary("prefetched"), 3);
+    assert_eq!(tiers(&r), vec!["remote"; 6]);
+    assert_eq!(r.summary("prefetched"), 4);
 }

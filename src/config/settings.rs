@@ -16,6 +16,10 @@ pub mod vars {
     pub const EVENTS: &str = "XCACHE_EVENTS";
     /// `1` turns the cache off: the wrapper only compiles (and still reports).
     pub const DISABLE: &str = "XCACHE_DISABLE";
+    /// `1`: compile units cargo asks to build with `-C incremental` without it, so they
+    /// can be stored under the unit hashes cargo uses in incremental builds (see the
+    /// book's `incremental` section).
+    pub const DROP_INCREMENTAL: &str = "XCACHE_DROP_INCREMENTAL";
     /// The remote store URI.
     pub const REMOTE: &str = "XCACHE_REMOTE";
     /// `1`: read the remote, never write it.
@@ -126,6 +130,8 @@ pub struct WrapperConfig {
     pub store_dir: Option<PathBuf>,
     pub events: Option<PathBuf>,
     pub disabled: bool,
+    /// `XCACHE_DROP_INCREMENTAL`.
+    pub drop_incremental: bool,
     pub cwd: PathBuf,
     pub cargo_home: Option<PathBuf>,
     pub rustup_toolchain: Option<String>,
@@ -172,6 +178,7 @@ impl WrapperConfig {
             store_dir: store_dir(&env),
             events: env.get(vars::EVENTS).map(PathBuf::from),
             disabled: env.is_true(vars::DISABLE),
+            drop_incremental: env.is_true(vars::DROP_INCREMENTAL),
             cargo_home: cargo_home(&env),
             rustup_toolchain: env.get("RUSTUP_TOOLCHAIN").map(str::to_string),
             cwd,

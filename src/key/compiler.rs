@@ -18,6 +18,18 @@ use crate::errors::CacheError;
 pub struct CompilerId {
     pub key: Key,
     pub version: String,
+    /// `rustc --print sysroot`: where the linker identity finds rustc's own linker.
+    pub sysroot: PathBuf,
+}
+
+impl CompilerId {
+    /// The `host:` line of `rustc -vV`.
+    pub fn host(&self) -> Option<&str> {
+        self.version
+            .lines()
+            .find_map(|l| l.strip_prefix("host: "))
+            .map(str::trim)
+    }
 }
 
 /// Computes (or reads back) the identity of `rustc`. `memo_dir` is where identities are
@@ -40,7 +52,8 @@ pub fn compiler_id(
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let memo_key = KeyHasher::new("compiler-memo")
+    // `-v2`: the memo holds the sysroot too.
+    let memo_key = KeyHasher::new("compiler-memo-v2")
         .str("path", &resolved.to_string_lossy())
         .str("len", &meta.len().to_string())
         .str("mtime", &mtime.to_string())
@@ -49,19 +62,27 @@ pub fn compiler_id(
     let memo_path = memo_dir.map(|d| d.join(memo_key.to_hex()));
     if let Some(p) = &memo_path
         && let Ok(text) = fs::read_to_string(p)
-        && let Some((hex, version)) = text.split_once('\n')
+        && let Some((hex, rest)) = text.split_once('\n')
+        && let Some((sysroot, version)) = rest.split_once('\n')
         && let Some(key) = Key::from_hex(hex)
     {
         return Ok(CompilerId {
             key,
             version: version.to_string(),
+            sysroot: PathBuf::from(sysroot),
         });
     }
     let id = probe(rustc)?;
     if let Some(p) = memo_path {
         let _ = crate::store::write_atomic(
             &p,
-            format!("{}\n{}", id.key.to_hex(), id.version).as_bytes(),
+            format!(
+                "{}\n{}\n{}",
+                id.key.to_hex(),
+                id.sysroot.display(),
+                id.version
+            )
+            .as_bytes(),
         );
     }
     Ok(id)
@@ -112,11 +133,15 @@ fn probe(rustc: &Path) -> Result<CompilerId, CacheError> {
         .str("version", &version)
         .list("sysroot-libs", libs.iter().map(String::as_str))
         .finish();
-    Ok(CompilerId { key, version })
+    Ok(CompilerId {
+        key,
+        version,
+        sysroot: PathBuf::from(sysroot),
+    })
 }
 
 /// A bare program name is looked up on PATH, as `Command` would.
-fn resolve_program(p: &Path, search_path: Option<&OsStr>) -> PathBuf {
+pub(super) fn resolve_program(p: &Path, search_path: Option<&OsStr>) -> PathBuf {
     if p.components().count() > 1 {
         return p.to_path_buf();
     }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A 32-byte blake3 digest used as a cache key or a content digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(pub [u8; 32]);
@@ -32,6 +34,20 @@ impl fmt::Display for Key {
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Key({})", &self.to_hex()[..16])
+    }
+}
+
+/// Keys serialize as their hex form.
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        let s = String::deserialize(d)?;
+        Key::from_hex(&s).ok_or_else(|| serde::de::Error::custom("not a 64-digit hex key"))
     }
 }
 
@@ -106,6 +122,14 @@ mod tests {
         let l1 = KeyHasher::new("t").list("l", ["a", "b"]).finish();
         let l2 = KeyHasher::new("t").list("l", ["ab"]).finish();
         assert_ne!(l1, l2);
+    }
+
+    #[test]
+    fn key_serializes_as_hex() {
+        let k = Key::digest(b"x");
+        let json = serde_json::to_string(&k).unwrap();
+        assert_eq!(json, format!("\"{}\"", k.to_hex()));
+        assert_eq!(serde_json::from_str::<Key>(&json).unwrap(), k);
     }
 
     #[test]

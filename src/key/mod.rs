@@ -6,6 +6,10 @@
 //! - the entry key ([`entry_key`]) adds what rustc reported reading in its dep-info: the
 //!   contents of every source file and the value of every `env!`/`option_env!` variable.
 //!
+//! Units that link add the linker's identity ([`linker_id`]) and the `-l` libraries
+//! of their command line to the first level, and every file the link line named
+//! ([`link_inputs`]) to the entry key ([`linked_entry_key`]).
+//!
 //! Paths are normalized through a [`PathMap`] so that a moved checkout, another target
 //! dir or another `CARGO_HOME` produce the same key; the same map drives
 //! `--remap-path-prefix` so the artifacts themselves are path-independent.
@@ -14,6 +18,8 @@ mod artifact;
 mod compiler;
 mod depinfo;
 mod hasher;
+mod link_inputs;
+mod linker;
 mod path_map;
 mod predict;
 mod rustc_args;
@@ -23,10 +29,17 @@ pub use artifact::{artifact_identity, content_identity, key_identity, write_arti
 pub use compiler::{CompilerId, compiler_id};
 pub use depinfo::{DepInfo, EnvDep};
 pub use hasher::{Key, KeyHasher};
+pub use link_inputs::{
+    LibSearch, LinkContext, LinkInput, LinkLine, arg_files, describe_inputs, link_input_identity,
+    link_inputs, parse_link_line,
+};
+pub use linker::{LinkerId, LinkerRequest, RUNTIME_FILES, link_key, linker_id, probe_flags};
 pub use path_map::{PathMap, Root, RootKind};
 pub use predict::{UnitIdentity, prediction_key};
-pub use rustc_args::{CrateKind, Emit, Extern, RustcInvocation, StaticLib, parse_rustc_args};
-pub use unit_key::{InputDigest, KeyEnv, UnitKeys, entry_key, hash_file, l1_key};
+pub use rustc_args::{
+    CrateKind, Emit, Extern, LinkLib, Output, RustcInvocation, StaticLib, parse_rustc_args,
+};
+pub use unit_key::{InputDigest, KeyEnv, UnitKeys, entry_key, hash_file, l1_key, linked_entry_key};
 
 /// The version of the key schema. Bump it whenever anything that feeds a key changes
 /// meaning; every key in every store changes with it. Tests that pin key behaviour

@@ -61,6 +61,24 @@ pub struct StaticLib {
     pub verbatim: bool,
 }
 
+/// One `-l [KIND[:MODIFIERS]=]NAME[:RENAME]`, as a linked unit passes it to the linker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkLib {
+    /// `static`, `dylib` (also when no kind is given), `framework`, `link-arg`, …
+    pub kind: String,
+    pub name: String,
+    pub verbatim: bool,
+}
+
+/// One output file of a unit: its role in the entry, where rustc writes it, and whether
+/// it is restored executable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    pub role: &'static str,
+    pub path: PathBuf,
+    pub executable: bool,
+}
+
 /// A parsed rustc command line.
 #[derive(Clone, Debug, Default)]
 pub struct RustcInvocation {
@@ -78,7 +96,20 @@ pub struct RustcInvocation {
     pub target: Option<String>,
     /// `-L` search paths with their kind (`native`, `all`, …; `all` when unspecified).
     pub search_paths: Vec<(String, PathBuf)>,
+    /// `-L dependency=` directories: where rustc finds the crates `--extern` does not
+    /// name (not keyed: see `-L` in `handle_value`).
+    pub dependency_dirs: Vec<PathBuf>,
     pub static_libs: Vec<StaticLib>,
+    /// Every `-l`, for units that link.
+    pub link_libs: Vec<LinkLib>,
+    /// `-C linker=`, as given.
+    pub linker: Option<String>,
+    /// `-C link-arg=` and the words of `-C link-args=`, in order.
+    pub link_args: Vec<String>,
+    /// `-C split-debuginfo=`, as given.
+    pub split_debuginfo: Option<String>,
+    /// `--sysroot`, as given.
+    pub sysroot: Option<PathBuf>,
     /// `--cfg` values, as given.
     pub cfgs: Vec<String>,
     /// Arguments that feed the key, each as `(flag, value)`, in command-line order,
@@ -294,6 +325,7 @@ fn handle_value(
         "--print" | "--explain" => {
             inv.is_query = true;
         }
+        "--sysroot" => inv.sysroot = Some(PathBuf::from(&value)),
         "--remap-path-prefix" | "--remap-path-scope" => {
             // The user's own remapping holds real paths: it stays in the key as written.
         }
@@ -318,11 +350,20 @@ fn handle_value(
             };
             match opt {
                 "incremental" => {
+                    // Not part of the key: an incremental unit is looked up as if it were
+                    // not incremental, and never stored (see `wrapper::run`).
                     inv.incremental = true;
-                    set(Uncacheable::Incremental);
                     return;
                 }
                 "extra-filename" => inv.extra_filename = val.unwrap_or_default().to_string(),
+                "linker" => inv.linker = val.map(str::to_string),
+                "link-arg" => inv.link_args.extend(val.map(str::to_string)),
+                "link-args" => inv.link_args.extend(
+                    val.unwrap_or_default()
+                        .split_whitespace()
+                        .map(str::to_string),
+                ),
+                "split-debuginfo" => inv.split_debuginfo = val.map(str::to_string),
                 "save-temps" | "profile-use" | "profile-sample-use" | "profile-generate" => {
                     set(Uncacheable::UnsupportedCodegenOption)
                 }
@@ -343,7 +384,9 @@ fn handle_value(
             };
             if kind == "dependency" {
                 // Where cargo keeps dependencies: what rustc finds there is covered by
-                // the `--extern`s (and, transitively, their keys).
+                // the `--extern`s (and, transitively, their keys) and, for units that
+                // link, by the files the link read.
+                inv.dependency_dirs.push(PathBuf::from(&path));
                 return;
             }
             inv.search_paths.push((kind.clone(), PathBuf::from(&path)));
@@ -365,29 +408,29 @@ fn handle_value(
     inv.key_args.push((flag.to_string(), Some(v)));
 }
 
-/// `-l [KIND[:MODIFIERS]=]NAME[:RENAME]`: records static libraries that will be bundled.
+/// `-l [KIND[:MODIFIERS]=]NAME[:RENAME]`: records every library (for units that link)
+/// and the static libraries that will be bundled (for rlibs).
 fn parse_link_lib(inv: &mut RustcInvocation, value: &str) {
     let (kind_part, name_part) = match value.split_once('=') {
         Some((k, n)) => (Some(k), n),
         None => (None, value),
     };
-    let Some(kind_part) = kind_part else { return };
-    let (kind, modifiers) = match kind_part.split_once(':') {
+    let (kind, modifiers) = match kind_part.map(|k| k.split_once(':').unwrap_or((k, ""))) {
         Some((k, m)) => (k, m),
-        None => (kind_part, ""),
+        None => ("dylib", ""),
     };
-    if kind != "static" {
-        return;
-    }
     let mods: Vec<&str> = modifiers.split(',').collect();
-    if mods.contains(&"-bundle") {
+    let name = name_part.split(':').next().unwrap_or(name_part).to_string();
+    let verbatim = mods.contains(&"+verbatim");
+    inv.link_libs.push(LinkLib {
+        kind: kind.to_string(),
+        name: name.clone(),
+        verbatim,
+    });
+    if kind != "static" || mods.contains(&"-bundle") {
         return;
     }
-    let name = name_part.split(':').next().unwrap_or(name_part).to_string();
-    inv.static_libs.push(StaticLib {
-        name,
-        verbatim: mods.contains(&"+verbatim"),
-    });
+    inv.static_libs.push(StaticLib { name, verbatim });
 }
 
 fn classify(inv: &mut RustcInvocation, unc: &mut Option<Uncacheable>) {
@@ -395,18 +438,14 @@ fn classify(inv: &mut RustcInvocation, unc: &mut Option<Uncacheable>) {
         return;
     }
     let kind = inv.kind();
-    let linked = match kind {
-        CrateKind::Lib => None,
-        CrateKind::ProcMacro => Some(Uncacheable::ProcMacro),
-        CrateKind::Bin => Some(Uncacheable::Bin),
-        CrateKind::BuildScript => Some(Uncacheable::BuildScript),
-        CrateKind::Test => Some(Uncacheable::Test),
+    let not_cached = match kind {
         CrateKind::Dylib => Some(Uncacheable::Dylib),
         CrateKind::Cdylib => Some(Uncacheable::Cdylib),
         CrateKind::Staticlib => Some(Uncacheable::Staticlib),
+        _ => None,
     };
     // The crate type explains more than any flag: report it first.
-    if let Some(u) = linked {
+    if let Some(u) = not_cached {
         *unc = Some(u);
         return;
     }
@@ -417,6 +456,14 @@ fn classify(inv: &mut RustcInvocation, unc: &mut Option<Uncacheable>) {
         *unc = Some(Uncacheable::UnsupportedEmit);
     } else if inv.out_dir.is_none() || inv.crate_name.is_none() {
         *unc = Some(Uncacheable::UnknownFlag);
+    } else if inv.links() && inv.emit.metadata {
+        // Cargo never asks a linked unit for metadata; which files rustc would write
+        // then is not something the cache knows.
+        *unc = Some(Uncacheable::UnsupportedEmit);
+    } else if inv.links() && inv.split_debuginfo.as_deref().is_some_and(|v| v != "off") {
+        // Split debug info leaves `.dwo`/`.dwp` files next to the output that the entry
+        // would not hold.
+        *unc = Some(Uncacheable::UnsupportedCodegenOption);
     }
 }
 
@@ -466,7 +513,62 @@ impl RustcInvocation {
         )
     }
 
-    /// The files a cacheable (lib/rlib) invocation writes, as (role, path).
+    /// True if this invocation runs the linker: a proc-macro, dylib, executable, build
+    /// script or test harness with `--emit=link`. (`cargo check` of a binary only
+    /// writes metadata, like a library.)
+    pub fn links(&self) -> bool {
+        self.emit.link
+            && matches!(
+                self.kind(),
+                CrateKind::ProcMacro
+                    | CrateKind::Dylib
+                    | CrateKind::Cdylib
+                    | CrateKind::Bin
+                    | CrateKind::BuildScript
+                    | CrateKind::Test
+            )
+    }
+
+    /// The files a cacheable invocation writes (Linux naming for linked outputs).
+    pub fn outputs(&self) -> Vec<Output> {
+        if !self.links() {
+            return self
+                .lib_outputs()
+                .into_iter()
+                .map(|(role, path)| Output {
+                    role,
+                    path,
+                    executable: false,
+                })
+                .collect();
+        }
+        let Some(dir) = &self.out_dir else {
+            return Vec::new();
+        };
+        let stem = self.stem();
+        let mut out = vec![match self.kind() {
+            CrateKind::ProcMacro | CrateKind::Dylib | CrateKind::Cdylib => Output {
+                role: "dylib",
+                path: dir.join(format!("lib{stem}.so")),
+                executable: true,
+            },
+            _ => Output {
+                role: "executable",
+                path: dir.join(&stem),
+                executable: true,
+            },
+        }];
+        if self.emit.dep_info {
+            out.push(Output {
+                role: "dep-info",
+                path: dir.join(format!("{stem}.d")),
+                executable: false,
+            });
+        }
+        out
+    }
+
+    /// The files a library (rlib) invocation writes, as (role, path).
     pub fn lib_outputs(&self) -> Vec<(&'static str, PathBuf)> {
         let Some(dir) = &self.out_dir else {
             return Vec::new();
@@ -516,16 +618,33 @@ impl RustcInvocation {
         Some(self.out_dir.as_ref()?.join(format!("{}.d", self.stem())))
     }
 
-    /// The linked artifact a proc-macro or dylib invocation writes (Linux naming).
-    pub fn dylib_output(&self) -> Option<PathBuf> {
-        if !self.emit.link {
-            return None;
+    /// Takes `-C incremental` out of the command line: rustc then compiles as it would
+    /// without it (the key never held it).
+    pub fn drop_incremental(&mut self) {
+        let mut kept = Vec::with_capacity(self.args.len());
+        let mut args = self.args.iter();
+        while let Some(a) = args.next() {
+            let value = if a == "-C" || a == "--codegen" {
+                match args.next() {
+                    Some(v) if v.starts_with("incremental=") => continue,
+                    Some(v) => {
+                        kept.push(a.clone());
+                        v
+                    }
+                    None => a,
+                }
+            } else {
+                a
+            };
+            let joined = ["-Cincremental=", "--codegen=incremental="]
+                .iter()
+                .any(|p| value.starts_with(p));
+            if !joined {
+                kept.push(value.clone());
+            }
         }
-        Some(
-            self.out_dir
-                .as_ref()?
-                .join(format!("lib{}.so", self.stem())),
-        )
+        self.args = kept;
+        self.incremental = false;
     }
 
     /// The key arguments with every path normalized by `normalize`.
@@ -572,22 +691,94 @@ mod tests {
     }
 
     #[test]
-    fn classifies_uncacheable_units() {
+    fn classifies_units() {
         let inc = parse(&format!("{LIB} -C incremental=/t/inc"));
-        assert_eq!(inc.uncacheable, Some(Uncacheable::Incremental));
-        let pm = parse(&LIB.replace("--crate-type lib", "--crate-type proc-macro"));
-        assert_eq!(pm.uncacheable, Some(Uncacheable::ProcMacro));
-        let bs = parse(
+        assert!(inc.incremental);
+        assert_eq!(inc.uncacheable, None);
+        assert!(
+            !inc.key_args(|p| p.display().to_string())
+                .iter()
+                .any(|a| a.contains("incremental"))
+        );
+        let linked = |s: &str| s.replace("--emit=dep-info,metadata,link", "--emit=dep-info,link");
+        let pm = parse(&linked(
+            &LIB.replace("--crate-type lib", "--crate-type proc-macro"),
+        ));
+        assert_eq!(pm.uncacheable, None);
+        assert!(pm.links());
+        let bs = parse(&linked(
             &LIB.replace("--crate-type lib", "--crate-type bin")
                 .replace("--crate-name dep", "--crate-name build_script_build"),
-        );
-        assert_eq!(bs.uncacheable, Some(Uncacheable::BuildScript));
+        ));
+        assert_eq!(bs.kind(), CrateKind::BuildScript);
+        assert_eq!(bs.uncacheable, None);
         let unknown = parse(&format!("{LIB} --frobnicate"));
         assert_eq!(unknown.uncacheable, Some(Uncacheable::UnknownFlag));
-        let test = parse(&format!("{LIB} --test"));
-        assert_eq!(test.uncacheable, Some(Uncacheable::Test));
+        let test = parse(&linked(&format!("{LIB} --test")));
+        assert_eq!(test.kind(), CrateKind::Test);
+        assert_eq!(test.uncacheable, None);
         let asm = parse(&LIB.replace("--emit=dep-info,metadata,link", "--emit=asm"));
         assert_eq!(asm.uncacheable, Some(Uncacheable::UnsupportedEmit));
+        let split = parse(&linked(&format!("{LIB} --test -C split-debuginfo=packed")));
+        assert_eq!(
+            split.uncacheable,
+            Some(Uncacheable::UnsupportedCodegenOption)
+        );
+        let cdylib = parse(&LIB.replace("--crate-type lib", "--crate-type cdylib"));
+        assert_eq!(cdylib.uncacheable, Some(Uncacheable::Cdylib));
+    }
+
+    #[test]
+    fn incremental_can_be_dropped() {
+        let mut inv = parse(&format!(
+            "{LIB} -C incremental=/t/inc -Cincremental=/t/i2 -C opt-level=1"
+        ));
+        assert!(inv.incremental);
+        let before = inv.key_args(|p| p.display().to_string());
+        inv.drop_incremental();
+        assert!(!inv.incremental);
+        assert!(
+            !inv.args.iter().any(|a| a.contains("incremental")),
+            "{:?}",
+            inv.args
+        );
+        assert!(
+            inv.args
+                .ends_with(&["-C".to_string(), "opt-level=1".to_string()])
+        );
+        let reparsed = parse_rustc_args(&inv.args);
+        assert_eq!(reparsed.key_args(|p| p.display().to_string()), before);
+    }
+
+    #[test]
+    fn linked_outputs_are_named_as_on_linux() {
+        let bin = parse(
+            &LIB.replace("--crate-type lib", "--crate-type bin")
+                .replace("--emit=dep-info,metadata,link", "--emit=dep-info,link"),
+        );
+        let outs = bin.outputs();
+        assert_eq!(
+            outs[0].path,
+            Path::new("/t/debug/deps/dep-9517d73897b5767e")
+        );
+        assert!(outs[0].executable);
+        assert_eq!(outs[1].role, "dep-info");
+        let pm = parse(
+            &LIB.replace("--crate-type lib", "--crate-type proc-macro")
+                .replace("--emit=dep-info,metadata,link", "--emit=dep-info,link"),
+        );
+        assert_eq!(
+            pm.outputs()[0].path,
+            Path::new("/t/debug/deps/libdep-9517d73897b5767e.so")
+        );
+        // `cargo check` of a binary writes metadata only: no linker involved.
+        let check = parse(
+            &LIB.replace("--crate-type lib", "--crate-type bin")
+                .replace("--emit=dep-info,metadata,link", "--emit=dep-info,metadata"),
+        );
+        assert!(!check.links());
+        assert_eq!(check.uncacheable, None);
+        assert_eq!(check.outputs()[0].role, "rmeta");
     }
 
     #[test]
@@ -603,5 +794,11 @@ mod tests {
         ));
         assert_eq!(inv.static_libs.len(), 1);
         assert_eq!(inv.static_libs[0].name, "foo");
+        let kinds: Vec<&str> = inv.link_libs.iter().map(|l| l.kind.as_str()).collect();
+        assert_eq!(kinds, ["static", "dylib", "static"]);
+        let plain = parse(&format!("{LIB} -l z -C link-arg=-Wl,-O1"));
+        assert_eq!(plain.link_libs[0].kind, "dylib");
+        assert_eq!(plain.link_libs[0].name, "z");
+        assert_eq!(plain.link_args, ["-Wl,-O1"]);
     }
 }

@@ -17,6 +17,8 @@ pub struct KeyEnv<'a> {
     pub vars: &'a BTreeMap<String, String>,
     /// The directory rustc runs in.
     pub cwd: &'a Path,
+    /// For units that link: what the link adds ([`super::link_key`]).
+    pub link: Option<&'a Key>,
 }
 
 /// The first-level key of a unit, and how it was derived (for `--explain`-style debugging).
@@ -115,8 +117,15 @@ pub fn l1_key(inv: &RustcInvocation, env: &KeyEnv<'_>) -> Result<UnitKeys, Uncac
     externs.sort();
     h.list("externs", externs.iter().map(String::as_str));
 
+    // Static libraries rustc bundles into an rlib. (For units that link, every `-l` is
+    // part of `env.link`, found as the linker finds it.)
     let mut static_libs = Vec::new();
-    for lib in &inv.static_libs {
+    let bundled = if inv.links() {
+        &[][..]
+    } else {
+        &inv.static_libs[..]
+    };
+    for lib in bundled {
         let file_name = if lib.verbatim {
             lib.name.clone()
         } else {
@@ -141,12 +150,37 @@ pub fn l1_key(inv: &RustcInvocation, env: &KeyEnv<'_>) -> Result<UnitKeys, Uncac
         .map(|(k, v)| format!("{k}={}", pm.normalize_text(v)))
         .collect();
     h.list("env", vars.iter().map(String::as_str));
+    // Only units that link have this field, so library keys are what they were.
+    if let Some(link) = env.link {
+        h.key("link", link);
+    }
     Ok(UnitKeys { l1: h.finish() })
 }
 
 /// The entry key: the first-level key plus what the dep-info says rustc read.
 /// `inputs` must be sorted by path; `env` holds `(name, normalized value)`.
 pub fn entry_key(l1: &Key, inputs: &[InputDigest], env: &[(String, Option<String>)]) -> Key {
+    entry_hasher(l1, inputs, env).finish()
+}
+
+/// The entry key of a unit that links: [`entry_key`] plus every link input with its
+/// identity (`absent` for a place the linker looked in vain). `link` must be sorted.
+pub fn linked_entry_key(
+    l1: &Key,
+    inputs: &[InputDigest],
+    env: &[(String, Option<String>)],
+    link: &[InputDigest],
+) -> Key {
+    let mut h = entry_hasher(l1, inputs, env);
+    let link: Vec<String> = link
+        .iter()
+        .map(|i| format!("{}={}", i.path, i.digest))
+        .collect();
+    h.list("link-inputs", link.iter().map(String::as_str));
+    h.finish()
+}
+
+fn entry_hasher(l1: &Key, inputs: &[InputDigest], env: &[(String, Option<String>)]) -> KeyHasher {
     let mut h = KeyHasher::new("unit-entry");
     h.key("l1", l1);
     let files: Vec<String> = inputs
@@ -162,7 +196,7 @@ pub fn entry_key(l1: &Key, inputs: &[InputDigest], env: &[(String, Option<String
         })
         .collect();
     h.list("env-deps", env.iter().map(String::as_str));
-    h.finish()
+    h
 }
 
 /// The blake3 digest of a file's contents.

@@ -5,6 +5,7 @@
 //! `compile_ms`, `restore_ms`: keep them stable. New fields may be added; a renamed or
 //! removed field bumps `format_version`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,17 @@ pub struct Summary {
     /// Bytes downloaded from and uploaded to the remote tier (compressed entries).
     pub bytes_down: u64,
     pub bytes_up: u64,
+    /// Units and hits per unit kind (`lib`, `proc-macro`, `bin`, `build-script`,
+    /// `build-script-run`, `test`, … — whatever kinds the events name).
+    #[serde(default)]
+    pub by_kind: BTreeMap<String, KindCounts>,
+}
+
+/// How many units of one kind the build had, and how many of them hit.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KindCounts {
+    pub units: usize,
+    pub hit: usize,
 }
 
 /// The whole report.
@@ -90,6 +102,11 @@ impl BuildReport {
         let mut units = Vec::with_capacity(events.len());
         for e in events {
             let u = &e.unit;
+            let kind = s.by_kind.entry(u.kind.clone()).or_default();
+            kind.units += 1;
+            if u.outcome == Outcome::Hit {
+                kind.hit += 1;
+            }
             match u.outcome {
                 Outcome::Hit => {
                     s.hits += 1;

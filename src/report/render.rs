@@ -30,6 +30,29 @@ pub fn render_summary_line(r: &BuildReport) -> String {
     line
 }
 
+/// `lib 3/3, proc-macro 1/1, …`: the kinds of a build in the order they are built,
+/// kinds this version does not know last.
+fn by_kind(r: &BuildReport) -> String {
+    const ORDER: &[&str] = &[
+        "lib",
+        "proc-macro",
+        "build-script",
+        "build-script-run",
+        "bin",
+        "test",
+    ];
+    let mut kinds: Vec<(&String, _)> = r.summary.by_kind.iter().collect();
+    kinds.sort_by_key(|(k, _)| {
+        let pos = ORDER.iter().position(|o| o == k).unwrap_or(ORDER.len());
+        (pos, k.to_string())
+    });
+    kinds
+        .iter()
+        .map(|(k, c)| format!("{k} {}/{}", c.hit, c.units))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The table shown by `cargo xcache report`.
 pub fn render_table(r: &BuildReport) -> String {
     let mut out = String::new();
@@ -55,6 +78,9 @@ pub fn render_table(r: &BuildReport) -> String {
         secs(s.overhead_ms),
         secs(s.saved_ms)
     );
+    if !s.by_kind.is_empty() {
+        let _ = writeln!(out, "by kind (hit/units): {}", by_kind(r));
+    }
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {} [{}]", w.message, w.code);
     }
@@ -82,11 +108,11 @@ pub fn render_table(r: &BuildReport) -> String {
                 ),
                 _ => format!("compiled in {}", secs(u.compile_ms.unwrap_or(0))),
             };
-            let reason = u
-                .reason
-                .as_deref()
-                .map(|r| format!("  [{r}]"))
-                .unwrap_or_default();
+            let reason = match u.reason.as_deref() {
+                Some(r) => format!("  [{r}]"),
+                None if u.non_incremental_restore => "  (non-incremental restore)".to_string(),
+                None => String::new(),
+            };
             let _ = writeln!(
                 out,
                 "  {:<28} {:<20} {:<13} {ms}{reason}",

@@ -32,6 +32,9 @@ pub struct EntryFile {
     pub name: String,
     /// True if the contents hold path tokens to expand on restore.
     pub template: bool,
+    /// True if the file is restored executable (linked outputs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub executable: bool,
 }
 
 /// The header of an entry.
@@ -278,6 +281,7 @@ mod tests {
                     role: "rlib".into(),
                     name: format!("f{i}"),
                     template: false,
+                    executable: false,
                 })
                 .collect(),
             stdout: String::new(),

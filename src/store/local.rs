@@ -24,7 +24,7 @@ impl LocalStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<LocalStore, CacheError> {
         let root = dir.join(LAYOUT);
-        for sub in ["entries", "manifests", "compilers", "tmp"] {
+        for sub in ["entries", "manifests", "compilers", "linkers", "tmp"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(|source| CacheError::Write { path: p, source })?;
         }
@@ -39,6 +39,11 @@ impl LocalStore {
     /// Where compiler identities are remembered.
     pub fn compilers_dir(&self) -> PathBuf {
         self.root.join("compilers")
+    }
+
+    /// Where linker identities are remembered.
+    pub fn linkers_dir(&self) -> PathBuf {
+        self.root.join("linkers")
     }
 
     /// The path of an entry.

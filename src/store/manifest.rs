@@ -22,6 +22,10 @@ pub struct VariantEnv {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variant {
     pub inputs: Vec<InputDigest>,
+    /// For a unit that links: every file the link read, by identity, and every place
+    /// the linker looked in vain (`absent`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_inputs: Vec<InputDigest>,
     pub env: Vec<VariantEnv>,
     /// The entry key it produced (informational; lookups recompute it).
     pub entry: String,

@@ -5,6 +5,7 @@
 //! <dir>/v1/entries/<2 hex>/<entry key>.xce     compressed entries (see `entry`)
 //! <dir>/v1/manifests/<2 hex>/<l1 key>.json     which inputs lead to which entry
 //! <dir>/v1/compilers/<memo key>                remembered compiler identities
+//! <dir>/v1/linkers/<memo key>                  remembered linker identities
 //! <dir>/v1/tmp/                                temp files, renamed into place
 //! ```
 

@@ -56,6 +56,10 @@ pub struct UnitRecord {
     /// For a hit: which tier served it (`local` or `remote`).
     #[serde(default)]
     pub tier: Option<String>,
+    /// For a hit of a unit compiled with `-C incremental`: the restored outputs are
+    /// those of a non-incremental build.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub non_incremental_restore: bool,
 }
 
 /// One rustc invocation as the wrapper saw it: the report's record plus what the

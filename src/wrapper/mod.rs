@@ -5,6 +5,7 @@
 //! daemon; two builds side by side only meet in the store. Main entry: [`run_wrapper`].
 
 mod event;
+mod linked;
 mod reason;
 mod remote_tier;
 mod restore;

@@ -6,10 +6,6 @@ use std::fmt;
 /// A reason a unit was compiled without the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Uncacheable {
-    ProcMacro,
-    Bin,
-    BuildScript,
-    Test,
     Dylib,
     Cdylib,
     Staticlib,
@@ -20,6 +16,9 @@ pub enum Uncacheable {
     UnsupportedCodegenOption,
     TargetSpecFile,
     UnresolvedNativeLib,
+    UnsupportedLinkTarget,
+    UnknownLinker,
+    UnresolvedLinkInput,
     UnreadableInput,
     EmbedsAbsolutePath,
     InputChangedDuringBuild,
@@ -33,10 +32,6 @@ pub const RUSTC_FAILED: &str = "rustc-failed";
 impl Uncacheable {
     /// Every reason, in the order the book lists them.
     pub const ALL: &[Uncacheable] = &[
-        Uncacheable::ProcMacro,
-        Uncacheable::Bin,
-        Uncacheable::BuildScript,
-        Uncacheable::Test,
         Uncacheable::Dylib,
         Uncacheable::Cdylib,
         Uncacheable::Staticlib,
@@ -47,6 +42,9 @@ impl Uncacheable {
         Uncacheable::UnsupportedCodegenOption,
         Uncacheable::TargetSpecFile,
         Uncacheable::UnresolvedNativeLib,
+        Uncacheable::UnsupportedLinkTarget,
+        Uncacheable::UnknownLinker,
+        Uncacheable::UnresolvedLinkInput,
         Uncacheable::UnreadableInput,
         Uncacheable::EmbedsAbsolutePath,
         Uncacheable::InputChangedDuringBuild,
@@ -57,10 +55,6 @@ impl Uncacheable {
     /// The stable code.
     pub fn code(self) -> &'static str {
         match self {
-            Uncacheable::ProcMacro => "proc-macro",
-            Uncacheable::Bin => "bin",
-            Uncacheable::BuildScript => "build-script",
-            Uncacheable::Test => "test",
             Uncacheable::Dylib => "dylib",
             Uncacheable::Cdylib => "cdylib",
             Uncacheable::Staticlib => "staticlib",
@@ -71,6 +65,9 @@ impl Uncacheable {
             Uncacheable::UnsupportedCodegenOption => "unsupported-codegen-option",
             Uncacheable::TargetSpecFile => "target-spec-file",
             Uncacheable::UnresolvedNativeLib => "unresolved-native-lib",
+            Uncacheable::UnsupportedLinkTarget => "unsupported-link-target",
+            Uncacheable::UnknownLinker => "unknown-linker",
+            Uncacheable::UnresolvedLinkInput => "unresolved-link-input",
             Uncacheable::UnreadableInput => "unreadable-input",
             Uncacheable::EmbedsAbsolutePath => "embeds-absolute-path",
             Uncacheable::InputChangedDuringBuild => "input-changed-during-build",
@@ -82,21 +79,11 @@ impl Uncacheable {
     /// One line for humans.
     pub fn description(self) -> &'static str {
         match self {
-            Uncacheable::ProcMacro => {
-                "proc-macro crates are linked dynamic libraries; linked outputs are not cached yet"
-            }
-            Uncacheable::Bin => {
-                "executables go through the linker; linked outputs are not cached yet"
-            }
-            Uncacheable::BuildScript => {
-                "build-script executables go through the linker; linked outputs are not cached yet"
-            }
-            Uncacheable::Test => "test harnesses (--test) are linked executables",
             Uncacheable::Dylib => "Rust dynamic libraries go through the linker",
             Uncacheable::Cdylib => "C dynamic libraries go through the linker",
             Uncacheable::Staticlib => "static libraries for C bundle the whole dependency tree",
             Uncacheable::Incremental => {
-                "incremental compilation (-C incremental) keeps state outside the outputs"
+                "compiled with -C incremental and not found in the cache; incremental outputs are never stored"
             }
             Uncacheable::UnknownFlag => "a rustc argument the cache does not understand",
             Uncacheable::ArgFile => "arguments read from an @file",
@@ -108,7 +95,16 @@ impl Uncacheable {
             }
             Uncacheable::TargetSpecFile => "--target names a custom target spec file",
             Uncacheable::UnresolvedNativeLib => {
-                "a static native library to bundle was not found on the search path"
+                "a native library (-l) to bundle or link was not found on the search path"
+            }
+            Uncacheable::UnsupportedLinkTarget => {
+                "linked outputs are cached for Linux targets only"
+            }
+            Uncacheable::UnknownLinker => {
+                "the linker, or the C runtime it links in, could not be identified"
+            }
+            Uncacheable::UnresolvedLinkInput => {
+                "a file the linker read could not be found or described"
             }
             Uncacheable::UnreadableInput => {
                 "an input (source, --extern, native library) could not be read"

@@ -1,7 +1,8 @@
 //! Restoring an entry into the target dir, and replaying what rustc printed.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::errors::CacheError;
@@ -54,7 +55,7 @@ pub fn restore_entry(
                 }
                 fs::write(&tmp, expanded)?;
             } else {
-                let mut w = BufWriter::new(File::create(&tmp)?);
+                let mut w = BufWriter::new(create(&tmp, f.executable)?);
                 let (n, digest) = reader.next_file(&mut w)?;
                 bytes += n;
                 digests.push(digest);
@@ -98,6 +99,21 @@ pub fn restore_entry(
         .zip(digests)
         .collect();
     Ok(Some(Restored { meta, bytes, files }))
+}
+
+/// Creates a file to restore into. An executable gets the mode a linker gives its
+/// output: everyone may execute it, less the umask.
+fn create(path: &Path, executable: bool) -> io::Result<File> {
+    if !executable {
+        return File::create(path);
+    }
+    // A leftover temp file would keep its old mode.
+    let _ = fs::remove_file(path);
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o777)
+        .open(path)
 }
 
 /// Stored messages for this invocation: tokens expanded to the current paths, and ANSI

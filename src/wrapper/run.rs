@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
+use super::linked::LinkPlan;
 use super::remote_tier::{RemoteTier, remote_paths};
 use super::restore::{replay_text, restore_entry};
 use super::{Outcome, RUSTC_FAILED, Uncacheable, UnitEvent, UnitRecord, Warning, append_event};
@@ -15,7 +16,8 @@ use crate::errors::CacheError;
 use crate::key::{
     CompilerId, CrateKind, DepInfo, InputDigest, Key, KeyEnv, PathMap, RustcInvocation,
     UnitIdentity, compiler_id, content_identity, entry_key, hash_file, key_identity, l1_key,
-    parse_rustc_args, prediction_key, write_artifact_identity,
+    link_input_identity, linked_entry_key, parse_rustc_args, prediction_key,
+    write_artifact_identity,
 };
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, Variant, VariantEnv};
 
@@ -56,6 +58,8 @@ struct Unit {
     bytes_up: u64,
     compiler: Option<CompilerId>,
     l1: Option<Key>,
+    /// For a unit that links and is keyed: what its link adds to the keys.
+    link: Option<LinkPlan>,
     uploaded_later: bool,
 }
 
@@ -69,7 +73,10 @@ struct Compiled {
 }
 
 impl Unit {
-    fn new(rustc: PathBuf, inv: RustcInvocation, cfg: WrapperConfig) -> Unit {
+    fn new(rustc: PathBuf, mut inv: RustcInvocation, cfg: WrapperConfig) -> Unit {
+        if cfg.drop_incremental && inv.incremental {
+            inv.drop_incremental();
+        }
         let target_root = inv
             .out_dir
             .as_deref()
@@ -90,6 +97,7 @@ impl Unit {
             bytes_up: 0,
             compiler: None,
             l1: None,
+            link: None,
             uploaded_later: false,
         }
     }
@@ -132,18 +140,20 @@ impl Unit {
             reason = Some(Uncacheable::Disabled);
         }
         // Keys are needed to cache the unit, or to identify it to its dependents
-        // (proc-macros, dylibs); executables need neither.
-        let needs_key = reason.is_none() || self.linked_lib_output().is_some();
-        let l1 = compiler
-            .as_ref()
-            .filter(|_| needs_key)
-            .and_then(|c| match self.l1(c) {
+        // (proc-macros, dylibs); executables need neither. Without a store, a `.so` is
+        // identified by its contents (the linker identity is remembered in the store).
+        let needs_key = reason.is_none()
+            || (self.linked_lib_output().is_some() && (store.is_some() || !self.inv.links()));
+        let memo_dir = store.as_ref().map(|s| s.linkers_dir());
+        let l1 = compiler.as_ref().filter(|_| needs_key).and_then(|c| {
+            match self.l1(c, memo_dir.as_deref()) {
                 Ok(k) => Some(k),
                 Err(u) => {
                     reason.get_or_insert(u);
                     None
                 }
-            });
+            }
+        });
         self.compiler = compiler;
         self.l1 = l1;
         // A key exists only with a compiler identity; a reason means no caching.
@@ -153,6 +163,13 @@ impl Unit {
             && let Some(code) = self.try_hit(store, l1)
         {
             return code;
+        }
+        // An incremental unit was looked up as if it were not incremental (its key
+        // leaves `-C incremental` out): a hit restores what a non-incremental build
+        // stored. A miss compiles incrementally, as asked, and is never stored:
+        // incremental outputs differ from build to build.
+        if self.inv.incremental {
+            reason.get_or_insert(Uncacheable::Incremental);
         }
 
         let t = Instant::now();
@@ -165,6 +182,9 @@ impl Unit {
         };
         self.rustc_ms = t.elapsed().as_millis() as u64;
         if compiled.code != 0 {
+            if let Some(plan) = &self.link {
+                plan.discard();
+            }
             self.emit(Outcome::Error, Some(RUSTC_FAILED.to_string()), None, 0);
             return compiled.code;
         }
@@ -207,12 +227,21 @@ impl Unit {
         0
     }
 
-    fn l1(&self, compiler: &CompilerId) -> Result<Key, Uncacheable> {
+    /// The first-level key. A unit that links identifies its link first (and keeps the
+    /// plan for after the compile).
+    fn l1(&mut self, compiler: &CompilerId, memo_dir: Option<&Path>) -> Result<Key, Uncacheable> {
+        if self.inv.links() {
+            let memo_dir = memo_dir.ok_or(Uncacheable::UnknownLinker)?;
+            self.link = Some(LinkPlan::new(
+                &self.inv, &self.cfg, compiler, &self.pm, memo_dir,
+            )?);
+        }
         let kenv = KeyEnv {
             path_map: &self.pm,
             compiler,
             vars: self.cfg.env.all(),
             cwd: &self.cfg.cwd,
+            link: self.link.as_ref().map(|p| &p.key),
         };
         l1_key(&self.inv, &kenv).map(|k| k.l1)
     }
@@ -229,12 +258,15 @@ impl Unit {
         match restore_entry(store, &key, &out_dir, &self.pm) {
             Ok(Some(restored)) => {
                 let restore_ms = t.elapsed().as_millis() as u64;
-                let ids = restored
+                let mut ids: Vec<(PathBuf, String)> = restored
                     .files
                     .iter()
                     .filter(|(p, _)| is_lib_artifact(p))
                     .map(|(p, d)| (p.clone(), content_identity(d)))
                     .collect();
+                if let Some(so) = self.linked_lib_output() {
+                    ids.push((so, key_identity(&key)));
+                }
                 // Before replaying: the replayed metadata message lets cargo start
                 // dependents, which read these.
                 self.write_identities(ids);
@@ -252,6 +284,7 @@ impl Unit {
                 ev.unit.compile_ms = Some(m.compile_ms);
                 ev.unit.restore_ms = Some(restore_ms);
                 ev.unit.tier = Some(tier.to_string());
+                ev.unit.non_incremental_restore = self.inv.incremental;
                 self.finish_event(ev);
                 Some(0)
             }
@@ -376,7 +409,21 @@ impl Unit {
                     continue 'variants;
                 }
             }
-            return Some(entry_key(l1, &v.inputs, &env));
+            if self.link.is_none() {
+                return Some(entry_key(l1, &v.inputs, &env));
+            }
+            // Files the link read: rlibs by their identity sidecars, places the
+            // linker looked in vain must still hold nothing.
+            for input in &v.link_inputs {
+                let real = self.pm.expand_path(&input.path);
+                if PathMap::has_token(&real.to_string_lossy()) {
+                    continue 'variants;
+                }
+                if link_input_identity(&real).ok().as_deref() != Some(input.digest.as_str()) {
+                    continue 'variants;
+                }
+            }
+            return Some(linked_entry_key(l1, &v.inputs, &env, &v.link_inputs));
         }
         None
     }
@@ -397,9 +444,11 @@ impl Unit {
     /// Runs rustc, passing its output through as it comes (cargo starts dependents as
     /// soon as it sees the metadata artifact message) and keeping a copy.
     fn compile(&self) -> io::Result<Compiled> {
+        let print_link = self.link.as_ref().map(LinkPlan::rustc_args);
         let mut child = Command::new(&self.rustc)
             .args(self.pm.remap_args())
             .args(&self.inv.args)
+            .args(print_link.into_iter().flatten())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
@@ -448,6 +497,18 @@ impl Unit {
                 return None;
             }
         };
+        let link_inputs = match &self.link {
+            None => None,
+            Some(plan) => {
+                match plan.inputs_after_link(&self.inv, &self.cfg.cwd, &self.pm, self.started_at) {
+                    Ok(inputs) => Some(inputs),
+                    Err(u) => {
+                        reason.get_or_insert(u);
+                        return None;
+                    }
+                }
+            }
+        };
         let info = DepInfo::parse(&text, &self.cfg.cwd);
         let mut inputs = Vec::with_capacity(info.files.len());
         for f in &info.files {
@@ -478,9 +539,13 @@ impl Unit {
                 )
             })
             .collect();
-        let key = entry_key(l1, &inputs, &env);
+        let key = match &link_inputs {
+            Some(link) => linked_entry_key(l1, &inputs, &env, link),
+            None => entry_key(l1, &inputs, &env),
+        };
         let variant = Variant {
             inputs,
+            link_inputs: link_inputs.unwrap_or_default(),
             env: env
                 .into_iter()
                 .map(|(name, value)| VariantEnv { name, value })
@@ -497,18 +562,18 @@ impl Unit {
         key: &Key,
         compiled: &Compiled,
     ) -> Result<Result<Stored, Uncacheable>, CacheError> {
-        let outputs: Vec<(&'static str, PathBuf)> = self
+        let outputs: Vec<(&'static str, PathBuf, bool)> = self
             .inv
-            .lib_outputs()
+            .outputs()
             .into_iter()
-            .map(|(role, p)| (role, self.cfg.cwd.join(p)))
+            .map(|o| (o.role, self.cfg.cwd.join(o.path), o.executable))
             .collect();
-        if outputs.iter().any(|(_, p)| !p.is_file()) {
+        if outputs.iter().any(|(_, p, _)| !p.is_file()) {
             return Ok(Err(Uncacheable::MissingOutput));
         }
         let mut depinfo_text = Vec::new();
         let mut files = Vec::new();
-        for (role, path) in &outputs {
+        for (role, path, executable) in &outputs {
             let template = *role == "dep-info";
             if template {
                 let text = std::fs::read_to_string(path).map_err(|source| CacheError::Read {
@@ -524,11 +589,12 @@ impl Unit {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
                 template,
+                executable: *executable,
             });
         }
         let sources: Vec<(EntrySource<'_>, bool)> = outputs
             .iter()
-            .map(|(role, path)| {
+            .map(|(role, path, _)| {
                 if *role == "dep-info" {
                     (EntrySource::Bytes(&depinfo_text), false)
                 } else {
@@ -570,18 +636,20 @@ impl Unit {
         let ids = outputs
             .iter()
             .zip(&outcome.digests)
-            .filter(|((_, p), _)| is_lib_artifact(p))
-            .map(|((_, p), d)| (p.clone(), content_identity(d)))
+            .filter(|((_, p, _), _)| is_lib_artifact(p))
+            .map(|((_, p, _), d)| (p.clone(), content_identity(d)))
             .collect();
         Ok(Ok((outcome.bytes, ids)))
     }
 
     /// The `.so` a proc-macro or dylib unit links, identified by its entry key.
     fn linked_lib_output(&self) -> Option<PathBuf> {
-        if !matches!(self.inv.kind(), CrateKind::ProcMacro | CrateKind::Dylib) {
+        if !matches!(self.inv.kind(), CrateKind::ProcMacro | CrateKind::Dylib) || !self.inv.links()
+        {
             return None;
         }
-        Some(self.cfg.cwd.join(self.inv.dylib_output()?))
+        let so = self.inv.outputs().into_iter().next()?;
+        Some(self.cfg.cwd.join(so.path))
     }
 
     /// Writes the identity sidecars of this unit's artifacts.
@@ -617,6 +685,7 @@ impl Unit {
                 restore_ms: None,
                 key: key.map(|k| k.to_hex()),
                 tier: None,
+                non_incremental_restore: false,
             },
             overhead_ms: total.saturating_sub(self.rustc_ms),
             bytes,

@@ -246,6 +246,17 @@ impl Report {
         v
     }
 
+    /// The unit record of `crate_name` (the first, if several units share the name).
+    pub fn unit(&self, crate_name: &str) -> Value {
+        self.0["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["crate_name"] == crate_name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no unit {crate_name}"))
+    }
+
     pub fn reason_of(&self, crate_name: &str) -> Option<String> {
         self.0["units"]
             .as_array()

@@ -1,0 +1,508 @@
+//! The linker's identity: what a linked output depends on besides rustc and the files the
+//! link line names. Main function: [`linker_id`]; main type: [`LinkerId`].
+//!
+//! On Linux rustc links through a C compiler driver (`cc` unless `-C linker=` says
+//! otherwise), and the driver brings in files of its own that no command line names: the
+//! `ld` it drives, the C runtime start files, libc, libgcc. The identity covers them:
+//! - the driver's content digest and `--version`;
+//! - each `ld` it may drive (`-print-prog-name=ld`, `ld.lld` and every `-fuse-ld=` the
+//!   unit asks for): digest and `--version`, or its absence;
+//! - the C runtime and libc files `-print-file-name` finds ([`RUNTIME_FILES`]);
+//! - the driver's library search path (`-print-search-dirs`), which decides where `-l`
+//!   libraries are found;
+//! - rustc's own self-contained linker (`rust-lld` and the `gcc-ld` shims it reaches
+//!   through `-B`), which rustc uses by default on some targets;
+//! - the variables the driver reads (`LIBRARY_PATH`, `COMPILER_PATH`, …).
+//!
+//! Any probe that fails makes the unit uncacheable: never a guess. Probing costs a few
+//! dozen short processes, so the identity is remembered in the store (`v1/linkers`),
+//! keyed by the driver's path, size and modification time and the environment the probes
+//! ran in, and re-checked against the size and modification time of every file it
+//! hashed, like the compiler identity is.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+
+use super::link_inputs::{LibSearch, LinkInput, arg_files, describe_inputs};
+use super::{Key, KeyHasher, PathMap, RustcInvocation, hash_file};
+use crate::wrapper::Uncacheable;
+
+/// Files of the C runtime a link may bring in without naming them, looked up with
+/// `<driver> -print-file-name=NAME`. Names the driver does not find are recorded as
+/// absent.
+pub const RUNTIME_FILES: &[&str] = &[
+    "crt1.o",
+    "Scrt1.o",
+    "rcrt1.o",
+    "crti.o",
+    "crtn.o",
+    "crtbegin.o",
+    "crtend.o",
+    "crtbeginS.o",
+    "crtendS.o",
+    "crtbeginT.o",
+    "libc.so",
+    "libc.so.6",
+    "libc.a",
+    "libc_nonshared.a",
+    "libm.so",
+    "libm.so.6",
+    "libgcc.a",
+    "libgcc_eh.a",
+    "libgcc_s.so",
+    "libgcc_s.so.1",
+    "libpthread.so.0",
+    "libpthread.a",
+    "libdl.so.2",
+    "libdl.a",
+    "librt.so.1",
+    "librt.a",
+    "libutil.so.1",
+    "libutil.a",
+];
+
+/// Variables the C compiler driver and `ld` read that change what they link.
+const DRIVER_VARS: &[&str] = &[
+    "LIBRARY_PATH",
+    "COMPILER_PATH",
+    "GCC_EXEC_PREFIX",
+    "LD_RUN_PATH",
+];
+
+/// What to identify.
+pub struct LinkerRequest<'a> {
+    /// The program rustc will run: `-C linker=` as given, else `cc`.
+    pub program: &'a str,
+    /// Where rustc runs (a relative `-C linker=` is relative to it).
+    pub cwd: &'a Path,
+    /// rustc's sysroot, for its self-contained linker and tool directories.
+    pub sysroot: &'a Path,
+    pub host: &'a str,
+    pub target: &'a str,
+    /// `-fuse-ld=` values among the unit's link arguments.
+    pub fuse_ld: &'a [String],
+    /// `PATH`, as rustc's linker will see it (before rustc prepends its own dirs).
+    pub path_var: Option<&'a OsStr>,
+    /// The environment.
+    pub vars: &'a BTreeMap<String, String>,
+}
+
+/// The identity of a linker, and what link-line analysis needs from the probes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkerId {
+    pub key: Key,
+    /// Flags rustc passes the driver for this target that change which files it picks
+    /// (`-m64`); the probes ran with them, and a link line with others is not trusted.
+    pub probe_flags: Vec<String>,
+    /// The `ld` names probed (`ld`, `ld.lld`, `ld.<fuse>`).
+    pub ld_names: Vec<String>,
+    /// The driver's library search path, in order.
+    pub search_dirs: Vec<PathBuf>,
+}
+
+/// The driver flags rustc passes for a target, as far as they change what the driver
+/// picks (the word size selects the C runtime).
+pub fn probe_flags(target: &str) -> Vec<String> {
+    let arch = target.split('-').next().unwrap_or("");
+    let flag = match arch {
+        "x86_64" if target.ends_with("gnux32") => "-mx32",
+        "x86_64" => "-m64",
+        "i386" | "i586" | "i686" => "-m32",
+        _ => return Vec::new(),
+    };
+    vec![flag.to_string()]
+}
+
+#[derive(Serialize, Deserialize)]
+struct Memo {
+    format_version: u32,
+    id: LinkerId,
+    /// Every file the identity hashed, with the size and modification time it had, and
+    /// the directories the driver searches (a file added to or removed from one changes
+    /// its modification time, and may change what a probe finds).
+    files: Vec<Stamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    path: PathBuf,
+    len: u64,
+    mtime_ns: u128,
+}
+
+/// The stamp of a path, or the stamp of its absence.
+fn stamp_or_absent(path: &Path) -> Stamp {
+    stamp(path).unwrap_or(Stamp {
+        path: path.to_path_buf(),
+        len: u64::MAX,
+        mtime_ns: 0,
+    })
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = fs::metadata(path).ok()?;
+    let mtime_ns = m
+        .modified()
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some(Stamp {
+        path: path.to_path_buf(),
+        len: m.len(),
+        mtime_ns,
+    })
+}
+
+/// The directories rustc puts in front of `PATH` when it runs the linker.
+fn tool_dirs(sysroot: &Path, host: &str) -> Vec<PathBuf> {
+    let bin = sysroot.join("lib").join("rustlib").join(host).join("bin");
+    vec![bin.clone(), bin.join("self-contained")]
+}
+
+/// `PATH` as the linker sees it.
+fn linker_path(req: &LinkerRequest<'_>) -> OsString {
+    let mut dirs = tool_dirs(req.sysroot, req.host);
+    if let Some(p) = req.path_var {
+        dirs.extend(std::env::split_paths(p));
+    }
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+/// Finds a program as `Command` would with `path`: a name with a slash is a path
+/// (relative to `cwd`), a bare name is searched on `path`.
+fn find_program(name: &str, cwd: &Path, path: &OsStr) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = cwd.join(name);
+        return p.is_file().then_some(p);
+    }
+    std::env::split_paths(path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Computes (or reads back) the identity of the linker `req` describes. `memo_dir` is
+/// where identities are remembered (inside the store).
+pub fn linker_id(
+    req: &LinkerRequest<'_>,
+    memo_dir: Option<&Path>,
+) -> Result<LinkerId, Uncacheable> {
+    let path = linker_path(req);
+    let driver = find_program(req.program, req.cwd, &path).ok_or(Uncacheable::UnknownLinker)?;
+    let driver = fs::canonicalize(&driver).unwrap_or(driver);
+    let driver_stamp = stamp(&driver).ok_or(Uncacheable::UnknownLinker)?;
+    let env: Vec<String> = DRIVER_VARS
+        .iter()
+        .map(|v| format!("{v}={}", req.vars.get(*v).map(String::as_str).unwrap_or("")))
+        .collect();
+    let memo_key = KeyHasher::new("linker-memo")
+        .str("program", req.program)
+        .str("driver", &driver.to_string_lossy())
+        .str("len", &driver_stamp.len.to_string())
+        .str("mtime", &driver_stamp.mtime_ns.to_string())
+        // A relative `-C linker=dir/ld` depends on where rustc runs; a bare name does not
+        // (registry packages each run in their own directory).
+        .str(
+            "cwd",
+            &if req.program.contains('/') && !req.program.starts_with('/') {
+                req.cwd.to_string_lossy().into_owned()
+            } else {
+                String::new()
+            },
+        )
+        .str("sysroot", &req.sysroot.to_string_lossy())
+        .str("host", req.host)
+        .str("target", req.target)
+        .list("fuse-ld", req.fuse_ld.iter().map(String::as_str))
+        .str("path", &path.to_string_lossy())
+        .list("env", env.iter().map(String::as_str))
+        .finish();
+    let memo_path = memo_dir.map(|d| d.join(memo_key.to_hex()));
+    if let Some(p) = &memo_path
+        && let Ok(text) = fs::read(p)
+        && let Ok(memo) = serde_json::from_slice::<Memo>(&text)
+        && memo.format_version == 1
+        && memo.files.iter().all(|s| stamp_or_absent(&s.path) == *s)
+    {
+        return Ok(memo.id);
+    }
+    let (id, files) = probe(req, &driver, &path, &env)?;
+    if let Some(p) = memo_path {
+        let memo = Memo {
+            format_version: 1,
+            id: id.clone(),
+            files,
+        };
+        if let Ok(bytes) = serde_json::to_vec(&memo) {
+            let _ = crate::store::write_atomic(&p, &bytes);
+        }
+    }
+    Ok(id)
+}
+
+/// Runs the probes and hashes what they name.
+fn probe(
+    req: &LinkerRequest<'_>,
+    driver: &Path,
+    path: &OsStr,
+    env: &[String],
+) -> Result<(LinkerId, Vec<Stamp>), Uncacheable> {
+    let flags = probe_flags(req.target);
+    let run = |program: &Path, args: &[&str]| -> Result<String, Uncacheable> {
+        let out = Command::new(program)
+            .args(args)
+            .env("PATH", path)
+            .env("LC_ALL", "C")
+            .current_dir(req.cwd)
+            .output()
+            .map_err(|_| Uncacheable::UnknownLinker)?;
+        if !out.status.success() {
+            return Err(Uncacheable::UnknownLinker);
+        }
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        Ok(text)
+    };
+    let driver_args = |extra: &str| -> Vec<String> {
+        let mut a = flags.clone();
+        a.push(extra.to_string());
+        a
+    };
+    let run_driver = |extra: &str| -> Result<String, Uncacheable> {
+        let args = driver_args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(driver, &args)
+    };
+    let mut files: Vec<Stamp> = Vec::new();
+    let digest = |p: &Path, files: &mut Vec<Stamp>| -> Result<String, Uncacheable> {
+        let s = stamp(p).ok_or(Uncacheable::UnknownLinker)?;
+        let d = hash_file(p).map_err(|_| Uncacheable::UnknownLinker)?;
+        files.push(s);
+        Ok(d.to_hex())
+    };
+
+    let mut h = KeyHasher::new("linker");
+    h.str("target", req.target);
+    h.list("probe-flags", flags.iter().map(String::as_str));
+    h.str("driver", &digest(driver, &mut files)?);
+    h.str("driver-version", &run(driver, &["--version"])?);
+
+    let mut ld_names = vec!["ld".to_string(), "ld.lld".to_string()];
+    for f in req.fuse_ld {
+        let name = format!("ld.{f}");
+        if !f.contains('/') && !ld_names.contains(&name) {
+            ld_names.push(name);
+        }
+    }
+    let mut lds = Vec::new();
+    for name in &ld_names {
+        let given = run_driver(&format!("-print-prog-name={name}"))?;
+        let given = given.trim();
+        let found = find_program(given, req.cwd, path).map(|p| fs::canonicalize(&p).unwrap_or(p));
+        match found {
+            Some(p) => {
+                let d = digest(&p, &mut files)?;
+                let version = run(&p, &["--version"]).unwrap_or_else(|_| "no --version".into());
+                lds.push(format!("{name}={d}\n{version}"));
+            }
+            None => lds.push(format!("{name}=absent")),
+        }
+    }
+    // A `-fuse-ld=/path/to/ld` names the linker itself.
+    for f in req.fuse_ld.iter().filter(|f| f.contains('/')) {
+        let p = req.cwd.join(f);
+        let d = digest(&p, &mut files)?;
+        lds.push(format!("{f}={d}"));
+    }
+    h.list("ld", lds.iter().map(String::as_str));
+
+    let dirs_text = run_driver("-print-search-dirs")?;
+    let libraries = dirs_text
+        .lines()
+        .find_map(|l| l.strip_prefix("libraries: "))
+        .ok_or(Uncacheable::UnknownLinker)?;
+    let search_dirs: Vec<PathBuf> = libraries
+        .trim_start_matches('=')
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    h.str("search-dirs", libraries);
+
+    let mut runtime = Vec::new();
+    for name in RUNTIME_FILES {
+        let answer = run_driver(&format!("-print-file-name={name}"))?;
+        let answer = answer.trim();
+        // The driver echoes the bare name when it does not find the file.
+        if answer == *name || !Path::new(answer).is_file() {
+            runtime.push(format!("{name}=absent"));
+        } else {
+            runtime.push(format!("{name}={}", digest(Path::new(answer), &mut files)?));
+        }
+    }
+    h.list("runtime", runtime.iter().map(String::as_str));
+
+    let mut own = Vec::new();
+    for dir in tool_dirs(req.sysroot, req.host) {
+        let lld = dir.join("rust-lld");
+        if lld.is_file() {
+            own.push(format!("rust-lld={}", digest(&lld, &mut files)?));
+        }
+        if let Ok(entries) = fs::read_dir(dir.join("gcc-ld")) {
+            let mut shims: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            shims.sort();
+            for s in shims.iter().filter(|s| s.is_file()) {
+                let name = s
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                own.push(format!("gcc-ld/{name}={}", digest(s, &mut files)?));
+            }
+        }
+    }
+    h.list("self-contained", own.iter().map(String::as_str));
+    h.list("env", env.iter().map(String::as_str));
+
+    let mut dirs: Vec<PathBuf> = search_dirs.clone();
+    dirs.extend(
+        files
+            .iter()
+            .filter_map(|s| s.path.parent().map(Path::to_path_buf)),
+    );
+    dirs.sort();
+    dirs.dedup();
+    files.extend(dirs.iter().map(|d| stamp_or_absent(d)));
+
+    Ok((
+        LinkerId {
+            key: h.finish(),
+            probe_flags: flags,
+            ld_names,
+            search_dirs,
+        },
+        files,
+    ))
+}
+
+/// What linking adds to a unit's first-level key: the linker identity, each `-l`
+/// library of the command line as the linker's search finds it (and where it looked in
+/// vain), and the files `-C link-arg`s name. `sysroot_lib` is the target's library
+/// directory in the sysroot, which the compiler identity covers.
+pub fn link_key(
+    linker: &LinkerId,
+    inv: &RustcInvocation,
+    cwd: &Path,
+    sysroot_lib: &Path,
+    pm: &PathMap,
+) -> Result<Key, Uncacheable> {
+    let explicit: Vec<PathBuf> = inv
+        .search_paths
+        .iter()
+        .filter(|(kind, _)| kind == "native" || kind == "all")
+        .map(|(_, dir)| cwd.join(dir))
+        .collect();
+    let search = LibSearch::new(&explicit, &linker.search_dirs, Some(sysroot_lib));
+    let mut inputs = Vec::new();
+    let mut libs = Vec::new();
+    for lib in &inv.link_libs {
+        let static_only = match lib.kind.as_str() {
+            "static" => true,
+            "dylib" => false,
+            // `framework` (Apple), `raw-dylib` (Windows), `link-arg`: not for these targets.
+            _ => return Err(Uncacheable::UnresolvedNativeLib),
+        };
+        let name = if lib.verbatim {
+            format!(":{}", lib.name)
+        } else {
+            lib.name.clone()
+        };
+        search.find(&name, static_only, &mut inputs)?;
+        libs.push(format!("{}={name}", lib.kind));
+    }
+    inputs.extend(search.absent_dirs());
+    for arg in &inv.link_args {
+        inputs.extend(arg_files(arg, cwd)?.into_iter().map(LinkInput::Present));
+    }
+    let described = describe_inputs(&inputs, pm)?;
+    let described: Vec<String> = described
+        .iter()
+        .map(|i| format!("{}={}", i.path, i.digest))
+        .collect();
+    Ok(KeyHasher::new("link")
+        .key("linker", &linker.key)
+        .list("libs", libs.iter().map(String::as_str))
+        .list("inputs", described.iter().map(String::as_str))
+        .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_flags_follow_the_word_size() {
+        assert_eq!(probe_flags("x86_64-unknown-linux-gnu"), ["-m64"]);
+        assert_eq!(probe_flags("i686-unknown-linux-gnu"), ["-m32"]);
+        assert!(probe_flags("aarch64-unknown-linux-gnu").is_empty());
+    }
+
+    fn host() -> String {
+        let out = Command::new("rustc").arg("-vV").output().unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+            .unwrap()
+    }
+
+    #[test]
+    fn identity_is_remembered_and_follows_the_driver() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let memo = dir.path().join("memo");
+        let driver = dir.path().join("my-cc");
+        let write_driver = |comment: &str| {
+            fs::write(&driver, format!("#!/bin/sh\n# {comment}\nexec cc \"$@\"\n")).unwrap();
+            fs::set_permissions(&driver, fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        write_driver("one");
+        let host = host();
+        let path = std::env::var_os("PATH");
+        let vars = BTreeMap::new();
+        let sysroot = dir.path().join("no-sysroot");
+        let program = driver.to_string_lossy().into_owned();
+        let mut req = LinkerRequest {
+            program: &program,
+            cwd: dir.path(),
+            sysroot: &sysroot,
+            host: &host,
+            target: &host,
+            fuse_ld: &[],
+            path_var: path.as_deref(),
+            vars: &vars,
+        };
+        let a = linker_id(&req, Some(&memo)).unwrap();
+        assert!(!a.search_dirs.is_empty());
+        assert_eq!(fs::read_dir(&memo).unwrap().count(), 1);
+        assert_eq!(linker_id(&req, Some(&memo)).unwrap(), a);
+        // Another program at the same path is another linker.
+        write_driver("two, longer");
+        let b = linker_id(&req, Some(&memo)).unwrap();
+        assert_ne!(a.key, b.key);
+        // Programs that are not C compiler drivers are not guessed at.
+        req.program = "true";
+        assert_eq!(
+            linker_id(&req, Some(&memo)),
+            Err(Uncacheable::UnknownLinker)
+        );
+        req.program = "no-such-linker-anywhere";
+        assert_eq!(linker_id(&req, None), Err(Uncacheable::UnknownLinker));
+    }
+}
