@@ -379,3 +379,30 @@ fn c_code_behind_lto_is_never_stale() {
     assert_eq!(r.summary("hits"), 5, "{:?}", outcomes(&r));
     assert_eq!(b3.run("capp"), "c-value=7 extra=100\n");
 }
+
+#[test]
+fn test_harnesses_hit_in_a_moved_checkout() {
+    let s = Scratch::new();
+    let args = ["--workspace", "--tests"];
+    let ws1 = s.checkout("basic-workspace", "ws1");
+    let (b1, r) = build(&ws1, &s.store(), &args, &[]);
+    let tests = r.0["summary"]["by_kind"]["test"]["units"].as_u64().unwrap();
+    // One harness per library and binary target.
+    assert_eq!(tests, 5, "{:?}", r.outcomes());
+    assert_eq!(r.summary("misses"), r.summary("units"));
+
+    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+    let (b2, r) = build(&ws2, &s.store(), &args, &[]);
+    assert_eq!(r.summary("hits"), r.summary("units"));
+    assert_eq!(r.0["summary"]["by_kind"]["test"]["hit"], tests);
+    // A restored harness runs, and is the one the cold build linked.
+    for b in [&b1, &b2] {
+        let out = Command::new(b.executable("util")).output().unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("test result: ok. 0 passed"));
+    }
+    assert!(
+        std::fs::read(b1.executable("util")).unwrap()
+            == std::fs::read(b2.executable("util")).unwrap()
+    );
+}
