@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::args::{BuildArgs, selection_from_cargo_args};
 use super::remote_session::RemoteSession;
+use super::seed_session::SeedSession;
 use crate::config::{BuildConfig, Env, vars};
 use crate::errors::CliError;
 use crate::graph;
@@ -64,7 +65,12 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         jobs,
     );
 
-    let progress = Progress::new(plan.expected_units());
+    // Units cached with cargo's records of them go in the target dir now, so cargo
+    // finds them fresh and spawns nothing for them.
+    let seeds = SeedSession::start(&cfg, &env, &plan, &sel);
+
+    let planted = seeds.as_ref().map_or(0, SeedSession::planted);
+    let progress = Progress::new(plan.expected_units().saturating_sub(planted));
     if !progress.is_bar() {
         eprintln!(
             "xcache: building through the cache at {} (about {} units planned)",
@@ -147,6 +153,9 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
     );
     if let Some(r) = remote {
         r.finish(&events, &mut report);
+    }
+    if let Some(s) = seeds {
+        s.finish(&events, &env, &mut report);
     }
     let _ = std::fs::remove_file(&remote_state);
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());

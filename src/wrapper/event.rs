@@ -4,7 +4,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +56,28 @@ pub struct UnitRecord {
     /// For a hit: which tier served it (`local` or `remote`).
     #[serde(default)]
     pub tier: Option<String>,
+    /// True when the unit was put in the target dir before cargo started and cargo
+    /// found it fresh, so no rustc (and no wrapper) ran for it.
+    #[serde(default)]
+    pub seeded: bool,
+}
+
+/// Where cargo keeps a unit in the target dir: what seeding (`crate::seed`) needs to
+/// capture the unit after the build and put it back before a later one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnitPlace {
+    /// The target (build) directory.
+    pub target_root: PathBuf,
+    /// rustc's `--out-dir`, relative to the target root (`debug/deps`).
+    pub out_dir: String,
+    /// `<package>-<hash>`: the unit's directory under `.fingerprint`.
+    pub unit_dir: String,
+    /// The build-script run whose `OUT_DIR` the unit read (`<package>-<hash>`).
+    pub run_dir: Option<String>,
+    /// The directory rustc ran in.
+    pub cwd: PathBuf,
+    /// The package's directory.
+    pub manifest_dir: PathBuf,
 }
 
 /// One rustc invocation as the wrapper saw it: the report's record plus what the
@@ -82,6 +104,9 @@ pub struct UnitEvent {
     pub bytes_down: u64,
     #[serde(default)]
     pub bytes_up: u64,
+    /// Where the unit lives in the target dir, when known.
+    #[serde(default)]
+    pub place: Option<UnitPlace>,
     pub warnings: Vec<Warning>,
 }
 

@@ -9,7 +9,9 @@ use std::time::{Instant, SystemTime};
 
 use super::remote_tier::{RemoteTier, remote_paths};
 use super::restore::{replay_text, restore_entry};
-use super::{Outcome, RUSTC_FAILED, Uncacheable, UnitEvent, UnitRecord, Warning, append_event};
+use super::{
+    Outcome, RUSTC_FAILED, Uncacheable, UnitEvent, UnitPlace, UnitRecord, Warning, append_event,
+};
 use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
 use crate::key::{
@@ -617,6 +619,7 @@ impl Unit {
                 restore_ms: None,
                 key: key.map(|k| k.to_hex()),
                 tier: None,
+                seeded: false,
             },
             overhead_ms: total.saturating_sub(self.rustc_ms),
             bytes,
@@ -625,15 +628,42 @@ impl Unit {
             upk: self.prediction_key().map(|k| k.to_hex()),
             l1: self.l1.map(|k| k.to_hex()),
             upload: self.uploaded_later,
+            place: self.place(),
             warnings: self.warnings.clone(),
         }
     }
 
-    /// The unit's prediction key, for libraries and proc-macros.
+    /// Where cargo keeps this unit, when cargo named its outputs (`-C extra-filename`).
+    fn place(&self) -> Option<UnitPlace> {
+        let env = &self.cfg.env;
+        let out_dir = self.cfg.cwd.join(self.inv.out_dir.as_ref()?);
+        let root = target_root(&out_dir);
+        let rel = out_dir.strip_prefix(&root).ok()?.to_str()?.to_string();
+        let hash = self.inv.extra_filename.strip_prefix('-')?;
+        let unit_dir = format!("{}-{hash}", env.get("CARGO_PKG_NAME")?);
+        let run_dir = env.get("OUT_DIR").and_then(|d| {
+            let d = Path::new(d);
+            (d.file_name()? == "out")
+                .then(|| d.parent()?.file_name()?.to_str().map(str::to_string))
+                .flatten()
+        });
+        Some(UnitPlace {
+            target_root: root,
+            out_dir: rel,
+            unit_dir,
+            run_dir,
+            cwd: self.cfg.cwd.clone(),
+            manifest_dir: PathBuf::from(env.get("CARGO_MANIFEST_DIR")?),
+        })
+    }
+
+    /// The unit's prediction key (see `key::prediction_key`).
     fn prediction_key(&self) -> Option<Key> {
         let kind = match self.inv.kind() {
             CrateKind::Lib => "lib",
             CrateKind::ProcMacro => "proc-macro",
+            CrateKind::Bin => "bin",
+            CrateKind::BuildScript => "build-script",
             _ => return None,
         };
         let compiler = self.compiler.as_ref()?;
