@@ -151,11 +151,12 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         started.elapsed().as_millis() as u64,
         plan.expected_units(),
     );
+    let captured = match seeds {
+        Some(s) => s.finish(&events, &env, &mut report),
+        None => Vec::new(),
+    };
     if let Some(r) = remote {
-        r.finish(&events, &mut report);
-    }
-    if let Some(s) = seeds {
-        s.finish(&events, &env, &mut report);
+        r.finish(&events, &captured, &mut report);
     }
     let _ = std::fs::remove_file(&remote_state);
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());

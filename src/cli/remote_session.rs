@@ -14,6 +14,7 @@ use crate::prefetch::{
     PredictionInput, PrefetchOutcome, Uploader, predict, prefetch, update_index,
 };
 use crate::report::BuildReport;
+use crate::seed::{Captured, SeedVariant};
 use crate::store::{LocalStore, RemoteStore};
 use crate::wrapper::{Outcome, UnitEvent, Warning};
 
@@ -175,10 +176,15 @@ impl RemoteSession {
     }
 
     /// Finishes uploads, records the index, and adds what happened to the report.
-    pub fn finish(mut self, events: &[UnitEvent], report: &mut BuildReport) {
+    pub fn finish(mut self, events: &[UnitEvent], seeds: &[Captured], report: &mut BuildReport) {
         self.on_events(events);
         let mut uploaded = HashSet::new();
         if let Some(up) = self.uploader.take() {
+            for c in seeds {
+                if let Some(pack) = Key::from_hex(&c.variant.pack) {
+                    up.push_entry(pack);
+                }
+            }
             let outcome = up.finish();
             uploaded.extend(outcome.uploaded.iter().map(|k| k.to_hex()));
             report.summary.bytes_up += outcome.bytes;
@@ -212,6 +218,18 @@ impl RemoteSession {
                     .contains(&(upk.clone(), entry.to_hex()))
             })
             .collect();
+        // Seeds whose pack reached the remote.
+        let new_seeds: Vec<(String, SeedVariant)> = seeds
+            .iter()
+            .filter(|c| uploaded.contains(&c.variant.pack))
+            .filter(|c| {
+                !self
+                    .prefetched
+                    .seeds_indexed
+                    .contains(&(c.upk.to_hex(), c.variant.pack.clone()))
+            })
+            .map(|c| (c.upk.to_hex(), c.variant.clone()))
+            .collect();
         // The state file also tells whether a wrapper gave the remote up.
         let state = std::fs::read_to_string(&self.state_file).unwrap_or_default();
         let _ = std::fs::remove_file(self.state_file.with_extension("absent"));
@@ -219,7 +237,14 @@ impl RemoteSession {
             && !state.starts_with("down")
             && !self.read_only
             && let Some(compiler) = &self.compiler
-            && let Err(e) = update_index(&self.spec, &self.local, compiler, &self.workspace, &used)
+            && let Err(e) = update_index(
+                &self.spec,
+                &self.local,
+                compiler,
+                &self.workspace,
+                &used,
+                &new_seeds,
+            )
         {
             self.down(e);
         }

@@ -9,7 +9,7 @@ use crate::graph::{BuildPlan, Selection};
 use crate::key::{PathMap, compiler_id};
 use crate::prefetch::{PredictionInput, predict_units};
 use crate::report::BuildReport;
-use crate::seed::{PlantInput, Planted, capture, plant};
+use crate::seed::{Captured, PlantInput, Planted, capture, plant};
 use crate::store::LocalStore;
 use crate::wrapper::{Outcome, UnitEvent, UnitRecord, Warning};
 
@@ -82,8 +82,13 @@ impl SeedSession {
     }
 
     /// Adds the seeded units to the report and, after a successful build, captures the
-    /// units the wrapper cached.
-    pub fn finish(self, events: &[UnitEvent], env: &Env, report: &mut BuildReport) {
+    /// units the wrapper cached; returns the new variants (for the remote).
+    pub fn finish(
+        self,
+        events: &[UnitEvent],
+        env: &Env,
+        report: &mut BuildReport,
+    ) -> Vec<Captured> {
         for w in self.warnings {
             if !report.warnings.iter().any(|x| x.code == w.code) {
                 report.warnings.push(w);
@@ -132,6 +137,8 @@ impl SeedSession {
             );
             report.summary.captured = stats.captured;
             report.summary.capture_ms = t.elapsed().as_millis() as u64;
+            return stats.variants;
         }
+        Vec::new()
     }
 }

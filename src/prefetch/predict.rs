@@ -78,7 +78,7 @@ pub fn predict_units(input: &PredictionInput<'_>) -> Vec<PredictedUnit> {
             push(bin, "bin", target.clone());
         }
     }
-    units.sort_by(|a, b| a.key.cmp(&b.key));
+    units.sort_by_key(|u| u.key);
     units.dedup_by(|a, b| a.key == b.key);
     units
 }

@@ -14,6 +14,13 @@ use crate::key::{DepInfo, Key, KeyHasher, PathMap, hash_file};
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore};
 use crate::wrapper::{Outcome, UnitEvent};
 
+/// A variant a capture recorded: what the remote index should learn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Captured {
+    pub upk: Key,
+    pub variant: SeedVariant,
+}
+
 /// What a capture did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CaptureStats {
@@ -23,6 +30,8 @@ pub struct CaptureStats {
     pub unchanged: usize,
     /// Units that cannot be seeded (see `Skip`).
     pub unseedable: usize,
+    /// The variants written.
+    pub variants: Vec<Captured>,
 }
 
 /// Why a unit is not captured. Not an error: the unit is still cached by the wrapper,
@@ -73,15 +82,18 @@ pub fn capture(
     cargo_home: Option<&Path>,
     env: &Env,
 ) -> CaptureStats {
-    let results: Vec<Result<bool, Skip>> = events
+    let results: Vec<Result<Option<Captured>, Skip>> = events
         .par_iter()
         .map(|ev| capture_unit(store, ev, workspace_root, cargo_home, env))
         .collect();
     let mut stats = CaptureStats::default();
     for r in results {
         match r {
-            Ok(true) => stats.captured += 1,
-            Ok(false) => stats.unchanged += 1,
+            Ok(Some(c)) => {
+                stats.captured += 1;
+                stats.variants.push(c);
+            }
+            Ok(None) => stats.unchanged += 1,
             Err(Skip::NotCached) => {}
             Err(Skip::Unseedable | Skip::Io) => stats.unseedable += 1,
         }
@@ -119,7 +131,7 @@ fn capture_unit(
     workspace_root: &Path,
     cargo_home: Option<&Path>,
     env: &Env,
-) -> Result<bool, Skip> {
+) -> Result<Option<Captured>, Skip> {
     if !matches!(ev.unit.outcome, Outcome::Hit | Outcome::Miss) {
         return Err(Skip::NotCached);
     }
@@ -290,13 +302,13 @@ fn capture_unit(
     // A pack deleted as corrupt is written again.
     let pack_present = store.entry_size(&pack).is_some();
     if recorded && pack_present {
-        return Ok(false);
+        return Ok(None);
     }
     if !pack_present {
         write_pack(store, &pack, &files)?;
     }
-    add_variant(store, &upk, variant)?;
-    Ok(true)
+    add_variant(store, &upk, variant.clone())?;
+    Ok(Some(Captured { upk, variant }))
 }
 
 fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), Skip> {

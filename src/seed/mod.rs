@@ -18,6 +18,6 @@ mod capture;
 mod plant;
 mod record;
 
-pub use capture::{CaptureStats, capture};
+pub use capture::{CaptureStats, Captured, capture};
 pub use plant::{PlantInput, Planted, plant};
-pub use record::{SeedRecord, SeedVariant, read_record};
+pub use record::{SeedRecord, SeedVariant, add_variant, read_record};
