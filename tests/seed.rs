@@ -36,7 +36,7 @@ fn fill_store(s: &Scratch) {
 /// Plants `ws`'s target dir from the store without building; returns the report.
 fn plant(s: &Scratch, ws: &Path) -> Report {
     let fake = plant_only_cargo(s);
-    let b = xcache_build(&ws, &s.store(), &[], &[("CARGO", fake.to_str().unwrap())]);
+    let b = xcache_build(ws, &s.store(), &[], &[("CARGO", fake.to_str().unwrap())]);
     b.assert_success();
     let r = Report::read(&ws.join("target"));
     assert!(r.summary("seeded") >= 1, "nothing planted: {}", b.stderr());
