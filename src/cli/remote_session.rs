@@ -11,7 +11,7 @@ use crate::errors::CacheError;
 use crate::graph::{BuildPlan, Selection};
 use crate::key::{Key, PathMap, compiler_id};
 use crate::prefetch::{
-    PredictionInput, PrefetchOutcome, Uploader, predict, prefetch, update_index,
+    PredictionInput, PrefetchOutcome, Uploader, predict_units, prefetch, update_index,
 };
 use crate::report::BuildReport;
 use crate::seed::{Captured, SeedVariant};
@@ -94,13 +94,19 @@ impl RemoteSession {
                 Some(&plan.target_dir),
                 cargo_home(env).as_deref(),
             );
-            let upks = predict(&PredictionInput {
+            let units = predict_units(&PredictionInput {
                 plan,
                 path_map: &pm,
                 compiler: &compiler,
                 target: sel.target.as_deref(),
                 profile_dir: &sel.profile_dir(),
             });
+            let mut upks: Vec<Key> = units.iter().map(|u| u.key).collect();
+            upks.sort();
+            upks.dedup();
+            let mut seed_keys: Vec<Key> = units.iter().map(|u| u.seed_key).collect();
+            seed_keys.sort();
+            seed_keys.dedup();
             let jobs = jobs
                 .or_else(|| env.get("XCACHE_REMOTE_JOBS").and_then(|j| j.parse().ok()))
                 .unwrap_or(DEFAULT_JOBS);
@@ -110,6 +116,7 @@ impl RemoteSession {
                 &compiler,
                 &s.workspace,
                 &upks,
+                &seed_keys,
                 &pm,
                 jobs,
                 show_bar,

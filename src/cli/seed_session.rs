@@ -96,13 +96,16 @@ impl SeedSession {
         }
         let s = &mut report.summary;
         s.seed_ms = self.plant_ms;
-        for p in &self.planted {
-            // A planted unit cargo did not trust shows up as a wrapper run of the same
-            // unit (possibly under another hash: cargo's fingerprint decides).
-            let key = p.unit.key.to_hex();
+        // Several variants of a unit may be planted; cargo uses at most one. A unit the
+        // wrapper saw was not taken from the seeds (cargo's fingerprint disagreed).
+        let mut planted: Vec<&Planted> = self.planted.iter().collect();
+        planted.sort_by_key(|p| p.unit.seed_key);
+        planted.dedup_by_key(|p| p.unit.seed_key);
+        for p in planted {
+            let key = p.unit.seed_key.to_hex();
             let rebuilt = events
                 .iter()
-                .any(|e| e.upk.as_deref() == Some(key.as_str()));
+                .any(|e| e.spk.as_deref() == Some(key.as_str()));
             if rebuilt {
                 s.seed_rejected += 1;
                 continue;

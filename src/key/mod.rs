@@ -24,7 +24,7 @@ pub use compiler::{CompilerId, compiler_id};
 pub use depinfo::{DepInfo, EnvDep};
 pub use hasher::{Key, KeyHasher};
 pub use path_map::{PathMap, Root, RootKind};
-pub use predict::{UnitIdentity, prediction_key};
+pub use predict::{UnitIdentity, prediction_key, seed_key};
 pub use rustc_args::{CrateKind, Emit, Extern, RustcInvocation, StaticLib, parse_rustc_args};
 pub use unit_key::{InputDigest, KeyEnv, UnitKeys, entry_key, hash_file, l1_key};
 

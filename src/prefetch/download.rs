@@ -49,6 +49,7 @@ pub fn prefetch(
     compiler: &Key,
     workspace: &[String],
     upks: &[Key],
+    seed_keys: &[Key],
     pm: &PathMap,
     jobs: usize,
     show_bar: bool,
@@ -117,15 +118,26 @@ pub fn prefetch(
             let _ = local.add_variant(&l1, e.variant.clone());
             want(entry, e.size, &mut wanted);
         }
-        // The newest seed whose inputs hold now, with its pack and entry.
-        let seed = index.seeds.get(&hex).and_then(|list| {
-            list.iter()
-                .find(|s| s.variant.files.iter().all(|(p, d)| &current(p) == d))
-        });
-        if let Some(s) = seed
-            && let Some(pack) = Key::from_hex(&s.variant.pack)
-            && crate::seed::add_variant(local, upk, s.variant.clone()).is_ok()
-        {
+    }
+    // The newest seed variants whose inputs hold now, with their packs and entries (two
+    // at most, as planting takes).
+    for sk in seed_keys {
+        let Some(list) = index.seeds.get(&sk.to_hex()) else {
+            continue;
+        };
+        let fitting: Vec<_> = list
+            .iter()
+            .filter(|s| s.variant.files.iter().all(|(p, d)| &current(p) == d))
+            .take(2)
+            .collect();
+        // Oldest first, so the local record ends with the newest in front.
+        for s in fitting.into_iter().rev() {
+            let Some(pack) = Key::from_hex(&s.variant.pack) else {
+                continue;
+            };
+            if crate::seed::add_variant(local, sk, s.variant.clone()).is_err() {
+                continue;
+            }
             seeds += 1;
             packs.insert(pack);
             want(pack, s.size, &mut wanted);

@@ -2,7 +2,7 @@
 //! for the units it meets (`key::prediction_key`).
 
 use crate::graph::BuildPlan;
-use crate::key::{Key, PathMap, UnitIdentity, prediction_key};
+use crate::key::{Key, PathMap, UnitIdentity, prediction_key, seed_key};
 
 /// What prediction needs besides the plan.
 pub struct PredictionInput<'a> {
@@ -19,6 +19,8 @@ pub struct PredictionInput<'a> {
 #[derive(Clone, Debug)]
 pub struct PredictedUnit {
     pub key: Key,
+    /// Where its seed records live (`key::seed_key`).
+    pub seed_key: Key,
     pub package: String,
     pub version: String,
     pub crate_name: String,
@@ -48,7 +50,7 @@ pub fn predict_units(input: &PredictionInput<'_>) -> Vec<PredictedUnit> {
         };
         let manifest_dir = input.path_map.normalize_path(&p.manifest_dir);
         let mut push = |crate_name: &str, kind: &'static str, target: Option<String>| {
-            let key = prediction_key(&UnitIdentity {
+            let id = UnitIdentity {
                 package: &p.name,
                 version: &p.version,
                 manifest_dir: &manifest_dir,
@@ -58,9 +60,10 @@ pub fn predict_units(input: &PredictionInput<'_>) -> Vec<PredictedUnit> {
                 target: target.as_deref().unwrap_or("host"),
                 profile_dir: input.profile_dir,
                 compiler: input.compiler,
-            });
+            };
             units.push(PredictedUnit {
-                key,
+                key: prediction_key(&id),
+                seed_key: seed_key(&id),
                 package: p.name.clone(),
                 version: p.version.clone(),
                 crate_name: crate_name.to_string(),

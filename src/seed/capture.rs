@@ -17,6 +17,7 @@ use crate::wrapper::{Outcome, UnitEvent};
 /// A variant a capture recorded: what the remote index should learn.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Captured {
+    /// The seed key the variant is recorded under.
     pub upk: Key,
     pub variant: SeedVariant,
 }
@@ -135,7 +136,7 @@ fn capture_unit(
     if !matches!(ev.unit.outcome, Outcome::Hit | Outcome::Miss) {
         return Err(Skip::NotCached);
     }
-    let (Some(pl), Some(upk)) = (&ev.place, ev.upk.as_deref().and_then(Key::from_hex)) else {
+    let (Some(pl), Some(upk)) = (&ev.place, ev.spk.as_deref().and_then(Key::from_hex)) else {
         return Err(Skip::NotCached);
     };
     let Some(entry) = ev.unit.key.clone() else {

@@ -52,8 +52,11 @@ pub fn plant(input: &PlantInput<'_>) -> (Vec<Planted>, Vec<Warning>) {
     // digest; a file written in the margin only makes cargo rebuild its unit.
     let stamp = SystemTime::now() - std::time::Duration::from_millis(50);
     let digests: Mutex<HashMap<PathBuf, String>> = Mutex::new(HashMap::new());
-    let results: Vec<Result<Option<Planted>, Warning>> = input
-        .units
+    // One plant per seed key.
+    let mut units: Vec<&PredictedUnit> = input.units.iter().collect();
+    units.sort_by_key(|u| u.seed_key);
+    units.dedup_by_key(|u| u.seed_key);
+    let results: Vec<Result<Vec<Planted>, Warning>> = units
         .par_iter()
         .map(|u| plant_unit(input, u, stamp, &digests))
         .collect();
@@ -61,8 +64,7 @@ pub fn plant(input: &PlantInput<'_>) -> (Vec<Planted>, Vec<Warning>) {
     let mut warnings: Vec<Warning> = Vec::new();
     for r in results {
         match r {
-            Ok(Some(p)) => planted.push(p),
-            Ok(None) => {}
+            Ok(p) => planted.extend(p),
             Err(w) => {
                 if !warnings.iter().any(|x| x.code == w.code) {
                     warnings.push(w);
@@ -73,15 +75,21 @@ pub fn plant(input: &PlantInput<'_>) -> (Vec<Planted>, Vec<Warning>) {
     (planted, warnings)
 }
 
+/// How many variants of one seed key may be planted: the plan does not know a unit's
+/// features for sure, so the newest variants with different fingerprints go in and cargo
+/// uses the one whose fingerprint matches.
+const VARIANTS_PLANTED: usize = 2;
+
 fn plant_unit(
     input: &PlantInput<'_>,
     unit: &PredictedUnit,
     stamp: SystemTime,
     digests: &Mutex<HashMap<PathBuf, String>>,
-) -> Result<Option<Planted>, Warning> {
-    let record = read_record(input.store, &unit.key);
+) -> Result<Vec<Planted>, Warning> {
+    let record = read_record(input.store, &unit.seed_key);
+    let mut planted = Vec::new();
     if record.variants.is_empty() {
-        return Ok(None);
+        return Ok(planted);
     }
     let ws_pm = PathMap::new(
         input.workspace_root,
@@ -89,14 +97,17 @@ fn plant_unit(
         input.cargo_home,
     );
     for v in &record.variants {
-        if input.target_root.join(&v.fingerprint_dir).exists() {
-            return Ok(None);
+        if planted.len() == VARIANTS_PLANTED {
+            break;
         }
-        if !inputs_match(v, &ws_pm, input.env, digests) {
+        // Cargo's own state wins; a variant already planted here is not planted twice.
+        if input.target_root.join(&v.fingerprint_dir).exists()
+            || !inputs_match(v, &ws_pm, input.env, digests)
+        {
             continue;
         }
-        return match put_in_place(input, v, &ws_pm, stamp) {
-            Ok(bytes) => Ok(Some(Planted {
+        match put_in_place(input, v, &ws_pm, stamp) {
+            Ok(bytes) => planted.push(Planted {
                 unit: unit.clone(),
                 unit_dir: v
                     .fingerprint_dir
@@ -106,22 +117,21 @@ fn plant_unit(
                     .to_string(),
                 entry: v.entry.clone(),
                 bytes,
-            })),
+            }),
             Err(e) => {
                 // Without its fingerprint cargo rebuilds the unit: nothing half-planted
                 // is ever trusted.
                 let _ = fs::remove_dir_all(input.target_root.join(&v.fingerprint_dir));
-                match e {
-                    PlantError::Cache(e) => Err(Warning {
+                if let PlantError::Cache(e) = e {
+                    return Err(Warning {
                         code: e.code().to_string(),
                         message: e.to_string(),
-                    }),
-                    PlantError::Io => Ok(None),
+                    });
                 }
             }
-        };
+        }
     }
-    Ok(None)
+    Ok(planted)
 }
 
 /// Why a variant could not be put in place: a store problem worth a warning (a corrupt

@@ -93,6 +93,9 @@ pub struct UnitEvent {
     /// Where prediction finds this unit next time (see `key::prediction_key`).
     #[serde(default)]
     pub upk: Option<String>,
+    /// Where seed records of this unit live (see `key::seed_key`).
+    #[serde(default)]
+    pub spk: Option<String>,
     /// The first-level key, for units whose entry the front-end may upload.
     #[serde(default)]
     pub l1: Option<String>,

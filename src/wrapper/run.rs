@@ -17,7 +17,7 @@ use crate::errors::CacheError;
 use crate::key::{
     CompilerId, CrateKind, DepInfo, InputDigest, Key, KeyEnv, PathMap, RustcInvocation,
     UnitIdentity, compiler_id, content_identity, entry_key, hash_file, key_identity, l1_key,
-    parse_rustc_args, prediction_key, write_artifact_identity,
+    parse_rustc_args, prediction_key, seed_key, write_artifact_identity,
 };
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, Variant, VariantEnv};
 
@@ -626,6 +626,7 @@ impl Unit {
             bytes_down: self.bytes_down,
             bytes_up: self.bytes_up,
             upk: self.prediction_key().map(|k| k.to_hex()),
+            spk: self.prediction_keys().map(|(_, k)| k.to_hex()),
             l1: self.l1.map(|k| k.to_hex()),
             upload: self.uploaded_later,
             place: self.place(),
@@ -657,8 +658,8 @@ impl Unit {
         })
     }
 
-    /// The unit's prediction key (see `key::prediction_key`).
-    fn prediction_key(&self) -> Option<Key> {
+    /// The unit's prediction and seed keys (see `key::prediction_key`, `key::seed_key`).
+    fn prediction_keys(&self) -> Option<(Key, Key)> {
         let kind = match self.inv.kind() {
             CrateKind::Lib => "lib",
             CrateKind::ProcMacro => "proc-macro",
@@ -672,7 +673,7 @@ impl Unit {
             .pm
             .normalize_path(Path::new(env.get("CARGO_MANIFEST_DIR")?));
         let features = self.inv.features();
-        Some(prediction_key(&UnitIdentity {
+        let id = UnitIdentity {
             package: env.get("CARGO_PKG_NAME")?,
             version: env.get("CARGO_PKG_VERSION")?,
             manifest_dir: &manifest_dir,
@@ -682,7 +683,12 @@ impl Unit {
             target: self.inv.target.as_deref().unwrap_or("host"),
             profile_dir: &self.inv.profile_dir()?,
             compiler: &compiler.key,
-        }))
+        };
+        Some((prediction_key(&id), seed_key(&id)))
+    }
+
+    fn prediction_key(&self) -> Option<Key> {
+        self.prediction_keys().map(|(k, _)| k)
     }
 
     fn emit(&self, outcome: Outcome, reason: Option<String>, key: Option<Key>, bytes: u64) {
