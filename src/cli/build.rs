@@ -78,10 +78,21 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
             plan.expected_units()
         );
     }
+    // cargo's JSON messages say which units it found fresh, so the report counts seeded
+    // units exactly. Asked for when the user did not choose a format: diagnostics still
+    // go to stderr as cargo renders them; the JSON on stdout is ours. A user's JSON
+    // format is read and passed through.
+    let user_format = message_format(&args.cargo_args);
+    let read_json = user_format.as_deref().is_none_or(|f| f.starts_with("json"));
     let mut cmd = Command::new(&cfg.cargo);
-    cmd.arg("build")
-        .args(&args.cargo_args)
-        .current_dir(&cfg.cwd)
+    cmd.arg("build").args(&args.cargo_args);
+    if user_format.is_none() {
+        cmd.arg("--message-format=json-render-diagnostics");
+    }
+    if read_json {
+        cmd.stdout(Stdio::piped());
+    }
+    cmd.current_dir(&cfg.cwd)
         .env("RUSTC_WRAPPER", &exe)
         .env(vars::EVENTS, &events_path)
         .env(vars::DIR, &cfg.store_dir)
@@ -107,7 +118,23 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         cargo: cfg.cargo.clone(),
         source,
     })?;
+    let fresh: std::sync::Mutex<FreshUnits> = std::sync::Mutex::new(FreshUnits::default());
     let status = std::thread::scope(|scope| {
+        if let Some(out) = child.stdout.take() {
+            let (fresh, pass_through) = (&fresh, user_format.is_some());
+            scope.spawn(move || {
+                let mut stdout = std::io::stdout().lock();
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if pass_through {
+                        use std::io::Write;
+                        let _ = writeln!(stdout, "{line}");
+                    }
+                    if let Ok(mut f) = fresh.lock() {
+                        f.read_message(&line);
+                    }
+                }
+            });
+        }
         if let Some(err) = child.stderr.take() {
             let progress = &progress;
             scope.spawn(move || {
@@ -152,7 +179,11 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         plan.expected_units(),
     );
     let captured = match seeds {
-        Some(s) => s.finish(&events, &env, &mut report),
+        Some(s) => {
+            let fresh = fresh.into_inner().unwrap_or_default();
+            let fresh = read_json.then_some(&fresh);
+            s.finish(&events, fresh, &env, &mut report)
+        }
         None => Vec::new(),
     };
     if let Some(r) = remote {
@@ -175,4 +206,105 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
     }
     eprintln!("{}", render_summary_line(&report));
     Ok(code)
+}
+
+/// The `--message-format` the user gave, if any.
+fn message_format(cargo_args: &[String]) -> Option<String> {
+    let mut it = cargo_args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if let Some(v) = a.strip_prefix("--message-format=") {
+            return Some(v.to_string());
+        }
+        if a == "--message-format" {
+            return it.next().cloned();
+        }
+    }
+    None
+}
+
+/// The units cargo reported fresh, by the hash in their file names.
+#[derive(Debug, Default)]
+pub(super) struct FreshUnits {
+    pub hashes: std::collections::HashSet<String>,
+}
+
+impl FreshUnits {
+    /// Reads one line of cargo's stdout; lines that are not artifact messages are ignored.
+    fn read_message(&mut self, line: &str) {
+        if !line.starts_with('{') || !line.contains("\"compiler-artifact\"") {
+            return;
+        }
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            return;
+        };
+        if msg["reason"] != "compiler-artifact" || msg["fresh"] != true {
+            return;
+        }
+        for f in msg["filenames"].as_array().into_iter().flatten() {
+            if let Some(h) = f.as_str().and_then(unit_hash) {
+                self.hashes.insert(h.to_string());
+            }
+        }
+    }
+}
+
+/// The unit hash in an output path: `deps/libfoo-<hash>.rlib`, `deps/foo-<hash>`, or the
+/// directory of `build/foo-<hash>/build-script-build`.
+fn unit_hash(path: &str) -> Option<&str> {
+    let p = std::path::Path::new(path);
+    let file = p.file_name()?.to_str()?;
+    let stem = file.split('.').next()?;
+    let candidate = match stem.rsplit_once('-') {
+        Some((_, h)) if is_hash(h) => h,
+        _ => {
+            let dir = p.parent()?.file_name()?.to_str()?;
+            dir.rsplit_once('-')
+                .map(|(_, h)| h)
+                .filter(|h| is_hash(h))?
+        }
+    };
+    Some(candidate)
+}
+
+fn is_hash(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_hashes_from_output_paths() {
+        assert_eq!(
+            unit_hash("/t/debug/deps/libutil-d6a5ff6254e3083c.rlib"),
+            Some("d6a5ff6254e3083c")
+        );
+        assert_eq!(
+            unit_hash("/t/debug/deps/app-ee8235248c9ab2fa"),
+            Some("ee8235248c9ab2fa")
+        );
+        assert_eq!(
+            unit_hash("/t/debug/build/generated-15fc73ee974d20f9/build-script-build"),
+            Some("15fc73ee974d20f9")
+        );
+        assert_eq!(unit_hash("/t/debug/app"), None);
+    }
+
+    #[test]
+    fn message_format_is_found() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(message_format(&args(&["--release"])), None);
+        assert_eq!(
+            message_format(&args(&["--message-format=json"])).as_deref(),
+            Some("json")
+        );
+        assert_eq!(
+            message_format(&args(&["--message-format", "short"])).as_deref(),
+            Some("short")
+        );
+    }
 }

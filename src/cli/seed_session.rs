@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::build::FreshUnits;
 use crate::config::{BuildConfig, Env, cargo_home};
 use crate::graph::{BuildPlan, Selection};
 use crate::key::{PathMap, compiler_id};
@@ -86,6 +87,7 @@ impl SeedSession {
     pub fn finish(
         self,
         events: &[UnitEvent],
+        fresh: Option<&FreshUnits>,
         env: &Env,
         report: &mut BuildReport,
     ) -> Vec<Captured> {
@@ -96,16 +98,31 @@ impl SeedSession {
         }
         let s = &mut report.summary;
         s.seed_ms = self.plant_ms;
-        // Several variants of a unit may be planted; cargo uses at most one. A unit the
-        // wrapper saw was not taken from the seeds (cargo's fingerprint disagreed).
-        let mut planted: Vec<&Planted> = self.planted.iter().collect();
-        planted.sort_by_key(|p| p.unit.seed_key);
-        planted.dedup_by_key(|p| p.unit.seed_key);
+        // Several variants of a unit may be planted; cargo uses at most one. With cargo's
+        // JSON messages, a unit is seeded when cargo called one of its planted variants
+        // fresh; without them, when the wrapper never saw the unit.
+        let mut planted: Vec<&Planted> = Vec::new();
+        for p in &self.planted {
+            let hash = p.unit_dir.rsplit_once('-').map_or("", |(_, h)| h);
+            let used = fresh.is_none_or(|f| f.hashes.contains(hash));
+            match planted
+                .iter()
+                .position(|q| q.unit.seed_key == p.unit.seed_key)
+            {
+                Some(i) if used && fresh.is_some() => planted[i] = p,
+                Some(_) => {}
+                None => planted.push(p),
+            }
+        }
         for p in planted {
             let key = p.unit.seed_key.to_hex();
-            let rebuilt = events
-                .iter()
-                .any(|e| e.spk.as_deref() == Some(key.as_str()));
+            let hash = p.unit_dir.rsplit_once('-').map_or("", |(_, h)| h);
+            let rebuilt = match fresh {
+                Some(f) => !f.hashes.contains(hash),
+                None => events
+                    .iter()
+                    .any(|e| e.spk.as_deref() == Some(key.as_str())),
+            };
             if rebuilt {
                 s.seed_rejected += 1;
                 continue;

@@ -397,13 +397,25 @@ fn fingerprint_into(root: &Path, rel: &str, out: &mut Vec<PackFile>) -> Result<(
 fn pack_file(root: &Path, rel: String, text: bool) -> Result<PackFile, Skip> {
     use std::os::unix::fs::PermissionsExt;
     let path = root.join(&rel);
-    let exec = fs::metadata(&path)?.permissions().mode() & 0o111 != 0;
+    let meta = fs::metadata(&path)?;
+    let exec = meta.permissions().mode() & 0o111 != 0;
+    // Small scripts (a build script's shim names the cargo-xcache executable) are text.
+    let text = text || (meta.len() < 16 * 1024 && starts_with_shebang(&path));
     let src = match text.then(|| fs::read_to_string(&path)).transpose() {
         Ok(Some(t)) => Src::Text(t),
         // Not UTF-8 after all: stored as bytes, and scanned like any binary file.
         Ok(None) | Err(_) => Src::File(path),
     };
     Ok(PackFile { rel, src, exec })
+}
+
+fn starts_with_shebang(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == b"#!"
 }
 
 /// Hashes a file, or every file under a directory (`.git` and the target dir skipped);
