@@ -73,7 +73,7 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
     let progress = Progress::new(plan.expected_units().saturating_sub(planted));
     if !progress.is_bar() {
         eprintln!(
-            "xcache: building through the cache at {} (about {} units planned)",
+            "xcache: building through the cache at {} (about {} units planned, {planted} put in place)",
             cfg.store_dir.display(),
             plan.expected_units()
         );
