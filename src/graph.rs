@@ -60,6 +60,8 @@ pub struct PlannedPackage {
     pub lib: Option<(String, &'static str)>,
     /// Enabled named features, sorted.
     pub features: Vec<String>,
+    /// Crate names of the binary targets of a workspace member (target side only).
+    pub bins: Vec<String>,
 }
 
 /// What `cargo build` with a selection will compile.
@@ -182,6 +184,14 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
                 .map(|f| f.named_features().map(str::to_string).collect())
                 .unwrap_or_default();
             features.sort();
+            let bins = if pkg.in_workspace() && !host {
+                pkg.build_targets()
+                    .filter(|t| t.kind() == BuildTargetKind::Binary)
+                    .map(|t| t.name().replace('-', "_"))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             packages.push(PlannedPackage {
                 name: pkg.name().to_string(),
                 version: pkg.version().to_string(),
@@ -195,6 +205,7 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
                     .unwrap_or_default(),
                 lib,
                 features,
+                bins,
             });
         }
     }

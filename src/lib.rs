@@ -3,7 +3,8 @@
 //! Data flows one way: [`graph`] (what cargo will compile) -> [`key`] (what a cache key
 //! covers) -> [`store`] (bytes at rest) -> [`wrapper`] (one rustc invocation: restore or
 //! compile, then write an event) -> [`report`] (what the user sees). [`prefetch`] moves
-//! entries between the remote and the local store around the build. [`config`] resolves
+//! entries between the remote and the local store around the build; [`seed`] puts
+//! cached units and cargo's records of them in the target dir before cargo starts. [`config`] resolves
 //! flags, environment and files once; [`cli`] is the front door used by the binary.
 
 pub mod cli;
@@ -13,5 +14,6 @@ pub mod graph;
 pub mod key;
 pub mod prefetch;
 pub mod report;
+pub mod seed;
 pub mod store;
 pub mod wrapper;

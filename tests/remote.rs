@@ -91,6 +91,9 @@ fn scenario(mut server: Server, uri: &str, env: &[(&str, &str)]) {
     assert_eq!(r.summary("prefetched"), 4);
     assert_eq!(r.summary("prefetch_unused"), 0);
     assert!(r.summary("predicted") >= 4);
+    // Seeds came down too: util is put in place before cargo starts and cargo finds it
+    // fresh (the other libraries depend on units this fixture does not cache yet).
+    assert!(r.summary("seeded") >= 1, "{}", r.0["summary"]);
 
     // A bumped package: the units whose inputs did not change are still prefetched.
     let ws = s.checkout("basic-workspace", "bumped");

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::args::{BuildArgs, selection_from_cargo_args};
 use super::remote_session::RemoteSession;
+use super::seed_session::SeedSession;
 use crate::config::{BuildConfig, Env, vars};
 use crate::errors::CliError;
 use crate::graph;
@@ -39,10 +40,16 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         source,
     })?;
     let xdir = plan.target_dir.join("xcache");
+    let new_target_dir = !plan.target_dir.exists();
     std::fs::create_dir_all(&xdir).map_err(|source| CliError::WriteReport {
         path: xdir.clone(),
         source,
     })?;
+    if new_target_dir {
+        // Cargo tags a target dir it creates, and only then; creating it here would
+        // leave it untagged, and the tag is how wrappers find the target dir's root.
+        let _ = std::fs::write(plan.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
+    }
     let events_path = xdir.join(format!("events-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&events_path);
     let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
@@ -64,18 +71,34 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         jobs,
     );
 
-    let progress = Progress::new(plan.expected_units());
+    // Units cached with cargo's records of them go in the target dir now, so cargo
+    // finds them fresh and spawns nothing for them.
+    let seeds = SeedSession::start(&cfg, &env, &plan, &sel);
+
+    let planted = seeds.as_ref().map_or(0, SeedSession::planted);
+    let progress = Progress::new(plan.expected_units().saturating_sub(planted));
     if !progress.is_bar() {
         eprintln!(
-            "xcache: building through the cache at {} (about {} units planned)",
+            "xcache: building through the cache at {} (about {} units planned, {planted} put in place)",
             cfg.store_dir.display(),
             plan.expected_units()
         );
     }
+    // cargo's JSON messages say which units it found fresh, so the report counts seeded
+    // units exactly. Asked for when the user did not choose a format: diagnostics still
+    // go to stderr as cargo renders them; the JSON on stdout is ours. A user's JSON
+    // format is read and passed through.
+    let user_format = message_format(&args.cargo_args);
+    let read_json = user_format.as_deref().is_none_or(|f| f.starts_with("json"));
     let mut cmd = Command::new(&cfg.cargo);
-    cmd.arg("build")
-        .args(&args.cargo_args)
-        .current_dir(&cfg.cwd)
+    cmd.arg("build").args(&args.cargo_args);
+    if user_format.is_none() {
+        cmd.arg("--message-format=json-render-diagnostics");
+    }
+    if read_json {
+        cmd.stdout(Stdio::piped());
+    }
+    cmd.current_dir(&cfg.cwd)
         .env("RUSTC_WRAPPER", &exe)
         .env(vars::EVENTS, &events_path)
         .env(vars::DIR, &cfg.store_dir)
@@ -101,7 +124,23 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         cargo: cfg.cargo.clone(),
         source,
     })?;
+    let fresh: std::sync::Mutex<FreshUnits> = std::sync::Mutex::new(FreshUnits::default());
     let status = std::thread::scope(|scope| {
+        if let Some(out) = child.stdout.take() {
+            let (fresh, pass_through) = (&fresh, user_format.is_some());
+            scope.spawn(move || {
+                let mut stdout = std::io::stdout().lock();
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if pass_through {
+                        use std::io::Write;
+                        let _ = writeln!(stdout, "{line}");
+                    }
+                    if let Ok(mut f) = fresh.lock() {
+                        f.read_message(&line);
+                    }
+                }
+            });
+        }
         if let Some(err) = child.stderr.take() {
             let progress = &progress;
             scope.spawn(move || {
@@ -145,8 +184,16 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         started.elapsed().as_millis() as u64,
         plan.expected_units(),
     );
+    let captured = match seeds {
+        Some(s) => {
+            let fresh = fresh.into_inner().unwrap_or_default();
+            let fresh = read_json.then_some(&fresh);
+            s.finish(&events, fresh, &env, &mut report)
+        }
+        None => Vec::new(),
+    };
     if let Some(r) = remote {
-        r.finish(&events, &mut report);
+        r.finish(&events, &captured, &mut report);
     }
     let _ = std::fs::remove_file(&remote_state);
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
@@ -166,3 +213,138 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
     eprintln!("{}", render_summary_line(&report));
     Ok(code)
 }
+
+/// The `--message-format` the user gave, if any.
+fn message_format(cargo_args: &[String]) -> Option<String> {
+    let mut it = cargo_args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if let Some(v) = a.strip_prefix("--message-format=") {
+            return Some(v.to_string());
+        }
+        if a == "--message-format" {
+            return it.next().cloned();
+        }
+    }
+    None
+}
+
+/// The units cargo reported fresh, by the hash in their file names.
+#[derive(Debug, Default)]
+pub(super) struct FreshUnits {
+    pub hashes: std::collections::HashSet<String>,
+}
+
+impl FreshUnits {
+    /// Reads one line of cargo's stdout; lines that are not artifact messages are ignored.
+    fn read_message(&mut self, line: &str) {
+        if !line.starts_with('{') || !line.contains("\"compiler-artifact\"") {
+            return;
+        }
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            return;
+        };
+        if msg["reason"] != "compiler-artifact" || msg["fresh"] != true {
+            return;
+        }
+        for f in msg["filenames"].as_array().into_iter().flatten() {
+            let Some(f) = f.as_str() else { continue };
+            if let Some(h) = unit_hash(f) {
+                self.hashes.insert(h.to_string());
+            } else if let Some(h) = uplifted_unit_hash(std::path::Path::new(f)) {
+                self.hashes.insert(h);
+            }
+        }
+    }
+}
+
+/// The unit hash in an output path: `deps/libfoo-<hash>.rlib`, `deps/foo-<hash>`, or the
+/// directory of `build/foo-<hash>/build-script-build`.
+fn unit_hash(path: &str) -> Option<&str> {
+    let p = std::path::Path::new(path);
+    let file = p.file_name()?.to_str()?;
+    let stem = file.split('.').next()?;
+    let candidate = match stem.rsplit_once('-') {
+        Some((_, h)) if is_hash(h) => h,
+        _ => {
+            let dir = p.parent()?.file_name()?.to_str()?;
+            dir.rsplit_once('-')
+                .map(|(_, h)| h)
+                .filter(|h| is_hash(h))?
+        }
+    };
+    Some(candidate)
+}
+
+/// The unit hash of an executable cargo names only by its uplifted copy
+/// (`debug/app`): the hard link it made from `deps/app-<hash>`.
+fn uplifted_unit_hash(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let name = path.file_name()?.to_str()?;
+    let meta = std::fs::metadata(path).ok()?;
+    let deps = path.parent()?.join("deps");
+    std::fs::read_dir(deps).ok()?.flatten().find_map(|e| {
+        let file = e.file_name().into_string().ok()?;
+        let hash = file.strip_prefix(name)?.strip_prefix('-')?;
+        let m = e.metadata().ok()?;
+        (is_hash(hash) && m.ino() == meta.ino() && m.dev() == meta.dev()).then(|| hash.to_string())
+    })
+}
+
+fn is_hash(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_hashes_from_output_paths() {
+        assert_eq!(
+            unit_hash("/t/debug/deps/libutil-d6a5ff6254e3083c.rlib"),
+            Some("d6a5ff6254e3083c")
+        );
+        assert_eq!(
+            unit_hash("/t/debug/deps/app-ee8235248c9ab2fa"),
+            Some("ee8235248c9ab2fa")
+        );
+        assert_eq!(
+            unit_hash("/t/debug/build/generated-15fc73ee974d20f9/build-script-build"),
+            Some("15fc73ee974d20f9")
+        );
+        assert_eq!(unit_hash("/t/debug/app"), None);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("deps")).unwrap();
+        let linked = dir.path().join("deps/app-ee8235248c9ab2fa");
+        std::fs::write(&linked, "x").unwrap();
+        std::fs::write(dir.path().join("deps/app-0123456789abcdef"), "x").unwrap();
+        std::fs::hard_link(&linked, dir.path().join("app")).unwrap();
+        assert_eq!(
+            uplifted_unit_hash(&dir.path().join("app")).as_deref(),
+            Some("ee8235248c9ab2fa")
+        );
+    }
+
+    #[test]
+    fn message_format_is_found() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(message_format(&args(&["--release"])), None);
+        assert_eq!(
+            message_format(&args(&["--message-format=json"])).as_deref(),
+            Some("json")
+        );
+        assert_eq!(
+            message_format(&args(&["--message-format", "short"])).as_deref(),
+            Some("short")
+        );
+    }
+}
+
+/// What cargo writes to `CACHEDIR.TAG` (<https://bford.info/cachedir/>).
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55
+# This file is a cache directory tag created by cargo.
+# For information about cache directory tags see https://bford.info/cachedir/
+";

@@ -6,6 +6,7 @@ mod build;
 mod doctor;
 mod remote_session;
 mod report_cmd;
+mod seed_session;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

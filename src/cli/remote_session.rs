@@ -11,9 +11,10 @@ use crate::errors::CacheError;
 use crate::graph::{BuildPlan, Selection};
 use crate::key::{Key, PathMap, compiler_id};
 use crate::prefetch::{
-    PredictionInput, PrefetchOutcome, Uploader, predict, prefetch, update_index,
+    PredictionInput, PrefetchOutcome, Uploader, predict_units, prefetch, update_index,
 };
 use crate::report::BuildReport;
+use crate::seed::{Captured, SeedVariant};
 use crate::store::{LocalStore, RemoteStore};
 use crate::wrapper::{Outcome, UnitEvent, Warning};
 
@@ -93,13 +94,19 @@ impl RemoteSession {
                 Some(&plan.target_dir),
                 cargo_home(env).as_deref(),
             );
-            let upks = predict(&PredictionInput {
+            let units = predict_units(&PredictionInput {
                 plan,
                 path_map: &pm,
                 compiler: &compiler,
                 target: sel.target.as_deref(),
                 profile_dir: &sel.profile_dir(),
             });
+            let mut upks: Vec<Key> = units.iter().map(|u| u.key).collect();
+            upks.sort();
+            upks.dedup();
+            let mut seed_keys: Vec<Key> = units.iter().map(|u| u.seed_key).collect();
+            seed_keys.sort();
+            seed_keys.dedup();
             let jobs = jobs
                 .or_else(|| env.get("XCACHE_REMOTE_JOBS").and_then(|j| j.parse().ok()))
                 .unwrap_or(DEFAULT_JOBS);
@@ -109,6 +116,7 @@ impl RemoteSession {
                 &compiler,
                 &s.workspace,
                 &upks,
+                &seed_keys,
                 &pm,
                 jobs,
                 show_bar,
@@ -175,10 +183,15 @@ impl RemoteSession {
     }
 
     /// Finishes uploads, records the index, and adds what happened to the report.
-    pub fn finish(mut self, events: &[UnitEvent], report: &mut BuildReport) {
+    pub fn finish(mut self, events: &[UnitEvent], seeds: &[Captured], report: &mut BuildReport) {
         self.on_events(events);
         let mut uploaded = HashSet::new();
         if let Some(up) = self.uploader.take() {
+            for c in seeds {
+                if let Some(pack) = Key::from_hex(&c.variant.pack) {
+                    up.push_entry(pack);
+                }
+            }
             let outcome = up.finish();
             uploaded.extend(outcome.uploaded.iter().map(|k| k.to_hex()));
             report.summary.bytes_up += outcome.bytes;
@@ -212,6 +225,18 @@ impl RemoteSession {
                     .contains(&(upk.clone(), entry.to_hex()))
             })
             .collect();
+        // Seeds whose pack reached the remote.
+        let new_seeds: Vec<(String, SeedVariant)> = seeds
+            .iter()
+            .filter(|c| uploaded.contains(&c.variant.pack))
+            .filter(|c| {
+                !self
+                    .prefetched
+                    .seeds_indexed
+                    .contains(&(c.upk.to_hex(), c.variant.pack.clone()))
+            })
+            .map(|c| (c.upk.to_hex(), c.variant.clone()))
+            .collect();
         // The state file also tells whether a wrapper gave the remote up.
         let state = std::fs::read_to_string(&self.state_file).unwrap_or_default();
         let _ = std::fs::remove_file(self.state_file.with_extension("absent"));
@@ -219,7 +244,14 @@ impl RemoteSession {
             && !state.starts_with("down")
             && !self.read_only
             && let Some(compiler) = &self.compiler
-            && let Err(e) = update_index(&self.spec, &self.local, compiler, &self.workspace, &used)
+            && let Err(e) = update_index(
+                &self.spec,
+                &self.local,
+                compiler,
+                &self.workspace,
+                &used,
+                &new_seeds,
+            )
         {
             self.down(e);
         }

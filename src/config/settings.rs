@@ -33,6 +33,8 @@ pub mod vars {
     /// Set by `cargo xcache build` for its wrappers: the file that records whether the
     /// remote answered (so a remote that is down is given up once per build).
     pub const REMOTE_STATE: &str = "XCACHE_REMOTE_STATE";
+    /// `0` turns target-dir seeding off (units are still restored by the wrapper).
+    pub const SEED: &str = "XCACHE_SEED";
 }
 
 /// A snapshot of the process environment, taken once.
@@ -203,6 +205,8 @@ pub struct BuildConfig {
     /// The URI as given (it may hold credentials: only ever passed to the wrappers).
     pub remote_uri: Option<String>,
     pub read_only: bool,
+    /// Seed the target dir before cargo starts (`XCACHE_SEED`, on by default).
+    pub seed: bool,
 }
 
 impl BuildConfig {
@@ -236,6 +240,7 @@ impl BuildConfig {
             remote: None,
             remote_uri: None,
             read_only: false,
+            seed: !matches!(env.get(vars::SEED), Some("0" | "false" | "no" | "off")),
         })
     }
 

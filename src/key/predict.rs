@@ -39,3 +39,19 @@ pub fn prediction_key(u: &UnitIdentity<'_>) -> Key {
         .key("compiler", u.compiler)
         .finish()
 }
+
+/// The seed key of a unit: its prediction key without the features. Seed records are
+/// kept under it, so a unit whose features the plan gets wrong (guppy and cargo disagree
+/// on a few host units) still finds its variants; cargo's fingerprint picks the right one.
+pub fn seed_key(u: &UnitIdentity<'_>) -> Key {
+    KeyHasher::new("seed-prediction")
+        .str("package", u.package)
+        .str("version", u.version)
+        .str("manifest-dir", u.manifest_dir)
+        .str("crate", u.crate_name)
+        .str("kind", u.kind)
+        .str("target", u.target)
+        .str("profile-dir", u.profile_dir)
+        .key("compiler", u.compiler)
+        .finish()
+}

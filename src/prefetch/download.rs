@@ -26,6 +26,10 @@ pub struct PrefetchOutcome {
     /// `(prediction key, entry key)` pairs the index already lists first, so a build
     /// that used only those need not rewrite it.
     pub indexed: std::collections::HashSet<(String, String)>,
+    /// `(prediction key, pack key)` pairs of seeds the index already lists first.
+    pub seeds_indexed: std::collections::HashSet<(String, String)>,
+    /// Seed variants recorded locally from the index.
+    pub seeds: usize,
     pub bytes: u64,
     pub ms: u64,
 }
@@ -45,6 +49,7 @@ pub fn prefetch(
     compiler: &Key,
     workspace: &[String],
     upks: &[Key],
+    seed_keys: &[Key],
     pm: &PathMap,
     jobs: usize,
     show_bar: bool,
@@ -55,32 +60,53 @@ pub fn prefetch(
         Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
         None => Index::default(),
     };
-    let mut digests: HashMap<String, Option<String>> = HashMap::new();
+    let mut digests: HashMap<String, String> = HashMap::new();
+    // The digest of a file now: `-` if it does not exist, `?` if it cannot be read.
+    let mut current = |path: &str| -> String {
+        digests
+            .entry(path.to_string())
+            .or_insert_with(|| {
+                let real = pm.expand_path(path);
+                if PathMap::has_token(&real.to_string_lossy()) {
+                    return "?".into();
+                }
+                match hash_file(&real) {
+                    Ok(k) => k.to_hex(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => "-".into(),
+                    Err(_) => "?".into(),
+                }
+            })
+            .clone()
+    };
     let mut wanted: Vec<(Key, Option<u64>)> = Vec::new();
+    let want = |key: Key, size: Option<u64>, wanted: &mut Vec<(Key, Option<u64>)>| {
+        if local.entry_size(&key).is_none() && !wanted.iter().any(|(k, _)| *k == key) {
+            wanted.push((key, size));
+        }
+    };
     let mut absent = Vec::new();
     let indexed = index
         .units
         .iter()
         .filter_map(|(upk, list)| Some((upk.clone(), list.first()?.variant.entry.clone())))
         .collect();
+    let seeds_indexed = index
+        .seeds
+        .iter()
+        .filter_map(|(upk, list)| Some((upk.clone(), list.first()?.variant.pack.clone())))
+        .collect();
+    let mut seeds = 0;
+    let mut packs: std::collections::HashSet<Key> = std::collections::HashSet::new();
     for upk in upks {
-        let Some(entries) = index.units.get(&upk.to_hex()) else {
+        let hex = upk.to_hex();
+        let Some(entries) = index.units.get(&hex) else {
             absent.push(*upk);
             continue;
         };
         for e in entries {
             let matches = e.variant.inputs.iter().all(|input| {
-                if input.path.starts_with(crate::key::RootKind::Target.token()) {
-                    return true;
-                }
-                let now = digests.entry(input.path.clone()).or_insert_with(|| {
-                    let real = pm.expand_path(&input.path);
-                    if PathMap::has_token(&real.to_string_lossy()) {
-                        return None;
-                    }
-                    hash_file(&real).ok().map(|k| k.to_hex())
-                });
-                now.as_deref() == Some(input.digest.as_str())
+                input.path.starts_with(crate::key::RootKind::Target.token())
+                    || current(&input.path) == input.digest
             });
             let (Some(l1), Some(entry)) = (Key::from_hex(&e.l1), Key::from_hex(&e.variant.entry))
             else {
@@ -90,8 +116,33 @@ pub fn prefetch(
                 continue;
             }
             let _ = local.add_variant(&l1, e.variant.clone());
-            if local.entry_size(&entry).is_none() && !wanted.iter().any(|(k, _)| *k == entry) {
-                wanted.push((entry, e.size));
+            want(entry, e.size, &mut wanted);
+        }
+    }
+    // The newest seed variants whose inputs hold now, with their packs and entries (two
+    // at most, as planting takes).
+    for sk in seed_keys {
+        let Some(list) = index.seeds.get(&sk.to_hex()) else {
+            continue;
+        };
+        let fitting: Vec<_> = list
+            .iter()
+            .filter(|s| s.variant.files.iter().all(|(p, d)| &current(p) == d))
+            .take(2)
+            .collect();
+        // Oldest first, so the local record ends with the newest in front.
+        for s in fitting.into_iter().rev() {
+            let Some(pack) = Key::from_hex(&s.variant.pack) else {
+                continue;
+            };
+            if crate::seed::add_variant(local, sk, s.variant.clone()).is_err() {
+                continue;
+            }
+            seeds += 1;
+            packs.insert(pack);
+            want(pack, s.size, &mut wanted);
+            if let Some(entry) = s.variant.entry.as_deref().and_then(Key::from_hex) {
+                want(entry, None, &mut wanted);
             }
         }
     }
@@ -163,7 +214,9 @@ pub fn prefetch(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let (prefetched, bytes, err) = done.into_inner().unwrap();
+    let (mut prefetched, bytes, err) = done.into_inner().unwrap();
+    // Seed packs are not units: the report counts entries.
+    prefetched.retain(|k| !packs.contains(k));
     if let Some(e) = err {
         return Err(e);
     }
@@ -172,6 +225,8 @@ pub fn prefetch(
         prefetched,
         absent,
         indexed,
+        seeds_indexed,
+        seeds,
         bytes,
         ms: started.elapsed().as_millis() as u64,
     })

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::key::{Key, KeyHasher};
+use crate::seed::SeedVariant;
 use crate::store::Variant;
 
 /// How many entries the index keeps per prediction key (newest first).
@@ -23,11 +24,23 @@ pub struct IndexEntry {
     pub size: Option<u64>,
 }
 
+/// One seed variant a unit had (see `crate::seed`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IndexSeed {
+    pub variant: SeedVariant,
+    /// The pack's size in bytes.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
 /// The index object.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Index {
     pub format_version: u32,
     pub units: BTreeMap<String, Vec<IndexEntry>>,
+    /// Seed variants by prediction key, newest first.
+    #[serde(default)]
+    pub seeds: BTreeMap<String, Vec<IndexSeed>>,
 }
 
 impl Index {
@@ -37,6 +50,15 @@ impl Index {
         let list = self.units.entry(upk.to_string()).or_default();
         list.retain(|e| e.variant.entry != entry.variant.entry);
         list.insert(0, entry);
+        list.truncate(PER_UNIT);
+    }
+
+    /// Puts `seed` first for `upk`, like [`Index::add`].
+    pub fn add_seed(&mut self, upk: &str, seed: IndexSeed) {
+        self.format_version = 1;
+        let list = self.seeds.entry(upk.to_string()).or_default();
+        list.retain(|e| e.variant != seed.variant);
+        list.insert(0, seed);
         list.truncate(PER_UNIT);
     }
 }

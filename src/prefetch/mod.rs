@@ -15,6 +15,6 @@ mod predict;
 mod upload;
 
 pub use download::{PrefetchOutcome, prefetch};
-pub use index::{Index, IndexEntry, index_path};
-pub use predict::{PredictionInput, predict};
+pub use index::{Index, IndexEntry, IndexSeed, index_path};
+pub use predict::{PredictedUnit, PredictionInput, predict, predict_units};
 pub use upload::{UploadOutcome, Uploader, update_index};

@@ -4,10 +4,11 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
-use super::{Index, IndexEntry, index_path};
+use super::{Index, IndexEntry, IndexSeed, index_path};
 use crate::config::RemoteSpec;
 use crate::errors::CacheError;
 use crate::key::Key;
+use crate::seed::SeedVariant;
 use crate::store::{LocalStore, Manifest, RemoteStore};
 
 /// What the uploads did.
@@ -26,14 +27,14 @@ pub struct UploadOutcome {
 /// Uploads entries (and their manifests) on worker threads, so no rustc invocation
 /// ever waits for the network.
 pub struct Uploader {
-    tx: Option<Sender<(Key, Key)>>,
+    tx: Option<Sender<(Option<Key>, Key)>>,
     workers: Vec<JoinHandle<()>>,
     outcome: std::sync::Arc<Mutex<UploadOutcome>>,
 }
 
 impl Uploader {
     pub fn start(spec: &RemoteSpec, local: &LocalStore, jobs: usize) -> Uploader {
-        let (tx, rx) = channel::<(Key, Key)>();
+        let (tx, rx) = channel::<(Option<Key>, Key)>();
         let rx = std::sync::Arc::new(Mutex::new(rx));
         let outcome = std::sync::Arc::new(Mutex::new(UploadOutcome::default()));
         let workers = (0..jobs.max(1))
@@ -53,7 +54,14 @@ impl Uploader {
     /// Queues the entry `entry` of first-level key `l1`.
     pub fn push(&self, l1: Key, entry: Key) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send((l1, entry));
+            let _ = tx.send((Some(l1), entry));
+        }
+    }
+
+    /// Queues an entry that has no manifest (a seed pack).
+    pub fn push_entry(&self, entry: Key) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((None, entry));
         }
     }
 
@@ -70,7 +78,7 @@ impl Uploader {
 fn worker(
     spec: &RemoteSpec,
     local: &LocalStore,
-    rx: &Mutex<Receiver<(Key, Key)>>,
+    rx: &Mutex<Receiver<(Option<Key>, Key)>>,
     outcome: &Mutex<UploadOutcome>,
 ) {
     let remote = RemoteStore::open(spec);
@@ -83,7 +91,7 @@ fn worker(
             continue; // abandoned: drain the queue
         }
         let result = match &remote {
-            Ok(r) => upload_one(r, local, &l1, &entry),
+            Ok(r) => upload_one(r, local, l1.as_ref(), &entry),
             Err(e) => Err(CacheError::Remote {
                 code: "remote-unavailable",
                 uri: spec.display().to_string(),
@@ -109,10 +117,13 @@ fn worker(
 fn upload_one(
     remote: &RemoteStore,
     local: &LocalStore,
-    l1: &Key,
+    l1: Option<&Key>,
     entry: &Key,
 ) -> Result<u64, CacheError> {
     let n = remote.put_file(&RemoteStore::entry_path(entry), &local.entry_path(entry))?;
+    let Some(l1) = l1 else {
+        return Ok(n);
+    };
     let Some(variant) = local
         .read_manifest(l1)
         .variants
@@ -140,8 +151,9 @@ pub fn update_index(
     compiler: &Key,
     workspace: &[String],
     used: &[(String, Key, Key)],
+    seeds: &[(String, SeedVariant)],
 ) -> Result<(), CacheError> {
-    if used.is_empty() {
+    if used.is_empty() && seeds.is_empty() {
         return Ok(());
     }
     let remote = RemoteStore::open(spec)?;
@@ -166,6 +178,16 @@ pub fn update_index(
                 },
             );
         }
+    }
+    for (upk, variant) in seeds {
+        let size = Key::from_hex(&variant.pack).and_then(|k| local.entry_size(&k));
+        index.add_seed(
+            upk,
+            IndexSeed {
+                variant: variant.clone(),
+                size,
+            },
+        );
     }
     remote.put_bytes(&path, serde_json::to_vec(&index).unwrap_or_default())
 }

@@ -49,6 +49,20 @@ pub struct Summary {
     /// Bytes downloaded from and uploaded to the remote tier (compressed entries).
     pub bytes_down: u64,
     pub bytes_up: u64,
+    /// Units put in the target dir before cargo started that cargo found fresh (each is
+    /// also counted in `units` and `hits`).
+    #[serde(default)]
+    pub seeded: usize,
+    /// Units put in place that cargo rebuilt anyway (its fingerprint disagreed).
+    #[serde(default)]
+    pub seed_rejected: usize,
+    #[serde(default)]
+    pub seed_ms: u64,
+    /// Units whose target-dir state this build recorded for seeding.
+    #[serde(default)]
+    pub captured: usize,
+    #[serde(default)]
+    pub capture_ms: u64,
     /// Units and hits per unit kind (`lib`, `proc-macro`, `bin`, `build-script`,
     /// `build-script-run`, `test`, … — whatever kinds the events name).
     #[serde(default)]

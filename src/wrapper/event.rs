@@ -4,7 +4,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,28 @@ pub struct UnitRecord {
     /// those of a non-incremental build.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub non_incremental_restore: bool,
+    /// True when the unit was put in the target dir before cargo started and cargo
+    /// found it fresh, so no rustc (and no wrapper) ran for it.
+    #[serde(default)]
+    pub seeded: bool,
+}
+
+/// Where cargo keeps a unit in the target dir: what seeding (`crate::seed`) needs to
+/// capture the unit after the build and put it back before a later one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnitPlace {
+    /// The target (build) directory.
+    pub target_root: PathBuf,
+    /// rustc's `--out-dir`, relative to the target root (`debug/deps`).
+    pub out_dir: String,
+    /// `<package>-<hash>`: the unit's directory under `.fingerprint`.
+    pub unit_dir: String,
+    /// The build-script run whose `OUT_DIR` the unit read (`<package>-<hash>`).
+    pub run_dir: Option<String>,
+    /// The directory rustc ran in.
+    pub cwd: PathBuf,
+    /// The package's directory.
+    pub manifest_dir: PathBuf,
 }
 
 /// One rustc invocation as the wrapper saw it: the report's record plus what the
@@ -75,6 +97,9 @@ pub struct UnitEvent {
     /// Where prediction finds this unit next time (see `key::prediction_key`).
     #[serde(default)]
     pub upk: Option<String>,
+    /// Where seed records of this unit live (see `key::seed_key`).
+    #[serde(default)]
+    pub spk: Option<String>,
     /// The first-level key, for units whose entry the front-end may upload.
     #[serde(default)]
     pub l1: Option<String>,
@@ -86,6 +111,9 @@ pub struct UnitEvent {
     pub bytes_down: u64,
     #[serde(default)]
     pub bytes_up: u64,
+    /// Where the unit lives in the target dir, when known.
+    #[serde(default)]
+    pub place: Option<UnitPlace>,
     pub warnings: Vec<Warning>,
 }
 

@@ -11,6 +11,7 @@ mod remote_tier;
 mod restore;
 mod run;
 
-pub use event::{Outcome, UnitEvent, UnitRecord, Warning, append_event, read_events};
+pub use event::{Outcome, UnitEvent, UnitPlace, UnitRecord, Warning, append_event, read_events};
 pub use reason::{RUSTC_FAILED, Uncacheable};
+pub use restore::{Restored, restore_entry};
 pub use run::run_wrapper;

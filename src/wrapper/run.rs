@@ -10,13 +10,15 @@ use std::time::{Instant, SystemTime};
 use super::linked::LinkPlan;
 use super::remote_tier::{RemoteTier, remote_paths};
 use super::restore::{replay_text, restore_entry};
-use super::{Outcome, RUSTC_FAILED, Uncacheable, UnitEvent, UnitRecord, Warning, append_event};
+use super::{
+    Outcome, RUSTC_FAILED, Uncacheable, UnitEvent, UnitPlace, UnitRecord, Warning, append_event,
+};
 use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
 use crate::key::{
     CompilerId, CrateKind, DepInfo, InputDigest, Key, KeyEnv, PathMap, RustcInvocation,
     UnitIdentity, compiler_id, content_identity, entry_key, hash_file, key_identity, l1_key,
-    link_input_identity, linked_entry_key, parse_rustc_args, prediction_key,
+    link_input_identity, linked_entry_key, parse_rustc_args, prediction_key, seed_key,
     write_artifact_identity,
 };
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, Variant, VariantEnv};
@@ -686,23 +688,52 @@ impl Unit {
                 key: key.map(|k| k.to_hex()),
                 tier: None,
                 non_incremental_restore: false,
+                seeded: false,
             },
             overhead_ms: total.saturating_sub(self.rustc_ms),
             bytes,
             bytes_down: self.bytes_down,
             bytes_up: self.bytes_up,
             upk: self.prediction_key().map(|k| k.to_hex()),
+            spk: self.prediction_keys().map(|(_, k)| k.to_hex()),
             l1: self.l1.map(|k| k.to_hex()),
             upload: self.uploaded_later,
+            place: self.place(),
             warnings: self.warnings.clone(),
         }
     }
 
-    /// The unit's prediction key, for libraries and proc-macros.
-    fn prediction_key(&self) -> Option<Key> {
+    /// Where cargo keeps this unit, when cargo named its outputs (`-C extra-filename`).
+    fn place(&self) -> Option<UnitPlace> {
+        let env = &self.cfg.env;
+        let out_dir = self.cfg.cwd.join(self.inv.out_dir.as_ref()?);
+        let root = target_root(&out_dir);
+        let rel = out_dir.strip_prefix(&root).ok()?.to_str()?.to_string();
+        let hash = self.inv.extra_filename.strip_prefix('-')?;
+        let unit_dir = format!("{}-{hash}", env.get("CARGO_PKG_NAME")?);
+        let run_dir = env.get("OUT_DIR").and_then(|d| {
+            let d = Path::new(d);
+            (d.file_name()? == "out")
+                .then(|| d.parent()?.file_name()?.to_str().map(str::to_string))
+                .flatten()
+        });
+        Some(UnitPlace {
+            target_root: root,
+            out_dir: rel,
+            unit_dir,
+            run_dir,
+            cwd: self.cfg.cwd.clone(),
+            manifest_dir: PathBuf::from(env.get("CARGO_MANIFEST_DIR")?),
+        })
+    }
+
+    /// The unit's prediction and seed keys (see `key::prediction_key`, `key::seed_key`).
+    fn prediction_keys(&self) -> Option<(Key, Key)> {
         let kind = match self.inv.kind() {
             CrateKind::Lib => "lib",
             CrateKind::ProcMacro => "proc-macro",
+            CrateKind::Bin => "bin",
+            CrateKind::BuildScript => "build-script",
             _ => return None,
         };
         let compiler = self.compiler.as_ref()?;
@@ -711,7 +742,7 @@ impl Unit {
             .pm
             .normalize_path(Path::new(env.get("CARGO_MANIFEST_DIR")?));
         let features = self.inv.features();
-        Some(prediction_key(&UnitIdentity {
+        let id = UnitIdentity {
             package: env.get("CARGO_PKG_NAME")?,
             version: env.get("CARGO_PKG_VERSION")?,
             manifest_dir: &manifest_dir,
@@ -721,7 +752,12 @@ impl Unit {
             target: self.inv.target.as_deref().unwrap_or("host"),
             profile_dir: &self.inv.profile_dir()?,
             compiler: &compiler.key,
-        }))
+        };
+        Some((prediction_key(&id), seed_key(&id)))
+    }
+
+    fn prediction_key(&self) -> Option<Key> {
+        self.prediction_keys().map(|(k, _)| k)
     }
 
     fn emit(&self, outcome: Outcome, reason: Option<String>, key: Option<Key>, bytes: u64) {
@@ -748,18 +784,20 @@ fn is_lib_artifact(p: &Path) -> bool {
 }
 
 /// The target (build) directory an output directory belongs to: the nearest ancestor
-/// holding cargo's `CACHEDIR.TAG`, else two levels up (`<target>/<profile>/deps`).
+/// holding cargo's `CACHEDIR.TAG`, else what cargo's layout says: two levels up from
+/// `<target>/<profile>/deps`, three from `<target>/<profile>/build/<unit>`.
 fn target_root(out_dir: &Path) -> PathBuf {
     for dir in out_dir.ancestors().take(5) {
         if dir.join("CACHEDIR.TAG").is_file() {
             return dir.to_path_buf();
         }
     }
-    out_dir
+    let in_build = out_dir
         .parent()
-        .and_then(Path::parent)
-        .unwrap_or(out_dir)
-        .to_path_buf()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "build");
+    let up = if in_build { 3 } else { 2 };
+    out_dir.ancestors().nth(up).unwrap_or(out_dir).to_path_buf()
 }
 
 /// Drop-in mode has no front-end to gather warnings: print each code once per cargo
@@ -779,5 +817,28 @@ fn warn_once_per_build(warnings: &[Warning]) {
                 w.message, w.code
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_root_follows_cargo_layout_without_a_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("no-tag-here/target");
+        assert_eq!(target_root(&t.join("debug/deps")), t);
+        assert_eq!(target_root(&t.join("debug/build/foo-0123")), t);
+        std::fs::create_dir_all(t.join("x86_64-unknown-linux-gnu/debug/deps")).unwrap();
+        std::fs::write(
+            t.join("CACHEDIR.TAG"),
+            "Signature: 8a477f597d28d172789f06886806bc55",
+        )
+        .unwrap();
+        assert_eq!(
+            target_root(&t.join("x86_64-unknown-linux-gnu/debug/deps")),
+            t
+        );
     }
 }

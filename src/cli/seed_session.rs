@@ -1,0 +1,165 @@
+//! Target-dir seeding around one `cargo xcache build`: plant before cargo starts,
+//! account for what cargo found fresh, capture what the build cached.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::build::FreshUnits;
+use crate::config::{BuildConfig, Env, cargo_home};
+use crate::graph::{BuildPlan, Selection};
+use crate::key::{PathMap, compiler_id};
+use crate::prefetch::{PredictionInput, predict_units};
+use crate::report::BuildReport;
+use crate::seed::{Captured, PlantInput, Planted, capture, plant};
+use crate::store::LocalStore;
+use crate::wrapper::{Outcome, UnitEvent, UnitRecord, Warning};
+
+/// Seeding state for one build.
+pub struct SeedSession {
+    store: LocalStore,
+    planted: Vec<Planted>,
+    warnings: Vec<Warning>,
+    plant_ms: u64,
+    cargo_home: Option<PathBuf>,
+    workspace_root: PathBuf,
+}
+
+impl SeedSession {
+    /// Plants what the store holds for the plan's units. `None` when seeding is off or
+    /// the store or compiler cannot be read (the build goes on without seeding).
+    pub fn start(
+        cfg: &BuildConfig,
+        env: &Env,
+        plan: &BuildPlan,
+        sel: &Selection,
+    ) -> Option<SeedSession> {
+        if !cfg.seed || cfg.disabled {
+            return None;
+        }
+        let t = Instant::now();
+        let store = LocalStore::open(&cfg.store_dir).ok()?;
+        let rustc = env.get("RUSTC").unwrap_or("rustc");
+        let compiler = compiler_id(
+            Path::new(rustc),
+            Some(&store.compilers_dir()),
+            env.get("RUSTUP_TOOLCHAIN"),
+            env.path_var().map(|p| p.as_os_str()),
+        )
+        .ok()?;
+        let cargo_home = cargo_home(env);
+        let pm = PathMap::new(
+            &plan.workspace_root,
+            Some(&plan.target_dir),
+            cargo_home.as_deref(),
+        );
+        let units = predict_units(&PredictionInput {
+            plan,
+            path_map: &pm,
+            compiler: &compiler.key,
+            target: sel.target.as_deref(),
+            profile_dir: &sel.profile_dir(),
+        });
+        let (planted, warnings) = plant(&PlantInput {
+            store: &store,
+            units: &units,
+            target_root: &plan.target_dir,
+            workspace_root: &plan.workspace_root,
+            cargo_home: cargo_home.as_deref(),
+            env,
+        });
+        Some(SeedSession {
+            store,
+            planted,
+            warnings,
+            plant_ms: t.elapsed().as_millis() as u64,
+            cargo_home,
+            workspace_root: plan.workspace_root.clone(),
+        })
+    }
+
+    /// How many units were planted.
+    pub fn planted(&self) -> usize {
+        self.planted.len()
+    }
+
+    /// Adds the seeded units to the report and, after a successful build, captures the
+    /// units the wrapper cached; returns the new variants (for the remote).
+    pub fn finish(
+        self,
+        events: &[UnitEvent],
+        fresh: Option<&FreshUnits>,
+        env: &Env,
+        report: &mut BuildReport,
+    ) -> Vec<Captured> {
+        for w in self.warnings {
+            if !report.warnings.iter().any(|x| x.code == w.code) {
+                report.warnings.push(w);
+            }
+        }
+        let s = &mut report.summary;
+        s.seed_ms = self.plant_ms;
+        // Several variants of a unit may be planted; cargo uses at most one. With cargo's
+        // JSON messages, a unit is seeded when cargo called one of its planted variants
+        // fresh; without them, when the wrapper never saw the unit.
+        let mut planted: Vec<&Planted> = Vec::new();
+        for p in &self.planted {
+            let hash = p.unit_dir.rsplit_once('-').map_or("", |(_, h)| h);
+            let used = fresh.is_none_or(|f| f.hashes.contains(hash));
+            match planted
+                .iter()
+                .position(|q| q.unit.seed_key == p.unit.seed_key)
+            {
+                Some(i) if used && fresh.is_some() => planted[i] = p,
+                Some(_) => {}
+                None => planted.push(p),
+            }
+        }
+        for p in planted {
+            let key = p.unit.seed_key.to_hex();
+            let hash = p.unit_dir.rsplit_once('-').map_or("", |(_, h)| h);
+            let rebuilt = match fresh {
+                Some(f) => !f.hashes.contains(hash),
+                None => events
+                    .iter()
+                    .any(|e| e.spk.as_deref() == Some(key.as_str())),
+            };
+            if rebuilt {
+                s.seed_rejected += 1;
+                continue;
+            }
+            s.seeded += 1;
+            s.units += 1;
+            s.hits += 1;
+            s.bytes_restored += p.bytes;
+            report.units.push(UnitRecord {
+                package: p.unit.package.clone(),
+                version: p.unit.version.clone(),
+                crate_name: p.unit.crate_name.clone(),
+                kind: p.unit.kind.to_string(),
+                target: p.unit.target.clone(),
+                outcome: Outcome::Hit,
+                reason: None,
+                compile_ms: None,
+                restore_ms: None,
+                key: p.entry.clone(),
+                tier: Some("local".into()),
+                non_incremental_restore: false,
+                seeded: true,
+            });
+        }
+        if report.exit_code == 0 {
+            let t = Instant::now();
+            let stats = capture(
+                &self.store,
+                events,
+                &self.workspace_root,
+                self.cargo_home.as_deref(),
+                env,
+            );
+            report.summary.captured = stats.captured;
+            report.summary.capture_ms = t.elapsed().as_millis() as u64;
+            return stats.variants;
+        }
+        Vec::new()
+    }
+}

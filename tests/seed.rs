@@ -1,0 +1,202 @@
+//! Target-dir seeding: units put in place before cargo starts are fresh for cargo, and
+//! cargo never skips a unit whose inputs changed after they were put in place.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Build, Report, Scratch, cargo_build, xcache_build};
+
+const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
+    greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
+
+/// A `cargo` that answers everything but `build`: `cargo xcache build` with it plants
+/// the target dir and stops, so a test can change inputs between planting and cargo.
+fn plant_only_cargo(s: &Scratch) -> PathBuf {
+    let path = s.path("plant-only-cargo");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\nif [ \"$1\" = build ]; then exit 0; fi\nexec cargo \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A cold build in `ws1` that fills the store.
+fn fill_store(s: &Scratch) {
+    let ws = s.checkout("basic-workspace", "ws1");
+    let b = xcache_build(&ws, &s.store(), &[], &[]);
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    assert!(Report::read(&ws.join("target")).summary("captured") >= 3);
+}
+
+/// Plants `ws`'s target dir from the store without building; returns the planted
+/// `.fingerprint` directory names.
+fn plant(s: &Scratch, ws: &Path) -> Vec<String> {
+    let fake = plant_only_cargo(s);
+    let b = xcache_build(ws, &s.store(), &[], &[("CARGO", fake.to_str().unwrap())]);
+    b.assert_success();
+    let mut dirs: Vec<String> = std::fs::read_dir(ws.join("target/debug/.fingerprint"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    dirs.sort();
+    assert!(
+        dirs.iter().any(|d| d.starts_with("util-")),
+        "util not planted: {dirs:?}\n{}",
+        b.stderr()
+    );
+    dirs
+}
+
+/// Dates every file of a checkout a minute back, as a checkout made before the build
+/// would be (planted files are stamped 50 ms before planting).
+fn age(dir: &Path) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            age(&p);
+        } else {
+            std::fs::File::open(&p).unwrap().set_modified(then).unwrap();
+        }
+    }
+}
+
+fn seeded_units(r: &Report) -> Vec<String> {
+    let mut v: Vec<String> = r.0["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["seeded"] == true)
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u["crate_name"].as_str().unwrap(),
+                u["kind"].as_str().unwrap()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn plain(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> Build {
+    let mut all = vec!["--message-format=json"];
+    all.extend_from_slice(args);
+    let b = Build::from_output(cargo_build(ws, &all, env), ws);
+    b.assert_success();
+    b
+}
+
+#[test]
+fn seeded_units_are_fresh_for_cargo_in_a_moved_checkout() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+    age(&ws2);
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    let seeded = seeded_units(&r);
+    assert!(seeded.contains(&"util:lib".to_string()), "{seeded:?}");
+    let fresh = b.fresh();
+    for unit in &seeded {
+        assert_eq!(
+            fresh.get(unit),
+            Some(&true),
+            "{unit} seeded but rebuilt: {fresh:?}"
+        );
+    }
+    assert_eq!(r.summary("seeded"), seeded.len() as u64);
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    // cargo replays the seeded unit's warning itself.
+    assert!(b.diagnostics().iter().any(|d| d.contains("never_called")));
+}
+
+#[test]
+fn a_path_dependency_edited_after_planting_is_rebuilt() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    plant(&s, &ws2);
+    std::fs::write(ws2.join("util/src/greeting.txt"), "edited after planting").unwrap();
+    let b = plain(&ws2, &[], &[]);
+    assert_eq!(b.fresh().get("util:lib"), Some(&false));
+    assert!(b.run("app").contains("greeting=edited after planting"));
+}
+
+#[test]
+fn a_path_dependency_edited_before_planting_is_not_planted() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    std::fs::write(ws2.join("util/src/greeting.txt"), "edited before planting").unwrap();
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert!(!seeded_units(&r).contains(&"util:lib".to_string()));
+    assert_eq!(b.fresh().get("util:lib"), Some(&false));
+    assert!(b.run("app").contains("greeting=edited before planting"));
+}
+
+#[test]
+fn a_feature_changed_after_planting_rebuilds() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    plant(&s, &ws2);
+    let b = plain(&ws2, &["--features", "util/loud"], &[]);
+    assert_eq!(b.fresh().get("util:lib"), Some(&false));
+    assert!(b.run("app").contains("volume=LOUD"));
+}
+
+#[test]
+fn rustflags_changed_after_planting_rebuild() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    plant(&s, &ws2);
+    let b = plain(&ws2, &[], &[("RUSTFLAGS", "--cfg xcache_fixture_cfg")]);
+    assert_eq!(b.fresh().get("util:lib"), Some(&false));
+    assert!(b.run("app").contains("rustflags=with-cfg"));
+
+    // Through xcache: whatever is planted, cargo's fingerprint decides.
+    let ws3 = s.checkout("basic-workspace", "ws3");
+    let b = xcache_build(
+        &ws3,
+        &s.store(),
+        &[],
+        &[("RUSTFLAGS", "--cfg xcache_fixture_cfg")],
+    );
+    b.assert_success();
+    assert_eq!(b.fresh().get("util:lib"), Some(&false));
+    assert!(b.run("app").contains("rustflags=with-cfg"));
+}
+
+#[test]
+fn an_env_var_read_by_a_crate_decides_planting() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let b = xcache_build(&ws2, &s.store(), &[], &[("XCACHE_FIXTURE_FLAVOR", "spicy")]);
+    b.assert_success();
+    assert_eq!(b.fresh().get("util:lib"), Some(&false));
+    assert!(b.run("app").contains("flavor=spicy"));
+}
+
+#[test]
+fn seeding_can_be_turned_off() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let b = xcache_build(&ws2, &s.store(), &[], &[("XCACHE_SEED", "0")]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert_eq!(r.summary("seeded"), 0);
+    assert_eq!(b.fresh().get("util:lib"), Some(&false));
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+}
