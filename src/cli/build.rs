@@ -39,10 +39,16 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         source,
     })?;
     let xdir = plan.target_dir.join("xcache");
+    let new_target_dir = !plan.target_dir.exists();
     std::fs::create_dir_all(&xdir).map_err(|source| CliError::WriteReport {
         path: xdir.clone(),
         source,
     })?;
+    if new_target_dir {
+        // Cargo tags a target dir it creates, and only then; creating it here would
+        // leave it untagged, and the tag is how wrappers find the target dir's root.
+        let _ = std::fs::write(plan.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
+    }
     let events_path = xdir.join(format!("events-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&events_path);
     let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
@@ -166,3 +172,9 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
     eprintln!("{}", render_summary_line(&report));
     Ok(code)
 }
+
+/// What cargo writes to `CACHEDIR.TAG` (<https://bford.info/cachedir/>).
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55
+# This file is a cache directory tag created by cargo.
+# For information about cache directory tags see https://bford.info/cachedir/
+";

@@ -748,18 +748,20 @@ fn is_lib_artifact(p: &Path) -> bool {
 }
 
 /// The target (build) directory an output directory belongs to: the nearest ancestor
-/// holding cargo's `CACHEDIR.TAG`, else two levels up (`<target>/<profile>/deps`).
+/// holding cargo's `CACHEDIR.TAG`, else what cargo's layout says: two levels up from
+/// `<target>/<profile>/deps`, three from `<target>/<profile>/build/<unit>`.
 fn target_root(out_dir: &Path) -> PathBuf {
     for dir in out_dir.ancestors().take(5) {
         if dir.join("CACHEDIR.TAG").is_file() {
             return dir.to_path_buf();
         }
     }
-    out_dir
+    let in_build = out_dir
         .parent()
-        .and_then(Path::parent)
-        .unwrap_or(out_dir)
-        .to_path_buf()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "build");
+    let up = if in_build { 3 } else { 2 };
+    out_dir.ancestors().nth(up).unwrap_or(out_dir).to_path_buf()
 }
 
 /// Drop-in mode has no front-end to gather warnings: print each code once per cargo
@@ -779,5 +781,28 @@ fn warn_once_per_build(warnings: &[Warning]) {
                 w.message, w.code
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_root_follows_cargo_layout_without_a_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("no-tag-here/target");
+        assert_eq!(target_root(&t.join("debug/deps")), t);
+        assert_eq!(target_root(&t.join("debug/build/foo-0123")), t);
+        std::fs::create_dir_all(t.join("x86_64-unknown-linux-gnu/debug/deps")).unwrap();
+        std::fs::write(
+            t.join("CACHEDIR.TAG"),
+            "Signature: 8a477f597d28d172789f06886806bc55",
+        )
+        .unwrap();
+        assert_eq!(
+            target_root(&t.join("x86_64-unknown-linux-gnu/debug/deps")),
+            t
+        );
     }
 }
