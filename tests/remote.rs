@@ -86,14 +86,14 @@ fn scenario(mut server: Server, uri: &str, env: &[(&str, &str)]) {
     assert_eq!(tiers(&r), vec!["remote"; 6]);
     assert_eq!(r.summary("remote_hits"), 6);
     assert!(r.summary("bytes_down") > 0);
-    // The libraries and the proc-macro (the units the graph predicts) came down before
-    // cargo started, and all of it was used; the wrappers fetched the rest.
-    assert_eq!(r.summary("prefetched"), 4);
+    // Every unit (the graph predicts libraries, proc-macros, build scripts and the
+    // members' binaries) came down before cargo started, and all of it was used.
+    assert_eq!(r.summary("prefetched"), 6);
     assert_eq!(r.summary("prefetch_unused"), 0);
-    assert!(r.summary("predicted") >= 4);
-    // Seeds came down too: util is put in place before cargo starts and cargo finds it
-    // fresh (the other libraries depend on units this fixture does not cache yet).
-    assert!(r.summary("seeded") >= 1, "{}", r.0["summary"]);
+    assert!(r.summary("predicted") >= 6);
+    // Seeds came down too: every unit was put in place before cargo started and cargo
+    // found each fresh.
+    assert_eq!(r.summary("seeded"), 6, "{}", r.0["summary"]);
 
     // A bumped package: the units whose inputs did not change are still prefetched.
     let ws = s.checkout("basic-workspace", "bumped");
@@ -371,5 +371,5 @@ fn shared_folder() {
     let (_, r) = build(&s, "elsewhere/warm", &uri, &[], &[]);
     assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
     assert_eq!(tiers(&r), vec!["remote"; 6]);
-    assert_eq!(r.summary("prefetched"), 4);
+    assert_eq!(r.summary("prefetched"), 6);
 }

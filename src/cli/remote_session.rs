@@ -262,11 +262,18 @@ impl RemoteSession {
             .iter()
             .map(|k| k.to_hex())
             .collect();
+        let packs: HashSet<String> = self.prefetched.packs.iter().map(|k| k.to_hex()).collect();
         let mut used_prefetched = 0;
         for u in &mut report.units {
-            if u.outcome == Outcome::Hit && u.key.as_ref().is_some_and(|k| prefetched.contains(k)) {
+            if u.outcome != Outcome::Hit {
+                continue;
+            }
+            if u.key.as_ref().is_some_and(|k| prefetched.contains(k)) {
                 u.tier = Some("remote".into());
                 used_prefetched += 1;
+            } else if u.key.as_ref().is_some_and(|k| packs.contains(k)) {
+                // A seeded build script: its files travel in the seed's pack.
+                u.tier = Some("remote".into());
             }
         }
         let s = &mut report.summary;

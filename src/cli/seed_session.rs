@@ -66,6 +66,7 @@ impl SeedSession {
             workspace_root: &plan.workspace_root,
             cargo_home: cargo_home.as_deref(),
             env,
+            host: compiler.host(),
         });
         Some(SeedSession {
             store,
@@ -130,6 +131,10 @@ impl SeedSession {
             s.seeded += 1;
             s.units += 1;
             s.hits += 1;
+            s.saved_ms += p.compile_ms;
+            let kind = s.by_kind.entry(p.unit.kind.to_string()).or_default();
+            kind.units += 1;
+            kind.hit += 1;
             s.bytes_restored += p.bytes;
             report.units.push(UnitRecord {
                 package: p.unit.package.clone(),
@@ -139,11 +144,11 @@ impl SeedSession {
                 target: p.unit.target.clone(),
                 outcome: Outcome::Hit,
                 reason: None,
-                compile_ms: None,
+                compile_ms: Some(p.compile_ms),
                 restore_ms: None,
                 key: p.entry.clone(),
                 tier: Some("local".into()),
-                non_incremental_restore: false,
+                non_incremental_restore: p.incremental,
                 seeded: true,
             });
         }

@@ -30,6 +30,8 @@ pub struct PrefetchOutcome {
     pub seeds_indexed: std::collections::HashSet<(String, String)>,
     /// Seed variants recorded locally from the index.
     pub seeds: usize,
+    /// Seed packs downloaded.
+    pub packs: Vec<Key>,
     pub bytes: u64,
     pub ms: u64,
 }
@@ -141,7 +143,13 @@ pub fn prefetch(
             seeds += 1;
             packs.insert(pack);
             want(pack, s.size, &mut wanted);
-            if let Some(entry) = s.variant.entry.as_deref().and_then(Key::from_hex) {
+            if let Some(entry) = s
+                .variant
+                .entry
+                .as_deref()
+                .filter(|_| !s.variant.outputs_in_pack)
+                .and_then(Key::from_hex)
+            {
                 want(entry, None, &mut wanted);
             }
         }
@@ -216,6 +224,11 @@ pub fn prefetch(
     }
     let (mut prefetched, bytes, err) = done.into_inner().unwrap();
     // Seed packs are not units: the report counts entries.
+    let packs: Vec<Key> = prefetched
+        .iter()
+        .filter(|k| packs.contains(k))
+        .copied()
+        .collect();
     prefetched.retain(|k| !packs.contains(k));
     if let Some(e) = err {
         return Err(e);
@@ -227,6 +240,7 @@ pub fn prefetch(
         indexed,
         seeds_indexed,
         seeds,
+        packs,
         bytes,
         ms: started.elapsed().as_millis() as u64,
     })

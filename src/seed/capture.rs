@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::record::{SeedVariant, add_variant, read_record};
 use crate::config::Env;
-use crate::key::{DepInfo, Key, KeyHasher, PathMap, hash_file};
+use crate::key::{DepInfo, Key, KeyHasher, PathMap, hash_file, link_input_identity};
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore};
 use crate::wrapper::{Outcome, UnitEvent};
 
@@ -268,10 +268,31 @@ fn capture_unit(
     vars.sort();
     vars.dedup();
 
-    let entry = (!in_build_dir).then_some(entry);
+    // What the unit was built against: its externs, what its link read (recorded in the
+    // manifest variant the wrapper wrote), the build script that made its OUT_DIR.
+    let mut deps: Vec<(String, String)> = pl.deps.clone();
+    if let Some(l1) = ev.l1.as_deref().and_then(Key::from_hex)
+        && let Some(v) = store
+            .read_manifest(&l1)
+            .variants
+            .into_iter()
+            .find(|v| v.entry == entry)
+    {
+        deps.extend(v.link_inputs.into_iter().map(|i| (i.path, i.digest)));
+    }
+    if let (Some(run), Some(fp)) = (&pl.run_dir, &run_fp) {
+        let script = build_script_of(root, pr, run, fp).ok_or(Skip::Unseedable)?;
+        let id = link_input_identity(&script)?;
+        deps.push((unit_pm.normalize_path(&script), id));
+    }
+    deps.sort();
+    deps.dedup();
+
+    let entry = Some(entry);
     let mut h = KeyHasher::new("seed-pack");
     h.str("upk", &upk.to_hex())
         .str("entry", entry.as_deref().unwrap_or(""))
+        .str("outputs-in-pack", &in_build_dir.to_string())
         .str("out-dir", &pl.out_dir);
     let listed: Vec<String> = files
         .iter()
@@ -286,6 +307,11 @@ fn capture_unit(
         .map(|(k, v)| format!("{k}\0{}", v.as_deref().unwrap_or("\u{1}")))
         .collect();
     h.list("env", vars_listed.iter().map(String::as_str));
+    let mut deps_listed: Vec<String> = deps.iter().map(|(p, d)| format!("{p}\0{d}")).collect();
+    if let Some(l) = &pl.linker {
+        deps_listed.push(format!("linker\0{}", l.key));
+    }
+    h.list("deps", deps_listed.iter().map(String::as_str));
     let pack = h.finish();
 
     let variant = SeedVariant {
@@ -298,6 +324,11 @@ fn capture_unit(
         files: inputs,
         env: vars,
         bytes,
+        deps,
+        linker: pl.linker.clone(),
+        compile_ms: ev.unit.compile_ms.unwrap_or(0),
+        incremental: pl.incremental,
+        outputs_in_pack: in_build_dir,
     };
     let recorded = read_record(store, &upk).variants.contains(&variant);
     // A pack deleted as corrupt is written again.
@@ -310,6 +341,51 @@ fn capture_unit(
     }
     add_variant(store, &upk, variant.clone())?;
     Ok(Some(Captured { upk, variant }))
+}
+
+/// The executable of the build script whose run is `run`: the `.fingerprint` directory
+/// of the same package whose hash file holds the hash the run's fingerprint names as its
+/// dependency. The real executable when a shim stands in front of it.
+fn build_script_of(root: &Path, pr: &str, run: &str, run_fp: &str) -> Option<PathBuf> {
+    let json = fs::read_to_string(
+        root.join(run_fp)
+            .join("run-build-script-build-script-build.json"),
+    )
+    .ok()?;
+    let v: serde_json::Value = serde_json::from_str(&json).ok()?;
+    let dep_hash = v["deps"]
+        .as_array()?
+        .first()?
+        .as_array()?
+        .get(3)?
+        .as_u64()?;
+    let le: String = dep_hash
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let be = format!("{dep_hash:016x}");
+    let pkg = run.rsplit_once('-')?.0;
+    let fp_root = root.join(pr).join(".fingerprint");
+    for e in fs::read_dir(&fp_root).ok()? {
+        let name = e.ok()?.file_name().into_string().ok()?;
+        if name.rsplit_once('-').map(|(p, _)| p) != Some(pkg) {
+            continue;
+        }
+        let Ok(h) = fs::read_to_string(fp_root.join(&name).join("build-script-build-script-build"))
+        else {
+            continue;
+        };
+        if h.trim() == le || h.trim() == be {
+            let dir = root.join(pr).join("build").join(&name);
+            let real = fs::read_dir(&dir).ok()?.find_map(|e| {
+                let p = e.ok()?.path();
+                p.to_str()?.ends_with(".xcache-real").then_some(p)
+            });
+            return Some(real.unwrap_or_else(|| dir.join("build-script-build")));
+        }
+    }
+    None
 }
 
 fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), Skip> {

@@ -13,7 +13,10 @@ use rayon::prelude::*;
 use super::record::{SeedVariant, read_record};
 use crate::config::Env;
 use crate::errors::CacheError;
-use crate::key::{Key, PathMap, hash_file, key_identity, write_artifact_identity};
+use crate::key::{
+    Key, LinkerRequest, PathMap, content_identity, hash_file, key_identity, link_input_identity,
+    linker_id, write_artifact_identity,
+};
 use crate::prefetch::PredictedUnit;
 use crate::store::{LocalStore, ReadError, restore_temp_path};
 use crate::wrapper::{Warning, restore_entry};
@@ -27,6 +30,8 @@ pub struct PlantInput<'a> {
     pub workspace_root: &'a Path,
     pub cargo_home: Option<&'a Path>,
     pub env: &'a Env,
+    /// The compiler's host triple (for linker identities).
+    pub host: Option<&'a str>,
 }
 
 /// One unit put in place.
@@ -37,8 +42,19 @@ pub struct Planted {
     pub unit_dir: String,
     /// The unit's rustc entry, if it has one.
     pub entry: Option<String>,
+    /// The pack holding cargo's files for it.
+    pub pack: String,
     /// Bytes written (uncompressed).
     pub bytes: u64,
+    /// Where it was put, and what it was built against (see `SeedVariant`).
+    pub fingerprint_dir: String,
+    pub run_fingerprint_dir: Option<String>,
+    pub cwd: PathBuf,
+    pub deps: Vec<(String, String)>,
+    /// What compiling it took when it was captured.
+    pub compile_ms: u64,
+    /// Restored into an incremental build without incremental state.
+    pub incremental: bool,
 }
 
 /// Plants every unit that has a recorded variant whose inputs are unchanged, and whose
@@ -60,7 +76,7 @@ pub fn plant(input: &PlantInput<'_>) -> (Vec<Planted>, Vec<Warning>) {
         .par_iter()
         .map(|u| plant_unit(input, u, stamp, &digests))
         .collect();
-    let mut planted = Vec::new();
+    let mut planted: Vec<Planted> = Vec::new();
     let mut warnings: Vec<Warning> = Vec::new();
     for r in results {
         match r {
@@ -72,7 +88,47 @@ pub fn plant(input: &PlantInput<'_>) -> (Vec<Planted>, Vec<Warning>) {
             }
         }
     }
-    (planted, warnings)
+    // Every unit must sit on what it was built against: a dependency planted from
+    // another variant, or left to cargo, takes the unit out again (cargo rebuilds it).
+    let identities: Mutex<HashMap<PathBuf, String>> = Mutex::new(HashMap::new());
+    let consistent: Vec<bool> = planted
+        .par_iter()
+        .map(|p| deps_match(input, p, &identities))
+        .collect();
+    let mut kept = Vec::with_capacity(planted.len());
+    for (p, ok) in planted.into_iter().zip(consistent) {
+        if ok {
+            kept.push(p);
+        } else {
+            for fp in std::iter::once(&p.fingerprint_dir).chain(&p.run_fingerprint_dir) {
+                let _ = fs::remove_dir_all(input.target_root.join(fp));
+            }
+        }
+    }
+    (kept, warnings)
+}
+
+fn deps_match(
+    input: &PlantInput<'_>,
+    p: &Planted,
+    identities: &Mutex<HashMap<PathBuf, String>>,
+) -> bool {
+    let pm = PathMap::new(&p.cwd, Some(input.target_root), input.cargo_home);
+    p.deps.iter().all(|(path, want)| {
+        let real = pm.expand_path(path);
+        if PathMap::has_token(&real.to_string_lossy()) {
+            return false;
+        }
+        if let Some(id) = identities.lock().ok().and_then(|m| m.get(&real).cloned()) {
+            return &id == want;
+        }
+        let id = link_input_identity(&real).unwrap_or_else(|_| "?".into());
+        let ok = &id == want;
+        if let Ok(mut m) = identities.lock() {
+            m.insert(real, id);
+        }
+        ok
+    })
 }
 
 /// How many variants of one seed key may be planted: the plan does not know a unit's
@@ -103,6 +159,7 @@ fn plant_unit(
         // Cargo's own state wins; a variant already planted here is not planted twice.
         if input.target_root.join(&v.fingerprint_dir).exists()
             || !inputs_match(v, &ws_pm, input.env, digests)
+            || !linker_matches(input, v, &ws_pm)
         {
             continue;
         }
@@ -116,7 +173,14 @@ fn plant_unit(
                     .unwrap_or_default()
                     .to_string(),
                 entry: v.entry.clone(),
+                pack: v.pack.clone(),
                 bytes,
+                fingerprint_dir: v.fingerprint_dir.clone(),
+                run_fingerprint_dir: v.run_fingerprint_dir.clone(),
+                cwd: ws_pm.expand_path(&v.cwd),
+                deps: v.deps.clone(),
+                compile_ms: v.compile_ms,
+                incremental: v.incremental,
             }),
             Err(e) => {
                 // Without its fingerprint cargo rebuilds the unit: nothing half-planted
@@ -146,6 +210,31 @@ impl From<io::Error> for PlantError {
     fn from(_: io::Error) -> PlantError {
         PlantError::Io
     }
+}
+
+/// A variant that linked is planted only if the linker found now is the one it used.
+fn linker_matches(input: &PlantInput<'_>, v: &SeedVariant, ws_pm: &PathMap) -> bool {
+    let Some(l) = &v.linker else {
+        return true;
+    };
+    let Some(host) = input.host else {
+        return false;
+    };
+    let cwd = ws_pm.expand_path(&v.cwd);
+    let id = linker_id(
+        &LinkerRequest {
+            program: &l.program,
+            cwd: &cwd,
+            sysroot: &l.sysroot,
+            host,
+            target: &l.target,
+            fuse_ld: &l.fuse_ld,
+            path_var: input.env.path_var().map(|p| p.as_os_str()),
+            vars: input.env.all(),
+        },
+        Some(&input.store.linkers_dir()),
+    );
+    id.is_ok_and(|id| id.key.to_hex() == l.key)
 }
 
 fn inputs_match(
@@ -188,10 +277,12 @@ fn put_in_place(
     let cwd = ws_pm.expand_path(&v.cwd);
     let pm = PathMap::new(&cwd, Some(root), input.cargo_home);
     let mut written: Vec<PathBuf> = Vec::new();
-    // A proc-macro's `.so`, which its dependents know by the entry key that built it.
-    let mut linked: Vec<(PathBuf, Key)> = Vec::new();
+    // Identity sidecars: a proc-macro's `.so` is known by the entry key that built it,
+    // a library by its content digest (checked while restoring), so neither dependents
+    // nor the check below need to hash it.
+    let mut linked: Vec<(PathBuf, String)> = Vec::new();
     let mut bytes = 0u64;
-    if let Some(e) = &v.entry {
+    if let Some(e) = v.entry.as_ref().filter(|_| !v.outputs_in_pack) {
         let key = Key::from_hex(e).ok_or_else(|| io::Error::other("bad entry key"))?;
         let out = root.join(&v.out_dir);
         fs::create_dir_all(&out)?;
@@ -199,9 +290,11 @@ fn put_in_place(
             .map_err(PlantError::Cache)?
             .ok_or_else(|| io::Error::other("entry missing"))?;
         bytes += restored.bytes;
-        for (p, _) in restored.files {
-            if p.extension().is_some_and(|x| x == "so") {
-                linked.push((p.clone(), key));
+        for (p, digest) in restored.files {
+            match p.extension().and_then(|x| x.to_str()) {
+                Some("so") => linked.push((p.clone(), key_identity(&key))),
+                Some("rlib" | "rmeta") => linked.push((p.clone(), content_identity(&digest))),
+                _ => {}
             }
             written.push(p);
         }
@@ -278,8 +371,8 @@ fn put_in_place(
         File::open(p)?.set_modified(stamp)?;
     }
     // After the stamp: a sidecar names the artifact's size and modification time.
-    for (p, key) in &linked {
-        write_artifact_identity(p, &key_identity(key))?;
+    for (p, id) in &linked {
+        write_artifact_identity(p, id)?;
     }
     Ok(bytes)
 }

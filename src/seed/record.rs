@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::key::Key;
 use crate::store::{LocalStore, write_atomic};
+use crate::wrapper::LinkerUsed;
 
 /// How many variants a record keeps.
 pub const PER_UNIT: usize = 4;
@@ -20,9 +21,12 @@ pub const PER_UNIT: usize = 4;
 pub struct SeedVariant {
     /// The entry holding cargo's files for the unit (fingerprints, build-script dirs).
     pub pack: String,
-    /// The unit's rustc entry, restored into `out_dir`; `None` when the pack holds the
-    /// outputs too (build scripts).
+    /// The unit's rustc entry, restored into `out_dir` unless `outputs_in_pack`.
     pub entry: Option<String>,
+    /// The pack holds the unit's outputs too (a build script's directory), so the entry
+    /// is not restored.
+    #[serde(default)]
+    pub outputs_in_pack: bool,
     /// rustc's `--out-dir`, relative to the target root (`debug/deps`).
     pub out_dir: String,
     /// The unit's `.fingerprint` directory, relative to the target root.
@@ -38,6 +42,24 @@ pub struct SeedVariant {
     pub env: Vec<(String, Option<String>)>,
     /// Uncompressed bytes the variant puts in place (pack files only).
     pub bytes: u64,
+    /// What the unit was built against, tokenized like `cwd`, with identities
+    /// (`key::link_input_identity`): its `--extern` files, what its link read, and the
+    /// build script that produced its `OUT_DIR`. After planting, each must be on disk
+    /// with the same identity, or the unit is taken out again.
+    #[serde(default)]
+    pub deps: Vec<(String, String)>,
+    /// For a unit that links: the linker it used and its identity then; planted only if
+    /// the linker found now has the same identity.
+    #[serde(default)]
+    pub linker: Option<LinkerUsed>,
+    /// How long the unit took to compile when it was captured (or originally, for a hit).
+    #[serde(default)]
+    pub compile_ms: u64,
+    /// cargo asked for `-C incremental` for the unit (its outputs are not incremental):
+    /// such a variant only fits builds with the same profile setting, and its seeded
+    /// units are reported as non-incremental restores.
+    #[serde(default)]
+    pub incremental: bool,
 }
 
 /// All variants of one prediction key.

@@ -82,6 +82,28 @@ pub struct UnitPlace {
     pub cwd: PathBuf,
     /// The package's directory.
     pub manifest_dir: PathBuf,
+    /// Each `--extern` file in the target dir, tokenized, with its identity now
+    /// (`key::artifact_identity`): what the unit was compiled against.
+    #[serde(default)]
+    pub deps: Vec<(String, String)>,
+    /// For a unit that links: the linker it used, so a seed is checked against the
+    /// linker found when it is planted.
+    #[serde(default)]
+    pub linker: Option<LinkerUsed>,
+    /// cargo asked for `-C incremental` (the unit was still compiled without it).
+    #[serde(default)]
+    pub incremental: bool,
+}
+
+/// Which linker a unit used, and its identity then (`key::linker_id`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LinkerUsed {
+    pub program: String,
+    pub fuse_ld: Vec<String>,
+    pub target: String,
+    pub sysroot: PathBuf,
+    /// The identity's key, hex.
+    pub key: String,
 }
 
 /// One rustc invocation as the wrapper saw it: the report's record plus what the

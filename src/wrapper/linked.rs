@@ -87,6 +87,22 @@ impl LinkPlan {
         })
     }
 
+    /// The linker this plan identified, for seeding.
+    pub fn linker_used(&self, inv: &RustcInvocation) -> super::LinkerUsed {
+        super::LinkerUsed {
+            program: self.program.clone(),
+            fuse_ld: inv
+                .link_args
+                .iter()
+                .filter_map(|a| a.strip_prefix("-fuse-ld="))
+                .map(str::to_string)
+                .collect(),
+            target: self.target.clone(),
+            sysroot: self.sysroot.clone(),
+            key: self.linker.key.to_hex(),
+        }
+    }
+
     /// The arguments that make rustc print its linker command line.
     pub fn rustc_args(&self) -> Vec<String> {
         // A stale file from an interrupted build must not pass for this link's.

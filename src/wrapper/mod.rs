@@ -11,7 +11,9 @@ mod remote_tier;
 mod restore;
 mod run;
 
-pub use event::{Outcome, UnitEvent, UnitPlace, UnitRecord, Warning, append_event, read_events};
+pub use event::{
+    LinkerUsed, Outcome, UnitEvent, UnitPlace, UnitRecord, Warning, append_event, read_events,
+};
 pub use reason::{RUSTC_FAILED, Uncacheable};
 pub use restore::{Restored, restore_entry};
 pub use run::run_wrapper;

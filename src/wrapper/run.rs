@@ -17,9 +17,9 @@ use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
 use crate::key::{
     CompilerId, CrateKind, DepInfo, InputDigest, Key, KeyEnv, PathMap, RustcInvocation,
-    UnitIdentity, compiler_id, content_identity, entry_key, hash_file, key_identity, l1_key,
-    link_input_identity, linked_entry_key, parse_rustc_args, prediction_key, seed_key,
-    write_artifact_identity,
+    UnitIdentity, artifact_identity, compiler_id, content_identity, entry_key, hash_file,
+    key_identity, l1_key, link_input_identity, linked_entry_key, parse_rustc_args, prediction_key,
+    seed_key, write_artifact_identity,
 };
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, Variant, VariantEnv};
 
@@ -47,6 +47,8 @@ fn passthrough(rustc: &Path, args: &[String]) -> i32 {
 }
 
 struct Unit {
+    /// cargo asked for `-C incremental` (even if `XCACHE_DROP_INCREMENTAL` removed it).
+    asked_incremental: bool,
     rustc: PathBuf,
     inv: RustcInvocation,
     cfg: WrapperConfig,
@@ -76,6 +78,7 @@ struct Compiled {
 
 impl Unit {
     fn new(rustc: PathBuf, mut inv: RustcInvocation, cfg: WrapperConfig) -> Unit {
+        let asked_incremental = inv.incremental;
         if cfg.drop_incremental && inv.incremental {
             inv.drop_incremental();
         }
@@ -86,6 +89,7 @@ impl Unit {
         let pm = PathMap::new(&cfg.cwd, target_root.as_deref(), cfg.cargo_home.as_deref());
         let remote = RemoteTier::new(&cfg);
         Unit {
+            asked_incremental,
             rustc,
             inv,
             cfg,
@@ -717,6 +721,14 @@ impl Unit {
                 .then(|| d.parent()?.file_name()?.to_str().map(str::to_string))
                 .flatten()
         });
+        let mut deps = Vec::new();
+        for ext in &self.inv.externs {
+            let Some(p) = &ext.path else { continue };
+            let p = self.cfg.cwd.join(p);
+            if p.starts_with(&root) {
+                deps.push((self.pm.normalize_path(&p), artifact_identity(&p).ok()?));
+            }
+        }
         Some(UnitPlace {
             target_root: root,
             out_dir: rel,
@@ -724,6 +736,9 @@ impl Unit {
             run_dir,
             cwd: self.cfg.cwd.clone(),
             manifest_dir: PathBuf::from(env.get("CARGO_MANIFEST_DIR")?),
+            deps,
+            linker: self.link.as_ref().map(|l| l.linker_used(&self.inv)),
+            incremental: self.asked_incremental,
         })
     }
 
