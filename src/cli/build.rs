@@ -297,6 +297,12 @@ fn is_hash(s: &str) -> bool {
     s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// What cargo writes to `CACHEDIR.TAG` (<https://bford.info/cachedir/>).
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55
+# This file is a cache directory tag created by cargo.
+# For information about cache directory tags see https://bford.info/cachedir/
+";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,9 +348,3 @@ mod tests {
         );
     }
 }
-
-/// What cargo writes to `CACHEDIR.TAG` (<https://bford.info/cachedir/>).
-const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55
-# This file is a cache directory tag created by cargo.
-# For information about cache directory tags see https://bford.info/cachedir/
-";
