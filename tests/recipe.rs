@@ -313,6 +313,17 @@ fn warm_without_recipe_fills_the_cache_for_the_workspace() {
     let b = xcache_build(&ws, &s.store(), &["--release", "--locked"], &[]);
     b.assert_success();
     assert_dependencies_fresh(&b);
+
+    // A target dir named on the command line is the workspace's, relative to where warm
+    // ran; it holds the dependencies and nothing of the placeholders.
+    let ws2 = checkout(&s, "other");
+    let w = warm(&ws2, &s.store(), &["--target-dir", "t2", "--locked"]);
+    w.assert_success();
+    assert!(ws2.join("t2/debug/.fingerprint").is_dir(), "{}", w.stderr());
+    assert_eq!(local_files_in(&ws2.join("t2")), Vec::<String>::new());
+    let b = xcache_build(&ws2, &s.store(), &["--target-dir", "t2", "--locked"], &[]);
+    b.assert_success();
+    assert_dependencies_fresh(&b);
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub fn run(args: PrepareArgs) -> Result<i32, CliError> {
         cwd: cwd.clone(),
         manifest_path: args.manifest_path,
         bin: args.bin,
+        cargo_flags: Vec::new(),
     })?;
     let path = cwd.join(&args.recipe_path);
     crate::store::write_atomic(&path, &recipe.to_bytes()).map_err(|source| {

@@ -20,6 +20,14 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
         Some(p) => (Recipe::read(&cwd.join(p))?, cwd.clone()),
         None => {
             let manifest_path = take_manifest_path(&mut args.build.cargo_args);
+            let cargo_flags: Vec<String> = args
+                .build
+                .cargo_args
+                .iter()
+                .take_while(|a| *a != "--")
+                .filter(|a| matches!(a.as_str(), "--locked" | "--frozen" | "--offline"))
+                .cloned()
+                .collect();
             let recipe = prepare(&PrepareOptions {
                 cargo: env
                     .get("CARGO")
@@ -28,6 +36,7 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
                 cwd: cwd.clone(),
                 manifest_path,
                 bin: None,
+                cargo_flags,
             })?;
             let tmp = tempfile::Builder::new()
                 .prefix("xcache-warm-")
@@ -43,6 +52,13 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
                 root.push("w");
             }
             _tmp = Some(tmp);
+            // The skeleton build runs elsewhere: a target dir the user named is
+            // resolved here, where they named it.
+            absolute_target_dir(
+                &mut args.build.cargo_args,
+                &cwd,
+                env.get("CARGO_TARGET_DIR"),
+            );
             (recipe, root)
         }
     };
@@ -101,4 +117,59 @@ fn take_manifest_path(cargo_args: &mut Vec<String>) -> Option<PathBuf> {
     }
     *cargo_args = rest;
     found
+}
+
+/// Makes `--target-dir` absolute against `cwd`, or adds it for `CARGO_TARGET_DIR`.
+fn absolute_target_dir(cargo_args: &mut Vec<String>, cwd: &Path, env_dir: Option<&str>) {
+    let end = cargo_args
+        .iter()
+        .position(|a| a == "--")
+        .unwrap_or(cargo_args.len());
+    let mut found = false;
+    let mut i = 0;
+    while i < end {
+        if cargo_args[i] == "--target-dir" && i + 1 < end {
+            cargo_args[i + 1] = cwd.join(&cargo_args[i + 1]).display().to_string();
+            found = true;
+            i += 1;
+        } else if let Some(v) = cargo_args[i].strip_prefix("--target-dir=") {
+            cargo_args[i] = format!("--target-dir={}", cwd.join(v).display());
+            found = true;
+        }
+        i += 1;
+    }
+    if !found && let Some(d) = env_dir {
+        cargo_args.insert(0, format!("--target-dir={}", cwd.join(d).display()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_dir_is_made_absolute() {
+        let cwd = Path::new("/ws");
+        let mut a: Vec<String> = ["--release", "--target-dir", "t", "--", "--target-dir", "x"]
+            .map(String::from)
+            .to_vec();
+        absolute_target_dir(&mut a, cwd, Some("ignored"));
+        assert_eq!(
+            a,
+            [
+                "--release",
+                "--target-dir",
+                "/ws/t",
+                "--",
+                "--target-dir",
+                "x"
+            ]
+        );
+        let mut a = vec!["--target-dir=t".to_string()];
+        absolute_target_dir(&mut a, cwd, None);
+        assert_eq!(a, ["--target-dir=/ws/t"]);
+        let mut a = vec!["--locked".to_string()];
+        absolute_target_dir(&mut a, cwd, Some("/abs"));
+        assert_eq!(a, ["--target-dir=/abs", "--locked"]);
+    }
 }

@@ -42,6 +42,8 @@ pub struct PrepareOptions {
     pub manifest_path: Option<PathBuf>,
     /// Keep only what this binary needs.
     pub bin: Option<String>,
+    /// `--locked`, `--frozen`, `--offline`, passed to `cargo metadata`.
+    pub cargo_flags: Vec<String>,
 }
 
 /// Reads the workspace and returns its recipe.
@@ -51,6 +53,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<Recipe, CliError> {
     if let Some(m) = &opts.manifest_path {
         cmd.manifest_path(m);
     }
+    cmd.other_options(opts.cargo_flags.clone());
     let meta = cmd.exec().map_err(|e| CliError::Metadata {
         manifest: opts.manifest_path.clone(),
         message: e.to_string(),
@@ -94,6 +97,13 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
                 })?;
             let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
             let mut queue = VecDeque::from([owner]);
+            // A root package is always a member: the workspace cannot leave it out.
+            if let Some(root_pkg) = local
+                .iter()
+                .find(|p| canonical(&dir_of(p)) == canonical(&root))
+            {
+                queue.push_back(root_pkg);
+            }
             let mut kept = Vec::new();
             while let Some(p) = queue.pop_front() {
                 if !seen.insert(canonical(&dir_of(p))) {
@@ -115,12 +125,15 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
             (kept, Some(selected))
         }
     };
-    let member_dirs: HashSet<PathBuf> = meta
+    // Members that `[patch]` or `[replace]` put in place of a registry crate keep their
+    // version: the patch must still match what depends on it.
+    let patched = patched_dirs(&root)?;
+    let masked_pkgs: Vec<&Package> = meta
         .packages
         .iter()
-        .filter(|p| members.contains(&p.id))
-        .map(|p| canonical(&dir_of(p)))
+        .filter(|p| members.contains(&p.id) && !patched.contains(&canonical(&dir_of(p))))
         .collect();
+    let member_dirs: HashSet<PathBuf> = masked_pkgs.iter().map(|p| canonical(&dir_of(p))).collect();
 
     let mut files = Vec::new();
     let mut placeholders = Vec::new();
@@ -147,7 +160,7 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
             manifest,
             dir: &dir,
             member_dirs: &member_dirs,
-            mask_version: members.contains(&p.id),
+            mask_version: member_dirs.contains(&canonical(&dir)),
             members_override: kept_members.as_deref(),
         };
         let (normalised, ph) = normalize_manifest(&text, &ctx, Some((p, &targets)))?;
@@ -205,12 +218,7 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
     let lock_path = root.join("Cargo.lock");
     if lock_path.is_file() {
         let text = read(&lock_path)?;
-        let masked: HashSet<&str> = meta
-            .packages
-            .iter()
-            .filter(|p| members.contains(&p.id))
-            .map(|p| p.name.as_str())
-            .collect();
+        let masked: HashSet<&str> = masked_pkgs.iter().map(|p| p.name.as_str()).collect();
         let keep: Option<HashSet<&str>> = selected
             .as_ref()
             .map(|_| kept.iter().map(|p| p.name.as_str()).collect());
@@ -241,6 +249,34 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
         local_packages,
         bin: selected,
     })
+}
+
+/// The directories the root manifest's `[patch.*]` and `[replace]` entries point at.
+fn patched_dirs(root: &Path) -> Result<HashSet<PathBuf>, CliError> {
+    let manifest = root.join("Cargo.toml");
+    let doc: Table =
+        read(&manifest)?
+            .parse()
+            .map_err(|e: toml::de::Error| CliError::PrepareRead {
+                path: manifest.clone(),
+                message: e.to_string(),
+            })?;
+    let mut out = HashSet::new();
+    let mut tables: Vec<&Table> = Vec::new();
+    if let Some(Value::Table(patch)) = doc.get("patch") {
+        tables.extend(patch.values().filter_map(Value::as_table));
+    }
+    if let Some(Value::Table(replace)) = doc.get("replace") {
+        tables.push(replace);
+    }
+    for t in tables {
+        for dep in t.values() {
+            if let Some(path) = dep.get("path").and_then(Value::as_str) {
+                out.insert(canonical(&root.join(path)));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn read(path: &Path) -> Result<String, CliError> {
