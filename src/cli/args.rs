@@ -254,6 +254,31 @@ mod tests {
     }
 
     #[test]
+    fn recipe_path_is_taken_anywhere_before_double_dash() {
+        let mut w = WarmArgs {
+            recipe_path: None,
+            build: BuildArgs {
+                remote: None,
+                read_only: false,
+                remote_jobs: None,
+                remote_jobs_raw: None,
+                cargo_args: [
+                    "--release",
+                    "--recipe-path",
+                    "r.json",
+                    "--",
+                    "--recipe-path",
+                ]
+                .map(String::from)
+                .to_vec(),
+            },
+        };
+        w.take_recipe_path();
+        assert_eq!(w.recipe_path, Some(PathBuf::from("r.json")));
+        assert_eq!(w.build.cargo_args, ["--release", "--", "--recipe-path"]);
+    }
+
+    #[test]
     fn reads_selection_flags() {
         let sel = s(&[
             "--release",
