@@ -135,6 +135,17 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
         .collect();
     let member_dirs: HashSet<PathBuf> = masked_pkgs.iter().map(|p| canonical(&dir_of(p))).collect();
 
+    // `--bin`: the members the workspace keeps (a root package is one without saying).
+    let kept_members: Option<Vec<String>> = selected.as_ref().map(|_| {
+        let mut dirs: Vec<String> = kept
+            .iter()
+            .filter(|k| members.contains(&k.id))
+            .map(|k| slash(&relative(&dir_of(k), &root)))
+            .filter(|d| !d.is_empty())
+            .collect();
+        dirs.sort();
+        dirs
+    });
     let mut files = Vec::new();
     let mut placeholders = Vec::new();
     let mut local_packages = Vec::new();
@@ -150,12 +161,6 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
         };
         let manifest = p.manifest_path.as_std_path();
         let text = read(manifest)?;
-        let kept_members = selected.as_ref().map(|_| {
-            kept.iter()
-                .filter(|k| members.contains(&k.id))
-                .map(|k| slash(&relative(&dir_of(k), &root)))
-                .collect::<Vec<_>>()
-        });
         let ctx = NormalizeCtx {
             manifest,
             dir: &dir,
@@ -195,12 +200,6 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
         // A virtual manifest: the workspace's own table, normalised the same way.
         let manifest = root.join("Cargo.toml");
         let text = read(&manifest)?;
-        let kept_members = selected.as_ref().map(|_| {
-            kept.iter()
-                .filter(|k| members.contains(&k.id))
-                .map(|k| slash(&relative(&dir_of(k), &root)))
-                .collect::<Vec<_>>()
-        });
         let ctx = NormalizeCtx {
             manifest: &manifest,
             dir: &root,
