@@ -147,6 +147,8 @@ fn recipe_is_the_same_after_source_edits_and_version_bumps() {
         "source text in the recipe"
     );
     assert!(!text.contains("0.3.1") && !text.contains("1.4.0"), "{text}");
+    // The whole recipe, reviewed: no path of this machine, targets explicit.
+    insta::assert_snapshot!("chef_recipe", text);
 
     let edit = |rel: &str, from: &str, to: &str| {
         let p = ws.join(rel);

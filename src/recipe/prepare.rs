@@ -158,6 +158,7 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
             bin: selected
                 .as_ref()
                 .map(|s| (s.package == p.name).then(|| s.name.clone())),
+            all_bins: !p.targets.iter().any(is_lib),
         };
         let manifest = p.manifest_path.as_std_path();
         let text = read(manifest)?;
@@ -338,6 +339,9 @@ struct TargetFilter {
     /// `None`: all. `Some(None)`: libraries and build scripts (a dependency of the
     /// selected binary). `Some(Some(bin))`: those and that binary.
     bin: Option<Option<String>>,
+    /// The package has no library: keep its binaries (a package needs a target; a root
+    /// package is kept whether the selected binary needs it or not).
+    all_bins: bool,
 }
 
 impl TargetFilter {
@@ -347,7 +351,9 @@ impl TargetFilter {
             Some(bin) => {
                 is_lib(t)
                     || is_kind(t, &TargetKind::CustomBuild)
-                    || (is_kind(t, &TargetKind::Bin) && bin.as_deref() == Some(t.name.as_str()))
+                    || (is_kind(t, &TargetKind::Bin)
+                        && (bin.as_deref() == Some(t.name.as_str())
+                            || (bin.is_none() && self.all_bins)))
             }
         }
     }
