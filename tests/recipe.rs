@@ -284,6 +284,20 @@ fn build_after_warm_rebuilds_no_dependency() {
         assert!(placeholders.contains(unit), "{unit}: {placeholders:?}");
     }
 
+    // What warm alone left in the store, once for each builder below that must not
+    // profit from the other builds' captures.
+    let store_elsewhere = s.path("store-elsewhere");
+    copy_tree(&s.store(), &store_elsewhere);
+    let store_ephemeral = s.path("store-ephemeral");
+    copy_tree(&s.store(), &store_ephemeral);
+
+    // Another absolute directory, a new target dir.
+    let elsewhere = checkout(&s, "deep/elsewhere");
+    let b = xcache_build(&elsewhere, &store_elsewhere, &["--locked"], &[]);
+    b.assert_success();
+    assert_dependencies_fresh(&b);
+    assert_eq!(b.run("chef-app"), "core 0.3.1 outside 42\n");
+
     // Same directory, same target dir: the real sources copied over the skeleton.
     copy_sources(&builder);
     let b = xcache_build(&builder.join("chef"), &s.store(), &["--locked"], &[]);
@@ -292,18 +306,24 @@ fn build_after_warm_rebuilds_no_dependency() {
     // The member's own build script ran for real, with the real version.
     assert_eq!(b.run("chef-app"), "core 0.3.1 outside 42\n");
 
-    // Another absolute directory, a new target dir.
-    let elsewhere = checkout(&s, "deep/elsewhere");
-    let b = xcache_build(&elsewhere, &s.store(), &["--locked"], &[]);
-    b.assert_success();
-    assert_dependencies_fresh(&b);
-    assert_eq!(b.run("chef-app"), "core 0.3.1 outside 42\n");
-
-    // The ephemeral builder: same directory, target dir emptied, the cache warm.
+    // The ephemeral builder: same directory, target dir emptied, the cache as warm left it.
     std::fs::remove_dir_all(&target).unwrap();
-    let b = xcache_build(&builder.join("chef"), &s.store(), &["--locked"], &[]);
+    let b = xcache_build(&builder.join("chef"), &store_ephemeral, &["--locked"], &[]);
     b.assert_success();
     assert_dependencies_fresh(&b);
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
 }
 
 #[test]
