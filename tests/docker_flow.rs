@@ -304,19 +304,31 @@ fn dockerfile_planner_and_builder() {
         stages: dockerfile("Dockerfile"),
         context: context(&s),
         roots: BTreeMap::new(),
-        build_args: build_args(&[]),
+        build_args: build_args(&[("BIN", "chef-app".to_string())]),
     };
-    assert!(flow.stages.contains_key("runtime"));
     flow.run("planner", s.path("planner"));
     let recipe = std::fs::read(s.path("planner/recipe.json")).unwrap();
     let runs = flow.run("builder", s.path("builder"));
     let (_, build) = assert_builder_runs(&runs);
     assert_dependencies_fresh(&build);
-    let app = s.path("builder/src/chef/target/release/chef-app");
+    // The runtime stage copies the binary the builder built.
+    flow.run("runtime", s.path("runtime"));
+    let app = s.path("runtime/usr/local/bin/app");
     let out = std::process::Command::new(app).output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "core 0.3.1 outside 42\n"
+    );
+    // cargo-xcache is installed from this repository.
+    let tools: Vec<&str> = flow.stages["tools"]
+        .iter()
+        .map(|i| i.args.as_str())
+        .collect();
+    assert!(
+        tools
+            .iter()
+            .any(|a| a.contains("cargo install --locked --path /xcache-src")),
+        "{tools:?}"
     );
 
     // A source edit: the planner runs again, the recipe's bytes are the same, so the
