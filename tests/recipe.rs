@@ -513,3 +513,78 @@ fn bad_recipes_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"nope\""));
 }
+
+#[test]
+fn proc_macro_members_and_generated_code_survive_the_skeleton() {
+    let s = Scratch::new();
+    let ws = s.path("planner/ws");
+    copy_fixture("basic-workspace", &ws);
+    let bytes = prepare(&s, &ws, &[]);
+    let recipe: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let macros = recipe["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "macros/Cargo.toml")
+        .and_then(|f| f["contents"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(macros.contains("proc-macro = true"), "{macros}");
+    assert!(!macros.contains("crate-type"), "{macros}");
+    let root = recipe["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "Cargo.toml")
+        .and_then(|f| f["contents"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(root.contains("default-members = [\"app\"]"), "{root}");
+
+    let builder = s.path("builder/ws");
+    std::fs::create_dir_all(&builder).unwrap();
+    std::fs::write(builder.join("recipe.json"), &bytes).unwrap();
+    warm(
+        &builder,
+        &s.store(),
+        &["--recipe-path", "recipe.json", "--locked"],
+    )
+    .assert_success();
+    assert_eq!(
+        local_files_in_any(
+            &builder.join("target"),
+            &["app", "generated", "macros", "mid", "util"]
+        ),
+        Vec::<String>::new()
+    );
+    copy_fixture("basic-workspace", &builder);
+    let b = xcache_build(&builder, &s.store(), &["--locked"], &[]);
+    b.assert_success();
+    assert!(b.run("app").starts_with("answer=42 widget=I am Widget"));
+}
+
+/// Files of the target dir named after one of `crates` (`<crate>-<hash>…`, `lib<crate>…`,
+/// or the crate itself).
+fn local_files_in_any(target: &Path, crates: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![target.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            let stem = name.split('.').next().unwrap_or("");
+            let base = stem.rsplit_once('-').map_or(stem, |(b, _)| b);
+            let base = base.strip_prefix("lib").unwrap_or(base);
+            if crates.contains(&base) && e.file_type().unwrap().is_file() {
+                found.push(e.path().display().to_string());
+            }
+            if e.file_type().unwrap().is_dir() {
+                if crates.iter().any(|c| name.starts_with(&format!("{c}-"))) {
+                    found.push(e.path().display().to_string());
+                }
+                stack.push(e.path());
+            }
+        }
+    }
+    found
+}
