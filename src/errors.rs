@@ -93,6 +93,32 @@ pub enum CliError {
     CurrentExe(#[source] io::Error),
     #[error("invalid configuration file {path}: {message}")]
     ConfigFile { path: PathBuf, message: String },
+    #[error("failed to read the recipe {path}: {source}")]
+    RecipeRead {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid recipe {path}: {message}")]
+    RecipeInvalid { path: PathBuf, message: String },
+    #[error("failed to write the recipe {path}: {source}")]
+    RecipeWrite {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to read {path} for the recipe: {message}")]
+    PrepareRead { path: PathBuf, message: String },
+    #[error("no workspace member has a binary named {name:?}")]
+    UnknownBin { name: String },
+    #[error("{path} exists with other contents than the recipe's skeleton")]
+    SkeletonConflict { path: PathBuf },
+    #[error("failed to write the skeleton at {path}: {source}")]
+    SkeletonWrite {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl CliError {
@@ -118,7 +144,25 @@ impl CliError {
             CliError::ConfigFile { .. } => Some(
                 "the file may set `remote = \"<uri>\"` and `read_only = true|false`; see the book's configuration reference".into(),
             ),
-            CliError::WriteReport { .. } | CliError::CurrentExe(_) => None,
+            CliError::RecipeRead { .. } => Some(
+                "run `cargo xcache prepare --recipe-path <file>` first, or pass the path the planner wrote with --recipe-path".into(),
+            ),
+            CliError::RecipeInvalid { .. } => Some(
+                "write the recipe again with `cargo xcache prepare` of this cargo-xcache version".into(),
+            ),
+            CliError::PrepareRead { .. } => Some(
+                "check that the file is valid TOML and readable; `cargo metadata` shows cargo's own view".into(),
+            ),
+            CliError::UnknownBin { .. } => {
+                Some("`cargo metadata --no-deps` lists the workspace's binary targets".into())
+            }
+            CliError::SkeletonConflict { .. } => Some(
+                "run `cargo xcache warm --recipe-path` in a directory that holds only the recipe, before copying the sources in".into(),
+            ),
+            CliError::WriteReport { .. }
+            | CliError::CurrentExe(_)
+            | CliError::RecipeWrite { .. }
+            | CliError::SkeletonWrite { .. } => None,
         }
     }
 
@@ -134,6 +178,13 @@ impl CliError {
             CliError::InvalidSetting { .. } => "invalid-setting",
             CliError::CurrentExe(_) => "current-exe-unknown",
             CliError::ConfigFile { .. } => "config-file-invalid",
+            CliError::RecipeRead { .. } => "recipe-unreadable",
+            CliError::RecipeInvalid { .. } => "recipe-invalid",
+            CliError::RecipeWrite { .. } => "recipe-write-failed",
+            CliError::PrepareRead { .. } => "recipe-input-invalid",
+            CliError::UnknownBin { .. } => "unknown-bin",
+            CliError::SkeletonConflict { .. } => "skeleton-conflict",
+            CliError::SkeletonWrite { .. } => "skeleton-write-failed",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod errors;
 pub mod graph;
 pub mod key;
 pub mod prefetch;
+pub mod recipe;
 pub mod report;
 pub mod seed;
 pub mod store;

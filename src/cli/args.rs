@@ -27,6 +27,57 @@ pub enum Command {
     Report(ReportArgs),
     /// Check the configuration and round-trip a probe through each store tier.
     Doctor(DoctorArgs),
+    /// Write a recipe: what decides how the workspace's dependencies are built.
+    Prepare(PrepareArgs),
+    /// Build only the dependencies through the cache, from a recipe or the workspace;
+    /// every other argument is passed to `cargo build`.
+    Warm(WarmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// Where to write the recipe.
+    #[arg(long, value_name = "PATH", default_value = "recipe.json")]
+    pub recipe_path: PathBuf,
+    /// Keep only what this binary needs: the member that owns it and its local dependencies.
+    #[arg(long, value_name = "NAME")]
+    pub bin: Option<String>,
+    /// The workspace's Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WarmArgs {
+    /// The recipe to lay out in the current directory; without it, the current
+    /// workspace's dependencies are built (in a temporary copy of its skeleton).
+    #[arg(long, value_name = "PATH")]
+    pub recipe_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+impl WarmArgs {
+    /// Takes `--recipe-path` out of the cargo arguments, wherever it stands (before `--`).
+    pub fn take_recipe_path(&mut self) {
+        let mut rest = Vec::with_capacity(self.build.cargo_args.len());
+        let mut args = std::mem::take(&mut self.build.cargo_args).into_iter();
+        while let Some(a) = args.next() {
+            if a == "--" {
+                rest.push(a);
+                rest.extend(args.by_ref());
+                break;
+            }
+            if a == "--recipe-path" {
+                self.recipe_path = args.next().map(PathBuf::from);
+            } else if let Some(v) = a.strip_prefix("--recipe-path=") {
+                self.recipe_path = Some(PathBuf::from(v));
+            } else {
+                rest.push(a);
+            }
+        }
+        self.build.cargo_args = rest;
+    }
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +251,31 @@ mod tests {
         assert_eq!(b.remote.as_deref(), Some("s3://b"));
         assert!(b.read_only);
         assert_eq!(b.cargo_args, ["--release", "-p", "x", "--", "--remote"]);
+    }
+
+    #[test]
+    fn recipe_path_is_taken_anywhere_before_double_dash() {
+        let mut w = WarmArgs {
+            recipe_path: None,
+            build: BuildArgs {
+                remote: None,
+                read_only: false,
+                remote_jobs: None,
+                remote_jobs_raw: None,
+                cargo_args: [
+                    "--release",
+                    "--recipe-path",
+                    "r.json",
+                    "--",
+                    "--recipe-path",
+                ]
+                .map(String::from)
+                .to_vec(),
+            },
+        };
+        w.take_recipe_path();
+        assert_eq!(w.recipe_path, Some(PathBuf::from("r.json")));
+        assert_eq!(w.build.cargo_args, ["--release", "--", "--recipe-path"]);
     }
 
     #[test]

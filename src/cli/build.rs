@@ -15,19 +15,42 @@ use crate::graph;
 use crate::report::{BuildReport, Progress, render_summary_line, report_path};
 use crate::wrapper::read_events;
 
-pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
+pub fn run(args: BuildArgs) -> Result<i32, CliError> {
+    run_build(args, &BuildMode::default()).map(|o| o.code)
+}
+
+/// How a build differs from `cargo xcache build` (`warm` builds a skeleton).
+#[derive(Clone, Debug, Default)]
+pub(super) struct BuildMode {
+    /// Run cargo here instead of the current directory.
+    pub cwd: Option<PathBuf>,
+    /// Directories of packages whose sources are placeholders: never stored nor seeded.
+    pub placeholders: Vec<PathBuf>,
+}
+
+/// What a build left behind.
+pub(super) struct BuildOutcome {
+    /// cargo's exit code.
+    pub code: i32,
+    pub target_dir: PathBuf,
+}
+
+/// The whole pipeline: plan, prefetch, plant, cargo with the wrapper, report, capture.
+pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOutcome, CliError> {
     let started = Instant::now();
     args.take_own_flags();
     let jobs = args.remote_jobs()?;
     let env = Env::capture();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let cfg = BuildConfig::resolve(&env, cwd)?;
+    let mut cfg = BuildConfig::resolve(&env, cwd)?;
+    if let Some(dir) = &mode.cwd {
+        cfg.cwd = dir.clone();
+    }
     let mut sel = selection_from_cargo_args(&args.cargo_args);
     if sel.target_dir.is_none() {
         sel.target_dir = cfg.cargo_target_dir.clone();
     }
     let plan = graph::plan(&sel, &cfg.cargo, &cfg.cwd)?;
-    let mut cfg = cfg;
     cfg.resolve_remote(
         &env,
         args.remote.as_deref(),
@@ -109,6 +132,16 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
     };
     if cfg.read_only {
         cmd.env(vars::READ_ONLY, "1");
+    }
+    if mode.placeholders.is_empty() {
+        cmd.env_remove(vars::PLACEHOLDERS);
+    } else {
+        let list: Vec<String> = mode
+            .placeholders
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        cmd.env(vars::PLACEHOLDERS, list.join("\n"));
     }
     if let Some(r) = &remote {
         r.configure(&mut cmd);
@@ -211,7 +244,10 @@ pub fn run(mut args: BuildArgs) -> Result<i32, CliError> {
         );
     }
     eprintln!("{}", render_summary_line(&report));
-    Ok(code)
+    Ok(BuildOutcome {
+        code,
+        target_dir: plan.target_dir,
+    })
 }
 
 /// The `--message-format` the user gave, if any.

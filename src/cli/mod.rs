@@ -4,9 +4,11 @@
 mod args;
 mod build;
 mod doctor;
+mod prepare;
 mod remote_session;
 mod report_cmd;
 mod seed_session;
+mod warm;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -19,7 +21,7 @@ use crate::config::Env;
 use crate::errors::CliError;
 
 /// Names that make the first argument a command of ours rather than a compiler.
-const COMMANDS: &[&str] = &["build", "report", "doctor", "help"];
+const COMMANDS: &[&str] = &["build", "report", "doctor", "prepare", "warm", "help"];
 
 /// Runs the program and returns its exit code.
 pub fn main_impl() -> i32 {
@@ -41,6 +43,8 @@ pub fn main_impl() -> i32 {
         Command::Build(b) => build::run(b),
         Command::Report(r) => report_cmd::run(r),
         Command::Doctor(d) => doctor::run(d),
+        Command::Prepare(p) => prepare::run(p),
+        Command::Warm(w) => warm::run(w),
     };
     match result {
         Ok(code) => code,

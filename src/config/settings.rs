@@ -35,6 +35,9 @@ pub mod vars {
     pub const REMOTE_STATE: &str = "XCACHE_REMOTE_STATE";
     /// `0` turns target-dir seeding off (units are still restored by the wrapper).
     pub const SEED: &str = "XCACHE_SEED";
+    /// Set by `cargo xcache warm` for its wrappers: the directories (one a line) of the
+    /// packages whose sources are placeholders; their units are never stored.
+    pub const PLACEHOLDERS: &str = "XCACHE_PLACEHOLDERS";
 }
 
 /// A snapshot of the process environment, taken once.
@@ -145,6 +148,8 @@ pub struct WrapperConfig {
     pub remote_state: Option<PathBuf>,
     pub defer_upload: bool,
     pub prefetch_absent: Option<PathBuf>,
+    /// The unit belongs to a package `cargo xcache warm` laid out as placeholders.
+    pub placeholder: bool,
     pub env: Env,
 }
 
@@ -183,10 +188,24 @@ impl WrapperConfig {
             drop_incremental: env.is_true(vars::DROP_INCREMENTAL),
             cargo_home: cargo_home(&env),
             rustup_toolchain: env.get("RUSTUP_TOOLCHAIN").map(str::to_string),
+            placeholder: is_placeholder(&env),
             cwd,
             env,
         }
     }
+}
+
+/// Whether cargo's `CARGO_MANIFEST_DIR` for this unit is one `XCACHE_PLACEHOLDERS` names.
+fn is_placeholder(env: &Env) -> bool {
+    let (Some(list), Some(dir)) = (env.get(vars::PLACEHOLDERS), env.get("CARGO_MANIFEST_DIR"))
+    else {
+        return false;
+    };
+    let dir = Path::new(dir);
+    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    list.lines()
+        .map(Path::new)
+        .any(|p| p == dir || p == canonical)
 }
 
 /// What `cargo xcache build` needs to know.

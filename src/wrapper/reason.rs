@@ -24,6 +24,7 @@ pub enum Uncacheable {
     InputChangedDuringBuild,
     MissingOutput,
     Disabled,
+    Placeholder,
 }
 
 /// The reason code of the `error` outcome: rustc failed, and failures are never cached.
@@ -50,6 +51,7 @@ impl Uncacheable {
         Uncacheable::InputChangedDuringBuild,
         Uncacheable::MissingOutput,
         Uncacheable::Disabled,
+        Uncacheable::Placeholder,
     ];
 
     /// The stable code.
@@ -73,6 +75,7 @@ impl Uncacheable {
             Uncacheable::InputChangedDuringBuild => "input-changed-during-build",
             Uncacheable::MissingOutput => "missing-output",
             Uncacheable::Disabled => "disabled",
+            Uncacheable::Placeholder => "placeholder",
         }
     }
 
@@ -117,6 +120,9 @@ impl Uncacheable {
             }
             Uncacheable::MissingOutput => "rustc did not write an output the cache expected",
             Uncacheable::Disabled => "XCACHE_DISABLE is set",
+            Uncacheable::Placeholder => {
+                "a placeholder source of `cargo xcache warm`, never stored nor seeded"
+            }
         }
     }
 }

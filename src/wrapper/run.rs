@@ -145,6 +145,10 @@ impl Unit {
         if self.cfg.disabled && reason.is_none() {
             reason = Some(Uncacheable::Disabled);
         }
+        // `cargo xcache warm` builds workspace packages from placeholder sources.
+        if self.cfg.placeholder {
+            reason = Some(Uncacheable::Placeholder);
+        }
         // Keys are needed to cache the unit, or to identify it to its dependents
         // (proc-macros, dylibs); executables need neither. Without a store, a `.so` is
         // identified by its contents (the linker identity is remembered in the store).

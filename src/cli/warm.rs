@@ -1,0 +1,175 @@
+//! `cargo xcache warm`: build only the dependencies, through the cache. With a recipe,
+//! the skeleton is laid out in the current directory; without, the current workspace's
+//! own recipe is laid out in a temporary directory (the cache is path-independent, so a
+//! later `cargo xcache build` of the real workspace finds what this stored).
+
+use std::path::{Component, Path, PathBuf};
+
+use super::args::WarmArgs;
+use super::build::{BuildMode, run_build};
+use crate::config::Env;
+use crate::errors::CliError;
+use crate::recipe::{PrepareOptions, Recipe, lay_out, prepare, remove_local_artifacts};
+
+pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
+    args.take_recipe_path();
+    let env = Env::capture();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let mut _tmp = None;
+    let (recipe, root) = match &args.recipe_path {
+        Some(p) => (Recipe::read(&cwd.join(p))?, cwd.clone()),
+        None => {
+            let manifest_path = take_manifest_path(&mut args.build.cargo_args);
+            let cargo_flags: Vec<String> = args
+                .build
+                .cargo_args
+                .iter()
+                .take_while(|a| *a != "--")
+                .filter(|a| matches!(a.as_str(), "--locked" | "--frozen" | "--offline"))
+                .cloned()
+                .collect();
+            let recipe = prepare(&PrepareOptions {
+                cargo: env
+                    .get("CARGO")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| "cargo".into()),
+                cwd: cwd.clone(),
+                manifest_path,
+                bin: None,
+                cargo_flags,
+            })?;
+            let tmp = tempfile::Builder::new()
+                .prefix("xcache-warm-")
+                .tempdir()
+                .map_err(|source| CliError::SkeletonWrite {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            // Path dependencies outside the workspace (`../x`) land inside the
+            // temporary directory too.
+            let mut root = tmp.path().to_path_buf();
+            for _ in 0..climb(&recipe) {
+                root.push("w");
+            }
+            _tmp = Some(tmp);
+            // The skeleton build runs elsewhere: a target dir the user named is
+            // resolved here, where they named it.
+            absolute_target_dir(
+                &mut args.build.cargo_args,
+                &cwd,
+                env.get("CARGO_TARGET_DIR"),
+            );
+            (recipe, root)
+        }
+    };
+    let skeleton = lay_out(&recipe, &root)?;
+    let mode = BuildMode {
+        cwd: (root != cwd).then(|| root.clone()),
+        placeholders: skeleton.local_dirs.clone(),
+    };
+    let outcome = run_build(args.build, &mode)?;
+    let removed = remove_local_artifacts(&recipe, &outcome.target_dir);
+    if removed > 0 {
+        eprintln!(
+            "xcache: removed {removed} build outputs of the placeholder packages from {}",
+            outcome.target_dir.display()
+        );
+    }
+    Ok(outcome.code)
+}
+
+/// How many directories above the workspace root the recipe's paths reach.
+fn climb(recipe: &Recipe) -> usize {
+    recipe
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(recipe.placeholders.iter().map(|p| p.path.as_str()))
+        .map(|p| {
+            Path::new(p)
+                .components()
+                .take_while(|c| matches!(c, Component::ParentDir | Component::CurDir))
+                .filter(|c| matches!(c, Component::ParentDir))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// `--manifest-path` names the real workspace: the skeleton build runs without it.
+fn take_manifest_path(cargo_args: &mut Vec<String>) -> Option<PathBuf> {
+    let mut found = None;
+    let mut rest = Vec::with_capacity(cargo_args.len());
+    let mut it = std::mem::take(cargo_args).into_iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            rest.push(a);
+            rest.extend(it.by_ref());
+            break;
+        }
+        if a == "--manifest-path" {
+            found = it.next().map(PathBuf::from);
+        } else if let Some(v) = a.strip_prefix("--manifest-path=") {
+            found = Some(PathBuf::from(v));
+        } else {
+            rest.push(a);
+        }
+    }
+    *cargo_args = rest;
+    found
+}
+
+/// Makes `--target-dir` absolute against `cwd`, or adds it for `CARGO_TARGET_DIR`.
+fn absolute_target_dir(cargo_args: &mut Vec<String>, cwd: &Path, env_dir: Option<&str>) {
+    let end = cargo_args
+        .iter()
+        .position(|a| a == "--")
+        .unwrap_or(cargo_args.len());
+    let mut found = false;
+    let mut i = 0;
+    while i < end {
+        if cargo_args[i] == "--target-dir" && i + 1 < end {
+            cargo_args[i + 1] = cwd.join(&cargo_args[i + 1]).display().to_string();
+            found = true;
+            i += 1;
+        } else if let Some(v) = cargo_args[i].strip_prefix("--target-dir=") {
+            cargo_args[i] = format!("--target-dir={}", cwd.join(v).display());
+            found = true;
+        }
+        i += 1;
+    }
+    if !found && let Some(d) = env_dir {
+        cargo_args.insert(0, format!("--target-dir={}", cwd.join(d).display()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_dir_is_made_absolute() {
+        let cwd = Path::new("/ws");
+        let mut a: Vec<String> = ["--release", "--target-dir", "t", "--", "--target-dir", "x"]
+            .map(String::from)
+            .to_vec();
+        absolute_target_dir(&mut a, cwd, Some("ignored"));
+        assert_eq!(
+            a,
+            [
+                "--release",
+                "--target-dir",
+                "/ws/t",
+                "--",
+                "--target-dir",
+                "x"
+            ]
+        );
+        let mut a = vec!["--target-dir=t".to_string()];
+        absolute_target_dir(&mut a, cwd, None);
+        assert_eq!(a, ["--target-dir=/ws/t"]);
+        let mut a = vec!["--locked".to_string()];
+        absolute_target_dir(&mut a, cwd, Some("/abs"));
+        assert_eq!(a, ["--target-dir=/abs", "--locked"]);
+    }
+}
