@@ -198,3 +198,47 @@ fn seeding_can_be_turned_off() {
     assert_eq!(b.fresh().get("util:lib"), Some(&false));
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 }
+
+/// The host triple, from `rustc -vV`.
+fn host() -> String {
+    let out = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .unwrap()
+}
+
+#[test]
+fn an_explicit_target_is_seeded_too() {
+    let s = Scratch::new();
+    let host = host();
+    let args = ["--target", host.as_str()];
+    let ws1 = s.checkout("basic-workspace", "ws1");
+    xcache_build(&ws1, &s.store(), &args, &[]).assert_success();
+    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+    age(&ws2);
+    let b = xcache_build(&ws2, &s.store(), &args, &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    // Host units (the proc-macro, the build script) and target units alike.
+    let seeded = seeded_units(&r);
+    assert_eq!(seeded.len(), 6, "{seeded:?}");
+    let fresh = b.fresh();
+    assert!(fresh.values().all(|f| *f), "{fresh:?}");
+    assert!(
+        b.executable("app")
+            .starts_with(ws2.join("target").join(&host))
+    );
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+
+    // The same units without --target are other units for cargo: nothing planted
+    // for the host-less layout may pass for them.
+    let ws3 = s.checkout("basic-workspace", "ws3");
+    let b = xcache_build(&ws3, &s.store(), &[], &[]);
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+}

@@ -345,8 +345,11 @@ fn capture_unit(
 
 /// The executable of the build script whose run is `run`: the `.fingerprint` directory
 /// of the same package whose hash file holds the hash the run's fingerprint names as its
-/// dependency. The real executable when a shim stands in front of it.
+/// dependency. The real executable when a shim stands in front of it. Build scripts are
+/// host units: with `--target` the run is under `<triple>/<profile>` and the script under
+/// `<profile>`.
 fn build_script_of(root: &Path, pr: &str, run: &str, run_fp: &str) -> Option<PathBuf> {
+    let pr = pr.rsplit('/').next().unwrap_or(pr);
     let json = fs::read_to_string(
         root.join(run_fp)
             .join("run-build-script-build-script-build.json"),

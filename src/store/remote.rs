@@ -28,6 +28,10 @@ pub struct RemoteStore {
     quick: Operator,
     display: String,
     key_value: bool,
+    /// WebDAV servers need a collection before a PUT into it; opendal makes it, but two
+    /// uploads racing to make the same one can lose (seen here about once in four full
+    /// test runs against SeaweedFS). A failed write is retried once after making it.
+    needs_dirs: bool,
 }
 
 impl RemoteStore {
@@ -162,6 +166,7 @@ impl RemoteStore {
             op,
             quick,
             key_value: spec.is_key_value(),
+            needs_dirs: matches!(spec.kind, RemoteKind::Webdav { .. }),
             display,
         })
     }
@@ -226,10 +231,33 @@ impl RemoteStore {
     }
 
     pub fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<(), CacheError> {
+        // A Buffer clones by reference count, not by copying the bytes.
+        let bytes = opendal::Buffer::from(bytes);
+        let first = self.rt.block_on(self.op.write(path, bytes.clone()));
+        match first {
+            Ok(_) => Ok(()),
+            Err(e) if self.make_parent_after(e.kind(), path) => self
+                .rt
+                .block_on(self.op.write(path, bytes))
+                .map(|_| ())
+                .map_err(|e| classify(&self.display, e)),
+            Err(e) => Err(classify(&self.display, e)),
+        }
+    }
+
+    /// For a store that needs directories: after a failed write that was not refused
+    /// for lack of permission, makes the object's parent and says the write may be
+    /// tried again.
+    fn make_parent_after(&self, kind: ErrorKind, path: &str) -> bool {
+        if !self.needs_dirs || kind == ErrorKind::PermissionDenied {
+            return false;
+        }
+        let Some((parent, _)) = path.rsplit_once('/') else {
+            return false;
+        };
         self.rt
-            .block_on(self.op.write(path, bytes))
-            .map(|_| ())
-            .map_err(|e| classify(&self.display, e))
+            .block_on(self.op.create_dir(&format!("{parent}/")))
+            .is_ok()
     }
 
     /// Streams an object into `dest`. `Ok(None)` if absent; the bytes received otherwise.
@@ -310,11 +338,31 @@ impl RemoteStore {
 
     /// Streams a file to an object.
     pub fn put_file(&self, path: &str, src: &Path) -> Result<u64, CacheError> {
+        match self.put_file_once(path, src) {
+            Err((Some(kind), _)) if self.make_parent_after(kind, path) => {
+                self.put_file_once(path, src).map_err(|(_, c)| c)
+            }
+            r => r.map_err(|(_, c)| c),
+        }
+    }
+
+    /// One upload; a failure of the remote comes back with opendal's error too.
+    fn put_file_once(
+        &self,
+        path: &str,
+        src: &Path,
+    ) -> Result<u64, (Option<ErrorKind>, CacheError)> {
         let display = &self.display;
+        let remote_err = |e: opendal::Error| (Some(e.kind()), classify(display, e));
         self.rt.block_on(async {
-            let rerr = |source| CacheError::Read {
-                path: src.to_path_buf(),
-                source,
+            let rerr = |source| {
+                (
+                    None,
+                    CacheError::Read {
+                        path: src.to_path_buf(),
+                        source,
+                    },
+                )
             };
             let mut file = std::fs::File::open(src).map_err(rerr)?;
             let mut w = self
@@ -322,7 +370,7 @@ impl RemoteStore {
                 .writer_with(path)
                 .chunk(PIECE)
                 .await
-                .map_err(|e| classify(display, e))?;
+                .map_err(remote_err)?;
             let mut buf = vec![0u8; PIECE];
             let mut n = 0u64;
             loop {
@@ -330,12 +378,10 @@ impl RemoteStore {
                 if got == 0 {
                     break;
                 }
-                w.write(buf[..got].to_vec())
-                    .await
-                    .map_err(|e| classify(display, e))?;
+                w.write(buf[..got].to_vec()).await.map_err(remote_err)?;
                 n += got as u64;
             }
-            w.close().await.map_err(|e| classify(display, e))?;
+            w.close().await.map_err(remote_err)?;
             Ok(n)
         })
     }

@@ -805,10 +805,18 @@ fn is_lib_artifact(p: &Path) -> bool {
 /// The target (build) directory an output directory belongs to: the nearest ancestor
 /// holding cargo's `CACHEDIR.TAG`, else what cargo's layout says: two levels up from
 /// `<target>/<profile>/deps`, three from `<target>/<profile>/build/<unit>`.
+///
+/// With `--target`, cargo tags `<target>/<triple>` as well as `<target>`: the outer
+/// one is the root, so that a unit's paths are relative to the directory the front-end
+/// plans (and plants) in.
 fn target_root(out_dir: &Path) -> PathBuf {
+    let tagged = |d: &Path| d.join("CACHEDIR.TAG").is_file();
     for dir in out_dir.ancestors().take(5) {
-        if dir.join("CACHEDIR.TAG").is_file() {
-            return dir.to_path_buf();
+        if tagged(dir) {
+            return match dir.parent() {
+                Some(up) if tagged(up) => up.to_path_buf(),
+                _ => dir.to_path_buf(),
+            };
         }
     }
     let in_build = out_dir
@@ -857,6 +865,20 @@ mod tests {
         .unwrap();
         assert_eq!(
             target_root(&t.join("x86_64-unknown-linux-gnu/debug/deps")),
+            t
+        );
+        // Cargo tags the triple's directory too.
+        std::fs::write(
+            t.join("x86_64-unknown-linux-gnu/CACHEDIR.TAG"),
+            "Signature: 8a477f597d28d172789f06886806bc55",
+        )
+        .unwrap();
+        assert_eq!(
+            target_root(&t.join("x86_64-unknown-linux-gnu/debug/deps")),
+            t
+        );
+        assert_eq!(
+            target_root(&t.join("x86_64-unknown-linux-gnu/debug/build/foo-0123")),
             t
         );
     }
