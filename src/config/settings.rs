@@ -35,6 +35,9 @@ pub mod vars {
     pub const REMOTE_STATE: &str = "XCACHE_REMOTE_STATE";
     /// `0` turns target-dir seeding off (units are still restored by the wrapper).
     pub const SEED: &str = "XCACHE_SEED";
+    /// `0` turns the caching of build-script runs off (build-script executables are
+    /// still cached; they are just not given the shim that replays runs).
+    pub const BUILD_RUNS: &str = "XCACHE_BUILD_RUNS";
 }
 
 /// A snapshot of the process environment, taken once.
@@ -145,6 +148,8 @@ pub struct WrapperConfig {
     pub remote_state: Option<PathBuf>,
     pub defer_upload: bool,
     pub prefetch_absent: Option<PathBuf>,
+    /// Build-script runs go through the cache (`XCACHE_BUILD_RUNS`, on unless `0`).
+    pub build_runs: bool,
     pub env: Env,
 }
 
@@ -181,6 +186,10 @@ impl WrapperConfig {
             events: env.get(vars::EVENTS).map(PathBuf::from),
             disabled: env.is_true(vars::DISABLE),
             drop_incremental: env.is_true(vars::DROP_INCREMENTAL),
+            build_runs: !matches!(
+                env.get(vars::BUILD_RUNS),
+                Some("0" | "false" | "no" | "off")
+            ),
             cargo_home: cargo_home(&env),
             rustup_toolchain: env.get("RUSTUP_TOOLCHAIN").map(str::to_string),
             cwd,

@@ -24,10 +24,20 @@ pub enum Uncacheable {
     InputChangedDuringBuild,
     MissingOutput,
     Disabled,
+    BuildScriptProbesSystem,
+    BuildScriptInputOutside,
+    BuildScriptWritesOutside,
+    BuildScriptUnsupportedOutput,
+    BuildScriptTooManyFiles,
+    BuildScriptUnknownToolchain,
 }
 
 /// The reason code of the `error` outcome: rustc failed, and failures are never cached.
 pub const RUSTC_FAILED: &str = "rustc-failed";
+
+/// The reason code of a build-script run's `error` outcome: the script failed, and
+/// failures are never cached.
+pub const BUILD_SCRIPT_FAILED: &str = "build-script-failed";
 
 impl Uncacheable {
     /// Every reason, in the order the book lists them.
@@ -50,6 +60,12 @@ impl Uncacheable {
         Uncacheable::InputChangedDuringBuild,
         Uncacheable::MissingOutput,
         Uncacheable::Disabled,
+        Uncacheable::BuildScriptProbesSystem,
+        Uncacheable::BuildScriptInputOutside,
+        Uncacheable::BuildScriptWritesOutside,
+        Uncacheable::BuildScriptUnsupportedOutput,
+        Uncacheable::BuildScriptTooManyFiles,
+        Uncacheable::BuildScriptUnknownToolchain,
     ];
 
     /// The stable code.
@@ -73,6 +89,12 @@ impl Uncacheable {
             Uncacheable::InputChangedDuringBuild => "input-changed-during-build",
             Uncacheable::MissingOutput => "missing-output",
             Uncacheable::Disabled => "disabled",
+            Uncacheable::BuildScriptProbesSystem => "build-script-probes-system",
+            Uncacheable::BuildScriptInputOutside => "build-script-input-outside",
+            Uncacheable::BuildScriptWritesOutside => "build-script-writes-outside",
+            Uncacheable::BuildScriptUnsupportedOutput => "build-script-unsupported-output",
+            Uncacheable::BuildScriptTooManyFiles => "build-script-too-many-files",
+            Uncacheable::BuildScriptUnknownToolchain => "build-script-unknown-toolchain",
         }
     }
 
@@ -117,6 +139,24 @@ impl Uncacheable {
             }
             Uncacheable::MissingOutput => "rustc did not write an output the cache expected",
             Uncacheable::Disabled => "XCACHE_DISABLE is set",
+            Uncacheable::BuildScriptProbesSystem => {
+                "a build script's directives or outputs name an absolute path outside the package, the target dir and CARGO_HOME"
+            }
+            Uncacheable::BuildScriptInputOutside => {
+                "a build script declared rerun-if-changed on a path outside the package, the target dir and CARGO_HOME"
+            }
+            Uncacheable::BuildScriptWritesOutside => {
+                "a build script changed files in its package directory, outside OUT_DIR"
+            }
+            Uncacheable::BuildScriptUnsupportedOutput => {
+                "a build script left a symbolic link, a special file or a non-UTF-8 name in OUT_DIR"
+            }
+            Uncacheable::BuildScriptTooManyFiles => {
+                "a build script's inputs or outputs hold more files than the cache describes"
+            }
+            Uncacheable::BuildScriptUnknownToolchain => {
+                "the build script's executable or the rustc it is given could not be identified"
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 use super::linked::LinkPlan;
 use super::remote_tier::{RemoteTier, remote_paths};
 use super::restore::{replay_text, restore_entry};
+use super::shim::install_shim;
 use super::{
     Outcome, RUSTC_FAILED, Uncacheable, UnitEvent, UnitPlace, UnitRecord, Warning, append_event,
 };
@@ -223,6 +224,7 @@ impl Unit {
             identities.push((so, key_identity(key)));
         }
         self.write_identities(identities);
+        self.install_shim(None);
         let outcome = if reason.is_some() {
             Outcome::Uncacheable
         } else {
@@ -273,6 +275,14 @@ impl Unit {
                 if let Some(so) = self.linked_lib_output() {
                     ids.push((so, key_identity(&key)));
                 }
+                let exe_digest = self.build_script_output().and_then(|bin| {
+                    restored
+                        .files
+                        .iter()
+                        .find(|(p, _)| *p == bin)
+                        .map(|(_, d)| *d)
+                });
+                self.install_shim(exe_digest);
                 // Before replaying: the replayed metadata message lets cargo start
                 // dependents, which read these.
                 self.write_identities(ids);
@@ -658,6 +668,32 @@ impl Unit {
         Some(self.cfg.cwd.join(so.path))
     }
 
+    /// The executable of a build-script unit that links.
+    fn build_script_output(&self) -> Option<PathBuf> {
+        if self.inv.kind() != CrateKind::BuildScript || !self.inv.links() {
+            return None;
+        }
+        let bin = self.inv.outputs().into_iter().next()?;
+        Some(self.cfg.cwd.join(bin.path))
+    }
+
+    /// Puts the shim that sends the script's runs through the cache in front of a
+    /// build-script executable (`super::shim`), when runs are cached.
+    fn install_shim(&mut self, digest: Option<Key>) {
+        if !self.cfg.build_runs || self.cfg.disabled || self.cfg.store_dir.is_none() {
+            return;
+        }
+        let Some(bin) = self.build_script_output() else {
+            return;
+        };
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        if let Err(source) = install_shim(&bin, &exe, digest) {
+            self.warn(&CacheError::Write { path: bin, source });
+        }
+    }
+
     /// Writes the identity sidecars of this unit's artifacts.
     fn write_identities(&mut self, ids: Vec<(PathBuf, String)>) {
         for (p, id) in ids {
@@ -801,7 +837,7 @@ fn is_lib_artifact(p: &Path) -> bool {
 /// The target (build) directory an output directory belongs to: the nearest ancestor
 /// holding cargo's `CACHEDIR.TAG`, else what cargo's layout says: two levels up from
 /// `<target>/<profile>/deps`, three from `<target>/<profile>/build/<unit>`.
-fn target_root(out_dir: &Path) -> PathBuf {
+pub(super) fn target_root(out_dir: &Path) -> PathBuf {
     for dir in out_dir.ancestors().take(5) {
         if dir.join("CACHEDIR.TAG").is_file() {
             return dir.to_path_buf();
@@ -817,7 +853,7 @@ fn target_root(out_dir: &Path) -> PathBuf {
 
 /// Drop-in mode has no front-end to gather warnings: print each code once per cargo
 /// process, using a marker file named for cargo's PID.
-fn warn_once_per_build(warnings: &[Warning]) {
+pub(super) fn warn_once_per_build(warnings: &[Warning]) {
     let ppid = std::os::unix::process::parent_id();
     for w in warnings {
         let marker = std::env::temp_dir().join(format!("xcache-warned-{ppid}-{}", w.code));
