@@ -67,6 +67,9 @@ pub fn is_run_key_var(name: &str) -> bool {
                 | "RUSTDOC"
                 | "RUSTC_LINKER"
                 | "RUSTC_WORKSPACE_WRAPPER"
+                // Where the script finds the programs it runs (`protoc`, `python`, …),
+                // which the key cannot identify one by one.
+                | "PATH"
         )
         || C_TOOLCHAIN_PREFIXES.iter().any(|p| name.starts_with(p))
 }

@@ -24,19 +24,27 @@ pub const BUILD_RUN_COMMAND: &str = "__xcache-build-run";
 /// The suffix of the real executable next to its shim.
 pub const REAL_SUFFIX: &str = ".xcache-real";
 
-/// The shim's text for this program at `exe`.
+/// The shim's text for this program at `exe`. When `exe` is gone (cargo-xcache was
+/// uninstalled or moved and a plain `cargo build` reruns the script), the shim runs the
+/// real executable directly: a missing cache never fails a build.
 pub fn shim_text(exe: &Path) -> String {
     let quoted = exe.to_string_lossy().replace('\'', r"'\''");
-    format!("#!/bin/sh\nexec '{quoted}' {BUILD_RUN_COMMAND} \"$0\" \"$@\"\n")
+    format!(
+        "#!/bin/sh\n\
+         [ -x '{quoted}' ] || for f in \"${{0%/*}}\"/*{REAL_SUFFIX}; do exec \"$f\" \"$@\"; done\n\
+         exec '{quoted}' {BUILD_RUN_COMMAND} \"$0\" \"$@\"\n"
+    )
 }
 
 /// True when `text` is a shim (of any executable path).
 pub fn is_shim_text(text: &str) -> bool {
-    text.starts_with("#!/bin/sh\nexec '")
-        && text
-            .lines()
-            .nth(1)
-            .is_some_and(|l| l.ends_with(&format!("' {BUILD_RUN_COMMAND} \"$0\" \"$@\"")))
+    let tail = format!("' {BUILD_RUN_COMMAND} \"$0\" \"$@\"");
+    let lines: Vec<&str> = text.lines().collect();
+    text.starts_with("#!/bin/sh\n")
+        && lines.len() == 3
+        && lines[1].starts_with("[ -x '")
+        && lines[2].starts_with("exec '")
+        && lines[2].ends_with(&tail)
 }
 
 /// The real executable of the shim cargo ran as `ran` (`build-script-build`, a hard
@@ -93,6 +101,20 @@ mod tests {
         assert!(is_shim_text(&t), "{t}");
         assert!(t.contains(r"'/opt/it'\''s/cargo-xcache'"));
         assert!(!is_shim_text("#!/bin/sh\necho hi\n"));
+    }
+
+    #[test]
+    fn shim_runs_the_real_executable_when_the_program_is_gone() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("build_script_build-0123");
+        fs::write(&bin, "#!/bin/sh\necho real \"$@\"\n").unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        install_shim(&bin, &d.path().join("no-such-cargo-xcache"), None).unwrap();
+        let link = d.path().join("build-script-build");
+        fs::hard_link(&bin, &link).unwrap();
+        let out = std::process::Command::new(&link).arg("x").output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "real x\n");
     }
 
     #[test]
