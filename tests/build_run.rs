@@ -259,3 +259,33 @@ fn runs_can_be_left_out_of_the_cache() {
         }
     }
 }
+
+#[test]
+fn runs_travel_through_a_remote_store() {
+    let s = Scratch::new();
+    let folder = s.path("shared");
+    std::fs::create_dir_all(&folder).unwrap();
+    let uri = format!("file://{}", folder.display());
+    let ws1 = s.checkout("c-build", "ws1");
+    let b = xcache_build(&ws1, &s.path("store-1"), &["--remote", &uri], &[NO_SEED]);
+    b.assert_success();
+    let r = Report::read(&ws1.join("target"));
+    assert_eq!(r.runs()["cnum"], run("miss"));
+
+    // Another machine: an empty local store, the same remote.
+    let ws2 = s.checkout("c-build", "elsewhere/ws2");
+    let b = xcache_build(&ws2, &s.path("store-2"), &["--remote", &uri], &[NO_SEED]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert_eq!(r.runs()["cnum"], run("hit"));
+    assert_eq!(r.runs()["plain"], run("hit"));
+    let tiers: Vec<&str> = r.0["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["kind"] == "build-script-run")
+        .map(|u| u["tier"].as_str().unwrap())
+        .collect();
+    assert_eq!(tiers, ["remote", "remote"]);
+    assert_eq!(b.run("app"), EXPECTED);
+}

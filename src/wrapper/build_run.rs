@@ -19,6 +19,7 @@ use std::time::{Instant, SystemTime};
 
 use memchr::memmem;
 
+use super::remote_tier::{RemoteTier, remote_paths};
 use super::run::{target_root, warn_once_per_build};
 use super::shim::real_executable;
 use super::{
@@ -32,8 +33,8 @@ use crate::key::{
     tree_digest,
 };
 use crate::store::{
-    EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, ReadError, Variant, VariantEnv,
-    restore_temp_path,
+    EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, ReadError, RemoteStore, Variant,
+    VariantEnv, restore_temp_path,
 };
 
 /// The most files a run's inputs (a directory it declared, its package) or its
@@ -88,7 +89,10 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         started_at: SystemTime::now(),
         script_ms: 0,
         warnings: Vec::new(),
+        remote: None,
+        bytes_down: 0,
     };
+    run.remote = RemoteTier::new(&run.cfg);
     run.run()
 }
 
@@ -113,6 +117,8 @@ struct Run {
     started_at: SystemTime,
     script_ms: u64,
     warnings: Vec<Warning>,
+    remote: Option<RemoteTier>,
+    bytes_down: u64,
 }
 
 /// What the real script did.
@@ -139,21 +145,29 @@ impl Run {
     }
 
     fn run(&mut self) -> i32 {
+        if let Some(message) = self.cfg.remote_error.clone() {
+            self.warn(&CacheError::RemoteConfig(message));
+        }
         let l1 = self.l1();
-        if let Ok(l1) = &l1
-            && let Some(key) = self.lookup(&self.store.read_manifest(l1), l1)
-        {
+        let found =
+            l1.as_ref()
+                .ok()
+                .and_then(|l1| match self.lookup(&self.store.read_manifest(l1), l1) {
+                    Some(key) => Some((*l1, key, "local")),
+                    None => self.fetch_remote(l1).map(|key| (*l1, key, "remote")),
+                });
+        if let Some((l1, key, tier)) = &found {
             let t = Instant::now();
-            match self.restore(&key) {
+            match self.restore(key) {
                 Ok(Some((meta, bytes))) => {
                     let out = self.pm.expand_text(&meta.stdout);
                     let err = self.pm.expand_text(&meta.stderr);
                     let _ = io::stdout().write_all(out.as_bytes());
                     let _ = io::stderr().write_all(err.as_bytes());
-                    let mut ev = self.event(Outcome::Hit, None, Some(key), bytes, Some(*l1));
+                    let mut ev = self.event(Outcome::Hit, None, Some(*key), bytes, Some(*l1));
                     ev.unit.compile_ms = Some(meta.compile_ms);
                     ev.unit.restore_ms = Some(t.elapsed().as_millis() as u64);
-                    ev.unit.tier = Some("local".to_string());
+                    ev.unit.tier = Some(tier.to_string());
                     self.finish_event(ev);
                     return 0;
                 }
@@ -202,7 +216,14 @@ impl Run {
             Ok((l1, key, bytes))
         });
         let ev = match stored {
-            Ok((l1, key, bytes)) => self.event(Outcome::Miss, None, Some(key), bytes, Some(l1)),
+            Ok((l1, key, bytes)) => {
+                let mut ev = self.event(Outcome::Miss, None, Some(key), bytes, Some(l1));
+                // `cargo xcache build` uploads stored entries in the background.
+                ev.upload = self.cfg.defer_upload
+                    && self.cfg.events.is_some()
+                    && self.remote.as_ref().is_some_and(|r| !r.read_only);
+                ev
+            }
             Err(u) => self.event(
                 Outcome::Uncacheable,
                 Some(u.code().to_string()),
@@ -281,31 +302,94 @@ impl Run {
 
     /// The entry whose recorded inputs match what is on disk now, if it is stored.
     fn lookup(&self, manifest: &Manifest, l1: &Key) -> Option<Key> {
-        'variants: for v in &manifest.variants {
-            let mut env = Vec::with_capacity(v.env.len());
-            for e in &v.env {
-                let now = self.env_value(&e.name);
-                if now != e.value {
-                    continue 'variants;
-                }
-                env.push((e.name.clone(), now));
+        self.matching(manifest, l1)
+            .find(|key| self.store.entry_size(key).is_some())
+    }
+
+    /// The entry whose recorded inputs match what is on disk now, stored or not.
+    fn lookup_inputs(&self, manifest: &Manifest, l1: &Key) -> Option<Key> {
+        self.matching(manifest, l1).next()
+    }
+
+    /// The entry keys of the variants whose inputs match now, newest first.
+    fn matching<'a>(
+        &'a self,
+        manifest: &'a Manifest,
+        l1: &'a Key,
+    ) -> impl Iterator<Item = Key> + 'a {
+        manifest
+            .variants
+            .iter()
+            .filter_map(move |v| self.variant_key(v, l1))
+    }
+
+    fn variant_key(&self, v: &Variant, l1: &Key) -> Option<Key> {
+        let mut env = Vec::with_capacity(v.env.len());
+        for e in &v.env {
+            let now = self.env_value(&e.name);
+            if now != e.value {
+                return None;
             }
-            for input in &v.inputs {
-                let real = self.pm.expand_path(&input.path);
-                if PathMap::has_token(&real.to_string_lossy()) {
-                    continue 'variants;
-                }
-                match tree_digest(&real, &self.target_root, MAX_FILES) {
-                    Ok(d) if d == input.digest => {}
-                    _ => continue 'variants,
-                }
+            env.push((e.name.clone(), now));
+        }
+        for input in &v.inputs {
+            let real = self.pm.expand_path(&input.path);
+            if PathMap::has_token(&real.to_string_lossy()) {
+                return None;
             }
-            let key = entry_key(l1, &v.inputs, &env);
-            if self.store.entry_size(&key).is_some() {
-                return Some(key);
+            match tree_digest(&real, &self.target_root, MAX_FILES) {
+                Ok(d) if d == input.digest => {}
+                _ => return None,
             }
         }
-        None
+        Some(entry_key(l1, &v.inputs, &env))
+    }
+
+    /// Looks the run up in the remote tier and downloads its entry into the local
+    /// store. Returns the entry key on success.
+    fn fetch_remote(&mut self, l1: &Key) -> Option<Key> {
+        let mut tier = self.remote.take()?;
+        let result = (|| -> Result<Option<Key>, CacheError> {
+            let Some(remote) = tier.usable()? else {
+                return Ok(None);
+            };
+            let Some(bytes) = remote.get_bytes(&RemoteStore::manifest_path(l1))? else {
+                return Ok(None);
+            };
+            let manifest: Manifest = serde_json::from_slice(&bytes).unwrap_or_default();
+            let Some(key) = self.lookup_inputs(&manifest, l1) else {
+                return Ok(None);
+            };
+            if self.store.entry_size(&key).is_none() {
+                let (_, entry_path) = remote_paths(l1, &key);
+                let tmp = self.store.temp_path();
+                match remote.get_file(&entry_path, &tmp, None)? {
+                    Some(n) => {
+                        self.bytes_down += n;
+                        self.store.adopt_entry(&key, &tmp)?;
+                    }
+                    None => {
+                        let _ = fs::remove_file(&tmp);
+                        return Ok(None);
+                    }
+                }
+            }
+            // Remember the input set locally: the next lookup needs no round trip.
+            if let Some(v) = manifest.variants.iter().find(|v| v.entry == key.to_hex()) {
+                let _ = self.store.add_variant(l1, v.clone());
+            }
+            Ok(Some(key))
+        })();
+        let found = match result {
+            Ok(k) => k,
+            Err(e) => {
+                let e = tier.fail(e);
+                self.warn(&e);
+                None
+            }
+        };
+        self.remote = Some(tier);
+        found
     }
 
     fn env_value(&self, name: &str) -> Option<String> {
@@ -624,7 +708,7 @@ impl Run {
             },
             overhead_ms: total.saturating_sub(self.script_ms),
             bytes,
-            bytes_down: 0,
+            bytes_down: self.bytes_down,
             bytes_up: 0,
             upk: None,
             spk: None,
