@@ -625,7 +625,9 @@ impl Run {
                 if roots.iter().any(|r| t.contains(r.as_str())) {
                     return Err(Uncacheable::EmbedsAbsolutePath);
                 }
-                if names_system_path(t) {
+                // Generated text may quote example paths (`/path/to/my/files` in a C
+                // header's comment); one that exists here is what the script found.
+                if names_existing_system_path(t) {
                     return Err(Uncacheable::BuildScriptProbesSystem);
                 }
             }
@@ -781,29 +783,44 @@ fn out_dir_files(out_dir: &Path) -> Result<Vec<(String, PathBuf, u64, bool)>, Un
 
 /// True when `text` (with the known roots already tokenized) holds an absolute path of
 /// at least two components (`/usr/lib`) where a path can start: at the beginning, or
-/// after whitespace, `=`, `:`, `,`, `;` or a quote. `//` comments and URLs do not match.
+/// after whitespace, `=`, `:`, `,`, `;`, a quote or a bracket. `//` comments and URLs do
+/// not match.
 pub(super) fn names_system_path(text: &str) -> bool {
+    system_paths(text).next().is_some()
+}
+
+/// True when `text` names an absolute path (see [`names_system_path`]) that exists on
+/// this machine.
+fn names_existing_system_path(text: &str) -> bool {
+    system_paths(text).any(|p| Path::new(p.trim_end_matches(['.', ','])).exists())
+}
+
+/// The absolute paths of at least two components in `text`, each up to the next
+/// whitespace, quote, bracket or separator.
+fn system_paths(text: &str) -> impl Iterator<Item = &str> {
     let b = text.as_bytes();
     let is_part = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'+');
-    for i in memmem::find_iter(b, b"/") {
+    let ends = |c: u8| c.is_ascii_whitespace() || b"\"'`()<>[]{},;:=".contains(&c);
+    memmem::find_iter(b, b"/").filter_map(move |i| {
         let starts = i == 0
             || matches!(
                 b[i - 1],
-                b' ' | b'\t' | b'\n' | b'=' | b':' | b',' | b';' | b'"' | b'\'' | b'('
+                b' ' | b'\t' | b'\n' | b'=' | b':' | b',' | b';' | b'"' | b'\'' | b'(' | b'<'
             );
         if !starts {
-            continue;
+            return None;
         }
         let rest = &b[i + 1..];
         let comp = rest.iter().take_while(|c| is_part(**c)).count();
-        if comp > 0
+        let two = comp > 0
             && rest.get(comp) == Some(&b'/')
-            && rest.get(comp + 1).is_some_and(|c| is_part(*c))
-        {
-            return true;
+            && rest.get(comp + 1).is_some_and(|c| is_part(*c));
+        if !two {
+            return None;
         }
-    }
-    false
+        let len = b[i..].iter().take_while(|c| !ends(**c)).count();
+        text.get(i..i + len)
+    })
 }
 
 /// A relative path that stays inside the directory it is joined to.
@@ -860,5 +877,16 @@ mod tests {
         assert!(!names_system_path("// a comment\nlet x = 1 / 2;"));
         assert!(!names_system_path("see https://example.com/a/b"));
         assert!(!names_system_path("rustc-link-lib=static=foo"));
+        // In generated text only a path that exists counts.
+        assert!(!names_existing_system_path(
+            " *   zstd -b1e3 -r /path/to/my/files -D /path/to/my/dictionary"
+        ));
+        assert!(
+            names_existing_system_path("#include </usr/include/stdio.h>")
+                == Path::new("/usr/include/stdio.h").exists()
+        );
+        assert!(names_existing_system_path(
+            "let root = \"/tmp\"; let x = \"/proc/self\";"
+        ));
     }
 }
