@@ -170,6 +170,23 @@ fn a_script_that_probes_the_system_is_run_and_not_stored() {
 }
 
 #[test]
+fn a_script_that_writes_into_its_package_is_run_and_not_stored() {
+    let s = Scratch::new();
+    let ws = s.checkout("c-build", "ws1");
+    let (b, r) = build(&ws, &s.store(), &[NO_SEED, ("PLAIN_WRITE_HERE", "1")]);
+    assert_eq!(
+        r.runs()["plain"],
+        (
+            "uncacheable".to_string(),
+            Some("build-script-writes-outside".to_string())
+        )
+    );
+    assert!(ws.join("plain/written-by-build-script.txt").is_file());
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    assert_eq!(b.run("app"), EXPECTED);
+}
+
+#[test]
 fn a_corrupt_run_entry_is_detected_rerun_and_replaced() {
     let s = Scratch::new();
     let ws1 = s.checkout("c-build", "ws1");

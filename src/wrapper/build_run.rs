@@ -86,7 +86,11 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         pm,
         store,
         started: Instant::now(),
-        started_at: SystemTime::now(),
+        // File times come from the kernel's coarse clock, which lags the precise one by
+        // up to a tick (4-10 ms): a file the script writes at once could look older than
+        // the run. With the margin, a file written just before the run only makes the
+        // run uncacheable.
+        started_at: SystemTime::now() - std::time::Duration::from_millis(50),
         script_ms: 0,
         warnings: Vec::new(),
         remote: None,
@@ -114,6 +118,8 @@ struct Run {
     pm: PathMap,
     store: LocalStore,
     started: Instant,
+    /// When the run started, less a margin (see `run_build_script`): files modified
+    /// after it may have been written by the script.
     started_at: SystemTime,
     script_ms: u64,
     warnings: Vec<Warning>,
