@@ -36,7 +36,9 @@ fn cold(s: &Scratch) -> Build {
     assert_eq!(r.with_outcome("hit"), Vec::<String>::new());
     // The build script's failing probe compile is not a unit of the build.
     assert_eq!(r.with_outcome("error"), Vec::<String>::new());
-    assert_eq!(r.summary("units"), 6);
+    // Six compiled units and the run of `generated`'s build script.
+    assert_eq!(r.summary("units"), 7);
+    assert_eq!(r.runs()["generated"], ("miss".to_string(), None));
     assert_eq!(r.with_outcome("uncacheable"), Vec::<String>::new());
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
     b
@@ -65,7 +67,8 @@ fn moved_checkout_and_other_target_dir_hit_every_cacheable_unit() {
     let r = Report::read(&t2);
     assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
     assert_eq!(r.with_outcome("miss"), Vec::<String>::new());
-    assert_eq!(r.summary("hits"), 6);
+    assert_eq!(r.summary("hits"), 7);
+    assert_eq!(r.runs()["generated"].0, "hit");
     assert_eq!(warm.run("app"), EXPECTED_OUTPUT);
     // The workspace crate's warning is replayed from the cache, exactly.
     assert_eq!(
@@ -302,7 +305,11 @@ fn drop_in_wrapper_shares_entries_with_the_build_command() {
         })
         .collect();
     hits.sort();
-    assert_eq!(hits, names(CACHEABLE));
+    // The drop-in wrapper gives build scripts the shim too: the run is replayed.
+    let mut expected = names(CACHEABLE);
+    expected.push("build_script_build:build-script-run".to_string());
+    expected.sort();
+    assert_eq!(hits, expected);
 }
 
 #[test]
@@ -321,13 +328,15 @@ fn corrupt_entries_are_detected_replaced_and_never_fail_the_build() {
             corrupted += 1;
         }
     }
-    // Each cacheable unit has its entry and its seed pack (see `seed`).
-    assert_eq!(corrupted, 2 * CACHEABLE.len());
+    // Each cacheable unit has its entry and its seed pack (see `seed`); the build
+    // script's run has its entry.
+    assert_eq!(corrupted, 2 * CACHEABLE.len() + 1);
     let ws2 = s.checkout("basic-workspace", "ws2");
     let b = xcache_build(&ws2, &s.store(), &[], &[]);
     b.assert_success();
     let r = Report::read(&ws2.join("target"));
     assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+    assert_eq!(r.runs()["generated"], ("miss".to_string(), None));
     assert_warned_once(&b, &r, "corrupt-entry");
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 
@@ -418,10 +427,12 @@ fn incremental_units_restore_non_incremental_entries_and_are_never_stored() {
     for name in unit_names() {
         assert_eq!(r.reason_of(name).as_deref(), Some("incremental"), "{name}");
     }
+    // Only the build script's run is stored: running a script is never incremental.
+    assert_eq!(r.runs()["generated"], ("miss".to_string(), None));
     assert_eq!(
         walk_files(&s.store().join("v1/entries")),
-        0,
-        "nothing stored"
+        1,
+        "nothing but the run stored"
     );
 
     // Entries of a CARGO_INCREMENTAL=0 build do not serve incremental builds: cargo's

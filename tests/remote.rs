@@ -83,8 +83,10 @@ fn scenario(mut server: Server, uri: &str, env: &[(&str, &str)]) {
 
     let (_, r) = build(&s, "elsewhere/warm", uri, &[], env);
     assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
-    assert_eq!(tiers(&r), vec!["remote"; 6]);
-    assert_eq!(r.summary("remote_hits"), 6);
+    // Six compiled units and the build script's run, planted with the library that
+    // read its output from a seed that came down.
+    assert_eq!(tiers(&r), vec!["remote"; 7]);
+    assert_eq!(r.summary("remote_hits"), 7);
     assert!(r.summary("bytes_down") > 0);
     // Every unit (the graph predicts libraries, proc-macros, build scripts and the
     // members' binaries) came down before cargo started, and all of it was used.
@@ -93,7 +95,7 @@ fn scenario(mut server: Server, uri: &str, env: &[(&str, &str)]) {
     assert!(r.summary("predicted") >= 6);
     // Seeds came down too: every unit was put in place before cargo started and cargo
     // found each fresh.
-    assert_eq!(r.summary("seeded"), 6, "{}", r.0["summary"]);
+    assert_eq!(r.summary("seeded"), 7, "{}", r.0["summary"]);
 
     // A bumped package: the units whose inputs did not change are still prefetched.
     let ws = s.checkout("basic-workspace", "bumped");
@@ -115,7 +117,9 @@ fn scenario(mut server: Server, uri: &str, env: &[(&str, &str)]) {
             "macros:proc-macro"
         ])
     );
-    assert_eq!(tiers(&r), ["remote", "remote", "remote"]);
+    // With the run of `generated`'s build script, planted with it.
+    assert_eq!(tiers(&r), ["remote", "remote", "remote", "remote"]);
+    assert_eq!(r.runs()["generated"], ("hit".to_string(), None));
     assert_eq!(
         r.with_outcome("miss"),
         names(&["app:bin", "mid:lib", "util:lib"])
@@ -221,7 +225,8 @@ fn remote_stopped_mid_build_never_fails_it() {
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
     let r = Report::read(&ws.join("target"));
     assert!(r.with_outcome("error").is_empty());
-    assert_eq!(r.summary("units"), 6);
+    // Six compiled units and one build-script run.
+    assert_eq!(r.summary("units"), 7);
     // Units stored after the stop could not be uploaded: said once, not per unit.
     assert_warned_once(&b, &r, "remote-unavailable");
 }
@@ -344,7 +349,8 @@ fn entries_larger_than_memcached_accepts_stay_local() {
         !r.warning_codes()
             .contains(&"remote-unavailable".to_string())
     );
-    assert_eq!(r.summary("hits") + r.summary("misses"), 6);
+    // Six compiled units and one build-script run.
+    assert_eq!(r.summary("hits") + r.summary("misses"), 7);
 }
 
 #[test]
@@ -370,6 +376,7 @@ fn shared_folder() {
     );
     let (_, r) = build(&s, "elsewhere/warm", &uri, &[], &[]);
     assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
-    assert_eq!(tiers(&r), vec!["remote"; 6]);
+    // Six compiled units and the build script's run, planted from a remote seed.
+    assert_eq!(tiers(&r), vec!["remote"; 7]);
     assert_eq!(r.summary("prefetched"), 6);
 }

@@ -105,7 +105,9 @@ fn seeded_units_are_fresh_for_cargo_in_a_moved_checkout() {
     assert!(seeded.contains(&"util:lib".to_string()), "{seeded:?}");
     // Every unit was put in place, and cargo found every one fresh: nothing ran.
     let fresh = b.fresh();
-    assert_eq!(seeded.len(), 6, "{seeded:?}");
+    // Six compiled units and the build script's run, planted with `generated`.
+    assert_eq!(seeded.len(), 7, "{seeded:?}");
+    assert!(seeded.contains(&"build_script_build:build-script-run".to_string()));
     assert_eq!(fresh.len(), 6, "{fresh:?}");
     assert!(fresh.values().all(|f| *f), "{fresh:?}");
     assert_eq!(r.summary("seed_rejected"), 0);

@@ -1,5 +1,6 @@
 //! The command line: `cargo xcache <command>`, and the rustc-wrapper mode chosen by how
-//! the executable is invoked. Entry point: [`main_impl`].
+//! the executable is invoked, and the build-run mode a build script's shim starts.
+//! Entry point: [`main_impl`].
 
 mod args;
 mod build;
@@ -27,6 +28,9 @@ const COMMANDS: &[&str] = &["build", "report", "doctor", "prepare", "warm", "hel
 pub fn main_impl() -> i32 {
     let args: Vec<OsString> = std::env::args_os().collect();
     if let Some(first) = args.get(1) {
+        if first == crate::wrapper::BUILD_RUN_COMMAND {
+            return run_build_script(&args[2..]);
+        }
         let s = first.to_string_lossy();
         let ours = s == "xcache" || s.starts_with('-') || COMMANDS.contains(&s.as_ref());
         if !ours {
@@ -66,6 +70,17 @@ fn run_as_wrapper(rustc: PathBuf, rest: &[OsString]) -> i32 {
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     crate::wrapper::run_wrapper(rustc, args, Env::capture(), cwd)
+}
+
+/// The build-run mode: cargo ran a build script's shim, which passes the path cargo
+/// ran and the script's arguments.
+fn run_build_script(rest: &[OsString]) -> i32 {
+    let Some(ran) = rest.first() else {
+        eprintln!("error: xcache: the build-run mode needs the path of the script cargo ran");
+        return 2;
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    crate::wrapper::run_build_script(PathBuf::from(ran), rest[1..].to_vec(), Env::capture(), cwd)
 }
 
 fn report_error(e: &CliError) {

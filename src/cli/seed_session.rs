@@ -115,6 +115,9 @@ impl SeedSession {
                 None => planted.push(p),
             }
         }
+        // A build-script run planted with a unit cargo found fresh was fresh too (the
+        // unit's fingerprint covers the run's): cargo did not run the script.
+        let mut runs_seeded: Vec<&str> = Vec::new();
         for p in planted {
             let key = p.unit.seed_key.to_hex();
             let hash = p.unit_dir.rsplit_once('-').map_or("", |(_, h)| h);
@@ -149,6 +152,38 @@ impl SeedSession {
                 key: p.entry.clone(),
                 tier: Some("local".into()),
                 non_incremental_restore: p.incremental,
+                seeded: true,
+            });
+            let Some(run_fp) = p.run_fingerprint_dir.as_deref() else {
+                continue;
+            };
+            let ran = events
+                .iter()
+                .any(|e| e.unit.kind == "build-script-run" && e.unit.package == p.unit.package);
+            if ran || runs_seeded.contains(&run_fp) {
+                continue;
+            }
+            runs_seeded.push(run_fp);
+            s.seeded += 1;
+            s.units += 1;
+            s.hits += 1;
+            let kind = s.by_kind.entry("build-script-run".to_string()).or_default();
+            kind.units += 1;
+            kind.hit += 1;
+            report.units.push(UnitRecord {
+                package: p.unit.package.clone(),
+                version: p.unit.version.clone(),
+                crate_name: "build_script_build".to_string(),
+                kind: "build-script-run".to_string(),
+                target: p.unit.target.clone(),
+                outcome: Outcome::Hit,
+                reason: None,
+                compile_ms: None,
+                restore_ms: None,
+                // The run's files travel in the unit's pack.
+                key: Some(p.pack.clone()),
+                tier: Some("local".into()),
+                non_incremental_restore: false,
                 seeded: true,
             });
         }

@@ -38,6 +38,9 @@ pub mod vars {
     /// Set by `cargo xcache warm` for its wrappers: the directories (one a line) of the
     /// packages whose sources are placeholders; their units are never stored.
     pub const PLACEHOLDERS: &str = "XCACHE_PLACEHOLDERS";
+    /// `0` turns the caching of build-script runs off (build-script executables are
+    /// still cached; they are just not given the shim that replays runs).
+    pub const BUILD_RUNS: &str = "XCACHE_BUILD_RUNS";
 }
 
 /// A snapshot of the process environment, taken once.
@@ -150,6 +153,8 @@ pub struct WrapperConfig {
     pub prefetch_absent: Option<PathBuf>,
     /// The unit belongs to a package `cargo xcache warm` laid out as placeholders.
     pub placeholder: bool,
+    /// Build-script runs go through the cache (`XCACHE_BUILD_RUNS`, on unless `0`).
+    pub build_runs: bool,
     pub env: Env,
 }
 
@@ -186,6 +191,10 @@ impl WrapperConfig {
             events: env.get(vars::EVENTS).map(PathBuf::from),
             disabled: env.is_true(vars::DISABLE),
             drop_incremental: env.is_true(vars::DROP_INCREMENTAL),
+            build_runs: !matches!(
+                env.get(vars::BUILD_RUNS),
+                Some("0" | "false" | "no" | "off")
+            ),
             cargo_home: cargo_home(&env),
             rustup_toolchain: env.get("RUSTUP_TOOLCHAIN").map(str::to_string),
             placeholder: is_placeholder(&env),

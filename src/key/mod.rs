@@ -10,11 +10,15 @@
 //! of their command line to the first level, and every file the link line named
 //! ([`link_inputs`]) to the entry key ([`linked_entry_key`]).
 //!
+//! Build-script runs are keyed in the same two levels ([`run_l1_key`], then
+//! [`entry_key`] over what the script declared it read).
+//!
 //! Paths are normalized through a [`PathMap`] so that a moved checkout, another target
 //! dir or another `CARGO_HOME` produce the same key; the same map drives
 //! `--remap-path-prefix` so the artifacts themselves are path-independent.
 
 mod artifact;
+mod build_run;
 mod compiler;
 mod depinfo;
 mod hasher;
@@ -26,6 +30,10 @@ mod rustc_args;
 mod unit_key;
 
 pub use artifact::{artifact_identity, content_identity, key_identity, write_artifact_identity};
+pub use build_run::{
+    RunKeyInput, TreeError, c_tool_names, is_run_key_var, run_env, run_l1_key, tool_identity,
+    tree_digest,
+};
 pub use compiler::{CompilerId, compiler_id};
 pub use depinfo::{DepInfo, EnvDep};
 pub use hasher::{Key, KeyHasher};

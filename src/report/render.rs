@@ -100,13 +100,19 @@ pub fn render_table(r: &BuildReport) -> String {
         }
         let _ = writeln!(out, "\n{} ({})", outcome.as_str(), units.len());
         for u in units {
+            // A build-script run is not compiled: its time is the script's.
+            let verb = if u.kind == "build-script-run" {
+                "ran"
+            } else {
+                "compiled"
+            };
             let ms = match outcome {
                 Outcome::Hit => format!(
-                    "restored in {}, compiled in {}",
+                    "restored in {}, {verb} in {}",
                     secs(u.restore_ms.unwrap_or(0)),
                     secs(u.compile_ms.unwrap_or(0))
                 ),
-                _ => format!("compiled in {}", secs(u.compile_ms.unwrap_or(0))),
+                _ => format!("{verb} in {}", secs(u.compile_ms.unwrap_or(0))),
             };
             let reason = match u.reason.as_deref() {
                 Some(r) => format!("  [{r}]"),

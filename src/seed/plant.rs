@@ -19,7 +19,7 @@ use crate::key::{
 };
 use crate::prefetch::PredictedUnit;
 use crate::store::{LocalStore, ReadError, restore_temp_path};
-use crate::wrapper::{Warning, restore_entry};
+use crate::wrapper::{Warning, is_shim_text, restore_entry, write_shim};
 
 /// What planting needs.
 pub struct PlantInput<'a> {
@@ -363,6 +363,13 @@ fn put_in_place(
             fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
         }
         fs::rename(&tmp, &dest)?;
+        // A build script's shim names the program that captured it: it is written
+        // again for this one (which may live elsewhere now).
+        if f.role == "exec" && n < 4096 && fs::read_to_string(&dest).is_ok_and(|t| is_shim_text(&t))
+        {
+            let exe = std::env::current_exe()?;
+            write_shim(&dest, &exe)?;
+        }
         bytes += n;
         written.push(dest);
     }

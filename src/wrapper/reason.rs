@@ -25,10 +25,20 @@ pub enum Uncacheable {
     MissingOutput,
     Disabled,
     Placeholder,
+    BuildScriptProbesSystem,
+    BuildScriptInputOutside,
+    BuildScriptWritesOutside,
+    BuildScriptUnsupportedOutput,
+    BuildScriptTooManyFiles,
+    BuildScriptUnknownToolchain,
 }
 
 /// The reason code of the `error` outcome: rustc failed, and failures are never cached.
 pub const RUSTC_FAILED: &str = "rustc-failed";
+
+/// The reason code of a build-script run's `error` outcome: the script failed, and
+/// failures are never cached.
+pub const BUILD_SCRIPT_FAILED: &str = "build-script-failed";
 
 impl Uncacheable {
     /// Every reason, in the order the book lists them.
@@ -52,6 +62,12 @@ impl Uncacheable {
         Uncacheable::MissingOutput,
         Uncacheable::Disabled,
         Uncacheable::Placeholder,
+        Uncacheable::BuildScriptProbesSystem,
+        Uncacheable::BuildScriptInputOutside,
+        Uncacheable::BuildScriptWritesOutside,
+        Uncacheable::BuildScriptUnsupportedOutput,
+        Uncacheable::BuildScriptTooManyFiles,
+        Uncacheable::BuildScriptUnknownToolchain,
     ];
 
     /// The stable code.
@@ -76,6 +92,12 @@ impl Uncacheable {
             Uncacheable::MissingOutput => "missing-output",
             Uncacheable::Disabled => "disabled",
             Uncacheable::Placeholder => "placeholder",
+            Uncacheable::BuildScriptProbesSystem => "build-script-probes-system",
+            Uncacheable::BuildScriptInputOutside => "build-script-input-outside",
+            Uncacheable::BuildScriptWritesOutside => "build-script-writes-outside",
+            Uncacheable::BuildScriptUnsupportedOutput => "build-script-unsupported-output",
+            Uncacheable::BuildScriptTooManyFiles => "build-script-too-many-files",
+            Uncacheable::BuildScriptUnknownToolchain => "build-script-unknown-toolchain",
         }
     }
 
@@ -122,6 +144,24 @@ impl Uncacheable {
             Uncacheable::Disabled => "XCACHE_DISABLE is set",
             Uncacheable::Placeholder => {
                 "a placeholder source of `cargo xcache warm`, never stored nor seeded"
+            }
+            Uncacheable::BuildScriptProbesSystem => {
+                "a build script's directives or outputs name an absolute path outside the package, the target dir and CARGO_HOME"
+            }
+            Uncacheable::BuildScriptInputOutside => {
+                "a build script declared rerun-if-changed on a path outside the package, the target dir and CARGO_HOME"
+            }
+            Uncacheable::BuildScriptWritesOutside => {
+                "a build script changed files in its package directory, outside OUT_DIR"
+            }
+            Uncacheable::BuildScriptUnsupportedOutput => {
+                "a build script left a symbolic link, a special file or a non-UTF-8 name in OUT_DIR"
+            }
+            Uncacheable::BuildScriptTooManyFiles => {
+                "a build script's inputs or outputs hold more files than the cache describes"
+            }
+            Uncacheable::BuildScriptUnknownToolchain => {
+                "the build script's executable or the rustc it is given could not be identified"
             }
         }
     }

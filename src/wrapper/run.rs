@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 use super::linked::LinkPlan;
 use super::remote_tier::{RemoteTier, remote_paths};
 use super::restore::{replay_text, restore_entry};
+use super::shim::install_shim;
 use super::{
     Outcome, RUSTC_FAILED, Uncacheable, UnitEvent, UnitPlace, UnitRecord, Warning, append_event,
 };
@@ -227,6 +228,7 @@ impl Unit {
             identities.push((so, key_identity(key)));
         }
         self.write_identities(identities);
+        self.install_shim(None);
         let outcome = if reason.is_some() {
             Outcome::Uncacheable
         } else {
@@ -277,6 +279,14 @@ impl Unit {
                 if let Some(so) = self.linked_lib_output() {
                     ids.push((so, key_identity(&key)));
                 }
+                let exe_digest = self.build_script_output().and_then(|bin| {
+                    restored
+                        .files
+                        .iter()
+                        .find(|(p, _)| *p == bin)
+                        .map(|(_, d)| *d)
+                });
+                self.install_shim(exe_digest);
                 // Before replaying: the replayed metadata message lets cargo start
                 // dependents, which read these.
                 self.write_identities(ids);
@@ -662,6 +672,37 @@ impl Unit {
         Some(self.cfg.cwd.join(so.path))
     }
 
+    /// The executable of a build-script unit that links.
+    fn build_script_output(&self) -> Option<PathBuf> {
+        if self.inv.kind() != CrateKind::BuildScript || !self.inv.links() {
+            return None;
+        }
+        let bin = self.inv.outputs().into_iter().next()?;
+        Some(self.cfg.cwd.join(bin.path))
+    }
+
+    /// Puts the shim that sends the script's runs through the cache in front of a
+    /// build-script executable (`super::shim`), when runs are cached. The build scripts
+    /// of `cargo xcache warm`'s placeholder packages are not: their runs are never stored.
+    fn install_shim(&mut self, digest: Option<Key>) {
+        if !self.cfg.build_runs
+            || self.cfg.disabled
+            || self.cfg.placeholder
+            || self.cfg.store_dir.is_none()
+        {
+            return;
+        }
+        let Some(bin) = self.build_script_output() else {
+            return;
+        };
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        if let Err(source) = install_shim(&bin, &exe, digest) {
+            self.warn(&CacheError::Write { path: bin, source });
+        }
+    }
+
     /// Writes the identity sidecars of this unit's artifacts.
     fn write_identities(&mut self, ids: Vec<(PathBuf, String)>) {
         for (p, id) in ids {
@@ -809,7 +850,7 @@ fn is_lib_artifact(p: &Path) -> bool {
 /// With `--target`, cargo tags `<target>/<triple>` as well as `<target>`: the outer
 /// one is the root, so that a unit's paths are relative to the directory the front-end
 /// plans (and plants) in.
-fn target_root(out_dir: &Path) -> PathBuf {
+pub(super) fn target_root(out_dir: &Path) -> PathBuf {
     let tagged = |d: &Path| d.join("CACHEDIR.TAG").is_file();
     for dir in out_dir.ancestors().take(5) {
         if tagged(dir) {
@@ -829,7 +870,7 @@ fn target_root(out_dir: &Path) -> PathBuf {
 
 /// Drop-in mode has no front-end to gather warnings: print each code once per cargo
 /// process, using a marker file named for cargo's PID.
-fn warn_once_per_build(warnings: &[Warning]) {
+pub(super) fn warn_once_per_build(warnings: &[Warning]) {
     let ppid = std::os::unix::process::parent_id();
     for w in warnings {
         let marker = std::env::temp_dir().join(format!("xcache-warned-{ppid}-{}", w.code));

@@ -215,12 +215,14 @@ impl Report {
             .unwrap_or_else(|| panic!("summary.{field}"))
     }
 
-    /// `crate_name:kind` -> outcome, for every unit.
+    /// `crate_name:kind` -> outcome, for every unit rustc compiled (build-script runs,
+    /// which share their crate name with the build script, are read with [`Report::runs`]).
     pub fn outcomes(&self) -> BTreeMap<String, String> {
         self.0["units"]
             .as_array()
             .unwrap()
             .iter()
+            .filter(|u| u["kind"] != "build-script-run")
             .map(|u| {
                 (
                     format!(
@@ -229,6 +231,25 @@ impl Report {
                         u["kind"].as_str().unwrap()
                     ),
                     u["outcome"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// `package` -> (outcome, reason) for every build-script run.
+    pub fn runs(&self) -> BTreeMap<String, (String, Option<String>)> {
+        self.0["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["kind"] == "build-script-run")
+            .map(|u| {
+                (
+                    u["package"].as_str().unwrap().to_string(),
+                    (
+                        u["outcome"].as_str().unwrap().to_string(),
+                        u["reason"].as_str().map(str::to_string),
+                    ),
                 )
             })
             .collect()
@@ -252,7 +273,7 @@ impl Report {
             .as_array()
             .unwrap()
             .iter()
-            .find(|u| u["crate_name"] == crate_name)
+            .find(|u| u["crate_name"] == crate_name && u["kind"] != "build-script-run")
             .cloned()
             .unwrap_or_else(|| panic!("no unit {crate_name}"))
     }
@@ -262,7 +283,7 @@ impl Report {
             .as_array()
             .unwrap()
             .iter()
-            .find(|u| u["crate_name"] == crate_name)
+            .find(|u| u["crate_name"] == crate_name && u["kind"] != "build-script-run")
             .and_then(|u| u["reason"].as_str().map(str::to_string))
     }
 

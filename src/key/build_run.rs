@@ -1,0 +1,318 @@
+//! What the key of a build-script *run* covers. Main functions: [`run_l1_key`],
+//! [`run_env`], [`tree_digest`].
+//!
+//! Like a rustc unit, a run is keyed in two levels:
+//! - the first level ([`run_l1_key`]) covers what is known before the script runs: the
+//!   script executable's identity, the variables cargo sets for it (paths tokenized), the
+//!   rustc it may call and the C toolchain it may use (variables and tool identities);
+//! - the entry key (`entry_key`, as for rustc units) adds what the script declared on
+//!   its previous run: the digest of every `rerun-if-changed` path and the value of
+//!   every `rerun-if-env-changed` variable, or the whole package directory when it named
+//!   no file.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::{Key, KeyHasher, PathMap, hash_file};
+
+/// Variables that never reach the key: scheduling (`NUM_JOBS`, the jobserver), the
+/// wrapper cargo passes on, this program's own settings, and terminal styling.
+fn is_ignored(name: &str) -> bool {
+    matches!(
+        name,
+        "NUM_JOBS" | "CARGO_MAKEFLAGS" | "MAKEFLAGS" | "MFLAGS" | "RUSTC_WRAPPER" | "RUSTC"
+    ) || name.starts_with("XCACHE_")
+        || name.starts_with("CARGO_TERM_")
+}
+
+/// Prefixes of the variables a C (or C++) build reads: the `cc` crate's compiler, archiver
+/// and flags with their `HOST_`/`TARGET_` and `_<triple>` spellings, `pkg-config`'s and
+/// `cmake`'s settings. A broad net: a variable caught here that does not matter only
+/// costs a miss.
+const C_TOOLCHAIN_PREFIXES: &[&str] = &[
+    "CC",
+    "CXX",
+    "AR",
+    "RANLIB",
+    "CFLAGS",
+    "CPPFLAGS",
+    "LDFLAGS",
+    "HOST_",
+    "TARGET_",
+    "CRATE_CC_",
+    "PKG_CONFIG",
+    "CMAKE",
+];
+
+/// True when a variable of the run's environment is part of its key.
+pub fn is_run_key_var(name: &str) -> bool {
+    if is_ignored(name) {
+        return false;
+    }
+    name.starts_with("CARGO_")
+        || name.starts_with("DEP_")
+        || matches!(
+            name,
+            "CARGO"
+                | "OUT_DIR"
+                | "TARGET"
+                | "HOST"
+                | "PROFILE"
+                | "OPT_LEVEL"
+                | "DEBUG"
+                | "RUSTDOC"
+                | "RUSTC_LINKER"
+                | "RUSTC_WORKSPACE_WRAPPER"
+                // Where the script finds the programs it runs (`protoc`, `python`, …),
+                // which the key cannot identify one by one.
+                | "PATH"
+        )
+        || C_TOOLCHAIN_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The keyed variables of a run's environment, values tokenized, sorted by name.
+pub fn run_env(vars: &BTreeMap<String, String>, pm: &PathMap) -> Vec<(String, String)> {
+    vars.iter()
+        .filter(|(k, _)| is_run_key_var(k))
+        .map(|(k, v)| (k.clone(), pm.normalize_text(v)))
+        .collect()
+}
+
+/// The programs a C build may run: `cc`, `c++`, `ar`, the target-prefixed ones of a
+/// cross build, and whatever `CC`/`CXX`/`AR` (in any spelling) name.
+pub fn c_tool_names(vars: &BTreeMap<String, String>) -> Vec<String> {
+    let mut names: Vec<String> = ["cc", "c++", "ar"].iter().map(|s| s.to_string()).collect();
+    if let (Some(t), Some(h)) = (vars.get("TARGET"), vars.get("HOST"))
+        && t != h
+    {
+        for tool in ["gcc", "g++", "ar"] {
+            names.push(format!("{t}-{tool}"));
+        }
+    }
+    for (k, v) in vars {
+        let base = k
+            .strip_prefix("HOST_")
+            .or_else(|| k.strip_prefix("TARGET_"))
+            .unwrap_or(k);
+        let is_tool = ["CC", "CXX", "AR"]
+            .iter()
+            .any(|t| base == *t || base.starts_with(&format!("{t}_")));
+        if is_tool && let Some(first) = v.split_whitespace().next() {
+            names.push(first.to_string());
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The identity of a program as the script would find it: `absent`, or the digest of the
+/// file it resolves to with what `--version` prints.
+pub fn tool_identity(name: &str, cwd: &Path, path: Option<&OsStr>) -> String {
+    let found = if name.contains('/') {
+        Some(cwd.join(name)).filter(|p| p.is_file())
+    } else {
+        path.and_then(|p| {
+            std::env::split_paths(p)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    let Some(prog) = found else {
+        return "absent".to_string();
+    };
+    let real = fs::canonicalize(&prog).unwrap_or(prog.clone());
+    let digest = hash_file(&real).map_or_else(|_| "unreadable".to_string(), |k| k.to_hex());
+    let version = Command::new(&prog)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    format!("{digest} {}", version.trim())
+}
+
+/// What the first-level key of a run is made of.
+pub struct RunKeyInput<'a> {
+    /// The identity of the real script executable (`key::artifact_identity`).
+    pub script: &'a str,
+    /// The rustc identity (`CompilerId::key`).
+    pub compiler: &'a Key,
+    /// The C linker driver's identity (`LinkerId::key`), which covers the C runtime the
+    /// system headers come with; `None` when it could not be identified.
+    pub c_runtime: Option<&'a Key>,
+    /// [`run_env`].
+    pub env: &'a [(String, String)],
+    /// `(program, identity)` for each of [`c_tool_names`].
+    pub tools: &'a [(String, String)],
+    /// `(variable, digest)` for each `DEP_*` variable naming a path in the target dir:
+    /// what a `links` dependency's run left there (headers, libraries).
+    pub dep_trees: &'a [(String, String)],
+}
+
+/// The first-level key of a run. Bump `KEY_SCHEMA` (and re-read `tests/build_run.rs`)
+/// when a field changes meaning.
+pub fn run_l1_key(i: &RunKeyInput<'_>) -> Key {
+    let mut h = KeyHasher::new("build-script-run");
+    h.str("script", i.script).key("rustc", i.compiler).str(
+        "c-runtime",
+        &i.c_runtime.map_or("unidentified".to_string(), Key::to_hex),
+    );
+    let env: Vec<String> = i.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    h.list("env", env.iter().map(String::as_str));
+    let tools: Vec<String> = i.tools.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    h.list("tools", tools.iter().map(String::as_str));
+    let deps: Vec<String> = i
+        .dep_trees
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    h.list("dep-trees", deps.iter().map(String::as_str));
+    h.finish()
+}
+
+/// Why a tree could not be described.
+#[derive(Debug)]
+pub enum TreeError {
+    /// More files than `limit`.
+    TooManyFiles,
+    Io(io::Error),
+}
+
+impl From<io::Error> for TreeError {
+    fn from(e: io::Error) -> TreeError {
+        TreeError::Io(e)
+    }
+}
+
+/// The digest of what is at `p` now: `absent`; `file:<digest>`; for a directory,
+/// `dir:<digest>` over every file below it (relative path and contents, sorted; a
+/// symbolic link by its target), skipping `.git` and `skip` (the target dir). An added,
+/// removed or edited file changes it.
+pub fn tree_digest(p: &Path, skip: &Path, limit: usize) -> Result<String, TreeError> {
+    let meta = match fs::metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok("absent".to_string()),
+        Err(e) => return Err(e.into()),
+    };
+    if !meta.is_dir() {
+        return Ok(format!("file:{}", hash_file(p)?.to_hex()));
+    }
+    let mut listed: Vec<String> = Vec::new();
+    let mut stack: Vec<PathBuf> = vec![p.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            let path = e.path();
+            let ft = e.file_type()?;
+            let rel = path
+                .strip_prefix(p)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            if ft.is_dir() {
+                if e.file_name() != ".git" && !path.starts_with(skip) {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if listed.len() >= limit {
+                return Err(TreeError::TooManyFiles);
+            }
+            if ft.is_symlink() {
+                let target = fs::read_link(&path)?;
+                listed.push(format!("{rel}\0link:{}", target.to_string_lossy()));
+            } else if ft.is_file() {
+                listed.push(format!("{rel}\0{}", hash_file(&path)?.to_hex()));
+            }
+        }
+    }
+    listed.sort();
+    let mut h = KeyHasher::new("tree");
+    h.list("files", listed.iter().map(String::as_str));
+    Ok(format!("dir:{}", h.finish().to_hex()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_variables() {
+        for k in [
+            "CARGO_PKG_NAME",
+            "CARGO_FEATURE_STD",
+            "CARGO_CFG_TARGET_OS",
+            "OUT_DIR",
+            "TARGET",
+            "DEP_Z_INCLUDE",
+            "CC",
+            "CFLAGS_x86_64_unknown_linux_gnu",
+            "TARGET_CXXFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+        ] {
+            assert!(is_run_key_var(k), "{k}");
+        }
+        for k in [
+            "NUM_JOBS",
+            "CARGO_MAKEFLAGS",
+            "RUSTC_WRAPPER",
+            "XCACHE_EVENTS",
+            "PWD",
+            "HOME",
+            "CARGO_TERM_COLOR",
+        ] {
+            assert!(!is_run_key_var(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn tree_digest_sees_added_and_edited_files() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("pkg");
+        fs::create_dir_all(root.join("src")).unwrap();
+        fs::write(root.join("src/a.c"), "int a;").unwrap();
+        let skip = root.join("target");
+        fs::create_dir_all(&skip).unwrap();
+        let first = tree_digest(&root, &skip, 100).unwrap();
+        fs::write(skip.join("ignored"), "x").unwrap();
+        assert_eq!(tree_digest(&root, &skip, 100).unwrap(), first);
+        fs::write(root.join("src/b.c"), "int b;").unwrap();
+        let added = tree_digest(&root, &skip, 100).unwrap();
+        assert_ne!(added, first);
+        fs::write(root.join("src/a.c"), "int a2;").unwrap();
+        assert_ne!(tree_digest(&root, &skip, 100).unwrap(), added);
+        assert_eq!(
+            tree_digest(&root.join("nope"), &skip, 100).unwrap(),
+            "absent"
+        );
+        assert!(matches!(
+            tree_digest(&root, &skip, 1),
+            Err(TreeError::TooManyFiles)
+        ));
+    }
+
+    #[test]
+    fn c_tools_include_named_compilers() {
+        let vars: BTreeMap<String, String> = [
+            ("CC", "clang -m64"),
+            ("TARGET", "a"),
+            ("HOST", "b"),
+            ("TARGET_AR", "llvm-ar"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let names = c_tool_names(&vars);
+        for n in ["cc", "c++", "ar", "clang", "llvm-ar", "a-gcc"] {
+            assert!(names.contains(&n.to_string()), "{n} in {names:?}");
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Build-script runs: stored after a cold build, replayed in another checkout with an
+//! empty target dir, missed when what the script declared (or, for a script that declared
+//! nothing, its package) changes, never replayed when the script looked at the system.
+//! Read from our report and from what the built program prints.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Build, Report, Scratch, cargo_build, xcache_build};
+
+const EXPECTED: &str = "value=42 greeting=hello from C land+plain data=first data\n";
+
+/// Seeding would plant the runs' directories and cargo would not run the scripts: these
+/// tests look at the run cache itself.
+const NO_SEED: (&str, &str) = ("XCACHE_SEED", "0");
+
+fn build(ws: &Path, store: &Path, env: &[(&str, &str)]) -> (Build, Report) {
+    let b = xcache_build(ws, store, &[], env);
+    b.assert_success();
+    let r = Report::read(&ws.join("target"));
+    (b, r)
+}
+
+fn run(outcome: &str) -> (String, Option<String>) {
+    (outcome.to_string(), None)
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{}", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+/// The one `out/` directory of `package`'s run under `target`.
+fn out_dir(target: &Path, package: &str) -> PathBuf {
+    let build = target.join("debug/build");
+    std::fs::read_dir(&build)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with(&format!("{package}-")) && p.join("out").is_dir()
+        })
+        .map(|p| p.join("out"))
+        .unwrap_or_else(|| panic!("no run dir of {package} in {}", build.display()))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn runs_are_replayed_in_another_checkout_like_plain_cargo() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("c-build", "ws1");
+    let (b1, r) = build(&ws1, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    assert_eq!(r.runs()["plain"], run("miss"));
+    assert_eq!(b1.run("app"), EXPECTED);
+
+    let ws2 = s.checkout("c-build", "elsewhere/deeper/ws2");
+    let (b2, r) = build(&ws2, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["cnum"], run("hit"));
+    assert_eq!(r.runs()["plain"], run("hit"));
+    assert_eq!(
+        r.0["summary"]["by_kind"]["build-script-run"],
+        serde_json::json!({"units": 2, "hit": 2})
+    );
+    assert_eq!(b2.run("app"), EXPECTED);
+
+    // The replayed directives point cargo at this target dir, and the C library came
+    // back byte for byte, naming neither checkout.
+    let output =
+        std::fs::read_to_string(out_dir(&ws2.join("target"), "cnum").with_file_name("output"))
+            .unwrap();
+    assert!(
+        output.contains(&format!(
+            "cargo:rustc-link-search=native={}",
+            out_dir(&ws2.join("target"), "cnum").display()
+        )),
+        "{output}"
+    );
+    let lib1 = std::fs::read(out_dir(&ws1.join("target"), "cnum").join("libnum.a")).unwrap();
+    let lib2 = std::fs::read(out_dir(&ws2.join("target"), "cnum").join("libnum.a")).unwrap();
+    assert!(lib1 == lib2);
+    for ws in [&ws1, &ws2] {
+        assert!(!contains(&lib2, ws.to_str().unwrap().as_bytes()));
+    }
+
+    // Plain cargo, no cache, in a third place: the same program output.
+    let ws3 = s.checkout("c-build", "third/ws3");
+    let out = cargo_build(&ws3, &[], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plain = Command::new(ws3.join("target/debug/app")).output().unwrap();
+    assert_eq!(String::from_utf8(plain.stdout).unwrap(), EXPECTED);
+}
+
+#[test]
+fn what_a_script_declared_decides_its_run() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("c-build", "ws1");
+    build(&ws1, &s.store(), &[NO_SEED]);
+
+    // A file under a declared `rerun-if-changed` directory.
+    let ws2 = s.checkout("c-build", "ws2");
+    edit(&ws2.join("cnum/csrc/num.c"), "41 + 1", "41 + 2");
+    let (b, r) = build(&ws2, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    assert_eq!(r.runs()["plain"], run("hit"));
+    assert!(b.run("app").starts_with("value=43 "), "{}", b.run("app"));
+
+    // A declared `rerun-if-env-changed` variable.
+    let ws3 = s.checkout("c-build", "ws3");
+    let (b, r) = build(&ws3, &s.store(), &[NO_SEED, ("CNUM_GREETING", "hi")]);
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    assert_eq!(r.runs()["plain"], run("hit"));
+    assert_eq!(
+        b.run("app"),
+        "value=42 greeting=hello from C land+hi data=first data\n"
+    );
+
+    // A script that declared nothing: any file of its package.
+    let ws4 = s.checkout("c-build", "ws4");
+    edit(&ws4.join("plain/data.txt"), "first", "second");
+    let (b, r) = build(&ws4, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["plain"], run("miss"));
+    assert_eq!(r.runs()["cnum"], run("hit"));
+    assert!(b.run("app").ends_with("data=second data\n"));
+    let ws5 = s.checkout("c-build", "ws5");
+    std::fs::write(ws5.join("plain/NOTES"), "a file the script never reads").unwrap();
+    let (_, r) = build(&ws5, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["plain"], run("miss"));
+
+    // Another C compiler setting.
+    let ws6 = s.checkout("c-build", "ws6");
+    let (b, r) = build(&ws6, &s.store(), &[NO_SEED, ("CC", "cc")]);
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    assert_eq!(b.run("app"), EXPECTED);
+
+    // And back: every input set was kept.
+    let ws7 = s.checkout("c-build", "ws7");
+    let (b, r) = build(&ws7, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["cnum"], run("hit"));
+    assert_eq!(r.runs()["plain"], run("hit"));
+    assert_eq!(b.run("app"), EXPECTED);
+}
+
+#[test]
+fn a_script_that_probes_the_system_is_run_and_not_stored() {
+    let s = Scratch::new();
+    let probe = ("CNUM_PROBE", "1");
+    for ws in ["ws1", "ws2"] {
+        let ws = s.checkout("c-build", ws);
+        let (b, r) = build(&ws, &s.store(), &[NO_SEED, probe]);
+        assert_eq!(
+            r.runs()["cnum"],
+            (
+                "uncacheable".to_string(),
+                Some("build-script-probes-system".to_string())
+            )
+        );
+        assert_eq!(b.run("app"), EXPECTED);
+    }
+}
+
+#[test]
+fn a_script_that_writes_into_its_package_is_run_and_not_stored() {
+    let s = Scratch::new();
+    let ws = s.checkout("c-build", "ws1");
+    let (b, r) = build(&ws, &s.store(), &[NO_SEED, ("PLAIN_WRITE_HERE", "1")]);
+    assert_eq!(
+        r.runs()["plain"],
+        (
+            "uncacheable".to_string(),
+            Some("build-script-writes-outside".to_string())
+        )
+    );
+    assert!(ws.join("plain/written-by-build-script.txt").is_file());
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    assert_eq!(b.run("app"), EXPECTED);
+}
+
+#[test]
+fn a_corrupt_run_entry_is_detected_rerun_and_replaced() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("c-build", "ws1");
+    let (_, r) = build(&ws1, &s.store(), &[NO_SEED]);
+    let key = r.0["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["kind"] == "build-script-run" && u["package"] == "cnum")
+        .and_then(|u| u["key"].as_str())
+        .unwrap()
+        .to_string();
+    let entry = s
+        .store()
+        .join("v1/entries")
+        .join(&key[..2])
+        .join(format!("{key}.xce"));
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    bytes[mid + 1] ^= 0xff;
+    std::fs::write(&entry, bytes).unwrap();
+
+    let ws2 = s.checkout("c-build", "ws2");
+    let (b, r) = build(&ws2, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    assert_eq!(r.warning_codes(), ["corrupt-entry"], "{}", b.stderr());
+    assert_eq!(b.run("app"), EXPECTED);
+
+    let ws3 = s.checkout("c-build", "ws3");
+    let (b, r) = build(&ws3, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["cnum"], run("hit"));
+    assert_eq!(b.run("app"), EXPECTED);
+}
+
+#[test]
+fn with_seeding_runs_are_planted_and_reported_seeded() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("c-build", "ws1");
+    build(&ws1, &s.store(), &[]);
+    let ws2 = s.checkout("c-build", "elsewhere/ws2");
+    let (b, r) = build(&ws2, &s.store(), &[]);
+    assert_eq!(b.run("app"), EXPECTED);
+    let runs: Vec<&serde_json::Value> = r.0["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["kind"] == "build-script-run")
+        .collect();
+    assert_eq!(runs.len(), 2, "{:?}", r.runs());
+    for u in &runs {
+        assert_eq!(u["outcome"], "hit", "{u}");
+    }
+    // `cnum`'s run was planted with the library and cargo did not run the script.
+    // `plain`'s script declared nothing, so cargo's fingerprint of its run holds the
+    // newest modification time in the package, which a fresh checkout changes: cargo
+    // runs the script, and the run cache replays it.
+    let by_package = |p: &str| runs.iter().find(|u| u["package"] == p).unwrap();
+    assert_eq!(by_package("cnum")["seeded"], true);
+    assert_eq!(by_package("plain")["seeded"], false);
+    // A shim planted from the store names the program that planted it.
+    let shims: Vec<PathBuf> = std::fs::read_dir(ws2.join("target/debug/build"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("build-script-build"))
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(!shims.is_empty());
+    let exe = common::xcache_exe();
+    for shim in shims {
+        let text = std::fs::read_to_string(&shim).unwrap();
+        assert!(text.contains(exe.to_str().unwrap()), "{text}");
+    }
+}
+
+#[test]
+fn runs_can_be_left_out_of_the_cache() {
+    let s = Scratch::new();
+    let ws = s.checkout("c-build", "ws1");
+    let (b, r) = build(&ws, &s.store(), &[NO_SEED, ("XCACHE_BUILD_RUNS", "0")]);
+    assert!(r.runs().is_empty(), "{:?}", r.runs());
+    assert_eq!(b.run("app"), EXPECTED);
+    let build_dir = ws.join("target/debug/build");
+    for e in std::fs::read_dir(build_dir).unwrap() {
+        for f in std::fs::read_dir(e.unwrap().path()).unwrap() {
+            let name = f.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".xcache-real"), "{name}");
+        }
+    }
+}
+
+#[test]
+fn runs_travel_through_a_remote_store() {
+    let s = Scratch::new();
+    let folder = s.path("shared");
+    std::fs::create_dir_all(&folder).unwrap();
+    let uri = format!("file://{}", folder.display());
+    let ws1 = s.checkout("c-build", "ws1");
+    let b = xcache_build(&ws1, &s.path("store-1"), &["--remote", &uri], &[NO_SEED]);
+    b.assert_success();
+    let r = Report::read(&ws1.join("target"));
+    assert_eq!(r.runs()["cnum"], run("miss"));
+
+    // Another machine: an empty local store, the same remote.
+    let ws2 = s.checkout("c-build", "elsewhere/ws2");
+    let b = xcache_build(&ws2, &s.path("store-2"), &["--remote", &uri], &[NO_SEED]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert_eq!(r.runs()["cnum"], run("hit"));
+    assert_eq!(r.runs()["plain"], run("hit"));
+    let tiers: Vec<&str> = r.0["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["kind"] == "build-script-run")
+        .map(|u| u["tier"].as_str().unwrap())
+        .collect();
+    assert_eq!(tiers, ["remote", "remote"]);
+    assert_eq!(b.run("app"), EXPECTED);
+}
