@@ -32,6 +32,9 @@ set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+BENCH_LOG_PREFIX=bench
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 
 PROJECT="${XCACHE_BENCH_PROJECT:-$BENCH_DIR/project}"
 PROFILE="${XCACHE_BENCH_PROFILE:-dev}"
@@ -43,7 +46,6 @@ OUT_DIR="${XCACHE_BENCH_OUT:-$BENCH_DIR/out}"
 JOBS="${XCACHE_BENCH_JOBS:-}"
 STRICT="${XCACHE_BENCH_STRICT:-0}"
 KEEP_TMP="${XCACHE_BENCH_KEEP_TMP:-0}"
-TOOLS_ROOT=/opt/xcache-bench/tools
 SCCACHE_VERSION_REQ='^0.19'
 
 # Targets from the issue: ratio name, run / reference run, upper bound.
@@ -53,24 +55,9 @@ TARGETS=(
   "xcache_warm_over_sccache_warm xcache-warm sccache-warm 1.0"
 )
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() {
-  printf '[bench] error: %s\n' "$*" >&2
-  exit 1
-}
-
 # ---------------------------------------------------------------- arguments
 
-case "$PROFILE" in
-  dev) PROFILE_ARGS=() PROFILE_DIR=debug ;;
-  release) PROFILE_ARGS=(--release) PROFILE_DIR=release ;;
-  *) die "XCACHE_BENCH_PROFILE must be dev or release, not '$PROFILE'" ;;
-esac
-JOBS_ARGS=()
-if [[ -n "$JOBS" ]]; then
-  [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_JOBS must be a positive number, not '$JOBS'"
-  JOBS_ARGS=(-j "$JOBS")
-fi
+parse_profile_jobs "$PROFILE" "$JOBS"
 [[ -f "$PROJECT/Cargo.toml" ]] || die "no Cargo.toml in XCACHE_BENCH_PROJECT=$PROJECT"
 PROJECT="$(cd "$PROJECT" && pwd)"
 command -v cargo >/dev/null || die "cargo is not on PATH"
@@ -80,99 +67,19 @@ mkdir -p "$OUT_DIR/logs"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 rm -f "$OUT_DIR"/logs/*.log "$OUT_DIR"/logs/*.json "$OUT_DIR/results.json"
 
-# ---------------------------------------------------------------- helpers
-
-# A JSON reader: jq, else python3, else a best-effort grep for a number.
-# json_get FILE JQ_PATH PY_EXPR -> prints the value or nothing.
-json_get() {
-  local file="$1" jq_path="$2" py_expr="$3"
-  [[ -s "$file" ]] || return 0
-  if command -v jq >/dev/null; then
-    jq -r "($jq_path) // empty" "$file" 2>/dev/null || true
-  elif command -v python3 >/dev/null; then
-    python3 - "$file" "$py_expr" <<'PY' 2>/dev/null || true
-import json, sys
-d = json.load(open(sys.argv[1]))
-try:
-    v = eval(sys.argv[2], {"d": d})
-except Exception:
-    v = None
-if v is not None:
-    print(v)
-PY
-  else
-    local key="${jq_path##*.}"
-    grep -oE "\"$key\"[[:space:]]*:[[:space:]]*[0-9.]+" "$file" | head -n1 | grep -oE '[0-9.]+$' || true
-  fi
-}
-
-# Prints its argument as a JSON number, or null when empty / not numeric.
-jnum() {
-  if [[ "${1:-}" =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then printf '%s' "$1"; else printf 'null'; fi
-}
-# Prints its argument as a JSON string.
-jstr() {
-  local s="${1:-}"
-  s="${s//\\/\\\\}"
-  s="${s//\"/\\\"}"
-  s="${s//$'\n'/ }"
-  s="${s//$'\t'/ }"
-  printf '"%s"' "$s"
-}
-# ratio A B -> A/B with 3 decimals, or empty.
-ratio() {
-  [[ -n "${1:-}" && -n "${2:-}" ]] || return 0
-  awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.3f", a / b }'
-}
-# le A B -> exit status 0 when A <= B.
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
-
-# Copies a project without its target directory.
-copy_project() {
-  local src="$1" dst="$2"
-  mkdir -p "$dst"
-  tar -C "$src" --exclude=./target -cf - . | tar -C "$dst" -xf -
-}
-
 # ---------------------------------------------------------------- GNU time
 
-TIME_BIN=/usr/bin/time
-if [[ ! -x "$TIME_BIN" ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-  log "installing GNU time (Debian package 'time')"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null 2>&1; then
-    apt-get update -qq >/dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null 2>&1 || true
-  fi
-fi
-if [[ ! -x "$TIME_BIN" ]] || ! "$TIME_BIN" -f '%e %M' -o /dev/null true 2>/dev/null; then
+find_gnu_time 1
+if [[ -z "$TIME_BIN" ]]; then
   log "warning: GNU time is not available: wall times come from 'date', peak RSS is not measured"
-  TIME_BIN=""
 fi
 
 # ---------------------------------------------------------------- temp dir, cleanup
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/xcache-bench.XXXXXX")"
 SCCACHE_SRV_PID=""
+SCCACHE_PORT=""
 SCCACHE_ENV=()
-
-stop_sccache_server() {
-  [[ -n "$SCCACHE_SRV_PID" ]] || return 0
-  local pid="$SCCACHE_SRV_PID" i child
-  SCCACHE_SRV_PID=""
-  env "${SCCACHE_ENV[@]}" "$SCCACHE" --stop-server >/dev/null 2>&1 || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    # --stop-server did not work: end the server we started, by PID. When GNU
-    # time wraps it, the server is the only child of that time process.
-    log "warning: sccache server did not stop; killing it (pid $pid)"
-    for child in $(pgrep -P "$pid" 2>/dev/null || true); do kill "$child" 2>/dev/null || true; done
-    kill "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$?
@@ -193,19 +100,8 @@ trap 'exit 143' TERM
 
 XC=""
 if [[ "$ONLY_PEERS" != 1 ]]; then
-  if [[ -n "${XCACHE_BENCH_BIN:-}" ]]; then
-    XC="$XCACHE_BENCH_BIN"
-  else
-    log "building cargo-xcache (release) into $BUILD_DIR (log: $OUT_DIR/logs/product-build.log)"
-    if ! cargo build --release --manifest-path "$REPO_DIR/Cargo.toml" --target-dir "$BUILD_DIR" \
-      >"$OUT_DIR/logs/product-build.log" 2>&1; then
-      tail -n 30 "$OUT_DIR/logs/product-build.log" >&2 || true
-      die "cargo-xcache does not build (see $OUT_DIR/logs/product-build.log). Fix the build, point XCACHE_BENCH_BIN at a built binary, or run with XCACHE_BENCH_ONLY_PEERS=1 to measure plain cargo and sccache only."
-    fi
-    XC="$BUILD_DIR/release/cargo-xcache"
-  fi
-  [[ -x "$XC" ]] || die "cargo-xcache binary not found or not executable: $XC"
-  XC="$(cd "$(dirname "$XC")" && pwd)/$(basename "$XC")"
+  BUILD_HINT="Fix the build, point XCACHE_BENCH_BIN at a built binary, or run with XCACHE_BENCH_ONLY_PEERS=1 to measure plain cargo and sccache only."
+  build_xcache "$REPO_DIR" "$BUILD_DIR" "$OUT_DIR/logs/product-build.log"
 fi
 
 # ---------------------------------------------------------------- sccache
@@ -232,14 +128,7 @@ fi
 # ---------------------------------------------------------------- fetch once
 
 TEMPLATE="$WORK/template"
-copy_project "$PROJECT" "$TEMPLATE"
-FETCH_ARGS=()
-[[ -f "$TEMPLATE/Cargo.lock" ]] && FETCH_ARGS=(--locked)
-log "cargo fetch (not timed)"
-(cd "$TEMPLATE" && cargo fetch "${FETCH_ARGS[@]}") >"$OUT_DIR/logs/fetch.log" 2>&1 || {
-  tail -n 20 "$OUT_DIR/logs/fetch.log" >&2
-  die "cargo fetch failed (see $OUT_DIR/logs/fetch.log)"
-}
+fetch_template "$PROJECT" "$TEMPLATE" "$OUT_DIR/logs/fetch.log"
 
 XSTORE="$WORK/xcache-store"
 SSTORE="$WORK/sccache-dir"
@@ -247,23 +136,12 @@ mkdir -p "$XSTORE" "$SSTORE"
 
 # ---------------------------------------------------------------- sccache server
 
-pick_free_port() {
-  local port i
-  for ((i = 0; i < 50; i++)); do
-    port=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
-
 # start_sccache_server RUN_NAME: starts a foreground sccache server (under
 # GNU time, so that the peak RSS of the rustc processes it runs is measured).
 start_sccache_server() {
   local name="$1" port i
   port="$(pick_free_port)" || die "no free TCP port for the sccache server"
+  SCCACHE_PORT="$port"
   SCCACHE_ENV=(SCCACHE_DIR="$SSTORE" SCCACHE_SERVER_PORT="$port" SCCACHE_IDLE_TIMEOUT=0 SCCACHE_CACHE_SIZE=50G)
   local srv_log="$OUT_DIR/logs/$name.sccache-server.log"
   if [[ -n "$TIME_BIN" ]]; then
