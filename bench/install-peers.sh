@@ -24,7 +24,7 @@
 # `cargo install --locked --path .`.
 #
 # Options (environment):
-#   XCACHE_BENCH_TOOLS=DIR       install prefix (default: /opt/xcache-bench/tools)
+#   XCACHE_BENCH_TOOLS_DIR=DIR     install prefix (default: /opt/xcache-bench/tools)
 #   XCACHE_BENCH_TOOLS_SRC=DIR   where kache's source is unpacked (default: /opt/xcache-bench/src)
 #   XCACHE_BENCH_PEERS="sccache mbx kache"   which tools to install (default: all three)
 #   XCACHE_BENCH_INSTALL_JOBS=N  cargo -j (default: 1)
@@ -32,7 +32,7 @@
 
 set -euo pipefail
 
-TOOLS_ROOT="${XCACHE_BENCH_TOOLS:-/opt/xcache-bench/tools}"
+TOOLS_ROOT="${XCACHE_BENCH_TOOLS_DIR:-/opt/xcache-bench/tools}"
 SRC_ROOT="${XCACHE_BENCH_TOOLS_SRC:-/opt/xcache-bench/src}"
 PEERS="${XCACHE_BENCH_PEERS:-sccache mbx kache}"
 JOBS="${XCACHE_BENCH_INSTALL_JOBS:-1}"

@@ -5,7 +5,7 @@
 
 BENCH_LOG_PREFIX="${BENCH_LOG_PREFIX:-bench}"
 # Where bench/install-peers.sh puts sccache, mbx and kache.
-TOOLS_ROOT="${XCACHE_BENCH_TOOLS:-/opt/xcache-bench/tools}"
+TOOLS_ROOT="${XCACHE_BENCH_TOOLS_DIR:-/opt/xcache-bench/tools}"
 
 log() { printf '[%s] %s\n' "$BENCH_LOG_PREFIX" "$*" >&2; }
 die() {
