@@ -382,7 +382,7 @@ run_build() {
   local out_sum="missing" bin="$dir/target/$PROFILE_DIR/$BIN_NAME"
   if [[ -n "$BIN_NAME" && -f "$bin" && -x "$bin" ]]; then
     out_sum="$("$bin" "${SMOKE_ARGS[@]}" 2>/dev/null | cksum | tr ' ' ':')" || out_sum="failed"
-  else
+  elif [[ -n "$BIN_NAME" ]]; then
     log "warning: $tag: no program at $bin"
   fi
 
@@ -402,6 +402,7 @@ for project in "${PROJECT_DIRS[@]}"; do
   TEMPLATE="$WORK/template-$pname"
   fetch_template "$project" "$TEMPLATE" "$LOG_DIR/fetch.log"
   BIN_NAME="$(sed -n 's/^name[[:space:]]*=[[:space:]]*"\(.*\)"/\1/p' "$TEMPLATE/Cargo.toml" | head -n1)"
+  [[ -n "$BIN_NAME" ]] || log "$pname has no [package] name: no output check"
   for ((it = 1; it <= REPEAT; it++)); do
     # Checkouts: cold ones under $WORK/a/, warm ones under $WORK/elsewhere/
     # (another absolute path, of another length).
