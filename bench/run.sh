@@ -201,7 +201,8 @@ UNSET_ENV=(
   -u XCACHE_REMOTE -u XCACHE_READ_ONLY -u XCACHE_DISABLE
   -u SCCACHE_BUCKET -u SCCACHE_ENDPOINT -u SCCACHE_REDIS -u SCCACHE_REDIS_ENDPOINT -u SCCACHE_GHA_ENABLED
   -u SCCACHE_MEMCACHED -u SCCACHE_GCS_BUCKET -u SCCACHE_WEBDAV_ENDPOINT -u SCCACHE_BASEDIRS
-  -u KACHE_S3_BUCKET -u KACHE_S3_ENDPOINT -u KACHE_DISABLED -u KACHE_BASE_DIR
+  -u KACHE_S3_BUCKET -u KACHE_S3_ENDPOINT -u KACHE_S3_PREFIX -u KACHE_DISABLED -u KACHE_BASE_DIR
+  -u KACHE_SOCKET_PATH -u KACHE_EVENT_ROOT -u KACHE_ACTIVE -u KACHE_UNSTABLE -u KACHE_OUT_DIR_ALIAS_ROOT
   -u MBX_REMOTE_URL -u MBX_REMOTE -u MBX_CACHE_DIR
   -u CI -u GITHUB_ACTIONS -u GITLAB_CI
 )
@@ -239,10 +240,10 @@ start_sccache_server() {
 }
 
 # kache_env RUN_DIR STORE CHECKOUT: the variables of a kache build and its daemon.
-# Store (and, by default, the daemon's runtime dir with its socket) in STORE; no
+# Store and the daemon's runtime dir (socket, locks, events) in STORE; no
 # config file, no host config, no remote; KACHE_BASE_DIR is the checkout.
 kache_env() {
-  printf '%s\n' KACHE_CACHE_DIR="$2" KACHE_CONFIG="$WORK/empty-config.toml" KACHE_HOST_CONFIG= \
+  printf '%s\n' KACHE_CACHE_DIR="$2" KACHE_RUNTIME_DIR="$2" KACHE_CONFIG="$WORK/empty-config.toml" KACHE_HOST_CONFIG= \
     KACHE_LOCAL_ONLY=1 KACHE_BASE_DIR="$3" KACHE_PROGRESS=0 KACHE_DAEMON_IDLE_TIMEOUT=0
 }
 
@@ -259,7 +260,7 @@ start_kache_daemon() {
   (cd "$checkout" && exec env "${UNSET_ENV[@]}" "${KACHE_DAEMON_ENV[@]}" "${timer[@]}" "$KACHE" daemon run) \
     </dev/null >"$dlog" 2>&1 &
   KACHE_DAEMON_PID=$!
-  # Ready when it listens on its socket (<runtime dir> = the store, by default).
+  # Ready when it listens on its socket, <runtime dir>/daemon.sock.
   for ((i = 0; i < 300; i++)); do
     [[ -S "$store/daemon.sock" ]] && return 0
     kill -0 "$KACHE_DAEMON_PID" 2>/dev/null || break
