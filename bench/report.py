@@ -202,7 +202,8 @@ def main():
         "format_version": FORMAT_VERSION,
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "kernel": platform.system() + " " + platform.release(),
-                    "load_average_at_end": list(os.getloadavg())},
+                    "load_average_at_start": [float(x) for x in E.get("RB_LOAD_START", "").split()] or None,
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "rustc": E.get("RB_RUSTC") or None,
         "cargo": E.get("RB_CARGO") or None,
         "tools": {"xcache_commit": E.get("RB_XCACHE_COMMIT") or None,
@@ -227,7 +228,9 @@ def main():
     with open(E["RB_OUT"], "w") as fh:
         json.dump(result, fh, indent=2)
         fh.write("\n")
-    print(f"\nresults written to {E['RB_OUT']} (total {E.get('RB_SECONDS_TOTAL', '?')} s)")
+    print(f"\nload average at start {E.get('RB_LOAD_START') or '?'}, at end "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    print(f"results written to {E['RB_OUT']} (total {E.get('RB_SECONDS_TOTAL', '?')} s)")
     if strict and any_failed:
         print("a target was missed or an output differs (XCACHE_BENCH_STRICT=1)", file=sys.stderr)
         sys.exit(1)

@@ -99,6 +99,10 @@ mkdir -p "$OUT_DIR/logs"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 rm -rf "${OUT_DIR:?}/logs"/* "$OUT_DIR/results.json"
 START_EPOCH="$(date +%s)"
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)"
+if [[ -n "$LOAD_START" ]] && awk -v l="${LOAD_START%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+  log "warning: load average $LOAD_START on $(nproc) CPUs: other work is running, timings will not be comparable"
+fi
 
 find_gnu_time 1
 [[ -n "$TIME_BIN" ]] || log "warning: GNU time is not available: wall times come from 'date', peak RSS is not measured"
@@ -428,5 +432,6 @@ export RB_RECORDS="$RECORDS" RB_OUT="$OUT_DIR/results.json" RB_PROFILE="$PROFILE
   RB_RUSTC="$(rustc --version 2>/dev/null || true)" RB_CARGO="$(cargo --version 2>/dev/null || true)" \
   RB_XCACHE_COMMIT="$xcache_commit" RB_XCACHE_DIRTY="$dirty" RB_XCACHE_BIN="$XC" \
   RB_SCCACHE="$(version_of "$SCCACHE")" RB_KACHE="$(version_of "$KACHE")" RB_MBX="$(version_of "$MBX")" \
-  RB_PROJECTS="${PROJECT_DIRS[*]}" RB_TOOLS="${TOOLS[*]}" RB_SMOKE_ARGS="${SMOKE_ARGS[*]}"
+  RB_PROJECTS="${PROJECT_DIRS[*]}" RB_TOOLS="${TOOLS[*]}" RB_SMOKE_ARGS="${SMOKE_ARGS[*]}" \
+  RB_LOAD_START="$LOAD_START"
 python3 "$BENCH_DIR/report.py"
