@@ -184,7 +184,7 @@ def main():
         print("targets (from medians):")
         for t in targets:
             verdict = "not measured" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")
-            print(f"  {t['label']:<28} {fmt(t['value'], '{:.3f}'):>7}  (target {t['bound']}) {verdict}")
+            print(f"  {t['label']:<28} {fmt(t['value'], '{:.4f}'):>8}  (target {t['bound']}) {verdict}")
             if t["pass"] is False:
                 any_failed = True
         if outputs_ok is None:
