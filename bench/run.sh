@@ -1,173 +1,129 @@
 #!/usr/bin/env bash
-# bench/run.sh: measure cargo-xcache against plain cargo and sccache.
+# bench/run.sh: cargo-xcache against plain cargo and the peer build caches
+# (sccache, kache, mbx), side by side in one run, on one or more projects.
 #
-# Builds cargo-xcache in release mode, then builds a copy of the benchmark
-# project (bench/project by default) from an empty target directory in each
-# of these ways, one after the other, in fresh temporary directories:
+# For each project (bench/project, the dependency-heavy one, by default; also
+# bench/project-c, the C-heavy one) and each round (XCACHE_BENCH_REPEAT):
 #
 #   plain-cold     cargo build, no wrapper
-#   xcache-cold    cargo-xcache xcache build, empty XCACHE_DIR
-#   xcache-warm    the same, project copied to another directory, same XCACHE_DIR
-#   sccache-cold   RUSTC_WRAPPER=sccache, empty SCCACHE_DIR      (if sccache is available)
-#   sccache-warm   the same, project copied to another directory, same SCCACHE_DIR
+#   TOOL-cold      TOOL with an empty store of its own, checkout A, empty target dir
+#   TOOL-warm      the same store; checkout A deleted first; a fresh copy of the
+#                  project at another absolute path B, empty target dir
 #
-# For every run it records the wall time and the peak RSS of the largest
-# single process (GNU time's %M), prints a table with the ratios against
-# plain-cold, and writes bench/out/results.json (plus logs in bench/out/logs).
+# for TOOL in XCACHE_BENCH_TOOLS (default: xcache sccache kache mbx; a peer
+# that is not installed is left out with a message). Every store is new in
+# every round, so every cold run is cold.
+#
+# For every run it records the wall time (GNU time %e), the peak RSS of the
+# largest process (%M; for tools with a daemon also the daemon's peak), the
+# packages cargo compiled, hits and misses where the tool tells, and whether
+# the built program prints the same as plain cargo's. bench/report.py prints
+# per project a table (medians over the rounds, ratios against plain-cold) and
+# the issue's targets, and writes bench/out/results.json (logs in bench/out/logs).
 #
 # Options (environment):
-#   XCACHE_BENCH_PROJECT=DIR         project to build (default: bench/project)
+#   XCACHE_BENCH_PROJECTS="project project-c"  projects: names under bench/ or paths
+#                                    (default: project; XCACHE_BENCH_PROJECT=DIR still works)
+#   XCACHE_BENCH_TOOLS="xcache sccache kache mbx"  tools beside plain cargo (default: all)
+#   XCACHE_BENCH_REPEAT=N            rounds; medians, min and max are reported (default: 1)
 #   XCACHE_BENCH_PROFILE=dev|release cargo profile (default: dev)
-#   XCACHE_BENCH_SKIP_SCCACHE=1      do not run the sccache runs
-#   XCACHE_BENCH_INSTALL_SCCACHE=1   install sccache 0.19 into /opt/xcache-bench/tools if it is missing
-#   XCACHE_BENCH_ONLY_PEERS=1        skip building and running cargo-xcache (plain cargo and sccache only)
+#   XCACHE_BENCH_SKIP_SCCACHE=1      leave sccache out (as if not in XCACHE_BENCH_TOOLS)
+#   XCACHE_BENCH_ONLY_PEERS=1        leave cargo-xcache out (do not build it)
+#   XCACHE_BENCH_INSTALL_PEERS=1     run bench/install-peers.sh first for missing peers
+#                                    (XCACHE_BENCH_INSTALL_SCCACHE=1: sccache only)
 #   XCACHE_BENCH_BIN=PATH            use this cargo-xcache binary instead of building it
 #   XCACHE_BENCH_BUILD_DIR=DIR       target dir for building cargo-xcache (default: /tmp/xcache-bench-build)
+#   XCACHE_BENCH_TOOLS_DIR=DIR       where the peers are installed (default: /opt/xcache-bench/tools)
 #   XCACHE_BENCH_OUT=DIR             where results.json and logs go (default: bench/out)
 #   XCACHE_BENCH_JOBS=N              pass -j N to every timed build (default: cargo's default)
-#   XCACHE_BENCH_STRICT=1            exit 1 if a target ratio is missed or a build's output differs
+#   XCACHE_BENCH_STRICT=1            exit 1 if a target is missed or a build's output differs
 #   XCACHE_BENCH_KEEP_TMP=1          keep the temporary directory (its path is printed)
 
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+BENCH_LOG_PREFIX=bench
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 
-PROJECT="${XCACHE_BENCH_PROJECT:-$BENCH_DIR/project}"
+PROJECTS="${XCACHE_BENCH_PROJECTS:-${XCACHE_BENCH_PROJECT:-project}}"
+TOOLS_SELECTED="${XCACHE_BENCH_TOOLS:-xcache sccache kache mbx}"
+REPEAT="${XCACHE_BENCH_REPEAT:-1}"
 PROFILE="${XCACHE_BENCH_PROFILE:-dev}"
 SKIP_SCCACHE="${XCACHE_BENCH_SKIP_SCCACHE:-0}"
-INSTALL_SCCACHE="${XCACHE_BENCH_INSTALL_SCCACHE:-0}"
 ONLY_PEERS="${XCACHE_BENCH_ONLY_PEERS:-0}"
+INSTALL_PEERS="${XCACHE_BENCH_INSTALL_PEERS:-0}"
+INSTALL_SCCACHE="${XCACHE_BENCH_INSTALL_SCCACHE:-0}"
 BUILD_DIR="${XCACHE_BENCH_BUILD_DIR:-/tmp/xcache-bench-build}"
 OUT_DIR="${XCACHE_BENCH_OUT:-$BENCH_DIR/out}"
 JOBS="${XCACHE_BENCH_JOBS:-}"
 STRICT="${XCACHE_BENCH_STRICT:-0}"
 KEEP_TMP="${XCACHE_BENCH_KEEP_TMP:-0}"
-TOOLS_ROOT=/opt/xcache-bench/tools
-SCCACHE_VERSION_REQ='^0.19'
 
-# Targets from the issue: ratio name, run / reference run, upper bound.
-TARGETS=(
-  "xcache_cold_over_plain_cold xcache-cold plain-cold 1.05"
-  "xcache_warm_over_plain_cold xcache-warm plain-cold 0.5"
-  "xcache_warm_over_sccache_warm xcache-warm sccache-warm 1.0"
-)
-
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() {
-  printf '[bench] error: %s\n' "$*" >&2
-  exit 1
-}
+# The smoke check runs each built program with these arguments; every
+# benchmark project accepts them and prints something that depends on them only.
+SMOKE_ARGS=(--records 300 --seed 7)
 
 # ---------------------------------------------------------------- arguments
 
-case "$PROFILE" in
-  dev) PROFILE_ARGS=() PROFILE_DIR=debug ;;
-  release) PROFILE_ARGS=(--release) PROFILE_DIR=release ;;
-  *) die "XCACHE_BENCH_PROFILE must be dev or release, not '$PROFILE'" ;;
-esac
-JOBS_ARGS=()
-if [[ -n "$JOBS" ]]; then
-  [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_JOBS must be a positive number, not '$JOBS'"
-  JOBS_ARGS=(-j "$JOBS")
-fi
-[[ -f "$PROJECT/Cargo.toml" ]] || die "no Cargo.toml in XCACHE_BENCH_PROJECT=$PROJECT"
-PROJECT="$(cd "$PROJECT" && pwd)"
+parse_profile_jobs "$PROFILE" "$JOBS"
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_REPEAT must be a positive number, not '$REPEAT'"
 command -v cargo >/dev/null || die "cargo is not on PATH"
 command -v tar >/dev/null || die "tar is not on PATH"
+command -v python3 >/dev/null || die "python3 is not on PATH (bench/report.py needs it)"
+
+PROJECT_DIRS=()
+for p in $PROJECTS; do
+  if [[ -f "$BENCH_DIR/$p/Cargo.toml" ]]; then
+    PROJECT_DIRS+=("$(cd "$BENCH_DIR/$p" && pwd)")
+  elif [[ -f "$p/Cargo.toml" ]]; then
+    PROJECT_DIRS+=("$(cd "$p" && pwd)")
+  else
+    die "no Cargo.toml for project '$p' (a name under bench/ or a directory)"
+  fi
+done
+((${#PROJECT_DIRS[@]})) || die "XCACHE_BENCH_PROJECTS names no project"
+
+TOOLS=()
+for t in $TOOLS_SELECTED; do
+  case "$t" in
+    xcache) [[ "$ONLY_PEERS" == 1 ]] || TOOLS+=(xcache) ;;
+    sccache) [[ "$SKIP_SCCACHE" == 1 ]] || TOOLS+=(sccache) ;;
+    kache | mbx) TOOLS+=("$t") ;;
+    *) die "XCACHE_BENCH_TOOLS may name xcache, sccache, kache and mbx, not '$t'" ;;
+  esac
+done
 
 mkdir -p "$OUT_DIR/logs"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
-rm -f "$OUT_DIR"/logs/*.log "$OUT_DIR"/logs/*.json "$OUT_DIR/results.json"
-
-# ---------------------------------------------------------------- helpers
-
-# A JSON reader: jq, else python3, else a best-effort grep for a number.
-# json_get FILE JQ_PATH PY_EXPR -> prints the value or nothing.
-json_get() {
-  local file="$1" jq_path="$2" py_expr="$3"
-  [[ -s "$file" ]] || return 0
-  if command -v jq >/dev/null; then
-    jq -r "($jq_path) // empty" "$file" 2>/dev/null || true
-  elif command -v python3 >/dev/null; then
-    python3 - "$file" "$py_expr" <<'PY' 2>/dev/null || true
-import json, sys
-d = json.load(open(sys.argv[1]))
-try:
-    v = eval(sys.argv[2], {"d": d})
-except Exception:
-    v = None
-if v is not None:
-    print(v)
-PY
-  else
-    local key="${jq_path##*.}"
-    grep -oE "\"$key\"[[:space:]]*:[[:space:]]*[0-9.]+" "$file" | head -n1 | grep -oE '[0-9.]+$' || true
-  fi
-}
-
-# Prints its argument as a JSON number, or null when empty / not numeric.
-jnum() {
-  if [[ "${1:-}" =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then printf '%s' "$1"; else printf 'null'; fi
-}
-# Prints its argument as a JSON string.
-jstr() {
-  local s="${1:-}"
-  s="${s//\\/\\\\}"
-  s="${s//\"/\\\"}"
-  s="${s//$'\n'/ }"
-  s="${s//$'\t'/ }"
-  printf '"%s"' "$s"
-}
-# ratio A B -> A/B with 3 decimals, or empty.
-ratio() {
-  [[ -n "${1:-}" && -n "${2:-}" ]] || return 0
-  awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.3f", a / b }'
-}
-# le A B -> exit status 0 when A <= B.
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
-
-# Copies a project without its target directory.
-copy_project() {
-  local src="$1" dst="$2"
-  mkdir -p "$dst"
-  tar -C "$src" --exclude=./target -cf - . | tar -C "$dst" -xf -
-}
-
-# ---------------------------------------------------------------- GNU time
-
-TIME_BIN=/usr/bin/time
-if [[ ! -x "$TIME_BIN" ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-  log "installing GNU time (Debian package 'time')"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null 2>&1; then
-    apt-get update -qq >/dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null 2>&1 || true
-  fi
+rm -rf "${OUT_DIR:?}/logs"/* "$OUT_DIR/results.json"
+START_EPOCH="$(date +%s)"
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)"
+if [[ -n "$LOAD_START" ]] && awk -v l="${LOAD_START%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+  log "warning: load average $LOAD_START on $(nproc) CPUs: other work is running, timings will not be comparable"
 fi
-if [[ ! -x "$TIME_BIN" ]] || ! "$TIME_BIN" -f '%e %M' -o /dev/null true 2>/dev/null; then
-  log "warning: GNU time is not available: wall times come from 'date', peak RSS is not measured"
-  TIME_BIN=""
-fi
+
+find_gnu_time 1
+[[ -n "$TIME_BIN" ]] || log "warning: GNU time is not available: wall times come from 'date', peak RSS is not measured"
 
 # ---------------------------------------------------------------- temp dir, cleanup
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/xcache-bench.XXXXXX")"
-SCCACHE_SRV_PID=""
-SCCACHE_ENV=()
+SCCACHE_SRV_PID="" SCCACHE_PORT=""
+KACHE_DAEMON_PID="" KACHE_DAEMON_ENV=()
 
-stop_sccache_server() {
-  [[ -n "$SCCACHE_SRV_PID" ]] || return 0
-  local pid="$SCCACHE_SRV_PID" i child
-  SCCACHE_SRV_PID=""
-  env "${SCCACHE_ENV[@]}" "$SCCACHE" --stop-server >/dev/null 2>&1 || true
+stop_kache_daemon() {
+  [[ -n "$KACHE_DAEMON_PID" ]] || return 0
+  local pid="$KACHE_DAEMON_PID" i child
+  KACHE_DAEMON_PID=""
+  env "${KACHE_DAEMON_ENV[@]}" "$KACHE" daemon stop >/dev/null 2>&1 || true
   for ((i = 0; i < 100; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.2
   done
   if kill -0 "$pid" 2>/dev/null; then
-    # --stop-server did not work: end the server we started, by PID. When GNU
-    # time wraps it, the server is the only child of that time process.
-    log "warning: sccache server did not stop; killing it (pid $pid)"
+    log "warning: kache daemon did not stop; killing it (pid $pid)"
     for child in $(pgrep -P "$pid" 2>/dev/null || true); do kill "$child" 2>/dev/null || true; done
     kill "$pid" 2>/dev/null || true
   fi
@@ -178,6 +134,7 @@ cleanup() {
   local rc=$?
   trap - EXIT
   stop_sccache_server || true
+  stop_kache_daemon || true
   if [[ "$KEEP_TMP" == 1 ]]; then
     log "kept temporary directory $WORK"
   else
@@ -189,92 +146,96 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---------------------------------------------------------------- cargo-xcache
+# ---------------------------------------------------------------- tools
+
+has_tool() { [[ " ${TOOLS[*]} " == *" $1 "* ]]; }
+drop_tool() {
+  local t keep=()
+  for t in "${TOOLS[@]}"; do [[ "$t" == "$1" ]] || keep+=("$t"); done
+  TOOLS=("${keep[@]}")
+}
 
 XC=""
-if [[ "$ONLY_PEERS" != 1 ]]; then
-  if [[ -n "${XCACHE_BENCH_BIN:-}" ]]; then
-    XC="$XCACHE_BENCH_BIN"
-  else
-    log "building cargo-xcache (release) into $BUILD_DIR (log: $OUT_DIR/logs/product-build.log)"
-    if ! cargo build --release --manifest-path "$REPO_DIR/Cargo.toml" --target-dir "$BUILD_DIR" \
-      >"$OUT_DIR/logs/product-build.log" 2>&1; then
-      tail -n 30 "$OUT_DIR/logs/product-build.log" >&2 || true
-      die "cargo-xcache does not build (see $OUT_DIR/logs/product-build.log). Fix the build, point XCACHE_BENCH_BIN at a built binary, or run with XCACHE_BENCH_ONLY_PEERS=1 to measure plain cargo and sccache only."
-    fi
-    XC="$BUILD_DIR/release/cargo-xcache"
-  fi
-  [[ -x "$XC" ]] || die "cargo-xcache binary not found or not executable: $XC"
-  XC="$(cd "$(dirname "$XC")" && pwd)/$(basename "$XC")"
+if has_tool xcache; then
+  BUILD_HINT="Fix the build, point XCACHE_BENCH_BIN at a built binary, or run with XCACHE_BENCH_ONLY_PEERS=1 to measure without cargo-xcache."
+  build_xcache "$REPO_DIR" "$BUILD_DIR" "$OUT_DIR/logs/product-build.log"
 fi
 
-# ---------------------------------------------------------------- sccache
-
-SCCACHE=""
-if [[ "$SKIP_SCCACHE" != 1 ]]; then
-  if command -v sccache >/dev/null; then
-    SCCACHE="$(command -v sccache)"
-  elif [[ -x "$TOOLS_ROOT/bin/sccache" ]]; then
-    SCCACHE="$TOOLS_ROOT/bin/sccache"
-  elif [[ "$INSTALL_SCCACHE" == 1 ]]; then
-    log "installing sccache $SCCACHE_VERSION_REQ into $TOOLS_ROOT (takes several minutes; log: $OUT_DIR/logs/sccache-install.log)"
-    if ! cargo install --locked sccache --version "$SCCACHE_VERSION_REQ" --root "$TOOLS_ROOT" \
-      >"$OUT_DIR/logs/sccache-install.log" 2>&1; then
-      tail -n 20 "$OUT_DIR/logs/sccache-install.log" >&2 || true
-      die "installing sccache failed (see $OUT_DIR/logs/sccache-install.log); set XCACHE_BENCH_SKIP_SCCACHE=1 to run without it"
-    fi
-    SCCACHE="$TOOLS_ROOT/bin/sccache"
-  else
-    log "sccache not found (PATH, $TOOLS_ROOT/bin): skipping the sccache runs; set XCACHE_BENCH_INSTALL_SCCACHE=1 to install it"
-  fi
-fi
-
-# ---------------------------------------------------------------- fetch once
-
-TEMPLATE="$WORK/template"
-copy_project "$PROJECT" "$TEMPLATE"
-FETCH_ARGS=()
-[[ -f "$TEMPLATE/Cargo.lock" ]] && FETCH_ARGS=(--locked)
-log "cargo fetch (not timed)"
-(cd "$TEMPLATE" && cargo fetch "${FETCH_ARGS[@]}") >"$OUT_DIR/logs/fetch.log" 2>&1 || {
-  tail -n 20 "$OUT_DIR/logs/fetch.log" >&2
-  die "cargo fetch failed (see $OUT_DIR/logs/fetch.log)"
-}
-
-XSTORE="$WORK/xcache-store"
-SSTORE="$WORK/sccache-dir"
-mkdir -p "$XSTORE" "$SSTORE"
-
-# ---------------------------------------------------------------- sccache server
-
-pick_free_port() {
-  local port i
-  for ((i = 0; i < 50; i++)); do
-    port=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
+if [[ "$INSTALL_PEERS" == 1 || "$INSTALL_SCCACHE" == 1 ]]; then
+  peers=""
+  for t in sccache kache mbx; do
+    has_tool "$t" && [[ -z "$(find_tool "$t")" ]] || continue
+    [[ "$INSTALL_PEERS" == 1 || "$t" == sccache ]] && peers+="$t "
   done
-  return 1
+  if [[ -n "$peers" ]]; then
+    log "installing $peers into $TOOLS_ROOT (takes long; log: $OUT_DIR/logs/install-peers.log)"
+    XCACHE_BENCH_PEERS="$peers" XCACHE_BENCH_TOOLS_DIR="$TOOLS_ROOT" bash "$BENCH_DIR/install-peers.sh" \
+      >"$OUT_DIR/logs/install-peers.log" 2>&1 || log "warning: installing peers failed (see $OUT_DIR/logs/install-peers.log)"
+  fi
+fi
+
+SCCACHE="" KACHE="" MBX=""
+for t in sccache kache mbx; do
+  has_tool "$t" || continue
+  path="$(find_tool "$t")"
+  if [[ -z "$path" ]]; then
+    log "$t not found (PATH, $TOOLS_ROOT/bin): leaving it out; bash bench/install-peers.sh installs it"
+    drop_tool "$t"
+    continue
+  fi
+  case "$t" in
+    sccache) SCCACHE="$path" ;;
+    kache) KACHE="$path" ;;
+    mbx) MBX="$path" ;;
+  esac
+done
+log "tools: plain ${TOOLS[*]}; projects: ${PROJECT_DIRS[*]}; rounds: $REPEAT"
+
+# ---------------------------------------------------------------- environment of every build
+
+# No user or host configuration may change a tool's setup: every build sees
+# empty XDG directories (config, cache, data, state) of the run. CARGO_HOME
+# and RUSTUP_HOME stay, so that every build uses the same registry and toolchain.
+export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
+export RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
+: >"$WORK/empty-config.toml"
+UNSET_ENV=(
+  -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET_DIR -u CARGO_BUILD_RUSTC_WRAPPER -u RUSTC_WRAPPER
+  -u CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER -u RUSTC_WORKSPACE_WRAPPER
+  -u XCACHE_REMOTE -u XCACHE_READ_ONLY -u XCACHE_DISABLE
+  -u SCCACHE_BUCKET -u SCCACHE_ENDPOINT -u SCCACHE_REDIS -u SCCACHE_REDIS_ENDPOINT -u SCCACHE_GHA_ENABLED
+  -u SCCACHE_MEMCACHED -u SCCACHE_GCS_BUCKET -u SCCACHE_WEBDAV_ENDPOINT -u SCCACHE_BASEDIRS
+  -u KACHE_S3_BUCKET -u KACHE_S3_ENDPOINT -u KACHE_S3_PREFIX -u KACHE_DISABLED -u KACHE_BASE_DIR
+  -u KACHE_SOCKET_PATH -u KACHE_EVENT_ROOT -u KACHE_ACTIVE -u KACHE_UNSTABLE -u KACHE_OUT_DIR_ALIAS_ROOT
+  -u MBX_REMOTE_URL -u MBX_REMOTE -u MBX_CACHE_DIR
+  -u CI -u GITHUB_ACTIONS -u GITLAB_CI
+)
+# run_env RUN_DIR: the variables every build of a run gets.
+run_env() {
+  local x="$1/xdg"
+  mkdir -p "$x/config" "$x/cache" "$x/data" "$x/state"
+  printf '%s\n' CARGO_INCREMENTAL=0 CARGO_NET_OFFLINE=true \
+    XDG_CONFIG_HOME="$x/config" XDG_CACHE_HOME="$x/cache" XDG_DATA_HOME="$x/data" XDG_STATE_HOME="$x/state"
 }
 
-# start_sccache_server RUN_NAME: starts a foreground sccache server (under
-# GNU time, so that the peak RSS of the rustc processes it runs is measured).
+# ---------------------------------------------------------------- daemons
+
+# start_sccache_server TAG RUN_DIR STORE CHECKOUT: a foreground sccache server
+# under GNU time (rustc runs under it, not under cargo). SCCACHE_BASEDIRS is
+# the checkout, so that keys do not depend on where it is. Not timed.
 start_sccache_server() {
-  local name="$1" port i
-  port="$(pick_free_port)" || die "no free TCP port for the sccache server"
-  SCCACHE_ENV=(SCCACHE_DIR="$SSTORE" SCCACHE_SERVER_PORT="$port" SCCACHE_IDLE_TIMEOUT=0 SCCACHE_CACHE_SIZE=50G)
-  local srv_log="$OUT_DIR/logs/$name.sccache-server.log"
-  if [[ -n "$TIME_BIN" ]]; then
-    env "${SCCACHE_ENV[@]}" SCCACHE_START_SERVER=1 SCCACHE_NO_DAEMON=1 \
-      "$TIME_BIN" -f '%e %M' -o "$WORK/runs/$name/server-time.txt" "$SCCACHE" >"$srv_log" 2>&1 &
-  else
-    env "${SCCACHE_ENV[@]}" SCCACHE_START_SERVER=1 SCCACHE_NO_DAEMON=1 "$SCCACHE" >"$srv_log" 2>&1 &
-  fi
+  local tag="$1" run_dir="$2" store="$3" checkout="$4" i
+  SCCACHE_PORT="$(pick_free_port)" || die "no free TCP port for the sccache server"
+  SCCACHE_ENV=(SCCACHE_DIR="$store" SCCACHE_SERVER_PORT="$SCCACHE_PORT" SCCACHE_IDLE_TIMEOUT=0
+    SCCACHE_CACHE_SIZE=50G SCCACHE_BASEDIRS="$checkout" SCCACHE_CONF="$WORK/empty-config.toml")
+  local srv_log="$LOG_DIR/$tag.sccache-server.log" timer=()
+  [[ -n "$TIME_BIN" ]] && timer=("$TIME_BIN" -f '%e %M' -o "$run_dir/daemon-time.txt")
+  mapfile -t renv < <(run_env "$run_dir")
+  env "${UNSET_ENV[@]}" "${renv[@]}" "${SCCACHE_ENV[@]}" SCCACHE_START_SERVER=1 SCCACHE_NO_DAEMON=1 \
+    "${timer[@]}" "$SCCACHE" </dev/null >"$srv_log" 2>&1 &
   SCCACHE_SRV_PID=$!
   for ((i = 0; i < 150; i++)); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    port_open "$SCCACHE_PORT" && return 0
     kill -0 "$SCCACHE_SRV_PID" 2>/dev/null || break
     sleep 0.2
   done
@@ -282,204 +243,195 @@ start_sccache_server() {
   die "the sccache server did not start (see $srv_log)"
 }
 
-# ---------------------------------------------------------------- timed runs
+# kache_env RUN_DIR STORE CHECKOUT: the variables of a kache build and its daemon.
+# Store and the daemon's runtime dir (socket, locks, events) in STORE; no
+# config file, no host config, no remote; KACHE_BASE_DIR is the checkout.
+kache_env() {
+  printf '%s\n' KACHE_CACHE_DIR="$2" KACHE_RUNTIME_DIR="$2" KACHE_CONFIG="$WORK/empty-config.toml" KACHE_HOST_CONFIG= \
+    KACHE_LOCAL_ONLY=1 KACHE_BASE_DIR="$3" KACHE_PROGRESS=0 KACHE_DAEMON_IDLE_TIMEOUT=0
+}
 
-declare -A SECS RSS_KB SRV_RSS_KB COMPILED OUT_SUM HITS MISSES UNITS UNCACHEABLE TOOL_MS
-RUNS=()
-SMOKE_BIN="xcache-bench-project"
-SMOKE_ARGS=(--records 300 --seed 7)
+# start_kache_daemon TAG RUN_DIR STORE CHECKOUT: `kache daemon run` in the
+# foreground under GNU time (compiles run in its pipelines). Not timed.
+start_kache_daemon() {
+  local tag="$1" run_dir="$2" store="$3" checkout="$4" i
+  mkdir -p "$store"
+  mapfile -t renv < <(run_env "$run_dir")
+  mapfile -t KACHE_DAEMON_ENV < <(kache_env "$run_dir" "$store" "$checkout")
+  KACHE_DAEMON_ENV=("${renv[@]}" "${KACHE_DAEMON_ENV[@]}")
+  local dlog="$LOG_DIR/$tag.kache-daemon.log" timer=()
+  [[ -n "$TIME_BIN" ]] && timer=("$TIME_BIN" -f '%e %M' -o "$run_dir/daemon-time.txt")
+  (cd "$checkout" && exec env "${UNSET_ENV[@]}" "${KACHE_DAEMON_ENV[@]}" "${timer[@]}" "$KACHE" daemon run) \
+    </dev/null >"$dlog" 2>&1 &
+  KACHE_DAEMON_PID=$!
+  # Ready when it listens on its socket, <runtime dir>/daemon.sock.
+  for ((i = 0; i < 300; i++)); do
+    [[ -S "$store/daemon.sock" ]] && return 0
+    kill -0 "$KACHE_DAEMON_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  tail -n 20 "$dlog" >&2 || true
+  die "the kache daemon did not start (see $dlog)"
+}
 
-# run_build NAME KIND   (KIND: plain | xcache | sccache)
+# ---------------------------------------------------------------- one build
+
+RECORDS="$WORK/records.tsv"
+: >"$RECORDS"
+
+# run_build PROJECT_NAME TOOL PHASE ITER STORE CHECKOUT
+#   builds the template copied to CHECKOUT (a new directory) with TOOL
+#   (plain|xcache|sccache|kache|mbx), appends a record, deletes CHECKOUT.
 run_build() {
-  local name="$1" kind="$2"
-  local run_dir="$WORK/runs/$name" dir="$WORK/runs/$name/project"
-  local log_file="$OUT_DIR/logs/$name.log" time_file="$WORK/runs/$name/time.txt"
+  local pname="$1" tool="$2" phase="$3" iter="$4" store="$5" dir="$6"
+  local name="$tool-$phase"
+  local tag="$pname.$name.$iter"
+  local run_dir="$WORK/meta/$tag"
+  local log_file="$LOG_DIR/$tag.log" time_file="$run_dir/time.txt"
   mkdir -p "$run_dir"
+  [[ ! -e "$dir" ]] || die "checkout $dir exists already"
   copy_project "$TEMPLATE" "$dir"
+  [[ "$store" == - ]] || mkdir -p "$store"
 
-  local envs=(CARGO_INCREMENTAL=0 CARGO_NET_OFFLINE=true RUSTC_WORKSPACE_WRAPPER=)
-  local cmd
-  case "$kind" in
+  local envs cmd
+  mapfile -t envs < <(run_env "$run_dir")
+  case "$tool" in
     plain)
-      envs+=(RUSTC_WRAPPER=)
       cmd=(cargo build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
     xcache)
-      envs+=(XCACHE_DIR="$XSTORE")
+      envs+=(XCACHE_DIR="$store")
       cmd=("$XC" xcache build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
     sccache)
-      start_sccache_server "$name"
+      start_sccache_server "$tag" "$run_dir" "$store" "$dir"
       envs+=("${SCCACHE_ENV[@]}" RUSTC_WRAPPER="$SCCACHE")
       cmd=(cargo build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
+    kache)
+      start_kache_daemon "$tag" "$run_dir" "$store" "$dir"
+      envs+=("${KACHE_DAEMON_ENV[@]}" RUSTC_WRAPPER="$KACHE")
+      cmd=(cargo build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      ;;
+    mbx)
+      # mbx runs its own cache agent inside the command (no daemon).
+      # MBX_SHARE_WORKSPACE_ROOT=1: keys and outputs do not record the checkout.
+      envs+=(MBX_CACHE_DIR="$store" MBX_SHARE_WORKSPACE_ROOT=1 MBX_DISPLAY=plain MBX_SUMMARY=full
+        MBX_STATS_REPORT="$LOG_DIR/$tag.mbx-stats.json")
+      cmd=("$MBX" build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      ;;
   esac
 
-  log "run $name: ${cmd[*]} (in $dir)"
-  local rc=0 t0 t1
+  log "run $tag: ${cmd[*]} (in $dir)"
+  local rc=0 t0 t1 timer=()
+  [[ -n "$TIME_BIN" ]] && timer=("$TIME_BIN" -f '%e %M' -o "$time_file")
   t0="$(date +%s.%N)"
-  if [[ -n "$TIME_BIN" ]]; then
-    (cd "$dir" && exec "$TIME_BIN" -f '%e %M' -o "$time_file" \
-      env -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET_DIR -u CARGO_BUILD_RUSTC_WRAPPER -u RUSTC_WRAPPER \
-      "${envs[@]}" "${cmd[@]}") >"$log_file" 2>&1 || rc=$?
-  else
-    (cd "$dir" && exec env -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET_DIR -u CARGO_BUILD_RUSTC_WRAPPER -u RUSTC_WRAPPER \
-      "${envs[@]}" "${cmd[@]}") >"$log_file" 2>&1 || rc=$?
-  fi
+  (cd "$dir" && exec "${timer[@]}" env "${UNSET_ENV[@]}" "${envs[@]}" "${cmd[@]}") \
+    </dev/null >"$log_file" 2>&1 || rc=$?
   t1="$(date +%s.%N)"
   if [[ "$rc" != 0 ]]; then
     tail -n 40 "$log_file" >&2 || true
-    die "run $name failed with exit code $rc (log: $log_file)"
+    die "run $tag failed with exit code $rc (log: $log_file)"
   fi
 
-  local secs="" rss=""
+  local secs="" rss="" drss="" units="" hits="" misses="" uncacheable="" seeded=""
   if [[ -n "$TIME_BIN" && -s "$time_file" ]]; then
     read -r secs rss < <(tail -n 1 "$time_file")
   else
     secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
   fi
-  SECS[$name]="$secs"
-  RSS_KB[$name]="$rss"
   # cargo prints one "Compiling" line per package (its build script included).
-  COMPILED[$name]="$(grep -cE '^[[:space:]]*Compiling ' "$log_file" || true)"
+  local compiled
+  compiled="$(grep -cE '^[[:space:]]*Compiling ' "$log_file" || true)"
 
-  if [[ "$kind" == xcache ]]; then
-    local report="$dir/target/xcache/report.json"
-    if [[ -s "$report" ]]; then
-      cp "$report" "$OUT_DIR/logs/$name.report.json"
-      UNITS[$name]="$(json_get "$report" .summary.units "d['summary']['units']")"
-      HITS[$name]="$(json_get "$report" .summary.hits "d['summary']['hits']")"
-      MISSES[$name]="$(json_get "$report" .summary.misses "d['summary']['misses']")"
-      UNCACHEABLE[$name]="$(json_get "$report" .summary.uncacheable "d['summary']['uncacheable']")"
-      TOOL_MS[$name]="$(json_get "$report" .summary.wall_ms "d['summary']['wall_ms']")"
-    else
-      log "warning: $name wrote no report at $report"
-    fi
-  fi
-
-  if [[ "$kind" == sccache ]]; then
-    local stats="$OUT_DIR/logs/$name.sccache-stats.json"
-    env "${SCCACHE_ENV[@]}" "$SCCACHE" --show-stats --stats-format json >"$stats" 2>/dev/null || true
-    HITS[$name]="$(json_get "$stats" '([.stats.cache_hits.counts[]?] | add) // 0' "sum(d['stats']['cache_hits']['counts'].values())")"
-    MISSES[$name]="$(json_get "$stats" '([.stats.cache_misses.counts[]?] | add) // 0' "sum(d['stats']['cache_misses']['counts'].values())")"
-    UNCACHEABLE[$name]="$(json_get "$stats" .stats.requests_not_cacheable "d['stats']['requests_not_cacheable']")"
-    stop_sccache_server
-    local srv_rss=""
-    if [[ -s "$run_dir/server-time.txt" ]]; then
-      read -r _ srv_rss < <(tail -n 1 "$run_dir/server-time.txt")
-    fi
-    SRV_RSS_KB[$name]="$srv_rss"
-    # rustc runs under the sccache server, not under cargo: the run's peak
-    # is the larger of the two process trees.
-    if [[ -n "$srv_rss" && ( -z "$rss" || "$srv_rss" -gt "$rss" ) ]]; then
-      RSS_KB[$name]="$srv_rss"
-    fi
+  case "$tool" in
+    xcache)
+      local report="$dir/target/xcache/report.json"
+      if [[ -s "$report" ]]; then
+        cp "$report" "$LOG_DIR/$tag.report.json"
+        units="$(json_get "$report" .summary.units "d['summary']['units']")"
+        hits="$(json_get "$report" .summary.hits "d['summary']['hits']")"
+        misses="$(json_get "$report" .summary.misses "d['summary']['misses']")"
+        uncacheable="$(json_get "$report" .summary.uncacheable "d['summary']['uncacheable']")"
+        seeded="$(json_get "$report" .summary.seeded "d['summary'].get('seeded')")"
+      else
+        log "warning: $tag wrote no report at $report"
+      fi
+      ;;
+    sccache)
+      local stats="$LOG_DIR/$tag.sccache-stats.json"
+      if port_open "$SCCACHE_PORT"; then
+        SCCACHE_SERVER_PORT="$SCCACHE_PORT" "$SCCACHE" --show-stats --stats-format json >"$stats" 2>/dev/null || true
+      fi
+      hits="$(json_get "$stats" '([.stats.cache_hits.counts[]?] | add) // 0' "sum(d['stats']['cache_hits']['counts'].values())")"
+      misses="$(json_get "$stats" '([.stats.cache_misses.counts[]?] | add) // 0' "sum(d['stats']['cache_misses']['counts'].values())")"
+      uncacheable="$(json_get "$stats" .stats.requests_not_cacheable "d['stats']['requests_not_cacheable']")"
+      stop_sccache_server
+      ;;
+    kache)
+      local kstats="$LOG_DIR/$tag.kache-stats.json"
+      env "${UNSET_ENV[@]}" "${KACHE_DAEMON_ENV[@]}" "$KACHE" stats --last-build --root "$dir" --json \
+        >"$kstats" 2>"$LOG_DIR/$tag.kache-stats.err" || true
+      read -r hits misses uncacheable < <(python3 "$BENCH_DIR/report.py" --kache-counts "$kstats" 2>/dev/null || echo "- - -")
+      stop_kache_daemon
+      ;;
+    mbx)
+      read -r hits misses uncacheable < <(python3 "$BENCH_DIR/report.py" --mbx-counts "$LOG_DIR/$tag.mbx-stats.json" 2>/dev/null || echo "- - -")
+      ;;
+  esac
+  if [[ -s "$run_dir/daemon-time.txt" ]]; then
+    read -r _ drss < <(tail -n 1 "$run_dir/daemon-time.txt")
   fi
 
   # Smoke check: the built program must print the same as plain cargo's.
-  local bin="$dir/target/$PROFILE_DIR/$SMOKE_BIN"
-  if [[ -x "$bin" ]]; then
-    OUT_SUM[$name]="$("$bin" "${SMOKE_ARGS[@]}" 2>/dev/null | cksum | cut -d' ' -f1,2)" || OUT_SUM[$name]="failed"
+  local out_sum="missing" bin="$dir/target/$PROFILE_DIR/$BIN_NAME"
+  if [[ -n "$BIN_NAME" && -f "$bin" && -x "$bin" ]]; then
+    out_sum="$("$bin" "${SMOKE_ARGS[@]}" 2>/dev/null | cksum | tr ' ' ':')" || out_sum="failed"
+  elif [[ -n "$BIN_NAME" ]]; then
+    log "warning: $tag: no program at $bin"
   fi
 
-  RUNS+=("$name")
-  log "run $name: ${SECS[$name]} s, peak RSS ${RSS_KB[$name]:-?} KB, ${COMPILED[$name]} packages compiled"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pname" "$name" "$tool" "$phase" \
+    "$iter" "${secs:--}" "${rss:--}" "${drss:--}" "${compiled:--}" "${units:--}" "${hits:--}" \
+    "${misses:--}" "${uncacheable:--}" "${seeded:--}" "$out_sum" >>"$RECORDS"
+  log "run $tag: $secs s, peak RSS ${rss:-?} KB${drss:+ (daemon $drss KB)}, $compiled packages compiled, hits/misses ${hits:--}/${misses:--}"
   rm -rf "$dir"
 }
 
-run_build plain-cold plain
-if [[ -n "$XC" ]]; then
-  run_build xcache-cold xcache
-  run_build xcache-warm xcache
-fi
-if [[ -n "$SCCACHE" ]]; then
-  run_build sccache-cold sccache
-  run_build sccache-warm sccache
-fi
+# ---------------------------------------------------------------- the runs
+
+for project in "${PROJECT_DIRS[@]}"; do
+  pname="$(basename "$project")"
+  LOG_DIR="$OUT_DIR/logs/$pname"
+  mkdir -p "$LOG_DIR"
+  TEMPLATE="$WORK/template-$pname"
+  fetch_template "$project" "$TEMPLATE" "$LOG_DIR/fetch.log"
+  BIN_NAME="$(sed -n 's/^name[[:space:]]*=[[:space:]]*"\(.*\)"/\1/p' "$TEMPLATE/Cargo.toml" | head -n1)"
+  [[ -n "$BIN_NAME" ]] || log "$pname has no [package] name: no output check"
+  for ((it = 1; it <= REPEAT; it++)); do
+    # Checkouts: cold ones under $WORK/a/, warm ones under $WORK/elsewhere/
+    # (another absolute path, of another length).
+    run_build "$pname" plain cold "$it" - "$WORK/a/$pname-plain-$it/project"
+    for tool in "${TOOLS[@]}"; do
+      store="$WORK/stores/$pname-$tool-$it"
+      run_build "$pname" "$tool" cold "$it" "$store" "$WORK/a/$pname-$tool-$it/project"
+      run_build "$pname" "$tool" warm "$it" "$store" "$WORK/elsewhere/moved/$pname-$tool-$it/checkout"
+      rm -rf "$store"
+    done
+  done
+done
 
 # ---------------------------------------------------------------- report
 
-PLAIN="${SECS[plain-cold]}"
-mb() { [[ -n "${1:-}" ]] && awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
-
-printf '\n%-14s %9s %9s %12s %9s %16s %8s\n' run seconds vs-plain peak-RSS-MB packages "cache hit/miss" output
-for name in "${RUNS[@]}"; do
-  hm="-"
-  [[ -n "${HITS[$name]:-}${MISSES[$name]:-}" ]] && hm="${HITS[$name]:-?}/${MISSES[$name]:-?}"
-  out="-"
-  if [[ -n "${OUT_SUM[$name]:-}" && -n "${OUT_SUM[plain-cold]:-}" ]]; then
-    if [[ "${OUT_SUM[$name]}" == "${OUT_SUM[plain-cold]}" ]]; then out=same; else out=DIFFERS; fi
-  fi
-  printf '%-14s %9s %9s %12s %9s %16s %8s\n' "$name" "${SECS[$name]}" "$(ratio "${SECS[$name]}" "$PLAIN")" \
-    "$(mb "${RSS_KB[$name]:-}" || echo '?')" "${COMPILED[$name]}" "$hm" "$out"
-done
-
-failed=0
-printf '\nkey ratios (target):\n'
-ratios_json=""
-for t in "${TARGETS[@]}"; do
-  read -r rname a b bound <<<"$t"
-  r="$(ratio "${SECS[$a]:-}" "${SECS[$b]:-}")"
-  ok=null
-  if [[ -n "$r" ]]; then
-    if le "$r" "$bound"; then ok=true verdict=met; else ok=false verdict=MISSED failed=1; fi
-    printf '  %-30s %7s  (target <= %s) %s\n' "$a / $b" "$r" "$bound" "$verdict"
-  else
-    printf '  %-30s %7s  (target <= %s) not measured\n' "$a / $b" "-" "$bound"
-  fi
-  ratios_json+="${ratios_json:+,}
-    $(jstr "$rname"): {\"value\": $(jnum "$r"), \"target_max\": $bound, \"met\": $ok}"
-done
-for name in "${RUNS[@]}"; do
-  if [[ -n "${OUT_SUM[$name]:-}" && -n "${OUT_SUM[plain-cold]:-}" && "${OUT_SUM[$name]}" != "${OUT_SUM[plain-cold]}" ]]; then
-    log "warning: the program built by $name prints something else than plain cargo's"
-    failed=1
-  fi
-done
-
-runs_json=""
-for name in "${RUNS[@]}"; do
-  same=null
-  if [[ -n "${OUT_SUM[$name]:-}" && -n "${OUT_SUM[plain-cold]:-}" ]]; then
-    [[ "${OUT_SUM[$name]}" == "${OUT_SUM[plain-cold]}" ]] && same=true || same=false
-  fi
-  runs_json+="${runs_json:+,}
-    {\"name\": $(jstr "$name"), \"seconds\": $(jnum "${SECS[$name]}"),\
- \"ratio_vs_plain_cold\": $(jnum "$(ratio "${SECS[$name]}" "$PLAIN")"),\
- \"peak_rss_kb\": $(jnum "${RSS_KB[$name]:-}"), \"peak_rss_mb\": $(jnum "$(mb "${RSS_KB[$name]:-}" || true)"),\
- \"sccache_server_peak_rss_kb\": $(jnum "${SRV_RSS_KB[$name]:-}"),\
- \"packages_compiled\": $(jnum "${COMPILED[$name]}"),\
- \"cache\": {\"units\": $(jnum "${UNITS[$name]:-}"), \"hits\": $(jnum "${HITS[$name]:-}"),\
- \"misses\": $(jnum "${MISSES[$name]:-}"), \"uncacheable\": $(jnum "${UNCACHEABLE[$name]:-}"),\
- \"tool_wall_ms\": $(jnum "${TOOL_MS[$name]:-}")},\
- \"output_matches_plain\": $same}"
-done
-
-sccache_version=""
-[[ -n "$SCCACHE" ]] && sccache_version="$("$SCCACHE" --version 2>/dev/null || true)"
+version_of() { [[ -n "$1" ]] && "$1" --version 2>/dev/null | head -n1 || true; }
 xcache_commit="$(git -C "$REPO_DIR" rev-parse --verify -q HEAD 2>/dev/null || true)"
-cat >"$OUT_DIR/results.json" <<EOF
-{
-  "date_utc": $(jstr "$(date -u +%Y-%m-%dT%H:%M:%SZ)"),
-  "machine": {"cpus": $(jnum "$(nproc 2>/dev/null || true)"), "kernel": $(jstr "$(uname -sr)")},
-  "rustc": $(jstr "$(rustc --version 2>/dev/null || true)"),
-  "cargo": $(jstr "$(cargo --version 2>/dev/null || true)"),
-  "sccache": $(jstr "$sccache_version"),
-  "xcache_commit": $(jstr "$xcache_commit"),
-  "project": $(jstr "$PROJECT"),
-  "profile": $(jstr "$PROFILE"),
-  "jobs": $(jnum "$JOBS"),
-  "peak_rss_note": "GNU time %M: max RSS of the largest single process; for sccache runs the larger of cargo's tree and the sccache server's tree (where rustc runs)",
-  "packages_compiled_plain": $(jnum "${COMPILED[plain-cold]}"),
-  "runs": [$runs_json
-  ],
-  "ratios": {$ratios_json
-  }
-}
-EOF
-if command -v jq >/dev/null; then jq empty "$OUT_DIR/results.json" || die "results.json is not valid JSON"; fi
-log "results written to $OUT_DIR/results.json (logs in $OUT_DIR/logs)"
-
-if [[ "$STRICT" == 1 && "$failed" == 1 ]]; then
-  die "a target was missed or an output differs (XCACHE_BENCH_STRICT=1)"
-fi
+dirty=0
+[[ -z "$(git -C "$REPO_DIR" status --porcelain --untracked-files=no 2>/dev/null || true)" ]] || dirty=1
+export RB_RECORDS="$RECORDS" RB_OUT="$OUT_DIR/results.json" RB_PROFILE="$PROFILE" RB_REPEAT="$REPEAT" \
+  RB_JOBS="$JOBS" RB_STRICT="$STRICT" RB_SECONDS_TOTAL="$(($(date +%s) - START_EPOCH))" \
+  RB_RUSTC="$(rustc --version 2>/dev/null || true)" RB_CARGO="$(cargo --version 2>/dev/null || true)" \
+  RB_XCACHE_COMMIT="$xcache_commit" RB_XCACHE_DIRTY="$dirty" RB_XCACHE_BIN="$XC" \
+  RB_SCCACHE="$(version_of "$SCCACHE")" RB_KACHE="$(version_of "$KACHE")" RB_MBX="$(version_of "$MBX")" \
+  RB_PROJECTS="${PROJECT_DIRS[*]}" RB_TOOLS="${TOOLS[*]}" RB_SMOKE_ARGS="${SMOKE_ARGS[*]}" \
+  RB_LOAD_START="$LOAD_START"
+python3 "$BENCH_DIR/report.py"

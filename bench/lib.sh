@@ -1,0 +1,209 @@
+# bench/lib.sh: shell helpers shared by bench/run.sh and bench/remote.sh.
+#
+# Sourced, not run. The sourcing script sets BENCH_LOG_PREFIX (e.g. "bench")
+# before it calls log or die, and `set -euo pipefail` itself.
+
+BENCH_LOG_PREFIX="${BENCH_LOG_PREFIX:-bench}"
+# Where bench/install-peers.sh puts sccache, mbx and kache.
+TOOLS_ROOT="${XCACHE_BENCH_TOOLS_DIR:-/opt/xcache-bench/tools}"
+
+log() { printf '[%s] %s\n' "$BENCH_LOG_PREFIX" "$*" >&2; }
+die() {
+  printf '[%s] error: %s\n' "$BENCH_LOG_PREFIX" "$*" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------- arguments
+
+# parse_profile_jobs PROFILE JOBS: sets PROFILE_ARGS, PROFILE_DIR and JOBS_ARGS.
+parse_profile_jobs() {
+  case "$1" in
+    dev) PROFILE_ARGS=() PROFILE_DIR=debug ;;
+    release) PROFILE_ARGS=(--release) PROFILE_DIR=release ;;
+    *) die "XCACHE_BENCH_PROFILE must be dev or release, not '$1'" ;;
+  esac
+  JOBS_ARGS=()
+  if [[ -n "$2" ]]; then
+    [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_JOBS must be a positive number, not '$2'"
+    JOBS_ARGS=(-j "$2")
+  fi
+}
+
+# ---------------------------------------------------------------- JSON and numbers
+
+# A JSON reader: jq, else python3, else a best-effort grep for a number.
+# json_get FILE JQ_PATH PY_EXPR -> prints the value or nothing.
+json_get() {
+  local file="$1" jq_path="$2" py_expr="$3"
+  [[ -s "$file" ]] || return 0
+  if command -v jq >/dev/null; then
+    jq -r "($jq_path) // empty" "$file" 2>/dev/null || true
+  elif command -v python3 >/dev/null; then
+    python3 - "$file" "$py_expr" <<'PY' 2>/dev/null || true
+import json, sys
+d = json.load(open(sys.argv[1]))
+try:
+    v = eval(sys.argv[2], {"d": d})
+except Exception:
+    v = None
+if v is not None:
+    print(v)
+PY
+  else
+    local key="${jq_path##*.}"
+    grep -oE "\"$key\"[[:space:]]*:[[:space:]]*[0-9.]+" "$file" | head -n1 | grep -oE '[0-9.]+$' || true
+  fi
+}
+
+# Prints its argument as a JSON number, or null when empty / not numeric.
+jnum() {
+  if [[ "${1:-}" =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then printf '%s' "$1"; else printf 'null'; fi
+}
+# Prints its argument as a JSON string.
+jstr() {
+  local s="${1:-}"
+  s="${s//\\/\\\\}"
+  s="${s//\"/\\\"}"
+  s="${s//$'\n'/ }"
+  s="${s//$'\t'/ }"
+  printf '"%s"' "$s"
+}
+# ratio A B -> A/B with 3 decimals, or empty.
+ratio() {
+  [[ -n "${1:-}" && -n "${2:-}" ]] || return 0
+  awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.3f", a / b }'
+}
+# le A B -> exit status 0 when A <= B.
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
+
+# ---------------------------------------------------------------- projects
+
+# Copies a project without its target directory.
+copy_project() {
+  local src="$1" dst="$2"
+  mkdir -p "$dst"
+  tar -C "$src" --exclude=./target -cf - . | tar -C "$dst" -xf -
+}
+
+# fetch_template PROJECT TEMPLATE LOG: copies PROJECT to TEMPLATE and runs
+# `cargo fetch` there once (not timed), so that no timed build downloads.
+fetch_template() {
+  local project="$1" template="$2" logf="$3"
+  copy_project "$project" "$template"
+  local args=()
+  [[ -f "$template/Cargo.lock" ]] && args=(--locked)
+  log "cargo fetch (not timed)"
+  (cd "$template" && cargo fetch "${args[@]}") >"$logf" 2>&1 || {
+    tail -n 20 "$logf" >&2
+    die "cargo fetch failed (see $logf)"
+  }
+}
+
+# ---------------------------------------------------------------- processes and ports
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pick_free_port: one loopback port nobody listens on (a guess, checked).
+pick_free_port() {
+  local port i
+  for ((i = 0; i < 50; i++)); do
+    port=$((20000 + RANDOM % 20000))
+    if ! port_open "$port"; then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# stop_pid PID NAME: SIGTERM, up to 10 s, then SIGKILL. Only PIDs we started.
+stop_pid() {
+  local pid="$1" name="$2" i
+  kill -0 "$pid" 2>/dev/null || {
+    wait "$pid" 2>/dev/null || true
+    return 0
+  }
+  kill "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "warning: $name (pid $pid) did not stop on SIGTERM; sending SIGKILL"
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- GNU time
+
+# find_gnu_time INSTALL(0|1): sets TIME_BIN to /usr/bin/time when it works, else
+# to "". With INSTALL=1 and root, installs the Debian package first if needed.
+find_gnu_time() {
+  TIME_BIN=/usr/bin/time
+  if [[ "$1" == 1 && ! -x "$TIME_BIN" ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing GNU time (Debian package 'time')"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null 2>&1; then
+      apt-get update -qq >/dev/null 2>&1 || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null 2>&1 || true
+    fi
+  fi
+  if [[ ! -x "$TIME_BIN" ]] || ! "$TIME_BIN" -f '%e %M' -o /dev/null true 2>/dev/null; then
+    TIME_BIN=""
+  fi
+}
+
+# ---------------------------------------------------------------- tools
+
+# build_xcache REPO BUILD_DIR LOG [CARGO_ARGS...]: builds cargo-xcache in
+# release mode unless XCACHE_BENCH_BIN names a binary, and sets XC to its
+# absolute path. Dies with HINT ($BUILD_HINT) when the build fails.
+build_xcache() {
+  local repo="$1" build_dir="$2" logf="$3"
+  shift 3
+  if [[ -n "${XCACHE_BENCH_BIN:-}" ]]; then
+    XC="$XCACHE_BENCH_BIN"
+  else
+    log "building cargo-xcache (release) into $build_dir (log: $logf)"
+    if ! cargo build --release "$@" --manifest-path "$repo/Cargo.toml" --target-dir "$build_dir" \
+      >"$logf" 2>&1; then
+      tail -n 30 "$logf" >&2 || true
+      die "cargo-xcache does not build (see $logf). ${BUILD_HINT:-Point XCACHE_BENCH_BIN at a built binary.}"
+    fi
+    XC="$build_dir/release/cargo-xcache"
+  fi
+  [[ -x "$XC" ]] || die "cargo-xcache binary not found or not executable: $XC"
+  XC="$(cd "$(dirname "$XC")" && pwd)/$(basename "$XC")"
+}
+
+# find_tool NAME: prints the path of NAME on PATH, else in $TOOLS_ROOT/bin, else nothing.
+find_tool() {
+  if command -v "$1" >/dev/null; then
+    command -v "$1"
+  elif [[ -x "$TOOLS_ROOT/bin/$1" ]]; then
+    printf '%s\n' "$TOOLS_ROOT/bin/$1"
+  fi
+}
+
+# stop_sccache_server: stops the server started into SCCACHE_SRV_PID (which
+# listens on SCCACHE_PORT) with --stop-server, else by PID. GNU time may wrap
+# it; then the server is the only child of that time process.
+stop_sccache_server() {
+  [[ -n "${SCCACHE_SRV_PID:-}" ]] || return 0
+  local pid="$SCCACHE_SRV_PID" i child
+  SCCACHE_SRV_PID=""
+  # Only ask a server that is up: a client that finds none would start a daemon.
+  if port_open "$SCCACHE_PORT"; then
+    SCCACHE_SERVER_PORT="$SCCACHE_PORT" "$SCCACHE" --stop-server >/dev/null 2>&1 || true
+  fi
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "warning: sccache server did not stop; killing it (pid $pid)"
+    for child in $(pgrep -P "$pid" 2>/dev/null || true); do kill "$child" 2>/dev/null || true; done
+    kill "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}

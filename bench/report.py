@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Report of bench/run.sh: per project a table of every tool's runs and the issue's targets.
+
+bench/run.sh appends one tab-separated record per build to $RB_RECORDS and then
+runs this script, which prints, per project, one row per run (tool and phase):
+the median wall time over the rounds (with min and max), the ratio of that
+median to plain cargo's cold median, the peak RSS, hits/misses and the output
+check; then the targets with PASS/FAIL; and writes $RB_OUT (results.json).
+
+Two helper modes read the hit counts of peers that have no common format:
+  report.py --kache-counts FILE   FILE: `kache stats --last-build --json`
+  report.py --mbx-counts FILE     FILE: the JSON report of `mbx build` (MBX_STATS_REPORT)
+Each prints "hits misses uncacheable" ("-" for unknown).
+"""
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+FORMAT_VERSION = 2
+
+# The targets of issue 4, per project.
+WARM_MAX = 0.035  # xcache-warm / plain-cold
+COLD_MAX = 1.05  # xcache-cold / plain-cold
+
+COLUMNS = ("project", "name", "tool", "phase", "iteration", "seconds", "peak_rss_kb",
+           "daemon_peak_rss_kb", "packages_compiled", "units", "hits", "misses",
+           "uncacheable", "seeded", "output")
+
+
+def num(s):
+    if s in ("", "-", None):
+        return None
+    try:
+        v = float(s)
+    except ValueError:
+        return None
+    return int(v) if v.is_integer() else v
+
+
+def find_dict_with(obj, key):
+    """The first dict, depth first, that has `key`."""
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj
+        obj = list(obj.values())
+    if isinstance(obj, list):
+        for v in obj:
+            r = find_dict_with(v, key)
+            if r is not None:
+                return r
+    return None
+
+
+def kache_counts(path):
+    """The build report's summary (docs/commands/report.schema.json of kache 2.0.0):
+    hits are local + prefetched + remote hits; passthroughs and skipped are not cached."""
+    try:
+        summary = find_dict_with(json.load(open(path)), "local_hits")
+    except Exception:
+        summary = None
+    if summary is None:
+        print("- - -")
+        return
+    n = lambda k: summary.get(k) or 0
+    hits = n("local_hits") + n("prefetch_hits") + n("remote_hits")
+    print(hits, n("misses"), n("passthroughs") + n("skipped"))
+
+
+def mbx_counts(path):
+    """The JSON build report mbx writes to MBX_STATS_REPORT (StatsReport of mbx 1.29.1):
+    misses count compilations that looked up and missed plus those it could not look up
+    ("unconsulted"); bypasses are compilations it does not cache."""
+    try:
+        doc = json.load(open(path))
+    except Exception:
+        print("- - -")
+        return
+    bypassed = sum((doc.get("bypasses") or {}).values())
+    print(doc.get("hits", "-"), (doc.get("misses") or 0) + (doc.get("unconsulted") or 0), bypassed)
+
+
+def median(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, spec="{:.0f}"):
+    return "-" if v is None else spec.format(v)
+
+
+def main():
+    E = os.environ
+    rows = []
+    for line in open(E["RB_RECORDS"]):
+        f = line.rstrip("\n").split("\t")
+        if len(f) < len(COLUMNS):
+            continue
+        r = dict(zip(COLUMNS, f))
+        for k in COLUMNS[4:14]:
+            r[k] = num(r[k])
+        rows.append(r)
+
+    strict = E.get("RB_STRICT") == "1"
+    any_failed = False
+    projects_out = []
+    for project in dict.fromkeys(r["project"] for r in rows):
+        prow = [r for r in rows if r["project"] == project]
+        order = list(dict.fromkeys(r["name"] for r in prow))
+        ref_outputs = {r["output"] for r in prow if r["name"] == "plain-cold"}
+        ref = next(iter(ref_outputs)) if len(ref_outputs) == 1 else None
+        # Without a program from plain cargo (a project without a binary named
+        # after its package) there is nothing to compare with.
+        checked = ref not in ("missing", "failed")
+        summary = {}
+        for name in order:
+            its = [r for r in prow if r["name"] == name]
+            secs = [r["seconds"] for r in its if r["seconds"] is not None]
+            peaks = [max(p for p in (r["peak_rss_kb"], r["daemon_peak_rss_kb"]) if p is not None)
+                     for r in its if r["peak_rss_kb"] is not None or r["daemon_peak_rss_kb"] is not None]
+            outputs_ok = (ref is not None and all(r["output"] == ref for r in its)) if checked else None
+            summary[name] = {
+                "name": name, "tool": its[0]["tool"], "phase": its[0]["phase"], "n": len(its),
+                "seconds_median": median(secs),
+                "seconds_min": min(secs) if secs else None,
+                "seconds_max": max(secs) if secs else None,
+                "seconds_all": secs,
+                # The larger of the build's tree and the tool's daemon, the most of any round.
+                "peak_rss_kb": max(peaks) if peaks else None,
+                "daemon_peak_rss_kb": median([r["daemon_peak_rss_kb"] for r in its]),
+                "packages_compiled": median([r["packages_compiled"] for r in its]),
+                "units": median([r["units"] for r in its]),
+                "hits": median([r["hits"] for r in its]),
+                "misses": median([r["misses"] for r in its]),
+                "uncacheable": median([r["uncacheable"] for r in its]),
+                # xcache: units planted from the seed pack that cargo found fresh.
+                "seeded": median([r["seeded"] for r in its]),
+                "output_matches_plain": outputs_ok,
+            }
+        plain = summary.get("plain-cold", {}).get("seconds_median")
+        for s in summary.values():
+            m = s["seconds_median"]
+            s["ratio_vs_plain_cold"] = round(m / plain, 4) if m is not None and plain else None
+
+        print(f"\n== {project} ({E.get('RB_PROFILE', 'dev')} profile, {E.get('RB_REPEAT', '1')} round(s); "
+              "seconds: median [min-max]; checkouts moved and target dirs empty for warm runs)")
+        print(f"{'run':<14} {'n':>2} {'median s':>9} {'min-max':>13} {'vs plain':>9} {'RSS MB':>7} "
+              f"{'daemon MB':>9} {'compiled':>8} {'hits/misses':>12} {'seeded':>6} {'output':>7}")
+        for name in order:
+            s = summary[name]
+            hm = "-" if s["hits"] is None and s["misses"] is None else f"{fmt(s['hits'])}/{fmt(s['misses'])}"
+            rng = f"{fmt(s['seconds_min'], '{:.2f}')}-{fmt(s['seconds_max'], '{:.2f}')}"
+            mb = lambda kb: None if kb is None else kb / 1024
+            out = {True: "same", False: "DIFFERS", None: "-"}[s["output_matches_plain"]]
+            print(f"{name:<14} {s['n']:>2} {fmt(s['seconds_median'], '{:.2f}'):>9} {rng:>13} "
+                  f"{fmt(s['ratio_vs_plain_cold'], '{:.3f}'):>9} {fmt(mb(s['peak_rss_kb'])):>7} "
+                  f"{fmt(mb(s['daemon_peak_rss_kb'])):>9} {fmt(s['packages_compiled']):>8} {hm:>12} "
+                  f"{fmt(s['seeded']):>6} {out:>7}")
+
+        targets = []
+
+        def target(key, label, value, bound, ok):
+            targets.append({"key": key, "label": label, "value": value, "bound": bound,
+                            "pass": ok})
+
+        xw = summary.get("xcache-warm", {}).get("seconds_median")
+        xc = summary.get("xcache-cold", {}).get("seconds_median")
+        r = round(xw / plain, 4) if xw is not None and plain else None
+        target("xcache_warm_over_plain_cold", "xcache-warm / plain-cold", r, f"<= {WARM_MAX}",
+               None if r is None else r <= WARM_MAX)
+        for name, s in summary.items():
+            if s["phase"] == "warm" and s["tool"] not in ("xcache", "plain"):
+                other = s["seconds_median"]
+                r = round(xw / other, 4) if xw is not None and other else None
+                target(f"xcache_warm_over_{s['tool']}_warm", f"xcache-warm / {name}", r, "< 1",
+                       None if r is None else r < 1)
+        r = round(xc / plain, 4) if xc is not None and plain else None
+        target("xcache_cold_over_plain_cold", "xcache-cold / plain-cold", r, f"<= {COLD_MAX}",
+               None if r is None else r <= COLD_MAX)
+        outputs_ok = all(s["output_matches_plain"] for s in summary.values()) if checked else None
+        print("targets (from medians):")
+        for t in targets:
+            verdict = "not measured" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")
+            print(f"  {t['label']:<28} {fmt(t['value'], '{:.4f}'):>8}  (target {t['bound']}) {verdict}")
+            if t["pass"] is False:
+                any_failed = True
+        if outputs_ok is None:
+            print("  output check: not done (plain cargo's build has no program named after the package)")
+        elif not outputs_ok:
+            any_failed = True
+            print("  output check: FAIL (a built program prints something else than plain cargo's, "
+                  "or was not found)")
+        else:
+            print("  output check: PASS (every built program prints what plain cargo's prints)")
+        projects_out.append({"project": project, "runs": [summary[n] for n in order],
+                             "targets": targets, "outputs_match": outputs_ok})
+
+    result = {
+        "format_version": FORMAT_VERSION,
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.system() + " " + platform.release(),
+                    "load_average_at_start": [float(x) for x in E.get("RB_LOAD_START", "").split()] or None,
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "rustc": E.get("RB_RUSTC") or None,
+        "cargo": E.get("RB_CARGO") or None,
+        "tools": {"xcache_commit": E.get("RB_XCACHE_COMMIT") or None,
+                  "xcache_worktree_dirty": E.get("RB_XCACHE_DIRTY") == "1",
+                  "xcache_bin": E.get("RB_XCACHE_BIN") or None,
+                  "sccache": E.get("RB_SCCACHE") or None, "kache": E.get("RB_KACHE") or None,
+                  "mbx": E.get("RB_MBX") or None},
+        "tools_run": E.get("RB_TOOLS", "").split(),
+        "profile": E.get("RB_PROFILE"),
+        "jobs": int(E["RB_JOBS"]) if E.get("RB_JOBS") else None,
+        "repeat": int(E.get("RB_REPEAT", "1")),
+        "smoke_args": E.get("RB_SMOKE_ARGS"),
+        "total_seconds": int(E.get("RB_SECONDS_TOTAL", "0")),
+        "notes": "seconds: GNU time %e of the build command; daemons (sccache server, kache daemon) "
+                 "are started before and stopped after it, untimed. peak_rss_kb: GNU time %M, the "
+                 "largest single process, the larger of the build's tree and the daemon's, the most "
+                 "of any round. Warm runs: same store as the cold run, cold checkout deleted, fresh "
+                 "checkout at another absolute path, empty target dir.",
+        "projects": projects_out,
+        "iterations": rows,
+    }
+    with open(E["RB_OUT"], "w") as fh:
+        json.dump(result, fh, indent=2)
+        fh.write("\n")
+    print(f"\nload average at start {E.get('RB_LOAD_START') or '?'}, at end "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    print(f"results written to {E['RB_OUT']} (total {E.get('RB_SECONDS_TOTAL', '?')} s)")
+    if strict and any_failed:
+        print("a target was missed or an output differs (XCACHE_BENCH_STRICT=1)", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--kache-counts":
+        kache_counts(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--mbx-counts":
+        mbx_counts(sys.argv[2])
+    else:
+        main()
