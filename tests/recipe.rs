@@ -273,7 +273,12 @@ fn build_after_warm_rebuilds_no_dependency() {
             stored.insert(unit);
         }
     }
-    for unit in ["itoa:lib", "libc:lib", "libc:build-script"] {
+    for unit in [
+        "itoa:lib",
+        "libc:lib",
+        "libc:build-script",
+        "libc:build-script-run",
+    ] {
         assert!(stored.contains(unit), "{unit} not stored: {stored:?}");
     }
     for unit in [

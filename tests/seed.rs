@@ -226,9 +226,13 @@ fn an_explicit_target_is_seeded_too() {
     let b = xcache_build(&ws2, &s.store(), &args, &[]);
     b.assert_success();
     let r = Report::read(&ws2.join("target"));
-    // Host units (the proc-macro, the build script) and target units alike.
+    // Host units (the proc-macro, the build script and its run) and target units alike.
     let seeded = seeded_units(&r);
-    assert_eq!(seeded.len(), 6, "{seeded:?}");
+    assert_eq!(seeded.len(), 7, "{seeded:?}");
+    assert!(
+        seeded.iter().any(|u| u.ends_with(":build-script-run")),
+        "{seeded:?}"
+    );
     let fresh = b.fresh();
     assert!(fresh.values().all(|f| *f), "{fresh:?}");
     assert!(
