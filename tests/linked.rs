@@ -264,18 +264,42 @@ fn another_linker_misses_the_linked_units_and_the_proc_macros_dependents() {
 }
 
 #[test]
-fn a_binary_embedding_its_checkout_path_is_not_stored() {
+fn a_binary_embedding_its_checkout_path_is_bound_to_that_path() {
     let s = Scratch::new();
+    let main_rs = "fn main() {\n    println!(\"{} dir={}\", mid::summary(), env!(\"CARGO_MANIFEST_DIR\"));\n}\n";
     let ws = s.checkout("basic-workspace", "ws");
-    std::fs::write(
-        ws.join("app/src/main.rs"),
-        "fn main() {\n    println!(\"{} dir={}\", mid::summary(), env!(\"CARGO_MANIFEST_DIR\"));\n}\n",
-    )
-    .unwrap();
+    std::fs::write(ws.join("app/src/main.rs"), main_rs).unwrap();
     let (b, r) = build(&ws, &s.store(), &[], &[]);
-    assert_eq!(r.reason_of("app").as_deref(), Some("embeds-absolute-path"));
+    // Stored, under a key that holds the checkout's real path.
+    assert_eq!(r.unit("app")["outcome"], "miss");
     assert!(b.run("app").contains(ws.to_str().unwrap()));
-    assert_eq!(r.with_outcome("uncacheable"), names(&["app:bin"]));
+    let bound_key = r.unit("app")["key"].clone();
+
+    // The same checkout, its target dir emptied: restored, and still right.
+    std::fs::remove_dir_all(ws.join("target")).unwrap();
+    let (b, r) = build(&ws, &s.store(), &[], &[]);
+    assert_eq!(r.unit("app")["outcome"], "hit");
+    assert_eq!(r.unit("app")["key"], bound_key);
+    assert!(
+        b.run("app")
+            .contains(&format!("dir={}", ws.join("app").display()))
+    );
+
+    // Another checkout of the same sources: the bound entry is not for it. The binary
+    // names the new path, and its own entry is bound to that one.
+    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+    std::fs::write(ws2.join("app/src/main.rs"), main_rs).unwrap();
+    let (b, r) = build(&ws2, &s.store(), &[], &[]);
+    assert_eq!(r.unit("app")["outcome"], "miss");
+    assert_ne!(r.unit("app")["key"], bound_key);
+    let out = b.run("app");
+    assert!(
+        out.contains(&format!("dir={}", ws2.join("app").display())),
+        "{out}"
+    );
+    assert!(!out.contains(ws.to_str().unwrap()), "{out}");
+    // Units that embed nothing still hit across the move.
+    assert_eq!(r.unit("mid")["outcome"], "hit");
 }
 
 /// `package crate:kind` -> outcome (the fixture has two build scripts).

@@ -35,6 +35,13 @@ impl RootKind {
         }
     }
 
+    /// The kind whose token is `s`.
+    pub fn from_token(s: &str) -> Option<RootKind> {
+        [RootKind::Cwd, RootKind::Target, RootKind::CargoHome]
+            .into_iter()
+            .find(|k| k.token() == s)
+    }
+
     /// The path rustc writes into artifacts and messages instead of the real one.
     pub fn remap_target(self) -> &'static str {
         match self {
@@ -92,6 +99,14 @@ impl PathMap {
     /// The roots, most specific first.
     pub fn roots(&self) -> &[Root] {
         &self.roots
+    }
+
+    /// The real path of this invocation's root of `kind`, if it has one.
+    pub fn real_of(&self, kind: RootKind) -> Option<&str> {
+        self.roots
+            .iter()
+            .find(|r| r.kind == kind)
+            .map(|r| r.real.as_str())
     }
 
     /// `--remap-path-prefix` arguments. rustc applies the last matching one, so the

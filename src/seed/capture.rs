@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::record::{SeedVariant, add_variant, read_record};
 use crate::config::Env;
-use crate::key::{DepInfo, Key, KeyHasher, PathMap, hash_file, link_input_identity};
+use crate::key::{DepInfo, Key, KeyHasher, PathMap, RootKind, hash_file, link_input_identity};
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore};
 use crate::wrapper::{Outcome, UnitEvent};
 
@@ -146,10 +146,26 @@ fn capture_unit(
     let root = &pl.target_root;
     let unit_pm = PathMap::new(&pl.cwd, Some(root), cargo_home);
     let ws_pm = PathMap::new(workspace_root, Some(root), cargo_home);
+    // The roots the entry is bound to (the wrapper's `store_entry`): the outputs may
+    // hold their real paths, and the seed holds only where they are the same.
+    let manifest_variant = ev.l1.as_deref().and_then(Key::from_hex).and_then(|l1| {
+        store
+            .read_manifest(&l1)
+            .variants
+            .into_iter()
+            .find(|v| v.entry == entry)
+    });
+    let bound: Vec<(String, Option<String>)> = manifest_variant
+        .iter()
+        .flat_map(|v| &v.env)
+        .filter(|e| RootKind::from_token(&e.name).is_some())
+        .map(|e| (e.name.clone(), e.value.clone()))
+        .collect();
     let mut needles: Vec<Vec<u8>> = unit_pm
         .roots()
         .iter()
         .chain(ws_pm.roots())
+        .filter(|r| !bound.iter().any(|(t, _)| t == r.kind.token()))
         .map(|r| r.real.as_bytes().to_vec())
         .collect();
     needles.sort();
@@ -263,6 +279,7 @@ fn capture_unit(
     for v in RUSTC_ENV {
         vars.push((v.to_string(), env.get(v).map(str::to_string)));
     }
+    vars.extend(bound);
     inputs.sort();
     inputs.dedup();
     vars.sort();
@@ -271,13 +288,7 @@ fn capture_unit(
     // What the unit was built against: its externs, what its link read (recorded in the
     // manifest variant the wrapper wrote), the build script that made its OUT_DIR.
     let mut deps: Vec<(String, String)> = pl.deps.clone();
-    if let Some(l1) = ev.l1.as_deref().and_then(Key::from_hex)
-        && let Some(v) = store
-            .read_manifest(&l1)
-            .variants
-            .into_iter()
-            .find(|v| v.entry == entry)
-    {
+    if let Some(v) = manifest_variant {
         deps.extend(v.link_inputs.into_iter().map(|i| (i.path, i.digest)));
     }
     if let (Some(run), Some(fp)) = (&pl.run_dir, &run_fp) {

@@ -14,8 +14,8 @@ use super::record::{SeedVariant, read_record};
 use crate::config::Env;
 use crate::errors::CacheError;
 use crate::key::{
-    Key, LinkerRequest, PathMap, content_identity, hash_file, key_identity, link_input_identity,
-    linker_id, write_artifact_identity,
+    Key, LinkerRequest, PathMap, RootKind, content_identity, hash_file, key_identity,
+    link_input_identity, linker_id, write_artifact_identity,
 };
 use crate::prefetch::PredictedUnit;
 use crate::store::{LocalStore, ReadError, restore_temp_path};
@@ -243,7 +243,12 @@ fn inputs_match(
     env: &Env,
     digests: &Mutex<HashMap<PathBuf, String>>,
 ) -> bool {
-    let env_ok = v.env.iter().all(|(k, val)| env.get(k) == val.as_deref());
+    let env_ok = v.env.iter().all(|(k, val)| match RootKind::from_token(k) {
+        // A root the unit's outputs name: it must be the same path here.
+        Some(RootKind::Cwd) => val.as_deref().map(PathBuf::from) == Some(pm.expand_path(&v.cwd)),
+        Some(kind) => pm.real_of(kind) == val.as_deref(),
+        None => env.get(k) == val.as_deref(),
+    });
     env_ok
         && v.files.iter().all(|(p, want)| {
             let path = pm.expand_path(p);

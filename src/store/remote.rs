@@ -283,9 +283,11 @@ impl RemoteStore {
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(classify(display, e)),
             };
+            // A key-value store is asked for the whole value in one GET: a range, even
+            // `0..len`, costs it a length query first (one more round trip per entry).
             let stream = match size {
-                Some(n) => reader.into_bytes_stream(0..n).await,
-                None => reader.into_bytes_stream(..).await,
+                Some(n) if !self.key_value => reader.into_bytes_stream(0..n).await,
+                _ => reader.into_bytes_stream(..).await,
             };
             let mut stream = match stream {
                 Ok(s) => s,

@@ -135,7 +135,7 @@ impl Uncacheable {
                 "an input (source, --extern, native library) could not be read"
             }
             Uncacheable::EmbedsAbsolutePath => {
-                "the output holds an absolute path of this machine; it would be wrong elsewhere"
+                "a file a build script wrote holds an absolute path of this machine; it would be wrong elsewhere"
             }
             Uncacheable::InputChangedDuringBuild => {
                 "a source file changed while rustc was reading it"

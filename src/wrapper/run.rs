@@ -17,10 +17,10 @@ use super::{
 use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
 use crate::key::{
-    CompilerId, CrateKind, DepInfo, InputDigest, Key, KeyEnv, PathMap, RustcInvocation,
-    UnitIdentity, artifact_identity, compiler_id, content_identity, entry_key, hash_file,
-    key_identity, l1_key, link_input_identity, linked_entry_key, parse_rustc_args, prediction_key,
-    seed_key, write_artifact_identity,
+    CompilerId, CrateKind, DepInfo, InputDigest, Key, KeyEnv, PathMap, Root, RootKind,
+    RustcInvocation, UnitIdentity, artifact_identity, compiler_id, content_identity, entry_key,
+    hash_file, key_identity, l1_key, link_input_identity, linked_entry_key, parse_rustc_args,
+    prediction_key, seed_key, write_artifact_identity,
 };
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, Variant, VariantEnv};
 
@@ -202,21 +202,21 @@ impl Unit {
 
         // Identify the outputs by their inputs, so dependents can key on them.
         let mut bytes = 0;
-        let entry = l1
+        let mut entry = l1
             .as_ref()
             .and_then(|l1| self.entry_key_after_compile(l1, &mut reason));
         let mut identities: Vec<(PathBuf, String)> = Vec::new();
-        if let (Some(store), Some((key, variant)), None) = (&cacheable_store, &entry, reason) {
-            match self.store_entry(store, key, &compiled) {
+        if let (Some(store), Some(l1), Some((key, variant)), None) =
+            (&cacheable_store, &l1, &mut entry, reason)
+        {
+            match self.store_entry(store, l1, key, variant, &compiled) {
                 Ok(Ok((n, files))) => {
                     bytes = n;
                     identities = files;
-                    if let Some(l1) = &l1 {
-                        if let Err(e) = store.add_variant(l1, variant.clone()) {
-                            self.warn(&e);
-                        }
-                        self.upload(store, l1, key, variant);
+                    if let Err(e) = store.add_variant(l1, variant.clone()) {
+                        self.warn(&e);
                     }
+                    self.upload(store, l1, key, variant);
                 }
                 Ok(Err(u)) => reason = Some(u),
                 Err(e) => self.warn(&e),
@@ -455,6 +455,10 @@ impl Unit {
     ) -> Vec<(String, Option<String>)> {
         names
             .map(|n| {
+                // A root an entry is bound to (`store_entry`): its real path, as is.
+                if let Some(kind) = RootKind::from_token(n) {
+                    return (n.to_string(), self.pm.real_of(kind).map(str::to_string));
+                }
                 let v = self.cfg.env.all().get(n).map(|v| self.pm.normalize_text(v));
                 (n.to_string(), v)
             })
@@ -576,10 +580,19 @@ impl Unit {
     }
 
     /// Stores the outputs. `Ok(Err(reason))` when they turn out not to be cacheable.
+    ///
+    /// An output that still holds one of this machine's roots after remapping (a crate
+    /// that embeds `env!("CARGO_MANIFEST_DIR")`) is right only where that root has the
+    /// same real path. Such an entry is *bound* to the root: the root's token joins the
+    /// variant's environment with the real path as its value, so the entry key covers
+    /// the path and a lookup matches only where the root is the same (a CI runner or a
+    /// Docker image with a fixed `CARGO_HOME`). `key` and `variant` are updated.
     fn store_entry(
         &self,
         store: &LocalStore,
-        key: &Key,
+        l1: &Key,
+        key: &mut Key,
+        variant: &mut Variant,
         compiled: &Compiled,
     ) -> Result<Result<Stored, Uncacheable>, CacheError> {
         let outputs: Vec<(&'static str, PathBuf, bool)> = self
@@ -627,7 +640,7 @@ impl Unit {
             .args
             .iter()
             .any(|a| a.starts_with("--json") && a.contains("diagnostic-rendered-ansi"));
-        let meta = EntryMeta {
+        let mut meta = EntryMeta {
             format_version: 1,
             key: key.to_hex(),
             files,
@@ -642,17 +655,37 @@ impl Unit {
             xcache_version: env!("CARGO_PKG_VERSION").to_string(),
         };
         // An artifact that still holds one of this machine's roots after remapping
-        // would carry that path to every other machine: such a unit is not cached.
-        let needles: Vec<Vec<u8>> = self
+        // would carry that path to every other machine: it is bound to the root.
+        let mut unbound: Vec<&Root> = self
             .pm
             .roots()
             .iter()
-            .map(|r| r.real.as_bytes().to_vec())
+            .filter(|r| !variant.env.iter().any(|e| e.name == r.kind.token()))
             .collect();
-        let outcome = store.put_entry(key, &meta, &sources, &needles)?;
-        if outcome.needle_found.is_some() {
-            return Ok(Err(Uncacheable::EmbedsAbsolutePath));
-        }
+        let outcome = loop {
+            let needles: Vec<Vec<u8>> =
+                unbound.iter().map(|r| r.real.as_bytes().to_vec()).collect();
+            let outcome = store.put_entry(key, &meta, &sources, &needles)?;
+            let Some(found) = outcome.needle_found else {
+                break outcome;
+            };
+            let root = unbound.remove(found);
+            variant.env.push(VariantEnv {
+                name: root.kind.token().to_string(),
+                value: Some(root.real.clone()),
+            });
+            let env: Vec<(String, Option<String>)> = variant
+                .env
+                .iter()
+                .map(|e| (e.name.clone(), e.value.clone()))
+                .collect();
+            *key = match &self.link {
+                Some(_) => linked_entry_key(l1, &variant.inputs, &env, &variant.link_inputs),
+                None => entry_key(l1, &variant.inputs, &env),
+            };
+            variant.entry = key.to_hex();
+            meta.key = key.to_hex();
+        };
         let ids = outputs
             .iter()
             .zip(&outcome.digests)
