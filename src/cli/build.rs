@@ -95,8 +95,18 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     );
 
     // Units cached with cargo's records of them go in the target dir now, so cargo
-    // finds them fresh and spawns nothing for them.
-    let seeds = SeedSession::start(&cfg, &env, &plan, &sel);
+    // finds them fresh and spawns nothing for them. Planting runs while the prefetch's
+    // downloads go on, each unit waiting only for its own pack and entry.
+    let seeds = SeedSession::start(
+        &cfg,
+        &env,
+        &plan,
+        &sel,
+        remote.as_ref().and_then(RemoteSession::arrivals),
+    );
+    if let Some(r) = remote.as_mut() {
+        r.finish_prefetch();
+    }
 
     let planted = seeds.as_ref().map_or(0, SeedSession::planted);
     let progress = Progress::new(plan.expected_units().saturating_sub(planted));

@@ -11,7 +11,8 @@ use crate::errors::CacheError;
 use crate::graph::{BuildPlan, Selection};
 use crate::key::{Key, PathMap, compiler_id};
 use crate::prefetch::{
-    PredictionInput, PrefetchOutcome, Uploader, predict_units, prefetch, update_index,
+    Arrivals, PendingPrefetch, PredictionInput, PrefetchOutcome, Uploader, predict_units, prefetch,
+    update_index,
 };
 use crate::report::BuildReport;
 use crate::seed::{Captured, SeedVariant};
@@ -35,13 +36,17 @@ pub struct RemoteSession {
     compiler: Option<Key>,
     workspace: Vec<String>,
     prefetched: PrefetchOutcome,
+    /// Downloads still running while the target dir is seeded.
+    pending: Option<PendingPrefetch>,
+    upload_jobs: usize,
     uploader: Option<Uploader>,
     warnings: Vec<Warning>,
     seen_events: usize,
 }
 
 impl RemoteSession {
-    /// Checks the remote (one request) and prefetches what the plan predicts.
+    /// Checks the remote (one request), reads its index and starts downloading what the
+    /// plan predicts; [`RemoteSession::finish_prefetch`] waits for the downloads.
     /// `None` when no remote is configured.
     pub fn start(
         cfg: &BuildConfig,
@@ -66,6 +71,8 @@ impl RemoteSession {
             compiler: None,
             workspace: plan.workspace_members.clone(),
             prefetched: PrefetchOutcome::default(),
+            pending: None,
+            upload_jobs: UPLOAD_JOBS,
             uploader: None,
             warnings: Vec::new(),
             seen_events: 0,
@@ -121,14 +128,30 @@ impl RemoteSession {
                 jobs,
                 show_bar,
             ) {
-                Ok(outcome) => s.prefetched = outcome,
+                Ok(pending) => s.pending = Some(pending),
                 Err(e) => s.down(e),
             }
-            if s.up && !s.read_only {
-                s.uploader = Some(Uploader::start(&s.spec, &s.local, jobs.min(UPLOAD_JOBS)));
-            }
+            s.upload_jobs = jobs.min(UPLOAD_JOBS);
         }
         Some(s)
+    }
+
+    /// Where planting waits for the packs and entries still being downloaded.
+    pub fn arrivals(&self) -> Option<&Arrivals> {
+        self.pending.as_ref().map(PendingPrefetch::arrivals)
+    }
+
+    /// Waits for the prefetch to end; then uploads may start. Before cargo starts.
+    pub fn finish_prefetch(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            match pending.finish() {
+                Ok(outcome) => self.prefetched = outcome,
+                Err(e) => self.down(e),
+            }
+        }
+        if self.up && !self.read_only && self.compiler.is_some() && self.uploader.is_none() {
+            self.uploader = Some(Uploader::start(&self.spec, &self.local, self.upload_jobs));
+        }
     }
 
     fn down(&mut self, e: CacheError) {

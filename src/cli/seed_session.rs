@@ -8,7 +8,7 @@ use super::build::FreshUnits;
 use crate::config::{BuildConfig, Env, cargo_home};
 use crate::graph::{BuildPlan, Selection};
 use crate::key::{PathMap, compiler_id};
-use crate::prefetch::{PredictionInput, predict_units};
+use crate::prefetch::{Arrivals, PredictionInput, predict_units};
 use crate::report::BuildReport;
 use crate::seed::{Captured, PlantInput, Planted, capture, plant};
 use crate::store::LocalStore;
@@ -32,6 +32,7 @@ impl SeedSession {
         env: &Env,
         plan: &BuildPlan,
         sel: &Selection,
+        arrivals: Option<&Arrivals>,
     ) -> Option<SeedSession> {
         if !cfg.seed || cfg.disabled {
             return None;
@@ -67,6 +68,7 @@ impl SeedSession {
             cargo_home: cargo_home.as_deref(),
             env,
             host: compiler.host(),
+            arrivals,
         });
         Some(SeedSession {
             store,

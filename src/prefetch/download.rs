@@ -1,8 +1,9 @@
 //! Prefetch: one request for the index, then every predicted entry in parallel, each
 //! streamed to a file in the local store.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -36,7 +37,8 @@ pub struct PrefetchOutcome {
     pub ms: u64,
 }
 
-/// Fetches the index and downloads the entries of `upks` that are not local yet. An
+/// Fetches the index and starts downloading the entries of `upks` and the seed packs of
+/// `seed_keys` that are not local yet, in the background ([`PendingPrefetch`]). An
 /// entry is chosen when the files its input set names match the files on disk now
 /// (files to be generated into the target dir cannot be checked yet and count as
 /// matching). The entry's input set is added to the local manifest, so the wrapper
@@ -55,7 +57,7 @@ pub fn prefetch(
     pm: &PathMap,
     jobs: usize,
     show_bar: bool,
-) -> Result<PrefetchOutcome, CacheError> {
+) -> Result<PendingPrefetch, CacheError> {
     let started = Instant::now();
     let remote = RemoteStore::open(spec)?;
     let index: Index = match remote.get_bytes(&index_path(compiler, workspace))? {
@@ -98,29 +100,9 @@ pub fn prefetch(
         .filter_map(|(upk, list)| Some((upk.clone(), list.first()?.variant.pack.clone())))
         .collect();
     let mut seeds = 0;
-    let mut packs: std::collections::HashSet<Key> = std::collections::HashSet::new();
-    for upk in upks {
-        let hex = upk.to_hex();
-        let Some(entries) = index.units.get(&hex) else {
-            absent.push(*upk);
-            continue;
-        };
-        for e in entries {
-            let matches = e.variant.inputs.iter().all(|input| {
-                input.path.starts_with(crate::key::RootKind::Target.token())
-                    || current(&input.path) == input.digest
-            });
-            let (Some(l1), Some(entry)) = (Key::from_hex(&e.l1), Key::from_hex(&e.variant.entry))
-            else {
-                continue;
-            };
-            if !matches {
-                continue;
-            }
-            let _ = local.add_variant(&l1, e.variant.clone());
-            want(entry, e.size, &mut wanted);
-        }
-    }
+    let mut packs: HashSet<Key> = HashSet::new();
+    // Seeds first, in seed-key order: planting takes units in that order and runs
+    // while the downloads go on (`Arrivals`), so their packs are wanted first.
     // The newest seed variants whose inputs hold now, with their packs and entries (two
     // at most, as planting takes).
     for sk in seed_keys {
@@ -154,6 +136,28 @@ pub fn prefetch(
             }
         }
     }
+    for upk in upks {
+        let hex = upk.to_hex();
+        let Some(entries) = index.units.get(&hex) else {
+            absent.push(*upk);
+            continue;
+        };
+        for e in entries {
+            let matches = e.variant.inputs.iter().all(|input| {
+                input.path.starts_with(crate::key::RootKind::Target.token())
+                    || current(&input.path) == input.digest
+            });
+            let (Some(l1), Some(entry)) = (Key::from_hex(&e.l1), Key::from_hex(&e.variant.entry))
+            else {
+                continue;
+            };
+            if !matches {
+                continue;
+            }
+            let _ = local.add_variant(&l1, e.variant.clone());
+            want(entry, e.size, &mut wanted);
+        }
+    }
     drop(remote);
 
     let bar = if show_bar {
@@ -168,20 +172,172 @@ pub fn prefetch(
     } else {
         None
     };
+    let arrivals = Arc::new(Arrivals::new(wanted.iter().map(|(k, _)| *k)));
+    // First wanted, first fetched.
+    wanted.reverse();
+    let worker = {
+        let spec = spec.clone();
+        let local = local.clone();
+        let arrivals = Arc::clone(&arrivals);
+        std::thread::spawn(move || {
+            download_all(&spec, &local, wanted, jobs, bar, &arrivals, started)
+        })
+    };
+    Ok(PendingPrefetch {
+        outcome: PrefetchOutcome {
+            predicted: upks.len(),
+            prefetched: Vec::new(),
+            absent,
+            indexed,
+            seeds_indexed,
+            seeds,
+            packs: Vec::new(),
+            bytes: 0,
+            ms: 0,
+        },
+        pack_keys: packs,
+        arrivals,
+        worker: Some(worker),
+        started,
+    })
+}
+
+/// Downloads started by [`prefetch`], running in the background. Planting waits for the
+/// entries it needs through [`PendingPrefetch::arrivals`]; [`PendingPrefetch::finish`]
+/// waits for the rest.
+pub struct PendingPrefetch {
+    outcome: PrefetchOutcome,
+    pack_keys: HashSet<Key>,
+    arrivals: Arc<Arrivals>,
+    worker: Option<JoinHandle<Downloaded>>,
+    started: Instant,
+}
+
+impl PendingPrefetch {
+    /// Where to wait for a wanted entry.
+    pub fn arrivals(&self) -> &Arrivals {
+        &self.arrivals
+    }
+
+    /// Waits for every download; the outcome, or the first error (after which the
+    /// downloads stopped).
+    pub fn finish(mut self) -> Result<PrefetchOutcome, CacheError> {
+        let Downloaded { keys, bytes, error } = self
+            .worker
+            .take()
+            .and_then(|w| w.join().ok())
+            .unwrap_or_default();
+        let mut out = std::mem::take(&mut self.outcome);
+        // Seed packs are not units: the report counts entries.
+        let (packs, entries): (Vec<Key>, Vec<Key>) =
+            keys.into_iter().partition(|k| self.pack_keys.contains(k));
+        if let Some(e) = error {
+            return Err(e);
+        }
+        out.prefetched = entries;
+        out.packs = packs;
+        out.bytes = bytes;
+        out.ms = self.started.elapsed().as_millis() as u64;
+        Ok(out)
+    }
+}
+
+impl Drop for PendingPrefetch {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Which wanted entries are still on their way. Waiting for one that is not wanted, or
+/// after the downloads ended (also by an error or a panic), returns at once: the caller
+/// then finds the entry in the local store or not, as without prefetch.
+#[derive(Debug)]
+pub struct Arrivals {
+    state: Mutex<(HashSet<Key>, bool)>,
+    cv: Condvar,
+}
+
+impl Arrivals {
+    fn new(pending: impl Iterator<Item = Key>) -> Arrivals {
+        Arrivals {
+            state: Mutex::new((pending.collect(), false)),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Blocks until `key` has been downloaded or given up.
+    pub fn wait(&self, key: &Key) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        while !s.1 && s.0.contains(key) {
+            s = match self.cv.wait(s) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        }
+    }
+
+    fn arrived(&self, key: &Key) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0.remove(key);
+        }
+        self.cv.notify_all();
+    }
+
+    fn close(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.1 = true;
+        }
+        self.cv.notify_all();
+    }
+}
+
+/// Closes [`Arrivals`] however the downloads end.
+struct CloseOnDrop<'a>(&'a Arrivals);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+#[derive(Default)]
+struct Downloaded {
+    keys: Vec<Key>,
+    bytes: u64,
+    error: Option<CacheError>,
+}
+
+/// Downloads `wanted` (taken from the end) with `jobs` threads, each with its own
+/// connection, each entry streamed to a temporary file and adopted into `local`.
+fn download_all(
+    spec: &RemoteSpec,
+    local: &LocalStore,
+    wanted: Vec<(Key, Option<u64>)>,
+    jobs: usize,
+    bar: Option<ProgressBar>,
+    arrivals: &Arrivals,
+    started: Instant,
+) -> Downloaded {
+    let _close = CloseOnDrop(arrivals);
     let queue = Mutex::new(wanted);
-    let done: Mutex<(Vec<Key>, u64, Option<CacheError>)> = Mutex::new((Vec::new(), 0, None));
+    let done: Mutex<Downloaded> = Mutex::new(Downloaded::default());
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
                 let remote = match RemoteStore::open(spec) {
                     Ok(r) => r,
                     Err(e) => {
-                        done.lock().unwrap().2.get_or_insert(e);
+                        done.lock().unwrap().error.get_or_insert(e);
+                        arrivals.close();
                         return;
                     }
                 };
                 loop {
-                    if done.lock().unwrap().2.is_some() {
+                    if done.lock().unwrap().error.is_some() {
                         return;
                     }
                     let Some((key, size)) = queue.lock().unwrap().pop() else {
@@ -197,24 +353,28 @@ pub fn prefetch(
                     let mut d = done.lock().unwrap();
                     match result {
                         Ok(Some(n)) => {
-                            d.0.push(key);
-                            d.1 += n;
+                            d.keys.push(key);
+                            d.bytes += n;
                             if let Some(b) = &bar {
                                 b.inc(1);
                                 let secs = started.elapsed().as_secs_f64().max(0.001);
                                 b.set_message(format!(
                                     "{:.1} MB at {:.1} MB/s",
-                                    d.1 as f64 / 1e6,
-                                    d.1 as f64 / 1e6 / secs
+                                    d.bytes as f64 / 1e6,
+                                    d.bytes as f64 / 1e6 / secs
                                 ));
                             }
                         }
                         Ok(None) => {}
                         Err(e) => {
                             let _ = std::fs::remove_file(&tmp);
-                            d.2.get_or_insert(e);
+                            d.error.get_or_insert(e);
+                            // Nothing more comes: nobody waits for it.
+                            arrivals.close();
                         }
                     }
+                    drop(d);
+                    arrivals.arrived(&key);
                 }
             });
         }
@@ -222,26 +382,35 @@ pub fn prefetch(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let (mut prefetched, bytes, err) = done.into_inner().unwrap();
-    // Seed packs are not units: the report counts entries.
-    let packs: Vec<Key> = prefetched
-        .iter()
-        .filter(|k| packs.contains(k))
-        .copied()
-        .collect();
-    prefetched.retain(|k| !packs.contains(k));
-    if let Some(e) = err {
-        return Err(e);
+    done.into_inner().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn waiting_ends_when_the_entry_arrives_or_the_downloads_end() {
+        let (a, b, c) = (Key::digest(b"a"), Key::digest(b"b"), Key::digest(b"c"));
+        let arrivals = Arc::new(Arrivals::new([a, b].into_iter()));
+        // Not wanted: no wait.
+        arrivals.wait(&c);
+        let waiter = {
+            let arrivals = Arc::clone(&arrivals);
+            std::thread::spawn(move || {
+                arrivals.wait(&a);
+                arrivals.wait(&b);
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "returned before `a` arrived");
+        arrivals.arrived(&a);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "returned before `b` arrived");
+        // The downloads end (an error, say) without `b`: the waiter goes on.
+        drop(CloseOnDrop(&arrivals));
+        waiter.join().unwrap();
+        arrivals.wait(&b);
     }
-    Ok(PrefetchOutcome {
-        predicted: upks.len(),
-        prefetched,
-        absent,
-        indexed,
-        seeds_indexed,
-        seeds,
-        packs,
-        bytes,
-        ms: started.elapsed().as_millis() as u64,
-    })
 }

@@ -14,7 +14,7 @@ mod index;
 mod predict;
 mod upload;
 
-pub use download::{PrefetchOutcome, prefetch};
+pub use download::{Arrivals, PendingPrefetch, PrefetchOutcome, prefetch};
 pub use index::{Index, IndexEntry, IndexSeed, index_path};
 pub use predict::{PredictedUnit, PredictionInput, predict, predict_units};
 pub use upload::{UploadOutcome, Uploader, update_index};

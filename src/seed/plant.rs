@@ -17,7 +17,7 @@ use crate::key::{
     Key, LinkerRequest, PathMap, RootKind, content_identity, hash_file, key_identity,
     link_input_identity, linker_id, write_artifact_identity,
 };
-use crate::prefetch::PredictedUnit;
+use crate::prefetch::{Arrivals, PredictedUnit};
 use crate::store::{LocalStore, ReadError, restore_temp_path};
 use crate::wrapper::{Warning, is_shim_text, restore_entry, write_shim};
 
@@ -32,6 +32,8 @@ pub struct PlantInput<'a> {
     pub env: &'a Env,
     /// The compiler's host triple (for linker identities).
     pub host: Option<&'a str>,
+    /// Entries a prefetch is still downloading: a unit waits for its own.
+    pub arrivals: Option<&'a Arrivals>,
 }
 
 /// One unit put in place.
@@ -278,6 +280,13 @@ fn put_in_place(
     ws_pm: &PathMap,
     stamp: SystemTime,
 ) -> Result<u64, PlantError> {
+    if let Some(a) = input.arrivals {
+        for k in std::iter::once(&v.pack).chain(&v.entry) {
+            if let Some(k) = Key::from_hex(k) {
+                a.wait(&k);
+            }
+        }
+    }
     let root = input.target_root;
     let cwd = ws_pm.expand_path(&v.cwd);
     let pm = PathMap::new(&cwd, Some(root), input.cargo_home);
