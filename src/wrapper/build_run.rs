@@ -19,7 +19,8 @@ use std::time::{Instant, SystemTime};
 
 use memchr::memmem;
 
-use super::remote_tier::{RemoteTier, remote_paths};
+use super::remote_tier::RemoteTier;
+use super::restore::commit_restore;
 use super::run::{target_root, warn_once_per_build};
 use super::shim::real_executable;
 use super::{
@@ -33,8 +34,8 @@ use crate::key::{
     tree_digest,
 };
 use crate::store::{
-    EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, ReadError, RemoteStore, Variant,
-    VariantEnv, restore_temp_path,
+    EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, ReadError, Variant, VariantEnv,
+    restore_temp_path,
 };
 
 /// The most files a run's inputs (a directory it declared, its package) or its
@@ -355,47 +356,19 @@ impl Run {
     /// store. Returns the entry key on success.
     fn fetch_remote(&mut self, l1: &Key) -> Option<Key> {
         let mut tier = self.remote.take()?;
-        let result = (|| -> Result<Option<Key>, CacheError> {
-            let Some(remote) = tier.usable()? else {
-                return Ok(None);
-            };
-            let Some(bytes) = remote.get_bytes(&RemoteStore::manifest_path(l1))? else {
-                return Ok(None);
-            };
-            let manifest: Manifest = serde_json::from_slice(&bytes).unwrap_or_default();
-            let Some(key) = self.lookup_inputs(&manifest, l1) else {
-                return Ok(None);
-            };
-            if self.store.entry_size(&key).is_none() {
-                let (_, entry_path) = remote_paths(l1, &key);
-                let tmp = self.store.temp_path();
-                match remote.get_file(&entry_path, &tmp, None)? {
-                    Some(n) => {
-                        self.bytes_down += n;
-                        self.store.adopt_entry(&key, &tmp)?;
-                    }
-                    None => {
-                        let _ = fs::remove_file(&tmp);
-                        return Ok(None);
-                    }
-                }
+        let result = tier.fetch(&self.store, l1, |m| self.lookup_inputs(m, l1));
+        self.remote = Some(tier);
+        match result {
+            Ok(Some((key, n))) => {
+                self.bytes_down += n;
+                Some(key)
             }
-            // Remember the input set locally: the next lookup needs no round trip.
-            if let Some(v) = manifest.variants.iter().find(|v| v.entry == key.to_hex()) {
-                let _ = self.store.add_variant(l1, v.clone());
-            }
-            Ok(Some(key))
-        })();
-        let found = match result {
-            Ok(k) => k,
+            Ok(None) => None,
             Err(e) => {
-                let e = tier.fail(e);
                 self.warn(&e);
                 None
             }
-        };
-        self.remote = Some(tier);
-        found
+        }
     }
 
     fn env_value(&self, name: &str) -> Option<String> {
@@ -450,34 +423,7 @@ impl Run {
             Ok(bytes)
         })()
         .and_then(|bytes| reader.finish().map(|()| bytes));
-        let cleanup = |temps: &[(PathBuf, PathBuf)]| {
-            for (tmp, _) in temps {
-                let _ = fs::remove_file(tmp);
-            }
-        };
-        let bytes = match result {
-            Ok(b) => b,
-            Err(ReadError::Corrupt(reason)) => {
-                cleanup(&temps);
-                return Err(self.store.discard(key, reason));
-            }
-            Err(ReadError::Io(source)) => {
-                cleanup(&temps);
-                return Err(CacheError::Read {
-                    path: self.store.entry_path(key),
-                    source,
-                });
-            }
-        };
-        for (tmp, dest) in &temps {
-            if let Err(source) = fs::rename(tmp, dest) {
-                cleanup(&temps);
-                return Err(CacheError::Write {
-                    path: dest.clone(),
-                    source,
-                });
-            }
-        }
+        let bytes = commit_restore(&self.store, key, &temps, result)?;
         Ok(Some((meta, bytes)))
     }
 

@@ -4,7 +4,7 @@
 //! `RUSTC_WRAPPER` protocol passes the real rustc as the first argument. There is no
 //! daemon; two builds side by side only meet in the store. Main entry: [`run_wrapper`].
 //!
-//! Build-script runs come through a shim ([`shim`]) that runs this program's build-run
+//! Build-script runs come through a shim (module `shim`) that runs this program's build-run
 //! mode ([`run_build_script`]).
 
 mod build_run;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use crate::config::WrapperConfig;
 use crate::errors::CacheError;
 use crate::key::{Key, KeyHasher};
-use crate::store::RemoteStore;
+use crate::store::{LocalStore, Manifest, RemoteStore};
 
 /// The remote tier of one wrapper invocation.
 pub struct RemoteTier {
@@ -78,6 +78,50 @@ impl RemoteTier {
             return e;
         }
         self.mark_down(e)
+    }
+
+    /// Looks `l1` up in the remote: its manifest, the variant `pick` chooses from it, and
+    /// that entry, downloaded into `local` unless it is there already. The chosen input
+    /// set is recorded locally, so the next lookup needs no round trip. Returns the entry
+    /// key and the bytes downloaded; an error has already been recorded with
+    /// [`RemoteTier::fail`].
+    pub fn fetch(
+        &mut self,
+        local: &LocalStore,
+        l1: &Key,
+        pick: impl FnOnce(&Manifest) -> Option<Key>,
+    ) -> Result<Option<(Key, u64)>, CacheError> {
+        let result = (|| -> Result<Option<(Key, u64)>, CacheError> {
+            let Some(remote) = self.usable()? else {
+                return Ok(None);
+            };
+            let Some(bytes) = remote.get_bytes(&RemoteStore::manifest_path(l1))? else {
+                return Ok(None);
+            };
+            let manifest: Manifest = serde_json::from_slice(&bytes).unwrap_or_default();
+            let Some(key) = pick(&manifest) else {
+                return Ok(None);
+            };
+            let mut down = 0;
+            if local.entry_size(&key).is_none() {
+                let tmp = local.temp_path();
+                match remote.get_file(&RemoteStore::entry_path(&key), &tmp, None)? {
+                    Some(n) => {
+                        down = n;
+                        local.adopt_entry(&key, &tmp)?;
+                    }
+                    None => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Ok(None);
+                    }
+                }
+            }
+            if let Some(v) = manifest.variants.iter().find(|v| v.entry == key.to_hex()) {
+                let _ = local.add_variant(l1, v.clone());
+            }
+            Ok(Some((key, down)))
+        })();
+        result.map_err(|e| self.fail(e))
     }
 
     fn mark_down(&mut self, e: CacheError) -> CacheError {

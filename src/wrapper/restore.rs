@@ -65,34 +65,7 @@ pub fn restore_entry(
         Ok(bytes)
     })()
     .and_then(|bytes| reader.finish().map(|()| bytes));
-    let cleanup = |temps: &[(PathBuf, PathBuf)]| {
-        for (tmp, _) in temps {
-            let _ = fs::remove_file(tmp);
-        }
-    };
-    let bytes = match result {
-        Ok(b) => b,
-        Err(ReadError::Corrupt(reason)) => {
-            cleanup(&temps);
-            return Err(store.discard(key, reason));
-        }
-        Err(ReadError::Io(source)) => {
-            cleanup(&temps);
-            return Err(CacheError::Read {
-                path: store.entry_path(key),
-                source,
-            });
-        }
-    };
-    for (tmp, dest) in &temps {
-        if let Err(source) = fs::rename(tmp, dest) {
-            cleanup(&temps);
-            return Err(CacheError::Write {
-                path: dest.clone(),
-                source,
-            });
-        }
-    }
+    let bytes = commit_restore(store, key, &temps, result)?;
     let files = temps
         .into_iter()
         .map(|(_, dest)| dest)
@@ -147,6 +120,46 @@ fn strip_json_ansi(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Ends a restore that wrote `temps` (`(temporary, destination)` pairs): on success
+/// every file is renamed into place; on failure the temporary files are removed and the
+/// error becomes a cache error (a corrupt entry is discarded from the store).
+pub(super) fn commit_restore<T>(
+    store: &LocalStore,
+    key: &Key,
+    temps: &[(PathBuf, PathBuf)],
+    result: Result<T, ReadError>,
+) -> Result<T, CacheError> {
+    let cleanup = || {
+        for (tmp, _) in temps {
+            let _ = fs::remove_file(tmp);
+        }
+    };
+    let value = match result {
+        Ok(v) => v,
+        Err(ReadError::Corrupt(reason)) => {
+            cleanup();
+            return Err(store.discard(key, reason));
+        }
+        Err(ReadError::Io(source)) => {
+            cleanup();
+            return Err(CacheError::Read {
+                path: store.entry_path(key),
+                source,
+            });
+        }
+    };
+    for (tmp, dest) in temps {
+        if let Err(source) = fs::rename(tmp, dest) {
+            cleanup();
+            return Err(CacheError::Write {
+                path: dest.clone(),
+                source,
+            });
+        }
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -326,48 +326,19 @@ impl Unit {
             return None;
         }
         let mut tier = self.remote.take()?;
-        let result = (|| -> Result<Option<Key>, crate::errors::CacheError> {
-            let Some(remote) = tier.usable()? else {
-                return Ok(None);
-            };
-            let Some(bytes) = remote.get_bytes(&crate::store::RemoteStore::manifest_path(l1))?
-            else {
-                return Ok(None);
-            };
-            let manifest: Manifest = serde_json::from_slice(&bytes).unwrap_or_default();
-            let Some(key) = self.lookup(&manifest, l1) else {
-                return Ok(None);
-            };
-            if store.entry_size(&key).is_none() {
-                let (_, entry_path) = remote_paths(l1, &key);
-                let tmp = store.temp_path();
-                match remote.get_file(&entry_path, &tmp, None)? {
-                    Some(n) => {
-                        self.bytes_down += n;
-                        store.adopt_entry(&key, &tmp)?;
-                    }
-                    None => {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Ok(None);
-                    }
-                }
+        let result = tier.fetch(store, l1, |m| self.lookup(m, l1));
+        self.remote = Some(tier);
+        match result {
+            Ok(Some((key, n))) => {
+                self.bytes_down += n;
+                Some(key)
             }
-            // Remember the input set locally: the next lookup needs no round trip.
-            if let Some(v) = manifest.variants.iter().find(|v| v.entry == key.to_hex()) {
-                let _ = store.add_variant(l1, v.clone());
-            }
-            Ok(Some(key))
-        })();
-        let found = match result {
-            Ok(k) => k,
+            Ok(None) => None,
             Err(e) => {
-                let e = tier.fail(e);
                 self.warn(&e);
                 None
             }
-        };
-        self.remote = Some(tier);
-        found
+        }
     }
 
     /// Uploads a stored entry and its input set to the remote tier (or leaves that to
