@@ -26,6 +26,10 @@
 # The two tools use separate spaces on the same servers (S3 prefixes "xcache" and
 # "sccache" in one bucket, Redis db 0 and db 1), so neither sees the other's entries.
 #
+# Each run's CPU time is measured too (the build's, with sccache's server for sccache),
+# and apart from it the CPU the servers and delay proxies used while it ran ("srv CPU"):
+# they share the machine's cores with the build.
+#
 # It prints a table and the target ratios (from the issue: warm-from-remote at most 0.6
 # of sccache's time on the same backend, and within 1.2x of xcache's own warm-from-local
 # time even with the delay), and writes bench/out/remote-results.json (logs in
@@ -315,7 +319,7 @@ start_sccache_server() {
   local srv_log="$LOG_DIR/$tag.sccache-server.log"
   env "${UNSET_ENV[@]}" "${COMMON_ENV[@]}" "${SCCACHE_ENV[@]}" SCCACHE_START_SERVER=1 SCCACHE_NO_DAEMON=1 \
     SCCACHE_LOG=warn SCCACHE_ERROR_LOG="$LOG_DIR/$tag.sccache-error.log" \
-    "$TIME_BIN" -f '%e %M' -o "$WORK/runs/$tag/server-time.txt" "$SCCACHE" </dev/null >"$srv_log" 2>&1 &
+    "$TIME_BIN" -f '%e %M %U %S' -o "$WORK/runs/$tag/server-time.txt" "$SCCACHE" </dev/null >"$srv_log" 2>&1 &
   SCCACHE_SRV_PID=$!
   for ((i = 0; i < 300; i++)); do
     port_open "$port" && return 0
@@ -330,6 +334,22 @@ start_sccache_server() {
 
 RECORDS="$WORK/records.tsv"
 : >"$RECORDS"
+CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
+
+# CPU seconds the servers and proxies this script started have used so far: they share
+# the machine's cores with the build, so what they use is taken from it.
+servers_cpu() {
+  local entry pid ticks=0 f
+  for entry in "${STARTED[@]}"; do
+    pid="${entry%% *}"
+    # Fields 14 and 15 of /proc/PID/stat (utime, stime), counted after the command
+    # name, which is in parentheses and may hold spaces.
+    f="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null)" || continue
+    read -r -a f <<<"$f"
+    ticks=$((ticks + f[11] + f[12]))
+  done
+  awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }'
+}
 SMOKE_BIN="xcache-bench-project"
 SMOKE_ARGS=(--records 300 --seed 7)
 
@@ -364,16 +384,19 @@ run_build() {
   esac
 
   log "run $tag: ${cmd[*]}"
-  local rc=0
-  (cd "$dir" && exec "$TIME_BIN" -f '%e %M' -o "$time_file" \
+  local rc=0 srv_cpu0
+  srv_cpu0="$(servers_cpu)"
+  (cd "$dir" && exec "$TIME_BIN" -f '%e %M %U %S' -o "$time_file" \
     env "${UNSET_ENV[@]}" "${envs[@]}" "${cmd[@]}") </dev/null >"$log_file" 2>&1 || rc=$?
   if [[ "$rc" != 0 ]]; then
     tail -n 40 "$log_file" >&2 || true
     die "run $tag failed with exit code $rc (log: $log_file)"
   fi
 
-  local secs="" rss="" srv_rss="" report="" stats=""
-  read -r secs rss < <(tail -n 1 "$time_file")
+  local secs="" rss="" srv_rss="" report="" stats="" usr="" sys="" cpu srv_cpu
+  read -r secs rss usr sys < <(tail -n 1 "$time_file")
+  srv_cpu="$(awk -v a="$(servers_cpu)" -v b="$srv_cpu0" 'BEGIN { printf "%.2f", a - b }')"
+  cpu="$(awk -v u="${usr:-0}" -v s="${sys:-0}" 'BEGIN { printf "%.2f", u + s }')"
   if [[ "$kind" == xcache ]]; then
     if [[ -s "$dir/target/xcache/report.json" ]]; then
       report="$LOG_DIR/$tag.report.json"
@@ -389,7 +412,10 @@ run_build() {
     fi
     stop_sccache_server
     if [[ -s "$run_dir/server-time.txt" ]]; then
-      read -r _ srv_rss < <(tail -n 1 "$run_dir/server-time.txt")
+      local srv_usr srv_sys
+      read -r _ srv_rss srv_usr srv_sys < <(tail -n 1 "$run_dir/server-time.txt")
+      # rustc runs under sccache's server, not under cargo: its CPU is the tool's.
+      cpu="$(awk -v c="$cpu" -v u="${srv_usr:-0}" -v s="${srv_sys:-0}" 'BEGIN { printf "%.2f", c + u + s }')"
     fi
   fi
 
@@ -399,9 +425,9 @@ run_build() {
     out_sum="$("$bin" "${SMOKE_ARGS[@]}" 2>/dev/null | cksum | tr ' ' ':')" || out_sum="failed"
   fi
 
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$phase" "$iter" "$kind" "$backend" \
-    "$delayed" "$secs" "${rss:--}" "${srv_rss:--}" "$out_sum" "${report:--}" "${stats:--}" >>"$RECORDS"
-  log "run $tag: $secs s, peak RSS ${rss:-?} KB${srv_rss:+ (sccache server $srv_rss KB)}"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$phase" "$iter" "$kind" "$backend" \
+    "$delayed" "$secs" "${rss:--}" "${srv_rss:--}" "$out_sum" "${report:--}" "${stats:--}" "$cpu" "$srv_cpu" >>"$RECORDS"
+  log "run $tag: $secs s, CPU $cpu s (servers and proxies: $srv_cpu s), peak RSS ${rss:-?} KB${srv_rss:+ (sccache server $srv_rss KB)}"
   rm -rf "$dir"
 }
 
@@ -471,11 +497,13 @@ for line in open(E["RB_RECORDS"]):
     if len(f) < 12:
         continue
     name, phase, it, kind, backend, delayed, secs, rss, srss, out, report, stats = f[:12]
+    cpu, srv_cpu = (f[12:14] + ["-", "-"])[:2]
     num = lambda s: None if s in ("", "-") else float(s)
     r = {
         "name": name, "phase": phase, "iteration": int(it), "tool": kind, "backend": backend,
         "delayed": delayed == "1", "seconds": num(secs), "peak_rss_kb": num(rss),
         "sccache_server_peak_rss_kb": num(srss), "output": None if out == "-" else out,
+        "cpu_seconds": num(cpu), "server_cpu_seconds": num(srv_cpu),
     }
     if r["sccache_server_peak_rss_kb"] and (r["peak_rss_kb"] or 0) < r["sccache_server_peak_rss_kb"]:
         r["peak_rss_kb"] = r["sccache_server_peak_rss_kb"]
@@ -515,7 +543,8 @@ for name in order:
     its = runs[name]
     s = {k: its[0][k] for k in ("name", "phase", "tool", "backend", "delayed")}
     s["n"] = len(its)
-    for k in ("seconds", "peak_rss_kb", "units", "hits", "misses", "remote_hits", "prefetched",
+    for k in ("seconds", "cpu_seconds", "server_cpu_seconds", "peak_rss_kb", "units", "hits",
+              "misses", "remote_hits", "prefetched",
               "prefetch_unused", "prefetch_ms", "bytes_down", "bytes_up", "wall_ms", "cache_errors",
               "not_cacheable"):
         if any(k in i for i in its):
@@ -531,7 +560,7 @@ def fmt(v, spec="{:.0f}"):
 
 print()
 print(f"{'run':<27} {'n':>2} {'seconds':>8} {'hits/misses':>12} {'remote':>6} {'prefetch':>8} "
-      f"{'MB down':>8} {'MB up':>7} {'RSS MB':>7}")
+      f"{'MB down':>8} {'MB up':>7} {'RSS MB':>7} {'CPU s':>6} {'srv CPU':>7}")
 for name in order:
     s = summary[name]
     hm = "-" if s.get("hits") is None else f"{fmt(s.get('hits'))}/{fmt(s.get('misses'))}"
@@ -539,7 +568,8 @@ for name in order:
     print(f"{name:<27} {s['n']:>2} {fmt(s['seconds'], '{:.2f}'):>8} {hm:>12} "
           f"{fmt(s.get('remote_hits')):>6} {fmt(s.get('prefetched')):>8} "
           f"{fmt(mb(s.get('bytes_down')), '{:.1f}'):>8} {fmt(mb(s.get('bytes_up')), '{:.1f}'):>7} "
-          f"{fmt(None if s.get('peak_rss_kb') is None else s['peak_rss_kb'] / 1024):>7}")
+          f"{fmt(None if s.get('peak_rss_kb') is None else s['peak_rss_kb'] / 1024):>7} "
+          f"{fmt(s.get('cpu_seconds'), '{:.2f}'):>6} {fmt(s.get('server_cpu_seconds'), '{:.2f}'):>7}")
 
 TARGETS = [
     ("xcache_s3_over_sccache_s3", "xcache-warm-s3", "sccache-warm-s3", 0.6),

@@ -271,13 +271,11 @@ impl RemoteStore {
     ) -> Result<Option<u64>, CacheError> {
         let display = &self.display;
         self.rt.block_on(async {
-            // Key-value stores hand a value back whole: reading it in pieces would fetch
-            // it once per piece. Object stores get ranged reads of bounded size.
-            let reader = if self.key_value {
-                self.op.reader(path).await
-            } else {
-                self.op.reader_with(path).chunk(PIECE).await
-            };
+            // One request per object, streamed: a chunked reader would ask for its
+            // length first when it is not known (a HEAD, one more round trip) and then
+            // fetch it piece by piece, one round trip after another; a key-value store
+            // hands a value back whole anyway.
+            let reader = self.op.reader(path).await;
             let reader = match reader {
                 Ok(r) => r,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -285,6 +283,7 @@ impl RemoteStore {
             };
             // A key-value store is asked for the whole value in one GET: a range, even
             // `0..len`, costs it a length query first (one more round trip per entry).
+            // An object store reads exactly the indexed size, when it is known.
             let stream = match size {
                 Some(n) if !self.key_value => reader.into_bytes_stream(0..n).await,
                 _ => reader.into_bytes_stream(..).await,

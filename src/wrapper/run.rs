@@ -566,12 +566,15 @@ impl Unit {
         variant: &mut Variant,
         compiled: &Compiled,
     ) -> Result<Result<Stored, Uncacheable>, CacheError> {
-        let outputs: Vec<(&'static str, PathBuf, bool)> = self
+        let mut outputs: Vec<(&'static str, PathBuf, bool)> = self
             .inv
             .outputs()
             .into_iter()
             .map(|o| (o.role, self.cfg.cwd.join(o.path), o.executable))
             .collect();
+        // The `.rmeta` goes first: the `.rlib` begins with the same metadata, which the
+        // compressor then finds close behind (see `write_entry`).
+        outputs.sort_by_key(|(role, _, _)| *role != "rmeta");
         if outputs.iter().any(|(_, p, _)| !p.is_file()) {
             return Ok(Err(Uncacheable::MissingOutput));
         }
