@@ -73,6 +73,11 @@ ratio() {
   [[ -n "${1:-}" && -n "${2:-}" ]] || return 0
   awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.3f", a / b }'
 }
+# fsum N... -> the sum of its arguments with 2 decimals (an empty one counts as 0).
+fsum() {
+  local n
+  for n in "$@"; do printf '%s\n' "${n:-0}"; done | awk '{ t += $1 } END { printf "%.2f", t }'
+}
 # le A B -> exit status 0 when A <= B.
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
 

@@ -395,8 +395,8 @@ run_build() {
 
   local secs="" rss="" srv_rss="" report="" stats="" usr="" sys="" cpu srv_cpu
   read -r secs rss usr sys < <(tail -n 1 "$time_file")
-  srv_cpu="$(awk -v a="$(servers_cpu)" -v b="$srv_cpu0" 'BEGIN { printf "%.2f", a - b }')"
-  cpu="$(awk -v u="${usr:-0}" -v s="${sys:-0}" 'BEGIN { printf "%.2f", u + s }')"
+  srv_cpu="$(fsum "$(servers_cpu)" "-$srv_cpu0")"
+  cpu="$(fsum "$usr" "$sys")"
   if [[ "$kind" == xcache ]]; then
     if [[ -s "$dir/target/xcache/report.json" ]]; then
       report="$LOG_DIR/$tag.report.json"
@@ -415,7 +415,7 @@ run_build() {
       local srv_usr srv_sys
       read -r _ srv_rss srv_usr srv_sys < <(tail -n 1 "$run_dir/server-time.txt")
       # rustc runs under sccache's server, not under cargo: its CPU is the tool's.
-      cpu="$(awk -v c="$cpu" -v u="${srv_usr:-0}" -v s="${srv_sys:-0}" 'BEGIN { printf "%.2f", c + u + s }')"
+      cpu="$(fsum "$cpu" "$srv_usr" "$srv_sys")"
     fi
   fi
 

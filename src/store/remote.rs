@@ -275,8 +275,7 @@ impl RemoteStore {
             // length first when it is not known (a HEAD, one more round trip) and then
             // fetch it piece by piece, one round trip after another; a key-value store
             // hands a value back whole anyway.
-            let reader = self.op.reader(path).await;
-            let reader = match reader {
+            let reader = match self.op.reader(path).await {
                 Ok(r) => r,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(classify(display, e)),
