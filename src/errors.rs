@@ -37,6 +37,10 @@ pub enum CacheError {
     },
     #[error("remote store configuration: {0}")]
     RemoteConfig(String),
+    #[error("refused cache entry {path}: {reason}")]
+    Untrusted { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Setting(String),
 }
 
 impl CacheError {
@@ -49,6 +53,8 @@ impl CacheError {
             CacheError::Compiler { .. } => "compiler-probe-failed",
             CacheError::Remote { code, .. } => code,
             CacheError::RemoteConfig(_) => "remote-config-invalid",
+            CacheError::Untrusted { .. } => "untrusted-entry",
+            CacheError::Setting(_) => "invalid-setting",
         }
     }
 }
@@ -119,6 +125,18 @@ pub enum CliError {
         #[source]
         source: io::Error,
     },
+    #[error("the recipe's file {name:?} lies outside {bound}")]
+    SkeletonOutside { name: String, bound: PathBuf },
+    #[error("{0}")]
+    Key(#[source] crate::sign::SignError),
+    #[error("failed to collect the store {path}: {source}")]
+    Gc {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}")]
+    GcRemote(String),
 }
 
 impl CliError {
@@ -159,6 +177,21 @@ impl CliError {
             CliError::SkeletonConflict { .. } => Some(
                 "run `cargo xcache warm --recipe-path` in a directory that holds only the recipe, before copying the sources in".into(),
             ),
+            CliError::SkeletonOutside { .. } => Some(
+                "a recipe with path dependencies outside the workspace (`../name`) needs --skeleton-root DIR, the directory (the current one or above it) that may hold them; a recipe you did not write yourself may be trying to write elsewhere".into(),
+            ),
+            CliError::Key(crate::sign::SignError::KeyExists { .. }) => Some(
+                "choose another --out path, or remove the old key first if you mean to replace it (readers must then trust the new public key)".into(),
+            ),
+            CliError::Key(_) => Some(
+                "write a key with `cargo xcache keygen --out FILE` and point XCACHE_SIGNING_KEY at FILE".into(),
+            ),
+            CliError::Gc { .. } => Some(
+                "check that XCACHE_DIR is a directory you can write to".into(),
+            ),
+            CliError::GcRemote(_) => Some(
+                "`gc --remote` works with stores that can list their objects (s3, gcs, azblob, webdav, file); redis, memcached and ghac expire objects by themselves".into(),
+            ),
             CliError::WriteReport { .. }
             | CliError::CurrentExe(_)
             | CliError::RecipeWrite { .. }
@@ -185,6 +218,24 @@ impl CliError {
             CliError::UnknownBin { .. } => "unknown-bin",
             CliError::SkeletonConflict { .. } => "skeleton-conflict",
             CliError::SkeletonWrite { .. } => "skeleton-write-failed",
+            CliError::SkeletonOutside { .. } => "skeleton-outside",
+            CliError::Key(_) => "signing-key-invalid",
+            CliError::Gc { .. } => "gc-failed",
+            CliError::GcRemote(_) => "gc-remote-unsupported",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_counts_the_untrusted_code() {
+        let e = CacheError::Untrusted {
+            path: PathBuf::from("x"),
+            reason: String::new(),
+        };
+        assert_eq!(e.code(), crate::report::UNTRUSTED_ENTRY);
     }
 }

@@ -10,11 +10,16 @@
 pub mod cli;
 pub mod config;
 pub mod errors;
+pub mod fsx;
 pub mod graph;
+pub mod judge;
 pub mod key;
+pub mod observe;
 pub mod prefetch;
+pub mod reason;
 pub mod recipe;
 pub mod report;
 pub mod seed;
+pub mod sign;
 pub mod store;
 pub mod wrapper;

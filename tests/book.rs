@@ -1,6 +1,6 @@
 //! The book documents every code the program can print.
 
-use xcache::wrapper::{RUSTC_FAILED, Uncacheable};
+use xcache::reason::{RUSTC_FAILED, Uncacheable};
 
 fn book(page: &str) -> String {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -12,7 +12,7 @@ fn book(page: &str) -> String {
 #[test]
 fn every_uncacheable_reason_has_a_section() {
     let page = book("reference/uncacheable.md");
-    for u in Uncacheable::ALL {
+    for u in Uncacheable::all() {
         assert!(
             page.contains(&format!("## `{}`", u.code())),
             "no section for {}",

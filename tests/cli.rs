@@ -58,7 +58,8 @@ fn report_shows_outcomes_reasons_and_time() {
     }
     assert_eq!(
         v["summary"]["by_kind"]["lib"],
-        serde_json::json!({"units": 3, "hit": 3})
+        // `generated` is bound to the first checkout's target dir.
+        serde_json::json!({"units": 3, "hit": 2})
     );
     assert_eq!(
         v["summary"]["by_kind"]["bin"],
@@ -72,8 +73,8 @@ fn report_shows_outcomes_reasons_and_time() {
             assert!(u.get(field).is_some(), "unit.{field}");
         }
     }
-    // Six compiled units and the build script's run.
-    assert_eq!(Report::read(&ws2.join("target")).summary("hits"), 7);
+    // Five compiled units and the build script's run (`generated` compiled again).
+    assert_eq!(Report::read(&ws2.join("target")).summary("hits"), 6);
 }
 
 #[test]

@@ -249,10 +249,31 @@ fn build_after_warm_rebuilds_no_dependency() {
     let builder = s.path("builder");
     std::fs::create_dir_all(builder.join("chef")).unwrap();
     std::fs::write(builder.join("chef/recipe.json"), &recipe).unwrap();
+    // Without --skeleton-root, the recipe's `../chef-outside` is refused before
+    // anything is written.
+    let out = xcache(
+        &builder.join("chef"),
+        &s.store(),
+        &["warm", "--recipe-path", "recipe.json", "--locked"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"../chef-outside/Cargo.toml\" lies outside")
+            && err.contains("--skeleton-root"),
+        "{err}"
+    );
+    assert!(!builder.join("chef-outside").exists() && !builder.join("chef/Cargo.toml").exists());
     let w = warm(
         &builder.join("chef"),
         &s.store(),
-        &["--recipe-path", "recipe.json", "--locked"],
+        &[
+            "--recipe-path",
+            "recipe.json",
+            "--skeleton-root",
+            "..",
+            "--locked",
+        ],
     );
     w.assert_success();
     let target = builder.join("chef/target");
@@ -406,7 +427,13 @@ fn bin_selection_keeps_the_owner_and_its_local_dependencies() {
     warm(
         &builder.join("chef"),
         &s.store(),
-        &["--recipe-path", "recipe.json", "--locked"],
+        &[
+            "--recipe-path",
+            "recipe.json",
+            "--skeleton-root",
+            "..",
+            "--locked",
+        ],
     )
     .assert_success();
     assert!(!builder.join("chef/tools").exists());
@@ -436,7 +463,11 @@ fn required_features_bin_is_warmed_with_its_features() {
     let w = warm(
         &builder.join("chef"),
         &s.store(),
-        &[&["--recipe-path", "recipe.json"][..], &args[..]].concat(),
+        &[
+            &["--recipe-path", "recipe.json", "--skeleton-root", ".."][..],
+            &args[..],
+        ]
+        .concat(),
     );
     w.assert_success();
     assert!(
@@ -499,12 +530,51 @@ fn bad_recipes_are_clear_errors() {
         &["absolute.json", "not relative"],
     );
     assert!(!Path::new("/etc/x").exists());
+    // Climbing above the directory the skeleton may be written in, even with
+    // --skeleton-root, or through a symbolic link planted on the way.
+    let recipe = |path: &str| {
+        format!(
+            "{{\"format_version\": 1, \"files\": [{{\"path\": \"{path}\", \"contents\": \"x\"}}], \
+             \"placeholders\": [], \"local_packages\": [], \"bin\": null}}"
+        )
+    };
+    std::fs::write(dir.join("climb.json"), recipe("../../escaped")).unwrap();
+    fails(
+        &[
+            "warm",
+            "--recipe-path",
+            "climb.json",
+            "--skeleton-root",
+            "..",
+        ],
+        &["\"../../escaped\" lies outside", "skeleton-root"],
+    );
+    assert!(!s.path("../escaped").exists() && !s.path("escaped").exists());
+    let elsewhere = s.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("link")).unwrap();
+    std::fs::write(dir.join("link.json"), recipe("link/Cargo.toml")).unwrap();
+    fails(
+        &["warm", "--recipe-path", "link.json"],
+        &["\"link/Cargo.toml\" lies outside"],
+    );
+    assert!(!elsewhere.join("Cargo.toml").exists());
 
     // A directory that already holds sources is never overwritten.
     let ws = checkout(&s, "ws");
     prepare(&s, &ws, &[]);
     let main_rs = std::fs::read_to_string(ws.join("app/src/main.rs")).unwrap();
-    let out = xcache(&ws, &s.store(), &["warm", "--recipe-path", "recipe.json"]);
+    let out = xcache(
+        &ws,
+        &s.store(),
+        &[
+            "warm",
+            "--recipe-path",
+            "recipe.json",
+            "--skeleton-root",
+            "..",
+        ],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("other contents than the recipe"), "{err}");

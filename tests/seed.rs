@@ -92,12 +92,20 @@ fn plain(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> Build {
     b
 }
 
+/// A fresh clone where the first one was, as on a CI runner or in a Docker layer.
+fn fresh_clone_in_place(s: &Scratch, rel: &str) -> PathBuf {
+    let ws = s.path(rel);
+    std::fs::remove_dir_all(&ws).unwrap();
+    let ws = s.checkout("basic-workspace", rel);
+    age(&ws);
+    ws
+}
+
 #[test]
-fn seeded_units_are_fresh_for_cargo_in_a_moved_checkout() {
+fn seeded_units_are_fresh_for_cargo_in_a_fresh_clone() {
     let s = Scratch::new();
     fill_store(&s);
-    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
-    age(&ws2);
+    let ws2 = fresh_clone_in_place(&s, "ws1");
     let b = xcache_build(&ws2, &s.store(), &[], &[]);
     b.assert_success();
     let r = Report::read(&ws2.join("target"));
@@ -115,6 +123,32 @@ fn seeded_units_are_fresh_for_cargo_in_a_moved_checkout() {
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
     // cargo replays the seeded unit's warning itself.
     assert!(b.diagnostics().iter().any(|d| d.contains("never_called")));
+}
+
+#[test]
+fn in_a_moved_checkout_what_is_bound_to_the_old_place_is_not_planted() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+    age(&ws2);
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    // `generated` reads `env!("OUT_DIR")`: its seed holds only where the target dir
+    // is the same path. What does not depend on it is planted and fresh for cargo;
+    // it and its dependents go through cargo and the wrapper, which restores the
+    // dependents (`generated` compiles to the same bytes).
+    assert_eq!(
+        seeded_units(&r),
+        [
+            "build_script_build:build-script",
+            "macros:proc-macro",
+            "util:lib"
+        ]
+    );
+    assert_eq!(r.with_outcome("miss"), ["generated:lib"]);
+    assert_eq!(r.with_outcome("hit").len(), 5);
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 }
 
 #[test]
@@ -221,8 +255,7 @@ fn an_explicit_target_is_seeded_too() {
     let args = ["--target", host.as_str()];
     let ws1 = s.checkout("basic-workspace", "ws1");
     xcache_build(&ws1, &s.store(), &args, &[]).assert_success();
-    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
-    age(&ws2);
+    let ws2 = fresh_clone_in_place(&s, "ws1");
     let b = xcache_build(&ws2, &s.store(), &args, &[]);
     b.assert_success();
     let r = Report::read(&ws2.join("target"));

@@ -32,6 +32,52 @@ pub enum Command {
     /// Build only the dependencies through the cache, from a recipe or the workspace;
     /// every other argument is passed to `cargo build`.
     Warm(WarmArgs),
+    /// Write a new signing key to a file and print its public key (for
+    /// XCACHE_SIGNING_KEY and XCACHE_TRUSTED_KEYS).
+    Keygen(KeygenArgs),
+    /// Keep the local store under its size (least recently used entries go first) and
+    /// remove temp files killed builds left; with --remote, remove old remote objects.
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The file to write the private key to (created readable by its owner only; an
+    /// existing file is never overwritten).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Evict down to this size (default: XCACHE_CACHE_SIZE, else 10G).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    pub max_size: Option<u64>,
+    /// Collect the remote store instead (XCACHE_REMOTE, --remote-uri or xcache.toml):
+    /// remove objects older than --older-than. Only stores that can list their objects.
+    #[arg(long, requires = "older_than")]
+    pub remote: bool,
+    /// With --remote: objects last written longer ago than this go (7d, 12h, …).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub older_than: Option<std::time::Duration>,
+    /// The remote store URI for --remote (overrides XCACHE_REMOTE and xcache.toml).
+    #[arg(long, value_name = "URI")]
+    pub remote_uri: Option<String>,
+    /// Say what would be removed and what it would free; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn size_arg(v: &str) -> Result<u64, String> {
+    crate::config::parse::parse_size(v).map_err(|a| format!("expected {a}"))
+}
+
+fn duration_arg(v: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse::parse_duration(v).map_err(|a| format!("expected {a}"))
+}
+
+fn count_arg(v: &str) -> Result<usize, String> {
+    crate::config::parse::parse_count(v).map_err(|a| format!("expected {a}"))
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +99,11 @@ pub struct WarmArgs {
     /// workspace's dependencies are built (in a temporary copy of its skeleton).
     #[arg(long, value_name = "PATH")]
     pub recipe_path: Option<PathBuf>,
+    /// With --recipe-path: the directory the skeleton may be written into (default: the
+    /// current one). Name the directory above it that holds the recipe's path
+    /// dependencies outside the workspace (`../name`), if it has any.
+    #[arg(long, value_name = "DIR")]
+    pub skeleton_root: Option<PathBuf>,
     #[command(flatten)]
     pub build: BuildArgs,
 }
@@ -72,6 +123,10 @@ impl WarmArgs {
                 self.recipe_path = args.next().map(PathBuf::from);
             } else if let Some(v) = a.strip_prefix("--recipe-path=") {
                 self.recipe_path = Some(PathBuf::from(v));
+            } else if a == "--skeleton-root" {
+                self.skeleton_root = args.next().map(PathBuf::from);
+            } else if let Some(v) = a.strip_prefix("--skeleton-root=") {
+                self.skeleton_root = Some(PathBuf::from(v));
             } else {
                 rest.push(a);
             }
@@ -99,7 +154,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub read_only: bool,
     /// How many transfers to and from the remote run at once (default 16).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = count_arg)]
     pub remote_jobs: Option<usize>,
     /// Arguments for `cargo build` (for example `--release -p foo`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -156,14 +211,9 @@ impl BuildArgs {
     pub fn remote_jobs(&self) -> Result<Option<usize>, crate::errors::CliError> {
         match &self.remote_jobs_raw {
             None => Ok(self.remote_jobs),
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n > 0 => Ok(Some(n)),
-                _ => Err(crate::errors::CliError::InvalidSetting {
-                    name: "--remote-jobs".into(),
-                    value: v.clone(),
-                    message: "expected a whole number of at least 1, as in --remote-jobs 16".into(),
-                }),
-            },
+            Some(v) => crate::config::parse::parse_count(v)
+                .map(Some)
+                .map_err(|accepted| crate::config::parse::invalid("--remote-jobs", v, accepted)),
         }
     }
 }
@@ -257,6 +307,7 @@ mod tests {
     fn recipe_path_is_taken_anywhere_before_double_dash() {
         let mut w = WarmArgs {
             recipe_path: None,
+            skeleton_root: None,
             build: BuildArgs {
                 remote: None,
                 read_only: false,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::args::{BuildArgs, selection_from_cargo_args};
 use super::remote_session::RemoteSession;
 use super::seed_session::SeedSession;
+use super::store_session::StoreSession;
 use crate::config::{BuildConfig, Env, vars};
 use crate::errors::CliError;
 use crate::graph;
@@ -39,10 +40,10 @@ pub(super) struct BuildOutcome {
 pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOutcome, CliError> {
     let started = Instant::now();
     args.take_own_flags();
-    let jobs = args.remote_jobs()?;
     let env = Env::capture();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let mut cfg = BuildConfig::resolve(&env, cwd)?;
+    let jobs = args.remote_jobs()?.or(cfg.remote_jobs);
     if let Some(dir) = &mode.cwd {
         cfg.cwd = dir.clone();
     }
@@ -58,10 +59,8 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
         &plan.workspace_root,
     )?;
 
-    std::fs::create_dir_all(&cfg.store_dir).map_err(|source| CliError::StoreDir {
-        path: cfg.store_dir.clone(),
-        source,
-    })?;
+    // An unusable store is a warning; the build goes on without it.
+    let local = StoreSession::start(&cfg);
     let xdir = plan.target_dir.join("xcache");
     let new_target_dir = !plan.target_dir.exists();
     std::fs::create_dir_all(&xdir).map_err(|source| CliError::WriteReport {
@@ -84,6 +83,18 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     // then everything predicted is prefetched before cargo starts.
     let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
     let show_bar = std::io::stderr().is_terminal();
+    // Seeds hold cargo's own records of units, which only this cargo can read.
+    cfg.cargo_version = crate::key::cargo_version(
+        &cfg.cargo,
+        Some(
+            &cfg.store_dir
+                .path()
+                .join(crate::store::LAYOUT)
+                .join("compilers"),
+        ),
+        env.path_var().map(|p| p.as_os_str()),
+    )
+    .unwrap_or_default();
     let mut remote = RemoteSession::start(
         &cfg,
         &env,
@@ -134,7 +145,7 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     cmd.current_dir(&cfg.cwd)
         .env("RUSTC_WRAPPER", &exe)
         .env(vars::EVENTS, &events_path)
-        .env(vars::DIR, &cfg.store_dir)
+        .env(vars::DIR, cfg.store_dir.path())
         .env(vars::REMOTE_STATE, &remote_state);
     match &cfg.remote_uri {
         Some(uri) => cmd.env(vars::REMOTE, uri),
@@ -223,7 +234,7 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
         &events,
         args.cargo_args.clone(),
         code,
-        cfg.store_dir.clone(),
+        cfg.store_dir.path().to_path_buf(),
         started.elapsed().as_millis() as u64,
         plan.expected_units(),
     );
@@ -239,11 +250,12 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
         r.finish(&events, &captured, &mut report);
     }
     let _ = std::fs::remove_file(&remote_state);
+    local.finish(&mut report, &plan.target_dir);
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
     report.read_only = cfg.read_only;
     let path = report_path(&plan.target_dir);
     let json = serde_json::to_vec_pretty(&report).expect("a report serializes");
-    crate::store::write_atomic(&path, &json).map_err(|source| CliError::WriteReport {
+    crate::fsx::write_atomic(&path, &json).map_err(|source| CliError::WriteReport {
         path: path.clone(),
         source,
     })?;

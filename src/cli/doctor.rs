@@ -24,6 +24,30 @@ pub fn run(args: DoctorArgs) -> Result<i32, CliError> {
     let mut failures = 0;
 
     println!("local store: {}", cfg.store_dir.display());
+    let sd = &cfg.store_dir;
+    println!(
+        "  size limit: {}",
+        sd.max_size
+            .map_or("none".to_string(), crate::store::gc::human_bytes)
+    );
+    match &sd.trust.signer {
+        Some(s) => println!("  signs what it writes with {}", s.public_key()),
+        None => println!("  signs nothing (set {} to sign)", vars::SIGNING_KEY),
+    }
+    match &sd.trust.trusted {
+        Some(t) => println!(
+            "  uses only what these keys signed: {}",
+            t.keys()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => println!(
+            "  uses entries whoever wrote them (set {} to verify)",
+            vars::TRUSTED_KEYS
+        ),
+    }
     match probe_local(&cfg) {
         Ok(()) => println!("  ok: wrote, read back and deleted a probe"),
         Err(e) => {
@@ -73,7 +97,7 @@ pub fn run(args: DoctorArgs) -> Result<i32, CliError> {
 fn probe_local(cfg: &BuildConfig) -> Result<(), String> {
     let store = LocalStore::open(&cfg.store_dir).map_err(|e| e.to_string())?;
     let probe = store.temp_path();
-    crate::store::write_atomic(&probe, b"xcache doctor probe").map_err(|e| e.to_string())?;
+    crate::fsx::write_atomic(&probe, b"xcache doctor probe").map_err(|e| e.to_string())?;
     let back = std::fs::read(&probe).map_err(|e| e.to_string())?;
     std::fs::remove_file(&probe).map_err(|e| e.to_string())?;
     if back != b"xcache doctor probe" {
@@ -91,7 +115,11 @@ fn probe_remote(
     if read_only {
         return Ok("reachable and readable (read-only: nothing written)");
     }
-    let path = format!("v1/doctor/probe-{}", std::process::id());
+    let path = format!(
+        "{}/doctor/probe-{}",
+        crate::store::LAYOUT,
+        std::process::id()
+    );
     let body = b"xcache doctor probe".to_vec();
     remote.put_bytes(&path, body.clone())?;
     let back = remote.get_bytes(&path)?;

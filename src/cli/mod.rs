@@ -5,10 +5,14 @@
 mod args;
 mod build;
 mod doctor;
+mod gc;
+mod keygen;
 mod prepare;
+mod remote_gc;
 mod remote_session;
 mod report_cmd;
 mod seed_session;
+mod store_session;
 mod warm;
 
 use std::ffi::OsString;
@@ -22,7 +26,9 @@ use crate::config::Env;
 use crate::errors::CliError;
 
 /// Names that make the first argument a command of ours rather than a compiler.
-const COMMANDS: &[&str] = &["build", "report", "doctor", "prepare", "warm", "help"];
+const COMMANDS: &[&str] = &[
+    "build", "report", "doctor", "prepare", "warm", "keygen", "gc", "help",
+];
 
 /// Runs the program and returns its exit code.
 pub fn main_impl() -> i32 {
@@ -49,6 +55,8 @@ pub fn main_impl() -> i32 {
         Command::Doctor(d) => doctor::run(d),
         Command::Prepare(p) => prepare::run(p),
         Command::Warm(w) => warm::run(w),
+        Command::Keygen(k) => keygen::run(k),
+        Command::Gc(g) => gc::run(g),
     };
     match result {
         Ok(code) => code,

@@ -21,7 +21,7 @@ pub fn run(args: PrepareArgs) -> Result<i32, CliError> {
         cargo_flags: Vec::new(),
     })?;
     let path = cwd.join(&args.recipe_path);
-    crate::store::write_atomic(&path, &recipe.to_bytes()).map_err(|source| {
+    crate::fsx::write_atomic(&path, &recipe.to_bytes()).map_err(|source| {
         CliError::RecipeWrite {
             path: path.clone(),
             source,

@@ -79,7 +79,7 @@ impl RemoteSession {
         };
         match RemoteStore::open(&s.spec).and_then(|r| r.check()) {
             Ok(()) => {
-                let _ = crate::store::write_atomic(&s.state_file, b"ok\n");
+                let _ = crate::fsx::write_atomic(&s.state_file, b"ok\n");
             }
             Err(e) => {
                 s.down(e);
@@ -107,16 +107,16 @@ impl RemoteSession {
                 compiler: &compiler,
                 target: sel.target.as_deref(),
                 profile_dir: &sel.profile_dir(),
+                cargo_version: &cfg.cargo_version,
             });
             let mut upks: Vec<Key> = units.iter().map(|u| u.key).collect();
             upks.sort();
             upks.dedup();
-            let mut seed_keys: Vec<Key> = units.iter().map(|u| u.seed_key).collect();
+            let mut seed_keys: Vec<Key> = units.iter().map(|u| u.record).collect();
             seed_keys.sort();
             seed_keys.dedup();
-            let jobs = jobs
-                .or_else(|| env.get("XCACHE_REMOTE_JOBS").and_then(|j| j.parse().ok()))
-                .unwrap_or(DEFAULT_JOBS);
+            // `--remote-jobs`, else `XCACHE_REMOTE_JOBS` (resolved by the caller).
+            let jobs = jobs.unwrap_or(DEFAULT_JOBS);
             match prefetch(
                 &s.spec,
                 &s.local,
@@ -125,6 +125,7 @@ impl RemoteSession {
                 &upks,
                 &seed_keys,
                 &pm,
+                env,
                 jobs,
                 show_bar,
             ) {
@@ -157,7 +158,7 @@ impl RemoteSession {
     fn down(&mut self, e: CacheError) {
         self.up = false;
         let line = format!("down\t{}\t{e}\n", e.code());
-        let _ = crate::store::write_atomic(&self.state_file, line.as_bytes());
+        let _ = crate::fsx::write_atomic(&self.state_file, line.as_bytes());
         self.warn(&e);
     }
 
@@ -183,7 +184,7 @@ impl RemoteSession {
                 .map(|k| format!("{}\n", k.to_hex()))
                 .collect();
             let path = self.state_file.with_extension("absent");
-            if crate::store::write_atomic(&path, list.as_bytes()).is_ok() {
+            if crate::fsx::write_atomic(&path, list.as_bytes()).is_ok() {
                 cmd.env(vars::PREFETCH_ABSENT, path);
             }
         }

@@ -22,6 +22,7 @@ pub struct SeedSession {
     plant_ms: u64,
     cargo_home: Option<PathBuf>,
     workspace_root: PathBuf,
+    cargo_version: String,
 }
 
 impl SeedSession {
@@ -59,6 +60,7 @@ impl SeedSession {
             compiler: &compiler.key,
             target: sel.target.as_deref(),
             profile_dir: &sel.profile_dir(),
+            cargo_version: &cfg.cargo_version,
         });
         let (planted, warnings) = plant(&PlantInput {
             store: &store,
@@ -67,7 +69,7 @@ impl SeedSession {
             workspace_root: &plan.workspace_root,
             cargo_home: cargo_home.as_deref(),
             env,
-            host: compiler.host(),
+            compiler: &(PathBuf::from(rustc), compiler.clone()),
             arrivals,
         });
         Some(SeedSession {
@@ -77,6 +79,7 @@ impl SeedSession {
             plant_ms: t.elapsed().as_millis() as u64,
             cargo_home,
             workspace_root: plan.workspace_root.clone(),
+            cargo_version: cfg.cargo_version.clone(),
         })
     }
 
@@ -95,6 +98,10 @@ impl SeedSession {
         report: &mut BuildReport,
     ) -> Vec<Captured> {
         for w in self.warnings {
+            // Planting reports each code once: a refused pack counts one unit at least.
+            if w.code == crate::report::UNTRUSTED_ENTRY {
+                report.summary.untrusted = report.summary.untrusted.max(1);
+            }
             if !report.warnings.iter().any(|x| x.code == w.code) {
                 report.warnings.push(w);
             }
@@ -197,6 +204,7 @@ impl SeedSession {
                 &self.workspace_root,
                 self.cargo_home.as_deref(),
                 env,
+                &self.cargo_version,
             );
             report.summary.captured = stats.captured;
             report.summary.capture_ms = t.elapsed().as_millis() as u64;

@@ -16,8 +16,38 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
     let env = Env::capture();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let mut _tmp = None;
-    let (recipe, root) = match &args.recipe_path {
-        Some(p) => (Recipe::read(&cwd.join(p))?, cwd.clone()),
+    let (recipe, root, bound) = match &args.recipe_path {
+        Some(p) => {
+            let bound = match &args.skeleton_root {
+                None => cwd.clone(),
+                Some(dir) => {
+                    let dir = std::fs::canonicalize(cwd.join(dir)).map_err(|source| {
+                        CliError::SkeletonWrite {
+                            path: cwd.join(dir),
+                            source,
+                        }
+                    })?;
+                    let real_cwd = std::fs::canonicalize(&cwd).unwrap_or_else(|_| cwd.clone());
+                    // The bound is the current directory or above it; the skeleton is
+                    // laid out from the real path, so that the two compare.
+                    if !real_cwd.starts_with(&dir) {
+                        return Err(CliError::InvalidSetting {
+                            name: "--skeleton-root".into(),
+                            value: dir.display().to_string(),
+                            message: "expected the current directory or a directory above it"
+                                .into(),
+                        });
+                    }
+                    dir
+                }
+            };
+            let root = if args.skeleton_root.is_some() {
+                std::fs::canonicalize(&cwd).unwrap_or_else(|_| cwd.clone())
+            } else {
+                cwd.clone()
+            };
+            (Recipe::read(&cwd.join(p))?, root, bound)
+        }
         None => {
             let manifest_path = take_manifest_path(&mut args.build.cargo_args);
             let cargo_flags: Vec<String> = args
@@ -51,7 +81,6 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
             for _ in 0..climb(&recipe) {
                 root.push("w");
             }
-            _tmp = Some(tmp);
             // The skeleton build runs elsewhere: a target dir the user named is
             // resolved here, where they named it.
             absolute_target_dir(
@@ -59,10 +88,12 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
                 &cwd,
                 env.get("CARGO_TARGET_DIR"),
             );
-            (recipe, root)
+            let bound = tmp.path().to_path_buf();
+            _tmp = Some(tmp);
+            (recipe, root, bound)
         }
     };
-    let skeleton = lay_out(&recipe, &root)?;
+    let skeleton = lay_out(&recipe, &root, &bound)?;
     let mode = BuildMode {
         cwd: (root != cwd).then(|| root.clone()),
         placeholders: skeleton.local_dirs.clone(),

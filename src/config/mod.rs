@@ -3,9 +3,12 @@
 //! [`BuildConfig`] (the front-end) and [`WrapperConfig`] (one rustc invocation).
 
 mod file;
+pub mod parse;
 mod remote;
 mod settings;
+mod store;
 
-pub use file::{ConfigFile, read_config_files};
+pub use file::{ConfigFile, parse_config, read_config_files};
 pub use remote::{RemoteKind, RemoteSpec, Secret};
 pub use settings::{BuildConfig, Env, WrapperConfig, cargo_home, store_dir, vars};
+pub use store::{DEFAULT_CACHE_SIZE, StoreDir};

@@ -5,7 +5,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::file::read_config_files;
+use super::parse::{BOOL_FORMS, COUNT_FORMS, invalid, parse_bool, parse_count};
 use super::remote::{RemoteDefaults, RemoteSpec};
+use super::store::StoreDir;
 use crate::errors::CliError;
 
 /// Environment variables this program reads (the book's reference lists them).
@@ -41,6 +43,17 @@ pub mod vars {
     /// `0` turns the caching of build-script runs off (build-script executables are
     /// still cached; they are just not given the shim that replays runs).
     pub const BUILD_RUNS: &str = "XCACHE_BUILD_RUNS";
+    /// Set by `cargo xcache verify` for its wrappers: the percentage of hits to compile
+    /// again without the cache and compare (1 to 100).
+    pub const VERIFY: &str = "XCACHE_VERIFY";
+    /// How many transfers to and from the remote run at once.
+    pub const REMOTE_JOBS: &str = "XCACHE_REMOTE_JOBS";
+    /// The size the local store is kept under (`10G`, `unlimited`).
+    pub const CACHE_SIZE: &str = "XCACHE_CACHE_SIZE";
+    /// The path of a private key (`cargo xcache keygen`): what a build writes is signed.
+    pub const SIGNING_KEY: &str = "XCACHE_SIGNING_KEY";
+    /// Public keys, comma-separated: only what one of them signed is used.
+    pub const TRUSTED_KEYS: &str = "XCACHE_TRUSTED_KEYS";
 }
 
 /// A snapshot of the process environment, taken once.
@@ -107,8 +120,19 @@ impl Env {
         }
     }
 
-    fn is_true(&self, name: &str) -> bool {
-        matches!(self.get(name), Some("1" | "true" | "yes" | "on"))
+    /// A switch: `None` when unset (or empty), an error naming the variable when its
+    /// value is not one [`parse_bool`] understands.
+    pub fn switch(&self, name: &str) -> Result<Option<bool>, CliError> {
+        self.get(name)
+            .map(|v| parse_bool(v).map_err(|_| invalid(name, v, BOOL_FORMS)))
+            .transpose()
+    }
+
+    /// A count of at least 1, or an error naming the variable.
+    pub fn count(&self, name: &str) -> Result<Option<usize>, CliError> {
+        self.get(name)
+            .map(|v| parse_count(v).map_err(|_| invalid(name, v, COUNT_FORMS)))
+            .transpose()
     }
 }
 
@@ -135,7 +159,9 @@ pub fn cargo_home(env: &Env) -> Option<PathBuf> {
 /// What one wrapper invocation needs to know.
 #[derive(Clone, Debug)]
 pub struct WrapperConfig {
-    pub store_dir: Option<PathBuf>,
+    /// The local store and its policy. A setting that is not understood leaves it
+    /// unusable (`StoreDir::problem`): the wrapper then compiles without the cache.
+    pub store_dir: Option<StoreDir>,
     pub events: Option<PathBuf>,
     pub disabled: bool,
     /// `XCACHE_DROP_INCREMENTAL`.
@@ -155,6 +181,9 @@ pub struct WrapperConfig {
     pub placeholder: bool,
     /// Build-script runs go through the cache (`XCACHE_BUILD_RUNS`, on unless `0`).
     pub build_runs: bool,
+    /// `XCACHE_VERIFY` (set by `cargo xcache verify`): the percentage of hits compiled
+    /// again without the cache and compared.
+    pub verify: Option<usize>,
     pub env: Env,
 }
 
@@ -162,6 +191,10 @@ impl WrapperConfig {
     /// The wrapper reads `XCACHE_REMOTE`/`XCACHE_READ_ONLY`, else the user's config
     /// file. (`cargo xcache build` resolves the workspace's `xcache.toml` too and passes
     /// the result down in those variables.)
+    ///
+    /// Fail closed: a switch, size or key that is not understood makes the store
+    /// unusable for this invocation and turns the remote off; the unit compiles without
+    /// the cache, with an `invalid-setting` warning that names the variable.
     pub fn resolve(env: Env, cwd: PathBuf) -> WrapperConfig {
         let files = read_config_files(None, &env);
         let (file_remote, file_read_only) = match &files {
@@ -180,21 +213,48 @@ impl WrapperConfig {
                 Err(message) => (None, Some(format!("invalid {}: {message}", vars::REMOTE))),
             },
         };
+        let mut problems: Vec<CliError> = Vec::new();
+        let mut switch = |name: &str| match env.switch(name) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+        let read_only = switch(vars::READ_ONLY);
+        let defer_upload = switch(vars::DEFER_UPLOAD);
+        let disabled = switch(vars::DISABLE);
+        let drop_incremental = switch(vars::DROP_INCREMENTAL);
+        let build_runs = switch(vars::BUILD_RUNS);
+        let verify = match env.count(vars::VERIFY) {
+            Ok(v) => v.map(|p| p.min(100)),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+        let store_dir = store_dir(&env).map(|path| {
+            match (problems.first(), StoreDir::resolve(&env, path.clone())) {
+                (None, Ok(s)) => s,
+                (Some(e), _) => StoreDir::unusable(path, e.to_string()),
+                (None, Err(e)) => StoreDir::unusable(path, e.to_string()),
+            }
+        });
+        let unusable = store_dir.as_ref().is_some_and(|s| s.problem.is_some());
         WrapperConfig {
-            remote,
+            // Fail closed: with a setting not understood, nothing is read or written.
+            remote: remote.filter(|_| !unusable),
             remote_error,
-            read_only: env.is_true(vars::READ_ONLY) || file_read_only.unwrap_or(false),
+            read_only: unusable || read_only == Some(true) || file_read_only.unwrap_or(false),
             remote_state: env.get(vars::REMOTE_STATE).map(PathBuf::from),
-            defer_upload: env.is_true(vars::DEFER_UPLOAD),
+            defer_upload: defer_upload == Some(true),
             prefetch_absent: env.get(vars::PREFETCH_ABSENT).map(PathBuf::from),
-            store_dir: store_dir(&env),
+            store_dir,
             events: env.get(vars::EVENTS).map(PathBuf::from),
-            disabled: env.is_true(vars::DISABLE),
-            drop_incremental: env.is_true(vars::DROP_INCREMENTAL),
-            build_runs: !matches!(
-                env.get(vars::BUILD_RUNS),
-                Some("0" | "false" | "no" | "off")
-            ),
+            disabled: disabled == Some(true),
+            drop_incremental: drop_incremental == Some(true),
+            build_runs: build_runs != Some(false),
+            verify,
             cargo_home: cargo_home(&env),
             rustup_toolchain: env.get("RUSTUP_TOOLCHAIN").map(str::to_string),
             placeholder: is_placeholder(&env),
@@ -222,7 +282,8 @@ fn is_placeholder(env: &Env) -> bool {
 pub struct BuildConfig {
     /// The cargo to run: `CARGO` (set when cargo runs a subcommand), else `cargo`.
     pub cargo: PathBuf,
-    pub store_dir: PathBuf,
+    /// The local store and its policy (size, signatures).
+    pub store_dir: StoreDir,
     /// A `RUSTC_WRAPPER` the user had set, which this build replaces.
     pub replaced_wrapper: Option<String>,
     pub disabled: bool,
@@ -235,6 +296,11 @@ pub struct BuildConfig {
     pub read_only: bool,
     /// Seed the target dir before cargo starts (`XCACHE_SEED`, on by default).
     pub seed: bool,
+    /// `XCACHE_REMOTE_JOBS` (a `--remote-jobs` flag wins over it).
+    pub remote_jobs: Option<usize>,
+    /// `cargo -V` of `cargo`, filled in once a store is open (seed records are keyed
+    /// on it).
+    pub cargo_version: String,
 }
 
 impl BuildConfig {
@@ -255,20 +321,27 @@ impl BuildConfig {
             .get("RUSTC_WRAPPER")
             .filter(|w| !w.contains("cargo-xcache"))
             .map(str::to_string);
+        // Switches the wrappers read are checked here too, so that a bad value stops
+        // the build before anything runs instead of turning each wrapper's cache off.
+        for name in [vars::DROP_INCREMENTAL, vars::DEFER_UPLOAD, vars::BUILD_RUNS] {
+            env.switch(name)?;
+        }
         Ok(BuildConfig {
             cargo: env
                 .get("CARGO")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| "cargo".into()),
-            store_dir,
+            store_dir: StoreDir::resolve(env, store_dir)?,
             replaced_wrapper,
-            disabled: env.is_true(vars::DISABLE),
+            disabled: env.switch(vars::DISABLE)?.unwrap_or(false),
             cargo_target_dir: env.get("CARGO_TARGET_DIR").map(|d| cwd.join(d)),
             cwd,
             remote: None,
             remote_uri: None,
             read_only: false,
-            seed: !matches!(env.get(vars::SEED), Some("0" | "false" | "no" | "off")),
+            seed: env.switch(vars::SEED)?.unwrap_or(true),
+            remote_jobs: env.count(vars::REMOTE_JOBS)?,
+            cargo_version: String::new(),
         })
     }
 
@@ -306,7 +379,7 @@ impl BuildConfig {
             )?),
         };
         self.read_only = flag_read_only
-            || env.is_true(vars::READ_ONLY)
+            || env.switch(vars::READ_ONLY)?.unwrap_or(false)
             || files.iter().find_map(|(_, f)| f.read_only).unwrap_or(false);
         Ok(())
     }

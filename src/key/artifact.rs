@@ -80,5 +80,5 @@ pub fn write_artifact_identity(artifact: &Path, identity: &str) -> io::Result<()
         mtime_ns,
     };
     let text = serde_json::to_vec(&s).map_err(io::Error::other)?;
-    crate::store::write_atomic(&sidecar_path(artifact), &text)
+    crate::fsx::write_atomic(&sidecar_path(artifact), &text)
 }

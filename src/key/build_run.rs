@@ -193,10 +193,13 @@ impl From<io::Error> for TreeError {
 }
 
 /// The digest of what is at `p` now: `absent`; `file:<digest>`; for a directory,
-/// `dir:<digest>` over every file below it (relative path and contents, sorted; a
-/// symbolic link by its target), skipping `.git` and `skip` (the target dir). An added,
-/// removed or edited file changes it.
+/// `dir:<digest>` over every entry below it, as cargo and a build script see them:
+/// symbolic links followed (a link is described by what it leads to; a dangling one by
+/// its target), directories listed even when empty, files by contents and executable
+/// bit. `.git` and `skip` (the target dir) are left out. An added, removed, re-pointed
+/// or edited entry changes it.
 pub fn tree_digest(p: &Path, skip: &Path, limit: usize) -> Result<String, TreeError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = match fs::metadata(p) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok("absent".to_string()),
@@ -206,37 +209,53 @@ pub fn tree_digest(p: &Path, skip: &Path, limit: usize) -> Result<String, TreeEr
         return Ok(format!("file:{}", hash_file(p)?.to_hex()));
     }
     let mut listed: Vec<String> = Vec::new();
+    let mut seen_dirs = std::collections::HashSet::new();
+    seen_dirs.insert((meta.dev(), meta.ino()));
     let mut stack: Vec<PathBuf> = vec![p.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for e in fs::read_dir(&dir)? {
             let e = e?;
             let path = e.path();
-            let ft = e.file_type()?;
             let rel = path
                 .strip_prefix(p)
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .into_owned();
-            if ft.is_dir() {
-                if e.file_name() != ".git" && !path.starts_with(skip) {
-                    stack.push(path);
-                }
-                continue;
-            }
             if listed.len() >= limit {
                 return Err(TreeError::TooManyFiles);
             }
-            if ft.is_symlink() {
-                let target = fs::read_link(&path)?;
-                listed.push(format!("{rel}\0link:{}", target.to_string_lossy()));
-            } else if ft.is_file() {
-                listed.push(format!("{rel}\0{}", hash_file(&path)?.to_hex()));
+            let m = match fs::metadata(&path) {
+                Ok(m) => m,
+                Err(_) => {
+                    let target = fs::read_link(&path).unwrap_or_default();
+                    listed.push(format!("{rel}\0dangling:{}", target.to_string_lossy()));
+                    continue;
+                }
+            };
+            if m.is_dir() {
+                if e.file_name() == ".git" || path.starts_with(skip) {
+                    continue;
+                }
+                listed.push(format!("{rel}\0dir"));
+                // A link back up the tree is listed, not followed again.
+                if seen_dirs.insert((m.dev(), m.ino())) {
+                    stack.push(path);
+                }
+            } else if m.is_file() {
+                let exec = if m.permissions().mode() & 0o111 != 0 {
+                    "x"
+                } else {
+                    "-"
+                };
+                listed.push(format!("{rel}\0{}\0{exec}", hash_file(&path)?.to_hex()));
+            } else {
+                listed.push(format!("{rel}\0other"));
             }
         }
     }
     listed.sort();
-    let mut h = KeyHasher::new("tree");
-    h.list("files", listed.iter().map(String::as_str));
+    let mut h = KeyHasher::new("tree-v2");
+    h.list("entries", listed.iter().map(String::as_str));
     Ok(format!("dir:{}", h.finish().to_hex()))
 }
 

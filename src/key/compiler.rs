@@ -2,7 +2,10 @@
 //!
 //! Running `rustc -vV` for every unit would cost a process per unit, so the identity is
 //! remembered in the store, keyed by the rustc binary's path, size, modification time
-//! and the rustup toolchain name. A changed binary is a new identity.
+//! and the rustup toolchain name, and checked at each use against a stamp of the
+//! sysroot it named (the real `rustc`, the compiler driver library, the standard
+//! library directory): a toolchain updated in place behind the same `rustc` (a rustup
+//! proxy keeps its path, size and time) is a new identity.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -52,8 +55,8 @@ pub fn compiler_id(
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    // `-v2`: the memo holds the sysroot too.
-    let memo_key = KeyHasher::new("compiler-memo-v2")
+    // `-v3`: the memo holds the sysroot and its stamp.
+    let memo_key = KeyHasher::new("compiler-memo-v3")
         .str("path", &resolved.to_string_lossy())
         .str("len", &meta.len().to_string())
         .str("mtime", &mtime.to_string())
@@ -63,8 +66,10 @@ pub fn compiler_id(
     if let Some(p) = &memo_path
         && let Ok(text) = fs::read_to_string(p)
         && let Some((hex, rest)) = text.split_once('\n')
-        && let Some((sysroot, version)) = rest.split_once('\n')
+        && let Some((sysroot, rest)) = rest.split_once('\n')
+        && let Some((stamp, version)) = rest.split_once('\n')
         && let Some(key) = Key::from_hex(hex)
+        && sysroot_stamp(Path::new(sysroot)) == stamp
     {
         return Ok(CompilerId {
             key,
@@ -74,18 +79,58 @@ pub fn compiler_id(
     }
     let id = probe(rustc)?;
     if let Some(p) = memo_path {
-        let _ = crate::store::write_atomic(
+        let _ = crate::fsx::write_atomic(
             &p,
             format!(
-                "{}\n{}\n{}",
+                "{}\n{}\n{}\n{}",
                 id.key.to_hex(),
                 id.sysroot.display(),
+                sysroot_stamp(&id.sysroot),
                 id.version
             )
             .as_bytes(),
         );
     }
     Ok(id)
+}
+
+/// Size and modification time of what a toolchain update replaces: the real `rustc`,
+/// the driver library, and the standard library directory of every target.
+fn sysroot_stamp(sysroot: &Path) -> String {
+    let mut parts = Vec::new();
+    let mut add = |p: &Path| {
+        let (len, mtime) = fs::metadata(p)
+            .map(|m| {
+                let t = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                (m.len(), t)
+            })
+            .unwrap_or((0, 0));
+        parts.push(format!("{}:{len}:{mtime}", p.display()));
+    };
+    add(&sysroot.join("bin").join("rustc"));
+    if let Ok(rd) = fs::read_dir(sysroot.join("lib")) {
+        let mut libs: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("librustc_driver") || n.starts_with("libLLVM"))
+            })
+            .collect();
+        libs.sort();
+        libs.iter().for_each(|p| add(p));
+    }
+    if let Ok(rd) = fs::read_dir(sysroot.join("lib").join("rustlib")) {
+        let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path().join("lib")).collect();
+        dirs.sort();
+        dirs.iter().for_each(|p| add(p));
+    }
+    parts.join(" ")
 }
 
 fn probe(rustc: &Path) -> Result<CompilerId, CacheError> {
@@ -154,4 +199,38 @@ pub(super) fn resolve_program(p: &Path, search_path: Option<&OsStr>) -> PathBuf 
         }
     }
     p.to_path_buf()
+}
+
+/// Cargo's version (`cargo -V`), remembered in `memo_dir` per cargo binary (path, size,
+/// modification time): seeds hold cargo's own records, whose meaning is cargo's.
+pub fn cargo_version(
+    cargo: &Path,
+    memo_dir: Option<&Path>,
+    search_path: Option<&OsStr>,
+) -> Option<String> {
+    let resolved = resolve_program(cargo, search_path);
+    let meta = fs::metadata(&resolved).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let memo_key = KeyHasher::new("cargo-memo")
+        .str("path", &resolved.to_string_lossy())
+        .str("len", &meta.len().to_string())
+        .str("mtime", &mtime.to_string())
+        .finish();
+    let memo = memo_dir.map(|d| d.join(format!("cargo-{}", memo_key.to_hex())));
+    if let Some(v) = memo.as_ref().and_then(|p| fs::read_to_string(p).ok()) {
+        return Some(v);
+    }
+    let out = Command::new(cargo).arg("-V").output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if let Some(p) = memo {
+        let _ = crate::fsx::write_atomic(&p, version.as_bytes());
+    }
+    Some(version)
 }

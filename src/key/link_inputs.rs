@@ -18,8 +18,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{InputDigest, LinkerId, PathMap, artifact_identity};
-use crate::wrapper::Uncacheable;
+use super::{Input, InputKind, LinkerId, PathMap, artifact_identity};
+use crate::reason::Uncacheable;
 
 /// A linker command line as rustc prints it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,21 +61,19 @@ pub fn link_input_identity(p: &Path) -> io::Result<String> {
     }
 }
 
-/// Each input with its path normalized and its identity now, sorted by path.
-pub fn describe_inputs(
-    inputs: &[LinkInput],
-    pm: &PathMap,
-) -> Result<Vec<InputDigest>, Uncacheable> {
+/// Each input as an [`InputKind::Identity`] input: path normalized, identity now.
+pub fn describe_inputs(inputs: &[LinkInput], pm: &PathMap) -> Result<Vec<Input>, Uncacheable> {
     let mut out = Vec::with_capacity(inputs.len());
     for i in inputs {
-        let digest = link_input_identity(i.path()).map_err(|_| Uncacheable::UnreadableInput)?;
-        out.push(InputDigest {
-            path: pm.normalize_path(i.path()),
-            digest,
-        });
+        let identity = link_input_identity(i.path()).map_err(|_| Uncacheable::UnreadableInput)?;
+        out.push(Input::new(
+            InputKind::Identity,
+            pm.normalize_path(i.path()),
+            identity,
+        ));
     }
     out.sort();
-    out.dedup_by(|a, b| a.path == b.path);
+    out.dedup_by(|a, b| a.name == b.name);
     Ok(out)
 }
 

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::link_inputs::{LibSearch, LinkInput, arg_files, describe_inputs};
 use super::{Key, KeyHasher, PathMap, RustcInvocation, hash_file};
-use crate::wrapper::Uncacheable;
+use crate::reason::Uncacheable;
 
 /// Files of the C runtime a link may bring in without naming them, looked up with
 /// `<driver> -print-file-name=NAME`. Names the driver does not find are recorded as
@@ -240,7 +240,7 @@ pub fn linker_id(
             files,
         };
         if let Ok(bytes) = serde_json::to_vec(&memo) {
-            let _ = crate::store::write_atomic(&p, &bytes);
+            let _ = crate::fsx::write_atomic(&p, &bytes);
         }
     }
     Ok(id)
@@ -433,7 +433,7 @@ pub fn link_key(
     let described = describe_inputs(&inputs, pm)?;
     let described: Vec<String> = described
         .iter()
-        .map(|i| format!("{}={}", i.path, i.digest))
+        .map(|i| format!("{}={}", i.name, i.state))
         .collect();
     Ok(KeyHasher::new("link")
         .key("linker", &linker.key)

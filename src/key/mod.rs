@@ -8,7 +8,8 @@
 //!
 //! Units that link add the linker's identity ([`linker_id`]) and the `-l` libraries
 //! of their command line to the first level, and every file the link line named
-//! ([`link_inputs`]) to the entry key ([`linked_entry_key`]).
+//! ([`link_inputs`], described as inputs by [`describe_inputs`]) to the entry key
+//! ([`entry_key`]).
 //!
 //! Build-script runs are keyed in the same two levels ([`run_l1_key`], then
 //! [`entry_key`] over what the script declared it read).
@@ -22,6 +23,8 @@ mod build_run;
 mod compiler;
 mod depinfo;
 mod hasher;
+mod host_cpu;
+mod input;
 mod link_inputs;
 mod linker;
 mod path_map;
@@ -34,9 +37,11 @@ pub use build_run::{
     RunKeyInput, TreeError, c_tool_names, is_run_key_var, run_env, run_l1_key, tool_identity,
     tree_digest,
 };
-pub use compiler::{CompilerId, compiler_id};
+pub use compiler::{CompilerId, cargo_version, compiler_id};
 pub use depinfo::{DepInfo, EnvDep};
 pub use hasher::{Key, KeyHasher};
+pub use host_cpu::host_cpu;
+pub use input::{Input, InputKind, entry_key, normalize_inputs, state};
 pub use link_inputs::{
     LibSearch, LinkContext, LinkInput, LinkLine, arg_files, describe_inputs, link_input_identity,
     link_inputs, parse_link_line,
@@ -47,9 +52,9 @@ pub use predict::{UnitIdentity, prediction_key, seed_key};
 pub use rustc_args::{
     CrateKind, Emit, Extern, LinkLib, Output, RustcInvocation, StaticLib, parse_rustc_args,
 };
-pub use unit_key::{InputDigest, KeyEnv, UnitKeys, entry_key, hash_file, l1_key, linked_entry_key};
+pub use unit_key::{KeyEnv, UnitKeys, hash_file, is_cargo_set_var, is_keyed_cargo_var, l1_key};
 
 /// The version of the key schema. Bump it whenever anything that feeds a key changes
 /// meaning; every key in every store changes with it. Tests that pin key behaviour
 /// (`tests/keys.rs`) must be re-read on a bump.
-pub const KEY_SCHEMA: &str = "xcache-key-v1";
+pub const KEY_SCHEMA: &str = "xcache-key-v2";

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::wrapper::Uncacheable;
+use crate::reason::Uncacheable;
 
 /// What kind of crate a unit builds, as the report names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,8 +228,9 @@ pub fn parse_rustc_args(args: &[String]) -> RustcInvocation {
             handle_value(&mut inv, &flag, value, is_path, &mut unc);
             continue;
         }
-        if arg.starts_with('-') && arg.len() >= 2 {
-            let flag = &arg[..2];
+        // A short flag is `-` and one ASCII letter (`arg.get` keeps a non-ASCII second
+        // character from splitting a code point).
+        if let Some(flag) = arg.get(..2).filter(|f| f.starts_with('-')) {
             if SHORT_WITH_VALUE.contains(&flag) {
                 let value = if arg.len() > 2 {
                     arg[2..].to_string()
@@ -317,9 +318,12 @@ fn handle_value(
         }
         "--target" => {
             inv.target = Some(value.clone());
-            // A target spec file is a path whose contents matter.
+            // A target spec file: a path (normalized in the key like any), whose
+            // contents rustc reads and the observer records.
             if value.ends_with(".json") {
-                set(Uncacheable::TargetSpecFile);
+                inv.key_args
+                    .push((flag.to_string(), Some(KeyValue::Path(value))));
+                return;
             }
         }
         "--print" | "--explain" => {
@@ -587,6 +591,25 @@ impl RustcInvocation {
         out
     }
 
+    /// True when a `-C target-cpu=native` asks for the host's CPU (the last
+    /// `target-cpu` wins, as in rustc).
+    pub fn targets_native_cpu(&self) -> bool {
+        let mut native = false;
+        let mut args = self.args.iter();
+        while let Some(a) = args.next() {
+            let value = if a == "-C" || a == "--codegen" {
+                args.next().map(String::as_str)
+            } else {
+                a.strip_prefix("-C")
+                    .or_else(|| a.strip_prefix("--codegen="))
+            };
+            if let Some(cpu) = value.and_then(|v| v.strip_prefix("target-cpu=")) {
+                native = cpu == "native";
+            }
+        }
+        native
+    }
+
     /// The features cargo enabled (`--cfg feature="x"`), sorted.
     pub fn features(&self) -> Vec<String> {
         let mut f: Vec<String> = self
@@ -619,6 +642,25 @@ impl RustcInvocation {
             return None;
         }
         Some(self.out_dir.as_ref()?.join(format!("{}.d", self.stem())))
+    }
+
+    /// The same invocation writing its outputs into `dir` (`--out-dir` replaced).
+    pub fn with_out_dir(&self, dir: &Path) -> RustcInvocation {
+        let dir = dir.to_string_lossy().into_owned();
+        let mut args = Vec::with_capacity(self.args.len());
+        let mut it = self.args.iter();
+        while let Some(a) = it.next() {
+            if a == "--out-dir" {
+                it.next();
+                args.push(a.clone());
+                args.push(dir.clone());
+            } else if a.starts_with("--out-dir=") {
+                args.push(format!("--out-dir={dir}"));
+            } else {
+                args.push(a.clone());
+            }
+        }
+        parse_rustc_args(&args)
     }
 
     /// Takes `-C incremental` out of the command line: rustc then compiles as it would
@@ -782,6 +824,12 @@ mod tests {
         assert!(!check.links());
         assert_eq!(check.uncacheable, None);
         assert_eq!(check.outputs()[0].role, "rmeta");
+    }
+
+    #[test]
+    fn a_non_ascii_short_flag_is_an_unknown_flag() {
+        let inv = parse(&format!("{LIB} -é"));
+        assert_eq!(inv.uncacheable, Some(Uncacheable::UnknownFlag));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::{CompilerId, Key, KeyHasher, PathMap, RustcInvocation};
 use crate::key::artifact::artifact_identity;
-use crate::wrapper::Uncacheable;
+use crate::reason::Uncacheable;
 
 /// Everything outside the command line that a key reads.
 pub struct KeyEnv<'a> {
@@ -27,17 +27,10 @@ pub struct UnitKeys {
     pub l1: Key,
 }
 
-/// One input file with its content digest, path normalized.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct InputDigest {
-    pub path: String,
-    pub digest: String,
-}
-
 /// Variables cargo sets for rustc that describe the package being built. Cargo's own
 /// configuration (`CARGO_HOME`, `CARGO_TARGET_DIR`, `CARGO_PROFILE_*`, …) is not here:
 /// what of it reaches rustc arrives as arguments, which are keyed on their own.
-fn is_keyed_cargo_var(name: &str) -> bool {
+pub fn is_keyed_cargo_var(name: &str) -> bool {
     const NOT_FOR_RUSTC: &[&str] = &[
         "CARGO_MAKEFLAGS",
         "CARGO_HOME",
@@ -76,10 +69,35 @@ fn is_keyed_cargo_var(name: &str) -> bool {
     !NOT_FOR_RUSTC.iter().any(|p| name.starts_with(p))
 }
 
+/// True for the variables cargo sets for one unit (a compile or a build-script run),
+/// whose values follow from what cargo's own fingerprint of the unit covers: the
+/// package's metadata, its features and profile, the target, the dependencies' runs.
+pub fn is_cargo_set_var(name: &str) -> bool {
+    is_keyed_cargo_var(name)
+        || name.starts_with("DEP_")
+        || matches!(
+            name,
+            "OUT_DIR"
+                | "TARGET"
+                | "HOST"
+                | "PROFILE"
+                | "OPT_LEVEL"
+                | "DEBUG"
+                | "NUM_JOBS"
+                | "RUSTC"
+                | "RUSTDOC"
+                | "RUSTC_LINKER"
+                | "RUSTC_WRAPPER"
+                | "RUSTC_WORKSPACE_WRAPPER"
+                | "CARGO"
+        )
+}
+
 /// Variables read by rustc itself that change its output.
 const RUSTC_VARS: &[&str] = &[
     "OUT_DIR",
     "RUSTC_BOOTSTRAP",
+    "RUSTC_FORCE_RUSTC_VERSION",
     "MACOSX_DEPLOYMENT_TARGET",
     "IPHONEOS_DEPLOYMENT_TARGET",
     "TVOS_DEPLOYMENT_TARGET",
@@ -157,48 +175,6 @@ pub fn l1_key(inv: &RustcInvocation, env: &KeyEnv<'_>) -> Result<UnitKeys, Uncac
     Ok(UnitKeys { l1: h.finish() })
 }
 
-/// The entry key: the first-level key plus what the dep-info says rustc read.
-/// `inputs` must be sorted by path; `env` holds `(name, normalized value)`.
-pub fn entry_key(l1: &Key, inputs: &[InputDigest], env: &[(String, Option<String>)]) -> Key {
-    entry_hasher(l1, inputs, env).finish()
-}
-
-/// The entry key of a unit that links: [`entry_key`] plus every link input with its
-/// identity (`absent` for a place the linker looked in vain). `link` must be sorted.
-pub fn linked_entry_key(
-    l1: &Key,
-    inputs: &[InputDigest],
-    env: &[(String, Option<String>)],
-    link: &[InputDigest],
-) -> Key {
-    let mut h = entry_hasher(l1, inputs, env);
-    let link: Vec<String> = link
-        .iter()
-        .map(|i| format!("{}={}", i.path, i.digest))
-        .collect();
-    h.list("link-inputs", link.iter().map(String::as_str));
-    h.finish()
-}
-
-fn entry_hasher(l1: &Key, inputs: &[InputDigest], env: &[(String, Option<String>)]) -> KeyHasher {
-    let mut h = KeyHasher::new("unit-entry");
-    h.key("l1", l1);
-    let files: Vec<String> = inputs
-        .iter()
-        .map(|i| format!("{}={}", i.path, i.digest))
-        .collect();
-    h.list("inputs", files.iter().map(String::as_str));
-    let env: Vec<String> = env
-        .iter()
-        .map(|(k, v)| match v {
-            Some(v) => format!("{k}={v}"),
-            None => k.to_string(),
-        })
-        .collect();
-    h.list("env-deps", env.iter().map(String::as_str));
-    h
-}
-
 /// The blake3 digest of a file's contents.
 pub fn hash_file(path: &Path) -> io::Result<Key> {
     let mut hasher = blake3::Hasher::new();
@@ -222,28 +198,5 @@ mod tests {
             "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"
         ));
         assert!(!is_keyed_cargo_var("PATH"));
-    }
-
-    #[test]
-    fn entry_key_depends_on_every_input() {
-        let l1 = Key::digest(b"l1");
-        let a = InputDigest {
-            path: "a".into(),
-            digest: "1".into(),
-        };
-        let b = InputDigest {
-            path: "a".into(),
-            digest: "2".into(),
-        };
-        let e = vec![("X".to_string(), Some("1".to_string()))];
-        let unset = vec![("X".to_string(), None)];
-        assert_ne!(
-            entry_key(&l1, std::slice::from_ref(&a), &e),
-            entry_key(&l1, &[b], &e)
-        );
-        assert_ne!(
-            entry_key(&l1, std::slice::from_ref(&a), &e),
-            entry_key(&l1, &[a], &unset)
-        );
     }
 }

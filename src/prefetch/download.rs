@@ -1,7 +1,7 @@
 //! Prefetch: one request for the index, then every predicted entry in parallel, each
 //! streamed to a file in the local store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -9,9 +9,11 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Index, index_path};
+use crate::config::Env;
 use crate::config::RemoteSpec;
 use crate::errors::CacheError;
-use crate::key::{Key, PathMap, hash_file};
+use crate::judge::{Here, Judge, Mode};
+use crate::key::{Key, PathMap, RootKind};
 use crate::store::{LocalStore, RemoteStore};
 
 /// What prefetch did.
@@ -55,6 +57,7 @@ pub fn prefetch(
     upks: &[Key],
     seed_keys: &[Key],
     pm: &PathMap,
+    env: &Env,
     jobs: usize,
     show_bar: bool,
 ) -> Result<PendingPrefetch, CacheError> {
@@ -64,24 +67,28 @@ pub fn prefetch(
         Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
         None => Index::default(),
     };
-    let mut digests: HashMap<String, String> = HashMap::new();
-    // The digest of a file now: `-` if it does not exist, `?` if it cannot be read.
-    let mut current = |path: &str| -> String {
-        digests
-            .entry(path.to_string())
-            .or_insert_with(|| {
-                let real = pm.expand_path(path);
-                if PathMap::has_token(&real.to_string_lossy()) {
-                    return "?".into();
-                }
-                match hash_file(&real) {
-                    Ok(k) => k.to_hex(),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => "-".into(),
-                    Err(_) => "?".into(),
-                }
-            })
-            .clone()
+    // Whether a recorded variant fits this checkout, as far as can be told before cargo
+    // runs: the judge's prediction (`Mode::Predict`). Whatever is downloaded is judged
+    // again, exactly, before it is used.
+    let judge_in = |cwd: &std::path::Path| {
+        let pm = PathMap::new(
+            cwd,
+            pm.real_of(RootKind::Target).map(std::path::Path::new),
+            pm.real_of(RootKind::CargoHome).map(std::path::Path::new),
+        );
+        Judge::new(Here {
+            pm,
+            env: Box::new(|name: &str| crate::judge::env_before_cargo(env, name)),
+            host_cpu: Box::new(|| None),
+            linker: Box::new(|_| None),
+            mode: Mode::Predict,
+        })
     };
+    let ws_root = pm
+        .real_of(RootKind::Cwd)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let ws_judge = judge_in(&ws_root);
     let mut wanted: Vec<(Key, Option<u64>)> = Vec::new();
     let want = |key: Key, size: Option<u64>, wanted: &mut Vec<(Key, Option<u64>)>| {
         if local.entry_size(&key).is_none() && !wanted.iter().any(|(k, _)| *k == key) {
@@ -111,7 +118,10 @@ pub fn prefetch(
         };
         let fitting: Vec<_> = list
             .iter()
-            .filter(|s| s.variant.files.iter().all(|(p, d)| &current(p) == d))
+            .filter(|s| {
+                let cwd = pm.expand_path(&s.variant.cwd);
+                judge_in(&cwd).check(&s.variant.inputs).is_ok()
+            })
             .take(2)
             .collect();
         // Oldest first, so the local record ends with the newest in front.
@@ -143,10 +153,7 @@ pub fn prefetch(
             continue;
         };
         for e in entries {
-            let matches = e.variant.inputs.iter().all(|input| {
-                input.path.starts_with(crate::key::RootKind::Target.token())
-                    || current(&input.path) == input.digest
-            });
+            let matches = ws_judge.check(&e.variant.inputs).is_ok();
             let (Some(l1), Some(entry)) = (Key::from_hex(&e.l1), Key::from_hex(&e.variant.entry))
             else {
                 continue;

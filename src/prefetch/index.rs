@@ -69,5 +69,5 @@ pub fn index_path(compiler: &Key, workspace: &[String]) -> String {
         .key("compiler", compiler)
         .list("workspace", workspace.iter().map(String::as_str))
         .finish();
-    format!("v1/index/{}.json", id.to_hex())
+    format!("{}/index/{}.json", crate::store::LAYOUT, id.to_hex())
 }

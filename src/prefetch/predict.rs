@@ -2,7 +2,7 @@
 //! for the units it meets (`key::prediction_key`).
 
 use crate::graph::BuildPlan;
-use crate::key::{Key, PathMap, UnitIdentity, prediction_key, seed_key};
+use crate::key::{Key, KeyHasher, PathMap, UnitIdentity, prediction_key, seed_key};
 
 /// What prediction needs besides the plan.
 pub struct PredictionInput<'a> {
@@ -13,14 +13,18 @@ pub struct PredictionInput<'a> {
     pub target: Option<&'a str>,
     /// The profile's directory name (`debug`, `release`, …).
     pub profile_dir: &'a str,
+    /// `cargo -V`: seed records hold cargo's own files, whose meaning is cargo's.
+    pub cargo_version: &'a str,
 }
 
 /// One unit the plan expects, with its prediction key.
 #[derive(Clone, Debug)]
 pub struct PredictedUnit {
     pub key: Key,
-    /// Where its seed records live (`key::seed_key`).
+    /// The unit's seed key (`key::seed_key`), as its wrapper computes it.
     pub seed_key: Key,
+    /// Where its seed records live: the seed key for this cargo ([`record_key`]).
+    pub record: Key,
     pub package: String,
     pub version: String,
     pub crate_name: String,
@@ -28,6 +32,14 @@ pub struct PredictedUnit {
     pub kind: &'static str,
     /// `--target`, for units built for it.
     pub target: Option<String>,
+}
+
+/// Where the seed records of a unit with seed key `spk` live for a given cargo.
+pub fn record_key(spk: &Key, cargo_version: &str) -> Key {
+    KeyHasher::new("seed-record")
+        .key("seed", spk)
+        .str("cargo", cargo_version)
+        .finish()
 }
 
 /// The prediction key of every unit in the plan that has one (see [`predict_units`]).
@@ -64,6 +76,7 @@ pub fn predict_units(input: &PredictionInput<'_>) -> Vec<PredictedUnit> {
             units.push(PredictedUnit {
                 key: prediction_key(&id),
                 seed_key: seed_key(&id),
+                record: record_key(&seed_key(&id), input.cargo_version),
                 package: p.name.clone(),
                 version: p.version.clone(),
                 crate_name: crate_name.to_string(),

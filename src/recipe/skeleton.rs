@@ -24,7 +24,12 @@ pub struct Skeleton {
 /// the workspace land outside `root`, where `..` puts them). A file that exists with
 /// other contents is not overwritten: the skeleton is for a directory that holds no
 /// sources yet.
-pub fn lay_out(recipe: &Recipe, root: &Path) -> Result<Skeleton, CliError> {
+///
+/// A recipe is input from elsewhere: every file it names must land inside `bound` (the
+/// workspace root, or the directory the user named with `--skeleton-root`), judged by
+/// [`crate::fsx::confined`], symbolic links on the way included. A recipe that reaches
+/// further is refused before anything is written.
+pub fn lay_out(recipe: &Recipe, root: &Path, bound: &Path) -> Result<Skeleton, CliError> {
     let writes = recipe
         .files
         .iter()
@@ -39,7 +44,14 @@ pub fn lay_out(recipe: &Recipe, root: &Path) -> Result<Skeleton, CliError> {
     // Every file is checked before any is written.
     let mut todo = Vec::new();
     for (rel, contents) in writes {
+        let outside = || CliError::SkeletonOutside {
+            name: rel.to_string(),
+            bound: bound.to_path_buf(),
+        };
         let path = normalize(&root.join(rel));
+        let inside = path.strip_prefix(bound).map_err(|_| outside())?;
+        let inside = inside.to_str().ok_or_else(outside)?;
+        let path = crate::fsx::confined(bound, inside).map_err(|_| outside())?;
         match std::fs::read(&path) {
             Ok(existing) if existing == contents.as_bytes() => continue,
             Ok(_) => return Err(CliError::SkeletonConflict { path }),

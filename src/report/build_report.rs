@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::wrapper::{Outcome, UnitEvent, UnitRecord, Warning};
 
+/// The warning code of an entry no trusted key signed (`CacheError::Untrusted`).
+pub const UNTRUSTED_ENTRY: &str = "untrusted-entry";
+
 /// The report format version.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -63,6 +66,10 @@ pub struct Summary {
     pub captured: usize,
     #[serde(default)]
     pub capture_ms: u64,
+    /// Units that found an entry or seed pack no trusted key signed (with
+    /// `XCACHE_TRUSTED_KEYS`), and so compiled; each is also counted as a miss.
+    #[serde(default)]
+    pub untrusted: usize,
     /// Units and hits per unit kind (`lib`, `proc-macro`, `bin`, `build-script`,
     /// `build-script-run`, `test`, … — whatever kinds the events name).
     #[serde(default)]
@@ -146,6 +153,9 @@ impl BuildReport {
             s.bytes_up += e.bytes_up;
             if u.tier.as_deref() == Some("remote") {
                 s.remote_hits += 1;
+            }
+            if e.warnings.iter().any(|w| w.code == UNTRUSTED_ENTRY) {
+                s.untrusted += 1;
             }
             for w in &e.warnings {
                 if !warnings.iter().any(|x| x.code == w.code) {

@@ -5,6 +5,6 @@ mod build_report;
 mod progress;
 mod render;
 
-pub use build_report::{BuildReport, KindCounts, Summary, report_path};
+pub use build_report::{BuildReport, KindCounts, Summary, UNTRUSTED_ENTRY, report_path};
 pub use progress::Progress;
 pub use render::{render_summary_line, render_table};

@@ -3,7 +3,8 @@
 use std::fmt::Write;
 
 use super::BuildReport;
-use crate::wrapper::{Outcome, Uncacheable};
+use crate::reason::Uncacheable;
+use crate::wrapper::Outcome;
 
 fn bytes(n: u64) -> String {
     format!("{:.1} MB", n as f64 / 1e6)
@@ -22,6 +23,9 @@ pub fn render_summary_line(r: &BuildReport) -> String {
     );
     if s.errors > 0 {
         let _ = write!(line, ", {} failed", s.errors);
+    }
+    if s.untrusted > 0 {
+        let _ = write!(line, " ({} refused as untrusted)", s.untrusted);
     }
     let _ = write!(line, " in {}", secs(s.wall_ms));
     if s.saved_ms > 0 {
@@ -141,8 +145,8 @@ pub fn render_table(r: &BuildReport) -> String {
     if !reasons.is_empty() {
         let _ = writeln!(out, "\nuncacheable, by reason");
         for (code, n) in reasons {
-            let desc = Uncacheable::ALL
-                .iter()
+            let mut all = Uncacheable::all();
+            let desc = all
                 .find(|u| u.code() == code)
                 .map(|u| u.description())
                 .unwrap_or("");

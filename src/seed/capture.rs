@@ -8,16 +8,16 @@ use std::path::{Path, PathBuf};
 use memchr::memmem;
 use rayon::prelude::*;
 
-use super::record::{SeedVariant, add_variant, read_record};
+use super::record::{SeedVariant, add_variant, pack_key, read_record};
 use crate::config::Env;
-use crate::key::{DepInfo, Key, KeyHasher, PathMap, RootKind, hash_file, link_input_identity};
-use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore};
+use crate::key::{Input, InputKind, Key, PathMap, RootKind, link_input_identity, normalize_inputs};
+use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Variant};
 use crate::wrapper::{Outcome, UnitEvent};
 
 /// A variant a capture recorded: what the remote index should learn.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Captured {
-    /// The seed key the variant is recorded under.
+    /// The record key the variant is recorded under (`prefetch::record_key`).
     pub upk: Key,
     pub variant: SeedVariant,
 }
@@ -41,7 +41,8 @@ pub struct CaptureStats {
 enum Skip {
     /// The event lacks what seeding needs (no key, no place, not cached).
     NotCached,
-    /// A file cargo keeps holds a machine path, or an input cannot be described.
+    /// A file cargo keeps holds a machine path, the unit's build-script run was not
+    /// cached, or an input cannot be described.
     Unseedable,
     Io,
 }
@@ -52,28 +53,9 @@ impl From<io::Error> for Skip {
     }
 }
 
-/// Package variables that follow from the unit's identity (name and version), which
-/// the prediction key and cargo's fingerprint already cover. Any other `CARGO_*`
-/// variable a path package's crate read (`env!("CARGO_PKG_DESCRIPTION")`) can change
-/// without cargo noticing, so such a unit is not seeded.
-const IDENTITY_VARS: &[&str] = &[
-    "CARGO_PKG_NAME",
-    "CARGO_PKG_VERSION",
-    "CARGO_PKG_VERSION_MAJOR",
-    "CARGO_PKG_VERSION_MINOR",
-    "CARGO_PKG_VERSION_PATCH",
-    "CARGO_PKG_VERSION_PRE",
-    "CARGO_CRATE_NAME",
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_PATH",
-    "OUT_DIR",
-];
-
-/// Variables rustc reads itself, recorded with every variant.
-pub(super) const RUSTC_ENV: &[&str] = &["RUSTC_BOOTSTRAP"];
-
-/// The most files a package walk may hash (build scripts that declared nothing).
-const MAX_WALK: usize = 10_000;
+/// Variables rustc reads itself that change its output: the compiler identity's part
+/// of a unit's key that no recorded input carries.
+pub(super) const RUSTC_ENV: &[&str] = &["RUSTC_BOOTSTRAP", "RUSTC_FORCE_RUSTC_VERSION"];
 
 /// Captures every unit of `events` that the wrapper hit or stored.
 pub fn capture(
@@ -82,10 +64,21 @@ pub fn capture(
     workspace_root: &Path,
     cargo_home: Option<&Path>,
     env: &Env,
+    cargo_version: &str,
 ) -> CaptureStats {
     let results: Vec<Result<Option<Captured>, Skip>> = events
         .par_iter()
-        .map(|ev| capture_unit(store, ev, workspace_root, cargo_home, env))
+        .map(|ev| {
+            capture_unit(
+                store,
+                ev,
+                events,
+                workspace_root,
+                cargo_home,
+                env,
+                cargo_version,
+            )
+        })
         .collect();
     let mut stats = CaptureStats::default();
     for r in results {
@@ -126,51 +119,187 @@ struct PackFile {
     exec: bool,
 }
 
+/// The variant the wrapper recorded for an event's entry: what that unit (or run) read.
+fn recorded_variant(store: &LocalStore, ev: &UnitEvent) -> Option<Variant> {
+    if !matches!(ev.unit.outcome, Outcome::Hit | Outcome::Miss) {
+        return None;
+    }
+    let l1 = Key::from_hex(ev.l1.as_deref()?)?;
+    let entry = ev.unit.key.as_deref()?;
+    store
+        .read_manifest(&l1)
+        .variants
+        .into_iter()
+        .find(|v| v.entry == entry)
+}
+
+/// An input recorded with one set of roots, told with another (a build-script run's
+/// inputs, recorded with the package directory as working directory, joined to its
+/// unit's, recorded with the workspace root).
+fn retokenize(i: Input, from: &PathMap, to: &PathMap) -> Input {
+    let text = |s: &str| to.normalize_text(&from.expand_text(s));
+    match i.kind {
+        InputKind::Root => match RootKind::from_token(&i.name) {
+            // A binding to the run's working directory: the same real path, named by
+            // whichever root of the unit holds it.
+            Some(_) => {
+                let real = Path::new(&i.state);
+                match to.roots().iter().find(|r| real.starts_with(&r.real)) {
+                    Some(r) => Input::new(InputKind::Root, r.kind.token(), r.real.clone()),
+                    None => i,
+                }
+            }
+            None => i,
+        },
+        InputKind::Env | InputKind::HostCpu | InputKind::Linker => Input {
+            state: text(&i.state),
+            ..i
+        },
+        _ => Input {
+            name: text(&i.name),
+            state: text(&i.state),
+            kind: i.kind,
+        },
+    }
+}
+
+/// A run's input about its own `OUT_DIR` describes the directory before the run. A
+/// seed is planted only where the run's directory is new, so such an input must say what
+/// a new `OUT_DIR` holds (the directory, empty): then it holds wherever the seed is
+/// planted and is dropped; a run that found anything else there (files an earlier run
+/// left) is not seeded.
+fn fresh_out_dir(i: Input, out_dir: &str) -> Result<Option<Input>, Skip> {
+    let inside = i.name.strip_prefix(out_dir);
+    let Some(rest) = inside.filter(|r| r.is_empty() || r.starts_with('/')) else {
+        return Ok(Some(i));
+    };
+    let fresh = match (i.kind, rest.is_empty()) {
+        (InputKind::Path, true) => i.state == crate::key::state::DIR,
+        (InputKind::Listing, true) => i.state == crate::judge::empty_listing_state(),
+        (InputKind::Canonical | InputKind::Link, true) => return Ok(Some(i)),
+        (InputKind::Path | InputKind::Listing | InputKind::Canonical | InputKind::Link, false) => {
+            i.state == crate::key::state::ABSENT
+        }
+        _ => return Ok(Some(i)),
+    };
+    if fresh {
+        Ok(None)
+    } else {
+        Err(Skip::Unseedable)
+    }
+}
+
 fn capture_unit(
     store: &LocalStore,
     ev: &UnitEvent,
+    events: &[UnitEvent],
     workspace_root: &Path,
     cargo_home: Option<&Path>,
     env: &Env,
+    cargo_version: &str,
 ) -> Result<Option<Captured>, Skip> {
-    if !matches!(ev.unit.outcome, Outcome::Hit | Outcome::Miss) {
-        return Err(Skip::NotCached);
-    }
-    let (Some(pl), Some(upk)) = (&ev.place, ev.spk.as_deref().and_then(Key::from_hex)) else {
+    let (Some(pl), Some(spk)) = (&ev.place, ev.spk.as_deref().and_then(Key::from_hex)) else {
         return Err(Skip::NotCached);
     };
-    let Some(entry) = ev.unit.key.clone() else {
-        return Err(Skip::NotCached);
-    };
+    let upk = crate::prefetch::record_key(&spk, cargo_version);
+    let unit_variant = recorded_variant(store, ev).ok_or(Skip::NotCached)?;
+    let entry = ev.unit.key.clone().ok_or(Skip::NotCached)?;
     let pr = profile_root(&pl.out_dir).ok_or(Skip::Unseedable)?;
     let root = &pl.target_root;
     let unit_pm = PathMap::new(&pl.cwd, Some(root), cargo_home);
     let ws_pm = PathMap::new(workspace_root, Some(root), cargo_home);
-    // The roots the entry is bound to (the wrapper's `store_entry`): the outputs may
-    // hold their real paths, and the seed holds only where they are the same.
-    let manifest_variant = ev.l1.as_deref().and_then(Key::from_hex).and_then(|l1| {
-        store
-            .read_manifest(&l1)
-            .variants
-            .into_iter()
-            .find(|v| v.entry == entry)
-    });
-    let bound: Vec<(String, Option<String>)> = manifest_variant
+
+    // What must hold: what the compile read, …
+    let mut inputs: Vec<Input> = unit_variant.inputs;
+    // … what its build-script run read (a run the cache did not vouch for, or that this
+    // build did not see, is not planted, nor is what read its `OUT_DIR`), …
+    if let Some(run) = &pl.run_dir {
+        let run_ev = events
+            .iter()
+            .find(|e| {
+                e.unit.kind == "build-script-run"
+                    && e.place
+                        .as_ref()
+                        .is_some_and(|p| p.unit_dir == *run && p.target_root == *root)
+            })
+            .ok_or(Skip::Unseedable)?;
+        let run_variant = recorded_variant(store, run_ev).ok_or(Skip::Unseedable)?;
+        let run_cwd = run_ev
+            .place
+            .as_ref()
+            .map(|p| p.cwd.clone())
+            .unwrap_or_default();
+        let run_pm = PathMap::new(&run_cwd, Some(root), cargo_home);
+        let out_dir = unit_pm.normalize_path(&root.join(pr).join("build").join(run).join("out"));
+        for i in run_variant.inputs {
+            if let Some(i) = fresh_out_dir(retokenize(i, &run_pm, &unit_pm), &out_dir)? {
+                inputs.push(i);
+            }
+        }
+        // The variables the run sets for the compile (`cargo:rustc-env=`) are the
+        // run's output, planted with it: what the compile read of them holds with it.
+        let output = fs::read_to_string(root.join(pr).join("build").join(run).join("output"))?;
+        let set_by_run: Vec<&str> = output
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("cargo::rustc-env=")
+                    .or_else(|| l.strip_prefix("cargo:rustc-env="))
+            })
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+            .collect();
+        inputs.retain(|i| !(i.kind == InputKind::Env && set_by_run.contains(&i.name.as_str())));
+    }
+    // … what it was built against, …
+    for (path, identity) in &pl.deps {
+        inputs.push(Input::new(
+            InputKind::Identity,
+            path.clone(),
+            identity.clone(),
+        ));
+    }
+    let run_fp = pl
+        .run_dir
+        .as_ref()
+        .map(|r| format!("{pr}/.fingerprint/{r}"));
+    if let (Some(run), Some(fp)) = (&pl.run_dir, &run_fp) {
+        let script = build_script_of(root, pr, run, fp).ok_or(Skip::Unseedable)?;
+        let id = link_input_identity(&script)?;
+        inputs.push(Input::new(
+            InputKind::Identity,
+            unit_pm.normalize_path(&script),
+            id,
+        ));
+    }
+    // … the linker it used, and the compiler's own settings.
+    if let Some(l) = &pl.linker {
+        let request = serde_json::to_string(&(&l.program, &l.fuse_ld, &l.target, &l.sysroot))
+            .map_err(|_| Skip::Unseedable)?;
+        inputs.push(Input::new(InputKind::Linker, request, l.key.clone()));
+    }
+    for v in RUSTC_ENV {
+        inputs.push(Input::env(
+            v,
+            env.get(v).map(|x| unit_pm.normalize_text(x)).as_deref(),
+        ));
+    }
+    normalize_inputs(&mut inputs);
+
+    // Cargo's files for the unit. Text is tokenized; anything else must not hold a
+    // machine path (but those of the roots the unit is bound to).
+    let bound: Vec<&str> = inputs
         .iter()
-        .flat_map(|v| &v.env)
-        .filter(|e| RootKind::from_token(&e.name).is_some())
-        .map(|e| (e.name.clone(), e.value.clone()))
+        .filter(|i| i.kind == InputKind::Root)
+        .map(|i| i.name.as_str())
         .collect();
     let mut needles: Vec<Vec<u8>> = unit_pm
         .roots()
         .iter()
         .chain(ws_pm.roots())
-        .filter(|r| !bound.iter().any(|(t, _)| t == r.kind.token()))
+        .filter(|r| !bound.contains(&r.kind.token()))
         .map(|r| r.real.as_bytes().to_vec())
         .collect();
     needles.sort();
     needles.dedup();
-
     let in_build_dir = pl.out_dir.contains("/build/");
     let mut files: Vec<PackFile> = Vec::new();
     if in_build_dir {
@@ -180,10 +309,6 @@ fn capture_unit(
             top && name.ends_with(".d")
         })?;
     }
-    let run_fp = pl
-        .run_dir
-        .as_ref()
-        .map(|r| format!("{pr}/.fingerprint/{r}"));
     if let Some(run) = &pl.run_dir {
         walk_into(
             root,
@@ -197,16 +322,14 @@ fn capture_unit(
     }
     let fp = format!("{pr}/.fingerprint/{}", pl.unit_dir);
     fingerprint_into(root, &fp, &mut files)?;
-
-    // Text is tokenized; anything else must not hold a machine path.
-    let mut digests = Vec::with_capacity(files.len());
+    let mut listed = Vec::with_capacity(files.len());
     let mut bytes = 0u64;
     for f in &mut files {
-        match &mut f.src {
+        let digest = match &mut f.src {
             Src::Text(t) => {
                 *t = unit_pm.normalize_text(t);
                 bytes += t.len() as u64;
-                digests.push(Key::digest(t.as_bytes()));
+                Key::digest(t.as_bytes())
             }
             Src::File(p) => {
                 let data = fs::read(&*p)?;
@@ -214,134 +337,31 @@ fn capture_unit(
                     return Err(Skip::Unseedable);
                 }
                 bytes += data.len() as u64;
-                digests.push(Key::digest(&data));
+                Key::digest(&data)
             }
-        }
+        };
+        listed.push((f.rel.clone(), digest, f.exec));
     }
 
-    // What must be unchanged for the plant to be sound.
-    let registry = cargo_home.is_some_and(|h| pl.manifest_dir.starts_with(h));
-    let outside = |p: &Path| p.starts_with(root) || cargo_home.is_some_and(|h| p.starts_with(h));
-    let mut inputs: Vec<(String, String)> = Vec::new();
-    let mut vars: Vec<(String, Option<String>)> = Vec::new();
-    let hash = pl.unit_dir.rsplit_once('-').map(|(_, h)| h).unwrap_or("");
-    let depinfo = root
-        .join(&pl.out_dir)
-        .join(format!("{}-{hash}.d", ev.unit.crate_name));
-    let di = DepInfo::parse(&fs::read_to_string(&depinfo)?, &pl.cwd);
-    for f in &di.files {
-        if !outside(f) {
-            inputs.push((ws_pm.normalize_path(f), hash_file(f)?.to_hex()));
-        }
-    }
-    // The build-script run this unit read: what it declared decides what must be
-    // unchanged for the run, and the variables it set for rustc are its own output.
-    let mut script_vars: Vec<String> = Vec::new();
-    if let Some(run) = &pl.run_dir {
-        let output = fs::read_to_string(root.join(pr).join("build").join(run).join("output"))?;
-        let mut declared_files = false;
-        for line in output.lines() {
-            let Some(d) = line
-                .strip_prefix("cargo::")
-                .or_else(|| line.strip_prefix("cargo:"))
-            else {
-                continue;
-            };
-            if let Some(p) = d.strip_prefix("rerun-if-changed=") {
-                declared_files = true;
-                let p = pl.manifest_dir.join(p);
-                if !outside(&p) {
-                    hash_tree(&p, &ws_pm, root, &mut inputs)?;
-                }
-            } else if let Some(v) = d.strip_prefix("rerun-if-env-changed=") {
-                vars.push((v.to_string(), env.get(v).map(str::to_string)));
-            } else if let Some(kv) = d.strip_prefix("rustc-env=") {
-                script_vars.push(kv.split('=').next().unwrap_or(kv).to_string());
-            }
-        }
-        // Cargo's rule for a script that named no file: any file of the package.
-        if !declared_files && !registry {
-            hash_tree(&pl.manifest_dir, &ws_pm, root, &mut inputs)?;
-        }
-    }
-    for d in &di.env {
-        if script_vars.contains(&d.name) {
-            continue;
-        }
-        if d.name.starts_with("CARGO_") || d.name == "OUT_DIR" {
-            if registry || IDENTITY_VARS.contains(&d.name.as_str()) {
-                continue;
-            }
-            return Err(Skip::Unseedable);
-        }
-        vars.push((d.name.clone(), d.value.clone()));
-    }
-    for v in RUSTC_ENV {
-        vars.push((v.to_string(), env.get(v).map(str::to_string)));
-    }
-    vars.extend(bound);
-    inputs.sort();
-    inputs.dedup();
-    vars.sort();
-    vars.dedup();
-
-    // What the unit was built against: its externs, what its link read (recorded in the
-    // manifest variant the wrapper wrote), the build script that made its OUT_DIR.
-    let mut deps: Vec<(String, String)> = pl.deps.clone();
-    if let Some(v) = manifest_variant {
-        deps.extend(v.link_inputs.into_iter().map(|i| (i.path, i.digest)));
-    }
-    if let (Some(run), Some(fp)) = (&pl.run_dir, &run_fp) {
-        let script = build_script_of(root, pr, run, fp).ok_or(Skip::Unseedable)?;
-        let id = link_input_identity(&script)?;
-        deps.push((unit_pm.normalize_path(&script), id));
-    }
-    deps.sort();
-    deps.dedup();
-
-    let entry = Some(entry);
-    let mut h = KeyHasher::new("seed-pack");
-    h.str("upk", &upk.to_hex())
-        .str("entry", entry.as_deref().unwrap_or(""))
-        .str("outputs-in-pack", &in_build_dir.to_string())
-        .str("out-dir", &pl.out_dir);
-    let listed: Vec<String> = files
-        .iter()
-        .zip(&digests)
-        .map(|(f, d)| format!("{}\0{}\0{}", f.rel, d.to_hex(), f.exec))
-        .collect();
-    h.list("files", listed.iter().map(String::as_str));
-    let inputs_listed: Vec<String> = inputs.iter().map(|(p, d)| format!("{p}\0{d}")).collect();
-    h.list("inputs", inputs_listed.iter().map(String::as_str));
-    let vars_listed: Vec<String> = vars
-        .iter()
-        .map(|(k, v)| format!("{k}\0{}", v.as_deref().unwrap_or("\u{1}")))
-        .collect();
-    h.list("env", vars_listed.iter().map(String::as_str));
-    let mut deps_listed: Vec<String> = deps.iter().map(|(p, d)| format!("{p}\0{d}")).collect();
-    if let Some(l) = &pl.linker {
-        deps_listed.push(format!("linker\0{}", l.key));
-    }
-    h.list("deps", deps_listed.iter().map(String::as_str));
-    let pack = h.finish();
-
-    let variant = SeedVariant {
-        pack: pack.to_hex(),
-        entry,
+    let mut variant = SeedVariant {
+        pack: String::new(),
+        entry: Some(entry),
+        outputs_in_pack: in_build_dir,
         out_dir: pl.out_dir.clone(),
         fingerprint_dir: fp,
         run_fingerprint_dir: run_fp,
         cwd: ws_pm.normalize_path(&pl.cwd),
-        files: inputs,
-        env: vars,
+        inputs,
         bytes,
-        deps,
-        linker: pl.linker.clone(),
         compile_ms: ev.unit.compile_ms.unwrap_or(0),
         incremental: pl.incremental,
-        outputs_in_pack: in_build_dir,
     };
-    let recorded = read_record(store, &upk).variants.contains(&variant);
+    let pack = pack_key(&upk, &variant, &listed);
+    variant.pack = pack.to_hex();
+    let recorded = read_record(store, &upk)
+        .variants
+        .iter()
+        .any(|v| v.pack == variant.pack);
     // A pack deleted as corrupt is written again.
     let pack_present = store.entry_size(&pack).is_some();
     if recorded && pack_present {
@@ -507,49 +527,6 @@ fn starts_with_shebang(path: &Path) -> bool {
         .and_then(|mut f| f.read_exact(&mut head))
         .is_ok()
         && &head == b"#!"
-}
-
-/// Hashes a file, or every file under a directory (`.git` and the target dir skipped);
-/// a path that does not exist is recorded as `-`.
-fn hash_tree(
-    p: &Path,
-    pm: &PathMap,
-    target_root: &Path,
-    out: &mut Vec<(String, String)>,
-) -> Result<(), Skip> {
-    let meta = match fs::metadata(p) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            out.push((pm.normalize_path(p), "-".into()));
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if meta.is_file() {
-        out.push((pm.normalize_path(p), hash_file(p)?.to_hex()));
-        return Ok(());
-    }
-    let mut stack = vec![p.to_path_buf()];
-    let mut n = 0usize;
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir)? {
-            let e = e?;
-            let path = e.path();
-            let ft = e.file_type()?;
-            if ft.is_dir() {
-                if e.file_name() != ".git" && !path.starts_with(target_root) {
-                    stack.push(path);
-                }
-            } else if ft.is_file() {
-                n += 1;
-                if n > MAX_WALK {
-                    return Err(Skip::Unseedable);
-                }
-                out.push((pm.normalize_path(&path), hash_file(&path)?.to_hex()));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Seed records: for each prediction key, the captured variants of the unit, newest
 //! first, each with the inputs that must be unchanged for it to be planted.
 //!
-//! Layout: `<store>/v1/seeds/<2 hex>/<prediction key>.json`; the files of a variant
+//! Layout: `<store>/v2/seeds/<2 hex>/<prediction key>.json`; the files of a variant
 //! travel in an entry (the *pack*, `entries/`), its rustc outputs in the unit's own
 //! entry.
 
@@ -9,23 +9,27 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::key::Key;
-use crate::store::{LocalStore, write_atomic};
-use crate::wrapper::LinkerUsed;
+use crate::fsx::write_atomic;
+use crate::key::{Input, Key, KeyHasher};
+use crate::store::LocalStore;
 
 /// How many variants a record keeps.
 pub const PER_UNIT: usize = 4;
+
+/// The seed-record format this program writes.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One captured state of a unit.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SeedVariant {
     /// The entry holding cargo's files for the unit (fingerprints, build-script dirs).
+    /// Its key is `pack_key` of this variant and of those files, so a record cannot
+    /// pair a pack with inputs it was not captured with.
     pub pack: String,
     /// The unit's rustc entry, restored into `out_dir` unless `outputs_in_pack`.
     pub entry: Option<String>,
     /// The pack holds the unit's outputs too (a build script's directory), so the entry
     /// is not restored.
-    #[serde(default)]
     pub outputs_in_pack: bool,
     /// rustc's `--out-dir`, relative to the target root (`debug/deps`).
     pub out_dir: String,
@@ -35,31 +39,43 @@ pub struct SeedVariant {
     pub run_fingerprint_dir: Option<String>,
     /// The directory rustc ran in, tokenized (`@@xcache:ws@@`).
     pub cwd: String,
-    /// Files that must hold the same bytes: (tokenized path, blake3 hex; `-` for a
-    /// path that must not exist).
-    pub files: Vec<(String, String)>,
-    /// Variables that must hold the same value (`None`: unset).
-    pub env: Vec<(String, Option<String>)>,
+    /// Everything that must hold for the unit to be planted (`crate::judge`): what its
+    /// compile read, what its build-script run read, what it was built against (its
+    /// dependencies' artifacts and its build script's executable, by identity), the
+    /// linker it used. Tokenized with the unit's own roots (`cwd`).
+    pub inputs: Vec<Input>,
     /// Uncompressed bytes the variant puts in place (pack files only).
     pub bytes: u64,
-    /// What the unit was built against, tokenized like `cwd`, with identities
-    /// (`key::link_input_identity`): its `--extern` files, what its link read, and the
-    /// build script that produced its `OUT_DIR`. After planting, each must be on disk
-    /// with the same identity, or the unit is taken out again.
-    #[serde(default)]
-    pub deps: Vec<(String, String)>,
-    /// For a unit that links: the linker it used and its identity then; planted only if
-    /// the linker found now has the same identity.
-    #[serde(default)]
-    pub linker: Option<LinkerUsed>,
     /// How long the unit took to compile when it was captured (or originally, for a hit).
-    #[serde(default)]
     pub compile_ms: u64,
     /// cargo asked for `-C incremental` for the unit (its outputs are not incremental):
-    /// such a variant only fits builds with the same profile setting, and its seeded
-    /// units are reported as non-incremental restores.
-    #[serde(default)]
+    /// such a variant only fits builds with the same profile setting.
     pub incremental: bool,
+}
+
+/// The key of a variant's pack: the variant (but its pack and the figures) and the
+/// pack's files (name, digest, executable bit).
+pub fn pack_key(upk: &Key, v: &SeedVariant, files: &[(String, Key, bool)]) -> Key {
+    let mut h = KeyHasher::new("seed-pack-v2");
+    h.str("upk", &upk.to_hex())
+        .str("entry", v.entry.as_deref().unwrap_or(""))
+        .str("outputs-in-pack", &v.outputs_in_pack.to_string())
+        .str("out-dir", &v.out_dir)
+        .str("fingerprint-dir", &v.fingerprint_dir)
+        .str(
+            "run-fingerprint-dir",
+            v.run_fingerprint_dir.as_deref().unwrap_or(""),
+        )
+        .str("cwd", &v.cwd)
+        .str("incremental", &v.incremental.to_string());
+    let inputs: Vec<String> = v.inputs.iter().map(Input::canonical).collect();
+    h.list("inputs", inputs.iter().map(String::as_str));
+    let listed: Vec<String> = files
+        .iter()
+        .map(|(name, d, exec)| format!("{name}\0{d}\0{exec}"))
+        .collect();
+    h.list("files", listed.iter().map(String::as_str));
+    h.finish()
 }
 
 /// All variants of one prediction key.
@@ -82,7 +98,8 @@ fn record_path(store: &LocalStore, upk: &Key) -> PathBuf {
 pub fn read_record(store: &LocalStore, upk: &Key) -> SeedRecord {
     std::fs::read(record_path(store, upk))
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+        .and_then(|b| serde_json::from_slice::<SeedRecord>(&b).ok())
+        .filter(|r| r.format_version == FORMAT_VERSION)
         .unwrap_or_default()
 }
 
@@ -90,7 +107,7 @@ pub fn read_record(store: &LocalStore, upk: &Key) -> SeedRecord {
 /// variant: that costs a compile later, never a wrong plant.
 pub fn add_variant(store: &LocalStore, upk: &Key, v: SeedVariant) -> std::io::Result<()> {
     let mut r = read_record(store, upk);
-    r.format_version = 1;
+    r.format_version = FORMAT_VERSION;
     r.variants
         .retain(|x| x.pack != v.pack || x.entry != v.entry);
     r.variants.insert(0, v);

@@ -6,7 +6,21 @@
 //! "END\0"
 //! ```
 //! Every part carries its digest and is checked on restore; a file is only renamed into
-//! place once all digests matched. Files stream through in bounded buffers: an entry is
+//! place once all digests matched.
+//!
+//! A signed entry (a writer with `XCACHE_SIGNING_KEY`) is followed, outside the zstd
+//! stream, by a fixed-size trailer:
+//!
+//! ```text
+//! u32 trailer format (1)  public key (32)  signature (64)  u64 stream_len  "XCACHES\0"
+//! ```
+//! The signature is over `"xcache-signed-entry\0"`, the trailer format, the entry key,
+//! `stream_len` and the blake3 digest of the compressed stream: it binds the key and
+//! every byte of the entry (header, names, modes, diagnostics, each file and its digest).
+//! An unsigned entry is the stream alone, as before signatures. A reader that predates
+//! them stops at `END` and never looks past the stream, so it reads signed entries as
+//! it always did; a reader that requires a trusted signature checks it before anything
+//! is decompressed ([`EntryReader::open_checked`]). Files stream through in bounded buffers: an entry is
 //! never held in memory whole. The format names files by role, so linked outputs and
 //! build-script results fit without a new format.
 
@@ -18,10 +32,17 @@ use memchr::memmem;
 use serde::{Deserialize, Serialize};
 
 use crate::key::Key;
+use crate::sign::{self, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN, Signer, TrustedKeys, Untrusted};
 
 const MAGIC: &[u8; 8] = b"XCACHEE\0";
 const FORMAT: u32 = 1;
 const END: &[u8; 4] = b"END\0";
+/// The signature trailer's version and its closing magic.
+const TRAILER_FORMAT: u32 = 1;
+const TRAILER_MAGIC: &[u8; 8] = b"XCACHES\0";
+const TRAILER_LEN: usize = 4 + PUBLIC_KEY_LEN + SIGNATURE_LEN + 8 + TRAILER_MAGIC.len();
+/// The context tag of an entry signature: no other signed object starts with it.
+const SIGNED_ENTRY: &[u8] = b"xcache-signed-entry\0";
 /// The largest compression window: 16 MiB (readers accept up to 128 MiB).
 const WINDOW_LOG: u32 = 24;
 
@@ -73,14 +94,17 @@ pub struct PutOutcome {
     pub digests: Vec<Key>,
 }
 
-/// Writes an entry to `out`. Files with `scan` set are searched for every needle while
-/// they stream; the caller decides what a find means.
+/// Writes an entry to `out`, signed by `signer` if given. Files with `scan` set are
+/// searched for every needle while they stream; the caller decides what a find means.
 pub fn write_entry(
     out: impl Write,
     meta: &EntryMeta,
     sources: &[(EntrySource<'_>, bool)],
     needles: &[Vec<u8>],
+    signer: Option<&Signer>,
 ) -> io::Result<PutOutcome> {
+    let key = Key::from_hex(&meta.key)
+        .ok_or_else(|| io::Error::other("the entry header holds no valid key"))?;
     let meta_json = serde_json::to_vec(meta).map_err(io::Error::other)?;
     let lens = sources
         .iter()
@@ -94,7 +118,7 @@ pub fn write_entry(
     // Level 1: the store write holds cargo's job slot until the wrapper exits, so its
     // speed is build time. Measured here on rlibs: level 1 ran at 221 MB/s to 34% of
     // the size, level 3 at 147 MB/s to 31%.
-    let mut z = zstd::stream::write::Encoder::new(out, 1)?;
+    let mut z = zstd::stream::write::Encoder::new(Digesting::new(out), 1)?;
     // A library's `.rmeta` is stored right before its `.rlib`, which holds the same
     // metadata again: long-distance matching over a window of up to 16 MiB finds the
     // second copy, and halves the entry of a generic-heavy crate. With the length
@@ -154,7 +178,19 @@ pub fn write_entry(
         total += len;
     }
     z.write_all(END)?;
-    z.finish()?;
+    let stream = z.finish()?;
+    let (mut out, stream_len, digest) = stream.finish();
+    if let Some(signer) = signer {
+        let message = signed_message(&key, stream_len, &digest);
+        let mut trailer = Vec::with_capacity(TRAILER_LEN);
+        trailer.extend_from_slice(&TRAILER_FORMAT.to_le_bytes());
+        trailer.extend_from_slice(&signer.public_key().0);
+        trailer.extend_from_slice(&signer.sign(&message));
+        trailer.extend_from_slice(&stream_len.to_le_bytes());
+        trailer.extend_from_slice(TRAILER_MAGIC);
+        out.write_all(&trailer)?;
+    }
+    out.flush()?;
     Ok(PutOutcome {
         bytes: total,
         needle_found,
@@ -162,11 +198,153 @@ pub fn write_entry(
     })
 }
 
+/// What a signature covers (see the module docs).
+fn signed_message(key: &Key, stream_len: u64, digest: &blake3::Hash) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIGNED_ENTRY.len() + 4 + 32 + 8 + 32);
+    m.extend_from_slice(SIGNED_ENTRY);
+    m.extend_from_slice(&TRAILER_FORMAT.to_le_bytes());
+    m.extend_from_slice(&key.0);
+    m.extend_from_slice(&stream_len.to_le_bytes());
+    m.extend_from_slice(digest.as_bytes());
+    m
+}
+
+/// A writer that counts and digests what passes through it.
+struct Digesting<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Digesting<W> {
+    fn new(inner: W) -> Self {
+        Digesting {
+            inner,
+            hasher: blake3::Hasher::new(),
+            len: 0,
+        }
+    }
+
+    fn finish(self) -> (W, u64, blake3::Hash) {
+        (self.inner, self.len, self.hasher.finalize())
+    }
+}
+
+impl<W: Write> Write for Digesting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The compressed stream of an entry file (never its trailer), digested as it is read
+/// when the digest was checked against a signature before.
+struct Stream {
+    inner: io::Take<File>,
+    hasher: Option<blake3::Hasher>,
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// A signature trailer as found at the end of an entry file.
+struct Trailer {
+    signer: PublicKey,
+    signature: [u8; SIGNATURE_LEN],
+    stream_len: u64,
+}
+
+/// Reads the trailer of a file of `len` bytes, if it has one.
+fn read_trailer(file: &mut File, len: u64) -> Result<Option<Trailer>, ReadError> {
+    use std::io::{Seek, SeekFrom};
+    if len < TRAILER_LEN as u64 {
+        return Ok(None);
+    }
+    let mut t = [0u8; TRAILER_LEN];
+    file.seek(SeekFrom::Start(len - TRAILER_LEN as u64))
+        .map_err(ReadError::Io)?;
+    file.read_exact(&mut t).map_err(ReadError::Io)?;
+    file.seek(SeekFrom::Start(0)).map_err(ReadError::Io)?;
+    if &t[TRAILER_LEN - TRAILER_MAGIC.len()..] != TRAILER_MAGIC {
+        return Ok(None);
+    }
+    let format = u32::from_le_bytes(t[0..4].try_into().expect("4 bytes"));
+    if format != TRAILER_FORMAT {
+        return Err(ReadError::Corrupt(format!(
+            "unknown signature format {format}"
+        )));
+    }
+    let mut at = 4;
+    let mut take = |n: usize| {
+        let s = &t[at..at + n];
+        at += n;
+        s
+    };
+    let signer = PublicKey(take(PUBLIC_KEY_LEN).try_into().expect("32 bytes"));
+    let signature: [u8; SIGNATURE_LEN] = take(SIGNATURE_LEN).try_into().expect("64 bytes");
+    let stream_len = u64::from_le_bytes(take(8).try_into().expect("8 bytes"));
+    if stream_len != len - TRAILER_LEN as u64 {
+        return Err(ReadError::Corrupt(
+            "signature trailer names another stream length".into(),
+        ));
+    }
+    Ok(Some(Trailer {
+        signer,
+        signature,
+        stream_len,
+    }))
+}
+
+/// True when the file at `path` is a signed entry (whoever signed it).
+pub fn is_signed(path: &Path) -> bool {
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    matches!(read_trailer(&mut f, len), Ok(Some(_)))
+}
+
+/// Why an entry was not opened: it could not be read, or it is not signed by a key the
+/// reader trusts.
+#[derive(Debug)]
+pub enum OpenError {
+    Read(ReadError),
+    Untrusted(Untrusted),
+}
+
+impl From<ReadError> for OpenError {
+    fn from(e: ReadError) -> Self {
+        OpenError::Read(e)
+    }
+}
+
+impl From<io::Error> for OpenError {
+    fn from(e: io::Error) -> Self {
+        OpenError::Read(e.into())
+    }
+}
+
 /// Reads an entry file by file, checking every digest.
 pub struct EntryReader {
-    z: zstd::stream::read::Decoder<'static, BufReader<File>>,
+    z: zstd::stream::read::Decoder<'static, BufReader<Stream>>,
     meta: EntryMeta,
     next_file: usize,
+    /// The stream digest a trusted signature covers, checked again at [`Self::finish`]:
+    /// the bytes decompressed are the bytes verified, even if the file changed between.
+    verified: Option<blake3::Hash>,
 }
 
 /// Why an entry could not be read: I/O trouble, or bytes that are not a valid entry.
@@ -189,39 +367,83 @@ impl From<io::Error> for ReadError {
 }
 
 impl EntryReader {
-    /// Opens an entry and checks its header.
+    /// Opens an entry and checks its header; a signature, if any, is not checked.
     pub fn open(path: &Path, expected: &Key) -> Result<EntryReader, ReadError> {
-        let file = File::open(path).map_err(ReadError::Io)?;
-        let mut z = zstd::stream::read::Decoder::new(file)?;
+        match Self::open_checked(path, expected, None) {
+            Ok(r) => Ok(r),
+            Err(OpenError::Read(e)) => Err(e),
+            Err(OpenError::Untrusted(u)) => Err(ReadError::Corrupt(u.to_string())),
+        }
+    }
+
+    /// Opens an entry and checks its header. With `trusted`, the entry must carry a
+    /// valid signature by one of those keys, checked before anything is decompressed.
+    pub fn open_checked(
+        path: &Path,
+        expected: &Key,
+        trusted: Option<&TrustedKeys>,
+    ) -> Result<EntryReader, OpenError> {
+        let mut file = File::open(path).map_err(ReadError::Io)?;
+        let len = file.metadata().map_err(ReadError::Io)?.len();
+        let trailer = read_trailer(&mut file, len)?;
+        let stream_len = trailer.as_ref().map_or(len, |t| t.stream_len);
+        let mut verified = None;
+        if let Some(trusted) = trusted {
+            let Some(t) = &trailer else {
+                return Err(OpenError::Untrusted(Untrusted::Unsigned));
+            };
+            if !trusted.keys().contains(&t.signer) {
+                return Err(OpenError::Untrusted(Untrusted::UnknownKey(t.signer)));
+            }
+            let mut hasher = blake3::Hasher::new();
+            io::copy(&mut (&mut file).take(stream_len), &mut hasher).map_err(ReadError::Io)?;
+            let digest = hasher.finalize();
+            sign::verify(
+                &signed_message(expected, stream_len, &digest),
+                &t.signer,
+                &t.signature,
+                trusted,
+            )
+            .map_err(OpenError::Untrusted)?;
+            use std::io::Seek;
+            file.seek(io::SeekFrom::Start(0)).map_err(ReadError::Io)?;
+            verified = Some(digest);
+        }
+        let stream = Stream {
+            inner: file.take(stream_len),
+            hasher: verified.map(|_| blake3::Hasher::new()),
+        };
+        let mut z = zstd::stream::read::Decoder::new(stream)?;
         let mut magic = [0u8; 8];
         z.read_exact(&mut magic)?;
         if &magic != MAGIC {
-            return Err(ReadError::Corrupt("not an xcache entry".into()));
+            return Err(ReadError::Corrupt("not an xcache entry".into()).into());
         }
         let format = read_u32(&mut z)?;
         if format != FORMAT {
-            return Err(ReadError::Corrupt(format!("unknown entry format {format}")));
+            return Err(ReadError::Corrupt(format!("unknown entry format {format}")).into());
         }
         let meta_len = read_u32(&mut z)? as usize;
         if meta_len > 64 * 1024 * 1024 {
-            return Err(ReadError::Corrupt("header too large".into()));
+            return Err(ReadError::Corrupt("header too large".into()).into());
         }
         let mut meta_json = vec![0u8; meta_len];
         z.read_exact(&mut meta_json)?;
         let mut digest = [0u8; 32];
         z.read_exact(&mut digest)?;
         if blake3::hash(&meta_json).as_bytes() != &digest {
-            return Err(ReadError::Corrupt("header digest mismatch".into()));
+            return Err(ReadError::Corrupt("header digest mismatch".into()).into());
         }
         let meta: EntryMeta = serde_json::from_slice(&meta_json)
             .map_err(|e| ReadError::Corrupt(format!("header: {e}")))?;
         if meta.key != expected.to_hex() {
-            return Err(ReadError::Corrupt("entry holds another key".into()));
+            return Err(ReadError::Corrupt("entry holds another key".into()).into());
         }
         Ok(EntryReader {
             z,
             meta,
             next_file: 0,
+            verified,
         })
     }
 
@@ -265,6 +487,17 @@ impl EntryReader {
         self.z.read_exact(&mut end)?;
         if &end != END {
             return Err(ReadError::Corrupt("missing end marker".into()));
+        }
+        if let Some(expected) = self.verified {
+            // What the decoder has not consumed yet is digested too.
+            let mut stream = self.z.finish().into_inner();
+            io::copy(&mut stream, &mut io::sink())?;
+            let digest = stream.hasher.map(|h| h.finalize());
+            if digest != Some(expected) {
+                return Err(ReadError::Corrupt(
+                    "the entry changed after its signature was checked".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -338,6 +571,7 @@ mod tests {
                 &meta(&key, sources.len()),
                 sources,
                 &[],
+                None,
             )
             .unwrap();
             (path.clone(), std::fs::metadata(&path).unwrap().len())
@@ -380,6 +614,7 @@ mod tests {
                 (EntrySource::Bytes(&with_needle), true),
             ],
             &[needle],
+            None,
         )
         .unwrap();
         assert_eq!(out.needle_found, Some(0));
@@ -408,5 +643,111 @@ mod tests {
             r.finish()
         });
         assert!(matches!(result, Err(ReadError::Corrupt(_))), "{result:?}");
+    }
+
+    #[test]
+    fn signatures_bind_the_key_and_every_byte() {
+        use crate::sign::{Signer, TrustedKeys};
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::digest(b"k");
+        let writer = Signer::generate().unwrap();
+        let stranger = Signer::generate().unwrap();
+        let trusted = TrustedKeys::parse(&writer.public_key().to_string())
+            .unwrap()
+            .unwrap();
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+        let write = |name: &str, signer: Option<&Signer>, key: &Key| {
+            let path = dir.path().join(name);
+            write_entry(
+                File::create(&path).unwrap(),
+                &meta(key, 1),
+                &[(EntrySource::Bytes(&body), false)],
+                &[],
+                signer,
+            )
+            .unwrap();
+            path
+        };
+        let read_all = |mut r: EntryReader| {
+            let mut out = Vec::new();
+            r.next_file(&mut out)?;
+            r.finish().map(|()| out)
+        };
+        let signed = write("signed", Some(&writer), &key);
+        let r = EntryReader::open_checked(&signed, &key, Some(&trusted)).unwrap();
+        assert_eq!(read_all(r).unwrap(), body);
+        // Without trusted keys, signed and unsigned entries read alike.
+        assert_eq!(
+            read_all(EntryReader::open(&signed, &key).unwrap()).unwrap(),
+            body
+        );
+        let unsigned = write("unsigned", None, &key);
+        assert_eq!(
+            read_all(EntryReader::open(&unsigned, &key).unwrap()).unwrap(),
+            body
+        );
+
+        let untrusted =
+            |path: &Path, key: &Key| match EntryReader::open_checked(path, key, Some(&trusted)) {
+                Err(OpenError::Untrusted(u)) => u,
+                Err(OpenError::Read(e)) => panic!("read error {e:?}"),
+                Ok(_) => panic!("accepted"),
+            };
+        assert_eq!(untrusted(&unsigned, &key), Untrusted::Unsigned);
+        let other = write("other", Some(&stranger), &key);
+        assert_eq!(
+            untrusted(&other, &key),
+            Untrusted::UnknownKey(stranger.public_key())
+        );
+        // A trusted signature over another key's entry, renamed into this key's place.
+        let elsewhere = Key::digest(b"elsewhere");
+        let moved = write("moved", Some(&writer), &elsewhere);
+        assert_eq!(
+            untrusted(&moved, &key),
+            Untrusted::BadSignature(writer.public_key())
+        );
+        // Another stream behind a trusted trailer (a forged entry with fresh digests).
+        let other_body = b"#!/bin/sh\necho owned\n".to_vec();
+        let forged_stream = dir.path().join("forged-stream");
+        write_entry(
+            File::create(&forged_stream).unwrap(),
+            &meta(&key, 1),
+            &[(EntrySource::Bytes(&other_body), false)],
+            &[],
+            None,
+        )
+        .unwrap();
+        let mut forged = std::fs::read(&forged_stream).unwrap();
+        let bytes = std::fs::read(&signed).unwrap();
+        forged.extend_from_slice(&bytes[bytes.len() - TRAILER_LEN..]);
+        let forged_path = dir.path().join("forged");
+        std::fs::write(&forged_path, &forged).unwrap();
+        // Its length disagrees with the trailer's; with the length forged too, the
+        // signature does not hold.
+        assert!(matches!(
+            EntryReader::open_checked(&forged_path, &key, Some(&trusted)),
+            Err(OpenError::Read(ReadError::Corrupt(_)))
+        ));
+        let n = forged.len();
+        let stream_len = (n - TRAILER_LEN) as u64;
+        forged[n - 16..n - 8].copy_from_slice(&stream_len.to_le_bytes());
+        std::fs::write(&forged_path, &forged).unwrap();
+        assert_eq!(
+            untrusted(&forged_path, &key),
+            Untrusted::BadSignature(writer.public_key())
+        );
+
+        // A reader that predates signatures stops at END and never sees the trailer.
+        let mut z = zstd::stream::read::Decoder::new(File::open(&signed).unwrap()).unwrap();
+        let mut head = [0u8; 8];
+        z.read_exact(&mut head).unwrap();
+        assert_eq!(&head, MAGIC);
+        let _format = read_u32(&mut z).unwrap();
+        let meta_len = read_u32(&mut z).unwrap() as usize;
+        let mut skip = vec![0u8; meta_len + 32 + 8 + body.len() + 32];
+        z.read_exact(&mut skip).unwrap();
+        let mut end = [0u8; 4];
+        z.read_exact(&mut end).unwrap();
+        assert_eq!(&end, END);
     }
 }

@@ -2,33 +2,60 @@
 //!
 //! Concurrency: every write goes to a temp file that is renamed into place, so readers
 //! see a whole entry or none; two builds writing the same key write the same bytes.
+//!
+//! Policy (from [`StoreDir`]): entries are signed when this process has a signing key,
+//! and read only when a trusted key signed them if it has trusted keys; the store is
+//! kept under its size by evicting what was used least recently (`super::gc`).
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use super::entry::{ReadError, write_entry};
+use super::entry::{OpenError, ReadError, is_signed, write_entry};
 use super::{EntryMeta, EntryReader, EntrySource, Manifest, PutOutcome};
+use crate::config::StoreDir;
 use crate::errors::CacheError;
 use crate::key::Key;
+use crate::sign::Trust;
 
 /// The layout version, part of every path in the store.
-pub const LAYOUT: &str = "v1";
+pub const LAYOUT: &str = "v2";
+
+/// A file used this long ago is marked used again when read (its modification time is
+/// set to now): least-recently-used eviction goes by that time. Coarse, so that a store
+/// read over and over is not written each time.
+const TOUCH_AFTER: Duration = Duration::from_secs(10 * 60);
 
 /// A local store rooted at a directory.
 #[derive(Clone, Debug)]
 pub struct LocalStore {
     root: PathBuf,
+    trust: Trust,
+    max_size: Option<u64>,
 }
 
 impl LocalStore {
-    /// Opens (creating if needed) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<LocalStore, CacheError> {
-        let root = dir.join(LAYOUT);
+    /// Opens (creating if needed) the store `dir` describes. A store whose settings
+    /// were not understood is refused (fail closed).
+    pub fn open(dir: &StoreDir) -> Result<LocalStore, CacheError> {
+        if let Some(problem) = &dir.problem {
+            return Err(CacheError::Setting(problem.clone()));
+        }
+        let root = dir.path().join(LAYOUT);
         for sub in ["entries", "manifests", "compilers", "linkers", "tmp"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(|source| CacheError::Write { path: p, source })?;
         }
-        Ok(LocalStore { root })
+        Ok(LocalStore {
+            root,
+            trust: dir.trust.clone(),
+            max_size: dir.max_size,
+        })
+    }
+
+    /// The size this store is kept under, if any.
+    pub fn max_size(&self) -> Option<u64> {
+        self.max_size
     }
 
     /// The versioned root (`<dir>/v1`).
@@ -39,6 +66,16 @@ impl LocalStore {
     /// Where compiler identities are remembered.
     pub fn compilers_dir(&self) -> PathBuf {
         self.root.join("compilers")
+    }
+
+    /// Where the observer library is kept (`crate::observe`).
+    pub fn observe_dir(&self) -> PathBuf {
+        self.root.clone()
+    }
+
+    /// Scratch space (downloads, observation records), cleaned of old leftovers.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
     }
 
     /// Where linker identities are remembered.
@@ -65,10 +102,12 @@ impl LocalStore {
 
     /// The manifest of a first-level key; empty if there is none or it is unreadable.
     pub fn read_manifest(&self, l1: &Key) -> Manifest {
-        fs::read(self.manifest_path(l1))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        let path = self.manifest_path(l1);
+        let manifest = fs::read(&path).ok().map(|b| Manifest::from_slice(&b));
+        if manifest.as_ref().is_some_and(|m| !m.variants.is_empty()) {
+            touch(&path);
+        }
+        manifest.unwrap_or_default()
     }
 
     /// Adds an input set to a manifest (read, modify, rename into place). Two builds
@@ -81,7 +120,7 @@ impl LocalStore {
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
-        super::write_atomic(&path, &bytes).map_err(|source| CacheError::Write { path, source })
+        crate::fsx::write_atomic(&path, &bytes).map_err(|source| CacheError::Write { path, source })
     }
 
     /// Writes an entry atomically. If a scanned file holds a needle, nothing is kept and
@@ -100,26 +139,51 @@ impl LocalStore {
             source,
         };
         let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(werr)?;
-        let outcome = write_entry(tmp.as_file(), meta, sources, needles).map_err(werr)?;
+        let outcome = write_entry(
+            tmp.as_file(),
+            meta,
+            sources,
+            needles,
+            self.trust.signer.as_deref(),
+        )
+        .map_err(werr)?;
         if outcome.needle_found.is_some() {
+            return Ok(outcome);
+        }
+        // An unsigned write never replaces a signed entry: a reader that refused it
+        // (it trusts other keys) would otherwise take it from readers that trust its
+        // writer.
+        if self.trust.signer.is_none() && is_signed(&dest) {
             return Ok(outcome);
         }
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(werr)?;
         }
         tmp.persist(&dest).map_err(|e| werr(e.error))?;
+        super::gc::collect_now_and_then(self);
         Ok(outcome)
     }
 
     /// Opens an entry. `Ok(None)` if there is none; a corrupt entry is deleted and
-    /// reported as [`CacheError::Corrupt`].
+    /// reported as [`CacheError::Corrupt`]. With trusted keys, an entry none of them
+    /// signed is [`CacheError::Untrusted`] (left in place: it may be good for a reader
+    /// that trusts its writer, and the next writer of the key replaces it).
     pub fn open_entry(&self, key: &Key) -> Result<Option<EntryReader>, CacheError> {
         let path = self.entry_path(key);
-        match EntryReader::open(&path, key) {
-            Ok(r) => Ok(Some(r)),
-            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(ReadError::Io(source)) => Err(CacheError::Read { path, source }),
-            Err(ReadError::Corrupt(reason)) => Err(self.discard(key, reason)),
+        match EntryReader::open_checked(&path, key, self.trust.trusted.as_ref()) {
+            Ok(r) => {
+                touch(&path);
+                Ok(Some(r))
+            }
+            Err(OpenError::Read(ReadError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(OpenError::Read(ReadError::Io(source))) => Err(CacheError::Read { path, source }),
+            Err(OpenError::Read(ReadError::Corrupt(reason))) => Err(self.discard(key, reason)),
+            Err(OpenError::Untrusted(why)) => Err(CacheError::Untrusted {
+                path,
+                reason: why.to_string(),
+            }),
         }
     }
 
@@ -157,11 +221,45 @@ impl LocalStore {
         fs::rename(tmp, &dest).map_err(werr)
     }
 
+    /// A shared hold on the store for the length of a build: `super::gc` evicts
+    /// recently used entries only when no build holds one (see the book's Size section).
+    /// `None` if the lock file cannot be opened (eviction then stays conservative).
+    pub fn lease(&self) -> Option<Lease> {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("lock"))
+            .ok()?;
+        f.lock_shared().ok()?;
+        Some(Lease(f))
+    }
+
     /// Size of an entry file on disk, if present.
     pub fn entry_size(&self, key: &Key) -> Option<u64> {
         File::open(self.entry_path(key))
             .and_then(|f| f.metadata())
             .map(|m| m.len())
             .ok()
+    }
+}
+
+/// A build's shared hold on a store ([`LocalStore::lease`]); released when dropped, or by
+/// the kernel when the process dies (`kill -9` included).
+#[derive(Debug)]
+pub struct Lease(#[expect(dead_code, reason = "held for its lock")] File);
+
+/// Marks a file used now, if it was last marked longer than [`TOUCH_AFTER`] ago. Best
+/// effort: a store this process may read but not write stays as it is.
+fn touch(path: &Path) {
+    let Ok(f) = File::open(path) else { return };
+    let stale = f
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_none_or(|age| age > TOUCH_AFTER);
+    if stale {
+        let _ = f.set_modified(SystemTime::now());
     }
 }

@@ -1,32 +1,24 @@
 //! Level-one manifests: for a first-level key, the input sets seen so far.
 //!
-//! The manifest only says which files and variables to look at; the entry key is always
-//! recomputed from what is on disk now, so a damaged manifest can cost a miss but never
-//! select a wrong entry.
+//! A manifest only says what to look at; the entry key is always recomputed from the
+//! recorded inputs after the judge (`crate::judge`) found each of them as recorded, so a
+//! damaged or forged manifest can cost a miss but never select a wrong entry.
 
 use serde::{Deserialize, Serialize};
 
-use crate::key::InputDigest;
+use crate::key::Input;
 
 /// How many input sets a manifest remembers (newest first).
 pub const MAX_VARIANTS: usize = 16;
 
-/// An environment variable the crate read, with its normalized value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VariantEnv {
-    pub name: String,
-    pub value: Option<String>,
-}
+/// The manifest format this program writes.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One set of inputs that produced an entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variant {
-    pub inputs: Vec<InputDigest>,
-    /// For a unit that links: every file the link read, by identity, and every place
-    /// the linker looked in vain (`absent`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub link_inputs: Vec<InputDigest>,
-    pub env: Vec<VariantEnv>,
+    /// Everything the unit read, and what it found (`key::Input`), normalized.
+    pub inputs: Vec<Input>,
     /// The entry key it produced (informational; lookups recompute it).
     pub entry: String,
 }
@@ -39,9 +31,17 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Reads a manifest; one of another format, or unreadable, is empty.
+    pub fn from_slice(bytes: &[u8]) -> Manifest {
+        serde_json::from_slice::<Manifest>(bytes)
+            .ok()
+            .filter(|m| m.format_version == FORMAT_VERSION)
+            .unwrap_or_default()
+    }
+
     /// Puts `v` first, dropping an older copy of it and the oldest past the limit.
     pub fn add(&mut self, v: Variant) {
-        self.format_version = 1;
+        self.format_version = FORMAT_VERSION;
         self.variants.retain(|old| old.entry != v.entry);
         self.variants.insert(0, v);
         self.variants.truncate(MAX_VARIANTS);

@@ -34,6 +34,15 @@ pub struct RemoteStore {
     needs_dirs: bool,
 }
 
+/// One object of a remote listing ([`RemoteStore::list`]).
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub path: String,
+    pub size: u64,
+    /// When it was last written, if the service says.
+    pub modified: Option<std::time::SystemTime>,
+}
+
 impl RemoteStore {
     /// Builds the client. Nothing is sent yet.
     pub fn open(spec: &RemoteSpec) -> Result<RemoteStore, CacheError> {
@@ -178,12 +187,12 @@ impl RemoteStore {
 
     /// Object path of an entry.
     pub fn entry_path(key: &Key) -> String {
-        format!("v1/entries/{}.xce", key.to_hex())
+        format!("{}/entries/{}.xce", super::LAYOUT, key.to_hex())
     }
 
     /// Object path of a manifest.
     pub fn manifest_path(l1: &Key) -> String {
-        format!("v1/manifests/{}.json", l1.to_hex())
+        format!("{}/manifests/{}.json", super::LAYOUT, l1.to_hex())
     }
 
     /// One round trip that tells a working remote from a broken one: a missing bucket,
@@ -192,12 +201,16 @@ impl RemoteStore {
     pub fn check(&self) -> Result<(), CacheError> {
         let result = self.rt.block_on(async {
             if self.key_value {
-                match self.quick.stat("v1/probe").await {
+                match self.quick.stat(&format!("{}/probe", super::LAYOUT)).await {
                     Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
                     other => other.map(|_| ()),
                 }
             } else {
-                self.quick.list_with("v1/").limit(1).await.map(|_| ())
+                self.quick
+                    .list_with(&format!("{}/", super::LAYOUT))
+                    .limit(1)
+                    .await
+                    .map(|_| ())
             }
         });
         result.map_err(|e| {
@@ -219,6 +232,47 @@ impl RemoteStore {
         self.rt
             .block_on(self.op.delete(path))
             .map_err(|e| classify(&self.display, e))
+    }
+
+    /// Every object under `v1/`, with its size and when it was last written (for `cargo
+    /// xcache gc --remote`). `Ok(None)` for services that cannot list their objects.
+    pub fn list(&self) -> Result<Option<Vec<Listed>>, CacheError> {
+        if self.key_value || !self.op.info().capability().list {
+            return Ok(None);
+        }
+        self.rt.block_on(async {
+            let entries = match self
+                .op
+                .list_with(&format!("{}/", super::LAYOUT))
+                .recursive(true)
+                .await
+            {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(Vec::new())),
+                Err(e) => return Err(classify(&self.display, e)),
+            };
+            let mut out = Vec::new();
+            for e in entries {
+                if e.metadata().is_dir() {
+                    continue;
+                }
+                let mut meta = e.metadata().clone();
+                // Some services list names only: their times come from a stat.
+                if meta.last_modified().is_none() {
+                    meta = self
+                        .op
+                        .stat(e.path())
+                        .await
+                        .map_err(|err| classify(&self.display, err))?;
+                }
+                out.push(Listed {
+                    path: e.path().to_string(),
+                    size: meta.content_length(),
+                    modified: meta.last_modified().map(std::time::SystemTime::from),
+                });
+            }
+            Ok(Some(out))
+        })
     }
 
     /// Small objects (manifests): `None` if absent.

@@ -136,7 +136,28 @@ pub struct UnitEvent {
     /// Where the unit lives in the target dir, when known.
     #[serde(default)]
     pub place: Option<UnitPlace>,
+    /// For a hit that `cargo xcache verify` checked: what it found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verified>,
     pub warnings: Vec<Warning>,
+}
+
+/// What `cargo xcache verify` found when it compiled (or ran) a restored unit again
+/// without the cache.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    /// `same`, `differs`, `not-reproducible` (two uncached runs differ from each other
+    /// too), or `not-checked` (`note` says why).
+    pub verdict: String,
+    /// The outputs that differ from the restored ones.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// What the uncached run read that the recorded variant does not hold: the inputs
+    /// the key missed.
+    #[serde(default)]
+    pub missed: Vec<String>,
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// Appends one event line.

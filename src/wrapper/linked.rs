@@ -14,10 +14,10 @@ use std::time::SystemTime;
 
 use crate::config::WrapperConfig;
 use crate::key::{
-    CompilerId, InputDigest, Key, LinkContext, LinkerId, LinkerRequest, PathMap, RustcInvocation,
+    CompilerId, Input, Key, LinkContext, LinkerId, LinkerRequest, PathMap, RustcInvocation,
     link_inputs, link_key, linker_id, parse_link_line,
 };
-use crate::wrapper::Uncacheable;
+use crate::reason::Uncacheable;
 
 /// What one linked unit's key needs from its link.
 pub struct LinkPlan {
@@ -124,7 +124,7 @@ impl LinkPlan {
         cwd: &Path,
         pm: &PathMap,
         started: SystemTime,
-    ) -> Result<Vec<InputDigest>, Uncacheable> {
+    ) -> Result<Vec<Input>, Uncacheable> {
         let text = fs::read_to_string(&self.args_file);
         self.discard();
         let line = parse_link_line(&text.map_err(|_| Uncacheable::UnresolvedLinkInput)?)

@@ -64,7 +64,7 @@ impl RemoteTier {
                 if let Err(e) = store.check() {
                     return Err(self.mark_down(e));
                 }
-                let _ = crate::store::write_atomic(&self.state_file, b"ok\n");
+                let _ = crate::fsx::write_atomic(&self.state_file, b"ok\n");
             }
             self.store = Some(store);
         }
@@ -128,7 +128,7 @@ impl RemoteTier {
         self.down = true;
         self.store = None;
         let line = format!("down\t{}\t{e}\n", e.code());
-        let _ = crate::store::write_atomic(&self.state_file, line.as_bytes());
+        let _ = crate::fsx::write_atomic(&self.state_file, line.as_bytes());
         e
     }
 }

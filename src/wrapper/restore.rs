@@ -1,4 +1,6 @@
-//! Restoring an entry into the target dir, and replaying what rustc printed.
+//! Restoring an entry into a directory, and replaying what was printed. Main function:
+//! [`restore_entry`]: the one restore of every cached thing (a rustc unit's outputs, a
+//! build-script run's `OUT_DIR`, a seed pack's files in the target dir).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -6,8 +8,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::errors::CacheError;
+use crate::fsx::{Escape, confined};
 use crate::key::{Key, PathMap};
-use crate::store::{EntryMeta, LocalStore, ReadError, restore_temp_path};
+use crate::store::{EntryFile, EntryMeta, LocalStore, ReadError, restore_temp_path};
 
 /// What a successful restore brought back.
 pub struct Restored {
@@ -15,30 +18,67 @@ pub struct Restored {
     pub bytes: u64,
     /// Each restored file with its content digest (as stored, before path expansion).
     pub files: Vec<(PathBuf, Key)>,
+    /// The digest of every file of the entry, restored or not, in the entry's order.
+    pub digests: Vec<Key>,
 }
 
-/// Restores entry `key` into `out_dir`. Nothing is renamed into place until every
-/// digest matched; on any failure the temp files are removed. A corrupt entry is
-/// deleted from the store.
+/// Which files of an entry to restore, and whether its header is usable here.
+pub struct RestoreFilter<'a> {
+    /// Files for which this returns false are read past (checked) but not written.
+    pub file: &'a dyn Fn(&EntryFile) -> bool,
+    /// An entry whose header this refuses is not restored (`Ok(None)`).
+    pub meta: &'a dyn Fn(&EntryMeta) -> bool,
+}
+
+impl RestoreFilter<'_> {
+    pub const ALL: RestoreFilter<'static> = RestoreFilter {
+        file: &|_| true,
+        meta: &|_| true,
+    };
+}
+
+/// Restores entry `key` into `dir`: each file at its name below `dir` (a name that would
+/// leave `dir` makes the entry corrupt), templates expanded to this machine's roots.
+/// Nothing is renamed into place until every digest matched; on any failure the temp
+/// files are removed. A corrupt entry is deleted from the store. `Ok(None)`: no such
+/// entry, or the filter refused it, or a template names a root this place lacks.
 pub fn restore_entry(
     store: &LocalStore,
     key: &Key,
-    out_dir: &Path,
+    dir: &Path,
     pm: &PathMap,
+    filter: &RestoreFilter<'_>,
 ) -> Result<Option<Restored>, CacheError> {
     let Some(mut reader) = store.open_entry(key)? else {
         return Ok(None);
     };
     let meta = reader.meta().clone();
+    if !(filter.meta)(&meta) {
+        return Ok(None);
+    }
     let mut temps: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut digests = Vec::new();
+    let mut all_digests = Vec::new();
+    let mut unexpandable = false;
     let result = (|| -> Result<u64, ReadError> {
         let mut bytes = 0;
         for f in &meta.files {
-            if f.name.is_empty() || f.name.contains('/') || f.name == ".." || f.name == "." {
-                return Err(ReadError::Corrupt(format!("bad file name {:?}", f.name)));
+            let dest = confined(dir, &f.name).map_err(|e| match e {
+                // The entry names a way out: it is damaged or forged.
+                Escape::Empty | Escape::NotRelative(_) | Escape::Nul(_) => {
+                    ReadError::Corrupt(format!("file name refused: {e}"))
+                }
+                // A link on the way is this place's, not the entry's.
+                Escape::Symlink(..) => ReadError::Io(io::Error::other(e.to_string())),
+            })?;
+            if !(filter.file)(f) {
+                let (_, digest) = reader.next_file(&mut io::sink())?;
+                all_digests.push(digest);
+                continue;
             }
-            let dest = out_dir.join(&f.name);
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent)?;
+            }
             let tmp = restore_temp_path(&dest);
             temps.push((tmp.clone(), dest));
             if f.template {
@@ -46,50 +86,66 @@ pub fn restore_entry(
                 let (n, digest) = reader.next_file(&mut buf)?;
                 bytes += n;
                 digests.push(digest);
+                all_digests.push(digest);
                 let text = String::from_utf8(buf)
                     .map_err(|_| ReadError::Corrupt("template is not UTF-8".into()))?;
-                let expanded = pm.expand_depinfo(&text);
+                let expanded = if f.role == "dep-info" {
+                    pm.expand_depinfo(&text)
+                } else {
+                    pm.expand_text(&text)
+                };
                 if PathMap::has_token(&expanded) {
-                    // Written for a root this invocation does not have.
+                    // Written for a root this place does not have.
+                    unexpandable = true;
                     return Err(ReadError::Io(io::Error::other("unexpandable path token")));
                 }
-                fs::write(&tmp, expanded)?;
+                let mut w = create(&tmp, f.executable)?;
+                w.write_all(expanded.as_bytes())?;
             } else {
                 let mut w = BufWriter::new(create(&tmp, f.executable)?);
                 let (n, digest) = reader.next_file(&mut w)?;
                 bytes += n;
                 digests.push(digest);
+                all_digests.push(digest);
                 w.flush()?;
             }
         }
         Ok(bytes)
     })()
     .and_then(|bytes| reader.finish().map(|()| bytes));
+    if unexpandable {
+        for (tmp, _) in &temps {
+            let _ = fs::remove_file(tmp);
+        }
+        return Ok(None);
+    }
     let bytes = commit_restore(store, key, &temps, result)?;
     let files = temps
         .into_iter()
         .map(|(_, dest)| dest)
         .zip(digests)
         .collect();
-    Ok(Some(Restored { meta, bytes, files }))
+    Ok(Some(Restored {
+        meta,
+        bytes,
+        files,
+        digests: all_digests,
+    }))
 }
 
 /// Creates a file to restore into. An executable gets the mode a linker gives its
 /// output: everyone may execute it, less the umask.
 fn create(path: &Path, executable: bool) -> io::Result<File> {
-    if !executable {
-        return File::create(path);
-    }
-    // A leftover temp file would keep its old mode.
+    // A leftover temp file would keep its old mode; a link there would be followed.
     let _ = fs::remove_file(path);
     OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o777)
+        .mode(if executable { 0o777 } else { 0o666 })
         .open(path)
 }
 
-/// Stored messages for this invocation: tokens expanded to the current paths, and ANSI
+/// Stored messages for this place: tokens expanded to the current paths, and ANSI
 /// colour removed when this invocation did not ask for it.
 pub fn replay_text(stored: &str, pm: &PathMap, stored_ansi: bool, want_ansi: bool) -> String {
     let text = pm.expand_text(stored);
@@ -125,7 +181,7 @@ fn strip_json_ansi(s: &str) -> String {
 /// Ends a restore that wrote `temps` (`(temporary, destination)` pairs): on success
 /// every file is renamed into place; on failure the temporary files are removed and the
 /// error becomes a cache error (a corrupt entry is discarded from the store).
-pub(super) fn commit_restore<T>(
+fn commit_restore<T>(
     store: &LocalStore,
     key: &Key,
     temps: &[(PathBuf, PathBuf)],

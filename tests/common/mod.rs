@@ -82,7 +82,9 @@ pub fn base_command(program: &Path, cwd: &Path, store: &Path) -> Command {
             || k.starts_with("XCACHE_")
             || k.starts_with("RUSTC")
             || k == "RUSTFLAGS"
-            || k == "RUSTDOCFLAGS";
+            || k == "RUSTDOCFLAGS"
+            // cargo sets it for this package's tests (it has a build script).
+            || k == "OUT_DIR";
         // Keep where cargo and rustup live.
         if drop && k != "CARGO_HOME" {
             cmd.env_remove(&k);

@@ -1,0 +1,96 @@
+//! The local store around one `cargo xcache build`: opened once before cargo starts (an
+//! unusable store is one warning, and the build goes on without it), leased for the
+//! build's length, kept under its size when the build ends.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::config::BuildConfig;
+use crate::report::BuildReport;
+use crate::store::gc::{GcOptions, collect, human_bytes, sweep_temp_files};
+use crate::store::{Lease, LocalStore};
+use crate::wrapper::Warning;
+
+/// How often a build looks for temp files killed builds left in its target dir.
+const SWEEP_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The local store of one build.
+pub(super) struct StoreSession {
+    store: Option<LocalStore>,
+    lease: Option<Lease>,
+    warning: Option<Warning>,
+}
+
+impl StoreSession {
+    /// Opens the store. When it cannot be used (`XCACHE_DIR` names a file, a directory
+    /// that cannot be written), the build goes on without it: the wrappers compile every
+    /// unit and the report carries one warning.
+    pub fn start(cfg: &BuildConfig) -> StoreSession {
+        if cfg.disabled {
+            return StoreSession {
+                store: None,
+                lease: None,
+                warning: None,
+            };
+        }
+        match LocalStore::open(&cfg.store_dir) {
+            Ok(store) => {
+                let lease = store.lease();
+                StoreSession {
+                    store: Some(store),
+                    lease,
+                    warning: None,
+                }
+            }
+            Err(e) => StoreSession {
+                store: None,
+                lease: None,
+                warning: Some(Warning {
+                    code: e.code().to_string(),
+                    message: format!(
+                        "{e}; the build goes on without the local store (set {} to a directory you can write to)",
+                        crate::config::vars::DIR
+                    ),
+                }),
+            },
+        }
+    }
+
+    /// Adds the store's warning to the report, ends the lease and keeps the store under
+    /// its size; now and then removes temp files killed builds left in the target dir.
+    pub fn finish(self, report: &mut BuildReport, target_dir: &Path) {
+        // The front-end's word on the store stands for the wrappers' (same code).
+        if let Some(w) = self.warning {
+            report.warnings.retain(|x| x.code != w.code);
+            report.warnings.insert(0, w);
+        }
+        drop(self.lease);
+        if let Some(store) = &self.store
+            && store.max_size().is_some()
+            && let Ok(r) = collect(
+                store,
+                &GcOptions {
+                    max_size: store.max_size(),
+                    dry_run: false,
+                },
+            )
+            && r.evicted > 0
+        {
+            eprintln!(
+                "xcache: evicted {} least recently used entries ({}) to keep the store under {}",
+                r.evicted,
+                human_bytes(r.evicted_bytes),
+                human_bytes(store.max_size().unwrap_or(0)),
+            );
+        }
+        let stamp = target_dir.join("xcache").join("swept");
+        let due = std::fs::metadata(&stamp)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_none_or(|age| age > SWEEP_EVERY);
+        if due && std::fs::write(&stamp, b"").is_ok() {
+            sweep_temp_files(target_dir);
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Observing an input's state now, in the words inputs are recorded in
+//! (`key::input::state`).
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use crate::key::{Key, KeyHasher, PathMap, RootKind, hash_file, state as st, tree_digest};
+
+/// The most files a declared tree may hold to be described.
+pub const MAX_TREE_FILES: usize = 10_000;
+
+fn gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    ) || e.raw_os_error() == Some(20) // ENOTDIR on older toolchains' mapping
+}
+
+/// A path's state, following symbolic links as a read would: `absent`, `dir`, `other`,
+/// and for a file its contents (`file:<digest>`) or, when `contents` is false, `file`.
+pub fn path_state(p: &Path, contents: bool) -> String {
+    match fs::metadata(p) {
+        Err(e) if gone(&e) => st::ABSENT.into(),
+        Err(_) => "unreadable".into(),
+        Ok(m) if m.is_dir() => st::DIR.into(),
+        Ok(m) if m.is_file() => {
+            if contents {
+                hash_file(p).map_or_else(|_| "unreadable".into(), |d| st::contents(&d))
+            } else {
+                st::FILE.into()
+            }
+        }
+        Ok(_) => st::OTHER.into(),
+    }
+}
+
+/// A directory's listing: the names of its entries with their kinds (not followed),
+/// digested; `absent`, or `not-dir` for something else.
+pub fn listing_state(p: &Path) -> String {
+    let rd = match fs::read_dir(p) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return st::ABSENT.into(),
+        Err(e) if gone(&e) => return "not-dir".into(),
+        Err(_) => return "unreadable".into(),
+    };
+    let mut names: Vec<String> = Vec::new();
+    for e in rd {
+        let Ok(e) = e else {
+            return "unreadable".into();
+        };
+        let kind = match e.file_type() {
+            Ok(t) if t.is_symlink() => 'l',
+            Ok(t) if t.is_dir() => 'd',
+            Ok(t) if t.is_file() => 'f',
+            _ => 'o',
+        };
+        names.push(format!("{}\0{kind}", e.file_name().to_string_lossy()));
+    }
+    names.sort();
+    let d: Key = KeyHasher::new("listing")
+        .list("entries", names.iter().map(String::as_str))
+        .finish();
+    format!("list:{d}")
+}
+
+/// The listing state of an empty directory.
+pub fn empty_listing_state() -> String {
+    let d: Key = KeyHasher::new("listing")
+        .list("entries", std::iter::empty::<&str>())
+        .finish();
+    format!("list:{d}")
+}
+
+/// A declared file or tree (see `key::tree_digest`), skipping the target dir.
+pub fn tree_state(p: &Path, pm: &PathMap) -> String {
+    let skip = pm
+        .real_of(RootKind::Target)
+        .map(Path::new)
+        .unwrap_or(Path::new("/nonexistent-target-root"));
+    tree_digest(p, skip, MAX_TREE_FILES).unwrap_or_else(|_| "unreadable".into())
+}
+
+/// Where a symbolic link points (tokenized), `not-link` or `absent`.
+pub fn link_state(p: &Path, pm: &PathMap) -> String {
+    match fs::symlink_metadata(p) {
+        Err(e) if gone(&e) => st::ABSENT.into(),
+        Err(_) => "unreadable".into(),
+        Ok(m) if m.file_type().is_symlink() => match fs::read_link(p) {
+            Ok(t) => format!("link:{}", pm.normalize_text(&t.to_string_lossy())),
+            Err(_) => "unreadable".into(),
+        },
+        Ok(_) => st::NOT_LINK.into(),
+    }
+}
+
+/// The real path a path resolves to (tokenized), or `absent`.
+pub fn canonical_state(p: &Path, pm: &PathMap) -> String {
+    match fs::canonicalize(p) {
+        Ok(real) => format!("real:{}", pm.normalize_path(&real)),
+        Err(e) if gone(&e) => st::ABSENT.into(),
+        Err(_) => "unreadable".into(),
+    }
+}

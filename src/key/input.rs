@@ -1,0 +1,179 @@
+//! One recorded input of a unit: what a compile or a build-script run read, and what it
+//! found. Main type: [`Input`].
+//!
+//! A unit's entry key covers its first-level key and every input it recorded, so two
+//! runs with equal entry keys read the same things and found the same states. Whether a
+//! recorded input still holds *now* is decided in one place only, `crate::judge`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Key, KeyHasher};
+
+/// What kind of thing an input names, and so how its state is observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputKind {
+    /// A path: its contents when it was read, else whether it existed and as what.
+    Path,
+    /// A directory whose entries were listed.
+    Listing,
+    /// A file or a whole tree a build script declared (`rerun-if-changed`).
+    Tree,
+    /// A path whose symbolic link target was read.
+    Link,
+    /// A path that was resolved to its real path (`realpath`).
+    Canonical,
+    /// An environment variable that was read.
+    Env,
+    /// A built artifact, by identity (`key::artifact_identity`): what a unit was built
+    /// against.
+    Identity,
+    /// A machine root the outputs are bound to (its token, and its real path).
+    Root,
+    /// What `-C target-cpu=native` means on this host.
+    HostCpu,
+    /// The linker a unit used (name: the request, JSON), by its identity.
+    Linker,
+}
+
+impl InputKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputKind::Path => "path",
+            InputKind::Listing => "listing",
+            InputKind::Tree => "tree",
+            InputKind::Link => "link",
+            InputKind::Canonical => "canonical",
+            InputKind::Env => "env",
+            InputKind::Identity => "identity",
+            InputKind::Root => "root",
+            InputKind::HostCpu => "host-cpu",
+            InputKind::Linker => "linker",
+        }
+    }
+}
+
+/// One input as recorded. `name` is a tokenized path (`@@xcache:ws@@/src/lib.rs`), a
+/// variable name, a root token, …; `state` is what was found, in the kind's own words
+/// (see [`state`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Input {
+    pub kind: InputKind,
+    pub name: String,
+    pub state: String,
+}
+
+/// The states inputs record. Every state is a short string, so that what a lookup finds
+/// now can be compared with what was recorded, whatever the kind.
+pub mod state {
+    /// Nothing at the path (or a component of it is not a directory).
+    pub const ABSENT: &str = "absent";
+    /// A directory at the path (existence only).
+    pub const DIR: &str = "dir";
+    /// A file at the path (existence only: it was asked about, not read).
+    pub const FILE: &str = "file";
+    /// Something else at the path (a socket, a device).
+    pub const OTHER: &str = "other";
+    /// A path that is not a symbolic link (for [`super::InputKind::Link`]).
+    pub const NOT_LINK: &str = "not-link";
+    /// An unset variable (a set one records `=` and its value).
+    pub const UNSET: &str = "unset";
+
+    /// A file read: its content digest.
+    pub fn contents(digest: &crate::key::Key) -> String {
+        format!("file:{digest}")
+    }
+
+    /// A variable set to `value` (normalized).
+    pub fn value(value: &str) -> String {
+        format!("={value}")
+    }
+}
+
+impl Input {
+    pub fn new(kind: InputKind, name: impl Into<String>, state: impl Into<String>) -> Input {
+        Input {
+            kind,
+            name: name.into(),
+            state: state.into(),
+        }
+    }
+
+    /// An environment variable: its normalized value, or unset.
+    pub fn env(name: &str, value: Option<&str>) -> Input {
+        Input::new(
+            InputKind::Env,
+            name,
+            value.map_or_else(|| state::UNSET.to_string(), state::value),
+        )
+    }
+
+    /// The form hashed into keys: kind, name and state, separated by NUL bytes (none of
+    /// them can hold one).
+    pub fn canonical(&self) -> String {
+        format!("{}\0{}\0{}", self.kind.as_str(), self.name, self.state)
+    }
+}
+
+/// Sorts and deduplicates inputs, the form every key and record holds them in. Two
+/// records of one name with different states cannot both hold; both are kept, so such
+/// a set never matches anything.
+pub fn normalize_inputs(inputs: &mut Vec<Input>) {
+    inputs.sort();
+    inputs.dedup();
+}
+
+/// The entry key: the first-level key plus every recorded input. `inputs` must be
+/// normalized ([`normalize_inputs`]).
+pub fn entry_key(l1: &Key, inputs: &[Input]) -> Key {
+    let listed: Vec<String> = inputs.iter().map(Input::canonical).collect();
+    KeyHasher::new("unit-entry")
+        .key("l1", l1)
+        .list("inputs", listed.iter().map(String::as_str))
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_key_covers_kind_name_and_state() {
+        let l1 = Key::digest(b"l1");
+        let a = Input::new(InputKind::Path, "@@xcache:ws@@/a", state::ABSENT);
+        let keys = [
+            entry_key(&l1, std::slice::from_ref(&a)),
+            entry_key(
+                &l1,
+                &[Input::new(InputKind::Path, "@@xcache:ws@@/a", state::FILE)],
+            ),
+            entry_key(
+                &l1,
+                &[Input::new(
+                    InputKind::Path,
+                    "@@xcache:ws@@/b",
+                    state::ABSENT,
+                )],
+            ),
+            entry_key(
+                &l1,
+                &[Input::new(
+                    InputKind::Listing,
+                    "@@xcache:ws@@/a",
+                    state::ABSENT,
+                )],
+            ),
+            entry_key(&Key::digest(b"other"), &[a]),
+            entry_key(&l1, &[]),
+        ];
+        for (i, x) in keys.iter().enumerate() {
+            for y in &keys[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        assert_ne!(
+            Input::env("X", None).canonical(),
+            Input::env("X", Some("unset")).canonical()
+        );
+    }
+}

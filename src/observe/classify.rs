@@ -1,0 +1,486 @@
+//! From an observed run to the unit's inputs. Main function: [`classify`].
+//!
+//! Everything the run's processes read is an input — a file's contents, a path probed
+//! in vain, a directory's listing, a link's target, a variable's value, a program's
+//! executable — except what the key covers otherwise, each exception with its reason:
+//! - the compiler's sysroot and the toolchain proxy's home (the compiler identity), and
+//!   what the proxy read before it started the real compiler (its choice of toolchain);
+//! - `.rlib`, `.rmeta` and `.so` files in the unit's dependency directories (each is
+//!   named by its identity in the first-level key or the link's inputs);
+//! - the unit's own outputs, and whatever the run itself created or wrote first;
+//! - `/proc`, `/sys` and `/dev`, except the CPU description, which becomes a
+//!   [`InputKind::HostCpu`] input;
+//! - variables that never change a result ([`super::is_ignored_var`]), those the
+//!   compiler reads for itself (asked by code in its sysroot; those that change its
+//!   output are in the first-level key), and the unit kind's own list.
+//!
+//! A variable whose value holds a machine root (`CARGO_MANIFEST_DIR`) can be turned
+//! into data (`env!("CARGO_MANIFEST_DIR").len()`) that no path remapping reaches: the
+//! unit is bound to that root ([`InputKind::Root`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::{Op, Trace, is_ignored_var};
+use crate::judge::{listing_state, path_state};
+use crate::key::{Input, InputKind, PathMap, Root, state as st};
+
+/// What the run was, for telling its inputs from everything else it touched.
+pub struct Scope<'a> {
+    pub pm: &'a PathMap,
+    /// The environment the run was started with.
+    pub env: &'a BTreeMap<String, String>,
+    /// Trees the key covers otherwise (the compiler's sysroot, the rustup home).
+    pub covered: Vec<PathBuf>,
+    /// Directories whose `.rlib`, `.rmeta` and `.so` files are named by identity.
+    pub artifact_dirs: Vec<PathBuf>,
+    /// The unit's own outputs: a directory and a file-name prefix.
+    pub own: Vec<(PathBuf, String)>,
+    /// Where the run writes what is stored (a build script's `OUT_DIR`).
+    pub out_dir: Option<PathBuf>,
+    /// The state of paths below `out_dir` before the run: path and directory-listing
+    /// states (see [`before_run`]).
+    pub before: HashMap<PathBuf, String>,
+    /// Directories where writing is scratch work (temporary directories; a machine
+    /// root inside one is not scratch).
+    pub scratch: Vec<PathBuf>,
+    /// Directories the unit may write in besides `out_dir` (rustc's output directory,
+    /// where it keeps its temporary files).
+    pub writable: Vec<PathBuf>,
+    /// Variables this kind of unit does not key, beyond the common list.
+    pub ignored_env: &'a [&'a str],
+    /// Variables whose values name a root without binding the unit to it (a build
+    /// script's `OUT_DIR`, which it writes into: what it writes is tokenized, or scanned
+    /// and bound).
+    pub unbound_env: &'a [&'a str],
+    /// When the run started: an input modified after it may not be what was read.
+    pub started: SystemTime,
+}
+
+/// What a run read and wrote.
+#[derive(Debug, Default)]
+pub struct Classified {
+    /// Its inputs, normalized (sorted, deduplicated).
+    pub inputs: Vec<Input>,
+    /// Files below `out_dir` that the run wrote.
+    pub written: BTreeSet<PathBuf>,
+    /// Directories below `out_dir` that the run made.
+    pub made_dirs: BTreeSet<PathBuf>,
+    /// Files written outside `out_dir`, the unit's outputs and scratch directories.
+    pub wrote_outside: Vec<PathBuf>,
+    /// Why the record is incomplete (a process ran unobserved), if it is.
+    pub unobserved: Vec<String>,
+    /// An input that changed while the run went on.
+    pub changed_during: Option<PathBuf>,
+    /// The run read the CPU's description: the caller adds a
+    /// [`InputKind::HostCpu`] input with what it resolves to.
+    pub host_cpu: bool,
+}
+
+/// How a path was first met and what was asked of it.
+#[derive(Default)]
+struct Seen {
+    /// The run made it itself before anything asked about it.
+    made: bool,
+    read: bool,
+    asked: bool,
+    listed: bool,
+    link: bool,
+    canonical: bool,
+}
+
+/// The states of everything below `out_dir` before a run: each path's state (contents
+/// of files) and, for directories, their listing (key `<dir>/`).
+pub fn before_run(out_dir: &Path) -> HashMap<PathBuf, String> {
+    let mut out = HashMap::new();
+    let mut stack = vec![out_dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        out.insert(dir.join(""), listing_state(&dir));
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p.clone());
+            }
+            out.insert(p.clone(), path_state(&p, true));
+        }
+    }
+    out
+}
+
+/// The run's inputs, outputs and escapes.
+pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
+    let mut c = Classified {
+        unobserved: trace.escapes().into_iter().map(str::to_string).collect(),
+        ..Classified::default()
+    };
+    // Programs of a process that started the compiler from the covered trees (the
+    // rustup proxy): what they read chose the toolchain.
+    let mut proxies: BTreeSet<(u32, u32)> = BTreeSet::new();
+    for e in &trace.events {
+        if e.op == Op::Exec && scope.is_covered(Path::new(&e.path)) {
+            proxies.insert((e.pid, e.image));
+        }
+    }
+    let mut seen: BTreeMap<PathBuf, Seen> = BTreeMap::new();
+    let mut made_dirs: Vec<PathBuf> = Vec::new();
+    let mut vars: BTreeSet<String> = BTreeSet::new();
+    let mut host_cpu = false;
+    for e in &trace.events {
+        if proxies.contains(&(e.pid, e.image)) && e.op != Op::Exec {
+            continue;
+        }
+        match e.op {
+            Op::Start | Op::Escape => continue,
+            Op::Env => {
+                let own = e
+                    .caller
+                    .as_deref()
+                    .is_some_and(|obj| scope.is_covered(Path::new(obj)));
+                if !own && !is_ignored_var(&e.path) && !scope.ignored_env.contains(&e.path.as_str())
+                {
+                    vars.insert(e.path.clone());
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let path = PathBuf::from(&e.path);
+        if !path.is_absolute() {
+            continue;
+        }
+        if let Some(special) = special(&path) {
+            host_cpu |= special;
+            continue;
+        }
+        if made_dirs.iter().any(|d| path.starts_with(d) && &path != d) {
+            // Below a directory the run made: its own scratch, or an output.
+            if e.op == Op::Write && e.err == 0 && scope.in_out_dir(&path) {
+                c.written.insert(path.clone());
+            }
+            continue;
+        }
+        let entry = seen.entry(path.clone()).or_default();
+        let first = !(entry.made
+            || entry.read
+            || entry.asked
+            || entry.listed
+            || entry.link
+            || entry.canonical);
+        let gone = e.err == libc_enoent() || e.err == libc_enotdir();
+        match e.op {
+            Op::Write | Op::Mkdir if e.err == 0 => {
+                if first {
+                    entry.made = true;
+                }
+                if e.op == Op::Mkdir {
+                    made_dirs.push(path.clone());
+                    if scope.in_out_dir(&path) {
+                        c.made_dirs.insert(path.clone());
+                    } else {
+                        c.note_write(&path, scope);
+                    }
+                } else {
+                    c.note_write(&path, scope);
+                }
+            }
+            // A failed create: `EEXIST` says the path was there, `ENOENT` that its
+            // directory was not.
+            Op::Write | Op::Mkdir => {
+                if e.err == libc_eexist() || gone {
+                    entry.asked = true;
+                }
+            }
+            Op::Read | Op::Exec | Op::Spawn => {
+                if e.err == 0 {
+                    entry.read = true;
+                } else {
+                    entry.asked = true;
+                }
+            }
+            Op::Stat => entry.asked = true,
+            Op::List => {
+                if e.err == 0 {
+                    entry.listed = true;
+                } else {
+                    entry.asked = true;
+                }
+            }
+            Op::Readlink => entry.link = true,
+            Op::Realpath => entry.canonical = true,
+            Op::Start | Op::Escape | Op::Env => {}
+        }
+    }
+
+    let pm = scope.pm;
+    let mut inputs: Vec<Input> = Vec::new();
+    for (path, s) in &seen {
+        // A dependency directory is where rustc looks for crates the `--extern`s do
+        // not name; what it finds there is covered by their identities.
+        let dependency_dir = scope.artifact_dirs.iter().any(|d| d == path);
+        if s.made
+            || dependency_dir
+            || scope.is_covered(path)
+            || scope.is_own(path)
+            || scope.is_artifact(path)
+        {
+            continue;
+        }
+        let name = pm.normalize_path(path);
+        let before = scope.in_out_dir(path);
+        let state_of = |contents: bool| -> String {
+            if before {
+                match scope.before.get(path) {
+                    Some(s) if contents || !s.starts_with("file:") => s.clone(),
+                    Some(_) => st::FILE.to_string(),
+                    None => st::ABSENT.to_string(),
+                }
+            } else {
+                path_state(path, contents)
+            }
+        };
+        // A name in a temporary directory that does not exist: a process looking for a
+        // free scratch name (`/tmp/ccXXXXXX.s`), which tells nothing.
+        if scope.is_scratch(path) && path_state(path, false) == st::ABSENT {
+            continue;
+        }
+        if s.read || s.asked {
+            let state = state_of(s.read);
+            if s.read
+                && !before
+                && state.starts_with("file:")
+                && std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|m| m > scope.started)
+            {
+                c.changed_during.get_or_insert(path.clone());
+            }
+            inputs.push(Input::new(InputKind::Path, name.clone(), state));
+        }
+        if s.listed {
+            let state = if before {
+                scope
+                    .before
+                    .get(&path.join(""))
+                    .cloned()
+                    .unwrap_or_else(|| st::ABSENT.to_string())
+            } else {
+                listing_state(path)
+            };
+            inputs.push(Input::new(InputKind::Listing, name.clone(), state));
+        }
+        // Below the out dir, a path that was not there before the run was absent for
+        // whatever asked first; one that was is taken as it is now.
+        let absent_before = before && !scope.before.contains_key(path);
+        if s.link {
+            let state = if absent_before {
+                st::ABSENT.to_string()
+            } else {
+                crate::judge::link_state(path, pm)
+            };
+            inputs.push(Input::new(InputKind::Link, name.clone(), state));
+        }
+        if s.canonical {
+            let state = if absent_before {
+                st::ABSENT.to_string()
+            } else {
+                crate::judge::canonical_state(path, pm)
+            };
+            inputs.push(Input::new(InputKind::Canonical, name, state));
+        }
+    }
+    for name in &vars {
+        let value = scope.env.get(name).map(String::as_str);
+        if scope.unbound_env.contains(&name.as_str()) {
+            inputs.push(Input::env(
+                name,
+                value.map(|v| pm.normalize_text(v)).as_deref(),
+            ));
+        } else {
+            inputs.extend(env_inputs(name, value, pm));
+        }
+    }
+    c.host_cpu = host_cpu;
+    crate::key::normalize_inputs(&mut inputs);
+    c.inputs = inputs;
+    c
+}
+
+/// The inputs a variable read makes: its normalized value, and the roots that value
+/// names (which bind the unit to their real paths).
+pub fn env_inputs(name: &str, value: Option<&str>, pm: &PathMap) -> Vec<Input> {
+    let mut out = vec![Input::env(
+        name,
+        value.map(|v| pm.normalize_text(v)).as_deref(),
+    )];
+    if let Some(v) = value {
+        out.extend(bound_roots(v, pm));
+    }
+    out
+}
+
+/// The roots `text` names, as [`InputKind::Root`] inputs (each occurrence counted for
+/// the most specific root, as normalization replaces it).
+pub fn bound_roots(text: &str, pm: &PathMap) -> Vec<Input> {
+    let normalized = pm.normalize_text(text);
+    pm.roots()
+        .iter()
+        .filter(|r: &&Root| normalized.contains(r.kind.token()))
+        .map(|r| Input::new(InputKind::Root, r.kind.token(), r.real.clone()))
+        .collect()
+}
+
+/// `Some(true)` for the CPU's description, `Some(false)` for the other kernel and
+/// device files, `None` for ordinary paths.
+fn special(p: &Path) -> Option<bool> {
+    if p == Path::new("/proc/cpuinfo") || p.starts_with("/sys/devices/system/cpu") {
+        return Some(true);
+    }
+    (p.starts_with("/proc") || p.starts_with("/sys") || p.starts_with("/dev")).then_some(false)
+}
+
+impl Classified {
+    fn note_write(&mut self, path: &Path, scope: &Scope<'_>) {
+        if scope.in_out_dir(path) {
+            self.written.insert(path.to_path_buf());
+        } else if !scope.is_own(path)
+            && !scope.is_scratch(path)
+            && !scope.writable.iter().any(|d| path.starts_with(d))
+        {
+            self.wrote_outside.push(path.to_path_buf());
+        }
+    }
+}
+
+impl Scope<'_> {
+    fn is_covered(&self, p: &Path) -> bool {
+        self.covered.iter().any(|d| p.starts_with(d))
+    }
+
+    /// A temporary directory, but no machine root (a checkout may live in `/tmp`).
+    fn is_scratch(&self, p: &Path) -> bool {
+        let in_root = self.pm.roots().iter().any(|r| p.starts_with(&r.real));
+        !in_root && self.scratch.iter().any(|d| p.starts_with(d))
+    }
+
+    fn in_out_dir(&self, p: &Path) -> bool {
+        self.out_dir
+            .as_ref()
+            .is_some_and(|d| p.starts_with(d) && p != d)
+    }
+
+    fn is_own(&self, p: &Path) -> bool {
+        let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) else {
+            return false;
+        };
+        self.own
+            .iter()
+            .any(|(d, prefix)| dir == d && name.starts_with(prefix.as_str()))
+    }
+
+    fn is_artifact(&self, p: &Path) -> bool {
+        let artifact = matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("rlib" | "rmeta" | "so")
+        );
+        artifact
+            && p.parent()
+                .is_some_and(|d| self.artifact_dirs.iter().any(|a| a == d))
+    }
+}
+
+const fn libc_enoent() -> i64 {
+    2
+}
+const fn libc_enotdir() -> i64 {
+    20
+}
+const fn libc_eexist() -> i64 {
+    17
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_probes_and_exceptions() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = d.path().join("ws");
+        let target = ws.join("target");
+        let sysroot = d.path().join("sysroot");
+        std::fs::create_dir_all(ws.join("data")).unwrap();
+        std::fs::create_dir_all(target.join("debug/deps")).unwrap();
+        std::fs::write(ws.join("data/x.txt"), "hello").unwrap();
+        let pm = PathMap::new(&ws, Some(&target), None);
+        let env: BTreeMap<String, String> = [
+            ("MAC_FLAVOR".to_string(), "sweet".to_string()),
+            (
+                "CARGO_MANIFEST_DIR".to_string(),
+                ws.to_string_lossy().into_owned(),
+            ),
+        ]
+        .into();
+        let w = ws.display();
+        let t = target.display();
+        let s = sysroot.display();
+        let text = format!(
+            "7 I 6 {s}/bin/rustc\n\
+             7 o 0 {s}/lib/libstd.rlib\n\
+             7 o 0 {w}/data/x.txt\n\
+             7 s 2 {w}/src/foo.rs\n\
+             7 s 2 {t}/debug/deps/app-1\n\
+             7 o 0 {t}/debug/deps/libmac-1.so\n\
+             7 m 0 {t}/debug/deps/rustcAbc\n\
+             7 w 0 {t}/debug/deps/rustcAbc/symbols.o\n\
+             7 o 0 {t}/debug/deps/rustcAbc/symbols.o\n\
+             7 w 0 {t}/debug/deps/app-1.d\n\
+             7 o 0 /proc/self/statm\n\
+             7 o 0 /proc/cpuinfo\n\
+             7 e 1 RUSTC_LOG\t{s}/lib/librustc_driver.so\n\
+             7 e 0 MAC_FLAVOR\t{t}/debug/deps/libmac-1.so\n\
+             7 e 0 CARGO_MANIFEST_DIR\t{t}/debug/deps/libmac-1.so\n\
+             7 e 0 CARGO_MAKEFLAGS\t{s}/lib/librustc_driver.so\n\
+             8 X 0 /bin/static: statically linked program\n"
+        );
+        let trace = Trace::parse(&text, 7);
+        let scope = Scope {
+            pm: &pm,
+            env: &env,
+            covered: vec![sysroot.clone()],
+            artifact_dirs: vec![target.join("debug/deps")],
+            own: vec![(target.join("debug/deps"), "app-1".into())],
+            out_dir: None,
+            before: HashMap::new(),
+            scratch: vec![],
+            // rustc makes its temporary directories beside its outputs.
+            writable: vec![target.join("debug/deps")],
+            ignored_env: &[],
+            unbound_env: &[],
+            started: SystemTime::now(),
+        };
+        let c = classify(&trace, &scope);
+        let got: Vec<String> = c
+            .inputs
+            .iter()
+            .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.state))
+            .collect();
+        let digest = crate::key::hash_file(&ws.join("data/x.txt")).unwrap();
+        assert_eq!(
+            got,
+            [
+                format!("path @@xcache:ws@@/data/x.txt file:{digest}"),
+                "path @@xcache:ws@@/src/foo.rs absent".to_string(),
+                "env CARGO_MANIFEST_DIR =@@xcache:ws@@".to_string(),
+                "env MAC_FLAVOR =sweet".to_string(),
+                format!("root @@xcache:ws@@ {w}"),
+            ]
+        );
+        assert!(c.host_cpu);
+        assert_eq!(c.unobserved, ["/bin/static: statically linked program"]);
+        assert!(c.wrote_outside.is_empty(), "{:?}", c.wrote_outside);
+    }
+}

@@ -1,0 +1,145 @@
+//! Observing what a compile or a build-script run reads. Main types: [`Observer`],
+//! [`Trace`], and [`classify`]'s [`Scope`].
+//!
+//! A small C library (`preload.c`, built by `build.rs` and embedded here) is preloaded
+//! (`LD_PRELOAD`) into the process the wrapper starts and every process it starts in
+//! turn. It records each file opened, each path asked about (also those that did not
+//! exist), each directory listed, each environment variable read and each program run,
+//! and notes any child that escapes observation (a statically linked program, an
+//! environment without the library). [`classify`] turns that record into the unit's
+//! inputs (`key::Input`), leaving out what the key covers otherwise.
+//!
+//! What is not seen: code that makes system calls without the C library (Go programs,
+//! raw `syscall`), and a program that enumerates the whole environment (`environ`)
+//! rather than asking for variables by name. The first is detected when such a program
+//! is started (static binary); the second is a documented limit.
+
+mod classify;
+mod trace;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub use classify::{Classified, Scope, before_run, bound_roots, classify, env_inputs};
+pub use trace::{Event, Op, Trace};
+
+/// The observer library, built for this platform by `build.rs`.
+const LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libxcache_observe.so"));
+
+/// The variable naming the file the library appends to.
+pub const LOG_VAR: &str = "XCACHE_OBSERVE_LOG";
+
+/// True when this build of cargo-xcache can observe (Linux).
+pub fn available() -> bool {
+    !LIBRARY.is_empty()
+}
+
+/// The library written into `dir` (under a name made of its digest, so two versions of
+/// cargo-xcache sharing a store never overwrite each other's), once.
+pub fn library_in(dir: &Path) -> io::Result<PathBuf> {
+    if !available() {
+        return Err(io::Error::other(
+            "observation is not available on this platform",
+        ));
+    }
+    let digest = blake3::hash(LIBRARY).to_hex();
+    let path = dir.join(format!("observe-{}.so", &digest[..16]));
+    let fresh = std::fs::metadata(&path).is_ok_and(|m| m.len() == LIBRARY.len() as u64);
+    if !fresh {
+        crate::fsx::write_atomic(&path, LIBRARY)?;
+    }
+    Ok(path)
+}
+
+/// One observed run: where its record goes, and the environment that loads the library.
+pub struct Observer {
+    library: PathBuf,
+    log: PathBuf,
+}
+
+impl Observer {
+    /// An observer whose record is written to a new file in `tmp`, loading the library
+    /// kept in `lib_dir`.
+    pub fn new(lib_dir: &Path, tmp: &Path) -> io::Result<Observer> {
+        let library = library_in(lib_dir)?;
+        std::fs::create_dir_all(tmp)?;
+        let log = tempfile::Builder::new()
+            .prefix("observe-")
+            .tempfile_in(tmp)?
+            .into_temp_path()
+            .keep()
+            .map_err(|e| e.error)?;
+        Ok(Observer { library, log })
+    }
+
+    /// Makes `cmd` run observed. `preload` is the `LD_PRELOAD` the process would have had
+    /// (kept, after ours).
+    pub fn apply(&self, cmd: &mut Command, preload: Option<&str>) {
+        let mut value = self.library.to_string_lossy().into_owned();
+        if let Some(p) = preload.filter(|p| !p.is_empty()) {
+            value.push(':');
+            value.push_str(p);
+        }
+        cmd.env("LD_PRELOAD", value).env(LOG_VAR, &self.log);
+    }
+
+    /// Reads the record of a run whose first process was `root`, and removes it.
+    pub fn finish(self, root: u32) -> io::Result<Trace> {
+        let text = std::fs::read(&self.log);
+        let _ = std::fs::remove_file(&self.log);
+        Ok(Trace::parse(&String::from_utf8_lossy(&text?), root))
+    }
+
+    /// Removes the record without reading it.
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Variables a process's results never depend on, whoever reads them: scheduling, the
+/// terminal, temporary directories, this program's own settings, and the toolchain
+/// proxy's and C compiler driver's internal hand-offs. Listed with why in the book
+/// (design/observation.md).
+pub const IGNORED_VARS: &[&str] = &[
+    // This program (cargo runs it as the wrapper) and the observer.
+    "RUSTC_WRAPPER",
+    "LD_PRELOAD",
+    LOG_VAR,
+    // Scheduling: how many jobs, the jobserver.
+    "CARGO_MAKEFLAGS",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKELEVEL",
+    "NUM_JOBS",
+    // The terminal.
+    "TERM",
+    "COLORTERM",
+    "COLUMNS",
+    "LINES",
+    "NO_COLOR",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
+    "GCC_COLORS",
+    "GCC_URLS",
+    "TERM_URLS",
+    // Temporary directories: where scratch files go, not what they hold.
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    // The rustup proxy: which toolchain runs is the compiler identity's business.
+    "RUST_RECURSION_COUNT",
+    // What the C compiler driver passes to its own subprocesses.
+    "COLLECT_GCC",
+    "COLLECT_GCC_OPTIONS",
+    "COLLECT_LTO_WRAPPER",
+    "GCC_EXTRA_DIAGNOSTIC_OUTPUT",
+];
+
+/// True for variables no key takes, whoever reads them.
+pub fn is_ignored_var(name: &str) -> bool {
+    IGNORED_VARS.contains(&name)
+        || name.starts_with("XCACHE_")
+        || name.starts_with("CARGO_TERM_")
+        || name.starts_with("RUSTUP_")
+}

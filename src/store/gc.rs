@@ -1,0 +1,356 @@
+//! Keeping the local store under its size: entries are evicted least recently used
+//! first, and temp files that killed builds left behind are removed. Main function:
+//! [`collect`]; `cargo xcache gc` calls it, so does every build when it ends, and a
+//! store write now and then (`collect_now_and_then`, for the drop-in mode).
+//!
+//! What is never removed (the book's "Store layout and entry format", Size, says why):
+//! - an entry a running process has open: on Unix a removed file stays readable
+//!   through the handles open on it, so a restore in progress always completes;
+//! - an entry used (read, written or downloaded) within [`GRACE`] while any `cargo
+//!   xcache build` holds a lease on the store ([`super::LocalStore::lease`]): a build
+//!   may have planned to restore it minutes later (prefetch, seeding). With no lease
+//!   held, the margin is [`QUIET_GRACE`] (a drop-in wrapper between its lookup and its
+//!   read). A collection holds the store's lock exclusively while it removes, so a
+//!   build starting meanwhile waits for it (milliseconds), then sees a consistent store;
+//! - a temp file younger than [`TEMP_GRACE`]: it may be a write in progress.
+//!
+//! Manifests, seed records and remembered identities are small (a few KB per unit) and
+//! are counted in the size but not evicted.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::LocalStore;
+
+/// How recently used an entry must be to be kept while builds hold leases.
+pub const GRACE: Duration = Duration::from_secs(60 * 60);
+/// How recently used an entry must be to be kept when no build holds a lease.
+pub const QUIET_GRACE: Duration = Duration::from_secs(60);
+/// How old a temp file must be to count as left behind.
+pub const TEMP_GRACE: Duration = Duration::from_secs(60 * 60);
+/// How often a store write may start a collection.
+const EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// What to collect.
+#[derive(Clone, Debug, Default)]
+pub struct GcOptions {
+    /// Evict down to this size (`None`: evict nothing, only remove temp files).
+    pub max_size: Option<u64>,
+    /// Say what would be removed, remove nothing.
+    pub dry_run: bool,
+}
+
+/// What a collection found and removed (or would remove, for a dry run).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Another collection held the store: nothing was done.
+    pub busy: bool,
+    /// Every file in the store before, and their bytes.
+    pub files: usize,
+    pub bytes: u64,
+    /// Entries in the store before.
+    pub entries: usize,
+    pub evicted: usize,
+    pub evicted_bytes: u64,
+    /// Entries past the size that were kept for being used within the grace period.
+    pub kept_recent: usize,
+    /// Temp files left behind, removed.
+    pub temps: usize,
+    pub temp_bytes: u64,
+    /// The grace period that applied.
+    pub grace: Duration,
+}
+
+impl GcReport {
+    /// Bytes the store holds after the collection.
+    pub fn bytes_after(&self) -> u64 {
+        self.bytes - self.evicted_bytes - self.temp_bytes
+    }
+}
+
+struct Found {
+    path: PathBuf,
+    len: u64,
+    age: Duration,
+}
+
+/// Evicts entries least recently used first until the store fits `opts.max_size`, and
+/// removes temp files left behind.
+pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
+    let root = store.root();
+    let Some(_gc) = try_lock(&root.join("gc.lock"))? else {
+        return Ok(GcReport {
+            busy: true,
+            ..GcReport::default()
+        });
+    };
+    // Exclusive for the whole collection: new builds wait for it to end.
+    let quiet = try_lock(&root.join("lock"))?;
+    let grace = if quiet.is_some() { QUIET_GRACE } else { GRACE };
+    let now = SystemTime::now();
+    let mut report = GcReport {
+        grace,
+        ..GcReport::default()
+    };
+    let mut entries = Vec::new();
+    let mut temps = Vec::new();
+    walk(root, 0, &mut |path, meta| {
+        let len = meta.len();
+        report.files += 1;
+        report.bytes += len;
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .unwrap_or_default();
+        let found = Found {
+            path: path.to_path_buf(),
+            len,
+            age,
+        };
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if is_temp(rel, name) {
+            temps.push(found);
+        } else if rel.starts_with("entries") && name.ends_with(".xce") {
+            entries.push(found);
+        }
+    })?;
+    report.entries = entries.len();
+    for t in temps.iter().filter(|t| t.age > TEMP_GRACE) {
+        if opts.dry_run || remove(&t.path) {
+            report.temps += 1;
+            report.temp_bytes += t.len;
+        }
+    }
+    if let Some(max) = opts.max_size {
+        // Oldest use first.
+        entries.sort_by_key(|e| std::cmp::Reverse(e.age));
+        let mut size = report.bytes - report.temp_bytes;
+        for e in &entries {
+            if size <= max {
+                break;
+            }
+            if e.age < grace {
+                report.kept_recent = entries.iter().filter(|x| x.age < grace).count();
+                break;
+            }
+            if opts.dry_run || remove(&e.path) {
+                report.evicted += 1;
+                report.evicted_bytes += e.len;
+                size -= e.len;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Starts a collection when the store has a size and none ran for a while: called
+/// after a store write, so that the drop-in mode (no `cargo xcache build` to collect
+/// at its end) keeps the store bounded too.
+pub(super) fn collect_now_and_then(store: &LocalStore) {
+    let Some(max) = store.max_size() else { return };
+    let stamp = store.root().join("gc.stamp");
+    let due = fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_none_or(|age| age > EVERY);
+    if !due {
+        return;
+    }
+    // Marked first, so the wrappers that store next do not all start one.
+    if fs::write(&stamp, b"").is_err() {
+        return;
+    }
+    let _ = collect(
+        store,
+        &GcOptions {
+            max_size: Some(max),
+            dry_run: false,
+        },
+    );
+}
+
+/// A temp file of the store: in `tmp/`, or a name a rename-into-place uses.
+fn is_temp(rel: &Path, name: &str) -> bool {
+    rel.starts_with("tmp") || name.starts_with(".tmp") || name.contains(".xcache-tmp-")
+}
+
+fn remove(path: &Path) -> bool {
+    match fs::remove_file(path) {
+        Ok(()) => true,
+        // Someone else removed it: it is gone all the same, but not freed by us.
+        Err(_) => false,
+    }
+}
+
+/// Calls `f` on every regular file under `dir` (the store's layout is two levels deep
+/// under its subdirectories; a little more is allowed, links are not followed).
+fn walk(dir: &Path, depth: usize, f: &mut impl FnMut(&Path, &fs::Metadata)) -> io::Result<()> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if depth > 0 && e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in rd.flatten() {
+        let Ok(meta) = fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if meta.is_dir() && depth < 4 {
+            walk(&e.path(), depth + 1, f)?;
+        } else if meta.is_file() {
+            f(&e.path(), &meta);
+        }
+    }
+    Ok(())
+}
+
+/// Takes `path`'s lock exclusively if no one holds it; `None` if someone does.
+fn try_lock(path: &Path) -> io::Result<Option<File>> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Removes the temp files killed builds left under `dir` (restores in progress write
+/// `*.xcache-tmp-*` next to their destination in the target dir), if they are older than
+/// [`TEMP_GRACE`]. Returns how many files and bytes went.
+pub fn sweep_temp_files(dir: &Path) -> (usize, u64) {
+    let now = SystemTime::now();
+    let mut out = (0, 0);
+    let _ = walk(dir, 0, &mut |path, meta| {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > TEMP_GRACE);
+        if old && name.contains(".xcache-tmp-") && remove(path) {
+            out.0 += 1;
+            out.1 += meta.len();
+        }
+    });
+    out
+}
+
+/// `1.5 GiB`, `320.0 MiB`, `12 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreDir;
+    use crate::key::Key;
+    use crate::store::{EntryFile, EntryMeta, EntrySource};
+
+    fn put(store: &LocalStore, i: u32, len: usize, age: Duration) -> PathBuf {
+        let key = Key::digest(&i.to_le_bytes());
+        let meta = EntryMeta {
+            format_version: 1,
+            key: key.to_hex(),
+            files: vec![EntryFile {
+                role: "rlib".into(),
+                name: "f".into(),
+                template: false,
+                executable: false,
+            }],
+            stdout: String::new(),
+            stderr: String::new(),
+            ansi: false,
+            compile_ms: 0,
+            xcache_version: "t".into(),
+        };
+        // Incompressible, so the entry's size is about `len`.
+        let mut bytes = vec![0u8; len];
+        blake3::Hasher::new()
+            .update(&i.to_le_bytes())
+            .finalize_xof()
+            .fill(&mut bytes);
+        store
+            .put_entry(&key, &meta, &[(EntrySource::Bytes(&bytes), false)], &[])
+            .unwrap();
+        let path = store.entry_path(&key);
+        set_age(&path, age);
+        path
+    }
+
+    fn set_age(path: &Path, age: Duration) {
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(SystemTime::now() - age)
+            .unwrap();
+    }
+
+    #[test]
+    fn evicts_least_recently_used_and_spares_recent_and_leased() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sd = StoreDir::new(dir.path());
+        sd.max_size = None;
+        let store = LocalStore::open(&sd).unwrap();
+        let hour = Duration::from_secs(3600);
+        let old: Vec<PathBuf> = (0..4)
+            .map(|i| put(&store, i, 100_000, hour * (10 - i)))
+            .collect();
+        let recent = put(&store, 9, 100_000, Duration::from_secs(1));
+        // A temp file of a killed build, and one being written.
+        let dead = store.root().join("tmp/dl-1-2-3");
+        fs::write(&dead, vec![0u8; 5000]).unwrap();
+        set_age(&dead, hour * 2);
+        let live = store.root().join("tmp/dl-4-5-6");
+        fs::write(&live, b"x").unwrap();
+
+        let opts = |max, dry_run| GcOptions {
+            max_size: Some(max),
+            dry_run,
+        };
+        let dry = collect(&store, &opts(250_000, true)).unwrap();
+        assert_eq!((dry.evicted, dry.temps), (3, 1), "{dry:?}");
+        assert!(old.iter().all(|p| p.exists()) && dead.exists());
+
+        // A build holds a lease: what was used within the hour stays, even past the size.
+        let lease = store.lease().unwrap();
+        let r = collect(&store, &opts(0, false)).unwrap();
+        assert_eq!(r.grace, GRACE);
+        assert_eq!((r.evicted, r.kept_recent, r.temps), (4, 1, 1), "{r:?}");
+        assert!(old.iter().all(|p| !p.exists()));
+        assert!(recent.exists() && live.exists() && !dead.exists());
+        drop(lease);
+        // No build: only the last minute is spared.
+        set_age(&recent, Duration::from_secs(120));
+        let r = collect(&store, &opts(0, false)).unwrap();
+        assert_eq!((r.evicted, r.grace), (1, QUIET_GRACE), "{r:?}");
+        assert!(!recent.exists() && live.exists());
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(10 << 30), "10.0 GiB");
+    }
+}

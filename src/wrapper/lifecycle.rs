@@ -1,0 +1,834 @@
+//! The one lifecycle of a cached unit, whatever it is — a rustc invocation or a
+//! build-script run. Main function: [`run_cached`]; a kind of unit plugs in through
+//! [`Cached`].
+//!
+//! In order: a reason known before anything runs; the first-level key; a lookup (every
+//! recorded variant judged by `crate::judge`, locally, then in the remote tier); a
+//! restore and a replay; or else the real run, observed (`crate::observe`), its inputs
+//! and outputs, the entry stored (bound to any machine root its outputs name), the
+//! variant recorded; and one event. Each step exists once, here.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::remote_tier::{RemoteTier, remote_paths};
+use super::restore::{RestoreFilter, Restored, restore_entry};
+use super::{Outcome, UnitEvent, UnitRecord, Verified, Warning, append_event};
+use crate::config::{Env, WrapperConfig};
+use crate::errors::CacheError;
+use crate::judge::{EnvNow, Here, Judge, Mode};
+use crate::key::{
+    CompilerId, Input, InputKind, Key, PathMap, entry_key, host_cpu, normalize_inputs,
+};
+use crate::observe::Observer;
+use crate::reason::Uncacheable;
+use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, PutOutcome, Variant};
+
+/// What one run of the real thing did.
+pub(super) struct Ran {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The observer's record, when the run was observed.
+    pub trace: Option<crate::observe::Trace>,
+}
+
+/// One file to store.
+pub(super) struct OutFile {
+    pub role: String,
+    /// Where it is restored, relative to the unit's restore directory.
+    pub name: String,
+    pub executable: bool,
+    pub source: OutSource,
+}
+
+pub(super) enum OutSource {
+    /// The file's bytes, scanned for machine roots while stored.
+    File(PathBuf),
+    /// Text with the roots replaced by tokens (a template if it holds one).
+    Text(String),
+}
+
+/// The state every kind of unit shares: configuration, roots, store, remote tier,
+/// warnings and time.
+pub(super) struct Cx {
+    pub cfg: WrapperConfig,
+    pub pm: PathMap,
+    pub store: Option<LocalStore>,
+    pub remote: Option<RemoteTier>,
+    pub warnings: Vec<Warning>,
+    pub started: Instant,
+    /// When the run started (less [`Cx::with_margin`]'s margin for build scripts): an
+    /// input modified after it may not be what was read.
+    pub started_at: SystemTime,
+    pub run_ms: u64,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+    /// The entry was stored locally and the front-end uploads it.
+    pub upload_later: bool,
+    /// The compiler that decides what `-C target-cpu=native` means.
+    pub compiler: Option<(PathBuf, CompilerId)>,
+    host_cpu: std::sync::OnceLock<Option<String>>,
+}
+
+impl Cx {
+    pub fn new(cfg: WrapperConfig, pm: PathMap) -> Cx {
+        let remote = RemoteTier::new(&cfg);
+        Cx {
+            cfg,
+            pm,
+            store: None,
+            remote,
+            warnings: Vec::new(),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            run_ms: 0,
+            bytes_down: 0,
+            bytes_up: 0,
+            upload_later: false,
+            compiler: None,
+            host_cpu: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Moves the start back by a margin. File times come from the kernel's coarse clock,
+    /// which lags the precise one by up to a tick (4-10 ms): a file a build script
+    /// writes at once could look older than the run. With the margin, a file written just
+    /// before the run only makes the run uncacheable. (Not for compiles: cargo starts a
+    /// unit the moment its dependencies are written, and their files are inputs.)
+    pub fn with_margin(mut self) -> Cx {
+        self.started_at -= Duration::from_millis(50);
+        self
+    }
+
+    /// Records a cache problem (once per code); the unit is compiled regardless.
+    pub fn warn(&mut self, e: &CacheError) {
+        if !self.warnings.iter().any(|w| w.code == e.code()) {
+            self.warnings.push(Warning {
+                code: e.code().to_string(),
+                message: e.to_string(),
+            });
+        }
+    }
+
+    fn open_store(&mut self) {
+        let Some(dir) = self.cfg.store_dir.clone().filter(|_| !self.cfg.disabled) else {
+            return;
+        };
+        match LocalStore::open(&dir) {
+            Ok(s) => self.store = Some(s),
+            Err(e) => self.warn(&e),
+        }
+    }
+
+    /// What `native` means on this host, for the compiler of this unit.
+    pub fn host_cpu(&self) -> Option<String> {
+        self.host_cpu
+            .get_or_init(|| {
+                let (rustc, id) = self.compiler.as_ref()?;
+                let memo = self.store.as_ref().map(LocalStore::compilers_dir);
+                host_cpu(rustc, &id.key, memo.as_deref())
+            })
+            .clone()
+    }
+
+    /// A [`InputKind::HostCpu`] input for this host, or why the unit is not cached.
+    pub fn host_cpu_input(&self) -> Result<Input, Uncacheable> {
+        self.host_cpu()
+            .map(|s| Input::new(InputKind::HostCpu, "", s))
+            .ok_or(Uncacheable::UnreadableInput)
+    }
+
+    /// An observer for the real run, its record in the store's scratch directory.
+    pub fn observer(&mut self) -> Result<Observer, Uncacheable> {
+        let store = self.store.clone().ok_or(Uncacheable::Unobserved)?;
+        Observer::new(&store.observe_dir(), &store.tmp_dir()).map_err(|source| {
+            let e = CacheError::Write {
+                path: store.observe_dir(),
+                source,
+            };
+            self.warn(&e);
+            Uncacheable::Unobserved
+        })
+    }
+
+    /// The variant of `manifest` that holds here now, newest first: its entry key,
+    /// recomputed from what the judge found.
+    fn judge_variants(&self, manifest: &Manifest, l1: &Key, stored_only: bool) -> Vec<Key> {
+        let judge = Judge::new(Here {
+            pm: self.pm.clone(),
+            env: Box::new(|name: &str| match self.cfg.env.all().get(name) {
+                Some(v) => EnvNow::Set(v.clone()),
+                None => EnvNow::Unset,
+            }),
+            host_cpu: Box::new(|| self.host_cpu()),
+            linker: Box::new(|_| None),
+            mode: Mode::Exact,
+        });
+        manifest
+            .variants
+            .iter()
+            .filter_map(|v| {
+                if judge.check(&v.inputs).is_err() {
+                    return None;
+                }
+                let key = entry_key(l1, &v.inputs);
+                let present = self
+                    .store
+                    .as_ref()
+                    .and_then(|s| s.entry_size(&key))
+                    .is_some();
+                (!stored_only || present).then_some(key)
+            })
+            .collect()
+    }
+
+    /// Looks `l1` up: the entries whose variants hold here, newest first, locally; else
+    /// the one the remote tier has. Each with its tier.
+    fn lookup(&mut self, l1: &Key, remote_pick: bool) -> Vec<(Key, &'static str)> {
+        let Some(store) = self.store.clone() else {
+            return Vec::new();
+        };
+        let local = self.judge_variants(&store.read_manifest(l1), l1, true);
+        if !local.is_empty() || !remote_pick {
+            return local.into_iter().map(|k| (k, "local")).collect();
+        }
+        let Some(mut tier) = self.remote.take() else {
+            return Vec::new();
+        };
+        let result = tier.fetch(&store, l1, |m| {
+            self.judge_variants(m, l1, false).into_iter().next()
+        });
+        self.remote = Some(tier);
+        match result {
+            Ok(Some((key, n))) => {
+                self.bytes_down += n;
+                vec![(key, "remote")]
+            }
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                self.warn(&e);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Stores an entry of `files` under the key of `l1` and `inputs`, records the
+    /// variant, and uploads it (or leaves that to the front-end). An output that still
+    /// holds one of this machine's roots after remapping is right only where that root
+    /// has the same real path: the entry is *bound* to the root (a [`InputKind::Root`]
+    /// input), and the key covers it. Returns the key, the put's outcome and the inputs.
+    fn store_entry(
+        &mut self,
+        l1: &Key,
+        mut inputs: Vec<Input>,
+        files: &[OutFile],
+        ran: &Ran,
+        ansi: bool,
+    ) -> Result<(Key, PutOutcome), CacheError> {
+        let Some(store) = self.store.clone() else {
+            return Err(CacheError::Write {
+                path: PathBuf::new(),
+                source: io::Error::other("no store"),
+            });
+        };
+        let entry_files: Vec<EntryFile> = files
+            .iter()
+            .map(|f| EntryFile {
+                role: f.role.clone(),
+                name: f.name.clone(),
+                template: matches!(&f.source, OutSource::Text(t) if PathMap::has_token(t)),
+                executable: f.executable,
+            })
+            .collect();
+        let sources: Vec<(EntrySource<'_>, bool)> = files
+            .iter()
+            .map(|f| match &f.source {
+                OutSource::Text(t) => (EntrySource::Bytes(t.as_bytes()), false),
+                OutSource::File(p) => (EntrySource::Path(p), true),
+            })
+            .collect();
+        let mut meta = EntryMeta {
+            format_version: 1,
+            key: String::new(),
+            files: entry_files,
+            stdout: self
+                .pm
+                .normalize_text(&String::from_utf8_lossy(&ran.stdout)),
+            stderr: self
+                .pm
+                .normalize_text(&String::from_utf8_lossy(&ran.stderr)),
+            ansi,
+            compile_ms: self.run_ms,
+            xcache_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let mut unbound: Vec<_> = self
+            .pm
+            .roots()
+            .iter()
+            .filter(|r| {
+                !inputs
+                    .iter()
+                    .any(|i| i.kind == InputKind::Root && i.name == r.kind.token())
+            })
+            .cloned()
+            .collect();
+        let (key, outcome) = loop {
+            normalize_inputs(&mut inputs);
+            let key = entry_key(l1, &inputs);
+            meta.key = key.to_hex();
+            let needles: Vec<Vec<u8>> =
+                unbound.iter().map(|r| r.real.as_bytes().to_vec()).collect();
+            let outcome = store.put_entry(&key, &meta, &sources, &needles)?;
+            let Some(found) = outcome.needle_found else {
+                break (key, outcome);
+            };
+            let root = unbound.remove(found);
+            inputs.push(Input::new(InputKind::Root, root.kind.token(), root.real));
+        };
+        let variant = Variant {
+            inputs,
+            entry: key.to_hex(),
+        };
+        store.add_variant(l1, variant.clone())?;
+        self.upload(&store, l1, &key, &variant);
+        Ok((key, outcome))
+    }
+
+    /// Uploads a stored entry and its variant to the remote tier (or leaves that to
+    /// `cargo xcache build`, which uploads in the background).
+    fn upload(&mut self, store: &LocalStore, l1: &Key, key: &Key, variant: &Variant) {
+        if self.cfg.defer_upload && self.cfg.events.is_some() {
+            self.upload_later = self.remote.as_ref().is_some_and(|r| !r.read_only);
+            return;
+        }
+        let Some(mut tier) = self.remote.take() else {
+            return;
+        };
+        if !tier.read_only {
+            let result = (|| -> Result<u64, CacheError> {
+                let Some(remote) = tier.usable()? else {
+                    return Ok(0);
+                };
+                let (manifest_path, entry_path) = remote_paths(l1, key);
+                let n = remote.put_file(&entry_path, &store.entry_path(key))?;
+                let mut manifest = remote
+                    .get_bytes(&manifest_path)?
+                    .map(|b| Manifest::from_slice(&b))
+                    .unwrap_or_default();
+                manifest.add(variant.clone());
+                let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
+                remote.put_bytes(&manifest_path, bytes)?;
+                Ok(n)
+            })();
+            match result {
+                Ok(n) => self.bytes_up += n,
+                Err(e) => {
+                    let e = tier.fail(e);
+                    self.warn(&e);
+                }
+            }
+        }
+        self.remote = Some(tier);
+    }
+
+    /// Sends an event to the front-end, or (drop-in mode) prints its warnings once.
+    pub fn finish_event(&self, ev: &UnitEvent) {
+        match &self.cfg.events {
+            Some(path) => {
+                let _ = append_event(path, ev);
+            }
+            None => warn_once_per_build(&ev.warnings),
+        }
+    }
+}
+
+/// What differs between kinds of cached units. The lifecycle calls these in a fixed
+/// order (see [`run_cached`]).
+pub(super) trait Cached {
+    /// The report's record of the unit (outcome and timings are filled in later).
+    fn record(&self, cx: &Cx) -> UnitRecord;
+    /// A reason the unit is not cached, known before anything runs.
+    fn refusal(&self, cx: &Cx) -> Option<Uncacheable>;
+    /// The first-level key.
+    fn l1(&mut self, cx: &mut Cx) -> Result<Key, Uncacheable>;
+    /// A reason not to store a run after a lookup missed (an incremental compile).
+    fn reason_after_miss(&self) -> Option<Uncacheable> {
+        None
+    }
+    /// Where the entry's files are restored.
+    fn restore_dir(&self, cx: &Cx) -> Option<PathBuf>;
+    /// Whether a stored entry can be replayed here (its messages name only known roots).
+    fn replayable(&self, _cx: &Cx, _meta: &EntryMeta) -> bool {
+        true
+    }
+    /// After a restore, before the replay: what dependents or cargo need (identities,
+    /// shims).
+    fn restored(&mut self, cx: &mut Cx, key: &Key, restored: &Restored);
+    /// Prints the stored messages.
+    fn replay(&self, cx: &Cx, meta: &EntryMeta);
+    /// Runs the real thing (observed when `observer` is given).
+    fn run(&mut self, cx: &mut Cx, observer: Option<Observer>) -> io::Result<Ran>;
+    /// What a successful run read, or why it cannot be cached.
+    fn inputs(&mut self, cx: &mut Cx, ran: &Ran) -> Result<Vec<Input>, Uncacheable>;
+    /// The files to store, or why they cannot be.
+    fn outputs(&mut self, cx: &mut Cx, ran: &Ran) -> Result<Vec<OutFile>, Uncacheable>;
+    /// Whether the stored messages carry ANSI colour.
+    fn ansi(&self) -> bool {
+        false
+    }
+    /// After a successful run, stored (`Some`) or not.
+    fn finished(&mut self, cx: &mut Cx, stored: Option<(&Key, &PutOutcome)>);
+    /// The reason code of a failed run.
+    fn failure_code(&self) -> &'static str;
+    /// Fills what only this kind knows (prediction keys, where cargo keeps it).
+    fn complete_event(&self, cx: &Cx, ev: &mut UnitEvent);
+    /// Runs the real thing again without the cache, observed, writing its outputs into
+    /// `scratch` instead of the restore directory and printing nothing (for
+    /// `cargo xcache verify`).
+    fn rerun(&mut self, cx: &mut Cx, scratch: &Path) -> Result<Rerun, String>;
+}
+
+/// What an uncached run for `cargo xcache verify` produced.
+pub(super) struct Rerun {
+    /// Its outputs: a name below the restore directory, and where the rerun wrote it.
+    pub files: Vec<(String, PathBuf)>,
+    /// What it printed on stdout.
+    pub stdout: Vec<u8>,
+    /// What it read.
+    pub inputs: Vec<Input>,
+}
+
+/// Runs one unit through the cache and returns the exit code to give cargo.
+pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
+    if let Some(message) = cx.cfg.remote_error.clone() {
+        cx.warn(&CacheError::RemoteConfig(message));
+    }
+    let mut reason = unit.refusal(cx);
+    if reason.is_none() {
+        cx.open_store();
+    }
+    let mut l1 = None;
+    if reason.is_none() && cx.store.is_some() {
+        match unit.l1(cx) {
+            Ok(k) => l1 = Some(k),
+            Err(u) => reason = Some(u),
+        }
+    }
+    if let (Some(key), None) = (&l1, reason)
+        && let Some(code) = try_hit(unit, cx, key)
+    {
+        return code;
+    }
+    if reason.is_none() {
+        reason = unit.reason_after_miss();
+    }
+    let observer = match (&l1, reason) {
+        (Some(_), None) => match cx.observer() {
+            Ok(o) => Some(o),
+            Err(u) => {
+                reason = Some(u);
+                None
+            }
+        },
+        _ => None,
+    };
+    let t = Instant::now();
+    let ran = unit.run(cx, observer);
+    cx.run_ms = t.elapsed().as_millis() as u64;
+    let ran = match ran {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: xcache: failed to run the compiler or build script: {e}");
+            return 1;
+        }
+    };
+    if ran.code != 0 {
+        let ev = event(
+            unit,
+            cx,
+            Outcome::Error,
+            Some(unit.failure_code().into()),
+            None,
+            0,
+            l1,
+        );
+        cx.finish_event(&ev);
+        return ran.code;
+    }
+    let mut stored: Option<(Key, PutOutcome)> = None;
+    if let (Some(l1_key), None) = (&l1, reason) {
+        let attempt = unit
+            .inputs(cx, &ran)
+            .and_then(|inputs| Ok((inputs, unit.outputs(cx, &ran)?)));
+        match attempt {
+            Ok((inputs, files)) => {
+                let ansi = unit.ansi();
+                match cx.store_entry(l1_key, inputs, &files, &ran, ansi) {
+                    Ok(s) => stored = Some(s),
+                    Err(e) => cx.warn(&e),
+                }
+            }
+            Err(u) => reason = Some(u),
+        }
+    }
+    unit.finished(cx, stored.as_ref().map(|(k, o)| (k, o)));
+    let (outcome, key, bytes) = match (&stored, reason) {
+        (_, Some(_)) => (Outcome::Uncacheable, None, 0),
+        (Some((k, o)), None) => (Outcome::Miss, Some(*k), o.bytes),
+        (None, None) => (Outcome::Miss, None, 0),
+    };
+    let mut ev = event(
+        unit,
+        cx,
+        outcome,
+        reason.map(|r| r.code().to_string()),
+        key,
+        bytes,
+        l1,
+    );
+    ev.upload = stored.is_some() && cx.upload_later;
+    cx.finish_event(&ev);
+    0
+}
+
+/// Looks the unit up and restores it. `Some(exit code)` on a hit. An entry that cannot
+/// be used (refused as untrusted, damaged) does not end the lookup: the next entry whose
+/// variant holds is tried.
+fn try_hit(unit: &mut impl Cached, cx: &mut Cx, l1: &Key) -> Option<i32> {
+    let dir = unit.restore_dir(cx)?;
+    let t = Instant::now();
+    // Prefetch already asked the remote's index about this unit, and it had nothing.
+    let ask_remote = !prefetch_knows_absent(cx, unit);
+    let store = cx.store.clone()?;
+    for (key, tier) in cx.lookup(l1, ask_remote) {
+        let result = {
+            let accept = |m: &EntryMeta| unit.replayable(cx, m);
+            let filter = RestoreFilter {
+                file: &|_| true,
+                meta: &accept,
+            };
+            restore_entry(&store, &key, &dir, &cx.pm, &filter)
+        };
+        match result {
+            Ok(Some(restored)) => {
+                unit.restored(cx, &key, &restored);
+                unit.replay(cx, &restored.meta);
+                let mut ev = event(
+                    unit,
+                    cx,
+                    Outcome::Hit,
+                    None,
+                    Some(key),
+                    restored.bytes,
+                    Some(*l1),
+                );
+                ev.unit.compile_ms = Some(restored.meta.compile_ms);
+                ev.unit.restore_ms = Some(t.elapsed().as_millis() as u64);
+                ev.unit.tier = Some(tier.to_string());
+                if sampled(cx, &key) {
+                    ev.verify = Some(verify_hit(unit, cx, l1, &key, &restored, &dir));
+                }
+                cx.finish_event(&ev);
+                return Some(0);
+            }
+            Ok(None) => {}
+            Err(e) => cx.warn(&e),
+        }
+    }
+    None
+}
+
+/// Whether `cargo xcache verify` checks this hit: every one with `--all`, else the
+/// sample the key falls in (the same units from run to run).
+fn sampled(cx: &Cx, key: &Key) -> bool {
+    cx.cfg
+        .verify
+        .is_some_and(|pct| (u16::from_le_bytes([key.0[0], key.0[1]]) % 100) < pct as u16)
+}
+
+/// Compiles (or runs) a restored unit again without the cache and compares.
+fn verify_hit(
+    unit: &mut impl Cached,
+    cx: &mut Cx,
+    l1: &Key,
+    key: &Key,
+    restored: &Restored,
+    dir: &Path,
+) -> Verified {
+    let not_checked = |why: String| Verified {
+        verdict: "not-checked".into(),
+        note: Some(why),
+        ..Verified::default()
+    };
+    let Some(store) = cx.store.clone() else {
+        return not_checked("no store".into());
+    };
+    let recorded: Vec<Input> = store
+        .read_manifest(l1)
+        .variants
+        .into_iter()
+        .find(|v| v.entry == key.to_hex())
+        .map(|v| v.inputs)
+        .unwrap_or_default();
+    let scratch = store.tmp_dir().join(format!(
+        "verify-{}-{}",
+        &key.to_hex()[..16],
+        std::process::id()
+    ));
+    let first = match unit.rerun(cx, &scratch.join("1")) {
+        Ok(r) => r,
+        Err(why) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return not_checked(why);
+        }
+    };
+    let restored_files: Vec<(String, PathBuf)> = restored
+        .meta
+        .files
+        .iter()
+        .map(|f| (f.name.clone(), dir.join(&f.name)))
+        .collect();
+    let mut files = differing(&restored_files, dir, &first, &scratch.join("1"));
+    let stored_out = cx.pm.expand_text(&restored.meta.stdout);
+    let fresh_out = String::from_utf8_lossy(&first.stdout).replace(
+        &scratch.join("1").display().to_string(),
+        &dir.display().to_string(),
+    );
+    if stored_out != fresh_out {
+        files.push("(stdout)".into());
+    }
+    let verdict = if files.is_empty() {
+        Verified {
+            verdict: "same".into(),
+            ..Verified::default()
+        }
+    } else {
+        let missed: Vec<String> = first
+            .inputs
+            .iter()
+            .filter(|i| !recorded.contains(i))
+            .map(|i| format!("{} {} ({})", i.kind.as_str(), i.name, i.state))
+            .collect();
+        if missed.is_empty() {
+            // Nothing the key holds differs: is the unit reproducible at all?
+            match unit.rerun(cx, &scratch.join("2")) {
+                Ok(second) => {
+                    let second_files: Vec<(String, PathBuf)> = second.files.clone();
+                    let between = differing(
+                        &second_files,
+                        &scratch.join("2"),
+                        &first,
+                        &scratch.join("1"),
+                    );
+                    Verified {
+                        verdict: if between.is_empty() {
+                            "differs".into()
+                        } else {
+                            "not-reproducible".into()
+                        },
+                        files,
+                        missed,
+                        note: None,
+                    }
+                }
+                Err(why) => Verified {
+                    verdict: "differs".into(),
+                    files,
+                    missed,
+                    note: Some(why),
+                },
+            }
+        } else {
+            Verified {
+                verdict: "differs".into(),
+                files,
+                missed,
+                note: None,
+            }
+        }
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    verdict
+}
+
+/// The names whose files differ between `a` (below `a_dir`) and a rerun's (below
+/// `b_dir`); text is compared with the rerun's directory read as `a_dir`.
+fn differing(a: &[(String, PathBuf)], a_dir: &Path, b: &Rerun, b_dir: &Path) -> Vec<String> {
+    let (a_dir, b_dir) = (a_dir.display().to_string(), b_dir.display().to_string());
+    let mut out = Vec::new();
+    for (name, path) in a {
+        let fresh = b.files.iter().find(|(n, _)| n == name);
+        let same = match (std::fs::read(path), fresh.map(|(_, p)| std::fs::read(p))) {
+            (Ok(x), Some(Ok(y))) => {
+                x == y
+                    || match (String::from_utf8(x), String::from_utf8(y)) {
+                        (Ok(x), Ok(y)) => x.replace(&a_dir, "\0") == y.replace(&b_dir, "\0"),
+                        _ => false,
+                    }
+            }
+            _ => false,
+        };
+        if !same {
+            out.push(name.clone());
+        }
+    }
+    for (name, _) in &b.files {
+        if !a.iter().any(|(n, _)| n == name) {
+            out.push(format!("{name} (only in the uncached run)"));
+        }
+    }
+    out
+}
+
+/// True when the front-end's prefetch found nothing in the remote's index for this
+/// unit's prediction key.
+fn prefetch_knows_absent(cx: &Cx, unit: &impl Cached) -> bool {
+    let Some(list) = &cx.cfg.prefetch_absent else {
+        return false;
+    };
+    let mut probe = event(unit, cx, Outcome::Miss, None, None, 0, None);
+    unit.complete_event(cx, &mut probe);
+    let Some(upk) = probe.upk else {
+        return false;
+    };
+    std::fs::read_to_string(list).is_ok_and(|t| t.lines().any(|l| l == upk))
+}
+
+/// The unit's event.
+fn event(
+    unit: &impl Cached,
+    cx: &Cx,
+    outcome: Outcome,
+    reason: Option<String>,
+    key: Option<Key>,
+    bytes: u64,
+    l1: Option<Key>,
+) -> UnitEvent {
+    let total = cx.started.elapsed().as_millis() as u64;
+    let mut record = unit.record(cx);
+    record.outcome = outcome;
+    record.reason = reason;
+    record.compile_ms = (outcome != Outcome::Hit).then_some(cx.run_ms);
+    record.key = key.map(|k| k.to_hex());
+    let mut ev = UnitEvent {
+        format_version: 1,
+        unit: record,
+        overhead_ms: total.saturating_sub(cx.run_ms),
+        bytes,
+        upk: None,
+        spk: None,
+        l1: l1.map(|k| k.to_hex()),
+        upload: false,
+        bytes_down: cx.bytes_down,
+        bytes_up: cx.bytes_up,
+        place: None,
+        verify: None,
+        warnings: cx.warnings.clone(),
+    };
+    unit.complete_event(cx, &mut ev);
+    ev
+}
+
+/// Copies `from` to `to` as it comes, and returns a copy.
+pub(super) fn tee(mut from: impl io::Read, mut to: impl Write) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let _ = to.write_all(&buf[..n]);
+                let _ = to.flush();
+                kept.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+    kept
+}
+
+/// The target (build) directory an output directory belongs to: the nearest ancestor
+/// holding cargo's `CACHEDIR.TAG`, else what cargo's layout says: two levels up from
+/// `<target>/<profile>/deps`, three from `<target>/<profile>/build/<unit>`.
+///
+/// With `--target`, cargo tags `<target>/<triple>` as well as `<target>`: the outer
+/// one is the root, so that a unit's paths are relative to the directory the front-end
+/// plans (and plants) in.
+pub(super) fn target_root(out_dir: &Path) -> PathBuf {
+    let tagged = |d: &Path| d.join("CACHEDIR.TAG").is_file();
+    for dir in out_dir.ancestors().take(5) {
+        if tagged(dir) {
+            return match dir.parent() {
+                Some(up) if tagged(up) => up.to_path_buf(),
+                _ => dir.to_path_buf(),
+            };
+        }
+    }
+    let in_build = out_dir
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "build");
+    let up = if in_build { 3 } else { 2 };
+    out_dir.ancestors().nth(up).unwrap_or(out_dir).to_path_buf()
+}
+
+/// Drop-in mode has no front-end to gather warnings: print each code once per cargo
+/// process, using a marker file named for cargo's PID.
+pub(super) fn warn_once_per_build(warnings: &[Warning]) {
+    let ppid = std::os::unix::process::parent_id();
+    for w in warnings {
+        let marker = std::env::temp_dir().join(format!("xcache-warned-{ppid}-{}", w.code));
+        let first = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+            .is_ok();
+        if first {
+            eprintln!(
+                "warning: xcache: {} [{}]; compiling without the cache",
+                w.message, w.code
+            );
+        }
+    }
+}
+
+/// The directories a run may write scratch files in: the temporary directories.
+pub(super) fn scratch_dirs(env: &Env) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = ["TMPDIR", "TMP", "TEMP"]
+        .iter()
+        .filter_map(|v| env.get(v).map(PathBuf::from))
+        .collect();
+    dirs.extend(["/tmp", "/var/tmp", "/dev/shm"].iter().map(PathBuf::from));
+    dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_root_follows_cargo_layout_without_a_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("no-tag-here/target");
+        assert_eq!(target_root(&t.join("debug/deps")), t);
+        assert_eq!(target_root(&t.join("debug/build/foo-0123")), t);
+        std::fs::create_dir_all(t.join("x86_64-unknown-linux-gnu/debug/deps")).unwrap();
+        let tag = "Signature: 8a477f597d28d172789f06886806bc55";
+        std::fs::write(t.join("CACHEDIR.TAG"), tag).unwrap();
+        assert_eq!(
+            target_root(&t.join("x86_64-unknown-linux-gnu/debug/deps")),
+            t
+        );
+        // Cargo tags the triple's directory too.
+        std::fs::write(t.join("x86_64-unknown-linux-gnu/CACHEDIR.TAG"), tag).unwrap();
+        assert_eq!(
+            target_root(&t.join("x86_64-unknown-linux-gnu/debug/deps")),
+            t
+        );
+        assert_eq!(
+            target_root(&t.join("x86_64-unknown-linux-gnu/debug/build/foo-0123")),
+            t
+        );
+    }
+}

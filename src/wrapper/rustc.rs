@@ -1,0 +1,669 @@
+//! One rustc invocation through the cache: the rustc adapter of the lifecycle
+//! (`super::lifecycle`). Main entry: [`run_wrapper`].
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::lifecycle::{
+    Cached, Cx, OutFile, OutSource, Ran, Rerun, run_cached, scratch_dirs, target_root,
+};
+use super::linked::LinkPlan;
+use super::restore::{Restored, replay_text};
+use super::shim::install_shim;
+use super::{Outcome, UnitEvent, UnitPlace, UnitRecord};
+use crate::config::{Env, WrapperConfig};
+use crate::errors::CacheError;
+use crate::key::{
+    CompilerId, CrateKind, DepInfo, Input, InputKind, Key, KeyEnv, PathMap, RustcInvocation,
+    UnitIdentity, artifact_identity, compiler_id, content_identity, key_identity, l1_key,
+    normalize_inputs, parse_rustc_args, prediction_key, seed_key, write_artifact_identity,
+};
+use crate::observe::{Observer, Scope, classify, env_inputs};
+use crate::reason::{RUSTC_FAILED, Uncacheable};
+use crate::store::{EntryMeta, PutOutcome};
+
+/// Runs one rustc invocation through the cache and returns the exit code to give cargo.
+/// `program` is what cargo asked to run; `args` follow it. When cargo runs a workspace
+/// member through `RUSTC_WORKSPACE_WRAPPER`, `program` is that wrapper and the real
+/// rustc is the first argument: wrappers compose, the workspace wrapper runs under this
+/// one, in front of rustc, never instead of it.
+pub fn run_wrapper(program: PathBuf, mut args: Vec<String>, env: Env, cwd: PathBuf) -> i32 {
+    let workspace_wrapper = env
+        .get("RUSTC_WORKSPACE_WRAPPER")
+        .filter(|w| Path::new(w) == program || Path::new(w).file_name() == program.file_name())
+        .filter(|_| !args.is_empty())
+        .map(|_| program.clone());
+    let rustc = match &workspace_wrapper {
+        Some(_) => PathBuf::from(args.remove(0)),
+        None => program,
+    };
+    let inv = parse_rustc_args(&args);
+    // Version queries, `--print`, probe compiles from stdin: straight through. So are
+    // compiles started by build scripts (autocfg-style feature probes, which may fail on
+    // purpose): cargo sets `CARGO_CFG_*` only for build-script runs, never for its own
+    // rustc invocations.
+    if inv.is_query || env.get("CARGO_CFG_TARGET_ARCH").is_some() {
+        return passthrough(workspace_wrapper.as_deref(), &rustc, &args);
+    }
+    let cfg = WrapperConfig::resolve(env, cwd);
+    let mut unit = Rustc::new(rustc, workspace_wrapper, inv, &cfg);
+    let pm = unit.path_map(&cfg);
+    let mut cx = Cx::new(cfg, pm);
+    run_cached(&mut unit, &mut cx)
+}
+
+fn passthrough(wrapper: Option<&Path>, rustc: &Path, args: &[String]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = match wrapper {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.arg(rustc);
+            c
+        }
+        None => Command::new(rustc),
+    };
+    let err = cmd.args(args).exec();
+    eprintln!("error: xcache: failed to run {}: {err}", rustc.display());
+    1
+}
+
+struct Rustc {
+    rustc: PathBuf,
+    workspace_wrapper: Option<PathBuf>,
+    inv: RustcInvocation,
+    /// cargo asked for `-C incremental` (even if `XCACHE_DROP_INCREMENTAL` removed it).
+    asked_incremental: bool,
+    /// For a unit that links and is keyed: what its link adds to the keys.
+    link: Option<LinkPlan>,
+}
+
+impl Rustc {
+    fn new(
+        rustc: PathBuf,
+        workspace_wrapper: Option<PathBuf>,
+        mut inv: RustcInvocation,
+        cfg: &WrapperConfig,
+    ) -> Rustc {
+        let asked_incremental = inv.incremental;
+        if cfg.drop_incremental && inv.incremental {
+            inv.drop_incremental();
+        }
+        Rustc {
+            rustc,
+            workspace_wrapper,
+            inv,
+            asked_incremental,
+            link: None,
+        }
+    }
+
+    fn path_map(&self, cfg: &WrapperConfig) -> PathMap {
+        let target_root = self
+            .inv
+            .out_dir
+            .as_deref()
+            .map(|d| target_root(&cfg.cwd.join(d)));
+        PathMap::new(&cfg.cwd, target_root.as_deref(), cfg.cargo_home.as_deref())
+    }
+
+    fn out_dir(&self, cx: &Cx) -> Option<PathBuf> {
+        Some(cx.cfg.cwd.join(self.inv.out_dir.as_ref()?))
+    }
+
+    /// The `.so` a proc-macro or dylib unit links, identified by its entry key.
+    fn linked_lib_output(&self, cx: &Cx) -> Option<PathBuf> {
+        if !matches!(self.inv.kind(), CrateKind::ProcMacro | CrateKind::Dylib) || !self.inv.links()
+        {
+            return None;
+        }
+        let so = self.inv.outputs().into_iter().next()?;
+        Some(cx.cfg.cwd.join(so.path))
+    }
+
+    /// The executable of a build-script unit that links.
+    fn build_script_output(&self, cx: &Cx) -> Option<PathBuf> {
+        if self.inv.kind() != CrateKind::BuildScript || !self.inv.links() {
+            return None;
+        }
+        let bin = self.inv.outputs().into_iter().next()?;
+        Some(cx.cfg.cwd.join(bin.path))
+    }
+
+    fn wants_ansi(&self) -> bool {
+        self.inv
+            .args
+            .iter()
+            .any(|a| a.starts_with("--json") && a.contains("diagnostic-rendered-ansi"))
+    }
+
+    /// Puts the shim that sends the script's runs through the cache in front of a
+    /// build-script executable (`super::shim`), when runs are cached. The build scripts
+    /// of `cargo xcache warm`'s placeholder packages are not: their runs are never stored.
+    fn install_shim(&self, cx: &mut Cx, digest: Option<Key>) {
+        if !cx.cfg.build_runs || cx.cfg.disabled || cx.cfg.placeholder || cx.cfg.store_dir.is_none()
+        {
+            return;
+        }
+        let Some(bin) = self.build_script_output(cx) else {
+            return;
+        };
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        if let Err(source) = install_shim(&bin, &exe, digest) {
+            cx.warn(&CacheError::Write { path: bin, source });
+        }
+    }
+
+    fn write_identities(cx: &mut Cx, ids: Vec<(PathBuf, String)>) {
+        for (p, id) in ids {
+            if let Err(source) = write_artifact_identity(&p, &id) {
+                cx.warn(&CacheError::Write { path: p, source });
+            }
+        }
+    }
+
+    /// The unit's prediction and seed keys (see `key::prediction_key`, `key::seed_key`).
+    fn prediction_keys(&self, cx: &Cx) -> Option<(Key, Key)> {
+        let kind = match self.inv.kind() {
+            CrateKind::Lib => "lib",
+            CrateKind::ProcMacro => "proc-macro",
+            CrateKind::Bin => "bin",
+            CrateKind::BuildScript => "build-script",
+            _ => return None,
+        };
+        let (_, compiler) = cx.compiler.as_ref()?;
+        let env = &cx.cfg.env;
+        let manifest_dir = cx
+            .pm
+            .normalize_path(Path::new(env.get("CARGO_MANIFEST_DIR")?));
+        let features = self.inv.features();
+        let id = UnitIdentity {
+            package: env.get("CARGO_PKG_NAME")?,
+            version: env.get("CARGO_PKG_VERSION")?,
+            manifest_dir: &manifest_dir,
+            crate_name: self.inv.crate_name.as_deref()?,
+            kind,
+            features: &features,
+            target: self.inv.target.as_deref().unwrap_or("host"),
+            profile_dir: &self.inv.profile_dir()?,
+            compiler: &compiler.key,
+        };
+        Some((prediction_key(&id), seed_key(&id)))
+    }
+
+    /// Where cargo keeps this unit, when cargo named its outputs (`-C extra-filename`).
+    fn place(&self, cx: &Cx) -> Option<UnitPlace> {
+        let env = &cx.cfg.env;
+        let out_dir = self.out_dir(cx)?;
+        let root = target_root(&out_dir);
+        let rel = out_dir.strip_prefix(&root).ok()?.to_str()?.to_string();
+        let hash = self.inv.extra_filename.strip_prefix('-')?;
+        let unit_dir = format!("{}-{hash}", env.get("CARGO_PKG_NAME")?);
+        // An `OUT_DIR` cargo set for this unit's build-script run (one inherited from
+        // elsewhere lies outside the target dir).
+        let run_dir = env.get("OUT_DIR").and_then(|d| {
+            let d = Path::new(d);
+            (d.file_name()? == "out" && d.starts_with(&root))
+                .then(|| d.parent()?.file_name()?.to_str().map(str::to_string))
+                .flatten()
+        });
+        let mut deps = Vec::new();
+        for ext in &self.inv.externs {
+            let Some(p) = &ext.path else { continue };
+            let p = cx.cfg.cwd.join(p);
+            if p.starts_with(&root) {
+                deps.push((cx.pm.normalize_path(&p), artifact_identity(&p).ok()?));
+            }
+        }
+        Some(UnitPlace {
+            target_root: root,
+            out_dir: rel,
+            unit_dir,
+            run_dir,
+            cwd: cx.cfg.cwd.clone(),
+            manifest_dir: PathBuf::from(env.get("CARGO_MANIFEST_DIR")?),
+            deps,
+            linker: self.link.as_ref().map(|l| l.linker_used(&self.inv)),
+            incremental: self.asked_incremental,
+        })
+    }
+
+    /// What the observer's record says the compile read, beside the dep-info.
+    fn observed(
+        &self,
+        cx: &Cx,
+        inv: &RustcInvocation,
+        ran: &Ran,
+        compiler: &CompilerId,
+    ) -> Result<Vec<Input>, Uncacheable> {
+        let trace = ran.trace.as_ref().ok_or(Uncacheable::Unobserved)?;
+        let out_dir = cx
+            .cfg
+            .cwd
+            .join(inv.out_dir.as_ref().ok_or(Uncacheable::UnknownFlag)?);
+        let mut covered = vec![compiler.sysroot.clone()];
+        // This program: in front of rustc it only passes probe compiles through.
+        covered.extend(std::env::current_exe().ok());
+        covered.extend(rustup_home(&cx.cfg.env));
+        let mut artifact_dirs: Vec<PathBuf> = inv
+            .dependency_dirs
+            .iter()
+            .map(|d| cx.cfg.cwd.join(d))
+            .collect();
+        for e in &inv.externs {
+            if let Some(dir) = e.path.as_deref().and_then(Path::parent) {
+                artifact_dirs.push(cx.cfg.cwd.join(dir));
+            }
+        }
+        let stem = inv.stem();
+        let scratch = scratch_dirs(&cx.cfg.env);
+        let scope = Scope {
+            pm: &cx.pm,
+            env: cx.cfg.env.all(),
+            covered,
+            artifact_dirs,
+            own: vec![
+                (out_dir.clone(), stem.clone()),
+                (out_dir.clone(), format!("lib{stem}")),
+            ],
+            out_dir: None,
+            before: Default::default(),
+            scratch,
+            // rustc makes its temporary directories beside its outputs.
+            writable: vec![out_dir.clone()],
+            // Where the linker driver is found is the linker identity's business.
+            ignored_env: &["PATH"],
+            unbound_env: &["PWD"],
+            started: cx.started_at,
+        };
+        let c = classify(trace, &scope);
+        if !c.unobserved.is_empty() {
+            return Err(Uncacheable::Unobserved);
+        }
+        if c.changed_during.is_some() {
+            return Err(Uncacheable::InputChangedDuringBuild);
+        }
+        if !c.wrote_outside.is_empty() {
+            return Err(Uncacheable::WritesOutside);
+        }
+        let mut inputs = c.inputs;
+        if c.host_cpu {
+            inputs.push(cx.host_cpu_input()?);
+        }
+        Ok(inputs)
+    }
+}
+
+impl Rustc {
+    /// Runs rustc (behind the workspace wrapper, if any) with the path remapping and
+    /// `args`, observed when `observer` is given. With `echo`, its output is passed
+    /// through as it comes (cargo starts dependents as soon as it sees the metadata
+    /// artifact message); a copy is kept either way.
+    fn spawn(
+        &self,
+        cx: &Cx,
+        args: &[String],
+        observer: Option<Observer>,
+        echo: bool,
+    ) -> io::Result<Ran> {
+        let mut cmd = match &self.workspace_wrapper {
+            Some(w) => {
+                let mut c = Command::new(w);
+                c.arg(&self.rustc);
+                c
+            }
+            None => Command::new(&self.rustc),
+        };
+        cmd.args(cx.pm.remap_args())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(o) = &observer {
+            o.apply(&mut cmd, cx.cfg.env.get("LD_PRELOAD"));
+        }
+        let mut child = cmd.spawn()?;
+        let pid = child.id();
+        let mut child_out = child.stdout.take().expect("piped");
+        let child_err = child.stderr.take().expect("piped");
+        let out_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = child_out.read_to_end(&mut buf);
+            buf
+        });
+        let mut stderr = Vec::new();
+        let mut reader = BufReader::new(child_err);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            if echo {
+                let mut e = io::stderr().lock();
+                let _ = e.write_all(&line);
+                let _ = e.flush();
+            }
+            stderr.extend_from_slice(&line);
+        }
+        let status = child.wait()?;
+        let stdout = out_thread.join().unwrap_or_default();
+        if echo {
+            let _ = io::stdout().write_all(&stdout);
+        }
+        Ok(Ran {
+            code: status.code().unwrap_or(101),
+            stdout,
+            stderr,
+            trace: observer.and_then(|o| o.finish(pid).ok()),
+        })
+    }
+
+    /// What a compile of `inv` read: what the observer saw, and the dep-info.
+    fn inputs_of(
+        &self,
+        cx: &Cx,
+        inv: &RustcInvocation,
+        ran: &Ran,
+    ) -> Result<Vec<Input>, Uncacheable> {
+        let compiler = cx
+            .compiler
+            .as_ref()
+            .ok_or(Uncacheable::UnknownCompiler)?
+            .1
+            .clone();
+        let mut inputs = self.observed(cx, inv, ran, &compiler)?;
+        // The dep-info: every file rustc reports reading (the observer saw them too),
+        // and every variable read with `env!`/`option_env!` (asked by the compiler's
+        // own code, so only the dep-info tells which).
+        let d_path = cx
+            .cfg
+            .cwd
+            .join(inv.depinfo_path().ok_or(Uncacheable::MissingOutput)?);
+        let text = std::fs::read_to_string(&d_path).map_err(|_| Uncacheable::MissingOutput)?;
+        let info = DepInfo::parse(&text, &cx.cfg.cwd);
+        for f in &info.files {
+            let changed = std::fs::metadata(f)
+                .and_then(|m| m.modified())
+                .map(|m| m > cx.started_at)
+                .unwrap_or(true);
+            if changed {
+                return Err(Uncacheable::InputChangedDuringBuild);
+            }
+            let state = crate::judge::path_state(f, true);
+            if !state.starts_with("file:") {
+                return Err(Uncacheable::UnreadableInput);
+            }
+            inputs.push(Input::new(InputKind::Path, cx.pm.normalize_path(f), state));
+        }
+        for e in &info.env {
+            inputs.extend(env_inputs(&e.name, e.value.as_deref(), &cx.pm));
+        }
+        if inv.targets_native_cpu() {
+            inputs.push(cx.host_cpu_input()?);
+        }
+        Ok(inputs)
+    }
+}
+
+/// Where rustup keeps its toolchains: what its proxy reads is the compiler identity's.
+fn rustup_home(env: &Env) -> Option<PathBuf> {
+    env.get("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".rustup")))
+}
+
+impl Cached for Rustc {
+    fn record(&self, cx: &Cx) -> UnitRecord {
+        let env = &cx.cfg.env;
+        UnitRecord {
+            package: env.get("CARGO_PKG_NAME").unwrap_or("").to_string(),
+            version: env.get("CARGO_PKG_VERSION").unwrap_or("").to_string(),
+            crate_name: self.inv.crate_name.clone().unwrap_or_default(),
+            kind: self.inv.kind().as_str().to_string(),
+            target: self.inv.target.clone(),
+            outcome: Outcome::Miss,
+            reason: None,
+            compile_ms: None,
+            restore_ms: None,
+            key: None,
+            tier: None,
+            non_incremental_restore: false,
+            seeded: false,
+        }
+    }
+
+    fn refusal(&self, cx: &Cx) -> Option<Uncacheable> {
+        // `cargo xcache warm` builds workspace packages from placeholder sources.
+        if cx.cfg.placeholder {
+            return Some(Uncacheable::Placeholder);
+        }
+        if let Some(u) = self.inv.uncacheable {
+            return Some(u);
+        }
+        if cx.cfg.disabled {
+            return Some(Uncacheable::Disabled);
+        }
+        self.workspace_wrapper
+            .as_ref()
+            .map(|_| Uncacheable::WorkspaceWrapper)
+    }
+
+    fn l1(&mut self, cx: &mut Cx) -> Result<Key, Uncacheable> {
+        let store = cx.store.clone().ok_or(Uncacheable::Disabled)?;
+        let compiler = match compiler_id(
+            &self.rustc,
+            Some(&store.compilers_dir()),
+            cx.cfg.rustup_toolchain.as_deref(),
+            cx.cfg.env.path_var().map(|p| p.as_os_str()),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                cx.warn(&e);
+                return Err(Uncacheable::UnknownCompiler);
+            }
+        };
+        cx.compiler = Some((self.rustc.clone(), compiler.clone()));
+        if self.inv.links() {
+            self.link = Some(LinkPlan::new(
+                &self.inv,
+                &cx.cfg,
+                &compiler,
+                &cx.pm,
+                &store.linkers_dir(),
+            )?);
+        }
+        let kenv = KeyEnv {
+            path_map: &cx.pm,
+            compiler: &compiler,
+            vars: cx.cfg.env.all(),
+            cwd: &cx.cfg.cwd,
+            link: self.link.as_ref().map(|p| &p.key),
+        };
+        l1_key(&self.inv, &kenv).map(|k| k.l1)
+    }
+
+    fn reason_after_miss(&self) -> Option<Uncacheable> {
+        // An incremental unit was looked up as if it were not incremental (its key
+        // leaves `-C incremental` out): a hit restores what a non-incremental build
+        // stored. A miss compiles incrementally, as asked, and is never stored:
+        // incremental outputs differ from build to build.
+        self.inv.incremental.then_some(Uncacheable::Incremental)
+    }
+
+    fn restore_dir(&self, cx: &Cx) -> Option<PathBuf> {
+        self.out_dir(cx)
+    }
+
+    fn restored(&mut self, cx: &mut Cx, key: &Key, restored: &Restored) {
+        let mut ids: Vec<(PathBuf, String)> = restored
+            .files
+            .iter()
+            .filter(|(p, _)| is_lib_artifact(p))
+            .map(|(p, d)| (p.clone(), content_identity(d)))
+            .collect();
+        if let Some(so) = self.linked_lib_output(cx) {
+            ids.push((so, key_identity(key)));
+        }
+        let exe_digest = self.build_script_output(cx).and_then(|bin| {
+            restored
+                .files
+                .iter()
+                .find(|(p, _)| *p == bin)
+                .map(|(_, d)| *d)
+        });
+        self.install_shim(cx, exe_digest);
+        // Before replaying: the replayed metadata message lets cargo start dependents,
+        // which read these.
+        Self::write_identities(cx, ids);
+    }
+
+    fn replay(&self, cx: &Cx, meta: &EntryMeta) {
+        let want_ansi = self.wants_ansi();
+        let out = replay_text(&meta.stdout, &cx.pm, meta.ansi, want_ansi);
+        let err = replay_text(&meta.stderr, &cx.pm, meta.ansi, want_ansi);
+        let _ = io::stdout().write_all(out.as_bytes());
+        let _ = io::stderr().write_all(err.as_bytes());
+    }
+
+    /// Runs rustc, passing its output through as it comes (cargo starts dependents as
+    /// soon as it sees the metadata artifact message) and keeping a copy.
+    fn run(&mut self, cx: &mut Cx, observer: Option<Observer>) -> io::Result<Ran> {
+        let print_link = self.link.as_ref().map(LinkPlan::rustc_args);
+        let args: Vec<String> = self
+            .inv
+            .args
+            .iter()
+            .cloned()
+            .chain(print_link.into_iter().flatten())
+            .collect();
+        let ran = self.spawn(cx, &args, observer, true)?;
+        if ran.code != 0
+            && let Some(plan) = &self.link
+        {
+            plan.discard();
+        }
+        Ok(ran)
+    }
+
+    fn inputs(&mut self, cx: &mut Cx, ran: &Ran) -> Result<Vec<Input>, Uncacheable> {
+        let mut inputs = self.inputs_of(cx, &self.inv, ran)?;
+        // The files the link read.
+        if let Some(plan) = &self.link {
+            inputs.extend(plan.inputs_after_link(&self.inv, &cx.cfg.cwd, &cx.pm, cx.started_at)?);
+        }
+        normalize_inputs(&mut inputs);
+        Ok(inputs)
+    }
+
+    fn outputs(&mut self, cx: &mut Cx, _ran: &Ran) -> Result<Vec<OutFile>, Uncacheable> {
+        let mut outputs: Vec<_> = self.inv.outputs();
+        // The `.rmeta` goes first: the `.rlib` begins with the same metadata, which the
+        // compressor then finds close behind (see `write_entry`).
+        outputs.sort_by_key(|o| o.role != "rmeta");
+        let mut files = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            let path = cx.cfg.cwd.join(&o.path);
+            if !path.is_file() {
+                return Err(Uncacheable::MissingOutput);
+            }
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let source = if o.role == "dep-info" {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|_| Uncacheable::MissingOutput)?;
+                OutSource::Text(cx.pm.normalize_text(&text))
+            } else {
+                OutSource::File(path)
+            };
+            files.push(OutFile {
+                role: o.role.to_string(),
+                name,
+                executable: o.executable,
+                source,
+            });
+        }
+        Ok(files)
+    }
+
+    fn ansi(&self) -> bool {
+        self.wants_ansi()
+    }
+
+    fn finished(&mut self, cx: &mut Cx, stored: Option<(&Key, &PutOutcome)>) {
+        let mut ids: Vec<(PathBuf, String)> = Vec::new();
+        if let Some((key, outcome)) = stored {
+            let mut outputs: Vec<PathBuf> = {
+                let mut o = self.inv.outputs();
+                o.sort_by_key(|o| o.role != "rmeta");
+                o.into_iter().map(|o| cx.cfg.cwd.join(o.path)).collect()
+            };
+            outputs.truncate(outcome.digests.len());
+            ids = outputs
+                .into_iter()
+                .zip(&outcome.digests)
+                .filter(|(p, _)| is_lib_artifact(p))
+                .map(|(p, d)| (p, content_identity(d)))
+                .collect();
+            if let Some(so) = self.linked_lib_output(cx) {
+                ids.push((so, key_identity(key)));
+            }
+        }
+        Self::write_identities(cx, ids);
+        self.install_shim(cx, None);
+    }
+
+    fn failure_code(&self) -> &'static str {
+        RUSTC_FAILED
+    }
+
+    fn rerun(&mut self, cx: &mut Cx, scratch: &Path) -> Result<Rerun, String> {
+        std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
+        let mut inv = self.inv.with_out_dir(scratch);
+        inv.drop_incremental();
+        let observer = cx.observer().map_err(|u| u.to_string())?;
+        let ran = self
+            .spawn(cx, &inv.args, Some(observer), false)
+            .map_err(|e| e.to_string())?;
+        if ran.code != 0 {
+            return Err(format!("the uncached compile failed ({})", ran.code));
+        }
+        let mut inputs = self.inputs_of(cx, &inv, &ran).map_err(|u| u.to_string())?;
+        normalize_inputs(&mut inputs);
+        let files = inv
+            .outputs()
+            .into_iter()
+            .filter_map(|o| {
+                let name = o.path.file_name()?.to_string_lossy().into_owned();
+                Some((name, cx.cfg.cwd.join(&o.path)))
+            })
+            .collect();
+        Ok(Rerun {
+            files,
+            stdout: Vec::new(),
+            inputs,
+        })
+    }
+
+    fn complete_event(&self, cx: &Cx, ev: &mut UnitEvent) {
+        if let Some((upk, spk)) = self.prediction_keys(cx) {
+            ev.upk = Some(upk.to_hex());
+            ev.spk = Some(spk.to_hex());
+        }
+        ev.place = self.place(cx);
+        if ev.unit.outcome == Outcome::Hit {
+            ev.unit.non_incremental_restore = self.inv.incremental;
+        }
+    }
+}
+
+/// `.rlib` and `.rmeta` files: what dependents name in `--extern`.
+fn is_lib_artifact(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("rlib" | "rmeta")
+    )
+}

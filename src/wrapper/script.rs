@@ -1,0 +1,536 @@
+//! One build-script run through the cache: the build-script adapter of the lifecycle
+//! (`super::lifecycle`). Main entry: [`run_build_script`].
+//!
+//! cargo runs the shim (`super::shim`) with the package directory as working directory
+//! and the build-script environment (`OUT_DIR`, `CARGO_*`, `TARGET`, …). The run is
+//! keyed (`key::run_l1_key`, then the entry key over what the script read: everything
+//! the observer saw, and what it declared); a hit writes the stored `OUT_DIR` files back
+//! and prints what the script printed; a miss runs the real executable observed, passes
+//! its output through, and stores the files the run wrote in `OUT_DIR` with that
+//! output.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::lifecycle::{
+    Cached, Cx, OutFile, OutSource, Ran, Rerun, run_cached, scratch_dirs, target_root, tee,
+    warn_once_per_build,
+};
+use super::restore::Restored;
+use super::shim::real_executable;
+use super::{Outcome, UnitEvent, UnitPlace, UnitRecord, Warning};
+use crate::config::{Env, WrapperConfig};
+use crate::key::{
+    Input, InputKind, Key, LinkerRequest, PathMap, RunKeyInput, TreeError, artifact_identity,
+    c_tool_names, compiler_id, linker_id, normalize_inputs, run_env, run_l1_key, tool_identity,
+    tree_digest,
+};
+use crate::observe::{Observer, Scope, before_run, classify, env_inputs};
+use crate::reason::{BUILD_SCRIPT_FAILED, Uncacheable};
+use crate::store::{EntryMeta, LocalStore, PutOutcome};
+
+/// The most files a run's inputs (a directory it declared) or its outputs may hold for
+/// the run to be cached.
+const MAX_FILES: usize = 10_000;
+
+/// Text outputs up to this size are stored with their paths tokenized; larger files are
+/// stored as bytes (and are scanned for machine paths like any binary output).
+const MAX_TEXT: u64 = 8 * 1024 * 1024;
+
+/// Runs the build script cargo started as `ran` (the shim's path) through the cache and
+/// returns its exit code.
+pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBuf) -> i32 {
+    let Some(real) = real_executable(&ran) else {
+        eprintln!(
+            "error: xcache: failed to find the build-script executable next to {} (a `*{}` file)\n  hint: remove that directory and build again",
+            ran.display(),
+            super::REAL_SUFFIX
+        );
+        return 1;
+    };
+    let cfg = WrapperConfig::resolve(env, cwd);
+    let out_dir = cfg.env.get("OUT_DIR").map(PathBuf::from);
+    let (Some(out_dir), Some(store_dir)) = (out_dir, cfg.store_dir.clone()) else {
+        return exec_real(&real, &ran, &args);
+    };
+    if cfg.disabled || !cfg.build_runs {
+        return exec_real(&real, &ran, &args);
+    }
+    if let Err(e) = LocalStore::open(&store_dir) {
+        warn_once_per_build(&[Warning {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }]);
+        return exec_real(&real, &ran, &args);
+    }
+    let target_root = target_root(out_dir.parent().unwrap_or(&out_dir));
+    let pm = PathMap::new(&cfg.cwd, Some(&target_root), cfg.cargo_home.as_deref());
+    let mut script = Script {
+        real,
+        ran,
+        args,
+        out_dir,
+        target_root,
+        before: HashMap::new(),
+        written: Vec::new(),
+    };
+    let mut cx = Cx::new(cfg, pm).with_margin();
+    run_cached(&mut script, &mut cx)
+}
+
+/// Runs the real executable in this process's place (same arguments, environment and
+/// working directory).
+fn exec_real(real: &Path, ran: &Path, args: &[OsString]) -> i32 {
+    let err = Command::new(real).arg0(ran).args(args).exec();
+    eprintln!("error: xcache: failed to run {}: {err}", real.display());
+    1
+}
+
+struct Script {
+    real: PathBuf,
+    ran: PathBuf,
+    args: Vec<OsString>,
+    out_dir: PathBuf,
+    target_root: PathBuf,
+    /// What `OUT_DIR` held before the run (see `observe::before_run`).
+    before: HashMap<PathBuf, String>,
+    /// The files the run wrote and the directories it made in `OUT_DIR`: its outputs.
+    written: Vec<PathBuf>,
+}
+
+impl Script {
+    /// What the script declared on its output: `rerun-if-changed` paths (keyed as
+    /// trees) and `rerun-if-env-changed` variables. cargo reruns on them; the key covers
+    /// them whether or not the script read them.
+    fn declared(&self, cx: &Cx, stdout: &[u8]) -> Result<Vec<Input>, Uncacheable> {
+        let text = String::from_utf8_lossy(stdout);
+        let mut inputs = Vec::new();
+        for line in text.lines() {
+            let Some(d) = line
+                .strip_prefix("cargo::")
+                .or_else(|| line.strip_prefix("cargo:"))
+            else {
+                continue;
+            };
+            if let Some(p) = d.strip_prefix("rerun-if-changed=") {
+                let p = cx.cfg.cwd.join(p);
+                let changed = fs::metadata(&p)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|m| m > cx.started_at);
+                if changed {
+                    return Err(Uncacheable::InputChangedDuringBuild);
+                }
+                let digest = tree_digest(&p, &self.target_root, MAX_FILES).map_err(tree_reason)?;
+                inputs.push(Input::new(
+                    InputKind::Tree,
+                    cx.pm.normalize_path(&p),
+                    digest,
+                ));
+            } else if let Some(v) = d.strip_prefix("rerun-if-env-changed=") {
+                inputs.extend(env_inputs(
+                    v,
+                    cx.cfg.env.all().get(v).map(String::as_str),
+                    &cx.pm,
+                ));
+            }
+        }
+        Ok(inputs)
+    }
+}
+
+impl Script {
+    /// Runs the real script with the same arguments, environment and working directory
+    /// but `out_dir` for `OUT_DIR`, passing its output through as it comes when `echo`
+    /// and keeping a copy. C objects compiled by the `cc` crate get the cache's path
+    /// remapping (cargo's `trim-paths` variables, which `cc` turns into `-f*-prefix-map`
+    /// flags when the compiler supports them).
+    fn spawn(
+        &self,
+        cx: &Cx,
+        out_dir: &Path,
+        observer: Option<Observer>,
+        echo: bool,
+    ) -> io::Result<Ran> {
+        let mut cmd = Command::new(&self.real);
+        cmd.arg0(&self.ran)
+            .args(&self.args)
+            .env("OUT_DIR", out_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let vars = cx.cfg.env.all();
+        if !vars.contains_key("CARGO_TRIM_PATHS_SCOPE")
+            && !vars.contains_key("CARGO_TRIM_PATHS_REMAP")
+        {
+            let pairs: Vec<String> = cx
+                .pm
+                .roots()
+                .iter()
+                .rev()
+                .filter(|r| !r.real.contains(':') && !r.real.contains('='))
+                .map(|r| format!("{}={}", r.real, r.kind.remap_target()))
+                .collect();
+            cmd.env("CARGO_TRIM_PATHS_SCOPE", "object")
+                .env("CARGO_TRIM_PATHS_REMAP", pairs.join(":"));
+        }
+        if let Some(o) = &observer {
+            o.apply(&mut cmd, cx.cfg.env.get("LD_PRELOAD"));
+        }
+        let mut child = cmd.spawn()?;
+        let pid = child.id();
+        let child_out = child.stdout.take().expect("piped");
+        let child_err = child.stderr.take().expect("piped");
+        let (stdout, stderr, status) = if echo {
+            let out_thread = std::thread::spawn(move || tee(child_out, io::stdout()));
+            let stderr = tee(child_err, io::stderr());
+            let status = child.wait()?;
+            (out_thread.join().unwrap_or_default(), stderr, status)
+        } else {
+            let out_thread = std::thread::spawn(move || tee(child_out, io::sink()));
+            let stderr = tee(child_err, io::sink());
+            let status = child.wait()?;
+            (out_thread.join().unwrap_or_default(), stderr, status)
+        };
+        Ok(Ran {
+            code: status.code().unwrap_or(101),
+            stdout,
+            stderr,
+            trace: observer.and_then(|o| o.finish(pid).ok()),
+        })
+    }
+
+    /// What a run writing into `out_dir` read, and what it wrote there (files, and the
+    /// directories it made). `before`: what `out_dir` held before it.
+    fn inputs_of(
+        &self,
+        cx: &Cx,
+        ran: &Ran,
+        out_dir: &Path,
+        before: HashMap<PathBuf, String>,
+    ) -> Result<(Vec<Input>, Vec<PathBuf>), Uncacheable> {
+        let trace = ran.trace.as_ref().ok_or(Uncacheable::Unobserved)?;
+        let (_, compiler) = cx
+            .compiler
+            .clone()
+            .ok_or(Uncacheable::BuildScriptUnknownToolchain)?;
+        let mut covered = vec![compiler.sysroot.clone()];
+        // This program: in front of rustc it only passes probe compiles through.
+        covered.extend(std::env::current_exe().ok());
+        covered.extend(
+            cx.cfg
+                .env
+                .get("RUSTUP_HOME")
+                .map(PathBuf::from)
+                .or_else(|| cx.cfg.env.get("HOME").map(|h| Path::new(h).join(".rustup"))),
+        );
+        let scope = Scope {
+            pm: &cx.pm,
+            env: cx.cfg.env.all(),
+            covered,
+            artifact_dirs: Vec::new(),
+            own: Vec::new(),
+            out_dir: Some(out_dir.to_path_buf()),
+            before,
+            scratch: scratch_dirs(&cx.cfg.env),
+            writable: Vec::new(),
+            ignored_env: &[],
+            // Where the run writes, where it runs, where it finds programs: names the run
+            // uses to find things, not data (see the book).
+            unbound_env: &["OUT_DIR", "PWD", "PATH"],
+            started: cx.started_at,
+        };
+        let c = classify(trace, &scope);
+        if !c.unobserved.is_empty() {
+            return Err(Uncacheable::Unobserved);
+        }
+        if !c.wrote_outside.is_empty() {
+            return Err(Uncacheable::WritesOutside);
+        }
+        if c.changed_during.is_some() {
+            return Err(Uncacheable::InputChangedDuringBuild);
+        }
+        let mut inputs = c.inputs;
+        if c.host_cpu {
+            inputs.push(cx.host_cpu_input()?);
+        }
+        inputs.extend(self.declared(cx, &ran.stdout)?);
+        normalize_inputs(&mut inputs);
+        Ok((inputs, c.written.into_iter().chain(c.made_dirs).collect()))
+    }
+}
+
+fn tree_reason(e: TreeError) -> Uncacheable {
+    match e {
+        TreeError::TooManyFiles => Uncacheable::BuildScriptTooManyFiles,
+        TreeError::Io(_) => Uncacheable::UnreadableInput,
+    }
+}
+
+impl Cached for Script {
+    fn record(&self, cx: &Cx) -> UnitRecord {
+        let env = &cx.cfg.env;
+        let crate_name = self
+            .real
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.split('-').next())
+            .unwrap_or("build_script_build")
+            .to_string();
+        UnitRecord {
+            package: env.get("CARGO_PKG_NAME").unwrap_or("").to_string(),
+            version: env.get("CARGO_PKG_VERSION").unwrap_or("").to_string(),
+            crate_name,
+            kind: "build-script-run".to_string(),
+            target: None,
+            outcome: Outcome::Miss,
+            reason: None,
+            compile_ms: None,
+            restore_ms: None,
+            key: None,
+            tier: None,
+            non_incremental_restore: false,
+            seeded: false,
+        }
+    }
+
+    fn refusal(&self, _cx: &Cx) -> Option<Uncacheable> {
+        None
+    }
+
+    /// The first-level key: the script, the variables cargo set, the toolchains.
+    fn l1(&mut self, cx: &mut Cx) -> Result<Key, Uncacheable> {
+        let store = cx.store.clone().ok_or(Uncacheable::Disabled)?;
+        let vars = cx.cfg.env.all();
+        let path_var = cx.cfg.env.path_var().map(|p| p.as_os_str());
+        let script =
+            artifact_identity(&self.real).map_err(|_| Uncacheable::BuildScriptUnknownToolchain)?;
+        let rustc = cx
+            .cfg
+            .env
+            .get("RUSTC")
+            .ok_or(Uncacheable::BuildScriptUnknownToolchain)?
+            .to_string();
+        let compiler = compiler_id(
+            Path::new(&rustc),
+            Some(&store.compilers_dir()),
+            cx.cfg.rustup_toolchain.as_deref(),
+            path_var,
+        )
+        .map_err(|_| Uncacheable::BuildScriptUnknownToolchain)?;
+        let host = compiler
+            .host()
+            .ok_or(Uncacheable::BuildScriptUnknownToolchain)?
+            .to_string();
+        let target = cx.cfg.env.get("TARGET").unwrap_or(&host).to_string();
+        let c_runtime = linker_id(
+            &LinkerRequest {
+                program: "cc",
+                cwd: &cx.cfg.cwd,
+                sysroot: &compiler.sysroot,
+                host: &host,
+                target: &target,
+                fuse_ld: &[],
+                path_var,
+                vars,
+            },
+            Some(&store.linkers_dir()),
+        )
+        .ok()
+        .map(|l| l.key);
+        let env = run_env(vars, &cx.pm);
+        let tools: Vec<(String, String)> = c_tool_names(vars)
+            .into_iter()
+            .map(|n| {
+                let id = tool_identity(&n, &cx.cfg.cwd, path_var);
+                (n, id)
+            })
+            .collect();
+        let mut dep_trees = Vec::new();
+        for (k, v) in vars {
+            let p = Path::new(v);
+            if k.starts_with("DEP_") && p.is_absolute() && p.starts_with(&self.target_root) {
+                let d = tree_digest(p, &self.out_dir, MAX_FILES).map_err(tree_reason)?;
+                dep_trees.push((k.clone(), d));
+            }
+        }
+        let key = run_l1_key(&RunKeyInput {
+            script: &script,
+            compiler: &compiler.key,
+            c_runtime: c_runtime.as_ref(),
+            env: &env,
+            tools: &tools,
+            dep_trees: &dep_trees,
+        });
+        cx.compiler = Some((PathBuf::from(rustc), compiler));
+        Ok(key)
+    }
+
+    fn restore_dir(&self, _cx: &Cx) -> Option<PathBuf> {
+        Some(self.out_dir.clone())
+    }
+
+    fn replayable(&self, cx: &Cx, meta: &EntryMeta) -> bool {
+        // cargo reads the directives: every path in them must exist here.
+        !PathMap::has_token(&cx.pm.expand_text(&meta.stdout))
+    }
+
+    fn restored(&mut self, _cx: &mut Cx, _key: &Key, _restored: &Restored) {}
+
+    fn replay(&self, cx: &Cx, meta: &EntryMeta) {
+        let out = cx.pm.expand_text(&meta.stdout);
+        let err = cx.pm.expand_text(&meta.stderr);
+        let _ = io::stdout().write_all(out.as_bytes());
+        let _ = io::stderr().write_all(err.as_bytes());
+    }
+
+    /// Runs the real script with the same arguments, environment and working directory,
+    /// passing its output through and keeping a copy. C objects compiled by the `cc`
+    /// crate get the cache's path remapping (cargo's `trim-paths` variables, which `cc`
+    /// turns into `-f*-prefix-map` flags when the compiler supports them).
+    fn run(&mut self, cx: &mut Cx, observer: Option<Observer>) -> io::Result<Ran> {
+        if observer.is_some() {
+            self.before = before_run(&self.out_dir);
+        }
+        let out_dir = self.out_dir.clone();
+        self.spawn(cx, &out_dir, observer, true)
+    }
+
+    fn inputs(&mut self, cx: &mut Cx, ran: &Ran) -> Result<Vec<Input>, Uncacheable> {
+        let out_dir = self.out_dir.clone();
+        let before = std::mem::take(&mut self.before);
+        let (inputs, written) = self.inputs_of(cx, ran, &out_dir, before)?;
+        // The run's outputs are what it wrote: remember which, for `outputs`.
+        self.written = written;
+        Ok(inputs)
+    }
+
+    /// The files the run wrote in `OUT_DIR` (what was there before and was not written
+    /// again is not the run's output, and is not stored).
+    fn outputs(&mut self, cx: &mut Cx, _ran: &Ran) -> Result<Vec<OutFile>, Uncacheable> {
+        let mut paths = std::mem::take(&mut self.written);
+        if paths.len() > MAX_FILES {
+            return Err(Uncacheable::BuildScriptTooManyFiles);
+        }
+        paths.sort();
+        paths.dedup();
+        let mut files = Vec::new();
+        for path in paths {
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(_) => return Err(Uncacheable::MissingOutput),
+            };
+            if meta.is_dir() {
+                // A directory the run made stays only if a file of it is stored.
+                let empty = fs::read_dir(&path)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(true);
+                if empty {
+                    return Err(Uncacheable::BuildScriptUnsupportedOutput);
+                }
+                continue;
+            }
+            if !meta.is_file() {
+                return Err(Uncacheable::BuildScriptUnsupportedOutput);
+            }
+            let rel = path
+                .strip_prefix(&self.out_dir)
+                .ok()
+                .and_then(Path::to_str)
+                .ok_or(Uncacheable::BuildScriptUnsupportedOutput)?
+                .to_string();
+            // Our own temp files from an interrupted restore are not outputs.
+            if rel.contains(".xcache-tmp-") {
+                continue;
+            }
+            let text = if meta.len() <= MAX_TEXT {
+                fs::read(&path)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .map(|t| cx.pm.normalize_text(&t))
+            } else {
+                None
+            };
+            files.push(OutFile {
+                role: "out".to_string(),
+                name: rel,
+                executable: meta.permissions().mode() & 0o111 != 0,
+                source: match text {
+                    Some(t) => OutSource::Text(t),
+                    None => OutSource::File(path.clone()),
+                },
+            });
+        }
+        Ok(files)
+    }
+
+    fn finished(&mut self, _cx: &mut Cx, _stored: Option<(&Key, &PutOutcome)>) {}
+
+    fn failure_code(&self) -> &'static str {
+        BUILD_SCRIPT_FAILED
+    }
+
+    fn rerun(&mut self, cx: &mut Cx, scratch: &Path) -> Result<Rerun, String> {
+        std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
+        let observer = cx.observer().map_err(|u| u.to_string())?;
+        let ran = self
+            .spawn(cx, scratch, Some(observer), false)
+            .map_err(|e| e.to_string())?;
+        if ran.code != 0 {
+            return Err(format!("the uncached run failed ({})", ran.code));
+        }
+        let (mut inputs, written) = self
+            .inputs_of(cx, &ran, scratch, HashMap::new())
+            .map_err(|u| u.to_string())?;
+        // What names the scratch directory names `OUT_DIR` in the recorded run.
+        let text = scratch.display().to_string();
+        let real = self.out_dir.display().to_string();
+        for i in &mut inputs {
+            i.name = i.name.replace(&text, &real);
+            i.state = i.state.replace(&text, &real);
+        }
+        let files = written
+            .into_iter()
+            .filter(|p| p.is_file())
+            .filter_map(|p| {
+                let rel = p.strip_prefix(scratch).ok()?.to_str()?.to_string();
+                Some((rel, p))
+            })
+            .collect();
+        Ok(Rerun {
+            files,
+            stdout: ran.stdout,
+            inputs,
+        })
+    }
+
+    /// Where cargo keeps the run: seeding pairs it with the units that read its
+    /// `OUT_DIR` (`UnitPlace::run_dir`).
+    fn complete_event(&self, cx: &Cx, ev: &mut UnitEvent) {
+        let Some(run_dir) = self.out_dir.parent() else {
+            return;
+        };
+        let (Some(name), Ok(rel)) = (
+            run_dir.file_name().and_then(|n| n.to_str()),
+            self.out_dir.strip_prefix(&self.target_root),
+        ) else {
+            return;
+        };
+        ev.place = Some(UnitPlace {
+            target_root: self.target_root.clone(),
+            out_dir: rel.to_string_lossy().into_owned(),
+            unit_dir: name.to_string(),
+            run_dir: Some(name.to_string()),
+            cwd: cx.cfg.cwd.clone(),
+            manifest_dir: cx.cfg.cwd.clone(),
+            deps: Vec::new(),
+            linker: None,
+            incremental: false,
+        });
+    }
+}

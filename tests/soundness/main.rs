@@ -1,0 +1,20 @@
+//! The differential soundness suite: the spec the cache must meet. Each test is one
+//! fixture (under `fixtures/soundness/`), exactly one mutation, and the build shapes
+//! that apply ([`harness::Shape`]); for each shape the same change is built through the
+//! cache and with plain cargo, and the two must give the same program — the same build
+//! success or rustc error codes, the same stdout and exit status, and where the compile
+//! is reproducible the same executable bytes as an `XCACHE_DISABLE=1` build of the same
+//! tree at the same path.
+//!
+//! A test here fails when the cache would hand a user another program than cargo would.
+//! Many are known holes, kept failing on purpose until the core closes them.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod harness;
+
+mod build_scripts;
+mod macros;
+mod native;
+mod ordinary;
+mod paths;

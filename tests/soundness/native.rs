@@ -1,0 +1,127 @@
+//! Native code: static libraries named in the source or found on the system, headers a
+//! `links` crate exports, and files the linker reads.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::harness::Shape::*;
+use crate::harness::{Case, static_lib, write_file};
+
+const THREE: &[crate::harness::Shape] = &[SameTarget, FreshTarget, FreshTargetNoSeed];
+
+/// `fixtures/soundness/c-link`: `cnative` links `libfoo.a` (built into OUT_DIR) through
+/// `#[link]` in its source; `sysprobe` links `libext.a` from FOO_LIB_DIR, outside every
+/// tree.
+fn c_link() -> Case {
+    Case::new("c-link", "app")
+        .outside(|dir| {
+            static_lib(
+                &dir.join("lib"),
+                "ext",
+                "int ext_value(void) { return 1; }\n",
+            )
+        })
+        .env("FOO_LIB_DIR", "{outside}/lib")
+}
+
+#[test]
+fn static_lib_named_in_source_is_relinked_after_its_c_edit() {
+    c_link()
+        .mutate(|t| t.write("cnative/csrc/foo.c", "int foo_value(void) { return 20; }\n"))
+        .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed, Remote])
+        .check();
+}
+
+#[test]
+fn system_library_replaced_outside_the_tree_is_not_planted_stale() {
+    c_link()
+        .mutate(|t| t.static_lib_outside("lib", "ext", "int ext_value(void) { return 2; }\n"))
+        .stale_in_same_target("nothing declares the library file: cargo neither reruns nor relinks")
+        .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed, Remote])
+        .check();
+}
+
+/// `fixtures/soundness/sys-include`: `foo-sys` (links = "foo") exports its own header
+/// directory, a generated header directory in OUT_DIR and a version; `bar` compiles C
+/// against them.
+fn sys_include() -> Case {
+    Case::new("sys-include", "app")
+}
+
+#[test]
+fn header_exported_by_a_links_crate_sees_its_edit() {
+    sys_include()
+        .mutate(|t| t.write("foo-sys/include/foo.h", "#define FOO_VALUE 2\n"))
+        .shapes(THREE)
+        .check();
+}
+
+#[test]
+fn dep_links_value_change_is_seen() {
+    sys_include()
+        .mutate(|t| t.write("foo-sys/version.txt", "2.0-second\n"))
+        .shapes(THREE)
+        .check();
+}
+
+#[test]
+fn header_generated_in_a_links_crates_out_dir_sees_its_change() {
+    sys_include()
+        .mutate(|t| t.write("foo-sys/gen.txt", "7\n"))
+        .shapes(THREE)
+        .check();
+}
+
+/// `fixtures/soundness/sys-outside`: `ext-sys` exports EXT_INCLUDE_DIR, a header
+/// directory outside every tree; `user` compiles C against it.
+#[test]
+fn header_outside_the_tree_exported_by_a_links_crate_sees_its_edit_in_a_fresh_target() {
+    Case::new("sys-outside", "app")
+        .env("EXT_INCLUDE_DIR", "{outside}/include")
+        .mutate(|t| t.write_outside("include/ext.h", "#define EXT_VALUE 2\n"))
+        .stale_in_same_target("the header is declared by nobody: cargo reruns no script")
+        .shapes(THREE)
+        .check();
+}
+
+/// A linker wrapper (as `CARGO_TARGET_<triple>_LINKER`) that defines
+/// `soundness_linker_value` with `--defsym`.
+fn linker(dir: &Path, value: u32) {
+    let path = dir.join("linker");
+    write_file(
+        &path,
+        &format!("#!/bin/sh\nexec cc \"$@\" -Wl,--defsym=soundness_linker_value={value}\n"),
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `fixtures/soundness/link-script`: the binary's exported symbols come from
+/// `syms.map`, named by `-Wl,--version-script=`, and it prints a value its linker
+/// defines.
+fn link_script() -> Case {
+    Case::new("link-script", "exports")
+        .outside(|dir| linker(dir, 1))
+        .env(
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER",
+            "{outside}/linker",
+        )
+}
+
+#[test]
+fn version_script_edit_for_a_binary_is_seen() {
+    link_script()
+        .mutate(|t| t.write("syms.map", "{ local: *; };\n"))
+        .shapes(THREE)
+        .check();
+}
+
+/// The linker program edited in place, at the same path (a toolchain upgraded under a
+/// fixed path, a wrapper script changed).
+#[test]
+fn linker_wrapper_edited_in_place_is_seen_in_a_fresh_target() {
+    link_script()
+        .mutate(|t| linker(&t.outside, 2))
+        .stale_in_same_target("cargo does not look at the linker's contents")
+        .shapes(THREE)
+        .check();
+}

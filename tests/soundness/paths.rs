@@ -1,0 +1,135 @@
+//! Machine paths: outputs that depend on where the checkout, the target dir or
+//! `CARGO_HOME` is, and sources that live outside the workspace.
+
+use std::path::Path;
+
+use crate::harness::Case;
+use crate::harness::Shape::*;
+
+/// `fixtures/soundness/paths`: `lens` computes lengths of paths at compile time (so no
+/// path lands in the artifact for a scan to find), one binary each.
+fn lens(program: &'static str) -> Case {
+    Case::new("paths", program)
+}
+
+#[test]
+fn manifest_dir_length_follows_the_moved_checkout() {
+    lens("manifest-len").shapes(&[MovedCheckout]).check();
+}
+
+/// `.cargo/config.toml`'s `[env]` with `relative = true` is an absolute path under the
+/// checkout.
+#[test]
+fn config_env_relative_path_follows_the_moved_checkout() {
+    lens("config-rel-len").shapes(&[MovedCheckout]).check();
+}
+
+/// A variable read with `option_env!` whose value names the checkout.
+#[test]
+fn env_value_naming_the_checkout_follows_the_moved_checkout() {
+    lens("env-path-len")
+        .env("SOUNDNESS_PATH_VALUE", "{ws}/data")
+        .shapes(&[MovedCheckout])
+        .check();
+}
+
+/// The same checkout built into another target dir (a longer path): `OUT_DIR` moves.
+#[test]
+fn target_dir_moved_gives_the_same_program() {
+    lens("out-dir-len")
+        .args_after(&["--target-dir", "{ws}-much-longer-target-dir"])
+        .shapes(&[SameTarget, FreshTarget])
+        .check();
+}
+
+/// `fixtures/soundness/home-dep`: `app` depends on `homedep`, a path dependency inside
+/// CARGO_HOME (where registry sources live, which a cache may take for immutable), and
+/// includes a file by an absolute path outside the workspace.
+fn home_dep() -> Case {
+    Case::new("home-dep", "app")
+}
+
+#[test]
+fn path_dependency_inside_cargo_home_sees_its_edit() {
+    home_dep()
+        .env("CARGO_HOME", "{outside}/home")
+        .mutate(|t| {
+            t.write_outside(
+                "home/homedep/src/lib.rs",
+                "pub const VALUE: &str = \"second home value\";\n\
+                 pub const DIR_LEN: usize = env!(\"CARGO_MANIFEST_DIR\").len();\n",
+            )
+        })
+        .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed, MovedCheckout])
+        .check();
+}
+
+#[test]
+fn absolute_include_outside_the_workspace_sees_its_edit() {
+    home_dep()
+        .env("CARGO_HOME", "{outside}/home")
+        .mutate(|t| t.write_outside("abs/data.txt", "second absolute\n"))
+        .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed])
+        .check();
+}
+
+/// `fixtures/soundness/vendored`: `app` depends on the crates.io crate `homecrate`,
+/// served from a directory source inside CARGO_HOME (`$CARGO_HOME/config.toml` names
+/// it), so its package id, and with it every cargo hash, is the same wherever
+/// CARGO_HOME is; `homecrate` computes the length of its manifest dir.
+fn vendored() -> Case {
+    Case::new("vendored", "app")
+}
+
+/// A second CARGO_HOME at a longer path holding the same vendored crate.
+fn another_home(dir: &Path) {
+    let to = dir.join("another/much/longer/cargo-home");
+    copy_dir(&dir.join("home"), &to);
+    let config = std::fs::read_to_string(dir.join("home/config.toml")).unwrap();
+    let home = dir.join("home");
+    std::fs::write(
+        to.join("config.toml"),
+        config.replace(home.to_str().unwrap(), to.to_str().unwrap()),
+    )
+    .unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn cargo_home_moved_is_seen() {
+    vendored()
+        .outside(another_home)
+        .env_before("CARGO_HOME", "{outside}/home")
+        .env_after("CARGO_HOME", "{outside}/another/much/longer/cargo-home")
+        .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed])
+        .check();
+}
+
+/// A registry source edited in place (debugging a dependency in `~/.cargo/registry`):
+/// cargo never looks at registry sources' times, a fresh target dir compiles the edit.
+#[test]
+fn registry_source_edited_in_place_is_seen_in_a_fresh_target() {
+    vendored()
+        .env("CARGO_HOME", "{outside}/home")
+        .mutate(|t| {
+            t.write_outside(
+                "home/vendor/homecrate/src/lib.rs",
+                "pub const VALUE: &str = \"second vendored value\";\n\
+                 pub const DIR_LEN: usize = env!(\"CARGO_MANIFEST_DIR\").len();\n",
+            )
+        })
+        .stale_in_same_target("cargo takes registry sources for immutable")
+        .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed])
+        .check();
+}
