@@ -35,9 +35,25 @@ pub enum Command {
     /// Write a new signing key to a file and print its public key (for
     /// XCACHE_SIGNING_KEY and XCACHE_TRUSTED_KEYS).
     Keygen(KeygenArgs),
+    /// Build through the cache in a scratch target dir, compile a sample of the hits
+    /// again without the cache and compare; exits 1 when one differs.
+    Verify(VerifyArgs),
     /// Keep the local store under its size (least recently used entries go first) and
     /// remove temp files killed builds left; with --remote, remove old remote objects.
     Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Check every hit (the default is a sample).
+    #[arg(long, conflicts_with = "sample")]
+    pub all: bool,
+    /// The share of hits to check, in percent (default 25); the same units are picked
+    /// from run to run.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub sample: Option<u8>,
+    #[command(flatten)]
+    pub build: BuildArgs,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,9 @@ pub(super) struct BuildMode {
     pub cwd: Option<PathBuf>,
     /// Directories of packages whose sources are placeholders: never stored nor seeded.
     pub placeholders: Vec<PathBuf>,
+    /// `cargo xcache verify`: the percentage of hits the wrapper compiles again and
+    /// compares; nothing is seeded, so every unit goes through the wrapper.
+    pub verify: Option<u8>,
 }
 
 /// What a build left behind.
@@ -34,6 +37,8 @@ pub(super) struct BuildOutcome {
     /// cargo's exit code.
     pub code: i32,
     pub target_dir: PathBuf,
+    /// What the wrapper reported, unit by unit.
+    pub events: Vec<crate::wrapper::UnitEvent>,
 }
 
 /// The whole pipeline: plan, prefetch, plant, cargo with the wrapper, report, capture.
@@ -108,13 +113,17 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     // Units cached with cargo's records of them go in the target dir now, so cargo
     // finds them fresh and spawns nothing for them. Planting runs while the prefetch's
     // downloads go on, each unit waiting only for its own pack and entry.
-    let seeds = SeedSession::start(
-        &cfg,
-        &env,
-        &plan,
-        &sel,
-        remote.as_ref().and_then(RemoteSession::arrivals),
-    );
+    let seeds = if mode.verify.is_some() {
+        None
+    } else {
+        SeedSession::start(
+            &cfg,
+            &env,
+            &plan,
+            &sel,
+            remote.as_ref().and_then(RemoteSession::arrivals),
+        )
+    };
     if let Some(r) = remote.as_mut() {
         r.finish_prefetch();
     }
@@ -154,6 +163,10 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     if cfg.read_only {
         cmd.env(vars::READ_ONLY, "1");
     }
+    match mode.verify {
+        Some(pct) => cmd.env(vars::VERIFY, pct.to_string()),
+        None => cmd.env_remove(vars::VERIFY),
+    };
     if mode.placeholders.is_empty() {
         cmd.env_remove(vars::PLACEHOLDERS);
     } else {
@@ -269,6 +282,7 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     Ok(BuildOutcome {
         code,
         target_dir: plan.target_dir,
+        events,
     })
 }
 

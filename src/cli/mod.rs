@@ -13,6 +13,7 @@ mod remote_session;
 mod report_cmd;
 mod seed_session;
 mod store_session;
+mod verify;
 mod warm;
 
 use std::ffi::OsString;
@@ -27,7 +28,7 @@ use crate::errors::CliError;
 
 /// Names that make the first argument a command of ours rather than a compiler.
 const COMMANDS: &[&str] = &[
-    "build", "report", "doctor", "prepare", "warm", "keygen", "gc", "help",
+    "build", "report", "doctor", "prepare", "warm", "keygen", "gc", "verify", "help",
 ];
 
 /// Runs the program and returns its exit code.
@@ -57,6 +58,7 @@ pub fn main_impl() -> i32 {
         Command::Warm(w) => warm::run(w),
         Command::Keygen(k) => keygen::run(k),
         Command::Gc(g) => gc::run(g),
+        Command::Verify(v) => verify::run(v),
     };
     match result {
         Ok(code) => code,

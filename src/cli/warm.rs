@@ -97,6 +97,7 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
     let mode = BuildMode {
         cwd: (root != cwd).then(|| root.clone()),
         placeholders: skeleton.local_dirs.clone(),
+        ..BuildMode::default()
     };
     let outcome = run_build(args.build, &mode)?;
     let removed = remove_local_artifacts(&recipe, &outcome.target_dir);

@@ -119,6 +119,17 @@ impl PathMap {
             .collect()
     }
 
+    /// The path rustc writes for `p` under [`PathMap::remap_args`].
+    pub fn remapped(&self, p: &Path) -> String {
+        let s = p.to_string_lossy();
+        for r in &self.roots {
+            if is_under(&s, &r.real) {
+                return format!("{}{}", r.kind.remap_target(), &s[r.real.len()..]);
+            }
+        }
+        s.into_owned()
+    }
+
     /// An absolute path with its root replaced by the root's token.
     pub fn normalize_path(&self, p: &Path) -> String {
         let s = p.to_string_lossy();

@@ -146,9 +146,7 @@ pub struct UnitEvent {
 /// without the cache.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verified {
-    /// `same`, `differs`, `not-reproducible` (two uncached runs differ from each other
-    /// too), or `not-checked` (`note` says why).
-    pub verdict: String,
+    pub verdict: Verdict,
     /// The outputs that differ from the restored ones.
     #[serde(default)]
     pub files: Vec<String>,
@@ -158,6 +156,34 @@ pub struct Verified {
     pub missed: Vec<String>,
     #[serde(default)]
     pub note: Option<String>,
+}
+
+/// What a check of one hit concluded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The uncached outputs are the restored ones, byte for byte (paths of the two
+    /// output directories read as one).
+    Same,
+    /// They differ: the cache gave another result than the compiler.
+    Differs,
+    /// They differ, and so do two uncached runs from each other: the unit is not
+    /// reproducible by nature (`files` names what differs).
+    NotReproducible,
+    /// The unit could not be compiled again (`note` says why).
+    #[default]
+    NotChecked,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Same => "same",
+            Verdict::Differs => "differs",
+            Verdict::NotReproducible => "not-reproducible",
+            Verdict::NotChecked => "not-checked",
+        }
+    }
 }
 
 /// Appends one event line.

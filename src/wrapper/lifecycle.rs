@@ -14,12 +14,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::remote_tier::{RemoteTier, remote_paths};
 use super::restore::{RestoreFilter, Restored, restore_entry};
-use super::{Outcome, UnitEvent, UnitRecord, Verified, Warning, append_event};
+use super::{Outcome, UnitEvent, UnitRecord, Verdict, Verified, Warning, append_event};
 use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
 use crate::judge::{EnvNow, Here, Judge, Mode};
 use crate::key::{
-    CompilerId, Input, InputKind, Key, PathMap, entry_key, host_cpu, normalize_inputs,
+    CompilerId, Input, InputKind, Key, PathMap, RootKind, entry_key, host_cpu, normalize_inputs,
 };
 use crate::observe::Observer;
 use crate::reason::Uncacheable;
@@ -558,7 +558,7 @@ fn verify_hit(
     dir: &Path,
 ) -> Verified {
     let not_checked = |why: String| Verified {
-        verdict: "not-checked".into(),
+        verdict: Verdict::NotChecked,
         note: Some(why),
         ..Verified::default()
     };
@@ -572,11 +572,13 @@ fn verify_hit(
         .find(|v| v.entry == key.to_hex())
         .map(|v| v.inputs)
         .unwrap_or_default();
-    let scratch = store.tmp_dir().join(format!(
-        "verify-{}-{}",
-        &key.to_hex()[..16],
-        std::process::id()
-    ));
+    // Inside the target dir, so the compile again sees the same roots (what it reads
+    // there is judged as for the real one) and its paths are remapped the same way.
+    let runs = match cx.pm.real_of(RootKind::Target) {
+        Some(t) => Path::new(t).join("xcache").join("verify-runs"),
+        None => store.tmp_dir(),
+    };
+    let scratch = runs.join(format!("{}-{}", &key.to_hex()[..16], std::process::id()));
     let first = match unit.rerun(cx, &scratch.join("1")) {
         Ok(r) => r,
         Err(why) => {
@@ -588,7 +590,7 @@ fn verify_hit(
         .meta
         .files
         .iter()
-        .map(|f| (f.name.clone(), dir.join(&f.name)))
+        .map(|f| (f.name.clone(), restored_file(dir, &f.name)))
         .collect();
     let mut files = differing(&restored_files, dir, &first, &scratch.join("1"));
     let stored_out = cx.pm.expand_text(&restored.meta.stdout);
@@ -601,13 +603,26 @@ fn verify_hit(
     }
     let verdict = if files.is_empty() {
         Verified {
-            verdict: "same".into(),
+            verdict: Verdict::Same,
             ..Verified::default()
         }
     } else {
+        // The compile again wrote into the scratch directory: read its paths as the
+        // restore directory's before comparing with what was recorded.
+        let (from, to) = (
+            cx.pm.normalize_path(&scratch.join("1")),
+            cx.pm.normalize_path(dir),
+        );
         let missed: Vec<String> = first
             .inputs
             .iter()
+            .map(|i| {
+                let mut i = i.clone();
+                if let Some(rest) = i.name.strip_prefix(&from) {
+                    i.name = format!("{to}{rest}");
+                }
+                i
+            })
             .filter(|i| !recorded.contains(i))
             .map(|i| format!("{} {} ({})", i.kind.as_str(), i.name, i.state))
             .collect();
@@ -624,9 +639,9 @@ fn verify_hit(
                     );
                     Verified {
                         verdict: if between.is_empty() {
-                            "differs".into()
+                            Verdict::Differs
                         } else {
-                            "not-reproducible".into()
+                            Verdict::NotReproducible
                         },
                         files,
                         missed,
@@ -634,7 +649,7 @@ fn verify_hit(
                     }
                 }
                 Err(why) => Verified {
-                    verdict: "differs".into(),
+                    verdict: Verdict::Differs,
                     files,
                     missed,
                     note: Some(why),
@@ -642,7 +657,7 @@ fn verify_hit(
             }
         } else {
             Verified {
-                verdict: "differs".into(),
+                verdict: Verdict::Differs,
                 files,
                 missed,
                 note: None,
@@ -651,6 +666,19 @@ fn verify_hit(
     };
     let _ = std::fs::remove_dir_all(&scratch);
     verdict
+}
+
+/// Where a restored output is now: a build-script executable was moved aside for the
+/// shim put in its place.
+fn restored_file(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let real = dir.join(format!("{name}{}", super::REAL_SUFFIX));
+    let shimmed = std::fs::read_to_string(&path).is_ok_and(|t| super::is_shim_text(&t));
+    if shimmed && real.is_file() {
+        real
+    } else {
+        path
+    }
 }
 
 /// The names whose files differ between `a` (below `a_dir`) and a rerun's (below

@@ -624,6 +624,15 @@ impl Cached for Rustc {
         std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
         let mut inv = self.inv.with_out_dir(scratch);
         inv.drop_incremental();
+        // The outputs name their directory as the real compile's would: the last
+        // matching remap wins, and this one is the most specific.
+        if let Some(out) = &self.inv.out_dir {
+            let remapped = cx.pm.remapped(&cx.cfg.cwd.join(out));
+            inv.args.push(format!(
+                "--remap-path-prefix={}={remapped}",
+                scratch.display()
+            ));
+        }
         let observer = cx.observer().map_err(|u| u.to_string())?;
         let ran = self
             .spawn(cx, &inv.args, Some(observer), false)
