@@ -6,6 +6,7 @@ mod args;
 mod build;
 mod doctor;
 mod gc;
+mod history_session;
 mod keygen;
 mod prepare;
 mod remote_gc;
