@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::history::KeyRecord;
 
-/// What part of a key differed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// What part of a key differed. Each code has a section in the book's report page.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, strum::EnumIter,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DiffKind {
     /// No earlier key of this unit was recorded (first build, or history dropped it).
@@ -40,6 +42,11 @@ pub enum DiffKind {
 }
 
 impl DiffKind {
+    /// Every kind, in order.
+    pub fn all() -> impl Iterator<Item = DiffKind> {
+        <DiffKind as strum::IntoEnumIterator>::iter()
+    }
+
     /// The stable kebab-case code.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -3,11 +3,13 @@
 
 mod build_report;
 mod critical_path;
+mod html;
 mod miss_cause;
 mod progress;
 mod render;
 
 pub use build_report::{BuildReport, KindCounts, Summary, UNTRUSTED_ENTRY, report_path};
+pub use html::render_html;
 pub use miss_cause::{DiffKind, Difference, MissCause, describe, differences, explain_miss};
 pub use progress::{Progress, Verbosity};
 pub use render::{
