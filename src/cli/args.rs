@@ -213,8 +213,8 @@ pub struct ReportArgs {
     pub format: ReportFormat,
     /// Write the timeline as one self-contained HTML file (default:
     /// `<target-dir>/xcache/report.html`) and print its path.
-    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "")]
-    pub html: Option<PathBuf>,
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub html: Option<Option<PathBuf>>,
     /// The workspace's Cargo.toml.
     #[arg(long)]
     pub manifest_path: Option<PathBuf>,

@@ -11,10 +11,9 @@ pub fn run(args: ReportArgs) -> Result<i32, CliError> {
     let (target_dir, text, report) =
         load_report(args.manifest_path.as_deref(), args.target_dir.as_deref())?;
     if let Some(html) = &args.html {
-        let path = if html.as_os_str().is_empty() {
-            target_dir.join("xcache").join("report.html")
-        } else {
-            html.clone()
+        let path = match html {
+            Some(p) => p.clone(),
+            None => target_dir.join("xcache").join("report.html"),
         };
         crate::fsx::write_atomic(&path, render_html(&report).as_bytes()).map_err(|source| {
             CliError::WriteReport {
