@@ -48,7 +48,11 @@ fn numbers_reconcile_and_misses_are_explained() {
     b.assert_success();
     let r = assert_reconciles(&ws, &b.stderr());
     assert_eq!(r.summary.hits, 0);
-    assert!(r.summary.compiled > 0 && r.summary.ran == 1, "{:?}", r.summary);
+    assert!(
+        r.summary.compiled > 0 && r.summary.ran == 1,
+        "{:?}",
+        r.summary
+    );
     for u in &r.units {
         let cause = u.miss_cause.as_ref().expect("every miss has a cause");
         assert_eq!(cause.differences[0].what.as_str(), "first-seen");
@@ -91,7 +95,9 @@ fn numbers_reconcile_and_misses_are_explained() {
         util.differences
             .iter()
             .any(|d| d.what.as_str() == "source-file"
-                && d.name.as_deref().is_some_and(|n| n.ends_with("util/src/lib.rs"))),
+                && d.name
+                    .as_deref()
+                    .is_some_and(|n| n.ends_with("util/src/lib.rs"))),
         "{util:?}"
     );
     let mid = unit("mid").miss_cause.unwrap();
@@ -113,10 +119,8 @@ fn numbers_reconcile_and_misses_are_explained() {
         .and_then(|u| u.miss_cause.clone())
         .unwrap();
     assert!(
-        util.differences
-            .iter()
-            .any(|d| d.what.as_str() == "feature"
-                && d.now.as_deref().is_some_and(|n| n.contains("loud"))),
+        util.differences.iter().any(|d| d.what.as_str() == "feature"
+            && d.now.as_deref().is_some_and(|n| n.contains("loud"))),
         "{util:?}"
     );
     assert!(util.hint.is_some());
@@ -170,7 +174,10 @@ fn markdown_goes_to_the_job_summary() {
     let out = xcache(&ws, &s, &["report", "--format", "markdown"]);
     assert!(out.status.success());
     let md = String::from_utf8(out.stdout).unwrap();
-    assert!(md.starts_with("### cargo-xcache: 0 of 7 units from the cache"), "{md}");
+    assert!(
+        md.starts_with("### cargo-xcache: 0 of 7 units from the cache"),
+        "{md}"
+    );
     assert!(md.contains("| seeded | restored | compiled | ran | uncacheable | failed |"));
     assert!(md.contains("first build of this unit"), "{md}");
     let written = std::fs::read_to_string(&summary).unwrap();
@@ -228,7 +235,11 @@ fn the_html_timeline_renders_in_headless_chromium() {
     xcache_build(&ws2, &s.store(), &[], &[]).assert_success();
     let page = s.path("timeline.html");
     let out = xcache(&ws2, &s, &["report", "--html", page.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let html = std::fs::read_to_string(&page).unwrap();
     // Self-contained: nothing is fetched.
     for fetch in ["src=\"http", "href=\"http", "@import", "url(http"] {
@@ -251,14 +262,18 @@ fn the_html_timeline_renders_in_headless_chromium() {
         .arg(format!("file://{}", page.display()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dom = String::from_utf8(out.stdout).unwrap();
     // The script ran (it marks the body once the tables are sortable).
     assert!(dom.contains("data-ready=\"1\""), "{dom}");
     let r = read_report(&ws2);
     let timed = r.units.iter().filter(|u| u.start_ms.is_some()).count();
     assert_eq!(dom.matches("class=\"bar ").count(), timed, "{dom}");
-    assert!(dom.contains("bar restored"), "{dom}");
+    assert!(dom.contains("bar c-restored"), "{dom}");
     assert!(dom.contains(" critical\""), "{dom}");
     assert_eq!(
         dom.matches("<tr class=").count(),
@@ -266,4 +281,19 @@ fn the_html_timeline_renders_in_headless_chromium() {
         "one row per unit"
     );
     assert!(dom.contains(&format!("cargo-xcache: {} units:", r.summary.units)));
+}
+
+#[test]
+fn every_miss_cause_code_has_a_section_in_the_book() {
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/reference/report.md"),
+    )
+    .unwrap();
+    for kind in xcache::report::DiffKind::all() {
+        assert!(
+            page.contains(&format!("### `{}`", kind.as_str())),
+            "no section for {}",
+            kind.as_str()
+        );
+    }
 }

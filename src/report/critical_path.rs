@@ -13,7 +13,8 @@ use crate::wrapper::UnitRecord;
 
 /// For each unit, the indices of the units it depends on.
 pub fn unit_deps(units: &[UnitRecord], parts: &[Option<&KeyParts>]) -> Vec<Vec<usize>> {
-    let find = |pred: &dyn Fn(&UnitRecord) -> bool| -> Option<usize> { units.iter().position(pred) };
+    let find =
+        |pred: &dyn Fn(&UnitRecord) -> bool| -> Option<usize> { units.iter().position(pred) };
     units
         .iter()
         .enumerate()

@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use super::BuildReport;
-use super::render::{counts, reasons, reason_hint, section};
+use super::render::{counts, reason_hint, reasons, section};
 use crate::wrapper::UnitRecord;
 
 /// Escapes text for HTML.
@@ -52,6 +52,18 @@ fn slots(units: &[&UnitRecord]) -> Vec<usize> {
     slot
 }
 
+/// The colour of an outcome (the same as the timeline's bars).
+fn colour(section: &str) -> &'static str {
+    match section {
+        "seeded" => "#2b8a3e",
+        "restored" => "#40c057",
+        "compiled" => "#e8590c",
+        "ran" => "#f08c00",
+        "uncacheable" => "#868e96",
+        _ => "#c92a2a",
+    }
+}
+
 const STYLE: &str = r#"
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}
@@ -60,8 +72,10 @@ h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}
 .bar{position:absolute;height:16px;border-radius:2px;font-size:10px;line-height:16px;
  white-space:nowrap;overflow:hidden;color:#fff;padding-left:2px;box-sizing:border-box}
 .bar.critical{outline:2px solid #000;z-index:2}
-.seeded{background:#2b8a3e}.restored{background:#40c057}.compiled{background:#e8590c}
-.ran{background:#f08c00}.uncacheable{background:#868e96}.failed{background:#c92a2a}
+.c-seeded{background:#2b8a3e;color:#fff}.c-restored{background:#40c057;color:#fff}
+.c-compiled{background:#e8590c;color:#fff}.c-ran{background:#f08c00;color:#fff}
+.c-uncacheable{background:#868e96;color:#fff}.c-failed{background:#c92a2a;color:#fff}
+td.o{border-left-width:6px}
 .before{position:absolute;top:0;bottom:0;left:0;background:repeating-linear-gradient(45deg,#d3f9d8,#d3f9d8 6px,#ebfbee 6px,#ebfbee 12px)}
 table{border-collapse:collapse;margin-top:.5em}
 th,td{border:1px solid #ddd;padding:2px 8px;text-align:left}
@@ -144,7 +158,7 @@ pub fn render_html(r: &BuildReport) -> String {
          hatched: before cargo started ({} seeded units placed)</p>",
         super::render::SECTIONS
             .iter()
-            .map(|c| format!("<span class=\"{c}\">{c}</span>"))
+            .map(|c| format!("<span class=\"c-{c}\">{c}</span>"))
             .collect::<String>(),
         s.seeded
     );
@@ -164,7 +178,7 @@ pub fn render_html(r: &BuildReport) -> String {
         let class = section(u);
         let _ = writeln!(
             out,
-            "<div class=\"bar {class}{}\" style=\"left:{:.3}%;width:{:.3}%;top:{}px\" \
+            "<div class=\"bar c-{class}{}\" style=\"left:{:.3}%;width:{:.3}%;top:{}px\" \
              title=\"{} {} ({}): {class}, {} to {}\">{}</div>",
             if u.critical { " critical" } else { "" },
             pct(start),
@@ -230,11 +244,12 @@ pub fn render_html(r: &BuildReport) -> String {
         };
         let _ = writeln!(
             out,
-            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}{}<td>{}</td><td>{}</td></tr>",
+            "<tr class=\"row {}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"o\" style=\"border-left-color:{}\">{}</td>{}{}{}<td>{}</td><td>{}</td></tr>",
             section(u),
             esc(&u.package),
             esc(&u.version),
             esc(&u.kind),
+            colour(section(u)),
             section(u),
             ms(u.compile_ms),
             ms(u.restore_ms),
@@ -254,6 +269,9 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

@@ -167,7 +167,12 @@ pub fn explain_miss(now: &KeyRecord, earlier: &[KeyRecord]) -> MissCause {
     if diffs.is_empty() && rec.l1 != now.l1 {
         // Nothing the history keeps differs, yet the first-level keys do: a build-script
         // run's environment, its binary, or a dependency's run.
-        diffs.push(diff(DiffKind::Input, Some("first-level key"), Some("-"), Some("-")));
+        diffs.push(diff(
+            DiffKind::Input,
+            Some("first-level key"),
+            Some("-"),
+            Some("-"),
+        ));
     }
     if diffs.is_empty() {
         diffs.push(Difference {
@@ -402,7 +407,10 @@ mod tests {
         let kinds: Vec<DiffKind> = c.differences.iter().map(|d| d.what).collect();
         assert_eq!(kinds, vec![DiffKind::Feature, DiffKind::Dependency]);
         assert_eq!(c.differences[1].name.as_deref(), Some("dep"));
-        assert_eq!(c.one_line(), "feature --cfg=feature=\"std\" added, dependency dep changed");
+        assert_eq!(
+            c.one_line(),
+            "feature --cfg=feature=\"std\" added, dependency dep changed"
+        );
     }
 
     #[test]

@@ -58,7 +58,8 @@ impl Verbosity {
 
     /// Whether our lines are coloured.
     pub fn colored(self) -> bool {
-        self.color.unwrap_or_else(|| std::io::stderr().is_terminal())
+        self.color
+            .unwrap_or_else(|| std::io::stderr().is_terminal())
     }
 
     /// `xcache:` in bold when colour is on.

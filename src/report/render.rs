@@ -94,7 +94,10 @@ fn unit_time(u: &UnitRecord) -> String {
     };
     let original = u.compile_ms.unwrap_or(0);
     match section(u) {
-        "seeded" => format!("placed before cargo started ({verb} in {} originally)", secs(original)),
+        "seeded" => format!(
+            "placed before cargo started ({verb} in {} originally)",
+            secs(original)
+        ),
         "restored" => format!(
             "restored in {} ({verb} in {} originally)",
             secs(u.restore_ms.unwrap_or(0)),
@@ -178,7 +181,11 @@ pub fn render_table(r: &BuildReport) -> String {
         secs(s.wall_saved_ms)
     );
     if s.planned > 0 {
-        let _ = writeln!(out, "planned: about {} units (an estimate made before cargo started)", s.planned);
+        let _ = writeln!(
+            out,
+            "planned: about {} units (an estimate made before cargo started)",
+            s.planned
+        );
     }
     if !s.by_kind.is_empty() {
         let _ = writeln!(out, "by kind (hit/units): {}", by_kind(r));
@@ -286,7 +293,10 @@ pub fn render_markdown(r: &BuildReport) -> String {
         "### cargo-xcache: {} of {} units from the cache\n",
         s.hits, s.units
     );
-    let _ = writeln!(out, "| seeded | restored | compiled | ran | uncacheable | failed |");
+    let _ = writeln!(
+        out,
+        "| seeded | restored | compiled | ran | uncacheable | failed |"
+    );
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
     let _ = writeln!(
         out,
@@ -342,7 +352,11 @@ pub fn render_markdown(r: &BuildReport) -> String {
             );
         }
         if misses.len() > 50 {
-            let _ = writeln!(out, "\n{} more in `cargo xcache report`.", misses.len() - 50);
+            let _ = writeln!(
+                out,
+                "\n{} more in `cargo xcache report`.",
+                misses.len() - 50
+            );
         }
         out.push('\n');
     }
@@ -352,7 +366,9 @@ pub fn render_markdown(r: &BuildReport) -> String {
         let _ = writeln!(out, "| reason | units | what it means |");
         let _ = writeln!(out, "|---|---:|---|");
         for (code, n, desc) in reasons {
-            let hint = reason_hint(code).map(|h| format!(" Hint: {h}.")).unwrap_or_default();
+            let hint = reason_hint(code)
+                .map(|h| format!(" Hint: {h}."))
+                .unwrap_or_default();
             let _ = writeln!(out, "| `{code}` | {n} | {}{} |", md(desc), md(&hint));
         }
         out.push('\n');
