@@ -90,7 +90,7 @@ pub struct MissCause {
     pub nearest_l1: Option<String>,
     #[serde(default)]
     pub nearest_at_ms: Option<u64>,
-    /// What differed, most telling first (at most [`MAX_SHOWN`]).
+    /// What differed, most telling first (at most `MAX_SHOWN`, 12).
     pub differences: Vec<Difference>,
     /// How many differences there were in all.
     pub total: usize,
