@@ -75,6 +75,8 @@ pub enum CliError {
     },
     #[error("no build report at {path}")]
     NoReport { path: PathBuf },
+    #[error("failed to find package `{package}` in the last build's report")]
+    NotInReport { package: String, known: Vec<String> },
     #[error("failed to read the build report {path}: {message}")]
     BadReport { path: PathBuf, message: String },
     #[error("failed to use {path} as the cache directory: {source}")]
@@ -155,6 +157,10 @@ impl CliError {
             CliError::BadReport { .. } => {
                 Some("run `cargo xcache build` again to write a fresh report".into())
             }
+            CliError::NotInReport { known, .. } => Some(format!(
+                "name a package the last build compiled (`name` or `name@version`): {}",
+                known.join(", ")
+            )),
             CliError::StoreDir { .. } => {
                 Some("set XCACHE_DIR to a directory you can write to".into())
             }
@@ -206,6 +212,7 @@ impl CliError {
             CliError::SpawnCargo { .. } => "cargo-not-found",
             CliError::NoReport { .. } => "no-report",
             CliError::BadReport { .. } => "bad-report",
+            CliError::NotInReport { .. } => "not-in-report",
             CliError::StoreDir { .. } => "store-dir-unusable",
             CliError::WriteReport { .. } => "report-write-failed",
             CliError::InvalidSetting { .. } => "invalid-setting",

@@ -12,7 +12,7 @@ fn redact(text: &str, s: &Scratch) -> String {
     for line in text.lines() {
         let mut words = Vec::new();
         for w in line.split(' ') {
-            let bare = w.trim_end_matches([',', ')']);
+            let bare = w.trim_end_matches([',', ')', ';']).trim_start_matches('(');
             let is_time = bare.ends_with('s')
                 && bare[..bare.len() - 1].parse::<f64>().is_ok()
                 && bare.contains('.');

@@ -23,8 +23,13 @@ pub struct Cli {
 pub enum Command {
     /// Run `cargo build` through the cache; every argument is passed to cargo.
     Build(BuildArgs),
-    /// Show the last build's report.
+    /// Show the last build's report (text, JSON, Markdown, or an HTML timeline).
     Report(ReportArgs),
+    /// Say why a package's units missed in the last build, from the store's key history.
+    Explain(ExplainArgs),
+    /// What the cache did across builds: hit rate, time saved, bytes per tier, store
+    /// size, the most frequent miss causes.
+    Stats(StatsArgs),
     /// Check the configuration and round-trip a probe through each store tier.
     Doctor(DoctorArgs),
     /// Write a recipe: what decides how the workspace's dependencies are built.
@@ -181,10 +186,51 @@ pub struct BuildArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ReportArgs {
-    /// Print the report as JSON (the format of report.json).
+pub struct ExplainArgs {
+    /// The package, optionally with its version (`serde` or `serde@1.0.210`).
+    #[arg(value_name = "PACKAGE[@VERSION]")]
+    pub package: String,
+    /// The workspace's Cargo.toml.
+    #[arg(long)]
+    pub manifest_path: Option<PathBuf>,
+    /// The target directory the build used, if not the default.
+    #[arg(long)]
+    pub target_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print the statistics as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The remote store URI whose size to list (overrides XCACHE_REMOTE and xcache.toml).
+    #[arg(long, value_name = "URI")]
+    pub remote: Option<String>,
+}
+
+/// How `cargo xcache report` prints the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// The table.
+    Text,
+    /// report.json as it is.
+    Json,
+    /// The summary for a CI job summary (`GITHUB_STEP_SUMMARY`).
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Print the report as JSON (the format of report.json); the same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// How to print the report.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+    /// Write the timeline as one self-contained HTML file (default:
+    /// `<target-dir>/xcache/report.html`) and print its path.
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub html: Option<Option<PathBuf>>,
     /// The workspace's Cargo.toml.
     #[arg(long)]
     pub manifest_path: Option<PathBuf>,

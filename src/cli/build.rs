@@ -13,7 +13,9 @@ use super::store_session::StoreSession;
 use crate::config::{BuildConfig, Env, vars};
 use crate::errors::CliError;
 use crate::graph;
-use crate::report::{BuildReport, Progress, render_summary_line, report_path};
+use crate::report::{
+    BuildReport, Progress, Verbosity, render_markdown, render_summary_line, report_path,
+};
 use crate::wrapper::read_events;
 
 pub fn run(args: BuildArgs) -> Result<i32, CliError> {
@@ -44,6 +46,9 @@ pub(super) struct BuildOutcome {
 /// The whole pipeline: plan, prefetch, plant, cargo with the wrapper, report, capture.
 pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOutcome, CliError> {
     let started = Instant::now();
+    let started_epoch_ms = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     args.take_own_flags();
     let env = Env::capture();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
@@ -129,13 +134,18 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     }
 
     let planted = seeds.as_ref().map_or(0, SeedSession::planted);
-    let progress = Progress::new(plan.expected_units().saturating_sub(planted));
+    let verbosity = Verbosity::from_cargo_args(&args.cargo_args, env.get("CARGO_TERM_COLOR"));
+    let progress = Progress::new(plan.expected_units(), planted, verbosity);
+    let before_cargo_ms = started.elapsed().as_millis() as u64;
     if !progress.is_bar() {
-        eprintln!(
-            "xcache: building through the cache at {} (about {} units planned, {planted} put in place)",
+        // "seeded" here counts what was placed; cargo may still rebuild some of them
+        // (the report counts those as `seed_rejected`, not seeded).
+        progress.note(&format!(
+            "xcache: building through the cache at {} (about {} units planned; {planted} seeded in {:.2}s before cargo started)",
             cfg.store_dir.display(),
-            plan.expected_units()
-        );
+            plan.expected_units(),
+            before_cargo_ms as f64 / 1000.0,
+        ));
     }
     // cargo's JSON messages say which units it found fresh, so the report counts seeded
     // units exactly. Asked for when the user did not choose a format: diagnostics still
@@ -220,7 +230,7 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
             match child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
                 Ok(None) => {
-                    if (progress.is_bar() || remote.is_some())
+                    if (progress.wants_events() || remote.is_some())
                         && let Ok(evs) = read_events(&events_path)
                     {
                         progress.update(&evs);
@@ -243,6 +253,9 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
 
     let events = read_events(&events_path).unwrap_or_default();
     let _ = std::fs::remove_file(&events_path);
+    if progress.wants_events() {
+        progress.update(&events);
+    }
     let mut report = BuildReport::from_events(
         &events,
         args.cargo_args.clone(),
@@ -266,7 +279,26 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     local.finish(&mut report, &plan.target_dir);
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
     report.read_only = cfg.read_only;
+    report.summary.before_cargo_ms = before_cargo_ms;
+    report.reconcile();
+    report.add_timing(&events, started_epoch_ms);
+    super::history_session::record(&cfg, &events, &mut report);
     let path = report_path(&plan.target_dir);
+    if code != 0 && report.units.is_empty() {
+        // cargo stopped before any unit (an unknown flag, a resolution error): the last
+        // build's report stays, and says what that build did.
+        if !verbosity.quiet {
+            eprintln!(
+                "xcache: cargo exited with {code} before building anything; {} was left as it was",
+                path.display()
+            );
+        }
+        return Ok(BuildOutcome {
+            code,
+            target_dir: plan.target_dir,
+            events,
+        });
+    }
     let json = serde_json::to_vec_pretty(&report).expect("a report serializes");
     crate::fsx::write_atomic(&path, &json).map_err(|source| CliError::WriteReport {
         path: path.clone(),
@@ -278,12 +310,34 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
             w.message, w.code
         );
     }
-    eprintln!("{}", render_summary_line(&report));
+    if !verbosity.quiet {
+        eprintln!("{}", verbosity.paint(&render_summary_line(&report)));
+    }
+    if let Some(summary) = &cfg.step_summary {
+        append_step_summary(summary, &render_markdown(&report));
+    }
     Ok(BuildOutcome {
         code,
         target_dir: plan.target_dir,
         events,
     })
+}
+
+/// Appends the Markdown summary to GitHub's job summary file; a failure is a warning.
+fn append_step_summary(path: &std::path::Path, markdown: &str) {
+    use std::io::Write;
+    let result = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(format!("{markdown}\n").as_bytes()));
+    if let Err(e) = result {
+        eprintln!(
+            "warning: xcache: failed to append the build summary to {} ({}): {e}",
+            path.display(),
+            crate::config::vars::GITHUB_STEP_SUMMARY
+        );
+    }
 }
 
 /// The `--message-format` the user gave, if any.

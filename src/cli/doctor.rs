@@ -30,6 +30,22 @@ pub fn run(args: DoctorArgs) -> Result<i32, CliError> {
         sd.max_size
             .map_or("none".to_string(), crate::store::gc::human_bytes)
     );
+    if let Ok(store) = LocalStore::open(sd)
+        && let Ok(r) = crate::store::gc::collect(
+            &store,
+            // No size and a dry run: a survey that removes nothing.
+            &crate::store::gc::GcOptions {
+                max_size: None,
+                dry_run: true,
+            },
+        )
+    {
+        println!(
+            "  holds: {} in {} entries (cargo xcache stats says more)",
+            crate::store::gc::human_bytes(r.bytes),
+            r.entries
+        );
+    }
     match &sd.trust.signer {
         Some(s) => println!("  signs what it writes with {}", s.public_key()),
         None => println!("  signs nothing (set {} to sign)", vars::SIGNING_KEY),

@@ -5,13 +5,16 @@
 mod args;
 mod build;
 mod doctor;
+mod explain;
 mod gc;
+mod history_session;
 mod keygen;
 mod prepare;
 mod remote_gc;
 mod remote_session;
 mod report_cmd;
 mod seed_session;
+mod stats;
 mod store_session;
 mod verify;
 mod warm;
@@ -28,7 +31,8 @@ use crate::errors::CliError;
 
 /// Names that make the first argument a command of ours rather than a compiler.
 const COMMANDS: &[&str] = &[
-    "build", "report", "doctor", "prepare", "warm", "keygen", "gc", "verify", "help",
+    "build", "report", "doctor", "prepare", "warm", "keygen", "gc", "verify", "help", "explain",
+    "stats",
 ];
 
 /// Runs the program and returns its exit code.
@@ -53,6 +57,8 @@ pub fn main_impl() -> i32 {
     let result = match cli.command {
         Command::Build(b) => build::run(b),
         Command::Report(r) => report_cmd::run(r),
+        Command::Explain(e) => explain::run(e),
+        Command::Stats(s) => stats::run(s),
         Command::Doctor(d) => doctor::run(d),
         Command::Prepare(p) => prepare::run(p),
         Command::Warm(w) => warm::run(w),

@@ -1,26 +1,61 @@
 //! `cargo xcache report`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::args::ReportArgs;
+use super::args::{ReportArgs, ReportFormat};
 use crate::config::Env;
 use crate::errors::CliError;
-use crate::report::{BuildReport, render_table, report_path};
+use crate::report::{BuildReport, render_html, render_markdown, render_table, report_path};
 
 pub fn run(args: ReportArgs) -> Result<i32, CliError> {
+    let (target_dir, text, report) =
+        load_report(args.manifest_path.as_deref(), args.target_dir.as_deref())?;
+    if let Some(html) = &args.html {
+        let path = match html {
+            Some(p) => p.clone(),
+            None => target_dir.join("xcache").join("report.html"),
+        };
+        crate::fsx::write_atomic(&path, render_html(&report).as_bytes()).map_err(|source| {
+            CliError::WriteReport {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        println!("{}", path.display());
+        return Ok(0);
+    }
+    let format = if args.json {
+        ReportFormat::Json
+    } else {
+        args.format
+    };
+    match format {
+        ReportFormat::Json => println!("{text}"),
+        ReportFormat::Markdown => print!("{}", render_markdown(&report)),
+        ReportFormat::Text => print!("{}", render_table(&report)),
+    }
+    Ok(0)
+}
+
+/// The target dir (flag, `CARGO_TARGET_DIR`, else cargo's), and the last report in it:
+/// its text and what it says.
+pub(super) fn load_report(
+    manifest_path: Option<&Path>,
+    target_dir: Option<&Path>,
+) -> Result<(PathBuf, String, BuildReport), CliError> {
     let env = Env::capture();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let target_dir = match (&args.target_dir, env.get("CARGO_TARGET_DIR")) {
+    let target_dir = match (target_dir, env.get("CARGO_TARGET_DIR")) {
         (Some(d), _) => cwd.join(d),
         (None, Some(d)) => cwd.join(d),
         (None, None) => {
             let mut cmd = cargo_metadata::MetadataCommand::new();
             cmd.no_deps().current_dir(&cwd);
-            if let Some(m) = &args.manifest_path {
+            if let Some(m) = manifest_path {
                 cmd.manifest_path(m);
             }
             let meta = cmd.exec().map_err(|e| CliError::Metadata {
-                manifest: args.manifest_path.clone(),
+                manifest: manifest_path.map(Path::to_path_buf),
                 message: e.to_string(),
             })?;
             meta.target_directory.into_std_path_buf()
@@ -43,10 +78,5 @@ pub fn run(args: ReportArgs) -> Result<i32, CliError> {
         path: path.clone(),
         message: e.to_string(),
     })?;
-    if args.json {
-        println!("{text}");
-    } else {
-        print!("{}", render_table(&report));
-    }
-    Ok(0)
+    Ok((target_dir, text, report))
 }

@@ -162,6 +162,10 @@ impl SeedSession {
                 tier: Some("local".into()),
                 non_incremental_restore: p.incremental,
                 seeded: true,
+                miss_cause: None,
+                start_ms: None,
+                end_ms: None,
+                critical: false,
             });
             let Some(run_fp) = p.run_fingerprint_dir.as_deref() else {
                 continue;
@@ -194,6 +198,10 @@ impl SeedSession {
                 tier: Some("local".into()),
                 non_incremental_restore: false,
                 seeded: true,
+                miss_cause: None,
+                start_ms: None,
+                end_ms: None,
+                critical: false,
             });
         }
         if report.exit_code == 0 {

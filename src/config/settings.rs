@@ -54,6 +54,8 @@ pub mod vars {
     pub const SIGNING_KEY: &str = "XCACHE_SIGNING_KEY";
     /// Public keys, comma-separated: only what one of them signed is used.
     pub const TRUSTED_KEYS: &str = "XCACHE_TRUSTED_KEYS";
+    /// GitHub Actions' job summary file: the build's Markdown summary is appended to it.
+    pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 }
 
 /// A snapshot of the process environment, taken once.
@@ -301,6 +303,8 @@ pub struct BuildConfig {
     /// `cargo -V` of `cargo`, filled in once a store is open (seed records are keyed
     /// on it).
     pub cargo_version: String,
+    /// `GITHUB_STEP_SUMMARY`: where the build appends its Markdown summary.
+    pub step_summary: Option<PathBuf>,
 }
 
 impl BuildConfig {
@@ -342,6 +346,10 @@ impl BuildConfig {
             seed: env.switch(vars::SEED)?.unwrap_or(true),
             remote_jobs: env.count(vars::REMOTE_JOBS)?,
             cargo_version: String::new(),
+            step_summary: env
+                .get(vars::GITHUB_STEP_SUMMARY)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
         })
     }
 

@@ -52,7 +52,9 @@ pub use predict::{UnitIdentity, prediction_key, seed_key};
 pub use rustc_args::{
     CrateKind, Emit, Extern, LinkLib, Output, RustcInvocation, StaticLib, parse_rustc_args,
 };
-pub use unit_key::{KeyEnv, UnitKeys, hash_file, is_cargo_set_var, is_keyed_cargo_var, l1_key};
+pub use unit_key::{
+    KeyEnv, KeyParts, UnitKeys, hash_file, is_cargo_set_var, is_keyed_cargo_var, l1_key,
+};
 
 /// The version of the key schema. Bump it whenever anything that feeds a key changes
 /// meaning; every key in every store changes with it. Tests that pin key behaviour

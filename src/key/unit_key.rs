@@ -5,6 +5,8 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use super::{CompilerId, Key, KeyHasher, PathMap, RustcInvocation};
 use crate::key::artifact::artifact_identity;
 use crate::reason::Uncacheable;
@@ -21,10 +23,46 @@ pub struct KeyEnv<'a> {
     pub link: Option<&'a Key>,
 }
 
-/// The first-level key of a unit, and how it was derived (for `--explain`-style debugging).
+/// The first-level key of a unit, and how it was derived (for `cargo xcache explain`).
 #[derive(Clone, Debug)]
 pub struct UnitKeys {
     pub l1: Key,
+    pub parts: KeyParts,
+}
+
+/// The named fields a first-level key was hashed from, as the report and the store's
+/// key history keep them: what `cargo xcache explain` compares to say why a unit
+/// missed. Environment values are kept as digests only (`NAME=<16 hex>`), so no
+/// variable's value reaches the store's history or the report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyParts {
+    /// The compiler's identity (hex).
+    pub compiler: String,
+    /// The directory rustc ran in and the crate root, normalized.
+    #[serde(default)]
+    pub cwd: String,
+    #[serde(default)]
+    pub input: String,
+    /// The normalized arguments (`--cfg feature="x"` among them).
+    pub args: Vec<String>,
+    /// `name=<identity>` of every `--extern`.
+    pub externs: Vec<String>,
+    /// `name=<digest>` of every bundled static library.
+    #[serde(default)]
+    pub static_libs: Vec<String>,
+    /// `NAME=<16 hex of the value's digest>` of every keyed variable.
+    pub env: Vec<String>,
+    /// The link's identity (hex), for units that link.
+    #[serde(default)]
+    pub link: Option<String>,
+}
+
+/// `NAME=<16 hex>` for `NAME=value`: enough to see that a value changed, nothing of it.
+fn redact_var(var: &str) -> String {
+    match var.split_once('=') {
+        Some((name, value)) => format!("{name}={}", &Key::digest(value.as_bytes()).to_hex()[..16]),
+        None => var.to_string(),
+    }
 }
 
 /// Variables cargo sets for rustc that describe the package being built. Cargo's own
@@ -110,9 +148,11 @@ pub fn l1_key(inv: &RustcInvocation, env: &KeyEnv<'_>) -> Result<UnitKeys, Uncac
     let pm = env.path_map;
     let mut h = KeyHasher::new("unit-l1");
     h.key("compiler", &env.compiler.key);
-    h.str("cwd", &pm.normalize_path(env.cwd));
+    let cwd = pm.normalize_path(env.cwd);
+    h.str("cwd", &cwd);
     let input = inv.input.as_deref().unwrap_or("");
-    h.str("input", &pm.normalize_path(&env.cwd.join(input)));
+    let input = pm.normalize_path(&env.cwd.join(input));
+    h.str("input", &input);
     let args = inv.key_args(|p| pm.normalize_path(&env.cwd.join(p)));
     h.list("args", args.iter().map(String::as_str));
 
@@ -172,7 +212,20 @@ pub fn l1_key(inv: &RustcInvocation, env: &KeyEnv<'_>) -> Result<UnitKeys, Uncac
     if let Some(link) = env.link {
         h.key("link", link);
     }
-    Ok(UnitKeys { l1: h.finish() })
+    let parts = KeyParts {
+        compiler: env.compiler.key.to_hex(),
+        cwd,
+        input,
+        args,
+        externs,
+        static_libs,
+        env: vars.iter().map(|v| redact_var(v)).collect(),
+        link: env.link.map(Key::to_hex),
+    };
+    Ok(UnitKeys {
+        l1: h.finish(),
+        parts,
+    })
 }
 
 /// The blake3 digest of a file's contents.

@@ -18,21 +18,53 @@ pub const UNTRUSTED_ENTRY: &str = "untrusted-entry";
 /// The report format version.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Totals.
+/// Totals. One vocabulary everywhere (opening line, progress, summary line, table,
+/// JSON), and these identities hold in every report ([`BuildReport::identities`]):
+///
+/// - `units = seeded + restored + compiled + ran + uncacheable + errors`
+/// - `hits = seeded + restored`, `misses = compiled + ran`
+/// - the `by_kind` counts add up to `units` and `hits`
+///
+/// `planned` is an estimate made before cargo starts, and is not part of them.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Summary {
     pub units: usize,
+    /// `seeded + restored`.
     pub hits: usize,
+    /// `compiled + ran`.
     pub misses: usize,
     pub uncacheable: usize,
     pub errors: usize,
+    /// Hits the wrapper restored from the store while cargo ran.
+    #[serde(default)]
+    pub restored: usize,
+    /// Misses compiled by rustc (and stored).
+    #[serde(default)]
+    pub compiled: usize,
+    /// Misses that were build-script runs (run, and stored).
+    #[serde(default)]
+    pub ran: usize,
+    /// Time before cargo started: planning, prefetching, placing seeded units.
+    #[serde(default)]
+    pub before_cargo_ms: u64,
+    /// Compile CPU time saved: what the hits took to compile originally, less what
+    /// restoring them took (summed over units; not wall time).
+    #[serde(default)]
+    pub cpu_saved_ms: u64,
+    /// Estimated wall time saved: the critical path through the units with their
+    /// original compile times, less the critical path of this build.
+    #[serde(default)]
+    pub wall_saved_ms: u64,
+    /// This build's critical path (the longest chain of dependent units).
+    #[serde(default)]
+    pub critical_path_ms: u64,
     /// Wall time of the whole command.
     pub wall_ms: u64,
     /// Sum of rustc time of units compiled in this build.
     pub compile_ms: u64,
     /// Sum of restore time of hits.
     pub restore_ms: u64,
-    /// What the hits took to compile originally, less what restoring them took.
+    /// The same as `cpu_saved_ms` (kept for scripts that read it).
     pub saved_ms: u64,
     /// Time the wrapper spent on cache work, summed over units.
     pub overhead_ms: u64,
@@ -162,7 +194,10 @@ impl BuildReport {
                     warnings.push(w.clone());
                 }
             }
-            units.push(u.clone());
+            let mut u = u.clone();
+            u.start_ms = None;
+            u.end_ms = None;
+            units.push(u);
         }
         BuildReport {
             format_version: FORMAT_VERSION,
@@ -176,6 +211,118 @@ impl BuildReport {
             warnings,
             units,
         }
+    }
+}
+
+impl BuildReport {
+    /// Recomputes every count of the summary from the units, so that whatever added
+    /// units (the wrapper's events, seeding) the identities hold.
+    pub fn reconcile(&mut self) {
+        let s = &mut self.summary;
+        s.units = self.units.len();
+        (s.hits, s.misses, s.uncacheable, s.errors) = (0, 0, 0, 0);
+        (s.seeded, s.restored, s.compiled, s.ran) = (0, 0, 0, 0);
+        s.cpu_saved_ms = 0;
+        s.by_kind.clear();
+        for u in &self.units {
+            let kind = s.by_kind.entry(u.kind.clone()).or_default();
+            kind.units += 1;
+            match u.outcome {
+                Outcome::Hit => {
+                    kind.hit += 1;
+                    s.hits += 1;
+                    if u.seeded {
+                        s.seeded += 1;
+                    } else {
+                        s.restored += 1;
+                    }
+                    s.cpu_saved_ms += u
+                        .compile_ms
+                        .unwrap_or(0)
+                        .saturating_sub(u.restore_ms.unwrap_or(0));
+                }
+                Outcome::Miss => {
+                    s.misses += 1;
+                    if u.kind == "build-script-run" {
+                        s.ran += 1;
+                    } else {
+                        s.compiled += 1;
+                    }
+                }
+                Outcome::Uncacheable => s.uncacheable += 1,
+                Outcome::Error => s.errors += 1,
+            }
+        }
+        s.saved_ms = s.cpu_saved_ms;
+        s.remote_hits = self
+            .units
+            .iter()
+            .filter(|u| u.outcome == Outcome::Hit && u.tier.as_deref() == Some("remote"))
+            .count();
+    }
+
+    /// The identities of [`Summary`] that do not hold (empty in a sound report).
+    pub fn identities(&self) -> Vec<String> {
+        let s = &self.summary;
+        let mut broken = Vec::new();
+        let mut check = |ok: bool, what: &str| {
+            if !ok {
+                broken.push(what.to_string());
+            }
+        };
+        check(
+            s.units == s.seeded + s.restored + s.compiled + s.ran + s.uncacheable + s.errors,
+            "units = seeded + restored + compiled + ran + uncacheable + errors",
+        );
+        check(s.units == self.units.len(), "units = rows");
+        check(s.hits == s.seeded + s.restored, "hits = seeded + restored");
+        check(s.misses == s.compiled + s.ran, "misses = compiled + ran");
+        check(
+            s.by_kind.values().map(|k| k.units).sum::<usize>() == s.units,
+            "by_kind units add up to units",
+        );
+        check(
+            s.by_kind.values().map(|k| k.hit).sum::<usize>() == s.hits,
+            "by_kind hits add up to hits",
+        );
+        let rows = |o: Outcome| self.units.iter().filter(|u| u.outcome == o).count();
+        check(rows(Outcome::Hit) == s.hits, "hit rows = hits");
+        check(rows(Outcome::Miss) == s.misses, "miss rows = misses");
+        check(
+            self.units.iter().filter(|u| u.seeded).count() == s.seeded,
+            "seeded rows = seeded",
+        );
+        check(s.saved_ms == s.cpu_saved_ms, "saved = cpu saved");
+        broken
+    }
+
+    /// Fills in the units' times and the critical path from the events (the first
+    /// `events.len()` units are the events', in order), and the wall time saved.
+    pub fn add_timing(&mut self, events: &[UnitEvent], build_start_epoch_ms: u64) {
+        for (u, e) in self.units.iter_mut().zip(events) {
+            if e.start_ms > 0 && e.end_ms >= e.start_ms {
+                u.start_ms = Some(e.start_ms.saturating_sub(build_start_epoch_ms));
+                u.end_ms = Some(e.end_ms.saturating_sub(build_start_epoch_ms));
+            }
+        }
+        let parts: Vec<_> = (0..self.units.len())
+            .map(|i| events.get(i).and_then(|e| e.key_parts.as_ref()))
+            .collect();
+        let deps = super::critical_path::unit_deps(&self.units, &parts);
+        let cached = |u: &UnitRecord| match u.outcome {
+            Outcome::Hit if u.seeded => 0,
+            Outcome::Hit => u.restore_ms.unwrap_or(0),
+            _ => u.compile_ms.unwrap_or(0),
+        };
+        let uncached = |u: &UnitRecord| u.compile_ms.unwrap_or(0);
+        let (now_ms, path) = super::critical_path::longest(&self.units, &deps, cached);
+        let (without_ms, _) = super::critical_path::longest(&self.units, &deps, uncached);
+        for i in path {
+            self.units[i].critical = true;
+        }
+        let s = &mut self.summary;
+        s.critical_path_ms = now_ms;
+        s.wall_saved_ms = without_ms.saturating_sub(now_ms).min(s.cpu_saved_ms);
     }
 }
 

@@ -2,9 +2,17 @@
 //! progress display. Main type: [`BuildReport`].
 
 mod build_report;
+mod critical_path;
+mod html;
+mod miss_cause;
 mod progress;
 mod render;
 
 pub use build_report::{BuildReport, KindCounts, Summary, UNTRUSTED_ENTRY, report_path};
-pub use progress::Progress;
-pub use render::{render_summary_line, render_table};
+pub use html::render_html;
+pub use miss_cause::{DiffKind, Difference, MissCause, describe, differences, explain_miss};
+pub use progress::{Progress, Verbosity};
+pub use render::{
+    SECTIONS, counts, reason_hint, reasons, render_markdown, render_summary_line, render_table,
+    render_unit_line, section,
+};

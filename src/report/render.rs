@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::BuildReport;
 use crate::reason::Uncacheable;
-use crate::wrapper::Outcome;
+use crate::wrapper::{Outcome, UnitRecord};
 
 fn bytes(n: u64) -> String {
     format!("{:.1} MB", n as f64 / 1e6)
@@ -17,19 +17,109 @@ fn secs(ms: u64) -> String {
 /// The one-line summary printed after a build.
 pub fn render_summary_line(r: &BuildReport) -> String {
     let s = &r.summary;
-    let mut line = format!(
-        "xcache: {} units: {} hit, {} miss, {} uncacheable",
-        s.units, s.hits, s.misses, s.uncacheable
-    );
-    if s.errors > 0 {
-        let _ = write!(line, ", {} failed", s.errors);
-    }
+    let mut line = format!("xcache: {} units: {}", s.units, counts(r));
     if s.untrusted > 0 {
         let _ = write!(line, " ({} refused as untrusted)", s.untrusted);
     }
-    let _ = write!(line, " in {}", secs(s.wall_ms));
-    if s.saved_ms > 0 {
-        let _ = write!(line, " (about {} of compiling saved)", secs(s.saved_ms));
+    let _ = write!(
+        line,
+        " in {} ({} before cargo)",
+        secs(s.wall_ms),
+        secs(s.before_cargo_ms)
+    );
+    if s.cpu_saved_ms > 0 {
+        let _ = write!(
+            line,
+            "; saved {} of compile CPU, about {} of wall time",
+            secs(s.cpu_saved_ms),
+            secs(s.wall_saved_ms)
+        );
+    }
+    line
+}
+
+/// `44 seeded, 6 restored, 3 compiled, 1 ran, 0 uncacheable`: the one vocabulary.
+pub fn counts(r: &BuildReport) -> String {
+    let s = &r.summary;
+    let mut out = format!(
+        "{} seeded, {} restored, {} compiled, {} ran, {} uncacheable",
+        s.seeded, s.restored, s.compiled, s.ran, s.uncacheable
+    );
+    if s.errors > 0 {
+        let _ = write!(out, ", {} failed", s.errors);
+    }
+    out
+}
+
+/// The section a unit is listed under: seeded, restored, compiled, ran, uncacheable
+/// or failed.
+pub fn section(u: &UnitRecord) -> &'static str {
+    match u.outcome {
+        Outcome::Hit if u.seeded => "seeded",
+        Outcome::Hit => "restored",
+        Outcome::Miss if u.kind == "build-script-run" => "ran",
+        Outcome::Miss => "compiled",
+        Outcome::Uncacheable => "uncacheable",
+        Outcome::Error => "failed",
+    }
+}
+
+/// The sections in the order the table lists them.
+pub const SECTIONS: &[&str] = &[
+    "seeded",
+    "restored",
+    "compiled",
+    "ran",
+    "uncacheable",
+    "failed",
+];
+
+/// What to do about an uncacheable reason, where something can be done.
+pub fn reason_hint(code: &str) -> Option<&'static str> {
+    match code {
+        "incremental" => Some(
+            "set CARGO_INCREMENTAL=0 for builds through the cache (or `incremental = false` in the profile); incremental outputs are never stored",
+        ),
+        "disabled" => Some("unset XCACHE_DISABLE to use the cache"),
+        _ => None,
+    }
+}
+
+/// A unit's time in the vocabulary: `restored in 0.01s (compiled in 1.20s originally)`.
+fn unit_time(u: &UnitRecord) -> String {
+    let verb = if u.kind == "build-script-run" {
+        "ran"
+    } else {
+        "compiled"
+    };
+    let original = u.compile_ms.unwrap_or(0);
+    match section(u) {
+        "seeded" => format!(
+            "placed before cargo started ({verb} in {} originally)",
+            secs(original)
+        ),
+        "restored" => format!(
+            "restored in {} ({verb} in {} originally)",
+            secs(u.restore_ms.unwrap_or(0)),
+            secs(original)
+        ),
+        _ => format!("{verb} in {}", secs(original)),
+    }
+}
+
+/// One unit's line as `-v` prints it while the build runs.
+pub fn render_unit_line(u: &UnitRecord) -> String {
+    let mut line = format!(
+        "xcache: {} {} {} ({}): {}, {}",
+        section(u),
+        u.package,
+        u.version,
+        u.kind,
+        u.crate_name,
+        unit_time(u)
+    );
+    if let Some(r) = &u.reason {
+        let _ = write!(line, " [{r}]");
     }
     line
 }
@@ -75,26 +165,36 @@ pub fn render_table(r: &BuildReport) -> String {
     }
     let _ = writeln!(
         out,
-        "time: wall {}, rustc {}, restoring {}, cache work {}, saved {}",
+        "time: wall {}, before cargo {} (placing seeded units {}), critical path {}, rustc {}, restoring {}, cache work {}",
         secs(s.wall_ms),
+        secs(s.before_cargo_ms),
+        secs(s.seed_ms),
+        secs(s.critical_path_ms),
         secs(s.compile_ms),
         secs(s.restore_ms),
         secs(s.overhead_ms),
-        secs(s.saved_ms)
     );
+    let _ = writeln!(
+        out,
+        "saved: compile CPU {} (the hits' original compile times, summed), wall about {} (estimate from the critical path)",
+        secs(s.cpu_saved_ms),
+        secs(s.wall_saved_ms)
+    );
+    if s.planned > 0 {
+        let _ = writeln!(
+            out,
+            "planned: about {} units (an estimate made before cargo started)",
+            s.planned
+        );
+    }
     if !s.by_kind.is_empty() {
         let _ = writeln!(out, "by kind (hit/units): {}", by_kind(r));
     }
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {} [{}]", w.message, w.code);
     }
-    for outcome in [
-        Outcome::Hit,
-        Outcome::Miss,
-        Outcome::Uncacheable,
-        Outcome::Error,
-    ] {
-        let mut units: Vec<_> = r.units.iter().filter(|u| u.outcome == outcome).collect();
+    for name in SECTIONS {
+        let mut units: Vec<_> = r.units.iter().filter(|u| section(u) == *name).collect();
         // Completion order varies from build to build; names do not.
         units.sort_by(|a, b| {
             (&a.package, &a.crate_name, &a.kind).cmp(&(&b.package, &b.crate_name, &b.kind))
@@ -102,22 +202,8 @@ pub fn render_table(r: &BuildReport) -> String {
         if units.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "\n{} ({})", outcome.as_str(), units.len());
+        let _ = writeln!(out, "\n{name} ({})", units.len());
         for u in units {
-            // A build-script run is not compiled: its time is the script's.
-            let verb = if u.kind == "build-script-run" {
-                "ran"
-            } else {
-                "compiled"
-            };
-            let ms = match outcome {
-                Outcome::Hit => format!(
-                    "restored in {}, {verb} in {}",
-                    secs(u.restore_ms.unwrap_or(0)),
-                    secs(u.compile_ms.unwrap_or(0))
-                ),
-                _ => format!("{verb} in {}", secs(u.compile_ms.unwrap_or(0))),
-            };
             let reason = match u.reason.as_deref() {
                 Some(r) => format!("  [{r}]"),
                 None if u.non_incremental_restore => "  (non-incremental restore)".to_string(),
@@ -125,32 +211,28 @@ pub fn render_table(r: &BuildReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {:<28} {:<20} {:<13} {ms}{reason}",
+                "  {:<28} {:<20} {:<16} {}{reason}",
                 format!("{} {}", u.package, u.version),
                 u.crate_name,
                 u.kind,
+                unit_time(u),
             );
+            if let Some(c) = &u.miss_cause {
+                let _ = writeln!(out, "      why: {}", c.one_line());
+                if let Some(h) = &c.hint {
+                    let _ = writeln!(out, "      hint: {h}");
+                }
+            }
         }
     }
-    // Why units were not cached, by reason, with what each reason means.
-    let mut reasons: Vec<(&str, usize)> = Vec::new();
-    for u in r.units.iter().filter(|u| u.outcome == Outcome::Uncacheable) {
-        let code = u.reason.as_deref().unwrap_or("unknown");
-        match reasons.iter_mut().find(|(c, _)| *c == code) {
-            Some((_, n)) => *n += 1,
-            None => reasons.push((code, 1)),
-        }
-    }
-    reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let reasons = reasons(r);
     if !reasons.is_empty() {
         let _ = writeln!(out, "\nuncacheable, by reason");
-        for (code, n) in reasons {
-            let mut all = Uncacheable::all();
-            let desc = all
-                .find(|u| u.code() == code)
-                .map(|u| u.description())
-                .unwrap_or("");
+        for (code, n, desc) in reasons {
             let _ = writeln!(out, "  {n:>4}  {code}: {desc}");
+            if let Some(h) = reason_hint(code) {
+                let _ = writeln!(out, "        hint: {h}");
+            }
         }
     }
     let mut slow: Vec<_> = r.units.iter().filter(|u| u.compile_ms.is_some()).collect();
@@ -165,9 +247,131 @@ pub fn render_table(r: &BuildReport) -> String {
                 u.package,
                 u.version,
                 u.kind,
-                u.outcome.as_str()
+                section(u)
             );
         }
+    }
+    out
+}
+
+/// Why units were not cached: each reason's code, how many units, what it means; the
+/// most frequent first.
+pub fn reasons(r: &BuildReport) -> Vec<(&str, usize, &'static str)> {
+    let mut reasons: Vec<(&str, usize)> = Vec::new();
+    for u in r.units.iter().filter(|u| u.outcome == Outcome::Uncacheable) {
+        let code = u.reason.as_deref().unwrap_or("unknown");
+        match reasons.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => reasons.push((code, 1)),
+        }
+    }
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    reasons
+        .into_iter()
+        .map(|(code, n)| {
+            let desc = Uncacheable::all()
+                .find(|u| u.code() == code)
+                .map(|u| u.description())
+                .unwrap_or("");
+            (code, n, desc)
+        })
+        .collect()
+}
+
+/// Escapes what Markdown tables would read as structure.
+fn md(s: &str) -> String {
+    s.replace('|', "\\|").replace('<', "&lt;")
+}
+
+/// The Markdown summary (`cargo xcache report --format markdown`, and what a build
+/// appends to `GITHUB_STEP_SUMMARY`).
+pub fn render_markdown(r: &BuildReport) -> String {
+    let s = &r.summary;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### cargo-xcache: {} of {} units from the cache\n",
+        s.hits, s.units
+    );
+    let _ = writeln!(
+        out,
+        "| seeded | restored | compiled | ran | uncacheable | failed |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {} |\n",
+        s.seeded, s.restored, s.compiled, s.ran, s.uncacheable, s.errors
+    );
+    let _ = writeln!(
+        out,
+        "**Time:** wall {}, before cargo {}, critical path {}. **Saved:** {} of compile CPU, about {} of wall time (estimate).\n",
+        secs(s.wall_ms),
+        secs(s.before_cargo_ms),
+        secs(s.critical_path_ms),
+        secs(s.cpu_saved_ms),
+        secs(s.wall_saved_ms)
+    );
+    if let Some(remote) = &r.remote {
+        let _ = writeln!(
+            out,
+            "**Remote:** {} ({} hits, {} down, {} up)\n",
+            md(remote),
+            s.remote_hits,
+            bytes(s.bytes_down),
+            bytes(s.bytes_up)
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "> warning: {} `{}`\n", md(&w.message), w.code);
+    }
+    let mut misses: Vec<_> = r
+        .units
+        .iter()
+        .filter(|u| u.outcome == Outcome::Miss)
+        .collect();
+    misses.sort_by(|a, b| (&a.package, &a.kind).cmp(&(&b.package, &b.kind)));
+    if !misses.is_empty() {
+        let _ = writeln!(out, "#### Misses ({})\n", misses.len());
+        let _ = writeln!(out, "| unit | kind | time | why |");
+        let _ = writeln!(out, "|---|---|---:|---|");
+        for u in misses.iter().take(50) {
+            let why = u
+                .miss_cause
+                .as_ref()
+                .map(|c| c.one_line())
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} {} | {} | {} | {} |",
+                md(&u.package),
+                md(&u.version),
+                u.kind,
+                secs(u.compile_ms.unwrap_or(0)),
+                md(&why)
+            );
+        }
+        if misses.len() > 50 {
+            let _ = writeln!(
+                out,
+                "\n{} more in `cargo xcache report`.",
+                misses.len() - 50
+            );
+        }
+        out.push('\n');
+    }
+    let reasons = reasons(r);
+    if !reasons.is_empty() {
+        let _ = writeln!(out, "#### Uncacheable, by reason\n");
+        let _ = writeln!(out, "| reason | units | what it means |");
+        let _ = writeln!(out, "|---|---:|---|");
+        for (code, n, desc) in reasons {
+            let hint = reason_hint(code)
+                .map(|h| format!(" Hint: {h}."))
+                .unwrap_or_default();
+            let _ = writeln!(out, "| `{code}` | {n} | {}{} |", md(desc), md(&hint));
+        }
+        out.push('\n');
     }
     out
 }

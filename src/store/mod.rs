@@ -7,12 +7,14 @@
 //! <dir>/v2/compilers/<memo key>                remembered compiler identities
 //! <dir>/v2/linkers/<memo key>                  remembered linker identities
 //! <dir>/v2/seeds/<2 hex>/<prediction key>.json  seed records (see `seed::record`)
+//! <dir>/v2/history/                            key history and build lines (see `history`)
 //! <dir>/v2/tmp/                                temp files, renamed into place
 //! <dir>/v2/lock, gc.lock, gc.stamp             leases of running builds, collections
 //! ```
 
 mod entry;
 pub mod gc;
+pub mod history;
 mod local;
 mod manifest;
 mod remote;

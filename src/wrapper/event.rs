@@ -64,6 +64,19 @@ pub struct UnitRecord {
     /// found it fresh, so no rustc (and no wrapper) ran for it.
     #[serde(default)]
     pub seeded: bool,
+    /// For a miss: the nearest earlier key of the same unit and what differed (filled
+    /// in by the front-end from the store's key history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miss_cause: Option<crate::report::MissCause>,
+    /// When the unit started and ended, in ms after the build started (units the
+    /// wrapper handled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_ms: Option<u64>,
+    /// On the build's critical path (the longest chain of dependent units).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
 }
 
 /// Where cargo keeps a unit in the target dir: what seeding (`crate::seed`) needs to
@@ -140,6 +153,16 @@ pub struct UnitEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<Verified>,
     pub warnings: Vec<Warning>,
+    /// What the first-level key was hashed from (rustc units): the front-end keeps it
+    /// in the store's key history and compares it to explain a miss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_parts: Option<crate::key::KeyParts>,
+    /// When the wrapper started and ended, in milliseconds since the Unix epoch (for
+    /// the timeline and the critical path).
+    #[serde(default)]
+    pub start_ms: u64,
+    #[serde(default)]
+    pub end_ms: u64,
 }
 
 /// What `cargo xcache verify` found when it compiled (or ran) a restored unit again

@@ -754,9 +754,18 @@ fn event(
         place: None,
         verify: None,
         warnings: cx.warnings.clone(),
+        key_parts: None,
+        start_ms: epoch_ms(cx.started_at),
+        end_ms: epoch_ms(SystemTime::now()),
     };
     unit.complete_event(cx, &mut ev);
     ev
+}
+
+/// Milliseconds since the Unix epoch.
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Copies `from` to `to` as it comes, and returns a copy.

@@ -76,6 +76,8 @@ struct Rustc {
     asked_incremental: bool,
     /// For a unit that links and is keyed: what its link adds to the keys.
     link: Option<LinkPlan>,
+    /// What the first-level key was hashed from (for the report's miss causes).
+    key_parts: Option<crate::key::KeyParts>,
 }
 
 impl Rustc {
@@ -95,6 +97,7 @@ impl Rustc {
             inv,
             asked_incremental,
             link: None,
+            key_parts: None,
         }
     }
 
@@ -431,6 +434,10 @@ impl Cached for Rustc {
             tier: None,
             non_incremental_restore: false,
             seeded: false,
+            miss_cause: None,
+            start_ms: None,
+            end_ms: None,
+            critical: false,
         }
     }
 
@@ -481,7 +488,9 @@ impl Cached for Rustc {
             cwd: &cx.cfg.cwd,
             link: self.link.as_ref().map(|p| &p.key),
         };
-        l1_key(&self.inv, &kenv).map(|k| k.l1)
+        let keys = l1_key(&self.inv, &kenv)?;
+        self.key_parts = Some(keys.parts);
+        Ok(keys.l1)
     }
 
     fn reason_after_miss(&self) -> Option<Uncacheable> {
@@ -663,6 +672,7 @@ impl Cached for Rustc {
             ev.spk = Some(spk.to_hex());
         }
         ev.place = self.place(cx);
+        ev.key_parts = self.key_parts.clone();
         if ev.unit.outcome == Outcome::Hit {
             ev.unit.non_incremental_restore = self.inv.incremental;
         }

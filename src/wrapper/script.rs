@@ -295,6 +295,10 @@ impl Cached for Script {
             tier: None,
             non_incremental_restore: false,
             seeded: false,
+            miss_cause: None,
+            start_ms: None,
+            end_ms: None,
+            critical: false,
         }
     }
 

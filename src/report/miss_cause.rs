@@ -1,0 +1,448 @@
+//! Why a unit missed: its key now against the nearest key the store's history recorded
+//! for the same unit (`store::history`). Main function: [`explain_miss`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::history::KeyRecord;
+
+/// What part of a key differed. Each code has a section in the book's report page.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, strum::EnumIter,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiffKind {
+    /// No earlier key of this unit was recorded (first build, or history dropped it).
+    FirstSeen,
+    /// The same key was recorded before, but its entry is not in the store now
+    /// (evicted by gc, or stored elsewhere).
+    NotInStore,
+    /// The package's version (from the lockfile).
+    LockfileVersion,
+    Compiler,
+    /// A rustc argument (profile setting, RUSTFLAGS, `--cfg`, …).
+    Flag,
+    /// A `--cfg feature="…"`.
+    Feature,
+    /// A variable cargo or rustc reads (its value is never shown).
+    EnvVar,
+    /// A dependency's key (`--extern`).
+    Dependency,
+    /// The crate root or the directory rustc ran in.
+    SourcePath,
+    /// A file the compile read (from its dep-info or the observer).
+    SourceFile,
+    /// A variable the compile read (`env!`, `option_env!`, a build script's read).
+    ReadEnvVar,
+    /// The machine root the outputs were bound to (another checkout or target dir).
+    Root,
+    /// The linker, or a native library.
+    Linker,
+    /// Another recorded input (a listing, a link, the host CPU).
+    Input,
+}
+
+impl DiffKind {
+    /// Every kind, in order.
+    pub fn all() -> impl Iterator<Item = DiffKind> {
+        <DiffKind as strum::IntoEnumIterator>::iter()
+    }
+
+    /// The stable kebab-case code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiffKind::FirstSeen => "first-seen",
+            DiffKind::NotInStore => "not-in-store",
+            DiffKind::LockfileVersion => "lockfile-version",
+            DiffKind::Compiler => "compiler",
+            DiffKind::Flag => "flag",
+            DiffKind::Feature => "feature",
+            DiffKind::EnvVar => "env-var",
+            DiffKind::Dependency => "dependency",
+            DiffKind::SourcePath => "source-path",
+            DiffKind::SourceFile => "source-file",
+            DiffKind::ReadEnvVar => "read-env-var",
+            DiffKind::Root => "root",
+            DiffKind::Linker => "linker",
+            DiffKind::Input => "input",
+        }
+    }
+}
+
+/// One difference: what, which one, and the two values where they may be shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Difference {
+    pub what: DiffKind,
+    /// Which flag, feature, variable, dependency or file.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Before and now (`None`: absent then / now; never a variable's value).
+    #[serde(default)]
+    pub before: Option<String>,
+    #[serde(default)]
+    pub now: Option<String>,
+}
+
+/// Why a unit missed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissCause {
+    /// The earlier key compared with: its first-level key and when it was recorded.
+    #[serde(default)]
+    pub nearest_l1: Option<String>,
+    #[serde(default)]
+    pub nearest_at_ms: Option<u64>,
+    /// What differed, most telling first (at most `MAX_SHOWN`, 12).
+    pub differences: Vec<Difference>,
+    /// How many differences there were in all.
+    pub total: usize,
+    /// What to do about it, where something can be done.
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+/// How many differences a cause lists.
+pub const MAX_SHOWN: usize = 12;
+
+impl MissCause {
+    /// One line: `flag -C opt-level=3 (was -C opt-level=0), dependency serde`.
+    pub fn one_line(&self) -> String {
+        let mut parts: Vec<String> = self.differences.iter().map(describe).collect();
+        if self.total > self.differences.len() {
+            parts.push(format!("{} more", self.total - self.differences.len()));
+        }
+        parts.join(", ")
+    }
+}
+
+/// A difference in words.
+pub fn describe(d: &Difference) -> String {
+    let name = d.name.as_deref().unwrap_or("");
+    match d.what {
+        DiffKind::FirstSeen => "first build of this unit (no earlier key recorded)".into(),
+        DiffKind::NotInStore => "same key as before; its entry is no longer in the store".into(),
+        DiffKind::EnvVar | DiffKind::ReadEnvVar | DiffKind::Dependency => {
+            let verb = match (&d.before, &d.now) {
+                (None, Some(_)) => "added",
+                (Some(_), None) => "removed",
+                _ => "changed",
+            };
+            format!("{} {name} {verb}", d.what.as_str())
+        }
+        _ => match (&d.before, &d.now) {
+            (Some(b), Some(n)) if name.is_empty() => format!("{} {b} -> {n}", d.what.as_str()),
+            (Some(_), Some(_)) => format!("{} {name} changed", d.what.as_str()),
+            (None, Some(n)) => format!("{} {n} added", d.what.as_str()),
+            (Some(b), None) => format!("{} {b} removed", d.what.as_str()),
+            (None, None) => format!("{} {name}", d.what.as_str()),
+        },
+    }
+}
+
+/// Compares `now` with every earlier record of the same unit and explains the miss by
+/// the nearest one (fewest differences; the newest among equals).
+pub fn explain_miss(now: &KeyRecord, earlier: &[KeyRecord]) -> MissCause {
+    let mut best: Option<(&KeyRecord, Vec<Difference>)> = None;
+    for rec in earlier.iter().rev() {
+        if rec.l1 == now.l1 && rec.entry == now.entry && rec.at_ms == now.at_ms {
+            continue;
+        }
+        let diffs = differences(rec, now);
+        if best.as_ref().is_none_or(|(_, b)| diffs.len() < b.len()) {
+            best = Some((rec, diffs));
+        }
+    }
+    let Some((rec, mut diffs)) = best else {
+        return MissCause {
+            nearest_l1: None,
+            nearest_at_ms: None,
+            differences: vec![Difference {
+                what: DiffKind::FirstSeen,
+                name: None,
+                before: None,
+                now: None,
+            }],
+            total: 1,
+            hint: None,
+        };
+    };
+    if diffs.is_empty() && rec.l1 != now.l1 {
+        // Nothing the history keeps differs, yet the first-level keys do: a build-script
+        // run's environment, its binary, or a dependency's run.
+        diffs.push(diff(
+            DiffKind::Input,
+            Some("first-level key"),
+            Some("-"),
+            Some("-"),
+        ));
+    }
+    if diffs.is_empty() {
+        diffs.push(Difference {
+            what: DiffKind::NotInStore,
+            name: None,
+            before: None,
+            now: None,
+        });
+    }
+    diffs.sort_by_key(|d| d.what);
+    let total = diffs.len();
+    let hint = hint(&diffs);
+    diffs.truncate(MAX_SHOWN);
+    MissCause {
+        nearest_l1: Some(rec.l1.clone()),
+        nearest_at_ms: Some(rec.at_ms),
+        differences: diffs,
+        total,
+        hint,
+    }
+}
+
+/// What to do about a cause, where something can be done.
+fn hint(diffs: &[Difference]) -> Option<String> {
+    let has = |k: DiffKind| diffs.iter().any(|d| d.what == k);
+    if has(DiffKind::NotInStore) {
+        return Some(format!(
+            "the store dropped the entry to stay under its size: raise {} (see `cargo xcache stats`)",
+            crate::config::vars::CACHE_SIZE
+        ));
+    }
+    if has(DiffKind::Root) {
+        return Some(
+            "the entry's outputs named another checkout or target dir (see 'Outputs that name a machine path' in the book's design/keys page)"
+                .into(),
+        );
+    }
+    if has(DiffKind::Feature) {
+        return Some(
+            "cargo resolved other features for this build (`-p`, `--features` or the set of packages built change them); build the same selection to share entries"
+                .into(),
+        );
+    }
+    if has(DiffKind::Flag) {
+        return Some(
+            "compare RUSTFLAGS and the profile settings ([profile.*] in Cargo.toml) between the two builds"
+                .into(),
+        );
+    }
+    None
+}
+
+fn diff(what: DiffKind, name: Option<&str>, before: Option<&str>, now: Option<&str>) -> Difference {
+    Difference {
+        what,
+        name: name.map(str::to_string),
+        before: before.map(str::to_string),
+        now: now.map(str::to_string),
+    }
+}
+
+/// Splits `name=value` lists into pairs.
+fn pairs(list: &[String]) -> Vec<(&str, &str)> {
+    list.iter()
+        .map(|s| s.split_once('=').unwrap_or((s.as_str(), "")))
+        .collect()
+}
+
+/// Differences of two `name=value` lists, by name.
+fn by_name(out: &mut Vec<Difference>, what: DiffKind, before: &[String], now: &[String]) {
+    let (b, n) = (pairs(before), pairs(now));
+    for (name, v) in &b {
+        match n.iter().find(|(m, _)| m == name) {
+            Some((_, w)) if w == v => {}
+            Some(_) => out.push(diff(what, Some(name), Some("-"), Some("-"))),
+            None => out.push(diff(what, Some(name), Some("-"), None)),
+        }
+    }
+    for (name, _) in &n {
+        if !b.iter().any(|(m, _)| m == name) {
+            out.push(diff(what, Some(name), None, Some("-")));
+        }
+    }
+}
+
+/// Whether an argument selects a feature.
+fn is_feature(arg: &str) -> bool {
+    arg.contains("feature=")
+}
+
+/// Everything that differs between an earlier key and the key now.
+pub fn differences(before: &KeyRecord, now: &KeyRecord) -> Vec<Difference> {
+    let mut out = Vec::new();
+    if before.version != now.version {
+        out.push(diff(
+            DiffKind::LockfileVersion,
+            None,
+            Some(&before.version),
+            Some(&now.version),
+        ));
+    }
+    let (b, n) = (&before.parts, &now.parts);
+    if b.compiler != n.compiler {
+        out.push(diff(
+            DiffKind::Compiler,
+            None,
+            Some(&b.compiler[..b.compiler.len().min(16)]),
+            Some(&n.compiler[..n.compiler.len().min(16)]),
+        ));
+    }
+    if b.cwd != n.cwd || b.input != n.input {
+        out.push(diff(
+            DiffKind::SourcePath,
+            None,
+            Some(&b.input),
+            Some(&n.input),
+        ));
+    }
+    for a in b.args.iter().filter(|a| !n.args.contains(a)) {
+        let what = if is_feature(a) {
+            DiffKind::Feature
+        } else {
+            DiffKind::Flag
+        };
+        out.push(diff(what, None, Some(a), None));
+    }
+    for a in n.args.iter().filter(|a| !b.args.contains(a)) {
+        let what = if is_feature(a) {
+            DiffKind::Feature
+        } else {
+            DiffKind::Flag
+        };
+        out.push(diff(what, None, None, Some(a)));
+    }
+    by_name(&mut out, DiffKind::EnvVar, &b.env, &n.env);
+    by_name(&mut out, DiffKind::Dependency, &b.externs, &n.externs);
+    by_name(&mut out, DiffKind::Linker, &b.static_libs, &n.static_libs);
+    if b.link != n.link {
+        out.push(diff(DiffKind::Linker, Some("link"), Some("-"), Some("-")));
+    }
+    // The inputs read are compared only when both keys know them.
+    if !before.inputs.is_empty() && !now.inputs.is_empty() {
+        for i in &before.inputs {
+            let same = now
+                .inputs
+                .iter()
+                .find(|j| j.kind == i.kind && j.name == i.name);
+            let what = match i.kind.as_str() {
+                "path" | "tree" => DiffKind::SourceFile,
+                "env" => DiffKind::ReadEnvVar,
+                "root" => DiffKind::Root,
+                "linker" => DiffKind::Linker,
+                // Dependencies are compared through `--extern` above.
+                "identity" => continue,
+                _ => DiffKind::Input,
+            };
+            match same {
+                Some(j) if j.state == i.state => {}
+                Some(_) => out.push(diff(what, Some(&i.name), Some("-"), Some("-"))),
+                None => out.push(diff(what, Some(&i.name), Some("-"), None)),
+            }
+        }
+        for j in &now.inputs {
+            if j.kind == "identity" {
+                continue;
+            }
+            if !before
+                .inputs
+                .iter()
+                .any(|i| i.kind == j.kind && i.name == j.name)
+            {
+                let what = match j.kind.as_str() {
+                    "path" | "tree" => DiffKind::SourceFile,
+                    "env" => DiffKind::ReadEnvVar,
+                    "root" => DiffKind::Root,
+                    "linker" => DiffKind::Linker,
+                    _ => DiffKind::Input,
+                };
+                out.push(diff(what, Some(&j.name), None, Some("-")));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::KeyParts;
+    use crate::store::history::InputDigest;
+
+    fn rec(at: u64, args: &[&str], externs: &[&str], src: &str) -> KeyRecord {
+        KeyRecord {
+            at_ms: at,
+            version: "1.0.0".into(),
+            l1: format!("l1-{at}"),
+            entry: Some(format!("e-{at}")),
+            parts: KeyParts {
+                compiler: "c".repeat(64),
+                args: args.iter().map(|s| s.to_string()).collect(),
+                externs: externs.iter().map(|s| s.to_string()).collect(),
+                env: vec!["CARGO_PKG_NAME=0123456789abcdef".into()],
+                ..KeyParts::default()
+            },
+            inputs: vec![InputDigest {
+                kind: "path".into(),
+                name: "@@xcache:ws@@/src/lib.rs".into(),
+                state: src.into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_first_build_says_so() {
+        let now = rec(5, &[], &[], "a");
+        let c = explain_miss(&now, &[]);
+        assert_eq!(c.differences[0].what, DiffKind::FirstSeen);
+    }
+
+    #[test]
+    fn the_nearest_key_names_the_feature_and_the_dependency() {
+        let old_far = rec(1, &["-C=opt-level=3"], &["dep=x"], "b");
+        let old_near = rec(2, &["-C=opt-level=0"], &["dep=x"], "a");
+        let now = rec(
+            3,
+            &["-C=opt-level=0", "--cfg=feature=\"std\""],
+            &["dep=y"],
+            "a",
+        );
+        let c = explain_miss(&now, &[old_far, old_near]);
+        assert_eq!(c.nearest_l1.as_deref(), Some("l1-2"));
+        let kinds: Vec<DiffKind> = c.differences.iter().map(|d| d.what).collect();
+        assert_eq!(kinds, vec![DiffKind::Feature, DiffKind::Dependency]);
+        assert_eq!(c.differences[1].name.as_deref(), Some("dep"));
+        assert_eq!(
+            c.one_line(),
+            "feature --cfg=feature=\"std\" added, dependency dep changed"
+        );
+    }
+
+    #[test]
+    fn a_changed_source_file_is_named() {
+        let old = rec(1, &[], &[], "a");
+        let mut now = rec(2, &[], &[], "b");
+        now.l1 = old.l1.clone();
+        let c = explain_miss(&now, &[old]);
+        assert_eq!(c.differences.len(), 1);
+        assert_eq!(c.differences[0].what, DiffKind::SourceFile);
+        assert_eq!(
+            c.differences[0].name.as_deref(),
+            Some("@@xcache:ws@@/src/lib.rs")
+        );
+    }
+
+    #[test]
+    fn the_same_key_again_means_the_entry_is_gone() {
+        let old = rec(1, &[], &[], "a");
+        let mut now = old.clone();
+        now.at_ms = 2;
+        let c = explain_miss(&now, &[old]);
+        assert_eq!(c.differences[0].what, DiffKind::NotInStore);
+    }
+
+    #[test]
+    fn a_version_bump_is_the_lockfile() {
+        let old = rec(1, &[], &[], "a");
+        let mut now = rec(2, &[], &[], "a");
+        now.version = "1.0.1".into();
+        let c = explain_miss(&now, &[old]);
+        assert_eq!(c.differences[0].what, DiffKind::LockfileVersion);
+        assert_eq!(c.one_line(), "lockfile-version 1.0.0 -> 1.0.1");
+    }
+}

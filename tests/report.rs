@@ -1,0 +1,299 @@
+//! The report as a user reads it: numbers that reconcile in every build, why each miss
+//! happened, the Markdown summary and GitHub's job summary, statistics across builds,
+//! our lines under `-q`, a failed cargo invocation that keeps the last report, and the
+//! HTML timeline rendered in a real headless Chromium.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Scratch, base_command, xcache_build, xcache_exe};
+use xcache::report::BuildReport;
+
+fn read_report(ws: &Path) -> BuildReport {
+    let text = std::fs::read_to_string(ws.join("target/xcache/report.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every identity of the summary holds, and the summary line says the same numbers.
+fn assert_reconciles(ws: &Path, stderr: &str) -> BuildReport {
+    let r = read_report(ws);
+    assert_eq!(r.identities(), Vec::<String>::new(), "{:#?}", r.summary);
+    let s = &r.summary;
+    let counts = format!(
+        "{} units: {} seeded, {} restored, {} compiled, {} ran, {} uncacheable",
+        s.units, s.seeded, s.restored, s.compiled, s.ran, s.uncacheable
+    );
+    assert!(stderr.contains(&counts), "{counts}\n{stderr}");
+    assert!(s.cpu_saved_ms >= s.wall_saved_ms, "{s:?}");
+    r
+}
+
+fn xcache(ws: &Path, s: &Scratch, args: &[&str]) -> std::process::Output {
+    base_command(&xcache_exe(), ws, &s.store())
+        .arg("xcache")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn numbers_reconcile_and_misses_are_explained() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+
+    // Cold: everything compiled or ran, each miss the unit's first key.
+    let b = xcache_build(&ws, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = assert_reconciles(&ws, &b.stderr());
+    assert_eq!(r.summary.hits, 0);
+    assert!(
+        r.summary.compiled > 0 && r.summary.ran == 1,
+        "{:?}",
+        r.summary
+    );
+    for u in &r.units {
+        let cause = u.miss_cause.as_ref().expect("every miss has a cause");
+        assert_eq!(cause.differences[0].what.as_str(), "first-seen");
+    }
+    assert!(r.units.iter().any(|u| u.critical));
+    assert!(r.units.iter().all(|u| u.start_ms.is_some()));
+
+    // A second checkout: seeded and restored units, and the one unit bound to the first
+    // checkout's target dir misses for that reason.
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = assert_reconciles(&ws2, &b.stderr());
+    assert!(r.summary.seeded > 0, "{:?}", r.summary);
+    assert!(r.summary.cpu_saved_ms > 0);
+    let generated = r
+        .units
+        .iter()
+        .find(|u| u.crate_name == "generated" && u.kind == "lib")
+        .unwrap();
+    let cause = generated.miss_cause.as_ref().unwrap();
+    assert_eq!(cause.differences[0].what.as_str(), "root", "{cause:?}");
+
+    // A source file changed: its unit names the file, its dependents the dependency.
+    let lib = ws2.join("util/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, format!("{text}\npub fn added() {{}}\n")).unwrap();
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = assert_reconciles(&ws2, &b.stderr());
+    let unit = |name: &str| {
+        r.units
+            .iter()
+            .find(|u| u.crate_name == name && u.kind != "build-script")
+            .unwrap()
+            .clone()
+    };
+    let util = unit("util").miss_cause.unwrap();
+    assert!(
+        util.differences
+            .iter()
+            .any(|d| d.what.as_str() == "source-file"
+                && d.name
+                    .as_deref()
+                    .is_some_and(|n| n.ends_with("util/src/lib.rs"))),
+        "{util:?}"
+    );
+    let mid = unit("mid").miss_cause.unwrap();
+    assert!(
+        mid.differences
+            .iter()
+            .any(|d| d.what.as_str() == "dependency" && d.name.as_deref() == Some("util")),
+        "{mid:?}"
+    );
+
+    // A feature: `util` is built with `loud` now.
+    let b = xcache_build(&ws2, &s.store(), &["--features", "loud"], &[]);
+    b.assert_success();
+    let r = assert_reconciles(&ws2, &b.stderr());
+    let util = r
+        .units
+        .iter()
+        .find(|u| u.crate_name == "util")
+        .and_then(|u| u.miss_cause.clone())
+        .unwrap();
+    assert!(
+        util.differences.iter().any(|d| d.what.as_str() == "feature"
+            && d.now.as_deref().is_some_and(|n| n.contains("loud"))),
+        "{util:?}"
+    );
+    assert!(util.hint.is_some());
+
+    // `explain` says the same.
+    let out = xcache(&ws2, &s, &["explain", "util"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("util 0.1.0 util (lib): compiled"), "{text}");
+    assert!(text.contains("feature --cfg"), "{text}");
+    assert!(text.contains("loud"), "{text}");
+    let out = xcache(&ws2, &s, &["explain", "util@9.9.9"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("failed to find package `util@9.9.9`"), "{err}");
+    assert!(err.contains("hint: name a package"), "{err}");
+
+    // Across builds: four recorded, the store's size, the causes.
+    let out = xcache(&ws2, &s, &["stats", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["builds"], 4);
+    assert!(v["local"]["entries"].as_u64().unwrap() > 0);
+    assert!(v["local"]["bytes"].as_u64().unwrap() > 0);
+    let causes: Vec<&str> = v["miss_causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cause"].as_str().unwrap())
+        .collect();
+    for c in ["first-seen", "root", "source-file", "dependency", "feature"] {
+        assert!(causes.contains(&c), "{c} in {causes:?}");
+    }
+    let out = xcache(&ws2, &s, &["stats"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("builds recorded: 4"), "{text}");
+    assert!(text.contains("local store: "), "{text}");
+    let out = xcache(&ws2, &s, &["doctor"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("  holds: "), "{text}");
+}
+
+#[test]
+fn markdown_goes_to_the_job_summary() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    let summary = s.path("step-summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let env = [("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())];
+    xcache_build(&ws, &s.store(), &[], &env).assert_success();
+    let out = xcache(&ws, &s, &["report", "--format", "markdown"]);
+    assert!(out.status.success());
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        md.starts_with("### cargo-xcache: 0 of 7 units from the cache"),
+        "{md}"
+    );
+    assert!(md.contains("| seeded | restored | compiled | ran | uncacheable | failed |"));
+    assert!(md.contains("first build of this unit"), "{md}");
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(written.starts_with("earlier step\n"), "{written}");
+    assert!(written.contains(&md), "{written}");
+}
+
+#[test]
+fn quiet_verbose_and_a_failed_cargo_keep_their_word() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    let b = xcache_build(&ws, &s.store(), &["-q"], &[]);
+    b.assert_success();
+    assert!(!b.stderr().contains("xcache:"), "{}", b.stderr());
+    let before = std::fs::read(ws.join("target/xcache/report.json")).unwrap();
+
+    // An unknown flag: cargo fails before building anything; the report stays.
+    let b = xcache_build(&ws, &s.store(), &["--no-such-flag"], &[]);
+    assert!(!b.output.status.success());
+    assert!(b.stderr().contains("was left as it was"), "{}", b.stderr());
+    assert_eq!(
+        std::fs::read(ws.join("target/xcache/report.json")).unwrap(),
+        before
+    );
+
+    // `-v`: each unit's outcome as it happens, in the report's words.
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let b = xcache_build(&ws2, &s.store(), &["-v"], &[]);
+    b.assert_success();
+    let err = b.stderr();
+    assert!(err.contains("xcache: restored app 0.1.0 (bin)"), "{err}");
+    assert_reconciles(&ws2, &err);
+}
+
+/// Where Debian's chromium is; the test command (`.ci/run`) installs it.
+fn chromium() -> std::path::PathBuf {
+    for name in ["chromium", "chromium-browser"] {
+        if let Ok(out) = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            && out.status.success()
+        {
+            return String::from_utf8(out.stdout).unwrap().trim().into();
+        }
+    }
+    panic!("chromium is not installed: run .ci/run, or apt-get install chromium");
+}
+
+#[test]
+fn the_html_timeline_renders_in_headless_chromium() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    xcache_build(&ws, &s.store(), &[], &[]).assert_success();
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    xcache_build(&ws2, &s.store(), &[], &[]).assert_success();
+    let page = s.path("timeline.html");
+    let out = xcache(&ws2, &s, &["report", "--html", page.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing is fetched.
+    for fetch in ["src=\"http", "href=\"http", "@import", "url(http"] {
+        assert!(!html.contains(fetch), "{fetch}");
+    }
+
+    let profile = s.path("chromium-profile");
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8(out.stdout).unwrap();
+    // The script ran (it marks the body once the tables are sortable).
+    assert!(dom.contains("data-ready=\"1\""), "{dom}");
+    let r = read_report(&ws2);
+    let timed = r.units.iter().filter(|u| u.start_ms.is_some()).count();
+    assert_eq!(dom.matches("class=\"bar ").count(), timed, "{dom}");
+    assert!(dom.contains("bar c-restored"), "{dom}");
+    assert!(dom.contains(" critical\""), "{dom}");
+    assert_eq!(
+        dom.matches("<tr class=").count(),
+        r.units.len(),
+        "one row per unit"
+    );
+    assert!(dom.contains(&format!("cargo-xcache: {} units:", r.summary.units)));
+}
+
+#[test]
+fn every_miss_cause_code_has_a_section_in_the_book() {
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/reference/report.md"),
+    )
+    .unwrap();
+    for kind in xcache::report::DiffKind::all() {
+        assert!(
+            page.contains(&format!("### `{}`", kind.as_str())),
+            "no section for {}",
+            kind.as_str()
+        );
+    }
+}
