@@ -34,6 +34,7 @@ pub enum Uncacheable {
     BuildScriptUnsupportedOutput,
     BuildScriptTooManyFiles,
     BuildScriptUnknownToolchain,
+    Rustdoc,
 }
 
 /// The reason code of the `error` outcome: rustc failed, and failures are never cached.
@@ -76,6 +77,7 @@ impl Uncacheable {
             Uncacheable::BuildScriptUnsupportedOutput => "build-script-unsupported-output",
             Uncacheable::BuildScriptTooManyFiles => "build-script-too-many-files",
             Uncacheable::BuildScriptUnknownToolchain => "build-script-unknown-toolchain",
+            Uncacheable::Rustdoc => "rustdoc",
         }
     }
 
@@ -139,6 +141,9 @@ impl Uncacheable {
             }
             Uncacheable::BuildScriptUnknownToolchain => {
                 "the build script's executable or the rustc it is given could not be identified"
+            }
+            Uncacheable::Rustdoc => {
+                "documentation and doctests are built by rustdoc, which cargo runs without the rustc wrapper"
             }
         }
     }

@@ -1,23 +1,26 @@
-//! `cargo xcache build`: plan, run cargo with this executable as the rustc wrapper,
-//! gather the wrapper's events into the report.
+//! `cargo xcache build` (and `check`, `test`, … : every [`CargoCommand`]): plan, run
+//! cargo with this executable as the rustc wrapper, gather the wrapper's events into
+//! the report.
 
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::args::{BuildArgs, selection_from_cargo_args};
+use super::args::BuildArgs;
 use super::remote_session::RemoteSession;
 use super::seed_session::SeedSession;
 use super::store_session::StoreSession;
 use crate::config::{BuildConfig, Env, vars};
 use crate::errors::CliError;
-use crate::graph;
+use crate::plan::{CargoCommand, Plan, RustdocUnit};
+use crate::reason::Uncacheable;
 use crate::report::{BuildReport, Progress, render_summary_line, report_path};
-use crate::wrapper::read_events;
+use crate::wrapper::{Outcome, UnitEvent, UnitRecord, read_events};
 
-pub fn run(args: BuildArgs) -> Result<i32, CliError> {
-    run_build(args, &BuildMode::default()).map(|o| o.code)
+/// `cargo xcache <command>`: cargo's `command` through the cache.
+pub fn run(command: CargoCommand, args: BuildArgs) -> Result<i32, CliError> {
+    run_build(command, args, &BuildMode::default()).map(|o| o.code)
 }
 
 /// How a build differs from `cargo xcache build` (`warm` builds a skeleton).
@@ -37,9 +40,16 @@ pub(super) struct BuildOutcome {
 }
 
 /// The whole pipeline: plan, prefetch, plant, cargo with the wrapper, report, capture.
-pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOutcome, CliError> {
+pub(super) fn run_build(
+    command: CargoCommand,
+    mut args: BuildArgs,
+    mode: &BuildMode,
+) -> Result<BuildOutcome, CliError> {
     let started = Instant::now();
     args.take_own_flags();
+    if command == CargoCommand::Nextest {
+        check_nextest_command(&args.cargo_args)?;
+    }
     let env = Env::capture();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let mut cfg = BuildConfig::resolve(&env, cwd)?;
@@ -47,42 +57,6 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     if let Some(dir) = &mode.cwd {
         cfg.cwd = dir.clone();
     }
-    let mut sel = selection_from_cargo_args(&args.cargo_args);
-    if sel.target_dir.is_none() {
-        sel.target_dir = cfg.cargo_target_dir.clone();
-    }
-    let plan = graph::plan(&sel, &cfg.cargo, &cfg.cwd)?;
-    cfg.resolve_remote(
-        &env,
-        args.remote.as_deref(),
-        args.read_only,
-        &plan.workspace_root,
-    )?;
-
-    // An unusable store is a warning; the build goes on without it.
-    let local = StoreSession::start(&cfg);
-    let xdir = plan.target_dir.join("xcache");
-    let new_target_dir = !plan.target_dir.exists();
-    std::fs::create_dir_all(&xdir).map_err(|source| CliError::WriteReport {
-        path: xdir.clone(),
-        source,
-    })?;
-    if new_target_dir {
-        // Cargo tags a target dir it creates, and only then; creating it here would
-        // leave it untagged, and the tag is how wrappers find the target dir's root.
-        let _ = std::fs::write(plan.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
-    }
-    let events_path = xdir.join(format!("events-{}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&events_path);
-    let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
-    if let Some(w) = &cfg.replaced_wrapper {
-        eprintln!("warning: xcache: RUSTC_WRAPPER={w} is replaced by cargo-xcache for this build");
-    }
-
-    // Whether the remote answers is decided once, here, for every wrapper of the build;
-    // then everything predicted is prefetched before cargo starts.
-    let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
-    let show_bar = std::io::stderr().is_terminal();
     // Seeds hold cargo's own records of units, which only this cargo can read.
     cfg.cargo_version = crate::key::cargo_version(
         &cfg.cargo,
@@ -95,11 +69,43 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
         env.path_var().map(|p| p.as_os_str()),
     )
     .unwrap_or_default();
+    // The plan is made once: prefetch, seeding and the report read it.
+    let plan = Plan::make(&cfg, &env, command, &args.cargo_args)?;
+    cfg.resolve_remote(
+        &env,
+        args.remote.as_deref(),
+        args.read_only,
+        &plan.graph.workspace_root,
+    )?;
+
+    // An unusable store is a warning; the build goes on without it.
+    let local = StoreSession::start(&cfg);
+    let xdir = plan.graph.target_dir.join("xcache");
+    let new_target_dir = !plan.graph.target_dir.exists();
+    std::fs::create_dir_all(&xdir).map_err(|source| CliError::WriteReport {
+        path: xdir.clone(),
+        source,
+    })?;
+    if new_target_dir {
+        // Cargo tags a target dir it creates, and only then; creating it here would
+        // leave it untagged, and the tag is how wrappers find the target dir's root.
+        let _ = std::fs::write(plan.graph.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
+    }
+    let events_path = xdir.join(format!("events-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&events_path);
+    let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
+    if let Some(w) = &cfg.replaced_wrapper {
+        eprintln!("warning: xcache: RUSTC_WRAPPER={w} is replaced by cargo-xcache for this build");
+    }
+
+    // Whether the remote answers is decided once, here, for every wrapper of the build;
+    // then everything predicted is prefetched before cargo starts.
+    let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
+    let show_bar = std::io::stderr().is_terminal() && !command.runs_program();
     let mut remote = RemoteSession::start(
         &cfg,
         &env,
         &plan,
-        &sel,
         remote_state.clone(),
         show_bar,
         jobs,
@@ -112,7 +118,6 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
         &cfg,
         &env,
         &plan,
-        &sel,
         remote.as_ref().and_then(RemoteSession::arrivals),
     );
     if let Some(r) = remote.as_mut() {
@@ -120,7 +125,11 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     }
 
     let planted = seeds.as_ref().map_or(0, SeedSession::planted);
-    let progress = Progress::new(plan.expected_units().saturating_sub(planted));
+    let progress = if command.runs_program() {
+        Progress::hidden()
+    } else {
+        Progress::new(plan.expected_units().saturating_sub(planted))
+    };
     if !progress.is_bar() {
         eprintln!(
             "xcache: building through the cache at {} (about {} units planned, {planted} put in place)",
@@ -132,11 +141,14 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     // units exactly. Asked for when the user did not choose a format: diagnostics still
     // go to stderr as cargo renders them; the JSON on stdout is ours. A user's JSON
     // format is read and passed through.
+    // A command that runs the user's program (`run`, `test`, …) leaves stdin, stdout
+    // and stderr to it: nothing is asked for nor read there.
     let user_format = message_format(&args.cargo_args);
-    let read_json = user_format.as_deref().is_none_or(|f| f.starts_with("json"));
+    let read_json =
+        command.json_messages() && user_format.as_deref().is_none_or(|f| f.starts_with("json"));
     let mut cmd = Command::new(&cfg.cargo);
-    cmd.arg("build").args(&args.cargo_args);
-    if user_format.is_none() {
+    cmd.arg(command.name()).args(&args.cargo_args);
+    if user_format.is_none() && command.json_messages() {
         cmd.arg("--message-format=json-render-diagnostics");
     }
     if read_json {
@@ -228,8 +240,12 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     })?;
     let code = status.code().unwrap_or(101);
 
-    let events = read_events(&events_path).unwrap_or_default();
+    let mut events = read_events(&events_path).unwrap_or_default();
     let _ = std::fs::remove_file(&events_path);
+    // rustdoc's units ran (or would have) without the wrapper: listed, never cached.
+    if code == 0 {
+        events.extend(plan.rustdoc.iter().map(rustdoc_event));
+    }
     let mut report = BuildReport::from_events(
         &events,
         args.cargo_args.clone(),
@@ -250,10 +266,10 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
         r.finish(&events, &captured, &mut report);
     }
     let _ = std::fs::remove_file(&remote_state);
-    local.finish(&mut report, &plan.target_dir);
+    local.finish(&mut report, &plan.graph.target_dir);
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
     report.read_only = cfg.read_only;
-    let path = report_path(&plan.target_dir);
+    let path = report_path(&plan.graph.target_dir);
     let json = serde_json::to_vec_pretty(&report).expect("a report serializes");
     crate::fsx::write_atomic(&path, &json).map_err(|source| CliError::WriteReport {
         path: path.clone(),
@@ -268,8 +284,57 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     eprintln!("{}", render_summary_line(&report));
     Ok(BuildOutcome {
         code,
-        target_dir: plan.target_dir,
+        target_dir: plan.graph.target_dir,
     })
+}
+
+/// nextest's own commands that build the tests through cargo.
+const NEXTEST_COMMANDS: &[&str] = &["run", "r", "list", "archive"];
+
+/// `cargo xcache nextest` takes nextest's command first.
+fn check_nextest_command(args: &[String]) -> Result<(), CliError> {
+    let first = args.first().map(String::as_str).unwrap_or("");
+    if NEXTEST_COMMANDS.contains(&first) {
+        return Ok(());
+    }
+    Err(CliError::InvalidSetting {
+        name: "cargo xcache nextest".into(),
+        value: first.to_string(),
+        message: "expected nextest's command first: `cargo xcache nextest run [args]` (or `list`, `archive`)".into(),
+    })
+}
+
+/// The report's record of a unit rustdoc builds.
+fn rustdoc_event(u: &RustdocUnit) -> UnitEvent {
+    UnitEvent {
+        format_version: 1,
+        unit: UnitRecord {
+            package: u.package.clone(),
+            version: u.version.clone(),
+            crate_name: u.crate_name.clone(),
+            kind: u.kind.to_string(),
+            target: None,
+            outcome: Outcome::Uncacheable,
+            reason: Some(Uncacheable::Rustdoc.code().to_string()),
+            compile_ms: None,
+            restore_ms: None,
+            key: None,
+            tier: None,
+            non_incremental_restore: false,
+            seeded: false,
+        },
+        overhead_ms: 0,
+        bytes: 0,
+        upk: None,
+        spk: None,
+        l1: None,
+        upload: false,
+        bytes_down: 0,
+        bytes_up: 0,
+        place: None,
+        verify: None,
+        warnings: Vec::new(),
+    }
 }
 
 /// The `--message-format` the user gave, if any.

@@ -24,10 +24,12 @@ pub use args::{Cli, Command, selection_from_cargo_args};
 
 use crate::config::Env;
 use crate::errors::CliError;
+use crate::plan::CargoCommand;
 
 /// Names that make the first argument a command of ours rather than a compiler.
 const COMMANDS: &[&str] = &[
-    "build", "report", "doctor", "prepare", "warm", "keygen", "gc", "help",
+    "build", "check", "test", "bench", "run", "clippy", "doc", "install", "nextest", "report",
+    "doctor", "prepare", "warm", "keygen", "gc", "help",
 ];
 
 /// Runs the program and returns its exit code.
@@ -50,7 +52,15 @@ pub fn main_impl() -> i32 {
     }
     let cli = Cli::parse_from(argv);
     let result = match cli.command {
-        Command::Build(b) => build::run(b),
+        Command::Build(b) => build::run(CargoCommand::Build, b),
+        Command::Check(b) => build::run(CargoCommand::Check, b),
+        Command::Test(b) => build::run(CargoCommand::Test, b),
+        Command::Bench(b) => build::run(CargoCommand::Bench, b),
+        Command::Run(b) => build::run(CargoCommand::Run, b),
+        Command::Clippy(b) => build::run(CargoCommand::Clippy, b),
+        Command::Doc(b) => build::run(CargoCommand::Doc, b),
+        Command::Install(b) => build::run(CargoCommand::Install, b),
+        Command::Nextest(b) => build::run(CargoCommand::Nextest, b),
         Command::Report(r) => report_cmd::run(r),
         Command::Doctor(d) => doctor::run(d),
         Command::Prepare(p) => prepare::run(p),

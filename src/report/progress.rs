@@ -32,6 +32,11 @@ impl Progress {
         Progress { bar: Some(bar) }
     }
 
+    /// No bar: the command runs the user's program, whose output stays its own.
+    pub fn hidden() -> Progress {
+        Progress { bar: None }
+    }
+
     /// True when a bar is shown (cargo's output is then routed through it).
     pub fn is_bar(&self) -> bool {
         self.bar.is_some()

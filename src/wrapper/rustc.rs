@@ -166,13 +166,8 @@ impl Rustc {
 
     /// The unit's prediction and seed keys (see `key::prediction_key`, `key::seed_key`).
     fn prediction_keys(&self, cx: &Cx) -> Option<(Key, Key)> {
-        let kind = match self.inv.kind() {
-            CrateKind::Lib => "lib",
-            CrateKind::ProcMacro => "proc-macro",
-            CrateKind::Bin => "bin",
-            CrateKind::BuildScript => "build-script",
-            _ => return None,
-        };
+        // Named as the plan names it: a checked unit is not a built one.
+        let kind = crate::prefetch::unit_kind(self.inv.kind().as_str(), self.inv.links())?;
         let (_, compiler) = cx.compiler.as_ref()?;
         let env = &cx.cfg.env;
         let manifest_dir = cx
