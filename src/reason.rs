@@ -99,7 +99,7 @@ impl Uncacheable {
                 "a -C option whose inputs or outputs lie outside the unit (profile-use, save-temps)"
             }
             Uncacheable::WorkspaceWrapper => {
-                "RUSTC_WORKSPACE_WRAPPER runs a tool in front of rustc for workspace members; its results are not cached yet"
+                "RUSTC_WORKSPACE_WRAPPER runs a tool other than clippy-driver in front of rustc for workspace members; what it does is unknown"
             }
             Uncacheable::UnresolvedNativeLib => {
                 "a native library (-l) to bundle or link was not found on the search path"

@@ -147,10 +147,17 @@ pub(super) fn run_build(
     let read_json =
         command.json_messages() && user_format.as_deref().is_none_or(|f| f.starts_with("json"));
     let mut cmd = Command::new(&cfg.cargo);
-    cmd.arg(command.name()).args(&args.cargo_args);
+    // Ours goes before a `--`: what follows it is the program's or the tool's.
+    let end = args
+        .cargo_args
+        .iter()
+        .position(|a| a == "--")
+        .unwrap_or(args.cargo_args.len());
+    cmd.arg(command.name()).args(&args.cargo_args[..end]);
     if user_format.is_none() && command.json_messages() {
         cmd.arg("--message-format=json-render-diagnostics");
     }
+    cmd.args(&args.cargo_args[end..]);
     if read_json {
         cmd.stdout(Stdio::piped());
     }

@@ -50,17 +50,27 @@ pub fn main_impl() -> i32 {
     if argv.get(1).is_some_and(|a| a == "xcache") {
         argv.remove(1);
     }
-    let cli = Cli::parse_from(argv);
+    let cli = Cli::parse_from(&argv);
+    let raw_args = |mut b: args::BuildArgs| {
+        // Every argument after the command's name, as given: clap drops a leading
+        // `--` (`cargo xcache clippy -- -D warnings`), which cargo must see.
+        b.cargo_args = argv
+            .iter()
+            .skip(2)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        b
+    };
     let result = match cli.command {
-        Command::Build(b) => build::run(CargoCommand::Build, b),
-        Command::Check(b) => build::run(CargoCommand::Check, b),
-        Command::Test(b) => build::run(CargoCommand::Test, b),
-        Command::Bench(b) => build::run(CargoCommand::Bench, b),
-        Command::Run(b) => build::run(CargoCommand::Run, b),
-        Command::Clippy(b) => build::run(CargoCommand::Clippy, b),
-        Command::Doc(b) => build::run(CargoCommand::Doc, b),
-        Command::Install(b) => build::run(CargoCommand::Install, b),
-        Command::Nextest(b) => build::run(CargoCommand::Nextest, b),
+        Command::Build(b) => build::run(CargoCommand::Build, raw_args(b)),
+        Command::Check(b) => build::run(CargoCommand::Check, raw_args(b)),
+        Command::Test(b) => build::run(CargoCommand::Test, raw_args(b)),
+        Command::Bench(b) => build::run(CargoCommand::Bench, raw_args(b)),
+        Command::Run(b) => build::run(CargoCommand::Run, raw_args(b)),
+        Command::Clippy(b) => build::run(CargoCommand::Clippy, raw_args(b)),
+        Command::Doc(b) => build::run(CargoCommand::Doc, raw_args(b)),
+        Command::Install(b) => build::run(CargoCommand::Install, raw_args(b)),
+        Command::Nextest(b) => build::run(CargoCommand::Nextest, raw_args(b)),
         Command::Report(r) => report_cmd::run(r),
         Command::Doctor(d) => doctor::run(d),
         Command::Prepare(p) => prepare::run(p),
