@@ -200,7 +200,11 @@ fn clippy_warnings_are_replayed_and_its_configuration_is_keyed() {
     assert_ok(&allowed);
     assert!(!text(&allowed.stderr).contains(lint));
     let rc = Report::read(&c.join("target"));
-    assert!(compiled(&rc).contains(&"calc:lib".to_string()), "{:?}", rc.0);
+    assert!(
+        compiled(&rc).contains(&"calc:lib".to_string()),
+        "{:?}",
+        rc.0
+    );
 
     // A clippy.toml adds a lint: not the recorded result either.
     let d = s.checkout("commands", "d");
@@ -213,7 +217,11 @@ fn clippy_warnings_are_replayed_and_its_configuration_is_keyed() {
         text(&configured.stderr)
     );
     let rd = Report::read(&d.join("target"));
-    assert!(compiled(&rd).contains(&"calc:lib".to_string()), "{:?}", rd.0);
+    assert!(
+        compiled(&rd).contains(&"calc:lib".to_string()),
+        "{:?}",
+        rd.0
+    );
 
     // `-D warnings` fails the build, with clippy's error, cached or not.
     let e = s.checkout("commands", "e");
@@ -271,7 +279,13 @@ fn nextest_builds_through_the_cache() {
         text(&warm.stderr)
     );
     assert_eq!(r.outcomes()["sums:test"], "hit");
-    let bad = xcache(&s.path("b-nextest"), &s.store(), &["nextest", "bogus"], &[], "");
+    let bad = xcache(
+        &s.path("b-nextest"),
+        &s.store(),
+        &["nextest", "bogus"],
+        &[],
+        "",
+    );
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("cargo xcache nextest run"));
 }

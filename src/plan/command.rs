@@ -105,7 +105,10 @@ pub struct Compiles {
 impl Compiles {
     /// Dev-dependencies are compiled: a test, bench or example target is.
     pub fn dev(&self) -> bool {
-        self.tests.any() || self.benches.any() || self.examples.any() || self.lib.harness
+        self.tests.any()
+            || self.benches.any()
+            || self.examples.any()
+            || self.lib.harness
             || self.bins.harness
     }
 
