@@ -57,9 +57,10 @@ pub fn predict(input: &PredictionInput<'_>) -> Vec<Key> {
 /// The kind a prediction key names: the crate kind, and `+metadata` when rustc writes
 /// no linked output (`cargo check`, `clippy`, the dependencies of `doc`), so that a
 /// checked unit and a built one are told apart. The wrapper and the plan both name
-/// kinds here.
-pub fn unit_kind(kind: &str, links: bool) -> Option<&'static str> {
-    Some(match (kind, links) {
+/// kinds here. `link`: rustc is asked for a linked output (`--emit=link`: an rlib,
+/// an executable).
+pub fn unit_kind(kind: &str, link: bool) -> Option<&'static str> {
+    Some(match (kind, link) {
         ("lib", true) => "lib",
         ("lib", false) => "lib+metadata",
         // A proc-macro and a build script are always built in full.

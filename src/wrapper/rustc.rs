@@ -172,7 +172,7 @@ impl Rustc {
             return None;
         }
         // Named as the plan names it: a checked unit is not a built one.
-        let kind = crate::prefetch::unit_kind(self.inv.kind().as_str(), self.inv.links())?;
+        let kind = crate::prefetch::unit_kind(self.inv.kind().as_str(), self.inv.emit.link)?;
         let (_, compiler) = cx.compiler.as_ref()?;
         let env = &cx.cfg.env;
         let manifest_dir = cx
