@@ -30,6 +30,9 @@ pub struct Selection {
     pub target_dir: Option<PathBuf>,
     pub release: bool,
     pub profile: Option<String>,
+    /// The command builds test, bench or example targets: the selected members'
+    /// dev-dependencies are compiled too.
+    pub dev: bool,
 }
 
 impl Selection {
@@ -62,6 +65,13 @@ pub struct PlannedPackage {
     pub features: Vec<String>,
     /// Crate names of the binary targets of a workspace member (target side only).
     pub bins: Vec<String>,
+    /// The package is one the command selected (`-p`, `--workspace`, default members).
+    pub selected: bool,
+    /// Crate names of a workspace member's integration tests, benches and examples
+    /// (target side only).
+    pub tests: Vec<String>,
+    pub benches: Vec<String>,
+    pub examples: Vec<String>,
 }
 
 /// What `cargo build` with a selection will compile.
@@ -154,7 +164,7 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
     };
     let mut opts = CargoOptions::new();
     opts.set_resolver(CargoResolverVersion::V2)
-        .set_include_dev(false)
+        .set_include_dev(sel.dev)
         .set_host_platform(host)
         .set_target_platform(target);
     let cargo_set = feature_set
@@ -184,14 +194,20 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
                 .map(|f| f.named_features().map(str::to_string).collect())
                 .unwrap_or_default();
             features.sort();
-            let bins = if pkg.in_workspace() && !host {
+            let targets = |kind: fn(&BuildTargetId<'_>) -> bool| -> Vec<String> {
+                if !pkg.in_workspace() || host {
+                    return Vec::new();
+                }
                 pkg.build_targets()
-                    .filter(|t| t.kind() == BuildTargetKind::Binary)
+                    .filter(|t| kind(&t.id()))
                     .map(|t| t.name().replace('-', "_"))
                     .collect()
-            } else {
-                Vec::new()
             };
+            let bins = targets(|id| matches!(id, BuildTargetId::Binary(_)));
+            let tests = targets(|id| matches!(id, BuildTargetId::Test(_)));
+            let benches = targets(|id| matches!(id, BuildTargetId::Benchmark(_)));
+            let examples = targets(|id| matches!(id, BuildTargetId::Example(_)));
+            let selected = pkg.in_workspace() && initial_names.iter().any(|n| n == pkg.name());
             packages.push(PlannedPackage {
                 name: pkg.name().to_string(),
                 version: pkg.version().to_string(),
@@ -206,6 +222,10 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
                 lib,
                 features,
                 bins,
+                selected,
+                tests,
+                benches,
+                examples,
             });
         }
     }

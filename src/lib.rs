@@ -15,6 +15,7 @@ pub mod graph;
 pub mod judge;
 pub mod key;
 pub mod observe;
+pub mod plan;
 pub mod prefetch;
 pub mod reason;
 pub mod recipe;

@@ -34,6 +34,7 @@ pub enum Uncacheable {
     BuildScriptUnsupportedOutput,
     BuildScriptTooManyFiles,
     BuildScriptUnknownToolchain,
+    Rustdoc,
 }
 
 /// The reason code of the `error` outcome: rustc failed, and failures are never cached.
@@ -76,6 +77,7 @@ impl Uncacheable {
             Uncacheable::BuildScriptUnsupportedOutput => "build-script-unsupported-output",
             Uncacheable::BuildScriptTooManyFiles => "build-script-too-many-files",
             Uncacheable::BuildScriptUnknownToolchain => "build-script-unknown-toolchain",
+            Uncacheable::Rustdoc => "rustdoc",
         }
     }
 
@@ -97,7 +99,7 @@ impl Uncacheable {
                 "a -C option whose inputs or outputs lie outside the unit (profile-use, save-temps)"
             }
             Uncacheable::WorkspaceWrapper => {
-                "RUSTC_WORKSPACE_WRAPPER runs a tool in front of rustc for workspace members; its results are not cached yet"
+                "RUSTC_WORKSPACE_WRAPPER runs a tool other than clippy-driver in front of rustc for workspace members; what it does is unknown"
             }
             Uncacheable::UnresolvedNativeLib => {
                 "a native library (-l) to bundle or link was not found on the search path"
@@ -139,6 +141,9 @@ impl Uncacheable {
             }
             Uncacheable::BuildScriptUnknownToolchain => {
                 "the build script's executable or the rustc it is given could not be identified"
+            }
+            Uncacheable::Rustdoc => {
+                "documentation and doctests are built by rustdoc, which cargo runs without the rustc wrapper"
             }
         }
     }

@@ -32,10 +32,18 @@ fn every_hit_of_an_honest_store_compiles_to_the_same_bytes() {
     xcache_build(&ws, &s.store(), &[], &[]).assert_success();
     let o = verify(&ws, &s.store(), &["--all"]);
     let t = table(&o);
-    assert_eq!(o.status.code(), Some(0), "{t}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{t}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let summary = t.lines().last().unwrap();
     assert!(summary.contains("(100% sample)"), "{t}");
-    assert!(summary.contains(" 0 differ, 0 not reproducible, 0 not checked"), "{t}");
+    assert!(
+        summary.contains(" 0 differ, 0 not reproducible, 0 not checked"),
+        "{t}"
+    );
     // Every kind of unit was checked: a library, a proc-macro, a build script, its run
     // and a binary.
     for unit in [
@@ -66,7 +74,12 @@ fn a_read_the_key_missed_is_found_and_fails_the_check() {
 
     let o = verify(&ws, &s.store(), &["--all"]);
     let t = table(&o);
-    assert_eq!(o.status.code(), Some(1), "{t}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{t}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(
         verdict_of(&t, "rawread 0.1.0 (build-script-run").as_deref(),
         Some("differs"),

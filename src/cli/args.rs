@@ -23,6 +23,22 @@ pub struct Cli {
 pub enum Command {
     /// Run `cargo build` through the cache; every argument is passed to cargo.
     Build(BuildArgs),
+    /// Run `cargo check` through the cache; every argument is passed to cargo.
+    Check(BuildArgs),
+    /// Run `cargo test` through the cache; every argument is passed to cargo.
+    Test(BuildArgs),
+    /// Run `cargo bench` through the cache; every argument is passed to cargo.
+    Bench(BuildArgs),
+    /// Run `cargo run` through the cache; every argument is passed to cargo.
+    Run(BuildArgs),
+    /// Run `cargo clippy` through the cache; every argument is passed to cargo.
+    Clippy(BuildArgs),
+    /// Run `cargo doc` through the cache (the rustc units behind it).
+    Doc(BuildArgs),
+    /// Run `cargo install --path DIR` through the cache.
+    Install(BuildArgs),
+    /// Run `cargo nextest run` (or `list`, `archive`) through the cache.
+    Nextest(BuildArgs),
     /// Show the last build's report (text, JSON, Markdown, or an HTML timeline).
     Report(ReportArgs),
     /// Say why a package's units missed in the last build, from the store's key history.

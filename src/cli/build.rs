@@ -1,25 +1,28 @@
-//! `cargo xcache build`: plan, run cargo with this executable as the rustc wrapper,
-//! gather the wrapper's events into the report.
+//! `cargo xcache build` (and `check`, `test`, … : every [`CargoCommand`]): plan, run
+//! cargo with this executable as the rustc wrapper, gather the wrapper's events into
+//! the report.
 
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::args::{BuildArgs, selection_from_cargo_args};
+use super::args::BuildArgs;
 use super::remote_session::RemoteSession;
 use super::seed_session::SeedSession;
 use super::store_session::StoreSession;
 use crate::config::{BuildConfig, Env, vars};
 use crate::errors::CliError;
-use crate::graph;
+use crate::plan::{CargoCommand, Plan, RustdocUnit};
+use crate::reason::Uncacheable;
 use crate::report::{
     BuildReport, Progress, Verbosity, render_markdown, render_summary_line, report_path,
 };
-use crate::wrapper::read_events;
+use crate::wrapper::{Outcome, UnitEvent, UnitRecord, read_events};
 
-pub fn run(args: BuildArgs) -> Result<i32, CliError> {
-    run_build(args, &BuildMode::default()).map(|o| o.code)
+/// `cargo xcache <command>`: cargo's `command` through the cache.
+pub fn run(command: CargoCommand, args: BuildArgs) -> Result<i32, CliError> {
+    run_build(command, args, &BuildMode::default()).map(|o| o.code)
 }
 
 /// How a build differs from `cargo xcache build` (`warm` builds a skeleton).
@@ -44,12 +47,19 @@ pub(super) struct BuildOutcome {
 }
 
 /// The whole pipeline: plan, prefetch, plant, cargo with the wrapper, report, capture.
-pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOutcome, CliError> {
+pub(super) fn run_build(
+    command: CargoCommand,
+    mut args: BuildArgs,
+    mode: &BuildMode,
+) -> Result<BuildOutcome, CliError> {
     let started = Instant::now();
     let started_epoch_ms = std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     args.take_own_flags();
+    if command == CargoCommand::Nextest {
+        check_nextest_command(&args.cargo_args)?;
+    }
     let env = Env::capture();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let mut cfg = BuildConfig::resolve(&env, cwd)?;
@@ -57,42 +67,6 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     if let Some(dir) = &mode.cwd {
         cfg.cwd = dir.clone();
     }
-    let mut sel = selection_from_cargo_args(&args.cargo_args);
-    if sel.target_dir.is_none() {
-        sel.target_dir = cfg.cargo_target_dir.clone();
-    }
-    let plan = graph::plan(&sel, &cfg.cargo, &cfg.cwd)?;
-    cfg.resolve_remote(
-        &env,
-        args.remote.as_deref(),
-        args.read_only,
-        &plan.workspace_root,
-    )?;
-
-    // An unusable store is a warning; the build goes on without it.
-    let local = StoreSession::start(&cfg);
-    let xdir = plan.target_dir.join("xcache");
-    let new_target_dir = !plan.target_dir.exists();
-    std::fs::create_dir_all(&xdir).map_err(|source| CliError::WriteReport {
-        path: xdir.clone(),
-        source,
-    })?;
-    if new_target_dir {
-        // Cargo tags a target dir it creates, and only then; creating it here would
-        // leave it untagged, and the tag is how wrappers find the target dir's root.
-        let _ = std::fs::write(plan.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
-    }
-    let events_path = xdir.join(format!("events-{}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&events_path);
-    let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
-    if let Some(w) = &cfg.replaced_wrapper {
-        eprintln!("warning: xcache: RUSTC_WRAPPER={w} is replaced by cargo-xcache for this build");
-    }
-
-    // Whether the remote answers is decided once, here, for every wrapper of the build;
-    // then everything predicted is prefetched before cargo starts.
-    let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
-    let show_bar = std::io::stderr().is_terminal();
     // Seeds hold cargo's own records of units, which only this cargo can read.
     cfg.cargo_version = crate::key::cargo_version(
         &cfg.cargo,
@@ -105,15 +79,40 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
         env.path_var().map(|p| p.as_os_str()),
     )
     .unwrap_or_default();
-    let mut remote = RemoteSession::start(
-        &cfg,
+    // The plan is made once: prefetch, seeding and the report read it.
+    let plan = Plan::make(&cfg, &env, command, &args.cargo_args)?;
+    cfg.resolve_remote(
         &env,
-        &plan,
-        &sel,
-        remote_state.clone(),
-        show_bar,
-        jobs,
-    );
+        args.remote.as_deref(),
+        args.read_only,
+        &plan.graph.workspace_root,
+    )?;
+
+    // An unusable store is a warning; the build goes on without it.
+    let local = StoreSession::start(&cfg);
+    let xdir = plan.graph.target_dir.join("xcache");
+    let new_target_dir = !plan.graph.target_dir.exists();
+    std::fs::create_dir_all(&xdir).map_err(|source| CliError::WriteReport {
+        path: xdir.clone(),
+        source,
+    })?;
+    if new_target_dir {
+        // Cargo tags a target dir it creates, and only then; creating it here would
+        // leave it untagged, and the tag is how wrappers find the target dir's root.
+        let _ = std::fs::write(plan.graph.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
+    }
+    let events_path = xdir.join(format!("events-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&events_path);
+    let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
+    if let Some(w) = &cfg.replaced_wrapper {
+        eprintln!("warning: xcache: RUSTC_WRAPPER={w} is replaced by cargo-xcache for this build");
+    }
+
+    // Whether the remote answers is decided once, here, for every wrapper of the build;
+    // then everything predicted is prefetched before cargo starts.
+    let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
+    let show_bar = std::io::stderr().is_terminal() && !command.runs_program();
+    let mut remote = RemoteSession::start(&cfg, &env, &plan, remote_state.clone(), show_bar, jobs);
 
     // Units cached with cargo's records of them go in the target dir now, so cargo
     // finds them fresh and spawns nothing for them. Planting runs while the prefetch's
@@ -125,7 +124,6 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
             &cfg,
             &env,
             &plan,
-            &sel,
             remote.as_ref().and_then(RemoteSession::arrivals),
         )
     };
@@ -135,7 +133,11 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
 
     let planted = seeds.as_ref().map_or(0, SeedSession::planted);
     let verbosity = Verbosity::from_cargo_args(&args.cargo_args, env.get("CARGO_TERM_COLOR"));
-    let progress = Progress::new(plan.expected_units(), planted, verbosity);
+    let progress = if command.runs_program() {
+        Progress::hidden(verbosity)
+    } else {
+        Progress::new(plan.expected_units(), planted, verbosity)
+    };
     let before_cargo_ms = started.elapsed().as_millis() as u64;
     if !progress.is_bar() {
         // "seeded" here counts what was placed; cargo may still rebuild some of them
@@ -151,13 +153,23 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     // units exactly. Asked for when the user did not choose a format: diagnostics still
     // go to stderr as cargo renders them; the JSON on stdout is ours. A user's JSON
     // format is read and passed through.
+    // A command that runs the user's program (`run`, `test`, …) leaves stdin, stdout
+    // and stderr to it: nothing is asked for nor read there.
     let user_format = message_format(&args.cargo_args);
-    let read_json = user_format.as_deref().is_none_or(|f| f.starts_with("json"));
+    let read_json =
+        command.json_messages() && user_format.as_deref().is_none_or(|f| f.starts_with("json"));
     let mut cmd = Command::new(&cfg.cargo);
-    cmd.arg("build").args(&args.cargo_args);
-    if user_format.is_none() {
+    // Ours goes before a `--`: what follows it is the program's or the tool's.
+    let end = args
+        .cargo_args
+        .iter()
+        .position(|a| a == "--")
+        .unwrap_or(args.cargo_args.len());
+    cmd.arg(command.name()).args(&args.cargo_args[..end]);
+    if user_format.is_none() && command.json_messages() {
         cmd.arg("--message-format=json-render-diagnostics");
     }
+    cmd.args(&args.cargo_args[end..]);
     if read_json {
         cmd.stdout(Stdio::piped());
     }
@@ -251,8 +263,12 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     })?;
     let code = status.code().unwrap_or(101);
 
-    let events = read_events(&events_path).unwrap_or_default();
+    let mut events = read_events(&events_path).unwrap_or_default();
     let _ = std::fs::remove_file(&events_path);
+    // rustdoc's units ran (or would have) without the wrapper: listed, never cached.
+    if code == 0 {
+        events.extend(plan.rustdoc.iter().map(rustdoc_event));
+    }
     if progress.wants_events() {
         progress.update(&events);
     }
@@ -276,14 +292,14 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
         r.finish(&events, &captured, &mut report);
     }
     let _ = std::fs::remove_file(&remote_state);
-    local.finish(&mut report, &plan.target_dir);
+    local.finish(&mut report, &plan.graph.target_dir);
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
     report.read_only = cfg.read_only;
     report.summary.before_cargo_ms = before_cargo_ms;
     report.reconcile();
     report.add_timing(&events, started_epoch_ms);
     super::history_session::record(&cfg, &events, &mut report);
-    let path = report_path(&plan.target_dir);
+    let path = report_path(&plan.graph.target_dir);
     if code != 0 && report.units.is_empty() {
         // cargo stopped before any unit (an unknown flag, a resolution error): the last
         // build's report stays, and says what that build did.
@@ -295,7 +311,7 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
         }
         return Ok(BuildOutcome {
             code,
-            target_dir: plan.target_dir,
+            target_dir: plan.graph.target_dir,
             events,
         });
     }
@@ -318,7 +334,7 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     }
     Ok(BuildOutcome {
         code,
-        target_dir: plan.target_dir,
+        target_dir: plan.graph.target_dir,
         events,
     })
 }
@@ -337,6 +353,62 @@ fn append_step_summary(path: &std::path::Path, markdown: &str) {
             path.display(),
             crate::config::vars::GITHUB_STEP_SUMMARY
         );
+    }
+}
+
+/// nextest's own commands that build the tests through cargo.
+const NEXTEST_COMMANDS: &[&str] = &["run", "r", "list", "archive"];
+
+/// `cargo xcache nextest` takes nextest's command first.
+fn check_nextest_command(args: &[String]) -> Result<(), CliError> {
+    let first = args.first().map(String::as_str).unwrap_or("");
+    if NEXTEST_COMMANDS.contains(&first) {
+        return Ok(());
+    }
+    Err(CliError::InvalidSetting {
+        name: "cargo xcache nextest".into(),
+        value: first.to_string(),
+        message: "expected nextest's command first: `cargo xcache nextest run [args]` (or `list`, `archive`)".into(),
+    })
+}
+
+/// The report's record of a unit rustdoc builds.
+fn rustdoc_event(u: &RustdocUnit) -> UnitEvent {
+    UnitEvent {
+        format_version: 1,
+        unit: UnitRecord {
+            package: u.package.clone(),
+            version: u.version.clone(),
+            crate_name: u.crate_name.clone(),
+            kind: u.kind.to_string(),
+            target: None,
+            outcome: Outcome::Uncacheable,
+            reason: Some(Uncacheable::Rustdoc.code().to_string()),
+            compile_ms: None,
+            restore_ms: None,
+            key: None,
+            tier: None,
+            non_incremental_restore: false,
+            seeded: false,
+            miss_cause: None,
+            start_ms: None,
+            end_ms: None,
+            critical: false,
+        },
+        overhead_ms: 0,
+        bytes: 0,
+        upk: None,
+        spk: None,
+        l1: None,
+        upload: false,
+        bytes_down: 0,
+        bytes_up: 0,
+        place: None,
+        verify: None,
+        warnings: Vec::new(),
+        key_parts: None,
+        start_ms: 0,
+        end_ms: 0,
     }
 }
 

@@ -28,11 +28,12 @@ pub use args::{Cli, Command, selection_from_cargo_args};
 
 use crate::config::Env;
 use crate::errors::CliError;
+use crate::plan::CargoCommand;
 
 /// Names that make the first argument a command of ours rather than a compiler.
 const COMMANDS: &[&str] = &[
-    "build", "report", "doctor", "prepare", "warm", "keygen", "gc", "verify", "help", "explain",
-    "stats",
+    "build", "check", "test", "bench", "run", "clippy", "doc", "install", "nextest", "report",
+    "doctor", "prepare", "warm", "keygen", "gc", "verify", "help", "explain", "stats",
 ];
 
 /// Runs the program and returns its exit code.
@@ -53,9 +54,27 @@ pub fn main_impl() -> i32 {
     if argv.get(1).is_some_and(|a| a == "xcache") {
         argv.remove(1);
     }
-    let cli = Cli::parse_from(argv);
+    let cli = Cli::parse_from(&argv);
+    let raw_args = |mut b: args::BuildArgs| {
+        // Every argument after the command's name, as given: clap drops a leading
+        // `--` (`cargo xcache clippy -- -D warnings`), which cargo must see.
+        b.cargo_args = argv
+            .iter()
+            .skip(2)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        b
+    };
     let result = match cli.command {
-        Command::Build(b) => build::run(b),
+        Command::Build(b) => build::run(CargoCommand::Build, raw_args(b)),
+        Command::Check(b) => build::run(CargoCommand::Check, raw_args(b)),
+        Command::Test(b) => build::run(CargoCommand::Test, raw_args(b)),
+        Command::Bench(b) => build::run(CargoCommand::Bench, raw_args(b)),
+        Command::Run(b) => build::run(CargoCommand::Run, raw_args(b)),
+        Command::Clippy(b) => build::run(CargoCommand::Clippy, raw_args(b)),
+        Command::Doc(b) => build::run(CargoCommand::Doc, raw_args(b)),
+        Command::Install(b) => build::run(CargoCommand::Install, raw_args(b)),
+        Command::Nextest(b) => build::run(CargoCommand::Nextest, raw_args(b)),
         Command::Report(r) => report_cmd::run(r),
         Command::Explain(e) => explain::run(e),
         Command::Stats(s) => stats::run(s),

@@ -3,16 +3,15 @@
 //! [`RemoteSession`].
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use crate::config::{BuildConfig, Env, RemoteSpec, cargo_home, vars};
+use crate::config::{BuildConfig, Env, RemoteSpec, vars};
 use crate::errors::CacheError;
-use crate::graph::{BuildPlan, Selection};
-use crate::key::{Key, PathMap, compiler_id};
+use crate::key::Key;
+use crate::plan::Plan;
 use crate::prefetch::{
-    Arrivals, PendingPrefetch, PredictionInput, PrefetchOutcome, Uploader, predict_units, prefetch,
-    update_index,
+    Arrivals, PendingPrefetch, PrefetchOutcome, Uploader, prefetch, update_index,
 };
 use crate::report::BuildReport;
 use crate::seed::{Captured, SeedVariant};
@@ -51,8 +50,7 @@ impl RemoteSession {
     pub fn start(
         cfg: &BuildConfig,
         env: &Env,
-        plan: &BuildPlan,
-        sel: &Selection,
+        plan: &Plan,
         state_file: PathBuf,
         show_bar: bool,
         jobs: Option<usize>,
@@ -69,7 +67,7 @@ impl RemoteSession {
             local,
             up: true,
             compiler: None,
-            workspace: plan.workspace_members.clone(),
+            workspace: plan.graph.workspace_members.clone(),
             prefetched: PrefetchOutcome::default(),
             pending: None,
             upload_jobs: UPLOAD_JOBS,
@@ -86,29 +84,11 @@ impl RemoteSession {
                 return Some(s);
             }
         }
-        let rustc = env.get("RUSTC").unwrap_or("rustc");
-        s.compiler = compiler_id(
-            Path::new(rustc),
-            Some(&s.local.compilers_dir()),
-            env.get("RUSTUP_TOOLCHAIN"),
-            env.path_var().map(|p| p.as_os_str()),
-        )
-        .ok()
-        .map(|c| c.key);
+        // The plan's compiler and units: computed once, read here and by seeding.
+        s.compiler = plan.compiler.as_ref().map(|c| c.key);
         if let Some(compiler) = s.compiler {
-            let pm = PathMap::new(
-                &plan.workspace_root,
-                Some(&plan.target_dir),
-                cargo_home(env).as_deref(),
-            );
-            let units = predict_units(&PredictionInput {
-                plan,
-                path_map: &pm,
-                compiler: &compiler,
-                target: sel.target.as_deref(),
-                profile_dir: &sel.profile_dir(),
-                cargo_version: &cfg.cargo_version,
-            });
+            let pm = &plan.path_map;
+            let units = &plan.units;
             let mut upks: Vec<Key> = units.iter().map(|u| u.key).collect();
             upks.sort();
             upks.dedup();
@@ -124,7 +104,7 @@ impl RemoteSession {
                 &s.workspace,
                 &upks,
                 &seed_keys,
-                &pm,
+                pm,
                 env,
                 jobs,
                 show_bar,

@@ -6,6 +6,7 @@ use super::args::{ReportArgs, ReportFormat};
 use crate::config::Env;
 use crate::errors::CliError;
 use crate::report::{BuildReport, render_html, render_markdown, render_table, report_path};
+use crate::wrapper::{DROPIN_PREFIX, Outcome, read_events};
 
 pub fn run(args: ReportArgs) -> Result<i32, CliError> {
     let (target_dir, text, report) =
@@ -62,6 +63,7 @@ pub(super) fn load_report(
         }
     };
     let path = report_path(&target_dir);
+    fold_dropin(&target_dir, &path, &env);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -79,4 +81,54 @@ pub(super) fn load_report(
         message: e.to_string(),
     })?;
     Ok((target_dir, text, report))
+}
+
+/// Drop-in mode (`RUSTC_WRAPPER=cargo-xcache cargo …`) leaves the wrappers' events in
+/// the target dir, one file per cargo process. When the newest is newer than the last
+/// report, it becomes the report (the same fold `cargo xcache build` makes); the event
+/// files are then removed. Nothing to fold, or a file that cannot be read: the report
+/// stays as it is.
+fn fold_dropin(target_dir: &std::path::Path, report: &std::path::Path, env: &Env) {
+    let xdir = target_dir.join("xcache");
+    let Ok(entries) = std::fs::read_dir(&xdir) else {
+        return;
+    };
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(DROPIN_PREFIX) && n.ends_with(".jsonl"))
+        })
+        .filter_map(|p| Some((modified(&p)?, p)))
+        .collect();
+    files.sort();
+    let Some((newest_at, newest)) = files.last().cloned() else {
+        return;
+    };
+    if modified(report).is_some_and(|r| r >= newest_at) {
+        return;
+    }
+    let Ok(events) = read_events(&newest) else {
+        return;
+    };
+    // cargo's exit code is not known here: a unit that failed failed the build.
+    let failed = events.iter().any(|e| e.unit.outcome == Outcome::Error);
+    let store = crate::config::store_dir(env).unwrap_or_default();
+    let folded = BuildReport::from_events(
+        &events,
+        Vec::new(),
+        if failed { 101 } else { 0 },
+        store,
+        0,
+        0,
+    );
+    let json = serde_json::to_vec_pretty(&folded).expect("a report serializes");
+    if crate::fsx::write_atomic(report, &json).is_ok() {
+        for (_, f) in files {
+            let _ = std::fs::remove_file(f);
+        }
+    }
 }

@@ -1,14 +1,13 @@
 //! Target-dir seeding around one `cargo xcache build`: plant before cargo starts,
 //! account for what cargo found fresh, capture what the build cached.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::build::FreshUnits;
 use crate::config::{BuildConfig, Env, cargo_home};
-use crate::graph::{BuildPlan, Selection};
-use crate::key::{PathMap, compiler_id};
-use crate::prefetch::{Arrivals, PredictionInput, predict_units};
+use crate::plan::Plan;
+use crate::prefetch::Arrivals;
 use crate::report::BuildReport;
 use crate::seed::{Captured, PlantInput, Planted, capture, plant};
 use crate::store::LocalStore;
@@ -31,8 +30,7 @@ impl SeedSession {
     pub fn start(
         cfg: &BuildConfig,
         env: &Env,
-        plan: &BuildPlan,
-        sel: &Selection,
+        plan: &Plan,
         arrivals: Option<&Arrivals>,
     ) -> Option<SeedSession> {
         if !cfg.seed || cfg.disabled {
@@ -41,30 +39,14 @@ impl SeedSession {
         let t = Instant::now();
         let store = LocalStore::open(&cfg.store_dir).ok()?;
         let rustc = env.get("RUSTC").unwrap_or("rustc");
-        let compiler = compiler_id(
-            Path::new(rustc),
-            Some(&store.compilers_dir()),
-            env.get("RUSTUP_TOOLCHAIN"),
-            env.path_var().map(|p| p.as_os_str()),
-        )
-        .ok()?;
+        // The plan's compiler and units: computed once, read here and by the remote.
+        let compiler = plan.compiler.clone()?;
         let cargo_home = cargo_home(env);
-        let pm = PathMap::new(
-            &plan.workspace_root,
-            Some(&plan.target_dir),
-            cargo_home.as_deref(),
-        );
-        let units = predict_units(&PredictionInput {
-            plan,
-            path_map: &pm,
-            compiler: &compiler.key,
-            target: sel.target.as_deref(),
-            profile_dir: &sel.profile_dir(),
-            cargo_version: &cfg.cargo_version,
-        });
+        let units = &plan.units;
+        let plan = &plan.graph;
         let (planted, warnings) = plant(&PlantInput {
             store: &store,
-            units: &units,
+            units,
             target_root: &plan.target_dir,
             workspace_root: &plan.workspace_root,
             cargo_home: cargo_home.as_deref(),

@@ -41,7 +41,7 @@ pub fn run(mut args: VerifyArgs) -> Result<i32, CliError> {
         verify: Some(sample),
         ..BuildMode::default()
     };
-    let outcome = run_build(args.build, &mode)?;
+    let outcome = run_build(crate::plan::CargoCommand::Build, args.build, &mode)?;
     let _ = remove_scratch(&scratch);
     let table = VerifyTable::from_events(&outcome.events);
     print!("{}", table.render(sample));

@@ -99,7 +99,7 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
         placeholders: skeleton.local_dirs.clone(),
         ..BuildMode::default()
     };
-    let outcome = run_build(args.build, &mode)?;
+    let outcome = run_build(crate::plan::CargoCommand::Build, args.build, &mode)?;
     let removed = remove_local_artifacts(&recipe, &outcome.target_dir);
     if removed > 0 {
         eprintln!(

@@ -3,6 +3,7 @@
 
 use crate::graph::BuildPlan;
 use crate::key::{Key, KeyHasher, PathMap, UnitIdentity, prediction_key, seed_key};
+use crate::plan::Compiles;
 
 /// What prediction needs besides the plan.
 pub struct PredictionInput<'a> {
@@ -15,6 +16,8 @@ pub struct PredictionInput<'a> {
     pub profile_dir: &'a str,
     /// `cargo -V`: seed records hold cargo's own files, whose meaning is cargo's.
     pub cargo_version: &'a str,
+    /// What the command compiles of the selected members.
+    pub compiles: &'a Compiles,
 }
 
 /// One unit the plan expects, with its prediction key.
@@ -28,7 +31,8 @@ pub struct PredictedUnit {
     pub package: String,
     pub version: String,
     pub crate_name: String,
-    /// `lib`, `proc-macro`, `bin` or `build-script`.
+    /// `lib`, `proc-macro`, `bin`, `test` or `build-script`, with `+metadata` for a
+    /// unit that only writes metadata (see [`unit_kind`]).
     pub kind: &'static str,
     /// `--target`, for units built for it.
     pub target: Option<String>,
@@ -50,18 +54,46 @@ pub fn predict(input: &PredictionInput<'_>) -> Vec<Key> {
     keys
 }
 
+/// The kind a prediction key names: the crate kind, and `+metadata` when rustc writes
+/// no linked output (`cargo check`, `clippy`, the dependencies of `doc`), so that a
+/// checked unit and a built one are told apart. The wrapper and the plan both name
+/// kinds here. `link`: rustc is asked for a linked output (`--emit=link`: an rlib,
+/// an executable).
+pub fn unit_kind(kind: &str, link: bool) -> Option<&'static str> {
+    Some(match (kind, link) {
+        ("lib", true) => "lib",
+        ("lib", false) => "lib+metadata",
+        // A proc-macro and a build script are always built in full.
+        ("proc-macro", _) => "proc-macro",
+        ("build-script", _) => "build-script",
+        ("bin", true) => "bin",
+        ("bin", false) => "bin+metadata",
+        ("test", true) => "test",
+        ("test", false) => "test+metadata",
+        _ => return None,
+    })
+}
+
 /// Every unit of the plan that has a prediction key: libraries, proc-macros, build-script
-/// compiles and the workspace members' binaries.
+/// compiles, and what the command compiles of the selected members (binaries, test
+/// harnesses, examples).
 pub fn predict_units(input: &PredictionInput<'_>) -> Vec<PredictedUnit> {
     let mut units = Vec::new();
+    let c = input.compiles;
     for p in &input.plan.packages {
         let target = if p.host {
             None
         } else {
             input.target.map(str::to_string)
         };
+        // Units built for the target write only metadata under `check`; host units
+        // (proc-macros, build dependencies) are built in full.
+        let links = p.host || !c.metadata_only;
         let manifest_dir = input.path_map.normalize_path(&p.manifest_dir);
-        let mut push = |crate_name: &str, kind: &'static str, target: Option<String>| {
+        let mut push = |crate_name: &str, kind: &str, links: bool, target: Option<String>| {
+            let Some(kind) = unit_kind(kind, links) else {
+                return;
+            };
             let id = UnitIdentity {
                 package: &p.name,
                 version: &p.version,
@@ -84,14 +116,36 @@ pub fn predict_units(input: &PredictionInput<'_>) -> Vec<PredictedUnit> {
                 target,
             });
         };
+        let member = p.selected && !p.host;
         if let Some((crate_name, kind)) = &p.lib {
-            push(crate_name, kind, target.clone());
+            // A member's library is built for its tests and binaries even when only
+            // they are selected.
+            push(crate_name, kind, links, target.clone());
+            if member && c.lib.harness {
+                push(crate_name, "test", links, target.clone());
+            }
         }
         if p.build_script {
-            push("build_script_build", "build-script", None);
+            push("build_script_build", "build-script", true, None);
         }
-        for bin in &p.bins {
-            push(bin, "bin", target.clone());
+        if !member {
+            continue;
+        }
+        let modes = [
+            (&p.bins, c.bins),
+            (&p.tests, c.tests),
+            (&p.benches, c.benches),
+            (&p.examples, c.examples),
+        ];
+        for (names, mode) in modes {
+            for name in names {
+                if mode.build {
+                    push(name, "bin", links, target.clone());
+                }
+                if mode.harness {
+                    push(name, "test", links, target.clone());
+                }
+            }
         }
     }
     units.sort_by_key(|u| u.key);

@@ -114,6 +114,16 @@ impl Progress {
         }
     }
 
+    /// No bar: the command runs the user's program, whose output stays its own.
+    pub fn hidden(verbosity: Verbosity) -> Progress {
+        Progress {
+            bar: None,
+            verbosity,
+            seeded: 0,
+            shown: 0.into(),
+        }
+    }
+
     /// True when a bar is shown (cargo's output is then routed through it).
     pub fn is_bar(&self) -> bool {
         self.bar.is_some()

@@ -209,6 +209,18 @@ impl Verdict {
     }
 }
 
+/// Where a wrapper in drop-in mode (no `cargo xcache` front-end) appends its events:
+/// one file per cargo process (the wrapper's parent) in the target dir's `xcache/`.
+pub fn dropin_events_path(target_root: &Path) -> PathBuf {
+    let cargo = std::os::unix::process::parent_id();
+    target_root
+        .join("xcache")
+        .join(format!("{DROPIN_PREFIX}{cargo}.jsonl"))
+}
+
+/// The file name prefix of drop-in event files.
+pub const DROPIN_PREFIX: &str = "dropin-";
+
 /// Appends one event line.
 pub fn append_event(path: &Path, event: &UnitEvent) -> io::Result<()> {
     let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;

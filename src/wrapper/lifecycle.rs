@@ -339,7 +339,18 @@ impl Cx {
             Some(path) => {
                 let _ = append_event(path, ev);
             }
-            None => warn_once_per_build(&ev.warnings),
+            None => {
+                warn_once_per_build(&ev.warnings);
+                // Drop-in mode (`RUSTC_WRAPPER=cargo-xcache cargo …`): the events go
+                // beside the target dir's report, for `cargo xcache report` to fold.
+                if let Some(root) = self.pm.real_of(crate::key::RootKind::Target) {
+                    let path = super::event::dropin_events_path(std::path::Path::new(root));
+                    if let Some(dir) = path.parent() {
+                        let _ = std::fs::create_dir_all(dir);
+                    }
+                    let _ = append_event(&path, ev);
+                }
+            }
         }
     }
 }

@@ -20,8 +20,8 @@ mod script;
 mod shim;
 
 pub use event::{
-    LinkerUsed, Outcome, UnitEvent, UnitPlace, UnitRecord, Verdict, Verified, Warning,
-    append_event, read_events,
+    DROPIN_PREFIX, LinkerUsed, Outcome, UnitEvent, UnitPlace, UnitRecord, Verdict, Verified,
+    Warning, append_event, dropin_events_path, read_events,
 };
 pub use restore::{RestoreFilter, Restored, restore_entry};
 pub use rustc::run_wrapper;

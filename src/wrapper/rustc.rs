@@ -169,13 +169,13 @@ impl Rustc {
 
     /// The unit's prediction and seed keys (see `key::prediction_key`, `key::seed_key`).
     fn prediction_keys(&self, cx: &Cx) -> Option<(Key, Key)> {
-        let kind = match self.inv.kind() {
-            CrateKind::Lib => "lib",
-            CrateKind::ProcMacro => "proc-macro",
-            CrateKind::Bin => "bin",
-            CrateKind::BuildScript => "build-script",
-            _ => return None,
-        };
+        // A clippy unit is looked up by the wrapper only: seeds and prefetch name
+        // rustc's units (cargo gives clippy's units hashes of their own).
+        if self.workspace_wrapper.is_some() {
+            return None;
+        }
+        // Named as the plan names it: a checked unit is not a built one.
+        let kind = crate::prefetch::unit_kind(self.inv.kind().as_str(), self.inv.emit.link)?;
         let (_, compiler) = cx.compiler.as_ref()?;
         let env = &cx.cfg.env;
         let manifest_dir = cx
@@ -452,8 +452,11 @@ impl Cached for Rustc {
         if cx.cfg.disabled {
             return Some(Uncacheable::Disabled);
         }
+        // clippy-driver's results are cached (keyed on its identity, see `l1`); any
+        // other tool in front of rustc is not: what it does is unknown.
         self.workspace_wrapper
-            .as_ref()
+            .as_deref()
+            .filter(|w| !is_clippy_driver(w))
             .map(|_| Uncacheable::WorkspaceWrapper)
     }
 
@@ -481,9 +484,21 @@ impl Cached for Rustc {
                 &store.linkers_dir(),
             )?);
         }
+        // Behind clippy-driver, the compiler is rustc and clippy: its build joins the
+        // compiler's identity. Its lint configuration is keyed as any input is: the
+        // flags cargo passes (`[lints]`, `-W/-A/-D`), `CLIPPY_ARGS` and `clippy.toml`
+        // (read, or probed for and absent) as the observer sees clippy-driver read them.
+        let mut keyed = compiler.clone();
+        if let Some(w) = &self.workspace_wrapper {
+            let clippy = clippy_identity(w, &cx.cfg.env).ok_or(Uncacheable::UnknownCompiler)?;
+            keyed.key = crate::key::KeyHasher::new("compiler-behind-clippy")
+                .key("rustc", &compiler.key)
+                .key("clippy", &clippy)
+                .finish();
+        }
         let kenv = KeyEnv {
             path_map: &cx.pm,
-            compiler: &compiler,
+            compiler: &keyed,
             vars: cx.cfg.env.all(),
             cwd: &cx.cfg.cwd,
             link: self.link.as_ref().map(|p| &p.key),
@@ -677,6 +692,41 @@ impl Cached for Rustc {
             ev.unit.non_incremental_restore = self.inv.incremental;
         }
     }
+}
+
+/// True for clippy's driver, the one workspace wrapper whose results are cached.
+fn is_clippy_driver(w: &Path) -> bool {
+    w.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n == "clippy-driver")
+}
+
+/// clippy-driver's identity: the digest of the executable run (found on `PATH` when
+/// named bare) and the version it reports (a rustup proxy resolves to a toolchain's
+/// driver: its version names the build). `None` when either cannot be read.
+fn clippy_identity(w: &Path, env: &Env) -> Option<Key> {
+    let path = if w.components().count() > 1 {
+        w.to_path_buf()
+    } else {
+        std::env::split_paths(env.path_var()?)
+            .map(|d| d.join(w))
+            .find(|p| p.is_file())?
+    };
+    let digest = crate::key::hash_file(&path).ok()?;
+    let out = Command::new(&path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(
+        crate::key::KeyHasher::new("clippy-driver")
+            .key("executable", &digest)
+            .bytes("version", &out.stdout)
+            .finish(),
+    )
 }
 
 /// `.rlib` and `.rmeta` files: what dependents name in `--extern`.

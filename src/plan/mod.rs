@@ -1,0 +1,8 @@
+//! The plan stage: what one cargo command will compile, made once before cargo starts
+//! and read by prefetch, seeding and the report. Main type: [`Plan`].
+
+mod command;
+mod units;
+
+pub use command::{CargoCommand, Compiles, TargetModes};
+pub use units::{Plan, RustdocUnit};

@@ -1,0 +1,160 @@
+//! [`Plan`]: the graph's packages, the units the command compiles of them, and what
+//! every later stage needs to name those units (compiler identity, path map, predicted
+//! keys), computed once.
+
+use std::path::Path;
+
+use super::command::{CargoCommand, Compiles};
+use crate::config::{BuildConfig, Env, cargo_home};
+use crate::errors::CliError;
+use crate::graph::{self, BuildPlan, Selection};
+use crate::key::{CompilerId, PathMap, compiler_id};
+use crate::prefetch::{PredictedUnit, PredictionInput, predict_units};
+
+/// A unit rustdoc builds (documentation, doctests): cargo runs rustdoc without the
+/// rustc wrapper, so the cache never sees it; the report lists it as uncacheable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RustdocUnit {
+    pub package: String,
+    pub version: String,
+    pub crate_name: String,
+    /// `doc` or `doctest`.
+    pub kind: &'static str,
+}
+
+/// What one cargo command will compile.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub command: CargoCommand,
+    pub compiles: Compiles,
+    pub selection: Selection,
+    /// The packages cargo resolves for the selection (guppy's simulation).
+    pub graph: BuildPlan,
+    pub path_map: PathMap,
+    /// The compiler cargo will run, when it could be identified (without it nothing is
+    /// predicted: keys name the compiler).
+    pub compiler: Option<CompilerId>,
+    /// The units with a prediction key, sorted by it.
+    pub units: Vec<PredictedUnit>,
+    /// The units rustdoc builds, never cached.
+    pub rustdoc: Vec<RustdocUnit>,
+}
+
+impl Plan {
+    /// Reads the workspace and predicts the units of `command` with `cargo_args`.
+    /// `cfg.cargo_version` must be filled in (seed records are keyed on it).
+    pub fn make(
+        cfg: &BuildConfig,
+        env: &Env,
+        command: CargoCommand,
+        cargo_args: &[String],
+    ) -> Result<Plan, CliError> {
+        let compiles = Compiles::of(command, cargo_args);
+        let mut sel = crate::cli::selection_from_cargo_args(cargo_args);
+        if sel.target_dir.is_none() {
+            sel.target_dir = cfg.cargo_target_dir.clone();
+        }
+        sel.dev = compiles.dev();
+        sel.release |= compiles.release;
+        if command == CargoCommand::Install
+            && sel.manifest_path.is_none()
+            && let Some(dir) = install_path(cargo_args)
+        {
+            sel.manifest_path = Some(cfg.cwd.join(dir).join("Cargo.toml"));
+        }
+        let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd)?;
+        let path_map = PathMap::new(
+            &graph.workspace_root,
+            Some(&graph.target_dir),
+            cargo_home(env).as_deref(),
+        );
+        let rustc = env.get("RUSTC").unwrap_or("rustc");
+        let compiler = if cfg.disabled {
+            None
+        } else {
+            compiler_id(
+                Path::new(rustc),
+                Some(
+                    &cfg.store_dir
+                        .path()
+                        .join(crate::store::LAYOUT)
+                        .join("compilers"),
+                ),
+                env.get("RUSTUP_TOOLCHAIN"),
+                env.path_var().map(|p| p.as_os_str()),
+            )
+            .ok()
+        };
+        let units = match &compiler {
+            Some(c) => predict_units(&PredictionInput {
+                plan: &graph,
+                path_map: &path_map,
+                compiler: &c.key,
+                target: sel.target.as_deref(),
+                profile_dir: &sel.profile_dir(),
+                cargo_version: &cfg.cargo_version,
+                compiles: &compiles,
+            }),
+            None => Vec::new(),
+        };
+        let rustdoc = rustdoc_units(&graph, &compiles);
+        Ok(Plan {
+            command,
+            compiles,
+            selection: sel,
+            graph,
+            path_map,
+            compiler,
+            units,
+            rustdoc,
+        })
+    }
+
+    /// Roughly how many rustc invocations cargo makes: one per predicted unit, one per
+    /// package without a prediction (no compiler identity).
+    pub fn expected_units(&self) -> usize {
+        if self.compiler.is_some() {
+            self.units.len()
+        } else {
+            self.graph.expected_units()
+        }
+    }
+}
+
+/// The documentation and doctests rustdoc builds for the selected members' libraries.
+fn rustdoc_units(graph: &BuildPlan, compiles: &Compiles) -> Vec<RustdocUnit> {
+    let mut out = Vec::new();
+    for p in graph.packages.iter().filter(|p| p.selected && !p.host) {
+        let Some((crate_name, "lib")) = p.lib.as_ref().map(|(n, k)| (n, *k)) else {
+            continue;
+        };
+        for (wanted, kind) in [(compiles.docs, "doc"), (compiles.doctests, "doctest")] {
+            if wanted {
+                out.push(RustdocUnit {
+                    package: p.name.clone(),
+                    version: p.version.clone(),
+                    crate_name: crate_name.clone(),
+                    kind,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `cargo install --path DIR`: the directory.
+fn install_path(args: &[String]) -> Option<&str> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if a == "--path" {
+            return it.next().map(String::as_str);
+        }
+        if let Some(v) = a.strip_prefix("--path=") {
+            return Some(v);
+        }
+    }
+    None
+}
