@@ -261,8 +261,10 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
     })?;
     for w in &report.warnings {
         eprintln!(
-            "warning: xcache: {} [{}]; those units compiled without the cache",
-            w.message, w.code
+            "warning: xcache: {} [{}]{}",
+            w.message,
+            w.code,
+            warning_tail(&w.code)
         );
     }
     eprintln!("{}", render_summary_line(&report));
@@ -270,6 +272,16 @@ pub(super) fn run_build(mut args: BuildArgs, mode: &BuildMode) -> Result<BuildOu
         code,
         target_dir: plan.target_dir,
     })
+}
+
+/// What a warning meant for the build. A remote that failed left the local store in
+/// use: its units were not "compiled without the cache".
+fn warning_tail(code: &str) -> &'static str {
+    match code {
+        "remote-entry-damaged" | "remote-entry-too-large" => "",
+        c if c.starts_with("remote-") => "; the rest of the build used the local store only",
+        _ => "; those units compiled without the cache",
+    }
 }
 
 /// The `--message-format` the user gave, if any.
