@@ -322,8 +322,10 @@ pub(super) fn run_build(
     })?;
     for w in &report.warnings {
         eprintln!(
-            "warning: xcache: {} [{}]; those units compiled without the cache",
-            w.message, w.code
+            "warning: xcache: {} [{}]{}",
+            w.message,
+            w.code,
+            warning_tail(&w.code)
         );
     }
     if !verbosity.quiet {
@@ -409,6 +411,16 @@ fn rustdoc_event(u: &RustdocUnit) -> UnitEvent {
         key_parts: None,
         start_ms: 0,
         end_ms: 0,
+    }
+}
+
+/// What a warning meant for the build. A remote that failed left the local store in
+/// use: its units were not "compiled without the cache".
+fn warning_tail(code: &str) -> &'static str {
+    match code {
+        "remote-entry-damaged" | "remote-entry-too-large" => "",
+        c if c.starts_with("remote-") => "; the rest of the build used the local store only",
+        _ => "; those units compiled without the cache",
     }
 }
 

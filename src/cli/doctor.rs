@@ -152,8 +152,11 @@ fn probe_remote(
 
 fn remote_fix(code: &str) -> &'static str {
     match code {
-        "remote-denied" => {
-            "check the credentials (for S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+        // The message above names this remote's own credentials.
+        "remote-denied" => "check the credentials the message names",
+        "remote-database-invalid" => "use a database number the Redis server has",
+        "remote-timed-out" => {
+            "check that the server is not overloaded or paused, and is reachable from here"
         }
         "remote-bucket-missing" => "create the bucket or container, or fix its name in the URI",
         "remote-wrong-region" => "set region= in the URI or AWS_REGION to the bucket's region",

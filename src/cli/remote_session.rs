@@ -126,12 +126,25 @@ impl RemoteSession {
     pub fn finish_prefetch(&mut self) {
         if let Some(pending) = self.pending.take() {
             match pending.finish() {
-                Ok(outcome) => self.prefetched = outcome,
+                Ok(outcome) => {
+                    if let Some(message) = &outcome.damaged {
+                        self.warnings.push(Warning {
+                            code: "remote-entry-damaged".into(),
+                            message: message.clone(),
+                        });
+                    }
+                    self.prefetched = outcome;
+                }
                 Err(e) => self.down(e),
             }
         }
         if self.up && !self.read_only && self.compiler.is_some() && self.uploader.is_none() {
-            self.uploader = Some(Uploader::start(&self.spec, &self.local, self.upload_jobs));
+            self.uploader = Some(Uploader::start(
+                &self.spec,
+                &self.local,
+                self.upload_jobs,
+                &self.state_file,
+            ));
         }
     }
 
@@ -206,6 +219,12 @@ impl RemoteSession {
                 self.down(e);
             }
         }
+        let damaged: HashSet<String> = self
+            .prefetched
+            .damaged_keys
+            .iter()
+            .map(Key::to_hex)
+            .collect();
         // The index lists what the next build can fetch: hits, and new entries that
         // reached the remote (not those refused for their size).
         let used: Vec<(String, Key, Key)> = events
@@ -223,10 +242,12 @@ impl RemoteSession {
                 ))
             })
             .filter(|(upk, _, entry)| {
-                !self
-                    .prefetched
-                    .indexed
-                    .contains(&(upk.clone(), entry.to_hex()))
+                // A damaged entry stored again is indexed again, with its new size.
+                damaged.contains(&entry.to_hex())
+                    || !self
+                        .prefetched
+                        .indexed
+                        .contains(&(upk.clone(), entry.to_hex()))
             })
             .collect();
         // Seeds whose pack reached the remote.
@@ -255,6 +276,8 @@ impl RemoteSession {
                 &self.workspace,
                 &used,
                 &new_seeds,
+                &self.prefetched.damaged_keys,
+                &uploaded,
             )
         {
             self.down(e);

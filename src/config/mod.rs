@@ -9,6 +9,6 @@ mod settings;
 mod store;
 
 pub use file::{ConfigFile, parse_config, read_config_files};
-pub use remote::{RemoteKind, RemoteSpec, Secret};
+pub use remote::{RemoteDefaults, RemoteKind, RemoteSpec, Secret};
 pub use settings::{BuildConfig, Env, WrapperConfig, cargo_home, store_dir, vars};
 pub use store::{DEFAULT_CACHE_SIZE, StoreDir};

@@ -29,12 +29,17 @@ pub enum RemoteKind {
     Gcs {
         bucket: String,
         root: String,
+        endpoint: Option<String>,
+        /// Unsigned requests, for an emulator that needs no credentials.
+        anonymous: bool,
     },
     Azblob {
         container: String,
         root: String,
         endpoint: Option<String>,
         account: Option<String>,
+        /// The account's shared key (`AZURE_STORAGE_KEY`).
+        key: Option<Secret>,
     },
     Redis {
         endpoint: String,
@@ -62,6 +67,9 @@ pub enum RemoteKind {
 pub struct RemoteSpec {
     pub kind: RemoteKind,
     display: String,
+    /// Every credential the URI or the environment gave, so that a message from a
+    /// service (which may quote an endpoint or a header) can be scrubbed of them.
+    secrets: Vec<Secret>,
 }
 
 impl fmt::Debug for RemoteSpec {
@@ -94,12 +102,62 @@ impl RemoteSpec {
             return Ok(RemoteSpec {
                 kind: RemoteKind::Ghac,
                 display: "ghac".into(),
+                secrets: defaults.secrets.clone(),
             });
         }
         let url = Url::parse(uri).map_err(|e| {
             format!("not a URI ({e}); expected one of {SCHEMES}, for example s3://bucket/prefix")
         })?;
         let display = redact(&url);
+        // Every option a scheme understands; any other is an error that names it.
+        let known: &[&str] = match url.scheme() {
+            "s3" => &["endpoint", "region", "virtual_host_style"],
+            "gcs" | "gs" => &["endpoint", "anonymous"],
+            "azblob" => &["endpoint", "account"],
+            _ => &[],
+        };
+        if let Some((k, _)) = url
+            .query_pairs()
+            .find(|(k, _)| !known.contains(&k.as_ref()))
+        {
+            let scheme = url.scheme();
+            // The value of an option not understood may be a misspelt credential: the
+            // URI is shown without its options.
+            let display = display.split('?').next().unwrap_or_default();
+            return Err(if known.is_empty() {
+                format!("{display}: unknown option `{k}`; {scheme}:// URIs take no options")
+            } else {
+                format!(
+                    "{display}: unknown option `{k}`; {scheme}:// URIs take {}",
+                    known.join(", ")
+                )
+            });
+        }
+        let flag = |name: &str| -> Result<bool, String> {
+            match url.query_pairs().find(|(k, _)| k == name) {
+                None => Ok(false),
+                Some((_, v)) if v == "true" => Ok(true),
+                Some((_, v)) if v == "false" => Ok(false),
+                Some((_, v)) => Err(format!(
+                    "{display}: option `{name}` is `{v}`; write {name}=true or {name}=false"
+                )),
+            }
+        };
+        let mut secrets = defaults.secrets.clone();
+        if let Some(p) = url.password() {
+            secrets.push(Secret(decode(p)));
+        }
+        for (k, v) in url.query_pairs() {
+            if is_secret_name(&k) {
+                secrets.push(Secret(v.into_owned()));
+            } else if let Ok(inner) = Url::parse(&v)
+                && let Some(p) = inner.password()
+            {
+                secrets.push(Secret(p.to_string()));
+                secrets.push(Secret(decode(p)));
+            }
+        }
+        secrets.retain(|s| s.0.len() >= 3);
         let query = |name: &str| -> Option<String> {
             url.query_pairs()
                 .find(|(k, _)| k == name)
@@ -128,17 +186,20 @@ impl RemoteSpec {
                 root: root(),
                 endpoint: query("endpoint").or_else(|| defaults.aws_endpoint.clone()),
                 region: query("region").or_else(|| defaults.aws_region.clone()),
-                virtual_host_style: query("virtual_host_style").as_deref() == Some("true"),
+                virtual_host_style: flag("virtual_host_style")?,
             },
             "gcs" | "gs" => RemoteKind::Gcs {
                 bucket: host()?,
                 root: root(),
+                endpoint: query("endpoint"),
+                anonymous: flag("anonymous")?,
             },
             "azblob" => RemoteKind::Azblob {
                 container: host()?,
                 root: root(),
                 endpoint: query("endpoint"),
                 account: query("account").or_else(|| defaults.azure_account.clone()),
+                key: defaults.azure_key.clone(),
             },
             "redis" | "rediss" => {
                 let db = url.path().trim_matches('/');
@@ -175,6 +236,17 @@ impl RemoteSpec {
                 }
             }
             "file" => {
+                // `file://relative/path` reads as host `relative` and path `/path`:
+                // never take it for the absolute `/path`.
+                if let Some(h) = url
+                    .host_str()
+                    .filter(|h| !h.is_empty() && *h != "localhost")
+                {
+                    return Err(format!(
+                        "file://{h}{} names the host `{h}`, not a folder; write an absolute path as file:///absolute/path (three slashes)",
+                        url.path()
+                    ));
+                }
                 let path = url.path();
                 if path.is_empty() || path == "/" {
                     return Err(format!(
@@ -191,7 +263,22 @@ impl RemoteSpec {
                 ));
             }
         };
-        Ok(RemoteSpec { kind, display })
+        Ok(RemoteSpec {
+            kind,
+            display,
+            secrets,
+        })
+    }
+
+    /// `text` with every credential this remote knows of replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            if !s.0.is_empty() {
+                out = out.replace(&s.0, "***");
+            }
+        }
+        out
     }
 
     /// True for services that store keys and values without buckets (no listing).
@@ -209,6 +296,27 @@ pub struct RemoteDefaults {
     pub aws_endpoint: Option<String>,
     pub aws_region: Option<String>,
     pub azure_account: Option<String>,
+    /// `AZURE_STORAGE_KEY` (or `AZURE_STORAGE_ACCOUNT_KEY`).
+    pub azure_key: Option<Secret>,
+    /// The values of every secret environment variable (`AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AZURE_STORAGE_KEY`, …): scrubbed from messages.
+    pub secrets: Vec<Secret>,
+}
+
+/// Query option names whose values are credentials.
+fn is_secret_name(k: &str) -> bool {
+    let k = k.to_lowercase();
+    [
+        "key",
+        "secret",
+        "token",
+        "password",
+        "sas",
+        "sig",
+        "credential",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 fn decode(s: &str) -> String {
@@ -238,10 +346,18 @@ fn redact(url: &Url) -> String {
     let pairs: Vec<String> = url
         .query_pairs()
         .map(|(k, v)| {
-            let secret = ["key", "secret", "token", "password", "sas", "sig"]
-                .iter()
-                .any(|s| k.to_lowercase().contains(s));
-            format!("{k}={}", if secret { "***".into() } else { v.into_owned() })
+            if is_secret_name(&k) {
+                return format!("{k}=***");
+            }
+            // An endpoint with a user and password in it: shown without them.
+            match Url::parse(&v) {
+                Ok(mut inner) if !inner.username().is_empty() || inner.password().is_some() => {
+                    let _ = inner.set_username("");
+                    let _ = inner.set_password(None);
+                    format!("{k}={}", inner.as_str().trim_end_matches('/'))
+                }
+                _ => format!("{k}={v}"),
+            }
         })
         .collect();
     if !pairs.is_empty() {
@@ -321,9 +437,46 @@ mod tests {
         assert!(e.contains("database number"), "{e}");
         let e = parse("not a uri").unwrap_err();
         assert!(e.contains("s3://bucket/prefix"), "{e}");
-        let e = parse("s3://bucket?secret_key=abc")
-            .map(|s| s.display().to_string())
-            .unwrap();
+        let e = parse("s3://bucket?secret_key=abc").unwrap_err();
+        assert!(e.contains("unknown option `secret_key`"), "{e}");
         assert!(!e.contains("abc"), "{e}");
+        let e = parse("redis://h:1/0?tls=yes").unwrap_err();
+        assert!(e.contains("`tls`") && e.contains("take no options"), "{e}");
+        let e = parse("gcs://b/p?anonymous=yes").unwrap_err();
+        assert!(e.contains("anonymous=true"), "{e}");
+        // `file://relative/path` is host `relative` and path `/path`: never `/path`.
+        let e = parse("file://relative/path").unwrap_err();
+        assert!(e.contains("`relative`") && e.contains("file:///"), "{e}");
+        assert!(parse("file://localhost/srv/c").is_ok());
+    }
+
+    #[test]
+    fn credentials_never_reach_the_display_and_are_scrubbed() {
+        let s = parse("s3://b/p?endpoint=http://user:hunter22@127.0.0.1:9000").unwrap();
+        assert!(!s.display().contains("hunter22"), "{}", s.display());
+        assert!(
+            s.display().contains("endpoint=http://127.0.0.1:9000"),
+            "{}",
+            s.display()
+        );
+        assert_eq!(
+            s.scrub("error at http://user:hunter22@127.0.0.1:9000/x"),
+            "error at http://user:***@127.0.0.1:9000/x"
+        );
+        let d = RemoteDefaults {
+            secrets: vec![Secret("envsecret".into())],
+            ..RemoteDefaults::default()
+        };
+        let s = RemoteSpec::parse("redis://:pw%40x@h:1/0", &d).unwrap();
+        assert_eq!(s.scrub("a envsecret b pw@x c"), "a *** b *** c");
+        let gcs = parse("gcs://b/p?endpoint=http://127.0.0.1:4443&anonymous=true").unwrap();
+        assert!(matches!(
+            gcs.kind,
+            RemoteKind::Gcs {
+                anonymous: true,
+                endpoint: Some(_),
+                ..
+            }
+        ));
     }
 }

@@ -6,7 +6,19 @@ use std::path::{Path, PathBuf};
 
 use super::file::read_config_files;
 use super::parse::{BOOL_FORMS, COUNT_FORMS, invalid, parse_bool, parse_count};
-use super::remote::{RemoteDefaults, RemoteSpec};
+use super::remote::{RemoteDefaults, RemoteSpec, Secret};
+
+/// Environment variables whose values are credentials: never printed (see
+/// [`RemoteSpec::scrub`]).
+pub const SECRET_VARS: &[&str] = &[
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "GOOGLE_APPLICATION_CREDENTIALS_JSON",
+];
 use super::store::StoreDir;
 use crate::errors::CliError;
 
@@ -119,6 +131,16 @@ impl Env {
                 .or(self.get("AWS_DEFAULT_REGION"))
                 .map(str::to_string),
             azure_account: self.get("AZURE_STORAGE_ACCOUNT").map(str::to_string),
+            azure_key: self
+                .get("AZURE_STORAGE_KEY")
+                .or(self.get("AZURE_STORAGE_ACCOUNT_KEY"))
+                .map(|k| Secret(k.to_string())),
+            secrets: SECRET_VARS
+                .iter()
+                .filter_map(|v| self.get(v))
+                .filter(|v| v.len() >= 3)
+                .map(|v| Secret(v.to_string()))
+                .collect(),
         }
     }
 

@@ -37,6 +37,11 @@ pub struct PrefetchOutcome {
     pub packs: Vec<Key>,
     pub bytes: u64,
     pub ms: u64,
+    /// The first damaged object met, as a message (it was not used; the others still
+    /// were).
+    pub damaged: Option<String>,
+    /// Every damaged object met: dropped from the index by the build's writer.
+    pub damaged_keys: Vec<Key>,
 }
 
 /// Fetches the index and starts downloading the entries of `upks` and the seed packs of
@@ -201,6 +206,8 @@ pub fn prefetch(
             packs: Vec::new(),
             bytes: 0,
             ms: 0,
+            damaged: None,
+            damaged_keys: Vec::new(),
         },
         pack_keys: packs,
         arrivals,
@@ -229,7 +236,13 @@ impl PendingPrefetch {
     /// Waits for every download; the outcome, or the first error (after which the
     /// downloads stopped).
     pub fn finish(mut self) -> Result<PrefetchOutcome, CacheError> {
-        let Downloaded { keys, bytes, error } = self
+        let Downloaded {
+            keys,
+            bytes,
+            error,
+            damaged,
+            damaged_keys,
+        } = self
             .worker
             .take()
             .and_then(|w| w.join().ok())
@@ -244,6 +257,8 @@ impl PendingPrefetch {
         out.prefetched = entries;
         out.packs = packs;
         out.bytes = bytes;
+        out.damaged = damaged.map(|e| e.to_string());
+        out.damaged_keys = damaged_keys;
         out.ms = self.started.elapsed().as_millis() as u64;
         Ok(out)
     }
@@ -316,6 +331,8 @@ struct Downloaded {
     keys: Vec<Key>,
     bytes: u64,
     error: Option<CacheError>,
+    damaged: Option<CacheError>,
+    damaged_keys: Vec<Key>,
 }
 
 /// Downloads `wanted` (taken from the end) with `jobs` threads, each with its own
@@ -352,7 +369,7 @@ fn download_all(
                     };
                     let tmp = local.temp_path();
                     let result = remote
-                        .get_file(&RemoteStore::entry_path(&key), &tmp, size)
+                        .get_entry(&key, &tmp, size)
                         .and_then(|got| match got {
                             Some(n) => local.adopt_entry(&key, &tmp).map(|()| Some(n)),
                             None => Ok(None),
@@ -373,6 +390,13 @@ fn download_all(
                             }
                         }
                         Ok(None) => {}
+                        // Not used, and not a reason to give the remote up: the unit
+                        // compiles, and its upload replaces the object.
+                        Err(e) if e.code() == "remote-entry-damaged" => {
+                            let _ = std::fs::remove_file(&tmp);
+                            d.damaged.get_or_insert(e);
+                            d.damaged_keys.push(key);
+                        }
                         Err(e) => {
                             let _ = std::fs::remove_file(&tmp);
                             d.error.get_or_insert(e);

@@ -33,15 +33,28 @@ pub struct Uploader {
 }
 
 impl Uploader {
-    pub fn start(spec: &RemoteSpec, local: &LocalStore, jobs: usize) -> Uploader {
+    /// `state_file` is the build's shared word on the remote: a failure here is written
+    /// to it (so no wrapper waits for the remote again), and a failure a wrapper wrote
+    /// there stops the uploads.
+    pub fn start(
+        spec: &RemoteSpec,
+        local: &LocalStore,
+        jobs: usize,
+        state_file: &std::path::Path,
+    ) -> Uploader {
         let (tx, rx) = channel::<(Option<Key>, Key)>();
         let rx = std::sync::Arc::new(Mutex::new(rx));
         let outcome = std::sync::Arc::new(Mutex::new(UploadOutcome::default()));
         let workers = (0..jobs.max(1))
             .map(|_| {
-                let (rx, outcome, spec, local) =
-                    (rx.clone(), outcome.clone(), spec.clone(), local.clone());
-                std::thread::spawn(move || worker(&spec, &local, &rx, &outcome))
+                let (rx, outcome, spec, local, state) = (
+                    rx.clone(),
+                    outcome.clone(),
+                    spec.clone(),
+                    local.clone(),
+                    state_file.to_path_buf(),
+                );
+                std::thread::spawn(move || worker(&spec, &local, &rx, &outcome, &state))
             })
             .collect();
         Uploader {
@@ -80,6 +93,7 @@ fn worker(
     local: &LocalStore,
     rx: &Mutex<Receiver<(Option<Key>, Key)>>,
     outcome: &Mutex<UploadOutcome>,
+    state_file: &std::path::Path,
 ) {
     let remote = RemoteStore::open(spec);
     loop {
@@ -89,6 +103,10 @@ fn worker(
         };
         if outcome.lock().unwrap().error.is_some() {
             continue; // abandoned: drain the queue
+        }
+        if std::fs::read_to_string(state_file).is_ok_and(|s| s.starts_with("down")) {
+            // A wrapper gave the remote up: its warning says so.
+            continue;
         }
         let result = match &remote {
             Ok(r) => upload_one(r, local, l1.as_ref(), &entry),
@@ -108,6 +126,10 @@ fn worker(
                 o.too_large.get_or_insert(e);
             }
             Err(e) => {
+                if o.error.is_none() {
+                    let line = format!("down\t{}\t{e}\n", e.code());
+                    let _ = crate::fsx::write_atomic(state_file, line.as_bytes());
+                }
                 o.error.get_or_insert(e);
             }
         }
@@ -144,7 +166,12 @@ fn upload_one(
 
 /// Records the entries this build used under their prediction keys: one GET and one
 /// PUT of the index. Concurrent builds can lose each other's additions; that costs a
-/// prefetch later, never a wrong build.
+/// prefetch later, never a wrong build. Objects found `damaged` (and not stored again
+/// by this build, `replaced`) are dropped from the index and deleted.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are distinct"
+)]
 pub fn update_index(
     spec: &RemoteSpec,
     local: &LocalStore,
@@ -152,8 +179,10 @@ pub fn update_index(
     workspace: &[String],
     used: &[(String, Key, Key)],
     seeds: &[(String, SeedVariant)],
+    damaged: &[Key],
+    replaced: &std::collections::HashSet<String>,
 ) -> Result<(), CacheError> {
-    if used.is_empty() && seeds.is_empty() {
+    if used.is_empty() && seeds.is_empty() && damaged.is_empty() {
         return Ok(());
     }
     let remote = RemoteStore::open(spec)?;
@@ -162,6 +191,23 @@ pub fn update_index(
         .get_bytes(&path)?
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
+    let gone: std::collections::HashSet<String> = damaged
+        .iter()
+        .map(Key::to_hex)
+        .filter(|k| !replaced.contains(k))
+        .collect();
+    for k in &gone {
+        if let Some(key) = Key::from_hex(k) {
+            // A delete of an object that is already gone is fine.
+            let _ = remote.delete(&RemoteStore::entry_path(&key));
+        }
+    }
+    for list in index.units.values_mut() {
+        list.retain(|e| !gone.contains(&e.variant.entry));
+    }
+    for list in index.seeds.values_mut() {
+        list.retain(|s| !gone.contains(&s.variant.pack));
+    }
     for (upk, l1, entry) in used {
         if let Some(variant) = local
             .read_manifest(l1)

@@ -4,8 +4,12 @@
 //!
 //! The wrapper is synchronous and short-lived, so the store drives opendal's async API
 //! on a small current-thread runtime of its own. Transfers stream in 8 MiB pieces between
-//! the remote and a file; an entry is never held in memory whole. Every request has a
-//! timeout, so a remote that stops answering costs seconds, not the build.
+//! the remote and a file; an entry is never held in memory whole.
+//!
+//! Every request, retries included, and every piece of a transfer must answer within
+//! [`STALL`]. The first request that does not marks the remote down for the whole
+//! build (the callers share a state file), so a remote that stops answering at any
+//! point costs a build about that long once, not once per request.
 
 use std::io::Write;
 use std::path::Path;
@@ -21,11 +25,16 @@ use crate::key::Key;
 
 const PIECE: usize = 8 << 20;
 
+/// How long a request (with its retries), or one piece of a transfer, may go without an
+/// answer before the remote counts as stalled. Measured here: a 8 MiB piece to SeaweedFS
+/// takes well under a second even with four uploads beside a build on 2 cores.
+pub const STALL: Duration = Duration::from_secs(2);
+
 /// A remote store.
 pub struct RemoteStore {
     rt: tokio::runtime::Runtime,
     op: Operator,
-    quick: Operator,
+    spec: RemoteSpec,
     display: String,
     key_value: bool,
     /// WebDAV servers need a collection before a PUT into it; opendal makes it, but two
@@ -49,7 +58,7 @@ impl RemoteStore {
         // The HTTP client for the HTTP-based services (a no-op after the first call).
         opendal::install_default();
         let display = spec.display().to_string();
-        let cfg_err = |e: opendal::Error| classify(&display, e);
+        let cfg_err = |e: opendal::Error| classify(spec, e);
         let op = match &spec.kind {
             RemoteKind::S3 {
                 bucket,
@@ -69,17 +78,35 @@ impl RemoteStore {
                 }
                 Operator::new(b).map_err(cfg_err)?
             }
-            RemoteKind::Gcs { bucket, root } => {
-                Operator::new(services::Gcs::default().bucket(bucket).root(root))
-                    .map_err(cfg_err)?
+            RemoteKind::Gcs {
+                bucket,
+                root,
+                endpoint,
+                anonymous,
+            } => {
+                let mut b = services::Gcs::default().bucket(bucket).root(root);
+                if let Some(e) = endpoint {
+                    b = b.endpoint(e);
+                }
+                if *anonymous {
+                    b = b
+                        .skip_signature()
+                        .disable_vm_metadata()
+                        .disable_config_load();
+                }
+                Operator::new(b).map_err(cfg_err)?
             }
             RemoteKind::Azblob {
                 container,
                 root,
                 endpoint,
                 account,
+                key,
             } => {
                 let mut b = services::Azblob::default().container(container).root(root);
+                if let Some(k) = key {
+                    b = b.account_key(&k.0);
+                }
                 if let Some(a) = account {
                     b = b.account_name(a);
                     if endpoint.is_none() {
@@ -137,30 +164,22 @@ impl RemoteStore {
                 Operator::new(services::Fs::default().root(root)).map_err(cfg_err)?
             }
         };
-        // The health check gives up fast and does not retry: a remote that hangs must
-        // cost a build seconds, not minutes.
-        let quick = op.clone().layer(
-            TimeoutLayer::new()
-                .with_timeout(Duration::from_secs(2))
-                .with_io_timeout(Duration::from_secs(2)),
-        );
         // Temporary failures (a reset connection, a busy server) are retried twice,
-        // quickly: a remote that is really down still costs well under a second more.
+        // quickly, inside the time limit: a remote that hangs costs [`STALL`] per
+        // request, retries included, never three timeouts in a row. A transfer may take
+        // longer as a whole, but each of its pieces must answer within the limit.
         let op = op
-            .layer(
-                // Generous for transfers: measured here, 16 concurrent 40 MB uploads to
-                // SeaweedFS on 2 cores took ~5 s each, and a 5 s limit gave the remote
-                // up in the middle of a cold build.
-                TimeoutLayer::new()
-                    .with_timeout(Duration::from_secs(30))
-                    .with_io_timeout(Duration::from_secs(30)),
-            )
             .layer(
                 RetryLayer::new()
                     .with_max_times(2)
                     .with_min_delay(Duration::from_millis(50))
                     .with_max_delay(Duration::from_millis(300))
                     .with_jitter(),
+            )
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(STALL)
+                    .with_io_timeout(STALL),
             );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -173,7 +192,7 @@ impl RemoteStore {
         Ok(RemoteStore {
             rt,
             op,
-            quick,
+            spec: spec.clone(),
             key_value: spec.is_key_value(),
             needs_dirs: matches!(spec.kind, RemoteKind::Webdav { .. }),
             display,
@@ -199,14 +218,24 @@ impl RemoteStore {
     /// refused credentials or an unreachable server are errors here, where a plain
     /// lookup could not tell them from a miss.
     pub fn check(&self) -> Result<(), CacheError> {
+        if let RemoteKind::Redis {
+            endpoint,
+            db,
+            username,
+            password,
+        } = &self.spec.kind
+            && endpoint.starts_with("redis://")
+        {
+            redis_check(&self.spec, endpoint, *db, username.as_deref(), password)?;
+        }
         let result = self.rt.block_on(async {
             if self.key_value {
-                match self.quick.stat(&format!("{}/probe", super::LAYOUT)).await {
+                match self.op.stat(&format!("{}/probe", super::LAYOUT)).await {
                     Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
                     other => other.map(|_| ()),
                 }
             } else {
-                self.quick
+                self.op
                     .list_with(&format!("{}/", super::LAYOUT))
                     .limit(1)
                     .await
@@ -222,7 +251,7 @@ impl RemoteStore {
                         .into(),
                 }
             } else {
-                classify(&self.display, e)
+                classify(&self.spec, e)
             }
         })
     }
@@ -231,7 +260,7 @@ impl RemoteStore {
     pub fn delete(&self, path: &str) -> Result<(), CacheError> {
         self.rt
             .block_on(self.op.delete(path))
-            .map_err(|e| classify(&self.display, e))
+            .map_err(|e| classify(&self.spec, e))
     }
 
     /// Every object under `v1/`, with its size and when it was last written (for `cargo
@@ -249,7 +278,7 @@ impl RemoteStore {
             {
                 Ok(e) => e,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(Vec::new())),
-                Err(e) => return Err(classify(&self.display, e)),
+                Err(e) => return Err(classify(&self.spec, e)),
             };
             let mut out = Vec::new();
             for e in entries {
@@ -263,7 +292,7 @@ impl RemoteStore {
                         .op
                         .stat(e.path())
                         .await
-                        .map_err(|err| classify(&self.display, err))?;
+                        .map_err(|err| classify(&self.spec, err))?;
                 }
                 out.push(Listed {
                     path: e.path().to_string(),
@@ -280,7 +309,7 @@ impl RemoteStore {
         match self.rt.block_on(self.op.read(path)) {
             Ok(buf) => Ok(Some(buf.to_vec())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(classify(&self.display, e)),
+            Err(e) => Err(classify(&self.spec, e)),
         }
     }
 
@@ -294,8 +323,8 @@ impl RemoteStore {
                 .rt
                 .block_on(self.op.write(path, bytes))
                 .map(|_| ())
-                .map_err(|e| classify(&self.display, e)),
-            Err(e) => Err(classify(&self.display, e)),
+                .map_err(|e| classify(&self.spec, e)),
+            Err(e) => Err(classify(&self.spec, e)),
         }
     }
 
@@ -323,7 +352,91 @@ impl RemoteStore {
         dest: &Path,
         size: Option<u64>,
     ) -> Result<Option<u64>, CacheError> {
+        self.get_file_once(path, dest, size).map_err(|(_, e)| e)
+    }
+
+    /// Streams an entry (or seed pack) into `dest` and checks its header before anyone
+    /// adopts it. An object that is empty, shorter than the index says, or not an entry
+    /// of this key is `remote-entry-damaged`: not used, and replaced by the next build
+    /// that stores the unit; the remote stays in use.
+    pub fn get_entry(
+        &self,
+        key: &Key,
+        dest: &Path,
+        size: Option<u64>,
+    ) -> Result<Option<u64>, CacheError> {
+        let path = Self::entry_path(key);
+        let mut whole_check = size.is_none();
+        let got = match self.get_file_once(&path, dest, size) {
+            // The index's size is a hint: entries are not byte-for-byte reproducible,
+            // and another build may have stored the same key since. An object shorter
+            // than the hint (a range past its end fails, or comes back short) is read
+            // again whole and checked whole: damaged only if it does not hold.
+            Ok(Some(n)) if size.is_some_and(|s| s != n) => {
+                whole_check = true;
+                self.get_file_once(&path, dest, None)
+            }
+            Err((Some(kind), e))
+                if size.is_some()
+                    && kind != ErrorKind::PermissionDenied
+                    && e.code() == "remote-unavailable" =>
+            {
+                whole_check = true;
+                self.get_file_once(&path, dest, None)
+            }
+            other => other,
+        };
+        let Some(n) = got.map_err(|(_, e)| e)? else {
+            return Ok(None);
+        };
+        if n == 0 {
+            let _ = std::fs::remove_file(dest);
+            return Err(self.damaged(&path, "it is empty"));
+        }
+        // A header that holds is enough when the size was as indexed: a restore
+        // checks every file's digest anyway. Otherwise the whole entry is read through.
+        let check = || -> Result<(), super::entry::ReadError> {
+            let mut r = super::entry::EntryReader::open(dest, key)?;
+            if whole_check {
+                for _ in 0..r.meta().files.len() {
+                    r.next_file(&mut std::io::sink())?;
+                }
+                r.finish()?;
+            }
+            Ok(())
+        };
+        if let Err(e) = check() {
+            let _ = std::fs::remove_file(dest);
+            let what = match e {
+                super::entry::ReadError::Corrupt(c) => c,
+                other => format!("{other:?}"),
+            };
+            return Err(self.damaged(&path, &what));
+        }
+        Ok(Some(n))
+    }
+
+    fn damaged(&self, path: &str, what: &str) -> CacheError {
+        CacheError::Remote {
+            code: "remote-entry-damaged",
+            uri: self.display.clone(),
+            message: format!(
+                "object {path} is damaged ({what}); it was not used, and the next build that stores the unit replaces it"
+            ),
+        }
+    }
+
+    /// [`RemoteStore::get_file`] without the damage checks; a failure of the remote
+    /// comes back with opendal's error kind.
+    fn get_file_once(
+        &self,
+        path: &str,
+        dest: &Path,
+        size: Option<u64>,
+    ) -> Result<Option<u64>, (Option<ErrorKind>, CacheError)> {
+        let spec = &self.spec;
         let display = &self.display;
+        let fail = |e: opendal::Error| (Some(e.kind()), classify(spec, e));
         self.rt.block_on(async {
             // One request per object, streamed: a chunked reader would ask for its
             // length first when it is not known (a HEAD, one more round trip) and then
@@ -332,7 +445,7 @@ impl RemoteStore {
             let reader = match self.op.reader(path).await {
                 Ok(r) => r,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(classify(display, e)),
+                Err(e) => return Err(fail(e)),
             };
             // A key-value store is asked for the whole value in one GET: a range, even
             // `0..len`, costs it a length query first (one more round trip per entry).
@@ -344,12 +457,18 @@ impl RemoteStore {
             let mut stream = match stream {
                 Ok(s) => s,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(classify(display, e)),
+                Err(e) => return Err(fail(e)),
             };
-            let mut file = std::fs::File::create(dest).map_err(|source| CacheError::Write {
-                path: dest.to_path_buf(),
-                source,
-            })?;
+            let werr = |source| {
+                (
+                    None,
+                    CacheError::Write {
+                        path: dest.to_path_buf(),
+                        source,
+                    },
+                )
+            };
+            let mut file = std::fs::File::create(dest).map_err(werr)?;
             let mut n = 0u64;
             loop {
                 let chunk = match stream.try_next().await {
@@ -370,20 +489,20 @@ impl RemoteStore {
                                 .into_inner()
                                 .and_then(|b| b.downcast::<opendal::Error>().ok())
                             {
-                                Some(oe) => classify(display, *oe),
-                                None => CacheError::Remote {
-                                    code: "remote-unavailable",
-                                    uri: display.clone(),
-                                    message: "the remote did not answer as expected".into(),
-                                },
+                                Some(oe) => fail(*oe),
+                                None => (
+                                    Some(ErrorKind::Unexpected),
+                                    CacheError::Remote {
+                                        code: "remote-unavailable",
+                                        uri: display.clone(),
+                                        message: "the remote did not answer as expected".into(),
+                                    },
+                                ),
                             },
                         );
                     }
                 };
-                file.write_all(&chunk).map_err(|source| CacheError::Write {
-                    path: dest.to_path_buf(),
-                    source,
-                })?;
+                file.write_all(&chunk).map_err(werr)?;
                 n += chunk.len() as u64;
             }
             Ok(Some(n))
@@ -406,8 +525,8 @@ impl RemoteStore {
         path: &str,
         src: &Path,
     ) -> Result<u64, (Option<ErrorKind>, CacheError)> {
-        let display = &self.display;
-        let remote_err = |e: opendal::Error| (Some(e.kind()), classify(display, e));
+        let spec = &self.spec;
+        let remote_err = |e: opendal::Error| (Some(e.kind()), classify(spec, e));
         self.rt.block_on(async {
             let rerr = |source| {
                 (
@@ -454,11 +573,152 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Names the class of a remote failure, with a sentence saying what to check.
-fn classify(display: &str, e: opendal::Error) -> CacheError {
+/// Whether a Redis server takes these credentials and this database: a direct
+/// connection that says so at once. (opendal's connection pool retries a refused login
+/// until the request times out, and then cannot tell a wrong password from a server
+/// that does not answer.)
+fn redis_check(
+    spec: &RemoteSpec,
+    endpoint: &str,
+    db: i64,
+    username: Option<&str>,
+    password: &Option<crate::config::Secret>,
+) -> Result<(), CacheError> {
+    let fail = |code: &'static str, what: String| CacheError::Remote {
+        code,
+        uri: spec.display().to_string(),
+        message: spec.scrub(&what),
+    };
+    let Some(addr) = endpoint
+        .strip_prefix("redis://")
+        .and_then(|a| a.rsplit_once(':'))
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+    else {
+        return Ok(());
+    };
+    let mut settings = redis::RedisConnectionInfo::default()
+        .set_db(db)
+        .set_skip_set_lib_name();
+    if let Some(u) = username {
+        settings = settings.set_username(u);
+    }
+    if let Some(p) = password {
+        settings = settings.set_password(&p.0);
+    }
+    use redis::IntoConnectionInfo;
+    let client = redis::ConnectionAddr::Tcp(addr.0, addr.1)
+        .into_connection_info()
+        .map(|i| i.set_redis_settings(settings))
+        .and_then(redis::Client::open)
+        .map_err(|e| {
+            fail(
+                "remote-config-invalid",
+                format!("the Redis URI is not usable ({e})"),
+            )
+        })?;
+    // The client's timeout bounds each read of its handshake, not the handshake: the
+    // whole check is bounded here (the thread ends by itself, its reads time out).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(client.get_connection_with_timeout(STALL).map(|_| ()));
+    });
+    let result = rx.recv_timeout(STALL).unwrap_or_else(|_| {
+        Err(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no answer",
+        )))
+    });
+    match result {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.kind() == redis::ErrorKind::AuthenticationFailed
+                || e.code()
+                    .is_some_and(|c| matches!(c, "WRONGPASS" | "NOAUTH" | "NOPERM")) =>
+        {
+            Err(fail(
+                "remote-denied",
+                format!(
+                    "Redis refused the login ({}); put the password in the URI as redis://:PASSWORD@host:port/db (or redis://USER:PASSWORD@… for an ACL user)",
+                    first_line(&e.to_string())
+                ),
+            ))
+        }
+        Err(e) if e.to_string().to_lowercase().contains("db index") => Err(fail(
+            "remote-database-invalid",
+            format!(
+                "Redis has no database {db} ({}); use a number below the server's `databases` setting (16 by default) in redis://host:port/DB",
+                first_line(&e.to_string())
+            ),
+        )),
+        Err(e) if e.is_timeout() => Err(fail(
+            "remote-timed-out",
+            format!(
+                "Redis did not answer within {} s; the remote is left out of this build",
+                STALL.as_secs()
+            ),
+        )),
+        Err(e) => Err(fail(
+            "remote-unavailable",
+            format!(
+                "Redis did not answer as expected ({})",
+                first_line(&e.to_string())
+            ),
+        )),
+    }
+}
+
+/// What to check for refused credentials, in the remote's own terms.
+fn denied_advice(kind: &RemoteKind) -> &'static str {
+    match kind {
+        RemoteKind::S3 { .. } => {
+            "the credentials were refused; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+        }
+        RemoteKind::Gcs { .. } => {
+            "the credentials were refused; check GOOGLE_APPLICATION_CREDENTIALS (or anonymous=true for an emulator)"
+        }
+        RemoteKind::Azblob { .. } => {
+            "the credentials were refused; check account= (or AZURE_STORAGE_ACCOUNT) and AZURE_STORAGE_KEY"
+        }
+        RemoteKind::Redis { .. } => {
+            "Redis refused the login; check the password in redis://:PASSWORD@host:port/db"
+        }
+        RemoteKind::Memcached { .. } => "memcached refused the request",
+        RemoteKind::Webdav { .. } => {
+            "the WebDAV server refused the login; check webdav://USER:PASSWORD@host/path"
+        }
+        RemoteKind::Ghac => {
+            "the cache service refused the token; run inside a GitHub Actions job (ACTIONS_RUNTIME_TOKEN)"
+        }
+        RemoteKind::Fs { .. } => "the folder is not readable or writable by this user",
+    }
+}
+
+/// What to set when no credentials were found at all.
+fn missing_advice(kind: &RemoteKind) -> &'static str {
+    match kind {
+        RemoteKind::Gcs { .. } => {
+            "no credentials were found; set GOOGLE_APPLICATION_CREDENTIALS, run where instance credentials exist, or add anonymous=true for an emulator"
+        }
+        RemoteKind::Azblob { .. } => {
+            "no credentials were found; set AZURE_STORAGE_KEY (and account= or AZURE_STORAGE_ACCOUNT)"
+        }
+        _ => {
+            "no credentials were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or run where instance credentials exist"
+        }
+    }
+}
+
+/// Names the class of a remote failure, with a sentence saying what to check in that
+/// remote's own terms. Credentials are scrubbed from the service's message.
+fn classify(spec: &RemoteSpec, e: opendal::Error) -> CacheError {
     let text = e.to_string();
     let lower = text.to_lowercase();
-    let (code, what) = if lower.contains("nosuchbucket")
+    let (code, what) = if lower.contains("timeout reached") {
+        (
+            "remote-timed-out",
+            "the remote stopped answering; it is left out of the rest of this build",
+        )
+    } else if lower.contains("nosuchbucket")
         || lower.contains("containernotfound")
         || (lower.contains("listobjects") && lower.contains("status: 404"))
     {
@@ -474,22 +734,22 @@ fn classify(display: &str, e: opendal::Error) -> CacheError {
             "remote-wrong-region",
             "the bucket lives in another region; set region= in the URI or AWS_REGION",
         )
-    } else if lower.contains("failed to load signing credential") {
-        (
-            "remote-denied",
-            "no credentials were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or run where instance credentials exist",
-        )
+    } else if lower.contains("failed to load signing credential")
+        || lower.contains("no valid credential")
+    {
+        ("remote-denied", missing_advice(&spec.kind))
     } else if e.kind() == ErrorKind::PermissionDenied
         || lower.contains("invalidaccesskeyid")
         || lower.contains("signaturedoesnotmatch")
         || lower.contains("accessdenied")
+        || lower.contains("authenticationfailed")
+        || lower.contains("authorizationfailure")
         || lower.contains("noauth")
         || lower.contains("wrongpass")
+        || lower.contains("status: 401")
+        || lower.contains("status: 403")
     {
-        (
-            "remote-denied",
-            "the credentials were refused; check the access key and secret (or the profile)",
-        )
+        ("remote-denied", denied_advice(&spec.kind))
     } else if lower.contains("too large")
         || lower.contains("entitytoolarge")
         // memcached's binary protocol: status 3 is "value too large".
@@ -512,8 +772,8 @@ fn classify(display: &str, e: opendal::Error) -> CacheError {
     };
     CacheError::Remote {
         code,
-        uri: display.to_string(),
-        message: format!("{what} ({})", first_line(&text)),
+        uri: spec.display().to_string(),
+        message: spec.scrub(&format!("{what} ({})", first_line(&text))),
     }
 }
 

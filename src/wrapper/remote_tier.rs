@@ -71,10 +71,10 @@ impl RemoteTier {
         Ok(self.store.as_ref())
     }
 
-    /// Records a failure. An entry too large for the backend only skips that entry;
-    /// anything else gives the remote up for the rest of the build.
+    /// Records a failure. An entry too large for the backend, or a damaged object, only
+    /// skips that entry; anything else gives the remote up for the rest of the build.
     pub fn fail(&mut self, e: CacheError) -> CacheError {
-        if e.code() == "remote-entry-too-large" {
+        if matches!(e.code(), "remote-entry-too-large" | "remote-entry-damaged") {
             return e;
         }
         self.mark_down(e)
@@ -105,7 +105,7 @@ impl RemoteTier {
             let mut down = 0;
             if local.entry_size(&key).is_none() {
                 let tmp = local.temp_path();
-                match remote.get_file(&RemoteStore::entry_path(&key), &tmp, None)? {
+                match remote.get_entry(&key, &tmp, None)? {
                     Some(n) => {
                         down = n;
                         local.adopt_entry(&key, &tmp)?;

@@ -13,6 +13,28 @@ pub struct Server {
 }
 
 impl Server {
+    /// Freezes the server process (SIGSTOP): it keeps its port and accepts connections
+    /// (the kernel does), but answers nothing — a remote that hangs.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill {sig} {}", c.id());
+        }
+    }
+
     /// Stops the server now (the remote "goes down").
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -103,6 +125,11 @@ fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: &str) -> Resu
 }
 
 pub fn redis() -> Server {
+    redis_with(&[])
+}
+
+/// Redis with extra options (`--requirepass P`).
+pub fn redis_with(extra: &[&str]) -> Server {
     require("redis-server", "apt-get install redis-server");
     start_fresh("redis.log", || {
         let port = free_port();
@@ -119,7 +146,8 @@ pub fn redis() -> Server {
             "no",
         ])
         .arg("--dir")
-        .arg(dir.path());
+        .arg(dir.path())
+        .args(extra);
         (cmd, port, dir, ())
     })
     .0
