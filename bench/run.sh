@@ -27,6 +27,9 @@
 #   XCACHE_BENCH_TOOLS="xcache sccache kache mbx"  tools beside plain cargo (default: all)
 #   XCACHE_BENCH_REPEAT=N            rounds; medians, min and max are reported (default: 1)
 #   XCACHE_BENCH_PROFILE=dev|release cargo profile (default: dev)
+#   XCACHE_BENCH_COMMAND=build|test  the cargo command every run times (default: build);
+#                                    with test, cargo's test results replace the
+#                                    program's output in the output check
 #   XCACHE_BENCH_SKIP_SCCACHE=1      leave sccache out (as if not in XCACHE_BENCH_TOOLS)
 #   XCACHE_BENCH_ONLY_PEERS=1        leave cargo-xcache out (do not build it)
 #   XCACHE_BENCH_INSTALL_PEERS=1     run bench/install-peers.sh first for missing peers
@@ -58,6 +61,8 @@ INSTALL_SCCACHE="${XCACHE_BENCH_INSTALL_SCCACHE:-0}"
 BUILD_DIR="${XCACHE_BENCH_BUILD_DIR:-/tmp/xcache-bench-build}"
 OUT_DIR="${XCACHE_BENCH_OUT:-$BENCH_DIR/out}"
 JOBS="${XCACHE_BENCH_JOBS:-}"
+COMMAND="${XCACHE_BENCH_COMMAND:-build}"
+case "$COMMAND" in build | test) ;; *) echo "bench: XCACHE_BENCH_COMMAND=$COMMAND is not build or test" >&2; exit 2 ;; esac
 STRICT="${XCACHE_BENCH_STRICT:-0}"
 KEEP_TMP="${XCACHE_BENCH_KEEP_TMP:-0}"
 
@@ -297,28 +302,28 @@ run_build() {
   mapfile -t envs < <(run_env "$run_dir")
   case "$tool" in
     plain)
-      cmd=(cargo build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      cmd=(cargo "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
     xcache)
       envs+=(XCACHE_DIR="$store")
-      cmd=("$XC" xcache build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      cmd=("$XC" xcache "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
     sccache)
       start_sccache_server "$tag" "$run_dir" "$store" "$dir"
       envs+=("${SCCACHE_ENV[@]}" RUSTC_WRAPPER="$SCCACHE")
-      cmd=(cargo build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      cmd=(cargo "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
     kache)
       start_kache_daemon "$tag" "$run_dir" "$store" "$dir"
       envs+=("${KACHE_DAEMON_ENV[@]}" RUSTC_WRAPPER="$KACHE")
-      cmd=(cargo build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      cmd=(cargo "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
     mbx)
       # mbx runs its own cache agent inside the command (no daemon).
       # MBX_SHARE_WORKSPACE_ROOT=1: keys and outputs do not record the checkout.
       envs+=(MBX_CACHE_DIR="$store" MBX_SHARE_WORKSPACE_ROOT=1 MBX_DISPLAY=plain MBX_SUMMARY=full
         MBX_STATS_REPORT="$LOG_DIR/$tag.mbx-stats.json")
-      cmd=("$MBX" build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      cmd=("$MBX" "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
   esac
 
@@ -383,9 +388,12 @@ run_build() {
     read -r _ drss < <(tail -n 1 "$run_dir/daemon-time.txt")
   fi
 
-  # Smoke check: the built program must print the same as plain cargo's.
+  # Smoke check: the built program must print the same as plain cargo's (with
+  # XCACHE_BENCH_COMMAND=test: the same test results).
   local out_sum="missing" bin="$dir/target/$PROFILE_DIR/$BIN_NAME"
-  if [[ -n "$BIN_NAME" && -f "$bin" && -x "$bin" ]]; then
+  if [[ "$COMMAND" == test ]]; then
+    out_sum="$(grep -E '^test result: ' "$log_file" | sed 's/; finished in .*//' | cksum | tr ' ' ':')"
+  elif [[ -n "$BIN_NAME" && -f "$bin" && -x "$bin" ]]; then
     out_sum="$("$bin" "${SMOKE_ARGS[@]}" 2>/dev/null | cksum | tr ' ' ':')" || out_sum="failed"
   elif [[ -n "$BIN_NAME" ]]; then
     log "warning: $tag: no program at $bin"
@@ -427,7 +435,7 @@ version_of() { [[ -n "$1" ]] && "$1" --version 2>/dev/null | head -n1 || true; }
 xcache_commit="$(git -C "$REPO_DIR" rev-parse --verify -q HEAD 2>/dev/null || true)"
 dirty=0
 [[ -z "$(git -C "$REPO_DIR" status --porcelain --untracked-files=no 2>/dev/null || true)" ]] || dirty=1
-export RB_RECORDS="$RECORDS" RB_OUT="$OUT_DIR/results.json" RB_PROFILE="$PROFILE" RB_REPEAT="$REPEAT" \
+export RB_RECORDS="$RECORDS" RB_OUT="$OUT_DIR/results.json" RB_PROFILE="$PROFILE" RB_COMMAND="$COMMAND" RB_REPEAT="$REPEAT" \
   RB_JOBS="$JOBS" RB_STRICT="$STRICT" RB_SECONDS_TOTAL="$(($(date +%s) - START_EPOCH))" \
   RB_RUSTC="$(rustc --version 2>/dev/null || true)" RB_CARGO="$(cargo --version 2>/dev/null || true)" \
   RB_XCACHE_COMMIT="$xcache_commit" RB_XCACHE_DIRTY="$dirty" RB_XCACHE_BIN="$XC" \

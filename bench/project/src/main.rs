@@ -211,3 +211,22 @@ async fn main() -> Result<()> {
     println!("{out}");
     Ok(())
 }
+
+// What `cargo test` runs in the benchmark's test mode (XCACHE_BENCH_COMMAND=test).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_digest() {
+        let a = digest(&generate(50, 7)).unwrap();
+        let b = digest(&generate(50, 7)).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, digest(&generate(50, 8)).unwrap());
+    }
+
+    #[test]
+    fn records_compress() {
+        assert!(!compress(&generate(50, 7)).unwrap().is_empty());
+    }
+}
