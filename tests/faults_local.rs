@@ -645,3 +645,32 @@ fn planting_never_follows_a_link_planted_in_the_target_dir() {
     assert!(!j.failed && !j.wrong, "{}", j.stderr);
     assert_eq!(escaped(&suite.s, &outside), Vec::<PathBuf>::new());
 }
+
+/// Seed records name the directories cargo keeps a unit's state in, and planting
+/// removes them when a unit cannot stay: a record naming a directory outside the target
+/// dir is never planted, and nothing outside is removed.
+#[test]
+fn a_seed_record_naming_a_directory_outside_the_target_dir_is_not_planted() {
+    let mut suite = Suite::new();
+    let victim = suite.s.path("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("keep.txt"), "mine").unwrap();
+    let store = suite.fresh_store();
+    let mut edited = 0;
+    for rec in files_under(&store.join("v2/seeds")) {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&rec).unwrap()).unwrap();
+        for var in v["variants"].as_array_mut().into_iter().flatten() {
+            // From the target dir of any checkout in the scratch area, up to it.
+            var["fingerprint_dir"] = "../../../../../victim/fp".into();
+            var["run_fingerprint_dir"] = "../../../../../victim".into();
+            edited += 1;
+        }
+        std::fs::write(&rec, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+    assert!(edited > 0, "the store holds no seed records");
+    let j = suite.judge(&store, &[], |_| {});
+    assert!(!j.failed && !j.wrong, "{}", j.stderr);
+    assert_eq!(std::fs::read_to_string(victim.join("keep.txt")).unwrap(), "mine");
+    assert!(!victim.join("fp").exists());
+}

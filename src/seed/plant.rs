@@ -140,7 +140,9 @@ pub fn plant(input: &PlantInput<'_>) -> (Vec<Planted>, Vec<Warning>) {
             // Nothing of it may stay: cargo runs or compiles it as if it never was here
             // (a build script's output left in `OUT_DIR` would be an earlier run's).
             for fp in std::iter::once(&p.fingerprint_dir).chain(&p.run_fingerprint_dir) {
-                let _ = fs::remove_dir_all(input.target_root.join(fp));
+                if let Ok(dir) = crate::fsx::confined(input.target_root, fp) {
+                    let _ = fs::remove_dir_all(dir);
+                }
             }
             for f in &p.written {
                 let _ = fs::remove_file(f);
@@ -191,8 +193,19 @@ fn plant_unit(
         if planted.len() == VARIANTS_PLANTED {
             break;
         }
+        // The record comes from the store: the directories it names must lie inside
+        // the target dir (they are removed when planting fails).
+        let Ok(fp_dir) = crate::fsx::confined(input.target_root, &v.fingerprint_dir) else {
+            continue;
+        };
+        if v.run_fingerprint_dir
+            .as_ref()
+            .is_some_and(|r| crate::fsx::confined(input.target_root, r).is_err())
+        {
+            continue;
+        }
         // Cargo's own state wins; a variant already planted here is not planted twice.
-        if input.target_root.join(&v.fingerprint_dir).exists() {
+        if fp_dir.exists() {
             continue;
         }
         let cwd = ws_pm.expand_path(&v.cwd);
@@ -228,7 +241,7 @@ fn plant_unit(
             Err(e) => {
                 // Without its fingerprint cargo rebuilds the unit: nothing half-planted
                 // is ever trusted.
-                let _ = fs::remove_dir_all(input.target_root.join(&v.fingerprint_dir));
+                let _ = fs::remove_dir_all(&fp_dir);
                 if let PlantError::Cache(e) = e {
                     return Err(Warning {
                         code: e.code().to_string(),
@@ -297,7 +310,8 @@ fn put_in_place(
     }
     // A run another unit already put in place (or cargo kept) stays as it is.
     let run_dirs = v.run_fingerprint_dir.as_ref().and_then(|fp| {
-        root.join(fp).exists().then(|| {
+        let dir = crate::fsx::confined(root, fp).ok()?;
+        dir.exists().then(|| {
             let build = fp.replacen("/.fingerprint/", "/build/", 1);
             (format!("{fp}/"), format!("{build}/"))
         })
