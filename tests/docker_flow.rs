@@ -360,7 +360,7 @@ fn dockerfile_with_cache_mount_on_a_fresh_builder() {
     copy_dir(&s.path("builder1/xcache"), &s.path("builder2/xcache"));
     let (warm, build) = assert_builder_runs(&flow.run("builder", s.path("builder2")));
     assert!(
-        warm.contains(" 0 miss,"),
+        warm.contains(" 0 compiled, 0 ran,"),
         "warm compiled a dependency:\n{warm}"
     );
     assert_dependencies_fresh(&build);
@@ -386,7 +386,7 @@ fn dockerfile_with_remote_store_on_a_fresh_builder() {
     assert!(!s.path("builder2").exists());
     let (warm, build) = assert_builder_runs(&flow.run("builder", s.path("builder2")));
     assert!(
-        warm.contains(" 0 miss,"),
+        warm.contains(" 0 compiled, 0 ran,"),
         "warm compiled a dependency:\n{warm}"
     );
     assert_dependencies_fresh(&build);
