@@ -202,12 +202,45 @@ fn wrong_credentials_and_missing_bucket_are_named() {
 
 #[test]
 fn remote_stopped_mid_build_never_fails_it() {
-    let mut server = servers::redis();
+    let server = servers::redis();
     let uri = format!("redis://127.0.0.1:{}/0", server.port);
+    stopped_mid_build(server, &uri, &[]);
+}
+
+#[test]
+fn webdav_stopped_mid_build() {
+    let server = servers::wsgidav();
+    let uri = format!("webdav://127.0.0.1:{}/xcache", server.port);
+    stopped_mid_build(server, &uri, &[]);
+}
+
+#[test]
+fn gcs_stopped_mid_build() {
+    let server = servers::fake_gcs();
+    let uri = format!(
+        "gcs://{GCS_BUCKET}/ci?endpoint=http://127.0.0.1:{}&anonymous=true",
+        server.port
+    );
+    stopped_mid_build(server, &uri, &[]);
+}
+
+#[test]
+fn azure_stopped_mid_build() {
+    let server = servers::azurite();
+    let uri = azure_uri(server.port, AZURE_CONTAINER);
+    stopped_mid_build(server, &uri, &[("AZURE_STORAGE_KEY", AZURE_KEY)]);
+}
+
+/// The server is stopped as soon as the first unit reports: the build succeeds with
+/// the right output and says so once.
+fn stopped_mid_build(mut server: Server, uri: &str, env: &[(&str, &str)]) {
     let s = Scratch::new();
     let ws = s.checkout("basic-workspace", "ws");
     let mut cmd = base_command(&xcache_exe(), &ws, &s.path("store"));
-    cmd.args(["xcache", "build", "--message-format=json", "--remote", &uri]);
+    cmd.args(["xcache", "build", "--message-format=json", "--remote", uri]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
