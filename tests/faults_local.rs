@@ -671,6 +671,9 @@ fn a_seed_record_naming_a_directory_outside_the_target_dir_is_not_planted() {
     assert!(edited > 0, "the store holds no seed records");
     let j = suite.judge(&store, &[], |_| {});
     assert!(!j.failed && !j.wrong, "{}", j.stderr);
-    assert_eq!(std::fs::read_to_string(victim.join("keep.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(victim.join("keep.txt")).unwrap(),
+        "mine"
+    );
     assert!(!victim.join("fp").exists());
 }
