@@ -624,6 +624,9 @@ fn verify_hit(
             cx.pm.normalize_path(&scratch.join("1")),
             cx.pm.normalize_path(dir),
         );
+        // Names it probed and did not find in its own output directory are its
+        // temporary files (random names), not inputs the key missed.
+        let own = format!("{to}/");
         let missed: Vec<String> = first
             .inputs
             .iter()
@@ -635,44 +638,37 @@ fn verify_hit(
                 i
             })
             .filter(|i| !recorded.contains(i))
+            .filter(|i| !(i.state == "absent" && i.name.starts_with(&own)))
             .map(|i| format!("{} {} ({})", i.kind.as_str(), i.name, i.state))
             .collect();
-        if missed.is_empty() {
-            // Nothing the key holds differs: is the unit reproducible at all?
-            match unit.rerun(cx, &scratch.join("2")) {
-                Ok(second) => {
-                    let second_files: Vec<(String, PathBuf)> = second.files.clone();
-                    let between = differing(
-                        &second_files,
-                        &scratch.join("2"),
-                        &first,
-                        &scratch.join("1"),
-                    );
-                    Verified {
-                        verdict: if between.is_empty() {
-                            Verdict::Differs
-                        } else {
-                            Verdict::NotReproducible
-                        },
-                        files,
-                        missed,
-                        note: None,
-                    }
+        // Is the unit reproducible at all? Two uncached runs that differ from each
+        // other say it is not, whatever the key holds.
+        let (one, two) = (scratch.join("1"), scratch.join("2"));
+        match unit.rerun(cx, &two) {
+            Ok(second) => {
+                let mut between = differing(&second.files.clone(), &two, &first, &one);
+                let second_out = String::from_utf8_lossy(&second.stdout)
+                    .replace(&two.display().to_string(), &one.display().to_string());
+                if second_out != String::from_utf8_lossy(&first.stdout) {
+                    between.push("(stdout)".into());
                 }
-                Err(why) => Verified {
-                    verdict: Verdict::Differs,
+                Verified {
+                    verdict: if between.is_empty() {
+                        Verdict::Differs
+                    } else {
+                        Verdict::NotReproducible
+                    },
                     files,
                     missed,
-                    note: Some(why),
-                },
+                    note: None,
+                }
             }
-        } else {
-            Verified {
+            Err(why) => Verified {
                 verdict: Verdict::Differs,
                 files,
                 missed,
-                note: None,
-            }
+                note: Some(why),
+            },
         }
     };
     let _ = std::fs::remove_dir_all(&scratch);
