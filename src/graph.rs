@@ -133,8 +133,36 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
             .map(|p| p.name.to_string())
             .collect()
     };
+    // `-p` may name any package of the graph (`-p serde`, `-p serde@1.0.219`), as cargo
+    // allows; a name that is not there is cargo's error, reported as today.
+    let mut ids = Vec::new();
+    for spec in &initial_names {
+        let (name, version) = match spec.split_once(['@', ':']) {
+            Some((n, v)) => (n, Some(v)),
+            None => (spec.as_str(), None),
+        };
+        let in_ws = version
+            .is_none()
+            .then(|| workspace.member_by_name(name).ok())
+            .flatten();
+        match in_ws {
+            Some(p) => ids.push(p.id().clone()),
+            None => {
+                let found: Vec<_> = graph
+                    .packages()
+                    .filter(|p| p.name() == name)
+                    .filter(|p| version.is_none_or(|v| p.version().to_string().starts_with(v)))
+                    .map(|p| p.id().clone())
+                    .collect();
+                if found.is_empty() {
+                    return Err(merr(format!("unknown package name: {spec}")));
+                }
+                ids.extend(found);
+            }
+        }
+    }
     let query = graph
-        .query_workspace_names(&initial_names)
+        .query_forward(ids.iter())
         .map_err(|e| merr(e.to_string()))?;
     let base = if sel.all_features {
         StandardFeatures::All

@@ -31,3 +31,33 @@ fn registry_crate_hits_with_another_cargo_home_and_target_dir() {
     assert_eq!(outputs[0], "1234567\n");
     assert_eq!(outputs[0], outputs[1]);
 }
+
+/// `-p` may name a dependency, as cargo allows: the build goes through, then hits.
+#[test]
+fn a_dependency_named_with_dash_p_is_built_and_cached() {
+    let s = Scratch::new();
+    for n in 1..=2 {
+        let ws = s.checkout("registry-dep", &format!("ws{n}"));
+        let mut cmd = base_command(&xcache_exe(), &ws, &s.store());
+        cmd.args([
+            "xcache",
+            "build",
+            "--locked",
+            "--message-format=json",
+            "-p",
+            "itoa",
+        ]);
+        let b = Build::from_output(cmd.output().unwrap(), &ws);
+        b.assert_success();
+        let expected = if n == 1 { "miss" } else { "hit" };
+        assert_eq!(
+            Report::read(&ws.join("target"))
+                .outcomes()
+                .get("itoa:lib")
+                .map(String::as_str),
+            Some(expected),
+            "build {n}: {}",
+            b.stderr()
+        );
+    }
+}
