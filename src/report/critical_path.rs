@@ -111,23 +111,14 @@ mod tests {
 
     fn unit(name: &str, kind: &str, ms: u64) -> UnitRecord {
         UnitRecord {
-            package: name.into(),
-            version: "0.1.0".into(),
-            crate_name: name.into(),
-            kind: kind.into(),
-            target: None,
-            outcome: Outcome::Miss,
-            reason: None,
             compile_ms: Some(ms),
-            restore_ms: None,
-            key: None,
-            tier: None,
-            non_incremental_restore: false,
-            seeded: false,
-            miss_cause: None,
-            start_ms: None,
-            end_ms: None,
-            critical: false,
+            ..UnitRecord::new(
+                name.into(),
+                "0.1.0".into(),
+                name.into(),
+                kind.into(),
+                Outcome::Miss,
+            )
         }
     }
 

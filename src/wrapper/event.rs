@@ -79,6 +79,38 @@ pub struct UnitRecord {
     pub critical: bool,
 }
 
+impl UnitRecord {
+    /// A unit as it is known before anything happened to it: a miss with nothing
+    /// measured yet; callers fill in what they know.
+    pub fn new(
+        package: String,
+        version: String,
+        crate_name: String,
+        kind: String,
+        outcome: Outcome,
+    ) -> UnitRecord {
+        UnitRecord {
+            package,
+            version,
+            crate_name,
+            kind,
+            target: None,
+            outcome,
+            reason: None,
+            compile_ms: None,
+            restore_ms: None,
+            key: None,
+            tier: None,
+            non_incremental_restore: false,
+            seeded: false,
+            miss_cause: None,
+            start_ms: None,
+            end_ms: None,
+            critical: false,
+        }
+    }
+}
+
 /// Where cargo keeps a unit in the target dir: what seeding (`crate::seed`) needs to
 /// capture the unit after the build and put it back before a later one.
 #[derive(Clone, Debug, Serialize, Deserialize)]

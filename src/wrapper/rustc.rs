@@ -421,23 +421,14 @@ impl Cached for Rustc {
     fn record(&self, cx: &Cx) -> UnitRecord {
         let env = &cx.cfg.env;
         UnitRecord {
-            package: env.get("CARGO_PKG_NAME").unwrap_or("").to_string(),
-            version: env.get("CARGO_PKG_VERSION").unwrap_or("").to_string(),
-            crate_name: self.inv.crate_name.clone().unwrap_or_default(),
-            kind: self.inv.kind().as_str().to_string(),
             target: self.inv.target.clone(),
-            outcome: Outcome::Miss,
-            reason: None,
-            compile_ms: None,
-            restore_ms: None,
-            key: None,
-            tier: None,
-            non_incremental_restore: false,
-            seeded: false,
-            miss_cause: None,
-            start_ms: None,
-            end_ms: None,
-            critical: false,
+            ..UnitRecord::new(
+                env.get("CARGO_PKG_NAME").unwrap_or("").to_string(),
+                env.get("CARGO_PKG_VERSION").unwrap_or("").to_string(),
+                self.inv.crate_name.clone().unwrap_or_default(),
+                self.inv.kind().as_str().to_string(),
+                Outcome::Miss,
+            )
         }
     }
 

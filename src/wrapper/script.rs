@@ -281,25 +281,13 @@ impl Cached for Script {
             .and_then(|n| n.split('-').next())
             .unwrap_or("build_script_build")
             .to_string();
-        UnitRecord {
-            package: env.get("CARGO_PKG_NAME").unwrap_or("").to_string(),
-            version: env.get("CARGO_PKG_VERSION").unwrap_or("").to_string(),
+        UnitRecord::new(
+            env.get("CARGO_PKG_NAME").unwrap_or("").to_string(),
+            env.get("CARGO_PKG_VERSION").unwrap_or("").to_string(),
             crate_name,
-            kind: "build-script-run".to_string(),
-            target: None,
-            outcome: Outcome::Miss,
-            reason: None,
-            compile_ms: None,
-            restore_ms: None,
-            key: None,
-            tier: None,
-            non_incremental_restore: false,
-            seeded: false,
-            miss_cause: None,
-            start_ms: None,
-            end_ms: None,
-            critical: false,
-        }
+            "build-script-run".to_string(),
+            Outcome::Miss,
+        )
     }
 
     fn refusal(&self, _cx: &Cx) -> Option<Uncacheable> {
