@@ -148,7 +148,7 @@ def main():
 
         print(f"\n== {project} (cargo {E.get('RB_COMMAND', 'build')}, {E.get('RB_PROFILE', 'dev')} profile, {E.get('RB_REPEAT', '1')} round(s); "
               "seconds: median [min-max]; checkouts moved and target dirs empty for warm runs)")
-        print(f"{'run':<14} {'n':>2} {'median s':>9} {'min-max':>13} {'vs plain':>9} {'RSS MB':>7} "
+        print(f"{'run':<17} {'n':>2} {'median s':>9} {'min-max':>13} {'vs plain':>9} {'RSS MB':>7} "
               f"{'daemon MB':>9} {'compiled':>8} {'hits/misses':>12} {'seeded':>6} {'output':>7}")
         for name in order:
             s = summary[name]
@@ -156,7 +156,7 @@ def main():
             rng = f"{fmt(s['seconds_min'], '{:.2f}')}-{fmt(s['seconds_max'], '{:.2f}')}"
             mb = lambda kb: None if kb is None else kb / 1024
             out = {True: "same", False: "DIFFERS", None: "-"}[s["output_matches_plain"]]
-            print(f"{name:<14} {s['n']:>2} {fmt(s['seconds_median'], '{:.2f}'):>9} {rng:>13} "
+            print(f"{name:<17} {s['n']:>2} {fmt(s['seconds_median'], '{:.2f}'):>9} {rng:>13} "
                   f"{fmt(s['ratio_vs_plain_cold'], '{:.3f}'):>9} {fmt(mb(s['peak_rss_kb'])):>7} "
                   f"{fmt(mb(s['daemon_peak_rss_kb'])):>9} {fmt(s['packages_compiled']):>8} {hm:>12} "
                   f"{fmt(s['seeded']):>6} {out:>7}")
@@ -173,7 +173,7 @@ def main():
         target("xcache_warm_over_plain_cold", "xcache-warm / plain-cold", r, f"<= {WARM_MAX}",
                None if r is None else r <= WARM_MAX)
         for name, s in summary.items():
-            if s["phase"] == "warm" and s["tool"] not in ("xcache", "plain"):
+            if s["phase"] == "warm" and s["tool"] not in ("xcache", "xcache-base", "plain"):
                 other = s["seconds_median"]
                 r = round(xw / other, 4) if xw is not None and other else None
                 target(f"xcache_warm_over_{s['tool']}_warm", f"xcache-warm / {name}", r, "< 1",
@@ -182,6 +182,17 @@ def main():
         target("xcache_cold_over_plain_cold", "xcache-cold / plain-cold", r, f"<= {COLD_MAX}",
                None if r is None else r <= COLD_MAX)
         outputs_ok = all(s["output_matches_plain"] for s in summary.values()) if checked else None
+        # Before/after in one run (XCACHE_BENCH_BASE_BIN): not a target, a measure of what
+        # the commits between the two binaries cost or saved.
+        before_after = {}
+        for phase in ("cold", "warm"):
+            now = summary.get(f"xcache-{phase}", {}).get("seconds_median")
+            base = summary.get(f"xcache-base-{phase}", {}).get("seconds_median")
+            if now is not None and base:
+                before_after[phase] = round(now / base, 4)
+        if before_after:
+            print("this build against the base binary (xcache / xcache-base, medians): "
+                  + ", ".join(f"{p} {r:.3f}" for p, r in before_after.items()))
         print("targets (from medians):")
         for t in targets:
             verdict = "not measured" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")
@@ -197,7 +208,8 @@ def main():
         else:
             print("  output check: PASS (every built program prints what plain cargo's prints)")
         projects_out.append({"project": project, "runs": [summary[n] for n in order],
-                             "targets": targets, "outputs_match": outputs_ok})
+                             "targets": targets, "outputs_match": outputs_ok,
+                             "xcache_over_base": before_after or None})
 
     result = {
         "format_version": FORMAT_VERSION,
@@ -210,6 +222,8 @@ def main():
         "tools": {"xcache_commit": E.get("RB_XCACHE_COMMIT") or None,
                   "xcache_worktree_dirty": E.get("RB_XCACHE_DIRTY") == "1",
                   "xcache_bin": E.get("RB_XCACHE_BIN") or None,
+                  "xcache_base_bin": E.get("RB_XCACHE_BASE_BIN") or None,
+                  "xcache_base": E.get("RB_XCACHE_BASE") or None,
                   "sccache": E.get("RB_SCCACHE") or None, "kache": E.get("RB_KACHE") or None,
                   "mbx": E.get("RB_MBX") or None},
         "tools_run": E.get("RB_TOOLS", "").split(),

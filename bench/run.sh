@@ -35,6 +35,9 @@
 #   XCACHE_BENCH_INSTALL_PEERS=1     run bench/install-peers.sh first for missing peers
 #                                    (XCACHE_BENCH_INSTALL_SCCACHE=1: sccache only)
 #   XCACHE_BENCH_BIN=PATH            use this cargo-xcache binary instead of building it
+#   XCACHE_BENCH_BASE_BIN=PATH       also run this other cargo-xcache binary (an older
+#                                    commit, say) as the tool xcache-base, the same way
+#                                    as xcache, right after it: a before/after in one run
 #   XCACHE_BENCH_BUILD_DIR=DIR       target dir for building cargo-xcache (default: /tmp/xcache-bench-build)
 #   XCACHE_BENCH_TOOLS_DIR=DIR       where the peers are installed (default: /opt/xcache-bench/tools)
 #   XCACHE_BENCH_OUT=DIR             where results.json and logs go (default: bench/out)
@@ -93,7 +96,10 @@ done
 TOOLS=()
 for t in $TOOLS_SELECTED; do
   case "$t" in
-    xcache) [[ "$ONLY_PEERS" == 1 ]] || TOOLS+=(xcache) ;;
+    xcache)
+      [[ "$ONLY_PEERS" == 1 ]] || TOOLS+=(xcache)
+      [[ -z "${XCACHE_BENCH_BASE_BIN:-}" ]] || TOOLS+=(xcache-base)
+      ;;
     sccache) [[ "$SKIP_SCCACHE" == 1 ]] || TOOLS+=(sccache) ;;
     kache | mbx) TOOLS+=("$t") ;;
     *) die "XCACHE_BENCH_TOOLS may name xcache, sccache, kache and mbx, not '$t'" ;;
@@ -164,6 +170,11 @@ XC=""
 if has_tool xcache; then
   BUILD_HINT="Fix the build, point XCACHE_BENCH_BIN at a built binary, or run with XCACHE_BENCH_ONLY_PEERS=1 to measure without cargo-xcache."
   build_xcache "$REPO_DIR" "$BUILD_DIR" "$OUT_DIR/logs/product-build.log"
+fi
+XC_BASE=""
+if has_tool xcache-base; then
+  [[ -x "$XCACHE_BENCH_BASE_BIN" ]] || die "XCACHE_BENCH_BASE_BIN=$XCACHE_BENCH_BASE_BIN is not an executable file"
+  XC_BASE="$(cd "$(dirname "$XCACHE_BENCH_BASE_BIN")" && pwd)/$(basename "$XCACHE_BENCH_BASE_BIN")"
 fi
 
 if [[ "$INSTALL_PEERS" == 1 || "$INSTALL_SCCACHE" == 1 ]]; then
@@ -304,9 +315,11 @@ run_build() {
     plain)
       cmd=(cargo "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
-    xcache)
+    xcache | xcache-base)
       envs+=(XCACHE_DIR="$store")
-      cmd=("$XC" xcache "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      local bin="$XC"
+      [[ "$tool" == xcache ]] || bin="$XC_BASE"
+      cmd=("$bin" xcache "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
     sccache)
       start_sccache_server "$tag" "$run_dir" "$store" "$dir"
@@ -350,7 +363,7 @@ run_build() {
   compiled="$(grep -cE '^[[:space:]]*Compiling ' "$log_file" || true)"
 
   case "$tool" in
-    xcache)
+    xcache | xcache-base)
       local report="$dir/target/xcache/report.json"
       if [[ -s "$report" ]]; then
         cp "$report" "$LOG_DIR/$tag.report.json"
@@ -439,6 +452,7 @@ export RB_RECORDS="$RECORDS" RB_OUT="$OUT_DIR/results.json" RB_PROFILE="$PROFILE
   RB_JOBS="$JOBS" RB_STRICT="$STRICT" RB_SECONDS_TOTAL="$(($(date +%s) - START_EPOCH))" \
   RB_RUSTC="$(rustc --version 2>/dev/null || true)" RB_CARGO="$(cargo --version 2>/dev/null || true)" \
   RB_XCACHE_COMMIT="$xcache_commit" RB_XCACHE_DIRTY="$dirty" RB_XCACHE_BIN="$XC" \
+  RB_XCACHE_BASE_BIN="$XC_BASE" RB_XCACHE_BASE="$(version_of "$XC_BASE")" \
   RB_SCCACHE="$(version_of "$SCCACHE")" RB_KACHE="$(version_of "$KACHE")" RB_MBX="$(version_of "$MBX")" \
   RB_PROJECTS="${PROJECT_DIRS[*]}" RB_TOOLS="${TOOLS[*]}" RB_SMOKE_ARGS="${SMOKE_ARGS[*]}" \
   RB_LOAD_START="$LOAD_START"
