@@ -125,3 +125,34 @@ fn cargo_exit_code_and_args_pass_through() {
     let r = Report::read(&ws.join("target"));
     assert_eq!(r.with_outcome("miss"), ["util:lib"]);
 }
+
+#[test]
+fn outside_a_project_the_error_names_the_directory_once() {
+    let s = Scratch::new();
+    let empty = s.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = |args: &[&str]| {
+        let out = base_command(&xcache_exe(), &empty, &s.store())
+            .arg("xcache")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .replace(s.dir.path().to_str().unwrap(), "[SCRATCH]")
+    };
+    let err = run(&["build"]);
+    insta::assert_snapshot!(err);
+    // Every command that reads the workspace says it the same way.
+    assert_eq!(run(&["report"]), err);
+    assert_eq!(run(&["verify"]), err);
+    // A broken manifest: cargo's message, without its own `error:` repeated.
+    let ws = s.checkout("basic-workspace", "ws");
+    std::fs::write(ws.join("Cargo.toml"), "[workspace\n").unwrap();
+    let b = xcache_build(&ws, &s.store(), &[], &[]);
+    assert_eq!(b.output.status.code(), Some(2));
+    let err = b.stderr();
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(err.contains("Cargo.toml"), "{err}");
+}
