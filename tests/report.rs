@@ -212,6 +212,62 @@ fn quiet_verbose_and_a_failed_cargo_keep_their_word() {
     assert_reconciles(&ws2, &err);
 }
 
+#[test]
+fn a_build_script_run_miss_names_its_key_parts() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    xcache_build(&ws, &s.store(), &[], &[("CFLAGS", "-O0")]).assert_success();
+    // Another checkout, not seeded (so cargo runs the script), with another value of
+    // a variable the run's key covers (and no rustc unit's does).
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let env = [("XCACHE_SEED", "0"), ("CFLAGS", "-O1")];
+    let b = xcache_build(&ws2, &s.store(), &[], &env);
+    b.assert_success();
+    let r = assert_reconciles(&ws2, &b.stderr());
+    let run = |r: &BuildReport| {
+        r.units
+            .iter()
+            .find(|u| u.kind == "build-script-run")
+            .unwrap()
+            .clone()
+    };
+    let cause = run(&r).miss_cause.expect("the run missed");
+    let got: Vec<(&str, Option<&str>)> = cause
+        .differences
+        .iter()
+        .map(|d| (d.what.as_str(), d.name.as_deref()))
+        .collect();
+    assert_eq!(got, [("env-var", Some("CFLAGS"))], "{cause:?}");
+    let out = xcache(&ws2, &s, &["explain", "generated"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("generated 0.1.0 build_script_build (build-script-run): ran"),
+        "{text}"
+    );
+    assert!(text.contains("    - env-var CFLAGS changed"), "{text}");
+
+    // The file the script declared (`rerun-if-changed=data.txt`) is named.
+    let data = ws2.join("generated/data.txt");
+    let words = std::fs::read_to_string(&data).unwrap();
+    std::fs::write(&data, format!("{words} more")).unwrap();
+    let b = xcache_build(&ws2, &s.store(), &[], &env);
+    b.assert_success();
+    let r = assert_reconciles(&ws2, &b.stderr());
+    let cause = run(&r).miss_cause.expect("the run missed");
+    let got: Vec<(&str, Option<&str>)> = cause
+        .differences
+        .iter()
+        .map(|d| (d.what.as_str(), d.name.as_deref()))
+        .collect();
+    // The path as the run saw it: in its package's directory.
+    assert_eq!(
+        got,
+        [("source-file", Some("@@xcache:ws@@/data.txt"))],
+        "{cause:?}"
+    );
+}
+
 /// Where Debian's chromium is; the test command (`.ci/run`) installs it.
 fn chromium() -> std::path::PathBuf {
     for name in ["chromium", "chromium-browser"] {
