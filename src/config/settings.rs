@@ -115,6 +115,12 @@ impl Env {
         &self.vars
     }
 
+    /// The cargo to run: `CARGO` (set when cargo runs a subcommand), else `cargo`.
+    pub fn cargo(&self) -> PathBuf {
+        self.get("CARGO")
+            .map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
+    }
+
     pub fn path_var(&self) -> Option<&OsString> {
         self.path.as_ref()
     }
@@ -353,10 +359,7 @@ impl BuildConfig {
             env.switch(name)?;
         }
         Ok(BuildConfig {
-            cargo: env
-                .get("CARGO")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "cargo".into()),
+            cargo: env.cargo(),
             store_dir: StoreDir::resolve(env, store_dir)?,
             replaced_wrapper,
             disabled: env.switch(vars::DISABLE)?.unwrap_or(false),
