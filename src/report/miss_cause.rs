@@ -516,13 +516,10 @@ mod tests {
         assert_eq!(c.one_line(), "lockfile-version 1.0.0 -> 1.0.1");
     }
 
+    /// A build-script run's record: `rec`'s, with a run's key parts and no inputs.
     fn run(at: u64, script: &str, env: &[&str], tools: &[&str], dep_trees: &[&str]) -> KeyRecord {
         let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         KeyRecord {
-            at_ms: at,
-            version: "1.0.0".into(),
-            l1: format!("l1-{at}"),
-            entry: Some(format!("e-{at}")),
             parts: KeyParts {
                 compiler: "c".repeat(64),
                 script: Some(script.into()),
@@ -533,6 +530,7 @@ mod tests {
                 ..KeyParts::default()
             },
             inputs: Vec::new(),
+            ..rec(at, &[], &[], "")
         }
     }
 
