@@ -271,7 +271,9 @@ pub(super) fn run_build(
             }
         }
     });
-    progress.finish();
+    if status.is_err() {
+        progress.finish();
+    }
     let status = status.map_err(|source| CliError::SpawnCargo {
         cargo: cfg.cargo.clone(),
         source,
@@ -284,9 +286,11 @@ pub(super) fn run_build(
     if code == 0 {
         events.extend(plan.rustdoc.iter().map(rustdoc_event));
     }
+    // The last frame holds every unit (and the last `-v` lines), then the bar goes.
     if progress.wants_events() {
         progress.update(&events, &[], seeded_so_far(&events));
     }
+    progress.finish();
     let mut report = BuildReport::from_events(
         &events,
         args.cargo_args.clone(),
