@@ -115,14 +115,14 @@ impl Env {
         &self.vars
     }
 
+    pub fn path_var(&self) -> Option<&OsString> {
+        self.path.as_ref()
+    }
+
     /// The cargo to run: `CARGO` (set when cargo runs a subcommand), else `cargo`.
     pub fn cargo(&self) -> PathBuf {
         self.get("CARGO")
             .map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
-    }
-
-    pub fn path_var(&self) -> Option<&OsString> {
-        self.path.as_ref()
     }
 
     /// Values a remote URI may leave out.

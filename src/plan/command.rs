@@ -42,16 +42,16 @@ impl CargoCommand {
         )
     }
 
-    /// What follows `--` goes to a program (the test harness, the binary, clippy,
-    /// nextest); for the other commands cargo takes nothing there.
-    pub fn takes_trailing_args(self) -> bool {
-        self.runs_program() || self == CargoCommand::Clippy
-    }
-
     /// cargo's JSON messages can be asked for on stdout (the command prints nothing
     /// else there).
     pub fn json_messages(self) -> bool {
         !self.runs_program()
+    }
+
+    /// What follows `--` goes to a program (the test harness, the binary, clippy,
+    /// nextest); for the other commands cargo takes nothing there.
+    pub fn takes_trailing_args(self) -> bool {
+        self.runs_program() || self == CargoCommand::Clippy
     }
 }
 
