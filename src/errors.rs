@@ -67,6 +67,8 @@ pub enum CliError {
         manifest: Option<PathBuf>,
         message: String,
     },
+    #[error("found no cargo project in {} or any directory above it", dir.display())]
+    NoWorkspace { dir: PathBuf },
     #[error("failed to run `{cargo}`: {source}")]
     SpawnCargo {
         cargo: PathBuf,
@@ -148,6 +150,9 @@ impl CliError {
             CliError::Metadata { .. } => Some(
                 "run `cargo metadata` in the same directory to see cargo's own error, or pass --manifest-path".into(),
             ),
+            CliError::NoWorkspace { .. } => Some(
+                "run the command in the directory of a cargo project (one with a Cargo.toml, or below it), or pass --manifest-path PATH/Cargo.toml".into(),
+            ),
             CliError::SpawnCargo { .. } => {
                 Some("make sure cargo is installed and on PATH, or set CARGO to its path".into())
             }
@@ -209,6 +214,7 @@ impl CliError {
     pub fn code(&self) -> &'static str {
         match self {
             CliError::Metadata { .. } => "workspace-unreadable",
+            CliError::NoWorkspace { .. } => "no-workspace",
             CliError::SpawnCargo { .. } => "cargo-not-found",
             CliError::NoReport { .. } => "no-report",
             CliError::BadReport { .. } => "bad-report",

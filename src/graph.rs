@@ -106,7 +106,9 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
     if let Some(m) = &sel.manifest_path {
         cmd.manifest_path(m);
     }
-    let metadata = cmd.exec().map_err(|e| merr(first_line_chain(&e)))?;
+    let metadata = cmd
+        .exec()
+        .map_err(|e| metadata_error(&e, sel.manifest_path.as_deref(), cwd))?;
     let json = serde_json::to_string(&metadata).map_err(|e| merr(e.to_string()))?;
     let graph = PackageGraph::from_json(json).map_err(|e| merr(e.to_string()))?;
 
@@ -269,6 +271,40 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
         target_dir,
         packages,
     })
+}
+
+/// The command error for a failed `cargo metadata` run in `cwd`: "no project here" when
+/// cargo found no `Cargo.toml`, else cargo's message (`manifest`: `--manifest-path`).
+pub fn metadata_error(e: &cargo_metadata::Error, manifest: Option<&Path>, cwd: &Path) -> CliError {
+    let message = match e {
+        cargo_metadata::Error::CargoMetadata { stderr }
+            if manifest.is_none() && stderr.contains("could not find `Cargo.toml`") =>
+        {
+            return CliError::NoWorkspace {
+                dir: cwd.to_path_buf(),
+            };
+        }
+        // cargo's own message already says `error:`; ours says it once.
+        cargo_metadata::Error::CargoMetadata { stderr } => cargo_message(stderr),
+        _ => first_line_chain(e),
+    };
+    CliError::Metadata {
+        manifest: manifest.map(Path::to_path_buf),
+        message,
+    }
+}
+
+/// What `cargo metadata` printed when it failed, on one line, without cargo's own
+/// `error:` prefixes (the message is printed after ours).
+fn cargo_message(stderr: &str) -> String {
+    let text = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("error:").map_or(l, str::trim_start))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("`cargo metadata` failed: {text}")
 }
 
 /// cargo_metadata's error with its sources, on one line.

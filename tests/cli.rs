@@ -125,3 +125,92 @@ fn cargo_exit_code_and_args_pass_through() {
     let r = Report::read(&ws.join("target"));
     assert_eq!(r.with_outcome("miss"), ["util:lib"]);
 }
+
+#[test]
+fn outside_a_project_the_error_names_the_directory_once() {
+    let s = Scratch::new();
+    let empty = s.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = |args: &[&str]| {
+        let out = base_command(&xcache_exe(), &empty, &s.store())
+            .arg("xcache")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .replace(s.dir.path().to_str().unwrap(), "[SCRATCH]")
+    };
+    let err = run(&["build"]);
+    insta::assert_snapshot!(err);
+    // Every command that reads the workspace says it the same way.
+    assert_eq!(run(&["report"]), err);
+    assert_eq!(run(&["verify"]), err);
+    // A broken manifest: cargo's message, without its own `error:` repeated.
+    let ws = s.checkout("basic-workspace", "ws");
+    std::fs::write(ws.join("Cargo.toml"), "[workspace\n").unwrap();
+    let b = xcache_build(&ws, &s.store(), &[], &[]);
+    assert_eq!(b.output.status.code(), Some(2));
+    let err = b.stderr();
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(err.contains("Cargo.toml"), "{err}");
+}
+
+#[test]
+fn help_after_the_double_dash_is_cargos_and_builds_nothing() {
+    let s = Scratch::new();
+    let empty = s.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let help = |cwd: &std::path::Path, args: &[&str]| {
+        base_command(&xcache_exe(), cwd, &s.store())
+            .arg("xcache")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Outside a project too: help needs none.
+    for args in [
+        &["build", "--", "--help"][..],
+        &["check", "--", "-h"],
+        &["build", "--release", "--help"],
+    ] {
+        let out = help(&empty, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let name = args[0];
+        assert!(
+            text.starts_with(&format!(
+                "cargo xcache {name}: `cargo {name}` through the cache."
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("--remote URI, --read-only and --remote-jobs N"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("Usage: cargo {name} [OPTIONS]")),
+            "{text}"
+        );
+    }
+    // Our own flags are described by our own help, which points at cargo's.
+    let out = help(&empty, &["build", "--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("--remote <URI>"), "{text}");
+    assert!(text.contains("cargo xcache build -- --help"), "{text}");
+
+    // In a workspace: nothing is built and the last report stays.
+    let ws = s.checkout("basic-workspace", "ws");
+    xcache_build(&ws, &s.store(), &[], &[]).assert_success();
+    let report = ws.join("target/xcache/report.json");
+    let before = std::fs::read(&report).unwrap();
+    let out = help(&ws, &["build", "--", "--help"]);
+    assert!(out.status.success());
+    assert_eq!(std::fs::read(&report).unwrap(), before);
+}

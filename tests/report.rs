@@ -203,13 +203,191 @@ fn quiet_verbose_and_a_failed_cargo_keep_their_word() {
         before
     );
 
-    // `-v`: each unit's outcome as it happens, in the report's words.
+    // `-v`: each unit's outcome as it happens, in the report's words: one line for
+    // every unit a wrapper handled (the seeded ones were placed before cargo started).
     let ws2 = s.checkout("basic-workspace", "ws2");
     let b = xcache_build(&ws2, &s.store(), &["-v"], &[]);
     b.assert_success();
     let err = b.stderr();
     assert!(err.contains("xcache: restored app 0.1.0 (bin)"), "{err}");
-    assert_reconciles(&ws2, &err);
+    let r = assert_reconciles(&ws2, &err);
+    let unit_lines = err
+        .lines()
+        .filter(|l| {
+            ["restored", "compiled", "ran", "uncacheable", "failed"]
+                .iter()
+                .any(|w| l.starts_with(&format!("xcache: {w} ")))
+        })
+        .count();
+    assert_eq!(unit_lines, r.summary.units - r.summary.seeded, "{err}");
+    // Each line comes before the summary line: printed as the unit finished.
+    let summary_at = err
+        .find(&format!("xcache: {} units:", r.summary.units))
+        .unwrap();
+    assert!(err.find("xcache: restored app").unwrap() < summary_at);
+
+    // `-q` with a store kept tiny: the store's eviction line is ours and is not
+    // printed (entries used in the last hour are never evicted: the store is aged
+    // first, and each build uses one package's entries); a warning that matters (an
+    // unusable store) still is, once.
+    let tiny = [("XCACHE_CACHE_SIZE", "1K")];
+    age(&s.store());
+    let ws3 = s.checkout("basic-workspace", "ws3");
+    let b = xcache_build(&ws3, &s.store(), &["-p", "util"], &tiny);
+    b.assert_success();
+    assert!(b.stderr().contains("xcache: evicted "), "{}", b.stderr());
+    // The store filled again, then the same with `-q`: entries go, the line does not.
+    xcache_build(&ws2, &s.store(), &["--features", "util/loud"], &[]).assert_success();
+    age(&s.store());
+    let before = entries(&s.store());
+    let b = xcache_build(&ws3, &s.store(), &["-q", "-p", "macros"], &tiny);
+    b.assert_success();
+    assert!(entries(&s.store()) < before, "nothing was evicted");
+    assert!(!b.stderr().contains("xcache:"), "{}", b.stderr());
+    let not_a_dir = s.path("not-a-dir");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let ws4 = s.checkout("basic-workspace", "ws4");
+    let b = xcache_build(&ws4, &not_a_dir, &["-q"], &[]);
+    b.assert_success();
+    let err = b.stderr();
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("warning: xcache:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(!err.lines().any(|l| l.starts_with("xcache:")), "{err}");
+}
+
+/// How many entries the store holds.
+fn entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                entries(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "xce"))
+            }
+        })
+        .sum()
+}
+
+/// Makes every file of the store two hours old, as if no build had used it since.
+fn age(dir: &Path) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            age(&p);
+        } else {
+            std::fs::File::open(&p).unwrap().set_modified(then).unwrap();
+        }
+    }
+}
+
+#[test]
+fn wrappers_say_which_units_are_in_flight() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    // The wrapper as `cargo xcache build` starts it, with the events file kept.
+    let events = s.path("events.jsonl");
+    let out = base_command(Path::new("cargo"), &ws, &s.store())
+        .arg("build")
+        .env("RUSTC_WRAPPER", xcache_exe())
+        .env("XCACHE_EVENTS", &events)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&events).unwrap();
+    let stream = xcache::wrapper::read_stream(&events).unwrap();
+    // Every unit done was announced first by the same wrapper; none is left in flight.
+    assert!(!stream.events.is_empty());
+    assert!(stream.in_flight.is_empty(), "{:?}", stream.in_flight);
+    let started: Vec<xcache::wrapper::UnitStarted> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(started.len(), stream.events.len(), "{text}");
+    for e in &stream.events {
+        let s = started
+            .iter()
+            .find(|s| s.pid == e.pid)
+            .expect("a start line");
+        assert_eq!(s.started, xcache::wrapper::StartedUnit::from(&e.unit));
+    }
+    // A start line alone is a unit in flight, named as cargo's bar names it.
+    let partial = s.path("partial.jsonl");
+    let first_start = text.lines().find(|l| l.contains("\"started\"")).unwrap();
+    std::fs::write(&partial, format!("{first_start}\n")).unwrap();
+    let stream = xcache::wrapper::read_stream(&partial).unwrap();
+    assert_eq!(stream.in_flight.len(), 1);
+    assert!(stream.events.is_empty());
+    assert_eq!(
+        xcache::report::in_flight_names(&stream.in_flight),
+        stream.in_flight[0].started.label()
+    );
+}
+
+#[test]
+fn a_build_script_run_miss_names_its_key_parts() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    xcache_build(&ws, &s.store(), &[], &[("CFLAGS", "-O0")]).assert_success();
+    // Another checkout, not seeded (so cargo runs the script), with another value of
+    // a variable the run's key covers (and no rustc unit's does).
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let env = [("XCACHE_SEED", "0"), ("CFLAGS", "-O1")];
+    let b = xcache_build(&ws2, &s.store(), &[], &env);
+    b.assert_success();
+    let r = assert_reconciles(&ws2, &b.stderr());
+    let run = |r: &BuildReport| {
+        r.units
+            .iter()
+            .find(|u| u.kind == "build-script-run")
+            .unwrap()
+            .clone()
+    };
+    let cause = run(&r).miss_cause.expect("the run missed");
+    let got: Vec<(&str, Option<&str>)> = cause
+        .differences
+        .iter()
+        .map(|d| (d.what.as_str(), d.name.as_deref()))
+        .collect();
+    assert_eq!(got, [("env-var", Some("CFLAGS"))], "{cause:?}");
+    let out = xcache(&ws2, &s, &["explain", "generated"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("generated 0.1.0 build_script_build (build-script-run): ran"),
+        "{text}"
+    );
+    assert!(text.contains("    - env-var CFLAGS changed"), "{text}");
+
+    // The file the script declared (`rerun-if-changed=data.txt`) is named.
+    let data = ws2.join("generated/data.txt");
+    let words = std::fs::read_to_string(&data).unwrap();
+    std::fs::write(&data, format!("{words} more")).unwrap();
+    let b = xcache_build(&ws2, &s.store(), &[], &env);
+    b.assert_success();
+    let r = assert_reconciles(&ws2, &b.stderr());
+    let cause = run(&r).miss_cause.expect("the run missed");
+    let got: Vec<(&str, Option<&str>)> = cause
+        .differences
+        .iter()
+        .map(|d| (d.what.as_str(), d.name.as_deref()))
+        .collect();
+    // The path as the run saw it: in its package's directory.
+    assert_eq!(
+        got,
+        [("source-file", Some("@@xcache:ws@@/data.txt"))],
+        "{cause:?}"
+    );
 }
 
 /// Where Debian's chromium is; the test command (`.ci/run`) installs it.

@@ -19,25 +19,40 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What the help of a command run through cargo says of cargo's own arguments.
+const CARGO_ARGS_HELP: &str = "Every other argument is cargo's and is passed to it as given. \
+To see cargo's options, put --help among them: `cargo xcache build --release --help`, or \
+`cargo xcache build -- --help` (build, check, doc and install, where cargo takes nothing \
+after `--`).";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run `cargo build` through the cache; every argument is passed to cargo.
+    #[command(after_help = CARGO_ARGS_HELP)]
     Build(BuildArgs),
     /// Run `cargo check` through the cache; every argument is passed to cargo.
+    #[command(after_help = CARGO_ARGS_HELP)]
     Check(BuildArgs),
     /// Run `cargo test` through the cache; every argument is passed to cargo.
+    #[command(after_help = CARGO_ARGS_HELP)]
     Test(BuildArgs),
     /// Run `cargo bench` through the cache; every argument is passed to cargo.
+    #[command(after_help = CARGO_ARGS_HELP)]
     Bench(BuildArgs),
     /// Run `cargo run` through the cache; every argument is passed to cargo.
+    #[command(after_help = CARGO_ARGS_HELP)]
     Run(BuildArgs),
     /// Run `cargo clippy` through the cache; every argument is passed to cargo.
+    #[command(after_help = CARGO_ARGS_HELP)]
     Clippy(BuildArgs),
     /// Run `cargo doc` through the cache (the rustc units behind it).
+    #[command(after_help = CARGO_ARGS_HELP)]
     Doc(BuildArgs),
     /// Run `cargo install --path DIR` through the cache.
+    #[command(after_help = CARGO_ARGS_HELP)]
     Install(BuildArgs),
     /// Run `cargo nextest run` (or `list`, `archive`) through the cache.
+    #[command(after_help = CARGO_ARGS_HELP)]
     Nextest(BuildArgs),
     /// Show the last build's report (text, JSON, Markdown, or an HTML timeline).
     Report(ReportArgs),

@@ -18,7 +18,7 @@ use crate::reason::Uncacheable;
 use crate::report::{
     BuildReport, Progress, Verbosity, render_markdown, render_summary_line, report_path,
 };
-use crate::wrapper::{Outcome, UnitEvent, UnitRecord, read_events};
+use crate::wrapper::{Outcome, UnitEvent, UnitRecord, read_events, read_stream};
 
 /// `cargo xcache <command>`: cargo's `command` through the cache.
 pub fn run(command: CargoCommand, args: BuildArgs) -> Result<i32, CliError> {
@@ -44,6 +44,8 @@ pub(super) struct BuildOutcome {
     pub target_dir: PathBuf,
     /// What the wrapper reported, unit by unit.
     pub events: Vec<crate::wrapper::UnitEvent>,
+    /// How much of ours the build prints (`-q`, `-v`, `--color`).
+    pub verbosity: Verbosity,
 }
 
 /// The whole pipeline: plan, prefetch, plant, cargo with the wrapper, report, capture.
@@ -57,10 +59,19 @@ pub(super) fn run_build(
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     args.take_own_flags();
+    if let Some(help) = cargo_help_args(command, &args.cargo_args) {
+        return show_cargo_help(command, &help).map(|code| BuildOutcome {
+            code,
+            target_dir: PathBuf::new(),
+            events: Vec::new(),
+            verbosity: Verbosity::default(),
+        });
+    }
     if command == CargoCommand::Nextest {
         check_nextest_command(&args.cargo_args)?;
     }
     let env = Env::capture();
+    let verbosity = Verbosity::from_cargo_args(&args.cargo_args, env.get("CARGO_TERM_COLOR"));
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let mut cfg = BuildConfig::resolve(&env, cwd)?;
     let jobs = args.remote_jobs()?.or(cfg.remote_jobs);
@@ -105,13 +116,15 @@ pub(super) fn run_build(
     let _ = std::fs::remove_file(&events_path);
     let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
     if let Some(w) = &cfg.replaced_wrapper {
-        eprintln!("warning: xcache: RUSTC_WRAPPER={w} is replaced by cargo-xcache for this build");
+        verbosity.warn(&format!(
+            "warning: xcache: RUSTC_WRAPPER={w} is replaced by cargo-xcache for this build"
+        ));
     }
 
     // Whether the remote answers is decided once, here, for every wrapper of the build;
     // then everything predicted is prefetched before cargo starts.
     let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
-    let show_bar = std::io::stderr().is_terminal() && !command.runs_program();
+    let show_bar = std::io::stderr().is_terminal() && !command.runs_program() && !verbosity.quiet;
     let mut remote = RemoteSession::start(&cfg, &env, &plan, remote_state.clone(), show_bar, jobs);
 
     // Units cached with cargo's records of them go in the target dir now, so cargo
@@ -131,8 +144,9 @@ pub(super) fn run_build(
         r.finish_prefetch();
     }
 
-    let planted = seeds.as_ref().map_or(0, SeedSession::planted);
-    let verbosity = Verbosity::from_cargo_args(&args.cargo_args, env.get("CARGO_TERM_COLOR"));
+    let seeded_so_far =
+        |events: &[UnitEvent]| seeds.as_ref().map_or(0, |s| s.seeded_so_far(events));
+    let planted = seeded_so_far(&[]);
     let progress = if command.runs_program() {
         Progress::hidden(verbosity)
     } else {
@@ -243,11 +257,12 @@ pub(super) fn run_build(
                 Ok(Some(status)) => break Ok(status),
                 Ok(None) => {
                     if (progress.wants_events() || remote.is_some())
-                        && let Ok(evs) = read_events(&events_path)
+                        && let Ok(stream) = read_stream(&events_path)
                     {
-                        progress.update(&evs);
+                        let evs = &stream.events;
+                        progress.update(evs, &stream.in_flight, seeded_so_far(evs));
                         if let Some(r) = remote.as_mut() {
-                            r.on_events(&evs);
+                            r.on_events(evs);
                         }
                     }
                     std::thread::sleep(Duration::from_millis(100));
@@ -256,7 +271,9 @@ pub(super) fn run_build(
             }
         }
     });
-    progress.finish();
+    if status.is_err() {
+        progress.finish();
+    }
     let status = status.map_err(|source| CliError::SpawnCargo {
         cargo: cfg.cargo.clone(),
         source,
@@ -269,9 +286,11 @@ pub(super) fn run_build(
     if code == 0 {
         events.extend(plan.rustdoc.iter().map(rustdoc_event));
     }
+    // The last frame holds every unit (and the last `-v` lines), then the bar goes.
     if progress.wants_events() {
-        progress.update(&events);
+        progress.update(&events, &[], seeded_so_far(&events));
     }
+    progress.finish();
     let mut report = BuildReport::from_events(
         &events,
         args.cargo_args.clone(),
@@ -292,7 +311,7 @@ pub(super) fn run_build(
         r.finish(&events, &captured, &mut report);
     }
     let _ = std::fs::remove_file(&remote_state);
-    local.finish(&mut report, &plan.graph.target_dir);
+    local.finish(&mut report, &plan.graph.target_dir, verbosity);
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
     report.read_only = cfg.read_only;
     report.summary.before_cargo_ms = before_cargo_ms;
@@ -303,16 +322,15 @@ pub(super) fn run_build(
     if code != 0 && report.units.is_empty() {
         // cargo stopped before any unit (an unknown flag, a resolution error): the last
         // build's report stays, and says what that build did.
-        if !verbosity.quiet {
-            eprintln!(
-                "xcache: cargo exited with {code} before building anything; {} was left as it was",
-                path.display()
-            );
-        }
+        verbosity.note(&format!(
+            "xcache: cargo exited with {code} before building anything; {} was left as it was",
+            path.display()
+        ));
         return Ok(BuildOutcome {
             code,
             target_dir: plan.graph.target_dir,
             events,
+            verbosity,
         });
     }
     let json = serde_json::to_vec_pretty(&report).expect("a report serializes");
@@ -321,28 +339,27 @@ pub(super) fn run_build(
         source,
     })?;
     for w in &report.warnings {
-        eprintln!(
+        verbosity.warn(&format!(
             "warning: xcache: {} [{}]{}",
             w.message,
             w.code,
             warning_tail(&w.code)
-        );
+        ));
     }
-    if !verbosity.quiet {
-        eprintln!("{}", verbosity.paint(&render_summary_line(&report)));
-    }
+    verbosity.note(&render_summary_line(&report));
     if let Some(summary) = &cfg.step_summary {
-        append_step_summary(summary, &render_markdown(&report));
+        append_step_summary(summary, &render_markdown(&report), verbosity);
     }
     Ok(BuildOutcome {
         code,
         target_dir: plan.graph.target_dir,
         events,
+        verbosity,
     })
 }
 
 /// Appends the Markdown summary to GitHub's job summary file; a failure is a warning.
-fn append_step_summary(path: &std::path::Path, markdown: &str) {
+fn append_step_summary(path: &std::path::Path, markdown: &str, verbosity: Verbosity) {
     use std::io::Write;
     let result = std::fs::OpenOptions::new()
         .create(true)
@@ -350,12 +367,53 @@ fn append_step_summary(path: &std::path::Path, markdown: &str) {
         .open(path)
         .and_then(|mut f| f.write_all(format!("{markdown}\n").as_bytes()));
     if let Err(e) = result {
-        eprintln!(
+        verbosity.warn(&format!(
             "warning: xcache: failed to append the build summary to {} ({}): {e}",
             path.display(),
             crate::config::vars::GITHUB_STEP_SUMMARY
-        );
+        ));
     }
+}
+
+/// The arguments that show cargo's help for `command`, when the user asked for help:
+/// `-h`/`--help` among cargo's arguments, or after `--` where cargo takes nothing
+/// there (`cargo xcache build -- --help`). `None`: no help was asked for.
+fn cargo_help_args(command: CargoCommand, cargo_args: &[String]) -> Option<Vec<String>> {
+    let end = cargo_args
+        .iter()
+        .position(|a| a == "--")
+        .unwrap_or(cargo_args.len());
+    let is_help = |a: &String| a == "-h" || a == "--help";
+    let (before, after) = cargo_args.split_at(end);
+    if before.iter().any(is_help) {
+        return Some(before.to_vec());
+    }
+    if !command.takes_trailing_args() && after.iter().any(is_help) {
+        let mut args = before.to_vec();
+        args.push("--help".into());
+        return Some(args);
+    }
+    None
+}
+
+/// Prints what cargo-xcache adds, then cargo's own help for the command; no plan, no
+/// build, no report (the last report stays).
+fn show_cargo_help(command: CargoCommand, args: &[String]) -> Result<i32, CliError> {
+    use std::io::Write;
+    let name = command.name();
+    println!(
+        "cargo xcache {name}: `cargo {name}` through the cache. The options below are cargo's,\n\
+         passed to it as given; cargo-xcache adds --remote URI, --read-only and --remote-jobs N\n\
+         (`cargo xcache {name} --help` describes them).\n"
+    );
+    let _ = std::io::stdout().flush();
+    let cargo = Env::capture().cargo();
+    let status = Command::new(&cargo)
+        .arg(name)
+        .args(args)
+        .status()
+        .map_err(|source| CliError::SpawnCargo { cargo, source })?;
+    Ok(status.code().unwrap_or(101))
 }
 
 /// nextest's own commands that build the tests through cargo.
@@ -402,6 +460,7 @@ fn rustdoc_event(u: &RustdocUnit) -> UnitEvent {
         key_parts: None,
         start_ms: 0,
         end_ms: 0,
+        pid: 0,
     }
 }
 

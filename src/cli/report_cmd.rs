@@ -55,10 +55,9 @@ pub(super) fn load_report(
             if let Some(m) = manifest_path {
                 cmd.manifest_path(m);
             }
-            let meta = cmd.exec().map_err(|e| CliError::Metadata {
-                manifest: manifest_path.map(Path::to_path_buf),
-                message: e.to_string(),
-            })?;
+            let meta = cmd
+                .exec()
+                .map_err(|e| crate::graph::metadata_error(&e, manifest_path, &cwd))?;
             meta.target_directory.into_std_path_buf()
         }
     };

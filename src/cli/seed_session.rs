@@ -65,34 +65,26 @@ impl SeedSession {
         })
     }
 
-    /// How many units were planted.
-    pub fn planted(&self) -> usize {
-        self.planted.len()
+    /// How many units count as seeded, judged from the wrapper's events so far: the
+    /// units planted (one per unit, with the build-script runs planted with them), less
+    /// those a wrapper has compiled since (cargo rebuilt them). For the progress
+    /// display and the opening line; the report counts from cargo's own messages when
+    /// it has them ([`SeedSession::finish`]).
+    pub fn seeded_so_far(&self, events: &[UnitEvent]) -> usize {
+        let (used, _) = self.used(events, None);
+        used.len() + used.iter().filter(|(_, run)| *run).count()
     }
 
-    /// Adds the seeded units to the report and, after a successful build, captures the
-    /// units the wrapper cached; returns the new variants (for the remote).
-    pub fn finish(
-        self,
+    /// The planted units cargo used, one per unit, each with whether the build-script
+    /// run planted with it counts as seeded too; and how many planted units cargo
+    /// rebuilt. With cargo's JSON messages (`fresh`), a unit was used when cargo called
+    /// one of its planted variants fresh; without them, when no wrapper saw the unit.
+    fn used<'a>(
+        &'a self,
         events: &[UnitEvent],
         fresh: Option<&FreshUnits>,
-        env: &Env,
-        report: &mut BuildReport,
-    ) -> Vec<Captured> {
-        for w in self.warnings {
-            // Planting reports each code once: a refused pack counts one unit at least.
-            if w.code == crate::report::UNTRUSTED_ENTRY {
-                report.summary.untrusted = report.summary.untrusted.max(1);
-            }
-            if !report.warnings.iter().any(|x| x.code == w.code) {
-                report.warnings.push(w);
-            }
-        }
-        let s = &mut report.summary;
-        s.seed_ms = self.plant_ms;
-        // Several variants of a unit may be planted; cargo uses at most one. With cargo's
-        // JSON messages, a unit is seeded when cargo called one of its planted variants
-        // fresh; without them, when the wrapper never saw the unit.
+    ) -> (Vec<(&'a Planted, bool)>, usize) {
+        // Several variants of a unit may be planted; cargo uses at most one.
         let mut planted: Vec<&Planted> = Vec::new();
         for p in &self.planted {
             let hash = p.unit_dir.rsplit_once('-').map_or("", |(_, h)| h);
@@ -109,6 +101,8 @@ impl SeedSession {
         // A build-script run planted with a unit cargo found fresh was fresh too (the
         // unit's fingerprint covers the run's): cargo did not run the script.
         let mut runs_seeded: Vec<&str> = Vec::new();
+        let mut used = Vec::new();
+        let mut rejected = 0;
         for p in planted {
             let key = p.unit.seed_key.to_hex();
             let hash = p.unit_dir.rsplit_once('-').map_or("", |(_, h)| h);
@@ -119,9 +113,47 @@ impl SeedSession {
                     .any(|e| e.spk.as_deref() == Some(key.as_str())),
             };
             if rebuilt {
-                s.seed_rejected += 1;
+                rejected += 1;
                 continue;
             }
+            let run = p.run_fingerprint_dir.as_deref().is_some_and(|run_fp| {
+                let ran = events
+                    .iter()
+                    .any(|e| e.unit.kind == "build-script-run" && e.unit.package == p.unit.package);
+                if ran || runs_seeded.contains(&run_fp) {
+                    return false;
+                }
+                runs_seeded.push(run_fp);
+                true
+            });
+            used.push((p, run));
+        }
+        (used, rejected)
+    }
+
+    /// Adds the seeded units to the report and, after a successful build, captures the
+    /// units the wrapper cached; returns the new variants (for the remote).
+    pub fn finish(
+        self,
+        events: &[UnitEvent],
+        fresh: Option<&FreshUnits>,
+        env: &Env,
+        report: &mut BuildReport,
+    ) -> Vec<Captured> {
+        for w in &self.warnings {
+            // Planting reports each code once: a refused pack counts one unit at least.
+            if w.code == crate::report::UNTRUSTED_ENTRY {
+                report.summary.untrusted = report.summary.untrusted.max(1);
+            }
+            if !report.warnings.iter().any(|x| x.code == w.code) {
+                report.warnings.push(w.clone());
+            }
+        }
+        let s = &mut report.summary;
+        s.seed_ms = self.plant_ms;
+        let (used, rejected) = self.used(events, fresh);
+        s.seed_rejected += rejected;
+        for (p, run) in used {
             s.seeded += 1;
             s.units += 1;
             s.hits += 1;
@@ -149,16 +181,9 @@ impl SeedSession {
                 end_ms: None,
                 critical: false,
             });
-            let Some(run_fp) = p.run_fingerprint_dir.as_deref() else {
-                continue;
-            };
-            let ran = events
-                .iter()
-                .any(|e| e.unit.kind == "build-script-run" && e.unit.package == p.unit.package);
-            if ran || runs_seeded.contains(&run_fp) {
+            if !run {
                 continue;
             }
-            runs_seeded.push(run_fp);
             s.seeded += 1;
             s.units += 1;
             s.hits += 1;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::config::BuildConfig;
-use crate::report::BuildReport;
+use crate::report::{BuildReport, Verbosity};
 use crate::store::gc::{GcOptions, collect, human_bytes, sweep_temp_files};
 use crate::store::{Lease, LocalStore};
 use crate::wrapper::Warning;
@@ -58,7 +58,7 @@ impl StoreSession {
 
     /// Adds the store's warning to the report, ends the lease and keeps the store under
     /// its size; now and then removes temp files killed builds left in the target dir.
-    pub fn finish(self, report: &mut BuildReport, target_dir: &Path) {
+    pub fn finish(self, report: &mut BuildReport, target_dir: &Path, verbosity: Verbosity) {
         // The front-end's word on the store stands for the wrappers' (same code).
         if let Some(w) = self.warning {
             report.warnings.retain(|x| x.code != w.code);
@@ -76,12 +76,12 @@ impl StoreSession {
             )
             && r.evicted > 0
         {
-            eprintln!(
+            verbosity.note(&format!(
                 "xcache: evicted {} least recently used entries ({}) to keep the store under {}",
                 r.evicted,
                 human_bytes(r.evicted_bytes),
                 human_bytes(store.max_size().unwrap_or(0)),
-            );
+            ));
         }
         let stamp = target_dir.join("xcache").join("swept");
         let due = std::fs::metadata(&stamp)

@@ -63,10 +63,9 @@ fn target_directory(
     if let Some(m) = manifest {
         cmd.manifest_path(m);
     }
-    let md = cmd.exec().map_err(|e| CliError::Metadata {
-        manifest: manifest.map(Path::to_path_buf),
-        message: e.to_string(),
-    })?;
+    let md = cmd
+        .exec()
+        .map_err(|e| crate::graph::metadata_error(&e, manifest, cwd))?;
     Ok(md.target_directory.into_std_path_buf())
 }
 

@@ -102,10 +102,10 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
     let outcome = run_build(crate::plan::CargoCommand::Build, args.build, &mode)?;
     let removed = remove_local_artifacts(&recipe, &outcome.target_dir);
     if removed > 0 {
-        eprintln!(
+        outcome.verbosity.note(&format!(
             "xcache: removed {removed} build outputs of the placeholder packages from {}",
             outcome.target_dir.display()
-        );
+        ));
     }
     Ok(outcome.code)
 }

@@ -119,6 +119,12 @@ impl Env {
         self.path.as_ref()
     }
 
+    /// The cargo to run: `CARGO` (set when cargo runs a subcommand), else `cargo`.
+    pub fn cargo(&self) -> PathBuf {
+        self.get("CARGO")
+            .map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
+    }
+
     /// Values a remote URI may leave out.
     pub fn remote_defaults(&self) -> RemoteDefaults {
         RemoteDefaults {
@@ -353,10 +359,7 @@ impl BuildConfig {
             env.switch(name)?;
         }
         Ok(BuildConfig {
-            cargo: env
-                .get("CARGO")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "cargo".into()),
+            cargo: env.cargo(),
             store_dir: StoreDir::resolve(env, store_dir)?,
             replaced_wrapper,
             disabled: env.switch(vars::DISABLE)?.unwrap_or(false),

@@ -17,7 +17,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{Key, KeyHasher, PathMap, hash_file};
+use super::unit_key::redact_var;
+use super::{Key, KeyHasher, KeyParts, PathMap, hash_file};
 
 /// Variables that never reach the key: scheduling (`NUM_JOBS`, the jobserver), the
 /// wrapper cargo passes on, this program's own settings, and terminal styling.
@@ -176,6 +177,25 @@ pub fn run_l1_key(i: &RunKeyInput<'_>) -> Key {
         .collect();
     h.list("dep-trees", deps.iter().map(String::as_str));
     h.finish()
+}
+
+/// What a run's first-level key was hashed from, as the store's key history keeps it
+/// (`cargo xcache explain`): the same fields as [`run_l1_key`], values as digests.
+pub fn run_key_parts(i: &RunKeyInput<'_>) -> KeyParts {
+    let pairs = |list: &[(String, String)]| -> Vec<String> {
+        list.iter()
+            .map(|(k, v)| redact_var(&format!("{k}={v}")))
+            .collect()
+    };
+    KeyParts {
+        compiler: i.compiler.to_hex(),
+        script: Some(i.script.to_string()),
+        c_runtime: Some(i.c_runtime.map_or("unidentified".to_string(), Key::to_hex)),
+        env: pairs(i.env),
+        tools: pairs(i.tools),
+        dep_trees: pairs(i.dep_trees),
+        ..KeyParts::default()
+    }
 }
 
 /// Why a tree could not be described.

@@ -34,8 +34,8 @@ mod unit_key;
 
 pub use artifact::{artifact_identity, content_identity, key_identity, write_artifact_identity};
 pub use build_run::{
-    RunKeyInput, TreeError, c_tool_names, is_run_key_var, run_env, run_l1_key, tool_identity,
-    tree_digest,
+    RunKeyInput, TreeError, c_tool_names, is_run_key_var, run_env, run_key_parts, run_l1_key,
+    tool_identity, tree_digest,
 };
 pub use compiler::{CompilerId, cargo_version, compiler_id};
 pub use depinfo::{DepInfo, EnvDep};

@@ -55,10 +55,24 @@ pub struct KeyParts {
     /// The link's identity (hex), for units that link.
     #[serde(default)]
     pub link: Option<String>,
+    /// Build-script runs: the script executable's identity (`artifact_identity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// Build-script runs: the C linker driver's identity (hex), `unidentified` when
+    /// it could not be identified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c_runtime: Option<String>,
+    /// Build-script runs: `program=<16 hex>` of each C tool the run may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Build-script runs: `DEP_*=<16 hex>` of what each `links` dependency's run left
+    /// in the target dir (the tree a `DEP_*` variable names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dep_trees: Vec<String>,
 }
 
 /// `NAME=<16 hex>` for `NAME=value`: enough to see that a value changed, nothing of it.
-fn redact_var(var: &str) -> String {
+pub(crate) fn redact_var(var: &str) -> String {
     match var.split_once('=') {
         Some((name, value)) => format!("{name}={}", &Key::digest(value.as_bytes()).to_hex()[..16]),
         None => var.to_string(),
@@ -221,6 +235,7 @@ pub fn l1_key(inv: &RustcInvocation, env: &KeyEnv<'_>) -> Result<UnitKeys, Uncac
         static_libs,
         env: vars.iter().map(|v| redact_var(v)).collect(),
         link: env.link.map(Key::to_hex),
+        ..KeyParts::default()
     };
     Ok(UnitKeys {
         l1: h.finish(),

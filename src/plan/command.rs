@@ -47,6 +47,12 @@ impl CargoCommand {
     pub fn json_messages(self) -> bool {
         !self.runs_program()
     }
+
+    /// What follows `--` goes to a program (the test harness, the binary, clippy,
+    /// nextest); for the other commands cargo takes nothing there.
+    pub fn takes_trailing_args(self) -> bool {
+        self.runs_program() || self == CargoCommand::Clippy
+    }
 }
 
 /// How a target of the selected workspace members is compiled.

@@ -54,10 +54,9 @@ pub fn prepare(opts: &PrepareOptions) -> Result<Recipe, CliError> {
         cmd.manifest_path(m);
     }
     cmd.other_options(opts.cargo_flags.clone());
-    let meta = cmd.exec().map_err(|e| CliError::Metadata {
-        manifest: opts.manifest_path.clone(),
-        message: e.to_string(),
-    })?;
+    let meta = cmd
+        .exec()
+        .map_err(|e| crate::graph::metadata_error(&e, opts.manifest_path.as_deref(), &opts.cwd))?;
     from_metadata(&meta, opts.bin.as_deref())
 }
 

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::key::KeyParts;
 use crate::store::history::KeyRecord;
 
 /// What part of a key differed. Each code has a section in the book's report page.
@@ -19,14 +20,22 @@ pub enum DiffKind {
     /// The package's version (from the lockfile).
     LockfileVersion,
     Compiler,
+    /// A build-script run's script: the executable differs (its `build.rs`, or what
+    /// it was compiled with, changed; its own unit's cause says what).
+    BuildScript,
     /// A rustc argument (profile setting, RUSTFLAGS, `--cfg`, …).
     Flag,
-    /// A `--cfg feature="…"`.
+    /// A `--cfg feature="…"` (for a build-script run, a `CARGO_FEATURE_*` variable).
     Feature,
     /// A variable cargo or rustc reads (its value is never shown).
     EnvVar,
+    /// A value a `links` dependency's build script passed on (`DEP_<links>_<key>`).
+    DepValue,
     /// A dependency's key (`--extern`).
     Dependency,
+    /// What a `links` dependency's run left in the target dir (the directory a
+    /// `DEP_*` variable names: headers, libraries).
+    DepOutput,
     /// The crate root or the directory rustc ran in.
     SourcePath,
     /// A file the compile read (from its dep-info or the observer).
@@ -37,6 +46,9 @@ pub enum DiffKind {
     Root,
     /// The linker, or a native library.
     Linker,
+    /// A program a build-script run may call (`cc`, `c++`, `ar`, or what `CC`/`AR`
+    /// name): its file or its `--version` differs.
+    Tool,
     /// Another recorded input (a listing, a link, the host CPU).
     Input,
 }
@@ -54,15 +66,19 @@ impl DiffKind {
             DiffKind::NotInStore => "not-in-store",
             DiffKind::LockfileVersion => "lockfile-version",
             DiffKind::Compiler => "compiler",
+            DiffKind::BuildScript => "build-script",
             DiffKind::Flag => "flag",
             DiffKind::Feature => "feature",
             DiffKind::EnvVar => "env-var",
+            DiffKind::DepValue => "dep-value",
             DiffKind::Dependency => "dependency",
+            DiffKind::DepOutput => "dep-output",
             DiffKind::SourcePath => "source-path",
             DiffKind::SourceFile => "source-file",
             DiffKind::ReadEnvVar => "read-env-var",
             DiffKind::Root => "root",
             DiffKind::Linker => "linker",
+            DiffKind::Tool => "tool",
             DiffKind::Input => "input",
         }
     }
@@ -119,7 +135,13 @@ pub fn describe(d: &Difference) -> String {
     match d.what {
         DiffKind::FirstSeen => "first build of this unit (no earlier key recorded)".into(),
         DiffKind::NotInStore => "same key as before; its entry is no longer in the store".into(),
-        DiffKind::EnvVar | DiffKind::ReadEnvVar | DiffKind::Dependency => {
+        DiffKind::BuildScript => "build-script executable changed".into(),
+        DiffKind::EnvVar
+        | DiffKind::ReadEnvVar
+        | DiffKind::Dependency
+        | DiffKind::DepValue
+        | DiffKind::DepOutput
+        | DiffKind::Tool => {
             let verb = match (&d.before, &d.now) {
                 (None, Some(_)) => "added",
                 (Some(_), None) => "removed",
@@ -183,6 +205,8 @@ pub fn explain_miss(now: &KeyRecord, earlier: &[KeyRecord]) -> MissCause {
         });
     }
     diffs.sort_by_key(|d| d.what);
+    // A file both read and declared (`rerun-if-changed`) is one difference.
+    diffs.dedup_by(|a, b| a.what == b.what && a.name.is_some() && a.name == b.name);
     let total = diffs.len();
     let hint = hint(&diffs);
     diffs.truncate(MAX_SHOWN);
@@ -207,6 +231,17 @@ fn hint(diffs: &[Difference]) -> Option<String> {
     if has(DiffKind::Root) {
         return Some(
             "the entry's outputs named another checkout or target dir (see 'Outputs that name a machine path' in the book's design/keys page)"
+                .into(),
+        );
+    }
+    let env_named = |name: &str| {
+        diffs
+            .iter()
+            .any(|d| d.what == DiffKind::EnvVar && d.name.as_deref() == Some(name))
+    };
+    if env_named("PATH") {
+        return Some(
+            "a build-script run's key covers PATH (where it finds the programs it runs); build with the same PATH to share runs"
                 .into(),
         );
     }
@@ -274,44 +309,10 @@ pub fn differences(before: &KeyRecord, now: &KeyRecord) -> Vec<Difference> {
             Some(&now.version),
         ));
     }
-    let (b, n) = (&before.parts, &now.parts);
-    if b.compiler != n.compiler {
-        out.push(diff(
-            DiffKind::Compiler,
-            None,
-            Some(&b.compiler[..b.compiler.len().min(16)]),
-            Some(&n.compiler[..n.compiler.len().min(16)]),
-        ));
-    }
-    if b.cwd != n.cwd || b.input != n.input {
-        out.push(diff(
-            DiffKind::SourcePath,
-            None,
-            Some(&b.input),
-            Some(&n.input),
-        ));
-    }
-    for a in b.args.iter().filter(|a| !n.args.contains(a)) {
-        let what = if is_feature(a) {
-            DiffKind::Feature
-        } else {
-            DiffKind::Flag
-        };
-        out.push(diff(what, None, Some(a), None));
-    }
-    for a in n.args.iter().filter(|a| !b.args.contains(a)) {
-        let what = if is_feature(a) {
-            DiffKind::Feature
-        } else {
-            DiffKind::Flag
-        };
-        out.push(diff(what, None, None, Some(a)));
-    }
-    by_name(&mut out, DiffKind::EnvVar, &b.env, &n.env);
-    by_name(&mut out, DiffKind::Dependency, &b.externs, &n.externs);
-    by_name(&mut out, DiffKind::Linker, &b.static_libs, &n.static_libs);
-    if b.link != n.link {
-        out.push(diff(DiffKind::Linker, Some("link"), Some("-"), Some("-")));
+    // Records made before a kind of unit kept its key's parts have none to compare.
+    let known = |p: &KeyParts| !p.compiler.is_empty();
+    if known(&before.parts) && known(&now.parts) {
+        parts_differences(&mut out, &before.parts, &now.parts);
     }
     // The inputs read are compared only when both keys know them.
     if !before.inputs.is_empty() && !now.inputs.is_empty() {
@@ -358,10 +359,79 @@ pub fn differences(before: &KeyRecord, now: &KeyRecord) -> Vec<Difference> {
     out
 }
 
+/// What differs between the named fields two first-level keys were hashed from.
+fn parts_differences(out: &mut Vec<Difference>, b: &KeyParts, n: &KeyParts) {
+    if b.compiler != n.compiler {
+        out.push(diff(
+            DiffKind::Compiler,
+            None,
+            Some(&b.compiler[..b.compiler.len().min(16)]),
+            Some(&n.compiler[..n.compiler.len().min(16)]),
+        ));
+    }
+    if b.cwd != n.cwd || b.input != n.input {
+        out.push(diff(
+            DiffKind::SourcePath,
+            None,
+            Some(&b.input),
+            Some(&n.input),
+        ));
+    }
+    for a in b.args.iter().filter(|a| !n.args.contains(a)) {
+        let what = if is_feature(a) {
+            DiffKind::Feature
+        } else {
+            DiffKind::Flag
+        };
+        out.push(diff(what, None, Some(a), None));
+    }
+    for a in n.args.iter().filter(|a| !b.args.contains(a)) {
+        let what = if is_feature(a) {
+            DiffKind::Feature
+        } else {
+            DiffKind::Flag
+        };
+        out.push(diff(what, None, None, Some(a)));
+    }
+    let mut env = Vec::new();
+    by_name(&mut env, DiffKind::EnvVar, &b.env, &n.env);
+    // A run sees features and its `links` dependencies' values as variables.
+    for d in &mut env {
+        let name = d.name.as_deref().unwrap_or("");
+        if name.starts_with("CARGO_FEATURE_") {
+            // Said as a feature is: by what was added or removed, here its variable.
+            let name = name.to_string();
+            d.what = DiffKind::Feature;
+            d.before = d.before.as_ref().map(|_| name.clone());
+            d.now = d.now.as_ref().map(|_| name);
+        } else if name.starts_with("DEP_") {
+            d.what = DiffKind::DepValue;
+        }
+    }
+    out.extend(env);
+    by_name(out, DiffKind::Dependency, &b.externs, &n.externs);
+    by_name(out, DiffKind::Linker, &b.static_libs, &n.static_libs);
+    if b.link != n.link {
+        out.push(diff(DiffKind::Linker, Some("link"), Some("-"), Some("-")));
+    }
+    if b.script != n.script {
+        out.push(diff(DiffKind::BuildScript, None, Some("-"), Some("-")));
+    }
+    if b.c_runtime != n.c_runtime {
+        out.push(diff(
+            DiffKind::Linker,
+            Some("c-runtime"),
+            Some("-"),
+            Some("-"),
+        ));
+    }
+    by_name(out, DiffKind::Tool, &b.tools, &n.tools);
+    by_name(out, DiffKind::DepOutput, &b.dep_trees, &n.dep_trees);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::KeyParts;
     use crate::store::history::InputDigest;
 
     fn rec(at: u64, args: &[&str], externs: &[&str], src: &str) -> KeyRecord {
@@ -444,5 +514,82 @@ mod tests {
         let c = explain_miss(&now, &[old]);
         assert_eq!(c.differences[0].what, DiffKind::LockfileVersion);
         assert_eq!(c.one_line(), "lockfile-version 1.0.0 -> 1.0.1");
+    }
+
+    /// A build-script run's record: `rec`'s, with a run's key parts and no inputs.
+    fn run(at: u64, script: &str, env: &[&str], tools: &[&str], dep_trees: &[&str]) -> KeyRecord {
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        KeyRecord {
+            parts: KeyParts {
+                compiler: "c".repeat(64),
+                script: Some(script.into()),
+                c_runtime: Some("r".into()),
+                env: list(env),
+                tools: list(tools),
+                dep_trees: list(dep_trees),
+                ..KeyParts::default()
+            },
+            inputs: Vec::new(),
+            ..rec(at, &[], &[], "")
+        }
+    }
+
+    #[test]
+    fn a_build_script_run_names_what_differed() {
+        let old = run(
+            1,
+            "s1",
+            &[
+                "CC=aa",
+                "CARGO_FEATURE_STD=bb",
+                "DEP_Z_INCLUDE=cc",
+                "PATH=dd",
+            ],
+            &["cc=11"],
+            &["DEP_Z_INCLUDE=22"],
+        );
+        let now = run(
+            2,
+            "s2",
+            &["CC=ab", "DEP_Z_INCLUDE=cd", "PATH=dd"],
+            &["cc=12"],
+            &["DEP_Z_INCLUDE=23"],
+        );
+        let c = explain_miss(&now, &[old]);
+        let got: Vec<(DiffKind, Option<&str>)> = c
+            .differences
+            .iter()
+            .map(|d| (d.what, d.name.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (DiffKind::BuildScript, None),
+                (DiffKind::Feature, Some("CARGO_FEATURE_STD")),
+                (DiffKind::EnvVar, Some("CC")),
+                (DiffKind::DepValue, Some("DEP_Z_INCLUDE")),
+                (DiffKind::DepOutput, Some("DEP_Z_INCLUDE")),
+                (DiffKind::Tool, Some("cc")),
+            ]
+        );
+        assert_eq!(
+            c.one_line(),
+            "build-script executable changed, feature CARGO_FEATURE_STD removed, env-var CC changed, dep-value DEP_Z_INCLUDE changed, dep-output DEP_Z_INCLUDE changed, tool cc changed"
+        );
+        // PATH is named with what to do about it.
+        let path_now = run(3, "s1", &["PATH=ee"], &[], &[]);
+        let path_old = run(4, "s1", &["PATH=dd"], &[], &[]);
+        let c = explain_miss(&path_now, &[path_old]);
+        assert_eq!(c.differences[0].name.as_deref(), Some("PATH"));
+        assert!(c.hint.unwrap().contains("PATH"));
+    }
+
+    #[test]
+    fn records_without_key_parts_compare_only_their_inputs() {
+        let mut old = run(1, "s1", &["CC=aa"], &[], &[]);
+        old.parts = KeyParts::default();
+        let now = run(2, "s2", &["CC=ab"], &[], &[]);
+        let c = explain_miss(&now, &[old]);
+        assert_eq!(c.differences[0].what, DiffKind::Input, "{c:?}");
     }
 }

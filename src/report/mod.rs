@@ -11,7 +11,7 @@ mod render;
 pub use build_report::{BuildReport, KindCounts, Summary, UNTRUSTED_ENTRY, report_path};
 pub use html::render_html;
 pub use miss_cause::{DiffKind, Difference, MissCause, describe, differences, explain_miss};
-pub use progress::{Progress, Verbosity};
+pub use progress::{Progress, Verbosity, in_flight_names, progress_counts};
 pub use render::{
     SECTIONS, counts, reason_hint, reasons, render_markdown, render_summary_line, render_table,
     render_unit_line, section,

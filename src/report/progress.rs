@@ -1,8 +1,11 @@
 //! Progress while cargo runs: an indicatif bar on a terminal (cargo's own lines are
-//! printed above it), plain lines otherwise. Counts use the report's vocabulary and
-//! include the units seeded before cargo started, so the bar ends where the summary
-//! line begins. `-q` shows nothing of ours but warnings and errors, `-v` prints each
-//! unit's outcome as it happens, `--color` decides whether our lines are coloured.
+//! printed above it), plain lines otherwise. The bar replaces cargo's own (cargo draws
+//! none when its stderr is read) and says at least as much: units done of the plan's
+//! estimate, elapsed time, the units in flight by name (from the wrappers' start
+//! lines), and counts in the report's vocabulary that include the units seeded before
+//! cargo started, so the bar ends where the summary line begins. `-q` shows nothing of
+//! ours but warnings and errors, `-v` prints each unit's outcome as it happens,
+//! `--color` decides whether our lines are coloured ([`Verbosity`]).
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -10,7 +13,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::render::{render_unit_line, section};
-use crate::wrapper::UnitEvent;
+use crate::wrapper::{UnitEvent, UnitStarted};
 
 /// How much of ours a build prints, from cargo's `-q`, `-v` and `--color`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,12 +65,31 @@ impl Verbosity {
             .unwrap_or_else(|| std::io::stderr().is_terminal())
     }
 
-    /// `xcache:` in bold when colour is on.
+    /// `xcache:` (and `warning:`) in bold colour when colour is on.
     pub fn paint(self, line: &str) -> String {
-        match line.strip_prefix("xcache:") {
-            Some(rest) if self.colored() => format!("\u{1b}[1;36mxcache:\u{1b}[0m{rest}"),
-            _ => line.to_string(),
+        if !self.colored() {
+            return line.to_string();
         }
+        if let Some(rest) = line.strip_prefix("xcache:") {
+            return format!("\u{1b}[1;36mxcache:\u{1b}[0m{rest}");
+        }
+        if let Some(rest) = line.strip_prefix("warning:") {
+            return format!("\u{1b}[1;33mwarning\u{1b}[0m\u{1b}[1m:\u{1b}[0m{rest}");
+        }
+        line.to_string()
+    }
+
+    /// Prints one of our lines to stderr, unless `-q`. Every line of ours outside the
+    /// progress display goes through here (or [`Verbosity::warn`]).
+    pub fn note(self, line: &str) {
+        if !self.quiet {
+            eprintln!("{}", self.paint(line));
+        }
+    }
+
+    /// Prints a warning to stderr, `-q` or not: warnings are shown once each, always.
+    pub fn warn(self, line: &str) {
+        eprintln!("{}", self.paint(line));
     }
 }
 
@@ -75,10 +97,12 @@ impl Verbosity {
 pub struct Progress {
     bar: Option<ProgressBar>,
     verbosity: Verbosity,
-    seeded: usize,
     /// Events already printed with `-v`.
     shown: std::sync::atomic::AtomicUsize,
 }
+
+/// How many names of units in flight the bar shows before `+N`.
+const NAMES_SHOWN: usize = 4;
 
 impl Progress {
     /// A bar when stderr is a terminal and `-q` was not given, nothing otherwise (plain
@@ -88,7 +112,6 @@ impl Progress {
         let quiet = Progress {
             bar: None,
             verbosity,
-            seeded,
             shown: 0.into(),
         };
         if verbosity.quiet || !std::io::stderr().is_terminal() {
@@ -98,15 +121,22 @@ impl Progress {
             Some(planned.max(seeded) as u64),
             ProgressDrawTarget::stderr_with_hz(10),
         );
+        let name = if verbosity.colored() {
+            "\u{1b}[1;36mxcache\u{1b}[0m"
+        } else {
+            "xcache"
+        };
+        // Two lines: as cargo's bar, done of planned and the units in flight (cut to
+        // the terminal's width); under it, the counts in the summary line's words.
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} xcache [{bar:25}] {pos}/~{len} units {elapsed:>4} {msg}",
-            )
+            ProgressStyle::with_template(&format!(
+                "{name} [{{bar:25}}] {{pos}}/~{{len}} {{elapsed:>3}}: {{wide_msg}}\n       {{prefix}}"
+            ))
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
         bar.set_position(seeded as u64);
-        bar.set_message(format!("{seeded} seeded"));
+        bar.set_prefix(progress_counts(seeded, &[]));
         bar.enable_steady_tick(Duration::from_millis(100));
         Progress {
             bar: Some(bar),
@@ -119,7 +149,6 @@ impl Progress {
         Progress {
             bar: None,
             verbosity,
-            seeded: 0,
             shown: 0.into(),
         }
     }
@@ -149,8 +178,11 @@ impl Progress {
         self.bar.is_some() || (self.verbosity.verbose && !self.verbosity.quiet)
     }
 
-    /// Updates counts from the events seen so far; with `-v`, prints each new unit.
-    pub fn update(&self, events: &[UnitEvent]) {
+    /// Updates the display from what the wrappers reported so far: the units done
+    /// (`events`), those in flight, and how many units count as seeded now (those
+    /// placed before cargo started, less any cargo rebuilt). With `-v`, prints each
+    /// unit done since the last update.
+    pub fn update(&self, events: &[UnitEvent], in_flight: &[UnitStarted], seeded: usize) {
         use std::sync::atomic::Ordering;
         if self.verbosity.verbose {
             let from = self.shown.load(Ordering::Relaxed);
@@ -160,24 +192,13 @@ impl Progress {
             self.shown.store(events.len().max(from), Ordering::Relaxed);
         }
         let Some(b) = &self.bar else { return };
-        let count = |name: &str| events.iter().filter(|e| section(&e.unit) == name).count();
-        let n = (self.seeded + events.len()) as u64;
+        let n = (seeded + events.len()) as u64;
         if n > b.length().unwrap_or(0) {
             b.set_length(n);
         }
         b.set_position(n);
-        let mut msg = format!(
-            "{} seeded, {} restored, {} compiled, {} ran, {} uncacheable",
-            self.seeded,
-            count("restored"),
-            count("compiled"),
-            count("ran"),
-            count("uncacheable"),
-        );
-        if let Some(last) = events.last() {
-            msg.push_str(&format!(" · {} {}", last.unit.package, last.unit.kind));
-        }
-        b.set_message(msg);
+        b.set_prefix(progress_counts(seeded, events));
+        b.set_message(in_flight_names(in_flight));
     }
 
     pub fn finish(&self) {
@@ -185,6 +206,39 @@ impl Progress {
             b.finish_and_clear();
         }
     }
+}
+
+/// The counts in the report's vocabulary, the summary line's words:
+/// `3 seeded, 2 restored, 5 compiled, 0 ran, 0 uncacheable`.
+pub fn progress_counts(seeded: usize, events: &[UnitEvent]) -> String {
+    let count = |name: &str| events.iter().filter(|e| section(&e.unit) == name).count();
+    let mut msg = format!(
+        "{seeded} seeded, {} restored, {} compiled, {} ran, {} uncacheable",
+        count("restored"),
+        count("compiled"),
+        count("ran"),
+        count("uncacheable"),
+    );
+    let failed = count("failed");
+    if failed > 0 {
+        msg.push_str(&format!(", {failed} failed"));
+    }
+    msg
+}
+
+/// The units in flight by name, oldest first, as cargo's own bar names them:
+/// `serde, syn(run), ring(build) +2`.
+pub fn in_flight_names(in_flight: &[UnitStarted]) -> String {
+    let names: Vec<String> = in_flight
+        .iter()
+        .take(NAMES_SHOWN)
+        .map(|s| s.started.label())
+        .collect();
+    let mut msg = names.join(", ");
+    if in_flight.len() > NAMES_SHOWN {
+        msg.push_str(&format!(" +{}", in_flight.len() - NAMES_SHOWN));
+    }
+    msg
 }
 
 #[cfg(test)]
@@ -210,5 +264,38 @@ mod tests {
         // `-p` takes a value; a package named like a flag group is not a flag.
         let v = Verbosity::from_cargo_args(&args(&["-p", "quiv", "-pqv"]), None);
         assert!(!v.quiet && !v.verbose);
+    }
+
+    #[test]
+    fn units_in_flight_are_named_as_cargo_names_them() {
+        let started = |package: &str, kind: &str| UnitStarted {
+            format_version: 1,
+            pid: 1,
+            started: crate::wrapper::StartedUnit {
+                package: package.into(),
+                version: "1.0.0".into(),
+                crate_name: package.into(),
+                kind: kind.into(),
+                target: None,
+            },
+            start_ms: 0,
+        };
+        assert_eq!(in_flight_names(&[]), "");
+        let flying = [
+            started("serde", "lib"),
+            started("ring", "build-script-run"),
+            started("ring", "build-script"),
+            started("app", "test"),
+            started("syn", "lib"),
+            started("quote", "lib"),
+        ];
+        assert_eq!(
+            in_flight_names(&flying),
+            "serde, ring(run), ring(build), app(test) +2"
+        );
+        assert_eq!(
+            progress_counts(4, &[]),
+            "4 seeded, 0 restored, 0 compiled, 0 ran, 0 uncacheable"
+        );
     }
 }

@@ -193,6 +193,7 @@ pub fn render_table(r: &BuildReport) -> String {
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {} [{}]", w.message, w.code);
     }
+    let widths = column_widths(&r.units);
     for name in SECTIONS {
         let mut units: Vec<_> = r.units.iter().filter(|u| section(u) == *name).collect();
         // Completion order varies from build to build; names do not.
@@ -211,11 +212,14 @@ pub fn render_table(r: &BuildReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {:<28} {:<20} {:<16} {}{reason}",
+                "  {:<w0$}  {:<w1$}  {:<w2$}  {}{reason}",
                 format!("{} {}", u.package, u.version),
                 u.crate_name,
                 u.kind,
                 unit_time(u),
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
             );
             if let Some(c) = &u.miss_cause {
                 let _ = writeln!(out, "      why: {}", c.one_line());
@@ -252,6 +256,19 @@ pub fn render_table(r: &BuildReport) -> String {
         }
     }
     out
+}
+
+/// The widths of a section's name, crate and kind columns: the widest value of each
+/// across every section, so no value runs into the next column (`build-script-run`,
+/// long package names) and the sections line up.
+fn column_widths(units: &[UnitRecord]) -> [usize; 3] {
+    let mut w = [0usize; 3];
+    for u in units {
+        w[0] = w[0].max(u.package.chars().count() + 1 + u.version.chars().count());
+        w[1] = w[1].max(u.crate_name.chars().count());
+        w[2] = w[2].max(u.kind.chars().count());
+    }
+    w
 }
 
 /// Why units were not cached: each reason's code, how many units, what it means; the
@@ -374,4 +391,58 @@ pub fn render_markdown(r: &BuildReport) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_column_runs_into_the_next() {
+        let mut r = BuildReport::from_events(&[], Vec::new(), 0, "/s".into(), 0, 0);
+        let unit = |package: &str, crate_name: &str, kind: &str, outcome| UnitRecord {
+            compile_ms: Some(1200),
+            restore_ms: Some(10),
+            ..UnitRecord::new(
+                package.into(),
+                "0.1.0".into(),
+                crate_name.into(),
+                kind.into(),
+                outcome,
+            )
+        };
+        r.units = vec![
+            unit(
+                "a-package-with-a-rather-long-name",
+                "build_script_build",
+                "build-script-run",
+                Outcome::Hit,
+            ),
+            unit("mid", "mid", "lib", Outcome::Miss),
+            unit("x", "x", "build-script-run", Outcome::Miss),
+        ];
+        r.reconcile();
+        let table = render_table(&r);
+        let rows: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+            .collect();
+        assert_eq!(rows.len(), 3, "{table}");
+        // Columns are set apart by two spaces at least, and start in the same place in
+        // every section.
+        let mut kind_at = Vec::new();
+        for l in &rows {
+            let fields: Vec<&str> = l
+                .trim_start()
+                .split("  ")
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .collect();
+            assert_eq!(fields.len(), 4, "{l}");
+            let kind = fields[2];
+            assert!(["lib", "build-script-run"].contains(&kind), "{l}");
+            kind_at.push(l.find(&format!("  {kind}  ")).unwrap());
+        }
+        assert!(kind_at.iter().all(|k| *k == kind_at[0]), "{table}");
+    }
 }

@@ -1,6 +1,8 @@
-//! What the wrapper tells the front-end: one JSON line per rustc invocation, appended to
-//! the file named by `XCACHE_EVENTS`. Each line is written with one `write` call on a
-//! file opened for appending, so concurrent wrappers do not interleave.
+//! What the wrapper tells the front-end: JSON lines appended to the file named by
+//! `XCACHE_EVENTS` — a [`UnitStarted`] line when a wrapper takes a unit on, a
+//! [`UnitEvent`] line when it is done with it. Each line is written with one `write`
+//! call on a file opened for appending, so concurrent wrappers do not interleave. Data
+//! flows one way: wrappers write, the front-end reads ([`read_stream`]).
 
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, BufReader, Write};
@@ -195,6 +197,59 @@ pub struct UnitEvent {
     pub start_ms: u64,
     #[serde(default)]
     pub end_ms: u64,
+    /// The wrapper's process id: the same as its [`UnitStarted`] line's (0 from a
+    /// wrapper older than start lines).
+    #[serde(default)]
+    pub pid: u32,
+}
+
+/// A unit a wrapper has taken on: written before anything else happens to it, so the
+/// front-end can show what is in flight. The unit's [`UnitEvent`] (same `pid`) follows
+/// in the same file. A reader of events only skips these lines: they have no `unit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitStarted {
+    pub format_version: u32,
+    /// The wrapper's process id.
+    pub pid: u32,
+    pub started: StartedUnit,
+    /// Milliseconds since the Unix epoch.
+    pub start_ms: u64,
+}
+
+/// Which unit started: the fields that name it in the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartedUnit {
+    pub package: String,
+    pub version: String,
+    pub crate_name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+impl StartedUnit {
+    /// The unit's name as a progress line shows it: the package, and what is built of
+    /// it when that is not its library or binary (`serde(build)`, `serde(run)`).
+    pub fn label(&self) -> String {
+        match self.kind.as_str() {
+            "build-script" => format!("{}(build)", self.package),
+            "build-script-run" => format!("{}(run)", self.package),
+            "test" => format!("{}(test)", self.package),
+            _ => self.package.clone(),
+        }
+    }
+}
+
+impl From<&UnitRecord> for StartedUnit {
+    fn from(u: &UnitRecord) -> StartedUnit {
+        StartedUnit {
+            package: u.package.clone(),
+            version: u.version.clone(),
+            crate_name: u.crate_name.clone(),
+            kind: u.kind.clone(),
+            target: u.target.clone(),
+        }
+    }
 }
 
 /// What `cargo xcache verify` found when it compiled (or ran) a restored unit again
@@ -253,8 +308,8 @@ pub fn dropin_events_path(target_root: &Path) -> PathBuf {
 /// The file name prefix of drop-in event files.
 pub const DROPIN_PREFIX: &str = "dropin-";
 
-/// Appends one event line.
-pub fn append_event(path: &Path, event: &UnitEvent) -> io::Result<()> {
+/// Appends one line ([`UnitEvent`] or [`UnitStarted`]).
+pub fn append_event(path: &Path, event: &impl Serialize) -> io::Result<()> {
     let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
     line.push(b'\n');
     let mut f = OpenOptions::new().create(true).append(true).open(path)?;
@@ -263,15 +318,38 @@ pub fn append_event(path: &Path, event: &UnitEvent) -> io::Result<()> {
 
 /// Reads every complete event line; a torn or foreign line is skipped.
 pub fn read_events(path: &Path) -> io::Result<Vec<UnitEvent>> {
+    read_stream(path).map(|s| s.events)
+}
+
+/// What the events file says so far.
+#[derive(Clone, Debug, Default)]
+pub struct EventStream {
+    /// The units done, in the order their wrappers finished.
+    pub events: Vec<UnitEvent>,
+    /// The units started and not done yet, oldest first.
+    pub in_flight: Vec<UnitStarted>,
+}
+
+/// Reads the events file: the units done, and those in flight (a start line whose
+/// wrapper has written no event after it). A torn or foreign line is skipped.
+pub fn read_stream(path: &Path) -> io::Result<EventStream> {
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(EventStream::default()),
         Err(e) => return Err(e),
     };
-    let mut out = Vec::new();
+    let mut out = EventStream::default();
     for line in BufReader::new(f).lines() {
-        if let Ok(ev) = serde_json::from_str::<UnitEvent>(&line?) {
-            out.push(ev);
+        let line = line?;
+        if let Ok(ev) = serde_json::from_str::<UnitEvent>(&line) {
+            if let Some(i) = out.in_flight.iter().position(|s| s.pid == ev.pid) {
+                out.in_flight.remove(i);
+            }
+            out.events.push(ev);
+        } else if let Ok(started) = serde_json::from_str::<UnitStarted>(&line) {
+            // A process id seen again belongs to a new wrapper.
+            out.in_flight.retain(|s| s.pid != started.pid);
+            out.in_flight.push(started);
         }
     }
     Ok(out)

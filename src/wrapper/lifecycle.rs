@@ -14,7 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::remote_tier::{RemoteTier, remote_paths};
 use super::restore::{RestoreFilter, Restored, restore_entry};
-use super::{Outcome, UnitEvent, UnitRecord, Verdict, Verified, Warning, append_event};
+use super::{
+    Outcome, UnitEvent, UnitRecord, UnitStarted, Verdict, Verified, Warning, append_event,
+};
 use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
 use crate::judge::{EnvNow, Here, Judge, Mode};
@@ -333,6 +335,20 @@ impl Cx {
         self.remote = Some(tier);
     }
 
+    /// Tells the front-end that this unit is being worked on (for its progress
+    /// display); nothing in drop-in mode.
+    pub fn start_event(&self, unit: &UnitRecord) {
+        if let Some(path) = &self.cfg.events {
+            let started = UnitStarted {
+                format_version: 1,
+                pid: std::process::id(),
+                started: unit.into(),
+                start_ms: epoch_ms(self.started_at),
+            };
+            let _ = append_event(path, &started);
+        }
+    }
+
     /// Sends an event to the front-end, or (drop-in mode) prints its warnings once.
     pub fn finish_event(&self, ev: &UnitEvent) {
         match &self.cfg.events {
@@ -413,6 +429,7 @@ pub(super) struct Rerun {
 
 /// Runs one unit through the cache and returns the exit code to give cargo.
 pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
+    cx.start_event(&unit.record(cx));
     if let Some(message) = cx.cfg.remote_error.clone() {
         cx.warn(&CacheError::RemoteConfig(message));
     }
@@ -764,6 +781,7 @@ fn event(
         key_parts: None,
         start_ms: epoch_ms(cx.started_at),
         end_ms: epoch_ms(SystemTime::now()),
+        pid: std::process::id(),
     };
     unit.complete_event(cx, &mut ev);
     ev

@@ -20,8 +20,9 @@ mod script;
 mod shim;
 
 pub use event::{
-    DROPIN_PREFIX, LinkerUsed, Outcome, UnitEvent, UnitPlace, UnitRecord, Verdict, Verified,
-    Warning, append_event, dropin_events_path, read_events,
+    DROPIN_PREFIX, EventStream, LinkerUsed, Outcome, StartedUnit, UnitEvent, UnitPlace, UnitRecord,
+    UnitStarted, Verdict, Verified, Warning, append_event, dropin_events_path, read_events,
+    read_stream,
 };
 pub use restore::{RestoreFilter, Restored, restore_entry};
 pub use rustc::run_wrapper;

@@ -28,8 +28,8 @@ use super::{Outcome, UnitEvent, UnitPlace, UnitRecord, Warning};
 use crate::config::{Env, WrapperConfig};
 use crate::key::{
     Input, InputKind, Key, LinkerRequest, PathMap, RunKeyInput, TreeError, artifact_identity,
-    c_tool_names, compiler_id, linker_id, normalize_inputs, run_env, run_l1_key, tool_identity,
-    tree_digest,
+    c_tool_names, compiler_id, linker_id, normalize_inputs, run_env, run_key_parts, run_l1_key,
+    tool_identity, tree_digest,
 };
 use crate::observe::{Observer, Scope, before_run, classify, env_inputs};
 use crate::reason::{BUILD_SCRIPT_FAILED, Uncacheable};
@@ -79,6 +79,7 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         target_root,
         before: HashMap::new(),
         written: Vec::new(),
+        key_parts: None,
     };
     let mut cx = Cx::new(cfg, pm).with_margin();
     run_cached(&mut script, &mut cx)
@@ -102,6 +103,8 @@ struct Script {
     before: HashMap<PathBuf, String>,
     /// The files the run wrote and the directories it made in `OUT_DIR`: its outputs.
     written: Vec<PathBuf>,
+    /// What the first-level key was hashed from (for the key history).
+    key_parts: Option<crate::key::KeyParts>,
 }
 
 impl Script {
@@ -350,14 +353,16 @@ impl Cached for Script {
                 dep_trees.push((k.clone(), d));
             }
         }
-        let key = run_l1_key(&RunKeyInput {
+        let input = RunKeyInput {
             script: &script,
             compiler: &compiler.key,
             c_runtime: c_runtime.as_ref(),
             env: &env,
             tools: &tools,
             dep_trees: &dep_trees,
-        });
+        };
+        let key = run_l1_key(&input);
+        self.key_parts = Some(run_key_parts(&input));
         cx.compiler = Some((PathBuf::from(rustc), compiler));
         Ok(key)
     }
@@ -504,6 +509,7 @@ impl Cached for Script {
     /// Where cargo keeps the run: seeding pairs it with the units that read its
     /// `OUT_DIR` (`UnitPlace::run_dir`).
     fn complete_event(&self, cx: &Cx, ev: &mut UnitEvent) {
+        ev.key_parts = self.key_parts.clone();
         let Some(run_dir) = self.out_dir.parent() else {
             return;
         };
