@@ -42,6 +42,34 @@ impl CargoCommand {
         )
     }
 
+    /// The variables the command's own tool sets for cargo's units before it runs
+    /// cargo, as that tool computes them from `cargo_args` (the arguments after the
+    /// command's name). `cargo clippy` passes what follows `--`, and `--no-deps`, to
+    /// clippy-driver in `CLIPPY_ARGS`, each argument followed by a separator.
+    pub fn tool_env(self, cargo_args: &[String]) -> Vec<(String, String)> {
+        if self != CargoCommand::Clippy {
+            return Vec::new();
+        }
+        const SEPARATOR: &str = "__CLIPPY_HACKERY__";
+        let end = cargo_args
+            .iter()
+            .position(|a| a == "--")
+            .unwrap_or(cargo_args.len());
+        let before = &cargo_args[..end];
+        let mut args: Vec<&str> = before
+            .iter()
+            .filter(|a| *a == "--no-deps")
+            .map(String::as_str)
+            .collect();
+        args.extend(cargo_args.iter().skip(end + 1).map(String::as_str));
+        // `--fix` lints the selected packages only.
+        if before.iter().any(|a| a == "--fix") && !args.contains(&"--no-deps") {
+            args.push("--no-deps");
+        }
+        let value: String = args.iter().map(|a| format!("{a}{SEPARATOR}")).collect();
+        vec![("CLIPPY_ARGS".to_string(), value)]
+    }
+
     /// cargo's JSON messages can be asked for on stdout (the command prints nothing
     /// else there).
     pub fn json_messages(self) -> bool {
@@ -259,6 +287,33 @@ mod tests {
         assert!(!of(CargoCommand::Install, &["--debug"]).release);
         let doc = of(CargoCommand::Doc, &[]);
         assert!(doc.docs && doc.metadata_only);
+    }
+
+    /// As cargo-clippy sets it (what clippy-driver then finds in its dep-info).
+    #[test]
+    fn clippy_args_are_what_cargo_clippy_passes() {
+        let env = |command: CargoCommand, args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            command.tool_env(&args)
+        };
+        let clippy_args = |v: &str| vec![("CLIPPY_ARGS".to_string(), v.to_string())];
+        assert_eq!(env(CargoCommand::Check, &["--", "-W", "x"]), vec![]);
+        assert_eq!(env(CargoCommand::Clippy, &["--workspace"]), clippy_args(""));
+        assert_eq!(
+            env(
+                CargoCommand::Clippy,
+                &["--no-deps", "-p", "a", "--", "-W", "clippy::pedantic"]
+            ),
+            clippy_args(
+                "--no-deps__CLIPPY_HACKERY__-W__CLIPPY_HACKERY__clippy::pedantic__CLIPPY_HACKERY__"
+            )
+        );
+        assert_eq!(
+            env(CargoCommand::Clippy, &["--fix", "--", "-D", "warnings"]),
+            clippy_args(
+                "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__--no-deps__CLIPPY_HACKERY__"
+            )
+        );
     }
 
     #[test]
