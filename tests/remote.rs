@@ -536,3 +536,88 @@ fn planted_secrets_reach_no_output() {
     }
     assert!(report_json.contains("127.0.0.1"), "{report_json}");
 }
+
+/// `cargo xcache test <args>` in `ws` with its own empty local store and `uri` as the
+/// remote; returns libtest's `test …` lines and the report.
+fn xcache_test(s: &Scratch, ws: &Path, uri: &str) -> (Vec<String>, Report) {
+    let store = s.path(&format!(
+        "{}-store",
+        ws.file_name().unwrap().to_string_lossy()
+    ));
+    let mut cmd = base_command(&xcache_exe(), ws, &store);
+    cmd.args(["xcache", "test", "--remote", uri]);
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut results: Vec<String> = stdout
+        .lines()
+        .filter(|l| l.starts_with("test ") && !l.starts_with("test result"))
+        .map(str::to_string)
+        .collect();
+    results.sort();
+    (results, Report::read(&ws.join("target")))
+}
+
+/// The units rustc still compiled (rustdoc's are not rustc's), by `crate_name:kind`.
+fn compiled(r: &Report) -> Vec<String> {
+    let mut v: Vec<String> = r.0["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["outcome"] != "hit" && u["reason"] != "rustdoc")
+        .map(|u| format!("{}:{}", u["crate_name"], u["kind"]).replace('"', ""))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A fresh runner (another directory, an empty local store, an empty target dir) with
+/// a remote an earlier `cargo xcache test` filled: cargo compiles nothing; after one
+/// edit of a member, exactly that member's units; the test results are right.
+#[test]
+fn test_on_a_fresh_runner_with_a_warm_remote_compiles_only_what_changed() {
+    let server = servers::redis();
+    let uri = format!("redis://127.0.0.1:{}/0", server.port);
+    let s = Scratch::new();
+    let cold_ws = s.checkout("commands", "cold");
+    let (cold_results, cold) = xcache_test(&s, &cold_ws, &uri);
+    assert!(!compiled(&cold).is_empty());
+    assert!(cold.summary("bytes_up") > 0);
+    for t in ["test tests::adds ... ok", "test sums_with_helper ... ok"] {
+        assert!(
+            cold_results.iter().any(|l| l == t),
+            "{t} in {cold_results:?}"
+        );
+    }
+
+    let warm_ws = s.checkout("commands", "runner/warm");
+    let (results, r) = xcache_test(&s, &warm_ws, &uri);
+    assert_eq!(results, cold_results);
+    assert_eq!(compiled(&r), Vec::<String>::new(), "{}", r.0["units"]);
+    // All of it came from the remote, most of it before cargo started.
+    assert!(tiers(&r).iter().all(|t| t == "remote"), "{:?}", tiers(&r));
+    assert!(r.summary("seeded") > 0, "{}", r.0["summary"]);
+
+    // One member edited (a test added to the binary): only its units compile.
+    let edited_ws = s.checkout("commands", "runner/edited");
+    let main = edited_ws.join("cli/src/main.rs");
+    let mut text = std::fs::read_to_string(&main).unwrap();
+    text.push_str("\n#[test]\nfn sums_words() {\n    assert_eq!(calc::sum(\"1 x 2\"), 3);\n}\n");
+    std::fs::write(&main, text).unwrap();
+    let (results, r) = xcache_test(&s, &edited_ws, &uri);
+    let mut want = cold_results.clone();
+    want.push("test sums_words ... ok".to_string());
+    want.sort();
+    assert_eq!(results, want);
+    assert_eq!(
+        compiled(&r),
+        vec!["cli:test".to_string()],
+        "{}",
+        r.0["units"]
+    );
+    assert!(tiers(&r).iter().all(|t| t == "remote"), "{:?}", tiers(&r));
+}
