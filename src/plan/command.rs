@@ -177,8 +177,13 @@ impl Compiles {
                 c.bins = unit;
             }
             // Tests and benches are always test harnesses; examples always executables.
+            // `--tests` selects every target with `test = true`: by default the library
+            // and the binaries too, compiled as unit tests (`cargo check --tests` checks
+            // them with `--test`).
             if all || flags.tests {
                 c.tests = TargetModes::HARNESS;
+                c.lib.harness = true;
+                c.bins.harness = true;
             }
             if all || flags.benches {
                 c.benches = TargetModes::HARNESS;
@@ -322,7 +327,11 @@ mod tests {
         assert!(all.metadata_only && all.dev() && all.tests.harness && all.benches.harness);
         let lib = of(CargoCommand::Test, &["--lib"]);
         assert!(lib.lib.harness && !lib.tests.any() && !lib.doctests);
+        // The library and binaries as unit tests, not built as themselves.
         let tests = of(CargoCommand::Build, &["--tests", "--", "--lib"]);
-        assert!(tests.tests.harness && !tests.lib.any());
+        assert!(tests.tests.harness && tests.lib == TargetModes::HARNESS);
+        assert_eq!(tests.bins, TargetModes::HARNESS);
+        let all = of(CargoCommand::Clippy, &["--all-targets"]);
+        assert!(all.lib == TargetModes::BOTH && all.bins == TargetModes::BOTH);
     }
 }
