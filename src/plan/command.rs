@@ -42,15 +42,13 @@ impl CargoCommand {
         )
     }
 
-    /// The variables the command's own tool sets for cargo's units before it runs
-    /// cargo, as that tool computes them from `cargo_args` (the arguments after the
-    /// command's name). `cargo clippy` passes what follows `--`, and `--no-deps`, to
-    /// clippy-driver in `CLIPPY_ARGS`, each argument followed by a separator.
-    pub fn tool_env(self, cargo_args: &[String]) -> Vec<(String, String)> {
+    /// What `cargo clippy` passes to clippy-driver in `CLIPPY_ARGS`, as cargo-clippy
+    /// computes it from `cargo_args` (the arguments after the command's name):
+    /// `--no-deps`, then what follows `--`; `None` for another command.
+    pub fn clippy_args(self, cargo_args: &[String]) -> Option<Vec<&str>> {
         if self != CargoCommand::Clippy {
-            return Vec::new();
+            return None;
         }
-        const SEPARATOR: &str = "__CLIPPY_HACKERY__";
         let end = cargo_args
             .iter()
             .position(|a| a == "--")
@@ -66,8 +64,20 @@ impl CargoCommand {
         if before.iter().any(|a| a == "--fix") && !args.contains(&"--no-deps") {
             args.push("--no-deps");
         }
-        let value: String = args.iter().map(|a| format!("{a}{SEPARATOR}")).collect();
-        vec![("CLIPPY_ARGS".to_string(), value)]
+        Some(args)
+    }
+
+    /// The variables the command's own tool sets for cargo's units before it runs
+    /// cargo: `cargo clippy`'s `CLIPPY_ARGS`, each argument followed by a separator.
+    pub fn tool_env(self, cargo_args: &[String]) -> Vec<(String, String)> {
+        const SEPARATOR: &str = "__CLIPPY_HACKERY__";
+        match self.clippy_args(cargo_args) {
+            Some(args) => {
+                let value: String = args.iter().map(|a| format!("{a}{SEPARATOR}")).collect();
+                vec![("CLIPPY_ARGS".to_string(), value)]
+            }
+            None => Vec::new(),
+        }
     }
 
     /// cargo's JSON messages can be asked for on stdout (the command prints nothing

@@ -100,10 +100,18 @@ impl Plan {
             }
             _ => None,
         };
+        // With `--no-deps` clippy-driver lints only the packages cargo names primary
+        // (`CARGO_PRIMARY_PACKAGE`), which cargo's fingerprint does not cover: a result
+        // recorded for a package checked as a dependency would be found fresh where the
+        // package is selected. The wrapper's key holds the variable; seeds do not.
+        let primary_only = command
+            .clippy_args(cargo_args)
+            .is_some_and(|a| a.contains(&"--no-deps"));
         let members = match (command, &member_compiler) {
+            (CargoCommand::Clippy, _) if primary_only => MemberCompiler::NotPredicted,
             (CargoCommand::Clippy, Some(k)) => MemberCompiler::Behind(k),
             // Without clippy's identity its units cannot be named.
-            (CargoCommand::Clippy, None) => MemberCompiler::Unknown,
+            (CargoCommand::Clippy, None) => MemberCompiler::NotPredicted,
             _ => MemberCompiler::Rustc,
         };
         let units = match &compiler {

@@ -30,8 +30,10 @@ pub enum MemberCompiler<'a> {
     Rustc,
     /// A tool in front of rustc (`cargo clippy`), keyed as `key::behind_clippy`.
     Behind(&'a Key),
-    /// A tool whose identity could not be read: the members' units are not predicted.
-    Unknown,
+    /// A tool whose identity could not be read, or whose result hangs on what neither
+    /// cargo's fingerprint nor a seed covers: the members' units are not predicted
+    /// (the wrapper still looks them up by their exact key).
+    NotPredicted,
 }
 
 /// One unit the plan expects, with its prediction key.
@@ -106,7 +108,7 @@ pub fn predict_units(input: &PredictionInput<'_>) -> Vec<PredictedUnit> {
         let manifest_dir = input.path_map.normalize_path(&p.manifest_dir);
         let compiler = match input.members {
             MemberCompiler::Behind(k) if p.workspace_member => k,
-            MemberCompiler::Unknown if p.workspace_member => continue,
+            MemberCompiler::NotPredicted if p.workspace_member => continue,
             _ => input.compiler,
         };
         let mut push = |crate_name: &str, kind: &str, links: bool, target: Option<String>| {

@@ -106,3 +106,17 @@ fn member_edit_keeps_the_other_members_warnings() {
         .shapes(ALL)
         .check();
 }
+
+/// With `--no-deps` clippy lints only the packages cargo names primary
+/// (`CARGO_PRIMARY_PACKAGE`, which cargo's fingerprint does not cover): `dep` checked as
+/// `app`'s dependency has no warning, `dep` selected has one. Plain cargo keeps the
+/// first result in its own target dir; a fresh one must show the warning.
+#[test]
+fn no_deps_lints_the_package_selected_now() {
+    clippy()
+        .args_before(&["--no-deps", "-p", "app"])
+        .args_after(&["--no-deps", "-p", "dep"])
+        .stale_in_same_target("cargo's fingerprint does not cover CARGO_PRIMARY_PACKAGE")
+        .shapes(ALL)
+        .check();
+}

@@ -156,6 +156,12 @@ impl Case {
         self
     }
 
+    /// Cargo arguments for the builds before the mutation only.
+    pub fn args_before(mut self, args: &[&str]) -> Case {
+        self.before.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
     /// Cargo arguments for the builds after the mutation only.
     pub fn args_after(mut self, args: &[&str]) -> Case {
         self.after.args.extend(args.iter().map(|a| a.to_string()));
