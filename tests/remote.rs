@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Output;
 
 use common::servers::{
     self, AZURE_ACCOUNT, AZURE_CONTAINER, AZURE_KEY, GCS_BUCKET, S3_ACCESS, S3_BUCKET, S3_SECRET,
@@ -537,29 +538,38 @@ fn planted_secrets_reach_no_output() {
     assert!(report_json.contains("127.0.0.1"), "{report_json}");
 }
 
-/// `cargo xcache test <args>` in `ws` with its own empty local store and `uri` as the
-/// remote; returns libtest's `test …` lines and the report.
-fn xcache_test(s: &Scratch, ws: &Path, uri: &str) -> (Vec<String>, Report) {
+/// `cargo xcache <command> --remote <uri> <args>` in `ws` with its own empty local store; checks
+/// that it succeeded and returns its output and report.
+fn xcache_remote(s: &Scratch, ws: &Path, uri: &str, args: &[&str]) -> (Output, Report) {
     let store = s.path(&format!(
         "{}-store",
         ws.file_name().unwrap().to_string_lossy()
     ));
     let mut cmd = base_command(&xcache_exe(), ws, &store);
-    cmd.args(["xcache", "test", "--remote", uri]);
+    // Before a `--` the arguments may hold.
+    cmd.args(["xcache", args[0], "--remote", uri])
+        .args(&args[1..]);
     let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
-    let mut results: Vec<String> = stdout
+    (out, Report::read(&ws.join("target")))
+}
+
+/// `cargo xcache test` in `ws` (see [`xcache_remote`]): libtest's `test …` lines,
+/// sorted, and the report.
+fn xcache_test(s: &Scratch, ws: &Path, uri: &str) -> (Vec<String>, Report) {
+    let (out, r) = xcache_remote(s, ws, uri, &["test"]);
+    let mut results: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with("test ") && !l.starts_with("test result"))
         .map(str::to_string)
         .collect();
     results.sort();
-    (results, Report::read(&ws.join("target")))
+    (results, r)
 }
 
 /// The units rustc still compiled (rustdoc's are not rustc's), by `crate_name:kind`.
@@ -619,5 +629,38 @@ fn test_on_a_fresh_runner_with_a_warm_remote_compiles_only_what_changed() {
         "{}",
         r.0["units"]
     );
+    assert!(tiers(&r).iter().all(|t| t == "remote"), "{:?}", tiers(&r));
+}
+
+/// `cargo xcache clippy` on a fresh runner with a warm remote: clippy's results for the
+/// members come down with the dependencies' and are planted, so cargo runs nothing, and
+/// prints the warning it kept with them.
+#[test]
+fn clippy_on_a_fresh_runner_with_a_warm_remote_runs_nothing() {
+    let server = servers::redis();
+    let uri = format!("redis://127.0.0.1:{}/0", server.port);
+    let s = Scratch::new();
+    let lint = "warning: unneeded `return` statement";
+    let (out, cold) = xcache_remote(&s, &s.checkout("commands", "cold"), &uri, &["clippy"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(lint));
+    assert!(compiled(&cold).contains(&"calc:lib".to_string()));
+
+    let (out, r) = xcache_remote(
+        &s,
+        &s.checkout("commands", "runner/warm"),
+        &uri,
+        &["clippy"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(lint), "{stderr}");
+    assert_eq!(compiled(&r), Vec::<String>::new(), "{}", r.0["units"]);
+    // Every unit, the members' clippy results among them, planted from the remote.
+    assert_eq!(
+        r.summary("seeded"),
+        r.summary("units"),
+        "{}",
+        r.0["summary"]
+    );
+    assert_eq!(r.unit("calc")["seeded"], true);
     assert!(tiers(&r).iter().all(|t| t == "remote"), "{:?}", tiers(&r));
 }
