@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Output;
 
 use common::servers::{
     self, AZURE_ACCOUNT, AZURE_CONTAINER, AZURE_KEY, GCS_BUCKET, S3_ACCESS, S3_BUCKET, S3_SECRET,
@@ -535,4 +536,131 @@ fn planted_secrets_reach_no_output() {
         }
     }
     assert!(report_json.contains("127.0.0.1"), "{report_json}");
+}
+
+/// `cargo xcache <command> --remote <uri> <args>` in `ws` with its own empty local store; checks
+/// that it succeeded and returns its output and report.
+fn xcache_remote(s: &Scratch, ws: &Path, uri: &str, args: &[&str]) -> (Output, Report) {
+    let store = s.path(&format!(
+        "{}-store",
+        ws.file_name().unwrap().to_string_lossy()
+    ));
+    let mut cmd = base_command(&xcache_exe(), ws, &store);
+    // Before a `--` the arguments may hold.
+    cmd.args(["xcache", args[0], "--remote", uri])
+        .args(&args[1..]);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (out, Report::read(&ws.join("target")))
+}
+
+/// `cargo xcache test` in `ws` (see [`xcache_remote`]): libtest's `test …` lines,
+/// sorted, and the report.
+fn xcache_test(s: &Scratch, ws: &Path, uri: &str) -> (Vec<String>, Report) {
+    let (out, r) = xcache_remote(s, ws, uri, &["test"]);
+    let mut results: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("test ") && !l.starts_with("test result"))
+        .map(str::to_string)
+        .collect();
+    results.sort();
+    (results, r)
+}
+
+/// The units rustc still compiled (rustdoc's are not rustc's), by `crate_name:kind`.
+fn compiled(r: &Report) -> Vec<String> {
+    let mut v: Vec<String> = r.0["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["outcome"] != "hit" && u["reason"] != "rustdoc")
+        .map(|u| format!("{}:{}", u["crate_name"], u["kind"]).replace('"', ""))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A fresh runner (another directory, an empty local store, an empty target dir) with
+/// a remote an earlier `cargo xcache test` filled: cargo compiles nothing; after one
+/// edit of a member, exactly that member's units; the test results are right.
+#[test]
+fn test_on_a_fresh_runner_with_a_warm_remote_compiles_only_what_changed() {
+    let server = servers::redis();
+    let uri = format!("redis://127.0.0.1:{}/0", server.port);
+    let s = Scratch::new();
+    let cold_ws = s.checkout("commands", "cold");
+    let (cold_results, cold) = xcache_test(&s, &cold_ws, &uri);
+    assert!(!compiled(&cold).is_empty());
+    assert!(cold.summary("bytes_up") > 0);
+    for t in ["test tests::adds ... ok", "test sums_with_helper ... ok"] {
+        assert!(
+            cold_results.iter().any(|l| l == t),
+            "{t} in {cold_results:?}"
+        );
+    }
+
+    let warm_ws = s.checkout("commands", "runner/warm");
+    let (results, r) = xcache_test(&s, &warm_ws, &uri);
+    assert_eq!(results, cold_results);
+    assert_eq!(compiled(&r), Vec::<String>::new(), "{}", r.0["units"]);
+    // All of it came from the remote, most of it before cargo started.
+    assert!(tiers(&r).iter().all(|t| t == "remote"), "{:?}", tiers(&r));
+    assert!(r.summary("seeded") > 0, "{}", r.0["summary"]);
+
+    // One member edited (a test added to the binary): only its units compile.
+    let edited_ws = s.checkout("commands", "runner/edited");
+    let main = edited_ws.join("cli/src/main.rs");
+    let mut text = std::fs::read_to_string(&main).unwrap();
+    text.push_str("\n#[test]\nfn sums_words() {\n    assert_eq!(calc::sum(\"1 x 2\"), 3);\n}\n");
+    std::fs::write(&main, text).unwrap();
+    let (results, r) = xcache_test(&s, &edited_ws, &uri);
+    let mut want = cold_results.clone();
+    want.push("test sums_words ... ok".to_string());
+    want.sort();
+    assert_eq!(results, want);
+    assert_eq!(
+        compiled(&r),
+        vec!["cli:test".to_string()],
+        "{}",
+        r.0["units"]
+    );
+    assert!(tiers(&r).iter().all(|t| t == "remote"), "{:?}", tiers(&r));
+}
+
+/// `cargo xcache clippy` on a fresh runner with a warm remote: clippy's results for the
+/// members come down with the dependencies' and are planted, so cargo runs nothing, and
+/// prints the warning it kept with them.
+#[test]
+fn clippy_on_a_fresh_runner_with_a_warm_remote_runs_nothing() {
+    let server = servers::redis();
+    let uri = format!("redis://127.0.0.1:{}/0", server.port);
+    let s = Scratch::new();
+    let lint = "warning: unneeded `return` statement";
+    let (out, cold) = xcache_remote(&s, &s.checkout("commands", "cold"), &uri, &["clippy"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(lint));
+    assert!(compiled(&cold).contains(&"calc:lib".to_string()));
+
+    let (out, r) = xcache_remote(
+        &s,
+        &s.checkout("commands", "runner/warm"),
+        &uri,
+        &["clippy"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(lint), "{stderr}");
+    assert_eq!(compiled(&r), Vec::<String>::new(), "{}", r.0["units"]);
+    // Every unit, the members' clippy results among them, planted from the remote.
+    assert_eq!(
+        r.summary("seeded"),
+        r.summary("units"),
+        "{}",
+        r.0["summary"]
+    );
+    assert_eq!(r.unit("calc")["seeded"], true);
+    assert!(tiers(&r).iter().all(|t| t == "remote"), "{:?}", tiers(&r));
 }

@@ -125,7 +125,7 @@ pub(super) fn run_build(
     // then everything predicted is prefetched before cargo starts.
     let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
     let show_bar = std::io::stderr().is_terminal() && !command.runs_program() && !verbosity.quiet;
-    let mut remote = RemoteSession::start(&cfg, &env, &plan, remote_state.clone(), show_bar, jobs);
+    let mut remote = RemoteSession::start(&cfg, &plan, remote_state.clone(), show_bar, jobs);
 
     // Units cached with cargo's records of them go in the target dir now, so cargo
     // finds them fresh and spawns nothing for them. Planting runs while the prefetch's

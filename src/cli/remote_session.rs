@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::config::{BuildConfig, Env, RemoteSpec, vars};
+use crate::config::{BuildConfig, RemoteSpec, vars};
 use crate::errors::CacheError;
 use crate::key::Key;
 use crate::plan::Plan;
@@ -49,7 +49,6 @@ impl RemoteSession {
     /// `None` when no remote is configured.
     pub fn start(
         cfg: &BuildConfig,
-        env: &Env,
         plan: &Plan,
         state_file: PathBuf,
         show_bar: bool,
@@ -105,7 +104,8 @@ impl RemoteSession {
                 &upks,
                 &seed_keys,
                 pm,
-                env,
+                // What the units will see: a tool's variables (`CLIPPY_ARGS`) too.
+                &plan.unit_env,
                 jobs,
                 show_bar,
             ) {

@@ -43,14 +43,15 @@ impl SeedSession {
         let compiler = plan.compiler.clone()?;
         let cargo_home = cargo_home(env);
         let units = &plan.units;
-        let plan = &plan.graph;
+        let graph = &plan.graph;
         let (planted, warnings) = plant(&PlantInput {
             store: &store,
             units,
-            target_root: &plan.target_dir,
-            workspace_root: &plan.workspace_root,
+            target_root: &graph.target_dir,
+            workspace_root: &graph.workspace_root,
             cargo_home: cargo_home.as_deref(),
-            env,
+            // What the units will see: a tool's variables (`CLIPPY_ARGS`) too.
+            env: &plan.unit_env,
             compiler: &(PathBuf::from(rustc), compiler.clone()),
             arrivals,
         });
@@ -60,7 +61,7 @@ impl SeedSession {
             warnings,
             plant_ms: t.elapsed().as_millis() as u64,
             cargo_home,
-            workspace_root: plan.workspace_root.clone(),
+            workspace_root: graph.workspace_root.clone(),
             cargo_version: cfg.cargo_version.clone(),
         })
     }

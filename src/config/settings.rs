@@ -115,6 +115,15 @@ impl Env {
         &self.vars
     }
 
+    /// This environment with `vars` set (what a tool sets before it runs cargo).
+    pub fn with(&self, vars: &[(String, String)]) -> Env {
+        let mut env = self.clone();
+        for (k, v) in vars {
+            env.vars.insert(k.clone(), v.clone());
+        }
+        env
+    }
+
     pub fn path_var(&self) -> Option<&OsString> {
         self.path.as_ref()
     }

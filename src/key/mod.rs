@@ -20,6 +20,7 @@
 
 mod artifact;
 mod build_run;
+mod clippy;
 mod compiler;
 mod depinfo;
 mod hasher;
@@ -37,6 +38,7 @@ pub use build_run::{
     RunKeyInput, TreeError, c_tool_names, is_run_key_var, run_env, run_key_parts, run_l1_key,
     tool_identity, tree_digest,
 };
+pub use clippy::{behind_clippy, clippy_identity, is_clippy_driver, toolchain_clippy_driver};
 pub use compiler::{CompilerId, cargo_version, compiler_id};
 pub use depinfo::{DepInfo, EnvDep};
 pub use hasher::{Key, KeyHasher};

@@ -42,6 +42,44 @@ impl CargoCommand {
         )
     }
 
+    /// What `cargo clippy` passes to clippy-driver in `CLIPPY_ARGS`, as cargo-clippy
+    /// computes it from `cargo_args` (the arguments after the command's name):
+    /// `--no-deps`, then what follows `--`; `None` for another command.
+    pub fn clippy_args(self, cargo_args: &[String]) -> Option<Vec<&str>> {
+        if self != CargoCommand::Clippy {
+            return None;
+        }
+        let end = cargo_args
+            .iter()
+            .position(|a| a == "--")
+            .unwrap_or(cargo_args.len());
+        let before = &cargo_args[..end];
+        let mut args: Vec<&str> = before
+            .iter()
+            .filter(|a| *a == "--no-deps")
+            .map(String::as_str)
+            .collect();
+        args.extend(cargo_args.iter().skip(end + 1).map(String::as_str));
+        // `--fix` lints the selected packages only.
+        if before.iter().any(|a| a == "--fix") && !args.contains(&"--no-deps") {
+            args.push("--no-deps");
+        }
+        Some(args)
+    }
+
+    /// The variables the command's own tool sets for cargo's units before it runs
+    /// cargo: `cargo clippy`'s `CLIPPY_ARGS`, each argument followed by a separator.
+    pub fn tool_env(self, cargo_args: &[String]) -> Vec<(String, String)> {
+        const SEPARATOR: &str = "__CLIPPY_HACKERY__";
+        match self.clippy_args(cargo_args) {
+            Some(args) => {
+                let value: String = args.iter().map(|a| format!("{a}{SEPARATOR}")).collect();
+                vec![("CLIPPY_ARGS".to_string(), value)]
+            }
+            None => Vec::new(),
+        }
+    }
+
     /// cargo's JSON messages can be asked for on stdout (the command prints nothing
     /// else there).
     pub fn json_messages(self) -> bool {
@@ -155,8 +193,13 @@ impl Compiles {
                 c.bins = unit;
             }
             // Tests and benches are always test harnesses; examples always executables.
+            // `--tests` selects every target with `test = true`: by default the library
+            // and the binaries too, compiled as unit tests (`cargo check --tests` checks
+            // them with `--test`).
             if all || flags.tests {
                 c.tests = TargetModes::HARNESS;
+                c.lib.harness = true;
+                c.bins.harness = true;
             }
             if all || flags.benches {
                 c.benches = TargetModes::HARNESS;
@@ -267,13 +310,44 @@ mod tests {
         assert!(doc.docs && doc.metadata_only);
     }
 
+    /// As cargo-clippy sets it (what clippy-driver then finds in its dep-info).
+    #[test]
+    fn clippy_args_are_what_cargo_clippy_passes() {
+        let env = |command: CargoCommand, args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            command.tool_env(&args)
+        };
+        let clippy_args = |v: &str| vec![("CLIPPY_ARGS".to_string(), v.to_string())];
+        assert_eq!(env(CargoCommand::Check, &["--", "-W", "x"]), vec![]);
+        assert_eq!(env(CargoCommand::Clippy, &["--workspace"]), clippy_args(""));
+        assert_eq!(
+            env(
+                CargoCommand::Clippy,
+                &["--no-deps", "-p", "a", "--", "-W", "clippy::pedantic"]
+            ),
+            clippy_args(
+                "--no-deps__CLIPPY_HACKERY__-W__CLIPPY_HACKERY__clippy::pedantic__CLIPPY_HACKERY__"
+            )
+        );
+        assert_eq!(
+            env(CargoCommand::Clippy, &["--fix", "--", "-D", "warnings"]),
+            clippy_args(
+                "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__--no-deps__CLIPPY_HACKERY__"
+            )
+        );
+    }
+
     #[test]
     fn target_flags_narrow_or_widen() {
         let all = of(CargoCommand::Check, &["--all-targets"]);
         assert!(all.metadata_only && all.dev() && all.tests.harness && all.benches.harness);
         let lib = of(CargoCommand::Test, &["--lib"]);
         assert!(lib.lib.harness && !lib.tests.any() && !lib.doctests);
+        // The library and binaries as unit tests, not built as themselves.
         let tests = of(CargoCommand::Build, &["--tests", "--", "--lib"]);
-        assert!(tests.tests.harness && !tests.lib.any());
+        assert!(tests.tests.harness && tests.lib == TargetModes::HARNESS);
+        assert_eq!(tests.bins, TargetModes::HARNESS);
+        let all = of(CargoCommand::Clippy, &["--all-targets"]);
+        assert!(all.lib == TargetModes::BOTH && all.bins == TargetModes::BOTH);
     }
 }

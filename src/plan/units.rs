@@ -8,8 +8,10 @@ use super::command::{CargoCommand, Compiles};
 use crate::config::{BuildConfig, Env, cargo_home};
 use crate::errors::CliError;
 use crate::graph::{self, BuildPlan, Selection};
-use crate::key::{CompilerId, PathMap, compiler_id};
-use crate::prefetch::{PredictedUnit, PredictionInput, predict_units};
+use crate::key::{
+    CompilerId, PathMap, behind_clippy, clippy_identity, compiler_id, toolchain_clippy_driver,
+};
+use crate::prefetch::{MemberCompiler, PredictedUnit, PredictionInput, predict_units};
 
 /// A unit rustdoc builds (documentation, doctests): cargo runs rustdoc without the
 /// rustc wrapper, so the cache never sees it; the report lists it as uncacheable.
@@ -38,6 +40,10 @@ pub struct Plan {
     pub units: Vec<PredictedUnit>,
     /// The units rustdoc builds, never cached.
     pub rustdoc: Vec<RustdocUnit>,
+    /// The environment cargo's units will start from: this process's, and what the
+    /// command's tool sets before it runs cargo (`cargo clippy`'s `CLIPPY_ARGS`).
+    /// Seeding and prefetch judge recorded variables against it.
+    pub unit_env: Env,
 }
 
 impl Plan {
@@ -85,6 +91,29 @@ impl Plan {
             )
             .ok()
         };
+        // `cargo clippy` runs clippy-driver in front of rustc for the members.
+        let member_compiler = match (&compiler, command) {
+            (Some(c), CargoCommand::Clippy) => {
+                let driver = toolchain_clippy_driver(&c.sysroot);
+                clippy_identity(&driver, env.path_var().map(|p| p.as_os_str()))
+                    .map(|clippy| behind_clippy(&c.key, &clippy))
+            }
+            _ => None,
+        };
+        // With `--no-deps` clippy-driver lints only the packages cargo names primary
+        // (`CARGO_PRIMARY_PACKAGE`), which cargo's fingerprint does not cover: a result
+        // recorded for a package checked as a dependency would be found fresh where the
+        // package is selected. The wrapper's key holds the variable; seeds do not.
+        let primary_only = command
+            .clippy_args(cargo_args)
+            .is_some_and(|a| a.contains(&"--no-deps"));
+        let members = match (command, &member_compiler) {
+            (CargoCommand::Clippy, _) if primary_only => MemberCompiler::NotPredicted,
+            (CargoCommand::Clippy, Some(k)) => MemberCompiler::Behind(k),
+            // Without clippy's identity its units cannot be named.
+            (CargoCommand::Clippy, None) => MemberCompiler::NotPredicted,
+            _ => MemberCompiler::Rustc,
+        };
         let units = match &compiler {
             Some(c) => predict_units(&PredictionInput {
                 plan: &graph,
@@ -94,10 +123,12 @@ impl Plan {
                 profile_dir: &sel.profile_dir(),
                 cargo_version: &cfg.cargo_version,
                 compiles: &compiles,
+                members,
             }),
             None => Vec::new(),
         };
         let rustdoc = rustdoc_units(&graph, &compiles);
+        let unit_env = env.with(&command.tool_env(cargo_args));
         Ok(Plan {
             command,
             compiles,
@@ -107,6 +138,7 @@ impl Plan {
             compiler,
             units,
             rustdoc,
+            unit_env,
         })
     }
 

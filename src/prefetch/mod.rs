@@ -16,5 +16,7 @@ mod upload;
 
 pub use download::{Arrivals, PendingPrefetch, PrefetchOutcome, prefetch};
 pub use index::{Index, IndexEntry, IndexSeed, index_path};
-pub use predict::{PredictedUnit, PredictionInput, predict, predict_units, record_key, unit_kind};
+pub use predict::{
+    MemberCompiler, PredictedUnit, PredictionInput, predict, predict_units, record_key, unit_kind,
+};
 pub use upload::{UploadOutcome, Uploader, update_index};

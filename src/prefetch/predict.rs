@@ -18,6 +18,22 @@ pub struct PredictionInput<'a> {
     pub cargo_version: &'a str,
     /// What the command compiles of the selected members.
     pub compiles: &'a Compiles,
+    /// What runs the workspace members' units.
+    pub members: MemberCompiler<'a>,
+}
+
+/// What runs the workspace members' units: cargo runs its workspace wrapper for every
+/// unit of a member, selected or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberCompiler<'a> {
+    /// rustc, as for every other unit.
+    Rustc,
+    /// A tool in front of rustc (`cargo clippy`), keyed as `key::behind_clippy`.
+    Behind(&'a Key),
+    /// A tool whose identity could not be read, or whose result hangs on what neither
+    /// cargo's fingerprint nor a seed covers: the members' units are not predicted
+    /// (the wrapper still looks them up by their exact key).
+    NotPredicted,
 }
 
 /// One unit the plan expects, with its prediction key.
@@ -90,6 +106,11 @@ pub fn predict_units(input: &PredictionInput<'_>) -> Vec<PredictedUnit> {
         // (proc-macros, build dependencies) are built in full.
         let links = p.host || !c.metadata_only;
         let manifest_dir = input.path_map.normalize_path(&p.manifest_dir);
+        let compiler = match input.members {
+            MemberCompiler::Behind(k) if p.workspace_member => k,
+            MemberCompiler::NotPredicted if p.workspace_member => continue,
+            _ => input.compiler,
+        };
         let mut push = |crate_name: &str, kind: &str, links: bool, target: Option<String>| {
             let Some(kind) = unit_kind(kind, links) else {
                 return;
@@ -103,7 +124,7 @@ pub fn predict_units(input: &PredictionInput<'_>) -> Vec<PredictedUnit> {
                 features: &p.features,
                 target: target.as_deref().unwrap_or("host"),
                 profile_dir: input.profile_dir,
-                compiler: input.compiler,
+                compiler,
             };
             units.push(PredictedUnit {
                 key: prediction_key(&id),

@@ -499,8 +499,21 @@ fn fingerprint_into(root: &Path, rel: &str, out: &mut Vec<PackFile>) -> Result<(
     let is_hash = |n: &String| names.contains(&format!("{n}.json"));
     let (hashes, rest): (Vec<&String>, Vec<&String>) = names.iter().partition(|n| is_hash(n));
     for name in rest.into_iter().chain(hashes) {
+        let rel = format!("{rel}/{name}");
+        // cargo's encoded dep-info may name absolute paths: it travels in its text
+        // form, tokenized, and is encoded again when planted.
+        if super::dep_info::is_dep_info_name(name)
+            && let Some(text) = super::dep_info::to_text(&fs::read(root.join(&rel))?)
+        {
+            out.push(PackFile {
+                rel,
+                src: Src::Text(text),
+                exec: false,
+            });
+            continue;
+        }
         let text = name.ends_with(".json") || name.starts_with("output-");
-        out.push(pack_file(root, format!("{rel}/{name}"), text)?);
+        out.push(pack_file(root, rel, text)?);
     }
     Ok(())
 }

@@ -15,6 +15,7 @@
 //! [`plant`] before a build, for the units the plan predicts.
 
 mod capture;
+mod dep_info;
 mod plant;
 mod record;
 

@@ -352,6 +352,12 @@ fn put_in_place(
         if small && fs::read_to_string(dest).is_ok_and(|t| is_shim_text(&t)) {
             write_shim(dest, &exe)?;
         }
+        // cargo's dep-info travels in a text form, its paths expanded for this place.
+        if super::dep_info::is_fingerprint_dep_info(dest)
+            && let Some(bytes) = super::dep_info::from_text(&fs::read(dest)?)
+        {
+            fs::write(dest, bytes)?;
+        }
         written.push(dest.clone());
     }
     for p in &written {

@@ -16,8 +16,9 @@ use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
 use crate::key::{
     CompilerId, CrateKind, DepInfo, Input, InputKind, Key, KeyEnv, PathMap, RustcInvocation,
-    UnitIdentity, artifact_identity, compiler_id, content_identity, key_identity, l1_key,
-    normalize_inputs, parse_rustc_args, prediction_key, seed_key, write_artifact_identity,
+    UnitIdentity, artifact_identity, behind_clippy, clippy_identity, compiler_id, content_identity,
+    is_clippy_driver, key_identity, l1_key, normalize_inputs, parse_rustc_args, prediction_key,
+    seed_key, write_artifact_identity,
 };
 use crate::observe::{Observer, Scope, classify, env_inputs};
 use crate::reason::{RUSTC_FAILED, Uncacheable};
@@ -78,6 +79,9 @@ struct Rustc {
     link: Option<LinkPlan>,
     /// What the first-level key was hashed from (for the report's miss causes).
     key_parts: Option<crate::key::KeyParts>,
+    /// The compiler the unit is keyed on: rustc's identity, or behind clippy-driver
+    /// rustc's and clippy's (set with the first-level key).
+    compiler_key: Option<Key>,
 }
 
 impl Rustc {
@@ -98,6 +102,7 @@ impl Rustc {
             asked_incremental,
             link: None,
             key_parts: None,
+            compiler_key: None,
         }
     }
 
@@ -169,14 +174,11 @@ impl Rustc {
 
     /// The unit's prediction and seed keys (see `key::prediction_key`, `key::seed_key`).
     fn prediction_keys(&self, cx: &Cx) -> Option<(Key, Key)> {
-        // A clippy unit is looked up by the wrapper only: seeds and prefetch name
-        // rustc's units (cargo gives clippy's units hashes of their own).
-        if self.workspace_wrapper.is_some() {
-            return None;
-        }
-        // Named as the plan names it: a checked unit is not a built one.
+        // Named as the plan names it: a checked unit is not a built one. A unit behind
+        // clippy-driver is named by the compiler it is keyed on, rustc's and clippy's
+        // (cargo gives clippy's units hashes of their own too).
         let kind = crate::prefetch::unit_kind(self.inv.kind().as_str(), self.inv.emit.link)?;
-        let (_, compiler) = cx.compiler.as_ref()?;
+        let compiler = self.compiler_key.as_ref()?;
         let env = &cx.cfg.env;
         let manifest_dir = cx
             .pm
@@ -191,7 +193,7 @@ impl Rustc {
             features: &features,
             target: self.inv.target.as_deref().unwrap_or("host"),
             profile_dir: &self.inv.profile_dir()?,
-            compiler: &compiler.key,
+            compiler,
         };
         Some((prediction_key(&id), seed_key(&id)))
     }
@@ -466,6 +468,8 @@ impl Cached for Rustc {
             }
         };
         cx.compiler = Some((self.rustc.clone(), compiler.clone()));
+        // Behind clippy-driver, known once clippy is (below).
+        self.compiler_key = self.workspace_wrapper.is_none().then_some(compiler.key);
         if self.inv.links() {
             self.link = Some(LinkPlan::new(
                 &self.inv,
@@ -481,12 +485,11 @@ impl Cached for Rustc {
         // (read, or probed for and absent) as the observer sees clippy-driver read them.
         let mut keyed = compiler.clone();
         if let Some(w) = &self.workspace_wrapper {
-            let clippy = clippy_identity(w, &cx.cfg.env).ok_or(Uncacheable::UnknownCompiler)?;
-            keyed.key = crate::key::KeyHasher::new("compiler-behind-clippy")
-                .key("rustc", &compiler.key)
-                .key("clippy", &clippy)
-                .finish();
+            let clippy = clippy_identity(w, cx.cfg.env.path_var().map(|p| p.as_os_str()))
+                .ok_or(Uncacheable::UnknownCompiler)?;
+            keyed.key = behind_clippy(&compiler.key, &clippy);
         }
+        self.compiler_key = Some(keyed.key);
         let kenv = KeyEnv {
             path_map: &cx.pm,
             compiler: &keyed,
@@ -683,41 +686,6 @@ impl Cached for Rustc {
             ev.unit.non_incremental_restore = self.inv.incremental;
         }
     }
-}
-
-/// True for clippy's driver, the one workspace wrapper whose results are cached.
-fn is_clippy_driver(w: &Path) -> bool {
-    w.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n == "clippy-driver")
-}
-
-/// clippy-driver's identity: the digest of the executable run (found on `PATH` when
-/// named bare) and the version it reports (a rustup proxy resolves to a toolchain's
-/// driver: its version names the build). `None` when either cannot be read.
-fn clippy_identity(w: &Path, env: &Env) -> Option<Key> {
-    let path = if w.components().count() > 1 {
-        w.to_path_buf()
-    } else {
-        std::env::split_paths(env.path_var()?)
-            .map(|d| d.join(w))
-            .find(|p| p.is_file())?
-    };
-    let digest = crate::key::hash_file(&path).ok()?;
-    let out = Command::new(&path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    Some(
-        crate::key::KeyHasher::new("clippy-driver")
-            .key("executable", &digest)
-            .bytes("version", &out.stdout)
-            .finish(),
-    )
 }
 
 /// `.rlib` and `.rmeta` files: what dependents name in `--extern`.

@@ -4,7 +4,8 @@
 //! cache and with plain cargo, and the two must give the same program — the same build
 //! success or rustc error codes, the same stdout and exit status, and where the compile
 //! is reproducible the same executable bytes as an `XCACHE_DISABLE=1` build of the same
-//! tree at the same path.
+//! tree at the same path. A `cargo clippy` case (`clippy.rs`) has no program: clippy's
+//! diagnostics and cargo's exit code are compared instead.
 //!
 //! A test here fails when the cache would hand a user another program than cargo would.
 //! Many are known holes, kept failing on purpose until the core closes them.
@@ -14,6 +15,7 @@ mod common;
 mod harness;
 
 mod build_scripts;
+mod clippy;
 mod macros;
 mod native;
 mod ordinary;

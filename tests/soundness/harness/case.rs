@@ -35,6 +35,26 @@ pub const ALL: &[Shape] = &[
     Remote,
 ];
 
+/// The cargo command a case compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `cargo build`, then the program is run: its stdout and exit status, and the
+    /// executable's bytes, are compared.
+    Build,
+    /// `cargo clippy`: clippy's diagnostics (each warning and error with its place) and
+    /// cargo's exit code are compared; there is no program.
+    Clippy,
+}
+
+impl Command {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Command::Build => "build",
+            Command::Clippy => "clippy",
+        }
+    }
+}
+
 /// The arguments and environment of a build. Values may hold `{ws}` (the checkout being
 /// built), `{outside}` (the case's directory outside every checkout) and `{path}` (the
 /// inherited `PATH`).
@@ -49,6 +69,7 @@ type Prepare = Box<dyn Fn(&Path)>;
 
 /// A fixture, one mutation, the shapes to compare.
 pub struct Case {
+    pub(super) command: Command,
     pub(super) fixture: &'static str,
     pub(super) program: &'static str,
     pub(super) shapes: Vec<Shape>,
@@ -70,6 +91,7 @@ impl Case {
     /// whose behaviour is compared.
     pub fn new(fixture: &'static str, program: &'static str) -> Case {
         Case {
+            command: Command::Build,
             fixture,
             program,
             shapes: vec![SameTarget, FreshTarget],
@@ -84,6 +106,15 @@ impl Case {
             git: false,
             run_hits: Vec::new(),
             fresh_store_after_same_target: false,
+        }
+    }
+
+    /// `cargo clippy` on `fixture`, compared by clippy's diagnostics and cargo's exit
+    /// code.
+    pub fn clippy(fixture: &'static str) -> Case {
+        Case {
+            command: Command::Clippy,
+            ..Case::new(fixture, "")
         }
     }
 
@@ -122,6 +153,12 @@ impl Case {
     pub fn args(mut self, args: &[&str]) -> Case {
         self.before.args.extend(args.iter().map(|a| a.to_string()));
         self.after.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Cargo arguments for the builds before the mutation only.
+    pub fn args_before(mut self, args: &[&str]) -> Case {
+        self.before.args.extend(args.iter().map(|a| a.to_string()));
         self
     }
 

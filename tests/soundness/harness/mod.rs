@@ -3,7 +3,9 @@
 //! the cache and with plain cargo, and fails with every difference it found: build
 //! success, rustc error codes, the program's stdout and exit status, and (where the
 //! compile is reproducible) the bytes of the executable against an `XCACHE_DISABLE=1`
-//! build of the same tree at the same path.
+//! build of the same tree at the same path. A [`Case::clippy`] runs `cargo clippy`
+//! instead and compares clippy's diagnostics (each warning and error with its place,
+//! sorted) and cargo's exit code.
 //!
 //! Within a case the work is shared: one cold cache build fills the store (and the
 //! remote), copies of that store serve the shapes that must not see each other's

@@ -141,6 +141,29 @@ pub(super) fn error_codes(stderr: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The diagnostics in rendered output, sorted (cargo prints units' in the order they
+/// finish): each `warning…`/`error…` line with the place the next line gives
+/// (`--> file:line:col`), cargo's own summaries among them; this program's warnings
+/// (`warning: xcache: …`) are not diagnostics.
+pub(super) fn diagnostics(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let mut out: Vec<String> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let head = line.starts_with("warning") || line.starts_with("error");
+        if !head || line.contains(": xcache: ") {
+            continue;
+        }
+        let place = lines
+            .get(i + 1)
+            .map(|l| l.trim_start())
+            .filter(|l| l.starts_with("--> "))
+            .unwrap_or("");
+        out.push(format!("{line} {place}").trim_end().to_string());
+    }
+    out.sort();
+    out.join("\n")
+}
+
 pub(super) fn owned(o: &Outcome) -> Signature {
     (
         o.ok,

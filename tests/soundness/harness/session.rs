@@ -5,8 +5,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::case::{Case, Conf, Shape, Shape::*};
-use super::outcome::{Outcome, Program, Signature, error_codes, owned};
+use super::case::{Case, Command as CargoCommand, Conf, Shape, Shape::*};
+use super::outcome::{Outcome, Program, Signature, diagnostics, error_codes, owned};
 use super::tree::{Tree, age, copy_tree, fixture_dir, snapshot};
 use crate::common::{Build, Report, Scratch, base_command, xcache_exe};
 
@@ -74,6 +74,12 @@ impl Session {
 
     fn has(&self, shape: Shape) -> bool {
         self.case.shapes.contains(&shape)
+    }
+
+    /// The case builds a program (whose bytes an `XCACHE_DISABLE=1` build is the
+    /// reference for).
+    fn has_program(&self) -> bool {
+        self.case.command == CargoCommand::Build
     }
 
     pub(super) fn check(mut self) {
@@ -235,7 +241,7 @@ impl Session {
         );
         self.same_plain = Some(owned(&plain));
         let reference = match (self.case.not_reproducible, self.case.stale_in_same_target) {
-            (None, None) if cache.ok => Some(self.build(
+            (None, None) if cache.ok && self.has_program() => Some(self.build(
                 ws1,
                 Flavor::Disabled,
                 &after,
@@ -266,15 +272,16 @@ impl Session {
             self.fresh_plain = Some(owned(&plain));
             self.check_staleness_claim();
         }
-        let reference = (self.case.not_reproducible.is_none() && plain.ok).then(|| {
-            self.build(
-                &ws,
-                Flavor::Disabled,
-                &after,
-                "XCACHE_DISABLE=1, fresh target dir",
-                true,
-            )
-        });
+        let reference = (self.case.not_reproducible.is_none() && plain.ok && self.has_program())
+            .then(|| {
+                self.build(
+                    &ws,
+                    Flavor::Disabled,
+                    &after,
+                    "XCACHE_DISABLE=1, fresh target dir",
+                    true,
+                )
+            });
         for (shape, store) in shapes {
             let empty = self.s.path(&format!("store-empty-{shape:?}"));
             let snapshot = store.clone().unwrap_or(empty);
@@ -473,23 +480,25 @@ impl Session {
             .map(|(k, v)| (k.clone(), self.expand(v, ws)))
             .collect();
         let disabled_store = self.s.path("store-disabled");
+        let command = self.case.command.name();
         let mut cmd = match &flavor {
             Flavor::Plain => {
                 let mut c = base_command(Path::new("cargo"), ws, Path::new("/nonexistent"));
-                c.arg("build");
+                c.arg(command);
                 c
             }
             Flavor::Cache { store, .. } => {
                 let mut c = base_command(&xcache_exe(), ws, store);
-                c.args(["xcache", "build"]);
+                c.args(["xcache", command]);
                 c
             }
             Flavor::Disabled => {
                 let mut c = base_command(&xcache_exe(), ws, &disabled_store);
-                c.args(["xcache", "build"]).env("XCACHE_DISABLE", "1");
+                c.args(["xcache", command]).env("XCACHE_DISABLE", "1");
                 c
             }
         };
+        // Before the case's arguments: they may end with `-- <clippy's flags>`.
         cmd.arg("--message-format=json-render-diagnostics")
             .args(&args);
         for (k, v) in &env {
@@ -507,7 +516,16 @@ impl Session {
         let ok = b.output.status.success();
         let stderr = b.stderr();
         let target = target_dir(ws, &args, &env);
-        let (program, exe) = if ok {
+        let (program, exe) = if self.case.command == CargoCommand::Clippy {
+            // clippy's "program" is its diagnostics, with cargo's exit code.
+            let status = format!("exit {}", b.output.status.code().unwrap_or(-1));
+            let program = Program {
+                stdout: diagnostics(&stderr),
+                status,
+                stderr: String::new(),
+            };
+            (Some(program), None)
+        } else if ok {
             let path = b.executable(self.case.program);
             let out = Command::new(&path)
                 .current_dir(ws)
