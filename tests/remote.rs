@@ -161,6 +161,101 @@ fn redis() {
     scenario(server, &uri, &[]);
 }
 
+fn cluster_uri(server: &Server, password: Option<&str>) -> String {
+    let nodes: Vec<String> = server
+        .ports()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let login = password.map(|p| format!(":{p}@")).unwrap_or_default();
+    format!("redis+cluster://{login}{}", nodes.join(","))
+}
+
+#[test]
+fn redis_cluster() {
+    let server = servers::redis_cluster(&[], &[]);
+    let uri = cluster_uri(&server, None);
+    scenario(server, &uri, &[]);
+}
+
+#[test]
+fn redis_cluster_stopped_mid_build() {
+    let server = servers::redis_cluster(&[], &[]);
+    let uri = cluster_uri(&server, None);
+    stopped_mid_build(server, &uri, &[]);
+}
+
+/// The keys of one build spread over the three nodes (the client follows the slot
+/// map); a wrong password and a plain server behind `redis+cluster://` are named, with
+/// the cluster URI's own advice, and the password is never printed.
+#[test]
+fn redis_cluster_spreads_keys_and_names_problems() {
+    let pass = "cluster-pass-4711";
+    let server = servers::redis_cluster(
+        &["--requirepass", pass, "--masterauth", pass],
+        &["-a", pass, "--no-auth-warning"],
+    );
+    let s = Scratch::new();
+    let good = cluster_uri(&server, Some(pass));
+    let (b, r) = build(&s, "cold", &good, &[], &[]);
+    assert!(r.warning_codes().is_empty(), "{}", b.stderr());
+    assert!(!b.stderr().contains(pass));
+    assert!(r.summary("bytes_up") > 0);
+    for port in server.ports() {
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "-a",
+                pass,
+                "--no-auth-warning",
+                "-p",
+                &port.to_string(),
+                "dbsize",
+            ])
+            .output()
+            .unwrap();
+        let keys: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(keys > 0, "node {port} holds no key");
+    }
+    let (_, r) = build(&s, "warm", &good, &[], &[]);
+    assert_eq!(r.with_outcome("hit"), unbound());
+
+    let (code, out) = doctor(&s.path("warm"), &s.store(), &["--remote", &good], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("wrote, read back and deleted a probe object"),
+        "{out}"
+    );
+    assert!(!out.contains(pass), "{out}");
+
+    let wrong = cluster_uri(&server, Some("not-the-cluster-pass"));
+    let (b, r) = build(&s, "denied", &wrong, &[], &[]);
+    assert_eq!(r.warning_codes(), ["remote-denied"], "{}", b.stderr());
+    assert!(
+        b.stderr().contains("redis+cluster://:PASSWORD@"),
+        "{}",
+        b.stderr()
+    );
+    assert!(
+        !b.stderr().contains("not-the-cluster-pass"),
+        "{}",
+        b.stderr()
+    );
+    assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+    let (code, out) = doctor(&s.path("warm"), &s.store(), &["--remote", &wrong], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[remote-denied]"), "{out}");
+    assert!(!out.contains("not-the-cluster-pass"), "{out}");
+
+    let plain = servers::redis();
+    let uri = format!("redis+cluster://127.0.0.1:{}", plain.port);
+    let (code, out) = doctor(&s.path("warm"), &s.store(), &["--remote", &uri], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[remote-config-invalid]") && out.contains("not a cluster node"),
+        "{out}"
+    );
+}
+
 #[test]
 fn memcached() {
     let server = servers::memcached();
