@@ -191,7 +191,7 @@ fn redis_cluster_stopped_mid_build() {
 #[test]
 fn redis_cluster_spreads_keys_and_names_problems() {
     let pass = "cluster-pass-4711";
-    let server = servers::redis_cluster(
+    let mut server = servers::redis_cluster(
         &["--requirepass", pass, "--masterauth", pass],
         &["-a", pass, "--no-auth-warning"],
     );
@@ -254,6 +254,34 @@ fn redis_cluster_spreads_keys_and_names_problems() {
         out.contains("[remote-config-invalid]") && out.contains("not a cluster node"),
         "{out}"
     );
+
+    // A master down without a replica: its slots are not served, and the check says so
+    // (the first node still answers).
+    let first = server.port;
+    server.nodes_mut()[1].stop();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let info = std::process::Command::new("redis-cli")
+            .args(["-a", pass, "--no-auth-warning", "-p", &first.to_string()])
+            .args(["cluster", "info"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&info.stdout).contains("cluster_state:fail") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cluster did not fail"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, out) = doctor(&s.path("warm"), &s.store(), &["--remote", &good], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[remote-unavailable]") && out.contains("cluster_state"),
+        "{out}"
+    );
+    assert!(!out.contains(pass), "{out}");
 }
 
 #[test]

@@ -124,17 +124,8 @@ impl RemoteStore {
                 username,
                 password,
             } => {
-                let mut b = services::Redis::default()
-                    .endpoint(endpoint)
-                    .db(*db)
-                    .root("/xcache/");
-                if let Some(u) = username {
-                    b = b.username(u);
-                }
-                if let Some(p) = password {
-                    b = b.password(&p.0);
-                }
-                Operator::new(b).map_err(cfg_err)?
+                let b = services::Redis::default().endpoint(endpoint).db(*db);
+                Operator::new(redis_login(b, username, password)).map_err(cfg_err)?
             }
             RemoteKind::RedisCluster {
                 nodes,
@@ -143,16 +134,8 @@ impl RemoteStore {
             } => {
                 // The client asks these nodes for the slot map and follows redirections
                 // to the others.
-                let mut b = services::Redis::default()
-                    .cluster_endpoints(&nodes.join(","))
-                    .root("/xcache/");
-                if let Some(u) = username {
-                    b = b.username(u);
-                }
-                if let Some(p) = password {
-                    b = b.password(&p.0);
-                }
-                Operator::new(b).map_err(cfg_err)?
+                let b = services::Redis::default().cluster_endpoints(&nodes.join(","));
+                Operator::new(redis_login(b, username, password)).map_err(cfg_err)?
             }
             RemoteKind::Memcached { endpoint } => Operator::new(
                 services::Memcached::default()
@@ -602,6 +585,22 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
         filled += n;
     }
     Ok(filled)
+}
+
+/// The key prefix and the login of a Redis (or Redis Cluster) client.
+fn redis_login(
+    b: services::Redis,
+    username: &Option<String>,
+    password: &Option<crate::config::Secret>,
+) -> services::Redis {
+    let mut b = b.root("/xcache/");
+    if let Some(u) = username {
+        b = b.username(u);
+    }
+    if let Some(p) = password {
+        b = b.password(&p.0);
+    }
+    b
 }
 
 /// Whether a Redis server takes these credentials and this database: a direct

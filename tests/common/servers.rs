@@ -26,6 +26,11 @@ impl Server {
         self.signal("-CONT");
     }
 
+    /// The other nodes of a cluster (to stop one of them).
+    pub fn nodes_mut(&mut self) -> &mut [Server] {
+        &mut self.nodes
+    }
+
     /// The ports of every node (this server's first).
     pub fn ports(&self) -> Vec<u16> {
         std::iter::once(self.port)
@@ -179,11 +184,15 @@ pub fn redis_cluster(extra: &[&str], cli: &[&str]) -> Server {
         .map(|_| {
             redis_with(
                 &[
+                    // A node that stops answering for a second counts as failed, so
+                    // a test sees the cluster go down quickly.
                     &[
                         "--cluster-enabled",
                         "yes",
                         "--cluster-config-file",
                         "nodes.conf",
+                        "--cluster-node-timeout",
+                        "1000",
                     ][..],
                     extra,
                 ]
