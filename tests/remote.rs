@@ -659,3 +659,80 @@ fn planted_secrets_reach_no_output() {
     }
     assert!(report_json.contains("127.0.0.1"), "{report_json}");
 }
+
+/// GitHub's documented rate limit for its Actions cache: 200 uploads of new cache
+/// entries per minute per repository (GitHub changelog, 2026-01-16, "Rate limiting for
+/// actions cache entries"); downloads are not limited by it, and no figure is
+/// documented for them.
+const GHA_UPLOADS_PER_MINUTE: u64 = 200;
+/// Uploads a build may make per unit it compiled or ran and did not restore (its entry,
+/// its manifest, its seed pack, with room for one more), plus the index. Today's code
+/// makes about three per unit (22 for the fixture's 7 cold units, 4 for its one warm
+/// miss); fewer, larger requests stay within it.
+const UPLOADS_PER_MISS: u64 = 4;
+const UPLOADS_PER_BUILD: u64 = 2;
+/// Requests of any kind a build may make per unit, and per build (the check, the index
+/// read and write): a ceiling for today's code (33 cold, 23 warm for the fixture's 7
+/// units), not a figure GitHub documents.
+const REQUESTS_PER_UNIT: u64 = 5;
+const REQUESTS_PER_BUILD: u64 = 6;
+
+/// Requests counted by the S3 server (SeaweedFS's own metrics) for a cold build and a
+/// warm build from another directory with an empty local store. The uploads a build
+/// makes grow with what it compiled, not with the size of the tree: a warm build that
+/// restores everything uploads at most [`UPLOADS_PER_BUILD`] objects, so a repository's
+/// fleet can run about a hundred such builds a minute under GitHub's limit on its
+/// Actions cache; `bench/requests.sh` counts the same on the dependency-heavy project.
+#[test]
+fn s3_request_counts_stay_under_the_gha_upload_limit() {
+    let (server, metrics) = servers::seaweedfs_metered();
+    let uri = format!(
+        "s3://{S3_BUCKET}/ci?endpoint=http://127.0.0.1:{}",
+        server.port
+    );
+    let s = Scratch::new();
+    let c0 = servers::s3_counts(metrics);
+    let (b, cold) = build(&s, "cold", &uri, &[], &s3_env());
+    assert!(cold.warning_codes().is_empty(), "{}", b.stderr());
+    let c1 = servers::s3_counts(metrics);
+    let (b, warm) = build(&s, "elsewhere/warm", &uri, &[], &s3_env());
+    assert!(warm.warning_codes().is_empty(), "{}", b.stderr());
+    assert_eq!(warm.with_outcome("hit"), unbound());
+    let c2 = servers::s3_counts(metrics);
+    for (name, counts, r) in [
+        ("cold", c1.since(&c0), &cold),
+        ("warm", c2.since(&c1), &warm),
+    ] {
+        let uploads = counts.of("PUT") + counts.of("POST");
+        let misses = r.summary("misses");
+        let units = r.summary("units");
+        eprintln!(
+            "{name}: {units} units, {misses} misses: {:?}, {} bytes up, {} down",
+            counts.requests, counts.received, counts.sent
+        );
+        assert!(
+            uploads > 0,
+            "{name}: the server counted no upload: {counts:?}"
+        );
+        assert!(
+            uploads <= UPLOADS_PER_MISS * misses + UPLOADS_PER_BUILD,
+            "{name}: {uploads} uploads for {misses} misses: {counts:?}"
+        );
+        assert!(
+            counts.total() <= REQUESTS_PER_UNIT * units + REQUESTS_PER_BUILD,
+            "{name}: {} requests for {units} units: {counts:?}",
+            counts.total()
+        );
+        // The bytes the server counts are the bytes the report says moved.
+        assert!(
+            counts.received >= r.summary("bytes_up"),
+            "{name}: {counts:?}"
+        );
+        assert!(counts.sent >= r.summary("bytes_down"), "{name}: {counts:?}");
+    }
+    // A warm build that restored all but one unit uploads for that one only: well
+    // under the limit, whatever the size of the tree.
+    let warm_uploads = c2.since(&c1).of("PUT") + c2.since(&c1).of("POST");
+    assert!(warm_uploads <= UPLOADS_PER_MISS * warm.summary("misses") + UPLOADS_PER_BUILD);
+    assert!(warm_uploads < GHA_UPLOADS_PER_MINUTE / 20);
+}
