@@ -162,6 +162,129 @@ fn redis() {
     scenario(server, &uri, &[]);
 }
 
+fn cluster_uri(server: &Server, password: Option<&str>) -> String {
+    let nodes: Vec<String> = server
+        .ports()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let login = password.map(|p| format!(":{p}@")).unwrap_or_default();
+    format!("redis+cluster://{login}{}", nodes.join(","))
+}
+
+#[test]
+fn redis_cluster() {
+    let server = servers::redis_cluster(&[], &[]);
+    let uri = cluster_uri(&server, None);
+    scenario(server, &uri, &[]);
+}
+
+#[test]
+fn redis_cluster_stopped_mid_build() {
+    let server = servers::redis_cluster(&[], &[]);
+    let uri = cluster_uri(&server, None);
+    stopped_mid_build(server, &uri, &[]);
+}
+
+/// The keys of one build spread over the three nodes (the client follows the slot
+/// map); a wrong password and a plain server behind `redis+cluster://` are named, with
+/// the cluster URI's own advice, and the password is never printed.
+#[test]
+fn redis_cluster_spreads_keys_and_names_problems() {
+    let pass = "cluster-pass-4711";
+    let mut server = servers::redis_cluster(
+        &["--requirepass", pass, "--masterauth", pass],
+        &["-a", pass, "--no-auth-warning"],
+    );
+    let s = Scratch::new();
+    let good = cluster_uri(&server, Some(pass));
+    let (b, r) = build(&s, "cold", &good, &[], &[]);
+    assert!(r.warning_codes().is_empty(), "{}", b.stderr());
+    assert!(!b.stderr().contains(pass));
+    assert!(r.summary("bytes_up") > 0);
+    for port in server.ports() {
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "-a",
+                pass,
+                "--no-auth-warning",
+                "-p",
+                &port.to_string(),
+                "dbsize",
+            ])
+            .output()
+            .unwrap();
+        let keys: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(keys > 0, "node {port} holds no key");
+    }
+    let (_, r) = build(&s, "warm", &good, &[], &[]);
+    assert_eq!(r.with_outcome("hit"), unbound());
+
+    let (code, out) = doctor(&s.path("warm"), &s.store(), &["--remote", &good], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("wrote, read back and deleted a probe object"),
+        "{out}"
+    );
+    assert!(!out.contains(pass), "{out}");
+
+    let wrong = cluster_uri(&server, Some("not-the-cluster-pass"));
+    let (b, r) = build(&s, "denied", &wrong, &[], &[]);
+    assert_eq!(r.warning_codes(), ["remote-denied"], "{}", b.stderr());
+    assert!(
+        b.stderr().contains("redis+cluster://:PASSWORD@"),
+        "{}",
+        b.stderr()
+    );
+    assert!(
+        !b.stderr().contains("not-the-cluster-pass"),
+        "{}",
+        b.stderr()
+    );
+    assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+    let (code, out) = doctor(&s.path("warm"), &s.store(), &["--remote", &wrong], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[remote-denied]"), "{out}");
+    assert!(!out.contains("not-the-cluster-pass"), "{out}");
+
+    let plain = servers::redis();
+    let uri = format!("redis+cluster://127.0.0.1:{}", plain.port);
+    let (code, out) = doctor(&s.path("warm"), &s.store(), &["--remote", &uri], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[remote-config-invalid]") && out.contains("not a cluster node"),
+        "{out}"
+    );
+
+    // A master down without a replica: its slots are not served, and the check says so
+    // (the first node still answers).
+    let first = server.port;
+    server.nodes_mut()[1].stop();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let info = std::process::Command::new("redis-cli")
+            .args(["-a", pass, "--no-auth-warning", "-p", &first.to_string()])
+            .args(["cluster", "info"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&info.stdout).contains("cluster_state:fail") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cluster did not fail"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, out) = doctor(&s.path("warm"), &s.store(), &["--remote", &good], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[remote-unavailable]") && out.contains("cluster_state"),
+        "{out}"
+    );
+    assert!(!out.contains(pass), "{out}");
+}
+
 #[test]
 fn memcached() {
     let server = servers::memcached();
@@ -663,4 +786,81 @@ fn clippy_on_a_fresh_runner_with_a_warm_remote_runs_nothing() {
     );
     assert_eq!(r.unit("calc")["seeded"], true);
     assert!(tiers(&r).iter().all(|t| t == "remote"), "{:?}", tiers(&r));
+}
+
+/// GitHub's documented rate limit for its Actions cache: 200 uploads of new cache
+/// entries per minute per repository (GitHub changelog, 2026-01-16, "Rate limiting for
+/// actions cache entries"); downloads are not limited by it, and no figure is
+/// documented for them.
+const GHA_UPLOADS_PER_MINUTE: u64 = 200;
+/// Uploads a build may make per unit it compiled or ran and did not restore (its entry,
+/// its manifest, its seed pack, with room for one more), plus the index. Today's code
+/// makes about three per unit (22 for the fixture's 7 cold units, 4 for its one warm
+/// miss); fewer, larger requests stay within it.
+const UPLOADS_PER_MISS: u64 = 4;
+const UPLOADS_PER_BUILD: u64 = 2;
+/// Requests of any kind a build may make per unit, and per build (the check, the index
+/// read and write): a ceiling for today's code (33 cold, 23 warm for the fixture's 7
+/// units), not a figure GitHub documents.
+const REQUESTS_PER_UNIT: u64 = 5;
+const REQUESTS_PER_BUILD: u64 = 6;
+
+/// Requests counted by the S3 server (SeaweedFS's own metrics) for a cold build and a
+/// warm build from another directory with an empty local store. The uploads a build
+/// makes grow with what it compiled, not with the size of the tree: a warm build that
+/// restores everything uploads at most [`UPLOADS_PER_BUILD`] objects, so a repository's
+/// fleet can run about a hundred such builds a minute under GitHub's limit on its
+/// Actions cache; `bench/requests.sh` counts the same on the dependency-heavy project.
+#[test]
+fn s3_request_counts_stay_under_the_gha_upload_limit() {
+    let (server, metrics) = servers::seaweedfs_metered();
+    let uri = format!(
+        "s3://{S3_BUCKET}/ci?endpoint=http://127.0.0.1:{}",
+        server.port
+    );
+    let s = Scratch::new();
+    let c0 = servers::s3_counts(metrics);
+    let (b, cold) = build(&s, "cold", &uri, &[], &s3_env());
+    assert!(cold.warning_codes().is_empty(), "{}", b.stderr());
+    let c1 = servers::s3_counts(metrics);
+    let (b, warm) = build(&s, "elsewhere/warm", &uri, &[], &s3_env());
+    assert!(warm.warning_codes().is_empty(), "{}", b.stderr());
+    assert_eq!(warm.with_outcome("hit"), unbound());
+    let c2 = servers::s3_counts(metrics);
+    for (name, counts, r) in [
+        ("cold", c1.since(&c0), &cold),
+        ("warm", c2.since(&c1), &warm),
+    ] {
+        let uploads = counts.of("PUT") + counts.of("POST");
+        let misses = r.summary("misses");
+        let units = r.summary("units");
+        eprintln!(
+            "{name}: {units} units, {misses} misses: {:?}, {} bytes up, {} down",
+            counts.requests, counts.received, counts.sent
+        );
+        assert!(
+            uploads > 0,
+            "{name}: the server counted no upload: {counts:?}"
+        );
+        assert!(
+            uploads <= UPLOADS_PER_MISS * misses + UPLOADS_PER_BUILD,
+            "{name}: {uploads} uploads for {misses} misses: {counts:?}"
+        );
+        assert!(
+            counts.total() <= REQUESTS_PER_UNIT * units + REQUESTS_PER_BUILD,
+            "{name}: {} requests for {units} units: {counts:?}",
+            counts.total()
+        );
+        // The bytes the server counts are the bytes the report says moved.
+        assert!(
+            counts.received >= r.summary("bytes_up"),
+            "{name}: {counts:?}"
+        );
+        assert!(counts.sent >= r.summary("bytes_down"), "{name}: {counts:?}");
+    }
+    // A warm build that restored all but one unit uploads for that one only: well
+    // under the limit, whatever the size of the tree.
+    let warm_uploads = c2.since(&c1).of("PUT") + c2.since(&c1).of("POST");
+    assert!(warm_uploads <= UPLOADS_PER_MISS * warm.summary("misses") + UPLOADS_PER_BUILD);
+    assert!(warm_uploads < GHA_UPLOADS_PER_MINUTE / 20);
 }

@@ -47,6 +47,14 @@ pub enum RemoteKind {
         username: Option<String>,
         password: Option<Secret>,
     },
+    /// A Redis Cluster, reached through any of its nodes (`redis://host:port` each,
+    /// `rediss://` for TLS); the client learns the rest of the cluster from them. A
+    /// cluster has database 0 only.
+    RedisCluster {
+        nodes: Vec<String>,
+        username: Option<String>,
+        password: Option<Secret>,
+    },
     Memcached {
         endpoint: String,
     },
@@ -85,7 +93,7 @@ impl fmt::Display for RemoteSpec {
 }
 
 /// The schemes understood, for error messages.
-pub const SCHEMES: &str = "s3://, gcs://, azblob://, redis://, rediss://, memcached://, webdav://, webdavs://, ghac, file://";
+pub const SCHEMES: &str = "s3://, gcs://, azblob://, redis://, rediss://, redis+cluster://, rediss+cluster://, memcached://, webdav://, webdavs://, ghac, file://";
 
 impl RemoteSpec {
     /// The URI without credentials.
@@ -104,6 +112,11 @@ impl RemoteSpec {
                 display: "ghac".into(),
                 secrets: defaults.secrets.clone(),
             });
+        }
+        if let Some((scheme, rest)) = uri.split_once("://")
+            && let Some(node_scheme) = scheme.strip_suffix("+cluster")
+        {
+            return parse_cluster(node_scheme, rest, defaults);
         }
         let url = Url::parse(uri).map_err(|e| {
             format!("not a URI ({e}); expected one of {SCHEMES}, for example s3://bucket/prefix")
@@ -285,9 +298,109 @@ impl RemoteSpec {
     pub fn is_key_value(&self) -> bool {
         matches!(
             self.kind,
-            RemoteKind::Redis { .. } | RemoteKind::Memcached { .. }
+            RemoteKind::Redis { .. }
+                | RemoteKind::RedisCluster { .. }
+                | RemoteKind::Memcached { .. }
         )
     }
+}
+
+/// `redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT,…[/0]` (or `rediss+cluster://`
+/// for TLS): `node_scheme` is `redis` or `rediss`, `rest` what follows `://`. The
+/// authority holds several hosts, which a URL parser does not take: it is split here,
+/// and each node checked as a `redis://` URI of its own.
+fn parse_cluster(
+    node_scheme: &str,
+    rest: &str,
+    defaults: &RemoteDefaults,
+) -> Result<RemoteSpec, String> {
+    let form = "redis+cluster://[:PASSWORD@]HOST:PORT,HOST:PORT,HOST:PORT";
+    if !matches!(node_scheme, "redis" | "rediss") {
+        return Err(format!(
+            "unknown scheme `{node_scheme}+cluster:`; a Redis Cluster is written {form} (rediss+cluster:// for TLS)"
+        ));
+    }
+    let scheme = format!("{node_scheme}+cluster");
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.split_once('/') {
+        Some((a, p)) => (a, p),
+        None => (rest, ""),
+    };
+    // Credentials come before the last `@`; the password may hold `@` itself.
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let display = format!("{scheme}://{hosts}");
+    if let Some(q) = query {
+        // The value may be a misspelt credential: only the option's name is shown.
+        let name = q.split(['=', '&']).next().unwrap_or_default();
+        return Err(format!(
+            "{display}: unknown option `{name}`; {scheme}:// URIs take no options"
+        ));
+    }
+    let path = path.trim_matches('/');
+    if !path.is_empty() && path != "0" {
+        return Err(format!(
+            "{display}/{path}: a Redis Cluster has database 0 only; leave the path out or write /0"
+        ));
+    }
+    if hosts.is_empty() {
+        return Err(format!("{display} names no node; write {form}"));
+    }
+    let mut nodes = Vec::new();
+    for (i, node) in hosts.split(',').enumerate() {
+        let n = i + 1;
+        if node.is_empty() {
+            return Err(format!(
+                "{display}: node {n} is empty (a stray comma?); write {form}"
+            ));
+        }
+        let url = Url::parse(&format!("{node_scheme}://{node}"))
+            .ok()
+            .filter(|u| {
+                u.host_str().is_some_and(|h| !h.is_empty())
+                    && u.path().is_empty()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+            })
+            .ok_or_else(|| {
+                format!("{display}: node {n} `{node}` is not HOST:PORT; write {form}")
+            })?;
+        let host = url.host_str().unwrap_or_default();
+        nodes.push(format!(
+            "{node_scheme}://{host}:{}",
+            url.port().unwrap_or(6379)
+        ));
+    }
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(u) => {
+            let (user, pass) = match u.split_once(':') {
+                Some((user, pass)) => (decode(user), Some(Secret(decode(pass)))),
+                None => (decode(u), None),
+            };
+            ((!user.is_empty()).then_some(user), pass)
+        }
+    };
+    let mut secrets = defaults.secrets.clone();
+    if let Some((_, raw)) = userinfo.and_then(|u| u.split_once(':')) {
+        secrets.push(Secret(raw.to_string()));
+    }
+    secrets.extend(password.clone());
+    secrets.retain(|s| s.0.len() >= 3);
+    Ok(RemoteSpec {
+        kind: RemoteKind::RedisCluster {
+            nodes,
+            username,
+            password,
+        },
+        display,
+        secrets,
+    })
 }
 
 /// Values from the environment a URI may leave out.
@@ -448,6 +561,65 @@ mod tests {
         let e = parse("file://relative/path").unwrap_err();
         assert!(e.contains("`relative`") && e.contains("file:///"), "{e}");
         assert!(parse("file://localhost/srv/c").is_ok());
+    }
+
+    #[test]
+    fn redis_cluster_uris() {
+        let c = parse("redis+cluster://:pw%40secret@127.0.0.1:7000,localhost:7001,[::1]:7002/0")
+            .unwrap();
+        assert_eq!(
+            c.kind,
+            RemoteKind::RedisCluster {
+                nodes: vec![
+                    "redis://127.0.0.1:7000".into(),
+                    "redis://localhost:7001".into(),
+                    "redis://[::1]:7002".into(),
+                ],
+                username: None,
+                password: Some(Secret("pw@secret".into())),
+            }
+        );
+        assert_eq!(
+            c.display(),
+            "redis+cluster://127.0.0.1:7000,localhost:7001,[::1]:7002"
+        );
+        assert!(c.is_key_value());
+        assert_eq!(c.scrub("a pw@secret b pw%40secret"), "a *** b ***");
+        let c = parse("rediss+cluster://app:pw@h1,h2:7001").unwrap();
+        assert_eq!(
+            c.kind,
+            RemoteKind::RedisCluster {
+                nodes: vec!["rediss://h1:6379".into(), "rediss://h2:7001".into()],
+                username: Some("app".into()),
+                password: Some(Secret("pw".into())),
+            }
+        );
+        // Malformed: each error names the URI (without its password) and the form.
+        for (uri, want) in [
+            ("redis+cluster://", "names no node"),
+            ("redis+cluster://:hunter2@", "names no node"),
+            ("redis+cluster://h:1,,h:2", "node 2 is empty"),
+            (
+                "redis+cluster://:hunter2@h:1,h:x",
+                "node 2 `h:x` is not HOST:PORT",
+            ),
+            ("redis+cluster://h:1,h:2/3", "database 0 only"),
+            (
+                "redis+cluster://h:1?password=hunter2",
+                "unknown option `password`",
+            ),
+            (
+                "memcached+cluster://h:1",
+                "unknown scheme `memcached+cluster:`",
+            ),
+        ] {
+            let e = parse(uri).unwrap_err();
+            assert!(e.contains(want), "{uri}: {e}");
+            assert!(!e.contains("hunter2"), "{uri}: {e}");
+            if !want.starts_with("unknown scheme") {
+                assert!(e.starts_with("redis+cluster://"), "{e}");
+            }
+        }
     }
 
     #[test]

