@@ -167,7 +167,11 @@ fn upload_one(
 /// Records the entries this build used under their prediction keys: one GET and one
 /// PUT of the index. Concurrent builds can lose each other's additions; that costs a
 /// prefetch later, never a wrong build. Objects found `damaged` (and not stored again
-/// by this build, `replaced`) are dropped from the index and deleted.
+/// by this build, `replaced`) are dropped from the index and deleted, and so are bundle
+/// pieces with a damaged member (`damaged_pieces`). The objects of `bundle` (this
+/// build's, in the order planting needs them) that no piece holds are written as a new
+/// bundle when there are enough ([`super::bundle::write`]). Returns the bundle pieces
+/// and bytes uploaded.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site; the pieces are distinct"
@@ -181,9 +185,16 @@ pub fn update_index(
     seeds: &[(String, SeedVariant)],
     damaged: &[Key],
     replaced: &std::collections::HashSet<String>,
-) -> Result<(), CacheError> {
-    if used.is_empty() && seeds.is_empty() && damaged.is_empty() {
-        return Ok(());
+    damaged_pieces: &[String],
+    bundle: &[Key],
+) -> Result<(usize, u64), CacheError> {
+    if used.is_empty()
+        && seeds.is_empty()
+        && damaged.is_empty()
+        && damaged_pieces.is_empty()
+        && bundle.is_empty()
+    {
+        return Ok((0, 0));
     }
     let remote = RemoteStore::open(spec)?;
     let path = index_path(compiler, workspace);
@@ -208,6 +219,12 @@ pub fn update_index(
     for list in index.seeds.values_mut() {
         list.retain(|s| !gone.contains(&s.variant.pack));
     }
+    for piece in damaged_pieces {
+        if let Some(key) = Key::from_hex(piece) {
+            let _ = remote.delete(&super::piece_path(&key));
+        }
+    }
+    index.bundles.retain(|p| !damaged_pieces.contains(&p.key));
     for (upk, l1, entry) in used {
         if let Some(variant) = local
             .read_manifest(l1)
@@ -235,5 +252,7 @@ pub fn update_index(
             },
         );
     }
-    remote.put_bytes(&path, serde_json::to_vec(&index).unwrap_or_default())
+    let written = super::bundle::write(&remote, local, &mut index, bundle)?;
+    remote.put_bytes(&path, serde_json::to_vec(&index).unwrap_or_default())?;
+    Ok(written)
 }
