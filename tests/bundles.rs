@@ -203,3 +203,50 @@ fn an_index_written_before_bundles_still_works() {
     );
     assert_eq!(r.summary("pieces_up"), 1, "{}", r.0["summary"]);
 }
+
+/// A cold build then a warm build elsewhere of `fixture` through a shared folder:
+/// the warm build's report.
+fn warm_from_folder(fixture: &str) -> Report {
+    let s = Scratch::new();
+    let folder = s.path("shared");
+    std::fs::create_dir_all(&folder).unwrap();
+    let uri = format!("file://{}", folder.display());
+    for rel in ["cold", "elsewhere/warm"] {
+        let ws = s.path(rel);
+        common::copy_fixture(fixture, &ws.join(fixture));
+        if fixture == "chef" {
+            // Its path dependency lies outside the workspace.
+            common::copy_fixture("chef-outside", &ws.join("chef-outside"));
+        }
+        let ws = ws.join(fixture);
+        let b = xcache_build(
+            &ws,
+            &s.path(&format!("{rel}-store")),
+            &["--remote", &uri],
+            &[],
+        );
+        b.assert_success();
+        if rel != "cold" {
+            return Report::read(&ws.join("target"));
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn the_requests_of_a_warm_build_do_not_grow_with_the_tree() {
+    let small = warm_from_folder("basic-workspace");
+    let large = warm_from_folder("chef");
+    assert!(
+        large.summary("units") > small.summary("units"),
+        "{} vs {}",
+        large.0["summary"],
+        small.0["summary"]
+    );
+    assert!(large.summary("prefetch_bundled") > small.summary("prefetch_bundled"));
+    for r in [&small, &large] {
+        // The check, the index and one piece: however many objects came out of it.
+        assert_eq!(r.summary("prefetch_pieces"), 1, "{}", r.0["summary"]);
+        assert_eq!(r.summary("prefetch_requests"), 3, "{}", r.0["summary"]);
+    }
+}
