@@ -252,7 +252,7 @@ pub fn update_index(
             },
         );
     }
-    let written = super::bundle::write(&remote, local, &mut index, bundle)?;
+    let written = super::bundle::write(&remote, local, &mut index, bundle);
     remote.put_bytes(&path, serde_json::to_vec(&index).unwrap_or_default())?;
     Ok(written)
 }
