@@ -44,17 +44,24 @@ impl Uploader {
     ) -> Uploader {
         let (tx, rx) = channel::<(Option<Key>, Key)>();
         let rx = std::sync::Arc::new(Mutex::new(rx));
+        // One client for all the workers: its runtime drives every connection, so a
+        // connection one worker opened serves the others. (A client per thread, each
+        // with a runtime of its own, shares the HTTP connection pool but not the
+        // runtime: a request handed a connection whose runtime is idle in another
+        // thread's queue wait hangs until the stall limit.)
+        let remote = std::sync::Arc::new(RemoteStore::open_shared(spec));
         let outcome = std::sync::Arc::new(Mutex::new(UploadOutcome::default()));
         let workers = (0..jobs.max(1))
             .map(|_| {
-                let (rx, outcome, spec, local, state) = (
+                let (rx, outcome, spec, local, state, remote) = (
                     rx.clone(),
                     outcome.clone(),
                     spec.clone(),
                     local.clone(),
                     state_file.to_path_buf(),
+                    remote.clone(),
                 );
-                std::thread::spawn(move || worker(&spec, &local, &rx, &outcome, &state))
+                std::thread::spawn(move || worker(&spec, &remote, &local, &rx, &outcome, &state))
             })
             .collect();
         Uploader {
@@ -90,12 +97,12 @@ impl Uploader {
 
 fn worker(
     spec: &RemoteSpec,
+    remote: &Result<RemoteStore, CacheError>,
     local: &LocalStore,
     rx: &Mutex<Receiver<(Option<Key>, Key)>>,
     outcome: &Mutex<UploadOutcome>,
     state_file: &std::path::Path,
 ) {
-    let remote = RemoteStore::open(spec);
     loop {
         let job = rx.lock().unwrap().recv();
         let Ok((l1, entry)) = job else {
@@ -108,7 +115,7 @@ fn worker(
             // A wrapper gave the remote up: its warning says so.
             continue;
         }
-        let result = match &remote {
+        let result = match remote {
             Ok(r) => upload_one(r, local, l1.as_ref(), &entry),
             Err(e) => Err(CacheError::Remote {
                 code: "remote-unavailable",
