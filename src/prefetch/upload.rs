@@ -177,7 +177,7 @@ fn upload_one(
 /// by this build, `replaced`) are dropped from the index and deleted, and so are bundle
 /// pieces with a damaged member (`damaged_pieces`). The objects of `bundle` (this
 /// build's, in the order planting needs them) that no piece holds are written as a new
-/// bundle when there are enough ([`super::bundle::write`]). Returns the bundle pieces
+/// bundle when there are enough (see `bundle.rs`). Returns the bundle pieces
 /// and bytes uploaded.
 #[expect(
     clippy::too_many_arguments,
