@@ -169,12 +169,20 @@ impl RemoteSession {
         if self.uploader.is_some() {
             cmd.env(vars::DEFER_UPLOAD, "1");
         }
-        if self.up && !self.prefetched.absent.is_empty() {
+        if self.up && !(self.prefetched.absent.is_empty() && self.prefetched.known.is_empty()) {
+            // A line per prediction key the index does not know, and a line
+            // `<prediction key> <first-level key>` per entry it lists.
             let list: String = self
                 .prefetched
                 .absent
                 .iter()
                 .map(|k| format!("{}\n", k.to_hex()))
+                .chain(
+                    self.prefetched
+                        .known
+                        .iter()
+                        .map(|(upk, l1)| format!("{} {}\n", upk.to_hex(), l1.to_hex())),
+                )
                 .collect();
             let path = self.state_file.with_extension("absent");
             if crate::fsx::write_atomic(&path, list.as_bytes()).is_ok() {

@@ -28,6 +28,10 @@ pub struct PrefetchOutcome {
     /// Predicted units the index knows nothing of: their wrappers need not ask the
     /// remote one by one.
     pub absent: Vec<Key>,
+    /// `(prediction key, first-level key)` of every entry the index lists for a
+    /// predicted unit: a wrapper whose unit the index knows under other first-level
+    /// keys only need not ask the remote either.
+    pub known: Vec<(Key, Key)>,
     /// `(prediction key, entry key)` pairs the index already lists first, so a build
     /// that used only those need not rewrite it.
     pub indexed: std::collections::HashSet<(String, String)>,
@@ -165,6 +169,7 @@ pub fn prefetch(
         }
     };
     let mut absent = Vec::new();
+    let mut known = Vec::new();
     let indexed = index
         .units
         .iter()
@@ -221,6 +226,11 @@ pub fn prefetch(
             absent.push(*upk);
             continue;
         };
+        known.extend(
+            entries
+                .iter()
+                .filter_map(|e| Some((*upk, Key::from_hex(&e.l1)?))),
+        );
         for e in entries {
             let matches = ws_judge.check(&e.variant.inputs).is_ok();
             let (Some(l1), Some(entry)) = (Key::from_hex(&e.l1), Key::from_hex(&e.variant.entry))
@@ -250,6 +260,7 @@ pub fn prefetch(
             predicted: upks.len(),
             prefetched: Vec::new(),
             absent,
+            known,
             indexed,
             seeds_indexed,
             seeds,
