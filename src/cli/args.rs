@@ -205,7 +205,7 @@ pub struct BuildArgs {
     /// Read the remote store but never write it (for untrusted pull requests).
     #[arg(long)]
     pub read_only: bool,
-    /// How many transfers to and from the remote run at once (default 16).
+    /// How many downloads from the remote run at once (default 64; uploads at most 4).
     #[arg(long, value_name = "N", value_parser = count_arg)]
     pub remote_jobs: Option<usize>,
     /// Arguments for `cargo build` (for example `--release -p foo`).

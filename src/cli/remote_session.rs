@@ -19,8 +19,9 @@ use crate::store::{LocalStore, RemoteStore};
 use crate::wrapper::{Outcome, UnitEvent, Warning};
 
 /// How many downloads run at once, unless `--remote-jobs`/`XCACHE_REMOTE_JOBS` say
-/// otherwise.
-const DEFAULT_JOBS: usize = 16;
+/// otherwise. Enough that the objects of a large tree travel in one or two waves of
+/// round trips rather than one wave per sixteen; they share one pool of connections.
+const DEFAULT_JOBS: usize = 64;
 
 /// Uploads run beside the build's own compiles: fewer at once, so they neither starve
 /// rustc nor time out against a busy server.
@@ -44,8 +45,8 @@ pub struct RemoteSession {
 }
 
 impl RemoteSession {
-    /// Checks the remote (one request), reads its index and starts downloading what the
-    /// plan predicts; [`RemoteSession::finish_prefetch`] waits for the downloads.
+    /// Checks the remote and reads its index (side by side, one round trip) and starts
+    /// downloading what the plan predicts; [`RemoteSession::finish_prefetch`] waits for the downloads.
     /// `None` when no remote is configured.
     pub fn start(
         cfg: &BuildConfig,
@@ -74,45 +75,44 @@ impl RemoteSession {
             warnings: Vec::new(),
             seen_events: 0,
         };
-        match RemoteStore::open(&s.spec).and_then(|r| r.check()) {
+        // The plan's compiler and units: computed once, read here and by seeding.
+        s.compiler = plan.compiler.as_ref().map(|c| c.key);
+        let started = match s.compiler {
+            // The prefetch checks the remote beside its first request.
+            Some(compiler) => {
+                let pm = &plan.path_map;
+                let units = &plan.units;
+                let mut upks: Vec<Key> = units.iter().map(|u| u.key).collect();
+                upks.sort();
+                upks.dedup();
+                let mut seed_keys: Vec<Key> = units.iter().map(|u| u.record).collect();
+                seed_keys.sort();
+                seed_keys.dedup();
+                // `--remote-jobs`, else `XCACHE_REMOTE_JOBS` (resolved by the caller).
+                let jobs = jobs.unwrap_or(DEFAULT_JOBS);
+                s.upload_jobs = jobs.min(UPLOAD_JOBS);
+                prefetch(
+                    &s.spec,
+                    &s.local,
+                    &compiler,
+                    &s.workspace,
+                    &upks,
+                    &seed_keys,
+                    pm,
+                    // What the units will see: a tool's variables (`CLIPPY_ARGS`) too.
+                    &plan.unit_env,
+                    jobs,
+                    show_bar,
+                )
+                .map(|pending| s.pending = Some(pending))
+            }
+            None => RemoteStore::open(&s.spec).and_then(|r| r.check()),
+        };
+        match started {
             Ok(()) => {
                 let _ = crate::fsx::write_atomic(&s.state_file, b"ok\n");
             }
-            Err(e) => {
-                s.down(e);
-                return Some(s);
-            }
-        }
-        // The plan's compiler and units: computed once, read here and by seeding.
-        s.compiler = plan.compiler.as_ref().map(|c| c.key);
-        if let Some(compiler) = s.compiler {
-            let pm = &plan.path_map;
-            let units = &plan.units;
-            let mut upks: Vec<Key> = units.iter().map(|u| u.key).collect();
-            upks.sort();
-            upks.dedup();
-            let mut seed_keys: Vec<Key> = units.iter().map(|u| u.record).collect();
-            seed_keys.sort();
-            seed_keys.dedup();
-            // `--remote-jobs`, else `XCACHE_REMOTE_JOBS` (resolved by the caller).
-            let jobs = jobs.unwrap_or(DEFAULT_JOBS);
-            match prefetch(
-                &s.spec,
-                &s.local,
-                &compiler,
-                &s.workspace,
-                &upks,
-                &seed_keys,
-                pm,
-                // What the units will see: a tool's variables (`CLIPPY_ARGS`) too.
-                &plan.unit_env,
-                jobs,
-                show_bar,
-            ) {
-                Ok(pending) => s.pending = Some(pending),
-                Err(e) => s.down(e),
-            }
-            s.upload_jobs = jobs.min(UPLOAD_JOBS);
+            Err(e) => s.down(e),
         }
         Some(s)
     }
@@ -169,12 +169,20 @@ impl RemoteSession {
         if self.uploader.is_some() {
             cmd.env(vars::DEFER_UPLOAD, "1");
         }
-        if self.up && !self.prefetched.absent.is_empty() {
+        if self.up && !(self.prefetched.absent.is_empty() && self.prefetched.known.is_empty()) {
+            // A line per prediction key the index does not know, and a line
+            // `<prediction key> <first-level key>` per entry it lists.
             let list: String = self
                 .prefetched
                 .absent
                 .iter()
                 .map(|k| format!("{}\n", k.to_hex()))
+                .chain(
+                    self.prefetched
+                        .known
+                        .iter()
+                        .map(|(upk, l1)| format!("{} {}\n", upk.to_hex(), l1.to_hex())),
+                )
                 .collect();
             let path = self.state_file.with_extension("absent");
             if crate::fsx::write_atomic(&path, list.as_bytes()).is_ok() {
@@ -262,6 +270,53 @@ impl RemoteSession {
             })
             .map(|c| (c.upk.to_hex(), c.variant.clone()))
             .collect();
+        // What the next build would fetch as a bundle: the objects this build had from
+        // the remote or stored there, in the order planting needs them (seed packs by
+        // seed key, then entries by prediction key, as the prefetch wants them). Only
+        // when enough of them are in no bundle yet is the index rewritten for it.
+        let bundle = {
+            let hits: HashSet<String> = events
+                .iter()
+                .filter(|e| e.unit.outcome == Outcome::Hit)
+                .filter_map(|e| e.unit.key.clone())
+                .collect();
+            let packs: HashSet<&Key> = self.prefetched.packs.iter().collect();
+            let got: HashSet<&Key> = self.prefetched.prefetched.iter().collect();
+            let mut objects: Vec<Key> = self
+                .prefetched
+                .order
+                .iter()
+                .filter(|k| packs.contains(k) || (got.contains(k) && hits.contains(&k.to_hex())))
+                .copied()
+                .collect();
+            let mut new_packs: Vec<(Key, Key)> = seeds
+                .iter()
+                .filter(|c| uploaded.contains(&c.variant.pack))
+                .filter_map(|c| Some((c.upk, Key::from_hex(&c.variant.pack)?)))
+                .collect();
+            new_packs.sort();
+            let mut new_entries: Vec<(String, Key)> = events
+                .iter()
+                .filter(|e| e.unit.key.as_ref().is_some_and(|k| uploaded.contains(k)))
+                .filter_map(|e| Some((e.upk.clone()?, Key::from_hex(e.unit.key.as_deref()?)?)))
+                .collect();
+            new_entries.sort();
+            objects.extend(new_packs.into_iter().map(|(_, k)| k));
+            objects.extend(new_entries.into_iter().map(|(_, k)| k));
+            let mut seen = HashSet::new();
+            objects.retain(|k| seen.insert(*k));
+            // A piece found damaged is dropped: what it held counts as held by none.
+            let held = if self.prefetched.damaged_pieces.is_empty() {
+                std::mem::take(&mut self.prefetched.bundled)
+            } else {
+                HashSet::new()
+            };
+            if crate::prefetch::uncovered(&held, &objects) >= crate::prefetch::MIN_NEW {
+                objects
+            } else {
+                Vec::new()
+            }
+        };
         // The state file also tells whether a wrapper gave the remote up.
         let state = std::fs::read_to_string(&self.state_file).unwrap_or_default();
         let _ = std::fs::remove_file(self.state_file.with_extension("absent"));
@@ -269,7 +324,8 @@ impl RemoteSession {
             && !state.starts_with("down")
             && !self.read_only
             && let Some(compiler) = &self.compiler
-            && let Err(e) = update_index(
+        {
+            match update_index(
                 &self.spec,
                 &self.local,
                 compiler,
@@ -278,9 +334,15 @@ impl RemoteSession {
                 &new_seeds,
                 &self.prefetched.damaged_keys,
                 &uploaded,
-            )
-        {
-            self.down(e);
+                &self.prefetched.damaged_pieces,
+                &bundle,
+            ) {
+                Ok((pieces, bytes)) => {
+                    report.summary.pieces_up = pieces;
+                    report.summary.bytes_up += bytes;
+                }
+                Err(e) => self.down(e),
+            }
         }
 
         let prefetched: HashSet<String> = self
@@ -313,6 +375,9 @@ impl RemoteSession {
         s.prefetched = self.prefetched.prefetched.len();
         s.prefetch_unused = s.prefetched.saturating_sub(used_prefetched);
         s.prefetch_ms = self.prefetched.ms;
+        s.prefetch_requests = self.prefetched.requests;
+        s.prefetch_pieces = self.prefetched.pieces;
+        s.prefetch_bundled = self.prefetched.from_bundles;
         s.bytes_down += self.prefetched.bytes;
         for w in self.warnings.into_iter().rev() {
             if !report.warnings.iter().any(|x| x.code == w.code) {

@@ -1,7 +1,9 @@
-//! Prefetch: one request for the index, then every predicted entry in parallel, each
-//! streamed to a file in the local store.
+//! Prefetch: one request for the index (beside the remote's check), then every predicted
+//! entry in parallel on one pool of connections, each streamed to a file in the local
+//! store; the first downloads start while the rest of the index is being judged.
 
 use std::collections::HashSet;
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -26,6 +28,10 @@ pub struct PrefetchOutcome {
     /// Predicted units the index knows nothing of: their wrappers need not ask the
     /// remote one by one.
     pub absent: Vec<Key>,
+    /// `(prediction key, first-level key)` of every entry the index lists for a
+    /// predicted unit: a wrapper whose unit the index knows under other first-level
+    /// keys only need not ask the remote either.
+    pub known: Vec<(Key, Key)>,
     /// `(prediction key, entry key)` pairs the index already lists first, so a build
     /// that used only those need not rewrite it.
     pub indexed: std::collections::HashSet<(String, String)>,
@@ -42,6 +48,21 @@ pub struct PrefetchOutcome {
     pub damaged: Option<String>,
     /// Every damaged object met: dropped from the index by the build's writer.
     pub damaged_keys: Vec<Key>,
+    /// Every object wanted, in the order planting needs them (the order a bundle
+    /// written by this build keeps).
+    pub order: Vec<Key>,
+    /// The objects the index's usable bundle pieces hold.
+    pub bundled: HashSet<Key>,
+    /// Bundle pieces downloaded.
+    pub pieces: usize,
+    /// Objects (entries and seed packs) that came out of bundle pieces.
+    pub from_bundles: usize,
+    /// Bundle pieces with a damaged member (keys): dropped from the index by the
+    /// build's writer.
+    pub damaged_pieces: Vec<String>,
+    /// Requests the prefetch made: the check, the index, each piece and each object
+    /// fetched alone (retries inside a request not counted).
+    pub requests: usize,
 }
 
 /// Fetches the index and starts downloading the entries of `upks` and the seed packs of
@@ -67,10 +88,48 @@ pub fn prefetch(
     show_bar: bool,
 ) -> Result<PendingPrefetch, CacheError> {
     let started = Instant::now();
-    let remote = RemoteStore::open(spec)?;
-    let index: Index = match remote.get_bytes(&index_path(compiler, workspace))? {
+    let remote = Arc::new(RemoteStore::open_shared(spec)?);
+    // The check and the index travel side by side: one round trip, not two. The
+    // check's verdict comes first (a missing bucket, refused credentials), as if it
+    // had been asked alone.
+    let (checked, got) = std::thread::scope(|s| {
+        let check = s.spawn(|| remote.check());
+        let got = remote.get_bytes(&index_path(compiler, workspace));
+        let checked = check.join().unwrap_or_else(|_| {
+            Err(CacheError::Remote {
+                code: "remote-unavailable",
+                uri: remote.display().to_string(),
+                message: "the check of the remote did not finish".into(),
+            })
+        });
+        (checked, got)
+    });
+    checked?;
+    let index: Index = match got? {
         Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
         None => Index::default(),
+    };
+    let bar = show_bar.then(|| {
+        let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template("xcache prefetch [{bar:30}] {pos}/{len} entries, {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b
+    });
+    // The downloads start now. Without bundles, each object is fetched as soon as it is
+    // chosen, first chosen first fetched, while the rest of the index is still being
+    // judged; with bundles, the pieces are chosen once everything wanted is known.
+    let arrivals = Arc::new(Arrivals::new(std::iter::empty()));
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let early = index.bundles.is_empty();
+    let worker = {
+        let remote = Arc::clone(&remote);
+        let local = local.clone();
+        let arrivals = Arc::clone(&arrivals);
+        let bar = bar.clone();
+        std::thread::spawn(move || download_all(&remote, &local, rx, jobs, bar, &arrivals, started))
     };
     // Whether a recorded variant fits this checkout, as far as can be told before cargo
     // runs: the judge's prediction (`Mode::Predict`). Whatever is downloaded is judged
@@ -94,13 +153,23 @@ pub fn prefetch(
         .map(std::path::PathBuf::from)
         .unwrap_or_default();
     let ws_judge = judge_in(&ws_root);
-    let mut wanted: Vec<(Key, Option<u64>)> = Vec::new();
-    let want = |key: Key, size: Option<u64>, wanted: &mut Vec<(Key, Option<u64>)>| {
-        if local.entry_size(&key).is_none() && !wanted.iter().any(|(k, _)| *k == key) {
-            wanted.push((key, size));
+    let mut wanted: (HashSet<Key>, Vec<(Key, Option<u64>)>) = Default::default();
+    // The workers end only when the sender is dropped; a send fails only if they
+    // stopped on an error, and then nobody waits for the object.
+    let want = |key: Key, size: Option<u64>, wanted: &mut (HashSet<Key>, Vec<_>)| {
+        if local.entry_size(&key).is_none() && wanted.0.insert(key) {
+            arrivals.expect(key);
+            if let Some(b) = &bar {
+                b.inc_length(1);
+            }
+            wanted.1.push((key, size));
+            if early {
+                let _ = tx.send(Job::One(key, size));
+            }
         }
     };
     let mut absent = Vec::new();
+    let mut known = Vec::new();
     let indexed = index
         .units
         .iter()
@@ -157,6 +226,11 @@ pub fn prefetch(
             absent.push(*upk);
             continue;
         };
+        known.extend(
+            entries
+                .iter()
+                .filter_map(|e| Some((*upk, Key::from_hex(&e.l1)?))),
+        );
         for e in entries {
             let matches = ws_judge.check(&e.variant.inputs).is_ok();
             let (Some(l1), Some(entry)) = (Key::from_hex(&e.l1), Key::from_hex(&e.variant.entry))
@@ -170,36 +244,23 @@ pub fn prefetch(
             want(entry, e.size, &mut wanted);
         }
     }
-    drop(remote);
-
-    let bar = if show_bar {
-        let b =
-            ProgressBar::with_draw_target(Some(wanted.len() as u64), ProgressDrawTarget::stderr());
-        b.set_style(
-            ProgressStyle::with_template("xcache prefetch [{bar:30}] {pos}/{len} entries, {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        Some(b)
-    } else {
-        None
-    };
-    let arrivals = Arc::new(Arrivals::new(wanted.iter().map(|(k, _)| *k)));
-    // First wanted, first fetched.
-    wanted.reverse();
-    let worker = {
-        let spec = spec.clone();
-        let local = local.clone();
-        let arrivals = Arc::clone(&arrivals);
-        std::thread::spawn(move || {
-            download_all(&spec, &local, wanted, jobs, bar, &arrivals, started)
-        })
-    };
+    let bundled = super::bundle::held(&index);
+    if !early {
+        let (pieces, alone) = super::bundle::choose(&index, &wanted.1);
+        for p in pieces {
+            let _ = tx.send(Job::Piece(p));
+        }
+        for (key, size) in alone {
+            let _ = tx.send(Job::One(key, size));
+        }
+    }
+    drop(tx);
     Ok(PendingPrefetch {
         outcome: PrefetchOutcome {
             predicted: upks.len(),
             prefetched: Vec::new(),
             absent,
+            known,
             indexed,
             seeds_indexed,
             seeds,
@@ -208,6 +269,9 @@ pub fn prefetch(
             ms: 0,
             damaged: None,
             damaged_keys: Vec::new(),
+            order: wanted.1.into_iter().map(|(k, _)| k).collect(),
+            bundled,
+            ..PrefetchOutcome::default()
         },
         pack_keys: packs,
         arrivals,
@@ -242,6 +306,10 @@ impl PendingPrefetch {
             error,
             damaged,
             damaged_keys,
+            pieces,
+            from_bundles,
+            damaged_pieces,
+            requests,
         } = self
             .worker
             .take()
@@ -259,6 +327,11 @@ impl PendingPrefetch {
         out.bytes = bytes;
         out.damaged = damaged.map(|e| e.to_string());
         out.damaged_keys = damaged_keys;
+        out.pieces = pieces;
+        out.from_bundles = from_bundles;
+        out.damaged_pieces = damaged_pieces;
+        // The check and the index, then the downloads.
+        out.requests = 2 + requests;
         out.ms = self.started.elapsed().as_millis() as u64;
         Ok(out)
     }
@@ -302,6 +375,13 @@ impl Arrivals {
         }
     }
 
+    /// Adds `key` to the objects on their way.
+    fn expect(&self, key: Key) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0.insert(key);
+        }
+    }
+
     fn arrived(&self, key: &Key) {
         if let Ok(mut s) = self.state.lock() {
             s.0.remove(key);
@@ -333,87 +413,159 @@ struct Downloaded {
     error: Option<CacheError>,
     damaged: Option<CacheError>,
     damaged_keys: Vec<Key>,
+    pieces: usize,
+    from_bundles: usize,
+    damaged_pieces: Vec<String>,
+    requests: usize,
 }
 
-/// Downloads `wanted` (taken from the end) with `jobs` threads, each with its own
-/// connection, each entry streamed to a temporary file and adopted into `local`.
+/// One download: a bundle piece, or an object alone with its size if known.
+enum Job {
+    Piece(super::bundle::PieceJob),
+    One(Key, Option<u64>),
+}
+
+/// Downloads what comes through `queue` with `jobs` threads at once, all on one client
+/// (so one pool of connections), each object streamed to a temporary file and adopted
+/// into `local`.
 fn download_all(
-    spec: &RemoteSpec,
+    remote: &RemoteStore,
     local: &LocalStore,
-    wanted: Vec<(Key, Option<u64>)>,
+    queue: Receiver<Job>,
     jobs: usize,
     bar: Option<ProgressBar>,
     arrivals: &Arrivals,
     started: Instant,
 ) -> Downloaded {
     let _close = CloseOnDrop(arrivals);
-    let queue = Mutex::new(wanted);
-    let done: Mutex<Downloaded> = Mutex::new(Downloaded::default());
+    let queue = Mutex::new(queue);
+    let cx = Downloads {
+        remote,
+        local,
+        done: Mutex::new(Downloaded::default()),
+        bar,
+        arrivals,
+        started,
+    };
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
-                let remote = match RemoteStore::open(spec) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        done.lock().unwrap().error.get_or_insert(e);
-                        arrivals.close();
-                        return;
-                    }
-                };
                 loop {
-                    if done.lock().unwrap().error.is_some() {
+                    if cx.done.lock().unwrap().error.is_some() {
                         return;
                     }
-                    let Some((key, size)) = queue.lock().unwrap().pop() else {
+                    let Ok(job) = queue.lock().unwrap().recv() else {
                         return;
                     };
-                    let tmp = local.temp_path();
-                    let result = remote
-                        .get_entry(&key, &tmp, size)
-                        .and_then(|got| match got {
-                            Some(n) => local.adopt_entry(&key, &tmp).map(|()| Some(n)),
-                            None => Ok(None),
-                        });
-                    let mut d = done.lock().unwrap();
-                    match result {
-                        Ok(Some(n)) => {
-                            d.keys.push(key);
-                            d.bytes += n;
-                            if let Some(b) = &bar {
-                                b.inc(1);
-                                let secs = started.elapsed().as_secs_f64().max(0.001);
-                                b.set_message(format!(
-                                    "{:.1} MB at {:.1} MB/s",
-                                    d.bytes as f64 / 1e6,
-                                    d.bytes as f64 / 1e6 / secs
-                                ));
-                            }
-                        }
-                        Ok(None) => {}
-                        // Not used, and not a reason to give the remote up: the unit
-                        // compiles, and its upload replaces the object.
-                        Err(e) if e.code() == "remote-entry-damaged" => {
-                            let _ = std::fs::remove_file(&tmp);
-                            d.damaged.get_or_insert(e);
-                            d.damaged_keys.push(key);
-                        }
-                        Err(e) => {
-                            let _ = std::fs::remove_file(&tmp);
-                            d.error.get_or_insert(e);
-                            // Nothing more comes: nobody waits for it.
-                            arrivals.close();
-                        }
+                    match job {
+                        Job::One(key, size) => cx.one(key, size),
+                        Job::Piece(p) => cx.piece(&p),
                     }
-                    drop(d);
-                    arrivals.arrived(&key);
                 }
             });
         }
     });
-    if let Some(b) = &bar {
+    if let Some(b) = &cx.bar {
         b.finish_and_clear();
     }
-    done.into_inner().unwrap_or_default()
+    cx.done.into_inner().unwrap_or_default()
+}
+
+/// What the download threads share.
+struct Downloads<'a> {
+    remote: &'a RemoteStore,
+    local: &'a LocalStore,
+    done: Mutex<Downloaded>,
+    bar: Option<ProgressBar>,
+    arrivals: &'a Arrivals,
+    started: Instant,
+}
+
+impl Downloads<'_> {
+    /// Counts an object that is now in the local store (the lock held) and shows it.
+    fn got(&self, d: &mut Downloaded, key: Key, n: u64) {
+        d.keys.push(key);
+        d.bytes += n;
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            let secs = self.started.elapsed().as_secs_f64().max(0.001);
+            b.set_message(format!(
+                "{:.1} MB at {:.1} MB/s",
+                d.bytes as f64 / 1e6,
+                d.bytes as f64 / 1e6 / secs
+            ));
+        }
+    }
+
+    /// Fetches one object alone.
+    fn one(&self, key: Key, size: Option<u64>) {
+        let tmp = self.local.temp_path();
+        let result = self
+            .remote
+            .get_entry(&key, &tmp, size)
+            .and_then(|got| match got {
+                Some(n) => self.local.adopt_entry(&key, &tmp).map(|()| Some(n)),
+                None => Ok(None),
+            });
+        let mut d = self.done.lock().unwrap();
+        d.requests += 1;
+        match result {
+            Ok(Some(n)) => self.got(&mut d, key, n),
+            Ok(None) => {}
+            // Not used, and not a reason to give the remote up: the unit compiles, and
+            // its upload replaces the object.
+            Err(e) if e.code() == "remote-entry-damaged" => {
+                let _ = std::fs::remove_file(&tmp);
+                d.damaged.get_or_insert(e);
+                d.damaged_keys.push(key);
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                d.error.get_or_insert(e);
+                // Nothing more comes: nobody waits for it.
+                self.arrivals.close();
+            }
+        }
+        drop(d);
+        self.arrivals.arrived(&key);
+    }
+
+    /// Fetches a bundle piece, each member announced as it arrives; what the piece did
+    /// not deliver whole and verified is fetched alone.
+    fn piece(&self, job: &super::bundle::PieceJob) {
+        let mut delivered = 0;
+        let out = super::bundle::fetch_piece(self.remote, self.local, job, &mut |key, n| {
+            delivered += n;
+            let mut d = self.done.lock().unwrap();
+            self.got(&mut d, key, n);
+            d.from_bundles += 1;
+            drop(d);
+            self.arrivals.arrived(&key);
+        });
+        {
+            let mut d = self.done.lock().unwrap();
+            d.requests += 1;
+            // The bytes between and after the wanted members came down too.
+            d.bytes += out.bytes.saturating_sub(delivered);
+            if !out.absent {
+                d.pieces += 1;
+            }
+            if let Some(what) = out.damaged {
+                d.damaged.get_or_insert(CacheError::Remote {
+                    code: "remote-entry-damaged",
+                    uri: self.remote.display().to_string(),
+                    message: what,
+                });
+                d.damaged_pieces.push(job.key.to_hex());
+            }
+        }
+        for (key, len) in out.missing {
+            if self.done.lock().unwrap().error.is_some() {
+                return;
+            }
+            self.one(key, Some(len));
+        }
+    }
 }
 
 #[cfg(test)]

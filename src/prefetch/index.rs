@@ -1,5 +1,6 @@
 //! The remote index: for each prediction key, the entries recent builds used, with the
-//! input sets (manifest variants) that select among them.
+//! input sets (manifest variants) that select among them; and the bundles that carry
+//! objects builds used together (see `bundle.rs`).
 
 use std::collections::BTreeMap;
 
@@ -33,7 +34,33 @@ pub struct IndexSeed {
     pub size: Option<u64>,
 }
 
+/// One object of a bundle piece: its bytes are `offset..offset + len` of the piece.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BundleMember {
+    /// The entry (or seed pack) key.
+    pub key: String,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Objects a build used, concatenated into one remote object, so that the next build
+/// fetches many in one request. Hostile input like the rest of the index: its member
+/// table is checked before use, each member is verified like an entry fetched alone.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BundlePiece {
+    /// Names the piece's object (`v1/bundles/<key>.xcb`).
+    pub key: String,
+    pub size: u64,
+    /// In the order the piece holds them, which is the order planting needs them.
+    pub members: Vec<BundleMember>,
+}
+
 /// The index object.
+///
+/// `format_version` stays 1 across additive fields: a reader of an older version
+/// ignores `bundles` (serde skips unknown fields) and fetches every object alone, and a
+/// writer of an older version drops them when it rewrites the index (the next new
+/// writer bundles again). An index without `bundles` reads as one with none.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Index {
     pub format_version: u32,
@@ -41,6 +68,9 @@ pub struct Index {
     /// Seed variants by prediction key, newest first.
     #[serde(default)]
     pub seeds: BTreeMap<String, Vec<IndexSeed>>,
+    /// Bundle pieces, newest first, at most [`super::bundle::MAX_PIECES`].
+    #[serde(default)]
+    pub bundles: Vec<BundlePiece>,
 }
 
 impl Index {

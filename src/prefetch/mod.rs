@@ -4,18 +4,21 @@
 //!
 //! Request pattern against a remote (see the book's "Remote stores"):
 //! 1. one GET of the index for this toolchain and workspace (prediction keys -> entries,
-//!    with their input sets, so no manifest needs fetching),
-//! 2. the entries, all in parallel (bounded).
+//!    with their input sets, so no manifest needs fetching), beside the remote's check,
+//! 2. the bundle pieces that hold what the plan needs, and the entries no piece holds,
+//!    all in parallel (bounded) on one pool of connections.
 //!
 //! Main entry points: [`prefetch`], [`Uploader`], [`update_index`].
 
+mod bundle;
 mod download;
 mod index;
 mod predict;
 mod upload;
 
+pub use bundle::{MAX_PIECES, MIN_NEW, PIECE_BYTES, piece_path, uncovered};
 pub use download::{Arrivals, PendingPrefetch, PrefetchOutcome, prefetch};
-pub use index::{Index, IndexEntry, IndexSeed, index_path};
+pub use index::{BundleMember, BundlePiece, Index, IndexEntry, IndexSeed, index_path};
 pub use predict::{
     MemberCompiler, PredictedUnit, PredictionInput, predict, predict_units, record_key, unit_kind,
 };

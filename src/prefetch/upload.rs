@@ -44,17 +44,24 @@ impl Uploader {
     ) -> Uploader {
         let (tx, rx) = channel::<(Option<Key>, Key)>();
         let rx = std::sync::Arc::new(Mutex::new(rx));
+        // One client for all the workers: its runtime drives every connection, so a
+        // connection one worker opened serves the others. (A client per thread, each
+        // with a runtime of its own, shares the HTTP connection pool but not the
+        // runtime: a request handed a connection whose runtime is idle in another
+        // thread's queue wait hangs until the stall limit.)
+        let remote = std::sync::Arc::new(RemoteStore::open_shared(spec));
         let outcome = std::sync::Arc::new(Mutex::new(UploadOutcome::default()));
         let workers = (0..jobs.max(1))
             .map(|_| {
-                let (rx, outcome, spec, local, state) = (
+                let (rx, outcome, spec, local, state, remote) = (
                     rx.clone(),
                     outcome.clone(),
                     spec.clone(),
                     local.clone(),
                     state_file.to_path_buf(),
+                    remote.clone(),
                 );
-                std::thread::spawn(move || worker(&spec, &local, &rx, &outcome, &state))
+                std::thread::spawn(move || worker(&spec, &remote, &local, &rx, &outcome, &state))
             })
             .collect();
         Uploader {
@@ -90,12 +97,12 @@ impl Uploader {
 
 fn worker(
     spec: &RemoteSpec,
+    remote: &Result<RemoteStore, CacheError>,
     local: &LocalStore,
     rx: &Mutex<Receiver<(Option<Key>, Key)>>,
     outcome: &Mutex<UploadOutcome>,
     state_file: &std::path::Path,
 ) {
-    let remote = RemoteStore::open(spec);
     loop {
         let job = rx.lock().unwrap().recv();
         let Ok((l1, entry)) = job else {
@@ -108,7 +115,7 @@ fn worker(
             // A wrapper gave the remote up: its warning says so.
             continue;
         }
-        let result = match &remote {
+        let result = match remote {
             Ok(r) => upload_one(r, local, l1.as_ref(), &entry),
             Err(e) => Err(CacheError::Remote {
                 code: "remote-unavailable",
@@ -167,7 +174,11 @@ fn upload_one(
 /// Records the entries this build used under their prediction keys: one GET and one
 /// PUT of the index. Concurrent builds can lose each other's additions; that costs a
 /// prefetch later, never a wrong build. Objects found `damaged` (and not stored again
-/// by this build, `replaced`) are dropped from the index and deleted.
+/// by this build, `replaced`) are dropped from the index and deleted, and so are bundle
+/// pieces with a damaged member (`damaged_pieces`). The objects of `bundle` (this
+/// build's, in the order planting needs them) that no piece holds are written as a new
+/// bundle when there are enough (see `bundle.rs`). Returns the bundle pieces
+/// and bytes uploaded.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site; the pieces are distinct"
@@ -181,9 +192,16 @@ pub fn update_index(
     seeds: &[(String, SeedVariant)],
     damaged: &[Key],
     replaced: &std::collections::HashSet<String>,
-) -> Result<(), CacheError> {
-    if used.is_empty() && seeds.is_empty() && damaged.is_empty() {
-        return Ok(());
+    damaged_pieces: &[String],
+    bundle: &[Key],
+) -> Result<(usize, u64), CacheError> {
+    if used.is_empty()
+        && seeds.is_empty()
+        && damaged.is_empty()
+        && damaged_pieces.is_empty()
+        && bundle.is_empty()
+    {
+        return Ok((0, 0));
     }
     let remote = RemoteStore::open(spec)?;
     let path = index_path(compiler, workspace);
@@ -208,6 +226,12 @@ pub fn update_index(
     for list in index.seeds.values_mut() {
         list.retain(|s| !gone.contains(&s.variant.pack));
     }
+    for piece in damaged_pieces {
+        if let Some(key) = Key::from_hex(piece) {
+            let _ = remote.delete(&super::piece_path(&key));
+        }
+    }
+    index.bundles.retain(|p| !damaged_pieces.contains(&p.key));
     for (upk, l1, entry) in used {
         if let Some(variant) = local
             .read_manifest(l1)
@@ -235,5 +259,7 @@ pub fn update_index(
             },
         );
     }
-    remote.put_bytes(&path, serde_json::to_vec(&index).unwrap_or_default())
+    let written = super::bundle::write(&remote, local, &mut index, bundle);
+    remote.put_bytes(&path, serde_json::to_vec(&index).unwrap_or_default())?;
+    Ok(written)
 }

@@ -81,6 +81,19 @@ pub struct Summary {
     /// Prefetched entries this build did not use.
     pub prefetch_unused: usize,
     pub prefetch_ms: u64,
+    /// Requests the prefetch made: the check, the index, each bundle piece and each
+    /// object fetched alone.
+    #[serde(default)]
+    pub prefetch_requests: usize,
+    /// Bundle pieces the prefetch downloaded.
+    #[serde(default)]
+    pub prefetch_pieces: usize,
+    /// Objects (entries and seed packs) that came out of those pieces.
+    #[serde(default)]
+    pub prefetch_bundled: usize,
+    /// Bundle pieces this build wrote for the next one.
+    #[serde(default)]
+    pub pieces_up: usize,
     /// Bytes downloaded from and uploaded to the remote tier (compressed entries).
     pub bytes_down: u64,
     pub bytes_up: u64,

@@ -25,4 +25,4 @@ pub use entry::{
 };
 pub use local::{LAYOUT, Lease, LocalStore};
 pub use manifest::{Manifest, Variant};
-pub use remote::{Listed, RemoteStore};
+pub use remote::{Listed, RemoteStore, verify_entry};

@@ -3,8 +3,11 @@
 //! [`RemoteStore`].
 //!
 //! The wrapper is synchronous and short-lived, so the store drives opendal's async API
-//! on a small current-thread runtime of its own. Transfers stream in 8 MiB pieces between
-//! the remote and a file; an entry is never held in memory whole.
+//! on a small current-thread runtime of its own. The front-end's prefetch opens one store
+//! for all its downloads ([`RemoteStore::open_shared`]): one runtime and one pool of
+//! connections that many threads use at once, so a connection opened for one request
+//! (a round trip for its handshake) serves the next. Transfers stream in 8 MiB pieces
+//! between the remote and a file; an entry is never held in memory whole.
 //!
 //! Every request, retries included, and every piece of a transfer must answer within
 //! [`STALL`]. The first request that does not marks the remote down for the whole
@@ -53,8 +56,19 @@ pub struct Listed {
 }
 
 impl RemoteStore {
-    /// Builds the client. Nothing is sent yet.
+    /// Builds the client for one thread. Nothing is sent yet.
     pub fn open(spec: &RemoteSpec) -> Result<RemoteStore, CacheError> {
+        Self::open_with(spec, false)
+    }
+
+    /// Builds a client that many threads use at once (it is `Sync`): its runtime runs
+    /// the connections in the background, so a connection one thread opened stays alive
+    /// for the next request of any thread. Nothing is sent yet.
+    pub fn open_shared(spec: &RemoteSpec) -> Result<RemoteStore, CacheError> {
+        Self::open_with(spec, true)
+    }
+
+    fn open_with(spec: &RemoteSpec, shared: bool) -> Result<RemoteStore, CacheError> {
         // The HTTP client for the HTTP-based services (a no-op after the first call).
         opendal::install_default();
         let display = spec.display().to_string();
@@ -182,14 +196,23 @@ impl RemoteStore {
                     .with_timeout(STALL)
                     .with_io_timeout(STALL),
             );
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| CacheError::Remote {
-                code: "remote-unavailable",
-                uri: display.clone(),
-                message: format!("failed to start the I/O runtime: {e}"),
-            })?;
+        let rt = if shared {
+            // Two workers drive the connections; the callers' threads drive their own
+            // requests (`block_on`).
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        .map_err(|e| CacheError::Remote {
+            code: "remote-unavailable",
+            uri: display.clone(),
+            message: format!("failed to start the I/O runtime: {e}"),
+        })?;
         Ok(RemoteStore {
             rt,
             op,
@@ -407,30 +430,15 @@ impl RemoteStore {
             let _ = std::fs::remove_file(dest);
             return Err(self.damaged(&path, "it is empty"));
         }
-        // A header that holds is enough when the size was as indexed: a restore
-        // checks every file's digest anyway. Otherwise the whole entry is read through.
-        let check = || -> Result<(), super::entry::ReadError> {
-            let mut r = super::entry::EntryReader::open(dest, key)?;
-            if whole_check {
-                for _ in 0..r.meta().files.len() {
-                    r.next_file(&mut std::io::sink())?;
-                }
-                r.finish()?;
-            }
-            Ok(())
-        };
-        if let Err(e) = check() {
+        if let Err(what) = verify_entry(dest, key, whole_check) {
             let _ = std::fs::remove_file(dest);
-            let what = match e {
-                super::entry::ReadError::Corrupt(c) => c,
-                other => format!("{other:?}"),
-            };
             return Err(self.damaged(&path, &what));
         }
         Ok(Some(n))
     }
 
-    fn damaged(&self, path: &str, what: &str) -> CacheError {
+    /// The error for an object that is not what it claims to be.
+    pub fn damaged(&self, path: &str, what: &str) -> CacheError {
         CacheError::Remote {
             code: "remote-entry-damaged",
             uri: self.display.clone(),
@@ -447,6 +455,55 @@ impl RemoteStore {
         path: &str,
         dest: &Path,
         size: Option<u64>,
+    ) -> Result<Option<u64>, (Option<ErrorKind>, CacheError)> {
+        let werr = |source| CacheError::Write {
+            path: dest.to_path_buf(),
+            source,
+        };
+        let mut file = None;
+        let got = self.stream_once(path, size, &mut |chunk| {
+            let f = match &mut file {
+                Some(f) => f,
+                None => file.insert(std::fs::File::create(dest).map_err(werr)?),
+            };
+            f.write_all(chunk).map_err(werr)
+        });
+        let empty = file.is_none();
+        drop(file);
+        match got {
+            Ok(Some(n)) => {
+                if empty {
+                    std::fs::File::create(dest).map_err(|e| (None, werr(e)))?;
+                }
+                Ok(Some(n))
+            }
+            other => {
+                let _ = std::fs::remove_file(dest);
+                other
+            }
+        }
+    }
+
+    /// Streams an object to `sink`, piece by piece as it arrives, never whole in
+    /// memory. `Ok(None)` if absent; the bytes received otherwise. With `size` known,
+    /// an object store is asked for exactly that many bytes (no length query first).
+    /// An error of `sink` ends the transfer and comes back as it is.
+    pub fn get_stream(
+        &self,
+        path: &str,
+        size: Option<u64>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), CacheError>,
+    ) -> Result<Option<u64>, CacheError> {
+        self.stream_once(path, size, sink).map_err(|(_, e)| e)
+    }
+
+    /// [`RemoteStore::get_stream`]; a failure of the remote comes back with opendal's
+    /// error kind.
+    fn stream_once(
+        &self,
+        path: &str,
+        size: Option<u64>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), CacheError>,
     ) -> Result<Option<u64>, (Option<ErrorKind>, CacheError)> {
         let spec = &self.spec;
         let display = &self.display;
@@ -473,16 +530,6 @@ impl RemoteStore {
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(fail(e)),
             };
-            let werr = |source| {
-                (
-                    None,
-                    CacheError::Write {
-                        path: dest.to_path_buf(),
-                        source,
-                    },
-                )
-            };
-            let mut file = std::fs::File::create(dest).map_err(werr)?;
             let mut n = 0u64;
             loop {
                 let chunk = match stream.try_next().await {
@@ -493,8 +540,6 @@ impl RemoteStore {
                         let inner = e.get_ref().and_then(|i| i.downcast_ref::<opendal::Error>());
                         let not_found = e.kind() == std::io::ErrorKind::NotFound
                             || inner.is_some_and(|o| o.kind() == ErrorKind::NotFound);
-                        drop(file);
-                        let _ = std::fs::remove_file(dest);
                         if not_found {
                             return Ok(None);
                         }
@@ -516,7 +561,7 @@ impl RemoteStore {
                         );
                     }
                 };
-                file.write_all(&chunk).map_err(werr)?;
+                sink(&chunk).map_err(|e| (None, e))?;
                 n += chunk.len() as u64;
             }
             Ok(Some(n))
@@ -525,9 +570,14 @@ impl RemoteStore {
 
     /// Streams a file to an object.
     pub fn put_file(&self, path: &str, src: &Path) -> Result<u64, CacheError> {
-        match self.put_file_once(path, src) {
+        self.put_files(path, &[src])
+    }
+
+    /// Streams files, one after the other, to one object (a bundle piece).
+    pub fn put_files(&self, path: &str, srcs: &[&Path]) -> Result<u64, CacheError> {
+        match self.put_file_once(path, srcs) {
             Err((Some(kind), _)) if self.make_parent_after(kind, path) => {
-                self.put_file_once(path, src).map_err(|(_, c)| c)
+                self.put_file_once(path, srcs).map_err(|(_, c)| c)
             }
             r => r.map_err(|(_, c)| c),
         }
@@ -537,21 +587,11 @@ impl RemoteStore {
     fn put_file_once(
         &self,
         path: &str,
-        src: &Path,
+        srcs: &[&Path],
     ) -> Result<u64, (Option<ErrorKind>, CacheError)> {
         let spec = &self.spec;
         let remote_err = |e: opendal::Error| (Some(e.kind()), classify(spec, e));
         self.rt.block_on(async {
-            let rerr = |source| {
-                (
-                    None,
-                    CacheError::Read {
-                        path: src.to_path_buf(),
-                        source,
-                    },
-                )
-            };
-            let mut file = std::fs::File::open(src).map_err(rerr)?;
             let mut w = self
                 .op
                 .writer_with(path)
@@ -560,18 +600,50 @@ impl RemoteStore {
                 .map_err(remote_err)?;
             let mut buf = vec![0u8; PIECE];
             let mut n = 0u64;
-            loop {
-                let got = read_full(&mut file, &mut buf).map_err(rerr)?;
-                if got == 0 {
-                    break;
+            for src in srcs {
+                let rerr = |source| {
+                    (
+                        None,
+                        CacheError::Read {
+                            path: src.to_path_buf(),
+                            source,
+                        },
+                    )
+                };
+                let mut file = std::fs::File::open(src).map_err(rerr)?;
+                loop {
+                    let got = read_full(&mut file, &mut buf).map_err(rerr)?;
+                    if got == 0 {
+                        break;
+                    }
+                    w.write(buf[..got].to_vec()).await.map_err(remote_err)?;
+                    n += got as u64;
                 }
-                w.write(buf[..got].to_vec()).await.map_err(remote_err)?;
-                n += got as u64;
             }
             w.close().await.map_err(remote_err)?;
             Ok(n)
         })
     }
+}
+
+/// Whether the entry file at `path` is an entry of `key`: its header always, every
+/// file's digest too when `whole` (when its length was not known in advance; a restore
+/// checks every digest anyway). What is wrong, otherwise.
+pub fn verify_entry(path: &Path, key: &Key, whole: bool) -> Result<(), String> {
+    let check = || -> Result<(), super::entry::ReadError> {
+        let mut r = super::entry::EntryReader::open(path, key)?;
+        if whole {
+            for _ in 0..r.meta().files.len() {
+                r.next_file(&mut std::io::sink())?;
+            }
+            r.finish()?;
+        }
+        Ok(())
+    };
+    check().map_err(|e| match e {
+        super::entry::ReadError::Corrupt(c) => c,
+        other => format!("{other:?}"),
+    })
 }
 
 fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {

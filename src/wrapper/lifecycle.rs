@@ -527,8 +527,9 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
 fn try_hit(unit: &mut impl Cached, cx: &mut Cx, l1: &Key) -> Option<i32> {
     let dir = unit.restore_dir(cx)?;
     let t = Instant::now();
-    // Prefetch already asked the remote's index about this unit, and it had nothing.
-    let ask_remote = !prefetch_knows_absent(cx, unit);
+    // Prefetch already asked the remote's index about this unit, and it had nothing
+    // under this first-level key.
+    let ask_remote = !prefetch_knows_absent(cx, unit, l1);
     let store = cx.store.clone()?;
     for (key, tier) in cx.lookup(l1, ask_remote) {
         let result = {
@@ -735,8 +736,12 @@ fn differing(a: &[(String, PathBuf)], a_dir: &Path, b: &Rerun, b_dir: &Path) -> 
 }
 
 /// True when the front-end's prefetch found nothing in the remote's index for this
-/// unit's prediction key.
-fn prefetch_knows_absent(cx: &Cx, unit: &impl Cached) -> bool {
+/// unit's prediction key, or entries under other first-level keys only. (A manifest
+/// the index does not list can still be in the remote, written by a build that did not
+/// update the index; missing it costs a compile, as for a unit the index lacks, and
+/// spares every unit that is compiled anyway a round trip on the build's critical
+/// path.)
+fn prefetch_knows_absent(cx: &Cx, unit: &impl Cached, l1: &Key) -> bool {
     let Some(list) = &cx.cfg.prefetch_absent else {
         return false;
     };
@@ -745,7 +750,23 @@ fn prefetch_knows_absent(cx: &Cx, unit: &impl Cached) -> bool {
     let Some(upk) = probe.upk else {
         return false;
     };
-    std::fs::read_to_string(list).is_ok_and(|t| t.lines().any(|l| l == upk))
+    let Ok(text) = std::fs::read_to_string(list) else {
+        return false;
+    };
+    let mut listed = false;
+    for line in text.lines() {
+        match line.split_once(' ') {
+            None if line == upk => return true,
+            Some((u, k)) if u == upk => {
+                if k == l1.to_hex() {
+                    return false;
+                }
+                listed = true;
+            }
+            _ => {}
+        }
+    }
+    listed
 }
 
 /// The unit's event.

@@ -1,0 +1,120 @@
+//! A TCP proxy on loopback that adds latency, to model a distant store.
+//!
+//!     xcache-delay-proxy LISTEN_PORT UPSTREAM_PORT RTT_MS
+//!
+//! Each chunk is forwarded RTT_MS/2 after it arrived, in each direction, in order; the
+//! chunks are not serialised behind each other's delays (a chunk that arrives 1 ms after
+//! another leaves 1 ms after it), so bandwidth is not limited. A new connection costs
+//! one round trip more before its first byte reaches the server, as a TCP handshake
+//! does. It listens on 127.0.0.1 only and stops on SIGTERM or SIGINT.
+//!
+//! One thread, large buffers: it must not take the build's cores (the Python proxy it
+//! replaces did).
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+const CHUNK: usize = 256 << 10;
+/// Chunks in flight per direction before reading pauses (back-pressure).
+const QUEUE: usize = 256;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = || -> ! {
+        eprintln!("usage: xcache-delay-proxy LISTEN_PORT UPSTREAM_PORT RTT_MS");
+        std::process::exit(2)
+    };
+    if args.len() != 3 {
+        usage();
+    }
+    let (Ok(listen), Ok(upstream), Ok(rtt_ms)) = (
+        args[0].parse::<u16>(),
+        args[1].parse::<u16>(),
+        args[2].parse::<f64>(),
+    ) else {
+        usage()
+    };
+    if !(rtt_ms >= 0.0 && rtt_ms.is_finite()) {
+        usage();
+    }
+    let rtt = Duration::from_secs_f64(rtt_ms / 1000.0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("failed to start the runtime");
+    rt.block_on(async move {
+        let listener = TcpListener::bind(("127.0.0.1", listen))
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("failed to listen on 127.0.0.1:{listen}: {e}");
+                std::process::exit(1)
+            });
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("failed to install the SIGTERM handler");
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((client, _)) = accepted {
+                        tokio::spawn(handle(client, upstream, rtt));
+                    }
+                }
+                _ = term.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+    });
+}
+
+async fn handle(client: TcpStream, upstream: u16, rtt: Duration) {
+    let accepted = Instant::now();
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    let half = rtt / 2;
+    // The handshake: the client's first bytes reach the server one round trip after
+    // the connection was opened, plus the one-way delay.
+    let up = pump(cr, sw, half, accepted + rtt);
+    let down = pump(sr, cw, half, accepted);
+    tokio::join!(up, down);
+}
+
+/// Copies `from` to `to`, each chunk `delay` after it arrived (and not before
+/// `not_before`), then passes the end of the stream on.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration, not_before: Instant) {
+    let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(QUEUE);
+    let reader = async move {
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    let due = Instant::now().max(not_before) + delay;
+                    if tx.send((due, buf)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        // Dropping `tx` ends the writer after the queued chunks.
+    };
+    let writer = async move {
+        while let Some((due, buf)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&buf).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
+}

@@ -1,0 +1,252 @@
+//! Bundles: a warm build fetches what it needs in a few large pieces instead of one
+//! request per object, and a damaged or hostile piece (truncated, a member that is not
+//! what the index says, a member table outside the piece) is detected, not used, and
+//! the build is still right. An index written before bundles still works.
+//!
+//! S3 (SeaweedFS, a real server) for the request pattern; a shared folder for damage,
+//! since its objects are plain files a test can change.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET};
+use common::{Report, Scratch, xcache_build};
+use serde_json::Value;
+
+const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
+    greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
+
+/// Every cacheable unit but `generated`, which is bound to its target dir.
+const UNBOUND_HITS: &[&str] = &[
+    "app:bin",
+    "build_script_build:build-script",
+    "macros:proc-macro",
+    "mid:lib",
+    "util:lib",
+];
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A build of a fresh checkout at `rel` with its own empty local store: right output.
+fn build(s: &Scratch, rel: &str, uri: &str, env: &[(&str, &str)]) -> (String, Report) {
+    let ws = s.checkout("basic-workspace", rel);
+    let b = xcache_build(
+        &ws,
+        &s.path(&format!("{rel}-store")),
+        &["--remote", uri],
+        env,
+    );
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    (b.stderr(), Report::read(&ws.join("target")))
+}
+
+/// What a warm build elsewhere must restore whatever happened to the bundles.
+fn assert_all_restored(r: &Report) {
+    assert_eq!(
+        r.with_outcome("hit"),
+        names(UNBOUND_HITS),
+        "{}",
+        r.0["summary"]
+    );
+    assert_eq!(r.summary("prefetched"), 5, "{}", r.0["summary"]);
+    assert_eq!(r.summary("seeded"), 3, "{}", r.0["summary"]);
+}
+
+#[test]
+fn a_warm_build_elsewhere_fetches_bundles_in_a_few_requests() {
+    let _server = servers::seaweedfs();
+    let uri = format!(
+        "s3://{S3_BUCKET}/bundles?endpoint=http://127.0.0.1:{}",
+        _server.port
+    );
+    let env = [
+        ("AWS_ACCESS_KEY_ID", S3_ACCESS),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
+    ];
+    let s = Scratch::new();
+    let (stderr, cold) = build(&s, "cold", &uri, &env);
+    // The cold build stored every object alone and, after cargo, as one bundle.
+    assert_eq!(cold.summary("pieces_up"), 1, "{stderr}\n{}", cold.0);
+    assert_eq!(cold.summary("prefetch_pieces"), 0);
+
+    let (_, warm) = build(&s, "elsewhere/warm", &uri, &env);
+    assert_all_restored(&warm);
+    assert_eq!(warm.warning_codes(), Vec::<String>::new());
+    // Entries and seed packs came out of one piece: the check, the index and the
+    // piece are all the requests the prefetch made.
+    assert_eq!(warm.summary("prefetch_pieces"), 1, "{}", warm.0["summary"]);
+    assert!(
+        warm.summary("prefetch_bundled") >= 8,
+        "{}",
+        warm.0["summary"]
+    );
+    assert_eq!(
+        warm.summary("prefetch_requests"),
+        3,
+        "{}",
+        warm.0["summary"]
+    );
+    // Nothing new to bundle: the index is left as it was.
+    assert_eq!(warm.summary("pieces_up"), 0);
+}
+
+/// A shared folder filled by a cold build; the index and the bundle's one piece.
+struct Filled {
+    s: Scratch,
+    uri: String,
+    index: PathBuf,
+    piece: PathBuf,
+}
+
+fn filled() -> Filled {
+    let s = Scratch::new();
+    let folder = s.path("shared");
+    std::fs::create_dir_all(&folder).unwrap();
+    let uri = format!("file://{}", folder.display());
+    let (_, cold) = build(&s, "cold", &uri, &[]);
+    assert_eq!(cold.summary("pieces_up"), 1, "{}", cold.0["summary"]);
+    let only = |dir: &Path| {
+        let files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files[0].clone()
+    };
+    // The store layout's version (`v2/`...) is whatever the one folder is.
+    let layout = only(&folder);
+    let index = only(&layout.join("index"));
+    let piece = only(&layout.join("bundles"));
+    Filled {
+        s,
+        uri,
+        index,
+        piece,
+    }
+}
+
+fn edit_index(path: &Path, f: impl FnOnce(&mut Value)) {
+    let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn a_truncated_piece_delivers_what_it_holds_and_the_rest_comes_alone() {
+    let f = filled();
+    let bytes = std::fs::read(&f.piece).unwrap();
+    std::fs::write(&f.piece, &bytes[..bytes.len() / 2]).unwrap();
+    let (_, r) = build(&f.s, "elsewhere/warm", &f.uri, &[]);
+    assert_all_restored(&r);
+    assert_eq!(r.summary("prefetch_pieces"), 1);
+    // The objects in the piece's first half came out of it; each one the piece did not
+    // deliver was asked for alone (whole, the piece delivers them all: 3 requests).
+    assert!(r.summary("prefetch_bundled") >= 1, "{}", r.0["summary"]);
+    assert!(r.summary("prefetch_requests") > 3, "{}", r.0["summary"]);
+}
+
+#[test]
+fn a_member_that_is_not_what_the_index_says_is_not_used() {
+    let f = filled();
+    // The first two members trade names: each one's bytes are another entry's.
+    edit_index(&f.index, |v| {
+        let m = v["bundles"][0]["members"].as_array_mut().unwrap();
+        let (a, b) = (m[0]["key"].clone(), m[1]["key"].clone());
+        m[0]["key"] = b;
+        m[1]["key"] = a;
+    });
+    let (stderr, r) = build(&f.s, "elsewhere/warm", &f.uri, &[]);
+    assert_all_restored(&r);
+    assert_eq!(r.warning_codes(), ["remote-entry-damaged"], "{stderr}");
+    assert!(stderr.contains("bundle piece"), "{stderr}");
+    // The damaged piece is gone from the index (and a good one took its place): the
+    // next build is clean.
+    let (_, r) = build(&f.s, "third/warm", &f.uri, &[]);
+    assert_all_restored(&r);
+    assert_eq!(r.warning_codes(), Vec::<String>::new());
+    assert_eq!(r.summary("prefetch_pieces"), 1, "{}", r.0["summary"]);
+}
+
+#[test]
+fn a_member_table_outside_the_piece_makes_it_unused() {
+    let f = filled();
+    let size = std::fs::metadata(&f.piece).unwrap().len();
+    edit_index(&f.index, |v| {
+        let m = v["bundles"][0]["members"].as_array_mut().unwrap();
+        let last = m.len() - 1;
+        m[last]["len"] = Value::from(size + 1);
+    });
+    let (_, r) = build(&f.s, "elsewhere/warm", &f.uri, &[]);
+    assert_all_restored(&r);
+    assert_eq!(r.summary("prefetch_pieces"), 0, "{}", r.0["summary"]);
+    assert_eq!(r.summary("prefetch_bundled"), 0);
+}
+
+#[test]
+fn an_index_written_before_bundles_still_works() {
+    let f = filled();
+    edit_index(&f.index, |v| {
+        v.as_object_mut().unwrap().remove("bundles");
+    });
+    let (_, r) = build(&f.s, "elsewhere/warm", &f.uri, &[]);
+    assert_all_restored(&r);
+    assert_eq!(r.summary("prefetch_pieces"), 0, "{}", r.0["summary"]);
+    // Every object came alone; this build bundled them again for the next.
+    assert!(
+        r.summary("prefetch_requests") >= 2 + 8,
+        "{}",
+        r.0["summary"]
+    );
+    assert_eq!(r.summary("pieces_up"), 1, "{}", r.0["summary"]);
+}
+
+/// A cold build then a warm build elsewhere of `fixture` through a shared folder:
+/// the warm build's report.
+fn warm_from_folder(fixture: &str) -> Report {
+    let s = Scratch::new();
+    let folder = s.path("shared");
+    std::fs::create_dir_all(&folder).unwrap();
+    let uri = format!("file://{}", folder.display());
+    for rel in ["cold", "elsewhere/warm"] {
+        let ws = s.path(rel);
+        common::copy_fixture(fixture, &ws.join(fixture));
+        if fixture == "chef" {
+            // Its path dependency lies outside the workspace.
+            common::copy_fixture("chef-outside", &ws.join("chef-outside"));
+        }
+        let ws = ws.join(fixture);
+        let b = xcache_build(
+            &ws,
+            &s.path(&format!("{rel}-store")),
+            &["--remote", &uri],
+            &[],
+        );
+        b.assert_success();
+        if rel != "cold" {
+            return Report::read(&ws.join("target"));
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn the_requests_of_a_warm_build_do_not_grow_with_the_tree() {
+    let small = warm_from_folder("basic-workspace");
+    let large = warm_from_folder("chef");
+    assert!(
+        large.summary("units") > small.summary("units"),
+        "{} vs {}",
+        large.0["summary"],
+        small.0["summary"]
+    );
+    assert!(large.summary("prefetch_bundled") > small.summary("prefetch_bundled"));
+    for r in [&small, &large] {
+        // The check, the index and one piece: however many objects came out of it.
+        assert_eq!(r.summary("prefetch_pieces"), 1, "{}", r.0["summary"]);
+        assert_eq!(r.summary("prefetch_requests"), 3, "{}", r.0["summary"]);
+    }
+}
