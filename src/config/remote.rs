@@ -74,6 +74,11 @@ pub enum RemoteKind {
 #[derive(Clone, PartialEq, Eq)]
 pub struct RemoteSpec {
     pub kind: RemoteKind,
+    /// How long one request (retries included), or one piece of a transfer, may stall
+    /// before the remote is given up for the build: `XCACHE_REMOTE_TIMEOUT`, else
+    /// [`DEFAULT_TIMEOUT`]. Uploads, which run beside the build and are waited for only
+    /// after cargo ends, get [`UPLOAD_TIMEOUT_FACTOR`] times as long.
+    pub timeout: std::time::Duration,
     display: String,
     /// Every credential the URI or the environment gave, so that a message from a
     /// service (which may quote an endpoint or a header) can be scrubbed of them.
@@ -92,6 +97,41 @@ impl fmt::Display for RemoteSpec {
     }
 }
 
+/// How long a request may stall unless `XCACHE_REMOTE_TIMEOUT` says otherwise: long
+/// enough for a busy server on the other side of the world, short enough that a remote
+/// that hangs costs a build a couple of seconds, once.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Uploads run beside the build's compiles (which may leave them little CPU) and are
+/// waited for only after cargo ends: each of their requests may stall this many times
+/// [`RemoteSpec::timeout`] before the remote is given up.
+pub const UPLOAD_TIMEOUT_FACTOR: u32 = 5;
+
+/// A timeout as `XCACHE_REMOTE_TIMEOUT` takes it: `500ms`, `2s`, `1m`, or a number of
+/// seconds; between 100 ms and 10 minutes.
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| "not a duration; write it as 500ms, 2s or 1m".to_string())?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}`; write it as 500ms, 2s or 1m"
+            ));
+        }
+    };
+    if d < Duration::from_millis(100) || d > Duration::from_secs(600) {
+        return Err("out of range; it must lie between 100ms and 10m".into());
+    }
+    Ok(d)
+}
+
 /// The schemes understood, for error messages.
 pub const SCHEMES: &str = "s3://, gcs://, azblob://, redis://, rediss://, redis+cluster://, rediss+cluster://, memcached://, webdav://, webdavs://, ghac, file://";
 
@@ -105,9 +145,20 @@ impl RemoteSpec {
     /// `AWS_ENDPOINT_URL`, `AWS_REGION`). The error is a sentence saying what is wrong
     /// and how to write it instead.
     pub fn parse(uri: &str, defaults: &RemoteDefaults) -> Result<RemoteSpec, String> {
+        let timeout = match &defaults.timeout {
+            Some(t) => parse_timeout(t).map_err(|e| format!("XCACHE_REMOTE_TIMEOUT={t}: {e}"))?,
+            None => DEFAULT_TIMEOUT,
+        };
+        let mut spec = Self::parse_uri(uri, defaults)?;
+        spec.timeout = timeout;
+        Ok(spec)
+    }
+
+    fn parse_uri(uri: &str, defaults: &RemoteDefaults) -> Result<RemoteSpec, String> {
         let uri = uri.trim();
         if uri == "ghac" || uri == "ghac://" {
             return Ok(RemoteSpec {
+                timeout: DEFAULT_TIMEOUT,
                 kind: RemoteKind::Ghac,
                 display: "ghac".into(),
                 secrets: defaults.secrets.clone(),
@@ -277,6 +328,7 @@ impl RemoteSpec {
             }
         };
         Ok(RemoteSpec {
+            timeout: DEFAULT_TIMEOUT,
             kind,
             display,
             secrets,
@@ -393,6 +445,7 @@ fn parse_cluster(
     secrets.extend(password.clone());
     secrets.retain(|s| s.0.len() >= 3);
     Ok(RemoteSpec {
+        timeout: DEFAULT_TIMEOUT,
         kind: RemoteKind::RedisCluster {
             nodes,
             username,
@@ -411,6 +464,8 @@ pub struct RemoteDefaults {
     pub azure_account: Option<String>,
     /// `AZURE_STORAGE_KEY` (or `AZURE_STORAGE_ACCOUNT_KEY`).
     pub azure_key: Option<Secret>,
+    /// `XCACHE_REMOTE_TIMEOUT`, as written (checked by [`RemoteSpec::parse`]).
+    pub timeout: Option<String>,
     /// The values of every secret environment variable (`AWS_SECRET_ACCESS_KEY`,
     /// `AWS_SESSION_TOKEN`, `AZURE_STORAGE_KEY`, …): scrubbed from messages.
     pub secrets: Vec<Secret>,
@@ -540,6 +595,34 @@ mod tests {
             parse("webdavs://h:8443/dav").unwrap().kind,
             RemoteKind::Webdav { .. }
         ));
+    }
+
+    #[test]
+    fn the_timeout_comes_from_its_variable_and_bad_values_are_named() {
+        use std::time::Duration;
+        assert_eq!(parse("s3://b/p").unwrap().timeout, DEFAULT_TIMEOUT);
+        for (v, d) in [
+            ("500ms", Duration::from_millis(500)),
+            ("3s", Duration::from_secs(3)),
+            ("7", Duration::from_secs(7)),
+            ("1m", Duration::from_secs(60)),
+        ] {
+            let defaults = RemoteDefaults {
+                timeout: Some(v.into()),
+                ..RemoteDefaults::default()
+            };
+            let spec = RemoteSpec::parse("redis://127.0.0.1:6379/0", &defaults).unwrap();
+            assert_eq!(spec.timeout, d, "{v}");
+        }
+        for v in ["", "fast", "2h", "10ms", "11m", "-1s", "1.5s"] {
+            let defaults = RemoteDefaults {
+                timeout: Some(v.into()),
+                ..RemoteDefaults::default()
+            };
+            let e = RemoteSpec::parse("s3://b/p", &defaults).unwrap_err();
+            assert!(e.starts_with("XCACHE_REMOTE_TIMEOUT="), "{v}: {e}");
+            assert!(e.contains("500ms") || e.contains("between"), "{v}: {e}");
+        }
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub mod vars {
     pub const VERIFY: &str = "XCACHE_VERIFY";
     /// How many transfers to and from the remote run at once.
     pub const REMOTE_JOBS: &str = "XCACHE_REMOTE_JOBS";
+    /// How long one remote request may stall before the remote is given up for the
+    /// build (`2s` by default; uploads get five times as long).
+    pub const REMOTE_TIMEOUT: &str = "XCACHE_REMOTE_TIMEOUT";
     /// The size the local store is kept under (`10G`, `unlimited`).
     pub const CACHE_SIZE: &str = "XCACHE_CACHE_SIZE";
     /// The path of a private key (`cargo xcache keygen`): what a build writes is signed.
@@ -150,6 +153,7 @@ impl Env {
                 .get("AZURE_STORAGE_KEY")
                 .or(self.get("AZURE_STORAGE_ACCOUNT_KEY"))
                 .map(|k| Secret(k.to_string())),
+            timeout: self.get(vars::REMOTE_TIMEOUT).map(str::to_string),
             secrets: SECRET_VARS
                 .iter()
                 .filter_map(|v| self.get(v))

@@ -266,8 +266,8 @@ pub fn uncovered(held: &HashSet<Key>, objects: &[Key]) -> usize {
 /// into new pieces, when there are at least [`MIN_NEW`], and lists them first in
 /// `index`, which keeps at most [`MAX_PIECES`]. Objects not in the local store are left
 /// out. A piece the remote does not take (memcached keeps values under 1 MiB; a large
-/// upload to a busy server can outlast the stall limit, `store::remote::STALL`) ends the
-/// bundle without a word: the build is done, its objects still travel alone, and the
+/// upload to a busy server can outlast the upload timeout of
+/// `RemoteStore::open_for_uploads`) ends the bundle without a word: the build is done, its objects still travel alone, and the
 /// index update that follows says whether the remote is really in trouble. Returns the
 /// pieces listed and the bytes uploaded.
 pub fn write(

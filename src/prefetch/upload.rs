@@ -49,7 +49,7 @@ impl Uploader {
         // with a runtime of its own, shares the HTTP connection pool but not the
         // runtime: a request handed a connection whose runtime is idle in another
         // thread's queue wait hangs until the stall limit.)
-        let remote = std::sync::Arc::new(RemoteStore::open_shared(spec));
+        let remote = std::sync::Arc::new(RemoteStore::open_for_uploads(spec));
         let outcome = std::sync::Arc::new(Mutex::new(UploadOutcome::default()));
         let workers = (0..jobs.max(1))
             .map(|_| {
@@ -203,7 +203,7 @@ pub fn update_index(
     {
         return Ok((0, 0));
     }
-    let remote = RemoteStore::open(spec)?;
+    let remote = RemoteStore::open_for_uploads(spec)?;
     let path = index_path(compiler, workspace);
     let mut index: Index = remote
         .get_bytes(&path)?

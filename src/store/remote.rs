@@ -10,9 +10,11 @@
 //! between the remote and a file; an entry is never held in memory whole.
 //!
 //! Every request, retries included, and every piece of a transfer must answer within
-//! [`STALL`]. The first request that does not marks the remote down for the whole
-//! build (the callers share a state file), so a remote that stops answering at any
-//! point costs a build about that long once, not once per request.
+//! the spec's timeout ([`RemoteSpec::timeout`], 2 s unless `XCACHE_REMOTE_TIMEOUT` says
+//! otherwise; uploads, which run beside the build, get [`UPLOAD_TIMEOUT_FACTOR`] times as
+//! long). The first request that does not marks the remote down for the whole build
+//! (the callers share a state file), so a remote that stops answering at any point
+//! costs a build about that long once, not once per request.
 
 use std::io::Write;
 use std::path::Path;
@@ -22,16 +24,11 @@ use futures_util::TryStreamExt;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator, services};
 
-use crate::config::{RemoteKind, RemoteSpec};
+use crate::config::{RemoteKind, RemoteSpec, UPLOAD_TIMEOUT_FACTOR};
 use crate::errors::CacheError;
 use crate::key::Key;
 
 const PIECE: usize = 8 << 20;
-
-/// How long a request (with its retries), or one piece of a transfer, may go without an
-/// answer before the remote counts as stalled. Measured here: a 8 MiB piece to SeaweedFS
-/// takes well under a second even with four uploads beside a build on 2 cores.
-pub const STALL: Duration = Duration::from_secs(2);
 
 /// A remote store.
 pub struct RemoteStore {
@@ -58,17 +55,31 @@ pub struct Listed {
 impl RemoteStore {
     /// Builds the client for one thread. Nothing is sent yet.
     pub fn open(spec: &RemoteSpec) -> Result<RemoteStore, CacheError> {
-        Self::open_with(spec, false)
+        Self::open_with(spec, false, spec.timeout)
     }
 
     /// Builds a client that many threads use at once (it is `Sync`): its runtime runs
     /// the connections in the background, so a connection one thread opened stays alive
     /// for the next request of any thread. Nothing is sent yet.
     pub fn open_shared(spec: &RemoteSpec) -> Result<RemoteStore, CacheError> {
-        Self::open_with(spec, true)
+        Self::open_with(spec, true, spec.timeout)
     }
 
-    fn open_with(spec: &RemoteSpec, shared: bool) -> Result<RemoteStore, CacheError> {
+    /// [`RemoteStore::open_shared`] for what is written after the build's compiles
+    /// started (uploads, bundles, the index): those requests compete with rustc for the
+    /// CPU and nothing waits for them until cargo ends, so each may stall
+    /// [`UPLOAD_TIMEOUT_FACTOR`] times as long as a read before the remote is given up.
+    /// Measured here: at a load average of 5 to 20 on 2 cores, uploads to a SeaweedFS on
+    /// the same machine stalled past 2 s in every cold build of the benchmark project.
+    pub fn open_for_uploads(spec: &RemoteSpec) -> Result<RemoteStore, CacheError> {
+        Self::open_with(spec, true, spec.timeout * UPLOAD_TIMEOUT_FACTOR)
+    }
+
+    fn open_with(
+        spec: &RemoteSpec,
+        shared: bool,
+        timeout: Duration,
+    ) -> Result<RemoteStore, CacheError> {
         // The HTTP client for the HTTP-based services (a no-op after the first call).
         opendal::install_default();
         let display = spec.display().to_string();
@@ -180,7 +191,7 @@ impl RemoteStore {
             }
         };
         // Temporary failures (a reset connection, a busy server) are retried twice,
-        // quickly, inside the time limit: a remote that hangs costs [`STALL`] per
+        // quickly, inside the time limit: a remote that hangs costs `timeout` per
         // request, retries included, never three timeouts in a row. A transfer may take
         // longer as a whole, but each of its pieces must answer within the limit.
         let op = op
@@ -193,8 +204,8 @@ impl RemoteStore {
             )
             .layer(
                 TimeoutLayer::new()
-                    .with_timeout(STALL)
-                    .with_io_timeout(STALL),
+                    .with_timeout(timeout)
+                    .with_io_timeout(timeout),
             );
         let rt = if shared {
             // Two workers drive the connections; the callers' threads drive their own
@@ -694,6 +705,7 @@ fn redis_check(
         message: spec.scrub(&what),
     };
     let cluster = matches!(spec.kind, RemoteKind::RedisCluster { .. });
+    let timeout = spec.timeout;
     let addrs: Vec<(String, u16)> = nodes
         .iter()
         .filter_map(|n| {
@@ -737,7 +749,7 @@ fn redis_check(
     std::thread::spawn(move || {
         let mut last = None;
         for client in clients {
-            match client.get_connection_with_timeout(STALL) {
+            match client.get_connection_with_timeout(timeout) {
                 Ok(mut conn) => {
                     let info = if cluster {
                         redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut conn)
@@ -758,7 +770,7 @@ fn redis_check(
             let _ = tx.send(Err(e));
         }
     });
-    let result = rx.recv_timeout(STALL).unwrap_or_else(|_| {
+    let result = rx.recv_timeout(timeout).unwrap_or_else(|_| {
         Err(redis::RedisError::from(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "no answer",
@@ -814,8 +826,8 @@ fn redis_check(
         Err(e) if e.is_timeout() => Err(fail(
             "remote-timed-out",
             format!(
-                "Redis did not answer within {} s; the remote is left out of this build",
-                STALL.as_secs()
+                "Redis did not answer within {:?}; the remote is left out of this build",
+                timeout
             ),
         )),
         Err(e) => Err(fail(
