@@ -109,7 +109,7 @@ fetch_template() {
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # free_ports N: N distinct loopback ports nobody listens on, each with a free +10000
-# neighbour (SeaweedFS opens its gRPC ports there). (bench/remote.sh has its own copy.)
+# neighbour (SeaweedFS opens its gRPC ports there).
 free_ports() {
   python3 - "$1" <<'PY'
 import socket, sys

@@ -171,31 +171,6 @@ trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- helpers
 
-# free_ports N: N distinct loopback ports nobody listens on, each with a free +10000
-# neighbour (SeaweedFS opens its gRPC ports there).
-free_ports() {
-  python3 - "$1" <<'PY'
-import socket, sys
-n, out, held = int(sys.argv[1]), [], []
-while len(out) < n:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    held.append(s)
-    if p >= 55000 or p in out or p + 10000 in out or p - 10000 in out:
-        continue
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", p + 10000))
-    except OSError:
-        continue
-    finally:
-        t.close()
-    out.append(p)
-for s in held:
-    s.close()
-print(" ".join(map(str, out)))
-PY
-}
-
 # wait_port PORT PID NAME LOG [SECONDS]
 wait_port() {
   local port="$1" pid="$2" name="$3" logf="$4" secs="${5:-60}" i
