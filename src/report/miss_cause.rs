@@ -230,7 +230,7 @@ fn hint(diffs: &[Difference]) -> Option<String> {
     }
     if has(DiffKind::Root) {
         return Some(
-            "the entry's outputs named another checkout or target dir (see 'Outputs that name a machine path' in the book's design/keys page)"
+            "the entry is bound to another checkout or target dir: its outputs, or a variable the compile read (OUT_DIR or CARGO_MANIFEST_DIR through env!, say), named it, so it holds only where that directory has the same path (see 'Outputs that name a machine path' in the book's design/keys page)"
                 .into(),
         );
     }
