@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET};
-use common::{Report, Scratch, xcache_build};
+use common::{HEALTHY_REMOTE, Report, Scratch, xcache_build};
 use serde_json::Value;
 
 const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
@@ -33,11 +33,12 @@ fn names(v: &[&str]) -> Vec<String> {
 /// A build of a fresh checkout at `rel` with its own empty local store: right output.
 fn build(s: &Scratch, rel: &str, uri: &str, env: &[(&str, &str)]) -> (String, Report) {
     let ws = s.checkout("basic-workspace", rel);
+    let env: Vec<(&str, &str)> = env.iter().copied().chain([HEALTHY_REMOTE]).collect();
     let b = xcache_build(
         &ws,
         &s.path(&format!("{rel}-store")),
         &["--remote", uri],
-        env,
+        &env,
     );
     b.assert_success();
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
@@ -223,7 +224,7 @@ fn warm_from_folder(fixture: &str) -> Report {
             &ws,
             &s.path(&format!("{rel}-store")),
             &["--remote", &uri],
-            &[],
+            &[HEALTHY_REMOTE],
         );
         b.assert_success();
         if rel != "cold" {

@@ -11,7 +11,10 @@ use common::servers::{
     self, AZURE_ACCOUNT, AZURE_CONTAINER, AZURE_KEY, GCS_BUCKET, S3_ACCESS, S3_BUCKET, S3_SECRET,
     Server,
 };
-use common::{Build, Report, Scratch, assert_warned_once, base_command, xcache_build, xcache_exe};
+use common::{
+    Build, HEALTHY_REMOTE, Report, Scratch, assert_warned_once, base_command, xcache_build,
+    xcache_exe,
+};
 
 const CACHEABLE: &[&str] = &[
     "app:bin",
@@ -83,15 +86,7 @@ fn tiers(r: &Report) -> Vec<String> {
 /// the build still succeeds.
 fn scenario(mut server: Server, uri: &str, env: &[(&str, &str)]) {
     let s = Scratch::new();
-    // This scenario is about what a working remote serves, and asserts no warning: on
-    // a test machine whose 2 cores run other tests' builds and servers, a healthy
-    // server can stall past the 2 s default. How a stalled remote is given up is
-    // `tests/faults_remote.rs`'s, with the default.
-    let env: Vec<(&str, &str)> = env
-        .iter()
-        .copied()
-        .chain([("XCACHE_REMOTE_TIMEOUT", "30s")])
-        .collect();
+    let env: Vec<(&str, &str)> = env.iter().copied().chain([HEALTHY_REMOTE]).collect();
     let env = env.as_slice();
 
     let (_, r) = build(&s, "read-only", uri, &["--read-only"], env);
@@ -679,6 +674,7 @@ fn xcache_remote(s: &Scratch, ws: &Path, uri: &str, args: &[&str]) -> (Output, R
         ws.file_name().unwrap().to_string_lossy()
     ));
     let mut cmd = base_command(&xcache_exe(), ws, &store);
+    cmd.env(HEALTHY_REMOTE.0, HEALTHY_REMOTE.1);
     // Before a `--` the arguments may hold.
     cmd.args(["xcache", args[0], "--remote", uri])
         .args(&args[1..]);
