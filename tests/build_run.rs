@@ -231,6 +231,12 @@ fn with_seeding_runs_are_planted_and_reported_seeded() {
     // `env!("OUT_DIR")`, which binds it to the target dir's path.
     std::fs::remove_dir_all(&ws1).unwrap();
     let ws2 = s.checkout("c-build", "ws1");
+    // Planting stamps cargo's records 50 ms in the past (src/seed/plant.rs), so that an
+    // edit right after our check still looks newer to cargo: a build that starts within
+    // 50 ms of the checkout finds the checkout's files newer than the records, and cargo
+    // runs the planted units again (a cost, not a wrong build). A clone is older than
+    // that by the time a CI job builds it.
+    std::thread::sleep(std::time::Duration::from_millis(100));
     let (b, r) = build(&ws2, &s.store(), &[]);
     assert_eq!(b.run("app"), EXPECTED);
     let runs: Vec<&serde_json::Value> = r.0["units"]
