@@ -108,6 +108,42 @@ fetch_template() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# start_weed DIR LOG S3_PORT MASTER_PORT VOLUME_PORT FILER_PORT ADMIN_PORT [WEED_ARG...]:
+# starts SeaweedFS (`weed mini`, the binary in $WEED) in DIR on loopback with one S3
+# identity ($S3_ACCESS, $S3_SECRET) and the bucket $S3_BUCKET, its output in LOG, and
+# waits until the filer lists the bucket (SeaweedFS creates it after the S3 port opens)
+# and the S3 port and every port of WAIT_PORTS (space-separated, may be unset) answer.
+# Sets WEED_PID. Dies with the log's tail when it does not come up.
+start_weed() {
+  local dir="$1" logf="$2" s3="$3" master="$4" volume="$5" filer="$6" admin="$7" i ok=0 code p ready
+  shift 7
+  mkdir -p "$dir"
+  cat >"$dir/s3.json" <<EOF
+{"identities":[{"name":"xcache","credentials":[{"accessKey":"$S3_ACCESS","secretKey":"$S3_SECRET"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
+EOF
+  (cd "$dir" && exec "$WEED" mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -s3.port="$s3" -master.port="$master" -volume.port="$volume" \
+    -filer.port="$filer" -admin.port="$admin" \
+    -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
+    -s3.config="$dir/s3.json" -bucket="$S3_BUCKET" "$@") </dev/null >"$logf" 2>&1 &
+  WEED_PID=$!
+  for ((i = 0; i < 1200; i++)); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/json' \
+      "http://127.0.0.1:$filer/buckets/$S3_BUCKET/" 2>/dev/null || true)"
+    if [[ "$code" == 200 ]]; then
+      ready=1
+      for p in $s3 ${WAIT_PORTS:-}; do port_open "$p" || ready=0; done
+      [[ "$ready" == 1 ]] && ok=1 && break
+    fi
+    kill -0 "$WEED_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ "$ok" == 1 ]] || {
+    tail -n 30 "$logf" >&2 || true
+    die "SeaweedFS did not start with bucket $S3_BUCKET (log: $logf)"
+  }
+}
+
 # free_ports N: N distinct loopback ports nobody listens on, each with a free +10000
 # neighbour (SeaweedFS opens its gRPC ports there).
 free_ports() {

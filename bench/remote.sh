@@ -222,32 +222,10 @@ read -r S3_PORT MASTER_PORT VOLUME_PORT FILER_PORT ADMIN_PORT REDIS_PORT S3_PROX
   < <(free_ports 8)
 
 if [[ "$USE_S3" == 1 ]]; then
-  mkdir -p "$WORK/weed"
-  cat >"$WORK/weed/s3.json" <<EOF
-{"identities":[{"name":"xcache","credentials":[{"accessKey":"$S3_ACCESS","secretKey":"$S3_SECRET"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
-EOF
   log "starting SeaweedFS (S3 on 127.0.0.1:$S3_PORT, bucket $S3_BUCKET; log: $LOG_DIR/weed.log)"
-  (cd "$WORK/weed" && exec "$WEED" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-    -s3.port="$S3_PORT" -master.port="$MASTER_PORT" -volume.port="$VOLUME_PORT" \
-    -filer.port="$FILER_PORT" -admin.port="$ADMIN_PORT" \
-    -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
-    -s3.config="$WORK/weed/s3.json" -bucket="$S3_BUCKET") </dev/null >"$LOG_DIR/weed.log" 2>&1 &
-  WEED_PID=$!
+  start_weed "$WORK/weed" "$LOG_DIR/weed.log" \
+    "$S3_PORT" "$MASTER_PORT" "$VOLUME_PORT" "$FILER_PORT" "$ADMIN_PORT"
   STARTED+=("$WEED_PID seaweedfs")
-  wait_port "$S3_PORT" "$WEED_PID" SeaweedFS "$LOG_DIR/weed.log" 120
-  # The bucket is created after the S3 port opens: wait until the filer lists it.
-  ok=0
-  for ((i = 0; i < 1200; i++)); do
-    code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/json' \
-      "http://127.0.0.1:$FILER_PORT/buckets/$S3_BUCKET/" 2>/dev/null || true)"
-    if [[ "$code" == 200 ]]; then ok=1 && break; fi
-    kill -0 "$WEED_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  [[ "$ok" == 1 ]] || {
-    tail -n 30 "$LOG_DIR/weed.log" >&2 || true
-    die "SeaweedFS did not create bucket $S3_BUCKET (log: $LOG_DIR/weed.log)"
-  }
   start_proxy s3-proxy "$S3_PROXY_PORT" "$S3_PORT" "$RTT_MS"
   for ms in $SLOPE_RTTS; do
     port="$(free_ports 1)"

@@ -121,29 +121,9 @@ build_xcache "$REPO_DIR" "$BUILD_DIR" "$LOG_DIR/product-build.log" --locked
 
 read -r S3_PORT MASTER_PORT VOLUME_PORT FILER_PORT ADMIN_PORT METRICS_PORT < <(free_ports 6)
 WEED_DIR="$(mktemp -d "${SERVER_TMP:-${TMPDIR:-/tmp}}/xcache-requests-weed.XXXXXX")"
-mkdir -p "$WEED_DIR"
-cat >"$WEED_DIR/s3.json" <<EOF
-{"identities":[{"name":"xcache","credentials":[{"accessKey":"$S3_ACCESS","secretKey":"$S3_SECRET"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
-EOF
 log "starting SeaweedFS (S3 on 127.0.0.1:$S3_PORT, metrics on :$METRICS_PORT; log: $LOG_DIR/weed.log)"
-(cd "$WEED_DIR" && exec "$WEED" mini -dir="$WEED_DIR" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-  -s3.port="$S3_PORT" -master.port="$MASTER_PORT" -volume.port="$VOLUME_PORT" \
-  -filer.port="$FILER_PORT" -admin.port="$ADMIN_PORT" -metricsPort="$METRICS_PORT" \
-  -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
-  -s3.config="$WEED_DIR/s3.json" -bucket="$S3_BUCKET") </dev/null >"$LOG_DIR/weed.log" 2>&1 &
-WEED_PID=$!
-ok=0
-for ((i = 0; i < 1200; i++)); do
-  code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/json' \
-    "http://127.0.0.1:$FILER_PORT/buckets/$S3_BUCKET/" 2>/dev/null || true)"
-  if [[ "$code" == 200 ]] && port_open "$METRICS_PORT" && port_open "$S3_PORT"; then ok=1 && break; fi
-  kill -0 "$WEED_PID" 2>/dev/null || break
-  sleep 0.1
-done
-[[ "$ok" == 1 ]] || {
-  tail -n 30 "$LOG_DIR/weed.log" >&2 || true
-  die "SeaweedFS did not start with bucket $S3_BUCKET and metrics (log: $LOG_DIR/weed.log)"
-}
+WAIT_PORTS="$METRICS_PORT" start_weed "$WEED_DIR" "$LOG_DIR/weed.log" \
+  "$S3_PORT" "$MASTER_PORT" "$VOLUME_PORT" "$FILER_PORT" "$ADMIN_PORT" -metricsPort="$METRICS_PORT"
 
 # counts FILE: the gateway's counters now, as JSON {"requests": {KIND: N}, "received": B, "sent": B}.
 counts() {
