@@ -516,9 +516,10 @@ fn local_store_faults_never_fail_a_build_nor_change_its_output() {
                 .unwrap();
             let t = Instant::now();
             std::thread::sleep(at);
-            let _ = Command::new("kill")
-                .args(["-9", &format!("-{}", child.id())])
-                .status();
+            // The whole process group, by syscall (not procps' `kill`, whose 4.0.2
+            // reads `-9 -PGID` as "every process" for some PGIDs).
+            let pgid = rustix::process::Pid::from_child(&child);
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
             let _ = child.wait();
             row.faults += 1;
             row.added += t.elapsed().as_secs_f64();

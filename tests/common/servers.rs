@@ -6,6 +6,8 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rustix::process::{Pid, Signal};
+
 pub struct Server {
     child: Option<Child>,
     pub port: u16,
@@ -18,12 +20,12 @@ impl Server {
     /// Freezes the server process (SIGSTOP): it keeps its port and accepts connections
     /// (the kernel does), but answers nothing — a remote that hangs.
     pub fn pause(&self) {
-        self.signal("-STOP");
+        self.signal(Signal::STOP);
     }
 
     /// Lets a paused server go on (SIGCONT).
     pub fn resume(&self) {
-        self.signal("-CONT");
+        self.signal(Signal::CONT);
     }
 
     /// The other nodes of a cluster (to stop one of them).
@@ -38,17 +40,15 @@ impl Server {
             .collect()
     }
 
-    fn signal(&self, sig: &str) {
+    /// Sends `sig` to this server's process and its nodes', by PID and by syscall.
+    fn signal(&self, sig: Signal) {
         for n in &self.nodes {
             n.signal(sig);
         }
         if let Some(c) = &self.child {
-            let ok = Command::new("kill")
-                .arg(sig)
-                .arg(c.id().to_string())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "kill {sig} {}", c.id());
+            // Not reaped yet, so the PID is still this server's.
+            let r = rustix::process::kill_process(Pid::from_child(c), sig);
+            assert!(r.is_ok(), "signal {sig:?} to {}: {r:?}", c.id());
         }
     }
 
