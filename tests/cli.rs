@@ -33,7 +33,12 @@ fn report_shows_outcomes_reasons_and_time() {
     let s = Scratch::new();
     let ws = s.checkout("basic-workspace", "ws");
     xcache_build(&ws, &s.store(), &[], &[]).assert_success();
+    // Elsewhere, with one member edited: the rest is seeded, the edit and what depends
+    // on it compile, each with why.
     let ws2 = s.checkout("basic-workspace", "ws2");
+    let mid = ws2.join("mid/src/lib.rs");
+    let text = std::fs::read_to_string(&mid).unwrap();
+    std::fs::write(&mid, format!("{text}\npub fn added_in_ws2() {{}}\n")).unwrap();
     xcache_build(&ws2, &s.store(), &[], &[]).assert_success();
 
     let out = base_command(&xcache_exe(), &ws2, &s.store())
@@ -58,12 +63,12 @@ fn report_shows_outcomes_reasons_and_time() {
     }
     assert_eq!(
         v["summary"]["by_kind"]["lib"],
-        // `generated` is bound to the first checkout's target dir.
+        // `mid` was edited.
         serde_json::json!({"units": 3, "hit": 2})
     );
     assert_eq!(
         v["summary"]["by_kind"]["bin"],
-        serde_json::json!({"units": 1, "hit": 1})
+        serde_json::json!({"units": 1, "hit": 0})
     );
     for u in v["units"].as_array().unwrap() {
         for field in ["package", "version", "crate_name", "kind", "outcome"] {
@@ -73,8 +78,8 @@ fn report_shows_outcomes_reasons_and_time() {
             assert!(u.get(field).is_some(), "unit.{field}");
         }
     }
-    // Five compiled units and the build script's run (`generated` compiled again).
-    assert_eq!(Report::read(&ws2.join("target")).summary("hits"), 6);
+    // Four compiled units and the build script's run (`mid` and `app` compiled again).
+    assert_eq!(Report::read(&ws2.join("target")).summary("hits"), 5);
 }
 
 #[test]

@@ -241,6 +241,27 @@ fn damage(uri: &str, keys: &[Key]) -> usize {
     n
 }
 
+/// Empties every bundle piece in the Redis on `port`; returns how many.
+fn empty_pieces(port: u16) -> usize {
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "redis-cli {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let pieces: Vec<String> = cli(&["--scan", "--pattern", "*bundles/*"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for p in &pieces {
+        cli(&["SET", p, ""]);
+    }
+    pieces.len()
+}
+
 #[test]
 fn remote_faults_cost_a_bounded_delay_and_never_a_build() {
     let mut suite = Suite::new();
@@ -255,6 +276,8 @@ fn remote_faults_cost_a_bounded_delay_and_never_a_build() {
     let keys = entry_keys(&cold_store);
     let damaged = damage(&redis_uri, &keys);
     assert!(damaged >= 5, "{damaged} objects damaged");
+    // And the bundle the cold build wrote, which holds the same objects again.
+    assert_eq!(empty_pieces(redis.port), 1);
     let (codes, err, _) = suite.faulted("damaged objects (redis)", &redis_uri, &[], None);
     assert_eq!(codes, ["remote-entry-damaged"], "{err}");
     assert!(!err.contains("remote-unavailable"), "{err}");

@@ -41,7 +41,7 @@ fn xcache(ws: &Path, s: &Scratch, args: &[&str]) -> std::process::Output {
 #[test]
 fn numbers_reconcile_and_misses_are_explained() {
     let s = Scratch::new();
-    let ws = s.checkout("basic-workspace", "ws");
+    let ws = s.bound_checkout("ws");
 
     // Cold: everything compiled or ran, each miss the unit's first key.
     let b = xcache_build(&ws, &s.store(), &[], &[]);
@@ -60,9 +60,10 @@ fn numbers_reconcile_and_misses_are_explained() {
     assert!(r.units.iter().any(|u| u.critical));
     assert!(r.units.iter().all(|u| u.start_ms.is_some()));
 
-    // A second checkout: seeded and restored units, and the one unit bound to the first
-    // checkout's target dir misses for that reason.
-    let ws2 = s.checkout("basic-workspace", "ws2");
+    // A second checkout: seeded and restored units, and the unit bound to the first
+    // checkout's target dir (`generated`, made to turn `OUT_DIR` into a number) misses
+    // for that reason.
+    let ws2 = s.bound_checkout("ws2");
     let b = xcache_build(&ws2, &s.store(), &[], &[]);
     b.assert_success();
     let r = assert_reconciles(&ws2, &b.stderr());
@@ -204,9 +205,10 @@ fn quiet_verbose_and_a_failed_cargo_keep_their_word() {
     );
 
     // `-v`: each unit's outcome as it happens, in the report's words: one line for
-    // every unit a wrapper handled (the seeded ones were placed before cargo started).
+    // every unit a wrapper handled (seeded ones are placed before cargo starts: here
+    // none is, so that the wrapper restores every unit).
     let ws2 = s.checkout("basic-workspace", "ws2");
-    let b = xcache_build(&ws2, &s.store(), &["-v"], &[]);
+    let b = xcache_build(&ws2, &s.store(), &["-v"], &[("XCACHE_SEED", "0")]);
     b.assert_success();
     let err = b.stderr();
     assert!(err.contains("xcache: restored app 0.1.0 (bin)"), "{err}");
@@ -407,10 +409,12 @@ fn chromium() -> std::path::PathBuf {
 #[test]
 fn the_html_timeline_renders_in_headless_chromium() {
     let s = Scratch::new();
-    let ws = s.checkout("basic-workspace", "ws");
+    // A warm build elsewhere with units restored (no seeding) and compiled (`generated`
+    // is bound to the first place, and what depends on it compiles too).
+    let ws = s.bound_checkout("ws");
     xcache_build(&ws, &s.store(), &[], &[]).assert_success();
-    let ws2 = s.checkout("basic-workspace", "ws2");
-    xcache_build(&ws2, &s.store(), &[], &[]).assert_success();
+    let ws2 = s.bound_checkout("ws2");
+    xcache_build(&ws2, &s.store(), &[], &[("XCACHE_SEED", "0")]).assert_success();
     let page = s.path("timeline.html");
     let out = xcache(&ws2, &s, &["report", "--html", page.to_str().unwrap()]);
     assert!(
@@ -452,6 +456,7 @@ fn the_html_timeline_renders_in_headless_chromium() {
     let timed = r.units.iter().filter(|u| u.start_ms.is_some()).count();
     assert_eq!(dom.matches("class=\"bar ").count(), timed, "{dom}");
     assert!(dom.contains("bar c-restored"), "{dom}");
+    assert!(dom.contains("bar c-compiled"), "{dom}");
     assert!(dom.contains(" critical\""), "{dom}");
     assert_eq!(
         dom.matches("<tr class=").count(),

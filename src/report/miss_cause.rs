@@ -129,9 +129,22 @@ impl MissCause {
     }
 }
 
+/// A recorded name or value as a person reads it: a path in the package's directory
+/// relative to it, the target dir and `CARGO_HOME` by name (the record keeps tokens, so
+/// it reads the same on every machine).
+fn readable(text: &str) -> String {
+    use crate::key::RootKind;
+    text.replace(&format!("{}/", RootKind::Cwd.token()), "")
+        .replace(RootKind::Cwd.token(), ".")
+        .replace(RootKind::Target.token(), "<target-dir>")
+        .replace(RootKind::CargoHome.token(), "$CARGO_HOME")
+}
+
 /// A difference in words.
 pub fn describe(d: &Difference) -> String {
-    let name = d.name.as_deref().unwrap_or("");
+    let name = readable(d.name.as_deref().unwrap_or(""));
+    let before = d.before.as_deref().map(readable);
+    let now = d.now.as_deref().map(readable);
     match d.what {
         DiffKind::FirstSeen => "first build of this unit (no earlier key recorded)".into(),
         DiffKind::NotInStore => "same key as before; its entry is no longer in the store".into(),
@@ -142,14 +155,14 @@ pub fn describe(d: &Difference) -> String {
         | DiffKind::DepValue
         | DiffKind::DepOutput
         | DiffKind::Tool => {
-            let verb = match (&d.before, &d.now) {
+            let verb = match (&before, &now) {
                 (None, Some(_)) => "added",
                 (Some(_), None) => "removed",
                 _ => "changed",
             };
             format!("{} {name} {verb}", d.what.as_str())
         }
-        _ => match (&d.before, &d.now) {
+        _ => match (&before, &now) {
             (Some(b), Some(n)) if name.is_empty() => format!("{} {b} -> {n}", d.what.as_str()),
             (Some(_), Some(_)) => format!("{} {name} changed", d.what.as_str()),
             (None, Some(n)) => format!("{} {n} added", d.what.as_str()),

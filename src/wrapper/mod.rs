@@ -11,6 +11,7 @@
 //! rustc and build-script adapters (`rustc`, `script`) only say what differs.
 
 mod event;
+mod expansion;
 mod lifecycle;
 mod linked;
 mod remote_tier;

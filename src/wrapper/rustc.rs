@@ -5,6 +5,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::expansion::roots_stay_out;
 use super::lifecycle::{
     Cached, Cx, OutFile, OutSource, Ran, Rerun, run_cached, scratch_dirs, target_root,
 };
@@ -313,14 +314,7 @@ impl Rustc {
         observer: Option<Observer>,
         echo: bool,
     ) -> io::Result<Ran> {
-        let mut cmd = match &self.workspace_wrapper {
-            Some(w) => {
-                let mut c = Command::new(w);
-                c.arg(&self.rustc);
-                c
-            }
-            None => Command::new(&self.rustc),
-        };
+        let mut cmd = self.command();
         cmd.args(cx.pm.remap_args())
             .args(args)
             .stdout(Stdio::piped())
@@ -365,13 +359,28 @@ impl Rustc {
         })
     }
 
-    /// What a compile of `inv` read: what the observer saw, and the dep-info.
+    /// The command that runs the compiler: the workspace wrapper in front of rustc, if
+    /// cargo named one.
+    fn command(&self) -> Command {
+        match &self.workspace_wrapper {
+            Some(w) => {
+                let mut c = Command::new(w);
+                c.arg(&self.rustc);
+                c
+            }
+            None => Command::new(&self.rustc),
+        }
+    }
+
+    /// What a compile of `inv` read: what the observer saw, and the dep-info; and the
+    /// variables read by `env!`/`option_env!` whose values name a root no other read
+    /// names, with those roots (for [`super::expansion::roots_stay_out`]).
     fn inputs_of(
         &self,
         cx: &Cx,
         inv: &RustcInvocation,
         ran: &Ran,
-    ) -> Result<Vec<Input>, Uncacheable> {
+    ) -> Result<(Vec<Input>, ExpandedRoots), Uncacheable> {
         let compiler = cx
             .compiler
             .as_ref()
@@ -379,6 +388,12 @@ impl Rustc {
             .1
             .clone();
         let mut inputs = self.observed(cx, inv, ran, &compiler)?;
+        let observed_roots: Vec<String> = inputs
+            .iter()
+            .filter(|i| i.kind == InputKind::Root)
+            .map(|i| i.name.clone())
+            .collect();
+        let mut expanded = ExpandedRoots::default();
         // The dep-info: every file rustc reports reading (the observer saw them too),
         // and every variable read with `env!`/`option_env!` (asked by the compiler's
         // own code, so only the dep-info tells which).
@@ -403,13 +418,42 @@ impl Rustc {
             inputs.push(Input::new(InputKind::Path, cx.pm.normalize_path(f), state));
         }
         for e in &info.env {
-            inputs.extend(env_inputs(&e.name, e.value.as_deref(), &cx.pm));
+            let read = env_inputs(&e.name, e.value.as_deref(), &cx.pm);
+            let roots: Vec<&Input> = read.iter().filter(|i| i.kind == InputKind::Root).collect();
+            if let (Some(v), false) = (&e.value, roots.is_empty()) {
+                expanded.vars.push((e.name.clone(), v.clone()));
+                for r in roots {
+                    if !expanded.roots.contains(&r.name) {
+                        expanded.roots.push(r.name.clone());
+                    }
+                }
+            }
+            inputs.extend(read);
+        }
+        // A root another read names (a proc-macro's `std::env::var`, the linker's) is
+        // not the expansion's to clear; nor is anything when the compile itself read
+        // the variable the expansion check sets.
+        expanded.roots.retain(|r| !observed_roots.contains(r));
+        if info.env.iter().any(|e| e.name == "RUSTC_BOOTSTRAP")
+            || inputs
+                .iter()
+                .any(|i| i.kind == InputKind::Env && i.name == "RUSTC_BOOTSTRAP")
+        {
+            expanded.roots.clear();
         }
         if inv.targets_native_cpu() {
             inputs.push(cx.host_cpu_input()?);
         }
-        Ok(inputs)
+        Ok((inputs, expanded))
     }
+}
+
+/// Variables read by `env!`/`option_env!` (name, value) whose values name a root, and
+/// the tokens of the roots that only they name.
+#[derive(Default)]
+struct ExpandedRoots {
+    vars: Vec<(String, String)>,
+    roots: Vec<String>,
 }
 
 /// Where rustup keeps its toolchains: what its proxy reads is the compiler identity's.
@@ -566,7 +610,21 @@ impl Cached for Rustc {
     }
 
     fn inputs(&mut self, cx: &mut Cx, ran: &Ran) -> Result<Vec<Input>, Uncacheable> {
-        let mut inputs = self.inputs_of(cx, &self.inv, ran)?;
+        let (mut inputs, expanded) = self.inputs_of(cx, &self.inv, ran)?;
+        // Roots only `env!`/`option_env!` values name bind the unit unless its
+        // expansion shows they go no further than file paths.
+        if !expanded.roots.is_empty() {
+            let roots: Vec<_> = cx
+                .pm
+                .roots()
+                .iter()
+                .filter(|r| expanded.roots.iter().any(|t| t == r.kind.token()))
+                .cloned()
+                .collect();
+            if roots_stay_out(|| self.command(), &self.inv, &cx.pm, &expanded.vars, &roots) {
+                inputs.retain(|i| !(i.kind == InputKind::Root && expanded.roots.contains(&i.name)));
+            }
+        }
         // The files the link read.
         if let Some(plan) = &self.link {
             inputs.extend(plan.inputs_after_link(&self.inv, &cx.cfg.cwd, &cx.pm, cx.started_at)?);
@@ -658,7 +716,7 @@ impl Cached for Rustc {
         if ran.code != 0 {
             return Err(format!("the uncached compile failed ({})", ran.code));
         }
-        let mut inputs = self.inputs_of(cx, &inv, &ran).map_err(|u| u.to_string())?;
+        let (mut inputs, _) = self.inputs_of(cx, &inv, &ran).map_err(|u| u.to_string())?;
         normalize_inputs(&mut inputs);
         let files = inv
             .outputs()

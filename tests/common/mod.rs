@@ -69,6 +69,34 @@ impl Scratch {
         copy_fixture(fixture, &p);
         p
     }
+
+    /// A fresh copy of `basic-workspace` at `rel` whose `generated` is bound to its
+    /// target dir (see [`bind_generated`]).
+    #[allow(dead_code, reason = "not every test binary binds a unit")]
+    pub fn bound_checkout(&self, rel: &str) -> PathBuf {
+        let p = self.checkout("basic-workspace", rel);
+        bind_generated(&p);
+        p
+    }
+}
+
+/// Makes `basic-workspace`'s `generated` turn its `OUT_DIR` into data (its length, in
+/// a private function nothing calls): the unit is then bound to its target dir, and from
+/// another place it compiles again, to the same bytes (so what depends on it is
+/// restored). For the tests whose subject is a bound unit; without this every unit of
+/// the fixture holds wherever the checkout is.
+#[allow(dead_code, reason = "not every test binary binds a unit")]
+pub fn bind_generated(ws: &Path) {
+    let lib = ws.join("generated/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        format!(
+            "{text}\n// Bound: a number made of a path.\n#[allow(dead_code)]\n\
+             fn out_dir_len() -> usize {{ env!(\"OUT_DIR\").len() }}\n"
+        ),
+    )
+    .unwrap();
 }
 
 /// A command with the environment every test starts from: no inherited cargo or

@@ -42,6 +42,25 @@ fn target_dir_moved_gives_the_same_program() {
         .check();
 }
 
+/// The file found through `OUT_DIR` turns it into a number: the include alone would not
+/// bind the unit (the expansion check), what it includes must.
+#[test]
+fn out_dir_length_in_an_included_file_follows_the_target_dir() {
+    lens("out-dir-included-len")
+        .args_after(&["--target-dir", "{ws}-much-longer-target-dir"])
+        .shapes(&[SameTarget, FreshTarget, MovedCheckout])
+        .check();
+}
+
+/// `OUT_DIR` used through a macro, for a length and for an include.
+#[test]
+fn out_dir_length_behind_a_macro_follows_the_target_dir() {
+    lens("out-dir-macro-len")
+        .args_after(&["--target-dir", "{ws}-much-longer-target-dir"])
+        .shapes(&[SameTarget, FreshTarget, MovedCheckout])
+        .check();
+}
+
 /// `fixtures/soundness/home-dep`: `app` depends on `homedep`, a path dependency inside
 /// CARGO_HOME (where registry sources live, which a cache may take for immutable), and
 /// includes a file by an absolute path outside the workspace.
