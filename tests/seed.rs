@@ -285,3 +285,31 @@ fn an_explicit_target_is_seeded_too() {
     b.assert_success();
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 }
+
+/// `generated`'s build script reads `CARGO_ENCODED_RUSTFLAGS` (as the compiler-probing
+/// ones do: `autocfg`, `proc-macro2`, `anyhow`). With no flags set anywhere, the value
+/// cargo will give it is known before cargo runs, and the run is planted (the other
+/// seed tests count it). With a configuration file that mentions rustflags, here empty
+/// ones (the same value for cargo, but not known without reading cargo's configuration
+/// as cargo does), the run goes to cargo and the wrapper, which restores it.
+#[test]
+fn a_run_that_read_cargos_rustflags_is_planted_only_where_they_are_known() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+    std::fs::create_dir_all(ws2.join(".cargo")).unwrap();
+    std::fs::write(ws2.join(".cargo/config.toml"), "[build]\nrustflags = []\n").unwrap();
+    age(&ws2);
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    let seeded = seeded_units(&r);
+    assert!(
+        !seeded.contains(&"build_script_build:build-script-run".to_string()),
+        "{seeded:?}"
+    );
+    assert!(seeded.contains(&"util:lib".to_string()), "{seeded:?}");
+    assert_eq!(r.runs()["generated"].0, "hit", "{:?}", r.outcomes());
+    assert!(r.with_outcome("miss").is_empty(), "{:?}", r.outcomes());
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+}

@@ -2,6 +2,7 @@
 //! and read by prefetch, seeding and the report. Main type: [`Plan`].
 
 mod command;
+mod rustflags;
 mod units;
 
 pub use command::{CargoCommand, Compiles, TargetModes};

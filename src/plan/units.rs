@@ -40,9 +40,10 @@ pub struct Plan {
     pub units: Vec<PredictedUnit>,
     /// The units rustdoc builds, never cached.
     pub rustdoc: Vec<RustdocUnit>,
-    /// The environment cargo's units will start from: this process's, and what the
-    /// command's tool sets before it runs cargo (`cargo clippy`'s `CLIPPY_ARGS`).
-    /// Seeding and prefetch judge recorded variables against it.
+    /// The environment cargo's units will start from: this process's, what the
+    /// command's tool sets before it runs cargo (`cargo clippy`'s `CLIPPY_ARGS`), and
+    /// the `CARGO_ENCODED_RUSTFLAGS` cargo will give build scripts where that is known
+    /// (see `rustflags`). Seeding and prefetch judge recorded variables against it.
     pub unit_env: Env,
 }
 
@@ -128,7 +129,14 @@ impl Plan {
             None => Vec::new(),
         };
         let rustdoc = rustdoc_units(&graph, &compiles);
-        let unit_env = env.with(&command.tool_env(cargo_args));
+        let mut set_for_units = command.tool_env(cargo_args);
+        let home = cargo_home(env);
+        if let Some(v) =
+            super::rustflags::encoded_rustflags(env, &cfg.cwd, home.as_deref(), cargo_args)
+        {
+            set_for_units.push(("CARGO_ENCODED_RUSTFLAGS".to_string(), v));
+        }
+        let unit_env = env.with(&set_for_units);
         Ok(Plan {
             command,
             compiles,

@@ -24,6 +24,44 @@ fn build_script_reading_an_undeclared_env_var_sees_its_change_in_a_fresh_target(
         .check();
 }
 
+/// Flags from `.cargo/config.toml`: cargo gives every script `CARGO_ENCODED_RUSTFLAGS`,
+/// which the script reads; a run seeded or replayed from before the flags must not be
+/// used. (Before cargo runs, that value is known only where nothing but the environment
+/// could set flags.)
+#[test]
+fn config_rustflags_reach_a_script_that_reads_them() {
+    build_env()
+        .mutate(|t| {
+            t.write(
+                ".cargo/config.toml",
+                "[build]\nrustflags = [\"-C\", \"debug-assertions=on\"]\n",
+            )
+        })
+        .shapes(&[
+            SameTarget,
+            FreshTarget,
+            FreshTargetNoSeed,
+            MovedCheckout,
+            Remote,
+        ])
+        .check();
+}
+
+/// The same flags from `RUSTFLAGS`, whose value is known before cargo runs.
+#[test]
+fn rustflags_from_the_environment_reach_a_script_that_reads_them() {
+    build_env()
+        .env_after("RUSTFLAGS", "-C debug-assertions=on")
+        .shapes(&[
+            SameTarget,
+            FreshTarget,
+            FreshTargetNoSeed,
+            MovedCheckout,
+            Remote,
+        ])
+        .check();
+}
+
 /// The earlier run (GEN_EXTRA=1) left `b.txt` in `OUT_DIR`; the rerun without it writes
 /// only `a.txt` and lists both, under cargo as through the cache. What the same-target
 /// rerun stored must not serve a fresh target dir, where plain cargo lists `a.txt` alone.
