@@ -14,8 +14,9 @@ use crate::store::history::KeyRecord;
 pub enum DiffKind {
     /// No earlier key of this unit was recorded (first build, or history dropped it).
     FirstSeen,
-    /// The same key was recorded before, but its entry is not in the store now
-    /// (evicted by gc, or stored elsewhere).
+    /// The same key was recorded before, but no recorded result held: an input the
+    /// history does not keep (a listing, a probed path) changed, or the entry is not in
+    /// the store now (evicted by gc, or stored elsewhere).
     NotInStore,
     /// The package's version (from the lockfile).
     LockfileVersion,
@@ -147,7 +148,10 @@ pub fn describe(d: &Difference) -> String {
     let now = d.now.as_deref().map(readable);
     match d.what {
         DiffKind::FirstSeen => "first build of this unit (no earlier key recorded)".into(),
-        DiffKind::NotInStore => "same key as before; its entry is no longer in the store".into(),
+        DiffKind::NotInStore => "same key as before, yet nothing recorded for it held here: \
+                                 an input the history does not keep changed (a directory \
+                                 listing, a path probed), or the entry left the store"
+            .into(),
         DiffKind::BuildScript => "build-script executable changed".into(),
         DiffKind::EnvVar
         | DiffKind::ReadEnvVar
@@ -237,7 +241,7 @@ fn hint(diffs: &[Difference]) -> Option<String> {
     let has = |k: DiffKind| diffs.iter().any(|d| d.what == k);
     if has(DiffKind::NotInStore) {
         return Some(format!(
-            "the store dropped the entry to stay under its size: raise {} (see `cargo xcache stats`)",
+            "if `cargo xcache stats` shows the store at its size limit, raise {}",
             crate::config::vars::CACHE_SIZE
         ));
     }
