@@ -72,6 +72,9 @@ pub struct PlannedPackage {
     pub tests: Vec<String>,
     pub benches: Vec<String>,
     pub examples: Vec<String>,
+    /// Crate names of the tests and benches the manifest builds without a test harness
+    /// (`harness = false`): cargo compiles them as plain executables.
+    pub no_harness: Vec<String>,
 }
 
 /// What `cargo build` with a selection will compile.
@@ -237,6 +240,11 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
             let tests = targets(|id| matches!(id, BuildTargetId::Test(_)));
             let benches = targets(|id| matches!(id, BuildTargetId::Benchmark(_)));
             let examples = targets(|id| matches!(id, BuildTargetId::Example(_)));
+            let no_harness = if tests.is_empty() && benches.is_empty() {
+                Vec::new()
+            } else {
+                no_harness(pkg.manifest_path().as_std_path())
+            };
             let selected = pkg.in_workspace() && initial_names.iter().any(|n| n == pkg.name());
             packages.push(PlannedPackage {
                 name: pkg.name().to_string(),
@@ -256,6 +264,7 @@ pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliE
                 tests,
                 benches,
                 examples,
+                no_harness,
             });
         }
     }
@@ -321,4 +330,24 @@ fn first_line_chain(e: &dyn std::error::Error) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The crate names of the `[[test]]` and `[[bench]]` targets `manifest` declares with
+/// `harness = false` (cargo's metadata does not say). A manifest that cannot be read
+/// names none: those targets are then predicted as harnesses, and only miss the seed.
+fn no_harness(manifest: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(manifest) else {
+        return Vec::new();
+    };
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    ["test", "bench"]
+        .iter()
+        .filter_map(|section| doc.get(*section)?.as_array())
+        .flatten()
+        .filter(|t| t.get("harness").and_then(toml::Value::as_bool) == Some(false))
+        .filter_map(|t| t.get("name")?.as_str())
+        .map(|n| n.replace('-', "_"))
+        .collect()
 }

@@ -253,9 +253,9 @@ fn clippy_warnings_are_replayed_and_its_configuration_is_keyed() {
 fn check_bench_doc_and_build_compile_nothing_warm() {
     // A store each: every cold run starts cold.
     let (_, _, r) = cold_then_warm(&Scratch::new(), &["check", "--all-targets"], "");
-    // The library and binary checked as unit tests are planned, so seeded. Not yet: the
-    // example (examples/ is not captured) and the bench without a harness (the plan
-    // takes every bench for a harness); the wrapper restores those two.
+    // Every unit is planned, so seeded: the library and binary checked as unit tests,
+    // the example (compiled into `examples/`) and the bench without a harness (a plain
+    // executable, as its manifest says).
     let mut not_seeded: Vec<String> = r.0["units"]
         .as_array()
         .unwrap()
@@ -264,7 +264,8 @@ fn check_bench_doc_and_build_compile_nothing_warm() {
         .map(|u| format!("{}:{}", u["crate_name"], u["kind"]).replace('"', ""))
         .collect();
     not_seeded.sort();
-    assert_eq!(not_seeded, ["sum:bin", "twice:bin"], "{}", r.0["units"]);
+    assert!(not_seeded.is_empty(), "{not_seeded:?} {}", r.0["units"]);
+    assert!(r.summary("seeded") > 0);
     let (_, warm, _) = cold_then_warm(&Scratch::new(), &["bench"], "");
     assert!(text(&warm.stdout).contains("bench sum = 55"));
     let s = Scratch::new();

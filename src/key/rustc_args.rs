@@ -622,11 +622,12 @@ impl RustcInvocation {
         f
     }
 
-    /// The profile's directory (`debug`, `release`): the parent of `--out-dir`'s `deps`,
-    /// or of `build` for a build script (`debug/build/<pkg>-<hash>`).
+    /// The profile's directory (`debug`, `release`): the parent of `--out-dir`'s `deps`
+    /// (or `examples`, where cargo compiles examples), or of `build` for a build script
+    /// (`debug/build/<pkg>-<hash>`).
     pub fn profile_dir(&self) -> Option<String> {
         let dir = self.out_dir.as_ref()?;
-        let parent = if dir.file_name()? == "deps" {
+        let parent = if dir.file_name()? == "deps" || dir.file_name()? == "examples" {
             dir.parent()?
         } else if dir.parent().and_then(Path::file_name) == Some("build".as_ref()) {
             dir.parent()?.parent()?

@@ -160,10 +160,12 @@ pub fn predict_units(input: &PredictionInput<'_>) -> Vec<PredictedUnit> {
         ];
         for (names, mode) in modes {
             for name in names {
-                if mode.build {
+                // A test or bench without a harness is compiled as a plain executable.
+                let harness = !p.no_harness.contains(name);
+                if mode.build || (mode.harness && !harness) {
                     push(name, "bin", links, target.clone());
                 }
-                if mode.harness {
+                if mode.harness && harness {
                     push(name, "test", links, target.clone());
                 }
             }

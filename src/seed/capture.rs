@@ -96,9 +96,13 @@ pub fn capture(
 }
 
 /// The profile directory (`debug`, `<triple>/release`) of an out-dir relative to the
-/// target root: the parent of `deps`, or what precedes `build/<unit>`.
+/// target root: the parent of `deps` or `examples`, or what precedes `build/<unit>`.
 pub(super) fn profile_root(out_dir: &str) -> Option<&str> {
-    if let Some(p) = out_dir.strip_suffix("/deps") {
+    // Examples are compiled into `examples/` beside `deps/`.
+    if let Some(p) = out_dir
+        .strip_suffix("/deps")
+        .or_else(|| out_dir.strip_suffix("/examples"))
+    {
         return Some(p);
     }
     let (p, unit) = out_dir.rsplit_once("/build/")?;
@@ -554,6 +558,7 @@ mod tests {
             Some("x86_64-unknown-linux-gnu/release")
         );
         assert_eq!(profile_root("debug/build/foo-0123"), Some("debug"));
-        assert_eq!(profile_root("debug/examples"), None);
+        assert_eq!(profile_root("debug/examples"), Some("debug"));
+        assert_eq!(profile_root("debug/examples/x"), None);
     }
 }
