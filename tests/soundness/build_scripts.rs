@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::harness::Shape::*;
-use crate::harness::{Case, write_file};
+use crate::harness::{ALL, Case, write_file};
 
 const FRESH_ONLY: &[crate::harness::Shape] = &[FreshTarget, FreshTargetNoSeed];
 const THREE: &[crate::harness::Shape] = &[SameTarget, FreshTarget, FreshTargetNoSeed];
@@ -37,13 +37,7 @@ fn config_rustflags_reach_a_script_that_reads_them() {
                 "[build]\nrustflags = [\"-C\", \"debug-assertions=on\"]\n",
             )
         })
-        .shapes(&[
-            SameTarget,
-            FreshTarget,
-            FreshTargetNoSeed,
-            MovedCheckout,
-            Remote,
-        ])
+        .shapes(ALL)
         .check();
 }
 
@@ -52,13 +46,7 @@ fn config_rustflags_reach_a_script_that_reads_them() {
 fn rustflags_from_the_environment_reach_a_script_that_reads_them() {
     build_env()
         .env_after("RUSTFLAGS", "-C debug-assertions=on")
-        .shapes(&[
-            SameTarget,
-            FreshTarget,
-            FreshTargetNoSeed,
-            MovedCheckout,
-            Remote,
-        ])
+        .shapes(ALL)
         .check();
 }
 
