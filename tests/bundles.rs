@@ -10,22 +10,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::basic::{CACHEABLE, EXPECTED_OUTPUT};
 use common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET};
 use common::{HEALTHY_REMOTE, Report, Scratch, xcache_build};
 use serde_json::Value;
-
-const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
-    greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
-
-/// Every cacheable unit.
-const CACHEABLE: &[&str] = &[
-    "app:bin",
-    "build_script_build:build-script",
-    "generated:lib",
-    "macros:proc-macro",
-    "mid:lib",
-    "util:lib",
-];
 
 fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()

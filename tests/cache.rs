@@ -5,27 +5,10 @@ mod common;
 
 use std::path::Path;
 
+use common::basic::{CACHEABLE, EXPECTED_OUTPUT};
 use common::{
     Build, Report, Scratch, assert_warned_once, base_command, cargo_build, xcache_build, xcache_exe,
 };
-
-/// The units of `basic-workspace`, every one of which the cache stores: libraries, the
-/// proc-macro, the build script's executable and the binary.
-const CACHEABLE: &[&str] = &[
-    "app:bin",
-    "build_script_build:build-script",
-    "generated:lib",
-    "macros:proc-macro",
-    "mid:lib",
-    "util:lib",
-];
-/// The units bound to their target dir: none. `generated` reads `env!("OUT_DIR")`, a
-/// path that could be turned into data (`env!("OUT_DIR").len()`, which binds: the
-/// soundness case `paths`), but its expansion shows the path names only the file it
-/// includes, so its entry holds wherever the target dir is.
-const BOUND_TO_TARGET: &[&str] = &[];
-const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
-    greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
 
 fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -70,8 +53,11 @@ fn moved_checkout_and_other_target_dir_hit_every_cacheable_unit() {
     );
     warm.assert_success();
     let r = Report::read(&t2);
-    assert_eq!(r.with_outcome("hit"), names(&unbound()));
-    assert_eq!(r.with_outcome("miss"), names(BOUND_TO_TARGET));
+    // Every unit, `generated` too: it reads `env!("OUT_DIR")`, a path that could be
+    // turned into data (`env!("OUT_DIR").len()`, which binds: the soundness case
+    // `paths`), but its expansion shows the path names only the file it includes.
+    assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
+    assert!(r.with_outcome("miss").is_empty());
     assert_eq!(r.summary("hits"), 7);
     assert_eq!(r.runs()["generated"].0, "hit");
     assert_eq!(warm.run("app"), EXPECTED_OUTPUT);
@@ -97,7 +83,7 @@ fn moved_checkout_and_other_target_dir_hit_every_cacheable_unit() {
         &[("CARGO_TARGET_DIR", t3.to_str().unwrap())],
     );
     b3.assert_success();
-    assert_eq!(Report::read(&t3).with_outcome("hit"), names(&unbound()));
+    assert_eq!(Report::read(&t3).with_outcome("hit"), names(CACHEABLE));
     assert_eq!(b3.run("app"), EXPECTED_OUTPUT);
 
     // Where the target dir is the same path again (a fresh clone where the old one
@@ -113,15 +99,6 @@ fn moved_checkout_and_other_target_dir_hit_every_cacheable_unit() {
     b4.assert_success();
     assert_eq!(Report::read(&t2).with_outcome("hit"), names(CACHEABLE));
     assert_eq!(b4.run("app"), EXPECTED_OUTPUT);
-}
-
-/// The cacheable units that hit wherever the checkout and target dir are.
-fn unbound() -> Vec<&'static str> {
-    CACHEABLE
-        .iter()
-        .copied()
-        .filter(|c| !BOUND_TO_TARGET.contains(c))
-        .collect()
 }
 
 /// Applies `modify` to a second checkout, builds it with `args`/`env` into a fresh target
@@ -140,9 +117,7 @@ fn modified(
     let b = xcache_build(&ws2, &s.store(), args, env);
     b.assert_success();
     let r = Report::read(&ws2.join("target"));
-    // `ws2` is another place: the units bound to the target dir miss there too.
     let mut expect_miss: Vec<&str> = expect_miss.to_vec();
-    expect_miss.extend(BOUND_TO_TARGET);
     expect_miss.sort();
     expect_miss.dedup();
     assert_eq!(r.with_outcome("miss"), names(&expect_miss), "misses");
@@ -176,7 +151,7 @@ fn edited_source_misses_the_crate_and_its_dependents() {
     b.assert_success();
     assert_eq!(
         Report::read(&ws3.join("target")).with_outcome("hit"),
-        names(&unbound())
+        names(CACHEABLE)
     );
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 }
@@ -340,7 +315,7 @@ fn drop_in_wrapper_shares_entries_with_the_build_command() {
         .collect();
     hits.sort();
     // The drop-in wrapper gives build scripts the shim too: the run is replayed.
-    let mut expected = names(&unbound());
+    let mut expected = names(CACHEABLE);
     expected.push("build_script_build:build-script-run".to_string());
     expected.sort();
     assert_eq!(hits, expected);
@@ -379,7 +354,7 @@ fn corrupt_entries_are_detected_replaced_and_never_fail_the_build() {
     b3.assert_success();
     assert_eq!(
         Report::read(&ws3.join("target")).with_outcome("hit"),
-        names(&unbound())
+        names(CACHEABLE)
     );
 }
 
@@ -441,7 +416,7 @@ fn release_profile_members_hit_after_the_checkout_moves() {
         assert_eq!(b.run("app"), EXPECTED_OUTPUT);
     }
     let r = Report::read(&s.path("b/ws/target"));
-    assert_eq!(r.with_outcome("hit"), names(&unbound()));
+    assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
 }
 
 /// A dev-profile build as a developer runs it: cargo compiles workspace members with
@@ -562,7 +537,7 @@ fn concurrent_builds_share_one_store() {
     b3.assert_success();
     assert_eq!(
         Report::read(&c.join("target")).with_outcome("hit"),
-        names(&unbound())
+        names(CACHEABLE)
     );
 }
 

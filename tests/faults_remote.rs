@@ -11,14 +11,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::basic::EXPECTED_OUTPUT;
 use common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET, Server};
 use common::{Build, Report, Scratch, base_command, xcache_build, xcache_exe};
 use xcache::config::{RemoteDefaults, RemoteSpec};
 use xcache::key::Key;
 use xcache::store::RemoteStore;
-
-const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
-    greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
 
 /// Six compiled units and one build-script run.
 const UNITS: u64 = 7;

@@ -8,10 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::basic::EXPECTED_OUTPUT;
 use common::{Build, Report, Scratch, xcache_build};
 
-const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
-    greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
 const LIBS: &[&str] = &["generated:lib", "mid:lib", "util:lib"];
 const LINKED: &[&str] = &[
     "app:bin",

@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
+use common::basic::{CACHEABLE, EXPECTED_OUTPUT};
 use common::servers::{
     self, AZURE_ACCOUNT, AZURE_CONTAINER, AZURE_KEY, GCS_BUCKET, S3_ACCESS, S3_BUCKET, S3_SECRET,
     Server,
@@ -15,18 +16,6 @@ use common::{
     Build, HEALTHY_REMOTE, Report, Scratch, assert_warned_once, base_command, xcache_build,
     xcache_exe,
 };
-
-const CACHEABLE: &[&str] = &[
-    "app:bin",
-    "build_script_build:build-script",
-    "generated:lib",
-    "macros:proc-macro",
-    "mid:lib",
-    "util:lib",
-];
-
-const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
-    greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
 
 fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()

@@ -5,10 +5,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::basic::EXPECTED_OUTPUT;
 use common::{Build, Report, Scratch, cargo_build, xcache_build};
-
-const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
-    greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
 
 /// A `cargo` that answers everything but `build`: `cargo xcache build` with it plants
 /// the target dir and stops, so a test can change inputs between planting and cargo.

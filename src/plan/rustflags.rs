@@ -41,10 +41,12 @@ pub fn encoded_rustflags(
     if set_elsewhere || configured {
         return None;
     }
-    let mentions = |p: &Path| std::fs::read_to_string(p).is_ok_and(|t| t.contains("rustflags"));
-    let unreadable = |p: &Path| p.exists() && std::fs::read_to_string(p).is_err();
-    let files = config_files(cwd, cargo_home);
-    if files.iter().any(|p| mentions(p) || unreadable(p)) {
+    // A file that mentions rustflags, or that is there but cannot be read, may set them.
+    let may_set = |p: &PathBuf| match std::fs::read_to_string(p) {
+        Ok(text) => text.contains("rustflags"),
+        Err(_) => p.exists(),
+    };
+    if config_files(cwd, cargo_home).iter().any(may_set) {
         return None;
     }
     Some(String::new())

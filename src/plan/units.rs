@@ -70,10 +70,11 @@ impl Plan {
             sel.manifest_path = Some(cfg.cwd.join(dir).join("Cargo.toml"));
         }
         let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd)?;
+        let home = cargo_home(env);
         let path_map = PathMap::new(
             &graph.workspace_root,
             Some(&graph.target_dir),
-            cargo_home(env).as_deref(),
+            home.as_deref(),
         );
         let rustc = env.get("RUSTC").unwrap_or("rustc");
         let compiler = if cfg.disabled {
@@ -130,7 +131,6 @@ impl Plan {
         };
         let rustdoc = rustdoc_units(&graph, &compiles);
         let mut set_for_units = command.tool_env(cargo_args);
-        let home = cargo_home(env);
         if let Some(v) =
             super::rustflags::encoded_rustflags(env, &cfg.cwd, home.as_deref(), cargo_args)
         {

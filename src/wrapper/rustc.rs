@@ -434,10 +434,10 @@ impl Rustc {
         // not the expansion's to clear; nor is anything when the compile itself read
         // the variable the expansion check sets.
         expanded.roots.retain(|r| !observed_roots.contains(r));
-        if info.env.iter().any(|e| e.name == "RUSTC_BOOTSTRAP")
-            || inputs
-                .iter()
-                .any(|i| i.kind == InputKind::Env && i.name == "RUSTC_BOOTSTRAP")
+        // (Every variable the dep-info names is among `inputs` by now.)
+        if inputs
+            .iter()
+            .any(|i| i.kind == InputKind::Env && i.name == "RUSTC_BOOTSTRAP")
         {
             expanded.roots.clear();
         }

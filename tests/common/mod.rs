@@ -72,7 +72,6 @@ impl Scratch {
 
     /// A fresh copy of `basic-workspace` at `rel` whose `generated` is bound to its
     /// target dir (see [`bind_generated`]).
-    #[allow(dead_code, reason = "not every test binary binds a unit")]
     pub fn bound_checkout(&self, rel: &str) -> PathBuf {
         let p = self.checkout("basic-workspace", rel);
         bind_generated(&p);
@@ -80,12 +79,29 @@ impl Scratch {
     }
 }
 
+/// What the tests know of `fixtures/basic-workspace`.
+pub mod basic {
+    /// Its units, every one of which the cache stores: libraries, the proc-macro, the
+    /// build script's executable and the binary.
+    pub const CACHEABLE: &[&str] = &[
+        "app:bin",
+        "build_script_build:build-script",
+        "generated:lib",
+        "macros:proc-macro",
+        "mid:lib",
+        "util:lib",
+    ];
+
+    /// What its `app` prints.
+    pub const EXPECTED_OUTPUT: &str = "answer=42 widget=I am Widget words=alpha+beta+gamma count=3 \
+        greeting=hello from a text file flavor=plain package=util volume=quiet rustflags=without-cfg\n";
+}
+
 /// Makes `basic-workspace`'s `generated` turn its `OUT_DIR` into data (its length, in
 /// a private function nothing calls): the unit is then bound to its target dir, and from
 /// another place it compiles again, to the same bytes (so what depends on it is
 /// restored). For the tests whose subject is a bound unit; without this every unit of
 /// the fixture holds wherever the checkout is.
-#[allow(dead_code, reason = "not every test binary binds a unit")]
 pub fn bind_generated(ws: &Path) {
     let lib = ws.join("generated/src/lib.rs");
     let text = std::fs::read_to_string(&lib).unwrap();
