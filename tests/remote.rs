@@ -854,3 +854,78 @@ fn s3_request_counts_stay_under_the_gha_upload_limit() {
     assert!(warm_uploads <= UPLOADS_PER_MISS * warm.summary("misses") + UPLOADS_PER_BUILD);
     assert!(warm_uploads < GHA_UPLOADS_PER_MINUTE / 20);
 }
+
+/// Bundled uploads (`uploads=bundles`, the default of the GitHub Actions cache): a cold
+/// build writes its objects as bundle pieces and the index, nothing else, so its uploads
+/// grow with its bytes (one per 16 MiB), not with its units; a build elsewhere with an
+/// empty local store still plants every unit, out of ranges of those pieces; a member
+/// edit compiles the units it touches and bundles them; and no object lies in the
+/// remote on its own (there is nothing a wrapper could look up by key).
+#[test]
+fn s3_bundled_uploads_write_pieces_and_the_index_only() {
+    let (server, metrics) = servers::seaweedfs_metered();
+    let uri = format!(
+        "s3://{S3_BUCKET}/bundled?endpoint=http://127.0.0.1:{}&uploads=bundles",
+        server.port
+    );
+    let s = Scratch::new();
+    let c0 = servers::s3_counts(metrics);
+    let (b, cold) = build(&s, "cold", &uri, &[], &s3_env());
+    assert!(cold.warning_codes().is_empty(), "{}", b.stderr());
+    let c1 = servers::s3_counts(metrics);
+    let up = c1.since(&c0);
+    let pieces = cold.summary("pieces_up");
+    eprintln!("cold: {pieces} pieces, {:?}", up.requests);
+    // The fixture's objects fit one piece: one upload for it, one for the index.
+    assert_eq!(pieces, 1, "{}", cold.0["summary"]);
+    assert_eq!(up.of("PUT") + up.of("POST"), pieces + 1, "{up:?}");
+    assert!(up.received >= cold.summary("bytes_up"), "{up:?}");
+
+    let (b, warm) = build(&s, "elsewhere/warm", &uri, &[], &s3_env());
+    assert!(warm.warning_codes().is_empty(), "{}", b.stderr());
+    assert_eq!(warm.with_outcome("hit"), names(CACHEABLE));
+    assert_eq!(warm.summary("seeded"), 7, "{}", warm.0["summary"]);
+    let c2 = servers::s3_counts(metrics);
+    let down = c2.since(&c1);
+    eprintln!("warm: {:?}", down.requests);
+    // Nothing to store: no upload, not even the index.
+    assert_eq!(down.of("PUT") + down.of("POST"), 0, "{down:?}");
+    // The check, the index, and the ranges of the one piece.
+    assert_eq!(
+        warm.summary("prefetch_pieces"),
+        warm.summary("prefetch_requests") - 2
+    );
+    assert!(
+        warm.summary("prefetch_requests") <= 4,
+        "{}",
+        warm.0["summary"]
+    );
+
+    // An edit elsewhere: the units it touches compile and travel as a new piece; the
+    // next build elsewhere with the same edit plants them too.
+    let edited = |rel: &str| {
+        let ws = s.checkout("basic-workspace", rel);
+        let mid = ws.join("mid/src/lib.rs");
+        let text = std::fs::read_to_string(&mid).unwrap();
+        std::fs::write(&mid, format!("{text}\npub fn added_elsewhere() {{}}\n")).unwrap();
+        let b = xcache_build(
+            &ws,
+            &s.path(&format!("{rel}-store")),
+            &["--remote", &uri],
+            &s3_env(),
+        );
+        b.assert_success();
+        assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+        Report::read(&ws.join("target"))
+    };
+    let first = edited("edited");
+    assert!(first.summary("misses") > 0, "{}", first.0["summary"]);
+    assert_eq!(first.summary("pieces_up"), 1, "{}", first.0["summary"]);
+    let again = edited("edited-again");
+    assert_eq!(again.summary("misses"), 0, "{}", again.0["summary"]);
+    assert_eq!(again.summary("seeded"), 7, "{}", again.0["summary"]);
+    let c3 = servers::s3_counts(metrics);
+    // Four builds, two of which stored something: two pieces and two indexes.
+    let all = c3.since(&c0);
+    assert_eq!(all.of("PUT") + all.of("POST"), 2 + 2, "{all:?}");
+}

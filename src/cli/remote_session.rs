@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::config::{BuildConfig, RemoteSpec, vars};
+use crate::config::{BuildConfig, RemoteSpec, Uploads, vars};
 use crate::errors::CacheError;
 use crate::key::Key;
 use crate::plan::Plan;
@@ -144,6 +144,7 @@ impl RemoteSession {
                 &self.local,
                 self.upload_jobs,
                 &self.state_file,
+                self.prefetched.bundled.clone(),
             ));
         }
     }
@@ -210,15 +211,32 @@ impl RemoteSession {
     /// Finishes uploads, records the index, and adds what happened to the report.
     pub fn finish(mut self, events: &[UnitEvent], seeds: &[Captured], report: &mut BuildReport) {
         self.on_events(events);
+        let bundled = self.spec.uploads == Uploads::Bundles;
         let mut uploaded = HashSet::new();
+        let mut new_pieces = Vec::new();
         if let Some(up) = self.uploader.take() {
             for c in seeds {
                 if let Some(pack) = Key::from_hex(&c.variant.pack) {
                     up.push_entry(pack);
                 }
             }
+            if bundled {
+                // Pieces are all the remote holds: what this build used that no piece
+                // holds (hits from the local store, seed packs fetched alone) joins them,
+                // so the index may list it.
+                for e in events.iter().filter(|e| e.unit.outcome == Outcome::Hit) {
+                    if let Some(key) = e.unit.key.as_deref().and_then(Key::from_hex) {
+                        up.push_entry(key);
+                    }
+                }
+                for pack in &self.prefetched.packs {
+                    up.push_entry(*pack);
+                }
+            }
             let outcome = up.finish();
             uploaded.extend(outcome.uploaded.iter().map(|k| k.to_hex()));
+            new_pieces = outcome.pieces;
+            report.summary.pieces_up = new_pieces.len();
             report.summary.bytes_up += outcome.bytes;
             if let Some(e) = outcome.too_large {
                 self.warn(&e);
@@ -235,10 +253,13 @@ impl RemoteSession {
             .collect();
         // The index lists what the next build can fetch: hits, and new entries that
         // reached the remote (not those refused for their size).
+        // With bundled uploads, only what a piece holds can be fetched.
+        let held: HashSet<String> = self.prefetched.bundled.iter().map(Key::to_hex).collect();
+        let reachable = |k: &String| !bundled || held.contains(k) || uploaded.contains(k);
         let used: Vec<(String, Key, Key)> = events
             .iter()
             .filter(|e| match e.unit.outcome {
-                Outcome::Hit => true,
+                Outcome::Hit => e.unit.key.as_ref().is_some_and(reachable),
                 Outcome::Miss => e.unit.key.as_ref().is_some_and(|k| uploaded.contains(k)),
                 _ => false,
             })
@@ -261,7 +282,9 @@ impl RemoteSession {
         // Seeds whose pack reached the remote.
         let new_seeds: Vec<(String, SeedVariant)> = seeds
             .iter()
-            .filter(|c| uploaded.contains(&c.variant.pack))
+            .filter(|c| {
+                uploaded.contains(&c.variant.pack) || (bundled && held.contains(&c.variant.pack))
+            })
             .filter(|c| {
                 !self
                     .prefetched
@@ -274,7 +297,10 @@ impl RemoteSession {
         // the remote or stored there, in the order planting needs them (seed packs by
         // seed key, then entries by prediction key, as the prefetch wants them). Only
         // when enough of them are in no bundle yet is the index rewritten for it.
-        let bundle = {
+        let bundle = if bundled {
+            // The uploads wrote the pieces.
+            Vec::new()
+        } else {
             let hits: HashSet<String> = events
                 .iter()
                 .filter(|e| e.unit.outcome == Outcome::Hit)
@@ -336,9 +362,10 @@ impl RemoteSession {
                 &uploaded,
                 &self.prefetched.damaged_pieces,
                 &bundle,
+                new_pieces,
             ) {
                 Ok((pieces, bytes)) => {
-                    report.summary.pieces_up = pieces;
+                    report.summary.pieces_up += pieces;
                     report.summary.bytes_up += bytes;
                 }
                 Err(e) => self.down(e),

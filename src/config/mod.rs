@@ -11,7 +11,7 @@ mod store;
 pub use file::{ConfigFile, parse_config, read_config_files};
 pub use remote::{
     DEFAULT_TIMEOUT, RemoteDefaults, RemoteKind, RemoteSpec, Secret, UPLOAD_TIMEOUT_FACTOR,
-    parse_timeout,
+    Uploads, parse_timeout,
 };
 pub use settings::{BuildConfig, Env, WrapperConfig, cargo_home, store_dir, vars};
 pub use store::{DEFAULT_CACHE_SIZE, StoreDir};

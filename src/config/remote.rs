@@ -70,10 +70,28 @@ pub enum RemoteKind {
     },
 }
 
+/// How a build's new objects reach the remote (`uploads=` in the URI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uploads {
+    /// Each entry, seed pack and manifest on its own while cargo runs, and bundle pieces
+    /// of them after it: what any reader (a wrapper, another workspace, an older
+    /// version) can find. About three uploads per unit compiled.
+    Objects,
+    /// Only bundle pieces (16 MiB each, written as they fill while cargo runs) and the
+    /// index: a few uploads per build, for a service that limits uploads per minute (the
+    /// GitHub Actions cache, its default). Readers fetch ranges of the pieces; a unit
+    /// the index does not list is compiled, never looked up by its own key.
+    Bundles,
+}
+
+/// The values `uploads=` takes, for messages.
+const UPLOADS_VALUES: &str = "uploads=objects or uploads=bundles";
+
 /// A parsed remote: the service, and a credential-free rendering for messages.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RemoteSpec {
     pub kind: RemoteKind,
+    pub uploads: Uploads,
     /// How long one request (retries included), or one piece of a transfer, may stall
     /// before the remote is given up for the build: `XCACHE_REMOTE_TIMEOUT`, else
     /// [`DEFAULT_TIMEOUT`]. Uploads, which run beside the build and are waited for only
@@ -156,10 +174,27 @@ impl RemoteSpec {
 
     fn parse_uri(uri: &str, defaults: &RemoteDefaults) -> Result<RemoteSpec, String> {
         let uri = uri.trim();
-        if uri == "ghac" || uri == "ghac://" {
+        let (bare, query) = uri.split_once('?').unwrap_or((uri, ""));
+        if bare == "ghac" || bare == "ghac://" {
+            let uploads = match query {
+                "" | "uploads=bundles" => Uploads::Bundles,
+                "uploads=objects" => Uploads::Objects,
+                q if q.starts_with("uploads=") => {
+                    return Err(format!(
+                        "ghac: option `{q}` is not understood; write {UPLOADS_VALUES}"
+                    ));
+                }
+                q => {
+                    let name = q.split(['=', '&']).next().unwrap_or_default();
+                    return Err(format!(
+                        "ghac: unknown option `{name}`; ghac takes {UPLOADS_VALUES} only"
+                    ));
+                }
+            };
             return Ok(RemoteSpec {
                 timeout: DEFAULT_TIMEOUT,
                 kind: RemoteKind::Ghac,
+                uploads,
                 display: "ghac".into(),
                 secrets: defaults.secrets.clone(),
             });
@@ -175,11 +210,19 @@ impl RemoteSpec {
         let display = redact(&url);
         // Every option a scheme understands; any other is an error that names it.
         let known: &[&str] = match url.scheme() {
-            "s3" => &["endpoint", "region", "virtual_host_style"],
-            "gcs" | "gs" => &["endpoint", "anonymous"],
-            "azblob" => &["endpoint", "account"],
+            "s3" => &["endpoint", "region", "virtual_host_style", "uploads"],
+            "gcs" | "gs" => &["endpoint", "anonymous", "uploads"],
+            "azblob" => &["endpoint", "account", "uploads"],
+            "webdav" | "webdavs" | "file" => &["uploads"],
             _ => &[],
         };
+        if url.query_pairs().any(|(k, _)| k == "uploads") && known.is_empty() {
+            let display = display.split('?').next().unwrap_or_default();
+            return Err(format!(
+                "{display}: option `uploads`: a key-value store serves no ranges of a value, which bundled uploads need, so {}:// URIs take no options; use a bucket (s3://, gcs://, azblob://), webdav:// or file:// for uploads=bundles",
+                url.scheme()
+            ));
+        }
         if let Some((k, _)) = url
             .query_pairs()
             .find(|(k, _)| !known.contains(&k.as_ref()))
@@ -239,6 +282,15 @@ impl RemoteSpec {
                 "/".into()
             } else {
                 format!("/{p}/")
+            }
+        };
+        let uploads = match query("uploads").as_deref() {
+            None | Some("objects") => Uploads::Objects,
+            Some("bundles") => Uploads::Bundles,
+            Some(v) => {
+                return Err(format!(
+                    "{display}: option `uploads` is `{v}`; write {UPLOADS_VALUES}"
+                ));
             }
         };
         let user =
@@ -330,6 +382,7 @@ impl RemoteSpec {
         Ok(RemoteSpec {
             timeout: DEFAULT_TIMEOUT,
             kind,
+            uploads,
             display,
             secrets,
         })
@@ -390,8 +443,13 @@ fn parse_cluster(
     if let Some(q) = query {
         // The value may be a misspelt credential: only the option's name is shown.
         let name = q.split(['=', '&']).next().unwrap_or_default();
+        let why = if name == "uploads" {
+            ": a key-value store serves no ranges of a value, which bundled uploads need, so"
+        } else {
+            ";"
+        };
         return Err(format!(
-            "{display}: unknown option `{name}`; {scheme}:// URIs take no options"
+            "{display}: unknown option `{name}`{why} {scheme}:// URIs take no options"
         ));
     }
     let path = path.trim_matches('/');
@@ -445,6 +503,7 @@ fn parse_cluster(
     secrets.extend(password.clone());
     secrets.retain(|s| s.0.len() >= 3);
     Ok(RemoteSpec {
+        uploads: Uploads::Objects,
         timeout: DEFAULT_TIMEOUT,
         kind: RemoteKind::RedisCluster {
             nodes,
@@ -541,6 +600,53 @@ mod tests {
 
     fn parse(s: &str) -> Result<RemoteSpec, String> {
         RemoteSpec::parse(s, &RemoteDefaults::default())
+    }
+
+    #[test]
+    fn uploads_are_objects_unless_bundles_are_asked_for_and_ghac_bundles() {
+        for uri in [
+            "s3://b/p",
+            "gcs://b/p",
+            "azblob://c/p",
+            "webdav://127.0.0.1:8080/p",
+            "file:///tmp/x",
+            "redis://127.0.0.1",
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+            "memcached://127.0.0.1",
+            "ghac?uploads=objects",
+        ] {
+            assert_eq!(parse(uri).unwrap().uploads, Uploads::Objects, "{uri}");
+        }
+        for uri in [
+            "s3://b/p?uploads=bundles",
+            "gcs://b/p?anonymous=true&uploads=bundles",
+            "azblob://c/p?uploads=bundles",
+            "webdavs://example.com/p?uploads=bundles",
+            "file:///tmp/x?uploads=bundles",
+            "ghac",
+            "ghac?uploads=bundles",
+        ] {
+            assert_eq!(parse(uri).unwrap().uploads, Uploads::Bundles, "{uri}");
+        }
+        // A value not understood is an error naming both values.
+        for uri in ["s3://b/p?uploads=bundle", "ghac?uploads=yes"] {
+            let e = parse(uri).unwrap_err();
+            assert!(
+                e.contains("uploads=objects or uploads=bundles"),
+                "{uri}: {e}"
+            );
+        }
+        // Key-value stores serve no ranges: the option is refused, saying why.
+        for uri in [
+            "redis://127.0.0.1?uploads=bundles",
+            "memcached://127.0.0.1?uploads=bundles",
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001?uploads=bundles",
+        ] {
+            let e = parse(uri).unwrap_err();
+            assert!(e.contains("serves no ranges"), "{uri}: {e}");
+        }
+        let e = parse("ghac?version=2").unwrap_err();
+        assert!(e.contains("unknown option `version`"), "{e}");
     }
 
     #[test]

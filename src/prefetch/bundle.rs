@@ -4,11 +4,15 @@
 //!
 //! The build's writer (after cargo, with the index) bundles the objects it used that no
 //! piece held yet, when there are at least [`MIN_NEW`]; the index keeps the newest
-//! [`MAX_PIECES`]. A reader fetches a piece when the objects it wants make up at least
-//! half of it, splits the stream into its members while it arrives, verifies each as an
-//! entry fetched alone is verified, and fetches alone whatever a piece did not deliver
-//! whole and verified. Every object also stays in the remote on its own, for wrappers,
-//! older readers and pieces that are gone or damaged.
+//! [`MAX_PIECES`]. A reader of an object store fetches, from each piece, the byte range
+//! that spans the objects it wants (a new range when a gap of [`GAP_BYTES`] or more lies
+//! between two of them); a key-value store serves no ranges, so its reader fetches a
+//! whole piece when the objects it wants make up at least half of it. The reader splits
+//! the stream into its members while it arrives, verifies each as an entry fetched
+//! alone is verified, and fetches alone whatever a piece did not deliver whole and
+//! verified. Every object also stays in the remote on its own, for wrappers, older
+//! readers and pieces that are gone or damaged (unless uploads are bundled:
+//! `uploads=bundles`, where pieces are all there is).
 //!
 //! Main functions: [`choose`], [`fetch_piece`], [`write`].
 
@@ -29,6 +33,9 @@ pub const MAX_PIECES: usize = 32;
 /// A build writes a new bundle when at least this many of the objects it used were in
 /// no piece; fewer travel alone.
 pub const MIN_NEW: usize = 8;
+/// Two wanted objects of a piece travel in one range unless this many unwanted bytes
+/// or more lie between them: downloading a smaller gap costs less than a request.
+pub const GAP_BYTES: u64 = 1 << 20;
 
 /// Where a piece lives in the remote.
 pub fn piece_path(key: &Key) -> String {
@@ -67,21 +74,41 @@ pub fn held(index: &Index) -> HashSet<Key> {
         .collect()
 }
 
-/// A piece to fetch and the members wanted from it (the others are skipped).
+/// A range of a piece to fetch and the members wanted from it (the others are skipped).
 #[derive(Clone, Debug)]
 pub struct PieceJob {
     pub key: Key,
     pub size: u64,
+    /// The bytes to fetch: `start..end` of the piece (`0..size` for all of it).
+    pub start: u64,
+    pub end: u64,
     pub members: Vec<Member>,
 }
 
-/// Chooses pieces for `wanted` (in the order planting needs them): a piece is fetched
-/// when the wanted objects in it make up at least half its bytes, newest piece first
-/// for an object several hold. Returns the pieces, ordered by their first wanted object,
-/// and the objects left to fetch alone, in order.
+impl PieceJob {
+    fn of(key: Key, size: u64, members: Vec<Member>) -> PieceJob {
+        let start = members.first().map_or(0, |m| m.1);
+        let end = members.last().map_or(0, |m| m.1 + m.2);
+        PieceJob {
+            key,
+            size,
+            start,
+            end,
+            members,
+        }
+    }
+}
+
+/// Chooses what to fetch from pieces for `wanted` (in the order planting needs them),
+/// newest piece first for an object several hold. With `ranges` (an object store), each
+/// piece's wanted objects are fetched as ranges of it, split where [`GAP_BYTES`] or more
+/// lie between two of them; without (a key-value store), a whole piece is fetched when
+/// the wanted objects in it make up at least half its bytes. Returns the jobs, ordered
+/// by their first wanted object, and the objects left to fetch alone, in order.
 pub fn choose(
     index: &Index,
     wanted: &[(Key, Option<u64>)],
+    ranges: bool,
 ) -> (Vec<PieceJob>, Vec<(Key, Option<u64>)>) {
     let rank: std::collections::HashMap<Key, usize> = wanted
         .iter()
@@ -89,7 +116,7 @@ pub fn choose(
         .map(|(i, (k, _))| (*k, i))
         .collect();
     let mut covered: HashSet<Key> = HashSet::new();
-    let mut jobs: Vec<(usize, PieceJob)> = Vec::new();
+    let mut jobs: Vec<PieceJob> = Vec::new();
     for piece in &index.bundles {
         let Some((key, all)) = members(piece) else {
             continue;
@@ -99,27 +126,46 @@ pub fn choose(
             .filter(|(k, _, _)| rank.contains_key(k) && !covered.contains(k))
             .collect();
         let bytes: u64 = mine.iter().map(|(_, _, len)| len).sum();
-        if mine.is_empty() || bytes.saturating_mul(2) < piece.size {
+        if mine.is_empty() || (!ranges && bytes.saturating_mul(2) < piece.size) {
             continue;
         }
         covered.extend(mine.iter().map(|(k, _, _)| *k));
-        let first = mine.iter().filter_map(|(k, _, _)| rank.get(k)).min();
-        jobs.push((
-            first.copied().unwrap_or(usize::MAX),
-            PieceJob {
+        if !ranges {
+            jobs.push(PieceJob {
                 key,
                 size: piece.size,
+                start: 0,
+                end: piece.size,
                 members: mine,
-            },
-        ));
+            });
+            continue;
+        }
+        let mut span: Vec<Member> = Vec::new();
+        for m in mine {
+            if let Some(last) = span.last()
+                && m.1 - (last.1 + last.2) >= GAP_BYTES
+            {
+                jobs.push(PieceJob::of(key, piece.size, std::mem::take(&mut span)));
+            }
+            span.push(m);
+        }
+        jobs.push(PieceJob::of(key, piece.size, span));
     }
-    jobs.sort_by_key(|(first, _)| *first);
+    let first = |j: &PieceJob| {
+        j.members
+            .iter()
+            .filter_map(|(k, _, _)| rank.get(k))
+            .min()
+            .copied()
+            .unwrap_or(usize::MAX)
+    };
+    jobs.sort_by_cached_key(first);
     let alone = wanted
         .iter()
         .filter(|(k, _)| !covered.contains(k))
         .copied()
         .collect();
-    (jobs.into_iter().map(|(_, j)| j).collect(), alone)
+    (jobs, alone)
 }
 
 /// What fetching one piece gave.
@@ -134,7 +180,7 @@ pub struct PieceOutcome {
     pub bytes: u64,
 }
 
-/// Streams a piece and splits it into its wanted members as it arrives. Each member is
+/// Streams a piece's range and splits it into its wanted members as it arrives. Each member is
 /// written to a temporary file, verified as an entry of its key (its header, as
 /// [`RemoteStore::get_entry`] does when the size was known; a restore checks every
 /// digest), adopted into `local` and passed to `arrived` with its length. Never more
@@ -150,14 +196,19 @@ pub fn fetch_piece(
         local,
         members: &job.members,
         next: 0,
-        pos: 0,
+        pos: job.start,
         open: None,
         delivered: vec![false; job.members.len()],
         damaged: None,
         path: &path,
         arrived,
     };
-    let got = remote.get_stream(&path, Some(job.size), &mut |chunk| split.feed(chunk));
+    let whole = job.start == 0 && job.end == job.size;
+    let got = if whole {
+        remote.get_stream(&path, Some(job.size), &mut |chunk| split.feed(chunk))
+    } else {
+        remote.get_range(&path, job.start..job.end, &mut |chunk| split.feed(chunk))
+    };
     if let Some((_, tmp)) = split.open.take() {
         // The piece ended (or failed) inside a member.
         let _ = std::fs::remove_file(tmp);
@@ -173,7 +224,7 @@ pub fn fetch_piece(
         missing,
         damaged: split.damaged,
         absent: matches!(got, Ok(None)),
-        bytes: split.pos,
+        bytes: split.pos - job.start,
     }
 }
 
@@ -182,7 +233,7 @@ struct Split<'a> {
     members: &'a [Member],
     /// The member being received or awaited.
     next: usize,
-    /// Bytes of the piece seen so far.
+    /// Where in the piece the next byte to arrive lies.
     pos: u64,
     open: Option<(std::fs::File, PathBuf)>,
     delivered: Vec<bool>,
@@ -257,6 +308,109 @@ impl Split<'_> {
     }
 }
 
+/// Objects gathered, in order, into groups of at most [`PIECE_BYTES`] (an object larger
+/// than that gets a group of its own; no object is split).
+#[derive(Default)]
+pub struct Groups {
+    group: Vec<(Key, u64)>,
+    filled: u64,
+}
+
+impl Groups {
+    /// Adds an object of `n` bytes; the group it closed, if it closed one.
+    pub fn push(&mut self, key: Key, n: u64) -> Option<Vec<(Key, u64)>> {
+        let full = (!self.group.is_empty() && self.filled + n > PIECE_BYTES).then(|| {
+            self.filled = 0;
+            std::mem::take(&mut self.group)
+        });
+        self.group.push((key, n));
+        self.filled += n;
+        full
+    }
+
+    /// The last group, if any object is in it.
+    pub fn rest(self) -> Option<Vec<(Key, u64)>> {
+        (!self.group.is_empty()).then_some(self.group)
+    }
+}
+
+/// Uploads `group` (objects of the local store and their sizes, in order) as one piece;
+/// the piece's table. `None` when an object changed size while it was read (another
+/// build stored the same key): the table would not fit the bytes, so the piece is not
+/// listed (readers would find out, but need not).
+pub fn write_piece(
+    remote: &RemoteStore,
+    local: &LocalStore,
+    group: &[(Key, u64)],
+) -> Result<Option<BundlePiece>, CacheError> {
+    let mut h = KeyHasher::new("bundle-piece");
+    let names: Vec<String> = group
+        .iter()
+        .map(|(k, n)| format!("{}:{n}", k.to_hex()))
+        .collect();
+    h.list("members", names.iter().map(String::as_str));
+    let key = h.finish();
+    let paths: Vec<PathBuf> = group.iter().map(|(k, _)| local.entry_path(k)).collect();
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let size: u64 = group.iter().map(|(_, n)| n).sum();
+    if remote.put_files(&piece_path(&key), &refs)? != size {
+        return Ok(None);
+    }
+    let mut offset = 0;
+    let members = group
+        .iter()
+        .map(|(k, n)| {
+            let m = BundleMember {
+                key: k.to_hex(),
+                offset,
+                len: *n,
+            };
+            offset += n;
+            m
+        })
+        .collect();
+    Ok(Some(BundlePiece {
+        key: key.to_hex(),
+        size,
+        members,
+    }))
+}
+
+/// For bundled uploads, where pieces are all the remote holds: drops from `index` every
+/// entry and seed whose objects no usable piece holds (a reader would ask for them in
+/// vain), then every piece that holds nothing the index lists. Pieces come first in
+/// the order given; an object several hold is looked for in the first.
+pub fn keep_held(index: &mut Index) {
+    index.bundles.retain(|p| members(p).is_some());
+    let mut seen = HashSet::new();
+    index.bundles.retain(|p| seen.insert(p.key.clone()));
+    let held: HashSet<String> = held(index).iter().map(Key::to_hex).collect();
+    for list in index.units.values_mut() {
+        list.retain(|e| held.contains(&e.variant.entry));
+    }
+    for list in index.seeds.values_mut() {
+        list.retain(|s| {
+            held.contains(&s.variant.pack)
+                && (s.variant.outputs_in_pack
+                    || s.variant.entry.as_ref().is_none_or(|e| held.contains(e)))
+        });
+    }
+    index.units.retain(|_, l| !l.is_empty());
+    index.seeds.retain(|_, l| !l.is_empty());
+    let listed: HashSet<&str> = index
+        .units
+        .values()
+        .flatten()
+        .map(|e| e.variant.entry.as_str())
+        .chain(index.seeds.values().flatten().flat_map(|s| {
+            std::iter::once(s.variant.pack.as_str()).chain(s.variant.entry.as_deref())
+        }))
+        .collect();
+    index
+        .bundles
+        .retain(|p| p.members.iter().any(|m| listed.contains(m.key.as_str())));
+}
+
 /// The objects of `objects` that `held` does not hold.
 pub fn uncovered(held: &HashSet<Key>, objects: &[Key]) -> usize {
     objects.iter().filter(|k| !held.contains(k)).count()
@@ -287,56 +441,23 @@ pub fn write(
     if new.len() < MIN_NEW {
         return (0, 0);
     }
-    let mut groups: Vec<Vec<(Key, u64)>> = vec![Vec::new()];
-    let mut filled = 0u64;
-    for (k, n) in new {
-        let last = groups.last_mut().expect("one group at least");
-        if !last.is_empty() && filled + n > PIECE_BYTES {
-            groups.push(Vec::new());
-            filled = 0;
-        }
-        groups.last_mut().expect("one group at least").push((k, n));
-        filled += n;
-    }
+    let mut groups = Groups::default();
+    let mut full: Vec<Vec<(Key, u64)>> = new
+        .into_iter()
+        .filter_map(|(k, n)| groups.push(k, n))
+        .collect();
+    full.extend(groups.rest());
     let mut pieces = Vec::new();
     let mut up = 0;
-    for group in groups {
-        let mut h = KeyHasher::new("bundle-piece");
-        let names: Vec<String> = group
-            .iter()
-            .map(|(k, n)| format!("{}:{n}", k.to_hex()))
-            .collect();
-        h.list("members", names.iter().map(String::as_str));
-        let key = h.finish();
-        let paths: Vec<PathBuf> = group.iter().map(|(k, _)| local.entry_path(k)).collect();
-        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-        let size: u64 = group.iter().map(|(_, n)| n).sum();
-        match remote.put_files(&piece_path(&key), &refs) {
-            // An entry replaced locally while it was read (another build stored the
-            // same key): the table would not fit the bytes; readers would find out,
-            // but the piece is not listed.
-            Ok(n) if n != size => continue,
-            Ok(n) => up += n,
+    for group in full {
+        match write_piece(remote, local, &group) {
+            Ok(Some(piece)) => {
+                up += piece.size;
+                pieces.push(piece);
+            }
+            Ok(None) => continue,
             Err(_) => break,
         }
-        let mut offset = 0;
-        let members = group
-            .iter()
-            .map(|(k, n)| {
-                let m = BundleMember {
-                    key: k.to_hex(),
-                    offset,
-                    len: *n,
-                };
-                offset += n;
-                m
-            })
-            .collect();
-        pieces.push(BundlePiece {
-            key: key.to_hex(),
-            size,
-            members,
-        });
     }
     let written = pieces.len();
     pieces.append(&mut index.bundles);
@@ -393,12 +514,57 @@ mod tests {
         };
         // 1 and 2 fill the first piece; 3 is 1 byte of the second: alone.
         let wanted = vec![(k(3), None), (k(2), None), (k(1), Some(4))];
-        let (jobs, alone) = choose(&index, &wanted);
+        let (jobs, alone) = choose(&index, &wanted, false);
         assert_eq!(jobs.len(), 1);
         assert_eq!(
             jobs[0].members.iter().map(|m| m.0).collect::<Vec<_>>(),
             vec![k(1), k(2)]
         );
         assert_eq!(alone, vec![(k(3), None)]);
+    }
+
+    #[test]
+    fn an_object_store_fetches_the_ranges_that_span_the_wanted_objects() {
+        let k = |b: u8| Key::digest(&[b]);
+        let g = GAP_BYTES;
+        // Objects 1 to 4 end to end, a gap of exactly GAP_BYTES before 5 (object 9
+        // fills it), 6 a byte after 5.
+        let index = Index {
+            bundles: vec![piece(
+                3 * g,
+                &[
+                    (1, 0, 10),
+                    (2, 10, 10),
+                    (3, 20, 10),
+                    (4, 30, 10),
+                    (9, 40, g),
+                    (5, 40 + g, 10),
+                    (6, 51 + g, 10),
+                ],
+            )],
+            ..Index::default()
+        };
+        // 1, 2 and 4 (3 between them is downloaded and skipped), then 5 and 6 (the
+        // gap of GAP_BYTES starts another range); 7 is in no piece.
+        let wanted = vec![
+            (k(5), None),
+            (k(7), Some(3)),
+            (k(4), None),
+            (k(2), None),
+            (k(1), None),
+            (k(6), None),
+        ];
+        let (jobs, alone) = choose(&index, &wanted, true);
+        let spans: Vec<(u64, u64, usize)> = jobs
+            .iter()
+            .map(|j| (j.start, j.end, j.members.len()))
+            .collect();
+        // Ordered by the first wanted object each holds: 5 comes first.
+        assert_eq!(spans, vec![(40 + g, 61 + g, 2), (0, 40, 3)]);
+        assert_eq!(alone, vec![(k(7), Some(3))]);
+        // A key-value store: the wanted bytes are under half the piece, so all alone.
+        let (jobs, alone) = choose(&index, &wanted, false);
+        assert!(jobs.is_empty());
+        assert_eq!(alone.len(), wanted.len());
     }
 }

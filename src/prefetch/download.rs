@@ -124,12 +124,17 @@ pub fn prefetch(
     let arrivals = Arc::new(Arrivals::new(std::iter::empty()));
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let early = index.bundles.is_empty();
+    // A key-value store hands each value back whole, in memory: what is in flight at
+    // once is bounded in bytes, not only in requests.
+    let budget = spec.is_key_value().then_some(KV_BYTES_IN_FLIGHT);
     let worker = {
         let remote = Arc::clone(&remote);
         let local = local.clone();
         let arrivals = Arc::clone(&arrivals);
         let bar = bar.clone();
-        std::thread::spawn(move || download_all(&remote, &local, rx, jobs, bar, &arrivals, started))
+        std::thread::spawn(move || {
+            download_all(&remote, &local, rx, jobs, budget, bar, &arrivals, started)
+        })
     };
     // Whether a recorded variant fits this checkout, as far as can be told before cargo
     // runs: the judge's prediction (`Mode::Predict`). Whatever is downloaded is judged
@@ -246,7 +251,7 @@ pub fn prefetch(
     }
     let bundled = super::bundle::held(&index);
     if !early {
-        let (pieces, alone) = super::bundle::choose(&index, &wanted.1);
+        let (pieces, alone) = super::bundle::choose(&index, &wanted.1, !spec.is_key_value());
         for p in pieces {
             let _ = tx.send(Job::Piece(p));
         }
@@ -419,26 +424,79 @@ struct Downloaded {
     requests: usize,
 }
 
-/// One download: a bundle piece, or an object alone with its size if known.
+/// At most this many bytes of values are fetched at once from a key-value store (Redis,
+/// memcached), whose client holds each value whole in memory until it is written out.
+/// An object larger than that is fetched alone, nothing beside it.
+pub const KV_BYTES_IN_FLIGHT: u64 = 48 << 20;
+
+/// What an object of unknown size counts for against [`KV_BYTES_IN_FLIGHT`].
+const UNKNOWN_SIZE: u64 = 4 << 20;
+
+/// One download: a range of a bundle piece, or an object alone with its size if known.
 enum Job {
     Piece(super::bundle::PieceJob),
     One(Key, Option<u64>),
 }
 
+impl Job {
+    /// The bytes it brings down.
+    fn bytes(&self) -> u64 {
+        match self {
+            Job::Piece(p) => p.end - p.start,
+            Job::One(_, size) => size.unwrap_or(UNKNOWN_SIZE),
+        }
+    }
+}
+
+/// Bytes in flight, bounded ([`KV_BYTES_IN_FLIGHT`]).
+struct Budget {
+    limit: u64,
+    used: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Budget {
+    /// Waits until `n` bytes fit (or nothing else is in flight), and takes them.
+    fn take(&self, n: u64) -> u64 {
+        let n = n.min(self.limit);
+        let mut used = self.used.lock().unwrap();
+        while *used > 0 && *used + n > self.limit {
+            used = self.cv.wait(used).unwrap();
+        }
+        *used += n;
+        n
+    }
+
+    fn give(&self, n: u64) {
+        *self.used.lock().unwrap() -= n;
+        self.cv.notify_all();
+    }
+}
+
 /// Downloads what comes through `queue` with `jobs` threads at once, all on one client
 /// (so one pool of connections), each object streamed to a temporary file and adopted
-/// into `local`.
+/// into `local`; with `budget`, at most that many bytes at once.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are distinct"
+)]
 fn download_all(
     remote: &RemoteStore,
     local: &LocalStore,
     queue: Receiver<Job>,
     jobs: usize,
+    budget: Option<u64>,
     bar: Option<ProgressBar>,
     arrivals: &Arrivals,
     started: Instant,
 ) -> Downloaded {
     let _close = CloseOnDrop(arrivals);
     let queue = Mutex::new(queue);
+    let budget = budget.map(|limit| Budget {
+        limit,
+        used: Mutex::new(0),
+        cv: Condvar::new(),
+    });
     let cx = Downloads {
         remote,
         local,
@@ -457,9 +515,13 @@ fn download_all(
                     let Ok(job) = queue.lock().unwrap().recv() else {
                         return;
                     };
+                    let taken = budget.as_ref().map(|b| b.take(job.bytes()));
                     match job {
                         Job::One(key, size) => cx.one(key, size),
                         Job::Piece(p) => cx.piece(&p),
+                    }
+                    if let (Some(b), Some(n)) = (&budget, taken) {
+                        b.give(n);
                     }
                 }
             });

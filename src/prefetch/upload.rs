@@ -4,12 +4,17 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
-use super::{Index, IndexEntry, IndexSeed, index_path};
-use crate::config::RemoteSpec;
+use super::bundle::{Groups, write_piece};
+use super::{BundlePiece, Index, IndexEntry, IndexSeed, index_path};
+use crate::config::{RemoteSpec, Uploads};
 use crate::errors::CacheError;
 use crate::key::Key;
 use crate::seed::SeedVariant;
 use crate::store::{LocalStore, Manifest, RemoteStore};
+
+/// The objects queued for upload: `(first-level key, entry)`, the first-level key
+/// `None` for a seed pack.
+type Queue = std::sync::Arc<Mutex<Receiver<(Option<Key>, Key)>>>;
 
 /// What the uploads did.
 #[derive(Debug, Default)]
@@ -22,10 +27,14 @@ pub struct UploadOutcome {
     /// The first entry the backend refused for its size (it stays local; the others
     /// were still uploaded).
     pub too_large: Option<CacheError>,
+    /// With bundled uploads, the pieces written (their members are in `uploaded`).
+    pub pieces: Vec<BundlePiece>,
 }
 
 /// Uploads entries (and their manifests) on worker threads, so no rustc invocation
-/// ever waits for the network.
+/// ever waits for the network. With bundled uploads ([`Uploads::Bundles`]), objects are
+/// gathered into bundle pieces instead, each written as soon as it is full, the last
+/// one when the uploads finish.
 pub struct Uploader {
     tx: Option<Sender<(Option<Key>, Key)>>,
     workers: Vec<JoinHandle<()>>,
@@ -36,11 +45,14 @@ impl Uploader {
     /// `state_file` is the build's shared word on the remote: a failure here is written
     /// to it (so no wrapper waits for the remote again), and a failure a wrapper wrote
     /// there stops the uploads.
+    /// With bundled uploads, the objects of `held` (in the index's pieces already) are
+    /// not bundled again.
     pub fn start(
         spec: &RemoteSpec,
         local: &LocalStore,
         jobs: usize,
         state_file: &std::path::Path,
+        held: std::collections::HashSet<Key>,
     ) -> Uploader {
         let (tx, rx) = channel::<(Option<Key>, Key)>();
         let rx = std::sync::Arc::new(Mutex::new(rx));
@@ -51,6 +63,22 @@ impl Uploader {
         // thread's queue wait hangs until the stall limit.)
         let remote = std::sync::Arc::new(RemoteStore::open_for_uploads(spec));
         let outcome = std::sync::Arc::new(Mutex::new(UploadOutcome::default()));
+        if spec.uploads == Uploads::Bundles {
+            let (spec, local, state, outcome2) = (
+                spec.clone(),
+                local.clone(),
+                state_file.to_path_buf(),
+                outcome.clone(),
+            );
+            let packer = std::thread::spawn(move || {
+                pack(&spec, &remote, &local, rx, jobs, held, &outcome2, &state)
+            });
+            return Uploader {
+                tx: Some(tx),
+                workers: vec![packer],
+                outcome,
+            };
+        }
         let workers = (0..jobs.max(1))
             .map(|_| {
                 let (rx, outcome, spec, local, state, remote) = (
@@ -143,6 +171,89 @@ fn worker(
     }
 }
 
+/// Bundled uploads: gathers the objects that come through `rx` (not in `held`, each
+/// once, in the order they come) into groups of a piece's size, and writes each full
+/// group as a piece on one of `jobs` threads while the next fills; the last group when
+/// `rx` closes. The first failure ends the uploads as it does for single objects.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are distinct"
+)]
+fn pack(
+    spec: &RemoteSpec,
+    remote: &Result<RemoteStore, CacheError>,
+    local: &LocalStore,
+    rx: Queue,
+    jobs: usize,
+    mut held: std::collections::HashSet<Key>,
+    outcome: &Mutex<UploadOutcome>,
+    state_file: &std::path::Path,
+) {
+    let (full_tx, full_rx) = channel::<Vec<(Key, u64)>>();
+    let full_rx = Mutex::new(full_rx);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    let Ok(group) = full_rx.lock().unwrap().recv() else {
+                        return;
+                    };
+                    let given_up = outcome.lock().unwrap().error.is_some()
+                        || std::fs::read_to_string(state_file).is_ok_and(|s| s.starts_with("down"));
+                    if given_up {
+                        continue; // abandoned: drain the queue
+                    }
+                    let result = match remote {
+                        Ok(r) => write_piece(r, local, &group),
+                        Err(e) => Err(CacheError::Remote {
+                            code: "remote-unavailable",
+                            uri: spec.display().to_string(),
+                            message: e.to_string(),
+                        }),
+                    };
+                    let mut o = outcome.lock().unwrap();
+                    match result {
+                        Ok(Some(piece)) => {
+                            o.uploaded.extend(group.iter().map(|(k, _)| *k));
+                            o.bytes += piece.size;
+                            o.pieces.push(piece);
+                        }
+                        // An object changed while it was read: its piece is not listed.
+                        Ok(None) => {}
+                        Err(e) => {
+                            if o.error.is_none() {
+                                let line = format!("down\t{}\t{e}\n", e.code());
+                                let _ = crate::fsx::write_atomic(state_file, line.as_bytes());
+                            }
+                            o.error.get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+        let mut groups = Groups::default();
+        loop {
+            let job = rx.lock().unwrap().recv();
+            let Ok((_, key)) = job else {
+                break;
+            };
+            if !held.insert(key) {
+                continue;
+            }
+            let Some(n) = local.entry_size(&key).filter(|n| *n > 0) else {
+                continue;
+            };
+            if let Some(group) = groups.push(key, n) {
+                let _ = full_tx.send(group);
+            }
+        }
+        if let Some(group) = groups.rest() {
+            let _ = full_tx.send(group);
+        }
+        drop(full_tx);
+    });
+}
+
 fn upload_one(
     remote: &RemoteStore,
     local: &LocalStore,
@@ -177,8 +288,10 @@ fn upload_one(
 /// by this build, `replaced`) are dropped from the index and deleted, and so are bundle
 /// pieces with a damaged member (`damaged_pieces`). The objects of `bundle` (this
 /// build's, in the order planting needs them) that no piece holds are written as a new
-/// bundle when there are enough (see `bundle.rs`). Returns the bundle pieces
-/// and bytes uploaded.
+/// bundle when there are enough (see `bundle.rs`). With bundled uploads, the pieces
+/// the [`Uploader`] wrote (`new_pieces`) are listed first instead, and the index keeps
+/// only what its pieces hold (there is nothing else to fetch) and the pieces that hold
+/// something it lists. Returns the bundle pieces and bytes uploaded here.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site; the pieces are distinct"
@@ -194,12 +307,14 @@ pub fn update_index(
     replaced: &std::collections::HashSet<String>,
     damaged_pieces: &[String],
     bundle: &[Key],
+    new_pieces: Vec<BundlePiece>,
 ) -> Result<(usize, u64), CacheError> {
     if used.is_empty()
         && seeds.is_empty()
         && damaged.is_empty()
         && damaged_pieces.is_empty()
         && bundle.is_empty()
+        && new_pieces.is_empty()
     {
         return Ok((0, 0));
     }
@@ -259,7 +374,15 @@ pub fn update_index(
             },
         );
     }
-    let written = super::bundle::write(&remote, local, &mut index, bundle);
+    let written = if spec.uploads == Uploads::Bundles {
+        let mut pieces = new_pieces;
+        pieces.append(&mut index.bundles);
+        index.bundles = pieces;
+        super::bundle::keep_held(&mut index);
+        (0, 0)
+    } else {
+        super::bundle::write(&remote, local, &mut index, bundle)
+    };
     remote.put_bytes(&path, serde_json::to_vec(&index).unwrap_or_default())?;
     Ok(written)
 }

@@ -283,11 +283,14 @@ impl RemoteStore {
                     other => other.map(|_| ()),
                 }
             } else {
-                self.op
-                    .list_with(&format!("{}/", super::LAYOUT))
+                // One page of one entry: `list_with` would walk every page, one round
+                // trip each, before answering.
+                let mut lister = self
+                    .op
+                    .lister_with(&format!("{}/", super::LAYOUT))
                     .limit(1)
-                    .await
-                    .map(|_| ())
+                    .await?;
+                lister.try_next().await.map(|_| ())
             }
         });
         result.map_err(|e| {
@@ -472,7 +475,7 @@ impl RemoteStore {
             source,
         };
         let mut file = None;
-        let got = self.stream_once(path, size, &mut |chunk| {
+        let got = self.stream_once(path, self.whole(size), &mut |chunk| {
             let f = match &mut file {
                 Some(f) => f,
                 None => file.insert(std::fs::File::create(dest).map_err(werr)?),
@@ -505,15 +508,43 @@ impl RemoteStore {
         size: Option<u64>,
         sink: &mut dyn FnMut(&[u8]) -> Result<(), CacheError>,
     ) -> Result<Option<u64>, CacheError> {
-        self.stream_once(path, size, sink).map_err(|(_, e)| e)
+        self.stream_once(path, self.whole(size), sink)
+            .map_err(|(_, e)| e)
     }
 
-    /// [`RemoteStore::get_stream`]; a failure of the remote comes back with opendal's
-    /// error kind.
+    /// Streams the bytes `range` of an object to `sink`, as [`RemoteStore::get_stream`]
+    /// does. Object stores only: a key-value store serves whole values, and is refused.
+    pub fn get_range(
+        &self,
+        path: &str,
+        range: std::ops::Range<u64>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), CacheError>,
+    ) -> Result<Option<u64>, CacheError> {
+        if self.key_value {
+            return Err(CacheError::Remote {
+                code: "remote-unavailable",
+                uri: self.display.clone(),
+                message: format!("{path}: a key-value store serves no ranges of a value"),
+            });
+        }
+        self.stream_once(path, Some(range), sink)
+            .map_err(|(_, e)| e)
+    }
+
+    /// The range that reads a whole object of `size` bytes, when asking for it saves a
+    /// request. A key-value store is asked for the whole value in one GET: a range,
+    /// even `0..len`, costs it a length query first (one more round trip per entry).
+    /// An object store reads exactly the indexed size, when it is known.
+    fn whole(&self, size: Option<u64>) -> Option<std::ops::Range<u64>> {
+        size.filter(|_| !self.key_value).map(|n| 0..n)
+    }
+
+    /// [`RemoteStore::get_stream`] of `range`, else of the whole object; a failure of
+    /// the remote comes back with opendal's error kind.
     fn stream_once(
         &self,
         path: &str,
-        size: Option<u64>,
+        range: Option<std::ops::Range<u64>>,
         sink: &mut dyn FnMut(&[u8]) -> Result<(), CacheError>,
     ) -> Result<Option<u64>, (Option<ErrorKind>, CacheError)> {
         let spec = &self.spec;
@@ -529,12 +560,9 @@ impl RemoteStore {
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(fail(e)),
             };
-            // A key-value store is asked for the whole value in one GET: a range, even
-            // `0..len`, costs it a length query first (one more round trip per entry).
-            // An object store reads exactly the indexed size, when it is known.
-            let stream = match size {
-                Some(n) if !self.key_value => reader.into_bytes_stream(0..n).await,
-                _ => reader.into_bytes_stream(..).await,
+            let stream = match range {
+                Some(r) => reader.into_bytes_stream(r).await,
+                None => reader.into_bytes_stream(..).await,
             };
             let mut stream = match stream {
                 Ok(s) => s,

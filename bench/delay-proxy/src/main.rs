@@ -10,7 +10,15 @@
 //!
 //! One thread, large buffers: it must not take the build's cores (the Python proxy it
 //! replaces did).
+//!
+//! With `XCACHE_PROXY_TRACE=FILE`, it appends a line per event to FILE, in milliseconds
+//! since it started: a connection accepted, each request line it forwards (a chunk that
+//! starts with an HTTP method), the first byte and the end of each answer. That shows
+//! which requests wait for which on the critical path.
 
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +30,28 @@ use tokio::time::Instant;
 const CHUNK: usize = 256 << 10;
 /// Chunks in flight per direction before reading pauses (back-pressure).
 const QUEUE: usize = 256;
+
+/// The trace file and the moment the proxy started, with `XCACHE_PROXY_TRACE`.
+static TRACE: OnceLock<(Mutex<std::fs::File>, std::time::Instant)> = OnceLock::new();
+static CONNS: AtomicUsize = AtomicUsize::new(0);
+
+fn trace(conn: usize, what: &str) {
+    if let Some((f, t0)) = TRACE.get() {
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        if let Ok(mut f) = f.lock() {
+            let _ = writeln!(f, "{ms:10.1} c{conn:<4} {what}");
+        }
+    }
+}
+
+/// The request line a chunk starts with, if it starts one.
+fn request_line(buf: &[u8]) -> Option<String> {
+    const METHODS: [&[u8]; 7] = [b"GET ", b"PUT ", b"POST ", b"HEAD ", b"DELETE ", b"PROPFIND ", b"MKCOL "];
+    METHODS.iter().any(|m| buf.starts_with(m)).then(|| {
+        let end = buf.iter().position(|&b| b == b'\r').unwrap_or(buf.len().min(200));
+        String::from_utf8_lossy(&buf[..end.min(200)]).into_owned()
+    })
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,6 +73,17 @@ fn main() {
         usage();
     }
     let rtt = Duration::from_secs_f64(rtt_ms / 1000.0);
+    if let Some(path) = std::env::var_os("XCACHE_PROXY_TRACE") {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| {
+                eprintln!("failed to open XCACHE_PROXY_TRACE={}: {e}", path.to_string_lossy());
+                std::process::exit(1)
+            });
+        let _ = TRACE.set((Mutex::new(f), std::time::Instant::now()));
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -72,6 +113,8 @@ fn main() {
 
 async fn handle(client: TcpStream, upstream: u16, rtt: Duration) {
     let accepted = Instant::now();
+    let conn = CONNS.fetch_add(1, Ordering::Relaxed);
+    trace(conn, "accepted");
     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
         return;
     };
@@ -82,14 +125,22 @@ async fn handle(client: TcpStream, upstream: u16, rtt: Duration) {
     let half = rtt / 2;
     // The handshake: the client's first bytes reach the server one round trip after
     // the connection was opened, plus the one-way delay.
-    let up = pump(cr, sw, half, accepted + rtt);
-    let down = pump(sr, cw, half, accepted);
+    let up = pump(cr, sw, half, accepted + rtt, conn, true);
+    let down = pump(sr, cw, half, accepted, conn, false);
     tokio::join!(up, down);
 }
 
 /// Copies `from` to `to`, each chunk `delay` after it arrived (and not before
 /// `not_before`), then passes the end of the stream on.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration, not_before: Instant) {
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    delay: Duration,
+    not_before: Instant,
+    conn: usize,
+    up: bool,
+) {
+    let tracing = TRACE.get().is_some();
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(QUEUE);
     let reader = async move {
         loop {
@@ -108,10 +159,28 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration, 
         // Dropping `tx` ends the writer after the queued chunks.
     };
     let writer = async move {
+        // Bytes of the answer being forwarded (downstream, traced only).
+        let mut answer = 0usize;
         while let Some((due, buf)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
+            if tracing {
+                if up {
+                    if let Some(line) = request_line(&buf) {
+                        trace(conn, &format!("-> {line}"));
+                    }
+                } else {
+                    if answer == 0 {
+                        trace(conn, "<- first byte");
+                    }
+                    answer += buf.len();
+                }
+            }
             if to.write_all(&buf).await.is_err() {
                 return;
+            }
+            if tracing && !up && rx.is_empty() {
+                trace(conn, &format!("<- idle after {answer} bytes"));
+                answer = 0;
             }
         }
         let _ = to.shutdown().await;
