@@ -10,6 +10,10 @@
 #   cold   the bucket is empty: everything compiles and is uploaded
 #   warm   the bucket holds the cold build's objects: everything comes down
 #
+# once for each way of uploading (`uploads=objects`, the default of buckets, and
+# `uploads=bundles`, the default of the GitHub Actions cache; builds cold-bundles and
+# warm-bundles), each way in a prefix of its own.
+#
 # Before and after each build it reads the S3 gateway's request counters
 # (SeaweedFS_s3_request_total, by kind: GET, which counts HEAD too, PUT, POST, LIST,
 # DELETE) and its byte counters (bodies received and sent), and during the cold build
@@ -25,7 +29,9 @@
 #                                     (request counts do not depend on its profile)
 #   XCACHE_BENCH_BUILD_DIR=DIR        target dir for building cargo-xcache
 #                                     (default: /tmp/xcache-bench-build)
-#   XCACHE_BENCH_JOBS=N               -j N for both builds
+#   XCACHE_BENCH_JOBS=N               -j N for every build
+#   XCACHE_REQ_UPLOADS="objects bundles"
+#                                     which ways of uploading to count (default: both)
 #   XCACHE_REQ_BUILDS_PER_DAY=N       builds a day for the cost lines (default: 1000)
 #   XCACHE_REQ_WARM_SHARE=P           percent of those builds that are warm (default: 90)
 #   XCACHE_REQ_PRICE_WRITE=USD        price per 1,000 PUT, POST and LIST requests
@@ -61,6 +67,7 @@ PRICE_WRITE="${XCACHE_REQ_PRICE_WRITE:-0.005}"
 PRICE_READ="${XCACHE_REQ_PRICE_READ:-0.0004}"
 OUT_DIR="${XCACHE_BENCH_OUT:-$BENCH_DIR/out}"
 KEEP_TMP="${XCACHE_BENCH_KEEP_TMP:-0}"
+UPLOAD_MODES="${XCACHE_REQ_UPLOADS:-objects bundles}"
 # On a busy machine a build may give the remote up (a request or an upload piece
 # unanswered within 2 s); the script then stops rather than print part of a build.
 BUILD_NICE="${XCACHE_REQ_BUILD_NICE:-0}"
@@ -83,6 +90,10 @@ for p in "$PRICE_WRITE" "$PRICE_READ"; do
 done
 [[ -f "$PROJECT/Cargo.toml" ]] || die "no Cargo.toml in XCACHE_BENCH_PROJECT=$PROJECT"
 PROJECT="$(cd "$PROJECT" && pwd)"
+for m in $UPLOAD_MODES; do
+  [[ "$m" == objects || "$m" == bundles ]] || die "XCACHE_REQ_UPLOADS may name objects and bundles, not '$m'"
+done
+[[ -n "${UPLOAD_MODES// /}" ]] || die "XCACHE_REQ_UPLOADS names no way of uploading"
 command -v cargo >/dev/null || die "cargo is not on PATH"
 command -v python3 >/dev/null || die "python3 is not on PATH"
 command -v curl >/dev/null || die "curl is not on PATH (apt-get install curl)"
@@ -148,11 +159,9 @@ print(json.dumps({"requests": req, "received": rx, "sent": tx}))
 TEMPLATE="$WORK/template"
 fetch_template "$PROJECT" "$TEMPLATE" "$LOG_DIR/fetch.log"
 mkdir -p "$WORK/xdg-config"
-URI="s3://$S3_BUCKET/xcache?endpoint=http://127.0.0.1:$S3_PORT&region=$S3_REGION"
-
-# build NAME: one build in a fresh copy with an empty store; counters before and after.
+# build NAME URI: one build in a fresh copy with an empty store; counters before and after.
 build() {
-  local name="$1" dir="$WORK/runs/$1/project" rc=0
+  local name="$1" URI="$2" dir="$WORK/runs/$1/project" rc=0
   mkdir -p "$WORK/runs/$name"
   copy_project "$TEMPLATE" "$dir"
   counts "$LOG_DIR/$name.before.json"
@@ -186,18 +195,26 @@ sample() {
     sleep 1
   done
 }
-sample >"$LOG_DIR/cold.uploads.txt" &
-SAMPLER_PID=$!
-build cold
-stop_pid "$SAMPLER_PID" sampler
-SAMPLER_PID=""
-build warm
+BUILDS=()
+for mode in $UPLOAD_MODES; do
+  suffix=""
+  [[ "$mode" == objects ]] || suffix="-$mode"
+  uri="s3://$S3_BUCKET/xcache$suffix?endpoint=http://127.0.0.1:$S3_PORT&region=$S3_REGION&uploads=$mode"
+  sample >"$LOG_DIR/cold$suffix.uploads.txt" &
+  SAMPLER_PID=$!
+  build "cold$suffix" "$uri"
+  stop_pid "$SAMPLER_PID" sampler
+  SAMPLER_PID=""
+  build "warm$suffix" "$uri"
+  BUILDS+=("cold$suffix" "warm$suffix")
+done
 
 # ---------------------------------------------------------------- report
 
-python3 - "$LOG_DIR" "$OUT_DIR/requests-results.json" "$PER_DAY" "$WARM_SHARE" "$PRICE_WRITE" "$PRICE_READ" <<'PY'
+python3 - "$LOG_DIR" "$OUT_DIR/requests-results.json" "$PER_DAY" "$WARM_SHARE" "$PRICE_WRITE" "$PRICE_READ" "${BUILDS[@]}" <<'PY'
 import json, sys
 logs, out, per_day, warm_share, p_write, p_read = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+names = sys.argv[7:]
 WRITE = ("PUT", "POST", "LIST", "COPY")
 
 def load(name):
@@ -219,44 +236,54 @@ def load(name):
         "wall_s": s.get("wall_ms", 0) / 1000,
     }
 
-builds = {n: load(n) for n in ("cold", "warm")}
-# The most uploads in any 60 s of the cold build, from the one-second samples.
-samples = []
-for line in open(f"{logs}/cold.uploads.txt"):
-    parts = line.split()
-    if len(parts) == 2:
-        samples.append((float(parts[0]), int(parts[1])))
-peak = 0
-for i, (t0, n0) in enumerate(samples):
-    for t1, n1 in samples[i:]:
-        if t1 - t0 <= 60:
-            peak = max(peak, n1 - n0)
-# A sample is taken before the build starts: counts since then are the build's.
-builds["cold"]["uploads_peak_minute"] = peak if samples else None
+builds = {n: load(n) for n in names}
+# The most uploads in any 60 s of each cold build, from the one-second samples.
+for name in names:
+    if not name.startswith("cold"):
+        continue
+    samples = []
+    for line in open(f"{logs}/{name}.uploads.txt"):
+        parts = line.split()
+        if len(parts) == 2:
+            samples.append((float(parts[0]), int(parts[1])))
+    peak = 0
+    for i, (t0, n0) in enumerate(samples):
+        for t1, n1 in samples[i:]:
+            if t1 - t0 <= 60:
+                peak = max(peak, n1 - n0)
+    # A sample is taken before the build starts: counts since then are the build's.
+    builds[name]["uploads_peak_minute"] = peak if samples else None
 
 kinds = sorted({k for b in builds.values() for k in b["requests"]})
 mb = lambda b: f"{b / 1e6:.1f} MB"
 print()
-print(f"{'build':<6} {'units':>5} {'hits':>5} " + " ".join(f"{k:>6}" for k in kinds) + f" {'total':>6} {'up':>10} {'down':>10}")
+print(f"{'build':<13} {'units':>5} {'hits':>5} " + " ".join(f"{k:>6}" for k in kinds) + f" {'total':>6} {'up':>10} {'down':>10}")
 for name, b in builds.items():
-    print(f"{name:<6} {b['units']:>5} {b['hits']:>5} " + " ".join(f"{b['requests'].get(k, 0):>6}" for k in kinds)
+    print(f"{name:<13} {b['units']:>5} {b['hits']:>5} " + " ".join(f"{b['requests'].get(k, 0):>6}" for k in kinds)
           + f" {b['total']:>6} {mb(b['bytes_up']):>10} {mb(b['bytes_down']):>10}")
 print("(GET counts HEAD too; up and down are object bodies as the server counts them)")
-c = builds["cold"]
-print(f"cold build: {c['uploads']} uploads (PUT and POST), at most {c['uploads_peak_minute']} in any 60 s")
+for name, b in builds.items():
+    if name.startswith("cold"):
+        print(f"{name}: {b['uploads']} uploads (PUT and POST), at most {b['uploads_peak_minute']} in any 60 s (GitHub's Actions cache takes 200 a minute)")
 print()
 warm_n = per_day * warm_share // 100
 cold_n = per_day - warm_n
 cost = lambda b: (b["writes"] * p_write + b["reads"] * p_read) / 1000
-day_req = cold_n * c["total"] + warm_n * builds["warm"]["total"]
-day_cost = cold_n * cost(c) + warm_n * cost(builds["warm"])
-day_bytes = cold_n * (c["bytes_up"] + c["bytes_down"]) + warm_n * (builds["warm"]["bytes_up"] + builds["warm"]["bytes_down"])
-print(f"{per_day} builds a day, {warm_share}% warm ({warm_n} warm, {cold_n} cold), at ${p_write} per 1,000 writes (PUT, POST, LIST) and ${p_read} per 1,000 reads (GET, HEAD):")
-for name, b in builds.items():
-    print(f"  one {name} build: {b['writes']} writes + {b['reads']} reads = ${cost(b):.5f}; {per_day} {name} builds a day: {per_day * b['total']:,} requests, ${per_day * cost(b):.2f} a day, ${30 * per_day * cost(b):.2f} a month")
-print(f"  the mix: {day_req:,} requests and {day_bytes / 1e9:.1f} GB moved a day, ${day_cost:.2f} a day, ${30 * day_cost:.2f} a month in requests")
+mixes = {}
+for cold_name in [n for n in names if n.startswith("cold")]:
+    warm_name = "warm" + cold_name[len("cold"):]
+    c, w = builds[cold_name], builds[warm_name]
+    mode = cold_name[len("cold-"):] or "objects"
+    day_req = cold_n * c["total"] + warm_n * w["total"]
+    day_cost = cold_n * cost(c) + warm_n * cost(w)
+    day_bytes = cold_n * (c["bytes_up"] + c["bytes_down"]) + warm_n * (w["bytes_up"] + w["bytes_down"])
+    mixes[mode] = {"day_requests": day_req, "day_cost": day_cost, "day_bytes": day_bytes}
+    print(f"uploads={mode}: {per_day} builds a day, {warm_share}% warm ({warm_n} warm, {cold_n} cold), at ${p_write} per 1,000 writes (PUT, POST, LIST) and ${p_read} per 1,000 reads (GET, HEAD):")
+    for name, b in ((cold_name, c), (warm_name, w)):
+        print(f"  one {name} build: {b['writes']} writes + {b['reads']} reads = ${cost(b):.5f}; {per_day} such builds a day: {per_day * b['total']:,} requests, ${per_day * cost(b):.2f} a day, ${30 * per_day * cost(b):.2f} a month")
+    print(f"  the mix: {day_req:,} requests and {day_bytes / 1e9:.1f} GB moved a day, ${day_cost:.2f} a day, ${30 * day_cost:.2f} a month in requests")
 json.dump({"builds": builds, "per_day": per_day, "warm_share": warm_share,
            "price_write_per_1000": p_write, "price_read_per_1000": p_read,
-           "day_requests": day_req, "day_cost": day_cost}, open(out, "w"), indent=2)
+           "mixes": mixes}, open(out, "w"), indent=2)
 print(f"\n(written to {out})")
 PY

@@ -11,7 +11,8 @@
 //! One thread, large buffers: it must not take the build's cores (the Python proxy it
 //! replaces did).
 //!
-//! With `XCACHE_PROXY_TRACE=FILE`, it appends a line per event to FILE, in milliseconds
+//! With `XCACHE_PROXY_TRACE=DIR`, it appends a line per event to DIR/proxy-LISTEN_PORT.log
+//! (one file per proxy, so several can share the variable), in milliseconds
 //! since it started: a connection accepted, each request line it forwards (a chunk that
 //! starts with an HTTP method), the first byte and the end of each answer. That shows
 //! which requests wait for which on the critical path.
@@ -73,13 +74,14 @@ fn main() {
         usage();
     }
     let rtt = Duration::from_secs_f64(rtt_ms / 1000.0);
-    if let Some(path) = std::env::var_os("XCACHE_PROXY_TRACE") {
+    if let Some(dir) = std::env::var_os("XCACHE_PROXY_TRACE") {
+        let path = std::path::Path::new(&dir).join(format!("proxy-{listen}.log"));
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .unwrap_or_else(|e| {
-                eprintln!("failed to open XCACHE_PROXY_TRACE={}: {e}", path.to_string_lossy());
+                eprintln!("failed to open {} (XCACHE_PROXY_TRACE): {e}", path.display());
                 std::process::exit(1)
             });
         let _ = TRACE.set((Mutex::new(f), std::time::Instant::now()));
