@@ -107,10 +107,15 @@ impl std::fmt::Display for Mismatch {
 /// The state of an input that cannot be observed: it matches no recorded state.
 pub const UNKNOWN: &str = "unknown";
 
+/// What files and listings were found to be, by absolute path: the same whatever the
+/// roots a judge names them from, so judges of one moment may share it.
+type FileMemo = std::sync::Arc<Mutex<HashMap<(InputKind, std::path::PathBuf, bool), String>>>;
+
 /// The judge, with a memo of what it observed (many records share inputs).
 pub struct Judge<'a> {
     here: Here<'a>,
     memo: Mutex<HashMap<(InputKind, String, bool), String>>,
+    files: FileMemo,
 }
 
 impl<'a> Judge<'a> {
@@ -118,6 +123,19 @@ impl<'a> Judge<'a> {
         Judge {
             here,
             memo: Mutex::new(HashMap::new()),
+            files: FileMemo::default(),
+        }
+    }
+
+    /// A judge for other roots (another unit's directory) that takes what `other` found
+    /// files and listings to be as still true: for judges asked at the same moment
+    /// (prefetch judges every recorded variant at once), so that a file that many
+    /// records name is read once.
+    pub fn sharing_files(here: Here<'a>, other: &Judge<'_>) -> Judge<'a> {
+        Judge {
+            here,
+            memo: Mutex::new(HashMap::new()),
+            files: std::sync::Arc::clone(&other.files),
         }
     }
 
@@ -204,6 +222,25 @@ impl<'a> Judge<'a> {
         s
     }
 
+    /// A file's or listing's state, through the memo judges may share.
+    fn observe_file(
+        &self,
+        kind: InputKind,
+        p: std::path::PathBuf,
+        contents: bool,
+        observe: impl FnOnce(&std::path::Path) -> String,
+    ) -> String {
+        let key = (kind, p, contents);
+        if let Some(s) = self.files.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return s;
+        }
+        let s = observe(&key.1);
+        if let Ok(mut m) = self.files.lock() {
+            m.insert(key, s.clone());
+        }
+        s
+    }
+
     fn observe(&self, input: &Input, contents: bool) -> String {
         let pm = &self.here.pm;
         let path = || {
@@ -211,8 +248,12 @@ impl<'a> Judge<'a> {
             (!PathMap::has_token(&p.to_string_lossy())).then_some(p)
         };
         match input.kind {
-            InputKind::Path => path().map_or(UNKNOWN.into(), |p| path_state(&p, contents)),
-            InputKind::Listing => path().map_or(UNKNOWN.into(), |p| listing_state(&p)),
+            InputKind::Path => path().map_or(UNKNOWN.into(), |p| {
+                self.observe_file(input.kind, p, contents, |p| path_state(p, contents))
+            }),
+            InputKind::Listing => path().map_or(UNKNOWN.into(), |p| {
+                self.observe_file(input.kind, p, contents, listing_state)
+            }),
             InputKind::Tree => path().map_or(UNKNOWN.into(), |p| state::tree_state(&p, pm)),
             InputKind::Link => path().map_or(UNKNOWN.into(), |p| state::link_state(&p, pm)),
             InputKind::Canonical => {

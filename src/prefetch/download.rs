@@ -118,9 +118,14 @@ pub fn prefetch(
         );
         b
     });
-    // The downloads start now. Without bundles, each object is fetched as soon as it is
-    // chosen, first chosen first fetched, while the rest of the index is still being
-    // judged; with bundles, the pieces are chosen once everything wanted is known.
+    // The downloads start now, before the index is judged (which reads every recorded
+    // input file: a third of a second for the benchmark project, longer than a round
+    // trip). Without bundles, each object is fetched as soon as it is chosen, first
+    // chosen first fetched, while the rest of the index is still being judged. With
+    // bundles, the ranges that hold the newest variant of every predicted unit are
+    // fetched at once, unjudged (what is downloaded is judged exactly before it is
+    // used; a variant that turns out not to fit costs its bytes, counted as unused), and
+    // the wanted objects they do not hold are fetched once judging is done.
     let arrivals = Arc::new(Arrivals::new(std::iter::empty()));
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let early = index.bundles.is_empty();
@@ -139,30 +144,56 @@ pub fn prefetch(
     // Whether a recorded variant fits this checkout, as far as can be told before cargo
     // runs: the judge's prediction (`Mode::Predict`). Whatever is downloaded is judged
     // again, exactly, before it is used.
-    let judge_in = |cwd: &std::path::Path| {
-        let pm = PathMap::new(
+    let here_in = |cwd: &std::path::Path| Here {
+        pm: PathMap::new(
             cwd,
             pm.real_of(RootKind::Target).map(std::path::Path::new),
             pm.real_of(RootKind::CargoHome).map(std::path::Path::new),
-        );
-        Judge::new(Here {
-            pm,
-            env: Box::new(|name: &str| crate::judge::env_before_cargo(env, name)),
-            host_cpu: Box::new(|| None),
-            linker: Box::new(|_| None),
-            mode: Mode::Predict,
-        })
+        ),
+        env: Box::new(|name: &str| crate::judge::env_before_cargo(env, name)),
+        host_cpu: Box::new(|| None),
+        linker: Box::new(|_| None),
+        mode: Mode::Predict,
     };
     let ws_root = pm
         .real_of(RootKind::Cwd)
         .map(std::path::PathBuf::from)
         .unwrap_or_default();
-    let ws_judge = judge_in(&ws_root);
-    let mut wanted: (HashSet<Key>, Vec<(Key, Option<u64>)>) = Default::default();
+    let ws_judge = Judge::new(here_in(&ws_root));
+    let mut judges: std::collections::HashMap<std::path::PathBuf, Judge> = Default::default();
+    let ranges = !spec.is_key_value();
     // The workers end only when the sender is dropped; a send fails only if they
     // stopped on an error, and then nobody waits for the object.
+    let ahead: HashSet<Key> = if early {
+        HashSet::new()
+    } else {
+        let newest = newest_variants(&index, seed_keys, upks)
+            .filter(|(k, _)| local.entry_size(k).is_none())
+            .collect::<Vec<_>>();
+        let (pieces, _) = super::bundle::choose(&index, &newest, ranges);
+        let mut ahead = HashSet::new();
+        for p in pieces {
+            for (k, _, _) in &p.members {
+                // Expected before anything can arrive: planting waits for it if it
+                // turns out to be wanted.
+                arrivals.expect(*k);
+                ahead.insert(*k);
+                if let Some(b) = &bar {
+                    b.inc_length(1);
+                }
+            }
+            let _ = tx.send(Job::Piece(p));
+        }
+        ahead
+    };
+    let mut wanted: (HashSet<Key>, Vec<(Key, Option<u64>)>) = Default::default();
     let want = |key: Key, size: Option<u64>, wanted: &mut (HashSet<Key>, Vec<_>)| {
-        if local.entry_size(&key).is_none() && wanted.0.insert(key) {
+        if ahead.contains(&key) {
+            // On its way already.
+            if wanted.0.insert(key) {
+                wanted.1.push((key, size));
+            }
+        } else if local.entry_size(&key).is_none() && wanted.0.insert(key) {
             arrivals.expect(key);
             if let Some(b) = &bar {
                 b.inc_length(1);
@@ -187,6 +218,11 @@ pub fn prefetch(
         .collect();
     let mut seeds = 0;
     let mut packs: HashSet<Key> = HashSet::new();
+    // What is recorded in the local store, written once the downloads are under way
+    // (creating hundreds of small files is slow while the downloads write): the seed
+    // variants before planting, which reads them; the input sets before cargo starts.
+    let mut seed_records: Vec<(Key, Vec<crate::seed::SeedVariant>)> = Vec::new();
+    let mut manifests: Vec<(Key, crate::store::Variant)> = Vec::new();
     // Seeds first, in seed-key order: planting takes units in that order and runs
     // while the downloads go on (`Arrivals`), so their packs are wanted first.
     // The newest seed variants whose inputs hold now, with their packs and entries (two
@@ -199,18 +235,27 @@ pub fn prefetch(
             .iter()
             .filter(|s| {
                 let cwd = pm.expand_path(&s.variant.cwd);
-                judge_in(&cwd).check(&s.variant.inputs).is_ok()
+                // One judge per directory, all sharing what they found files to be,
+                // so that a file several variants (and the units below) record is read
+                // once.
+                if cwd == ws_root {
+                    return ws_judge.check(&s.variant.inputs).is_ok();
+                }
+                judges
+                    .entry(cwd)
+                    .or_insert_with_key(|cwd| Judge::sharing_files(here_in(cwd), &ws_judge))
+                    .check(&s.variant.inputs)
+                    .is_ok()
             })
             .take(2)
             .collect();
         // Oldest first, so the local record ends with the newest in front.
+        let mut records = Vec::new();
         for s in fitting.into_iter().rev() {
             let Some(pack) = Key::from_hex(&s.variant.pack) else {
                 continue;
             };
-            if crate::seed::add_variant(local, sk, s.variant.clone()).is_err() {
-                continue;
-            }
+            records.push(s.variant.clone());
             seeds += 1;
             packs.insert(pack);
             want(pack, s.size, &mut wanted);
@@ -224,6 +269,7 @@ pub fn prefetch(
                 want(entry, None, &mut wanted);
             }
         }
+        seed_records.push((*sk, records));
     }
     for upk in upks {
         let hex = upk.to_hex();
@@ -245,13 +291,19 @@ pub fn prefetch(
             if !matches {
                 continue;
             }
-            let _ = local.add_variant(&l1, e.variant.clone());
+            manifests.push((l1, e.variant.clone()));
             want(entry, e.size, &mut wanted);
         }
     }
     let bundled = super::bundle::held(&index);
     if !early {
-        let (pieces, alone) = super::bundle::choose(&index, &wanted.1, !spec.is_key_value());
+        let rest: Vec<(Key, Option<u64>)> = wanted
+            .1
+            .iter()
+            .filter(|(k, _)| !ahead.contains(k))
+            .copied()
+            .collect();
+        let (pieces, alone) = super::bundle::choose(&index, &rest, ranges);
         for p in pieces {
             let _ = tx.send(Job::Piece(p));
         }
@@ -260,6 +312,22 @@ pub fn prefetch(
         }
     }
     drop(tx);
+    {
+        use rayon::prelude::*;
+        seed_records.par_iter().for_each(|(sk, records)| {
+            for v in records {
+                let _ = crate::seed::add_variant(local, sk, v.clone());
+            }
+        });
+    }
+    let recording = {
+        let local = local.clone();
+        std::thread::spawn(move || {
+            for (l1, v) in manifests {
+                let _ = local.add_variant(&l1, v);
+            }
+        })
+    };
     Ok(PendingPrefetch {
         outcome: PrefetchOutcome {
             predicted: upks.len(),
@@ -281,8 +349,38 @@ pub fn prefetch(
         pack_keys: packs,
         arrivals,
         worker: Some(worker),
+        recording: Some(recording),
         started,
     })
+}
+
+/// The objects of the newest variant the index lists for each seed key and each
+/// prediction key, with their sizes: seeds first, in seed-key order, as planting takes
+/// them.
+fn newest_variants<'a>(
+    index: &'a Index,
+    seed_keys: &'a [Key],
+    upks: &'a [Key],
+) -> impl Iterator<Item = (Key, Option<u64>)> + 'a {
+    let seeds = seed_keys
+        .iter()
+        .filter_map(|sk| index.seeds.get(&sk.to_hex())?.first())
+        .flat_map(|s| {
+            let pack = Key::from_hex(&s.variant.pack).map(|k| (k, s.size));
+            let entry = s
+                .variant
+                .entry
+                .as_deref()
+                .filter(|_| !s.variant.outputs_in_pack)
+                .and_then(Key::from_hex)
+                .map(|k| (k, None));
+            pack.into_iter().chain(entry)
+        });
+    let units = upks
+        .iter()
+        .filter_map(|upk| index.units.get(&upk.to_hex())?.first())
+        .filter_map(|e| Some((Key::from_hex(&e.variant.entry)?, e.size)));
+    seeds.chain(units)
 }
 
 /// Downloads started by [`prefetch`], running in the background. Planting waits for the
@@ -293,6 +391,8 @@ pub struct PendingPrefetch {
     pack_keys: HashSet<Key>,
     arrivals: Arc<Arrivals>,
     worker: Option<JoinHandle<Downloaded>>,
+    /// Writing the chosen input sets to the local store.
+    recording: Option<JoinHandle<()>>,
     started: Instant,
 }
 
@@ -305,6 +405,9 @@ impl PendingPrefetch {
     /// Waits for every download; the outcome, or the first error (after which the
     /// downloads stopped).
     pub fn finish(mut self) -> Result<PrefetchOutcome, CacheError> {
+        if let Some(r) = self.recording.take() {
+            let _ = r.join();
+        }
         let Downloaded {
             keys,
             bytes,
@@ -344,6 +447,9 @@ impl PendingPrefetch {
 
 impl Drop for PendingPrefetch {
     fn drop(&mut self) {
+        if let Some(r) = self.recording.take() {
+            let _ = r.join();
+        }
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
