@@ -254,3 +254,55 @@ fn the_requests_of_a_warm_build_do_not_grow_with_the_tree() {
         assert_eq!(r.summary("prefetch_requests"), 3, "{}", r.0["summary"]);
     }
 }
+
+/// The prefetch requests the pieces of each unit's newest variant before it has judged
+/// the index. When the newest does not fit this checkout (another checkout edited a
+/// member since), that download is wasted and counted, the variant that fits follows
+/// once judging is done, and the build is the one plain cargo makes.
+#[test]
+fn a_newest_variant_that_does_not_fit_costs_bytes_not_a_wrong_build() {
+    let s = Scratch::new();
+    let folder = s.path("shared");
+    std::fs::create_dir_all(&folder).unwrap();
+    // Bundled uploads: the edited build's few objects travel in a piece too.
+    let uri = format!("file://{}?uploads=bundles", folder.display());
+    build(&s, "cold", &uri, &[]);
+    // An edit that changes what the program prints: using its variants here would
+    // show.
+    let ws = s.checkout("basic-workspace", "edited");
+    let mid = ws.join("mid/src/lib.rs");
+    let text = std::fs::read_to_string(&mid).unwrap();
+    assert!(text.contains("\"answer={} "), "{text}");
+    std::fs::write(&mid, text.replace("\"answer={} ", "\"answer:{} ")).unwrap();
+    let b = xcache_build(
+        &ws,
+        &s.path("edited-store"),
+        &["--remote", &uri],
+        &[HEALTHY_REMOTE],
+    );
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT.replace("answer=", "answer:"));
+    let edited = Report::read(&ws.join("target"));
+    assert_eq!(edited.summary("pieces_up"), 1, "{}", edited.0["summary"]);
+
+    // Unedited again, elsewhere: the edited variants are the newest.
+    let (_, r) = build(&s, "elsewhere/warm", &uri, &[]);
+    assert_eq!(
+        r.with_outcome("hit"),
+        names(CACHEABLE),
+        "{}",
+        r.0["summary"]
+    );
+    assert_eq!(r.warning_codes(), Vec::<String>::new());
+    // Six units and the build script's run, before cargo or by their wrappers (`app`'s
+    // newest seed variant names the edited `mid` it linked, which is not the `mid`
+    // planted: planting takes `app` out again and its wrapper restores it).
+    assert_eq!(
+        r.summary("seeded") + r.summary("restored"),
+        7,
+        "{}",
+        r.0["summary"]
+    );
+    // The edited variants of `mid` and `app` came down for nothing.
+    assert!(r.summary("prefetch_unused") >= 1, "{}", r.0["summary"]);
+}
