@@ -306,3 +306,25 @@ fn a_newest_variant_that_does_not_fit_costs_bytes_not_a_wrong_build() {
     // The edited variants of `mid` and `app` came down for nothing.
     assert!(r.summary("prefetch_unused") >= 1, "{}", r.0["summary"]);
 }
+
+/// A piece the index lists but the remote no longer holds (collected by
+/// `gc --remote`, say) costs its objects' requests once: the build is right, and its
+/// writer drops the piece from the index, so the next build does not ask for it again.
+#[test]
+fn a_piece_gone_from_the_remote_is_dropped_from_the_index() {
+    let f = filled();
+    let gone: Value = serde_json::from_slice(&std::fs::read(&f.index).unwrap()).unwrap();
+    let gone = gone["bundles"][0]["key"].as_str().unwrap().to_string();
+    std::fs::remove_file(&f.piece).unwrap();
+    let (_, r) = build(&f.s, "elsewhere/warm", &f.uri, &[]);
+    assert_all_restored(&r);
+    assert_eq!(r.summary("prefetch_pieces"), 0, "{}", r.0["summary"]);
+    let index: Value = serde_json::from_slice(&std::fs::read(&f.index).unwrap()).unwrap();
+    let listed: Vec<&str> = index["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    assert!(!listed.contains(&gone.as_str()), "{listed:?}");
+}

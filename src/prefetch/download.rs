@@ -715,7 +715,11 @@ impl Downloads<'_> {
             d.requests += 1;
             // The bytes between and after the wanted members came down too.
             d.bytes += out.bytes.saturating_sub(delivered);
-            if !out.absent {
+            if out.absent {
+                // Gone from the remote (collected, or never written whole): the
+                // build's writer drops it from the index, as it does a damaged one.
+                d.damaged_pieces.push(job.key.to_hex());
+            } else {
                 d.pieces += 1;
             }
             if let Some(what) = out.damaged {
