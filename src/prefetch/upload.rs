@@ -136,21 +136,10 @@ fn worker(
         let Ok((l1, entry)) = job else {
             return;
         };
-        if outcome.lock().unwrap().error.is_some() {
+        if given_up(outcome, state_file) {
             continue; // abandoned: drain the queue
         }
-        if std::fs::read_to_string(state_file).is_ok_and(|s| s.starts_with("down")) {
-            // A wrapper gave the remote up: its warning says so.
-            continue;
-        }
-        let result = match remote {
-            Ok(r) => upload_one(r, local, l1.as_ref(), &entry),
-            Err(e) => Err(CacheError::Remote {
-                code: "remote-unavailable",
-                uri: spec.display().to_string(),
-                message: e.to_string(),
-            }),
-        };
+        let result = opened(spec, remote).and_then(|r| upload_one(r, local, l1.as_ref(), &entry));
         let mut o = outcome.lock().unwrap();
         match result {
             Ok(n) => {
@@ -160,15 +149,37 @@ fn worker(
             Err(e) if e.code() == "remote-entry-too-large" => {
                 o.too_large.get_or_insert(e);
             }
-            Err(e) => {
-                if o.error.is_none() {
-                    let line = format!("down\t{}\t{e}\n", e.code());
-                    let _ = crate::fsx::write_atomic(state_file, line.as_bytes());
-                }
-                o.error.get_or_insert(e);
-            }
+            Err(e) => failed(&mut o, state_file, e),
         }
     }
+}
+
+/// Whether the uploads were given up: by a failure of their own, or by a wrapper (whose
+/// warning says so).
+fn given_up(outcome: &Mutex<UploadOutcome>, state_file: &std::path::Path) -> bool {
+    outcome.lock().unwrap().error.is_some()
+        || std::fs::read_to_string(state_file).is_ok_and(|s| s.starts_with("down"))
+}
+
+/// The uploads' client, or why it could not be built, as the remote's error.
+fn opened<'r>(
+    spec: &RemoteSpec,
+    remote: &'r Result<RemoteStore, CacheError>,
+) -> Result<&'r RemoteStore, CacheError> {
+    remote.as_ref().map_err(|e| CacheError::Remote {
+        code: "remote-unavailable",
+        uri: spec.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Records the first failure and tells the build's wrappers the remote is given up.
+fn failed(o: &mut UploadOutcome, state_file: &std::path::Path, e: CacheError) {
+    if o.error.is_none() {
+        let line = format!("down\t{}\t{e}\n", e.code());
+        let _ = crate::fsx::write_atomic(state_file, line.as_bytes());
+    }
+    o.error.get_or_insert(e);
 }
 
 /// Bundled uploads: gathers the objects that come through `rx` (not in `held`, each
@@ -198,19 +209,10 @@ fn pack(
                     let Ok(group) = full_rx.lock().unwrap().recv() else {
                         return;
                     };
-                    let given_up = outcome.lock().unwrap().error.is_some()
-                        || std::fs::read_to_string(state_file).is_ok_and(|s| s.starts_with("down"));
-                    if given_up {
+                    if given_up(outcome, state_file) {
                         continue; // abandoned: drain the queue
                     }
-                    let result = match remote {
-                        Ok(r) => write_piece(r, local, &group),
-                        Err(e) => Err(CacheError::Remote {
-                            code: "remote-unavailable",
-                            uri: spec.display().to_string(),
-                            message: e.to_string(),
-                        }),
-                    };
+                    let result = opened(spec, remote).and_then(|r| write_piece(r, local, &group));
                     let mut o = outcome.lock().unwrap();
                     match result {
                         Ok(Some(piece)) => {
@@ -220,13 +222,7 @@ fn pack(
                         }
                         // An object changed while it was read: its piece is not listed.
                         Ok(None) => {}
-                        Err(e) => {
-                            if o.error.is_none() {
-                                let line = format!("down\t{}\t{e}\n", e.code());
-                                let _ = crate::fsx::write_atomic(state_file, line.as_bytes());
-                            }
-                            o.error.get_or_insert(e);
-                        }
+                        Err(e) => failed(&mut o, state_file, e),
                     }
                 }
             });
