@@ -328,3 +328,32 @@ fn a_piece_gone_from_the_remote_is_dropped_from_the_index() {
         .collect();
     assert!(!listed.contains(&gone.as_str()), "{listed:?}");
 }
+
+/// With bundled uploads, pieces are all the remote holds: when one is gone, the build
+/// that finds it so compiles what it held (and prints what plain cargo's prints), stores
+/// it as a new piece in place of the old one, and the next build elsewhere plants
+/// everything again.
+#[test]
+fn bundled_uploads_heal_a_piece_gone_from_the_remote() {
+    let s = Scratch::new();
+    let folder = s.path("shared");
+    std::fs::create_dir_all(&folder).unwrap();
+    let uri = format!("file://{}?uploads=bundles", folder.display());
+    let (_, cold) = build(&s, "cold", &uri, &[]);
+    assert_eq!(cold.summary("pieces_up"), 1, "{}", cold.0["summary"]);
+    let layout = std::fs::read_dir(&folder)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for piece in std::fs::read_dir(layout.join("bundles")).unwrap() {
+        std::fs::remove_file(piece.unwrap().path()).unwrap();
+    }
+    let (_, healing) = build(&s, "healing", &uri, &[]);
+    assert!(healing.summary("misses") > 0, "{}", healing.0["summary"]);
+    assert_eq!(healing.summary("pieces_up"), 1, "{}", healing.0["summary"]);
+    let (_, r) = build(&s, "elsewhere/warm", &uri, &[]);
+    assert_all_seeded(&r);
+    assert_eq!(r.warning_codes(), Vec::<String>::new());
+}

@@ -144,7 +144,13 @@ impl RemoteSession {
                 &self.local,
                 self.upload_jobs,
                 &self.state_file,
-                self.prefetched.bundled.clone(),
+                // A piece found damaged or gone is dropped from the index: what the
+                // pieces held counts as held by none, and is bundled again.
+                if self.prefetched.damaged_pieces.is_empty() {
+                    self.prefetched.bundled.clone()
+                } else {
+                    HashSet::new()
+                },
             ));
         }
     }
@@ -253,8 +259,13 @@ impl RemoteSession {
             .collect();
         // The index lists what the next build can fetch: hits, and new entries that
         // reached the remote (not those refused for their size).
-        // With bundled uploads, only what a piece holds can be fetched.
-        let held: HashSet<String> = self.prefetched.bundled.iter().map(Key::to_hex).collect();
+        // With bundled uploads, only what a piece holds can be fetched (a damaged or
+        // missing piece is dropped: see above).
+        let held: HashSet<String> = if self.prefetched.damaged_pieces.is_empty() {
+            self.prefetched.bundled.iter().map(Key::to_hex).collect()
+        } else {
+            HashSet::new()
+        };
         let reachable = |k: &String| !bundled || held.contains(k) || uploaded.contains(k);
         let used: Vec<(String, Key, Key)> = events
             .iter()
