@@ -819,7 +819,7 @@ fn s3_request_counts_stay_under_the_gha_upload_limit() {
         ("cold", c1.since(&c0), &cold),
         ("warm", c2.since(&c1), &warm),
     ] {
-        let uploads = counts.of("PUT") + counts.of("POST");
+        let uploads = counts.uploads();
         let misses = r.summary("misses");
         let units = r.summary("units");
         eprintln!(
@@ -850,7 +850,7 @@ fn s3_request_counts_stay_under_the_gha_upload_limit() {
     // A warm build that restored every unit uploads nothing (not even the index):
     // well under the limit, whatever the size of the tree.
     assert_eq!(warm.summary("misses"), 0);
-    let warm_uploads = c2.since(&c1).of("PUT") + c2.since(&c1).of("POST");
+    let warm_uploads = c2.since(&c1).uploads();
     assert!(warm_uploads <= UPLOADS_PER_MISS * warm.summary("misses") + UPLOADS_PER_BUILD);
     assert!(warm_uploads < GHA_UPLOADS_PER_MINUTE / 20);
 }
@@ -878,7 +878,7 @@ fn s3_bundled_uploads_write_pieces_and_the_index_only() {
     eprintln!("cold: {pieces} pieces, {:?}", up.requests);
     // The fixture's objects fit one piece: one upload for it, one for the index.
     assert_eq!(pieces, 1, "{}", cold.0["summary"]);
-    assert_eq!(up.of("PUT") + up.of("POST"), pieces + 1, "{up:?}");
+    assert_eq!(up.uploads(), pieces + 1, "{up:?}");
     assert!(up.received >= cold.summary("bytes_up"), "{up:?}");
 
     let (b, warm) = build(&s, "elsewhere/warm", &uri, &[], &s3_env());
@@ -889,7 +889,7 @@ fn s3_bundled_uploads_write_pieces_and_the_index_only() {
     let down = c2.since(&c1);
     eprintln!("warm: {:?}", down.requests);
     // Nothing to store: no upload, not even the index.
-    assert_eq!(down.of("PUT") + down.of("POST"), 0, "{down:?}");
+    assert_eq!(down.uploads(), 0, "{down:?}");
     // The check, the index, and the ranges of the one piece.
     assert_eq!(
         warm.summary("prefetch_pieces"),
@@ -927,5 +927,5 @@ fn s3_bundled_uploads_write_pieces_and_the_index_only() {
     let c3 = servers::s3_counts(metrics);
     // Four builds, two of which stored something: two pieces and two indexes.
     let all = c3.since(&c0);
-    assert_eq!(all.of("PUT") + all.of("POST"), 2 + 2, "{all:?}");
+    assert_eq!(all.uploads(), 2 + 2, "{all:?}");
 }

@@ -144,13 +144,7 @@ impl RemoteSession {
                 &self.local,
                 self.upload_jobs,
                 &self.state_file,
-                // A piece found damaged or gone is dropped from the index: what the
-                // pieces held counts as held by none, and is bundled again.
-                if self.prefetched.damaged_pieces.is_empty() {
-                    self.prefetched.bundled.clone()
-                } else {
-                    HashSet::new()
-                },
+                self.prefetched.bundled.clone(),
             ));
         }
     }
@@ -259,13 +253,8 @@ impl RemoteSession {
             .collect();
         // The index lists what the next build can fetch: hits, and new entries that
         // reached the remote (not those refused for their size).
-        // With bundled uploads, only what a piece holds can be fetched (a damaged or
-        // missing piece is dropped: see above).
-        let held: HashSet<String> = if self.prefetched.damaged_pieces.is_empty() {
-            self.prefetched.bundled.iter().map(Key::to_hex).collect()
-        } else {
-            HashSet::new()
-        };
+        // With bundled uploads, only what a piece holds can be fetched.
+        let held: HashSet<String> = self.prefetched.bundled.iter().map(Key::to_hex).collect();
         let reachable = |k: &String| !bundled || held.contains(k) || uploaded.contains(k);
         let used: Vec<(String, Key, Key)> = events
             .iter()
@@ -342,13 +331,9 @@ impl RemoteSession {
             objects.extend(new_entries.into_iter().map(|(_, k)| k));
             let mut seen = HashSet::new();
             objects.retain(|k| seen.insert(*k));
-            // A piece found damaged is dropped: what it held counts as held by none.
-            let held = if self.prefetched.damaged_pieces.is_empty() {
-                std::mem::take(&mut self.prefetched.bundled)
-            } else {
-                HashSet::new()
-            };
-            if crate::prefetch::uncovered(&held, &objects) >= crate::prefetch::MIN_NEW {
+            if crate::prefetch::uncovered(&self.prefetched.bundled, &objects)
+                >= crate::prefetch::MIN_NEW
+            {
                 objects
             } else {
                 Vec::new()

@@ -204,8 +204,12 @@ impl<'a> Judge<'a> {
         let contents = input.state.starts_with("file:");
         let memo_key = (input.kind, input.name.clone(), contents);
         // Identities are observed each time: planting writes the artifacts they name.
-        // Variables are cheap, and one cargo sets holds whatever was recorded.
-        let memoize = !matches!(input.kind, InputKind::Identity | InputKind::Env);
+        // Variables are cheap, and one cargo sets holds whatever was recorded. Files and
+        // listings have a memo of their own, by absolute path (`observe_file`).
+        let memoize = !matches!(
+            input.kind,
+            InputKind::Identity | InputKind::Env | InputKind::Path | InputKind::Listing
+        );
         if memoize
             && let Some(s) = self
                 .memo

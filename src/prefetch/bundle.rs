@@ -391,8 +391,7 @@ pub fn keep_held(index: &mut Index) {
     for list in index.seeds.values_mut() {
         list.retain(|s| {
             held.contains(&s.variant.pack)
-                && (s.variant.outputs_in_pack
-                    || s.variant.entry.as_ref().is_none_or(|e| held.contains(e)))
+                && s.variant.separate_entry().is_none_or(|e| held.contains(e))
         });
     }
     index.units.retain(|_, l| !l.is_empty());

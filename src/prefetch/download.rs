@@ -51,7 +51,9 @@ pub struct PrefetchOutcome {
     /// Every object wanted, in the order planting needs them (the order a bundle
     /// written by this build keeps).
     pub order: Vec<Key>,
-    /// The objects the index's usable bundle pieces hold.
+    /// The objects the index's usable bundle pieces hold; none when a piece was found
+    /// damaged or gone (the build's writer drops it from the index, and what the pieces
+    /// held counts as held by none).
     pub bundled: HashSet<Key>,
     /// Bundle pieces downloaded.
     pub pieces: usize,
@@ -259,13 +261,7 @@ pub fn prefetch(
             seeds += 1;
             packs.insert(pack);
             want(pack, s.size, &mut wanted);
-            if let Some(entry) = s
-                .variant
-                .entry
-                .as_deref()
-                .filter(|_| !s.variant.outputs_in_pack)
-                .and_then(Key::from_hex)
-            {
+            if let Some(entry) = s.variant.separate_entry().and_then(Key::from_hex) {
                 want(entry, None, &mut wanted);
             }
         }
@@ -369,9 +365,7 @@ fn newest_variants<'a>(
             let pack = Key::from_hex(&s.variant.pack).map(|k| (k, s.size));
             let entry = s
                 .variant
-                .entry
-                .as_deref()
-                .filter(|_| !s.variant.outputs_in_pack)
+                .separate_entry()
                 .and_then(Key::from_hex)
                 .map(|k| (k, None));
             pack.into_iter().chain(entry)
@@ -437,6 +431,9 @@ impl PendingPrefetch {
         out.damaged_keys = damaged_keys;
         out.pieces = pieces;
         out.from_bundles = from_bundles;
+        if !damaged_pieces.is_empty() {
+            out.bundled.clear();
+        }
         out.damaged_pieces = damaged_pieces;
         // The check and the index, then the downloads.
         out.requests = 2 + requests;

@@ -291,7 +291,7 @@ fn put_in_place(
     // nor the check after planting need to hash it.
     let mut linked: Vec<(PathBuf, String)> = Vec::new();
     let mut bytes = 0u64;
-    if let Some(e) = v.entry.as_ref().filter(|_| !v.outputs_in_pack) {
+    if let Some(e) = v.separate_entry() {
         let key = Key::from_hex(e).ok_or(PlantError::Io)?;
         let out = crate::fsx::confined(root, &v.out_dir).map_err(|_| PlantError::Io)?;
         fs::create_dir_all(&out)?;

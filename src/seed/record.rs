@@ -53,6 +53,14 @@ pub struct SeedVariant {
     pub incremental: bool,
 }
 
+impl SeedVariant {
+    /// The unit's rustc entry when planting restores it apart from the pack (not when
+    /// the pack holds the outputs too): with the pack, every object the variant needs.
+    pub fn separate_entry(&self) -> Option<&str> {
+        self.entry.as_deref().filter(|_| !self.outputs_in_pack)
+    }
+}
+
 /// The key of a variant's pack: the variant (but its pack and the figures) and the
 /// pack's files (name, digest, executable bit).
 pub fn pack_key(upk: &Key, v: &SeedVariant, files: &[(String, Key, bool)]) -> Key {

@@ -309,6 +309,12 @@ impl S3Counts {
         self.requests.get(kind).copied().unwrap_or(0)
     }
 
+    /// Uploads: PUT and POST (S3 takes a large object in parts, a POST to start and to
+    /// finish and a PUT per part).
+    pub fn uploads(&self) -> u64 {
+        self.of("PUT") + self.of("POST")
+    }
+
     /// What was answered since `before`.
     pub fn since(&self, before: &S3Counts) -> S3Counts {
         S3Counts {
