@@ -39,6 +39,8 @@ pub enum Mode {
 pub type EnvLookup<'a> = Box<dyn Fn(&str) -> EnvNow + Sync + 'a>;
 /// What `-C target-cpu=native` means now.
 pub type CpuLookup<'a> = Box<dyn Fn() -> Option<String> + Sync + 'a>;
+/// The names of the variables the unit's environment has now (`None`: not known).
+pub type EnvNames<'a> = Box<dyn Fn() -> Option<Vec<String>> + Sync + 'a>;
 /// A linker request's identity now.
 pub type LinkerLookup<'a> = Box<dyn Fn(&str) -> Option<String> + Sync + 'a>;
 
@@ -48,6 +50,8 @@ pub struct Here<'a> {
     pub pm: PathMap,
     /// A variable's raw value now.
     pub env: EnvLookup<'a>,
+    /// Which variables there are (for runs that read the environment whole).
+    pub env_names: EnvNames<'a>,
     /// What `-C target-cpu=native` means on this host, if it can be found.
     pub host_cpu: CpuLookup<'a>,
     /// The identity key of a linker request (`key::linker_id`), if it can be found.
@@ -272,6 +276,18 @@ impl<'a> Judge<'a> {
                 EnvNow::Unset => st::UNSET.into(),
                 EnvNow::Set(v) => st::value(&pm.normalize_text(&v)),
             },
+            // The names cargo sets are known only once cargo runs the unit; before, its own
+            // fingerprint of the unit covers them, as it covers their values.
+            InputKind::EnvSet
+                if self.here.mode != Mode::Exact && crate::observe::is_cargo_part(&input.name) =>
+            {
+                input.state.clone()
+            }
+            InputKind::EnvSet => (self.here.env_names)()
+                .and_then(|names| {
+                    crate::observe::env_set_now(&input.name, names.iter().map(String::as_str))
+                })
+                .unwrap_or_else(|| UNKNOWN.into()),
             InputKind::Root => RootKind::from_token(&input.name)
                 .and_then(|k| pm.real_of(k))
                 .map_or(UNKNOWN.into(), str::to_string),

@@ -25,6 +25,9 @@ pub enum InputKind {
     Canonical,
     /// An environment variable that was read.
     Env,
+    /// Which variables there were, for a run that read the environment whole (name:
+    /// the part, `user` or `cargo`, and the ignore list; see `observe::whole_env`).
+    EnvSet,
     /// A built artifact, by identity (`key::artifact_identity`): what a unit was built
     /// against.
     Identity,
@@ -45,6 +48,7 @@ impl InputKind {
             InputKind::Link => "link",
             InputKind::Canonical => "canonical",
             InputKind::Env => "env",
+            InputKind::EnvSet => "env-set",
             InputKind::Identity => "identity",
             InputKind::Root => "root",
             InputKind::HostCpu => "host-cpu",

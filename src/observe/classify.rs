@@ -76,6 +76,9 @@ pub struct Classified {
     /// The run read the CPU's description: the caller adds a
     /// [`InputKind::HostCpu`] input with what it resolves to.
     pub host_cpu: bool,
+    /// The run read its environment whole: what did (an object and its function, or
+    /// `/proc/self/environ`). Every variable it could see is then among the inputs.
+    pub env_whole: Option<String>,
 }
 
 /// How a path was first met and what was asked of it.
@@ -135,6 +138,18 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
         }
         match e.op {
             Op::Start | Op::Escape => continue,
+            // The compiler's own walks (to start the linker with its environment) are
+            // its business, like the variables it reads.
+            Op::EnvAll => {
+                if !scope.is_covered(Path::new(&e.path)) {
+                    c.env_whole
+                        .get_or_insert_with(|| match e.caller.as_deref() {
+                            Some(what) if what != "?" => format!("{} ({what})", e.path),
+                            _ => e.path.clone(),
+                        });
+                }
+                continue;
+            }
             Op::Env => {
                 let own = e
                     .caller
@@ -150,6 +165,10 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
         }
         let path = PathBuf::from(&e.path);
         if !path.is_absolute() {
+            continue;
+        }
+        if is_environ_file(&path) && e.op == Op::Read && e.err == 0 {
+            c.env_whole.get_or_insert_with(|| e.path.clone());
             continue;
         }
         if let Some(special) = special(&path) {
@@ -211,7 +230,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             }
             Op::Readlink => entry.link = true,
             Op::Realpath => entry.canonical = true,
-            Op::Start | Op::Escape | Op::Env => {}
+            Op::Start | Op::Escape | Op::Env | Op::EnvAll => {}
         }
     }
 
@@ -303,6 +322,9 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             inputs.extend(env_inputs(name, value, pm));
         }
     }
+    if c.env_whole.is_some() {
+        inputs.extend(super::whole_env_inputs(scope.env, pm, scope.unbound_env));
+    }
     c.host_cpu = host_cpu;
     crate::key::normalize_inputs(&mut inputs);
     c.inputs = inputs;
@@ -331,6 +353,12 @@ pub fn bound_roots(text: &str, pm: &PathMap) -> Vec<Input> {
         .filter(|r: &&Root| normalized.contains(r.kind.token()))
         .map(|r| Input::new(InputKind::Root, r.kind.token(), r.real.clone()))
         .collect()
+}
+
+/// A process's environment as the kernel keeps it (`/proc/self/environ`, or another
+/// process's).
+fn is_environ_file(p: &Path) -> bool {
+    p.starts_with("/proc") && p.file_name().is_some_and(|n| n == "environ")
 }
 
 /// `Some(true)` for the CPU's description, `Some(false)` for the other kernel and

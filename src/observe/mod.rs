@@ -9,13 +9,15 @@
 //! environment without the library). [`classify`] turns that record into the unit's
 //! inputs (`key::Input`), leaving out what the key covers otherwise.
 //!
+//! The environment read whole (a walk of the `environ` array, `/proc/self/environ`) is
+//! seen through a guard on the array (`preload.c`) and keyed by [`whole_env_inputs`].
+//!
 //! What is not seen: code that makes system calls without the C library (Go programs,
-//! raw `syscall`), and a program that enumerates the whole environment (`environ`)
-//! rather than asking for variables by name. The first is detected when such a program
-//! is started (static binary); the second is a documented limit.
+//! raw `syscall`), detected when such a program is started (static binary).
 
 mod classify;
 mod trace;
+mod whole_env;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use std::process::Command;
 
 pub use classify::{Classified, Scope, before_run, bound_roots, classify, env_inputs};
 pub use trace::{Event, Op, Trace};
+pub use whole_env::{EnvIgnore, IGNORE_VAR, env_set_now, is_cargo_part, whole_env_inputs};
 
 /// The observer library, built for this platform by `build.rs`.
 const LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libxcache_observe.so"));

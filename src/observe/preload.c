@@ -31,6 +31,20 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <getopt.h>
+#include <iconv.h>
+#include <locale.h>
+#include <netdb.h>
+#include <nl_types.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <ucontext.h>
+#include <wordexp.h>
+#include <alloca.h>
+#include <stdint.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -46,15 +60,24 @@
 #include <unistd.h>
 
 extern char **environ;
+char *gettext(const char *);
+char *dgettext(const char *, const char *);
+char *dcgettext(const char *, const char *, int);
+char *ngettext(const char *, const char *, unsigned long);
+char *dngettext(const char *, const char *, const char *, unsigned long);
+char *dcngettext(const char *, const char *, const char *, unsigned long, int);
+int __xpg_strerror_r(int, char *, size_t);
 
 #define LOG_VAR "XCACHE_OBSERVE_LOG"
 #define LOG_FD_MIN 777
 
+static void guard_start(void);
 static int log_fd = -1;
 static dev_t log_dev;
 static ino_t log_ino;
 static char log_path[PATH_MAX];
 static char self_path[PATH_MAX]; /* this library, to check a child's LD_PRELOAD */
+static char exe_path[PATH_MAX];  /* the program this process runs */
 static __thread int busy;        /* no records from inside the library itself */
 
 /* Reads a variable from `env` without calling getenv (which is interposed). */
@@ -70,9 +93,11 @@ static int raw_open(const char *p, int flags, mode_t mode) {
 }
 
 static void open_log(void) {
-    const char *p = env_in(environ, LOG_VAR);
-    if (!p || strlen(p) >= sizeof log_path) return;
-    strcpy(log_path, p);
+    if (!log_path[0]) {
+        const char *p = env_in(environ, LOG_VAR);
+        if (!p || strlen(p) >= sizeof log_path) return;
+        strcpy(log_path, p);
+    }
     int fd = raw_open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return;
     /* A high descriptor: programs that reuse low numbers must not write into it. */
@@ -125,10 +150,10 @@ static void note_full(char op, long err, int dirfd, const char *path, const char
     busy = 1;
     int saved = errno;
     int fd = log_desc();
-    if (fd >= 0 && (op == 'e' || op == 'X' || path[0])) {
+    if (fd >= 0 && (op == 'e' || op == 'E' || op == 'X' || path[0])) {
         char abs[2 * PATH_MAX];
         const char *full = path;
-        if (op != 'e' && op != 'X' && path[0] != '/') {
+        if (op != 'e' && op != 'E' && op != 'X' && path[0] != '/') {
             char base[PATH_MAX];
             ssize_t blen = -1;
             if (dirfd == AT_FDCWD) {
@@ -175,7 +200,9 @@ __attribute__((constructor)) static void observer_start(void) {
     char exe[PATH_MAX];
     ssize_t n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = 0;
+    snprintf(exe_path, sizeof exe_path, "%s", n > 0 ? exe : "?");
     note('I', (long)getppid(), n > 0 ? exe : "?");
+    guard_start();
 }
 
 #define REAL(name)                                                                     \
@@ -540,25 +567,537 @@ int truncate(const char *p, off_t n) {
 
 /* ---- environment ------------------------------------------------------------------ */
 
+/*
+ * The environment guard. A process can read a variable without naming it: Rust's
+ * `std::env::vars()`, a shell taking every variable into its own table, Python's
+ * `os.environ` all walk the `environ` array. Such a read is an input like any other, so
+ * the observer must see it. At start the library copies `environ` (the array of
+ * pointers; the strings stay where they are) to pages of its own that nothing may read
+ * (PROT_NONE) and points `environ` there; what the environment *is* lives in a readable
+ * copy, the shadow, which this library's getenv and setenv use. Any other read of the
+ * array faults; the fault handler records which object's code read it ('E', once per
+ * object), lets that one instruction run (x86_64: the trap flag, then the pages are
+ * closed again; elsewhere the pages stay open, and the record says so), and the process
+ * goes on as if nothing happened.
+ *
+ * What reads the array besides a program enumerating it:
+ * - the C library's own lookups by a name it does not tell (setlocale reads LC_ALL…):
+ *   the functions known to do so are wrapped (below): the names they read are recorded
+ *   and the pages opened for the call when the process has no other thread (else the
+ *   call is stepped through). A lookup the library does not know is recorded as libc's
+ *   read, which the wrapper takes as the whole environment read.
+ * - the kernel, when a program starts another with `environ`: every exec and spawn
+ *   passes the shadow instead (a fault cannot be taken in the kernel: the exec would
+ *   fail with EFAULT). system(), popen() and wordexp() start `/bin/sh` with `environ`
+ *   inside the C library: the pages are open for the call.
+ * - the program's own signal handling: SIGSEGV and SIGTRAP handlers it installs are
+ *   kept as the next in line (sigaction and signal answer as if they were installed),
+ *   and they are never blocked.
+ */
+#define MAX_REGIONS 64
+#define MAX_RECORDED 32
+struct region {
+    char **base;   /* the guarded array (what `environ` pointed to) */
+    size_t bytes;  /* the mapping's length */
+    char **shadow; /* the same array, readable */
+};
+static struct region regions[MAX_REGIONS];
+static int n_regions;
+static char **env_guard;  /* the guarded array `environ` points to now, if any */
+static char **env_shadow; /* what it holds */
+static size_t env_len;
+static int guard_on;      /* 0: never set up or given up */
+static int guard_step;    /* 1: faults are stepped through (x86_64); 0: pages opened */
+static int open_calls;    /* calls that have the pages open now */
+static volatile int threads_started;
+static pthread_mutex_t env_mu = PTHREAD_MUTEX_INITIALIZER;
+static __thread int stepping;    /* this thread runs one guarded instruction */
+static __thread int libc_reading; /* inside a wrapped C library call */
+static struct sigaction next_segv, next_trap; /* the program's own handlers */
+static uintptr_t recorded[MAX_RECORDED];
+static int n_recorded;
+
+static struct region *region_of(const void *addr) {
+    for (int i = 0; i < n_regions; i++) {
+        const char *b = (const char *)regions[i].base;
+        if ((const char *)addr >= b && (const char *)addr < b + regions[i].bytes)
+            return &regions[i];
+    }
+    return NULL;
+}
+
+static void regions_protect(int prot) {
+    for (int i = 0; i < n_regions; i++)
+        mprotect(regions[i].base, regions[i].bytes, prot);
+}
+
+/* The array to read for this process's environment: the shadow while `environ` is
+ * guarded, else whatever the program made `environ`. */
+static char *const *env_now(void) {
+    struct region *r = environ ? region_of(environ) : NULL;
+    return r ? r->shadow : environ;
+}
+
+/* The array to hand the kernel instead of `env`. */
+static char *const *kernel_env(char *const *env) {
+    struct region *r = env ? region_of(env) : NULL;
+    return r ? r->shadow : env;
+}
+
+/* Puts a copy of `shadow` (`len` entries) behind a new guard and points `environ` at
+ * it. With the lock held. */
+static int guard_publish(char **shadow, size_t len) {
+    if (n_regions == MAX_REGIONS) return -1;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t bytes = ((len + 1) * sizeof(char *) + (size_t)page - 1) / (size_t)page * (size_t)page;
+    char **g = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (g == MAP_FAILED) return -1;
+    memcpy(g, shadow, (len + 1) * sizeof(char *));
+    regions[n_regions].base = g;
+    regions[n_regions].bytes = bytes;
+    regions[n_regions].shadow = shadow;
+    n_regions++;
+    if (!open_calls) mprotect(g, bytes, PROT_NONE);
+    env_guard = g;
+    env_shadow = shadow;
+    env_len = len;
+    environ = g;
+    return 0;
+}
+
+static void note_env_all(const char *obj, const char *what);
+
+/* Gives the guard up (too many changes): the environment stays as it is, readable, and
+ * the record says a read could no longer be seen. With the lock held. */
+static void guard_give_up(const char *why) {
+    guard_on = 0;
+    regions_protect(PROT_READ | PROT_WRITE);
+    environ = env_shadow;
+    note_env_all("?", why);
+}
+
+/* Opens the pages for a C library call that reads them for itself (or hands them to a
+ * child). Returns whether it did; else the call's faults are stepped through. */
+static int guard_open_for_call(void) {
+    if (!guard_on) return 0;
+    if (threads_started && guard_step) {
+        libc_reading++;
+        return 0;
+    }
+    pthread_mutex_lock(&env_mu);
+    if (open_calls++ == 0) regions_protect(PROT_READ | PROT_WRITE);
+    pthread_mutex_unlock(&env_mu);
+    if (threads_started) note_env_all("?", "the environment was open while other threads ran");
+    return 1;
+}
+
+static void guard_close_after_call(int opened) {
+    if (!guard_on && !opened) return;
+    if (!opened) {
+        if (libc_reading) libc_reading--;
+        return;
+    }
+    pthread_mutex_lock(&env_mu);
+    if (--open_calls == 0 && guard_on) regions_protect(PROT_NONE);
+    pthread_mutex_unlock(&env_mu);
+}
+
 /* A variable read is recorded with the object whose code asked for it, so that the
  * compiler's own settings can be told from what a proc-macro reads in its process. */
 static void note_env(const char *name, int set, void *caller) {
     Dl_info info;
     const char *obj = NULL;
-    if (!busy && caller && dladdr(caller, &info) && info.dli_fname) obj = info.dli_fname;
+    if (!busy && caller && dladdr(caller, &info) && info.dli_fname)
+        obj = strchr(info.dli_fname, '/') ? info.dli_fname : exe_path;
     note_full('e', set ? 0 : 1, AT_FDCWD, name, obj ? obj : "?");
 }
+
+/* The whole environment read by code of `obj` (`what`: the function, or why). Small on
+ * the stack: it runs in the fault handler, maybe on a program's small signal stack. */
+static void note_env_all(const char *obj, const char *what) {
+    int saved = errno;
+    int fd = log_desc();
+    if (fd >= 0) {
+        char line[1024];
+        int n = snprintf(line, sizeof line, "%d E 0 ", (int)getpid());
+        if (n > 0 && (size_t)n < sizeof line) {
+            size_t len = (size_t)n + put_escaped(line + n, sizeof line - (size_t)n - 200, obj);
+            line[len++] = '\t';
+            len += put_escaped(line + len, sizeof line - len - 2, what);
+            line[len++] = '\n';
+            ssize_t w = write(fd, line, len);
+            (void)w;
+        }
+    }
+    errno = saved;
+}
+
+static char *env_lookup(char *const *env, const char *name) {
+    size_t n = strlen(name);
+    if (!env || !n) return NULL;
+    for (char *const *e = env; *e; e++)
+        if (!strncmp(*e, name, n) && (*e)[n] == '=') return *e + n + 1;
+    return NULL;
+}
+
 char *getenv(const char *name) {
-    REAL(getenv);
-    char *rv = real(name);
+    char *rv = env_lookup(env_now(), name);
     note_env(name, rv != NULL, __builtin_return_address(0));
     return rv;
 }
 char *secure_getenv(const char *name) {
-    REAL(secure_getenv);
-    char *rv = real(name);
+    char *rv = getauxval(AT_SECURE) ? NULL : env_lookup(env_now(), name);
     note_env(name, rv != NULL, __builtin_return_address(0));
     return rv;
+}
+
+/* Changing the environment: done here, on a new shadow, so that `environ` stays
+ * guarded. Like the C library, arrays and strings are never freed (a pointer another
+ * thread got from getenv stays valid). */
+static char **env_copy(char *const *env, size_t extra, size_t *len) {
+    size_t n = 0;
+    while (env && env[n]) n++;
+    char **c = malloc((n + extra + 1) * sizeof(char *));
+    if (!c) return NULL;
+    for (size_t i = 0; i < n; i++) c[i] = env[i];
+    c[n] = NULL;
+    *len = n;
+    return c;
+}
+
+/* Replaces (or adds) the entry named by the first `n` bytes of `entry`, or removes every
+ * such entry when `entry` is NULL; `keep`: leave an existing entry alone. */
+static int env_change(const char *name, size_t n, char *entry, int keep) {
+    pthread_mutex_lock(&env_mu);
+    char *const *now = env_now();
+    size_t len;
+    char **c = env_copy(now, 1, &len);
+    if (!c) {
+        pthread_mutex_unlock(&env_mu);
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t w = 0;
+    int found = 0;
+    for (size_t i = 0; i < len; i++) {
+        int same = !strncmp(c[i], name, n) && c[i][n] == '=';
+        if (same && (keep || (entry && !found))) {
+            found = 1;
+            c[w++] = keep ? c[i] : entry;
+        } else if (!same) {
+            c[w++] = c[i];
+        }
+    }
+    if (!found && entry) c[w++] = entry;
+    c[w] = NULL;
+    int guarded = guard_on && (environ == env_guard || environ == NULL);
+    if (guarded) {
+        if (guard_publish(c, w) != 0) guard_give_up("too many changes to the environment");
+    } else {
+        environ = c;
+    }
+    pthread_mutex_unlock(&env_mu);
+    return 0;
+}
+
+static int bad_name(const char *name) {
+    return !name || !*name || strchr(name, '=');
+}
+
+int setenv(const char *name, const char *value, int overwrite) {
+    if (bad_name(name)) {
+        errno = EINVAL;
+        return -1;
+    }
+    size_t n = strlen(name), v = strlen(value);
+    char *entry = malloc(n + v + 2);
+    if (!entry) {
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(entry, name, n);
+    entry[n] = '=';
+    memcpy(entry + n + 1, value, v + 1);
+    return env_change(name, n, entry, !overwrite);
+}
+int unsetenv(const char *name) {
+    if (bad_name(name)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return env_change(name, strlen(name), NULL, 0);
+}
+int putenv(char *string) {
+    const char *eq = strchr(string, '=');
+    if (!eq) return unsetenv(string) == 0 || errno != EINVAL ? 0 : -1;
+    return env_change(string, (size_t)(eq - string), string, 0);
+}
+int clearenv(void) {
+    pthread_mutex_lock(&env_mu);
+    if (guard_on && environ == env_guard) env_guard = NULL;
+    environ = NULL;
+    pthread_mutex_unlock(&env_mu);
+    return 0;
+}
+
+/* What the C library reads for itself, by name, in the calls below (glibc's sources). */
+static const char *const LOCALE_VARS[] = {
+    "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY",
+    "LC_MESSAGES", "LC_PAPER", "LC_NAME", "LC_ADDRESS", "LC_TELEPHONE",
+    "LC_MEASUREMENT", "LC_IDENTIFICATION", "LANG", "LOCPATH", NULL};
+static const char *const TIME_VARS[] = {"TZ", "TZDIR", NULL};
+static const char *const OPT_VARS[] = {"POSIXLY_CORRECT", NULL};
+static const char *const TEXT_VARS[] = {"LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG",
+                                        "NLSPATH", NULL};
+static const char *const RESOLVER_VARS[] = {"RES_OPTIONS", "LOCALDOMAIN", "HOSTALIASES",
+                                            NULL};
+static const char *const ICONV_VARS[] = {"GCONV_PATH", NULL};
+
+static void note_libc_reads(const char *const *names, void *caller) {
+    char *const *env = env_now();
+    for (; *names; names++) note_env(*names, env_lookup(env, *names) != NULL, caller);
+}
+
+/* A wrapped C library call: its reads recorded by name, the pages open for it. */
+#define LIBC_READER(ret, name, names, params, args)                                    \
+    ret name params {                                                                  \
+        REAL(name);                                                                    \
+        note_libc_reads(names, __builtin_return_address(0));                           \
+        int opened = guard_open_for_call();                                            \
+        ret rv = real args;                                                            \
+        guard_close_after_call(opened);                                                \
+        return rv;                                                                     \
+    }
+#define LIBC_READER_VOID(name, names, params, args)                                    \
+    void name params {                                                                 \
+        REAL(name);                                                                    \
+        note_libc_reads(names, __builtin_return_address(0));                           \
+        int opened = guard_open_for_call();                                            \
+        real args;                                                                     \
+        guard_close_after_call(opened);                                                \
+    }
+
+LIBC_READER(char *, setlocale, LOCALE_VARS, (int c, const char *l), (c, l))
+LIBC_READER(locale_t, newlocale, LOCALE_VARS, (int m, const char *l, locale_t b), (m, l, b))
+LIBC_READER_VOID(tzset, TIME_VARS, (void), ())
+LIBC_READER(struct tm *, localtime, TIME_VARS, (const time_t *t), (t))
+LIBC_READER(struct tm *, localtime_r, TIME_VARS, (const time_t *t, struct tm *r), (t, r))
+LIBC_READER(time_t, mktime, TIME_VARS, (struct tm *t), (t))
+LIBC_READER(char *, ctime, TIME_VARS, (const time_t *t), (t))
+LIBC_READER(char *, ctime_r, TIME_VARS, (const time_t *t, char *b), (t, b))
+LIBC_READER(size_t, strftime, TIME_VARS,
+            (char *s, size_t m, const char *f, const struct tm *t), (s, m, f, t))
+LIBC_READER(int, getopt, OPT_VARS, (int c, char *const v[], const char *o), (c, v, o))
+LIBC_READER(int, getopt_long, OPT_VARS,
+            (int c, char *const v[], const char *o, const struct option *l, int *i),
+            (c, v, o, l, i))
+LIBC_READER(int, getopt_long_only, OPT_VARS,
+            (int c, char *const v[], const char *o, const struct option *l, int *i),
+            (c, v, o, l, i))
+LIBC_READER(char *, gettext, TEXT_VARS, (const char *m), (m))
+LIBC_READER(char *, dgettext, TEXT_VARS, (const char *d, const char *m), (d, m))
+LIBC_READER(char *, dcgettext, TEXT_VARS, (const char *d, const char *m, int c), (d, m, c))
+LIBC_READER(char *, ngettext, TEXT_VARS, (const char *a, const char *b, unsigned long n),
+            (a, b, n))
+LIBC_READER(char *, dngettext, TEXT_VARS,
+            (const char *d, const char *a, const char *b, unsigned long n), (d, a, b, n))
+LIBC_READER(char *, dcngettext, TEXT_VARS,
+            (const char *d, const char *a, const char *b, unsigned long n, int c),
+            (d, a, b, n, c))
+LIBC_READER(char *, strerror, TEXT_VARS, (int e), (e))
+LIBC_READER(char *, strerror_l, TEXT_VARS, (int e, locale_t l), (e, l))
+LIBC_READER(char *, strerror_r, TEXT_VARS, (int e, char *b, size_t n), (e, b, n))
+LIBC_READER(int, __xpg_strerror_r, TEXT_VARS, (int e, char *b, size_t n), (e, b, n))
+LIBC_READER(char *, strsignal, TEXT_VARS, (int s), (s))
+LIBC_READER_VOID(perror, TEXT_VARS, (const char *s), (s))
+LIBC_READER_VOID(psignal, TEXT_VARS, (int s, const char *m), (s, m))
+LIBC_READER(nl_catd, catopen, TEXT_VARS, (const char *n, int f), (n, f))
+LIBC_READER(iconv_t, iconv_open, ICONV_VARS, (const char *t, const char *f), (t, f))
+LIBC_READER(int, getaddrinfo, RESOLVER_VARS,
+            (const char *n, const char *s, const struct addrinfo *h, struct addrinfo **r),
+            (n, s, h, r))
+LIBC_READER(struct hostent *, gethostbyname, RESOLVER_VARS, (const char *n), (n))
+
+/* The program's own SIGSEGV and SIGTRAP handlers come after this library's: set and
+ * asked as if they were installed. */
+static struct sigaction *next_for(int sig) {
+    if (!guard_on) return NULL;
+    return sig == SIGSEGV ? &next_segv : sig == SIGTRAP ? &next_trap : NULL;
+}
+
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+    REAL(sigaction);
+    struct sigaction *next = next_for(sig);
+    if (!next) return real(sig, act, old);
+    pthread_mutex_lock(&env_mu);
+    if (old) *old = *next;
+    if (act) *next = *act;
+    pthread_mutex_unlock(&env_mu);
+    return 0;
+}
+
+static sighandler_t set_next_handler(int sig, sighandler_t h) {
+    struct sigaction *next = next_for(sig);
+    pthread_mutex_lock(&env_mu);
+    sighandler_t old = next->sa_handler; /* the union's other reading for SA_SIGINFO */
+    memset(next, 0, sizeof *next);
+    next->sa_handler = h;
+    next->sa_flags = SA_RESTART;
+    pthread_mutex_unlock(&env_mu);
+    return old;
+}
+sighandler_t signal(int sig, sighandler_t h) {
+    REAL(signal);
+    if (!next_for(sig)) return real(sig, h);
+    return set_next_handler(sig, h);
+}
+sighandler_t sysv_signal(int sig, sighandler_t h) {
+    REAL(sysv_signal);
+    if (!next_for(sig)) return real(sig, h);
+    return set_next_handler(sig, h);
+}
+sighandler_t bsd_signal(int sig, sighandler_t h) {
+    REAL(bsd_signal);
+    if (!next_for(sig)) return real(sig, h);
+    return set_next_handler(sig, h);
+}
+
+/* SIGSEGV and SIGTRAP are never blocked while the guard is on: a fault on a thread that
+ * blocks them would end the process. */
+static const sigset_t *unblocked(int how, const sigset_t *set, sigset_t *buf) {
+    if (!guard_on || !set || how == SIG_UNBLOCK) return set;
+    *buf = *set;
+    sigdelset(buf, SIGSEGV);
+    sigdelset(buf, SIGTRAP);
+    return buf;
+}
+int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
+    REAL(sigprocmask);
+    sigset_t buf;
+    return real(how, unblocked(how, set, &buf), old);
+}
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
+    REAL(pthread_sigmask);
+    sigset_t buf;
+    return real(how, unblocked(how, set, &buf), old);
+}
+
+/* A process with other threads cannot have the pages opened for one of them. */
+int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*f)(void *), void *arg) {
+    REAL(pthread_create);
+    threads_started = 1;
+    return real(t, a, f, arg);
+}
+static void after_fork_child(void) { threads_started = 0; }
+
+/* Passes a signal on to the program's handler, or to the default action. */
+static void pass_on(int sig, siginfo_t *info, void *uc, struct sigaction *next) {
+    if (next->sa_flags & SA_SIGINFO) {
+        if (next->sa_sigaction) {
+            next->sa_sigaction(sig, info, uc);
+            return;
+        }
+    } else if (next->sa_handler != SIG_DFL && next->sa_handler != SIG_IGN) {
+        next->sa_handler(sig);
+        return;
+    }
+    /* The default: put it back and let the fault happen again, or the trap end the
+     * process as it would have. */
+    REAL(sigaction);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    real(sig, &dfl, NULL);
+    if (sig == SIGTRAP) raise(SIGTRAP);
+}
+
+static void on_segv(int sig, siginfo_t *info, void *ucv) {
+    int saved = errno;
+    if (!guard_on || !region_of(info->si_addr)) {
+        errno = saved;
+        pass_on(sig, info, ucv, &next_segv);
+        return;
+    }
+    ucontext_t *uc = ucv;
+    void *ip = NULL;
+#if defined(__x86_64__)
+    ip = (void *)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    ip = (void *)uc->uc_mcontext.pc;
+#endif
+    Dl_info info2;
+    uintptr_t base = 0;
+    const char *obj = "?", *sym = "?";
+    if (ip && dladdr(ip, &info2)) {
+        base = (uintptr_t)info2.dli_fbase;
+        /* The program itself is named by its path, not by how it was started. */
+        obj = info2.dli_fname && strchr(info2.dli_fname, '/') ? info2.dli_fname : exe_path;
+        if (info2.dli_sname) sym = info2.dli_sname;
+    }
+    if (!libc_reading) {
+        int seen = 0;
+        for (int i = 0; i < n_recorded; i++) seen |= recorded[i] == base;
+        if (!seen) {
+            if (n_recorded < MAX_RECORDED) recorded[n_recorded++] = base;
+            note_env_all(obj, sym);
+        }
+    }
+#if defined(__x86_64__)
+    if (guard_step) {
+        stepping = 1;
+        regions_protect(PROT_READ | PROT_WRITE);
+        uc->uc_mcontext.gregs[REG_EFL] |= 0x100; /* the trap flag: one instruction */
+        errno = saved;
+        return;
+    }
+#endif
+    /* No way to step: the pages stay open; the record says reads went unseen after. */
+    guard_on = 0;
+    regions_protect(PROT_READ | PROT_WRITE);
+    note_env_all("?", "the environment guard was opened for good");
+    errno = saved;
+}
+
+static void on_trap(int sig, siginfo_t *info, void *ucv) {
+#if defined(__x86_64__)
+    if (stepping) {
+        ucontext_t *uc = ucv;
+        stepping = 0;
+        uc->uc_mcontext.gregs[REG_EFL] &= ~0x100L;
+        if (guard_on && !open_calls) regions_protect(PROT_NONE);
+        return;
+    }
+#endif
+    pass_on(sig, info, ucv, &next_trap);
+}
+
+static void guard_start(void) {
+    if (log_fd < 0 || !environ) return;
+    const char *off = env_in(environ, "XCACHE_OBSERVE_ENV_GUARD");
+    if (off && !strcmp(off, "0")) return;
+    size_t len;
+    char **shadow = env_copy(environ, 0, &len);
+    if (!shadow) return;
+    REAL(sigaction);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_sigaction = on_segv;
+    if (real(SIGSEGV, &sa, &next_segv) != 0) return;
+    sa.sa_sigaction = on_trap;
+    if (real(SIGTRAP, &sa, &next_trap) != 0) {
+        real(SIGSEGV, &next_segv, NULL);
+        return;
+    }
+#if defined(__x86_64__)
+    guard_step = 1;
+#endif
+    pthread_atfork(NULL, NULL, after_fork_child);
+    pthread_mutex_lock(&env_mu);
+    guard_on = 1;
+    if (guard_publish(shadow, len) != 0) guard_on = 0;
+    pthread_mutex_unlock(&env_mu);
 }
 
 /* ---- loading code ----------------------------------------------------------------- */
@@ -657,13 +1196,14 @@ static void note_run(char op, const char *path, char *const *env) {
 }
 
 /* The program execvp(3) would run: `file` itself if it names a path, else the first
- * executable file of that name in PATH (each place looked in vain is recorded). */
-static void resolve_path(const char *file, char *out, size_t cap) {
+ * executable file of that name in PATH (each place looked in vain is recorded).
+ * Returns 0 when no such file was found. */
+static int resolve_path(const char *file, char *out, size_t cap) {
     if (strchr(file, '/')) {
         snprintf(out, cap, "%s", file);
-        return;
+        return 1;
     }
-    const char *path = env_in(environ, "PATH");
+    const char *path = env_lookup(env_now(), "PATH");
     if (!path) path = "/bin:/usr/bin";
     snprintf(out, cap, "%s", file);
     const char *p = path;
@@ -679,46 +1219,103 @@ static void resolve_path(const char *file, char *out, size_t cap) {
         struct stat st;
         if (ok && raw_stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
             snprintf(out, cap, "%s", cand);
-            return;
+            return 1;
         }
         note('s', ENOENT, cand);
         if (!end) break;
         p = end + 1;
     }
+    return 0;
+}
+
+/* execvpe(3) as the C library does it, with PATH from this process's environment and
+ * `envp` handed to the kernel as it is: a file that is not an executable format runs
+ * under /bin/sh; a place that refuses access does not end the search. */
+static int exec_search(const char *file, char *const argv[], char *const envp[]) {
+    REAL(execve);
+    if (!*file) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (strchr(file, '/')) {
+        real(file, argv, envp);
+        if (errno == ENOEXEC) goto shell_file;
+        return -1;
+    }
+    const char *path = env_lookup(env_now(), "PATH");
+    if (!path) path = "/bin:/usr/bin";
+    int eacces = 0;
+    for (const char *p = path;; p++) {
+        const char *end = strchrnul(p, ':');
+        char cand[PATH_MAX];
+        if (end == p)
+            snprintf(cand, sizeof cand, "%s", file);
+        else
+            snprintf(cand, sizeof cand, "%.*s/%s", (int)(end - p), p, file);
+        real(cand, argv, envp);
+        if (errno == ENOEXEC) {
+            file = cand;
+            goto shell_file;
+        }
+        if (errno == EACCES)
+            eacces = 1;
+        else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV &&
+                 errno != ETIMEDOUT)
+            return -1;
+        if (!*end) break;
+        p = end;
+    }
+    if (eacces) errno = EACCES;
+    return -1;
+shell_file:;
+    {
+        int argc = 0;
+        while (argv[argc]) argc++;
+        char **sh = alloca((size_t)(argc + 2) * sizeof(char *));
+        sh[0] = (char *)"/bin/sh";
+        sh[1] = (char *)file;
+        for (int i = 1; i <= argc; i++) sh[i + 1] = argv[i];
+        if (argc == 0) sh[2] = NULL;
+        real("/bin/sh", sh, envp);
+        return -1;
+    }
 }
 
 int execve(const char *p, char *const argv[], char *const envp[]) {
     REAL(execve);
-    note_run('x', p, envp);
-    return real(p, argv, envp);
+    char *const *env = kernel_env(envp);
+    note_run('x', p, env);
+    return real(p, argv, env);
 }
 int execv(const char *p, char *const argv[]) {
-    REAL(execv);
-    note_run('x', p, environ);
-    return real(p, argv);
+    REAL(execve);
+    char *const *env = kernel_env(environ);
+    note_run('x', p, env);
+    return real(p, argv, env);
 }
 int execvp(const char *f, char *const argv[]) {
-    REAL(execvp);
     char p[PATH_MAX];
+    char *const *env = kernel_env(environ);
     resolve_path(f, p, sizeof p);
-    note_run('x', p, environ);
-    return real(f, argv);
+    note_run('x', p, env);
+    return exec_search(f, argv, env);
 }
 int execvpe(const char *f, char *const argv[], char *const envp[]) {
-    REAL(execvpe);
     char p[PATH_MAX];
+    char *const *env = kernel_env(envp);
     resolve_path(f, p, sizeof p);
-    note_run('x', p, envp);
-    return real(f, argv, envp);
+    note_run('x', p, env);
+    return exec_search(f, argv, env);
 }
 int fexecve(int fd, char *const argv[], char *const envp[]) {
     REAL(fexecve);
     char fdp[64], p[PATH_MAX];
+    char *const *env = kernel_env(envp);
     snprintf(fdp, sizeof fdp, "/proc/self/fd/%d", fd);
     ssize_t n = syscall(SYS_readlinkat, AT_FDCWD, fdp, p, sizeof p - 1);
     p[n > 0 ? n : 0] = 0;
-    note_run('x', n > 0 ? p : "?", envp);
-    return real(fd, argv, envp);
+    note_run('x', n > 0 ? p : "?", env);
+    return real(fd, argv, env);
 }
 
 #define MAX_ARGS 1024
@@ -761,24 +1358,44 @@ int execle(const char *p, const char *arg, ...) {
 int posix_spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa,
                 const posix_spawnattr_t *at, char *const argv[], char *const envp[]) {
     REAL(posix_spawn);
-    note_run('p', p, envp);
-    return real(pid, p, fa, at, argv, envp);
+    char *const *env = kernel_env(envp);
+    note_run('p', p, env);
+    return real(pid, p, fa, at, argv, env);
 }
+/* The search is done here: the C library's would read PATH in the child, from the
+ * guarded array. */
 int posix_spawnp(pid_t *pid, const char *f, const posix_spawn_file_actions_t *fa,
                  const posix_spawnattr_t *at, char *const argv[], char *const envp[]) {
-    REAL(posix_spawnp);
+    REAL(posix_spawn);
     char p[PATH_MAX];
-    resolve_path(f, p, sizeof p);
-    note_run('p', p, envp);
-    return real(pid, f, fa, at, argv, envp);
+    char *const *env = kernel_env(envp);
+    if (!*f || !resolve_path(f, p, sizeof p)) return ENOENT;
+    note_run('p', p, env);
+    return real(pid, p, fa, at, argv, env);
 }
+/* These start /bin/sh with `environ` inside the C library: the pages are open for the
+ * call. */
 int system(const char *cmd) {
     REAL(system);
-    if (cmd) note_run('p', "/bin/sh", environ);
-    return real(cmd);
+    if (cmd) note_run('p', "/bin/sh", kernel_env(environ));
+    int opened = guard_open_for_call();
+    int rv = real(cmd);
+    guard_close_after_call(opened);
+    return rv;
 }
 FILE *popen(const char *cmd, const char *mode) {
     REAL(popen);
-    note_run('p', "/bin/sh", environ);
-    return real(cmd, mode);
+    note_run('p', "/bin/sh", kernel_env(environ));
+    int opened = guard_open_for_call();
+    FILE *rv = real(cmd, mode);
+    guard_close_after_call(opened);
+    return rv;
+}
+int wordexp(const char *w, wordexp_t *r, int f) {
+    REAL(wordexp);
+    if (!(f & WRDE_NOCMD)) note_run('p', "/bin/sh", kernel_env(environ));
+    int opened = guard_open_for_call();
+    int rv = real(w, r, f);
+    guard_close_after_call(opened);
+    return rv;
 }

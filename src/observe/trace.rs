@@ -13,6 +13,9 @@ pub enum Op {
     Realpath,
     Mkdir,
     Env,
+    /// The environment was read whole (`environ` walked); path: the object whose code
+    /// did, caller: the function, or why the guard could not tell.
+    EnvAll,
     /// The process becomes another program.
     Exec,
     /// The process starts a child running a program.
@@ -32,6 +35,7 @@ impl Op {
             'r' => Op::Realpath,
             'm' => Op::Mkdir,
             'e' => Op::Env,
+            'E' => Op::EnvAll,
             'x' => Op::Exec,
             'p' => Op::Spawn,
             'X' => Op::Escape,

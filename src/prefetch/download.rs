@@ -153,6 +153,7 @@ pub fn prefetch(
             pm.real_of(RootKind::CargoHome).map(std::path::Path::new),
         ),
         env: Box::new(|name: &str| crate::judge::env_before_cargo(env, name)),
+        env_names: Box::new(|| Some(env.all().keys().cloned().collect())),
         host_cpu: Box::new(|| None),
         linker: Box::new(|_| None),
         mode: Mode::Predict,

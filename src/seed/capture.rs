@@ -159,6 +159,8 @@ fn retokenize(i: Input, from: &PathMap, to: &PathMap) -> Input {
             state: text(&i.state),
             ..i
         },
+        // Names of variables only.
+        InputKind::EnvSet => i,
         _ => Input {
             name: text(&i.name),
             state: text(&i.state),

@@ -158,6 +158,7 @@ fn judge_for<'a>(input: &'a PlantInput<'a>, cwd: &Path, mode: Mode) -> Judge<'a>
     Judge::new(Here {
         pm: PathMap::new(cwd, Some(input.target_root), input.cargo_home),
         env: Box::new(move |name: &str| env_before_cargo(input.env, name)),
+        env_names: Box::new(move || Some(input.env.all().keys().cloned().collect())),
         host_cpu: Box::new(move || {
             let (rustc, id) = input.compiler;
             host_cpu(rustc, &id.key, Some(&input.store.compilers_dir()))

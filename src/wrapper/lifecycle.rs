@@ -164,6 +164,7 @@ impl Cx {
                 Some(v) => EnvNow::Set(v.clone()),
                 None => EnvNow::Unset,
             }),
+            env_names: Box::new(|| Some(self.cfg.env.all().keys().cloned().collect())),
             host_cpu: Box::new(|| self.host_cpu()),
             linker: Box::new(|_| None),
             mode: Mode::Exact,

@@ -16,6 +16,7 @@ mod harness;
 
 mod build_scripts;
 mod clippy;
+mod environment;
 mod macros;
 mod native;
 mod ordinary;

@@ -1,0 +1,209 @@
+//! The environment read whole. Main function: [`whole_env_inputs`].
+//!
+//! A process can use a variable without asking for it by name: Rust's
+//! `std::env::vars()`, a shell, `make`, Perl or Python taking every variable in, a read
+//! of `/proc/self/environ`. The observer sees that the environment was read whole (its
+//! guard on the `environ` array, `preload.c`), not which variables mattered, so such a
+//! run is keyed on every variable it could see, except:
+//! - those no key takes whoever reads them ([`super::is_ignored_var`]: this program's own
+//!   settings and hand-offs, the jobserver, the terminal, temporary directories; the
+//!   book says why for each);
+//! - those the user names in `XCACHE_ENV_IGNORE` (names, or prefixes ending in `*`).
+//!
+//! Besides each variable's value, two inputs say which variables there were, so that one
+//! added or removed is seen: `env-set user` (the names cargo does not set), judged
+//! wherever the record is judged, and `env-set cargo` (the names cargo sets for the
+//! unit), judged where cargo's values are known and otherwise taken to hold, as cargo's
+//! own fingerprint of the unit covers them. Each input's name carries the ignore list it
+//! was recorded with, so the judge leaves out exactly what the recording did.
+
+use std::collections::BTreeMap;
+
+use super::{classify::env_inputs, is_ignored_var};
+use crate::key::{Input, InputKind, PathMap, is_cargo_set_var};
+
+/// The variable naming what whole-environment reads leave out, besides the common list.
+pub const IGNORE_VAR: &str = "XCACHE_ENV_IGNORE";
+
+/// Patterns from `XCACHE_ENV_IGNORE`: a name, or a prefix ending in `*`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnvIgnore(Vec<String>);
+
+impl EnvIgnore {
+    /// Parses a comma-separated list; an entry that is not a variable name (letters,
+    /// digits, `_`), optionally ending in `*`, is an error saying which.
+    pub fn parse(value: &str) -> Result<EnvIgnore, String> {
+        let mut out = Vec::new();
+        for raw in value.split(',') {
+            let p = raw.trim();
+            if p.is_empty() {
+                continue;
+            }
+            let body = p.strip_suffix('*').unwrap_or(p);
+            if body.is_empty() || !body.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`{p}` is not a variable name or a prefix ending in `*` \
+                     (letters, digits and `_`, comma-separated: `RUNNER_*,HOSTNAME`)"
+                ));
+            }
+            out.push(p.to_string());
+        }
+        out.sort();
+        out.dedup();
+        Ok(EnvIgnore(out))
+    }
+
+    /// The list the environment `env` gives (empty when unset or not understood: the
+    /// front-end refuses a value it does not understand before any unit runs).
+    pub fn from_env(env: &BTreeMap<String, String>) -> EnvIgnore {
+        env.get(IGNORE_VAR)
+            .and_then(|v| EnvIgnore::parse(v).ok())
+            .unwrap_or_default()
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        self.0.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == p,
+        })
+    }
+
+    /// True for a variable a whole-environment read is keyed on.
+    pub fn counts(&self, name: &str) -> bool {
+        !is_ignored_var(name) && !self.matches(name)
+    }
+}
+
+/// The two parts of the set of names.
+const USER: &str = "user";
+const CARGO: &str = "cargo";
+
+fn set_name(part: &str, ignore: &EnvIgnore) -> String {
+    if ignore.0.is_empty() {
+        part.to_string()
+    } else {
+        format!("{part} ignore={}", ignore.0.join(","))
+    }
+}
+
+fn parse_set_name(name: &str) -> Option<(&str, EnvIgnore)> {
+    let (part, rest) = name.split_once(' ').unwrap_or((name, ""));
+    let ignore = match rest.strip_prefix("ignore=") {
+        Some(list) => EnvIgnore::parse(list).ok()?,
+        None if rest.is_empty() => EnvIgnore::default(),
+        None => return None,
+    };
+    matches!(part, USER | CARGO).then_some((part, ignore))
+}
+
+/// The state of one part: its names, sorted, as a JSON array (unambiguous whatever the
+/// names hold).
+fn set_state<'n>(part: &str, ignore: &EnvIgnore, names: impl Iterator<Item = &'n str>) -> String {
+    let mut v: Vec<&str> = names
+        .filter(|n| ignore.counts(n) && (is_cargo_set_var(n) == (part == CARGO)))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    serde_json::to_string(&v).unwrap_or_default()
+}
+
+/// The inputs of a run that read its environment `env` whole: every variable that
+/// counts (through [`env_inputs`], so a value naming a root binds the unit, except the
+/// `unbound` ones), and the two sets of names.
+pub fn whole_env_inputs(
+    env: &BTreeMap<String, String>,
+    pm: &PathMap,
+    unbound: &[&str],
+) -> Vec<Input> {
+    let ignore = EnvIgnore::from_env(env);
+    let mut out = Vec::new();
+    for (name, value) in env {
+        if !ignore.counts(name) {
+            continue;
+        }
+        if unbound.contains(&name.as_str()) {
+            out.push(Input::env(name, Some(&pm.normalize_text(value))));
+        } else {
+            out.extend(env_inputs(name, Some(value), pm));
+        }
+    }
+    for part in [USER, CARGO] {
+        out.push(Input::new(
+            InputKind::EnvSet,
+            set_name(part, &ignore),
+            set_state(part, &ignore, env.keys().map(String::as_str)),
+        ));
+    }
+    out
+}
+
+/// What a recorded set (`name` as [`whole_env_inputs`] wrote it) is now, given the names
+/// the environment has now; `None` for a name this version does not know.
+pub fn env_set_now<'n>(name: &str, names: impl Iterator<Item = &'n str>) -> Option<String> {
+    let (part, ignore) = parse_set_name(name)?;
+    Some(set_state(part, &ignore, names))
+}
+
+/// True for the part cargo sets for the unit.
+pub fn is_cargo_part(name: &str) -> bool {
+    parse_set_name(name).is_some_and(|(part, _)| part == CARGO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignore_lists_parse_and_match() {
+        let i = EnvIgnore::parse("RUNNER_*, HOSTNAME,").unwrap();
+        assert!(!i.counts("RUNNER_NAME"));
+        assert!(!i.counts("HOSTNAME"));
+        assert!(i.counts("HOSTNAMES"));
+        assert!(!i.counts("XCACHE_DIR"));
+        assert!(i.counts("HOME"));
+        let e = EnvIgnore::parse("GOOD,bad-name").unwrap_err();
+        assert!(e.contains("`bad-name`"), "{e}");
+        assert!(EnvIgnore::parse("*").is_err());
+    }
+
+    #[test]
+    fn sets_are_split_and_judged_with_the_recorded_list() {
+        let env: BTreeMap<String, String> = [
+            ("HOME", "/h"),
+            ("RUNNER_X", "1"),
+            ("CARGO_FEATURE_A", "1"),
+            ("TERM", "xterm"),
+            (IGNORE_VAR, "RUNNER_*"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let pm = PathMap::new(std::path::Path::new("/ws"), None, None);
+        let inputs = whole_env_inputs(&env, &pm, &[]);
+        let names: Vec<String> = inputs
+            .iter()
+            .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.state))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "env CARGO_FEATURE_A =1",
+                "env HOME =/h",
+                "env-set user ignore=RUNNER_* [\"HOME\"]",
+                "env-set cargo ignore=RUNNER_* [\"CARGO_FEATURE_A\"]",
+            ]
+        );
+        // Judged now: another RUNNER_* changes nothing, a new variable does.
+        let now = ["HOME", "RUNNER_Y", "TERM"];
+        assert_eq!(
+            env_set_now("user ignore=RUNNER_*", now.into_iter()).unwrap(),
+            "[\"HOME\"]"
+        );
+        assert_eq!(
+            env_set_now("user", now.into_iter()).unwrap(),
+            "[\"HOME\",\"RUNNER_Y\"]"
+        );
+        assert!(is_cargo_part("cargo ignore=RUNNER_*"));
+        assert!(env_set_now("other", now.into_iter()).is_none());
+    }
+}
