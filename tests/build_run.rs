@@ -16,7 +16,21 @@ const EXPECTED: &str = "value=42 greeting=hello from C land+plain data=first dat
 /// tests look at the run cache itself.
 const NO_SEED: (&str, &str) = ("XCACHE_SEED", "0");
 
+/// `cnum`'s script uses the `cc` crate, which (from 1.11) takes the whole environment in
+/// at start: its run is keyed on every variable, and bound to the checkout by the paths
+/// cargo gives it. These tests move checkouts to look at replaying itself, so they say
+/// that those paths do not matter (`a_script_reading_the_environment_whole_...` shows the
+/// default).
+const PATHS_DO_NOT_MATTER: (&str, &str) = (
+    "XCACHE_ENV_IGNORE",
+    "CARGO_MANIFEST_DIR,CARGO_MANIFEST_PATH",
+);
+
 fn build(ws: &Path, store: &Path, env: &[(&str, &str)]) -> (Build, Report) {
+    build_as_told(ws, store, &[env, &[PATHS_DO_NOT_MATTER]].concat())
+}
+
+fn build_as_told(ws: &Path, store: &Path, env: &[(&str, &str)]) -> (Build, Report) {
     let b = xcache_build(ws, store, &[], env);
     b.assert_success();
     let r = Report::read(&ws.join("target"));
@@ -49,6 +63,49 @@ fn out_dir(target: &Path, package: &str) -> PathBuf {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_script_reading_the_environment_whole_is_keyed_on_all_of_it() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("c-build", "ws1");
+    let (_, r) = build_as_told(&ws1, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    // The package's path, which cargo gives the script, binds the run to the checkout.
+    let ws2 = s.checkout("c-build", "elsewhere/ws2");
+    let (b, r) = build_as_told(&ws2, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    assert_eq!(r.runs()["plain"], run("hit"), "plain's script asks by name");
+    assert_eq!(b.run("app"), EXPECTED);
+    // Told that those paths do not matter, another checkout hits, but a variable nobody
+    // asks for by name (added, or changed) is a miss.
+    let told = PATHS_DO_NOT_MATTER;
+    let (_, r) = build_as_told(&s.checkout("c-build", "ws3"), &s.store(), &[NO_SEED, told]);
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    let (_, r) = build_as_told(&s.checkout("c-build", "ws4"), &s.store(), &[NO_SEED, told]);
+    assert_eq!(r.runs()["cnum"], run("hit"));
+    let extra = ("SOME_RUNNER_SETTING", "1");
+    let ws5 = s.checkout("c-build", "ws5");
+    let (_, r) = build_as_told(&ws5, &s.store(), &[NO_SEED, told, extra]);
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    assert_eq!(r.runs()["plain"], run("hit"));
+    // ... unless it is named too.
+    let told_more = ("XCACHE_ENV_IGNORE", "CARGO_MANIFEST_*,SOME_RUNNER_*");
+    let ws6 = s.checkout("c-build", "ws6");
+    let (_, r) = build_as_told(
+        &ws6,
+        &s.store(),
+        &[NO_SEED, told_more, ("SOME_RUNNER_SETTING", "2")],
+    );
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    let ws7 = s.checkout("c-build", "ws7");
+    let (b, r) = build_as_told(
+        &ws7,
+        &s.store(),
+        &[NO_SEED, told_more, ("SOME_RUNNER_SETTING", "3")],
+    );
+    assert_eq!(r.runs()["cnum"], run("hit"));
+    assert_eq!(b.run("app"), EXPECTED);
 }
 
 #[test]
@@ -249,12 +306,14 @@ fn with_seeding_runs_are_planted_and_reported_seeded() {
     for u in &runs {
         assert_eq!(u["outcome"], "hit", "{u}");
     }
-    // `cnum`'s run was planted with the library and cargo did not run the script.
+    // `cnum`'s script reads the environment whole, `LD_LIBRARY_PATH` among it, which cargo
+    // sets for the run and which is known only once cargo runs it: the run is replayed,
+    // not planted.
     // `plain`'s script declared nothing, so cargo's fingerprint of its run holds the
     // newest modification time in the package, which a fresh checkout changes: cargo
     // runs the script, and the run cache replays it.
     let by_package = |p: &str| runs.iter().find(|u| u["package"] == p).unwrap();
-    assert_eq!(by_package("cnum")["seeded"], true);
+    assert_eq!(by_package("cnum")["seeded"], false);
     assert_eq!(by_package("plain")["seeded"], false);
     // A shim planted from the store names the program that planted it.
     let shims: Vec<PathBuf> = std::fs::read_dir(ws2.join("target/debug/build"))
@@ -293,14 +352,24 @@ fn runs_travel_through_a_remote_store() {
     std::fs::create_dir_all(&folder).unwrap();
     let uri = format!("file://{}", folder.display());
     let ws1 = s.checkout("c-build", "ws1");
-    let b = xcache_build(&ws1, &s.path("store-1"), &["--remote", &uri], &[NO_SEED]);
+    let b = xcache_build(
+        &ws1,
+        &s.path("store-1"),
+        &["--remote", &uri],
+        &[NO_SEED, PATHS_DO_NOT_MATTER],
+    );
     b.assert_success();
     let r = Report::read(&ws1.join("target"));
     assert_eq!(r.runs()["cnum"], run("miss"));
 
     // Another machine: an empty local store, the same remote.
     let ws2 = s.checkout("c-build", "elsewhere/ws2");
-    let b = xcache_build(&ws2, &s.path("store-2"), &["--remote", &uri], &[NO_SEED]);
+    let b = xcache_build(
+        &ws2,
+        &s.path("store-2"),
+        &["--remote", &uri],
+        &[NO_SEED, PATHS_DO_NOT_MATTER],
+    );
     b.assert_success();
     let r = Report::read(&ws2.join("target"));
     assert_eq!(r.runs()["cnum"], run("hit"));

@@ -28,6 +28,7 @@ fn values_not_understood_stop_the_build_and_name_the_variable() {
         ("XCACHE_CACHE_SIZE", "10X", "10G"),
         ("XCACHE_TRUSTED_KEYS", "not-a-key", "xcache-ed25519:"),
         ("XCACHE_SIGNING_KEY", "/nonexistent/key", "/nonexistent/key"),
+        ("XCACHE_ENV_IGNORE", "RUNNER_*,HOST-NAME", "`HOST-NAME`"),
     ] {
         let b = xcache_build(&ws, &s.store(), &[], &[(var, value)]);
         let err = b.stderr();

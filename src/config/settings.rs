@@ -69,6 +69,9 @@ pub mod vars {
     pub const SIGNING_KEY: &str = "XCACHE_SIGNING_KEY";
     /// Public keys, comma-separated: only what one of them signed is used.
     pub const TRUSTED_KEYS: &str = "XCACHE_TRUSTED_KEYS";
+    /// Variables (names, or prefixes ending in `*`) units that read the environment
+    /// whole are not keyed on (`observe::whole_env`).
+    pub const ENV_IGNORE: &str = crate::observe::IGNORE_VAR;
     /// GitHub Actions' job summary file: the build's Markdown summary is appended to it.
     pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 }
@@ -370,6 +373,15 @@ impl BuildConfig {
         // the build before anything runs instead of turning each wrapper's cache off.
         for name in [vars::DROP_INCREMENTAL, vars::DEFER_UPLOAD, vars::BUILD_RUNS] {
             env.switch(name)?;
+        }
+        if let Some(value) = env.get(vars::ENV_IGNORE) {
+            crate::observe::EnvIgnore::parse(value).map_err(|message| {
+                CliError::InvalidSetting {
+                    name: vars::ENV_IGNORE.into(),
+                    value: value.to_string(),
+                    message,
+                }
+            })?;
         }
         Ok(BuildConfig {
             cargo: env.cargo(),

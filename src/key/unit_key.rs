@@ -145,6 +145,12 @@ pub fn is_cargo_set_var(name: &str) -> bool {
         )
 }
 
+/// True for the variables whose values a compile's first-level key holds: those cargo
+/// sets for rustc and those rustc itself reads.
+pub fn is_rustc_key_var(name: &str) -> bool {
+    is_keyed_cargo_var(name) || RUSTC_VARS.contains(&name)
+}
+
 /// Variables read by rustc itself that change its output.
 const RUSTC_VARS: &[&str] = &[
     "OUT_DIR",
@@ -218,7 +224,7 @@ pub fn l1_key(inv: &RustcInvocation, env: &KeyEnv<'_>) -> Result<UnitKeys, Uncac
     let vars: Vec<String> = env
         .vars
         .iter()
-        .filter(|(k, _)| is_keyed_cargo_var(k) || RUSTC_VARS.contains(&k.as_str()))
+        .filter(|(k, _)| is_rustc_key_var(k))
         .map(|(k, v)| format!("{k}={}", pm.normalize_text(v)))
         .collect();
     h.list("env", vars.iter().map(String::as_str));

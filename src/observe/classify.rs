@@ -56,6 +56,9 @@ pub struct Scope<'a> {
     pub unbound_env: &'a [&'a str],
     /// When the run started: an input modified after it may not be what was read.
     pub started: SystemTime,
+    /// Variables whose values the unit's first-level key holds already: a run that reads
+    /// the environment whole is not keyed on them again.
+    pub keyed_env: fn(&str) -> bool,
 }
 
 /// What a run read and wrote.
@@ -323,7 +326,12 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
         }
     }
     if c.env_whole.is_some() {
-        inputs.extend(super::whole_env_inputs(scope.env, pm, scope.unbound_env));
+        inputs.extend(super::whole_env_inputs(
+            scope.env,
+            pm,
+            scope.unbound_env,
+            scope.keyed_env,
+        ));
     }
     c.host_cpu = host_cpu;
     crate::key::normalize_inputs(&mut inputs);
@@ -489,6 +497,7 @@ mod tests {
             ignored_env: &[],
             unbound_env: &[],
             started: SystemTime::now(),
+            keyed_env: |_| false,
         };
         let c = classify(&trace, &scope);
         let got: Vec<String> = c

@@ -1028,11 +1028,18 @@ static void on_segv(int sig, siginfo_t *info, void *ucv) {
     Dl_info info2;
     uintptr_t base = 0;
     const char *obj = "?", *sym = "?";
+    char where[32];
     if (ip && dladdr(ip, &info2)) {
         base = (uintptr_t)info2.dli_fbase;
         /* The program itself is named by its path, not by how it was started. */
         obj = info2.dli_fname && strchr(info2.dli_fname, '/') ? info2.dli_fname : exe_path;
-        if (info2.dli_sname) sym = info2.dli_sname;
+        if (info2.dli_sname) {
+            sym = info2.dli_sname;
+        } else {
+            /* No dynamic symbol: the offset in the object, for addr2line. */
+            snprintf(where, sizeof where, "+0x%lx", (unsigned long)((uintptr_t)ip - base));
+            sym = where;
+        }
     }
     if (!libc_reading) {
         int seen = 0;

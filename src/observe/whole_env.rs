@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{classify::env_inputs, is_ignored_var};
+use super::{bound_roots, env_inputs, is_ignored_var};
 use crate::key::{Input, InputKind, PathMap, is_cargo_set_var};
 
 /// The variable naming what whole-environment reads leave out, besides the common list.
@@ -108,12 +108,15 @@ fn set_state<'n>(part: &str, ignore: &EnvIgnore, names: impl Iterator<Item = &'n
 }
 
 /// The inputs of a run that read its environment `env` whole: every variable that
-/// counts (through [`env_inputs`], so a value naming a root binds the unit, except the
-/// `unbound` ones), and the two sets of names.
+/// counts, through [`env_inputs`] (so a value naming a root binds the unit, except the
+/// `unbound` ones, as when it is asked for by name), and the two sets of names. A
+/// variable whose value the unit's first-level key holds already (`keyed_elsewhere`: what
+/// cargo sets for the unit, a run's C toolchain variables) adds only its bindings.
 pub fn whole_env_inputs(
     env: &BTreeMap<String, String>,
     pm: &PathMap,
     unbound: &[&str],
+    keyed_elsewhere: fn(&str) -> bool,
 ) -> Vec<Input> {
     let ignore = EnvIgnore::from_env(env);
     let mut out = Vec::new();
@@ -121,7 +124,11 @@ pub fn whole_env_inputs(
         if !ignore.counts(name) {
             continue;
         }
-        if unbound.contains(&name.as_str()) {
+        if keyed_elsewhere(name) {
+            if !unbound.contains(&name.as_str()) {
+                out.extend(bound_roots(value, pm));
+            }
+        } else if unbound.contains(&name.as_str()) {
             out.push(Input::env(name, Some(&pm.normalize_text(value))));
         } else {
             out.extend(env_inputs(name, Some(value), pm));
@@ -179,7 +186,7 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let pm = PathMap::new(std::path::Path::new("/ws"), None, None);
-        let inputs = whole_env_inputs(&env, &pm, &[]);
+        let inputs = whole_env_inputs(&env, &pm, &[], |_| false);
         let names: Vec<String> = inputs
             .iter()
             .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.state))

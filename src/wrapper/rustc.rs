@@ -283,6 +283,7 @@ impl Rustc {
             ignored_env: &["PATH"],
             unbound_env: &["PWD"],
             started: cx.started_at,
+            keyed_env: crate::key::is_rustc_key_var,
         };
         let c = classify(trace, &scope);
         if !c.unobserved.is_empty() {

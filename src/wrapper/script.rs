@@ -242,10 +242,11 @@ impl Script {
             scratch: scratch_dirs(&cx.cfg.env),
             writable: Vec::new(),
             ignored_env: &[],
-            // Where the run writes, where it runs, where it finds programs: names the run
-            // uses to find things, not data (see the book).
-            unbound_env: &["OUT_DIR", "PWD", "PATH"],
+            // Where the run writes, where it runs, where it finds programs and libraries:
+            // names the run uses to find things, not data (see the book).
+            unbound_env: &["OUT_DIR", "PWD", "PATH", "LD_LIBRARY_PATH"],
             started: cx.started_at,
+            keyed_env: crate::key::is_run_key_var,
         };
         let c = classify(trace, &scope);
         if !c.unobserved.is_empty() {
