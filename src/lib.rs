@@ -17,6 +17,7 @@ pub mod key;
 pub mod observe;
 pub mod plan;
 pub mod prefetch;
+pub mod private_dir;
 pub mod reason;
 pub mod recipe;
 pub mod report;

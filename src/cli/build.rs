@@ -81,12 +81,7 @@ pub(super) fn run_build(
     // Seeds hold cargo's own records of units, which only this cargo can read.
     cfg.cargo_version = crate::key::cargo_version(
         &cfg.cargo,
-        Some(
-            &cfg.store_dir
-                .path()
-                .join(crate::store::LAYOUT)
-                .join("compilers"),
-        ),
+        crate::private_dir::compilers_dir().as_deref(),
         env.path_var().map(|p| p.as_os_str()),
     )
     .unwrap_or_default();

@@ -1,7 +1,8 @@
 //! Observing what a compile or a build-script run reads. Main types: [`Observer`],
 //! [`Trace`], and [`classify`]'s [`Scope`].
 //!
-//! A small C library (`preload.c`, built by `build.rs` and embedded here) is preloaded
+//! A small C library (`preload.c`, built by `build.rs`, embedded here and written to the
+//! private directory, never to a store) is preloaded
 //! (`LD_PRELOAD`) into the process the wrapper starts and every process it starts in
 //! turn. It records each file opened, each path asked about (also those that did not
 //! exist), each directory listed, each environment variable read and each program run,
@@ -39,7 +40,10 @@ pub fn available() -> bool {
 }
 
 /// The library written into `dir` (under a name made of its digest, so two versions of
-/// cargo-xcache sharing a store never overwrite each other's), once.
+/// cargo-xcache never overwrite each other's), and checked byte for byte against what
+/// this binary carries before every use: it is loaded into every compile and
+/// build-script run. `dir` is the private directory (`crate::private_dir`), which only
+/// this user writes; the check keeps a damaged copy from running.
 pub fn library_in(dir: &Path) -> io::Result<PathBuf> {
     if !available() {
         return Err(io::Error::other(
@@ -48,8 +52,8 @@ pub fn library_in(dir: &Path) -> io::Result<PathBuf> {
     }
     let digest = blake3::hash(LIBRARY).to_hex();
     let path = dir.join(format!("observe-{}.so", &digest[..16]));
-    let fresh = std::fs::metadata(&path).is_ok_and(|m| m.len() == LIBRARY.len() as u64);
-    if !fresh {
+    let same = std::fs::read(&path).is_ok_and(|b| b == LIBRARY);
+    if !same {
         crate::fsx::write_atomic(&path, LIBRARY)?;
     }
     Ok(path)
@@ -62,14 +66,16 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// An observer whose record is written to a new file in `tmp`, loading the library
-    /// kept in `lib_dir`.
-    pub fn new(lib_dir: &Path, tmp: &Path) -> io::Result<Observer> {
-        let library = library_in(lib_dir)?;
-        std::fs::create_dir_all(tmp)?;
+    /// An observer loading the library kept in the private directory, its record written
+    /// to a new file there (neither in a store: `crate::private_dir`).
+    pub fn new() -> io::Result<Observer> {
+        let lib_dir = crate::private_dir::private_dir()?;
+        let tmp = lib_dir.join("records");
+        let library = library_in(&lib_dir)?;
+        std::fs::create_dir_all(&tmp)?;
         let log = tempfile::Builder::new()
             .prefix("observe-")
-            .tempfile_in(tmp)?
+            .tempfile_in(&tmp)?
             .into_temp_path()
             .keep()
             .map_err(|e| e.error)?;

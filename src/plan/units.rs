@@ -82,12 +82,7 @@ impl Plan {
         } else {
             compiler_id(
                 Path::new(rustc),
-                Some(
-                    &cfg.store_dir
-                        .path()
-                        .join(crate::store::LAYOUT)
-                        .join("compilers"),
-                ),
+                crate::private_dir::compilers_dir().as_deref(),
                 env.get("RUSTUP_TOOLCHAIN"),
                 env.path_var().map(|p| p.as_os_str()),
             )

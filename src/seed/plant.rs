@@ -85,7 +85,7 @@ pub(crate) fn linker_now(
             path_var: env.path_var().map(|p| p.as_os_str()),
             vars: env.all(),
         },
-        Some(&store.linkers_dir()),
+        store.linkers_dir().as_deref(),
     )
     .ok()?;
     Some(id.key.to_hex())
@@ -161,7 +161,7 @@ fn judge_for<'a>(input: &'a PlantInput<'a>, cwd: &Path, mode: Mode) -> Judge<'a>
         env_names: Box::new(move || Some(input.env.all().keys().cloned().collect())),
         host_cpu: Box::new(move || {
             let (rustc, id) = input.compiler;
-            host_cpu(rustc, &id.key, Some(&input.store.compilers_dir()))
+            host_cpu(rustc, &id.key, input.store.compilers_dir().as_deref())
         }),
         linker: Box::new(move |req: &str| {
             linker_now(input.store, input.env, &input.compiler.1, &cwd_owned, req)

@@ -42,7 +42,7 @@ impl LocalStore {
             return Err(CacheError::Setting(problem.clone()));
         }
         let root = dir.path().join(LAYOUT);
-        for sub in ["entries", "manifests", "compilers", "linkers", "tmp"] {
+        for sub in ["entries", "manifests", "tmp"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(|source| CacheError::Write { path: p, source })?;
         }
@@ -63,14 +63,11 @@ impl LocalStore {
         &self.root
     }
 
-    /// Where compiler identities are remembered.
-    pub fn compilers_dir(&self) -> PathBuf {
-        self.root.join("compilers")
-    }
-
-    /// Where the observer library is kept (`crate::observe`).
-    pub fn observe_dir(&self) -> PathBuf {
-        self.root.clone()
+    /// Where compiler identities are remembered: not in the store, whose writers must not
+    /// decide what a compiler is (`crate::private_dir`). `None` when there is no such
+    /// place: every identity is then probed.
+    pub fn compilers_dir(&self) -> Option<PathBuf> {
+        crate::private_dir::compilers_dir()
     }
 
     /// Scratch space (downloads, observation records), cleaned of old leftovers.
@@ -78,9 +75,9 @@ impl LocalStore {
         self.root.join("tmp")
     }
 
-    /// Where linker identities are remembered.
-    pub fn linkers_dir(&self) -> PathBuf {
-        self.root.join("linkers")
+    /// Where linker identities are remembered (like [`LocalStore::compilers_dir`]).
+    pub fn linkers_dir(&self) -> Option<PathBuf> {
+        crate::private_dir::linkers_dir()
     }
 
     /// The path of an entry.

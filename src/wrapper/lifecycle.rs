@@ -129,7 +129,7 @@ impl Cx {
         self.host_cpu
             .get_or_init(|| {
                 let (rustc, id) = self.compiler.as_ref()?;
-                let memo = self.store.as_ref().map(LocalStore::compilers_dir);
+                let memo = self.store.as_ref().and_then(LocalStore::compilers_dir);
                 host_cpu(rustc, &id.key, memo.as_deref())
             })
             .clone()
@@ -144,10 +144,10 @@ impl Cx {
 
     /// An observer for the real run, its record in the store's scratch directory.
     pub fn observer(&mut self) -> Result<Observer, Uncacheable> {
-        let store = self.store.clone().ok_or(Uncacheable::Unobserved)?;
-        Observer::new(&store.observe_dir(), &store.tmp_dir()).map_err(|source| {
+        self.store.as_ref().ok_or(Uncacheable::Unobserved)?;
+        Observer::new().map_err(|source| {
             let e = CacheError::Write {
-                path: store.observe_dir(),
+                path: crate::private_dir::private_dir().unwrap_or_default(),
                 source,
             };
             self.warn(&e);

@@ -40,7 +40,7 @@ impl LinkPlan {
         cfg: &WrapperConfig,
         compiler: &CompilerId,
         pm: &PathMap,
-        memo_dir: &Path,
+        memo_dir: Option<&Path>,
     ) -> Result<LinkPlan, Uncacheable> {
         let host = compiler.host().ok_or(Uncacheable::UnknownLinker)?;
         let target = inv.target.clone().unwrap_or_else(|| host.to_string());
@@ -70,7 +70,7 @@ impl LinkPlan {
                 path_var: cfg.env.path_var().map(|p| p.as_os_str()),
                 vars: cfg.env.all(),
             },
-            Some(memo_dir),
+            memo_dir,
         )?;
         let key = link_key(&linker, inv, &cfg.cwd, &target_lib(&sysroot, &target), pm)?;
         let out_dir = cfg

@@ -502,7 +502,7 @@ impl Cached for Rustc {
         let store = cx.store.clone().ok_or(Uncacheable::Disabled)?;
         let compiler = match compiler_id(
             &self.rustc,
-            Some(&store.compilers_dir()),
+            store.compilers_dir().as_deref(),
             cx.cfg.rustup_toolchain.as_deref(),
             cx.cfg.env.path_var().map(|p| p.as_os_str()),
         ) {
@@ -521,7 +521,7 @@ impl Cached for Rustc {
                 &cx.cfg,
                 &compiler,
                 &cx.pm,
-                &store.linkers_dir(),
+                store.linkers_dir().as_deref(),
             )?);
         }
         // Behind clippy-driver, the compiler is rustc and clippy: its build joins the

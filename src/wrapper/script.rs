@@ -313,7 +313,7 @@ impl Cached for Script {
             .to_string();
         let compiler = compiler_id(
             Path::new(&rustc),
-            Some(&store.compilers_dir()),
+            store.compilers_dir().as_deref(),
             cx.cfg.rustup_toolchain.as_deref(),
             path_var,
         )
@@ -334,7 +334,7 @@ impl Cached for Script {
                 path_var,
                 vars,
             },
-            Some(&store.linkers_dir()),
+            store.linkers_dir().as_deref(),
         )
         .ok()
         .map(|l| l.key);

@@ -1,0 +1,148 @@
+//! The directory only this user's cargo-xcache writes: where what steers a build and is
+//! not shared lives — the observer library that is loaded into every compile and
+//! build-script run, the observation records, and the memos of local probes (compiler,
+//! linker and cargo identities). Main function: [`private_dir`].
+//!
+//! A store directory is hostile input (CI caches of it are restored across branches, and
+//! many builds share it): nothing in it may decide what runs. So these live elsewhere:
+//! `$XDG_RUNTIME_DIR/xcache` when that is a directory of this user's, else
+//! `<temp dir>/xcache-<uid>`, made with mode 0700 and used only when it is a real
+//! directory (not a link), owned by this user, that nobody else may write. When no such
+//! directory can be had, a new one is made for the process (costlier, never wrong).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The layout version of the private directory.
+const LAYOUT: &str = "v1";
+
+/// The private directory (created on first use), or why there is none.
+pub fn private_dir() -> io::Result<PathBuf> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| find().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(io::Error::other)
+}
+
+fn find() -> io::Result<PathBuf> {
+    let uid = rustix::process::geteuid().as_raw();
+    let mut candidates = Vec::new();
+    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
+        && run.is_absolute()
+        && is_ours(&run, uid).is_ok()
+    {
+        candidates.push(run.join("xcache"));
+    }
+    candidates.push(std::env::temp_dir().join(format!("xcache-{uid}")));
+    let mut last = io::Error::other("no candidate");
+    for dir in candidates {
+        match make_ours(&dir, uid) {
+            Ok(()) => {
+                let v = dir.join(LAYOUT);
+                make_ours(&v, uid)?;
+                return Ok(v);
+            }
+            Err(e) => last = e,
+        }
+    }
+    // A directory of the process's own: made fresh, so nobody else had it before.
+    let dir = tempfile::Builder::new()
+        .prefix("xcache-private-")
+        .tempdir()
+        .map_err(|e| io::Error::other(format!("{last}; and a fresh one failed: {e}")))?;
+    Ok(dir.keep())
+}
+
+/// Makes `dir` (mode 0700) if it is missing, then checks it is ours.
+fn make_ours(dir: &Path, uid: u32) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    is_ours(dir, uid)
+}
+
+/// A real directory (not a link), owned by `uid`, that no one else may write.
+fn is_ours(dir: &Path, uid: u32) -> io::Result<()> {
+    let m = fs::symlink_metadata(dir)?;
+    if !m.file_type().is_dir() {
+        return Err(io::Error::other(format!(
+            "{} is not a directory (a link or a file)",
+            dir.display()
+        )));
+    }
+    if m.uid() != uid {
+        return Err(io::Error::other(format!(
+            "{} belongs to another user ({})",
+            dir.display(),
+            m.uid()
+        )));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(io::Error::other(format!(
+            "{} may be written by others (mode {:o})",
+            dir.display(),
+            m.mode() & 0o777
+        )));
+    }
+    Ok(())
+}
+
+/// A subdirectory of the private directory, made if missing.
+pub fn private_subdir(name: &str) -> io::Result<PathBuf> {
+    let d = private_dir()?.join(name);
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&d)?;
+    Ok(d)
+}
+
+/// Where compiler (and cargo) identities are remembered; `None` when there is no
+/// private directory (every identity is then probed).
+pub fn compilers_dir() -> Option<PathBuf> {
+    private_subdir("compilers").ok()
+}
+
+/// Where linker identities are remembered.
+pub fn linkers_dir() -> Option<PathBuf> {
+    private_subdir("linkers").ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_private_directory_of_ours_is_used() {
+        let uid = rustix::process::geteuid().as_raw();
+        let t = tempfile::tempdir().unwrap();
+        let good = t.path().join("good");
+        make_ours(&good, uid).unwrap();
+        let open = t.path().join("open");
+        fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        assert!(
+            is_ours(&open, uid)
+                .unwrap_err()
+                .to_string()
+                .contains("written by others")
+        );
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        assert!(
+            is_ours(&link, uid)
+                .unwrap_err()
+                .to_string()
+                .contains("not a directory")
+        );
+        assert!(is_ours(&good, uid + 1).is_err());
+        let dir = private_dir().unwrap();
+        is_ours(&dir, uid).unwrap();
+    }
+}
