@@ -148,6 +148,12 @@ pub(super) fn run_build(
         Progress::new(plan.expected_units(), planted, verbosity)
     };
     let before_cargo_ms = started.elapsed().as_millis() as u64;
+    if env.switch(crate::config::vars::REAL_PATHS).ok().flatten() == Some(true) {
+        progress.note(
+            "xcache: XCACHE_REAL_PATHS=1: artifacts keep this machine's paths, so a unit hits \
+             only where its checkout, target dir and CARGO_HOME are at the same paths",
+        );
+    }
     if !progress.is_bar() {
         // "seeded" here counts what was placed; cargo may still rebuild some of them
         // (the report counts those as `seed_rejected`, not seeded).

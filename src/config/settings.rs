@@ -72,6 +72,9 @@ pub mod vars {
     /// Variables (names, or prefixes ending in `*`) units that read the environment
     /// whole are not keyed on (`observe::whole_env`).
     pub const ENV_IGNORE: &str = crate::observe::IGNORE_VAR;
+    /// `1`: paths in artifacts stay the machine's own (no remapping); a unit then hits
+    /// only where its checkout, target dir and `CARGO_HOME` have the same paths.
+    pub const REAL_PATHS: &str = "XCACHE_REAL_PATHS";
     /// GitHub Actions' job summary file: the build's Markdown summary is appended to it.
     pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 }
@@ -212,6 +215,9 @@ pub struct WrapperConfig {
     pub disabled: bool,
     /// `XCACHE_DROP_INCREMENTAL`.
     pub drop_incremental: bool,
+    /// `XCACHE_REAL_PATHS`: artifacts keep this machine's paths, and every unit is bound
+    /// to its roots.
+    pub real_paths: bool,
     pub cwd: PathBuf,
     pub cargo_home: Option<PathBuf>,
     pub rustup_toolchain: Option<String>,
@@ -272,6 +278,7 @@ impl WrapperConfig {
         let disabled = switch(vars::DISABLE);
         let drop_incremental = switch(vars::DROP_INCREMENTAL);
         let build_runs = switch(vars::BUILD_RUNS);
+        let real_paths = switch(vars::REAL_PATHS);
         let verify = match env.count(vars::VERIFY) {
             Ok(v) => v.map(|p| p.min(100)),
             Err(e) => {
@@ -299,6 +306,7 @@ impl WrapperConfig {
             events: env.get(vars::EVENTS).map(PathBuf::from),
             disabled: disabled == Some(true),
             drop_incremental: drop_incremental == Some(true),
+            real_paths: real_paths == Some(true),
             build_runs: build_runs != Some(false),
             verify,
             cargo_home: cargo_home(&env),
@@ -371,7 +379,12 @@ impl BuildConfig {
             .map(str::to_string);
         // Switches the wrappers read are checked here too, so that a bad value stops
         // the build before anything runs instead of turning each wrapper's cache off.
-        for name in [vars::DROP_INCREMENTAL, vars::DEFER_UPLOAD, vars::BUILD_RUNS] {
+        for name in [
+            vars::DROP_INCREMENTAL,
+            vars::DEFER_UPLOAD,
+            vars::BUILD_RUNS,
+            vars::REAL_PATHS,
+        ] {
             env.switch(name)?;
         }
         if let Some(value) = env.get(vars::ENV_IGNORE) {

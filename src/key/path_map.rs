@@ -58,6 +58,9 @@ pub struct Root {
     pub kind: RootKind,
     /// Absolute, without a trailing slash.
     pub real: String,
+    /// The path rustc writes instead (`--remap-path-prefix`): the kind's
+    /// [`RootKind::remap_target`], or a package's own ([`PathMap::name_package`]).
+    pub remap: String,
 }
 
 /// The roots of one rustc invocation, most specific first.
@@ -76,7 +79,11 @@ impl PathMap {
         let mut push = |kind, p: &Path| {
             let s = p.to_string_lossy().trim_end_matches('/').to_string();
             if s.starts_with('/') && s.len() > 1 {
-                roots.push(Root { kind, real: s });
+                roots.push(Root {
+                    kind,
+                    real: s,
+                    remap: kind.remap_target().to_string(),
+                });
             }
         };
         if let Some(t) = target {
@@ -109,13 +116,44 @@ impl PathMap {
             .map(|r| r.real.as_str())
     }
 
+    /// Names the directory rustc runs in for a package that is not a member of the
+    /// workspace (cargo runs rustc in such a package's own directory and names its
+    /// sources by absolute path): its paths are remapped to `/xcache/pkg/<name>-<version>`
+    /// instead of the workspace's `/xcache/ws`, so that two such packages never share a
+    /// path, and a person (or a debugger's `set substitute-path`) can tell which package
+    /// a path is in. Name and version are in every key, so equal keys still embed equal
+    /// paths.
+    pub fn name_package(&mut self, name: &str, version: &str) {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
+        };
+        if !plain(name) || !plain(version) {
+            return;
+        }
+        for r in &mut self.roots {
+            if r.kind == RootKind::Cwd {
+                r.remap = format!("/xcache/pkg/{name}-{version}");
+            }
+        }
+    }
+
+    /// Keeps every root's real path in artifacts (`XCACHE_REAL_PATHS`): the remapping
+    /// maps each root to itself.
+    pub fn keep_real_paths(&mut self) {
+        for r in &mut self.roots {
+            r.remap = r.real.clone();
+        }
+    }
+
     /// `--remap-path-prefix` arguments. rustc applies the last matching one, so the
     /// least specific root goes first.
     pub fn remap_args(&self) -> Vec<String> {
         self.roots
             .iter()
             .rev()
-            .map(|r| format!("--remap-path-prefix={}={}", r.real, r.kind.remap_target()))
+            .map(|r| format!("--remap-path-prefix={}={}", r.real, r.remap))
             .collect()
     }
 
@@ -124,7 +162,7 @@ impl PathMap {
         let s = p.to_string_lossy();
         for r in &self.roots {
             if is_under(&s, &r.real) {
-                return format!("{}{}", r.kind.remap_target(), &s[r.real.len()..]);
+                return format!("{}{}", r.remap, &s[r.real.len()..]);
             }
         }
         s.into_owned()

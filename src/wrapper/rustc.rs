@@ -113,7 +113,28 @@ impl Rustc {
             .out_dir
             .as_deref()
             .map(|d| target_root(&cfg.cwd.join(d)));
-        PathMap::new(&cfg.cwd, target_root.as_deref(), cfg.cargo_home.as_deref())
+        let mut pm = PathMap::new(&cfg.cwd, target_root.as_deref(), cfg.cargo_home.as_deref());
+        // A package outside the workspace: cargo runs rustc in its directory and names its
+        // sources by absolute path (members' are relative to the workspace root).
+        let outside = self
+            .inv
+            .input
+            .as_deref()
+            .map(Path::new)
+            .is_some_and(|p| p.is_absolute() && p.starts_with(&cfg.cwd))
+            && cfg.env.get("CARGO_MANIFEST_DIR").map(Path::new) == Some(cfg.cwd.as_path());
+        if outside
+            && let (Some(name), Some(version)) = (
+                cfg.env.get("CARGO_PKG_NAME"),
+                cfg.env.get("CARGO_PKG_VERSION"),
+            )
+        {
+            pm.name_package(name, version);
+        }
+        if cfg.real_paths {
+            pm.keep_real_paths();
+        }
+        pm
     }
 
     fn out_dir(&self, cx: &Cx) -> Option<PathBuf> {
@@ -296,6 +317,16 @@ impl Rustc {
             return Err(Uncacheable::WritesOutside);
         }
         let mut inputs = c.inputs;
+        // Real paths in the artifact: it holds only where every root is the same.
+        if cx.cfg.real_paths {
+            inputs.extend(
+                cx.pm
+                    .roots()
+                    .iter()
+                    .map(|r| Input::new(InputKind::Root, r.kind.token(), r.real.clone())),
+            );
+            crate::key::normalize_inputs(&mut inputs);
+        }
         if c.host_cpu {
             inputs.push(cx.host_cpu_input()?);
         }

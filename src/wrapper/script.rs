@@ -176,7 +176,7 @@ impl Script {
                 .iter()
                 .rev()
                 .filter(|r| !r.real.contains(':') && !r.real.contains('='))
-                .map(|r| format!("{}={}", r.real, r.kind.remap_target()))
+                .map(|r| format!("{}={}", r.real, r.remap))
                 .collect();
             cmd.env("CARGO_TRIM_PATHS_SCOPE", "object")
                 .env("CARGO_TRIM_PATHS_REMAP", pairs.join(":"));

@@ -1,0 +1,103 @@
+//! What paths a program shows (`file!()`, panic locations, debug info) when built through
+//! the cache. Members and path dependencies inside the workspace show what plain cargo
+//! shows (paths relative to the workspace root); a package outside the workspace shows
+//! `/xcache/pkg/<name>-<version>/…`, one path per package, where plain cargo shows the
+//! machine's absolute path; `XCACHE_REAL_PATHS=1` shows the machine's paths, at the cost
+//! of hits in another checkout. (Registry and git crates keep
+//! `/xcache/cargo-home/registry/src/<index>/<crate>-<version>/…` and
+//! `/xcache/cargo-home/git/checkouts/<repo>/<rev>/…`, as before.)
+
+mod common;
+
+use std::path::Path;
+
+use common::{Build, Report, Scratch, cargo_build, xcache_build};
+
+/// `fixtures/shown-paths`: `ws/` depends on `outside/loca` and `outside/locb`.
+fn shown(b: &Build) -> Vec<String> {
+    b.run("app").lines().map(str::to_string).collect()
+}
+
+fn plain(ws: &Path) -> Vec<String> {
+    let out = cargo_build(ws, &[], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = std::process::Command::new(ws.join("target/debug/app"))
+        .output()
+        .unwrap();
+    String::from_utf8(run.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_package_shows_a_path_of_its_own() {
+    let s = Scratch::new();
+    let root = s.checkout("shown-paths", "a");
+    let ws = root.join("ws");
+    let cached = xcache_build(&ws, &s.store(), &[], &[]);
+    cached.assert_success();
+    let through = shown(&cached);
+    assert_eq!(
+        through,
+        [
+            "app: app/src/main.rs",
+            "inner: inner/src/lib.rs",
+            "loca: /xcache/pkg/loca-0.1.0/src/lib.rs",
+            "locb: /xcache/pkg/locb-0.1.0/src/lib.rs",
+        ]
+    );
+    // Plain cargo: the same for the members, the real paths outside.
+    let reference = s.checkout("shown-paths", "plain");
+    let p = plain(&reference.join("ws"));
+    assert_eq!(p[..2], through[..2]);
+    let outside = reference.join("outside").canonicalize().unwrap();
+    assert_eq!(p[2], format!("loca: {}/loca/src/lib.rs", outside.display()));
+
+    // A moved checkout shows the same. (Cargo's own unit hash of a package outside the
+    // workspace names its absolute path, so those compile again; the member inside hits.)
+    let moved = s.checkout("shown-paths", "b/much/deeper");
+    let b = xcache_build(&moved.join("ws"), &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&moved.join("ws/target"));
+    assert_eq!(r.outcomes()["inner:lib"], "hit", "{:?}", r.outcomes());
+    assert_eq!(shown(&b), through);
+}
+
+#[test]
+fn real_paths_show_the_machine_s_paths_and_hit_only_there() {
+    let s = Scratch::new();
+    let real = ("XCACHE_REAL_PATHS", "1");
+    let root = s.checkout("shown-paths", "a");
+    let b = xcache_build(&root.join("ws"), &s.store(), &[], &[real]);
+    b.assert_success();
+    assert!(b.stderr().contains("XCACHE_REAL_PATHS=1"), "{}", b.stderr());
+    let outside = root.join("outside").canonicalize().unwrap();
+    let through = shown(&b);
+    assert_eq!(through[0], "app: app/src/main.rs");
+    assert_eq!(
+        through[2],
+        format!("loca: {}/loca/src/lib.rs", outside.display())
+    );
+    // What a debugger reads: the executable names the real directory, not /xcache.
+    let exe = std::fs::read(root.join("ws/target/debug/app")).unwrap();
+    let has = |needle: &[u8]| exe.windows(needle.len()).any(|w| w == needle);
+    assert!(has(outside.to_string_lossy().as_bytes()));
+    assert!(!has(b"/xcache/pkg/"));
+    // Another checkout compiles what names its paths.
+    let moved = s.checkout("shown-paths", "b/deeper");
+    let b = xcache_build(&moved.join("ws"), &s.store(), &[], &[real]);
+    b.assert_success();
+    let r = Report::read(&moved.join("ws/target"));
+    assert!(!r.with_outcome("miss").is_empty(), "{:?}", r.outcomes());
+    let outside = moved.join("outside").canonicalize().unwrap();
+    assert_eq!(
+        shown(&b)[2],
+        format!("loca: {}/loca/src/lib.rs", outside.display())
+    );
+}
