@@ -369,10 +369,12 @@ fn is_environ_file(p: &Path) -> bool {
     p.starts_with("/proc") && p.file_name().is_some_and(|n| n == "environ")
 }
 
-/// `Some(true)` for the CPU's description, `Some(false)` for the other kernel and
+/// `Some(true)` for the CPU's description (`/proc/cpuinfo`, the CPU's directories in
+/// `/sys`, a process's auxiliary vector, which holds its capabilities), `Some(false)` for the other kernel and
 /// device files, `None` for ordinary paths.
 fn special(p: &Path) -> Option<bool> {
-    if p == Path::new("/proc/cpuinfo") || p.starts_with("/sys/devices/system/cpu") {
+    let auxv = p.starts_with("/proc") && p.file_name().is_some_and(|n| n == "auxv");
+    if p == Path::new("/proc/cpuinfo") || p.starts_with("/sys/devices/system/cpu") || auxv {
         return Some(true);
     }
     (p.starts_with("/proc") || p.starts_with("/sys") || p.starts_with("/dev")).then_some(false)
@@ -519,5 +521,15 @@ mod tests {
         assert!(c.host_cpu);
         assert_eq!(c.unobserved, ["/bin/static: statically linked program"]);
         assert!(c.wrote_outside.is_empty(), "{:?}", c.wrote_outside);
+    }
+
+    #[test]
+    fn the_environment_and_the_machine_read_without_a_name() {
+        assert_eq!(special(Path::new("/proc/self/auxv")), Some(true));
+        assert_eq!(special(Path::new("/proc/1234/auxv")), Some(true));
+        assert_eq!(special(Path::new("/proc/self/status")), Some(false));
+        assert!(is_environ_file(Path::new("/proc/self/environ")));
+        assert!(is_environ_file(Path::new("/proc/77/environ")));
+        assert!(!is_environ_file(Path::new("/ws/environ")));
     }
 }

@@ -1107,6 +1107,18 @@ static void guard_start(void) {
     pthread_mutex_unlock(&env_mu);
 }
 
+/* ---- the auxiliary vector -------------------------------------------------------- */
+
+/* What the kernel tells a process about the machine: the CPU's capabilities and
+ * platform name are the CPU's description, recorded as a read of it. */
+unsigned long getauxval(unsigned long type) {
+    REAL(getauxval);
+    unsigned long rv = real(type);
+    if (type == AT_HWCAP || type == AT_HWCAP2 || type == AT_PLATFORM || type == AT_BASE_PLATFORM)
+        note('o', 0, "/proc/cpuinfo");
+    return rv;
+}
+
 /* ---- loading code ----------------------------------------------------------------- */
 
 void *dlopen(const char *p, int fl) {
