@@ -616,6 +616,7 @@ static __thread int libc_reading; /* inside a wrapped C library call */
 static struct sigaction next_segv, next_trap; /* the program's own handlers */
 static uintptr_t recorded[MAX_RECORDED];
 static int n_recorded;
+static volatile unsigned long env_generation = 1; /* counts changes to the environment */
 
 static struct region *region_of(const void *addr) {
     for (int i = 0; i < n_regions; i++) {
@@ -790,6 +791,7 @@ static int env_change(const char *name, size_t n, char *entry, int keep) {
     }
     if (!found && entry) c[w++] = entry;
     c[w] = NULL;
+    env_generation++;
     int guarded = guard_on && (environ == env_guard || environ == NULL);
     if (guarded) {
         if (guard_publish(c, w) != 0) guard_give_up("too many changes to the environment");
@@ -853,9 +855,26 @@ static const char *const RESOLVER_VARS[] = {"RES_OPTIONS", "LOCALDOMAIN", "HOSTA
                                             NULL};
 static const char *const ICONV_VARS[] = {"GCONV_PATH", NULL};
 
+/* Each list is recorded once per process and environment (a change to the environment
+ * records them again): a compiler calls gettext for every message it prepares. */
 static void note_libc_reads(const char *const *names, void *caller) {
+    static const char *const *done[16];
+    static unsigned long done_gen[16];
+    int slot = -1;
+    for (int i = 0; i < 16; i++) {
+        if (done[i] == names || !done[i]) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot >= 0 && done[slot] == names && done_gen[slot] == env_generation) return;
     char *const *env = env_now();
-    for (; *names; names++) note_env(*names, env_lookup(env, *names) != NULL, caller);
+    for (const char *const *n = names; *n; n++)
+        note_env(*n, env_lookup(env, *n) != NULL, caller);
+    if (slot >= 0) {
+        done[slot] = names;
+        done_gen[slot] = env_generation;
+    }
 }
 
 /* A wrapped C library call: its reads recorded by name, the pages open for it. */
