@@ -3,8 +3,8 @@
 //! asking for one by name. No `getenv` names what it used, so the run must be taken to
 //! depend on every variable it could see.
 
-use crate::harness::Case;
 use crate::harness::Shape::*;
+use crate::harness::{ALL, Case};
 
 const FRESH: &[crate::harness::Shape] = &[FreshTarget, FreshTargetNoSeed, MovedCheckout, Remote];
 
@@ -24,13 +24,7 @@ fn script_iterating_the_environment_sees_a_changed_value() {
         .env_before("ENVW_VAR_A", "one")
         .env_after("ENVW_VAR_A", "two")
         .stale_in_same_target(UNDECLARED)
-        .shapes(&[
-            SameTarget,
-            FreshTarget,
-            FreshTargetNoSeed,
-            MovedCheckout,
-            Remote,
-        ])
+        .shapes(ALL)
         .check();
 }
 
@@ -75,12 +69,6 @@ fn proc_macro_iterating_the_environment_sees_a_changed_value() {
     env_whole()
         .env_before("ENVW_PM_VALUE", "one")
         .env_after("ENVW_PM_VALUE", "two")
-        .shapes(&[
-            SameTarget,
-            FreshTarget,
-            FreshTargetNoSeed,
-            MovedCheckout,
-            Remote,
-        ])
+        .shapes(ALL)
         .check();
 }
