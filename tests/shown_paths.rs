@@ -101,3 +101,77 @@ fn real_paths_show_the_machine_s_paths_and_hit_only_there() {
         format!("loca: {}/loca/src/lib.rs", outside.display())
     );
 }
+
+/// A git dependency (a `file://` repository): its sources live in `CARGO_HOME`'s git
+/// checkouts, which the cache shows under `/xcache/cargo-home`, the rest of the path as
+/// plain cargo shows it.
+#[test]
+fn a_git_dependency_shows_its_checkout_under_cargo_home() {
+    let s = Scratch::new();
+    let repo = s.path("gitloc");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    std::fs::write(
+        repo.join("Cargo.toml"),
+        "[package]\nname = \"gitloc\"\nversion = \"0.2.0\"\nedition = \"2024\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("src/lib.rs"),
+        "pub fn here() -> &'static str {\n    file!()\n}\n",
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let st = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .unwrap();
+        assert!(st.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "gitloc"]);
+    let with_git = |root: &Path| {
+        let ws = root.join("ws");
+        let manifest = ws.join("app/Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let dep = format!("gitloc = {{ git = \"file://{}\" }}\n", repo.display());
+        std::fs::write(&manifest, format!("{text}{dep}")).unwrap();
+        let main = ws.join("app/src/main.rs");
+        let text = std::fs::read_to_string(&main).unwrap();
+        let text = text.replacen(
+            "fn main() {\n",
+            "fn main() {\n    println!(\"gitloc: {}\", gitloc::here());\n",
+            1,
+        );
+        std::fs::write(&main, text).unwrap();
+        ws
+    };
+    let ws = with_git(&s.checkout("shown-paths", "a"));
+    let b = xcache_build(&ws, &s.store(), &[], &[]);
+    b.assert_success();
+    let through = shown(&b)[0].clone();
+    let reference = with_git(&s.checkout("shown-paths", "plain"));
+    let p = plain(&reference)[0].clone();
+    let cargo_home = std::env::var("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap()).join(".cargo"));
+    let cargo_home = cargo_home.canonicalize().unwrap();
+    assert!(
+        p.starts_with(&format!("gitloc: {}/git/checkouts/", cargo_home.display())),
+        "{p}"
+    );
+    assert!(p.ends_with("/src/lib.rs"), "{p}");
+    assert_eq!(
+        through,
+        p.replace(&cargo_home.display().to_string(), "/xcache/cargo-home")
+    );
+}
