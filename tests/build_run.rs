@@ -77,6 +77,15 @@ fn a_script_reading_the_environment_whole_is_keyed_on_all_of_it() {
     assert_eq!(r.runs()["cnum"], run("miss"));
     assert_eq!(r.runs()["plain"], run("hit"), "plain's script asks by name");
     assert_eq!(b.run("app"), EXPECTED);
+    let explain = common::base_command(&common::xcache_exe(), &ws2, &s.store())
+        .args(["xcache", "explain", "cnum"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        text.contains("reads the environment whole") && text.contains("XCACHE_ENV_IGNORE"),
+        "{text}"
+    );
     // Told that those paths do not matter, another checkout hits, but a variable nobody
     // asks for by name (added, or changed) is a miss.
     let told = PATHS_DO_NOT_MATTER;
@@ -88,6 +97,12 @@ fn a_script_reading_the_environment_whole_is_keyed_on_all_of_it() {
     let ws5 = s.checkout("c-build", "ws5");
     let (_, r) = build_as_told(&ws5, &s.store(), &[NO_SEED, told, extra]);
     assert_eq!(r.runs()["cnum"], run("miss"));
+    let explain = common::base_command(&common::xcache_exe(), &ws5, &s.store())
+        .args(["xcache", "explain", "cnum"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(text.contains("SOME_RUNNER_SETTING added"), "{text}");
     assert_eq!(r.runs()["plain"], run("hit"));
     // ... unless it is named too.
     let told_more = ("XCACHE_ENV_IGNORE", "CARGO_MANIFEST_*,SOME_RUNNER_*");

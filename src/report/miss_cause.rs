@@ -225,7 +225,10 @@ pub fn explain_miss(now: &KeyRecord, earlier: &[KeyRecord]) -> MissCause {
     // A file both read and declared (`rerun-if-changed`) is one difference.
     diffs.dedup_by(|a, b| a.what == b.what && a.name.is_some() && a.name == b.name);
     let total = diffs.len();
-    let hint = hint(&diffs);
+    let whole_env = [rec, now]
+        .iter()
+        .any(|r| r.inputs.iter().any(|i| i.kind == "env-set"));
+    let hint = hint(&diffs, whole_env);
     diffs.truncate(MAX_SHOWN);
     MissCause {
         nearest_l1: Some(rec.l1.clone()),
@@ -237,12 +240,18 @@ pub fn explain_miss(now: &KeyRecord, earlier: &[KeyRecord]) -> MissCause {
 }
 
 /// What to do about a cause, where something can be done.
-fn hint(diffs: &[Difference]) -> Option<String> {
+fn hint(diffs: &[Difference], whole_env: bool) -> Option<String> {
     let has = |k: DiffKind| diffs.iter().any(|d| d.what == k);
     if has(DiffKind::NotInStore) {
         return Some(format!(
             "if `cargo xcache stats` shows the store at its size limit, raise {}",
             crate::config::vars::CACHE_SIZE
+        ));
+    }
+    if whole_env && (has(DiffKind::ReadEnvVar) || has(DiffKind::Root)) {
+        return Some(format!(
+            "this unit reads the environment whole (a build script or proc-macro that walks every variable, a shell, make, perl or python it runs): it is keyed on every variable, and bound to the checkout and target dir by the paths among them; name those that cannot change what it produces in {} (see 'The environment read whole' in the book's design/observation page)",
+            crate::observe::IGNORE_VAR
         ));
     }
     if has(DiffKind::Root) {
@@ -340,7 +349,7 @@ pub fn differences(before: &KeyRecord, now: &KeyRecord) -> Vec<Difference> {
                 .find(|j| j.kind == i.kind && j.name == i.name);
             let what = match i.kind.as_str() {
                 "path" | "tree" => DiffKind::SourceFile,
-                "env" => DiffKind::ReadEnvVar,
+                "env" | "env-set" => DiffKind::ReadEnvVar,
                 "root" => DiffKind::Root,
                 "linker" => DiffKind::Linker,
                 // Dependencies are compared through `--extern` above.
@@ -349,6 +358,15 @@ pub fn differences(before: &KeyRecord, now: &KeyRecord) -> Vec<Difference> {
             };
             match same {
                 Some(j) if j.state == i.state => {}
+                // Which variables there were, for a unit that reads the environment
+                // whole (the history keeps no names; a variable added or removed shows
+                // as its own difference too).
+                Some(_) if i.kind == "env-set" => out.push(diff(
+                    what,
+                    Some(&format!("(which variables there are: {})", i.name)),
+                    Some("-"),
+                    Some("-"),
+                )),
                 Some(_) => out.push(diff(what, Some(&i.name), Some("-"), Some("-"))),
                 None => out.push(diff(what, Some(&i.name), Some("-"), None)),
             }
@@ -364,7 +382,7 @@ pub fn differences(before: &KeyRecord, now: &KeyRecord) -> Vec<Difference> {
             {
                 let what = match j.kind.as_str() {
                     "path" | "tree" => DiffKind::SourceFile,
-                    "env" => DiffKind::ReadEnvVar,
+                    "env" | "env-set" => DiffKind::ReadEnvVar,
                     "root" => DiffKind::Root,
                     "linker" => DiffKind::Linker,
                     _ => DiffKind::Input,
