@@ -17,6 +17,9 @@
  *      s stat or access          d directory opened for listing
  *      l readlink                r realpath
  *      m mkdir                   e getenv (errno 0: set, 1: unset)
+ *      E the environment read whole: a walk of the `environ` array (path: the object
+ *        whose code walked it; after a tab, the function or its offset), or why the
+ *        guard could not tell (path `?`)
  *      x becomes another program (exec)
  *      p starts a child running a program (posix_spawn, system, popen)
  *      X a child escapes observation (path: why)
