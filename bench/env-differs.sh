@@ -9,12 +9,16 @@
 #   ci     the same store, checkout C, empty target dir, the environment changed the
 #          ways CI runners differ: another HOME and USER, PATH's directories in
 #          reverse order, TERM=dumb, a RUNNER_* variable with a random value
+#   machine  the same store, checkout D, empty target dir, as on another machine:
+#          another CARGO_HOME (registry copied, unpacked again at its own path) whose
+#          bin directory is first on PATH, the rest of PATH reversed, another HOME/USER
 #
 # and prints for each run the wall time, units, hits and what missed (from the
 # report), so the hit rate kept is read beside its cost. Options (environment):
 #   XCACHE_BENCH_PROJECTS="project project-c"  names under bench/ or paths
 #   XCACHE_BENCH_BIN=PATH        the cargo-xcache to measure (default: build this one)
 #   XCACHE_BENCH_BASE_BIN=PATH   also this other binary (an older commit), as `base`
+#   XCACHE_BENCH_KEEP=1          keep the checkouts and stores (to run `explain` in them)
 set -euo pipefail
 BENCH_LOG_PREFIX=env-differs
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -30,7 +34,11 @@ TOOLS=("new=$BIN")
 [[ -n "${XCACHE_BENCH_BASE_BIN:-}" ]] && TOOLS+=("base=$XCACHE_BENCH_BASE_BIN")
 
 WORK="$(mktemp -d /tmp/xcache-env-differs.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
+if [[ -n "${XCACHE_BENCH_KEEP:-}" ]]; then
+  log "keeping the checkouts and stores in $WORK (XCACHE_BENCH_KEEP)"
+else
+  trap 'rm -rf "$WORK"' EXIT
+fi
 CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
 RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
 export CARGO_HOME RUSTUP_HOME CARGO_INCREMENTAL=0
@@ -78,5 +86,16 @@ for p in "${PROJECTS[@]}"; do
     run "$name-ci" "$bin" "$project" "$WORK/c/ws" "$store" \
       HOME="$WORK/other-home" USER=runner LOGNAME=runner PATH="$(reversed_path)" TERM=dumb \
       "RUNNER_TRACKING_ID=$RANDOM$RANDOM"
+    # Another machine: its own CARGO_HOME (the registry's index and downloaded crates
+    # copied, so cargo unpacks them at another path offline), whose bin directory
+    # rustup puts first on PATH, the rest of PATH in another order, another user.
+    home2="$WORK/machine2/cargo-home"
+    if [[ ! -d "$home2" ]]; then
+      mkdir -p "$home2/bin" "$home2/registry"
+      cp -r "$CARGO_HOME/registry/index" "$CARGO_HOME/registry/cache" "$home2/registry/"
+    fi
+    run "$name-machine" "$bin" "$project" "$WORK/machine2/src/ws" "$store" \
+      CARGO_HOME="$home2" HOME="$WORK/other-home" USER=runner LOGNAME=runner \
+      PATH="$home2/bin:$(reversed_path)" CARGO_NET_OFFLINE=true
   done
 done

@@ -56,6 +56,9 @@ pub fn run(args: ExplainArgs) -> Result<i32, CliError> {
         }
         if let Some(r) = &u.reason {
             println!("  reason: {r}");
+            if let Some(d) = &u.detail {
+                println!("  what: {d}");
+            }
             if let Some(h) = reason_hint(r) {
                 println!("  hint: {h}");
             }

@@ -171,6 +171,7 @@ impl SeedSession {
                 target: p.unit.target.clone(),
                 outcome: Outcome::Hit,
                 reason: None,
+                detail: None,
                 compile_ms: Some(p.compile_ms),
                 restore_ms: None,
                 key: p.entry.clone(),
@@ -199,6 +200,7 @@ impl SeedSession {
                 target: p.unit.target.clone(),
                 outcome: Outcome::Hit,
                 reason: None,
+                detail: None,
                 compile_ms: None,
                 restore_ms: None,
                 // The run's files travel in the unit's pack.

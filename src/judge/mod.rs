@@ -16,7 +16,9 @@ mod state;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-pub use state::{canonical_state, empty_listing_state, link_state, listing_state, path_state};
+pub use state::{
+    canonical_state, empty_listing_state, link_state, listing_state, lookup_state, path_state,
+};
 
 use crate::key::{Input, InputKind, PathMap, RootKind, link_input_identity, state as st};
 
@@ -293,6 +295,11 @@ impl<'a> Judge<'a> {
                 .map_or(UNKNOWN.into(), str::to_string),
             InputKind::HostCpu => (self.here.host_cpu)().unwrap_or_else(|| UNKNOWN.into()),
             InputKind::Linker => (self.here.linker)(&input.name).unwrap_or_else(|| UNKNOWN.into()),
+            InputKind::Lookup => match (self.here.env)("PATH") {
+                EnvNow::Set(v) => state::lookup_state(&input.name, Some(&v)),
+                EnvNow::Unset => state::lookup_state(&input.name, None),
+                EnvNow::CargoSets | EnvNow::Unknown => UNKNOWN.into(),
+            },
         }
     }
 }

@@ -94,6 +94,21 @@ pub fn link_state(p: &Path, pm: &PathMap) -> String {
     }
 }
 
+/// What looking `name` up through `path` (a PATH value; unset: the C library's
+/// `/bin:/usr/bin`) finds, as `execvp` searches: the first executable regular file's
+/// contents, or `absent`. Only for PATH values whose entries are all absolute
+/// (`observe::classify` keys any other PATH whole).
+pub fn lookup_state(name: &str, path: Option<&str>) -> String {
+    for dir in path.unwrap_or("/bin:/usr/bin").split(':') {
+        let cand = Path::new(dir).join(name);
+        let executable = rustix::fs::access(&cand, rustix::fs::Access::EXEC_OK).is_ok();
+        if executable && fs::metadata(&cand).is_ok_and(|m| m.is_file()) {
+            return hash_file(&cand).map_or_else(|_| "unreadable".into(), |d| st::contents(&d));
+        }
+    }
+    st::ABSENT.into()
+}
+
 /// The real path a path resolves to (tokenized), or `absent`.
 pub fn canonical_state(p: &Path, pm: &PathMap) -> String {
     match fs::canonicalize(p) {

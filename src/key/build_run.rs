@@ -54,7 +54,11 @@ pub fn is_run_key_var(name: &str) -> bool {
     if is_ignored(name) {
         return false;
     }
-    name.starts_with("CARGO_")
+    // cargo's settings for itself (`CARGO_NET_OFFLINE`, `CARGO_HOME`, `CARGO_HTTP_*`, …)
+    // pass through to the script unread by cargo's design: a script that reads one is
+    // keyed on it by what the observer sees, like any variable it reads.
+    super::unit_key::is_keyed_cargo_var(name)
+        || name == "CARGO_ENCODED_RUSTFLAGS"
         || name.starts_with("DEP_")
         || matches!(
             name,
@@ -68,9 +72,6 @@ pub fn is_run_key_var(name: &str) -> bool {
                 | "RUSTDOC"
                 | "RUSTC_LINKER"
                 | "RUSTC_WORKSPACE_WRAPPER"
-                // Where the script finds the programs it runs (`protoc`, `python`, …),
-                // which the key cannot identify one by one.
-                | "PATH"
         )
         || C_TOOLCHAIN_PREFIXES.iter().any(|p| name.starts_with(p))
 }
@@ -156,6 +157,10 @@ pub struct RunKeyInput<'a> {
     /// `(variable, digest)` for each `DEP_*` variable naming a path in the target dir:
     /// what a `links` dependency's run left there (headers, libraries).
     pub dep_trees: &'a [(String, String)],
+    /// The flag variables (`CFLAGS`, `CXXFLAGS`) through which the run's C and C++
+    /// compiles get `-fdebug-prefix-map` for the roots (`key::debug_map_env`): their
+    /// objects then hold remapped paths.
+    pub c_debug_map: &'a [&'a str],
 }
 
 /// The first-level key of a run. Bump `KEY_SCHEMA` (and re-read `tests/build_run.rs`)
@@ -176,6 +181,7 @@ pub fn run_l1_key(i: &RunKeyInput<'_>) -> Key {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     h.list("dep-trees", deps.iter().map(String::as_str));
+    h.list("c-debug-map-v1", i.c_debug_map.iter().copied());
     h.finish()
 }
 
@@ -194,6 +200,7 @@ pub fn run_key_parts(i: &RunKeyInput<'_>) -> KeyParts {
         env: pairs(i.env),
         tools: pairs(i.tools),
         dep_trees: pairs(i.dep_trees),
+        c_debug_map: Some(i.c_debug_map.join(",")),
         ..KeyParts::default()
     }
 }
@@ -307,6 +314,15 @@ mod tests {
             "PWD",
             "HOME",
             "CARGO_TERM_COLOR",
+            // Keyed by what the run finds through it (`InputKind::Lookup`), or whole
+            // when the run reads it otherwise (`observe::classify`).
+            "PATH",
+            // cargo's own settings: keyed only when the run reads them.
+            "CARGO_NET_OFFLINE",
+            "CARGO_HOME",
+            "CARGO_HTTP_TIMEOUT",
+            "CARGO_BUILD_JOBS",
+            "CARGO_INCREMENTAL",
         ] {
             assert!(!is_run_key_var(k), "{k}");
         }

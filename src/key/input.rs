@@ -37,6 +37,10 @@ pub enum InputKind {
     HostCpu,
     /// The linker a unit used (name: the request, JSON), by its identity.
     Linker,
+    /// A program looked up by name through PATH (name: the program's name): what the
+    /// search finds, the first executable file's contents or `absent`. Keyed instead of
+    /// the PATH string, so machines whose PATH differs but finds the same programs share.
+    Lookup,
 }
 
 impl InputKind {
@@ -53,6 +57,7 @@ impl InputKind {
             InputKind::Root => "root",
             InputKind::HostCpu => "host-cpu",
             InputKind::Linker => "linker",
+            InputKind::Lookup => "lookup",
         }
     }
 }

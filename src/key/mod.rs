@@ -20,6 +20,7 @@
 
 mod artifact;
 mod build_run;
+mod c_debug_map;
 mod clippy;
 mod compiler;
 mod depinfo;
@@ -37,6 +38,9 @@ pub use artifact::{artifact_identity, content_identity, key_identity, write_arti
 pub use build_run::{
     RunKeyInput, TreeError, c_tool_names, is_run_key_var, run_env, run_key_parts, run_l1_key,
     tool_identity, tree_digest,
+};
+pub use c_debug_map::{
+    compiler_commands, compiler_takes_debug_map, debug_map_env, debug_map_flags,
 };
 pub use clippy::{behind_clippy, clippy_identity, is_clippy_driver, toolchain_clippy_driver};
 pub use compiler::{CompilerId, cargo_version, compiler_id};

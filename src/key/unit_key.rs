@@ -69,6 +69,10 @@ pub struct KeyParts {
     /// in the target dir (the tree a `DEP_*` variable names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dep_trees: Vec<String>,
+    /// Build-script runs: the flag variables through which their C and C++ compiles
+    /// got `-fdebug-prefix-map` (`CFLAGS,CXXFLAGS`; empty for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c_debug_map: Option<String>,
 }
 
 /// `NAME=<16 hex>` for `NAME=value`: enough to see that a value changed, nothing of it.

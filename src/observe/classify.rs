@@ -131,23 +131,37 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             proxies.insert((e.pid, e.image));
         }
     }
+    let searches = PathSearches::of(trace, scope, &proxies);
+    let mut walkers = super::walkers::Walkers::default();
     let mut seen: BTreeMap<PathBuf, Seen> = BTreeMap::new();
     let mut made_dirs: Vec<PathBuf> = Vec::new();
     let mut vars: BTreeSet<String> = BTreeSet::new();
+    if searches.path_whole {
+        vars.insert("PATH".to_string());
+    }
     let mut host_cpu = false;
     for e in &trace.events {
         if proxies.contains(&(e.pid, e.image)) && e.op != Op::Exec {
             continue;
         }
         match e.op {
-            Op::Start | Op::Escape => continue,
+            Op::Start | Op::Escape | Op::Lookup | Op::PathVar => continue,
+            Op::Stat if searches.covers(e) => continue,
             // The compiler's own walks (to start the linker with its environment) are
             // its business, like the variables it reads.
             Op::EnvAll => {
-                if !scope.is_covered(Path::new(&e.path)) {
+                let mut for_child = || {
+                    e.caller
+                        .as_deref()
+                        .is_some_and(|what| walkers.builds_child_env(&e.path, what))
+                };
+                if !scope.is_covered(Path::new(&e.path)) && !for_child() {
                     c.env_whole
                         .get_or_insert_with(|| match e.caller.as_deref() {
-                            Some(what) if what != "?" => format!("{} ({what})", e.path),
+                            Some(what) if what != "?" => {
+                                let what = what.split_once(" @").map_or(what, |(s, _)| s);
+                                format!("{} ({what})", e.path)
+                            }
                             _ => e.path.clone(),
                         });
                 }
@@ -233,7 +247,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             }
             Op::Readlink => entry.link = true,
             Op::Realpath => entry.canonical = true,
-            Op::Start | Op::Escape | Op::Env | Op::EnvAll => {}
+            Op::Start | Op::Escape | Op::Env | Op::EnvAll | Op::Lookup | Op::PathVar => {}
         }
     }
 
@@ -325,6 +339,11 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             inputs.extend(env_inputs(name, value, pm));
         }
     }
+    let path_var = scope.env.get("PATH").map(String::as_str);
+    for name in &searches.names {
+        let state = crate::judge::lookup_state(name, path_var);
+        inputs.push(Input::new(InputKind::Lookup, name.clone(), state));
+    }
     if c.env_whole.is_some() {
         inputs.extend(super::whole_env_inputs(
             scope.env,
@@ -337,6 +356,147 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
     crate::key::normalize_inputs(&mut inputs);
     c.inputs = inputs;
     c
+}
+
+/// The run's searches through PATH, keyed by what they found rather than by the PATH
+/// string (see [`InputKind::Lookup`]):
+/// - each lookup the observer made for `execvp`, `posix_spawnp` and the like (`L`
+///   records), when it searched the PATH the run was started with;
+/// - each name a C compiler driver (gcc, clang, collect2, …) probed in PATH's
+///   directories after it read PATH by name, as they do to find themselves and the
+///   assembler: they read PATH for nothing else;
+///
+/// and the probes those searches made in PATH's directories, which the lookups stand
+/// for. Anything else that reads PATH (a build script, a shell, a changed PATH, one
+/// with a relative entry) keys PATH whole.
+#[derive(Default)]
+struct PathSearches {
+    names: BTreeSet<String>,
+    /// `(pid, image, path)` of the probes the lookups stand for.
+    probes: std::collections::HashSet<(u32, u32, String)>,
+    path_whole: bool,
+}
+
+impl PathSearches {
+    fn of(trace: &Trace, scope: &Scope<'_>, proxies: &BTreeSet<(u32, u32)>) -> PathSearches {
+        let mut s = PathSearches::default();
+        let run_path = scope.env.get("PATH").map(String::as_str);
+        let dirs: Vec<&str> = run_path.map(|p| p.split(':').collect()).unwrap_or_default();
+        // A relative (or empty) entry finds programs relative to where the search ran.
+        let searchable = !dirs.is_empty() && dirs.iter().all(|d| d.starts_with('/'));
+        // The directories in front of the run's PATH in a PATH searched, when they lie in
+        // covered code (rustc puts its own tool directories in front of PATH for the
+        // linker); `None` for a PATH that is neither the run's nor so made from it.
+        let front = |value: &str| -> Option<Vec<String>> {
+            let run = run_path.filter(|_| searchable)?;
+            if value == run {
+                return Some(Vec::new());
+            }
+            let front = value.strip_suffix(run)?.strip_suffix(':')?;
+            let front: Vec<String> = front.split(':').map(str::to_string).collect();
+            front
+                .iter()
+                .all(|d| d.starts_with('/') && scope.is_covered(Path::new(d)))
+                .then_some(front)
+        };
+        let mut drivers: BTreeMap<(u32, u32), Vec<String>> = BTreeMap::new();
+        for e in &trace.events {
+            if proxies.contains(&(e.pid, e.image)) {
+                continue;
+            }
+            let own = || {
+                e.caller
+                    .as_deref()
+                    .is_some_and(|obj| scope.is_covered(Path::new(obj)))
+            };
+            match e.op {
+                Op::Lookup => match e.caller.as_deref().and_then(front) {
+                    Some(front) => {
+                        for d in front.iter().map(String::as_str).chain(dirs.iter().copied()) {
+                            s.probes.insert((e.pid, e.image, format!("{d}/{}", e.path)));
+                        }
+                        // Found in covered code's own directories: that code's business.
+                        let covered_here = !front.is_empty()
+                            && crate::judge::lookup_state(&e.path, Some(&front.join(":")))
+                                != crate::key::state::ABSENT;
+                        if !covered_here {
+                            s.names.insert(e.path.clone());
+                        }
+                    }
+                    None => s.path_whole = true,
+                },
+                Op::PathVar if own() => {}
+                Op::PathVar if e.caller.as_deref().is_some_and(|o| scope.is_c_driver(o)) => {
+                    match front(&e.path) {
+                        Some(front) => {
+                            drivers.insert((e.pid, e.image), front);
+                        }
+                        None => s.path_whole = true,
+                    }
+                }
+                Op::PathVar => s.path_whole = true,
+                _ => {}
+            }
+        }
+        for e in &trace.events {
+            if e.op != Op::Stat {
+                continue;
+            }
+            let Some(front) = drivers.get(&(e.pid, e.image)) else {
+                continue;
+            };
+            let p = Path::new(&e.path);
+            let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str()))
+            else {
+                continue;
+            };
+            if dirs.iter().any(|d| Path::new(d) == dir) {
+                s.names.insert(name.to_string());
+                s.probes.insert((e.pid, e.image, e.path.clone()));
+            } else if front.iter().any(|d| Path::new(d) == dir) {
+                // A probe in covered code's directories is that code's business.
+                s.probes.insert((e.pid, e.image, e.path.clone()));
+            }
+        }
+        s
+    }
+
+    /// A probe one of the lookups stands for.
+    fn covers(&self, e: &super::Event) -> bool {
+        !self.probes.is_empty() && self.probes.contains(&(e.pid, e.image, e.path.clone()))
+    }
+}
+
+/// The programs of a C toolchain that read PATH only to find programs: compiler
+/// drivers, their linker and assembler steps, by file name (`x86_64-linux-gnu-gcc-12`
+/// is `gcc`).
+const C_DRIVERS: &[&str] = &[
+    "gcc",
+    "g++",
+    "cc",
+    "c++",
+    "cpp",
+    "clang",
+    "clang++",
+    "collect2",
+    "lto-wrapper",
+    "ld",
+    "ld.bfd",
+    "ld.gold",
+    "ld.lld",
+    "as",
+];
+
+/// Whether `name` (a file name) is one of [`C_DRIVERS`], maybe with a target prefix and
+/// a version suffix.
+fn is_c_driver_name(name: &str) -> bool {
+    let base = match name.rsplit_once('-') {
+        Some((b, v)) if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.') => b,
+        _ => name,
+    };
+    C_DRIVERS
+        .iter()
+        .any(|d| base == *d || base.ends_with(&format!("-{d}")))
 }
 
 /// The inputs a variable read makes: its normalized value, and the roots that value
@@ -381,6 +541,24 @@ fn special(p: &Path) -> Option<bool> {
 }
 
 impl Classified {
+    /// Why the run cannot be stored, if it cannot, with what made it so (said by
+    /// `explain`): a process that ran unobserved, a file written outside the run's
+    /// place, an input that changed while it ran.
+    pub fn refusal(&self) -> Option<(crate::reason::Uncacheable, String)> {
+        use crate::reason::Uncacheable;
+        if let Some(why) = self.unobserved.first() {
+            return Some((Uncacheable::Unobserved, why.clone()));
+        }
+        if let Some(p) = &self.changed_during {
+            let what = format!("{} changed during the build", p.display());
+            return Some((Uncacheable::InputChangedDuringBuild, what));
+        }
+        if let Some(p) = self.wrote_outside.first() {
+            return Some((Uncacheable::WritesOutside, format!("wrote {}", p.display())));
+        }
+        None
+    }
+
     fn note_write(&mut self, path: &Path, scope: &Scope<'_>) {
         if scope.in_out_dir(path) {
             self.written.insert(path.to_path_buf());
@@ -396,6 +574,18 @@ impl Classified {
 impl Scope<'_> {
     fn is_covered(&self, p: &Path) -> bool {
         self.covered.iter().any(|d| p.starts_with(d))
+    }
+
+    /// A C compiler driver installed outside the build's roots (not something the
+    /// build made or unpacked).
+    fn is_c_driver(&self, program: &str) -> bool {
+        let p = Path::new(program);
+        let in_root = self.pm.roots().iter().any(|r| p.starts_with(&r.real));
+        !in_root
+            && p.is_absolute()
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_c_driver_name)
     }
 
     /// A temporary directory, but no machine root (a checkout may live in `/tmp`).
@@ -521,6 +711,124 @@ mod tests {
         assert!(c.host_cpu);
         assert_eq!(c.unobserved, ["/bin/static: statically linked program"]);
         assert!(c.wrote_outside.is_empty(), "{:?}", c.wrote_outside);
+    }
+
+    #[test]
+    fn c_drivers_by_file_name() {
+        for n in [
+            "gcc",
+            "x86_64-linux-gnu-gcc-12",
+            "clang-16",
+            "collect2",
+            "ld.bfd",
+            "c++",
+        ] {
+            assert!(is_c_driver_name(n), "{n}");
+        }
+        for n in [
+            "python3",
+            "gcc-ar",
+            "build-script-build",
+            "make",
+            "sh",
+            "cc1",
+        ] {
+            assert!(!is_c_driver_name(n), "{n}");
+        }
+    }
+
+    /// A program found through PATH is keyed by what was found, not by PATH; the places
+    /// looked in vain are not inputs of their own. A changed PATH keys PATH whole.
+    #[test]
+    fn searches_through_path_are_keyed_by_what_they_find() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = d.path().join("ws");
+        let bin = d.path().join("bin");
+        let other = d.path().join("other");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        let tool = bin.join("tool");
+        std::fs::write(&tool, "#!/bin/sh\necho one\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pm = PathMap::new(&ws, None, None);
+        let path = format!("{}:{}", other.display(), bin.display());
+        let env: BTreeMap<String, String> = [("PATH".to_string(), path.clone())].into();
+        let scope = |env| Scope {
+            pm: &pm,
+            env,
+            covered: vec![],
+            artifact_dirs: vec![],
+            own: vec![],
+            out_dir: None,
+            before: HashMap::new(),
+            scratch: vec![],
+            writable: vec![],
+            ignored_env: &[],
+            unbound_env: &["PATH"],
+            started: SystemTime::now(),
+            keyed_env: |_| false,
+        };
+        let (o, t) = (other.display(), tool.display());
+        let text = format!(
+            "7 I 6 /bin/script\n\
+             7 s 2 {o}/tool\n\
+             7 L 0 tool\t{path}\n\
+             7 p 0 {t}\n\
+             7 s 2 {o}/nothing\n\
+             7 s 2 {b}/nothing\n\
+             7 L 2 nothing\t{path}\n",
+            b = bin.display()
+        );
+        let c = classify(&Trace::parse(&text, 7), &scope(&env));
+        let got: Vec<String> = c
+            .inputs
+            .iter()
+            .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.state))
+            .collect();
+        let digest = crate::key::hash_file(&tool).unwrap();
+        assert_eq!(
+            got,
+            [
+                format!("path {t} file:{digest}"),
+                "lookup nothing absent".to_string(),
+                format!("lookup tool file:{digest}"),
+            ]
+        );
+        // The same search through a PATH the run changed: PATH is keyed whole.
+        let changed = text.replace(&format!("\t{path}"), &format!("\t/x:{path}"));
+        let c = classify(&Trace::parse(&changed, 7), &scope(&env));
+        assert!(
+            c.inputs
+                .iter()
+                .any(|i| i.kind == InputKind::Env && i.name == "PATH"),
+            "{:?}",
+            c.inputs
+        );
+        assert!(!c.inputs.iter().any(|i| i.kind == InputKind::Lookup));
+
+        // rustc starts its linker with its own tool directory in front of the run's PATH:
+        // what is found through the run's PATH is keyed so; what is found in the covered
+        // directory is the compiler's business.
+        let sys = d.path().join("sysroot/bin");
+        std::fs::create_dir_all(&sys).unwrap();
+        std::fs::copy(&tool, sys.join("own")).unwrap();
+        let derived = format!("{}:{path}", sys.display());
+        let text = format!(
+            "7 I 6 /bin/rustc\n\
+             7 L 0 tool\t{derived}\n\
+             7 L 0 own\t{derived}\n"
+        );
+        let mut covered = scope(&env);
+        covered.covered = vec![d.path().join("sysroot")];
+        let c = classify(&Trace::parse(&text, 7), &covered);
+        let got: Vec<String> = c
+            .inputs
+            .iter()
+            .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.state))
+            .collect();
+        assert_eq!(got, [format!("lookup tool file:{digest}")]);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 mod classify;
 mod trace;
+mod walkers;
 mod whole_env;
 
 use std::io;

@@ -49,6 +49,7 @@
 #include <alloca.h>
 #include <stdint.h>
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +82,17 @@ static ino_t log_ino;
 static char log_path[PATH_MAX];
 static char self_path[PATH_MAX]; /* this library, to check a child's LD_PRELOAD */
 static char exe_path[PATH_MAX];  /* the program this process runs */
+static void *main_base;          /* where the program itself is mapped (dladdr's dli_fbase) */
+
+/* The file an address's object was loaded from. glibc names the program itself by its
+ * argv[0], which is how it was started (a wrapper's script, a relative name): it is
+ * named by the file it runs instead. */
+static const char *object_name(const Dl_info *info) {
+    if (!info->dli_fname || (main_base && info->dli_fbase == main_base) ||
+        !strchr(info->dli_fname, '/'))
+        return exe_path;
+    return info->dli_fname;
+}
 static __thread int busy;        /* no records from inside the library itself */
 
 /* Reads a variable from `env` without calling getenv (which is interposed). */
@@ -153,10 +165,12 @@ static void note_full(char op, long err, int dirfd, const char *path, const char
     busy = 1;
     int saved = errno;
     int fd = log_desc();
-    if (fd >= 0 && (op == 'e' || op == 'E' || op == 'X' || path[0])) {
+    /* Records whose "path" is a name or a value, not a path to make absolute. */
+    int named = op == 'e' || op == 'E' || op == 'X' || op == 'L' || op == 'P';
+    if (fd >= 0 && (named || path[0])) {
         char abs[2 * PATH_MAX];
         const char *full = path;
-        if (op != 'e' && op != 'E' && op != 'X' && path[0] != '/') {
+        if (!named && path[0] != '/') {
             char base[PATH_MAX];
             ssize_t blen = -1;
             if (dirfd == AT_FDCWD) {
@@ -204,6 +218,9 @@ __attribute__((constructor)) static void observer_start(void) {
     ssize_t n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = 0;
     snprintf(exe_path, sizeof exe_path, "%s", n > 0 ? exe : "?");
+    Dl_info entry;
+    void *at_entry = (void *)getauxval(AT_ENTRY);
+    if (at_entry && dladdr(at_entry, &entry)) main_base = entry.dli_fbase;
     note('I', (long)getppid(), n > 0 ? exe : "?");
     guard_start();
 }
@@ -617,8 +634,12 @@ static pthread_mutex_t env_mu = PTHREAD_MUTEX_INITIALIZER;
 static __thread int stepping;    /* this thread runs one guarded instruction */
 static __thread int libc_reading; /* inside a wrapped C library call */
 static struct sigaction next_segv, next_trap; /* the program's own handlers */
-static uintptr_t recorded[MAX_RECORDED];
+static uintptr_t recorded[MAX_RECORDED]; /* which reads were recorded (see on_segv) */
 static int n_recorded;
+/* The main thread's signal stack, when the program had none: room for the fault handler
+ * to ask the unwinder who called the code that read the environment. */
+#define ALT_STACK_SIZE (64 * 1024)
+static char alt_stack[ALT_STACK_SIZE] __attribute__((aligned(16)));
 static volatile unsigned long env_generation = 1; /* counts changes to the environment */
 
 static struct region *region_of(const void *addr) {
@@ -706,14 +727,21 @@ static void guard_close_after_call(int opened) {
     pthread_mutex_unlock(&env_mu);
 }
 
+static char *env_lookup(char *const *env, const char *name);
+
 /* A variable read is recorded with the object whose code asked for it, so that the
  * compiler's own settings can be told from what a proc-macro reads in its process. */
 static void note_env(const char *name, int set, void *caller) {
     Dl_info info;
     const char *obj = NULL;
-    if (!busy && caller && dladdr(caller, &info) && info.dli_fname)
-        obj = strchr(info.dli_fname, '/') ? info.dli_fname : exe_path;
-    note_full('e', set ? 0 : 1, AT_FDCWD, name, obj ? obj : "?");
+    if (!busy && caller && dladdr(caller, &info)) obj = object_name(&info);
+    /* PATH, when set, with the value this process saw: a C compiler driver's read of it
+     * is a search for programs, keyed by what it finds (see classify). */
+    const char *path_now = set && !strcmp(name, "PATH") ? env_lookup(env_now(), "PATH") : NULL;
+    if (path_now)
+        note_full('P', 0, AT_FDCWD, path_now, obj ? obj : "?");
+    else
+        note_full('e', set ? 0 : 1, AT_FDCWD, name, obj ? obj : "?");
 }
 
 /* The whole environment read by code of `obj` (`what`: the function, or why). Small on
@@ -1033,6 +1061,35 @@ static void pass_on(int sig, siginfo_t *info, void *uc, struct sigaction *next) 
     if (sig == SIGTRAP) raise(SIGTRAP);
 }
 
+/* A read of the environment by code of `obj` (loaded at `base`), recorded with the
+ * chain of calls in that object that led to it (`sym @ +0x… +0x…`, innermost first), so
+ * that the reader can tell a walk that only builds a child's environment (Rust's
+ * `Command`, which hands every variable to the child, where they are observed) from one
+ * that reads them. Once per distinct chain. Only on our own signal stack: the unwinder
+ * needs room. */
+__attribute__((noinline)) static void note_env_walk(const char *obj, const char *sym,
+                                                     uintptr_t base) {
+    void *frames[48];
+    int n = backtrace(frames, 48);
+    char chain[640];
+    size_t len = 0;
+    uint64_t h = 1469598103934665603ULL ^ base;
+    for (int i = 0; i < n && len + 24 < sizeof chain; i++) {
+        Dl_info fi;
+        if (!dladdr(frames[i], &fi) || (uintptr_t)fi.dli_fbase != base) continue;
+        uintptr_t off = (uintptr_t)frames[i] - base;
+        len += (size_t)snprintf(chain + len, sizeof chain - len, " +0x%lx", (unsigned long)off);
+        h = (h ^ off) * 1099511628211ULL;
+    }
+    chain[len] = 0;
+    for (int i = 0; i < n_recorded; i++)
+        if (recorded[i] == (uintptr_t)h) return;
+    if (n_recorded < MAX_RECORDED) recorded[n_recorded++] = (uintptr_t)h;
+    char what[768];
+    snprintf(what, sizeof what, "%s @%s", sym, chain);
+    note_env_all(obj, what);
+}
+
 static void on_segv(int sig, siginfo_t *info, void *ucv) {
     int saved = errno;
     if (!guard_on || !region_of(info->si_addr)) {
@@ -1054,7 +1111,7 @@ static void on_segv(int sig, siginfo_t *info, void *ucv) {
     if (ip && dladdr(ip, &info2)) {
         base = (uintptr_t)info2.dli_fbase;
         /* The program itself is named by its path, not by how it was started. */
-        obj = info2.dli_fname && strchr(info2.dli_fname, '/') ? info2.dli_fname : exe_path;
+        obj = object_name(&info2);
         if (info2.dli_sname) {
             sym = info2.dli_sname;
         } else {
@@ -1064,11 +1121,17 @@ static void on_segv(int sig, siginfo_t *info, void *ucv) {
         }
     }
     if (!libc_reading) {
-        int seen = 0;
-        for (int i = 0; i < n_recorded; i++) seen |= recorded[i] == base;
-        if (!seen) {
-            if (n_recorded < MAX_RECORDED) recorded[n_recorded++] = base;
-            note_env_all(obj, sym);
+        char probe;
+        int room = &probe >= alt_stack && &probe < alt_stack + sizeof alt_stack;
+        if (room)
+            note_env_walk(obj, sym, base);
+        else {
+            int seen = 0;
+            for (int i = 0; i < n_recorded; i++) seen |= recorded[i] == base;
+            if (!seen) {
+                if (n_recorded < MAX_RECORDED) recorded[n_recorded++] = base;
+                note_env_all(obj, sym);
+            }
         }
     }
 #if defined(__x86_64__)
@@ -1122,6 +1185,16 @@ static void guard_start(void) {
 #if defined(__x86_64__)
     guard_step = 1;
 #endif
+    /* A signal stack for the main thread when it has none (a Rust program keeps one it
+     * finds), so the handler can unwind. */
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
+        stack_t ss;
+        memset(&ss, 0, sizeof ss);
+        ss.ss_sp = alt_stack;
+        ss.ss_size = sizeof alt_stack;
+        sigaltstack(&ss, NULL);
+    }
     pthread_atfork(NULL, NULL, after_fork_child);
     pthread_mutex_lock(&env_mu);
     guard_on = 1;
@@ -1237,7 +1310,8 @@ static void note_run(char op, const char *path, char *const *env) {
 }
 
 /* The program execvp(3) would run: `file` itself if it names a path, else the first
- * executable file of that name in PATH (each place looked in vain is recorded).
+ * executable file of that name in PATH (each place looked in vain is recorded, then the
+ * lookup: `L`, its name and the PATH it searched).
  * Returns 0 when no such file was found. */
 static int resolve_path(const char *file, char *out, size_t cap) {
     if (strchr(file, '/')) {
@@ -1260,12 +1334,14 @@ static int resolve_path(const char *file, char *out, size_t cap) {
         struct stat st;
         if (ok && raw_stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
             snprintf(out, cap, "%s", cand);
+            note_full('L', 0, AT_FDCWD, file, path);
             return 1;
         }
         note('s', ENOENT, cand);
         if (!end) break;
         p = end + 1;
     }
+    note_full('L', ENOENT, AT_FDCWD, file, path);
     return 0;
 }
 

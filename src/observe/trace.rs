@@ -16,6 +16,11 @@ pub enum Op {
     /// The environment was read whole (`environ` walked); path: the object whose code
     /// did, caller: the function, or why the guard could not tell.
     EnvAll,
+    /// A program looked up by name in PATH (`execvp`, `posix_spawnp`; path: the name,
+    /// caller: the PATH searched; `err` 0 when found).
+    Lookup,
+    /// PATH read by name (path: its value, caller: the object whose code read it).
+    PathVar,
     /// The process becomes another program.
     Exec,
     /// The process starts a child running a program.
@@ -36,6 +41,8 @@ impl Op {
             'm' => Op::Mkdir,
             'e' => Op::Env,
             'E' => Op::EnvAll,
+            'L' => Op::Lookup,
+            'P' => Op::PathVar,
             'x' => Op::Exec,
             'p' => Op::Spawn,
             'X' => Op::Escape,

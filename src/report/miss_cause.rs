@@ -169,8 +169,15 @@ pub fn describe(d: &Difference) -> String {
         _ => match (&before, &now) {
             (Some(b), Some(n)) if name.is_empty() => format!("{} {b} -> {n}", d.what.as_str()),
             (Some(_), Some(_)) => format!("{} {name} changed", d.what.as_str()),
-            (None, Some(n)) => format!("{} {n} added", d.what.as_str()),
-            (Some(b), None) => format!("{} {b} removed", d.what.as_str()),
+            // An input added or removed is said by its name (its value is a placeholder).
+            (None, Some(n)) => {
+                let what = if name.is_empty() { n } else { &name };
+                format!("{} {what} added", d.what.as_str())
+            }
+            (Some(b), None) => {
+                let what = if name.is_empty() { b } else { &name };
+                format!("{} {what} removed", d.what.as_str())
+            }
             (None, None) => format!("{} {name}", d.what.as_str()),
         },
     }
@@ -461,6 +468,18 @@ fn parts_differences(out: &mut Vec<Difference>, b: &KeyParts, n: &KeyParts) {
         ));
     }
     by_name(out, DiffKind::Tool, &b.tools, &n.tools);
+    if b.c_debug_map != n.c_debug_map {
+        let said = |v: &Option<String>| match v.as_deref() {
+            None | Some("") => "none".to_string(),
+            Some(v) => v.to_string(),
+        };
+        out.push(diff(
+            DiffKind::Tool,
+            Some("C debug-info path maps"),
+            Some(&said(&b.c_debug_map)),
+            Some(&said(&n.c_debug_map)),
+        ));
+    }
     by_name(out, DiffKind::DepOutput, &b.dep_trees, &n.dep_trees);
 }
 
@@ -530,6 +549,25 @@ mod tests {
             c.differences[0].name.as_deref(),
             Some("@@xcache:ws@@/src/lib.rs")
         );
+    }
+
+    /// An input one build read and the other did not is said by its name, not by the
+    /// placeholder that stands for its value.
+    #[test]
+    fn an_added_or_removed_input_is_named() {
+        let added = Difference {
+            what: DiffKind::SourceFile,
+            name: Some("@@xcache:ws@@/src/gen.c".into()),
+            before: None,
+            now: Some("-".into()),
+        };
+        assert_eq!(describe(&added), "source-file src/gen.c added");
+        let removed = Difference {
+            before: Some("-".into()),
+            now: None,
+            ..added
+        };
+        assert_eq!(describe(&removed), "source-file src/gen.c removed");
     }
 
     #[test]

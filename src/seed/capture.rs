@@ -159,8 +159,8 @@ fn retokenize(i: Input, from: &PathMap, to: &PathMap) -> Input {
             state: text(&i.state),
             ..i
         },
-        // Names of variables only.
-        InputKind::EnvSet => i,
+        // Names of variables only; a program's name and its contents' digest.
+        InputKind::EnvSet | InputKind::Lookup => i,
         _ => Input {
             name: text(&i.name),
             state: text(&i.state),

@@ -50,6 +50,10 @@ pub struct UnitRecord {
     pub target: Option<String>,
     pub outcome: Outcome,
     pub reason: Option<String>,
+    /// For an uncacheable unit: what made it so, when one thing did (the file written
+    /// outside its place, the input that changed during the build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// For a hit: how long the original compile took. For a miss: this compile.
     pub compile_ms: Option<u64>,
     pub restore_ms: Option<u64>,
@@ -98,6 +102,7 @@ impl UnitRecord {
             kind,
             target: None,
             outcome,
+            detail: None,
             reason: None,
             compile_ms: None,
             restore_ms: None,

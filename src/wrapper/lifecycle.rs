@@ -61,10 +61,12 @@ pub(super) struct Cx {
     pub remote: Option<RemoteTier>,
     pub warnings: Vec<Warning>,
     pub started: Instant,
-    /// When the run started (less [`Cx::with_margin`]'s margin for build scripts): an
+    /// When the run started (for build scripts, from the file clock: [`Cx::with_file_clock`]): an
     /// input modified after it may not be what was read.
     pub started_at: SystemTime,
     pub run_ms: u64,
+    /// What made the unit uncacheable, when one thing did (`UnitRecord::detail`).
+    pub detail: Option<String>,
     pub bytes_down: u64,
     pub bytes_up: u64,
     /// The entry was stored locally and the front-end uploads it.
@@ -86,6 +88,7 @@ impl Cx {
             started: Instant::now(),
             started_at: SystemTime::now(),
             run_ms: 0,
+            detail: None,
             bytes_down: 0,
             bytes_up: 0,
             upload_later: false,
@@ -94,13 +97,22 @@ impl Cx {
         }
     }
 
-    /// Moves the start back by a margin. File times come from the kernel's coarse clock,
-    /// which lags the precise one by up to a tick (4-10 ms): a file a build script
-    /// writes at once could look older than the run. With the margin, a file written just
-    /// before the run only makes the run uncacheable. (Not for compiles: cargo starts a
+    /// Takes the start from the clock file times come from. The kernel stamps a file
+    /// from its coarse clock, which lags the precise one by up to a tick (4-10 ms): a file
+    /// a build script writes at once could look older than a precise start. A file
+    /// stamped in the start's own tick counts as written during the run (only the run is
+    /// lost), one written in an earlier tick before it. (Not for compiles: cargo starts a
     /// unit the moment its dependencies are written, and their files are inputs.)
-    pub fn with_margin(mut self) -> Cx {
-        self.started_at -= Duration::from_millis(50);
+    pub fn with_file_clock(mut self) -> Cx {
+        use rustix::time::{ClockId, clock_gettime};
+        let t = clock_gettime(ClockId::RealtimeCoarse);
+        let coarse = u64::try_from(t.tv_sec)
+            .ok()
+            .map(|s| SystemTime::UNIX_EPOCH + Duration::new(s, t.tv_nsec as u32));
+        // `m > started_at` is then `m >= the tick the run started in`.
+        if let Some(c) = coarse.and_then(|c| c.checked_sub(Duration::from_nanos(1))) {
+            self.started_at = c.min(self.started_at);
+        }
         self
     }
 
@@ -784,6 +796,9 @@ fn event(
     let mut record = unit.record(cx);
     record.outcome = outcome;
     record.reason = reason;
+    if outcome == Outcome::Uncacheable {
+        record.detail = cx.detail.clone();
+    }
     record.compile_ms = (outcome != Outcome::Hit).then_some(cx.run_ms);
     record.key = key.map(|k| k.to_hex());
     let mut ev = UnitEvent {

@@ -260,7 +260,7 @@ impl Rustc {
     /// What the observer's record says the compile read, beside the dep-info.
     fn observed(
         &self,
-        cx: &Cx,
+        cx: &mut Cx,
         inv: &RustcInvocation,
         ran: &Ran,
         compiler: &CompilerId,
@@ -307,14 +307,9 @@ impl Rustc {
             keyed_env: crate::key::is_rustc_key_var,
         };
         let c = classify(trace, &scope);
-        if !c.unobserved.is_empty() {
-            return Err(Uncacheable::Unobserved);
-        }
-        if c.changed_during.is_some() {
-            return Err(Uncacheable::InputChangedDuringBuild);
-        }
-        if !c.wrote_outside.is_empty() {
-            return Err(Uncacheable::WritesOutside);
+        if let Some((why, what)) = c.refusal() {
+            cx.detail = Some(what);
+            return Err(why);
         }
         let mut inputs = c.inputs;
         // Real paths in the artifact: it holds only where every root is the same.
@@ -409,7 +404,7 @@ impl Rustc {
     /// names, with those roots (for [`super::expansion::roots_stay_out`]).
     fn inputs_of(
         &self,
-        cx: &Cx,
+        cx: &mut Cx,
         inv: &RustcInvocation,
         ran: &Ran,
     ) -> Result<(Vec<Input>, ExpandedRoots), Uncacheable> {
@@ -441,6 +436,7 @@ impl Rustc {
                 .map(|m| m > cx.started_at)
                 .unwrap_or(true);
             if changed {
+                cx.detail = Some(format!("{} changed during the build", f.display()));
                 return Err(Uncacheable::InputChangedDuringBuild);
             }
             let state = crate::judge::path_state(f, true);

@@ -80,8 +80,9 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         before: HashMap::new(),
         written: Vec::new(),
         key_parts: None,
+        c_debug_map: Vec::new(),
     };
-    let mut cx = Cx::new(cfg, pm).with_margin();
+    let mut cx = Cx::new(cfg, pm).with_file_clock();
     run_cached(&mut script, &mut cx)
 }
 
@@ -105,13 +106,17 @@ struct Script {
     written: Vec<PathBuf>,
     /// What the first-level key was hashed from (for the key history).
     key_parts: Option<crate::key::KeyParts>,
+    /// The C and C++ flag variables the run gets, with `-fdebug-prefix-map` for the
+    /// roots after the user's flags (`key::debug_map_env`); empty when the compilers
+    /// do not take the flag. Decided with the key, which says whether.
+    c_debug_map: Vec<(String, String)>,
 }
 
 impl Script {
     /// What the script declared on its output: `rerun-if-changed` paths (keyed as
     /// trees) and `rerun-if-env-changed` variables. cargo reruns on them; the key covers
     /// them whether or not the script read them.
-    fn declared(&self, cx: &Cx, stdout: &[u8]) -> Result<Vec<Input>, Uncacheable> {
+    fn declared(&self, cx: &mut Cx, stdout: &[u8]) -> Result<Vec<Input>, Uncacheable> {
         let text = String::from_utf8_lossy(stdout);
         let mut inputs = Vec::new();
         for line in text.lines() {
@@ -127,6 +132,7 @@ impl Script {
                     .and_then(|m| m.modified())
                     .is_ok_and(|m| m > cx.started_at);
                 if changed {
+                    cx.detail = Some(format!("{} changed during the build", p.display()));
                     return Err(Uncacheable::InputChangedDuringBuild);
                 }
                 let digest = tree_digest(&p, &self.target_root, MAX_FILES).map_err(tree_reason)?;
@@ -181,6 +187,7 @@ impl Script {
             cmd.env("CARGO_TRIM_PATHS_SCOPE", "object")
                 .env("CARGO_TRIM_PATHS_REMAP", pairs.join(":"));
         }
+        cmd.envs(self.c_debug_map.iter().map(|(k, v)| (k, v)));
         if let Some(o) = &observer {
             o.apply(&mut cmd, cx.cfg.env.get("LD_PRELOAD"));
         }
@@ -211,7 +218,7 @@ impl Script {
     /// directories it made). `before`: what `out_dir` held before it.
     fn inputs_of(
         &self,
-        cx: &Cx,
+        cx: &mut Cx,
         ran: &Ran,
         out_dir: &Path,
         before: HashMap<PathBuf, String>,
@@ -249,14 +256,9 @@ impl Script {
             keyed_env: crate::key::is_run_key_var,
         };
         let c = classify(trace, &scope);
-        if !c.unobserved.is_empty() {
-            return Err(Uncacheable::Unobserved);
-        }
-        if !c.wrote_outside.is_empty() {
-            return Err(Uncacheable::WritesOutside);
-        }
-        if c.changed_during.is_some() {
-            return Err(Uncacheable::InputChangedDuringBuild);
+        if let Some((why, what)) = c.refusal() {
+            cx.detail = Some(what);
+            return Err(why);
         }
         let mut inputs = c.inputs;
         if c.host_cpu {
@@ -346,6 +348,23 @@ impl Cached for Script {
                 (n, id)
             })
             .collect();
+        // Debug information of the C and C++ it compiles names remapped roots, when
+        // every compiler it would use takes the flag.
+        let private = crate::private_dir::private_subdir("c-compilers").ok();
+        let takes: Vec<&str> = crate::key::compiler_commands(vars)
+            .into_iter()
+            .filter(|(_, command)| {
+                let first = command.split_whitespace().next().unwrap_or("");
+                let id = tools
+                    .iter()
+                    .find(|(n, _)| n == first)
+                    .map_or("absent", |(_, id)| id.as_str());
+                crate::key::compiler_takes_debug_map(command, id, &cx.cfg.cwd, private.as_deref())
+            })
+            .map(|(flags, _)| flags)
+            .collect();
+        self.c_debug_map =
+            crate::key::debug_map_env(vars, &crate::key::debug_map_flags(&cx.pm), &takes);
         let mut dep_trees = Vec::new();
         for (k, v) in vars {
             let p = Path::new(v);
@@ -361,6 +380,7 @@ impl Cached for Script {
             env: &env,
             tools: &tools,
             dep_trees: &dep_trees,
+            c_debug_map: &takes,
         };
         let key = run_l1_key(&input);
         self.key_parts = Some(run_key_parts(&input));
