@@ -399,3 +399,69 @@ fn runs_travel_through_a_remote_store() {
     assert_eq!(tiers, ["remote", "remote"]);
     assert_eq!(b.run("app"), EXPECTED);
 }
+
+/// `fixtures/cc-path`: a script compiling C with `cc` 1.2.7, which reads PATH itself to
+/// look for tools. The run is keyed by what PATH resolved to, not the PATH string: a
+/// PATH with an unrelated directory in front (another machine's `$CARGO_HOME/bin`)
+/// replays it; another `cc` in front runs it again, and the program is what plain cargo
+/// builds.
+#[test]
+fn a_run_is_keyed_by_what_path_resolved_to() {
+    let s = Scratch::new();
+    let path = std::env::var("PATH").unwrap();
+    let unrelated = s.path("unrelated-bin");
+    std::fs::create_dir_all(&unrelated).unwrap();
+    // Another `cc`: the same compiler behind a program of its own (a C program, so
+    // that, unlike a shell script, it reads no variable it does not ask for).
+    let other = s.path("other-bin");
+    std::fs::create_dir_all(&other).unwrap();
+    let real_cc = std::env::split_paths(&path)
+        .map(|d| d.join("cc"))
+        .find(|p| p.is_file())
+        .expect("a cc on PATH");
+    let src = other.join("cc.c");
+    std::fs::write(
+        &src,
+        format!(
+            "#include <unistd.h>\nint main(int argc, char **argv) {{ (void)argc; argv[0] = {:?}; execv(argv[0], argv); return 127; }}\n",
+            real_cc.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let made = Command::new(&real_cc)
+        .arg(&src)
+        .arg("-o")
+        .arg(other.join("cc"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+
+    let (b, r) = build_as_told(&s.checkout("cc-path", "ws1"), &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["ccpath"], run("miss"));
+    assert_eq!(b.run("ccpath"), "value=7\n");
+
+    let front = format!("{}:{path}", unrelated.display());
+    let ws2 = s.checkout("cc-path", "ws2");
+    let (b, r) = build_as_told(&ws2, &s.store(), &[NO_SEED, ("PATH", &front)]);
+    assert_eq!(
+        r.runs()["ccpath"],
+        run("hit"),
+        "an unrelated directory in front"
+    );
+    assert_eq!(b.run("ccpath"), "value=7\n");
+
+    let other_front = format!("{}:{path}", other.display());
+    let ws3 = s.checkout("cc-path", "ws3");
+    let (b, r) = build_as_told(&ws3, &s.store(), &[NO_SEED, ("PATH", &other_front)]);
+    assert_eq!(r.runs()["ccpath"], run("miss"), "another cc in front");
+    let plain = s.checkout("cc-path", "plain");
+    let out = cargo_build(&plain, &[], &[("PATH", &other_front)]);
+    assert!(out.status.success());
+    let plain_run = Command::new(plain.join("target/debug/ccpath"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        b.run("ccpath"),
+        String::from_utf8(plain_run.stdout).unwrap()
+    );
+}

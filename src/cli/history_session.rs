@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::config::BuildConfig;
 use crate::key::Key;
 use crate::report::{BuildReport, explain_miss};
-use crate::store::LocalStore;
 use crate::store::history::{InputDigest, KeyRecord, UnitId, state_digest};
+use crate::store::{BoundBy, LocalStore};
 use crate::wrapper::{Outcome, UnitEvent};
 
 /// Explains the misses of `report` and records this build in the store's history.
@@ -35,10 +35,12 @@ pub(super) fn record(cfg: &BuildConfig, events: &[UnitEvent], report: &mut Build
             kind: &u.kind,
             target: u.target.as_deref(),
         };
+        let (inputs, bound_by) = variant_inputs(&store, &l1, u.key.as_deref());
         let rec = KeyRecord {
             at_ms: now_ms,
             version: u.version.clone(),
-            inputs: variant_inputs(&store, &l1, u.key.as_deref()),
+            inputs,
+            bound_by,
             l1,
             entry: u.key.clone(),
             parts: e.key_parts.clone().unwrap_or_default(),
@@ -52,10 +54,15 @@ pub(super) fn record(cfg: &BuildConfig, events: &[UnitEvent], report: &mut Build
     let _ = store.append_build(&build_line(report, now_ms));
 }
 
-/// What the entry's variant read, as the history keeps it.
-fn variant_inputs(store: &LocalStore, l1: &str, entry: Option<&str>) -> Vec<InputDigest> {
+/// What the entry's variant read, as the history keeps it, and the outputs that bound
+/// it to a root.
+fn variant_inputs(
+    store: &LocalStore,
+    l1: &str,
+    entry: Option<&str>,
+) -> (Vec<InputDigest>, Vec<BoundBy>) {
     let (Some(l1), Some(entry)) = (Key::from_hex(l1), entry) else {
-        return Vec::new();
+        return Default::default();
     };
     store
         .read_manifest(&l1)
@@ -63,14 +70,16 @@ fn variant_inputs(store: &LocalStore, l1: &str, entry: Option<&str>) -> Vec<Inpu
         .into_iter()
         .find(|v| v.entry == entry)
         .map(|v| {
-            v.inputs
+            let inputs = v
+                .inputs
                 .into_iter()
                 .map(|i| InputDigest {
                     kind: i.kind.as_str().to_string(),
                     name: i.name,
                     state: state_digest(&i.state),
                 })
-                .collect()
+                .collect();
+            (inputs, v.bound_by)
         })
         .unwrap_or_default()
 }

@@ -150,6 +150,12 @@ impl SeedSession {
                 report.warnings.push(w.clone());
             }
         }
+        // Runs cargo used keep their directories; the marker has done its work.
+        for p in &self.planted {
+            if let Some(m) = &p.marker {
+                let _ = std::fs::remove_file(m);
+            }
+        }
         let s = &mut report.summary;
         s.seed_ms = self.plant_ms;
         let (used, rejected) = self.used(events, fresh);

@@ -78,7 +78,7 @@ pub fn tree_state(p: &Path, pm: &PathMap) -> String {
         .real_of(RootKind::Target)
         .map(Path::new)
         .unwrap_or(Path::new("/nonexistent-target-root"));
-    tree_digest(p, skip, MAX_TREE_FILES).unwrap_or_else(|_| "unreadable".into())
+    tree_digest(p, skip, MAX_TREE_FILES, pm).unwrap_or_else(|_| "unreadable".into())
 }
 
 /// Where a symbolic link points (tokenized), `not-link` or `absent`.
@@ -96,17 +96,40 @@ pub fn link_state(p: &Path, pm: &PathMap) -> String {
 
 /// What looking `name` up through `path` (a PATH value; unset: the C library's
 /// `/bin:/usr/bin`) finds, as `execvp` searches: the first executable regular file's
-/// contents, or `absent`. Only for PATH values whose entries are all absolute
+/// contents, or `absent`; before it, anything else that exists under that name in an
+/// earlier directory (`f:<contents>` for a file that is not executable, `d` a
+/// directory, `o` anything else), since a search that asks only whether the name exists
+/// (the `cc` crate's) stops there. Only for PATH values whose entries are all absolute
 /// (`observe::classify` keys any other PATH whole).
 pub fn lookup_state(name: &str, path: Option<&str>) -> String {
+    let mut before: Vec<String> = Vec::new();
+    let mut found = None;
     for dir in path.unwrap_or("/bin:/usr/bin").split(':') {
         let cand = Path::new(dir).join(name);
+        let Ok(meta) = fs::metadata(&cand) else {
+            continue;
+        };
+        let contents =
+            || hash_file(&cand).map_or_else(|_| "unreadable".into(), |d| st::contents(&d));
         let executable = rustix::fs::access(&cand, rustix::fs::Access::EXEC_OK).is_ok();
-        if executable && fs::metadata(&cand).is_ok_and(|m| m.is_file()) {
-            return hash_file(&cand).map_or_else(|_| "unreadable".into(), |d| st::contents(&d));
+        if meta.is_file() && executable {
+            found = Some(contents());
+            break;
         }
+        before.push(if meta.is_file() {
+            format!("f:{}", contents())
+        } else if meta.is_dir() {
+            "d".into()
+        } else {
+            "o".into()
+        });
     }
-    st::ABSENT.into()
+    let found = found.unwrap_or_else(|| st::ABSENT.into());
+    if before.is_empty() {
+        found
+    } else {
+        format!("{}>{found}", before.join(","))
+    }
 }
 
 /// The real path a path resolves to (tokenized), or `absent`.

@@ -225,7 +225,12 @@ impl From<io::Error> for TreeError {
 /// its target), directories listed even when empty, files by contents and executable
 /// bit. `.git` and `skip` (the target dir) are left out. An added, removed, re-pointed
 /// or edited entry changes it.
-pub fn tree_digest(p: &Path, skip: &Path, limit: usize) -> Result<String, TreeError> {
+///
+/// A text file that names a root of `pm` is described with the root tokenized
+/// ([`content_digest`]): a `.pc` or `.cmake` file a `-sys` crate writes into its
+/// `OUT_DIR` names the target dir, and is restored with the root put back, so the same
+/// tree on another machine or in another target dir reads the same.
+pub fn tree_digest(p: &Path, skip: &Path, limit: usize, pm: &PathMap) -> Result<String, TreeError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = match fs::metadata(p) {
         Ok(m) => m,
@@ -233,7 +238,7 @@ pub fn tree_digest(p: &Path, skip: &Path, limit: usize) -> Result<String, TreeEr
         Err(e) => return Err(e.into()),
     };
     if !meta.is_dir() {
-        return Ok(format!("file:{}", hash_file(p)?.to_hex()));
+        return Ok(format!("file:{}", content_digest(p, pm)?));
     }
     let mut listed: Vec<String> = Vec::new();
     let mut seen_dirs = std::collections::HashSet::new();
@@ -274,16 +279,41 @@ pub fn tree_digest(p: &Path, skip: &Path, limit: usize) -> Result<String, TreeEr
                 } else {
                     "-"
                 };
-                listed.push(format!("{rel}\0{}\0{exec}", hash_file(&path)?.to_hex()));
+                listed.push(format!("{rel}\0{}\0{exec}", content_digest(&path, pm)?));
             } else {
                 listed.push(format!("{rel}\0other"));
             }
         }
     }
     listed.sort();
-    let mut h = KeyHasher::new("tree-v2");
+    let mut h = KeyHasher::new("tree-v3");
     h.list("entries", listed.iter().map(String::as_str));
     Ok(format!("dir:{}", h.finish().to_hex()))
+}
+
+/// Text files up to this size are read whole to be tokenized; larger ones are hashed
+/// as they are.
+const MAX_TOKENIZED_TEXT: u64 = 4 << 20;
+
+/// A file's contents: `n` and the digest of its text with the roots of `pm` tokenized
+/// when it is UTF-8 text (at most [`MAX_TOKENIZED_TEXT`]) that names a root and holds no
+/// token of its own; otherwise `r` and the digest of its bytes. The two kinds never
+/// compare equal, so a file that spells a token cannot pass for one that names a root.
+fn content_digest(p: &Path, pm: &PathMap) -> io::Result<String> {
+    let small = fs::metadata(p)?.len() <= MAX_TOKENIZED_TEXT;
+    if small {
+        let bytes = fs::read(p)?;
+        if let Ok(text) = std::str::from_utf8(&bytes)
+            && !PathMap::has_token(text)
+        {
+            let normal = pm.normalize_text(text);
+            if normal != text {
+                return Ok(format!("n{}", blake3::hash(normal.as_bytes()).to_hex()));
+            }
+        }
+        return Ok(format!("r{}", blake3::hash(&bytes).to_hex()));
+    }
+    Ok(format!("r{}", hash_file(p)?.to_hex()))
 }
 
 #[cfg(test)]
@@ -336,22 +366,49 @@ mod tests {
         fs::write(root.join("src/a.c"), "int a;").unwrap();
         let skip = root.join("target");
         fs::create_dir_all(&skip).unwrap();
-        let first = tree_digest(&root, &skip, 100).unwrap();
+        let pm = PathMap::new(&root, Some(&skip), None);
+        let first = tree_digest(&root, &skip, 100, &pm).unwrap();
         fs::write(skip.join("ignored"), "x").unwrap();
-        assert_eq!(tree_digest(&root, &skip, 100).unwrap(), first);
+        assert_eq!(tree_digest(&root, &skip, 100, &pm).unwrap(), first);
         fs::write(root.join("src/b.c"), "int b;").unwrap();
-        let added = tree_digest(&root, &skip, 100).unwrap();
+        let added = tree_digest(&root, &skip, 100, &pm).unwrap();
         assert_ne!(added, first);
         fs::write(root.join("src/a.c"), "int a2;").unwrap();
-        assert_ne!(tree_digest(&root, &skip, 100).unwrap(), added);
+        assert_ne!(tree_digest(&root, &skip, 100, &pm).unwrap(), added);
         assert_eq!(
-            tree_digest(&root.join("nope"), &skip, 100).unwrap(),
+            tree_digest(&root.join("nope"), &skip, 100, &pm).unwrap(),
             "absent"
         );
         assert!(matches!(
-            tree_digest(&root, &skip, 1),
+            tree_digest(&root, &skip, 1, &pm),
             Err(TreeError::TooManyFiles)
         ));
+    }
+
+    /// The same tree in two target dirs, each text file naming its own, reads the same;
+    /// a file that names another directory, or spells the token itself, does not.
+    #[test]
+    fn tree_digest_tokenizes_roots_in_text() {
+        let d = tempfile::tempdir().unwrap();
+        let digest = |target: &Path, text: &str| {
+            let out = target.join("out/lib/pkgconfig");
+            fs::create_dir_all(&out).unwrap();
+            fs::write(
+                out.join("z.pc"),
+                text.replace("{T}", &target.to_string_lossy()),
+            )
+            .unwrap();
+            fs::write(out.join("libz.a"), b"\0\x01binary").unwrap();
+            let pm = PathMap::new(d.path(), Some(target), None);
+            tree_digest(&target.join("out"), Path::new("/nonexistent"), 100, &pm).unwrap()
+        };
+        let one = digest(&d.path().join("t1"), "prefix={T}/out\n");
+        let two = digest(&d.path().join("deeper/t2"), "prefix={T}/out\n");
+        assert_eq!(one, two);
+        let other = digest(&d.path().join("t3"), "prefix=/usr/out\n");
+        assert_ne!(one, other);
+        let spelled = digest(&d.path().join("t4"), "prefix=@@xcache:target@@/out\n");
+        assert_ne!(one, spelled);
     }
 
     #[test]

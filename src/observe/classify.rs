@@ -52,7 +52,7 @@ pub struct Scope<'a> {
     pub ignored_env: &'a [&'a str],
     /// Variables whose values name a root without binding the unit to it (a build
     /// script's `OUT_DIR`, which it writes into: what it writes is tokenized, or scanned
-    /// and bound).
+    /// and bound); an entry ending in `*` is a prefix ([`is_unbound`]).
     pub unbound_env: &'a [&'a str],
     /// When the run started: an input modified after it may not be what was read.
     pub started: SystemTime,
@@ -131,8 +131,8 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             proxies.insert((e.pid, e.image));
         }
     }
-    let searches = PathSearches::of(trace, scope, &proxies);
     let mut walkers = super::walkers::Walkers::default();
+    let searches = PathSearches::of(trace, scope, &proxies, &mut walkers);
     let mut seen: BTreeMap<PathBuf, Seen> = BTreeMap::new();
     let mut made_dirs: Vec<PathBuf> = Vec::new();
     let mut vars: BTreeSet<String> = BTreeSet::new();
@@ -330,7 +330,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
     }
     for name in &vars {
         let value = scope.env.get(name).map(String::as_str);
-        if scope.unbound_env.contains(&name.as_str()) {
+        if is_unbound(scope.unbound_env, name) {
             inputs.push(Input::env(
                 name,
                 value.map(|v| pm.normalize_text(v)).as_deref(),
@@ -365,8 +365,11 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
 /// - each name a C compiler driver (gcc, clang, collect2, …) probed in PATH's
 ///   directories after it read PATH by name, as they do to find themselves and the
 ///   assembler: they read PATH for nothing else;
+/// - each name a build script probed in PATH's directories after the `cc` crate read
+///   PATH to look for a program (`walkers::Purpose::PathSearch`): the probes stay
+///   inputs as they are, the name adds what it resolves to;
 ///
-/// and the probes those searches made in PATH's directories, which the lookups stand
+/// and the drivers' and lookups' probes in PATH's directories, which the lookups stand
 /// for. Anything else that reads PATH (a build script, a shell, a changed PATH, one
 /// with a relative entry) keys PATH whole.
 #[derive(Default)]
@@ -378,7 +381,12 @@ struct PathSearches {
 }
 
 impl PathSearches {
-    fn of(trace: &Trace, scope: &Scope<'_>, proxies: &BTreeSet<(u32, u32)>) -> PathSearches {
+    fn of(
+        trace: &Trace,
+        scope: &Scope<'_>,
+        proxies: &BTreeSet<(u32, u32)>,
+        walkers: &mut super::walkers::Walkers,
+    ) -> PathSearches {
         let mut s = PathSearches::default();
         let run_path = scope.env.get("PATH").map(String::as_str);
         let dirs: Vec<&str> = run_path.map(|p| p.split(':').collect()).unwrap_or_default();
@@ -400,6 +408,7 @@ impl PathSearches {
                 .then_some(front)
         };
         let mut drivers: BTreeMap<(u32, u32), Vec<String>> = BTreeMap::new();
+        let mut searchers: BTreeMap<(u32, u32), Vec<String>> = BTreeMap::new();
         for e in &trace.events {
             if proxies.contains(&(e.pid, e.image)) {
                 continue;
@@ -417,8 +426,8 @@ impl PathSearches {
                         }
                         // Found in covered code's own directories: that code's business.
                         let covered_here = !front.is_empty()
-                            && crate::judge::lookup_state(&e.path, Some(&front.join(":")))
-                                != crate::key::state::ABSENT;
+                            && !crate::judge::lookup_state(&e.path, Some(&front.join(":")))
+                                .ends_with(crate::key::state::ABSENT);
                         if !covered_here {
                             s.names.insert(e.path.clone());
                         }
@@ -434,6 +443,18 @@ impl PathSearches {
                         None => s.path_whole = true,
                     }
                 }
+                Op::PathVar
+                    if e.chain.as_deref().is_some_and(|chain| {
+                        walkers.searches_path(e.caller.as_deref().unwrap_or("?"), chain)
+                    }) =>
+                {
+                    match front(&e.path) {
+                        Some(front) => {
+                            searchers.insert((e.pid, e.image), front);
+                        }
+                        None => s.path_whole = true,
+                    }
+                }
                 Op::PathVar => s.path_whole = true,
                 _ => {}
             }
@@ -442,20 +463,24 @@ impl PathSearches {
             if e.op != Op::Stat {
                 continue;
             }
-            let Some(front) = drivers.get(&(e.pid, e.image)) else {
-                continue;
-            };
             let p = Path::new(&e.path);
             let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str()))
             else {
                 continue;
             };
-            if dirs.iter().any(|d| Path::new(d) == dir) {
+            let in_path = dirs.iter().any(|d| Path::new(d) == dir);
+            if let Some(front) = drivers.get(&(e.pid, e.image)) {
+                if in_path {
+                    s.names.insert(name.to_string());
+                    s.probes.insert((e.pid, e.image, e.path.clone()));
+                } else if front.iter().any(|d| Path::new(d) == dir) {
+                    // A probe in covered code's directories is that code's business.
+                    s.probes.insert((e.pid, e.image, e.path.clone()));
+                }
+            } else if searchers.contains_key(&(e.pid, e.image)) && in_path {
+                // A build script's probe stays an input as it is (the script may have
+                // made it for itself); the name is keyed by what it resolves to.
                 s.names.insert(name.to_string());
-                s.probes.insert((e.pid, e.image, e.path.clone()));
-            } else if front.iter().any(|d| Path::new(d) == dir) {
-                // A probe in covered code's directories is that code's business.
-                s.probes.insert((e.pid, e.image, e.path.clone()));
             }
         }
         s
@@ -469,7 +494,9 @@ impl PathSearches {
 
 /// The programs of a C toolchain that read PATH only to find programs: compiler
 /// drivers, their linker and assembler steps, by file name (`x86_64-linux-gnu-gcc-12`
-/// is `gcc`).
+/// is `gcc`); and the shared BFD library (`libbfd-2.40-system.so`), from which binutils'
+/// `ar`, `nm` and `objcopy` look for themselves through PATH (libiberty's
+/// `make_relative_prefix`) to find their plugin directory.
 const C_DRIVERS: &[&str] = &[
     "gcc",
     "g++",
@@ -490,6 +517,9 @@ const C_DRIVERS: &[&str] = &[
 /// Whether `name` (a file name) is one of [`C_DRIVERS`], maybe with a target prefix and
 /// a version suffix.
 fn is_c_driver_name(name: &str) -> bool {
+    if name.starts_with("libbfd-") || name.starts_with("libbfd.so") {
+        return true;
+    }
     let base = match name.rsplit_once('-') {
         Some((b, v)) if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.') => b,
         _ => name,
@@ -497,6 +527,14 @@ fn is_c_driver_name(name: &str) -> bool {
     C_DRIVERS
         .iter()
         .any(|d| base == *d || base.ends_with(&format!("-{d}")))
+}
+
+/// Whether `name` is one of `unbound` (names, or prefixes ending in `*`).
+pub fn is_unbound(unbound: &[&str], name: &str) -> bool {
+    unbound.iter().any(|u| match u.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => *u == name,
+    })
 }
 
 /// The inputs a variable read makes: its normalized value, and the roots that value
@@ -720,6 +758,7 @@ mod tests {
             "x86_64-linux-gnu-gcc-12",
             "clang-16",
             "collect2",
+            "libbfd-2.40-system.so",
             "ld.bfd",
             "c++",
         ] {

@@ -734,11 +734,33 @@ static char *env_lookup(char *const *env, const char *name);
 static void note_env(const char *name, int set, void *caller) {
     Dl_info info;
     const char *obj = NULL;
-    if (!busy && caller && dladdr(caller, &info)) obj = object_name(&info);
+    int in_main = 0;
+    if (!busy && caller && dladdr(caller, &info)) {
+        obj = object_name(&info);
+        in_main = main_base && info.dli_fbase == main_base;
+    }
     /* PATH, when set, with the value this process saw: a C compiler driver's read of it
-     * is a search for programs, keyed by what it finds (see classify). */
+     * is a search for programs, keyed by what it finds (see classify). Read by the
+     * program itself (a build script), with the chain of its calls that led to the read
+     * (`obj @ +0x… +0x…`, as for a walk), so that the reader can tell a search for a
+     * program by a known function (the `cc` crate's `Build::which`) from another use. */
     const char *path_now = set && !strcmp(name, "PATH") ? env_lookup(env_now(), "PATH") : NULL;
-    if (path_now)
+    if (path_now && in_main) {
+        void *frames[48];
+        /* The unwinder may load a library on first use: the observer's doing, unrecorded. */
+        busy = 1;
+        int n = backtrace(frames, 48);
+        busy = 0;
+        char what[PATH_MAX + 640];
+        size_t len = (size_t)snprintf(what, sizeof what, "%s @", obj);
+        for (int i = 0; i < n && len + 24 < sizeof what; i++) {
+            Dl_info fi;
+            if (!dladdr(frames[i], &fi) || fi.dli_fbase != main_base) continue;
+            len += (size_t)snprintf(what + len, sizeof what - len, " +0x%lx",
+                                    (unsigned long)((uintptr_t)frames[i] - (uintptr_t)main_base));
+        }
+        note_full('P', 0, AT_FDCWD, path_now, what);
+    } else if (path_now)
         note_full('P', 0, AT_FDCWD, path_now, obj ? obj : "?");
     else
         note_full('e', set ? 0 : 1, AT_FDCWD, name, obj ? obj : "?");

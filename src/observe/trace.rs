@@ -62,6 +62,9 @@ pub struct Event {
     pub path: String,
     /// For [`Op::Env`]: the object (executable or shared library) whose code asked.
     pub caller: Option<String>,
+    /// For [`Op::PathVar`] read by the program itself: the return addresses of the calls
+    /// in it that led to the read (`+0x… +0x…`, offsets from where it was loaded).
+    pub chain: Option<String>,
     /// Which program of its process made the call: 0 before the first exec, then 1, ….
     pub image: u32,
 }
@@ -136,16 +139,30 @@ fn parse_line(line: &str) -> Option<Event> {
     }
     let err: i64 = parts.next()?.parse().ok()?;
     let rest = parts.next()?;
-    let (path, caller) = match rest.split_once('\t') {
+    let (path, mut caller) = match rest.split_once('\t') {
         Some((p, c)) => (unescape(p), Some(unescape(c))),
         None => (unescape(rest), None),
     };
+    // `obj @ +0x… +0x…`: the object, then the chain (only when all of it parses, so an
+    // object whose path holds " @" is never cut).
+    let mut chain = None;
+    if op == Op::PathVar
+        && let Some((obj, ch)) = caller.as_deref().and_then(|c| c.rsplit_once(" @"))
+        && ch.split_whitespace().all(|f| {
+            f.strip_prefix("+0x")
+                .is_some_and(|h| u64::from_str_radix(h, 16).is_ok())
+        })
+    {
+        chain = Some(ch.trim().to_string());
+        caller = Some(obj.to_string());
+    }
     Some(Event {
         pid,
         op,
         err,
         path,
         caller,
+        chain,
         image: 0,
     })
 }

@@ -1,4 +1,5 @@
-//! Who walked the environment. Main function: [`builds_child_env`].
+//! Who walked the environment, or read PATH. Main functions:
+//! [`Walkers::builds_child_env`], [`Walkers::searches_path`].
 //!
 //! The observer records every walk of `environ` with the chain of calls, inside the
 //! walking object, that led to it (`preload.c`, `note_env_walk`). Rust's `Command`
@@ -8,42 +9,71 @@
 //! as asked, and reads none of them itself. The child is observed, and what it reads is
 //! keyed. So a walk whose callers include the standard library's capture of a
 //! command's environment is no read of the whole environment; any other walk is.
+//!
+//! Likewise a build script's read of PATH is recorded with its chain of calls: when the
+//! `cc` crate reads it to look for a compiler or archiver, the probes it makes in PATH's
+//! directories are a search, keyed by what each name resolves to (see
+//! `classify::PathSearches`).
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use object::{Object, ObjectSymbol};
 
-/// The standard library's functions that walk the environment only to build a child's
-/// (demangled, without the crate's hash): `CommandEnv::capture`, and
-/// `Command::capture_env` where it is not inlined.
-const CHILD_ENV_BUILDERS: &[&str] = &["::CommandEnv>::capture", "::Command>::capture_env"];
-
-/// Whether a symbol (legacy or v0 mangling) is one of [`CHILD_ENV_BUILDERS`] of the
-/// standard library (a crate of the program cannot be named `std`).
-fn is_child_env_builder(mangled: &str) -> bool {
-    let Ok(name) = rustc_demangle::try_demangle(mangled) else {
-        return false;
-    };
-    // `<std::sys::process::env::CommandEnv>::capture` (v0) or
-    // `std::sys::process::env::CommandEnv::capture` (legacy), the same path either way.
-    let name = format!("{name:#}");
-    let path = name.strip_prefix('<').unwrap_or(&name);
-    let path = if path.len() == name.len() {
-        // Legacy: no angle brackets around the type.
-        match path.rsplit_once("::") {
-            Some((ty, f)) => format!("{ty}>::{f}"),
-            None => return false,
-        }
-    } else {
-        path.to_string()
-    };
-    path.starts_with("std::") && CHILD_ENV_BUILDERS.iter().any(|b| path.ends_with(b))
+/// Why a chain of calls is looked at: which functions it must pass through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// A walk of the environment that only builds a child's: the standard library's
+    /// `CommandEnv::capture`, and `Command::capture_env` where it is not inlined.
+    ChildEnv,
+    /// A read of PATH that only searches it for a program by probing `<dir>/<name>`:
+    /// the `cc` crate's `Build::which` and `Build::find_working_gnu_prefix` (every
+    /// version up to its environment snapshot, which reads PATH without `getenv`).
+    PathSearch,
 }
 
-/// The address ranges of [`CHILD_ENV_BUILDERS`] in an object, from its symbol table
-/// (empty when it cannot be read or has none: every walk then counts).
-fn builder_ranges(object: &Path) -> Vec<(u64, u64)> {
+impl Purpose {
+    /// The functions (demangled, as `crate::Type>::function`, without the hash; the
+    /// standard library's by their tail).
+    fn functions(self) -> &'static [&'static str] {
+        match self {
+            Purpose::ChildEnv => &["::CommandEnv>::capture", "::Command>::capture_env"],
+            Purpose::PathSearch => &["cc::Build>::which", "cc::Build>::find_working_gnu_prefix"],
+        }
+    }
+
+    /// Whether a symbol (legacy or v0 mangling) is one of [`Purpose::functions`]. The
+    /// standard library's are matched by suffix (its module paths move between
+    /// releases; no crate of a program can be named `std`), the `cc` crate's exactly.
+    fn names(self, mangled: &str) -> bool {
+        let Ok(name) = rustc_demangle::try_demangle(mangled) else {
+            return false;
+        };
+        // `<std::…::CommandEnv>::capture` (v0) or `std::…::CommandEnv::capture`
+        // (legacy), the same path either way.
+        let name = format!("{name:#}");
+        let path = name.strip_prefix('<').unwrap_or(&name);
+        let path = if path.len() == name.len() {
+            // Legacy: no angle brackets around the type.
+            match path.rsplit_once("::") {
+                Some((ty, f)) => format!("{ty}>::{f}"),
+                None => return false,
+            }
+        } else {
+            path.to_string()
+        };
+        match self {
+            Purpose::ChildEnv => {
+                path.starts_with("std::") && self.functions().iter().any(|f| path.ends_with(f))
+            }
+            Purpose::PathSearch => self.functions().contains(&path.as_str()),
+        }
+    }
+}
+
+/// The address ranges of the functions of `purpose` in an object, from its symbol table
+/// (empty when it cannot be read or has none: no chain then passes through them).
+fn function_ranges(object: &Path, purpose: Purpose) -> Vec<(u64, u64)> {
     let Ok(data) = std::fs::read(object) else {
         return Vec::new();
     };
@@ -52,7 +82,7 @@ fn builder_ranges(object: &Path) -> Vec<(u64, u64)> {
     };
     let base = file.relative_address_base();
     file.symbols()
-        .filter(|s| s.size() > 0 && s.name().is_ok_and(is_child_env_builder))
+        .filter(|s| s.size() > 0 && s.name().is_ok_and(|n| purpose.names(n)))
         .map(|s| (s.address() - base, s.address() - base + s.size()))
         .collect()
 }
@@ -60,7 +90,7 @@ fn builder_ranges(object: &Path) -> Vec<(u64, u64)> {
 /// Remembers the ranges of each object asked about.
 #[derive(Default)]
 pub struct Walkers {
-    ranges: HashMap<String, Vec<(u64, u64)>>,
+    ranges: HashMap<(String, Purpose), Vec<(u64, u64)>>,
 }
 
 impl Walkers {
@@ -71,6 +101,18 @@ impl Walkers {
         let Some((_, chain)) = what.split_once(" @") else {
             return false;
         };
+        self.passes_through(object, chain, Purpose::ChildEnv, 1)
+    }
+
+    /// Whether a read of PATH by `object`, with the return addresses `chain`
+    /// (`+0x… +0x…`), was made by a known search for a program ([`Purpose::PathSearch`]).
+    pub fn searches_path(&mut self, object: &str, chain: &str) -> bool {
+        self.passes_through(object, chain, Purpose::PathSearch, 0)
+    }
+
+    /// Whether a return address of `chain`, after the first `skip`, lies in a function of
+    /// `purpose`. A chain that does not parse passes through nothing.
+    fn passes_through(&mut self, object: &str, chain: &str, purpose: Purpose, skip: usize) -> bool {
         let offsets: Option<Vec<u64>> = chain
             .split_whitespace()
             .map(|f| u64::from_str_radix(f.strip_prefix("+0x")?, 16).ok())
@@ -80,10 +122,10 @@ impl Walkers {
         };
         let ranges = self
             .ranges
-            .entry(object.to_string())
-            .or_insert_with(|| builder_ranges(Path::new(object)));
-        // The callers: return addresses, which point just past their call.
-        offsets.iter().skip(1).any(|&ret| {
+            .entry((object.to_string(), purpose))
+            .or_insert_with(|| function_ranges(Path::new(object), purpose));
+        // Return addresses point just past their call.
+        offsets.iter().skip(skip).any(|&ret| {
             let at = ret.wrapping_sub(1);
             ranges.iter().any(|&(lo, hi)| at >= lo && at < hi)
         })
@@ -96,26 +138,30 @@ mod tests {
 
     #[test]
     fn only_the_standard_librarys_capture_builds_a_child_env() {
-        assert!(is_child_env_builder(
-            "_ZN3std3sys7process3env10CommandEnv7capture17h0123456789abcdefE"
-        ));
-        assert!(is_child_env_builder(
-            "_ZN3std3sys7process4unix6common7Command11capture_env17h0123456789abcdefE"
-        ));
-        assert!(!is_child_env_builder(
-            "_ZN7mycrate10CommandEnv7capture17h0123456789abcdefE"
-        ));
-        assert!(!is_child_env_builder(
-            "_ZN3std3env7vars_os17h0123456789abcdefE"
-        ));
+        assert!(
+            Purpose::ChildEnv
+                .names("_ZN3std3sys7process3env10CommandEnv7capture17h0123456789abcdefE")
+        );
+        assert!(
+            Purpose::ChildEnv
+                .names("_ZN3std3sys7process4unix6common7Command11capture_env17h0123456789abcdefE")
+        );
+        assert!(!Purpose::ChildEnv.names("_ZN7mycrate10CommandEnv7capture17h0123456789abcdefE"));
+        assert!(!Purpose::ChildEnv.names("_ZN3std3env7vars_os17h0123456789abcdefE"));
         // v0 mangling, as the standard library of Rust 1.95 is built.
-        assert!(is_child_env_builder(
+        assert!(Purpose::ChildEnv.names(
             "_RNvMs_NtNtNtNtCsjrHSEGnQ3l9_3std3sys7process4unix6commonNtB4_7Command11capture_env"
         ));
-        assert!(!is_child_env_builder(
-            "_RNvNtCsjrHSEGnQ3l9_3std3env7vars_os"
-        ));
+        assert!(!Purpose::ChildEnv.names("_RNvNtCsjrHSEGnQ3l9_3std3env7vars_os"));
+        assert!(Purpose::PathSearch.names("_ZN2cc5Build5which17h0123456789abcdefE"));
+        assert!(
+            Purpose::PathSearch.names("_ZN2cc5Build23find_working_gnu_prefix17h0123456789abcdefE")
+        );
+        assert!(!Purpose::PathSearch.names("_ZN6mycrate5Build5which17h0123456789abcdefE"));
+        assert!(!Purpose::PathSearch.names("_ZN2cc5Build6getenv17h0123456789abcdefE"));
+        assert!(!Purpose::ChildEnv.names("_ZN2cc5Build5which17h0123456789abcdefE"));
         let mut w = Walkers::default();
+        assert!(!w.searches_path("/nonexistent", "+0x10 +0x20"));
         // No chain, or a chain in an object that cannot be read: a read.
         assert!(!w.builds_child_env("/nonexistent", "+0x10"));
         assert!(!w.builds_child_env("/nonexistent", "+0x10 @ +0x10 +0x20"));

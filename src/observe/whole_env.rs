@@ -125,10 +125,10 @@ pub fn whole_env_inputs(
             continue;
         }
         if keyed_elsewhere(name) {
-            if !unbound.contains(&name.as_str()) {
+            if !super::classify::is_unbound(unbound, name) {
                 out.extend(bound_roots(value, pm));
             }
-        } else if unbound.contains(&name.as_str()) {
+        } else if super::classify::is_unbound(unbound, name) {
             out.push(Input::env(name, Some(&pm.normalize_text(value))));
         } else {
             out.extend(env_inputs(name, Some(value), pm));

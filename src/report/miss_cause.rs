@@ -235,7 +235,7 @@ pub fn explain_miss(now: &KeyRecord, earlier: &[KeyRecord]) -> MissCause {
     let whole_env = [rec, now]
         .iter()
         .any(|r| r.inputs.iter().any(|i| i.kind == "env-set"));
-    let hint = hint(&diffs, whole_env);
+    let hint = hint(&diffs, whole_env, &rec.bound_by);
     diffs.truncate(MAX_SHOWN);
     MissCause {
         nearest_l1: Some(rec.l1.clone()),
@@ -247,7 +247,11 @@ pub fn explain_miss(now: &KeyRecord, earlier: &[KeyRecord]) -> MissCause {
 }
 
 /// What to do about a cause, where something can be done.
-fn hint(diffs: &[Difference], whole_env: bool) -> Option<String> {
+fn hint(
+    diffs: &[Difference],
+    whole_env: bool,
+    bound_by: &[crate::store::BoundBy],
+) -> Option<String> {
     let has = |k: DiffKind| diffs.iter().any(|d| d.what == k);
     if has(DiffKind::NotInStore) {
         return Some(format!(
@@ -259,6 +263,30 @@ fn hint(diffs: &[Difference], whole_env: bool) -> Option<String> {
         return Some(format!(
             "this unit reads the environment whole (a build script or proc-macro that walks every variable, a shell, make, perl or python it runs): it is keyed on every variable, and bound to the checkout and target dir by the paths among them; name those that cannot change what it produces in {} (see 'The environment read whole' in the book's design/observation page)",
             crate::observe::IGNORE_VAR
+        ));
+    }
+    if has(DiffKind::Root) && !bound_by.is_empty() {
+        // Names from a store: shown escaped, never as raw control characters.
+        let named: Vec<String> = bound_by
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} names {} {} time{}",
+                    b.file.escape_debug(),
+                    if b.root == crate::key::RootKind::Cwd.token() {
+                        "the checkout".to_string()
+                    } else {
+                        readable(&b.root)
+                    }
+                    .escape_debug(),
+                    b.count,
+                    if b.count == 1 { "" } else { "s" }
+                )
+            })
+            .collect();
+        return Some(format!(
+            "the entry is bound to a machine path by its outputs ({}): it holds only where that directory has the same path. A C compile's debug information is remapped; what still names the path is text the program keeps (`__FILE__` in assertions, a path compiled in), as plain cargo builds it (see 'Outputs that name a machine path' in the book's design/keys page)",
+            named.join("; ")
         ));
     }
     if has(DiffKind::Root) {
@@ -490,6 +518,7 @@ mod tests {
 
     fn rec(at: u64, args: &[&str], externs: &[&str], src: &str) -> KeyRecord {
         KeyRecord {
+            bound_by: Vec::new(),
             at_ms: at,
             version: "1.0.0".into(),
             l1: format!("l1-{at}"),
@@ -593,6 +622,7 @@ mod tests {
     fn run(at: u64, script: &str, env: &[&str], tools: &[&str], dep_trees: &[&str]) -> KeyRecord {
         let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         KeyRecord {
+            bound_by: Vec::new(),
             parts: KeyParts {
                 compiler: "c".repeat(64),
                 script: Some(script.into()),

@@ -20,5 +20,5 @@ mod plant;
 mod record;
 
 pub use capture::{CaptureStats, Captured, capture};
-pub use plant::{PlantInput, Planted, plant};
+pub use plant::{PLANTED_MARKER, PlantInput, Planted, clear_rejected_plant, plant};
 pub use record::{SeedRecord, SeedVariant, add_variant, read_record};

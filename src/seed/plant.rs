@@ -58,6 +58,9 @@ pub struct Planted {
     pub incremental: bool,
     /// What the judge put aside until everything was planted (target-dir inputs).
     deferred: Vec<Input>,
+    /// The [`PLANTED_MARKER`] beside the build-script run's directory this variant put
+    /// in place, if it did.
+    pub marker: Option<PathBuf>,
     cwd: PathBuf,
     /// The files this plant wrote: taken out again if the unit does not hold.
     written: Vec<PathBuf>,
@@ -220,7 +223,7 @@ fn plant_unit(
         };
         let deferred: Vec<Input> = deferred.into_iter().cloned().collect();
         match put_in_place(input, unit, v, &cwd, stamp) {
-            Ok((bytes, written)) => planted.push(Planted {
+            Ok((bytes, written, marker)) => planted.push(Planted {
                 unit: unit.clone(),
                 unit_dir: v
                     .fingerprint_dir
@@ -238,6 +241,7 @@ fn plant_unit(
                 deferred,
                 cwd,
                 written,
+                marker,
             }),
             Err(e) => {
                 // Without its fingerprint cargo rebuilds the unit: nothing half-planted
@@ -269,14 +273,37 @@ impl From<io::Error> for PlantError {
     }
 }
 
-/// Writes the variant's files; returns the bytes and the files written.
+/// The file planting leaves in a build-script run's directory (beside its `OUT_DIR`)
+/// that it put in place. cargo may still find the run stale (its fingerprint embeds what
+/// the cache cannot predict, such as the path of a package in another `CARGO_HOME`) and
+/// run the script: then the `OUT_DIR` holds what planting put there, which a fresh
+/// target dir would not, and the shim empties it first ([`clear_rejected_plant`]). The
+/// front-end removes the markers of the runs cargo used, after the build.
+pub const PLANTED_MARKER: &str = "xcache-planted";
+
+/// Empties `out_dir` when planting put it in place in this build and cargo runs the
+/// script anyway (see [`PLANTED_MARKER`]), so the run sees what a fresh target dir holds.
+pub fn clear_rejected_plant(out_dir: &Path) {
+    let Some(marker) = out_dir.parent().map(|d| d.join(PLANTED_MARKER)) else {
+        return;
+    };
+    if !marker.exists() {
+        return;
+    }
+    let _ = fs::remove_dir_all(out_dir);
+    let _ = fs::create_dir_all(out_dir);
+    let _ = fs::remove_file(marker);
+}
+
+/// Writes the variant's files; returns the bytes, the files written and the marker of a
+/// build-script run it put in place.
 fn put_in_place(
     input: &PlantInput<'_>,
     unit: &PredictedUnit,
     v: &SeedVariant,
     cwd: &Path,
     stamp: SystemTime,
-) -> Result<(u64, Vec<PathBuf>), PlantError> {
+) -> Result<(u64, Vec<PathBuf>, Option<PathBuf>), PlantError> {
     if let Some(a) = input.arrivals {
         for k in std::iter::once(&v.pack).chain(&v.entry) {
             if let Some(k) = Key::from_hex(k) {
@@ -368,5 +395,17 @@ fn put_in_place(
     for (p, id) in &linked {
         write_artifact_identity(p, id)?;
     }
-    Ok((bytes, written))
+    // The run's directory, when this variant put it in place.
+    let marker = match (&v.run_fingerprint_dir, &run_dirs) {
+        (Some(fp), None) => {
+            let build = fp.replacen("/.fingerprint/", "/build/", 1);
+            let dir = crate::fsx::confined(root, &build).map_err(|_| PlantError::Io)?;
+            let marker = dir.join(PLANTED_MARKER);
+            dir.is_dir()
+                .then(|| fs::write(&marker, b"").map(|()| marker))
+                .transpose()?
+        }
+        _ => None,
+    };
+    Ok((bytes, written, marker))
 }

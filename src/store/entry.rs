@@ -90,6 +90,9 @@ pub struct PutOutcome {
     pub bytes: u64,
     /// The index of a needle found in a scanned file, if any.
     pub needle_found: Option<usize>,
+    /// Where that needle was found: the index of the first file holding it, and how
+    /// many times that file holds it.
+    pub needle_file: Option<(usize, u64)>,
     /// The content digest of each file, in order.
     pub digests: Vec<Key>,
 }
@@ -141,8 +144,9 @@ pub fn write_entry(
         .saturating_sub(1);
     let mut total = 0u64;
     let mut needle_found = None;
+    let mut needle_file = None;
     let mut digests = Vec::with_capacity(sources.len());
-    for ((source, scan), &len) in sources.iter().zip(&lens) {
+    for (index, ((source, scan), &len)) in sources.iter().zip(&lens).enumerate() {
         z.write_all(&len.to_le_bytes())?;
         let mut hasher = blake3::Hasher::new();
         let mut reader: Box<dyn Read> = match source {
@@ -162,11 +166,27 @@ pub fn write_entry(
             hasher.update(chunk);
             z.write_all(chunk)?;
             written += n as u64;
-            if *scan && needle_found.is_none() && !finders.is_empty() {
-                window.extend_from_slice(chunk);
-                needle_found = finders.iter().position(|f| f.find(&window).is_some());
-                let keep = window.len().min(overlap);
-                window.drain(..window.len() - keep);
+            if *scan && !finders.is_empty() {
+                let counting = needle_file.is_some_and(|(i, _)| i == index);
+                if needle_found.is_none() || counting {
+                    window.extend_from_slice(chunk);
+                    if needle_found.is_none() {
+                        needle_found = finders.iter().position(|f| f.find(&window).is_some());
+                        if needle_found.is_some() {
+                            needle_file = Some((index, 0));
+                        }
+                    }
+                    if let (Some(n), Some((_, count))) = (needle_found, needle_file.as_mut()) {
+                        // Each occurrence once: the window keeps fewer bytes than the
+                        // needle, so no occurrence lies wholly in what was counted before.
+                        *count += finders[n].find_iter(&window).count() as u64;
+                        let keep = window.len().min(needles[n].len().saturating_sub(1));
+                        window.drain(..window.len() - keep);
+                    } else {
+                        let keep = window.len().min(overlap);
+                        window.drain(..window.len() - keep);
+                    }
+                }
             }
         }
         if written != len {
@@ -194,6 +214,7 @@ pub fn write_entry(
     Ok(PutOutcome {
         bytes: total,
         needle_found,
+        needle_file,
         digests,
     })
 }
@@ -604,8 +625,10 @@ mod tests {
         let path = dir.path().join("e");
         let needle = b"/home/needle".to_vec();
         let mut with_needle = big.clone();
-        // Straddles the 256 KiB chunk border.
+        // Straddles the 256 KiB chunk border; twice more later, once across the next.
         with_needle[262_140..262_152].copy_from_slice(&needle);
+        with_needle[300_000..300_012].copy_from_slice(&needle);
+        with_needle[524_280..524_292].copy_from_slice(&needle);
         let out = write_entry(
             File::create(&path).unwrap(),
             &meta(&key, 2),
@@ -618,6 +641,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.needle_found, Some(0));
+        assert_eq!(out.needle_file, Some((1, 3)));
         let mut r = EntryReader::open(&path, &key).unwrap();
         let mut a = Vec::new();
         r.next_file(&mut a).unwrap();

@@ -71,6 +71,9 @@ pub struct KeyRecord {
     /// What the entry's variant read (empty when unknown).
     #[serde(default)]
     pub inputs: Vec<InputDigest>,
+    /// The outputs that bound the entry to a root (`store::BoundBy`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound_by: Vec<super::BoundBy>,
 }
 
 /// A unit's last keys, oldest first.
@@ -176,6 +179,7 @@ mod tests {
 
     fn rec(n: u64) -> KeyRecord {
         KeyRecord {
+            bound_by: Vec::new(),
             at_ms: n,
             version: "1.0.0".into(),
             l1: format!("{n}"),

@@ -21,6 +21,21 @@ pub struct Variant {
     pub inputs: Vec<Input>,
     /// The entry key it produced (informational; lookups recompute it).
     pub entry: String,
+    /// For each root the entry is bound to by an output that names it: which output,
+    /// and how many times (informational, for `explain`; lookups judge the inputs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound_by: Vec<BoundBy>,
+}
+
+/// An output that names a machine root, which binds its entry to that root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundBy {
+    /// The root's token (`key::RootKind::token`).
+    pub root: String,
+    /// The output's file name, as restored.
+    pub file: String,
+    /// How many times the file names the root.
+    pub count: u64,
 }
 
 /// All input sets seen for one first-level key.

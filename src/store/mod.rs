@@ -24,5 +24,5 @@ pub use entry::{
     restore_temp_path, write_entry,
 };
 pub use local::{LAYOUT, Lease, LocalStore};
-pub use manifest::{Manifest, Variant};
+pub use manifest::{BoundBy, Manifest, Variant};
 pub use remote::{Listed, RemoteStore, verify_entry};

@@ -25,7 +25,9 @@ use crate::key::{
 };
 use crate::observe::Observer;
 use crate::reason::Uncacheable;
-use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, PutOutcome, Variant};
+use crate::store::{
+    BoundBy, EntryFile, EntryMeta, EntrySource, LocalStore, Manifest, PutOutcome, Variant,
+};
 
 /// What one run of the real thing did.
 pub(super) struct Ran {
@@ -289,6 +291,7 @@ impl Cx {
             })
             .cloned()
             .collect();
+        let mut bound_by = Vec::new();
         let (key, outcome) = loop {
             normalize_inputs(&mut inputs);
             let key = entry_key(l1, &inputs);
@@ -300,11 +303,19 @@ impl Cx {
                 break (key, outcome);
             };
             let root = unbound.remove(found);
+            if let Some((file, count)) = outcome.needle_file {
+                bound_by.push(BoundBy {
+                    root: root.kind.token().to_string(),
+                    file: files.get(file).map_or_else(String::new, |f| f.name.clone()),
+                    count,
+                });
+            }
             inputs.push(Input::new(InputKind::Root, root.kind.token(), root.real));
         };
         let variant = Variant {
             inputs,
             entry: key.to_hex(),
+            bound_by,
         };
         store.add_variant(l1, variant.clone())?;
         self.upload(&store, l1, &key, &variant);

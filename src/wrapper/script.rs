@@ -69,6 +69,9 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         }]);
         return exec_real(&real, &ran, &args);
     }
+    // A run planted before cargo started that cargo runs anyway starts from the empty
+    // `OUT_DIR` a fresh target dir gives it.
+    crate::seed::clear_rejected_plant(&out_dir);
     let target_root = target_root(out_dir.parent().unwrap_or(&out_dir));
     let pm = PathMap::new(&cfg.cwd, Some(&target_root), cfg.cargo_home.as_deref());
     let mut script = Script {
@@ -135,7 +138,8 @@ impl Script {
                     cx.detail = Some(format!("{} changed during the build", p.display()));
                     return Err(Uncacheable::InputChangedDuringBuild);
                 }
-                let digest = tree_digest(&p, &self.target_root, MAX_FILES).map_err(tree_reason)?;
+                let digest =
+                    tree_digest(&p, &self.target_root, MAX_FILES, &cx.pm).map_err(tree_reason)?;
                 inputs.push(Input::new(
                     InputKind::Tree,
                     cx.pm.normalize_path(&p),
@@ -249,9 +253,20 @@ impl Script {
             scratch: scratch_dirs(&cx.cfg.env),
             writable: Vec::new(),
             ignored_env: &[],
-            // Where the run writes, where it runs, where it finds programs and libraries:
-            // names the run uses to find things, not data (see the book).
-            unbound_env: &["OUT_DIR", "PWD", "PATH", "LD_LIBRARY_PATH"],
+            // Where the run writes, where it runs, where its sources are, where it finds
+            // programs and libraries, and what its `links` dependencies' runs passed on
+            // (their `OUT_DIR`s, include and library directories, keyed as trees):
+            // names the run uses to find things, not data. What it reads there is
+            // observed; what it writes is tokenized, or scanned and bound (see the book).
+            unbound_env: &[
+                "OUT_DIR",
+                "PWD",
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "PATH",
+                "LD_LIBRARY_PATH",
+                "DEP_*",
+            ],
             started: cx.started_at,
             keyed_env: crate::key::is_run_key_var,
         };
@@ -369,7 +384,7 @@ impl Cached for Script {
         for (k, v) in vars {
             let p = Path::new(v);
             if k.starts_with("DEP_") && p.is_absolute() && p.starts_with(&self.target_root) {
-                let d = tree_digest(p, &self.out_dir, MAX_FILES).map_err(tree_reason)?;
+                let d = tree_digest(p, &self.out_dir, MAX_FILES, &cx.pm).map_err(tree_reason)?;
                 dep_trees.push((k.clone(), d));
             }
         }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::harness::Shape::*;
-use crate::harness::{ALL, Case, write_file};
+use crate::harness::{ALL, Case, word_program, write_file};
 
 const FRESH_ONLY: &[crate::harness::Shape] = &[FreshTarget, FreshTargetNoSeed];
 const THREE: &[crate::harness::Shape] = &[SameTarget, FreshTarget, FreshTargetNoSeed];
@@ -139,6 +139,56 @@ fn tool_on_path_replaced_in_place_is_seen_in_a_fresh_target() {
         .mutate(|t| tool(&t.outside, "second-tool"))
         .stale_in_same_target("the script declared nothing about the tool")
         .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed, Remote])
+        .check();
+}
+
+/// Two `soundness-tool` programs outside (compiled: a shell script would read the whole
+/// environment): `bin/` says `first-tool`, `second/bin/` `second-tool`; `empty/` holds
+/// nothing.
+fn two_tools(dir: &Path) {
+    word_program(&dir.join("bin/soundness-tool"), "first-tool");
+    word_program(&dir.join("second/bin/soundness-tool"), "second-tool");
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+}
+
+/// Another program of the same name earlier on PATH (another machine's `cc`): plain
+/// cargo in a fresh target dir runs it. The run is keyed by what PATH resolved to.
+#[test]
+fn another_tool_earlier_on_path_is_seen_in_a_fresh_target() {
+    sibling()
+        .outside(two_tools)
+        .env_before("PATH", "{outside}/bin:{path}")
+        .env_after("PATH", "{outside}/second/bin:{outside}/bin:{path}")
+        .stale_in_same_target("cargo does not rerun a script when PATH changes")
+        .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed, Remote])
+        .check();
+}
+
+/// The same, the tool found by a shell the script starts (a shell reads the whole
+/// environment: PATH is keyed whole).
+#[test]
+fn another_tool_earlier_on_path_found_by_a_shell_is_seen_in_a_fresh_target() {
+    sibling()
+        .outside(two_tools)
+        .env("SIB_SHELL", "1")
+        .env_before("PATH", "{outside}/bin:{path}")
+        .env_after("PATH", "{outside}/second/bin:{outside}/bin:{path}")
+        .stale_in_same_target("cargo does not rerun a script when PATH changes")
+        .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed, Remote])
+        .check();
+}
+
+/// A PATH with another directory that holds none of the programs the run looked up
+/// (another machine's `$CARGO_HOME/bin` in front): the run is replayed.
+#[test]
+fn an_unrelated_directory_on_path_keeps_the_run() {
+    sibling()
+        .outside(two_tools)
+        .env_before("PATH", "{outside}/bin:{path}")
+        .env_after("PATH", "{outside}/empty:{outside}/bin:{path}")
+        .unobservable("the directory added holds no program the run looks up")
+        .expect_run_hit("sib")
+        .shapes(&[FreshTarget, FreshTargetNoSeed, Remote])
         .check();
 }
 

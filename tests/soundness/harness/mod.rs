@@ -22,4 +22,4 @@ mod session;
 mod tree;
 
 pub use case::{ALL, Case, Shape};
-pub use tree::{static_lib, write_file};
+pub use tree::{static_lib, word_program, write_file};

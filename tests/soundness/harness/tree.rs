@@ -105,6 +105,31 @@ pub fn static_lib(dir: &Path, name: &str, c_source: &str) {
     run(Command::new("ar").args(["crsD", &format!("lib{name}.a"), &format!("{name}.o")]));
 }
 
+/// Compiles a program printing `word` into `path` with `cc`: a tool that, unlike a
+/// shell script, reads no variable it does not ask for.
+pub fn word_program(path: &Path, word: &str) {
+    let dir = path.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let source = dir.join("word-program.c");
+    std::fs::write(
+        &source,
+        format!("#include <stdio.h>\nint main(void) {{ puts({word:?}); return 0; }}\n"),
+    )
+    .unwrap();
+    let out = Command::new("cc")
+        .arg(&source)
+        .arg("-o")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(source).unwrap();
+}
+
 pub fn fixture_dir(name: &str) -> PathBuf {
     fixtures_dir().join("soundness").join(name)
 }
