@@ -13,8 +13,10 @@
 #          another CARGO_HOME (registry copied, unpacked again at its own path) whose
 #          bin directory is first on PATH, the rest of PATH reversed, another HOME/USER
 #
-# and prints for each run the wall time, units, hits and what missed (from the
-# report), so the hit rate kept is read beside its cost. Options (environment):
+# and prints for each run the wall time, its ratio to plain cargo's cold build of the
+# same project (run first, in checkout P), units, hits and what missed (from the
+# report), so the hit rate kept is read beside its cost. The goal for every warm row
+# (same, ci, machine) is the same as any warm build's: at most 0.05 of plain cold. Options (environment):
 #   XCACHE_BENCH_PROJECTS="project project-c"  names under bench/ or paths
 #   XCACHE_BENCH_BIN=PATH        the cargo-xcache to measure (default: build this one)
 #   XCACHE_BENCH_BASE_BIN=PATH   also this other binary (an older commit), as `base`
@@ -58,14 +60,15 @@ run() {
   (cd "$dest" && env "$@" XCACHE_DIR="$store" "$bin" xcache build -q >"$WORK/log" 2>&1) ||
     { tail -20 "$WORK/log" >&2; die "$name failed in $dest"; }
   t1=$(date +%s.%N)
-  python3 - "$dest/target/xcache/report.json" "$name" "$t0" "$t1" <<'PY'
+  python3 - "$dest/target/xcache/report.json" "$name" "$t0" "$t1" "$PLAIN_S" <<'PY'
 import json, sys
 path, name, t0, t1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+plain = float(sys.argv[5])
 r = json.load(open(path))
 units = [u for u in r["units"] if u.get("outcome") != "fresh"]
 hits = [u for u in units if u.get("outcome") == "hit"]
 missed = sorted(f'{u["package"]}:{u["kind"]}' for u in units if u.get("outcome") != "hit")
-print(f"{name:<16} {t1 - t0:7.2f}s  units {len(units):4}  hits {len(hits):4}  "
+print(f"{name:<16} {t1 - t0:7.2f}s  {(t1 - t0) / plain:5.3f}x plain  units {len(units):4}  hits {len(hits):4}  "
       f"rate {len(hits) / max(len(units), 1):6.1%}  missed: {' '.join(missed[:12])}"
       + (" …" if len(missed) > 12 else ""))
 PY
@@ -76,6 +79,16 @@ for p in "${PROJECTS[@]}"; do
   [[ -d "$project" ]] || project="$HERE/$p"
   [[ -f "$project/Cargo.toml" ]] || die "no project at $p"
   log "project $p"
+  rm -rf "$WORK/p/ws"
+  mkdir -p "$WORK/p"
+  cp -r "$project" "$WORK/p/ws"
+  rm -rf "$WORK/p/ws/target"
+  t0=$(date +%s.%N)
+  (cd "$WORK/p/ws" && cargo build -q >"$WORK/log" 2>&1) ||
+    { tail -20 "$WORK/log" >&2; die "plain cargo failed in $WORK/p/ws"; }
+  t1=$(date +%s.%N)
+  PLAIN_S=$(python3 -c "print($t1 - $t0)")
+  printf '%-16s %7.2fs\n' plain-cold "$PLAIN_S"
   for tool in "${TOOLS[@]}"; do
     name="${tool%%=*}" bin="${tool#*=}"
     store="$WORK/store-$name"

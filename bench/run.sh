@@ -3,7 +3,8 @@
 # (sccache, kache, mbx), side by side in one run, on one or more projects.
 #
 # For each project (bench/project, the dependency-heavy one, by default; also
-# bench/project-c, the C-heavy one) and each round (XCACHE_BENCH_REPEAT):
+# bench/project-c, the C-heavy one; bench/project-sys, vendored C through -sys crates
+# with cc 1.2.7) and each round (XCACHE_BENCH_REPEAT):
 #
 #   plain-cold     cargo build, no wrapper
 #   TOOL-cold      TOOL with an empty store of its own, checkout A, empty target dir

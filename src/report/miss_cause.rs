@@ -402,8 +402,18 @@ pub fn differences(before: &KeyRecord, now: &KeyRecord) -> Vec<Difference> {
                     Some("-"),
                     Some("-"),
                 )),
-                Some(_) => out.push(diff(what, Some(&i.name), Some("-"), Some("-"))),
-                None => out.push(diff(what, Some(&i.name), Some("-"), None)),
+                Some(_) => out.push(diff(
+                    what,
+                    Some(&input_name(&i.kind, &i.name, what)),
+                    Some("-"),
+                    Some("-"),
+                )),
+                None => out.push(diff(
+                    what,
+                    Some(&input_name(&i.kind, &i.name, what)),
+                    Some("-"),
+                    None,
+                )),
             }
         }
         for j in &now.inputs {
@@ -422,11 +432,26 @@ pub fn differences(before: &KeyRecord, now: &KeyRecord) -> Vec<Difference> {
                     "linker" => DiffKind::Linker,
                     _ => DiffKind::Input,
                 };
-                out.push(diff(what, Some(&j.name), None, Some("-")));
+                out.push(diff(
+                    what,
+                    Some(&input_name(&j.kind, &j.name, what)),
+                    None,
+                    Some("-"),
+                ));
             }
         }
     }
     out
+}
+
+/// An input's name as a difference shows it: with its kind when the difference's kind
+/// does not say it (`lookup cc`: what `cc` resolved to through PATH).
+fn input_name(kind: &str, name: &str, what: DiffKind) -> String {
+    if what == DiffKind::Input {
+        format!("{kind} {name}")
+    } else {
+        name.to_string()
+    }
 }
 
 /// What differs between the named fields two first-level keys were hashed from.

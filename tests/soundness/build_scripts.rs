@@ -153,29 +153,25 @@ fn two_tools(dir: &Path) {
 
 /// Another program of the same name earlier on PATH (another machine's `cc`): plain
 /// cargo in a fresh target dir runs it. The run is keyed by what PATH resolved to.
-#[test]
-fn another_tool_earlier_on_path_is_seen_in_a_fresh_target() {
+fn another_tool_earlier_on_path() -> Case {
     sibling()
         .outside(two_tools)
         .env_before("PATH", "{outside}/bin:{path}")
         .env_after("PATH", "{outside}/second/bin:{outside}/bin:{path}")
         .stale_in_same_target("cargo does not rerun a script when PATH changes")
         .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed, Remote])
-        .check();
+}
+
+#[test]
+fn another_tool_earlier_on_path_is_seen_in_a_fresh_target() {
+    another_tool_earlier_on_path().check();
 }
 
 /// The same, the tool found by a shell the script starts (a shell reads the whole
 /// environment: PATH is keyed whole).
 #[test]
 fn another_tool_earlier_on_path_found_by_a_shell_is_seen_in_a_fresh_target() {
-    sibling()
-        .outside(two_tools)
-        .env("SIB_SHELL", "1")
-        .env_before("PATH", "{outside}/bin:{path}")
-        .env_after("PATH", "{outside}/second/bin:{outside}/bin:{path}")
-        .stale_in_same_target("cargo does not rerun a script when PATH changes")
-        .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed, Remote])
-        .check();
+    another_tool_earlier_on_path().env("SIB_SHELL", "1").check();
 }
 
 /// A PATH with another directory that holds none of the programs the run looked up
