@@ -12,8 +12,8 @@
 //!
 //! So the run gets `-fdebug-prefix-map=<root>=<remapped>` for each root through what
 //! every version of `cc` reads: `CFLAGS` and `CXXFLAGS` in whichever spellings are set
-//! (`CFLAGS_<target>`, `TARGET_CFLAGS`, …), the user's flags first and kept, or plain
-//! `CFLAGS`/`CXXFLAGS` when none is. Only debug information is remapped: what a C
+//! (`CFLAGS_<target>`, `TARGET_CFLAGS`, …), the user's flags first and kept, or the
+//! target's spelling, which only `cc` reads, when none is. Only debug information is remapped: what a C
 //! program prints of `__FILE__` stays what plain cargo gives, and a run whose outputs
 //! still name a root (through `__FILE__`, say) stays bound to it. The flags are added
 //! only when the compilers the run would use accept them (asked once per compiler
@@ -54,8 +54,11 @@ fn spellings(base: &str, target: &str, host: &str) -> Vec<String> {
 }
 
 /// The variables to set for the run: each flag variable of `bases` (`CFLAGS`,
-/// `CXXFLAGS`) that is set, in any spelling, with `flags` after the user's; the plain
-/// name when no spelling is.
+/// `CXXFLAGS`) that is set, in any spelling, with `flags` after the user's. When no
+/// spelling is set, the target's (`CFLAGS_x86_64_unknown_linux_gnu`), which `cc` reads
+/// first and nothing else does: a plain `CFLAGS` would also reach `configure` scripts
+/// and makefiles a build script runs, which then drop their own defaults (autoconf's
+/// `-g -O2`).
 pub fn debug_map_env(
     vars: &BTreeMap<String, String>,
     flags: &[String],
@@ -72,7 +75,7 @@ pub fn debug_map_env(
         let names = spellings(base, target, host);
         let set: Vec<&String> = names.iter().filter(|n| vars.contains_key(*n)).collect();
         if set.is_empty() {
-            out.push((base.to_string(), ours.clone()));
+            out.push((names[1].clone(), ours.clone()));
         }
         for n in set {
             let theirs = vars[n].trim_end();
@@ -168,13 +171,22 @@ mod tests {
         assert_eq!(
             debug_map_env(&none, &flags, &FLAG_VARS),
             [
-                ("CFLAGS".to_string(), flags[0].clone()),
-                ("CXXFLAGS".to_string(), flags[0].clone()),
+                (
+                    "CFLAGS_x86_64_unknown_linux_gnu".to_string(),
+                    flags[0].clone()
+                ),
+                (
+                    "CXXFLAGS_x86_64_unknown_linux_gnu".to_string(),
+                    flags[0].clone()
+                ),
             ]
         );
         assert_eq!(
             debug_map_env(&none, &flags, &["CFLAGS"]),
-            [("CFLAGS".to_string(), flags[0].clone())]
+            [(
+                "CFLAGS_x86_64_unknown_linux_gnu".to_string(),
+                flags[0].clone()
+            )]
         );
         let theirs = vars(&[
             ("TARGET", "x86_64-unknown-linux-gnu"),

@@ -168,11 +168,12 @@ impl Rustc {
     }
 
     /// Puts the shim that sends the script's runs through the cache in front of a
-    /// build-script executable (`super::shim`), when runs are cached. The build scripts
-    /// of `cargo xcache warm`'s placeholder packages are not: their runs are never stored.
+    /// build-script executable (`super::shim`). With runs not cached (`XCACHE_DISABLE`,
+    /// `XCACHE_BUILD_RUNS=0`) it still gives the run what a cached run gets (the C path
+    /// remapping), so the outputs are the same either way. The build scripts of
+    /// `cargo xcache warm`'s placeholder packages get none: their runs are never stored.
     fn install_shim(&self, cx: &mut Cx, digest: Option<Key>) {
-        if !cx.cfg.build_runs || cx.cfg.disabled || cx.cfg.placeholder || cx.cfg.store_dir.is_none()
-        {
+        if cx.cfg.placeholder || cx.cfg.store_dir.is_none() {
             return;
         }
         let Some(bin) = self.build_script_output(cx) else {

@@ -55,25 +55,30 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         return 1;
     };
     let cfg = WrapperConfig::resolve(env, cwd);
-    let out_dir = cfg.env.get("OUT_DIR").map(PathBuf::from);
-    let (Some(out_dir), Some(store_dir)) = (out_dir, cfg.store_dir.clone()) else {
-        return exec_real(&real, &ran, &args);
+    let Some(out_dir) = cfg.env.get("OUT_DIR").map(PathBuf::from) else {
+        return exec_real(&real, &ran, &args, &[]);
+    };
+    let target_root = target_root(out_dir.parent().unwrap_or(&out_dir));
+    let pm = PathMap::new(&cfg.cwd, Some(&target_root), cfg.cargo_home.as_deref());
+    // What the run gets whether it is cached or not, so that its outputs are the same
+    // either way (`XCACHE_DISABLE=1` included).
+    let added = Added::new(&cfg, &pm);
+    let Some(store_dir) = cfg.store_dir.clone() else {
+        return exec_real(&real, &ran, &args, &added.vars);
     };
     if cfg.disabled || !cfg.build_runs {
-        return exec_real(&real, &ran, &args);
+        return exec_real(&real, &ran, &args, &added.vars);
     }
     if let Err(e) = LocalStore::open(&store_dir) {
         warn_once_per_build(&[Warning {
             code: e.code().to_string(),
             message: e.to_string(),
         }]);
-        return exec_real(&real, &ran, &args);
+        return exec_real(&real, &ran, &args, &added.vars);
     }
     // A run planted before cargo started that cargo runs anyway starts from the empty
     // `OUT_DIR` a fresh target dir gives it.
     crate::seed::clear_rejected_plant(&out_dir);
-    let target_root = target_root(out_dir.parent().unwrap_or(&out_dir));
-    let pm = PathMap::new(&cfg.cwd, Some(&target_root), cfg.cargo_home.as_deref());
     let mut script = Script {
         real,
         ran,
@@ -83,16 +88,86 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         before: HashMap::new(),
         written: Vec::new(),
         key_parts: None,
-        c_debug_map: Vec::new(),
+        added,
     };
     let mut cx = Cx::new(cfg, pm).with_file_clock();
     run_cached(&mut script, &mut cx)
 }
 
-/// Runs the real executable in this process's place (same arguments, environment and
-/// working directory).
-fn exec_real(real: &Path, ran: &Path, args: &[OsString]) -> i32 {
-    let err = Command::new(real).arg0(ran).args(args).exec();
+/// What the shim adds to a run's environment, and what the key says of it.
+struct Added {
+    /// The variables set for the run: cargo's `trim-paths` variables (which recent `cc`
+    /// versions turn into prefix maps) unless cargo set them, and the C and C++ flag
+    /// variables with `-fdebug-prefix-map` for the roots after the user's flags
+    /// (`key::debug_map_env`) for the compilers that take the flag.
+    vars: Vec<(String, String)>,
+    /// The identities of the C tools the run may use (`key::c_tool_names`).
+    tools: Vec<(String, String)>,
+    /// The flag variables that got the prefix maps (`CFLAGS`, `CXXFLAGS`).
+    takes: Vec<&'static str>,
+}
+
+impl Added {
+    fn new(cfg: &WrapperConfig, pm: &PathMap) -> Added {
+        let vars = cfg.env.all();
+        let path_var = cfg.env.path_var().map(|p| p.as_os_str());
+        let tools: Vec<(String, String)> = c_tool_names(vars)
+            .into_iter()
+            .map(|n| {
+                let id = tool_identity(&n, &cfg.cwd, path_var);
+                (n, id)
+            })
+            .collect();
+        // Debug information of the C and C++ it compiles names remapped roots, when
+        // the compiler takes the flag.
+        let private = crate::private_dir::private_subdir("c-compilers").ok();
+        let takes: Vec<&'static str> = crate::key::compiler_commands(vars)
+            .into_iter()
+            .filter(|(_, command)| {
+                let first = command.split_whitespace().next().unwrap_or("");
+                let id = tools
+                    .iter()
+                    .find(|(n, _)| n == first)
+                    .map_or("absent", |(_, id)| id.as_str());
+                crate::key::compiler_takes_debug_map(command, id, &cfg.cwd, private.as_deref())
+            })
+            .map(|(flags, _)| flags)
+            .collect();
+        let mut added = Vec::new();
+        if !vars.contains_key("CARGO_TRIM_PATHS_SCOPE")
+            && !vars.contains_key("CARGO_TRIM_PATHS_REMAP")
+        {
+            let pairs: Vec<String> = pm
+                .roots()
+                .iter()
+                .rev()
+                .filter(|r| !r.real.contains(':') && !r.real.contains('='))
+                .map(|r| format!("{}={}", r.real, r.remap))
+                .collect();
+            added.push(("CARGO_TRIM_PATHS_SCOPE".to_string(), "object".to_string()));
+            added.push(("CARGO_TRIM_PATHS_REMAP".to_string(), pairs.join(":")));
+        }
+        added.extend(crate::key::debug_map_env(
+            vars,
+            &crate::key::debug_map_flags(pm),
+            &takes,
+        ));
+        Added {
+            vars: added,
+            tools,
+            takes,
+        }
+    }
+}
+
+/// Runs the real executable in this process's place (same arguments, working directory
+/// and environment, with `added`).
+fn exec_real(real: &Path, ran: &Path, args: &[OsString], added: &[(String, String)]) -> i32 {
+    let err = Command::new(real)
+        .arg0(ran)
+        .args(args)
+        .envs(added.iter().cloned())
+        .exec();
     eprintln!("error: xcache: failed to run {}: {err}", real.display());
     1
 }
@@ -109,10 +184,8 @@ struct Script {
     written: Vec<PathBuf>,
     /// What the first-level key was hashed from (for the key history).
     key_parts: Option<crate::key::KeyParts>,
-    /// The C and C++ flag variables the run gets, with `-fdebug-prefix-map` for the
-    /// roots after the user's flags (`key::debug_map_env`); empty when the compilers
-    /// do not take the flag. Decided with the key, which says whether.
-    c_debug_map: Vec<(String, String)>,
+    /// What the run's environment gets (and the key says of it).
+    added: Added,
 }
 
 impl Script {
@@ -176,22 +249,7 @@ impl Script {
             .env("OUT_DIR", out_dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let vars = cx.cfg.env.all();
-        if !vars.contains_key("CARGO_TRIM_PATHS_SCOPE")
-            && !vars.contains_key("CARGO_TRIM_PATHS_REMAP")
-        {
-            let pairs: Vec<String> = cx
-                .pm
-                .roots()
-                .iter()
-                .rev()
-                .filter(|r| !r.real.contains(':') && !r.real.contains('='))
-                .map(|r| format!("{}={}", r.real, r.remap))
-                .collect();
-            cmd.env("CARGO_TRIM_PATHS_SCOPE", "object")
-                .env("CARGO_TRIM_PATHS_REMAP", pairs.join(":"));
-        }
-        cmd.envs(self.c_debug_map.iter().map(|(k, v)| (k, v)));
+        cmd.envs(self.added.vars.iter().cloned());
         if let Some(o) = &observer {
             o.apply(&mut cmd, cx.cfg.env.get("LD_PRELOAD"));
         }
@@ -356,30 +414,6 @@ impl Cached for Script {
         .ok()
         .map(|l| l.key);
         let env = run_env(vars, &cx.pm);
-        let tools: Vec<(String, String)> = c_tool_names(vars)
-            .into_iter()
-            .map(|n| {
-                let id = tool_identity(&n, &cx.cfg.cwd, path_var);
-                (n, id)
-            })
-            .collect();
-        // Debug information of the C and C++ it compiles names remapped roots, when
-        // every compiler it would use takes the flag.
-        let private = crate::private_dir::private_subdir("c-compilers").ok();
-        let takes: Vec<&str> = crate::key::compiler_commands(vars)
-            .into_iter()
-            .filter(|(_, command)| {
-                let first = command.split_whitespace().next().unwrap_or("");
-                let id = tools
-                    .iter()
-                    .find(|(n, _)| n == first)
-                    .map_or("absent", |(_, id)| id.as_str());
-                crate::key::compiler_takes_debug_map(command, id, &cx.cfg.cwd, private.as_deref())
-            })
-            .map(|(flags, _)| flags)
-            .collect();
-        self.c_debug_map =
-            crate::key::debug_map_env(vars, &crate::key::debug_map_flags(&cx.pm), &takes);
         let mut dep_trees = Vec::new();
         for (k, v) in vars {
             let p = Path::new(v);
@@ -393,9 +427,9 @@ impl Cached for Script {
             compiler: &compiler.key,
             c_runtime: c_runtime.as_ref(),
             env: &env,
-            tools: &tools,
+            tools: &self.added.tools,
             dep_trees: &dep_trees,
-            c_debug_map: &takes,
+            c_debug_map: &self.added.takes,
         };
         let key = run_l1_key(&input);
         self.key_parts = Some(run_key_parts(&input));

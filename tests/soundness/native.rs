@@ -125,3 +125,62 @@ fn linker_wrapper_edited_in_place_is_seen_in_a_fresh_target() {
         .shapes(THREE)
         .check();
 }
+
+/// `fixtures/soundness/c-paths`: `cwhere`'s build script compiles C with debug
+/// information from its absolute path, with `CC` and the first set spelling of `CFLAGS`
+/// (as the `cc` crate does); the program prints the C's `__FILE__` and a value `-DVALUE`
+/// may set.
+fn c_paths() -> Case {
+    Case::new("c-paths", "app")
+}
+
+/// The debug information is remapped, `__FILE__` is not: the moved checkout's program
+/// prints its own path, as plain cargo's does.
+#[test]
+fn c_file_macro_follows_the_moved_checkout() {
+    c_paths()
+        .mutate(|t| t.edit("cwhere/csrc/where.c", "VALUE 1", "VALUE 2"))
+        .shapes(&[SameTarget, FreshTarget, MovedCheckout, Remote])
+        .check();
+}
+
+/// The user's `CFLAGS` reach the compiler beside the remapping, and their change is seen.
+#[test]
+fn user_cflags_are_kept_and_their_change_is_seen() {
+    c_paths()
+        .env_before("CFLAGS", "-DVALUE=3")
+        .env_after("CFLAGS", "-DVALUE=4")
+        .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed, MovedCheckout])
+        .check();
+}
+
+/// A spelling the `cc` crate prefers to `CFLAGS` (`HOST_CFLAGS` for a host build) is kept.
+#[test]
+fn user_host_cflags_are_kept_and_their_change_is_seen() {
+    c_paths()
+        .env("CFLAGS", "-DVALUE=8")
+        .env_before("HOST_CFLAGS", "-DVALUE=5")
+        .env_after("HOST_CFLAGS", "-DVALUE=6")
+        .shapes(&[SameTarget, FreshTarget, MovedCheckout])
+        .check();
+}
+
+/// A compiler that refuses `-fdebug-prefix-map` (as `CC`) gets none: the build succeeds
+/// and gives what plain cargo gives.
+#[test]
+fn a_compiler_refusing_the_prefix_map_still_builds() {
+    c_paths()
+        .outside(|dir| {
+            let path = dir.join("picky-cc");
+            write_file(
+                &path,
+                "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in -fdebug-prefix-map*) \
+                 echo \"picky-cc: unknown option $a\" >&2; exit 1;; esac; done\nexec cc \"$@\"\n",
+            );
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        })
+        .env("CC", "{outside}/picky-cc")
+        .mutate(|t| t.edit("cwhere/csrc/where.c", "VALUE 1", "VALUE 9"))
+        .shapes(&[SameTarget, FreshTarget, MovedCheckout])
+        .check();
+}
