@@ -245,6 +245,36 @@ fn a_script_that_writes_into_its_package_is_run_and_not_stored() {
     assert_eq!(b.run("app"), EXPECTED);
 }
 
+/// A directory the script made in its package and removed before it ended is its own
+/// scratch: the run is stored and replayed. A file moved out of it stays a write.
+#[test]
+fn a_script_whose_temporary_directory_is_gone_is_stored() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("c-build", "ws1");
+    let (_, r) = build(&ws1, &s.store(), &[NO_SEED, ("PLAIN_TEMP_HERE", "1")]);
+    assert_eq!(r.runs()["plain"], run("miss"));
+    assert!(!ws1.join("plain/tmp-by-build-script").exists());
+    let ws2 = s.checkout("c-build", "ws2");
+    let (b, r) = build(&ws2, &s.store(), &[NO_SEED, ("PLAIN_TEMP_HERE", "1")]);
+    assert_eq!(r.runs()["plain"], run("hit"));
+    assert_eq!(b.run("app"), EXPECTED);
+
+    let ws3 = s.checkout("c-build", "ws3");
+    let (_, r) = build(
+        &ws3,
+        &s.store(),
+        &[NO_SEED, ("PLAIN_TEMP_HERE", "move-out")],
+    );
+    assert_eq!(
+        r.runs()["plain"],
+        (
+            "uncacheable".to_string(),
+            Some("writes-outside".to_string())
+        )
+    );
+    assert!(ws3.join("plain/moved-by-build-script.txt").is_file());
+}
+
 #[test]
 fn a_corrupt_run_entry_is_detected_rerun_and_replaced() {
     let s = Scratch::new();

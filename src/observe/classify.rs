@@ -352,6 +352,13 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             scope.keyed_env,
         ));
     }
+    // A directory the run made outside its place and removed before it ended leaves
+    // nothing behind (rustc's `rmeta…` directory when a probe writes its metadata to
+    // stdout, a temporary directory made in the working directory): scratch of its own,
+    // not a write. `mkdir` succeeding says it was not there before; what was moved or
+    // linked out of it is a write of its own.
+    c.wrote_outside
+        .retain(|p| !made_dirs.iter().any(|d| p.starts_with(d) && is_gone(d)));
     c.host_cpu = host_cpu;
     crate::key::normalize_inputs(&mut inputs);
     c.inputs = inputs;
@@ -559,6 +566,11 @@ pub fn bound_roots(text: &str, pm: &PathMap) -> Vec<Input> {
         .filter(|r: &&Root| normalized.contains(r.kind.token()))
         .map(|r| Input::new(InputKind::Root, r.kind.token(), r.real.clone()))
         .collect()
+}
+
+/// Whether nothing is at `p` now.
+fn is_gone(p: &Path) -> bool {
+    matches!(std::fs::symlink_metadata(p), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// A process's environment as the kernel keeps it (`/proc/self/environ`, or another
