@@ -25,6 +25,8 @@ FORMAT_VERSION = 2
 # The targets of issue 4, per project.
 # xcache-warm / plain-cold: 0.035 for `cargo build`, 0.05 for `cargo test` (issue 14).
 WARM_MAX = 0.05 if os.environ.get("RB_COMMAND") == "test" else 0.035
+# xcache-machine / plain-cold (another CARGO_HOME, PATH order, HOME): issue 27.
+MACHINE_MAX = 0.05
 COLD_MAX = 1.05  # xcache-cold / plain-cold
 
 COLUMNS = ("project", "name", "tool", "phase", "iteration", "seconds", "peak_rss_kb",
@@ -178,6 +180,10 @@ def main():
                 r = round(xw / other, 4) if xw is not None and other else None
                 target(f"xcache_warm_over_{s['tool']}_warm", f"xcache-warm / {name}", r, "< 1",
                        None if r is None else r < 1)
+        xm = summary.get("xcache-machine", {}).get("seconds_median")
+        r = round(xm / plain, 4) if xm is not None and plain else None
+        target("xcache_machine_over_plain_cold", "xcache-machine / plain-cold", r, f"<= {MACHINE_MAX}",
+               None if r is None else r <= MACHINE_MAX)
         r = round(xc / plain, 4) if xc is not None and plain else None
         target("xcache_cold_over_plain_cold", "xcache-cold / plain-cold", r, f"<= {COLD_MAX}",
                None if r is None else r <= COLD_MAX)
@@ -185,7 +191,7 @@ def main():
         # Before/after in one run (XCACHE_BENCH_BASE_BIN): not a target, a measure of what
         # the commits between the two binaries cost or saved.
         before_after = {}
-        for phase in ("cold", "warm"):
+        for phase in ("cold", "warm", "machine"):
             now = summary.get(f"xcache-{phase}", {}).get("seconds_median")
             base = summary.get(f"xcache-base-{phase}", {}).get("seconds_median")
             if now is not None and base:

@@ -10,6 +10,11 @@
 #   TOOL-cold      TOOL with an empty store of its own, checkout A, empty target dir
 #   TOOL-warm      the same store; checkout A deleted first; a fresh copy of the
 #                  project at another absolute path B, empty target dir
+#   TOOL-machine   the same store, as on another machine (a fleet's second CI runner):
+#                  a fresh copy at another path C, empty target dir, another CARGO_HOME
+#                  (the registry's index and downloads copied, unpacked again at its
+#                  own path) whose bin directory is first on PATH, the rest of PATH in
+#                  reverse order, another HOME and USER
 #
 # for TOOL in XCACHE_BENCH_TOOLS (default: xcache sccache kache mbx; a peer
 # that is not installed is left out with a message). Every store is new in
@@ -235,6 +240,20 @@ run_env() {
     XDG_CONFIG_HOME="$x/config" XDG_CACHE_HOME="$x/cache" XDG_DATA_HOME="$x/data" XDG_STATE_HOME="$x/state"
 }
 
+# machine_env: what differs on another machine (the TOOL-machine phase). Its
+# CARGO_HOME holds copies of this one's registry index and downloaded crates, so
+# cargo unpacks the sources again at another path, offline.
+machine_env() {
+  local home2="$WORK/machine2/cargo-home" user_home="$WORK/machine2/home"
+  local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+  if [[ ! -d "$home2/registry/cache" ]]; then
+    mkdir -p "$home2/bin" "$home2/registry" "$user_home"
+    cp -r "$cargo_home/registry/index" "$cargo_home/registry/cache" "$home2/registry/"
+  fi
+  printf '%s\n' CARGO_HOME="$home2" HOME="$user_home" USER=runner LOGNAME=runner \
+    PATH="$home2/bin:$(tr ':' '\n' <<<"$PATH" | tac | paste -sd: -)"
+}
+
 # ---------------------------------------------------------------- daemons
 
 # start_sccache_server TAG RUN_DIR STORE CHECKOUT: a foreground sccache server
@@ -312,6 +331,7 @@ run_build() {
 
   local envs cmd
   mapfile -t envs < <(run_env "$run_dir")
+  [[ "$phase" != machine ]] || mapfile -t -O "${#envs[@]}" envs < <(machine_env)
   case "$tool" in
     plain)
       cmd=(cargo "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
@@ -438,6 +458,7 @@ for project in "${PROJECT_DIRS[@]}"; do
       store="$WORK/stores/$pname-$tool-$it"
       run_build "$pname" "$tool" cold "$it" "$store" "$WORK/a/$pname-$tool-$it/project"
       run_build "$pname" "$tool" warm "$it" "$store" "$WORK/elsewhere/moved/$pname-$tool-$it/checkout"
+      run_build "$pname" "$tool" machine "$it" "$store" "$WORK/machine2/src/$pname-$tool-$it/ws"
       rm -rf "$store"
     done
   done

@@ -27,6 +27,10 @@ fn registry_crate_hits_with_another_cargo_home_and_target_dir() {
             Some(expected),
             "build {n}"
         );
+        // cargo's fingerprint of a registry unit hashes its sources' absolute path: a
+        // seed captured under the first CARGO_HOME is not planted under the second
+        // (where cargo would reject it); the wrapper restores the unit instead.
+        assert_eq!(r.summary("seed_rejected"), 0, "build {n}");
     }
     assert_eq!(outputs[0], "1234567\n");
     assert_eq!(outputs[0], outputs[1]);

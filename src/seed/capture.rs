@@ -282,6 +282,24 @@ fn capture_unit(
             .map_err(|_| Skip::Unseedable)?;
         inputs.push(Input::new(InputKind::Linker, request, l.key.clone()));
     }
+    // cargo's fingerprint of a package outside the workspace (a registry or git package
+    // in CARGO_HOME, a path dependency elsewhere) hashes its sources' absolute path:
+    // planted where that path differs, cargo would reject the unit (and every unit
+    // built on it, whose deferred identities then fail). It holds where the path is
+    // the same.
+    if !pl.cwd.starts_with(workspace_root) {
+        let in_home = unit_pm
+            .real_of(RootKind::CargoHome)
+            .is_some_and(|h| pl.cwd.starts_with(h));
+        let kind = if in_home {
+            RootKind::CargoHome
+        } else {
+            RootKind::Cwd
+        };
+        if let Some(real) = unit_pm.real_of(kind) {
+            inputs.push(Input::new(InputKind::Root, kind.token(), real.to_string()));
+        }
+    }
     for v in RUSTC_ENV {
         inputs.push(Input::env(
             v,
