@@ -102,7 +102,7 @@ for p in "${PROJECTS[@]}"; do
     # Another machine: its own CARGO_HOME (the registry's index and downloaded crates
     # copied, so cargo unpacks them at another path offline), whose bin directory
     # rustup puts first on PATH, the rest of PATH in another order, another user.
-    home2="$WORK/machine2/cargo-home"
+    home2="$WORK/machine2/cargo-home-$(basename "$p")"
     if [[ ! -d "$home2" ]]; then
       mkdir -p "$home2/bin" "$home2/registry"
       cp -r "$CARGO_HOME/registry/index" "$CARGO_HOME/registry/cache" "$home2/registry/"

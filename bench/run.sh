@@ -240,11 +240,12 @@ run_env() {
     XDG_CONFIG_HOME="$x/config" XDG_CACHE_HOME="$x/cache" XDG_DATA_HOME="$x/data" XDG_STATE_HOME="$x/state"
 }
 
-# machine_env: what differs on another machine (the TOOL-machine phase). Its
-# CARGO_HOME holds copies of this one's registry index and downloaded crates, so
-# cargo unpacks the sources again at another path, offline.
+# machine_env: what differs on another machine (the TOOL-machine phase of project
+# $pname). Its CARGO_HOME (one per project, made after the project's fetch) holds
+# copies of this one's registry index and downloaded crates, so cargo unpacks the
+# sources again at another path, offline.
 machine_env() {
-  local home2="$WORK/machine2/cargo-home" user_home="$WORK/machine2/home"
+  local home2="$WORK/machine2/cargo-home-$pname" user_home="$WORK/machine2/home"
   local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
   if [[ ! -d "$home2/registry/cache" ]]; then
     mkdir -p "$home2/bin" "$home2/registry" "$user_home"

@@ -113,7 +113,10 @@ fn linked_units_hit_in_a_moved_checkout_and_match_an_uncached_build() {
                 .unwrap()
                 .to_string_lossy()
                 .replace(".xcache-real", ""),
-            b.file_name().unwrap().to_string_lossy()
+            b.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .replace(".xcache-real", "")
         );
         let bytes = std::fs::read(a).unwrap();
         assert!(
