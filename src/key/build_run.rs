@@ -227,7 +227,7 @@ impl From<io::Error> for TreeError {
 /// or edited entry changes it.
 ///
 /// A text file that names a root of `pm` is described with the root tokenized
-/// ([`content_digest`]): a `.pc` or `.cmake` file a `-sys` crate writes into its
+/// (`content_digest`): a `.pc` or `.cmake` file a `-sys` crate writes into its
 /// `OUT_DIR` names the target dir, and is restored with the root put back, so the same
 /// tree on another machine or in another target dir reads the same.
 pub fn tree_digest(p: &Path, skip: &Path, limit: usize, pm: &PathMap) -> Result<String, TreeError> {

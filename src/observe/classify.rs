@@ -52,7 +52,7 @@ pub struct Scope<'a> {
     pub ignored_env: &'a [&'a str],
     /// Variables whose values name a root without binding the unit to it (a build
     /// script's `OUT_DIR`, which it writes into: what it writes is tokenized, or scanned
-    /// and bound); an entry ending in `*` is a prefix ([`is_unbound`]).
+    /// and bound); an entry ending in `*` is a prefix (`is_unbound`).
     pub unbound_env: &'a [&'a str],
     /// When the run started: an input modified after it may not be what was read.
     pub started: SystemTime,
