@@ -31,15 +31,28 @@ const FLAG_VARS: [&str; 2] = ["CFLAGS", "CXXFLAGS"];
 
 /// The `-fdebug-prefix-map` flags for `pm`'s roots, the least specific first: GCC and
 /// Clang let the last matching map win, so a root inside another (the target dir in the
-/// workspace) is remapped as itself. A root that the flag syntax or `cc`'s splitting on
-/// whitespace cannot carry is left out (its paths stay, and bind the run).
+/// workspace) is remapped as itself. A root that cannot travel safely is left out (its
+/// paths stay, and bind the run): see [`carries_safely`].
 pub fn debug_map_flags(pm: &PathMap) -> Vec<String> {
     pm.roots()
         .iter()
         .rev()
-        .filter(|r| !r.real.contains('=') && !r.real.chars().any(char::is_whitespace))
+        .filter(|r| carries_safely(&r.real))
         .map(|r| format!("-fdebug-prefix-map={}={}", r.real, r.remap))
         .collect()
+}
+
+/// Whether a root can be written into a flag variable unchanged on every road it takes:
+/// `cc` splits the variable on whitespace, the flag's own syntax splits at `=`, a
+/// `configure` script expands `$CFLAGS` unquoted (splitting words and matching `*?[`
+/// against files), and `make` expands `$` in what it imports from the environment. A
+/// path with any character outside letters, digits and `/._-+,@:~%` is left out rather
+/// than risk a build that fails, or compiles another file, because of the cache.
+fn carries_safely(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .chars()
+            .all(|c| c.is_alphanumeric() || "/._-+,@:~%".contains(c))
 }
 
 /// The spellings of a flag variable `cc` reads for `target`, in its order of preference.
@@ -230,6 +243,25 @@ mod tests {
         assert!(ws_at < target_at, "{flags:?}");
         let spaced = PathMap::new(Path::new("/a b/ws"), None, None);
         assert!(debug_map_flags(&spaced).is_empty());
+    }
+
+    /// Paths a shell, `make` or the flag syntax would change are left out; ordinary
+    /// ones, non-ASCII letters included, are carried.
+    #[test]
+    fn roots_a_shell_or_make_would_change_are_left_out() {
+        for hostile in [
+            "/w/a=b", "/w/$HOME", "/w/$(rm)", "/w/`x`", "/w/a*", "/w/a?", "/w/[ab]", "/w/a;b",
+            "/w/a'b", "/w/a\"b", "/w/a\\b", "/w/a\tb", "/w/a\nb", "/w/a|b", "/w/a&b", "/w/#x", "",
+        ] {
+            assert!(!carries_safely(hostile), "{hostile:?}");
+        }
+        for fine in [
+            "/home/runner/work/app",
+            "/w/a-b_c.d+e,f@g:h~i%j",
+            "/w/Übung",
+        ] {
+            assert!(carries_safely(fine), "{fine:?}");
+        }
     }
 
     #[test]

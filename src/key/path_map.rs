@@ -224,6 +224,34 @@ impl PathMap {
 }
 
 /// `path` equals `root` or lies below it.
+/// The directory whose paths a build-script run's key names relative to its root: the
+/// workspace its package belongs to, where cargo runs rustc for the package. cargo runs
+/// a build script in its package's directory, but what a run reads often lies in a
+/// sibling member (a header directory a `links` member exports through `DEP_*`): with
+/// the package's directory as the root, such a path stayed absolute and bound the run
+/// to the checkout. The nearest directory, from the package's up, whose `Cargo.toml`
+/// has a `[workspace]` table; the package's own directory when there is none or it lies
+/// in `CARGO_HOME` (whose root names it anyway). A wider root than cargo's own choice
+/// (an unrelated workspace above a path dependency) only tokenizes more, and an output
+/// naming the package still names the root and binds the run.
+pub fn run_root(package_dir: &Path, cargo_home: Option<&Path>) -> PathBuf {
+    if cargo_home.is_some_and(|h| package_dir.starts_with(h)) {
+        return package_dir.to_path_buf();
+    }
+    let has_workspace = |dir: &Path| {
+        std::fs::read_to_string(dir.join("Cargo.toml"))
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .is_some_and(|t| t.contains_key("workspace"))
+    };
+    package_dir
+        .ancestors()
+        .take_while(|d| d.parent().is_some())
+        .find(|d| has_workspace(d))
+        .unwrap_or(package_dir)
+        .to_path_buf()
+}
+
 fn is_under(path: &str, root: &str) -> bool {
     path == root || (path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/'))
 }

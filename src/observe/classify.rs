@@ -360,6 +360,8 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
     c.wrote_outside
         .retain(|p| !made_dirs.iter().any(|d| p.starts_with(d) && is_gone(d)));
     c.host_cpu = host_cpu;
+    // A C compile may turn a file's name, root and all, into data no output scan finds.
+    inputs.extend(super::file_macros::bound_roots(trace, scope));
     crate::key::normalize_inputs(&mut inputs);
     c.inputs = inputs;
     c
@@ -622,7 +624,7 @@ impl Classified {
 }
 
 impl Scope<'_> {
-    fn is_covered(&self, p: &Path) -> bool {
+    pub(super) fn is_covered(&self, p: &Path) -> bool {
         self.covered.iter().any(|d| p.starts_with(d))
     }
 

@@ -17,6 +17,7 @@
 //! raw `syscall`), detected when such a program is started (static binary).
 
 mod classify;
+mod file_macros;
 mod trace;
 mod walkers;
 mod whole_env;

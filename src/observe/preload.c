@@ -13,7 +13,8 @@
  *     <pid> <op> <errno> <path or name, escaped>\n
  *
  * ops: I process start (path: the executable; errno field: parent pid)
- *      o opened for reading      w opened for writing / created / removed / renamed
+ *      o opened for reading (after a tab, `rel` when named by a relative path)
+ *      w opened for writing / created / removed / renamed
  *      s stat or access          d directory opened for listing
  *      l readlink                r realpath
  *      m mkdir                   e getenv (errno 0: set, 1: unset)
@@ -186,6 +187,8 @@ static void note_full(char op, long err, int dirfd, const char *path, const char
                 full = abs;
             }
         }
+        /* A file opened by a relative name: a compiler's __FILE__ names no root then. */
+        if (!extra && op == 'o' && path[0] != '/') extra = "rel";
         char line[4 * PATH_MAX + 64];
         int n = snprintf(line, sizeof line, "%d %c %ld ", (int)getpid(), op, err);
         if (n > 0) {

@@ -67,6 +67,9 @@ pub struct Event {
     pub chain: Option<String>,
     /// Which program of its process made the call: 0 before the first exec, then 1, ….
     pub image: u32,
+    /// For [`Op::Read`]: the process named the file by a relative path (recorded as
+    /// `rel` after a tab); `path` is absolute all the same.
+    pub relative: bool,
 }
 
 /// Everything one observed run recorded, in the order it was written.
@@ -156,6 +159,10 @@ fn parse_line(line: &str) -> Option<Event> {
         chain = Some(ch.trim().to_string());
         caller = Some(obj.to_string());
     }
+    let relative = op == Op::Read && caller.as_deref() == Some("rel");
+    if relative {
+        caller = None;
+    }
     Some(Event {
         pid,
         op,
@@ -164,6 +171,7 @@ fn parse_line(line: &str) -> Option<Event> {
         caller,
         chain,
         image: 0,
+        relative,
     })
 }
 

@@ -29,7 +29,7 @@ use crate::config::{Env, WrapperConfig};
 use crate::key::{
     Input, InputKind, Key, LinkerRequest, PathMap, RunKeyInput, TreeError, artifact_identity,
     c_tool_names, compiler_id, linker_id, normalize_inputs, run_env, run_key_parts, run_l1_key,
-    tool_identity, tree_digest,
+    run_root, tool_identity, tree_digest,
 };
 use crate::observe::{Observer, Scope, before_run, classify, env_inputs};
 use crate::reason::{BUILD_SCRIPT_FAILED, Uncacheable};
@@ -59,7 +59,9 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         return exec_real(&real, &ran, &args, &[]);
     };
     let target_root = target_root(out_dir.parent().unwrap_or(&out_dir));
-    let pm = PathMap::new(&cfg.cwd, Some(&target_root), cfg.cargo_home.as_deref());
+    // Paths are named from the package's workspace, as they are for its compiles.
+    let root_dir = run_root(&cfg.cwd, cfg.cargo_home.as_deref());
+    let pm = PathMap::new(&root_dir, Some(&target_root), cfg.cargo_home.as_deref());
     // What the run gets whether it is cached or not, so that its outputs are the same
     // either way (`XCACHE_DISABLE=1` included).
     let added = Added::new(&cfg, &pm);
@@ -85,6 +87,7 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         args,
         out_dir,
         target_root,
+        root_dir,
         before: HashMap::new(),
         written: Vec::new(),
         key_parts: None,
@@ -178,6 +181,8 @@ struct Script {
     args: Vec<OsString>,
     out_dir: PathBuf,
     target_root: PathBuf,
+    /// The run's root directory: its package's workspace (`key::run_root`).
+    root_dir: PathBuf,
     /// What `OUT_DIR` held before the run (see `observe::before_run`).
     before: HashMap<PathBuf, String>,
     /// The files the run wrote and the directories it made in `OUT_DIR`: its outputs.
@@ -594,7 +599,7 @@ impl Cached for Script {
             out_dir: rel.to_string_lossy().into_owned(),
             unit_dir: name.to_string(),
             run_dir: Some(name.to_string()),
-            cwd: cx.cfg.cwd.clone(),
+            cwd: self.root_dir.clone(),
             manifest_dir: cx.cfg.cwd.clone(),
             deps: Vec::new(),
             linker: None,

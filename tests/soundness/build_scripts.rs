@@ -174,10 +174,28 @@ fn another_tool_earlier_on_path_found_by_a_shell_is_seen_in_a_fresh_target() {
     another_tool_earlier_on_path().env("SIB_SHELL", "1").check();
 }
 
+/// The same, the tool found by a child of the run with the C library's `execvp`
+/// (`env soundness-tool`): the child's search is the run's lookup.
+#[test]
+fn another_tool_earlier_on_path_found_by_a_childs_execvp_is_seen_in_a_fresh_target() {
+    another_tool_earlier_on_path().env("SIB_ENV", "1").check();
+}
+
+/// An unrelated directory on PATH keeps the run when a child finds the tool with
+/// `execvp` too.
+#[test]
+fn an_unrelated_directory_on_path_keeps_a_run_whose_child_uses_execvp() {
+    an_unrelated_directory_on_path().env("SIB_ENV", "1").check();
+}
+
 /// A PATH with another directory that holds none of the programs the run looked up
 /// (another machine's `$CARGO_HOME/bin` in front): the run is replayed.
 #[test]
 fn an_unrelated_directory_on_path_keeps_the_run() {
+    an_unrelated_directory_on_path().check();
+}
+
+fn an_unrelated_directory_on_path() -> Case {
     sibling()
         .outside(two_tools)
         .env_before("PATH", "{outside}/bin:{path}")
@@ -185,7 +203,6 @@ fn an_unrelated_directory_on_path_keeps_the_run() {
         .unobservable("the directory added holds no program the run looks up")
         .expect_run_hit("sib")
         .shapes(&[FreshTarget, FreshTargetNoSeed, Remote])
-        .check();
 }
 
 /// `fixtures/soundness/declared-dir`: `lister`'s script declares the directory `data`

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::harness::Shape::*;
-use crate::harness::{Case, static_lib, write_file};
+use crate::harness::{ALL, Case, static_lib, write_file};
 
 const THREE: &[crate::harness::Shape] = &[SameTarget, FreshTarget, FreshTargetNoSeed];
 
@@ -182,5 +182,59 @@ fn a_compiler_refusing_the_prefix_map_still_builds() {
         .env("CC", "{outside}/picky-cc")
         .mutate(|t| t.edit("cwhere/csrc/where.c", "VALUE 1", "VALUE 9"))
         .shapes(&[SameTarget, FreshTarget, MovedCheckout])
+        .check();
+}
+
+/// `fixtures/soundness/cc-vendored`: `vend-sys` compiles its vendored C with the real
+/// `cc` crate (1.2.7, which ignores cargo's trim-paths variables) and exports its
+/// header directory; `user`'s script compiles C against it; the program prints both
+/// values and the length of the vendored C's `__FILE__`.
+fn cc_vendored() -> Case {
+    Case::new("cc-vendored", "app")
+}
+
+/// The vendored C source, which the script does not declare, edited: plain cargo in a
+/// fresh target dir runs the script again, and so must the cache.
+#[test]
+fn vendored_c_source_of_a_sys_crate_edited_reruns_its_script() {
+    cc_vendored()
+        .mutate(|t| t.edit("vend-sys/vendor/src/vend.c", "VEND_ADD 1", "VEND_ADD 5"))
+        .stale_in_same_target("the script declares the headers, not the sources")
+        .shapes(&[
+            SameTarget,
+            FreshTarget,
+            FreshTargetNoSeed,
+            MovedCheckout,
+            Remote,
+        ])
+        .check();
+}
+
+/// The header in the directory `DEP_VEND_INCLUDE` names, edited: both scripts that
+/// compile against it run again.
+#[test]
+fn header_in_a_dep_include_directory_edited_reruns_every_script_using_it() {
+    cc_vendored()
+        .mutate(|t| {
+            t.edit(
+                "vend-sys/vendor/include/vend.h",
+                "VEND_BASE 1",
+                "VEND_BASE 3",
+            )
+        })
+        .shapes(ALL)
+        .check();
+}
+
+/// A moved checkout: the vendored C's `__FILE__` follows the move as under plain cargo
+/// (that run is bound to the checkout by the string), while `user`'s run, whose objects
+/// name the checkout and the include directory only in their debug information, is
+/// remapped and replayed.
+#[test]
+fn a_moved_checkout_keeps_c_debug_paths_remapped_and_file_macros_real() {
+    cc_vendored()
+        .mutate(|t| t.edit("app/src/main.rs", "\"vend={}", "\"moved vend={}"))
+        .expect_run_hit("user")
+        .shapes(&[FreshTarget, FreshTargetNoSeed, MovedCheckout, Remote])
         .check();
 }

@@ -1,0 +1,269 @@
+//! The C preprocessor's file names turned into data. Main function: [`bound_roots`].
+//!
+//! `__FILE__` expands to the name the compiler opened the file by: a file named by its
+//! absolute path (`cc::Build::file(manifest_dir.join(…))`, a header found through an
+//! absolute `-I`) gets a name holding a machine root. Kept as text, that name is in the
+//! output, where the scan of a run's outputs finds it and binds the run to the root. But
+//! the compiler can turn it into data no scan finds: `sizeof(__FILE__)`,
+//! `strlen(__FILE__)` (folded by GCC even at `-O0`), `__FILE__[n]`, a hash computed at
+//! compile time. Before C objects' debug information was remapped, that information
+//! named the same roots and bound the run anyway; now this module binds it.
+//!
+//! A run is bound to a root when a compiler process of it (`cc1`, `cc1plus`, `clang`)
+//! opened a file below that root **by an absolute name** and that file holds a name
+//! that expands to the file's name: `__FILE__`, `__BASE_FILE__`, `__builtin_FILE`,
+//! `source_location`, or a macro whose definition, in any file the compilers read
+//! (system headers included: glibc's `assert`), holds one of those, transitively. A file
+//! opened by a relative name expands to a relative name, which names no root: vendored C
+//! built from relative paths (libgit2, zlib, zstd) stays unbound.
+//!
+//! A superset, on purpose: any use of such a name binds, folded or not, and a file
+//! counts whatever it does with it. What is not seen: a compiler that is none of those
+//! programs, and a `#line` directive naming a root (a generated file's).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use super::{Op, Scope, Trace};
+use crate::key::{Input, InputKind};
+
+/// The names that expand to the name of the file they are used in.
+const FILE_NAMES: [&str; 4] = [
+    "__FILE__",
+    "__BASE_FILE__",
+    "__builtin_FILE",
+    "source_location",
+];
+
+/// The root inputs for the roots a run's compilers may have turned into data through
+/// a file's name (see the module's documentation).
+pub fn bound_roots(trace: &Trace, scope: &Scope<'_>) -> Vec<Input> {
+    let compilers: BTreeSet<(u32, u32)> = trace
+        .events
+        .iter()
+        .filter(|e| e.op == Op::Start && is_preprocessor(&e.path))
+        .map(|e| (e.pid, e.image))
+        .collect();
+    if compilers.is_empty() {
+        return Vec::new();
+    }
+    // Every file a compiler read, and those it opened by an absolute name.
+    let mut read: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut absolute: BTreeSet<PathBuf> = BTreeSet::new();
+    for e in &trace.events {
+        if e.op != Op::Read || e.err != 0 || !compilers.contains(&(e.pid, e.image)) {
+            continue;
+        }
+        let path = PathBuf::from(&e.path);
+        if !e.relative {
+            absolute.insert(path.clone());
+        }
+        read.insert(path);
+    }
+    // Only files below a root can name one.
+    let candidates: Vec<(PathBuf, &crate::key::Root)> = absolute
+        .into_iter()
+        .filter(|p| !scope.is_covered(p))
+        .filter_map(|p| root_of(&p, scope).map(|r| (p, r)))
+        .collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let mut files: HashMap<PathBuf, Option<Scanned>> = HashMap::new();
+    let mut scanned = |p: &Path| -> Option<Scanned> {
+        files
+            .entry(p.to_path_buf())
+            .or_insert_with(|| std::fs::read(p).ok().map(|b| Scanned::of(&b)))
+            .clone()
+    };
+    let mut defines: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in &read {
+        if let Some(s) = scanned(p) {
+            for (name, body) in s.defines {
+                defines.entry(name).or_default().extend(body);
+            }
+        }
+    }
+    let names = expanding_names(&defines);
+    let mut bound: BTreeMap<&str, Input> = BTreeMap::new();
+    for (path, root) in candidates {
+        if bound.contains_key(root.kind.token()) {
+            continue;
+        }
+        if scanned(&path).is_some_and(|s| s.idents.iter().any(|i| names.contains(i))) {
+            bound.insert(
+                root.kind.token(),
+                Input::new(InputKind::Root, root.kind.token(), root.real.clone()),
+            );
+        }
+    }
+    bound.into_values().collect()
+}
+
+/// Whether a program (by its executable's path) preprocesses C or C++ itself: GCC's
+/// `cc1`, `cc1plus`, `cc1obj`, or Clang, which compiles in the driver's process.
+fn is_preprocessor(exe: &str) -> bool {
+    let name = Path::new(exe)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    if name.starts_with("cc1") {
+        return true;
+    }
+    let base = match name.rsplit_once('-') {
+        Some((b, v)) if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.') => b,
+        _ => name,
+    };
+    base == "clang" || base == "clang++" || base.ends_with("-clang") || base.ends_with("-clang++")
+}
+
+/// The most specific root `p` lies below.
+fn root_of<'a>(p: &Path, scope: &'a Scope<'_>) -> Option<&'a crate::key::Root> {
+    scope
+        .pm
+        .roots()
+        .iter()
+        .filter(|r| p.starts_with(&r.real))
+        .max_by_key(|r| r.real.len())
+}
+
+/// [`FILE_NAMES`] and every macro whose definition uses one of them, transitively.
+fn expanding_names(defines: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = FILE_NAMES.iter().map(|s| s.to_string()).collect();
+    loop {
+        let more: Vec<String> = defines
+            .iter()
+            .filter(|(name, body)| !names.contains(*name) && body.iter().any(|i| names.contains(i)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if more.is_empty() {
+            return names;
+        }
+        names.extend(more);
+    }
+}
+
+/// A source file's identifiers and its macro definitions (name and the identifiers of
+/// the body, continuation lines joined).
+#[derive(Clone, Default)]
+struct Scanned {
+    idents: BTreeSet<String>,
+    defines: Vec<(String, BTreeSet<String>)>,
+}
+
+impl Scanned {
+    fn of(bytes: &[u8]) -> Scanned {
+        let mut s = Scanned {
+            idents: idents(bytes).into_iter().collect(),
+            defines: Vec::new(),
+        };
+        let mut lines = bytes.split(|b| *b == b'\n');
+        while let Some(line) = lines.next() {
+            let mut logical = line.to_vec();
+            loop {
+                while logical.last() == Some(&b'\r') {
+                    logical.pop();
+                }
+                if logical.last() != Some(&b'\\') {
+                    break;
+                }
+                logical.pop();
+                match lines.next() {
+                    Some(next) => logical.extend_from_slice(next),
+                    None => break,
+                }
+            }
+            if let Some(rest) = directive(&logical, b"define") {
+                let mut words = idents(rest).into_iter();
+                if let Some(name) = words.next() {
+                    s.defines.push((name, words.collect()));
+                }
+            }
+        }
+        s
+    }
+}
+
+/// The text after `# name` when `line` is that preprocessing directive.
+fn directive<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let t = trim_start(line);
+    let t = trim_start(t.strip_prefix(b"#")?);
+    let rest = t.strip_prefix(name)?;
+    rest.first()
+        .is_some_and(|b| b.is_ascii_whitespace())
+        .then_some(rest)
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+/// The identifiers in `b`, in order (string literals and comments included: a superset).
+fn idents(b: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            out.push(String::from_utf8_lossy(&b[start..i]).into_owned());
+        } else if c.is_ascii_digit() {
+            // A number's letters (`0x1f`, `10ul`) are no identifier.
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.') {
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defines(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+        Scanned::of(text.as_bytes()).defines.into_iter().collect()
+    }
+
+    #[test]
+    fn macros_using_the_file_name_are_found_through_other_macros() {
+        let d = defines(
+            "#define HERE __FILE__\n\
+             # define LEN(x) (sizeof(HERE) + \\\n   (x))\n\
+             #define OTHER 3\n\
+             #  define assert(e) ((e) ? (void)0 : __assert_fail(#e, __FILE__, __LINE__))\n",
+        );
+        let names = expanding_names(&d);
+        for n in ["HERE", "LEN", "assert", "__FILE__"] {
+            assert!(names.contains(n), "{n}: {names:?}");
+        }
+        assert!(!names.contains("OTHER"));
+    }
+
+    #[test]
+    fn identifiers_skip_numbers() {
+        assert_eq!(idents(b"x1 = 0x1f + y_2;"), ["x1", "y_2"]);
+    }
+
+    #[test]
+    fn preprocessors_by_name() {
+        for p in [
+            "/usr/lib/gcc/x86_64-linux-gnu/12/cc1",
+            "/usr/lib/gcc/x86_64-linux-gnu/12/cc1plus",
+            "/usr/bin/clang-16",
+            "/usr/bin/clang",
+            "/opt/x/bin/aarch64-linux-gnu-clang++",
+        ] {
+            assert!(is_preprocessor(p), "{p}");
+        }
+        for p in ["/usr/bin/gcc", "/usr/bin/ld", "/usr/bin/as", "/usr/bin/ar"] {
+            assert!(!is_preprocessor(p), "{p}");
+        }
+    }
+}
