@@ -13,6 +13,7 @@ Two helper modes read the hit counts of peers that have no common format:
 Each prints "hits misses uncacheable" ("-" for unknown).
 """
 
+import glob
 import json
 import os
 import platform
@@ -28,10 +29,11 @@ WARM_MAX = 0.05 if os.environ.get("RB_COMMAND") == "test" else 0.035
 # xcache-machine / plain-cold (another CARGO_HOME, PATH order, HOME): issue 27.
 MACHINE_MAX = 0.05
 COLD_MAX = 1.05  # xcache-cold / plain-cold
+FLOOR_MAX = 0.15  # seconds: xcache-warm - (cargo's no-op + writing the target dir)
 
 COLUMNS = ("project", "name", "tool", "phase", "iteration", "seconds", "peak_rss_kb",
            "daemon_peak_rss_kb", "packages_compiled", "units", "hits", "misses",
-           "uncacheable", "seeded", "output")
+           "uncacheable", "seeded", "output", "floor")
 
 
 def num(s):
@@ -95,6 +97,47 @@ def fmt(v, spec="{:.0f}"):
     return "-" if v is None else spec.format(v)
 
 
+def overhead_of(log_root, project, name):
+    """Each round's report summary of one xcache run, from the copies run.sh keeps."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(log_root, project, f"{project}.{name}.*.report.json"))):
+        try:
+            out.append(json.load(open(path))["summary"])
+        except (OSError, ValueError, KeyError):
+            pass
+    return out
+
+
+def print_overhead(project, order, log_root):
+    """Where the wrappers' time went, per unit kind and part (medians over rounds, ms of
+    cache work summed over units), and how much of it was on cargo's critical path."""
+    if not log_root:
+        return
+    for name in order:
+        if not name.startswith("xcache"):
+            continue
+        rounds = overhead_of(log_root, project, name)
+        if not rounds:
+            continue
+        kinds = sorted({k for r in rounds for k in r.get("overhead_parts", {})})
+        parts = sorted({p for r in rounds for k in r.get("overhead_parts", {}).values() for p in k})
+        print(f"  {name}: cache work by unit kind and part, ms (median of {len(rounds)} round(s)); "
+              f"total {fmt(median([r.get('overhead_ms') for r in rounds]))} ms, on the critical path "
+              f"{fmt(median([r.get('critical_overhead_ms') for r in rounds]))} ms, "
+              f"stored after cargo went on {fmt(median([r.get('background_ms') for r in rounds]))} ms "
+              f"(waited for after cargo {fmt(median([r.get('background_wait_ms') for r in rounds]))} ms), "
+              f"before cargo {fmt(median([r.get('before_cargo_ms') for r in rounds]))} ms, "
+              f"seeding {fmt(median([r.get('seed_ms') for r in rounds]))} ms, "
+              f"capture {fmt(median([r.get('capture_ms') for r in rounds]))} ms; peak RSS: "
+              f"wrapper {fmt(median([r.get('wrapper_peak_rss_kb') for r in rounds]) and median([r.get('wrapper_peak_rss_kb') for r in rounds]) / 1024)} MB, "
+              f"front-end {fmt(median([r.get('front_end_peak_rss_kb') for r in rounds]) and median([r.get('front_end_peak_rss_kb') for r in rounds]) / 1024)} MB")
+        print("    " + f"{'kind':<18}" + "".join(f"{p:>10}" for p in parts))
+        for k in kinds:
+            cells = [median([r.get("overhead_parts", {}).get(k, {}).get(p, 0) for r in rounds])
+                     for p in parts]
+            print("    " + f"{k:<18}" + "".join(f"{fmt(c):>10}" for c in cells))
+
+
 def main():
     E = os.environ
     rows = []
@@ -102,9 +145,16 @@ def main():
         f = line.rstrip("\n").split("\t")
         if len(f) < len(COLUMNS):
             continue
+        if len(f) == len(COLUMNS) - 1:
+            f.append("-")
         r = dict(zip(COLUMNS, f))
         for k in COLUMNS[4:14]:
             r[k] = num(r[k])
+        # The warm floor: cargo's no-op and the copy of the target dir, seconds.
+        noop, _, copy = r["floor"].partition(":")
+        r["floor_noop"], r["floor_copy"] = num(noop), num(copy)
+        r["floor"] = (r["floor_noop"] + r["floor_copy"]
+                      if r["floor_noop"] is not None and r["floor_copy"] is not None else None)
         rows.append(r)
 
     strict = E.get("RB_STRICT") == "1"
@@ -142,6 +192,9 @@ def main():
                 # xcache: units planted from the seed pack that cargo found fresh.
                 "seeded": median([r["seeded"] for r in its]),
                 "output_matches_plain": outputs_ok,
+                "floor_seconds": median([r["floor"] for r in its]),
+                "floor_noop_seconds": median([r["floor_noop"] for r in its]),
+                "floor_copy_seconds": median([r["floor_copy"] for r in its]),
             }
         plain = summary.get("plain-cold", {}).get("seconds_median")
         for s in summary.values():
@@ -162,6 +215,15 @@ def main():
                   f"{fmt(s['ratio_vs_plain_cold'], '{:.3f}'):>9} {fmt(mb(s['peak_rss_kb'])):>7} "
                   f"{fmt(mb(s['daemon_peak_rss_kb'])):>9} {fmt(s['packages_compiled']):>8} {hm:>12} "
                   f"{fmt(s['seeded']):>6} {out:>7}")
+
+        fl = summary.get("xcache-warm", {})
+        if fl.get("floor_seconds") is not None:
+            print(f"  floor of the warm build: {fl['floor_seconds']:.2f} s (cargo's no-op on that tree "
+                  f"{fl['floor_noop_seconds']:.2f} s + writing its target dir again "
+                  f"{fl['floor_copy_seconds']:.2f} s); xcache-warm "
+                  f"{fmt(fl['seconds_median'], '{:.2f}')} s, "
+                  f"{fmt(None if fl['seconds_median'] is None else fl['seconds_median'] - fl['floor_seconds'], '{:+.2f}')} s from it")
+        print_overhead(project, order, E.get("RB_LOG_ROOT"))
 
         targets = []
 
@@ -184,6 +246,10 @@ def main():
         r = round(xm / plain, 4) if xm is not None and plain else None
         target("xcache_machine_over_plain_cold", "xcache-machine / plain-cold", r, f"<= {MACHINE_MAX}",
                None if r is None else r <= MACHINE_MAX)
+        fs = summary.get("xcache-warm", {}).get("floor_seconds")
+        d = round(xw - fs, 3) if xw is not None and fs is not None else None
+        target("xcache_warm_minus_floor", "xcache-warm - floor (s)", d, f"<= {FLOOR_MAX}",
+               None if d is None else d <= FLOOR_MAX)
         r = round(xc / plain, 4) if xc is not None and plain else None
         target("xcache_cold_over_plain_cold", "xcache-cold / plain-cold", r, f"<= {COLD_MAX}",
                None if r is None else r <= COLD_MAX)

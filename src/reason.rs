@@ -28,6 +28,7 @@ pub enum Uncacheable {
     Unobserved,
     WritesOutside,
     InputChangedDuringBuild,
+    OutputChangedWhileStored,
     MissingOutput,
     Disabled,
     Placeholder,
@@ -71,6 +72,7 @@ impl Uncacheable {
             Uncacheable::Unobserved => "unobserved",
             Uncacheable::WritesOutside => "writes-outside",
             Uncacheable::InputChangedDuringBuild => "input-changed-during-build",
+            Uncacheable::OutputChangedWhileStored => "output-changed-while-stored",
             Uncacheable::MissingOutput => "missing-output",
             Uncacheable::Disabled => "disabled",
             Uncacheable::Placeholder => "placeholder",
@@ -127,6 +129,9 @@ impl Uncacheable {
             }
             Uncacheable::InputChangedDuringBuild => {
                 "a file the unit read changed while it was reading it"
+            }
+            Uncacheable::OutputChangedWhileStored => {
+                "an output changed after cargo was handed it and before the cache had stored it"
             }
             Uncacheable::MissingOutput => "rustc did not write an output the cache expected",
             Uncacheable::Disabled => "XCACHE_DISABLE is set",

@@ -616,3 +616,58 @@ fn walk_paths(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// By default a wrapper lets cargo go on before it stores (`wrapper::background`); the
+/// build waits for those stores before it reports, and what they stored serves the next
+/// build. `XCACHE_BACKGROUND_STORE=0` stores first, with the same results.
+#[test]
+fn entries_stored_after_cargo_went_on_are_complete_when_the_build_ends() {
+    let units = |r: &Report| -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = r.0["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                (
+                    format!(
+                        "{}:{}",
+                        u["crate_name"].as_str().unwrap(),
+                        u["kind"].as_str().unwrap()
+                    ),
+                    u["end_ms"].as_u64().expect("every unit has its end"),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for (background, switch) in [(true, "1"), (false, "0")] {
+        let s = Scratch::new();
+        let ws = s.checkout("basic-workspace", "ws1");
+        let env = [("XCACHE_BACKGROUND_STORE", switch)];
+        let b = xcache_build(&ws, &s.store(), &[], &env);
+        b.assert_success();
+        let r = Report::read(&ws.join("target"));
+        assert_eq!(r.with_outcome("miss"), names(CACHEABLE), "{switch}");
+        assert_eq!(units(&r).len(), 7, "{switch}");
+        // Libraries, the binary and the build-script run are stored after cargo went
+        // on; the build script's executable and the proc-macro never are (cargo runs
+        // the one at once, and dependents name the other by its entry key).
+        assert_eq!(r.summary("background_ms") > 0, background, "{switch}");
+        // Nothing is left running: the pending directory is gone.
+        let left: Vec<_> = std::fs::read_dir(ws.join("target/xcache"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("pending-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        // Everything stored is there for the next checkout.
+        let ws2 = s.checkout("basic-workspace", "ws2");
+        let warm = xcache_build(&ws2, &s.store(), &[], &env);
+        warm.assert_success();
+        let r = Report::read(&ws2.join("target"));
+        assert_eq!(r.with_outcome("hit"), names(CACHEABLE), "{switch}");
+        assert_eq!(r.runs()["generated"].0, "hit", "{switch}");
+        assert_eq!(warm.run("app"), EXPECTED_OUTPUT);
+    }
+}

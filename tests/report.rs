@@ -384,10 +384,10 @@ fn a_build_script_run_miss_names_its_key_parts() {
         .iter()
         .map(|d| (d.what.as_str(), d.name.as_deref()))
         .collect();
-    // The path as the run saw it: in its package's directory.
+    // The path as the run saw it: below its workspace's root (`key::run_root`).
     assert_eq!(
         got,
-        [("source-file", Some("@@xcache:ws@@/data.txt"))],
+        [("source-file", Some("@@xcache:ws@@/generated/data.txt"))],
         "{cause:?}"
     );
 }

@@ -24,6 +24,7 @@ fn values_not_understood_stop_the_build_and_name_the_variable() {
         ("XCACHE_READ_ONLY", "maybe", "1, true, yes, on"),
         ("XCACHE_DISABLE", "2", "1, true, yes, on"),
         ("XCACHE_SEED", "nope", "0, false, no, off"),
+        ("XCACHE_BACKGROUND_STORE", "later", "0, false, no, off"),
         ("XCACHE_REMOTE_JOBS", "abc", "whole number"),
         ("XCACHE_CACHE_SIZE", "10X", "10G"),
         ("XCACHE_TRUSTED_KEYS", "not-a-key", "xcache-ed25519:"),

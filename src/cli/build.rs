@@ -119,6 +119,11 @@ pub(super) fn run_build(
     // Whether the remote answers is decided once, here, for every wrapper of the build;
     // then everything predicted is prefetched before cargo starts.
     let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
+    // Wrappers let cargo go on before they store (`wrapper::wait_all`), unless told not
+    // to; this front-end waits for them below.
+    let pending_dir = cfg
+        .background_store
+        .then(|| xdir.join(format!("pending-{}", std::process::id())));
     let show_bar = std::io::stderr().is_terminal() && !command.runs_program() && !verbosity.quiet;
     let mut remote = RemoteSession::start(&cfg, &plan, remote_state.clone(), show_bar, jobs);
 
@@ -193,6 +198,10 @@ pub(super) fn run_build(
         .env(vars::EVENTS, &events_path)
         .env(vars::DIR, cfg.store_dir.path())
         .env(vars::REMOTE_STATE, &remote_state);
+    match &pending_dir {
+        Some(dir) => cmd.env(vars::PENDING, dir),
+        None => cmd.env_remove(vars::PENDING),
+    };
     match &cfg.remote_uri {
         Some(uri) => cmd.env(vars::REMOTE, uri),
         None => cmd.env_remove(vars::REMOTE),
@@ -280,6 +289,20 @@ pub(super) fn run_build(
         source,
     })?;
     let code = status.code().unwrap_or(101);
+    // Entries still being stored: their events come when they are.
+    let waited = Instant::now();
+    if let Some(dir) = &pending_dir {
+        let (_, late) = crate::wrapper::wait_all(dir, BACKGROUND_LIMIT);
+        if late {
+            verbosity.warn(&format!(
+                "warning: xcache: cache work still running {}s after cargo finished was left \
+                 behind; its units are missing from the report",
+                BACKGROUND_LIMIT.as_secs()
+            ));
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let background_wait_ms = waited.elapsed().as_millis() as u64;
 
     let mut events = read_events(&events_path).unwrap_or_default();
     let _ = std::fs::remove_file(&events_path);
@@ -316,6 +339,8 @@ pub(super) fn run_build(
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
     report.read_only = cfg.read_only;
     report.summary.before_cargo_ms = before_cargo_ms;
+    report.summary.background_wait_ms = background_wait_ms;
+    report.summary.front_end_peak_rss_kb = crate::wrapper::peak_rss_kb().unwrap_or(0);
     report.reconcile();
     report.add_timing(&events, started_epoch_ms);
     super::history_session::record(&cfg, &events, &mut report);
@@ -418,6 +443,9 @@ fn show_cargo_help(command: CargoCommand, args: &[String]) -> Result<i32, CliErr
 }
 
 /// nextest's own commands that build the tests through cargo.
+/// How long `cargo xcache build` waits, after cargo, for entries still being stored.
+const BACKGROUND_LIMIT: Duration = Duration::from_secs(600);
+
 const NEXTEST_COMMANDS: &[&str] = &["run", "r", "list", "archive"];
 
 /// `cargo xcache nextest` takes nextest's command first.
@@ -462,6 +490,8 @@ fn rustdoc_event(u: &RustdocUnit) -> UnitEvent {
         start_ms: 0,
         end_ms: 0,
         pid: 0,
+        background_ms: 0,
+        peak_rss_kb: 0,
     }
 }
 

@@ -188,6 +188,7 @@ impl SeedSession {
                 start_ms: None,
                 end_ms: None,
                 critical: false,
+                overhead: Default::default(),
             });
             if !run {
                 continue;
@@ -218,6 +219,7 @@ impl SeedSession {
                 start_ms: None,
                 end_ms: None,
                 critical: false,
+                overhead: Default::default(),
             });
         }
         if report.exit_code == 0 {

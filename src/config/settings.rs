@@ -47,6 +47,12 @@ pub mod vars {
     /// Set by `cargo xcache build` for its wrappers: the file that records whether the
     /// remote answered (so a remote that is down is given up once per build).
     pub const REMOTE_STATE: &str = "XCACHE_REMOTE_STATE";
+    /// Set by `cargo xcache build` for its wrappers: the directory of the files that
+    /// wrappers storing after cargo was let go hold locked (`wrapper::wait_all`).
+    pub const PENDING: &str = "XCACHE_PENDING";
+    /// `0`: wrappers store their entries before cargo goes on (`1`, the default, lets
+    /// cargo go on first).
+    pub const BACKGROUND_STORE: &str = "XCACHE_BACKGROUND_STORE";
     /// `0` turns target-dir seeding off (units are still restored by the wrapper).
     pub const SEED: &str = "XCACHE_SEED";
     /// Set by `cargo xcache warm` for its wrappers: the directories (one a line) of the
@@ -229,6 +235,8 @@ pub struct WrapperConfig {
     pub remote_state: Option<PathBuf>,
     pub defer_upload: bool,
     pub prefetch_absent: Option<PathBuf>,
+    /// `XCACHE_PENDING`: a front-end waits for entries stored after cargo went on.
+    pub pending: Option<PathBuf>,
     /// The unit belongs to a package `cargo xcache warm` laid out as placeholders.
     pub placeholder: bool,
     /// Build-script runs go through the cache (`XCACHE_BUILD_RUNS`, on unless `0`).
@@ -302,6 +310,7 @@ impl WrapperConfig {
             remote_state: env.get(vars::REMOTE_STATE).map(PathBuf::from),
             defer_upload: defer_upload == Some(true),
             prefetch_absent: env.get(vars::PREFETCH_ABSENT).map(PathBuf::from),
+            pending: env.get(vars::PENDING).map(PathBuf::from),
             store_dir,
             events: env.get(vars::EVENTS).map(PathBuf::from),
             disabled: disabled == Some(true),
@@ -350,6 +359,9 @@ pub struct BuildConfig {
     pub read_only: bool,
     /// Seed the target dir before cargo starts (`XCACHE_SEED`, on by default).
     pub seed: bool,
+    /// `XCACHE_BACKGROUND_STORE` (on unless `0`): wrappers let cargo go on before they
+    /// store.
+    pub background_store: bool,
     /// `XCACHE_REMOTE_JOBS` (a `--remote-jobs` flag wins over it).
     pub remote_jobs: Option<usize>,
     /// `cargo -V` of `cargo`, filled in once a store is open (seed records are keyed
@@ -407,6 +419,7 @@ impl BuildConfig {
             remote_uri: None,
             read_only: false,
             seed: env.switch(vars::SEED)?.unwrap_or(true),
+            background_store: env.switch(vars::BACKGROUND_STORE)?.unwrap_or(true),
             remote_jobs: env.count(vars::REMOTE_JOBS)?,
             cargo_version: String::new(),
             step_summary: env

@@ -119,6 +119,27 @@ pub struct Summary {
     /// `build-script-run`, `test`, … — whatever kinds the events name).
     #[serde(default)]
     pub by_kind: BTreeMap<String, KindCounts>,
+    /// The wrappers' cache work per unit kind and part (`UnitRecord::overhead`), in
+    /// milliseconds summed over units.
+    #[serde(default)]
+    pub overhead_parts: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The part of the cache work done by the wrappers of units on the critical path:
+    /// time cargo waited for before starting what came next.
+    #[serde(default)]
+    pub critical_overhead_ms: u64,
+    /// The cache work wrappers did after letting cargo go on (storing in the
+    /// background), summed over units, in milliseconds; not part of `overhead_ms`.
+    #[serde(default)]
+    pub background_ms: u64,
+    /// How long the front-end waited, after cargo exited, for that work to end.
+    #[serde(default)]
+    pub background_wait_ms: u64,
+    /// The largest peak resident memory of any wrapper of this build, in KiB.
+    #[serde(default)]
+    pub wrapper_peak_rss_kb: u64,
+    /// The front-end's (`cargo xcache build`'s own process) peak resident memory, KiB.
+    #[serde(default)]
+    pub front_end_peak_rss_kb: u64,
 }
 
 /// How many units of one kind the build had, and how many of them hit.
@@ -194,6 +215,8 @@ impl BuildReport {
                 s.compile_ms += u.compile_ms.unwrap_or(0);
             }
             s.overhead_ms += e.overhead_ms;
+            s.background_ms += e.background_ms;
+            s.wrapper_peak_rss_kb = s.wrapper_peak_rss_kb.max(e.peak_rss_kb);
             s.bytes_down += e.bytes_down;
             s.bytes_up += e.bytes_up;
             if u.tier.as_deref() == Some("remote") {
@@ -336,6 +359,18 @@ impl BuildReport {
         let s = &mut self.summary;
         s.critical_path_ms = now_ms;
         s.wall_saved_ms = without_ms.saturating_sub(now_ms).min(s.cpu_saved_ms);
+        s.overhead_parts.clear();
+        s.critical_overhead_ms = 0;
+        for u in &self.units {
+            let parts = s.overhead_parts.entry(u.kind.clone()).or_default();
+            for (part, ms) in &u.overhead {
+                *parts.entry(part.clone()).or_default() += ms;
+            }
+            if u.critical {
+                s.critical_overhead_ms += u.overhead.values().sum::<u64>();
+            }
+        }
+        s.overhead_parts.retain(|_, parts| !parts.is_empty());
     }
 }
 

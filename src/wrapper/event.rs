@@ -8,6 +8,8 @@ use std::fs::OpenOptions;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// What happened to a unit.
@@ -83,6 +85,13 @@ pub struct UnitRecord {
     /// On the build's critical path (the longest chain of dependent units).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub critical: bool,
+    /// The wrapper's cache work on this unit by part, in milliseconds: `key` (the
+    /// first-level key), `lookup` (a lookup that missed), `restore`, `observe` (setting
+    /// the observer up), `inputs` (what the compile or run read, from its record),
+    /// `expansion` (the expansion check), `outputs`, `store` (hashing, compressing and
+    /// writing the entry), `finish` (seed records, the link's identities), `other`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overhead: BTreeMap<String, u64>,
 }
 
 impl UnitRecord {
@@ -114,6 +123,7 @@ impl UnitRecord {
             start_ms: None,
             end_ms: None,
             critical: false,
+            overhead: BTreeMap::new(),
         }
     }
 }
@@ -206,6 +216,22 @@ pub struct UnitEvent {
     /// wrapper older than start lines).
     #[serde(default)]
     pub pid: u32,
+    /// The cache work done after cargo was let go (stored in the background), in
+    /// milliseconds; not part of `overhead_ms`.
+    #[serde(default)]
+    pub background_ms: u64,
+    /// The wrapper's own peak resident memory, in KiB ([`peak_rss_kb`]), 0 when unknown.
+    #[serde(default)]
+    pub peak_rss_kb: u64,
+}
+
+/// This process's peak resident memory so far, in KiB (`VmHWM` in `/proc/self/status`).
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// A unit a wrapper has taken on: written before anything else happens to it, so the

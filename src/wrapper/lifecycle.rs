@@ -8,10 +8,12 @@
 //! and outputs, the entry stored (bound to any machine root its outputs name), the
 //! variant recorded; and one event. Each step exists once, here.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::background::{self, Pending, Release, Stamps};
 use super::remote_tier::{RemoteTier, remote_paths};
 use super::restore::{RestoreFilter, Restored, restore_entry};
 use super::{
@@ -76,6 +78,11 @@ pub(super) struct Cx {
     /// The compiler that decides what `-C target-cpu=native` means.
     pub compiler: Option<(PathBuf, CompilerId)>,
     host_cpu: std::sync::OnceLock<Option<String>>,
+    /// Milliseconds of cache work by part (`UnitRecord::overhead`).
+    pub phases: BTreeMap<&'static str, u64>,
+    /// This process finishes the unit's cache work after cargo was let go
+    /// (`background`).
+    pub background: Option<Pending>,
 }
 
 impl Cx {
@@ -96,7 +103,27 @@ impl Cx {
             upload_later: false,
             compiler: None,
             host_cpu: std::sync::OnceLock::new(),
+            phases: BTreeMap::new(),
+            background: None,
         }
+    }
+
+    /// Goes on as the background copy of the wrapper: the remote tier starts again
+    /// (an I/O runtime the parent made is not the child's to use).
+    fn enter_background(&mut self, pending: Pending) {
+        if let Some(tier) = self.remote.take() {
+            std::mem::forget(tier);
+            self.remote = RemoteTier::new(&self.cfg);
+        }
+        self.background = Some(pending);
+    }
+
+    /// Runs `f`, adding its time to the part `name` of the unit's cache work.
+    pub fn phase<T>(&mut self, name: &'static str, f: impl FnOnce(&mut Cx) -> T) -> T {
+        let t = Instant::now();
+        let out = f(self);
+        *self.phases.entry(name).or_default() += t.elapsed().as_millis() as u64;
+        out
     }
 
     /// Takes the start from the clock file times come from. The kernel stamps a file
@@ -243,7 +270,7 @@ impl Cx {
         files: &[OutFile],
         ran: &Ran,
         ansi: bool,
-    ) -> Result<(Key, PutOutcome), CacheError> {
+    ) -> Result<Option<(Key, PutOutcome)>, CacheError> {
         let Some(store) = self.store.clone() else {
             return Err(CacheError::Write {
                 path: PathBuf::new(),
@@ -317,9 +344,15 @@ impl Cx {
             entry: key.to_hex(),
             bound_by,
         };
+        // In the background: what was stored must be what cargo was handed. An entry
+        // no variant names is never restored (`gc` takes it).
+        if let Some(path) = self.background.as_ref().and_then(|b| b.stamps.changed()) {
+            self.detail = Some(self.pm.normalize_path(path));
+            return Ok(None);
+        }
         store.add_variant(l1, variant.clone())?;
         self.upload(&store, l1, &key, &variant);
-        Ok((key, outcome))
+        Ok(Some((key, outcome)))
     }
 
     /// Uploads a stored entry and its variant to the remote tier (or leaves that to
@@ -431,6 +464,10 @@ pub(super) trait Cached {
     }
     /// After a successful run, stored (`Some`) or not.
     fn finished(&mut self, cx: &mut Cx, stored: Option<(&Key, &PutOutcome)>);
+    /// Whether cargo may go on before the entry is stored and [`Cached::finished`] has
+    /// run (`background`): true only when nothing cargo or a later unit reads is
+    /// written by them.
+    fn may_store_in_background(&self, cx: &Cx) -> bool;
     /// The reason code of a failed run.
     fn failure_code(&self) -> &'static str;
     /// Fills what only this kind knows (prediction keys, where cargo keeps it).
@@ -463,7 +500,7 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
     }
     let mut l1 = None;
     if reason.is_none() && cx.store.is_some() {
-        match unit.l1(cx) {
+        match cx.phase("key", |cx| unit.l1(cx)) {
             Ok(k) => l1 = Some(k),
             Err(u) => reason = Some(u),
         }
@@ -477,7 +514,7 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
         reason = unit.reason_after_miss();
     }
     let observer = match (&l1, reason) {
-        (Some(_), None) => match cx.observer() {
+        (Some(_), None) => match cx.phase("observe", |cx| cx.observer()) {
             Ok(o) => Some(o),
             Err(u) => {
                 reason = Some(u);
@@ -511,21 +548,39 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
     }
     let mut stored: Option<(Key, PutOutcome)> = None;
     if let (Some(l1_key), None) = (&l1, reason) {
-        let attempt = unit
-            .inputs(cx, &ran)
-            .and_then(|inputs| Ok((inputs, unit.outputs(cx, &ran)?)));
+        let attempt = cx
+            .phase("inputs", |cx| unit.inputs(cx, &ran))
+            .and_then(|inputs| Ok((inputs, cx.phase("outputs", |cx| unit.outputs(cx, &ran))?)));
         match attempt {
             Ok((inputs, files)) => {
+                if let Some(dir) = cx.cfg.pending.clone()
+                    && unit.may_store_in_background(cx)
+                {
+                    let stamps = Stamps::of(files.iter().filter_map(|f| match &f.source {
+                        OutSource::File(p) => Some(p.as_path()),
+                        OutSource::Text(_) => None,
+                    }));
+                    match background::release(&dir, stamps) {
+                        Release::Parent => return 0,
+                        Release::Child(pending) => cx.enter_background(pending),
+                        Release::Stay => {}
+                    }
+                }
                 let ansi = unit.ansi();
-                match cx.store_entry(l1_key, inputs, &files, &ran, ansi) {
-                    Ok(s) => stored = Some(s),
+                match cx.phase("store", |cx| {
+                    cx.store_entry(l1_key, inputs, &files, &ran, ansi)
+                }) {
+                    Ok(Some(s)) => stored = Some(s),
+                    Ok(None) => reason = Some(Uncacheable::OutputChangedWhileStored),
                     Err(e) => cx.warn(&e),
                 }
             }
             Err(u) => reason = Some(u),
         }
     }
-    unit.finished(cx, stored.as_ref().map(|(k, o)| (k, o)));
+    cx.phase("finish", |cx| {
+        unit.finished(cx, stored.as_ref().map(|(k, o)| (k, o)))
+    });
     let (outcome, key, bytes) = match (&stored, reason) {
         (_, Some(_)) => (Outcome::Uncacheable, None, 0),
         (Some((k, o)), None) => (Outcome::Miss, Some(*k), o.bytes),
@@ -542,6 +597,9 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
     );
     ev.upload = stored.is_some() && cx.upload_later;
     cx.finish_event(&ev);
+    if let Some(pending) = cx.background.take() {
+        pending.done();
+    }
     0
 }
 
@@ -579,6 +637,9 @@ fn try_hit(unit: &mut impl Cached, cx: &mut Cx, l1: &Key) -> Option<i32> {
                 );
                 ev.unit.compile_ms = Some(restored.meta.compile_ms);
                 ev.unit.restore_ms = Some(t.elapsed().as_millis() as u64);
+                ev.unit
+                    .overhead
+                    .insert("restore".into(), t.elapsed().as_millis() as u64);
                 ev.unit.tier = Some(tier.to_string());
                 if sampled(cx, &key) {
                     ev.verify = Some(verify_hit(unit, cx, l1, &key, &restored, &dir));
@@ -590,6 +651,7 @@ fn try_hit(unit: &mut impl Cached, cx: &mut Cx, l1: &Key) -> Option<i32> {
             Err(e) => cx.warn(&e),
         }
     }
+    *cx.phases.entry("lookup").or_default() += t.elapsed().as_millis() as u64;
     None
 }
 
@@ -803,7 +865,22 @@ fn event(
     bytes: u64,
     l1: Option<Key>,
 ) -> UnitEvent {
-    let total = cx.started.elapsed().as_millis() as u64;
+    // What cargo waited for ends where the wrapper let it go on (`background`).
+    let (total, end_at, background_ms) = match &cx.background {
+        Some(p) => (
+            p.released.duration_since(cx.started).as_millis() as u64,
+            p.released_at,
+            // Rounded up: a unit stored after cargo went on says so.
+            (p.released.elapsed().as_micros() as u64)
+                .div_ceil(1000)
+                .max(1),
+        ),
+        None => (
+            cx.started.elapsed().as_millis() as u64,
+            SystemTime::now(),
+            0,
+        ),
+    };
     let mut record = unit.record(cx);
     record.outcome = outcome;
     record.reason = reason;
@@ -812,10 +889,23 @@ fn event(
     }
     record.compile_ms = (outcome != Outcome::Hit).then_some(cx.run_ms);
     record.key = key.map(|k| k.to_hex());
+    let overhead_ms = total.saturating_sub(cx.run_ms);
+    record.overhead = cx.phases.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    // The expansion check runs inside `inputs`: each part counts its own time.
+    if let (Some(e), Some(i)) = (
+        cx.phases.get("expansion"),
+        record.overhead.get_mut("inputs"),
+    ) {
+        *i = i.saturating_sub(*e);
+    }
+    let parts: u64 = record.overhead.values().sum();
+    if overhead_ms > parts {
+        record.overhead.insert("other".into(), overhead_ms - parts);
+    }
     let mut ev = UnitEvent {
         format_version: 1,
         unit: record,
-        overhead_ms: total.saturating_sub(cx.run_ms),
+        overhead_ms,
         bytes,
         upk: None,
         spk: None,
@@ -828,8 +918,10 @@ fn event(
         warnings: cx.warnings.clone(),
         key_parts: None,
         start_ms: epoch_ms(cx.started_at),
-        end_ms: epoch_ms(SystemTime::now()),
+        end_ms: epoch_ms(end_at),
+        background_ms,
         pid: std::process::id(),
+        peak_rss_kb: super::event::peak_rss_kb().unwrap_or(0),
     };
     unit.complete_event(cx, &mut ev);
     ev

@@ -10,6 +10,7 @@
 //! variants, restore and replay, or run observed, store, record, and one event. The
 //! rustc and build-script adapters (`rustc`, `script`) only say what differs.
 
+mod background;
 mod event;
 mod expansion;
 mod lifecycle;
@@ -20,10 +21,11 @@ mod rustc;
 mod script;
 mod shim;
 
+pub use background::wait_all;
 pub use event::{
     DROPIN_PREFIX, EventStream, LinkerUsed, Outcome, StartedUnit, UnitEvent, UnitPlace, UnitRecord,
-    UnitStarted, Verdict, Verified, Warning, append_event, dropin_events_path, read_events,
-    read_stream,
+    UnitStarted, Verdict, Verified, Warning, append_event, dropin_events_path, peak_rss_kb,
+    read_events, read_stream,
 };
 pub use restore::{RestoreFilter, Restored, restore_entry};
 pub use rustc::run_wrapper;

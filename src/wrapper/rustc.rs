@@ -650,7 +650,10 @@ impl Cached for Rustc {
                 .filter(|r| expanded.roots.iter().any(|t| t == r.kind.token()))
                 .cloned()
                 .collect();
-            if roots_stay_out(|| self.command(), &self.inv, &cx.pm, &expanded.vars, &roots) {
+            let t = std::time::Instant::now();
+            let out = roots_stay_out(|| self.command(), &self.inv, &cx.pm, &expanded.vars, &roots);
+            *cx.phases.entry("expansion").or_default() += t.elapsed().as_millis() as u64;
+            if out {
                 inputs.retain(|i| !(i.kind == InputKind::Root && expanded.roots.contains(&i.name)));
             }
         }
@@ -723,6 +726,13 @@ impl Cached for Rustc {
 
     fn failure_code(&self) -> &'static str {
         RUSTC_FAILED
+    }
+
+    /// Not a build script's executable (the shim goes in before cargo runs it) nor a
+    /// proc-macro or dylib (its dependents name it by its entry key, from the sidecar
+    /// `finished` writes).
+    fn may_store_in_background(&self, cx: &Cx) -> bool {
+        self.build_script_output(cx).is_none() && self.linked_lib_output(cx).is_none()
     }
 
     fn rerun(&mut self, cx: &mut Cx, scratch: &Path) -> Result<Rerun, String> {

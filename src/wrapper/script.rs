@@ -543,6 +543,12 @@ impl Cached for Script {
 
     fn finished(&mut self, _cx: &mut Cx, _stored: Option<(&Key, &PutOutcome)>) {}
 
+    /// cargo reads the run's output (printed already) and `OUT_DIR`, which the store
+    /// only reads.
+    fn may_store_in_background(&self, _cx: &Cx) -> bool {
+        true
+    }
+
     fn failure_code(&self) -> &'static str {
         BUILD_SCRIPT_FAILED
     }
