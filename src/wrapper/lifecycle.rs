@@ -464,6 +464,10 @@ pub(super) trait Cached {
     }
     /// After a successful run, stored (`Some`) or not.
     fn finished(&mut self, cx: &mut Cx, stored: Option<(&Key, &PutOutcome)>);
+    /// Whether [`Cached::outputs`] needs [`Cached::inputs`] first (a build-script run's
+    /// outputs are the files the observer saw it write). When not, what the unit read
+    /// is judged after cargo went on.
+    fn outputs_follow_inputs(&self) -> bool;
     /// Whether cargo may go on before the entry is stored and [`Cached::finished`] has
     /// run (`background`): true only when nothing cargo or a later unit reads is
     /// written by them.
@@ -548,24 +552,36 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
     }
     let mut stored: Option<(Key, PutOutcome)> = None;
     if let (Some(l1_key), None) = (&l1, reason) {
-        let attempt = cx
-            .phase("inputs", |cx| unit.inputs(cx, &ran))
-            .and_then(|inputs| Ok((inputs, cx.phase("outputs", |cx| unit.outputs(cx, &ran))?)));
+        // What the unit read is judged before its outputs are listed when they follow
+        // from it (a run's outputs are the files it wrote), else after cargo went on.
+        let mut inputs = None;
+        let mut attempt = Ok(());
+        if unit.outputs_follow_inputs() {
+            attempt = cx
+                .phase("inputs", |cx| unit.inputs(cx, &ran))
+                .map(|i| inputs = Some(i));
+        }
+        let files = attempt.and_then(|()| cx.phase("outputs", |cx| unit.outputs(cx, &ran)));
+        if let Ok(files) = &files
+            && let Some(dir) = cx.cfg.pending.clone()
+            && unit.may_store_in_background(cx)
+        {
+            let stamps = Stamps::of(files.iter().filter_map(|f| match &f.source {
+                OutSource::File(p) => Some(p.as_path()),
+                OutSource::Text(_) => None,
+            }));
+            match background::release(&dir, stamps) {
+                Release::Parent => return 0,
+                Release::Child(pending) => cx.enter_background(pending),
+                Release::Stay => {}
+            }
+        }
+        let attempt = files.and_then(|files| match inputs {
+            Some(i) => Ok((i, files)),
+            None => Ok((cx.phase("inputs", |cx| unit.inputs(cx, &ran))?, files)),
+        });
         match attempt {
             Ok((inputs, files)) => {
-                if let Some(dir) = cx.cfg.pending.clone()
-                    && unit.may_store_in_background(cx)
-                {
-                    let stamps = Stamps::of(files.iter().filter_map(|f| match &f.source {
-                        OutSource::File(p) => Some(p.as_path()),
-                        OutSource::Text(_) => None,
-                    }));
-                    match background::release(&dir, stamps) {
-                        Release::Parent => return 0,
-                        Release::Child(pending) => cx.enter_background(pending),
-                        Release::Stay => {}
-                    }
-                }
                 let ansi = unit.ansi();
                 match cx.phase("store", |cx| {
                     cx.store_entry(l1_key, inputs, &files, &ran, ansi)

@@ -728,6 +728,10 @@ impl Cached for Rustc {
         RUSTC_FAILED
     }
 
+    fn outputs_follow_inputs(&self) -> bool {
+        false
+    }
+
     /// Not a build script's executable (the shim goes in before cargo runs it) nor a
     /// proc-macro or dylib (its dependents name it by its entry key, from the sidecar
     /// `finished` writes).

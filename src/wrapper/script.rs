@@ -543,6 +543,10 @@ impl Cached for Script {
 
     fn finished(&mut self, _cx: &mut Cx, _stored: Option<(&Key, &PutOutcome)>) {}
 
+    fn outputs_follow_inputs(&self) -> bool {
+        true
+    }
+
     /// cargo reads the run's output (printed already) and `OUT_DIR`, which the store
     /// only reads.
     fn may_store_in_background(&self, _cx: &Cx) -> bool {
