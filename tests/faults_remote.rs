@@ -362,14 +362,15 @@ fn remote_faults_cost_a_bounded_delay_and_never_a_build() {
 }
 
 /// The blob files of BuildGrid's disk storage that hold our objects' bytes (entries,
-/// seed packs and bundle pieces all start with an entry's magic), by content digest.
+/// seed packs and bundle pieces all start with a zstd frame; action results, manifests
+/// and the probe do not), by content digest.
 fn reapi_object_blobs(server: &Server) -> Vec<(String, PathBuf)> {
     let objects = server.dir.path().join("cas/cas/objects");
     let mut out = Vec::new();
     for d in std::fs::read_dir(&objects).unwrap().flatten() {
         for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
             let bytes = std::fs::read(f.path()).unwrap_or_default();
-            if bytes.starts_with(b"XCACHEE\0") {
+            if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
                 let hash = format!(
                     "{}{}",
                     d.file_name().to_string_lossy(),
@@ -400,6 +401,20 @@ fn reapi_faults_cost_a_bounded_delay_and_never_a_build() {
     let mut bgd = servers::buildgrid();
     let uri = format!("grpc://127.0.0.1:{}?instance={REAPI_INSTANCE}", bgd.port);
 
+    // Hanging from the start, and stalling after the first unit (while the server is
+    // still empty: a build that finds every unit seeds them all and starts no rustc).
+    bgd.pause();
+    let (codes, err, _) = suite.faulted("hanging (reapi)", &uri, &[], None);
+    assert_eq!(codes, ["remote-timed-out"], "{err}");
+    bgd.resume();
+    let pause = || bgd.pause();
+    let (codes, err, _) = suite.faulted("stalling mid-build (reapi)", &uri, &[], Some(&pause));
+    assert!(
+        codes.is_empty() || codes == ["remote-timed-out"],
+        "{codes:?} {err}"
+    );
+    bgd.resume();
+
     // Damaged objects: every entry and seed pack is bound to a cut blob, and the
     // bundle pieces (the other blobs of our objects) are lost; a build elsewhere names
     // the damage, uses none of it, and stores the units again; the next restores them.
@@ -408,12 +423,18 @@ fn reapi_faults_cost_a_bounded_delay_and_never_a_build() {
     let files = entry_files(&cold_store);
     let keys: Vec<Key> = files.iter().map(|(k, _)| k.clone()).collect();
     let local: Vec<String> = files.iter().map(|(_, p)| sha256_hex(p)).collect();
-    let pieces: Vec<PathBuf> = reapi_object_blobs(&bgd)
+    let ours = reapi_object_blobs(&bgd);
+    let n_ours = ours.len();
+    let pieces: Vec<PathBuf> = ours
         .into_iter()
         .filter(|(h, _)| !local.contains(h))
         .map(|(_, p)| p)
         .collect();
-    assert!(!pieces.is_empty(), "the cold build wrote a bundle piece");
+    assert!(
+        !pieces.is_empty(),
+        "the cold build wrote a bundle piece: {n_ours} blobs of objects, {} local",
+        local.len()
+    );
     for p in &pieces {
         std::fs::remove_file(p).unwrap();
     }
@@ -446,19 +467,6 @@ fn reapi_faults_cost_a_bounded_delay_and_never_a_build() {
     let r = r.unwrap();
     assert_eq!(r.warning_codes(), Vec::<String>::new(), "{}", b.stderr());
     assert_eq!(r.summary("remote_hits"), UNITS, "{}", r.0["summary"]);
-
-    // Hanging from the start, and stalling after the first unit.
-    bgd.pause();
-    let (codes, err, _) = suite.faulted("hanging (reapi)", &uri, &[], None);
-    assert_eq!(codes, ["remote-timed-out"], "{err}");
-    bgd.resume();
-    let pause = || bgd.pause();
-    let (codes, err, _) = suite.faulted("stalling mid-build (reapi)", &uri, &[], Some(&pause));
-    assert!(
-        codes.is_empty() || codes == ["remote-timed-out"],
-        "{codes:?} {err}"
-    );
-    bgd.resume();
 
     // Down: the server is gone.
     bgd.stop();

@@ -79,7 +79,7 @@ pub struct Reapi {
     auth: Option<(AsciiMetadataKey, AsciiMetadataValue)>,
     timeout: Duration,
     spec: RemoteSpec,
-    limits: tokio::sync::OnceCell<Limits>,
+    limits: tokio::sync::OnceCell<Result<Limits, (&'static str, String)>>,
 }
 
 impl Reapi {
@@ -187,47 +187,62 @@ impl Reapi {
         }
     }
 
-    /// What the server allows (asked once per client).
+    /// What the server allows: asked once per client, and a failure is kept too (the
+    /// threads waiting on the first answer would otherwise each ask again, one timeout
+    /// after another, where the remote is given up at the first).
     async fn limits(&self) -> Result<Limits, CacheError> {
-        self.limits
-            .get_or_try_init(|| async {
-                let caps = self
-                    .call(|| {
-                        let mut c = CapabilitiesClient::new(self.channel.clone());
-                        let r = self.req(re::GetCapabilitiesRequest {
-                            instance_name: self.instance.clone(),
-                        });
-                        async move { c.get_capabilities(r).await }
-                    })
-                    .await?;
-                let Some(cache) = caps.cache_capabilities else {
-                    return Err(self.config(
-                        "the server offers no cache on this instance (no cache capabilities); check instance=",
-                    ));
-                };
-                let sha256 = re::digest_function::Value::Sha256 as i32;
-                // An empty list is an old server's way of saying SHA-256.
-                if !cache.digest_functions.is_empty() && !cache.digest_functions.contains(&sha256)
-                {
-                    return Err(self.config(
-                        "the server does not hash blobs with SHA-256, the only digest function this client speaks",
-                    ));
-                }
-                let server_max = u64::try_from(cache.max_batch_total_size_bytes).unwrap_or(0);
-                // Room for the digest and the message around the bytes.
-                let batch = match server_max {
-                    0 => BATCH_MAX,
-                    n => BATCH_MAX.min(n.saturating_sub(4096)),
-                };
-                Ok(Limits {
-                    batch,
-                    updates: cache
-                        .action_cache_update_capabilities
-                        .is_none_or(|u| u.update_enabled),
+        let got = self
+            .limits
+            .get_or_init(|| async {
+                self.ask_limits().await.map_err(|e| match e {
+                    CacheError::Remote { code, message, .. } => (code, message),
+                    other => ("remote-unavailable", other.to_string()),
                 })
             })
-            .await
-            .copied()
+            .await;
+        got.clone().map_err(|(code, message)| CacheError::Remote {
+            code,
+            uri: self.spec.display().to_string(),
+            message,
+        })
+    }
+
+    /// One `GetCapabilities`: the digest function, the batch limit, whether clients
+    /// may update the action cache.
+    async fn ask_limits(&self) -> Result<Limits, CacheError> {
+        let caps = self
+            .call(|| {
+                let mut c = CapabilitiesClient::new(self.channel.clone());
+                let r = self.req(re::GetCapabilitiesRequest {
+                    instance_name: self.instance.clone(),
+                });
+                async move { c.get_capabilities(r).await }
+            })
+            .await?;
+        let Some(cache) = caps.cache_capabilities else {
+            return Err(self.config(
+                "the server offers no cache on this instance (no cache capabilities); check instance=",
+            ));
+        };
+        let sha256 = re::digest_function::Value::Sha256 as i32;
+        // An empty list is an old server's way of saying SHA-256.
+        if !cache.digest_functions.is_empty() && !cache.digest_functions.contains(&sha256) {
+            return Err(self.config(
+                "the server does not hash blobs with SHA-256, the only digest function this client speaks",
+            ));
+        }
+        let server_max = u64::try_from(cache.max_batch_total_size_bytes).unwrap_or(0);
+        // Room for the digest and the message around the bytes.
+        let batch = match server_max {
+            0 => BATCH_MAX,
+            n => BATCH_MAX.min(n.saturating_sub(4096)),
+        };
+        Ok(Limits {
+            batch,
+            updates: cache
+                .action_cache_update_capabilities
+                .is_none_or(|u| u.update_enabled),
+        })
     }
 
     /// One round trip and a lookup: the server answers, serves this instance, hashes
@@ -513,7 +528,7 @@ impl Reapi {
         }));
         let mut c = ByteStreamClient::new(self.channel.clone());
         // Each started piece may take the timeout.
-        let limit = self.timeout * (1 + size.div_ceil(PIECE)) as u32;
+        let limit = self.timeout * size.div_ceil(PIECE).max(1) as u32;
         let got = tokio::time::timeout(limit, c.write(self.req(messages))).await;
         if let Some(e) = local_err.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
