@@ -7,9 +7,10 @@
 //! Every object the store writes (entry, seed pack, manifest, bundle piece, index) has a
 //! name (`v2/entries/<key>.xce`, …). REAPI finds bytes by their digest only, so:
 //!
-//! - the bytes go to the CAS as one blob, under the SHA-256 of their content (small
-//!   blobs with `BatchUpdateBlobs`, large ones streamed through `ByteStream.Write`, after
-//!   `FindMissingBlobs` said the server lacks them: a blob it holds is never sent again);
+//! - the bytes go to the CAS as one blob, under the SHA-256 of their content: small
+//!   blobs at once with `BatchUpdateBlobs` (asking first would cost the same round
+//!   trip), large ones streamed through `ByteStream.Write` once `FindMissingBlobs` said
+//!   the server lacks them (a large blob it holds is never sent again);
 //! - the name becomes an action digest, the SHA-256 of `cargo-xcache/<name>` (never an
 //!   `Action` of a real build: those hash a serialized message, which never starts with
 //!   these bytes), and `UpdateActionResult` records an `ActionResult` whose one output
@@ -406,7 +407,20 @@ impl Reapi {
             hash: hex(&hasher.finalize()),
             size_bytes: size as i64,
         };
-        let missing = self
+        if size <= limits.batch {
+            // A small blob is sent at once: asking whether the server has it would cost
+            // the same round trip as sending it.
+            self.batch_write(&digest, &source).await?;
+        } else if self.missing(&digest).await? {
+            self.stream_write(&digest, source).await?;
+        }
+        self.record(path, Some(digest)).await?;
+        Ok(size)
+    }
+
+    /// Whether the server lacks a blob (`FindMissingBlobs`).
+    async fn missing(&self, digest: &re::Digest) -> Result<bool, CacheError> {
+        let got = self
             .call(|| {
                 let mut c = ContentAddressableStorageClient::new(self.channel.clone());
                 let r = self.req(re::FindMissingBlobsRequest {
@@ -417,15 +431,7 @@ impl Reapi {
                 async move { c.find_missing_blobs(r).await }
             })
             .await?;
-        if !missing.missing_blob_digests.is_empty() {
-            if size <= limits.batch {
-                self.batch_write(&digest, &source).await?;
-            } else {
-                self.stream_write(&digest, source).await?;
-            }
-        }
-        self.record(path, Some(digest)).await?;
-        Ok(size)
+        Ok(!got.missing_blob_digests.is_empty())
     }
 
     /// Records the action result of an object name: naming `digest`, or nothing.
