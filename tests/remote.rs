@@ -1007,3 +1007,44 @@ fn reapi_restarted_empty_is_filled_again_and_doctor_and_gc_speak_reapi() {
     assert!(text.contains("evicts by its own policy"), "{text}");
     drop(server);
 }
+
+/// A server that asks for a token: the one in XCACHE_REMOTE_TOKEN goes with every request
+/// (as `authorization: Bearer`), builds read and write through it; a wrong or missing
+/// token is named, with where the token goes, and never printed.
+#[test]
+fn reapi_token_is_sent_and_never_printed() {
+    let (server, token) = servers::buildgrid_with_jwt("xcache-jwt-secret-4711");
+    let uri = reapi_uri(server.port);
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "doctor");
+
+    let good = [("XCACHE_REMOTE_TOKEN", token.as_str())];
+    let (code, out) = doctor(&ws, &s.store(), &["--remote", &uri], &good);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("wrote, read back and deleted a probe object"),
+        "{out}"
+    );
+    assert!(!out.contains(&token), "{out}");
+
+    let (code, out) = doctor(&ws, &s.store(), &["--remote", &uri], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[remote-denied]") && out.contains("XCACHE_REMOTE_TOKEN"),
+        "{out}"
+    );
+    let wrong = [("XCACHE_REMOTE_TOKEN", "not-the-token-0815")];
+    let (code, out) = doctor(&ws, &s.store(), &["--remote", &uri], &wrong);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[remote-denied]"), "{out}");
+    assert!(!out.contains("not-the-token-0815"), "{out}");
+
+    let env = [HEALTHY_REMOTE, ("XCACHE_REMOTE_TOKEN", token.as_str())];
+    let (b, r) = build(&s, "cold", &uri, &[], &env);
+    assert_eq!(r.warning_codes(), Vec::<String>::new(), "{}", b.stderr());
+    assert!(r.summary("bytes_up") > 0);
+    assert!(!b.stderr().contains(&token));
+    let (_, r) = build(&s, "elsewhere/warm", &uri, &[], &env);
+    assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
+    drop(server);
+}
