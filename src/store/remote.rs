@@ -46,7 +46,8 @@ pub struct RemoteStore {
 /// What speaks to the service: opendal, or a REAPI client (`super::reapi`).
 enum Client {
     Dal(Operator),
-    Reapi(super::reapi::Reapi),
+    /// Boxed: a REAPI client holds its channel, limits and token, a few hundred bytes.
+    Reapi(Box<super::reapi::Reapi>),
 }
 
 /// One object of a remote listing ([`RemoteStore::list`]).
@@ -110,7 +111,7 @@ impl RemoteStore {
             RemoteKind::Reapi { .. } => {
                 // The client's connection is a task of this runtime.
                 let _in_rt = rt.enter();
-                Client::Reapi(super::reapi::Reapi::new(spec, timeout)?)
+                Client::Reapi(Box::new(super::reapi::Reapi::new(spec, timeout)?))
             }
             _ => Client::Dal(operator(spec, timeout)?),
         };
