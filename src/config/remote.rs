@@ -901,4 +901,59 @@ mod tests {
             }
         ));
     }
+
+    #[test]
+    fn grpc_uris_name_a_reapi_server_and_its_instance() {
+        let spec = parse("grpc://127.0.0.1:8980?instance=main").unwrap();
+        assert_eq!(
+            spec.kind,
+            RemoteKind::Reapi {
+                endpoint: "http://127.0.0.1:8980".into(),
+                instance: "main".into(),
+                token: None,
+                auth_header: None,
+            }
+        );
+        assert_eq!(spec.display(), "grpc://127.0.0.1:8980?instance=main");
+        let tls =
+            parse("grpcs://cache.example.com:443?auth_header=X-Api-Key&uploads=bundles").unwrap();
+        assert_eq!(tls.uploads, Uploads::Bundles);
+        match tls.kind {
+            RemoteKind::Reapi {
+                endpoint,
+                instance,
+                auth_header,
+                ..
+            } => {
+                assert_eq!(endpoint, "https://cache.example.com:443");
+                assert_eq!(instance, "");
+                assert_eq!(auth_header.as_deref(), Some("x-api-key"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let defaults = RemoteDefaults {
+            token: Some(Secret("tok-12345".into())),
+            ..Default::default()
+        };
+        let spec = RemoteSpec::parse("grpc://h:1", &defaults).unwrap();
+        assert!(matches!(
+            spec.kind,
+            RemoteKind::Reapi { token: Some(_), .. }
+        ));
+    }
+
+    #[test]
+    fn bad_grpc_uris_say_how_to_write_them() {
+        for (uri, says) in [
+            ("grpc://host", "names no port"),
+            ("grpc://host:1/main", "?instance=NAME"),
+            ("grpc://host:1?instanse=main", "unknown option `instanse`"),
+            ("grpc://host:1?token=sekrit-value", "XCACHE_REMOTE_TOKEN"),
+            ("grpc://host:1?auth_header=a%20b", "not a header name"),
+        ] {
+            let e = parse(uri).unwrap_err();
+            assert!(e.contains(says), "{uri}: {e}");
+            assert!(!e.contains("sekrit-value"), "{uri}: {e}");
+        }
+    }
 }

@@ -128,9 +128,11 @@ impl Reapi {
                 };
                 let key = AsciiMetadataKey::from_bytes(name.as_bytes())
                     .map_err(|_| invalid(format!("`{name}` is not a header name")))?;
-                let value = AsciiMetadataValue::try_from(value).map_err(|_| {
+                let mut value = AsciiMetadataValue::try_from(value).map_err(|_| {
                     invalid("XCACHE_REMOTE_TOKEN holds characters a header cannot carry".into())
                 })?;
+                // Never indexed by HTTP/2's header compression, never shown by a log.
+                value.set_sensitive(true);
                 Some((key, value))
             }
         };
