@@ -144,6 +144,63 @@ EOF
   }
 }
 
+# find_server NAME HINT: the path of the server program NAME (dies with HOW TO INSTALL
+# when missing). A pyenv shim execs the real program: the program itself is named, so
+# the PID a script holds is the server's.
+find_server() {
+  local prog
+  prog="$(command -v "$1" || true)"
+  [[ -n "$prog" ]] || die "$1 is not installed ($2)"
+  if [[ "$prog" == */shims/"$1" ]] && command -v pyenv >/dev/null; then
+    prog="$(pyenv which "$1" 2>/dev/null || echo "$prog")"
+  fi
+  echo "$prog"
+}
+
+# start_bgd DIR LOG PORT [BGD_ARG...]: starts BuildGrid (the program in $BGD) serving a
+# REAPI cache only on 127.0.0.1:PORT, instance "main": CAS and ByteStream on a disk
+# storage in DIR, an in-memory LRU action cache, no database. BGD_ARGs go to `bgd
+# server start` (`-vv --json-logs` logs every request). Sets BGD_PID; waits until the
+# port answers (BuildGrid takes some seconds to import), and dies with the log's tail
+# when it does not come up.
+start_bgd() {
+  local dir="$1" logf="$2" port="$3" i
+  shift 3
+  mkdir -p "$dir"
+  cat >"$dir/bgd.yml" <<YML
+server:
+  - !channel
+    address: "127.0.0.1:$port"
+    insecure-mode: true
+storages:
+  - !disk-storage &cas
+    path: $dir/cas
+caches:
+  - !lru-action-cache &ac
+    storage: *cas
+    max-cached-refs: 1000000
+    allow-updates: true
+instances:
+  - name: main
+    services:
+      - !action-cache
+        cache: *ac
+      - !cas
+        storage: *cas
+      - !bytestream
+        storage: *cas
+YML
+  "$BGD" server start "$@" "$dir/bgd.yml" </dev/null >"$logf" 2>&1 &
+  BGD_PID=$!
+  for ((i = 0; i < 1200; i++)); do
+    port_open "$port" && return 0
+    kill -0 "$BGD_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 30 "$logf" >&2 || true
+  die "BuildGrid did not listen on 127.0.0.1:$port (log: $logf)"
+}
+
 # free_ports N: N distinct loopback ports nobody listens on, each with a free +10000
 # neighbour (SeaweedFS opens its gRPC ports there).
 free_ports() {

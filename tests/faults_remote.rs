@@ -1,4 +1,5 @@
-//! The remote fault suite: real servers (Redis and SeaweedFS's S3, on 127.0.0.1) that
+//! The remote fault suite: real servers (Redis, SeaweedFS's S3 and BuildGrid's REAPI,
+//! on 127.0.0.1) that
 //! are down, hang from the start, stall in the middle of a build (the server process
 //! frozen with SIGSTOP), refuse the credentials or the database, or hold damaged
 //! objects. Every build must succeed with the right program output, name the fault
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::basic::EXPECTED_OUTPUT;
-use common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET, Server};
+use common::servers::{self, REAPI_INSTANCE, S3_ACCESS, S3_BUCKET, S3_SECRET, Server};
 use common::{Build, Report, Scratch, base_command, xcache_build, xcache_exe};
 use xcache::config::{RemoteDefaults, RemoteSpec};
 use xcache::key::Key;
@@ -132,6 +133,25 @@ impl Suite {
         (codes, b.stderr(), store)
     }
 
+    /// A build elsewhere on a remote whose objects were damaged names the damage, uses
+    /// none of it, keeps the remote and stores the units again; the next build restores
+    /// them from the remote.
+    fn damaged_then_replaced(&mut self, class: &'static str, uri: &str) {
+        let (codes, err, _) = self.faulted(class, uri, &[], None);
+        assert_eq!(codes, ["remote-entry-damaged"], "{err}");
+        assert!(!err.contains("remote-unavailable"), "{err}");
+        let (b, r, _, _) = self.build(uri, &[], None);
+        b.assert_success();
+        assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+        let r = r.unwrap();
+        assert_eq!(r.warning_codes(), Vec::<String>::new(), "{}", b.stderr());
+        assert!(
+            r.summary("remote_hits") >= 5,
+            "the damaged objects were replaced: {}",
+            r.0["summary"]
+        );
+    }
+
     fn print(&self) {
         println!(
             "\nremote fault suite (baseline build without a remote: {:.1} s)",
@@ -201,6 +221,11 @@ fn s3_env() -> Vec<(&'static str, &'static str)> {
 
 /// Every entry (and seed pack) a local store holds, by key.
 fn entry_keys(store: &Path) -> Vec<Key> {
+    entry_files(store).into_iter().map(|(k, _)| k).collect()
+}
+
+/// Every entry (and seed pack) file a local store holds, with its key.
+fn entry_files(store: &Path) -> Vec<(Key, PathBuf)> {
     let mut out = Vec::new();
     let mut dirs = vec![store.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -214,7 +239,7 @@ fn entry_keys(store: &Path) -> Vec<Key> {
                     .and_then(|s| s.to_str())
                     .and_then(Key::from_hex)
             {
-                out.push(k);
+                out.push((k, p));
             }
         }
     }
@@ -276,19 +301,7 @@ fn remote_faults_cost_a_bounded_delay_and_never_a_build() {
     assert!(damaged >= 5, "{damaged} objects damaged");
     // And the bundle the cold build wrote, which holds the same objects again.
     assert_eq!(empty_pieces(redis.port), 1);
-    let (codes, err, _) = suite.faulted("damaged objects (redis)", &redis_uri, &[], None);
-    assert_eq!(codes, ["remote-entry-damaged"], "{err}");
-    assert!(!err.contains("remote-unavailable"), "{err}");
-    let (b, r, _, _) = suite.build(&redis_uri, &[], None);
-    b.assert_success();
-    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
-    let r = r.unwrap();
-    assert_eq!(r.warning_codes(), Vec::<String>::new(), "{}", b.stderr());
-    assert!(
-        r.summary("remote_hits") >= 5,
-        "the damaged objects were replaced: {}",
-        r.0["summary"]
-    );
+    suite.damaged_then_replaced("damaged objects (redis)", &redis_uri);
 
     // Denied: a wrong password and a missing database, named at once with Redis's
     // own advice (not S3's).
@@ -350,6 +363,111 @@ fn remote_faults_cost_a_bounded_delay_and_never_a_build() {
         "{codes:?} {err}"
     );
     s3.resume();
+
+    suite.print();
+    suite.assert_clean();
+}
+
+/// The blob files of BuildGrid's disk storage that hold our objects' bytes (entries,
+/// seed packs and bundle pieces all start with a zstd frame; action results, manifests
+/// and the probe do not), by content digest.
+fn reapi_object_blobs(server: &Server) -> Vec<(String, PathBuf)> {
+    let objects = server.dir.path().join("cas/cas/objects");
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(&objects).unwrap().flatten() {
+        for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+            let bytes = std::fs::read(f.path()).unwrap_or_default();
+            if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+                let hash = format!(
+                    "{}{}",
+                    d.file_name().to_string_lossy(),
+                    f.file_name().to_string_lossy()
+                );
+                out.push((hash, f.path()));
+            }
+        }
+    }
+    out
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The same faults on a REAPI server (BuildGrid): objects damaged through the protocol
+/// (their names bound to cut blobs), blobs the server lost while action results still
+/// name them (removed from its disk), a server that hangs from the start or stalls
+/// mid-build, and one that is gone.
+#[test]
+fn reapi_faults_cost_a_bounded_delay_and_never_a_build() {
+    let mut suite = Suite::new();
+    let mut bgd = servers::buildgrid();
+    let uri = format!("grpc://127.0.0.1:{}?instance={REAPI_INSTANCE}", bgd.port);
+
+    // Hanging from the start, and stalling after the first unit (while the server is
+    // still empty: a build that finds every unit seeds them all and starts no rustc).
+    bgd.pause();
+    let (codes, err, _) = suite.faulted("hanging (reapi)", &uri, &[], None);
+    assert_eq!(codes, ["remote-timed-out"], "{err}");
+    bgd.resume();
+    let pause = || bgd.pause();
+    let (codes, err, _) = suite.faulted("stalling mid-build (reapi)", &uri, &[], Some(&pause));
+    assert!(
+        codes.is_empty() || codes == ["remote-timed-out"],
+        "{codes:?} {err}"
+    );
+    bgd.resume();
+
+    // Damaged objects: every entry and seed pack is bound to a cut blob, and the
+    // bundle pieces (the other blobs of our objects) are lost; a build elsewhere names
+    // the damage, uses none of it, and stores the units again; the next restores them.
+    let (b, _, _, cold_store) = suite.build(&uri, &[], None);
+    b.assert_success();
+    let files = entry_files(&cold_store);
+    let keys: Vec<Key> = files.iter().map(|(k, _)| *k).collect();
+    let local: Vec<String> = files.iter().map(|(_, p)| sha256_hex(p)).collect();
+    let ours = reapi_object_blobs(&bgd);
+    let n_ours = ours.len();
+    let pieces: Vec<PathBuf> = ours
+        .into_iter()
+        .filter(|(h, _)| !local.contains(h))
+        .map(|(_, p)| p)
+        .collect();
+    assert!(
+        !pieces.is_empty(),
+        "the cold build wrote a bundle piece: {n_ours} blobs of objects, {} local",
+        local.len()
+    );
+    for p in &pieces {
+        std::fs::remove_file(p).unwrap();
+    }
+    let damaged = damage(&uri, &keys);
+    assert!(damaged >= 5, "{damaged} objects damaged");
+    suite.damaged_then_replaced("damaged objects (reapi)", &uri);
+
+    // Lost blobs: the server no longer holds any of our objects' bytes, though its
+    // action results still name them. Misses, without a word; stored again.
+    let lost = reapi_object_blobs(&bgd);
+    assert!(lost.len() >= 5, "{} blobs", lost.len());
+    for (_, p) in &lost {
+        std::fs::remove_file(p).unwrap();
+    }
+    let (codes, err, _) = suite.faulted("lost blobs (reapi)", &uri, &[], None);
+    assert_eq!(codes, Vec::<String>::new(), "{err}");
+    let (b, r, _, _) = suite.build(&uri, &[], None);
+    b.assert_success();
+    let r = r.unwrap();
+    assert_eq!(r.warning_codes(), Vec::<String>::new(), "{}", b.stderr());
+    assert_eq!(r.summary("remote_hits"), UNITS, "{}", r.0["summary"]);
+
+    // Down: the server is gone.
+    bgd.stop();
+    let (codes, err, _) = suite.faulted("down (reapi)", &uri, &[], None);
+    assert_eq!(codes, ["remote-unavailable"], "{err}");
 
     suite.print();
     suite.assert_clean();

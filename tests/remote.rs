@@ -1,6 +1,7 @@
 //! The remote tier against real servers started on 127.0.0.1: SeaweedFS (S3, with
 //! signatures checked, and WebDAV), Redis, memcached, wsgidav (WebDAV), fake-gcs-server
-//! (GCS) and Azurite (Azure Blob, shared key checked). The same scenario runs on each.
+//! (GCS), Azurite (Azure Blob, shared key checked) and BuildGrid (a Remote Execution
+//! API server, `grpc://`). The same scenario runs on each.
 
 mod common;
 
@@ -9,8 +10,8 @@ use std::process::Output;
 
 use common::basic::{CACHEABLE, EXPECTED_OUTPUT};
 use common::servers::{
-    self, AZURE_ACCOUNT, AZURE_CONTAINER, AZURE_KEY, GCS_BUCKET, S3_ACCESS, S3_BUCKET, S3_SECRET,
-    Server,
+    self, AZURE_ACCOUNT, AZURE_CONTAINER, AZURE_KEY, GCS_BUCKET, REAPI_INSTANCE, S3_ACCESS,
+    S3_BUCKET, S3_SECRET, Server,
 };
 use common::{
     Build, HEALTHY_REMOTE, Report, Scratch, assert_warned_once, base_command, xcache_build,
@@ -928,4 +929,122 @@ fn s3_bundled_uploads_write_pieces_and_the_index_only() {
     // Four builds, two of which stored something: two pieces and two indexes.
     let all = c3.since(&c0);
     assert_eq!(all.uploads(), 2 + 2, "{all:?}");
+}
+
+fn reapi_uri(port: u16) -> String {
+    format!("grpc://127.0.0.1:{port}?instance={REAPI_INSTANCE}")
+}
+
+#[test]
+fn reapi_buildgrid() {
+    let server = servers::buildgrid();
+    let uri = reapi_uri(server.port);
+    scenario(server, &uri, &[]);
+}
+
+#[test]
+fn reapi_stopped_mid_build() {
+    let server = servers::buildgrid();
+    let uri = reapi_uri(server.port);
+    stopped_mid_build(server, &uri, &[]);
+}
+
+/// A REAPI server restarted with nothing in it (its action cache lives in memory, its
+/// CAS in a fresh folder): the next build finds nothing, names no fault, and stores
+/// everything again; the build after it restores every unit from the server. `doctor`
+/// round-trips a probe and names a wrong instance; `gc --remote` says what the
+/// server's eviction does instead.
+#[test]
+fn reapi_restarted_empty_is_filled_again_and_doctor_and_gc_speak_reapi() {
+    let mut server = servers::buildgrid();
+    let port = server.port;
+    let uri = reapi_uri(port);
+    let s = Scratch::new();
+    let env = [HEALTHY_REMOTE];
+    let ws = s.checkout("basic-workspace", "doctor");
+
+    let (code, out) = doctor(&ws, &s.store(), &["--remote", &uri], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("wrote, read back and deleted a probe object"),
+        "{out}"
+    );
+    let wrong = format!("grpc://127.0.0.1:{port}?instance=no-such-instance");
+    let (code, out) = doctor(&ws, &s.store(), &["--remote", &wrong], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[remote-config-invalid]") && out.contains("instance="),
+        "{out}"
+    );
+
+    let (_, r) = build(&s, "cold", &uri, &[], &env);
+    assert!(r.summary("bytes_up") > 0);
+    server.stop();
+    drop(server);
+    let server = servers::buildgrid_at(port);
+
+    let (b, r) = build(&s, "after-restart", &uri, &[], &env);
+    assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
+    assert_eq!(r.warning_codes(), Vec::<String>::new(), "{}", b.stderr());
+    assert!(r.summary("bytes_up") > 0);
+    let (_, r) = build(&s, "elsewhere/warm", &uri, &[], &env);
+    assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
+    assert_eq!(tiers(&r), vec!["remote"; 7]);
+
+    let mut cmd = base_command(&xcache_exe(), &ws, &s.store());
+    cmd.args([
+        "xcache",
+        "gc",
+        "--remote",
+        "--older-than",
+        "1d",
+        "--remote-uri",
+        &uri,
+    ]);
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("evicts by its own policy"), "{text}");
+    drop(server);
+}
+
+/// A server that asks for a token: the one in XCACHE_REMOTE_TOKEN goes with every request
+/// (as `authorization: Bearer`), builds read and write through it; a wrong or missing
+/// token is named, with where the token goes, and never printed.
+#[test]
+fn reapi_token_is_sent_and_never_printed() {
+    let (server, token) = servers::buildgrid_with_jwt("xcache-jwt-secret-4711");
+    let uri = reapi_uri(server.port);
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "doctor");
+
+    let good = [("XCACHE_REMOTE_TOKEN", token.as_str())];
+    let (code, out) = doctor(&ws, &s.store(), &["--remote", &uri], &good);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("wrote, read back and deleted a probe object"),
+        "{out}"
+    );
+    assert!(!out.contains(&token), "{out}");
+
+    let (code, out) = doctor(&ws, &s.store(), &["--remote", &uri], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[remote-denied]") && out.contains("XCACHE_REMOTE_TOKEN"),
+        "{out}"
+    );
+    let wrong = [("XCACHE_REMOTE_TOKEN", "not-the-token-0815")];
+    let (code, out) = doctor(&ws, &s.store(), &["--remote", &uri], &wrong);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[remote-denied]"), "{out}");
+    assert!(!out.contains("not-the-token-0815"), "{out}");
+
+    let env = [HEALTHY_REMOTE, ("XCACHE_REMOTE_TOKEN", token.as_str())];
+    let (b, r) = build(&s, "cold", &uri, &[], &env);
+    assert_eq!(r.warning_codes(), Vec::<String>::new(), "{}", b.stderr());
+    assert!(r.summary("bytes_up") > 0);
+    assert!(!b.stderr().contains(&token));
+    let (_, r) = build(&s, "elsewhere/warm", &uri, &[], &env);
+    assert_eq!(r.with_outcome("hit"), names(CACHEABLE));
+    drop(server);
 }

@@ -1,7 +1,8 @@
 //! `cargo xcache gc --remote --older-than D`: removes a remote's objects that were last
 //! written longer ago than `D`, on the stores that can list their objects. Object
 //! stores keep no read times, so "unused" means "not written for `D`": entries rewritten
-//! by builds that compile them again stay, as a main branch's do.
+//! by builds that compile them again stay, as a main branch's do. A REAPI server
+//! (`grpc://`) evicts by its own policy: the command says so and removes nothing.
 
 use std::time::{Duration, SystemTime};
 
@@ -16,6 +17,16 @@ pub fn run(cfg: &BuildConfig, older_than: Duration, dry_run: bool) -> Result<i32
             "no remote store is configured (XCACHE_REMOTE, --remote-uri or `remote` in xcache.toml)".into(),
         ));
     };
+    if let crate::config::RemoteKind::Reapi { .. } = spec.kind {
+        // REAPI gives clients no listing and no deletion: the server collects.
+        println!(
+            "remote store {spec}: a REAPI server evicts by its own policy (the size, LRU or TTL bound of its CAS and action cache, set in the server's configuration); clients can neither list nor delete, so nothing is removed here"
+        );
+        println!(
+            "  an evicted object reads as a miss, and the next build that compiles the unit stores it again"
+        );
+        return Ok(0);
+    }
     let remote = RemoteStore::open(spec).map_err(|e| CliError::GcRemote(e.to_string()))?;
     let Some(objects) = remote
         .list()

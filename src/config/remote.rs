@@ -68,6 +68,19 @@ pub enum RemoteKind {
     Fs {
         root: String,
     },
+    /// A Remote Execution API server's cache (CAS, ActionCache, ByteStream), reached
+    /// over gRPC (`grpc://`, `grpcs://` for TLS with the system's roots).
+    Reapi {
+        /// `http://HOST:PORT` or `https://HOST:PORT`, as the gRPC client takes it.
+        endpoint: String,
+        /// The server's instance name (`instance=`; empty when left out).
+        instance: String,
+        /// `XCACHE_REMOTE_TOKEN`, for a server that asks for one.
+        token: Option<Secret>,
+        /// The header the token goes in (`auth_header=`); `authorization`, as
+        /// `Bearer TOKEN`, when `None`.
+        auth_header: Option<String>,
+    },
 }
 
 /// How a build's new objects reach the remote (`uploads=` in the URI).
@@ -151,7 +164,7 @@ pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
 }
 
 /// The schemes understood, for error messages.
-pub const SCHEMES: &str = "s3://, gcs://, azblob://, redis://, rediss://, redis+cluster://, rediss+cluster://, memcached://, webdav://, webdavs://, ghac, file://";
+pub const SCHEMES: &str = "s3://, gcs://, azblob://, redis://, rediss://, redis+cluster://, rediss+cluster://, memcached://, webdav://, webdavs://, grpc://, grpcs://, ghac, file://";
 
 impl RemoteSpec {
     /// The URI without credentials.
@@ -214,6 +227,7 @@ impl RemoteSpec {
             "gcs" | "gs" => &["endpoint", "anonymous", "uploads"],
             "azblob" => &["endpoint", "account", "uploads"],
             "webdav" | "webdavs" | "file" => &["uploads"],
+            "grpc" | "grpcs" => &["instance", "auth_header", "uploads"],
             _ => &[],
         };
         if url.query_pairs().any(|(k, _)| k == "uploads") && known.is_empty() {
@@ -228,6 +242,12 @@ impl RemoteSpec {
             .find(|(k, _)| !known.contains(&k.as_ref()))
         {
             let scheme = url.scheme();
+            if matches!(scheme, "grpc" | "grpcs") && is_secret_name(&k) {
+                let display = display.split('?').next().unwrap_or_default();
+                return Err(format!(
+                    "{display}: option `{k}`: a credential never goes in the URI; put the token in XCACHE_REMOTE_TOKEN (sent as authorization: Bearer TOKEN, or in the header auth_header= names)"
+                ));
+            }
             // The value of an option not understood may be a misspelt credential: the
             // URI is shown without its options.
             let display = display.split('?').next().unwrap_or_default();
@@ -349,6 +369,45 @@ impl RemoteSpec {
                     root: root(),
                     username: user(),
                     password: password(),
+                }
+            }
+            "grpc" | "grpcs" => {
+                if !matches!(url.path(), "" | "/") {
+                    return Err(format!(
+                        "{display}: a REAPI server is named by host and port only; write the instance as grpc://HOST:PORT?instance=NAME"
+                    ));
+                }
+                let port = url.port().ok_or_else(|| {
+                    format!("{display} names no port; write grpc://HOST:PORT?instance=NAME")
+                })?;
+                let header = query("auth_header");
+                if let Some(h) = &header
+                    && (h.is_empty()
+                        || !h
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+                {
+                    return Err(format!(
+                        "{display}: option `auth_header` is `{h}`, not a header name; write auth_header=x-api-key (letters, digits, - and _)"
+                    ));
+                }
+                let scheme = if url.scheme() == "grpcs" {
+                    "https"
+                } else {
+                    "http"
+                };
+                let host = host()?;
+                // An IPv6 address is written in brackets in a URI.
+                let host = if host.contains(':') && !host.starts_with('[') {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                RemoteKind::Reapi {
+                    endpoint: format!("{scheme}://{host}:{port}"),
+                    instance: query("instance").unwrap_or_default(),
+                    token: defaults.token.clone(),
+                    auth_header: header.map(|h| h.to_ascii_lowercase()),
                 }
             }
             "file" => {
@@ -525,6 +584,8 @@ pub struct RemoteDefaults {
     pub azure_key: Option<Secret>,
     /// `XCACHE_REMOTE_TIMEOUT`, as written (checked by [`RemoteSpec::parse`]).
     pub timeout: Option<String>,
+    /// `XCACHE_REMOTE_TOKEN`: the token a `grpc://` server may ask for.
+    pub token: Option<Secret>,
     /// The values of every secret environment variable (`AWS_SECRET_ACCESS_KEY`,
     /// `AWS_SESSION_TOKEN`, `AZURE_STORAGE_KEY`, …): scrubbed from messages.
     pub secrets: Vec<Secret>,
@@ -839,5 +900,60 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn grpc_uris_name_a_reapi_server_and_its_instance() {
+        let spec = parse("grpc://127.0.0.1:8980?instance=main").unwrap();
+        assert_eq!(
+            spec.kind,
+            RemoteKind::Reapi {
+                endpoint: "http://127.0.0.1:8980".into(),
+                instance: "main".into(),
+                token: None,
+                auth_header: None,
+            }
+        );
+        assert_eq!(spec.display(), "grpc://127.0.0.1:8980?instance=main");
+        let tls =
+            parse("grpcs://cache.example.com:443?auth_header=X-Api-Key&uploads=bundles").unwrap();
+        assert_eq!(tls.uploads, Uploads::Bundles);
+        match tls.kind {
+            RemoteKind::Reapi {
+                endpoint,
+                instance,
+                auth_header,
+                ..
+            } => {
+                assert_eq!(endpoint, "https://cache.example.com:443");
+                assert_eq!(instance, "");
+                assert_eq!(auth_header.as_deref(), Some("x-api-key"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let defaults = RemoteDefaults {
+            token: Some(Secret("tok-12345".into())),
+            ..Default::default()
+        };
+        let spec = RemoteSpec::parse("grpc://h:1", &defaults).unwrap();
+        assert!(matches!(
+            spec.kind,
+            RemoteKind::Reapi { token: Some(_), .. }
+        ));
+    }
+
+    #[test]
+    fn bad_grpc_uris_say_how_to_write_them() {
+        for (uri, says) in [
+            ("grpc://host", "names no port"),
+            ("grpc://host:1/main", "?instance=NAME"),
+            ("grpc://host:1?instanse=main", "unknown option `instanse`"),
+            ("grpc://host:1?token=sekrit-value", "XCACHE_REMOTE_TOKEN"),
+            ("grpc://host:1?auth_header=a%20b", "not a header name"),
+        ] {
+            let e = parse(uri).unwrap_err();
+            assert!(e.contains(says), "{uri}: {e}");
+            assert!(!e.contains("sekrit-value"), "{uri}: {e}");
+        }
     }
 }

@@ -69,6 +69,10 @@ pub mod vars {
     /// How long one remote request may stall before the remote is given up for the
     /// build (`2s` by default; uploads get five times as long).
     pub const REMOTE_TIMEOUT: &str = "XCACHE_REMOTE_TIMEOUT";
+    /// A token for a `grpc://` (REAPI) server that asks for one: sent with every
+    /// request as `authorization: Bearer TOKEN` (or in the header `auth_header=`
+    /// names), never printed.
+    pub const REMOTE_TOKEN: &str = "XCACHE_REMOTE_TOKEN";
     /// The size the local store is kept under (`10G`, `unlimited`).
     pub const CACHE_SIZE: &str = "XCACHE_CACHE_SIZE";
     /// The path of a private key (`cargo xcache keygen`): what a build writes is signed.
@@ -166,8 +170,10 @@ impl Env {
                 .or(self.get("AZURE_STORAGE_ACCOUNT_KEY"))
                 .map(|k| Secret(k.to_string())),
             timeout: self.get(vars::REMOTE_TIMEOUT).map(str::to_string),
+            token: self.get(vars::REMOTE_TOKEN).map(|t| Secret(t.to_string())),
             secrets: SECRET_VARS
                 .iter()
+                .chain(&[vars::REMOTE_TOKEN])
                 .filter_map(|v| self.get(v))
                 .filter(|v| v.len() >= 3)
                 .map(|v| Secret(v.to_string()))

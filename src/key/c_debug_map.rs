@@ -32,7 +32,7 @@ const FLAG_VARS: [&str; 2] = ["CFLAGS", "CXXFLAGS"];
 /// The `-fdebug-prefix-map` flags for `pm`'s roots, the least specific first: GCC and
 /// Clang let the last matching map win, so a root inside another (the target dir in the
 /// workspace) is remapped as itself. A root that cannot travel safely is left out (its
-/// paths stay, and bind the run): see [`carries_safely`].
+/// paths stay, and bind the run): see `carries_safely`.
 pub fn debug_map_flags(pm: &PathMap) -> Vec<String> {
     pm.roots()
         .iter()

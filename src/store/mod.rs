@@ -17,6 +17,7 @@ pub mod gc;
 pub mod history;
 mod local;
 mod manifest;
+mod reapi;
 mod remote;
 
 pub use entry::{

@@ -1,6 +1,6 @@
 //! The remote tier, through opendal: S3 and compatibles, GCS, Azure Blob, Redis,
-//! memcached, WebDAV, the GitHub Actions cache, a shared folder. Main type:
-//! [`RemoteStore`].
+//! memcached, WebDAV, the GitHub Actions cache, a shared folder; and a Remote Execution
+//! API server's cache through its own client (`reapi`). Main type: [`RemoteStore`].
 //!
 //! The wrapper is synchronous and short-lived, so the store drives opendal's async API
 //! on a small current-thread runtime of its own. The front-end's prefetch opens one store
@@ -33,7 +33,7 @@ const PIECE: usize = 8 << 20;
 /// A remote store.
 pub struct RemoteStore {
     rt: tokio::runtime::Runtime,
-    op: Operator,
+    client: Client,
     spec: RemoteSpec,
     display: String,
     key_value: bool,
@@ -41,6 +41,13 @@ pub struct RemoteStore {
     /// uploads racing to make the same one can lose (seen here about once in four full
     /// test runs against SeaweedFS). A failed write is retried once after making it.
     needs_dirs: bool,
+}
+
+/// What speaks to the service: opendal, or a REAPI client (`super::reapi`).
+enum Client {
+    Dal(Operator),
+    /// Boxed: a REAPI client holds its channel, limits and token, a few hundred bytes.
+    Reapi(Box<super::reapi::Reapi>),
 }
 
 /// One object of a remote listing ([`RemoteStore::list`]).
@@ -83,130 +90,6 @@ impl RemoteStore {
         // The HTTP client for the HTTP-based services (a no-op after the first call).
         opendal::install_default();
         let display = spec.display().to_string();
-        let cfg_err = |e: opendal::Error| classify(spec, e);
-        let op = match &spec.kind {
-            RemoteKind::S3 {
-                bucket,
-                root,
-                endpoint,
-                region,
-                virtual_host_style,
-            } => {
-                let mut b = services::S3::default().bucket(bucket).root(root);
-                if let Some(e) = endpoint {
-                    b = b.endpoint(e);
-                }
-                // opendal needs a region; S3-compatible servers accept any.
-                b = b.region(region.as_deref().unwrap_or("us-east-1"));
-                if *virtual_host_style {
-                    b = b.enable_virtual_host_style();
-                }
-                Operator::new(b).map_err(cfg_err)?
-            }
-            RemoteKind::Gcs {
-                bucket,
-                root,
-                endpoint,
-                anonymous,
-            } => {
-                let mut b = services::Gcs::default().bucket(bucket).root(root);
-                if let Some(e) = endpoint {
-                    b = b.endpoint(e);
-                }
-                if *anonymous {
-                    b = b
-                        .skip_signature()
-                        .disable_vm_metadata()
-                        .disable_config_load();
-                }
-                Operator::new(b).map_err(cfg_err)?
-            }
-            RemoteKind::Azblob {
-                container,
-                root,
-                endpoint,
-                account,
-                key,
-            } => {
-                let mut b = services::Azblob::default().container(container).root(root);
-                if let Some(k) = key {
-                    b = b.account_key(&k.0);
-                }
-                if let Some(a) = account {
-                    b = b.account_name(a);
-                    if endpoint.is_none() {
-                        b = b.endpoint(&format!("https://{a}.blob.core.windows.net"));
-                    }
-                }
-                if let Some(e) = endpoint {
-                    b = b.endpoint(e);
-                }
-                Operator::new(b).map_err(cfg_err)?
-            }
-            RemoteKind::Redis {
-                endpoint,
-                db,
-                username,
-                password,
-            } => {
-                let b = services::Redis::default().endpoint(endpoint).db(*db);
-                Operator::new(redis_login(b, username, password)).map_err(cfg_err)?
-            }
-            RemoteKind::RedisCluster {
-                nodes,
-                username,
-                password,
-            } => {
-                // The client asks these nodes for the slot map and follows redirections
-                // to the others.
-                let b = services::Redis::default().cluster_endpoints(&nodes.join(","));
-                Operator::new(redis_login(b, username, password)).map_err(cfg_err)?
-            }
-            RemoteKind::Memcached { endpoint } => Operator::new(
-                services::Memcached::default()
-                    .endpoint(endpoint)
-                    .root("/xcache/"),
-            )
-            .map_err(cfg_err)?,
-            RemoteKind::Webdav {
-                endpoint,
-                root,
-                username,
-                password,
-            } => {
-                let mut b = services::Webdav::default().endpoint(endpoint).root(root);
-                if let Some(u) = username {
-                    b = b.username(u);
-                }
-                if let Some(p) = password {
-                    b = b.password(&p.0);
-                }
-                Operator::new(b).map_err(cfg_err)?
-            }
-            RemoteKind::Ghac => {
-                Operator::new(services::Ghac::default().root("/xcache/")).map_err(cfg_err)?
-            }
-            RemoteKind::Fs { root } => {
-                Operator::new(services::Fs::default().root(root)).map_err(cfg_err)?
-            }
-        };
-        // Temporary failures (a reset connection, a busy server) are retried twice,
-        // quickly, inside the time limit: a remote that hangs costs `timeout` per
-        // request, retries included, never three timeouts in a row. A transfer may take
-        // longer as a whole, but each of its pieces must answer within the limit.
-        let op = op
-            .layer(
-                RetryLayer::new()
-                    .with_max_times(2)
-                    .with_min_delay(Duration::from_millis(50))
-                    .with_max_delay(Duration::from_millis(300))
-                    .with_jitter(),
-            )
-            .layer(
-                TimeoutLayer::new()
-                    .with_timeout(timeout)
-                    .with_io_timeout(timeout),
-            );
         let rt = if shared {
             // Two workers drive the connections; the callers' threads drive their own
             // requests (`block_on`).
@@ -224,9 +107,17 @@ impl RemoteStore {
             uri: display.clone(),
             message: format!("failed to start the I/O runtime: {e}"),
         })?;
+        let client = match &spec.kind {
+            RemoteKind::Reapi { .. } => {
+                // The client's connection is a task of this runtime.
+                let _in_rt = rt.enter();
+                Client::Reapi(Box::new(super::reapi::Reapi::new(spec, timeout)?))
+            }
+            _ => Client::Dal(operator(spec, timeout)?),
+        };
         Ok(RemoteStore {
             rt,
-            op,
+            client,
             spec: spec.clone(),
             key_value: spec.is_key_value(),
             needs_dirs: matches!(spec.kind, RemoteKind::Webdav { .. }),
@@ -273,20 +164,23 @@ impl RemoteStore {
             } => redis_check(&self.spec, nodes, 0, username.as_deref(), password)?,
             _ => {}
         }
+        let op = match &self.client {
+            Client::Dal(op) => op,
+            Client::Reapi(r) => return self.rt.block_on(r.check()),
+        };
         // A service that cannot list (key-value stores, the GitHub Actions cache) is
         // asked for one key instead: a listing would fail as unsupported.
-        let by_key = self.key_value || !self.op.info().capability().list;
+        let by_key = self.key_value || !op.info().capability().list;
         let result = self.rt.block_on(async {
             if by_key {
-                match self.op.stat(&format!("{}/probe", super::LAYOUT)).await {
+                match op.stat(&format!("{}/probe", super::LAYOUT)).await {
                     Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
                     other => other.map(|_| ()),
                 }
             } else {
                 // One page of one entry: `list_with` would walk every page, one round
                 // trip each, before answering.
-                let mut lister = self
-                    .op
+                let mut lister = op
                     .lister_with(&format!("{}/", super::LAYOUT))
                     .limit(1)
                     .await?;
@@ -307,22 +201,28 @@ impl RemoteStore {
         })
     }
 
-    /// Deletes an object (used by `doctor` for its probe).
+    /// Deletes an object (used by `doctor` for its probe). On a REAPI server, whose
+    /// clients delete nothing, the object's name is made to lead nowhere.
     pub fn delete(&self, path: &str) -> Result<(), CacheError> {
+        let op = match &self.client {
+            Client::Dal(op) => op,
+            Client::Reapi(r) => return self.rt.block_on(r.delete(path)),
+        };
         self.rt
-            .block_on(self.op.delete(path))
+            .block_on(op.delete(path))
             .map_err(|e| classify(&self.spec, e))
     }
 
     /// Every object under `v1/`, with its size and when it was last written (for `cargo
-    /// xcache gc --remote`). `Ok(None)` for services that cannot list their objects.
+    /// xcache gc --remote`). `Ok(None)` for services that cannot list their objects
+    /// (key-value stores, REAPI servers).
     pub fn list(&self) -> Result<Option<Vec<Listed>>, CacheError> {
-        if self.key_value || !self.op.info().capability().list {
-            return Ok(None);
-        }
+        let op = match &self.client {
+            Client::Dal(op) if !self.key_value && op.info().capability().list => op,
+            _ => return Ok(None),
+        };
         self.rt.block_on(async {
-            let entries = match self
-                .op
+            let entries = match op
                 .list_with(&format!("{}/", super::LAYOUT))
                 .recursive(true)
                 .await
@@ -339,8 +239,7 @@ impl RemoteStore {
                 let mut meta = e.metadata().clone();
                 // Some services list names only: their times come from a stat.
                 if meta.last_modified().is_none() {
-                    meta = self
-                        .op
+                    meta = op
                         .stat(e.path())
                         .await
                         .map_err(|err| classify(&self.spec, err))?;
@@ -357,7 +256,18 @@ impl RemoteStore {
 
     /// Small objects (manifests): `None` if absent.
     pub fn get_bytes(&self, path: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        match self.rt.block_on(self.op.read(path)) {
+        let op = match &self.client {
+            Client::Dal(op) => op,
+            Client::Reapi(r) => {
+                let mut out = Vec::new();
+                let got = self.rt.block_on(r.read(path, None, &mut |chunk| {
+                    out.extend_from_slice(chunk);
+                    Ok(())
+                }))?;
+                return Ok(got.map(|_| out));
+            }
+        };
+        match self.rt.block_on(op.read(path)) {
             Ok(buf) => Ok(Some(buf.to_vec())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(classify(&self.spec, e)),
@@ -365,14 +275,21 @@ impl RemoteStore {
     }
 
     pub fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<(), CacheError> {
+        let op = match &self.client {
+            Client::Dal(op) => op,
+            Client::Reapi(r) => {
+                let source = super::reapi::Source::Bytes(std::sync::Arc::new(bytes));
+                return self.rt.block_on(r.write(path, source)).map(|_| ());
+            }
+        };
         // A Buffer clones by reference count, not by copying the bytes.
         let bytes = opendal::Buffer::from(bytes);
-        let first = self.rt.block_on(self.op.write(path, bytes.clone()));
+        let first = self.rt.block_on(op.write(path, bytes.clone()));
         match first {
             Ok(_) => Ok(()),
             Err(e) if self.make_parent_after(e.kind(), path) => self
                 .rt
-                .block_on(self.op.write(path, bytes))
+                .block_on(op.write(path, bytes))
                 .map(|_| ())
                 .map_err(|e| classify(&self.spec, e)),
             Err(e) => Err(classify(&self.spec, e)),
@@ -383,6 +300,9 @@ impl RemoteStore {
     /// for lack of permission, makes the object's parent and says the write may be
     /// tried again.
     fn make_parent_after(&self, kind: ErrorKind, path: &str) -> bool {
+        let Client::Dal(op) = &self.client else {
+            return false;
+        };
         if !self.needs_dirs || kind == ErrorKind::PermissionDenied {
             return false;
         }
@@ -390,7 +310,7 @@ impl RemoteStore {
             return false;
         };
         self.rt
-            .block_on(self.op.create_dir(&format!("{parent}/")))
+            .block_on(op.create_dir(&format!("{parent}/")))
             .is_ok()
     }
 
@@ -453,13 +373,7 @@ impl RemoteStore {
 
     /// The error for an object that is not what it claims to be.
     pub fn damaged(&self, path: &str, what: &str) -> CacheError {
-        CacheError::Remote {
-            code: "remote-entry-damaged",
-            uri: self.display.clone(),
-            message: format!(
-                "object {path} is damaged ({what}); it was not used, and the next build that stores the unit replaces it"
-            ),
-        }
+        damaged(&self.spec, path, what)
     }
 
     /// [`RemoteStore::get_file`] without the damage checks; a failure of the remote
@@ -536,7 +450,9 @@ impl RemoteStore {
     /// even `0..len`, costs it a length query first (one more round trip per entry).
     /// An object store reads exactly the indexed size, when it is known.
     fn whole(&self, size: Option<u64>) -> Option<std::ops::Range<u64>> {
-        size.filter(|_| !self.key_value).map(|n| 0..n)
+        // A REAPI blob's size comes with its digest: it is read whole, and checked.
+        let sized = !self.key_value && matches!(self.client, Client::Dal(_));
+        size.filter(|_| sized).map(|n| 0..n)
     }
 
     /// [`RemoteStore::get_stream`] of `range`, else of the whole object; a failure of
@@ -547,6 +463,15 @@ impl RemoteStore {
         range: Option<std::ops::Range<u64>>,
         sink: &mut dyn FnMut(&[u8]) -> Result<(), CacheError>,
     ) -> Result<Option<u64>, (Option<ErrorKind>, CacheError)> {
+        let op = match &self.client {
+            Client::Dal(op) => op,
+            Client::Reapi(r) => {
+                return self
+                    .rt
+                    .block_on(r.read(path, range, sink))
+                    .map_err(|e| (None, e));
+            }
+        };
         let spec = &self.spec;
         let display = &self.display;
         let fail = |e: opendal::Error| (Some(e.kind()), classify(spec, e));
@@ -555,7 +480,7 @@ impl RemoteStore {
             // length first when it is not known (a HEAD, one more round trip) and then
             // fetch it piece by piece, one round trip after another; a key-value store
             // hands a value back whole anyway.
-            let reader = match self.op.reader(path).await {
+            let reader = match op.reader(path).await {
                 Ok(r) => r,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(fail(e)),
@@ -628,11 +553,19 @@ impl RemoteStore {
         path: &str,
         srcs: &[&Path],
     ) -> Result<u64, (Option<ErrorKind>, CacheError)> {
+        let op = match &self.client {
+            Client::Dal(op) => op,
+            Client::Reapi(r) => {
+                return self
+                    .rt
+                    .block_on(r.write(path, srcs.into()))
+                    .map_err(|e| (None, e));
+            }
+        };
         let spec = &self.spec;
         let remote_err = |e: opendal::Error| (Some(e.kind()), classify(spec, e));
         self.rt.block_on(async {
-            let mut w = self
-                .op
+            let mut w = op
                 .writer_with(path)
                 .chunk(PIECE)
                 .await
@@ -662,6 +595,17 @@ impl RemoteStore {
             w.close().await.map_err(remote_err)?;
             Ok(n)
         })
+    }
+}
+
+/// The error for an object of `spec` that is not what it claims to be.
+pub(super) fn damaged(spec: &RemoteSpec, path: &str, what: &str) -> CacheError {
+    CacheError::Remote {
+        code: "remote-entry-damaged",
+        uri: spec.display().to_string(),
+        message: format!(
+            "object {path} is damaged ({what}); it was not used, and the next build that stores the unit replaces it"
+        ),
     }
 }
 
@@ -903,6 +847,9 @@ fn denied_advice(kind: &RemoteKind) -> &'static str {
             "the cache service refused the token; run inside a GitHub Actions job (ACTIONS_RUNTIME_TOKEN)"
         }
         RemoteKind::Fs { .. } => "the folder is not readable or writable by this user",
+        RemoteKind::Reapi { .. } => {
+            "the server refused the request; set XCACHE_REMOTE_TOKEN to a token it accepts"
+        }
     }
 }
 
@@ -992,4 +939,138 @@ fn classify(spec: &RemoteSpec, e: opendal::Error) -> CacheError {
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").chars().take(200).collect()
+}
+
+/// The opendal operator of a service, with its retries and time limits.
+fn operator(spec: &RemoteSpec, timeout: Duration) -> Result<Operator, CacheError> {
+    let cfg_err = |e: opendal::Error| classify(spec, e);
+    let op = match &spec.kind {
+        RemoteKind::S3 {
+            bucket,
+            root,
+            endpoint,
+            region,
+            virtual_host_style,
+        } => {
+            let mut b = services::S3::default().bucket(bucket).root(root);
+            if let Some(e) = endpoint {
+                b = b.endpoint(e);
+            }
+            // opendal needs a region; S3-compatible servers accept any.
+            b = b.region(region.as_deref().unwrap_or("us-east-1"));
+            if *virtual_host_style {
+                b = b.enable_virtual_host_style();
+            }
+            Operator::new(b).map_err(cfg_err)?
+        }
+        RemoteKind::Gcs {
+            bucket,
+            root,
+            endpoint,
+            anonymous,
+        } => {
+            let mut b = services::Gcs::default().bucket(bucket).root(root);
+            if let Some(e) = endpoint {
+                b = b.endpoint(e);
+            }
+            if *anonymous {
+                b = b
+                    .skip_signature()
+                    .disable_vm_metadata()
+                    .disable_config_load();
+            }
+            Operator::new(b).map_err(cfg_err)?
+        }
+        RemoteKind::Azblob {
+            container,
+            root,
+            endpoint,
+            account,
+            key,
+        } => {
+            let mut b = services::Azblob::default().container(container).root(root);
+            if let Some(k) = key {
+                b = b.account_key(&k.0);
+            }
+            if let Some(a) = account {
+                b = b.account_name(a);
+                if endpoint.is_none() {
+                    b = b.endpoint(&format!("https://{a}.blob.core.windows.net"));
+                }
+            }
+            if let Some(e) = endpoint {
+                b = b.endpoint(e);
+            }
+            Operator::new(b).map_err(cfg_err)?
+        }
+        RemoteKind::Redis {
+            endpoint,
+            db,
+            username,
+            password,
+        } => {
+            let b = services::Redis::default().endpoint(endpoint).db(*db);
+            Operator::new(redis_login(b, username, password)).map_err(cfg_err)?
+        }
+        RemoteKind::RedisCluster {
+            nodes,
+            username,
+            password,
+        } => {
+            // The client asks these nodes for the slot map and follows redirections
+            // to the others.
+            let b = services::Redis::default().cluster_endpoints(&nodes.join(","));
+            Operator::new(redis_login(b, username, password)).map_err(cfg_err)?
+        }
+        RemoteKind::Memcached { endpoint } => Operator::new(
+            services::Memcached::default()
+                .endpoint(endpoint)
+                .root("/xcache/"),
+        )
+        .map_err(cfg_err)?,
+        RemoteKind::Webdav {
+            endpoint,
+            root,
+            username,
+            password,
+        } => {
+            let mut b = services::Webdav::default().endpoint(endpoint).root(root);
+            if let Some(u) = username {
+                b = b.username(u);
+            }
+            if let Some(p) = password {
+                b = b.password(&p.0);
+            }
+            Operator::new(b).map_err(cfg_err)?
+        }
+        RemoteKind::Ghac => {
+            Operator::new(services::Ghac::default().root("/xcache/")).map_err(cfg_err)?
+        }
+        RemoteKind::Fs { root } => {
+            Operator::new(services::Fs::default().root(root)).map_err(cfg_err)?
+        }
+        RemoteKind::Reapi { .. } => {
+            return Err(CacheError::RemoteConfig(format!(
+                "{spec}: a REAPI server is reached through its own client, not opendal"
+            )));
+        }
+    };
+    // Temporary failures (a reset connection, a busy server) are retried twice,
+    // quickly, inside the time limit: a remote that hangs costs `timeout` per
+    // request, retries included, never three timeouts in a row. A transfer may take
+    // longer as a whole, but each of its pieces must answer within the limit.
+    let op = op
+        .layer(
+            RetryLayer::new()
+                .with_max_times(2)
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_millis(300))
+                .with_jitter(),
+        )
+        .layer(
+            TimeoutLayer::new()
+                .with_timeout(timeout)
+                .with_io_timeout(timeout),
+        );
+    Ok(op)
 }

@@ -533,3 +533,72 @@ pub fn azurite() -> Server {
     );
     server
 }
+
+/// The instance name BuildGrid serves its cache under in the tests.
+pub const REAPI_INSTANCE: &str = "main";
+
+/// BuildGrid (a Remote Execution API server, `bgd` from PyPI) serving only a cache
+/// under the instance [`REAPI_INSTANCE`]: CAS and ByteStream on a disk storage in a
+/// temp folder, an in-memory LRU action cache (so a restart forgets every name), no
+/// database.
+pub fn buildgrid() -> Server {
+    start_fresh("bgd.log", || buildgrid_command(free_port(), None)).0
+}
+
+/// [`buildgrid`] that asks every request for a JSON Web Token signed (HS256) with
+/// `secret`; returns a token it accepts (made by PyJWT, which BuildGrid brings).
+pub fn buildgrid_with_jwt(secret: &str) -> (Server, String) {
+    let (server, ()) = start_fresh("bgd.log", || buildgrid_command(free_port(), Some(secret)));
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import jwt, sys, time; print(jwt.encode({'sub': 'xcache-test', 'exp': int(time.time()) + 3600}, sys.argv[1], algorithm='HS256'))",
+            secret,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "PyJWT: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    (server, token)
+}
+
+/// [`buildgrid`] on `port`, with an empty store: the same server restarted empty.
+pub fn buildgrid_at(port: u16) -> Server {
+    let (cmd, port, dir, ()) = buildgrid_command(port, None);
+    start(cmd, port, dir, "bgd.log").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn buildgrid_command(port: u16, jwt_secret: Option<&str>) -> (Command, u16, tempfile::TempDir, ()) {
+    require("bgd", "python3 -m pip install buildgrid==0.4.4");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bgd.yml");
+    let auth = match jwt_secret {
+        None => String::new(),
+        Some(secret) => {
+            let path = dir.path().join("jwt.secret");
+            std::fs::write(&path, secret).unwrap();
+            format!(
+                "authorization:\n  method: jwt\n  secret: {}\n  algorithm: hs256\n",
+                path.display()
+            )
+        }
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "{auth}server:\n  - !channel\n    address: \"127.0.0.1:{port}\"\n    insecure-mode: true\n\
+             storages:\n  - !disk-storage &cas\n    path: {cas}\n\
+             caches:\n  - !lru-action-cache &ac\n    storage: *cas\n    max-cached-refs: 100000\n    allow-updates: true\n\
+             instances:\n  - name: {REAPI_INSTANCE}\n    services:\n      - !action-cache\n        cache: *ac\n      - !cas\n        storage: *cas\n      - !bytestream\n        storage: *cas\n",
+            cas = dir.path().join("cas").display(),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("bgd");
+    cmd.args(["server", "start"]).arg(&config);
+    (cmd, port, dir, ())
+}
