@@ -658,6 +658,20 @@ fn the_example_dockerfiles_built_by_podman() {
     assert_eq!(b.program_output("app-remote"), plain);
     drop(server);
 
+    // Without cargo-xcache, for the times the Docker guide quotes: the same stages with
+    // plain `cargo build`, so every change of the context compiles everything again.
+    let plain_file = s.path("Dockerfile.plain");
+    std::fs::write(&plain_file, PLAIN_DOCKERFILE).unwrap();
+    let p1 = b.build_from(&plain_file, &[], "app-plain");
+    time("without cargo-xcache, first build", p1.secs);
+    assert_eq!(b.program_output("app-plain"), plain);
+    let text = std::fs::read_to_string(&main_rs).unwrap();
+    std::fs::write(&main_rs, text.replace("43", "44")).unwrap();
+    let p2 = b.build_from(&plain_file, &[], "app-plain");
+    p2.assert_ran("cargo build --release --locked");
+    time("without cargo-xcache, rebuild after a source edit", p2.secs);
+    assert_eq!(b.program_output("app-plain"), "core 0.3.1 outside 44\n");
+
     // The secret is in no layer's files and no image's history or configuration.
     let layers: Vec<PathBuf> = std::fs::read_dir(podman.dir.join("root/overlay"))
         .unwrap()
@@ -669,6 +683,12 @@ fn the_example_dockerfiles_built_by_podman() {
         files_holding(&secret, &layers),
         "",
         "the secret is in a layer"
+    );
+    // Nor anywhere else the builder keeps things: image metadata, cache mounts, run state.
+    assert_eq!(
+        files_holding(&secret, std::slice::from_ref(&podman.dir)),
+        "",
+        "the secret is in the builder's state"
     );
     for image in podman.images() {
         let history = podman.run(&["history", "--no-trunc", &image]);
@@ -682,6 +702,22 @@ fn the_example_dockerfiles_built_by_podman() {
     time("the whole test", started.elapsed().as_secs_f64());
     eprintln!("{times}");
 }
+
+/// `examples/docker/Dockerfile` without cargo-xcache: the baseline of the guide's times.
+const PLAIN_DOCKERFILE: &str = r#"ARG RUST_VERSION=1.95
+FROM rust:${RUST_VERSION}-bookworm AS builder
+ARG WORKSPACE=.
+WORKDIR /src
+COPY . .
+WORKDIR /src/${WORKSPACE}
+RUN cargo build --release --locked
+
+FROM debian:bookworm-slim AS runtime
+ARG WORKSPACE=.
+ARG BIN=app
+COPY --from=builder /src/${WORKSPACE}/target/release/${BIN} /usr/local/bin/app
+ENTRYPOINT ["/usr/local/bin/app"]
+"#;
 
 /// Removes every image but the base images and the `tools` stage's (with its parents):
 /// the builder's cache is empty from the planner on.
