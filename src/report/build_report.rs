@@ -361,13 +361,14 @@ impl BuildReport {
         s.wall_saved_ms = without_ms.saturating_sub(now_ms).min(s.cpu_saved_ms);
         s.overhead_parts.clear();
         s.critical_overhead_ms = 0;
-        for u in &self.units {
+        for (i, u) in self.units.iter().enumerate() {
             let parts = s.overhead_parts.entry(u.kind.clone()).or_default();
             for (part, ms) in &u.overhead {
                 *parts.entry(part.clone()).or_default() += ms;
             }
+            // What cargo waited for: the work done before the wrapper let it go on.
             if u.critical {
-                s.critical_overhead_ms += u.overhead.values().sum::<u64>();
+                s.critical_overhead_ms += events.get(i).map_or(0, |e| e.overhead_ms);
             }
         }
         s.overhead_parts.retain(|_, parts| !parts.is_empty());
