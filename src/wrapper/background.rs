@@ -52,14 +52,17 @@ pub(super) enum Release {
     Stay,
 }
 
-/// What identifies a file's contents without reading it: a file replaced or written to
-/// changes one of these. Not its status-change time: cargo hard-links a finished binary
-/// into the profile directory, which changes it and nothing else.
+/// What changes when a file is written again: the writers of a target dir (rustc, the
+/// linkers, cargo) write a new file and rename it into place or unlink the old one
+/// first, which gives another inode, and a rewrite changes the size. Not its times:
+/// cargo sets the modification time of a `check` build's `.rmeta` once the unit is
+/// done, and hard-links a finished binary into the profile directory, with the same
+/// contents.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Stamps(Vec<(PathBuf, Option<Stamp>)>);
 
-/// Device, inode, size, modification time (seconds, nanoseconds).
-type Stamp = (u64, u64, u64, i64, i64);
+/// Device, inode, size.
+type Stamp = (u64, u64, u64);
 
 impl Stamps {
     pub fn of<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Stamps {
@@ -82,7 +85,7 @@ impl Stamps {
 
 fn stamp(p: &Path) -> Option<Stamp> {
     let m = fs::symlink_metadata(p).ok()?;
-    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+    Some((m.dev(), m.ino(), m.size()))
 }
 
 /// Lets cargo go on while this process finishes the unit's cache work (see the module
@@ -196,9 +199,16 @@ mod tests {
         fs::write(&c, "one").unwrap();
         fs::rename(&c, &a).unwrap();
         assert_eq!(t.changed(), Some(a.as_path()));
-        // Linked elsewhere (cargo's uplifting of a binary): the same contents.
+        // Linked elsewhere (cargo's uplifting of a binary), its times set (cargo after
+        // a `check`): the same contents.
         let u = Stamps::of([b.as_path()]);
         fs::hard_link(&b, d.path().join("uplifted")).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&b)
+            .unwrap()
+            .set_modified(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap();
         assert_eq!(u.changed(), None);
         // Removed.
         fs::remove_file(&b).unwrap();
