@@ -442,10 +442,10 @@ fn show_cargo_help(command: CargoCommand, args: &[String]) -> Result<i32, CliErr
     Ok(status.code().unwrap_or(101))
 }
 
-/// nextest's own commands that build the tests through cargo.
 /// How long `cargo xcache build` waits, after cargo, for entries still being stored.
 const BACKGROUND_LIMIT: Duration = Duration::from_secs(600);
 
+/// nextest's own commands that build the tests through cargo.
 const NEXTEST_COMMANDS: &[&str] = &["run", "r", "list", "archive"];
 
 /// `cargo xcache nextest` takes nextest's command first.

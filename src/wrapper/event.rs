@@ -4,11 +4,10 @@
 //! call on a file opened for appending, so concurrent wrappers do not interleave. Data
 //! flows one way: wrappers write, the front-end reads ([`read_stream`]).
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 

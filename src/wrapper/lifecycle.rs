@@ -80,6 +80,9 @@ pub(super) struct Cx {
     host_cpu: std::sync::OnceLock<Option<String>>,
     /// Milliseconds of cache work by part (`UnitRecord::overhead`).
     pub phases: BTreeMap<&'static str, u64>,
+    /// Time spent in [`Cx::phase`] so far, nested parts included (each part counts only
+    /// its own time: an outer one leaves out what its inner ones counted).
+    phase_total: Duration,
     /// This process finishes the unit's cache work after cargo was let go
     /// (`background`).
     pub background: Option<Pending>,
@@ -104,6 +107,7 @@ impl Cx {
             compiler: None,
             host_cpu: std::sync::OnceLock::new(),
             phases: BTreeMap::new(),
+            phase_total: Duration::ZERO,
             background: None,
         }
     }
@@ -118,11 +122,15 @@ impl Cx {
         self.background = Some(pending);
     }
 
-    /// Runs `f`, adding its time to the part `name` of the unit's cache work.
+    /// Runs `f`, adding its time to the part `name` of the unit's cache work, less the
+    /// time of the parts `f` runs in turn.
     pub fn phase<T>(&mut self, name: &'static str, f: impl FnOnce(&mut Cx) -> T) -> T {
-        let t = Instant::now();
+        let (t, before) = (Instant::now(), self.phase_total);
         let out = f(self);
-        *self.phases.entry(name).or_default() += t.elapsed().as_millis() as u64;
+        let elapsed = t.elapsed();
+        let own = elapsed.saturating_sub(self.phase_total - before);
+        *self.phases.entry(name).or_default() += own.as_millis() as u64;
+        self.phase_total = before + elapsed;
         out
     }
 
@@ -554,15 +562,13 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
     if let (Some(l1_key), None) = (&l1, reason) {
         // What the unit read is judged before its outputs are listed when they follow
         // from it (a run's outputs are the files it wrote), else after cargo went on.
-        let mut inputs = None;
-        let mut attempt = Ok(());
-        if unit.outputs_follow_inputs() {
-            attempt = cx
-                .phase("inputs", |cx| unit.inputs(cx, &ran))
-                .map(|i| inputs = Some(i));
-        }
-        let files = attempt.and_then(|()| cx.phase("outputs", |cx| unit.outputs(cx, &ran)));
-        if let Ok(files) = &files
+        let read_first = unit
+            .outputs_follow_inputs()
+            .then(|| cx.phase("inputs", |cx| unit.inputs(cx, &ran)))
+            .transpose();
+        let listed = read_first
+            .and_then(|read| Ok((read, cx.phase("outputs", |cx| unit.outputs(cx, &ran))?)));
+        if let Ok((_, files)) = &listed
             && let Some(dir) = cx.cfg.pending.clone()
             && unit.may_store_in_background(cx)
         {
@@ -576,8 +582,8 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
                 Release::Stay => {}
             }
         }
-        let attempt = files.and_then(|files| match inputs {
-            Some(i) => Ok((i, files)),
+        let attempt = listed.and_then(|(read, files)| match read {
+            Some(inputs) => Ok((inputs, files)),
             None => Ok((cx.phase("inputs", |cx| unit.inputs(cx, &ran))?, files)),
         });
         match attempt {
@@ -652,10 +658,9 @@ fn try_hit(unit: &mut impl Cached, cx: &mut Cx, l1: &Key) -> Option<i32> {
                     Some(*l1),
                 );
                 ev.unit.compile_ms = Some(restored.meta.compile_ms);
-                ev.unit.restore_ms = Some(t.elapsed().as_millis() as u64);
-                ev.unit
-                    .overhead
-                    .insert("restore".into(), t.elapsed().as_millis() as u64);
+                let restore_ms = t.elapsed().as_millis() as u64;
+                ev.unit.restore_ms = Some(restore_ms);
+                ev.unit.overhead.insert("restore".into(), restore_ms);
                 ev.unit.tier = Some(tier.to_string());
                 if sampled(cx, &key) {
                     ev.verify = Some(verify_hit(unit, cx, l1, &key, &restored, &dir));
@@ -907,13 +912,6 @@ fn event(
     record.key = key.map(|k| k.to_hex());
     let overhead_ms = total.saturating_sub(cx.run_ms);
     record.overhead = cx.phases.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    // The expansion check runs inside `inputs`: each part counts its own time.
-    if let (Some(e), Some(i)) = (
-        cx.phases.get("expansion"),
-        record.overhead.get_mut("inputs"),
-    ) {
-        *i = i.saturating_sub(*e);
-    }
     let parts: u64 = record.overhead.values().sum();
     if overhead_ms > parts {
         record.overhead.insert("other".into(), overhead_ms - parts);

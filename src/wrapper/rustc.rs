@@ -650,10 +650,10 @@ impl Cached for Rustc {
                 .filter(|r| expanded.roots.iter().any(|t| t == r.kind.token()))
                 .cloned()
                 .collect();
-            let t = std::time::Instant::now();
-            let out = roots_stay_out(|| self.command(), &self.inv, &cx.pm, &expanded.vars, &roots);
-            *cx.phases.entry("expansion").or_default() += t.elapsed().as_millis() as u64;
-            if out {
+            let stay_out = cx.phase("expansion", |cx| {
+                roots_stay_out(|| self.command(), &self.inv, &cx.pm, &expanded.vars, &roots)
+            });
+            if stay_out {
                 inputs.retain(|i| !(i.kind == InputKind::Root && expanded.roots.contains(&i.name)));
             }
         }
