@@ -311,3 +311,136 @@ fn a_run_that_read_cargos_rustflags_is_planted_only_where_they_are_known() {
     assert!(r.with_outcome("miss").is_empty(), "{:?}", r.outcomes());
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 }
+
+/// The `.rlib` files under `ws`'s `target/debug/deps`, by name.
+fn rlibs(ws: &Path) -> std::collections::BTreeMap<String, std::fs::Metadata> {
+    std::fs::read_dir(ws.join("target/debug/deps"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".rlib"))
+        .map(|e| (e.file_name().into_string().unwrap(), e.metadata().unwrap()))
+        .collect()
+}
+
+/// Every loose object in the store (`store::objects`).
+fn objects(store: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(store.join("v2/objects")) else {
+        return out;
+    };
+    for d in rd {
+        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            out.push(f.unwrap().path());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn rlibs_are_hard_linked_from_the_store_and_their_times_are_never_set() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws1 = s.path("ws1");
+    let before = rlibs(&ws1);
+    assert!(before.len() >= 3, "{:?}", before.keys());
+    assert!(!objects(&s.store()).is_empty(), "no objects were made");
+
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    age(&ws2);
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert!(r.summary("bytes_linked") > 0, "{}", b.stderr());
+    assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    // The same files as the first checkout's (one inode), read-only; the first
+    // checkout's times did not move.
+    let linked = rlibs(&ws2);
+    let util = linked.keys().find(|n| n.starts_with("libutil-")).unwrap();
+    assert_eq!(linked[util].ino(), before[util].ino());
+    assert_eq!(linked[util].mode() & 0o222, 0);
+    for (name, m) in rlibs(&ws1) {
+        assert_eq!(m.mtime_nsec(), before[&name].mtime_nsec(), "{name}");
+        assert_eq!(m.mtime(), before[&name].mtime(), "{name}");
+    }
+
+    // An edit in one checkout rebuilds there and changes nothing in the other.
+    std::fs::write(ws1.join("util/src/greeting.txt"), "edited in ws1").unwrap();
+    let b1 = plain(&ws1, &[], &[]);
+    assert_eq!(b1.fresh().get("util:lib"), Some(&false));
+    assert!(b1.run("app").contains("greeting=edited in ws1"));
+    let b2 = plain(&ws2, &[], &[]);
+    assert!(b2.fresh().values().all(|f| *f), "{:?}", b2.fresh());
+    assert_eq!(b2.run("app"), EXPECTED_OUTPUT);
+    // And the other way round, after a plant put ws1's files there.
+    std::fs::write(ws2.join("util/src/greeting.txt"), "edited in ws2").unwrap();
+    let b2 = plain(&ws2, &[], &[]);
+    assert_eq!(b2.fresh().get("util:lib"), Some(&false));
+    assert!(b2.run("app").contains("greeting=edited in ws2"));
+}
+
+#[test]
+fn a_changed_object_is_never_linked_and_is_made_again() {
+    use std::io::{Seek, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    fill_store(&s);
+    let objs = objects(&s.store());
+    assert!(!objs.is_empty());
+    // Changed in place (same length), and one made writable as well.
+    for o in &objs {
+        let mut f = std::fs::OpenOptions::new().write(true).open(o).unwrap();
+        f.seek(std::io::SeekFrom::Start(100)).unwrap();
+        f.write_all(b"changed").unwrap();
+    }
+    std::fs::set_permissions(&objs[0], std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    age(&ws2);
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert_eq!(r.summary("bytes_linked"), 0, "a changed object was linked");
+    assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    // Made again from what the entries hold, each named by its content.
+    let again = objects(&s.store());
+    assert!(!again.is_empty());
+    for o in &again {
+        let digest = blake3::hash(&std::fs::read(o).unwrap())
+            .to_hex()
+            .to_string();
+        assert_eq!(o.file_name().unwrap().to_str().unwrap(), digest);
+    }
+    let ws3 = s.checkout("basic-workspace", "ws3");
+    age(&ws3);
+    let b = xcache_build(&ws3, &s.store(), &[], &[]);
+    b.assert_success();
+    assert!(Report::read(&ws3.join("target")).summary("bytes_linked") > 0);
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+}
+
+#[test]
+fn a_store_on_another_file_system_plants_by_writing() {
+    let shm = Path::new("/dev/shm");
+    assert!(shm.is_dir(), "this test needs a tmpfs at /dev/shm");
+    let store = tempfile::Builder::new()
+        .prefix("xcache-test-store-")
+        .tempdir_in(shm)
+        .unwrap();
+    let s = Scratch::new();
+    let ws1 = s.checkout("basic-workspace", "ws1");
+    xcache_build(&ws1, store.path(), &[], &[]).assert_success();
+    assert!(objects(store.path()).is_empty());
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    age(&ws2);
+    let b = xcache_build(&ws2, store.path(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert_eq!(r.summary("bytes_linked"), 0);
+    assert!(r.summary("seeded") >= 6);
+    assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+}

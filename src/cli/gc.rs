@@ -54,6 +54,13 @@ pub fn run(args: GcArgs) -> Result<i32, CliError> {
         r.files,
         max_size.map_or("none".to_string(), human_bytes),
     );
+    if r.objects_evicted > 0 {
+        println!(
+            "  {verb} {} loose objects kept for hard links ({}; their entries stay)",
+            r.objects_evicted,
+            human_bytes(r.objects_evicted_bytes)
+        );
+    }
     println!(
         "  {verb} {} least recently used entries ({})",
         r.evicted,
@@ -74,7 +81,7 @@ pub fn run(args: GcArgs) -> Result<i32, CliError> {
     println!(
         "{} {}; the store {} {}",
         if args.dry_run { "would free" } else { "freed" },
-        human_bytes(r.evicted_bytes + r.temp_bytes),
+        human_bytes(r.evicted_bytes + r.objects_evicted_bytes + r.temp_bytes),
         if args.dry_run { "would hold" } else { "holds" },
         human_bytes(r.bytes_after())
     );

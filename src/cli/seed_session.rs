@@ -169,6 +169,7 @@ impl SeedSession {
             kind.units += 1;
             kind.hit += 1;
             s.bytes_restored += p.bytes;
+            s.bytes_linked += p.linked_bytes;
             report.units.push(UnitRecord {
                 package: p.unit.package.clone(),
                 version: p.unit.version.clone(),

@@ -48,16 +48,24 @@ fn stamp(artifact: &Path) -> io::Result<(u64, u128)> {
 
 /// `key:<entry key>` from a valid sidecar, else `content:<digest>`.
 pub fn artifact_identity(artifact: &Path) -> io::Result<String> {
-    let (len, mtime_ns) = stamp(artifact)?;
-    if let Ok(text) = fs::read_to_string(sidecar_path(artifact))
-        && let Ok(s) = serde_json::from_str::<Sidecar>(&text)
-        && s.format_version == 1
-        && s.len == len
-        && s.mtime_ns == mtime_ns
-    {
-        return Ok(s.identity);
+    if let Some(identity) = recorded_identity(artifact) {
+        return Ok(identity);
     }
     Ok(content_identity(&hash_file(artifact)?))
+}
+
+/// The identity a valid sidecar records for `artifact` (one that still matches its
+/// size and modification time), without hashing anything.
+pub fn recorded_identity(artifact: &Path) -> Option<String> {
+    let (len, mtime_ns) = stamp(artifact).ok()?;
+    let text = fs::read_to_string(sidecar_path(artifact)).ok()?;
+    let s = serde_json::from_str::<Sidecar>(&text).ok()?;
+    (s.format_version == 1 && s.len == len && s.mtime_ns == mtime_ns).then_some(s.identity)
+}
+
+/// The content digest a `content:` identity names.
+pub fn identity_digest(identity: &str) -> Option<Key> {
+    Key::from_hex(identity.strip_prefix("content:")?)
 }
 
 /// The identity of an artifact known by its content digest.

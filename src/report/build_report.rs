@@ -72,6 +72,10 @@ pub struct Summary {
     pub planned: usize,
     pub bytes_stored: u64,
     pub bytes_restored: u64,
+    /// Of what seeding put in place, bytes handed over by hard link from the local
+    /// store's loose objects rather than written (not in `bytes_restored`).
+    #[serde(default)]
+    pub bytes_linked: u64,
     /// Hits served by the remote tier (fetched by the wrapper, or prefetched).
     pub remote_hits: usize,
     /// Units predicted from the dependency graph before cargo started.

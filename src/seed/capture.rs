@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 use memchr::memmem;
 use rayon::prelude::*;
 
-use super::record::{SeedVariant, add_variant, pack_key, read_record};
+use super::record::{LinkableFile, SeedVariant, add_variant, pack_key, read_record};
 use crate::config::Env;
-use crate::key::{Input, InputKind, Key, PathMap, RootKind, link_input_identity, normalize_inputs};
+use crate::key::{
+    Input, InputKind, Key, PathMap, RootKind, identity_digest, link_input_identity,
+    normalize_inputs, recorded_identity,
+};
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Variant};
 use crate::wrapper::{Outcome, UnitEvent};
 
@@ -379,6 +382,11 @@ fn capture_unit(
         bytes,
         compile_ms: ev.unit.compile_ms.unwrap_or(0),
         incremental: pl.incremental,
+        linkable: if in_build_dir {
+            Vec::new()
+        } else {
+            linkable_rlib(store, root, &pl.out_dir, &ev.unit.crate_name, &pl.unit_dir)
+        },
     };
     let pack = pack_key(&upk, &variant, &listed);
     variant.pack = pack.to_hex();
@@ -396,6 +404,43 @@ fn capture_unit(
     }
     add_variant(store, &upk, variant.clone())?;
     Ok(Some(Captured { upk, variant }))
+}
+
+/// The `.rlib` of a library unit, when planting may hard-link it from a loose object
+/// (`store::objects`): its `.rmeta` is beside it (planted with the plant's time, it is
+/// the unit's newest output for cargo) and the wrapper recorded its content digest in a
+/// sidecar that still matches it. The file becomes the object of that digest here.
+fn linkable_rlib(
+    store: &LocalStore,
+    root: &Path,
+    out_dir: &str,
+    crate_name: &str,
+    unit_dir: &str,
+) -> Vec<LinkableFile> {
+    let Some((_, hash)) = unit_dir.rsplit_once('-') else {
+        return Vec::new();
+    };
+    let dir = root.join(out_dir);
+    let name = format!("lib{crate_name}-{hash}.rlib");
+    let rlib = dir.join(&name);
+    if !dir.join(format!("lib{crate_name}-{hash}.rmeta")).is_file() {
+        return Vec::new();
+    }
+    let (Some(digest), Ok(meta)) = (
+        recorded_identity(&rlib).and_then(|id| identity_digest(&id)),
+        fs::symlink_metadata(&rlib),
+    ) else {
+        return Vec::new();
+    };
+    if !meta.is_file() {
+        return Vec::new();
+    }
+    crate::store::objects::adopt(store, &rlib, &digest);
+    vec![LinkableFile {
+        name,
+        digest,
+        len: meta.len(),
+    }]
 }
 
 /// The executable of the build script whose run is `run`: the `.fingerprint` directory

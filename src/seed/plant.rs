@@ -4,6 +4,7 @@
 //! observed before planting, then — after everything is in place — for what lives in
 //! the target dir (the `OUT_DIR` files a run left, the dependencies' artifacts).
 
+use std::cell::Cell;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use crate::key::{
     linker_id, write_artifact_identity,
 };
 use crate::prefetch::{Arrivals, PredictedUnit};
-use crate::store::LocalStore;
+use crate::store::{EntryFile, EntryMeta, LocalStore};
 use crate::wrapper::{RestoreFilter, Warning, is_shim_text, restore_entry, write_shim};
 
 /// What planting needs.
@@ -50,6 +51,8 @@ pub struct Planted {
     pub pack: String,
     /// Bytes written (uncompressed).
     pub bytes: u64,
+    /// Bytes put in place by hard link from the store's loose objects.
+    pub linked_bytes: u64,
     pub fingerprint_dir: String,
     pub run_fingerprint_dir: Option<String>,
     /// What compiling it took when it was captured.
@@ -223,7 +226,7 @@ fn plant_unit(
         };
         let deferred: Vec<Input> = deferred.into_iter().cloned().collect();
         match put_in_place(input, unit, v, &cwd, stamp) {
-            Ok((bytes, written, marker)) => planted.push(Planted {
+            Ok((bytes, linked_bytes, written, marker)) => planted.push(Planted {
                 unit: unit.clone(),
                 unit_dir: v
                     .fingerprint_dir
@@ -234,6 +237,7 @@ fn plant_unit(
                 entry: v.entry.clone(),
                 pack: v.pack.clone(),
                 bytes,
+                linked_bytes,
                 fingerprint_dir: v.fingerprint_dir.clone(),
                 run_fingerprint_dir: v.run_fingerprint_dir.clone(),
                 compile_ms: v.compile_ms,
@@ -295,15 +299,15 @@ pub fn clear_rejected_plant(out_dir: &Path) {
     let _ = fs::remove_file(marker);
 }
 
-/// Writes the variant's files; returns the bytes, the files written and the marker of a
-/// build-script run it put in place.
+/// Writes the variant's files; returns the bytes written, the bytes linked, the files put
+/// in place and the marker of a build-script run it put in place.
 fn put_in_place(
     input: &PlantInput<'_>,
     unit: &PredictedUnit,
     v: &SeedVariant,
     cwd: &Path,
     stamp: SystemTime,
-) -> Result<(u64, Vec<PathBuf>, Option<PathBuf>), PlantError> {
+) -> Result<(u64, u64, Vec<PathBuf>, Option<PathBuf>), PlantError> {
     if let Some(a) = input.arrivals {
         for k in std::iter::once(&v.pack).chain(&v.entry) {
             if let Some(k) = Key::from_hex(k) {
@@ -317,21 +321,59 @@ fn put_in_place(
     // Identity sidecars: a proc-macro's `.so` is known by the entry key that built it,
     // a library by its content digest (checked while restoring), so neither dependents
     // nor the check after planting need to hash it.
-    let mut linked: Vec<(PathBuf, String)> = Vec::new();
+    let mut identities: Vec<(PathBuf, String)> = Vec::new();
     let mut bytes = 0u64;
+    let mut linked_bytes = 0u64;
+    // Files hard-linked from objects (their time is the object's, never set), and
+    // linkable files written from the entry (they become objects once timed).
+    let mut untimed: Vec<PathBuf> = Vec::new();
+    let mut adopt: Vec<(PathBuf, Key)> = Vec::new();
     if let Some(e) = v.separate_entry() {
         let key = Key::from_hex(e).ok_or(PlantError::Io)?;
         let out = crate::fsx::confined(root, &v.out_dir).map_err(|_| PlantError::Io)?;
         fs::create_dir_all(&out)?;
-        let restored = restore_entry(input.store, &key, &out, &pm, &RestoreFilter::ALL)
+        // The `.rlib` may come from a loose object (`store::objects`) when the entry
+        // plants its `.rmeta` beside it: then the `.rmeta`, with the plant's time, is
+        // the unit's newest output, and the linked file's time is never set.
+        let has_rmeta = Cell::new(false);
+        let meta_ok = |m: &EntryMeta| {
+            has_rmeta.set(m.files.iter().any(|f| f.role == "rmeta"));
+            true
+        };
+        let linkable = |f: &EntryFile| -> Option<(Key, u64)> {
+            if f.role != "rlib" || !has_rmeta.get() {
+                return None;
+            }
+            v.linkable
+                .iter()
+                .find(|l| l.name == f.name)
+                .map(|l| (l.digest, l.len))
+        };
+        let filter = RestoreFilter {
+            file: &|_| true,
+            meta: &meta_ok,
+            link: &linkable,
+        };
+        let restored = restore_entry(input.store, &key, &out, &pm, &filter)
             .map_err(PlantError::Cache)?
             .ok_or(PlantError::Io)?;
         bytes += restored.bytes;
+        linked_bytes += restored.linked_bytes;
         for (p, digest) in restored.files {
+            let from_object = restored.linked.contains(&p);
             match p.extension().and_then(|x| x.to_str()) {
-                Some("so") => linked.push((p.clone(), key_identity(&key))),
-                Some("rlib" | "rmeta") => linked.push((p.clone(), content_identity(&digest))),
+                Some("so") => identities.push((p.clone(), key_identity(&key))),
+                Some("rlib" | "rmeta") => identities.push((p.clone(), content_identity(&digest))),
                 _ => {}
+            }
+            if from_object {
+                untimed.push(p.clone());
+            } else if v
+                .linkable
+                .iter()
+                .any(|l| l.digest == digest && p.ends_with(&l.name))
+            {
+                adopt.push((p.clone(), digest));
             }
             written.push(p);
         }
@@ -353,6 +395,7 @@ fn put_in_place(
     let filter = RestoreFilter {
         file: &keep,
         meta: &|_| true,
+        link: &|_| None,
     };
     let restored = restore_entry(input.store, &pack, root, &pm, &filter)
         .map_err(PlantError::Cache)?
@@ -388,11 +431,15 @@ fn put_in_place(
         }
         written.push(dest.clone());
     }
-    for p in &written {
+    for p in written.iter().filter(|p| !untimed.contains(p)) {
         File::open(p)?.set_modified(stamp)?;
     }
+    // With its time set for good, a linkable file becomes the object of its digest.
+    for (p, digest) in &adopt {
+        crate::store::objects::adopt(input.store, p, digest);
+    }
     // After the stamp: a sidecar names the artifact's size and modification time.
-    for (p, id) in &linked {
+    for (p, id) in &identities {
         write_artifact_identity(p, id)?;
     }
     // The run's directory, when this variant put it in place.
@@ -407,5 +454,5 @@ fn put_in_place(
         }
         _ => None,
     };
-    Ok((bytes, written, marker))
+    Ok((bytes, linked_bytes, written, marker))
 }

@@ -51,6 +51,19 @@ pub struct SeedVariant {
     /// cargo asked for `-C incremental` for the unit (its outputs are not incremental):
     /// such a variant only fits builds with the same profile setting.
     pub incremental: bool,
+    /// Files of the unit's rustc entry that planting may hard-link from the store's
+    /// loose objects (`store::objects`) instead of writing them: the `.rlib` of a library
+    /// whose `.rmeta` is planted beside it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linkable: Vec<LinkableFile>,
+}
+
+/// A file of a unit's rustc entry, by name, with its content digest and length.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LinkableFile {
+    pub name: String,
+    pub digest: Key,
+    pub len: u64,
 }
 
 impl SeedVariant {
@@ -78,6 +91,15 @@ pub fn pack_key(upk: &Key, v: &SeedVariant, files: &[(String, Key, bool)]) -> Ke
         .str("incremental", &v.incremental.to_string());
     let inputs: Vec<String> = v.inputs.iter().map(Input::canonical).collect();
     h.list("inputs", inputs.iter().map(String::as_str));
+    // Variants captured before objects existed keep their keys.
+    if !v.linkable.is_empty() {
+        let linkable: Vec<String> = v
+            .linkable
+            .iter()
+            .map(|f| format!("{}\0{}\0{}", f.name, f.digest, f.len))
+            .collect();
+        h.list("linkable", linkable.iter().map(String::as_str));
+    }
     let listed: Vec<String> = files
         .iter()
         .map(|(name, d, exec)| format!("{name}\0{d}\0{exec}"))

@@ -56,6 +56,10 @@ pub struct GcReport {
     pub evicted_bytes: u64,
     /// Entries past the size that were kept for being used within the grace period.
     pub kept_recent: usize,
+    /// Loose objects removed (`super::objects`): an acceleration only, they go first,
+    /// oldest first, when the store is over its size.
+    pub objects_evicted: usize,
+    pub objects_evicted_bytes: u64,
     /// Temp files left behind, removed.
     pub temps: usize,
     pub temp_bytes: u64,
@@ -66,7 +70,7 @@ pub struct GcReport {
 impl GcReport {
     /// Bytes the store holds after the collection.
     pub fn bytes_after(&self) -> u64 {
-        self.bytes - self.evicted_bytes - self.temp_bytes
+        self.bytes - self.evicted_bytes - self.objects_evicted_bytes - self.temp_bytes
     }
 }
 
@@ -95,6 +99,7 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
         ..GcReport::default()
     };
     let mut entries = Vec::new();
+    let mut objects = Vec::new();
     let mut temps = Vec::new();
     walk(root, 0, &mut |path, meta| {
         let len = meta.len();
@@ -116,6 +121,8 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
             temps.push(found);
         } else if rel.starts_with("entries") && name.ends_with(".xce") {
             entries.push(found);
+        } else if rel.starts_with("objects") {
+            objects.push(found);
         }
     })?;
     report.entries = entries.len();
@@ -126,9 +133,21 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
         }
     }
     if let Some(max) = opts.max_size {
-        // Oldest use first.
-        entries.sort_by_key(|e| std::cmp::Reverse(e.age));
         let mut size = report.bytes - report.temp_bytes;
+        // Objects first, oldest first (their times are never set after they are made).
+        objects.sort_by_key(|e| std::cmp::Reverse(e.age));
+        for o in &objects {
+            if size <= max {
+                break;
+            }
+            if opts.dry_run || remove(&o.path) {
+                report.objects_evicted += 1;
+                report.objects_evicted_bytes += o.len;
+                size -= o.len;
+            }
+        }
+        // Then entries, oldest use first.
+        entries.sort_by_key(|e| std::cmp::Reverse(e.age));
         for e in &entries {
             if size <= max {
                 break;

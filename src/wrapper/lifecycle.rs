@@ -641,6 +641,7 @@ fn try_hit(unit: &mut impl Cached, cx: &mut Cx, l1: &Key) -> Option<i32> {
             let filter = RestoreFilter {
                 file: &|_| true,
                 meta: &accept,
+                link: &|_| None,
             };
             restore_entry(&store, &key, &dir, &cx.pm, &filter)
         };

@@ -18,8 +18,12 @@ pub struct Restored {
     pub bytes: u64,
     /// Each restored file with its content digest (as stored, before path expansion).
     pub files: Vec<(PathBuf, Key)>,
-    /// The digest of every file of the entry, restored or not, in the entry's order.
+    /// The digest of every file of the entry read, restored or not, in the entry's
+    /// order (files after the last one written from the entry are not read).
     pub digests: Vec<Key>,
+    /// The files hard-linked from loose objects (among `files`), and their bytes.
+    pub linked: Vec<PathBuf>,
+    pub linked_bytes: u64,
 }
 
 /// Which files of an entry to restore, and whether its header is usable here.
@@ -28,12 +32,17 @@ pub struct RestoreFilter<'a> {
     pub file: &'a dyn Fn(&EntryFile) -> bool,
     /// An entry whose header this refuses is not restored (`Ok(None)`).
     pub meta: &'a dyn Fn(&EntryMeta) -> bool,
+    /// Files to take from the store's loose objects by hard link rather than from the
+    /// entry (`store::objects`): their content digest and length. A file whose object
+    /// is missing or does not check out is restored from the entry.
+    pub link: &'a dyn Fn(&EntryFile) -> Option<(Key, u64)>,
 }
 
 impl RestoreFilter<'_> {
     pub const ALL: RestoreFilter<'static> = RestoreFilter {
         file: &|_| true,
         meta: &|_| true,
+        link: &|_| None,
     };
 }
 
@@ -42,6 +51,11 @@ impl RestoreFilter<'_> {
 /// Nothing is renamed into place until every digest matched; on any failure the temp
 /// files are removed. A corrupt entry is deleted from the store. `Ok(None)`: no such
 /// entry, or the filter refused it, or a template names a root this place lacks.
+///
+/// Files the filter names for linking are linked from their objects first; the entry
+/// is then read only as far as its last file still to be written from it (the files
+/// read are checked against their digests as always; a linked file is checked against
+/// its own digest by `store::objects::verified_link`).
 pub fn restore_entry(
     store: &LocalStore,
     key: &Key,
@@ -60,22 +74,60 @@ pub fn restore_entry(
     let mut digests = Vec::new();
     let mut all_digests = Vec::new();
     let mut unexpandable = false;
-    let result = (|| -> Result<u64, ReadError> {
-        let mut bytes = 0;
+    let mut linked: Vec<PathBuf> = Vec::new();
+    let mut linked_bytes = 0u64;
+    let result = (|| -> Result<(u64, bool), ReadError> {
+        let mut dests = Vec::with_capacity(meta.files.len());
         for f in &meta.files {
-            let dest = confined(dir, &f.name).map_err(|e| match e {
+            dests.push(confined(dir, &f.name).map_err(|e| match e {
                 // The entry names a way out: it is damaged or forged.
                 Escape::Empty | Escape::NotRelative(_) | Escape::Nul(_) => {
                     ReadError::Corrupt(format!("file name refused: {e}"))
                 }
                 // A link on the way is this place's, not the entry's.
                 Escape::Symlink(..) => ReadError::Io(io::Error::other(e.to_string())),
-            })?;
+            })?);
+        }
+        // Links first: what they cover need not be read from the entry.
+        let mut from_object: Vec<Option<Key>> = vec![None; meta.files.len()];
+        for (i, f) in meta.files.iter().enumerate() {
+            let Some((digest, len)) = (filter.file)(f).then(|| (filter.link)(f)).flatten() else {
+                continue;
+            };
+            if let Some(parent) = dests[i].parent() {
+                fs::create_dir_all(parent)?;
+            }
+            let tmp = restore_temp_path(&dests[i]);
+            if crate::store::objects::verified_link(store, &digest, len, &tmp).is_some() {
+                temps.push((tmp, dests[i].clone()));
+                digests.push(digest);
+                linked.push(dests[i].clone());
+                linked_bytes += len;
+                from_object[i] = Some(digest);
+            }
+        }
+        let last_read = meta
+            .files
+            .iter()
+            .enumerate()
+            .rposition(|(i, f)| (filter.file)(f) && from_object[i].is_none());
+        let mut bytes = 0;
+        for (i, f) in meta.files.iter().enumerate() {
+            if last_read.is_none_or(|last| i > last) {
+                // Nothing from here on is written from the entry.
+                break;
+            }
+            if from_object[i].is_some() {
+                let (_, digest) = reader.next_file(&mut io::sink())?;
+                all_digests.push(digest);
+                continue;
+            }
             if !(filter.file)(f) {
                 let (_, digest) = reader.next_file(&mut io::sink())?;
                 all_digests.push(digest);
                 continue;
             }
+            let dest = dests[i].clone();
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent)?;
             }
@@ -110,9 +162,16 @@ pub fn restore_entry(
                 w.flush()?;
             }
         }
-        Ok(bytes)
+        let to_the_end = match last_read {
+            Some(last) => last + 1 == meta.files.len(),
+            None => meta.files.is_empty(),
+        };
+        Ok((bytes, to_the_end))
     })()
-    .and_then(|bytes| reader.finish().map(|()| bytes));
+    .and_then(|(bytes, to_the_end)| {
+        // Stopped before the end: every file read was checked; the rest is not used.
+        if to_the_end { reader.finish() } else { Ok(()) }.map(|()| bytes)
+    });
     if unexpandable {
         for (tmp, _) in &temps {
             let _ = fs::remove_file(tmp);
@@ -130,6 +189,8 @@ pub fn restore_entry(
         bytes,
         files,
         digests: all_digests,
+        linked,
+        linked_bytes,
     }))
 }
 

@@ -667,9 +667,7 @@ impl Cached for Rustc {
 
     fn outputs(&mut self, cx: &mut Cx, _ran: &Ran) -> Result<Vec<OutFile>, Uncacheable> {
         let mut outputs: Vec<_> = self.inv.outputs();
-        // The `.rmeta` goes first: the `.rlib` begins with the same metadata, which the
-        // compressor then finds close behind (see `write_entry`).
-        outputs.sort_by_key(|o| o.role != "rmeta");
+        outputs.sort_by_key(|o| entry_rank(o.role));
         let mut files = Vec::with_capacity(outputs.len());
         for o in outputs {
             let path = cx.cfg.cwd.join(&o.path);
@@ -706,7 +704,7 @@ impl Cached for Rustc {
         if let Some((key, outcome)) = stored {
             let mut outputs: Vec<PathBuf> = {
                 let mut o = self.inv.outputs();
-                o.sort_by_key(|o| o.role != "rmeta");
+                o.sort_by_key(|o| entry_rank(o.role));
                 o.into_iter().map(|o| cx.cfg.cwd.join(o.path)).collect()
             };
             outputs.truncate(outcome.digests.len());
@@ -795,4 +793,16 @@ fn is_lib_artifact(p: &Path) -> bool {
         p.extension().and_then(|e| e.to_str()),
         Some("rlib" | "rmeta")
     )
+}
+
+/// Where an output goes in its entry. The `.rmeta` first: the `.rlib` begins with the
+/// same metadata, which the compressor then finds close behind (see `write_entry`). The
+/// `.rlib` last: planting may take it from a loose object and stop reading the entry
+/// before it (`store::objects`).
+fn entry_rank(role: &str) -> u8 {
+    match role {
+        "rmeta" => 0,
+        "rlib" => 2,
+        _ => 1,
+    }
 }

@@ -1,0 +1,111 @@
+//! Loose objects: a library's `.rlib` kept whole in the local store, named by its content
+//! digest, so that planting hands it to a target dir by hard link instead of
+//! decompressing and writing it (`<dir>/v2/objects/<2 hex>/<digest>`).
+//!
+//! An object is only an acceleration: the entry that holds the same file stays the
+//! record of it, and anything wrong with an object (gone, another file system, changed,
+//! not ours) means the entry is decompressed as before.
+//!
+//! Why only `.rlib` files, and why their times are never set: cargo judges a unit fresh
+//! by comparing modification times: its outputs against its sources (through the
+//! dep-info file) and against its dependencies' outputs, taking the newest of each
+//! unit's outputs. A hard-linked file shares its time with every other link: setting
+//! it in one target dir would move it in all the others, and a newer time can hide a
+//! change there. So an object's time is fixed when it is made (at or before the plant
+//! that made it), nothing of ours ever sets it again, and only a file that is never a
+//! unit's newest output is linked: the `.rlib` of a unit whose `.rmeta` is planted
+//! beside it (written, with the plant's time). rustc and cargo replace an `.rlib` by
+//! renaming a new file over it, so a later build in any target dir leaves the object as
+//! it was; objects are read-only besides.
+//!
+//! A store is hostile input: an object is linked into a temp name in the target dir
+//! first, and that link is used only if it is a regular file owned by this user, with
+//! no write permission, of the expected length and content digest (`verified_link`).
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::LocalStore;
+use crate::key::Key;
+
+/// The object of a digest.
+pub fn object_path(store: &LocalStore, digest: &Key) -> PathBuf {
+    let hex = digest.to_hex();
+    store.root().join("objects").join(&hex[..2]).join(hex)
+}
+
+/// Makes `file` (an `.rlib` just planted or compiled, whose content digest is `digest`
+/// and whose time will never be set again) the object of `digest`, by hard link, and
+/// takes write permission away from it. Best effort: nothing happens when the object
+/// exists, the store is on another file system, or anything else fails.
+pub fn adopt(store: &LocalStore, file: &Path, digest: &Key) {
+    let dest = object_path(store, digest);
+    if dest.exists() {
+        return;
+    }
+    let Ok(meta) = fs::symlink_metadata(file) else {
+        return;
+    };
+    if !meta.is_file() {
+        return;
+    }
+    if let Some(parent) = dest.parent()
+        && fs::create_dir_all(parent).is_err()
+    {
+        return;
+    }
+    let readonly = meta.permissions().mode() & !0o222;
+    let _ = fs::set_permissions(file, fs::Permissions::from_mode(readonly));
+    let _ = fs::hard_link(file, &dest);
+}
+
+/// Links the object of `digest` to `tmp` (which must not exist), and checks the link:
+/// a regular file owned by this user, not writable by anyone, `len` bytes long, whose
+/// contents hash to `digest`. `None` (and `tmp` removed) when there is no such object
+/// or the link cannot be made; an object found changed is removed from the store.
+pub fn verified_link(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> Option<()> {
+    let object = object_path(store, digest);
+    let _ = fs::remove_file(tmp);
+    fs::hard_link(&object, tmp).ok()?;
+    let ok = check(tmp, digest, len);
+    if ok != Some(true) {
+        let _ = fs::remove_file(tmp);
+        if ok == Some(false) {
+            // Changed since it was made: never used again.
+            let _ = fs::remove_file(&object);
+        }
+        return None;
+    }
+    Some(())
+}
+
+/// `Some(true)`: the file at `path` is the object it should be; `Some(false)`: it is not
+/// (changed or forged); `None`: it could not be read.
+fn check(path: &Path, digest: &Key, len: u64) -> Option<bool> {
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    let ours = meta.uid() == rustix::process::geteuid().as_raw();
+    if !meta.is_file() || !ours || meta.mode() & 0o222 != 0 || meta.len() != len {
+        return Some(false);
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut r = &f;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(Key(*hasher.finalize().as_bytes()) == *digest)
+}
