@@ -18,8 +18,7 @@ pub struct Restored {
     pub bytes: u64,
     /// Each restored file with its content digest (as stored, before path expansion).
     pub files: Vec<(PathBuf, Key)>,
-    /// The digest of every file of the entry read, restored or not, in the entry's
-    /// order (files after the last one written from the entry are not read).
+    /// The digest of every file of the entry, restored or not, in the entry's order.
     pub digests: Vec<Key>,
     /// The files hard-linked from loose objects (among `files`), and their bytes.
     pub linked: Vec<PathBuf>,
@@ -53,9 +52,9 @@ impl RestoreFilter<'_> {
 /// entry, or the filter refused it, or a template names a root this place lacks.
 ///
 /// Files the filter names for linking are linked from their objects first; the entry
-/// is then read only as far as its last file still to be written from it (the files
-/// read are checked against their digests as always; a linked file is checked against
-/// its own digest by `store::objects::verified_link`).
+/// is then read only as far as its last file that is not linked (the files read are
+/// checked against their digests as always; a linked file is checked against its own
+/// digest by `store::objects::verified_link`).
 pub fn restore_entry(
     store: &LocalStore,
     key: &Key,
@@ -106,19 +105,23 @@ pub fn restore_entry(
                 from_object[i] = Some(digest);
             }
         }
-        let last_read = meta
-            .files
-            .iter()
-            .enumerate()
-            .rposition(|(i, f)| (filter.file)(f) && from_object[i].is_none());
+        // Reading stops where every file left came from an object: each digest is then
+        // known, so `all_digests` is whole all the same.
+        let last_read = from_object.iter().rposition(Option::is_none);
         let mut bytes = 0;
         for (i, f) in meta.files.iter().enumerate() {
             if last_read.is_none_or(|last| i > last) {
-                // Nothing from here on is written from the entry.
-                break;
+                all_digests.extend(from_object[i]);
+                continue;
             }
-            if from_object[i].is_some() {
+            if let Some(linked) = from_object[i] {
                 let (_, digest) = reader.next_file(&mut io::sink())?;
+                if digest != linked {
+                    // The record named another file than the entry holds: neither is used.
+                    return Err(ReadError::Io(io::Error::other(
+                        "a linked object differs from the entry's file",
+                    )));
+                }
                 all_digests.push(digest);
                 continue;
             }
