@@ -24,4 +24,5 @@ pub mod report;
 pub mod seed;
 pub mod sign;
 pub mod store;
+pub mod worker;
 pub mod wrapper;

@@ -102,6 +102,14 @@ impl Observer {
         Ok(Trace::parse(&String::from_utf8_lossy(&text?), root))
     }
 
+    /// The record as it is written (for a worker that sends it to the client, which
+    /// parses it with [`Trace::parse`]), and removes it.
+    pub fn read_log(self) -> io::Result<String> {
+        let text = std::fs::read(&self.log);
+        let _ = std::fs::remove_file(&self.log);
+        Ok(String::from_utf8_lossy(&text?).into_owned())
+    }
+
     /// Removes the record without reading it.
     pub fn discard(self) {
         let _ = std::fs::remove_file(&self.log);

@@ -17,7 +17,7 @@ pub mod gc;
 pub mod history;
 mod local;
 mod manifest;
-mod reapi;
+pub(crate) mod reapi;
 mod remote;
 
 pub use entry::{
