@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod errors;
+pub mod exec;
 pub mod fsx;
 pub mod graph;
 pub mod judge;

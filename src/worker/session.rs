@@ -104,7 +104,9 @@ pub async fn serve(spec: WorkerSpec) -> Result<(), CacheError> {
             for lease in offered.drain(..) {
                 let state = LeaseState::try_from(lease.state).unwrap_or(LeaseState::Unspecified);
                 match (&running, state) {
-                    (None, LeaseState::Pending) if finished.is_none() => {
+                    // BuildGrid hands a lease out as ACTIVE (it moved it from PENDING
+                    // itself); the API's own flow offers it PENDING.
+                    (None, LeaseState::Pending | LeaseState::Active) if finished.is_none() => {
                         running = Some(start(&cas, &spec, lease));
                     }
                     (Some(r), LeaseState::Cancelled) if r.lease.id == lease.id => {
