@@ -213,7 +213,10 @@ fn a_worker_killed_mid_action_loses_nothing_and_the_server_restarted_is_served_a
         )
     });
     assert_eq!(run.exit_code, 0);
-    assert_eq!(run.worker, "w2", "the lease went back to the queue and to w2");
+    assert_eq!(
+        run.worker, "w2",
+        "the lease went back to the queue and to w2"
+    );
     let out = tempfile::tempdir().unwrap();
     rt.block_on(ex.fetch(&run.outputs["out.txt"], &out.path().join("out.txt")))
         .unwrap();

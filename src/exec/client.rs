@@ -183,8 +183,12 @@ impl Executor {
             return Err(self.unexpected("the execution answered no result"));
         };
         let mut bytes_down = 0u64;
-        let stdout = self.small(result.stdout_digest.as_ref(), &result.stdout_raw).await?;
-        let stderr = self.small(result.stderr_digest.as_ref(), &result.stderr_raw).await?;
+        let stdout = self
+            .small(result.stdout_digest.as_ref(), &result.stdout_raw)
+            .await?;
+        let stderr = self
+            .small(result.stderr_digest.as_ref(), &result.stderr_raw)
+            .await?;
         bytes_down += (stdout.len() + stderr.len()) as u64;
         let mut outputs = BTreeMap::new();
         for f in result.output_files {
@@ -247,10 +251,11 @@ impl Executor {
                 continue;
             }
             return match op.result {
-                Some(operation::Result::Response(any)) => re::ExecuteResponse::decode(
-                    any.value.as_slice(),
-                )
-                .map_err(|e| self.unexpected(&format!("the ExecuteResponse does not decode ({e})"))),
+                Some(operation::Result::Response(any)) => {
+                    re::ExecuteResponse::decode(any.value.as_slice()).map_err(|e| {
+                        self.unexpected(&format!("the ExecuteResponse does not decode ({e})"))
+                    })
+                }
                 Some(operation::Result::Error(s)) => Err(CacheError::Remote {
                     code: "remote-unavailable",
                     uri: self.cas.spec().display().to_string(),

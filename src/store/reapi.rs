@@ -705,7 +705,11 @@ impl Reapi {
 
     /// One whole blob, checked against its digest; `None` if the server lacks it.
     pub(crate) async fn blob(&self, digest: &re::Digest) -> Result<Option<Vec<u8>>, CacheError> {
-        let mut data = Vec::with_capacity(usize::try_from(digest.size_bytes).unwrap_or(0).min(BATCH_MAX as usize));
+        let mut data = Vec::with_capacity(
+            usize::try_from(digest.size_bytes)
+                .unwrap_or(0)
+                .min(BATCH_MAX as usize),
+        );
         let what = format!("blob {}/{}", digest.hash, digest.size_bytes);
         let got = self
             .read_digest(&what, digest, None, &mut |chunk| {

@@ -77,11 +77,17 @@ pub async fn action_of(cas: &Reapi, payload: Option<&Any>) -> Result<re::Action,
     let Some(any) = payload else {
         return Err(Failed::invalid("the lease has no payload".into()));
     };
-    if any.type_url.ends_with("/build.bazel.remote.execution.v2.Action") {
+    if any
+        .type_url
+        .ends_with("/build.bazel.remote.execution.v2.Action")
+    {
         return re::Action::decode(any.value.as_slice())
             .map_err(|e| Failed::invalid(format!("the lease's Action does not decode ({e})")));
     }
-    if any.type_url.ends_with("/build.bazel.remote.execution.v2.Digest") {
+    if any
+        .type_url
+        .ends_with("/build.bazel.remote.execution.v2.Digest")
+    {
         let digest = re::Digest::decode(any.value.as_slice())
             .map_err(|e| Failed::invalid(format!("the lease's Digest does not decode ({e})")))?;
         return message(cas, &digest, "Action").await;
@@ -144,7 +150,9 @@ pub async fn run(
     let dir = tempfile::Builder::new()
         .prefix("action-")
         .tempdir_in(work)
-        .map_err(|e| Failed::internal(format!("no action directory in {} ({e})", work.display())))?;
+        .map_err(|e| {
+            Failed::internal(format!("no action directory in {} ({e})", work.display()))
+        })?;
     let root = dir.path().join("root");
     let fetch_start = SystemTime::now();
     materialize(cas, root_digest, &root, blobs).await?;
@@ -167,8 +175,9 @@ pub async fn run(
     // Parents of outputs exist before the command runs (REAPI asks the worker to make them).
     for out in &outputs {
         if let Some(parent) = wd.join(out).parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Failed::internal(format!("no directory {} ({e})", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Failed::internal(format!("no directory {} ({e})", parent.display()))
+            })?;
         }
     }
     let mut cmd = Command::new(&command.arguments[0]);
@@ -196,7 +205,10 @@ pub async fn run(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
-            Failed::invalid(format!("`{}` could not be started ({e})", command.arguments[0]))
+            Failed::invalid(format!(
+                "`{}` could not be started ({e})",
+                command.arguments[0]
+            ))
         })?;
     let pid = child.id().unwrap_or(0);
     let mut cancel = cancel.clone();
@@ -354,14 +366,21 @@ fn stamp(t: SystemTime) -> Timestamp {
 /// local blob cache (fetched into it first when absent). Copies, not hard links: the
 /// command may write where it likes in its directory, and a write through a hard link
 /// would change the cached blob for every later action.
-async fn materialize(cas: &Reapi, digest: &re::Digest, dest: &Path, blobs: &Path) -> Result<(), Failed> {
+async fn materialize(
+    cas: &Reapi,
+    digest: &re::Digest,
+    dest: &Path,
+    blobs: &Path,
+) -> Result<(), Failed> {
     let mut todo = vec![(digest.clone(), dest.to_path_buf())];
     let mut files: BTreeMap<PathBuf, (re::Digest, bool)> = BTreeMap::new();
     let mut dirs = 0usize;
     while let Some((d, at)) = todo.pop() {
         dirs += 1;
         if dirs > 100_000 {
-            return Err(Failed::invalid("the input tree has over 100000 directories".into()));
+            return Err(Failed::invalid(
+                "the input tree has over 100000 directories".into(),
+            ));
         }
         let dir: re::Directory = message(cas, &d, "Directory").await?;
         std::fs::create_dir_all(&at)
@@ -373,10 +392,16 @@ async fn materialize(cas: &Reapi, digest: &re::Digest, dest: &Path, blobs: &Path
         }
         for f in dir.files {
             if !plain(&f.name) || f.name.contains('/') {
-                return Err(Failed::invalid(format!("the input name `{}` is not a file name", f.name)));
+                return Err(Failed::invalid(format!(
+                    "the input name `{}` is not a file name",
+                    f.name
+                )));
             }
             let Some(fd) = f.digest else {
-                return Err(Failed::invalid(format!("the input file `{}` has no digest", f.name)));
+                return Err(Failed::invalid(format!(
+                    "the input file `{}` has no digest",
+                    f.name
+                )));
             };
             files.insert(at.join(&f.name), (fd, f.is_executable));
         }
@@ -388,7 +413,10 @@ async fn materialize(cas: &Reapi, digest: &re::Digest, dest: &Path, blobs: &Path
                 )));
             }
             let Some(sd) = sub.digest else {
-                return Err(Failed::invalid(format!("the input directory `{}` has no digest", sub.name)));
+                return Err(Failed::invalid(format!(
+                    "the input directory `{}` has no digest",
+                    sub.name
+                )));
             };
             todo.push((sd, at.join(&sub.name)));
         }
@@ -396,13 +424,14 @@ async fn materialize(cas: &Reapi, digest: &re::Digest, dest: &Path, blobs: &Path
     for (path, (digest, executable)) in files {
         let cached = cached_blob(cas, &digest, blobs).await?;
         std::fs::copy(&cached, &path).map_err(|e| {
-            Failed::internal(format!("{} not copied to {} ({e})", cached.display(), path.display()))
+            Failed::internal(format!(
+                "{} not copied to {} ({e})",
+                cached.display(),
+                path.display()
+            ))
         })?;
         let mode = if executable { 0o755 } else { 0o644 };
-        let _ = std::fs::set_permissions(
-            &path,
-            std::os::unix::fs::PermissionsExt::from_mode(mode),
-        );
+        let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode));
     }
     Ok(())
 }
@@ -412,7 +441,10 @@ async fn materialize(cas: &Reapi, digest: &re::Digest, dest: &Path, blobs: &Path
 /// there under a name holds those bytes — workers of one machine share the folder.
 async fn cached_blob(cas: &Reapi, digest: &re::Digest, blobs: &Path) -> Result<PathBuf, Failed> {
     if digest.hash.len() != 64 || !digest.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Failed::invalid(format!("`{}` is not a SHA-256 digest", digest.hash)));
+        return Err(Failed::invalid(format!(
+            "`{}` is not a SHA-256 digest",
+            digest.hash
+        )));
     }
     let path = blobs.join(format!("{}-{}", digest.hash, digest.size_bytes));
     if path.is_file() {
@@ -432,7 +464,9 @@ async fn cached_blob(cas: &Reapi, digest: &re::Digest, blobs: &Path) -> Result<P
         })
         .await?;
     if let Some(e) = write_err {
-        return Err(Failed::internal(format!("the blob cache could not be written ({e})")));
+        return Err(Failed::internal(format!(
+            "the blob cache could not be written ({e})"
+        )));
     }
     if got.is_none() {
         return Err(missing(digest, "input file"));

@@ -81,7 +81,9 @@ pub async fn serve(spec: WorkerSpec) -> Result<(), CacheError> {
             Ok(s) => s,
             Err(e) => {
                 if !warned {
-                    eprintln!("warning: cargo-xcache worker: failed to open a bot session: {e}; retrying");
+                    eprintln!(
+                        "warning: cargo-xcache worker: failed to open a bot session: {e}; retrying"
+                    );
                     warned = true;
                 }
                 tokio::time::sleep(RETRY).await;
@@ -210,8 +212,7 @@ fn completed_lease(mut lease: Lease, outcome: Result<action::Ran, Failed>) -> Le
     match outcome {
         Ok(ran) => {
             lease.result = Some(Any {
-                type_url: "type.googleapis.com/build.bazel.remote.execution.v2.ActionResult"
-                    .into(),
+                type_url: "type.googleapis.com/build.bazel.remote.execution.v2.ActionResult".into(),
                 value: ran.result.encode_to_vec(),
             });
             lease.status = Some(RpcStatus {

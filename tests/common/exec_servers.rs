@@ -89,7 +89,10 @@ pub fn postgres() -> Server {
 /// driver: BuildGrid listens for the scheduler's notifications through psycopg2's
 /// API, and SQLAlchemy 2.1 would pick psycopg 3 for a bare `postgresql://`.
 pub fn buildgrid_exec(pg: &Server) -> Server {
-    require("bgd", "python3 -m pip install buildgrid==0.4.4 psycopg2-binary");
+    require(
+        "bgd",
+        "python3 -m pip install buildgrid==0.4.4 psycopg2-binary",
+    );
     let url = format!("postgresql+psycopg2://bgd@127.0.0.1:{}/postgres", pg.port);
     let out = Command::new("bgd")
         .args(["migrate", "apply", &url])
@@ -162,7 +165,15 @@ impl Worker {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(super::xcache_exe())
-            .args(["xcache", "worker", "--server", &exec_uri(bgd), "--name", name, "--dir"])
+            .args([
+                "xcache",
+                "worker",
+                "--server",
+                &exec_uri(bgd),
+                "--name",
+                name,
+                "--dir",
+            ])
             .arg(dir)
             .args(extra)
             .stdin(Stdio::null())
