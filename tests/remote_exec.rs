@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::exec_servers::{Worker, buildgrid_exec, buildgrid_exec_at, exec_uri, postgres};
 use xcache::config::{RemoteDefaults, RemoteSpec};
+use xcache::exec::observed::{self, Verdict};
 use xcache::exec::{Bytes, ExecRequest, Executor, InputFile, InputRoot};
 
 /// One remote run may take this long (the queue included): generous, for a machine
@@ -116,6 +117,17 @@ fn two_workers_run_actions_with_their_outputs_and_observations() {
             assert!(
                 log.contains(&format!("{root}/in.txt")),
                 "the observation names no read of in.txt:\n{log}"
+            );
+            // Judged: inside the input root once the system's own trees are agreed on
+            // (the shell and tr live there); outside without.
+            let obs = observed::parse(&observed).unwrap();
+            match observed::confinement(&obs, &["/usr", "/bin", "/lib", "/lib64", "/etc"]) {
+                Verdict::Confined { reads } => assert!(reads.contains("in.txt"), "{reads:?}"),
+                other => panic!("{other:?}\n{log}"),
+            }
+            assert!(
+                matches!(observed::confinement(&obs, &[]), Verdict::Outside { .. }),
+                "{log}"
             );
         }
     });

@@ -4,6 +4,7 @@
 //! [`InputRoot`].
 
 mod client;
+pub mod observed;
 mod tree;
 
 pub use client::{ExecRequest, Executed, Executor};

@@ -16,7 +16,7 @@
 //! What is not seen: code that makes system calls without the C library (Go programs,
 //! raw `syscall`), detected when such a program is started (static binary).
 
-mod classify;
+pub(crate) mod classify;
 mod file_macros;
 mod trace;
 mod walkers;

@@ -9,7 +9,7 @@
 //! input tree fails the action: it could lead outside).
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
@@ -118,13 +118,18 @@ fn missing(digest: &re::Digest, what: &str) -> Failed {
     ))
 }
 
-/// Whether `rel` is a plain relative path: no root, no `..`, no `.`, not empty.
+/// Whether `rel` is a plain relative path (`/`-separated plain names), as an input
+/// root or an output list may hold. Where it is joined to a directory, that is done
+/// through [`crate::fsx::confined`], which also refuses a symbolic link on the way.
 pub fn plain(rel: &str) -> bool {
-    !rel.is_empty()
-        && !rel.contains('\0')
-        && Path::new(rel)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
+    !rel.is_empty() && rel.split('/').all(crate::fsx::is_plain_name)
+}
+
+/// `base` joined with the action's relative path `rel`, through the one confinement
+/// check.
+fn inside(base: &Path, rel: &str, what: &str) -> Result<PathBuf, Failed> {
+    crate::fsx::confined(base, rel)
+        .map_err(|e| Failed::invalid(format!("the {what} `{rel}` leaves its directory ({e})")))
 }
 
 /// Runs `action` in a fresh directory under `work` and reports its result.
@@ -163,18 +168,15 @@ pub async fn run(
     }
     let wd = if command.working_directory.is_empty() {
         root.clone()
-    } else if plain(&command.working_directory) {
-        root.join(&command.working_directory)
     } else {
-        return Err(Failed::invalid(format!(
-            "the working directory `{}` leaves the input root",
-            command.working_directory
-        )));
+        inside(&root, &command.working_directory, "working directory")?
     };
+    std::fs::create_dir_all(&wd)
+        .map_err(|e| Failed::internal(format!("no directory {} ({e})", wd.display())))?;
     let outputs = output_paths(&command)?;
     // Parents of outputs exist before the command runs (REAPI asks the worker to make them).
     for out in &outputs {
-        if let Some(parent) = wd.join(out).parent() {
+        if let Some(parent) = inside(&wd, out, "output path")?.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
                 Failed::internal(format!("no directory {} ({e})", parent.display()))
             })?;
@@ -247,7 +249,10 @@ pub async fn run(
     let observed = observed_record(observer, pid, &root, &wd);
     let mut output_files = Vec::new();
     for out in &outputs {
-        let path = wd.join(out);
+        // Checked again now: the command may have put a symlink on the way.
+        let Ok(path) = crate::fsx::confined(&wd, out) else {
+            continue;
+        };
         if out == OBSERVED {
             let _ = std::fs::remove_file(&path);
             if let Some(bytes) = &observed {
@@ -391,7 +396,7 @@ async fn materialize(
             ));
         }
         for f in dir.files {
-            if !plain(&f.name) || f.name.contains('/') {
+            if !crate::fsx::is_plain_name(&f.name) {
                 return Err(Failed::invalid(format!(
                     "the input name `{}` is not a file name",
                     f.name
@@ -406,7 +411,7 @@ async fn materialize(
             files.insert(at.join(&f.name), (fd, f.is_executable));
         }
         for sub in dir.directories {
-            if !plain(&sub.name) || sub.name.contains('/') {
+            if !crate::fsx::is_plain_name(&sub.name) {
                 return Err(Failed::invalid(format!(
                     "the input name `{}` is not a directory name",
                     sub.name
