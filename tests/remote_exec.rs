@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +58,21 @@ fn shell(script: &str, text: &str, outputs: &[&str], env: &[(&str, &str)]) -> Ex
         platform: BTreeMap::from([("OSFamily".to_string(), std::env::consts::OS.to_string())]),
         cache_lookup: false,
     }
+}
+
+/// Removes every file under `dir`, keeping the folders; how many.
+fn remove_files(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            n += remove_files(&e.path());
+        } else {
+            std::fs::remove_file(e.path()).unwrap();
+            n += 1;
+        }
+    }
+    n
 }
 
 #[test]
@@ -135,7 +151,8 @@ fn two_workers_run_actions_with_their_outputs_and_observations() {
 }
 
 #[test]
-fn a_forged_observation_is_replaced_and_paths_out_of_the_root_are_refused() {
+fn a_forged_observation_is_replaced_paths_out_of_the_root_are_refused_and_blobs_gone_are_sent_again()
+ {
     let pg = postgres();
     let bgd = buildgrid_exec(&pg);
     let dir = tempfile::tempdir().unwrap();
@@ -170,6 +187,23 @@ fn a_forged_observation_is_replaced_and_paths_out_of_the_root_are_refused() {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("leaves"), "{err}");
+
+        // Every CAS blob gone (the server's storage and the worker's blob cache
+        // emptied) between two runs of one action: the client finds them missing,
+        // sends them again, and the action runs as before.
+        let req = shell("cat in.txt", "kept", &[], &[]);
+        let first = ex.execute(&req).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&first.stdout), "kept");
+        let removed =
+            remove_files(&bgd.dir.path().join("cas")) + remove_files(&dir.path().join("blobs"));
+        assert!(removed > 0);
+        let again = ex
+            .execute(&req)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", w.log_text()));
+        assert_eq!(again.exit_code, 0);
+        assert_eq!(String::from_utf8_lossy(&again.stdout), "kept");
+        assert!(again.bytes_up > 0, "nothing was sent again");
     });
     drop(w);
 }
