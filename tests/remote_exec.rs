@@ -180,6 +180,20 @@ fn a_forged_observation_is_replaced_paths_out_of_the_root_are_refused_and_blobs_
             .unwrap_or_else(|_| panic!("not the worker's record: {observed:?}"));
         assert_eq!(record["format_version"], xcache::worker::OBSERVED_FORMAT);
 
+        // A run that left a symbolic link in its directory (a read through it looks
+        // inside the root by name): the worker vouches for nothing, no record.
+        let run = ex
+            .execute(&shell(
+                "ln -s /etc link && cat link/hostname >/dev/null",
+                "x",
+                &[xcache::worker::OBSERVED],
+                &[],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
+        assert!(!run.outputs.contains_key(xcache::worker::OBSERVED));
+
         // An output path that leaves the working directory: the worker refuses the
         // action, the client gets an error (and would compile locally), no result.
         let err = ex
@@ -284,4 +298,133 @@ fn a_worker_killed_mid_action_loses_nothing_and_the_server_restarted_is_served_a
     assert_eq!(run.exit_code, 0);
     assert_eq!(String::from_utf8_lossy(&run.stdout), "after restart");
     assert_eq!(run.worker, "w2");
+}
+
+/// The real rustc (not rustup's proxy) and its sysroot.
+fn rustc_and_sysroot() -> (String, String) {
+    let out = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let sysroot = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    (format!("{sysroot}/bin/rustc"), sysroot)
+}
+
+/// A library compile with `lib.rs` as its source, run remotely.
+fn rustc_lib(rustc: &str, lib_rs: &str) -> ExecRequest {
+    let mut inputs = InputRoot::default();
+    inputs
+        .add(
+            "src/lib.rs",
+            InputFile {
+                bytes: Bytes::Inline(Arc::new(lib_rs.as_bytes().to_vec())),
+                executable: false,
+            },
+        )
+        .unwrap();
+    ExecRequest {
+        arguments: [
+            rustc,
+            "--crate-name",
+            "demo",
+            "--edition=2021",
+            "--crate-type",
+            "lib",
+            "--emit=metadata,link",
+            "--out-dir",
+            "out",
+            "src/lib.rs",
+        ]
+        .map(String::from)
+        .to_vec(),
+        env: BTreeMap::new(),
+        working_directory: String::new(),
+        inputs,
+        outputs: [
+            "out/libdemo.rlib",
+            "out/libdemo.rmeta",
+            xcache::worker::OBSERVED,
+        ]
+        .map(String::from)
+        .to_vec(),
+        platform: BTreeMap::new(),
+        cache_lookup: false,
+    }
+}
+
+#[test]
+fn a_rustc_library_compiled_by_a_worker_is_judged_by_what_it_read() {
+    let (rustc, sysroot) = rustc_and_sysroot();
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&bgd, "w1", dir.path(), &[]);
+    let rt = runtime();
+    let _in_rt = rt.enter();
+    let ex = executor(&exec_uri(&bgd));
+    let out = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        // Reads only its source and the toolchain: confined, with the sysroot agreed.
+        let run = ex
+            .execute(&rustc_lib(&rustc, "pub fn answer() -> u32 { 42 }\n"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", w.log_text()));
+        assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
+        let rlib = out.path().join("libdemo.rlib");
+        ex.fetch(&run.outputs["out/libdemo.rlib"], &rlib)
+            .await
+            .unwrap();
+        assert!(std::fs::metadata(&rlib).unwrap().len() > 0);
+        assert!(run.outputs.contains_key("out/libdemo.rmeta"));
+        let record = ex
+            .read(&run.outputs[xcache::worker::OBSERVED])
+            .await
+            .unwrap()
+            .unwrap();
+        let obs = observed::parse(&record).unwrap();
+        match observed::confinement(&obs, &[&sysroot]) {
+            Verdict::Confined { reads } => assert!(reads.contains("src/lib.rs"), "{reads:?}"),
+            other => panic!("{other:?}"),
+        }
+
+        // A source that includes a file of the worker's own: outside, a local compile.
+        let run = ex
+            .execute(&rustc_lib(
+                &rustc,
+                "pub const HOST: &str = include_str!(\"/etc/hostname\");\n",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
+        let record = ex
+            .read(&run.outputs[xcache::worker::OBSERVED])
+            .await
+            .unwrap()
+            .unwrap();
+        let obs = observed::parse(&record).unwrap();
+        assert_eq!(
+            observed::confinement(&obs, &[&sysroot]),
+            Verdict::Outside {
+                path: "/etc/hostname".into()
+            }
+        );
+    });
+    drop(w);
+}
+
+#[test]
+fn a_worker_for_anything_but_a_reapi_server_is_refused_naming_the_flag() {
+    for (uri, says) in [
+        ("s3://bucket", "grpc://HOST:PORT?instance=NAME"),
+        ("grpc://127.0.0.1?instance=x", "names no port"),
+    ] {
+        let out = std::process::Command::new(common::xcache_exe())
+            .args(["xcache", "worker", "--server", uri])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--server") && err.contains(says), "{err}");
+    }
 }

@@ -79,15 +79,12 @@ pub fn confinement(obs: &Observed, agreed: &[&str]) -> Verdict {
         if !touches_path {
             continue;
         }
-        let p = Path::new(&e.path);
-        if !p.is_absolute()
-            || p.components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
+        let Some(normal) = lexical(Path::new(&e.path)) else {
             return Verdict::Outside {
                 path: e.path.clone(),
             };
-        }
+        };
+        let p = normal.as_path();
         if let Ok(rel) = p.strip_prefix(root) {
             if !rel.as_os_str().is_empty() {
                 reads.insert(rel.to_string_lossy().into_owned());
@@ -103,10 +100,34 @@ pub fn confinement(obs: &Observed, agreed: &[&str]) -> Verdict {
             continue;
         }
         return Verdict::Outside {
-            path: e.path.clone(),
+            path: p.to_string_lossy().into_owned(),
         };
     }
     Verdict::Confined { reads }
+}
+
+/// `p` with `.` and `..` resolved by name (`rustc/bin/../lib` is `rustc/lib`); `None`
+/// when it is not absolute. By name is right where no directory on the way is a
+/// symbolic link: the worker makes none in an input root, refuses to report an
+/// observation when the run left one there, and an agreed tree is the toolchain's
+/// own layout.
+fn lexical(p: &Path) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    if !p.is_absolute() {
+        return None;
+    }
+    let mut out = std::path::PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir => {}
+            Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -167,6 +188,7 @@ mod tests {
         for outside in [
             "/home/worker/.cargo/config.toml",
             "/w/action-1/root/../../secret",
+            "/toolchain/../etc/passwd",
             "/proc/cpuinfo",
         ] {
             let obs = parse(&record(&format!(
@@ -176,7 +198,10 @@ mod tests {
             assert_eq!(
                 confinement(&obs, &["/toolchain"]),
                 Verdict::Outside {
-                    path: outside.into()
+                    path: lexical(Path::new(outside))
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
                 },
                 "{outside}"
             );

@@ -246,7 +246,16 @@ pub async fn run(
 
     // What the command read, written where the client asked for it (over anything the
     // command wrote there: it must not speak for the worker).
-    let observed = observed_record(observer, pid, &root, &wd);
+    // A symbolic link the run left in its directory could have led a read that looks
+    // inside the input root by name elsewhere: such a run is not vouched for.
+    let observed = if has_symlink(&root) {
+        if let Some(o) = observer {
+            o.discard();
+        }
+        None
+    } else {
+        observed_record(observer, pid, &root, &wd)
+    };
     let mut output_files = Vec::new();
     for out in &outputs {
         // Checked again now: the command may have put a symlink on the way.
@@ -338,6 +347,25 @@ fn observed_record(
         "log": log,
     });
     serde_json::to_vec(&record).ok()
+}
+
+/// Whether any entry under `dir` is a symbolic link (or cannot be read).
+fn has_symlink(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return true;
+    };
+    for e in entries {
+        let Ok(e) = e else {
+            return true;
+        };
+        match e.file_type() {
+            Err(_) => return true,
+            Ok(t) if t.is_symlink() => return true,
+            Ok(t) if t.is_dir() && has_symlink(&e.path()) => return true,
+            Ok(_) => {}
+        }
+    }
+    false
 }
 
 /// The outputs the command declares, each a plain path under its working directory.
