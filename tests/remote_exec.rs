@@ -428,3 +428,45 @@ fn a_worker_for_anything_but_a_reapi_server_is_refused_naming_the_flag() {
         assert!(err.contains("--server") && err.contains(says), "{err}");
     }
 }
+
+#[test]
+fn a_worker_asked_to_stop_finishes_and_reports_its_action_then_exits() {
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    let go = dir.path().join("go");
+    let mut w = Worker::start(&bgd, "w1", dir.path(), &[]);
+    let rt = runtime();
+    let _in_rt = rt.enter();
+    let ex = executor(&exec_uri(&bgd));
+    // The action says it started, then waits for the test's word.
+    let script = format!(
+        "touch {started}; while [ ! -e {go} ]; do sleep 0.1; done; echo done > out.txt",
+        started = started.display(),
+        go = go.display()
+    );
+    let req = shell(&script, "x", &["out.txt"], &[]);
+    let run = rt.block_on(async {
+        let pending = ex.execute(&req);
+        tokio::pin!(pending);
+        while !started.exists() {
+            tokio::select! {
+                r = &mut pending => panic!("finished before it started: {:?}", r.map(|r| r.exit_code)),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        w.terminate();
+        std::fs::write(&go, "").unwrap();
+        pending.await
+    });
+    let run = run.unwrap_or_else(|e| panic!("{e}\n{}", w.log_text()));
+    assert_eq!(run.exit_code, 0);
+    assert_eq!(
+        run.worker, "w1",
+        "the stopping worker reported its own action"
+    );
+    let status = w.wait_exit();
+    assert!(status.success(), "{status:?}\n{}", w.log_text());
+    assert!(w.log_text().contains("stopped"), "{}", w.log_text());
+}

@@ -76,6 +76,7 @@ pub async fn serve(spec: WorkerSpec) -> Result<(), CacheError> {
     let mut bots = BotsClient::new(cas.channel());
     let mut done = 0u64;
     let mut warned = false;
+    let stopping = stop_on_signal(&spec.name);
     'session: loop {
         let mut session = match create(&cas, &mut bots, &spec).await {
             Ok(s) => s,
@@ -101,6 +102,8 @@ pub async fn serve(spec: WorkerSpec) -> Result<(), CacheError> {
         let mut finished: Option<Lease> = None;
         // Leases the server handed out in the session's first answer.
         let mut offered = std::mem::take(&mut session.leases);
+        // Whether `finished` is a lease handed back unrun.
+        let mut given_back = false;
         loop {
             // Take a lease the server offers, if free; stop one it cancelled.
             for lease in offered.drain(..) {
@@ -109,7 +112,20 @@ pub async fn serve(spec: WorkerSpec) -> Result<(), CacheError> {
                     // BuildGrid hands a lease out as ACTIVE (it moved it from PENDING
                     // itself); the API's own flow offers it PENDING.
                     (None, LeaseState::Pending | LeaseState::Active) if finished.is_none() => {
-                        running = Some(start(&cas, &spec, lease));
+                        if *stopping.borrow() {
+                            // Stopping: the lease goes back to the queue (UNAVAILABLE is
+                            // retried elsewhere), never run half.
+                            given_back = true;
+                            finished = Some(completed_lease(
+                                lease,
+                                Err(Failed {
+                                    code: 14,
+                                    message: "the worker is stopping".into(),
+                                }),
+                            ));
+                        } else {
+                            running = Some(start(&cas, &spec, lease));
+                        }
                     }
                     (Some(r), LeaseState::Cancelled) if r.lease.id == lease.id => {
                         let _ = r.cancel.send(true);
@@ -131,16 +147,38 @@ pub async fn serve(spec: WorkerSpec) -> Result<(), CacheError> {
                 (None, None) => Vec::new(),
             };
             let idle = running.is_none() && finished.is_none();
-            match update(&cas, &mut bots, &session, idle).await {
+            let call = update(&cas, &mut bots, &session, idle);
+            let answer = if idle {
+                // Idle and asked to stop: nothing of ours is lost by leaving now (a
+                // lease handed out meanwhile goes back when the session expires).
+                let mut stop = stopping.clone();
+                tokio::select! {
+                    r = call => r,
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                }
+            } else {
+                call.await
+            };
+            match answer {
                 Ok(mut next) => {
                     warned = false;
-                    if finished.take().is_some() {
+                    if finished.take().is_some() && !std::mem::take(&mut given_back) {
                         done += 1;
                         if spec.max_actions.is_some_and(|m| done >= m) {
                             return Ok(());
                         }
                     }
                     offered = std::mem::take(&mut next.leases);
+                    if *stopping.borrow()
+                        && running.is_none()
+                        && !offered.iter().any(|l| {
+                            l.state == LeaseState::Pending as i32
+                                || l.state == LeaseState::Active as i32
+                        })
+                    {
+                        eprintln!("cargo-xcache worker {}: stopped", spec.name);
+                        return Ok(());
+                    }
                     // A lease we run that the server no longer lists is not ours any more.
                     if let Some(r) = &running
                         && !offered.iter().any(|l| l.id == r.lease.id)
@@ -183,6 +221,36 @@ pub async fn serve(spec: WorkerSpec) -> Result<(), CacheError> {
             }
         }
     }
+}
+
+/// Turns SIGTERM or SIGINT into a request to stop: the running action is finished and
+/// reported, no new one is taken. A second signal stops the worker at once (its
+/// lease then goes back to the queue when the session expires).
+fn stop_on_signal(name: &str) -> tokio::sync::watch::Receiver<bool> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let name = name.to_string();
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("cargo-xcache worker {name}: stopping once the running action is reported");
+        let _ = tx.send(true);
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("cargo-xcache worker {name}: stopped at once");
+        std::process::exit(130);
+    });
+    rx
 }
 
 /// Starts running `lease` on its own task.

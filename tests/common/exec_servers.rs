@@ -196,6 +196,31 @@ impl Worker {
         }
     }
 
+    /// Asks it to stop (SIGTERM, by PID): it finishes and reports what it runs.
+    pub fn terminate(&self) {
+        if let Some(c) = &self.child {
+            let r = rustix::process::kill_process(
+                rustix::process::Pid::from_child(c),
+                rustix::process::Signal::TERM,
+            );
+            assert!(r.is_ok(), "SIGTERM to {}: {r:?}", c.id());
+        }
+    }
+
+    /// Waits for it to exit by itself (checked every 100 ms; after 5 minutes the test
+    /// fails rather than hangs) and returns how.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let c = self.child.as_mut().expect("running");
+        for _ in 0..3000 {
+            if let Some(status) = c.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("worker {} did not stop:\n{}", self.name, self.log_text());
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
