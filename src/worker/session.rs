@@ -62,7 +62,8 @@ struct Running {
     cancel: tokio::sync::watch::Sender<bool>,
 }
 
-/// Serves leases until killed (or until `max_actions` are done).
+/// Serves leases until stopped (a signal, see [`stop_on_signal`]; or `max_actions`
+/// done).
 pub async fn serve(spec: WorkerSpec) -> Result<(), CacheError> {
     std::fs::create_dir_all(&spec.work_dir).map_err(|source| CacheError::Write {
         path: spec.work_dir.clone(),
@@ -78,7 +79,14 @@ pub async fn serve(spec: WorkerSpec) -> Result<(), CacheError> {
     let mut warned = false;
     let stopping = stop_on_signal(&spec.name);
     'session: loop {
-        let mut session = match create(&cas, &mut bots, &spec).await {
+        // Asked to stop with no session (none yet, or the server lost it): nothing of
+        // ours is held, leave now.
+        let mut stop = stopping.clone();
+        let created = tokio::select! {
+            r = create(&cas, &mut bots, &spec) => r,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
+        let mut session = match created {
             Ok(s) => s,
             Err(e) => {
                 if !warned {
