@@ -62,8 +62,8 @@ struct Running {
     cancel: tokio::sync::watch::Sender<bool>,
 }
 
-/// Serves leases until stopped (a signal, see [`stop_on_signal`]; or `max_actions`
-/// done).
+/// Serves leases until stopped (SIGTERM or SIGINT: the running action is reported
+/// first; or `max_actions` done).
 pub async fn serve(spec: WorkerSpec) -> Result<(), CacheError> {
     std::fs::create_dir_all(&spec.work_dir).map_err(|source| CacheError::Write {
         path: spec.work_dir.clone(),
