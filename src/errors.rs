@@ -141,6 +141,8 @@ pub enum CliError {
     },
     #[error("{0}")]
     GcRemote(String),
+    #[error("failed to run the worker for {server}: {message}")]
+    Worker { server: String, message: String },
 }
 
 impl CliError {
@@ -203,6 +205,9 @@ impl CliError {
             CliError::GcRemote(_) => Some(
                 "`gc --remote` works with stores that can list their objects (s3, gcs, azblob, webdav, file); redis, memcached and ghac expire objects by themselves".into(),
             ),
+            CliError::Worker { .. } => Some(
+                "check --server (grpc://HOST:PORT?instance=NAME) and that the worker's --dir is writable".into(),
+            ),
             CliError::WriteReport { .. }
             | CliError::CurrentExe(_)
             | CliError::RecipeWrite { .. }
@@ -235,6 +240,7 @@ impl CliError {
             CliError::Key(_) => "signing-key-invalid",
             CliError::Gc { .. } => "gc-failed",
             CliError::GcRemote(_) => "gc-remote-unsupported",
+            CliError::Worker { .. } => "worker-failed",
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod errors;
+pub mod exec;
 pub mod fsx;
 pub mod graph;
 pub mod judge;
@@ -24,4 +25,5 @@ pub mod report;
 pub mod seed;
 pub mod sign;
 pub mod store;
+pub mod worker;
 pub mod wrapper;

@@ -77,6 +77,31 @@ pub enum Command {
     /// Keep the local store under its size (least recently used entries go first) and
     /// remove temp files killed builds left; with --remote, remove old remote objects.
     Gc(GcArgs),
+    /// Run actions for a REAPI server's Execution service (its Bots service hands them
+    /// out): each in a fresh directory made from the CAS, observed; runs until stopped.
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The server: grpc://HOST:PORT?instance=NAME (grpcs:// for TLS; the token, if it
+    /// asks for one, in XCACHE_REMOTE_TOKEN).
+    #[arg(long, value_name = "URI")]
+    pub server: String,
+    /// Where actions run and the blob cache lives (default: a `worker` folder in the
+    /// private directory). Workers of one machine may share it.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// This worker's name, as results and the server name it (default: host and PID).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A platform property this worker offers (KEY=VALUE, repeatable), besides the
+    /// OSFamily and ISA it offers of itself.
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+    /// Stop after this many actions.
+    #[arg(long, value_name = "N", hide = true)]
+    pub max_actions: Option<u64>,
 }
 
 #[derive(Debug, Args)]

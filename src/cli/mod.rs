@@ -18,6 +18,7 @@ mod stats;
 mod store_session;
 mod verify;
 mod warm;
+mod worker;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -84,6 +85,7 @@ pub fn main_impl() -> i32 {
         Command::Keygen(k) => keygen::run(k),
         Command::Gc(g) => gc::run(g),
         Command::Verify(v) => verify::run(v),
+        Command::Worker(w) => worker::run(w),
     };
     match result {
         Ok(code) => code,

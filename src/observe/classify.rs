@@ -584,7 +584,7 @@ fn is_environ_file(p: &Path) -> bool {
 /// `Some(true)` for the CPU's description (`/proc/cpuinfo`, the CPU's directories in
 /// `/sys`, a process's auxiliary vector, which holds its capabilities), `Some(false)` for the other kernel and
 /// device files, `None` for ordinary paths.
-fn special(p: &Path) -> Option<bool> {
+pub(crate) fn special(p: &Path) -> Option<bool> {
     let auxv = p.starts_with("/proc") && p.file_name().is_some_and(|n| n == "auxv");
     if p == Path::new("/proc/cpuinfo") || p.starts_with("/sys/devices/system/cpu") || auxv {
         return Some(true);

@@ -16,7 +16,7 @@
 //! What is not seen: code that makes system calls without the C library (Go programs,
 //! raw `syscall`), detected when such a program is started (static binary).
 
-mod classify;
+pub(crate) mod classify;
 mod file_macros;
 mod trace;
 mod walkers;
@@ -100,6 +100,14 @@ impl Observer {
         let text = std::fs::read(&self.log);
         let _ = std::fs::remove_file(&self.log);
         Ok(Trace::parse(&String::from_utf8_lossy(&text?), root))
+    }
+
+    /// The record as it is written (for a worker that sends it to the client, which
+    /// parses it with [`Trace::parse`]), and removes it.
+    pub fn read_log(self) -> io::Result<String> {
+        let text = std::fs::read(&self.log);
+        let _ = std::fs::remove_file(&self.log);
+        Ok(String::from_utf8_lossy(&text?).into_owned())
     }
 
     /// Removes the record without reading it.

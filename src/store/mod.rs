@@ -6,7 +6,7 @@
 //! <dir>/v2/manifests/<2 hex>/<l1 key>.json     which inputs lead to which entry
 //! <dir>/v2/compilers/<memo key>                remembered compiler identities
 //! <dir>/v2/linkers/<memo key>                  remembered linker identities
-//! <dir>/v2/objects/<2 hex>/<digest>          `.rlib` files whole, for hard links (see `objects`)
+//! <dir>/v2/objects/<2 hex>/<digest>           `.rlib` files whole, for hard links (see `objects`)
 //! <dir>/v2/seeds/<2 hex>/<prediction key>.json  seed records (see `seed::record`)
 //! <dir>/v2/history/                            key history and build lines (see `history`)
 //! <dir>/v2/tmp/                                temp files, renamed into place
@@ -19,7 +19,7 @@ pub mod history;
 mod local;
 mod manifest;
 pub mod objects;
-mod reapi;
+pub(crate) mod reapi;
 mod remote;
 
 pub use entry::{

@@ -326,6 +326,17 @@ impl Reapi {
         let Some(digest) = self.lookup(path).await? else {
             return Ok(None);
         };
+        self.read_digest(path, &digest, range, sink).await
+    }
+
+    /// [`Reapi::read`] of the blob `digest` (`path` names it in errors).
+    async fn read_digest(
+        &self,
+        path: &str,
+        digest: &re::Digest,
+        range: Option<std::ops::Range<u64>>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), CacheError>,
+    ) -> Result<Option<u64>, CacheError> {
         let size = u64::try_from(digest.size_bytes).unwrap_or(0);
         let (start, end) = match &range {
             Some(r) => (r.start.min(size), r.end.min(size)),
@@ -336,7 +347,7 @@ impl Reapi {
             return Ok(Some(0));
         }
         if whole && size <= self.limits().await?.batch {
-            let Some(data) = self.batch_read(&digest).await? else {
+            let Some(data) = self.batch_read(digest).await? else {
                 return Ok(None);
             };
             if hex(&Sha256::digest(&data)) != digest.hash {
@@ -665,6 +676,116 @@ impl Reapi {
             uri: self.spec.display().to_string(),
             message: self.spec.scrub(&format!("{what} ({:?}: {said})", s.code())),
         }
+    }
+}
+
+/// The CAS by digest, for remote execution (`crate::exec`, `crate::worker`): the same
+/// connection, limits, retries and error classes as the object store above. What is
+/// read is checked against its digest before anyone uses it.
+impl Reapi {
+    /// The connection, for the Execution and Bots clients that share it.
+    pub(crate) fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// The instance name requests carry.
+    pub(crate) fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The remote as the user wrote it (its token left out).
+    pub(crate) fn spec(&self) -> &RemoteSpec {
+        &self.spec
+    }
+
+    /// A request carrying the token, if any.
+    pub(crate) fn request<T>(&self, msg: T) -> Request<T> {
+        self.req(msg)
+    }
+
+    /// One whole blob, checked against its digest; `None` if the server lacks it.
+    pub(crate) async fn blob(&self, digest: &re::Digest) -> Result<Option<Vec<u8>>, CacheError> {
+        let mut data = Vec::with_capacity(
+            usize::try_from(digest.size_bytes)
+                .unwrap_or(0)
+                .min(BATCH_MAX as usize),
+        );
+        let what = format!("blob {}/{}", digest.hash, digest.size_bytes);
+        let got = self
+            .read_digest(&what, digest, None, &mut |chunk| {
+                data.extend_from_slice(chunk);
+                Ok(())
+            })
+            .await?;
+        Ok(got.map(|_| data))
+    }
+
+    /// Streams one whole blob to `sink`, checked against its digest as it goes (the
+    /// caller drops what it wrote when this fails); `None` if the server lacks it.
+    pub(crate) async fn blob_to(
+        &self,
+        digest: &re::Digest,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), CacheError>,
+    ) -> Result<Option<u64>, CacheError> {
+        let what = format!("blob {}/{}", digest.hash, digest.size_bytes);
+        self.read_digest(&what, digest, None, sink).await
+    }
+
+    /// Puts `source` in the CAS unless the server holds it already; its digest.
+    pub(crate) async fn put_blob(&self, source: Source) -> Result<re::Digest, CacheError> {
+        let batch = self.limits().await?.batch;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        for chunk in source.chunks() {
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+        }
+        let digest = re::Digest {
+            hash: hex(&hasher.finalize()),
+            size_bytes: size as i64,
+        };
+        if size <= batch {
+            self.batch_write(&digest, &source).await?;
+        } else if self.missing(&digest).await? {
+            self.stream_write(&digest, source).await?;
+        }
+        Ok(digest)
+    }
+
+    /// The blobs of `digests` the server lacks (`FindMissingBlobs`).
+    pub(crate) async fn missing_of(
+        &self,
+        digests: Vec<re::Digest>,
+    ) -> Result<Vec<re::Digest>, CacheError> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let got = self
+            .call(|| {
+                let mut c = ContentAddressableStorageClient::new(self.channel.clone());
+                let r = self.req(re::FindMissingBlobsRequest {
+                    instance_name: self.instance.clone(),
+                    blob_digests: digests.clone(),
+                    ..Default::default()
+                });
+                async move { c.find_missing_blobs(r).await }
+            })
+            .await?;
+        Ok(got.missing_blob_digests)
+    }
+
+    /// A failed call of the Execution or Bots service, classed as every other call is.
+    pub(crate) fn failed(&self, s: &Status) -> CacheError {
+        self.fail(s)
+    }
+}
+
+/// The digest (SHA-256 and size) of `bytes`.
+pub(crate) fn digest_of(bytes: &[u8]) -> re::Digest {
+    re::Digest {
+        hash: hex(&Sha256::digest(bytes)),
+        size_bytes: bytes.len() as i64,
     }
 }
 

@@ -350,4 +350,5 @@ impl Report {
     }
 }
 
+pub mod exec_servers;
 pub mod servers;

@@ -99,7 +99,7 @@ const ATTEMPTS: usize = 3;
 
 /// Starts a server built by `make` from fresh ports, again (up to [`ATTEMPTS`] times)
 /// when it exits before listening; the last attempt's log is in the panic message.
-fn start_fresh<T>(
+pub fn start_fresh<T>(
     log: &str,
     mut make: impl FnMut() -> (Command, u16, tempfile::TempDir, T),
 ) -> (Server, T) {
@@ -114,7 +114,12 @@ fn start_fresh<T>(
     panic!("{last}");
 }
 
-fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: &str) -> Result<Server, String> {
+pub fn start(
+    mut cmd: Command,
+    port: u16,
+    dir: tempfile::TempDir,
+    log: &str,
+) -> Result<Server, String> {
     let log_file = std::fs::File::create(dir.path().join(log)).unwrap();
     let child = cmd
         .stdout(log_file.try_clone().unwrap())

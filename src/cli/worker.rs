@@ -1,0 +1,72 @@
+//! `cargo xcache worker --server grpc://HOST:PORT?instance=NAME`: serves a REAPI
+//! server's Execution service (see `crate::worker`) until stopped.
+
+use super::args::WorkerArgs;
+use crate::config::{Env, RemoteSpec};
+use crate::errors::CliError;
+use crate::worker::{WorkerSpec, serve};
+
+pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
+    let env = Env::capture();
+    let invalid = |value: &str, message: String| CliError::InvalidSetting {
+        name: "--server".into(),
+        value: value.to_string(),
+        message,
+    };
+    let server = RemoteSpec::parse(&args.server, &env.remote_defaults())
+        .map_err(|m| invalid(&args.server, m))?;
+    if !matches!(server.kind, crate::config::RemoteKind::Reapi { .. }) {
+        return Err(invalid(
+            server.display(),
+            "a worker serves a REAPI server; write grpc://HOST:PORT?instance=NAME".into(),
+        ));
+    }
+    let dir = match args.dir {
+        Some(d) => d,
+        None => crate::private_dir::private_subdir("worker").map_err(|e| CliError::Worker {
+            server: server.display().to_string(),
+            message: format!("no private directory for its actions ({e})"),
+        })?,
+    };
+    let mut properties = vec![
+        ("OSFamily".to_string(), std::env::consts::OS.to_string()),
+        ("ISA".to_string(), std::env::consts::ARCH.replace('_', "-")),
+    ];
+    for p in &args.properties {
+        let Some((k, v)) = p.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(CliError::InvalidSetting {
+                name: "--property".into(),
+                value: p.clone(),
+                message: "write KEY=VALUE".into(),
+            });
+        };
+        properties.push((k.to_string(), v.to_string()));
+    }
+    let name = args.name.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "worker".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let spec = WorkerSpec {
+        server: server.clone(),
+        work_dir: dir.join("actions"),
+        blobs: dir.join("blobs"),
+        name,
+        properties,
+        max_actions: args.max_actions,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Worker {
+            server: server.display().to_string(),
+            message: format!("no async runtime ({e})"),
+        })?;
+    rt.block_on(serve(spec)).map_err(|e| CliError::Worker {
+        server: server.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(0)
+}

@@ -1,0 +1,11 @@
+//! Remote execution: a command sent as a REAPI action to a server's Execution service
+//! (`XCACHE_EXECUTOR=grpc://HOST:PORT?instance=NAME`) and run on one of its workers
+//! (ours: `cargo xcache worker`). Main type: [`Executor`]; the input root is an
+//! [`InputRoot`].
+
+mod client;
+pub mod observed;
+mod tree;
+
+pub use client::{ExecRequest, Executed, Executor};
+pub use tree::{Bytes, InputFile, InputRoot, Merkle};

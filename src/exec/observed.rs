@@ -1,0 +1,210 @@
+//! What a worker observed an action read, and whether it stayed inside what the
+//! action was given. Main function: [`confinement`].
+//!
+//! A remote result may stand for a local compile only when everything the command
+//! read came with the action: its input root, or a tree the worker and the client
+//! agree is the same (the toolchain, named by the compiler identity). A read anywhere
+//! else — the worker's home, its `/usr/include`, its CPU's description — makes the
+//! result the worker's own: the caller compiles locally and stores nothing from it.
+//! So does a record that is missing, torn, from another format, or that shows a
+//! process that ran unobserved.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::observe::{Op, Trace};
+
+/// The record [`crate::worker::OBSERVED`] carries, parsed.
+pub struct Observed {
+    pub trace: Trace,
+    /// Where the input root was on the worker.
+    pub input_root: String,
+}
+
+/// Whether an observed run stayed inside what it was given.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every read was inside the input root (these paths, relative to it) or under
+    /// an agreed tree.
+    Confined { reads: BTreeSet<String> },
+    /// A read outside: the first one seen.
+    Outside { path: String },
+    /// The run cannot be vouched for (why).
+    Unobserved(String),
+}
+
+/// Parses the record; `Err` says why it is unusable.
+pub fn parse(bytes: &[u8]) -> Result<Observed, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("the record is not JSON ({e})"))?;
+    if v["format_version"].as_u64() != Some(u64::from(crate::worker::OBSERVED_FORMAT)) {
+        return Err(format!(
+            "the record's format_version is {}, not {}",
+            v["format_version"],
+            crate::worker::OBSERVED_FORMAT
+        ));
+    }
+    let root_pid = v["root_pid"]
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+        .ok_or("the record names no first process")?;
+    let input_root = v["input_root"]
+        .as_str()
+        .filter(|r| r.starts_with('/') && r.len() > 1)
+        .ok_or("the record names no absolute input root")?
+        .to_string();
+    let log = v["log"].as_str().ok_or("the record holds no log")?;
+    Ok(Observed {
+        trace: Trace::parse(log, root_pid),
+        input_root,
+    })
+}
+
+/// Judges where `obs` read. `agreed` are absolute worker-side prefixes whose contents
+/// the client knows to be the same as its own (the toolchain's sysroot).
+pub fn confinement(obs: &Observed, agreed: &[&str]) -> Verdict {
+    if let Some(why) = obs.trace.escapes().first() {
+        return Verdict::Unobserved(format!("a process ran unobserved ({why})"));
+    }
+    if obs.trace.torn > 0 {
+        return Verdict::Unobserved(format!("{} lines of the record are torn", obs.trace.torn));
+    }
+    let root = Path::new(&obs.input_root);
+    let mut reads = BTreeSet::new();
+    for e in &obs.trace.events {
+        let touches_path = matches!(
+            e.op,
+            Op::Read | Op::Stat | Op::List | Op::Readlink | Op::Realpath | Op::Exec | Op::Spawn
+        );
+        if !touches_path {
+            continue;
+        }
+        let Some(normal) = lexical(Path::new(&e.path)) else {
+            return Verdict::Outside {
+                path: e.path.clone(),
+            };
+        };
+        let p = normal.as_path();
+        if let Ok(rel) = p.strip_prefix(root) {
+            if !rel.as_os_str().is_empty() {
+                reads.insert(rel.to_string_lossy().into_owned());
+            }
+            continue;
+        }
+        if agreed.iter().any(|a| p.starts_with(a)) {
+            continue;
+        }
+        // Kernel and device files say nothing about the result, except the CPU's
+        // description (what `-C target-cpu=native` reads): that is the worker's own.
+        if crate::observe::classify::special(p) == Some(false) {
+            continue;
+        }
+        return Verdict::Outside {
+            path: p.to_string_lossy().into_owned(),
+        };
+    }
+    Verdict::Confined { reads }
+}
+
+/// `p` with `.` and `..` resolved by name (`rustc/bin/../lib` is `rustc/lib`); `None`
+/// when it is not absolute. By name is right where no directory on the way is a
+/// symbolic link: the worker makes none in an input root, refuses to report an
+/// observation when the run left one there, and an agreed tree is the toolchain's
+/// own layout.
+fn lexical(p: &Path) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    if !p.is_absolute() {
+        return None;
+    }
+    let mut out = std::path::PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir => {}
+            Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(log: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "format_version": crate::worker::OBSERVED_FORMAT,
+            "root_pid": 10,
+            "input_root": "/w/action-1/root",
+            "working_directory": "/w/action-1/root",
+            "log": log,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_record_of_another_format_or_without_a_root_is_unusable() {
+        let mut v: serde_json::Value = serde_json::from_slice(&record("")).unwrap();
+        v["format_version"] = 99.into();
+        assert!(parse(&serde_json::to_vec(&v).unwrap()).is_err());
+        v["format_version"] = crate::worker::OBSERVED_FORMAT.into();
+        v["input_root"] = "relative".into();
+        assert!(parse(&serde_json::to_vec(&v).unwrap()).is_err());
+        assert!(parse(b"forged").is_err());
+    }
+
+    #[test]
+    fn a_run_that_did_not_load_the_observer_is_not_vouched_for() {
+        let obs = parse(&record("")).unwrap();
+        assert!(matches!(confinement(&obs, &[]), Verdict::Unobserved(_)));
+    }
+
+    #[test]
+    fn reads_inside_the_root_or_an_agreed_tree_are_confined_any_other_is_not() {
+        let log = "10 I 0 /usr/bin/rustc\n\
+                   10 o 0 /w/action-1/root/src/lib.rs\n\
+                   10 s 2 /w/action-1/root/src/missing.rs\n\
+                   10 o 0 /toolchain/lib/libstd.rlib\n\
+                   10 o 0 /proc/self/status\n";
+        let obs = parse(&record(log)).unwrap();
+        let Verdict::Confined { reads } = confinement(&obs, &["/toolchain"]) else {
+            panic!("{:?}", confinement(&obs, &["/toolchain"]));
+        };
+        assert_eq!(
+            reads.into_iter().collect::<Vec<_>>(),
+            ["src/lib.rs", "src/missing.rs"]
+        );
+        // Without the toolchain agreed, its read is outside.
+        assert_eq!(
+            confinement(&obs, &[]),
+            Verdict::Outside {
+                path: "/toolchain/lib/libstd.rlib".into()
+            }
+        );
+        // The worker's home, a path climbing out of the root, the CPU's description.
+        for outside in [
+            "/home/worker/.cargo/config.toml",
+            "/w/action-1/root/../../secret",
+            "/toolchain/../etc/passwd",
+            "/proc/cpuinfo",
+        ] {
+            let obs = parse(&record(&format!(
+                "10 I 0 /usr/bin/rustc\n10 o 0 {outside}\n"
+            )))
+            .unwrap();
+            assert_eq!(
+                confinement(&obs, &["/toolchain"]),
+                Verdict::Outside {
+                    path: lexical(Path::new(outside))
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                },
+                "{outside}"
+            );
+        }
+    }
+}

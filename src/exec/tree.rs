@@ -1,0 +1,154 @@
+//! An action's input root as REAPI wants it: a Merkle tree of `Directory` messages
+//! whose files are named by digest. Main type: [`InputRoot`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+use prost::Message as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::errors::CacheError;
+
+/// Where an input file's bytes come from.
+#[derive(Clone, Debug)]
+pub enum Bytes {
+    /// A file on this machine, read when uploaded.
+    File(PathBuf),
+    /// Bytes in memory.
+    Inline(std::sync::Arc<Vec<u8>>),
+}
+
+/// One file of the input root.
+#[derive(Clone, Debug)]
+pub struct InputFile {
+    pub bytes: Bytes,
+    pub executable: bool,
+}
+
+/// The files an action may read, by their path inside the input root (plain relative
+/// paths, `/`-separated).
+#[derive(Clone, Debug, Default)]
+pub struct InputRoot {
+    files: BTreeMap<String, InputFile>,
+}
+
+/// The input root made into messages: every blob to upload, by digest.
+pub struct Merkle {
+    pub root: re::Digest,
+    /// The `Directory` messages, serialized.
+    pub directories: Vec<(re::Digest, Vec<u8>)>,
+    /// The files, once each.
+    pub files: Vec<(re::Digest, Bytes)>,
+}
+
+impl InputRoot {
+    /// Adds a file at `rel`; a path that is not plain and relative is refused.
+    pub fn add(&mut self, rel: &str, file: InputFile) -> Result<(), String> {
+        if !crate::worker::action::plain(rel) {
+            return Err(format!("`{rel}` is not a plain relative path"));
+        }
+        self.files.insert(rel.to_string(), file);
+        Ok(())
+    }
+
+    /// The paths of its files.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
+    /// Hashes every file and builds the directories, bottom up.
+    pub fn merkle(&self) -> Result<Merkle, CacheError> {
+        // A directory's entries: its files, and its subdirectories by name.
+        #[derive(Default)]
+        struct Node {
+            files: BTreeMap<String, (re::Digest, bool)>,
+            dirs: BTreeMap<String, Node>,
+        }
+        let mut top = Node::default();
+        let mut files = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (rel, f) in &self.files {
+            let digest = digest_of(&f.bytes)?;
+            if seen.insert(digest.hash.clone()) {
+                files.push((digest.clone(), f.bytes.clone()));
+            }
+            let mut parts: Vec<&str> = rel.split('/').collect();
+            let name = parts.pop().unwrap_or_default();
+            let mut node = &mut top;
+            for p in parts {
+                node = node.dirs.entry(p.to_string()).or_default();
+            }
+            node.files.insert(name.to_string(), (digest, f.executable));
+        }
+        fn build(node: &Node, out: &mut Vec<(re::Digest, Vec<u8>)>) -> re::Digest {
+            let dir = re::Directory {
+                files: node
+                    .files
+                    .iter()
+                    .map(|(name, (d, x))| re::FileNode {
+                        name: name.clone(),
+                        digest: Some(d.clone()),
+                        is_executable: *x,
+                        ..Default::default()
+                    })
+                    .collect(),
+                directories: node
+                    .dirs
+                    .iter()
+                    .map(|(name, sub)| re::DirectoryNode {
+                        name: name.clone(),
+                        digest: Some(build(sub, out)),
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            let bytes = dir.encode_to_vec();
+            let digest = crate::store::reapi::digest_of(&bytes);
+            out.push((digest.clone(), bytes));
+            digest
+        }
+        let mut directories = Vec::new();
+        let root = build(&top, &mut directories);
+        Ok(Merkle {
+            root,
+            directories,
+            files,
+        })
+    }
+}
+
+fn digest_of(bytes: &Bytes) -> Result<re::Digest, CacheError> {
+    match bytes {
+        Bytes::Inline(b) => Ok(crate::store::reapi::digest_of(b)),
+        Bytes::File(path) => hash_file(path),
+    }
+}
+
+fn hash_file(path: &Path) -> Result<re::Digest, CacheError> {
+    use std::io::Read;
+    let read_err = |source| CacheError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(read_err)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(re::Digest {
+        hash: h
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+        size_bytes: size as i64,
+    })
+}

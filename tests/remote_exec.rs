@@ -1,0 +1,472 @@
+//! Remote execution against a real farm on 127.0.0.1: PostgreSQL, BuildGrid's
+//! Execution and Bots services, and our workers (`cargo xcache worker`). The executor
+//! client (`xcache::exec`) sends actions; the rows check what comes back, which worker
+//! ran it, what the worker observed, and the faults: a worker killed mid-action, the
+//! server restarted.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::exec_servers::{Worker, buildgrid_exec, buildgrid_exec_at, exec_uri, postgres};
+use xcache::config::{RemoteDefaults, RemoteSpec};
+use xcache::exec::observed::{self, Verdict};
+use xcache::exec::{Bytes, ExecRequest, Executor, InputFile, InputRoot};
+
+/// One remote run may take this long (the queue included): generous, for a machine
+/// whose 2 cores run other tests too. Nothing is asserted about time.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn executor(uri: &str) -> Executor {
+    let spec = RemoteSpec::parse(uri, &RemoteDefaults::default()).unwrap();
+    Executor::new(&spec, DEADLINE).unwrap()
+}
+
+/// `sh -c SCRIPT` reading `in.txt` (holding `text`), its outputs `outputs`.
+fn shell(script: &str, text: &str, outputs: &[&str], env: &[(&str, &str)]) -> ExecRequest {
+    let mut inputs = InputRoot::default();
+    inputs
+        .add(
+            "in.txt",
+            InputFile {
+                bytes: Bytes::Inline(Arc::new(text.as_bytes().to_vec())),
+                executable: false,
+            },
+        )
+        .unwrap();
+    let mut envs = BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]);
+    for (k, v) in env {
+        envs.insert(k.to_string(), v.to_string());
+    }
+    ExecRequest {
+        arguments: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: envs,
+        working_directory: String::new(),
+        inputs,
+        outputs: outputs.iter().map(|s| s.to_string()).collect(),
+        platform: BTreeMap::from([("OSFamily".to_string(), std::env::consts::OS.to_string())]),
+        cache_lookup: false,
+    }
+}
+
+/// Removes every file under `dir`, keeping the folders; how many.
+fn remove_files(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            n += remove_files(&e.path());
+        } else {
+            std::fs::remove_file(e.path()).unwrap();
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn two_workers_run_actions_with_their_outputs_and_observations() {
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = Worker::start(&bgd, "w1", dir.path(), &[]);
+    let w2 = Worker::start(&bgd, "w2", dir.path(), &[]);
+    let rt = runtime();
+    let _in_rt = rt.enter();
+    let ex = executor(&exec_uri(&bgd));
+    let out_dir = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        let reqs: Vec<ExecRequest> = (0..4)
+            .map(|i| {
+                shell(
+                    &format!("mkdir -p out && tr a-z A-Z < in.txt > out/up.txt && echo run-{i}"),
+                    &format!("hello {i}\n"),
+                    &["out/up.txt", xcache::worker::OBSERVED],
+                    &[],
+                )
+            })
+            .collect();
+        let runs = futures_util::future::join_all(reqs.iter().map(|r| ex.execute(r))).await;
+        for (i, run) in runs.into_iter().enumerate() {
+            let run = run.unwrap_or_else(|e| {
+                panic!(
+                    "action {i}: {e}\nw1:\n{}\nw2:\n{}\nbgd:\n{}",
+                    w1.log_text(),
+                    w2.log_text(),
+                    std::fs::read_to_string(bgd.dir.path().join("bgd.log")).unwrap_or_default()
+                )
+            });
+            assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
+            assert_eq!(String::from_utf8_lossy(&run.stdout), format!("run-{i}\n"));
+            assert!(
+                run.worker == "w1" || run.worker == "w2",
+                "ran on {:?}",
+                run.worker
+            );
+            let dest = out_dir.path().join(format!("up-{i}.txt"));
+            ex.fetch(&run.outputs["out/up.txt"], &dest).await.unwrap();
+            assert_eq!(
+                std::fs::read_to_string(&dest).unwrap(),
+                format!("HELLO {i}\n")
+            );
+            // What the worker observed the command read: its input among the opens.
+            let observed = ex
+                .read(&run.outputs[xcache::worker::OBSERVED])
+                .await
+                .unwrap()
+                .unwrap();
+            let record: serde_json::Value = serde_json::from_slice(&observed).unwrap();
+            assert_eq!(record["format_version"], xcache::worker::OBSERVED_FORMAT);
+            let root = record["input_root"].as_str().unwrap();
+            let log = record["log"].as_str().unwrap();
+            assert!(
+                log.contains(&format!("{root}/in.txt")),
+                "the observation names no read of in.txt:\n{log}"
+            );
+            // Judged: inside the input root once the system's own trees are agreed on
+            // (the shell and tr live there); outside without.
+            let obs = observed::parse(&observed).unwrap();
+            match observed::confinement(&obs, &["/usr", "/bin", "/lib", "/lib64", "/etc"]) {
+                Verdict::Confined { reads } => assert!(reads.contains("in.txt"), "{reads:?}"),
+                other => panic!("{other:?}\n{log}"),
+            }
+            assert!(
+                matches!(observed::confinement(&obs, &[]), Verdict::Outside { .. }),
+                "{log}"
+            );
+        }
+    });
+    drop((w1, w2));
+}
+
+#[test]
+fn a_forged_observation_is_replaced_paths_out_of_the_root_are_refused_and_blobs_gone_are_sent_again()
+ {
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&bgd, "w1", dir.path(), &[]);
+    let rt = runtime();
+    let _in_rt = rt.enter();
+    let ex = executor(&exec_uri(&bgd));
+    rt.block_on(async {
+        // The command writes the observation file itself: the worker's own replaces it.
+        let run = ex
+            .execute(&shell(
+                &format!("echo forged > {}", xcache::worker::OBSERVED),
+                "x",
+                &[xcache::worker::OBSERVED],
+                &[],
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", w.log_text()));
+        let observed = ex
+            .read(&run.outputs[xcache::worker::OBSERVED])
+            .await
+            .unwrap()
+            .unwrap();
+        let record: serde_json::Value = serde_json::from_slice(&observed)
+            .unwrap_or_else(|_| panic!("not the worker's record: {observed:?}"));
+        assert_eq!(record["format_version"], xcache::worker::OBSERVED_FORMAT);
+
+        // A run that left a symbolic link in its directory (a read through it looks
+        // inside the root by name): the worker vouches for nothing, no record.
+        let run = ex
+            .execute(&shell(
+                "ln -s /etc link && cat link/hostname >/dev/null",
+                "x",
+                &[xcache::worker::OBSERVED],
+                &[],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
+        assert!(!run.outputs.contains_key(xcache::worker::OBSERVED));
+
+        // An output path that leaves the working directory: the worker refuses the
+        // action, the client gets an error (and would compile locally), no result.
+        let err = ex
+            .execute(&shell("true", "x", &["../escape.txt"], &[]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("leaves"), "{err}");
+
+        // Every CAS blob gone (the server's storage and the worker's blob cache
+        // emptied) between two runs of one action: the client finds them missing,
+        // sends them again, and the action runs as before.
+        let req = shell("cat in.txt", "kept", &[], &[]);
+        let first = ex.execute(&req).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&first.stdout), "kept");
+        let removed =
+            remove_files(&bgd.dir.path().join("cas")) + remove_files(&dir.path().join("blobs"));
+        assert!(removed > 0);
+        let again = ex
+            .execute(&req)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", w.log_text()));
+        assert_eq!(again.exit_code, 0);
+        assert_eq!(String::from_utf8_lossy(&again.stdout), "kept");
+        assert!(again.bytes_up > 0, "nothing was sent again");
+    });
+    drop(w);
+}
+
+#[test]
+fn a_worker_killed_mid_action_loses_nothing_and_the_server_restarted_is_served_again() {
+    let pg = postgres();
+    let mut bgd = buildgrid_exec(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("first-run");
+    let mut w1 = Worker::start(&bgd, "w1", dir.path(), &[]);
+    let rt = runtime();
+    let _in_rt = rt.enter();
+    let uri = exec_uri(&bgd);
+    // The first run of the action marks that it started and hangs (until killed); a
+    // run after it finds the mark and finishes.
+    let script = format!(
+        "if mkdir {lock} 2>/dev/null; then echo $$ > {lock}/pid; exec sleep 600; fi; echo done > out.txt",
+        lock = lock.display()
+    );
+    let req = shell(&script, "x", &["out.txt"], &[]);
+    let ex = executor(&uri);
+    let run = rt.block_on(async {
+        let pending = ex.execute(&req);
+        tokio::pin!(pending);
+        // Wait for the first run to start on w1, then kill w1 and start w2.
+        let lock_pid = lock.join("pid");
+        loop {
+            tokio::select! {
+                r = &mut pending => panic!("finished before the worker was killed: {:?}", r.map(|r| r.exit_code)),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            if std::fs::read_to_string(&lock_pid).is_ok_and(|p| !p.trim().is_empty()) {
+                break;
+            }
+        }
+        w1.kill();
+        let pid: i32 = std::fs::read_to_string(&lock_pid).unwrap().trim().parse().unwrap();
+        // The hung command the killed worker left behind is ours to stop, by PID.
+        if let Some(p) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        }
+        let w2 = Worker::start(&bgd, "w2", dir.path(), &[]);
+        let r = pending.await;
+        (r, w2)
+    });
+    let (run, w2) = run;
+    let run = run.unwrap_or_else(|e| {
+        panic!(
+            "{e}\nw1:\n{}\nbgd:\n{}",
+            w1.log_text(),
+            std::fs::read_to_string(bgd.dir.path().join("bgd.log")).unwrap_or_default()
+        )
+    });
+    assert_eq!(run.exit_code, 0);
+    assert_eq!(
+        run.worker, "w2",
+        "the lease went back to the queue and to w2"
+    );
+    let out = tempfile::tempdir().unwrap();
+    rt.block_on(ex.fetch(&run.outputs["out.txt"], &out.path().join("out.txt")))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("out.txt")).unwrap(),
+        "done\n"
+    );
+
+    // The server restarted (same port, same database and CAS folder): the worker
+    // opens a new session and serves the next action.
+    let port = bgd.port;
+    bgd.stop();
+    let kept = std::mem::replace(&mut bgd.dir, tempfile::tempdir().unwrap());
+    let bgd = buildgrid_exec_at(&pg, port, kept);
+    let ex = executor(&exec_uri(&bgd));
+    let run = rt
+        .block_on(ex.execute(&shell("cat in.txt", "after restart", &[], &[])))
+        .unwrap_or_else(|e| panic!("{e}\nw2:\n{}", w2.log_text()));
+    assert_eq!(run.exit_code, 0);
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "after restart");
+    assert_eq!(run.worker, "w2");
+}
+
+/// The real rustc (not rustup's proxy) and its sysroot.
+fn rustc_and_sysroot() -> (String, String) {
+    let out = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let sysroot = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    (format!("{sysroot}/bin/rustc"), sysroot)
+}
+
+/// A library compile with `lib.rs` as its source, run remotely.
+fn rustc_lib(rustc: &str, lib_rs: &str) -> ExecRequest {
+    let mut inputs = InputRoot::default();
+    inputs
+        .add(
+            "src/lib.rs",
+            InputFile {
+                bytes: Bytes::Inline(Arc::new(lib_rs.as_bytes().to_vec())),
+                executable: false,
+            },
+        )
+        .unwrap();
+    ExecRequest {
+        arguments: [
+            rustc,
+            "--crate-name",
+            "demo",
+            "--edition=2021",
+            "--crate-type",
+            "lib",
+            "--emit=metadata,link",
+            "--out-dir",
+            "out",
+            "src/lib.rs",
+        ]
+        .map(String::from)
+        .to_vec(),
+        env: BTreeMap::new(),
+        working_directory: String::new(),
+        inputs,
+        outputs: [
+            "out/libdemo.rlib",
+            "out/libdemo.rmeta",
+            xcache::worker::OBSERVED,
+        ]
+        .map(String::from)
+        .to_vec(),
+        platform: BTreeMap::new(),
+        cache_lookup: false,
+    }
+}
+
+#[test]
+fn a_rustc_library_compiled_by_a_worker_is_judged_by_what_it_read() {
+    let (rustc, sysroot) = rustc_and_sysroot();
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&bgd, "w1", dir.path(), &[]);
+    let rt = runtime();
+    let _in_rt = rt.enter();
+    let ex = executor(&exec_uri(&bgd));
+    let out = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        // Reads only its source and the toolchain: confined, with the sysroot agreed.
+        let run = ex
+            .execute(&rustc_lib(&rustc, "pub fn answer() -> u32 { 42 }\n"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", w.log_text()));
+        assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
+        let rlib = out.path().join("libdemo.rlib");
+        ex.fetch(&run.outputs["out/libdemo.rlib"], &rlib)
+            .await
+            .unwrap();
+        assert!(std::fs::metadata(&rlib).unwrap().len() > 0);
+        assert!(run.outputs.contains_key("out/libdemo.rmeta"));
+        let record = ex
+            .read(&run.outputs[xcache::worker::OBSERVED])
+            .await
+            .unwrap()
+            .unwrap();
+        let obs = observed::parse(&record).unwrap();
+        match observed::confinement(&obs, &[&sysroot]) {
+            Verdict::Confined { reads } => assert!(reads.contains("src/lib.rs"), "{reads:?}"),
+            other => panic!("{other:?}"),
+        }
+
+        // A source that includes a file of the worker's own: outside, a local compile.
+        let run = ex
+            .execute(&rustc_lib(
+                &rustc,
+                "pub const HOST: &str = include_str!(\"/etc/hostname\");\n",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
+        let record = ex
+            .read(&run.outputs[xcache::worker::OBSERVED])
+            .await
+            .unwrap()
+            .unwrap();
+        let obs = observed::parse(&record).unwrap();
+        assert_eq!(
+            observed::confinement(&obs, &[&sysroot]),
+            Verdict::Outside {
+                path: "/etc/hostname".into()
+            }
+        );
+    });
+    drop(w);
+}
+
+#[test]
+fn a_worker_for_anything_but_a_reapi_server_is_refused_naming_the_flag() {
+    for (uri, says) in [
+        ("s3://bucket", "grpc://HOST:PORT?instance=NAME"),
+        ("grpc://127.0.0.1?instance=x", "names no port"),
+    ] {
+        let out = std::process::Command::new(common::xcache_exe())
+            .args(["xcache", "worker", "--server", uri])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--server") && err.contains(says), "{err}");
+    }
+}
+
+#[test]
+fn a_worker_asked_to_stop_finishes_and_reports_its_action_then_exits() {
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    let go = dir.path().join("go");
+    let mut w = Worker::start(&bgd, "w1", dir.path(), &[]);
+    let rt = runtime();
+    let _in_rt = rt.enter();
+    let ex = executor(&exec_uri(&bgd));
+    // The action says it started, then waits for the test's word.
+    let script = format!(
+        "touch {started}; while [ ! -e {go} ]; do sleep 0.1; done; echo done > out.txt",
+        started = started.display(),
+        go = go.display()
+    );
+    let req = shell(&script, "x", &["out.txt"], &[]);
+    let run = rt.block_on(async {
+        let pending = ex.execute(&req);
+        tokio::pin!(pending);
+        while !started.exists() {
+            tokio::select! {
+                r = &mut pending => panic!("finished before it started: {:?}", r.map(|r| r.exit_code)),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        w.terminate();
+        std::fs::write(&go, "").unwrap();
+        pending.await
+    });
+    let run = run.unwrap_or_else(|e| panic!("{e}\n{}", w.log_text()));
+    assert_eq!(run.exit_code, 0);
+    assert_eq!(
+        run.worker, "w1",
+        "the stopping worker reported its own action"
+    );
+    let status = w.wait_exit();
+    assert!(status.success(), "{status:?}\n{}", w.log_text());
+    assert!(w.log_text().contains("stopped"), "{}", w.log_text());
+}
