@@ -359,19 +359,17 @@ fn put_in_place(
             .ok_or(PlantError::Io)?;
         bytes += restored.bytes;
         linked_bytes += restored.linked_bytes;
+        untimed.extend(restored.linked);
         for (p, digest) in restored.files {
-            let from_object = restored.linked.contains(&p);
             match p.extension().and_then(|x| x.to_str()) {
                 Some("so") => identities.push((p.clone(), key_identity(&key))),
                 Some("rlib" | "rmeta") => identities.push((p.clone(), content_identity(&digest))),
                 _ => {}
             }
-            if from_object {
-                untimed.push(p.clone());
-            } else if v
-                .linkable
-                .iter()
-                .any(|l| l.digest == digest && p.ends_with(&l.name))
+            if !untimed.contains(&p)
+                && v.linkable
+                    .iter()
+                    .any(|l| l.digest == digest && p.ends_with(&l.name))
             {
                 adopt.push((p.clone(), digest));
             }

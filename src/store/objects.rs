@@ -23,7 +23,6 @@
 //! no write permission, of the expected length and content digest (`verified_link`).
 
 use std::fs::{self, File};
-use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -94,18 +93,8 @@ fn check(path: &Path, digest: &Key, len: u64) -> Option<bool> {
     if !meta.is_file() || !ours || meta.mode() & 0o222 != 0 || meta.len() != len {
         return Some(false);
     }
+    // As `key::hash_file` hashes, but through the descriptor just checked.
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut r = &f;
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
+    hasher.update_reader(&f).ok()?;
     Some(Key(*hasher.finalize().as_bytes()) == *digest)
 }
