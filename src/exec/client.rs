@@ -169,15 +169,7 @@ impl Executor {
 
         let response = self.run(&action_digest, req.cache_lookup).await?;
         if let Some(s) = response.status.as_ref().filter(|s| s.code != 0) {
-            return Err(CacheError::Remote {
-                code: "remote-unavailable",
-                uri: self.cas.spec().display().to_string(),
-                message: format!(
-                    "the remote execution failed ({}: {})",
-                    s.code,
-                    first_line(&s.message)
-                ),
-            });
+            return Err(self.failed(s.code, &s.message));
         }
         let Some(result) = response.result else {
             return Err(self.unexpected("the execution answered no result"));
@@ -256,15 +248,7 @@ impl Executor {
                         self.unexpected(&format!("the ExecuteResponse does not decode ({e})"))
                     })
                 }
-                Some(operation::Result::Error(s)) => Err(CacheError::Remote {
-                    code: "remote-unavailable",
-                    uri: self.cas.spec().display().to_string(),
-                    message: format!(
-                        "the remote execution failed ({}: {})",
-                        s.code,
-                        first_line(&s.message)
-                    ),
-                }),
+                Some(operation::Result::Error(s)) => Err(self.failed(s.code, &s.message)),
                 None => Err(self.unexpected("the operation ended with no result")),
             };
         }
@@ -324,6 +308,18 @@ impl Executor {
     /// An output's bytes, in memory (for small ones: the observation record).
     pub async fn read(&self, digest: &re::Digest) -> Result<Option<Vec<u8>>, CacheError> {
         self.cas.blob(digest).await
+    }
+
+    /// The server ran the action and reports it failed (a gRPC status).
+    fn failed(&self, code: i32, message: &str) -> CacheError {
+        CacheError::Remote {
+            code: "remote-unavailable",
+            uri: self.cas.spec().display().to_string(),
+            message: format!(
+                "the remote execution failed ({code}: {})",
+                first_line(message)
+            ),
+        }
     }
 
     fn unexpected(&self, what: &str) -> CacheError {
