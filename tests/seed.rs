@@ -322,6 +322,21 @@ fn rlibs(ws: &Path) -> std::collections::BTreeMap<String, std::fs::Metadata> {
         .collect()
 }
 
+/// The build scripts' real executables (behind the shims) in a checkout's target dir.
+fn real_executables(ws: &Path) -> std::collections::BTreeMap<String, std::fs::Metadata> {
+    let mut out = std::collections::BTreeMap::new();
+    for d in std::fs::read_dir(ws.join("target/debug/build")).unwrap() {
+        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            let f = f.unwrap();
+            let name = f.file_name().into_string().unwrap();
+            if name.ends_with(".xcache-real") {
+                out.insert(name, f.metadata().unwrap());
+            }
+        }
+    }
+    out
+}
+
 /// Every loose object in the store (`store::objects`).
 fn objects(store: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -345,6 +360,8 @@ fn rlibs_are_hard_linked_from_the_store_and_their_times_are_never_set() {
     let ws1 = s.path("ws1");
     let before = rlibs(&ws1);
     assert!(before.len() >= 3, "{:?}", before.keys());
+    let scripts_before = real_executables(&ws1);
+    assert!(!scripts_before.is_empty());
     assert!(!objects(&s.store()).is_empty(), "no objects were made");
 
     let ws2 = s.checkout("basic-workspace", "ws2");
@@ -365,6 +382,16 @@ fn rlibs_are_hard_linked_from_the_store_and_their_times_are_never_set() {
         assert_eq!(m.mtime_nsec(), before[&name].mtime_nsec(), "{name}");
         assert_eq!(m.mtime(), before[&name].mtime(), "{name}");
     }
+    // So are the build scripts' real executables (behind the shims), still executable.
+    for (name, m) in real_executables(&ws2) {
+        assert_eq!(m.ino(), scripts_before[&name].ino(), "{name}");
+        assert_eq!(m.mode() & 0o222, 0, "{name}");
+        assert_eq!(m.mode() & 0o111, 0o111, "{name}");
+    }
+    for (name, m) in real_executables(&ws1) {
+        assert_eq!(m.mtime_nsec(), scripts_before[&name].mtime_nsec(), "{name}");
+        assert_eq!(m.mtime(), scripts_before[&name].mtime(), "{name}");
+    }
 
     // An edit in one checkout rebuilds there and changes nothing in the other.
     std::fs::write(ws1.join("util/src/greeting.txt"), "edited in ws1").unwrap();
@@ -374,6 +401,22 @@ fn rlibs_are_hard_linked_from_the_store_and_their_times_are_never_set() {
     let b2 = plain(&ws2, &[], &[]);
     assert!(b2.fresh().values().all(|f| *f), "{:?}", b2.fresh());
     assert_eq!(b2.run("app"), EXPECTED_OUTPUT);
+    // A build script rebuilt in one checkout leaves the other's (and the object) alone.
+    let script = ws1.join("generated/build.rs");
+    let mut text = std::fs::read_to_string(&script).unwrap();
+    text.push_str("\n// edited in ws1\n");
+    std::fs::write(&script, text).unwrap();
+    plain(&ws1, &[], &[]).assert_success();
+    assert!(real_executables(&ws1).len() >= scripts_before.len());
+    let b2 = plain(&ws2, &[], &[]);
+    assert!(b2.fresh().values().all(|f| *f), "{:?}", b2.fresh());
+    assert_eq!(b2.run("app"), EXPECTED_OUTPUT);
+    for o in objects(&s.store()) {
+        let digest = blake3::hash(&std::fs::read(&o).unwrap())
+            .to_hex()
+            .to_string();
+        assert_eq!(o.file_name().unwrap().to_str().unwrap(), digest);
+    }
     // And the other way round, after a plant put ws1's files there.
     std::fs::write(ws2.join("util/src/greeting.txt"), "edited in ws2").unwrap();
     let b2 = plain(&ws2, &[], &[]);

@@ -349,6 +349,9 @@ fn capture_unit(
     }
     let fp = format!("{pr}/.fingerprint/{}", pl.unit_dir);
     fingerprint_into(root, &fp, &mut files)?;
+    // A build script's real executable (behind the shim) goes last: planting links it
+    // from its object and stops reading the pack before it.
+    files.sort_by_key(|f| is_real_executable(f));
     let mut listed = Vec::with_capacity(files.len());
     let mut bytes = 0u64;
     for f in &mut files {
@@ -369,6 +372,11 @@ fn capture_unit(
         };
         listed.push((f.rel.clone(), digest, f.exec));
     }
+    let linkable = if in_build_dir {
+        linkable_executables(store, &files, &listed)
+    } else {
+        linkable_rlib(store, root, &pl.out_dir, &ev.unit.crate_name, &pl.unit_dir)
+    };
 
     let mut variant = SeedVariant {
         pack: String::new(),
@@ -382,11 +390,7 @@ fn capture_unit(
         bytes,
         compile_ms: ev.unit.compile_ms.unwrap_or(0),
         incremental: pl.incremental,
-        linkable: if in_build_dir {
-            Vec::new()
-        } else {
-            linkable_rlib(store, root, &pl.out_dir, &ev.unit.crate_name, &pl.unit_dir)
-        },
+        linkable,
     };
     let pack = pack_key(&upk, &variant, &listed);
     variant.pack = pack.to_hex();
@@ -441,6 +445,40 @@ fn linkable_rlib(
         digest,
         len: meta.len(),
     }]
+}
+
+/// Whether a pack file is a build script's real executable (`*.xcache-real`, behind
+/// the shim cargo runs).
+fn is_real_executable(f: &PackFile) -> bool {
+    f.exec && matches!(f.src, Src::File(_)) && f.rel.ends_with(crate::wrapper::REAL_SUFFIX)
+}
+
+/// A build script's real executable in its pack, when planting may hard-link it from a
+/// loose object: cargo never reads its time (its outputs are the shim and the hard link
+/// to it, planted with the plant's time), and nothing rewrites it in place (a new
+/// script is renamed over it). The file becomes the object of its digest here.
+fn linkable_executables(
+    store: &LocalStore,
+    files: &[PackFile],
+    listed: &[(String, Key, bool)],
+) -> Vec<LinkableFile> {
+    files
+        .iter()
+        .zip(listed)
+        .filter(|(f, _)| is_real_executable(f))
+        .filter_map(|(f, (name, digest, _))| {
+            let Src::File(path) = &f.src else {
+                return None;
+            };
+            let meta = fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
+            crate::store::objects::adopt(store, path, digest);
+            Some(LinkableFile {
+                name: name.clone(),
+                digest: *digest,
+                len: meta.len(),
+            })
+        })
+        .collect()
 }
 
 /// The executable of the build script whose run is `run`: the `.fingerprint` directory

@@ -22,7 +22,9 @@ use crate::key::{
 };
 use crate::prefetch::{Arrivals, PredictedUnit};
 use crate::store::{EntryFile, EntryMeta, LocalStore};
-use crate::wrapper::{RestoreFilter, Warning, is_shim_text, restore_entry, write_shim};
+use crate::wrapper::{
+    REAL_SUFFIX, RestoreFilter, Warning, is_shim_text, restore_entry, write_shim,
+};
 
 /// What planting needs.
 pub struct PlantInput<'a> {
@@ -390,10 +392,21 @@ fn put_in_place(
             .as_ref()
             .is_some_and(|(a, b)| f.name.starts_with(a.as_str()) || f.name.starts_with(b.as_str()))
     };
+    // A build script's real executable may come from a loose object: cargo never reads
+    // its time (see `seed::capture`), and it is never set.
+    let linkable_exe = |f: &EntryFile| -> Option<(Key, u64)> {
+        if !f.executable || !f.name.ends_with(REAL_SUFFIX) {
+            return None;
+        }
+        v.linkable
+            .iter()
+            .find(|l| l.name == f.name)
+            .map(|l| (l.digest, l.len))
+    };
     let filter = RestoreFilter {
         file: &keep,
         meta: &|_| true,
-        link: &|_| None,
+        link: &linkable_exe,
     };
     let restored = restore_entry(input.store, &pack, root, &pm, &filter)
         .map_err(PlantError::Cache)?
@@ -413,8 +426,18 @@ fn put_in_place(
         return Err(PlantError::Io);
     }
     bytes += restored.bytes;
+    linked_bytes += restored.linked_bytes;
+    untimed.extend(restored.linked.iter().cloned());
     let exe = std::env::current_exe()?;
-    for (dest, _) in &restored.files {
+    for (dest, digest) in &restored.files {
+        if !untimed.contains(dest)
+            && dest.to_str().is_some_and(|d| d.ends_with(REAL_SUFFIX))
+            && v.linkable
+                .iter()
+                .any(|l| l.digest == *digest && dest.ends_with(&l.name))
+        {
+            adopt.push((dest.clone(), *digest));
+        }
         // A build script's shim names the program that captured it: it is written
         // again for this one (which may live elsewhere now).
         let small = fs::metadata(dest).is_ok_and(|m| m.len() < 4096);
