@@ -351,7 +351,7 @@ fn capture_unit(
     fingerprint_into(root, &fp, &mut files)?;
     // A build script's real executable (behind the shim) goes last: planting links it
     // from its object and stops reading the pack before it.
-    files.sort_by_key(|f| is_real_executable(f));
+    files.sort_by_key(is_real_executable);
     let mut listed = Vec::with_capacity(files.len());
     let mut bytes = 0u64;
     for f in &mut files {
