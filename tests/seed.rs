@@ -344,7 +344,12 @@ fn objects(store: &Path) -> Vec<PathBuf> {
         return out;
     };
     for d in rd {
-        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+        let d = d.unwrap();
+        // The lists of which entry's files have objects are not objects.
+        if d.file_name() == "by-entry" {
+            continue;
+        }
+        for f in std::fs::read_dir(d.path()).unwrap() {
             out.push(f.unwrap().path());
         }
     }
@@ -418,6 +423,45 @@ fn rlibs_are_hard_linked_from_the_store_and_their_times_are_never_set() {
         assert_eq!(o.file_name().unwrap().to_str().unwrap(), digest);
     }
     // And the other way round, after a plant put ws1's files there.
+    std::fs::write(ws2.join("util/src/greeting.txt"), "edited in ws2").unwrap();
+    let b2 = plain(&ws2, &[], &[]);
+    assert_eq!(b2.fresh().get("util:lib"), Some(&false));
+    assert!(b2.run("app").contains("greeting=edited in ws2"));
+}
+
+#[test]
+fn the_wrappers_restores_link_rlibs_too() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws1 = s.path("ws1");
+    let before = rlibs(&ws1);
+    // Without seeding (as where another CARGO_HOME keeps cargo from taking planted
+    // units), cargo runs the wrapper, which restores each unit.
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    age(&ws2);
+    let b = xcache_build(&ws2, &s.store(), &[], &[("XCACHE_SEED", "0")]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert_eq!(r.summary("seeded"), 0);
+    assert!(r.summary("bytes_linked") > 0, "{}", b.stderr());
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    let linked = rlibs(&ws2);
+    let util = linked.keys().find(|n| n.starts_with("libutil-")).unwrap();
+    assert_eq!(linked[util].ino(), before[util].ino());
+    for (name, m) in rlibs(&ws1) {
+        assert_eq!(m.mtime_nsec(), before[&name].mtime_nsec(), "{name}");
+    }
+    // Fresh for cargo afterwards; an edit in ws1 rebuilds there only.
+    let again = plain(&ws2, &[], &[]);
+    assert!(again.fresh().values().all(|f| *f), "{:?}", again.fresh());
+    std::fs::write(ws1.join("util/src/greeting.txt"), "edited in ws1").unwrap();
+    let b1 = plain(&ws1, &[], &[]);
+    assert_eq!(b1.fresh().get("util:lib"), Some(&false));
+    assert!(b1.run("app").contains("greeting=edited in ws1"));
+    let b2 = plain(&ws2, &[], &[]);
+    assert!(b2.fresh().values().all(|f| *f), "{:?}", b2.fresh());
+    assert_eq!(b2.run("app"), EXPECTED_OUTPUT);
     std::fs::write(ws2.join("util/src/greeting.txt"), "edited in ws2").unwrap();
     let b2 = plain(&ws2, &[], &[]);
     assert_eq!(b2.fresh().get("util:lib"), Some(&false));

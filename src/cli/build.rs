@@ -477,6 +477,7 @@ fn rustdoc_event(u: &RustdocUnit) -> UnitEvent {
         },
         overhead_ms: 0,
         bytes: 0,
+        bytes_linked: 0,
         upk: None,
         spk: None,
         l1: None,

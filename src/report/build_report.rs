@@ -207,6 +207,7 @@ impl BuildReport {
                         .unwrap_or(0)
                         .saturating_sub(u.restore_ms.unwrap_or(0));
                     s.bytes_restored += e.bytes;
+                    s.bytes_linked += e.bytes_linked;
                 }
                 Outcome::Miss => {
                     s.misses += 1;

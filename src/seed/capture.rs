@@ -375,7 +375,12 @@ fn capture_unit(
     let linkable = if in_build_dir {
         linkable_executables(store, &files, &listed)
     } else {
-        linkable_rlib(store, root, &pl.out_dir, &ev.unit.crate_name, &pl.unit_dir)
+        let rlib = linkable_rlib(store, root, &pl.out_dir, &ev.unit.crate_name, &pl.unit_dir);
+        // The wrapper's restores of the entry (where seeding does not reach) link it too.
+        if let Some(e) = Key::from_hex(&entry) {
+            crate::store::objects::record_entry_objects(store, &e, &rlib);
+        }
+        rlib
     };
 
     let mut variant = SeedVariant {

@@ -4,7 +4,6 @@
 //! observed before planting, then — after everything is in place — for what lives in
 //! the target dir (the `OUT_DIR` files a run left, the dependencies' artifacts).
 
-use std::cell::Cell;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -337,13 +336,8 @@ fn put_in_place(
         // The `.rlib` may come from a loose object (`store::objects`) when the entry
         // plants its `.rmeta` beside it: then the `.rmeta`, with the plant's time, is
         // the unit's newest output, and the linked file's time is never set.
-        let has_rmeta = Cell::new(false);
-        let meta_ok = |m: &EntryMeta| {
-            has_rmeta.set(m.files.iter().any(|f| f.role == "rmeta"));
-            true
-        };
-        let linkable = |f: &EntryFile| -> Option<(Key, u64)> {
-            if f.role != "rlib" || !has_rmeta.get() {
+        let linkable = |m: &EntryMeta, f: &EntryFile| -> Option<(Key, u64)> {
+            if !crate::store::objects::linkable_in_entry(m, f) {
                 return None;
             }
             v.linkable
@@ -353,7 +347,7 @@ fn put_in_place(
         };
         let filter = RestoreFilter {
             file: &|_| true,
-            meta: &meta_ok,
+            meta: &|_| true,
             link: &linkable,
         };
         let restored = restore_entry(input.store, &key, &out, &pm, &filter)
@@ -394,7 +388,7 @@ fn put_in_place(
     };
     // A build script's real executable may come from a loose object: cargo never reads
     // its time (see `seed::capture`), and it is never set.
-    let linkable_exe = |f: &EntryFile| -> Option<(Key, u64)> {
+    let linkable_exe = |_: &EntryMeta, f: &EntryFile| -> Option<(Key, u64)> {
         if !f.executable || !f.name.ends_with(REAL_SUFFIX) {
             return None;
         }

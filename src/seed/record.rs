@@ -58,13 +58,7 @@ pub struct SeedVariant {
     pub linkable: Vec<LinkableFile>,
 }
 
-/// A file of a unit's rustc entry, by name, with its content digest and length.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LinkableFile {
-    pub name: String,
-    pub digest: Key,
-    pub len: u64,
-}
+pub use crate::store::objects::LinkableFile;
 
 impl SeedVariant {
     /// The unit's rustc entry when planting restores it apart from the pack (not when

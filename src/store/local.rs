@@ -81,6 +81,12 @@ impl LocalStore {
     }
 
     /// The path of an entry.
+    /// Whether entries are read only when a trusted key signed them: then nothing the
+    /// signatures do not cover (loose objects) stands in for an entry's files.
+    pub fn checks_signatures(&self) -> bool {
+        self.trust.trusted.is_some()
+    }
+
     pub fn entry_path(&self, key: &Key) -> PathBuf {
         let hex = key.to_hex();
         self.root

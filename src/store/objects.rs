@@ -1,6 +1,7 @@
-//! Loose objects: a library's `.rlib` kept whole in the local store, named by its content
-//! digest, so that planting hands it to a target dir by hard link instead of
-//! decompressing and writing it (`<dir>/v2/objects/<2 hex>/<digest>`).
+//! Loose objects: a library's `.rlib` (and a build script's real executable) kept whole
+//! in the local store, named by its content digest, so that planting and the wrapper's
+//! restores hand it to a target dir by hard link instead of decompressing and writing it
+//! (`<dir>/v2/objects/<2 hex>/<digest>`).
 //!
 //! An object is only an acceleration: the entry that holds the same file stays the
 //! record of it, and anything wrong with an object (gone, another file system, changed,
@@ -16,7 +17,8 @@
 //! unit's newest output is linked: the `.rlib` of a unit whose `.rmeta` is planted
 //! beside it (written, with the plant's time). rustc and cargo replace an `.rlib` by
 //! renaming a new file over it, so a later build in any target dir leaves the object as
-//! it was; objects are read-only besides.
+//! it was; objects are read-only besides. A build script's real executable (behind the
+//! shim) is no cargo output at all: cargo never reads its time.
 //!
 //! A store is hostile input: an object is linked into a temp name in the target dir
 //! first, and that link is used only if it is a regular file owned by this user, with
@@ -26,8 +28,74 @@ use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::LocalStore;
+use serde::{Deserialize, Serialize};
+
+use super::{EntryFile, EntryMeta, LocalStore};
 use crate::key::Key;
+
+/// A file of an entry (or a seed pack) that may come from a loose object: its name in
+/// the entry, its content digest and length.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LinkableFile {
+    pub name: String,
+    pub digest: Key,
+    pub len: u64,
+}
+
+/// Whether a file of a rustc entry may be linked from an object: a library's `.rlib`
+/// when the entry puts its `.rmeta` beside it (written now, the unit's newest output
+/// for cargo). The one rule, for seeding and the wrapper's restores alike.
+pub fn linkable_in_entry(meta: &EntryMeta, f: &EntryFile) -> bool {
+    f.role == "rlib" && meta.files.iter().any(|m| m.role == "rmeta")
+}
+
+/// Where the objects of a rustc entry's files are listed (`objects/by-entry/`), for
+/// the wrapper's restores, which know the entry but not its files' digests.
+fn entry_list_path(store: &LocalStore, entry: &Key) -> PathBuf {
+    let hex = entry.to_hex();
+    store
+        .root()
+        .join("objects")
+        .join("by-entry")
+        .join(&hex[..2])
+        .join(hex)
+}
+
+/// Records that `files` of entry `entry` have objects. Best effort. Like the entry
+/// itself, the list is the store's word: an object it names is still checked against
+/// the digest it names before it is used.
+pub fn record_entry_objects(store: &LocalStore, entry: &Key, files: &[LinkableFile]) {
+    if files.is_empty() {
+        return;
+    }
+    let path = entry_list_path(store, entry);
+    if path.exists() {
+        return;
+    }
+    if let Ok(text) = serde_json::to_vec(files) {
+        let _ = crate::fsx::write_atomic(&path, &text);
+    }
+}
+
+/// The files of entry `entry` that have objects, as [`record_entry_objects`] listed
+/// them (none when there is no list or it does not parse).
+pub fn entry_objects(store: &LocalStore, entry: &Key) -> Vec<LinkableFile> {
+    let path = entry_list_path(store, entry);
+    let Ok(f) = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+    else {
+        return Vec::new();
+    };
+    // A list is a few hundred bytes; anything much larger is not one of ours.
+    let mut text = Vec::new();
+    use std::io::Read;
+    if f.take(64 * 1024).read_to_end(&mut text).is_err() {
+        return Vec::new();
+    }
+    serde_json::from_slice(&text).unwrap_or_default()
+}
 
 /// The object of a digest.
 pub fn object_path(store: &LocalStore, digest: &Key) -> PathBuf {

@@ -177,6 +177,10 @@ pub struct UnitEvent {
     pub overhead_ms: u64,
     /// Bytes written to or read from the store (uncompressed).
     pub bytes: u64,
+    /// Bytes a hit put in place by hard link from the store's loose objects (not in
+    /// `bytes`).
+    #[serde(default)]
+    pub bytes_linked: u64,
     /// Where prediction finds this unit next time (see `key::prediction_key`).
     #[serde(default)]
     pub upk: Option<String>,

@@ -638,10 +638,25 @@ fn try_hit(unit: &mut impl Cached, cx: &mut Cx, l1: &Key) -> Option<i32> {
     for (key, tier) in cx.lookup(l1, ask_remote) {
         let result = {
             let accept = |m: &EntryMeta| unit.replayable(cx, m);
+            // A library's `.rlib` may come from a loose object, as when seeding.
+            let objects = if store.checks_signatures() {
+                Vec::new()
+            } else {
+                crate::store::objects::entry_objects(&store, &key)
+            };
+            let link = |m: &EntryMeta, f: &EntryFile| {
+                if !crate::store::objects::linkable_in_entry(m, f) {
+                    return None;
+                }
+                objects
+                    .iter()
+                    .find(|o| o.name == f.name)
+                    .map(|o| (o.digest, o.len))
+            };
             let filter = RestoreFilter {
                 file: &|_| true,
                 meta: &accept,
-                link: &|_| None,
+                link: &link,
             };
             restore_entry(&store, &key, &dir, &cx.pm, &filter)
         };
@@ -659,6 +674,7 @@ fn try_hit(unit: &mut impl Cached, cx: &mut Cx, l1: &Key) -> Option<i32> {
                     Some(*l1),
                 );
                 ev.unit.compile_ms = Some(restored.meta.compile_ms);
+                ev.bytes_linked = restored.linked_bytes;
                 let restore_ms = t.elapsed().as_millis() as u64;
                 ev.unit.restore_ms = Some(restore_ms);
                 ev.unit.overhead.insert("restore".into(), restore_ms);
@@ -922,6 +938,7 @@ fn event(
         unit: record,
         overhead_ms,
         bytes,
+        bytes_linked: 0,
         upk: None,
         spk: None,
         l1: l1.map(|k| k.to_hex()),

@@ -34,14 +34,14 @@ pub struct RestoreFilter<'a> {
     /// Files to take from the store's loose objects by hard link rather than from the
     /// entry (`store::objects`): their content digest and length. A file whose object
     /// is missing or does not check out is restored from the entry.
-    pub link: &'a dyn Fn(&EntryFile) -> Option<(Key, u64)>,
+    pub link: &'a dyn Fn(&EntryMeta, &EntryFile) -> Option<(Key, u64)>,
 }
 
 impl RestoreFilter<'_> {
     pub const ALL: RestoreFilter<'static> = RestoreFilter {
         file: &|_| true,
         meta: &|_| true,
-        link: &|_| None,
+        link: &|_, _| None,
     };
 }
 
@@ -90,7 +90,8 @@ pub fn restore_entry(
         // Links first: what they cover need not be read from the entry.
         let mut from_object: Vec<Option<Key>> = vec![None; meta.files.len()];
         for (i, f) in meta.files.iter().enumerate() {
-            let Some((digest, len)) = (filter.file)(f).then(|| (filter.link)(f)).flatten() else {
+            let Some((digest, len)) = (filter.file)(f).then(|| (filter.link)(&meta, f)).flatten()
+            else {
                 continue;
             };
             if let Some(parent) = dests[i].parent() {
