@@ -27,7 +27,7 @@ pub struct Restored {
 
 /// Names, for a file of an entry, the loose object it may be linked from: its content
 /// digest and length (`None`: written from the entry).
-pub type LinkFn = dyn Fn(&EntryMeta, &EntryFile) -> Option<(Key, u64)>;
+pub type LinkFn<'a> = dyn Fn(&EntryMeta, &EntryFile) -> Option<(Key, u64)> + 'a;
 
 /// Which files of an entry to restore, and whether its header is usable here.
 pub struct RestoreFilter<'a> {
@@ -38,7 +38,7 @@ pub struct RestoreFilter<'a> {
     /// Files to take from the store's loose objects by hard link rather than from the
     /// entry (`store::objects`): their content digest and length. A file whose object
     /// is missing or does not check out is restored from the entry.
-    pub link: &'a LinkFn,
+    pub link: &'a LinkFn<'a>,
 }
 
 impl RestoreFilter<'_> {
