@@ -330,9 +330,14 @@ fn corrupt_entries_are_detected_replaced_and_never_fail_the_build() {
         for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
             let p = f.unwrap().path();
             let mut bytes = std::fs::read(&p).unwrap();
-            let mid = bytes.len() / 2;
-            bytes[mid] ^= 0xff;
-            bytes[mid + 1] ^= 0xff;
+            // Damaged in the part every restore reads (the first block holds the
+            // header) and in the middle. A restore that links a file from its loose
+            // object stops reading before that file, so damage only there would go
+            // unseen, and unused, until the object is gone.
+            for at in [64.min(bytes.len() / 8), bytes.len() / 2] {
+                bytes[at] ^= 0xff;
+                bytes[at + 1] ^= 0xff;
+            }
             std::fs::write(&p, bytes).unwrap();
             corrupted += 1;
         }
