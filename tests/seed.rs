@@ -398,14 +398,7 @@ fn rlibs_are_hard_linked_from_the_store_and_their_times_are_never_set() {
         assert_eq!(m.mtime(), scripts_before[&name].mtime(), "{name}");
     }
 
-    // An edit in one checkout rebuilds there and changes nothing in the other.
-    std::fs::write(ws1.join("util/src/greeting.txt"), "edited in ws1").unwrap();
-    let b1 = plain(&ws1, &[], &[]);
-    assert_eq!(b1.fresh().get("util:lib"), Some(&false));
-    assert!(b1.run("app").contains("greeting=edited in ws1"));
-    let b2 = plain(&ws2, &[], &[]);
-    assert!(b2.fresh().values().all(|f| *f), "{:?}", b2.fresh());
-    assert_eq!(b2.run("app"), EXPECTED_OUTPUT);
+    an_edit_in_ws1_stays_there(&ws1, &ws2);
     // A build script rebuilt in one checkout leaves the other's (and the object) alone.
     let script = ws1.join("generated/build.rs");
     let mut text = std::fs::read_to_string(&script).unwrap();
@@ -422,9 +415,25 @@ fn rlibs_are_hard_linked_from_the_store_and_their_times_are_never_set() {
             .to_string();
         assert_eq!(o.file_name().unwrap().to_str().unwrap(), digest);
     }
-    // And the other way round, after a plant put ws1's files there.
+    an_edit_in_ws2_rebuilds_there(&ws2);
+}
+
+/// A source edited in `ws1` rebuilds there, and `ws2` (whose `.rlib` files are the same
+/// inodes) stays fresh and as it was.
+fn an_edit_in_ws1_stays_there(ws1: &Path, ws2: &Path) {
+    std::fs::write(ws1.join("util/src/greeting.txt"), "edited in ws1").unwrap();
+    let b1 = plain(ws1, &[], &[]);
+    assert_eq!(b1.fresh().get("util:lib"), Some(&false));
+    assert!(b1.run("app").contains("greeting=edited in ws1"));
+    let b2 = plain(ws2, &[], &[]);
+    assert!(b2.fresh().values().all(|f| *f), "{:?}", b2.fresh());
+    assert_eq!(b2.run("app"), EXPECTED_OUTPUT);
+}
+
+/// And the other way round: an edit in the checkout that took the links rebuilds there.
+fn an_edit_in_ws2_rebuilds_there(ws2: &Path) {
     std::fs::write(ws2.join("util/src/greeting.txt"), "edited in ws2").unwrap();
-    let b2 = plain(&ws2, &[], &[]);
+    let b2 = plain(ws2, &[], &[]);
     assert_eq!(b2.fresh().get("util:lib"), Some(&false));
     assert!(b2.run("app").contains("greeting=edited in ws2"));
 }
@@ -452,20 +461,11 @@ fn the_wrappers_restores_link_rlibs_too() {
     for (name, m) in rlibs(&ws1) {
         assert_eq!(m.mtime_nsec(), before[&name].mtime_nsec(), "{name}");
     }
-    // Fresh for cargo afterwards; an edit in ws1 rebuilds there only.
+    // Fresh for cargo afterwards; an edit rebuilds where it was made only.
     let again = plain(&ws2, &[], &[]);
     assert!(again.fresh().values().all(|f| *f), "{:?}", again.fresh());
-    std::fs::write(ws1.join("util/src/greeting.txt"), "edited in ws1").unwrap();
-    let b1 = plain(&ws1, &[], &[]);
-    assert_eq!(b1.fresh().get("util:lib"), Some(&false));
-    assert!(b1.run("app").contains("greeting=edited in ws1"));
-    let b2 = plain(&ws2, &[], &[]);
-    assert!(b2.fresh().values().all(|f| *f), "{:?}", b2.fresh());
-    assert_eq!(b2.run("app"), EXPECTED_OUTPUT);
-    std::fs::write(ws2.join("util/src/greeting.txt"), "edited in ws2").unwrap();
-    let b2 = plain(&ws2, &[], &[]);
-    assert_eq!(b2.fresh().get("util:lib"), Some(&false));
-    assert!(b2.run("app").contains("greeting=edited in ws2"));
+    an_edit_in_ws1_stays_there(&ws1, &ws2);
+    an_edit_in_ws2_rebuilds_there(&ws2);
 }
 
 #[test]
