@@ -469,6 +469,48 @@ fn the_wrappers_restores_link_rlibs_too() {
 }
 
 #[test]
+fn an_rlib_from_another_compile_is_never_linked_beside_an_entrys_rmeta() {
+    let s = Scratch::new();
+    fill_store(&s);
+    // Each library entry's list names its `.rlib` object and the `.rmeta` digest of the
+    // same compile. Make util's list name mid's pair, as a list (or seed record) left
+    // from another compile would: the object checks out, the pair does not.
+    let lists: Vec<PathBuf> = std::fs::read_dir(s.store().join("v2/objects/by-entry"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .collect();
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let find = |prefix: &str| {
+        lists
+            .iter()
+            .find(|p| read(p)[0]["name"].as_str().unwrap().starts_with(prefix))
+            .unwrap()
+            .clone()
+    };
+    let (util, mid) = (find("libutil-"), find("libmid-"));
+    let mut forged = read(&mid);
+    forged[0]["name"] = read(&util)[0]["name"].clone();
+    std::fs::write(&util, serde_json::to_vec(&forged).unwrap()).unwrap();
+
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    age(&ws2);
+    let b = xcache_build(&ws2, &s.store(), &[], &[("XCACHE_SEED", "0")]);
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    // util's own `.rlib` is in place, not mid's.
+    let linked = rlibs(&ws2);
+    let util_rlib = linked.keys().find(|n| n.starts_with("libutil-")).unwrap();
+    let bytes = std::fs::read(ws2.join("target/debug/deps").join(util_rlib)).unwrap();
+    let named = read(&mid)[0]["digest"].as_str().unwrap().to_string();
+    assert_ne!(blake3::hash(&bytes).to_hex().to_string(), named);
+    let again = plain(&ws2, &[], &[]);
+    assert!(again.fresh().values().all(|f| *f), "{:?}", again.fresh());
+}
+
+#[test]
 fn a_changed_object_is_never_linked_and_is_made_again() {
     use std::io::{Seek, Write};
     use std::os::unix::fs::PermissionsExt;

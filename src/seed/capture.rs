@@ -417,8 +417,9 @@ fn capture_unit(
 
 /// The `.rlib` of a library unit, when planting may hard-link it from a loose object
 /// (`store::objects`): its `.rmeta` is beside it (planted with the plant's time, it is
-/// the unit's newest output for cargo) and the wrapper recorded its content digest in a
-/// sidecar that still matches it. The file becomes the object of that digest here.
+/// the unit's newest output for cargo) and the wrapper recorded the content digests of
+/// both in sidecars that still match them (the `.rmeta`'s is what the link must be
+/// restored beside). The file becomes the object of its digest here.
 fn linkable_rlib(
     store: &LocalStore,
     root: &Path,
@@ -432,11 +433,11 @@ fn linkable_rlib(
     let dir = root.join(out_dir);
     let name = format!("lib{crate_name}-{hash}.rlib");
     let rlib = dir.join(&name);
-    if !dir.join(format!("lib{crate_name}-{hash}.rmeta")).is_file() {
-        return Vec::new();
-    }
-    let (Some(digest), Ok(meta)) = (
-        recorded_identity(&rlib).and_then(|id| identity_digest(&id)),
+    let rmeta = dir.join(format!("lib{crate_name}-{hash}.rmeta"));
+    let digest_of = |p: &Path| recorded_identity(p).and_then(|id| identity_digest(&id));
+    let (Some(digest), Some(beside), Ok(meta)) = (
+        digest_of(&rlib),
+        digest_of(&rmeta),
         fs::symlink_metadata(&rlib),
     ) else {
         return Vec::new();
@@ -449,6 +450,7 @@ fn linkable_rlib(
         name,
         digest,
         len: meta.len(),
+        beside: Some(beside),
     }]
 }
 
@@ -481,6 +483,7 @@ fn linkable_executables(
                 name: name.clone(),
                 digest: *digest,
                 len: meta.len(),
+                beside: None,
             })
         })
         .collect()

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use rayon::prelude::*;
 
-use super::record::{SeedVariant, pack_key, read_record};
+use super::record::{LinkableFile, SeedVariant, pack_key, read_record};
 use crate::config::Env;
 use crate::errors::CacheError;
 use crate::judge::{Here, Judge, Mode, env_before_cargo};
@@ -20,6 +20,7 @@ use crate::key::{
     linker_id, write_artifact_identity,
 };
 use crate::prefetch::{Arrivals, PredictedUnit};
+use crate::store::objects::Link;
 use crate::store::{EntryFile, EntryMeta, LocalStore};
 use crate::wrapper::{
     REAL_SUFFIX, RestoreFilter, Warning, is_shim_text, restore_entry, write_shim,
@@ -336,14 +337,14 @@ fn put_in_place(
         // The `.rlib` may come from a loose object (`store::objects`) when the entry
         // plants its `.rmeta` beside it: then the `.rmeta`, with the plant's time, is
         // the unit's newest output, and the linked file's time is never set.
-        let linkable = |m: &EntryMeta, f: &EntryFile| -> Option<(Key, u64)> {
+        let linkable = |m: &EntryMeta, f: &EntryFile| -> Option<Link> {
             if !crate::store::objects::linkable_in_entry(m, f) {
                 return None;
             }
             v.linkable
                 .iter()
-                .find(|l| l.name == f.name)
-                .map(|l| (l.digest, l.len))
+                .find(|l| l.name == f.name && l.beside.is_some())
+                .map(LinkableFile::link)
         };
         let filter = RestoreFilter {
             file: &|_| true,
@@ -388,14 +389,15 @@ fn put_in_place(
     };
     // A build script's real executable may come from a loose object: cargo never reads
     // its time (see `seed::capture`), and it is never set.
-    let linkable_exe = |_: &EntryMeta, f: &EntryFile| -> Option<(Key, u64)> {
+    // (The pack's key covers every digest it holds, the linked one's too.)
+    let linkable_exe = |_: &EntryMeta, f: &EntryFile| -> Option<Link> {
         if !f.executable || !f.name.ends_with(REAL_SUFFIX) {
             return None;
         }
         v.linkable
             .iter()
             .find(|l| l.name == f.name)
-            .map(|l| (l.digest, l.len))
+            .map(LinkableFile::link)
     };
     let filter = RestoreFilter {
         file: &keep,

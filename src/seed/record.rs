@@ -90,7 +90,10 @@ pub fn pack_key(upk: &Key, v: &SeedVariant, files: &[(String, Key, bool)]) -> Ke
         let linkable: Vec<String> = v
             .linkable
             .iter()
-            .map(|f| format!("{}\0{}\0{}", f.name, f.digest, f.len))
+            .map(|f| match &f.beside {
+                Some(b) => format!("{}\0{}\0{}\0{b}", f.name, f.digest, f.len),
+                None => format!("{}\0{}\0{}", f.name, f.digest, f.len),
+            })
             .collect();
         h.list("linkable", linkable.iter().map(String::as_str));
     }

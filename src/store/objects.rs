@@ -40,6 +40,32 @@ pub struct LinkableFile {
     pub name: String,
     pub digest: Key,
     pub len: u64,
+    /// For a library's `.rlib`: the digest of the `.rmeta` the same compile made. The
+    /// link holds only beside that `.rmeta`, read from the entry: an entry made again
+    /// by a compile that gave other bytes (or a list that names another file) then
+    /// fails the restore instead of pairing two compiles' files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beside: Option<Key>,
+}
+
+impl LinkableFile {
+    /// What a restore needs to link it.
+    pub fn link(&self) -> Link {
+        Link {
+            digest: self.digest,
+            len: self.len,
+            beside: self.beside,
+        }
+    }
+}
+
+/// A file a restore takes from its loose object: its content digest and length, and the
+/// digest another file of the entry (read from it) must have for the link to hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub digest: Key,
+    pub len: u64,
+    pub beside: Option<Key>,
 }
 
 /// Whether a file of a rustc entry may be linked from an object: a library's `.rlib`

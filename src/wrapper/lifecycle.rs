@@ -650,8 +650,8 @@ fn try_hit(unit: &mut impl Cached, cx: &mut Cx, l1: &Key) -> Option<i32> {
                 }
                 objects
                     .iter()
-                    .find(|o| o.name == f.name)
-                    .map(|o| (o.digest, o.len))
+                    .find(|o| o.name == f.name && o.beside.is_some())
+                    .map(crate::store::objects::LinkableFile::link)
             };
             let filter = RestoreFilter {
                 file: &|_| true,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::errors::CacheError;
 use crate::fsx::{Escape, confined};
 use crate::key::{Key, PathMap};
+use crate::store::objects::Link;
 use crate::store::{EntryFile, EntryMeta, LocalStore, ReadError, restore_temp_path};
 
 /// What a successful restore brought back.
@@ -27,7 +28,7 @@ pub struct Restored {
 
 /// Names, for a file of an entry, the loose object it may be linked from: its content
 /// digest and length (`None`: written from the entry).
-pub type LinkFn<'a> = dyn Fn(&EntryMeta, &EntryFile) -> Option<(Key, u64)> + 'a;
+pub type LinkFn<'a> = dyn Fn(&EntryMeta, &EntryFile) -> Option<Link> + 'a;
 
 /// Which files of an entry to restore, and whether its header is usable here.
 pub struct RestoreFilter<'a> {
@@ -93,8 +94,13 @@ pub fn restore_entry(
         }
         // Links first: what they cover need not be read from the entry.
         let mut from_object: Vec<Option<Key>> = vec![None; meta.files.len()];
+        let mut besides: Vec<Key> = Vec::new();
         for (i, f) in meta.files.iter().enumerate() {
-            let Some((digest, len)) = (filter.file)(f).then(|| (filter.link)(&meta, f)).flatten()
+            let Some(Link {
+                digest,
+                len,
+                beside,
+            }) = (filter.file)(f).then(|| (filter.link)(&meta, f)).flatten()
             else {
                 continue;
             };
@@ -108,6 +114,7 @@ pub fn restore_entry(
                 linked.push(dests[i].clone());
                 linked_bytes += len;
                 from_object[i] = Some(digest);
+                besides.extend(beside);
             }
         }
         // Reading stops where every file left came from an object: each digest is then
@@ -169,6 +176,18 @@ pub fn restore_entry(
                 all_digests.push(digest);
                 w.flush()?;
             }
+        }
+        // A link holds only beside the file of the same compile, read from the entry.
+        let read: Vec<&Key> = all_digests
+            .iter()
+            .zip(&from_object)
+            .filter(|(_, o)| o.is_none())
+            .map(|(d, _)| d)
+            .collect();
+        if besides.iter().any(|b| !read.contains(&b)) {
+            return Err(ReadError::Io(io::Error::other(
+                "a linked object is not from the compile the entry holds",
+            )));
         }
         let to_the_end = match last_read {
             Some(last) => last + 1 == meta.files.len(),

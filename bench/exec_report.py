@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""bench/exec_report.py: the table and the model of bench/exec.sh (remote execution with
+0, 1 and 2 workers). Reads the records exec.sh wrote (RB_RECORDS: one line per run:
+workers, round, seconds, build CPU s, workers' CPU s, servers' CPU s, output checksum,
+report path) and writes RB_OUT (JSON).
+
+The model (the book's Design -> Remote execution explains it), from the reports' own
+numbers:
+  W    compile time of every unit, workers-0 (ms, sum of the units' compile_ms)
+  Wr   the part of W that remote execution takes: the units workers ran in the runs
+       with workers, at their workers-0 compile time
+  CP   workers-0's critical path (ms), d the units on it that ran remotely elsewhere
+  o    the time an action adds to a compile: its action time (first request to last
+       output in place) less the same unit's workers-0 compile time (median)
+  F    what a build spends outside compiling: workers-0's wall time less max(CP, W/c)
+For M workers of k cores on other machines and c cores here:
+  T(M) = F + max(CP + d*o, (W - Wr)/c, Wr/(M*k))
+Checked against the runs here, where the workers share this machine's c cores, so the
+remote work adds to the same cores instead: T_here = F + max(CP + d*o, (W + A*x)/c), x
+being the CPU an action costs beyond its compile (measured: all CPU of the run with
+workers, build, workers and servers, less workers-0's, per action).
+"""
+
+import json
+import os
+import statistics
+import sys
+
+E = os.environ
+
+
+def med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def unit_id(u):
+    return (u.get("package"), u.get("version"), u.get("crate_name"), u.get("kind"))
+
+
+runs = []
+for line in open(E["RB_RECORDS"]):
+    f = line.rstrip("\n").split("\t")
+    if len(f) < 8:
+        continue
+    n, it, secs, cpu, wcpu, srv, out, report = f[:8]
+    rep = json.load(open(report))
+    runs.append({"workers": int(n), "round": int(it), "seconds": float(secs),
+                 "build_cpu": float(cpu), "workers_cpu": float(wcpu), "servers_cpu": float(srv),
+                 "output": out, "report": rep})
+
+by_n = {}
+for r in runs:
+    by_n.setdefault(r["workers"], []).append(r)
+cores = int(E.get("RB_CPUS") or os.cpu_count() or 1)
+
+print()
+print(f"{'run':<10} {'n':>2} {'seconds':>8} {'remote':>6} {'fallback':>8} {'action ms':>9} "
+      f"{'+ms/act':>8} {'MB up':>7} {'MB down':>7} {'CPU s':>6} {'wrk CPU':>7} {'srv CPU':>7}")
+summary = {}
+base = by_n.get(0, [])
+base_compile = {}
+for r in base:
+    for u in r["report"]["units"]:
+        if u.get("compile_ms") is not None and u.get("outcome") in ("miss", "uncacheable"):
+            base_compile.setdefault(unit_id(u), []).append(u["compile_ms"])
+base_compile = {k: med(v) for k, v in base_compile.items()}
+for n in sorted(by_n):
+    rs = by_n[n]
+    actions, added, up, down, fallbacks = [], [], [], [], {}
+    for r in rs:
+        for u in r["report"]["units"]:
+            x = u.get("remote_exec")
+            if not x:
+                continue
+            if x.get("fallback"):
+                fallbacks[x["fallback"]] = fallbacks.get(x["fallback"], 0) + 1
+                continue
+            actions.append(x.get("action_ms") or 0)
+            up.append(x.get("bytes_up") or 0)
+            down.append(x.get("bytes_down") or 0)
+            local = base_compile.get(unit_id(u))
+            if local is not None:
+                added.append((x.get("action_ms") or 0) - local)
+    k = len(rs)
+    s = {
+        "workers": n, "rounds": k,
+        "seconds": med([r["seconds"] for r in rs]),
+        "build_cpu": med([r["build_cpu"] for r in rs]),
+        "workers_cpu": med([r["workers_cpu"] for r in rs]),
+        "servers_cpu": med([r["servers_cpu"] for r in rs]),
+        "remote_compiled": len(actions) / k,
+        "fallbacks": {why: c / k for why, c in fallbacks.items()},
+        "action_ms_median": med(actions),
+        "added_ms_per_action_median": med(added),
+        "bytes_up_per_action": statistics.mean(up) if up else None,
+        "bytes_down_per_action": statistics.mean(down) if down else None,
+    }
+    summary[n] = s
+    fmt = lambda v, spec="{:.0f}": "-" if v is None else spec.format(v)
+    mb = lambda v: None if v is None else v / 1e6
+    print(f"{'workers-' + str(n):<10} {k:>2} {fmt(s['seconds'], '{:.2f}'):>8} "
+          f"{fmt(s['remote_compiled']):>6} {fmt(sum(s['fallbacks'].values())):>8} "
+          f"{fmt(s['action_ms_median']):>9} {fmt(s['added_ms_per_action_median']):>8} "
+          f"{fmt(mb(s['bytes_up_per_action']), '{:.2f}'):>7} {fmt(mb(s['bytes_down_per_action']), '{:.2f}'):>7} "
+          f"{fmt(s['build_cpu'], '{:.1f}'):>6} {fmt(s['workers_cpu'], '{:.1f}'):>7} {fmt(s['servers_cpu'], '{:.1f}'):>7}")
+    if fallbacks:
+        print(f"           compiled here after all: {', '.join(f'{w} {c / k:g}' for w, c in sorted(fallbacks.items()))}")
+
+ref_out = next((r["output"] for r in runs if r["output"] != "-"), None)
+outputs_ok = all(r["output"] in ("-", ref_out) for r in runs)
+if not outputs_ok:
+    print("warning: the programs built by the runs do not all print the same", file=sys.stderr)
+
+model = None
+if base and any(n > 0 for n in by_n):
+    rep0 = base[0]["report"]
+    units0 = rep0["units"]
+    W = sum(u.get("compile_ms") or 0 for u in units0)
+    CP = rep0["summary"].get("critical_path_ms") or 0
+    remote_ids = set()
+    for n, rs in by_n.items():
+        if n == 0:
+            continue
+        for r in rs:
+            for u in r["report"]["units"]:
+                x = u.get("remote_exec")
+                if x and not x.get("fallback"):
+                    remote_ids.add(unit_id(u))
+    Wr = sum(base_compile.get(i) or 0 for i in remote_ids)
+    d = sum(1 for u in units0 if u.get("critical") and unit_id(u) in remote_ids)
+    ns = sorted(n for n in by_n if n > 0)
+    o = med([summary[n]["added_ms_per_action_median"] for n in ns])
+    o = max(o or 0, 0)
+    T0 = summary[0]["seconds"] * 1000
+    F = max(T0 - max(CP, W / cores), 0)
+    cpu0 = summary[0]["build_cpu"] + summary[0]["workers_cpu"] + summary[0]["servers_cpu"]
+    checks = {}
+    for n in ns:
+        s = summary[n]
+        A = s["remote_compiled"] or 0
+        cpu_n = s["build_cpu"] + s["workers_cpu"] + s["servers_cpu"]
+        x = (cpu_n - cpu0) * 1000 / A if A else 0
+        predicted = F + max(CP + d * o, (W + A * x) / cores)
+        checks[n] = {"predicted_seconds": round(predicted / 1000, 2), "measured_seconds": s["seconds"],
+                     "extra_cpu_ms_per_action": round(x)}
+    k = cores
+    elsewhere = {}
+    for m in (1, 2, 4, 8, 16):
+        t = F + max(CP + d * o, (W - Wr) / cores, Wr / (m * k))
+        elsewhere[m] = round(t / 1000, 2)
+    model = {"W_ms": W, "Wr_ms": Wr, "CP_ms": CP, "d": d, "o_ms": o, "F_ms": round(F),
+             "cores": cores, "check_here": checks, "elsewhere_seconds_by_workers": elsewhere,
+             "worker_cores": k}
+    print(f"\nmodel (from the reports): W {W / 1000:.1f} s of compiles, of which workers take "
+          f"Wr {Wr / 1000:.1f} s; critical path CP {CP / 1000:.1f} s with d {d} remote units on it; "
+          f"o {o:.0f} ms added per action; outside compiles F {F / 1000:.1f} s; c {cores} cores here")
+    for n, c in checks.items():
+        print(f"  here, {n} worker(s) on these cores: predicted {c['predicted_seconds']:.2f} s, "
+              f"measured {c['measured_seconds']:.2f} s (x = {c['extra_cpu_ms_per_action']} ms of CPU per action "
+              f"beyond its compile)")
+    print("  elsewhere (M workers of " + str(k) + " cores on other machines): " +
+          ", ".join(f"M={m}: {t:.2f} s" for m, t in elsewhere.items()) +
+          f" (workers-0 here: {T0 / 1000:.2f} s)")
+
+result = {"project": E.get("RB_PROJECT"), "total_seconds": int(E.get("RB_SECONDS_TOTAL", "0")),
+          "outputs_match": outputs_ok,
+          "runs": [{k: v for k, v in r.items() if k != "report"} for r in runs],
+          "summary": summary, "model": model}
+with open(E["RB_OUT"], "w") as fh:
+    json.dump(result, fh, indent=2)
+    fh.write("\n")
+print(f"\nresults written to {E['RB_OUT']}")
