@@ -19,6 +19,9 @@ pub struct Observed {
     pub trace: Trace,
     /// Where the input root was on the worker.
     pub input_root: String,
+    /// The sysroot of the toolchain the worker ran compiles with, when it has one
+    /// (`--rustc`): the worker vouches for its own toolchain, never for paths.
+    pub sysroot: Option<String>,
 }
 
 /// Whether an observed run stayed inside what it was given.
@@ -54,9 +57,15 @@ pub fn parse(bytes: &[u8]) -> Result<Observed, String> {
         .ok_or("the record names no absolute input root")?
         .to_string();
     let log = v["log"].as_str().ok_or("the record holds no log")?;
+    let sysroot = match &v["sysroot"] {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) if s.starts_with('/') && s.len() > 1 => Some(s.clone()),
+        _ => return Err("the record's sysroot is not an absolute path".into()),
+    };
     Ok(Observed {
         trace: Trace::parse(log, root_pid),
         input_root,
+        sysroot,
     })
 }
 
