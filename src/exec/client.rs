@@ -143,7 +143,7 @@ impl Executor {
         }
         for (d, bytes) in merkle.files {
             let source = match bytes {
-                Bytes::File(p) => Source::Files(vec![p]),
+                Bytes::File(p) | Bytes::Hashed(p, _) => Source::Files(vec![p]),
                 Bytes::Inline(b) => Source::Bytes(b),
             };
             blobs.insert(d.hash.clone(), (d, source));

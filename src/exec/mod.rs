@@ -8,4 +8,4 @@ pub mod observed;
 mod tree;
 
 pub use client::{ExecRequest, Executed, Executor, is_unreachable};
-pub use tree::{Bytes, InputFile, InputRoot, Merkle};
+pub use tree::{Bytes, InputFile, InputRoot, Merkle, hash_file};

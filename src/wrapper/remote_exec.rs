@@ -399,6 +399,7 @@ fn input_root(cx: &Cx, job: &Job<'_>, roots: &Roots) -> Result<InputRoot, String
         count: 0,
         bytes: 0,
         target: cx.pm.real_of(RootKind::Target).map(PathBuf::from),
+        memo: crate::private_dir::private_subdir("exec-digests").ok(),
     };
     let manifest_dir = cx
         .cfg
@@ -435,6 +436,73 @@ struct Files<'a> {
     count: usize,
     bytes: u64,
     target: Option<PathBuf>,
+    /// Where digests of large inputs are remembered (`memo_digest`).
+    memo: Option<PathBuf>,
+}
+
+/// Files smaller than this are hashed each time (cheaper than a memo's file).
+const MEMO_MIN: u64 = 64 * 1024;
+
+/// The digest of the file at `p`, from the memo when it knows the file as it is now:
+/// by path, device, inode, size, modification and change time (the change time moves on
+/// every write, and cannot be set back). Every action sends the crates of its
+/// dependency directories, hundreds of MB deep in a large graph: hashing them again for
+/// each action would cost more than many compiles. A file changed less than 2 s ago is
+/// not remembered (a write in the same clock tick would leave every time as it was). A
+/// wrong digest could only fail the upload (checked against it) or, where the server has
+/// that blob, give the worker the old bytes; the memo lives in the private directory,
+/// which only this user may write.
+fn memo_digest(
+    memo: &Path,
+    p: &Path,
+    meta: &std::fs::Metadata,
+) -> Option<bazel_remote_apis::build::bazel::remote::execution::v2::Digest> {
+    use std::os::unix::fs::MetadataExt;
+    let name = crate::key::KeyHasher::new("exec-digest-memo-v1")
+        .str("path", &p.to_string_lossy())
+        .str("dev", &meta.dev().to_string())
+        .str("ino", &meta.ino().to_string())
+        .str("size", &meta.len().to_string())
+        .str("mtime", &format!("{}.{}", meta.mtime(), meta.mtime_nsec()))
+        .str("ctime", &format!("{}.{}", meta.ctime(), meta.ctime_nsec()))
+        .finish()
+        .to_hex();
+    let file = memo.join(&name[..2]).join(&name);
+    if let Ok(text) = std::fs::read_to_string(&file)
+        && let Some((hash, size)) = text.trim().split_once(' ')
+        && let Ok(size) = size.parse::<i64>()
+        && hash.len() == 64
+        && size == meta.len() as i64
+    {
+        return Some(
+            bazel_remote_apis::build::bazel::remote::execution::v2::Digest {
+                hash: hash.to_string(),
+                size_bytes: size,
+            },
+        );
+    }
+    let digest = crate::exec::hash_file(p).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
+    // Hashed as it was when looked at: the same size, and not changed since.
+    let after = std::fs::metadata(p).ok()?;
+    let unchanged = after.len() == meta.len()
+        && after.ctime() == meta.ctime()
+        && after.ctime_nsec() == meta.ctime_nsec()
+        && digest.size_bytes == meta.len() as i64;
+    if !unchanged {
+        return None;
+    }
+    if meta.ctime() + 2 < now {
+        let _ = std::fs::create_dir_all(file.parent()?);
+        let _ = crate::fsx::write_atomic(
+            &file,
+            format!("{} {}\n", digest.hash, digest.size_bytes).as_bytes(),
+        );
+    }
+    Some(digest)
 }
 
 impl Files<'_> {
@@ -467,10 +535,17 @@ impl Files<'_> {
             ));
         }
         use std::os::unix::fs::PermissionsExt;
+        let bytes = match self.memo.as_deref().filter(|_| meta.len() >= MEMO_MIN) {
+            Some(memo) => match memo_digest(memo, p, &meta) {
+                Some(d) => Bytes::Hashed(p.to_path_buf(), d),
+                None => Bytes::File(p.to_path_buf()),
+            },
+            None => Bytes::File(p.to_path_buf()),
+        };
         self.root.add(
             &rel,
             InputFile {
-                bytes: Bytes::File(p.to_path_buf()),
+                bytes,
                 executable: meta.permissions().mode() & 0o111 != 0,
             },
         )
@@ -817,6 +892,19 @@ mod tests {
             "/home/u/ws/target/debug/deps/x.d: src/lib.rs /home/u/ws/target/debug/build/o/out/g.rs\n\
              # env-dep:OUT_DIR=/home/u/ws/target/debug/build/o/out\n/w/a-1/root/wsx"
         );
+    }
+
+    #[test]
+    fn a_digest_is_the_files_and_a_file_just_written_is_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (memo, file) = (dir.path().join("memo"), dir.path().join("big.rlib"));
+        std::fs::create_dir(&memo).unwrap();
+        std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+        let meta = std::fs::metadata(&file).unwrap();
+        let d = memo_digest(&memo, &file, &meta).unwrap();
+        assert_eq!(d, crate::exec::hash_file(&file).unwrap());
+        // Changed less than 2 s ago: a write in the same clock tick could follow.
+        assert_eq!(std::fs::read_dir(&memo).unwrap().count(), 0);
     }
 
     #[test]
