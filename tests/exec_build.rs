@@ -81,6 +81,15 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
     }
     assert_eq!(r.summary("remote_compiled"), LIBS.len() as u64);
     assert!(r.warning_codes().is_empty(), "{:?}", r.warning_codes());
+    let shown = common::base_command(&common::xcache_exe(), &ws, &s.store())
+        .args(["xcache", "report"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("remote execution: 3 compiled on workers, 0 here instead"),
+        "{shown}"
+    );
 
     // The same workspace built here, elsewhere, with a store of its own: the same
     // bytes (rustc is deterministic, and the remote compile names the same remapped
@@ -135,6 +144,7 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
     );
     assert_eq!(r.unit("util")["outcome"], "miss");
     assert_eq!(r.summary("remote_compiled"), 1, "mid, on a worker");
+    assert_eq!(r.0["summary"]["remote_fallbacks"]["read-outside"], 1);
     drop((w1, w2));
 }
 
