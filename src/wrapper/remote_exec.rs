@@ -320,12 +320,24 @@ fn withheld(name: &str) -> bool {
 /// The action: the script, its environment, the input root and the outputs.
 fn request(cx: &Cx, job: &Job<'_>, roots: &Roots) -> Result<ExecRequest, String> {
     let cwd = &cx.cfg.cwd;
-    let rel_cwd = roots.rel(cwd).ok_or_else(|| {
+    roots.rel(cwd).ok_or_else(|| {
         format!(
             "the directory rustc runs in ({}) is under no root",
             cwd.display()
         )
     })?;
+    // The dep-info and messages come back naming the worker's roots, replaced by these
+    // as they are; a character the dep-info escapes (a space) would need escaping too.
+    if let Some((r, _)) = roots.list.iter().find(|(r, _)| {
+        r.real
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '\\' | '$' | '#' | ':' | '"'))
+    }) {
+        return Err(format!(
+            "the root {} holds a character the dep-info escapes",
+            r.real
+        ));
+    }
     let mut env = BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]);
     // `cd -P .` rather than `$(pwd -P)`: no subshell, so the shell is one process,
     // the first image of the first one (see `shell_event`).
@@ -357,7 +369,6 @@ fn request(cx: &Cx, job: &Job<'_>, roots: &Roots) -> Result<ExecRequest, String>
         script.push_str(&roots.shell(a));
     }
     script.push('\n');
-    let _ = rel_cwd;
 
     let mut outputs = Vec::new();
     for o in job.inv.outputs() {
