@@ -145,6 +145,16 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
     assert_eq!(r.unit("util")["outcome"], "miss");
     assert_eq!(r.summary("remote_compiled"), 1, "mid, on a worker");
     assert_eq!(r.0["summary"]["remote_fallbacks"]["read-outside"], 1);
+
+    // A crates.io dependency: rustc runs in its directory inside CARGO_HOME, which the
+    // worker has as `cargo-home/`. (Needs crates.io the first time `itoa` is fetched.)
+    let ws = s.checkout("registry-dep", "d/ws");
+    let b = xcache_build(&ws, &s.store(), &[], &exec);
+    b.assert_success();
+    assert_eq!(b.run("registry-dep"), "1234567\n");
+    let r = Report::read(&ws.join("target"));
+    let rx = remote_exec(&r, "itoa");
+    assert!(rx["worker"].is_string(), "{rx}\n{}", logs());
     drop((w1, w2));
 }
 

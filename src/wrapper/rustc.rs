@@ -368,6 +368,7 @@ impl Rustc {
             args,
             command: &command,
         };
+        let t = std::time::Instant::now();
         match remote_exec::attempt(cx, &job) {
             Ok(done) => {
                 // After the outputs are in place: cargo starts dependents when it reads
@@ -382,6 +383,7 @@ impl Rustc {
                 self.remote = Some(RemoteExec {
                     fallback: Some(fallback.code().to_string()),
                     detail: Some(detail),
+                    action_ms: t.elapsed().as_millis() as u64,
                     ..RemoteExec::default()
                 });
                 None
