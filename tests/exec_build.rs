@@ -81,6 +81,9 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
     }
     assert_eq!(r.summary("remote_compiled"), LIBS.len() as u64);
     assert!(r.warning_codes().is_empty(), "{:?}", r.warning_codes());
+    // Outputs and inputs stream: a wrapper that sent its compile stays small.
+    let rss = r.summary("wrapper_peak_rss_kb");
+    assert!(rss < 100 * 1024, "a wrapper peaked at {rss} KiB");
     let shown = common::base_command(&common::xcache_exe(), &ws, &s.store())
         .args(["xcache", "report"])
         .output()
@@ -188,6 +191,18 @@ fn an_executor_that_is_down_costs_one_warning_and_every_compile_runs_here() {
     );
     assert!(!bad.output.status.success());
     assert!(bad.stderr().contains("XCACHE_EXECUTOR"), "{}", bad.stderr());
+    let bad = xcache_build(
+        &ws,
+        &s.store(),
+        &[],
+        &[("XCACHE_EXECUTOR", &uri), ("XCACHE_EXECUTOR_TIMEOUT", "1h")],
+    );
+    assert!(!bad.output.status.success());
+    assert!(
+        bad.stderr().contains("XCACHE_EXECUTOR_TIMEOUT"),
+        "{}",
+        bad.stderr()
+    );
 }
 
 #[test]
