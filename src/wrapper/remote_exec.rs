@@ -684,8 +684,12 @@ async fn finish(
                 ));
             }
             Op::Env if !own(e.caller.as_deref()) => {
-                let differs = (withheld(&e.path) && e.path != "PATH" && here.is_some())
-                    || here.is_some_and(|v| roots.names_a_root(v));
+                // Withheld and set here, or set by the worker itself (its rustc's path);
+                // `PATH` is no key's business here either (`observed`'s `ignored_env`).
+                let given_otherwise = withheld(&e.path)
+                    && e.path != "PATH"
+                    && (here.is_some() || e.path == crate::worker::RUSTC_VAR);
+                let differs = given_otherwise || here.is_some_and(|v| roots.names_a_root(v));
                 if differs {
                     return Err((
                         Fallback::Environment,
@@ -740,10 +744,12 @@ async fn finish(
         let mut vars = Vec::new();
         for e in &info.env {
             let here = cx.cfg.env.get(&e.name);
-            if withheld(&e.name) && here.is_some() {
+            // The value the compile saw (the worker's roots read as this machine's) must
+            // be this machine's: not a withheld one, not one the worker set itself.
+            if e.value.as_deref() != here {
                 return Err((
                     Fallback::Environment,
-                    format!("the compile read {}, which a worker is not given", e.name),
+                    format!("the compile read {}, which a worker has otherwise", e.name),
                 ));
             }
             if let Some(v) = here.filter(|v| roots.names_a_root(v)) {
