@@ -121,7 +121,7 @@ pub(super) fn attempt(cx: &mut Cx, job: &Job<'_>) -> Result<Done, Fell> {
         .map_err(|e| (Fallback::Failed, format!("no I/O runtime ({e})")))?;
     let result = rt.block_on(async {
         let ex = Executor::new(&job.spec.server, job.spec.deadline)
-            .map_err(|e| (Fallback::Unavailable, e.to_string()))?;
+            .map_err(|e| (Fallback::Unavailable, said(&e)))?;
         let run = ex.execute(&req).await.map_err(|e| {
             let down = crate::exec::is_unreachable(&e);
             (
@@ -130,7 +130,7 @@ pub(super) fn attempt(cx: &mut Cx, job: &Job<'_>) -> Result<Done, Fell> {
                 } else {
                     Fallback::Failed
                 },
-                e.to_string(),
+                said(&e),
             )
         })?;
         finish(cx, job, &roots, &ex, run).await
@@ -149,6 +149,14 @@ pub(super) fn attempt(cx: &mut Cx, job: &Job<'_>) -> Result<Done, Fell> {
             Err((Fallback::Unavailable, why))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// What the server's error says (the URI is the warning's, once).
+fn said(e: &CacheError) -> String {
+    match e {
+        CacheError::Remote { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -642,7 +650,7 @@ async fn finish(
     let bytes = ex
         .read(record)
         .await
-        .map_err(|e| (Fallback::Outputs, e.to_string()))?
+        .map_err(|e| (Fallback::Outputs, said(&e)))?
         .ok_or((Fallback::Outputs, "the record's blob is missing".into()))?;
     let obs = observed::parse(&bytes).map_err(|m| (Fallback::Unobserved, m))?;
     let agreed: Vec<&str> = obs.sysroot.iter().map(String::as_str).collect();
@@ -717,7 +725,7 @@ async fn finish(
             let text = ex
                 .read(digest)
                 .await
-                .map_err(|e| (Fallback::Outputs, e.to_string()))?
+                .map_err(|e| (Fallback::Outputs, said(&e)))?
                 .ok_or((Fallback::Outputs, format!("the blob of {rel} is missing")))?;
             if crate::store::reapi::digest_of(&text).hash != digest.hash {
                 return Err((
@@ -733,7 +741,7 @@ async fn finish(
         bytes_down += ex
             .fetch(digest, &dest)
             .await
-            .map_err(|e| (Fallback::Outputs, e.to_string()))?;
+            .map_err(|e| (Fallback::Outputs, said(&e)))?;
     }
     // `env!`/`option_env!` reads (the dep-info names them): a variable withheld here
     // must not have been read; one whose value names a root only where the expansion
