@@ -37,6 +37,10 @@ pub enum CacheError {
     },
     #[error("remote store configuration: {0}")]
     RemoteConfig(String),
+    /// The Execution service of `XCACHE_EXECUTOR` cannot be reached (or its setting is
+    /// not understood): compiles run here for the rest of the build.
+    #[error("remote execution {uri}: {message}")]
+    Executor { uri: String, message: String },
     #[error("refused cache entry {path}: {reason}")]
     Untrusted { path: PathBuf, reason: String },
     #[error("{0}")]
@@ -53,6 +57,7 @@ impl CacheError {
             CacheError::Compiler { .. } => "compiler-probe-failed",
             CacheError::Remote { code, .. } => code,
             CacheError::RemoteConfig(_) => "remote-config-invalid",
+            CacheError::Executor { .. } => "executor-unavailable",
             CacheError::Untrusted { .. } => "untrusted-entry",
             CacheError::Setting(_) => "invalid-setting",
         }

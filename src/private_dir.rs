@@ -1,7 +1,8 @@
 //! The directory only this user's cargo-xcache writes: where what steers a build and is
 //! not shared lives — the observer library that is loaded into every compile and
 //! build-script run, the observation records, and the memos of local probes (compiler,
-//! linker and cargo identities). Main function: [`private_dir`].
+//! linker and cargo identities; digests of files sent to remote execution). Main
+//! function: [`private_dir`].
 //!
 //! A store directory is hostile input (CI caches of it are restored across branches, and
 //! many builds share it): nothing in it may decide what runs. So these live elsewhere:

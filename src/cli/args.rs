@@ -99,6 +99,12 @@ pub struct WorkerArgs {
     /// OSFamily and ISA it offers of itself.
     #[arg(long = "property", value_name = "KEY=VALUE")]
     pub properties: Vec<String>,
+    /// The rustc this worker runs compiles with (default: the real rustc behind
+    /// rustup's proxy, `$(rustc --print sysroot)/bin/rustc`). Its identity is offered as
+    /// the platform property `xcache-compiler`: a compile is given only to a worker
+    /// with the same toolchain.
+    #[arg(long, value_name = "PATH")]
+    pub rustc: Option<PathBuf>,
     /// Stop after this many actions.
     #[arg(long, value_name = "N", hide = true)]
     pub max_actions: Option<u64>,

@@ -501,6 +501,8 @@ fn rustdoc_event(u: &RustdocUnit) -> UnitEvent {
 fn warning_tail(code: &str) -> &'static str {
     match code {
         "remote-entry-damaged" | "remote-entry-too-large" => "",
+        // The cache was used; only where the compiles ran changed.
+        "executor-unavailable" => "",
         c if c.starts_with("remote-") => "; the rest of the build used the local store only",
         _ => "; those units compiled without the cache",
     }

@@ -190,6 +190,7 @@ impl SeedSession {
                 end_ms: None,
                 critical: false,
                 overhead: Default::default(),
+                remote_exec: None,
             });
             if !run {
                 continue;
@@ -221,6 +222,7 @@ impl SeedSession {
                 end_ms: None,
                 critical: false,
                 overhead: Default::default(),
+                remote_exec: None,
             });
         }
         if report.exit_code == 0 {

@@ -4,7 +4,7 @@
 use super::args::WorkerArgs;
 use crate::config::{Env, RemoteSpec};
 use crate::errors::CliError;
-use crate::worker::{WorkerSpec, serve};
+use crate::worker::{Toolchain, WorkerSpec, serve};
 
 pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
     let env = Env::capture();
@@ -42,6 +42,13 @@ pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
         };
         properties.push((k.to_string(), v.to_string()));
     }
+    let toolchain = toolchain(args.rustc.as_deref(), &env, &server)?;
+    if let Some(t) = &toolchain {
+        properties.push((
+            crate::worker::COMPILER_PROPERTY.to_string(),
+            t.identity.clone(),
+        ));
+    }
     let name = args.name.unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
@@ -54,6 +61,7 @@ pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
         blobs: dir.join("blobs"),
         name,
         properties,
+        toolchain,
         max_actions: args.max_actions,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -69,4 +77,56 @@ pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
         message: e.to_string(),
     })?;
     Ok(0)
+}
+
+/// The toolchain the worker compiles with: `--rustc`, else the real rustc behind
+/// rustup's proxy. Without `--rustc`, a machine with no rustc still serves other
+/// actions (none that asks for a compiler); a `--rustc` that does not run is an error.
+fn toolchain(
+    flag: Option<&std::path::Path>,
+    env: &Env,
+    server: &RemoteSpec,
+) -> Result<Option<Toolchain>, CliError> {
+    let path = env.path_var().map(|p| p.as_os_str());
+    let rustc = match flag {
+        Some(r) => r.to_path_buf(),
+        None => {
+            let out = std::process::Command::new("rustc")
+                .args(["--print", "sysroot"])
+                .output();
+            match out {
+                Ok(o) if o.status.success() => {
+                    std::path::Path::new(String::from_utf8_lossy(&o.stdout).trim())
+                        .join("bin")
+                        .join("rustc")
+                }
+                _ => {
+                    eprintln!(
+                        "cargo-xcache worker: no rustc found (`rustc --print sysroot` failed); \
+                         serving no compiles (pass --rustc PATH)"
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    match crate::key::compiler_id(&rustc, None, None, path) {
+        Ok(id) => Ok(Some(Toolchain {
+            rustc,
+            sysroot: id.sysroot,
+            identity: id.key.to_hex(),
+        })),
+        Err(e) if flag.is_some() => Err(CliError::InvalidSetting {
+            name: "--rustc".into(),
+            value: rustc.display().to_string(),
+            message: format!("{e}; pass the path of a rustc that runs"),
+        }),
+        Err(e) => {
+            eprintln!(
+                "cargo-xcache worker ({}): {e}; serving no compiles (pass --rustc PATH)",
+                server.display()
+            );
+            Ok(None)
+        }
+    }
 }

@@ -13,5 +13,8 @@ pub use remote::{
     DEFAULT_TIMEOUT, RemoteDefaults, RemoteKind, RemoteSpec, Secret, UPLOAD_TIMEOUT_FACTOR,
     Uploads, parse_timeout,
 };
-pub use settings::{BuildConfig, Env, WrapperConfig, cargo_home, store_dir, vars};
+pub use settings::{
+    BuildConfig, DEFAULT_EXECUTOR_TIMEOUT, Env, ExecutorSpec, WrapperConfig, cargo_home, store_dir,
+    vars,
+};
 pub use store::{DEFAULT_CACHE_SIZE, StoreDir};

@@ -36,6 +36,12 @@ pub mod vars {
     pub const DROP_INCREMENTAL: &str = "XCACHE_DROP_INCREMENTAL";
     /// The remote store URI.
     pub const REMOTE: &str = "XCACHE_REMOTE";
+    /// A REAPI Execution service (`grpc://HOST:PORT?instance=NAME`): library compiles
+    /// that miss the cache are sent to its workers (`crate::exec`).
+    pub const EXECUTOR: &str = "XCACHE_EXECUTOR";
+    /// How long one remote compile may take, the server's queue included, before it is
+    /// given up and the unit compiled locally (`10m` by default, at most `10m`).
+    pub const EXECUTOR_TIMEOUT: &str = "XCACHE_EXECUTOR_TIMEOUT";
     /// `1`: read the remote, never write it.
     pub const READ_ONLY: &str = "XCACHE_READ_ONLY";
     /// Set by `cargo xcache build` for its wrappers: `1` means the front-end uploads
@@ -237,6 +243,10 @@ pub struct WrapperConfig {
     pub remote: Option<RemoteSpec>,
     /// Why the configured remote cannot be used (reported as a warning).
     pub remote_error: Option<String>,
+    /// `XCACHE_EXECUTOR`, when set and valid: where library compiles that miss go.
+    pub executor: Option<ExecutorSpec>,
+    /// Why `XCACHE_EXECUTOR` cannot be used (reported as a warning; compiles stay local).
+    pub executor_error: Option<String>,
     pub read_only: bool,
     pub remote_state: Option<PathBuf>,
     pub defer_upload: bool,
@@ -308,7 +318,13 @@ impl WrapperConfig {
             }
         });
         let unusable = store_dir.as_ref().is_some_and(|s| s.problem.is_some());
+        let (executor, executor_error) = match ExecutorSpec::from_env(&env) {
+            Ok(e) => (e, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         WrapperConfig {
+            executor: executor.filter(|_| !unusable),
+            executor_error,
             // Fail closed: with a setting not understood, nothing is read or written.
             remote: remote.filter(|_| !unusable),
             remote_error,
@@ -344,6 +360,51 @@ fn is_placeholder(env: &Env) -> bool {
     list.lines()
         .map(Path::new)
         .any(|p| p == dir || p == canonical)
+}
+
+/// Where remote compiles go: `XCACHE_EXECUTOR`, and how long each may take.
+#[derive(Clone, Debug)]
+pub struct ExecutorSpec {
+    pub server: RemoteSpec,
+    /// One compile's limit, the queue included (`XCACHE_EXECUTOR_TIMEOUT`).
+    pub deadline: std::time::Duration,
+}
+
+/// How long a remote compile may take unless `XCACHE_EXECUTOR_TIMEOUT` says otherwise:
+/// a compile that waits in a busy farm's queue longer than this is done locally.
+pub const DEFAULT_EXECUTOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl ExecutorSpec {
+    /// `XCACHE_EXECUTOR` (and `XCACHE_EXECUTOR_TIMEOUT`), checked: `None` when unset; an
+    /// error that names the variable when it is not a `grpc://`/`grpcs://` URI.
+    pub fn from_env(env: &Env) -> Result<Option<ExecutorSpec>, CliError> {
+        let Some(uri) = env.get(vars::EXECUTOR).filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let invalid = |message: String| CliError::InvalidSetting {
+            name: vars::EXECUTOR.into(),
+            // The value may hold credentials: show only its scheme.
+            value: uri.split(':').next().unwrap_or("").to_string() + ":…",
+            message,
+        };
+        let server = RemoteSpec::parse(uri, &env.remote_defaults()).map_err(invalid)?;
+        if !matches!(server.kind, super::RemoteKind::Reapi { .. }) {
+            return Err(invalid(
+                "remote execution needs a REAPI Execution service; write \
+                 grpc://HOST:PORT?instance=NAME (grpcs:// for TLS)"
+                    .into(),
+            ));
+        }
+        let deadline = match env.get(vars::EXECUTOR_TIMEOUT) {
+            None => DEFAULT_EXECUTOR_TIMEOUT,
+            Some(t) => super::parse_timeout(t).map_err(|message| CliError::InvalidSetting {
+                name: vars::EXECUTOR_TIMEOUT.into(),
+                value: t.to_string(),
+                message,
+            })?,
+        };
+        Ok(Some(ExecutorSpec { server, deadline }))
+    }
 }
 
 /// What `cargo xcache build` needs to know.
@@ -405,6 +466,7 @@ impl BuildConfig {
         ] {
             env.switch(name)?;
         }
+        ExecutorSpec::from_env(env)?;
         if let Some(value) = env.get(vars::ENV_IGNORE) {
             crate::observe::EnvIgnore::parse(value).map_err(|message| {
                 CliError::InvalidSetting {

@@ -143,7 +143,7 @@ impl Executor {
         }
         for (d, bytes) in merkle.files {
             let source = match bytes {
-                Bytes::File(p) => Source::Files(vec![p]),
+                Bytes::File(p) | Bytes::Hashed(p, _) => Source::Files(vec![p]),
                 Bytes::Inline(b) => Source::Bytes(b),
             };
             blobs.insert(d.hash.clone(), (d, source));
@@ -333,4 +333,18 @@ impl Executor {
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").chars().take(200).collect()
+}
+
+/// Whether `e` says the server cannot be used at all (it does not answer, refuses us,
+/// or gave no answer within the deadline), rather than that one action failed: the
+/// caller then gives the server up for the rest of its build.
+pub fn is_unreachable(e: &CacheError) -> bool {
+    match e {
+        CacheError::Remote { code, message, .. } => match *code {
+            "remote-timed-out" | "remote-denied" | "remote-config-invalid" => true,
+            // A transport failure (connection refused, reset, no route).
+            _ => message.contains("(Unavailable:") || message.contains("(Unknown: transport"),
+        },
+        _ => false,
+    }
 }

@@ -7,5 +7,5 @@ mod client;
 pub mod observed;
 mod tree;
 
-pub use client::{ExecRequest, Executed, Executor};
-pub use tree::{Bytes, InputFile, InputRoot, Merkle};
+pub use client::{ExecRequest, Executed, Executor, is_unreachable};
+pub use tree::{Bytes, InputFile, InputRoot, Merkle, hash_file};

@@ -19,6 +19,9 @@ pub struct Observed {
     pub trace: Trace,
     /// Where the input root was on the worker.
     pub input_root: String,
+    /// The sysroot of the toolchain the worker ran compiles with, when it has one
+    /// (`--rustc`): the worker vouches for its own toolchain, never for paths.
+    pub sysroot: Option<String>,
 }
 
 /// Whether an observed run stayed inside what it was given.
@@ -54,15 +57,34 @@ pub fn parse(bytes: &[u8]) -> Result<Observed, String> {
         .ok_or("the record names no absolute input root")?
         .to_string();
     let log = v["log"].as_str().ok_or("the record holds no log")?;
+    let sysroot = match &v["sysroot"] {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) if s.starts_with('/') && s.len() > 1 => Some(s.clone()),
+        _ => return Err("the record's sysroot is not an absolute path".into()),
+    };
     Ok(Observed {
         trace: Trace::parse(log, root_pid),
         input_root,
+        sysroot,
     })
 }
 
 /// Judges where `obs` read. `agreed` are absolute worker-side prefixes whose contents
 /// the client knows to be the same as its own (the toolchain's sysroot).
 pub fn confinement(obs: &Observed, agreed: &[&str]) -> Verdict {
+    confinement_where(obs, agreed, &|_| false)
+}
+
+/// As [`confinement`], except that a path outside which the run looked for and did
+/// not find (rustc probes `/rustc/<commit>/library/…`, where the standard library's
+/// sources would be) is no read when `absent_here` says this machine has nothing there
+/// either: the run was then given what it would have found here. (The caller's own
+/// judge of the run records the path as absent, so the key covers it.)
+pub fn confinement_where(
+    obs: &Observed,
+    agreed: &[&str],
+    absent_here: &dyn Fn(&Path) -> bool,
+) -> Verdict {
     if let Some(why) = obs.trace.escapes().first() {
         return Verdict::Unobserved(format!("a process ran unobserved ({why})"));
     }
@@ -97,6 +119,12 @@ pub fn confinement(obs: &Observed, agreed: &[&str]) -> Verdict {
         // Kernel and device files say nothing about the result, except the CPU's
         // description (what `-C target-cpu=native` reads): that is the worker's own.
         if crate::observe::classify::special(p) == Some(false) {
+            continue;
+        }
+        // ENOENT, ENOTDIR: nothing there on the worker.
+        let not_found = matches!(e.op, Op::Read | Op::Stat | Op::Readlink | Op::Realpath)
+            && matches!(e.err, 2 | 20);
+        if not_found && absent_here(p) {
             continue;
         }
         return Verdict::Outside {
@@ -177,6 +205,17 @@ mod tests {
             reads.into_iter().collect::<Vec<_>>(),
             ["src/lib.rs", "src/missing.rs"]
         );
+        // A probe of a path that is absent on the worker is no read where it is
+        // absent here too; where it is present here, it is outside.
+        let probe = parse(&record("10 I 0 /usr/bin/rustc\n10 s 2 /rustc/abc/lib.rs\n")).unwrap();
+        assert!(matches!(
+            confinement_where(&probe, &[], &|_| true),
+            Verdict::Confined { .. }
+        ));
+        assert!(matches!(
+            confinement_where(&probe, &[], &|_| false),
+            Verdict::Outside { .. }
+        ));
         // Without the toolchain agreed, its read is outside.
         assert_eq!(
             confinement(&obs, &[]),

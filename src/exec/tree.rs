@@ -17,6 +17,10 @@ pub enum Bytes {
     File(PathBuf),
     /// Bytes in memory.
     Inline(std::sync::Arc<Vec<u8>>),
+    /// A file on this machine whose digest the caller already knows (from a memo it
+    /// vouches for): not hashed again; read when uploaded, and checked against the
+    /// digest then.
+    Hashed(PathBuf, re::Digest),
 }
 
 /// One file of the input root.
@@ -122,10 +126,12 @@ fn digest_of(bytes: &Bytes) -> Result<re::Digest, CacheError> {
     match bytes {
         Bytes::Inline(b) => Ok(crate::store::reapi::digest_of(b)),
         Bytes::File(path) => hash_file(path),
+        Bytes::Hashed(_, d) => Ok(d.clone()),
     }
 }
 
-fn hash_file(path: &Path) -> Result<re::Digest, CacheError> {
+/// The REAPI digest (SHA-256 and size) of the file at `path`, read as it streams.
+pub fn hash_file(path: &Path) -> Result<re::Digest, CacheError> {
     use std::io::Read;
     let read_err = |source| CacheError::Read {
         path: path.to_path_buf(),

@@ -78,6 +78,14 @@ pub struct Summary {
     pub bytes_linked: u64,
     /// Hits served by the remote tier (fetched by the wrapper, or prefetched).
     pub remote_hits: usize,
+    /// With `XCACHE_EXECUTOR`: compiles a worker ran (each also counted as a miss or
+    /// uncacheable, as a local compile would be).
+    #[serde(default)]
+    pub remote_compiled: usize,
+    /// Compiles that could have run on a worker and ran here, by why
+    /// (`UnitRecord::remote_exec`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remote_fallbacks: BTreeMap<String, usize>,
     /// Units predicted from the dependency graph before cargo started.
     pub predicted: usize,
     /// Entries downloaded before cargo started.
@@ -295,6 +303,14 @@ impl BuildReport {
             }
         }
         s.saved_ms = s.cpu_saved_ms;
+        s.remote_compiled = 0;
+        s.remote_fallbacks.clear();
+        for r in self.units.iter().filter_map(|u| u.remote_exec.as_ref()) {
+            match &r.fallback {
+                Some(why) => *s.remote_fallbacks.entry(why.clone()).or_default() += 1,
+                None => s.remote_compiled += 1,
+            }
+        }
         s.remote_hits = self
             .units
             .iter()

@@ -147,6 +147,28 @@ fn by_kind(r: &BuildReport) -> String {
         .join(", ")
 }
 
+/// With `XCACHE_EXECUTOR`: how many compiles workers ran, how many ran here and why.
+fn remote_exec_line(s: &super::Summary) -> Option<String> {
+    if s.remote_compiled == 0 && s.remote_fallbacks.is_empty() {
+        return None;
+    }
+    let here: usize = s.remote_fallbacks.values().sum();
+    let why: Vec<String> = s
+        .remote_fallbacks
+        .iter()
+        .map(|(code, n)| format!("{code} {n}"))
+        .collect();
+    Some(format!(
+        "remote execution: {} compiled on workers, {here} here instead{}",
+        s.remote_compiled,
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join(", "))
+        }
+    ))
+}
+
 /// The table shown by `cargo xcache report`.
 pub fn render_table(r: &BuildReport) -> String {
     let mut out = String::new();
@@ -162,6 +184,9 @@ pub fn render_table(r: &BuildReport) -> String {
             bytes(s.bytes_down),
             bytes(s.bytes_up)
         );
+    }
+    if let Some(line) = remote_exec_line(s) {
+        let _ = writeln!(out, "{line}");
     }
     let _ = writeln!(
         out,

@@ -30,6 +30,27 @@ pub const OBSERVED: &str = "xcache-observed.json";
 /// The `format_version` of [`OBSERVED`].
 pub const OBSERVED_FORMAT: u32 = 1;
 
+/// The platform property that names the compiler a worker has: its identity
+/// (`crate::key::compiler_id`), the same on the client and the worker when both have
+/// the same toolchain. A compile asks for it; a worker offers it (`--rustc`).
+pub const COMPILER_PROPERTY: &str = "xcache-compiler";
+
+/// The variable through which the worker gives an action the path of its rustc (set
+/// by the worker over anything the action names).
+pub const RUSTC_VAR: &str = "XCACHE_RUSTC";
+
+/// The toolchain a worker compiles with.
+#[derive(Clone, Debug)]
+pub struct Toolchain {
+    /// The real rustc (not rustup's proxy).
+    pub rustc: PathBuf,
+    /// `rustc --print sysroot`: stated in the observation record, so the client can
+    /// take reads under it as the agreed toolchain's.
+    pub sysroot: PathBuf,
+    /// The compiler identity, hex: the value of [`COMPILER_PROPERTY`].
+    pub identity: String,
+}
+
 /// How long an action may run when it names no timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
@@ -140,6 +161,7 @@ pub async fn run(
     work: &Path,
     blobs: &Path,
     worker_name: &str,
+    toolchain: Option<&Toolchain>,
     cancel: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Ran, Failed> {
     let started = SystemTime::now();
@@ -192,6 +214,10 @@ pub async fn run(
     for v in &command.environment_variables {
         cmd.env(&v.name, &v.value);
     }
+    match toolchain {
+        Some(t) => cmd.env(RUSTC_VAR, &t.rustc),
+        None => cmd.env_remove(RUSTC_VAR),
+    };
     let observer = crate::observe::Observer::new().ok();
     if let Some(o) = &observer {
         o.apply(&mut cmd, None);
@@ -254,7 +280,7 @@ pub async fn run(
         }
         None
     } else {
-        observed_record(observer, pid, &root, &wd)
+        observed_record(observer, pid, &root, &wd, toolchain)
     };
     let mut output_files = Vec::new();
     for out in &outputs {
@@ -336,6 +362,7 @@ fn observed_record(
     pid: u32,
     root: &Path,
     wd: &Path,
+    toolchain: Option<&Toolchain>,
 ) -> Option<Vec<u8>> {
     let observer = observer?;
     let log = observer.read_log().ok()?;
@@ -344,6 +371,7 @@ fn observed_record(
         "root_pid": pid,
         "input_root": root.to_string_lossy(),
         "working_directory": wd.to_string_lossy(),
+        "sysroot": toolchain.map(|t| t.sysroot.to_string_lossy()),
         "log": log,
     });
     serde_json::to_vec(&record).ok()

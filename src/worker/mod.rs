@@ -10,5 +10,5 @@ pub mod action;
 mod proto;
 mod session;
 
-pub use action::{OBSERVED, OBSERVED_FORMAT};
+pub use action::{COMPILER_PROPERTY, OBSERVED, OBSERVED_FORMAT, RUSTC_VAR, Toolchain};
 pub use session::{WorkerSpec, serve};

@@ -49,6 +49,8 @@ pub struct WorkerSpec {
     /// The platform properties this worker offers (`key=value`): an action that asks
     /// for others is not given to it.
     pub properties: Vec<(String, String)>,
+    /// The toolchain compiles run with (offered as [`super::COMPILER_PROPERTY`]).
+    pub toolchain: Option<super::Toolchain>,
     /// Stop after this many actions (for tests and benchmarks; none: run until killed).
     pub max_actions: Option<u64>,
 }
@@ -270,9 +272,19 @@ fn start(cas: &std::sync::Arc<Reapi>, spec: &WorkerSpec, mut lease: Lease) -> Ru
     let work = spec.work_dir.clone();
     let blobs = spec.blobs.clone();
     let name = spec.name.clone();
+    let toolchain = spec.toolchain.clone();
     let task = Box::pin(async move {
         let action = action::action_of(&cas, payload.as_ref()).await?;
-        action::run(&cas, &action, &work, &blobs, &name, &cancelled).await
+        action::run(
+            &cas,
+            &action,
+            &work,
+            &blobs,
+            &name,
+            toolchain.as_ref(),
+            &cancelled,
+        )
+        .await
     });
     Running {
         lease,

@@ -91,6 +91,34 @@ pub struct UnitRecord {
     /// writing the entry), `finish` (seed records, the link's identities), `other`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overhead: BTreeMap<String, u64>,
+    /// With `XCACHE_EXECUTOR`: a compile that could be sent to a worker — which one ran
+    /// it, or why it was compiled here after all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_exec: Option<RemoteExec>,
+}
+
+/// How a compile that could run remotely (`XCACHE_EXECUTOR`) went.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteExec {
+    /// The worker that compiled it, as it names itself; none when it was compiled here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Why it was compiled here after all: a code (`executor-unavailable`,
+    /// `read-outside`, …; the book's remote-execution page lists them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// What happened, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Input blobs the server lacked, sent.
+    #[serde(default)]
+    pub bytes_up: u64,
+    /// Outputs, messages and the worker's record, received.
+    #[serde(default)]
+    pub bytes_down: u64,
+    /// The remote attempt, from the first request to the last output in place.
+    #[serde(default)]
+    pub action_ms: u64,
 }
 
 impl UnitRecord {
@@ -123,6 +151,7 @@ impl UnitRecord {
             end_ms: None,
             critical: false,
             overhead: BTreeMap::new(),
+            remote_exec: None,
         }
     }
 }

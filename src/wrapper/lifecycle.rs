@@ -506,6 +506,12 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
     if let Some(message) = cx.cfg.remote_error.clone() {
         cx.warn(&CacheError::RemoteConfig(message));
     }
+    if let Some(message) = cx.cfg.executor_error.clone() {
+        cx.warn(&CacheError::Executor {
+            uri: crate::config::vars::EXECUTOR.to_string(),
+            message,
+        });
+    }
     let mut reason = unit.refusal(cx);
     if reason.is_none() {
         cx.open_store();
@@ -1019,10 +1025,12 @@ pub(super) fn warn_once_per_build(warnings: &[Warning]) {
             .open(&marker)
             .is_ok();
         if first {
-            eprintln!(
-                "warning: xcache: {} [{}]; compiling without the cache",
-                w.message, w.code
-            );
+            // The executor down leaves the cache in use: only where compiles run changed.
+            let tail = match w.code.as_str() {
+                "executor-unavailable" => "",
+                _ => "; compiling without the cache",
+            };
+            eprintln!("warning: xcache: {} [{}]{tail}", w.message, w.code);
         }
     }
 }

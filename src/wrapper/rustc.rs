@@ -10,10 +10,11 @@ use super::lifecycle::{
     Cached, Cx, OutFile, OutSource, Ran, Rerun, run_cached, scratch_dirs, target_root,
 };
 use super::linked::LinkPlan;
+use super::remote_exec;
 use super::restore::{Restored, replay_text};
 use super::shim::install_shim;
-use super::{Outcome, UnitEvent, UnitPlace, UnitRecord};
-use crate::config::{Env, WrapperConfig};
+use super::{Outcome, RemoteExec, UnitEvent, UnitPlace, UnitRecord};
+use crate::config::{Env, ExecutorSpec, WrapperConfig};
 use crate::errors::CacheError;
 use crate::key::{
     CompilerId, CrateKind, DepInfo, Input, InputKind, Key, KeyEnv, PathMap, RustcInvocation,
@@ -83,6 +84,10 @@ struct Rustc {
     /// The compiler the unit is keyed on: rustc's identity, or behind clippy-driver
     /// rustc's and clippy's (set with the first-level key).
     compiler_key: Option<Key>,
+    /// With `XCACHE_EXECUTOR`: how sending the compile to a worker went.
+    remote: Option<RemoteExec>,
+    /// The roots a remote compile's expansion check found to stay out of the program.
+    roots_stay_out: Option<Vec<String>>,
 }
 
 impl Rustc {
@@ -104,6 +109,8 @@ impl Rustc {
             link: None,
             key_parts: None,
             compiler_key: None,
+            remote: None,
+            roots_stay_out: None,
         }
     }
 
@@ -331,6 +338,59 @@ impl Rustc {
 }
 
 impl Rustc {
+    /// Where this compile may be sent (`XCACHE_EXECUTOR`): a library that does not
+    /// link, compiled by rustc itself. Not links (binaries, tests, proc-macros,
+    /// cdylibs: the system linker's world is the worker's own), not build scripts,
+    /// not `-C target-cpu=native` (the worker's CPU), not incremental, not with real
+    /// paths kept in artifacts (they would name the worker's).
+    fn may_run_remotely(&self, cx: &Cx) -> Option<ExecutorSpec> {
+        let spec = cx.cfg.executor.clone()?;
+        let sendable = self.workspace_wrapper.is_none()
+            && self.inv.kind() == CrateKind::Lib
+            && !self.inv.links()
+            && self.link.is_none()
+            && !self.inv.incremental
+            && !self.inv.targets_native_cpu()
+            && !cx.cfg.real_paths;
+        sendable.then_some(spec)
+    }
+
+    /// Sends the compile to a worker: `Some` with what it did, as a local run says it
+    /// (outputs in place, messages passed through); `None` when it must run here (why
+    /// is in the unit's event).
+    fn run_remotely(&mut self, cx: &mut Cx, spec: &ExecutorSpec, args: &[String]) -> Option<Ran> {
+        let compiler = cx.compiler.as_ref()?.1.clone();
+        let command = || self.command();
+        let job = remote_exec::Job {
+            spec,
+            inv: &self.inv,
+            compiler: &compiler,
+            args,
+            command: &command,
+        };
+        let t = std::time::Instant::now();
+        match remote_exec::attempt(cx, &job) {
+            Ok(done) => {
+                // After the outputs are in place: cargo starts dependents when it reads
+                // the metadata artifact message.
+                let _ = io::stderr().write_all(&done.ran.stderr);
+                let _ = io::stdout().write_all(&done.ran.stdout);
+                self.remote = Some(done.record);
+                self.roots_stay_out = done.roots_stay_out;
+                Some(done.ran)
+            }
+            Err((fallback, detail)) => {
+                self.remote = Some(RemoteExec {
+                    fallback: Some(fallback.code().to_string()),
+                    detail: Some(detail),
+                    action_ms: t.elapsed().as_millis() as u64,
+                    ..RemoteExec::default()
+                });
+                None
+            }
+        }
+    }
+
     /// Runs rustc (behind the workspace wrapper, if any) with the path remapping and
     /// `args`, observed when `observer` is given. With `echo`, its output is passed
     /// through as it comes (cargo starts dependents as soon as it sees the metadata
@@ -629,6 +689,15 @@ impl Cached for Rustc {
             .cloned()
             .chain(print_link.into_iter().flatten())
             .collect();
+        if observer.is_some()
+            && let Some(spec) = self.may_run_remotely(cx)
+            && let Some(ran) = self.run_remotely(cx, &spec, &args)
+        {
+            if let Some(o) = observer {
+                o.discard();
+            }
+            return Ok(ran);
+        }
         let ran = self.spawn(cx, &args, observer, true)?;
         if ran.code != 0
             && let Some(plan) = &self.link
@@ -650,9 +719,17 @@ impl Cached for Rustc {
                 .filter(|r| expanded.roots.iter().any(|t| t == r.kind.token()))
                 .cloned()
                 .collect();
-            let stay_out = cx.phase("expansion", |cx| {
-                roots_stay_out(|| self.command(), &self.inv, &cx.pm, &expanded.vars, &roots)
+            // A remote compile's outputs stand only where its check found these roots
+            // stay out (else it was compiled here): the same question, answered once.
+            let checked = self.roots_stay_out.as_ref().is_some_and(|tokens| {
+                roots
+                    .iter()
+                    .all(|r| tokens.iter().any(|t| t == r.kind.token()))
             });
+            let stay_out = checked
+                || cx.phase("expansion", |cx| {
+                    roots_stay_out(|| self.command(), &self.inv, &cx.pm, &expanded.vars, &roots)
+                });
             if stay_out {
                 inputs.retain(|i| !(i.kind == InputKind::Root && expanded.roots.contains(&i.name)));
             }
@@ -781,6 +858,7 @@ impl Cached for Rustc {
         }
         ev.place = self.place(cx);
         ev.key_parts = self.key_parts.clone();
+        ev.unit.remote_exec = self.remote.clone();
         if ev.unit.outcome == Outcome::Hit {
             ev.unit.non_incremental_restore = self.inv.incremental;
         }

@@ -21,3 +21,4 @@ mod macros;
 mod native;
 mod ordinary;
 mod paths;
+mod remote_exec;

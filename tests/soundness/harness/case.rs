@@ -84,6 +84,8 @@ pub struct Case {
     pub(super) git: bool,
     pub(super) run_hits: Vec<&'static str>,
     pub(super) fresh_store_after_same_target: bool,
+    /// `XCACHE_EXECUTOR` for every cache build (`remote_exec.rs`).
+    pub(super) executor: Option<String>,
 }
 
 impl Case {
@@ -106,7 +108,15 @@ impl Case {
             git: false,
             run_hits: Vec::new(),
             fresh_store_after_same_target: false,
+            executor: None,
         }
+    }
+
+    /// Every cache build sends its library compiles to the Execution service `uri`
+    /// (`XCACHE_EXECUTOR`); plain cargo stays the reference.
+    pub fn executor(mut self, uri: &str) -> Case {
+        self.executor = Some(uri.to_string());
+        self
     }
 
     /// `cargo clippy` on `fixture`, compared by clippy's diagnostics and cargo's exit

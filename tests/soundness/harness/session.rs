@@ -511,6 +511,11 @@ impl Session {
             if let Some(uri) = remote {
                 cmd.env("XCACHE_REMOTE", uri);
             }
+            if let Some(uri) = &self.case.executor {
+                // Generous: a remote compile waits in the queue of 2 busy cores.
+                cmd.env("XCACHE_EXECUTOR", uri)
+                    .env("XCACHE_EXECUTOR_TIMEOUT", "5m");
+            }
         }
         let b = Build::from_output(cmd.output().unwrap(), ws);
         let ok = b.output.status.success();

@@ -1,0 +1,312 @@
+//! `cargo xcache build` with `XCACHE_EXECUTOR`: library compiles that miss the cache
+//! run on workers of a real farm on 127.0.0.1 (PostgreSQL, BuildGrid's Execution and
+//! Bots services, `cargo xcache worker`), and anything that keeps a remote result from
+//! standing for a local compile compiles here. Outcomes are read from the report's
+//! `remote_exec` records, programs compared with what plain cargo's print, artifacts
+//! with a local build's bytes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::exec_servers::{Worker, buildgrid_exec, exec_uri, postgres};
+use common::{Report, Scratch, basic, xcache_build};
+
+/// The library units of `basic-workspace`: what may run remotely.
+const LIBS: &[&str] = &["generated", "mid", "util"];
+
+/// A remote compile may wait this long (queue included): generous, for 2 busy cores.
+const EXEC_TIMEOUT: (&str, &str) = ("XCACHE_EXECUTOR_TIMEOUT", "5m");
+
+fn remote_exec(r: &Report, crate_name: &str) -> serde_json::Value {
+    r.unit(crate_name)["remote_exec"].clone()
+}
+
+/// The `lib<crate>-<hash>.{rlib,rmeta}` files of `crate_name` in `target/debug/deps`.
+fn artifacts(ws: &Path, crate_name: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(ws.join("target/debug/deps"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with(&format!("lib{crate_name}-"))
+                && (n.ends_with(".rlib") || n.ends_with(".rmeta"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let wdir = tempfile::tempdir().unwrap();
+    let w1 = Worker::start(&bgd, "w1", wdir.path(), &[]);
+    let w2 = Worker::start(&bgd, "w2", wdir.path(), &[]);
+    let uri = exec_uri(&bgd);
+    let s = Scratch::new();
+    let exec = [("XCACHE_EXECUTOR", uri.as_str()), EXEC_TIMEOUT];
+    let logs = || {
+        format!(
+            "w1:\n{}\nw2:\n{}\nbgd:\n{}",
+            w1.log_text(),
+            w2.log_text(),
+            std::fs::read_to_string(bgd.dir.path().join("bgd.log")).unwrap_or_default()
+        )
+    };
+
+    // Every library on a worker; the proc-macro, the build script and its run, the
+    // binary here.
+    let ws = s.checkout("basic-workspace", "a/ws");
+    let b = xcache_build(&ws, &s.store(), &[], &exec);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    for lib in LIBS {
+        let rx = remote_exec(&r, lib);
+        assert!(
+            rx["worker"] == "w1" || rx["worker"] == "w2",
+            "{lib}: {rx}\n{}\n{}",
+            b.stderr(),
+            logs()
+        );
+        assert!(rx["fallback"].is_null(), "{lib}: {rx}");
+        assert_eq!(r.unit(lib)["outcome"], "miss", "{lib}");
+    }
+    for local in ["macros", "app", "build_script_build"] {
+        assert!(remote_exec(&r, local).is_null(), "{local}");
+    }
+    assert_eq!(r.summary("remote_compiled"), LIBS.len() as u64);
+    assert!(r.warning_codes().is_empty(), "{:?}", r.warning_codes());
+    // Outputs and inputs stream: a wrapper that sent its compile stays small.
+    let rss = r.summary("wrapper_peak_rss_kb");
+    assert!(rss < 100 * 1024, "a wrapper peaked at {rss} KiB");
+    let shown = common::base_command(&common::xcache_exe(), &ws, &s.store())
+        .args(["xcache", "report"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("remote execution: 3 compiled on workers, 0 here instead"),
+        "{shown}"
+    );
+
+    // The same workspace built here, elsewhere, with a store of its own: the same
+    // bytes (rustc is deterministic, and the remote compile names the same remapped
+    // paths).
+    let here = s.checkout("basic-workspace", "b/ws");
+    let local = xcache_build(&here, &s.path("store-b"), &[], &[]);
+    local.assert_success();
+    // What a worker's compile read, judged, is what a compile here read: the same
+    // entry key.
+    let rl = Report::read(&here.join("target"));
+    for lib in LIBS {
+        assert_eq!(r.unit(lib)["key"], rl.unit(lib)["key"], "{lib}");
+    }
+    for lib in LIBS {
+        let (remote, local) = (artifacts(&ws, lib), artifacts(&here, lib));
+        assert_eq!(remote.len(), 2, "{lib}: {remote:?}");
+        for (a, b) in remote.iter().zip(&local) {
+            assert_eq!(a.file_name(), b.file_name());
+            assert!(
+                std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
+                "{} differs from a local compile's",
+                a.display()
+            );
+        }
+    }
+
+    // A clean target dir: everything comes from the store, nothing is sent.
+    std::fs::remove_dir_all(ws.join("target")).unwrap();
+    let again = xcache_build(&ws, &s.store(), &[], &exec);
+    again.assert_success();
+    assert_eq!(again.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    assert_eq!(r.summary("remote_compiled"), 0);
+    for lib in LIBS {
+        assert_eq!(r.unit(lib)["outcome"], "hit", "{lib}");
+        assert!(remote_exec(&r, lib).is_null(), "{lib}");
+    }
+
+    // A library that reads a file outside its package (the worker's own copy of it):
+    // compiled here, and stored from that compile.
+    let ws = s.checkout("basic-workspace", "c/ws");
+    let lib = ws.join("util/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        format!("{text}\npub const HOST: &str = include_str!(\"/etc/hostname\");\n"),
+    )
+    .unwrap();
+    // And one that reads a variable the worker sets and this machine does not: its
+    // value would be the worker's.
+    let lib = ws.join("mid/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        format!("{text}\npub const WORKER_RUSTC: Option<&str> = option_env!(\"XCACHE_RUSTC\");\n"),
+    )
+    .unwrap();
+    let b = xcache_build(&ws, &s.store(), &[], &exec);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    let rx = remote_exec(&r, "mid");
+    assert_eq!(rx["fallback"], "environment", "{rx}");
+    assert_eq!(r.unit("mid")["outcome"], "miss");
+    let rx = remote_exec(&r, "util");
+    assert_eq!(rx["fallback"], "read-outside", "{rx}");
+    assert!(
+        rx["detail"].as_str().unwrap().contains("/etc/hostname"),
+        "{rx}"
+    );
+    assert_eq!(r.unit("util")["outcome"], "miss");
+    assert_eq!(r.summary("remote_compiled"), 0);
+    assert_eq!(r.0["summary"]["remote_fallbacks"]["read-outside"], 1);
+    assert_eq!(r.0["summary"]["remote_fallbacks"]["environment"], 1);
+
+    // A crates.io dependency: rustc runs in its directory inside CARGO_HOME, which the
+    // worker has as `cargo-home/`. (Needs crates.io the first time `itoa` is fetched.)
+    let ws = s.checkout("registry-dep", "d/ws");
+    let b = xcache_build(&ws, &s.store(), &[], &exec);
+    b.assert_success();
+    assert_eq!(b.run("registry-dep"), "1234567\n");
+    let r = Report::read(&ws.join("target"));
+    let rx = remote_exec(&r, "itoa");
+    assert!(rx["worker"].is_string(), "{rx}\n{}", logs());
+    drop((w1, w2));
+}
+
+#[test]
+fn an_executor_that_is_down_costs_one_warning_and_every_compile_runs_here() {
+    let port = common::servers::free_port();
+    let uri = format!("grpc://127.0.0.1:{port}?instance=xcache");
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    let t = Instant::now();
+    let b = xcache_build(&ws, &s.store(), &[], &[("XCACHE_EXECUTOR", &uri)]);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    common::assert_warned_once(&b, &r, "executor-unavailable");
+    for lib in LIBS {
+        let rx = remote_exec(&r, lib);
+        assert_eq!(rx["fallback"], "executor-unavailable", "{lib}: {rx}");
+        assert_eq!(r.unit(lib)["outcome"], "miss", "{lib}");
+    }
+    assert_eq!(r.summary("remote_compiled"), 0);
+    // Bounded: a refused connection, once; nothing like a deadline per unit.
+    assert!(t.elapsed() < Duration::from_secs(300));
+
+    // A URI that is not an Execution service stops the build, naming the variable.
+    let bad = xcache_build(
+        &ws,
+        &s.store(),
+        &[],
+        &[("XCACHE_EXECUTOR", "redis://127.0.0.1:1/0")],
+    );
+    assert!(!bad.output.status.success());
+    assert!(bad.stderr().contains("XCACHE_EXECUTOR"), "{}", bad.stderr());
+    let bad = xcache_build(
+        &ws,
+        &s.store(),
+        &[],
+        &[("XCACHE_EXECUTOR", &uri), ("XCACHE_EXECUTOR_TIMEOUT", "1h")],
+    );
+    assert!(!bad.output.status.success());
+    assert!(
+        bad.stderr().contains("XCACHE_EXECUTOR_TIMEOUT"),
+        "{}",
+        bad.stderr()
+    );
+}
+
+#[test]
+fn inputs_gone_from_the_cas_before_a_worker_reads_them_compile_here() {
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let uri = exec_uri(&bgd);
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    // No worker yet: the first actions wait in the queue, their inputs uploaded.
+    let mut cmd = common::base_command(&common::xcache_exe(), &ws, &s.store());
+    cmd.args(["xcache", "build", "--message-format=json"])
+        .env("XCACHE_EXECUTOR", &uri)
+        .env(EXEC_TIMEOUT.0, EXEC_TIMEOUT.1)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let cas = bgd.dir.path().join("cas");
+    // Wait for the uploads to settle (files in the CAS, none new for 3 s).
+    let mut last = (0usize, Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        assert!(Instant::now() < deadline, "nothing was uploaded");
+        let n = count_files(&cas);
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if n > 0 && last.1.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(remove_files(&cas) > 0);
+    let wdir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&bgd, "w1", wdir.path(), &[]);
+    let out = child.wait_with_output().unwrap();
+    let b = common::Build::from_output(out, &ws);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    let fell: Vec<String> = LIBS
+        .iter()
+        .filter(|l| remote_exec(&r, l)["fallback"] == "executor-failed")
+        .map(|l| l.to_string())
+        .collect();
+    assert!(
+        !fell.is_empty(),
+        "no compile fell back: {}\n{}",
+        serde_json::to_string_pretty(&r.0["units"]).unwrap(),
+        w.log_text()
+    );
+    for lib in &fell {
+        let rx = remote_exec(&r, lib);
+        let detail = rx["detail"].as_str().unwrap();
+        assert!(detail.contains("missing from the CAS"), "{lib}: {rx}");
+    }
+    for lib in LIBS {
+        assert_eq!(r.unit(lib)["outcome"], "miss", "{lib}");
+    }
+    drop(w);
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            if e.file_type().unwrap().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// Removes every file under `dir`, keeping the folders; how many.
+fn remove_files(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            n += remove_files(&e.path());
+        } else if std::fs::remove_file(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
