@@ -200,7 +200,7 @@ EXECUTOR="grpc://127.0.0.1:$BGD_PORT?instance=$INSTANCE"
 
 # ---------------------------------------------------------------- runs
 
-RECORDS="$WORK/records.tsv"
+RECORDS="$LOG_DIR/records.tsv"
 : >"$RECORDS"
 UNSET_ENV=(-u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET_DIR -u RUSTC_WRAPPER -u CARGO_BUILD_RUSTC_WRAPPER
   -u XCACHE_REMOTE -u XCACHE_EXECUTOR -u XCACHE_DISABLE -u XCACHE_READ_ONLY)

@@ -13,12 +13,15 @@ numbers:
   o    the time an action adds to a compile: its action time (first request to last
        output in place) less the same unit's workers-0 compile time (median)
   F    what a build spends outside compiling: workers-0's wall time less max(CP, W/c)
-For M workers of k cores on other machines and c cores here:
-  T(M) = F + max(CP + d*o, (W - Wr)/c, Wr/(M*k))
-Checked against the runs here, where the workers share this machine's c cores, so the
-remote work adds to the same cores instead: T_here = F + max(CP + d*o, (W + A*x)/c), x
-being the CPU an action costs beyond its compile (measured: all CPU of the run with
-workers, build, workers and servers, less workers-0's, per action).
+A worker runs one action at a time (run one per core). For M machines of k workers each
+and c cores here:
+  T(M) = F + max(CP + d*o, (W - Wr)/c, (Wr + A*o)/(M*k))
+Checked against the runs here, where N workers share this machine's c cores with cargo,
+so the remote work adds to the same cores: T_here(N) = F + max(CP + d*o, (W + A*x)/c,
+(Wr + A*o)/N), x being the CPU an action costs beyond its compile (measured: all CPU of
+the run with workers, build, workers and servers, less workers-0's, per action). o is
+measured with queueing at the server included (a worker busy with another action), so
+it is largest with one worker.
 """
 
 import json
@@ -141,13 +144,14 @@ if base and any(n > 0 for n in by_n):
         A = s["remote_compiled"] or 0
         cpu_n = s["build_cpu"] + s["workers_cpu"] + s["servers_cpu"]
         x = (cpu_n - cpu0) * 1000 / A if A else 0
-        predicted = F + max(CP + d * o, (W + A * x) / cores)
+        predicted = F + max(CP + d * o, (W + A * x) / cores, (Wr + A * o) / n)
         checks[n] = {"predicted_seconds": round(predicted / 1000, 2), "measured_seconds": s["seconds"],
                      "extra_cpu_ms_per_action": round(x)}
     k = cores
+    A = max((summary[n]["remote_compiled"] or 0) for n in ns)
     elsewhere = {}
     for m in (1, 2, 4, 8, 16):
-        t = F + max(CP + d * o, (W - Wr) / cores, Wr / (m * k))
+        t = F + max(CP + d * o, (W - Wr) / cores, (Wr + A * o) / (m * k))
         elsewhere[m] = round(t / 1000, 2)
     model = {"W_ms": W, "Wr_ms": Wr, "CP_ms": CP, "d": d, "o_ms": o, "F_ms": round(F),
              "cores": cores, "check_here": checks, "elsewhere_seconds_by_workers": elsewhere,
@@ -159,7 +163,7 @@ if base and any(n > 0 for n in by_n):
         print(f"  here, {n} worker(s) on these cores: predicted {c['predicted_seconds']:.2f} s, "
               f"measured {c['measured_seconds']:.2f} s (x = {c['extra_cpu_ms_per_action']} ms of CPU per action "
               f"beyond its compile)")
-    print("  elsewhere (M workers of " + str(k) + " cores on other machines): " +
+    print("  elsewhere (M machines of " + str(k) + " workers each): " +
           ", ".join(f"M={m}: {t:.2f} s" for m, t in elsewhere.items()) +
           f" (workers-0 here: {T0 / 1000:.2f} s)")
 
