@@ -511,7 +511,14 @@ impl Session {
             if let Some(uri) = remote {
                 cmd.env("XCACHE_REMOTE", uri);
             }
-            if let Some(uri) = &self.case.executor {
+            // `XCACHE_SOUNDNESS_EXECUTOR`: the whole suite against a farm someone started
+            // (book: Design -> Remote execution says how it was run).
+            let executor = self
+                .case
+                .executor
+                .clone()
+                .or_else(|| std::env::var("XCACHE_SOUNDNESS_EXECUTOR").ok());
+            if let Some(uri) = &executor {
                 // Generous: a remote compile waits in the queue of 2 busy cores.
                 cmd.env("XCACHE_EXECUTOR", uri)
                     .env("XCACHE_EXECUTOR_TIMEOUT", "5m");
