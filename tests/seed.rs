@@ -500,6 +500,15 @@ fn an_rlib_from_another_compile_is_never_linked_beside_an_entrys_rmeta() {
     let b = xcache_build(&ws2, &s.store(), &[], &[("XCACHE_SEED", "0")]);
     b.assert_success();
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    // The link is undone and util restored from its entry alone: still a hit, no
+    // warning (the entry is sound; only the list was not its own).
+    let r = Report::read(&ws2.join("target"));
+    assert!(
+        r.with_outcome("hit").contains(&"util:lib".to_string()),
+        "{:?}",
+        r.with_outcome("hit")
+    );
+    assert!(r.warning_codes().is_empty(), "{:?}", r.warning_codes());
     // util's own `.rlib` is in place, not mid's.
     let linked = rlibs(&ws2);
     let util_rlib = linked.keys().find(|n| n.starts_with("libutil-")).unwrap();

@@ -59,7 +59,9 @@ impl RestoreFilter<'_> {
 /// Files the filter names for linking are linked from their objects first; the entry
 /// is then read only as far as its last file that is not linked (the files read are
 /// checked against their digests as always; a linked file is checked against its own
-/// digest by `store::objects::verified_link`).
+/// digest by `store::objects::verified_link`). A link that turns out not to go with the
+/// entry (another file than the entry holds, or not from the compile the entry holds)
+/// is undone, and the entry restored again without links.
 pub fn restore_entry(
     store: &LocalStore,
     key: &Key,
@@ -67,17 +69,44 @@ pub fn restore_entry(
     pm: &PathMap,
     filter: &RestoreFilter<'_>,
 ) -> Result<Option<Restored>, CacheError> {
-    let Some(mut reader) = store.open_entry(key)? else {
-        return Ok(None);
+    match restore_with(store, key, dir, pm, filter, true) {
+        Attempt::Done(r) => r,
+        Attempt::Unlinked => match restore_with(store, key, dir, pm, filter, false) {
+            Attempt::Done(r) => r,
+            Attempt::Unlinked => Ok(None),
+        },
+    }
+}
+
+/// How one restore went: done (well or not), or undone because a link did not go with
+/// the entry.
+enum Attempt {
+    Done(Result<Option<Restored>, CacheError>),
+    Unlinked,
+}
+
+fn restore_with(
+    store: &LocalStore,
+    key: &Key,
+    dir: &Path,
+    pm: &PathMap,
+    filter: &RestoreFilter<'_>,
+    links: bool,
+) -> Attempt {
+    let mut reader = match store.open_entry(key) {
+        Ok(Some(r)) => r,
+        Ok(None) => return Attempt::Done(Ok(None)),
+        Err(e) => return Attempt::Done(Err(e)),
     };
     let meta = reader.meta().clone();
     if !(filter.meta)(&meta) {
-        return Ok(None);
+        return Attempt::Done(Ok(None));
     }
     let mut temps: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut digests = Vec::new();
     let mut all_digests = Vec::new();
     let mut unexpandable = false;
+    let mut mismatched = false;
     let mut linked: Vec<PathBuf> = Vec::new();
     let mut linked_bytes = 0u64;
     let result = (|| -> Result<(u64, bool), ReadError> {
@@ -100,7 +129,9 @@ pub fn restore_entry(
                 digest,
                 len,
                 beside,
-            }) = (filter.file)(f).then(|| (filter.link)(&meta, f)).flatten()
+            }) = (links && (filter.file)(f))
+                .then(|| (filter.link)(&meta, f))
+                .flatten()
             else {
                 continue;
             };
@@ -129,7 +160,8 @@ pub fn restore_entry(
             if let Some(linked) = from_object[i] {
                 let (_, digest) = reader.next_file(&mut io::sink())?;
                 if digest != linked {
-                    // The record named another file than the entry holds: neither is used.
+                    // The record named another file than the entry holds.
+                    mismatched = true;
                     return Err(ReadError::Io(io::Error::other(
                         "a linked object differs from the entry's file",
                     )));
@@ -185,6 +217,7 @@ pub fn restore_entry(
             .map(|(d, _)| d)
             .collect();
         if besides.iter().any(|b| !read.contains(&b)) {
+            mismatched = true;
             return Err(ReadError::Io(io::Error::other(
                 "a linked object is not from the compile the entry holds",
             )));
@@ -199,26 +232,33 @@ pub fn restore_entry(
         // Stopped before the end: every file read was checked; the rest is not used.
         if to_the_end { reader.finish() } else { Ok(()) }.map(|()| bytes)
     });
-    if unexpandable {
+    if unexpandable || mismatched {
         for (tmp, _) in &temps {
             let _ = fs::remove_file(tmp);
         }
-        return Ok(None);
+        return if mismatched {
+            Attempt::Unlinked
+        } else {
+            Attempt::Done(Ok(None))
+        };
     }
-    let bytes = commit_restore(store, key, &temps, result)?;
+    let bytes = match commit_restore(store, key, &temps, result) {
+        Ok(b) => b,
+        Err(e) => return Attempt::Done(Err(e)),
+    };
     let files = temps
         .into_iter()
         .map(|(_, dest)| dest)
         .zip(digests)
         .collect();
-    Ok(Some(Restored {
+    Attempt::Done(Ok(Some(Restored {
         meta,
         bytes,
         files,
         digests: all_digests,
         linked,
         linked_bytes,
-    }))
+    })))
 }
 
 /// Creates a file to restore into. An executable gets the mode a linker gives its
