@@ -69,22 +69,13 @@ pub fn restore_entry(
     pm: &PathMap,
     filter: &RestoreFilter<'_>,
 ) -> Result<Option<Restored>, CacheError> {
-    match restore_with(store, key, dir, pm, filter, true) {
-        Attempt::Done(r) => r,
-        Attempt::Unlinked => match restore_with(store, key, dir, pm, filter, false) {
-            Attempt::Done(r) => r,
-            Attempt::Unlinked => Ok(None),
-        },
-    }
+    restore_with(store, key, dir, pm, filter, true)
+        .or_else(|| restore_with(store, key, dir, pm, filter, false))
+        .unwrap_or(Ok(None))
 }
 
-/// How one restore went: done (well or not), or undone because a link did not go with
+/// One restore, with links or without. `None`: undone, because a link did not go with
 /// the entry.
-enum Attempt {
-    Done(Result<Option<Restored>, CacheError>),
-    Unlinked,
-}
-
 fn restore_with(
     store: &LocalStore,
     key: &Key,
@@ -92,15 +83,15 @@ fn restore_with(
     pm: &PathMap,
     filter: &RestoreFilter<'_>,
     links: bool,
-) -> Attempt {
+) -> Option<Result<Option<Restored>, CacheError>> {
     let mut reader = match store.open_entry(key) {
         Ok(Some(r)) => r,
-        Ok(None) => return Attempt::Done(Ok(None)),
-        Err(e) => return Attempt::Done(Err(e)),
+        Ok(None) => return Some(Ok(None)),
+        Err(e) => return Some(Err(e)),
     };
     let meta = reader.meta().clone();
     if !(filter.meta)(&meta) {
-        return Attempt::Done(Ok(None));
+        return Some(Ok(None));
     }
     let mut temps: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut digests = Vec::new();
@@ -236,22 +227,18 @@ fn restore_with(
         for (tmp, _) in &temps {
             let _ = fs::remove_file(tmp);
         }
-        return if mismatched {
-            Attempt::Unlinked
-        } else {
-            Attempt::Done(Ok(None))
-        };
+        return (!mismatched).then_some(Ok(None));
     }
     let bytes = match commit_restore(store, key, &temps, result) {
         Ok(b) => b,
-        Err(e) => return Attempt::Done(Err(e)),
+        Err(e) => return Some(Err(e)),
     };
     let files = temps
         .into_iter()
         .map(|(_, dest)| dest)
         .zip(digests)
         .collect();
-    Attempt::Done(Ok(Some(Restored {
+    Some(Ok(Some(Restored {
         meta,
         bytes,
         files,
