@@ -453,7 +453,7 @@ fn incremental_units_restore_non_incremental_entries_and_are_never_stored() {
     // Only the build script's run is stored: running a script is never incremental.
     assert_eq!(r.runs()["generated"], ("miss".to_string(), None));
     assert_eq!(
-        walk_files(&s.store().join("v2/entries")),
+        common::count_files(&s.store().join("v2/entries")),
         1,
         "nothing but the run stored"
     );
@@ -472,7 +472,7 @@ fn incremental_units_restore_non_incremental_entries_and_are_never_stored() {
     let (b, r) = incremental_build(&ci, &s.store(), &[("XCACHE_DROP_INCREMENTAL", "1")]);
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
     assert_eq!(r.with_outcome("miss"), names(CACHEABLE));
-    assert_eq!(walk_files(&ci.join("target/debug/incremental")), 0);
+    assert_eq!(common::count_files(&ci.join("target/debug/incremental")), 0);
 
     // A developer's incremental build elsewhere restores every unchanged unit, and the
     // report says the restore was not incremental.
@@ -486,7 +486,7 @@ fn incremental_units_restore_non_incremental_entries_and_are_never_stored() {
 
     // The developer edits a member: it and what depends on it compile incrementally
     // (and are not stored); what cargo considers fresh is not rebuilt.
-    let entries = walk_files(&s.store().join("v2/entries"));
+    let entries = common::count_files(&s.store().join("v2/entries"));
     std::fs::write(dev.join("util/src/greeting.txt"), "edited greeting\n").unwrap();
     let (b, r) = incremental_build(&dev, &s.store(), &[]);
     assert_eq!(
@@ -500,26 +500,10 @@ fn incremental_units_restore_non_incremental_entries_and_are_never_stored() {
     );
     assert_eq!(r.reason_of("util").as_deref(), Some("incremental"));
     assert!(
-        walk_files(&dev.join("target/debug/incremental")) > 0,
+        common::count_files(&dev.join("target/debug/incremental")) > 0,
         "rustc kept incremental state"
     );
-    assert_eq!(walk_files(&s.store().join("v2/entries")), entries);
-}
-
-/// How many files lie under `dir`, recursively.
-fn walk_files(dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| {
-            if e.file_type().unwrap().is_dir() {
-                walk_files(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
+    assert_eq!(common::count_files(&s.store().join("v2/entries")), entries);
 }
 
 #[test]

@@ -245,7 +245,7 @@ fn inputs_gone_from_the_cas_before_a_worker_reads_them_compile_here() {
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         assert!(Instant::now() < deadline, "nothing was uploaded");
-        let n = count_files(&cas);
+        let n = common::count_files(&cas);
         if n != last.0 {
             last = (n, Instant::now());
         } else if n > 0 && last.1.elapsed() > Duration::from_secs(3) {
@@ -281,21 +281,6 @@ fn inputs_gone_from_the_cas_before_a_worker_reads_them_compile_here() {
         assert_eq!(r.unit(lib)["outcome"], "miss", "{lib}");
     }
     drop(w);
-}
-
-fn count_files(dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| {
-            if e.file_type().unwrap().is_dir() {
-                count_files(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
 }
 
 /// Removes every file under `dir`, keeping the folders; how many.

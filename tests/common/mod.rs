@@ -352,3 +352,19 @@ impl Report {
 
 pub mod exec_servers;
 pub mod servers;
+
+/// How many files lie under `dir`, recursively (none when it is missing).
+pub fn count_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            if e.file_type().unwrap().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}

@@ -7,26 +7,9 @@
 //! a proc-macro reading files at expansion time. One farm serves every row, one after
 //! the other.
 
-use std::path::Path;
-
 use crate::common::exec_servers::{Worker, buildgrid_exec, exec_uri, postgres};
 use crate::harness::Case;
 use crate::harness::Shape::*;
-
-fn count_files(dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| {
-            if e.file_type().unwrap().is_dir() {
-                count_files(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
-}
 
 #[test]
 fn library_compiles_on_workers_give_plain_cargos_programs() {
@@ -71,12 +54,12 @@ fn library_compiles_on_workers_give_plain_cargos_programs() {
         ),
     ];
     for (what, case) in cases {
-        let before = count_files(&blobs);
+        let before = crate::common::count_files(&blobs);
         case.executor(&uri).check();
         // The workers were sent something to compile (the differential is not
         // vacuous): their blob cache grew.
         assert!(
-            count_files(&blobs) > before,
+            crate::common::count_files(&blobs) > before,
             "{what}: no compile reached a worker"
         );
     }
