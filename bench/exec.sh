@@ -86,29 +86,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_for_port() {
-  local port="$1" pid="$2" name="$3" logf="$4" i
-  for ((i = 0; i < 1200; i++)); do
-    port_open "$port" && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  tail -n 30 "$logf" >&2 || true
-  die "$name did not listen on 127.0.0.1:$port (log: $logf)"
-}
 
-# cpu_of PID...: CPU seconds (user + system) the processes, and the children they waited
-# for (a worker's compiles), have used so far.
-cpu_of() {
-  local pid ticks=0 f
-  for pid in "$@"; do
-    # Fields 14 to 17 of /proc/PID/stat, counted after the command name (in parentheses).
-    f="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null)" || continue
-    read -r -a f <<<"$f"
-    ticks=$((ticks + f[11] + f[12] + f[13] + f[14]))
-  done
-  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
-}
 server_pids() {
   local e
   for e in "${STARTED[@]}"; do printf '%s ' "${e%% *}"; done
@@ -136,7 +114,7 @@ log "starting PostgreSQL (127.0.0.1:$PG_PORT; log: $LOG_DIR/postgres.log)"
 "${as_postgres[@]}" "$PG_BIN/postgres" -D "$PG_DATA" -h 127.0.0.1 -p "$PG_PORT" -k "$PG_DATA" \
   -c fsync=off </dev/null >"$LOG_DIR/postgres.log" 2>&1 &
 STARTED+=("$! postgres")
-wait_for_port "$PG_PORT" "$!" PostgreSQL "$LOG_DIR/postgres.log"
+wait_port "$PG_PORT" "$!" PostgreSQL "$LOG_DIR/postgres.log" 120
 PG_URL="postgresql+psycopg2://bgd@127.0.0.1:$PG_PORT/postgres"
 for ((i = 0; i < 50; i++)); do
   "$BGD" migrate apply "$PG_URL" >"$LOG_DIR/migrate.log" 2>&1 && break
@@ -195,7 +173,7 @@ YML
 log "starting BuildGrid with Execution and Bots (127.0.0.1:$BGD_PORT; log: $LOG_DIR/bgd.log)"
 "$BGD" server start "$WORK/bgd/bgd.yml" </dev/null >"$LOG_DIR/bgd.log" 2>&1 &
 STARTED+=("$! bgd")
-wait_for_port "$BGD_PORT" "$!" BuildGrid "$LOG_DIR/bgd.log"
+wait_port "$BGD_PORT" "$!" BuildGrid "$LOG_DIR/bgd.log" 120
 EXECUTOR="grpc://127.0.0.1:$BGD_PORT?instance=$INSTANCE"
 
 # ---------------------------------------------------------------- runs
@@ -225,13 +203,13 @@ for ((it = 1; it <= REPEAT; it++)); do
     [[ "$n" == 0 ]] || envs+=(XCACHE_EXECUTOR="$EXECUTOR")
     log "run $tag"
     # shellcheck disable=SC2046
-    srv0="$(cpu_of $(server_pids))"
+    srv0="$(proc_cpu 0 $(server_pids))"
     rc=0
     (cd "$run_dir/project" && exec "$TIME_BIN" -f '%e %M %U %S' -o "$run_dir/time.txt" \
       env "${UNSET_ENV[@]}" "${envs[@]}" "$XC" xcache build) </dev/null >"$LOG_DIR/$tag.log" 2>&1 || rc=$?
     # shellcheck disable=SC2046
-    srv="$(fsum "$(cpu_of $(server_pids))" "-$srv0")"
-    wcpu="$(cpu_of "${WORKER_PIDS[@]}")"
+    srv="$(fsum "$(proc_cpu 0 $(server_pids))" "-$srv0")"
+    wcpu="$(proc_cpu 1 "${WORKER_PIDS[@]}")"
     for pid in "${WORKER_PIDS[@]}"; do stop_pid "$pid" worker; done
     WORKER_PIDS=()
     [[ "$rc" == 0 ]] || {

@@ -226,6 +226,37 @@ print(" ".join(map(str, out)))
 PY
 }
 
+# wait_port PORT PID NAME LOG [SECONDS]
+wait_port() {
+  local port="$1" pid="$2" name="$3" logf="$4" secs="${5:-60}" i
+  for ((i = 0; i < secs * 10; i++)); do
+    port_open "$port" && return 0
+    kill -0 "$pid" 2>/dev/null || {
+      tail -n 30 "$logf" >&2 || true
+      die "$name exited before listening on port $port (log: $logf)"
+    }
+    sleep 0.1
+  done
+  tail -n 30 "$logf" >&2 || true
+  die "$name did not listen on port $port within $secs s (log: $logf)"
+}
+
+# proc_cpu CHILDREN PID...: CPU seconds (user + system) the processes have used so far;
+# with CHILDREN=1 also the children they waited for (a worker's compiles).
+proc_cpu() {
+  local children="$1" pid ticks=0 f
+  shift
+  for pid in "$@"; do
+    # Fields 14 to 17 of /proc/PID/stat (utime, stime, cutime, cstime), counted after
+    # the command name, which is in parentheses and may hold spaces.
+    f="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null)" || continue
+    read -r -a f <<<"$f"
+    ticks=$((ticks + f[11] + f[12]))
+    [[ "$children" == 1 ]] && ticks=$((ticks + f[13] + f[14]))
+  done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK 2>/dev/null || echo 100)" 'BEGIN { printf "%.2f", t / hz }'
+}
+
 # pick_free_port: one loopback port nobody listens on (a guess, checked).
 pick_free_port() {
   local port i

@@ -182,20 +182,6 @@ trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- helpers
 
-# wait_port PORT PID NAME LOG [SECONDS]
-wait_port() {
-  local port="$1" pid="$2" name="$3" logf="$4" secs="${5:-60}" i
-  for ((i = 0; i < secs * 10; i++)); do
-    port_open "$port" && return 0
-    kill -0 "$pid" 2>/dev/null || {
-      tail -n 30 "$logf" >&2 || true
-      die "$name exited before listening on port $port (log: $logf)"
-    }
-    sleep 0.1
-  done
-  tail -n 30 "$logf" >&2 || true
-  die "$name did not listen on port $port within $secs s (log: $logf)"
-}
 
 # ---------------------------------------------------------------- cargo-xcache, sccache
 
@@ -351,21 +337,13 @@ start_sccache_server() {
 
 RECORDS="$WORK/records.tsv"
 : >"$RECORDS"
-CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
 
 # CPU seconds the servers and proxies this script started have used so far: they share
 # the machine's cores with the build, so what they use is taken from it.
 servers_cpu() {
-  local entry pid ticks=0 f
-  for entry in "${STARTED[@]}"; do
-    pid="${entry%% *}"
-    # Fields 14 and 15 of /proc/PID/stat (utime, stime), counted after the command
-    # name, which is in parentheses and may hold spaces.
-    f="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null)" || continue
-    read -r -a f <<<"$f"
-    ticks=$((ticks + f[11] + f[12]))
-  done
-  awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }'
+  local entry pids=()
+  for entry in "${STARTED[@]}"; do pids+=("${entry%% *}"); done
+  proc_cpu 0 "${pids[@]}"
 }
 SMOKE_BIN="xcache-bench-project"
 SMOKE_ARGS=(--records 300 --seed 7)
