@@ -57,6 +57,7 @@ pub use link_inputs::{
 };
 pub use linker::{LinkerId, LinkerRequest, RUNTIME_FILES, link_key, linker_id, probe_flags};
 pub use path_map::{PathMap, Root, RootKind, run_root};
+pub(crate) use path_map::{path_char, replace_root};
 pub use predict::{UnitIdentity, prediction_key, seed_key};
 pub use rustc_args::{
     CrateKind, Emit, Extern, LinkLib, Output, RustcInvocation, StaticLib, parse_rustc_args,

@@ -256,17 +256,20 @@ fn is_under(path: &str, root: &str) -> bool {
     path == root || (path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/'))
 }
 
+/// Whether `c` may continue a path component's name (a root followed by one is not a
+/// whole prefix: `/a/b` inside `/a/bc`).
+pub(crate) fn path_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
 /// Replaces `root` where it stands as a whole path prefix: the next character must end
 /// the path component (so `/a/b` does not match inside `/a/bc`).
-fn replace_root(text: &str, root: &str, token: &str) -> String {
+pub(crate) fn replace_root(text: &str, root: &str, token: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find(root) {
         let after = &rest[i + root.len()..];
-        let boundary = after
-            .chars()
-            .next()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.'));
+        let boundary = after.chars().next().is_none_or(|c| !path_char(c));
         out.push_str(&rest[..i]);
         if boundary {
             out.push_str(token);

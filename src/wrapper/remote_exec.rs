@@ -30,7 +30,9 @@ use crate::config::ExecutorSpec;
 use crate::errors::CacheError;
 use crate::exec::observed::{self, Verdict};
 use crate::exec::{Bytes, ExecRequest, Executor, InputFile, InputRoot};
-use crate::key::{CompilerId, DepInfo, PathMap, Root, RootKind, RustcInvocation};
+use crate::key::{
+    CompilerId, DepInfo, PathMap, Root, RootKind, RustcInvocation, path_char, replace_root,
+};
 use crate::observe::{Op, Trace};
 
 /// Why a compile that could have run remotely ran here. Each has a stable code (the
@@ -258,14 +260,10 @@ impl Roots {
     fn to_local(&self, text: &str, worker_root: &str) -> String {
         let mut out = text.to_string();
         for (r, dir) in &self.list {
-            out = replace_prefix(&out, &format!("{worker_root}/{dir}"), &r.real);
+            out = replace_root(&out, &format!("{worker_root}/{dir}"), &r.real);
         }
         out
     }
-}
-
-fn path_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
 fn boundary_before(s: &str, i: usize) -> bool {
@@ -277,20 +275,6 @@ fn boundary_before(s: &str, i: usize) -> bool {
 
 fn boundary_after(rest: &str) -> bool {
     rest.chars().next().is_none_or(|c| !path_char(c))
-}
-
-/// `text` with `from` replaced by `to` where it stands as a whole path prefix.
-fn replace_prefix(text: &str, from: &str, to: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find(from) {
-        let after = &rest[i + from.len()..];
-        out.push_str(&rest[..i]);
-        out.push_str(if boundary_after(after) { to } else { from });
-        rest = after;
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Variables a worker is not given: this program's own and the observer's, the
