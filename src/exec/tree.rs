@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use prost::Message as _;
-use sha2::{Digest as _, Sha256};
 
 use crate::errors::CacheError;
 
@@ -132,29 +131,5 @@ fn digest_of(bytes: &Bytes) -> Result<re::Digest, CacheError> {
 
 /// The REAPI digest (SHA-256 and size) of the file at `path`, read as it streams.
 pub fn hash_file(path: &Path) -> Result<re::Digest, CacheError> {
-    use std::io::Read;
-    let read_err = |source| CacheError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = std::fs::File::open(path).map_err(read_err)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(read_err)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok(re::Digest {
-        hash: h
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-        size_bytes: size as i64,
-    })
+    crate::store::reapi::Source::Files(vec![path.to_path_buf()]).digest()
 }

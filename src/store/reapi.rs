@@ -448,25 +448,8 @@ impl Reapi {
                 message: "the server takes no action results from clients (its action cache is read-only); use --read-only, or allow updates on the server".into(),
             });
         }
-        // A first pass over the bytes for their digest: streamed, never whole in memory.
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        for chunk in source.chunks() {
-            let chunk = chunk?;
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-        }
-        let digest = re::Digest {
-            hash: hex(&hasher.finalize()),
-            size_bytes: size as i64,
-        };
-        if size <= limits.batch {
-            // A small blob is sent at once: asking whether the server has it would cost
-            // the same round trip as sending it.
-            self.batch_write(&digest, &source).await?;
-        } else if self.missing(&digest).await? {
-            self.stream_write(&digest, source).await?;
-        }
+        let digest = self.put_blob(source).await?;
+        let size = digest.size_bytes as u64;
         self.record(path, Some(digest)).await?;
         Ok(size)
     }
@@ -734,18 +717,10 @@ impl Reapi {
     /// Puts `source` in the CAS unless the server holds it already; its digest.
     pub(crate) async fn put_blob(&self, source: Source) -> Result<re::Digest, CacheError> {
         let batch = self.limits().await?.batch;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        for chunk in source.chunks() {
-            let chunk = chunk?;
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-        }
-        let digest = re::Digest {
-            hash: hex(&hasher.finalize()),
-            size_bytes: size as i64,
-        };
-        if size <= batch {
+        let digest = source.digest()?;
+        if digest.size_bytes as u64 <= batch {
+            // A small blob is sent at once: asking whether the server has it would cost
+            // the same round trip as sending it.
             self.batch_write(&digest, &source).await?;
         } else if self.missing(&digest).await? {
             self.stream_write(&digest, source).await?;
@@ -798,6 +773,22 @@ pub enum Source {
 }
 
 impl Source {
+    /// Its digest (SHA-256 and size): a first pass over the bytes, streamed, never whole
+    /// in memory.
+    pub(crate) fn digest(&self) -> Result<re::Digest, CacheError> {
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        for chunk in self.chunks() {
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+        }
+        Ok(re::Digest {
+            hash: hex(&hasher.finalize()),
+            size_bytes: size as i64,
+        })
+    }
+
     fn chunks(&self) -> Chunks {
         Chunks {
             source: self.clone(),
