@@ -55,12 +55,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// `cnum`'s script uses the `cc` crate, which (from 1.11) takes the whole environment in
-/// at start: its run is keyed on every variable. The paths cargo gives it (its package
-/// directory, `OUT_DIR`) say where things are and do not bind it: another checkout
-/// replays it.
+/// `cnum`'s script uses the `cc` crate, which (from 1.6) copies the whole environment at
+/// start and looks its variables up in the copy: its run is keyed on the variables cc
+/// consults, not on every one. The paths cargo gives it (its package directory,
+/// `OUT_DIR`) say where things are and do not bind it: another checkout replays it, and
+/// so does another user with another home and runner settings (a second machine).
 #[test]
-fn a_script_reading_the_environment_whole_is_keyed_on_all_of_it() {
+fn the_cc_crates_copy_of_the_environment_is_keyed_on_what_cc_consults() {
     let s = Scratch::new();
     let ws1 = s.checkout("c-build", "ws1");
     let (_, r) = build_as_told(&ws1, &s.store(), &[NO_SEED]);
@@ -74,14 +75,65 @@ fn a_script_reading_the_environment_whole_is_keyed_on_all_of_it() {
     );
     assert_eq!(r.runs()["plain"], run("hit"));
     assert_eq!(b.run("app"), EXPECTED);
+    // Variables cc never consults: another machine's.
+    let home = s.path("home2");
+    std::fs::create_dir_all(&home).unwrap();
+    // Where cargo and rustup live stays (another HOME would move them).
+    let user_home = PathBuf::from(std::env::var("HOME").unwrap());
+    let cargo_home = std::env::var("CARGO_HOME")
+        .unwrap_or_else(|_| user_home.join(".cargo").display().to_string());
+    let rustup_home = std::env::var("RUSTUP_HOME")
+        .unwrap_or_else(|_| user_home.join(".rustup").display().to_string());
+    let machine = [
+        ("CARGO_HOME", cargo_home.as_str()),
+        ("RUSTUP_HOME", rustup_home.as_str()),
+        ("SOME_RUNNER_SETTING", "1"),
+        ("HOME", home.to_str().unwrap()),
+        ("USER", "runner2"),
+        ("LOGNAME", "runner2"),
+        ("XDG_CACHE_HOME", "/nonexistent/xdg"),
+    ];
+    let ws3 = s.checkout("c-build", "ws3");
+    let (b, r) = build_as_told(&ws3, &s.store(), &[&[NO_SEED][..], &machine].concat());
+    assert_eq!(r.runs()["cnum"], run("hit"));
+    assert_eq!(b.run("app"), EXPECTED);
+    // One it consults (a flag variable in one of its four spellings) is a miss, and
+    // `explain` says why.
+    let flags = ("HOST_CFLAGS", "-DCNUM_UNUSED=1");
+    let ws4 = s.checkout("c-build", "ws4");
+    let (b, r) = build_as_told(&ws4, &s.store(), &[NO_SEED, flags]);
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    assert_eq!(b.run("app"), EXPECTED);
+    let explain = common::base_command(&common::xcache_exe(), &ws4, &s.store())
+        .args(["xcache", "explain", "cnum"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(text.contains("HOST_CFLAGS added"), "{text}");
+    assert!(
+        text.contains("uses the cc crate") && !text.contains("reads the environment whole"),
+        "{text}"
+    );
+}
+
+/// `scan`'s script walks the whole environment itself (`std::env::vars()`): its run is
+/// keyed on every variable, unless the user names some in `XCACHE_ENV_IGNORE`.
+#[test]
+fn a_script_reading_the_environment_whole_is_keyed_on_all_of_it() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("soundness/env-whole", "ws1");
+    let (_, r) = build_as_told(&ws1, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["scan"], run("miss"));
+    let ws2 = s.checkout("soundness/env-whole", "elsewhere/ws2");
+    let (_, r) = build_as_told(&ws2, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["scan"], run("hit"));
     // A variable nobody asks for by name (added, or changed) is a miss.
     let extra = ("SOME_RUNNER_SETTING", "1");
-    let ws3 = s.checkout("c-build", "ws3");
+    let ws3 = s.checkout("soundness/env-whole", "ws3");
     let (_, r) = build_as_told(&ws3, &s.store(), &[NO_SEED, extra]);
-    assert_eq!(r.runs()["cnum"], run("miss"));
-    assert_eq!(r.runs()["plain"], run("hit"), "plain's script asks by name");
+    assert_eq!(r.runs()["scan"], run("miss"));
     let explain = common::base_command(&common::xcache_exe(), &ws3, &s.store())
-        .args(["xcache", "explain", "cnum"])
+        .args(["xcache", "explain", "scan"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&explain.stdout);
@@ -93,21 +145,20 @@ fn a_script_reading_the_environment_whole_is_keyed_on_all_of_it() {
     // ... unless it is named in XCACHE_ENV_IGNORE (the list is part of the key: the
     // first build with it misses).
     let told = ("XCACHE_ENV_IGNORE", "SOME_RUNNER_*");
-    let ws4 = s.checkout("c-build", "ws4");
+    let ws4 = s.checkout("soundness/env-whole", "ws4");
     let (_, r) = build_as_told(
         &ws4,
         &s.store(),
         &[NO_SEED, told, ("SOME_RUNNER_SETTING", "2")],
     );
-    assert_eq!(r.runs()["cnum"], run("miss"));
-    let ws5 = s.checkout("c-build", "ws5");
-    let (b, r) = build_as_told(
+    assert_eq!(r.runs()["scan"], run("miss"));
+    let ws5 = s.checkout("soundness/env-whole", "ws5");
+    let (_, r) = build_as_told(
         &ws5,
         &s.store(),
         &[NO_SEED, told, ("SOME_RUNNER_SETTING", "3")],
     );
-    assert_eq!(r.runs()["cnum"], run("hit"));
-    assert_eq!(b.run("app"), EXPECTED);
+    assert_eq!(r.runs()["scan"], run("hit"));
 }
 
 #[test]
@@ -338,14 +389,14 @@ fn with_seeding_runs_are_planted_and_reported_seeded() {
     for u in &runs {
         assert_eq!(u["outcome"], "hit", "{u}");
     }
-    // `cnum`'s script reads the environment whole, `LD_LIBRARY_PATH` among it, which cargo
-    // sets for the run and which is known only once cargo runs it: the run is replayed,
-    // not planted.
+    // `cnum`'s script reads the variables the `cc` crate consults, none of them one that
+    // is known only once cargo runs it (as `LD_LIBRARY_PATH` is, which a script reading
+    // the environment whole would take): the run is planted.
     // `plain`'s script declared nothing, so cargo's fingerprint of its run holds the
     // newest modification time in the package, which a fresh checkout changes: cargo
     // runs the script, and the run cache replays it.
     let by_package = |p: &str| runs.iter().find(|u| u["package"] == p).unwrap();
-    assert_eq!(by_package("cnum")["seeded"], false);
+    assert_eq!(by_package("cnum")["seeded"], true);
     assert_eq!(by_package("plain")["seeded"], false);
     // A shim planted from the store names the program that planted it.
     let shims: Vec<PathBuf> = std::fs::read_dir(ws2.join("target/debug/build"))

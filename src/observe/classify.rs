@@ -82,6 +82,9 @@ pub struct Classified {
     /// The run read its environment whole: what did (an object and its function, or
     /// `/proc/self/environ`). Every variable it could see is then among the inputs.
     pub env_whole: Option<String>,
+    /// The `cc` crate copied the environment (`super::cc_env`): the variables its code
+    /// may consult are among the inputs.
+    pub env_cc: bool,
 }
 
 /// How a path was first met and what was asked of it.
@@ -150,12 +153,24 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             // The compiler's own walks (to start the linker with its environment) are
             // its business, like the variables it reads.
             Op::EnvAll => {
-                let mut for_child = || {
-                    e.caller
-                        .as_deref()
-                        .is_some_and(|what| walkers.builds_child_env(&e.path, what))
+                let walked_by = |w: &mut super::walkers::Walkers, cc: bool| {
+                    e.caller.as_deref().is_some_and(|what| {
+                        if cc {
+                            w.cc_snapshot(&e.path, what)
+                        } else {
+                            w.builds_child_env(&e.path, what)
+                        }
+                    })
                 };
-                if !scope.is_covered(Path::new(&e.path)) && !for_child() {
+                // Covered code's walks, and walks that only build a child's environment,
+                // read nothing; the `cc` crate's copy reads what its code consults.
+                let read = !scope.is_covered(Path::new(&e.path)) && !walked_by(&mut walkers, false);
+                if read
+                    && super::cc_env::CcSnapshot::covers_target(scope.env)
+                    && walked_by(&mut walkers, true)
+                {
+                    c.env_cc = true;
+                } else if read {
                     c.env_whole
                         .get_or_insert_with(|| match e.caller.as_deref() {
                             Some(what) if what != "?" => {
@@ -344,12 +359,18 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
         let state = crate::judge::lookup_state(name, path_var);
         inputs.push(Input::new(InputKind::Lookup, name.clone(), state));
     }
-    if c.env_whole.is_some() {
+    let reach = if c.env_whole.is_some() {
+        Some(super::Reach::All)
+    } else {
+        c.env_cc.then_some(super::Reach::CcSnapshot)
+    };
+    if let Some(reach) = reach {
         inputs.extend(super::whole_env_inputs(
             scope.env,
             pm,
             scope.unbound_env,
             scope.keyed_env,
+            reach,
         ));
     }
     // A directory the run made outside its place and removed before it ended leaves

@@ -11,11 +11,14 @@
 //! inputs (`key::Input`), leaving out what the key covers otherwise.
 //!
 //! The environment read whole (a walk of the `environ` array, `/proc/self/environ`) is
-//! seen through a guard on the array (`preload.c`) and keyed by [`whole_env_inputs`].
+//! seen through a guard on the array (`preload.c`) and keyed by [`whole_env_inputs`]:
+//! on every variable, or, for the `cc` crate's copy of it, on those its code consults
+//! (`cc_env`).
 //!
 //! What is not seen: code that makes system calls without the C library (Go programs,
 //! raw `syscall`), detected when such a program is started (static binary).
 
+mod cc_env;
 pub(crate) mod classify;
 mod file_macros;
 mod trace;
@@ -28,7 +31,7 @@ use std::process::Command;
 
 pub use classify::{Classified, Scope, before_run, bound_roots, classify, env_inputs};
 pub use trace::{Event, Op, Trace};
-pub use whole_env::{EnvIgnore, IGNORE_VAR, env_set_now, is_cargo_part, whole_env_inputs};
+pub use whole_env::{EnvIgnore, IGNORE_VAR, Reach, env_set_now, is_cargo_part, whole_env_inputs};
 
 /// The observer library, built for this platform by `build.rs`.
 const LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libxcache_observe.so"));

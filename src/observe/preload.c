@@ -308,6 +308,31 @@ int creat64(const char *p, mode_t m) {
     note('w', rv < 0 ? errno : 0, p);
     return rv;
 }
+/* mkstemp(3) and its kin create the file inside the C library, not through a call
+ * above: recorded here, so that a temporary file a run makes (ar's `stXXXXXX` beside
+ * the archive it writes) is known as made by the run, not taken for a path it probed.
+ * Only the file made is recorded: the names tried before it are the library's. */
+#define TEMP_FILE(name, params, args)                                                  \
+    int name params {                                                                  \
+        REAL(name);                                                                    \
+        int rv = real args;                                                            \
+        if (rv >= 0) note('w', 0, t);                                                  \
+        return rv;                                                                     \
+    }
+TEMP_FILE(mkstemp, (char *t), (t))
+TEMP_FILE(mkstemp64, (char *t), (t))
+TEMP_FILE(mkostemp, (char *t, int fl), (t, fl))
+TEMP_FILE(mkostemp64, (char *t, int fl), (t, fl))
+TEMP_FILE(mkstemps, (char *t, int sl), (t, sl))
+TEMP_FILE(mkstemps64, (char *t, int sl), (t, sl))
+TEMP_FILE(mkostemps, (char *t, int sl, int fl), (t, sl, fl))
+TEMP_FILE(mkostemps64, (char *t, int sl, int fl), (t, sl, fl))
+char *mkdtemp(char *t) {
+    REAL(mkdtemp);
+    char *rv = real(t);
+    if (rv) note('m', 0, rv);
+    return rv;
+}
 
 static char op_of_mode(const char *mode) {
     return (mode && (strchr(mode, 'w') || strchr(mode, 'a') || strchr(mode, '+'))) ? 'w'

@@ -30,6 +30,10 @@ pub enum Purpose {
     /// the `cc` crate's `Build::which` and `Build::find_working_gnu_prefix` (every
     /// version up to its environment snapshot, which reads PATH without `getenv`).
     PathSearch,
+    /// The `cc` crate's copy of the environment (`super::cc_env`).
+    CcSnapshot,
+    /// The `cc` function that consults a variable its caller names.
+    CcNamedByCaller,
 }
 
 impl Purpose {
@@ -39,6 +43,8 @@ impl Purpose {
         match self {
             Purpose::ChildEnv => &["::CommandEnv>::capture", "::Command>::capture_env"],
             Purpose::PathSearch => &["cc::Build>::which", "cc::Build>::find_working_gnu_prefix"],
+            Purpose::CcSnapshot => &[super::cc_env::CAPTURE],
+            Purpose::CcNamedByCaller => &[super::cc_env::NAMED_BY_CALLER],
         }
     }
 
@@ -66,7 +72,7 @@ impl Purpose {
             Purpose::ChildEnv => {
                 path.starts_with("std::") && self.functions().iter().any(|f| path.ends_with(f))
             }
-            Purpose::PathSearch => self.functions().contains(&path.as_str()),
+            _ => self.functions().contains(&path.as_str()),
         }
     }
 }
@@ -77,7 +83,11 @@ fn function_ranges(object: &Path, purpose: Purpose) -> Vec<(u64, u64)> {
     let Ok(data) = std::fs::read(object) else {
         return Vec::new();
     };
-    let Ok(file) = object::File::parse(&*data) else {
+    ranges_in(&data, purpose)
+}
+
+fn ranges_in(data: &[u8], purpose: Purpose) -> Vec<(u64, u64)> {
+    let Ok(file) = object::File::parse(data) else {
         return Vec::new();
     };
     let base = file.relative_address_base();
@@ -91,6 +101,8 @@ fn function_ranges(object: &Path, purpose: Purpose) -> Vec<(u64, u64)> {
 #[derive(Default)]
 pub struct Walkers {
     ranges: HashMap<(String, Purpose), Vec<(u64, u64)>>,
+    /// Per object: whether its `cc` code is code the model of `super::cc_env` holds for.
+    cc_audited: HashMap<String, bool>,
 }
 
 impl Walkers {
@@ -102,6 +114,28 @@ impl Walkers {
             return false;
         };
         self.passes_through(object, chain, Purpose::ChildEnv, 1)
+    }
+
+    /// Whether the walk `object` made (recorded as for [`Walkers::builds_child_env`]) is
+    /// the `cc` crate's copy of the environment, in an executable whose `cc` is one the
+    /// model of `super::cc_env` was audited for.
+    pub fn cc_snapshot(&mut self, object: &str, what: &str) -> bool {
+        let Some((_, chain)) = what.split_once(" @") else {
+            return false;
+        };
+        if !self.passes_through(object, chain, Purpose::CcSnapshot, 1) {
+            return false;
+        }
+        *self
+            .cc_audited
+            .entry(object.to_string())
+            .or_insert_with(|| {
+                let Ok(data) = std::fs::read(object) else {
+                    return false;
+                };
+                let named = !ranges_in(&data, Purpose::CcNamedByCaller).is_empty();
+                super::cc_env::CcSnapshot::of_object(&data, named)
+            })
     }
 
     /// Whether a read of PATH by `object`, with the return addresses `chain`

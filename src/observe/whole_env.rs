@@ -10,12 +10,16 @@
 //!   book says why for each);
 //! - those the user names in `XCACHE_ENV_IGNORE` (names, or prefixes ending in `*`).
 //!
+//! A walk whose use is known reaches fewer variables ([`Reach`]): the `cc` crate's copy
+//! of the environment is keyed on the variables its code consults (`super::cc_env`).
+//!
 //! Besides each variable's value, two inputs say which variables there were, so that one
 //! added or removed is seen: `env-set user` (the names cargo does not set), judged
 //! wherever the record is judged, and `env-set cargo` (the names cargo sets for the
 //! unit), judged where cargo's values are known and otherwise taken to hold, as cargo's
-//! own fingerprint of the unit covers them. Each input's name carries the ignore list it
-//! was recorded with, so the judge leaves out exactly what the recording did.
+//! own fingerprint of the unit covers them. Each input's name carries the reach and the
+//! ignore list it was recorded with, so the judge leaves out exactly what the recording
+//! did.
 
 use std::collections::BTreeMap;
 
@@ -74,33 +78,84 @@ impl EnvIgnore {
     }
 }
 
+/// Which variables a read of the whole environment is keyed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Every variable: a walk whose use is not known.
+    All,
+    /// Those the `cc` crate's copy of the environment may be consulted for
+    /// (`super::cc_env`).
+    CcSnapshot,
+}
+
+impl Reach {
+    fn id(self) -> Option<&'static str> {
+        match self {
+            Reach::All => None,
+            Reach::CcSnapshot => Some(super::cc_env::MODEL),
+        }
+    }
+
+    fn from_id(id: &str) -> Option<Reach> {
+        (id == super::cc_env::MODEL).then_some(Reach::CcSnapshot)
+    }
+
+    fn reaches(self, name: &str) -> bool {
+        match self {
+            Reach::All => true,
+            Reach::CcSnapshot => super::cc_env::CcSnapshot::consults(name),
+        }
+    }
+}
+
 /// The two parts of the set of names.
 const USER: &str = "user";
 const CARGO: &str = "cargo";
 
-fn set_name(part: &str, ignore: &EnvIgnore) -> String {
-    if ignore.0.is_empty() {
-        part.to_string()
-    } else {
-        format!("{part} ignore={}", ignore.0.join(","))
+/// `<part>[ only=<reach>][ ignore=<list>]`
+fn set_name(part: &str, reach: Reach, ignore: &EnvIgnore) -> String {
+    let mut name = part.to_string();
+    if let Some(id) = reach.id() {
+        name.push_str(" only=");
+        name.push_str(id);
     }
+    if !ignore.0.is_empty() {
+        name.push_str(" ignore=");
+        name.push_str(&ignore.0.join(","));
+    }
+    name
 }
 
-fn parse_set_name(name: &str) -> Option<(&str, EnvIgnore)> {
-    let (part, rest) = name.split_once(' ').unwrap_or((name, ""));
-    let ignore = match rest.strip_prefix("ignore=") {
-        Some(list) => EnvIgnore::parse(list).ok()?,
-        None if rest.is_empty() => EnvIgnore::default(),
-        None => return None,
+fn parse_set_name(name: &str) -> Option<(&str, Reach, EnvIgnore)> {
+    let mut words = name.split(' ');
+    let part = words.next()?;
+    let mut rest = words.next();
+    let reach = match rest.and_then(|w| w.strip_prefix("only=")) {
+        Some(id) => {
+            rest = words.next();
+            Reach::from_id(id)?
+        }
+        None => Reach::All,
     };
-    matches!(part, USER | CARGO).then_some((part, ignore))
+    let ignore = match rest {
+        Some(w) => EnvIgnore::parse(w.strip_prefix("ignore=")?).ok()?,
+        None => EnvIgnore::default(),
+    };
+    (words.next().is_none() && matches!(part, USER | CARGO)).then_some((part, reach, ignore))
 }
 
 /// The state of one part: its names, sorted, as a JSON array (unambiguous whatever the
 /// names hold).
-fn set_state<'n>(part: &str, ignore: &EnvIgnore, names: impl Iterator<Item = &'n str>) -> String {
+fn set_state<'n>(
+    part: &str,
+    reach: Reach,
+    ignore: &EnvIgnore,
+    names: impl Iterator<Item = &'n str>,
+) -> String {
     let mut v: Vec<&str> = names
-        .filter(|n| ignore.counts(n) && (is_cargo_set_var(n) == (part == CARGO)))
+        .filter(|n| {
+            ignore.counts(n) && reach.reaches(n) && (is_cargo_set_var(n) == (part == CARGO))
+        })
         .collect();
     v.sort_unstable();
     v.dedup();
@@ -108,7 +163,7 @@ fn set_state<'n>(part: &str, ignore: &EnvIgnore, names: impl Iterator<Item = &'n
 }
 
 /// The inputs of a run that read its environment `env` whole: every variable that
-/// counts, through [`env_inputs`] (so a value naming a root binds the unit, except the
+/// counts and that `reach` reaches, through [`env_inputs`] (so a value naming a root binds the unit, except the
 /// `unbound` ones, as when it is asked for by name), and the two sets of names. A
 /// variable whose value the unit's first-level key holds already (`keyed_elsewhere`: what
 /// cargo sets for the unit, a run's C toolchain variables) adds only its bindings.
@@ -117,11 +172,12 @@ pub fn whole_env_inputs(
     pm: &PathMap,
     unbound: &[&str],
     keyed_elsewhere: fn(&str) -> bool,
+    reach: Reach,
 ) -> Vec<Input> {
     let ignore = EnvIgnore::from_env(env);
     let mut out = Vec::new();
     for (name, value) in env {
-        if !ignore.counts(name) {
+        if !ignore.counts(name) || !reach.reaches(name) {
             continue;
         }
         if keyed_elsewhere(name) {
@@ -137,8 +193,8 @@ pub fn whole_env_inputs(
     for part in [USER, CARGO] {
         out.push(Input::new(
             InputKind::EnvSet,
-            set_name(part, &ignore),
-            set_state(part, &ignore, env.keys().map(String::as_str)),
+            set_name(part, reach, &ignore),
+            set_state(part, reach, &ignore, env.keys().map(String::as_str)),
         ));
     }
     out
@@ -147,13 +203,13 @@ pub fn whole_env_inputs(
 /// What a recorded set (`name` as [`whole_env_inputs`] wrote it) is now, given the names
 /// the environment has now; `None` for a name this version does not know.
 pub fn env_set_now<'n>(name: &str, names: impl Iterator<Item = &'n str>) -> Option<String> {
-    let (part, ignore) = parse_set_name(name)?;
-    Some(set_state(part, &ignore, names))
+    let (part, reach, ignore) = parse_set_name(name)?;
+    Some(set_state(part, reach, &ignore, names))
 }
 
 /// True for the part cargo sets for the unit.
 pub fn is_cargo_part(name: &str) -> bool {
-    parse_set_name(name).is_some_and(|(part, _)| part == CARGO)
+    parse_set_name(name).is_some_and(|(part, _, _)| part == CARGO)
 }
 
 #[cfg(test)]
@@ -186,7 +242,7 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let pm = PathMap::new(std::path::Path::new("/ws"), None, None);
-        let inputs = whole_env_inputs(&env, &pm, &[], |_| false);
+        let inputs = whole_env_inputs(&env, &pm, &[], |_| false, Reach::All);
         let names: Vec<String> = inputs
             .iter()
             .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.state))

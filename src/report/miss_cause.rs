@@ -232,9 +232,21 @@ pub fn explain_miss(now: &KeyRecord, earlier: &[KeyRecord]) -> MissCause {
     // A file both read and declared (`rerun-if-changed`) is one difference.
     diffs.dedup_by(|a, b| a.what == b.what && a.name.is_some() && a.name == b.name);
     let total = diffs.len();
-    let whole_env = [rec, now]
+    // Whether either record read the environment whole (`env-set` inputs), and whether
+    // only through the `cc` crate's copy (`env-set user only=…`).
+    let sets: Vec<&str> = [rec, now]
         .iter()
-        .any(|r| r.inputs.iter().any(|i| i.kind == "env-set"));
+        .flat_map(|r| r.inputs.iter())
+        .filter(|i| i.kind == "env-set")
+        .map(|i| i.name.as_str())
+        .collect();
+    let whole_env = if sets.is_empty() {
+        EnvRead::ByName
+    } else if sets.iter().all(|n| n.contains(" only=")) {
+        EnvRead::CcCopy
+    } else {
+        EnvRead::Whole
+    };
     let hint = hint(&diffs, whole_env, &rec.bound_by);
     diffs.truncate(MAX_SHOWN);
     MissCause {
@@ -246,10 +258,21 @@ pub fn explain_miss(now: &KeyRecord, earlier: &[KeyRecord]) -> MissCause {
     }
 }
 
+/// How a unit's records read the environment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EnvRead {
+    /// Variable by variable.
+    ByName,
+    /// Through the `cc` crate's copy, keyed on what cc consults.
+    CcCopy,
+    /// Whole, keyed on every variable.
+    Whole,
+}
+
 /// What to do about a cause, where something can be done.
 fn hint(
     diffs: &[Difference],
-    whole_env: bool,
+    whole_env: EnvRead,
     bound_by: &[crate::store::BoundBy],
 ) -> Option<String> {
     let has = |k: DiffKind| diffs.iter().any(|d| d.what == k);
@@ -259,7 +282,13 @@ fn hint(
             crate::config::vars::CACHE_SIZE
         ));
     }
-    if whole_env && (has(DiffKind::ReadEnvVar) || has(DiffKind::Root)) {
+    if whole_env == EnvRead::CcCopy && has(DiffKind::ReadEnvVar) {
+        return Some(format!(
+            "this unit's build script uses the cc crate, which copies the environment when it starts: the run is keyed on the variables cc consults (its tool and flag variables such as CC and CFLAGS in their target spellings, CC_*, CRATE_CC_NO_DEFAULTS, PATH, cargo's CARGO_* and RUSTC_*), and on no other; name those that cannot change what it produces in {} (see 'The cc crate's copy of the environment' in the book's design/observation page)",
+            crate::observe::IGNORE_VAR
+        ));
+    }
+    if whole_env == EnvRead::Whole && (has(DiffKind::ReadEnvVar) || has(DiffKind::Root)) {
         return Some(format!(
             "this unit reads the environment whole (a build script or proc-macro that walks every variable, a shell, make, perl or python it runs): it is keyed on every variable, and bound to the checkout and target dir by the paths among them; name those that cannot change what it produces in {} (see 'The environment read whole' in the book's design/observation page)",
             crate::observe::IGNORE_VAR
