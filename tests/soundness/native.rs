@@ -238,3 +238,44 @@ fn a_moved_checkout_keeps_c_debug_paths_remapped_and_file_macros_real() {
         .shapes(&[FreshTarget, FreshTargetNoSeed, MovedCheckout, Remote])
         .check();
 }
+
+/// `fixtures/soundness/cc-copy`: `copied`'s script compiles C with the `cc` crate
+/// (1.11.1, which copies the environment when it starts and looks its variables up in
+/// the copy, never through `getenv`); `named`'s names a variable of its own for cc's
+/// flags (`try_flags_from_environment`) and tells cc not to declare what it reads. The
+/// program prints both C values.
+fn cc_copy() -> Case {
+    Case::new("cc-copy", "app")
+}
+
+/// A flag variable cc takes from its copy, changed.
+#[test]
+fn a_flag_variable_cc_takes_from_its_copy_changed_is_seen() {
+    cc_copy()
+        .env_before("HOST_CFLAGS", "-DCOPIED_VALUE=2")
+        .env_after("HOST_CFLAGS", "-DCOPIED_VALUE=3")
+        .shapes(ALL)
+        .check();
+}
+
+/// Another spelling of the flag variables, set after the first build.
+#[test]
+fn a_flag_variable_cc_takes_from_its_copy_added_is_seen() {
+    cc_copy()
+        .env_after("CFLAGS", "-DCOPIED_VALUE=4")
+        .shapes(ALL)
+        .check();
+}
+
+/// A variable the build script names to cc, which cc looks up in its copy: no list of
+/// cc's own variables holds it, so the run is keyed on every variable. The script tells
+/// cc not to declare it, so plain cargo does not rerun it in the same target dir.
+#[test]
+fn a_variable_the_script_names_for_cc_to_read_from_its_copy_is_seen() {
+    cc_copy()
+        .env_before("NAMED_CC_FLAGS", "-DNAMED_VALUE=5")
+        .env_after("NAMED_CC_FLAGS", "-DNAMED_VALUE=6")
+        .stale_in_same_target("the script tells cc not to declare what it reads")
+        .shapes(ALL)
+        .check();
+}
