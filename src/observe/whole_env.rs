@@ -269,4 +269,50 @@ mod tests {
         assert!(is_cargo_part("cargo ignore=RUNNER_*"));
         assert!(env_set_now("other", now.into_iter()).is_none());
     }
+
+    #[test]
+    fn the_cc_copy_is_keyed_on_what_cc_consults_and_judged_alike() {
+        let env: BTreeMap<String, String> = [
+            ("HOME", "/h"),
+            ("CC", "gcc"),
+            ("CFLAGS_x86_64_unknown_linux_gnu", "-O1"),
+            ("TARGET", "x86_64-unknown-linux-gnu"),
+            ("RUNNER_NAME", "r1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let pm = PathMap::new(std::path::Path::new("/ws"), None, None);
+        let inputs = whole_env_inputs(&env, &pm, &[], |_| false, Reach::CcSnapshot);
+        let names: Vec<String> = inputs
+            .iter()
+            .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.state))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "env CC =gcc",
+                "env CFLAGS_x86_64_unknown_linux_gnu =-O1",
+                "env TARGET =x86_64-unknown-linux-gnu",
+                "env-set user only=cc1 [\"CC\",\"CFLAGS_x86_64_unknown_linux_gnu\"]",
+                "env-set cargo only=cc1 [\"TARGET\"]",
+            ]
+        );
+        // Judged with the same reach: another HOME or runner changes nothing, a new
+        // spelling of a flag variable does.
+        let now = ["CC", "CFLAGS_x86_64_unknown_linux_gnu", "HOME", "RUNNER_X"];
+        assert_eq!(
+            env_set_now("user only=cc1", now.into_iter()).unwrap(),
+            "[\"CC\",\"CFLAGS_x86_64_unknown_linux_gnu\"]"
+        );
+        let added = ["CC", "CFLAGS_x86_64_unknown_linux_gnu", "HOST_CFLAGS"];
+        assert!(
+            env_set_now("user only=cc1", added.into_iter())
+                .unwrap()
+                .contains("HOST_CFLAGS")
+        );
+        assert!(is_cargo_part("cargo only=cc1 ignore=RUNNER_*"));
+        assert!(env_set_now("user only=cc9", now.into_iter()).is_none());
+        assert!(env_set_now("user only=cc1 ignore=A extra", now.into_iter()).is_none());
+    }
 }
