@@ -216,6 +216,19 @@ pub fn is_cargo_part(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The inputs a whole read of `vars` makes with `reach`, as `kind name state` lines.
+    fn keyed(vars: &[(&str, &str)], reach: Reach) -> Vec<String> {
+        let env: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let pm = PathMap::new(std::path::Path::new("/ws"), None, None);
+        whole_env_inputs(&env, &pm, &[], |_| false, reach)
+            .iter()
+            .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.state))
+            .collect()
+    }
+
     #[test]
     fn ignore_lists_parse_and_match() {
         let i = EnvIgnore::parse("RUNNER_*, HOSTNAME,").unwrap();
@@ -231,22 +244,16 @@ mod tests {
 
     #[test]
     fn sets_are_split_and_judged_with_the_recorded_list() {
-        let env: BTreeMap<String, String> = [
-            ("HOME", "/h"),
-            ("RUNNER_X", "1"),
-            ("CARGO_FEATURE_A", "1"),
-            ("TERM", "xterm"),
-            (IGNORE_VAR, "RUNNER_*"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let pm = PathMap::new(std::path::Path::new("/ws"), None, None);
-        let inputs = whole_env_inputs(&env, &pm, &[], |_| false, Reach::All);
-        let names: Vec<String> = inputs
-            .iter()
-            .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.state))
-            .collect();
+        let names = keyed(
+            &[
+                ("HOME", "/h"),
+                ("RUNNER_X", "1"),
+                ("CARGO_FEATURE_A", "1"),
+                ("TERM", "xterm"),
+                (IGNORE_VAR, "RUNNER_*"),
+            ],
+            Reach::All,
+        );
         assert_eq!(
             names,
             [
@@ -272,22 +279,16 @@ mod tests {
 
     #[test]
     fn the_cc_copy_is_keyed_on_what_cc_consults_and_judged_alike() {
-        let env: BTreeMap<String, String> = [
-            ("HOME", "/h"),
-            ("CC", "gcc"),
-            ("CFLAGS_x86_64_unknown_linux_gnu", "-O1"),
-            ("TARGET", "x86_64-unknown-linux-gnu"),
-            ("RUNNER_NAME", "r1"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let pm = PathMap::new(std::path::Path::new("/ws"), None, None);
-        let inputs = whole_env_inputs(&env, &pm, &[], |_| false, Reach::CcSnapshot);
-        let names: Vec<String> = inputs
-            .iter()
-            .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.state))
-            .collect();
+        let names = keyed(
+            &[
+                ("HOME", "/h"),
+                ("CC", "gcc"),
+                ("CFLAGS_x86_64_unknown_linux_gnu", "-O1"),
+                ("TARGET", "x86_64-unknown-linux-gnu"),
+                ("RUNNER_NAME", "r1"),
+            ],
+            Reach::CcSnapshot,
+        );
         assert_eq!(
             names,
             [
