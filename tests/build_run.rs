@@ -59,7 +59,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// start and looks its variables up in the copy: its run is keyed on the variables cc
 /// consults, not on every one. The paths cargo gives it (its package directory,
 /// `OUT_DIR`) say where things are and do not bind it: another checkout replays it, and
-/// so does another user with another home and runner settings (a second machine).
+/// so does another user with another home, runner settings and PATH order (a second
+/// machine).
 #[test]
 fn the_cc_crates_copy_of_the_environment_is_keyed_on_what_cc_consults() {
     let s = Scratch::new();
@@ -84,7 +85,17 @@ fn the_cc_crates_copy_of_the_environment_is_keyed_on_what_cc_consults() {
         .unwrap_or_else(|_| user_home.join(".cargo").display().to_string());
     let rustup_home = std::env::var("RUSTUP_HOME")
         .unwrap_or_else(|_| user_home.join(".rustup").display().to_string());
+    // PATH's directories in the other order: cc's runs are keyed by what each name
+    // found through PATH resolves to, not by PATH's text.
+    let reversed: Vec<String> = std::env::var("PATH")
+        .unwrap()
+        .split(':')
+        .rev()
+        .map(str::to_string)
+        .collect();
+    let reversed = reversed.join(":");
     let machine = [
+        ("PATH", reversed.as_str()),
         ("CARGO_HOME", cargo_home.as_str()),
         ("RUSTUP_HOME", rustup_home.as_str()),
         ("SOME_RUNNER_SETTING", "1"),

@@ -135,7 +135,16 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
         }
     }
     let mut walkers = super::walkers::Walkers::default();
-    let searches = PathSearches::of(trace, scope, &proxies, &mut walkers);
+    // The `cc` crate's copy of the environment is keyed on what cc consults, with PATH
+    // keyed by what its searches found: only where those searches went through the PATH
+    // the run started with (no process changed it, every entry absolute).
+    let cc_eligible = super::cc_env::CcSnapshot::covers_target(scope.env)
+        && path_searchable(scope.env.get("PATH").map(String::as_str))
+        && !trace
+            .events
+            .iter()
+            .any(|e| e.op == Op::EnvChange && (e.path == "PATH" || e.path == "*"));
+    let searches = PathSearches::of(trace, scope, &proxies, &mut walkers, cc_eligible);
     let mut seen: BTreeMap<PathBuf, Seen> = BTreeMap::new();
     let mut made_dirs: Vec<PathBuf> = Vec::new();
     let mut vars: BTreeSet<String> = BTreeSet::new();
@@ -148,7 +157,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             continue;
         }
         match e.op {
-            Op::Start | Op::Escape | Op::Lookup | Op::PathVar => continue,
+            Op::Start | Op::Escape | Op::Lookup | Op::PathVar | Op::EnvChange => continue,
             Op::Stat if searches.covers(e) => continue,
             // The compiler's own walks (to start the linker with its environment) are
             // its business, like the variables it reads.
@@ -165,10 +174,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
                 // Covered code's walks, and walks that only build a child's environment,
                 // read nothing; the `cc` crate's copy reads what its code consults.
                 let read = !scope.is_covered(Path::new(&e.path)) && !walked_by(&mut walkers, false);
-                if read
-                    && super::cc_env::CcSnapshot::covers_target(scope.env)
-                    && walked_by(&mut walkers, true)
-                {
+                if read && cc_eligible && walked_by(&mut walkers, true) {
                     c.env_cc = true;
                 } else if read {
                     c.env_whole
@@ -262,7 +268,13 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             }
             Op::Readlink => entry.link = true,
             Op::Realpath => entry.canonical = true,
-            Op::Start | Op::Escape | Op::Env | Op::EnvAll | Op::Lookup | Op::PathVar => {}
+            Op::Start
+            | Op::Escape
+            | Op::Env
+            | Op::EnvAll
+            | Op::Lookup
+            | Op::PathVar
+            | Op::EnvChange => {}
         }
     }
 
@@ -416,12 +428,12 @@ impl PathSearches {
         scope: &Scope<'_>,
         proxies: &BTreeSet<(u32, u32)>,
         walkers: &mut super::walkers::Walkers,
+        cc_eligible: bool,
     ) -> PathSearches {
         let mut s = PathSearches::default();
         let run_path = scope.env.get("PATH").map(String::as_str);
         let dirs: Vec<&str> = run_path.map(|p| p.split(':').collect()).unwrap_or_default();
-        // A relative (or empty) entry finds programs relative to where the search ran.
-        let searchable = !dirs.is_empty() && dirs.iter().all(|d| d.starts_with('/'));
+        let searchable = path_searchable(run_path);
         // The directories in front of the run's PATH in a PATH searched, when they lie in
         // covered code (rustc puts its own tool directories in front of PATH for the
         // linker); `None` for a PATH that is neither the run's nor so made from it.
@@ -486,6 +498,17 @@ impl PathSearches {
                     }
                 }
                 Op::PathVar => s.path_whole = true,
+                // The `cc` crate's copy: its searches of PATH (`which`, the GNU prefix
+                // probe) are probes in PATH's directories, keyed by what each name
+                // resolves to, like those of the functions above.
+                Op::EnvAll
+                    if cc_eligible
+                        && e.caller
+                            .as_deref()
+                            .is_some_and(|what| walkers.cc_snapshot(&e.path, what)) =>
+                {
+                    searchers.insert((e.pid, e.image), Vec::new());
+                }
                 _ => {}
             }
         }
@@ -557,6 +580,13 @@ fn is_c_driver_name(name: &str) -> bool {
     C_DRIVERS
         .iter()
         .any(|d| base == *d || base.ends_with(&format!("-{d}")))
+}
+
+/// Whether a search of `path` finds programs by absolute paths only: set, with every
+/// entry absolute (a relative or empty one finds programs relative to where the search
+/// ran).
+fn path_searchable(path: Option<&str>) -> bool {
+    path.is_some_and(|p| p.split(':').all(|d| d.starts_with('/')))
 }
 
 /// Whether `name` is one of `unbound` (names, or prefixes ending in `*`).

@@ -24,6 +24,7 @@
  *      x becomes another program (exec)
  *      p starts a child running a program (posix_spawn, system, popen)
  *      X a child escapes observation (path: why)
+ *      c a variable set or removed (path: its name; `*`: the environment cleared)
  *
  * A child escapes when it is started without this library in its environment, is not a
  * dynamically linked ELF (a static binary ignores LD_PRELOAD), or is set-user-ID. The
@@ -167,7 +168,7 @@ static void note_full(char op, long err, int dirfd, const char *path, const char
     int saved = errno;
     int fd = log_desc();
     /* Records whose "path" is a name or a value, not a path to make absolute. */
-    int named = op == 'e' || op == 'E' || op == 'X' || op == 'L' || op == 'P';
+    int named = op == 'e' || op == 'E' || op == 'X' || op == 'L' || op == 'P' || op == 'c';
     if (fd >= 0 && (named || path[0])) {
         char abs[2 * PATH_MAX];
         const char *full = path;
@@ -847,6 +848,17 @@ static char **env_copy(char *const *env, size_t extra, size_t *len) {
     return c;
 }
 
+/* A variable set or removed by the process (`c`, path: its name; `*` for all of them):
+ * what a copy of the environment taken later holds is then no longer what the run
+ * started with (see classify's use of the `cc` crate's copy). */
+static void note_env_change(const char *name, size_t n) {
+    char nm[256];
+    size_t k = n < sizeof nm - 1 ? n : sizeof nm - 1;
+    memcpy(nm, name, k);
+    nm[k] = 0;
+    note('c', 0, nm);
+}
+
 /* Replaces (or adds) the entry named by the first `n` bytes of `entry`, or removes every
  * such entry when `entry` is NULL; `keep`: leave an existing entry alone. */
 static int env_change(const char *name, size_t n, char *entry, int keep) {
@@ -880,6 +892,7 @@ static int env_change(const char *name, size_t n, char *entry, int keep) {
         environ = c;
     }
     pthread_mutex_unlock(&env_mu);
+    note_env_change(name, n);
     return 0;
 }
 
@@ -920,6 +933,7 @@ int clearenv(void) {
     if (guard_on && environ == env_guard) env_guard = NULL;
     environ = NULL;
     pthread_mutex_unlock(&env_mu);
+    note_env_change("*", 1);
     return 0;
 }
 

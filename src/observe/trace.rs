@@ -21,6 +21,9 @@ pub enum Op {
     Lookup,
     /// PATH read by name (path: its value, caller: the object whose code read it).
     PathVar,
+    /// A variable set or removed by the process (path: its name, `*` when the
+    /// environment was cleared).
+    EnvChange,
     /// The process becomes another program.
     Exec,
     /// The process starts a child running a program.
@@ -43,6 +46,7 @@ impl Op {
             'E' => Op::EnvAll,
             'L' => Op::Lookup,
             'P' => Op::PathVar,
+            'c' => Op::EnvChange,
             'x' => Op::Exec,
             'p' => Op::Spawn,
             'X' => Op::Escape,

@@ -100,6 +100,13 @@ impl Reach {
         (id == super::cc_env::MODEL).then_some(Reach::CcSnapshot)
     }
 
+    /// A variable the reader only searches, keyed by what the searches found (the
+    /// caller adds those inputs) and by whether it is set, not by its value: PATH for the
+    /// `cc` crate's copy.
+    fn searches_only(self, name: &str) -> bool {
+        self == Reach::CcSnapshot && name == "PATH"
+    }
+
     fn reaches(self, name: &str) -> bool {
         match self {
             Reach::All => true,
@@ -177,7 +184,7 @@ pub fn whole_env_inputs(
     let ignore = EnvIgnore::from_env(env);
     let mut out = Vec::new();
     for (name, value) in env {
-        if !ignore.counts(name) || !reach.reaches(name) {
+        if !ignore.counts(name) || !reach.reaches(name) || reach.searches_only(name) {
             continue;
         }
         if keyed_elsewhere(name) {
@@ -286,6 +293,7 @@ mod tests {
                 ("CFLAGS_x86_64_unknown_linux_gnu", "-O1"),
                 ("TARGET", "x86_64-unknown-linux-gnu"),
                 ("RUNNER_NAME", "r1"),
+                ("PATH", "/usr/bin:/bin"),
             ],
             Reach::CcSnapshot,
         );
@@ -295,12 +303,13 @@ mod tests {
                 "env CC =gcc",
                 "env CFLAGS_x86_64_unknown_linux_gnu =-O1",
                 "env TARGET =x86_64-unknown-linux-gnu",
-                "env-set user only=cc1 [\"CC\",\"CFLAGS_x86_64_unknown_linux_gnu\"]",
+                "env-set user only=cc1 [\"CC\",\"CFLAGS_x86_64_unknown_linux_gnu\",\"PATH\"]",
                 "env-set cargo only=cc1 [\"TARGET\"]",
             ]
         );
-        // Judged with the same reach: another HOME or runner changes nothing, a new
-        // spelling of a flag variable does.
+        // PATH is keyed by whether it is set (its searches by what they found, which
+        // the classifier adds), not by its value. Judged with the same reach: another
+        // HOME or runner changes nothing, a new spelling of a flag variable does.
         let now = ["CC", "CFLAGS_x86_64_unknown_linux_gnu", "HOME", "RUNNER_X"];
         assert_eq!(
             env_set_now("user only=cc1", now.into_iter()).unwrap(),
