@@ -10,7 +10,8 @@
 //! The copy goes to three places, read in each version's sources (see the book's
 //! observation page for the audit):
 //! - cc's own lookups, by name: cargo's variables for build scripts (`TARGET`, `HOST`,
-//!   `OPT_LEVEL`, `DEBUG`, `OUT_DIR`, `CARGO_*`, `RUSTC_*`), its tool and flag variables
+//!   `OPT_LEVEL`, `DEBUG`, `OUT_DIR`, `CARGO_CFG_*`, `CARGO_ENCODED_RUSTFLAGS`, the
+//!   `RUSTC_*` and other `CARGO_*` names its sources spell), its tool and flag variables
 //!   in their four spellings (`CC_<target>`, `CC_<target_with_underscores>`,
 //!   `HOST_CC`/`TARGET_CC`, `CC`; likewise `CXX`, `AR`, `RANLIB`, `NVCC`, `CFLAGS`,
 //!   `CXXFLAGS`, `ARFLAGS`, `RANLIBFLAGS`, `CXXSTDLIB`, `CXXSTDLIB_STATIC`), its own
@@ -83,9 +84,24 @@ const SINGLES: &[&str] = &[
     "WASM_MUSL_SYSROOT",
 ];
 
-/// Prefixes of the names cc consults (cargo's and rustc's variables, its own switches,
-/// the pauthtest target's).
-const PREFIXES: &[&str] = &["CARGO_", "RUSTC_", "CC_", "PAUTHTEST_"];
+/// Cargo's and rustc's variables cc's sources name (every `"CARGO…"` and `"RUSTC…"`
+/// string in them; none is built from parts).
+const CARGO_NAMES: &[&str] = &[
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_MAKEFLAGS",
+    "CARGO_MANIFEST_DIR",
+    "CARGO_PKG_NAME",
+    "CARGO_TRIM_PATHS_REMAP",
+    "CARGO_TRIM_PATHS_SCOPE",
+    "RUSTC",
+    "RUSTC_BOOTSTRAP",
+    "RUSTC_LINKER",
+    "RUSTC_WRAPPER",
+];
+
+/// Prefixes of the names cc consults (the target's cfg values, its own switches, the
+/// pauthtest target's).
+const PREFIXES: &[&str] = &["CARGO_CFG_", "CC_", "PAUTHTEST_"];
 
 /// The model of the copy cc 1.6.0 to 1.11.3 takes.
 pub struct CcSnapshot;
@@ -95,6 +111,7 @@ impl CcSnapshot {
     /// every base, whatever the target).
     pub fn consults(name: &str) -> bool {
         if SINGLES.contains(&name)
+            || CARGO_NAMES.contains(&name)
             || PREFIXES.iter().any(|p| name.starts_with(p))
             || name.ends_with("_DEPLOYMENT_TARGET")
         {
@@ -194,6 +211,7 @@ mod tests {
             "CRATE_CC_NO_DEFAULTS",
             "CARGO_ENCODED_RUSTFLAGS",
             "CARGO_CFG_TARGET_FEATURE",
+            "CARGO_TRIM_PATHS_SCOPE",
             "RUSTC_WRAPPER",
             "PATH",
             "MACOSX_DEPLOYMENT_TARGET",
@@ -217,6 +235,10 @@ mod tests {
             "HOST_CCX",
             "PATHEXT",
             "SHLVL",
+            "CARGO_NET_OFFLINE",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "RUSTC_LOG",
         ] {
             assert!(!CcSnapshot::consults(name), "{name}");
         }

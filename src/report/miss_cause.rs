@@ -284,7 +284,7 @@ fn hint(
     }
     if whole_env == EnvRead::CcCopy && has(DiffKind::ReadEnvVar) {
         return Some(format!(
-            "this unit's build script uses the cc crate, which copies the environment when it starts: the run is keyed on the variables cc consults (its tool and flag variables such as CC and CFLAGS in their target spellings, CC_*, CRATE_CC_NO_DEFAULTS, PATH, cargo's CARGO_* and RUSTC_*), and on no other; name those that cannot change what it produces in {} (see 'The cc crate's copy of the environment' in the book's design/observation page)",
+            "this unit's build script uses the cc crate, which copies the environment when it starts: the run is keyed on the variables cc consults (its tool and flag variables such as CC and CFLAGS in their target spellings, CC_*, CRATE_CC_NO_DEFAULTS, cargo's CARGO_CFG_* and the few CARGO_ and RUSTC_ names its sources spell; PATH by what its searches found), and on no other; name those that cannot change what it produces in {} (see 'The cc crate's copy of the environment' in the book's design/observation page)",
             crate::observe::IGNORE_VAR
         ));
     }

@@ -499,13 +499,45 @@ fn memo_digest(
         return None;
     }
     if meta.ctime() + 2 < now {
-        let _ = std::fs::create_dir_all(file.parent()?);
+        let shard = file.parent()?;
+        let _ = std::fs::create_dir_all(shard);
+        prune_memo_shard(shard, std::time::SystemTime::now());
         let _ = crate::fsx::write_atomic(
             &file,
             format!("{} {}\n", digest.hash, digest.size_bytes).as_bytes(),
         );
     }
     Some(digest)
+}
+
+/// A memo shard holding more than this many digests is pruned when one is added.
+const MEMO_SHARD_MAX: usize = 64;
+
+/// Digests remembered longer than this are dropped from a full shard: a file still
+/// there is hashed again once (a memo entry names one version of one file, and every
+/// rebuild of a crate makes a new one).
+const MEMO_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes the digests in `shard` written more than [`MEMO_AGE`] before `now`, when it
+/// holds more than [`MEMO_SHARD_MAX`]: the memo stays bounded by what a day of builds
+/// adds.
+fn prune_memo_shard(shard: &Path, now: std::time::SystemTime) {
+    let Ok(rd) = std::fs::read_dir(shard) else {
+        return;
+    };
+    let entries: Vec<std::fs::DirEntry> = rd.flatten().collect();
+    if entries.len() <= MEMO_SHARD_MAX {
+        return;
+    }
+    for e in entries {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > MEMO_AGE));
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 impl Files<'_> {
@@ -914,6 +946,39 @@ mod tests {
         assert_eq!(d, crate::exec::hash_file(&file).unwrap());
         // Changed less than 2 s ago: a write in the same clock tick could follow.
         assert_eq!(std::fs::read_dir(&memo).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_full_memo_shard_drops_digests_older_than_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = dir.path();
+        let now = std::time::SystemTime::now();
+        let two_days = now - std::time::Duration::from_secs(2 * 24 * 3600);
+        let write = |name: &str, at: std::time::SystemTime| {
+            let p = shard.join(name);
+            std::fs::write(&p, "h 1\n").unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        };
+        for i in 0..40 {
+            write(&format!("old{i}"), two_days);
+            write(&format!("new{i}"), now);
+        }
+        let count = || std::fs::read_dir(shard).unwrap().count();
+        prune_memo_shard(shard, now);
+        assert_eq!(
+            count(),
+            40,
+            "the old digests are gone, the recent ones stay"
+        );
+        // A shard within its bound is left alone, old digests and all.
+        write("old-again", two_days);
+        prune_memo_shard(shard, now);
+        assert_eq!(count(), 41);
     }
 
     #[test]
