@@ -51,6 +51,16 @@ fn out_dir(target: &Path, package: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no run dir of {package} in {}", build.display()))
 }
 
+/// What `cargo xcache explain <package>` prints in `ws`, with `env` set.
+fn explain(ws: &Path, store: &Path, package: &str, env: &[(&str, &str)]) -> String {
+    let out = common::base_command(&common::xcache_exe(), ws, store)
+        .envs(env.iter().copied())
+        .args(["xcache", "explain", package])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -115,11 +125,7 @@ fn the_cc_crates_copy_of_the_environment_is_keyed_on_what_cc_consults() {
     let (b, r) = build_as_told(&ws4, &s.store(), &[NO_SEED, flags]);
     assert_eq!(r.runs()["cnum"], run("miss"));
     assert_eq!(b.run("app"), EXPECTED);
-    let explain = common::base_command(&common::xcache_exe(), &ws4, &s.store())
-        .args(["xcache", "explain", "cnum"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&explain.stdout);
+    let text = explain(&ws4, &s.store(), "cnum", &[]);
     assert!(text.contains("HOST_CFLAGS added"), "{text}");
     assert!(
         text.contains("uses the cc crate") && !text.contains("reads the environment whole"),
@@ -143,11 +149,7 @@ fn a_script_reading_the_environment_whole_is_keyed_on_all_of_it() {
     let ws3 = s.checkout("soundness/env-whole", "ws3");
     let (_, r) = build_as_told(&ws3, &s.store(), &[NO_SEED, extra]);
     assert_eq!(r.runs()["scan"], run("miss"));
-    let explain = common::base_command(&common::xcache_exe(), &ws3, &s.store())
-        .args(["xcache", "explain", "scan"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&explain.stdout);
+    let text = explain(&ws3, &s.store(), "scan", &[]);
     assert!(text.contains("SOME_RUNNER_SETTING added"), "{text}");
     assert!(
         text.contains("reads the environment whole") && text.contains("XCACHE_ENV_IGNORE"),
@@ -537,12 +539,7 @@ fn a_run_is_keyed_by_what_path_resolved_to() {
     let ws3 = s.checkout("cc-path", "ws3");
     let (b, r) = build_as_told(&ws3, &s.store(), &[NO_SEED, ("PATH", &other_front)]);
     assert_eq!(r.runs()["ccpath"], run("miss"), "another cc in front");
-    let explain = common::base_command(&common::xcache_exe(), &ws3, &s.store())
-        .env("PATH", &other_front)
-        .args(["xcache", "explain", "ccpath"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&explain.stdout);
+    let text = explain(&ws3, &s.store(), "ccpath", &[("PATH", &other_front)]);
     assert!(text.contains("input lookup cc changed"), "{text}");
     let plain = s.checkout("cc-path", "plain");
     let out = cargo_build(&plain, &[], &[("PATH", &other_front)]);

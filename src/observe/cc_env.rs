@@ -154,7 +154,7 @@ fn embedded_versions(data: &[u8]) -> BTreeSet<String> {
     const TAIL: &[u8] = b"/src/build_env.rs";
     let mut out = BTreeSet::new();
     let mut at = 0;
-    while let Some(i) = find(&data[at..], TAIL) {
+    while let Some(i) = memchr::memmem::find(&data[at..], TAIL) {
         let end = at + i;
         at = end + TAIL.len();
         // Back to the path's start: printable bytes.
@@ -167,29 +167,24 @@ fn embedded_versions(data: &[u8]) -> BTreeSet<String> {
         };
         // `<…>/registry/src/<index>/cc-<version>`
         let mut parts = path.rsplit('/');
-        let (Some(dir), Some(_index), Some("src"), Some("registry")) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            // Some other crate's `build_env.rs`, or cc from elsewhere: counted as an
-            // unknown version when it is cc's.
-            if path
-                .rsplit('/')
-                .next()
-                .is_some_and(|d| d == "cc" || d.starts_with("cc-"))
-            {
+        let dir = parts.next().unwrap_or_default();
+        let from_registry = matches!(
+            (parts.next(), parts.next(), parts.next()),
+            (Some(_), Some("src"), Some("registry"))
+        );
+        match (dir.strip_prefix("cc-"), from_registry) {
+            (Some(version), true) => {
+                out.insert(version.to_string());
+            }
+            // cc from elsewhere (vendored, a fork): a version not known.
+            (_, false) if dir == "cc" || dir.starts_with("cc-") => {
                 out.insert(String::from("?"));
             }
-            continue;
-        };
-        if let Some(v) = dir.strip_prefix("cc-") {
-            out.insert(v.to_string());
+            // Some other crate's `build_env.rs`.
+            _ => {}
         }
     }
     out
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
 }
 
 #[cfg(test)]

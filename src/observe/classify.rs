@@ -162,19 +162,12 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             // The compiler's own walks (to start the linker with its environment) are
             // its business, like the variables it reads.
             Op::EnvAll => {
-                let walked_by = |w: &mut super::walkers::Walkers, cc: bool| {
-                    e.caller.as_deref().is_some_and(|what| {
-                        if cc {
-                            w.cc_snapshot(&e.path, what)
-                        } else {
-                            w.builds_child_env(&e.path, what)
-                        }
-                    })
-                };
+                let what = e.caller.as_deref();
                 // Covered code's walks, and walks that only build a child's environment,
                 // read nothing; the `cc` crate's copy reads what its code consults.
-                let read = !scope.is_covered(Path::new(&e.path)) && !walked_by(&mut walkers, false);
-                if read && cc_eligible && walked_by(&mut walkers, true) {
+                let read = !scope.is_covered(Path::new(&e.path))
+                    && !what.is_some_and(|w| walkers.builds_child_env(&e.path, w));
+                if read && cc_eligible && what.is_some_and(|w| walkers.cc_snapshot(&e.path, w)) {
                     c.env_cc = true;
                 } else if read {
                     c.env_whole

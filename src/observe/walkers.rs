@@ -48,64 +48,98 @@ impl Purpose {
         }
     }
 
-    /// Whether a symbol (legacy or v0 mangling) is one of [`Purpose::functions`]. The
-    /// standard library's are matched by suffix (its module paths move between
-    /// releases; no crate of a program can be named `std`), the `cc` crate's exactly.
+    /// Every purpose, for the one pass over an object's symbols.
+    const ALL: [Purpose; 4] = [
+        Purpose::ChildEnv,
+        Purpose::PathSearch,
+        Purpose::CcSnapshot,
+        Purpose::CcNamedByCaller,
+    ];
+
+    /// Whether a symbol (legacy or v0 mangling) is one of [`Purpose::functions`].
+    #[cfg(test)]
     fn names(self, mangled: &str) -> bool {
-        let Ok(name) = rustc_demangle::try_demangle(mangled) else {
-            return false;
-        };
-        // `<std::…::CommandEnv>::capture` (v0) or `std::…::CommandEnv::capture`
-        // (legacy), the same path either way.
-        let name = format!("{name:#}");
-        let path = name.strip_prefix('<').unwrap_or(&name);
-        let path = if path.len() == name.len() {
-            // Legacy: no angle brackets around the type.
-            match path.rsplit_once("::") {
-                Some((ty, f)) => format!("{ty}>::{f}"),
-                None => return false,
-            }
-        } else {
-            path.to_string()
-        };
+        function_path(mangled).is_some_and(|path| self.matches(&path))
+    }
+
+    /// Whether a function path (as [`function_path`] gives it) is one of
+    /// [`Purpose::functions`]. The standard library's are matched by suffix (its module
+    /// paths move between releases; no crate of a program can be named `std`), the `cc`
+    /// crate's exactly.
+    fn matches(self, path: &str) -> bool {
         match self {
             Purpose::ChildEnv => {
                 path.starts_with("std::") && self.functions().iter().any(|f| path.ends_with(f))
             }
-            _ => self.functions().contains(&path.as_str()),
+            _ => self.functions().contains(&path),
         }
     }
 }
 
-/// The address ranges of the functions of `purpose` in an object, from its symbol table
-/// (empty when it cannot be read or has none: no chain then passes through them).
-fn function_ranges(object: &Path, purpose: Purpose) -> Vec<(u64, u64)> {
-    let Ok(data) = std::fs::read(object) else {
-        return Vec::new();
-    };
-    ranges_in(&data, purpose)
+/// A symbol's function as `crate::…::Type>::function`, without the hash: the same
+/// path for `<std::…::CommandEnv>::capture` (v0 mangling) and
+/// `std::…::CommandEnv::capture` (legacy). `None` for what does not demangle.
+fn function_path(mangled: &str) -> Option<String> {
+    let name = format!("{:#}", rustc_demangle::try_demangle(mangled).ok()?);
+    match name.strip_prefix('<') {
+        Some(path) => Some(path.to_string()),
+        // Legacy: no angle brackets around the type.
+        None => {
+            let (ty, f) = name.rsplit_once("::")?;
+            Some(format!("{ty}>::{f}"))
+        }
+    }
 }
 
-fn ranges_in(data: &[u8], purpose: Purpose) -> Vec<(u64, u64)> {
-    let Ok(file) = object::File::parse(data) else {
-        return Vec::new();
-    };
-    let base = file.relative_address_base();
-    file.symbols()
-        .filter(|s| s.size() > 0 && s.name().is_ok_and(|n| purpose.names(n)))
-        .map(|s| (s.address() - base, s.address() - base + s.size()))
-        .collect()
+/// What the walkers need of one object, from one read of it.
+#[derive(Default)]
+struct ObjectFacts {
+    /// The address ranges of the functions of each purpose, from its symbol table
+    /// (none when it cannot be read or has none: no chain then passes through them).
+    ranges: HashMap<Purpose, Vec<(u64, u64)>>,
+    /// Whether its `cc` code is code the model of `super::cc_env` holds for.
+    cc_audited: bool,
 }
 
-/// Remembers the ranges of each object asked about.
+impl ObjectFacts {
+    fn of(object: &Path) -> ObjectFacts {
+        let Ok(data) = std::fs::read(object) else {
+            return ObjectFacts::default();
+        };
+        let mut ranges: HashMap<Purpose, Vec<(u64, u64)>> = HashMap::new();
+        if let Ok(file) = object::File::parse(&*data) {
+            let base = file.relative_address_base();
+            for s in file.symbols().filter(|s| s.size() > 0) {
+                let Some(path) = s.name().ok().and_then(function_path) else {
+                    continue;
+                };
+                for purpose in Purpose::ALL.into_iter().filter(|p| p.matches(&path)) {
+                    let lo = s.address() - base;
+                    ranges.entry(purpose).or_default().push((lo, lo + s.size()));
+                }
+            }
+        }
+        let named = ranges.contains_key(&Purpose::CcNamedByCaller);
+        ObjectFacts {
+            cc_audited: super::cc_env::CcSnapshot::of_object(&data, named),
+            ranges,
+        }
+    }
+}
+
+/// Remembers what it learnt of each object asked about.
 #[derive(Default)]
 pub struct Walkers {
-    ranges: HashMap<(String, Purpose), Vec<(u64, u64)>>,
-    /// Per object: whether its `cc` code is code the model of `super::cc_env` holds for.
-    cc_audited: HashMap<String, bool>,
+    objects: HashMap<String, ObjectFacts>,
 }
 
 impl Walkers {
+    fn facts(&mut self, object: &str) -> &ObjectFacts {
+        self.objects
+            .entry(object.to_string())
+            .or_insert_with(|| ObjectFacts::of(Path::new(object)))
+    }
+
     /// Whether the walk `object` made, recorded as `what` (`sym @ +0x… +0x…`: the
     /// faulting instruction, then the return addresses of its callers in that object,
     /// as offsets from where it was loaded), only built a child's environment.
@@ -123,19 +157,7 @@ impl Walkers {
         let Some((_, chain)) = what.split_once(" @") else {
             return false;
         };
-        if !self.passes_through(object, chain, Purpose::CcSnapshot, 1) {
-            return false;
-        }
-        *self
-            .cc_audited
-            .entry(object.to_string())
-            .or_insert_with(|| {
-                let Ok(data) = std::fs::read(object) else {
-                    return false;
-                };
-                let named = !ranges_in(&data, Purpose::CcNamedByCaller).is_empty();
-                super::cc_env::CcSnapshot::of_object(&data, named)
-            })
+        self.passes_through(object, chain, Purpose::CcSnapshot, 1) && self.facts(object).cc_audited
     }
 
     /// Whether a read of PATH by `object`, with the return addresses `chain`
@@ -154,10 +176,9 @@ impl Walkers {
         let Some(offsets) = offsets else {
             return false;
         };
-        let ranges = self
-            .ranges
-            .entry((object.to_string(), purpose))
-            .or_insert_with(|| function_ranges(Path::new(object), purpose));
+        let Some(ranges) = self.facts(object).ranges.get(&purpose) else {
+            return false;
+        };
         // Return addresses point just past their call.
         offsets.iter().skip(skip).any(|&ret| {
             let at = ret.wrapping_sub(1);
