@@ -357,3 +357,47 @@ fn bundled_uploads_heal_a_piece_gone_from_the_remote() {
     assert_all_seeded(&r);
     assert_eq!(r.warning_codes(), Vec::<String>::new());
 }
+
+/// A store filled without a remote holds libraries' entries thin (each `.rlib` by
+/// reference to a loose object of that store). A later build with a remote uploads
+/// what it used whole: a build elsewhere, with nothing but the remote, restores every
+/// library and runs the same program. (Bundled uploads send what a build used from its
+/// local store; uploads of objects send only what it stored.)
+#[test]
+fn entries_stored_without_a_remote_leave_the_machine_whole() {
+    for uploads in ["bundles"] {
+        let s = Scratch::new();
+        let folder = s.path("shared");
+        std::fs::create_dir_all(&folder).unwrap();
+        let uri = format!("file://{}?uploads={uploads}", folder.display());
+        let store = s.path("local-store");
+        let ws = s.checkout("basic-workspace", "first");
+        xcache_build(&ws, &store, &[], &[]).assert_success();
+        let ws = s.checkout("basic-workspace", "second");
+        // Restored by the wrappers (no seeding), so each unit is a hit the build used.
+        let b = xcache_build(
+            &ws,
+            &store,
+            &["--remote", &uri],
+            &[HEALTHY_REMOTE, ("XCACHE_SEED", "0")],
+        );
+        b.assert_success();
+        assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+        let (_, r) = build(&s, "elsewhere", &uri, &[]);
+        // The libraries, whose entries were thin, arrive whole. (The generated crate's
+        // build-script run is not among what a build sends from its local store.)
+        let hits = r.with_outcome("hit");
+        for lib in ["util:lib", "mid:lib", "app:bin"] {
+            assert!(
+                hits.contains(&lib.to_string()),
+                "uploads={uploads}: {lib}: {}",
+                r.0["summary"]
+            );
+        }
+        assert!(
+            r.warning_codes().is_empty(),
+            "uploads={uploads}: {:?}",
+            r.warning_codes()
+        );
+    }
+}

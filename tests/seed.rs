@@ -520,7 +520,7 @@ fn an_rlib_from_another_compile_is_never_linked_beside_an_entrys_rmeta() {
 }
 
 #[test]
-fn a_changed_object_is_never_linked_and_is_made_again() {
+fn a_changed_object_is_never_used_and_is_made_again() {
     use std::io::{Seek, Write};
     use std::os::unix::fs::PermissionsExt;
     let s = Scratch::new();
@@ -541,9 +541,11 @@ fn a_changed_object_is_never_linked_and_is_made_again() {
     b.assert_success();
     let r = Report::read(&ws2.join("target"));
     assert_eq!(r.summary("bytes_linked"), 0, "a changed object was linked");
-    assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+    // The libraries' entries hold their `.rlib` files by reference (thin): without a
+    // sound object they cannot be restored, so those units compile, and store again.
+    assert_eq!(b.fresh().get("util:lib"), Some(&false), "{:?}", b.fresh());
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
-    // Made again from what the entries hold, each named by its content.
+    // Made again by those compiles, each named by its content.
     let again = objects(&s.store());
     assert!(!again.is_empty());
     for o in &again {
@@ -581,4 +583,97 @@ fn a_store_on_another_file_system_plants_by_writing() {
     assert!(r.summary("seeded") >= 6);
     assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+}
+
+/// A library's entry holds its `.rlib` by reference (thin): the wrapper that stores it
+/// makes the file the store's object at once, so the `.rlib` is neither compressed nor
+/// written twice. Such an entry restores into a target dir on another file system (a
+/// checked copy of the object), and one whose object is gone is a miss, compiled and
+/// stored again, never a failed or wrong build.
+#[test]
+fn libraries_are_stored_by_reference_and_restore_wherever_the_target_dir_is() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Scratch::new();
+    let ws1 = s.checkout("basic-workspace", "ws1");
+    // No seed capture: whatever objects there are, the wrappers made.
+    xcache_build(&ws1, &s.store(), &[], &[("XCACHE_SEED", "0")]).assert_success();
+    let objs = objects(&s.store());
+    let rlibs1 = rlibs(&ws1);
+    let util = rlibs1.keys().find(|n| n.starts_with("libutil-")).unwrap();
+    assert!(
+        objs.iter()
+            .any(|o| std::fs::metadata(o).unwrap().ino() == rlibs1[util].ino()),
+        "util's .rlib is no object: {objs:?}"
+    );
+    // Every library entry names its `.rlib` by digest instead of holding it.
+    let mut by_reference = Vec::new();
+    for p in walk_files(&s.store().join("v2/entries")) {
+        let hex = p.file_stem().unwrap().to_str().unwrap();
+        let key = xcache::key::Key::from_hex(hex).unwrap();
+        let r = xcache::store::EntryReader::open(&p, &key).unwrap();
+        for f in &r.meta().files {
+            if f.role == "rlib" {
+                let o = f.object.expect("an .rlib held in its entry");
+                assert!(r.is_thin());
+                by_reference.push((f.name.clone(), o.len));
+            }
+        }
+    }
+    by_reference.sort();
+    let expected: Vec<(String, u64)> = rlibs1.iter().map(|(n, m)| (n.clone(), m.len())).collect();
+    assert_eq!(by_reference, expected);
+
+    // A target dir on another file system: the objects are copied, checked.
+    let shm = tempfile::Builder::new()
+        .prefix("xcache-test-target-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    age(&ws2);
+    let target = shm.path().to_str().unwrap();
+    let b = xcache_build(&ws2, &s.store(), &[], &[("CARGO_TARGET_DIR", target)]);
+    b.assert_success();
+    let r = Report::read(shm.path());
+    assert_eq!(r.summary("bytes_linked"), 0);
+    // No seed records (the first build captured none): the wrappers restore each unit.
+    let cacheable: Vec<String> = common::basic::CACHEABLE
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(r.with_outcome("hit"), cacheable, "{}", r.0["summary"]);
+    assert!(r.warning_codes().is_empty(), "{:?}", r.warning_codes());
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+
+    // The objects gone (removed by hand): the thin entries are misses, compiled and
+    // stored again, quietly; the next build restores them.
+    std::fs::remove_dir_all(s.store().join("v2/objects")).unwrap();
+    let ws3 = s.checkout("basic-workspace", "ws3");
+    age(&ws3);
+    let b = xcache_build(&ws3, &s.store(), &[], &[]);
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    assert_eq!(b.fresh().get("util:lib"), Some(&false), "{:?}", b.fresh());
+    let r = Report::read(&ws3.join("target"));
+    assert!(r.warning_codes().is_empty(), "{:?}", r.warning_codes());
+    let ws4 = s.checkout("basic-workspace", "ws4");
+    age(&ws4);
+    let b = xcache_build(&ws4, &s.store(), &[], &[]);
+    b.assert_success();
+    assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+    assert!(Report::read(&ws4.join("target")).summary("bytes_linked") > 0);
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+}
+
+/// Every file under `dir`, recursively.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -435,6 +435,8 @@ pub fn write(
     let new: Vec<(Key, u64)> = objects
         .iter()
         .filter(|k| !held.contains(k) && seen.insert(**k))
+        // A thin entry leaves the machine whole (or not at all).
+        .filter(|k| local.ensure_whole(k))
         .filter_map(|k| Some((*k, local.entry_size(k).filter(|n| *n > 0)?)))
         .collect();
     if new.len() < MIN_NEW {

@@ -142,10 +142,12 @@ fn worker(
         let result = opened(spec, remote).and_then(|r| upload_one(r, local, l1.as_ref(), &entry));
         let mut o = outcome.lock().unwrap();
         match result {
-            Ok(n) => {
+            Ok(Some(n)) => {
                 o.uploaded.push(entry);
                 o.bytes += n;
             }
+            // A thin entry that could not be made whole: it stays local.
+            Ok(None) => {}
             Err(e) if e.code() == "remote-entry-too-large" => {
                 o.too_large.get_or_insert(e);
             }
@@ -236,6 +238,9 @@ fn pack(
             if !held.insert(key) {
                 continue;
             }
+            if !local.ensure_whole(&key) {
+                continue;
+            }
             let Some(n) = local.entry_size(&key).filter(|n| *n > 0) else {
                 continue;
             };
@@ -255,10 +260,13 @@ fn upload_one(
     local: &LocalStore,
     l1: Option<&Key>,
     entry: &Key,
-) -> Result<u64, CacheError> {
+) -> Result<Option<u64>, CacheError> {
+    if !local.ensure_whole(entry) {
+        return Ok(None);
+    }
     let n = remote.put_file(&RemoteStore::entry_path(entry), &local.entry_path(entry))?;
     let Some(l1) = l1 else {
-        return Ok(n);
+        return Ok(Some(n));
     };
     let Some(variant) = local
         .read_manifest(l1)
@@ -266,7 +274,7 @@ fn upload_one(
         .into_iter()
         .find(|v| v.entry == entry.to_hex())
     else {
-        return Ok(n);
+        return Ok(Some(n));
     };
     let path = RemoteStore::manifest_path(l1);
     let mut manifest: Manifest = remote
@@ -275,7 +283,7 @@ fn upload_one(
         .unwrap_or_default();
     manifest.add(variant);
     remote.put_bytes(&path, serde_json::to_vec(&manifest).unwrap_or_default())?;
-    Ok(n)
+    Ok(Some(n))
 }
 
 /// Records the entries this build used under their prediction keys: one GET and one
@@ -355,7 +363,8 @@ pub fn update_index(
                 IndexEntry {
                     l1: l1.to_hex(),
                     variant,
-                    size: local.entry_size(entry),
+                    // A size hint only for what left this machine whole.
+                    size: local.whole_size(entry),
                 },
             );
         }

@@ -548,6 +548,7 @@ fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), 
                 name: f.rel.clone(),
                 template: matches!(&f.src, Src::Text(t) if PathMap::has_token(t)),
                 executable: f.exec,
+                object: None,
             })
             .collect(),
         stdout: String::new(),

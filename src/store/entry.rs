@@ -23,6 +23,14 @@
 //! is decompressed ([`EntryReader::open_checked`]). Files stream through in bounded buffers: an entry is
 //! never held in memory whole. The format names files by role, so linked outputs and
 //! build-script results fit without a new format.
+//!
+//! A *thin* entry (format 2) holds some files by reference: such a file's header record
+//! names its content digest and length (`object`), and the stream holds nothing of it;
+//! its bytes are the local store's loose object of that digest (`super::objects`),
+//! checked against the digest wherever they are used. Only the local store writes thin
+//! entries (a library's `.rlib`, already linked there as an object, is then neither
+//! compressed nor written a second time); whatever leaves the machine is made whole
+//! first ([`super::LocalStore::ensure_whole`]). Readers that predate format 2 refuse it.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -36,6 +44,8 @@ use crate::sign::{self, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN, Signer, Truste
 
 const MAGIC: &[u8; 8] = b"XCACHEE\0";
 const FORMAT: u32 = 1;
+/// An entry holding some files as references to loose objects.
+const FORMAT_THIN: u32 = 2;
 const END: &[u8; 4] = b"END\0";
 /// The signature trailer's version and its closing magic.
 const TRAILER_FORMAT: u32 = 1;
@@ -58,6 +68,17 @@ pub struct EntryFile {
     /// True if the file is restored executable (linked outputs).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub executable: bool,
+    /// In a thin entry: the file is not in the stream but is the local store's loose
+    /// object of this content digest and length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectRef>,
+}
+
+/// A file of a thin entry held as a loose object: its content digest and length.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub digest: Key,
+    pub len: u64,
 }
 
 /// The header of an entry.
@@ -81,6 +102,9 @@ pub struct EntryMeta {
 pub enum EntrySource<'a> {
     Path(&'a Path),
     Bytes(&'a [u8]),
+    /// A file held by reference (a thin entry): read, digested and scanned, but not
+    /// written into the stream. The caller makes it the store's object of its digest.
+    Object(&'a Path),
 }
 
 /// The result of writing an entry.
@@ -95,10 +119,26 @@ pub struct PutOutcome {
     pub needle_file: Option<(usize, u64)>,
     /// The content digest of each file, in order.
     pub digests: Vec<Key>,
+    /// The files written by reference ([`EntrySource::Object`]).
+    pub objects: Vec<ByReference>,
+}
+
+/// A file a thin entry holds by reference, as it was written.
+#[derive(Clone, Copy, Debug)]
+pub struct ByReference {
+    /// Its place among the entry's files.
+    pub index: usize,
+    pub len: u64,
+    /// The device and inode of the file that was read: the one that may become the
+    /// object.
+    pub read: (u64, u64),
 }
 
 /// Writes an entry to `out`, signed by `signer` if given. Files with `scan` set are
-/// searched for every needle while they stream; the caller decides what a find means.
+/// searched for every needle while they stream; the caller decides what a find means
+/// (once one is found, the rest is not written: the outcome says where, and the caller
+/// drops what was written). Files given as [`EntrySource::Object`] are read first (their
+/// digests go in the header) and left out of the stream: the entry is then thin.
 pub fn write_entry(
     out: impl Write,
     meta: &EntryMeta,
@@ -106,18 +146,60 @@ pub fn write_entry(
     needles: &[Vec<u8>],
     signer: Option<&Signer>,
 ) -> io::Result<PutOutcome> {
+    use std::os::unix::fs::MetadataExt;
     let key = Key::from_hex(&meta.key)
         .ok_or_else(|| io::Error::other("the entry header holds no valid key"))?;
-    let meta_json = serde_json::to_vec(meta).map_err(io::Error::other)?;
+    if meta.files.len() != sources.len() {
+        return Err(io::Error::other("the entry header names other files"));
+    }
+    let mut meta = meta.clone();
+    // The header names by reference exactly the files given so.
+    for f in &mut meta.files {
+        f.object = None;
+    }
+    let mut scanner = Scanner::new(needles);
+    let mut digests: Vec<Option<Key>> = vec![None; sources.len()];
+    let mut objects = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    // Files by reference first: the header names their digests.
+    for (index, (source, scan)) in sources.iter().enumerate() {
+        let EntrySource::Object(p) = source else {
+            continue;
+        };
+        let f = File::open(p)?;
+        let m = f.metadata()?;
+        let (len, digest) = pass(f, io::sink(), *scan, index, &mut scanner, &mut buf)?;
+        if len != m.len() {
+            return Err(io::Error::other("a file changed size while it was stored"));
+        }
+        if scanner.found.is_some() {
+            return Ok(scanner.outcome(0, Vec::new(), Vec::new()));
+        }
+        meta.files[index].object = Some(ObjectRef { digest, len });
+        digests[index] = Some(digest);
+        objects.push(ByReference {
+            index,
+            len,
+            read: (m.dev(), m.ino()),
+        });
+    }
+    let format = if objects.is_empty() {
+        FORMAT
+    } else {
+        FORMAT_THIN
+    };
+    meta.format_version = format;
+    let meta_json = serde_json::to_vec(&meta).map_err(io::Error::other)?;
     let lens = sources
         .iter()
         .map(|(source, _)| match source {
-            EntrySource::Path(p) => std::fs::metadata(p).map(|m| m.len()),
-            EntrySource::Bytes(b) => Ok(b.len() as u64),
+            EntrySource::Path(p) => std::fs::metadata(p).map(|m| Some(m.len())),
+            EntrySource::Bytes(b) => Ok(Some(b.len() as u64)),
+            EntrySource::Object(_) => Ok(None),
         })
-        .collect::<io::Result<Vec<u64>>>()?;
+        .collect::<io::Result<Vec<Option<u64>>>>()?;
     let stream_len = (MAGIC.len() + 4 + 4 + meta_json.len() + 32 + END.len()) as u64
-        + lens.iter().map(|l| 8 + l + 32).sum::<u64>();
+        + lens.iter().flatten().map(|l| 8 + l + 32).sum::<u64>();
     // Level 1: the store write holds cargo's job slot until the wrapper exits, so its
     // speed is build time. Measured here on rlibs: level 1 ran at 221 MB/s to 34% of
     // the size, level 3 at 147 MB/s to 31%.
@@ -131,70 +213,30 @@ pub fn write_entry(
     z.window_log(WINDOW_LOG)?;
     z.long_distance_matching(true)?;
     z.write_all(MAGIC)?;
-    z.write_all(&FORMAT.to_le_bytes())?;
+    z.write_all(&format.to_le_bytes())?;
     z.write_all(&(meta_json.len() as u32).to_le_bytes())?;
     z.write_all(&meta_json)?;
     z.write_all(blake3::hash(&meta_json).as_bytes())?;
-    let finders: Vec<memmem::Finder<'_>> = needles.iter().map(memmem::Finder::new).collect();
-    let overlap = needles
-        .iter()
-        .map(Vec::len)
-        .max()
-        .unwrap_or(1)
-        .saturating_sub(1);
     let mut total = 0u64;
-    let mut needle_found = None;
-    let mut needle_file = None;
-    let mut digests = Vec::with_capacity(sources.len());
-    for (index, ((source, scan), &len)) in sources.iter().zip(&lens).enumerate() {
+    for (index, ((source, scan), len)) in sources.iter().zip(&lens).enumerate() {
+        let Some(len) = *len else {
+            continue;
+        };
         z.write_all(&len.to_le_bytes())?;
-        let mut hasher = blake3::Hasher::new();
-        let mut reader: Box<dyn Read> = match source {
+        let reader: Box<dyn Read> = match source {
             EntrySource::Path(p) => Box::new(File::open(p)?),
             EntrySource::Bytes(b) => Box::new(*b),
+            EntrySource::Object(_) => unreachable!("objects have no length here"),
         };
-        let mut buf = vec![0u8; 256 * 1024];
-        // The tail of the previous chunk, so a needle across a chunk border is found.
-        let mut window: Vec<u8> = Vec::new();
-        let mut written = 0u64;
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            let chunk = &buf[..n];
-            hasher.update(chunk);
-            z.write_all(chunk)?;
-            written += n as u64;
-            if *scan && !finders.is_empty() {
-                let counting = needle_file.is_some_and(|(i, _)| i == index);
-                if needle_found.is_none() || counting {
-                    window.extend_from_slice(chunk);
-                    if needle_found.is_none() {
-                        needle_found = finders.iter().position(|f| f.find(&window).is_some());
-                        if needle_found.is_some() {
-                            needle_file = Some((index, 0));
-                        }
-                    }
-                    if let (Some(n), Some((_, count))) = (needle_found, needle_file.as_mut()) {
-                        // Each occurrence once: the window keeps fewer bytes than the
-                        // needle, so no occurrence lies wholly in what was counted before.
-                        *count += finders[n].find_iter(&window).count() as u64;
-                        let keep = window.len().min(needles[n].len().saturating_sub(1));
-                        window.drain(..window.len() - keep);
-                    } else {
-                        let keep = window.len().min(overlap);
-                        window.drain(..window.len() - keep);
-                    }
-                }
-            }
-        }
+        let (written, digest) = pass(reader, &mut z, *scan, index, &mut scanner, &mut buf)?;
         if written != len {
             return Err(io::Error::other("a file changed size while it was stored"));
         }
-        let digest = hasher.finalize();
-        z.write_all(digest.as_bytes())?;
-        digests.push(Key(*digest.as_bytes()));
+        if scanner.found.is_some() {
+            return Ok(scanner.outcome(0, Vec::new(), Vec::new()));
+        }
+        z.write_all(&digest.0)?;
+        digests[index] = Some(digest);
         total += len;
     }
     z.write_all(END)?;
@@ -211,12 +253,105 @@ pub fn write_entry(
         out.write_all(&trailer)?;
     }
     out.flush()?;
-    Ok(PutOutcome {
-        bytes: total,
-        needle_found,
-        needle_file,
-        digests,
-    })
+    let digests = digests
+        .into_iter()
+        .map(|d| d.expect("every file read"))
+        .collect();
+    Ok(scanner.outcome(total, digests, objects))
+}
+
+/// Streams one file from `reader` into `out`, digesting it and scanning it for needles
+/// when `scan`. Returns its length and content digest.
+fn pass(
+    mut reader: impl Read,
+    mut out: impl Write,
+    scan: bool,
+    index: usize,
+    scanner: &mut Scanner<'_>,
+    buf: &mut [u8],
+) -> io::Result<(u64, Key)> {
+    let mut hasher = blake3::Hasher::new();
+    // The tail of the previous chunk, so a needle across a chunk border is found.
+    let mut window: Vec<u8> = Vec::new();
+    let mut written = 0u64;
+    loop {
+        let n = reader.read(buf)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        out.write_all(chunk)?;
+        written += n as u64;
+        if scan {
+            scanner.scan(index, chunk, &mut window);
+        }
+    }
+    Ok((written, Key(*hasher.finalize().as_bytes())))
+}
+
+/// The needle search of one entry write: the first needle found, in which file, and how
+/// many times that file holds it.
+struct Scanner<'n> {
+    needles: &'n [Vec<u8>],
+    finders: Vec<memmem::Finder<'n>>,
+    overlap: usize,
+    found: Option<usize>,
+    file: Option<(usize, u64)>,
+}
+
+impl<'n> Scanner<'n> {
+    fn new(needles: &'n [Vec<u8>]) -> Self {
+        Scanner {
+            needles,
+            finders: needles.iter().map(memmem::Finder::new).collect(),
+            overlap: needles
+                .iter()
+                .map(Vec::len)
+                .max()
+                .unwrap_or(1)
+                .saturating_sub(1),
+            found: None,
+            file: None,
+        }
+    }
+
+    fn scan(&mut self, index: usize, chunk: &[u8], window: &mut Vec<u8>) {
+        if self.finders.is_empty() {
+            return;
+        }
+        let counting = self.file.is_some_and(|(i, _)| i == index);
+        if self.found.is_some() && !counting {
+            return;
+        }
+        window.extend_from_slice(chunk);
+        if self.found.is_none() {
+            self.found = self.finders.iter().position(|f| f.find(window).is_some());
+            if self.found.is_some() {
+                self.file = Some((index, 0));
+            }
+        }
+        if let (Some(n), Some((_, count))) = (self.found, self.file.as_mut()) {
+            // Each occurrence once: the window keeps fewer bytes than the needle, so no
+            // occurrence lies wholly in what was counted before.
+            *count += self.finders[n].find_iter(window).count() as u64;
+            let keep = window.len().min(self.needles[n].len().saturating_sub(1));
+            window.drain(..window.len() - keep);
+        } else {
+            let keep = window.len().min(self.overlap);
+            window.drain(..window.len() - keep);
+        }
+    }
+
+    fn outcome(&self, bytes: u64, digests: Vec<Key>, objects: Vec<ByReference>) -> PutOutcome {
+        PutOutcome {
+            bytes,
+            needle_found: self.found,
+            needle_file: self.file,
+            digests,
+            objects,
+        }
+    }
 }
 
 /// What a signature covers (see the module docs).
@@ -441,7 +576,7 @@ impl EntryReader {
             return Err(ReadError::Corrupt("not an xcache entry".into()).into());
         }
         let format = read_u32(&mut z)?;
-        if format != FORMAT {
+        if format != FORMAT && format != FORMAT_THIN {
             return Err(ReadError::Corrupt(format!("unknown entry format {format}")).into());
         }
         let meta_len = read_u32(&mut z)? as usize;
@@ -460,6 +595,12 @@ impl EntryReader {
         if meta.key != expected.to_hex() {
             return Err(ReadError::Corrupt("entry holds another key".into()).into());
         }
+        let thin = meta.files.iter().any(|f| f.object.is_some());
+        if thin != (format == FORMAT_THIN) {
+            return Err(
+                ReadError::Corrupt("files by reference outside a thin entry".into()).into(),
+            );
+        }
         Ok(EntryReader {
             z,
             meta,
@@ -472,13 +613,39 @@ impl EntryReader {
         &self.meta
     }
 
+    /// True if some file is held by reference ([`ObjectRef`]): the entry can only be
+    /// restored with the local store's objects.
+    pub fn is_thin(&self) -> bool {
+        self.meta.files.iter().any(|f| f.object.is_some())
+    }
+
+    /// The next file's reference, if it is held as a loose object.
+    pub fn next_object(&self) -> Option<ObjectRef> {
+        self.meta.files.get(self.next_file).and_then(|f| f.object)
+    }
+
+    /// Passes a file held by reference: the stream holds nothing of it. Returns the
+    /// reference (its digest is checked by whoever reads the object).
+    pub fn skip_object(&mut self) -> Result<ObjectRef, ReadError> {
+        let object = self
+            .next_object()
+            .ok_or_else(|| ReadError::Io(io::Error::other("the entry holds this file's bytes")))?;
+        self.next_file += 1;
+        Ok(object)
+    }
+
     /// Streams the next file into `out`, checking its digest. Returns its length and
-    /// digest.
+    /// digest. A file held by reference is an error here ([`Self::skip_object`]).
     pub fn next_file(&mut self, out: &mut impl Write) -> Result<(u64, Key), ReadError> {
         if self.next_file >= self.meta.files.len() {
             return Err(ReadError::Corrupt(
                 "more files asked for than stored".into(),
             ));
+        }
+        if self.next_object().is_some() {
+            return Err(ReadError::Io(io::Error::other(
+                "the file is held by reference, as a loose object of the local store",
+            )));
         }
         self.next_file += 1;
         let mut len_bytes = [0u8; 8];
@@ -551,6 +718,7 @@ mod tests {
                     name: format!("f{i}"),
                     template: false,
                     executable: false,
+                    object: None,
                 })
                 .collect(),
             stdout: String::new(),
@@ -617,6 +785,63 @@ mod tests {
         assert_eq!((a, b), (block, rlib));
     }
 
+    /// A thin entry: the file given by reference is digested, scanned and named in the
+    /// header, and the stream holds nothing of it; reading it as bytes is refused.
+    #[test]
+    fn files_by_reference_are_named_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::digest(b"thin");
+        let rmeta: Vec<u8> = (0..50_000u32).map(|i| (i % 13) as u8).collect();
+        let rlib_path = dir.path().join("lib.rlib");
+        let mut rlib = vec![7u8; 3_000_000];
+        std::fs::write(&rlib_path, &rlib).unwrap();
+        let path = dir.path().join("e");
+        let out = write_entry(
+            File::create(&path).unwrap(),
+            &meta(&key, 2),
+            &[
+                (EntrySource::Bytes(&rmeta), true),
+                (EntrySource::Object(&rlib_path), true),
+            ],
+            &[b"/home/needle".to_vec()],
+            None,
+        )
+        .unwrap();
+        assert_eq!(out.needle_found, None);
+        assert_eq!(out.digests[1], Key::digest(&rlib));
+        assert_eq!(out.objects.len(), 1);
+        assert_eq!(
+            (out.objects[0].index, out.objects[0].len),
+            (1, rlib.len() as u64)
+        );
+        let mut r = EntryReader::open(&path, &key).unwrap();
+        assert!(r.is_thin());
+        assert_eq!(r.meta().files[0].object, None);
+        let mut a = Vec::new();
+        r.next_file(&mut a).unwrap();
+        assert_eq!(a, rmeta);
+        assert!(r.next_file(&mut Vec::new()).is_err());
+        let o = r.skip_object().unwrap();
+        assert_eq!((o.digest, o.len), (Key::digest(&rlib), rlib.len() as u64));
+        r.finish().unwrap();
+
+        // A needle in the file by reference is found like anywhere else.
+        rlib[2_000_000..2_000_012].copy_from_slice(b"/home/needle");
+        std::fs::write(&rlib_path, &rlib).unwrap();
+        let out = write_entry(
+            File::create(&path).unwrap(),
+            &meta(&key, 2),
+            &[
+                (EntrySource::Bytes(&rmeta), true),
+                (EntrySource::Object(&rlib_path), true),
+            ],
+            &[b"/home/needle".to_vec()],
+            None,
+        )
+        .unwrap();
+        assert_eq!((out.needle_found, out.needle_file), (Some(0), Some((1, 1))));
+    }
+
     #[test]
     fn round_trip_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
@@ -642,6 +867,18 @@ mod tests {
         .unwrap();
         assert_eq!(out.needle_found, Some(0));
         assert_eq!(out.needle_file, Some((1, 3)));
+        // A find ends the write (the caller drops it); without needles it is whole.
+        write_entry(
+            File::create(&path).unwrap(),
+            &meta(&key, 2),
+            &[
+                (EntrySource::Bytes(&big), true),
+                (EntrySource::Bytes(&with_needle), true),
+            ],
+            &[],
+            None,
+        )
+        .unwrap();
         let mut r = EntryReader::open(&path, &key).unwrap();
         let mut a = Vec::new();
         r.next_file(&mut a).unwrap();

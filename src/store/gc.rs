@@ -56,8 +56,9 @@ pub struct GcReport {
     pub evicted_bytes: u64,
     /// Entries past the size that were kept for being used within the grace period.
     pub kept_recent: usize,
-    /// Loose objects removed (`super::objects`): an acceleration only, they go first,
-    /// oldest first, when the store is over its size.
+    /// Loose objects removed (`super::objects`), with the lists that name them: those
+    /// no kept entry lists go first, oldest first, when the store is over its size; the
+    /// others with the last entry that lists them.
     pub objects_evicted: usize,
     pub objects_evicted_bytes: u64,
     /// Temp files left behind, removed.
@@ -100,6 +101,7 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
     };
     let mut entries = Vec::new();
     let mut objects = Vec::new();
+    let mut lists = Vec::new();
     let mut temps = Vec::new();
     walk(root, 0, &mut |path, meta| {
         let len = meta.len();
@@ -121,6 +123,8 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
             temps.push(found);
         } else if rel.starts_with("entries") && name.ends_with(".xce") {
             entries.push(found);
+        } else if rel.starts_with("objects/by-entry") {
+            lists.push(found);
         } else if rel.starts_with("objects") {
             objects.push(found);
         }
@@ -134,9 +138,33 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
     }
     if let Some(max) = opts.max_size {
         let mut size = report.bytes - report.temp_bytes;
-        // Objects first, oldest first (their times are never set after they are made).
-        objects.sort_by_key(|e| std::cmp::Reverse(e.age));
-        for o in &objects {
+        // An object an entry lists (a thin entry's file, or a linked `.rlib`) lives as
+        // long as the entry; the others are an acceleration only.
+        let needs = Needs::read(&entries, &lists);
+        let mut users: std::collections::HashMap<&str, usize> = Default::default();
+        for digests in needs.by_entry.values() {
+            for d in digests {
+                *users.entry(d.as_str()).or_default() += 1;
+            }
+        }
+        let digest_of = |o: &Found| {
+            o.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let by_digest: std::collections::HashMap<String, &Found> =
+            objects.iter().map(|o| (digest_of(o), o)).collect();
+        // Unlisted objects first, oldest first (their times are never set after they
+        // are made), with the lists of entries that are gone.
+        let mut loose: Vec<&Found> = objects
+            .iter()
+            .filter(|o| !users.contains_key(digest_of(o).as_str()))
+            .chain(needs.orphan_lists.iter().copied())
+            .collect();
+        loose.sort_by_key(|e| std::cmp::Reverse(e.age));
+        for o in loose {
             if size <= max {
                 break;
             }
@@ -146,7 +174,8 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
                 size -= o.len;
             }
         }
-        // Then entries, oldest use first.
+        // Then entries, oldest use first, each with its list and the objects no other
+        // entry kept lists.
         entries.sort_by_key(|e| std::cmp::Reverse(e.age));
         for e in &entries {
             if size <= max {
@@ -156,14 +185,88 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
                 report.kept_recent = entries.iter().filter(|x| x.age < grace).count();
                 break;
             }
-            if opts.dry_run || remove(&e.path) {
-                report.evicted += 1;
-                report.evicted_bytes += e.len;
-                size -= e.len;
+            if !(opts.dry_run || remove(&e.path)) {
+                continue;
+            }
+            report.evicted += 1;
+            report.evicted_bytes += e.len;
+            size -= e.len;
+            let Some((list, digests)) = needs.of(&e.path) else {
+                continue;
+            };
+            if opts.dry_run || remove(&list.path) {
+                report.objects_evicted_bytes += list.len;
+                size -= list.len;
+            }
+            for d in digests {
+                let n = users.get_mut(d.as_str()).expect("counted");
+                *n -= 1;
+                if *n > 0 {
+                    continue;
+                }
+                if let Some(o) = by_digest.get(d.as_str())
+                    && (opts.dry_run || remove(&o.path))
+                {
+                    report.objects_evicted += 1;
+                    report.objects_evicted_bytes += o.len;
+                    size -= o.len;
+                }
             }
         }
     }
     Ok(report)
+}
+
+/// Which objects each entry's list (`objects/by-entry/`) names.
+struct Needs<'a> {
+    /// Entry file name (`<key>.xce`) → the list and the digests it names.
+    by_entry: std::collections::HashMap<String, Vec<String>>,
+    lists: std::collections::HashMap<String, &'a Found>,
+    /// Lists whose entry is gone (or that do not parse).
+    orphan_lists: Vec<&'a Found>,
+}
+
+impl<'a> Needs<'a> {
+    fn read(entries: &[Found], lists: &'a [Found]) -> Needs<'a> {
+        let present: std::collections::HashSet<String> = entries
+            .iter()
+            .filter_map(|e| e.path.file_name()?.to_str().map(str::to_string))
+            .collect();
+        let mut needs = Needs {
+            by_entry: Default::default(),
+            lists: Default::default(),
+            orphan_lists: Vec::new(),
+        };
+        for l in lists {
+            let Some(key) = l.path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let entry = format!("{key}.xce");
+            // A list is a few hundred bytes; anything larger is not one of ours.
+            let digests = (l.len < 64 * 1024)
+                .then(|| fs::read(&l.path).ok())
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<Vec<super::objects::LinkableFile>>(&b).ok())
+                .filter(|_| present.contains(&entry));
+            match digests {
+                Some(files) => {
+                    needs.by_entry.insert(
+                        entry.clone(),
+                        files.iter().map(|f| f.digest.to_hex()).collect(),
+                    );
+                    needs.lists.insert(entry, l);
+                }
+                None => needs.orphan_lists.push(l),
+            }
+        }
+        needs
+    }
+
+    /// The list of the entry at `path` and the digests it names.
+    fn of(&self, path: &Path) -> Option<(&'a Found, &Vec<String>)> {
+        let name = path.file_name()?.to_str()?;
+        Some((*self.lists.get(name)?, self.by_entry.get(name)?))
+    }
 }
 
 /// Starts a collection when the store has a size and none ran for a while: called
@@ -295,6 +398,7 @@ mod tests {
                 name: "f".into(),
                 template: false,
                 executable: false,
+                object: None,
             }],
             stdout: String::new(),
             stderr: String::new(),
@@ -364,6 +468,91 @@ mod tests {
         let r = collect(&store, &opts(0, false)).unwrap();
         assert_eq!((r.evicted, r.grace), (1, QUIET_GRACE), "{r:?}");
         assert!(!recent.exists() && live.exists());
+    }
+
+    /// A thin entry's object goes with the entry, not before it; objects no entry
+    /// lists go first.
+    #[test]
+    fn an_object_lives_as_long_as_an_entry_that_lists_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sd = StoreDir::new(dir.path().join("store"));
+        sd.max_size = None;
+        let store = LocalStore::open(&sd).unwrap();
+        let hour = Duration::from_secs(3600);
+        let thin = |i: u8, age: Duration| -> (PathBuf, PathBuf, PathBuf) {
+            let key = Key::digest(&[i]);
+            let rlib = dir.path().join(format!("lib{i}.rlib"));
+            let mut bytes = vec![0u8; 100_000];
+            blake3::Hasher::new()
+                .update(&[i])
+                .finalize_xof()
+                .fill(&mut bytes);
+            fs::write(&rlib, &bytes).unwrap();
+            let file = |role: &str| EntryFile {
+                role: role.into(),
+                name: format!("lib{i}.{role}"),
+                template: false,
+                executable: false,
+                object: None,
+            };
+            let meta = EntryMeta {
+                format_version: 1,
+                key: key.to_hex(),
+                files: vec![file("rmeta"), file("rlib")],
+                stdout: String::new(),
+                stderr: String::new(),
+                ansi: false,
+                compile_ms: 0,
+                xcache_version: "t".into(),
+            };
+            let out = store
+                .put_entry(
+                    &key,
+                    &meta,
+                    &[
+                        (EntrySource::Bytes(b"rmeta"), false),
+                        (EntrySource::Object(&rlib), false),
+                    ],
+                    &[],
+                )
+                .unwrap();
+            assert_eq!(out.objects.len(), 1);
+            let entry = store.entry_path(&key);
+            set_age(&entry, age);
+            let object = crate::store::objects::object_path(&store, &out.digests[1]);
+            let hex = key.to_hex();
+            let list = store
+                .root()
+                .join("objects/by-entry")
+                .join(&hex[..2])
+                .join(&hex);
+            assert!(object.exists() && list.exists());
+            (entry, object, list)
+        };
+        let old = thin(1, hour * 10);
+        let newer = thin(2, hour * 2);
+        // An object no entry lists (a seed's, say), older than both.
+        let loose = dir.path().join("loose");
+        fs::write(&loose, vec![3u8; 50_000]).unwrap();
+        let digest = Key::digest(&fs::read(&loose).unwrap());
+        crate::store::objects::adopt(&store, &loose, &digest);
+        let loose = crate::store::objects::object_path(&store, &digest);
+        set_age(&loose, hour * 20);
+
+        let before = collect(&store, &GcOptions::default()).unwrap().bytes;
+        // Room for one thin entry and its object, not for the loose object too.
+        let r = collect(
+            &store,
+            &GcOptions {
+                max_size: Some(before - 120_000),
+                dry_run: false,
+            },
+        )
+        .unwrap();
+        assert_eq!((r.evicted, r.objects_evicted), (1, 2), "{r:?}");
+        assert!(!loose.exists());
+        assert!(!old.0.exists() && !old.1.exists() && !old.2.exists());
+        assert!(newer.0.exists() && newer.1.exists() && newer.2.exists());
     }
 
     #[test]

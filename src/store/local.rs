@@ -141,8 +141,8 @@ impl LocalStore {
             path: dest.clone(),
             source,
         };
-        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(werr)?;
-        let outcome = write_entry(
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(werr)?;
+        let mut outcome = write_entry(
             tmp.as_file(),
             meta,
             sources,
@@ -152,6 +152,55 @@ impl LocalStore {
         .map_err(werr)?;
         if outcome.needle_found.is_some() {
             return Ok(outcome);
+        }
+        // A thin entry holds only if each file it names by reference is now the object
+        // of its digest; otherwise it is written whole.
+        let adopted = outcome.objects.iter().all(|o| match &sources[o.index].0 {
+            EntrySource::Object(p) => {
+                super::objects::adopt_read(self, p, &outcome.digests[o.index], o.read)
+            }
+            _ => false,
+        });
+        if !adopted {
+            let whole: Vec<(EntrySource<'_>, bool)> = sources
+                .iter()
+                .map(|(s, scan)| match s {
+                    EntrySource::Object(p) => (EntrySource::Path(p), *scan),
+                    EntrySource::Path(p) => (EntrySource::Path(p), *scan),
+                    EntrySource::Bytes(b) => (EntrySource::Bytes(b), *scan),
+                })
+                .collect();
+            tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(werr)?;
+            outcome = write_entry(
+                tmp.as_file(),
+                meta,
+                &whole,
+                needles,
+                self.trust.signer.as_deref(),
+            )
+            .map_err(werr)?;
+            if outcome.needle_found.is_some() {
+                return Ok(outcome);
+            }
+        } else if !outcome.objects.is_empty() {
+            // Which objects the entry needs, for `gc` (an object lives as long as an
+            // entry that lists it is kept).
+            let beside = meta
+                .files
+                .iter()
+                .position(|f| f.role == "rmeta")
+                .map(|i| outcome.digests[i]);
+            let listed: Vec<super::objects::LinkableFile> = outcome
+                .objects
+                .iter()
+                .map(|o| super::objects::LinkableFile {
+                    name: meta.files[o.index].name.clone(),
+                    digest: outcome.digests[o.index],
+                    len: o.len,
+                    beside,
+                })
+                .collect();
+            super::objects::record_entry_objects(self, key, &listed);
         }
         // An unsigned write never replaces a signed entry: a reader that refused it
         // (it trusts other keys) would otherwise take it from readers that trust its
@@ -197,6 +246,63 @@ impl LocalStore {
         CacheError::Corrupt { path, reason }
     }
 
+    /// Makes entry `key` whole if it is thin (some files held by reference, as the
+    /// store's loose objects): what leaves this machine must hold its bytes. True when
+    /// the entry file may be sent as it is now (whole, or not an entry this can read:
+    /// its readers judge it); false when a thin entry could not be made whole (an
+    /// object gone or changed: the entry is then removed, as a restore would).
+    pub fn ensure_whole(&self, key: &Key) -> bool {
+        let path = self.entry_path(key);
+        let Ok(mut reader) = EntryReader::open(&path, key) else {
+            return true;
+        };
+        if !reader.is_thin() {
+            return true;
+        }
+        let made = (|| -> Option<()> {
+            let dir = tempfile::Builder::new()
+                .prefix("whole-")
+                .tempdir_in(self.root.join("tmp"))
+                .ok()?;
+            let mut meta = reader.meta().clone();
+            let mut paths = Vec::with_capacity(meta.files.len());
+            for i in 0..meta.files.len() {
+                let p = dir.path().join(i.to_string());
+                match reader.next_object() {
+                    Some(o) => {
+                        super::objects::link_or_copy(self, &o.digest, o.len, &p)?;
+                        reader.skip_object().ok()?;
+                    }
+                    None => {
+                        let mut f = std::io::BufWriter::new(File::create(&p).ok()?);
+                        reader.next_file(&mut f).ok()?;
+                        std::io::Write::flush(&mut f).ok()?;
+                    }
+                }
+                paths.push(p);
+            }
+            reader.finish().ok()?;
+            for f in &mut meta.files {
+                f.object = None;
+            }
+            let sources: Vec<_> = paths
+                .iter()
+                .map(|p| (EntrySource::Path(p), false))
+                .collect();
+            self.put_entry(key, &meta, &sources, &[]).ok()?;
+            // An unsigned write leaves a signed entry as it was.
+            EntryReader::open(&path, key)
+                .ok()
+                .filter(|r| !r.is_thin())
+                .map(|_| ())
+        })();
+        if made.is_none() && EntryReader::open(&path, key).is_ok_and(|r| r.is_thin()) {
+            let _ = fs::remove_file(&path);
+            return false;
+        }
+        made.is_some()
+    }
+
     /// A fresh temp path inside the store, for a download.
     pub fn temp_path(&self) -> PathBuf {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -236,6 +342,17 @@ impl LocalStore {
             .ok()?;
         f.lock_shared().ok()?;
         Some(Lease(f))
+    }
+
+    /// Size of an entry file on disk, if present and whole: what the remote holds of
+    /// the key when this machine uploaded it. `None` for a thin entry, which never
+    /// leaves as it is (see [`Self::ensure_whole`]).
+    pub fn whole_size(&self, key: &Key) -> Option<u64> {
+        let size = self.entry_size(key)?;
+        match EntryReader::open(&self.entry_path(key), key) {
+            Ok(r) if r.is_thin() => None,
+            _ => Some(size),
+        }
     }
 
     /// Size of an entry file on disk, if present.

@@ -23,8 +23,8 @@ pub(crate) mod reapi;
 mod remote;
 
 pub use entry::{
-    EntryFile, EntryMeta, EntryReader, EntrySource, OpenError, PutOutcome, ReadError,
-    restore_temp_path, write_entry,
+    ByReference, EntryFile, EntryMeta, EntryReader, EntrySource, ObjectRef, OpenError, PutOutcome,
+    ReadError, restore_temp_path, write_entry,
 };
 pub use local::{LAYOUT, Lease, LocalStore};
 pub use manifest::{BoundBy, Manifest, Variant};

@@ -3,9 +3,15 @@
 //! restores hand it to a target dir by hard link instead of decompressing and writing it
 //! (`<dir>/v2/objects/<2 hex>/<digest>`).
 //!
-//! An object is only an acceleration: the entry that holds the same file stays the
-//! record of it, and anything wrong with an object (gone, another file system, changed,
-//! not ours) means the entry is decompressed as before.
+//! Where an entry holds the same file, an object is only an acceleration: anything
+//! wrong with it (gone, another file system, changed, not ours) means the entry is
+//! decompressed as before. A *thin* entry (`super::entry`) holds its `.rlib` only by
+//! reference: the wrapper that stores a library makes the `.rlib` it just compiled the
+//! object of its digest ([`adopt_read`]) instead of compressing it into the entry, which
+//! takes most of a cold build's store work away. Such an entry is restored from its
+//! object (linked, or copied and checked into a target dir on another file system) or
+//! not at all: an object gone or changed makes it a miss, and it is removed. `gc` keeps
+//! an object as long as an entry that lists it (`objects/by-entry/`).
 //!
 //! Why only `.rlib` files, and why their times are never set: cargo judges a unit fresh
 //! by comparing modification times: its outputs against its sources (through the
@@ -152,6 +158,91 @@ pub fn adopt(store: &LocalStore, file: &Path, digest: &Key) {
     let readonly = meta.permissions().mode() & !0o222;
     let _ = fs::set_permissions(file, fs::Permissions::from_mode(readonly));
     let _ = fs::hard_link(file, &dest);
+}
+
+/// Makes the file at `file`, whose contents hashed to `digest` when it was read as the
+/// inode `read` (device, inode), the object of `digest` (as [`adopt`]). True when the
+/// object is there afterwards: this very inode, or an object of the digest made before
+/// (checked like any object when it is used). False when the file was replaced since
+/// it was read, or the link could not be made (another file system): a thin entry
+/// must not then name it.
+pub fn adopt_read(store: &LocalStore, file: &Path, digest: &Key, read: (u64, u64)) -> bool {
+    let dest = object_path(store, digest);
+    if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file()) {
+        return true;
+    }
+    let same = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == read);
+    if !same(file) {
+        return false;
+    }
+    adopt(store, file, digest);
+    if same(&dest) {
+        return true;
+    }
+    // Replaced between the check and the link: not the bytes that were read.
+    if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file()) && !same(&dest) {
+        let _ = fs::remove_file(&dest);
+    }
+    false
+}
+
+/// Puts the object of `digest` at `tmp` (which must not exist): a hard link when the
+/// target dir is on the store's file system, a checked copy otherwise. True when it is
+/// there, checked as [`verified_link`] checks: `Some(true)` linked, `Some(false)`
+/// copied; `None` when there is no such object (or it was found changed, and removed).
+pub fn link_or_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> Option<bool> {
+    if verified_link(store, digest, len, tmp).is_some() {
+        return Some(true);
+    }
+    verified_copy(store, digest, len, tmp).map(|()| false)
+}
+
+/// Copies the object of `digest` to `tmp`, checking it as [`verified_link`] does (the
+/// bytes copied are the bytes digested). The copy is read-only, like a link.
+fn verified_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> Option<()> {
+    use std::io::{Read, Write};
+    let object = object_path(store, digest);
+    let src = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&object)
+        .ok()?;
+    let meta = src.metadata().ok()?;
+    let ours = meta.uid() == rustix::process::geteuid().as_raw();
+    if !meta.is_file() || !ours || meta.mode() & 0o222 != 0 || meta.len() != len {
+        let _ = fs::remove_file(&object);
+        return None;
+    }
+    let _ = fs::remove_file(tmp);
+    let mut out = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(tmp)
+        .ok()?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut copied = 0u64;
+    let mut src = src;
+    let ok = (|| -> std::io::Result<()> {
+        loop {
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+            copied += n as u64;
+        }
+    })();
+    if ok.is_err() || copied != len || Key(*hasher.finalize().as_bytes()) != *digest {
+        let _ = fs::remove_file(tmp);
+        if ok.is_ok() {
+            let _ = fs::remove_file(&object);
+        }
+        return None;
+    }
+    Some(())
 }
 
 /// Links the object of `digest` to `tmp` (which must not exist), and checks the link:

@@ -292,12 +292,23 @@ impl Cx {
                 name: f.name.clone(),
                 template: matches!(&f.source, OutSource::Text(t) if PathMap::has_token(t)),
                 executable: f.executable,
+                object: None,
             })
             .collect();
+        // Thin when nothing leaves this machine at once: a library's `.rlib` beside its
+        // `.rmeta` becomes the store's object of its digest (a hard link) instead of
+        // being compressed into the entry. An upload needs the entry whole, so a build
+        // with a remote it writes stores it whole now; anything that uploads a thin
+        // entry later makes it whole first (`LocalStore::ensure_whole`).
+        let thin = self.remote.as_ref().is_none_or(|r| r.read_only);
+        let has_rmeta = files.iter().any(|f| f.role == "rmeta");
         let sources: Vec<(EntrySource<'_>, bool)> = files
             .iter()
             .map(|f| match &f.source {
                 OutSource::Text(t) => (EntrySource::Bytes(t.as_bytes()), false),
+                OutSource::File(p) if thin && has_rmeta && f.role == "rlib" => {
+                    (EntrySource::Object(p), true)
+                }
                 OutSource::File(p) => (EntrySource::Path(p), true),
             })
             .collect();

@@ -98,6 +98,7 @@ fn restore_with(
     let mut all_digests = Vec::new();
     let mut unexpandable = false;
     let mut mismatched = false;
+    let mut object_gone = false;
     let mut linked: Vec<PathBuf> = Vec::new();
     let mut linked_bytes = 0u64;
     let result = (|| -> Result<(u64, bool), ReadError> {
@@ -116,6 +117,35 @@ fn restore_with(
         let mut from_object: Vec<Option<Key>> = vec![None; meta.files.len()];
         let mut besides: Vec<Key> = Vec::new();
         for (i, f) in meta.files.iter().enumerate() {
+            // A file a thin entry holds by reference comes from its object or not at
+            // all: the entry is of no use without it.
+            if let Some(o) = f.object {
+                if !(filter.file)(f) {
+                    continue;
+                }
+                if let Some(parent) = dests[i].parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                let tmp = restore_temp_path(&dests[i]);
+                match crate::store::objects::link_or_copy(store, &o.digest, o.len, &tmp) {
+                    Some(was_linked) => {
+                        temps.push((tmp, dests[i].clone()));
+                        digests.push(o.digest);
+                        from_object[i] = Some(o.digest);
+                        if was_linked {
+                            linked.push(dests[i].clone());
+                            linked_bytes += o.len;
+                        }
+                    }
+                    None => {
+                        object_gone = true;
+                        return Err(ReadError::Io(io::Error::other(
+                            "a file the entry holds by reference has no object",
+                        )));
+                    }
+                }
+                continue;
+            }
             let Some(Link {
                 digest,
                 len,
@@ -141,11 +171,19 @@ fn restore_with(
         }
         // Reading stops where every file left came from an object: each digest is then
         // known, so `all_digests` is whole all the same.
-        let last_read = from_object.iter().rposition(Option::is_none);
+        let last_read = meta
+            .files
+            .iter()
+            .zip(&from_object)
+            .rposition(|(f, o)| o.is_none() && f.object.is_none());
         let mut bytes = 0;
         for (i, f) in meta.files.iter().enumerate() {
             if last_read.is_none_or(|last| i > last) {
-                all_digests.extend(from_object[i]);
+                all_digests.extend(from_object[i].or(f.object.map(|o| o.digest)));
+                continue;
+            }
+            if f.object.is_some() {
+                all_digests.push(reader.skip_object()?.digest);
                 continue;
             }
             if let Some(linked) = from_object[i] {
@@ -223,9 +261,14 @@ fn restore_with(
         // Stopped before the end: every file read was checked; the rest is not used.
         if to_the_end { reader.finish() } else { Ok(()) }.map(|()| bytes)
     });
-    if unexpandable || mismatched {
+    if unexpandable || mismatched || object_gone {
         for (tmp, _) in &temps {
             let _ = fs::remove_file(tmp);
+        }
+        if object_gone {
+            // Its object was collected or found changed: the entry can never be
+            // restored again. A miss; the next compile of the unit stores it anew.
+            let _ = fs::remove_file(store.entry_path(key));
         }
         return (!mismatched).then_some(Ok(None));
     }
