@@ -111,6 +111,21 @@ struct Step {
     output: String,
 }
 
+/// The step a line of the log that names none belongs to: the last one that has not
+/// ended (a step ends with the `--> <image>` line; a `FROM` prints none). Stages take
+/// turns in the log: a step that waits for another stage (`COPY --from=…`) is ended
+/// only after that stage's steps, so the last step printed is not always the one a line
+/// belongs to.
+fn open_step(steps: &mut [Step]) -> Option<&mut Step> {
+    let open = steps
+        .iter()
+        .rposition(|s| s.image.is_empty() && !s.instruction.starts_with("FROM "));
+    match open {
+        Some(i) => Some(&mut steps[i]),
+        None => steps.last_mut(),
+    }
+}
+
 /// One `podman build`: its steps, its whole log, and its wall time.
 struct Built {
     steps: Vec<Step>,
@@ -136,7 +151,7 @@ impl Built {
                     image: String::new(),
                     output: String::new(),
                 });
-            } else if let Some(step) = steps.last_mut() {
+            } else if let Some(step) = open_step(&mut steps) {
                 if line.starts_with("--> Using cache ") {
                     step.cached = true;
                 } else if let Some(id) = line.strip_prefix("--> ") {
@@ -749,4 +764,41 @@ fn forget_builder_cache(podman: &Podman, tools: &Built, rust_version: &str) {
             .filter(|i| !keep.iter().any(|k| i.starts_with(k))),
     );
     podman.run(&args);
+}
+
+/// The log's lines go to the step they belong to when stages take turns: here the
+/// builder stage's `COPY --from=planner` waits while the planner stage runs `prepare`,
+/// and its `Using cache` comes after the planner's last step (a log of this machine's
+/// podman 4.3).
+#[test]
+fn a_log_of_stages_taking_turns_is_read_step_by_step() {
+    let log = "\
+[3/4] STEP 5/11: WORKDIR /src/${WORKSPACE}
+--> Using cache e38d20239c01
+--> e38d20239c0
+[3/4] STEP 6/11: COPY --from=planner /recipe.json /recipe.json
+[2/4] STEP 1/6: FROM 75941bbc273a AS planner
+[2/4] STEP 2/6: ARG WORKSPACE=.
+--> Using cache 4ba4532dd4d
+--> 4ba4532dd4d
+[2/4] STEP 6/6: RUN cargo xcache prepare --recipe-path /recipe.json
+xcache: wrote /recipe.json (4 local packages, 6 files, 9 placeholders)
+--> 62c69e16abe
+--> Using cache 1c0562999db
+--> 1c0562999db
+[3/4] STEP 7/11: RUN cargo xcache warm --recipe-path /recipe.json
+--> Using cache 8efcd74e911
+--> 8efcd74e911
+";
+    let b = Built::parse(log.to_string(), 0.0);
+    b.assert_ran("cargo xcache prepare");
+    assert!(
+        b.step("cargo xcache prepare")
+            .output
+            .contains("wrote /recipe.json")
+    );
+    assert_eq!(b.step("cargo xcache prepare").image, "62c69e16abe");
+    b.assert_cached("COPY --from=planner");
+    assert_eq!(b.step("COPY --from=planner").image, "1c0562999db");
+    b.assert_cached("cargo xcache warm");
 }
