@@ -129,9 +129,17 @@ pub struct ByReference {
     /// Its place among the entry's files.
     pub index: usize,
     pub len: u64,
-    /// The device and inode of the file that was read: the one that may become the
-    /// object.
-    pub read: (u64, u64),
+    /// The file that was read: the one that may become the object.
+    pub read: ReadAs,
+}
+
+/// A file as it was when it was read: device, inode, length, modification time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadAs {
+    pub dev: u64,
+    pub ino: u64,
+    pub len: u64,
+    pub mtime_ns: i128,
 }
 
 /// Writes an entry to `out`, signed by `signer` if given. Files with `scan` set are
@@ -180,7 +188,12 @@ pub fn write_entry(
         objects.push(ByReference {
             index,
             len,
-            read: (m.dev(), m.ino()),
+            read: ReadAs {
+                dev: m.dev(),
+                ino: m.ino(),
+                len: m.len(),
+                mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            },
         });
     }
     let format = if objects.is_empty() {
@@ -208,10 +221,20 @@ pub fn write_entry(
     // metadata again: long-distance matching over a window of up to 16 MiB finds the
     // second copy, and halves the entry of a generic-heavy crate. With the length
     // pledged, a small entry gets a window no larger than itself, so the memory a
-    // reader needs stays bounded by the entry (and 16 MiB).
+    // reader needs stays bounded by the entry (and 16 MiB). Without an `.rlib` in the
+    // stream (a thin entry, any other unit) there is no second copy to find, and the
+    // matching costs a fifth more time for nothing (measured on 150 `.rmeta` files,
+    // 140 MB: 0.51 s to 54.27 MB without it, 0.61 s to 54.16 MB with it).
     z.set_pledged_src_size(Some(stream_len))?;
-    z.window_log(WINDOW_LOG)?;
-    z.long_distance_matching(true)?;
+    let rlib_in_stream = meta
+        .files
+        .iter()
+        .zip(&lens)
+        .any(|(f, len)| f.role == "rlib" && len.is_some());
+    if rlib_in_stream {
+        z.window_log(WINDOW_LOG)?;
+        z.long_distance_matching(true)?;
+    }
     z.write_all(MAGIC)?;
     z.write_all(&format.to_le_bytes())?;
     z.write_all(&(meta_json.len() as u32).to_le_bytes())?;

@@ -157,7 +157,7 @@ impl LocalStore {
         // of its digest; otherwise it is written whole.
         let adopted = outcome.objects.iter().all(|o| match &sources[o.index].0 {
             EntrySource::Object(p) => {
-                super::objects::adopt_read(self, p, &outcome.digests[o.index], o.read)
+                super::objects::adopt_read(self, p, &outcome.digests[o.index], &o.read)
             }
             _ => false,
         });

@@ -24,7 +24,7 @@ mod remote;
 
 pub use entry::{
     ByReference, EntryFile, EntryMeta, EntryReader, EntrySource, ObjectRef, OpenError, PutOutcome,
-    ReadError, restore_temp_path, write_entry,
+    ReadAs, ReadError, restore_temp_path, write_entry,
 };
 pub use local::{LAYOUT, Lease, LocalStore};
 pub use manifest::{BoundBy, Manifest, Variant};
