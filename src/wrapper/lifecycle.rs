@@ -487,6 +487,13 @@ pub(super) trait Cached {
     /// outputs are the files the observer saw it write). When not, what the unit read
     /// is judged after cargo went on.
     fn outputs_follow_inputs(&self) -> bool;
+    /// For a unit whose outputs follow its inputs: every file its outputs can be (a
+    /// build-script run's `OUT_DIR`, walked), so that cargo may go on before what the
+    /// unit read is judged; `None` when they cannot be named (the judging then stays
+    /// in the foreground).
+    fn possible_outputs(&self, _cx: &Cx) -> Option<Vec<PathBuf>> {
+        None
+    }
     /// Whether cargo may go on before the entry is stored and [`Cached::finished`] has
     /// run (`background`): true only when nothing cargo or a later unit reads is
     /// written by them.
@@ -577,8 +584,24 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
     }
     let mut stored: Option<(Key, PutOutcome)> = None;
     if let (Some(l1_key), None) = (&l1, reason) {
-        // What the unit read is judged before its outputs are listed when they follow
-        // from it (a run's outputs are the files it wrote), else after cargo went on.
+        // Outputs that follow from what the unit read (a run's outputs are the files
+        // it wrote) are judged first; when every file they can be is known, after cargo
+        // went on all the same (stamped before, like any outputs).
+        let mut released = false;
+        if unit.outputs_follow_inputs()
+            && unit.may_store_in_background(cx)
+            && let Some(dir) = cx.cfg.pending.clone()
+            && let Some(paths) = unit.possible_outputs(cx)
+        {
+            match background::release(&dir, Stamps::of(paths.iter().map(PathBuf::as_path))) {
+                Release::Parent => return 0,
+                Release::Child(pending) => {
+                    cx.enter_background(pending);
+                    released = true;
+                }
+                Release::Stay => {}
+            }
+        }
         let read_first = unit
             .outputs_follow_inputs()
             .then(|| cx.phase("inputs", |cx| unit.inputs(cx, &ran)))
@@ -586,6 +609,7 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
         let listed = read_first
             .and_then(|read| Ok((read, cx.phase("outputs", |cx| unit.outputs(cx, &ran))?)));
         if let Ok((_, files)) = &listed
+            && !released
             && let Some(dir) = cx.cfg.pending.clone()
             && unit.may_store_in_background(cx)
         {

@@ -547,6 +547,29 @@ impl Cached for Script {
         true
     }
 
+    /// Every file under `OUT_DIR` now (the run's outputs are among them: what it wrote
+    /// there). A few files and most of a C library's run's judging (its compiler read
+    /// hundreds of headers, each hashed) then leave cargo's critical path.
+    fn possible_outputs(&self, _cx: &Cx) -> Option<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let mut dirs = vec![self.out_dir.clone()];
+        while let Some(d) = dirs.pop() {
+            for e in fs::read_dir(&d).ok()? {
+                let e = e.ok()?;
+                let t = e.file_type().ok()?;
+                if t.is_dir() {
+                    dirs.push(e.path());
+                } else {
+                    out.push(e.path());
+                }
+                if out.len() + dirs.len() > MAX_FILES {
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// cargo reads the run's output (printed already) and `OUT_DIR`, which the store
     /// only reads.
     fn may_store_in_background(&self, _cx: &Cx) -> bool {
