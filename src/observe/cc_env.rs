@@ -1,5 +1,5 @@
 //! The `cc` crate's copy of the environment: which variables its code can consult.
-//! Main functions: [`CcSnapshot::consults`], [`CcSnapshot::of_object`].
+//! Main functions: [`CcSnapshot::consults`], [`CcSnapshot::of_reader`].
 //!
 //! From 1.6.0 the `cc` crate copies the whole environment once
 //! (`cc::build_env::EnvSnapshot::capture`, through `std::env::vars_os`) and afterwards
@@ -140,8 +140,30 @@ impl CcSnapshot {
     /// source paths name (at least one, every one audited), and no function that
     /// consults a variable its caller names (`has_named_by_caller`: its symbol table
     /// holds [`NAMED_BY_CALLER`]).
-    pub fn of_object(data: &[u8], has_named_by_caller: bool) -> bool {
-        let versions = embedded_versions(data);
+    /// The executable is streamed from `r` in pieces (each read with the tail of the
+    /// one before, longer than any path looked for), never whole in memory. `false`
+    /// when it cannot be read.
+    pub fn of_reader(mut r: impl std::io::Read, has_named_by_caller: bool) -> bool {
+        const PIECE: usize = 1 << 20;
+        const OVERLAP: usize = 64 << 10;
+        let mut versions = BTreeSet::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(PIECE + OVERLAP);
+        let mut chunk = vec![0u8; PIECE];
+        loop {
+            let n = match r.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            };
+            // What is kept of the last piece was searched already: only paths that end
+            // in the new bytes are read (back into the kept ones).
+            let seen = buf.len();
+            buf.extend_from_slice(&chunk[..n]);
+            versions.extend(embedded_versions_from(&buf, seen));
+            let keep = buf.len().min(OVERLAP);
+            buf.drain(..buf.len() - keep);
+        }
         !versions.is_empty()
             && versions.iter().all(|v| AUDITED.contains(&v.as_str()))
             && !has_named_by_caller
@@ -150,10 +172,12 @@ impl CcSnapshot {
 
 /// The versions of crates.io's `cc` whose `build_env.rs` an executable names
 /// (`…/registry/src/<index>/cc-<version>/src/build_env.rs`).
-fn embedded_versions(data: &[u8]) -> BTreeSet<String> {
+/// Only paths whose end lies past `from` (the bytes before it are context: a path is
+/// read back into them).
+fn embedded_versions_from(data: &[u8], from: usize) -> BTreeSet<String> {
     const TAIL: &[u8] = b"/src/build_env.rs";
     let mut out = BTreeSet::new();
-    let mut at = 0;
+    let mut at = from.saturating_sub(TAIL.len() - 1);
     while let Some(i) = memchr::memmem::find(&data[at..], TAIL) {
         let end = at + i;
         at = end + TAIL.len();
@@ -251,17 +275,41 @@ mod tests {
         };
         let reg = "/xcache/cargo-home/registry/src/index.crates.io-1949cf8c6b5b557f";
         let ok = bin(&[&format!("{reg}/cc-1.11.3/src/build_env.rs")]);
-        assert!(CcSnapshot::of_object(&ok, false));
-        assert!(!CcSnapshot::of_object(&ok, true));
+        assert!(CcSnapshot::of_reader(&ok[..], false));
+        assert!(!CcSnapshot::of_reader(&ok[..], true));
         let newer = bin(&[&format!("{reg}/cc-1.12.0/src/build_env.rs")]);
-        assert!(!CcSnapshot::of_object(&newer, false));
+        assert!(!CcSnapshot::of_reader(&newer[..], false));
         let two = bin(&[
             &format!("{reg}/cc-1.11.3/src/build_env.rs"),
             &format!("{reg}/cc-1.99.0/src/build_env.rs"),
         ]);
-        assert!(!CcSnapshot::of_object(&two, false));
+        assert!(!CcSnapshot::of_reader(&two[..], false));
         let vendored = bin(&["/ws/vendor/cc/src/build_env.rs"]);
-        assert!(!CcSnapshot::of_object(&vendored, false));
-        assert!(!CcSnapshot::of_object(b"nothing here", false));
+        assert!(!CcSnapshot::of_reader(&vendored[..], false));
+        assert!(!CcSnapshot::of_reader(&b"nothing here"[..], false));
+    }
+
+    /// A path across the border of two pieces is read once, whole; one in what a piece
+    /// keeps of the last is not read again cut short (which would name an unknown cc).
+    #[test]
+    fn paths_across_the_pieces_of_a_stream_are_read_whole_once() {
+        let reg = "/xcache/cargo-home/registry/src/index.crates.io-1949cf8c6b5b557f";
+        let path = format!("{reg}/cc-1.11.3/src/build_env.rs");
+        for at in [
+            (1 << 20) - 30,
+            (1 << 20) - path.len(),
+            (1 << 20) + 5,
+            (2 << 20) - (64 << 10) - 10,
+            (2 << 20) - (64 << 10) + 3,
+            // The kept tail of the second piece starts inside the path: only its end
+            // would be seen again.
+            (2 << 20) - (64 << 10) - (path.len() - 30),
+        ] {
+            let mut data = vec![0u8; 3 << 20];
+            data[at..at + path.len()].copy_from_slice(path.as_bytes());
+            assert!(CcSnapshot::of_reader(&data[..], false), "at {at}");
+            let versions = embedded_versions_from(&data, 0);
+            assert_eq!(versions.into_iter().collect::<Vec<_>>(), ["1.11.3"]);
+        }
     }
 }

@@ -102,12 +102,16 @@ struct ObjectFacts {
 }
 
 impl ObjectFacts {
+    /// Read in parts, never whole: the symbol table through a cache of the ranges the
+    /// parser asks for, the rest streamed past the cc audit (a C library's build
+    /// script runs a compiler, and both can be tens of MB).
     fn of(object: &Path) -> ObjectFacts {
-        let Ok(data) = std::fs::read(object) else {
+        let Ok(f) = std::fs::File::open(object) else {
             return ObjectFacts::default();
         };
         let mut ranges: HashMap<Purpose, Vec<(u64, u64)>> = HashMap::new();
-        if let Ok(file) = object::File::parse(&*data) {
+        let cache = object::ReadCache::new(f);
+        if let Ok(file) = object::File::parse(&cache) {
             let base = file.relative_address_base();
             for s in file.symbols().filter(|s| s.size() > 0) {
                 let Some(path) = s.name().ok().and_then(function_path) else {
@@ -119,9 +123,11 @@ impl ObjectFacts {
                 }
             }
         }
+        drop(cache);
         let named = ranges.contains_key(&Purpose::CcNamedByCaller);
         ObjectFacts {
-            cc_audited: super::cc_env::CcSnapshot::of_object(&data, named),
+            cc_audited: std::fs::File::open(object)
+                .is_ok_and(|f| super::cc_env::CcSnapshot::of_reader(f, named)),
             ranges,
         }
     }
