@@ -154,7 +154,7 @@ struct Scanned {
 impl Scanned {
     fn of(bytes: &[u8]) -> Scanned {
         let mut s = Scanned {
-            idents: idents(bytes).into_iter().collect(),
+            idents: ident_set(bytes),
             defines: Vec::new(),
         };
         let mut lines = bytes.split(|b| *b == b'\n');
@@ -202,6 +202,26 @@ fn trim_start(b: &[u8]) -> &[u8] {
 /// The identifiers in `b`, in order (string literals and comments included: a superset).
 fn idents(b: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
+    each_ident(b, |id| out.push(String::from_utf8_lossy(id).into_owned()));
+    out
+}
+
+/// The identifiers in `b`, each once: a large source (SQLite's amalgamation, 9 MB) holds
+/// a million and a half of them but some thousands that differ, so they are never
+/// listed all.
+fn ident_set(b: &[u8]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    each_ident(b, |id| {
+        let id = String::from_utf8_lossy(id);
+        if !out.contains(id.as_ref()) {
+            out.insert(id.into_owned());
+        }
+    });
+    out
+}
+
+/// Calls `f` with each identifier of `b`, in order.
+fn each_ident(b: &[u8], mut f: impl FnMut(&[u8])) {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -210,7 +230,7 @@ fn idents(b: &[u8]) -> Vec<String> {
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                 i += 1;
             }
-            out.push(String::from_utf8_lossy(&b[start..i]).into_owned());
+            f(&b[start..i]);
         } else if c.is_ascii_digit() {
             // A number's letters (`0x1f`, `10ul`) are no identifier.
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.') {
@@ -220,7 +240,6 @@ fn idents(b: &[u8]) -> Vec<String> {
             i += 1;
         }
     }
-    out
 }
 
 #[cfg(test)]
