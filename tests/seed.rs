@@ -677,3 +677,30 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// In a store another user writes too, that user's objects are not linked (the owner
+/// could change them under this user's target dir) but copied and checked: a thin entry
+/// of theirs restores here, and their objects stay.
+#[test]
+fn another_users_objects_are_copied_not_linked_nor_removed() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Scratch::new();
+    fill_store(&s);
+    let objs = objects(&s.store());
+    assert!(!objs.is_empty());
+    for o in &objs {
+        std::os::unix::fs::chown(o, Some(4242), Some(4242)).unwrap();
+    }
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    age(&ws2);
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert_eq!(r.summary("bytes_linked"), 0);
+    assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+    assert!(r.warning_codes().is_empty(), "{:?}", r.warning_codes());
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    for o in &objs {
+        assert_eq!(std::fs::metadata(o).unwrap().uid(), 4242, "{}", o.display());
+    }
+}

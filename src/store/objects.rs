@@ -211,8 +211,10 @@ pub fn link_or_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> O
     verified_copy(store, digest, len, tmp).map(|()| false)
 }
 
-/// Copies the object of `digest` to `tmp`, checking it as [`verified_link`] does (the
-/// bytes copied are the bytes digested). The copy is read-only, like a link.
+/// Copies the object of `digest` to `tmp`, checking that the bytes copied are `len`
+/// long and hash to `digest`. The copy is this user's own file (read-only, like a link),
+/// so the object may be anyone's: in a store several users write, one user's thin entry
+/// restores for the others by copy.
 fn verified_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> Option<()> {
     use std::io::{Read, Write};
     let object = object_path(store, digest);
@@ -222,9 +224,7 @@ fn verified_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> Opti
         .open(&object)
         .ok()?;
     let meta = src.metadata().ok()?;
-    let ours = meta.uid() == rustix::process::geteuid().as_raw();
-    if !meta.is_file() || !ours || meta.mode() & 0o222 != 0 || meta.len() != len {
-        let _ = fs::remove_file(&object);
+    if !meta.is_file() || meta.len() != len {
         return None;
     }
     let _ = fs::remove_file(tmp);
@@ -251,7 +251,8 @@ fn verified_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> Opti
     })();
     if ok.is_err() || copied != len || Key(*hasher.finalize().as_bytes()) != *digest {
         let _ = fs::remove_file(tmp);
-        if ok.is_ok() {
+        if ok.is_ok() && meta.uid() == rustix::process::geteuid().as_raw() {
+            // Ours and changed: never used again.
             let _ = fs::remove_file(&object);
         }
         return None;
@@ -269,9 +270,12 @@ pub fn verified_link(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> 
     fs::hard_link(&object, tmp).ok()?;
     let ok = check(tmp, digest, len);
     if ok != Some(true) {
+        let ours =
+            fs::symlink_metadata(tmp).is_ok_and(|m| m.uid() == rustix::process::geteuid().as_raw());
         let _ = fs::remove_file(tmp);
-        if ok == Some(false) {
-            // Changed since it was made: never used again.
+        if ok == Some(false) && ours {
+            // Ours and changed since it was made: never used again. (Another user's is
+            // not linked, but may still be copied: see `verified_copy`.)
             let _ = fs::remove_file(&object);
         }
         return None;
