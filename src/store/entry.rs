@@ -819,17 +819,20 @@ mod tests {
         let mut rlib = vec![7u8; 3_000_000];
         std::fs::write(&rlib_path, &rlib).unwrap();
         let path = dir.path().join("e");
-        let out = write_entry(
-            File::create(&path).unwrap(),
-            &meta(&key, 2),
-            &[
-                (EntrySource::Bytes(&rmeta), true),
-                (EntrySource::Object(&rlib_path), true),
-            ],
-            &[b"/home/needle".to_vec()],
-            None,
-        )
-        .unwrap();
+        let write = || {
+            write_entry(
+                File::create(&path).unwrap(),
+                &meta(&key, 2),
+                &[
+                    (EntrySource::Bytes(&rmeta), true),
+                    (EntrySource::Object(&rlib_path), true),
+                ],
+                &[b"/home/needle".to_vec()],
+                None,
+            )
+            .unwrap()
+        };
+        let out = write();
         assert_eq!(out.needle_found, None);
         assert_eq!(out.digests[1], Key::digest(&rlib));
         assert_eq!(out.objects.len(), 1);
@@ -851,17 +854,7 @@ mod tests {
         // A needle in the file by reference is found like anywhere else.
         rlib[2_000_000..2_000_012].copy_from_slice(b"/home/needle");
         std::fs::write(&rlib_path, &rlib).unwrap();
-        let out = write_entry(
-            File::create(&path).unwrap(),
-            &meta(&key, 2),
-            &[
-                (EntrySource::Bytes(&rmeta), true),
-                (EntrySource::Object(&rlib_path), true),
-            ],
-            &[b"/home/needle".to_vec()],
-            None,
-        )
-        .unwrap();
+        let out = write();
         assert_eq!((out.needle_found, out.needle_file), (Some(0), Some((1, 1))));
     }
 
