@@ -249,8 +249,10 @@ impl LocalStore {
     /// Makes entry `key` whole if it is thin (some files held by reference, as the
     /// store's loose objects): what leaves this machine must hold its bytes. True when
     /// the entry file may be sent as it is now (whole, or not an entry this can read:
-    /// its readers judge it); false when a thin entry could not be made whole (an
-    /// object gone or changed: the entry is then removed, as a restore would).
+    /// its readers judge it); false when a thin entry could not be made whole: an
+    /// object gone or found changed (the entry is then removed, as a restore would),
+    /// one that cannot be read now, or a signed entry this unsigned writer may not
+    /// replace (left as they are).
     pub fn ensure_whole(&self, key: &Key) -> bool {
         let path = self.entry_path(key);
         let Ok(mut reader) = EntryReader::open(&path, key) else {
@@ -259,6 +261,7 @@ impl LocalStore {
         if !reader.is_thin() {
             return true;
         }
+        let mut object_gone = false;
         let made = (|| -> Option<()> {
             let dir = tempfile::Builder::new()
                 .prefix("whole-")
@@ -270,7 +273,10 @@ impl LocalStore {
                 let p = dir.path().join(i.to_string());
                 match reader.next_object() {
                     Some(o) => {
-                        super::objects::link_or_copy(self, &o.digest, o.len, &p)?;
+                        if super::objects::link_or_copy(self, &o.digest, o.len, &p).is_none() {
+                            object_gone = !super::objects::object_path(self, &o.digest).exists();
+                            return None;
+                        }
                         reader.skip_object().ok()?;
                     }
                     None => {
@@ -296,9 +302,8 @@ impl LocalStore {
                 .filter(|r| !r.is_thin())
                 .map(|_| ())
         })();
-        if made.is_none() && EntryReader::open(&path, key).is_ok_and(|r| r.is_thin()) {
+        if object_gone {
             let _ = fs::remove_file(&path);
-            return false;
         }
         made.is_some()
     }

@@ -161,15 +161,25 @@ pub fn adopt(store: &LocalStore, file: &Path, digest: &Key) {
 }
 
 /// Makes the file at `file`, whose contents hashed to `digest` when it was read as the
-/// inode `read` (device, inode), the object of `digest` (as [`adopt`]). True when the
-/// object is there afterwards: this very inode, or an object of the digest made before
-/// (checked like any object when it is used). False when the file was replaced since
-/// it was read, or the link could not be made (another file system): a thin entry
+/// inode `read`, the object of `digest` (as [`adopt`]). True when the object is there
+/// afterwards: this very inode, or a sound object of the digest made before. False
+/// when the file was replaced since it was read, the link could not be made (another
+/// file system), or another user's object of the digest is in the way: a thin entry
 /// must not then name it.
 pub fn adopt_read(store: &LocalStore, file: &Path, digest: &Key, read: &ReadAs) -> bool {
     let dest = object_path(store, digest);
     if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file()) {
-        return true;
+        // Made before: a thin entry may name it only if it is sound (and this user's:
+        // another user's object is never linked, and a bad one of theirs is not this
+        // user's to remove).
+        match check(&dest, digest, read.len) {
+            Some(true) => return true,
+            Some(false) if owned(&dest) => {
+                // Ours and changed: made again from this file below.
+                let _ = fs::remove_file(&dest);
+            }
+            _ => return false,
+        }
     }
     let same = |p: &Path| {
         fs::symlink_metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (read.dev, read.ino))
@@ -198,6 +208,11 @@ pub fn adopt_read(store: &LocalStore, file: &Path, digest: &Key, read: &ReadAs) 
         let _ = fs::remove_file(&dest);
     }
     false
+}
+
+/// Whether the file at `p` (not followed) is this user's.
+fn owned(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.uid() == rustix::process::geteuid().as_raw())
 }
 
 /// Puts the object of `digest` at `tmp` (which must not exist): a hard link when the

@@ -99,6 +99,7 @@ fn restore_with(
     let mut unexpandable = false;
     let mut mismatched = false;
     let mut object_gone = false;
+    let mut unusable = false;
     let mut linked: Vec<PathBuf> = Vec::new();
     let mut linked_bytes = 0u64;
     let result = (|| -> Result<(u64, bool), ReadError> {
@@ -138,7 +139,11 @@ fn restore_with(
                         }
                     }
                     None => {
-                        object_gone = true;
+                        // Gone, or found changed (and removed): the entry can never be
+                        // restored again. Present but unreadable now: it stays.
+                        object_gone =
+                            !crate::store::objects::object_path(store, &o.digest).exists();
+                        unusable = true;
                         return Err(ReadError::Io(io::Error::other(
                             "a file the entry holds by reference has no object",
                         )));
@@ -261,13 +266,12 @@ fn restore_with(
         // Stopped before the end: every file read was checked; the rest is not used.
         if to_the_end { reader.finish() } else { Ok(()) }.map(|()| bytes)
     });
-    if unexpandable || mismatched || object_gone {
+    if unexpandable || mismatched || unusable {
         for (tmp, _) in &temps {
             let _ = fs::remove_file(tmp);
         }
         if object_gone {
-            // Its object was collected or found changed: the entry can never be
-            // restored again. A miss; the next compile of the unit stores it anew.
+            // A miss; the next compile of the unit stores it anew.
             let _ = fs::remove_file(store.entry_path(key));
         }
         return (!mismatched).then_some(Ok(None));
