@@ -99,6 +99,7 @@ pub struct EntryMeta {
 }
 
 /// Where the bytes of one file come from when writing an entry.
+#[derive(Clone, Copy)]
 pub enum EntrySource<'a> {
     Path(&'a Path),
     Bytes(&'a [u8]),
@@ -142,6 +143,18 @@ pub struct ReadAs {
     pub mtime_ns: i128,
 }
 
+impl ReadAs {
+    pub fn of(m: &std::fs::Metadata) -> ReadAs {
+        use std::os::unix::fs::MetadataExt;
+        ReadAs {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        }
+    }
+}
+
 /// Writes an entry to `out`, signed by `signer` if given. Files with `scan` set are
 /// searched for every needle while they stream; the caller decides what a find means
 /// (once one is found, the rest is not written: the outcome says where, and the caller
@@ -154,7 +167,6 @@ pub fn write_entry(
     needles: &[Vec<u8>],
     signer: Option<&Signer>,
 ) -> io::Result<PutOutcome> {
-    use std::os::unix::fs::MetadataExt;
     let key = Key::from_hex(&meta.key)
         .ok_or_else(|| io::Error::other("the entry header holds no valid key"))?;
     if meta.files.len() != sources.len() {
@@ -188,12 +200,7 @@ pub fn write_entry(
         objects.push(ByReference {
             index,
             len,
-            read: ReadAs {
-                dev: m.dev(),
-                ino: m.ino(),
-                len: m.len(),
-                mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-            },
+            read: ReadAs::of(&m),
         });
     }
     let format = if objects.is_empty() {

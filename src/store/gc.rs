@@ -242,12 +242,7 @@ impl<'a> Needs<'a> {
                 continue;
             };
             let entry = format!("{key}.xce");
-            // A list is a few hundred bytes; anything larger is not one of ours.
-            let digests = (l.len < 64 * 1024)
-                .then(|| fs::read(&l.path).ok())
-                .flatten()
-                .and_then(|b| serde_json::from_slice::<Vec<super::objects::LinkableFile>>(&b).ok())
-                .filter(|_| present.contains(&entry));
+            let digests = super::objects::read_list(&l.path).filter(|_| present.contains(&entry));
             match digests {
                 Some(files) => {
                     needs.by_entry.insert(

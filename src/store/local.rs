@@ -164,10 +164,9 @@ impl LocalStore {
         if !adopted {
             let whole: Vec<(EntrySource<'_>, bool)> = sources
                 .iter()
-                .map(|(s, scan)| match s {
-                    EntrySource::Object(p) => (EntrySource::Path(p), *scan),
-                    EntrySource::Path(p) => (EntrySource::Path(p), *scan),
-                    EntrySource::Bytes(b) => (EntrySource::Bytes(b), *scan),
+                .map(|&(s, scan)| match s {
+                    EntrySource::Object(p) => (EntrySource::Path(p), scan),
+                    other => (other, scan),
                 })
                 .collect();
             tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(werr)?;

@@ -112,21 +112,21 @@ pub fn record_entry_objects(store: &LocalStore, entry: &Key, files: &[LinkableFi
 /// The files of entry `entry` that have objects, as [`record_entry_objects`] listed
 /// them (none when there is no list or it does not parse).
 pub fn entry_objects(store: &LocalStore, entry: &Key) -> Vec<LinkableFile> {
-    let path = entry_list_path(store, entry);
-    let Ok(f) = File::options()
+    read_list(&entry_list_path(store, entry)).unwrap_or_default()
+}
+
+/// The list at `path` (`objects/by-entry/…`), if it is one.
+pub(super) fn read_list(path: &Path) -> Option<Vec<LinkableFile>> {
+    let f = File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-    else {
-        return Vec::new();
-    };
+        .open(path)
+        .ok()?;
     // A list is a few hundred bytes; anything much larger is not one of ours.
     let mut text = Vec::new();
     use std::io::Read;
-    if f.take(64 * 1024).read_to_end(&mut text).is_err() {
-        return Vec::new();
-    }
-    serde_json::from_slice(&text).unwrap_or_default()
+    f.take(64 * 1024).read_to_end(&mut text).ok()?;
+    serde_json::from_slice(&text).ok()
 }
 
 /// The object of a digest.
@@ -192,14 +192,7 @@ pub fn adopt_read(store: &LocalStore, file: &Path, digest: &Key, read: &ReadAs) 
         // The bytes hashed are this inode's, unless it was written since (its time
         // would have moved).
         if let Ok(m) = fs::symlink_metadata(&dest) {
-            let now = Checked::of(&m);
-            let then = Checked {
-                dev: read.dev,
-                ino: read.ino,
-                len: read.len,
-                mtime_ns: read.mtime_ns,
-            };
-            now.remember_if(&then, digest);
+            ReadAs::of(&m).remember_if(read, digest);
         }
         return true;
     }
@@ -212,7 +205,11 @@ pub fn adopt_read(store: &LocalStore, file: &Path, digest: &Key, read: &ReadAs) 
 
 /// Whether the file at `p` (not followed) is this user's.
 fn owned(p: &Path) -> bool {
-    fs::symlink_metadata(p).is_ok_and(|m| m.uid() == rustix::process::geteuid().as_raw())
+    fs::symlink_metadata(p).is_ok_and(|m| is_ours(&m))
+}
+
+fn is_ours(m: &fs::Metadata) -> bool {
+    m.uid() == rustix::process::geteuid().as_raw()
 }
 
 /// Puts the object of `digest` at `tmp` (which must not exist): a hard link when the
@@ -266,7 +263,7 @@ fn verified_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> Opti
     })();
     if ok.is_err() || copied != len || Key(*hasher.finalize().as_bytes()) != *digest {
         let _ = fs::remove_file(tmp);
-        if ok.is_ok() && meta.uid() == rustix::process::geteuid().as_raw() {
+        if ok.is_ok() && is_ours(&meta) {
             // Ours and changed: never used again.
             let _ = fs::remove_file(&object);
         }
@@ -307,11 +304,10 @@ fn check(path: &Path, digest: &Key, len: u64) -> Option<bool> {
         .open(path)
         .ok()?;
     let meta = f.metadata().ok()?;
-    let ours = meta.uid() == rustix::process::geteuid().as_raw();
-    if !meta.is_file() || !ours || meta.mode() & 0o222 != 0 || meta.len() != len {
+    if !meta.is_file() || !is_ours(&meta) || meta.mode() & 0o222 != 0 || meta.len() != len {
         return Some(false);
     }
-    if Checked::of(&meta).is_remembered(digest) {
+    if ReadAs::of(&meta).is_remembered(digest) {
         return Some(true);
     }
     // As `key::hash_file` hashes, but through the descriptor just checked.
@@ -319,37 +315,20 @@ fn check(path: &Path, digest: &Key, len: u64) -> Option<bool> {
     hasher.update_reader(&f).ok()?;
     let sound = Key(*hasher.finalize().as_bytes()) == *digest;
     if sound && let Ok(after) = f.metadata() {
-        Checked::of(&after).remember_if(&Checked::of(&meta), digest);
+        ReadAs::of(&after).remember_if(&ReadAs::of(&meta), digest);
     }
     Some(sound)
 }
 
-/// An object file as it was when its contents were found to hash to its digest: its
-/// device, inode, length and modification time. Remembered in the private directory
-/// (which only this user writes; a store is hostile input), so that the next use of
-/// the same unchanged file need not read it again: an object is owned by this user and
-/// writable by no one, and a change of its bytes (a write, which only its owner could
-/// allow) moves its modification time; a file put in its place (a copy, a store restored
-/// from an archive) is another inode, read and checked again. On `bench/project` a warm
-/// build checks 323 MB of objects.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Checked {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime_ns: i128,
-}
-
-impl Checked {
-    fn of(m: &fs::Metadata) -> Checked {
-        Checked {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-        }
-    }
-
+/// The memory of objects found sound: an object file as it was when its contents were
+/// found to hash to its digest (device, inode, length and modification time),
+/// remembered in the private directory (which only this user writes; a store is hostile
+/// input), so that the next use of the same unchanged file need not read it again: an
+/// object is owned by this user and writable by no one, and a change of its bytes (a
+/// write, which only its owner could allow) moves its modification time; a file put in
+/// its place (a copy, a store restored from an archive) is another inode, read and
+/// checked again. On `bench/project` a warm build checks 323 MB of objects.
+impl ReadAs {
     fn line(&self) -> String {
         format!("{} {} {} {}\n", self.dev, self.ino, self.len, self.mtime_ns)
     }
@@ -369,7 +348,7 @@ impl Checked {
 
     /// Remembers the file as found sound, if it did not change while it was read
     /// (`self`: after reading; `before`: before).
-    fn remember_if(&self, before: &Checked, digest: &Key) {
+    fn remember_if(&self, before: &ReadAs, digest: &Key) {
         if self != before {
             return;
         }
@@ -401,7 +380,7 @@ mod tests {
         readonly(&path, 0o444).unwrap();
         assert_eq!(check(&path, &digest, bytes.len() as u64), Some(true));
         let m = fs::metadata(&path).unwrap();
-        assert!(Checked::of(&m).is_remembered(&digest));
+        assert!(ReadAs::of(&m).is_remembered(&digest));
         assert_eq!(check(&path, &digest, bytes.len() as u64), Some(true));
 
         // Written in place (by its owner, who made it writable first): its time moves.
