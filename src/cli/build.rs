@@ -262,10 +262,16 @@ pub(super) fn run_build(
                 }
             });
         }
+        // cargo's end is waited for, not polled: the build is over the moment it is.
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let child = &mut child;
+        scope.spawn(move || {
+            let _ = done_tx.send(child.wait());
+        });
         loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) => {
+            match done.recv_timeout(Duration::from_millis(100)) {
+                Ok(status) => break status,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if (progress.wants_events() || remote.is_some())
                         && let Ok(stream) = read_stream(&events_path)
                     {
@@ -275,9 +281,10 @@ pub(super) fn run_build(
                             r.on_events(evs);
                         }
                     }
-                    std::thread::sleep(Duration::from_millis(100));
                 }
-                Err(e) => break Err(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(std::io::Error::other("cargo's waiter ended"));
+                }
             }
         }
     });

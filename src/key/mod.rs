@@ -24,6 +24,7 @@ mod c_debug_map;
 mod clippy;
 mod compiler;
 mod depinfo;
+mod file_digest;
 mod hasher;
 mod host_cpu;
 mod input;
@@ -48,6 +49,7 @@ pub use c_debug_map::{
 pub use clippy::{behind_clippy, clippy_identity, is_clippy_driver, toolchain_clippy_driver};
 pub use compiler::{CompilerId, cargo_version, compiler_id};
 pub use depinfo::{DepInfo, EnvDep};
+pub use file_digest::{digest_open, hash_file};
 pub use hasher::{Key, KeyHasher};
 pub use host_cpu::host_cpu;
 pub use input::{Input, InputKind, entry_key, normalize_inputs, state};
@@ -63,7 +65,7 @@ pub use rustc_args::{
     CrateKind, Emit, Extern, LinkLib, Output, RustcInvocation, StaticLib, parse_rustc_args,
 };
 pub use unit_key::{
-    KeyEnv, KeyParts, UnitKeys, hash_file, is_cargo_set_var, is_keyed_cargo_var, is_rustc_key_var,
+    KeyEnv, KeyParts, UnitKeys, is_cargo_set_var, is_keyed_cargo_var, is_rustc_key_var,
     l1_key,
 };
 

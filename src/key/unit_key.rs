@@ -1,13 +1,11 @@
 //! The two levels of a unit's key.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CompilerId, Key, KeyHasher, PathMap, RustcInvocation};
+use super::{CompilerId, Key, KeyHasher, PathMap, RustcInvocation, hash_file};
 use crate::key::artifact::artifact_identity;
 use crate::reason::Uncacheable;
 
@@ -251,13 +249,6 @@ pub fn l1_key(inv: &RustcInvocation, env: &KeyEnv<'_>) -> Result<UnitKeys, Uncac
         l1: h.finish(),
         parts,
     })
-}
-
-/// The blake3 digest of a file's contents.
-pub fn hash_file(path: &Path) -> io::Result<Key> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(File::open(path)?)?;
-    Ok(Key(*hasher.finalize().as_bytes()))
 }
 
 #[cfg(test)]
