@@ -580,15 +580,16 @@ fn unit_hash(path: &str) -> Option<&str> {
 }
 
 /// The unit hash of an executable cargo names only by its uplifted copy
-/// (`debug/app`): the hard link it made from `deps/app-<hash>`.
+/// (`debug/my-app`): the hard link it made from `deps/my_app-<hash>` (the crate's name:
+/// a dash of the binary's name is an underscore there).
 fn uplifted_unit_hash(path: &std::path::Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let name = path.file_name()?.to_str()?;
+    let name = path.file_name()?.to_str()?.replace('-', "_");
     let meta = std::fs::metadata(path).ok()?;
     let deps = path.parent()?.join("deps");
     std::fs::read_dir(deps).ok()?.flatten().find_map(|e| {
         let file = e.file_name().into_string().ok()?;
-        let hash = file.strip_prefix(name)?.strip_prefix('-')?;
+        let hash = file.strip_prefix(name.as_str())?.strip_prefix('-')?;
         let m = e.metadata().ok()?;
         (is_hash(hash) && m.ino() == meta.ino() && m.dev() == meta.dev()).then(|| hash.to_string())
     })
@@ -632,6 +633,14 @@ mod tests {
         assert_eq!(
             uplifted_unit_hash(&dir.path().join("app")).as_deref(),
             Some("ee8235248c9ab2fa")
+        );
+        // A binary with a dash in its name: its crate (and file in deps) has an underscore.
+        let linked = dir.path().join("deps/my_app-1111111111111111");
+        std::fs::write(&linked, "y").unwrap();
+        std::fs::hard_link(&linked, dir.path().join("my-app")).unwrap();
+        assert_eq!(
+            uplifted_unit_hash(&dir.path().join("my-app")).as_deref(),
+            Some("1111111111111111")
         );
     }
 
