@@ -415,7 +415,55 @@ fn rlibs_are_hard_linked_from_the_store_and_their_times_are_never_set() {
             .to_string();
         assert_eq!(o.file_name().unwrap().to_str().unwrap(), digest);
     }
+    a_dependency_edited_in_ws2_rebuilds_in_place(&ws2);
     an_edit_in_ws2_rebuilds_there(&ws2);
+}
+
+/// No output under a target dir's `deps` but an `.rlib` is read-only: rustc refuses to
+/// write over a read-only output ("output file … is not writeable"); cargo removes a
+/// library's `.rlib` before rustc writes it again, and nothing else of the unit.
+fn no_read_only_outputs(ws: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = 0;
+    for e in std::fs::read_dir(ws.join("target/debug/deps")).unwrap() {
+        let e = e.unwrap();
+        if e.path().extension().is_some_and(|x| x == "rlib") {
+            continue;
+        }
+        seen += 1;
+        let m = e.metadata().unwrap();
+        assert_ne!(
+            m.permissions().mode() & 0o200,
+            0,
+            "{} is read-only",
+            e.path().display()
+        );
+    }
+    assert!(seen > 0);
+}
+
+/// A library that is no root of the build (`-p app`: its outputs are not uplifted) and a
+/// proc-macro rebuilt in the seeded target dir by plain cargo: rustc writes over the
+/// planted `.rmeta` and `.so`, which are files of the target dir's own.
+fn a_dependency_edited_in_ws2_rebuilds_in_place(ws2: &Path) {
+    no_read_only_outputs(ws2);
+    std::fs::write(
+        ws2.join("util/src/greeting.txt"),
+        "util edited, built for app",
+    )
+    .unwrap();
+    let macros = ws2.join("macros/src/lib.rs");
+    let text = std::fs::read_to_string(&macros).unwrap();
+    std::fs::write(&macros, format!("{text}\n// edited\n")).unwrap();
+    let b = plain(ws2, &["-p", "app"], &[]);
+    assert_eq!(b.fresh().get("util:lib"), Some(&false), "{:?}", b.fresh());
+    assert_eq!(
+        b.fresh().get("macros:proc-macro"),
+        Some(&false),
+        "{:?}",
+        b.fresh()
+    );
+    assert!(b.run("app").contains("greeting=util edited, built for app"));
 }
 
 /// A source edited in `ws1` rebuilds there, and `ws2` (whose `.rlib` files are the same
@@ -465,6 +513,17 @@ fn the_wrappers_restores_link_rlibs_too() {
     let again = plain(&ws2, &[], &[]);
     assert!(again.fresh().values().all(|f| *f), "{:?}", again.fresh());
     an_edit_in_ws1_stays_there(&ws1, &ws2);
+    no_read_only_outputs(&ws2);
+    // Rebuilt in place through the wrapper (the units it restored, a dependency of the
+    // root only).
+    std::fs::write(
+        ws2.join("util/src/greeting.txt"),
+        "edited through the wrapper",
+    )
+    .unwrap();
+    let b = xcache_build(&ws2, &s.store(), &["-p", "app"], &[("XCACHE_SEED", "0")]);
+    b.assert_success();
+    assert!(b.run("app").contains("greeting=edited through the wrapper"));
     an_edit_in_ws2_rebuilds_there(&ws2);
 }
 
@@ -563,7 +622,7 @@ fn a_changed_object_is_never_used_and_is_made_again() {
 }
 
 #[test]
-fn a_store_on_another_file_system_plants_by_writing() {
+fn a_store_on_another_file_system_plants_by_writing_and_copying() {
     let shm = Path::new("/dev/shm");
     assert!(shm.is_dir(), "this test needs a tmpfs at /dev/shm");
     let store = tempfile::Builder::new()
@@ -573,7 +632,25 @@ fn a_store_on_another_file_system_plants_by_writing() {
     let s = Scratch::new();
     let ws1 = s.checkout("basic-workspace", "ws1");
     xcache_build(&ws1, store.path(), &[], &[]).assert_success();
-    assert!(objects(store.path()).is_empty());
+    // The `.rlib` files cannot be linked into it: written into their entries. The
+    // `.rmeta` files and the proc-macro are copied into it all the same.
+    let objs = objects(store.path());
+    let rlib_digests: Vec<String> = rlibs(&ws1)
+        .keys()
+        .map(|n| {
+            let bytes = std::fs::read(ws1.join("target/debug/deps").join(n)).unwrap();
+            blake3::hash(&bytes).to_hex().to_string()
+        })
+        .collect();
+    assert!(!objs.is_empty());
+    for o in &objs {
+        let name = o.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            !rlib_digests.contains(&name),
+            "an .rlib became an object: {name}"
+        );
+    }
+    no_read_only_outputs(&ws1);
     let ws2 = s.checkout("basic-workspace", "ws2");
     age(&ws2);
     let b = xcache_build(&ws2, store.path(), &[], &[]);
@@ -622,6 +699,22 @@ fn libraries_are_stored_by_reference_and_restore_wherever_the_target_dir_is() {
     by_reference.sort();
     let expected: Vec<(String, u64)> = rlibs1.iter().map(|(n, m)| (n.clone(), m.len())).collect();
     assert_eq!(by_reference, expected);
+    // So is every `.rmeta` and proc-macro, copied into the store: what the compile wrote
+    // stays writable where it is.
+    let mut copied = Vec::new();
+    for p in walk_files(&s.store().join("v2/entries")) {
+        let hex = p.file_stem().unwrap().to_str().unwrap();
+        let key = xcache::key::Key::from_hex(hex).unwrap();
+        let r = xcache::store::EntryReader::open(&p, &key).unwrap();
+        for f in &r.meta().files {
+            if f.role == "rmeta" || f.role == "dylib" {
+                f.object.expect("an .rmeta or proc-macro held in its entry");
+                copied.push(f.name.clone());
+            }
+        }
+    }
+    assert_eq!(copied.len(), expected.len() + 1, "{copied:?}");
+    no_read_only_outputs(&ws1);
 
     // A target dir on another file system: the objects are copied, checked.
     let shm = tempfile::Builder::new()

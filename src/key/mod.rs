@@ -65,8 +65,7 @@ pub use rustc_args::{
     CrateKind, Emit, Extern, LinkLib, Output, RustcInvocation, StaticLib, parse_rustc_args,
 };
 pub use unit_key::{
-    KeyEnv, KeyParts, UnitKeys, is_cargo_set_var, is_keyed_cargo_var, is_rustc_key_var,
-    l1_key,
+    KeyEnv, KeyParts, UnitKeys, is_cargo_set_var, is_keyed_cargo_var, is_rustc_key_var, l1_key,
 };
 
 /// The version of the key schema. Bump it whenever anything that feeds a key changes

@@ -338,7 +338,7 @@ fn put_in_place(
         // plants its `.rmeta` beside it: then the `.rmeta`, with the plant's time, is
         // the unit's newest output, and the linked file's time is never set.
         let linkable = |m: &EntryMeta, f: &EntryFile| -> Option<Link> {
-            if !crate::store::objects::linkable_in_entry(m, f) {
+            if !crate::store::objects::served_by_object(m, f) {
                 return None;
             }
             v.linkable

@@ -153,19 +153,31 @@ impl LocalStore {
         if outcome.needle_found.is_some() {
             return Ok(outcome);
         }
-        // A thin entry holds only if each file it names by reference is now the object
-        // of its digest; otherwise it is written whole.
-        let adopted = outcome.objects.iter().all(|o| match &sources[o.index].0 {
-            EntrySource::Object(p) => {
-                super::objects::adopt_read(self, p, &outcome.digests[o.index], &o.read)
-            }
-            _ => false,
-        });
-        if !adopted {
-            let whole: Vec<(EntrySource<'_>, bool)> = sources
+        // A file held by reference holds only if it is now the object of its digest;
+        // the others go into the stream after all (an `.rlib` that cannot be linked
+        // into a store on another file system), in an entry written again.
+        let adopted: Vec<usize> = outcome
+            .objects
+            .iter()
+            .filter(|o| match &sources[o.index].0 {
+                EntrySource::Object(p) => {
+                    let how = if super::objects::served_by_object(meta, &meta.files[o.index]) {
+                        super::objects::Adopt::Link
+                    } else {
+                        super::objects::Adopt::Copy
+                    };
+                    super::objects::adopt_read(self, p, &outcome.digests[o.index], &o.read, how)
+                }
+                _ => false,
+            })
+            .map(|o| o.index)
+            .collect();
+        if adopted.len() != outcome.objects.len() {
+            let fewer: Vec<(EntrySource<'_>, bool)> = sources
                 .iter()
-                .map(|&(s, scan)| match s {
-                    EntrySource::Object(p) => (EntrySource::Path(p), scan),
+                .enumerate()
+                .map(|(i, &(s, scan))| match s {
+                    EntrySource::Object(p) if !adopted.contains(&i) => (EntrySource::Path(p), scan),
                     other => (other, scan),
                 })
                 .collect();
@@ -173,7 +185,7 @@ impl LocalStore {
             outcome = write_entry(
                 tmp.as_file(),
                 meta,
-                &whole,
+                &fewer,
                 needles,
                 self.trust.signer.as_deref(),
             )
@@ -181,7 +193,8 @@ impl LocalStore {
             if outcome.needle_found.is_some() {
                 return Ok(outcome);
             }
-        } else if !outcome.objects.is_empty() {
+        }
+        if !outcome.objects.is_empty() {
             // Which objects the entry needs, for `gc` (an object lives as long as an
             // entry that lists it is kept).
             let beside = meta

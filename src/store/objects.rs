@@ -1,34 +1,42 @@
-//! Loose objects: a library's `.rlib` (and a build script's real executable) kept whole
-//! in the local store, named by its content digest, so that planting and the wrapper's
-//! restores hand it to a target dir by hard link instead of decompressing and writing it
-//! (`<dir>/v2/objects/<2 hex>/<digest>`).
+//! Loose objects: a library's `.rlib` and `.rmeta`, a proc-macro and a build script's
+//! real executable kept whole in the local store, named by its content digest, so that
+//! planting and the wrapper's restores hand it to a target dir by hard link or by the
+//! kernel's copy (`copy_file_range`: a reflink where the file system has them) instead
+//! of decompressing and writing it (`<dir>/v2/objects/<2 hex>/<digest>`).
 //!
 //! Where an entry holds the same file, an object is only an acceleration: anything
 //! wrong with it (gone, another file system, changed, not ours) means the entry is
-//! decompressed as before. A *thin* entry (`super::entry`) holds its `.rlib` only by
-//! reference: the wrapper that stores a library makes the `.rlib` it just compiled the
-//! object of its digest ([`adopt_read`]) instead of compressing it into the entry, which
-//! takes most of a cold build's store work away. Such an entry is restored from its
-//! object (linked, or copied and checked into a target dir on another file system) or
-//! not at all: an object gone or changed makes it a miss, and it is removed. `gc` keeps
-//! an object as long as an entry that lists it (`objects/by-entry/`).
+//! decompressed as before. A *thin* entry (`super::entry`) holds such files only by
+//! reference: the wrapper that stores a unit makes the files it just compiled the
+//! objects of their digests ([`adopt_read`]) instead of compressing them into the entry,
+//! which takes most of a cold build's store work away. Such an entry is restored from
+//! its objects or not at all: an object gone or changed makes it a miss, and it is
+//! removed. `gc` keeps an object as long as an entry that lists it
+//! (`objects/by-entry/`).
 //!
-//! Why only `.rlib` files, and why their times are never set: cargo judges a unit fresh
-//! by comparing modification times: its outputs against its sources (through the
-//! dep-info file) and against its dependencies' outputs, taking the newest of each
-//! unit's outputs. A hard-linked file shares its time with every other link: setting
-//! it in one target dir would move it in all the others, and a newer time can hide a
-//! change there. So an object's time is fixed when it is made (at or before the plant
-//! that made it), nothing of ours ever sets it again, and only a file that is never a
-//! unit's newest output is linked: the `.rlib` of a unit whose `.rmeta` is planted
-//! beside it (written, with the plant's time). rustc and cargo replace an `.rlib` by
-//! renaming a new file over it, so a later build in any target dir leaves the object as
-//! it was; objects are read-only besides. A build script's real executable (behind the
-//! shim) is no cargo output at all: cargo never reads its time.
+//! Which files are linked. cargo judges a unit fresh by comparing modification times:
+//! its outputs against its sources (through the dep-info file) and against its
+//! dependencies' outputs, taking the newest of each unit's outputs. A hard-linked file
+//! shares its time with every other link: setting it in one target dir would move it in
+//! all the others, and a newer time can hide a change there. And rustc refuses to write
+//! over a read-only output ("output file … is not writeable"), which an object, and so
+//! a link of one, is. So only two kinds of file are linked, both ways (the compiled
+//! file becomes the object, [`Adopt::Link`]; a restore links it):
+//! - the `.rlib` of a unit whose `.rmeta` is put beside it with the restore's time
+//!   ([`served_by_object`]): never the unit's newest output, and cargo removes it before
+//!   rustc writes it again (for a library whose outputs include an `.rmeta`);
+//! - a build script's real executable (behind the shim): no output of cargo's or
+//!   rustc's; cargo never reads its time, and a new script is renamed over it.
 //!
-//! A store is hostile input: an object is linked into a temp name in the target dir
-//! first, and that link is used only if it is a regular file owned by this user, with
-//! no write permission, of the expected length and content digest (`verified_link`).
+//! An object's time is fixed when it is made and nothing of ours ever sets it again.
+//! Every other file (an `.rmeta`, a proc-macro) is copied into the store
+//! ([`Adopt::Copy`]: the file the compile wrote stays the user's, writable) and out of
+//! it ([`fresh_copy`]: a file of its own, with its own time).
+//!
+//! A store is hostile input: an object is linked or copied into a temp name in the
+//! target dir first, and used only if it is a regular file of the expected length and
+//! content digest; a link only if it is also owned by this user and writable by no one
+//! (`verified_link`).
 
 use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -75,9 +83,10 @@ pub struct Link {
 }
 
 /// Whether a file of a rustc entry may be linked from an object: a library's `.rlib`
-/// when the entry puts its `.rmeta` beside it (written now, the unit's newest output
-/// for cargo). The one rule, for seeding and the wrapper's restores alike.
-pub fn linkable_in_entry(meta: &EntryMeta, f: &EntryFile) -> bool {
+/// when the entry puts its `.rmeta` beside it (written or copied now, the unit's newest
+/// output for cargo). The one rule, for the store's objects, seeding and the wrapper's
+/// restores alike.
+pub fn served_by_object(meta: &EntryMeta, f: &EntryFile) -> bool {
     f.role == "rlib" && meta.files.iter().any(|m| m.role == "rmeta")
 }
 
@@ -135,10 +144,11 @@ pub fn object_path(store: &LocalStore, digest: &Key) -> PathBuf {
     store.root().join("objects").join(&hex[..2]).join(hex)
 }
 
-/// Makes `file` (an `.rlib` just planted or compiled, whose content digest is `digest`
-/// and whose time will never be set again) the object of `digest`, by hard link, and
-/// takes write permission away from it. Best effort: nothing happens when the object
-/// exists, the store is on another file system, or anything else fails.
+/// Makes `file` (an `.rlib` just planted or compiled, or a build script's real
+/// executable: a file whose time will never be set again and that nothing writes in
+/// place) the object of `digest`, by hard link, and takes write permission away from it.
+/// Best effort: nothing happens when the object exists, the store is on another file
+/// system, or anything else fails.
 pub fn adopt(store: &LocalStore, file: &Path, digest: &Key) {
     let dest = object_path(store, digest);
     if dest.exists() {
@@ -160,13 +170,31 @@ pub fn adopt(store: &LocalStore, file: &Path, digest: &Key) {
     let _ = fs::hard_link(file, &dest);
 }
 
+/// How an object is made of a file a compile wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adopt {
+    /// The file itself becomes the object (a hard link, made read-only): an `.rlib`
+    /// beside its `.rmeta`, which cargo removes before rustc writes it again.
+    Link,
+    /// A copy of it does (`copy_file_range`), and the file stays the user's, writable:
+    /// an `.rmeta` or a proc-macro, which rustc writes over where they are and refuses
+    /// to when they are read-only.
+    Copy,
+}
+
 /// Makes the file at `file`, whose contents hashed to `digest` when it was read as the
-/// inode `read`, the object of `digest` (as [`adopt`]). True when the object is there
-/// afterwards: this very inode, or a sound object of the digest made before. False
-/// when the file was replaced since it was read, the link could not be made (another
-/// file system), or another user's object of the digest is in the way: a thin entry
-/// must not then name it.
-pub fn adopt_read(store: &LocalStore, file: &Path, digest: &Key, read: &ReadAs) -> bool {
+/// inode `read`, the object of `digest`, as `how` says. True when the object is there
+/// afterwards: this very file (or a copy of it as it was read), or a sound object of
+/// the digest made before. False when the file changed since it was read, the object
+/// could not be made (a link to another file system), or another user's object of the
+/// digest is in the way: a thin entry must not then name it.
+pub fn adopt_read(
+    store: &LocalStore,
+    file: &Path,
+    digest: &Key,
+    read: &ReadAs,
+    how: Adopt,
+) -> bool {
     let dest = object_path(store, digest);
     if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file()) {
         // Made before: a thin entry may name it only if it is sound (and this user's:
@@ -180,6 +208,21 @@ pub fn adopt_read(store: &LocalStore, file: &Path, digest: &Key, read: &ReadAs) 
             }
             _ => return false,
         }
+    }
+    if how == Adopt::Copy {
+        return match copy_in(store, file, digest) {
+            // The bytes copied are those hashed, unless the file was written since (its
+            // time would have moved).
+            Some((made, before)) if before == *read => {
+                made.remember_if(&made, digest);
+                true
+            }
+            Some(_) => {
+                let _ = fs::remove_file(&dest);
+                false
+            }
+            None => false,
+        };
     }
     let same = |p: &Path| {
         fs::symlink_metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (read.dev, read.ino))
@@ -203,6 +246,46 @@ pub fn adopt_read(store: &LocalStore, file: &Path, digest: &Key, read: &ReadAs) 
     false
 }
 
+/// The copy of [`Adopt::Copy`]: the object's state when it was made from a file that
+/// did not change while it was copied, with the file's state before the copy.
+fn copy_in(store: &LocalStore, file: &Path, digest: &Key) -> Option<(ReadAs, ReadAs)> {
+    let dest = object_path(store, digest);
+    if fs::symlink_metadata(&dest).is_ok() {
+        return None;
+    }
+    let mut src = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(file)
+        .ok()?;
+    let before = src.metadata().ok().filter(fs::Metadata::is_file)?;
+    let parent = dest.parent()?;
+    fs::create_dir_all(parent).ok()?;
+    let tmp = crate::fsx::temp_beside(&dest);
+    let mut out = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(before.mode() & 0o555 | 0o444)
+        .open(&tmp)
+        .ok()?;
+    let copied = std::io::copy(&mut src, &mut out).ok();
+    let after = src.metadata().ok().map(|m| ReadAs::of(&m));
+    let made = out.metadata().ok().map(|m| ReadAs::of(&m));
+    drop(out);
+    let before = ReadAs::of(&before);
+    if let (Some(n), Some(after), Some(made)) = (copied, after, made)
+        && n == before.len
+        && after == before
+        // Never over an object made meanwhile (by another build): the same bytes.
+        && fs::hard_link(&tmp, &dest).is_ok()
+    {
+        let _ = fs::remove_file(&tmp);
+        return Some((made, before));
+    }
+    let _ = fs::remove_file(&tmp);
+    None
+}
+
 /// Whether the file at `p` (not followed) is this user's.
 fn owned(p: &Path) -> bool {
     fs::symlink_metadata(p).is_ok_and(|m| is_ours(&m))
@@ -223,11 +306,28 @@ pub fn link_or_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> O
     verified_copy(store, digest, len, tmp).map(|()| false)
 }
 
+/// Copies the object of `digest` to `tmp` (which must not exist) as a file of its own,
+/// with its own time, created with `mode`: how a file that must carry the time of its
+/// restore (a unit's newest output: an `.rmeta`, a proc-macro) comes out of a thin
+/// entry. Checked as [`verified_copy`] checks. `None` when there is no such object (or
+/// it was found changed, and removed).
+pub fn fresh_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path, mode: u32) -> Option<()> {
+    copy_checked(store, digest, len, tmp, mode)
+}
+
 /// Copies the object of `digest` to `tmp`, checking that the bytes copied are `len`
 /// long and hash to `digest`. The copy is this user's own file (read-only, like a link),
 /// so the object may be anyone's: in a store several users write, one user's thin entry
 /// restores for the others by copy.
 fn verified_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> Option<()> {
+    copy_checked(store, digest, len, tmp, 0o444)
+}
+
+/// The copy of [`verified_copy`] and [`fresh_copy`]. An object of this user's, read-only
+/// and remembered as sound while unchanged (see [`ReadAs`]'s memory), is copied by the
+/// kernel (`copy_file_range`) without being read here, and is still as it was after the
+/// copy; any other is read, hashed and written.
+fn copy_checked(store: &LocalStore, digest: &Key, len: u64, tmp: &Path, mode: u32) -> Option<()> {
     use std::io::{Read, Write};
     let object = object_path(store, digest);
     let src = File::options()
@@ -243,9 +343,28 @@ fn verified_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> Opti
     let mut out = File::options()
         .write(true)
         .create_new(true)
-        .mode(0o444)
+        .mode(mode)
         .open(tmp)
         .ok()?;
+    let before = ReadAs::of(&meta);
+    if is_ours(&meta) && meta.mode() & 0o222 == 0 && before.is_remembered(digest) {
+        let mut src = &src;
+        let copied = std::io::copy(&mut src, &mut out);
+        let after = src.metadata().ok().map(|m| ReadAs::of(&m));
+        if copied.is_ok_and(|n| n == len) && after == Some(before) {
+            return Some(());
+        }
+        // Changed under the copy, or the copy failed: read it the slow way.
+        drop(out);
+        let _ = fs::remove_file(tmp);
+        out = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(tmp)
+            .ok()?;
+        std::io::Seek::seek(&mut src, std::io::SeekFrom::Start(0)).ok()?;
+    }
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut copied = 0u64;
@@ -268,6 +387,12 @@ fn verified_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> Opti
             let _ = fs::remove_file(&object);
         }
         return None;
+    }
+    if is_ours(&meta)
+        && meta.mode() & 0o222 == 0
+        && let Ok(after) = src.metadata()
+    {
+        ReadAs::of(&after).remember_if(&before, digest);
     }
     Some(())
 }

@@ -46,6 +46,11 @@ pub(super) struct OutFile {
     /// Where it is restored, relative to the unit's restore directory.
     pub name: String,
     pub executable: bool,
+    /// May be held in the local store by reference, as the object of its digest
+    /// (`store::objects`): an output nothing changes in place after the compile (a
+    /// library's `.rlib` and `.rmeta`, a proc-macro), never a program or shared library
+    /// a user may strip or patch where it is.
+    pub shared: bool,
     pub source: OutSource,
 }
 
@@ -295,20 +300,19 @@ impl Cx {
                 object: None,
             })
             .collect();
-        // Thin when nothing leaves this machine at once: a library's `.rlib` beside its
-        // `.rmeta` becomes the store's object of its digest (a hard link) instead of
-        // being compressed into the entry. An upload needs the entry whole, so a build
-        // with a remote it writes stores it whole now; anything that uploads a thin
-        // entry later makes it whole first (`LocalStore::ensure_whole`).
+        // Thin when nothing leaves this machine at once: a library's `.rlib` and
+        // `.rmeta` and a proc-macro become the store's objects of their digests (the
+        // `.rlib` by hard link, the others copied) instead of being compressed into the
+        // entry; a restore links the `.rlib` beside its `.rmeta` and copies the others
+        // (their times must be the restore's, and they must stay writable). An upload needs the entry whole, so a build with a remote it
+        // writes stores it whole now; anything that uploads a thin entry later makes it
+        // whole first (`LocalStore::ensure_whole`).
         let thin = self.remote.as_ref().is_none_or(|r| r.read_only);
-        let has_rmeta = files.iter().any(|f| f.role == "rmeta");
         let sources: Vec<(EntrySource<'_>, bool)> = files
             .iter()
             .map(|f| match &f.source {
                 OutSource::Text(t) => (EntrySource::Bytes(t.as_bytes()), false),
-                OutSource::File(p) if thin && has_rmeta && f.role == "rlib" => {
-                    (EntrySource::Object(p), true)
-                }
+                OutSource::File(p) if thin && f.shared => (EntrySource::Object(p), true),
                 OutSource::File(p) => (EntrySource::Path(p), true),
             })
             .collect();
@@ -686,7 +690,7 @@ fn try_hit(unit: &mut impl Cached, cx: &mut Cx, l1: &Key) -> Option<i32> {
                 crate::store::objects::entry_objects(&store, &key)
             };
             let link = |m: &EntryMeta, f: &EntryFile| {
-                if !crate::store::objects::linkable_in_entry(m, f) {
+                if !crate::store::objects::served_by_object(m, f) {
                     return None;
                 }
                 objects

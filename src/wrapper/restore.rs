@@ -102,6 +102,7 @@ fn restore_with(
     let mut unusable = false;
     let mut linked: Vec<PathBuf> = Vec::new();
     let mut linked_bytes = 0u64;
+    let mut copied_bytes = 0u64;
     let result = (|| -> Result<(u64, bool), ReadError> {
         let mut dests = Vec::with_capacity(meta.files.len());
         for f in &meta.files {
@@ -128,7 +129,7 @@ fn restore_with(
                     fs::create_dir_all(parent)?;
                 }
                 let tmp = restore_temp_path(&dests[i]);
-                match crate::store::objects::link_or_copy(store, &o.digest, o.len, &tmp) {
+                match place_object(store, &meta, f, &o.digest, o.len, &tmp) {
                     Some(was_linked) => {
                         temps.push((tmp, dests[i].clone()));
                         digests.push(o.digest);
@@ -136,6 +137,8 @@ fn restore_with(
                         if was_linked {
                             linked.push(dests[i].clone());
                             linked_bytes += o.len;
+                        } else {
+                            copied_bytes += o.len;
                         }
                     }
                     None => {
@@ -165,11 +168,15 @@ fn restore_with(
                 fs::create_dir_all(parent)?;
             }
             let tmp = restore_temp_path(&dests[i]);
-            if crate::store::objects::verified_link(store, &digest, len, &tmp).is_some() {
+            if let Some(was_linked) = place_object(store, &meta, f, &digest, len, &tmp) {
                 temps.push((tmp, dests[i].clone()));
                 digests.push(digest);
-                linked.push(dests[i].clone());
-                linked_bytes += len;
+                if was_linked {
+                    linked.push(dests[i].clone());
+                    linked_bytes += len;
+                } else {
+                    copied_bytes += len;
+                }
                 from_object[i] = Some(digest);
                 besides.extend(beside);
             }
@@ -260,7 +267,7 @@ fn restore_with(
             Some(last) => last + 1 == meta.files.len(),
             None => meta.files.is_empty(),
         };
-        Ok((bytes, to_the_end))
+        Ok((bytes + copied_bytes, to_the_end))
     })()
     .and_then(|(bytes, to_the_end)| {
         // Stopped before the end: every file read was checked; the rest is not used.
@@ -297,6 +304,27 @@ fn restore_with(
 
 /// Creates a file to restore into. An executable gets the mode a linker gives its
 /// output: everyone may execute it, less the umask.
+/// Puts the object of `digest` at `tmp` for the entry's file `f`: `Some(true)` linked,
+/// `Some(false)` copied, `None` when there is no sound object. Linked only where
+/// `store::objects` says a link is safe (an `.rlib` beside its `.rmeta`, a build
+/// script's real executable); everything else a target dir gets is a file of its own
+/// (`store::objects::fresh_copy`), with its own time and the usual permissions.
+fn place_object(
+    store: &LocalStore,
+    meta: &crate::store::EntryMeta,
+    f: &crate::store::EntryFile,
+    digest: &Key,
+    len: u64,
+    tmp: &Path,
+) -> Option<bool> {
+    let real_executable = f.executable && f.name.ends_with(super::REAL_SUFFIX);
+    if real_executable || crate::store::objects::served_by_object(meta, f) {
+        return crate::store::objects::link_or_copy(store, digest, len, tmp);
+    }
+    let mode = if f.executable { 0o777 } else { 0o666 };
+    crate::store::objects::fresh_copy(store, digest, len, tmp, mode).map(|()| false)
+}
+
 fn create(path: &Path, executable: bool) -> io::Result<File> {
     // A leftover temp file would keep its old mode; a link there would be followed.
     let _ = fs::remove_file(path);
@@ -375,6 +403,11 @@ fn commit_restore<T>(
                 path: dest.clone(),
                 source,
             });
+        }
+        // Renaming a link onto another link of the same file (an object linked there
+        // before) leaves both names: the temp one goes.
+        if fs::symlink_metadata(tmp).is_ok() {
+            let _ = fs::remove_file(tmp);
         }
     }
     Ok(value)

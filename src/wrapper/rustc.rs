@@ -766,6 +766,8 @@ impl Cached for Rustc {
                 role: o.role.to_string(),
                 name,
                 executable: o.executable,
+                shared: matches!(o.role, "rlib" | "rmeta")
+                    || (o.role == "dylib" && self.inv.kind() == CrateKind::ProcMacro),
                 source,
             });
         }

@@ -532,6 +532,8 @@ impl Cached for Script {
                 role: "out".to_string(),
                 name: rel,
                 executable: meta.permissions().mode() & 0o111 != 0,
+                // A build script's OUT_DIR is the crate's to read, and anyone's to edit.
+                shared: false,
                 source: match text {
                     Some(t) => OutSource::Text(t),
                     None => OutSource::File(path.clone()),
