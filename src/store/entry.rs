@@ -44,8 +44,13 @@ use crate::sign::{self, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN, Signer, Truste
 
 const MAGIC: &[u8; 8] = b"XCACHEE\0";
 const FORMAT: u32 = 1;
-/// An entry holding some files as references to loose objects.
+/// An entry holding some files as references to loose objects: only `.rlib` files
+/// beside their `.rmeta`, which a restore may link.
 const FORMAT_THIN: u32 = 2;
+/// A thin entry holding other files by reference too (an `.rmeta`, a proc-macro),
+/// which a restore must copy: readers that would link every file by reference (format 2
+/// only) refuse it.
+const FORMAT_THIN_COPIED: u32 = 3;
 const END: &[u8; 4] = b"END\0";
 /// The signature trailer's version and its closing magic.
 const TRAILER_FORMAT: u32 = 1;
@@ -155,6 +160,19 @@ impl ReadAs {
     }
 }
 
+/// The format of an entry whose header is `meta`: whole, thin with links only, or thin
+/// with copies.
+fn thin_format(meta: &EntryMeta) -> u32 {
+    let mut by_reference = meta.files.iter().filter(|f| f.object.is_some()).peekable();
+    if by_reference.peek().is_none() {
+        FORMAT
+    } else if by_reference.all(|f| super::objects::served_by_object(meta, f)) {
+        FORMAT_THIN
+    } else {
+        FORMAT_THIN_COPIED
+    }
+}
+
 /// Writes an entry to `out`, signed by `signer` if given. Files with `scan` set are
 /// searched for every needle while they stream; the caller decides what a find means
 /// (once one is found, the rest is not written: the outcome says where, and the caller
@@ -203,11 +221,7 @@ pub fn write_entry(
             read: ReadAs::of(&m),
         });
     }
-    let format = if objects.is_empty() {
-        FORMAT
-    } else {
-        FORMAT_THIN
-    };
+    let format = thin_format(&meta);
     meta.format_version = format;
     let meta_json = serde_json::to_vec(&meta).map_err(io::Error::other)?;
     let lens = sources
@@ -606,7 +620,7 @@ impl EntryReader {
             return Err(ReadError::Corrupt("not an xcache entry".into()).into());
         }
         let format = read_u32(&mut z)?;
-        if format != FORMAT && format != FORMAT_THIN {
+        if ![FORMAT, FORMAT_THIN, FORMAT_THIN_COPIED].contains(&format) {
             return Err(ReadError::Corrupt(format!("unknown entry format {format}")).into());
         }
         let meta_len = read_u32(&mut z)? as usize;
@@ -625,11 +639,11 @@ impl EntryReader {
         if meta.key != expected.to_hex() {
             return Err(ReadError::Corrupt("entry holds another key".into()).into());
         }
-        let thin = meta.files.iter().any(|f| f.object.is_some());
-        if thin != (format == FORMAT_THIN) {
-            return Err(
-                ReadError::Corrupt("files by reference outside a thin entry".into()).into(),
-            );
+        if thin_format(&meta) != format {
+            return Err(ReadError::Corrupt(format!(
+                "the files it holds by reference do not make a format {format} entry"
+            ))
+            .into());
         }
         Ok(EntryReader {
             z,
@@ -863,6 +877,64 @@ mod tests {
         std::fs::write(&rlib_path, &rlib).unwrap();
         let out = write();
         assert_eq!((out.needle_found, out.needle_file), (Some(0), Some((1, 1))));
+    }
+
+    /// Format 2 holds by reference only `.rlib` files beside their `.rmeta` (which a
+    /// restore may link, and readers of format 2 link every file by reference); anything
+    /// else by reference makes format 3, which those readers refuse. A header that does
+    /// not match its format number is damage.
+    #[test]
+    fn what_is_held_by_reference_decides_the_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::digest(b"formats");
+        let (rlib, rmeta) = (dir.path().join("a.rlib"), dir.path().join("a.rmeta"));
+        std::fs::write(&rlib, vec![1u8; 10_000]).unwrap();
+        std::fs::write(&rmeta, vec![2u8; 10_000]).unwrap();
+        let mut m = meta(&key, 2);
+        m.files[0].role = "rmeta".into();
+        let path = dir.path().join("e");
+        let format_of = |sources: &[(EntrySource<'_>, bool)]| {
+            write_entry(File::create(&path).unwrap(), &m, sources, &[], None).unwrap();
+            let mut z = zstd::stream::read::Decoder::new(File::open(&path).unwrap()).unwrap();
+            let mut head = [0u8; 12];
+            z.read_exact(&mut head).unwrap();
+            u32::from_le_bytes(head[8..12].try_into().unwrap())
+        };
+        let bytes = vec![2u8; 10_000];
+        assert_eq!(
+            format_of(&[
+                (EntrySource::Bytes(&bytes), true),
+                (EntrySource::Path(&rlib), true)
+            ]),
+            FORMAT
+        );
+        assert_eq!(
+            format_of(&[
+                (EntrySource::Bytes(&bytes), true),
+                (EntrySource::Object(&rlib), true)
+            ]),
+            FORMAT_THIN
+        );
+        assert_eq!(
+            format_of(&[
+                (EntrySource::Object(&rmeta), true),
+                (EntrySource::Object(&rlib), true)
+            ]),
+            FORMAT_THIN_COPIED
+        );
+        assert!(EntryReader::open(&path, &key).is_ok());
+        // The same entry calling itself format 2: refused.
+        let mut plain = Vec::new();
+        zstd::stream::read::Decoder::new(File::open(&path).unwrap())
+            .unwrap()
+            .read_to_end(&mut plain)
+            .unwrap();
+        plain[8..12].copy_from_slice(&FORMAT_THIN.to_le_bytes());
+        std::fs::write(&path, zstd::encode_all(&plain[..], 1).unwrap()).unwrap();
+        assert!(matches!(
+            EntryReader::open(&path, &key),
+            Err(ReadError::Corrupt(_))
+        ));
     }
 
     #[test]

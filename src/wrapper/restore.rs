@@ -302,8 +302,6 @@ fn restore_with(
     })))
 }
 
-/// Creates a file to restore into. An executable gets the mode a linker gives its
-/// output: everyone may execute it, less the umask.
 /// Puts the object of `digest` at `tmp` for the entry's file `f`: `Some(true)` linked,
 /// `Some(false)` copied, `None` when there is no sound object. Linked only where
 /// `store::objects` says a link is safe (an `.rlib` beside its `.rmeta`, a build
@@ -325,6 +323,8 @@ fn place_object(
     crate::store::objects::fresh_copy(store, digest, len, tmp, mode).map(|()| false)
 }
 
+/// Creates a file to restore into. An executable gets the mode a linker gives its
+/// output: everyone may execute it, less the umask.
 fn create(path: &Path, executable: bool) -> io::Result<File> {
     // A leftover temp file would keep its old mode; a link there would be followed.
     let _ = fs::remove_file(path);
