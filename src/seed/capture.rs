@@ -537,6 +537,10 @@ fn build_script_of(root: &Path, pr: &str, run: &str, run_fp: &str) -> Option<Pat
     None
 }
 
+/// The smallest file of a pack held by reference: below it, an object costs more
+/// system calls than decompressing the file.
+const OBJECT_MIN_LEN: u64 = 64 * 1024;
+
 fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), Skip> {
     let meta = EntryMeta {
         format_version: 1,
@@ -557,10 +561,17 @@ fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), 
         compile_ms: 0,
         xcache_version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    // A large file a run wrote (a C library under `OUT_DIR`) is held by reference: the
+    // store keeps a copy of it as an object (`store::objects`), and planting copies it
+    // out with `copy_file_range` instead of decompressing it. Executables stay in the
+    // stream (a build script's real executable has its own object, linked).
     let sources: Vec<(EntrySource<'_>, bool)> = files
         .iter()
         .map(|f| match &f.src {
             Src::Text(t) => (EntrySource::Bytes(t.as_bytes()), false),
+            Src::File(p) if !f.exec && fs::metadata(p).is_ok_and(|m| m.len() >= OBJECT_MIN_LEN) => {
+                (EntrySource::Object(p), false)
+            }
             Src::File(p) => (EntrySource::Path(p), false),
         })
         .collect();
