@@ -308,9 +308,9 @@ pub fn link_or_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> O
 
 /// Copies the object of `digest` to `tmp` (which must not exist) as a file of its own,
 /// with its own time, created with `mode`: how a file that must carry the time of its
-/// restore (a unit's newest output: an `.rmeta`, a proc-macro) comes out of a thin
-/// entry. Checked as [`verified_copy`] checks. `None` when there is no such object (or
-/// it was found changed, and removed).
+/// restore (a unit's newest output: an `.rmeta`, a proc-macro) or stay writable comes
+/// out of a thin entry. Checked for its length and digest (see [`link_or_copy`]);
+/// `None` when there is no such object (or it was found changed, and removed).
 pub fn fresh_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path, mode: u32) -> Option<()> {
     copy_checked(store, digest, len, tmp, mode)
 }
