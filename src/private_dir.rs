@@ -114,9 +114,65 @@ pub fn linkers_dir() -> Option<PathBuf> {
     private_subdir("linkers").ok()
 }
 
+/// How long a memo nobody wrote again may stay: a memo still right is only written
+/// again (its file read and hashed once more) after this.
+pub const MEMO_AGE: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+
+/// Writes a memo (a small file in a shard directory of the private directory) and, once
+/// every 64 writes or so, removes the memos of its shard not written for [`MEMO_AGE`]:
+/// the memos of files that are gone (a target dir's old outputs) do not pile up.
+pub fn write_memo(path: &Path, bytes: &[u8]) {
+    let _ = crate::fsx::write_atomic(path, bytes);
+    let tick = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    if tick % 64 == 0
+        && let Some(shard) = path.parent()
+    {
+        prune_shard(shard, MEMO_AGE);
+    }
+}
+
+/// Removes the regular files of `shard` last written longer than `age` ago.
+fn prune_shard(shard: &Path, age: std::time::Duration) {
+    let Ok(rd) = fs::read_dir(shard) else { return };
+    let now = std::time::SystemTime::now();
+    for e in rd.flatten() {
+        let old = e
+            .metadata()
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|a| a > age);
+        if old {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A memo not written for longer than the age goes; the others stay.
+    #[test]
+    fn old_memos_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        fs::write(&old, b"x").unwrap();
+        fs::write(&new, b"y").unwrap();
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+        prune_shard(dir.path(), std::time::Duration::from_secs(60));
+        assert!(!old.exists());
+        assert!(new.exists());
+    }
 
     #[test]
     fn only_a_private_directory_of_ours_is_used() {

@@ -57,7 +57,7 @@ pub fn digest_open(f: &File) -> io::Result<Key> {
         && Seen::of(&after) == seen
         && settled(&seen)
     {
-        let _ = crate::fsx::write_atomic(&p, seen.line(&digest).as_bytes());
+        crate::private_dir::write_memo(&p, seen.line(&digest).as_bytes());
     }
     Ok(digest)
 }

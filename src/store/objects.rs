@@ -478,7 +478,7 @@ impl ReadAs {
             return;
         }
         if let Some(p) = Self::memo(digest) {
-            let _ = crate::fsx::write_atomic(&p, self.line().as_bytes());
+            crate::private_dir::write_memo(&p, self.line().as_bytes());
         }
     }
 }
