@@ -126,7 +126,7 @@ pub fn write_memo(path: &Path, bytes: &[u8]) {
     let tick = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    if tick % 64 == 0
+    if tick.is_multiple_of(64)
         && let Some(shard) = path.parent()
     {
         prune_shard(shard, MEMO_AGE);
