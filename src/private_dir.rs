@@ -123,10 +123,10 @@ pub const MEMO_AGE: std::time::Duration = std::time::Duration::from_secs(14 * 24
 /// the memos of files that are gone (a target dir's old outputs) do not pile up.
 pub fn write_memo(path: &Path, bytes: &[u8]) {
     let _ = crate::fsx::write_atomic(path, bytes);
-    let tick = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    if tick.is_multiple_of(64)
+    // A random draw (the standard library's hasher keys are random per process).
+    use std::hash::BuildHasher;
+    let draw = std::collections::hash_map::RandomState::new().hash_one(path);
+    if draw.is_multiple_of(64)
         && let Some(shard) = path.parent()
     {
         prune_shard(shard, MEMO_AGE);
