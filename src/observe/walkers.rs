@@ -123,11 +123,12 @@ impl ObjectFacts {
                 }
             }
         }
-        drop(cache);
+        // The same descriptor, from its start, for the cc audit.
+        let mut f = cache.into_inner();
         let named = ranges.contains_key(&Purpose::CcNamedByCaller);
         ObjectFacts {
-            cc_audited: std::fs::File::open(object)
-                .is_ok_and(|f| super::cc_env::CcSnapshot::of_reader(f, named)),
+            cc_audited: std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))
+                .is_ok_and(|_| super::cc_env::CcSnapshot::of_reader(f, named)),
             ranges,
         }
     }

@@ -391,7 +391,7 @@ fn put_in_place(
     // its time (see `seed::capture`), and it is never set.
     // (The pack's key covers every digest it holds, the linked one's too.)
     let linkable_exe = |_: &EntryMeta, f: &EntryFile| -> Option<Link> {
-        if !f.executable || !f.name.ends_with(REAL_SUFFIX) {
+        if !crate::wrapper::is_real_executable(f) {
             return None;
         }
         v.linkable

@@ -214,7 +214,7 @@ pub fn adopt_read(
             // The bytes copied are those hashed, unless the file was written since (its
             // time would have moved).
             Some((made, before)) if before == *read => {
-                made.remember_if(&made, digest);
+                made.remember(digest);
                 true
             }
             Some(_) => {
@@ -253,7 +253,7 @@ fn copy_in(store: &LocalStore, file: &Path, digest: &Key) -> Option<(ReadAs, Rea
     if fs::symlink_metadata(&dest).is_ok() {
         return None;
     }
-    let mut src = File::options()
+    let src = File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(file)
@@ -268,14 +268,12 @@ fn copy_in(store: &LocalStore, file: &Path, digest: &Key) -> Option<(ReadAs, Rea
         .mode(before.mode() & 0o555 | 0o444)
         .open(&tmp)
         .ok()?;
-    let copied = std::io::copy(&mut src, &mut out).ok();
-    let after = src.metadata().ok().map(|m| ReadAs::of(&m));
+    let before = ReadAs::of(&before);
+    let copied = copy_unchanged(&src, &before, &mut out);
     let made = out.metadata().ok().map(|m| ReadAs::of(&m));
     drop(out);
-    let before = ReadAs::of(&before);
-    if let (Some(n), Some(after), Some(made)) = (copied, after, made)
-        && n == before.len
-        && after == before
+    if copied
+        && let Some(made) = made
         // Never over an object made meanwhile (by another build): the same bytes.
         && fs::hard_link(&tmp, &dest).is_ok()
     {
@@ -284,6 +282,13 @@ fn copy_in(store: &LocalStore, file: &Path, digest: &Key) -> Option<(ReadAs, Rea
     }
     let _ = fs::remove_file(&tmp);
     None
+}
+
+/// Copies all of `src`, which was `before` when opened, into `out` by the kernel
+/// (`copy_file_range`): true when every byte was copied and `src` is still as it was.
+fn copy_unchanged(mut src: &File, before: &ReadAs, out: &mut File) -> bool {
+    std::io::copy(&mut src, out).is_ok_and(|n| n == before.len)
+        && src.metadata().is_ok_and(|m| ReadAs::of(&m) == *before)
 }
 
 /// Whether the file at `p` (not followed) is this user's.
@@ -348,10 +353,7 @@ fn copy_checked(store: &LocalStore, digest: &Key, len: u64, tmp: &Path, mode: u3
         .ok()?;
     let before = ReadAs::of(&meta);
     if is_ours(&meta) && meta.mode() & 0o222 == 0 && before.is_remembered(digest) {
-        let mut src = &src;
-        let copied = std::io::copy(&mut src, &mut out);
-        let after = src.metadata().ok().map(|m| ReadAs::of(&m));
-        if copied.is_ok_and(|n| n == len) && after == Some(before) {
+        if copy_unchanged(&src, &before, &mut out) {
             return Some(());
         }
         // Changed under the copy, or the copy failed: read it the slow way.
@@ -363,7 +365,7 @@ fn copy_checked(store: &LocalStore, digest: &Key, len: u64, tmp: &Path, mode: u3
             .mode(mode)
             .open(tmp)
             .ok()?;
-        std::io::Seek::seek(&mut src, std::io::SeekFrom::Start(0)).ok()?;
+        std::io::Seek::seek(&mut &src, std::io::SeekFrom::Start(0)).ok()?;
     }
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -474,9 +476,13 @@ impl ReadAs {
     /// Remembers the file as found sound, if it did not change while it was read
     /// (`self`: after reading; `before`: before).
     fn remember_if(&self, before: &ReadAs, digest: &Key) {
-        if self != before {
-            return;
+        if self == before {
+            self.remember(digest);
         }
+    }
+
+    /// Remembers the file as found sound as it is now.
+    fn remember(&self, digest: &Key) {
         if let Some(p) = Self::memo(digest) {
             crate::private_dir::write_memo(&p, self.line().as_bytes());
         }

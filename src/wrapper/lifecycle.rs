@@ -304,9 +304,10 @@ impl Cx {
         // `.rmeta` and a proc-macro become the store's objects of their digests (the
         // `.rlib` by hard link, the others copied) instead of being compressed into the
         // entry; a restore links the `.rlib` beside its `.rmeta` and copies the others
-        // (their times must be the restore's, and they must stay writable). An upload needs the entry whole, so a build with a remote it
-        // writes stores it whole now; anything that uploads a thin entry later makes it
-        // whole first (`LocalStore::ensure_whole`).
+        // (their times must be the restore's, and they must stay writable). An upload
+        // needs the entry whole, so a build with a remote it writes stores it whole now;
+        // anything that uploads a thin entry later makes it whole first
+        // (`LocalStore::ensure_whole`).
         let thin = self.remote.as_ref().is_none_or(|r| r.read_only);
         let sources: Vec<(EntrySource<'_>, bool)> = files
             .iter()

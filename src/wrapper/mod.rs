@@ -31,4 +31,6 @@ pub use event::{
 pub use restore::{RestoreFilter, Restored, restore_entry};
 pub use rustc::run_wrapper;
 pub use script::run_build_script;
-pub use shim::{BUILD_RUN_COMMAND, REAL_SUFFIX, is_shim_text, shim_text, write_shim};
+pub use shim::{
+    BUILD_RUN_COMMAND, REAL_SUFFIX, is_real_executable, is_shim_text, shim_text, write_shim,
+};

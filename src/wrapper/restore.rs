@@ -315,23 +315,27 @@ fn place_object(
     len: u64,
     tmp: &Path,
 ) -> Option<bool> {
-    let real_executable = f.executable && f.name.ends_with(super::REAL_SUFFIX);
-    if real_executable || crate::store::objects::served_by_object(meta, f) {
+    if super::is_real_executable(f) || crate::store::objects::served_by_object(meta, f) {
         return crate::store::objects::link_or_copy(store, digest, len, tmp);
     }
-    let mode = if f.executable { 0o777 } else { 0o666 };
-    crate::store::objects::fresh_copy(store, digest, len, tmp, mode).map(|()| false)
+    crate::store::objects::fresh_copy(store, digest, len, tmp, file_mode(f.executable))
+        .map(|()| false)
 }
 
-/// Creates a file to restore into. An executable gets the mode a linker gives its
-/// output: everyone may execute it, less the umask.
+/// The mode a restored file is created with: an executable's is the one a linker gives
+/// its output, everyone may execute it, less the umask.
+fn file_mode(executable: bool) -> u32 {
+    if executable { 0o777 } else { 0o666 }
+}
+
+/// Creates a file to restore into, with [`file_mode`].
 fn create(path: &Path, executable: bool) -> io::Result<File> {
     // A leftover temp file would keep its old mode; a link there would be followed.
     let _ = fs::remove_file(path);
     OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(if executable { 0o777 } else { 0o666 })
+        .mode(file_mode(executable))
         .open(path)
 }
 

@@ -24,6 +24,11 @@ pub const BUILD_RUN_COMMAND: &str = "__xcache-build-run";
 /// The suffix of the real executable next to its shim.
 pub const REAL_SUFFIX: &str = ".xcache-real";
 
+/// Whether a file of an entry is a build script's real executable (behind its shim).
+pub fn is_real_executable(f: &crate::store::EntryFile) -> bool {
+    f.executable && f.name.ends_with(REAL_SUFFIX)
+}
+
 /// The shim's text for this program at `exe`. When `exe` is gone (cargo-xcache was
 /// uninstalled or moved and a plain `cargo build` reruns the script), the shim runs the
 /// real executable directly: a missing cache never fails a build.
