@@ -98,14 +98,25 @@ impl BuildPlan {
     }
 }
 
-/// Reads the workspace and simulates cargo's resolution for `sel`.
-pub fn plan(sel: &Selection, cargo: &Path, cwd: &Path) -> Result<BuildPlan, CliError> {
+/// Reads the workspace and simulates cargo's resolution for `sel`. `wrapper` is the
+/// rustc wrapper the build will run with: `cargo metadata` probes the compiler too, and
+/// with the same wrapper its answers and the build's share cargo's probe cache
+/// (`crate::seed::RustcInfo`) instead of each throwing the other's away.
+pub fn plan(
+    sel: &Selection,
+    cargo: &Path,
+    cwd: &Path,
+    wrapper: Option<&Path>,
+) -> Result<BuildPlan, CliError> {
     let merr = |message: String| CliError::Metadata {
         manifest: sel.manifest_path.clone(),
         message,
     };
     let mut cmd = cargo_metadata::MetadataCommand::new();
     cmd.cargo_path(cargo).current_dir(cwd);
+    if let Some(w) = wrapper {
+        cmd.env("RUSTC_WRAPPER", w);
+    }
     if let Some(m) = &sel.manifest_path {
         cmd.manifest_path(m);
     }

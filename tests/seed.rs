@@ -123,6 +123,32 @@ fn seeded_units_are_fresh_for_cargo_in_a_fresh_clone() {
     assert!(b.diagnostics().iter().any(|d| d.contains("never_called")));
 }
 
+/// A new target dir gets cargo's answers to its compiler probes as cargo left them after
+/// the last build: cargo finds its own fingerprint and probes nothing.
+#[test]
+fn a_new_target_dir_has_cargos_compiler_probes_answered() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+    let log = [("CARGO_LOG", "cargo::util::rustc=debug")];
+    let b = xcache_build(&ws2, &s.store(), &[], &log);
+    b.assert_success();
+    let err = b.stderr();
+    assert!(err.contains("rustc info cache hit"), "{err}");
+    assert!(!err.contains("rustc info cache miss"), "{err}");
+    assert!(!err.contains("different compiler"), "{err}");
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    // And the next build in the same target dir keeps them: `cargo metadata` probes
+    // through the same wrapper, so it does not throw the build's answers away.
+    let again = xcache_build(&ws2, &s.store(), &[], &log);
+    again.assert_success();
+    assert!(
+        !again.stderr().contains("different compiler"),
+        "{}",
+        again.stderr()
+    );
+}
+
 #[test]
 fn in_a_moved_checkout_what_is_bound_to_the_old_place_is_not_planted() {
     let s = Scratch::new();

@@ -86,7 +86,8 @@ pub(super) fn run_build(
     )
     .unwrap_or_default();
     // The plan is made once: prefetch, seeding and the report read it.
-    let plan = Plan::make(&cfg, &env, command, &args.cargo_args)?;
+    let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
+    let plan = Plan::make(&cfg, &env, command, &args.cargo_args, &exe)?;
     cfg.resolve_remote(
         &env,
         args.remote.as_deref(),
@@ -107,9 +108,13 @@ pub(super) fn run_build(
         // leave it untagged, and the tag is how wrappers find the target dir's root.
         let _ = std::fs::write(plan.graph.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
     }
+    // cargo's answers to its compiler probes, as it left them after the last build.
+    let rustc_info = crate::seed::RustcInfo::for_build(&cfg.cargo_version, &env);
+    if let Some(info) = &rustc_info {
+        info.plant(&plan.graph.target_dir);
+    }
     let events_path = xdir.join(format!("events-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&events_path);
-    let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
     if let Some(w) = &cfg.replaced_wrapper {
         verbosity.warn(&format!(
             "warning: xcache: RUSTC_WRAPPER={w} is replaced by cargo-xcache for this build"
@@ -296,6 +301,9 @@ pub(super) fn run_build(
         source,
     })?;
     let code = status.code().unwrap_or(101);
+    if let Some(info) = &rustc_info {
+        info.remember(&plan.graph.target_dir);
+    }
     // Entries still being stored: their events come when they are.
     let waited = Instant::now();
     if let Some(dir) = &pending_dir {

@@ -48,13 +48,15 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Reads the workspace and predicts the units of `command` with `cargo_args`.
+    /// Reads the workspace and predicts the units of `command` with `cargo_args`, which
+    /// cargo will run with `wrapper` as its rustc wrapper.
     /// `cfg.cargo_version` must be filled in (seed records are keyed on it).
     pub fn make(
         cfg: &BuildConfig,
         env: &Env,
         command: CargoCommand,
         cargo_args: &[String],
+        wrapper: &Path,
     ) -> Result<Plan, CliError> {
         let compiles = Compiles::of(command, cargo_args);
         let mut sel = crate::cli::selection_from_cargo_args(cargo_args);
@@ -69,7 +71,7 @@ impl Plan {
         {
             sel.manifest_path = Some(cfg.cwd.join(dir).join("Cargo.toml"));
         }
-        let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd)?;
+        let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd, Some(wrapper))?;
         let home = cargo_home(env);
         let path_map = PathMap::new(
             &graph.workspace_root,

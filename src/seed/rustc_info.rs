@@ -1,0 +1,178 @@
+//! cargo's rustc probes, carried from one target dir to the next: [`RustcInfo`].
+//!
+//! Before it builds anything, cargo asks the compiler who it is (`rustc -vV`) and what
+//! the target looks like (`rustc - --print=cfg …`), through the rustc wrapper, and keeps
+//! the answers in `<target dir>/.rustc_info.json`. A new target dir has none, so every
+//! build of a fresh checkout pays both probes (about 50 ms here, the largest part of
+//! cargo's own no-op), and so does `cargo metadata` before it.
+//!
+//! The judge of that file is cargo's: it holds a fingerprint of the compiler's and the
+//! wrappers' paths and modification times (and rustup's toolchain), and each answer is
+//! keyed by the probe's arguments (flags, target) and the variables cargo set for it; a
+//! file whose fingerprint differs is thrown away and the probes run. What we add is only
+//! the file cargo wrote at the end of the last build, copied from the private directory
+//! (which only this user writes) into a target dir that has none. It is remembered per
+//! cargo version and per value of every `RUST*` variable (`RUSTC_BOOTSTRAP`,
+//! `RUST_TARGET_PATH`, `RUSTFLAGS`, … which cargo's key leaves to the target dir's
+//! continuity), so a file is only ever handed to a build that cargo would have handed
+//! it to had it run in the same target dir.
+//!
+//! `cargo metadata` runs with the same wrapper as the build (see [`crate::graph`]), so
+//! the two share one fingerprint instead of each throwing away the other's file.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::Env;
+
+/// cargo's name for the file, in the target dir's root.
+const FILE: &str = ".rustc_info.json";
+
+/// A file larger than this is not cargo's probe cache (it holds a few KiB).
+const MAX_LEN: u64 = 1 << 20;
+
+/// The memory of cargo's probe answers for one cargo and one set of `RUST*` variables.
+pub struct RustcInfo {
+    memo: PathBuf,
+}
+
+impl RustcInfo {
+    /// The memo for this build, or `None` when there is no private directory.
+    pub fn for_build(cargo_version: &str, env: &Env) -> Option<RustcInfo> {
+        let dir = crate::private_dir::private_subdir("rustc-info").ok()?;
+        Some(RustcInfo {
+            memo: dir.join(format!("{}.json", memo_key(cargo_version, env))),
+        })
+    }
+
+    /// Puts the remembered file in `target_dir` if it has none; true if it did. Never
+    /// replaces a file (cargo's own, or another build's being written).
+    pub fn plant(&self, target_dir: &Path) -> bool {
+        let Some(bytes) = read_small(&self.memo) else {
+            return false;
+        };
+        let dest = target_dir.join(FILE);
+        let Ok(mut f) = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&dest)
+        else {
+            return false;
+        };
+        if f.write_all(&bytes).is_err() {
+            drop(f);
+            let _ = fs::remove_file(&dest);
+            return false;
+        }
+        true
+    }
+
+    /// Remembers the file cargo left in `target_dir`, if it is a regular file of this
+    /// user's (a shared target dir's file from someone else is not carried anywhere).
+    pub fn remember(&self, target_dir: &Path) {
+        let Some(bytes) = read_small(&target_dir.join(FILE)) else {
+            return;
+        };
+        if read_small(&self.memo).as_deref() == Some(bytes.as_slice()) {
+            return;
+        }
+        crate::private_dir::write_memo(&self.memo, &bytes);
+    }
+}
+
+/// The bytes of `path` if it is a regular file (not a link) of this user's, no larger
+/// than [`MAX_LEN`].
+fn read_small(path: &Path) -> Option<Vec<u8>> {
+    let m = fs::symlink_metadata(path).ok()?;
+    let ours = m.uid() == rustix::process::geteuid().as_raw();
+    if !m.file_type().is_file() || !ours || m.len() > MAX_LEN {
+        return None;
+    }
+    let bytes = fs::read(path).ok()?;
+    (bytes.len() as u64 <= MAX_LEN).then_some(bytes)
+}
+
+/// blake3 over the cargo version and every `RUST*` variable (name and value, sorted).
+/// Schema: bump the tag when the fields change (no test pins the value).
+fn memo_key(cargo_version: &str, env: &Env) -> String {
+    let mut vars: Vec<(&str, &str)> = env
+        .all()
+        .iter()
+        .filter(|(name, _)| name.starts_with("RUST"))
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    vars.sort_unstable();
+    let mut h = blake3::Hasher::new();
+    h.update(b"xcache rustc-info v1\0");
+    h.update(cargo_version.as_bytes());
+    h.update(b"\0");
+    for (name, value) in vars {
+        h.update(name.as_bytes());
+        h.update(b"=");
+        h.update(value.as_bytes());
+        h.update(b"\0");
+    }
+    h.finalize().to_hex()[..32].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(dir: &Path) -> RustcInfo {
+        RustcInfo {
+            memo: dir.join("memo.json"),
+        }
+    }
+
+    /// What cargo left is planted in a target dir without one, and never over one.
+    #[test]
+    fn a_remembered_file_goes_only_where_there_is_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fs::create_dir_all(&a).unwrap();
+        fs::create_dir_all(&b).unwrap();
+        let ri = info(tmp.path());
+        assert!(!ri.plant(&b), "nothing remembered yet");
+        fs::write(a.join(FILE), b"{\"cargo\":1}").unwrap();
+        ri.remember(&a);
+        assert!(ri.plant(&b));
+        assert_eq!(fs::read(b.join(FILE)).unwrap(), b"{\"cargo\":1}");
+        fs::write(b.join(FILE), b"{\"cargo\":2}").unwrap();
+        assert!(!ri.plant(&b), "cargo's own file stays");
+        assert_eq!(fs::read(b.join(FILE)).unwrap(), b"{\"cargo\":2}");
+    }
+
+    /// A link in the target dir's place is not followed when remembering.
+    #[test]
+    fn a_link_is_not_remembered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a");
+        fs::create_dir_all(&a).unwrap();
+        fs::write(tmp.path().join("elsewhere"), b"{}").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("elsewhere"), a.join(FILE)).unwrap();
+        let ri = info(tmp.path());
+        ri.remember(&a);
+        assert!(!ri.memo.exists());
+    }
+
+    /// Another value of a `RUST*` variable, or another cargo, is another memo.
+    #[test]
+    fn the_memo_follows_rust_variables_and_cargo() {
+        let base = Env::from_pairs([("PATH", "/bin"), ("RUSTFLAGS", "-Cdebuginfo=0")]);
+        let other_flags = Env::from_pairs([("PATH", "/bin"), ("RUSTFLAGS", "")]);
+        let bootstrap = Env::from_pairs([
+            ("PATH", "/bin"),
+            ("RUSTFLAGS", "-Cdebuginfo=0"),
+            ("RUSTC_BOOTSTRAP", "1"),
+        ]);
+        let other_path = Env::from_pairs([("PATH", "/usr/bin"), ("RUSTFLAGS", "-Cdebuginfo=0")]);
+        let k = memo_key("cargo 1.95.0", &base);
+        assert_ne!(k, memo_key("cargo 1.95.0", &other_flags));
+        assert_ne!(k, memo_key("cargo 1.95.0", &bootstrap));
+        assert_ne!(k, memo_key("cargo 1.96.0", &base));
+        assert_eq!(k, memo_key("cargo 1.95.0", &other_path));
+    }
+}
