@@ -250,14 +250,10 @@ impl LibSearch {
         out: &mut Vec<LinkInput>,
         depth: usize,
     ) -> Result<(), Uncacheable> {
-        let Ok(bytes) = fs::read(file) else {
-            return Err(Uncacheable::UnreadableInput);
-        };
-        if bytes.starts_with(b"\x7fELF") || bytes.starts_with(b"!<arch>") {
-            return Ok(());
-        }
-        let Ok(text) = String::from_utf8(bytes) else {
-            return Ok(());
+        let text = match linker_script(file) {
+            Ok(Some(text)) => text,
+            Ok(None) => return Ok(()),
+            Err(_) => return Err(Uncacheable::UnreadableInput),
         };
         if depth >= 4 {
             return Err(Uncacheable::UnresolvedLinkInput);
@@ -561,6 +557,29 @@ fn object(
     Ok(())
 }
 
+/// The text of `file` if it is a linker script: not an object or archive (told by its
+/// first bytes, so the megabytes of `libgcc.a` that every link names are not read), and
+/// UTF-8.
+fn linker_script(file: &Path) -> io::Result<Option<String>> {
+    use std::io::Read;
+    let mut f = fs::File::open(file)?;
+    let mut head = [0u8; 7];
+    let mut got = 0;
+    while got < head.len() {
+        match f.read(&mut head[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    let head = &head[..got];
+    if head.starts_with(b"\x7fELF") || head.starts_with(b"!<arch>") {
+        return Ok(None);
+    }
+    let mut bytes = head.to_vec();
+    f.read_to_end(&mut bytes)?;
+    Ok(String::from_utf8(bytes).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -604,6 +623,31 @@ mod tests {
             script_inputs("GROUP ( libgcc_s.so.1 -lgcc )"),
             ["libgcc_s.so.1", "-lgcc"]
         );
+    }
+
+    /// Objects and archives are told by their first bytes; a script is read whole.
+    #[test]
+    fn only_a_linker_script_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            fs::write(&p, bytes).unwrap();
+            p
+        };
+        let archive = write("libgcc.a", b"!<arch>\nrest of an archive\xff");
+        let elf = write("libc.so.6", b"\x7fELF\x02\x01\x01\xff\xfe");
+        let script = write("libc.so", b"GROUP ( /lib/libc.so.6 )\n");
+        let tiny = write("tiny", b"ab");
+        let binary = write("odd", b"\xff\xfe\xfd not text");
+        assert_eq!(linker_script(&archive).unwrap(), None);
+        assert_eq!(linker_script(&elf).unwrap(), None);
+        assert_eq!(
+            linker_script(&script).unwrap().as_deref(),
+            Some("GROUP ( /lib/libc.so.6 )\n")
+        );
+        assert_eq!(linker_script(&tiny).unwrap().as_deref(), Some("ab"));
+        assert_eq!(linker_script(&binary).unwrap(), None);
+        assert!(linker_script(&dir.path().join("missing")).is_err());
     }
 
     #[test]
