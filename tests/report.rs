@@ -233,14 +233,15 @@ fn quiet_verbose_and_a_failed_cargo_keep_their_word() {
     // first, and each build uses one package's entries); a warning that matters (an
     // unusable store) still is, once.
     let tiny = [("XCACHE_CACHE_SIZE", "1K")];
-    age(&s.store());
+    // Every file two hours old, as if no build had used the store since.
+    common::age(&s.store(), 2 * 3600);
     let ws3 = s.checkout("basic-workspace", "ws3");
     let b = xcache_build(&ws3, &s.store(), &["-p", "util"], &tiny);
     b.assert_success();
     assert!(b.stderr().contains("xcache: evicted "), "{}", b.stderr());
     // The store filled again, then the same with `-q`: entries go, the line does not.
     xcache_build(&ws2, &s.store(), &["--features", "util/loud"], &[]).assert_success();
-    age(&s.store());
+    common::age(&s.store(), 2 * 3600);
     let before = entries(&s.store());
     let b = xcache_build(&ws3, &s.store(), &["-q", "-p", "macros"], &tiny);
     b.assert_success();
@@ -274,19 +275,6 @@ fn entries(dir: &Path) -> usize {
             }
         })
         .sum()
-}
-
-/// Makes every file of the store two hours old, as if no build had used it since.
-fn age(dir: &Path) {
-    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            age(&p);
-        } else {
-            std::fs::File::open(&p).unwrap().set_modified(then).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! the report.
 
 use std::io::{BufRead, BufReader, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -87,7 +87,29 @@ pub(super) fn run_build(
     .unwrap_or_default();
     // The plan is made once: prefetch, seeding and the report read it.
     let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
-    let plan = Plan::make(&cfg, &env, command, &args.cargo_args, &exe)?;
+    // cargo's answers to its compiler probes, as it left them after the last build: put
+    // where `cargo metadata` will most likely look, then (below) where the plan says.
+    let rustc_info = crate::seed::RustcInfo::for_build(&cfg.cargo_version, &env);
+    let guess = rustc_info.as_ref().and_then(|info| {
+        let sel = crate::cli::selection_from_cargo_args(&args.cargo_args);
+        let target_dir = sel.target_dir.or_else(|| cfg.cargo_target_dir.clone());
+        sel.manifest_path
+            .is_none()
+            .then(|| info.plant_before_metadata(&cfg.cwd, target_dir.as_deref()))
+            .flatten()
+    });
+    let plan = Plan::make(&cfg, &env, command, &args.cargo_args, &exe);
+    let made_target_dir = match (&plan, &guess) {
+        (Ok(p), Some(g)) => g.made(&p.graph.target_dir),
+        _ => false,
+    };
+    if let Some(g) = guess {
+        g.settle(
+            plan.as_ref()
+                .map_or(Path::new(""), |p| p.graph.target_dir.as_path()),
+        );
+    }
+    let plan = plan?;
     cfg.resolve_remote(
         &env,
         args.remote.as_deref(),
@@ -98,7 +120,7 @@ pub(super) fn run_build(
     // An unusable store is a warning; the build goes on without it.
     let local = StoreSession::start(&cfg);
     let xdir = plan.graph.target_dir.join("xcache");
-    let new_target_dir = !plan.graph.target_dir.exists();
+    let new_target_dir = made_target_dir || !plan.graph.target_dir.exists();
     std::fs::create_dir_all(&xdir).map_err(|source| CliError::WriteReport {
         path: xdir.clone(),
         source,
@@ -108,8 +130,6 @@ pub(super) fn run_build(
         // leave it untagged, and the tag is how wrappers find the target dir's root.
         let _ = std::fs::write(plan.graph.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
     }
-    // cargo's answers to its compiler probes, as it left them after the last build.
-    let rustc_info = crate::seed::RustcInfo::for_build(&cfg.cargo_version, &env);
     if let Some(info) = &rustc_info {
         info.plant(&plan.graph.target_dir);
     }

@@ -82,6 +82,78 @@ impl RustcInfo {
     }
 }
 
+/// A file put where `cargo metadata` will most likely look before the plan says where
+/// the target dir is; [`Guess::settle`] takes it back if that was not the place.
+pub struct Guess {
+    dir: PathBuf,
+    made_dir: bool,
+    planted: bool,
+}
+
+impl RustcInfo {
+    /// Plants the file in the target dir `cargo metadata` will most likely use, so its
+    /// probes are answered too: `target_dir` when the command or `CARGO_TARGET_DIR`
+    /// names one, else `<cwd>/target` when `cwd` is a workspace's root (its manifest says
+    /// `[workspace]`, or no directory above it holds a manifest) and no cargo
+    /// configuration file above it could move the target dir. Anything else: no guess.
+    pub fn plant_before_metadata(&self, cwd: &Path, target_dir: Option<&Path>) -> Option<Guess> {
+        let dir = match target_dir {
+            Some(d) => cwd.join(d),
+            None if default_target_dir_likely(cwd) => cwd.join("target"),
+            None => return None,
+        };
+        let made_dir = !dir.exists();
+        if made_dir && fs::create_dir(&dir).is_err() {
+            return None;
+        }
+        let planted = self.plant(&dir);
+        Some(Guess {
+            dir,
+            made_dir,
+            planted,
+        })
+    }
+}
+
+impl Guess {
+    /// Whether the guess made `target_dir` (so it is a new target dir, for all that it
+    /// exists now).
+    pub fn made(&self, target_dir: &Path) -> bool {
+        self.made_dir && self.dir == target_dir
+    }
+
+    /// Takes back what was put in a dir that is not `target_dir` (an empty dir made for
+    /// it, the file planted in it); leaves it where the guess was right.
+    pub fn settle(self, target_dir: &Path) {
+        if self.dir == target_dir {
+            return;
+        }
+        if self.planted {
+            let _ = fs::remove_file(self.dir.join(FILE));
+        }
+        if self.made_dir {
+            let _ = fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+/// `<cwd>/target` is the target dir unless something moves it: true when `cwd` holds
+/// the workspace's root manifest and no `.cargo/config` above it says otherwise.
+fn default_target_dir_likely(cwd: &Path) -> bool {
+    let Ok(manifest) = fs::read_to_string(cwd.join("Cargo.toml")) else {
+        return false;
+    };
+    let root = manifest.lines().any(|l| l.trim() == "[workspace]")
+        || cwd
+            .ancestors()
+            .skip(1)
+            .all(|d| !d.join("Cargo.toml").exists());
+    let configured = cwd
+        .ancestors()
+        .any(|d| d.join(".cargo/config.toml").exists() || d.join(".cargo/config").exists());
+    root && !configured
+}
+
 /// The bytes of `path` if it is a regular file (not a link) of this user's, no larger
 /// than [`MAX_LEN`].
 fn read_small(path: &Path) -> Option<Vec<u8>> {
@@ -143,6 +215,57 @@ mod tests {
         fs::write(b.join(FILE), b"{\"cargo\":2}").unwrap();
         assert!(!ri.plant(&b), "cargo's own file stays");
         assert_eq!(fs::read(b.join(FILE)).unwrap(), b"{\"cargo\":2}");
+    }
+
+    /// The guess plants in `<cwd>/target` of a workspace root, and takes back all it
+    /// made when the target dir turns out to be elsewhere.
+    #[test]
+    fn a_wrong_guess_leaves_nothing_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ri = info(tmp.path());
+        fs::write(&ri.memo, b"{}").unwrap();
+        let ws = tmp.path().join("ws");
+        fs::create_dir_all(&ws).unwrap();
+        fs::write(ws.join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
+        let g = ri.plant_before_metadata(&ws, None).unwrap();
+        assert!(g.made(&ws.join("target")));
+        assert!(ws.join("target").join(FILE).is_file());
+        g.settle(&tmp.path().join("elsewhere"));
+        assert!(!ws.join("target").exists(), "the dir it made is gone");
+        // Right: it stays.
+        let g = ri.plant_before_metadata(&ws, None).unwrap();
+        g.settle(&ws.join("target"));
+        assert!(ws.join("target").join(FILE).is_file());
+        // A target dir that was there keeps what it had.
+        fs::remove_file(ws.join("target").join(FILE)).unwrap();
+        fs::write(ws.join("target/keep"), b"x").unwrap();
+        let g = ri.plant_before_metadata(&ws, None).unwrap();
+        assert!(!g.made(&ws.join("target")));
+        g.settle(&tmp.path().join("elsewhere"));
+        assert!(ws.join("target/keep").is_file());
+        assert!(!ws.join("target").join(FILE).exists());
+    }
+
+    /// No guess in a member below a workspace root, nor under a cargo configuration.
+    #[test]
+    fn no_guess_where_the_target_dir_may_be_elsewhere() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ri = info(tmp.path());
+        let ws = tmp.path().join("ws");
+        let member = ws.join("member");
+        fs::create_dir_all(&member).unwrap();
+        fs::write(ws.join("Cargo.toml"), "[workspace]\n").unwrap();
+        fs::write(member.join("Cargo.toml"), "[package]\nname = \"m\"\n").unwrap();
+        assert!(ri.plant_before_metadata(&member, None).is_none());
+        assert!(!member.join("target").exists());
+        fs::create_dir_all(ws.join(".cargo")).unwrap();
+        fs::write(
+            ws.join(".cargo/config.toml"),
+            "[build]\ntarget-dir = \"t\"\n",
+        )
+        .unwrap();
+        assert!(ri.plant_before_metadata(&ws, None).is_none());
+        assert!(!ws.join("target").exists());
     }
 
     /// A link in the target dir's place is not followed when remembering.

@@ -63,10 +63,12 @@ impl Scratch {
         self.path("store")
     }
 
-    /// A fresh copy of a fixture at `rel`.
+    /// A fresh copy of a fixture at `rel`, its files dated a minute back as a checkout
+    /// made before the build is (see [`age`]).
     pub fn checkout(&self, fixture: &str, rel: &str) -> PathBuf {
         let p = self.path(rel);
         copy_fixture(fixture, &p);
+        age(&p, 60);
         p
     }
 
@@ -367,4 +369,19 @@ pub fn count_files(dir: &Path) -> usize {
             }
         })
         .sum()
+}
+
+/// Dates every file under `dir` `secs` seconds back: a checkout made before the build
+/// (seeding stamps what it plants 50 ms before it checks the sources, so a source written
+/// within that margin is newer and cargo rebuilds its unit), or a store no build used since.
+pub fn age(dir: &Path, secs: u64) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            age(&p, secs);
+        } else {
+            std::fs::File::open(&p).unwrap().set_modified(then).unwrap();
+        }
+    }
 }
