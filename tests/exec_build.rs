@@ -222,6 +222,67 @@ fn an_executor_that_is_down_costs_one_warning_and_every_compile_runs_here() {
         "{}",
         bad.stderr()
     );
+    let bad = xcache_build(
+        &ws,
+        &s.store(),
+        &[],
+        &[("XCACHE_EXECUTOR", &uri), ("XCACHE_EXECUTOR_LOCAL", "half")],
+    );
+    assert!(!bad.output.status.success());
+    assert!(
+        bad.stderr().contains("XCACHE_EXECUTOR_LOCAL"),
+        "{}",
+        bad.stderr()
+    );
+}
+
+/// `XCACHE_EXECUTOR_LOCAL=1`: a compile that finds the local slot free runs here (one
+/// job at a time, every library); one that finds it taken goes to the workers.
+#[test]
+fn a_free_local_slot_keeps_a_compile_here_and_a_taken_one_sends_it() {
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let wdir = tempfile::tempdir().unwrap();
+    let w1 = Worker::start(&bgd, "w1", wdir.path(), &[]);
+    let uri = exec_uri(&bgd);
+    let s = Scratch::new();
+    let exec = [
+        ("XCACHE_EXECUTOR", uri.as_str()),
+        ("XCACHE_EXECUTOR_LOCAL", "1"),
+        EXEC_TIMEOUT,
+    ];
+
+    // One job at a time: the slot is always free.
+    let ws = s.checkout("basic-workspace", "a/ws");
+    let b = xcache_build(&ws, &s.store(), &["-j", "1"], &exec);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    for lib in LIBS {
+        let rx = remote_exec(&r, lib);
+        assert_eq!(rx["fallback"], "local-slot", "{lib}: {rx}");
+        assert!(rx["worker"].is_null(), "{lib}: {rx}");
+    }
+    assert_eq!(r.summary("remote_compiled"), 0);
+    assert!(r.warning_codes().is_empty(), "{:?}", r.warning_codes());
+
+    // The slot held by someone else (here, this test): every library goes to the worker.
+    let ws = s.checkout("basic-workspace", "b/ws");
+    let slots = ws.join("target/xcache/local-slots");
+    std::fs::create_dir_all(&slots).unwrap();
+    let held = std::fs::File::create(slots.join("slot-0")).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    let b = xcache_build(&ws, &s.path("store-b"), &["-j", "1"], &exec);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    for lib in LIBS {
+        let rx = remote_exec(&r, lib);
+        assert_eq!(rx["worker"], "w1", "{lib}: {rx}\n{}", w1.log_text());
+        assert!(rx["fallback"].is_null(), "{lib}: {rx}");
+    }
+    assert_eq!(r.summary("remote_compiled"), LIBS.len() as u64);
+    drop(held);
 }
 
 #[test]

@@ -42,6 +42,7 @@ pub mod vars {
     /// How long one remote compile may take, the server's queue included, before it is
     /// given up and the unit compiled locally (`10m` by default, at most `10m`).
     pub const EXECUTOR_TIMEOUT: &str = "XCACHE_EXECUTOR_TIMEOUT";
+    pub const EXECUTOR_LOCAL: &str = "XCACHE_EXECUTOR_LOCAL";
     /// `1`: read the remote, never write it.
     pub const READ_ONLY: &str = "XCACHE_READ_ONLY";
     /// Set by `cargo xcache build` for its wrappers: `1` means the front-end uploads
@@ -368,6 +369,10 @@ pub struct ExecutorSpec {
     pub server: RemoteSpec,
     /// One compile's limit, the queue included (`XCACHE_EXECUTOR_TIMEOUT`).
     pub deadline: std::time::Duration,
+    /// How many of the compiles that could go to the workers run here at once
+    /// (`XCACHE_EXECUTOR_LOCAL`: a count, or `auto` for this machine's cores; 0, all
+    /// sent, when unset).
+    pub local: usize,
 }
 
 /// How long a remote compile may take unless `XCACHE_EXECUTOR_TIMEOUT` says otherwise:
@@ -403,7 +408,22 @@ impl ExecutorSpec {
                 message,
             })?,
         };
-        Ok(Some(ExecutorSpec { server, deadline }))
+        let local = match env.get(vars::EXECUTOR_LOCAL) {
+            None => 0,
+            Some("auto") => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(v) => v.parse::<usize>().map_err(|_| CliError::InvalidSetting {
+                name: vars::EXECUTOR_LOCAL.into(),
+                value: v.to_string(),
+                message: "expected how many compiles may run here at once (0 or more), or \
+                          `auto` for this machine's cores"
+                    .into(),
+            })?,
+        };
+        Ok(Some(ExecutorSpec {
+            server,
+            deadline,
+            local,
+        }))
     }
 }
 

@@ -15,6 +15,7 @@ mod event;
 mod expansion;
 mod lifecycle;
 mod linked;
+mod local_slots;
 mod remote_exec;
 mod remote_tier;
 mod restore;

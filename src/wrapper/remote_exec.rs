@@ -58,6 +58,8 @@ pub enum Fallback {
     /// A variable the compile read cannot be given to a worker as it is here (it names
     /// this machine's paths and reaches the program, or it is withheld).
     Environment,
+    /// Not sent: a local slot was free (`XCACHE_EXECUTOR_LOCAL`), so it compiled here.
+    LocalSlot,
 }
 
 impl Fallback {
@@ -71,6 +73,7 @@ impl Fallback {
             Fallback::CompileFailed => "compile-failed",
             Fallback::Outputs => "outputs",
             Fallback::Environment => "environment",
+            Fallback::LocalSlot => "local-slot",
         }
     }
 }

@@ -689,8 +689,24 @@ impl Cached for Rustc {
             .cloned()
             .chain(print_link.into_iter().flatten())
             .collect();
-        if observer.is_some()
-            && let Some(spec) = self.may_run_remotely(cx)
+        let spec = observer
+            .is_some()
+            .then(|| self.may_run_remotely(cx))
+            .flatten();
+        // Up to `XCACHE_EXECUTOR_LOCAL` of the compiles that could go to the workers run
+        // here at once, each holding a slot until its compile ends.
+        let local = spec.as_ref().and_then(|s| {
+            let dir = self.inv.out_dir.as_deref()?;
+            let slots = target_root(&cx.cfg.cwd.join(dir)).join("xcache/local-slots");
+            super::local_slots::take(&slots, s.local)
+        });
+        if local.is_some() {
+            self.remote = Some(RemoteExec {
+                fallback: Some(remote_exec::Fallback::LocalSlot.code().to_string()),
+                ..RemoteExec::default()
+            });
+        }
+        if let Some(spec) = spec.filter(|_| local.is_none())
             && let Some(ran) = self.run_remotely(cx, &spec, &args)
         {
             if let Some(o) = observer {
@@ -698,7 +714,10 @@ impl Cached for Rustc {
             }
             return Ok(ran);
         }
-        let ran = self.spawn(cx, &args, observer, true)?;
+        let ran = self.spawn(cx, &args, observer, true);
+        // Before anything forks (the store after cargo went on): a child would hold it.
+        drop(local);
+        let ran = ran?;
         if ran.code != 0
             && let Some(plan) = &self.link
         {
