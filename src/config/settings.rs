@@ -42,6 +42,8 @@ pub mod vars {
     /// How long one remote compile may take, the server's queue included, before it is
     /// given up and the unit compiled locally (`10m` by default, at most `10m`).
     pub const EXECUTOR_TIMEOUT: &str = "XCACHE_EXECUTOR_TIMEOUT";
+    /// How many of the compiles that could go to the workers run here at once (a count,
+    /// or `auto` for this machine's cores; 0 by default: every one is sent).
     pub const EXECUTOR_LOCAL: &str = "XCACHE_EXECUTOR_LOCAL";
     /// `1`: read the remote, never write it.
     pub const READ_ONLY: &str = "XCACHE_READ_ONLY";
