@@ -71,15 +71,40 @@ impl RustcInfo {
 
     /// Remembers the file cargo left in `target_dir`, if it is a regular file of this
     /// user's (a shared target dir's file from someone else is not carried anywhere).
+    /// Answers remembered before under the same fingerprint stay beside the new ones
+    /// (a build with other flags or another `--target` asks other probes).
     pub fn remember(&self, target_dir: &Path) {
         let Some(bytes) = read_small(&target_dir.join(FILE)) else {
             return;
         };
-        if read_small(&self.memo).as_deref() == Some(bytes.as_slice()) {
+        let old = read_small(&self.memo);
+        if old.as_deref() == Some(bytes.as_slice()) {
             return;
         }
-        crate::private_dir::write_memo(&self.memo, &bytes);
+        let merged = old.and_then(|old| merge(&old, &bytes));
+        crate::private_dir::write_memo(&self.memo, merged.as_deref().unwrap_or(&bytes));
     }
+}
+
+/// cargo's file `new` with the answers of `old` it lacks, when both hold the same
+/// compiler fingerprint (`rustc_fingerprint`) and their answers (`outputs`) are maps;
+/// `None` otherwise (then `new` alone is kept), or when the union would pass
+/// [`MAX_LEN`].
+fn merge(old: &[u8], new: &[u8]) -> Option<Vec<u8>> {
+    use serde_json::Value;
+    let old: Value = serde_json::from_slice(old).ok()?;
+    let mut new: Value = serde_json::from_slice(new).ok()?;
+    let same = old.get("rustc_fingerprint")?;
+    if new.get("rustc_fingerprint")? != same {
+        return None;
+    }
+    let old_outputs = old.get("outputs")?.as_object()?;
+    let outputs = new.get_mut("outputs")?.as_object_mut()?;
+    for (k, v) in old_outputs {
+        outputs.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let bytes = serde_json::to_vec(&new).ok()?;
+    (bytes.len() as u64 <= MAX_LEN).then_some(bytes)
 }
 
 /// A file put where `cargo metadata` will most likely look before the plan says where
@@ -266,6 +291,35 @@ mod tests {
         .unwrap();
         assert!(ri.plant_before_metadata(&ws, None).is_none());
         assert!(!ws.join("target").exists());
+    }
+
+    /// Answers under one fingerprint accumulate; another fingerprint starts afresh.
+    #[test]
+    fn answers_under_one_fingerprint_are_kept_together() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a");
+        fs::create_dir_all(&a).unwrap();
+        let ri = info(tmp.path());
+        let write = |text: &str| fs::write(a.join(FILE), text).unwrap();
+        let memo = || -> serde_json::Value {
+            serde_json::from_slice(&fs::read(&ri.memo).unwrap()).unwrap()
+        };
+        write(r#"{"rustc_fingerprint":7,"outputs":{"1":{"stdout":"host"}}}"#);
+        ri.remember(&a);
+        write(r#"{"rustc_fingerprint":7,"outputs":{"2":{"stdout":"flags"}}}"#);
+        ri.remember(&a);
+        let m = memo();
+        assert_eq!(m["outputs"]["1"]["stdout"], "host");
+        assert_eq!(m["outputs"]["2"]["stdout"], "flags");
+        write(r#"{"rustc_fingerprint":8,"outputs":{"3":{"stdout":"new rustc"}}}"#);
+        ri.remember(&a);
+        let m = memo();
+        assert_eq!(m["rustc_fingerprint"], 8);
+        assert!(m["outputs"].get("1").is_none(), "{m}");
+        // Not cargo's format: kept as it is, never merged.
+        write("not json");
+        ri.remember(&a);
+        assert_eq!(fs::read(&ri.memo).unwrap(), b"not json");
     }
 
     /// A link in the target dir's place is not followed when remembering.
