@@ -165,3 +165,59 @@ pub fn is_ignored_var(name: &str) -> bool {
         || name.starts_with("CARGO_TERM_")
         || name.starts_with("RUSTUP_")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A C program that lets the C library read the environment for itself (`setlocale`,
+    /// which the library wraps) and then walks `environ`: the walk is recorded. With one
+    /// thread the wrapped call runs with `environ` at the readable copy; a copy left in
+    /// place after the call would let the walk go unseen.
+    #[test]
+    fn a_walk_after_a_wrapped_c_library_call_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("walk.c");
+        std::fs::write(
+            &src,
+            "#include <locale.h>\n#include <string.h>\nextern char **environ;\n\
+             int main(void) {\n  setlocale(LC_ALL, \"\");\n  int n = 0;\n  \
+             for (char **e = environ; *e; e++) if (!strncmp(*e, \"WALKME\", 6)) n++;\n  \
+             return n == 1 ? 0 : 3;\n}\n",
+        )
+        .unwrap();
+        let exe = dir.path().join("walk");
+        let built = Command::new("cc")
+            .arg("-O0")
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .status()
+            .expect("a C compiler (cc)");
+        assert!(built.success());
+        let observer = Observer::new().unwrap();
+        let mut cmd = Command::new(&exe);
+        cmd.env("WALKME", "1");
+        observer.apply(&mut cmd, None);
+        let child = cmd.spawn().unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let trace = observer.finish(pid).unwrap();
+        let walks = trace.events.iter().filter(|e| e.op == Op::EnvAll).count();
+        assert!(
+            walks > 0,
+            "the walk after setlocale went unseen: {:?}",
+            trace.events
+        );
+        // setlocale's own reads are recorded by name.
+        assert!(
+            trace
+                .events
+                .iter()
+                .any(|e| e.op == Op::Env && e.path == "LC_ALL"),
+            "{:?}",
+            trace.events
+        );
+    }
+}
