@@ -201,38 +201,24 @@ fn an_executor_that_is_down_costs_one_warning_and_every_compile_runs_here() {
     // Bounded: a refused connection, once; nothing like a deadline per unit.
     assert!(t.elapsed() < Duration::from_secs(300));
 
-    // A URI that is not an Execution service stops the build, naming the variable.
-    let bad = xcache_build(
-        &ws,
-        &s.store(),
-        &[],
+    // A setting not understood stops the build, naming the variable: a URI that is not
+    // an Execution service, a timeout past the bound, a count that is not one.
+    let refused = |env: &[(&str, &str)], name: &str| {
+        let bad = xcache_build(&ws, &s.store(), &[], env);
+        assert!(!bad.output.status.success());
+        assert!(bad.stderr().contains(name), "{}", bad.stderr());
+    };
+    refused(
         &[("XCACHE_EXECUTOR", "redis://127.0.0.1:1/0")],
+        "XCACHE_EXECUTOR",
     );
-    assert!(!bad.output.status.success());
-    assert!(bad.stderr().contains("XCACHE_EXECUTOR"), "{}", bad.stderr());
-    let bad = xcache_build(
-        &ws,
-        &s.store(),
-        &[],
+    refused(
         &[("XCACHE_EXECUTOR", &uri), ("XCACHE_EXECUTOR_TIMEOUT", "1h")],
+        "XCACHE_EXECUTOR_TIMEOUT",
     );
-    assert!(!bad.output.status.success());
-    assert!(
-        bad.stderr().contains("XCACHE_EXECUTOR_TIMEOUT"),
-        "{}",
-        bad.stderr()
-    );
-    let bad = xcache_build(
-        &ws,
-        &s.store(),
-        &[],
+    refused(
         &[("XCACHE_EXECUTOR", &uri), ("XCACHE_EXECUTOR_LOCAL", "half")],
-    );
-    assert!(!bad.output.status.success());
-    assert!(
-        bad.stderr().contains("XCACHE_EXECUTOR_LOCAL"),
-        "{}",
-        bad.stderr()
+        "XCACHE_EXECUTOR_LOCAL",
     );
 }
 

@@ -53,15 +53,7 @@ fn plant(s: &Scratch, ws: &Path) -> Vec<String> {
 /// Dates every file of a checkout a minute back, as a checkout made before the build
 /// would be (planted files are stamped 50 ms before planting).
 fn age(dir: &Path) {
-    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            age(&p);
-        } else {
-            std::fs::File::open(&p).unwrap().set_modified(then).unwrap();
-        }
-    }
+    common::age(dir, 60);
 }
 
 fn seeded_units(r: &Report) -> Vec<String> {

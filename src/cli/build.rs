@@ -103,12 +103,12 @@ pub(super) fn run_build(
         (Ok(p), Some(g)) => g.made(&p.graph.target_dir),
         _ => false,
     };
-    if let Some(g) = guess {
+    let guessed_right = guess.is_some_and(|g| {
         g.settle(
             plan.as_ref()
                 .map_or(Path::new(""), |p| p.graph.target_dir.as_path()),
-        );
-    }
+        )
+    });
     let plan = plan?;
     cfg.resolve_remote(
         &env,
@@ -130,7 +130,7 @@ pub(super) fn run_build(
         // leave it untagged, and the tag is how wrappers find the target dir's root.
         let _ = std::fs::write(plan.graph.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
     }
-    if let Some(info) = &rustc_info {
+    if let Some(info) = rustc_info.as_ref().filter(|_| !guessed_right) {
         info.plant(&plan.graph.target_dir);
     }
     let events_path = xdir.join(format!("events-{}.jsonl", std::process::id()));

@@ -148,10 +148,11 @@ impl Guess {
     }
 
     /// Takes back what was put in a dir that is not `target_dir` (an empty dir made for
-    /// it, the file planted in it); leaves it where the guess was right.
-    pub fn settle(self, target_dir: &Path) {
+    /// it, the file planted in it); leaves it where the guess was right. True when it was
+    /// (nothing is left to plant there).
+    pub fn settle(self, target_dir: &Path) -> bool {
         if self.dir == target_dir {
-            return;
+            return true;
         }
         if self.planted {
             let _ = fs::remove_file(self.dir.join(FILE));
@@ -159,6 +160,7 @@ impl Guess {
         if self.made_dir {
             let _ = fs::remove_dir(&self.dir);
         }
+        false
     }
 }
 
@@ -255,18 +257,18 @@ mod tests {
         let g = ri.plant_before_metadata(&ws, None).unwrap();
         assert!(g.made(&ws.join("target")));
         assert!(ws.join("target").join(FILE).is_file());
-        g.settle(&tmp.path().join("elsewhere"));
+        assert!(!g.settle(&tmp.path().join("elsewhere")));
         assert!(!ws.join("target").exists(), "the dir it made is gone");
         // Right: it stays.
         let g = ri.plant_before_metadata(&ws, None).unwrap();
-        g.settle(&ws.join("target"));
+        assert!(g.settle(&ws.join("target")));
         assert!(ws.join("target").join(FILE).is_file());
         // A target dir that was there keeps what it had.
         fs::remove_file(ws.join("target").join(FILE)).unwrap();
         fs::write(ws.join("target/keep"), b"x").unwrap();
         let g = ri.plant_before_metadata(&ws, None).unwrap();
         assert!(!g.made(&ws.join("target")));
-        g.settle(&tmp.path().join("elsewhere"));
+        assert!(!g.settle(&tmp.path().join("elsewhere")));
         assert!(ws.join("target/keep").is_file());
         assert!(!ws.join("target").join(FILE).exists());
     }

@@ -17,10 +17,10 @@ use super::{Outcome, RemoteExec, UnitEvent, UnitPlace, UnitRecord};
 use crate::config::{Env, ExecutorSpec, WrapperConfig};
 use crate::errors::CacheError;
 use crate::key::{
-    CompilerId, CrateKind, DepInfo, Input, InputKind, Key, KeyEnv, PathMap, RustcInvocation,
-    UnitIdentity, artifact_identity, behind_clippy, clippy_identity, compiler_id, content_identity,
-    is_clippy_driver, key_identity, l1_key, normalize_inputs, parse_rustc_args, prediction_key,
-    seed_key, write_artifact_identity,
+    CompilerId, CrateKind, DepInfo, Input, InputKind, Key, KeyEnv, PathMap, RootKind,
+    RustcInvocation, UnitIdentity, artifact_identity, behind_clippy, clippy_identity, compiler_id,
+    content_identity, is_clippy_driver, key_identity, l1_key, normalize_inputs, parse_rustc_args,
+    prediction_key, seed_key, write_artifact_identity,
 };
 use crate::observe::{Observer, Scope, classify, env_inputs};
 use crate::reason::{RUSTC_FAILED, Uncacheable};
@@ -696,9 +696,8 @@ impl Cached for Rustc {
         // Up to `XCACHE_EXECUTOR_LOCAL` of the compiles that could go to the workers run
         // here at once, each holding a slot until its compile ends.
         let local = spec.as_ref().and_then(|s| {
-            let dir = self.inv.out_dir.as_deref()?;
-            let slots = target_root(&cx.cfg.cwd.join(dir)).join("xcache/local-slots");
-            super::local_slots::take(&slots, s.local)
+            let target = cx.pm.real_of(RootKind::Target)?;
+            super::local_slots::take(&Path::new(target).join("xcache/local-slots"), s.local)
         });
         if local.is_some() {
             self.remote = Some(RemoteExec {
