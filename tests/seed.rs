@@ -405,9 +405,28 @@ fn rlibs_are_hard_linked_from_the_store_and_their_times_are_never_set() {
         assert_eq!(m.mtime_nsec(), before[&name].mtime_nsec(), "{name}");
         assert_eq!(m.mtime(), before[&name].mtime(), "{name}");
     }
-    // So are the build scripts' real executables (behind the shims), still executable.
+    // So are the build scripts' real executables (behind the shims), still executable:
+    // each is the store's object of its content (copied there when it was compiled,
+    // so the first checkout's file stays its own).
+    let store_objects = objects(&s.store());
     for (name, m) in real_executables(&ws2) {
-        assert_eq!(m.ino(), scripts_before[&name].ino(), "{name}");
+        let path = ws2.join("target/debug/build");
+        let digest = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|d| d.unwrap().path().join(&name))
+            .find(|p| p.exists())
+            .map(|p| {
+                blake3::hash(&std::fs::read(p).unwrap())
+                    .to_hex()
+                    .to_string()
+            })
+            .unwrap();
+        let object = store_objects
+            .iter()
+            .find(|o| o.file_name().unwrap().to_str() == Some(digest.as_str()))
+            .unwrap_or_else(|| panic!("{name}: no object of its digest"));
+        assert_eq!(m.ino(), std::fs::metadata(object).unwrap().ino(), "{name}");
+        assert!(scripts_before.contains_key(&name), "{name}");
         assert_eq!(m.mode() & 0o222, 0, "{name}");
         assert_eq!(m.mode() & 0o111, 0o111, "{name}");
     }

@@ -1,5 +1,5 @@
-//! Loose objects: a library's `.rlib` and `.rmeta`, a proc-macro and a build script's
-//! real executable kept whole in the local store, named by its content digest, so that
+//! Loose objects: what compiles write (a library's `.rlib` and `.rmeta`, a proc-macro, a
+//! program, a build script's real executable) kept whole in the local store, named by its content digest, so that
 //! planting and the wrapper's restores hand it to a target dir by hard link or by the
 //! kernel's copy (`copy_file_range`: a reflink where the file system has them) instead
 //! of decompressing and writing it (`<dir>/v2/objects/<2 hex>/<digest>`).
@@ -29,7 +29,7 @@
 //!   rustc's; cargo never reads its time, and a new script is renamed over it.
 //!
 //! An object's time is fixed when it is made and nothing of ours ever sets it again.
-//! Every other file (an `.rmeta`, a proc-macro) is copied into the store
+//! Every other file (an `.rmeta`, a proc-macro, a program) is copied into the store
 //! ([`Adopt::Copy`]: the file the compile wrote stays the user's, writable) and out of
 //! it ([`fresh_copy`]: a file of its own, with its own time).
 //!

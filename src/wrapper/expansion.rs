@@ -14,8 +14,22 @@
 //! bound to it. Any difference, any failure, a compile that read `RUSTC_BOOTSTRAP`
 //! itself: the unit stays bound.
 //!
+//! One expansion is enough where the compile loaded no proc-macro. Then a value `env!`
+//! gives leaves the expanded text only through the `include` macros (`include!`,
+//! `include_str!`, `include_bytes!`), which take it as a path (and the alias is a link
+//! to the same place); anything else keeps it as a literal, printed as it is, however
+//! it is used afterwards (`.len()` is evaluated after expansion). So the aliased
+//! expansion alone answers: no alias anywhere in its text, and the roots stay out. A
+//! proc-macro can take a literal in and give something computed from it out (its
+//! length: `proc_macro::TokenStream::expand_expr`); where one was loaded, both
+//! expansions run and are compared. (A proc-macro's own read of a variable, by name or
+//! by walking the environment, is the observer's: the caller never asks about such a
+//! root.) An alias whose path would be printed escaped (a temporary directory with
+//! quotes or other bytes in its name) also means both.
+//!
 //! Main function: [`roots_stay_out`].
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -24,12 +38,15 @@ use crate::key::{PathMap, Root, RustcInvocation};
 /// True if expanding `inv` gives the same text with every root of `roots` behind an
 /// alias in the values of `vars` (name, value as the compile saw it). `command` makes
 /// the command that runs the compiler (the workspace wrapper in front of rustc, if any).
+/// `macros`: the compile loaded a proc-macro (else one aliased expansion answers, see
+/// the module's notes).
 pub(super) fn roots_stay_out(
     command: impl Fn() -> Command,
     inv: &RustcInvocation,
     pm: &PathMap,
     vars: &[(String, String)],
     roots: &[Root],
+    macros: bool,
 ) -> bool {
     if roots.is_empty() || vars.is_empty() {
         return false;
@@ -79,10 +96,26 @@ pub(super) fn roots_stay_out(
         let out = cmd.output().ok()?;
         (out.status.success() && !out.stdout.is_empty()).then_some(out.stdout)
     };
+    if !macros && aliases.iter().all(|(_, a)| printed_as_is(a)) {
+        return expand(true).is_some_and(|text| {
+            aliases
+                .iter()
+                .all(|(_, a)| memchr::memmem::find(&text, a.as_os_str().as_bytes()).is_none())
+        });
+    }
     match (expand(false), expand(true)) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }
+}
+
+/// Whether `path` is printed in a string literal byte for byte: only letters, digits
+/// and `/._-` (the expansion escapes quotes, backslashes and anything not ASCII).
+fn printed_as_is(path: &Path) -> bool {
+    path.as_os_str()
+        .as_bytes()
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(b))
 }
 
 /// `value` with each aliased root replaced by its alias (the other roots as they are).

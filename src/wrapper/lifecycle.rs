@@ -47,9 +47,9 @@ pub(super) struct OutFile {
     pub name: String,
     pub executable: bool,
     /// May be held in the local store by reference, as the object of its digest
-    /// (`store::objects`): an output nothing changes in place after the compile (a
-    /// library's `.rlib` and `.rmeta`, a proc-macro), never a program or shared library
-    /// a user may strip or patch where it is.
+    /// (`store::objects`: a library's `.rlib` by hard link, everything else copied, so
+    /// a program a user strips or patches where it is leaves the store as it was): a
+    /// compiler's output, not a build-script run's (many small files, kept in the entry).
     pub shared: bool,
     pub source: OutSource,
 }

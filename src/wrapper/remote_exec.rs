@@ -791,7 +791,7 @@ async fn finish(
                 .map(|(r, _)| r.clone())
                 .collect();
             let stay = cx.phase("expansion", |cx| {
-                roots_stay_out(job.command, job.inv, &cx.pm, &vars, &named)
+                roots_stay_out(job.command, job.inv, &cx.pm, &vars, &named, true)
             });
             if !stay {
                 return Err((

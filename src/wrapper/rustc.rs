@@ -537,6 +537,32 @@ impl Rustc {
     }
 }
 
+/// Whether the compile may have loaded a proc-macro: an `--extern` of a shared library,
+/// or a shared library outside the compiler's sysroot opened (a crate found through
+/// `-L`, a plugin). Unsure (no record, no compiler identity): yes.
+fn loads_macros(inv: &RustcInvocation, ran: &Ran, cx: &Cx) -> bool {
+    let shared = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".so") || n.contains(".so.") || n.ends_with(".dylib"))
+    };
+    if inv
+        .externs
+        .iter()
+        .any(|e| e.path.as_deref().is_some_and(shared))
+    {
+        return true;
+    }
+    let (Some(trace), Some((_, compiler))) = (ran.trace.as_ref(), cx.compiler.as_ref()) else {
+        return true;
+    };
+    trace.events.iter().any(|e| {
+        e.op == crate::observe::Op::Read
+            && shared(Path::new(&e.path))
+            && !Path::new(&e.path).starts_with(&compiler.sysroot)
+    })
+}
+
 /// Variables read by `env!`/`option_env!` (name, value) whose values name a root, and
 /// the tokens of the roots that only they name.
 #[derive(Default)]
@@ -744,9 +770,17 @@ impl Cached for Rustc {
                     .iter()
                     .all(|r| tokens.iter().any(|t| t == r.kind.token()))
             });
+            let macros = loads_macros(&self.inv, ran, cx);
             let stay_out = checked
                 || cx.phase("expansion", |cx| {
-                    roots_stay_out(|| self.command(), &self.inv, &cx.pm, &expanded.vars, &roots)
+                    roots_stay_out(
+                        || self.command(),
+                        &self.inv,
+                        &cx.pm,
+                        &expanded.vars,
+                        &roots,
+                        macros,
+                    )
                 });
             if stay_out {
                 inputs.retain(|i| !(i.kind == InputKind::Root && expanded.roots.contains(&i.name)));
@@ -784,8 +818,9 @@ impl Cached for Rustc {
                 role: o.role.to_string(),
                 name,
                 executable: o.executable,
-                shared: matches!(o.role, "rlib" | "rmeta")
-                    || (o.role == "dylib" && self.inv.kind() == CrateKind::ProcMacro),
+                // Every compiled file: a program or shared library a user may strip
+                // or patch where it is is copied into the store, never linked.
+                shared: true,
                 source,
             });
         }
