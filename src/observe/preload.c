@@ -53,6 +53,7 @@
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -85,6 +86,14 @@ static char log_path[PATH_MAX];
 static char self_path[PATH_MAX]; /* this library, to check a child's LD_PRELOAD */
 static char exe_path[PATH_MAX];  /* the program this process runs */
 static void *main_base;          /* where the program itself is mapped (dladdr's dli_fbase) */
+/* The addresses the program's loaded segments span: whether an address is the program's
+ * own code is answered here, not by dladdr, which looks for the nearest symbol too and
+ * takes milliseconds in a program that exports all of its own (GCC's cc1, for plugins). */
+static uintptr_t main_lo, main_hi;
+
+static int in_program(const void *p) {
+    return (uintptr_t)p >= main_lo && (uintptr_t)p < main_hi;
+}
 
 /* The file an address's object was loaded from. glibc names the program itself by its
  * argv[0], which is how it was started (a wrapper's script, a relative name): it is
@@ -213,6 +222,24 @@ static void note_at(char op, long err, int dirfd, const char *path) {
 
 static void note(char op, long err, const char *path) { note_at(op, err, AT_FDCWD, path); }
 
+static int program_span(struct dl_phdr_info *i, size_t size, void *data) {
+    (void)size;
+    (void)data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int k = 0; k < i->dlpi_phnum; k++) {
+        const ElfW(Phdr) *ph = &i->dlpi_phdr[k];
+        if (ph->p_type != PT_LOAD) continue;
+        uintptr_t a = i->dlpi_addr + ph->p_vaddr;
+        if (a < lo) lo = a;
+        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+    }
+    if (hi > lo) {
+        main_lo = lo & ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);
+        main_hi = hi;
+    }
+    return 1;
+}
+
 __attribute__((constructor)) static void observer_start(void) {
     open_log();
     Dl_info info;
@@ -222,9 +249,10 @@ __attribute__((constructor)) static void observer_start(void) {
     ssize_t n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = 0;
     snprintf(exe_path, sizeof exe_path, "%s", n > 0 ? exe : "?");
-    Dl_info entry;
-    void *at_entry = (void *)getauxval(AT_ENTRY);
-    if (at_entry && dladdr(at_entry, &entry)) main_base = entry.dli_fbase;
+    /* The program is the first object the loader lists; its base is where its first
+     * loaded segment starts, page-aligned (what dladdr gives as dli_fbase). */
+    dl_iterate_phdr(program_span, NULL);
+    main_base = (void *)main_lo;
     note('I', (long)getppid(), n > 0 ? exe : "?");
     guard_start();
 }
@@ -792,7 +820,10 @@ static void note_env(const char *name, int set, void *caller) {
     Dl_info info;
     const char *obj = NULL;
     int in_main = 0;
-    if (!busy && caller && dladdr(caller, &info)) {
+    if (!busy && caller && in_program(caller)) {
+        obj = exe_path;
+        in_main = 1;
+    } else if (!busy && caller && dladdr(caller, &info)) {
         obj = object_name(&info);
         in_main = main_base && info.dli_fbase == main_base;
     }
@@ -811,8 +842,7 @@ static void note_env(const char *name, int set, void *caller) {
         char what[PATH_MAX + 640];
         size_t len = (size_t)snprintf(what, sizeof what, "%s @", obj);
         for (int i = 0; i < n && len + 24 < sizeof what; i++) {
-            Dl_info fi;
-            if (!dladdr(frames[i], &fi) || fi.dli_fbase != main_base) continue;
+            if (!in_program(frames[i])) continue;
             len += (size_t)snprintf(what + len, sizeof what - len, " +0x%lx",
                                     (unsigned long)((uintptr_t)frames[i] - (uintptr_t)main_base));
         }
