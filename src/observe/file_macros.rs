@@ -21,7 +21,7 @@
 //! counts whatever it does with it. What is not seen: a compiler that is none of those
 //! programs, and a `#line` directive naming a root (a generated file's).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::{Op, Scope, Trace};
@@ -69,28 +69,22 @@ pub fn bound_roots(trace: &Trace, scope: &Scope<'_>) -> Vec<Input> {
     if candidates.is_empty() {
         return Vec::new();
     }
-    let mut files: HashMap<PathBuf, Option<Scanned>> = HashMap::new();
-    let mut scanned = |p: &Path| -> Option<Scanned> {
-        files
-            .entry(p.to_path_buf())
-            .or_insert_with(|| std::fs::read(p).ok().map(|b| Scanned::of(&b)))
-            .clone()
-    };
     let mut defines: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for p in &read {
-        if let Some(s) = scanned(p) {
-            for (name, body) in s.defines {
+        if let Ok(bytes) = std::fs::read(p) {
+            for (name, body) in defines_of(&bytes) {
                 defines.entry(name).or_default().extend(body);
             }
         }
     }
     let names = expanding_names(&defines);
+    let wanted: HashSet<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
     let mut bound: BTreeMap<&str, Input> = BTreeMap::new();
     for (path, root) in candidates {
         if bound.contains_key(root.kind.token()) {
             continue;
         }
-        if scanned(&path).is_some_and(|s| s.idents.iter().any(|i| names.contains(i))) {
+        if std::fs::read(&path).is_ok_and(|b| uses_any(&b, &wanted)) {
             bound.insert(
                 root.kind.token(),
                 Input::new(InputKind::Root, root.kind.token(), root.real.clone()),
@@ -143,45 +137,61 @@ fn expanding_names(defines: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<Str
     }
 }
 
-/// A source file's identifiers and its macro definitions (name and the identifiers of
-/// the body, continuation lines joined).
-#[derive(Clone, Default)]
-struct Scanned {
-    idents: BTreeSet<String>,
-    defines: Vec<(String, BTreeSet<String>)>,
-}
-
-impl Scanned {
-    fn of(bytes: &[u8]) -> Scanned {
-        let mut s = Scanned {
-            idents: ident_set(bytes),
-            defines: Vec::new(),
-        };
-        let mut lines = bytes.split(|b| *b == b'\n');
-        while let Some(line) = lines.next() {
-            let mut logical = line.to_vec();
-            loop {
-                while logical.last() == Some(&b'\r') {
-                    logical.pop();
-                }
-                if logical.last() != Some(&b'\\') {
-                    break;
-                }
-                logical.pop();
+/// A source's macro definitions: each name with the identifiers of its body,
+/// continuation lines joined. Only a line that starts a directive is copied (a 9 MB
+/// amalgamation has a quarter of a million lines and some thousands of directives).
+fn defines_of(bytes: &[u8]) -> Vec<(String, BTreeSet<String>)> {
+    let mut out = Vec::new();
+    let mut lines = bytes.split(|b| *b == b'\n');
+    let continues = |l: &[u8]| {
+        let mut l = l;
+        while let Some((b'\r', rest)) = l.split_last() {
+            l = rest;
+        }
+        l.last() == Some(&b'\\')
+    };
+    while let Some(line) = lines.next() {
+        if trim_start(line).first() != Some(&b'#') {
+            // Not a directive: its continuation lines are part of it, whatever they hold.
+            let mut last = line;
+            while continues(last) {
                 match lines.next() {
-                    Some(next) => logical.extend_from_slice(next),
+                    Some(next) => last = next,
                     None => break,
                 }
             }
-            if let Some(rest) = directive(&logical, b"define") {
-                let mut words = idents(rest).into_iter();
-                if let Some(name) = words.next() {
-                    s.defines.push((name, words.collect()));
-                }
+            continue;
+        }
+        let mut logical = line.to_vec();
+        loop {
+            while logical.last() == Some(&b'\r') {
+                logical.pop();
+            }
+            if logical.last() != Some(&b'\\') {
+                break;
+            }
+            logical.pop();
+            match lines.next() {
+                Some(next) => logical.extend_from_slice(next),
+                None => break,
             }
         }
-        s
+        if let Some(rest) = directive(&logical, b"define") {
+            let mut words = idents(rest).into_iter();
+            if let Some(name) = words.next() {
+                out.push((name, words.collect()));
+            }
+        }
     }
+    out
+}
+
+/// Whether `b` holds any identifier of `wanted` (string literals and comments included:
+/// a superset).
+fn uses_any(b: &[u8], wanted: &HashSet<&[u8]>) -> bool {
+    let mut found = false;
+    each_ident(b, |id| found = found || wanted.contains(id));
+    found
 }
 
 /// The text after `# name` when `line` is that preprocessing directive.
@@ -203,20 +213,6 @@ fn trim_start(b: &[u8]) -> &[u8] {
 fn idents(b: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     each_ident(b, |id| out.push(String::from_utf8_lossy(id).into_owned()));
-    out
-}
-
-/// The identifiers in `b`, each once: a large source (SQLite's amalgamation, 9 MB) holds
-/// a million and a half of them but some thousands that differ, so they are never
-/// listed all.
-fn ident_set(b: &[u8]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    each_ident(b, |id| {
-        let id = String::from_utf8_lossy(id);
-        if !out.contains(id.as_ref()) {
-            out.insert(id.into_owned());
-        }
-    });
     out
 }
 
@@ -247,7 +243,7 @@ mod tests {
     use super::*;
 
     fn defines(text: &str) -> BTreeMap<String, BTreeSet<String>> {
-        Scanned::of(text.as_bytes()).defines.into_iter().collect()
+        defines_of(text.as_bytes()).into_iter().collect()
     }
 
     #[test]
@@ -263,6 +259,24 @@ mod tests {
             assert!(names.contains(n), "{n}: {names:?}");
         }
         assert!(!names.contains("OTHER"));
+    }
+
+    #[test]
+    fn a_continued_line_that_is_no_directive_defines_nothing() {
+        let d = defines(
+            "int x = 1; \\\n#define NOT __FILE__\n\
+             char *s = \"a\\\r\n#define ALSO_NOT __FILE__\";\n\
+             #define YES __FILE__ \\\n + 1\n",
+        );
+        assert_eq!(d.keys().collect::<Vec<_>>(), ["YES"]);
+        assert!(d["YES"].contains("__FILE__"));
+    }
+
+    #[test]
+    fn a_use_is_found_among_the_identifiers() {
+        let wanted: HashSet<&[u8]> = [b"HERE".as_slice()].into_iter().collect();
+        assert!(uses_any(b"x = sizeof(HERE);", &wanted));
+        assert!(!uses_any(b"x = sizeof(THERE) + HERE_1 + 1HERE;", &wanted));
     }
 
     #[test]
