@@ -563,12 +563,15 @@ fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), 
     };
     // A large file a run wrote (a C library under `OUT_DIR`) is held by reference: the
     // store keeps a copy of it as an object (`store::objects`), and planting copies it
-    // out with `copy_file_range` instead of decompressing it. Executables stay in the
-    // stream (a build script's real executable has its own object, linked).
+    // out with `copy_file_range` instead of decompressing it. So is a build script's
+    // real executable, whose object is made already (when it was compiled, and
+    // `linkable_executables`): planting links it. Other executables (cargo's hard link
+    // to the shim, the shim) stay in the stream.
     let sources: Vec<(EntrySource<'_>, bool)> = files
         .iter()
         .map(|f| match &f.src {
             Src::Text(t) => (EntrySource::Bytes(t.as_bytes()), false),
+            Src::File(p) if is_real_executable(f) => (EntrySource::Object(p), false),
             Src::File(p) if !f.exec && fs::metadata(p).is_ok_and(|m| m.len() >= OBJECT_MIN_LEN) => {
                 (EntrySource::Object(p), false)
             }
