@@ -75,9 +75,11 @@ case "$COMMAND" in build | test) ;; *) echo "bench: XCACHE_BENCH_COMMAND=$COMMAN
 STRICT="${XCACHE_BENCH_STRICT:-0}"
 KEEP_TMP="${XCACHE_BENCH_KEEP_TMP:-0}"
 
-# The smoke check runs each built program with these arguments; every
-# benchmark project accepts them and prints something that depends on them only.
-SMOKE_ARGS=(--records 300 --seed 7)
+# The smoke check runs each built program with these arguments; every project
+# under bench/ accepts them and prints something that depends on them only (a
+# project fetched by bench/fetch-crate.sh says its own in .xcache-bench).
+DEFAULT_SMOKE_ARGS=(--records 300 --seed 7)
+SMOKE_ARGS=("${DEFAULT_SMOKE_ARGS[@]}")
 
 # ---------------------------------------------------------------- arguments
 
@@ -470,6 +472,16 @@ for project in "${PROJECT_DIRS[@]}"; do
   TEMPLATE="$WORK/template-$pname"
   fetch_template "$project" "$TEMPLATE" "$LOG_DIR/fetch.log"
   BIN_NAME="$(sed -n 's/^name[[:space:]]*=[[:space:]]*"\(.*\)"/\1/p' "$TEMPLATE/Cargo.toml" | head -n1)"
+  SMOKE_ARGS=("${DEFAULT_SMOKE_ARGS[@]}")
+  # A project fetched from crates.io (bench/fetch-crate.sh) names its program and the
+  # arguments of its output check in .xcache-bench (bin=NAME, smoke=ARGS).
+  if [[ -f "$TEMPLATE/.xcache-bench" ]]; then
+    b="$(sed -n 's/^bin=//p' "$TEMPLATE/.xcache-bench" | head -n1)"
+    [[ -n "$b" ]] && BIN_NAME="$b"
+    if grep -q '^smoke=' "$TEMPLATE/.xcache-bench"; then
+      read -r -a SMOKE_ARGS <<<"$(sed -n 's/^smoke=//p' "$TEMPLATE/.xcache-bench" | head -n1)"
+    fi
+  fi
   [[ -n "$BIN_NAME" ]] || log "$pname has no [package] name: no output check"
   for ((it = 1; it <= REPEAT; it++)); do
     # Checkouts: cold ones under $WORK/a/, warm ones under $WORK/elsewhere/
