@@ -84,6 +84,8 @@ pub fn bound_roots(trace: &Trace, scope: &Scope<'_>) -> Vec<Input> {
         if bound.contains_key(root.kind.token()) {
             continue;
         }
+        // Read again rather than kept from the pass above: a compile's sources can be
+        // large (SQLite's amalgamation is 9 MB), and only the candidates are needed.
         if std::fs::read(&path).is_ok_and(|b| uses_any(&b, &wanted)) {
             bound.insert(
                 root.kind.token(),
@@ -143,40 +145,26 @@ fn expanding_names(defines: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<Str
 fn defines_of(bytes: &[u8]) -> Vec<(String, BTreeSet<String>)> {
     let mut out = Vec::new();
     let mut lines = bytes.split(|b| *b == b'\n');
-    let continues = |l: &[u8]| {
-        let mut l = l;
-        while let Some((b'\r', rest)) = l.split_last() {
-            l = rest;
-        }
-        l.last() == Some(&b'\\')
-    };
-    while let Some(line) = lines.next() {
-        if trim_start(line).first() != Some(&b'#') {
-            // Not a directive: its continuation lines are part of it, whatever they hold.
-            let mut last = line;
-            while continues(last) {
-                match lines.next() {
-                    Some(next) => last = next,
-                    None => break,
-                }
-            }
-            continue;
-        }
-        let mut logical = line.to_vec();
+    while let Some(first) = lines.next() {
+        // A line that is no directive is followed through its continuation lines too
+        // (they are part of it, whatever they hold), without being copied.
+        let mut logical = (trim_start(first).first() == Some(&b'#')).then(Vec::new);
+        let mut line = first;
         loop {
-            while logical.last() == Some(&b'\r') {
-                logical.pop();
+            let mut body = line;
+            while let Some((b'\r', rest)) = body.split_last() {
+                body = rest;
             }
-            if logical.last() != Some(&b'\\') {
-                break;
+            let continued = body.strip_suffix(b"\\");
+            if let Some(l) = &mut logical {
+                l.extend_from_slice(continued.unwrap_or(body));
             }
-            logical.pop();
-            match lines.next() {
-                Some(next) => logical.extend_from_slice(next),
+            match continued.and_then(|_| lines.next()) {
+                Some(next) => line = next,
                 None => break,
             }
         }
-        if let Some(rest) = directive(&logical, b"define") {
+        if let Some(rest) = logical.as_deref().and_then(|l| directive(l, b"define")) {
             let mut words = idents(rest).into_iter();
             if let Some(name) = words.next() {
                 out.push((name, words.collect()));

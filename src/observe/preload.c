@@ -85,10 +85,10 @@ static ino_t log_ino;
 static char log_path[PATH_MAX];
 static char self_path[PATH_MAX]; /* this library, to check a child's LD_PRELOAD */
 static char exe_path[PATH_MAX];  /* the program this process runs */
-static void *main_base;          /* where the program itself is mapped (dladdr's dli_fbase) */
-/* The addresses the program's loaded segments span: whether an address is the program's
- * own code is answered here, not by dladdr, which looks for the nearest symbol too and
- * takes milliseconds in a program that exports all of its own (GCC's cc1, for plugins). */
+/* The addresses the program's loaded segments span (`main_lo` is where it is mapped,
+ * dladdr's dli_fbase): whether an address is the program's own code is answered here,
+ * not by dladdr, which looks for the nearest symbol too and takes milliseconds in a
+ * program that exports all of its own (GCC's cc1, for plugins). */
 static uintptr_t main_lo, main_hi;
 
 static int in_program(const void *p) {
@@ -99,7 +99,7 @@ static int in_program(const void *p) {
  * argv[0], which is how it was started (a wrapper's script, a relative name): it is
  * named by the file it runs instead. */
 static const char *object_name(const Dl_info *info) {
-    if (!info->dli_fname || (main_base && info->dli_fbase == main_base) ||
+    if (!info->dli_fname || (main_lo && (uintptr_t)info->dli_fbase == main_lo) ||
         !strchr(info->dli_fname, '/'))
         return exe_path;
     return info->dli_fname;
@@ -252,7 +252,6 @@ __attribute__((constructor)) static void observer_start(void) {
     /* The program is the first object the loader lists; its base is where its first
      * loaded segment starts, page-aligned (what dladdr gives as dli_fbase). */
     dl_iterate_phdr(program_span, NULL);
-    main_base = (void *)main_lo;
     note('I', (long)getppid(), n > 0 ? exe : "?");
     guard_start();
 }
@@ -825,7 +824,6 @@ static void note_env(const char *name, int set, void *caller) {
         in_main = 1;
     } else if (!busy && caller && dladdr(caller, &info)) {
         obj = object_name(&info);
-        in_main = main_base && info.dli_fbase == main_base;
     }
     /* PATH, when set, with the value this process saw: a C compiler driver's read of it
      * is a search for programs, keyed by what it finds (see classify). Read by the
@@ -844,7 +842,7 @@ static void note_env(const char *name, int set, void *caller) {
         for (int i = 0; i < n && len + 24 < sizeof what; i++) {
             if (!in_program(frames[i])) continue;
             len += (size_t)snprintf(what + len, sizeof what - len, " +0x%lx",
-                                    (unsigned long)((uintptr_t)frames[i] - (uintptr_t)main_base));
+                                    (unsigned long)((uintptr_t)frames[i] - main_lo));
         }
         note_full('P', 0, AT_FDCWD, path_now, what);
     } else if (path_now)
