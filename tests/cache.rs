@@ -660,3 +660,72 @@ fn entries_stored_after_cargo_went_on_are_complete_when_the_build_ends() {
         assert_eq!(warm.run("app"), EXPECTED_OUTPUT);
     }
 }
+
+/// What `git rev-parse --short=10 HEAD` prints in `dir`.
+fn commit_of(dir: &Path) -> String {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short=10", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A build script that runs git (ripgrep's): git walks up from the checkout to `/`
+/// and finds nothing. The record names that walk from the checkout, so a checkout at
+/// another depth, built after the first one was deleted, replays the run.
+#[test]
+fn a_walk_up_from_the_checkout_hits_in_a_deeper_checkout_after_the_first_is_gone() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("soundness/git-rev", "a/ws");
+    let b1 = xcache_build(&ws1, &s.store(), &[], &[]);
+    b1.assert_success();
+    assert_eq!(
+        Report::read(&ws1.join("target")).runs()["git-rev"].0,
+        "miss"
+    );
+    assert_eq!(b1.run("git-rev"), "commit: none\n");
+    std::fs::remove_dir_all(s.path("a")).unwrap();
+
+    let ws2 = s.checkout("soundness/git-rev", "elsewhere/much/deeper/ws2");
+    let b2 = xcache_build(&ws2, &s.store(), &[], &[]);
+    b2.assert_success();
+    assert_eq!(Report::read(&ws2.join("target")).runs()["git-rev"].0, "hit");
+    assert_eq!(b2.run("git-rev"), "commit: none\n");
+}
+
+/// The checkout is a directory of a larger repository (a monorepo), and git finds that
+/// repository's commit above it. Another repository, at another commit, holding another
+/// checkout: the run is not replayed, though every file the first run read is still
+/// there as it was; the same commit above a third checkout replays it.
+#[test]
+fn a_repository_above_the_checkout_is_read_from_the_checkout() {
+    let s = Scratch::new();
+    common::git_repository_at(&s.path("r1"), "one");
+    let ws1 = s.checkout("soundness/git-rev", "r1/ws");
+    let b1 = xcache_build(&ws1, &s.store(), &[], &[]);
+    b1.assert_success();
+    let c1 = commit_of(&ws1);
+    assert_eq!(b1.run("git-rev"), format!("commit: {c1}\n"));
+
+    common::git_repository_at(&s.path("r2"), "two");
+    let ws2 = s.checkout("soundness/git-rev", "r2/ws");
+    let b2 = xcache_build(&ws2, &s.store(), &[], &[]);
+    b2.assert_success();
+    let c2 = commit_of(&ws2);
+    assert_ne!(c1, c2);
+    assert_eq!(
+        Report::read(&ws2.join("target")).runs()["git-rev"].0,
+        "miss"
+    );
+    assert_eq!(b2.run("git-rev"), format!("commit: {c2}\n"));
+
+    common::git_repository_at(&s.path("x/r3"), "one");
+    let ws3 = s.checkout("soundness/git-rev", "x/r3/ws");
+    let b3 = xcache_build(&ws3, &s.store(), &[], &[]);
+    b3.assert_success();
+    assert_eq!(commit_of(&ws3), c1);
+    assert_eq!(Report::read(&ws3.join("target")).runs()["git-rev"].0, "hit");
+    assert_eq!(b3.run("git-rev"), format!("commit: {c1}\n"));
+}

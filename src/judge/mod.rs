@@ -17,7 +17,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 pub use state::{
-    canonical_state, empty_listing_state, link_state, listing_state, lookup_state, path_state,
+    above_state, canonical_state, empty_listing_state, link_state, listing_state, lookup_state,
+    path_state,
 };
 
 use crate::key::{Input, InputKind, PathMap, RootKind, link_input_identity, state as st};
@@ -201,6 +202,7 @@ impl<'a> Judge<'a> {
                 | InputKind::Link
                 | InputKind::Canonical
                 | InputKind::Identity
+                | InputKind::Above
         ) && input.name.starts_with(RootKind::Target.token())
     }
 
@@ -295,6 +297,17 @@ impl<'a> Judge<'a> {
                 .map_or(UNKNOWN.into(), str::to_string),
             InputKind::HostCpu => (self.here.host_cpu)().unwrap_or_else(|| UNKNOWN.into()),
             InputKind::Linker => (self.here.linker)(&input.name).unwrap_or_else(|| UNKNOWN.into()),
+            InputKind::Above => match crate::key::above::parse(&input.name) {
+                Some((anchor, spec, rel)) => {
+                    let anchor = pm.expand_path(anchor);
+                    if PathMap::has_token(&anchor.to_string_lossy()) || !anchor.is_absolute() {
+                        UNKNOWN.into()
+                    } else {
+                        above_state(&anchor, spec, rel, contents)
+                    }
+                }
+                None => UNKNOWN.into(),
+            },
             InputKind::Lookup => match (self.here.env)("PATH") {
                 EnvNow::Set(v) => state::lookup_state(&input.name, Some(&v)),
                 EnvNow::Unset => state::lookup_state(&input.name, None),

@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use crate::key::{Key, KeyHasher, PathMap, RootKind, hash_file, state as st, tree_digest};
+use crate::key::{Key, KeyHasher, PathMap, RootKind, above, hash_file, state as st, tree_digest};
 
 /// The most files a declared tree may hold to be described.
 pub const MAX_TREE_FILES: usize = 10_000;
@@ -129,6 +129,42 @@ pub fn lookup_state(name: &str, path: Option<&str>) -> String {
         found
     } else {
         format!("{}>{found}", before.join(","))
+    }
+}
+
+/// What an [`InputKind::Above`](crate::key::InputKind::Above) input names now, above
+/// `anchor` (a real path): the directories above it are its lexical ancestors, as a
+/// program that walks up from a directory it got from `getcwd` finds them.
+/// - every one: the state of `rel` in each when it is the same everywhere, else
+///   `differs:<dir>:<state>` for the first that differs from the nearest;
+/// - the `n`th: the state of `rel` in it, `beyond-top` if there are fewer;
+/// - how many there are.
+pub fn above_state(anchor: &Path, spec: above::Spec, rel: &str, contents: bool) -> String {
+    let at = |dir: &Path| {
+        if rel.is_empty() {
+            path_state(dir, contents)
+        } else {
+            path_state(&dir.join(rel), contents)
+        }
+    };
+    let mut dirs = anchor.ancestors().skip(1);
+    match spec {
+        above::Spec::Depth => above::depth_state(dirs.count()),
+        above::Spec::Level(n) => dirs
+            .nth(n.saturating_sub(1))
+            .map_or_else(|| "beyond-top".to_string(), at),
+        above::Spec::Every => {
+            let mut first: Option<String> = None;
+            for dir in dirs {
+                let s = at(dir);
+                match &first {
+                    None => first = Some(s),
+                    Some(f) if *f != s => return format!("differs:{}:{s}", dir.display()),
+                    Some(_) => {}
+                }
+            }
+            first.unwrap_or_else(|| "beyond-top".to_string())
+        }
     }
 }
 

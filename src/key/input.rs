@@ -41,6 +41,9 @@ pub enum InputKind {
     /// search finds, the first executable file's contents or `absent`. Keyed instead of
     /// the PATH string, so machines whose PATH differs but finds the same programs share.
     Lookup,
+    /// A path probed in the directories above a machine root, named from the root (a
+    /// walk up from the checkout looking for `.git`): see [`above`].
+    Above,
 }
 
 impl InputKind {
@@ -58,6 +61,7 @@ impl InputKind {
             InputKind::HostCpu => "host-cpu",
             InputKind::Linker => "linker",
             InputKind::Lookup => "lookup",
+            InputKind::Above => "above",
         }
     }
 }
@@ -121,6 +125,56 @@ impl Input {
     /// them can hold one).
     pub fn canonical(&self) -> String {
         format!("{}\0{}\0{}", self.kind.as_str(), self.name, self.state)
+    }
+}
+
+/// Names of [`InputKind::Above`] inputs: a path probed in a directory above a machine
+/// root, named by the root (its anchor, a tokenized path), which directories above it
+/// ([`Spec`]), and the path below each (`rel`, empty for the directory itself). A program
+/// that walks up from where it runs (git looking for `.git`, a tool for its config file)
+/// reads the directories above the checkout: in another checkout it reads those above
+/// that one, which are what must be checked there, not the first checkout's.
+///
+/// The three parts are joined by tabs; paths holding a tab are never named so.
+pub mod above {
+    /// Which directories above the anchor.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Spec {
+        /// Every one, up to `/`: the path's state is the same in each.
+        Every,
+        /// The `n`th (1: the anchor's parent).
+        Level(usize),
+        /// How many there are (the state is `depth:<n>`; `rel` is empty).
+        Depth,
+    }
+
+    pub fn name(anchor: &str, spec: Spec, rel: &str) -> String {
+        let spec = match spec {
+            Spec::Every => "*".to_string(),
+            Spec::Level(n) => n.to_string(),
+            Spec::Depth => "depth".to_string(),
+        };
+        format!("{anchor}\t{spec}\t{rel}")
+    }
+
+    /// The anchor, spec and path of a name [`name`] made.
+    pub fn parse(name: &str) -> Option<(&str, Spec, &str)> {
+        let mut parts = name.split('\t');
+        let (anchor, spec, rel) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let spec = match spec {
+            "*" => Spec::Every,
+            "depth" => Spec::Depth,
+            n => Spec::Level(n.parse().ok().filter(|n| *n > 0)?),
+        };
+        Some((anchor, spec, rel))
+    }
+
+    /// The state of a [`Spec::Depth`] input.
+    pub fn depth_state(n: usize) -> String {
+        format!("depth:{n}")
     }
 }
 

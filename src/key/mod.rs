@@ -52,7 +52,7 @@ pub use depinfo::{DepInfo, EnvDep};
 pub use file_digest::{digest_open, hash_file};
 pub use hasher::{Key, KeyHasher};
 pub use host_cpu::host_cpu;
-pub use input::{Input, InputKind, entry_key, normalize_inputs, state};
+pub use input::{Input, InputKind, above, entry_key, normalize_inputs, state};
 pub use link_inputs::{
     LibSearch, LinkContext, LinkInput, LinkLine, arg_files, describe_inputs, link_input_identity,
     link_inputs, parse_link_line,

@@ -92,6 +92,8 @@ pub struct Classified {
 struct Seen {
     /// The run made it itself before anything asked about it.
     made: bool,
+    /// The run created it at some point (after asking about it, perhaps).
+    wrote: bool,
     read: bool,
     asked: bool,
     listed: bool,
@@ -223,6 +225,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
         let gone = e.err == libc_enoent() || e.err == libc_enotdir();
         match e.op {
             Op::Write | Op::Mkdir if e.err == 0 => {
+                entry.wrote = true;
                 if first {
                     entry.made = true;
                 }
@@ -298,9 +301,11 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
                 path_state(path, contents)
             }
         };
-        // A name in a temporary directory that does not exist: a process looking for a
-        // free scratch name (`/tmp/ccXXXXXX.s`), which tells nothing.
-        if scope.is_scratch(path) && path_state(path, false) == st::ABSENT {
+        // A name in a temporary directory that the run created and that is gone: a
+        // scratch file it asked about first (`tmpnam`), which tells nothing. A name it
+        // only asked about is an input like any other (git's walk up from a checkout
+        // in `/tmp` asks for `/tmp/.git`).
+        if s.wrote && scope.is_scratch(path) && path_state(path, false) == st::ABSENT {
             continue;
         }
         if s.read || s.asked {
@@ -386,6 +391,8 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
     c.wrote_outside
         .retain(|p| !made_dirs.iter().any(|d| p.starts_with(d) && is_gone(d)));
     c.host_cpu = host_cpu;
+    // Walks up from a root, named from the root.
+    super::above::relate(&mut inputs, pm);
     // A C compile may turn a file's name, root and all, into data no output scan finds.
     inputs.extend(super::file_macros::bound_roots(trace, scope));
     crate::key::normalize_inputs(&mut inputs);

@@ -18,6 +18,7 @@
 //! What is not seen: code that makes system calls without the C library (Go programs,
 //! raw `syscall`), detected when such a program is started (static binary).
 
+mod above;
 mod cc_env;
 pub(crate) mod classify;
 mod file_macros;

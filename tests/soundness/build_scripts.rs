@@ -299,3 +299,21 @@ fn store_inside_the_package_gives_the_same_program() {
         .shapes(THREE)
         .check();
 }
+
+/// `fixtures/soundness/git-rev`: a build script that runs `git rev-parse HEAD` and
+/// passes on the commit git finds walking up from the package (none in the fixture).
+fn git_rev() -> Case {
+    Case::new("git-rev", "git-rev")
+}
+
+/// A repository appears in the directory above the checkout: git, walking up, finds
+/// its commit, which the program prints. The first build's walk found nothing above
+/// *its* checkout; what it asked of the directories above is asked again above this
+/// one, not above the first.
+#[test]
+fn repository_above_the_checkout_is_seen() {
+    git_rev()
+        .mutate(|t| crate::common::git_repository_at(t.ws.parent().unwrap(), "above"))
+        .shapes(&[FreshTarget, FreshTargetNoSeed, MovedCheckout])
+        .check();
+}
