@@ -218,8 +218,11 @@ log "tools: plain ${TOOLS[*]}; projects: ${PROJECT_DIRS[*]}; rounds: $REPEAT"
 # ---------------------------------------------------------------- environment of every build
 
 # No user or host configuration may change a tool's setup: every build sees
-# empty XDG directories (config, cache, data, state) of the run. CARGO_HOME
-# and RUSTUP_HOME stay, so that every build uses the same registry and toolchain.
+# empty XDG directories (config, cache, data, state), one set per user: the cold
+# and warm builds of one tool and round are one user on one machine (a developer
+# or a runner whose settings do not change between builds), the other-machine
+# build another. CARGO_HOME and RUSTUP_HOME stay, so that every build uses the
+# same registry and toolchain.
 export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
 export RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
 : >"$WORK/empty-config.toml"
@@ -234,7 +237,7 @@ UNSET_ENV=(
   -u MBX_REMOTE_URL -u MBX_REMOTE -u MBX_CACHE_DIR
   -u CI -u GITHUB_ACTIONS -u GITLAB_CI
 )
-# run_env RUN_DIR: the variables every build of a run gets.
+# run_env USER_DIR: the variables every build of a user gets.
 run_env() {
   local x="$1/xdg"
   mkdir -p "$x/config" "$x/cache" "$x/data" "$x/state"
@@ -269,7 +272,7 @@ start_sccache_server() {
     SCCACHE_CACHE_SIZE=50G SCCACHE_BASEDIRS="$checkout" SCCACHE_CONF="$WORK/empty-config.toml")
   local srv_log="$LOG_DIR/$tag.sccache-server.log" timer=()
   [[ -n "$TIME_BIN" ]] && timer=("$TIME_BIN" -f '%e %M' -o "$run_dir/daemon-time.txt")
-  mapfile -t renv < <(run_env "$run_dir")
+  mapfile -t renv < <(run_env "$user") # run_build's user (its local, seen here)
   env "${UNSET_ENV[@]}" "${renv[@]}" "${SCCACHE_ENV[@]}" SCCACHE_START_SERVER=1 SCCACHE_NO_DAEMON=1 \
     "${timer[@]}" "$SCCACHE" </dev/null >"$srv_log" 2>&1 &
   SCCACHE_SRV_PID=$!
@@ -295,7 +298,7 @@ kache_env() {
 start_kache_daemon() {
   local tag="$1" run_dir="$2" store="$3" checkout="$4" i
   mkdir -p "$store"
-  mapfile -t renv < <(run_env "$run_dir")
+  mapfile -t renv < <(run_env "$user") # run_build's user (its local, seen here)
   mapfile -t KACHE_DAEMON_ENV < <(kache_env "$run_dir" "$store" "$checkout")
   KACHE_DAEMON_ENV=("${renv[@]}" "${KACHE_DAEMON_ENV[@]}")
   local dlog="$LOG_DIR/$tag.kache-daemon.log" timer=()
@@ -333,7 +336,9 @@ run_build() {
   [[ "$store" == - ]] || mkdir -p "$store"
 
   local envs cmd
-  mapfile -t envs < <(run_env "$run_dir")
+  local user="$WORK/users/$pname-$tool-$iter"
+  [[ "$phase" != machine ]] || user="$user-machine2"
+  mapfile -t envs < <(run_env "$user")
   [[ "$phase" != machine ]] || mapfile -t -O "${#envs[@]}" envs < <(machine_env)
   case "$tool" in
     plain)

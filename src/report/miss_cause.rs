@@ -412,7 +412,7 @@ pub fn differences(before: &KeyRecord, now: &KeyRecord) -> Vec<Difference> {
                 .iter()
                 .find(|j| j.kind == i.kind && j.name == i.name);
             let what = match i.kind.as_str() {
-                "path" | "tree" => DiffKind::SourceFile,
+                "path" | "tree" | "above" => DiffKind::SourceFile,
                 "env" | "env-set" => DiffKind::ReadEnvVar,
                 "root" => DiffKind::Root,
                 "linker" => DiffKind::Linker,
@@ -455,7 +455,7 @@ pub fn differences(before: &KeyRecord, now: &KeyRecord) -> Vec<Difference> {
                 .any(|i| i.kind == j.kind && i.name == j.name)
             {
                 let what = match j.kind.as_str() {
-                    "path" | "tree" => DiffKind::SourceFile,
+                    "path" | "tree" | "above" => DiffKind::SourceFile,
                     "env" | "env-set" => DiffKind::ReadEnvVar,
                     "root" => DiffKind::Root,
                     "linker" => DiffKind::Linker,
@@ -476,6 +476,21 @@ pub fn differences(before: &KeyRecord, now: &KeyRecord) -> Vec<Difference> {
 /// An input's name as a difference shows it: with its kind when the difference's kind
 /// does not say it (`lookup cc`: what `cc` resolved to through PATH).
 fn input_name(kind: &str, name: &str, what: DiffKind) -> String {
+    use crate::key::above::{self, Spec};
+    if kind == "above"
+        && let Some((anchor, spec, rel)) = above::parse(name)
+    {
+        let rel = if rel.is_empty() {
+            "(the directory)"
+        } else {
+            rel
+        };
+        return match spec {
+            Spec::Every => format!("{rel} in every directory above {anchor}"),
+            Spec::Level(n) => format!("{rel} in the directory {n} above {anchor}"),
+            Spec::Depth => format!("how many directories are above {anchor}"),
+        };
+    }
     if what == DiffKind::Input {
         format!("{kind} {name}")
     } else {
@@ -590,6 +605,27 @@ mod tests {
                 state: src.into(),
             }],
         }
+    }
+
+    #[test]
+    fn a_walk_above_the_checkout_reads_as_words() {
+        use crate::key::above::{Spec, name};
+        let d = |n: String| {
+            describe(&diff(
+                DiffKind::SourceFile,
+                Some(&input_name("above", &n, DiffKind::SourceFile)),
+                Some("-"),
+                None,
+            ))
+        };
+        assert!(
+            d(name("@@xcache:ws@@", Spec::Every, ".git"))
+                .contains(".git in every directory above .")
+        );
+        assert!(
+            d(name("@@xcache:ws@@", Spec::Level(2), ""))
+                .contains("(the directory) in the directory 2 above .")
+        );
     }
 
     #[test]
