@@ -1,31 +1,38 @@
 //! Builds the observer (`src/observe/preload.c`): the small C library the wrapper
-//! preloads into compiles and build-script runs to learn what they read. The library's
-//! bytes are embedded in the executable (`src/observe/mod.rs`).
+//! preloads into compiles and build-script runs to learn what they read; and the
+//! aliasing library (`src/wrapper/alias.c`) of a build script's path check. The
+//! libraries' bytes are embedded in the executable (`src/observe/mod.rs`,
+//! `src/wrapper/run_check.rs`).
 
 use std::path::PathBuf;
 
 fn main() {
-    println!("cargo::rerun-if-changed=src/observe/preload.c");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let so = out.join("libxcache_observe.so");
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
-        // Observation is Linux-only; elsewhere nothing is cached that needs it.
-        std::fs::write(&so, b"").expect("writing a placeholder observer");
-        return;
+    for (source, name) in [
+        ("src/observe/preload.c", "libxcache_observe.so"),
+        ("src/wrapper/alias.c", "libxcache_alias.so"),
+    ] {
+        println!("cargo::rerun-if-changed={source}");
+        let so = out.join(name);
+        if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
+            // Observation is Linux-only; elsewhere nothing is cached that needs it.
+            std::fs::write(&so, b"").expect("writing a placeholder library");
+            continue;
+        }
+        let compiler = cc::Build::new().pic(true).get_compiler();
+        let status = compiler
+            .to_command()
+            .args([
+                "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+            ])
+            .arg(&so)
+            .arg(source)
+            .arg("-ldl")
+            .status()
+            .unwrap_or_else(|e| panic!("running the C compiler for {source}: {e}"));
+        assert!(
+            status.success(),
+            "building {source} failed ({status}); a C compiler (cc) is needed to build cargo-xcache"
+        );
     }
-    let compiler = cc::Build::new().pic(true).get_compiler();
-    let status = compiler
-        .to_command()
-        .args([
-            "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
-        ])
-        .arg(&so)
-        .arg("src/observe/preload.c")
-        .arg("-ldl")
-        .status()
-        .expect("running the C compiler for src/observe/preload.c");
-    assert!(
-        status.success(),
-        "building src/observe/preload.c failed ({status}); a C compiler (cc) is needed to build cargo-xcache"
-    );
 }

@@ -56,11 +56,17 @@ pub fn library_in(dir: &Path) -> io::Result<PathBuf> {
             "observation is not available on this platform",
         ));
     }
-    let digest = blake3::hash(LIBRARY).to_hex();
-    let path = dir.join(format!("observe-{}.so", &digest[..16]));
-    let same = std::fs::read(&path).is_ok_and(|b| b == LIBRARY);
+    private_library(dir, "observe", LIBRARY)
+}
+
+/// A library this binary carries (`bytes`), written into the private directory `dir`
+/// under `<prefix>-<digest>.so` and checked byte for byte before every use.
+pub(crate) fn private_library(dir: &Path, prefix: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    let digest = blake3::hash(bytes).to_hex();
+    let path = dir.join(format!("{prefix}-{}.so", &digest[..16]));
+    let same = std::fs::read(&path).is_ok_and(|b| b == bytes);
     if !same {
-        crate::fsx::write_atomic(&path, LIBRARY)?;
+        crate::fsx::write_atomic(&path, bytes)?;
     }
     Ok(path)
 }

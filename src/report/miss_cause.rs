@@ -294,6 +294,14 @@ fn hint(
             crate::observe::IGNORE_VAR
         ));
     }
+    if has(DiffKind::Root)
+        && let Some(check) = bound_by.iter().find(|b| b.count == 0)
+    {
+        return Some(format!(
+            "a build-script run bound to its checkout, target dir and CARGO_HOME ({}): a run is stored free of them only when run a second time at aliases of them it printed and wrote the same, so that it cannot have turned a path into data; a record holds only where those directories have the same paths (see 'Build-script runs at another place' in the book's design/build-scripts page)",
+            check.file.escape_debug()
+        ));
+    }
     if has(DiffKind::Root) && !bound_by.is_empty() {
         // Names from a store: shown escaped, never as raw control characters.
         let named: Vec<String> = bound_by

@@ -32,9 +32,10 @@ pub struct Variant {
 pub struct BoundBy {
     /// The root's token (`key::RootKind::token`).
     pub root: String,
-    /// The output's file name, as restored.
+    /// The output's file name, as restored; or, with `count` 0, why a check bound the
+    /// entry (a build-script run's path check: `wrapper::run_check`).
     pub file: String,
-    /// How many times the file names the root.
+    /// How many times the file names the root (0: bound by a check).
     pub count: u64,
 }
 

@@ -23,7 +23,8 @@ use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
 use crate::judge::{EnvNow, Here, Judge, Mode};
 use crate::key::{
-    CompilerId, Input, InputKind, Key, PathMap, RootKind, entry_key, host_cpu, normalize_inputs,
+    CompilerId, Input, InputKind, Key, PathMap, Root, RootKind, entry_key, host_cpu,
+    normalize_inputs,
 };
 use crate::observe::Observer;
 use crate::reason::Uncacheable;
@@ -283,6 +284,7 @@ impl Cx {
         files: &[OutFile],
         ran: &Ran,
         ansi: bool,
+        checked: Vec<BoundBy>,
     ) -> Result<Option<(Key, PutOutcome)>, CacheError> {
         let Some(store) = self.store.clone() else {
             return Err(CacheError::Write {
@@ -342,7 +344,8 @@ impl Cx {
             })
             .cloned()
             .collect();
-        let mut bound_by = Vec::new();
+        // Roots bound by a check rather than an output (`count` 0: see `BoundBy`).
+        let mut bound_by = checked;
         let (key, outcome) = loop {
             normalize_inputs(&mut inputs);
             let key = entry_key(l1, &inputs);
@@ -511,6 +514,18 @@ pub(super) trait Cached {
     /// `scratch` instead of the restore directory and printing nothing (for
     /// `cargo xcache verify`).
     fn rerun(&mut self, cx: &mut Cx, scratch: &Path) -> Result<Rerun, String>;
+
+    /// The roots a record must be bound to beyond what its inputs say, with why,
+    /// decided after the unit ran and before it is stored (a build-script run whose path
+    /// check did not show its roots used as paths only: `run_check`).
+    fn roots_to_bind(
+        &mut self,
+        _cx: &mut Cx,
+        _ran: &Ran,
+        _files: &[OutFile],
+    ) -> Option<(Vec<Root>, String)> {
+        None
+    }
 }
 
 /// What an uncached run for `cargo xcache verify` produced.
@@ -633,10 +648,28 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
             None => Ok((cx.phase("inputs", |cx| unit.inputs(cx, &ran))?, files)),
         });
         match attempt {
-            Ok((inputs, files)) => {
+            Ok((mut inputs, files)) => {
+                let mut checked = Vec::new();
+                let bind = cx.phase("check", |cx| unit.roots_to_bind(cx, &ran, &files));
+                for root in bind.iter().flat_map(|(roots, _)| roots) {
+                    let token = root.kind.token();
+                    if !inputs
+                        .iter()
+                        .any(|i| i.kind == InputKind::Root && i.name == token)
+                    {
+                        inputs.push(Input::new(InputKind::Root, token, root.real.clone()));
+                        checked.push(BoundBy {
+                            root: token.to_string(),
+                            file: bind
+                                .as_ref()
+                                .map_or_else(String::new, |(_, why)| why.clone()),
+                            count: 0,
+                        });
+                    }
+                }
                 let ansi = unit.ansi();
                 match cx.phase("store", |cx| {
-                    cx.store_entry(l1_key, inputs, &files, &ran, ansi)
+                    cx.store_entry(l1_key, inputs, &files, &ran, ansi, checked)
                 }) {
                     Ok(Some(s)) => stored = Some(s),
                     Ok(None) => reason = Some(Uncacheable::OutputChangedWhileStored),

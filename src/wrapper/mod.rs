@@ -19,6 +19,7 @@ mod local_slots;
 mod remote_exec;
 mod remote_tier;
 mod restore;
+mod run_check;
 mod rustc;
 mod script;
 mod shim;

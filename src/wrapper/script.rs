@@ -23,11 +23,12 @@ use super::lifecycle::{
     warn_once_per_build,
 };
 use super::restore::Restored;
+use super::run_check::{self, Second, Verdict};
 use super::shim::real_executable;
 use super::{Outcome, UnitEvent, UnitPlace, UnitRecord, Warning};
 use crate::config::{Env, WrapperConfig};
 use crate::key::{
-    Input, InputKind, Key, LinkerRequest, PathMap, RunKeyInput, TreeError, artifact_identity,
+    Input, InputKind, Key, LinkerRequest, PathMap, Root, RunKeyInput, TreeError, artifact_identity,
     c_tool_names, compiler_id, linker_id, normalize_inputs, run_env, run_key_parts, run_l1_key,
     run_root, tool_identity, tree_digest,
 };
@@ -42,6 +43,14 @@ const MAX_FILES: usize = 10_000;
 /// Text outputs up to this size are stored with their paths tokenized; larger files are
 /// stored as bytes (and are scanned for machine paths like any binary output).
 const MAX_TEXT: u64 = 8 * 1024 * 1024;
+
+/// The longest run that is made a second time for its path check (`run_check`): one
+/// that takes longer is bound to its roots instead (a C library's run compiles for
+/// seconds).
+const CHECK_LIMIT_MS: u64 = 1000;
+
+/// How long the path check's second run may take.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs the build script cargo started as `ran` (the shim's path) through the cache and
 /// returns its exit code.
@@ -92,6 +101,7 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         written: Vec::new(),
         key_parts: None,
         added,
+        out_dir_was_empty: false,
     };
     let mut cx = Cx::new(cfg, pm).with_file_clock();
     run_cached(&mut script, &mut cx)
@@ -191,6 +201,8 @@ struct Script {
     key_parts: Option<crate::key::KeyParts>,
     /// What the run's environment gets (and the key says of it).
     added: Added,
+    /// `OUT_DIR` held nothing when the run started (its path check can start alike).
+    out_dir_was_empty: bool,
 }
 
 impl Script {
@@ -467,6 +479,8 @@ impl Cached for Script {
     fn run(&mut self, cx: &mut Cx, observer: Option<Observer>) -> io::Result<Ran> {
         if observer.is_some() {
             self.before = before_run(&self.out_dir);
+            // Only the directory's own listing: nothing in it.
+            self.out_dir_was_empty = self.before.len() <= 1;
         }
         let out_dir = self.out_dir.clone();
         self.spawn(cx, &out_dir, observer, true)
@@ -614,6 +628,53 @@ impl Cached for Script {
             stdout: ran.stdout,
             inputs,
         })
+    }
+
+    /// A run is stored free of its roots only when its path check shows it used them
+    /// as paths only (`run_check`); a run too long to make twice, or whose `OUT_DIR`
+    /// held files, is bound to them.
+    fn roots_to_bind(
+        &mut self,
+        cx: &mut Cx,
+        ran: &Ran,
+        files: &[OutFile],
+    ) -> Option<(Vec<Root>, String)> {
+        let verdict = if !self.out_dir_was_empty {
+            Verdict::Unchecked("OUT_DIR held files when the run started".into())
+        } else if cx.run_ms > CHECK_LIMIT_MS {
+            Verdict::Unchecked(format!(
+                "the run took {} ms; runs over {CHECK_LIMIT_MS} ms are not made twice",
+                cx.run_ms
+            ))
+        } else {
+            let env: Vec<(OsString, OsString)> = std::env::vars_os()
+                .chain(
+                    self.added
+                        .vars
+                        .iter()
+                        .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+                )
+                .collect();
+            let second = Second {
+                program: &self.real,
+                arg0: &self.ran,
+                args: &self.args,
+                cwd: &cx.cfg.cwd,
+                env,
+                out_dir: &self.out_dir,
+                target_root: &self.target_root,
+                timeout: CHECK_TIMEOUT,
+            };
+            run_check::check(&second, &cx.pm, &ran.stdout, files)
+        };
+        let why = match &verdict {
+            Verdict::PathsOnly => None,
+            Verdict::Differs(what) => Some(format!(
+                "path check: run again at aliases of its roots, it changed {what}"
+            )),
+            Verdict::Unchecked(why) => Some(format!("path check not made: {why}")),
+        };
+        why.map(|why| (cx.pm.roots().to_vec(), why))
     }
 
     /// Where cargo keeps the run: seeding pairs it with the units that read its

@@ -17,19 +17,38 @@ fn manifest_dir_length_follows_the_moved_checkout() {
     lens("manifest-len").shapes(&[MovedCheckout]).check();
 }
 
-/// The build script reads `CARGO_MANIFEST_DIR` when it runs and passes on its length:
-/// no path in what it printed for a scan to find.
-///
-/// A known hole (found 2026-11-26): a run's root-valued variables (`OUT_DIR`,
-/// `CARGO_MANIFEST_DIR`, …) are taken as names it finds things by, and its record
-/// replays in a checkout at a path of another length, printing the first one's length
-/// (33 where cargo prints 50). Closing it needs a second, aliased run to tell a path
-/// used as a path from one turned into data (as the expansion check does for rustc);
-/// see the book's observation page, "Limits".
+/// The build script learns a machine path when it runs and passes on its length: no
+/// path in what it printed for a scan to find. The path check's second run sees every
+/// root through an alias of another length, however the script learns it.
+fn run_path_len(what: &str) -> Case {
+    lens("run-path-len").env("LENS_RUN_PATH", what)
+}
+
+/// `CARGO_MANIFEST_DIR`, read when the script runs.
 #[test]
-#[ignore = "known hole: a build script turning a root path into data is replayed at another root"]
 fn manifest_dir_length_passed_on_by_a_build_script_follows_the_moved_checkout() {
-    lens("run-manifest-len").shapes(&[MovedCheckout]).check();
+    run_path_len("manifest").shapes(&[MovedCheckout]).check();
+}
+
+/// `OUT_DIR`, in another target dir.
+#[test]
+fn out_dir_length_passed_on_by_a_build_script_follows_the_target_dir() {
+    run_path_len("out")
+        .args_after(&["--target-dir", "{ws}-much-longer-target-dir"])
+        .shapes(&[FreshTarget, MovedCheckout])
+        .check();
+}
+
+/// The working directory (`getcwd`, which the kernel answers with the real path).
+#[test]
+fn working_directory_length_passed_on_by_a_build_script_follows_the_moved_checkout() {
+    run_path_len("cwd").shapes(&[MovedCheckout]).check();
+}
+
+/// The package's directory made real (`realpath`).
+#[test]
+fn canonical_path_length_passed_on_by_a_build_script_follows_the_moved_checkout() {
+    run_path_len("canonical").shapes(&[MovedCheckout]).check();
 }
 
 /// `.cargo/config.toml`'s `[env]` with `relative = true` is an absolute path under the
