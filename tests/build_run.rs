@@ -552,3 +552,40 @@ fn a_run_is_keyed_by_what_path_resolved_to() {
         String::from_utf8(plain_run.stdout).unwrap()
     );
 }
+
+/// A run too long for its path check to be made twice is bound to its roots; its next
+/// run elsewhere (roots at paths of other lengths), with the same inputs, is the check's
+/// second run: it printed the same, so its record replays in a third place.
+#[test]
+fn a_long_run_is_checked_against_its_run_at_another_place() {
+    let s = Scratch::new();
+    let store = s.store();
+    let (b1, r1) = build(&s.checkout("slow-run", "a/ws"), &store, &[]);
+    assert_eq!(r1.runs()["slow-run"], run("miss"));
+    assert_eq!(b1.run("slow-run"), "plain\n");
+    let (b2, r2) = build(&s.checkout("slow-run", "much/longer/b/ws"), &store, &[]);
+    assert_eq!(r2.runs()["slow-run"].0, "miss", "bound to the first place");
+    assert_eq!(b2.run("slow-run"), "plain\n");
+    let (b3, r3) = build(&s.checkout("slow-run", "c/ws3"), &store, &[]);
+    assert_eq!(r3.runs()["slow-run"].0, "hit");
+    assert_eq!(b3.run("slow-run"), "plain\n");
+}
+
+/// The same with a run that passes on the length of its package's directory: the two
+/// runs differ, so its records stay bound, and every place gets its own number.
+#[test]
+fn a_long_run_that_turns_its_directory_into_data_stays_bound() {
+    let s = Scratch::new();
+    let store = s.store();
+    let env = [("SLOW_RUN_WHAT", "len")];
+    let len = |ws: &Path| format!("{}\n", ws.display().to_string().len());
+    for (i, rel) in ["a/ws", "much/longer/b/ws", "c/ws3"]
+        .into_iter()
+        .enumerate()
+    {
+        let ws = s.checkout("slow-run", rel);
+        let (b, r) = build(&ws, &store, &env);
+        assert_eq!(r.runs()["slow-run"].0, "miss", "build {i} at {rel}");
+        assert_eq!(b.run("slow-run"), len(&ws));
+    }
+}

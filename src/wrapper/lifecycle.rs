@@ -521,7 +521,9 @@ pub(super) trait Cached {
     fn roots_to_bind(
         &mut self,
         _cx: &mut Cx,
+        _l1: &Key,
         _ran: &Ran,
+        _inputs: &[Input],
         _files: &[OutFile],
     ) -> Option<(Vec<Root>, String)> {
         None
@@ -650,7 +652,9 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
         match attempt {
             Ok((mut inputs, files)) => {
                 let mut checked = Vec::new();
-                let bind = cx.phase("check", |cx| unit.roots_to_bind(cx, &ran, &files));
+                let bind = cx.phase("check", |cx| {
+                    unit.roots_to_bind(cx, l1_key, &ran, &inputs, &files)
+                });
                 for root in bind.iter().flat_map(|(roots, _)| roots) {
                     let token = root.kind.token();
                     if !inputs

@@ -24,7 +24,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::lifecycle::{OutFile, OutSource};
-use crate::key::{PathMap, replace_root};
+use crate::key::{Input, InputKind, Key, PathMap, RootKind, normalize_inputs, replace_root};
+use crate::store::LocalStore;
 
 /// The aliasing library, built for this platform by `build.rs`.
 const LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libxcache_alias.so"));
@@ -63,6 +64,97 @@ pub(super) enum Verdict {
     Differs(String),
     /// It could not be made (why).
     Unchecked(String),
+    /// No second run: an earlier run of the same script on the same inputs, at places
+    /// of these roots of other lengths, printed and wrote the same (`paired`).
+    PairedWith(Vec<RootKind>),
+}
+
+/// A run too long to make twice, checked against an earlier run instead: a variant of
+/// the same first-level key, stored bound to its roots, whose other inputs are this
+/// run's and whose roots lie at paths of other lengths than here. Two real runs at two
+/// places are the check's two runs: if the earlier one printed and wrote what this one
+/// did, tokenized, the roots that differed in length (and so in bytes) were used as paths
+/// only. `None` when there is no such variant, or its entry cannot be read.
+pub(super) fn paired(
+    store: &LocalStore,
+    l1: &Key,
+    pm: &PathMap,
+    inputs: &[Input],
+    stdout: &[u8],
+    files: &[OutFile],
+) -> Option<Verdict> {
+    let unrooted = |v: &[Input]| -> Vec<Input> {
+        let mut v: Vec<Input> = v
+            .iter()
+            .filter(|i| i.kind != InputKind::Root)
+            .cloned()
+            .collect();
+        normalize_inputs(&mut v);
+        v
+    };
+    let ours = unrooted(inputs);
+    let manifest = store.read_manifest(l1);
+    for variant in &manifest.variants {
+        let rooted: Vec<&Input> = variant
+            .inputs
+            .iter()
+            .filter(|i| i.kind == InputKind::Root)
+            .collect();
+        if rooted.is_empty() || unrooted(&variant.inputs) != ours {
+            continue;
+        }
+        // The roots that were elsewhere, at a path of another length.
+        let moved: Vec<RootKind> = pm
+            .roots()
+            .iter()
+            .filter(|r| {
+                rooted
+                    .iter()
+                    .any(|i| i.name == r.kind.token() && i.state.len() != r.real.len())
+            })
+            .map(|r| r.kind)
+            .collect();
+        if moved.is_empty() {
+            continue;
+        }
+        let Some(key) = Key::from_hex(&variant.entry) else {
+            continue;
+        };
+        let Ok(Some(mut reader)) = store.open_entry(&key) else {
+            continue;
+        };
+        let meta = reader.meta().clone();
+        if meta.stdout != pm.normalize_text(&String::from_utf8_lossy(stdout))
+            || meta.files.len() != files.len()
+        {
+            return Some(Verdict::Differs(
+                "what it printed, against an earlier run".into(),
+            ));
+        }
+        for (stored, ours) in meta.files.iter().zip(files) {
+            if reader.next_object().is_some() {
+                return None;
+            }
+            let mut bytes = Vec::new();
+            if reader.next_file(&mut bytes).is_err() {
+                return None;
+            }
+            let same = stored.name == ours.name
+                && stored.executable == ours.executable
+                && match &ours.source {
+                    OutSource::Text(t) => bytes == t.as_bytes(),
+                    OutSource::File(p) => std::fs::read(p).is_ok_and(|b| b == bytes),
+                };
+            if !same {
+                return Some(Verdict::Differs(format!(
+                    "{} in OUT_DIR, against an earlier run",
+                    ours.name
+                )));
+            }
+        }
+        return Some(Verdict::PairedWith(moved));
+    }
+    None
 }
 
 /// Runs the script again at aliased roots and compares (see the module).

@@ -101,7 +101,6 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         written: Vec::new(),
         key_parts: None,
         added,
-        out_dir_was_empty: false,
     };
     let mut cx = Cx::new(cfg, pm).with_file_clock();
     run_cached(&mut script, &mut cx)
@@ -201,8 +200,6 @@ struct Script {
     key_parts: Option<crate::key::KeyParts>,
     /// What the run's environment gets (and the key says of it).
     added: Added,
-    /// `OUT_DIR` held nothing when the run started (its path check can start alike).
-    out_dir_was_empty: bool,
 }
 
 impl Script {
@@ -479,8 +476,6 @@ impl Cached for Script {
     fn run(&mut self, cx: &mut Cx, observer: Option<Observer>) -> io::Result<Ran> {
         if observer.is_some() {
             self.before = before_run(&self.out_dir);
-            // Only the directory's own listing: nothing in it.
-            self.out_dir_was_empty = self.before.len() <= 1;
         }
         let out_dir = self.out_dir.clone();
         self.spawn(cx, &out_dir, observer, true)
@@ -631,17 +626,18 @@ impl Cached for Script {
     }
 
     /// A run is stored free of its roots only when its path check shows it used them
-    /// as paths only (`run_check`); a run too long to make twice, or whose `OUT_DIR`
-    /// held files, is bound to them.
+    /// as paths only (`run_check`: the second run starts from an empty `OUT_DIR`, and
+    /// must write what the first run wrote); a run too long to make twice is bound to
+    /// them.
     fn roots_to_bind(
         &mut self,
         cx: &mut Cx,
+        l1: &Key,
         ran: &Ran,
+        inputs: &[Input],
         files: &[OutFile],
     ) -> Option<(Vec<Root>, String)> {
-        let verdict = if !self.out_dir_was_empty {
-            Verdict::Unchecked("OUT_DIR held files when the run started".into())
-        } else if cx.run_ms > CHECK_LIMIT_MS {
+        let verdict = if cx.run_ms > CHECK_LIMIT_MS {
             Verdict::Unchecked(format!(
                 "the run took {} ms; runs over {CHECK_LIMIT_MS} ms are not made twice",
                 cx.run_ms
@@ -667,8 +663,35 @@ impl Cached for Script {
             };
             run_check::check(&second, &cx.pm, &ran.stdout, files)
         };
+        // Too long to make twice: an earlier run of the same script on the same inputs
+        // at roots of other lengths, stored bound, is the second run (see
+        // `run_check::paired`).
+        let verdict = match verdict {
+            Verdict::Unchecked(why) => match cx.store.as_ref() {
+                Some(store) => run_check::paired(store, l1, &cx.pm, inputs, &ran.stdout, files)
+                    .unwrap_or(Verdict::Unchecked(why)),
+                None => Verdict::Unchecked(why),
+            },
+            v => v,
+        };
         let why = match &verdict {
             Verdict::PathsOnly => None,
+            Verdict::PairedWith(roots) => {
+                let left: Vec<Root> = cx
+                    .pm
+                    .roots()
+                    .iter()
+                    .filter(|r| !roots.contains(&r.kind))
+                    .cloned()
+                    .collect();
+                return (!left.is_empty()).then(|| {
+                    (
+                        left,
+                        "path check: paired with an earlier run at other places of the other roots only"
+                            .to_string(),
+                    )
+                });
+            }
             Verdict::Differs(what) => Some(format!(
                 "path check: run again at aliases of its roots, it changed {what}"
             )),
