@@ -73,8 +73,13 @@ fn a_read_the_key_missed_is_found_and_fails_the_check() {
     // noisy's run writes the time: its path check's second run wrote another, so its
     // record is bound to the target dir it ran in. One build into the directory verify
     // builds in (`target/xcache/verify`) makes it a hit there, for verify to rerun.
-    xcache_build(&ws, &s.store(), &["--target-dir", "target/xcache/verify"], &[])
-        .assert_success();
+    xcache_build(
+        &ws,
+        &s.store(),
+        &["--target-dir", "target/xcache/verify"],
+        &[],
+    )
+    .assert_success();
     std::fs::write(&outside, "two").unwrap();
 
     let o = verify(&ws, &s.store(), &["--all"]);

@@ -292,7 +292,10 @@ fn check_inner(
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::null())
+        // A group of its own, so that a second run given up is ended whole (the
+        // compilers it started too).
+        .process_group(0);
     let mut preload = lib.display().to_string();
     for (k, v) in &second.env {
         let name = k.to_string_lossy();
@@ -329,6 +332,9 @@ fn check_inner(
             break s;
         }
         if Instant::now() > deadline {
+            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            }
             let _ = child.kill();
             let _ = child.wait();
             return Ok(Verdict::Unchecked(format!(

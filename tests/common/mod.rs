@@ -352,35 +352,38 @@ impl Report {
     }
 }
 
+/// Runs `git <args>` in `dir` as a test user (fixed name, address and dates, no
+/// signing, branch `main`), and asserts it succeeded.
+#[allow(dead_code, reason = "not every test binary runs git")]
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Makes `dir` a git repository with one empty commit whose message is `message`: the
-/// same commit wherever it is made (fixed author, committer and dates).
+/// same commit wherever it is made.
 #[allow(dead_code, reason = "not every test binary makes repositories")]
 pub fn git_repository_at(dir: &Path, message: &str) {
     std::fs::create_dir_all(dir).unwrap();
-    for args in [
-        &["init", "-q"][..],
-        &["commit", "-q", "--allow-empty", "-m", message],
-    ] {
-        let out = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args([
-                "-c",
-                "commit.gpgsign=false",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    git(dir, &["init", "-q"]);
+    git(dir, &["commit", "-q", "--allow-empty", "-m", message]);
 }
 
 pub mod exec_servers;

@@ -419,29 +419,9 @@ impl Session {
             for args in [
                 &["init", "-q"][..],
                 &["add", "-A"],
-                &[
-                    "-c",
-                    "user.name=t",
-                    "-c",
-                    "user.email=t@t",
-                    "-c",
-                    "commit.gpgsign=false",
-                    "commit",
-                    "-q",
-                    "-m",
-                    "fixture",
-                ],
+                &["commit", "-q", "-m", "fixture"],
             ] {
-                let out = Command::new("git")
-                    .args(args)
-                    .current_dir(&ws)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "git {args:?}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                crate::common::git(&ws, args);
             }
         }
         ws
