@@ -159,7 +159,13 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             continue;
         }
         match e.op {
-            Op::Start | Op::Escape | Op::Lookup | Op::PathVar | Op::EnvChange => continue,
+            Op::Start
+            | Op::Escape
+            | Op::Lookup
+            | Op::PathVar
+            | Op::EnvChange
+            | Op::Args
+            | Op::EnvList => continue,
             Op::Stat if searches.covers(e) => continue,
             // The compiler's own walks (to start the linker with its environment) are
             // its business, like the variables it reads.
@@ -270,7 +276,9 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             | Op::EnvAll
             | Op::Lookup
             | Op::PathVar
-            | Op::EnvChange => {}
+            | Op::EnvChange
+            | Op::Args
+            | Op::EnvList => {}
         }
     }
 

@@ -25,6 +25,8 @@
  *      p starts a child running a program (posix_spawn, system, popen)
  *      X a child escapes observation (path: why)
  *      c a variable set or removed (path: its name; `*`: the environment cleared)
+ *      a a compile of one file started: its working directory and arguments
+ *      A that compile's environment
  *
  * A child escapes when it is started without this library in its environment, is not a
  * dynamically linked ELF (a static binary ignores LD_PRELOAD), or is set-user-ID. The
@@ -177,7 +179,8 @@ static void note_full(char op, long err, int dirfd, const char *path, const char
     int saved = errno;
     int fd = log_desc();
     /* Records whose "path" is a name or a value, not a path to make absolute. */
-    int named = op == 'e' || op == 'E' || op == 'X' || op == 'L' || op == 'P' || op == 'c';
+    int named = op == 'e' || op == 'E' || op == 'X' || op == 'L' || op == 'P' || op == 'c' ||
+                op == 'a' || op == 'A';
     if (fd >= 0 && (named || path[0])) {
         char abs[2 * PATH_MAX];
         const char *full = path;
@@ -199,7 +202,7 @@ static void note_full(char op, long err, int dirfd, const char *path, const char
         }
         /* A file opened by a relative name: a compiler's __FILE__ names no root then. */
         if (!extra && op == 'o' && path[0] != '/') extra = "rel";
-        char line[4 * PATH_MAX + 64];
+        char line[8 * PATH_MAX + 64];
         int n = snprintf(line, sizeof line, "%d %c %ld ", (int)getpid(), op, err);
         if (n > 0) {
             size_t len = (size_t)n + put_escaped(line + n, sizeof line - (size_t)n - 2, full);
@@ -240,7 +243,42 @@ static int program_span(struct dl_phdr_info *i, size_t size, void *data) {
     return 1;
 }
 
-__attribute__((constructor)) static void observer_start(void) {
+/* A process shaped like a compile of one file (`-c`, `-o FILE`): its working directory
+ * and arguments (`a`) and its environment (`A`), each a count and then the fields,
+ * separated by 0x1f, so that a build script's path check can take the object from this
+ * run instead of compiling again when its own compile is the same (src/wrapper/run_check.rs).
+ * A field holding 0x1f or a newline, or a record too long for one line, is left out. */
+static void note_fields(char op, const char *first, char **list) {
+    size_t n = 0, len = first ? strlen(first) + 1 : 0;
+    for (char **p = list; p && *p; p++) {
+        if (strchr(*p, 0x1f) || strchr(*p, '\n')) return;
+        len += strlen(*p) + 1;
+        n++;
+    }
+    if (len + 32 > 8 * PATH_MAX) return;
+    char *buf = malloc(len + 32);
+    if (!buf) return;
+    size_t at = (size_t)snprintf(buf, 32, "%zu", n + (first ? 1 : 0));
+    if (first) at += (size_t)sprintf(buf + at, "\x1f%s", first);
+    for (char **p = list; p && *p; p++) at += (size_t)sprintf(buf + at, "\x1f%s", *p);
+    note(op, 0, buf);
+    free(buf);
+}
+
+static void note_compile(int argc, char **argv, char **envp) {
+    int c = 0, o = 0;
+    for (int i = 1; i < argc && argv[i]; i++) {
+        if (!strcmp(argv[i], "-c")) c = 1;
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) o = 1;
+    }
+    if (!c || !o) return;
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return;
+    note_fields('a', cwd, argv);
+    note_fields('A', NULL, envp);
+}
+
+__attribute__((constructor)) static void observer_start(int argc, char **argv, char **envp) {
     open_log();
     Dl_info info;
     if (dladdr((void *)observer_start, &info) && info.dli_fname)
@@ -253,6 +291,7 @@ __attribute__((constructor)) static void observer_start(void) {
      * loaded segment starts, page-aligned (what dladdr gives as dli_fbase). */
     dl_iterate_phdr(program_span, NULL);
     note('I', (long)getppid(), n > 0 ? exe : "?");
+    if (argv) note_compile(argc, argv, envp);
     guard_start();
 }
 

@@ -29,6 +29,11 @@ pub enum Op {
     /// The process starts a child running a program.
     Spawn,
     Escape,
+    /// A process shaped like a compile of one file (`-c`, `-o`) started: path: a count,
+    /// then its working directory and arguments, separated by 0x1f.
+    Args,
+    /// That compile's environment: a count, then each `NAME=value`, separated by 0x1f.
+    EnvList,
 }
 
 impl Op {
@@ -50,6 +55,8 @@ impl Op {
             'x' => Op::Exec,
             'p' => Op::Spawn,
             'X' => Op::Escape,
+            'a' => Op::Args,
+            'A' => Op::EnvList,
             _ => return None,
         })
     }

@@ -15,6 +15,7 @@
 //! roots were paths only; otherwise the caller binds the record to its roots
 //! (`InputKind::Root`), which then holds only where they are the same.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
@@ -25,13 +26,15 @@ use std::time::{Duration, Instant};
 
 use super::lifecycle::{OutFile, OutSource};
 use crate::key::{Input, InputKind, Key, PathMap, RootKind, normalize_inputs, replace_root};
+use crate::observe::{Op, Trace};
 use crate::store::LocalStore;
 
 /// The aliasing library, built for this platform by `build.rs`.
 const LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libxcache_alias.so"));
 
-/// Variables the second run does not get: the jobserver's descriptors belong to the
-/// first run's cargo, and the observer's record to the first run.
+/// Variables the second run does not get as they were: the jobserver's descriptors
+/// belong to the first run's cargo (the second gets a jobserver of its own), and the
+/// observer's record to the first run.
 const DROPPED: &[&str] = &[
     "OUT_DIR",
     "CARGO_MAKEFLAGS",
@@ -53,6 +56,8 @@ pub(super) struct Second<'a> {
     pub target_root: &'a Path,
     /// How long the second run may take before it is given up.
     pub timeout: Duration,
+    /// The first run's record: the compiles the second may take from it.
+    pub trace: Option<&'a Trace>,
 }
 
 /// What the check found.
@@ -263,6 +268,174 @@ impl Aliases {
     }
 }
 
+/// A compile of one file the first run made (`-c`, `-o` in its `OUT_DIR`), which the
+/// second run may take from it instead of compiling again: the compile's own paths are
+/// the C checks' (`observe::file_macros`, the prefix maps and the output scan), so what
+/// a second compile would give differs from the first only where the script gave it
+/// something else. So only when the second run starts it with the same arguments,
+/// environment and working directory (each told at the aliases) is the object copied,
+/// and only if nothing the compile read was written by the run outside it (a generated
+/// header, a file in `OUT_DIR`: its contents could carry what the script made of a
+/// path).
+struct Compile {
+    cwd: String,
+    argv: Vec<String>,
+    env: Vec<String>,
+    /// The object the first run's compile wrote.
+    output: PathBuf,
+}
+
+/// The fields of an [`Op::Args`] or [`Op::EnvList`] record, when whole.
+fn fields(path: &str) -> Option<Vec<String>> {
+    let mut it = path.split('\u{1f}');
+    let n: usize = it.next()?.parse().ok()?;
+    let v: Vec<String> = it.map(str::to_string).collect();
+    (v.len() == n).then_some(v)
+}
+
+/// The compiles of the first run the second may take (see [`Compile`]).
+fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
+    let mut parent: HashMap<u32, u32> = HashMap::new();
+    let mut args: HashMap<(u32, u32), Vec<String>> = HashMap::new();
+    let mut envs: HashMap<(u32, u32), Vec<String>> = HashMap::new();
+    let mut reads: HashMap<u32, Vec<&str>> = HashMap::new();
+    let mut writes: Vec<(u32, &str)> = Vec::new();
+    let mut escaped: HashSet<u32> = HashSet::new();
+    for e in &trace.events {
+        match e.op {
+            Op::Start => {
+                parent.insert(e.pid, e.err as u32);
+            }
+            Op::Args => {
+                if let Some(f) = fields(&e.path) {
+                    args.insert((e.pid, e.image), f);
+                }
+            }
+            Op::EnvList => {
+                if let Some(f) = fields(&e.path) {
+                    envs.insert((e.pid, e.image), f);
+                }
+            }
+            Op::Read | Op::List if e.err == 0 => reads.entry(e.pid).or_default().push(&e.path),
+            Op::Write | Op::Mkdir if e.err == 0 => writes.push((e.pid, &e.path)),
+            Op::Escape => {
+                escaped.insert(e.pid);
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for ((pid, image), a) in &args {
+        let (Some(cwd), Some(env)) = (a.first(), envs.get(&(*pid, *image))) else {
+            continue;
+        };
+        let argv = a[1..].to_vec();
+        let Some(o) = argv
+            .iter()
+            .rposition(|x| x == "-o")
+            .and_then(|i| argv.get(i + 1))
+        else {
+            continue;
+        };
+        let output = Path::new(cwd).join(o);
+        if !output.starts_with(out_dir) || !output.is_file() {
+            continue;
+        }
+        // The compile's processes: it, and every process started below it.
+        let mut tree: HashSet<u32> = HashSet::from([*pid]);
+        loop {
+            let before = tree.len();
+            for (child, p) in &parent {
+                if tree.contains(p) {
+                    tree.insert(*child);
+                }
+            }
+            if tree.len() == before {
+                break;
+            }
+        }
+        if tree.iter().any(|p| escaped.contains(p)) {
+            continue;
+        }
+        let others: HashSet<&str> = writes
+            .iter()
+            .filter(|(p, _)| !tree.contains(p))
+            .map(|(_, w)| *w)
+            .collect();
+        let read_made = tree
+            .iter()
+            .flat_map(|p| reads.get(p).into_iter().flatten())
+            .any(|r| others.contains(r) || Path::new(r).starts_with(out_dir));
+        if read_made || others.contains(output.to_string_lossy().as_ref()) {
+            continue;
+        }
+        out.push(Compile {
+            cwd: cwd.clone(),
+            argv,
+            env: env.clone(),
+            output,
+        });
+    }
+    out
+}
+
+/// Variables a compile's environment is compared without: the two runs' own (the
+/// libraries each preloads and what they read) and the jobserver's, which the second
+/// run does not get; none changes what a compile writes. `alias.c` leaves out the same.
+const NOT_COMPARED: &[&str] = &[
+    "LD_PRELOAD=",
+    "XCACHE_OBSERVE_LOG=",
+    "XCACHE_ALIAS_MAP=",
+    "XCACHE_CC_MEMO=",
+    "CARGO_MAKEFLAGS=",
+    "MAKEFLAGS=",
+    "MFLAGS=",
+];
+
+/// Whether the first run made a compile the second may take from it.
+pub(super) fn has_compiles(trace: &Trace, out_dir: &Path) -> bool {
+    !compiles(trace, out_dir).is_empty()
+}
+
+/// The memo the aliasing library reads (`XCACHE_CC_MEMO`): for each compile, its working
+/// directory, arguments and sorted environment told at the aliases, the first run's
+/// object and where the second run's compile writes it. Lines `C` (a new compile), then
+/// `w`, `a`…, `e`…, `s`, `o`, each followed by a space and its value.
+fn memo(
+    compiles: &[Compile],
+    tell: impl Fn(&str) -> String,
+    out_dir: &Path,
+    second_out: &Path,
+) -> String {
+    let mut text = String::new();
+    for c in compiles {
+        let Ok(rel) = c.output.strip_prefix(out_dir) else {
+            continue;
+        };
+        let mut env: Vec<String> = c
+            .env
+            .iter()
+            .filter(|e| !NOT_COMPARED.iter().any(|n| e.starts_with(n)))
+            .map(|e| tell(e))
+            .collect();
+        env.sort();
+        let mut lines = vec![format!("w {}", tell(&c.cwd))];
+        lines.extend(c.argv.iter().map(|a| format!("a {}", tell(a))));
+        lines.extend(env.iter().map(|e| format!("e {e}")));
+        lines.push(format!("s {}", c.output.display()));
+        lines.push(format!("o {}", second_out.join(rel).display()));
+        if lines.iter().any(|l| l.contains('\n')) {
+            continue;
+        }
+        text.push_str("C\n");
+        for l in lines {
+            text.push_str(&l);
+            text.push('\n');
+        }
+    }
+    text
+}
+
 fn check_inner(
     second: &Second<'_>,
     pm: &PathMap,
@@ -285,6 +458,24 @@ fn check_inner(
     std::fs::create_dir_all(&out_dir)?;
 
     let text = |s: &std::ffi::OsStr| aliases.to_alias(pm, &s.to_string_lossy());
+    // What the first run's compiles are, told as the second run will start them: its
+    // `OUT_DIR` is the scratch one, the roots their aliases.
+    let tell = |s: &str| {
+        aliases.to_alias(
+            pm,
+            &replace_root(
+                s,
+                &second.out_dir.display().to_string(),
+                &out_dir.display().to_string(),
+            ),
+        )
+    };
+    let memo_text = second
+        .trace
+        .map(|t| memo(&compiles(t, second.out_dir), tell, second.out_dir, &out_dir))
+        .unwrap_or_default();
+    let memo_path = aliases.base.join("compiles");
+    std::fs::write(&memo_path, memo_text)?;
     let mut cmd = Command::new(second.program);
     cmd.arg0(text(second.arg0.as_os_str()))
         .args(second.args)
@@ -316,9 +507,27 @@ fn check_inner(
             None => cmd.env(k, v),
         };
     }
+    // A jobserver of the second run's own where the first had cargo's (or make's).
+    let jobs = std::env::var("NUM_JOBS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(2)
+        .max(1);
+    let had = |name: &str| second.env.iter().any(|(k, _)| k == name);
+    let jobserver = (had("CARGO_MAKEFLAGS") || had("MAKEFLAGS"))
+        .then(|| jobserver::Client::new(jobs))
+        .transpose()?;
+    if let Some(client) = &jobserver {
+        if had("MAKEFLAGS") {
+            client.configure_make(&mut cmd);
+        } else {
+            client.configure(&mut cmd);
+        }
+    }
     cmd.env("OUT_DIR", &out_dir)
         .env("LD_PRELOAD", preload)
-        .env("XCACHE_ALIAS_MAP", aliases.map());
+        .env("XCACHE_ALIAS_MAP", aliases.map())
+        .env("XCACHE_CC_MEMO", &memo_path);
     let mut child = cmd.spawn()?;
     let mut pipe = child.stdout.take().expect("piped");
     let reader = std::thread::spawn(move || {
@@ -352,10 +561,18 @@ fn check_inner(
     }
     let first = pm.normalize_text(&String::from_utf8_lossy(stdout));
     let again = aliases.tokenize(pm, &String::from_utf8_lossy(&second_stdout));
-    if first != again {
+    if directives(&first) != directives(&again) {
         return Ok(Verdict::Differs("what it printed".into()));
     }
     compare_files(&aliases, pm, files, &out_dir)
+}
+
+/// The lines of a run's output cargo acts on (`cargo:` and `cargo::` directives), in
+/// order. The rest cargo only keeps in the run's `output` file; the `cc` crate prints
+/// there which variables it looked up, as often as it ran `ar`, which it does once per
+/// so many bytes of object paths: a number the roots' lengths change.
+fn directives(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.starts_with("cargo:")).collect()
 }
 
 /// The files the second run wrote in `out_dir` against the first run's.

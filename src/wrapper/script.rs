@@ -17,6 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::lifecycle::{
     Cached, Cx, OutFile, OutSource, Ran, Rerun, run_cached, scratch_dirs, target_root, tee,
@@ -50,7 +51,7 @@ const MAX_TEXT: u64 = 8 * 1024 * 1024;
 const CHECK_LIMIT_MS: u64 = 1000;
 
 /// How long the path check's second run may take.
-const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the build script cargo started as `ran` (the shim's path) through the cache and
 /// returns its exit code.
@@ -637,7 +638,14 @@ impl Cached for Script {
         inputs: &[Input],
         files: &[OutFile],
     ) -> Option<(Vec<Root>, String)> {
-        let verdict = if cx.run_ms > CHECK_LIMIT_MS {
+        // A long run is made again only when it compiled, which the second run takes
+        // from it: then given half the first's time (at least two seconds).
+        let long = cx.run_ms > CHECK_LIMIT_MS;
+        let takes_compiles = ran
+            .trace
+            .as_ref()
+            .is_some_and(|t| run_check::has_compiles(t, &self.out_dir));
+        let verdict = if long && !takes_compiles {
             Verdict::Unchecked(format!(
                 "the run took {} ms; runs over {CHECK_LIMIT_MS} ms are not made twice",
                 cx.run_ms
@@ -659,7 +667,14 @@ impl Cached for Script {
                 env,
                 out_dir: &self.out_dir,
                 target_root: &self.target_root,
-                timeout: CHECK_TIMEOUT,
+                timeout: if long {
+                    CHECK_TIMEOUT.min(Duration::from_millis(
+                        (cx.run_ms / 2).max(2 * CHECK_LIMIT_MS),
+                    ))
+                } else {
+                    CHECK_TIMEOUT
+                },
+                trace: ran.trace.as_ref(),
             };
             run_check::check(&second, &cx.pm, &ran.stdout, files)
         };

@@ -279,3 +279,42 @@ fn a_variable_the_script_names_for_cc_to_read_from_its_copy_is_seen() {
         .shapes(ALL)
         .check();
 }
+
+/// `fixtures/soundness/c-long`: a build script too long to be made twice directly, which
+/// compiles C. Its path check's second run takes the first run's object for a compile
+/// started the same way (`wrapper::run_check`); `what` says what the C returns.
+fn c_long(what: &str) -> Case {
+    Case::new("c-long", "clong").env("CLONG_WHAT", what)
+}
+
+/// Nothing changes: in a moved checkout the run is replayed (its check took the
+/// object), and the program is cargo's.
+#[test]
+fn a_long_c_compiling_run_is_replayed_in_a_moved_checkout() {
+    c_long("plain")
+        .unobservable("nothing changes")
+        .expect_run_hit("clong")
+        .shapes(&[MovedCheckout])
+        .check();
+}
+
+/// The package directory's length reaches the C as `-DVALUE=`: the second run starts
+/// its compile otherwise, compiles, and the outputs differ.
+#[test]
+fn a_path_length_passed_to_a_c_compile_follows_the_moved_checkout() {
+    c_long("define").shapes(&[MovedCheckout]).check();
+}
+
+/// The same through a header the script writes into OUT_DIR: the compile read a file
+/// the run made, so the object is not taken.
+#[test]
+fn a_path_length_in_a_generated_header_follows_the_moved_checkout() {
+    c_long("header").shapes(&[MovedCheckout]).check();
+}
+
+/// The same through a C file the script writes into the temporary directory, compiled
+/// under the same name in both runs.
+#[test]
+fn a_path_length_in_a_generated_temporary_source_follows_the_moved_checkout() {
+    c_long("temp").shapes(&[MovedCheckout]).check();
+}
