@@ -129,9 +129,8 @@ pub(super) fn paired(
             continue;
         };
         let meta = reader.meta().clone();
-        if meta.stdout != pm.normalize_text(&String::from_utf8_lossy(stdout))
-            || meta.files.len() != files.len()
-        {
+        let now = pm.normalize_text(&String::from_utf8_lossy(stdout));
+        if directives(&meta.stdout) != directives(&now) || meta.files.len() != files.len() {
             return Some(Verdict::Differs(
                 "what it printed, against an earlier run".into(),
             ));
@@ -305,7 +304,10 @@ fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
         match e.op {
             Op::Start => {
                 parent.insert(e.pid, e.err as u32);
+                // A program is read too: one the run wrote has to be compared.
+                reads.entry(e.pid).or_default().push(&e.path);
             }
+            Op::Exec | Op::Spawn => reads.entry(e.pid).or_default().push(&e.path),
             Op::Args => {
                 if let Some(f) = fields(&e.path) {
                     args.insert((e.pid, e.image), f);
@@ -620,4 +622,74 @@ fn compare_files(
         }
     }
     Ok(Verdict::PathsOnly)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record in the observer's words (`<pid> <op> <errno> <path>`), parsed.
+    fn trace(lines: &[String]) -> Trace {
+        Trace::parse(&(lines.join("\n") + "\n"), 1)
+    }
+
+    fn fields(parts: &[&str]) -> String {
+        let mut s = parts.len().to_string();
+        for p in parts {
+            s.push('\u{1f}');
+            s.push_str(p);
+        }
+        s
+    }
+
+    /// Two compiles into `OUT_DIR`: one of a source in the package, one of a source the
+    /// script wrote into the temporary directory first. Only the first may be taken.
+    #[test]
+    fn a_compile_of_what_the_run_made_is_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("a.o"), "a").unwrap();
+        std::fs::write(out.join("b.o"), "b").unwrap();
+        let o = |n: &str| out.join(n).display().to_string();
+        let lines = vec![
+            "1 I 0 /ws/target/build-script-build".to_string(),
+            "1 w 0 /tmp/gen.c".to_string(),
+            "10 I 1 /usr/bin/cc".to_string(),
+            format!(
+                "10 a 0 {}",
+                fields(&["/ws", "cc", "-c", "-o", &o("a.o"), "src/a.c"])
+            ),
+            format!("10 A 0 {}", fields(&["PATH=/usr/bin"])),
+            "10 o 0 /ws/src/a.c".to_string(),
+            format!("10 w 0 {}", o("a.o")),
+            "11 I 1 /usr/bin/cc".to_string(),
+            format!(
+                "11 a 0 {}",
+                fields(&["/ws", "cc", "-c", "-o", &o("b.o"), "/tmp/gen.c"])
+            ),
+            format!("11 A 0 {}", fields(&["PATH=/usr/bin"])),
+            // The driver's child, cc1, reads the source.
+            "12 I 11 /usr/lib/gcc/cc1".to_string(),
+            "12 o 0 /tmp/gen.c".to_string(),
+            format!("11 w 0 {}", o("b.o")),
+        ];
+        let found = compiles(&trace(&lines), &out);
+        let outputs: Vec<&Path> = found.iter().map(|c| c.output.as_path()).collect();
+        assert_eq!(outputs, [out.join("a.o").as_path()]);
+        assert_eq!(found[0].argv, ["cc", "-c", "-o", &o("a.o"), "src/a.c"]);
+        assert_eq!(found[0].env, ["PATH=/usr/bin"]);
+        assert_eq!(found[0].cwd, "/ws");
+    }
+
+    /// A record cut short (its count says more fields) is no compile.
+    #[test]
+    fn a_cut_record_is_not_a_compile() {
+        assert_eq!(
+            super::fields(&fields(&["/ws", "cc", "-c"])).unwrap().len(),
+            3
+        );
+        let cut = fields(&["/ws", "cc", "-c"]).replacen('3', "5", 1);
+        assert!(super::fields(&cut).is_none());
+    }
 }
