@@ -45,9 +45,9 @@ const MAX_FILES: usize = 10_000;
 /// stored as bytes (and are scanned for machine paths like any binary output).
 const MAX_TEXT: u64 = 8 * 1024 * 1024;
 
-/// The longest run that is made a second time for its path check (`run_check`): one
-/// that takes longer is bound to its roots instead (a C library's run compiles for
-/// seconds).
+/// The longest run that is made a second time whole for its path check (`run_check`):
+/// a longer one (a C library's run compiles for seconds) is made again only when it
+/// compiled (the second run takes those compiles from it), else bound to its roots.
 const CHECK_LIMIT_MS: u64 = 1000;
 
 /// How long the path check's second run may take.
@@ -628,8 +628,8 @@ impl Cached for Script {
 
     /// A run is stored free of its roots only when its path check shows it used them
     /// as paths only (`run_check`: the second run starts from an empty `OUT_DIR`, and
-    /// must write what the first run wrote); a run too long to make twice is bound to
-    /// them.
+    /// must write what the first run wrote), or a run of it at other places did
+    /// (`run_check::paired`); else it is bound to them.
     fn roots_to_bind(
         &mut self,
         cx: &mut Cx,
