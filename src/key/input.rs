@@ -130,7 +130,7 @@ impl Input {
 
 /// Names of [`InputKind::Above`] inputs: a path probed in a directory above a machine
 /// root, named by the root (its anchor, a tokenized path), which directories above it
-/// ([`Spec`]), and the path below each (`rel`, empty for the directory itself). A program
+/// ([`above::Spec`]), and the path below each (`rel`, empty for the directory itself). A program
 /// that walks up from where it runs (git looking for `.git`, a tool for its config file)
 /// reads the directories above the checkout: in another checkout it reads those above
 /// that one, which are what must be checked there, not the first checkout's.
