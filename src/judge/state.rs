@@ -147,7 +147,7 @@ pub fn above_state(anchor: &Path, spec: above::Spec, rel: &str, contents: bool) 
             path_state(&dir.join(rel), contents)
         }
     };
-    let mut dirs = anchor.ancestors().skip(1);
+    let mut dirs = above::dirs(anchor);
     match spec {
         above::Spec::Depth => above::depth_state(dirs.count()),
         above::Spec::Level(n) => dirs

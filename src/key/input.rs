@@ -172,6 +172,13 @@ pub mod above {
         Some((anchor, spec, rel))
     }
 
+    /// The directories above `anchor`, nearest first: its lexical ancestors, as a program
+    /// that walks up from a directory it got from `getcwd` finds them. What is recorded
+    /// (`observe::above`) and what is judged (`judge::above_state`) both count from here.
+    pub fn dirs(anchor: &std::path::Path) -> impl Iterator<Item = &std::path::Path> {
+        anchor.ancestors().skip(1)
+    }
+
     /// The state of a [`Spec::Depth`] input.
     pub fn depth_state(n: usize) -> String {
         format!("depth:{n}")

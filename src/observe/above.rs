@@ -23,7 +23,7 @@
 //! What is read above a root but not as a walk (a file under `$HOME`, `/usr/include`)
 //! keeps its absolute name.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::key::above::{self, Spec};
@@ -51,7 +51,7 @@ pub fn relate(inputs: &mut Vec<Input>, pm: &PathMap) {
         }
         let anchor = Path::new(&root.real);
         let token = root.kind.token();
-        let dirs: Vec<&Path> = anchor.ancestors().skip(1).collect();
+        let dirs: Vec<&Path> = above::dirs(anchor).collect();
         let depth = dirs.len();
         // By path below a directory: the distance of that directory (0: the root) and
         // the input. Each path counts in the nearest directory that holds it.
@@ -75,7 +75,6 @@ pub fn relate(inputs: &mut Vec<Input>, pm: &PathMap) {
         let state = |n: usize| inputs[n].state.as_str();
         // The farthest directory a walk that did not summarize reached.
         let mut reach = 0;
-        let mut named: BTreeSet<(&str, usize)> = BTreeSet::new();
         for (rel, levels) in &by_rel {
             if !(levels.contains_key(&0) && levels.contains_key(&1)) {
                 continue;
@@ -100,13 +99,11 @@ pub fn relate(inputs: &mut Vec<Input>, pm: &PathMap) {
         }
         for (rel, levels) in &by_rel {
             for (&level, &n) in levels.range(1..=reach) {
-                if named.insert((rel.as_str(), level)) {
-                    added.push(Input::new(
-                        InputKind::Above,
-                        above::name(token, Spec::Level(level), rel),
-                        state(n),
-                    ));
-                }
+                added.push(Input::new(
+                    InputKind::Above,
+                    above::name(token, Spec::Level(level), rel),
+                    state(n),
+                ));
             }
         }
         if reach == depth {
@@ -127,6 +124,8 @@ pub fn relate(inputs: &mut Vec<Input>, pm: &PathMap) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::judge::above_state;
     use crate::key::state as st;

@@ -56,8 +56,8 @@ pub(super) struct Second<'a> {
     pub target_root: &'a Path,
     /// How long the second run may take before it is given up.
     pub timeout: Duration,
-    /// The first run's record: the compiles the second may take from it.
-    pub trace: Option<&'a Trace>,
+    /// The first run's compiles the second may take from it ([`compiles`]).
+    pub compiles: Vec<Compile>,
 }
 
 /// What the check found.
@@ -98,6 +98,7 @@ pub(super) fn paired(
         v
     };
     let ours = unrooted(inputs);
+    let now = pm.normalize_text(&String::from_utf8_lossy(stdout));
     let manifest = store.read_manifest(l1);
     for variant in &manifest.variants {
         let rooted: Vec<&Input> = variant
@@ -129,7 +130,6 @@ pub(super) fn paired(
             continue;
         };
         let meta = reader.meta().clone();
-        let now = pm.normalize_text(&String::from_utf8_lossy(stdout));
         if directives(&meta.stdout) != directives(&now) || meta.files.len() != files.len() {
             return Some(Verdict::Differs(
                 "what it printed, against an earlier run".into(),
@@ -276,7 +276,7 @@ impl Aliases {
 /// and only if nothing the compile read was written by the run outside it (a generated
 /// header, a file in `OUT_DIR`: its contents could carry what the script made of a
 /// path).
-struct Compile {
+pub(super) struct Compile {
     cwd: String,
     argv: Vec<String>,
     env: Vec<String>,
@@ -293,7 +293,7 @@ fn fields(path: &str) -> Option<Vec<String>> {
 }
 
 /// The compiles of the first run the second may take (see [`Compile`]).
-fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
+pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
     let mut parent: HashMap<u32, u32> = HashMap::new();
     let mut args: HashMap<(u32, u32), Vec<String>> = HashMap::new();
     let mut envs: HashMap<(u32, u32), Vec<String>> = HashMap::new();
@@ -394,11 +394,6 @@ const NOT_COMPARED: &[&str] = &[
     "MFLAGS=",
 ];
 
-/// Whether the first run made a compile the second may take from it.
-pub(super) fn has_compiles(trace: &Trace, out_dir: &Path) -> bool {
-    !compiles(trace, out_dir).is_empty()
-}
-
 /// The memo the aliasing library reads (`XCACHE_CC_MEMO`): for each compile, its working
 /// directory, arguments and sorted environment told at the aliases, the first run's
 /// object and where the second run's compile writes it. Lines `C` (a new compile), then
@@ -472,10 +467,7 @@ fn check_inner(
             ),
         )
     };
-    let memo_text = second
-        .trace
-        .map(|t| memo(&compiles(t, second.out_dir), tell, second.out_dir, &out_dir))
-        .unwrap_or_default();
+    let memo_text = memo(&second.compiles, tell, second.out_dir, &out_dir);
     let memo_path = aliases.base.join("compiles");
     std::fs::write(&memo_path, memo_text)?;
     let mut cmd = Command::new(second.program);

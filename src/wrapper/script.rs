@@ -641,11 +641,12 @@ impl Cached for Script {
         // A long run is made again only when it compiled, which the second run takes
         // from it: then given half the first's time (at least two seconds).
         let long = cx.run_ms > CHECK_LIMIT_MS;
-        let takes_compiles = ran
+        let compiles = ran
             .trace
             .as_ref()
-            .is_some_and(|t| run_check::has_compiles(t, &self.out_dir));
-        let verdict = if long && !takes_compiles {
+            .map(|t| run_check::compiles(t, &self.out_dir))
+            .unwrap_or_default();
+        let verdict = if long && compiles.is_empty() {
             Verdict::Unchecked(format!(
                 "the run took {} ms; runs over {CHECK_LIMIT_MS} ms are not made twice",
                 cx.run_ms
@@ -674,7 +675,7 @@ impl Cached for Script {
                 } else {
                     CHECK_TIMEOUT
                 },
-                trace: ran.trace.as_ref(),
+                compiles,
             };
             run_check::check(&second, &cx.pm, &ran.stdout, files)
         };
