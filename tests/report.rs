@@ -277,6 +277,56 @@ fn entries(dir: &Path) -> usize {
         .sum()
 }
 
+/// A build that compiled counts the store when it ends; one that only found its units in
+/// the store leaves the count (a walk of the whole store) for an hour, and counts once
+/// the last count is older.
+#[test]
+fn the_store_is_counted_after_builds_that_wrote_to_it() {
+    let s = Scratch::new();
+    let counted = || {
+        let p = s.store().join("v2/gc.counted");
+        std::fs::metadata(&p)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let set = |ago: u64| {
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(ago);
+        std::fs::File::open(s.store().join("v2/gc.counted"))
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+        counted()
+    };
+    let ws = s.checkout("basic-workspace", "a/ws");
+    xcache_build(&ws, &s.store(), &[], &[]).assert_success();
+    let after_cold = counted();
+    assert!(
+        after_cold.elapsed().unwrap().as_secs() < 600,
+        "{after_cold:?}"
+    );
+
+    // Everything from the store, 10 minutes after the last count: not counted.
+    let ten_minutes_ago = set(600);
+    let warm = s.checkout("basic-workspace", "b/ws");
+    xcache_build(&warm, &s.store(), &[], &[]).assert_success();
+    let r = read_report(&warm);
+    assert_eq!(r.summary.misses, 0, "{:?}", r.summary);
+    assert_eq!(counted(), ten_minutes_ago);
+
+    // The same two hours after the last count: counted.
+    let two_hours_ago = set(2 * 3600);
+    let again = s.checkout("basic-workspace", "c/ws");
+    xcache_build(&again, &s.store(), &[], &[]).assert_success();
+    assert!(counted() > two_hours_ago);
+
+    // A build that compiles counts whenever it ends.
+    let ten_minutes_ago = set(600);
+    let changed = s.checkout("basic-workspace", "d/ws");
+    xcache_build(&changed, &s.store(), &["--features", "util/loud"], &[]).assert_success();
+    assert!(read_report(&changed).summary.misses > 0);
+    assert!(counted() > ten_minutes_ago);
+}
+
 #[test]
 fn wrappers_say_which_units_are_in_flight() {
     let s = Scratch::new();

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::BuildConfig;
 use crate::report::{BuildReport, Verbosity};
-use crate::store::gc::{GcOptions, collect, human_bytes, sweep_temp_files};
+use crate::store::gc::{
+    GcOptions, IDLE_EVERY, collect, counted_within, human_bytes, sweep_temp_files,
+};
 use crate::store::{Lease, LocalStore};
 use crate::wrapper::Warning;
 
@@ -65,8 +67,15 @@ impl StoreSession {
             report.warnings.insert(0, w);
         }
         drop(self.lease);
+        // A build that compiled, ran, downloaded and captured nothing put little in the
+        // store (at most the objects of entries it restored): it leaves the collection,
+        // whose walk grows with the store, to the next build that does, or to the first
+        // after an hour.
+        let s = &report.summary;
+        let wrote = s.misses > 0 || s.bytes_down > 0 || s.captured > 0;
         if let Some(store) = &self.store
             && store.max_size().is_some()
+            && (wrote || !counted_within(store, IDLE_EVERY))
             && let Ok(r) = collect(
                 store,
                 &GcOptions {

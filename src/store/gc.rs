@@ -1,6 +1,7 @@
 //! Keeping the local store under its size: entries are evicted least recently used
 //! first, and temp files that killed builds left behind are removed. Main function:
-//! [`collect`]; `cargo xcache gc` calls it, so does every build when it ends, and a
+//! [`collect`]; `cargo xcache gc` calls it, so does a build when it ends (every build that
+//! wrote to the store; another only when none ran for an hour: [`counted_within`]), and a
 //! store write now and then (`collect_now_and_then`, for the drop-in mode).
 //!
 //! What is never removed (the book's "Store layout and entry format", Size, says why):
@@ -32,6 +33,10 @@ pub const QUIET_GRACE: Duration = Duration::from_secs(60);
 pub const TEMP_GRACE: Duration = Duration::from_secs(60 * 60);
 /// How often a store write may start a collection.
 const EVERY: Duration = Duration::from_secs(5 * 60);
+/// How long builds that wrote nothing new may go without a collection.
+pub const IDLE_EVERY: Duration = Duration::from_secs(60 * 60);
+/// Touched by every collection when it ends: when the store was last counted.
+const COUNTED: &str = "gc.counted";
 
 /// What to collect.
 #[derive(Clone, Debug, Default)]
@@ -214,7 +219,23 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
             }
         }
     }
+    if !opts.dry_run {
+        let _ = fs::write(root.join(COUNTED), b"");
+    }
     Ok(report)
+}
+
+/// True when a collection ended within `period` (by `gc.counted`'s time; a time in the
+/// future, or none, counts as long ago). A build that wrote nothing new to the store
+/// collects only when this is false: the collection walks every file of the store, and
+/// reads every entry's list of objects, so its cost grows with the store, while such a
+/// build added at most the objects of entries it restored.
+pub fn counted_within(store: &LocalStore, period: Duration) -> bool {
+    fs::metadata(store.root().join(COUNTED))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age < period)
 }
 
 /// Which objects each entry's list (`objects/by-entry/`) names.

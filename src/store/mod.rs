@@ -10,7 +10,7 @@
 //! <dir>/v2/seeds/<2 hex>/<prediction key>.json  seed records (see `seed::record`)
 //! <dir>/v2/history/                            key history and build lines (see `history`)
 //! <dir>/v2/tmp/                                temp files, renamed into place
-//! <dir>/v2/lock, gc.lock, gc.stamp             leases of running builds, collections
+//! <dir>/v2/lock, gc.lock, gc.stamp, gc.counted leases of running builds, collections
 //! ```
 
 mod entry;
