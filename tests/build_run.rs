@@ -133,6 +133,25 @@ fn the_cc_crates_copy_of_the_environment_is_keyed_on_what_cc_consults() {
     );
 }
 
+/// A script that declares `OUT_DIR` and `CARGO_MANIFEST_DIR` for cargo to watch
+/// (`rerun-if-env-changed`, as ring's does) and uses them as places only: its path check
+/// frees it of both, and its record holds in a checkout at another path.
+#[test]
+fn a_run_that_declares_the_places_it_uses_hits_in_a_moved_checkout() {
+    let s = Scratch::new();
+    let env = [
+        NO_SEED,
+        ("LENS_RUN_PATH", "none"),
+        ("LENS_DECLARE_ROOTS", "1"),
+    ];
+    let ws1 = s.checkout("soundness/paths", "ws1");
+    let (_, r) = build_as_told(&ws1, &s.store(), &env);
+    assert_eq!(r.runs()["lens"], run("miss"));
+    let ws2 = s.checkout("soundness/paths", "elsewhere/much/longer/ws2");
+    let (b, r) = build_as_told(&ws2, &s.store(), &env);
+    assert_eq!(r.runs()["lens"], run("hit"), "{}", b.stderr());
+}
+
 /// `scan`'s script walks the whole environment itself (`std::env::vars()`): its run is
 /// keyed on every variable, unless the user names some in `XCACHE_ENV_IGNORE`.
 #[test]

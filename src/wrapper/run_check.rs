@@ -56,6 +56,9 @@ pub(super) struct Second<'a> {
     pub target_root: &'a Path,
     /// How long the second run may take before it is given up.
     pub timeout: Duration,
+    /// How much CPU it may use before it is given up (its own and that of the
+    /// processes it started and waited for), if bounded so.
+    pub cpu_budget: Option<Duration>,
     /// The first run's compiles the second may take from it ([`compiles`]).
     pub compiles: Vec<Compile>,
 }
@@ -282,6 +285,28 @@ pub(super) struct Compile {
     env: Vec<String>,
     /// The object the first run's compile wrote.
     output: PathBuf,
+}
+
+/// The CPU time process `pid` has used, with that of the children it has waited for
+/// (`/proc/<pid>/stat`: user, system, and the same of waited-for children), if known.
+fn cpu_used(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_of_stat(&stat, rustix::param::clock_ticks_per_second())
+}
+
+/// [`cpu_used`] from the text of a `stat` file, in clock ticks of `hz`.
+fn cpu_of_stat(stat: &str, hz: u64) -> Option<Duration> {
+    // After the command name, which may hold spaces and parentheses: the state is the
+    // third field, user and system time the 14th and 15th, the children's the 16th
+    // and 17th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..15)?
+        .iter()
+        .map(|f| f.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    (hz > 0).then(|| Duration::from_millis(ticks * 1000 / hz))
 }
 
 /// The fields of an [`Op::Args`] or [`Op::EnvList`] record, when whole.
@@ -529,21 +554,33 @@ fn check_inner(
         let _ = pipe.read_to_end(&mut v);
         v
     });
-    let deadline = Instant::now() + second.timeout;
+    let started = Instant::now();
+    let deadline = started + second.timeout;
+    let mut polls = 0u32;
     let status = loop {
         if let Some(s) = child.try_wait()? {
             break s;
         }
-        if Instant::now() > deadline {
+        // The CPU it used, every 50 ms: at the lowest priority, on a machine the build
+        // keeps busy, a second run may wait long for a core without costing anything.
+        polls += 1;
+        let over_cpu = second
+            .cpu_budget
+            .filter(|_| polls.is_multiple_of(10))
+            .and_then(|budget| {
+                cpu_used(child.id())
+                    .filter(|used| *used > budget)
+                    .map(|_| format!("the second run used more than {budget:?} of CPU"))
+            });
+        let over_time = (Instant::now() > deadline)
+            .then(|| format!("the second run took longer than {:?}", second.timeout));
+        if let Some(why) = over_cpu.or(over_time) {
             if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
                 let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             }
             let _ = child.kill();
             let _ = child.wait();
-            return Ok(Verdict::Unchecked(format!(
-                "the second run took longer than {:?}",
-                second.timeout
-            )));
+            return Ok(Verdict::Unchecked(why));
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -683,5 +720,48 @@ mod tests {
         );
         let cut = fields(&["/ws", "cc", "-c"]).replacen('3', "5", 1);
         assert!(super::fields(&cut).is_none());
+    }
+
+    /// The CPU a second run used: its own and its waited-for children's, from the
+    /// fields after the command name, whatever that name holds.
+    #[test]
+    fn cpu_is_read_past_a_name_with_spaces_and_parentheses() {
+        let stat = "4242 (build (script) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                    150 50 270 30 20 0 1 0 100 1000 200";
+        assert_eq!(
+            super::cpu_of_stat(stat, 100),
+            Some(Duration::from_millis(5000))
+        );
+        assert_eq!(super::cpu_of_stat("4242 (cut) S 1", 100), None);
+        assert_eq!(super::cpu_of_stat(stat, 0), None);
+    }
+
+    /// A process that works is seen to use CPU; one that waits is not.
+    #[test]
+    fn a_working_process_is_seen_to_use_cpu() {
+        let mut busy = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; sleep 30",
+            ])
+            .spawn()
+            .unwrap();
+        let mut idle = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        let mut used = Duration::ZERO;
+        while used < Duration::from_millis(100) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+            used = super::cpu_used(busy.id()).unwrap();
+        }
+        let idle_used = super::cpu_used(idle.id()).unwrap();
+        for c in [&mut busy, &mut idle] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        assert!(used >= Duration::from_millis(100), "{used:?}");
+        assert!(idle_used < Duration::from_millis(100), "{idle_used:?}");
     }
 }

@@ -33,7 +33,7 @@ use crate::key::{
     c_tool_names, compiler_id, linker_id, normalize_inputs, run_env, run_key_parts, run_l1_key,
     run_root, tool_identity, tree_digest,
 };
-use crate::observe::{Observer, Scope, before_run, classify, env_inputs};
+use crate::observe::{Observer, Scope, before_run, classify, env_inputs, is_unbound};
 use crate::reason::{BUILD_SCRIPT_FAILED, Uncacheable};
 use crate::store::{EntryMeta, LocalStore, PutOutcome};
 
@@ -49,6 +49,22 @@ const MAX_TEXT: u64 = 8 * 1024 * 1024;
 /// a longer one (a C library's run compiles for seconds) is made again only when it
 /// compiled (the second run takes those compiles from it), else bound to its roots.
 const CHECK_LIMIT_MS: u64 = 1000;
+
+/// Variables whose values name a root without binding a run to it: where the run writes,
+/// where it runs, where its sources are, where it finds programs and libraries, and
+/// what its `links` dependencies' runs passed on (their `OUT_DIR`s, include and library
+/// directories, keyed as trees). Names the run uses to find things, not data: what it
+/// reads there is observed; what it writes is tokenized, or scanned and bound, and the
+/// path check runs it again with each root elsewhere (see the book).
+const UNBOUND_ENV: &[&str] = &[
+    "OUT_DIR",
+    "PWD",
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "DEP_*",
+];
 
 /// How long the path check's second run may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -234,11 +250,17 @@ impl Script {
                     digest,
                 ));
             } else if let Some(v) = d.strip_prefix("rerun-if-env-changed=") {
-                inputs.extend(env_inputs(
-                    v,
-                    cx.cfg.env.all().get(v).map(String::as_str),
-                    &cx.pm,
-                ));
+                let value = cx.cfg.env.all().get(v).map(String::as_str);
+                // Declared or read, a name the run finds things by binds nothing: the
+                // path check answers for it (ring declares `OUT_DIR`).
+                if is_unbound(UNBOUND_ENV, v) {
+                    inputs.push(Input::env(
+                        v,
+                        value.map(|v| cx.pm.normalize_text(v)).as_deref(),
+                    ));
+                } else {
+                    inputs.extend(env_inputs(v, value, &cx.pm));
+                }
             }
         }
         Ok(inputs)
@@ -326,20 +348,7 @@ impl Script {
             scratch: scratch_dirs(&cx.cfg.env),
             writable: Vec::new(),
             ignored_env: &[],
-            // Where the run writes, where it runs, where its sources are, where it finds
-            // programs and libraries, and what its `links` dependencies' runs passed on
-            // (their `OUT_DIR`s, include and library directories, keyed as trees):
-            // names the run uses to find things, not data. What it reads there is
-            // observed; what it writes is tokenized, or scanned and bound (see the book).
-            unbound_env: &[
-                "OUT_DIR",
-                "PWD",
-                "CARGO_MANIFEST_DIR",
-                "CARGO_MANIFEST_PATH",
-                "PATH",
-                "LD_LIBRARY_PATH",
-                "DEP_*",
-            ],
+            unbound_env: UNBOUND_ENV,
             started: cx.started_at,
             keyed_env: crate::key::is_run_key_var,
         };
@@ -639,7 +648,7 @@ impl Cached for Script {
         files: &[OutFile],
     ) -> Option<(Vec<Root>, String)> {
         // A long run is made again only when it compiled, which the second run takes
-        // from it: then given half the first's time (at least two seconds).
+        // from it: then given half the first's time (at least two seconds) of CPU.
         let long = cx.run_ms > CHECK_LIMIT_MS;
         let compiles = ran
             .trace
@@ -668,13 +677,11 @@ impl Cached for Script {
                 env,
                 out_dir: &self.out_dir,
                 target_root: &self.target_root,
-                timeout: if long {
-                    CHECK_TIMEOUT.min(Duration::from_millis(
-                        (cx.run_ms / 2).max(2 * CHECK_LIMIT_MS),
-                    ))
-                } else {
-                    CHECK_TIMEOUT
-                },
+                timeout: CHECK_TIMEOUT,
+                // Counted in CPU, not in time: the second run waits for a core at the
+                // lowest priority while the build keeps them busy.
+                cpu_budget: long
+                    .then(|| Duration::from_millis((cx.run_ms / 2).max(2 * CHECK_LIMIT_MS))),
                 compiles,
             };
             run_check::check(&second, &cx.pm, &ran.stdout, files)

@@ -39,6 +39,25 @@ fn out_dir_length_passed_on_by_a_build_script_follows_the_target_dir() {
         .check();
 }
 
+/// The same, from a script that also declares `OUT_DIR` and `CARGO_MANIFEST_DIR` as
+/// variables for cargo to watch (`rerun-if-env-changed`, as ring's does).
+#[test]
+fn out_dir_length_passed_on_by_a_build_script_that_declares_it_follows_the_target_dir() {
+    run_path_len("out")
+        .env("LENS_DECLARE_ROOTS", "1")
+        .args_after(&["--target-dir", "{ws}-much-longer-target-dir"])
+        .shapes(&[FreshTarget, MovedCheckout])
+        .check();
+}
+
+#[test]
+fn manifest_dir_length_passed_on_by_a_build_script_that_declares_it_follows_the_moved_checkout() {
+    run_path_len("manifest")
+        .env("LENS_DECLARE_ROOTS", "1")
+        .shapes(&[MovedCheckout])
+        .check();
+}
+
 /// The working directory (`getcwd`, which the kernel answers with the real path).
 #[test]
 fn working_directory_length_passed_on_by_a_build_script_follows_the_moved_checkout() {
