@@ -247,20 +247,37 @@ static int program_span(struct dl_phdr_info *i, size_t size, void *data) {
  * and arguments (`a`) and its environment (`A`), each a count and then the fields,
  * separated by 0x1f, so that a build script's path check can take the object from this
  * run instead of compiling again when its own compile is the same (src/wrapper/run_check.rs).
- * A field holding 0x1f or a newline, or a record too long for one line, is left out. */
+ * Within a field, 0x1f is written 0x1b '1' and 0x1b is written twice (cargo's encoded
+ * flags are separated by 0x1f); the line's own escapes cover newlines and tabs (a
+ * package's description may hold several lines). A record too long for one line is
+ * left out. */
 static void note_fields(char op, const char *first, char **list) {
-    size_t n = 0, len = first ? strlen(first) + 1 : 0;
-    for (char **p = list; p && *p; p++) {
-        if (strchr(*p, 0x1f) || strchr(*p, '\n')) return;
-        len += strlen(*p) + 1;
-        n++;
-    }
+    size_t n = 0, len = 0;
+    const char *only[2] = {first, NULL};
+    char **lists[2] = {(char **)only, list};
+    for (int l = first ? 0 : 1; l < 2; l++)
+        for (char **p = lists[l]; p && *p; p++) {
+            for (const char *c = *p; *c; c++) len += (*c == 0x1f || *c == 0x1b) ? 2 : 1;
+            len++;
+            n++;
+        }
     if (len + 32 > 8 * PATH_MAX) return;
     char *buf = malloc(len + 32);
     if (!buf) return;
-    size_t at = (size_t)snprintf(buf, 32, "%zu", n + (first ? 1 : 0));
-    if (first) at += (size_t)sprintf(buf + at, "\x1f%s", first);
-    for (char **p = list; p && *p; p++) at += (size_t)sprintf(buf + at, "\x1f%s", *p);
+    size_t at = (size_t)snprintf(buf, 32, "%zu", n);
+    for (int l = first ? 0 : 1; l < 2; l++)
+        for (char **p = lists[l]; p && *p; p++) {
+            buf[at++] = 0x1f;
+            for (const char *c = *p; *c; c++) {
+                if (*c == 0x1f || *c == 0x1b) {
+                    buf[at++] = 0x1b;
+                    buf[at++] = *c == 0x1f ? '1' : 0x1b;
+                } else {
+                    buf[at++] = *c;
+                }
+            }
+        }
+    buf[at] = 0;
     note(op, 0, buf);
     free(buf);
 }

@@ -28,6 +28,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -42,6 +43,11 @@ struct compile {
     char *cwd, *src, *dst;
     char **argv, **env;
     size_t argc, envc;
+    /* Files of the first run's OUT_DIR the compile read (`first`) and the same names in
+     * the second run's (`second`): the same bytes, or the compile is made; names it
+     * looked for in vain there (`absent`): still absent, or the compile is made. */
+    char **first, **second, **absent;
+    size_t firstc, secondc, absentc;
 };
 
 static struct compile *memo;
@@ -92,14 +98,49 @@ static void load_memo(void) {
         }
         if (!c || strlen(line) < 2 || line[1] != ' ') continue;
         char *v = line + 2;
+        /* `\\` and `\n` back to what they stand for, in place. */
+        char *w = v;
+        for (char *r = v; *r; r++) {
+            if (*r == '\\' && (r[1] == 'n' || r[1] == '\\')) {
+                *w++ = r[1] == 'n' ? '\n' : '\\';
+                r++;
+            } else {
+                *w++ = *r;
+            }
+        }
+        *w = 0;
         switch (line[0]) {
         case 'w': c->cwd = v; break;
         case 's': c->src = v; break;
         case 'o': c->dst = v; break;
         case 'a': push(&c->argv, &c->argc, v); break;
         case 'e': push(&c->env, &c->envc, v); break;
+        case 'f': push(&c->first, &c->firstc, v); break;
+        case 'g': push(&c->second, &c->secondc, v); break;
+        case 'n': push(&c->absent, &c->absentc, v); break;
         }
     }
+}
+
+/* The memo is read when a program is first started, not when a process starts: the
+ * memo of a large C library is megabytes, and most processes of a run (the compilers,
+ * the `true` standing in for them) start none. 0: unread, 1: being read, 2: read. */
+static int memo_state;
+
+/* Reads the memo once; true when it has been read. A thread that finds another reading
+ * it waits for it (at most two seconds); a child forked while its parent was reading it
+ * never sees the read end, and goes without (its compiles are made). */
+static int memo_ready(void) {
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&memo_state, &expected, 1, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        load_memo();
+        __atomic_store_n(&memo_state, 2, __ATOMIC_RELEASE);
+        return 1;
+    }
+    for (int i = 0; i < 2000 && __atomic_load_n(&memo_state, __ATOMIC_ACQUIRE) != 2; i++)
+        usleep(1000);
+    return __atomic_load_n(&memo_state, __ATOMIC_ACQUIRE) == 2;
 }
 
 /* Variables a compile's environment is compared without (run_check.rs, NOT_COMPARED). */
@@ -121,7 +162,7 @@ static int by_text(const void *a, const void *b) {
 /* The memo compile started with exactly these arguments, environment and working
  * directory (told under the aliases, as getcwd tells it here), if any. */
 static const struct compile *memo_compile(char *const argv[], char *const envp[]) {
-    if (!n_memo || !argv || !envp) return NULL;
+    if (!memo_ready() || !n_memo || !argv || !envp) return NULL;
     char cwd[PATH_MAX];
     if (!getcwd(cwd, sizeof cwd)) return NULL;
     size_t argc = 0, all = 0, envc = 0;
@@ -173,14 +214,56 @@ static int take_object(const struct compile *c) {
 static char *true_argv[] = {"true", NULL};
 #define TRUE_PROGRAM "/bin/true"
 
+/* Whether the files at `a` and `b` are regular files with the same bytes. */
+static int same_bytes(const char *a, const char *b) {
+    int fa = open(a, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fa < 0) return 0;
+    int fb = open(b, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fb < 0) {
+        close(fa);
+        return 0;
+    }
+    struct stat sa, sb;
+    int same = fstat(fa, &sa) == 0 && fstat(fb, &sb) == 0 && S_ISREG(sa.st_mode) &&
+               S_ISREG(sb.st_mode) && sa.st_size == sb.st_size;
+    char ba[1 << 15], bb[1 << 15];
+    while (same) {
+        ssize_t ra = read(fa, ba, sizeof ba);
+        if (ra <= 0) {
+            same = ra == 0 && read(fb, bb, 1) == 0;
+            break;
+        }
+        ssize_t got = 0;
+        while (got < ra) {
+            ssize_t rb = read(fb, bb + got, (size_t)(ra - got));
+            if (rb <= 0) break;
+            got += rb;
+        }
+        same = got == ra && memcmp(ba, bb, (size_t)ra) == 0;
+    }
+    close(fa);
+    close(fb);
+    return same;
+}
+
+/* What the compile read of what the run made is as it was in the first run. */
+static int inputs_same(const struct compile *c) {
+    if (c->firstc != c->secondc) return 0;
+    for (size_t i = 0; i < c->firstc; i++)
+        if (!same_bytes(c->first[i], c->second[i])) return 0;
+    struct stat st;
+    for (size_t i = 0; i < c->absentc; i++)
+        if (lstat(c->absent[i], &st) == 0) return 0;
+    return 1;
+}
+
 /* The memo compile these arguments start, once its object is in place. */
 static int taken(char *const argv[], char *const envp[]) {
     const struct compile *c = memo_compile(argv, envp);
-    return c && access(TRUE_PROGRAM, X_OK) == 0 && take_object(c) == 0;
+    return c && inputs_same(c) && access(TRUE_PROGRAM, X_OK) == 0 && take_object(c) == 0;
 }
 
 __attribute__((constructor)) static void load_map(void) {
-    load_memo();
     const char *map = getenv("XCACHE_ALIAS_MAP");
     if (!map) return;
     char *copy = strdup(map);

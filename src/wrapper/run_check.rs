@@ -276,15 +276,24 @@ impl Aliases {
 /// a second compile would give differs from the first only where the script gave it
 /// something else. So only when the second run starts it with the same arguments,
 /// environment and working directory (each told at the aliases) is the object copied,
-/// and only if nothing the compile read was written by the run outside it (a generated
-/// header, a file in `OUT_DIR`: its contents could carry what the script made of a
-/// path).
+/// and only if what the compile read that the run made is the same: nothing written by
+/// the run outside `OUT_DIR` (a C file in the temporary directory), and each file of
+/// `OUT_DIR` it read (headers the script copied or generated there) written before the
+/// compile started and never after, and found with the same bytes in the second run's
+/// `OUT_DIR` when the second run starts the compile; each name it looked for there in
+/// vain, still absent then.
 pub(super) struct Compile {
     cwd: String,
     argv: Vec<String>,
     env: Vec<String>,
     /// The object the first run's compile wrote.
     output: PathBuf,
+    /// Files of `OUT_DIR` the compile read, relative to it: the second run's must have
+    /// the same bytes.
+    same: Vec<PathBuf>,
+    /// Names in `OUT_DIR` the compile looked for and did not find, relative to it: the
+    /// second run's must be absent too.
+    absent: Vec<PathBuf>,
 }
 
 /// The CPU time process `pid` has used, with that of the children it has waited for
@@ -309,30 +318,52 @@ fn cpu_of_stat(stat: &str, hz: u64) -> Option<Duration> {
     (hz > 0).then(|| Duration::from_millis(ticks * 1000 / hz))
 }
 
-/// The fields of an [`Op::Args`] or [`Op::EnvList`] record, when whole.
+/// The fields of an [`Op::Args`] or [`Op::EnvList`] record, when whole: separated by
+/// 0x1f, within which 0x1b escapes 0x1f (`1`) and itself (`preload.c`, `note_fields`).
 fn fields(path: &str) -> Option<Vec<String>> {
     let mut it = path.split('\u{1f}');
     let n: usize = it.next()?.parse().ok()?;
-    let v: Vec<String> = it.map(str::to_string).collect();
+    let v: Vec<String> = it
+        .map(|f| {
+            let mut out = String::with_capacity(f.len());
+            let mut chars = f.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\u{1b}' => match chars.next()? {
+                        '1' => out.push('\u{1f}'),
+                        '\u{1b}' => out.push('\u{1b}'),
+                        _ => return None,
+                    },
+                    c => out.push(c),
+                }
+            }
+            Some(out)
+        })
+        .collect::<Option<_>>()?;
     (v.len() == n).then_some(v)
 }
 
 /// The compiles of the first run the second may take (see [`Compile`]).
 pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
     let mut parent: HashMap<u32, u32> = HashMap::new();
+    let mut started: HashMap<u32, usize> = HashMap::new();
     let mut args: HashMap<(u32, u32), Vec<String>> = HashMap::new();
     let mut envs: HashMap<(u32, u32), Vec<String>> = HashMap::new();
-    let mut reads: HashMap<u32, Vec<&str>> = HashMap::new();
-    let mut writes: Vec<(u32, &str)> = Vec::new();
+    // What each process read (programs it ran included), the names it looked for in
+    // vain, and every write with its place in the record.
+    let mut reads: HashMap<u32, Vec<(Op, &str)>> = HashMap::new();
+    let mut probes: HashMap<u32, Vec<&str>> = HashMap::new();
+    let mut writes: Vec<(usize, u32, &str)> = Vec::new();
     let mut escaped: HashSet<u32> = HashSet::new();
-    for e in &trace.events {
+    for (at, e) in trace.events.iter().enumerate() {
         match e.op {
             Op::Start => {
                 parent.insert(e.pid, e.err as u32);
+                started.entry(e.pid).or_insert(at);
                 // A program is read too: one the run wrote has to be compared.
-                reads.entry(e.pid).or_default().push(&e.path);
+                reads.entry(e.pid).or_default().push((Op::Start, &e.path));
             }
-            Op::Exec | Op::Spawn => reads.entry(e.pid).or_default().push(&e.path),
+            Op::Exec | Op::Spawn => reads.entry(e.pid).or_default().push((e.op, &e.path)),
             Op::Args => {
                 if let Some(f) = fields(&e.path) {
                     args.insert((e.pid, e.image), f);
@@ -343,14 +374,28 @@ pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
                     envs.insert((e.pid, e.image), f);
                 }
             }
-            Op::Read | Op::List if e.err == 0 => reads.entry(e.pid).or_default().push(&e.path),
-            Op::Write | Op::Mkdir if e.err == 0 => writes.push((e.pid, &e.path)),
+            Op::Read | Op::List if e.err == 0 => {
+                reads.entry(e.pid).or_default().push((e.op, &e.path));
+            }
+            Op::Read | Op::Stat | Op::Readlink | Op::List if e.err != 0 => {
+                probes.entry(e.pid).or_default().push(&e.path);
+            }
+            Op::Write | Op::Mkdir if e.err == 0 => writes.push((at, e.pid, &e.path)),
             Op::Escape => {
                 escaped.insert(e.pid);
             }
             _ => {}
         }
     }
+    // A path in `OUT_DIR`, relative to it, made of names only (a `..` would not stay
+    // below it).
+    let in_out_dir = |p: &str| -> Option<PathBuf> {
+        let rel = Path::new(p).strip_prefix(out_dir).ok()?;
+        let names = rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        (names && !rel.as_os_str().is_empty()).then(|| rel.to_path_buf())
+    };
     let mut out = Vec::new();
     for ((pid, image), a) in &args {
         let (Some(cwd), Some(env)) = (a.first(), envs.get(&(*pid, *image))) else {
@@ -384,23 +429,62 @@ pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
         if tree.iter().any(|p| escaped.contains(p)) {
             continue;
         }
-        let others: HashSet<&str> = writes
+        let start = started.get(pid).copied().unwrap_or(0);
+        let own: HashSet<&str> = writes
             .iter()
-            .filter(|(p, _)| !tree.contains(p))
-            .map(|(_, w)| *w)
+            .filter(|(_, p, _)| tree.contains(p))
+            .map(|(_, _, w)| *w)
             .collect();
-        let read_made = tree
+        let others: Vec<(usize, &str)> = writes
             .iter()
-            .flat_map(|p| reads.get(p).into_iter().flatten())
-            .any(|r| others.contains(r) || Path::new(r).starts_with(out_dir));
-        if read_made || others.contains(output.to_string_lossy().as_ref()) {
+            .filter(|(_, p, _)| !tree.contains(p))
+            .map(|(at, _, w)| (*at, *w))
+            .collect();
+        let output_text = output.to_string_lossy();
+        if others.iter().any(|(_, w)| *w == output_text) {
             continue;
         }
+        let mut same: Vec<PathBuf> = Vec::new();
+        let mut taken = true;
+        for (op, r) in tree.iter().flat_map(|p| reads.get(p).into_iter().flatten()) {
+            let made = others.iter().any(|(_, w)| w == r);
+            match in_out_dir(r) {
+                // A file of `OUT_DIR` the compile read and did not write itself:
+                // compared, if the run wrote it before the compile started and never
+                // again.
+                Some(rel) if *op == Op::Read && !own.contains(r) => {
+                    if others.iter().any(|(at, w)| w == r && *at > start) {
+                        taken = false;
+                    }
+                    same.push(rel);
+                }
+                // A program or a directory listing of `OUT_DIR`.
+                Some(_) if *op != Op::Read => taken = false,
+                // A file the compile wrote there itself and read back.
+                Some(_) => {}
+                None if made => taken = false,
+                None => {}
+            }
+        }
+        if !taken {
+            continue;
+        }
+        same.sort();
+        same.dedup();
+        let mut absent: Vec<PathBuf> = tree
+            .iter()
+            .flat_map(|p| probes.get(p).into_iter().flatten())
+            .filter_map(|p| in_out_dir(p))
+            .collect();
+        absent.sort();
+        absent.dedup();
         out.push(Compile {
             cwd: cwd.clone(),
             argv,
             env: env.clone(),
             output,
+            same,
+            absent,
         });
     }
     out
@@ -421,8 +505,10 @@ const NOT_COMPARED: &[&str] = &[
 
 /// The memo the aliasing library reads (`XCACHE_CC_MEMO`): for each compile, its working
 /// directory, arguments and sorted environment told at the aliases, the first run's
-/// object and where the second run's compile writes it. Lines `C` (a new compile), then
-/// `w`, `a`…, `e`…, `s`, `o`, each followed by a space and its value.
+/// object and where the second run's compile writes it, the files of `OUT_DIR` it read
+/// (the first run's and the second's names) and the names there it did not find. Lines
+/// `C` (a new compile), then `w`, `a`…, `e`…, `s`, `o`, (`f`, `g`)…, `n`…, each followed
+/// by a space and its value, in which `\` and newlines are escaped (`\\`, `\n`).
 fn memo(
     compiles: &[Compile],
     tell: impl Fn(&str) -> String,
@@ -446,12 +532,19 @@ fn memo(
         lines.extend(env.iter().map(|e| format!("e {e}")));
         lines.push(format!("s {}", c.output.display()));
         lines.push(format!("o {}", second_out.join(rel).display()));
-        if lines.iter().any(|l| l.contains('\n')) {
-            continue;
+        for f in &c.same {
+            lines.push(format!("f {}", out_dir.join(f).display()));
+            lines.push(format!("g {}", second_out.join(f).display()));
         }
+        lines.extend(
+            c.absent
+                .iter()
+                .map(|f| format!("n {}", second_out.join(f).display())),
+        );
         text.push_str("C\n");
         for l in lines {
-            text.push_str(&l);
+            // One line each: `\` and newlines escaped (`alias.c` reads them back).
+            text.push_str(&l.replace('\\', "\\\\").replace('\n', "\\n"));
             text.push('\n');
         }
     }
@@ -709,6 +802,95 @@ mod tests {
         assert_eq!(found[0].argv, ["cc", "-c", "-o", &o("a.o"), "src/a.c"]);
         assert_eq!(found[0].env, ["PATH=/usr/bin"]);
         assert_eq!(found[0].cwd, "/ws");
+    }
+
+    /// Headers the script wrote into `OUT_DIR`: a compile that read one written before
+    /// it started is taken if the second run's has the same bytes (it is listed, with
+    /// the names it looked for there in vain); one the script wrote again after the
+    /// compile started is not taken.
+    #[test]
+    fn a_compile_of_a_header_in_out_dir_is_taken_when_the_header_is_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(out.join("include")).unwrap();
+        std::fs::write(out.join("a.o"), "a").unwrap();
+        std::fs::write(out.join("b.o"), "b").unwrap();
+        let o = |n: &str| out.join(n).display().to_string();
+        let compile = |pid: u32, obj: &str| {
+            vec![
+                format!("{pid} I 1 /usr/bin/cc"),
+                format!(
+                    "{pid} a 0 {}",
+                    fields(&["/ws", "cc", "-I", &o("include"), "-c", "-o", &o(obj), "s.c"])
+                ),
+                format!("{pid} A 0 {}", fields(&["PATH=/usr/bin"])),
+                format!("{pid} o 2 {}", o("include/stdio.h")),
+                format!("{pid} o 0 {}", o("include/h.h")),
+                format!("{pid} w 0 {}", o(obj)),
+            ]
+        };
+        let mut lines = vec![
+            "1 I 0 /ws/target/build-script-build".to_string(),
+            format!("1 w 0 {}", o("include/h.h")),
+        ];
+        lines.extend(compile(10, "a.o"));
+        // Written again while a compile runs: what it read is no longer there.
+        let mut again = lines.clone();
+        again.extend(compile(11, "b.o").into_iter().take(3));
+        again.push(format!("1 w 0 {}", o("include/h.h")));
+        again.extend(compile(11, "b.o").into_iter().skip(3));
+        let found = compiles(&trace(&again), &out);
+        assert!(
+            found.is_empty(),
+            "{:?}",
+            found.iter().map(|c| &c.output).collect::<Vec<_>>()
+        );
+        let found = compiles(&trace(&lines), &out);
+        let outputs: Vec<&Path> = found.iter().map(|c| c.output.as_path()).collect();
+        assert_eq!(outputs, [out.join("a.o").as_path()]);
+        assert_eq!(found[0].same, [Path::new("include/h.h")]);
+        assert_eq!(found[0].absent, [Path::new("include/stdio.h")]);
+        let memo_text = memo(&found, |s| s.to_string(), &out, Path::new("/second"));
+        assert!(
+            memo_text.contains(&format!("f {}\n", o("include/h.h"))),
+            "{memo_text}"
+        );
+        assert!(memo_text.contains("g /second/include/h.h\n"), "{memo_text}");
+        assert!(
+            memo_text.contains("n /second/include/stdio.h\n"),
+            "{memo_text}"
+        );
+    }
+
+    /// Values holding 0x1f (cargo's encoded flags) or a newline (a package's description)
+    /// come through the record and the memo.
+    #[test]
+    fn separators_and_newlines_in_a_compile_s_environment_come_through() {
+        let record = "2\u{1f}CARGO_ENCODED_RUSTFLAGS=-C\u{1b}1debuginfo=1\u{1f}E=\u{1b}\u{1b}";
+        assert_eq!(
+            super::fields(record).unwrap(),
+            ["CARGO_ENCODED_RUSTFLAGS=-C\u{1f}debuginfo=1", "E=\u{1b}"]
+        );
+        assert!(super::fields("1\u{1f}bad\u{1b}x").is_none());
+        let c = Compile {
+            cwd: "/ws".into(),
+            argv: vec!["cc".into()],
+            env: vec!["CARGO_PKG_DESCRIPTION=two\nlines \\ and a tab\t".into()],
+            output: PathBuf::from("/out/a.o"),
+            same: Vec::new(),
+            absent: Vec::new(),
+        };
+        let text = memo(
+            &[c],
+            |s| s.to_string(),
+            Path::new("/out"),
+            Path::new("/second"),
+        );
+        assert!(
+            text.contains("e CARGO_PKG_DESCRIPTION=two\\nlines \\\\ and a tab\t\n"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 6, "{text}");
     }
 
     /// A record cut short (its count says more fields) is no compile.

@@ -312,6 +312,20 @@ fn a_path_length_in_a_generated_header_follows_the_moved_checkout() {
     c_long("header").shapes(&[MovedCheckout]).check();
 }
 
+/// A header the script writes into OUT_DIR with the same bytes wherever it is: the
+/// second run's compile reads the same, the object is taken and the run replayed in a
+/// moved checkout. With two flags in `RUSTFLAGS` (cargo separates them by 0x1f in
+/// `CARGO_ENCODED_RUSTFLAGS`, which the compile's environment holds).
+#[test]
+fn a_long_c_compiling_run_reading_a_header_it_wrote_is_replayed_in_a_moved_checkout() {
+    c_long("header-fixed")
+        .env("RUSTFLAGS", "-C debuginfo=1")
+        .unobservable("nothing changes")
+        .expect_run_hit("clong")
+        .shapes(&[MovedCheckout])
+        .check();
+}
+
 /// The same through a C file the script writes into the temporary directory, compiled
 /// under the same name in both runs.
 #[test]
