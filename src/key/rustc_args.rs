@@ -892,4 +892,30 @@ mod tests {
         assert_eq!(plain.link_libs[0].name, "z");
         assert_eq!(plain.link_args, ["-Wl,-O1"]);
     }
+
+    #[test]
+    fn link_options_beyond_cc_are_named() {
+        assert_eq!(parse(LIB).link_option_beyond_cc(), None);
+        // Options that do not choose the link.
+        assert_eq!(
+            parse(&format!("{LIB} -C opt-level=3 -C link-dead-code -Z unstable-options"))
+                .link_option_beyond_cc(),
+            None
+        );
+        for (extra, named) in [
+            ("-C linker=clang", "-C linker=clang"),
+            ("-Clink-arg=-fuse-ld=mold", "-C link-arg=-fuse-ld=mold"),
+            ("-C link-args=-Wl,-O1", "-C link-args=-Wl,-O1"),
+            ("-Clink-self-contained=+linker", "-C link-self-contained=+linker"),
+            ("--codegen=linker-flavor=gnu-lld-cc", "-C linker-flavor=gnu-lld-cc"),
+            ("-Z linker-features=-lld", "-Z linker-features=-lld"),
+            ("-Zpre-link-arg=x.o", "-Z pre-link-arg=x.o"),
+        ] {
+            assert_eq!(
+                parse(&format!("{LIB} {extra}")).link_option_beyond_cc(),
+                Some(named.to_string()),
+                "{extra}"
+            );
+        }
+    }
 }

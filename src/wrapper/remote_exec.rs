@@ -1139,4 +1139,33 @@ mod tests {
             assert!(!withheld(v), "{v}");
         }
     }
+
+    #[test]
+    fn the_path_a_worker_searched_reads_as_this_machines() {
+        let map = |p: &str| p.replace("/w/sysroot", "/home/u/sysroot");
+        let local = Some("/home/u/.cargo/bin:/usr/bin:/bin");
+        // rustc's tool directories in front of the action's PATH.
+        assert_eq!(
+            local_path_var(
+                "/w/sysroot/lib/rustlib/x/bin:/w/sysroot/lib/rustlib/x/bin/self-contained:/usr/bin:/bin",
+                &map,
+                local
+            ),
+            "/home/u/sysroot/lib/rustlib/x/bin:/home/u/sysroot/lib/rustlib/x/bin/self-contained:\
+             /home/u/.cargo/bin:/usr/bin:/bin"
+        );
+        assert_eq!(
+            local_path_var(crate::key::ACTION_PATH, &map, local),
+            local.unwrap()
+        );
+        // A PATH the run made of its own stays as it was (the judge keys it whole).
+        assert_eq!(
+            local_path_var("/opt/bin:/usr/bin", &map, local),
+            "/opt/bin:/usr/bin"
+        );
+        assert_eq!(
+            local_path_var("/usr/bin:/bin", &map, None),
+            "/usr/bin:/bin"
+        );
+    }
 }
