@@ -223,6 +223,18 @@ pub struct LinkerOffer {
     /// those holding the files above: a link stats them to find its files, and the
     /// identity holds the search path.
     pub dirs: Vec<PathBuf>,
+    /// The size and modification time of every file hashed and directory searched, as
+    /// when identified.
+    stamps: Vec<Stamp>,
+}
+
+impl LinkerOffer {
+    /// Whether every file the identity hashed, and every directory the driver searches,
+    /// is as it was when identified: a `cc` or libc upgraded under a running worker
+    /// makes it vouch for nothing (its links then compile at the client).
+    pub fn unchanged(&self) -> bool {
+        self.stamps.iter().all(|s| stamp_or_absent(&s.path) == *s)
+    }
 }
 
 /// Identifies the linker `req` describes afresh (no memo), with the files the identity
@@ -234,8 +246,8 @@ pub fn linker_offer(req: &LinkerRequest<'_>) -> Result<LinkerOffer, Uncacheable>
     let (id, hashed, stamped) = probe(req, &driver, &path, &driver_env(req))?;
     let files: Vec<PathBuf> = hashed.into_iter().map(|s| s.path).collect();
     let mut dirs: Vec<PathBuf> = stamped
-        .into_iter()
-        .map(|s| s.path)
+        .iter()
+        .map(|s| s.path.clone())
         .filter(|p| !files.contains(p))
         .collect();
     // The driver's program search path (where it finds `collect2`, `lto-wrapper`).
@@ -262,7 +274,12 @@ pub fn linker_offer(req: &LinkerRequest<'_>) -> Result<LinkerOffer, Uncacheable>
     dirs.extend(["/tmp", "/var/tmp", "/usr/tmp"].map(PathBuf::from));
     dirs.sort();
     dirs.dedup();
-    Ok(LinkerOffer { id, files, dirs })
+    Ok(LinkerOffer {
+        id,
+        files,
+        dirs,
+        stamps: stamped,
+    })
 }
 
 /// `NAME=value` for each of [`DRIVER_VARS`] (empty when unset), as the identity holds
@@ -591,8 +608,15 @@ mod tests {
         assert!(!a.search_dirs.is_empty());
         assert_eq!(fs::read_dir(&memo).unwrap().count(), 1);
         assert_eq!(linker_id(&req, Some(&memo)).unwrap(), a);
-        // Another program at the same path is another linker.
+        // What a worker offers: the same identity, the driver among the files it hashed.
+        let offer = linker_offer(&req).unwrap();
+        assert_eq!(offer.id, a);
+        assert!(offer.files.contains(&driver), "{:?}", offer.files);
+        assert!(offer.unchanged());
+        // Another program at the same path is another linker, and the offer made before
+        // vouches for nothing.
         write_driver("two, longer");
+        assert!(!offer.unchanged());
         let b = linker_id(&req, Some(&memo)).unwrap();
         assert_ne!(a.key, b.key);
         // Programs that are not C compiler drivers are not guessed at.

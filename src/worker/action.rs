@@ -385,8 +385,10 @@ fn observed_record(
         "input_root": root.to_string_lossy(),
         "working_directory": wd.to_string_lossy(),
         "sysroot": toolchain.map(|t| t.sysroot.to_string_lossy()),
+        // A linker changed since the worker identified it vouches for nothing.
         "linker": toolchain
             .and_then(|t| t.linker.as_ref())
+            .filter(|l| l.unchanged())
             .map(|l| linker_record(l, &log, pid)),
         "log": log,
     });
