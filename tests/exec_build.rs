@@ -334,10 +334,7 @@ fn a_proc_macro_is_not_given_to_a_worker_with_another_linker() {
     let r = Report::read(&ws.join("target"));
     let rx = remote_exec(&r, "macros");
     assert_eq!(rx["fallback"], "linker", "{rx}");
-    assert!(
-        rx["detail"].as_str().unwrap().contains("link-arg"),
-        "{rx}"
-    );
+    assert!(rx["detail"].as_str().unwrap().contains("link-arg"), "{rx}");
     drop(w1);
 }
 

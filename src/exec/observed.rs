@@ -399,10 +399,7 @@ mod tests {
                 "10 o 0 /usr/lib/x86_64-linux-gnu/libz.so.1",
                 "/usr/lib/x86_64-linux-gnu/libz.so.1",
             ),
-            (
-                "10 d 0 /lib/x86_64-linux-gnu",
-                "/lib/x86_64-linux-gnu",
-            ),
+            ("10 d 0 /lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu"),
             (
                 "10 o 0 /usr/lib/gcc/x86_64-linux-gnu/12/collect2",
                 "/usr/lib/gcc/x86_64-linux-gnu/12/collect2",

@@ -427,8 +427,8 @@ fn probe(
     let mut programs = Vec::new();
     for name in DRIVER_PROGRAMS {
         let given = run_driver(&format!("-print-prog-name={name}"))?;
-        let found = find_program(given.trim(), req.cwd, path)
-            .map(|p| fs::canonicalize(&p).unwrap_or(p));
+        let found =
+            find_program(given.trim(), req.cwd, path).map(|p| fs::canonicalize(&p).unwrap_or(p));
         match found {
             Some(p) => programs.push(format!("{name}={}", digest(&p, &mut files)?)),
             None => programs.push(format!("{name}=absent")),

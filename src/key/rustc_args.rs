@@ -898,16 +898,24 @@ mod tests {
         assert_eq!(parse(LIB).link_option_beyond_cc(), None);
         // Options that do not choose the link.
         assert_eq!(
-            parse(&format!("{LIB} -C opt-level=3 -C link-dead-code -Z unstable-options"))
-                .link_option_beyond_cc(),
+            parse(&format!(
+                "{LIB} -C opt-level=3 -C link-dead-code -Z unstable-options"
+            ))
+            .link_option_beyond_cc(),
             None
         );
         for (extra, named) in [
             ("-C linker=clang", "-C linker=clang"),
             ("-Clink-arg=-fuse-ld=mold", "-C link-arg=-fuse-ld=mold"),
             ("-C link-args=-Wl,-O1", "-C link-args=-Wl,-O1"),
-            ("-Clink-self-contained=+linker", "-C link-self-contained=+linker"),
-            ("--codegen=linker-flavor=gnu-lld-cc", "-C linker-flavor=gnu-lld-cc"),
+            (
+                "-Clink-self-contained=+linker",
+                "-C link-self-contained=+linker",
+            ),
+            (
+                "--codegen=linker-flavor=gnu-lld-cc",
+                "-C linker-flavor=gnu-lld-cc",
+            ),
             ("-Z linker-features=-lld", "-Z linker-features=-lld"),
             ("-Zpre-link-arg=x.o", "-Z pre-link-arg=x.o"),
         ] {

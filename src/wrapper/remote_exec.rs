@@ -1,5 +1,10 @@
-//! A library compile sent to the Execution service `XCACHE_EXECUTOR` names, instead of
-//! run here. Main function: [`attempt`].
+//! A library or proc-macro compile sent to the Execution service `XCACHE_EXECUTOR`
+//! names, instead of run here. Main function: [`attempt`].
+//!
+//! A proc-macro links: its action also asks for the worker's linker identity
+//! ([`crate::worker::LINKER_PROPERTY`]), the files that identity covers are agreed
+//! (`observed::Agreed`), and the linker command line rustc prints comes back as an
+//! output, read as this machine's, for the link inputs of the key.
 //!
 //! The attempt gives back what a local run gives (`Ran`: exit code, messages, the
 //! observer's record) with the outputs in their local places, so the rest of the unit's
@@ -396,7 +401,10 @@ fn request(cx: &Cx, job: &Job<'_>, roots: &Roots) -> Result<ExecRequest, String>
     if let Some((linker, args_file)) = &job.link {
         platform.insert(crate::worker::LINKER_PROPERTY.to_string(), linker.clone());
         outputs.push(roots.rel(args_file).ok_or_else(|| {
-            format!("the link's command line {} is under no root", args_file.display())
+            format!(
+                "the link's command line {} is under no root",
+                args_file.display()
+            )
         })?);
     }
     Ok(ExecRequest {
@@ -932,9 +940,9 @@ fn path_lookup_differs(trace: &Trace, local_path: Option<&str>) -> Option<String
                 .flatten()
         })
     };
-    names.into_iter().find(|n| {
-        found(n, local_path.unwrap_or("")) != found(n, crate::key::ACTION_PATH)
-    })
+    names
+        .into_iter()
+        .find(|n| found(n, local_path.unwrap_or("")) != found(n, crate::key::ACTION_PATH))
 }
 
 /// A PATH value the worker's processes saw, as this machine's: rustc's tool
@@ -1143,7 +1151,8 @@ mod tests {
     #[test]
     fn the_path_a_worker_searched_reads_as_this_machines() {
         let map = |p: &str| p.replace("/w/sysroot", "/home/u/sysroot");
-        let local = Some("/home/u/.cargo/bin:/usr/bin:/bin");
+        let here = "/home/u/.cargo/bin:/usr/bin:/bin";
+        let local = Some(here);
         // rustc's tool directories in front of the action's PATH.
         assert_eq!(
             local_path_var(
@@ -1154,18 +1163,12 @@ mod tests {
             "/home/u/sysroot/lib/rustlib/x/bin:/home/u/sysroot/lib/rustlib/x/bin/self-contained:\
              /home/u/.cargo/bin:/usr/bin:/bin"
         );
-        assert_eq!(
-            local_path_var(crate::key::ACTION_PATH, &map, local),
-            local.unwrap()
-        );
+        assert_eq!(local_path_var(crate::key::ACTION_PATH, &map, local), here);
         // A PATH the run made of its own stays as it was (the judge keys it whole).
         assert_eq!(
             local_path_var("/opt/bin:/usr/bin", &map, local),
             "/opt/bin:/usr/bin"
         );
-        assert_eq!(
-            local_path_var("/usr/bin:/bin", &map, None),
-            "/usr/bin:/bin"
-        );
+        assert_eq!(local_path_var("/usr/bin:/bin", &map, None), "/usr/bin:/bin");
     }
 }

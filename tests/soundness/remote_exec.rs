@@ -49,12 +49,12 @@ fn library_compiles_on_workers_give_plain_cargos_programs() {
         ),
         (
             "a proc-macro's source edited (linked on a worker)",
-            Case::new("basic-workspace", "app")
+            Case::new("macro-io", "app")
                 .mutate(|t| {
                     t.edit(
-                        "macros/src/lib.rs",
-                        "fn answer() -> u32 { 42 }",
-                        "fn answer() -> u32 { 43 }",
+                        "probe/src/lib.rs",
+                        "string(text.trim())",
+                        "string(&text.trim().to_uppercase())",
                     )
                 })
                 .shapes(&[SameTarget, FreshTarget]),
