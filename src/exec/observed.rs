@@ -156,8 +156,9 @@ pub fn confinement(obs: &Observed, agreed: &[&str]) -> Verdict {
 /// sources would be) is no read when `absent_here` says this machine has nothing there
 /// either: the run was then given what it would have found here. (The caller's own
 /// judge of the run records the path as absent, so the key covers it.) A file the run
-/// made itself (its first event a successful write: the C driver's `/tmp/cc*` files)
-/// or a path below a directory it made carries nothing from the worker.
+/// made itself directly in an agreed directory (its first event a successful write:
+/// the C driver's `/tmp/cc*` files), or a path below a directory it made there, carries
+/// nothing from the worker.
 pub fn confinement_where(
     obs: &Observed,
     agreed: &Agreed,
@@ -174,11 +175,16 @@ pub fn confinement_where(
     let mut met: BTreeSet<std::path::PathBuf> = BTreeSet::new();
     let mut made: Vec<std::path::PathBuf> = Vec::new();
     for e in &obs.trace.events {
+        // Only directly in an agreed directory (the temporary directories a link may
+        // use): the observer does not tell a new file from an existing one opened for
+        // writing, and elsewhere the worker's old contents could be read back.
         if matches!(e.op, Op::Write | Op::Mkdir)
             && e.err == 0
             && let Some(p) = lexical(Path::new(&e.path))
             && !met.contains(&p)
             && !made.iter().any(|d| p.starts_with(d))
+            && p.parent()
+                .is_some_and(|d| agreed.dirs.contains(d.to_string_lossy().as_ref()))
         {
             made.push(p);
             continue;
@@ -358,7 +364,7 @@ mod tests {
                 "/lib/x86_64-linux-gnu/libc.so.6",
                 "/usr/bin/cc",
             ],
-            "dirs": ["/usr/lib/gcc/x86_64-linux-gnu/12/", "/lib/x86_64-linux-gnu"],
+            "dirs": ["/usr/lib/gcc/x86_64-linux-gnu/12/", "/lib/x86_64-linux-gnu", "/tmp"],
         });
         parse(&serde_json::to_vec(&v).unwrap()).unwrap()
     }
@@ -419,6 +425,19 @@ mod tests {
         assert!(matches!(
             confinement_where(&obs, &Agreed::of(&obs, true), &|_| false),
             Verdict::Confined { .. }
+        ));
+        // Not for an action that did not ask for the linker, nor outside the agreed
+        // directories (an existing file opened for writing looks the same).
+        assert!(matches!(
+            confinement_where(&obs, &Agreed::of(&obs, false), &|_| false),
+            Verdict::Outside { .. }
+        ));
+        let obs = linker_record(&format!(
+            "{start}10 w 0 /home/w/.cache/x\n10 o 0 /home/w/.cache/x\n"
+        ));
+        assert!(matches!(
+            confinement_where(&obs, &Agreed::of(&obs, true), &|_| false),
+            Verdict::Outside { .. }
         ));
         // One that was there before the run wrote it is.
         let obs = linker_record(&format!(

@@ -407,17 +407,28 @@ fn linker_record(linker: &crate::key::LinkerOffer, log: &str, pid: u32) -> serde
     let (mut f, mut d) = (BTreeSet::new(), BTreeSet::new());
     let trace = crate::observe::Trace::parse(log, pid);
     let mut seen = BTreeSet::new();
-    for e in &trace.events {
-        if !e.path.starts_with('/') || !seen.insert(e.path.as_str()) {
+    // Each path the run met, and the directory it is in (a file the driver made in
+    // `/tmp` is judged by its directory).
+    let met = trace
+        .events
+        .iter()
+        .filter(|e| e.path.starts_with('/'))
+        .flat_map(|e| {
+            let p = Path::new(&e.path);
+            [Some(p), p.parent()].into_iter().flatten()
+        });
+    for p in met {
+        if !seen.insert(p) {
             continue;
         }
-        let Ok(c) = std::fs::canonicalize(&e.path) else {
+        let Ok(c) = std::fs::canonicalize(p) else {
             continue;
         };
+        let name = p.to_string_lossy().into_owned();
         if files.contains(&c) {
-            f.insert(e.path.clone());
+            f.insert(name);
         } else if dirs.contains(&c) {
-            d.insert(e.path.clone());
+            d.insert(name);
         }
     }
     serde_json::json!({ "files": f, "dirs": d })
