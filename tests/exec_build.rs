@@ -172,6 +172,29 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
     assert_eq!(r.0["summary"]["remote_fallbacks"]["read-outside"], 1);
     assert_eq!(r.0["summary"]["remote_fallbacks"]["environment"], 1);
 
+    // A proc-macro that reads PATH while it expands (a worker's is `/usr/bin:/bin`): the
+    // library it expands in compiles here.
+    let ws = s.checkout("basic-workspace", "e/ws");
+    let lib = ws.join("macros/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        text.replace(
+            "\"fn answer() -> u32 { 42 }\".parse().unwrap()",
+            "let n = std::env::var(\"PATH\").map_or(0, |p| p.len().min(1)) + 41;\n    \
+             format!(\"fn answer() -> u32 {{ {n} }}\").parse().unwrap()",
+        ),
+    )
+    .unwrap();
+    let b = xcache_build(&ws, &s.store(), &[], &exec);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    assert!(remote_exec(&r, "macros")["worker"].is_string());
+    let rx = remote_exec(&r, "mid");
+    assert_eq!(rx["fallback"], "environment", "{rx}");
+    assert!(rx["detail"].as_str().unwrap().contains("PATH"), "{rx}");
+
     // A crates.io dependency: rustc runs in its directory inside CARGO_HOME, which the
     // worker has as `cargo-home/`. (Needs crates.io the first time `itoa` is fetched.)
     let ws = s.checkout("registry-dep", "d/ws");

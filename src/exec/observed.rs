@@ -70,7 +70,7 @@ impl Agreed {
 }
 
 /// `p` resolved by name, as a string.
-fn normal(p: &str) -> Option<String> {
+pub fn normal(p: &str) -> Option<String> {
     lexical(Path::new(p)).map(|p| p.to_string_lossy().into_owned())
 }
 

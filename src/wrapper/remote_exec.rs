@@ -743,6 +743,26 @@ async fn finish(
                     ),
                 ));
             }
+            // PATH is the action's (`/usr/bin:/bin`): what the toolchain's code and the
+            // agreed linker's programs found through it is checked against this
+            // machine's PATH (`path_lookup_differs`); any other code that read it (a
+            // proc-macro) saw a value this machine does not have.
+            Op::PathVar
+                if !own(e.caller.as_deref())
+                    && !e
+                        .caller
+                        .as_deref()
+                        .and_then(observed::normal)
+                        .is_some_and(|c| agreed_paths.files.contains(&c)) =>
+            {
+                return Err((
+                    Fallback::Environment,
+                    format!(
+                        "{} read PATH, which a worker has otherwise",
+                        e.caller.as_deref().unwrap_or("a proc-macro")
+                    ),
+                ));
+            }
             Op::Env if !own(e.caller.as_deref()) => {
                 // Withheld and set here, or set by the worker itself (its rustc's path);
                 // `PATH` is no key's business here either (`observed`'s `ignored_env`).
