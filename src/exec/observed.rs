@@ -219,8 +219,10 @@ pub fn confinement_where(
         if agreed.files.contains(name.as_ref()) {
             continue;
         }
-        // Looked at, not listed: whether it is there (the identity's search path).
+        // Looked at and found, not listed: it is there (the identity's search path).
+        // One missing on the worker is judged as any absent path (absent here too).
         if agreed.dirs.contains(name.as_ref())
+            && e.err == 0
             && matches!(e.op, Op::Stat | Op::Readlink | Op::Realpath)
         {
             continue;
@@ -398,14 +400,16 @@ mod tests {
             }
         );
         // Another file under /usr/lib, a search directory listed (its names are not
-        // the identity's), a file below a search directory the identity did not hash:
-        // outside.
+        // the identity's) or missing there, a file below a search directory the
+        // identity did not hash: outside.
         for (line, path) in [
             (
                 "10 o 0 /usr/lib/x86_64-linux-gnu/libz.so.1",
                 "/usr/lib/x86_64-linux-gnu/libz.so.1",
             ),
             ("10 d 0 /lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu"),
+            // A search directory missing on the worker, present here.
+            ("10 s 2 /lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu"),
             (
                 "10 o 0 /usr/lib/gcc/x86_64-linux-gnu/12/collect2",
                 "/usr/lib/gcc/x86_64-linux-gnu/12/collect2",
