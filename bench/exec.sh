@@ -152,7 +152,7 @@ schedulers:
     session-expiry-timer-interval: 1
     max-job-attempts: 3
     property-set: !dynamic-property-set
-      match-property-keys: [OSFamily, ISA, xcache-compiler]
+      match-property-keys: [OSFamily, ISA, xcache-compiler, xcache-linker]
       wildcard-property-keys: []
     assigners:
       - !priority-age-assigner

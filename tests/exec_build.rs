@@ -1,5 +1,5 @@
-//! `cargo xcache build` with `XCACHE_EXECUTOR`: library compiles that miss the cache
-//! run on workers of a real farm on 127.0.0.1 (PostgreSQL, BuildGrid's Execution and
+//! `cargo xcache build` with `XCACHE_EXECUTOR`: library and proc-macro compiles that
+//! miss the cache run on workers of a real farm on 127.0.0.1 (PostgreSQL, BuildGrid's Execution and
 //! Bots services, `cargo xcache worker`), and anything that keeps a remote result from
 //! standing for a local compile compiles here. Outcomes are read from the report's
 //! `remote_exec` records, programs compared with what plain cargo's print, artifacts
@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 use common::exec_servers::{Worker, buildgrid_exec, exec_uri, postgres};
 use common::{Report, Scratch, basic, xcache_build};
 
-/// The library units of `basic-workspace`: what may run remotely.
+/// The library units of `basic-workspace`.
 const LIBS: &[&str] = &["generated", "mid", "util"];
+
+/// What of `basic-workspace` may run remotely: its libraries and its proc-macro.
+const SENT: &[&str] = &["generated", "macros", "mid", "util"];
 
 /// A remote compile may wait this long (queue included): generous, for 2 busy cores.
 const EXEC_TIMEOUT: (&str, &str) = ("XCACHE_EXECUTOR_TIMEOUT", "5m");
@@ -23,7 +26,7 @@ fn remote_exec(r: &Report, crate_name: &str) -> serde_json::Value {
     r.unit(crate_name)["remote_exec"].clone()
 }
 
-/// The `lib<crate>-<hash>.{rlib,rmeta}` files of `crate_name` in `target/debug/deps`.
+/// The `lib<crate>-<hash>.{rlib,rmeta,so}` files of `crate_name` in `target/debug/deps`.
 fn artifacts(ws: &Path, crate_name: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(ws.join("target/debug/deps"))
         .unwrap()
@@ -32,7 +35,7 @@ fn artifacts(ws: &Path, crate_name: &str) -> Vec<PathBuf> {
         .filter(|p| {
             let n = p.file_name().unwrap().to_string_lossy().into_owned();
             n.starts_with(&format!("lib{crate_name}-"))
-                && (n.ends_with(".rlib") || n.ends_with(".rmeta"))
+                && (n.ends_with(".rlib") || n.ends_with(".rmeta") || n.ends_with(".so"))
         })
         .collect();
     v.sort();
@@ -58,14 +61,14 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
         )
     };
 
-    // Every library on a worker; the proc-macro, the build script and its run, the
-    // binary here.
+    // Every library and the proc-macro (linked by the worker's `cc`, the same as this
+    // machine's) on a worker; the build script and its run, the binary here.
     let ws = s.checkout("basic-workspace", "a/ws");
     let b = xcache_build(&ws, &s.store(), &[], &exec);
     b.assert_success();
     assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
     let r = Report::read(&ws.join("target"));
-    for lib in LIBS {
+    for lib in SENT {
         let rx = remote_exec(&r, lib);
         assert!(
             rx["worker"] == "w1" || rx["worker"] == "w2",
@@ -76,10 +79,10 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
         assert!(rx["fallback"].is_null(), "{lib}: {rx}");
         assert_eq!(r.unit(lib)["outcome"], "miss", "{lib}");
     }
-    for local in ["macros", "app", "build_script_build"] {
+    for local in ["app", "build_script_build"] {
         assert!(remote_exec(&r, local).is_null(), "{local}");
     }
-    assert_eq!(r.summary("remote_compiled"), LIBS.len() as u64);
+    assert_eq!(r.summary("remote_compiled"), SENT.len() as u64);
     assert!(r.warning_codes().is_empty(), "{:?}", r.warning_codes());
     // Outputs and inputs stream: a wrapper that sent its compile stays small.
     let rss = r.summary("wrapper_peak_rss_kb");
@@ -90,7 +93,7 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
         .unwrap();
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(
-        shown.contains("remote execution: 3 compiled on workers, 0 here instead"),
+        shown.contains("remote execution: 4 compiled on workers, 0 here instead"),
         "{shown}"
     );
 
@@ -101,14 +104,15 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
     let local = xcache_build(&here, &s.path("store-b"), &[], &[]);
     local.assert_success();
     // What a worker's compile read, judged, is what a compile here read: the same
-    // entry key.
+    // entry key (for the proc-macro, its link's inputs included).
     let rl = Report::read(&here.join("target"));
-    for lib in LIBS {
+    for lib in SENT {
         assert_eq!(r.unit(lib)["key"], rl.unit(lib)["key"], "{lib}");
     }
-    for lib in LIBS {
+    for lib in SENT {
         let (remote, local) = (artifacts(&ws, lib), artifacts(&here, lib));
-        assert_eq!(remote.len(), 2, "{lib}: {remote:?}");
+        let want = if *lib == "macros" { 1 } else { 2 };
+        assert_eq!(remote.len(), want, "{lib}: {remote:?}");
         for (a, b) in remote.iter().zip(&local) {
             assert_eq!(a.file_name(), b.file_name());
             assert!(
@@ -126,7 +130,7 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
     assert_eq!(again.run("app"), basic::EXPECTED_OUTPUT);
     let r = Report::read(&ws.join("target"));
     assert_eq!(r.summary("remote_compiled"), 0);
-    for lib in LIBS {
+    for lib in SENT {
         assert_eq!(r.unit(lib)["outcome"], "hit", "{lib}");
         assert!(remote_exec(&r, lib).is_null(), "{lib}");
     }
@@ -167,6 +171,29 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
     assert_eq!(r.summary("remote_compiled"), 0);
     assert_eq!(r.0["summary"]["remote_fallbacks"]["read-outside"], 1);
     assert_eq!(r.0["summary"]["remote_fallbacks"]["environment"], 1);
+
+    // A proc-macro that reads PATH while it expands (a worker's is `/usr/bin:/bin`): the
+    // library it expands in compiles here.
+    let ws = s.checkout("basic-workspace", "e/ws");
+    let lib = ws.join("macros/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        text.replace(
+            "\"fn answer() -> u32 { 42 }\".parse().unwrap()",
+            "let n = std::env::var(\"PATH\").map_or(0, |p| p.len().min(1)) + 41;\n    \
+             format!(\"fn answer() -> u32 {{ {n} }}\").parse().unwrap()",
+        ),
+    )
+    .unwrap();
+    let b = xcache_build(&ws, &s.store(), &[], &exec);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    assert!(remote_exec(&r, "macros")["worker"].is_string());
+    let rx = remote_exec(&r, "mid");
+    assert_eq!(rx["fallback"], "environment", "{rx}");
+    assert!(rx["detail"].as_str().unwrap().contains("PATH"), "{rx}");
 
     // A crates.io dependency: rustc runs in its directory inside CARGO_HOME, which the
     // worker has as `cargo-home/`. (Needs crates.io the first time `itoa` is fetched.)
@@ -244,7 +271,7 @@ fn a_free_local_slot_keeps_a_compile_here_and_a_taken_one_sends_it() {
     b.assert_success();
     assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
     let r = Report::read(&ws.join("target"));
-    for lib in LIBS {
+    for lib in SENT {
         let rx = remote_exec(&r, lib);
         assert_eq!(rx["fallback"], "local-slot", "{lib}: {rx}");
         assert!(rx["worker"].is_null(), "{lib}: {rx}");
@@ -262,13 +289,76 @@ fn a_free_local_slot_keeps_a_compile_here_and_a_taken_one_sends_it() {
     b.assert_success();
     assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
     let r = Report::read(&ws.join("target"));
-    for lib in LIBS {
+    for lib in SENT {
         let rx = remote_exec(&r, lib);
         assert_eq!(rx["worker"], "w1", "{lib}: {rx}\n{}", w1.log_text());
         assert!(rx["fallback"].is_null(), "{lib}: {rx}");
     }
-    assert_eq!(r.summary("remote_compiled"), LIBS.len() as u64);
+    assert_eq!(r.summary("remote_compiled"), SENT.len() as u64);
     drop(held);
+}
+
+/// A worker whose linker is not this machine's (here: started with a `LIBRARY_PATH`,
+/// which the driver reads, so its linker identity differs) is never given the
+/// proc-macro: the action waits for a worker that offers this machine's linker until
+/// the deadline, then compiles here; the libraries are its. A proc-macro whose link a
+/// `-C link-arg` changes is not sent at all (`linker`).
+#[test]
+fn a_proc_macro_is_not_given_to_a_worker_with_another_linker() {
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let wdir = tempfile::tempdir().unwrap();
+    let w1 = Worker::start_with_env(
+        &bgd,
+        "w1",
+        wdir.path(),
+        &[],
+        &[("LIBRARY_PATH", "/nonexistent/xcache-other-libs")],
+    );
+    let uri = exec_uri(&bgd);
+    let s = Scratch::new();
+    let exec = [
+        ("XCACHE_EXECUTOR", uri.as_str()),
+        // Long enough for a library on a busy 2-core machine, short for the wait.
+        ("XCACHE_EXECUTOR_TIMEOUT", "90s"),
+    ];
+    let ws = s.checkout("basic-workspace", "a/ws");
+    let b = xcache_build(&ws, &s.store(), &[], &exec);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    let rx = remote_exec(&r, "macros");
+    assert!(rx["worker"].is_null(), "{rx}\n{}", w1.log_text());
+    assert_eq!(rx["fallback"], "executor-unavailable", "{rx}");
+    assert_eq!(r.unit("macros")["outcome"], "miss");
+    // The libraries that did not wait behind the proc-macro ran on the worker.
+    assert_eq!(remote_exec(&r, "util")["worker"], "w1", "{}", w1.log_text());
+    // Compiled here, it is what a build without workers makes.
+    let here = s.checkout("basic-workspace", "b/ws");
+    let local = xcache_build(&here, &s.path("store-b"), &[], &[]);
+    local.assert_success();
+    let rl = Report::read(&here.join("target"));
+    assert_eq!(r.unit("macros")["key"], rl.unit("macros")["key"]);
+
+    // A link argument of its own: not sent, said so.
+    let ws = s.checkout("basic-workspace", "c/ws");
+    let b = xcache_build(
+        &ws,
+        &s.path("store-c"),
+        &[],
+        &[
+            ("XCACHE_EXECUTOR", uri.as_str()),
+            EXEC_TIMEOUT,
+            ("RUSTFLAGS", "-C link-arg=-Wl,-O1"),
+        ],
+    );
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    let rx = remote_exec(&r, "macros");
+    assert_eq!(rx["fallback"], "linker", "{rx}");
+    assert!(rx["detail"].as_str().unwrap().contains("link-arg"), "{rx}");
+    drop(w1);
 }
 
 #[test]

@@ -48,6 +48,12 @@ pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
             crate::worker::COMPILER_PROPERTY.to_string(),
             t.identity.clone(),
         ));
+        if let Some(l) = &t.linker {
+            properties.push((
+                crate::worker::LINKER_PROPERTY.to_string(),
+                l.id.key.to_hex(),
+            ));
+        }
     }
     let name = args.name.unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -112,6 +118,7 @@ fn toolchain(
     };
     match crate::key::compiler_id(&rustc, None, None, path) {
         Ok(id) => Ok(Some(Toolchain {
+            linker: linker(&id, env),
             rustc,
             sysroot: id.sysroot,
             identity: id.key.to_hex(),
@@ -127,6 +134,38 @@ fn toolchain(
                 server.display()
             );
             Ok(None)
+        }
+    }
+}
+
+/// The linker this worker's rustc links with for its host: `cc` on the PATH actions run
+/// with ([`crate::key::ACTION_PATH`]), identified as a client identifies its own, with
+/// the driver's variables (`LIBRARY_PATH`, …) as this worker has them. A client whose
+/// identity differs (another `cc`, another libc, another `LIBRARY_PATH`) asks for
+/// another value, so the server never gives this worker its links. `None`: no `cc`
+/// that could be identified; the worker serves no links.
+fn linker(compiler: &crate::key::CompilerId, env: &Env) -> Option<crate::key::LinkerOffer> {
+    let host = compiler.host()?;
+    let path = std::ffi::OsString::from(crate::key::ACTION_PATH);
+    let offer = crate::key::linker_offer(&crate::key::LinkerRequest {
+        program: "cc",
+        cwd: std::path::Path::new("/"),
+        sysroot: &compiler.sysroot,
+        host,
+        target: host,
+        fuse_ld: &[],
+        path_var: Some(&path),
+        vars: env.all(),
+    });
+    match offer {
+        Ok(o) => Some(o),
+        Err(e) => {
+            eprintln!(
+                "cargo-xcache worker: no linker identity for cc on {} ({}); serving no links",
+                crate::key::ACTION_PATH,
+                e.code()
+            );
+            None
         }
     }
 }

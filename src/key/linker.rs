@@ -8,6 +8,8 @@
 //! - each `ld` it may drive (`-print-prog-name=ld`, `ld.lld` and every `-fuse-ld=` the
 //!   unit asks for): digest and `--version`, or its absence;
 //! - the C runtime and libc files `-print-file-name` finds ([`RUNTIME_FILES`]);
+//! - the driver's own programs a link runs or looks for (`collect2`, `lto-wrapper`, `nm`,
+//!   `strip`: [`DRIVER_PROGRAMS`]);
 //! - the driver's library search path (`-print-search-dirs`), which decides where `-l`
 //!   libraries are found;
 //! - rustc's own self-contained linker (`rust-lld` and the `gcc-ld` shims it reaches
@@ -65,7 +67,18 @@ pub const RUNTIME_FILES: &[&str] = &[
     "librt.a",
     "libutil.so.1",
     "libutil.a",
+    // Named by the libc and libm linker scripts (`AS_NEEDED`): the link reads them.
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+    "libmvec.so.1",
+    // The driver's LTO plugin, which it hands the linker (`-plugin`).
+    "liblto_plugin.so",
 ];
+
+/// Programs of the driver's own that a link runs or looks for besides the `ld`s
+/// (`-print-prog-name=NAME`, then PATH): gcc runs `collect2`, which looks for
+/// `lto-wrapper`, `nm` and `strip`. Each is hashed, or recorded as absent.
+pub const DRIVER_PROGRAMS: &[&str] = &["collect2", "lto-wrapper", "nm", "strip"];
 
 /// Variables the C compiler driver and `ld` read that change what they link.
 const DRIVER_VARS: &[&str] = &[
@@ -118,6 +131,10 @@ pub fn probe_flags(target: &str) -> Vec<String> {
     };
     vec![flag.to_string()]
 }
+
+/// The memo's `format_version`. 2: the identity covers [`DRIVER_PROGRAMS`] and more
+/// [`RUNTIME_FILES`] (a memo of 1 holds an identity computed without them).
+const MEMO_FORMAT: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Memo {
@@ -187,6 +204,93 @@ fn find_program(name: &str, cwd: &Path, path: &OsStr) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The PATH a remote link runs with: the worker's system's (`wrapper::remote_exec`
+/// gives every action this PATH). A worker identifies its linker on it, and a client
+/// asks a worker for a link only when its own linker identity is the same on it.
+pub const ACTION_PATH: &str = "/usr/bin:/bin";
+
+/// What a worker vouches for when it offers a linker identity: the identity, and the
+/// files it hashed (the driver, the `ld`s it drives, the C runtime files it found,
+/// rustc's own linker and shims), as absolute paths on the worker. The client takes a
+/// link's reads of exactly these files as the agreed linker's
+/// (`exec::observed::Agreed`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkerOffer {
+    pub id: LinkerId,
+    /// The files the identity hashed.
+    pub files: Vec<PathBuf>,
+    /// The directories the driver searches (its library and program search paths) and
+    /// those holding the files above: a link stats them to find its files, and the
+    /// identity holds the search path.
+    pub dirs: Vec<PathBuf>,
+    /// The size and modification time of every file hashed and directory searched, as
+    /// when identified.
+    stamps: Vec<Stamp>,
+}
+
+impl LinkerOffer {
+    /// Whether every file the identity hashed, and every directory the driver searches,
+    /// is as it was when identified: a `cc` or libc upgraded under a running worker
+    /// makes it vouch for nothing (its links then compile at the client).
+    pub fn unchanged(&self) -> bool {
+        self.stamps.iter().all(|s| stamp_or_absent(&s.path) == *s)
+    }
+}
+
+/// Identifies the linker `req` describes afresh (no memo), with the files the identity
+/// hashed: what a worker offers.
+pub fn linker_offer(req: &LinkerRequest<'_>) -> Result<LinkerOffer, Uncacheable> {
+    let path = linker_path(req);
+    let driver = find_program(req.program, req.cwd, &path).ok_or(Uncacheable::UnknownLinker)?;
+    let driver = fs::canonicalize(&driver).unwrap_or(driver);
+    let (id, hashed, stamped) = probe(req, &driver, &path, &driver_env(req))?;
+    let files: Vec<PathBuf> = hashed.into_iter().map(|s| s.path).collect();
+    let mut dirs: Vec<PathBuf> = stamped
+        .iter()
+        .map(|s| s.path.clone())
+        .filter(|p| !files.contains(p))
+        .collect();
+    // The driver's program search path (where it finds `collect2`, `lto-wrapper`).
+    let text = Command::new(&driver)
+        .args(probe_flags(req.target))
+        .arg("-print-search-dirs")
+        .env("PATH", &path)
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|_| Uncacheable::UnknownLinker)?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    if let Some(programs) = text.lines().find_map(|l| l.strip_prefix("programs: ")) {
+        dirs.extend(
+            programs
+                .trim_start_matches('=')
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
+        );
+    }
+    // Where the driver makes its temporary files (libiberty's `choose_tmpdir` looks at
+    // each until one is a writable directory): it only writes there, and what it reads
+    // back it made itself, which the judge does not count as a read.
+    dirs.extend(["/tmp", "/var/tmp", "/usr/tmp"].map(PathBuf::from));
+    dirs.sort();
+    dirs.dedup();
+    Ok(LinkerOffer {
+        id,
+        files,
+        dirs,
+        stamps: stamped,
+    })
+}
+
+/// `NAME=value` for each of [`DRIVER_VARS`] (empty when unset), as the identity holds
+/// them.
+fn driver_env(req: &LinkerRequest<'_>) -> Vec<String> {
+    DRIVER_VARS
+        .iter()
+        .map(|v| format!("{v}={}", req.vars.get(*v).map(String::as_str).unwrap_or("")))
+        .collect()
+}
+
 /// Computes (or reads back) the identity of the linker `req` describes. `memo_dir` is
 /// where identities are remembered (inside the store).
 pub fn linker_id(
@@ -197,10 +301,7 @@ pub fn linker_id(
     let driver = find_program(req.program, req.cwd, &path).ok_or(Uncacheable::UnknownLinker)?;
     let driver = fs::canonicalize(&driver).unwrap_or(driver);
     let driver_stamp = stamp(&driver).ok_or(Uncacheable::UnknownLinker)?;
-    let env: Vec<String> = DRIVER_VARS
-        .iter()
-        .map(|v| format!("{v}={}", req.vars.get(*v).map(String::as_str).unwrap_or("")))
-        .collect();
+    let env = driver_env(req);
     let memo_key = KeyHasher::new("linker-memo")
         .str("program", req.program)
         .str("driver", &driver.to_string_lossy())
@@ -227,15 +328,15 @@ pub fn linker_id(
     if let Some(p) = &memo_path
         && let Ok(text) = fs::read(p)
         && let Ok(memo) = serde_json::from_slice::<Memo>(&text)
-        && memo.format_version == 1
+        && memo.format_version == MEMO_FORMAT
         && memo.files.iter().all(|s| stamp_or_absent(&s.path) == *s)
     {
         return Ok(memo.id);
     }
-    let (id, files) = probe(req, &driver, &path, &env)?;
+    let (id, _, files) = probe(req, &driver, &path, &env)?;
     if let Some(p) = memo_path {
         let memo = Memo {
-            format_version: 1,
+            format_version: MEMO_FORMAT,
             id: id.clone(),
             files,
         };
@@ -246,13 +347,14 @@ pub fn linker_id(
     Ok(id)
 }
 
-/// Runs the probes and hashes what they name.
+/// Runs the probes and hashes what they name: the identity, the files it hashed, and
+/// those with the directories whose changes may change a probe's answer (the memo's).
 fn probe(
     req: &LinkerRequest<'_>,
     driver: &Path,
     path: &OsStr,
     env: &[String],
-) -> Result<(LinkerId, Vec<Stamp>), Uncacheable> {
+) -> Result<(LinkerId, Vec<Stamp>, Vec<Stamp>), Uncacheable> {
     let flags = probe_flags(req.target);
     let run = |program: &Path, args: &[&str]| -> Result<String, Uncacheable> {
         let out = Command::new(program)
@@ -322,6 +424,18 @@ fn probe(
     }
     h.list("ld", lds.iter().map(String::as_str));
 
+    let mut programs = Vec::new();
+    for name in DRIVER_PROGRAMS {
+        let given = run_driver(&format!("-print-prog-name={name}"))?;
+        let found =
+            find_program(given.trim(), req.cwd, path).map(|p| fs::canonicalize(&p).unwrap_or(p));
+        match found {
+            Some(p) => programs.push(format!("{name}={}", digest(&p, &mut files)?)),
+            None => programs.push(format!("{name}=absent")),
+        }
+    }
+    h.list("programs", programs.iter().map(String::as_str));
+
     let dirs_text = run_driver("-print-search-dirs")?;
     let libraries = dirs_text
         .lines()
@@ -378,6 +492,7 @@ fn probe(
     );
     dirs.sort();
     dirs.dedup();
+    let hashed = files.clone();
     files.extend(dirs.iter().map(|d| stamp_or_absent(d)));
 
     Ok((
@@ -387,6 +502,7 @@ fn probe(
             ld_names,
             search_dirs,
         },
+        hashed,
         files,
     ))
 }
@@ -492,8 +608,15 @@ mod tests {
         assert!(!a.search_dirs.is_empty());
         assert_eq!(fs::read_dir(&memo).unwrap().count(), 1);
         assert_eq!(linker_id(&req, Some(&memo)).unwrap(), a);
-        // Another program at the same path is another linker.
+        // What a worker offers: the same identity, the driver among the files it hashed.
+        let offer = linker_offer(&req).unwrap();
+        assert_eq!(offer.id, a);
+        assert!(offer.files.contains(&driver), "{:?}", offer.files);
+        assert!(offer.unchanged());
+        // Another program at the same path is another linker, and the offer made before
+        // vouches for nothing.
         write_driver("two, longer");
+        assert!(!offer.unchanged());
         let b = linker_id(&req, Some(&memo)).unwrap();
         assert_ne!(a.key, b.key);
         // Programs that are not C compiler drivers are not guessed at.

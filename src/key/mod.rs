@@ -57,7 +57,10 @@ pub use link_inputs::{
     LibSearch, LinkContext, LinkInput, LinkLine, arg_files, describe_inputs, link_input_identity,
     link_inputs, parse_link_line,
 };
-pub use linker::{LinkerId, LinkerRequest, RUNTIME_FILES, link_key, linker_id, probe_flags};
+pub use linker::{
+    ACTION_PATH, LinkerId, LinkerOffer, LinkerRequest, RUNTIME_FILES, link_key, linker_id,
+    linker_offer, probe_flags,
+};
 pub use path_map::{PathMap, Root, RootKind, run_root};
 pub(crate) use path_map::{path_char, replace_root};
 pub use predict::{UnitIdentity, prediction_key, seed_key};

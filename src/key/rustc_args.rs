@@ -591,6 +591,45 @@ impl RustcInvocation {
         out
     }
 
+    /// The first option that chooses how the unit links beyond what a linker identity
+    /// of `cc` covers: `-C linker=`, `-C link-arg(s)=` (a `-fuse-ld=` among them),
+    /// `-C linker-flavor=`, `-C linker-features=`, `-C link-self-contained=`, and any
+    /// `-Z` option about linking. `None`: the link is rustc's default through `cc`.
+    pub fn link_option_beyond_cc(&self) -> Option<String> {
+        let mut args = self.args.iter();
+        while let Some(a) = args.next() {
+            let (flag, value) = if a == "-C" || a == "--codegen" || a == "-Z" {
+                (a.as_str(), args.next().map(String::as_str))
+            } else if let Some(v) = a.strip_prefix("--codegen=") {
+                ("-C", Some(v))
+            } else if let Some(v) = a.strip_prefix("-C") {
+                ("-C", Some(v))
+            } else if let Some(v) = a.strip_prefix("-Z") {
+                ("-Z", Some(v))
+            } else {
+                continue;
+            };
+            let Some(value) = value else { continue };
+            let opt = value.split_once('=').map_or(value, |(o, _)| o);
+            let beyond = match flag {
+                "-Z" => opt.contains("link"),
+                _ => matches!(
+                    opt,
+                    "linker"
+                        | "link-arg"
+                        | "link-args"
+                        | "linker-flavor"
+                        | "linker-features"
+                        | "link-self-contained"
+                ),
+            };
+            if beyond {
+                return Some(format!("{flag} {value}"));
+            }
+        }
+        None
+    }
+
     /// True when a `-C target-cpu=native` asks for the host's CPU (the last
     /// `target-cpu` wins, as in rustc).
     pub fn targets_native_cpu(&self) -> bool {
@@ -852,5 +891,39 @@ mod tests {
         assert_eq!(plain.link_libs[0].kind, "dylib");
         assert_eq!(plain.link_libs[0].name, "z");
         assert_eq!(plain.link_args, ["-Wl,-O1"]);
+    }
+
+    #[test]
+    fn link_options_beyond_cc_are_named() {
+        assert_eq!(parse(LIB).link_option_beyond_cc(), None);
+        // Options that do not choose the link.
+        assert_eq!(
+            parse(&format!(
+                "{LIB} -C opt-level=3 -C link-dead-code -Z unstable-options"
+            ))
+            .link_option_beyond_cc(),
+            None
+        );
+        for (extra, named) in [
+            ("-C linker=clang", "-C linker=clang"),
+            ("-Clink-arg=-fuse-ld=mold", "-C link-arg=-fuse-ld=mold"),
+            ("-C link-args=-Wl,-O1", "-C link-args=-Wl,-O1"),
+            (
+                "-Clink-self-contained=+linker",
+                "-C link-self-contained=+linker",
+            ),
+            (
+                "--codegen=linker-flavor=gnu-lld-cc",
+                "-C linker-flavor=gnu-lld-cc",
+            ),
+            ("-Z linker-features=-lld", "-Z linker-features=-lld"),
+            ("-Zpre-link-arg=x.o", "-Z pre-link-arg=x.o"),
+        ] {
+            assert_eq!(
+                parse(&format!("{LIB} {extra}")).link_option_beyond_cc(),
+                Some(named.to_string()),
+                "{extra}"
+            );
+        }
     }
 }

@@ -27,13 +27,22 @@ use crate::store::reapi::{Reapi, Source};
 /// takes as "not observed": a local compile.
 pub const OBSERVED: &str = "xcache-observed.json";
 
-/// The `format_version` of [`OBSERVED`].
-pub const OBSERVED_FORMAT: u32 = 1;
+/// The `format_version` of [`OBSERVED`]. 2: the record states the files and
+/// directories the worker's linker identity covers (`linker`). A client of format 1
+/// reads a record of 2 as unusable (a local compile), and a worker of 1 sends records
+/// this client refuses: both sides of a farm move together, never to a wrong build.
+pub const OBSERVED_FORMAT: u32 = 2;
 
 /// The platform property that names the compiler a worker has: its identity
 /// (`crate::key::compiler_id`), the same on the client and the worker when both have
 /// the same toolchain. A compile asks for it; a worker offers it (`--rustc`).
 pub const COMPILER_PROPERTY: &str = "xcache-compiler";
+
+/// The platform property that names the linker a worker has: its linker identity
+/// (`crate::key::linker_id` for `cc` on [`crate::key::ACTION_PATH`], as the keys use
+/// it). A proc-macro compile, which links, asks for it; a worker offers it when its
+/// `cc` could be identified.
+pub const LINKER_PROPERTY: &str = "xcache-linker";
 
 /// The variable through which the worker gives an action the path of its rustc (set
 /// by the worker over anything the action names).
@@ -49,6 +58,10 @@ pub struct Toolchain {
     pub sysroot: PathBuf,
     /// The compiler identity, hex: the value of [`COMPILER_PROPERTY`].
     pub identity: String,
+    /// The linker the worker's rustc links with (`cc` on [`crate::key::ACTION_PATH`]),
+    /// when it could be identified: offered as [`LINKER_PROPERTY`], and the paths it
+    /// covers stated in the observation record.
+    pub linker: Option<crate::key::LinkerOffer>,
 }
 
 /// How long an action may run when it names no timeout.
@@ -372,9 +385,53 @@ fn observed_record(
         "input_root": root.to_string_lossy(),
         "working_directory": wd.to_string_lossy(),
         "sysroot": toolchain.map(|t| t.sysroot.to_string_lossy()),
+        // A linker changed since the worker identified it vouches for nothing.
+        "linker": toolchain
+            .and_then(|t| t.linker.as_ref())
+            .filter(|l| l.unchanged())
+            .map(|l| linker_record(l, &log, pid)),
         "log": log,
     });
     serde_json::to_vec(&record).ok()
+}
+
+/// The paths of this run that reached the files and directories the worker's linker
+/// identity covers, each by any name (`/lib/x86_64-linux-gnu/libc.so.6` reaches the
+/// `libc.so.6` the identity hashed under `/usr/lib`): the worker resolves its own names,
+/// the client takes exactly these as the agreed linker's (`exec::observed::Agreed`).
+fn linker_record(linker: &crate::key::LinkerOffer, log: &str, pid: u32) -> serde_json::Value {
+    use std::collections::BTreeSet;
+    let canonical = |p: &PathBuf| std::fs::canonicalize(p).ok();
+    let files: BTreeSet<PathBuf> = linker.files.iter().filter_map(canonical).collect();
+    let dirs: BTreeSet<PathBuf> = linker.dirs.iter().filter_map(canonical).collect();
+    let (mut f, mut d) = (BTreeSet::new(), BTreeSet::new());
+    let trace = crate::observe::Trace::parse(log, pid);
+    let mut seen = BTreeSet::new();
+    // Each path the run met, and the directory it is in (a file the driver made in
+    // `/tmp` is judged by its directory).
+    let met = trace
+        .events
+        .iter()
+        .filter(|e| e.path.starts_with('/'))
+        .flat_map(|e| {
+            let p = Path::new(&e.path);
+            [Some(p), p.parent()].into_iter().flatten()
+        });
+    for p in met {
+        if !seen.insert(p) {
+            continue;
+        }
+        let Ok(c) = std::fs::canonicalize(p) else {
+            continue;
+        };
+        let name = p.to_string_lossy().into_owned();
+        if files.contains(&c) {
+            f.insert(name);
+        } else if dirs.contains(&c) {
+            d.insert(name);
+        }
+    }
+    serde_json::json!({ "files": f, "dirs": d })
 }
 
 /// Whether any entry under `dir` is a symbolic link (or cannot be read).

@@ -10,5 +10,7 @@ pub mod action;
 mod proto;
 mod session;
 
-pub use action::{COMPILER_PROPERTY, OBSERVED, OBSERVED_FORMAT, RUSTC_VAR, Toolchain};
+pub use action::{
+    COMPILER_PROPERTY, LINKER_PROPERTY, OBSERVED, OBSERVED_FORMAT, RUSTC_VAR, Toolchain,
+};
 pub use session::{WorkerSpec, serve};

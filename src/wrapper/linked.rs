@@ -30,6 +30,9 @@ pub struct LinkPlan {
     pub key: Key,
     /// Where rustc prints the linker command line.
     args_file: PathBuf,
+    /// With an executor, for a proc-macro: the linker identity a worker must offer to
+    /// link it (hex), or why none can vouch for this link.
+    pub for_workers: Option<Result<String, String>>,
 }
 
 impl LinkPlan {
@@ -77,6 +80,9 @@ impl LinkPlan {
             .cwd
             .join(inv.out_dir.as_ref().ok_or(Uncacheable::UnknownFlag)?);
         let args_file = out_dir.join(format!("{}.xcache-link-args", inv.stem()));
+        let for_workers = (cfg.executor.is_some()
+            && inv.kind() == crate::key::CrateKind::ProcMacro)
+            .then(|| for_workers(inv, cfg, &linker, &sysroot, host, &target, memo_dir));
         Ok(LinkPlan {
             linker,
             program,
@@ -84,7 +90,13 @@ impl LinkPlan {
             sysroot,
             key,
             args_file,
+            for_workers,
         })
+    }
+
+    /// The file rustc prints the linker command line to.
+    pub fn args_file(&self) -> &Path {
+        &self.args_file
     }
 
     /// The linker this plan identified, for seeding.
@@ -167,6 +179,55 @@ impl LinkPlan {
         }
         crate::key::describe_inputs(&inputs, pm)
     }
+}
+
+/// The linker identity a worker must offer to link `inv` (hex): the unit's own, which
+/// must be the same for `cc` on the PATH an action runs with
+/// ([`crate::key::ACTION_PATH`]; the worker identifies its `cc` there). `Err` says why
+/// no worker can vouch for this link.
+fn for_workers(
+    inv: &RustcInvocation,
+    cfg: &WrapperConfig,
+    linker: &LinkerId,
+    sysroot: &Path,
+    host: &str,
+    target: &str,
+    memo_dir: Option<&Path>,
+) -> Result<String, String> {
+    if let Some(opt) = inv.link_option_beyond_cc() {
+        return Err(format!("{opt} chooses the link"));
+    }
+    if target != host {
+        return Err(format!("a link for {target} on a {host} host"));
+    }
+    let path = std::ffi::OsString::from(crate::key::ACTION_PATH);
+    let there = linker_id(
+        &LinkerRequest {
+            program: "cc",
+            cwd: &cfg.cwd,
+            sysroot,
+            host,
+            target,
+            fuse_ld: &[],
+            path_var: Some(&path),
+            vars: cfg.env.all(),
+        },
+        memo_dir,
+    )
+    .map_err(|e| {
+        format!(
+            "cc on {} cannot be identified ({})",
+            crate::key::ACTION_PATH,
+            e.code()
+        )
+    })?;
+    if there.key != linker.key {
+        return Err(format!(
+            "cc on this machine's PATH is not the cc on {}",
+            crate::key::ACTION_PATH
+        ));
+    }
+    Ok(linker.key.to_hex())
 }
 
 /// `<sysroot>/lib/rustlib/<target>/lib`: the standard library the compiler identity

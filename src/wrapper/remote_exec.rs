@@ -1,5 +1,10 @@
-//! A library compile sent to the Execution service `XCACHE_EXECUTOR` names, instead of
-//! run here. Main function: [`attempt`].
+//! A library or proc-macro compile sent to the Execution service `XCACHE_EXECUTOR`
+//! names, instead of run here. Main function: [`attempt`].
+//!
+//! A proc-macro links: its action also asks for the worker's linker identity
+//! ([`crate::worker::LINKER_PROPERTY`]), the files that identity covers are agreed
+//! (`observed::Agreed`), and the linker command line rustc prints comes back as an
+//! output, read as this machine's, for the link inputs of the key.
 //!
 //! The attempt gives back what a local run gives (`Ran`: exit code, messages, the
 //! observer's record) with the outputs in their local places, so the rest of the unit's
@@ -60,6 +65,10 @@ pub enum Fallback {
     Environment,
     /// Not sent: a local slot was free (`XCACHE_EXECUTOR_LOCAL`), so it compiled here.
     LocalSlot,
+    /// A link (a proc-macro's) that no worker's linker identity can vouch for: a
+    /// `-C linker=`, link arguments, a linker flavour or self-contained mode chosen, or
+    /// this machine's `cc` on its PATH not the one on the PATH an action runs with.
+    Linker,
 }
 
 impl Fallback {
@@ -74,6 +83,7 @@ impl Fallback {
             Fallback::Outputs => "outputs",
             Fallback::Environment => "environment",
             Fallback::LocalSlot => "local-slot",
+            Fallback::Linker => "linker",
         }
     }
 }
@@ -93,6 +103,10 @@ pub(super) struct Job<'a> {
     pub args: &'a [String],
     /// Makes the local compiler's command (for the expansion check).
     pub command: &'a dyn Fn() -> Command,
+    /// For a compile that links (a proc-macro): the linker identity it asks a worker
+    /// for (hex), and the file rustc prints the linker's command line to
+    /// (`--print=link-args=`, among `args`), fetched back as an output.
+    pub link: Option<(String, PathBuf)>,
 }
 
 /// A remote compile that stands for a local one.
@@ -376,7 +390,7 @@ fn request(cx: &Cx, job: &Job<'_>, roots: &Roots) -> Result<ExecRequest, String>
     }
     outputs.push(crate::worker::OBSERVED.to_string());
 
-    let platform = BTreeMap::from([
+    let mut platform = BTreeMap::from([
         ("OSFamily".to_string(), std::env::consts::OS.to_string()),
         ("ISA".to_string(), std::env::consts::ARCH.replace('_', "-")),
         (
@@ -384,6 +398,15 @@ fn request(cx: &Cx, job: &Job<'_>, roots: &Roots) -> Result<ExecRequest, String>
             job.compiler.key.to_hex(),
         ),
     ]);
+    if let Some((linker, args_file)) = &job.link {
+        platform.insert(crate::worker::LINKER_PROPERTY.to_string(), linker.clone());
+        outputs.push(roots.rel(args_file).ok_or_else(|| {
+            format!(
+                "the link's command line {} is under no root",
+                args_file.display()
+            )
+        })?);
+    }
     Ok(ExecRequest {
         arguments: vec!["/bin/sh".into(), "-c".into(), script],
         env,
@@ -672,9 +695,13 @@ async fn finish(
         .map_err(|e| (Fallback::Outputs, said(&e)))?
         .ok_or((Fallback::Outputs, "the record's blob is missing".into()))?;
     let obs = observed::parse(&bytes).map_err(|m| (Fallback::Unobserved, m))?;
-    let agreed: Vec<&str> = obs.sysroot.iter().map(String::as_str).collect();
+    // The linker's files are agreed only for an action that asked for the worker's
+    // linker identity: the server gave it to a worker whose `cc`, `ld`s, C runtime
+    // files, search path and driver variables hash as this machine's.
+    let agreed_paths = observed::Agreed::of(&obs, job.link.is_some());
+    let agreed: Vec<&str> = agreed_paths.trees.iter().map(String::as_str).collect();
     let absent_here = |p: &Path| std::fs::symlink_metadata(p).is_err();
-    match observed::confinement_where(&obs, &agreed, &absent_here) {
+    match observed::confinement_where(&obs, &agreed_paths, &absent_here) {
         Verdict::Confined { .. } => {}
         Verdict::Outside { path } => {
             return Err((
@@ -704,10 +731,36 @@ async fn finish(
     {
         let here = cx.cfg.env.get(&e.path);
         match e.op {
-            Op::EnvAll if !own(e.caller.as_deref()) => {
+            // For a walk of the environment, `path` is the object that walked it (rustc's
+            // own, to start the linker, is the toolchain's).
+            Op::EnvAll if !own(Some(&e.path)) => {
                 return Err((
                     Fallback::Environment,
-                    "a proc-macro read the whole environment".into(),
+                    format!(
+                        "a proc-macro read the whole environment ({} {})",
+                        e.path,
+                        e.caller.as_deref().unwrap_or("?")
+                    ),
+                ));
+            }
+            // PATH is the action's (`/usr/bin:/bin`): what the toolchain's code and the
+            // agreed linker's programs found through it is checked against this
+            // machine's PATH (`path_lookup_differs`); any other code that read it (a
+            // proc-macro) saw a value this machine does not have.
+            Op::PathVar
+                if !own(e.caller.as_deref())
+                    && !e
+                        .caller
+                        .as_deref()
+                        .and_then(observed::normal)
+                        .is_some_and(|c| agreed_paths.files.contains(&c)) =>
+            {
+                return Err((
+                    Fallback::Environment,
+                    format!(
+                        "{} read PATH, which a worker has otherwise",
+                        e.caller.as_deref().unwrap_or("a proc-macro")
+                    ),
                 ));
             }
             Op::Env if !own(e.caller.as_deref()) => {
@@ -808,7 +861,45 @@ async fn finish(
             .map_err(|e| (Fallback::Outputs, format!("{}: {e}", dest.display())))?;
     }
 
-    let trace = local_trace(obs, roots, &job.compiler.sysroot);
+    // The linker's command line, read as this machine's (its roots and sysroot): the
+    // unit's link inputs are found from it here, as after a local link.
+    if let Some((_, args_file)) = &job.link {
+        let rel = roots.rel(args_file).unwrap_or_default();
+        let digest = run
+            .outputs
+            .get(&rel)
+            .ok_or((Fallback::Outputs, format!("the worker made no {rel}")))?;
+        let text = ex
+            .read(digest)
+            .await
+            .map_err(|e| (Fallback::Outputs, said(&e)))?
+            .ok_or((Fallback::Outputs, format!("the blob of {rel} is missing")))?;
+        if crate::store::reapi::digest_of(&text).hash != digest.hash {
+            return Err((
+                Fallback::Outputs,
+                format!("{rel} does not match its digest"),
+            ));
+        }
+        bytes_down += text.len() as u64;
+        let mut local = roots.to_local(&String::from_utf8_lossy(&text), &worker_root);
+        if let Some(s) = &obs.sysroot {
+            local = replace_root(&local, s, &job.compiler.sysroot.to_string_lossy());
+        }
+        crate::fsx::write_atomic(args_file, local.as_bytes())
+            .map_err(|e| (Fallback::Outputs, format!("{}: {e}", args_file.display())))?;
+        // What the link found through PATH, this machine's PATH finds as the action's
+        // did: the key holds what each name resolves to here.
+        if let Some(name) = path_lookup_differs(&obs.trace, cx.cfg.env.get("PATH")) {
+            return Err((
+                Fallback::Linker,
+                format!(
+                    "this machine's PATH finds {name} elsewhere than {}",
+                    crate::key::ACTION_PATH
+                ),
+            ));
+        }
+    }
+    let trace = local_trace(obs, roots, &job.compiler.sysroot, cx.cfg.env.get("PATH"));
     let stdout = roots
         .to_local(&String::from_utf8_lossy(&run.stdout), &worker_root)
         .into_bytes();
@@ -839,10 +930,77 @@ fn shell_event(trace: &Trace, e: &crate::observe::Event) -> bool {
     e.pid == trace.root && e.image == 0 && !matches!(e.op, Op::Start | Op::Exec)
 }
 
+/// A name the run looked for in the action's PATH (a lookup, or a probe in one of its
+/// directories) that this machine's PATH resolves to another program than the action's
+/// PATH does here (by contents), if any.
+fn path_lookup_differs(trace: &Trace, local_path: Option<&str>) -> Option<String> {
+    let action_dirs: Vec<&str> = crate::key::ACTION_PATH.split(':').collect();
+    let mut names = std::collections::BTreeSet::new();
+    for e in &trace.events {
+        match e.op {
+            Op::Lookup => {
+                names.insert(e.path.clone());
+            }
+            Op::Stat | Op::Exec | Op::Spawn | Op::Read => {
+                let p = Path::new(&e.path);
+                if let (Some(dir), Some(name)) = (p.parent(), p.file_name())
+                    && action_dirs.iter().any(|d| Path::new(d) == dir)
+                {
+                    names.insert(name.to_string_lossy().into_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    let found = |name: &str, path: &str| -> Option<String> {
+        path.split(':').find_map(|d| {
+            let p = Path::new(d).join(name);
+            p.is_file()
+                .then(|| crate::exec::hash_file(&p).ok().map(|d| d.hash))
+                .flatten()
+        })
+    };
+    names
+        .into_iter()
+        .find(|n| found(n, local_path.unwrap_or("")) != found(n, crate::key::ACTION_PATH))
+}
+
+/// A PATH value the worker's processes saw, as this machine's: rustc's tool
+/// directories in front (the worker's sysroot's, read as the local one's) and the
+/// action's PATH behind them, read as this machine's PATH, which finds the same
+/// programs for every name the run looked for (`path_lookup_differs`). Any other value
+/// stays as it was (the judge then keys PATH whole).
+fn local_path_var(value: &str, map: &dyn Fn(&str) -> String, local: Option<&str>) -> String {
+    let Some(local) = local else {
+        return value.to_string();
+    };
+    let front = if value == crate::key::ACTION_PATH {
+        Some("")
+    } else {
+        value
+            .strip_suffix(crate::key::ACTION_PATH)
+            .and_then(|f| f.strip_suffix(':'))
+    };
+    match front {
+        Some("") => local.to_string(),
+        Some(front) => {
+            let dirs: Vec<String> = front.split(':').map(map).collect();
+            format!("{}:{local}", dirs.join(":"))
+        }
+        None => value.to_string(),
+    }
+}
+
 /// The worker's record with its paths read as this machine's: its roots as the local
 /// ones, its toolchain as the local toolchain (the same, by the compiler identity the
-/// action asked for).
-fn local_trace(obs: observed::Observed, roots: &Roots, sysroot: &Path) -> Trace {
+/// action asked for), and the PATH its processes searched as this machine's
+/// (`local_path_var`).
+fn local_trace(
+    obs: observed::Observed,
+    roots: &Roots,
+    sysroot: &Path,
+    local_path: Option<&str>,
+) -> Trace {
     let worker_root = obs.input_root;
     let mut prefixes: Vec<(String, String)> = roots
         .list
@@ -874,7 +1032,17 @@ fn local_trace(obs: observed::Observed, roots: &Roots, sysroot: &Path) -> Trace 
         !shell[i - 1]
     });
     for e in &mut trace.events {
-        if e.path.starts_with('/') {
+        match e.op {
+            Op::PathVar => e.path = local_path_var(&e.path, &map, local_path),
+            Op::Lookup => {
+                if let Some(c) = &mut e.caller {
+                    *c = local_path_var(c, &map, local_path);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if e.path.starts_with('/') && e.op != Op::PathVar {
             e.path = map(&e.path);
         }
         if let Some(c) = &mut e.caller
@@ -998,5 +1166,29 @@ mod tests {
         for v in ["CARGO_PKG_NAME", "OUT_DIR", "RUSTC_BOOTSTRAP", "HOME"] {
             assert!(!withheld(v), "{v}");
         }
+    }
+
+    #[test]
+    fn the_path_a_worker_searched_reads_as_this_machines() {
+        let map = |p: &str| p.replace("/w/sysroot", "/home/u/sysroot");
+        let here = "/home/u/.cargo/bin:/usr/bin:/bin";
+        let local = Some(here);
+        // rustc's tool directories in front of the action's PATH.
+        assert_eq!(
+            local_path_var(
+                "/w/sysroot/lib/rustlib/x/bin:/w/sysroot/lib/rustlib/x/bin/self-contained:/usr/bin:/bin",
+                &map,
+                local
+            ),
+            "/home/u/sysroot/lib/rustlib/x/bin:/home/u/sysroot/lib/rustlib/x/bin/self-contained:\
+             /home/u/.cargo/bin:/usr/bin:/bin"
+        );
+        assert_eq!(local_path_var(crate::key::ACTION_PATH, &map, local), here);
+        // A PATH the run made of its own stays as it was (the judge keys it whole).
+        assert_eq!(
+            local_path_var("/opt/bin:/usr/bin", &map, local),
+            "/opt/bin:/usr/bin"
+        );
+        assert_eq!(local_path_var("/usr/bin:/bin", &map, None), "/usr/bin:/bin");
     }
 }

@@ -339,16 +339,21 @@ impl Rustc {
 
 impl Rustc {
     /// Where this compile may be sent (`XCACHE_EXECUTOR`): a library that does not
-    /// link, compiled by rustc itself. Not links (binaries, tests, proc-macros,
-    /// cdylibs: the system linker's world is the worker's own), not build scripts,
-    /// not `-C target-cpu=native` (the worker's CPU), not incremental, not with real
-    /// paths kept in artifacts (they would name the worker's).
+    /// link, or a proc-macro (which links a shared library through `cc`: the worker's
+    /// linker identity must be this machine's, see `run_remotely`), compiled by rustc
+    /// itself. Not binaries, tests, cdylibs (their links are the world's: any system
+    /// library, any linker argument), not build scripts, not `-C target-cpu=native`
+    /// (the worker's CPU), not incremental, not with real paths kept in artifacts (they
+    /// would name the worker's).
     fn may_run_remotely(&self, cx: &Cx) -> Option<ExecutorSpec> {
         let spec = cx.cfg.executor.clone()?;
+        let kind_sendable = match self.inv.kind() {
+            CrateKind::Lib => !self.inv.links() && self.link.is_none(),
+            CrateKind::ProcMacro => self.link.is_some(),
+            _ => false,
+        };
         let sendable = self.workspace_wrapper.is_none()
-            && self.inv.kind() == CrateKind::Lib
-            && !self.inv.links()
-            && self.link.is_none()
+            && kind_sendable
             && !self.inv.incremental
             && !self.inv.targets_native_cpu()
             && !cx.cfg.real_paths;
@@ -360,6 +365,22 @@ impl Rustc {
     /// is in the unit's event).
     fn run_remotely(&mut self, cx: &mut Cx, spec: &ExecutorSpec, args: &[String]) -> Option<Ran> {
         let compiler = cx.compiler.as_ref()?.1.clone();
+        let t = std::time::Instant::now();
+        let link = match &self.link {
+            None => None,
+            Some(plan) => match &plan.for_workers {
+                Some(Ok(linker)) => Some((linker.clone(), plan.args_file().to_path_buf())),
+                Some(Err(why)) => {
+                    self.remote = Some(RemoteExec {
+                        fallback: Some(remote_exec::Fallback::Linker.code().to_string()),
+                        detail: Some(why.clone()),
+                        ..RemoteExec::default()
+                    });
+                    return None;
+                }
+                None => return None,
+            },
+        };
         let command = || self.command();
         let job = remote_exec::Job {
             spec,
@@ -367,8 +388,8 @@ impl Rustc {
             compiler: &compiler,
             args,
             command: &command,
+            link,
         };
-        let t = std::time::Instant::now();
         match remote_exec::attempt(cx, &job) {
             Ok(done) => {
                 // After the outputs are in place: cargo starts dependents when it reads

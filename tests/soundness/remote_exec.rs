@@ -4,8 +4,9 @@
 //! are the ones where a compile reads what a worker has otherwise: data files through
 //! `include_str!`, `env!` of a variable naming this machine's paths
 //! (`CARGO_MANIFEST_DIR` inside `CARGO_HOME`), `OUT_DIR` and `env!` from a build script,
-//! a proc-macro reading files at expansion time. One farm serves every row, one after
-//! the other.
+//! a proc-macro reading files at expansion time, a proc-macro's own source edited (its
+//! compile, a link, goes to a worker too). One farm serves every row, one after the
+//! other.
 
 use crate::common::exec_servers::{Worker, buildgrid_exec, exec_uri, postgres};
 use crate::harness::Case;
@@ -44,6 +45,18 @@ fn library_compiles_on_workers_give_plain_cargos_programs() {
             "OUT_DIR include and a build script's env! input edited",
             Case::new("build-env", "app")
                 .mutate(|t| t.write("codegen/word.txt", "second\n"))
+                .shapes(&[SameTarget, FreshTarget]),
+        ),
+        (
+            "a proc-macro's source edited (linked on a worker)",
+            Case::new("macro-io", "app")
+                .mutate(|t| {
+                    t.edit(
+                        "probe/src/lib.rs",
+                        "string(text.trim())",
+                        "string(&text.trim().to_uppercase())",
+                    )
+                })
                 .shapes(&[SameTarget, FreshTarget]),
         ),
         (
