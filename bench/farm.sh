@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# bench/farm.sh: a remote-execution farm on 127.0.0.1 for runs by hand, such as the whole
+# differential suite with remote execution on.
+#
+# Starts what tests/common/exec_servers.rs and bench/exec.sh start — a throwaway
+# PostgreSQL cluster, BuildGrid 0.4.4 serving CAS, ByteStream, ActionCache, Execution and
+# Bots on it (instance "xcache"), and N `cargo xcache worker` processes sharing one blob
+# cache — prints the executor's URI, and keeps them up until it is interrupted (Ctrl-C,
+# or SIGTERM to its PID), when it stops every process it started and removes its
+# directory.
+#
+#   bash bench/farm.sh &          # prints: executor: grpc://127.0.0.1:PORT?instance=xcache
+#   XCACHE_SOUNDNESS_EXECUTOR='grpc://127.0.0.1:PORT?instance=xcache' \
+#     cargo nextest run --test soundness
+#
+# Options (environment):
+#   XCACHE_FARM_WORKERS=N        workers (default: 2)
+#   XCACHE_FARM_BIN=PATH         the cargo-xcache the workers run (default: target/debug/
+#                                cargo-xcache of this checkout, built if missing)
+#   XCACHE_FARM_URI_FILE=PATH    also write the URI to this file once the farm is up
+#
+# Needs: PostgreSQL 15 (apt-get install postgresql; as root, the cluster runs as the
+# `postgres` account through setpriv), bgd and psycopg2 (python3 -m pip install
+# buildgrid==0.4.4 psycopg2-binary). `.ci/run` installs all of them.
+set -euo pipefail
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+BENCH_LOG_PREFIX=farm
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
+WORKERS="${XCACHE_FARM_WORKERS:-2}"
+[[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_FARM_WORKERS must be a positive number, not '$WORKERS'"
+PG_BIN=/usr/lib/postgresql/15/bin
+INSTANCE=xcache
+[[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL 15 is not installed (apt-get install postgresql)"
+BGD="$(find_server bgd "python3 -m pip install buildgrid==0.4.4 psycopg2-binary")"
+XC="${XCACHE_FARM_BIN:-$REPO_DIR/target/debug/cargo-xcache}"
+if [[ -z "${XCACHE_FARM_BIN:-}" && ! -x "$XC" ]]; then
+  log "building cargo-xcache (cargo build --locked)"
+  (cd "$REPO_DIR" && cargo build --locked -q)
+fi
+[[ -x "$XC" ]] || die "XCACHE_FARM_BIN=$XC is not an executable"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/xcache-farm.XXXXXX")"
+STARTED=()
+cleanup() {
+  local rc=$? i pid name
+  trap - EXIT
+  for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+    read -r pid name <<<"${STARTED[$i]}"
+    stop_pid "$pid" "$name" || true
+  done
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+read -r PG_PORT BGD_PORT < <(free_ports 2)
+PG_DATA="$WORK/pg/data"
+mkdir -p "$PG_DATA"
+as_postgres=()
+if [[ "$(id -u)" == 0 ]]; then
+  chmod 755 "$WORK" "$WORK/pg"
+  chown postgres:postgres "$PG_DATA"
+  as_postgres=(setpriv "--reuid=$(id -u postgres)" "--regid=$(id -g postgres)" --clear-groups)
+fi
+"${as_postgres[@]}" "$PG_BIN/initdb" -U bgd --auth=trust -E UTF8 --no-sync -D "$PG_DATA" \
+  >"$WORK/initdb.log" 2>&1 || die "initdb failed (see $WORK/initdb.log)"
+"${as_postgres[@]}" "$PG_BIN/postgres" -D "$PG_DATA" -h 127.0.0.1 -p "$PG_PORT" -k "$PG_DATA" \
+  -c fsync=off </dev/null >"$WORK/postgres.log" 2>&1 &
+STARTED+=("$! postgres")
+wait_port "$PG_PORT" "$!" PostgreSQL "$WORK/postgres.log" 120
+PG_URL="postgresql+psycopg2://bgd@127.0.0.1:$PG_PORT/postgres"
+for ((i = 0; i < 50; i++)); do
+  "$BGD" migrate apply "$PG_URL" >"$WORK/migrate.log" 2>&1 && break
+  sleep 0.2
+done
+[[ "$i" -lt 50 ]] || die "bgd migrate apply failed (see $WORK/migrate.log)"
+
+mkdir -p "$WORK/bgd"
+# The same configuration as tests/common/exec_servers.rs and bench/exec.sh.
+cat >"$WORK/bgd/bgd.yml" <<YML
+server:
+  - !channel
+    address: "127.0.0.1:$BGD_PORT"
+    insecure-mode: true
+connections:
+  - !sql-connection &sql
+    connection-string: $PG_URL
+    pool-size: 5
+    max-overflow: 10
+storages:
+  - !disk-storage &cas
+    path: $WORK/bgd/cas
+caches:
+  - !lru-action-cache &ac
+    storage: *cas
+    max-cached-refs: 100000
+    allow-updates: true
+schedulers:
+  - !sql-scheduler &sched
+    sql: *sql
+    action-cache: *ac
+    storage: *cas
+    bot-session-keepalive-timeout: 10
+    session-expiry-timer-interval: 1
+    max-job-attempts: 3
+    property-set: !dynamic-property-set
+      match-property-keys: [OSFamily, ISA, xcache-compiler, xcache-linker]
+      wildcard-property-keys: []
+    assigners:
+      - !priority-age-assigner
+        count: 1
+        interval: 0.1
+instances:
+  - name: $INSTANCE
+    services:
+      - !action-cache
+        cache: *ac
+      - !execution
+        scheduler: *sched
+      - !cas
+        storage: *cas
+      - !bytestream
+        storage: *cas
+YML
+"$BGD" server start "$WORK/bgd/bgd.yml" </dev/null >"$WORK/bgd.log" 2>&1 &
+STARTED+=("$! bgd")
+wait_port "$BGD_PORT" "$!" BuildGrid "$WORK/bgd.log" 120
+EXECUTOR="grpc://127.0.0.1:$BGD_PORT?instance=$INSTANCE"
+for ((w = 1; w <= WORKERS; w++)); do
+  "$XC" xcache worker --server "$EXECUTOR" --name "w$w" --dir "$WORK/workers" \
+    </dev/null >"$WORK/w$w.log" 2>&1 &
+  STARTED+=("$! worker")
+done
+log "executor: $EXECUTOR ($WORKERS workers; logs in $WORK)"
+[[ -z "${XCACHE_FARM_URI_FILE:-}" ]] || printf '%s\n' "$EXECUTOR" >"$XCACHE_FARM_URI_FILE"
+# Up until interrupted.
+while :; do sleep 3600 & wait $! || true; done
