@@ -361,3 +361,90 @@ stop_sccache_server() {
   fi
   wait "$pid" 2>/dev/null || true
 }
+
+# ---------------------------------------------------------------- remote-execution farm
+
+# start_farm WORK LOGS: a throwaway PostgreSQL 15 cluster and BuildGrid 0.4.4 serving CAS,
+# ByteStream, ActionCache, Execution and Bots on it (instance $INSTANCE), under WORK, logs
+# in LOGS; appends "PID NAME" to the caller's STARTED and sets PG_PORT, BGD_PORT and
+# EXECUTOR. Needs PG_BIN, INSTANCE and BGD. Used by bench/exec.sh and bench/farm.sh.
+start_farm() {
+  local work="$1" logs="$2" i PG_URL
+  local PG_DATA="$work/pg/data"
+  local as_postgres=()
+  read -r PG_PORT BGD_PORT < <(free_ports 2)
+  mkdir -p "$PG_DATA"
+  if [[ "$(id -u)" == 0 ]]; then
+    # PostgreSQL refuses to run as root.
+    chmod 755 "$work" "$work/pg"
+    chown postgres:postgres "$PG_DATA"
+    as_postgres=(setpriv "--reuid=$(id -u postgres)" "--regid=$(id -g postgres)" --clear-groups)
+  fi
+  log "starting PostgreSQL (127.0.0.1:$PG_PORT; log: $logs/postgres.log)"
+  "${as_postgres[@]}" "$PG_BIN/initdb" -U bgd --auth=trust -E UTF8 --no-sync -D "$PG_DATA" \
+    >"$logs/initdb.log" 2>&1 || die "initdb failed (see $logs/initdb.log)"
+  "${as_postgres[@]}" "$PG_BIN/postgres" -D "$PG_DATA" -h 127.0.0.1 -p "$PG_PORT" -k "$PG_DATA" \
+    -c fsync=off </dev/null >"$logs/postgres.log" 2>&1 &
+  STARTED+=("$! postgres")
+  wait_port "$PG_PORT" "$!" PostgreSQL "$logs/postgres.log" 120
+  PG_URL="postgresql+psycopg2://bgd@127.0.0.1:$PG_PORT/postgres"
+  for ((i = 0; i < 50; i++)); do
+    "$BGD" migrate apply "$PG_URL" >"$logs/migrate.log" 2>&1 && break
+    sleep 0.2
+  done
+  [[ "$i" -lt 50 ]] || die "bgd migrate apply failed (see $logs/migrate.log)"
+
+  mkdir -p "$work/bgd"
+  # The same farm as tests/common/exec_servers.rs: workers are matched on OSFamily, ISA and
+  # the compiler and linker identities; sessions expire 10 s after a worker was last heard from.
+  cat >"$work/bgd/bgd.yml" <<YML
+server:
+  - !channel
+    address: "127.0.0.1:$BGD_PORT"
+    insecure-mode: true
+connections:
+  - !sql-connection &sql
+    connection-string: $PG_URL
+    pool-size: 5
+    max-overflow: 10
+storages:
+  - !disk-storage &cas
+    path: $work/bgd/cas
+caches:
+  - !lru-action-cache &ac
+    storage: *cas
+    max-cached-refs: 100000
+    allow-updates: true
+schedulers:
+  - !sql-scheduler &sched
+    sql: *sql
+    action-cache: *ac
+    storage: *cas
+    bot-session-keepalive-timeout: 10
+    session-expiry-timer-interval: 1
+    max-job-attempts: 3
+    property-set: !dynamic-property-set
+      match-property-keys: [OSFamily, ISA, xcache-compiler, xcache-linker]
+      wildcard-property-keys: []
+    assigners:
+      - !priority-age-assigner
+        count: 1
+        interval: 0.1
+instances:
+  - name: $INSTANCE
+    services:
+      - !action-cache
+        cache: *ac
+      - !execution
+        scheduler: *sched
+      - !cas
+        storage: *cas
+      - !bytestream
+        storage: *cas
+YML
+  log "starting BuildGrid with Execution and Bots (127.0.0.1:$BGD_PORT; log: $logs/bgd.log)"
+  "$BGD" server start "$work/bgd/bgd.yml" </dev/null >"$logs/bgd.log" 2>&1 &
+  STARTED+=("$! bgd")
+  wait_port "$BGD_PORT" "$!" BuildGrid "$logs/bgd.log" 120
+  EXECUTOR="grpc://127.0.0.1:$BGD_PORT?instance=$INSTANCE"
+}

@@ -676,6 +676,31 @@ impl Files<'_> {
     }
 }
 
+/// The output `rel` of `run`, read whole (a dep-info file, the link line) and checked
+/// against its digest.
+async fn text_output(
+    ex: &Executor,
+    run: &crate::exec::Executed,
+    rel: &str,
+) -> Result<Vec<u8>, Fell> {
+    let digest = run
+        .outputs
+        .get(rel)
+        .ok_or((Fallback::Outputs, format!("the worker made no {rel}")))?;
+    let text = ex
+        .read(digest)
+        .await
+        .map_err(|e| (Fallback::Outputs, said(&e)))?
+        .ok_or((Fallback::Outputs, format!("the blob of {rel} is missing")))?;
+    if crate::store::reapi::digest_of(&text).hash != digest.hash {
+        return Err((
+            Fallback::Outputs,
+            format!("{rel} does not match its digest"),
+        ));
+    }
+    Ok(text)
+}
+
 /// After the run: the record judged, the variables checked, the outputs fetched into
 /// place, the messages and the record read as this machine's.
 async fn finish(
@@ -794,17 +819,7 @@ async fn finish(
             .get(&rel)
             .ok_or((Fallback::Outputs, format!("the worker made no {rel}")))?;
         if o.role == "dep-info" {
-            let text = ex
-                .read(digest)
-                .await
-                .map_err(|e| (Fallback::Outputs, said(&e)))?
-                .ok_or((Fallback::Outputs, format!("the blob of {rel} is missing")))?;
-            if crate::store::reapi::digest_of(&text).hash != digest.hash {
-                return Err((
-                    Fallback::Outputs,
-                    format!("{rel} does not match its digest"),
-                ));
-            }
+            let text = text_output(ex, &run, &rel).await?;
             bytes_down += text.len() as u64;
             let local = roots.to_local(&String::from_utf8_lossy(&text), &worker_root);
             depinfo = Some((dest, local));
@@ -865,21 +880,7 @@ async fn finish(
     // unit's link inputs are found from it here, as after a local link.
     if let Some((_, args_file)) = &job.link {
         let rel = roots.rel(args_file).unwrap_or_default();
-        let digest = run
-            .outputs
-            .get(&rel)
-            .ok_or((Fallback::Outputs, format!("the worker made no {rel}")))?;
-        let text = ex
-            .read(digest)
-            .await
-            .map_err(|e| (Fallback::Outputs, said(&e)))?
-            .ok_or((Fallback::Outputs, format!("the blob of {rel} is missing")))?;
-        if crate::store::reapi::digest_of(&text).hash != digest.hash {
-            return Err((
-                Fallback::Outputs,
-                format!("{rel} does not match its digest"),
-            ));
-        }
+        let text = text_output(ex, &run, &rel).await?;
         bytes_down += text.len() as u64;
         let mut local = roots.to_local(&String::from_utf8_lossy(&text), &worker_root);
         if let Some(s) = &obs.sysroot {
