@@ -67,12 +67,18 @@ impl StoreSession {
             report.warnings.insert(0, w);
         }
         drop(self.lease);
-        // A build that compiled, ran, downloaded and captured nothing put little in the
-        // store (at most the objects of entries it restored): it leaves the collection,
-        // whose walk grows with the store, to the next build that does, or to the first
-        // after an hour.
+        // A build that compiled, ran, downloaded (prefetched, pieces of bundles, entries
+        // fetched by a wrapper) and captured nothing put little in the store (at most
+        // the objects of entries it restored): it leaves the collection, whose walk
+        // grows with the store, to the next build that does, or to the first after an
+        // hour.
         let s = &report.summary;
-        let wrote = s.misses > 0 || s.bytes_down > 0 || s.captured > 0;
+        let wrote = s.misses > 0
+            || s.bytes_down > 0
+            || s.prefetched > 0
+            || s.prefetch_pieces > 0
+            || s.remote_hits > 0
+            || s.captured > 0;
         if let Some(store) = &self.store
             && store.max_size().is_some()
             && (wrote || !counted_within(store, IDLE_EVERY))
