@@ -363,14 +363,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
     }
     for name in &vars {
         let value = scope.env.get(name).map(String::as_str);
-        if is_unbound(scope.unbound_env, name) {
-            inputs.push(Input::env(
-                name,
-                value.map(|v| pm.normalize_text(v)).as_deref(),
-            ));
-        } else {
-            inputs.extend(env_inputs(name, value, pm));
-        }
+        inputs.extend(var_inputs(name, value, pm, scope.unbound_env));
     }
     let path_var = scope.env.get("PATH").map(String::as_str);
     for name in &searches.names {
@@ -603,6 +596,19 @@ pub fn is_unbound(unbound: &[&str], name: &str) -> bool {
         Some(prefix) => name.starts_with(prefix),
         None => *u == name,
     })
+}
+
+/// The inputs a variable read (or declared) makes: [`env_inputs`], except that one of
+/// `unbound` names a place and binds nothing (its normalized value only).
+pub fn var_inputs(name: &str, value: Option<&str>, pm: &PathMap, unbound: &[&str]) -> Vec<Input> {
+    if is_unbound(unbound, name) {
+        vec![Input::env(
+            name,
+            value.map(|v| pm.normalize_text(v)).as_deref(),
+        )]
+    } else {
+        env_inputs(name, value, pm)
+    }
 }
 
 /// The inputs a variable read makes: its normalized value, and the roots that value

@@ -30,7 +30,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub use classify::{Classified, Scope, before_run, bound_roots, classify, env_inputs, is_unbound};
+pub use classify::{Classified, Scope, before_run, bound_roots, classify, env_inputs, var_inputs};
 pub use trace::{Event, Op, Trace};
 pub use whole_env::{EnvIgnore, IGNORE_VAR, Reach, env_set_now, is_cargo_part, whole_env_inputs};
 

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{bound_roots, env_inputs, is_ignored_var};
+use super::{bound_roots, is_ignored_var, var_inputs};
 use crate::key::{Input, InputKind, PathMap, is_cargo_set_var};
 
 /// The variable naming what whole-environment reads leave out, besides the common list.
@@ -191,10 +191,8 @@ pub fn whole_env_inputs(
             if !super::classify::is_unbound(unbound, name) {
                 out.extend(bound_roots(value, pm));
             }
-        } else if super::classify::is_unbound(unbound, name) {
-            out.push(Input::env(name, Some(&pm.normalize_text(value))));
         } else {
-            out.extend(env_inputs(name, Some(value), pm));
+            out.extend(var_inputs(name, Some(value), pm, unbound));
         }
     }
     for part in [USER, CARGO] {

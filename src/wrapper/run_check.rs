@@ -353,7 +353,7 @@ pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
     // vain, and every write with its place in the record.
     let mut reads: HashMap<u32, Vec<(Op, &str)>> = HashMap::new();
     let mut probes: HashMap<u32, Vec<&str>> = HashMap::new();
-    let mut writes: Vec<(usize, u32, &str)> = Vec::new();
+    let mut written: HashMap<&str, Vec<(usize, u32)>> = HashMap::new();
     let mut escaped: HashSet<u32> = HashSet::new();
     for (at, e) in trace.events.iter().enumerate() {
         match e.op {
@@ -380,7 +380,9 @@ pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
             Op::Read | Op::Stat | Op::Readlink | Op::List if e.err != 0 => {
                 probes.entry(e.pid).or_default().push(&e.path);
             }
-            Op::Write | Op::Mkdir if e.err == 0 => writes.push((at, e.pid, &e.path)),
+            Op::Write | Op::Mkdir if e.err == 0 => {
+                written.entry(&e.path).or_default().push((at, e.pid));
+            }
             Op::Escape => {
                 escaped.insert(e.pid);
             }
@@ -430,30 +432,29 @@ pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
             continue;
         }
         let start = started.get(pid).copied().unwrap_or(0);
-        let own: HashSet<&str> = writes
-            .iter()
-            .filter(|(_, p, _)| tree.contains(p))
-            .map(|(_, _, w)| *w)
-            .collect();
-        let others: Vec<(usize, &str)> = writes
-            .iter()
-            .filter(|(_, p, _)| !tree.contains(p))
-            .map(|(at, _, w)| (*at, *w))
-            .collect();
-        let output_text = output.to_string_lossy();
-        if others.iter().any(|(_, w)| *w == output_text) {
+        // Where in the record processes of the compile (`own`) or others wrote `path`.
+        let writes_of = |path: &str, own: bool| -> Vec<usize> {
+            written
+                .get(path)
+                .into_iter()
+                .flatten()
+                .filter(|(_, p)| tree.contains(p) == own)
+                .map(|(at, _)| *at)
+                .collect()
+        };
+        if !writes_of(&output.to_string_lossy(), false).is_empty() {
             continue;
         }
         let mut same: Vec<PathBuf> = Vec::new();
         let mut taken = true;
         for (op, r) in tree.iter().flat_map(|p| reads.get(p).into_iter().flatten()) {
-            let made = others.iter().any(|(_, w)| w == r);
+            let others = writes_of(r, false);
             match in_out_dir(r) {
                 // A file of `OUT_DIR` the compile read and did not write itself:
                 // compared, if the run wrote it before the compile started and never
                 // again.
-                Some(rel) if *op == Op::Read && !own.contains(r) => {
-                    if others.iter().any(|(at, w)| w == r && *at > start) {
+                Some(rel) if *op == Op::Read && writes_of(r, true).is_empty() => {
+                    if others.iter().any(|at| *at > start) {
                         taken = false;
                     }
                     same.push(rel);
@@ -462,7 +463,7 @@ pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
                 Some(_) if *op != Op::Read => taken = false,
                 // A file the compile wrote there itself and read back.
                 Some(_) => {}
-                None if made => taken = false,
+                None if !others.is_empty() => taken = false,
                 None => {}
             }
         }

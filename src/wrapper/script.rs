@@ -33,7 +33,7 @@ use crate::key::{
     c_tool_names, compiler_id, linker_id, normalize_inputs, run_env, run_key_parts, run_l1_key,
     run_root, tool_identity, tree_digest,
 };
-use crate::observe::{Observer, Scope, before_run, classify, env_inputs, is_unbound};
+use crate::observe::{Observer, Scope, before_run, classify, var_inputs};
 use crate::reason::{BUILD_SCRIPT_FAILED, Uncacheable};
 use crate::store::{EntryMeta, LocalStore, PutOutcome};
 
@@ -250,17 +250,10 @@ impl Script {
                     digest,
                 ));
             } else if let Some(v) = d.strip_prefix("rerun-if-env-changed=") {
-                let value = cx.cfg.env.all().get(v).map(String::as_str);
                 // Declared or read, a name the run finds things by binds nothing: the
                 // path check answers for it (ring declares `OUT_DIR`).
-                if is_unbound(UNBOUND_ENV, v) {
-                    inputs.push(Input::env(
-                        v,
-                        value.map(|v| cx.pm.normalize_text(v)).as_deref(),
-                    ));
-                } else {
-                    inputs.extend(env_inputs(v, value, &cx.pm));
-                }
+                let value = cx.cfg.env.all().get(v).map(String::as_str);
+                inputs.extend(var_inputs(v, value, &cx.pm, UNBOUND_ENV));
             }
         }
         Ok(inputs)
