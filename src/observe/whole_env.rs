@@ -170,7 +170,7 @@ fn set_state<'n>(
 }
 
 /// The inputs of a run that read its environment `env` whole: every variable that
-/// counts and that `reach` reaches, through [`env_inputs`] (so a value naming a root binds the unit, except the
+/// counts and that `reach` reaches, through [`var_inputs`] (so a value naming a root binds the unit, except the
 /// `unbound` ones, as when it is asked for by name), and the two sets of names. A
 /// variable whose value the unit's first-level key holds already (`keyed_elsewhere`: what
 /// cargo sets for the unit, a run's C toolchain variables) adds only its bindings.
