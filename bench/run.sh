@@ -263,6 +263,15 @@ machine_env() {
     PATH="$home2/bin:$(tr ':' '\n' <<<"$PATH" | tac | paste -sd: -)"
 }
 
+# cpu_ticks: the CPU time the whole machine has spent working since it started, in
+# clock ticks (/proc/stat: user, nice, system, irq, softirq; not idle, iowait or steal).
+# A run's difference counts everything it made the machine do, the work a tool leaves
+# to background processes and daemons included (and anything else running: the bench
+# warns when the machine was not idle). Less noisy than wall time on a shared host.
+cpu_ticks() {
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+}
+
 # ---------------------------------------------------------------- daemons
 
 # start_sccache_server TAG RUN_DIR STORE CHECKOUT: a foreground sccache server
@@ -385,10 +394,13 @@ run_build() {
   settle
   local rc=0 t0 t1 timer=()
   [[ -n "$TIME_BIN" ]] && timer=("$TIME_BIN" -f '%e %M' -o "$time_file")
+  local cpu0 cpu1
+  cpu0="$(cpu_ticks)"
   t0="$(date +%s.%N)"
   (cd "$dir" && exec "${timer[@]}" env "${UNSET_ENV[@]}" "${envs[@]}" "${cmd[@]}") \
     </dev/null >"$log_file" 2>&1 || rc=$?
   t1="$(date +%s.%N)"
+  cpu1="$(cpu_ticks)"
   if [[ "$rc" != 0 ]]; then
     tail -n 40 "$log_file" >&2 || true
     die "run $tag failed with exit code $rc (log: $log_file)"
@@ -476,10 +488,12 @@ run_build() {
     log "warning: $tag: no program at $bin"
   fi
 
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pname" "$name" "$tool" "$phase" \
+  local cpu
+  cpu="$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pname" "$name" "$tool" "$phase" \
     "$iter" "${secs:--}" "${rss:--}" "${drss:--}" "${compiled:--}" "${units:--}" "${hits:--}" \
-    "${misses:--}" "${uncacheable:--}" "${seeded:--}" "$out_sum" "$floor" >>"$RECORDS"
-  log "run $tag: $secs s, peak RSS ${rss:-?} KB${drss:+ (daemon $drss KB)}, $compiled packages compiled, hits/misses ${hits:--}/${misses:--}"
+    "${misses:--}" "${uncacheable:--}" "${seeded:--}" "$out_sum" "$floor" "$cpu" >>"$RECORDS"
+  log "run $tag: $secs s, $cpu s of CPU (the machine's), peak RSS ${rss:-?} KB${drss:+ (daemon $drss KB)}, $compiled packages compiled, hits/misses ${hits:--}/${misses:--}"
   rm -rf "$dir"
 }
 

@@ -426,6 +426,24 @@ fn rlibs_are_hard_linked_from_the_store_and_their_times_are_never_set() {
             .find(|o| o.file_name().unwrap().to_str() == Some(digest.as_str()))
             .unwrap_or_else(|| panic!("{name}: no object of its digest"));
         assert_eq!(m.ino(), std::fs::metadata(object).unwrap().ino(), "{name}");
+        // Its identity sidecar names it as planted here (its size and time, the
+        // object's), so nothing hashes it again: the one captured named the file the
+        // object was copied from.
+        let sidecar = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|d| d.unwrap().path().join(format!("{name}.xcache-key")))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{name}: no identity sidecar"));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
+        assert_eq!(v["identity"], format!("content:{digest}"), "{name}");
+        assert_eq!(v["len"], m.len(), "{name}");
+        let mtime_ns = m.mtime() as u128 * 1_000_000_000 + m.mtime_nsec() as u128;
+        assert_eq!(
+            v["mtime_ns"].as_u64().map(u128::from),
+            Some(mtime_ns),
+            "{name}"
+        );
         assert!(scripts_before.contains_key(&name), "{name}");
         assert_eq!(m.mode() & 0o222, 0, "{name}");
         assert_eq!(m.mode() & 0o111, 0o111, "{name}");

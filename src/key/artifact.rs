@@ -30,7 +30,16 @@ struct Sidecar {
     mtime_ns: u128,
 }
 
-fn sidecar_path(artifact: &Path) -> PathBuf {
+/// The identity the sidecar beside `artifact` names, whatever size and time it records
+/// (a sidecar planted from a seed pack records those of the file it was captured with).
+pub fn sidecar_identity(artifact: &Path) -> Option<String> {
+    let text = fs::read_to_string(sidecar_path(artifact)).ok()?;
+    let s = serde_json::from_str::<Sidecar>(&text).ok()?;
+    (s.format_version == 1).then_some(s.identity)
+}
+
+/// Where the sidecar of `artifact` is.
+pub fn sidecar_path(artifact: &Path) -> PathBuf {
     let mut s = artifact.as_os_str().to_owned();
     s.push(".xcache-key");
     PathBuf::from(s)

@@ -37,7 +37,7 @@ mod unit_key;
 
 pub use artifact::{
     artifact_identity, content_identity, identity_digest, key_identity, recorded_identity,
-    write_artifact_identity,
+    sidecar_identity, sidecar_path, write_artifact_identity,
 };
 pub use build_run::{
     RunKeyInput, TreeError, c_tool_names, is_run_key_var, run_env, run_key_parts, run_l1_key,

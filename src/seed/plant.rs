@@ -17,7 +17,7 @@ use crate::errors::CacheError;
 use crate::judge::{Here, Judge, Mode, env_before_cargo};
 use crate::key::{
     CompilerId, Input, Key, LinkerRequest, PathMap, content_identity, host_cpu, key_identity,
-    linker_id, write_artifact_identity,
+    linker_id, sidecar_identity, sidecar_path, write_artifact_identity,
 };
 use crate::prefetch::{Arrivals, PredictedUnit};
 use crate::store::objects::Link;
@@ -424,6 +424,21 @@ fn put_in_place(
     bytes += restored.bytes;
     linked_bytes += restored.linked_bytes;
     untimed.extend(restored.linked.iter().cloned());
+    // A sidecar planted with the pack records the size and time its artifact had where
+    // it was captured, which a planted file does not have (a build script's real
+    // executable is linked from an object made by copy, or timed now): left so, the
+    // check after planting and every later judge would hash the artifact again (4-5 MB
+    // per build script, each warm build). One naming the content digest just planted
+    // is written again for the file as it is here; any other is left to be checked.
+    for (dest, digest) in &restored.files {
+        let side = sidecar_path(dest);
+        let id = content_identity(digest);
+        if restored.files.iter().any(|(p, _)| *p == side)
+            && sidecar_identity(dest).is_some_and(|named| named == id)
+        {
+            identities.push((dest.clone(), id));
+        }
+    }
     let exe = std::env::current_exe()?;
     for (dest, digest) in &restored.files {
         if !untimed.contains(dest)
