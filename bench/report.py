@@ -201,11 +201,32 @@ def main():
             }
         plain = summary.get("plain-cold", {}).get("seconds_median")
         plain_cpu = summary.get("plain-cold", {}).get("cpu_seconds_median")
+        # Each round builds plain cargo first, then every tool: a run's ratio to the plain
+        # build of its own round shares that round's conditions (the host's load, the file
+        # system's state), which the ratio of two medians across rounds does not.
+        plain_by_round = {r["iteration"]: r for r in prow if r["name"] == "plain-cold"}
+
+        def paired(name, key):
+            out = []
+            for r in prow:
+                p = plain_by_round.get(r["iteration"])
+                if r["name"] == name and p and r[key] is not None and p[key]:
+                    out.append(round(r[key] / p[key], 4))
+            return out
         for s in summary.values():
             m = s["seconds_median"]
             s["ratio_vs_plain_cold"] = round(m / plain, 4) if m is not None and plain else None
             c = s["cpu_seconds_median"]
             s["cpu_ratio_vs_plain_cold"] = round(c / plain_cpu, 4) if c is not None and plain_cpu else None
+            s["paired_ratios_vs_plain_cold"] = paired(s["name"], "seconds")
+            s["paired_ratio_median"] = median(s["paired_ratios_vs_plain_cold"])
+            s["paired_cpu_ratios_vs_plain_cold"] = paired(s["name"], "cpu")
+            s["paired_cpu_ratio_median"] = median(s["paired_cpu_ratios_vs_plain_cold"])
+            # The warm build against the floor measured right after it, in its round.
+            s["minus_floor_all"] = [round(r["seconds"] - r["floor"], 3) for r in prow
+                                    if r["name"] == s["name"] and r["seconds"] is not None
+                                    and r["floor"] is not None]
+            s["minus_floor_median"] = median(s["minus_floor_all"])
 
         print(f"\n== {project} (cargo {E.get('RB_COMMAND', 'build')}, {E.get('RB_PROFILE', 'dev')} profile, {E.get('RB_REPEAT', '1')} round(s); "
               "seconds: median [min-max]; checkouts moved and target dirs empty for warm runs; "
@@ -232,6 +253,19 @@ def main():
                   f"{fl['floor_copy_seconds']:.2f} s); xcache-warm "
                   f"{fmt(fl['seconds_median'], '{:.2f}')} s, "
                   f"{fmt(None if fl['seconds_median'] is None else fl['seconds_median'] - fl['floor_seconds'], '{:+.2f}')} s from it")
+        for name in order:
+            sm = summary[name]
+            if name != "plain-cold" and sm["phase"] == "cold" and sm["paired_ratios_vs_plain_cold"]:
+                print(f"  {name} / plain-cold, round by round: "
+                      + ", ".join(f"{x:.3f}" for x in sm["paired_ratios_vs_plain_cold"])
+                      + f" (median {sm['paired_ratio_median']:.3f}); CPU: "
+                      + ", ".join(f"{x:.3f}" for x in sm["paired_cpu_ratios_vs_plain_cold"])
+                      + (f" (median {sm['paired_cpu_ratio_median']:.3f})"
+                         if sm["paired_cpu_ratio_median"] is not None else ""))
+        if fl.get("minus_floor_all"):
+            print("  xcache-warm - its round's floor, s: "
+                  + ", ".join(f"{x:+.2f}" for x in fl["minus_floor_all"])
+                  + f" (median {fl['minus_floor_median']:+.2f})")
         print_overhead(project, order, E.get("RB_LOG_ROOT"))
 
         targets = []
@@ -241,7 +275,6 @@ def main():
                             "pass": ok})
 
         xw = summary.get("xcache-warm", {}).get("seconds_median")
-        xc = summary.get("xcache-cold", {}).get("seconds_median")
         r = round(xw / plain, 4) if xw is not None and plain else None
         target("xcache_warm_over_plain_cold", "xcache-warm / plain-cold", r, f"<= {WARM_MAX}",
                None if r is None else r <= WARM_MAX)
@@ -255,11 +288,13 @@ def main():
         r = round(xm / plain, 4) if xm is not None and plain else None
         target("xcache_machine_over_plain_cold", "xcache-machine / plain-cold", r, f"<= {MACHINE_MAX}",
                None if r is None else r <= MACHINE_MAX)
-        fs = summary.get("xcache-warm", {}).get("floor_seconds")
-        d = round(xw - fs, 3) if xw is not None and fs is not None else None
+        # Both from the rounds' pairs (issue 22: "median of >= 3 interleaved pairs"): the
+        # warm build against the floor measured right after it, the cold build against
+        # plain cargo's of the same round.
+        d = summary.get("xcache-warm", {}).get("minus_floor_median")
         target("xcache_warm_minus_floor", "xcache-warm - floor (s)", d, f"<= {FLOOR_MAX}",
                None if d is None else d <= FLOOR_MAX)
-        r = round(xc / plain, 4) if xc is not None and plain else None
+        r = summary.get("xcache-cold", {}).get("paired_ratio_median")
         target("xcache_cold_over_plain_cold", "xcache-cold / plain-cold", r, f"<= {COLD_MAX}",
                None if r is None else r <= COLD_MAX)
         outputs_ok = all(s["output_matches_plain"] for s in summary.values()) if checked else None
@@ -274,7 +309,7 @@ def main():
         if before_after:
             print("this build against the base binary (xcache / xcache-base, medians): "
                   + ", ".join(f"{p} {r:.3f}" for p, r in before_after.items()))
-        print("targets (from medians):")
+        print("targets (medians; the last two from the rounds' pairs):")
         for t in targets:
             verdict = "not measured" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")
             print(f"  {t['label']:<28} {fmt(t['value'], '{:.4f}'):>8}  (target {t['bound']}) {verdict}")
