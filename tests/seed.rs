@@ -330,6 +330,35 @@ fn a_run_that_read_cargos_rustflags_is_planted_only_where_they_are_known() {
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 }
 
+/// A configuration file that gives flags only to other triples (ripgrep's: Windows and
+/// musl) leaves the value cargo gives this build's scripts known: the run that read it
+/// is planted.
+#[test]
+fn a_run_that_read_cargos_rustflags_is_planted_beside_flags_for_other_triples() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+    std::fs::create_dir_all(ws2.join(".cargo")).unwrap();
+    std::fs::write(
+        ws2.join(".cargo/config.toml"),
+        "[target.x86_64-pc-windows-msvc]\nrustflags = [\"-C\", \"target-feature=+crt-static\"]\n\
+         [target.aarch64-unknown-linux-musl]\nrustflags = [\"-C\", \"link-self-contained=yes\"]\n",
+    )
+    .unwrap();
+    age(&ws2);
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    let seeded = seeded_units(&r);
+    assert!(
+        seeded.contains(&"build_script_build:build-script-run".to_string()),
+        "{seeded:?}"
+    );
+    assert!(r.with_outcome("miss").is_empty(), "{:?}", r.outcomes());
+    assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+}
+
 /// The `.rlib` files under `ws`'s `target/debug/deps`, by name.
 fn rlibs(ws: &Path) -> std::collections::BTreeMap<String, std::fs::Metadata> {
     std::fs::read_dir(ws.join("target/debug/deps"))

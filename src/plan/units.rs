@@ -128,9 +128,13 @@ impl Plan {
         };
         let rustdoc = rustdoc_units(&graph, &compiles);
         let mut set_for_units = command.tool_env(cargo_args);
-        if let Some(v) =
-            super::rustflags::encoded_rustflags(env, &cfg.cwd, home.as_deref(), cargo_args)
-        {
+        if let Some(v) = super::rustflags::encoded_rustflags(
+            env,
+            &cfg.cwd,
+            home.as_deref(),
+            cargo_args,
+            compiler.as_ref().and_then(|c| c.host()),
+        ) {
             set_for_units.push(("CARGO_ENCODED_RUSTFLAGS".to_string(), v));
         }
         let unit_env = env.with(&set_for_units);
