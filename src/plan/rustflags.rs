@@ -53,7 +53,11 @@ pub fn encoded_rustflags(
     }
     // A file that may give this build flags, or that is there but cannot be read.
     let may_set = |p: &PathBuf| match std::fs::read_to_string(p) {
-        Ok(text) => text.contains("rustflags") && gives_flags(&text, &triples),
+        Ok(text) => {
+            let lower = text.to_ascii_lowercase();
+            (lower.contains("rustflags") || lower.contains("include"))
+                && gives_flags(&text, &triples)
+        }
         Err(_) => p.exists(),
     };
     if config_files(cwd, cargo_home).iter().any(may_set) {
@@ -80,13 +84,23 @@ fn target_args(cargo_args: &[String]) -> Vec<String> {
 
 /// Whether a cargo configuration file (its text) may give a build compiling for
 /// `triples` flags: `build.rustflags`, `host.rustflags`, `build.target` (which changes
-/// the triple), flags for a `cfg(…)` expression or for one of `triples`; or text that is
-/// not TOML. Flags for other triples do not count.
+/// the triple), flags for a `cfg(…)` expression or for one of `triples`, an `include` of
+/// other files, an `[env]` variable named like the flags; or text that is not TOML.
+/// Flags for other triples do not count.
 fn gives_flags(text: &str, triples: &[String]) -> bool {
     let Ok(doc) = text.parse::<toml::Table>() else {
         return true;
     };
+    if doc.contains_key("include") {
+        return true;
+    }
     let table = |v: Option<&toml::Value>| v.and_then(toml::Value::as_table).cloned();
+    if table(doc.get("env")).is_some_and(|e| {
+        e.keys()
+            .any(|k| k.to_ascii_uppercase().contains("RUSTFLAGS"))
+    }) {
+        return true;
+    }
     let build = table(doc.get("build")).unwrap_or_default();
     if build.contains_key("rustflags") || build.contains_key("target") {
         return true;
@@ -170,6 +184,8 @@ mod tests {
             "[host]\nrustflags = ['-g']\n",
             "[build]\ntarget = 'x86_64-unknown-linux-musl'\n[target.x86_64-unknown-linux-musl]\nrustflags = []\n",
             "[target.x86_64-pc-windows-msvc\nrustflags = [",
+            "include = ['more.toml']\n",
+            "[env]\nCARGO_ENCODED_RUSTFLAGS = '-g'\n",
         ] {
             std::fs::write(ws.join(".cargo/config.toml"), text).unwrap();
             assert_eq!(at(&none, &[]), None, "{text}");
