@@ -302,6 +302,21 @@ fn an_explicit_target_is_seeded_too() {
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 }
 
+/// Fills the store, then builds a checkout elsewhere whose `.cargo/config.toml` is
+/// `config`: the build, its report and the units it planted.
+fn seeded_beside_config(s: &Scratch, config: &str) -> (Build, Report, Vec<String>) {
+    fill_store(s);
+    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+    std::fs::create_dir_all(ws2.join(".cargo")).unwrap();
+    std::fs::write(ws2.join(".cargo/config.toml"), config).unwrap();
+    age(&ws2);
+    let b = xcache_build(&ws2, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    let seeded = seeded_units(&r);
+    (b, r, seeded)
+}
+
 /// `generated`'s build script reads `CARGO_ENCODED_RUSTFLAGS` (as the compiler-probing
 /// ones do: `autocfg`, `proc-macro2`, `anyhow`). With no flags set anywhere, the value
 /// cargo will give it is known before cargo runs, and the run is planted (the other
@@ -311,15 +326,7 @@ fn an_explicit_target_is_seeded_too() {
 #[test]
 fn a_run_that_read_cargos_rustflags_is_planted_only_where_they_are_known() {
     let s = Scratch::new();
-    fill_store(&s);
-    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
-    std::fs::create_dir_all(ws2.join(".cargo")).unwrap();
-    std::fs::write(ws2.join(".cargo/config.toml"), "[build]\nrustflags = []\n").unwrap();
-    age(&ws2);
-    let b = xcache_build(&ws2, &s.store(), &[], &[]);
-    b.assert_success();
-    let r = Report::read(&ws2.join("target"));
-    let seeded = seeded_units(&r);
+    let (b, r, seeded) = seeded_beside_config(&s, "[build]\nrustflags = []\n");
     assert!(
         !seeded.contains(&"build_script_build:build-script-run".to_string()),
         "{seeded:?}"
@@ -336,20 +343,11 @@ fn a_run_that_read_cargos_rustflags_is_planted_only_where_they_are_known() {
 #[test]
 fn a_run_that_read_cargos_rustflags_is_planted_beside_flags_for_other_triples() {
     let s = Scratch::new();
-    fill_store(&s);
-    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
-    std::fs::create_dir_all(ws2.join(".cargo")).unwrap();
-    std::fs::write(
-        ws2.join(".cargo/config.toml"),
+    let (b, r, seeded) = seeded_beside_config(
+        &s,
         "[target.x86_64-pc-windows-msvc]\nrustflags = [\"-C\", \"target-feature=+crt-static\"]\n\
          [target.aarch64-unknown-linux-musl]\nrustflags = [\"-C\", \"link-self-contained=yes\"]\n",
-    )
-    .unwrap();
-    age(&ws2);
-    let b = xcache_build(&ws2, &s.store(), &[], &[]);
-    b.assert_success();
-    let r = Report::read(&ws2.join("target"));
-    let seeded = seeded_units(&r);
+    );
     assert!(
         seeded.contains(&"build_script_build:build-script-run".to_string()),
         "{seeded:?}"
