@@ -5,7 +5,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use memchr::memmem;
 use rayon::prelude::*;
 
 use super::record::{LinkableFile, SeedVariant, add_variant, pack_key, read_record};
@@ -362,12 +361,14 @@ fn capture_unit(
                 Key::digest(t.as_bytes())
             }
             Src::File(p) => {
-                let data = fs::read(&*p)?;
-                if needles.iter().any(|n| memmem::find(&data, n).is_some()) {
+                // Read in pieces: a C library a run left in `OUT_DIR` may be large.
+                let (len, digest, found) =
+                    crate::store::digest_and_find(fs::File::open(&*p)?, &needles)?;
+                if found {
                     return Err(Skip::Unseedable);
                 }
-                bytes += data.len() as u64;
-                Key::digest(&data)
+                bytes += len;
+                digest
             }
         };
         listed.push((f.rel.clone(), digest, f.exec));

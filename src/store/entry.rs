@@ -334,6 +334,15 @@ fn pass(
     Ok((written, Key(*hasher.finalize().as_bytes())))
 }
 
+/// The content digest of what `reader` gives and whether it holds any of `needles`,
+/// read in pieces (never whole in memory).
+pub fn digest_and_find(reader: impl Read, needles: &[Vec<u8>]) -> io::Result<(u64, Key, bool)> {
+    let mut scanner = Scanner::new(needles);
+    let mut buf = vec![0u8; 256 * 1024];
+    let (len, digest) = pass(reader, io::sink(), true, 0, &mut scanner, &mut buf)?;
+    Ok((len, digest, scanner.found.is_some()))
+}
+
 /// The needle search of one entry write: the first needle found, in which file, and how
 /// many times that file holds it.
 struct Scanner<'n> {
@@ -751,6 +760,27 @@ pub fn restore_temp_path(dest: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file read in pieces: its digest is that of its bytes, and a needle is found
+    /// where it lies across two pieces, or not at all.
+    #[test]
+    fn digest_and_find_reads_in_pieces() {
+        let needle = b"/home/someone/.cargo".to_vec();
+        let mut data = vec![7u8; 256 * 1024 - 5];
+        data.extend_from_slice(&needle);
+        data.extend_from_slice(&[9u8; 1000]);
+        let (len, digest, found) =
+            digest_and_find(&data[..], std::slice::from_ref(&needle)).unwrap();
+        assert_eq!(
+            (len, digest, found),
+            (data.len() as u64, Key::digest(&data), true)
+        );
+        let other = b"/nowhere".to_vec();
+        let (_, _, found) = digest_and_find(&data[..], &[other]).unwrap();
+        assert!(!found);
+        let (len, digest, found) = digest_and_find(&b""[..], &[needle]).unwrap();
+        assert_eq!((len, digest, found), (0, Key::digest(b""), false));
+    }
 
     fn meta(key: &Key, files: usize) -> EntryMeta {
         EntryMeta {

@@ -24,7 +24,7 @@ mod remote;
 
 pub use entry::{
     ByReference, EntryFile, EntryMeta, EntryReader, EntrySource, ObjectRef, OpenError, PutOutcome,
-    ReadAs, ReadError, restore_temp_path, write_entry,
+    ReadAs, ReadError, digest_and_find, restore_temp_path, write_entry,
 };
 pub use local::{LAYOUT, Lease, LocalStore};
 pub use manifest::{BoundBy, Manifest, Variant};
