@@ -114,7 +114,18 @@ pub fn c_tool_names(vars: &BTreeMap<String, String>) -> Vec<String> {
 
 /// The identity of a program as the script would find it: `absent`, or the digest of the
 /// file it resolves to with what `--version` prints.
-pub fn tool_identity(name: &str, cwd: &Path, path: Option<&OsStr>) -> String {
+///
+/// `memo_dir` (the private directory's `c-tools`) remembers what `--version` printed for
+/// an ELF executable, under the name it was started by and its file's path and digest:
+/// such a program's answer is built into it, so a build script's run does not start the
+/// C tools again each time (three programs before every run, on cargo's way). A script
+/// (`#!`) is asked every time: what it runs can change while it does not.
+pub fn tool_identity(
+    name: &str,
+    cwd: &Path,
+    path: Option<&OsStr>,
+    memo_dir: Option<&Path>,
+) -> String {
     let found = if name.contains('/') {
         Some(cwd.join(name)).filter(|p| p.is_file())
     } else {
@@ -128,8 +139,33 @@ pub fn tool_identity(name: &str, cwd: &Path, path: Option<&OsStr>) -> String {
         return "absent".to_string();
     };
     let real = fs::canonicalize(&prog).unwrap_or(prog.clone());
-    let digest = hash_file(&real).map_or_else(|_| "unreadable".to_string(), |k| k.to_hex());
-    let version = Command::new(&prog)
+    let Ok(digest) = hash_file(&real) else {
+        return format!("unreadable {}", version_of(&prog).trim());
+    };
+    let memo = memo_dir.filter(|_| is_elf(&real)).map(|d| {
+        let h = KeyHasher::new("c-tool-version")
+            .str("started-as", &prog.to_string_lossy())
+            .str("file", &real.to_string_lossy())
+            .key("digest", &digest)
+            .finish();
+        d.join(h.to_hex())
+    });
+    let version = match memo.as_ref().and_then(|m| fs::read_to_string(m).ok()) {
+        Some(v) => v,
+        None => {
+            let v = version_of(&prog);
+            if let Some(m) = &memo {
+                crate::private_dir::write_memo(m, v.as_bytes());
+            }
+            v
+        }
+    };
+    format!("{} {}", digest.to_hex(), version.trim())
+}
+
+/// What `prog --version` prints (nothing when it fails).
+fn version_of(prog: &Path) -> String {
+    Command::new(prog)
         .arg("--version")
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -137,8 +173,16 @@ pub fn tool_identity(name: &str, cwd: &Path, path: Option<&OsStr>) -> String {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    format!("{digest} {}", version.trim())
+        .unwrap_or_default()
+}
+
+/// Whether the file at `p` starts as an ELF object does.
+fn is_elf(p: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    fs::File::open(p)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == *b"\x7fELF")
 }
 
 /// What the first-level key of a run is made of.
@@ -319,6 +363,47 @@ fn content_digest(p: &Path, pm: &PathMap) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_elf_tools_version_is_asked_once_and_a_scripts_every_time() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let memo = d.path().join("memo");
+        fs::create_dir(&memo).unwrap();
+        let bin = d.path().join("bin");
+        fs::create_dir(&bin).unwrap();
+        let path = bin.clone().into_os_string();
+        let id = |name: &str| tool_identity(name, d.path(), Some(&path), Some(&memo));
+
+        // An ELF program: asked once, then its answer is read back, under its digest.
+        fs::copy("/bin/true", bin.join("tool")).unwrap();
+        let first = id("tool");
+        assert!(first.contains("coreutils"), "{first}");
+        let memos: Vec<_> = fs::read_dir(&memo).unwrap().flatten().collect();
+        assert_eq!(memos.len(), 1);
+        fs::write(memos[0].path(), "remembered").unwrap();
+        assert!(id("tool").ends_with(" remembered"));
+        // Another file under the same name: another digest, asked again.
+        let mut other = fs::read("/bin/true").unwrap();
+        other.extend_from_slice(b"another build");
+        fs::write(bin.join("tool"), &other).unwrap();
+        let changed = id("tool");
+        assert!(changed.contains("coreutils"), "{changed}");
+        assert_ne!(changed.split(' ').next(), first.split(' ').next());
+        assert_eq!(fs::read_dir(&memo).unwrap().count(), 2);
+
+        // A script: what it runs may change while it does not; never remembered.
+        let script = bin.join("wrapped");
+        let side = d.path().join("side");
+        fs::write(&side, "gcc 12").unwrap();
+        fs::write(&script, format!("#!/bin/sh\ncat {}\n", side.display())).unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(id("wrapped").ends_with(" gcc 12"));
+        fs::write(&side, "gcc 13").unwrap();
+        assert!(id("wrapped").ends_with(" gcc 13"));
+        assert_eq!(fs::read_dir(&memo).unwrap().count(), 2);
+        assert_eq!(id("missing"), "absent");
+    }
 
     #[test]
     fn keyed_variables() {

@@ -140,10 +140,11 @@ impl Added {
     fn new(cfg: &WrapperConfig, pm: &PathMap) -> Added {
         let vars = cfg.env.all();
         let path_var = cfg.env.path_var().map(|p| p.as_os_str());
+        let memo = crate::private_dir::private_subdir("c-tools").ok();
         let tools: Vec<(String, String)> = c_tool_names(vars)
             .into_iter()
             .map(|n| {
-                let id = tool_identity(&n, &cfg.cwd, path_var);
+                let id = tool_identity(&n, &cfg.cwd, path_var, memo.as_deref());
                 (n, id)
             })
             .collect();
