@@ -32,6 +32,9 @@
 #                                    (default: project; XCACHE_BENCH_PROJECT=DIR still works)
 #   XCACHE_BENCH_TOOLS="xcache sccache kache mbx"  tools beside plain cargo (default: all)
 #   XCACHE_BENCH_REPEAT=N            rounds; medians, min and max are reported (default: 1)
+#   XCACHE_BENCH_KINDS="cold warm machine"  which of a tool's runs each round makes (default:
+#                                    all three; cold always, the others fill its store): "cold"
+#                                    alone measures the cold build in more pairs for the time
 #   XCACHE_BENCH_PROFILE=dev|release cargo profile (default: dev)
 #   XCACHE_BENCH_COMMAND=build|test  the cargo command every run times (default: build);
 #                                    with test, cargo's test results replace the
@@ -50,6 +53,10 @@
 #   XCACHE_BENCH_JOBS=N              pass -j N to every timed build (default: cargo's default)
 #   XCACHE_BENCH_SETTLE=0            do not `sync` before each timed run (default: sync, so
 #                                    that no run pays for the writeback of the one before)
+#                                    and trees of finished runs are set aside, not deleted,
+#                                    until free space runs low: see "Deleting" below)
+#   XCACHE_BENCH_MIN_FREE_GB=N       set-aside trees are deleted (then a 61 s wait) at the
+#                                    start of a round once less than N GB are free (default 20)
 #   XCACHE_BENCH_STRICT=1            exit 1 if a target is missed or a build's output differs
 #   XCACHE_BENCH_KEEP_TMP=1          keep the temporary directory (its path is printed)
 
@@ -64,8 +71,10 @@ source "$BENCH_DIR/lib.sh"
 PROJECTS="${XCACHE_BENCH_PROJECTS:-${XCACHE_BENCH_PROJECT:-project}}"
 TOOLS_SELECTED="${XCACHE_BENCH_TOOLS:-xcache sccache kache mbx}"
 REPEAT="${XCACHE_BENCH_REPEAT:-1}"
+KINDS="${XCACHE_BENCH_KINDS:-cold warm machine}"
 PROFILE="${XCACHE_BENCH_PROFILE:-dev}"
 SETTLE="${XCACHE_BENCH_SETTLE:-1}"
+MIN_FREE_GB="${XCACHE_BENCH_MIN_FREE_GB:-20}"
 SKIP_SCCACHE="${XCACHE_BENCH_SKIP_SCCACHE:-0}"
 ONLY_PEERS="${XCACHE_BENCH_ONLY_PEERS:-0}"
 INSTALL_PEERS="${XCACHE_BENCH_INSTALL_PEERS:-0}"
@@ -88,6 +97,11 @@ SMOKE_ARGS=("${DEFAULT_SMOKE_ARGS[@]}")
 
 parse_profile_jobs "$PROFILE" "$JOBS"
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "XCACHE_BENCH_REPEAT must be a positive number, not '$REPEAT'"
+for k in $KINDS; do
+  case "$k" in cold | warm | machine) ;; *) die "XCACHE_BENCH_KINDS: '$k' is not cold, warm or machine" ;; esac
+done
+[[ " $KINDS " == *" cold "* ]] || die "XCACHE_BENCH_KINDS='$KINDS' must include cold (the warm and machine runs read the store it fills)"
+wants() { [[ " $KINDS " == *" $1 "* ]]; }
 command -v cargo >/dev/null || die "cargo is not on PATH"
 command -v tar >/dev/null || die "tar is not on PATH"
 command -v python3 >/dev/null || die "python3 is not on PATH (bench/report.py needs it)"
@@ -345,6 +359,41 @@ settle() {
   [[ "$SETTLE" == 0 ]] || sync
 }
 
+# Deleting. ext4 without a journal (this machine's root file system) will not reuse an
+# inode number freed in the last 60 s (fs/ext4/ialloc.c, recently_deleted): every file
+# or directory created then scans past each such number, in the kernel, for as long as
+# the window lasts. A run started right after the previous one's tree (thousands of
+# files) was deleted paid that scan for every file it created, and cargo-xcache, which
+# also creates its store's files, paid it more often than plain cargo: on ripgrep the
+# same cold builds measured 1.06-1.11 x plain cargo right after a deletion and 0.97-1.00 x
+# a minute later. So a finished run's tree is moved aside (a rename frees nothing), and
+# the set-aside trees are deleted only at the start of a round, when free space runs
+# low, followed by a wait out of the window; XCACHE_BENCH_SETTLE=0 deletes at once.
+TRASH="$WORK/trash"
+mkdir -p "$TRASH"
+discard() {
+  local d
+  for d in "$@"; do
+    [[ -e "$d" ]] || continue
+    if [[ "$SETTLE" == 0 ]]; then
+      rm -rf "$d"
+    else
+      mv "$d" "$(mktemp -d "$TRASH/t.XXXXXX")/"
+    fi
+  done
+}
+empty_trash_if_low() {
+  [[ "$SETTLE" != 0 ]] || return 0
+  local free_kb
+  free_kb="$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')"
+  ((free_kb < MIN_FREE_GB * 1024 * 1024)) || return 0
+  [[ -n "$(ls -A "$TRASH")" ]] || return 0
+  log "less than $MIN_FREE_GB GB free: deleting the finished runs' trees, then 61 s for ext4's recently-deleted window"
+  rm -rf "${TRASH:?}"/*
+  sync
+  sleep 61
+}
+
 run_build() {
   local pname="$1" tool="$2" phase="$3" iter="$4" store="$5" dir="$6"
   local name="$tool-$phase"
@@ -472,7 +521,7 @@ run_build() {
     fc="$(date +%s.%N)"
     cp -a "$dir/target" "$run_dir/floor-copy"
     f2="$(date +%s.%N)"
-    rm -rf "$run_dir/floor-copy"
+    discard "$run_dir/floor-copy"
     floor="$(awk -v a="$f0" -v b="$f1" -v c="$fc" -v d="$f2" 'BEGIN { printf "%.3f %.3f", b - a, d - c }' | tr ' ' ':')"
     log "run $tag: floor: cargo no-op and copy of target, s: $floor"
   fi
@@ -494,10 +543,18 @@ run_build() {
     "$iter" "${secs:--}" "${rss:--}" "${drss:--}" "${compiled:--}" "${units:--}" "${hits:--}" \
     "${misses:--}" "${uncacheable:--}" "${seeded:--}" "$out_sum" "$floor" "$cpu" >>"$RECORDS"
   log "run $tag: $secs s, $cpu s of CPU (the machine's), peak RSS ${rss:-?} KB${drss:+ (daemon $drss KB)}, $compiled packages compiled, hits/misses ${hits:--}/${misses:--}"
-  rm -rf "$dir"
+  discard "$dir"
 }
 
 # ---------------------------------------------------------------- the runs
+
+# What was deleted just before the bench (a previous run's directory) is out of ext4's
+# window before the first timed run (see "Deleting").
+if [[ "$SETTLE" != 0 ]]; then
+  log "waiting 61 s: files deleted before the bench leave ext4's recently-deleted window"
+  sync
+  sleep 61
+fi
 
 for project in "${PROJECT_DIRS[@]}"; do
   pname="$(basename "$project")"
@@ -518,15 +575,20 @@ for project in "${PROJECT_DIRS[@]}"; do
   fi
   [[ -n "$BIN_NAME" ]] || log "$pname has no [package] name: no output check"
   for ((it = 1; it <= REPEAT; it++)); do
+    empty_trash_if_low
     # Checkouts: cold ones under $WORK/a/, warm ones under $WORK/elsewhere/
     # (another absolute path, of another length).
     run_build "$pname" plain cold "$it" - "$WORK/a/$pname-plain-$it/project"
     for tool in "${TOOLS[@]}"; do
       store="$WORK/stores/$pname-$tool-$it"
       run_build "$pname" "$tool" cold "$it" "$store" "$WORK/a/$pname-$tool-$it/project"
-      run_build "$pname" "$tool" warm "$it" "$store" "$WORK/elsewhere/moved/$pname-$tool-$it/checkout"
-      run_build "$pname" "$tool" machine "$it" "$store" "$WORK/machine2/src/$pname-$tool-$it/ws"
-      rm -rf "$store"
+      if wants warm; then
+        run_build "$pname" "$tool" warm "$it" "$store" "$WORK/elsewhere/moved/$pname-$tool-$it/checkout"
+      fi
+      if wants machine; then
+        run_build "$pname" "$tool" machine "$it" "$store" "$WORK/machine2/src/$pname-$tool-$it/ws"
+      fi
+      discard "$store"
     done
   done
 done
