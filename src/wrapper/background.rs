@@ -25,7 +25,6 @@ use rustix::fs::{FlockOperation, flock};
 
 /// A wrapper's cache work that goes on after cargo was let go (the child's side).
 pub(super) struct Pending {
-    path: PathBuf,
     _lock: File,
     /// When the parent exited: the unit's end as cargo saw it.
     pub released: Instant,
@@ -35,9 +34,14 @@ pub(super) struct Pending {
 }
 
 impl Pending {
-    /// The work is done and its event written: the front-end may go on.
+    /// The work is done and its event written: the front-end may go on (the lock goes
+    /// with this process). The file stays: removed now, it would free an inode in the
+    /// target dir while cargo and rustc create files there, and ext4 without a journal
+    /// scans past every inode freed in the last minute each time it allocates one (the
+    /// book's overhead page). [`wait_all`] removes them all once cargo has exited; a
+    /// later wrapper given the same process id takes the same file again.
     pub fn done(self) {
-        let _ = fs::remove_file(&self.path);
+        drop(self._lock);
     }
 }
 
@@ -129,7 +133,6 @@ pub(super) fn release(dir: &Path, stamps: Stamps) -> Release {
             }
             let _ = rustix::process::setpriority_process(None, 19);
             Release::Child(Pending {
-                path,
                 _lock: lock,
                 released,
                 released_at,
