@@ -151,9 +151,130 @@ fn prune_shard(shard: &Path, age: std::time::Duration) {
     }
 }
 
+/// The variable `cargo xcache build` sets for its wrappers: a directory of this build's
+/// inside the private directory where [`remove_later`] puts what it is given.
+pub const LATER_VAR: &str = "XCACHE_LATER";
+
+/// Removes `path` (a file, or a directory with what it holds) — under `cargo xcache
+/// build`, once cargo has exited. ext4 without a journal scans past every inode freed in
+/// the last minute each time it allocates one, so what a wrapper deletes while cargo and
+/// rustc create files makes each of their files dearer (the book's overhead page). Under
+/// the front-end ([`LATER_VAR`] naming a directory inside the private directory) `path`
+/// is renamed into that directory (a rename frees nothing), which the front-end removes
+/// after cargo; anywhere else, or when the rename fails, it is removed now.
+pub fn remove_later(path: &Path) {
+    remove_later_into(path, std::env::var_os(LATER_VAR).map(PathBuf::from));
+}
+
+/// [`remove_later`] with the directory named (or not).
+fn remove_later_into(path: &Path, later: Option<PathBuf>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let later = later
+        .filter(|d| d.is_absolute())
+        .filter(|d| private_dir().is_ok_and(|p| d.starts_with(&p) && *d != p));
+    if let Some(dir) = later {
+        let name = format!(
+            "{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        if fs::rename(path, dir.join(name)).is_ok() {
+            return;
+        }
+    }
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            let _ = fs::remove_dir_all(path);
+        }
+        Ok(_) => {
+            let _ = fs::remove_file(path);
+        }
+        Err(_) => {}
+    }
+}
+
+/// A path given to [`remove_later`] when this is dropped.
+pub struct RemovedLater(PathBuf);
+
+impl RemovedLater {
+    pub fn new(path: PathBuf) -> RemovedLater {
+        RemovedLater(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RemovedLater {
+    fn drop(&mut self) {
+        remove_later(&self.0);
+    }
+}
+
+/// The directory a front-end's wrappers put what they remove into ([`remove_later`]),
+/// made new for process `pid` inside the private directory.
+pub fn later_dir(pid: u32) -> io::Result<PathBuf> {
+    let d = private_subdir("later")?.join(pid.to_string());
+    match fs::DirBuilder::new().mode(0o700).create(&d) {
+        Ok(()) => Ok(d),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            // A build of an earlier process of the same id that did not finish.
+            fs::remove_dir_all(&d)?;
+            fs::DirBuilder::new().mode(0o700).create(&d)?;
+            Ok(d)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_removed_later_waits_in_the_builds_directory_only_inside_the_private_one() {
+        let scratch = tempfile::tempdir().unwrap();
+        let make = |name: &str| {
+            let d = scratch.path().join(name);
+            fs::create_dir(&d).unwrap();
+            fs::write(d.join("record"), b"secret=1").unwrap();
+            d
+        };
+        // No build's directory: removed now, a directory with what it holds.
+        let now = make("now");
+        remove_later_into(&now.join("record"), None);
+        assert!(!now.join("record").exists());
+        remove_later_into(&now, None);
+        assert!(!now.exists());
+        // The build's directory inside the private one: moved there, nothing freed.
+        let later = later_dir(u32::MAX - 7).unwrap();
+        let moved = make("moved");
+        remove_later_into(&moved, Some(later.clone()));
+        assert!(!moved.exists());
+        let kept: Vec<_> = fs::read_dir(&later).unwrap().flatten().collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            fs::read(kept[0].path().join("record")).unwrap(),
+            b"secret=1"
+        );
+        // A directory anywhere else (a variable set by someone else): removed now,
+        // never moved out of the private directory's reach.
+        let elsewhere = make("elsewhere");
+        let target = make("target");
+        remove_later_into(&elsewhere, Some(target.clone()));
+        assert!(!elsewhere.exists());
+        assert_eq!(fs::read_dir(&target).unwrap().count(), 1);
+        // A new build of the same process id starts with an empty directory.
+        assert_eq!(
+            fs::read_dir(later_dir(u32::MAX - 7).unwrap())
+                .unwrap()
+                .count(),
+            0
+        );
+        fs::remove_dir_all(&later).unwrap();
+    }
 
     /// A memo not written for longer than the age goes; the others stay.
     #[test]

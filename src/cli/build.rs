@@ -227,6 +227,13 @@ pub(super) fn run_build(
         Some(dir) => cmd.env(vars::PENDING, dir),
         None => cmd.env_remove(vars::PENDING),
     };
+    // What wrappers delete during the build waits for cargo's end
+    // (`private_dir::remove_later`).
+    let later_dir = crate::private_dir::later_dir(std::process::id()).ok();
+    match &later_dir {
+        Some(dir) => cmd.env(crate::private_dir::LATER_VAR, dir),
+        None => cmd.env_remove(crate::private_dir::LATER_VAR),
+    };
     match &cfg.remote_uri {
         Some(uri) => cmd.env(vars::REMOTE, uri),
         None => cmd.env_remove(vars::REMOTE),
@@ -335,6 +342,9 @@ pub(super) fn run_build(
                 BACKGROUND_LIMIT.as_secs()
             ));
         }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if let Some(dir) = &later_dir {
         let _ = std::fs::remove_dir_all(dir);
     }
     let background_wait_ms = waited.elapsed().as_millis() as u64;

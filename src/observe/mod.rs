@@ -108,7 +108,7 @@ impl Observer {
     /// Reads the record of a run whose first process was `root`, and removes it.
     pub fn finish(self, root: u32) -> io::Result<Trace> {
         let text = std::fs::read(&self.log);
-        let _ = std::fs::remove_file(&self.log);
+        crate::private_dir::remove_later(&self.log);
         Ok(Trace::parse(&String::from_utf8_lossy(&text?), root))
     }
 
@@ -116,13 +116,13 @@ impl Observer {
     /// parses it with [`Trace::parse`]), and removes it.
     pub fn read_log(self) -> io::Result<String> {
         let text = std::fs::read(&self.log);
-        let _ = std::fs::remove_file(&self.log);
+        crate::private_dir::remove_later(&self.log);
         Ok(String::from_utf8_lossy(&text?).into_owned())
     }
 
     /// Removes the record without reading it.
     pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.log);
+        crate::private_dir::remove_later(&self.log);
     }
 }
 

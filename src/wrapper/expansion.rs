@@ -51,7 +51,18 @@ pub(super) fn roots_stay_out(
     if roots.is_empty() || vars.is_empty() {
         return false;
     }
-    let Ok(tmp) = tempfile::Builder::new().prefix("xcache-expand-").tempdir() else {
+    // In the private directory, removed after cargo under the front-end
+    // (`private_dir::remove_later`).
+    let Some(tmp) = crate::private_dir::private_subdir("expand")
+        .ok()
+        .and_then(|d| {
+            tempfile::Builder::new()
+                .prefix("xcache-expand-")
+                .tempdir_in(d)
+                .ok()
+        })
+        .map(|t| crate::private_dir::RemovedLater::new(t.keep()))
+    else {
         return false;
     };
     let mut aliases: Vec<(&Root, PathBuf)> = Vec::with_capacity(roots.len());

@@ -188,7 +188,7 @@ struct Aliases {
 
 impl Drop for Aliases {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.base);
+        crate::private_dir::remove_later(&self.base);
     }
 }
 
