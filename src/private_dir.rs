@@ -172,6 +172,7 @@ fn remove_later_into(path: &Path, later: Option<PathBuf>) {
     static N: AtomicU64 = AtomicU64::new(0);
     let later = later
         .filter(|d| d.is_absolute())
+        .filter(|d| !d.components().any(|c| c == std::path::Component::ParentDir))
         .filter(|d| private_dir().is_ok_and(|p| d.starts_with(&p) && *d != p));
     if let Some(dir) = later {
         let name = format!(
@@ -235,7 +236,9 @@ mod tests {
 
     #[test]
     fn what_is_removed_later_waits_in_the_builds_directory_only_inside_the_private_one() {
-        let scratch = tempfile::tempdir().unwrap();
+        // In the private directory, as what wrappers remove is (a rename stays on one
+        // file system).
+        let scratch = tempfile::tempdir_in(private_dir().unwrap()).unwrap();
         let make = |name: &str| {
             let d = scratch.path().join(name);
             fs::create_dir(&d).unwrap();
@@ -259,13 +262,17 @@ mod tests {
             fs::read(kept[0].path().join("record")).unwrap(),
             b"secret=1"
         );
-        // A directory anywhere else (a variable set by someone else): removed now,
-        // never moved out of the private directory's reach.
-        let elsewhere = make("elsewhere");
-        let target = make("target");
-        remove_later_into(&elsewhere, Some(target.clone()));
-        assert!(!elsewhere.exists());
-        assert_eq!(fs::read_dir(&target).unwrap().count(), 1);
+        // A directory anywhere else (a variable set by someone else), or one that
+        // climbs out of the private directory: removed now, never moved out of its reach.
+        let outside = tempfile::tempdir().unwrap();
+        let climbing = later.join("..").join("..").join("..").join("..");
+        for target in [outside.path().to_path_buf(), climbing] {
+            let elsewhere = make("elsewhere");
+            remove_later_into(&elsewhere, Some(target));
+            assert!(!elsewhere.exists());
+        }
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(&later).unwrap().count(), 1);
         // A new build of the same process id starts with an empty directory.
         assert_eq!(
             fs::read_dir(later_dir(u32::MAX - 7).unwrap())
