@@ -25,7 +25,7 @@ use rustix::fs::{FlockOperation, flock};
 
 /// A wrapper's cache work that goes on after cargo was let go (the child's side).
 pub(super) struct Pending {
-    _lock: File,
+    lock: File,
     /// When the parent exited: the unit's end as cargo saw it.
     pub released: Instant,
     pub released_at: SystemTime,
@@ -41,7 +41,7 @@ impl Pending {
     /// book's overhead page). [`wait_all`] removes them all once cargo has exited; a
     /// later wrapper given the same process id takes the same file again.
     pub fn done(self) {
-        drop(self._lock);
+        drop(self.lock);
     }
 }
 
@@ -133,7 +133,7 @@ pub(super) fn release(dir: &Path, stamps: Stamps) -> Release {
             }
             let _ = rustix::process::setpriority_process(None, 19);
             Release::Child(Pending {
-                _lock: lock,
+                lock,
                 released,
                 released_at,
                 stamps,

@@ -179,17 +179,11 @@ pub(super) fn check(
 
 /// The aliases of one check, removed when it is dropped.
 struct Aliases {
-    base: PathBuf,
+    base: crate::private_dir::RemovedLater,
     /// `(real, alias, token)`, most specific real first (the map's order).
     roots: Vec<(String, String, &'static str)>,
     /// The scratch directory standing for the target dir, holding `OUT_DIR`.
     scratch_target: String,
-}
-
-impl Drop for Aliases {
-    fn drop(&mut self) {
-        crate::private_dir::remove_later(&self.base);
-    }
 }
 
 /// `path` made a different length from `than` by appending `x`s.
@@ -211,7 +205,7 @@ impl Aliases {
             .join(format!("{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&base)?;
         let mut a = Aliases {
-            base: base.clone(),
+            base: crate::private_dir::RemovedLater::new(base.clone()),
             roots: Vec::new(),
             scratch_target: String::new(),
         };
@@ -587,7 +581,7 @@ fn check_inner(
         )
     };
     let memo_text = memo(&second.compiles, tell, second.out_dir, &out_dir);
-    let memo_path = aliases.base.join("compiles");
+    let memo_path = aliases.base.path().join("compiles");
     std::fs::write(&memo_path, memo_text)?;
     let mut cmd = Command::new(second.program);
     cmd.arg0(text(second.arg0.as_os_str()))
