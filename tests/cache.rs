@@ -733,3 +733,39 @@ fn a_repository_above_the_checkout_is_read_from_the_checkout() {
     assert_eq!(Report::read(&ws3.join("target")).runs()["git-rev"].0, "hit");
     assert_eq!(b3.run("git-rev"), format!("commit: {c1}\n"));
 }
+
+/// Temp files a killed build left in a target dir (over an hour old) are removed by the
+/// next build whose sweep is due; a target dir the build made is not walked for them on
+/// the way out (none can be there), its first sweep is due a day later.
+#[test]
+fn a_killed_builds_temp_files_are_swept_from_an_old_target_dir_only_when_due() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws1");
+    xcache_build(&ws, &s.store(), &[], &[]).assert_success();
+    let target = ws.join("target");
+    let stamp = target.join("xcache").join("swept");
+    assert!(
+        stamp.exists(),
+        "a target dir the build made is marked swept"
+    );
+    let left = |name: &str| {
+        let p = target.join("debug").join("deps").join(name);
+        std::fs::write(&p, b"left by a killed build").unwrap();
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+        std::fs::File::open(&p).unwrap().set_modified(then).unwrap();
+        p
+    };
+    // Not due: the stamp is fresh.
+    let first = left("libx.rlib.xcache-tmp-one");
+    xcache_build(&ws, &s.store(), &[], &[]).assert_success();
+    assert!(first.exists(), "swept although the last sweep was just now");
+    // Due (no stamp, as in a target dir older builds of cargo-xcache made).
+    std::fs::remove_file(&stamp).unwrap();
+    let second = left("liby.rlib.xcache-tmp-two");
+    xcache_build(&ws, &s.store(), &[], &[]).assert_success();
+    assert!(
+        !first.exists() && !second.exists(),
+        "left behind: the sweep did not run"
+    );
+    assert!(stamp.exists());
+}

@@ -129,6 +129,7 @@ pub(super) fn run_build(
         // Cargo tags a target dir it creates, and only then; creating it here would
         // leave it untagged, and the tag is how wrappers find the target dir's root.
         let _ = std::fs::write(plan.graph.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
+        super::store_session::mark_swept(&plan.graph.target_dir);
     }
     if let Some(info) = rustc_info.as_ref().filter(|_| !guessed_right) {
         info.plant(&plan.graph.target_dir);

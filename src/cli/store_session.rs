@@ -2,7 +2,7 @@
 //! unusable store is one warning, and the build goes on without it), leased for the
 //! build's length, kept under its size when the build ends.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::config::BuildConfig;
@@ -15,6 +15,18 @@ use crate::wrapper::Warning;
 
 /// How often a build looks for temp files killed builds left in its target dir.
 const SWEEP_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Touched when a build last looked for temp files killed builds left in its target dir.
+fn swept_stamp(target_dir: &Path) -> PathBuf {
+    target_dir.join("xcache").join("swept")
+}
+
+/// A target dir this build made holds no temp file a killed build left (what the sweep
+/// removes is over an hour old): its first sweep is due a day from now, not when this
+/// build ends (a walk of every file the build wrote, on the way out).
+pub(super) fn mark_swept(target_dir: &Path) {
+    let _ = std::fs::write(swept_stamp(target_dir), b"");
+}
 
 /// The local store of one build.
 pub(super) struct StoreSession {
@@ -98,7 +110,7 @@ impl StoreSession {
                 human_bytes(store.max_size().unwrap_or(0)),
             ));
         }
-        let stamp = target_dir.join("xcache").join("swept");
+        let stamp = swept_stamp(target_dir);
         let due = std::fs::metadata(&stamp)
             .and_then(|m| m.modified())
             .ok()

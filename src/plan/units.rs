@@ -71,25 +71,32 @@ impl Plan {
         {
             sel.manifest_path = Some(cfg.cwd.join(dir).join("Cargo.toml"));
         }
-        let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd, Some(wrapper))?;
+        // The compiler's identity does not depend on the workspace: asked while `cargo
+        // metadata` runs (where it is not remembered yet, a fresh machine's first build,
+        // that is `rustc -vV` and `rustc --print sysroot` off the serial path).
+        let rustc = env.get("RUSTC").unwrap_or("rustc");
+        let (graph, compiler) = std::thread::scope(|s| {
+            let compiler = (!cfg.disabled).then(|| {
+                s.spawn(|| {
+                    compiler_id(
+                        Path::new(rustc),
+                        crate::private_dir::compilers_dir().as_deref(),
+                        env.get("RUSTUP_TOOLCHAIN"),
+                        env.path_var().map(|p| p.as_os_str()),
+                    )
+                    .ok()
+                })
+            });
+            let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd, Some(wrapper));
+            (graph, compiler.and_then(|c| c.join().ok().flatten()))
+        });
+        let graph = graph?;
         let home = cargo_home(env);
         let path_map = PathMap::new(
             &graph.workspace_root,
             Some(&graph.target_dir),
             home.as_deref(),
         );
-        let rustc = env.get("RUSTC").unwrap_or("rustc");
-        let compiler = if cfg.disabled {
-            None
-        } else {
-            compiler_id(
-                Path::new(rustc),
-                crate::private_dir::compilers_dir().as_deref(),
-                env.get("RUSTUP_TOOLCHAIN"),
-                env.path_var().map(|p| p.as_os_str()),
-            )
-            .ok()
-        };
         // `cargo clippy` runs clippy-driver in front of rustc for the members.
         let member_compiler = match (&compiler, command) {
             (Some(c), CargoCommand::Clippy) => {
