@@ -230,7 +230,9 @@ def main():
 
         print(f"\n== {project} (cargo {E.get('RB_COMMAND', 'build')}, {E.get('RB_PROFILE', 'dev')} profile, {E.get('RB_REPEAT', '1')} round(s); "
               "seconds: median [min-max]; checkouts moved and target dirs empty for warm runs; "
-              "CPU s: the whole machine's CPU time during the run, background work included)")
+              "CPU s: the whole machine's CPU time during the run, background work included"
+              + ("; cargo-xcache runs with an empty private directory each" if E.get("RB_FRESH_PRIVATE") == "1" else "")
+              + ")")
         print(f"{'run':<17} {'n':>2} {'median s':>9} {'min-max':>13} {'vs plain':>9} {'RSS MB':>7} "
               f"{'daemon MB':>9} {'compiled':>8} {'hits/misses':>12} {'seeded':>6} {'output':>7} "
               f"{'CPU s':>7} {'CPU vs plain':>12}")
@@ -346,6 +348,7 @@ def main():
         "profile": E.get("RB_PROFILE"),
         "command": E.get("RB_COMMAND", "build"),
         "jobs": int(E["RB_JOBS"]) if E.get("RB_JOBS") else None,
+        "fresh_private": E.get("RB_FRESH_PRIVATE") == "1",
         "repeat": int(E.get("RB_REPEAT", "1")),
         "smoke_args": E.get("RB_SMOKE_ARGS"),
         "total_seconds": int(E.get("RB_SECONDS_TOTAL", "0")),

@@ -59,6 +59,10 @@
 #                                    start of a round once less than N GB are free (default 20)
 #   XCACHE_BENCH_STRICT=1            exit 1 if a target is missed or a build's output differs
 #   XCACHE_BENCH_KEEP_TMP=1          keep the temporary directory (its path is printed)
+#   XCACHE_BENCH_FRESH_PRIVATE=1     give every cargo-xcache run an empty private directory
+#                                    (XDG_RUNTIME_DIR of its own): the first build of an
+#                                    ephemeral CI runner, which has no memo of the compiler,
+#                                    the linker or the C tools yet (default: the machine's)
 
 set -euo pipefail
 
@@ -86,6 +90,7 @@ COMMAND="${XCACHE_BENCH_COMMAND:-build}"
 case "$COMMAND" in build | test) ;; *) echo "bench: XCACHE_BENCH_COMMAND=$COMMAND is not build or test" >&2; exit 2 ;; esac
 STRICT="${XCACHE_BENCH_STRICT:-0}"
 KEEP_TMP="${XCACHE_BENCH_KEEP_TMP:-0}"
+FRESH_PRIVATE="${XCACHE_BENCH_FRESH_PRIVATE:-0}"
 
 # The smoke check runs each built program with these arguments; every project
 # under bench/ accepts them and prints something that depends on them only (a
@@ -100,6 +105,7 @@ parse_profile_jobs "$PROFILE" "$JOBS"
 for k in $KINDS; do
   case "$k" in cold | warm | machine) ;; *) die "XCACHE_BENCH_KINDS: '$k' is not cold, warm or machine" ;; esac
 done
+[[ "$FRESH_PRIVATE" == 0 || "$FRESH_PRIVATE" == 1 ]] || die "XCACHE_BENCH_FRESH_PRIVATE must be 0 or 1, not '$FRESH_PRIVATE'"
 [[ " $KINDS " == *" cold "* ]] || die "XCACHE_BENCH_KINDS='$KINDS' must include cold (the warm and machine runs read the store it fills)"
 wants() { [[ " $KINDS " == *" $1 "* ]]; }
 command -v cargo >/dev/null || die "cargo is not on PATH"
@@ -416,6 +422,11 @@ run_build() {
       ;;
     xcache | xcache-base)
       envs+=(XCACHE_DIR="$store")
+      if [[ "$FRESH_PRIVATE" == 1 ]]; then
+        # An empty private directory of the run's own (mode 0700, as a runtime dir is).
+        mkdir -p -m 700 "$run_dir/runtime"
+        envs+=(XDG_RUNTIME_DIR="$run_dir/runtime")
+      fi
       local bin="$XC"
       [[ "$tool" == xcache ]] || bin="$XC_BASE"
       cmd=("$bin" xcache "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
@@ -600,7 +611,7 @@ xcache_commit="$(git -C "$REPO_DIR" rev-parse --verify -q HEAD 2>/dev/null || tr
 dirty=0
 [[ -z "$(git -C "$REPO_DIR" status --porcelain --untracked-files=no 2>/dev/null || true)" ]] || dirty=1
 export RB_RECORDS="$RECORDS" RB_OUT="$OUT_DIR/results.json" RB_PROFILE="$PROFILE" RB_COMMAND="$COMMAND" RB_REPEAT="$REPEAT" \
-  RB_JOBS="$JOBS" RB_STRICT="$STRICT" RB_SECONDS_TOTAL="$(($(date +%s) - START_EPOCH))" \
+  RB_JOBS="$JOBS" RB_STRICT="$STRICT" RB_FRESH_PRIVATE="$FRESH_PRIVATE" RB_SECONDS_TOTAL="$(($(date +%s) - START_EPOCH))" \
   RB_RUSTC="$(rustc --version 2>/dev/null || true)" RB_CARGO="$(cargo --version 2>/dev/null || true)" \
   RB_XCACHE_COMMIT="$xcache_commit" RB_XCACHE_DIRTY="$dirty" RB_XCACHE_BIN="$XC" \
   RB_XCACHE_BASE_BIN="$XC_BASE" RB_XCACHE_BASE="$(version_of "$XC_BASE")" \

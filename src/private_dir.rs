@@ -230,9 +230,61 @@ pub fn later_dir(pid: u32) -> io::Result<PathBuf> {
     }
 }
 
+/// Removes what builds that never reached their end (killed, or their machine stopped)
+/// left to be removed later: each `later/<pid>` whose process is gone. Called by a
+/// front-end after cargo, beside the removal of its own. A directory whose process id
+/// now belongs to another process waits until that one is gone too.
+pub fn remove_stale_later_dirs() {
+    let Ok(dir) = private_subdir("later") else {
+        return;
+    };
+    remove_stale_in(&dir);
+}
+
+fn remove_stale_in(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // `/proc/<pid>` is there for every running process (and a zombie).
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_builds_later_directory_is_removed_a_running_ones_kept() {
+        let scratch = tempfile::tempdir_in(private_dir().unwrap()).unwrap();
+        // A process id that was in use and is no more.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let gone = scratch.path().join(dead.to_string());
+        let mine = scratch.path().join(std::process::id().to_string());
+        let other = scratch.path().join("not-a-pid");
+        for d in [&gone, &mine, &other] {
+            fs::create_dir(d).unwrap();
+            fs::write(d.join("record"), b"x").unwrap();
+        }
+        remove_stale_in(scratch.path());
+        assert!(!gone.exists(), "a dead build's directory stayed");
+        assert!(
+            mine.join("record").exists(),
+            "a running build's directory went"
+        );
+        assert!(
+            other.exists(),
+            "a name that is no process id is not ours to judge"
+        );
+    }
 
     #[test]
     fn what_is_removed_later_waits_in_the_builds_directory_only_inside_the_private_one() {

@@ -347,6 +347,7 @@ pub(super) fn run_build(
     }
     if let Some(dir) = &later_dir {
         let _ = std::fs::remove_dir_all(dir);
+        crate::private_dir::remove_stale_later_dirs();
     }
     let background_wait_ms = waited.elapsed().as_millis() as u64;
 
