@@ -277,9 +277,10 @@ fn entries(dir: &Path) -> usize {
         .sum()
 }
 
-/// A build that compiled counts the store when it ends; one that only found its units in
-/// the store leaves the count (a walk of the whole store) for an hour, and counts once
-/// the last count is older.
+/// A build that only found its units in the store leaves the count (a walk of the whole
+/// store) for an hour, and counts once the last count is older; one that compiled counts
+/// when what it added may take the store past nine tenths of its size by the last count
+/// and the ledger of what builds added since, else adds its bytes to the ledger.
 #[test]
 fn the_store_is_counted_after_builds_that_wrote_to_it() {
     let s = Scratch::new();
@@ -319,12 +320,39 @@ fn the_store_is_counted_after_builds_that_wrote_to_it() {
     xcache_build(&again, &s.store(), &[], &[]).assert_success();
     assert!(counted() > two_hours_ago);
 
-    // A build that compiles counts whenever it ends.
+    // A build that compiles, with room in the store by the last count and what builds
+    // added since (`gc.added`): not counted; what it added goes in the ledger.
     let ten_minutes_ago = set(600);
     let changed = s.checkout("basic-workspace", "d/ws");
     xcache_build(&changed, &s.store(), &["--features", "util/loud"], &[]).assert_success();
-    assert!(read_report(&changed).summary.misses > 0);
+    let r = read_report(&changed);
+    assert!(r.summary.misses > 0);
+    assert_eq!(counted(), ten_minutes_ago);
+    let number = |name: &str| -> u64 {
+        std::fs::read_to_string(s.store().join("v2").join(name))
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().parse::<u64>().unwrap())
+            .sum()
+    };
+    let ledger = number("gc.added");
+    assert!(ledger > r.summary.bytes_stored, "{ledger} {:?}", r.summary);
+
+    // One that may take the store past nine tenths of its size with what it adds:
+    // counted, and the ledger starts again.
+    let full = number("gc.counted") + ledger;
+    let release = s.checkout("basic-workspace", "e/ws");
+    let size = full.to_string();
+    xcache_build(
+        &release,
+        &s.store(),
+        &["--release"],
+        &[("XCACHE_CACHE_SIZE", size.as_str())],
+    )
+    .assert_success();
+    assert!(read_report(&release).summary.misses > 0);
     assert!(counted() > ten_minutes_ago);
+    assert!(!s.store().join("v2/gc.added").exists());
 }
 
 #[test]

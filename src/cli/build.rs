@@ -382,7 +382,8 @@ pub(super) fn run_build(
         r.finish(&events, &captured, &mut report);
     }
     let _ = std::fs::remove_file(&remote_state);
-    local.finish(&mut report, &plan.graph.target_dir, verbosity);
+    let added = super::store_session::added_at_most(&report, &events, &captured);
+    local.finish(&mut report, added, &plan.graph.target_dir, verbosity);
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
     report.read_only = cfg.read_only;
     report.summary.before_cargo_ms = before_cargo_ms;
@@ -525,6 +526,7 @@ fn rustdoc_event(u: &RustdocUnit) -> UnitEvent {
         overhead_ms: 0,
         bytes: 0,
         bytes_linked: 0,
+        object_bytes: 0,
         upk: None,
         spk: None,
         l1: None,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::BuildConfig;
 use crate::report::{BuildReport, Verbosity};
 use crate::store::gc::{
-    GcOptions, IDLE_EVERY, collect, counted_within, human_bytes, sweep_temp_files,
+    GcOptions, IDLE_EVERY, collect, counted_within, human_bytes, room_for, sweep_temp_files,
 };
 use crate::store::{Lease, LocalStore};
 use crate::wrapper::Warning;
@@ -26,6 +26,35 @@ fn swept_stamp(target_dir: &Path) -> PathBuf {
 /// build ends (a walk of every file the build wrote, on the way out).
 pub(super) fn mark_swept(target_dir: &Path) {
     let _ = std::fs::write(swept_stamp(target_dir), b"");
+}
+
+/// Room for what one build may have written to the store besides its entries and
+/// objects (manifests, seed records, key history, object lists), per unit.
+const PER_UNIT_ALLOWANCE: u64 = 64 * 1024;
+
+/// At most the bytes a build added to the store: its entries' contents before
+/// compression and their objects, what it restored or downloaded (an entry fetched, the
+/// objects a restore makes), its seed packs, and an allowance per unit for the small
+/// files.
+pub(super) fn added_at_most(
+    report: &BuildReport,
+    events: &[crate::wrapper::UnitEvent],
+    captured: &[crate::seed::Captured],
+) -> u64 {
+    let s = &report.summary;
+    let objects: u64 = events.iter().map(|e| e.object_bytes).sum();
+    let packs: u64 = captured.iter().map(|c| c.variant.bytes).sum();
+    let units = (events.len() + captured.len()) as u64;
+    [
+        s.bytes_stored,
+        s.bytes_restored,
+        s.bytes_down,
+        objects,
+        packs,
+        units.saturating_mul(PER_UNIT_ALLOWANCE),
+    ]
+    .iter()
+    .fold(0u64, |a, b| a.saturating_add(*b))
 }
 
 /// The local store of one build.
@@ -72,7 +101,14 @@ impl StoreSession {
 
     /// Adds the store's warning to the report, ends the lease and keeps the store under
     /// its size; now and then removes temp files killed builds left in the target dir.
-    pub fn finish(self, report: &mut BuildReport, target_dir: &Path, verbosity: Verbosity) {
+    /// `added`: at most the bytes the build added to the store ([`added_at_most`]).
+    pub fn finish(
+        self,
+        report: &mut BuildReport,
+        added: u64,
+        target_dir: &Path,
+        verbosity: Verbosity,
+    ) {
         // The front-end's word on the store stands for the wrappers' (same code).
         if let Some(w) = self.warning {
             report.warnings.retain(|x| x.code != w.code);
@@ -83,7 +119,9 @@ impl StoreSession {
         // fetched by a wrapper) and captured nothing put little in the store (at most
         // the objects of entries it restored): it leaves the collection, whose walk
         // grows with the store, to the next build that does, or to the first after an
-        // hour.
+        // hour. One that did collects only when what it added may take the store past
+        // nine tenths of its size, by the last count and what builds added since
+        // (`gc::room_for`), or when the last count is an hour old.
         let s = &report.summary;
         let wrote = s.misses > 0
             || s.bytes_down > 0
@@ -91,9 +129,13 @@ impl StoreSession {
             || s.prefetch_pieces > 0
             || s.remote_hits > 0
             || s.captured > 0;
+        let due = |store: &LocalStore| match store.max_size() {
+            Some(max) if wrote => !room_for(store, max, added),
+            Some(_) => !counted_within(store, IDLE_EVERY),
+            None => false,
+        };
         if let Some(store) = &self.store
-            && store.max_size().is_some()
-            && (wrote || !counted_within(store, IDLE_EVERY))
+            && due(store)
             && let Ok(r) = collect(
                 store,
                 &GcOptions {

@@ -210,6 +210,10 @@ pub struct UnitEvent {
     /// `bytes`).
     #[serde(default)]
     pub bytes_linked: u64,
+    /// Bytes of the loose objects a stored entry refers to (made objects by copy or by
+    /// link, not in `bytes`): with `bytes`, at most what the unit added to the store.
+    #[serde(default)]
+    pub object_bytes: u64,
     /// Where prediction finds this unit next time (see `key::prediction_key`).
     #[serde(default)]
     pub upk: Option<String>,

@@ -701,6 +701,9 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
         l1,
     );
     ev.upload = stored.is_some() && cx.upload_later;
+    ev.object_bytes = stored
+        .as_ref()
+        .map_or(0, |(_, o)| o.objects.iter().map(|b| b.len).sum());
     cx.finish_event(&ev);
     if let Some(pending) = cx.background.take() {
         pending.done();
@@ -1022,6 +1025,7 @@ fn event(
         overhead_ms,
         bytes,
         bytes_linked: 0,
+        object_bytes: 0,
         upk: None,
         spk: None,
         l1: l1.map(|k| k.to_hex()),
