@@ -83,6 +83,50 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens a file of a hostile directory (a store's lock, ledger or log) with `opts`, never
+/// through a link planted at its name (`O_NOFOLLOW`), never waiting on a FIFO
+/// (`O_NONBLOCK`, which a regular file ignores), and only if what is opened is a
+/// regular file: a write through a planted link would land outside the directory, an
+/// open of a FIFO would hang the build.
+pub fn open_in_place(path: &Path, opts: &mut std::fs::OpenOptions) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = opts
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(f)
+}
+
+/// The text of a small file of a hostile directory ([`open_in_place`]): an error when it
+/// is longer than `limit` bytes, rather than reading whatever it is into memory.
+pub fn read_small(path: &Path, limit: u64) -> io::Result<String> {
+    String::from_utf8(read_small_bytes(path, limit)?).map_err(io::Error::other)
+}
+
+/// [`read_small`] as bytes.
+pub fn read_small_bytes(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = open_in_place(path, std::fs::OpenOptions::new().read(true))?;
+    if f.metadata()?.len() > limit {
+        return Err(io::Error::other(format!(
+            "{} is longer than {limit} bytes",
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    f.take(limit).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The most a store's record (a manifest, a seed record, a unit's key history, the
+/// builds log) may hold to be read: a record longer is unreadable, as a damaged one is.
+pub const RECORD_LIMIT: u64 = 16 * 1024 * 1024;
+
 /// A temp path next to `dest`, for writing a file that is renamed into place.
 pub fn temp_beside(dest: &Path) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,6 +140,37 @@ pub fn temp_beside(dest: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A link or a FIFO planted at a store file's name is never opened through, nor
+    /// waited on; a long file is not read whole.
+    #[test]
+    fn a_planted_link_or_fifo_is_not_opened() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        std::fs::write(&outside, b"the user's file\n").unwrap();
+        let link = d.path().join("gc.added");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let append = || open_in_place(&link, std::fs::OpenOptions::new().create(true).append(true));
+        assert!(append().is_err());
+        assert!(read_small(&link, 1024).is_err());
+        assert_eq!(std::fs::read(&outside).unwrap(), b"the user's file\n");
+        let fifo = d.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // Would block forever without O_NONBLOCK (no reader, no writer).
+        assert!(open_in_place(&fifo, std::fs::OpenOptions::new().write(true)).is_err());
+        assert!(read_small(&fifo, 1024).is_err());
+        let long = d.path().join("long");
+        std::fs::write(&long, vec![b'1'; 2048]).unwrap();
+        assert!(read_small(&long, 1024).is_err());
+        std::fs::write(&long, b"12\n").unwrap();
+        assert_eq!(read_small(&long, 1024).unwrap(), "12\n");
+    }
 
     #[test]
     fn every_way_out_is_refused() {

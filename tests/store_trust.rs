@@ -125,3 +125,40 @@ fn the_store_holds_nothing_that_runs_or_says_what_a_compiler_is() {
         );
     }
 }
+
+/// The store's own bookkeeping files (its locks, the size ledger and count, the builds
+/// log, a unit's records) are never written through a link a writer of the store
+/// planted at their names, and a FIFO planted there never holds a build up.
+#[test]
+fn links_and_fifos_planted_at_the_stores_own_files_are_not_followed() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "a/ws");
+    xcache_build(&ws, &s.store(), &[], &[("CARGO_INCREMENTAL", "0")]).assert_success();
+    let v2 = s.store().join("v2");
+    let outside = s.path("users-file");
+    std::fs::write(&outside, b"the user's own\n").unwrap();
+    for name in ["lock", "gc.lock", "gc.added", "history/builds.jsonl"] {
+        let p = v2.join(name);
+        let _ = std::fs::remove_file(&p);
+        std::os::unix::fs::symlink(&outside, &p).unwrap();
+    }
+    let _ = std::fs::remove_file(v2.join("gc.counted"));
+    assert!(
+        Command::new("mkfifo")
+            .arg(v2.join("gc.counted"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A build that compiles (so it counts the store or adds to the ledger) and logs.
+    let other = s.checkout("basic-workspace", "b/ws");
+    let b = xcache_build(
+        &other,
+        &s.store(),
+        &["--release"],
+        &[("CARGO_INCREMENTAL", "0")],
+    );
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    assert_eq!(std::fs::read(&outside).unwrap(), b"the user's own\n");
+}

@@ -123,7 +123,7 @@ fn record_path(store: &LocalStore, upk: &Key) -> PathBuf {
 
 /// The record of a prediction key; empty if there is none or it is unreadable.
 pub fn read_record(store: &LocalStore, upk: &Key) -> SeedRecord {
-    std::fs::read(record_path(store, upk))
+    crate::fsx::read_small_bytes(&record_path(store, upk), crate::fsx::RECORD_LIMIT)
         .ok()
         .and_then(|b| serde_json::from_slice::<SeedRecord>(&b).ok())
         .filter(|r| r.format_version == FORMAT_VERSION)

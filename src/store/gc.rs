@@ -46,6 +46,9 @@ const ADDED: &str = "gc.added";
 /// How full, by the last count and the ledger, a store may get before a build that
 /// wrote to it collects (nine tenths of its size).
 const ROOM_TENTHS: u64 = 9;
+/// The longest count or ledger read (a line per build that wrote within the hour);
+/// longer, a collection is due.
+const LEDGER_LIMIT: u64 = 64 * 1024;
 
 /// What to collect.
 #[derive(Clone, Debug, Default)]
@@ -235,7 +238,11 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
         }
     }
     if !opts.dry_run {
-        let _ = fs::write(root.join(COUNTED), format!("{}\n", report.bytes_after()));
+        // Renamed into place: a link planted at the name is replaced, never written through.
+        let _ = crate::fsx::write_atomic(
+            &root.join(COUNTED),
+            format!("{}\n", report.bytes_after()).as_bytes(),
+        );
         let _ = fs::remove_file(&counting);
     }
     Ok(report)
@@ -256,7 +263,7 @@ pub fn room_for(store: &LocalStore, max: u64, adding: u64) -> bool {
     if !counted_within(store, IDLE_EVERY) {
         return false;
     }
-    let Some(counted) = fs::read_to_string(root.join(COUNTED))
+    let Some(counted) = crate::fsx::read_small(&root.join(COUNTED), LEDGER_LIMIT)
         .ok()
         .and_then(|t| t.trim().parse::<u64>().ok())
     else {
@@ -266,7 +273,7 @@ pub fn room_for(store: &LocalStore, max: u64, adding: u64) -> bool {
     // before it wrote its count).
     let mut ledger = 0u64;
     for name in [ADDED.to_string(), format!("{ADDED}.counting")] {
-        match fs::read_to_string(root.join(name)) {
+        match crate::fsx::read_small(&root.join(name), LEDGER_LIMIT) {
             Ok(text) => match text
                 .lines()
                 .map(|l| l.trim().parse::<u64>())
@@ -284,12 +291,12 @@ pub fn room_for(store: &LocalStore, max: u64, adding: u64) -> bool {
         return false;
     }
     // One short line appended: the lines of builds ending together do not mix.
-    fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(root.join(ADDED))
-        .and_then(|mut f| f.write_all(format!("{adding}\n").as_bytes()))
-        .is_ok()
+    crate::fsx::open_in_place(
+        &root.join(ADDED),
+        fs::OpenOptions::new().create(true).append(true),
+    )
+    .and_then(|mut f| f.write_all(format!("{adding}\n").as_bytes()))
+    .is_ok()
 }
 
 /// True when a collection ended within `period` (by `gc.counted`'s time; a time in the
@@ -367,7 +374,7 @@ pub(super) fn collect_now_and_then(store: &LocalStore) {
         return;
     }
     // Marked first, so the wrappers that store next do not all start one.
-    if fs::write(&stamp, b"").is_err() {
+    if crate::fsx::write_atomic(&stamp, b"").is_err() {
         return;
     }
     let _ = collect(
@@ -415,11 +422,13 @@ fn walk(dir: &Path, depth: usize, f: &mut impl FnMut(&Path, &fs::Metadata)) -> i
 
 /// Takes `path`'s lock exclusively if no one holds it; `None` if someone does.
 fn try_lock(path: &Path) -> io::Result<Option<File>> {
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)?;
+    let f = crate::fsx::open_in_place(
+        path,
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true),
+    )?;
     match f.try_lock() {
         Ok(()) => Ok(Some(f)),
         Err(fs::TryLockError::WouldBlock) => Ok(None),

@@ -116,7 +116,7 @@ impl LocalStore {
 
     /// The unit's history; empty when there is none or it does not parse.
     pub fn read_history(&self, id: &UnitId<'_>) -> UnitHistory {
-        std::fs::read(self.unit_history_path(id))
+        crate::fsx::read_small_bytes(&self.unit_history_path(id), crate::fsx::RECORD_LIMIT)
             .ok()
             .and_then(|b| serde_json::from_slice::<UnitHistory>(&b).ok())
             .filter(|h| h.format_version == FORMAT_VERSION)
@@ -142,10 +142,10 @@ impl LocalStore {
         std::fs::create_dir_all(self.history_dir())?;
         let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
         text.push('\n');
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
+        let mut f = crate::fsx::open_in_place(
+            &path,
+            std::fs::OpenOptions::new().create(true).append(true),
+        )?;
         f.write_all(text.as_bytes())?;
         drop(f);
         let lines = self.read_builds();
@@ -163,7 +163,7 @@ impl LocalStore {
 
     /// Every build line that parses, oldest first.
     pub fn read_builds(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.builds_log_path())
+        crate::fsx::read_small(&self.builds_log_path(), crate::fsx::RECORD_LIMIT)
             .map(|t| {
                 t.lines()
                     .filter_map(|l| serde_json::from_str(l).ok())

@@ -106,7 +106,9 @@ impl LocalStore {
     /// The manifest of a first-level key; empty if there is none or it is unreadable.
     pub fn read_manifest(&self, l1: &Key) -> Manifest {
         let path = self.manifest_path(l1);
-        let manifest = fs::read(&path).ok().map(|b| Manifest::from_slice(&b));
+        let manifest = crate::fsx::read_small_bytes(&path, crate::fsx::RECORD_LIMIT)
+            .ok()
+            .map(|b| Manifest::from_slice(&b));
         if manifest.as_ref().is_some_and(|m| !m.variants.is_empty()) {
             touch(&path);
         }
@@ -351,12 +353,14 @@ impl LocalStore {
     /// recently used entries only when no build holds one (see the book's Size section).
     /// `None` if the lock file cannot be opened (eviction then stays conservative).
     pub fn lease(&self) -> Option<Lease> {
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.root.join("lock"))
-            .ok()?;
+        let f = crate::fsx::open_in_place(
+            &self.root.join("lock"),
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true),
+        )
+        .ok()?;
         f.lock_shared().ok()?;
         Some(Lease(f))
     }
