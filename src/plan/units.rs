@@ -73,11 +73,14 @@ impl Plan {
         }
         // The compiler's identity does not depend on the workspace: asked while `cargo
         // metadata` runs (where it is not remembered yet, a fresh machine's first build,
-        // that is `rustc -vV` and `rustc --print sysroot` off the serial path).
+        // that is `rustc -vV` and `rustc --print sysroot` off the serial path). Not
+        // where rustup may still have to install the toolchain a `rust-toolchain` file
+        // names (no `RUSTUP_TOOLCHAIN` from a proxy that already resolved it): two
+        // proxies installing it at once could fail the build.
         let rustc = env.get("RUSTC").unwrap_or("rustc");
-        let (graph, compiler) = std::thread::scope(|s| {
-            let compiler = (!cfg.disabled).then(|| {
-                s.spawn(|| {
+        let identity = || {
+            (!cfg.disabled)
+                .then(|| {
                     compiler_id(
                         Path::new(rustc),
                         crate::private_dir::compilers_dir().as_deref(),
@@ -86,10 +89,19 @@ impl Plan {
                     )
                     .ok()
                 })
-            });
+                .flatten()
+        };
+        let at_once = env.get("RUSTUP_TOOLCHAIN").is_some() || !toolchain_file_above(&cfg.cwd);
+        let (graph, compiler) = if at_once {
+            std::thread::scope(|s| {
+                let compiler = s.spawn(identity);
+                let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd, Some(wrapper));
+                (graph, compiler.join().ok().flatten())
+            })
+        } else {
             let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd, Some(wrapper));
-            (graph, compiler.and_then(|c| c.join().ok().flatten()))
-        });
+            (graph, identity())
+        };
         let graph = graph?;
         let home = cargo_home(env);
         let path_map = PathMap::new(
@@ -205,4 +217,30 @@ fn install_path(args: &[String]) -> Option<&str> {
         }
     }
     None
+}
+
+/// Whether `dir` or a directory above it holds a `rust-toolchain` or
+/// `rust-toolchain.toml` file: rustup's pick of the toolchain, which it installs on first
+/// use.
+fn toolchain_file_above(dir: &Path) -> bool {
+    dir.ancestors()
+        .any(|d| d.join("rust-toolchain").is_file() || d.join("rust-toolchain.toml").is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_toolchain_file_in_the_directory_or_above_is_found() {
+        let d = tempfile::tempdir().unwrap();
+        let member = d.path().join("ws").join("member");
+        std::fs::create_dir_all(&member).unwrap();
+        assert!(!toolchain_file_above(&member));
+        std::fs::write(d.path().join("ws").join("rust-toolchain.toml"), "").unwrap();
+        assert!(toolchain_file_above(&member));
+        std::fs::remove_file(d.path().join("ws").join("rust-toolchain.toml")).unwrap();
+        std::fs::write(member.join("rust-toolchain"), "stable").unwrap();
+        assert!(toolchain_file_above(&member));
+    }
 }
