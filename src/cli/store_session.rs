@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use crate::config::BuildConfig;
 use crate::report::{BuildReport, Verbosity};
 use crate::store::gc::{
-    GcOptions, IDLE_EVERY, collect, counted_within, human_bytes, room_for, sweep_temp_files,
+    GcOptions, IDLE_EVERY, collect, counted_within, human_bytes, note_added, room_for,
+    sweep_temp_files,
 };
 use crate::store::{Lease, LocalStore};
 use crate::wrapper::Warning;
@@ -131,28 +132,39 @@ impl StoreSession {
             || s.prefetch_pieces > 0
             || s.remote_hits > 0
             || s.captured > 0;
-        let due = |store: &LocalStore| match store.max_size() {
-            Some(max) if wrote => !room_for(store, max, added),
-            Some(_) => !counted_within(store, IDLE_EVERY),
-            None => false,
-        };
         if let Some(store) = &self.store
-            && due(store)
-            && let Ok(r) = collect(
-                store,
-                &GcOptions {
-                    max_size: store.max_size(),
-                    dry_run: false,
-                },
-            )
-            && r.evicted > 0
+            && let Some(max) = store.max_size()
         {
-            verbosity.note(&format!(
-                "xcache: evicted {} least recently used entries ({}) to keep the store under {}",
-                r.evicted,
-                human_bytes(r.evicted_bytes),
-                human_bytes(store.max_size().unwrap_or(0)),
-            ));
+            let due = if wrote {
+                !room_for(store, max, added)
+            } else {
+                !counted_within(store, IDLE_EVERY)
+            };
+            let r = due
+                .then(|| {
+                    collect(
+                        store,
+                        &GcOptions {
+                            max_size: Some(max),
+                            dry_run: false,
+                        },
+                    )
+                    .ok()
+                })
+                .flatten();
+            // What it added is in the ledger unless a collection of its own counted it
+            // (another one, busy, may have walked past it).
+            if wrote && r.as_ref().is_none_or(|r| r.busy) {
+                note_added(store, added);
+            }
+            if let Some(r) = r.filter(|r| r.evicted > 0) {
+                verbosity.note(&format!(
+                    "xcache: evicted {} least recently used entries ({}) to keep the store under {}",
+                    r.evicted,
+                    human_bytes(r.evicted_bytes),
+                    human_bytes(max),
+                ));
+            }
         }
         let stamp = swept_stamp(target_dir);
         let due = std::fs::metadata(&stamp)

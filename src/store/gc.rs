@@ -251,14 +251,14 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
 /// True when a build that added at most `adding` bytes to the store leaves it within
 /// nine tenths of `max` by the last count and the ledger of what builds added since:
 /// then it need not walk the store, whose cost grows with it (0.2 s for 60 000 files,
-/// at the end of every build that compiled anything), and `adding` goes in the ledger.
+/// at the end of every build that compiled anything); [`note_added`] puts `adding` in
+/// the ledger.
 /// False, a collection due, when the store has no count with its size (none ran, or
 /// one older than the ledger did), when the last count is older than [`IDLE_EVERY`]
 /// (what keeps no ledger: the drop-in mode's writes, another tool), or when the ledger
 /// cannot be read. The ledger is the store's word, like all of it: a false one can
 /// only put a collection off until the hourly count.
 pub fn room_for(store: &LocalStore, max: u64, adding: u64) -> bool {
-    use std::io::Write;
     let root = store.root();
     if !counted_within(store, IDLE_EVERY) {
         return false;
@@ -287,23 +287,27 @@ pub fn room_for(store: &LocalStore, max: u64, adding: u64) -> bool {
         }
     }
     let total = counted.saturating_add(ledger).saturating_add(adding);
-    if total > max / 10 * ROOM_TENTHS {
-        return false;
-    }
+    total <= max / 10 * ROOM_TENTHS
+}
+
+/// Adds `adding` bytes to the ledger of what builds added since the last count (see
+/// [`room_for`]). Best effort: a ledger that cannot be written leaves the count to the
+/// hourly collection.
+pub fn note_added(store: &LocalStore, adding: u64) {
+    use std::io::Write;
     // One short line appended: the lines of builds ending together do not mix.
-    crate::fsx::open_in_place(
-        &root.join(ADDED),
+    let _ = crate::fsx::open_in_place(
+        &store.root().join(ADDED),
         fs::OpenOptions::new().create(true).append(true),
     )
-    .and_then(|mut f| f.write_all(format!("{adding}\n").as_bytes()))
-    .is_ok()
+    .and_then(|mut f| f.write_all(format!("{adding}\n").as_bytes()));
 }
 
 /// True when a collection ended within `period` (by `gc.counted`'s time; a time in the
 /// future, or none, counts as long ago). A build that wrote nothing new to the store
-/// collects only when this is false (one that wrote, see [`room_for`]): the collection walks every file of the store, and
-/// reads every entry's list of objects, so its cost grows with the store, while such a
-/// build added at most the objects of entries it restored.
+/// collects only when this is false (one that wrote: [`room_for`]): the collection walks
+/// every file of the store, and reads every entry's list of objects, so its cost grows
+/// with the store, while such a build added at most the objects of entries it restored.
 pub fn counted_within(store: &LocalStore, period: Duration) -> bool {
     fs::metadata(store.root().join(COUNTED))
         .and_then(|m| m.modified())
@@ -675,8 +679,10 @@ mod tests {
         assert_eq!(counted, r.bytes_after());
         assert!(counted >= 300_000);
         // Room: the builds' lines add up in the ledger.
-        assert!(room_for(&store, max, 200_000));
-        assert!(room_for(&store, max, 200_000));
+        for _ in 0..2 {
+            assert!(room_for(&store, max, 200_000));
+            note_added(&store, 200_000);
+        }
         // Past nine tenths with the ledger (counted + 400 000 + 200 000 > 900 000).
         assert!(!room_for(&store, max, 200_000));
         let ledger = fs::read_to_string(store.root().join(ADDED)).unwrap();
@@ -688,6 +694,7 @@ mod tests {
         collect(&store, &opts).unwrap();
         assert!(!store.root().join(ADDED).exists());
         assert!(room_for(&store, max, 200_000));
+        note_added(&store, 200_000);
         // Lines a collection took and never finished counting still count.
         fs::rename(
             store.root().join(ADDED),
@@ -695,6 +702,7 @@ mod tests {
         )
         .unwrap();
         assert!(room_for(&store, max, 200_000));
+        note_added(&store, 200_000);
         assert!(!room_for(&store, max, 200_000));
         // A ledger line that is no number: collect.
         collect(&store, &opts).unwrap();
