@@ -162,3 +162,46 @@ fn links_and_fifos_planted_at_the_stores_own_files_are_not_followed() {
     assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
     assert_eq!(std::fs::read(&outside).unwrap(), b"the user's own\n");
 }
+
+/// FIFOs planted where a store keeps its entries, manifests, seed records and object lists
+/// never hold a build up: the build compiles what it cannot read, and is right.
+#[test]
+fn fifos_planted_at_a_stores_entries_and_records_never_hold_a_build_up() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "a/ws");
+    let env = [("CARGO_INCREMENTAL", "0")];
+    xcache_build(&ws, &s.store(), &[], &env).assert_success();
+    let mut planted = Vec::new();
+    files_named(&s.store(), &|_| true, &mut planted);
+    let planted: Vec<PathBuf> = planted
+        .into_iter()
+        .filter(|p| {
+            let rel = p
+                .strip_prefix(s.store())
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            ["entries/", "manifests/", "seeds/", "objects/"]
+                .iter()
+                .any(|d| rel.contains(d))
+        })
+        .collect();
+    assert!(planted.len() > 10, "{planted:?}");
+    for p in &planted {
+        std::fs::remove_file(p).unwrap();
+        assert!(Command::new("mkfifo").arg(p).status().unwrap().success());
+    }
+    // In a thread: a build held up by a FIFO would never return.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (other, store) = (s.checkout("basic-workspace", "b/ws"), s.store());
+    std::thread::spawn(move || {
+        let b = xcache_build(&other, &store, &[], &[("CARGO_INCREMENTAL", "0")]);
+        let ok = b.output.status.success();
+        let _ = tx.send((ok, if ok { b.run("app") } else { b.stderr() }));
+    });
+    let (ok, out) = rx
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("the build was held up by a FIFO in the store");
+    assert!(ok, "{out}");
+    assert_eq!(out, basic::EXPECTED_OUTPUT);
+}

@@ -519,7 +519,7 @@ fn read_trailer(file: &mut File, len: u64) -> Result<Option<Trailer>, ReadError>
 
 /// True when the file at `path` is a signed entry (whoever signed it).
 pub fn is_signed(path: &Path) -> bool {
-    let Ok(mut f) = File::open(path) else {
+    let Ok(mut f) = crate::fsx::open_in_place(path, std::fs::OpenOptions::new().read(true)) else {
         return false;
     };
     let len = f.metadata().map_or(0, |m| m.len());
@@ -592,7 +592,9 @@ impl EntryReader {
         expected: &Key,
         trusted: Option<&TrustedKeys>,
     ) -> Result<EntryReader, OpenError> {
-        let mut file = File::open(path).map_err(ReadError::Io)?;
+        // Never through a planted link, never waiting on a planted FIFO.
+        let mut file = crate::fsx::open_in_place(path, std::fs::OpenOptions::new().read(true))
+            .map_err(ReadError::Io)?;
         let len = file.metadata().map_err(ReadError::Io)?.len();
         let trailer = read_trailer(&mut file, len)?;
         let stream_len = trailer.as_ref().map_or(len, |t| t.stream_len);

@@ -378,7 +378,7 @@ impl LocalStore {
 
     /// Size of an entry file on disk, if present.
     pub fn entry_size(&self, key: &Key) -> Option<u64> {
-        File::open(self.entry_path(key))
+        crate::fsx::open_in_place(&self.entry_path(key), fs::OpenOptions::new().read(true))
             .and_then(|f| f.metadata())
             .map(|m| m.len())
             .ok()
@@ -393,7 +393,9 @@ pub struct Lease(#[expect(dead_code, reason = "held for its lock")] File);
 /// Marks a file used now, if it was last marked longer than [`TOUCH_AFTER`] ago. Best
 /// effort: a store this process may read but not write stays as it is.
 fn touch(path: &Path) {
-    let Ok(f) = File::open(path) else { return };
+    let Ok(f) = crate::fsx::open_in_place(path, fs::OpenOptions::new().read(true)) else {
+        return;
+    };
     let stale = f
         .metadata()
         .and_then(|m| m.modified())

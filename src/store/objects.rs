@@ -128,7 +128,7 @@ pub fn entry_objects(store: &LocalStore, entry: &Key) -> Vec<LinkableFile> {
 pub(super) fn read_list(path: &Path) -> Option<Vec<LinkableFile>> {
     let f = File::options()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .ok()?;
     // A list is a few hundred bytes; anything much larger is not one of ours.
@@ -255,7 +255,7 @@ fn copy_in(store: &LocalStore, file: &Path, digest: &Key) -> Option<(ReadAs, Rea
     }
     let src = File::options()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(file)
         .ok()?;
     let before = src.metadata().ok().filter(fs::Metadata::is_file)?;
@@ -337,7 +337,7 @@ fn copy_checked(store: &LocalStore, digest: &Key, len: u64, tmp: &Path, mode: u3
     let object = object_path(store, digest);
     let src = File::options()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&object)
         .ok()?;
     let meta = src.metadata().ok()?;
@@ -427,7 +427,7 @@ pub fn verified_link(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> 
 fn check(path: &Path, digest: &Key, len: u64) -> Option<bool> {
     let f = File::options()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .ok()?;
     let meta = f.metadata().ok()?;
