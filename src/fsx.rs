@@ -89,10 +89,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// regular file: a write through a planted link would land outside the directory, an
 /// open of a FIFO would hang the build.
 pub fn open_in_place(path: &Path, opts: &mut std::fs::OpenOptions) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = opts
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
+    let f = open_unfollowed(path, opts)?;
     if !f.metadata()?.is_file() {
         return Err(io::Error::other(format!(
             "{} is not a regular file",
@@ -100,6 +97,15 @@ pub fn open_in_place(path: &Path, opts: &mut std::fs::OpenOptions) -> io::Result
         )));
     }
     Ok(f)
+}
+
+/// [`open_in_place`] whatever the file is: for a caller that judges what it opened
+/// itself (a store's object that is no regular file is a forged one, not an unreadable
+/// one).
+pub fn open_unfollowed(path: &Path, opts: &mut std::fs::OpenOptions) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// The text of a small file of a hostile directory ([`open_in_place`]): an error when it

@@ -516,6 +516,13 @@ mod tests {
         path
     }
 
+    /// A store at `dir` with no size of its own (each test passes the size it collects to).
+    fn unbounded_store(dir: &Path) -> LocalStore {
+        let mut sd = StoreDir::new(dir);
+        sd.max_size = None;
+        LocalStore::open(&sd).unwrap()
+    }
+
     fn set_age(path: &Path, age: Duration) {
         File::options()
             .write(true)
@@ -528,9 +535,7 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_and_spares_recent_and_leased() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sd = StoreDir::new(dir.path());
-        sd.max_size = None;
-        let store = LocalStore::open(&sd).unwrap();
+        let store = unbounded_store(dir.path());
         let hour = Duration::from_secs(3600);
         let old: Vec<PathBuf> = (0..4)
             .map(|i| put(&store, i, 100_000, hour * (10 - i)))
@@ -571,9 +576,7 @@ mod tests {
     #[test]
     fn an_object_lives_as_long_as_an_entry_that_lists_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sd = StoreDir::new(dir.path().join("store"));
-        sd.max_size = None;
-        let store = LocalStore::open(&sd).unwrap();
+        let store = unbounded_store(&dir.path().join("store"));
         let hour = Duration::from_secs(3600);
         let thin = |i: u8, age: Duration| -> (PathBuf, PathBuf, PathBuf) {
             let key = Key::digest(&[i]);
@@ -657,9 +660,7 @@ mod tests {
     #[test]
     fn a_build_collects_only_when_the_ledger_says_the_store_may_be_full() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sd = StoreDir::new(dir.path());
-        sd.max_size = None;
-        let store = LocalStore::open(&sd).unwrap();
+        let store = unbounded_store(dir.path());
         let max = 1_000_000;
         // No count yet (a store no collection counted, or one that only touched it).
         assert!(!room_for(&store, max, 1));

@@ -126,11 +126,7 @@ pub fn entry_objects(store: &LocalStore, entry: &Key) -> Vec<LinkableFile> {
 
 /// The list at `path` (`objects/by-entry/…`), if it is one.
 pub(super) fn read_list(path: &Path) -> Option<Vec<LinkableFile>> {
-    let f = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
+    let f = crate::fsx::open_unfollowed(path, File::options().read(true)).ok()?;
     // A list is a few hundred bytes; anything much larger is not one of ours.
     let mut text = Vec::new();
     use std::io::Read;
@@ -253,11 +249,7 @@ fn copy_in(store: &LocalStore, file: &Path, digest: &Key) -> Option<(ReadAs, Rea
     if fs::symlink_metadata(&dest).is_ok() {
         return None;
     }
-    let src = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(file)
-        .ok()?;
+    let src = crate::fsx::open_unfollowed(file, File::options().read(true)).ok()?;
     let before = src.metadata().ok().filter(fs::Metadata::is_file)?;
     let parent = dest.parent()?;
     fs::create_dir_all(parent).ok()?;
@@ -335,11 +327,7 @@ fn verified_copy(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> Opti
 fn copy_checked(store: &LocalStore, digest: &Key, len: u64, tmp: &Path, mode: u32) -> Option<()> {
     use std::io::{Read, Write};
     let object = object_path(store, digest);
-    let src = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&object)
-        .ok()?;
+    let src = crate::fsx::open_unfollowed(&object, File::options().read(true)).ok()?;
     let meta = src.metadata().ok()?;
     if !meta.is_file() || meta.len() != len {
         return None;
@@ -425,11 +413,7 @@ pub fn verified_link(store: &LocalStore, digest: &Key, len: u64, tmp: &Path) -> 
 /// `Some(true)`: the file at `path` is the object it should be; `Some(false)`: it is not
 /// (changed or forged); `None`: it could not be read.
 fn check(path: &Path, digest: &Key, len: u64) -> Option<bool> {
-    let f = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
+    let f = crate::fsx::open_unfollowed(path, File::options().read(true)).ok()?;
     let meta = f.metadata().ok()?;
     if !meta.is_file() || !is_ours(&meta) || meta.mode() & 0o222 != 0 || meta.len() != len {
         return Some(false);
