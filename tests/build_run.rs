@@ -10,7 +10,8 @@ use std::process::Command;
 
 use common::{Build, Report, Scratch, cargo_build, xcache_build};
 
-const EXPECTED: &str = "value=42 greeting=hello from C land+plain data=first data\n";
+const EXPECTED: &str =
+    "value=42 greeting=hello from C land+plain table=98304:37a2f6b6 data=first data\n";
 
 /// Seeding would plant the runs' directories and cargo would not run the scripts: these
 /// tests look at the run cache itself.
@@ -264,7 +265,7 @@ fn what_a_script_declared_decides_its_run() {
     assert_eq!(r.runs()["plain"], run("hit"));
     assert_eq!(
         b.run("app"),
-        "value=42 greeting=hello from C land+hi data=first data\n"
+        "value=42 greeting=hello from C land+hi table=98304:37a2f6b6 data=first data\n"
     );
 
     // A script that declared nothing: any file of its package.
@@ -274,6 +275,11 @@ fn what_a_script_declared_decides_its_run() {
     assert_eq!(r.runs()["plain"], run("miss"));
     assert_eq!(r.runs()["cnum"], run("hit"));
     assert!(b.run("app").ends_with("data=second data\n"));
+    assert!(
+        !b.run("app").contains("table=98304:37a2f6b6"),
+        "{}",
+        b.run("app")
+    );
     // A file of its package that it never reads: cargo would run it again in the same
     // target dir; the observer saw what the run read, and this was not among it.
     let ws5 = s.checkout("c-build", "ws5");
@@ -356,6 +362,73 @@ fn a_script_whose_temporary_directory_is_gone_is_stored() {
         )
     );
     assert!(ws3.join("plain/moved-by-build-script.txt").is_file());
+}
+
+/// A large file a run wrote (`plain`'s 96 KiB `table.bin`, as a C library would be) is
+/// kept in the store as a loose object, copied in, not compressed into the entry: a
+/// replay copies it out, a file of its own, writable, byte for byte. An object gone or
+/// changed makes the run a miss, never a wrong file.
+#[test]
+fn a_runs_large_file_is_kept_as_an_object_and_replayed_byte_for_byte() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("c-build", "ws1");
+    let (b, r) = build(&ws1, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["plain"], run("miss"));
+    assert_eq!(b.run("app"), EXPECTED);
+    let table1 = std::fs::read(out_dir(&ws1.join("target"), "plain").join("table.bin")).unwrap();
+    assert_eq!(table1.len(), 96 * 1024);
+    let digest = blake3::hash(&table1).to_hex().to_string();
+    let object = s
+        .store()
+        .join("v2/objects")
+        .join(&digest[..2])
+        .join(&digest);
+    assert_eq!(
+        std::fs::read(&object).unwrap(),
+        table1,
+        "{}",
+        object.display()
+    );
+
+    let ws2 = s.checkout("c-build", "elsewhere/ws2");
+    let (b, r) = build(&ws2, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["plain"], run("hit"));
+    assert_eq!(b.run("app"), EXPECTED);
+    let replayed = out_dir(&ws2.join("target"), "plain").join("table.bin");
+    assert!(std::fs::read(&replayed).unwrap() == table1);
+    let meta = std::fs::metadata(&replayed).unwrap();
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            meta.nlink(),
+            1,
+            "a copy of its own, not a link to the object"
+        );
+    }
+    assert!(!meta.permissions().readonly());
+
+    // Gone: the run is made again, and so is the object.
+    std::fs::remove_file(&object).unwrap();
+    let ws3 = s.checkout("c-build", "ws3");
+    let (b, r) = build(&ws3, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["plain"], run("miss"));
+    assert_eq!(b.run("app"), EXPECTED);
+    assert!(object.exists());
+
+    // Changed (same length): a miss again, the program still right.
+    let mut bytes = std::fs::read(&object).unwrap();
+    bytes[1000] ^= 0x01;
+    let mut perms = std::fs::metadata(&object).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&object, perms).unwrap();
+    std::fs::write(&object, &bytes).unwrap();
+    let ws4 = s.checkout("c-build", "ws4");
+    let (b, r) = build(&ws4, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["plain"], run("miss"));
+    assert_eq!(b.run("app"), EXPECTED);
+    let table4 = std::fs::read(out_dir(&ws4.join("target"), "plain").join("table.bin")).unwrap();
+    assert!(table4 == table1);
 }
 
 #[test]

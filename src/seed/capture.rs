@@ -538,10 +538,6 @@ fn build_script_of(root: &Path, pr: &str, run: &str, run_fp: &str) -> Option<Pat
     None
 }
 
-/// The smallest file of a pack held by reference: below it, an object costs more
-/// system calls than decompressing the file.
-const OBJECT_MIN_LEN: u64 = 64 * 1024;
-
 fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), Skip> {
     let meta = EntryMeta {
         format_version: 1,
@@ -573,7 +569,11 @@ fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), 
         .map(|f| match &f.src {
             Src::Text(t) => (EntrySource::Bytes(t.as_bytes()), false),
             Src::File(p) if is_real_executable(f) => (EntrySource::Object(p), false),
-            Src::File(p) if !f.exec && fs::metadata(p).is_ok_and(|m| m.len() >= OBJECT_MIN_LEN) => {
+            Src::File(p)
+                if !f.exec
+                    && fs::metadata(p)
+                        .is_ok_and(|m| m.len() >= crate::store::objects::OBJECT_MIN_LEN) =>
+            {
                 (EntrySource::Object(p), false)
             }
             Src::File(p) => (EntrySource::Path(p), false),

@@ -1,5 +1,6 @@
 //! Loose objects: what compiles write (a library's `.rlib` and `.rmeta`, a proc-macro, a
-//! program, a build script's real executable) kept whole in the local store, named by its content digest, so that
+//! program, a build script's real executable) and the large files a build-script run
+//! writes ([`OBJECT_MIN_LEN`]) kept whole in the local store, named by content digest, so that
 //! planting and the wrapper's restores hand it to a target dir by hard link or by the
 //! kernel's copy (`copy_file_range`: a reflink where the file system has them) instead
 //! of decompressing and writing it (`<dir>/v2/objects/<2 hex>/<digest>`).
@@ -46,6 +47,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{EntryFile, EntryMeta, LocalStore, ReadAs};
 use crate::key::Key;
+
+/// The smallest file of a build-script run's output (in its entry or its seed pack)
+/// held by reference as a loose object: below it, an object costs more system calls
+/// (and, in a new store, a directory) than compressing and decompressing the file;
+/// above it, a copy in and out with `copy_file_range` costs a fraction of compressing
+/// it (a C library under `OUT_DIR`: SQLite's object is some megabytes).
+pub const OBJECT_MIN_LEN: u64 = 64 * 1024;
 
 /// A file of an entry (or a seed pack) that may come from a loose object: its name in
 /// the entry, its content digest and length.

@@ -50,7 +50,8 @@ pub(super) struct OutFile {
     /// May be held in the local store by reference, as the object of its digest
     /// (`store::objects`: a library's `.rlib` by hard link, everything else copied, so
     /// a program a user strips or patches where it is leaves the store as it was): a
-    /// compiler's output, not a build-script run's (many small files, kept in the entry).
+    /// compiler's output, and a build-script run's large files that are no programs
+    /// (`store::objects::OBJECT_MIN_LEN`; its small files stay in the entry).
     pub shared: bool,
     pub source: OutSource,
 }

@@ -545,8 +545,13 @@ impl Cached for Script {
                 role: "out".to_string(),
                 name: rel,
                 executable: meta.permissions().mode() & 0o111 != 0,
-                // A build script's OUT_DIR is the crate's to read, and anyone's to edit.
-                shared: false,
+                // A large file that is no program (a C library) is held by reference, as
+                // its seed pack holds it: copied into the store and out of it (never
+                // linked: a build script's `OUT_DIR` is the crate's to read, and anyone's
+                // to edit), not compressed. Small files stay in the entry.
+                shared: text.is_none()
+                    && meta.permissions().mode() & 0o111 == 0
+                    && meta.len() >= crate::store::objects::OBJECT_MIN_LEN,
                 source: match text {
                     Some(t) => OutSource::Text(t),
                     None => OutSource::File(path.clone()),
