@@ -148,7 +148,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             .any(|e| e.op == Op::EnvChange && (e.path == "PATH" || e.path == "*"));
     let searches = PathSearches::of(trace, scope, &proxies, &mut walkers, cc_eligible);
     let mut seen: BTreeMap<PathBuf, Seen> = BTreeMap::new();
-    let mut made_dirs: Vec<PathBuf> = Vec::new();
+    let mut made_dirs: BTreeSet<PathBuf> = BTreeSet::new();
     let mut vars: BTreeSet<String> = BTreeSet::new();
     if searches.path_whole {
         vars.insert("PATH".to_string());
@@ -214,8 +214,11 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             host_cpu |= special;
             continue;
         }
-        if made_dirs.iter().any(|d| path.starts_with(d) && &path != d) {
-            // Below a directory the run made: its own scratch, or an output.
+        // Below a directory the run made: one of the path's ancestors (its proper
+        // prefixes, component by component, as `starts_with` compares) is such a one.
+        // Looked up, not compared with each: a C build makes a directory per object.
+        if path.ancestors().skip(1).any(|a| made_dirs.contains(a)) {
+            // Its own scratch, or an output.
             if e.op == Op::Write && e.err == 0 && scope.in_out_dir(&path) {
                 c.written.insert(path.clone());
             }
@@ -236,7 +239,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
                     entry.made = true;
                 }
                 if e.op == Op::Mkdir {
-                    made_dirs.push(path.clone());
+                    made_dirs.insert(path.clone());
                     if scope.in_out_dir(&path) {
                         c.made_dirs.insert(path.clone());
                     } else {
@@ -650,6 +653,15 @@ fn is_environ_file(p: &Path) -> bool {
 /// `/sys`, a process's auxiliary vector, which holds its capabilities), `Some(false)` for the other kernel and
 /// device files, `None` for ordinary paths.
 pub(crate) fn special(p: &Path) -> Option<bool> {
+    // Each answer lies below `/proc`, `/sys` or `/dev`: anything else is told by its
+    // first two components (most of a run's paths).
+    let mut top = p.components().map(|c| c.as_os_str());
+    let (Some(root), Some(first)) = (top.next(), top.next()) else {
+        return None;
+    };
+    if root != "/" || !["proc", "sys", "dev"].iter().any(|d| first == *d) {
+        return None;
+    }
     let auxv = p.starts_with("/proc") && p.file_name().is_some_and(|n| n == "auxv");
     if p == Path::new("/proc/cpuinfo") || p.starts_with("/sys/devices/system/cpu") || auxv {
         return Some(true);
@@ -954,6 +966,17 @@ mod tests {
         assert_eq!(special(Path::new("/proc/self/auxv")), Some(true));
         assert_eq!(special(Path::new("/proc/1234/auxv")), Some(true));
         assert_eq!(special(Path::new("/proc/self/status")), Some(false));
+        // Told component by component, as `starts_with` compares.
+        assert_eq!(special(Path::new("//proc/./cpuinfo")), Some(true));
+        assert_eq!(
+            special(Path::new("/sys/devices/system/cpu/cpu0")),
+            Some(true)
+        );
+        assert_eq!(special(Path::new("/dev/null")), Some(false));
+        assert_eq!(special(Path::new("/proc")), Some(false));
+        assert_eq!(special(Path::new("/procfs/cpuinfo")), None);
+        assert_eq!(special(Path::new("/home/proc/cpuinfo")), None);
+        assert_eq!(special(Path::new("/")), None);
         assert!(is_environ_file(Path::new("/proc/self/environ")));
         assert!(is_environ_file(Path::new("/proc/77/environ")));
         assert!(!is_environ_file(Path::new("/ws/environ")));

@@ -59,7 +59,7 @@ impl Purpose {
     /// Whether a symbol (legacy or v0 mangling) is one of [`Purpose::functions`].
     #[cfg(test)]
     fn names(self, mangled: &str) -> bool {
-        function_path(mangled).is_some_and(|path| self.matches(&path))
+        may_name_any(mangled) && function_path(mangled).is_some_and(|path| self.matches(&path))
     }
 
     /// Whether a function path (as [`function_path`] gives it) is one of
@@ -74,6 +74,20 @@ impl Purpose {
             _ => self.functions().contains(&path),
         }
     }
+}
+
+/// Whether a mangled symbol may be one of any purpose's functions: it spells out the
+/// function's own name. Both manglings write a function's name as it is (an ASCII
+/// identifier: v0 refers back to paths, types and constants, never to an identifier),
+/// so a symbol without any of those names demangles to none of the functions. An
+/// object's symbol table has thousands of symbols; demangling each one cost a build
+/// script's run more than the rest of its record.
+fn may_name_any(mangled: &str) -> bool {
+    Purpose::ALL
+        .iter()
+        .flat_map(|p| p.functions())
+        .filter_map(|f| f.rsplit("::").next())
+        .any(|name| mangled.contains(name))
 }
 
 /// A symbol's function as `crate::…::Type>::function`, without the hash: the same
@@ -114,7 +128,12 @@ impl ObjectFacts {
         if let Ok(file) = object::File::parse(&cache) {
             let base = file.relative_address_base();
             for s in file.symbols().filter(|s| s.size() > 0) {
-                let Some(path) = s.name().ok().and_then(function_path) else {
+                let Some(path) = s
+                    .name()
+                    .ok()
+                    .filter(|n| may_name_any(n))
+                    .and_then(function_path)
+                else {
                     continue;
                 };
                 for purpose in Purpose::ALL.into_iter().filter(|p| p.matches(&path)) {
@@ -197,6 +216,34 @@ impl Walkers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The filter before demangling drops no symbol of a purpose: over every symbol of
+    /// this test program (which starts commands with changed variables, so the standard
+    /// library's capture is in it), each one that demangles to a purpose's function
+    /// passes it.
+    #[test]
+    fn no_function_of_a_purpose_is_filtered_out_before_demangling() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let file = object::File::parse(&*exe).unwrap();
+        let mut matched = 0;
+        let mut total = 0;
+        for s in file.symbols() {
+            let Ok(name) = s.name() else { continue };
+            total += 1;
+            let Some(path) = function_path(name) else {
+                continue;
+            };
+            if Purpose::ALL.iter().any(|p| p.matches(&path)) {
+                matched += 1;
+                assert!(may_name_any(name), "{name}");
+            }
+        }
+        assert!(
+            matched > 0,
+            "no function of a purpose among {total} symbols"
+        );
+        assert!(total > 1000);
+    }
 
     #[test]
     fn only_the_standard_librarys_capture_builds_a_child_env() {
