@@ -31,6 +31,51 @@ fn fill_store(s: &Scratch) {
     assert!(Report::read(&ws.join("target")).summary("captured") >= 3);
 }
 
+/// The names of a store's seed records.
+fn seed_records(store: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for d in std::fs::read_dir(store.join("v2/seeds")).unwrap() {
+        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            names.push(f.unwrap().file_name().into_string().unwrap());
+        }
+    }
+    names.sort();
+    names
+}
+
+/// The front-end captures the units whose events are in while it waits for the wrappers
+/// still storing after cargo, and the rest after: every unit once, as a build whose
+/// wrappers store before cargo goes on (nothing to wait for, all captured at the end)
+/// captures them.
+#[test]
+fn units_captured_while_the_last_store_is_waited_for_are_all_the_units() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws1");
+    let b = xcache_build(&ws, &s.store(), &[], &[]);
+    b.assert_success();
+    let r = Report::read(&ws.join("target"));
+
+    let other = s.path("store-in-line");
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let b2 = xcache_build(&ws2, &other, &[], &[("XCACHE_BACKGROUND_STORE", "0")]);
+    b2.assert_success();
+    let r2 = Report::read(&ws2.join("target"));
+    assert_eq!(r2.summary("capture_early_ms"), 0);
+
+    assert!(r.summary("captured") >= 3);
+    assert_eq!(r.summary("captured"), r2.summary("captured"));
+    assert_eq!(seed_records(&s.store()), seed_records(&other));
+
+    // Seeded from the first store, a third checkout builds nothing.
+    let ws3 = s.checkout("basic-workspace", "ws3");
+    let b3 = xcache_build(&ws3, &s.store(), &[], &[]);
+    b3.assert_success();
+    assert_eq!(b3.run("app"), EXPECTED_OUTPUT);
+    let r3 = Report::read(&ws3.join("target"));
+    assert_eq!(r3.summary("misses"), 0);
+    assert!(r3.summary("seeded") >= r.summary("captured"));
+}
+
 /// Plants `ws`'s target dir from the store without building; returns the planted
 /// `.fingerprint` directory names.
 fn plant(s: &Scratch, ws: &Path) -> Vec<String> {

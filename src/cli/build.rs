@@ -332,10 +332,31 @@ pub(super) fn run_build(
     if let Some(info) = &rustc_info {
         info.remember(&plan.graph.target_dir);
     }
-    // Entries still being stored: their events come when they are.
+    // Entries still being stored: their events come when they are. Meanwhile, after a
+    // build that succeeded, the units whose events are in are captured for seeding.
     let waited = Instant::now();
+    let mut early: Option<super::seed_session::EarlyCapture> = None;
+    let mut background_wait_ms = 0;
     if let Some(dir) = &pending_dir {
-        let (_, late) = crate::wrapper::wait_all(dir, BACKGROUND_LIMIT);
+        let late = std::thread::scope(|scope| {
+            let capturing = seeds.as_ref().filter(|_| code == 0).map(|s| {
+                let env = &env;
+                let events_path = &events_path;
+                scope.spawn(move || {
+                    read_events(events_path)
+                        .ok()
+                        .map(|evs| s.capture_early(&evs, env))
+                })
+            });
+            let (_, late) = crate::wrapper::wait_all(dir, BACKGROUND_LIMIT);
+            background_wait_ms = waited.elapsed().as_millis() as u64;
+            let joined = Instant::now();
+            early = capturing.and_then(|h| h.join().ok().flatten());
+            if let Some(e) = early.as_mut() {
+                e.after_wait(joined.elapsed());
+            }
+            late
+        });
         if late {
             verbosity.warn(&format!(
                 "warning: xcache: cache work still running {}s after cargo finished was left \
@@ -349,7 +370,6 @@ pub(super) fn run_build(
         let _ = std::fs::remove_dir_all(dir);
         crate::private_dir::remove_stale_later_dirs();
     }
-    let background_wait_ms = waited.elapsed().as_millis() as u64;
 
     let mut events = read_events(&events_path).unwrap_or_default();
     let _ = std::fs::remove_file(&events_path);
@@ -374,7 +394,7 @@ pub(super) fn run_build(
         Some(s) => {
             let fresh = fresh.into_inner().unwrap_or_default();
             let fresh = read_json.then_some(&fresh);
-            s.finish(&events, fresh, &env, &mut report)
+            s.finish(&events, fresh, &env, &mut report, early)
         }
         None => Vec::new(),
     };

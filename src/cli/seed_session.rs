@@ -9,7 +9,7 @@ use crate::config::{BuildConfig, Env, cargo_home};
 use crate::plan::Plan;
 use crate::prefetch::Arrivals;
 use crate::report::BuildReport;
-use crate::seed::{Captured, PlantInput, Planted, capture, plant};
+use crate::seed::{CaptureStats, Captured, PlantInput, Planted, capture, plant};
 use crate::store::LocalStore;
 use crate::wrapper::{Outcome, UnitEvent, UnitRecord, Warning};
 
@@ -24,7 +24,55 @@ pub struct SeedSession {
     cargo_version: String,
 }
 
+/// What was captured while the front-end waited for the wrappers still storing after
+/// cargo exited: the units of the events read then whose events were all in.
+pub struct EarlyCapture {
+    /// The events read then (each one the file's, in its order: the first of the
+    /// events read at the end).
+    events: Vec<(u32, Option<String>)>,
+    /// Which of them were captured.
+    done: Vec<bool>,
+    stats: CaptureStats,
+    ms: u64,
+    /// How long it went on after the wait ended (the build's end held up).
+    after_wait_ms: u64,
+}
+
+impl EarlyCapture {
+    /// Notes that the early capture went on for `d` after the wait ended.
+    pub fn after_wait(&mut self, d: std::time::Duration) {
+        self.after_wait_ms = d.as_millis() as u64;
+    }
+}
+
 impl SeedSession {
+    /// Captures, after a successful cargo and while the wrappers that went on in the
+    /// background still store, the units of `events` (those done so far) whose events
+    /// capturing needs are all there; [`SeedSession::finish`] captures the rest.
+    pub fn capture_early(&self, events: &[UnitEvent], env: &Env) -> EarlyCapture {
+        let t = Instant::now();
+        let done: Vec<bool> = events
+            .iter()
+            .map(|ev| crate::seed::ready(ev, events))
+            .collect();
+        let stats = capture(
+            &self.store,
+            events,
+            |i| done[i],
+            &self.workspace_root,
+            self.cargo_home.as_deref(),
+            env,
+            &self.cargo_version,
+        );
+        EarlyCapture {
+            events: events.iter().map(|e| (e.pid, e.unit.key.clone())).collect(),
+            done,
+            stats,
+            ms: t.elapsed().as_millis() as u64,
+            after_wait_ms: 0,
+        }
+    }
+
     /// Plants what the store holds for the plan's units. `None` when seeding is off or
     /// the store or compiler cannot be read (the build goes on without seeding).
     pub fn start(
@@ -133,13 +181,15 @@ impl SeedSession {
     }
 
     /// Adds the seeded units to the report and, after a successful build, captures the
-    /// units the wrapper cached; returns the new variants (for the remote).
+    /// units the wrapper cached (but those `early` did); returns the new variants (for
+    /// the remote).
     pub fn finish(
         self,
         events: &[UnitEvent],
         fresh: Option<&FreshUnits>,
         env: &Env,
         report: &mut BuildReport,
+        early: Option<EarlyCapture>,
     ) -> Vec<Captured> {
         for w in &self.warnings {
             // Planting reports each code once: a refused pack counts one unit at least.
@@ -227,16 +277,39 @@ impl SeedSession {
         }
         if report.exit_code == 0 {
             let t = Instant::now();
-            let stats = capture(
+            // The events read early are the first of these (the file is only appended
+            // to); were they not, every unit is captured now (one captured early then
+            // finds its variant recorded and writes nothing).
+            let early = early.filter(|e| {
+                e.events.len() <= events.len()
+                    && e.events
+                        .iter()
+                        .zip(events)
+                        .all(|((pid, key), ev)| *pid == ev.pid && *key == ev.unit.key)
+            });
+            let done_early = |i: usize| {
+                early
+                    .as_ref()
+                    .is_some_and(|e| e.done.get(i).copied().unwrap_or(false))
+            };
+            let mut stats = capture(
                 &self.store,
                 events,
+                |i| !done_early(i),
                 &self.workspace_root,
                 self.cargo_home.as_deref(),
                 env,
                 &self.cargo_version,
             );
-            report.summary.captured = stats.captured;
-            report.summary.capture_ms = t.elapsed().as_millis() as u64;
+            let s = &mut report.summary;
+            s.capture_ms = t.elapsed().as_millis() as u64;
+            if let Some(e) = early {
+                stats.captured += e.stats.captured;
+                stats.variants.extend(e.stats.variants);
+                s.capture_early_ms = e.ms;
+                s.capture_ms += e.after_wait_ms;
+            }
+            s.captured = stats.captured;
             return stats.variants;
         }
         Vec::new()

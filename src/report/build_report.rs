@@ -121,8 +121,13 @@ pub struct Summary {
     /// Units whose target-dir state this build recorded for seeding.
     #[serde(default)]
     pub captured: usize,
+    /// Capture after the wait for the wrappers still storing when cargo exited (the
+    /// part that holds the build's end up).
     #[serde(default)]
     pub capture_ms: u64,
+    /// Capture done while that wait went on (of the units whose events were in).
+    #[serde(default)]
+    pub capture_early_ms: u64,
     /// Units that found an entry or seed pack no trusted key signed (with
     /// `XCACHE_TRUSTED_KEYS`), and so compiled; each is also counted as a miss.
     #[serde(default)]

@@ -59,10 +59,12 @@ impl From<io::Error> for Skip {
 /// of a unit's key that no recorded input carries.
 pub(super) const RUSTC_ENV: &[&str] = &["RUSTC_BOOTSTRAP", "RUSTC_FORCE_RUSTC_VERSION"];
 
-/// Captures every unit of `events` that the wrapper hit or stored.
+/// Captures each unit of `events` that the wrapper hit or stored and `wanted` picks (by
+/// its index in `events`).
 pub fn capture(
     store: &LocalStore,
     events: &[UnitEvent],
+    wanted: impl Fn(usize) -> bool + Sync,
     workspace_root: &Path,
     cargo_home: Option<&Path>,
     env: &Env,
@@ -70,7 +72,9 @@ pub fn capture(
 ) -> CaptureStats {
     let results: Vec<Result<Option<Captured>, Skip>> = events
         .par_iter()
-        .map(|ev| {
+        .enumerate()
+        .filter(|(i, _)| wanted(*i))
+        .map(|(_, ev)| {
             capture_unit(
                 store,
                 ev,
@@ -95,6 +99,29 @@ pub fn capture(
         }
     }
     stats
+}
+
+/// Whether every event capturing `ev` needs is among `events`: the event of the
+/// build-script run its compile read, if any. (A unit's own event comes once its entry is
+/// stored: a unit whose run is still being stored is captured later.)
+pub fn ready(ev: &UnitEvent, events: &[UnitEvent]) -> bool {
+    match &ev.place {
+        Some(pl) => pl
+            .run_dir
+            .as_ref()
+            .is_none_or(|run| run_event(events, run, &pl.target_root).is_some()),
+        None => true,
+    }
+}
+
+/// The event of the build-script run `run` under target root `root`.
+fn run_event<'e>(events: &'e [UnitEvent], run: &str, root: &Path) -> Option<&'e UnitEvent> {
+    events.iter().find(|e| {
+        e.unit.kind == "build-script-run"
+            && e.place
+                .as_ref()
+                .is_some_and(|p| p.unit_dir == run && p.target_root == root)
+    })
 }
 
 /// The profile directory (`debug`, `<triple>/release`) of an out-dir relative to the
@@ -222,15 +249,7 @@ fn capture_unit(
     // … what its build-script run read (a run the cache did not vouch for, or that this
     // build did not see, is not planted, nor is what read its `OUT_DIR`), …
     if let Some(run) = &pl.run_dir {
-        let run_ev = events
-            .iter()
-            .find(|e| {
-                e.unit.kind == "build-script-run"
-                    && e.place
-                        .as_ref()
-                        .is_some_and(|p| p.unit_dir == *run && p.target_root == *root)
-            })
-            .ok_or(Skip::Unseedable)?;
+        let run_ev = run_event(events, run, root).ok_or(Skip::Unseedable)?;
         let run_variant = recorded_variant(store, run_ev).ok_or(Skip::Unseedable)?;
         let run_cwd = run_ev
             .place

@@ -20,7 +20,7 @@ mod plant;
 mod record;
 mod rustc_info;
 
-pub use capture::{CaptureStats, Captured, capture};
+pub use capture::{CaptureStats, Captured, capture, ready};
 pub use plant::{PLANTED_MARKER, PlantInput, Planted, clear_rejected_plant, plant};
 pub use record::{SeedRecord, SeedVariant, add_variant, read_record};
 pub use rustc_info::RustcInfo;
