@@ -128,7 +128,8 @@ def print_overhead(project, order, log_root):
               f"(waited for after cargo {fmt(median([r.get('background_wait_ms') for r in rounds]))} ms), "
               f"before cargo {fmt(median([r.get('before_cargo_ms') for r in rounds]))} ms, "
               f"seeding {fmt(median([r.get('seed_ms') for r in rounds]))} ms, "
-              f"capture {fmt(median([r.get('capture_ms') for r in rounds]))} ms; peak RSS: "
+              f"capture {fmt(median([r.get('capture_ms') for r in rounds]))} ms "
+              f"(and {fmt(median([r.get('capture_early_ms', 0) for r in rounds]))} ms while waiting); peak RSS: "
               f"wrapper {fmt(median([r.get('wrapper_peak_rss_kb') for r in rounds]) and median([r.get('wrapper_peak_rss_kb') for r in rounds]) / 1024)} MB, "
               f"front-end {fmt(median([r.get('front_end_peak_rss_kb') for r in rounds]) and median([r.get('front_end_peak_rss_kb') for r in rounds]) / 1024)} MB")
         print("    " + f"{'kind':<18}" + "".join(f"{p:>10}" for p in parts))
