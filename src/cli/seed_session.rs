@@ -279,8 +279,9 @@ impl SeedSession {
             let t = Instant::now();
             // The events read early are the first of these (the file is only appended
             // to); were they not, every unit is captured now (one captured early then
-            // finds its variant recorded and writes nothing).
-            let early = early.filter(|e| {
+            // finds its variant recorded and writes nothing; what it wrote early still
+            // counts, and goes to the remote).
+            let prefix = early.as_ref().is_some_and(|e| {
                 e.events.len() <= events.len()
                     && e.events
                         .iter()
@@ -288,9 +289,10 @@ impl SeedSession {
                         .all(|((pid, key), ev)| *pid == ev.pid && *key == ev.unit.key)
             });
             let done_early = |i: usize| {
-                early
-                    .as_ref()
-                    .is_some_and(|e| e.done.get(i).copied().unwrap_or(false))
+                prefix
+                    && early
+                        .as_ref()
+                        .is_some_and(|e| e.done.get(i).copied().unwrap_or(false))
             };
             let mut stats = capture(
                 &self.store,
