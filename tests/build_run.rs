@@ -371,11 +371,12 @@ fn a_script_whose_temporary_directory_is_gone_is_stored() {
 #[test]
 fn a_runs_large_file_is_kept_as_an_object_and_replayed_byte_for_byte() {
     let s = Scratch::new();
+    let table = |ws: &Path| out_dir(&ws.join("target"), "plain").join("table.bin");
     let ws1 = s.checkout("c-build", "ws1");
     let (b, r) = build(&ws1, &s.store(), &[NO_SEED]);
     assert_eq!(r.runs()["plain"], run("miss"));
     assert_eq!(b.run("app"), EXPECTED);
-    let table1 = std::fs::read(out_dir(&ws1.join("target"), "plain").join("table.bin")).unwrap();
+    let table1 = std::fs::read(table(&ws1)).unwrap();
     assert_eq!(table1.len(), 96 * 1024);
     let digest = blake3::hash(&table1).to_hex().to_string();
     let object = s
@@ -394,7 +395,7 @@ fn a_runs_large_file_is_kept_as_an_object_and_replayed_byte_for_byte() {
     let (b, r) = build(&ws2, &s.store(), &[NO_SEED]);
     assert_eq!(r.runs()["plain"], run("hit"));
     assert_eq!(b.run("app"), EXPECTED);
-    let replayed = out_dir(&ws2.join("target"), "plain").join("table.bin");
+    let replayed = table(&ws2);
     assert!(std::fs::read(&replayed).unwrap() == table1);
     let meta = std::fs::metadata(&replayed).unwrap();
     {
@@ -427,7 +428,7 @@ fn a_runs_large_file_is_kept_as_an_object_and_replayed_byte_for_byte() {
     let (b, r) = build(&ws4, &s.store(), &[NO_SEED]);
     assert_eq!(r.runs()["plain"], run("miss"));
     assert_eq!(b.run("app"), EXPECTED);
-    let table4 = std::fs::read(out_dir(&ws4.join("target"), "plain").join("table.bin")).unwrap();
+    let table4 = std::fs::read(table(&ws4)).unwrap();
     assert!(table4 == table1);
 }
 

@@ -83,11 +83,15 @@ impl Purpose {
 /// object's symbol table has thousands of symbols; demangling each one cost a build
 /// script's run more than the rest of its record.
 fn may_name_any(mangled: &str) -> bool {
-    Purpose::ALL
-        .iter()
-        .flat_map(|p| p.functions())
-        .filter_map(|f| f.rsplit("::").next())
-        .any(|name| mangled.contains(name))
+    // The functions' own names, split out once rather than for each symbol.
+    static NAMES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+        Purpose::ALL
+            .iter()
+            .flat_map(|p| p.functions())
+            .filter_map(|f| f.rsplit("::").next())
+            .collect()
+    });
+    NAMES.iter().any(|name| mangled.contains(name))
 }
 
 /// A symbol's function as `crate::…::Type>::function`, without the hash: the same
