@@ -109,17 +109,73 @@ struct Step {
     image: String,
     /// What the step printed (a `RUN`'s output).
     output: String,
+    /// The stage's number (`[2/4]` is 2; 0 in a build of one stage).
+    stage: usize,
+    /// The stage's last step (`STEP 6/6`).
+    last: bool,
+    /// The stage this step takes files from (`COPY --from=planner`,
+    /// `RUN --mount=…,from=planner`): it waits until that stage has ended.
+    waits_for: Option<String>,
 }
 
-/// The step a line of the log that names none belongs to: the last one that has not
-/// ended (a step ends with the `--> <image>` line; a `FROM` prints none). Stages take
-/// turns in the log: a step that waits for another stage (`COPY --from=…`) is ended
-/// only after that stage's steps, so the last step printed is not always the one a line
-/// belongs to.
+impl Step {
+    fn is_open(&self) -> bool {
+        self.image.is_empty() && !self.instruction.starts_with("FROM ")
+    }
+}
+
+/// The stage a `COPY`, `ADD` or `RUN` takes files from, as written (a name or a number).
+fn waits_for(instruction: &str) -> Option<String> {
+    instruction
+        .split_whitespace()
+        .skip(1)
+        .take_while(|t| t.starts_with("--"))
+        .find_map(|t| {
+            t.strip_prefix("--from=").map(str::to_string).or_else(|| {
+                t.strip_prefix("--mount=")?
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("from="))
+                    .map(str::to_string)
+            })
+        })
+}
+
+/// Buildah runs one stage at a time (`--jobs 1`), but a stage whose step takes files
+/// from a stage not yet built prints that step's line, gives way until the other
+/// stage has ended, and then goes on. The lines that name no step (`--> Using cache`,
+/// `--> <image>`, a `RUN`'s output) belong to the one stage running: the one whose
+/// open step (a step ends with its `--> <image>` line; a `FROM` prints none) waits for
+/// no stage that has not ended. Several stages may wait, each for another (the
+/// runtime stage for the builder, the builder for the planner), so the last step
+/// printed is not always the one a line belongs to.
 fn open_step(steps: &mut [Step]) -> Option<&mut Step> {
-    let open = steps
-        .iter()
-        .rposition(|s| s.image.is_empty() && !s.instruction.starts_with("FROM "));
+    // Stage names (`FROM … AS planner`), and which stages have ended.
+    let named = |name: &str| -> Option<usize> {
+        steps
+            .iter()
+            .find(|s| {
+                s.instruction.starts_with("FROM ")
+                    && s.instruction
+                        .rsplit_once(' ')
+                        .is_some_and(|(head, n)| n == name && head.to_lowercase().ends_with(" as"))
+            })
+            .map(|s| s.stage)
+            // `--from=1`: stages counted from 0, printed from 1.
+            .or_else(|| name.parse::<usize>().ok().map(|i| i + 1))
+    };
+    let ended = |stage: usize| {
+        steps
+            .iter()
+            .any(|s| s.stage == stage && s.last && !s.is_open())
+    };
+    let running = steps.iter().rposition(|s| {
+        s.is_open()
+            && s.waits_for
+                .as_deref()
+                .and_then(named)
+                .is_none_or(|stage| stage == s.stage || ended(stage))
+    });
+    let open = running.or_else(|| steps.iter().rposition(Step::is_open));
     match open {
         Some(i) => Some(&mut steps[i]),
         None => steps.last_mut(),
@@ -138,18 +194,26 @@ impl Built {
         let mut steps: Vec<Step> = Vec::new();
         for line in log.lines() {
             // `[2/4] STEP 3/5: RUN …` in a multi-stage build, `STEP 3/5: RUN …` otherwise.
-            let bare = match line.strip_prefix('[') {
-                Some(rest) => rest.split_once("] ").map_or(line, |(_, r)| r),
-                None => line,
+            let (stage, bare) = match line.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+                Some((n, rest)) => (
+                    n.split_once('/')
+                        .and_then(|(i, _)| i.parse().ok())
+                        .unwrap_or(0),
+                    rest,
+                ),
+                None => (0, line),
             };
             if let Some(rest) = bare.strip_prefix("STEP ")
-                && let Some((_, instruction)) = rest.split_once(": ")
+                && let Some((count, instruction)) = rest.split_once(": ")
             {
                 steps.push(Step {
                     instruction: instruction.to_string(),
                     cached: false,
                     image: String::new(),
                     output: String::new(),
+                    stage,
+                    last: count.split_once('/').is_some_and(|(k, n)| k == n),
+                    waits_for: waits_for(instruction),
                 });
             } else if let Some(step) = open_step(&mut steps) {
                 if line.starts_with("--> Using cache ") {
@@ -801,4 +865,78 @@ xcache: wrote /recipe.json (4 local packages, 6 files, 9 placeholders)
     b.assert_cached("COPY --from=planner");
     assert_eq!(b.step("COPY --from=planner").image, "1c0562999db");
     b.assert_cached("cargo xcache warm");
+}
+
+/// Three stages taking turns (CI, stop 43): the builder's `COPY --from=planner` and the
+/// runtime's `COPY --from=builder` both wait while the planner runs; the `Using cache`
+/// after the planner's last step is the builder's (the runtime still waits for it), and
+/// the runtime's `COPY` ends after the builder's last step.
+#[test]
+fn a_log_of_three_stages_waiting_on_each_other_is_read_step_by_step() {
+    let log = "\
+[3/4] STEP 1/11: FROM b55c7fe61929e5c9d307c443d08c93efc5a5bba0e107e24cd26668fcf015cf27 AS builder
+[3/4] STEP 2/11: ARG WORKSPACE=.
+--> Using cache 544c7c7ee6f2c3317c871d810a059f6860279ddc010bb84c558c79112e35a925
+--> 544c7c7ee6f
+[3/4] STEP 6/11: COPY --from=planner /recipe.json /recipe.json
+[4/4] STEP 1/5: FROM debian:bookworm-slim AS runtime
+[4/4] STEP 2/5: ARG WORKSPACE=.
+--> Using cache 997d70771ad9277519bc3975bce6a8185685bbbd516d88d5fa87becd0048597d
+--> 997d70771ad
+[4/4] STEP 4/5: COPY --from=builder /src/${WORKSPACE}/target/release/${BIN} /usr/local/bin/app
+[2/4] STEP 1/6: FROM b55c7fe61929e5c9d307c443d08c93efc5a5bba0e107e24cd26668fcf015cf27 AS planner
+[2/4] STEP 2/6: ARG WORKSPACE=.
+--> Using cache 544c7c7ee6f2c3317c871d810a059f6860279ddc010bb84c558c79112e35a925
+--> 544c7c7ee6f
+[2/4] STEP 4/6: COPY . .
+--> a342543febb
+[2/4] STEP 6/6: RUN cargo xcache prepare --recipe-path /recipe.json
+xcache: wrote /recipe.json (4 local packages, 6 files, 9 placeholders)
+--> df98f92384d
+--> Using cache c3ae3613b3f30fdf59f3eb82d32220f8fe1b74b723f830ec80c621c7a0dfb02f
+--> c3ae3613b3f
+[3/4] STEP 7/11: RUN cargo xcache warm --recipe-path /recipe.json --skeleton-root /src --release --locked
+--> Using cache 86dc17d7ecdb27602b66b57efdae2e9dfd6a1ec9139673aa5dc05d4fec7fd102
+--> 86dc17d7ecd
+[3/4] STEP 9/11: COPY . .
+--> 94c99def9b8
+[3/4] STEP 11/11: RUN cargo xcache build --release --locked
+xcache: 7 units: 0 seeded, 0 restored, 6 compiled, 1 ran, 0 uncacheable in 0.38s (0.02s before cargo)
+--> ab97af5b3b6
+--> 111f966d6d9
+[4/4] STEP 5/5: ENTRYPOINT [\"/usr/local/bin/app\"]
+[4/4] COMMIT app
+--> 939c8ac5e5f
+";
+    let b = Built::parse(log.to_string(), 0.0);
+    b.assert_ran("cargo xcache prepare");
+    assert_eq!(b.step("cargo xcache prepare").image, "df98f92384d");
+    b.assert_cached("COPY --from=planner");
+    assert_eq!(b.step("COPY --from=planner").image, "c3ae3613b3f");
+    b.assert_cached("cargo xcache warm");
+    b.assert_ran("cargo xcache build");
+    assert!(b.step("cargo xcache build").output.contains("6 compiled"));
+    assert_eq!(b.step("cargo xcache build").image, "ab97af5b3b6");
+    b.assert_ran("COPY --from=builder");
+    assert_eq!(b.step("COPY --from=builder").image, "111f966d6d9");
+    assert_eq!(b.step("ENTRYPOINT").image, "939c8ac5e5f");
+}
+
+/// The stage a step takes files from, as a Dockerfile writes it.
+#[test]
+fn a_step_waits_for_the_stage_it_takes_files_from() {
+    assert_eq!(
+        waits_for("COPY --from=planner /recipe.json /recipe.json").as_deref(),
+        Some("planner")
+    );
+    assert_eq!(
+        waits_for("COPY --chown=1:1 --from=0 /a /b").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        waits_for("RUN --mount=type=bind,from=xcache,target=/x,rw cargo install").as_deref(),
+        Some("xcache")
+    );
+    assert_eq!(waits_for("RUN cargo build --from=nothing"), None);
+    assert_eq!(waits_for("COPY . ."), None);
 }
