@@ -101,6 +101,76 @@ fn moved_checkout_and_other_target_dir_hit_every_cacheable_unit() {
     assert_eq!(b4.run("app"), EXPECTED_OUTPUT);
 }
 
+/// A crate that loads no proc-macro and no crate but the sysroot's, and reads
+/// `OUT_DIR` only as the path of the code its build script wrote (`generated`), is
+/// cleared of the target dir by reading its sources: no expansion runs. With a compiler
+/// (`RUSTC`, a program in front of rustc) that fails every expansion, which leaves a
+/// unit bound to its roots, `generated` still hits in a moved checkout with another
+/// target dir, and the program is plain cargo's.
+#[test]
+fn an_include_of_the_out_dir_needs_no_expansion() {
+    let s = Scratch::new();
+    let rustc = String::from_utf8(
+        std::process::Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let rustc = format!("{}/bin/rustc", rustc.trim());
+    let log = s.path("expansions.log");
+    let source = s.path("no-expansion.c");
+    std::fs::write(
+        &source,
+        format!(
+            "#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n\
+             int main(int argc, char **argv) {{\n\
+             for (int i = 1; i < argc; i++)\n\
+             if (strncmp(argv[i], \"-Zunpretty=\", 11) == 0) {{\n\
+             FILE *f = fopen(\"{}\", \"a\"); if (f) {{ fputs(argv[i], f); fclose(f); }}\n\
+             return 1; }}\n\
+             argv[0] = \"{rustc}\"; execv(argv[0], argv); return 127; }}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let compiler = s.path("no-expansion");
+    let cc = std::process::Command::new("cc")
+        .arg("-o")
+        .arg(&compiler)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(cc.success());
+    let env = [("RUSTC", compiler.to_str().unwrap())];
+    let ws1 = s.checkout("basic-workspace", "ws1");
+    xcache_build(&ws1, &s.store(), &[], &env).assert_success();
+    assert_eq!(
+        Report::read(&ws1.join("target")).with_outcome("miss"),
+        names(CACHEABLE)
+    );
+
+    let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+    let t2 = s.path("target2");
+    let warm = xcache_build(
+        &ws2,
+        &s.store(),
+        &["--target-dir", t2.to_str().unwrap()],
+        &env,
+    );
+    warm.assert_success();
+    let r = Report::read(&t2);
+    assert_eq!(
+        r.with_outcome("hit"),
+        names(CACHEABLE),
+        "expansions refused: {:?}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(!log.exists(), "an expansion was asked for");
+    assert_eq!(warm.run("app"), EXPECTED_OUTPUT);
+}
+
 /// Applies `modify` to a second checkout, builds it with `args`/`env` into a fresh target
 /// dir, and checks which units missed and what the program prints.
 fn modified(

@@ -27,11 +27,27 @@
 //! root.) An alias whose path would be printed escaped (a temporary directory with
 //! quotes or other bytes in its name) also means both.
 //!
-//! Main function: [`roots_stay_out`].
+//! No expansion is needed where the compile loaded no proc-macro and no crate but the
+//! sysroot's, and its sources show every `env!` of a variable that names a root to be
+//! the path of an include: `include!(concat!(env!("OUT_DIR"), "/gen.rs"))` (or
+//! `include_str!`, `include_bytes!`), as most crates whose build script writes code have
+//! it ([`env_names_only_includes`]). Without a proc-macro, a macro that reads a variable
+//! is called by name somewhere in the crate's own sources (its dep-info lists every file
+//! it read, included ones too) or in a macro of a crate it loaded; the sysroot's macros
+//! call no `env!`. So a crate whose sources, read as tokens (comments and literals are
+//! no calls), name `env` and `option_env` only inside that one form or as a call of a
+//! literal name whose variable names no root, name the include macros only as calls of
+//! that form or of a literal path, and `concat` only as a call (nothing renamed to them,
+//! passed to a macro or defined) gives the roots nowhere else: the answer the aliased
+//! expansion would give. Anything else, and the expansion runs.
+//!
+//! Main functions: [`roots_stay_out`], [`env_names_only_includes`].
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use proc_macro2::{Delimiter, TokenTree};
 
 use crate::key::{PathMap, Root, RustcInvocation};
 
@@ -120,6 +136,170 @@ pub(super) fn roots_stay_out(
     }
 }
 
+/// True if the sources a compile read (its dep-info's files) call `env!` and
+/// `option_env!` of the variables `root_vars` (those whose values name a root) only as
+/// the path of an include, and of others only by a literal name (see the module's
+/// notes): then, where the compile loaded no proc-macro and no crate but the sysroot's,
+/// the roots go no further than a file path, as an expansion would show. A file that is
+/// not UTF-8 is no Rust source (rustc reads only UTF-8): it was included as bytes. A file
+/// that does not read as Rust tokens, or cannot be read, means no.
+pub(super) fn env_names_only_includes(sources: &[PathBuf], root_vars: &[&str]) -> bool {
+    sources.iter().all(|p| match std::fs::read(p) {
+        Err(_) => false,
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Err(_) => true,
+            Ok(text) => text
+                .parse::<proc_macro2::TokenStream>()
+                .is_ok_and(|tokens| names_only_includes(tokens, root_vars)),
+        },
+    })
+}
+
+/// The macros whose names are watched: the two that read a variable, the three that
+/// take a path, and the one that builds the path.
+const WATCHED: &[&str] = &[
+    "env",
+    "option_env",
+    "include",
+    "include_str",
+    "include_bytes",
+    "concat",
+];
+
+fn ident_name(t: Option<&TokenTree>) -> Option<String> {
+    match t {
+        Some(TokenTree::Ident(i)) => {
+            let s = i.to_string();
+            Some(s.strip_prefix("r#").map(str::to_string).unwrap_or(s))
+        }
+        _ => None,
+    }
+}
+
+fn is_punct(t: Option<&TokenTree>, c: char) -> bool {
+    matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == c)
+}
+
+fn is_str_literal(t: Option<&TokenTree>) -> bool {
+    match t {
+        Some(TokenTree::Literal(l)) => {
+            let s = l.to_string();
+            s.starts_with('"') || s.starts_with("r\"") || s.starts_with("r#")
+        }
+        _ => false,
+    }
+}
+
+/// The group after `name !`, if the tokens at `i` are a call.
+fn call_group(tt: &[TokenTree], i: usize) -> Option<&proc_macro2::Group> {
+    match (is_punct(tt.get(i + 1), '!'), tt.get(i + 2)) {
+        (true, Some(TokenTree::Group(g))) if g.delimiter() != Delimiter::None => Some(g),
+        _ => None,
+    }
+}
+
+/// An include's argument: a literal path, or `concat!(env!("NAME"), "lit", …)`.
+fn include_argument_ok(stream: proc_macro2::TokenStream) -> bool {
+    let tt: Vec<TokenTree> = stream.into_iter().collect();
+    let tt = match tt.last() {
+        Some(t) if is_punct(Some(t), ',') => &tt[..tt.len() - 1],
+        _ => &tt[..],
+    };
+    if tt.len() == 1 && is_str_literal(tt.first()) {
+        return true;
+    }
+    if tt.len() != 3 || ident_name(tt.first()).as_deref() != Some("concat") {
+        return false;
+    }
+    let Some(args) = call_group(tt, 0) else {
+        return false;
+    };
+    let a: Vec<TokenTree> = args.stream().into_iter().collect();
+    // `env ! ( "NAME" )`, then `, "lit"` one or more times, a trailing comma allowed.
+    if a.len() < 5 || ident_name(a.first()).as_deref() != Some("env") {
+        return false;
+    }
+    let env_ok = call_group(&a, 0).is_some_and(|g| {
+        let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+        inner.len() == 1 && is_str_literal(inner.first())
+    });
+    let mut rest = &a[3..];
+    if !env_ok || rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        match rest {
+            [c, l, more @ ..] if is_punct(Some(c), ',') && is_str_literal(Some(l)) => rest = more,
+            [c] if is_punct(Some(c), ',') => rest = &[],
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// A plain string literal's text (no escapes, not raw): a variable's name as written.
+fn plain_str(t: Option<&TokenTree>) -> Option<String> {
+    let s = match t {
+        Some(TokenTree::Literal(l)) => l.to_string(),
+        _ => return None,
+    };
+    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains(['\\', '"'])).then(|| inner.to_string())
+}
+
+/// `env!("NAME")` or `env!("NAME", "message")` (and `option_env!("NAME")`) of a
+/// variable that names no root.
+fn reads_a_plain_variable(group: &proc_macro2::Group, root_vars: &[&str]) -> bool {
+    let a: Vec<TokenTree> = group.stream().into_iter().collect();
+    let literal_args = match a.as_slice() {
+        [_] | [_, _] => is_str_literal(a.first()),
+        [_, c, m] | [_, c, m, _] => is_punct(Some(c), ',') && is_str_literal(Some(m)),
+        _ => false,
+    } && (a.len() % 2 == 1 || is_punct(a.last(), ','));
+    literal_args && plain_str(a.first()).is_some_and(|name| !root_vars.contains(&name.as_str()))
+}
+
+/// The watched names occur only where the module's notes allow them.
+fn names_only_includes(stream: proc_macro2::TokenStream, root_vars: &[&str]) -> bool {
+    let tt: Vec<TokenTree> = stream.into_iter().collect();
+    let mut i = 0;
+    while i < tt.len() {
+        match &tt[i] {
+            TokenTree::Group(g) if !names_only_includes(g.stream(), root_vars) => return false,
+            TokenTree::Ident(_) => {
+                let name = ident_name(tt.get(i)).unwrap_or_default();
+                if WATCHED.contains(&name.as_str()) {
+                    let Some(group) = call_group(&tt, i) else {
+                        return false;
+                    };
+                    match name.as_str() {
+                        "include" | "include_str" | "include_bytes" => {
+                            if !include_argument_ok(group.stream()) {
+                                return false;
+                            }
+                            // The call is read whole: its `env!` is the allowed one.
+                            i += 3;
+                            continue;
+                        }
+                        // A call: its arguments are read like any tokens (the group next).
+                        "concat" => {}
+                        _ => {
+                            if !reads_a_plain_variable(group, root_vars) {
+                                return false;
+                            }
+                            i += 3;
+                            continue;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Whether `path` is printed in a string literal byte for byte: only letters, digits
 /// and `/._-` (the expansion escapes quotes, backslashes and anything not ASCII).
 fn printed_as_is(path: &Path) -> bool {
@@ -155,6 +335,107 @@ fn without_emit(args: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reads(src: &str) -> bool {
+        names_only_includes(src.parse().expect("test source lexes"), &["OUT_DIR"])
+    }
+
+    #[test]
+    fn an_include_of_out_dir_is_the_only_use_allowed() {
+        // serde_core's, inside a macro of its own; libsqlite3-sys's.
+        assert!(reads(
+            "macro_rules! crate_root { () => { mod private { \n\
+             include!(concat!(env!(\"OUT_DIR\"), \"/private.rs\")); } }; }\n\
+             crate_root!();"
+        ));
+        assert!(reads(
+            "#[allow(x)] mod bindings { include!(concat!(env!(\"OUT_DIR\"), \"/bindgen.rs\")); }"
+        ));
+        assert!(reads(
+            "const T: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/a\", \"/b.txt\",));"
+        ));
+        assert!(reads(
+            "#![doc = include_str!(\"../README.md\")] const B: &[u8] = include_bytes!(r\"x.bin\");"
+        ));
+        // Variables that name no root, read by a literal name.
+        assert!(reads(
+            "include!(concat!(env!(\"OUT_DIR\"), \"/g.rs\")); \
+             pub const N: &str = env!(\"GEN_WORD_COUNT\"); \
+             pub const M: &str = env!(\"CARGO_PKG_NAME\", \"set by cargo\",); \
+             pub const O: Option<&str> = option_env!(\"GIT_REV\");"
+        ));
+        // Comments and literals name no macro; `concat!` is any other call.
+        assert!(reads(
+            "// env!(\"OUT_DIR\").len()\n/* option_env!(\"X\") */ /// include the env\n\
+             const S: &str = \"env!(OUT_DIR)\"; const C: &str = concat!(\"a\", stringify!(b));"
+        ));
+    }
+
+    #[test]
+    fn every_other_use_of_a_watched_name_is_refused() {
+        for src in [
+            // The value itself, or computed from.
+            "const L: usize = env!(\"OUT_DIR\").len();",
+            "const L: usize = env!(\"OUT_DIR\", \"message\").len();",
+            "const L: usize = env!(\"OUT\\x5fDIR\").len();",
+            "const L: usize = env!(r\"OUT_DIR\").len();",
+            "const L: usize = env!(concat!(\"OUT\", \"_DIR\")).len();",
+            "macro_rules! v { ($n:literal) => { env!($n) } } const L: usize = v!(\"OUT_DIR\").len();",
+            "const L: Option<&str> = option_env!(\"OUT_DIR\");",
+            "const P: &str = concat!(env!(\"OUT_DIR\"), \"/x\");",
+            "const P: &str = core::env!(\"OUT_DIR\");",
+            // A name passed to a macro that calls it, or a path it cuts.
+            "macro_rules! call { ($m:ident) => { $m!(\"OUT_DIR\") } } const P: &str = call!(env);",
+            "macro_rules! m { ($a:ident :: $b:ident :: $c:ident) => { $a::$b!(\"OUT_DIR\") } } \
+             fn f() { let _ = m!(std::env::var); }",
+            "fn f() -> String { std::env::var(\"X\").unwrap() }",
+            // Renamed or defined: the include would not be the include.
+            "use core::concat as include; const P: &str = include!(concat!(env!(\"OUT_DIR\"), \"/x\"));",
+            "macro_rules! include { ($e:expr) => { $e } }",
+            "macro_rules! concat { ($a:expr, $b:expr) => { $a } }",
+            "use core::stringify as concat;",
+            "use core::env as e; const P: &str = e!(\"OUT_DIR\");",
+            // An include of anything but a literal path or the one form.
+            "include!(concat!(env!(\"OUT_DIR\"), \"/x\").trim());",
+            "include!(concat!(env!(\"OUT_DIR\", \"msg\"), \"/x\"));",
+            "include!(concat!(option_env!(\"OUT_DIR\"), \"/x\"));",
+            "include!(concat!(\"/x\", env!(\"OUT_DIR\")));",
+            "include!(PATH);",
+            "const V: Vec<u8> = [a, b].concat();",
+            "let r#env = 1;",
+        ] {
+            assert!(!reads(src), "read as only includes: {src}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_no_rust_source_is_data_or_a_refusal() {
+        let d = tempfile::tempdir().unwrap();
+        let ok = d.path().join("lib.rs");
+        std::fs::write(&ok, "include!(concat!(env!(\"OUT_DIR\"), \"/g.rs\"));").unwrap();
+        let bytes = d.path().join("table.bin");
+        std::fs::write(&bytes, [0xff, 0xfe, 0x00, b'e', b'n', b'v', b'!']).unwrap();
+        let text = d.path().join("notes.txt");
+        std::fs::write(&text, "an \"unclosed string").unwrap();
+        let leak = d.path().join("len.rs");
+        std::fs::write(&leak, "pub const LEN: usize = env!(\"OUT_DIR\").len();").unwrap();
+        let roots = ["OUT_DIR"];
+        assert!(env_names_only_includes(
+            &[ok.clone(), bytes.clone()],
+            &roots
+        ));
+        assert!(!env_names_only_includes(&[ok.clone(), text], &roots));
+        assert!(!env_names_only_includes(
+            &[ok.clone(), leak.clone()],
+            &roots
+        ));
+        assert!(!env_names_only_includes(
+            &[ok.clone(), d.path().join("gone.rs")],
+            &roots
+        ));
+        // `OUT_DIR` read by its literal name is fine only where its value names no root.
+        assert!(env_names_only_includes(&[ok, leak], &[]));
+    }
 
     #[test]
     fn emit_is_left_out_in_both_spellings() {

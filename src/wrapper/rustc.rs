@@ -5,7 +5,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::expansion::roots_stay_out;
+use super::expansion::{env_names_only_includes, roots_stay_out};
 use super::lifecycle::{
     Cached, Cx, OutFile, OutSource, Ran, Rerun, run_cached, scratch_dirs, target_root,
 };
@@ -527,6 +527,7 @@ impl Rustc {
             }
             inputs.push(Input::new(InputKind::Path, cx.pm.normalize_path(f), state));
         }
+        expanded.sources = info.files.clone();
         for e in &info.env {
             let read = env_inputs(&e.name, e.value.as_deref(), &cx.pm);
             let roots: Vec<&Input> = read.iter().filter(|i| i.kind == InputKind::Root).collect();
@@ -584,12 +585,50 @@ fn loads_macros(inv: &RustcInvocation, ran: &Ran, cx: &Cx) -> bool {
     })
 }
 
-/// Variables read by `env!`/`option_env!` (name, value) whose values name a root, and
-/// the tokens of the roots that only they name.
+/// Whether the compile loaded a crate from outside the compiler's sysroot (named by
+/// `--extern` or found on a search path): its macros may call `env!` where the crate's
+/// own sources do not name it. `true` when the observer's record is missing.
+fn loads_crates(inv: &RustcInvocation, ran: &Ran, cx: &Cx) -> bool {
+    let (Some(trace), Some((_, compiler))) = (ran.trace.as_ref(), cx.compiler.as_ref()) else {
+        return true;
+    };
+    let outside = |p: &Path| !p.starts_with(&compiler.sysroot);
+    let a_crate = |p: &Path| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.ends_with(".rlib")
+                || n.ends_with(".rmeta")
+                || n.ends_with(".so")
+                || n.contains(".so.")
+                || n.ends_with(".dylib")
+        })
+    };
+    // The compile's own library, which it writes (in a temporary directory first) and
+    // reads back, is no crate it loads.
+    let written: std::collections::HashSet<&str> = trace
+        .events
+        .iter()
+        .filter(|e| e.op == crate::observe::Op::Write)
+        .map(|e| e.path.as_str())
+        .collect();
+    inv.externs
+        .iter()
+        .any(|e| e.path.as_deref().is_some_and(outside))
+        || trace.events.iter().any(|e| {
+            e.op == crate::observe::Op::Read
+                && a_crate(Path::new(&e.path))
+                && outside(Path::new(&e.path))
+                && !written.contains(e.path.as_str())
+        })
+}
+
+/// Variables read by `env!`/`option_env!` (name, value) whose values name a root, the
+/// tokens of the roots that only they name, and the files the compile read as its
+/// dep-info lists them (its sources, included ones too).
 #[derive(Default)]
 struct ExpandedRoots {
     vars: Vec<(String, String)>,
     roots: Vec<String>,
+    sources: Vec<PathBuf>,
 }
 
 /// Where rustup keeps its toolchains: what its proxy reads is the compiler identity's.
@@ -794,14 +833,24 @@ impl Cached for Rustc {
             let macros = loads_macros(&self.inv, ran, cx);
             let stay_out = checked
                 || cx.phase("expansion", |cx| {
-                    roots_stay_out(
-                        || self.command(),
-                        &self.inv,
-                        &cx.pm,
-                        &expanded.vars,
-                        &roots,
-                        macros,
-                    )
+                    (!macros
+                        && !loads_crates(&self.inv, ran, cx)
+                        && env_names_only_includes(
+                            &expanded.sources,
+                            &expanded
+                                .vars
+                                .iter()
+                                .map(|(name, _)| name.as_str())
+                                .collect::<Vec<_>>(),
+                        ))
+                        || roots_stay_out(
+                            || self.command(),
+                            &self.inv,
+                            &cx.pm,
+                            &expanded.vars,
+                            &roots,
+                            macros,
+                        )
                 });
             if stay_out {
                 inputs.retain(|i| !(i.kind == InputKind::Root && expanded.roots.contains(&i.name)));

@@ -114,6 +114,35 @@ fn out_dir_length_behind_a_macro_follows_the_target_dir() {
         .check();
 }
 
+/// `outlen`, a library with no dependency and no proc-macro that names `OUT_DIR` only
+/// as the path of what it includes: whether the included code makes a number of
+/// `OUT_DIR` is read from the sources, without an expansion (the expansion check's
+/// reading of them). Each way the included code does must bind the library. (The
+/// library's metadata keeps the path's text too, which the output scan finds: these
+/// cases hold the two together; the reading's own rules are the unit tests of
+/// `wrapper::expansion`.)
+fn outlen(form: &str) -> Case {
+    Case::new("paths", "outlen")
+        .env("OUTLEN_FORM", form)
+        .args_after(&["--target-dir", "{ws}-much-longer-target-dir"])
+        .shapes(&[SameTarget, FreshTarget, MovedCheckout])
+}
+
+#[test]
+fn out_dir_length_in_what_a_library_includes_follows_the_target_dir() {
+    outlen("included").check();
+}
+
+#[test]
+fn out_dir_length_behind_a_macro_in_what_a_library_includes_follows_the_target_dir() {
+    outlen("macro").check();
+}
+
+#[test]
+fn out_dir_length_through_a_renamed_env_macro_follows_the_target_dir() {
+    outlen("renamed").check();
+}
+
 /// `fixtures/soundness/home-dep`: `app` depends on `homedep`, a path dependency inside
 /// CARGO_HOME (where registry sources live, which a cache may take for immutable), and
 /// includes a file by an absolute path outside the workspace.
