@@ -61,6 +61,10 @@ pub(super) struct Second<'a> {
     pub cpu_budget: Option<Duration>,
     /// The first run's compiles the second may take from it ([`compiles`]).
     pub compiles: Vec<Compile>,
+    /// The run's compiler and its `rustc -vV`, where it is the sysroot's own rustc
+    /// (`RUSTC`, as the run saw it): its version probes are answered from that
+    /// (`alias.c`, `XCACHE_RUSTC_QUERY`) instead of starting rustc again.
+    pub rustc: Option<(String, String)>,
 }
 
 /// What the check found.
@@ -493,6 +497,7 @@ const NOT_COMPARED: &[&str] = &[
     "XCACHE_OBSERVE_LOG=",
     "XCACHE_ALIAS_MAP=",
     "XCACHE_CC_MEMO=",
+    "XCACHE_RUSTC_QUERY=",
     "CARGO_MAKEFLAGS=",
     "MAKEFLAGS=",
     "MFLAGS=",
@@ -635,6 +640,21 @@ fn check_inner(
         .env("LD_PRELOAD", preload)
         .env("XCACHE_ALIAS_MAP", aliases.map())
         .env("XCACHE_CC_MEMO", &memo_path);
+    if let Some((rustc, vv)) = &second.rustc
+        && let Some(version) = vv.lines().next()
+        && !rustc.contains('\n')
+    {
+        let short = aliases.base.path().join("rustc-V");
+        let long = aliases.base.path().join("rustc-vV");
+        std::fs::write(&short, format!("{version}\n"))?;
+        std::fs::write(&long, vv)?;
+        // As the second run names it (its variables told at the aliases) and as it is.
+        let told = aliases.to_alias(pm, rustc);
+        cmd.env(
+            "XCACHE_RUSTC_QUERY",
+            format!("{}\n{}\n{told}\n{rustc}\n", short.display(), long.display()),
+        );
+    }
     let mut child = cmd.spawn()?;
     let mut pipe = child.stdout.take().expect("piped");
     let reader = std::thread::spawn(move || {
@@ -757,6 +777,55 @@ mod tests {
             s.push_str(p);
         }
         s
+    }
+
+    /// The aliasing library answers `--version`, `-V`, `-vV` and `--version --verbose` of
+    /// the compiler it is given (here a path where nothing is) from the answers' files,
+    /// by `cat`; any other arguments, or another program, start the program itself.
+    #[test]
+    fn version_probes_of_the_runs_compiler_are_answered_without_starting_it() {
+        assert!(
+            !LIBRARY.is_empty(),
+            "the aliasing library is built on Linux"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let lib = d.path().join("libalias.so");
+        std::fs::write(&lib, LIBRARY).unwrap();
+        let short = d.path().join("rustc-V");
+        let long = d.path().join("rustc-vV");
+        std::fs::write(&short, "rustc 9.9.9 (test)\n").unwrap();
+        std::fs::write(&long, "rustc 9.9.9 (test)\nbinary: rustc\n").unwrap();
+        let rustc = d.path().join("no-such-dir/rustc");
+        let other = d.path().join("no-such-dir/other");
+        let script = format!(
+            "r='{r}'; o='{o}'; $r --version; $r -V; $r -vV; $r --version --verbose; \
+             $r --print sysroot 2>/dev/null || echo started; \
+             $r --version --color 2>/dev/null || echo started; \
+             $o --version 2>/dev/null || echo started",
+            r = rustc.display(),
+            o = other.display()
+        );
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("LD_PRELOAD", &lib)
+            .env(
+                "XCACHE_RUSTC_QUERY",
+                format!(
+                    "{}\n{}\n{}\n",
+                    short.display(),
+                    long.display(),
+                    rustc.display()
+                ),
+            )
+            .output()
+            .unwrap();
+        let v = "rustc 9.9.9 (test)\n";
+        let vv = "rustc 9.9.9 (test)\nbinary: rustc\n";
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{v}{v}{vv}{vv}started\nstarted\nstarted\n")
+        );
     }
 
     /// Two compiles into `OUT_DIR`: one of a source in the package, one of a source the

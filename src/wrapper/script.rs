@@ -682,6 +682,7 @@ impl Cached for Script {
                 cpu_budget: long
                     .then(|| Duration::from_millis((cx.run_ms / 2).max(2 * CHECK_LIMIT_MS))),
                 compiles,
+                rustc: sysroot_rustc(cx),
             };
             run_check::check(&second, &cx.pm, &ran.stdout, files)
         };
@@ -747,4 +748,17 @@ impl Cached for Script {
             incremental: false,
         });
     }
+}
+
+/// The run's compiler (`RUSTC`) and its `rustc -vV`, where it is the compiler's own
+/// `bin/rustc` in its sysroot: a program whose version answers are built in (not a
+/// wrapper or a proxy, which could answer with something made of where it is), so the
+/// path check's second run may be given them without starting it.
+fn sysroot_rustc(cx: &Cx) -> Option<(String, String)> {
+    let (rustc, id) = cx.compiler.as_ref()?;
+    let real = std::fs::canonicalize(rustc).ok()?;
+    if real != std::fs::canonicalize(id.sysroot.join("bin").join("rustc")).ok()? {
+        return None;
+    }
+    Some((rustc.to_str()?.to_string(), id.version.clone()))
 }
