@@ -142,9 +142,21 @@ pub(super) fn roots_stay_out(
 /// notes): then, where the compile loaded no proc-macro and no crate but the sysroot's,
 /// the roots go no further than a file path, as an expansion would show. A file that is
 /// not UTF-8 is no Rust source (rustc reads only UTF-8): it was included as bytes. A file
-/// that does not read as Rust tokens, or cannot be read, means no.
+/// that does not read as Rust tokens, cannot be read, or is larger than
+/// [`MAX_SOURCE_LEN`], means no.
 pub(super) fn env_names_only_includes(sources: &[PathBuf], root_vars: &[&str]) -> bool {
-    sources.iter().all(|p| match std::fs::read(p) {
+    let read = |p: &PathBuf| -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(p)?
+            .take(MAX_SOURCE_LEN + 1)
+            .read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    sources.iter().all(|p| match read(p) {
+        // A file too large to hold as tokens within the wrapper's memory (a large table
+        // included as text): the expansion answers.
+        Ok(bytes) if bytes.len() as u64 > MAX_SOURCE_LEN => false,
         Err(_) => false,
         Ok(bytes) => match String::from_utf8(bytes) {
             Err(_) => true,
@@ -154,6 +166,10 @@ pub(super) fn env_names_only_includes(sources: &[PathBuf], root_vars: &[&str]) -
         },
     })
 }
+
+/// The largest file read as tokens (some tens of megabytes of tokens at most, freed
+/// before the next file); a compile that read a larger one is expanded instead.
+const MAX_SOURCE_LEN: u64 = 4 << 20;
 
 /// The macros whose names are watched: the two that read a variable, the three that
 /// take a path, and the one that builds the path.
@@ -433,6 +449,10 @@ mod tests {
             &[ok.clone(), d.path().join("gone.rs")],
             &roots
         ));
+        // A file larger than the wrapper holds as tokens: the expansion answers.
+        let big = d.path().join("big.rs");
+        std::fs::write(&big, "// x\n".repeat((MAX_SOURCE_LEN as usize) / 5 + 1)).unwrap();
+        assert!(!env_names_only_includes(&[ok.clone(), big], &roots));
         // `OUT_DIR` read by its literal name is fine only where its value names no root.
         assert!(env_names_only_includes(&[ok, leak], &[]));
     }
