@@ -167,9 +167,9 @@ pub(super) fn env_names_only_includes(sources: &[PathBuf], root_vars: &[&str]) -
     })
 }
 
-/// The largest file read as tokens (some tens of megabytes of tokens at most, freed
-/// before the next file); a compile that read a larger one is expanded instead.
-const MAX_SOURCE_LEN: u64 = 4 << 20;
+/// The largest file read as tokens (a dense megabyte of source held as tokens took 16 MB,
+/// freed before the next file); a compile that read a larger one is expanded instead.
+const MAX_SOURCE_LEN: u64 = 1 << 20;
 
 /// The macros whose names are watched: the two that read a variable, the three that
 /// take a path, and the one that builds the path.
