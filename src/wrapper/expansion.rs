@@ -162,7 +162,7 @@ pub(super) fn env_names_only_includes(sources: &[PathBuf], root_vars: &[&str]) -
             Err(_) => true,
             Ok(text) => text
                 .parse::<proc_macro2::TokenStream>()
-                .is_ok_and(|tokens| names_only_includes(tokens, root_vars)),
+                .is_ok_and(|tokens| names_only_includes(tokens, root_vars, false)),
         },
     })
 }
@@ -211,6 +211,16 @@ fn call_group(tt: &[TokenTree], i: usize) -> Option<&proc_macro2::Group> {
     match (is_punct(tt.get(i + 1), '!'), tt.get(i + 2)) {
         (true, Some(TokenTree::Group(g))) if g.delimiter() != Delimiter::None => Some(g),
         _ => None,
+    }
+}
+
+/// An include's argument that is a literal path (a trailing comma allowed).
+fn is_literal_path(stream: proc_macro2::TokenStream) -> bool {
+    let tt: Vec<TokenTree> = stream.into_iter().collect();
+    match tt.as_slice() {
+        [l] => is_str_literal(Some(l)),
+        [l, c] => is_str_literal(Some(l)) && is_punct(Some(c), ','),
+        _ => false,
     }
 }
 
@@ -275,13 +285,30 @@ fn reads_a_plain_variable(group: &proc_macro2::Group, root_vars: &[&str]) -> boo
     literal_args && plain_str(a.first()).is_some_and(|name| !root_vars.contains(&name.as_str()))
 }
 
-/// The watched names occur only where the module's notes allow them.
-fn names_only_includes(stream: proc_macro2::TokenStream, root_vars: &[&str]) -> bool {
+/// The watched names occur only where the module's notes allow them. `in_input`: the
+/// tokens are (inside) what a macro call is given, which the macro may take apart: an
+/// include of `env!` there is no include until the macro says so
+/// (`m!(include!(concat!(env!("OUT_DIR"), "/x")))` can hand its `env!("OUT_DIR")` to
+/// `.len()`), so there only an include of a literal path passes.
+fn names_only_includes(
+    stream: proc_macro2::TokenStream,
+    root_vars: &[&str],
+    in_input: bool,
+) -> bool {
     let tt: Vec<TokenTree> = stream.into_iter().collect();
     let mut i = 0;
     while i < tt.len() {
         match &tt[i] {
-            TokenTree::Group(g) if !names_only_includes(g.stream(), root_vars) => return false,
+            TokenTree::Group(g) => {
+                // `name ! ( … )`: a call's input (`macro_rules! name { … }` is none: its
+                // group follows the name, not the `!`).
+                let call_input = i >= 2
+                    && is_punct(tt.get(i - 1), '!')
+                    && matches!(tt.get(i - 2), Some(TokenTree::Ident(_)));
+                if !names_only_includes(g.stream(), root_vars, in_input || call_input) {
+                    return false;
+                }
+            }
             TokenTree::Ident(_) => {
                 let name = ident_name(tt.get(i)).unwrap_or_default();
                 if WATCHED.contains(&name.as_str()) {
@@ -290,7 +317,9 @@ fn names_only_includes(stream: proc_macro2::TokenStream, root_vars: &[&str]) -> 
                     };
                     match name.as_str() {
                         "include" | "include_str" | "include_bytes" => {
-                            if !include_argument_ok(group.stream()) {
+                            if !include_argument_ok(group.stream())
+                                || (in_input && !is_literal_path(group.stream()))
+                            {
                                 return false;
                             }
                             // The call is read whole: its `env!` is the allowed one.
@@ -353,7 +382,7 @@ mod tests {
     use super::*;
 
     fn reads(src: &str) -> bool {
-        names_only_includes(src.parse().expect("test source lexes"), &["OUT_DIR"])
+        names_only_includes(src.parse().expect("test source lexes"), &["OUT_DIR"], false)
     }
 
     #[test]
@@ -372,6 +401,12 @@ mod tests {
         ));
         assert!(reads(
             "#![doc = include_str!(\"../README.md\")] const B: &[u8] = include_bytes!(r\"x.bin\");"
+        ));
+        // Inside a macro's own definition, emitted as it is (serde_core's `crate_root!`);
+        // a literal path given to a macro call.
+        assert!(reads(
+            "macro_rules! root { () => { pub mod p { include!(concat!(env!(\"OUT_DIR\"), \"/p.rs\")); } }; } \
+             root!(); fn f() { assert_eq!(include_str!(\"a.txt\"), \"a\"); }"
         ));
         // Variables that name no root, read by a literal name.
         assert!(reads(
@@ -411,6 +446,12 @@ mod tests {
             "macro_rules! concat { ($a:expr, $b:expr) => { $a } }",
             "use core::stringify as concat;",
             "use core::env as e; const P: &str = e!(\"OUT_DIR\");",
+            // The one form given to a macro, which may take it apart.
+            "macro_rules! steal { ($i:ident ! ($c:ident ! ($e:expr, $l:literal))) => { \
+             const L: usize = $e.len(); } } \
+             steal!(include!(concat!(env!(\"OUT_DIR\"), \"/x\")));",
+            "macro_rules! m { () => { other!(include!(concat!(env!(\"OUT_DIR\"), \"/x\"))); } }",
+            "fn f() { println!(\"{}\", include_str!(concat!(env!(\"OUT_DIR\"), \"/x\"))); }",
             // An include of anything but a literal path or the one form.
             "include!(concat!(env!(\"OUT_DIR\"), \"/x\").trim());",
             "include!(concat!(env!(\"OUT_DIR\", \"msg\"), \"/x\"));",

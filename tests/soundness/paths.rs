@@ -143,6 +143,11 @@ fn out_dir_length_through_a_renamed_env_macro_follows_the_target_dir() {
     outlen("renamed").check();
 }
 
+#[test]
+fn out_dir_length_from_an_include_a_macro_takes_apart_follows_the_target_dir() {
+    outlen("taken-apart").check();
+}
+
 /// `fixtures/soundness/home-dep`: `app` depends on `homedep`, a path dependency inside
 /// CARGO_HOME (where registry sources live, which a cache may take for immutable), and
 /// includes a file by an absolute path outside the workspace.
