@@ -732,6 +732,13 @@ fn the_example_dockerfiles_built_by_podman() {
         r2.secs,
     );
     let report = b.warm_report(&r2);
+    // On a failure, what both `warm` steps printed (the remote's warnings among it).
+    eprintln!(
+        "first build's warm step:\n{}\nsecond build's warm step:\n{}\nsecond build's log:\n{}",
+        r1.step("cargo xcache warm").output,
+        r2.step("cargo xcache warm").output,
+        r2.log
+    );
     assert_warm(&report, &[]);
     assert!(
         report["summary"]["remote_hits"].as_u64().unwrap_or(0) > 0,
