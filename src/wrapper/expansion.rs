@@ -214,24 +214,23 @@ fn call_group(tt: &[TokenTree], i: usize) -> Option<&proc_macro2::Group> {
     }
 }
 
-/// An include's argument that is a literal path (a trailing comma allowed).
-fn is_literal_path(stream: proc_macro2::TokenStream) -> bool {
-    let tt: Vec<TokenTree> = stream.into_iter().collect();
-    match tt.as_slice() {
-        [l] => is_str_literal(Some(l)),
-        [l, c] => is_str_literal(Some(l)) && is_punct(Some(c), ','),
-        _ => false,
+/// A macro call's arguments: its tokens, without one trailing comma.
+fn arguments(stream: proc_macro2::TokenStream) -> Vec<TokenTree> {
+    let mut tt: Vec<TokenTree> = stream.into_iter().collect();
+    if is_punct(tt.last(), ',') {
+        tt.pop();
     }
+    tt
 }
 
-/// An include's argument: a literal path, or `concat!(env!("NAME"), "lit", …)`.
-fn include_argument_ok(stream: proc_macro2::TokenStream) -> bool {
-    let tt: Vec<TokenTree> = stream.into_iter().collect();
-    let tt = match tt.last() {
-        Some(t) if is_punct(Some(t), ',') => &tt[..tt.len() - 1],
-        _ => &tt[..],
-    };
-    if tt.len() == 1 && is_str_literal(tt.first()) {
+/// An include's arguments that are a literal path.
+fn is_literal_path(args: &[TokenTree]) -> bool {
+    matches!(args, [l] if is_str_literal(Some(l)))
+}
+
+/// An include's arguments: a literal path, or `concat!(env!("NAME"), "lit", …)`.
+fn include_argument_ok(tt: &[TokenTree]) -> bool {
+    if is_literal_path(tt) {
         return true;
     }
     if tt.len() != 3 || ident_name(tt.first()).as_deref() != Some("concat") {
@@ -240,8 +239,8 @@ fn include_argument_ok(stream: proc_macro2::TokenStream) -> bool {
     let Some(args) = call_group(tt, 0) else {
         return false;
     };
-    let a: Vec<TokenTree> = args.stream().into_iter().collect();
-    // `env ! ( "NAME" )`, then `, "lit"` one or more times, a trailing comma allowed.
+    let a = arguments(args.stream());
+    // `env ! ( "NAME" )`, then `, "lit"` one or more times.
     if a.len() < 5 || ident_name(a.first()).as_deref() != Some("env") {
         return false;
     }
@@ -256,7 +255,6 @@ fn include_argument_ok(stream: proc_macro2::TokenStream) -> bool {
     while !rest.is_empty() {
         match rest {
             [c, l, more @ ..] if is_punct(Some(c), ',') && is_str_literal(Some(l)) => rest = more,
-            [c] if is_punct(Some(c), ',') => rest = &[],
             _ => return false,
         }
     }
@@ -276,13 +274,13 @@ fn plain_str(t: Option<&TokenTree>) -> Option<String> {
 /// `env!("NAME")` or `env!("NAME", "message")` (and `option_env!("NAME")`) of a
 /// variable that names no root.
 fn reads_a_plain_variable(group: &proc_macro2::Group, root_vars: &[&str]) -> bool {
-    let a: Vec<TokenTree> = group.stream().into_iter().collect();
-    let literal_args = match a.as_slice() {
-        [_] | [_, _] => is_str_literal(a.first()),
-        [_, c, m] | [_, c, m, _] => is_punct(Some(c), ',') && is_str_literal(Some(m)),
-        _ => false,
-    } && (a.len() % 2 == 1 || is_punct(a.last(), ','));
-    literal_args && plain_str(a.first()).is_some_and(|name| !root_vars.contains(&name.as_str()))
+    let a = arguments(group.stream());
+    let name = match a.as_slice() {
+        [name] => name,
+        [name, c, m] if is_punct(Some(c), ',') && is_str_literal(Some(m)) => name,
+        _ => return false,
+    };
+    plain_str(Some(name)).is_some_and(|name| !root_vars.contains(&name.as_str()))
 }
 
 /// The watched names occur only where the module's notes allow them. `in_input`: the
@@ -317,8 +315,8 @@ fn names_only_includes(
                     };
                     match name.as_str() {
                         "include" | "include_str" | "include_bytes" => {
-                            if !include_argument_ok(group.stream())
-                                || (in_input && !is_literal_path(group.stream()))
+                            let args = arguments(group.stream());
+                            if !include_argument_ok(&args) || (in_input && !is_literal_path(&args))
                             {
                                 return false;
                             }

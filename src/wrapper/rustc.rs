@@ -527,7 +527,6 @@ impl Rustc {
             }
             inputs.push(Input::new(InputKind::Path, cx.pm.normalize_path(f), state));
         }
-        expanded.sources = info.files.clone();
         for e in &info.env {
             let read = env_inputs(&e.name, e.value.as_deref(), &cx.pm);
             let roots: Vec<&Input> = read.iter().filter(|i| i.kind == InputKind::Root).collect();
@@ -541,6 +540,7 @@ impl Rustc {
             }
             inputs.extend(read);
         }
+        expanded.sources = info.files;
         // A root another read names (a proc-macro's `std::env::var`, the linker's) is
         // not the expansion's to clear; nor is anything when the compile itself read
         // the variable the expansion check sets.
@@ -559,19 +559,21 @@ impl Rustc {
     }
 }
 
+/// A shared library by its name (`.so`, `.so.N`, `.dylib`): a proc-macro or a plugin.
+fn is_shared_library(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".so") || n.contains(".so.") || n.ends_with(".dylib"))
+}
+
 /// Whether the compile may have loaded a proc-macro: an `--extern` of a shared library,
 /// or a shared library outside the compiler's sysroot opened (a crate found through
 /// `-L`, a plugin). Unsure (no record, no compiler identity): yes.
 fn loads_macros(inv: &RustcInvocation, ran: &Ran, cx: &Cx) -> bool {
-    let shared = |p: &Path| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.ends_with(".so") || n.contains(".so.") || n.ends_with(".dylib"))
-    };
     if inv
         .externs
         .iter()
-        .any(|e| e.path.as_deref().is_some_and(shared))
+        .any(|e| e.path.as_deref().is_some_and(is_shared_library))
     {
         return true;
     }
@@ -580,7 +582,7 @@ fn loads_macros(inv: &RustcInvocation, ran: &Ran, cx: &Cx) -> bool {
     };
     trace.events.iter().any(|e| {
         e.op == crate::observe::Op::Read
-            && shared(Path::new(&e.path))
+            && is_shared_library(Path::new(&e.path))
             && !Path::new(&e.path).starts_with(&compiler.sysroot)
     })
 }
@@ -594,13 +596,10 @@ fn loads_crates(inv: &RustcInvocation, ran: &Ran, cx: &Cx) -> bool {
     };
     let outside = |p: &Path| !p.starts_with(&compiler.sysroot);
     let a_crate = |p: &Path| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-            n.ends_with(".rlib")
-                || n.ends_with(".rmeta")
-                || n.ends_with(".so")
-                || n.contains(".so.")
-                || n.ends_with(".dylib")
-        })
+        is_shared_library(p)
+            || p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".rlib") || n.ends_with(".rmeta"))
     };
     // The compile's own library, which it writes (in a temporary directory first) and
     // reads back, is no crate it loads.
