@@ -32,6 +32,11 @@
 #                                    (default: project; XCACHE_BENCH_PROJECT=DIR still works)
 #   XCACHE_BENCH_TOOLS="xcache sccache kache mbx"  tools beside plain cargo (default: all)
 #   XCACHE_BENCH_REPEAT=N            rounds; medians, min and max are reported (default: 1)
+#   XCACHE_BENCH_ORDER=alternate|plain-first  which build of a round comes first: alternate
+#                                    (default) runs plain cargo first in odd rounds and
+#                                    last in even ones, so that neither side of a pair is
+#                                    always the one that runs second; plain-first always
+#                                    runs plain cargo first (as before 2026-11-27)
 #   XCACHE_BENCH_KINDS="cold warm machine"  which of a tool's runs each round makes (default:
 #                                    all three; cold always, the others fill its store): "cold"
 #                                    alone measures the cold build in more pairs for the time
@@ -75,6 +80,8 @@ source "$BENCH_DIR/lib.sh"
 PROJECTS="${XCACHE_BENCH_PROJECTS:-${XCACHE_BENCH_PROJECT:-project}}"
 TOOLS_SELECTED="${XCACHE_BENCH_TOOLS:-xcache sccache kache mbx}"
 REPEAT="${XCACHE_BENCH_REPEAT:-1}"
+ORDER="${XCACHE_BENCH_ORDER:-alternate}"
+case "$ORDER" in alternate | plain-first) ;; *) die "XCACHE_BENCH_ORDER=$ORDER: expected alternate or plain-first" ;; esac
 KINDS="${XCACHE_BENCH_KINDS:-cold warm machine}"
 PROFILE="${XCACHE_BENCH_PROFILE:-dev}"
 SETTLE="${XCACHE_BENCH_SETTLE:-1}"
@@ -588,8 +595,12 @@ for project in "${PROJECT_DIRS[@]}"; do
   for ((it = 1; it <= REPEAT; it++)); do
     empty_trash_if_low
     # Checkouts: cold ones under $WORK/a/, warm ones under $WORK/elsewhere/
-    # (another absolute path, of another length).
-    run_build "$pname" plain cold "$it" - "$WORK/a/$pname-plain-$it/project"
+    # (another absolute path, of another length). Plain cargo's build comes first in odd
+    # rounds and last in even ones (XCACHE_BENCH_ORDER): measured here, the build that
+    # runs second in a pair can be slower by as much as the gap being measured.
+    plain_last=0
+    [[ "$ORDER" == alternate ]] && ((it % 2 == 0)) && plain_last=1
+    ((plain_last)) || run_build "$pname" plain cold "$it" - "$WORK/a/$pname-plain-$it/project"
     for tool in "${TOOLS[@]}"; do
       store="$WORK/stores/$pname-$tool-$it"
       run_build "$pname" "$tool" cold "$it" "$store" "$WORK/a/$pname-$tool-$it/project"
@@ -601,6 +612,7 @@ for project in "${PROJECT_DIRS[@]}"; do
       fi
       discard "$store"
     done
+    ((!plain_last)) || run_build "$pname" plain cold "$it" - "$WORK/a/$pname-plain-$it/project"
   done
 done
 

@@ -25,8 +25,9 @@
  *      p starts a child running a program (posix_spawn, system, popen)
  *      X a child escapes observation (path: why)
  *      c a variable set or removed (path: its name; `*`: the environment cleared)
- *      a a compile of one file started: its working directory and arguments
- *      A that compile's environment
+ *      a a compile of one file (or an archiver) started: its working directory and
+ *        arguments
+ *      A that process's environment
  *
  * A child escapes when it is started without this library in its environment, is not a
  * dynamically linked ELF (a static binary ignores LD_PRELOAD), or is set-user-ID. The
@@ -282,13 +283,24 @@ static void note_fields(char op, const char *first, char **list) {
     free(buf);
 }
 
+/* An archiver (`ar`, `gcc-ar`, `x86_64-linux-gnu-ar`, …): its arguments are noted too,
+ * so that the path check can take a whole archive (run_check.rs, `archives`). Which of
+ * its forms can be taken is decided there. */
+static int is_archiver(int argc, char **argv) {
+    if (argc < 3 || !argv[0]) return 0;
+    const char *base = strrchr(argv[0], '/');
+    base = base ? base + 1 : argv[0];
+    size_t n = strlen(base);
+    return !strcmp(base, "ar") || (n > 3 && !strcmp(base + n - 3, "-ar"));
+}
+
 static void note_compile(int argc, char **argv, char **envp) {
     int c = 0, o = 0;
     for (int i = 1; i < argc && argv[i]; i++) {
         if (!strcmp(argv[i], "-c")) c = 1;
         if (!strcmp(argv[i], "-o") && i + 1 < argc) o = 1;
     }
-    if (!c || !o) return;
+    if ((!c || !o) && !is_archiver(argc, argv)) return;
     char cwd[PATH_MAX];
     if (!getcwd(cwd, sizeof cwd)) return;
     note_fields('a', cwd, argv);

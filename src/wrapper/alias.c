@@ -18,6 +18,12 @@
  * exits at once with 0, or the process exiting with 0 where it would exec). The wrapper
  * lists only compiles whose inputs the run did not make (see run_check.rs).
  *
+ * The steps that made an archive (`ar cq`, then `ar s`) are listed the same way, each
+ * with a line "k chain step": the first step copies the first run's archive, a later one
+ * is taken only after the one before it and while the archive is still the first run's,
+ * and copies nothing. Each step taken leaves a mark (`<memo>.chain-<chain>-<step>`) the
+ * wrapper reads after the run: a chain begun and not finished leaves it unchecked.
+ *
  * And it answers the run's version probes of its own compiler (XCACHE_RUSTC_QUERY: the
  * file holding `rustc --version`'s answer, the file holding `rustc -vV`'s, then the
  * compiler's paths, one a line): `<rustc> --version`, `-V`, `-vV`, `--version --verbose`
@@ -34,6 +40,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,6 +63,9 @@ struct compile {
      * looked for in vain there (`absent`): still absent, or the compile is made. */
     char **first, **second, **absent;
     size_t firstc, secondc, absentc;
+    /* A step of an archive's making (`k chain step`): -1 for a compile. */
+    int chain;
+    size_t step;
 };
 
 static struct compile *memo;
@@ -102,6 +112,7 @@ static void load_memo(void) {
             memo = grown;
             c = &memo[n_memo++];
             memset(c, 0, sizeof *c);
+            c->chain = -1;
             continue;
         }
         if (!c || strlen(line) < 2 || line[1] != ' ') continue;
@@ -126,6 +137,15 @@ static void load_memo(void) {
         case 'f': push(&c->first, &c->firstc, v); break;
         case 'g': push(&c->second, &c->secondc, v); break;
         case 'n': push(&c->absent, &c->absentc, v); break;
+        case 'k': {
+            int chain;
+            size_t step;
+            if (sscanf(v, "%d %zu", &chain, &step) == 2 && chain >= 0) {
+                c->chain = chain;
+                c->step = step;
+            }
+            break;
+        }
         }
     }
 }
@@ -323,10 +343,35 @@ static int inputs_same(const struct compile *c) {
     return 1;
 }
 
-/* The memo compile these arguments start, once its object is in place. */
+/* The mark of an archive's step taken (`<memo>.chain-<n>-<step>`): whether it is there,
+ * or, with `make`, whether this call made it (it was not there before). The wrapper reads
+ * them after the run: a chain begun and not finished leaves the run unchecked. */
+static int step_mark(const struct compile *c, size_t step, int make) {
+    const char *memo_path = getenv("XCACHE_CC_MEMO");
+    char p[PATH_MAX];
+    if (!memo_path || snprintf(p, sizeof p, "%s.chain-%d-%zu", memo_path, c->chain, step) >= (int)sizeof p)
+        return 0;
+    if (!make) {
+        struct stat st;
+        return lstat(p, &st) == 0;
+    }
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return 0;
+    close(fd);
+    return 1;
+}
+
+/* The memo compile these arguments start, once its object is in place. A step of an
+ * archive's making is taken in order only: the first puts the first run's archive in
+ * place (marked before, so that a copy that fails is seen), each later one only after
+ * the step before it was taken and with the archive still the first run's, and does
+ * nothing more. */
 static int taken(char *const argv[], char *const envp[]) {
     const struct compile *c = memo_compile(argv, envp);
-    return c && inputs_same(c) && take_object(c) == 0;
+    if (!c || !inputs_same(c)) return 0;
+    if (c->chain < 0) return take_object(c) == 0;
+    if (c->step == 0) return step_mark(c, 0, 1) && take_object(c) == 0;
+    return step_mark(c, c->step - 1, 0) && same_bytes(c->src, c->dst) && step_mark(c, c->step, 1);
 }
 
 __attribute__((constructor)) static void load_map(void) {

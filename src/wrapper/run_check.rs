@@ -292,6 +292,17 @@ pub(super) struct Compile {
     /// Names in `OUT_DIR` the compile looked for and did not find, relative to it: the
     /// second run's must be absent too.
     absent: Vec<PathBuf>,
+    /// For a step of an archive's making ([`archives`]): which.
+    chain: Option<Step>,
+}
+
+/// A step of the making of an archive: the chain's number in the memo, the step's place
+/// in it and the number of steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Step {
+    chain: usize,
+    step: usize,
+    steps: usize,
 }
 
 /// The CPU time process `pid` has used, with that of the children it has waited for
@@ -341,67 +352,179 @@ fn fields(path: &str) -> Option<Vec<String>> {
     (v.len() == n).then_some(v)
 }
 
-/// The compiles of the first run the second may take (see [`Compile`]).
-pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
-    let mut parent: HashMap<u32, u32> = HashMap::new();
-    let mut started: HashMap<u32, usize> = HashMap::new();
-    let mut args: HashMap<(u32, u32), Vec<String>> = HashMap::new();
-    let mut envs: HashMap<(u32, u32), Vec<String>> = HashMap::new();
-    // What each process read (programs it ran included), the names it looked for in
-    // vain, and every write with its place in the record.
-    let mut reads: HashMap<u32, Vec<(Op, &str)>> = HashMap::new();
-    let mut probes: HashMap<u32, Vec<&str>> = HashMap::new();
-    let mut written: HashMap<&str, Vec<(usize, u32)>> = HashMap::new();
-    let mut escaped: HashSet<u32> = HashSet::new();
-    for (at, e) in trace.events.iter().enumerate() {
-        match e.op {
-            Op::Start => {
-                parent.insert(e.pid, e.err as u32);
-                started.entry(e.pid).or_insert(at);
-                // A program is read too: one the run wrote has to be compared.
-                reads.entry(e.pid).or_default().push((Op::Start, &e.path));
-            }
-            Op::Exec | Op::Spawn => reads.entry(e.pid).or_default().push((e.op, &e.path)),
-            Op::Args => {
-                if let Some(f) = fields(&e.path) {
-                    args.insert((e.pid, e.image), f);
+/// What the first run's record says of its processes, for finding the compiles and
+/// archives the second run may take.
+struct Processes<'t> {
+    parent: HashMap<u32, u32>,
+    /// Where in the record each process started and made its last call.
+    started: HashMap<u32, usize>,
+    last: HashMap<u32, usize>,
+    args: HashMap<(u32, u32), Vec<String>>,
+    envs: HashMap<(u32, u32), Vec<String>>,
+    /// What each process read (programs it ran included), with its place in the record.
+    reads: HashMap<u32, Vec<(Op, &'t str, usize)>>,
+    /// The names it looked for in vain.
+    probes: HashMap<u32, Vec<(&'t str, usize)>>,
+    /// Every write, with its place in the record and its process.
+    written: HashMap<&'t str, Vec<(usize, u32)>>,
+    escaped: HashSet<u32>,
+}
+
+impl<'t> Processes<'t> {
+    fn of(trace: &'t Trace) -> Processes<'t> {
+        let mut p = Processes {
+            parent: HashMap::new(),
+            started: HashMap::new(),
+            last: HashMap::new(),
+            args: HashMap::new(),
+            envs: HashMap::new(),
+            reads: HashMap::new(),
+            probes: HashMap::new(),
+            written: HashMap::new(),
+            escaped: HashSet::new(),
+        };
+        for (at, e) in trace.events.iter().enumerate() {
+            p.last.insert(e.pid, at);
+            match e.op {
+                Op::Start => {
+                    p.parent.insert(e.pid, e.err as u32);
+                    p.started.entry(e.pid).or_insert(at);
+                    // A program is read too: one the run wrote has to be compared.
+                    p.reads
+                        .entry(e.pid)
+                        .or_default()
+                        .push((Op::Start, &e.path, at));
                 }
-            }
-            Op::EnvList => {
-                if let Some(f) = fields(&e.path) {
-                    envs.insert((e.pid, e.image), f);
+                Op::Exec | Op::Spawn => p.reads.entry(e.pid).or_default().push((e.op, &e.path, at)),
+                Op::Args => {
+                    if let Some(f) = fields(&e.path) {
+                        p.args.insert((e.pid, e.image), f);
+                    }
                 }
+                Op::EnvList => {
+                    if let Some(f) = fields(&e.path) {
+                        p.envs.insert((e.pid, e.image), f);
+                    }
+                }
+                Op::Read | Op::List if e.err == 0 => {
+                    p.reads.entry(e.pid).or_default().push((e.op, &e.path, at));
+                }
+                Op::Read | Op::Stat | Op::Readlink | Op::List if e.err != 0 => {
+                    p.probes.entry(e.pid).or_default().push((&e.path, at));
+                }
+                Op::Write | Op::Mkdir if e.err == 0 => {
+                    p.written.entry(&e.path).or_default().push((at, e.pid));
+                }
+                Op::Escape => {
+                    p.escaped.insert(e.pid);
+                }
+                _ => {}
             }
-            Op::Read | Op::List if e.err == 0 => {
-                reads.entry(e.pid).or_default().push((e.op, &e.path));
-            }
-            Op::Read | Op::Stat | Op::Readlink | Op::List if e.err != 0 => {
-                probes.entry(e.pid).or_default().push(&e.path);
-            }
-            Op::Write | Op::Mkdir if e.err == 0 => {
-                written.entry(&e.path).or_default().push((at, e.pid));
-            }
-            Op::Escape => {
-                escaped.insert(e.pid);
-            }
-            _ => {}
         }
+        p
     }
-    // A path in `OUT_DIR`, relative to it, made of names only (a `..` would not stay
-    // below it).
-    let in_out_dir = |p: &str| -> Option<PathBuf> {
-        let rel = Path::new(p).strip_prefix(out_dir).ok()?;
-        let names = rel
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-        (names && !rel.as_os_str().is_empty()).then(|| rel.to_path_buf())
-    };
+
+    /// A process and every process started below it.
+    fn tree(&self, pid: u32) -> HashSet<u32> {
+        let mut tree: HashSet<u32> = HashSet::from([pid]);
+        loop {
+            let before = tree.len();
+            for (child, p) in &self.parent {
+                if tree.contains(p) {
+                    tree.insert(*child);
+                }
+            }
+            if tree.len() == before {
+                break;
+            }
+        }
+        tree
+    }
+
+    /// Where in the record processes of `tree` (`own`) or others wrote `path`.
+    fn writes_of(&self, path: &str, tree: &HashSet<u32>, own: bool) -> Vec<usize> {
+        self.written
+            .get(path)
+            .into_iter()
+            .flatten()
+            .filter(|(_, p)| tree.contains(p) == own)
+            .map(|(at, _)| *at)
+            .collect()
+    }
+
+    /// The files of `OUT_DIR` (relative to it) the processes of `tree` read that the
+    /// second run's must hold the same bytes, and the names there they looked for in
+    /// vain; `None` when what they read cannot be compared: a file the run wrote again
+    /// after `start` (or outside `OUT_DIR` at all), a program or a listing of
+    /// `OUT_DIR`. Paths in `internal` are left to the caller.
+    fn inputs(
+        &self,
+        tree: &HashSet<u32>,
+        start: usize,
+        out_dir: &Path,
+        internal: &[&str],
+    ) -> Option<(Vec<PathBuf>, Vec<PathBuf>)> {
+        let mut same: Vec<PathBuf> = Vec::new();
+        for (op, r, _) in tree
+            .iter()
+            .flat_map(|p| self.reads.get(p).into_iter().flatten())
+        {
+            if internal.contains(r) {
+                continue;
+            }
+            let others = self.writes_of(r, tree, false);
+            match in_out_dir(r, out_dir) {
+                // A file of `OUT_DIR` read and not written by the tree itself: compared,
+                // if the run wrote it before `start` and never again.
+                Some(rel) if *op == Op::Read && self.writes_of(r, tree, true).is_empty() => {
+                    if others.iter().any(|at| *at > start) {
+                        return None;
+                    }
+                    same.push(rel);
+                }
+                // A program or a directory listing of `OUT_DIR`.
+                Some(_) if *op != Op::Read => return None,
+                // A file the tree wrote there itself and read back.
+                Some(_) => {}
+                None if !others.is_empty() => return None,
+                None => {}
+            }
+        }
+        same.sort();
+        same.dedup();
+        let mut absent: Vec<PathBuf> = tree
+            .iter()
+            .flat_map(|p| self.probes.get(p).into_iter().flatten())
+            .filter_map(|(p, _)| in_out_dir(p, out_dir))
+            .collect();
+        absent.sort();
+        absent.dedup();
+        Some((same, absent))
+    }
+}
+
+/// A path in `OUT_DIR`, relative to it, made of names only (a `..` would not stay below
+/// it).
+fn in_out_dir(p: &str, out_dir: &Path) -> Option<PathBuf> {
+    let rel = Path::new(p).strip_prefix(out_dir).ok()?;
+    let names = rel
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    (names && !rel.as_os_str().is_empty()).then(|| rel.to_path_buf())
+}
+
+/// The compiles (and archives) of the first run the second may take (see [`Compile`]).
+pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
+    let procs = Processes::of(trace);
     let mut out = Vec::new();
-    for ((pid, image), a) in &args {
-        let (Some(cwd), Some(env)) = (a.first(), envs.get(&(*pid, *image))) else {
+    for ((pid, image), a) in &procs.args {
+        let (Some(cwd), Some(env)) = (a.first(), procs.envs.get(&(*pid, *image))) else {
             continue;
         };
         let argv = a[1..].to_vec();
+        if archive_of(&argv).is_some() {
+            continue;
+        }
         let Some(o) = argv
             .iter()
             .rposition(|x| x == "-o")
@@ -413,70 +536,20 @@ pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
         if !output.starts_with(out_dir) || !output.is_file() {
             continue;
         }
-        // The compile's processes: it, and every process started below it.
-        let mut tree: HashSet<u32> = HashSet::from([*pid]);
-        loop {
-            let before = tree.len();
-            for (child, p) in &parent {
-                if tree.contains(p) {
-                    tree.insert(*child);
-                }
-            }
-            if tree.len() == before {
-                break;
-            }
-        }
-        if tree.iter().any(|p| escaped.contains(p)) {
+        let tree = procs.tree(*pid);
+        if tree.iter().any(|p| procs.escaped.contains(p)) {
             continue;
         }
-        let start = started.get(pid).copied().unwrap_or(0);
-        // Where in the record processes of the compile (`own`) or others wrote `path`.
-        let writes_of = |path: &str, own: bool| -> Vec<usize> {
-            written
-                .get(path)
-                .into_iter()
-                .flatten()
-                .filter(|(_, p)| tree.contains(p) == own)
-                .map(|(at, _)| *at)
-                .collect()
+        let start = procs.started.get(pid).copied().unwrap_or(0);
+        if !procs
+            .writes_of(&output.to_string_lossy(), &tree, false)
+            .is_empty()
+        {
+            continue;
+        }
+        let Some((same, absent)) = procs.inputs(&tree, start, out_dir, &[]) else {
+            continue;
         };
-        if !writes_of(&output.to_string_lossy(), false).is_empty() {
-            continue;
-        }
-        let mut same: Vec<PathBuf> = Vec::new();
-        let mut taken = true;
-        for (op, r) in tree.iter().flat_map(|p| reads.get(p).into_iter().flatten()) {
-            let others = writes_of(r, false);
-            match in_out_dir(r) {
-                // A file of `OUT_DIR` the compile read and did not write itself:
-                // compared, if the run wrote it before the compile started and never
-                // again.
-                Some(rel) if *op == Op::Read && writes_of(r, true).is_empty() => {
-                    if others.iter().any(|at| *at > start) {
-                        taken = false;
-                    }
-                    same.push(rel);
-                }
-                // A program or a directory listing of `OUT_DIR`.
-                Some(_) if *op != Op::Read => taken = false,
-                // A file the compile wrote there itself and read back.
-                Some(_) => {}
-                None if !others.is_empty() => taken = false,
-                None => {}
-            }
-        }
-        if !taken {
-            continue;
-        }
-        same.sort();
-        same.dedup();
-        let mut absent: Vec<PathBuf> = tree
-            .iter()
-            .flat_map(|p| probes.get(p).into_iter().flatten())
-            .filter_map(|p| in_out_dir(p))
-            .collect();
-        absent.sort();
-        absent.dedup();
         out.push(Compile {
             cwd: cwd.clone(),
             argv,
@@ -484,7 +557,153 @@ pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
             output,
             same,
             absent,
+            chain: None,
         });
+    }
+    out.extend(archives(&procs, out_dir));
+    out
+}
+
+/// The archive an archiver's arguments make (`ar cq ARCHIVE member…`, `ar s ARCHIVE`),
+/// when they are of the forms whose archive holds only the members' names and bytes:
+/// the operation `q`, `r` or `s` with the modifiers `c`, `s` and `D` only (not `P` or
+/// `T`, which keep the members' paths, nor `u`, `o`, `U`, which read or keep times,
+/// nor `a`, `b`, `i`, `N`, which take a further argument), no option before the
+/// archive and no `@file`.
+fn archive_of(argv: &[String]) -> Option<&str> {
+    let program = Path::new(argv.first()?).file_name()?.to_str()?;
+    if program != "ar" && !program.ends_with("-ar") {
+        return None;
+    }
+    let op = argv.get(1)?;
+    let letters = op.strip_prefix('-').unwrap_or(op);
+    let known = !letters.is_empty() && letters.chars().all(|c| "qrscD".contains(c));
+    let operation = letters.chars().filter(|c| "qr".contains(*c)).count() <= 1
+        && letters.chars().any(|c| "qrs".contains(c));
+    let archive = argv.get(2)?;
+    let plain = argv[2..]
+        .iter()
+        .all(|a| !a.starts_with('-') && !a.starts_with('@') && !a.is_empty());
+    (known && operation && plain).then_some(archive.as_str())
+}
+
+/// The archives of `OUT_DIR` the first run made with an archiver, which the second may
+/// take whole: each archive's makers, in order (`ar cq` of the members, then `ar s` to
+/// index them, as the `cc` crate runs them), are a chain of steps the second run takes
+/// only from the first and in order (`alias.c`): the first step puts the first run's
+/// archive in place, each later one finds it there unchanged and does nothing.
+///
+/// A chain is taken only if: the first step found no archive (it looked, in vain); no
+/// other process read or wrote the archive from the chain's first start to its last
+/// call, nor wrote it after; the steps did not overlap; and what each step read of what
+/// the run made is compared as a compile's is. The archive's bytes are then a function
+/// of the members' names (not their paths: see [`archive_of`]) and bytes, which the
+/// second run's steps give as the first's did, told at the aliases.
+fn archives(procs: &Processes<'_>, out_dir: &Path) -> Vec<Compile> {
+    let mut by_archive: HashMap<PathBuf, Vec<(usize, u32, u32)>> = HashMap::new();
+    for ((pid, image), a) in &procs.args {
+        let Some(cwd) = a.first() else { continue };
+        let Some(archive) = archive_of(&a[1..]) else {
+            continue;
+        };
+        let path = Path::new(cwd).join(archive);
+        let start = procs.started.get(pid).copied().unwrap_or(0);
+        by_archive
+            .entry(path)
+            .or_default()
+            .push((start, *pid, *image));
+    }
+    let mut out = Vec::new();
+    let mut chains = 0;
+    let mut by_archive: Vec<_> = by_archive.into_iter().collect();
+    by_archive.sort();
+    for (archive, mut steps) in by_archive {
+        if in_out_dir(&archive.to_string_lossy(), out_dir).is_none() || !archive.is_file() {
+            continue;
+        }
+        steps.sort();
+        let name = archive.to_string_lossy().into_owned();
+        let mut chain: Vec<Compile> = Vec::new();
+        let mut ok = true;
+        let first_start = steps[0].0;
+        let mut end = 0;
+        let mut trees: HashSet<u32> = HashSet::new();
+        for (i, (start, pid, image)) in steps.iter().enumerate() {
+            let tree = procs.tree(*pid);
+            let last = tree
+                .iter()
+                .filter_map(|p| procs.last.get(p))
+                .max()
+                .copied()
+                .unwrap_or(*start);
+            // Steps one after the other, each a process of its own.
+            ok &= *start > end || i == 0;
+            ok &= !tree.iter().any(|p| procs.escaped.contains(p));
+            end = last;
+            let (Some(a), Some(env)) = (
+                procs.args.get(&(*pid, *image)),
+                procs.envs.get(&(*pid, *image)),
+            ) else {
+                ok = false;
+                break;
+            };
+            let Some((same, absent)) = procs.inputs(&tree, *start, out_dir, &[&name]) else {
+                ok = false;
+                break;
+            };
+            if i == 0 {
+                // The first step made the archive anew: it looked for it in vain before
+                // it read it.
+                let looked = procs
+                    .probes
+                    .get(pid)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(p, _)| *p == name)
+                    .map(|(_, at)| *at)
+                    .min();
+                let read = procs
+                    .reads
+                    .get(pid)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, p, _)| *p == name)
+                    .map(|(_, _, at)| *at)
+                    .min();
+                ok &= looked.is_some_and(|l| read.is_none_or(|r| l < r));
+            }
+            trees.extend(tree);
+            chain.push(Compile {
+                cwd: a[0].clone(),
+                argv: a[1..].to_vec(),
+                env: env.clone(),
+                output: archive.clone(),
+                same,
+                absent,
+                chain: Some(Step {
+                    chain: chains,
+                    step: i,
+                    steps: steps.len(),
+                }),
+            });
+        }
+        // Nobody else touched the archive from the first step on.
+        let touched_by_others = procs
+            .written
+            .get(name.as_str())
+            .into_iter()
+            .flatten()
+            .any(|(at, p)| *at >= first_start && !trees.contains(p))
+            || procs.reads.iter().any(|(p, reads)| {
+                !trees.contains(p)
+                    && reads
+                        .iter()
+                        .any(|(_, r, at)| *r == name && *at >= first_start && *at <= end)
+            });
+        if ok && !touched_by_others && chain.len() == steps.len() {
+            out.extend(chain);
+            chains += 1;
+        }
     }
     out
 }
@@ -507,7 +726,8 @@ const NOT_COMPARED: &[&str] = &[
 /// directory, arguments and sorted environment told at the aliases, the first run's
 /// object and where the second run's compile writes it, the files of `OUT_DIR` it read
 /// (the first run's and the second's names) and the names there it did not find. Lines
-/// `C` (a new compile), then `w`, `a`…, `e`…, `s`, `o`, (`f`, `g`)…, `n`…, each followed
+/// `C` (a new compile), then `w`, `a`…, `e`…, `s`, `o`, (`f`, `g`)…, `n`…, and for a step
+/// of an archive's making `k <chain> <step>`, each followed
 /// by a space and its value, in which `\` and newlines are escaped (`\\`, `\n`).
 fn memo(
     compiles: &[Compile],
@@ -541,6 +761,9 @@ fn memo(
                 .iter()
                 .map(|f| format!("n {}", second_out.join(f).display())),
         );
+        if let Some(s) = c.chain {
+            lines.push(format!("k {} {}", s.chain, s.step));
+        }
         text.push_str("C\n");
         for l in lines {
             // One line each: `\` and newlines escaped (`alias.c` reads them back).
@@ -693,6 +916,9 @@ fn check_inner(
         std::thread::sleep(Duration::from_millis(5));
     };
     let second_stdout = reader.join().unwrap_or_default();
+    if let Some(why) = archives_in_part(&second.compiles, &memo_path) {
+        return Ok(Verdict::Unchecked(why));
+    }
     if !status.success() {
         return Ok(Verdict::Differs(format!(
             "the second run failed ({status})"
@@ -704,6 +930,24 @@ fn check_inner(
         return Ok(Verdict::Differs("what it printed".into()));
     }
     compare_files(&aliases, pm, files, &out_dir)
+}
+
+/// Whether the second run took an archive's first steps from the first run but not all
+/// of them (`alias.c` marks each step it takes: `<memo>.chain-<n>-<step>`): the archive
+/// it left is the first run's, not what its own steps would have made, so the second
+/// run says nothing.
+fn archives_in_part(compiles: &[Compile], memo_path: &Path) -> Option<String> {
+    let marked = |chain: usize, step: usize| {
+        let mut p = memo_path.as_os_str().to_os_string();
+        p.push(format!(".chain-{chain}-{step}"));
+        Path::new(&p).exists()
+    };
+    compiles.iter().filter_map(|c| c.chain).find_map(|s| {
+        (s.step == 0 && marked(s.chain, 0) && !marked(s.chain, s.steps - 1)).then(|| {
+            "the second run took an archive's first steps from the first run, not all of them"
+                .to_string()
+        })
+    })
 }
 
 /// The lines of a run's output cargo acts on (`cargo:` and `cargo::` directives), in
@@ -943,6 +1187,7 @@ mod tests {
             output: PathBuf::from("/out/a.o"),
             same: Vec::new(),
             absent: Vec::new(),
+            chain: None,
         };
         let text = memo(
             &[c],
@@ -955,6 +1200,299 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.lines().count(), 6, "{text}");
+    }
+
+    /// The archivers' forms whose archive holds the members' names and bytes only.
+    #[test]
+    fn an_archive_is_taken_only_in_forms_that_keep_names_and_bytes() {
+        let of = |a: &str| -> Option<String> {
+            let v: Vec<String> = a.split(' ').map(str::to_string).collect();
+            archive_of(&v).map(str::to_string)
+        };
+        for ok in [
+            "ar cq lib.a a.o b.o",
+            "ar s lib.a",
+            "ar crs lib.a a.o",
+            "ar -rcs lib.a a.o",
+            "ar rcD lib.a a.o",
+            "/usr/bin/x86_64-linux-gnu-ar cq lib.a a.o",
+            "gcc-ar qc lib.a a.o",
+        ] {
+            assert_eq!(of(ok).as_deref(), Some("lib.a"), "{ok}");
+        }
+        for refused in [
+            "ar rcsP lib.a a.o",
+            "ar rcT lib.a a.o",
+            "ar rcsu lib.a a.o",
+            "ar rcU lib.a a.o",
+            "ar rco lib.a a.o",
+            "ar rcsa m.o lib.a a.o",
+            "ar x lib.a",
+            "ar t lib.a",
+            "ar d lib.a a.o",
+            "ar qr lib.a a.o",
+            "ar cq lib.a @list",
+            "ar --plugin p.so cq lib.a a.o",
+            "ar cq lib.a -a.o",
+            "ranlib lib.a",
+            "car cq lib.a a.o",
+            "ar",
+            "ar cq",
+        ] {
+            assert_eq!(of(refused), None, "{refused}");
+        }
+    }
+
+    /// The record of the `cc` crate's archiving: the script removes the archive, `ar cq`
+    /// looks for it in vain, makes it through a temporary file and reads it back, `ar s`
+    /// indexes it. Both steps are one chain; variants where the archive was there before,
+    /// was read or written by another process between or after the steps, or the steps
+    /// overlapped, are not taken.
+    #[test]
+    fn an_archive_s_steps_are_one_chain_taken_only_when_nobody_else_touched_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("a.o"), "a").unwrap();
+        std::fs::write(out.join("lib.a"), "archive").unwrap();
+        let o = |n: &str| out.join(n).display().to_string();
+        let env = || format!("A 0 {}", fields(&["PATH=/usr/bin"]));
+        let step1 = |pid: u32| {
+            vec![
+                format!("{pid} I 1 /usr/bin/ar"),
+                format!(
+                    "{pid} a 0 {}",
+                    fields(&["/ws", "ar", "cq", &o("lib.a"), &o("a.o")])
+                ),
+                format!("{pid} {}", env()),
+                "{pid} o 0 /usr/lib/bfd-plugins/liblto_plugin.so"
+                    .replace("{pid}", &pid.to_string()),
+                format!("{pid} s 2 {}", o("lib.a")),
+                format!("{pid} w 0 {}", o("lib.a")),
+                format!("{pid} o 0 {}", o("lib.a")),
+                format!("{pid} o 0 {}", o("a.o")),
+                format!("{pid} w 0 {}", o("stAbCdEf")),
+                format!("{pid} w 0 {}", o("lib.a")),
+                format!("{pid} w 0 {}", o("stAbCdEf")),
+            ]
+        };
+        let step2 = |pid: u32| {
+            vec![
+                format!("{pid} I 1 /usr/bin/ar"),
+                format!("{pid} a 0 {}", fields(&["/ws", "ar", "s", &o("lib.a")])),
+                format!("{pid} {}", env()),
+                format!("{pid} o 0 {}", o("lib.a")),
+                format!("{pid} w 0 {}", o("stGhIjKl")),
+                format!("{pid} w 0 {}", o("lib.a")),
+                format!("{pid} w 0 {}", o("stGhIjKl")),
+            ]
+        };
+        let script = |extra: &[String]| {
+            let mut l = vec![
+                "1 I 0 /ws/target/build-script-build".to_string(),
+                format!("1 w 0 {}", o("a.o")),
+                format!("1 w 0 {}", o("lib.a")),
+            ];
+            l.extend(extra.iter().cloned());
+            l
+        };
+        let both: Vec<String> = step1(10).into_iter().chain(step2(11)).collect();
+        let found = compiles(&trace(&script(&both)), &out);
+        let steps: Vec<(Vec<String>, Option<Step>)> =
+            found.iter().map(|c| (c.argv.clone(), c.chain)).collect();
+        assert_eq!(
+            steps,
+            [
+                (
+                    vec!["ar".into(), "cq".into(), o("lib.a"), o("a.o")],
+                    Some(Step {
+                        chain: 0,
+                        step: 0,
+                        steps: 2
+                    })
+                ),
+                (
+                    vec!["ar".into(), "s".into(), o("lib.a")],
+                    Some(Step {
+                        chain: 0,
+                        step: 1,
+                        steps: 2
+                    })
+                ),
+            ]
+        );
+        assert_eq!(found[0].same, [Path::new("a.o")]);
+        assert_eq!(found[0].absent, [Path::new("lib.a")]);
+        assert!(found[1].same.is_empty(), "{:?}", found[1].same);
+        let memo_text = memo(&found, |s| s.to_string(), &out, Path::new("/second"));
+        assert!(
+            memo_text.contains("k 0 0\n") && memo_text.contains("k 0 1\n"),
+            "{memo_text}"
+        );
+        assert!(memo_text.contains("o /second/lib.a\n"), "{memo_text}");
+
+        // The archive was there when the first step started: it appended to it.
+        let mut there = step1(10);
+        there.retain(|l| !l.contains(" s 2 "));
+        there.insert(3, format!("10 o 0 {}", o("lib.a")));
+        let v: Vec<String> = there.into_iter().chain(step2(11)).collect();
+        assert!(
+            compiles(&trace(&script(&v)), &out).is_empty(),
+            "existing archive"
+        );
+        // Another process read it between the steps.
+        let mut between = step1(10);
+        between.push(format!("1 o 0 {}", o("lib.a")));
+        between.extend(step2(11));
+        assert!(
+            compiles(&trace(&script(&between)), &out).is_empty(),
+            "read between"
+        );
+        // Another process wrote it after the last step.
+        let mut after = both.clone();
+        after.push(format!("1 w 0 {}", o("lib.a")));
+        assert!(
+            compiles(&trace(&script(&after)), &out).is_empty(),
+            "written after"
+        );
+        // The steps overlapped: the second started before the first's last call.
+        let mut overlap = step1(10);
+        let last = overlap.pop().unwrap();
+        overlap.extend(step2(11));
+        overlap.push(last);
+        assert!(
+            compiles(&trace(&script(&overlap)), &out).is_empty(),
+            "overlapping"
+        );
+        // A member the run wrote again after the first step started.
+        let mut rewritten = step1(10);
+        rewritten.insert(2, format!("1 w 0 {}", o("a.o")));
+        rewritten.extend(step2(11));
+        assert!(
+            compiles(&trace(&script(&rewritten)), &out).is_empty(),
+            "member rewritten"
+        );
+    }
+
+    /// The aliasing library, with real `ar` behind a stand-in that records being run:
+    /// the `cc` crate's two steps in order are both taken (the first run's archive put in
+    /// place, nothing run, both steps marked); in another order, or with another member,
+    /// the archiver runs and a chain begun and not finished is reported.
+    #[test]
+    fn the_second_run_takes_an_archive_s_steps_in_order_only() {
+        assert!(
+            !LIBRARY.is_empty(),
+            "the aliasing library is built on Linux"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let lib = d.path().join("libalias.so");
+        std::fs::write(&lib, LIBRARY).unwrap();
+        let first = d.path().join("first");
+        let second = d.path().join("second");
+        let bin = d.path().join("bin");
+        for dir in [&first, &second, &bin] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        for dir in [&first, &second] {
+            std::fs::write(dir.join("a.o"), "member a\n").unwrap();
+            std::fs::write(dir.join("b.o"), "member b\n").unwrap();
+        }
+        let ar = |args: &[&str], cwd: &Path| {
+            let st = Command::new("ar")
+                .args(args)
+                .current_dir(cwd)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        };
+        ar(&["cq", "lib.a", "a.o", "b.o"], &first);
+        ar(&["s", "lib.a"], &first);
+        let made = std::fs::read(first.join("lib.a")).unwrap();
+        // The stand-in: logs, then runs the real archiver.
+        let log = d.path().join("ran");
+        let real_ar = String::from_utf8(
+            Command::new("sh")
+                .args(["-c", "command -v ar"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        std::fs::write(
+            bin.join("ar"),
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {}\nexec {} \"$@\"\n",
+                log.display(),
+                real_ar.trim()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(bin.join("ar"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        let step = |args: &[&str], step: usize, same: Vec<PathBuf>, absent: Vec<PathBuf>| Compile {
+            cwd: second.display().to_string(),
+            argv: args.iter().map(|a| a.to_string()).collect(),
+            env: vec![format!("PATH={path}"), format!("PWD={}", second.display())],
+            output: first.join("lib.a"),
+            same,
+            absent,
+            chain: Some(Step {
+                chain: 0,
+                step,
+                steps: 2,
+            }),
+        };
+        let chain = vec![
+            step(
+                &["ar", "cq", "lib.a", "a.o", "b.o"],
+                0,
+                vec!["a.o".into(), "b.o".into()],
+                vec!["lib.a".into()],
+            ),
+            step(&["ar", "s", "lib.a"], 1, vec![], vec![]),
+        ];
+        let run = |script: &str, tag: &str| -> (String, Option<String>) {
+            let memo_path = d.path().join(format!("memo-{tag}"));
+            std::fs::write(&memo_path, memo(&chain, |s| s.to_string(), &first, &second)).unwrap();
+            let _ = std::fs::remove_file(second.join("lib.a"));
+            let _ = std::fs::remove_file(&log);
+            let st = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(&second)
+                .env_clear()
+                .env("PATH", &path)
+                .env("LD_PRELOAD", &lib)
+                .env("XCACHE_CC_MEMO", &memo_path)
+                .status()
+                .unwrap();
+            assert!(st.success(), "{tag}");
+            (
+                std::fs::read_to_string(&log).unwrap_or_default(),
+                archives_in_part(&chain, &memo_path),
+            )
+        };
+        let (ran, part) = run("ar cq lib.a a.o b.o && ar s lib.a", "in-order");
+        assert_eq!(ran, "", "both steps taken");
+        assert_eq!(part, None);
+        assert_eq!(std::fs::read(second.join("lib.a")).unwrap(), made);
+        // Out of order: the index first runs (on nothing), then the first step is taken,
+        // and the chain is left begun and not finished.
+        let (ran, part) = run("ar s lib.a 2>/dev/null; ar cq lib.a a.o b.o", "reversed");
+        assert_eq!(ran, "s lib.a\n");
+        assert!(part.is_some());
+        // The archive already the first run's when the index comes, but the first step
+        // was never taken: the index runs.
+        let script = format!("cp {} lib.a && ar s lib.a", first.join("lib.a").display());
+        let (ran, part) = run(&script, "no-first-step");
+        assert_eq!(ran, "s lib.a\n");
+        assert_eq!(part, None);
+        // Another member in the second run: nothing is taken, the archiver makes it.
+        std::fs::write(second.join("b.o"), "member b, changed\n").unwrap();
+        let (ran, part) = run("ar cq lib.a a.o b.o && ar s lib.a", "changed");
+        assert_eq!(ran, "cq lib.a a.o b.o\ns lib.a\n");
+        assert_eq!(part, None);
+        assert_ne!(std::fs::read(second.join("lib.a")).unwrap(), made);
     }
 
     /// A record cut short (its count says more fields) is no compile.
