@@ -66,6 +66,10 @@ struct compile {
     /* A step of an archive's making (`k chain step`): -1 for a compile. */
     int chain;
     size_t step;
+    /* For the step that appends an archive's members (`m member`…): the members in
+     * order; its arguments (`a`) end at the archive. */
+    char **members;
+    size_t memberc;
 };
 
 static struct compile *memo;
@@ -137,6 +141,7 @@ static void load_memo(void) {
         case 'f': push(&c->first, &c->firstc, v); break;
         case 'g': push(&c->second, &c->secondc, v); break;
         case 'n': push(&c->absent, &c->absentc, v); break;
+        case 'm': push(&c->members, &c->memberc, v); break;
         case 'k': {
             int chain;
             size_t step;
@@ -204,11 +209,15 @@ static const struct compile *memo_compile(char *const argv[], char *const envp[]
     const struct compile *found = NULL;
     for (size_t i = 0; i < n_memo && !found; i++) {
         const struct compile *c = &memo[i];
-        if (!c->cwd || !c->src || !c->dst || c->argc != argc || c->envc != envc) continue;
+        /* An archive's appending step is matched on its arguments up to the archive;
+         * its members are `taken`'s to check. */
+        int appends = c->memberc > 0;
+        if (!c->cwd || !c->src || !c->dst || c->envc != envc) continue;
+        if (appends ? argc <= c->argc : c->argc != argc) continue;
         if (strcmp(c->cwd, cwd)) continue;
         size_t k = 0;
-        while (k < argc && !strcmp(c->argv[k], argv[k])) k++;
-        if (k < argc) continue;
+        while (k < c->argc && !strcmp(c->argv[k], argv[k])) k++;
+        if (k < c->argc) continue;
         k = 0;
         while (k < envc && !strcmp(c->env[k], sorted[k])) k++;
         if (k == envc) found = c;
@@ -343,13 +352,16 @@ static int inputs_same(const struct compile *c) {
     return 1;
 }
 
-/* The mark of an archive's step taken (`<memo>.chain-<n>-<step>`): whether it is there,
- * or, with `make`, whether this call made it (it was not there before). The wrapper reads
- * them after the run: a chain begun and not finished leaves the run unchecked. */
-static int step_mark(const struct compile *c, size_t step, int make) {
+/* A mark of what was taken of an archive's making: `<memo>.chain-<n>-<step>` for a step,
+ * `<memo>.chain-<n>-at-<count>` for the members appended so far (`at` set): whether it
+ * is there, or, with `make`, whether this call made it (it was not there before). The
+ * wrapper reads them after the run: a chain begun and not finished leaves the run
+ * unchecked. */
+static int chain_mark(const struct compile *c, const char *at, size_t n, int make) {
     const char *memo_path = getenv("XCACHE_CC_MEMO");
     char p[PATH_MAX];
-    if (!memo_path || snprintf(p, sizeof p, "%s.chain-%d-%zu", memo_path, c->chain, step) >= (int)sizeof p)
+    if (!memo_path ||
+        snprintf(p, sizeof p, "%s.chain-%d-%s%zu", memo_path, c->chain, at, n) >= (int)sizeof p)
         return 0;
     if (!make) {
         struct stat st;
@@ -366,9 +378,32 @@ static int step_mark(const struct compile *c, size_t step, int make) {
  * place (marked before, so that a copy that fails is seen), each later one only after
  * the step before it was taken and with the archive still the first run's, and does
  * nothing more. */
+#define step_mark(c, step, make) chain_mark(c, "", step, make)
+
+/* A batch of an archive's members (`argv` past the archive): taken when it is the next
+ * part of the first run's members, in order — the first batch while the archive is still
+ * absent, each later one after the batch before it was taken. Nothing is written until
+ * the last member has come: then the first run's archive is put in place. */
+static int batch_taken(const struct compile *c, char *const argv[]) {
+    size_t n = 0;
+    while (argv[c->argc + n]) n++;
+    for (size_t at = 0; at + n <= c->memberc; at++) {
+        size_t k = 0;
+        while (k < n && !strcmp(c->members[at + k], argv[c->argc + k])) k++;
+        if (k < n) continue;
+        if (at == 0 ? !inputs_same(c) : !chain_mark(c, "at-", at, 0)) continue;
+        if (!chain_mark(c, "at-", at + n, 1)) return 0;
+        if (at + n < c->memberc) return 1;
+        return inputs_same(c) && step_mark(c, 0, 1) && take_object(c) == 0;
+    }
+    return 0;
+}
+
 static int taken(char *const argv[], char *const envp[]) {
     const struct compile *c = memo_compile(argv, envp);
-    if (!c || !inputs_same(c)) return 0;
+    if (!c) return 0;
+    if (c->memberc) return batch_taken(c, argv);
+    if (!inputs_same(c)) return 0;
     if (c->chain < 0) return take_object(c) == 0;
     if (c->step == 0) return step_mark(c, 0, 1) && take_object(c) == 0;
     return step_mark(c, c->step - 1, 0) && same_bytes(c->src, c->dst) && step_mark(c, c->step, 1);

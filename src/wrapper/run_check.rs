@@ -280,6 +280,7 @@ impl Aliases {
 /// compile started and never after, and found with the same bytes in the second run's
 /// `OUT_DIR` when the second run starts the compile; each name it looked for there in
 /// vain, still absent then.
+#[derive(Clone, Debug)]
 pub(super) struct Compile {
     cwd: String,
     argv: Vec<String>,
@@ -294,6 +295,10 @@ pub(super) struct Compile {
     absent: Vec<PathBuf>,
     /// For a step of an archive's making ([`archives`]): which.
     chain: Option<Step>,
+    /// For the step that appends an archive's members (`ar cq ARCHIVE`, whose arguments
+    /// then end at the archive): the members, in order, in whatever batches the second
+    /// run gives them ([`appends_as_one`]).
+    members: Vec<String>,
 }
 
 /// A step of the making of an archive: the chain's number in the memo, the step's place
@@ -558,6 +563,7 @@ pub(super) fn compiles(trace: &Trace, out_dir: &Path) -> Vec<Compile> {
             same,
             absent,
             chain: None,
+            members: Vec::new(),
         });
     }
     out.extend(archives(&procs, out_dir));
@@ -685,6 +691,7 @@ fn archives(procs: &Processes<'_>, out_dir: &Path) -> Vec<Compile> {
                     step: i,
                     steps: steps.len(),
                 }),
+                members: Vec::new(),
             });
         }
         // Nobody else touched the archive from the first step on.
@@ -701,8 +708,58 @@ fn archives(procs: &Processes<'_>, out_dir: &Path) -> Vec<Compile> {
                         .any(|(_, r, at)| *r == name && *at >= first_start && *at <= end)
             });
         if ok && !touched_by_others && chain.len() == steps.len() {
-            out.extend(chain);
+            out.extend(appends_as_one(chain));
             chains += 1;
+        }
+    }
+    out
+}
+
+/// An archive's chain with its first steps that append members (`ar cq ARCHIVE m…`, the
+/// same program, operation, archive, environment and working directory each time) made
+/// one step listing every member in order: the `cc` crate appends in batches of so many
+/// bytes of paths, which at the second run's aliases (of other lengths) fall elsewhere.
+/// Appending the same members in the same order in other batches makes the same archive
+/// (GNU `ar` writes the whole archive again each time); the second run's batches are
+/// taken when they give the members in order (`alias.c`).
+fn appends_as_one(chain: Vec<Compile>) -> Vec<Compile> {
+    let appends = |c: &Compile| c.argv.get(1).is_some_and(|op| op.contains('q'));
+    let n = chain
+        .iter()
+        .take_while(|c| {
+            appends(c)
+                && c.argv.len() > 3
+                && c.argv[..3] == chain[0].argv[..3]
+                && c.env == chain[0].env
+                && c.cwd == chain[0].cwd
+        })
+        .count();
+    if n == 0 {
+        return chain;
+    }
+    let steps = chain.len() - n + 1;
+    let mut rest = chain.into_iter();
+    let batches: Vec<Compile> = rest.by_ref().take(n).collect();
+    let mut first = batches[0].clone();
+    first.members = batches
+        .iter()
+        .flat_map(|b| b.argv[3..].iter().cloned())
+        .collect();
+    first.argv.truncate(3);
+    for b in &batches[1..] {
+        first.same.extend(b.same.iter().cloned());
+        first.absent.extend(b.absent.iter().cloned());
+    }
+    first.same.sort();
+    first.same.dedup();
+    first.absent.sort();
+    first.absent.dedup();
+    let mut out = vec![first];
+    out.extend(rest);
+    for (i, c) in out.iter_mut().enumerate() {
+        if let Some(s) = c.chain.as_mut() {
+            s.step = i;
+            s.steps = steps;
         }
     }
     out
@@ -761,6 +818,7 @@ fn memo(
                 .iter()
                 .map(|f| format!("n {}", second_out.join(f).display())),
         );
+        lines.extend(c.members.iter().map(|m| format!("m {}", tell(m))));
         if let Some(s) = c.chain {
             lines.push(format!("k {} {}", s.chain, s.step));
         }
@@ -932,19 +990,25 @@ fn check_inner(
     compare_files(&aliases, pm, files, &out_dir)
 }
 
-/// Whether the second run took an archive's first steps from the first run but not all
-/// of them (`alias.c` marks each step it takes: `<memo>.chain-<n>-<step>`): the archive
-/// it left is the first run's, not what its own steps would have made, so the second
-/// run says nothing.
+/// Whether the second run began taking an archive's making from the first run but did
+/// not finish (`alias.c` marks what it takes: `<memo>.chain-<n>-<step>` for each step,
+/// `<memo>.chain-<n>-at-<count>` for the members appended so far): the archive it left is
+/// not what its own steps would have made, so the second run says nothing.
 fn archives_in_part(compiles: &[Compile], memo_path: &Path) -> Option<String> {
-    let marked = |chain: usize, step: usize| {
-        let mut p = memo_path.as_os_str().to_os_string();
-        p.push(format!(".chain-{chain}-{step}"));
-        Path::new(&p).exists()
-    };
+    let dir = memo_path.parent()?;
+    let name = memo_path.file_name()?.to_string_lossy().into_owned();
+    let marks: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with(&format!("{name}.chain-")))
+        .collect();
     compiles.iter().filter_map(|c| c.chain).find_map(|s| {
-        (s.step == 0 && marked(s.chain, 0) && !marked(s.chain, s.steps - 1)).then(|| {
-            "the second run took an archive's first steps from the first run, not all of them"
+        let prefix = format!("{name}.chain-{}-", s.chain);
+        let begun = marks.iter().any(|m| m.starts_with(&prefix));
+        let finished = marks.contains(&format!("{prefix}{}", s.steps - 1));
+        (s.step == 0 && begun && !finished).then(|| {
+            "the second run took part of an archive's making from the first run, not all of it"
                 .to_string()
         })
     })
@@ -1188,6 +1252,7 @@ mod tests {
             same: Vec::new(),
             absent: Vec::new(),
             chain: None,
+            members: Vec::new(),
         };
         let text = memo(
             &[c],
@@ -1304,7 +1369,7 @@ mod tests {
             steps,
             [
                 (
-                    vec!["ar".into(), "cq".into(), o("lib.a"), o("a.o")],
+                    vec!["ar".into(), "cq".into(), o("lib.a")],
                     Some(Step {
                         chain: 0,
                         step: 0,
@@ -1321,6 +1386,7 @@ mod tests {
                 ),
             ]
         );
+        assert_eq!(found[0].members, [o("a.o")]);
         assert_eq!(found[0].same, [Path::new("a.o")]);
         assert_eq!(found[0].absent, [Path::new("lib.a")]);
         assert!(found[1].same.is_empty(), "{:?}", found[1].same);
@@ -1441,16 +1507,21 @@ mod tests {
                 step,
                 steps: 2,
             }),
+            members: Vec::new(),
         };
-        let chain = vec![
+        // The first run appended in two batches.
+        let chain = appends_as_one(vec![
             step(
-                &["ar", "cq", "lib.a", "a.o", "b.o"],
+                &["ar", "cq", "lib.a", "a.o"],
                 0,
-                vec!["a.o".into(), "b.o".into()],
+                vec!["a.o".into()],
                 vec!["lib.a".into()],
             ),
-            step(&["ar", "s", "lib.a"], 1, vec![], vec![]),
-        ];
+            step(&["ar", "cq", "lib.a", "b.o"], 1, vec!["b.o".into()], vec![]),
+            step(&["ar", "s", "lib.a"], 2, vec![], vec![]),
+        ]);
+        assert_eq!(chain.len(), 2);
+        assert_eq!(chain[0].members, ["a.o", "b.o"]);
         let run = |script: &str, tag: &str| -> (String, Option<String>) {
             let memo_path = d.path().join(format!("memo-{tag}"));
             std::fs::write(&memo_path, memo(&chain, |s| s.to_string(), &first, &second)).unwrap();
@@ -1472,7 +1543,10 @@ mod tests {
                 archives_in_part(&chain, &memo_path),
             )
         };
-        let (ran, part) = run("ar cq lib.a a.o b.o && ar s lib.a", "in-order");
+        let (ran, part) = run(
+            "ar cq lib.a a.o && ar cq lib.a b.o && ar s lib.a",
+            "in-order",
+        );
         assert_eq!(ran, "", "both steps taken");
         assert_eq!(part, None);
         assert_eq!(std::fs::read(second.join("lib.a")).unwrap(), made);
@@ -1481,12 +1555,38 @@ mod tests {
         let (ran, part) = run("ar s lib.a 2>/dev/null; ar cq lib.a a.o b.o", "reversed");
         assert_eq!(ran, "s lib.a\n");
         assert!(part.is_some());
+        // The members in other batches: taken all the same.
+        let (ran, part) = run("ar cq lib.a a.o b.o && ar s lib.a", "one-batch");
+        assert_eq!(ran, "", "both steps taken");
+        assert_eq!(part, None);
+        assert_eq!(std::fs::read(second.join("lib.a")).unwrap(), made);
+        // The members out of order: nothing is taken (the archive is there when the
+        // batch with the first member comes).
+        let (ran, part) = run(
+            "ar cq lib.a b.o && ar cq lib.a a.o && ar s lib.a",
+            "swapped",
+        );
+        assert_eq!(ran, "cq lib.a b.o\ncq lib.a a.o\ns lib.a\n");
+        assert_eq!(part, None);
+        // A batch taken, the rest never given: the index runs (over no archive), and
+        // the chain is left begun and not finished.
+        let (ran, part) = run("ar cq lib.a a.o; ar s lib.a 2>/dev/null; true", "cut");
+        assert_eq!(ran, "s lib.a\n");
+        assert!(part.is_some());
         // The archive already the first run's when the index comes, but the first step
         // was never taken: the index runs.
         let script = format!("cp {} lib.a && ar s lib.a", first.join("lib.a").display());
         let (ran, part) = run(&script, "no-first-step");
         assert_eq!(ran, "s lib.a\n");
         assert_eq!(part, None);
+        // A member changed after the first batch was taken: the last batch runs, and the
+        // chain is left begun and not finished.
+        let (ran, part) = run(
+            "ar cq lib.a a.o && echo changed > b.o && ar cq lib.a b.o && ar s lib.a",
+            "changed-between",
+        );
+        assert_eq!(ran, "cq lib.a b.o\ns lib.a\n");
+        assert!(part.is_some());
         // Another member in the second run: nothing is taken, the archiver makes it.
         std::fs::write(second.join("b.o"), "member b, changed\n").unwrap();
         let (ran, part) = run("ar cq lib.a a.o b.o && ar s lib.a", "changed");
