@@ -1087,11 +1087,8 @@ mod tests {
         s
     }
 
-    /// The aliasing library answers `--version`, `-V`, `-vV` and `--version --verbose` of
-    /// the compiler it is given (here a path where nothing is) from the answers' files,
-    /// by `cat`; any other arguments, or another program, start the program itself.
-    #[test]
-    fn version_probes_of_the_runs_compiler_are_answered_without_starting_it() {
+    /// A temporary directory holding the aliasing library, and the library's path.
+    fn alias_library() -> (tempfile::TempDir, PathBuf) {
         assert!(
             !LIBRARY.is_empty(),
             "the aliasing library is built on Linux"
@@ -1099,6 +1096,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let lib = d.path().join("libalias.so");
         std::fs::write(&lib, LIBRARY).unwrap();
+        (d, lib)
+    }
+
+    /// The aliasing library answers `--version`, `-V`, `-vV` and `--version --verbose` of
+    /// the compiler it is given (here a path where nothing is) from the answers' files,
+    /// by `cat`; any other arguments, or another program, start the program itself.
+    #[test]
+    fn version_probes_of_the_runs_compiler_are_answered_without_starting_it() {
+        let (d, lib) = alias_library();
         let short = d.path().join("rustc-V");
         let long = d.path().join("rustc-vV");
         std::fs::write(&short, "rustc 9.9.9 (test)\n").unwrap();
@@ -1446,13 +1452,7 @@ mod tests {
     /// the archiver runs and a chain begun and not finished is reported.
     #[test]
     fn the_second_run_takes_an_archive_s_steps_in_order_only() {
-        assert!(
-            !LIBRARY.is_empty(),
-            "the aliasing library is built on Linux"
-        );
-        let d = tempfile::tempdir().unwrap();
-        let lib = d.path().join("libalias.so");
-        std::fs::write(&lib, LIBRARY).unwrap();
+        let (d, lib) = alias_library();
         let first = d.path().join("first");
         let second = d.path().join("second");
         let bin = d.path().join("bin");
