@@ -373,11 +373,6 @@ static int chain_mark(const struct compile *c, const char *at, size_t n, int mak
     return 1;
 }
 
-/* The memo compile these arguments start, once its object is in place. A step of an
- * archive's making is taken in order only: the first puts the first run's archive in
- * place (marked before, so that a copy that fails is seen), each later one only after
- * the step before it was taken and with the archive still the first run's, and does
- * nothing more. */
 #define step_mark(c, step, make) chain_mark(c, "", step, make)
 
 /* A batch of an archive's members (`argv` past the archive): taken when it is the next
@@ -399,6 +394,11 @@ static int batch_taken(const struct compile *c, char *const argv[]) {
     return 0;
 }
 
+/* The memo compile these arguments start, once its object is in place. A step of an
+ * archive's making is taken in order only: the first puts the first run's archive in
+ * place (marked before, so that a copy that fails is seen), each later one only after
+ * the step before it was taken and with the archive still the first run's, and does
+ * nothing more. */
 static int taken(char *const argv[], char *const envp[]) {
     const struct compile *c = memo_compile(argv, envp);
     if (!c) return 0;
