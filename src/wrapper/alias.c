@@ -389,7 +389,9 @@ static int batch_taken(const struct compile *c, char *const argv[]) {
         if (at == 0 ? !inputs_same(c) : !chain_mark(c, "at-", at, 0)) continue;
         if (!chain_mark(c, "at-", at + n, 1)) return 0;
         if (at + n < c->memberc) return 1;
-        return inputs_same(c) && step_mark(c, 0, 1) && take_object(c) == 0;
+        /* Members given in more than one batch are compared again: one may have changed
+         * since the first batch (a single batch was compared just above). */
+        return (at == 0 || inputs_same(c)) && step_mark(c, 0, 1) && take_object(c) == 0;
     }
     return 0;
 }

@@ -280,7 +280,6 @@ impl Aliases {
 /// compile started and never after, and found with the same bytes in the second run's
 /// `OUT_DIR` when the second run starts the compile; each name it looked for there in
 /// vain, still absent then.
-#[derive(Clone, Debug)]
 pub(super) struct Compile {
     cwd: String,
     argv: Vec<String>,
@@ -707,7 +706,7 @@ fn archives(procs: &Processes<'_>, out_dir: &Path) -> Vec<Compile> {
                         .iter()
                         .any(|(_, r, at)| *r == name && *at >= first_start && *at <= end)
             });
-        if ok && !touched_by_others && chain.len() == steps.len() {
+        if ok && !touched_by_others {
             out.extend(appends_as_one(chain));
             chains += 1;
         }
@@ -739,16 +738,12 @@ fn appends_as_one(chain: Vec<Compile>) -> Vec<Compile> {
     }
     let steps = chain.len() - n + 1;
     let mut rest = chain.into_iter();
-    let batches: Vec<Compile> = rest.by_ref().take(n).collect();
-    let mut first = batches[0].clone();
-    first.members = batches
-        .iter()
-        .flat_map(|b| b.argv[3..].iter().cloned())
-        .collect();
-    first.argv.truncate(3);
-    for b in &batches[1..] {
-        first.same.extend(b.same.iter().cloned());
-        first.absent.extend(b.absent.iter().cloned());
+    let mut first = rest.next().expect("at least one appending step");
+    first.members = first.argv.split_off(3);
+    for b in rest.by_ref().take(n - 1) {
+        first.members.extend(b.argv.into_iter().skip(3));
+        first.same.extend(b.same);
+        first.absent.extend(b.absent);
     }
     first.same.sort();
     first.same.dedup();
