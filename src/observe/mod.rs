@@ -227,4 +227,101 @@ mod tests {
             trace.events
         );
     }
+
+    /// A read of a variable, and a walk of the environment, are recorded with the object
+    /// whose code made them: a shared library's by the library's path (as a proc-macro's
+    /// are told from the compiler's), the program's by the program's path, however it
+    /// was started; a walk with its chain of calls in that object.
+    #[test]
+    fn reads_are_told_apart_by_the_object_that_made_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cc = |args: &[&std::ffi::OsStr]| {
+            let out = Command::new("cc")
+                .args(args)
+                .output()
+                .expect("a C compiler (cc)");
+            assert!(out.status.success(), "{out:?}");
+        };
+        let lib_src = dir.path().join("lib.c");
+        std::fs::write(
+            &lib_src,
+            "#include <stdlib.h>\n#include <string.h>\nextern char **environ;\n\
+             int lib_reads(void) {\n  int n = getenv(\"LIB_VAR\") != 0;\n  \
+             for (char **e = environ; *e; e++) if (!strncmp(*e, \"WALKME\", 6)) n++;\n  \
+             return n;\n}\n",
+        )
+        .unwrap();
+        let lib = dir.path().join("libreads.so");
+        cc(&[
+            "-O0".as_ref(),
+            "-shared".as_ref(),
+            "-fPIC".as_ref(),
+            "-o".as_ref(),
+            lib.as_os_str(),
+            lib_src.as_os_str(),
+        ]);
+        let main_src = dir.path().join("main.c");
+        std::fs::write(
+            &main_src,
+            "#include <stdlib.h>\nint lib_reads(void);\n\
+             int main(void) {\n  int n = getenv(\"MAIN_VAR\") != 0;\n  \
+             return lib_reads() + n == 3 ? 0 : 3;\n}\n",
+        )
+        .unwrap();
+        let exe = dir.path().join("main");
+        let rpath = format!("-Wl,-rpath,{}", dir.path().display());
+        cc(&[
+            "-O0".as_ref(),
+            "-o".as_ref(),
+            exe.as_os_str(),
+            main_src.as_os_str(),
+            lib.as_os_str(),
+            rpath.as_ref(),
+        ]);
+        let observer = Observer::new().unwrap();
+        // Started by a relative name from its own directory: the program is still named
+        // by its path.
+        let mut cmd = Command::new("./main");
+        cmd.current_dir(dir.path())
+            .env("WALKME", "1")
+            .env("LIB_VAR", "1")
+            .env("MAIN_VAR", "1");
+        observer.apply(&mut cmd, None);
+        let child = cmd.spawn().unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let trace = observer.finish(pid).unwrap();
+        let exe = exe.canonicalize().unwrap();
+        let lib = lib.canonicalize().unwrap();
+        let read_by = |var: &str| {
+            trace
+                .events
+                .iter()
+                .find(|e| e.op == Op::Env && e.path == var)
+                .and_then(|e| e.caller.clone())
+        };
+        assert_eq!(
+            read_by("LIB_VAR").as_deref(),
+            lib.to_str(),
+            "{:?}",
+            trace.events
+        );
+        assert_eq!(
+            read_by("MAIN_VAR").as_deref(),
+            exe.to_str(),
+            "{:?}",
+            trace.events
+        );
+        let walk = trace
+            .events
+            .iter()
+            .find(|e| e.op == Op::EnvAll && e.path == lib.to_str().unwrap())
+            .unwrap_or_else(|| panic!("no walk by {}: {:?}", lib.display(), trace.events));
+        let what = walk.caller.as_deref().unwrap_or("");
+        assert!(
+            what.starts_with("lib_reads @ +0x"),
+            "the walk's function and chain: {what:?}"
+        );
+    }
 }

@@ -88,24 +88,62 @@ static ino_t log_ino;
 static char log_path[PATH_MAX];
 static char self_path[PATH_MAX]; /* this library, to check a child's LD_PRELOAD */
 static char exe_path[PATH_MAX];  /* the program this process runs */
-/* The addresses the program's loaded segments span (`main_lo` is where it is mapped,
- * dladdr's dli_fbase): whether an address is the program's own code is answered here,
- * not by dladdr, which looks for the nearest symbol too and takes milliseconds in a
- * program that exports all of its own (GCC's cc1, for plugins). */
-static uintptr_t main_lo, main_hi;
+/* Where a loaded object lies: from the page of its first loaded segment (where it is
+ * mapped, dladdr's dli_fbase) to the end of its last. Which object an address is in is
+ * answered from the loader's list of objects and their segments (`object_at`), not by
+ * dladdr, which looks for the nearest symbol too: that takes milliseconds in an object
+ * that exports many (rustc's librustc_driver, asked at each of its getenv calls; GCC's
+ * cc1, which exports all of its own for plugins). */
+struct span {
+    uintptr_t lo, hi;
+    const char *name; /* as the loader lists it: "" for the program */
+};
+static struct span program; /* the program's own */
 
 static int in_program(const void *p) {
-    return (uintptr_t)p >= main_lo && (uintptr_t)p < main_hi;
+    return (uintptr_t)p >= program.lo && (uintptr_t)p < program.hi;
 }
 
-/* The file an address's object was loaded from. glibc names the program itself by its
- * argv[0], which is how it was started (a wrapper's script, a relative name): it is
- * named by the file it runs instead. */
-static const char *object_name(const Dl_info *info) {
-    if (!info->dli_fname || (main_lo && (uintptr_t)info->dli_fbase == main_lo) ||
-        !strchr(info->dli_fname, '/'))
-        return exe_path;
-    return info->dli_fname;
+struct span_query {
+    uintptr_t addr;
+    int first_only, found;
+    struct span span;
+};
+
+static int span_visit(struct dl_phdr_info *i, size_t size, void *data) {
+    (void)size;
+    struct span_query *q = data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    int inside = 0;
+    for (int k = 0; k < i->dlpi_phnum; k++) {
+        const ElfW(Phdr) *ph = &i->dlpi_phdr[k];
+        if (ph->p_type != PT_LOAD) continue;
+        uintptr_t a = i->dlpi_addr + ph->p_vaddr;
+        if (a < lo) lo = a;
+        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+        inside |= q->addr >= a && q->addr < a + ph->p_memsz;
+    }
+    if (hi <= lo || (!q->first_only && !inside)) return 0;
+    q->span.lo = lo & ~((uintptr_t)getauxval(AT_PAGESZ) - 1);
+    q->span.hi = hi;
+    q->span.name = i->dlpi_name ? i->dlpi_name : "";
+    q->found = 1;
+    return 1;
+}
+
+/* The object whose loaded segments hold `p`, as dladdr's dli_fname and dli_fbase. */
+static int object_at(const void *p, struct span *out) {
+    struct span_query q = {.addr = (uintptr_t)p};
+    dl_iterate_phdr(span_visit, &q);
+    if (q.found) *out = q.span;
+    return q.found;
+}
+
+/* The file an object was loaded from. The loader does not name the program itself by a
+ * path (dladdr gives its argv[0], how it was started): it is named by the file it runs. */
+static const char *object_name(const struct span *s) {
+    if ((program.lo && s->lo == program.lo) || !strchr(s->name, '/')) return exe_path;
+    return s->name;
 }
 static __thread int busy;        /* no records from inside the library itself */
 
@@ -226,24 +264,6 @@ static void note_at(char op, long err, int dirfd, const char *path) {
 
 static void note(char op, long err, const char *path) { note_at(op, err, AT_FDCWD, path); }
 
-static int program_span(struct dl_phdr_info *i, size_t size, void *data) {
-    (void)size;
-    (void)data;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (int k = 0; k < i->dlpi_phnum; k++) {
-        const ElfW(Phdr) *ph = &i->dlpi_phdr[k];
-        if (ph->p_type != PT_LOAD) continue;
-        uintptr_t a = i->dlpi_addr + ph->p_vaddr;
-        if (a < lo) lo = a;
-        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
-    }
-    if (hi > lo) {
-        main_lo = lo & ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);
-        main_hi = hi;
-    }
-    return 1;
-}
-
 /* A process shaped like a compile of one file (`-c`, `-o FILE`): its working directory
  * and arguments (`a`) and its environment (`A`), each a count and then the fields,
  * separated by 0x1f, so that a build script's path check can take the object from this
@@ -318,7 +338,9 @@ __attribute__((constructor)) static void observer_start(int argc, char **argv, c
     snprintf(exe_path, sizeof exe_path, "%s", n > 0 ? exe : "?");
     /* The program is the first object the loader lists; its base is where its first
      * loaded segment starts, page-aligned (what dladdr gives as dli_fbase). */
-    dl_iterate_phdr(program_span, NULL);
+    struct span_query q = {.first_only = 1};
+    dl_iterate_phdr(span_visit, &q);
+    if (q.found) program = q.span;
     note('I', (long)getppid(), n > 0 ? exe : "?");
     if (argv) note_compile(argc, argv, envp);
     guard_start();
@@ -884,14 +906,14 @@ static char *env_lookup(char *const *env, const char *name);
 /* A variable read is recorded with the object whose code asked for it, so that the
  * compiler's own settings can be told from what a proc-macro reads in its process. */
 static void note_env(const char *name, int set, void *caller) {
-    Dl_info info;
+    struct span span;
     const char *obj = NULL;
     int in_main = 0;
     if (!busy && caller && in_program(caller)) {
         obj = exe_path;
         in_main = 1;
-    } else if (!busy && caller && dladdr(caller, &info)) {
-        obj = object_name(&info);
+    } else if (!busy && caller && object_at(caller, &span)) {
+        obj = object_name(&span);
     }
     /* PATH, when set, with the value this process saw: a C compiler driver's read of it
      * is a search for programs, keyed by what it finds (see classify). Read by the
@@ -910,7 +932,7 @@ static void note_env(const char *name, int set, void *caller) {
         for (int i = 0; i < n && len + 24 < sizeof what; i++) {
             if (!in_program(frames[i])) continue;
             len += (size_t)snprintf(what + len, sizeof what - len, " +0x%lx",
-                                    (unsigned long)((uintptr_t)frames[i] - main_lo));
+                                    (unsigned long)((uintptr_t)frames[i] - program.lo));
         }
         note_full('P', 0, AT_FDCWD, path_now, what);
     } else if (path_now)
@@ -1264,17 +1286,26 @@ static void pass_on(int sig, siginfo_t *info, void *uc, struct sigaction *next) 
  * `Command`, which hands every variable to the child, where they are observed) from one
  * that reads them. Once per distinct chain. Only on our own signal stack: the unwinder
  * needs room. */
-__attribute__((noinline)) static void note_env_walk(const char *obj, const char *sym,
-                                                     uintptr_t base) {
+/* The name of the function at `ip` in the object at `base` for the record: its dynamic
+ * symbol, or else its offset in the object (for addr2line). */
+static const char *symbol_at(void *ip, uintptr_t base, char *buf, size_t size) {
+    Dl_info info;
+    if (ip && dladdr(ip, &info) && info.dli_sname) return info.dli_sname;
+    snprintf(buf, size, "+0x%lx", (unsigned long)((uintptr_t)ip - base));
+    return buf;
+}
+
+__attribute__((noinline)) static void note_env_walk(const char *obj, void *ip,
+                                                     const struct span *span) {
     void *frames[48];
     int n = backtrace(frames, 48);
     char chain[640];
     size_t len = 0;
-    uint64_t h = 1469598103934665603ULL ^ base;
+    uint64_t h = 1469598103934665603ULL ^ span->lo;
     for (int i = 0; i < n && len + 24 < sizeof chain; i++) {
-        Dl_info fi;
-        if (!dladdr(frames[i], &fi) || (uintptr_t)fi.dli_fbase != base) continue;
-        uintptr_t off = (uintptr_t)frames[i] - base;
+        uintptr_t f = (uintptr_t)frames[i];
+        if (f < span->lo || f >= span->hi) continue;
+        uintptr_t off = f - span->lo;
         len += (size_t)snprintf(chain + len, sizeof chain - len, " +0x%lx", (unsigned long)off);
         h = (h ^ off) * 1099511628211ULL;
     }
@@ -1282,8 +1313,9 @@ __attribute__((noinline)) static void note_env_walk(const char *obj, const char 
     for (int i = 0; i < n_recorded; i++)
         if (recorded[i] == (uintptr_t)h) return;
     if (n_recorded < MAX_RECORDED) recorded[n_recorded++] = (uintptr_t)h;
-    char what[768];
-    snprintf(what, sizeof what, "%s @%s", sym, chain);
+    /* Named only once recorded: dladdr's search for the symbol is slow. */
+    char where[32], what[768];
+    snprintf(what, sizeof what, "%s @%s", symbol_at(ip, span->lo, where, sizeof where), chain);
     note_env_all(obj, what);
 }
 
@@ -1301,33 +1333,22 @@ static void on_segv(int sig, siginfo_t *info, void *ucv) {
 #elif defined(__aarch64__)
     ip = (void *)uc->uc_mcontext.pc;
 #endif
-    Dl_info info2;
-    uintptr_t base = 0;
-    const char *obj = "?", *sym = "?";
-    char where[32];
-    if (ip && dladdr(ip, &info2)) {
-        base = (uintptr_t)info2.dli_fbase;
-        /* The program itself is named by its path, not by how it was started. */
-        obj = object_name(&info2);
-        if (info2.dli_sname) {
-            sym = info2.dli_sname;
-        } else {
-            /* No dynamic symbol: the offset in the object, for addr2line. */
-            snprintf(where, sizeof where, "+0x%lx", (unsigned long)((uintptr_t)ip - base));
-            sym = where;
-        }
-    }
+    struct span span = {0, 0, ""};
+    int known = ip && object_at(ip, &span);
+    /* The program itself is named by its path, not by how it was started. */
+    const char *obj = known ? object_name(&span) : "?";
     if (!libc_reading) {
         char probe;
         int room = &probe >= alt_stack && &probe < alt_stack + sizeof alt_stack;
-        if (room)
-            note_env_walk(obj, sym, base);
+        if (room && known)
+            note_env_walk(obj, ip, &span);
         else {
             int seen = 0;
-            for (int i = 0; i < n_recorded; i++) seen |= recorded[i] == base;
+            for (int i = 0; i < n_recorded; i++) seen |= recorded[i] == span.lo;
             if (!seen) {
-                if (n_recorded < MAX_RECORDED) recorded[n_recorded++] = base;
-                note_env_all(obj, sym);
+                if (n_recorded < MAX_RECORDED) recorded[n_recorded++] = span.lo;
+                char where[32];
+                note_env_all(obj, known ? symbol_at(ip, span.lo, where, sizeof where) : "?");
             }
         }
     }
