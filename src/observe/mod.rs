@@ -177,6 +177,17 @@ pub fn is_ignored_var(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// Runs `cmd` observed, to a successful end, and returns what it did.
+    fn run_observed(mut cmd: Command) -> Trace {
+        let observer = Observer::new().unwrap();
+        observer.apply(&mut cmd, None);
+        let child = cmd.spawn().unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        observer.finish(pid).unwrap()
+    }
+
     /// A C program that lets the C library read the environment for itself (`setlocale`,
     /// which the library wraps) and then walks `environ`: the walk is recorded. With one
     /// thread the wrapped call runs with `environ` at the readable copy; a copy left in
@@ -202,15 +213,9 @@ mod tests {
             .status()
             .expect("a C compiler (cc)");
         assert!(built.success());
-        let observer = Observer::new().unwrap();
         let mut cmd = Command::new(&exe);
         cmd.env("WALKME", "1");
-        observer.apply(&mut cmd, None);
-        let child = cmd.spawn().unwrap();
-        let pid = child.id();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let trace = observer.finish(pid).unwrap();
+        let trace = run_observed(cmd);
         let walks = trace.events.iter().filter(|e| e.op == Op::EnvAll).count();
         assert!(
             walks > 0,
@@ -278,7 +283,6 @@ mod tests {
             lib.as_os_str(),
             rpath.as_ref(),
         ]);
-        let observer = Observer::new().unwrap();
         // Started by a relative name from its own directory: the program is still named
         // by its path.
         let mut cmd = Command::new("./main");
@@ -286,12 +290,7 @@ mod tests {
             .env("WALKME", "1")
             .env("LIB_VAR", "1")
             .env("MAIN_VAR", "1");
-        observer.apply(&mut cmd, None);
-        let child = cmd.spawn().unwrap();
-        let pid = child.id();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let trace = observer.finish(pid).unwrap();
+        let trace = run_observed(cmd);
         let exe = exe.canonicalize().unwrap();
         let lib = lib.canonicalize().unwrap();
         let read_by = |var: &str| {
