@@ -1280,12 +1280,6 @@ static void pass_on(int sig, siginfo_t *info, void *uc, struct sigaction *next) 
     if (sig == SIGTRAP) raise(SIGTRAP);
 }
 
-/* A read of the environment by code of `obj` (loaded at `base`), recorded with the
- * chain of calls in that object that led to it (`sym @ +0x… +0x…`, innermost first), so
- * that the reader can tell a walk that only builds a child's environment (Rust's
- * `Command`, which hands every variable to the child, where they are observed) from one
- * that reads them. Once per distinct chain. Only on our own signal stack: the unwinder
- * needs room. */
 /* The name of the function at `ip` in the object at `base` for the record: its dynamic
  * symbol, or else its offset in the object (for addr2line). */
 static const char *symbol_at(void *ip, uintptr_t base, char *buf, size_t size) {
@@ -1295,6 +1289,12 @@ static const char *symbol_at(void *ip, uintptr_t base, char *buf, size_t size) {
     return buf;
 }
 
+/* A read of the environment by code at `ip` of `obj` (whose loaded segments `span`
+ * spans), recorded with the chain of calls in that object that led to it
+ * (`sym @ +0x… +0x…`, innermost first), so that the reader can tell a walk that only
+ * builds a child's environment (Rust's `Command`, which hands every variable to the
+ * child, where they are observed) from one that reads them. Once per distinct chain.
+ * Only on our own signal stack: the unwinder needs room. */
 __attribute__((noinline)) static void note_env_walk(const char *obj, void *ip,
                                                      const struct span *span) {
     void *frames[48];
