@@ -364,6 +364,7 @@ def main():
     with open(E["RB_OUT"], "w") as fh:
         json.dump(result, fh, indent=2)
         fh.write("\n")
+    print_one_table(result)
     print(f"\nload average at start {E.get('RB_LOAD_START') or '?'}, at end "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     print(f"results written to {E['RB_OUT']} (total {E.get('RB_SECONDS_TOTAL', '?')} s)")
@@ -372,8 +373,61 @@ def main():
         sys.exit(1)
 
 
+# The tools of the one table, in its column order: plain cargo, this build, the base
+# binary (XCACHE_BENCH_BASE_BIN), the peers.
+TABLE_TOOLS = (("plain", "plain cargo"), ("xcache", "xcache"), ("xcache-base", "xcache (base)"),
+               ("sccache", "sccache"), ("kache", "kache"), ("mbx", "mbx"))
+TABLE_PHASES = (("cold", "cold"), ("warm", "warm (moved checkout)"),
+                ("machine", "another machine"))
+
+
+def print_one_table(result):
+    """Every project, run and tool of one bench run in a single Markdown table (the book's
+    benchmark page quotes it): median seconds; for cold builds, the median of the rounds'
+    ratios to plain cargo's build of the same round; for warm ones, the floor. Run alone
+    on a results file: `python3 bench/report.py --table results.json`."""
+    projects = result.get("projects") or []
+    present = [(t, label) for t, label in TABLE_TOOLS
+               if any(r["tool"] == t for p in projects for r in p["runs"])]
+    if not present:
+        return
+    tools = result.get("tools") or {}
+    versions = {"sccache": tools.get("sccache"), "kache": tools.get("kache"), "mbx": tools.get("mbx"),
+                "xcache": tools.get("xcache_commit"), "xcache-base": tools.get("xcache_base")}
+    print(f"\n== one table ({result.get('repeat')} round(s), {result.get('profile')} profile; "
+          "seconds, median; cold: (median of the rounds' ratios to plain cargo's build of "
+          "the same round); warm: [the floor: cargo's no-op plus writing the target dir again])")
+    for t, label in present:
+        if versions.get(t):
+            print(f"  {label}: {versions[t]}")
+    print("| project | run | " + " | ".join(label for _, label in present) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in present) + " |")
+    for p in projects:
+        name = os.path.basename(p["project"].rstrip("/")) or p["project"]
+        runs = {r["name"]: r for r in p["runs"]}
+        for phase, phase_label in TABLE_PHASES:
+            cells = []
+            for t, _ in present:
+                r = runs.get("plain-cold" if t == "plain" else f"{t}-{phase}")
+                if r is None or (t == "plain" and phase != "cold"):
+                    cells.append("")
+                    continue
+                cell = fmt(r.get("seconds_median"), "{:.2f}")
+                if t != "plain" and phase == "cold" and r.get("paired_ratio_median") is not None:
+                    cell += f" ({r['paired_ratio_median']:.3f})"
+                if t == "xcache" and phase == "warm" and r.get("floor_seconds") is not None:
+                    cell += f" [{r['floor_seconds']:.2f}]"
+                cells.append(cell)
+            if any(cells):
+                print(f"| {name} | {phase_label} | " + " | ".join(cells) + " |")
+            name = ""
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--kache-counts":
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        with open(sys.argv[2]) as fh:
+            print_one_table(json.load(fh))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--kache-counts":
         kache_counts(sys.argv[2])
     elif len(sys.argv) == 3 and sys.argv[1] == "--mbx-counts":
         mbx_counts(sys.argv[2])
