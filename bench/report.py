@@ -385,8 +385,8 @@ def print_one_table(result):
     """Every project, run and tool of one bench run in a single Markdown table (the book's
     benchmark page quotes it): median seconds; for cold builds, the median of the rounds'
     ratios to plain cargo's build of the same round; for xcache's warm build, the floor
-    measured right after it. Run alone
-    on a results file: `python3 bench/report.py --table results.json`."""
+    measured right after it. Run alone on a results file: `python3 bench/report.py
+    --table results.json`."""
     projects = result.get("projects") or []
     present = [(t, label) for t, label in TABLE_TOOLS
                if any(r["tool"] == t for p in projects for r in p["runs"])]
