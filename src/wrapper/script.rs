@@ -125,10 +125,9 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
 
 /// What the shim adds to a run's environment, and what the key says of it.
 struct Added {
-    /// The variables set for the run: cargo's `trim-paths` variables (which recent `cc`
-    /// versions turn into prefix maps) unless cargo set them, and the C and C++ flag
-    /// variables with `-fdebug-prefix-map` for the roots after the user's flags
-    /// (`key::debug_map_env`) for the compilers that take the flag.
+    /// The variables set for the run: the C and C++ flag variables with
+    /// `-fdebug-prefix-map` for the roots after the user's flags (`key::debug_map_env`)
+    /// for the compilers that take the flag.
     vars: Vec<(String, String)>,
     /// The identities of the C tools the run may use (`key::c_tool_names`).
     tools: Vec<(String, String)>,
@@ -163,25 +162,11 @@ impl Added {
             })
             .map(|(flags, _)| flags)
             .collect();
-        let mut added = Vec::new();
-        if !vars.contains_key("CARGO_TRIM_PATHS_SCOPE")
-            && !vars.contains_key("CARGO_TRIM_PATHS_REMAP")
-        {
-            let pairs: Vec<String> = pm
-                .roots()
-                .iter()
-                .rev()
-                .filter(|r| !r.real.contains(':') && !r.real.contains('='))
-                .map(|r| format!("{}={}", r.real, r.remap))
-                .collect();
-            added.push(("CARGO_TRIM_PATHS_SCOPE".to_string(), "object".to_string()));
-            added.push(("CARGO_TRIM_PATHS_REMAP".to_string(), pairs.join(":")));
-        }
-        added.extend(crate::key::debug_map_env(
-            vars,
-            &crate::key::debug_map_flags(pm),
-            &takes,
-        ));
+        // No trim-paths variables of ours: the `cc` versions that read them turn them
+        // into `-fmacro-prefix-map` too, and a C program's `__FILE__` would then print
+        // what plain cargo's does not (and each such script would probe its compiler
+        // for the two flags, on the build's critical path).
+        let added = crate::key::debug_map_env(vars, &crate::key::debug_map_flags(pm), &takes);
         Added {
             vars: added,
             tools,
@@ -265,8 +250,7 @@ impl Script {
     /// Runs the real script with the same arguments, environment and working directory
     /// but `out_dir` for `OUT_DIR`, passing its output through as it comes when `echo`
     /// and keeping a copy. C objects compiled by the `cc` crate get the cache's path
-    /// remapping (cargo's `trim-paths` variables, which `cc` turns into `-f*-prefix-map`
-    /// flags when the compiler supports them).
+    /// remapping of their debug information (`Added`).
     fn spawn(
         &self,
         cx: &Cx,

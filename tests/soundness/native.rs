@@ -144,6 +144,22 @@ fn c_file_macro_follows_the_moved_checkout() {
         .check();
 }
 
+/// `fixtures/soundness/cc-file`: `cwhere` again, its C compiled by the `cc` crate in a
+/// version that turns cargo's trim-paths variables into prefix maps (`__FILE__`'s too).
+fn cc_file() -> Case {
+    Case::new("cc-file", "app")
+}
+
+/// The cache gives such a `cc` no trim-paths variables of its own: the program prints the
+/// `__FILE__` plain cargo's prints, in the checkout and in a moved one.
+#[test]
+fn c_file_macro_of_a_recent_cc_is_plain_cargos() {
+    cc_file()
+        .mutate(|t| t.edit("cwhere/csrc/where.c", "VALUE 1", "VALUE 2"))
+        .shapes(&[SameTarget, FreshTarget, MovedCheckout])
+        .check();
+}
+
 /// The user's `CFLAGS` reach the compiler beside the remapping, and their change is seen.
 #[test]
 fn user_cflags_are_kept_and_their_change_is_seen() {
