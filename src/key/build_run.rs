@@ -205,6 +205,12 @@ pub struct RunKeyInput<'a> {
     /// compiles get `-fdebug-prefix-map` for the roots (`key::debug_map_env`): their
     /// objects then hold remapped paths.
     pub c_debug_map: &'a [&'a str],
+    /// The variables the cache adds to the run's environment (`wrapper::script`'s
+    /// `Added`), their values with the roots tokenized: what the run is given is part of
+    /// what it is. (Runs stored while the cache also set cargo's trim-paths variables,
+    /// which a recent `cc` turns into `-fmacro-prefix-map`, had none here, and are not
+    /// taken for runs without them.)
+    pub added_env: &'a [(String, String)],
 }
 
 /// The first-level key of a run. Bump `KEY_SCHEMA` (and re-read `tests/build_run.rs`)
@@ -215,17 +221,14 @@ pub fn run_l1_key(i: &RunKeyInput<'_>) -> Key {
         "c-runtime",
         &i.c_runtime.map_or("unidentified".to_string(), Key::to_hex),
     );
-    let env: Vec<String> = i.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    h.list("env", env.iter().map(String::as_str));
-    let tools: Vec<String> = i.tools.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    h.list("tools", tools.iter().map(String::as_str));
-    let deps: Vec<String> = i
-        .dep_trees
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    h.list("dep-trees", deps.iter().map(String::as_str));
+    let pairs = |list: &[(String, String)]| -> Vec<String> {
+        list.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    };
+    h.list("env", pairs(i.env).iter().map(String::as_str));
+    h.list("tools", pairs(i.tools).iter().map(String::as_str));
+    h.list("dep-trees", pairs(i.dep_trees).iter().map(String::as_str));
     h.list("c-debug-map-v1", i.c_debug_map.iter().copied());
+    h.list("added-env", pairs(i.added_env).iter().map(String::as_str));
     h.finish()
 }
 
@@ -245,6 +248,7 @@ pub fn run_key_parts(i: &RunKeyInput<'_>) -> KeyParts {
         tools: pairs(i.tools),
         dep_trees: pairs(i.dep_trees),
         c_debug_map: Some(i.c_debug_map.join(",")),
+        added_env: pairs(i.added_env),
         ..KeyParts::default()
     }
 }
@@ -363,6 +367,35 @@ fn content_digest(p: &Path, pm: &PathMap) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the cache adds to a run's environment is part of its key: a run given other
+    /// variables (the trim-paths ones older versions added) is another run.
+    #[test]
+    fn what_the_cache_adds_to_a_run_is_in_its_key() {
+        let compiler = Key([7; 32]);
+        let env = vec![("TARGET".to_string(), "x86_64-unknown-linux-gnu".to_string())];
+        let key = |added: &[(String, String)]| {
+            run_l1_key(&RunKeyInput {
+                script: "script",
+                compiler: &compiler,
+                c_runtime: None,
+                env: &env,
+                tools: &[],
+                dep_trees: &[],
+                c_debug_map: &["CFLAGS"],
+                added_env: added,
+            })
+        };
+        let ours = vec![(
+            "CFLAGS_x86_64_unknown_linux_gnu".to_string(),
+            "-fdebug-prefix-map=@@xcache:ws@@=/xcache/ws".to_string(),
+        )];
+        let mut older = ours.clone();
+        older.push(("CARGO_TRIM_PATHS_SCOPE".to_string(), "object".to_string()));
+        assert_eq!(key(&ours), key(&ours.clone()));
+        assert_ne!(key(&ours), key(&older));
+        assert_ne!(key(&ours), key(&[]));
+    }
 
     #[test]
     fn an_elf_tools_version_is_asked_once_and_a_scripts_every_time() {

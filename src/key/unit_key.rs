@@ -71,6 +71,10 @@ pub struct KeyParts {
     /// got `-fdebug-prefix-map` (`CFLAGS,CXXFLAGS`; empty for none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub c_debug_map: Option<String>,
+    /// Build-script runs: `NAME=<16 hex>` of each variable the cache added to the run's
+    /// environment (values with the roots tokenized).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added_env: Vec<String>,
 }
 
 /// `NAME=<16 hex>` for `NAME=value`: enough to see that a value changed, nothing of it.

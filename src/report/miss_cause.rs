@@ -585,6 +585,15 @@ fn parts_differences(out: &mut Vec<Difference>, b: &KeyParts, n: &KeyParts) {
             Some(&said(&n.c_debug_map)),
         ));
     }
+    // What the cache added to a run: said only where the user's own variable of that
+    // name did not change already (ours is theirs with the path maps after it).
+    let mut added = Vec::new();
+    by_name(&mut added, DiffKind::Tool, &b.added_env, &n.added_env);
+    added.retain(|a| {
+        !out.iter()
+            .any(|d| d.what == DiffKind::EnvVar && d.name == a.name)
+    });
+    out.extend(added);
     by_name(out, DiffKind::DepOutput, &b.dep_trees, &n.dep_trees);
 }
 
@@ -783,6 +792,37 @@ mod tests {
         let c = explain_miss(&path_now, &[path_old]);
         assert_eq!(c.differences[0].name.as_deref(), Some("PATH"));
         assert!(c.hint.unwrap().contains("PATH"));
+    }
+
+    /// A variable the cache added to a run is named where it alone changed (a store
+    /// written when the cache added others); where the user's variable of that name
+    /// changed, that is what is said.
+    #[test]
+    fn what_the_cache_added_to_a_run_is_named_when_only_it_changed() {
+        let mut old = run(1, "s1", &["CFLAGS=aa"], &[], &[]);
+        old.parts.added_env = vec!["CARGO_TRIM_PATHS_SCOPE=01".into()];
+        let mut now = run(2, "s1", &["CFLAGS=aa"], &[], &[]);
+        now.parts.added_env = vec!["CFLAGS=02".into()];
+        let c = explain_miss(&now, std::slice::from_ref(&old));
+        let got: Vec<(DiffKind, Option<&str>, bool)> = c
+            .differences
+            .iter()
+            .map(|d| (d.what, d.name.as_deref(), d.now.is_some()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (DiffKind::Tool, Some("CARGO_TRIM_PATHS_SCOPE"), false),
+                (DiffKind::Tool, Some("CFLAGS"), true),
+            ]
+        );
+        let mut user = run(3, "s1", &["CFLAGS=ab"], &[], &[]);
+        user.parts.added_env = vec!["CFLAGS=03".into()];
+        let mut before = run(4, "s1", &["CFLAGS=aa"], &[], &[]);
+        before.parts.added_env = vec!["CFLAGS=02".into()];
+        let c = explain_miss(&user, &[before]);
+        assert_eq!(c.differences.len(), 1);
+        assert_eq!(c.differences[0].what, DiffKind::EnvVar);
     }
 
     #[test]

@@ -424,6 +424,12 @@ impl Cached for Script {
                 dep_trees.push((k.clone(), d));
             }
         }
+        let added_env: Vec<(String, String)> = self
+            .added
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), cx.pm.normalize_text(v)))
+            .collect();
         let input = RunKeyInput {
             script: &script,
             compiler: &compiler.key,
@@ -432,6 +438,7 @@ impl Cached for Script {
             tools: &self.added.tools,
             dep_trees: &dep_trees,
             c_debug_map: &self.added.takes,
+            added_env: &added_env,
         };
         let key = run_l1_key(&input);
         self.key_parts = Some(run_key_parts(&input));
