@@ -95,7 +95,7 @@ pub(super) fn run_build(
         let target_dir = sel.target_dir.or_else(|| cfg.cargo_target_dir.clone());
         sel.manifest_path
             .is_none()
-            .then(|| info.plant_before_metadata(&cfg.cwd, target_dir.as_deref()))
+            .then(|| info.plant_before_metadata(&cfg.cwd, target_dir.as_deref(), &env))
             .flatten()
     });
     let plan = Plan::make(&cfg, &env, command, &args.cargo_args, &exe);

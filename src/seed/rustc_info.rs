@@ -119,12 +119,18 @@ impl RustcInfo {
     /// Plants the file in the target dir `cargo metadata` will most likely use, so its
     /// probes are answered too: `target_dir` when the command or `CARGO_TARGET_DIR`
     /// names one, else `<cwd>/target` when `cwd` is a workspace's root (its manifest says
-    /// `[workspace]`, or no directory above it holds a manifest) and no cargo
-    /// configuration file above it could move the target dir. Anything else: no guess.
-    pub fn plant_before_metadata(&self, cwd: &Path, target_dir: Option<&Path>) -> Option<Guess> {
+    /// `[workspace]`, or no directory above it holds a manifest) and nothing cargo reads
+    /// could move the target dir (see `default_target_dir_likely`). Anything else: no
+    /// guess.
+    pub fn plant_before_metadata(
+        &self,
+        cwd: &Path,
+        target_dir: Option<&Path>,
+        env: &Env,
+    ) -> Option<Guess> {
         let dir = match target_dir {
             Some(d) => cwd.join(d),
-            None if default_target_dir_likely(cwd) => cwd.join("target"),
+            None if default_target_dir_likely(cwd, env) => cwd.join("target"),
             None => return None,
         };
         let made_dir = !dir.exists();
@@ -165,8 +171,13 @@ impl Guess {
 }
 
 /// `<cwd>/target` is the target dir unless something moves it: true when `cwd` holds
-/// the workspace's root manifest and no `.cargo/config` above it says otherwise.
-fn default_target_dir_likely(cwd: &Path) -> bool {
+/// the workspace's root manifest, `CARGO_BUILD_TARGET_DIR` is not set, and no cargo
+/// configuration file cargo reads from here (`.cargo/config.toml` or `.cargo/config` in
+/// `cwd` or a directory above it, and in `CARGO_HOME`) names `target-dir`. Most projects
+/// that carry a configuration file carry it for other things (linkers, flags, aliases);
+/// one that cannot be read counts as moving it. A wrong guess costs nothing but the
+/// probes it meant to save ([`Guess::settle`]).
+fn default_target_dir_likely(cwd: &Path, env: &Env) -> bool {
     let Ok(manifest) = fs::read_to_string(cwd.join("Cargo.toml")) else {
         return false;
     };
@@ -175,10 +186,29 @@ fn default_target_dir_likely(cwd: &Path) -> bool {
             .ancestors()
             .skip(1)
             .all(|d| !d.join("Cargo.toml").exists());
-    let configured = cwd
+    if !root || env.get("CARGO_BUILD_TARGET_DIR").is_some() {
+        return false;
+    }
+    let home = env
+        .get("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".cargo")));
+    let configs = cwd
         .ancestors()
-        .any(|d| d.join(".cargo/config.toml").exists() || d.join(".cargo/config").exists());
-    root && !configured
+        .map(|d| d.join(".cargo"))
+        .chain(home)
+        .flat_map(|d| [d.join("config.toml"), d.join("config")]);
+    for file in configs {
+        match fs::read_to_string(&file) {
+            Ok(text) if text.contains("target-dir") => return false,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // A directory of that name, or a file we may not read: cargo may still.
+            Err(_) if !file.exists() => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// The bytes of `path` if it is a regular file (not a link) of this user's, no larger
@@ -250,49 +280,80 @@ mod tests {
     fn a_wrong_guess_leaves_nothing_behind() {
         let tmp = tempfile::tempdir().unwrap();
         let ri = info(tmp.path());
+        let env = home_env(tmp.path());
         fs::write(&ri.memo, b"{}").unwrap();
         let ws = tmp.path().join("ws");
         fs::create_dir_all(&ws).unwrap();
         fs::write(ws.join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
-        let g = ri.plant_before_metadata(&ws, None).unwrap();
+        let g = ri.plant_before_metadata(&ws, None, &env).unwrap();
         assert!(g.made(&ws.join("target")));
         assert!(ws.join("target").join(FILE).is_file());
         assert!(!g.settle(&tmp.path().join("elsewhere")));
         assert!(!ws.join("target").exists(), "the dir it made is gone");
         // Right: it stays.
-        let g = ri.plant_before_metadata(&ws, None).unwrap();
+        let g = ri.plant_before_metadata(&ws, None, &env).unwrap();
         assert!(g.settle(&ws.join("target")));
         assert!(ws.join("target").join(FILE).is_file());
         // A target dir that was there keeps what it had.
         fs::remove_file(ws.join("target").join(FILE)).unwrap();
         fs::write(ws.join("target/keep"), b"x").unwrap();
-        let g = ri.plant_before_metadata(&ws, None).unwrap();
+        let g = ri.plant_before_metadata(&ws, None, &env).unwrap();
         assert!(!g.made(&ws.join("target")));
         assert!(!g.settle(&tmp.path().join("elsewhere")));
         assert!(ws.join("target/keep").is_file());
         assert!(!ws.join("target").join(FILE).exists());
     }
 
-    /// No guess in a member below a workspace root, nor under a cargo configuration.
+    /// An environment whose `CARGO_HOME` is under `dir`.
+    fn home_env(dir: &Path) -> Env {
+        let home = dir.join("cargo-home").display().to_string();
+        Env::from_pairs([("PATH", "/bin"), ("CARGO_HOME", home.as_str())])
+    }
+
+    /// No guess in a member below a workspace root, nor where a cargo configuration file
+    /// (above the workspace or in `CARGO_HOME`) or `CARGO_BUILD_TARGET_DIR` names the
+    /// target dir; a configuration file that names something else leaves the guess.
     #[test]
     fn no_guess_where_the_target_dir_may_be_elsewhere() {
         let tmp = tempfile::tempdir().unwrap();
         let ri = info(tmp.path());
+        let env = home_env(tmp.path());
         let ws = tmp.path().join("ws");
         let member = ws.join("member");
         fs::create_dir_all(&member).unwrap();
         fs::write(ws.join("Cargo.toml"), "[workspace]\n").unwrap();
         fs::write(member.join("Cargo.toml"), "[package]\nname = \"m\"\n").unwrap();
-        assert!(ri.plant_before_metadata(&member, None).is_none());
+        assert!(ri.plant_before_metadata(&member, None, &env).is_none());
         assert!(!member.join("target").exists());
+
+        // A configuration for a linker and flags (ripgrep carries one): the guess stands.
         fs::create_dir_all(ws.join(".cargo")).unwrap();
+        let config = ws.join(".cargo/config.toml");
         fs::write(
-            ws.join(".cargo/config.toml"),
-            "[build]\ntarget-dir = \"t\"\n",
+            &config,
+            "[target.x86_64-pc-windows-msvc]\nrustflags = [\"-Ctarget-feature=+crt-static\"]\n",
         )
         .unwrap();
-        assert!(ri.plant_before_metadata(&ws, None).is_none());
+        let g = ri.plant_before_metadata(&ws, None, &env).unwrap();
+        assert!(g.settle(&ws.join("target")));
+        fs::remove_dir_all(ws.join("target")).unwrap();
+
+        fs::write(&config, "[build]\ntarget-dir = \"t\"\n").unwrap();
+        assert!(ri.plant_before_metadata(&ws, None, &env).is_none());
         assert!(!ws.join("target").exists());
+        fs::remove_file(&config).unwrap();
+
+        // The user's own configuration, in CARGO_HOME, in its older spelling.
+        let home = tmp.path().join("cargo-home");
+        fs::create_dir_all(&home).unwrap();
+        fs::write(home.join("config"), "build.target-dir = \"/elsewhere\"\n").unwrap();
+        assert!(ri.plant_before_metadata(&ws, None, &env).is_none());
+        fs::remove_file(home.join("config")).unwrap();
+
+        let moved = env.with(&[("CARGO_BUILD_TARGET_DIR".into(), "/elsewhere".into())]);
+        assert!(ri.plant_before_metadata(&ws, None, &moved).is_none());
+        assert!(!ws.join("target").exists());
+        assert!(ri.plant_before_metadata(&ws, None, &env).is_some());
     }
 
     /// Answers under one fingerprint accumulate; another fingerprint starts afresh.
