@@ -144,14 +144,39 @@ impl LocalStore {
             source,
         };
         let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(werr)?;
-        let mut outcome = write_entry(
-            tmp.as_file(),
-            meta,
-            sources,
-            needles,
-            self.trust.signer.as_deref(),
-        )
-        .map_err(werr)?;
+        // A large file the store copies (a program, a proc-macro) is copied while it is
+        // hashed, on another thread: the copy and the read no longer follow each other,
+        // which is time the build waits for when it is the last unit's.
+        let copied_by_object = |i: usize| !super::objects::served_by_object(meta, &meta.files[i]);
+        let (outcome, mut precopies) = std::thread::scope(|s| {
+            let copies: Vec<_> = sources
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (source, _))| match source {
+                    EntrySource::Object(p)
+                        if copied_by_object(i)
+                            && fs::symlink_metadata(p)
+                                .is_ok_and(|m| m.len() >= super::objects::PRECOPY_MIN_LEN) =>
+                    {
+                        Some((i, s.spawn(move || super::objects::precopy(self, p))))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let outcome = write_entry(
+                tmp.as_file(),
+                meta,
+                sources,
+                needles,
+                self.trust.signer.as_deref(),
+            );
+            let precopies: std::collections::HashMap<usize, super::objects::Precopy> = copies
+                .into_iter()
+                .filter_map(|(i, h)| Some((i, h.join().ok()??)))
+                .collect();
+            (outcome, precopies)
+        });
+        let mut outcome = outcome.map_err(werr)?;
         if outcome.needle_found.is_some() {
             return Ok(outcome);
         }
@@ -168,7 +193,20 @@ impl LocalStore {
                     } else {
                         super::objects::Adopt::Copy
                     };
-                    super::objects::adopt_read(self, p, &outcome.digests[o.index], &o.read, how)
+                    // A copy made during the hash is of the bytes hashed only if the
+                    // file is still as it was when the hash began.
+                    let precopied = precopies.remove(&o.index).filter(|_| {
+                        fs::symlink_metadata(p)
+                            .is_ok_and(|m| super::entry::ReadAs::of(&m) == o.read)
+                    });
+                    super::objects::adopt_read(
+                        self,
+                        p,
+                        &outcome.digests[o.index],
+                        &o.read,
+                        how,
+                        precopied,
+                    )
                 }
                 _ => false,
             })

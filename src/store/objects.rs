@@ -198,6 +198,7 @@ pub fn adopt_read(
     digest: &Key,
     read: &ReadAs,
     how: Adopt,
+    precopied: Option<Precopy>,
 ) -> bool {
     let dest = object_path(store, digest);
     if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file()) {
@@ -214,6 +215,16 @@ pub fn adopt_read(
         }
     }
     if how == Adopt::Copy {
+        // The copy made while the file was hashed is of the bytes hashed when the file
+        // was the same then as when it was read, and is still (its time would have
+        // moved): the caller checked the file after the hash.
+        if let Some(pre) = precopied.filter(|p| p.before == *read)
+            && fs::symlink_metadata(&dest).is_err()
+            && fs::hard_link(&pre.tmp, &dest).is_ok()
+        {
+            pre.made.remember(digest);
+            return true;
+        }
         return match copy_in(store, file, digest) {
             // The bytes copied are those hashed, unless the file was written since (its
             // time would have moved).
@@ -248,6 +259,53 @@ pub fn adopt_read(
         let _ = fs::remove_file(&dest);
     }
     false
+}
+
+/// A copy of a file the store is about to hold, made while the file is hashed (before
+/// its digest is known) in the store's temp directory; [`adopt_read`] makes it the
+/// object of the digest when the file was not changed since. Removed when dropped
+/// unused.
+pub struct Precopy {
+    tmp: PathBuf,
+    /// The file as it was when it was opened (and, the copy checked, at its end).
+    before: ReadAs,
+    made: ReadAs,
+}
+
+impl Drop for Precopy {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Files this long or longer (a program, a proc-macro) are copied into the store at the
+/// same time as they are hashed (the last unit of a build is one: its store is waited
+/// for); shorter ones, after.
+pub const PRECOPY_MIN_LEN: u64 = 4 << 20;
+
+/// Copies `file` into the store's temp directory by the kernel (`copy_file_range`),
+/// checking that it did not change while copied. `None` when it could not be made.
+pub fn precopy(store: &LocalStore, file: &Path) -> Option<Precopy> {
+    let src = crate::fsx::open_unfollowed(file, File::options().read(true)).ok()?;
+    let before = src.metadata().ok().filter(fs::Metadata::is_file)?;
+    let tmp = crate::fsx::temp_beside(&store.root().join("tmp").join("precopy"));
+    let mut out = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(before.mode() & 0o555 | 0o444)
+        .open(&tmp)
+        .ok()?;
+    let before = ReadAs::of(&before);
+    let copied = copy_unchanged(&src, &before, &mut out);
+    let made = out.metadata().ok().map(|m| ReadAs::of(&m));
+    let made = made.filter(|_| copied);
+    match made {
+        Some(made) => Some(Precopy { tmp, before, made }),
+        None => {
+            let _ = fs::remove_file(&tmp);
+            None
+        }
+    }
 }
 
 /// The copy of [`Adopt::Copy`]: the object's state when it was made from a file that
@@ -521,5 +579,101 @@ mod tests {
         readonly(&other, 0o444).unwrap();
         fs::rename(&other, &path).unwrap();
         assert_eq!(check(&path, &digest, bytes.len() as u64), Some(false));
+    }
+
+    fn noise(seed: &[u8], len: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; len];
+        blake3::Hasher::new()
+            .update(seed)
+            .finalize_xof()
+            .fill(&mut bytes);
+        bytes
+    }
+
+    fn store_in(dir: &Path) -> LocalStore {
+        let mut sd = crate::config::StoreDir::new(dir);
+        sd.max_size = None;
+        LocalStore::open(&sd).unwrap()
+    }
+
+    /// A large program a thin entry copies (copied while it is hashed) becomes the
+    /// object of its digest: a copy of its own, read-only, the file left as it was,
+    /// nothing left in the store's temp directory.
+    #[test]
+    fn a_large_program_is_copied_while_it_is_hashed() {
+        use crate::store::{EntryFile, EntryMeta, EntrySource};
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir.path().join("store"));
+        let program = dir.path().join("app");
+        let bytes = noise(b"app", PRECOPY_MIN_LEN as usize + 12_345);
+        fs::write(&program, &bytes).unwrap();
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+        let key = Key::digest(b"entry");
+        let meta = EntryMeta {
+            format_version: 1,
+            key: key.to_hex(),
+            files: vec![EntryFile {
+                role: "bin".into(),
+                name: "app".into(),
+                template: false,
+                executable: true,
+                object: None,
+            }],
+            stdout: String::new(),
+            stderr: String::new(),
+            ansi: false,
+            compile_ms: 0,
+            xcache_version: "t".into(),
+        };
+        let out = store
+            .put_entry(&key, &meta, &[(EntrySource::Object(&program), true)], &[])
+            .unwrap();
+        assert_eq!(out.objects.len(), 1);
+        let digest = Key::digest(&bytes);
+        assert_eq!(out.digests, vec![digest]);
+        let object = object_path(&store, &digest);
+        assert_eq!(fs::read(&object).unwrap(), bytes);
+        let (o, p) = (
+            fs::metadata(&object).unwrap(),
+            fs::metadata(&program).unwrap(),
+        );
+        assert_ne!(o.ino(), p.ino(), "copied, not linked");
+        assert_eq!(o.mode() & 0o777, 0o555);
+        assert_eq!(p.mode() & 0o777, 0o755, "the user's file stays writable");
+        assert_eq!(check(&object, &digest, bytes.len() as u64), Some(true));
+        let left: Vec<_> = fs::read_dir(store.root().join("tmp")).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// A copy made while a file was hashed is not the object when the file changed
+    /// after the copy: the object is made again from the file as it is, and the copy is
+    /// removed.
+    #[test]
+    fn a_copy_of_a_file_changed_since_is_not_the_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir.path().join("store"));
+        let file = dir.path().join("app");
+        let old = noise(b"old", 100_000);
+        fs::write(&file, &old).unwrap();
+        let pre = precopy(&store, &file).unwrap();
+        let tmp = pre.tmp.clone();
+        assert_eq!(fs::read(&tmp).unwrap(), old);
+        // Written again (a new inode, as the linkers write), then read and hashed.
+        let new = noise(b"new", 100_000);
+        let next = dir.path().join("app.next");
+        fs::write(&next, &new).unwrap();
+        fs::rename(&next, &file).unwrap();
+        let read = ReadAs::of(&fs::metadata(&file).unwrap());
+        let digest = Key::digest(&new);
+        assert!(adopt_read(
+            &store,
+            &file,
+            &digest,
+            &read,
+            Adopt::Copy,
+            Some(pre)
+        ));
+        assert_eq!(fs::read(object_path(&store, &digest)).unwrap(), new);
+        assert!(!tmp.exists());
     }
 }
