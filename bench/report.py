@@ -132,6 +132,16 @@ def print_overhead(project, order, log_root):
               f"(and {fmt(median([r.get('capture_early_ms', 0) for r in rounds]))} ms while waiting); peak RSS: "
               f"wrapper {fmt(median([r.get('wrapper_peak_rss_kb') for r in rounds]) and median([r.get('wrapper_peak_rss_kb') for r in rounds]) / 1024)} MB, "
               f"front-end {fmt(median([r.get('front_end_peak_rss_kb') for r in rounds]) and median([r.get('front_end_peak_rss_kb') for r in rounds]) / 1024)} MB")
+        cpu = {k: median([r.get(k) for r in rounds]) for k in
+               ("wrapper_cpu_ms", "checks_cpu_ms", "front_end_cpu_ms", "compile_cpu_ms")}
+        if cpu["compile_cpu_ms"]:
+            own = sum(cpu[k] or 0 for k in ("wrapper_cpu_ms", "checks_cpu_ms", "front_end_cpu_ms"))
+            sec = lambda k: fmt((cpu[k] or 0) / 1000, "{:.2f}")
+            print(f"    CPU, s (medians): the wrappers' own {sec('wrapper_cpu_ms')}, "
+                  f"the checks' programs {sec('checks_cpu_ms')}, "
+                  f"the front-end {sec('front_end_cpu_ms')}; "
+                  f"the compiles and runs {sec('compile_cpu_ms')}: "
+                  f"the cache's own {100 * own / cpu['compile_cpu_ms']:.1f} % of theirs")
         print("    " + f"{'kind':<18}" + "".join(f"{p:>10}" for p in parts))
         for k in kinds:
             cells = [median([r.get("overhead_parts", {}).get(k, {}).get(p, 0) for r in rounds])

@@ -59,6 +59,17 @@ fn numbers_reconcile_and_misses_are_explained() {
     }
     assert!(r.units.iter().any(|u| u.critical));
     assert!(r.units.iter().all(|u| u.start_ms.is_some()));
+    // Where the CPU went: the compiles' and runs', the wrappers' own, the checks'
+    // programs (`generated`'s expansion, the script's second run), the front-end's.
+    let cpu = &r.summary;
+    assert!(
+        cpu.compile_cpu_ms > 0
+            && cpu.wrapper_cpu_ms > 0
+            && cpu.checks_cpu_ms > 0
+            && cpu.front_end_cpu_ms > 0,
+        "{cpu:?}"
+    );
+    assert!(cpu.compile_cpu_ms > cpu.wrapper_cpu_ms, "{cpu:?}");
 
     // A second checkout: seeded and restored units, and the unit bound to the first
     // checkout's target dir (`generated`, made to turn `OUT_DIR` into a number) misses

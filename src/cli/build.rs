@@ -409,6 +409,7 @@ pub(super) fn run_build(
     report.summary.before_cargo_ms = before_cargo_ms;
     report.summary.background_wait_ms = background_wait_ms;
     report.summary.front_end_peak_rss_kb = crate::wrapper::peak_rss_kb().unwrap_or(0);
+    report.summary.front_end_cpu_ms = crate::wrapper::CpuTimes::now().own_ms;
     report.reconcile();
     report.add_timing(&events, started_epoch_ms);
     super::history_session::record(&cfg, &events, &mut report);
@@ -562,6 +563,9 @@ fn rustdoc_event(u: &RustdocUnit) -> UnitEvent {
         pid: 0,
         background_ms: 0,
         peak_rss_kb: 0,
+        cpu_ms: 0,
+        compile_cpu_ms: 0,
+        checks_cpu_ms: 0,
     }
 }
 

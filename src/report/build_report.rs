@@ -157,6 +157,21 @@ pub struct Summary {
     /// The front-end's (`cargo xcache build`'s own process) peak resident memory, KiB.
     #[serde(default)]
     pub front_end_peak_rss_kb: u64,
+    /// CPU time (user and system, milliseconds) of the wrappers' own processes, summed
+    /// over units: the cache's work beside cargo, in the foreground and the background.
+    #[serde(default)]
+    pub wrapper_cpu_ms: u64,
+    /// CPU time of the units' compiles and build-script runs themselves.
+    #[serde(default)]
+    pub compile_cpu_ms: u64,
+    /// CPU time of the other programs wrappers ran: the soundness checks' second
+    /// compiles and runs, expansions, compiler probes.
+    #[serde(default)]
+    pub checks_cpu_ms: u64,
+    /// CPU time of the front-end's own process (`cargo xcache build`: the plan,
+    /// seeding, capture, the report; not cargo's).
+    #[serde(default)]
+    pub front_end_cpu_ms: u64,
 }
 
 /// How many units of one kind the build had, and how many of them hit.
@@ -235,6 +250,9 @@ impl BuildReport {
             s.overhead_ms += e.overhead_ms;
             s.background_ms += e.background_ms;
             s.wrapper_peak_rss_kb = s.wrapper_peak_rss_kb.max(e.peak_rss_kb);
+            s.wrapper_cpu_ms += e.cpu_ms;
+            s.compile_cpu_ms += e.compile_cpu_ms;
+            s.checks_cpu_ms += e.checks_cpu_ms;
             s.bytes_down += e.bytes_down;
             s.bytes_up += e.bytes_up;
             if u.tier.as_deref() == Some("remote") {

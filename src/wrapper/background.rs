@@ -31,6 +31,8 @@ pub(super) struct Pending {
     pub released_at: SystemTime,
     /// The outputs as cargo was handed them.
     pub stamps: Stamps,
+    /// The CPU times of the process that let cargo go, at the fork.
+    pub cpu_at_fork: super::event::CpuTimes,
 }
 
 impl Pending {
@@ -114,6 +116,7 @@ pub(super) fn release(dir: &Path, stamps: Stamps) -> Release {
     let _ = io::stderr().flush();
     let released = Instant::now();
     let released_at = SystemTime::now();
+    let cpu_at_fork = super::event::CpuTimes::now();
     match fork() {
         -1 => {
             let _ = fs::remove_file(&path);
@@ -137,6 +140,7 @@ pub(super) fn release(dir: &Path, stamps: Stamps) -> Release {
                 released,
                 released_at,
                 stamps,
+                cpu_at_fork,
             })
         }
         _ => Release::Parent,

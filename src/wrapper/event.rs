@@ -259,6 +259,56 @@ pub struct UnitEvent {
     /// The wrapper's own peak resident memory, in KiB ([`peak_rss_kb`]), 0 when unknown.
     #[serde(default)]
     pub peak_rss_kb: u64,
+    /// CPU time (user and system, in milliseconds) of the wrapper's own process: before
+    /// and after the compile, and after cargo was let go ([`CpuTimes`]).
+    #[serde(default)]
+    pub cpu_ms: u64,
+    /// CPU time of the compile or build-script run itself, with what it started.
+    #[serde(default)]
+    pub compile_cpu_ms: u64,
+    /// CPU time of the other programs the wrapper ran for the unit: the soundness checks'
+    /// second compiles and runs, expansions, compiler probes.
+    #[serde(default)]
+    pub checks_cpu_ms: u64,
+}
+
+/// CPU time, user and system, in milliseconds: a process's own (all its threads) and
+/// that of the children it has waited for (`getrusage`). A child made by `fork` starts
+/// from zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    pub own_ms: u64,
+    pub children_ms: u64,
+}
+
+impl CpuTimes {
+    /// This process's so far (zero where the system does not say).
+    pub fn now() -> CpuTimes {
+        CpuTimes {
+            own_ms: rusage_ms(libc::RUSAGE_SELF),
+            children_ms: rusage_ms(libc::RUSAGE_CHILDREN),
+        }
+    }
+
+    pub fn plus(self, other: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            own_ms: self.own_ms + other.own_ms,
+            children_ms: self.children_ms + other.children_ms,
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn rusage_ms(who: libc::c_int) -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` writes one `rusage` through the pointer, which points to
+    // zeroed memory of that type; on failure it writes nothing and the zeroes stay.
+    let usage = unsafe {
+        libc::getrusage(who, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let us = |t: libc::timeval| (t.tv_sec.max(0) as u64) * 1_000_000 + t.tv_usec.max(0) as u64;
+    (us(usage.ru_utime) + us(usage.ru_stime)) / 1000
 }
 
 /// This process's peak resident memory so far, in KiB (`VmHWM` in `/proc/self/status`).

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::background::{self, Pending, Release, Stamps};
+use super::event::CpuTimes;
 use super::remote_tier::{RemoteTier, remote_paths};
 use super::restore::{RestoreFilter, Restored, restore_entry};
 use super::{
@@ -93,6 +94,11 @@ pub(super) struct Cx {
     /// This process finishes the unit's cache work after cargo was let go
     /// (`background`).
     pub background: Option<Pending>,
+    /// The CPU times of the process that let cargo go, when this is its background copy
+    /// (whose own count starts from zero).
+    cpu_before_fork: CpuTimes,
+    /// CPU time of the compile or run itself (`UnitEvent::compile_cpu_ms`).
+    compile_cpu_ms: u64,
 }
 
 impl Cx {
@@ -116,6 +122,8 @@ impl Cx {
             phases: BTreeMap::new(),
             phase_total: Duration::ZERO,
             background: None,
+            cpu_before_fork: CpuTimes::default(),
+            compile_cpu_ms: 0,
         }
     }
 
@@ -126,6 +134,7 @@ impl Cx {
             std::mem::forget(tier);
             self.remote = RemoteTier::new(&self.cfg);
         }
+        self.cpu_before_fork = pending.cpu_at_fork;
         self.background = Some(pending);
     }
 
@@ -583,8 +592,10 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
         _ => None,
     };
     let t = Instant::now();
+    let cpu = CpuTimes::now();
     let ran = unit.run(cx, observer);
     cx.run_ms = t.elapsed().as_millis() as u64;
+    cx.compile_cpu_ms = CpuTimes::now().children_ms.saturating_sub(cpu.children_ms);
     let ran = match ran {
         Ok(r) => r,
         Err(e) => {
@@ -1042,7 +1053,13 @@ fn event(
         background_ms,
         pid: std::process::id(),
         peak_rss_kb: super::event::peak_rss_kb().unwrap_or(0),
+        cpu_ms: 0,
+        compile_cpu_ms: cx.compile_cpu_ms,
+        checks_cpu_ms: 0,
     };
+    let cpu = CpuTimes::now().plus(cx.cpu_before_fork);
+    ev.cpu_ms = cpu.own_ms;
+    ev.checks_cpu_ms = cpu.children_ms.saturating_sub(cx.compile_cpu_ms);
     unit.complete_event(cx, &mut ev);
     ev
 }

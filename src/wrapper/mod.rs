@@ -26,9 +26,9 @@ mod shim;
 
 pub use background::wait_all;
 pub use event::{
-    DROPIN_PREFIX, EventStream, LinkerUsed, Outcome, RemoteExec, StartedUnit, UnitEvent, UnitPlace,
-    UnitRecord, UnitStarted, Verdict, Verified, Warning, append_event, dropin_events_path,
-    peak_rss_kb, read_events, read_stream,
+    CpuTimes, DROPIN_PREFIX, EventStream, LinkerUsed, Outcome, RemoteExec, StartedUnit, UnitEvent,
+    UnitPlace, UnitRecord, UnitStarted, Verdict, Verified, Warning, append_event,
+    dropin_events_path, peak_rss_kb, read_events, read_stream,
 };
 pub use restore::{RestoreFilter, Restored, restore_entry};
 pub use rustc::run_wrapper;
