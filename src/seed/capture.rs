@@ -558,10 +558,9 @@ fn build_script_of(root: &Path, pr: &str, run: &str, run_fp: &str) -> Option<Pat
 }
 
 fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), Skip> {
-    let meta = EntryMeta {
-        format_version: 1,
-        key: pack.to_hex(),
-        files: files
+    let meta = EntryMeta::with_files(
+        pack,
+        files
             .iter()
             .map(|f| EntryFile {
                 role: if f.exec { "exec" } else { "file" }.to_string(),
@@ -571,12 +570,7 @@ fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), 
                 object: None,
             })
             .collect(),
-        stdout: String::new(),
-        stderr: String::new(),
-        ansi: false,
-        compile_ms: 0,
-        xcache_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
+    );
     // A large file a run wrote (a C library under `OUT_DIR`) is held by reference: the
     // store keeps a copy of it as an object (`store::objects`), and planting copies it
     // out with `copy_file_range` instead of decompressing it. So is a build script's

@@ -103,6 +103,39 @@ pub struct EntryMeta {
     pub xcache_version: String,
 }
 
+impl EntryMeta {
+    /// The header of an entry of `key` that holds `files` and nothing a compiler said
+    /// (a seed pack, a test's entry), written by this version.
+    pub fn with_files(key: &Key, files: Vec<EntryFile>) -> EntryMeta {
+        EntryMeta {
+            format_version: 1,
+            key: key.to_hex(),
+            files,
+            stdout: String::new(),
+            stderr: String::new(),
+            ansi: false,
+            compile_ms: 0,
+            xcache_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    /// The header of a test entry of `key` holding `files` (role, name, executable).
+    #[cfg(test)]
+    pub(crate) fn for_test(key: &Key, files: &[(&str, &str, bool)]) -> EntryMeta {
+        let files = files
+            .iter()
+            .map(|&(role, name, executable)| EntryFile {
+                role: role.into(),
+                name: name.into(),
+                template: false,
+                executable,
+                object: None,
+            })
+            .collect();
+        EntryMeta::with_files(key, files)
+    }
+}
+
 /// Where the bytes of one file come from when writing an entry.
 #[derive(Clone, Copy)]
 pub enum EntrySource<'a> {

@@ -480,28 +480,12 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StoreDir;
     use crate::key::Key;
     use crate::store::{EntryFile, EntryMeta, EntrySource};
 
     fn put(store: &LocalStore, i: u32, len: usize, age: Duration) -> PathBuf {
         let key = Key::digest(&i.to_le_bytes());
-        let meta = EntryMeta {
-            format_version: 1,
-            key: key.to_hex(),
-            files: vec![EntryFile {
-                role: "rlib".into(),
-                name: "f".into(),
-                template: false,
-                executable: false,
-                object: None,
-            }],
-            stdout: String::new(),
-            stderr: String::new(),
-            ansi: false,
-            compile_ms: 0,
-            xcache_version: "t".into(),
-        };
+        let meta = EntryMeta::for_test(&key, &[("rlib", "f", false)]);
         // Incompressible, so the entry's size is about `len`.
         let mut bytes = vec![0u8; len];
         blake3::Hasher::new()
@@ -517,11 +501,7 @@ mod tests {
     }
 
     /// A store at `dir` with no size of its own (each test passes the size it collects to).
-    fn unbounded_store(dir: &Path) -> LocalStore {
-        let mut sd = StoreDir::new(dir);
-        sd.max_size = None;
-        LocalStore::open(&sd).unwrap()
-    }
+    use crate::store::local::unbounded_store;
 
     fn set_age(path: &Path, age: Duration) {
         File::options()

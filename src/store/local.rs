@@ -26,6 +26,14 @@ pub const LAYOUT: &str = "v2";
 /// read over and over is not written each time.
 const TOUCH_AFTER: Duration = Duration::from_secs(10 * 60);
 
+/// A store at `dir` without a size limit, for tests.
+#[cfg(test)]
+pub(crate) fn unbounded_store(dir: &Path) -> LocalStore {
+    let mut sd = StoreDir::new(dir);
+    sd.max_size = None;
+    LocalStore::open(&sd).unwrap()
+}
+
 /// A local store rooted at a directory.
 #[derive(Clone, Debug)]
 pub struct LocalStore {

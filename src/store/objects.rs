@@ -286,23 +286,30 @@ pub const PRECOPY_MIN_LEN: u64 = 4 << 20;
 /// Copies `file` into the store's temp directory by the kernel (`copy_file_range`),
 /// checking that it did not change while copied. `None` when it could not be made.
 pub fn precopy(store: &LocalStore, file: &Path) -> Option<Precopy> {
+    let tmp = crate::fsx::temp_beside(&store.root().join("tmp").join("precopy"));
+    let (made, before) = copy_to(file, &tmp)?;
+    Some(Precopy { tmp, before, made })
+}
+
+/// Copies `file` to `tmp` (which must not exist) by the kernel, read-only: the copy's
+/// state and the file's before the copy, when the file did not change while it was
+/// copied; `None` (and nothing left at `tmp`) otherwise.
+fn copy_to(file: &Path, tmp: &Path) -> Option<(ReadAs, ReadAs)> {
     let src = crate::fsx::open_unfollowed(file, File::options().read(true)).ok()?;
     let before = src.metadata().ok().filter(fs::Metadata::is_file)?;
-    let tmp = crate::fsx::temp_beside(&store.root().join("tmp").join("precopy"));
     let mut out = File::options()
         .write(true)
         .create_new(true)
         .mode(before.mode() & 0o555 | 0o444)
-        .open(&tmp)
+        .open(tmp)
         .ok()?;
     let before = ReadAs::of(&before);
     let copied = copy_unchanged(&src, &before, &mut out);
     let made = out.metadata().ok().map(|m| ReadAs::of(&m));
-    let made = made.filter(|_| copied);
-    match made {
-        Some(made) => Some(Precopy { tmp, before, made }),
+    match made.filter(|_| copied) {
+        Some(made) => Some((made, before)),
         None => {
-            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(tmp);
             None
         }
     }
@@ -315,31 +322,13 @@ fn copy_in(store: &LocalStore, file: &Path, digest: &Key) -> Option<(ReadAs, Rea
     if fs::symlink_metadata(&dest).is_ok() {
         return None;
     }
-    let src = crate::fsx::open_unfollowed(file, File::options().read(true)).ok()?;
-    let before = src.metadata().ok().filter(fs::Metadata::is_file)?;
-    let parent = dest.parent()?;
-    fs::create_dir_all(parent).ok()?;
+    fs::create_dir_all(dest.parent()?).ok()?;
     let tmp = crate::fsx::temp_beside(&dest);
-    let mut out = File::options()
-        .write(true)
-        .create_new(true)
-        .mode(before.mode() & 0o555 | 0o444)
-        .open(&tmp)
-        .ok()?;
-    let before = ReadAs::of(&before);
-    let copied = copy_unchanged(&src, &before, &mut out);
-    let made = out.metadata().ok().map(|m| ReadAs::of(&m));
-    drop(out);
-    if copied
-        && let Some(made) = made
-        // Never over an object made meanwhile (by another build): the same bytes.
-        && fs::hard_link(&tmp, &dest).is_ok()
-    {
-        let _ = fs::remove_file(&tmp);
-        return Some((made, before));
-    }
+    let (made, before) = copy_to(file, &tmp)?;
+    // Never over an object made meanwhile (by another build): the same bytes.
+    let linked = fs::hard_link(&tmp, &dest).is_ok();
     let _ = fs::remove_file(&tmp);
-    None
+    linked.then_some((made, before))
 }
 
 /// Copies all of `src`, which was `before` when opened, into `out` by the kernel
@@ -590,41 +579,20 @@ mod tests {
         bytes
     }
 
-    fn store_in(dir: &Path) -> LocalStore {
-        let mut sd = crate::config::StoreDir::new(dir);
-        sd.max_size = None;
-        LocalStore::open(&sd).unwrap()
-    }
-
     /// A large program a thin entry copies (copied while it is hashed) becomes the
     /// object of its digest: a copy of its own, read-only, the file left as it was,
     /// nothing left in the store's temp directory.
     #[test]
     fn a_large_program_is_copied_while_it_is_hashed() {
-        use crate::store::{EntryFile, EntryMeta, EntrySource};
+        use crate::store::{EntryMeta, EntrySource};
         let dir = tempfile::tempdir().unwrap();
-        let store = store_in(&dir.path().join("store"));
+        let store = crate::store::local::unbounded_store(&dir.path().join("store"));
         let program = dir.path().join("app");
         let bytes = noise(b"app", PRECOPY_MIN_LEN as usize + 12_345);
         fs::write(&program, &bytes).unwrap();
         fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
         let key = Key::digest(b"entry");
-        let meta = EntryMeta {
-            format_version: 1,
-            key: key.to_hex(),
-            files: vec![EntryFile {
-                role: "bin".into(),
-                name: "app".into(),
-                template: false,
-                executable: true,
-                object: None,
-            }],
-            stdout: String::new(),
-            stderr: String::new(),
-            ansi: false,
-            compile_ms: 0,
-            xcache_version: "t".into(),
-        };
+        let meta = EntryMeta::for_test(&key, &[("bin", "app", true)]);
         let out = store
             .put_entry(&key, &meta, &[(EntrySource::Object(&program), true)], &[])
             .unwrap();
@@ -651,7 +619,7 @@ mod tests {
     #[test]
     fn a_copy_of_a_file_changed_since_is_not_the_object() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_in(&dir.path().join("store"));
+        let store = crate::store::local::unbounded_store(&dir.path().join("store"));
         let file = dir.path().join("app");
         let old = noise(b"old", 100_000);
         fs::write(&file, &old).unwrap();
