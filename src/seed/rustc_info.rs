@@ -203,8 +203,8 @@ fn default_target_dir_likely(cwd: &Path, env: &Env) -> bool {
             Ok(text) if text.contains("target-dir") => return false,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            // A directory of that name, or a file we may not read: cargo may still.
-            Err(_) if !file.exists() => {}
+            // Something there that this process cannot read as text (a file it may not
+            // read, one that is not UTF-8): cargo may read it, so no guess.
             Err(_) => return false,
         }
     }
