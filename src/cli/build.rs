@@ -179,6 +179,8 @@ pub(super) fn run_build(
         Progress::new(plan.expected_units(), planted, verbosity)
     };
     let before_cargo_ms = started.elapsed().as_millis() as u64;
+    // What the front-end ran before cargo (`cargo metadata`) is its cost too.
+    let before_cargo_children_cpu = crate::wrapper::CpuTimes::now().children_ms;
     if env.switch(crate::config::vars::REAL_PATHS).ok().flatten() == Some(true) {
         progress.note(
             "xcache: XCACHE_REAL_PATHS=1: artifacts keep this machine's paths, so a unit hits \
@@ -409,7 +411,8 @@ pub(super) fn run_build(
     report.summary.before_cargo_ms = before_cargo_ms;
     report.summary.background_wait_ms = background_wait_ms;
     report.summary.front_end_peak_rss_kb = crate::wrapper::peak_rss_kb().unwrap_or(0);
-    report.summary.front_end_cpu_ms = crate::wrapper::CpuTimes::now().own_ms;
+    report.summary.front_end_cpu_ms =
+        crate::wrapper::CpuTimes::now().own_ms + before_cargo_children_cpu;
     report.reconcile();
     report.add_timing(&events, started_epoch_ms);
     super::history_session::record(&cfg, &events, &mut report);

@@ -168,8 +168,9 @@ pub struct Summary {
     /// compiles and runs, expansions, compiler probes.
     #[serde(default)]
     pub checks_cpu_ms: u64,
-    /// CPU time of the front-end's own process (`cargo xcache build`: the plan,
-    /// seeding, capture, the report; not cargo's).
+    /// CPU time of the front-end (`cargo xcache build`'s own process: the plan, seeding,
+    /// capture, the report) and of what it ran before cargo (`cargo metadata`); not
+    /// cargo's.
     #[serde(default)]
     pub front_end_cpu_ms: u64,
 }
