@@ -218,8 +218,10 @@ pub fn adopt_read(
         // The copy made while the file was hashed is of the bytes hashed when the file
         // was the same then as when it was read, and is still (its time would have
         // moved): the caller checked the file after the hash.
+        // (A link never replaces an object made meanwhile; the object's directory may
+        // not be there yet in a new store.)
         if let Some(pre) = precopied.filter(|p| p.before == *read)
-            && fs::symlink_metadata(&dest).is_err()
+            && dest.parent().is_some_and(|d| fs::create_dir_all(d).is_ok())
             && fs::hard_link(&pre.tmp, &dest).is_ok()
         {
             pre.made.remember(digest);
@@ -643,5 +645,34 @@ mod tests {
         ));
         assert_eq!(fs::read(object_path(&store, &digest)).unwrap(), new);
         assert!(!tmp.exists());
+    }
+
+    /// A copy made while an unchanged file was hashed is itself the object, in a new
+    /// store whose object directories are not there yet: it is not copied again.
+    #[test]
+    fn a_copy_of_an_unchanged_file_becomes_the_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local::unbounded_store(&dir.path().join("store"));
+        let file = dir.path().join("app");
+        let bytes = noise(b"app", 100_000);
+        fs::write(&file, &bytes).unwrap();
+        let read = ReadAs::of(&fs::metadata(&file).unwrap());
+        let pre = precopy(&store, &file).unwrap();
+        let copy = fs::metadata(&pre.tmp).unwrap().ino();
+        let digest = Key::digest(&bytes);
+        let object = object_path(&store, &digest);
+        assert!(!object.parent().unwrap().exists());
+        assert!(adopt_read(
+            &store,
+            &file,
+            &digest,
+            &read,
+            Adopt::Copy,
+            Some(pre)
+        ));
+        assert_eq!(fs::metadata(&object).unwrap().ino(), copy);
+        assert_eq!(fs::read(&object).unwrap(), bytes);
+        let left: Vec<_> = fs::read_dir(store.root().join("tmp")).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }
