@@ -221,14 +221,15 @@ pub fn run_l1_key(i: &RunKeyInput<'_>) -> Key {
         "c-runtime",
         &i.c_runtime.map_or("unidentified".to_string(), Key::to_hex),
     );
-    let pairs = |list: &[(String, String)]| -> Vec<String> {
+    // The values themselves (`run_key_parts`'s `pairs` keeps only their digests).
+    let raw = |list: &[(String, String)]| -> Vec<String> {
         list.iter().map(|(k, v)| format!("{k}={v}")).collect()
     };
-    h.list("env", pairs(i.env).iter().map(String::as_str));
-    h.list("tools", pairs(i.tools).iter().map(String::as_str));
-    h.list("dep-trees", pairs(i.dep_trees).iter().map(String::as_str));
+    h.list("env", raw(i.env).iter().map(String::as_str));
+    h.list("tools", raw(i.tools).iter().map(String::as_str));
+    h.list("dep-trees", raw(i.dep_trees).iter().map(String::as_str));
     h.list("c-debug-map-v1", i.c_debug_map.iter().copied());
-    h.list("added-env", pairs(i.added_env).iter().map(String::as_str));
+    h.list("added-env", raw(i.added_env).iter().map(String::as_str));
     h.finish()
 }
 
