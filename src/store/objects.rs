@@ -615,17 +615,24 @@ mod tests {
         assert!(left.is_empty(), "{left:?}");
     }
 
+    /// A new store beside the file `app` holding `bytes`, and a copy of it made as while
+    /// it was hashed.
+    fn app_and_its_copy(dir: &Path, bytes: &[u8]) -> (LocalStore, PathBuf, Precopy) {
+        let store = crate::store::local::unbounded_store(&dir.join("store"));
+        let file = dir.join("app");
+        fs::write(&file, bytes).unwrap();
+        let pre = precopy(&store, &file).unwrap();
+        (store, file, pre)
+    }
+
     /// A copy made while a file was hashed is not the object when the file changed
     /// after the copy: the object is made again from the file as it is, and the copy is
     /// removed.
     #[test]
     fn a_copy_of_a_file_changed_since_is_not_the_object() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::local::unbounded_store(&dir.path().join("store"));
-        let file = dir.path().join("app");
         let old = noise(b"old", 100_000);
-        fs::write(&file, &old).unwrap();
-        let pre = precopy(&store, &file).unwrap();
+        let (store, file, pre) = app_and_its_copy(dir.path(), &old);
         let tmp = pre.tmp.clone();
         assert_eq!(fs::read(&tmp).unwrap(), old);
         // Written again (a new inode, as the linkers write), then read and hashed.
@@ -652,12 +659,9 @@ mod tests {
     #[test]
     fn a_copy_of_an_unchanged_file_becomes_the_object() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::local::unbounded_store(&dir.path().join("store"));
-        let file = dir.path().join("app");
         let bytes = noise(b"app", 100_000);
-        fs::write(&file, &bytes).unwrap();
+        let (store, file, pre) = app_and_its_copy(dir.path(), &bytes);
         let read = ReadAs::of(&fs::metadata(&file).unwrap());
-        let pre = precopy(&store, &file).unwrap();
         let copy = fs::metadata(&pre.tmp).unwrap().ino();
         let digest = Key::digest(&bytes);
         let object = object_path(&store, &digest);
