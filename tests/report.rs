@@ -70,6 +70,20 @@ fn numbers_reconcile_and_misses_are_explained() {
         "{cpu:?}"
     );
     assert!(cpu.compile_cpu_ms > cpu.wrapper_cpu_ms, "{cpu:?}");
+    // Per unit too, adding up to the summary's.
+    let units_cpu: u64 = r.units.iter().filter_map(|u| u.cpu_ms).sum();
+    let units_checks: u64 = r.units.iter().filter_map(|u| u.checks_cpu_ms).sum();
+    assert_eq!(units_cpu, cpu.wrapper_cpu_ms, "{:?}", r.units);
+    assert_eq!(units_checks, cpu.checks_cpu_ms, "{:?}", r.units);
+    let script_run = r
+        .units
+        .iter()
+        .find(|u| u.kind == "build-script-run")
+        .unwrap();
+    assert!(
+        script_run.checks_cpu_ms.is_some_and(|ms| ms > 0),
+        "{script_run:?}"
+    );
 
     // A second checkout: seeded and restored units, and the unit bound to the first
     // checkout's target dir (`generated`, made to turn `OUT_DIR` into a number) misses

@@ -240,6 +240,8 @@ impl SeedSession {
                 end_ms: None,
                 critical: false,
                 overhead: Default::default(),
+                cpu_ms: None,
+                checks_cpu_ms: None,
                 remote_exec: None,
             });
             if !run {
@@ -272,6 +274,8 @@ impl SeedSession {
                 end_ms: None,
                 critical: false,
                 overhead: Default::default(),
+                cpu_ms: None,
+                checks_cpu_ms: None,
                 remote_exec: None,
             });
         }

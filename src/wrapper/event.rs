@@ -91,6 +91,14 @@ pub struct UnitRecord {
     /// writing the entry), `finish` (seed records, the link's identities), `other`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overhead: BTreeMap<String, u64>,
+    /// CPU time of the wrapper's own processes for this unit (its background part
+    /// included), in milliseconds: what the cache cost the machine beside the compile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u64>,
+    /// CPU time of the other programs the wrapper ran for this unit (second runs,
+    /// expansions, probes), in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_cpu_ms: Option<u64>,
     /// With `XCACHE_EXECUTOR`: a compile that could be sent to a worker — which one ran
     /// it, or why it was compiled here after all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +159,8 @@ impl UnitRecord {
             end_ms: None,
             critical: false,
             overhead: BTreeMap::new(),
+            cpu_ms: None,
+            checks_cpu_ms: None,
             remote_exec: None,
         }
     }

@@ -1060,6 +1060,8 @@ fn event(
     let cpu = CpuTimes::now().plus(cx.cpu_before_fork);
     ev.cpu_ms = cpu.own_ms;
     ev.checks_cpu_ms = cpu.children_ms.saturating_sub(cx.compile_cpu_ms);
+    ev.unit.cpu_ms = Some(ev.cpu_ms);
+    ev.unit.checks_cpu_ms = Some(ev.checks_cpu_ms);
     unit.complete_event(cx, &mut ev);
     ev
 }
