@@ -566,9 +566,7 @@ fn rustdoc_event(u: &RustdocUnit) -> UnitEvent {
         pid: 0,
         background_ms: 0,
         peak_rss_kb: 0,
-        cpu_ms: 0,
         compile_cpu_ms: 0,
-        checks_cpu_ms: 0,
     }
 }
 

@@ -251,9 +251,9 @@ impl BuildReport {
             s.overhead_ms += e.overhead_ms;
             s.background_ms += e.background_ms;
             s.wrapper_peak_rss_kb = s.wrapper_peak_rss_kb.max(e.peak_rss_kb);
-            s.wrapper_cpu_ms += e.cpu_ms;
+            s.wrapper_cpu_ms += u.cpu_ms.unwrap_or(0);
             s.compile_cpu_ms += e.compile_cpu_ms;
-            s.checks_cpu_ms += e.checks_cpu_ms;
+            s.checks_cpu_ms += u.checks_cpu_ms.unwrap_or(0);
             s.bytes_down += e.bytes_down;
             s.bytes_up += e.bytes_up;
             if u.tier.as_deref() == Some("remote") {

@@ -91,12 +91,14 @@ pub struct UnitRecord {
     /// writing the entry), `finish` (seed records, the link's identities), `other`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overhead: BTreeMap<String, u64>,
-    /// CPU time of the wrapper's own processes for this unit (its background part
-    /// included), in milliseconds: what the cache cost the machine beside the compile.
+    /// CPU time (user and system, in milliseconds) of the wrapper's own processes for
+    /// this unit: before and after the compile, and after cargo was let go (the
+    /// background part included; [`CpuTimes`]): what the cache cost the machine beside
+    /// the compile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ms: Option<u64>,
-    /// CPU time of the other programs the wrapper ran for this unit (second runs,
-    /// expansions, probes), in milliseconds.
+    /// CPU time of the other programs the wrapper ran for this unit (the soundness
+    /// checks' second compiles and runs, expansions, compiler probes), in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks_cpu_ms: Option<u64>,
     /// With `XCACHE_EXECUTOR`: a compile that could be sent to a worker — which one ran
@@ -269,17 +271,11 @@ pub struct UnitEvent {
     /// The wrapper's own peak resident memory, in KiB ([`peak_rss_kb`]), 0 when unknown.
     #[serde(default)]
     pub peak_rss_kb: u64,
-    /// CPU time (user and system, in milliseconds) of the wrapper's own process: before
-    /// and after the compile, and after cargo was let go ([`CpuTimes`]).
-    #[serde(default)]
-    pub cpu_ms: u64,
-    /// CPU time of the compile or build-script run itself, with what it started.
+    /// CPU time of the compile or build-script run itself, with what it started. (The
+    /// wrapper's own and its checks' are the unit's: `UnitRecord::cpu_ms`,
+    /// `UnitRecord::checks_cpu_ms`.)
     #[serde(default)]
     pub compile_cpu_ms: u64,
-    /// CPU time of the other programs the wrapper ran for the unit: the soundness checks'
-    /// second compiles and runs, expansions, compiler probes.
-    #[serde(default)]
-    pub checks_cpu_ms: u64,
 }
 
 /// CPU time, user and system, in milliseconds: a process's own (all its threads) and

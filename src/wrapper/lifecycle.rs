@@ -1053,15 +1053,11 @@ fn event(
         background_ms,
         pid: std::process::id(),
         peak_rss_kb: super::event::peak_rss_kb().unwrap_or(0),
-        cpu_ms: 0,
         compile_cpu_ms: cx.compile_cpu_ms,
-        checks_cpu_ms: 0,
     };
     let cpu = CpuTimes::now().plus(cx.cpu_before_fork);
-    ev.cpu_ms = cpu.own_ms;
-    ev.checks_cpu_ms = cpu.children_ms.saturating_sub(cx.compile_cpu_ms);
-    ev.unit.cpu_ms = Some(ev.cpu_ms);
-    ev.unit.checks_cpu_ms = Some(ev.checks_cpu_ms);
+    ev.unit.cpu_ms = Some(cpu.own_ms);
+    ev.unit.checks_cpu_ms = Some(cpu.children_ms.saturating_sub(cx.compile_cpu_ms));
     unit.complete_event(cx, &mut ev);
     ev
 }
