@@ -611,8 +611,20 @@ mod tests {
         assert_eq!(o.mode() & 0o777, 0o555);
         assert_eq!(p.mode() & 0o777, 0o755, "the user's file stays writable");
         assert_eq!(check(&object, &digest, bytes.len() as u64), Some(true));
+        assert_no_temp_left(&store);
+    }
+
+    /// Nothing is left in the store's temp directory (a copy made and not used is gone).
+    fn assert_no_temp_left(store: &LocalStore) {
         let left: Vec<_> = fs::read_dir(store.root().join("tmp")).unwrap().collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// Makes the object of `digest` from `file` as it is now, by copy, given the copy
+    /// `pre` made while it was hashed.
+    fn adopt_copy_of(store: &LocalStore, file: &Path, digest: &Key, pre: Precopy) -> bool {
+        let read = ReadAs::of(&fs::metadata(file).unwrap());
+        adopt_read(store, file, digest, &read, Adopt::Copy, Some(pre))
     }
 
     /// A new store beside the file `app` holding `bytes`, and a copy of it made as while
@@ -640,16 +652,8 @@ mod tests {
         let next = dir.path().join("app.next");
         fs::write(&next, &new).unwrap();
         fs::rename(&next, &file).unwrap();
-        let read = ReadAs::of(&fs::metadata(&file).unwrap());
         let digest = Key::digest(&new);
-        assert!(adopt_read(
-            &store,
-            &file,
-            &digest,
-            &read,
-            Adopt::Copy,
-            Some(pre)
-        ));
+        assert!(adopt_copy_of(&store, &file, &digest, pre));
         assert_eq!(fs::read(object_path(&store, &digest)).unwrap(), new);
         assert!(!tmp.exists());
     }
@@ -661,22 +665,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bytes = noise(b"app", 100_000);
         let (store, file, pre) = app_and_its_copy(dir.path(), &bytes);
-        let read = ReadAs::of(&fs::metadata(&file).unwrap());
         let copy = fs::metadata(&pre.tmp).unwrap().ino();
         let digest = Key::digest(&bytes);
         let object = object_path(&store, &digest);
         assert!(!object.parent().unwrap().exists());
-        assert!(adopt_read(
-            &store,
-            &file,
-            &digest,
-            &read,
-            Adopt::Copy,
-            Some(pre)
-        ));
+        assert!(adopt_copy_of(&store, &file, &digest, pre));
         assert_eq!(fs::metadata(&object).unwrap().ino(), copy);
         assert_eq!(fs::read(&object).unwrap(), bytes);
-        let left: Vec<_> = fs::read_dir(store.root().join("tmp")).unwrap().collect();
-        assert!(left.is_empty(), "{left:?}");
+        assert_no_temp_left(&store);
     }
 }
