@@ -516,6 +516,10 @@ pub(super) trait Cached {
     /// run (`background`): true only when nothing cargo or a later unit reads is
     /// written by them.
     fn may_store_in_background(&self, cx: &Cx) -> bool;
+    /// Just before cargo is let go with the unit's entry still to be stored: puts in
+    /// place what cargo or a later unit needs from [`Cached::finished`] before then
+    /// (a build script's shim), pointing `files` at where their bytes are afterwards.
+    fn before_release(&mut self, _cx: &mut Cx, _files: &mut [OutFile]) {}
     /// The reason code of a failed run.
     fn failure_code(&self) -> &'static str;
     /// Fills what only this kind knows (prediction keys, where cargo keeps it).
@@ -640,13 +644,14 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
             .outputs_follow_inputs()
             .then(|| cx.phase("inputs", |cx| unit.inputs(cx, &ran)))
             .transpose();
-        let listed = read_first
+        let mut listed = read_first
             .and_then(|read| Ok((read, cx.phase("outputs", |cx| unit.outputs(cx, &ran))?)));
-        if let Ok((_, files)) = &listed
+        if let Ok((_, files)) = &mut listed
             && !released
             && let Some(dir) = cx.cfg.pending.clone()
             && unit.may_store_in_background(cx)
         {
+            unit.before_release(cx, files);
             let stamps = Stamps::of(files.iter().filter_map(|f| match &f.source {
                 OutSource::File(p) => Some(p.as_path()),
                 OutSource::Text(_) => None,

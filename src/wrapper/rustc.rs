@@ -88,6 +88,8 @@ struct Rustc {
     remote: Option<RemoteExec>,
     /// The roots a remote compile's expansion check found to stay out of the program.
     roots_stay_out: Option<Vec<String>>,
+    /// A build script's shim went in before cargo was let go (`before_release`).
+    shim_placed: bool,
 }
 
 impl Rustc {
@@ -111,6 +113,7 @@ impl Rustc {
             compiler_key: None,
             remote: None,
             roots_stay_out: None,
+            shim_placed: false,
         }
     }
 
@@ -179,18 +182,19 @@ impl Rustc {
     /// `XCACHE_BUILD_RUNS=0`) it still gives the run what a cached run gets (the C path
     /// remapping), so the outputs are the same either way. The build scripts of
     /// `cargo xcache warm`'s placeholder packages get none: their runs are never stored.
-    fn install_shim(&self, cx: &mut Cx, digest: Option<Key>) {
+    /// The real executable's path behind the shim, when one was put in.
+    fn install_shim(&self, cx: &mut Cx, digest: Option<Key>) -> Option<PathBuf> {
         if cx.cfg.placeholder || cx.cfg.store_dir.is_none() {
-            return;
+            return None;
         }
-        let Some(bin) = self.build_script_output(cx) else {
-            return;
-        };
-        let Ok(exe) = std::env::current_exe() else {
-            return;
-        };
-        if let Err(source) = install_shim(&bin, &exe, digest) {
-            cx.warn(&CacheError::Write { path: bin, source });
+        let bin = self.build_script_output(cx)?;
+        let exe = std::env::current_exe().ok()?;
+        match install_shim(&bin, &exe, digest) {
+            Ok(real) => Some(real),
+            Err(source) => {
+                cx.warn(&CacheError::Write { path: bin, source });
+                None
+            }
         }
     }
 
@@ -749,7 +753,7 @@ impl Cached for Rustc {
                 .find(|(p, _)| *p == bin)
                 .map(|(_, d)| *d)
         });
-        self.install_shim(cx, exe_digest);
+        let _ = self.install_shim(cx, exe_digest);
         // Before replaying: the replayed metadata message lets cargo start dependents,
         // which read these.
         Self::write_identities(cx, ids);
@@ -920,7 +924,9 @@ impl Cached for Rustc {
             }
         }
         Self::write_identities(cx, ids);
-        self.install_shim(cx, None);
+        if !self.shim_placed {
+            self.install_shim(cx, None);
+        }
     }
 
     fn failure_code(&self) -> &'static str {
@@ -935,7 +941,25 @@ impl Cached for Rustc {
     /// proc-macro or dylib (its dependents name it by its entry key, from the sidecar
     /// `finished` writes).
     fn may_store_in_background(&self, cx: &Cx) -> bool {
-        self.build_script_output(cx).is_none() && self.linked_lib_output(cx).is_none()
+        self.linked_lib_output(cx).is_none()
+    }
+
+    /// A build script's shim goes in now, as `finished` would put it: cargo runs the
+    /// script once let go. The executable is stored from where it then is, under its
+    /// own name (restores and seeding put the shim in front of it again).
+    fn before_release(&mut self, cx: &mut Cx, files: &mut [OutFile]) {
+        let Some(bin) = self.build_script_output(cx) else {
+            return;
+        };
+        self.shim_placed = true;
+        let Some(real) = self.install_shim(cx, None) else {
+            return;
+        };
+        for f in files {
+            if matches!(&f.source, OutSource::File(p) if *p == bin) {
+                f.source = OutSource::File(real.clone());
+            }
+        }
     }
 
     fn rerun(&mut self, cx: &mut Cx, scratch: &Path) -> Result<Rerun, String> {

@@ -64,10 +64,10 @@ pub fn real_executable(ran: &Path) -> Option<PathBuf> {
     found.next().is_none().then_some(first)
 }
 
-/// Replaces the build-script executable `bin` with a shim running `exe`. `digest` is the
-/// executable's content digest when already known. On failure the executable is put
-/// back as it was.
-pub fn install_shim(bin: &Path, exe: &Path, digest: Option<crate::key::Key>) -> io::Result<()> {
+/// Replaces the build-script executable `bin` with a shim running `exe`; returns where
+/// the executable went (`<bin>.xcache-real`). `digest` is the executable's content
+/// digest when already known. On failure the executable is put back as it was.
+pub fn install_shim(bin: &Path, exe: &Path, digest: Option<crate::key::Key>) -> io::Result<PathBuf> {
     let mut real = bin.as_os_str().to_owned();
     real.push(REAL_SUFFIX);
     let real = PathBuf::from(real);
@@ -80,10 +80,13 @@ pub fn install_shim(bin: &Path, exe: &Path, digest: Option<crate::key::Key>) -> 
         write_artifact_identity(&real, &content_identity(&digest))?;
         write_shim(bin, exe)
     })();
-    if result.is_err() {
-        let _ = fs::rename(&real, bin);
+    match result {
+        Ok(()) => Ok(real),
+        Err(e) => {
+            let _ = fs::rename(&real, bin);
+            Err(e)
+        }
     }
-    result
 }
 
 /// Writes a shim running `exe` at `path` (atomically, executable).
