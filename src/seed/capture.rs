@@ -371,26 +371,34 @@ fn capture_unit(
     // from its object and stops reading the pack before it.
     files.sort_by_key(is_real_executable);
     let mut listed = Vec::with_capacity(files.len());
+    // Each file read, as it was when read: the pack holds the larger ones by reference
+    // to the digest taken here, without reading them again.
+    let mut read_as = Vec::with_capacity(files.len());
     let mut bytes = 0u64;
     for f in &mut files {
-        let digest = match &mut f.src {
+        let (digest, read) = match &mut f.src {
             Src::Text(t) => {
                 *t = unit_pm.normalize_text(t);
                 bytes += t.len() as u64;
-                Key::digest(t.as_bytes())
+                (Key::digest(t.as_bytes()), None)
             }
             Src::File(p) => {
                 // Read in pieces: a C library a run left in `OUT_DIR` may be large.
-                let (len, digest, found) =
-                    crate::store::digest_and_find(fs::File::open(&*p)?, &needles)?;
+                let file = fs::File::open(&*p)?;
+                let before = crate::store::ReadAs::of(&file.metadata()?);
+                let (len, digest, found) = crate::store::digest_and_find(&file, &needles)?;
                 if found {
                     return Err(Skip::Unseedable);
                 }
+                if crate::store::ReadAs::of(&file.metadata()?) != before || len != before.len {
+                    return Err(Skip::Io);
+                }
                 bytes += len;
-                digest
+                (digest, Some(before))
             }
         };
         listed.push((f.rel.clone(), digest, f.exec));
+        read_as.push(read);
     }
     let linkable = if in_build_dir {
         linkable_executables(store, &files, &listed)
@@ -429,7 +437,7 @@ fn capture_unit(
         return Ok(None);
     }
     if !pack_present {
-        write_pack(store, &pack, &files)?;
+        write_pack(store, &pack, &files, &listed, &read_as)?;
     }
     add_variant(store, &upk, variant.clone())?;
     Ok(Some(Captured { upk, variant }))
@@ -557,7 +565,15 @@ fn build_script_of(root: &Path, pr: &str, run: &str, run_fp: &str) -> Option<Pat
     None
 }
 
-fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), Skip> {
+/// Writes the pack of `files`, whose digests and states when hashed are `listed` and
+/// `read_as` (in the same order).
+fn write_pack(
+    store: &LocalStore,
+    pack: &Key,
+    files: &[PackFile],
+    listed: &[(String, Key, bool)],
+    read_as: &[Option<crate::store::ReadAs>],
+) -> Result<(), Skip> {
     let meta = EntryMeta::with_files(
         pack,
         files
@@ -577,17 +593,24 @@ fn write_pack(store: &LocalStore, pack: &Key, files: &[PackFile]) -> Result<(), 
     // real executable, whose object is made already (when it was compiled, and
     // `linkable_executables`): planting links it. Other executables (cargo's hard link
     // to the shim, the shim) stay in the stream.
+    // Held by reference: the digest taken when the file was searched, if it is still
+    // as it was then (the store checks), so it is not read a second time.
+    let by_reference = |i: usize, p| match read_as[i] {
+        Some(read) => EntrySource::Known(p, listed[i].1, read),
+        None => EntrySource::Object(p),
+    };
     let sources: Vec<(EntrySource<'_>, bool)> = files
         .iter()
-        .map(|f| match &f.src {
+        .enumerate()
+        .map(|(i, f)| match &f.src {
             Src::Text(t) => (EntrySource::Bytes(t.as_bytes()), false),
-            Src::File(p) if is_real_executable(f) => (EntrySource::Object(p), false),
+            Src::File(p) if is_real_executable(f) => (by_reference(i, p), false),
             Src::File(p)
                 if !f.exec
                     && fs::metadata(p)
                         .is_ok_and(|m| m.len() >= crate::store::objects::OBJECT_MIN_LEN) =>
             {
-                (EntrySource::Object(p), false)
+                (by_reference(i, p), false)
             }
             Src::File(p) => (EntrySource::Path(p), false),
         })

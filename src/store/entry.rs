@@ -145,6 +145,10 @@ pub enum EntrySource<'a> {
     /// A file held by reference (a thin entry): read, digested and scanned, but not
     /// written into the stream. The caller makes it the store's object of its digest.
     Object(&'a Path),
+    /// A file held by reference whose digest the caller took from it a moment ago, as
+    /// it was then (`ReadAs`): not read again. Written only if the file is still as it
+    /// was; not scanned (the caller searched it when it hashed it).
+    Known(&'a Path, Key, ReadAs),
 }
 
 /// The result of writing an entry.
@@ -235,6 +239,22 @@ pub fn write_entry(
     let mut buf = vec![0u8; 256 * 1024];
     // Files by reference first: the header names their digests.
     for (index, (source, scan)) in sources.iter().enumerate() {
+        if let EntrySource::Known(p, digest, read) = source {
+            if std::fs::symlink_metadata(p).map(|m| ReadAs::of(&m))? != *read {
+                return Err(io::Error::other("a file changed after it was hashed"));
+            }
+            meta.files[index].object = Some(ObjectRef {
+                digest: *digest,
+                len: read.len,
+            });
+            digests[index] = Some(*digest);
+            objects.push(ByReference {
+                index,
+                len: read.len,
+                read: *read,
+            });
+            continue;
+        }
         let EntrySource::Object(p) = source else {
             continue;
         };
@@ -263,7 +283,7 @@ pub fn write_entry(
         .map(|(source, _)| match source {
             EntrySource::Path(p) => std::fs::metadata(p).map(|m| Some(m.len())),
             EntrySource::Bytes(b) => Ok(Some(b.len() as u64)),
-            EntrySource::Object(_) => Ok(None),
+            EntrySource::Object(_) | EntrySource::Known(..) => Ok(None),
         })
         .collect::<io::Result<Vec<Option<u64>>>>()?;
     let stream_len = (MAGIC.len() + 4 + 4 + meta_json.len() + 32 + END.len()) as u64
@@ -304,7 +324,9 @@ pub fn write_entry(
         let reader: Box<dyn Read> = match source {
             EntrySource::Path(p) => Box::new(File::open(p)?),
             EntrySource::Bytes(b) => Box::new(*b),
-            EntrySource::Object(_) => unreachable!("objects have no length here"),
+            EntrySource::Object(_) | EntrySource::Known(..) => {
+                unreachable!("objects have no length here")
+            }
         };
         let (written, digest) = pass(reader, &mut z, *scan, index, &mut scanner, &mut buf)?;
         if written != len {
@@ -1027,6 +1049,45 @@ mod tests {
         std::fs::write(&rlib_path, &rlib).unwrap();
         let out = write();
         assert_eq!((out.needle_found, out.needle_file), (Some(0), Some((1, 1))));
+    }
+
+    /// A file by reference whose digest the caller took is named by that digest, not
+    /// read again; one that changed since (another inode, another length or time) is
+    /// not written at all.
+    #[test]
+    fn a_known_digest_is_used_only_for_the_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::digest(b"known");
+        let exe = dir.path().join("build_script_build.xcache-real");
+        std::fs::write(&exe, vec![7u8; 5_000]).unwrap();
+        let read = ReadAs::of(&std::fs::metadata(&exe).unwrap());
+        // Not the file's digest: what is written is the caller's word, unread.
+        let said = Key::digest(b"what the caller hashed");
+        let path = dir.path().join("e");
+        let m = meta(&key, 1);
+        let out = write_entry(
+            File::create(&path).unwrap(),
+            &m,
+            &[(EntrySource::Known(&exe, said, read), false)],
+            &[],
+            None,
+        )
+        .unwrap();
+        assert_eq!(out.digests, vec![said]);
+        assert_eq!(out.objects.len(), 1);
+        assert_eq!((out.objects[0].len, out.objects[0].read), (5_000, read));
+        // Written again since (a new file renamed over it): refused.
+        let other = dir.path().join("new");
+        std::fs::write(&other, vec![8u8; 5_000]).unwrap();
+        std::fs::rename(&other, &exe).unwrap();
+        let err = write_entry(
+            File::create(&path).unwrap(),
+            &m,
+            &[(EntrySource::Known(&exe, said, read), false)],
+            &[],
+            None,
+        );
+        assert!(err.is_err(), "a changed file was written under the old digest");
     }
 
     /// Format 2 holds by reference only `.rlib` files beside their `.rmeta` (which a

@@ -195,7 +195,7 @@ impl LocalStore {
             .objects
             .iter()
             .filter(|o| match &sources[o.index].0 {
-                EntrySource::Object(p) => {
+                EntrySource::Object(p) | EntrySource::Known(p, ..) => {
                     let how = if super::objects::served_by_object(meta, &meta.files[o.index]) {
                         super::objects::Adopt::Link
                     } else {
@@ -225,7 +225,9 @@ impl LocalStore {
                 .iter()
                 .enumerate()
                 .map(|(i, &(s, scan))| match s {
-                    EntrySource::Object(p) if !adopted.contains(&i) => (EntrySource::Path(p), scan),
+                    EntrySource::Object(p) | EntrySource::Known(p, ..) if !adopted.contains(&i) => {
+                        (EntrySource::Path(p), scan)
+                    }
                     other => (other, scan),
                 })
                 .collect();
