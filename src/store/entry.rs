@@ -1087,7 +1087,10 @@ mod tests {
             &[],
             None,
         );
-        assert!(err.is_err(), "a changed file was written under the old digest");
+        assert!(
+            err.is_err(),
+            "a changed file was written under the old digest"
+        );
     }
 
     /// Format 2 holds by reference only `.rlib` files beside their `.rmeta` (which a

@@ -67,7 +67,11 @@ pub fn real_executable(ran: &Path) -> Option<PathBuf> {
 /// Replaces the build-script executable `bin` with a shim running `exe`; returns where
 /// the executable went (`<bin>.xcache-real`). `digest` is the executable's content
 /// digest when already known. On failure the executable is put back as it was.
-pub fn install_shim(bin: &Path, exe: &Path, digest: Option<crate::key::Key>) -> io::Result<PathBuf> {
+pub fn install_shim(
+    bin: &Path,
+    exe: &Path,
+    digest: Option<crate::key::Key>,
+) -> io::Result<PathBuf> {
     let mut real = bin.as_os_str().to_owned();
     real.push(REAL_SUFFIX);
     let real = PathBuf::from(real);
