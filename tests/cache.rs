@@ -709,9 +709,9 @@ fn entries_stored_after_cargo_went_on_are_complete_when_the_build_ends() {
         let r = Report::read(&ws.join("target"));
         assert_eq!(r.with_outcome("miss"), names(CACHEABLE), "{switch}");
         assert_eq!(units(&r).len(), 7, "{switch}");
-        // Libraries, the binary and the build-script run are stored after cargo went
-        // on; the build script's executable and the proc-macro never are (cargo runs
-        // the one at once, and dependents name the other by its entry key).
+        // Libraries, the binary, the build script's executable (behind its shim, put
+        // in first) and the build-script run are stored after cargo went on; the
+        // proc-macro never is (dependents name it by its entry key).
         assert_eq!(r.summary("background_ms") > 0, background, "{switch}");
         // Nothing is left running: the pending directory is gone.
         let left: Vec<_> = std::fs::read_dir(ws.join("target/xcache"))
