@@ -217,7 +217,20 @@ impl Drop for RemovedLater {
 /// The directory a front-end's wrappers put what they remove into ([`remove_later`]),
 /// made new for process `pid` inside the private directory.
 pub fn later_dir(pid: u32) -> io::Result<PathBuf> {
-    let d = private_subdir("later")?.join(pid.to_string());
+    fresh_pid_dir("later", pid)
+}
+
+/// The directory of one build's wrappers' files when cargo starts before the target dir
+/// is known (their events, the locks of their background work), made new for process
+/// `pid` inside the private directory.
+pub fn run_dir(pid: u32) -> io::Result<PathBuf> {
+    fresh_pid_dir("runs", pid)
+}
+
+/// `<private>/<sub>/<pid>`, made new (what an earlier process of the same id left there
+/// goes).
+fn fresh_pid_dir(sub: &str, pid: u32) -> io::Result<PathBuf> {
+    let d = private_subdir(sub)?.join(pid.to_string());
     match fs::DirBuilder::new().mode(0o700).create(&d) {
         Ok(()) => Ok(d),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -231,14 +244,16 @@ pub fn later_dir(pid: u32) -> io::Result<PathBuf> {
 }
 
 /// Removes what builds that never reached their end (killed, or their machine stopped)
-/// left to be removed later: each `later/<pid>` whose process is gone. Called by a
+/// left to be removed later, and their run directories: each `later/<pid>` and
+/// `runs/<pid>` whose process is gone. Called by a
 /// front-end after cargo, beside the removal of its own. A directory whose process id
 /// now belongs to another process waits until that one is gone too.
 pub fn remove_stale_later_dirs() {
-    let Ok(dir) = private_subdir("later") else {
-        return;
-    };
-    remove_stale_in(&dir);
+    for sub in ["later", "runs"] {
+        if let Ok(dir) = private_subdir(sub) {
+            remove_stale_in(&dir);
+        }
+    }
 }
 
 fn remove_stale_in(dir: &Path) {

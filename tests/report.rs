@@ -571,3 +571,48 @@ fn every_miss_cause_code_has_a_section_in_the_book() {
         );
     }
 }
+
+/// A first build (empty store, no remote) has nothing to place before cargo: cargo
+/// starts at once and the workspace is read while it works. The build is the same, its
+/// messages are all shown, and what it stored seeds the next checkout; once the store
+/// holds seeds, or a workspace file may name a remote, the plan comes first again.
+#[test]
+fn a_first_build_starts_cargo_before_the_plan() {
+    use common::basic::EXPECTED_OUTPUT;
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws1");
+    let b = xcache_build(&ws, &s.store(), &[], &[]);
+    b.assert_success();
+    let err = b.stderr();
+    // cargo's messages, held until the plan was read, then shown.
+    assert!(err.contains("Compiling app"), "{err}");
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    let r = common::Report::read(&ws.join("target"));
+    assert_eq!(r.0["summary"]["cargo_before_plan"], true, "{err}");
+    assert!(r.summary("captured") > 0);
+    // The wrappers' files were the run's own, not the target dir's.
+    let left: Vec<_> = std::fs::read_dir(ws.join("target/xcache"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("events-") || n.starts_with("pending-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // The store now holds seeds: they are placed first.
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let warm = xcache_build(&ws2, &s.store(), &[], &[]);
+    warm.assert_success();
+    let r = common::Report::read(&ws2.join("target"));
+    assert_eq!(r.0["summary"]["cargo_before_plan"], false);
+    assert!(r.summary("seeded") > 0);
+    assert_eq!(warm.run("app"), EXPECTED_OUTPUT);
+
+    // An empty store, but a workspace file that could name a remote: plan first.
+    let s3 = Scratch::new();
+    let ws3 = s3.checkout("basic-workspace", "ws3");
+    std::fs::write(ws3.join("xcache.toml"), "read_only = true\n").unwrap();
+    xcache_build(&ws3, &s3.store(), &[], &[]).assert_success();
+    let r = common::Report::read(&ws3.join("target"));
+    assert_eq!(r.0["summary"]["cargo_before_plan"], false);
+}

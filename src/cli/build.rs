@@ -98,17 +98,93 @@ pub(super) fn run_build(
             .then(|| info.plant_before_metadata(&cfg.cwd, target_dir.as_deref(), &env))
             .flatten()
     });
+    let show_bar = std::io::stderr().is_terminal() && !command.runs_program() && !verbosity.quiet;
+    // cargo's JSON messages say which units it found fresh, so the report counts seeded
+    // units exactly. Asked for when the user did not choose a format: diagnostics still
+    // go to stderr as cargo renders them; the JSON on stdout is ours. A user's JSON
+    // format is read and passed through.
+    // A command that runs the user's program (`run`, `test`, …) leaves stdin, stdout
+    // and stderr to it: nothing is asked for nor read there.
+    let user_format = message_format(&args.cargo_args);
+    let read_json =
+        command.json_messages() && user_format.as_deref().is_none_or(|f| f.starts_with("json"));
+    // What wrappers delete during the build waits for cargo's end
+    // (`private_dir::remove_later`).
+    let later_dir = crate::private_dir::later_dir(std::process::id()).ok();
+
+    // With nothing to plant nor to fetch (an empty store and no remote: a first build),
+    // cargo need not wait for the plan: it starts now, and the plan is made while it
+    // works. Its wrappers' files then live in a directory of this run's own.
+    // (Not where cargo's output is a terminal's, nor for a command that runs the user's
+    // program: cargo's messages are held back until the plan is made, see below.)
+    let early_dir = (!show_bar
+        && !std::io::stderr().is_terminal()
+        && !command.runs_program()
+        && mode.verify.is_none()
+        && mode.placeholders.is_empty()
+        && nothing_to_plant(&mut cfg, &env, &args)?)
+    .then(|| crate::private_dir::run_dir(std::process::id()).ok())
+    .flatten();
+    let mut early: Option<EarlyCargo> = None;
+    let mut early_local: Option<StoreSession> = None;
+    let fresh = std::sync::Arc::new(std::sync::Mutex::new(FreshUnits::default()));
+    let mut stdout_reader: Option<std::thread::JoinHandle<()>> = None;
+    let before_early = Instant::now();
+    if let Some(dir) = &early_dir {
+        if let Some(made) = guess.as_ref().and_then(|g| g.made_dir()) {
+            // Made for the planted file: cargo will not tag a dir it did not create.
+            let _ = std::fs::write(made.join("CACHEDIR.TAG"), CACHEDIR_TAG);
+        }
+        early_local = Some(StoreSession::start(&cfg));
+        let paths = RunPaths::in_dir(dir, cfg.background_store);
+        let cmd = cargo_command(&CargoRun {
+            cfg: &cfg,
+            command,
+            cargo_args: &args.cargo_args,
+            user_format: user_format.as_deref(),
+            read_json,
+            exe: &exe,
+            paths: &paths,
+            later_dir: later_dir.as_deref(),
+            mode,
+            remote: None,
+            bar: false,
+            hold_stderr: true,
+            env: &env,
+        });
+        let mut child = spawn_cargo(cmd, &cfg)?;
+        stdout_reader = read_cargo_stdout(&mut child, &fresh, user_format.is_some());
+        let held = HeldStderr::read(&mut child);
+        // `cargo metadata` waits for the package cache's lock while cargo resolves the
+        // workspace: asked once cargo has started its first unit (or ended), it finds
+        // the lock free and runs beside the compiles.
+        while !paths.events.exists() && matches!(child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        early = Some(EarlyCargo {
+            child: Some(child),
+            held,
+        });
+    }
     let plan = Plan::make(&cfg, &env, command, &args.cargo_args, &exe);
     let made_target_dir = match (&plan, &guess) {
         (Ok(p), Some(g)) => g.made(&p.graph.target_dir),
         _ => false,
     };
+    if let (Ok(p), Some(made), Some(_)) = (&plan, guess.as_ref().and_then(|g| g.made_dir()), &early)
+        && made != p.graph.target_dir
+    {
+        // Not the target dir after all: the tag goes with the guess.
+        let _ = std::fs::remove_file(made.join("CACHEDIR.TAG"));
+    }
     let guessed_right = guess.is_some_and(|g| {
         g.settle(
             plan.as_ref()
                 .map_or(Path::new(""), |p| p.graph.target_dir.as_path()),
         )
     });
+    // cargo started without a plan: on an error from here on, it is stopped and what it
+    // said is dropped (the error says it once, as without the early start).
     let plan = plan?;
     cfg.resolve_remote(
         &env,
@@ -117,10 +193,22 @@ pub(super) fn run_build(
         &plan.graph.workspace_root,
     )?;
 
-    // An unusable store is a warning; the build goes on without it.
-    let local = StoreSession::start(&cfg);
     let xdir = plan.graph.target_dir.join("xcache");
-    let new_target_dir = made_target_dir || !plan.graph.target_dir.exists();
+    // A target dir cargo made since it started is new too.
+    let new_target_dir = made_target_dir
+        || !plan.graph.target_dir.exists()
+        || (early.is_some()
+            && std::fs::metadata(&plan.graph.target_dir)
+                .and_then(|m| m.created())
+                .is_ok_and(|born| {
+                    born.elapsed()
+                        .is_ok_and(|age| age <= before_early.elapsed())
+                }));
+    // An unusable store is a warning; the build goes on without it.
+    let local = match early_local {
+        Some(local) => local,
+        None => StoreSession::start(&cfg),
+    };
     std::fs::create_dir_all(&xdir).map_err(|source| CliError::WriteReport {
         path: xdir.clone(),
         source,
@@ -131,26 +219,34 @@ pub(super) fn run_build(
         let _ = std::fs::write(plan.graph.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
         super::store_session::mark_swept(&plan.graph.target_dir);
     }
-    if let Some(info) = rustc_info.as_ref().filter(|_| !guessed_right) {
+    // (Not under a running cargo: it probes for itself.)
+    if let Some(info) = rustc_info
+        .as_ref()
+        .filter(|_| !guessed_right && early.is_none())
+    {
         info.plant(&plan.graph.target_dir);
     }
-    let events_path = xdir.join(format!("events-{}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&events_path);
+    // Whether the remote answers is decided once, here, for every wrapper of the build;
+    // then everything predicted is prefetched before cargo starts.
+    // Wrappers let cargo go on before they store (`wrapper::wait_all`), unless told not
+    // to; this front-end waits for them below.
+    let paths = match &early_dir {
+        Some(dir) => RunPaths::in_dir(dir, cfg.background_store),
+        None => RunPaths::in_target_dir(&xdir, cfg.background_store),
+    };
+    let RunPaths {
+        events: events_path,
+        remote_state,
+        pending: pending_dir,
+    } = paths.clone();
+    if early.is_none() {
+        let _ = std::fs::remove_file(&events_path);
+    }
     if let Some(w) = &cfg.replaced_wrapper {
         verbosity.warn(&format!(
             "warning: xcache: RUSTC_WRAPPER={w} is replaced by cargo-xcache for this build"
         ));
     }
-
-    // Whether the remote answers is decided once, here, for every wrapper of the build;
-    // then everything predicted is prefetched before cargo starts.
-    let remote_state = xdir.join(format!("remote-{}.state", std::process::id()));
-    // Wrappers let cargo go on before they store (`wrapper::wait_all`), unless told not
-    // to; this front-end waits for them below.
-    let pending_dir = cfg
-        .background_store
-        .then(|| xdir.join(format!("pending-{}", std::process::id())));
-    let show_bar = std::io::stderr().is_terminal() && !command.runs_program() && !verbosity.quiet;
     let mut remote = RemoteSession::start(&cfg, &plan, remote_state.clone(), show_bar, jobs);
 
     // Units cached with cargo's records of them go in the target dir now, so cargo
@@ -158,6 +254,8 @@ pub(super) fn run_build(
     // downloads go on, each unit waiting only for its own pack and entry.
     let seeds = if mode.verify.is_some() {
         None
+    } else if early.is_some() {
+        SeedSession::capture_only(&cfg, &env, &plan)
     } else {
         SeedSession::start(
             &cfg,
@@ -178,7 +276,10 @@ pub(super) fn run_build(
     } else {
         Progress::new(plan.expected_units(), planted, verbosity)
     };
-    let before_cargo_ms = started.elapsed().as_millis() as u64;
+    let before_cargo_ms = match &early {
+        Some(_) => (before_early - started).as_millis() as u64,
+        None => started.elapsed().as_millis() as u64,
+    };
     // What the front-end ran before cargo (`cargo metadata`) is its cost too.
     let before_cargo_children_cpu = crate::wrapper::CpuTimes::now().children_ms;
     if env.switch(crate::config::vars::REAL_PATHS).ok().flatten() == Some(true) {
@@ -197,98 +298,34 @@ pub(super) fn run_build(
             before_cargo_ms as f64 / 1000.0,
         ));
     }
-    // cargo's JSON messages say which units it found fresh, so the report counts seeded
-    // units exactly. Asked for when the user did not choose a format: diagnostics still
-    // go to stderr as cargo renders them; the JSON on stdout is ours. A user's JSON
-    // format is read and passed through.
-    // A command that runs the user's program (`run`, `test`, …) leaves stdin, stdout
-    // and stderr to it: nothing is asked for nor read there.
-    let user_format = message_format(&args.cargo_args);
-    let read_json =
-        command.json_messages() && user_format.as_deref().is_none_or(|f| f.starts_with("json"));
-    let mut cmd = Command::new(&cfg.cargo);
-    // Ours goes before a `--`: what follows it is the program's or the tool's.
-    let end = args
-        .cargo_args
-        .iter()
-        .position(|a| a == "--")
-        .unwrap_or(args.cargo_args.len());
-    cmd.arg(command.name()).args(&args.cargo_args[..end]);
-    if user_format.is_none() && command.json_messages() {
-        cmd.arg("--message-format=json-render-diagnostics");
-    }
-    cmd.args(&args.cargo_args[end..]);
-    if read_json {
-        cmd.stdout(Stdio::piped());
-    }
-    cmd.current_dir(&cfg.cwd)
-        .env("RUSTC_WRAPPER", &exe)
-        .env(vars::EVENTS, &events_path)
-        .env(vars::DIR, cfg.store_dir.path())
-        .env(vars::REMOTE_STATE, &remote_state);
-    match &pending_dir {
-        Some(dir) => cmd.env(vars::PENDING, dir),
-        None => cmd.env_remove(vars::PENDING),
+    let (mut child, held_stderr) = match early.take() {
+        Some(e) => e.hand_over(),
+        None => (
+            spawn_cargo(
+                cargo_command(&CargoRun {
+                    cfg: &cfg,
+                    command,
+                    cargo_args: &args.cargo_args,
+                    user_format: user_format.as_deref(),
+                    read_json,
+                    exe: &exe,
+                    paths: &paths,
+                    later_dir: later_dir.as_deref(),
+                    mode,
+                    remote: remote.as_ref(),
+                    bar: progress.is_bar(),
+                    hold_stderr: false,
+                    env: &env,
+                }),
+                &cfg,
+            )?,
+            None,
+        ),
     };
-    // What wrappers delete during the build waits for cargo's end
-    // (`private_dir::remove_later`).
-    let later_dir = crate::private_dir::later_dir(std::process::id()).ok();
-    match &later_dir {
-        Some(dir) => cmd.env(crate::private_dir::LATER_VAR, dir),
-        None => cmd.env_remove(crate::private_dir::LATER_VAR),
-    };
-    match &cfg.remote_uri {
-        Some(uri) => cmd.env(vars::REMOTE, uri),
-        None => cmd.env_remove(vars::REMOTE),
-    };
-    if cfg.read_only {
-        cmd.env(vars::READ_ONLY, "1");
+    if stdout_reader.is_none() {
+        stdout_reader = read_cargo_stdout(&mut child, &fresh, user_format.is_some());
     }
-    match mode.verify {
-        Some(pct) => cmd.env(vars::VERIFY, pct.to_string()),
-        None => cmd.env_remove(vars::VERIFY),
-    };
-    if mode.placeholders.is_empty() {
-        cmd.env_remove(vars::PLACEHOLDERS);
-    } else {
-        let list: Vec<String> = mode
-            .placeholders
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        cmd.env(vars::PLACEHOLDERS, list.join("\n"));
-    }
-    if let Some(r) = &remote {
-        r.configure(&mut cmd);
-    }
-    if progress.is_bar() {
-        // cargo's own output goes through the bar; keep its colours.
-        cmd.stderr(Stdio::piped());
-        if env.get("CARGO_TERM_COLOR").is_none() {
-            cmd.env("CARGO_TERM_COLOR", "always");
-        }
-    }
-    let mut child = cmd.spawn().map_err(|source| CliError::SpawnCargo {
-        cargo: cfg.cargo.clone(),
-        source,
-    })?;
-    let fresh: std::sync::Mutex<FreshUnits> = std::sync::Mutex::new(FreshUnits::default());
     let status = std::thread::scope(|scope| {
-        if let Some(out) = child.stdout.take() {
-            let (fresh, pass_through) = (&fresh, user_format.is_some());
-            scope.spawn(move || {
-                let mut stdout = std::io::stdout().lock();
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if pass_through {
-                        use std::io::Write;
-                        let _ = writeln!(stdout, "{line}");
-                    }
-                    if let Ok(mut f) = fresh.lock() {
-                        f.read_message(&line);
-                    }
-                }
-            });
-        }
         if let Some(err) = child.stderr.take() {
             let progress = &progress;
             scope.spawn(move || {
@@ -331,6 +368,13 @@ pub(super) fn run_build(
         source,
     })?;
     let code = status.code().unwrap_or(101);
+    // cargo's last messages are read once its output ends.
+    if let Some(reader) = stdout_reader {
+        let _ = reader.join();
+    }
+    if let Some(held) = held_stderr {
+        held.join();
+    }
     if let Some(info) = &rustc_info {
         info.remember(&plan.graph.target_dir);
     }
@@ -394,7 +438,10 @@ pub(super) fn run_build(
     );
     let captured = match seeds {
         Some(s) => {
-            let fresh = fresh.into_inner().unwrap_or_default();
+            let fresh = std::sync::Arc::try_unwrap(fresh)
+                .ok()
+                .and_then(|f| f.into_inner().ok())
+                .unwrap_or_default();
             let fresh = read_json.then_some(&fresh);
             s.finish(&events, fresh, &env, &mut report, early)
         }
@@ -404,11 +451,15 @@ pub(super) fn run_build(
         r.finish(&events, &captured, &mut report);
     }
     let _ = std::fs::remove_file(&remote_state);
+    if let Some(dir) = &early_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let added = super::store_session::added_at_most(&report, &events, &captured);
     local.finish(&mut report, added, &plan.graph.target_dir, verbosity);
     report.remote = cfg.remote.as_ref().map(|r| r.display().to_string());
     report.read_only = cfg.read_only;
     report.summary.before_cargo_ms = before_cargo_ms;
+    report.summary.cargo_before_plan = early_dir.is_some();
     report.summary.background_wait_ms = background_wait_ms;
     report.summary.front_end_peak_rss_kb = crate::wrapper::peak_rss_kb().unwrap_or(0);
     report.summary.front_end_cpu_ms =
@@ -453,6 +504,283 @@ pub(super) fn run_build(
         target_dir: plan.graph.target_dir,
         events,
         verbosity,
+    })
+}
+
+/// Where the wrappers of one build write: their events, the remote's state, the locks
+/// of their background work.
+#[derive(Clone, Debug)]
+struct RunPaths {
+    events: PathBuf,
+    remote_state: PathBuf,
+    pending: Option<PathBuf>,
+}
+
+impl RunPaths {
+    /// In the target dir's `xcache/`, named by this process.
+    fn in_target_dir(xdir: &Path, background: bool) -> RunPaths {
+        let pid = std::process::id();
+        RunPaths {
+            events: xdir.join(format!("events-{pid}.jsonl")),
+            remote_state: xdir.join(format!("remote-{pid}.state")),
+            pending: background.then(|| xdir.join(format!("pending-{pid}"))),
+        }
+    }
+
+    /// In a directory of this run's own (cargo started before the target dir was known).
+    fn in_dir(dir: &Path, background: bool) -> RunPaths {
+        RunPaths {
+            events: dir.join("events.jsonl"),
+            remote_state: dir.join("remote.state"),
+            pending: background.then(|| dir.join("pending")),
+        }
+    }
+}
+
+/// True when seeding could plant nothing and prefetch fetch nothing, so that cargo need
+/// not wait for the plan: no remote (none given on the command line, in
+/// `XCACHE_REMOTE`, in the user's configuration file, or in an `xcache.toml` in the
+/// working directory or any above it, where the workspace's would be), the workspace
+/// found from the working directory (no `--manifest-path`), and a local store that
+/// holds no seed record (or seeding off). Anything unsure says false: the build then
+/// plans first, as always.
+///
+/// The remote's settings are read here as they are after the plan (an error in them
+/// stops the build before cargo starts, as always).
+fn nothing_to_plant(cfg: &mut BuildConfig, env: &Env, args: &BuildArgs) -> Result<bool, CliError> {
+    let sel = crate::cli::selection_from_cargo_args(&args.cargo_args);
+    if sel.manifest_path.is_some()
+        || cfg
+            .cwd
+            .ancestors()
+            .any(|d| std::fs::symlink_metadata(d.join("xcache.toml")).is_ok())
+    {
+        return Ok(false);
+    }
+    // No workspace file: the user's and the environment's settings are all there is.
+    let cwd = cfg.cwd.clone();
+    cfg.resolve_remote(env, args.remote.as_deref(), args.read_only, &cwd)?;
+    if cfg.remote.is_some() {
+        return Ok(false);
+    }
+    if cfg.disabled || !cfg.seed {
+        return Ok(true);
+    }
+    Ok(crate::store::LocalStore::open(&cfg.store_dir)
+        .is_ok_and(|store| crate::seed::holds_no_records(&store)))
+}
+
+/// What cargo is started with.
+struct CargoRun<'a> {
+    cfg: &'a BuildConfig,
+    command: CargoCommand,
+    cargo_args: &'a [String],
+    /// The user's `--message-format`, if any.
+    user_format: Option<&'a str>,
+    /// Whether cargo's JSON messages are read (on a pipe).
+    read_json: bool,
+    /// This program: the wrapper.
+    exe: &'a Path,
+    paths: &'a RunPaths,
+    later_dir: Option<&'a Path>,
+    mode: &'a BuildMode,
+    remote: Option<&'a RemoteSession>,
+    /// cargo's output goes through the progress bar.
+    bar: bool,
+    /// cargo's stderr is piped to this process ([`HeldStderr`]).
+    hold_stderr: bool,
+    env: &'a Env,
+}
+
+/// The cargo command of a build, with this program as its rustc wrapper.
+fn cargo_command(run: &CargoRun<'_>) -> Command {
+    let CargoRun { cfg, command, .. } = *run;
+    let mut cmd = Command::new(&cfg.cargo);
+    // Ours goes before a `--`: what follows it is the program's or the tool's.
+    let end = run
+        .cargo_args
+        .iter()
+        .position(|a| a == "--")
+        .unwrap_or(run.cargo_args.len());
+    cmd.arg(command.name()).args(&run.cargo_args[..end]);
+    if run.user_format.is_none() && command.json_messages() {
+        cmd.arg("--message-format=json-render-diagnostics");
+    }
+    cmd.args(&run.cargo_args[end..]);
+    if run.read_json {
+        cmd.stdout(Stdio::piped());
+    }
+    cmd.current_dir(&cfg.cwd)
+        .env("RUSTC_WRAPPER", run.exe)
+        .env(vars::EVENTS, &run.paths.events)
+        .env(vars::DIR, cfg.store_dir.path())
+        .env(vars::REMOTE_STATE, &run.paths.remote_state);
+    match &run.paths.pending {
+        Some(dir) => cmd.env(vars::PENDING, dir),
+        None => cmd.env_remove(vars::PENDING),
+    };
+    match run.later_dir {
+        Some(dir) => cmd.env(crate::private_dir::LATER_VAR, dir),
+        None => cmd.env_remove(crate::private_dir::LATER_VAR),
+    };
+    match &cfg.remote_uri {
+        Some(uri) => cmd.env(vars::REMOTE, uri),
+        None => cmd.env_remove(vars::REMOTE),
+    };
+    if cfg.read_only {
+        cmd.env(vars::READ_ONLY, "1");
+    }
+    match run.mode.verify {
+        Some(pct) => cmd.env(vars::VERIFY, pct.to_string()),
+        None => cmd.env_remove(vars::VERIFY),
+    };
+    if run.mode.placeholders.is_empty() {
+        cmd.env_remove(vars::PLACEHOLDERS);
+    } else {
+        let list: Vec<String> = run
+            .mode
+            .placeholders
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        cmd.env(vars::PLACEHOLDERS, list.join("\n"));
+    }
+    if let Some(r) = run.remote {
+        r.configure(&mut cmd);
+    }
+    if run.bar {
+        // cargo's own output goes through the bar; keep its colours.
+        cmd.stderr(Stdio::piped());
+        if run.env.get("CARGO_TERM_COLOR").is_none() {
+            cmd.env("CARGO_TERM_COLOR", "always");
+        }
+    } else if run.hold_stderr {
+        cmd.stderr(Stdio::piped());
+    }
+    cmd
+}
+
+/// cargo started before the plan ([`nothing_to_plant`]): stopped, and what it said
+/// dropped, if the build ends in an error before it is handed over.
+struct EarlyCargo {
+    child: Option<std::process::Child>,
+    held: Option<HeldStderr>,
+}
+
+impl EarlyCargo {
+    /// The plan is made and sound: cargo goes on, and what it said is shown.
+    fn hand_over(mut self) -> (std::process::Child, Option<HeldStderr>) {
+        let child = self.child.take().expect("handed over once");
+        let held = self.held.take();
+        if let Some(h) = &held {
+            h.release();
+        }
+        (child, held)
+    }
+}
+
+impl Drop for EarlyCargo {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(held) = self.held.take() {
+                held.drop_all();
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// cargo's stderr when cargo starts before the plan: held back until the plan is made,
+/// then shown as it comes (or dropped, when the plan fails and says why itself).
+struct HeldStderr {
+    state: std::sync::Arc<std::sync::Mutex<Held>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+enum Held {
+    Holding(Vec<String>),
+    Passing,
+    Dropping,
+}
+
+impl HeldStderr {
+    fn read(child: &mut std::process::Child) -> Option<HeldStderr> {
+        let err = child.stderr.take()?;
+        let state = std::sync::Arc::new(std::sync::Mutex::new(Held::Holding(Vec::new())));
+        let shared = std::sync::Arc::clone(&state);
+        let reader = std::thread::spawn(move || {
+            use std::io::Write;
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let Ok(mut state) = shared.lock() else {
+                    return;
+                };
+                match &mut *state {
+                    Held::Holding(lines) => lines.push(line),
+                    Held::Passing => {
+                        let _ = writeln!(std::io::stderr().lock(), "{line}");
+                    }
+                    Held::Dropping => {}
+                }
+            }
+        });
+        Some(HeldStderr { state, reader })
+    }
+
+    /// Shows what was held, then every line as it comes.
+    fn release(&self) {
+        use std::io::Write;
+        if let Ok(mut state) = self.state.lock() {
+            if let Held::Holding(lines) = &*state {
+                let mut err = std::io::stderr().lock();
+                for line in lines {
+                    let _ = writeln!(err, "{line}");
+                }
+            }
+            *state = Held::Passing;
+        }
+    }
+
+    fn drop_all(self) {
+        if let Ok(mut state) = self.state.lock() {
+            *state = Held::Dropping;
+        }
+    }
+
+    /// Waits for the end of cargo's stderr (after cargo exited).
+    fn join(self) {
+        self.release();
+        let _ = self.reader.join();
+    }
+}
+
+/// Reads cargo's JSON messages (on its stdout when piped) as they come, noting the units
+/// it found fresh and passing the lines on when the user asked for the JSON.
+fn read_cargo_stdout(
+    child: &mut std::process::Child,
+    fresh: &std::sync::Arc<std::sync::Mutex<FreshUnits>>,
+    pass_through: bool,
+) -> Option<std::thread::JoinHandle<()>> {
+    let out = child.stdout.take()?;
+    let fresh = std::sync::Arc::clone(fresh);
+    Some(std::thread::spawn(move || {
+        let mut stdout = std::io::stdout().lock();
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if pass_through {
+                use std::io::Write;
+                let _ = writeln!(stdout, "{line}");
+            }
+            if let Ok(mut f) = fresh.lock() {
+                f.read_message(&line);
+            }
+        }
+    }))
+}
+
+fn spawn_cargo(mut cmd: Command, cfg: &BuildConfig) -> Result<std::process::Child, CliError> {
+    cmd.spawn().map_err(|source| CliError::SpawnCargo {
+        cargo: cfg.cargo.clone(),
+        source,
     })
 }
 

@@ -73,6 +73,24 @@ impl SeedSession {
         }
     }
 
+    /// For a build whose cargo started before the plan (the store held nothing to
+    /// plant, see `build::nothing_to_plant`): plants nothing (cargo is running in the
+    /// target dir), captures at the end like any. `None` as for [`SeedSession::start`].
+    pub fn capture_only(cfg: &BuildConfig, env: &Env, plan: &Plan) -> Option<SeedSession> {
+        if !cfg.seed || cfg.disabled || plan.compiler.is_none() {
+            return None;
+        }
+        Some(SeedSession {
+            store: LocalStore::open(&cfg.store_dir).ok()?,
+            planted: Vec::new(),
+            warnings: Vec::new(),
+            plant_ms: 0,
+            cargo_home: cargo_home(env),
+            workspace_root: plan.graph.workspace_root.clone(),
+            cargo_version: cfg.cargo_version.clone(),
+        })
+    }
+
     /// Plants what the store holds for the plan's units. `None` when seeding is off or
     /// the store or compiler cannot be read (the build goes on without seeding).
     pub fn start(

@@ -47,6 +47,11 @@ pub struct Summary {
     /// Time before cargo started: planning, prefetching, placing seeded units.
     #[serde(default)]
     pub before_cargo_ms: u64,
+    /// cargo started before the workspace was read: there was nothing to plant nor
+    /// to fetch (an empty local store, no remote), and the plan was made while cargo
+    /// worked.
+    #[serde(default)]
+    pub cargo_before_plan: bool,
     /// Compile CPU time saved: what the hits took to compile originally, less what
     /// restoring them took (summed over units; not wall time).
     #[serde(default)]

@@ -22,5 +22,5 @@ mod rustc_info;
 
 pub use capture::{CaptureStats, Captured, capture, ready};
 pub use plant::{PLANTED_MARKER, PlantInput, Planted, clear_rejected_plant, plant};
-pub use record::{SeedRecord, SeedVariant, add_variant, read_record};
+pub use record::{SeedRecord, SeedVariant, add_variant, holds_no_records, read_record};
 pub use rustc_info::RustcInfo;

@@ -121,6 +121,17 @@ fn record_path(store: &LocalStore, upk: &Key) -> PathBuf {
         .join(format!("{hex}.json"))
 }
 
+/// True when the store holds no seed record at all (no file under `seeds/`): nothing
+/// can be planted from it.
+pub fn holds_no_records(store: &LocalStore) -> bool {
+    let Ok(shards) = std::fs::read_dir(store.root().join("seeds")) else {
+        return true;
+    };
+    shards
+        .flatten()
+        .all(|shard| std::fs::read_dir(shard.path()).is_ok_and(|mut files| files.next().is_none()))
+}
+
 /// The record of a prediction key; empty if there is none or it is unreadable.
 pub fn read_record(store: &LocalStore, upk: &Key) -> SeedRecord {
     crate::fsx::read_small_bytes(&record_path(store, upk), crate::fsx::RECORD_LIMIT)

@@ -147,6 +147,11 @@ impl RustcInfo {
 }
 
 impl Guess {
+    /// The directory the guess made (it did not exist), if it made one.
+    pub fn made_dir(&self) -> Option<&Path> {
+        self.made_dir.then_some(self.dir.as_path())
+    }
+
     /// Whether the guess made `target_dir` (so it is a new target dir, for all that it
     /// exists now).
     pub fn made(&self, target_dir: &Path) -> bool {
