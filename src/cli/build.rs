@@ -125,6 +125,16 @@ pub(super) fn run_build(
         && nothing_to_plant(&mut cfg, &env, &args)?)
     .then(|| crate::private_dir::run_dir(std::process::id()).ok())
     .flatten();
+    let run = CargoRun {
+        command,
+        cargo_args: &args.cargo_args,
+        user_format: user_format.as_deref(),
+        read_json,
+        exe: &exe,
+        later_dir: later_dir.as_deref(),
+        mode,
+        env: &env,
+    };
     let mut early: Option<EarlyCargo> = None;
     let mut early_local: Option<StoreSession> = None;
     let fresh = std::sync::Arc::new(std::sync::Mutex::new(FreshUnits::default()));
@@ -137,21 +147,7 @@ pub(super) fn run_build(
         }
         early_local = Some(StoreSession::start(&cfg));
         let paths = RunPaths::in_dir(dir, cfg.background_store);
-        let cmd = cargo_command(&CargoRun {
-            cfg: &cfg,
-            command,
-            cargo_args: &args.cargo_args,
-            user_format: user_format.as_deref(),
-            read_json,
-            exe: &exe,
-            paths: &paths,
-            later_dir: later_dir.as_deref(),
-            mode,
-            remote: None,
-            bar: false,
-            hold_stderr: true,
-            env: &env,
-        });
+        let cmd = cargo_command(&run, &cfg, &paths, None, CargoStderr::Held);
         let mut child = spawn_cargo(cmd, &cfg)?;
         stdout_reader = read_cargo_stdout(&mut child, &fresh, user_format.is_some());
         let held = HeldStderr::read(&mut child);
@@ -302,21 +298,17 @@ pub(super) fn run_build(
         Some(e) => e.hand_over(),
         None => (
             spawn_cargo(
-                cargo_command(&CargoRun {
-                    cfg: &cfg,
-                    command,
-                    cargo_args: &args.cargo_args,
-                    user_format: user_format.as_deref(),
-                    read_json,
-                    exe: &exe,
-                    paths: &paths,
-                    later_dir: later_dir.as_deref(),
-                    mode,
-                    remote: remote.as_ref(),
-                    bar: progress.is_bar(),
-                    hold_stderr: false,
-                    env: &env,
-                }),
+                cargo_command(
+                    &run,
+                    &cfg,
+                    &paths,
+                    remote.as_ref(),
+                    if progress.is_bar() {
+                        CargoStderr::Bar
+                    } else {
+                        CargoStderr::Inherited
+                    },
+                ),
                 &cfg,
             )?,
             None,
@@ -570,9 +562,8 @@ fn nothing_to_plant(cfg: &mut BuildConfig, env: &Env, args: &BuildArgs) -> Resul
         .is_ok_and(|store| crate::seed::holds_no_records(&store)))
 }
 
-/// What cargo is started with.
+/// What every cargo of a build is started with.
 struct CargoRun<'a> {
-    cfg: &'a BuildConfig,
     command: CargoCommand,
     cargo_args: &'a [String],
     /// The user's `--message-format`, if any.
@@ -581,20 +572,31 @@ struct CargoRun<'a> {
     read_json: bool,
     /// This program: the wrapper.
     exe: &'a Path,
-    paths: &'a RunPaths,
     later_dir: Option<&'a Path>,
     mode: &'a BuildMode,
-    remote: Option<&'a RemoteSession>,
-    /// cargo's output goes through the progress bar.
-    bar: bool,
-    /// cargo's stderr is piped to this process ([`HeldStderr`]).
-    hold_stderr: bool,
     env: &'a Env,
 }
 
+/// Where cargo's stderr goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CargoStderr {
+    /// This process's.
+    Inherited,
+    /// Through the progress bar.
+    Bar,
+    /// To this process, held until the plan is read ([`HeldStderr`]).
+    Held,
+}
+
 /// The cargo command of a build, with this program as its rustc wrapper.
-fn cargo_command(run: &CargoRun<'_>) -> Command {
-    let CargoRun { cfg, command, .. } = *run;
+fn cargo_command(
+    run: &CargoRun<'_>,
+    cfg: &BuildConfig,
+    paths: &RunPaths,
+    remote: Option<&RemoteSession>,
+    stderr: CargoStderr,
+) -> Command {
+    let command = run.command;
     let mut cmd = Command::new(&cfg.cargo);
     // Ours goes before a `--`: what follows it is the program's or the tool's.
     let end = run
@@ -612,10 +614,10 @@ fn cargo_command(run: &CargoRun<'_>) -> Command {
     }
     cmd.current_dir(&cfg.cwd)
         .env("RUSTC_WRAPPER", run.exe)
-        .env(vars::EVENTS, &run.paths.events)
+        .env(vars::EVENTS, &paths.events)
         .env(vars::DIR, cfg.store_dir.path())
-        .env(vars::REMOTE_STATE, &run.paths.remote_state);
-    match &run.paths.pending {
+        .env(vars::REMOTE_STATE, &paths.remote_state);
+    match &paths.pending {
         Some(dir) => cmd.env(vars::PENDING, dir),
         None => cmd.env_remove(vars::PENDING),
     };
@@ -645,17 +647,21 @@ fn cargo_command(run: &CargoRun<'_>) -> Command {
             .collect();
         cmd.env(vars::PLACEHOLDERS, list.join("\n"));
     }
-    if let Some(r) = run.remote {
+    if let Some(r) = remote {
         r.configure(&mut cmd);
     }
-    if run.bar {
-        // cargo's own output goes through the bar; keep its colours.
-        cmd.stderr(Stdio::piped());
-        if run.env.get("CARGO_TERM_COLOR").is_none() {
-            cmd.env("CARGO_TERM_COLOR", "always");
+    match stderr {
+        CargoStderr::Inherited => {}
+        CargoStderr::Bar => {
+            // cargo's own output goes through the bar; keep its colours.
+            cmd.stderr(Stdio::piped());
+            if run.env.get("CARGO_TERM_COLOR").is_none() {
+                cmd.env("CARGO_TERM_COLOR", "always");
+            }
         }
-    } else if run.hold_stderr {
-        cmd.stderr(Stdio::piped());
+        CargoStderr::Held => {
+            cmd.stderr(Stdio::piped());
+        }
     }
     cmd
 }

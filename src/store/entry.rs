@@ -1065,14 +1065,16 @@ mod tests {
         let said = Key::digest(b"what the caller hashed");
         let path = dir.path().join("e");
         let m = meta(&key, 1);
-        let out = write_entry(
-            File::create(&path).unwrap(),
-            &m,
-            &[(EntrySource::Known(&exe, said, read), false)],
-            &[],
-            None,
-        )
-        .unwrap();
+        let write = || {
+            write_entry(
+                File::create(&path).unwrap(),
+                &m,
+                &[(EntrySource::Known(&exe, said, read), false)],
+                &[],
+                None,
+            )
+        };
+        let out = write().unwrap();
         assert_eq!(out.digests, vec![said]);
         assert_eq!(out.objects.len(), 1);
         assert_eq!((out.objects[0].len, out.objects[0].read), (5_000, read));
@@ -1080,13 +1082,7 @@ mod tests {
         let other = dir.path().join("new");
         std::fs::write(&other, vec![8u8; 5_000]).unwrap();
         std::fs::rename(&other, &exe).unwrap();
-        let err = write_entry(
-            File::create(&path).unwrap(),
-            &m,
-            &[(EntrySource::Known(&exe, said, read), false)],
-            &[],
-            None,
-        );
+        let err = write();
         assert!(
             err.is_err(),
             "a changed file was written under the old digest"
