@@ -616,3 +616,45 @@ fn a_first_build_starts_cargo_before_the_plan() {
     let r = common::Report::read(&ws3.join("target"));
     assert_eq!(r.0["summary"]["cargo_before_plan"], false);
 }
+
+/// A package whose `package.workspace` puts the workspace root outside the directories
+/// above it: an `xcache.toml` there is read only with the plan, after cargo started.
+/// The build goes on without that remote and says so; the next build uses it.
+#[test]
+fn a_remote_found_only_with_the_plan_is_named_and_not_used() {
+    let s = Scratch::new();
+    let root = s.path("tree");
+    let (ws, member) = (root.join("ws"), root.join("member"));
+    std::fs::create_dir_all(member.join("src")).unwrap();
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"../member\"]\nresolver = \"2\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        member.join("Cargo.toml"),
+        "[package]\nname = \"member\"\nversion = \"0.1.0\"\nedition = \"2021\"\nworkspace = \"../ws\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        member.join("src/main.rs"),
+        "fn main() { println!(\"hi\"); }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.join("xcache.toml"),
+        "remote = \"redis://127.0.0.1:1/0\"\n",
+    )
+    .unwrap();
+    let b = xcache_build(&member, &s.store(), &[], &[]);
+    b.assert_success();
+    let err = b.stderr();
+    assert!(
+        err.contains("is not used by this build") && err.contains("xcache.toml"),
+        "{err}"
+    );
+    let r = common::Report::read(&ws.join("target"));
+    assert_eq!(r.0["summary"]["cargo_before_plan"], true, "{err}");
+    assert!(r.0["remote"].is_null(), "{}", r.0["remote"]);
+}

@@ -188,6 +188,17 @@ pub(super) fn run_build(
         args.read_only,
         &plan.graph.workspace_root,
     )?;
+    if early.is_some()
+        && let Some(remote) = cfg.remote.take()
+    {
+        // An `xcache.toml` where `package.workspace` put the workspace root, outside the
+        // directories looked at before cargo started: its wrappers know no remote.
+        cfg.remote_uri = None;
+        verbosity.warn(&format!(
+            "warning: xcache: the remote {remote} named in {} is not used by this build,              which started before the workspace was read; the next build uses it",
+            plan.graph.workspace_root.join("xcache.toml").display()
+        ));
+    }
 
     let xdir = plan.graph.target_dir.join("xcache");
     // A target dir cargo made since it started is new too.
@@ -222,8 +233,6 @@ pub(super) fn run_build(
     {
         info.plant(&plan.graph.target_dir);
     }
-    // Whether the remote answers is decided once, here, for every wrapper of the build;
-    // then everything predicted is prefetched before cargo starts.
     // Wrappers let cargo go on before they store (`wrapper::wait_all`), unless told not
     // to; this front-end waits for them below.
     let paths = match &early_dir {
@@ -243,6 +252,8 @@ pub(super) fn run_build(
             "warning: xcache: RUSTC_WRAPPER={w} is replaced by cargo-xcache for this build"
         ));
     }
+    // Whether the remote answers is decided once, here, for every wrapper of the build;
+    // then everything predicted is prefetched before cargo starts.
     let mut remote = RemoteSession::start(&cfg, &plan, remote_state.clone(), show_bar, jobs);
 
     // Units cached with cargo's records of them go in the target dir now, so cargo
