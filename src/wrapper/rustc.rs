@@ -937,9 +937,9 @@ impl Cached for Rustc {
         false
     }
 
-    /// Not a build script's executable (the shim goes in before cargo runs it) nor a
-    /// proc-macro or dylib (its dependents name it by its entry key, from the sidecar
-    /// `finished` writes).
+    /// Not a proc-macro or dylib (its dependents name it by its entry key, from the
+    /// sidecar `finished` writes). A build script's executable is, its shim put in
+    /// first (`before_release`).
     fn may_store_in_background(&self, cx: &Cx) -> bool {
         self.linked_lib_output(cx).is_none()
     }
