@@ -117,8 +117,7 @@ pub(super) fn run_build(
     // works. Its wrappers' files then live in a directory of this run's own.
     // (Not where cargo's output is a terminal's, nor for a command that runs the user's
     // program: cargo's messages are held back until the plan is made, see below.)
-    let early_dir = (!show_bar
-        && !std::io::stderr().is_terminal()
+    let early_dir = (!std::io::stderr().is_terminal()
         && !command.runs_program()
         && mode.verify.is_none()
         && mode.placeholders.is_empty()
@@ -139,15 +138,17 @@ pub(super) fn run_build(
     let mut early_local: Option<StoreSession> = None;
     let fresh = std::sync::Arc::new(std::sync::Mutex::new(FreshUnits::default()));
     let mut stdout_reader: Option<std::thread::JoinHandle<()>> = None;
+    let early_paths = early_dir
+        .as_deref()
+        .map(|dir| RunPaths::in_dir(dir, cfg.background_store));
     let before_early = Instant::now();
-    if let Some(dir) = &early_dir {
+    if let Some(paths) = &early_paths {
         if let Some(made) = guess.as_ref().and_then(|g| g.made_dir()) {
             // Made for the planted file: cargo will not tag a dir it did not create.
             let _ = std::fs::write(made.join("CACHEDIR.TAG"), CACHEDIR_TAG);
         }
         early_local = Some(StoreSession::start(&cfg));
-        let paths = RunPaths::in_dir(dir, cfg.background_store);
-        let cmd = cargo_command(&run, &cfg, &paths, None, CargoStderr::Held);
+        let cmd = cargo_command(&run, &cfg, paths, None, CargoStderr::Held);
         let mut child = spawn_cargo(cmd, &cfg)?;
         stdout_reader = read_cargo_stdout(&mut child, &fresh, user_format.is_some());
         let held = HeldStderr::read(&mut child);
@@ -195,7 +196,8 @@ pub(super) fn run_build(
         // directories looked at before cargo started: its wrappers know no remote.
         cfg.remote_uri = None;
         verbosity.warn(&format!(
-            "warning: xcache: the remote {remote} named in {} is not used by this build,              which started before the workspace was read; the next build uses it",
+            "warning: xcache: the remote {remote} named in {} is not used by this build, \
+             which started before the workspace was read; the next build uses it",
             plan.graph.workspace_root.join("xcache.toml").display()
         ));
     }
@@ -235,10 +237,7 @@ pub(super) fn run_build(
     }
     // Wrappers let cargo go on before they store (`wrapper::wait_all`), unless told not
     // to; this front-end waits for them below.
-    let paths = match &early_dir {
-        Some(dir) => RunPaths::in_dir(dir, cfg.background_store),
-        None => RunPaths::in_target_dir(&xdir, cfg.background_store),
-    };
+    let paths = early_paths.unwrap_or_else(|| RunPaths::in_target_dir(&xdir, cfg.background_store));
     let RunPaths {
         events: events_path,
         remote_state,

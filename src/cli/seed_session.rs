@@ -99,37 +99,27 @@ impl SeedSession {
         plan: &Plan,
         arrivals: Option<&Arrivals>,
     ) -> Option<SeedSession> {
-        if !cfg.seed || cfg.disabled {
-            return None;
-        }
         let t = Instant::now();
-        let store = LocalStore::open(&cfg.store_dir).ok()?;
+        let mut session = Self::capture_only(cfg, env, plan)?;
         let rustc = env.get("RUSTC").unwrap_or("rustc");
         // The plan's compiler and units: computed once, read here and by the remote.
         let compiler = plan.compiler.clone()?;
-        let cargo_home = cargo_home(env);
-        let units = &plan.units;
         let graph = &plan.graph;
         let (planted, warnings) = plant(&PlantInput {
-            store: &store,
-            units,
+            store: &session.store,
+            units: &plan.units,
             target_root: &graph.target_dir,
             workspace_root: &graph.workspace_root,
-            cargo_home: cargo_home.as_deref(),
+            cargo_home: session.cargo_home.as_deref(),
             // What the units will see: a tool's variables (`CLIPPY_ARGS`) too.
             env: &plan.unit_env,
-            compiler: &(PathBuf::from(rustc), compiler.clone()),
+            compiler: &(PathBuf::from(rustc), compiler),
             arrivals,
         });
-        Some(SeedSession {
-            store,
-            planted,
-            warnings,
-            plant_ms: t.elapsed().as_millis() as u64,
-            cargo_home,
-            workspace_root: graph.workspace_root.clone(),
-            cargo_version: cfg.cargo_version.clone(),
-        })
+        session.planted = planted;
+        session.warnings = warnings;
+        session.plant_ms = t.elapsed().as_millis() as u64;
+        Some(session)
     }
 
     /// How many units count as seeded, judged from the wrapper's events so far: the

@@ -605,10 +605,11 @@ fn write_pack(
         .map(|(i, f)| match &f.src {
             Src::Text(t) => (EntrySource::Bytes(t.as_bytes()), false),
             Src::File(p) if is_real_executable(f) => (by_reference(i, p), false),
+            // (Its length as it was searched: the store checks it still is.)
             Src::File(p)
                 if !f.exec
-                    && fs::metadata(p)
-                        .is_ok_and(|m| m.len() >= crate::store::objects::OBJECT_MIN_LEN) =>
+                    && read_as[i]
+                        .is_some_and(|r| r.len >= crate::store::objects::OBJECT_MIN_LEN) =>
             {
                 (by_reference(i, p), false)
             }
