@@ -682,3 +682,22 @@ fn a_long_run_that_turns_its_directory_into_data_stays_bound() {
         assert_eq!(b.run("slow-run"), len(&ws));
     }
 }
+
+/// `cwhere`'s script compiles `csrc/where.c` named by its absolute path, and the file
+/// uses `__FILE__`: the run is bound to the checkout (`observe::file_macros`), misses in
+/// a moved one, and `explain` names the file and the name that bound it.
+#[test]
+fn a_run_bound_by_a_c_files_name_says_which_file() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("soundness/cc-file", "ws1");
+    let (_, r) = build_as_told(&ws1, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["cwhere"], run("miss"));
+    let ws2 = s.checkout("soundness/cc-file", "elsewhere/ws2");
+    let (_, r) = build_as_told(&ws2, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["cwhere"], run("miss"));
+    let text = explain(&ws2, &s.store(), "cwhere", &[]);
+    assert!(
+        text.contains("cwhere/csrc/where.c uses `__FILE__`") && text.contains("A C file's name"),
+        "{text}"
+    );
+}

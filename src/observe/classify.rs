@@ -85,6 +85,9 @@ pub struct Classified {
     /// The `cc` crate copied the environment (`super::cc_env`): the variables its code
     /// may consult are among the inputs.
     pub env_cc: bool,
+    /// The roots among the inputs because a C compile may have turned a file's name
+    /// into data (`super::file_macros`): each root's token and why.
+    pub file_bound: Vec<(String, String)>,
 }
 
 /// How a path was first met and what was asked of it.
@@ -398,7 +401,10 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
     // Walks up from a root, named from the root.
     super::above::relate(&mut inputs, pm);
     // A C compile may turn a file's name, root and all, into data no output scan finds.
-    inputs.extend(super::file_macros::bound_roots(trace, scope));
+    for b in super::file_macros::bound_roots(trace, scope) {
+        c.file_bound.push((b.input.name.clone(), b.why));
+        inputs.push(b.input);
+    }
     crate::key::normalize_inputs(&mut inputs);
     c.inputs = inputs;
     c

@@ -35,9 +35,18 @@ const FILE_NAMES: [&str; 4] = [
     "source_location",
 ];
 
-/// The root inputs for the roots a run's compilers may have turned into data through
-/// a file's name (see the module's documentation).
-pub fn bound_roots(trace: &Trace, scope: &Scope<'_>) -> Vec<Input> {
+/// A root a run's compilers may have turned into data through a file's name: the input
+/// that binds the run to it, and why (for `explain`).
+pub struct FileBound {
+    pub input: Input,
+    /// The file (its path with the root as a token) and the name in it that expands to
+    /// the file's name: ``@@xcache:ws@@/csrc/where.c uses `assert` ``.
+    pub why: String,
+}
+
+/// The roots a run's compilers may have turned into data through a file's name (see the
+/// module's documentation).
+pub fn bound_roots(trace: &Trace, scope: &Scope<'_>) -> Vec<FileBound> {
     let compilers: BTreeSet<(u32, u32)> = trace
         .events
         .iter()
@@ -79,17 +88,27 @@ pub fn bound_roots(trace: &Trace, scope: &Scope<'_>) -> Vec<Input> {
     }
     let names = expanding_names(&defines);
     let wanted: HashSet<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
-    let mut bound: BTreeMap<&str, Input> = BTreeMap::new();
+    let mut bound: BTreeMap<&str, FileBound> = BTreeMap::new();
     for (path, root) in candidates {
         if bound.contains_key(root.kind.token()) {
             continue;
         }
         // Read again rather than kept from the pass above: a compile's sources can be
         // large (SQLite's amalgamation is 9 MB), and only the candidates are needed.
-        if std::fs::read(&path).is_ok_and(|b| uses_any(&b, &wanted)) {
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        if let Some(name) = first_use(&bytes, &wanted) {
             bound.insert(
                 root.kind.token(),
-                Input::new(InputKind::Root, root.kind.token(), root.real.clone()),
+                FileBound {
+                    input: Input::new(InputKind::Root, root.kind.token(), root.real.clone()),
+                    why: format!(
+                        "{} uses `{}`",
+                        scope.pm.normalize_path(&path),
+                        String::from_utf8_lossy(name)
+                    ),
+                },
             );
         }
     }
@@ -187,10 +206,10 @@ fn continued(line: &[u8]) -> Option<&[u8]> {
     strip_cr(line).strip_suffix(b"\\")
 }
 
-/// Whether `b` holds any identifier of `wanted` (string literals and comments included:
-/// a superset). Stops at the first; an identifier of a length or first letter no wanted
-/// name has is not looked up (a 9 MB amalgamation holds about a million identifiers).
-fn uses_any(b: &[u8], wanted: &HashSet<&[u8]>) -> bool {
+/// The first identifier of `wanted` that `b` holds (string literals and comments
+/// included: a superset). An identifier of a length or first letter no wanted name has
+/// is not looked up (a 9 MB amalgamation holds about a million identifiers).
+fn first_use<'b>(b: &'b [u8], wanted: &HashSet<&[u8]>) -> Option<&'b [u8]> {
     let mut lens = [false; 256];
     let mut firsts = [false; 256];
     for w in wanted {
@@ -199,10 +218,12 @@ fn uses_any(b: &[u8], wanted: &HashSet<&[u8]>) -> bool {
             firsts[usize::from(c)] = true;
         }
     }
-    let mut found = false;
+    let mut found = None;
     each_ident(b, |id| {
-        found = lens[id.len().min(255)] && firsts[usize::from(id[0])] && wanted.contains(id);
-        found
+        if lens[id.len().min(255)] && firsts[usize::from(id[0])] && wanted.contains(id) {
+            found = Some(id);
+        }
+        found.is_some()
     });
     found
 }
@@ -233,7 +254,7 @@ fn idents(b: &[u8]) -> Vec<String> {
 }
 
 /// Calls `f` with each identifier of `b`, in order, until it returns true.
-fn each_ident(b: &[u8], mut f: impl FnMut(&[u8]) -> bool) {
+fn each_ident<'b>(b: &'b [u8], mut f: impl FnMut(&'b [u8]) -> bool) {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -343,8 +364,8 @@ mod tests {
     #[test]
     fn a_use_is_found_among_the_identifiers() {
         let wanted: HashSet<&[u8]> = [b"HERE".as_slice()].into_iter().collect();
-        assert!(uses_any(b"x = sizeof(HERE);", &wanted));
-        assert!(!uses_any(b"x = sizeof(THERE) + HERE_1 + 1HERE;", &wanted));
+        assert_eq!(first_use(b"x = sizeof(HERE);", &wanted), Some(&b"HERE"[..]));
+        assert!(first_use(b"x = sizeof(THERE) + HERE_1 + 1HERE;", &wanted).is_none());
     }
 
     #[test]

@@ -294,8 +294,21 @@ fn hint(
             crate::observe::IGNORE_VAR
         ));
     }
+    if has(DiffKind::Root) {
+        let named: Vec<String> = bound_by
+            .iter()
+            .filter(|b| b.c_file_name)
+            .map(|b| readable(&b.file).escape_debug().to_string())
+            .collect();
+        if !named.is_empty() {
+            return Some(format!(
+                "a C compile of the run opened a file below a machine path by its absolute name, and the file uses a name that expands to the file's own name ({}): `__FILE__`, or a macro built on it such as `assert`. The compiled code can keep that name as data (an assertion's message, its length), as plain cargo builds it, so the record holds only where that directory has the same path: give the machines that share the store the same path for it (CARGO_HOME, the checkout). A build script that names its C files by relative paths leaves the run free of it (see 'A C file's name' in the book's design/observation page)",
+                named.join("; ")
+            ));
+        }
+    }
     if has(DiffKind::Root)
-        && let Some(check) = bound_by.iter().find(|b| b.count == 0)
+        && let Some(check) = bound_by.iter().find(|b| b.count == 0 && !b.c_file_name)
     {
         return Some(format!(
             "a build-script run bound to its checkout, target dir and CARGO_HOME ({}): a run is stored free of them only when run a second time at aliases of them it printed and wrote the same, so that it cannot have turned a path into data; a record holds only where those directories have the same paths (see 'Build-script runs at another place' in the book's design/build-scripts page)",

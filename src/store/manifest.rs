@@ -37,6 +37,11 @@ pub struct BoundBy {
     pub file: String,
     /// How many times the file names the root (0: bound by a check).
     pub count: u64,
+    /// Bound because a C compile of the run opened a file below the root by its absolute
+    /// name and that file uses a name that expands to the file's name (`__FILE__`,
+    /// `assert`: `observe::file_macros`); `file` then says which file and which name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub c_file_name: bool,
 }
 
 /// All input sets seen for one first-level key.

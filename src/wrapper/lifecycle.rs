@@ -372,6 +372,7 @@ impl Cx {
                     root: root.kind.token().to_string(),
                     file: files.get(file).map_or_else(String::new, |f| f.name.clone()),
                     count,
+                    c_file_name: false,
                 });
             }
             inputs.push(Input::new(InputKind::Root, root.kind.token(), root.real));
@@ -520,6 +521,12 @@ pub(super) trait Cached {
     /// place what cargo or a later unit needs from [`Cached::finished`] before then
     /// (a build script's shim), pointing `files` at where their bytes are afterwards.
     fn before_release(&mut self, _cx: &mut Cx, _files: &mut [OutFile]) {}
+    /// The roots [`Cached::inputs`] bound the unit to because of what it read rather
+    /// than what it wrote (a C file's name made data: `observe::file_macros`), and why:
+    /// for `explain`.
+    fn bound_by_reads(&mut self) -> Vec<BoundBy> {
+        Vec::new()
+    }
     /// The reason code of a failed run.
     fn failure_code(&self) -> &'static str;
     /// Fills what only this kind knows (prediction keys, where cargo keeps it).
@@ -685,9 +692,11 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
                                 .as_ref()
                                 .map_or_else(String::new, |(_, why)| why.clone()),
                             count: 0,
+                            c_file_name: false,
                         });
                     }
                 }
+                checked.extend(unit.bound_by_reads());
                 let ansi = unit.ansi();
                 match cx.phase("store", |cx| {
                     cx.store_entry(l1_key, inputs, &files, &ran, ansi, checked)

@@ -35,7 +35,7 @@ use crate::key::{
 };
 use crate::observe::{Observer, Scope, before_run, classify, var_inputs};
 use crate::reason::{BUILD_SCRIPT_FAILED, Uncacheable};
-use crate::store::{EntryMeta, LocalStore, PutOutcome};
+use crate::store::{BoundBy, EntryMeta, LocalStore, PutOutcome};
 
 /// The most files a run's inputs (a directory it declared) or its outputs may hold for
 /// the run to be cached.
@@ -116,6 +116,7 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         root_dir,
         before: HashMap::new(),
         written: Vec::new(),
+        file_bound: Vec::new(),
         key_parts: None,
         added,
     };
@@ -199,6 +200,8 @@ struct Script {
     before: HashMap<PathBuf, String>,
     /// The files the run wrote and the directories it made in `OUT_DIR`: its outputs.
     written: Vec<PathBuf>,
+    /// The roots a C file's name bound the run to, and why (`observe::file_macros`).
+    file_bound: Vec<(String, String)>,
     /// What the first-level key was hashed from (for the key history).
     key_parts: Option<crate::key::KeyParts>,
     /// What the run's environment gets (and the key says of it).
@@ -299,7 +302,7 @@ impl Script {
         ran: &Ran,
         out_dir: &Path,
         before: HashMap<PathBuf, String>,
-    ) -> Result<(Vec<Input>, Vec<PathBuf>), Uncacheable> {
+    ) -> Result<Observed, Uncacheable> {
         let trace = ran.trace.as_ref().ok_or(Uncacheable::Unobserved)?;
         let (_, compiler) = cx
             .compiler
@@ -341,8 +344,20 @@ impl Script {
         }
         inputs.extend(self.declared(cx, &ran.stdout)?);
         normalize_inputs(&mut inputs);
-        Ok((inputs, c.written.into_iter().chain(c.made_dirs).collect()))
+        Ok(Observed {
+            inputs,
+            written: c.written.into_iter().chain(c.made_dirs).collect(),
+            file_bound: c.file_bound,
+        })
     }
+}
+
+/// What a run's record says: its inputs, what it wrote and made in `OUT_DIR`, and the
+/// roots a C file's name bound it to (with why).
+struct Observed {
+    inputs: Vec<Input>,
+    written: Vec<PathBuf>,
+    file_bound: Vec<(String, String)>,
 }
 
 fn tree_reason(e: TreeError) -> Uncacheable {
@@ -479,10 +494,23 @@ impl Cached for Script {
     fn inputs(&mut self, cx: &mut Cx, ran: &Ran) -> Result<Vec<Input>, Uncacheable> {
         let out_dir = self.out_dir.clone();
         let before = std::mem::take(&mut self.before);
-        let (inputs, written) = self.inputs_of(cx, ran, &out_dir, before)?;
+        let observed = self.inputs_of(cx, ran, &out_dir, before)?;
         // The run's outputs are what it wrote: remember which, for `outputs`.
-        self.written = written;
-        Ok(inputs)
+        self.written = observed.written;
+        self.file_bound = observed.file_bound;
+        Ok(observed.inputs)
+    }
+
+    fn bound_by_reads(&mut self) -> Vec<BoundBy> {
+        std::mem::take(&mut self.file_bound)
+            .into_iter()
+            .map(|(root, why)| BoundBy {
+                root,
+                file: why,
+                count: 0,
+                c_file_name: true,
+            })
+            .collect()
     }
 
     /// The files the run wrote in `OUT_DIR` (what was there before and was not written
@@ -600,7 +628,11 @@ impl Cached for Script {
         if ran.code != 0 {
             return Err(format!("the uncached run failed ({})", ran.code));
         }
-        let (mut inputs, written) = self
+        let Observed {
+            mut inputs,
+            written,
+            ..
+        } = self
             .inputs_of(cx, &ran, scratch, HashMap::new())
             .map_err(|u| u.to_string())?;
         // What names the scratch directory names `OUT_DIR` in the recorded run.
