@@ -6,7 +6,7 @@
 //! refuses every way out of that directory (absolute paths, `..`, a drive or UNC prefix,
 //! a symbolic link on the way, NUL bytes).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 /// Why a name was refused by [`confined`].
@@ -106,6 +106,20 @@ pub fn open_unfollowed(path: &Path, opts: &mut std::fs::OpenOptions) -> io::Resu
     use std::os::unix::fs::OpenOptionsExt;
     opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
+}
+
+/// Reads into `buf` until it is full or the reader ends: how many bytes it holds.
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// The text of a small file of a hostile directory ([`open_in_place`]): an error when it

@@ -150,8 +150,11 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             .iter()
             .any(|e| e.op == Op::EnvChange && (e.path == "PATH" || e.path == "*"));
     let searches = PathSearches::of(trace, scope, &proxies, &mut walkers, cc_eligible);
-    let mut seen: BTreeMap<PathBuf, Seen> = BTreeMap::new();
-    let mut made_dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    // Keyed by the path's text as `Path` compares it ([`normal_path`]): a C run has tens
+    // of thousands of events, and comparing `Path`s component by component was most of
+    // the time spent here.
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    let mut made_dirs: BTreeSet<String> = BTreeSet::new();
     let mut vars: BTreeSet<String> = BTreeSet::new();
     if searches.path_whole {
         vars.insert("PATH".to_string());
@@ -205,29 +208,30 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             }
             _ => {}
         }
-        let path = PathBuf::from(&e.path);
-        if !path.is_absolute() {
+        if !e.path.starts_with('/') {
             continue;
         }
-        if is_environ_file(&path) && e.op == Op::Read && e.err == 0 {
+        let text = normal_path(&e.path);
+        let path = Path::new(text.as_ref());
+        if is_environ_file(path) && e.op == Op::Read && e.err == 0 {
             c.env_whole.get_or_insert_with(|| e.path.clone());
             continue;
         }
-        if let Some(special) = special(&path) {
+        if let Some(special) = special(path) {
             host_cpu |= special;
             continue;
         }
         // Below a directory the run made: one of the path's ancestors (its proper
         // prefixes, component by component, as `starts_with` compares) is such a one.
         // Looked up, not compared with each: a C build makes a directory per object.
-        if path.ancestors().skip(1).any(|a| made_dirs.contains(a)) {
+        if below_any(&text, &made_dirs) {
             // Its own scratch, or an output.
-            if e.op == Op::Write && e.err == 0 && scope.in_out_dir(&path) {
-                c.written.insert(path.clone());
+            if e.op == Op::Write && e.err == 0 && scope.in_out_dir(path) {
+                c.written.insert(path.to_path_buf());
             }
             continue;
         }
-        let entry = seen.entry(path.clone()).or_default();
+        let entry = seen.entry(text.to_string()).or_default();
         let first = !(entry.made
             || entry.read
             || entry.asked
@@ -242,14 +246,14 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
                     entry.made = true;
                 }
                 if e.op == Op::Mkdir {
-                    made_dirs.insert(path.clone());
-                    if scope.in_out_dir(&path) {
-                        c.made_dirs.insert(path.clone());
+                    made_dirs.insert(text.to_string());
+                    if scope.in_out_dir(path) {
+                        c.made_dirs.insert(path.to_path_buf());
                     } else {
-                        c.note_write(&path, scope);
+                        c.note_write(path, scope);
                     }
                 } else {
-                    c.note_write(&path, scope);
+                    c.note_write(path, scope);
                 }
             }
             // A failed create: `EEXIST` says the path was there, `ENOENT` that its
@@ -290,7 +294,8 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
 
     let pm = scope.pm;
     let mut inputs: Vec<Input> = Vec::new();
-    for (path, s) in &seen {
+    for (text, s) in &seen {
+        let path = &PathBuf::from(text);
         // A dependency directory is where rustc looks for crates the `--extern`s do
         // not name; what it finds there is covered by their identities.
         let dependency_dir = scope.artifact_dirs.iter().any(|d| d == path);
@@ -395,8 +400,11 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
     // stdout, a temporary directory made in the working directory): scratch of its own,
     // not a write. `mkdir` succeeding says it was not there before; what was moved or
     // linked out of it is a write of its own.
-    c.wrote_outside
-        .retain(|p| !made_dirs.iter().any(|d| p.starts_with(d) && is_gone(d)));
+    c.wrote_outside.retain(|p| {
+        !made_dirs
+            .iter()
+            .any(|d| p.starts_with(d) && is_gone(Path::new(d)))
+    });
     c.host_cpu = host_cpu;
     // Walks up from a root, named from the root.
     super::above::relate(&mut inputs, pm);
@@ -644,6 +652,40 @@ pub fn bound_roots(text: &str, pm: &PathMap) -> Vec<Input> {
         .collect()
 }
 
+/// `p` (absolute) as `Path` compares it: without empty components, `.` components and a
+/// separator at the end. Two texts name the same `Path` exactly when they are the same
+/// here, so a map keyed by it compares bytes where a map of `PathBuf`s parses components.
+fn normal_path(p: &str) -> std::borrow::Cow<'_, str> {
+    let plain = !p.contains("//")
+        && !p.contains("/./")
+        && !p.ends_with("/.")
+        && (p.len() == 1 || !p.ends_with('/'));
+    if plain {
+        std::borrow::Cow::Borrowed(p)
+    } else {
+        let normal: PathBuf = Path::new(p).components().collect();
+        std::borrow::Cow::Owned(normal.to_string_lossy().into_owned())
+    }
+}
+
+/// Whether one of the proper ancestors of `path` (a [`normal_path`]) is in `dirs`, as
+/// `Path::ancestors` gives them.
+fn below_any(path: &str, dirs: &BTreeSet<String>) -> bool {
+    if dirs.is_empty() {
+        return false;
+    }
+    let mut s = path;
+    while s.len() > 1
+        && let Some(i) = s.rfind('/')
+    {
+        s = if i == 0 { "/" } else { &s[..i] };
+        if dirs.contains(s) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Whether nothing is at `p` now.
 fn is_gone(p: &Path) -> bool {
     matches!(std::fs::symlink_metadata(p), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
@@ -768,6 +810,66 @@ const fn libc_eexist() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The texts the maps are keyed by name the same path exactly when `Path` says so,
+    /// and the made directories found above a path are `Path::ancestors`' own.
+    #[test]
+    fn paths_are_keyed_and_walked_up_as_path_compares_them() {
+        let texts = [
+            "/",
+            "/.",
+            "//",
+            "/a",
+            "/a/",
+            "/a//",
+            "/a/.",
+            "/a/./",
+            "/a/b",
+            "/a//b",
+            "/a/./b",
+            "/a/b/",
+            "/a/b/.",
+            "/a/../b",
+            "/a/..",
+            "/a/b/..",
+            "/ab",
+            "/a.b",
+            "/a/.b",
+            "/a/b./c",
+            "/a//./b//",
+            "/tmp/x/y.o",
+            "/tmp/x",
+        ];
+        for a in texts {
+            for b in texts {
+                assert_eq!(
+                    normal_path(a) == normal_path(b),
+                    Path::new(a) == Path::new(b),
+                    "{a} and {b}"
+                );
+            }
+        }
+        for dirs in [
+            vec!["/"],
+            vec!["/a"],
+            vec!["/a/b", "/tmp/x"],
+            vec!["/a/.."],
+            vec![],
+        ] {
+            let set: BTreeSet<String> = dirs.iter().map(|d| normal_path(d).into_owned()).collect();
+            for p in texts {
+                let by_path = Path::new(p)
+                    .ancestors()
+                    .skip(1)
+                    .any(|a| dirs.iter().any(|d| Path::new(d) == a));
+                assert_eq!(
+                    below_any(&normal_path(p), &set),
+                    by_path,
+                    "{p} below {dirs:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn reads_probes_and_exceptions() {

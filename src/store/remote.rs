@@ -584,7 +584,7 @@ impl RemoteStore {
                 };
                 let mut file = std::fs::File::open(src).map_err(rerr)?;
                 loop {
-                    let got = read_full(&mut file, &mut buf).map_err(rerr)?;
+                    let got = crate::fsx::read_full(&mut file, &mut buf).map_err(rerr)?;
                     if got == 0 {
                         break;
                     }
@@ -627,19 +627,6 @@ pub fn verify_entry(path: &Path, key: &Key, whole: bool) -> Result<(), String> {
         super::entry::ReadError::Corrupt(c) => c,
         other => format!("{other:?}"),
     })
-}
-
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    use std::io::Read;
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = f.read(&mut buf[filled..])?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    Ok(filled)
 }
 
 /// The key prefix and the login of a Redis (or Redis Cluster) client.

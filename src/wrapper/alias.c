@@ -155,9 +155,10 @@ static void load_memo(void) {
     }
 }
 
-/* The memo is read when a program is first started, not when a process starts: the
- * memo of a large C library is megabytes, and most processes of a run (the compilers,
- * the `true` standing in for them) start none. 0: unread, 1: being read, 2: read. */
+/* The memo is read when a program is first started (or a process forks, `fork` below),
+ * not when a process starts: the memo of a large C library is megabytes, and most
+ * processes of a run (the compilers, the `true` standing in for them) start none.
+ * 0: unread, 1: being read, 2: read. */
 static int memo_state;
 
 /* Reads the memo once; true when it has been read. A thread that finds another reading
@@ -235,8 +236,12 @@ static int take_object(const struct compile *c) {
         close(in);
         return -1;
     }
-    char buf[1 << 16];
     int rc = 0;
+    /* The kernel's copy first (no pass through this process's memory; a reflink where
+     * the file system has them); from where it stopped, by reads and writes. */
+    for (ssize_t r; (r = copy_file_range(in, NULL, out, NULL, 1 << 30, 0)) != 0;)
+        if (r < 0) break;
+    char buf[1 << 16];
     for (ssize_t r; (r = read(in, buf, sizeof buf)) != 0;) {
         if (r < 0 || write(out, buf, (size_t)r) != r) {
             rc = -1;
@@ -537,6 +542,15 @@ ssize_t __readlink_chk(const char *p, char *buf, size_t n, size_t cap) {
     (void)cap;
     REAL(readlink);
     return rewrite_link(real_readlink(p, buf, n), buf, n);
+}
+
+/* A process that forks to start programs reads the memo before it forks, once, and its
+ * children have it: read in each child instead, a C library's memo (hundreds of
+ * kilobytes for zstd's 45 compiles) was read and parsed once per compile. */
+pid_t fork(void) {
+    REAL(fork);
+    if (__atomic_load_n(&memo_state, __ATOMIC_ACQUIRE) == 0 && getenv("XCACHE_CC_MEMO")) memo_ready();
+    return real_fork();
 }
 
 int posix_spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa,

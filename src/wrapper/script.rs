@@ -45,6 +45,22 @@ const MAX_FILES: usize = 10_000;
 /// stored as bytes (and are scanned for machine paths like any binary output).
 const MAX_TEXT: u64 = 8 * 1024 * 1024;
 
+/// The file at `path` if it is text (UTF-8). Its first block is read first: a C
+/// library's objects and archives (megabytes) are told by it, not read whole.
+fn read_text(path: &Path) -> Option<String> {
+    let mut f = fs::File::open(path).ok()?;
+    let mut head = vec![0u8; 4096];
+    let n = crate::fsx::read_full(&mut f, &mut head).ok()?;
+    head.truncate(n);
+    // Not text: a byte sequence that is no character (one cut at the block's end may
+    // still be).
+    if std::str::from_utf8(&head).is_err_and(|e| e.error_len().is_some()) {
+        return None;
+    }
+    io::Read::read_to_end(&mut f, &mut head).ok()?;
+    String::from_utf8(head).ok()
+}
+
 /// The longest run that is made a second time whole for its path check (`run_check`):
 /// a longer one (a C library's run compiles for seconds) is made again only when it
 /// compiled (the second run takes those compiles from it), else bound to its roots.
@@ -553,10 +569,7 @@ impl Cached for Script {
                 continue;
             }
             let text = if meta.len() <= MAX_TEXT {
-                fs::read(&path)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .map(|t| cx.pm.normalize_text(&t))
+                read_text(&path).map(|t| cx.pm.normalize_text(&t))
             } else {
                 None
             };
@@ -784,4 +797,42 @@ fn sysroot_rustc(cx: &Cx) -> Option<(String, String)> {
         return None;
     }
     Some((rustc.to_str()?.to_string(), id.version.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file is text exactly when it is UTF-8 whole, whatever its first block holds: a
+    /// character cut at the block's end, a bad byte after it.
+    #[test]
+    fn a_file_is_text_when_it_is_utf8_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("ascii", b"cargo:rustc-cfg=x\n".to_vec()),
+            ("object", b"\x7fELF\x02\x01\x01\0\0\0\xff\xfe".to_vec()),
+            ("cut", {
+                let mut v = vec![b'a'; 4095];
+                v.extend("é and more".as_bytes());
+                v
+            }),
+            ("bad-late", {
+                let mut v = vec![b'a'; 5000];
+                v.push(0xff);
+                v
+            }),
+            ("bad-at-end-of-block", {
+                let mut v = vec![b'a'; 4095];
+                v.push(0xc3);
+                v.push(b'a');
+                v
+            }),
+        ];
+        for (name, bytes) in cases {
+            let p = dir.path().join(name);
+            std::fs::write(&p, &bytes).unwrap();
+            assert_eq!(read_text(&p), String::from_utf8(bytes).ok(), "{name}");
+        }
+    }
 }
