@@ -564,13 +564,7 @@ fn linker_script(file: &Path) -> io::Result<Option<String>> {
     use std::io::Read;
     let mut f = fs::File::open(file)?;
     let mut head = [0u8; 7];
-    let mut got = 0;
-    while got < head.len() {
-        match f.read(&mut head[got..])? {
-            0 => break,
-            n => got += n,
-        }
-    }
+    let got = crate::fsx::read_full(&mut f, &mut head)?;
     let head = &head[..got];
     if head.starts_with(b"\x7fELF") || head.starts_with(b"!<arch>") {
         return Ok(None);

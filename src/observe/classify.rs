@@ -295,7 +295,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
     let pm = scope.pm;
     let mut inputs: Vec<Input> = Vec::new();
     for (text, s) in &seen {
-        let path = &PathBuf::from(text);
+        let path = Path::new(text);
         // A dependency directory is where rustc looks for crates the `--extern`s do
         // not name; what it finds there is covered by their identities.
         let dependency_dir = scope.artifact_dirs.iter().any(|d| d == path);
@@ -336,7 +336,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
                     .and_then(|m| m.modified())
                     .is_ok_and(|m| m > scope.started)
             {
-                c.changed_during.get_or_insert(path.clone());
+                c.changed_during.get_or_insert(path.to_path_buf());
             }
             inputs.push(Input::new(InputKind::Path, name.clone(), state));
         }
