@@ -43,10 +43,10 @@ fn seed_records(store: &Path) -> Vec<String> {
     names
 }
 
-/// The front-end captures the units whose events are in while it waits for the wrappers
-/// still storing after cargo, and the rest after: every unit once, as a build whose
-/// wrappers store before cargo goes on (nothing to wait for, all captured at the end)
-/// captures them.
+/// The front-end captures the units cargo is done with while it runs, those whose
+/// events are in while it waits for the wrappers still storing after cargo, and the rest
+/// after: every unit once, as a build whose wrappers store before cargo goes on (nothing
+/// to wait for) captures them.
 #[test]
 fn units_captured_while_the_last_store_is_waited_for_are_all_the_units() {
     let s = Scratch::new();
@@ -60,7 +60,6 @@ fn units_captured_while_the_last_store_is_waited_for_are_all_the_units() {
     let b2 = xcache_build(&ws2, &other, &[], &[("XCACHE_BACKGROUND_STORE", "0")]);
     b2.assert_success();
     let r2 = Report::read(&ws2.join("target"));
-    assert_eq!(r2.summary("capture_early_ms"), 0);
 
     assert!(r.summary("captured") >= 3);
     assert_eq!(r.summary("captured"), r2.summary("captured"));
@@ -74,6 +73,97 @@ fn units_captured_while_the_last_store_is_waited_for_are_all_the_units() {
     let r3 = Report::read(&ws3.join("target"));
     assert_eq!(r3.summary("misses"), 0);
     assert!(r3.summary("seeded") >= r.summary("captured"));
+}
+
+/// A cargo (`CARGO`) that, once the real one has built, runs `after` (a shell command in
+/// the workspace) and then lingers: the front-end's capture while cargo runs sees every
+/// unit done.
+fn lingering_cargo(s: &Scratch, after: &str) -> PathBuf {
+    let path = s.path("lingering-cargo");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\ncargo \"$@\" || exit $?\nif [ \"$1\" = build ]; then sleep 3; {after}; fi\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Each seed record's fingerprint directories (one per variant), sorted.
+fn recorded_variants(store: &Path) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(store.join("v2/seeds")).unwrap() {
+        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(f.unwrap().path()).unwrap()).unwrap();
+            let mut dirs: Vec<String> = v["variants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["fingerprint_dir"].as_str().unwrap().to_string())
+                .collect();
+            dirs.sort();
+            out.push(dirs);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Units cargo is done with are captured while it still runs: the same records as a
+/// build whose units are captured once it has exited, and a checkout seeded from them
+/// builds nothing. A unit whose fingerprint cargo writes again after its capture (the
+/// same length, other bytes) is captured again once cargo has exited, from what cargo
+/// left: a second variant.
+#[test]
+fn units_are_captured_while_cargo_runs_and_again_once_cargo_wrote_what_they_read() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws1");
+    let lingering = lingering_cargo(&s, "true");
+    let b = xcache_build(
+        &ws,
+        &s.store(),
+        &[],
+        &[("CARGO", lingering.to_str().unwrap())],
+    );
+    b.assert_success();
+    let r = Report::read(&ws.join("target"));
+    assert!(r.summary("captured") >= 3);
+    assert!(r.summary("capture_during_ms") > 0, "{}", b.stderr());
+    let once = recorded_variants(&s.store());
+    assert!(once.iter().all(|v| v.len() == 1), "{once:?}");
+
+    let ws3 = s.checkout("basic-workspace", "ws3");
+    let b3 = xcache_build(&ws3, &s.store(), &[], &[]);
+    b3.assert_success();
+    assert_eq!(b3.run("app"), EXPECTED_OUTPUT);
+    let r3 = Report::read(&ws3.join("target"));
+    assert_eq!(r3.summary("misses"), 0);
+
+    // cargo writes util's hash file again after util was captured.
+    let other = s.path("store-rewritten");
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let rewriting = lingering_cargo(
+        &s,
+        "for f in target/debug/.fingerprint/util-*/lib-util; do printf ffffffffffffffff > \"$f\"; done",
+    );
+    let b2 = xcache_build(&ws2, &other, &[], &[("CARGO", rewriting.to_str().unwrap())]);
+    b2.assert_success();
+    let twice = recorded_variants(&other);
+    let util: Vec<&Vec<String>> = twice
+        .iter()
+        .filter(|v| v.iter().any(|d| d.contains("/util-")))
+        .collect();
+    assert_eq!(util.len(), 1, "{twice:?}");
+    assert_eq!(util[0].len(), 2, "util captured again: {twice:?}");
+    assert_eq!(
+        twice.iter().filter(|v| v.len() == 1).count(),
+        once.len() - 1,
+        "{twice:?}"
+    );
 }
 
 /// Plants `ws`'s target dir from the store without building; returns the planted

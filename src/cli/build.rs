@@ -327,7 +327,13 @@ pub(super) fn run_build(
     if stdout_reader.is_none() {
         stdout_reader = read_cargo_stdout(&mut child, &fresh, user_format.is_some());
     }
-    let status = std::thread::scope(|scope| {
+    let (status, while_building) = std::thread::scope(|scope| {
+        // Units cargo is done with are captured for seeding while it goes on.
+        let (stop_capture, capture_stop) = std::sync::mpsc::channel::<()>();
+        let capturing = seeds.as_ref().map(|s| {
+            let (env, events_path, stop) = (&env, &events_path, capture_stop);
+            scope.spawn(move || s.capture_while_building(events_path, env, &stop))
+        });
         if let Some(err) = child.stderr.take() {
             let progress = &progress;
             scope.spawn(move || {
@@ -342,7 +348,7 @@ pub(super) fn run_build(
         scope.spawn(move || {
             let _ = done_tx.send(child.wait());
         });
-        loop {
+        let status = loop {
             match done.recv_timeout(Duration::from_millis(100)) {
                 Ok(status) => break status,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -360,7 +366,9 @@ pub(super) fn run_build(
                     break Err(std::io::Error::other("cargo's waiter ended"));
                 }
             }
-        }
+        };
+        drop(stop_capture);
+        (status, capturing.and_then(|h| h.join().ok()))
     });
     if status.is_err() {
         progress.finish();
@@ -393,7 +401,7 @@ pub(super) fn run_build(
                 scope.spawn(move || {
                     read_events(events_path)
                         .ok()
-                        .map(|evs| s.capture_early(&evs, env))
+                        .map(|evs| s.capture_early(&evs, env, while_building))
                 })
             });
             let (_, late) = crate::wrapper::wait_all(dir, BACKGROUND_LIMIT);
@@ -413,6 +421,11 @@ pub(super) fn run_build(
             ));
         }
         let _ = std::fs::remove_dir_all(dir);
+    } else if let (Some(s), Some(wb), 0) = (&seeds, while_building, code) {
+        // No stores went on after cargo: what was captured while it ran is judged now.
+        early = read_events(&events_path)
+            .ok()
+            .map(|evs| s.capture_early(&evs, &env, Some(wb)));
     }
     if let Some(dir) = &later_dir {
         let _ = std::fs::remove_dir_all(dir);

@@ -1,17 +1,23 @@
 //! Target-dir seeding around one `cargo xcache build`: plant before cargo starts,
 //! account for what cargo found fresh, capture what the build cached.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
 
 use super::build::FreshUnits;
 use crate::config::{BuildConfig, Env, cargo_home};
 use crate::plan::Plan;
 use crate::prefetch::Arrivals;
 use crate::report::BuildReport;
-use crate::seed::{CaptureStats, Captured, PlantInput, Planted, capture, plant};
+use crate::seed::{
+    Attempt, CaptureStats, Captured, PlantInput, Planted, Site, capture, capture_one, plant,
+    still_as_read,
+};
 use crate::store::LocalStore;
-use crate::wrapper::{Outcome, UnitEvent, UnitRecord, Warning};
+use crate::wrapper::{EventTail, Outcome, UnitEvent, UnitRecord, Warning};
 
 /// Seeding state for one build.
 pub struct SeedSession {
@@ -34,6 +40,8 @@ pub struct EarlyCapture {
     done: Vec<bool>,
     stats: CaptureStats,
     ms: u64,
+    /// Capture while cargo ran.
+    during_ms: u64,
     /// How long it went on after the wait ended (the build's end held up).
     after_wait_ms: u64,
 }
@@ -45,30 +53,127 @@ impl EarlyCapture {
     }
 }
 
+/// What was captured while cargo ran: each unit cargo was done with, in the order of the
+/// events read then (the first of the events read at the end).
+#[derive(Debug, Default)]
+pub struct WhileBuilding {
+    events: Vec<UnitEvent>,
+    attempts: Vec<Option<Attempt>>,
+    ms: u64,
+}
+
+/// How often the capture while cargo runs looks for units cargo is done with.
+const CAPTURE_TICK: Duration = Duration::from_millis(250);
+
 impl SeedSession {
+    fn site<'a>(&'a self, env: &'a Env) -> Site<'a> {
+        Site {
+            store: &self.store,
+            workspace_root: &self.workspace_root,
+            cargo_home: self.cargo_home.as_deref(),
+            env,
+            cargo_version: &self.cargo_version,
+        }
+    }
+
+    /// Captures, while cargo runs, each unit whose event is in and that cargo is done
+    /// with ([`crate::seed::settled`]), one at a time at the lowest priority (it takes
+    /// the cores the compiles leave idle), until `stop` says cargo has exited. What it
+    /// captured is judged again then ([`SeedSession::capture_early`]).
+    pub fn capture_while_building(
+        &self,
+        events_path: &Path,
+        env: &Env,
+        stop: &Receiver<()>,
+    ) -> WhileBuilding {
+        // A thread's nice value is its own on Linux.
+        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+        let mut tail = EventTail::new(events_path);
+        let mut wb = WhileBuilding::default();
+        let stopped = || !matches!(stop.try_recv(), Err(TryRecvError::Empty));
+        loop {
+            match stop.recv_timeout(CAPTURE_TICK) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return wb,
+            }
+            if let Ok(new) = tail.read_new() {
+                wb.events.extend(new);
+                wb.attempts.resize_with(wb.events.len(), || None);
+            }
+            for i in 0..wb.events.len() {
+                let ev = &wb.events[i];
+                if wb.attempts[i].is_some()
+                    || !crate::seed::ready(ev, &wb.events)
+                    || !crate::seed::settled(ev, &wb.events)
+                {
+                    continue;
+                }
+                if stopped() {
+                    return wb;
+                }
+                let t = Instant::now();
+                let attempt = capture_one(self.site(env), ev, &wb.events);
+                wb.ms += t.elapsed().as_millis() as u64;
+                wb.attempts[i] = Some(attempt);
+            }
+        }
+    }
+
     /// Captures, after a successful cargo and while the wrappers that went on in the
     /// background still store, the units of `events` (those done so far) whose events
-    /// capturing needs are all there; [`SeedSession::finish`] captures the rest.
-    pub fn capture_early(&self, events: &[UnitEvent], env: &Env) -> EarlyCapture {
+    /// capturing needs are all there; [`SeedSession::finish`] captures the rest. A unit
+    /// captured while cargo ran (`while_building`) is not captured again if nothing its
+    /// capture read moved since.
+    pub fn capture_early(
+        &self,
+        events: &[UnitEvent],
+        env: &Env,
+        while_building: Option<WhileBuilding>,
+    ) -> EarlyCapture {
         let t = Instant::now();
+        let mut stats = CaptureStats::default();
+        let mut held = vec![false; events.len()];
+        let mut during_ms = 0;
+        if let Some(wb) = while_building {
+            during_ms = wb.ms;
+            // The events read while cargo ran are the first of these (the file is only
+            // appended to); were they not, nothing captured then is kept.
+            let prefix = wb.events.len() <= events.len()
+                && wb
+                    .events
+                    .iter()
+                    .zip(events)
+                    .all(|(a, b)| a.pid == b.pid && a.unit.key == b.unit.key);
+            if prefix {
+                let stands: Vec<bool> = wb
+                    .attempts
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        a.as_ref()
+                            .is_some_and(|a| a.is_final() && still_as_read(&events[i], events, a))
+                    })
+                    .collect();
+                for ((i, a), ok) in wb.attempts.into_iter().enumerate().zip(stands) {
+                    if let (Some(a), true) = (a, ok) {
+                        held[i] = true;
+                        a.count_into(&mut stats);
+                    }
+                }
+            }
+        }
         let done: Vec<bool> = events
             .iter()
-            .map(|ev| crate::seed::ready(ev, events))
+            .enumerate()
+            .map(|(i, ev)| held[i] || crate::seed::ready(ev, events))
             .collect();
-        let stats = capture(
-            &self.store,
-            events,
-            |i| done[i],
-            &self.workspace_root,
-            self.cargo_home.as_deref(),
-            env,
-            &self.cargo_version,
-        );
+        stats.merge(capture(self.site(env), events, |i| done[i] && !held[i]));
         EarlyCapture {
             events: events.iter().map(|e| (e.pid, e.unit.key.clone())).collect(),
             done,
             stats,
             ms: t.elapsed().as_millis() as u64,
+            during_ms,
             after_wait_ms: 0,
         }
     }
@@ -306,21 +411,14 @@ impl SeedSession {
                         .as_ref()
                         .is_some_and(|e| e.done.get(i).copied().unwrap_or(false))
             };
-            let mut stats = capture(
-                &self.store,
-                events,
-                |i| !done_early(i),
-                &self.workspace_root,
-                self.cargo_home.as_deref(),
-                env,
-                &self.cargo_version,
-            );
+            let mut stats = capture(self.site(env), events, |i| !done_early(i));
             let s = &mut report.summary;
             s.capture_ms = t.elapsed().as_millis() as u64;
             if let Some(e) = early {
                 stats.captured += e.stats.captured;
                 stats.variants.extend(e.stats.variants);
                 s.capture_early_ms = e.ms;
+                s.capture_during_ms = e.during_ms;
                 s.capture_ms += e.after_wait_ms;
             }
             s.captured = stats.captured;

@@ -133,6 +133,10 @@ pub struct Summary {
     /// Capture done while that wait went on (of the units whose events were in).
     #[serde(default)]
     pub capture_early_ms: u64,
+    /// Capture done while cargo still ran, of the units it was done with (at the
+    /// lowest priority, beside the compiles).
+    #[serde(default)]
+    pub capture_during_ms: u64,
     /// Units that found an entry or seed pack no trusted key signed (with
     /// `XCACHE_TRUSTED_KEYS`), and so compiled; each is also counted as a miss.
     #[serde(default)]

@@ -1,5 +1,7 @@
-//! Capturing units after a successful build: cargo's files for each unit the wrapper
-//! cached, and the inputs that must stay unchanged for them to be planted again.
+//! Capturing units as a build ends: cargo's files for each unit the wrapper cached, and
+//! the inputs that must stay unchanged for them to be planted again. A unit cargo is
+//! done with is captured while cargo still runs (`capture_one`), and that capture
+//! stands once cargo has exited only if nothing it read moved since (`still_as_read`).
 
 use std::fs;
 use std::io;
@@ -13,7 +15,7 @@ use crate::key::{
     Input, InputKind, Key, PathMap, RootKind, identity_digest, link_input_identity,
     normalize_inputs, recorded_identity,
 };
-use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, Variant};
+use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, ReadAs, Variant};
 use crate::wrapper::{Outcome, UnitEvent};
 
 /// A variant a capture recorded: what the remote index should learn.
@@ -59,46 +61,223 @@ impl From<io::Error> for Skip {
 /// of a unit's key that no recorded input carries.
 pub(super) const RUSTC_ENV: &[&str] = &["RUSTC_BOOTSTRAP", "RUSTC_FORCE_RUSTC_VERSION"];
 
+/// What every capture of one build shares: the store, where the workspace and
+/// `CARGO_HOME` are, the environment and cargo's version.
+#[derive(Clone, Copy)]
+pub struct Site<'a> {
+    pub store: &'a LocalStore,
+    pub workspace_root: &'a Path,
+    pub cargo_home: Option<&'a Path>,
+    pub env: &'a Env,
+    pub cargo_version: &'a str,
+}
+
 /// Captures each unit of `events` that the wrapper hit or stored and `wanted` picks (by
 /// its index in `events`).
 pub fn capture(
-    store: &LocalStore,
+    site: Site<'_>,
     events: &[UnitEvent],
     wanted: impl Fn(usize) -> bool + Sync,
-    workspace_root: &Path,
-    cargo_home: Option<&Path>,
-    env: &Env,
-    cargo_version: &str,
 ) -> CaptureStats {
     let results: Vec<Result<Option<Captured>, Skip>> = events
         .par_iter()
         .enumerate()
         .filter(|(i, _)| wanted(*i))
-        .map(|(_, ev)| {
-            capture_unit(
-                store,
-                ev,
-                events,
-                workspace_root,
-                cargo_home,
-                env,
-                cargo_version,
-            )
-        })
+        .map(|(_, ev)| capture_unit(site, ev, events, &mut None))
         .collect();
     let mut stats = CaptureStats::default();
     for r in results {
-        match r {
-            Ok(Some(c)) => {
-                stats.captured += 1;
-                stats.variants.push(c);
-            }
-            Ok(None) => stats.unchanged += 1,
-            Err(Skip::NotCached) => {}
-            Err(Skip::Unseedable | Skip::Io) => stats.unseedable += 1,
-        }
+        stats.add(r);
     }
     stats
+}
+
+impl CaptureStats {
+    fn add(&mut self, r: Result<Option<Captured>, Skip>) {
+        match r {
+            Ok(Some(c)) => {
+                self.captured += 1;
+                self.variants.push(c);
+            }
+            Ok(None) => self.unchanged += 1,
+            Err(Skip::NotCached) => {}
+            Err(Skip::Unseedable | Skip::Io) => self.unseedable += 1,
+        }
+    }
+
+    /// Adds what another capture did.
+    pub fn merge(&mut self, other: CaptureStats) {
+        self.captured += other.captured;
+        self.unchanged += other.unchanged;
+        self.unseedable += other.unseedable;
+        self.variants.extend(other.variants);
+    }
+}
+
+/// The files of the target dir a capture read (relative to the target root), each as it
+/// was before it was read; `None` when the capture read none (its outcome followed from
+/// the event and the store alone).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stamps(Option<Vec<(String, ReadAs)>>);
+
+/// A unit captured while cargo still ran: what the capture did, and what it read. It
+/// stands once cargo has exited only if [`still_as_read`] says so.
+#[derive(Debug)]
+pub struct Attempt {
+    result: Result<Option<Captured>, Skip>,
+    stamps: Stamps,
+}
+
+impl Attempt {
+    /// Whether the attempt's outcome may stand: not a failure to read, which the capture
+    /// after cargo tries again.
+    pub fn is_final(&self) -> bool {
+        !matches!(self.result, Err(Skip::Io))
+    }
+
+    /// Adds the outcome to `stats`.
+    pub fn count_into(self, stats: &mut CaptureStats) {
+        stats.add(self.result);
+    }
+}
+
+/// Captures one unit of `events` (as [`capture`] does), keeping what it read so that
+/// [`still_as_read`] can tell, once cargo has exited, whether cargo wrote any of it
+/// since.
+pub fn capture_one(site: Site<'_>, ev: &UnitEvent, events: &[UnitEvent]) -> Attempt {
+    let mut stamps = None;
+    let result = capture_unit(site, ev, events, &mut stamps);
+    Attempt {
+        result,
+        stamps: Stamps(stamps),
+    }
+}
+
+/// Whether the files of the target dir a capture of `ev` read are all still as they were
+/// then, and no file was added beside them: the same names, each the same inode with the
+/// same length and modification time. cargo writes a unit's fingerprint after its
+/// wrapper has exited, and rewrites it in place (a new length or time): a capture made
+/// while cargo ran holds only if nothing it read moved since.
+pub fn still_as_read(ev: &UnitEvent, events: &[UnitEvent], attempt: &Attempt) -> bool {
+    let Some(read) = &attempt.stamps.0 else {
+        return true;
+    };
+    let Some((pl, pr, run_fp, fp)) = unit_dirs(ev, events) else {
+        return false;
+    };
+    unit_files(&pl.target_root, pl, pr, run_fp.as_deref(), &fp).is_ok_and(|files| {
+        files.len() == read.len()
+            && files
+                .iter()
+                .zip(read)
+                .all(|(f, (rel, stamp))| f.rel == *rel && f.stamp == *stamp)
+    })
+}
+
+/// Whether cargo is done with `ev`'s unit (and the build-script run it read): its
+/// `.fingerprint` directory holds a fingerprint (a hash file and its `.json`) written
+/// since the unit's wrapper started. cargo writes the fingerprint last, after the
+/// wrapper has exited; until then a capture would read the last build's, or none. (Not
+/// a proof: [`still_as_read`] is, once cargo has exited.)
+pub fn settled(ev: &UnitEvent, events: &[UnitEvent]) -> bool {
+    let Some((pl, _, run_fp, fp)) = unit_dirs(ev, events) else {
+        // Nothing of the target dir is read: the capture stops at the event.
+        return true;
+    };
+    let root = &pl.target_root;
+    let written_since = |dir: &Path, since_ms: u64| -> bool {
+        let Ok(rd) = fs::read_dir(dir) else {
+            return false;
+        };
+        let since = std::time::UNIX_EPOCH + std::time::Duration::from_millis(since_ms);
+        let fresh = |p: &Path| {
+            fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since)
+        };
+        let mut any = false;
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                if !fresh(&p) || !fresh(&p.with_extension("")) {
+                    return false;
+                }
+                any = true;
+            }
+        }
+        any
+    };
+    if !written_since(&root.join(&fp), ev.start_ms) {
+        return false;
+    }
+    match (&pl.run_dir, &run_fp) {
+        (Some(run), Some(run_fp)) => run_event(events, run, root)
+            .is_some_and(|run_ev| written_since(&root.join(run_fp), run_ev.start_ms)),
+        _ => true,
+    }
+}
+
+/// Where a unit's files are, for an event the capture reads the target dir for: its
+/// place, its profile root, and the `.fingerprint` directories of its build-script run
+/// (if any) and of itself (relative to the target root).
+fn unit_dirs<'e>(
+    ev: &'e UnitEvent,
+    events: &[UnitEvent],
+) -> Option<(
+    &'e crate::wrapper::UnitPlace,
+    &'e str,
+    Option<String>,
+    String,
+)> {
+    let pl = ev.place.as_ref()?;
+    ev.spk.as_deref().and_then(Key::from_hex)?;
+    ev.unit.key.as_ref()?;
+    let pr = profile_root(&pl.out_dir)?;
+    if let Some(run) = &pl.run_dir {
+        run_event(events, run, &pl.target_root)?;
+    }
+    let run_fp = pl
+        .run_dir
+        .as_ref()
+        .map(|r| format!("{pr}/.fingerprint/{r}"));
+    let fp = format!("{pr}/.fingerprint/{}", pl.unit_dir);
+    Some((pl, pr, run_fp, fp))
+}
+
+/// cargo's files for a unit (`pl`, under profile root `pr`), each as it is now: the
+/// build script's directory (a build script's compile), the run's directory, the run's
+/// and the unit's `.fingerprint` directories. Text is read; other files are not.
+fn unit_files(
+    root: &Path,
+    pl: &crate::wrapper::UnitPlace,
+    pr: &str,
+    run_fp: Option<&str>,
+    fp: &str,
+) -> Result<Vec<PackFile>, Skip> {
+    let mut files: Vec<PackFile> = Vec::new();
+    if pl.out_dir.contains("/build/") {
+        // A build script: its directory holds the executable, cargo's hard link to it
+        // and the dep-info; they travel in the pack.
+        walk_into(root, &pl.out_dir, &mut files, |name, top| {
+            top && name.ends_with(".d")
+        })?;
+    }
+    if let Some(run) = &pl.run_dir {
+        walk_into(
+            root,
+            &format!("{pr}/build/{run}"),
+            &mut files,
+            |name, top| top && matches!(name, "output" | "root-output" | "stderr"),
+        )?;
+    }
+    if let Some(fp) = run_fp {
+        fingerprint_into(root, fp, &mut files)?;
+    }
+    fingerprint_into(root, fp, &mut files)?;
+    // A build script's real executable (behind the shim) goes last: planting links it
+    // from its object and stops reading the pack before it.
+    files.sort_by_key(is_real_executable);
+    Ok(files)
 }
 
 /// Whether every event capturing `ev` needs is among `events`: the event of the
@@ -150,6 +329,8 @@ struct PackFile {
     rel: String,
     src: Src,
     exec: bool,
+    /// The file as it was before it was read.
+    stamp: ReadAs,
 }
 
 /// The variant the wrapper recorded for an event's entry: what that unit (or run) read.
@@ -225,14 +406,18 @@ fn fresh_out_dir(i: Input, out_dir: &str) -> Result<Option<Input>, Skip> {
 }
 
 fn capture_unit(
-    store: &LocalStore,
+    site: Site<'_>,
     ev: &UnitEvent,
     events: &[UnitEvent],
-    workspace_root: &Path,
-    cargo_home: Option<&Path>,
-    env: &Env,
-    cargo_version: &str,
+    read: &mut Option<Vec<(String, ReadAs)>>,
 ) -> Result<Option<Captured>, Skip> {
+    let Site {
+        store,
+        workspace_root,
+        cargo_home,
+        env,
+        cargo_version,
+    } = site;
     let (Some(pl), Some(spk)) = (&ev.place, ev.spk.as_deref().and_then(Key::from_hex)) else {
         return Err(Skip::NotCached);
     };
@@ -243,13 +428,27 @@ fn capture_unit(
     let root = &pl.target_root;
     let unit_pm = PathMap::new(&pl.cwd, Some(root), cargo_home);
     let ws_pm = PathMap::new(workspace_root, Some(root), cargo_home);
+    // A run the cache did not vouch for, or that this build did not see, is not
+    // planted, nor is what read its `OUT_DIR`.
+    let run_ev = match &pl.run_dir {
+        Some(run) => Some(run_event(events, run, root).ok_or(Skip::Unseedable)?),
+        None => None,
+    };
+    let run_fp = pl
+        .run_dir
+        .as_ref()
+        .map(|r| format!("{pr}/.fingerprint/{r}"));
+    let fp = format!("{pr}/.fingerprint/{}", pl.unit_dir);
+    // cargo's files for the unit, listed (and their states taken) before anything of
+    // the target dir is read. (A listing that fails holds nothing: it is made again.)
+    *read = Some(Vec::new());
+    let mut files = unit_files(root, pl, pr, run_fp.as_deref(), &fp)?;
+    *read = Some(files.iter().map(|f| (f.rel.clone(), f.stamp)).collect());
 
     // What must hold: what the compile read, …
     let mut inputs: Vec<Input> = unit_variant.inputs;
-    // … what its build-script run read (a run the cache did not vouch for, or that this
-    // build did not see, is not planted, nor is what read its `OUT_DIR`), …
-    if let Some(run) = &pl.run_dir {
-        let run_ev = run_event(events, run, root).ok_or(Skip::Unseedable)?;
+    // … what its build-script run read, …
+    if let (Some(run), Some(run_ev)) = (&pl.run_dir, run_ev) {
         let run_variant = recorded_variant(store, run_ev).ok_or(Skip::Unseedable)?;
         let run_cwd = run_ev
             .place
@@ -284,10 +483,6 @@ fn capture_unit(
             identity.clone(),
         ));
     }
-    let run_fp = pl
-        .run_dir
-        .as_ref()
-        .map(|r| format!("{pr}/.fingerprint/{r}"));
     if let (Some(run), Some(fp)) = (&pl.run_dir, &run_fp) {
         let script = build_script_of(root, pr, run, fp).ok_or(Skip::Unseedable)?;
         let id = link_input_identity(&script)?;
@@ -346,30 +541,6 @@ fn capture_unit(
     needles.sort();
     needles.dedup();
     let in_build_dir = pl.out_dir.contains("/build/");
-    let mut files: Vec<PackFile> = Vec::new();
-    if in_build_dir {
-        // A build script: its directory holds the executable, cargo's hard link to it
-        // and the dep-info; they travel in the pack.
-        walk_into(root, &pl.out_dir, &mut files, |name, top| {
-            top && name.ends_with(".d")
-        })?;
-    }
-    if let Some(run) = &pl.run_dir {
-        walk_into(
-            root,
-            &format!("{pr}/build/{run}"),
-            &mut files,
-            |name, top| top && matches!(name, "output" | "root-output" | "stderr"),
-        )?;
-    }
-    if let Some(fp) = &run_fp {
-        fingerprint_into(root, fp, &mut files)?;
-    }
-    let fp = format!("{pr}/.fingerprint/{}", pl.unit_dir);
-    fingerprint_into(root, &fp, &mut files)?;
-    // A build script's real executable (behind the shim) goes last: planting links it
-    // from its object and stops reading the pack before it.
-    files.sort_by_key(is_real_executable);
     let mut listed = Vec::with_capacity(files.len());
     // Each file read, as it was when read: the pack holds the larger ones by reference
     // to the digest taken here, without reading them again.
@@ -385,12 +556,12 @@ fn capture_unit(
             Src::File(p) => {
                 // Read in pieces: a C library a run left in `OUT_DIR` may be large.
                 let file = fs::File::open(&*p)?;
-                let before = crate::store::ReadAs::of(&file.metadata()?);
+                let before = ReadAs::of(&file.metadata()?);
                 let (len, digest, found) = crate::store::digest_and_find(&file, &needles)?;
                 if found {
                     return Err(Skip::Unseedable);
                 }
-                if crate::store::ReadAs::of(&file.metadata()?) != before || len != before.len {
+                if ReadAs::of(&file.metadata()?) != before || len != before.len {
                     return Err(Skip::Io);
                 }
                 bytes += len;
@@ -572,7 +743,7 @@ fn write_pack(
     pack: &Key,
     files: &[PackFile],
     listed: &[(String, Key, bool)],
-    read_as: &[Option<crate::store::ReadAs>],
+    read_as: &[Option<ReadAs>],
 ) -> Result<(), Skip> {
     let meta = EntryMeta::with_files(
         pack,
@@ -670,15 +841,18 @@ fn fingerprint_into(root: &Path, rel: &str, out: &mut Vec<PackFile>) -> Result<(
         let rel = format!("{rel}/{name}");
         // cargo's encoded dep-info may name absolute paths: it travels in its text
         // form, tokenized, and is encoded again when planted.
-        if super::dep_info::is_dep_info_name(name)
-            && let Some(text) = super::dep_info::to_text(&fs::read(root.join(&rel))?)
-        {
-            out.push(PackFile {
-                rel,
-                src: Src::Text(text),
-                exec: false,
-            });
-            continue;
+        if super::dep_info::is_dep_info_name(name) {
+            let path = root.join(&rel);
+            let stamp = ReadAs::of(&fs::metadata(&path)?);
+            if let Some(text) = super::dep_info::to_text(&fs::read(&path)?) {
+                out.push(PackFile {
+                    rel,
+                    src: Src::Text(text),
+                    exec: false,
+                    stamp,
+                });
+                continue;
+            }
         }
         let text = name.ends_with(".json") || name.starts_with("output-");
         out.push(pack_file(root, rel, text)?);
@@ -698,7 +872,12 @@ fn pack_file(root: &Path, rel: String, text: bool) -> Result<PackFile, Skip> {
         // Not UTF-8 after all: stored as bytes, and scanned like any binary file.
         Ok(None) | Err(_) => Src::File(path),
     };
-    Ok(PackFile { rel, src, exec })
+    Ok(PackFile {
+        rel,
+        src,
+        exec,
+        stamp: ReadAs::of(&meta),
+    })
 }
 
 fn starts_with_shebang(path: &Path) -> bool {
@@ -713,6 +892,98 @@ fn starts_with_shebang(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A library unit's event whose place is `root`'s `debug/deps`, started at
+    /// `start_ms`.
+    fn lib_event(root: &Path, start_ms: u64) -> UnitEvent {
+        serde_json::from_value(serde_json::json!({
+            "format_version": 1,
+            "unit": {
+                "package": "foo", "version": "0.1.0", "crate_name": "foo", "kind": "lib",
+                "target": null, "outcome": "miss", "reason": null, "compile_ms": 5,
+                "restore_ms": null, "key": "11".repeat(32),
+            },
+            "overhead_ms": 0, "bytes": 0, "spk": "22".repeat(32), "warnings": [],
+            "start_ms": start_ms,
+            "place": {
+                "target_root": root, "out_dir": "debug/deps", "unit_dir": "foo-0123",
+                "run_dir": null, "cwd": root, "manifest_dir": root, "deps": [],
+                "linker": null, "incremental": false,
+            },
+        }))
+        .unwrap()
+    }
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    }
+
+    /// A unit is settled once its fingerprint (hash file and `.json`) was written after
+    /// its wrapper started; a capture made then stands while nothing it read moved, and
+    /// not once cargo wrote a file again (same length) or added one.
+    #[test]
+    fn a_capture_while_cargo_runs_stands_only_while_what_it_read_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let fp = root.join("debug/.fingerprint/foo-0123");
+        fs::create_dir_all(&fp).unwrap();
+        let started = now_ms();
+        let ev = lib_event(root, started);
+        let events = vec![ev.clone()];
+        // No fingerprint yet: cargo is not done with the unit.
+        assert!(!settled(&ev, &events));
+        fs::write(fp.join("lib-foo.json"), "{}").unwrap();
+        assert!(!settled(&ev, &events), "a .json without its hash file");
+        fs::write(fp.join("lib-foo"), "0123456789abcdef").unwrap();
+        assert!(settled(&ev, &events));
+        // The last build's fingerprint (written before the wrapper started) is not this
+        // one's.
+        assert!(!settled(&lib_event(root, started + 60_000), &events));
+
+        let read = |root: &Path| {
+            let files = unit_files(
+                root,
+                ev.place.as_ref().unwrap(),
+                "debug",
+                None,
+                "debug/.fingerprint/foo-0123",
+            )
+            .unwrap();
+            Attempt {
+                result: Ok(None),
+                stamps: Stamps(Some(
+                    files.iter().map(|f| (f.rel.clone(), f.stamp)).collect(),
+                )),
+            }
+        };
+        let attempt = read(root);
+        assert_eq!(attempt.stamps.0.as_ref().unwrap().len(), 2);
+        assert!(still_as_read(&ev, &events, &attempt));
+        // Written again, the same length.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(fp.join("lib-foo"), "fedcba9876543210").unwrap();
+        assert!(!still_as_read(&ev, &events, &attempt));
+        let attempt = read(root);
+        assert!(still_as_read(&ev, &events, &attempt));
+        // A file added beside them.
+        fs::write(fp.join("dep-lib-foo"), b"").unwrap();
+        assert!(!still_as_read(&ev, &events, &attempt));
+        // A capture that read nothing of the target dir stands.
+        let nothing = Attempt {
+            result: Err(Skip::NotCached),
+            stamps: Stamps(None),
+        };
+        assert!(still_as_read(&ev, &events, &nothing));
+        assert!(nothing.is_final());
+        let io = Attempt {
+            result: Err(Skip::Io),
+            stamps: Stamps(None),
+        };
+        assert!(!io.is_final());
+    }
 
     #[test]
     fn profile_roots() {

@@ -11,7 +11,8 @@
 //!   the unit was captured. Planted files get one timestamp taken *before* that check,
 //!   so an edit made after it still looks newer to cargo.
 //!
-//! Flow: [`capture`] after a successful build, for the units the wrapper cached;
+//! Flow: [`capture_one`] while cargo runs, for each unit cargo is done with, and
+//! [`capture`] after a successful build, for the rest the wrapper cached;
 //! [`plant`] before a build, for the units the plan predicts.
 
 mod capture;
@@ -20,7 +21,9 @@ mod plant;
 mod record;
 mod rustc_info;
 
-pub use capture::{CaptureStats, Captured, capture, ready};
+pub use capture::{
+    Attempt, CaptureStats, Captured, Site, capture, capture_one, ready, settled, still_as_read,
+};
 pub use plant::{PLANTED_MARKER, PlantInput, Planted, clear_rejected_plant, plant};
 pub use record::{SeedRecord, SeedVariant, add_variant, holds_no_records, read_record};
 pub use rustc_info::RustcInfo;

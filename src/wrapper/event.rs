@@ -444,6 +444,47 @@ pub fn read_events(path: &Path) -> io::Result<Vec<UnitEvent>> {
     read_stream(path).map(|s| s.events)
 }
 
+/// Reads the events file as it grows: each call returns the events of the lines
+/// completed since the last one (a line not ended yet is read once it is). The events
+/// read so far are, in order, the first of what [`read_events`] reads later: the file is
+/// only appended to, and both skip the same torn or foreign lines.
+#[derive(Debug)]
+pub struct EventTail {
+    path: PathBuf,
+    /// Bytes consumed: the end of the last complete line read.
+    offset: u64,
+}
+
+impl EventTail {
+    pub fn new(path: &Path) -> EventTail {
+        EventTail {
+            path: path.to_path_buf(),
+            offset: 0,
+        }
+    }
+
+    /// The events of the lines completed since the last call.
+    pub fn read_new(&mut self) -> io::Result<Vec<UnitEvent>> {
+        use std::io::{Read, Seek};
+        let mut f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        f.seek(io::SeekFrom::Start(self.offset))?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)?;
+        let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
+            return Ok(Vec::new());
+        };
+        self.offset += end as u64 + 1;
+        Ok(bytes[..end]
+            .split(|&b| b == b'\n')
+            .filter_map(|line| serde_json::from_slice::<UnitEvent>(line).ok())
+            .collect())
+    }
+}
+
 /// What the events file says so far.
 #[derive(Clone, Debug, Default)]
 pub struct EventStream {

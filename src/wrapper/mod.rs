@@ -26,8 +26,8 @@ mod shim;
 
 pub use background::wait_all;
 pub use event::{
-    CpuTimes, DROPIN_PREFIX, EventStream, LinkerUsed, Outcome, RemoteExec, StartedUnit, UnitEvent,
-    UnitPlace, UnitRecord, UnitStarted, Verdict, Verified, Warning, append_event,
+    CpuTimes, DROPIN_PREFIX, EventStream, EventTail, LinkerUsed, Outcome, RemoteExec, StartedUnit,
+    UnitEvent, UnitPlace, UnitRecord, UnitStarted, Verdict, Verified, Warning, append_event,
     dropin_events_path, peak_rss_kb, read_events, read_stream,
 };
 pub use restore::{RestoreFilter, Restored, restore_entry};
