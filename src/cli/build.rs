@@ -163,7 +163,22 @@ pub(super) fn run_build(
             held,
         });
     }
-    let plan = Plan::make(&cfg, &env, command, &args.cargo_args, &exe);
+    let plan = if early.is_some() {
+        // cargo's first units are on the build's critical path, and the plan (`cargo
+        // metadata`, the graph) is not: it is made at the lowest priority, by a thread
+        // whose children inherit it, in what the compiles leave of the cores.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    crate::wrapper::lower_this_threads_priority();
+                    Plan::make(&cfg, &env, command, &args.cargo_args, &exe)
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    } else {
+        Plan::make(&cfg, &env, command, &args.cargo_args, &exe)
+    };
     let made_target_dir = match (&plan, &guess) {
         (Ok(p), Some(g)) => g.made(&p.graph.target_dir),
         _ => false,

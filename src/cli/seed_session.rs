@@ -86,8 +86,7 @@ impl SeedSession {
         env: &Env,
         stop: &Receiver<()>,
     ) -> WhileBuilding {
-        // A thread's nice value is its own on Linux.
-        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+        crate::wrapper::lower_this_threads_priority();
         let mut tail = EventTail::new(events_path);
         let mut wb = WhileBuilding::default();
         let stopped = || !matches!(stop.try_recv(), Err(TryRecvError::Empty));

@@ -302,7 +302,11 @@ pub fn linker_id(
     let driver = fs::canonicalize(&driver).unwrap_or(driver);
     let driver_stamp = stamp(&driver).ok_or(Uncacheable::UnknownLinker)?;
     let env = driver_env(req);
+    // The format is in the name: two versions of cargo-xcache on one machine (a CI's
+    // pinned one and a newer one) each keep their own memo instead of each finding the
+    // other's unreadable, probing the linker again and writing over it.
     let memo_key = KeyHasher::new("linker-memo")
+        .str("format", &MEMO_FORMAT.to_string())
         .str("program", req.program)
         .str("driver", &driver.to_string_lossy())
         .str("len", &driver_stamp.len.to_string())

@@ -185,6 +185,14 @@ pub fn wait_all(dir: &Path, limit: Duration) -> (usize, bool) {
     (waited, false)
 }
 
+/// Gives the calling thread the lowest priority (nice 19), and so every process it
+/// starts from now on: on Linux a thread's nice value is its own, and a child inherits
+/// its parent thread's. Work that can wait (the plan of a build cargo already runs, the
+/// capture while cargo runs) takes only what the compiles leave of the cores.
+pub fn lower_this_threads_priority() {
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ mod rustc;
 mod script;
 mod shim;
 
-pub use background::wait_all;
+pub use background::{lower_this_threads_priority, wait_all};
 pub use event::{
     CpuTimes, DROPIN_PREFIX, EventStream, EventTail, LinkerUsed, Outcome, RemoteExec, StartedUnit,
     UnitEvent, UnitPlace, UnitRecord, UnitStarted, Verdict, Verified, Warning, append_event,
