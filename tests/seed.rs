@@ -11,12 +11,17 @@ use common::{Build, Report, Scratch, cargo_build, xcache_build};
 /// A `cargo` that answers everything but `build`: `cargo xcache build` with it plants
 /// the target dir and stops, so a test can change inputs between planting and cargo.
 fn plant_only_cargo(s: &Scratch) -> PathBuf {
-    let path = s.path("plant-only-cargo");
-    std::fs::write(
-        &path,
+    cargo_script(
+        s,
+        "plant-only-cargo",
         "#!/bin/sh\nif [ \"$1\" = build ]; then exit 0; fi\nexec cargo \"$@\"\n",
     )
-    .unwrap();
+}
+
+/// An executable script `name` in the scratch directory, to stand for cargo (`CARGO`).
+fn cargo_script(s: &Scratch, name: &str, text: &str) -> PathBuf {
+    let path = s.path(name);
+    std::fs::write(&path, text).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
@@ -79,17 +84,13 @@ fn units_captured_while_the_last_store_is_waited_for_are_all_the_units() {
 /// the workspace) and then lingers: the front-end's capture while cargo runs sees every
 /// unit done.
 fn lingering_cargo(s: &Scratch, after: &str) -> PathBuf {
-    let path = s.path("lingering-cargo");
-    std::fs::write(
-        &path,
-        format!(
+    cargo_script(
+        s,
+        "lingering-cargo",
+        &format!(
             "#!/bin/sh\ncargo \"$@\" || exit $?\nif [ \"$1\" = build ]; then sleep 3; {after}; fi\n"
         ),
     )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
 }
 
 /// Each seed record's fingerprint directories (one per variant), sorted.
@@ -113,11 +114,10 @@ fn recorded_variants(store: &Path) -> Vec<Vec<String>> {
     out
 }
 
-/// Units cargo is done with are captured while it still runs: the same records as a
-/// build whose units are captured once it has exited, and a checkout seeded from them
-/// builds nothing. A unit whose fingerprint cargo writes again after its capture (the
-/// same length, other bytes) is captured again once cargo has exited, from what cargo
-/// left: a second variant.
+/// Units cargo is done with are captured while it still runs: one variant each, and a
+/// checkout seeded from them builds nothing. A unit whose fingerprint cargo writes again
+/// after its capture (the same length, other bytes) is captured again once cargo has
+/// exited, from what cargo left: a second variant.
 #[test]
 fn units_are_captured_while_cargo_runs_and_again_once_cargo_wrote_what_they_read() {
     let s = Scratch::new();
