@@ -446,8 +446,8 @@ pub fn read_events(path: &Path) -> io::Result<Vec<UnitEvent>> {
 
 /// Reads the events file as it grows: each call returns the events of the lines
 /// completed since the last one (a line not ended yet is read once it is). The events
-/// read so far are, in order, the first of what [`read_events`] reads later: the file is
-/// only appended to, and both skip the same torn or foreign lines.
+/// read so far are, in order, the first of what [`read_events`] reads later (the file
+/// is only appended to); the front-end checks that they are.
 #[derive(Debug)]
 pub struct EventTail {
     path: PathBuf,
@@ -517,4 +517,55 @@ pub fn read_stream(path: &Path) -> io::Result<EventStream> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(pid: u32) -> String {
+        format!(
+            "{}\n",
+            serde_json::json!({
+                "format_version": 1,
+                "unit": {
+                    "package": "p", "version": "0.1.0", "crate_name": "p", "kind": "lib",
+                    "target": null, "outcome": "miss", "reason": null, "compile_ms": 1,
+                    "restore_ms": null, "key": null,
+                },
+                "overhead_ms": 0, "bytes": 0, "warnings": [], "pid": pid,
+            })
+        )
+    }
+
+    /// Each read returns the events of the lines completed since the last one: a line
+    /// not ended yet waits for its end, a start line or a foreign one is skipped, and
+    /// the events read this way are those `read_events` reads at the end.
+    #[test]
+    fn the_tail_reads_each_completed_line_once() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut tail = EventTail::new(&path);
+        assert!(tail.read_new().unwrap().is_empty(), "no file yet");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let pids = |evs: Vec<UnitEvent>| evs.iter().map(|e| e.pid).collect::<Vec<_>>();
+        f.write_all(line(1).as_bytes()).unwrap();
+        let second = line(2);
+        let (head, rest) = second.split_at(40);
+        f.write_all(head.as_bytes()).unwrap();
+        assert_eq!(pids(tail.read_new().unwrap()), vec![1]);
+        assert!(tail.read_new().unwrap().is_empty(), "half a line");
+        f.write_all(rest.as_bytes()).unwrap();
+        f.write_all(b"{\"pid\":7,\"started\":true}\nnot json\n")
+            .unwrap();
+        f.write_all(line(3).as_bytes()).unwrap();
+        assert_eq!(pids(tail.read_new().unwrap()), vec![2, 3]);
+        assert!(tail.read_new().unwrap().is_empty());
+        assert_eq!(pids(read_events(&path).unwrap()), vec![1, 2, 3]);
+    }
 }
