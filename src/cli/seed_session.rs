@@ -62,6 +62,19 @@ pub struct WhileBuilding {
     ms: u64,
 }
 
+/// Whether the events `read` earlier (each a wrapper's process id and entry key) are,
+/// in order, the first of `events`: the events file is only appended to, so they should
+/// be, and what was captured from them holds for these only if they are.
+fn read_first<'a>(
+    read: impl ExactSizeIterator<Item = (u32, &'a Option<String>)>,
+    events: &[UnitEvent],
+) -> bool {
+    read.len() <= events.len()
+        && read
+            .zip(events)
+            .all(|((pid, key), ev)| pid == ev.pid && *key == ev.unit.key)
+}
+
 /// How often the capture while cargo runs looks for units cargo is done with.
 const CAPTURE_TICK: Duration = Duration::from_millis(250);
 
@@ -137,13 +150,7 @@ impl SeedSession {
             during_ms = wb.ms;
             // The events read while cargo ran are the first of these (the file is only
             // appended to); were they not, nothing captured then is kept.
-            let prefix = wb.events.len() <= events.len()
-                && wb
-                    .events
-                    .iter()
-                    .zip(events)
-                    .all(|(a, b)| a.pid == b.pid && a.unit.key == b.unit.key);
-            if prefix {
+            if read_first(wb.events.iter().map(|e| (e.pid, &e.unit.key)), events) {
                 let stands: Vec<bool> = wb
                     .attempts
                     .par_iter()
@@ -397,13 +404,9 @@ impl SeedSession {
             // to); were they not, every unit is captured now (one captured early then
             // finds its variant recorded and writes nothing; what it wrote early still
             // counts, and goes to the remote).
-            let prefix = early.as_ref().is_some_and(|e| {
-                e.events.len() <= events.len()
-                    && e.events
-                        .iter()
-                        .zip(events)
-                        .all(|((pid, key), ev)| *pid == ev.pid && *key == ev.unit.key)
-            });
+            let prefix = early
+                .as_ref()
+                .is_some_and(|e| read_first(e.events.iter().map(|(pid, key)| (*pid, key)), events));
             let done_early = |i: usize| {
                 prefix
                     && early
@@ -414,8 +417,7 @@ impl SeedSession {
             let s = &mut report.summary;
             s.capture_ms = t.elapsed().as_millis() as u64;
             if let Some(e) = early {
-                stats.captured += e.stats.captured;
-                stats.variants.extend(e.stats.variants);
+                stats.merge(e.stats);
                 s.capture_early_ms = e.ms;
                 s.capture_during_ms = e.during_ms;
                 s.capture_ms += e.after_wait_ms;

@@ -434,11 +434,7 @@ fn capture_unit(
         Some(run) => Some(run_event(events, run, root).ok_or(Skip::Unseedable)?),
         None => None,
     };
-    let run_fp = pl
-        .run_dir
-        .as_ref()
-        .map(|r| format!("{pr}/.fingerprint/{r}"));
-    let fp = format!("{pr}/.fingerprint/{}", pl.unit_dir);
+    let (_, _, run_fp, fp) = unit_dirs(ev, events).ok_or(Skip::Unseedable)?;
     // cargo's files for the unit, listed (and their states taken) before anything of
     // the target dir is read. (A listing that fails holds nothing: it is made again.)
     *read = Some(Vec::new());

@@ -134,7 +134,7 @@ pub(super) fn release(dir: &Path, stamps: Stamps) -> Release {
                 let _ = rustix::stdio::dup2_stdout(&null);
                 let _ = rustix::stdio::dup2_stderr(&null);
             }
-            let _ = rustix::process::setpriority_process(None, 19);
+            lower_this_threads_priority();
             Release::Child(Pending {
                 lock,
                 released,
