@@ -13,7 +13,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -112,6 +112,50 @@ pub fn compilers_dir() -> Option<PathBuf> {
 /// Where linker identities are remembered.
 pub fn linkers_dir() -> Option<PathBuf> {
     private_subdir("linkers").ok()
+}
+
+/// The right to compute the memo at a path: an exclusive lock on a file beside it
+/// (`<memo>.lock`), held while the identity is probed and its memo written. Two processes
+/// that find no memo (the first compiles of a build on a new machine, and the front-end
+/// identifying the linker while cargo starts) probe once: the second waits for the first
+/// and reads its memo. Released when dropped.
+pub struct MemoLock {
+    _file: fs::File,
+}
+
+/// How long [`MemoLock::acquire`] waits for another process's probe before probing on
+/// its own: a probe takes a fraction of a second; one that hangs must not hang the build.
+const MEMO_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl MemoLock {
+    /// Takes the lock of the memo at `memo`, waiting while another process holds it
+    /// (at most [`MEMO_LOCK_WAIT`]). `None` when the lock file cannot be made or the wait
+    /// ran out: the caller then probes without it, as before there was a lock.
+    pub fn acquire(memo: &Path) -> Option<MemoLock> {
+        use rustix::fs::{FlockOperation, flock};
+        let mut name = memo.file_name()?.to_os_string();
+        name.push(".lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(memo.with_file_name(name))
+            .ok()?;
+        let deadline = std::time::Instant::now() + MEMO_LOCK_WAIT;
+        loop {
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Some(MemoLock { _file: file }),
+                Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err(_) => return None,
+            }
+        }
+    }
 }
 
 /// How long a memo nobody wrote again may stay: a memo still right is only written
@@ -274,6 +318,33 @@ fn remove_stale_in(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A memo's lock is held by one caller at a time: the second takes it only once the
+    /// first let it go, and a link planted at the lock's name is not followed.
+    #[test]
+    fn a_memo_lock_waits_for_its_holder() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let d = tempfile::tempdir().unwrap();
+        let memo = d.path().join("abc");
+        let released = AtomicBool::new(false);
+        let held = MemoLock::acquire(&memo).unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let lock = MemoLock::acquire(&memo);
+                (lock.is_some(), released.load(Ordering::SeqCst))
+            });
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            released.store(true, Ordering::SeqCst);
+            drop(held);
+            assert_eq!(waiter.join().unwrap(), (true, true));
+        });
+        let outside = d.path().join("outside");
+        std::fs::write(&outside, b"kept\n").unwrap();
+        let planted = d.path().join("planted");
+        std::os::unix::fs::symlink(&outside, d.path().join("planted.lock")).unwrap();
+        assert!(MemoLock::acquire(&planted).is_none());
+        assert_eq!(std::fs::read(&outside).unwrap(), b"kept\n");
+    }
 
     #[test]
     fn a_dead_builds_later_directory_is_removed_a_running_ones_kept() {

@@ -457,3 +457,33 @@ fn test_harnesses_hit_in_a_moved_checkout() {
             == std::fs::read(b2.executable("util")).unwrap()
     );
 }
+
+/// On a machine that remembers no identity (a new CI runner: an empty private
+/// directory), the front-end identifies the compiler and the default linker while cargo
+/// starts, under the same memos the compiles look for: each identity is remembered once.
+/// A linker request of the front-end's that differed from the compiles' (another `PATH`,
+/// sysroot or driver) would leave a second linker memo; a wrong guess at the compiler
+/// cargo hands the wrappers, a third compiler memo (rustup's proxy, the toolchain's own
+/// `rustc`, and the guess).
+#[test]
+fn a_new_machine_identifies_its_compiler_and_linker_once() {
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    let private = tempfile::tempdir().unwrap();
+    let runtime = private.path().to_string_lossy().into_owned();
+    let (_, r) = build(&ws, &s.store(), &[], &[("XDG_RUNTIME_DIR", &runtime)]);
+    assert_eq!(r.with_outcome("miss").len(), all_units().len());
+    let memos = |sub: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(private.path().join("xcache/v1").join(sub))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".lock") && !n.starts_with("cargo-"))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(memos("linkers").len(), 1, "{:?}", memos("linkers"));
+    let compilers = memos("compilers");
+    assert!((1..=2).contains(&compilers.len()), "{compilers:?}");
+}

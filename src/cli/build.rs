@@ -78,6 +78,14 @@ pub(super) fn run_build(
     if let Some(dir) = &mode.cwd {
         cfg.cwd = dir.clone();
     }
+    if !cfg.disabled {
+        // Beside everything up to cargo's first compiles, in a core the front-end
+        // leaves idle; never waited for (an identity probe that has not ended when the
+        // build does is cut short, and its memo never half written).
+        let (cwd, env) = (cfg.cwd.clone(), env.clone());
+        let _ =
+            std::thread::Builder::new().spawn(move || crate::plan::identify_toolchain(&cwd, &env));
+    }
     // Seeds hold cargo's own records of units, which only this cargo can read.
     cfg.cargo_version = crate::key::cargo_version(
         &cfg.cargo,

@@ -63,19 +63,28 @@ pub fn compiler_id(
         .str("rustup-toolchain", rustup_toolchain.unwrap_or(""))
         .finish();
     let memo_path = memo_dir.map(|d| d.join(memo_key.to_hex()));
-    if let Some(p) = &memo_path
-        && let Ok(text) = fs::read_to_string(p)
-        && let Some((hex, rest)) = text.split_once('\n')
-        && let Some((sysroot, rest)) = rest.split_once('\n')
-        && let Some((stamp, version)) = rest.split_once('\n')
-        && let Some(key) = Key::from_hex(hex)
-        && sysroot_stamp(Path::new(sysroot)) == stamp
-    {
-        return Ok(CompilerId {
+    let remembered = || {
+        let text = fs::read_to_string(memo_path.as_ref()?).ok()?;
+        let (hex, rest) = text.split_once('\n')?;
+        let (sysroot, rest) = rest.split_once('\n')?;
+        let (stamp, version) = rest.split_once('\n')?;
+        let key = Key::from_hex(hex)?;
+        (sysroot_stamp(Path::new(sysroot)) == stamp).then(|| CompilerId {
             key,
             version: version.to_string(),
             sysroot: PathBuf::from(sysroot),
-        });
+        })
+    };
+    if let Some(id) = remembered() {
+        return Ok(id);
+    }
+    // One probe at a time (the first compiles of a build on a new machine start
+    // together): whoever waited reads the memo the other wrote.
+    let _lock = memo_path
+        .as_deref()
+        .and_then(crate::private_dir::MemoLock::acquire);
+    if let Some(id) = remembered() {
+        return Ok(id);
     }
     let id = probe(rustc)?;
     if let Some(p) = memo_path {

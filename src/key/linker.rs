@@ -192,6 +192,15 @@ fn linker_path(req: &LinkerRequest<'_>) -> OsString {
     std::env::join_paths(dirs).unwrap_or_default()
 }
 
+/// `path` with each directory after its first appearance left out.
+fn without_repeats(path: &OsStr) -> OsString {
+    let mut seen = std::collections::HashSet::new();
+    let dirs: Vec<PathBuf> = std::env::split_paths(path)
+        .filter(|d| seen.insert(d.clone()))
+        .collect();
+    std::env::join_paths(dirs).unwrap_or_else(|_| path.to_os_string())
+}
+
 /// Finds a program as `Command` would with `path`: a name with a slash is a path
 /// (relative to `cwd`), a bare name is searched on `path`.
 fn find_program(name: &str, cwd: &Path, path: &OsStr) -> Option<PathBuf> {
@@ -325,17 +334,30 @@ pub fn linker_id(
         .str("host", req.host)
         .str("target", req.target)
         .list("fuse-ld", req.fuse_ld.iter().map(String::as_str))
-        .str("path", &path.to_string_lossy())
+        // Without the directories named again: a search finds the same program with or
+        // without them, and rustup's proxies put theirs in front of a `PATH` that may
+        // hold it already (the front-end, which asks early, and the wrappers see one
+        // `PATH` each).
+        .str("path", &without_repeats(&path).to_string_lossy())
         .list("env", env.iter().map(String::as_str))
         .finish();
     let memo_path = memo_dir.map(|d| d.join(memo_key.to_hex()));
-    if let Some(p) = &memo_path
-        && let Ok(text) = fs::read(p)
-        && let Ok(memo) = serde_json::from_slice::<Memo>(&text)
-        && memo.format_version == MEMO_FORMAT
-        && memo.files.iter().all(|s| stamp_or_absent(&s.path) == *s)
-    {
-        return Ok(memo.id);
+    let remembered = || {
+        let text = fs::read(memo_path.as_ref()?).ok()?;
+        let memo = serde_json::from_slice::<Memo>(&text).ok()?;
+        (memo.format_version == MEMO_FORMAT
+            && memo.files.iter().all(|s| stamp_or_absent(&s.path) == *s))
+        .then_some(memo.id)
+    };
+    if let Some(id) = remembered() {
+        return Ok(id);
+    }
+    // One probe at a time: whoever waited reads the memo the other wrote.
+    let _lock = memo_path
+        .as_deref()
+        .and_then(crate::private_dir::MemoLock::acquire);
+    if let Some(id) = remembered() {
+        return Ok(id);
     }
     let (id, _, files) = probe(req, &driver, &path, &env)?;
     if let Some(p) = memo_path {
@@ -631,5 +653,65 @@ mod tests {
         );
         req.program = "no-such-linker-anywhere";
         assert_eq!(linker_id(&req, None), Err(Uncacheable::UnknownLinker));
+    }
+
+    /// Two processes that find no memo probe once: the second waits for the first's
+    /// memo. A `PATH` that names a directory again is the same `PATH` to the memo.
+    #[test]
+    fn a_linker_is_probed_once_by_callers_that_find_no_memo() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let memo = dir.path().join("memo");
+        fs::create_dir(&memo).unwrap();
+        let probes = dir.path().join("probes");
+        let driver = dir.path().join("counting-cc");
+        fs::write(
+            &driver,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = --version ] && echo probe >> '{}'\nexec cc \"$@\"\n",
+                probes.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&driver, fs::Permissions::from_mode(0o755)).unwrap();
+        let host = host();
+        let vars = BTreeMap::new();
+        let sysroot = dir.path().join("no-sysroot");
+        let program = driver.to_string_lossy().into_owned();
+        let path = std::env::var_os("PATH").unwrap();
+        let ask = |path: &OsStr| {
+            linker_id(
+                &LinkerRequest {
+                    program: &program,
+                    cwd: dir.path(),
+                    sysroot: &sysroot,
+                    host: &host,
+                    target: &host,
+                    fuse_ld: &[],
+                    path_var: Some(path),
+                    vars: &vars,
+                },
+                Some(&memo),
+            )
+            .unwrap()
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| ask(&path));
+            let b = s.spawn(|| ask(&path));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!(a, b);
+        assert_eq!(fs::read_to_string(&probes).unwrap().lines().count(), 1);
+        let first = std::env::split_paths(&path).next().unwrap();
+        let mut repeated = vec![first.clone(), first];
+        repeated.extend(std::env::split_paths(&path));
+        assert_eq!(ask(&std::env::join_paths(repeated).unwrap()), a);
+        assert_eq!(fs::read_to_string(&probes).unwrap().lines().count(), 1);
+        let memos = fs::read_dir(&memo)
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().ends_with(".lock"))
+            .count();
+        assert_eq!(memos, 1);
     }
 }

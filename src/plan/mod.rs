@@ -6,4 +6,4 @@ mod rustflags;
 mod units;
 
 pub use command::{CargoCommand, Compiles, TargetModes};
-pub use units::{Plan, RustdocUnit};
+pub use units::{Plan, RustdocUnit, identify_toolchain};

@@ -219,6 +219,71 @@ fn install_path(args: &[String]) -> Option<&str> {
     None
 }
 
+/// Finds (or reads back) the identities the first compiles of a build ask for before
+/// they run, so that on a machine that remembers none (a new CI runner) they are there
+/// when cargo's first units start instead of probed on the build's critical path: the
+/// compiler's (the same the plan asks for), and the linker's of a host link through the
+/// default driver, `cc`, which every build script, proc-macro and (without `--target`)
+/// program of the build links with (a compile that names another linker probes its
+/// own). Probes the wrappers would make, made sooner: a wrapper that finds one under way
+/// waits for its memo (`private_dir::MemoLock`) instead of probing too. Not where
+/// rustup may still have to install the toolchain (see [`Plan::make`]).
+pub fn identify_toolchain(cwd: &Path, env: &Env) {
+    if env.get("RUSTUP_TOOLCHAIN").is_none() && toolchain_file_above(cwd) {
+        return;
+    }
+    let path_var = env.path_var().map(|p| p.as_os_str());
+    let Ok(compiler) = compiler_id(
+        Path::new(env.get("RUSTC").unwrap_or("rustc")),
+        crate::private_dir::compilers_dir().as_deref(),
+        env.get("RUSTUP_TOOLCHAIN"),
+        path_var,
+    ) else {
+        return;
+    };
+    // Run through rustup's proxy, cargo hands the wrappers the toolchain's own `rustc`
+    // (`<sysroot>/bin/rustc`, with `RUSTUP_TOOLCHAIN` naming the toolchain), another
+    // memo than the proxy's. Identified beside the linker. A wrong guess costs one
+    // probe and leaves a memo that is right for the program it names.
+    let own = compiler.sysroot.join("bin").join("rustc");
+    let toolchain = env.get("RUSTUP_TOOLCHAIN").map(str::to_string).or_else(|| {
+        compiler
+            .sysroot
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    });
+    let beside = (env.get("RUSTC").is_none() && own.is_file()).then(|| {
+        let path_var = path_var.map(std::ffi::OsStr::to_os_string);
+        std::thread::spawn(move || {
+            let _ = compiler_id(
+                &own,
+                crate::private_dir::compilers_dir().as_deref(),
+                toolchain.as_deref(),
+                path_var.as_deref(),
+            );
+        })
+    });
+    let Some(host) = compiler.host().filter(|h| h.contains("-linux-")) else {
+        return;
+    };
+    let _ = crate::key::linker_id(
+        &crate::key::LinkerRequest {
+            program: "cc",
+            cwd,
+            sysroot: &compiler.sysroot,
+            host,
+            target: host,
+            fuse_ld: &[],
+            path_var,
+            vars: env.all(),
+        },
+        crate::private_dir::linkers_dir().as_deref(),
+    );
+    if let Some(t) = beside {
+        let _ = t.join();
+    }
+}
+
 /// Whether `dir` or a directory above it holds a `rust-toolchain` or
 /// `rust-toolchain.toml` file: rustup's pick of the toolchain, which it installs on first
 /// use.
