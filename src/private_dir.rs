@@ -158,6 +158,20 @@ impl MemoLock {
     }
 }
 
+/// The memo `read` reads (at `memo`), or, when there is none, the lock to hold while
+/// probing: taken once any other probe of it has ended, and the memo read again then
+/// (`Err(None)`: no lock could be had; probe all the same).
+pub fn memo_or_lock<T>(
+    memo: Option<&Path>,
+    read: impl Fn() -> Option<T>,
+) -> Result<T, Option<MemoLock>> {
+    if let Some(v) = read() {
+        return Ok(v);
+    }
+    let lock = memo.and_then(MemoLock::acquire);
+    read().ok_or(lock)
+}
+
 /// How long a memo nobody wrote again may stay: a memo still right is only written
 /// again (its file read and hashed once more) after this.
 pub const MEMO_AGE: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);

@@ -75,17 +75,12 @@ pub fn compiler_id(
             sysroot: PathBuf::from(sysroot),
         })
     };
-    if let Some(id) = remembered() {
-        return Ok(id);
-    }
     // One probe at a time (the first compiles of a build on a new machine start
     // together): whoever waited reads the memo the other wrote.
-    let _lock = memo_path
-        .as_deref()
-        .and_then(crate::private_dir::MemoLock::acquire);
-    if let Some(id) = remembered() {
-        return Ok(id);
-    }
+    let _lock = match crate::private_dir::memo_or_lock(memo_path.as_deref(), remembered) {
+        Ok(id) => return Ok(id),
+        Err(lock) => lock,
+    };
     let id = probe(rustc)?;
     if let Some(p) = memo_path {
         let _ = crate::fsx::write_atomic(

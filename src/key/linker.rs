@@ -349,16 +349,11 @@ pub fn linker_id(
             && memo.files.iter().all(|s| stamp_or_absent(&s.path) == *s))
         .then_some(memo.id)
     };
-    if let Some(id) = remembered() {
-        return Ok(id);
-    }
     // One probe at a time: whoever waited reads the memo the other wrote.
-    let _lock = memo_path
-        .as_deref()
-        .and_then(crate::private_dir::MemoLock::acquire);
-    if let Some(id) = remembered() {
-        return Ok(id);
-    }
+    let _lock = match crate::private_dir::memo_or_lock(memo_path.as_deref(), remembered) {
+        Ok(id) => return Ok(id),
+        Err(lock) => lock,
+    };
     let (id, _, files) = probe(req, &driver, &path, &env)?;
     if let Some(p) = memo_path {
         let memo = Memo {

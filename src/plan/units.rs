@@ -245,14 +245,21 @@ pub fn identify_toolchain(cwd: &Path, env: &Env) {
     // (`<sysroot>/bin/rustc`, with `RUSTUP_TOOLCHAIN` naming the toolchain), another
     // memo than the proxy's. Identified beside the linker. A wrong guess costs one
     // probe and leaves a memo that is right for the program it names.
+    // Only where rustup put the toolchain (`<RUSTUP_HOME>/toolchains/<name>`): a
+    // compiler of the system's is the program cargo runs itself.
     let own = compiler.sysroot.join("bin").join("rustc");
+    let in_rustup = compiler
+        .sysroot
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "toolchains");
     let toolchain = env.get("RUSTUP_TOOLCHAIN").map(str::to_string).or_else(|| {
-        compiler
-            .sysroot
-            .file_name()
+        in_rustup
+            .then(|| compiler.sysroot.file_name())
+            .flatten()
             .map(|n| n.to_string_lossy().into_owned())
     });
-    let beside = (env.get("RUSTC").is_none() && own.is_file()).then(|| {
+    let beside = (env.get("RUSTC").is_none() && toolchain.is_some() && own.is_file()).then(|| {
         let path_var = path_var.map(std::ffi::OsStr::to_os_string);
         std::thread::spawn(move || {
             let _ = compiler_id(
