@@ -129,7 +129,7 @@ const MEMO_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl MemoLock {
     /// Takes the lock of the memo at `memo`, waiting while another process holds it
-    /// (at most [`MEMO_LOCK_WAIT`]). `None` when the lock file cannot be made or the wait
+    /// (at most `MEMO_LOCK_WAIT`, 20 s). `None` when the lock file cannot be made or the wait
     /// ran out: the caller then probes without it, as before there was a lock.
     pub fn acquire(memo: &Path) -> Option<MemoLock> {
         use rustix::fs::{FlockOperation, flock};
