@@ -77,21 +77,8 @@ impl Plan {
         // where rustup may still have to install the toolchain a `rust-toolchain` file
         // names (no `RUSTUP_TOOLCHAIN` from a proxy that already resolved it): two
         // proxies installing it at once could fail the build.
-        let rustc = env.get("RUSTC").unwrap_or("rustc");
-        let identity = || {
-            (!cfg.disabled)
-                .then(|| {
-                    compiler_id(
-                        Path::new(rustc),
-                        crate::private_dir::compilers_dir().as_deref(),
-                        env.get("RUSTUP_TOOLCHAIN"),
-                        env.path_var().map(|p| p.as_os_str()),
-                    )
-                    .ok()
-                })
-                .flatten()
-        };
-        let at_once = env.get("RUSTUP_TOOLCHAIN").is_some() || !toolchain_file_above(&cfg.cwd);
+        let identity = || (!cfg.disabled).then(|| build_compiler(env)).flatten();
+        let at_once = toolchain_settled(&cfg.cwd, env);
         let (graph, compiler) = if at_once {
             std::thread::scope(|s| {
                 let compiler = s.spawn(identity);
@@ -229,24 +216,19 @@ fn install_path(args: &[String]) -> Option<&str> {
 /// waits for its memo (`private_dir::MemoLock`) instead of probing too. Not where
 /// rustup may still have to install the toolchain (see [`Plan::make`]).
 pub fn identify_toolchain(cwd: &Path, env: &Env) {
-    if env.get("RUSTUP_TOOLCHAIN").is_none() && toolchain_file_above(cwd) {
+    if !toolchain_settled(cwd, env) {
         return;
     }
-    let path_var = env.path_var().map(|p| p.as_os_str());
-    let Ok(compiler) = compiler_id(
-        Path::new(env.get("RUSTC").unwrap_or("rustc")),
-        crate::private_dir::compilers_dir().as_deref(),
-        env.get("RUSTUP_TOOLCHAIN"),
-        path_var,
-    ) else {
+    let Some(compiler) = build_compiler(env) else {
         return;
     };
+    let path_var = env.path_var().map(|p| p.as_os_str());
     // Run through rustup's proxy, cargo hands the wrappers the toolchain's own `rustc`
     // (`<sysroot>/bin/rustc`, with `RUSTUP_TOOLCHAIN` naming the toolchain), another
-    // memo than the proxy's. Identified beside the linker. A wrong guess costs one
-    // probe and leaves a memo that is right for the program it names.
-    // Only where rustup put the toolchain (`<RUSTUP_HOME>/toolchains/<name>`): a
-    // compiler of the system's is the program cargo runs itself.
+    // memo than the proxy's; guessed only where rustup put the toolchain
+    // (`<RUSTUP_HOME>/toolchains/<name>`: a compiler of the system's is the program
+    // cargo runs itself). Identified beside the linker. A wrong guess costs one probe
+    // and leaves a memo that is right for the program it names.
     let own = compiler.sysroot.join("bin").join("rustc");
     let in_rustup = compiler
         .sysroot
@@ -289,6 +271,26 @@ pub fn identify_toolchain(cwd: &Path, env: &Env) {
     if let Some(t) = beside {
         let _ = t.join();
     }
+}
+
+/// The identity of the compiler the build names (`RUSTC`, else `rustc` on `PATH`, often
+/// rustup's proxy), found or read back.
+fn build_compiler(env: &Env) -> Option<CompilerId> {
+    compiler_id(
+        Path::new(env.get("RUSTC").unwrap_or("rustc")),
+        crate::private_dir::compilers_dir().as_deref(),
+        env.get("RUSTUP_TOOLCHAIN"),
+        env.path_var().map(|p| p.as_os_str()),
+    )
+    .ok()
+}
+
+/// Whether the compiler may be asked beside cargo: not where rustup may still have to
+/// install the toolchain a `rust-toolchain` file names (no `RUSTUP_TOOLCHAIN` from a
+/// proxy that already resolved it), as two proxies installing it at once could fail the
+/// build.
+fn toolchain_settled(cwd: &Path, env: &Env) -> bool {
+    env.get("RUSTUP_TOOLCHAIN").is_some() || !toolchain_file_above(cwd)
 }
 
 /// Whether `dir` or a directory above it holds a `rust-toolchain` or
