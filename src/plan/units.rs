@@ -73,10 +73,8 @@ impl Plan {
         }
         // The compiler's identity does not depend on the workspace: asked while `cargo
         // metadata` runs (where it is not remembered yet, a fresh machine's first build,
-        // that is `rustc -vV` and `rustc --print sysroot` off the serial path). Not
-        // where rustup may still have to install the toolchain a `rust-toolchain` file
-        // names (no `RUSTUP_TOOLCHAIN` from a proxy that already resolved it): two
-        // proxies installing it at once could fail the build.
+        // that is `rustc -vV` and `rustc --print sysroot` off the serial path), where
+        // the toolchain is settled ([`toolchain_settled`]).
         let identity = || (!cfg.disabled).then(|| build_compiler(env)).flatten();
         let at_once = toolchain_settled(&cfg.cwd, env);
         let (graph, compiler) = if at_once {
@@ -214,7 +212,7 @@ fn install_path(args: &[String]) -> Option<&str> {
 /// program of the build links with (a compile that names another linker probes its
 /// own). Probes the wrappers would make, made sooner: a wrapper that finds one under way
 /// waits for its memo (`private_dir::MemoLock`) instead of probing too. Not where
-/// rustup may still have to install the toolchain (see [`Plan::make`]).
+/// rustup may still have to install the toolchain (`toolchain_settled`).
 pub fn identify_toolchain(cwd: &Path, env: &Env) {
     if !toolchain_settled(cwd, env) {
         return;
