@@ -701,3 +701,84 @@ fn a_run_bound_by_a_c_files_name_says_which_file() {
         "{text}"
     );
 }
+
+/// Moved checkouts whose workspace root, target dir and `CARGO_HOME` are each longer,
+/// shorter and as long as the first build's, in both orders of length against one
+/// another: every build-script run hits (the C path maps the cache adds to each run are
+/// keyed by what they mean, not by the real roots in the order of their lengths), and
+/// the program is plain cargo's (`EXPECTED`, which
+/// `runs_are_replayed_in_another_checkout_like_plain_cargo` checks against plain cargo).
+#[test]
+fn runs_hit_wherever_the_roots_are_and_however_long() {
+    let s = Scratch::new();
+    // (workspace, target dir, CARGO_HOME), relative to the scratch directory.
+    let layouts = [
+        ("mid/wsssss", "mid/tgtttt", "mid/homeee"),
+        ("longer/and/longer/ws", "t", "mid/homeff"),
+        ("w", "longer/target/dir/t", "longer/and/longer/home"),
+        ("mid/wsxxxx", "mid/tgxxxx", "mid/homexx"),
+        ("very/very/long/ws/here", "mid/t", "h"),
+        ("w2", "mid/tgt", "very/long/cargo/home/dir"),
+        ("ws-in-home", "ws-in-home/home/target", "ws-in-home/home"),
+    ];
+    let first_home = s.path(layouts[0].2);
+    for (n, (ws, target, home)) in layouts.into_iter().enumerate() {
+        let ws = s.checkout("c-build", ws);
+        let target = s.path(target);
+        let home = s.path(home);
+        if n > 0 {
+            // Another machine's CARGO_HOME, with the registry the first one fetched.
+            std::fs::create_dir_all(&home).unwrap();
+            let copied = Command::new("cp")
+                .arg("-a")
+                .arg(first_home.join("registry"))
+                .arg(&home)
+                .status()
+                .unwrap();
+            assert!(copied.success());
+        }
+        let b = xcache_build(
+            &ws,
+            &s.store(),
+            &["--locked"],
+            &[
+                NO_SEED,
+                ("CARGO_HOME", home.to_str().unwrap()),
+                ("CARGO_TARGET_DIR", target.to_str().unwrap()),
+            ],
+        );
+        b.assert_success();
+        let r = Report::read(&target);
+        let expected = if n == 0 { "miss" } else { "hit" };
+        for package in ["cnum", "plain"] {
+            assert_eq!(
+                r.runs()[package],
+                run(expected),
+                "layout {n} ({}): {}",
+                ws.display(),
+                explain(
+                    &ws,
+                    &s.store(),
+                    package,
+                    &[
+                        ("CARGO_HOME", home.to_str().unwrap()),
+                        ("CARGO_TARGET_DIR", target.to_str().unwrap())
+                    ]
+                )
+            );
+        }
+        assert_eq!(b.run("app"), EXPECTED, "layout {n}");
+    }
+    // A checkout whose path the C maps cannot carry (a space) is not mapped: the run is
+    // another, and `explain` shows the two values as keyed, roots by alias.
+    let ws = s.checkout("c-build", "with space/ws");
+    let (b, r) = build(&ws, &s.store(), &[NO_SEED]);
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    assert_eq!(b.run("app"), EXPECTED);
+    let text = explain(&ws, &s.store(), "cnum", &[]);
+    assert!(
+        text.contains("added-var CFLAGS_x86_64_unknown_linux_gnu changed: `")
+            && text.contains("-fdebug-prefix-map=<workspace>=/xcache/ws"),
+        "{text}"
+    );
+}

@@ -342,3 +342,59 @@ fn drop_in_mode_leaves_a_report() {
     assert!(r.outcomes().contains_key("helper:lib"));
     assert!(!r.outcomes().contains_key("calc:lib"));
 }
+
+/// A workspace with a test, a dev-dependency and a build script that reads one file and
+/// no environment: `test`, `check` and `clippy` in one checkout and target dir, then each
+/// from a checkout whose path is longer than `CARGO_HOME`'s where the first was shorter,
+/// into a fresh target dir, compiles nothing and runs no build script. (The C path maps
+/// the cache adds to every run were keyed in the order of the roots' lengths: such a
+/// checkout ran the script again under `check`.)
+#[test]
+fn every_command_from_a_checkout_of_another_length_compiles_nothing() {
+    let s = Scratch::new();
+    let home = s.path("home-of-mid-length");
+    std::fs::create_dir_all(&home).unwrap();
+    let home_env = ("CARGO_HOME", home.to_str().unwrap());
+    let a = s.checkout("script-commands", "a");
+    let commands: [&[&str]; 3] = [&["test"], &["check"], &["clippy"]];
+    for args in commands {
+        let out = xcache(&a, &s.store(), args, &[home_env], "");
+        assert_ok(&out);
+    }
+    let b = s.checkout("script-commands", "b-a-checkout-longer-than-cargo-home");
+    for args in commands {
+        let target = s.path(&format!("target-{}", args[0]));
+        let target_env = ("CARGO_TARGET_DIR", target.to_str().unwrap());
+        let out = xcache(&b, &s.store(), args, &[home_env, target_env], "");
+        assert_ok(&out);
+        let r = Report::read(&target);
+        assert_eq!(
+            compiled(&r),
+            Vec::<String>::new(),
+            "`cargo xcache {}` from {} compiled units:\n{}",
+            args[0],
+            b.display(),
+            text(&out.stderr)
+        );
+        let runs = r.runs();
+        assert!(
+            runs.values().all(|(outcome, _)| outcome == "hit"),
+            "`cargo xcache {}`: {runs:?}",
+            args[0]
+        );
+        if args[0] == "test" {
+            assert!(text(&out.stdout).contains("test helper_sees_the_value ... ok"));
+        }
+    }
+    // The program the cache gave is plain cargo's.
+    let out = xcache(&b, &s.store(), &["run", "-q"], &[home_env], "");
+    assert_ok(&out);
+    let plain = s.checkout("script-commands", "plain");
+    let p = common::cargo_build(&plain, &["-q"], &[home_env]);
+    assert!(p.status.success());
+    let program = std::process::Command::new(plain.join("target/debug/sclib"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), text(&program.stdout));
+    assert_eq!(text(&out.stdout), "value=forty-two shout=FORTY-TWO\n");
+}

@@ -206,10 +206,12 @@ pub struct RunKeyInput<'a> {
     /// objects then hold remapped paths.
     pub c_debug_map: &'a [&'a str],
     /// The variables the cache adds to the run's environment (`wrapper::script`'s
-    /// `Added`), their values with the roots tokenized: what the run is given is part of
-    /// what it is. (Runs stored while the cache also set cargo's trim-paths variables,
-    /// which a recent `cc` turns into `-fmacro-prefix-map`, had none here, and are not
-    /// taken for runs without them.)
+    /// `Added`) as they mean: the user's part tokenized, the path maps by root alias in
+    /// a fixed order (`key::debug_map_meaning`), never as text that holds or is ordered
+    /// by a machine path. What the run is given is part of what it is. (Runs stored
+    /// while the cache also set cargo's trim-paths variables, which a recent `cc` turns
+    /// into `-fmacro-prefix-map`, had none here, and are not taken for runs without
+    /// them.)
     pub added_env: &'a [(String, String)],
 }
 
@@ -229,7 +231,9 @@ pub fn run_l1_key(i: &RunKeyInput<'_>) -> Key {
     h.list("tools", raw(i.tools).iter().map(String::as_str));
     h.list("dep-trees", raw(i.dep_trees).iter().map(String::as_str));
     h.list("c-debug-map-v1", i.c_debug_map.iter().copied());
-    h.list("added-env", raw(i.added_env).iter().map(String::as_str));
+    // `-v2`: the maps by what they mean; `added-env` held them as the real paths
+    // tokenized, in the order of their lengths.
+    h.list("added-env-v2", raw(i.added_env).iter().map(String::as_str));
     h.finish()
 }
 
@@ -249,9 +253,31 @@ pub fn run_key_parts(i: &RunKeyInput<'_>) -> KeyParts {
         tools: pairs(i.tools),
         dep_trees: pairs(i.dep_trees),
         c_debug_map: Some(i.c_debug_map.join(",")),
-        added_env: pairs(i.added_env),
+        added_env: i
+            .added_env
+            .iter()
+            .map(|(k, v)| shown_added(k, v, i.env))
+            .collect(),
         ..KeyParts::default()
     }
+}
+
+/// A variable the cache added, as the key history keeps it for `explain`: the value as
+/// keyed (roots by alias), with the user's own part, which may hold anything, as its
+/// digest. `env` holds the user's value of that name when there is one.
+fn shown_added(name: &str, value: &str, env: &[(String, String)]) -> String {
+    let theirs = env
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim_end())
+        .filter(|t| !t.is_empty());
+    if let Some(t) = theirs
+        && let Some(ours) = value.strip_prefix(t)
+    {
+        let digest = &Key::digest(t.as_bytes()).to_hex()[..16];
+        return format!("{name}=<yours:{digest}>{ours}");
+    }
+    format!("{name}={value}")
 }
 
 /// Why a tree could not be described.

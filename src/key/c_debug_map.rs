@@ -42,6 +42,24 @@ pub fn debug_map_flags(pm: &PathMap) -> Vec<String> {
         .collect()
 }
 
+/// What the maps of [`debug_map_flags`] mean, as keys take them: each root that is
+/// mapped by its token, with what it is mapped to, in the order of the tokens. The
+/// flags themselves name the real roots, ordered by how specific they are (their
+/// lengths), and the same maps on a machine whose checkout, target dir or `CARGO_HOME`
+/// is longer or shorter would key another run; the objects they give are the same
+/// wherever the roots are and however they nest (each path takes its most specific
+/// root's remap either way).
+pub fn debug_map_meaning(pm: &PathMap) -> Vec<String> {
+    let mut maps: Vec<String> = pm
+        .roots()
+        .iter()
+        .filter(|r| carries_safely(&r.real))
+        .map(|r| format!("-fdebug-prefix-map={}={}", r.kind.token(), r.remap))
+        .collect();
+    maps.sort();
+    maps
+}
+
 /// Whether a root can be written into a flag variable unchanged on every road it takes:
 /// `cc` splits the variable on whitespace, the flag's own syntax splits at `=`, a
 /// `configure` script expands `$CFLAGS` unquoted (splitting words and matching `*?[`
@@ -175,6 +193,48 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// The maps mean the same wherever the roots are: a checkout, target dir and
+    /// `CARGO_HOME` longer, shorter or as long as one another, nested or apart, give one
+    /// text for the key, while the flags themselves follow the roots' specificity.
+    #[test]
+    fn what_the_maps_mean_holds_no_machine_path_and_no_order_of_lengths() {
+        let layouts = [
+            ("/w", "/w/target", "/home/u/.cargo"),
+            ("/home/someone/long/checkout", "/t", "/c"),
+            ("/c1", "/t1/much/longer/target", "/h1"),
+            ("/aa", "/bb", "/cc"),
+            ("/a/b", "/a/b/c/target", "/a/b/c/target/home"),
+        ];
+        let mut meanings = Vec::new();
+        for (ws, target, home) in layouts {
+            let pm = PathMap::new(
+                Path::new(ws),
+                Some(Path::new(target)),
+                Some(Path::new(home)),
+            );
+            let meaning = debug_map_meaning(&pm);
+            assert!(
+                meaning
+                    .iter()
+                    .all(|m| m.starts_with("-fdebug-prefix-map=@@xcache:")),
+                "{meaning:?}"
+            );
+            // The real flags put the most specific root last (GCC's last match wins).
+            let flags = debug_map_flags(&pm);
+            assert!(flags.last().unwrap().contains(pm.roots()[0].real.as_str()));
+            meanings.push(meaning);
+        }
+        assert!(meanings.windows(2).all(|w| w[0] == w[1]), "{meanings:?}");
+        assert_eq!(meanings[0].len(), 3);
+        // A root that cannot travel (a space) is not mapped, and the key says so.
+        let pm = PathMap::new(
+            Path::new("/w s"),
+            Some(Path::new("/t")),
+            Some(Path::new("/h")),
+        );
+        assert_eq!(debug_map_meaning(&pm).len(), 2);
     }
 
     #[test]

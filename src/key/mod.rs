@@ -44,7 +44,7 @@ pub use build_run::{
     tool_identity, tree_digest,
 };
 pub use c_debug_map::{
-    compiler_commands, compiler_takes_debug_map, debug_map_env, debug_map_flags,
+    compiler_commands, compiler_takes_debug_map, debug_map_env, debug_map_flags, debug_map_meaning,
 };
 pub use clippy::{behind_clippy, clippy_identity, is_clippy_driver, toolchain_clippy_driver};
 pub use compiler::{CompilerId, cargo_version, compiler_id};

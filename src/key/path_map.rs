@@ -208,11 +208,24 @@ impl PathMap {
         out
     }
 
-    /// Expands text bound for a dep-info file: spaces in a root are escaped as rustc does.
+    /// Expands text bound for a dep-info file, escaped as rustc escapes each line: a
+    /// space in a root as `\ ` in the make rules, and not at all in the `# env-dep:`
+    /// lines, whose values rustc escapes only for `\\` and line breaks (cargo refuses
+    /// a `\ ` there, and the build with it).
     pub fn expand_depinfo(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for r in &self.roots {
-            out = out.replace(r.kind.token(), &r.real.replace(' ', "\\ "));
+        let mut out = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            let mut line = line.to_string();
+            let env_dep = line.starts_with("# env-dep:");
+            for r in &self.roots {
+                let real = if env_dep {
+                    r.real.replace('\\', "\\\\")
+                } else {
+                    r.real.replace(' ', "\\ ")
+                };
+                line = line.replace(r.kind.token(), &real);
+            }
+            out.push_str(&line);
         }
         out
     }
@@ -348,6 +361,26 @@ mod tests {
                 "/home/u/.cargo/registry/src/x/itoa-1.0.0/src/lib.rs"
             )),
             "@@xcache:cargo-home@@/registry/src/x/itoa-1.0.0/src/lib.rs"
+        );
+    }
+
+    /// A root with a space is escaped in the make rules and left as it is in the
+    /// `# env-dep:` lines, as rustc writes them (cargo refuses `\ ` there).
+    #[test]
+    fn dep_info_is_expanded_with_rustcs_escaping_for_each_line() {
+        let pm = PathMap::new(
+            Path::new("/w s/ws"),
+            Some(Path::new("/w s/ws/target")),
+            Some(Path::new("/h")),
+        );
+        let stored = "@@xcache:target@@/debug/deps/a.d: src/lib.rs @@xcache:target@@/debug/build/a/out/g.rs\n\n\
+                      @@xcache:target@@/debug/build/a/out/g.rs:\n\n\
+                      # env-dep:OUT_DIR=@@xcache:target@@/debug/build/a/out\n";
+        assert_eq!(
+            pm.expand_depinfo(stored),
+            "/w\\ s/ws/target/debug/deps/a.d: src/lib.rs /w\\ s/ws/target/debug/build/a/out/g.rs\n\n\
+             /w\\ s/ws/target/debug/build/a/out/g.rs:\n\n\
+             # env-dep:OUT_DIR=/w s/ws/target/debug/build/a/out\n"
         );
     }
 }

@@ -1,6 +1,8 @@
 //! Why a unit missed: its key now against the nearest key the store's history recorded
 //! for the same unit (`store::history`). Main function: [`explain_miss`].
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::key::KeyParts;
@@ -52,6 +54,9 @@ pub enum DiffKind {
     Tool,
     /// Another recorded input (a listing, a link, the host CPU).
     Input,
+    /// A variable the cache adds to a build-script run (the C debug-info path maps),
+    /// shown as keyed: roots by alias, the user's own part by its digest.
+    AddedVar,
 }
 
 impl DiffKind {
@@ -81,6 +86,7 @@ impl DiffKind {
             DiffKind::Linker => "linker",
             DiffKind::Tool => "tool",
             DiffKind::Input => "input",
+            DiffKind::AddedVar => "added-var",
         }
     }
 }
@@ -153,6 +159,22 @@ pub fn describe(d: &Difference) -> String {
                                  listing, a path probed), or the entry left the store"
             .into(),
         DiffKind::BuildScript => "build-script executable changed".into(),
+        DiffKind::AddedVar => {
+            let keyed = |v: &Option<String>| {
+                v.as_deref().map_or("(not added)".to_string(), |v| {
+                    use crate::key::RootKind;
+                    v.replace(RootKind::Cwd.token(), "<workspace>")
+                        .replace(RootKind::Target.token(), "<target-dir>")
+                        .replace(RootKind::CargoHome.token(), "$CARGO_HOME")
+                })
+            };
+            format!(
+                "{} {name} changed: `{}` -> `{}`",
+                d.what.as_str(),
+                keyed(&d.before),
+                keyed(&d.now)
+            )
+        }
         DiffKind::EnvVar
         | DiffKind::ReadEnvVar
         | DiffKind::Dependency
@@ -601,7 +623,28 @@ fn parts_differences(out: &mut Vec<Difference>, b: &KeyParts, n: &KeyParts) {
     // What the cache added to a run: said only where the user's own variable of that
     // name did not change already (ours is theirs with the path maps after it).
     let mut added = Vec::new();
-    by_name(&mut added, DiffKind::Tool, &b.added_env, &n.added_env);
+    let (ba, na) = (pairs(&b.added_env), pairs(&n.added_env));
+    for name in ba
+        .iter()
+        .chain(&na)
+        .map(|(k, _)| *k)
+        .collect::<BTreeSet<_>>()
+    {
+        let value = |list: &[(&str, &str)]| {
+            list.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let (before, now) = (value(&ba), value(&na));
+        if before != now {
+            added.push(Difference {
+                what: DiffKind::AddedVar,
+                name: Some(name.to_string()),
+                before,
+                now,
+            });
+        }
+    }
     added.retain(|a| {
         !out.iter()
             .any(|d| d.what == DiffKind::EnvVar && d.name == a.name)
@@ -825,9 +868,21 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (DiffKind::Tool, Some("CARGO_TRIM_PATHS_SCOPE"), false),
-                (DiffKind::Tool, Some("CFLAGS"), true),
+                (DiffKind::AddedVar, Some("CARGO_TRIM_PATHS_SCOPE"), false),
+                (DiffKind::AddedVar, Some("CFLAGS"), true),
             ]
+        );
+        // The two values are shown as keyed, roots by alias.
+        let mut maps = run(5, "s1", &[], &[], &[]);
+        maps.parts.added_env =
+            vec!["CFLAGS_x=-fdebug-prefix-map=@@xcache:cargo-home@@=/xcache/cargo-home".into()];
+        let mut fewer = run(6, "s1", &[], &[], &[]);
+        fewer.parts.added_env = vec!["CFLAGS_x=".into()];
+        let line = explain_miss(&fewer, &[maps]).one_line();
+        assert_eq!(
+            line,
+            "added-var CFLAGS_x changed: \
+             `-fdebug-prefix-map=$CARGO_HOME=/xcache/cargo-home` -> ``"
         );
         let mut user = run(3, "s1", &["CFLAGS=ab"], &[], &[]);
         user.parts.added_env = vec!["CFLAGS=03".into()];

@@ -150,6 +150,10 @@ struct Added {
     tools: Vec<(String, String)>,
     /// The flag variables that got the prefix maps (`CFLAGS`, `CXXFLAGS`).
     takes: Vec<&'static str>,
+    /// `vars` as the key takes them: the user's part tokenized, the maps by what they
+    /// mean (`key::debug_map_meaning`), so that no machine path, nor the order of the
+    /// paths' lengths, reaches the key.
+    keyed: Vec<(String, String)>,
 }
 
 impl Added {
@@ -184,10 +188,15 @@ impl Added {
         // what plain cargo's does not (and each such script would probe its compiler
         // for the two flags, on the build's critical path).
         let added = crate::key::debug_map_env(vars, &crate::key::debug_map_flags(pm), &takes);
+        let keyed = crate::key::debug_map_env(vars, &crate::key::debug_map_meaning(pm), &takes)
+            .into_iter()
+            .map(|(k, v)| (k, pm.normalize_text(&v)))
+            .collect();
         Added {
             vars: added,
             tools,
             takes,
+            keyed,
         }
     }
 }
@@ -455,12 +464,6 @@ impl Cached for Script {
                 dep_trees.push((k.clone(), d));
             }
         }
-        let added_env: Vec<(String, String)> = self
-            .added
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), cx.pm.normalize_text(v)))
-            .collect();
         let input = RunKeyInput {
             script: &script,
             compiler: &compiler.key,
@@ -469,7 +472,7 @@ impl Cached for Script {
             tools: &self.added.tools,
             dep_trees: &dep_trees,
             c_debug_map: &self.added.takes,
-            added_env: &added_env,
+            added_env: &self.added.keyed,
         };
         let key = run_l1_key(&input);
         self.key_parts = Some(run_key_parts(&input));
