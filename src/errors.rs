@@ -45,6 +45,10 @@ pub enum CacheError {
     Untrusted { path: PathBuf, reason: String },
     #[error("{0}")]
     Setting(String),
+    /// Seeding cannot tell where cargo will keep this build's units (`plan::expected_layout`)
+    /// or found it kept them elsewhere: nothing is planted; restores go on.
+    #[error("planting off: {0}")]
+    PlantingOff(String),
 }
 
 impl CacheError {
@@ -60,6 +64,7 @@ impl CacheError {
             CacheError::Executor { .. } => "executor-unavailable",
             CacheError::Untrusted { .. } => "untrusted-entry",
             CacheError::Setting(_) => "invalid-setting",
+            CacheError::PlantingOff(_) => "planting-off",
         }
     }
 }

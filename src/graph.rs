@@ -83,7 +83,12 @@ pub struct BuildPlan {
     pub workspace_root: PathBuf,
     /// The workspace members' names, sorted: the workspace's identity in the remote index.
     pub workspace_members: Vec<String>,
+    /// Where cargo puts the final artifacts (and this program its report).
     pub target_dir: PathBuf,
+    /// Where cargo keeps every unit and its records (`build.build-dir`, cargo 1.91 and
+    /// later): the target dir unless configured apart. Seeding plants here, and keys
+    /// name it as the target root.
+    pub build_dir: PathBuf,
     pub packages: Vec<PlannedPackage>,
 }
 
@@ -130,6 +135,13 @@ pub fn plan(
     let target_dir = match &sel.target_dir {
         Some(d) => cwd.join(d),
         None => metadata.target_directory.clone().into_std_path_buf(),
+    };
+    // cargo reports the build dir with its templates resolved; the same as the target
+    // dir when none is configured, and then it follows `--target-dir`, which `cargo
+    // metadata` was not given.
+    let build_dir = match &metadata.build_directory {
+        Some(b) if *b != metadata.target_directory => b.clone().into_std_path_buf(),
+        _ => target_dir.clone(),
     };
 
     let workspace = graph.workspace();
@@ -289,6 +301,7 @@ pub fn plan(
         workspace_root,
         workspace_members,
         target_dir,
+        build_dir,
         packages,
     })
 }

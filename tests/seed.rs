@@ -1014,3 +1014,102 @@ fn another_users_objects_are_copied_not_linked_nor_removed() {
         assert_eq!(std::fs::metadata(o).unwrap().uid(), 4242, "{}", o.display());
     }
 }
+
+/// A layout's name, the variables that select it and cargo's arguments for it.
+type Layout = (&'static str, Vec<(&'static str, String)>, Vec<&'static str>);
+
+/// The layouts cargo keeps units in: its legacy one with the build dir in the target
+/// dir, a build dir apart (`CARGO_BUILD_BUILD_DIR`, and `build.build-dir` with a template
+/// in `.cargo/config.toml`), and the new layout (`-Zbuild-dir-new-layout`, on the nightly
+/// toolchain). Each: a build in one checkout fills the store; a moved checkout with a new
+/// target (and build) dir gets every unit planted, cargo finds every one fresh, and the
+/// program is plain cargo's.
+#[test]
+fn every_layout_plants_what_the_last_build_left() {
+    // The nightly toolchain's own cargo and rustc (not rustup's proxies, which a
+    // toolchain's directory on PATH would bypass).
+    let which = |tool: &str| {
+        std::process::Command::new("rustup")
+            .args(["which", tool, "--toolchain", "nightly"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let nightly = which("cargo").zip(which("rustc"));
+    let mut layouts: Vec<Layout> = vec![
+        ("legacy", vec![], vec![]),
+        (
+            "build-dir-variable",
+            vec![("CARGO_BUILD_BUILD_DIR", String::new())],
+            vec![],
+        ),
+        ("build-dir-template", vec![], vec![]),
+    ];
+    if let Some((cargo, rustc)) = nightly {
+        let tools = vec![("CARGO", cargo), ("RUSTC", rustc)];
+        layouts.push(("new", tools.clone(), vec!["-Zbuild-dir-new-layout"]));
+        let mut apart = tools;
+        apart.push(("CARGO_BUILD_BUILD_DIR", String::new()));
+        layouts.push(("new-build-dir", apart, vec!["-Zbuild-dir-new-layout"]));
+    } else {
+        println!(
+            "the new layout is not tried: no nightly toolchain is installed (rustup run nightly)"
+        );
+    }
+    for (name, env, args) in layouts {
+        let s = Scratch::new();
+        for (n, rel) in [(1, "ws1"), (2, "elsewhere/ws2")] {
+            let ws = s.checkout("basic-workspace", rel);
+            if name == "build-dir-template" {
+                std::fs::create_dir_all(ws.join(".cargo")).unwrap();
+                std::fs::write(
+                    ws.join(".cargo/config.toml"),
+                    "[build]\nbuild-dir = \"{workspace-root}/../bd-{workspace-path-hash}\"\n",
+                )
+                .unwrap();
+            }
+            let build_dir = s.path(&format!("build-dir-{n}"));
+            let env: Vec<(&str, String)> = env
+                .iter()
+                .map(|(k, v)| match *k {
+                    "CARGO_BUILD_BUILD_DIR" => (*k, build_dir.display().to_string()),
+                    _ => (*k, v.clone()),
+                })
+                .collect();
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let b = xcache_build(&ws, &s.store(), &args, &env);
+            b.assert_success();
+            assert_eq!(b.run("app"), EXPECTED_OUTPUT, "{name}, build {n}");
+            let r = Report::read(&ws.join("target"));
+            assert!(
+                !r.warning_codes().contains(&"planting-off".to_string()),
+                "{name}, build {n}: {}",
+                b.stderr()
+            );
+            if n == 1 {
+                assert!(r.summary("captured") >= 3, "{name}: {}", b.stderr());
+                continue;
+            }
+            if name.starts_with("new") {
+                // Not yet: the new layout's units are captured and planted only in part
+                // (issue 58 goes on); the build is right and nothing is planted where
+                // cargo would not look (the layout check's warning is absent above).
+                continue;
+            }
+            let seeded = seeded_units(&r);
+            assert_eq!(seeded.len(), 7, "{name}: {seeded:?}\n{}", b.stderr());
+            let fresh = b.fresh();
+            assert_eq!(fresh.len(), 6, "{name}: {fresh:?}");
+            assert!(
+                fresh.values().all(|f| *f),
+                "{name}: {fresh:?}\n{}",
+                b.stderr()
+            );
+            if name.starts_with("build-dir") {
+                // Nothing of cargo's records went to the target dir.
+                assert!(!ws.join("target/debug/.fingerprint").exists(), "{name}");
+            }
+        }
+    }
+}

@@ -42,6 +42,8 @@ pub(super) struct BuildOutcome {
     /// cargo's exit code.
     pub code: i32,
     pub target_dir: PathBuf,
+    /// Where cargo kept the units (`graph::BuildPlan::build_dir`).
+    pub build_dir: PathBuf,
     /// What the wrapper reported, unit by unit.
     pub events: Vec<crate::wrapper::UnitEvent>,
     /// How much of ours the build prints (`-q`, `-v`, `--color`).
@@ -63,6 +65,7 @@ pub(super) fn run_build(
         return show_cargo_help(command, &help).map(|code| BuildOutcome {
             code,
             target_dir: PathBuf::new(),
+            build_dir: PathBuf::new(),
             events: Vec::new(),
             verbosity: Verbosity::default(),
         });
@@ -188,11 +191,11 @@ pub(super) fn run_build(
         Plan::make(&cfg, &env, command, &args.cargo_args, &exe)
     };
     let made_target_dir = match (&plan, &guess) {
-        (Ok(p), Some(g)) => g.made(&p.graph.target_dir),
+        (Ok(p), Some(g)) => g.made(&p.graph.build_dir),
         _ => false,
     };
     if let (Ok(p), Some(made), Some(_)) = (&plan, guess.as_ref().and_then(|g| g.made_dir()), &early)
-        && made != p.graph.target_dir
+        && made != p.graph.build_dir
     {
         // Not the target dir after all: the tag goes with the guess.
         let _ = std::fs::remove_file(made.join("CACHEDIR.TAG"));
@@ -200,7 +203,7 @@ pub(super) fn run_build(
     let guessed_right = guess.is_some_and(|g| {
         g.settle(
             plan.as_ref()
-                .map_or(Path::new(""), |p| p.graph.target_dir.as_path()),
+                .map_or(Path::new(""), |p| p.graph.build_dir.as_path()),
         )
     });
     // cargo started without a plan: on an error from here on, it is stopped and what it
@@ -251,12 +254,17 @@ pub(super) fn run_build(
         let _ = std::fs::write(plan.graph.target_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
         super::store_session::mark_swept(&plan.graph.target_dir);
     }
+    // The same for a build dir apart from the target dir (`build.build-dir`).
+    if plan.graph.build_dir != plan.graph.target_dir && !plan.graph.build_dir.exists() {
+        let _ = std::fs::create_dir_all(&plan.graph.build_dir);
+        let _ = std::fs::write(plan.graph.build_dir.join("CACHEDIR.TAG"), CACHEDIR_TAG);
+    }
     // (Not under a running cargo: it probes for itself.)
     if let Some(info) = rustc_info
         .as_ref()
         .filter(|_| !guessed_right && early.is_none())
     {
-        info.plant(&plan.graph.target_dir);
+        info.plant(&plan.graph.build_dir);
     }
     // Wrappers let cargo go on before they store (`wrapper::wait_all`), unless told not
     // to; this front-end waits for them below.
@@ -409,7 +417,7 @@ pub(super) fn run_build(
         held.join();
     }
     if let Some(info) = &rustc_info {
-        info.remember(&plan.graph.target_dir);
+        info.remember(&plan.graph.build_dir);
     }
     // Entries still being stored: their events come when they are. Meanwhile, after a
     // build that succeeded, the units whose events are in are captured for seeding.
@@ -476,10 +484,11 @@ pub(super) fn run_build(
     );
     let captured = match seeds {
         Some(s) => {
-            let fresh = std::sync::Arc::try_unwrap(fresh)
+            let mut fresh = std::sync::Arc::try_unwrap(fresh)
                 .ok()
                 .and_then(|f| f.into_inner().ok())
                 .unwrap_or_default();
+            fresh.resolve(&plan.graph.target_dir, &plan.graph.build_dir);
             let fresh = read_json.then_some(&fresh);
             s.finish(&events, fresh, &env, &mut report, early)
         }
@@ -491,6 +500,9 @@ pub(super) fn run_build(
     let _ = std::fs::remove_file(&remote_state);
     if let Some(dir) = &early_dir {
         let _ = std::fs::remove_dir_all(dir);
+    }
+    if let Some(w) = layout_check(&plan, &events) {
+        report.warnings.push(w);
     }
     let added = super::store_session::added_at_most(&report, &events, &captured);
     local.finish(&mut report, added, &plan.graph.target_dir, verbosity);
@@ -516,6 +528,7 @@ pub(super) fn run_build(
         return Ok(BuildOutcome {
             code,
             target_dir: plan.graph.target_dir,
+            build_dir: plan.graph.build_dir,
             events,
             verbosity,
         });
@@ -540,8 +553,36 @@ pub(super) fn run_build(
     Ok(BuildOutcome {
         code,
         target_dir: plan.graph.target_dir,
+        build_dir: plan.graph.build_dir,
         events,
         verbosity,
+    })
+}
+
+/// Whether cargo kept the build's units in the layout the plan planted for: a unit in
+/// the other means nothing planted was where cargo looked (the next build in this build
+/// dir learns the layout from what cargo left), and the report says so.
+fn layout_check(
+    plan: &Plan,
+    events: &[crate::wrapper::UnitEvent],
+) -> Option<crate::wrapper::Warning> {
+    let expected = *plan.layout.as_ref().ok()?;
+    let found = events
+        .iter()
+        .filter_map(|e| e.place.as_ref())
+        .map(|p| crate::key::Layout::of_unit(&p.unit_dir))
+        .find(|l| *l != expected)?;
+    let e = crate::errors::CacheError::PlantingOff(format!(
+        "cargo kept this build's units in its {} layout where the plan expected the {} one \
+         (set by no switch it read); nothing planted was used, and the next build in {} \
+         plants in the layout cargo left",
+        found.as_str(),
+        expected.as_str(),
+        plan.graph.build_dir.display()
+    ));
+    Some(crate::wrapper::Warning {
+        code: e.code().to_string(),
+        message: e.to_string(),
     })
 }
 
@@ -983,6 +1024,10 @@ fn message_format(cargo_args: &[String]) -> Option<String> {
 #[derive(Debug, Default)]
 pub(super) struct FreshUnits {
     pub hashes: std::collections::HashSet<String>,
+    /// Executables cargo named only by their uplifted copy, each with its profile
+    /// directory's place under the target dir: told by [`FreshUnits::resolve`] once the
+    /// build dir is known.
+    uplifted: Vec<std::path::PathBuf>,
 }
 
 impl FreshUnits {
@@ -1001,23 +1046,38 @@ impl FreshUnits {
             let Some(f) = f.as_str() else { continue };
             if let Some(h) = unit_hash(f) {
                 self.hashes.insert(h.to_string());
-            } else if let Some(h) = uplifted_unit_hash(std::path::Path::new(f)) {
+            } else {
+                self.uplifted.push(f.into());
+            }
+        }
+    }
+
+    /// Finds the units of the uplifted executables in the build dir (where cargo keeps
+    /// them when it is not the target dir).
+    pub fn resolve(&mut self, target_dir: &Path, build_dir: &Path) {
+        for f in std::mem::take(&mut self.uplifted) {
+            let profile = f.parent().and_then(|p| p.strip_prefix(target_dir).ok());
+            let in_build = profile.map(|p| build_dir.join(p));
+            if let Some(h) = uplifted_unit_hash(&f, in_build.as_deref()) {
                 self.hashes.insert(h);
             }
         }
     }
 }
 
-/// The unit hash in an output path: `deps/libfoo-<hash>.rlib`, `deps/foo-<hash>`, or the
-/// directory of `build/foo-<hash>/build-script-build`.
+/// The unit hash in an output path: `deps/libfoo-<hash>.rlib`, `deps/foo-<hash>`, the
+/// directory of `build/foo-<hash>/build-script-build`, or in cargo's new layout that of
+/// `build/foo/<hash>/out/…`.
 fn unit_hash(path: &str) -> Option<&str> {
     let p = std::path::Path::new(path);
     let file = p.file_name()?.to_str()?;
     let stem = file.split('.').next()?;
+    let name_up = |n: usize| p.ancestors().nth(n).and_then(Path::file_name)?.to_str();
     let candidate = match stem.rsplit_once('-') {
         Some((_, h)) if is_hash(h) => h,
+        _ if name_up(1) == Some("out") && name_up(2).is_some_and(is_hash) => name_up(2)?,
         _ => {
-            let dir = p.parent()?.file_name()?.to_str()?;
+            let dir = name_up(1)?;
             dir.rsplit_once('-')
                 .map(|(_, h)| h)
                 .filter(|h| is_hash(h))?
@@ -1028,17 +1088,36 @@ fn unit_hash(path: &str) -> Option<&str> {
 
 /// The unit hash of an executable cargo names only by its uplifted copy
 /// (`debug/my-app`): the hard link it made from `deps/my_app-<hash>` (the crate's name:
-/// a dash of the binary's name is an underscore there).
-fn uplifted_unit_hash(path: &std::path::Path) -> Option<String> {
+/// a dash of the binary's name is an underscore there), or in cargo's new layout from
+/// `build/<pkg>/<hash>/out/my-app`, in the profile directory `in_build` of the build dir
+/// (the uplifted copy's own when `None`).
+fn uplifted_unit_hash(path: &Path, in_build: Option<&Path>) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let name = path.file_name()?.to_str()?.replace('-', "_");
+    let file_name = path.file_name()?.to_str()?;
+    let name = file_name.replace('-', "_");
     let meta = std::fs::metadata(path).ok()?;
-    let deps = path.parent()?.join("deps");
-    std::fs::read_dir(deps).ok()?.flatten().find_map(|e| {
-        let file = e.file_name().into_string().ok()?;
-        let hash = file.strip_prefix(name.as_str())?.strip_prefix('-')?;
-        let m = e.metadata().ok()?;
-        (is_hash(hash) && m.ino() == meta.ino() && m.dev() == meta.dev()).then(|| hash.to_string())
+    let same = |m: &std::fs::Metadata| m.ino() == meta.ino() && m.dev() == meta.dev();
+    let profile = in_build.or(path.parent())?;
+    let legacy = std::fs::read_dir(profile.join("deps")).ok().and_then(|rd| {
+        rd.flatten().find_map(|e| {
+            let file = e.file_name().into_string().ok()?;
+            let hash = file.strip_prefix(name.as_str())?.strip_prefix('-')?;
+            let m = e.metadata().ok()?;
+            (is_hash(hash) && same(&m)).then(|| hash.to_string())
+        })
+    });
+    legacy.or_else(|| {
+        let build = profile.join("build");
+        std::fs::read_dir(&build).ok()?.flatten().find_map(|pkg| {
+            std::fs::read_dir(pkg.path())
+                .ok()?
+                .flatten()
+                .find_map(|unit| {
+                    let hash = unit.file_name().into_string().ok()?;
+                    let m = std::fs::metadata(unit.path().join("out").join(file_name)).ok()?;
+                    (is_hash(&hash) && same(&m)).then_some(hash)
+                })
+        })
     })
 }
 
@@ -1078,7 +1157,7 @@ mod tests {
         std::fs::write(dir.path().join("deps/app-0123456789abcdef"), "x").unwrap();
         std::fs::hard_link(&linked, dir.path().join("app")).unwrap();
         assert_eq!(
-            uplifted_unit_hash(&dir.path().join("app")).as_deref(),
+            uplifted_unit_hash(&dir.path().join("app"), None).as_deref(),
             Some("ee8235248c9ab2fa")
         );
         // A binary with a dash in its name: its crate (and file in deps) has an underscore.
@@ -1086,7 +1165,7 @@ mod tests {
         std::fs::write(&linked, "y").unwrap();
         std::fs::hard_link(&linked, dir.path().join("my-app")).unwrap();
         assert_eq!(
-            uplifted_unit_hash(&dir.path().join("my-app")).as_deref(),
+            uplifted_unit_hash(&dir.path().join("my-app"), None).as_deref(),
             Some("1111111111111111")
         );
     }

@@ -216,16 +216,28 @@ impl SeedSession {
         // The plan's compiler and units: computed once, read here and by the remote.
         let compiler = plan.compiler.clone()?;
         let graph = &plan.graph;
+        let layout = match &plan.layout {
+            Ok(layout) => *layout,
+            Err(reason) => {
+                let e = crate::errors::CacheError::PlantingOff(reason.clone());
+                session.warnings = vec![Warning {
+                    code: e.code().to_string(),
+                    message: e.to_string(),
+                }];
+                return Some(session);
+            }
+        };
         let (planted, warnings) = plant(&PlantInput {
             store: &session.store,
             units: &plan.units,
-            target_root: &graph.target_dir,
+            target_root: &graph.build_dir,
             workspace_root: &graph.workspace_root,
             cargo_home: session.cargo_home.as_deref(),
             // What the units will see: a tool's variables (`CLIPPY_ARGS`) too.
             env: &plan.unit_env,
             compiler: &(PathBuf::from(rustc), compiler),
             arrivals,
+            layout,
         });
         session.planted = planted;
         session.warnings = warnings;
@@ -255,7 +267,7 @@ impl SeedSession {
         // Several variants of a unit may be planted; cargo uses at most one.
         let mut planted: Vec<&Planted> = Vec::new();
         for p in &self.planted {
-            let hash = p.unit_dir.rsplit_once('-').map_or("", |(_, h)| h);
+            let hash = crate::key::Layout::hash_of_unit(&p.unit_dir);
             let used = fresh.is_none_or(|f| f.hashes.contains(hash));
             match planted
                 .iter()
@@ -273,7 +285,7 @@ impl SeedSession {
         let mut rejected = 0;
         for p in planted {
             let key = p.unit.seed_key.to_hex();
-            let hash = p.unit_dir.rsplit_once('-').map_or("", |(_, h)| h);
+            let hash = crate::key::Layout::hash_of_unit(&p.unit_dir);
             let rebuilt = match fresh {
                 Some(f) => !f.hashes.contains(hash),
                 None => events

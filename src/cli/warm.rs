@@ -100,7 +100,10 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
         ..BuildMode::default()
     };
     let outcome = run_build(crate::plan::CargoCommand::Build, args.build, &mode)?;
-    let removed = remove_local_artifacts(&recipe, &outcome.target_dir);
+    let mut removed = remove_local_artifacts(&recipe, &outcome.target_dir);
+    if outcome.build_dir != outcome.target_dir {
+        removed += remove_local_artifacts(&recipe, &outcome.build_dir);
+    }
     if removed > 0 {
         outcome.verbosity.note(&format!(
             "xcache: removed {removed} build outputs of the placeholder packages from {}",

@@ -28,6 +28,7 @@ mod file_digest;
 mod hasher;
 mod host_cpu;
 mod input;
+mod layout;
 mod link_inputs;
 mod linker;
 mod path_map;
@@ -53,6 +54,7 @@ pub use file_digest::{digest_open, hash_file};
 pub use hasher::{Key, KeyHasher};
 pub use host_cpu::host_cpu;
 pub use input::{Input, InputKind, above, entry_key, normalize_inputs, state};
+pub use layout::{Layout, Place};
 pub use link_inputs::{
     LibSearch, LinkContext, LinkInput, LinkLine, arg_files, describe_inputs, link_input_identity,
     link_inputs, parse_link_line,

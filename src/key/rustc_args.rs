@@ -663,13 +663,17 @@ impl RustcInvocation {
 
     /// The profile's directory (`debug`, `release`): the parent of `--out-dir`'s `deps`
     /// (or `examples`, where cargo compiles examples), or of `build` for a build script
-    /// (`debug/build/<pkg>-<hash>`).
+    /// (`debug/build/<pkg>-<hash>`) and for every unit of cargo's new layout
+    /// (`debug/build/<pkg>/<hash>/out`, see `key::Layout`).
     pub fn profile_dir(&self) -> Option<String> {
         let dir = self.out_dir.as_ref()?;
+        let name_up = |n: usize| dir.ancestors().nth(n).and_then(Path::file_name);
         let parent = if dir.file_name()? == "deps" || dir.file_name()? == "examples" {
             dir.parent()?
-        } else if dir.parent().and_then(Path::file_name) == Some("build".as_ref()) {
+        } else if name_up(1) == Some("build".as_ref()) {
             dir.parent()?.parent()?
+        } else if name_up(0) == Some("out".as_ref()) && name_up(3) == Some("build".as_ref()) {
+            dir.ancestors().nth(4)?
         } else {
             dir
         };

@@ -2,8 +2,10 @@
 //! and read by prefetch, seeding and the report. Main type: [`Plan`].
 
 mod command;
+mod layout;
 mod rustflags;
 mod units;
 
 pub use command::{CargoCommand, Compiles, TargetModes};
+pub use layout::expected_layout;
 pub use units::{Plan, RustdocUnit, identify_toolchain};

@@ -40,6 +40,9 @@ pub struct Plan {
     pub units: Vec<PredictedUnit>,
     /// The units rustdoc builds, never cached.
     pub rustdoc: Vec<RustdocUnit>,
+    /// The layout cargo will keep the units in (`super::expected_layout`), or why
+    /// planting cannot know it (planting is then off).
+    pub layout: Result<crate::key::Layout, String>,
     /// The environment cargo's units will start from: this process's, what the
     /// command's tool sets before it runs cargo (`cargo clippy`'s `CLIPPY_ARGS`), and
     /// the `CARGO_ENCODED_RUSTFLAGS` cargo will give build scripts where that is known
@@ -91,7 +94,7 @@ impl Plan {
         let home = cargo_home(env);
         let path_map = PathMap::new(
             &graph.workspace_root,
-            Some(&graph.target_dir),
+            Some(&graph.build_dir),
             home.as_deref(),
         );
         // `cargo clippy` runs clippy-driver in front of rustc for the members.
@@ -142,10 +145,12 @@ impl Plan {
             set_for_units.push(("CARGO_ENCODED_RUSTFLAGS".to_string(), v));
         }
         let unit_env = env.with(&set_for_units);
+        let layout = super::expected_layout(cargo_args, env, &graph.build_dir);
         Ok(Plan {
             command,
             compiles,
             selection: sel,
+            layout,
             graph,
             path_map,
             compiler,

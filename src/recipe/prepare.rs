@@ -119,7 +119,7 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
             }
             let selected = SelectedBin {
                 name: name.to_string(),
-                package: owner.name.clone(),
+                package: owner.name.to_string(),
             };
             (kept, Some(selected))
         }
@@ -156,7 +156,7 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
         let targets = TargetFilter {
             bin: selected
                 .as_ref()
-                .map(|s| (s.package == p.name).then(|| s.name.clone())),
+                .map(|s| (s.package == p.name.as_str()).then(|| s.name.clone())),
             all_bins: !p.targets.iter().any(is_lib),
         };
         let manifest = p.manifest_path.as_std_path();
@@ -178,7 +178,7 @@ fn from_metadata(meta: &Metadata, bin: Option<&str>) -> Result<Recipe, CliError>
             kind,
         }));
         local_packages.push(LocalPackage {
-            name: p.name.clone(),
+            name: p.name.to_string(),
             dir: if rel_dir.as_os_str().is_empty() {
                 ".".into()
             } else {

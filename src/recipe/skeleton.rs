@@ -147,6 +147,14 @@ pub fn remove_local_artifacts(recipe: &Recipe, target_dir: &Path) -> usize {
                 }
             }
         }
+        // cargo's new layout keeps each unit in `build/<package>/<hash>/`.
+        for p in &packages {
+            let dir = profile.join("build").join(p);
+            let units = read_dir(&dir);
+            if !units.is_empty() && units.iter().all(|h| is_hash(h)) {
+                removed += remove(&dir);
+            }
+        }
         for e in read_dir(&profile) {
             if is_uplifted(&e, &targets) && profile.join(&e).is_file() {
                 removed += remove(&profile.join(&e));
@@ -170,12 +178,14 @@ fn is_uplifted(file: &str, targets: &HashSet<String>) -> bool {
         && matches!(ext, Some("rlib" | "rmeta" | "d" | "so" | "a" | "dylib"))
 }
 
-/// The directories cargo keeps one profile's units in: those with a `.fingerprint`.
+/// The directories cargo keeps one profile's units (or its uplifted copies) in: those
+/// with a `.fingerprint` (the legacy layout), or with cargo's lock (`.cargo-lock`; a
+/// target dir apart from the build dir, or the new layout).
 fn profile_dirs(target_dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![(target_dir.to_path_buf(), 0)];
     while let Some((dir, depth)) = stack.pop() {
-        if dir.join(".fingerprint").is_dir() {
+        if dir.join(".fingerprint").is_dir() || (depth > 0 && dir.join(".cargo-lock").is_file()) {
             out.push(dir);
             continue;
         }

@@ -15,6 +15,7 @@ use crate::key::{
     Input, InputKind, Key, PathMap, RootKind, identity_digest, link_input_identity,
     normalize_inputs, recorded_identity,
 };
+use crate::key::{Layout, Place};
 use crate::store::{EntryFile, EntryMeta, EntrySource, LocalStore, ReadAs, Variant};
 use crate::wrapper::{Outcome, UnitEvent};
 
@@ -236,11 +237,8 @@ fn unit_dirs<'e>(
     if let Some(run) = &pl.run_dir {
         run_event(events, run, &pl.target_root)?;
     }
-    let run_fp = pl
-        .run_dir
-        .as_ref()
-        .map(|r| format!("{pr}/.fingerprint/{r}"));
-    let fp = format!("{pr}/.fingerprint/{}", pl.unit_dir);
+    let run_fp = pl.run_dir.as_ref().map(|r| Layout::fingerprint_dir(pr, r));
+    let fp = Layout::fingerprint_dir(pr, &pl.unit_dir);
     Some((pl, pr, run_fp, fp))
 }
 
@@ -255,7 +253,7 @@ fn unit_files(
     fp: &str,
 ) -> Result<Vec<PackFile>, Skip> {
     let mut files: Vec<PackFile> = Vec::new();
-    if pl.out_dir.contains("/build/") {
+    if is_script_compile(pl) {
         // A build script: its directory holds the executable, cargo's hard link to it
         // and the dep-info; they travel in the pack.
         walk_into(root, &pl.out_dir, &mut files, |name, top| {
@@ -263,12 +261,11 @@ fn unit_files(
         })?;
     }
     if let Some(run) = &pl.run_dir {
-        walk_into(
-            root,
-            &format!("{pr}/build/{run}"),
-            &mut files,
-            |name, top| top && matches!(name, "output" | "root-output" | "stderr"),
-        )?;
+        for (dir, names) in Layout::run_files(pr, run) {
+            walk_into(root, &dir, &mut files, |name, top| {
+                top && names.contains(&name)
+            })?;
+        }
     }
     if let Some(fp) = run_fp {
         fingerprint_into(root, fp, &mut files)?;
@@ -304,17 +301,27 @@ fn run_event<'e>(events: &'e [UnitEvent], run: &str, root: &Path) -> Option<&'e 
 }
 
 /// The profile directory (`debug`, `<triple>/release`) of an out-dir relative to the
-/// target root: the parent of `deps` or `examples`, or what precedes `build/<unit>`.
+/// target root, in either of cargo's layouts (`key::Place`).
 pub(super) fn profile_root(out_dir: &str) -> Option<&str> {
-    // Examples are compiled into `examples/` beside `deps/`.
-    if let Some(p) = out_dir
-        .strip_suffix("/deps")
-        .or_else(|| out_dir.strip_suffix("/examples"))
-    {
-        return Some(p);
+    Place::of_out_dir(out_dir).map(|p| p.profile)
+}
+
+/// Whether the unit at `pl` is a build script's compile: its directory is its own and
+/// travels whole in the pack (legacy `build/<pkg>-<hash>`, new `build/<pkg>/<hash>/out`
+/// with the script's executable in it).
+fn is_script_compile(pl: &crate::wrapper::UnitPlace) -> bool {
+    match Place::of_out_dir(&pl.out_dir) {
+        Some(Place {
+            layout: Layout::Legacy,
+            unit,
+            ..
+        }) => unit.is_some(),
+        Some(Place {
+            layout: Layout::New,
+            ..
+        }) => pl.script_compile,
+        None => false,
     }
-    let (p, unit) = out_dir.rsplit_once("/build/")?;
-    (!unit.contains('/')).then_some(p)
 }
 
 /// Where a pack file's bytes come from.
@@ -452,7 +459,7 @@ fn capture_unit(
             .map(|p| p.cwd.clone())
             .unwrap_or_default();
         let run_pm = PathMap::new(&run_cwd, Some(root), cargo_home);
-        let out_dir = unit_pm.normalize_path(&root.join(pr).join("build").join(run).join("out"));
+        let out_dir = unit_pm.normalize_path(&root.join(Layout::run_out_dir(pr, run)));
         for i in run_variant.inputs {
             if let Some(i) = fresh_out_dir(retokenize(i, &run_pm, &unit_pm), &out_dir)? {
                 inputs.push(i);
@@ -460,7 +467,7 @@ fn capture_unit(
         }
         // The variables the run sets for the compile (`cargo:rustc-env=`) are the
         // run's output, planted with it: what the compile read of them holds with it.
-        let output = fs::read_to_string(root.join(pr).join("build").join(run).join("output"))?;
+        let output = fs::read_to_string(root.join(Layout::run_stdout(pr, run)))?;
         let set_by_run: Vec<&str> = output
             .lines()
             .filter_map(|l| {
@@ -536,7 +543,7 @@ fn capture_unit(
         .collect();
     needles.sort();
     needles.dedup();
-    let in_build_dir = pl.out_dir.contains("/build/");
+    let in_build_dir = is_script_compile(pl);
     let mut listed = Vec::with_capacity(files.len());
     // Each file read, as it was when read: the pack holds the larger ones by reference
     // to the digest taken here, without reading them again.
@@ -622,9 +629,10 @@ fn linkable_rlib(
     crate_name: &str,
     unit_dir: &str,
 ) -> Vec<LinkableFile> {
-    let Some((_, hash)) = unit_dir.rsplit_once('-') else {
+    let hash = Layout::hash_of_unit(unit_dir);
+    if hash.is_empty() {
         return Vec::new();
-    };
+    }
     let dir = root.join(out_dir);
     let name = format!("lib{crate_name}-{hash}.rlib");
     let rlib = dir.join(&name);
@@ -709,24 +717,44 @@ fn build_script_of(root: &Path, pr: &str, run: &str, run_fp: &str) -> Option<Pat
         .map(|b| format!("{b:02x}"))
         .collect();
     let be = format!("{dep_hash:016x}");
-    let pkg = run.rsplit_once('-')?.0;
-    let fp_root = root.join(pr).join(".fingerprint");
-    for e in fs::read_dir(&fp_root).ok()? {
-        let name = e.ok()?.file_name().into_string().ok()?;
-        if name.rsplit_once('-').map(|(p, _)| p) != Some(pkg) {
-            continue;
+    // The script's compile units of the run's package, each with its fingerprint
+    // directory and the directory holding its executable.
+    let candidates: Vec<(PathBuf, PathBuf)> = match Layout::of_unit(run) {
+        Layout::Legacy => {
+            let pkg = run.rsplit_once('-')?.0;
+            let fp_root = root.join(pr).join(".fingerprint");
+            fs::read_dir(&fp_root)
+                .ok()?
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|name| name.rsplit_once('-').map(|(p, _)| p) == Some(pkg))
+                .map(|name| (fp_root.join(&name), root.join(pr).join("build").join(&name)))
+                .collect()
         }
-        let Ok(h) = fs::read_to_string(fp_root.join(&name).join("build-script-build-script-build"))
-        else {
+        Layout::New => {
+            let pkg = run.rsplit_once('/')?.0;
+            let pkg_dir = root.join(pr).join("build").join(pkg);
+            fs::read_dir(&pkg_dir)
+                .ok()?
+                .flatten()
+                .map(|e| (e.path().join("fingerprint"), e.path().join("out")))
+                .collect()
+        }
+    };
+    for (fp, dir) in candidates {
+        let Ok(h) = fs::read_to_string(fp.join("build-script-build-script-build")) else {
             continue;
         };
         if h.trim() == le || h.trim() == be {
-            let dir = root.join(pr).join("build").join(&name);
             let real = fs::read_dir(&dir).ok()?.find_map(|e| {
                 let p = e.ok()?.path();
                 p.to_str()?.ends_with(".xcache-real").then_some(p)
             });
-            return Some(real.unwrap_or_else(|| dir.join("build-script-build")));
+            let ran = match Layout::of_unit(run) {
+                Layout::Legacy => "build-script-build",
+                Layout::New => "build_script_build",
+            };
+            return Some(real.unwrap_or_else(|| dir.join(ran)));
         }
     }
     None

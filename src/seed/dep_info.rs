@@ -152,13 +152,16 @@ pub fn is_dep_info_name(name: &str) -> bool {
     name.starts_with("dep-")
 }
 
-/// True for cargo's dep-info file: `.fingerprint/<unit>/dep-…`.
+/// True for cargo's dep-info file: `.fingerprint/<unit>/dep-…` (legacy layout) or
+/// `build/<pkg>/<hash>/fingerprint/dep-…` (new layout, `key::Layout`).
 pub fn is_fingerprint_dep_info(path: &std::path::Path) -> bool {
     fn name(p: Option<&std::path::Path>) -> Option<&str> {
         p?.file_name()?.to_str()
     }
-    name(Some(path)).is_some_and(is_dep_info_name)
-        && name(path.parent().and_then(|p| p.parent())) == Some(".fingerprint")
+    let up = |n: usize| name(path.ancestors().nth(n));
+    up(0).is_some_and(is_dep_info_name)
+        && (up(2) == Some(".fingerprint")
+            || (up(1) == Some("fingerprint") && up(4) == Some("build")))
 }
 
 /// The text form of cargo's dep-info bytes, when they decode and encode back to the

@@ -39,6 +39,9 @@ pub struct PlantInput<'a> {
     pub compiler: &'a (PathBuf, CompilerId),
     /// Entries a prefetch is still downloading: a unit waits for its own.
     pub arrivals: Option<&'a Arrivals>,
+    /// The layout cargo will keep the units in (`plan::expected_layout`): a variant
+    /// captured in the other is never planted, where cargo would not look.
+    pub layout: crate::key::Layout,
 }
 
 /// One unit put in place.
@@ -201,6 +204,9 @@ fn plant_unit(
     for v in &record.variants {
         if planted.len() == VARIANTS_PLANTED {
             break;
+        }
+        if crate::key::Layout::of_fingerprint_dir(&v.fingerprint_dir) != Some(input.layout) {
+            continue;
         }
         // The record comes from the store: the directories it names must lie inside
         // the target dir (they are removed when planting fails).
@@ -376,10 +382,9 @@ fn put_in_place(
     // A run another unit already put in place (or cargo kept) stays as it is.
     let run_dirs = v.run_fingerprint_dir.as_ref().and_then(|fp| {
         let dir = crate::fsx::confined(root, fp).ok()?;
-        dir.exists().then(|| {
-            let build = fp.replacen("/.fingerprint/", "/build/", 1);
-            (format!("{fp}/"), format!("{build}/"))
-        })
+        let build = crate::key::Layout::run_dir_of_fingerprint(fp)?;
+        dir.exists()
+            .then(|| (format!("{fp}/"), format!("{build}/")))
     });
     let pack = Key::from_hex(&v.pack).ok_or(PlantError::Io)?;
     let keep = |f: &crate::store::EntryFile| {
@@ -477,7 +482,7 @@ fn put_in_place(
     // The run's directory, when this variant put it in place.
     let marker = match (&v.run_fingerprint_dir, &run_dirs) {
         (Some(fp), None) => {
-            let build = fp.replacen("/.fingerprint/", "/build/", 1);
+            let build = crate::key::Layout::run_dir_of_fingerprint(fp).ok_or(PlantError::Io)?;
             let dir = crate::fsx::confined(root, &build).map_err(|_| PlantError::Io)?;
             let marker = dir.join(PLANTED_MARKER);
             dir.is_dir()

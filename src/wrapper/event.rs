@@ -195,6 +195,9 @@ pub struct UnitPlace {
     /// cargo asked for `-C incremental` (the unit was still compiled without it).
     #[serde(default)]
     pub incremental: bool,
+    /// The unit is a build script's compile (its directory travels whole in its pack).
+    #[serde(default)]
+    pub script_compile: bool,
 }
 
 /// Which linker a unit used, and its identity then (`key::linker_id`).

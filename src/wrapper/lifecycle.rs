@@ -1108,7 +1108,9 @@ pub(super) fn tee(mut from: impl io::Read, mut to: impl Write) -> Vec<u8> {
 /// plans (and plants) in.
 pub(super) fn target_root(out_dir: &Path) -> PathBuf {
     let tagged = |d: &Path| d.join("CACHEDIR.TAG").is_file();
-    for dir in out_dir.ancestors().take(5) {
+    // The new layout's `<root>/<triple>/<profile>/build/<pkg>/<hash>/out` is six
+    // levels below the root.
+    for dir in out_dir.ancestors().take(7) {
         if tagged(dir) {
             return match dir.parent() {
                 Some(up) if tagged(up) => up.to_path_buf(),
@@ -1116,11 +1118,14 @@ pub(super) fn target_root(out_dir: &Path) -> PathBuf {
             };
         }
     }
-    let in_build = out_dir
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|n| n == "build");
-    let up = if in_build { 3 } else { 2 };
+    let name_up = |n: usize| out_dir.ancestors().nth(n).and_then(Path::file_name);
+    let up = if name_up(1).is_some_and(|n| n == "build") {
+        3
+    } else if name_up(0).is_some_and(|n| n == "out") && name_up(3).is_some_and(|n| n == "build") {
+        5
+    } else {
+        2
+    };
     out_dir.ancestors().nth(up).unwrap_or(out_dir).to_path_buf()
 }
 
@@ -1166,6 +1171,7 @@ mod tests {
         let t = dir.path().join("no-tag-here/target");
         assert_eq!(target_root(&t.join("debug/deps")), t);
         assert_eq!(target_root(&t.join("debug/build/foo-0123")), t);
+        assert_eq!(target_root(&t.join("debug/build/foo/0123/out")), t);
         std::fs::create_dir_all(t.join("x86_64-unknown-linux-gnu/debug/deps")).unwrap();
         let tag = "Signature: 8a477f597d28d172789f06886806bc55";
         std::fs::write(t.join("CACHEDIR.TAG"), tag).unwrap();

@@ -238,16 +238,20 @@ impl Rustc {
         let out_dir = self.out_dir(cx)?;
         let root = target_root(&out_dir);
         let rel = out_dir.strip_prefix(&root).ok()?.to_str()?.to_string();
-        let hash = self.inv.extra_filename.strip_prefix('-')?;
-        let unit_dir = format!("{}-{hash}", env.get("CARGO_PKG_NAME")?);
+        // The unit's name in cargo's layout: said by the directory (a build script,
+        // every unit of the new layout), else by the package and `-C extra-filename`.
+        let unit_dir = match crate::key::Place::of_out_dir(&rel)?.unit {
+            Some(unit) => unit,
+            None => {
+                let hash = self.inv.extra_filename.strip_prefix('-')?;
+                format!("{}-{hash}", env.get("CARGO_PKG_NAME")?)
+            }
+        };
         // An `OUT_DIR` cargo set for this unit's build-script run (one inherited from
         // elsewhere lies outside the target dir).
-        let run_dir = env.get("OUT_DIR").and_then(|d| {
-            let d = Path::new(d);
-            (d.file_name()? == "out" && d.starts_with(&root))
-                .then(|| d.parent()?.file_name()?.to_str().map(str::to_string))
-                .flatten()
-        });
+        let run_dir = env
+            .get("OUT_DIR")
+            .and_then(|d| crate::key::Place::run_of_out_dir(Path::new(d), &root));
         let mut deps = Vec::new();
         for ext in &self.inv.externs {
             let Some(p) = &ext.path else { continue };
@@ -266,6 +270,7 @@ impl Rustc {
             deps,
             linker: self.link.as_ref().map(|l| l.linker_used(&self.inv)),
             incremental: self.asked_incremental,
+            script_compile: self.inv.kind() == CrateKind::BuildScript,
         })
     }
 

@@ -766,11 +766,8 @@ impl Cached for Script {
     /// `OUT_DIR` (`UnitPlace::run_dir`).
     fn complete_event(&self, cx: &Cx, ev: &mut UnitEvent) {
         ev.key_parts = self.key_parts.clone();
-        let Some(run_dir) = self.out_dir.parent() else {
-            return;
-        };
         let (Some(name), Ok(rel)) = (
-            run_dir.file_name().and_then(|n| n.to_str()),
+            crate::key::Place::run_of_out_dir(&self.out_dir, &self.target_root),
             self.out_dir.strip_prefix(&self.target_root),
         ) else {
             return;
@@ -778,13 +775,14 @@ impl Cached for Script {
         ev.place = Some(UnitPlace {
             target_root: self.target_root.clone(),
             out_dir: rel.to_string_lossy().into_owned(),
-            unit_dir: name.to_string(),
-            run_dir: Some(name.to_string()),
+            unit_dir: name.clone(),
+            run_dir: Some(name),
             cwd: self.root_dir.clone(),
             manifest_dir: cx.cfg.cwd.clone(),
             deps: Vec::new(),
             linker: None,
             incremental: false,
+            script_compile: false,
         });
     }
 }
