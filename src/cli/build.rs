@@ -580,10 +580,7 @@ fn layout_check(
         expected.as_str(),
         plan.graph.build_dir.display()
     ));
-    Some(crate::wrapper::Warning {
-        code: e.code().to_string(),
-        message: e.to_string(),
-    })
+    Some(crate::wrapper::Warning::from(&e))
 }
 
 /// Where the wrappers of one build write: their events, the remote's state, the locks

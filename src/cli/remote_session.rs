@@ -158,10 +158,7 @@ impl RemoteSession {
 
     fn warn(&mut self, e: &CacheError) {
         if !self.warnings.iter().any(|w| w.code == e.code()) {
-            self.warnings.push(Warning {
-                code: e.code().to_string(),
-                message: e.to_string(),
-            });
+            self.warnings.push(Warning::from(e));
         }
     }
 

@@ -220,10 +220,7 @@ impl SeedSession {
             Ok(layout) => *layout,
             Err(reason) => {
                 let e = crate::errors::CacheError::PlantingOff(reason.clone());
-                session.warnings = vec![Warning {
-                    code: e.code().to_string(),
-                    message: e.to_string(),
-                }];
+                session.warnings = vec![Warning::from(&e)];
                 return Some(session);
             }
         };

@@ -111,19 +111,6 @@ impl Layout {
         format!("{profile}/build/{run}/out")
     }
 
-    /// The fingerprint directory of the unit whose records `fingerprint_dir` holds
-    /// turned into that unit's build-script directory (the compile of a build script
-    /// keeps its executable there): legacy `<p>/build/<unit>`, new `<p>/build/<unit>/out`.
-    pub fn script_dir_of_fingerprint(fingerprint_dir: &str) -> Option<String> {
-        if let Some(dir) = fingerprint_dir.strip_suffix("/fingerprint")
-            && dir.contains("/build/")
-        {
-            return Some(format!("{dir}/out"));
-        }
-        let (profile, unit) = fingerprint_dir.rsplit_once("/.fingerprint/")?;
-        Some(format!("{profile}/build/{unit}"))
-    }
-
     /// The build-script run directory whose records `fingerprint_dir` holds: legacy
     /// `<p>/build/<run>` (files and `out/`), new `<p>/build/<run>` (`run/` and `out/`).
     pub fn run_dir_of_fingerprint(fingerprint_dir: &str) -> Option<String> {
@@ -258,12 +245,8 @@ mod tests {
             "debug/build/foo/01/run/stdout"
         );
         assert_eq!(
-            Layout::script_dir_of_fingerprint("debug/.fingerprint/foo-01").as_deref(),
+            Layout::run_dir_of_fingerprint("debug/.fingerprint/foo-01").as_deref(),
             Some("debug/build/foo-01")
-        );
-        assert_eq!(
-            Layout::script_dir_of_fingerprint("debug/build/foo/01/fingerprint").as_deref(),
-            Some("debug/build/foo/01/out")
         );
         assert_eq!(
             Layout::run_dir_of_fingerprint("debug/build/foo/01/fingerprint").as_deref(),

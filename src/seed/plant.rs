@@ -260,10 +260,7 @@ fn plant_unit(
                 // is ever trusted.
                 let _ = fs::remove_dir_all(&fp_dir);
                 if let PlantError::Cache(e) = e {
-                    return Err(Warning {
-                        code: e.code().to_string(),
-                        message: e.to_string(),
-                    });
+                    return Err(Warning::from(&e));
                 }
             }
         }

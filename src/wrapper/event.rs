@@ -39,6 +39,16 @@ pub struct Warning {
     pub message: String,
 }
 
+impl From<&crate::errors::CacheError> for Warning {
+    /// The warning a cache problem gives: its stable code and its message.
+    fn from(e: &crate::errors::CacheError) -> Warning {
+        Warning {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// One rustc invocation, as `report.json` lists it (see `report` for which fields are
 /// stable).
 #[derive(Clone, Debug, Serialize, Deserialize)]

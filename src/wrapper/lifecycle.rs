@@ -172,10 +172,7 @@ impl Cx {
     /// Records a cache problem (once per code); the unit is compiled regardless.
     pub fn warn(&mut self, e: &CacheError) {
         if !self.warnings.iter().any(|w| w.code == e.code()) {
-            self.warnings.push(Warning {
-                code: e.code().to_string(),
-                message: e.to_string(),
-            });
+            self.warnings.push(Warning::from(e));
         }
     }
 

@@ -114,10 +114,7 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         return exec_real(&real, &ran, &args, &added.vars);
     }
     if let Err(e) = LocalStore::open(&store_dir) {
-        warn_once_per_build(&[Warning {
-            code: e.code().to_string(),
-            message: e.to_string(),
-        }]);
+        warn_once_per_build(&[Warning::from(&e)]);
         return exec_real(&real, &ran, &args, &added.vars);
     }
     // A run planted before cargo started that cargo runs anyway starts from the empty
