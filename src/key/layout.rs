@@ -111,6 +111,18 @@ impl Layout {
         format!("{profile}/build/{run}/out")
     }
 
+    /// The unit whose records `fingerprint_dir` (relative to the build dir) holds: its
+    /// name, `<package>-<hash>` or `<package>/<hash>`.
+    pub fn unit_of_fingerprint_dir(fingerprint_dir: &str) -> Option<&str> {
+        if let Some((_, unit)) = fingerprint_dir.rsplit_once("/.fingerprint/") {
+            return plain(unit).then_some(unit);
+        }
+        let dir = fingerprint_dir.strip_suffix("/fingerprint")?;
+        let (_, unit) = dir.rsplit_once("/build/")?;
+        let (package, hash) = unit.split_once('/')?;
+        (plain(package) && plain(hash)).then_some(unit)
+    }
+
     /// The build-script run directory whose records `fingerprint_dir` holds: legacy
     /// `<p>/build/<run>` (files and `out/`), new `<p>/build/<run>` (`run/` and `out/`).
     pub fn run_dir_of_fingerprint(fingerprint_dir: &str) -> Option<String> {
@@ -251,6 +263,18 @@ mod tests {
         assert_eq!(
             Layout::run_dir_of_fingerprint("debug/build/foo/01/fingerprint").as_deref(),
             Some("debug/build/foo/01")
+        );
+        for (fp, unit) in [
+            ("debug/.fingerprint/foo-01", Some("foo-01")),
+            ("debug/build/foo/01/fingerprint", Some("foo/01")),
+            ("debug/build/01/fingerprint", None),
+            ("debug/build/../01/fingerprint", None),
+        ] {
+            assert_eq!(Layout::unit_of_fingerprint_dir(fp), unit, "{fp}");
+        }
+        assert_eq!(
+            Layout::hash_of_unit(Layout::unit_of_fingerprint_dir("debug/build/foo/01/fingerprint").unwrap()),
+            "01"
         );
     }
 }

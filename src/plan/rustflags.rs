@@ -44,10 +44,16 @@ pub fn encoded_rustflags(
     let mut triples = vec![host.to_string()];
     triples.extend(env.all().get("CARGO_BUILD_TARGET").cloned());
     triples.extend(target_args(cargo_args));
-    let configured = cargo_args
-        .iter()
-        .take_while(|a| *a != "--")
-        .any(|a| a == "--config" || a.starts_with("--config=") || a.starts_with("-Z"));
+    let args: Vec<&String> = cargo_args.iter().take_while(|a| *a != "--").collect();
+    let configured = args.iter().enumerate().any(|(i, a)| {
+        let unstable = match a.strip_prefix("-Z") {
+            Some("") => args.get(i + 1).map(|s| s.as_str()),
+            other => other,
+        };
+        a.as_str() == "--config"
+            || a.starts_with("--config=")
+            || unstable.is_some_and(|z| !NO_FLAGS_FEATURES.contains(&z))
+    });
     if set_elsewhere || configured {
         return None;
     }
@@ -65,6 +71,11 @@ pub fn encoded_rustflags(
     }
     Some(String::new())
 }
+
+/// The unstable features (`-Z <feature>`) known to leave every unit's flags as they
+/// are: where cargo keeps units, how it locks them. Any other may (`-Zhost-config`,
+/// `-Ztarget-applies-to-host`, …), and leaves the value unknown.
+const NO_FLAGS_FEATURES: &[&str] = &["build-dir-new-layout", "fine-grain-locking"];
 
 /// The triples `--target` names (`--target T`, `--target=T`; before `--`).
 fn target_args(cargo_args: &[String]) -> Vec<String> {
@@ -157,6 +168,11 @@ mod tests {
         let tgt = Env::from_pairs([("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-g")]);
         assert_eq!(at(&tgt, &[]), None);
         assert_eq!(at(&none, &["--config", "build.rustflags=['-g']"]), None);
+        // Where cargo keeps units gives no unit flags; other unstable features may.
+        assert_eq!(at(&none, &["-Zbuild-dir-new-layout"]), Some(String::new()));
+        assert_eq!(at(&none, &["-Z", "build-dir-new-layout"]), Some(String::new()));
+        assert_eq!(at(&none, &["-Zhost-config"]), None);
+        assert_eq!(at(&none, &["-Z", "target-applies-to-host"]), None);
         // What follows `--` is the program's.
         assert_eq!(at(&none, &["--", "--config"]), Some(String::new()));
         std::fs::write(ws.join(".cargo/config.toml"), "[build]\njobs = 2\n").unwrap();

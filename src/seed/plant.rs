@@ -48,7 +48,7 @@ pub struct PlantInput<'a> {
 #[derive(Clone, Debug)]
 pub struct Planted {
     pub unit: PredictedUnit,
-    /// The unit's `.fingerprint` directory name (`<package>-<hash>`).
+    /// The unit's name in its layout (`<package>-<hash>`, `<package>/<hash>`).
     pub unit_dir: String,
     /// The unit's rustc entry, if it has one.
     pub entry: Option<String>,
@@ -236,10 +236,7 @@ fn plant_unit(
         match put_in_place(input, unit, v, &cwd, stamp) {
             Ok((bytes, linked_bytes, written, marker)) => planted.push(Planted {
                 unit: unit.clone(),
-                unit_dir: v
-                    .fingerprint_dir
-                    .rsplit('/')
-                    .next()
+                unit_dir: crate::key::Layout::unit_of_fingerprint_dir(&v.fingerprint_dir)
                     .unwrap_or_default()
                     .to_string(),
                 entry: v.entry.clone(),
