@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
 
+use common::layouts::{CargoLayout, pairs};
 use common::{Report, Scratch, base_command, xcache_exe};
 
 /// `cargo xcache <args>` in `cwd`, with `stdin` fed to it.
@@ -397,4 +398,91 @@ fn every_command_from_a_checkout_of_another_length_compiles_nothing() {
         .unwrap();
     assert_eq!(text(&out.stdout), text(&program.stdout));
     assert_eq!(text(&out.stdout), "value=forty-two shout=FORTY-TWO\n");
+}
+
+/// Every command, cold in one checkout and then warm from another into a fresh target
+/// dir (and build dir), in one of cargo's layouts: the warm run compiles nothing,
+/// plants (nothing says planting is off), keeps cargo's records where cargo does, and
+/// prints what the cold run printed. (The legacy layout is the other tests'.)
+fn every_command_compiles_nothing_in(layout: &str) {
+    let Some(layout) = CargoLayout::all().into_iter().find(|l| l.name == layout) else {
+        return;
+    };
+    let s = Scratch::new();
+    let commands: [&[&str]; 5] = [
+        &["check", "--all-targets"],
+        &["test"],
+        &["clippy"],
+        &["doc", "--no-deps"],
+        &["nextest", "run"],
+    ];
+    let a = s.checkout("commands", "a");
+    let b = s.checkout("commands", "elsewhere/b");
+    for args in commands {
+        let cold_env = layout.env(&s.path("build-a"));
+        let cold = xcache(&a, &s.store(), args, &pairs(&cold_env), "");
+        assert_ok(&cold);
+        let n = args[0];
+        let target = s.path(&format!("target-{n}"));
+        let mut warm_env = layout.env(&s.path(&format!("build-b-{n}")));
+        warm_env.push(("CARGO_TARGET_DIR".into(), target.display().to_string()));
+        let warm = xcache(&b, &s.store(), args, &pairs(&warm_env), "");
+        assert_ok(&warm);
+        let r = Report::read(&target);
+        let what = format!("{}: `cargo xcache {}`", layout.name, args.join(" "));
+        assert_eq!(
+            compiled(&r),
+            Vec::<String>::new(),
+            "{what} from another checkout compiled units:\n{}",
+            text(&warm.stderr)
+        );
+        assert!(
+            !r.warning_codes().iter().any(|c| c == "planting-off"),
+            "{what}: {}",
+            text(&warm.stderr)
+        );
+        if n != "doc" {
+            assert!(r.summary("seeded") > 0, "{what}: {}", text(&warm.stderr));
+        }
+        layout.assert_records_apart(&target);
+        if n == "check" {
+            // Every unit is planned, so every one is planted and found fresh.
+            let not_seeded: Vec<&serde_json::Value> = r.0["units"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|u| u["seeded"] != true)
+                .collect();
+            assert!(not_seeded.is_empty(), "{what}: {not_seeded:?}");
+        }
+        match n {
+            "test" => assert_eq!(
+                test_results(&text(&warm.stdout)),
+                test_results(&text(&cold.stdout)),
+                "{what}"
+            ),
+            "nextest" => assert!(
+                text(&warm.stderr).contains("2 tests run: 2 passed"),
+                "{what}: {}",
+                text(&warm.stderr)
+            ),
+            "doc" => assert!(target.join("doc/calc/index.html").is_file(), "{what}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn every_command_compiles_nothing_with_a_build_dir_apart() {
+    every_command_compiles_nothing_in("build-dir");
+}
+
+#[test]
+fn every_command_compiles_nothing_in_the_new_layout() {
+    every_command_compiles_nothing_in("new");
+}
+
+#[test]
+fn every_command_compiles_nothing_in_the_new_layout_with_a_build_dir_apart() {
+    every_command_compiles_nothing_in("new-build-dir");
 }

@@ -387,6 +387,7 @@ pub fn git_repository_at(dir: &Path, message: &str) {
 }
 
 pub mod exec_servers;
+pub mod layouts;
 pub mod servers;
 
 /// How many files lie under `dir`, recursively (none when it is missing).
