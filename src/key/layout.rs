@@ -273,7 +273,9 @@ mod tests {
             assert_eq!(Layout::unit_of_fingerprint_dir(fp), unit, "{fp}");
         }
         assert_eq!(
-            Layout::hash_of_unit(Layout::unit_of_fingerprint_dir("debug/build/foo/01/fingerprint").unwrap()),
+            Layout::hash_of_unit(
+                Layout::unit_of_fingerprint_dir("debug/build/foo/01/fingerprint").unwrap()
+            ),
             "01"
         );
     }

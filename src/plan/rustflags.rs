@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(at(&none, &["--config", "build.rustflags=['-g']"]), None);
         // Where cargo keeps units gives no unit flags; other unstable features may.
         assert_eq!(at(&none, &["-Zbuild-dir-new-layout"]), Some(String::new()));
-        assert_eq!(at(&none, &["-Z", "build-dir-new-layout"]), Some(String::new()));
+        assert_eq!(
+            at(&none, &["-Z", "build-dir-new-layout"]),
+            Some(String::new())
+        );
         assert_eq!(at(&none, &["-Zhost-config"]), None);
         assert_eq!(at(&none, &["-Z", "target-applies-to-host"]), None);
         // What follows `--` is the program's.
