@@ -1020,8 +1020,8 @@ type Layout = (&'static str, Vec<(&'static str, String)>, Vec<&'static str>);
 
 /// The layouts cargo keeps units in: its legacy one with the build dir in the target
 /// dir, a build dir apart (`CARGO_BUILD_BUILD_DIR`, and `build.build-dir` with a template
-/// in `.cargo/config.toml`), and the new layout (`-Zbuild-dir-new-layout`, on the nightly
-/// toolchain). Each: a build in one checkout fills the store; a moved checkout with a new
+/// in `.cargo/config.toml`), and the new layout (on the nightly toolchain, by
+/// `-Zbuild-dir-new-layout` and by `[unstable]` in `.cargo/config.toml`). Each: a build in one checkout fills the store; a moved checkout with a new
 /// target (and build) dir gets every unit planted, cargo finds every one fresh, and the
 /// program is plain cargo's.
 #[test]
@@ -1049,6 +1049,9 @@ fn every_layout_plants_what_the_last_build_left() {
     if let Some((cargo, rustc)) = nightly {
         let tools = vec![("CARGO", cargo), ("RUSTC", rustc)];
         layouts.push(("new", tools.clone(), vec!["-Zbuild-dir-new-layout"]));
+        // Chosen by a configuration file that no switch of the build names: only
+        // cargo itself can say it (as a cargo whose default is the new layout would).
+        layouts.push(("new-by-config", tools.clone(), vec![]));
         let mut apart = tools;
         apart.push(("CARGO_BUILD_BUILD_DIR", String::new()));
         layouts.push(("new-build-dir", apart, vec!["-Zbuild-dir-new-layout"]));
@@ -1066,6 +1069,14 @@ fn every_layout_plants_what_the_last_build_left() {
                 std::fs::write(
                     ws.join(".cargo/config.toml"),
                     "[build]\nbuild-dir = \"{workspace-root}/../bd-{workspace-path-hash}\"\n",
+                )
+                .unwrap();
+            }
+            if name == "new-by-config" {
+                std::fs::create_dir_all(ws.join(".cargo")).unwrap();
+                std::fs::write(
+                    ws.join(".cargo/config.toml"),
+                    "[unstable]\nbuild-dir-new-layout = true\n",
                 )
                 .unwrap();
             }
@@ -1100,6 +1111,12 @@ fn every_layout_plants_what_the_last_build_left() {
                 "{name}: {fresh:?}\n{}",
                 b.stderr()
             );
+            if name.starts_with("new") {
+                assert!(
+                    ws.join("target/debug/build/app").is_dir() || name.contains("build-dir"),
+                    "{name}"
+                );
+            }
             if name.contains("build-dir") {
                 // Nothing of cargo's records went to the target dir.
                 for records in [".fingerprint", "build", "deps"] {

@@ -130,7 +130,7 @@ fn gives_flags(text: &str, triples: &[String]) -> bool {
 }
 
 /// Every file cargo reads its configuration from, for a cargo run in `cwd`.
-fn config_files(cwd: &Path, cargo_home: Option<&Path>) -> Vec<PathBuf> {
+pub(super) fn config_files(cwd: &Path, cargo_home: Option<&Path>) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = cwd.ancestors().map(|d| d.join(".cargo")).collect();
     dirs.extend(cargo_home.map(Path::to_path_buf));
     dirs.iter()

@@ -80,18 +80,36 @@ impl Plan {
         // the toolchain is settled ([`toolchain_settled`]).
         let identity = || (!cfg.disabled).then(|| build_compiler(env)).flatten();
         let at_once = toolchain_settled(&cfg.cwd, env);
-        let (graph, compiler) = if at_once {
+        // Where cargo keeps units, asked of cargo itself (remembered after the first
+        // time) while `cargo metadata` runs; only seeding needs it.
+        let home = cargo_home(env);
+        let probe = super::layout::Probe {
+            cargo: &cfg.cargo,
+            cargo_version: &cfg.cargo_version,
+            cwd: &cfg.cwd,
+            cargo_home: home.as_deref(),
+            env,
+            cargo_args,
+        };
+        let seeds = cfg.seed && !cfg.disabled;
+        let switched = super::layout::by_switch(cargo_args, env).is_some();
+        let learn = || (seeds && !switched).then(|| probe.layout());
+        let (graph, compiler, learned) = if at_once {
             std::thread::scope(|s| {
                 let compiler = s.spawn(identity);
+                let learned = s.spawn(learn);
                 let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd, Some(wrapper));
-                (graph, compiler.join().ok().flatten())
+                (
+                    graph,
+                    compiler.join().ok().flatten(),
+                    learned.join().ok().flatten(),
+                )
             })
         } else {
             let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd, Some(wrapper));
-            (graph, identity())
+            (graph, identity(), learn())
         };
         let graph = graph?;
-        let home = cargo_home(env);
         let path_map = PathMap::new(
             &graph.workspace_root,
             Some(&graph.build_dir),
@@ -145,7 +163,13 @@ impl Plan {
             set_for_units.push(("CARGO_ENCODED_RUSTFLAGS".to_string(), v));
         }
         let unit_env = env.with(&set_for_units);
-        let layout = super::expected_layout(cargo_args, env, &graph.build_dir);
+        let layout = if seeds {
+            super::expected_layout(cargo_args, env, &graph.build_dir, || {
+                learned.unwrap_or_else(|| Err("cargo was not asked".to_string()))
+            })
+        } else {
+            Err("seeding is off".to_string())
+        };
         Ok(Plan {
             command,
             compiles,
