@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::basic::EXPECTED_OUTPUT;
-use common::{Build, Report, Scratch, cargo_build, xcache_build};
+use common::{Build, Report, Scratch, assert_warned_once, cargo_build, xcache_build};
 
 /// A `cargo` that answers everything but `build`: `cargo xcache build` with it plants
 /// the target dir and stops, so a test can change inputs between planting and cargo.
@@ -1126,4 +1126,67 @@ fn every_layout_plants_what_the_last_build_left() {
             }
         }
     }
+}
+
+/// A cargo that cannot say where it keeps units (here one that refuses the layout
+/// probe, as a future cargo might answer in a way this program does not know), on a
+/// fresh build dir: planting is off, said once with why (the build's warning, the report,
+/// `doctor`); the wrapper restores every unit and the program is plain cargo's. Once
+/// the build dir holds cargo's units, their shape says the layout and planting is on.
+#[test]
+fn a_cargo_that_cannot_say_its_layout_turns_planting_off_with_why() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let real = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let script = s.path("bin/cargo");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in *xcache-layout-probe*) \
+             echo 'error: this cargo will not say' >&2; exit 101;; esac; done\nexec {real} \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = [("CARGO", script.to_str().unwrap())];
+    fill_store(&s);
+    let ws2 = s.checkout("basic-workspace", "ws2");
+    let b = xcache_build(&ws2, &s.store(), &[], &env);
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    let r = Report::read(&ws2.join("target"));
+    assert_warned_once(&b, &r, "planting-off");
+    assert!(
+        b.stderr()
+            .contains("planting off: cargo could not be asked")
+            && b.stderr().contains("this cargo will not say"),
+        "{}",
+        b.stderr()
+    );
+    assert_eq!(seeded_units(&r), Vec::<String>::new());
+    assert!(r.summary("restored") >= 6, "{}", b.stderr());
+    let doctor = |ws: &Path| {
+        let mut cmd = common::base_command(&common::xcache_exe(), ws, &s.store());
+        cmd.args(["xcache", "doctor"]).envs(env);
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let fresh = s.checkout("basic-workspace", "ws3");
+    let said = doctor(&fresh);
+    assert!(
+        said.contains("planting: off: cargo could not be asked"),
+        "{said}"
+    );
+    // What cargo left in ws2 says its layout.
+    let said = doctor(&ws2);
+    assert!(
+        said.contains("planting: on:") && said.contains("legacy layout"),
+        "{said}"
+    );
+    std::fs::remove_dir_all(ws2.join("target/xcache")).unwrap();
+    let b = xcache_build(&ws2, &s.store(), &[], &env);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert!(r.warning_codes().is_empty(), "{}", b.stderr());
 }

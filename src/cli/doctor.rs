@@ -14,12 +14,16 @@ pub fn run(args: DoctorArgs) -> Result<i32, CliError> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let mut cfg = BuildConfig::resolve(&env, cwd.clone())?;
     // The workspace's xcache.toml counts when run inside a workspace.
-    let root = cargo_metadata::MetadataCommand::new()
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .cargo_path(&cfg.cargo)
         .no_deps()
         .current_dir(&cwd)
         .exec()
-        .map(|m| m.workspace_root.into_std_path_buf())
-        .unwrap_or(cwd);
+        .ok();
+    let root = metadata.as_ref().map_or_else(
+        || cwd.clone(),
+        |m| m.workspace_root.clone().into_std_path_buf(),
+    );
     cfg.resolve_remote(&env, args.remote.as_deref(), args.read_only, &root)?;
     let mut failures = 0;
 
@@ -87,6 +91,14 @@ pub fn run(args: DoctorArgs) -> Result<i32, CliError> {
         }
     }
 
+    let build_dir = metadata.as_ref().map(|m| {
+        m.build_directory
+            .clone()
+            .unwrap_or_else(|| m.target_directory.clone())
+            .into_std_path_buf()
+    });
+    println!("{}", planting(&cfg, &env, &cwd, build_dir.as_deref()));
+
     match &cfg.remote {
         None => println!(
             "remote store: none (set {} or `remote` in xcache.toml)",
@@ -108,6 +120,48 @@ pub fn run(args: DoctorArgs) -> Result<i32, CliError> {
         }
     }
     Ok(if failures == 0 { 0 } else { 1 })
+}
+
+/// Whether a build here plants, and in which of cargo's layouts (as a build's plan
+/// decides it), or why not.
+fn planting(
+    cfg: &BuildConfig,
+    env: &Env,
+    cwd: &std::path::Path,
+    build_dir: Option<&std::path::Path>,
+) -> String {
+    if !cfg.seed {
+        return format!(
+            "planting: off: {}=0 (units are still restored by the wrapper)",
+            vars::SEED
+        );
+    }
+    let Some(build_dir) = build_dir else {
+        return "planting: not known here: run doctor inside a workspace".to_string();
+    };
+    let version = crate::key::cargo_version(
+        &cfg.cargo,
+        crate::private_dir::compilers_dir().as_deref(),
+        env.path_var().map(|p| p.as_os_str()),
+    )
+    .unwrap_or_default();
+    let home = crate::config::cargo_home(env);
+    let probe = crate::plan::LayoutProbe {
+        cargo: &cfg.cargo,
+        cargo_version: &version,
+        cwd,
+        cargo_home: home.as_deref(),
+        env,
+        cargo_args: &[],
+    };
+    match crate::plan::expected_layout(&[], env, build_dir, || probe.layout()) {
+        Ok(layout) => format!(
+            "planting: on: {version} keeps units in its {} layout, in {}",
+            layout.as_str(),
+            build_dir.display()
+        ),
+        Err(why) => format!("planting: off: {why}"),
+    }
 }
 
 fn probe_local(cfg: &BuildConfig) -> Result<(), String> {

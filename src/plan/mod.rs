@@ -7,5 +7,5 @@ mod rustflags;
 mod units;
 
 pub use command::{CargoCommand, Compiles, TargetModes};
-pub use layout::expected_layout;
+pub use layout::{Probe as LayoutProbe, expected_layout};
 pub use units::{Plan, RustdocUnit, identify_toolchain};
