@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use common::layouts::{CargoLayout, pairs};
 use common::{Build, Report, Scratch, base_command, copy_fixture, xcache_build, xcache_exe};
 
 /// The packages whose sources a recipe replaces by placeholders.
@@ -662,4 +663,92 @@ fn local_files_in_any(target: &Path, crates: &[&str]) -> Vec<String> {
         }
     }
     found
+}
+
+/// The chef flow in one of cargo's layouts (the legacy one is the tests' above): warm
+/// from the recipe in a builder, leaving nothing of the placeholders in its target and
+/// build dirs; then the real sources in the same builder, and another directory with a
+/// new target dir and build dir, the store as warm left it: every dependency fresh, the
+/// program right.
+fn chef_flow_in(layout: &str) {
+    let Some(layout) = CargoLayout::all().into_iter().find(|l| l.name == layout) else {
+        return;
+    };
+    let s = Scratch::new();
+    let planner = checkout(&s, "planner");
+    let recipe = prepare(&s, &planner, &[]);
+    let builder = s.path("builder");
+    std::fs::create_dir_all(builder.join("chef")).unwrap();
+    std::fs::write(builder.join("chef/recipe.json"), &recipe).unwrap();
+    let builder_env = layout.env(&s.path("build-dir-builder"));
+    let run = |cwd: &Path, store: &Path, args: &[&str], env: &[(String, String)]| {
+        let mut cmd = base_command(&xcache_exe(), cwd, store);
+        cmd.arg("xcache").args(args).envs(pairs(env));
+        Build::from_output(cmd.output().unwrap(), cwd)
+    };
+    let w = run(
+        &builder.join("chef"),
+        &s.store(),
+        &[
+            "warm",
+            "--message-format=json",
+            "--recipe-path",
+            "recipe.json",
+            "--skeleton-root",
+            "..",
+            "--locked",
+        ],
+        &builder_env,
+    );
+    w.assert_success();
+    let target = builder.join("chef/target");
+    let mut left = local_files_in(&target);
+    if layout.build_dir_apart {
+        left.extend(local_files_in(&s.path("build-dir-builder")));
+    }
+    assert_eq!(left, Vec::<String>::new(), "{}", layout.name);
+    layout.assert_records_apart(&target);
+    let store_elsewhere = s.path("store-elsewhere");
+    copy_tree(&s.store(), &store_elsewhere);
+
+    copy_sources(&builder);
+    let build = ["build", "--message-format=json", "--locked"];
+    let b = run(&builder.join("chef"), &s.store(), &build, &builder_env);
+    b.assert_success();
+    assert_dependencies_fresh(&b);
+    assert_eq!(
+        b.run("chef-app"),
+        "core 0.3.1 outside 42\n",
+        "{}",
+        layout.name
+    );
+
+    let elsewhere = checkout(&s, "deep/elsewhere");
+    let env = layout.env(&s.path("build-dir-elsewhere"));
+    let b = run(&elsewhere, &store_elsewhere, &build, &env);
+    b.assert_success();
+    assert_dependencies_fresh(&b);
+    let r = Report::read(&elsewhere.join("target"));
+    assert!(r.summary("seeded") >= 3, "{}: {}", layout.name, b.stderr());
+    assert_eq!(
+        b.run("chef-app"),
+        "core 0.3.1 outside 42\n",
+        "{}",
+        layout.name
+    );
+}
+
+#[test]
+fn the_chef_flow_with_a_build_dir_apart() {
+    chef_flow_in("build-dir");
+}
+
+#[test]
+fn the_chef_flow_in_the_new_layout() {
+    chef_flow_in("new");
+}
+
+#[test]
+fn the_chef_flow_in_the_new_layout_with_a_build_dir_apart() {
+    chef_flow_in("new-build-dir");
 }

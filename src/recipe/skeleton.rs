@@ -179,13 +179,18 @@ fn is_uplifted(file: &str, targets: &HashSet<String>) -> bool {
 }
 
 /// The directories cargo keeps one profile's units (or its uplifted copies) in: those
-/// with a `.fingerprint` (the legacy layout), or with cargo's lock (`.cargo-lock`; a
-/// target dir apart from the build dir, or the new layout).
+/// with a `.fingerprint` (the legacy layout), or with one of cargo's locks (a target
+/// dir apart from the build dir, the new layout, a build dir apart in it).
 fn profile_dirs(target_dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![(target_dir.to_path_buf(), 0)];
     while let Some((dir, depth)) = stack.pop() {
-        if dir.join(".fingerprint").is_dir() || (depth > 0 && dir.join(".cargo-lock").is_file()) {
+        // cargo's records, or one of its locks (a build dir apart in the new layout
+        // holds only `.cargo-build-lock`).
+        let locked = [".cargo-lock", ".cargo-build-lock", ".cargo-artifact-lock"]
+            .iter()
+            .any(|l| dir.join(l).is_file());
+        if dir.join(".fingerprint").is_dir() || (depth > 0 && locked) {
             out.push(dir);
             continue;
         }
