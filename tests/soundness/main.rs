@@ -17,6 +17,7 @@ mod harness;
 mod build_scripts;
 mod clippy;
 mod environment;
+mod layouts;
 mod macros;
 mod native;
 mod ordinary;

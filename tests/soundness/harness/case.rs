@@ -86,6 +86,9 @@ pub struct Case {
     pub(super) fresh_store_after_same_target: bool,
     /// `XCACHE_EXECUTOR` for every cache build (`remote_exec.rs`).
     pub(super) executor: Option<String>,
+    /// The cargo layout every build uses (`layouts.rs`), by name; its cache builds must
+    /// not say that planting is off.
+    pub(super) layout: Option<&'static str>,
 }
 
 impl Case {
@@ -109,7 +112,22 @@ impl Case {
             run_hits: Vec::new(),
             fresh_store_after_same_target: false,
             executor: None,
+            layout: None,
         }
+    }
+
+    /// Every build, the cache's and plain cargo's, in one of cargo's layouts
+    /// (`common::layouts`), a build dir apart beside each checkout (`{ws}.build`), set
+    /// aside with its target dir.
+    pub fn layout(mut self, layout: &crate::common::layouts::CargoLayout) -> Case {
+        // First: a case's own variables follow, and win.
+        let base = layout.env(Path::new("{ws}.build"));
+        for conf in [&mut self.before, &mut self.after] {
+            let own = std::mem::take(&mut conf.env);
+            conf.env = base.iter().cloned().chain(own).collect();
+        }
+        self.layout = Some(layout.name);
+        self
     }
 
     /// Every cache build sends its library compiles to the Execution service `uri`

@@ -544,19 +544,34 @@ impl Session {
             .then(|| target.join("xcache/report.json"))
             .filter(|p| p.exists())
             .map(|_| Report::read(&target));
-        if set_aside && target.exists() {
+        if let (Some(layout), Some(r)) = (self.case.layout, &report) {
+            assert!(
+                !r.warning_codes().iter().any(|c| c == "planting-off"),
+                "{layout}: {label}: planting was off:\n{stderr}"
+            );
+        }
+        // A build dir apart from the target dir goes aside with it.
+        let build_dir = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "CARGO_BUILD_BUILD_DIR")
+            .map(|(_, v)| ws.join(v));
+        for dir in std::iter::once(target.clone()).chain(build_dir) {
+            if !set_aside || !dir.exists() {
+                continue;
+            }
             let mut n = 0;
             let aside = loop {
-                let p = target.with_file_name(format!(
+                let p = dir.with_file_name(format!(
                     "{}.aside-{n}",
-                    target.file_name().unwrap().to_string_lossy()
+                    dir.file_name().unwrap().to_string_lossy()
                 ));
                 if !p.exists() {
                     break p;
                 }
                 n += 1;
             };
-            std::fs::rename(&target, &aside).unwrap();
+            std::fs::rename(&dir, &aside).unwrap();
         }
         let where_ = ws.strip_prefix(self.s.dir.path()).unwrap_or(ws);
         let outcome = Outcome {

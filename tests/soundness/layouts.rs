@@ -1,0 +1,102 @@
+//! A slice of the suite in each of cargo's other layouts (`common::layouts`): a build
+//! dir apart from the target dir, the new layout, and both. The same cases as their
+//! legacy-layout originals (source edits, a build script's inputs and its `OUT_DIR`, a
+//! proc-macro's file, C in `OUT_DIR`, path lengths), with every build (plain cargo's
+//! too) in the layout, and no cache build saying planting is off. Without a nightly
+//! toolchain the new layouts are not tried (and the test prints why).
+
+use crate::common::layouts::CargoLayout;
+use crate::harness::Case;
+use crate::harness::Shape::*;
+
+/// The cases, each made for one layout.
+fn in_each(layout: &str, case: impl Fn(&CargoLayout) -> Case) {
+    if let Some(l) = CargoLayout::all().into_iter().find(|l| l.name == layout) {
+        case(&l).layout(&l).check();
+    }
+}
+
+fn source_edit(_: &CargoLayout) -> Case {
+    Case::new("ordinary", "app")
+        .mutate(|t| t.edit("dep/src/lib.rs", "\"first source\"", "\"second source\""))
+        .shapes(&[SameTarget, FreshTarget, MovedCheckout])
+}
+
+fn script_undeclared_env(_: &CargoLayout) -> Case {
+    Case::new("build-env", "app")
+        .env_after("GEN_UNDECLARED", "changed")
+        .stale_in_same_target("the script never declared GEN_UNDECLARED: cargo does not rerun it")
+        .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed])
+}
+
+fn stale_out_dir(_: &CargoLayout) -> Case {
+    Case::new("build-env", "app")
+        .env_before("GEN_EXTRA", "1")
+        .stale_in_same_target("cargo keeps OUT_DIR between runs: the earlier b.txt is listed")
+        .shapes(&[SameTarget, FreshTarget])
+}
+
+fn proc_macro_file(_: &CargoLayout) -> Case {
+    Case::new("macro-io", "app")
+        .mutate(|t| t.write("declared/assets/greeting.txt", "second greeting\n"))
+        .shapes(&[SameTarget, FreshTarget])
+}
+
+fn c_header_in_out_dir(_: &CargoLayout) -> Case {
+    Case::new("sys-include", "app")
+        .mutate(|t| t.write("foo-sys/gen.txt", "7\n"))
+        .shapes(&[SameTarget, FreshTarget])
+}
+
+/// `OUT_DIR` lies in the build dir: where that is apart, it is the build dir that moves.
+fn out_dir_length(layout: &CargoLayout) -> Case {
+    let case = Case::new("paths", "run-path-len")
+        .env("LENS_RUN_PATH", "out")
+        .args_after(&["--target-dir", "{ws}-much-longer-target-dir"])
+        .shapes(&[FreshTarget, MovedCheckout]);
+    if layout.build_dir_apart {
+        case.env_after("CARGO_BUILD_BUILD_DIR", "{ws}-much-longer-build-dir")
+    } else {
+        case
+    }
+}
+
+macro_rules! slice {
+    ($($layout:literal => $module:ident),*) => {$(
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn path_dependency_source_edit_is_seen() {
+                in_each($layout, source_edit);
+            }
+
+            #[test]
+            fn build_script_reading_an_undeclared_env_var_sees_its_change_in_a_fresh_target() {
+                in_each($layout, script_undeclared_env);
+            }
+
+            #[test]
+            fn stale_files_left_in_out_dir_do_not_reach_a_fresh_target() {
+                in_each($layout, stale_out_dir);
+            }
+
+            #[test]
+            fn proc_macro_reading_a_file_sees_its_edit() {
+                in_each($layout, proc_macro_file);
+            }
+
+            #[test]
+            fn header_generated_in_a_links_crates_out_dir_sees_its_change() {
+                in_each($layout, c_header_in_out_dir);
+            }
+
+            #[test]
+            fn out_dir_length_passed_on_by_a_build_script_follows_the_target_dir() {
+                in_each($layout, out_dir_length);
+            }
+        }
+    )*};
+}
+
+slice!("build-dir" => build_dir_apart, "new" => new_layout, "new-build-dir" => new_layout_build_dir_apart);
