@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::layouts::{CargoLayout, pairs};
 use common::{Scratch, base_command, xcache_build, xcache_exe};
 use std::path::Path;
 use std::process::Output;
@@ -25,12 +26,26 @@ fn verdict_of(table: &str, unit: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// In each of cargo's layouts: with a build dir apart, verify builds in a scratch build
+/// dir too (the user's would keep every unit fresh for cargo, and nothing be checked).
 #[test]
 fn every_hit_of_an_honest_store_compiles_to_the_same_bytes() {
-    let s = Scratch::new();
+    for layout in CargoLayout::all() {
+        let s = Scratch::new();
+        let env = layout.env(&s.path("build-dir"));
+        every_hit_compiles_to_the_same_bytes(&s, &pairs(&env), layout.name);
+        layout.assert_records_apart(&s.path("ws/target"));
+    }
+}
+
+fn every_hit_compiles_to_the_same_bytes(s: &Scratch, env: &[(&str, &str)], layout: &str) {
     let ws = s.checkout("basic-workspace", "ws");
-    xcache_build(&ws, &s.store(), &[], &[]).assert_success();
-    let o = verify(&ws, &s.store(), &["--all"]);
+    xcache_build(&ws, &s.store(), &[], env).assert_success();
+    let mut cmd = base_command(&xcache_exe(), &ws, &s.store());
+    cmd.args(["xcache", "verify", "--all"])
+        .envs(env.iter().copied());
+    let o = cmd.output().unwrap();
+    eprintln!("layout: {layout}");
     let t = table(&o);
     assert_eq!(
         o.status.code(),

@@ -28,13 +28,17 @@ pub fn run(mut args: VerifyArgs) -> Result<i32, CliError> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let cfg = BuildConfig::resolve(&env, cwd.clone())?;
     let sel = selection_from_cargo_args(&args.build.cargo_args);
+    let dirs = directories(&cfg.cargo, &cwd, sel.manifest_path.as_deref())?;
     let target_dir = match &sel.target_dir {
         Some(d) => cwd.join(d),
-        None => target_directory(&cfg.cargo, &cwd, sel.manifest_path.as_deref())?,
+        None => dirs.0.clone(),
     };
     let scratch = target_dir.join("xcache").join("verify");
     remove_scratch(&scratch)?;
-    args.build.cargo_args = with_target_dir(&args.build.cargo_args, &scratch);
+    // A build dir apart (`build.build-dir`) would keep the user's units fresh for cargo
+    // and take the verify build's: it is the scratch dir too.
+    let build_dir_apart = dirs.1 != dirs.0;
+    args.build.cargo_args = with_target_dir(&args.build.cargo_args, &scratch, build_dir_apart);
     // A check never writes the shared store.
     args.build.read_only = true;
     let mode = BuildMode {
@@ -51,13 +55,15 @@ pub fn run(mut args: VerifyArgs) -> Result<i32, CliError> {
     Ok(if table.differs() > 0 { 1 } else { 0 })
 }
 
-/// The target directory cargo would use, from `cargo metadata --no-deps` (which reads
-/// `CARGO_TARGET_DIR` and cargo's configuration the way the build will).
-fn target_directory(
+/// The target directory and build directory cargo would use, from `cargo metadata
+/// --no-deps` (which reads `CARGO_TARGET_DIR`, `CARGO_BUILD_BUILD_DIR` and cargo's
+/// configuration the way the build will; a cargo without build dirs names none, and it
+/// is the target dir).
+fn directories(
     cargo: &Path,
     cwd: &Path,
     manifest: Option<&Path>,
-) -> Result<PathBuf, CliError> {
+) -> Result<(PathBuf, PathBuf), CliError> {
     let mut cmd = cargo_metadata::MetadataCommand::new();
     cmd.cargo_path(cargo).current_dir(cwd).no_deps();
     if let Some(m) = manifest {
@@ -66,7 +72,11 @@ fn target_directory(
     let md = cmd
         .exec()
         .map_err(|e| crate::graph::metadata_error(&e, manifest, cwd))?;
-    Ok(md.target_directory.into_std_path_buf())
+    let target = md.target_directory.into_std_path_buf();
+    let build = md
+        .build_directory
+        .map_or_else(|| target.clone(), |b| b.into_std_path_buf());
+    Ok((target, build))
 }
 
 fn remove_scratch(dir: &Path) -> Result<(), CliError> {
@@ -80,8 +90,10 @@ fn remove_scratch(dir: &Path) -> Result<(), CliError> {
     }
 }
 
-/// The cargo arguments with any `--target-dir` replaced by `dir`.
-fn with_target_dir(args: &[String], dir: &Path) -> Vec<String> {
+/// The cargo arguments with any `--target-dir` replaced by `dir`, and with
+/// `build_dir_too` the build dir set to it as well (`--config build.build-dir`, which
+/// wins over the variable and the files).
+fn with_target_dir(args: &[String], dir: &Path, build_dir_too: bool) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len() + 2);
     let mut it = args.iter();
     let mut tail = Vec::new();
@@ -99,6 +111,11 @@ fn with_target_dir(args: &[String], dir: &Path) -> Vec<String> {
     }
     out.push("--target-dir".into());
     out.push(dir.display().to_string());
+    if build_dir_too {
+        let path = toml::Value::String(dir.display().to_string());
+        out.push("--config".into());
+        out.push(format!("build.build-dir={path}"));
+    }
     out.extend(tail);
     out
 }
@@ -206,12 +223,31 @@ mod tests {
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let d = Path::new("/s");
         assert_eq!(
-            with_target_dir(&args(&["--release", "--target-dir", "t", "-p", "a"]), d),
+            with_target_dir(
+                &args(&["--release", "--target-dir", "t", "-p", "a"]),
+                d,
+                false
+            ),
             args(&["--release", "-p", "a", "--target-dir", "/s"])
         );
         assert_eq!(
-            with_target_dir(&args(&["--target-dir=t", "--", "--target-dir", "x"]), d),
+            with_target_dir(
+                &args(&["--target-dir=t", "--", "--target-dir", "x"]),
+                d,
+                false
+            ),
             args(&["--target-dir", "/s", "--", "--target-dir", "x"])
+        );
+        assert_eq!(
+            with_target_dir(&args(&["--", "x"]), Path::new("/s \"q\""), true),
+            args(&[
+                "--target-dir",
+                "/s \"q\"",
+                "--config",
+                "build.build-dir='/s \"q\"'",
+                "--",
+                "x"
+            ])
         );
     }
 }
