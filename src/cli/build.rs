@@ -995,6 +995,8 @@ fn warning_tail(code: &str) -> &'static str {
         "remote-entry-damaged" | "remote-entry-too-large" => "",
         // The cache was used; only where the compiles ran changed.
         "executor-unavailable" => "",
+        // Nothing was planted; the wrapper restored what it could.
+        "planting-off" => "; every unit went through the wrapper, which restores hits",
         c if c.starts_with("remote-") => "; the rest of the build used the local store only",
         _ => "; those units compiled without the cache",
     }
