@@ -141,9 +141,10 @@ pub fn read_record(store: &LocalStore, upk: &Key) -> SeedRecord {
         .unwrap_or_default()
 }
 
-/// Puts `v` first (read, modify, rename into place). Two builds racing here can lose a
-/// variant: that costs a compile later, never a wrong plant.
+/// Puts `v` first (read, modify, rename into place, under the record's lock: builds
+/// adding at once each keep theirs).
 pub fn add_variant(store: &LocalStore, upk: &Key, v: SeedVariant) -> std::io::Result<()> {
+    let _lock = store.record_lock(&record_path(store, upk));
     let mut r = read_record(store, upk);
     r.format_version = FORMAT_VERSION;
     r.variants

@@ -123,8 +123,10 @@ impl LocalStore {
             .unwrap_or_default()
     }
 
-    /// Adds one key to a unit's history (read, modify, rename into place).
+    /// Adds one key to a unit's history (read, modify, rename into place, under the
+    /// record's lock).
     pub fn add_history(&self, id: &UnitId<'_>, rec: KeyRecord) -> std::io::Result<()> {
+        let _lock = self.record_lock(&self.unit_history_path(id));
         let mut h = self.read_history(id);
         h.add(rec);
         let bytes = serde_json::to_vec(&h).map_err(std::io::Error::other)?;
@@ -140,6 +142,8 @@ impl LocalStore {
     pub fn append_build(&self, line: &serde_json::Value) -> std::io::Result<()> {
         let path = self.builds_log_path();
         std::fs::create_dir_all(self.history_dir())?;
+        // Appends are whole lines; the lock keeps a trim from dropping another's.
+        let _lock = self.record_lock(&path);
         let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
         text.push('\n');
         let mut f = crate::fsx::open_in_place(

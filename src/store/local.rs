@@ -123,17 +123,54 @@ impl LocalStore {
         manifest.unwrap_or_default()
     }
 
-    /// Adds an input set to a manifest (read, modify, rename into place). Two builds
-    /// racing here can lose one variant: that costs a miss later, never a wrong hit.
+    /// Adds an input set to a manifest (read, modify, rename into place, under the
+    /// record's lock: builds adding at once each keep theirs).
     pub fn add_variant(&self, l1: &Key, v: super::Variant) -> Result<(), CacheError> {
+        let path = self.manifest_path(l1);
+        let _lock = self.record_lock(&path);
         let mut m = self.read_manifest(l1);
         m.add(v);
-        let path = self.manifest_path(l1);
         let bytes = serde_json::to_vec(&m).map_err(|e| CacheError::Write {
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
         crate::fsx::write_atomic(&path, &bytes).map_err(|source| CacheError::Write { path, source })
+    }
+
+    /// The lock under which a record many builds update (a manifest, a seed record, a
+    /// unit's key history) is read, changed and renamed into place, so that no writer's
+    /// change is lost to another's. One lock per record kind and shard
+    /// (`locks/<kind>-<shard>.lock`): held for the milliseconds of one update. A lock
+    /// not had within [`RECORD_LOCK_WAIT`] (a writer stopped while holding it; a store
+    /// whose lock files cannot be made) is gone without: the update then may lose a
+    /// racing one, which costs a miss later, never a wrong build.
+    pub fn record_lock(&self, record: &Path) -> Option<fs::File> {
+        let kind = record
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::file_name)?
+            .to_str()?;
+        let shard = record.parent().and_then(Path::file_name)?.to_str()?;
+        let dir = self.root.join("locks");
+        fs::create_dir_all(&dir).ok()?;
+        let f = crate::fsx::open_in_place(
+            &dir.join(format!("{kind}-{shard}.lock")),
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true),
+        )
+        .ok()?;
+        let deadline = std::time::Instant::now() + RECORD_LOCK_WAIT;
+        loop {
+            match f.try_lock() {
+                Ok(()) => return Some(f),
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(_) => return None,
+            }
+        }
     }
 
     /// Writes an entry atomically. If a scanned file holds a needle, nothing is kept and
@@ -440,6 +477,9 @@ pub struct Lease(#[expect(dead_code, reason = "held for its lock")] File);
 
 /// Marks a file used now, if it was last marked longer than [`TOUCH_AFTER`] ago. Best
 /// effort: a store this process may read but not write stays as it is.
+/// How long an update waits for a record's lock ([`LocalStore::record_lock`]).
+pub const RECORD_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn touch(path: &Path) {
     let Ok(f) = crate::fsx::open_in_place(path, fs::OpenOptions::new().read(true)) else {
         return;
@@ -452,5 +492,41 @@ fn touch(path: &Path) {
         .is_none_or(|age| age > TOUCH_AFTER);
     if stale {
         let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+#[cfg(test)]
+mod record_lock_tests {
+    use super::*;
+
+    /// Builds adding to one manifest at once each keep theirs: all 12 writers'
+    /// variants, added at one moment, are there after them.
+    #[test]
+    fn writers_at_once_each_keep_their_variant() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = unbounded_store(dir.path());
+        let l1 = Key::from_hex(&"ab".repeat(32)).unwrap();
+        let start = std::sync::Barrier::new(12);
+        std::thread::scope(|s| {
+            for n in 0..12 {
+                let (store, start) = (store.clone(), &start);
+                s.spawn(move || {
+                    let v = super::super::Variant {
+                        inputs: Vec::new(),
+                        entry: format!("writer-{n}"),
+                        bound_by: Vec::new(),
+                    };
+                    start.wait();
+                    store.add_variant(&l1, v).unwrap();
+                });
+            }
+        });
+        let m = store.read_manifest(&l1);
+        let mut found: Vec<&str> = m.variants.iter().map(|v| v.entry.as_str()).collect();
+        found.sort();
+        let mut all: Vec<String> = (0..12).map(|n| format!("writer-{n}")).collect();
+        all.sort();
+        assert_eq!(found, all);
+        assert!(store.root().join("locks/manifests-ab.lock").is_file());
     }
 }
