@@ -10,7 +10,7 @@ use crate::config::{RemoteSpec, Uploads};
 use crate::errors::CacheError;
 use crate::key::Key;
 use crate::seed::SeedVariant;
-use crate::store::{LocalStore, Manifest, RemoteStore};
+use crate::store::{LocalStore, RemoteStore};
 
 /// The objects queued for upload: `(first-level key, entry)`, the first-level key
 /// `None` for a seed pack.
@@ -276,19 +276,13 @@ fn upload_one(
     else {
         return Ok(Some(n));
     };
-    let path = RemoteStore::manifest_path(l1);
-    let mut manifest: Manifest = remote
-        .get_bytes(&path)?
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    manifest.add(variant);
-    remote.put_bytes(&path, serde_json::to_vec(&manifest).unwrap_or_default())?;
+    remote.add_variant(l1, &variant)?;
     Ok(Some(n))
 }
 
 /// Records the entries this build used under their prediction keys: one GET and one
-/// PUT of the index. Concurrent builds can lose each other's additions; that costs a
-/// prefetch later, never a wrong build. Objects found `damaged` (and not stored again
+/// write of the index that keeps what other builds write at once
+/// (`RemoteStore::update_bytes`). Objects found `damaged` (and not stored again
 /// by this build, `replaced`) are dropped from the index and deleted, and so are bundle
 /// pieces with a damaged member (`damaged_pieces`). The objects of `bundle` (this
 /// build's, in the order planting needs them) that no piece holds are written as a new
@@ -324,10 +318,6 @@ pub fn update_index(
     }
     let remote = RemoteStore::open_for_uploads(spec)?;
     let path = index_path(compiler, workspace);
-    let mut index: Index = remote
-        .get_bytes(&path)?
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
     let gone: std::collections::HashSet<String> = damaged
         .iter()
         .map(Key::to_hex)
@@ -339,18 +329,19 @@ pub fn update_index(
             let _ = remote.delete(&RemoteStore::entry_path(&key));
         }
     }
-    for list in index.units.values_mut() {
-        list.retain(|e| !gone.contains(&e.variant.entry));
-    }
-    for list in index.seeds.values_mut() {
-        list.retain(|s| !gone.contains(&s.variant.pack));
-    }
     for piece in damaged_pieces {
         if let Some(key) = Key::from_hex(piece) {
             let _ = remote.delete(&super::piece_path(&key));
         }
     }
-    index.bundles.retain(|p| !damaged_pieces.contains(&p.key));
+    let mut ours = IndexChange {
+        gone,
+        damaged_pieces: damaged_pieces.to_vec(),
+        entries: Vec::new(),
+        seeds: Vec::new(),
+        pieces: Vec::new(),
+        bundles_only: spec.uploads == Uploads::Bundles,
+    };
     for (upk, l1, entry) in used {
         if let Some(variant) = local
             .read_manifest(l1)
@@ -358,36 +349,157 @@ pub fn update_index(
             .into_iter()
             .find(|v| v.entry == entry.to_hex())
         {
-            index.add(
-                upk,
+            ours.entries.push((
+                upk.clone(),
                 IndexEntry {
                     l1: l1.to_hex(),
                     variant,
                     // A size hint only for what left this machine whole.
                     size: local.whole_size(entry),
                 },
-            );
+            ));
         }
     }
     for (upk, variant) in seeds {
         let size = Key::from_hex(&variant.pack).and_then(|k| local.entry_size(&k));
-        index.add_seed(
-            upk,
+        ours.seeds.push((
+            upk.clone(),
             IndexSeed {
                 variant: variant.clone(),
                 size,
             },
-        );
+        ));
     }
-    let written = if spec.uploads == Uploads::Bundles {
-        let mut pieces = new_pieces;
-        pieces.append(&mut index.bundles);
-        index.bundles = pieces;
-        super::bundle::keep_held(&mut index);
+    let written = if ours.bundles_only {
+        // The pieces the uploader wrote, listed first.
+        ours.pieces = new_pieces;
         (0, 0)
     } else {
-        super::bundle::write(&remote, local, &mut index, bundle)
+        // New pieces for what no piece holds yet, written once (the index as it is now
+        // says what is held); the update below lists them.
+        let mut index = read_index(remote.get_bytes(&path)?.as_deref());
+        ours.apply(&mut index);
+        let before: std::collections::HashSet<String> =
+            index.bundles.iter().map(|p| p.key.clone()).collect();
+        let written = super::bundle::write(&remote, local, &mut index, bundle);
+        ours.pieces = index
+            .bundles
+            .iter()
+            .filter(|p| !before.contains(&p.key))
+            .cloned()
+            .collect();
+        written
     };
-    remote.put_bytes(&path, serde_json::to_vec(&index).unwrap_or_default())?;
+    // Other builds update the same index at once: this build's change is merged into
+    // whatever the index holds when it is written, and kept (`update_bytes`).
+    remote.update_bytes(
+        &path,
+        &|now| {
+            let mut index = read_index(now);
+            ours.apply(&mut index);
+            serde_json::to_vec(&index).unwrap_or_default()
+        },
+        &|bytes| ours.held_by(&read_index(Some(bytes))),
+    )?;
     Ok(written)
+}
+
+/// The index an object holds; empty if it is absent or does not parse.
+fn read_index(bytes: Option<&[u8]>) -> Index {
+    bytes
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or_default()
+}
+
+/// What one build changes in a workspace's index, applied to whatever the index holds
+/// when it is written.
+struct IndexChange {
+    /// Objects found damaged (and not stored again): their entries and seeds go.
+    gone: std::collections::HashSet<String>,
+    /// Bundle pieces with a damaged member: they go.
+    damaged_pieces: Vec<String>,
+    entries: Vec<(String, IndexEntry)>,
+    seeds: Vec<(String, IndexSeed)>,
+    /// The bundle pieces this build wrote, listed first.
+    pieces: Vec<BundlePiece>,
+    /// Uploads are bundled: the index keeps only what its pieces hold.
+    bundles_only: bool,
+}
+
+impl IndexChange {
+    fn apply(&self, index: &mut Index) {
+        for list in index.units.values_mut() {
+            list.retain(|e| !self.gone.contains(&e.variant.entry));
+        }
+        for list in index.seeds.values_mut() {
+            list.retain(|s| !self.gone.contains(&s.variant.pack));
+        }
+        index
+            .bundles
+            .retain(|p| !self.damaged_pieces.contains(&p.key));
+        for (upk, e) in &self.entries {
+            index.add(upk, e.clone());
+        }
+        for (upk, s) in &self.seeds {
+            index.add_seed(upk, s.clone());
+        }
+        let mut pieces = self.pieces.clone();
+        pieces.extend(
+            std::mem::take(&mut index.bundles)
+                .into_iter()
+                .filter(|p| !self.pieces.iter().any(|q| q.key == p.key)),
+        );
+        index.bundles = pieces;
+        if self.bundles_only {
+            super::bundle::keep_held(index);
+        } else {
+            index.bundles.truncate(super::bundle::MAX_PIECES);
+        }
+    }
+
+    /// Whether `index` keeps this change: nothing found damaged is listed, and each
+    /// entry, seed and piece is, or its list is full of others (newer ones pushed it out,
+    /// as they may), or (bundled uploads) no piece holds it, so the index may not list it.
+    fn held_by(&self, index: &Index) -> bool {
+        let held = self.bundles_only.then(|| {
+            super::bundle::held(index)
+                .iter()
+                .map(Key::to_hex)
+                .collect::<std::collections::HashSet<_>>()
+        });
+        let unheld = |k: &str| held.as_ref().is_some_and(|h| !h.contains(k));
+        let clean = index
+            .units
+            .values()
+            .flatten()
+            .all(|e| !self.gone.contains(&e.variant.entry))
+            && index
+                .seeds
+                .values()
+                .flatten()
+                .all(|s| !self.gone.contains(&s.variant.pack))
+            && index
+                .bundles
+                .iter()
+                .all(|p| !self.damaged_pieces.contains(&p.key));
+        let entries = self.entries.iter().all(|(upk, e)| {
+            unheld(&e.variant.entry)
+                || index.units.get(upk).is_some_and(|l| {
+                    l.len() >= super::index::PER_UNIT
+                        || l.iter().any(|x| x.variant.entry == e.variant.entry)
+                })
+        });
+        let seeds = self.seeds.iter().all(|(upk, s)| {
+            unheld(&s.variant.pack)
+                || index.seeds.get(upk).is_some_and(|l| {
+                    l.len() >= super::index::PER_UNIT || l.iter().any(|x| x.variant == s.variant)
+                })
+        });
+        let pieces = (!self.bundles_only && index.bundles.len() >= super::bundle::MAX_PIECES)
+            || self
+                .pieces
+                .iter()
+                .all(|p| index.bundles.iter().any(|q| q.key == p.key));
+        clean && entries && seeds && pieces
+    }
 }

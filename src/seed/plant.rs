@@ -4,6 +4,7 @@
 //! observed before planting, then — after everything is in place — for what lives in
 //! the target dir (the `OUT_DIR` files a run left, the dependencies' artifacts).
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -113,54 +114,96 @@ pub fn plant(input: &PlantInput<'_>) -> (Vec<Planted>, Vec<Warning>) {
     // judge; a file written in the margin only makes cargo rebuild its unit.
     let stamp = SystemTime::now() - std::time::Duration::from_millis(50);
     // One plant per seed key.
-    let mut units: Vec<&PredictedUnit> = input.units.iter().collect();
-    units.sort_by_key(|u| u.record);
-    units.dedup_by_key(|u| u.record);
-    let results: Vec<Result<Vec<Planted>, Warning>> = units
-        .par_iter()
-        .map(|u| plant_unit(input, u, stamp))
-        .collect();
-    let mut planted: Vec<Planted> = Vec::new();
+    let mut todo: Vec<&PredictedUnit> = input.units.iter().collect();
+    todo.sort_by_key(|u| u.record);
+    todo.dedup_by_key(|u| u.record);
+    let mut kept: Vec<Planted> = Vec::new();
     let mut warnings: Vec<Warning> = Vec::new();
-    for r in results {
-        match r {
-            Ok(p) => planted.extend(p),
-            Err(w) => {
-                if !warnings.iter().any(|x| x.code == w.code) {
-                    warnings.push(w);
+    // Variants put in place that did not hold once everything was: not tried again.
+    let mut refused: HashSet<(Key, String)> = HashSet::new();
+    // Variants of one unit share its place, so only one is there at a time; what it was
+    // built against (its dependencies' artifacts) is known only once they are in place.
+    // A unit whose variant did not hold then gets its next one, in another round, until
+    // none is left (a record keeps `PER_UNIT`).
+    let mut rounds = 0;
+    while !todo.is_empty() && rounds <= super::record::PER_UNIT {
+        rounds += 1;
+        let results: Vec<Result<Vec<Planted>, Warning>> = todo
+            .par_iter()
+            .map(|u| plant_unit(input, u, stamp, &refused))
+            .collect();
+        let mut planted: Vec<Planted> = Vec::new();
+        for r in results {
+            match r {
+                Ok(p) => planted.extend(p),
+                Err(w) => {
+                    if !warnings.iter().any(|x| x.code == w.code) {
+                        warnings.push(w);
+                    }
                 }
             }
         }
+        // Everything of this round is in place: what lives in the target dir must hold
+        // too (a dependency planted from another variant, or left to cargo, takes the
+        // unit out again, and it gets its next variant).
+        let holds = holding(input, &planted);
+        let mut again: Vec<&PredictedUnit> = Vec::new();
+        for (p, ok) in planted.into_iter().zip(holds) {
+            if ok {
+                kept.push(p);
+            } else {
+                refused.insert((p.unit.record, p.pack.clone()));
+                if let Some(u) = todo.iter().find(|u| u.record == p.unit.record) {
+                    again.push(u);
+                }
+                take_out(input, &p);
+            }
+        }
+        again.dedup_by_key(|u| u.record);
+        todo = again;
     }
-    // Everything is in place: what lives in the target dir must hold too (a
-    // dependency planted from another variant, or left to cargo, takes the unit out
-    // again, and cargo rebuilds it).
-    let holds: Vec<bool> = planted
+    if rounds > 1 {
+        // A unit kept in an earlier round was judged against a dependency that may
+        // have been replaced since: all are judged again, once, as they are now.
+        let holds = holding(input, &kept);
+        let mut still = Vec::with_capacity(kept.len());
+        for (p, ok) in kept.into_iter().zip(holds) {
+            if ok {
+                still.push(p);
+            } else {
+                take_out(input, &p);
+            }
+        }
+        kept = still;
+    }
+    (kept, warnings)
+}
+
+/// For each planted variant, whether what it put aside until everything was planted
+/// (what lives in the target dir) holds now.
+fn holding(input: &PlantInput<'_>, planted: &[Planted]) -> Vec<bool> {
+    planted
         .par_iter()
         .map(|p| {
             let judge = judge_for(input, &p.cwd, Mode::Exact);
             let deferred: Vec<&Input> = p.deferred.iter().collect();
             judge.check_now(&deferred).is_ok()
         })
-        .collect();
-    let mut kept = Vec::with_capacity(planted.len());
-    for (p, ok) in planted.into_iter().zip(holds) {
-        if ok {
-            kept.push(p);
-        } else {
-            // Nothing of it may stay: cargo runs or compiles it as if it never was here
-            // (a build script's output left in `OUT_DIR` would be an earlier run's).
-            for fp in std::iter::once(&p.fingerprint_dir).chain(&p.run_fingerprint_dir) {
-                if let Ok(dir) = crate::fsx::confined(input.target_root, fp) {
-                    let _ = fs::remove_dir_all(dir);
-                }
-            }
-            for f in &p.written {
-                let _ = fs::remove_file(f);
-            }
+        .collect()
+}
+
+/// Takes a planted variant out again: nothing of it may stay, and cargo runs or
+/// compiles it as if it never was here (a build script's output left in `OUT_DIR`
+/// would be an earlier run's).
+fn take_out(input: &PlantInput<'_>, p: &Planted) {
+    for fp in std::iter::once(&p.fingerprint_dir).chain(&p.run_fingerprint_dir) {
+        if let Ok(dir) = crate::fsx::confined(input.target_root, fp) {
+            let _ = fs::remove_dir_all(dir);
         }
     }
-    (kept, warnings)
+    for f in &p.written {
+        let _ = fs::remove_file(f);
+    }
 }
 
 /// The judge for a unit whose rustc ran in `cwd`.
@@ -190,6 +233,7 @@ fn plant_unit(
     input: &PlantInput<'_>,
     unit: &PredictedUnit,
     stamp: SystemTime,
+    refused: &HashSet<(Key, String)>,
 ) -> Result<Vec<Planted>, Warning> {
     let record = read_record(input.store, &unit.record);
     let mut planted = Vec::new();
@@ -205,7 +249,9 @@ fn plant_unit(
         if planted.len() == VARIANTS_PLANTED {
             break;
         }
-        if crate::key::Layout::of_fingerprint_dir(&v.fingerprint_dir) != Some(input.layout) {
+        if crate::key::Layout::of_fingerprint_dir(&v.fingerprint_dir) != Some(input.layout)
+            || refused.contains(&(unit.record, v.pack.clone()))
+        {
             continue;
         }
         // The record comes from the store: the directories it names must lie inside

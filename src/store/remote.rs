@@ -43,6 +43,46 @@ pub struct RemoteStore {
     needs_dirs: bool,
 }
 
+/// How many rounds [`RemoteStore::update_bytes`] makes at most.
+pub const UPDATE_ATTEMPTS: u32 = 8;
+
+/// How long a writer without conditional writes waits before it reads its change back a
+/// second time: longer than another writer takes from its read to its write, on a busy
+/// machine. Paid only by a build that changed the object.
+pub const UPDATE_SETTLE: Duration = Duration::from_millis(300);
+
+/// The wait before round `attempt` of an update: random, growing with the attempt
+/// (10-40 ms, then 20-80 ms, …, at most 640 ms), so that writers that collided do not
+/// collide again.
+fn update_backoff(attempt: u32) -> Duration {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let base = 10u64 << attempt.min(6).saturating_sub(1);
+    let spread = u64::from(u16::from_le_bytes(b)) % (3 * base + 1);
+    Duration::from_millis(base + spread)
+}
+
+/// Which version of an object a read saw, for a conditional write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Version {
+    /// The object was absent.
+    Absent,
+    /// The object's ETag.
+    Tag(String),
+    /// Not known (a service without conditional writes, or one that gave no ETag): the
+    /// write is plain, and read back.
+    Unknown,
+    /// It changed while it was read.
+    Changed,
+}
+
+/// How one conditional write went.
+enum Written {
+    Done,
+    /// Another writer changed the object between the read and the write.
+    Lost,
+}
+
 /// What speaks to the service: opendal, or a REAPI client (`super::reapi`).
 enum Client {
     Dal(Operator),
@@ -292,6 +332,141 @@ impl RemoteStore {
                 .block_on(op.write(path, bytes))
                 .map(|_| ())
                 .map_err(|e| classify(&self.spec, e)),
+            Err(e) => Err(classify(&self.spec, e)),
+        }
+    }
+
+    /// Changes a small object that many builds change at once (a workspace's index, a
+    /// manifest): `merge` makes the new bytes from what the object holds now (`None`:
+    /// absent), and `holds` says whether bytes keep this writer's change. An object that
+    /// holds it already is not written (a warm build's index). No writer's change is lost
+    /// to another's: where the service takes conditional writes (S3 and Azure `If-Match`
+    /// with `If-None-Match` for a new object) the write names the version read, and one
+    /// that lost the race reads, merges and writes again. Elsewhere (Redis, memcached,
+    /// WebDAV, the GHA cache, files) the object is read back after the write, and again
+    /// after [`UPDATE_SETTLE`], by when a writer that read it before this write has
+    /// written too; while it does not hold the change it is merged and written again.
+    /// At most [`UPDATE_ATTEMPTS`] rounds, each after a short random wait; a change
+    /// still not held then costs a prefetch later, never a wrong build.
+    pub fn update_bytes(
+        &self,
+        path: &str,
+        merge: &dyn Fn(Option<&[u8]>) -> Vec<u8>,
+        holds: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<(), CacheError> {
+        let conditional = self.conditional_writes();
+        let mut wrote = false;
+        for attempt in 0..UPDATE_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(update_backoff(attempt));
+            }
+            let (now, version) = self.read_versioned(path, conditional)?;
+            if now.as_deref().is_some_and(holds) {
+                if !wrote {
+                    return Ok(());
+                }
+                std::thread::sleep(UPDATE_SETTLE);
+                if self.get_bytes(path)?.is_some_and(|b| holds(&b)) {
+                    return Ok(());
+                }
+                continue;
+            }
+            if version == Version::Changed {
+                continue;
+            }
+            let bytes = merge(now.as_deref());
+            match self.write_versioned(path, bytes, &version)? {
+                // The service kept it only if nobody wrote between: done.
+                Written::Done if version != Version::Unknown => return Ok(()),
+                Written::Done => wrote = true,
+                Written::Lost => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds an input set to the manifest of a first-level key, keeping what other
+    /// builds add at once ([`RemoteStore::update_bytes`]).
+    pub fn add_variant(&self, l1: &Key, v: &super::Variant) -> Result<(), CacheError> {
+        let manifest =
+            |bytes: Option<&[u8]>| bytes.map(super::Manifest::from_slice).unwrap_or_default();
+        self.update_bytes(
+            &Self::manifest_path(l1),
+            &|now| {
+                let mut m = manifest(now);
+                m.add(v.clone());
+                serde_json::to_vec(&m).unwrap_or_default()
+            },
+            &|bytes| {
+                let m = manifest(Some(bytes));
+                m.variants.len() >= super::manifest::MAX_VARIANTS
+                    || m.variants.iter().any(|x| x.entry == v.entry)
+            },
+        )
+    }
+
+    /// The service writes only when the object is as read (`If-Match`) or absent.
+    fn conditional_writes(&self) -> bool {
+        let Client::Dal(op) = &self.client else {
+            return false;
+        };
+        let cap = op.info().capability();
+        cap.write_with_if_match && cap.write_with_if_not_exists
+    }
+
+    /// An object's bytes (`None`: absent) and, with `conditional`, the version they are.
+    fn read_versioned(
+        &self,
+        path: &str,
+        conditional: bool,
+    ) -> Result<(Option<Vec<u8>>, Version), CacheError> {
+        let op = match &self.client {
+            Client::Dal(op) if conditional => op,
+            _ => return Ok((self.get_bytes(path)?, Version::Unknown)),
+        };
+        let etag = match self.rt.block_on(op.stat(path)) {
+            Ok(meta) => meta.etag().map(str::to_string),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((None, Version::Absent)),
+            Err(e) => return Err(classify(&self.spec, e)),
+        };
+        let Some(tag) = etag else {
+            return Ok((self.get_bytes(path)?, Version::Unknown));
+        };
+        let read = self
+            .rt
+            .block_on(async { op.read_with(path).if_match(&tag).await });
+        match read {
+            Ok(buf) => Ok((Some(buf.to_vec()), Version::Tag(tag))),
+            // Changed (or gone) since the stat: the round is made again.
+            Err(e) if matches!(e.kind(), ErrorKind::ConditionNotMatch | ErrorKind::NotFound) => {
+                Ok((None, Version::Changed))
+            }
+            Err(e) => Err(classify(&self.spec, e)),
+        }
+    }
+
+    /// Writes `bytes`, only if the object is still `version` where that is known.
+    fn write_versioned(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+        version: &Version,
+    ) -> Result<Written, CacheError> {
+        let op = match (&self.client, version) {
+            (Client::Dal(op), Version::Absent | Version::Tag(_)) => op,
+            _ => {
+                self.put_bytes(path, bytes)?;
+                return Ok(Written::Done);
+            }
+        };
+        let write = op.write_with(path, opendal::Buffer::from(bytes));
+        let write = match version {
+            Version::Tag(tag) => write.if_match(tag),
+            _ => write.if_not_exists(true),
+        };
+        match self.rt.block_on(async { write.await }) {
+            Ok(_) => Ok(Written::Done),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(Written::Lost),
             Err(e) => Err(classify(&self.spec, e)),
         }
     }

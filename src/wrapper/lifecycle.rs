@@ -405,15 +405,9 @@ impl Cx {
                 let Some(remote) = tier.usable()? else {
                     return Ok(0);
                 };
-                let (manifest_path, entry_path) = remote_paths(l1, key);
+                let (_, entry_path) = remote_paths(l1, key);
                 let n = remote.put_file(&entry_path, &store.entry_path(key))?;
-                let mut manifest = remote
-                    .get_bytes(&manifest_path)?
-                    .map(|b| Manifest::from_slice(&b))
-                    .unwrap_or_default();
-                manifest.add(variant.clone());
-                let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
-                remote.put_bytes(&manifest_path, bytes)?;
+                remote.add_variant(l1, variant)?;
                 Ok(n)
             })();
             match result {
