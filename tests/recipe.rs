@@ -59,9 +59,15 @@ fn prepare(s: &Scratch, ws: &Path, extra: &[&str]) -> Vec<u8> {
 
 /// `cargo xcache warm --message-format=json <args>` in `cwd`.
 fn warm(cwd: &Path, store: &Path, args: &[&str]) -> Build {
+    warm_with(cwd, store, args, &[])
+}
+
+/// [`warm`] with variables `env` set.
+fn warm_with(cwd: &Path, store: &Path, args: &[&str], env: &[(String, String)]) -> Build {
     let mut cmd = base_command(&xcache_exe(), cwd, store);
     cmd.args(["xcache", "warm", "--message-format=json"])
-        .args(args);
+        .args(args)
+        .envs(pairs(env));
     Build::from_output(cmd.output().unwrap(), cwd)
 }
 
@@ -686,12 +692,10 @@ fn chef_flow_in(layout: &str) {
         cmd.arg("xcache").args(args).envs(pairs(env));
         Build::from_output(cmd.output().unwrap(), cwd)
     };
-    let w = run(
+    let w = warm_with(
         &builder.join("chef"),
         &s.store(),
         &[
-            "warm",
-            "--message-format=json",
             "--recipe-path",
             "recipe.json",
             "--skeleton-root",
