@@ -119,14 +119,25 @@ impl Probe<'_> {
     }
 
     /// The probe's switches: the build's `-Z` and `--config` arguments.
+    /// Those that make the check of an empty library build more than it (`-Zbuild-std`
+    /// builds the standard library: minutes) are left out; they do not say where units go.
     fn switches(&self) -> Vec<String> {
         let args: Vec<&String> = self.cargo_args.iter().take_while(|a| *a != "--").collect();
+        let heavy = |z: &str| z.starts_with("build-std");
         let mut out = Vec::new();
         for (i, a) in args.iter().enumerate() {
             if *a == "-Z" || *a == "--config" {
+                let value = args.get(i + 1).map(|v| v.to_string());
+                if *a == "-Z" && value.as_deref().is_some_and(heavy) {
+                    continue;
+                }
                 out.push(a.to_string());
-                out.extend(args.get(i + 1).map(|v| v.to_string()));
-            } else if a.starts_with("-Z") || a.starts_with("--config=") {
+                out.extend(value);
+            } else if a
+                .strip_prefix("-Z")
+                .is_some_and(|z| !z.is_empty() && !heavy(z))
+                || a.starts_with("--config=")
+            {
                 out.push(a.to_string());
             }
         }
@@ -458,7 +469,16 @@ mod tests {
         };
         assert_eq!(probe.ask(), Ok(Layout::Legacy));
         let key = probe.memo_key();
-        let switched = args(&["-Zfine-grain-locking", "--config", "x=1", "--", "-Zy"]);
+        let switched = args(&[
+            "-Zfine-grain-locking",
+            "-Zbuild-std=core",
+            "-Z",
+            "build-std",
+            "--config",
+            "x=1",
+            "--",
+            "-Zy",
+        ]);
         let with = Probe {
             cargo_args: &switched,
             ..probe
