@@ -2,15 +2,18 @@
 """Report of bench/run.sh: per project a table of every tool's runs and the issue's targets.
 
 bench/run.sh appends one tab-separated record per build to $RB_RECORDS and then
-runs this script, which prints, per project, one row per run (tool and phase):
-the median wall time over the rounds (with min and max), the ratio of that
-median to plain cargo's cold median, the peak RSS, hits/misses and the output
-check; then the targets with PASS/FAIL; and writes $RB_OUT (results.json).
+runs this script, which prints, per project and per cargo layout (legacy, build-dir,
+new: XCACHE_BENCH_LAYOUTS), one row per run (tool and phase): the median wall time
+over the rounds (with min and max), the ratio of that median to plain cargo's cold
+median in the same layout, the peak RSS, hits/misses and the output check; then the
+targets with PASS/FAIL; and writes $RB_OUT (results.json).
 
-Two helper modes read the hit counts of peers that have no common format:
+Helper modes read the counts of tools that have no common format:
   report.py --kache-counts FILE   FILE: `kache stats --last-build --json`
   report.py --mbx-counts FILE     FILE: the JSON report of `mbx build` (MBX_STATS_REPORT)
 Each prints "hits misses uncacheable" ("-" for unknown).
+  report.py --xcache-kinds FILE   FILE: cargo-xcache's report.json; prints its units
+                                  per kind, "kind=hits/units/seeded,..."
 """
 
 import glob
@@ -21,7 +24,9 @@ import statistics
 import sys
 import time
 
-FORMAT_VERSION = 2
+# 3: a project's summaries and targets are per layout ("layout" in each entry of
+# "projects" and of "iterations"); the fields of 2 are all there.
+FORMAT_VERSION = 3
 
 # The targets of issue 4, per project.
 # xcache-warm / plain-cold: 0.035 for `cargo build`, 0.05 for `cargo test` (issue 14).
@@ -30,10 +35,22 @@ WARM_MAX = 0.05 if os.environ.get("RB_COMMAND") == "test" else 0.035
 MACHINE_MAX = 0.05
 COLD_MAX = 1.03  # xcache-cold / plain-cold (issue 22: within 3 %)
 FLOOR_MAX = 0.15  # seconds: xcache-warm - (cargo's no-op + writing the target dir)
+# xcache-warm / mbx-warm and xcache-machine / mbx-machine, in every layout.
+MBX_MAX = 0.5
+
+# cargo's build-dir layouts (bench/run.sh XCACHE_BENCH_LAYOUTS).
+LAYOUT_LABELS = {
+    "legacy": "legacy layout, the build dir is the target dir",
+    "build-dir": "a build dir apart, CARGO_BUILD_BUILD_DIR",
+    "new": "cargo's new layout, nightly, CARGO_UNSTABLE_BUILD_DIR_NEW_LAYOUT=true",
+}
+# The order xcache prints unit kinds in (src/report/render.rs); others after these.
+KIND_ORDER = ("lib", "proc-macro", "build-script", "build-script-run", "bin", "test")
 
 COLUMNS = ("project", "name", "tool", "phase", "iteration", "seconds", "peak_rss_kb",
            "daemon_peak_rss_kb", "packages_compiled", "units", "hits", "misses",
-           "uncacheable", "seeded", "output", "floor", "cpu")
+           "uncacheable", "seeded", "output", "floor", "cpu", "layout", "layout_check",
+           "by_kind")
 
 
 def num(s):
@@ -88,6 +105,38 @@ def mbx_counts(path):
     print(doc.get("hits", "-"), (doc.get("misses") or 0) + (doc.get("unconsulted") or 0), bypassed)
 
 
+def xcache_kinds(path):
+    """cargo-xcache's report: units, hits and seeded units per kind, as
+    "kind=hits/units/seeded,..." (summary.by_kind; seeded counted from the units)."""
+    try:
+        doc = json.load(open(path))
+        by_kind = doc["summary"].get("by_kind") or {}
+    except Exception:
+        print("-")
+        return
+    seeded = {}
+    for u in doc.get("units") or []:
+        if u.get("seeded"):
+            seeded[u.get("kind")] = seeded.get(u.get("kind"), 0) + 1
+    print(",".join(f"{k}={c.get('hit', 0)}/{c.get('units', 0)}/{seeded.get(k, 0)}"
+                   for k, c in by_kind.items()) or "-")
+
+
+def parse_kinds(s):
+    """The record's "kind=hits/units/seeded,..." as {kind: {"hits", "units", "seeded"}}."""
+    out = {}
+    for part in (s or "").split(","):
+        kind, _, counts = part.partition("=")
+        n = [num(x) for x in counts.split("/")]
+        if kind and len(n) == 3 and None not in n:
+            out[kind] = {"hits": n[0], "units": n[1], "seeded": n[2]}
+    return out or None
+
+
+def kind_sort_key(kind):
+    return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), kind)
+
+
 def median(vals):
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
@@ -97,10 +146,10 @@ def fmt(v, spec="{:.0f}"):
     return "-" if v is None else spec.format(v)
 
 
-def overhead_of(log_root, project, name):
+def overhead_of(log_root, project, layout, name):
     """Each round's report summary of one xcache run, from the copies run.sh keeps."""
     out = []
-    for path in sorted(glob.glob(os.path.join(log_root, project, f"{project}.{name}.*.report.json"))):
+    for path in sorted(glob.glob(os.path.join(log_root, project, f"{project}.{layout}.{name}.*.report.json"))):
         try:
             out.append(json.load(open(path))["summary"])
         except (OSError, ValueError, KeyError):
@@ -108,7 +157,7 @@ def overhead_of(log_root, project, name):
     return out
 
 
-def print_overhead(project, order, log_root):
+def print_overhead(project, layout, order, log_root):
     """Where the wrappers' time went, per unit kind and part (medians over rounds, ms of
     cache work summed over units), and how much of it was on cargo's critical path."""
     if not log_root:
@@ -116,7 +165,7 @@ def print_overhead(project, order, log_root):
     for name in order:
         if not name.startswith("xcache"):
             continue
-        rounds = overhead_of(log_root, project, name)
+        rounds = overhead_of(log_root, project, layout, name)
         if not rounds:
             continue
         kinds = sorted({k for r in rounds for k in r.get("overhead_parts", {})})
@@ -149,18 +198,40 @@ def print_overhead(project, order, log_root):
             print("    " + f"{k:<18}" + "".join(f"{fmt(c):>10}" for c in cells))
 
 
+def xcache_warnings(log_root, project, layout):
+    """The lines of the xcache builds' output (cold, warm, machine) that say planting was
+    off: cargo-xcache found the layout other than planned, or could not tell it."""
+    out = []
+    if not log_root:
+        return out
+    for path in sorted(glob.glob(os.path.join(log_root, project, f"{project}.{layout}.xcache*.log"))):
+        if path.endswith(".floor.log"):
+            continue
+        try:
+            for line in open(path, errors="replace"):
+                if "planting off" in line:
+                    out.append(f"{os.path.basename(path)}: {line.strip()}")
+        except OSError:
+            pass
+    return out
+
+
 def main():
     E = os.environ
     rows = []
     for line in open(E["RB_RECORDS"]):
         f = line.rstrip("\n").split("\t")
-        # Records of older runs lack the trailing columns (floor, cpu).
-        if len(f) < len(COLUMNS) - 2:
+        # Records of older runs lack the trailing columns (floor, cpu, layout, ...).
+        if len(f) < len(COLUMNS) - 5:
             continue
         f += ["-"] * (len(COLUMNS) - len(f))
         r = dict(zip(COLUMNS, f))
         for k in COLUMNS[4:14] + ("cpu",):
             r[k] = num(r[k])
+        if r["layout"] in ("", "-"):
+            r["layout"] = "legacy"
+        r["layout_check"] = None if r["layout_check"] in ("", "-") else r["layout_check"]
+        r["by_kind"] = parse_kinds(r["by_kind"])
         # The warm floor: cargo's no-op and the copy of the target dir, seconds.
         noop, _, copy = r["floor"].partition(":")
         r["floor_noop"], r["floor_copy"] = num(noop), num(copy)
@@ -171,8 +242,10 @@ def main():
     strict = E.get("RB_STRICT") == "1"
     any_failed = False
     projects_out = []
-    for project in dict.fromkeys(r["project"] for r in rows):
-        prow = [r for r in rows if r["project"] == project]
+    # One table and one set of targets per project and layout: every ratio is to plain
+    # cargo's cold build in the same layout.
+    for project, layout in dict.fromkeys((r["project"], r["layout"]) for r in rows):
+        prow = [r for r in rows if r["project"] == project and r["layout"] == layout]
         order = list(dict.fromkeys(r["name"] for r in prow))
         ref_outputs = {r["output"] for r in prow if r["name"] == "plain-cold"}
         ref = next(iter(ref_outputs)) if len(ref_outputs) == 1 else None
@@ -186,8 +259,10 @@ def main():
             peaks = [max(p for p in (r["peak_rss_kb"], r["daemon_peak_rss_kb"]) if p is not None)
                      for r in its if r["peak_rss_kb"] is not None or r["daemon_peak_rss_kb"] is not None]
             outputs_ok = (ref is not None and all(r["output"] == ref for r in its)) if checked else None
+            kinds = sorted({k for r in its for k in (r["by_kind"] or {})}, key=kind_sort_key)
             summary[name] = {
-                "name": name, "tool": its[0]["tool"], "phase": its[0]["phase"], "n": len(its),
+                "name": name, "tool": its[0]["tool"], "phase": its[0]["phase"], "layout": layout,
+                "n": len(its),
                 "seconds_median": median(secs),
                 "seconds_min": min(secs) if secs else None,
                 "seconds_max": max(secs) if secs else None,
@@ -209,6 +284,12 @@ def main():
                 # The machine's CPU seconds during the run (bench/run.sh cpu_ticks).
                 "cpu_seconds_median": median([r["cpu"] for r in its]),
                 "cpu_seconds_all": [r["cpu"] for r in its],
+                # xcache: per unit kind, the medians of hits, units and seeded units.
+                "by_kind": {k: {c: median([(r["by_kind"] or {}).get(k, {}).get(c) for r in its])
+                                for c in ("hits", "units", "seeded")} for k in kinds} or None,
+                # Where cargo kept the units, each round: "ok:" or "WRONG:" and the counts
+                # (bench/run.sh layout_seen).
+                "layout_checks": [r["layout_check"] for r in its],
             }
         plain = summary.get("plain-cold", {}).get("seconds_median")
         plain_cpu = summary.get("plain-cold", {}).get("cpu_seconds_median")
@@ -239,7 +320,8 @@ def main():
                                     and r["floor"] is not None]
             s["minus_floor_median"] = median(s["minus_floor_all"])
 
-        print(f"\n== {project} (cargo {E.get('RB_COMMAND', 'build')}, {E.get('RB_PROFILE', 'dev')} profile, {E.get('RB_REPEAT', '1')} round(s); "
+        print(f"\n== {project}, layout {layout}: {LAYOUT_LABELS.get(layout, layout)}"
+              f"\n   (cargo {E.get('RB_COMMAND', 'build')}, {E.get('RB_PROFILE', 'dev')} profile, {E.get('RB_REPEAT', '1')} round(s); "
               "seconds: median [min-max]; checkouts moved and target dirs empty for warm runs; "
               "CPU s: the whole machine's CPU time during the run, background work included"
               + ("; cargo-xcache runs with an empty private directory each" if E.get("RB_FRESH_PRIVATE") == "1" else "")
@@ -262,7 +344,7 @@ def main():
         fl = summary.get("xcache-warm", {})
         if fl.get("floor_seconds") is not None:
             print(f"  floor of the warm build: {fl['floor_seconds']:.2f} s (cargo's no-op on that tree "
-                  f"{fl['floor_noop_seconds']:.2f} s + writing its target dir again "
+                  f"{fl['floor_noop_seconds']:.2f} s + writing its target dir{' and build dir' if layout == 'build-dir' else ''} again "
                   f"{fl['floor_copy_seconds']:.2f} s); xcache-warm "
                   f"{fmt(fl['seconds_median'], '{:.2f}')} s, "
                   f"{fmt(None if fl['seconds_median'] is None else fl['seconds_median'] - fl['floor_seconds'], '{:+.2f}')} s from it")
@@ -279,7 +361,42 @@ def main():
             print("  xcache-warm - its round's floor, s: "
                   + ", ".join(f"{x:+.2f}" for x in fl["minus_floor_all"])
                   + f" (median {fl['minus_floor_median']:+.2f})")
-        print_overhead(project, order, E.get("RB_LOG_ROOT"))
+        print_overhead(project, layout, order, E.get("RB_LOG_ROOT"))
+        # xcache beside mbx, warm and on another machine.
+        pairs = []
+        for phase, label in (("warm", "warm"), ("machine", "another machine")):
+            x = summary.get(f"xcache-{phase}", {}).get("seconds_median")
+            m = summary.get(f"mbx-{phase}", {}).get("seconds_median")
+            if x is not None and m is not None:
+                pairs.append(f"{label} {x:.2f} s against {m:.2f} s"
+                             + (f" ({x / m:.3f} of mbx's time)" if m else ""))
+        if pairs:
+            print("  xcache beside mbx (medians): " + "; ".join(pairs))
+        # xcache's units per kind where another machine builds (and warm), from its report.
+        for name in ("xcache-warm", "xcache-machine"):
+            bk = summary.get(name, {}).get("by_kind")
+            if not bk:
+                continue
+            cells = []
+            for k, c in bk.items():
+                h, u, sd = c["hits"], c["units"], c["seeded"]
+                miss = None if h is None or u is None else u - h
+                cells.append(f"{k} {fmt(h)}/{fmt(miss)}" + (f" ({fmt(sd)} seeded)" if sd else ""))
+            print(f"  {name} by unit kind, hits/misses (medians; misses: units not restored "
+                  f"or seeded): " + ", ".join(cells))
+        # Did the layout take effect? Every run's units where the layout keeps them.
+        checks = [(name, r) for name in order for r in summary[name]["layout_checks"] if r]
+        wrong = [(name, r) for name, r in checks if not r.startswith("ok:")]
+        layout_ok = None if not checks else not wrong
+        if layout_ok:
+            print(f"  layout check: PASS (every build kept cargo's units where the {layout} layout "
+                  f"keeps them; units legacy/new, e.g. {checks[0][0]}: {checks[0][1][3:]})")
+        elif wrong:
+            print(f"  layout check: FAIL, cargo's units not where the {layout} layout keeps them "
+                  "(units legacy/new): " + "; ".join(f"{n}: {r.split(':', 1)[1]}" for n, r in wrong))
+        warnings = xcache_warnings(E.get("RB_LOG_ROOT"), project, layout)
+        for w in warnings[:10]:
+            print(f"  cargo-xcache warned: {w}")
 
         targets = []
 
@@ -301,6 +418,15 @@ def main():
         r = round(xm / plain, 4) if xm is not None and plain else None
         target("xcache_machine_over_plain_cold", "xcache-machine / plain-cold", r, f"<= {MACHINE_MAX}",
                None if r is None else r <= MACHINE_MAX)
+        # Against mbx, warm and on another machine: at most half its time.
+        for phase in ("warm", "machine"):
+            if f"mbx-{phase}" not in summary:
+                continue
+            x = summary.get(f"xcache-{phase}", {}).get("seconds_median")
+            m = summary[f"mbx-{phase}"]["seconds_median"]
+            r = round(x / m, 4) if x is not None and m else None
+            target(f"xcache_{phase}_over_mbx_{phase}_half", f"xcache-{phase} / mbx-{phase}", r,
+                   f"<= {MBX_MAX}", None if r is None else r <= MBX_MAX)
         # Both from the rounds' pairs (issue 22: "median of >= 3 interleaved pairs"): the
         # warm build against the floor measured right after it, the cold build against
         # plain cargo's of the same round.
@@ -336,8 +462,11 @@ def main():
                   "or was not found)")
         else:
             print("  output check: PASS (every built program prints what plain cargo's prints)")
-        projects_out.append({"project": project, "runs": [summary[n] for n in order],
+        if layout_ok is False:
+            any_failed = True
+        projects_out.append({"project": project, "layout": layout, "runs": [summary[n] for n in order],
                              "targets": targets, "outputs_match": outputs_ok,
+                             "layout_ok": layout_ok, "xcache_warnings": warnings,
                              "xcache_over_base": before_after or None})
 
     result = {
@@ -348,6 +477,11 @@ def main():
                     "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "rustc": E.get("RB_RUSTC") or None,
         "cargo": E.get("RB_CARGO") or None,
+        # The layouts measured, and the nightly toolchain of the new one.
+        "layouts": E.get("RB_LAYOUTS", "legacy").split(),
+        "build_dir_at": E.get("RB_BUILD_DIR_AT") or None,
+        "nightly_rustc": E.get("RB_NIGHTLY_RUSTC") or None,
+        "nightly_cargo": E.get("RB_NIGHTLY_CARGO") or None,
         "tools": {"xcache_commit": E.get("RB_XCACHE_COMMIT") or None,
                   "xcache_worktree_dirty": E.get("RB_XCACHE_DIRTY") == "1",
                   "xcache_bin": E.get("RB_XCACHE_BIN") or None,
@@ -367,7 +501,9 @@ def main():
                  "are started before and stopped after it, untimed. peak_rss_kb: GNU time %M, the "
                  "largest single process, the larger of the build's tree and the daemon's, the most "
                  "of any round. Warm runs: same store as the cold run, cold checkout deleted, fresh "
-                 "checkout at another absolute path, empty target dir.",
+                 "checkout at another absolute path, empty target dir. Each layout (legacy, build-dir, "
+                 "new) runs the whole sequence with stores of its own; its ratios are to plain "
+                 "cargo's cold build in the same layout.",
         "projects": projects_out,
         "iterations": rows,
     }
@@ -407,14 +543,18 @@ def print_one_table(result):
                 "xcache": tools.get("xcache_commit"), "xcache-base": tools.get("xcache_base")}
     print(f"\n== one table ({result.get('repeat')} round(s), {result.get('profile')} profile; "
           "seconds, median; cold: (median of the rounds' ratios to plain cargo's build of "
-          "the same round); warm: [the floor: cargo's no-op plus writing the target dir again])")
+          "the same round and layout); warm: [the floor: cargo's no-op plus writing the target "
+          "dir again]; layout: cargo's, legacy, build-dir (a build dir apart) or new)")
     for t, label in present:
         if versions.get(t):
             print(f"  {label}: {versions[t]}")
-    print("| project | run | " + " | ".join(label for _, label in present) + " |")
-    print("| --- | --- | " + " | ".join("---" for _ in present) + " |")
+    if result.get("nightly_cargo") and "new" in (result.get("layouts") or []):
+        print(f"  new layout: {result['nightly_cargo']}, {result.get('nightly_rustc')}")
+    print("| project | layout | run | " + " | ".join(label for _, label in present) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in present) + " |")
     for p in projects:
         name = os.path.basename(p["project"].rstrip("/")) or p["project"]
+        layout = p.get("layout", "legacy")  # results of format 2: the legacy layout
         runs = {r["name"]: r for r in p["runs"]}
         for phase, phase_label in TABLE_PHASES:
             cells = []
@@ -430,8 +570,8 @@ def print_one_table(result):
                     cell += f" [{r['floor_seconds']:.2f}]"
                 cells.append(cell)
             if any(cells):
-                print(f"| {name} | {phase_label} | " + " | ".join(cells) + " |")
-            name = ""
+                print(f"| {name} | {layout} | {phase_label} | " + " | ".join(cells) + " |")
+            name = layout = ""
 
 
 if __name__ == "__main__":
@@ -442,5 +582,7 @@ if __name__ == "__main__":
         kache_counts(sys.argv[2])
     elif len(sys.argv) == 3 and sys.argv[1] == "--mbx-counts":
         mbx_counts(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--xcache-kinds":
+        xcache_kinds(sys.argv[2])
     else:
         main()

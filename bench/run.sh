@@ -4,7 +4,8 @@
 #
 # For each project (bench/project, the dependency-heavy one, by default; also
 # bench/project-c, the C-heavy one; bench/project-sys, vendored C through -sys crates
-# with cc 1.2.7) and each round (XCACHE_BENCH_REPEAT):
+# with cc 1.2.7), each round (XCACHE_BENCH_REPEAT) and each of cargo's build-dir
+# layouts (XCACHE_BENCH_LAYOUTS, below), with the layout's environment on every build:
 #
 #   plain-cold     cargo build, no wrapper
 #   TOOL-cold      TOOL with an empty store of its own, checkout A, empty target dir
@@ -18,7 +19,7 @@
 #
 # for TOOL in XCACHE_BENCH_TOOLS (default: xcache sccache kache mbx; a peer
 # that is not installed is left out with a message). Every store is new in
-# every round, so every cold run is cold.
+# every round and layout, so every cold run is cold.
 #
 # For every run it records the wall time (GNU time %e), the peak RSS of the
 # largest process (%M; for tools with a daemon also the daemon's peak), the
@@ -32,6 +33,20 @@
 #                                    (default: project; XCACHE_BENCH_PROJECT=DIR still works)
 #   XCACHE_BENCH_TOOLS="xcache sccache kache mbx"  tools beside plain cargo (default: all)
 #   XCACHE_BENCH_REPEAT=N            rounds; medians, min and max are reported (default: 1)
+#   XCACHE_BENCH_LAYOUTS="legacy build-dir new"  cargo's build-dir layouts to measure, each
+#                                    with all of the round's runs (default: legacy):
+#                                    legacy     the build dir is the target dir (stable cargo's default)
+#                                    build-dir  a build dir apart, CARGO_BUILD_BUILD_DIR=<a new
+#                                               directory per run> (stable cargo)
+#                                    new        cargo's new layout (<profile>/build/<pkg>/<hash>/):
+#                                               the nightly toolchain's own cargo and rustc
+#                                               (first on PATH, CARGO, RUSTC, RUSTUP_TOOLCHAIN)
+#                                               with CARGO_UNSTABLE_BUILD_DIR_NEW_LAYOUT=true, for
+#                                               every tool and plain cargo; left out with a
+#                                               message when no nightly toolchain is installed
+#   XCACHE_BENCH_BUILD_DIR_AT=checkout|beside  where the build-dir layout's build dir is:
+#                                    <checkout>/build-dir (default) or <checkout>-build-dir,
+#                                    outside the workspace (mbx stores nothing there)
 #   XCACHE_BENCH_ORDER=alternate|plain-first  which build of a round comes first: alternate
 #                                    (default) runs plain cargo first in odd rounds and
 #                                    last in even ones, so that neither side of a pair is
@@ -83,6 +98,9 @@ REPEAT="${XCACHE_BENCH_REPEAT:-1}"
 ORDER="${XCACHE_BENCH_ORDER:-alternate}"
 case "$ORDER" in alternate | plain-first) ;; *) die "XCACHE_BENCH_ORDER=$ORDER: expected alternate or plain-first" ;; esac
 KINDS="${XCACHE_BENCH_KINDS:-cold warm machine}"
+LAYOUTS_SELECTED="${XCACHE_BENCH_LAYOUTS:-legacy}"
+BUILD_DIR_AT="${XCACHE_BENCH_BUILD_DIR_AT:-checkout}"
+case "$BUILD_DIR_AT" in checkout | beside) ;; *) die "XCACHE_BENCH_BUILD_DIR_AT=$BUILD_DIR_AT: expected checkout or beside" ;; esac
 PROFILE="${XCACHE_BENCH_PROFILE:-dev}"
 SETTLE="${XCACHE_BENCH_SETTLE:-1}"
 MIN_FREE_GB="${XCACHE_BENCH_MIN_FREE_GB:-20}"
@@ -116,6 +134,33 @@ done
 [[ " $KINDS " == *" cold "* ]] || die "XCACHE_BENCH_KINDS='$KINDS' must include cold (the warm and machine runs read the store it fills)"
 wants() { [[ " $KINDS " == *" $1 "* ]]; }
 command -v cargo >/dev/null || die "cargo is not on PATH"
+
+# Layouts, in the order given, each once.
+LAYOUTS=()
+for l in $LAYOUTS_SELECTED; do
+  case "$l" in
+    legacy | build-dir | new) [[ " ${LAYOUTS[*]} " == *" $l "* ]] || LAYOUTS+=("$l") ;;
+    *) die "XCACHE_BENCH_LAYOUTS='$LAYOUTS_SELECTED': '$l' is not a layout (legacy, build-dir or new)" ;;
+  esac
+done
+((${#LAYOUTS[@]})) || die "XCACHE_BENCH_LAYOUTS='$LAYOUTS_SELECTED' names no layout (legacy, build-dir or new)"
+# The new layout runs the nightly toolchain's own binaries (not rustup's proxies): NB is
+# its bin directory, NIGHTLY_TOOLCHAIN its name for RUSTUP_TOOLCHAIN (so that a proxy
+# that is still reached picks the same toolchain).
+NB="" NIGHTLY_TOOLCHAIN=""
+if [[ " ${LAYOUTS[*]} " == *" new "* ]]; then
+  nb_cargo="$(rustup which cargo --toolchain nightly 2>/dev/null || true)"
+  if [[ -n "$nb_cargo" && -x "$nb_cargo" && -x "$(dirname "$nb_cargo")/rustc" ]]; then
+    NB="$(dirname "$nb_cargo")"
+    NIGHTLY_TOOLCHAIN="$(basename "$(dirname "$NB")")"
+  else
+    log "no nightly toolchain installed (rustup which cargo --toolchain nightly found none): leaving the new layout out"
+    keep=()
+    for l in "${LAYOUTS[@]}"; do [[ "$l" == new ]] || keep+=("$l"); done
+    LAYOUTS=("${keep[@]}")
+    ((${#LAYOUTS[@]})) || die "XCACHE_BENCH_LAYOUTS='$LAYOUTS_SELECTED': no layout left to run (the new layout needs a nightly toolchain: rustup toolchain install nightly)"
+  fi
+fi
 command -v tar >/dev/null || die "tar is not on PATH"
 command -v python3 >/dev/null || die "python3 is not on PATH (bench/report.py needs it)"
 
@@ -161,6 +206,7 @@ find_gnu_time 1
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/xcache-bench.XXXXXX")"
 SCCACHE_SRV_PID="" SCCACHE_PORT=""
 KACHE_DAEMON_PID="" KACHE_DAEMON_ENV=()
+LAYOUT_ENV=() # the current run's layout variables (run_build), which its daemon gets too
 
 stop_kache_daemon() {
   [[ -n "$KACHE_DAEMON_PID" ]] || return 0
@@ -243,7 +289,7 @@ for t in sccache kache mbx; do
     mbx) MBX="$path" ;;
   esac
 done
-log "tools: plain ${TOOLS[*]}; projects: ${PROJECT_DIRS[*]}; rounds: $REPEAT"
+log "tools: plain ${TOOLS[*]}; projects: ${PROJECT_DIRS[*]}; rounds: $REPEAT; layouts: ${LAYOUTS[*]}${NB:+ (new: $("$NB/cargo" --version 2>/dev/null) in $NB)}"
 
 # ---------------------------------------------------------------- environment of every build
 
@@ -275,10 +321,26 @@ run_env() {
     XDG_CONFIG_HOME="$x/config" XDG_CACHE_HOME="$x/cache" XDG_DATA_HOME="$x/data" XDG_STATE_HOME="$x/state"
 }
 
+# layout_env LAYOUT BUILD_DIR: the variables that select cargo's LAYOUT for one build (and
+# for its tool's daemon). build-dir: BUILD_DIR, the run's own new build dir. new: the
+# nightly toolchain's own cargo and rustc, its bin directory first on PATH (the machine
+# phase keeps it first: machine_env), with cargo's switch of the new layout.
+layout_env() {
+  case "$1" in
+    legacy) ;;
+    build-dir) printf '%s\n' CARGO_BUILD_BUILD_DIR="$2" ;;
+    new)
+      printf '%s\n' PATH="$NB:$PATH" CARGO="$NB/cargo" RUSTC="$NB/rustc" RUSTUP_TOOLCHAIN="$NIGHTLY_TOOLCHAIN" \
+        CARGO_UNSTABLE_BUILD_DIR_NEW_LAYOUT=true
+      ;;
+  esac
+}
+
 # machine_env: what differs on another machine (the TOOL-machine phase of project
-# $pname). Its CARGO_HOME (one per project, made after the project's fetch) holds
-# copies of this one's registry index and downloaded crates, so cargo unpacks the
-# sources again at another path, offline.
+# $pname, layout $layout). Its CARGO_HOME (one per project, made after the project's
+# fetch) holds copies of this one's registry index and downloaded crates, so cargo
+# unpacks the sources again at another path, offline. In the new layout the nightly
+# toolchain's bin directory stays first on PATH, before the machine's own order.
 machine_env() {
   local home2="$WORK/machine2/cargo-home-$pname" user_home="$WORK/machine2/home"
   local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
@@ -286,8 +348,10 @@ machine_env() {
     mkdir -p "$home2/bin" "$home2/registry" "$user_home"
     cp -r "$cargo_home/registry/index" "$cargo_home/registry/cache" "$home2/registry/"
   fi
+  local first=""
+  [[ "$layout" != new ]] || first="$NB:"
   printf '%s\n' CARGO_HOME="$home2" HOME="$user_home" USER=runner LOGNAME=runner \
-    PATH="$home2/bin:$(tr ':' '\n' <<<"$PATH" | tac | paste -sd: -)"
+    PATH="$first$home2/bin:$(tr ':' '\n' <<<"$PATH" | tac | paste -sd: -)"
 }
 
 # cpu_ticks: the CPU time the whole machine has spent working since it started, in
@@ -312,7 +376,7 @@ start_sccache_server() {
   local srv_log="$LOG_DIR/$tag.sccache-server.log" timer=()
   [[ -n "$TIME_BIN" ]] && timer=("$TIME_BIN" -f '%e %M' -o "$run_dir/daemon-time.txt")
   mapfile -t renv < <(run_env "$user") # run_build's user (its local, seen here)
-  env "${UNSET_ENV[@]}" "${renv[@]}" "${SCCACHE_ENV[@]}" SCCACHE_START_SERVER=1 SCCACHE_NO_DAEMON=1 \
+  env "${UNSET_ENV[@]}" "${renv[@]}" "${LAYOUT_ENV[@]}" "${SCCACHE_ENV[@]}" SCCACHE_START_SERVER=1 SCCACHE_NO_DAEMON=1 \
     "${timer[@]}" "$SCCACHE" </dev/null >"$srv_log" 2>&1 &
   SCCACHE_SRV_PID=$!
   for ((i = 0; i < 150; i++)); do
@@ -342,7 +406,9 @@ start_kache_daemon() {
   KACHE_DAEMON_ENV=("${renv[@]}" "${KACHE_DAEMON_ENV[@]}")
   local dlog="$LOG_DIR/$tag.kache-daemon.log" timer=()
   [[ -n "$TIME_BIN" ]] && timer=("$TIME_BIN" -f '%e %M' -o "$run_dir/daemon-time.txt")
-  (cd "$checkout" && exec env "${UNSET_ENV[@]}" "${KACHE_DAEMON_ENV[@]}" "${timer[@]}" "$KACHE" daemon run) \
+  # The layout's variables (LAYOUT_ENV, run_build's) reach the daemon, not KACHE_DAEMON_ENV:
+  # that goes into the build's environment after machine_env's PATH.
+  (cd "$checkout" && exec env "${UNSET_ENV[@]}" "${LAYOUT_ENV[@]}" "${KACHE_DAEMON_ENV[@]}" "${timer[@]}" "$KACHE" daemon run) \
     </dev/null >"$dlog" 2>&1 &
   KACHE_DAEMON_PID=$!
   # Ready when it listens on its socket, <runtime dir>/daemon.sock.
@@ -355,14 +421,47 @@ start_kache_daemon() {
   die "the kache daemon did not start (see $dlog)"
 }
 
+# ---------------------------------------------------------------- layouts seen
+
+# unit_places DIR: where cargo kept units under DIR (a target or build dir, through
+# symlinks: mbx's target dir is one), "L/N": the number of units in the legacy layout
+# (<profile>/.fingerprint/<pkg>-<hash>/) and in the new one
+# (<profile>/build/<pkg>/<hash>/fingerprint/).
+unit_places() {
+  local d="$1/$PROFILE_DIR" l=0 n=0
+  if [[ -d "$d" ]]; then
+    l="$(find -L "$d/.fingerprint" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)"
+    n="$(find -L "$d/build" -mindepth 3 -maxdepth 3 -type d -name fingerprint 2>/dev/null | wc -l)"
+  fi
+  printf '%s/%s' "$l" "$n"
+}
+
+# layout_seen LAYOUT TARGET_DIR BUILD_DIR: "ok:" or "WRONG:", then what was seen
+# ("target=L/N" and, where the build dir is apart, "build=L/N"): did cargo keep the units
+# where LAYOUT says? legacy: the target dir's .fingerprint only; build-dir: the build
+# dir's .fingerprint only, no unit in the target dir; new: the target dir's
+# build/<pkg>/<hash>/ only.
+layout_seen() {
+  local layout="$1" t b="" ok=0
+  t="$(unit_places "$2")"
+  [[ -z "$3" ]] || b="$(unit_places "$3")"
+  case "$layout" in
+    legacy) [[ "${t%/*}" != 0 && "${t#*/}" == 0 ]] && ok=1 ;;
+    build-dir) [[ "$t" == 0/0 && "${b%/*}" != 0 && "${b#*/}" == 0 ]] && ok=1 ;;
+    new) [[ "${t%/*}" == 0 && "${t#*/}" != 0 ]] && ok=1 ;;
+  esac
+  printf '%s:target=%s%s' "$([[ "$ok" == 1 ]] && echo ok || echo WRONG)" "$t" "${b:+,build=$b}"
+}
+
 # ---------------------------------------------------------------- one build
 
 RECORDS="$WORK/records.tsv"
 : >"$RECORDS"
 
-# run_build PROJECT_NAME TOOL PHASE ITER STORE CHECKOUT
+# run_build PROJECT_NAME LAYOUT TOOL PHASE ITER STORE CHECKOUT
 #   builds the template copied to CHECKOUT (a new directory) with TOOL
-#   (plain|xcache|sccache|kache|mbx), appends a record, deletes CHECKOUT.
+#   (plain|xcache|sccache|kache|mbx) in cargo's LAYOUT (legacy|build-dir|new), appends a
+#   record, deletes CHECKOUT (and its build dir).
 # Before every timed run: what the previous run wrote (a cold build leaves a few hundred
 # MB of dirty pages: its target dir and its store) is written out first, so that no run
 # pays for the kernel's writeback of the one before it (measured on ripgrep: a warm
@@ -408,24 +507,38 @@ empty_trash_if_low() {
 }
 
 run_build() {
-  local pname="$1" tool="$2" phase="$3" iter="$4" store="$5" dir="$6"
+  local pname="$1" layout="$2" tool="$3" phase="$4" iter="$5" store="$6" dir="$7"
   local name="$tool-$phase"
-  local tag="$pname.$name.$iter"
+  local tag="$pname.$layout.$name.$iter"
   local run_dir="$WORK/meta/$tag"
   local log_file="$LOG_DIR/$tag.log" time_file="$run_dir/time.txt"
   mkdir -p "$run_dir"
   [[ ! -e "$dir" ]] || die "checkout $dir exists already"
   copy_project "$TEMPLATE" "$dir"
   [[ "$store" == - ]] || mkdir -p "$store"
+  # The build-dir layout's build dir: new for every run, as its target dir is.
+  local bdir=""
+  if [[ "$layout" == build-dir ]]; then
+    bdir="$dir/build-dir"
+    [[ "$BUILD_DIR_AT" == checkout ]] || bdir="$dir-build-dir"
+    [[ ! -e "$bdir" ]] || die "build dir $bdir exists already"
+  fi
+  # The layout's variables, for the build, its daemon and the floor's cargo runs; its
+  # cargo (the nightly toolchain's own in the new layout).
+  local cargo_bin=cargo
+  [[ "$layout" != new ]] || cargo_bin="$NB/cargo"
+  LAYOUT_ENV=()
+  mapfile -t LAYOUT_ENV < <(layout_env "$layout" "$bdir")
 
   local envs cmd
-  local user="$WORK/users/$pname-$tool-$iter"
+  local user="$WORK/users/$pname-$layout-$tool-$iter"
   [[ "$phase" != machine ]] || user="$user-machine2"
   mapfile -t envs < <(run_env "$user")
+  envs+=("${LAYOUT_ENV[@]}")
   [[ "$phase" != machine ]] || mapfile -t -O "${#envs[@]}" envs < <(machine_env)
   case "$tool" in
     plain)
-      cmd=(cargo "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      cmd=("$cargo_bin" "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
     xcache | xcache-base)
       envs+=(XCACHE_DIR="$store")
@@ -441,12 +554,12 @@ run_build() {
     sccache)
       start_sccache_server "$tag" "$run_dir" "$store" "$dir"
       envs+=("${SCCACHE_ENV[@]}" RUSTC_WRAPPER="$SCCACHE")
-      cmd=(cargo "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      cmd=("$cargo_bin" "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
     kache)
       start_kache_daemon "$tag" "$run_dir" "$store" "$dir"
       envs+=("${KACHE_DAEMON_ENV[@]}" RUSTC_WRAPPER="$KACHE")
-      cmd=(cargo "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
+      cmd=("$cargo_bin" "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}")
       ;;
     mbx)
       # mbx runs its own cache agent inside the command (no daemon).
@@ -457,7 +570,10 @@ run_build() {
       ;;
   esac
 
-  log "run $tag: ${cmd[*]} (in $dir)"
+  local where="in $dir"
+  [[ -z "$bdir" ]] || where+=", build dir $bdir"
+  [[ "$layout" != new ]] || where+=", new layout, $NB first on PATH"
+  log "run $tag: ${cmd[*]} ($where)"
   settle
   local rc=0 t0 t1 timer=()
   [[ -n "$TIME_BIN" ]] && timer=("$TIME_BIN" -f '%e %M' -o "$time_file")
@@ -473,7 +589,11 @@ run_build() {
     die "run $tag failed with exit code $rc (log: $log_file)"
   fi
 
-  local secs="" rss="" drss="" units="" hits="" misses="" uncacheable="" seeded=""
+  local secs="" rss="" drss="" units="" hits="" misses="" uncacheable="" seeded="" kinds=""
+  # Where cargo kept the units: did the layout take effect?
+  local seen
+  seen="$(layout_seen "$layout" "$dir/target" "$bdir")"
+  [[ "$seen" == ok:* ]] || log "warning: $tag: cargo's units are not where the $layout layout keeps them (units, legacy/new: ${seen#*:})"
   if [[ -n "$TIME_BIN" && -s "$time_file" ]]; then
     read -r secs rss < <(tail -n 1 "$time_file")
   else
@@ -493,6 +613,8 @@ run_build() {
         misses="$(json_get "$report" .summary.misses "d['summary']['misses']")"
         uncacheable="$(json_get "$report" .summary.uncacheable "d['summary']['uncacheable']")"
         seeded="$(json_get "$report" .summary.seeded "d['summary'].get('seeded')")"
+        # Per unit kind: kind=hits/units/seeded,... (summary.by_kind and the units' seeded).
+        kinds="$(python3 "$BENCH_DIR/report.py" --xcache-kinds "$report" 2>/dev/null || true)"
       else
         log "warning: $tag wrote no report at $report"
       fi
@@ -529,15 +651,20 @@ run_build() {
   local floor="-"
   if [[ "$tool" == xcache && "$phase" == warm ]]; then
     local f0 f1 fc f2
-    (cd "$dir" && env "${UNSET_ENV[@]}" "${envs[@]}" cargo "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}") \
+    (cd "$dir" && env "${UNSET_ENV[@]}" "${envs[@]}" "$cargo_bin" "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}") \
       </dev/null >"$LOG_DIR/$tag.floor.log" 2>&1 || true
     f0="$(date +%s.%N)"
-    (cd "$dir" && env "${UNSET_ENV[@]}" "${envs[@]}" cargo "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}") \
+    (cd "$dir" && env "${UNSET_ENV[@]}" "${envs[@]}" "$cargo_bin" "$COMMAND" "${PROFILE_ARGS[@]}" "${JOBS_ARGS[@]}") \
       </dev/null >>"$LOG_DIR/$tag.floor.log" 2>&1 || true
     f1="$(date +%s.%N)"
     settle
+    # What the warm build wrote: the target dir, and the build dir where it is apart (in
+    # one copy, which keeps the hard links between the two as links).
+    local floor_src=("$dir/target")
+    [[ -z "$bdir" ]] || floor_src+=("$bdir")
     fc="$(date +%s.%N)"
-    cp -a "$dir/target" "$run_dir/floor-copy"
+    mkdir -p "$run_dir/floor-copy"
+    cp -a "${floor_src[@]}" "$run_dir/floor-copy/"
     f2="$(date +%s.%N)"
     discard "$run_dir/floor-copy"
     floor="$(awk -v a="$f0" -v b="$f1" -v c="$fc" -v d="$f2" 'BEGIN { printf "%.3f %.3f", b - a, d - c }' | tr ' ' ':')"
@@ -557,11 +684,12 @@ run_build() {
 
   local cpu
   cpu="$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pname" "$name" "$tool" "$phase" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pname" "$name" "$tool" "$phase" \
     "$iter" "${secs:--}" "${rss:--}" "${drss:--}" "${compiled:--}" "${units:--}" "${hits:--}" \
-    "${misses:--}" "${uncacheable:--}" "${seeded:--}" "$out_sum" "$floor" "$cpu" >>"$RECORDS"
-  log "run $tag: $secs s, $cpu s of CPU (the machine's), peak RSS ${rss:-?} KB${drss:+ (daemon $drss KB)}, $compiled packages compiled, hits/misses ${hits:--}/${misses:--}"
-  discard "$dir"
+    "${misses:--}" "${uncacheable:--}" "${seeded:--}" "$out_sum" "$floor" "$cpu" \
+    "$layout" "$seen" "${kinds:--}" >>"$RECORDS"
+  log "run $tag: $secs s, $cpu s of CPU (the machine's), peak RSS ${rss:-?} KB${drss:+ (daemon $drss KB)}, $compiled packages compiled, hits/misses ${hits:--}/${misses:--}${seeded:+, $seeded seeded}; units (legacy/new) ${seen}"
+  discard "$dir" "$bdir"
 }
 
 # ---------------------------------------------------------------- the runs
@@ -594,25 +722,29 @@ for project in "${PROJECT_DIRS[@]}"; do
   [[ -n "$BIN_NAME" ]] || log "$pname has no [package] name: no output check"
   for ((it = 1; it <= REPEAT; it++)); do
     empty_trash_if_low
-    # Checkouts: cold ones under $WORK/a/, warm ones under $WORK/elsewhere/
-    # (another absolute path, of another length). Plain cargo's build comes first in odd
-    # rounds and last in even ones (XCACHE_BENCH_ORDER): measured here, the build that
-    # runs second in a pair can be slower by as much as the gap being measured.
-    plain_last=0
-    [[ "$ORDER" == alternate ]] && ((it % 2 == 0)) && plain_last=1
-    ((plain_last)) || run_build "$pname" plain cold "$it" - "$WORK/a/$pname-plain-$it/project"
-    for tool in "${TOOLS[@]}"; do
-      store="$WORK/stores/$pname-$tool-$it"
-      run_build "$pname" "$tool" cold "$it" "$store" "$WORK/a/$pname-$tool-$it/project"
-      if wants warm; then
-        run_build "$pname" "$tool" warm "$it" "$store" "$WORK/elsewhere/moved/$pname-$tool-$it/checkout"
-      fi
-      if wants machine; then
-        run_build "$pname" "$tool" machine "$it" "$store" "$WORK/machine2/src/$pname-$tool-$it/ws"
-      fi
-      discard "$store"
+    # Each layout runs the round's whole sequence, with stores of its own: a store one
+    # layout filled never serves another's build.
+    for layout in "${LAYOUTS[@]}"; do
+      # Checkouts: cold ones under $WORK/a/, warm ones under $WORK/elsewhere/
+      # (another absolute path, of another length). Plain cargo's build comes first in odd
+      # rounds and last in even ones (XCACHE_BENCH_ORDER): measured here, the build that
+      # runs second in a pair can be slower by as much as the gap being measured.
+      plain_last=0
+      [[ "$ORDER" == alternate ]] && ((it % 2 == 0)) && plain_last=1
+      ((plain_last)) || run_build "$pname" "$layout" plain cold "$it" - "$WORK/a/$pname-$layout-plain-$it/project"
+      for tool in "${TOOLS[@]}"; do
+        store="$WORK/stores/$pname-$layout-$tool-$it"
+        run_build "$pname" "$layout" "$tool" cold "$it" "$store" "$WORK/a/$pname-$layout-$tool-$it/project"
+        if wants warm; then
+          run_build "$pname" "$layout" "$tool" warm "$it" "$store" "$WORK/elsewhere/moved/$pname-$layout-$tool-$it/checkout"
+        fi
+        if wants machine; then
+          run_build "$pname" "$layout" "$tool" machine "$it" "$store" "$WORK/machine2/src/$pname-$layout-$tool-$it/ws"
+        fi
+        discard "$store"
+      done
+      ((!plain_last)) || run_build "$pname" "$layout" plain cold "$it" - "$WORK/a/$pname-$layout-plain-$it/project"
     done
-    ((!plain_last)) || run_build "$pname" plain cold "$it" - "$WORK/a/$pname-plain-$it/project"
   done
 done
 
@@ -621,6 +753,11 @@ done
 version_of() { [[ -n "$1" ]] && "$1" --version 2>/dev/null | head -n1 || true; }
 xcache_commit="$(git -C "$REPO_DIR" rev-parse --verify -q HEAD 2>/dev/null || true)"
 dirty=0
+nightly_rustc="" nightly_cargo=""
+if [[ -n "$NB" ]]; then
+  nightly_rustc="$("$NB/rustc" --version 2>/dev/null || true)"
+  nightly_cargo="$("$NB/cargo" --version 2>/dev/null || true)"
+fi
 [[ -z "$(git -C "$REPO_DIR" status --porcelain --untracked-files=no 2>/dev/null || true)" ]] || dirty=1
 export RB_RECORDS="$RECORDS" RB_OUT="$OUT_DIR/results.json" RB_PROFILE="$PROFILE" RB_COMMAND="$COMMAND" RB_REPEAT="$REPEAT" \
   RB_JOBS="$JOBS" RB_STRICT="$STRICT" RB_FRESH_PRIVATE="$FRESH_PRIVATE" RB_SECONDS_TOTAL="$(($(date +%s) - START_EPOCH))" \
@@ -629,5 +766,7 @@ export RB_RECORDS="$RECORDS" RB_OUT="$OUT_DIR/results.json" RB_PROFILE="$PROFILE
   RB_XCACHE_BASE_BIN="$XC_BASE" RB_XCACHE_BASE="$(version_of "$XC_BASE")" \
   RB_SCCACHE="$(version_of "$SCCACHE")" RB_KACHE="$(version_of "$KACHE")" RB_MBX="$(version_of "$MBX")" \
   RB_PROJECTS="${PROJECT_DIRS[*]}" RB_TOOLS="${TOOLS[*]}" RB_SMOKE_ARGS="${SMOKE_ARGS[*]}" \
+  RB_LAYOUTS="${LAYOUTS[*]}" RB_BUILD_DIR_AT="$BUILD_DIR_AT" \
+  RB_NIGHTLY_RUSTC="$nightly_rustc" RB_NIGHTLY_CARGO="$nightly_cargo" \
   RB_LOAD_START="$LOAD_START" RB_LOG_ROOT="$OUT_DIR/logs"
 python3 "$BENCH_DIR/report.py"

@@ -1113,7 +1113,12 @@ fn uplifted_unit_hash(path: &Path, in_build: Option<&Path>) -> Option<String> {
                 .flatten()
                 .find_map(|unit| {
                     let hash = unit.file_name().into_string().ok()?;
-                    let m = std::fs::metadata(unit.path().join("out").join(file_name)).ok()?;
+                    // rustc's file is named by the crate (`my_app`), its copy by the
+                    // binary (`my-app`).
+                    let out = unit.path().join("out");
+                    let m = std::fs::metadata(out.join(&name))
+                        .or_else(|_| std::fs::metadata(out.join(file_name)))
+                        .ok()?;
                     (is_hash(&hash) && same(&m)).then_some(hash)
                 })
         })
@@ -1166,6 +1171,18 @@ mod tests {
         assert_eq!(
             uplifted_unit_hash(&dir.path().join("my-app"), None).as_deref(),
             Some("1111111111111111")
+        );
+        // cargo's new layout: rustc's file in the unit's `out/` is named by the crate,
+        // without a hash; its copy in the target dir by the binary.
+        let build = tempfile::tempdir().unwrap();
+        let out = build.path().join("build/my-app/2222222222222222/out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("my_app"), "z").unwrap();
+        let target = tempfile::tempdir().unwrap();
+        std::fs::hard_link(out.join("my_app"), target.path().join("my-app")).unwrap();
+        assert_eq!(
+            uplifted_unit_hash(&target.path().join("my-app"), Some(build.path())).as_deref(),
+            Some("2222222222222222")
         );
     }
 
