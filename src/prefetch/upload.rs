@@ -400,6 +400,7 @@ pub fn update_index(
             serde_json::to_vec(&index).unwrap_or_default()
         },
         &|bytes| ours.held_by(&read_index(Some(bytes))),
+        true,
     )?;
     Ok(written)
 }

@@ -345,14 +345,16 @@ impl RemoteStore {
     /// that lost the race reads, merges and writes again. Elsewhere (Redis, memcached,
     /// WebDAV, the GHA cache, files) the object is read back after the write, and again
     /// after [`UPDATE_SETTLE`], by when a writer that read it before this write has
-    /// written too; while it does not hold the change it is merged and written again.
-    /// At most [`UPDATE_ATTEMPTS`] rounds, each after a short random wait; a change
-    /// still not held then costs a prefetch later, never a wrong build.
+    /// written too (`settle`: the index's writers pay it; a manifest's, written by each
+    /// compile, read back once only); while it does not hold the change it is merged and
+    /// written again. At most [`UPDATE_ATTEMPTS`] rounds, each after a short random wait;
+    /// a change still not held then costs a prefetch later, never a wrong build.
     pub fn update_bytes(
         &self,
         path: &str,
         merge: &dyn Fn(Option<&[u8]>) -> Vec<u8>,
         holds: &dyn Fn(&[u8]) -> bool,
+        settle: bool,
     ) -> Result<(), CacheError> {
         let conditional = self.conditional_writes();
         let mut wrote = false;
@@ -362,7 +364,7 @@ impl RemoteStore {
             }
             let (now, version) = self.read_versioned(path, conditional)?;
             if now.as_deref().is_some_and(holds) {
-                if !wrote {
+                if !wrote || !settle {
                     return Ok(());
                 }
                 std::thread::sleep(UPDATE_SETTLE);
@@ -386,7 +388,8 @@ impl RemoteStore {
     }
 
     /// Adds an input set to the manifest of a first-level key, keeping what other
-    /// builds add at once ([`RemoteStore::update_bytes`]).
+    /// builds add at once ([`RemoteStore::update_bytes`], without its settling wait: two
+    /// builds compile one unit at one moment seldom, and each compile waits here).
     pub fn add_variant(&self, l1: &Key, v: &super::Variant) -> Result<(), CacheError> {
         let manifest =
             |bytes: Option<&[u8]>| bytes.map(super::Manifest::from_slice).unwrap_or_default();
@@ -402,6 +405,7 @@ impl RemoteStore {
                 m.variants.len() >= super::manifest::MAX_VARIANTS
                     || m.variants.iter().any(|x| x.entry == v.entry)
             },
+            false,
         )
     }
 
