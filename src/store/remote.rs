@@ -358,10 +358,13 @@ impl RemoteStore {
     ) -> Result<(), CacheError> {
         let conditional = self.conditional_writes();
         let mut wrote = false;
+        // Another writer came between: the next round waits a little first.
+        let mut collided = false;
         for attempt in 0..UPDATE_ATTEMPTS {
-            if attempt > 0 {
+            if collided {
                 std::thread::sleep(update_backoff(attempt));
             }
+            collided = true;
             let (now, version) = self.read_versioned(path, conditional)?;
             if now.as_deref().is_some_and(holds) {
                 if !wrote || !settle {
@@ -380,7 +383,11 @@ impl RemoteStore {
             match self.write_versioned(path, bytes, &version)? {
                 // The service kept it only if nobody wrote between: done.
                 Written::Done if version != Version::Unknown => return Ok(()),
-                Written::Done => wrote = true,
+                // Read back at once.
+                Written::Done => {
+                    wrote = true;
+                    collided = false;
+                }
                 Written::Lost => {}
             }
         }
