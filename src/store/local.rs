@@ -141,7 +141,7 @@ impl LocalStore {
     /// unit's key history) is read, changed and renamed into place, so that no writer's
     /// change is lost to another's. One lock per record kind and shard
     /// (`locks/<kind>-<shard>.lock`): held for the milliseconds of one update. A lock
-    /// not had within [`RECORD_LOCK_WAIT`] (a writer stopped while holding it; a store
+    /// not had within `RECORD_LOCK_WAIT` (2 s) (a writer stopped while holding it; a store
     /// whose lock files cannot be made) is gone without: the update then may lose a
     /// racing one, which costs a miss later, never a wrong build.
     pub fn record_lock(&self, record: &Path) -> Option<fs::File> {

@@ -344,10 +344,10 @@ impl RemoteStore {
     /// with `If-None-Match` for a new object) the write names the version read, and one
     /// that lost the race reads, merges and writes again. Elsewhere (Redis, memcached,
     /// WebDAV, the GHA cache, files) the object is read back after the write, and again
-    /// after [`UPDATE_SETTLE`], by when a writer that read it before this write has
+    /// after `UPDATE_SETTLE` (300 ms), by when a writer that read it before this write has
     /// written too (`settle`: the index's writers pay it; a manifest's, written by each
     /// compile, read back once only); while it does not hold the change it is merged and
-    /// written again. At most [`UPDATE_ATTEMPTS`] rounds, each after a short random wait;
+    /// written again. At most `UPDATE_ATTEMPTS` (8) rounds, each after a short random wait;
     /// a change still not held then costs a prefetch later, never a wrong build.
     pub fn update_bytes(
         &self,

@@ -1,7 +1,7 @@
 //! A slice of the suite in each of cargo's other layouts (`common::layouts`): a build
 //! dir apart from the target dir, the new layout, and both. The same cases as their
-//! legacy-layout originals (source edits, a build script's inputs and its `OUT_DIR`, a
-//! proc-macro's file, C in `OUT_DIR`, path lengths), with every build (plain cargo's
+//! legacy-layout originals (a source edit, a build script's undeclared variable, C
+//! against a header in `OUT_DIR`, `OUT_DIR`'s length), with every build (plain cargo's
 //! too) in the layout, and no cache build saying planting is off. Without a nightly
 //! toolchain the new layouts are not tried (and the test prints why).
 
@@ -27,19 +27,6 @@ fn script_undeclared_env(_: &CargoLayout) -> Case {
         .env_after("GEN_UNDECLARED", "changed")
         .stale_in_same_target("the script never declared GEN_UNDECLARED: cargo does not rerun it")
         .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed])
-}
-
-fn stale_out_dir(_: &CargoLayout) -> Case {
-    Case::new("build-env", "app")
-        .env_before("GEN_EXTRA", "1")
-        .stale_in_same_target("cargo keeps OUT_DIR between runs: the earlier b.txt is listed")
-        .shapes(&[SameTarget, FreshTarget])
-}
-
-fn proc_macro_file(_: &CargoLayout) -> Case {
-    Case::new("macro-io", "app")
-        .mutate(|t| t.write("declared/assets/greeting.txt", "second greeting\n"))
-        .shapes(&[SameTarget, FreshTarget])
 }
 
 fn c_header_in_out_dir(_: &CargoLayout) -> Case {
@@ -74,16 +61,6 @@ macro_rules! slice {
             #[test]
             fn build_script_reading_an_undeclared_env_var_sees_its_change_in_a_fresh_target() {
                 in_each($layout, script_undeclared_env);
-            }
-
-            #[test]
-            fn stale_files_left_in_out_dir_do_not_reach_a_fresh_target() {
-                in_each($layout, stale_out_dir);
-            }
-
-            #[test]
-            fn proc_macro_reading_a_file_sees_its_edit() {
-                in_each($layout, proc_macro_file);
             }
 
             #[test]
