@@ -99,6 +99,28 @@ pub fn open_in_place(path: &Path, opts: &mut std::fs::OpenOptions) -> io::Result
     Ok(f)
 }
 
+/// Takes an exclusive lock on `file` (`flock`), waiting while another holds it, at most
+/// `wait`: `false` when the wait ran out or the lock cannot be taken (the caller then
+/// goes on without it).
+pub fn lock_within(file: &std::fs::File, wait: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let busy = match file.try_lock() {
+            Ok(()) => return true,
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            // A signal came: try again at once.
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Interrupted => false,
+            Err(_) => return false,
+        };
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        if busy {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
 /// [`open_in_place`] whatever the file is: for a caller that judges what it opened
 /// itself (a store's object that is no regular file is a forged one, not an unreadable
 /// one).

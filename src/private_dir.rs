@@ -132,7 +132,6 @@ impl MemoLock {
     /// (at most `MEMO_LOCK_WAIT`, 20 s). `None` when the lock file cannot be made or the wait
     /// ran out: the caller then probes without it, as before there was a lock.
     pub fn acquire(memo: &Path) -> Option<MemoLock> {
-        use rustix::fs::{FlockOperation, flock};
         let mut name = memo.file_name()?.to_os_string();
         name.push(".lock");
         let file = fs::OpenOptions::new()
@@ -143,18 +142,7 @@ impl MemoLock {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(memo.with_file_name(name))
             .ok()?;
-        let deadline = std::time::Instant::now() + MEMO_LOCK_WAIT;
-        loop {
-            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return Some(MemoLock { _file: file }),
-                Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR)
-                    if std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                Err(_) => return None,
-            }
-        }
+        crate::fsx::lock_within(&file, MEMO_LOCK_WAIT).then_some(MemoLock { _file: file })
     }
 }
 

@@ -1028,15 +1028,10 @@ type Layout = (&'static str, Vec<(&'static str, String)>, Vec<&'static str>);
 fn every_layout_plants_what_the_last_build_left() {
     // The nightly toolchain's own cargo and rustc (not rustup's proxies, which a
     // toolchain's directory on PATH would bypass).
-    let which = |tool: &str| {
-        std::process::Command::new("rustup")
-            .args(["which", tool, "--toolchain", "nightly"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let nightly = which("cargo").zip(which("rustc"));
+    let nightly = common::layouts::nightly_bin().map(|bin| {
+        let tool = |t: &str| bin.join(t).display().to_string();
+        (tool("cargo"), tool("rustc"))
+    });
     let mut layouts: Vec<Layout> = vec![
         ("legacy", vec![], vec![]),
         (
@@ -1064,21 +1059,16 @@ fn every_layout_plants_what_the_last_build_left() {
         let s = Scratch::new();
         for (n, rel) in [(1, "ws1"), (2, "elsewhere/ws2")] {
             let ws = s.checkout("basic-workspace", rel);
-            if name == "build-dir-template" {
+            let config = match name {
+                "build-dir-template" => {
+                    Some("[build]\nbuild-dir = \"{workspace-root}/../bd-{workspace-path-hash}\"\n")
+                }
+                "new-by-config" => Some("[unstable]\nbuild-dir-new-layout = true\n"),
+                _ => None,
+            };
+            if let Some(text) = config {
                 std::fs::create_dir_all(ws.join(".cargo")).unwrap();
-                std::fs::write(
-                    ws.join(".cargo/config.toml"),
-                    "[build]\nbuild-dir = \"{workspace-root}/../bd-{workspace-path-hash}\"\n",
-                )
-                .unwrap();
-            }
-            if name == "new-by-config" {
-                std::fs::create_dir_all(ws.join(".cargo")).unwrap();
-                std::fs::write(
-                    ws.join(".cargo/config.toml"),
-                    "[unstable]\nbuild-dir-new-layout = true\n",
-                )
-                .unwrap();
+                std::fs::write(ws.join(".cargo/config.toml"), text).unwrap();
             }
             let build_dir = s.path(&format!("build-dir-{n}"));
             let env: Vec<(&str, String)> = env

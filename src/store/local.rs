@@ -161,16 +161,7 @@ impl LocalStore {
                 .write(true),
         )
         .ok()?;
-        let deadline = std::time::Instant::now() + RECORD_LOCK_WAIT;
-        loop {
-            match f.try_lock() {
-                Ok(()) => return Some(f),
-                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                Err(_) => return None,
-            }
-        }
+        crate::fsx::lock_within(&f, RECORD_LOCK_WAIT).then_some(f)
     }
 
     /// Writes an entry atomically. If a scanned file holds a needle, nothing is kept and

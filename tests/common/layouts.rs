@@ -93,7 +93,7 @@ impl CargoLayout {
 }
 
 /// The nightly toolchain's `bin` directory, if one is installed.
-fn nightly_bin() -> Option<PathBuf> {
+pub fn nightly_bin() -> Option<PathBuf> {
     let out = std::process::Command::new("rustup")
         .args(["which", "cargo", "--toolchain", "nightly"])
         .output()
