@@ -1,12 +1,16 @@
 //! Many writers, one remote: builds at once on one remote (and one machine's local
-//! stores each) lose nothing of each other's; a build from an empty local store then
+//! stores each, or one local store for all, with a collection running beside them and
+//! a build killed) lose nothing of each other's; a build from an empty local store then
 //! plants every unit, as after a single writer. On S3 (SeaweedFS, conditional writes)
 //! and Redis (none: writes are read back and merged again).
 
 mod common;
 
+use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Stdio;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use common::basic::EXPECTED_OUTPUT;
 use common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET};
@@ -46,8 +50,16 @@ fn writers_at_once(uri: &str, env: &[(&str, &str)]) {
     let first_end = spans.iter().map(|(_, e)| *e).min().unwrap();
     assert!(last_start < first_end, "the writers did not run at once");
 
+    assert_reader_plants_everything(&s, uri, &env);
+}
+
+/// A build of the tree from an empty local store elsewhere plants every unit (six
+/// compiles and the build script's run) from the remote and compiles nothing; then
+/// `verify --all` there finds nothing that differs.
+fn assert_reader_plants_everything(s: &Scratch, uri: &str, env: &[(&str, &str)]) {
     let ws = s.checkout("basic-workspace", "reader/elsewhere/ws");
-    let b = xcache_build(&ws, &s.path("store-reader"), &["--remote", uri], &env);
+    let store = s.path("store-reader");
+    let b = xcache_build(&ws, &store, &["--remote", uri], env);
     b.assert_success();
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
     let r = Report::read(&ws.join("target"));
@@ -66,6 +78,154 @@ fn writers_at_once(uri: &str, env: &[(&str, &str)]) {
         .collect();
     assert_eq!(r.summary("seeded"), 7, "{units:#?}\n{}", b.stderr());
     assert_eq!(r.summary("compiled"), 0, "{}", b.stderr());
+    let v = base_command(&xcache_exe(), &ws, &store)
+        .args(["xcache", "verify", "--all", "--remote", uri])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{table}\n{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(
+        table
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains(" 0 differ"),
+        "{table}"
+    );
+}
+
+/// Entry files in a local store.
+fn entries_in(store: &Path) -> usize {
+    walk_count(&store.join("v2/entries"))
+}
+
+fn walk_count(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk_count(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "xce"))
+            }
+        })
+        .sum()
+}
+
+/// One build of the tree alone, from an empty local store, on `uri`: what a writer
+/// costs when it is the only one (seconds).
+fn one_writer(s: &Scratch, uri: &str, env: &[(&str, &str)]) -> f64 {
+    let ws = s.checkout("basic-workspace", "alone/ws");
+    let t = Instant::now();
+    xcache_build(&ws, &s.path("store-alone"), &["--remote", uri], env).assert_success();
+    t.elapsed().as_secs_f64()
+}
+
+/// One local store for every writer, `cargo xcache gc --max-size 1` on it every half
+/// second while they run, and a build killed (`kill -9` of its process group) once it
+/// has stored entries and before its uploads: the four builds after it (three of its
+/// tree, one with an edited library) hit what it left, and must give the remote what
+/// it never could. Then a build from an empty local store elsewhere plants every unit,
+/// and `verify --all` finds nothing that differs. Prints what four writers cost against
+/// one (`alone_uri`: another, empty remote).
+fn killed_writer_and_collections_beside(uri: &str, alone_uri: &str, env: &[(&str, &str)]) {
+    let s = Scratch::new();
+    let env: Vec<(&str, &str)> = env.iter().copied().chain([HEALTHY_REMOTE]).collect();
+    let shared = s.path("shared-store");
+    let alone = one_writer(&s, alone_uri, &env);
+
+    // The build killed once it has stored an entry or two.
+    let ws = s.checkout("basic-workspace", "killed/ws");
+    let mut victim = base_command(&xcache_exe(), &ws, &shared);
+    victim
+        .args(["xcache", "build", "--remote", uri])
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut victim = victim.spawn().unwrap();
+    let t = Instant::now();
+    while entries_in(&shared) < 2 {
+        assert!(
+            victim.try_wait().unwrap().is_none(),
+            "the build to kill ended first"
+        );
+        assert!(t.elapsed() < Duration::from_secs(60), "no entry stored");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pgid = rustix::process::Pid::from_child(&victim);
+    let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    let status = victim.wait().unwrap();
+    assert!(!status.success(), "the build was not killed: {status}");
+    let left = entries_in(&shared);
+
+    // Collections beside the writers, as small as a store can be asked to be.
+    let stop = AtomicBool::new(false);
+    let collections = AtomicUsize::new(0);
+    let (spans, many) = std::thread::scope(|scope| {
+        let gc = scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let o = base_command(&xcache_exe(), &ws, &shared)
+                    .args(["xcache", "gc", "--max-size", "1"])
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "gc: {o:?}");
+                collections.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        let t = Instant::now();
+        let mut children = Vec::new();
+        for n in 0..4 {
+            let ws = s.checkout("basic-workspace", &format!("writer-{n}/ws"));
+            if n == 3 {
+                let lib = ws.join("util/src/lib.rs");
+                let text = std::fs::read_to_string(&lib).unwrap();
+                std::fs::write(&lib, format!("{text}\npub fn added_by_writer_3() {{}}\n")).unwrap();
+            }
+            let mut cmd = base_command(&xcache_exe(), &ws, &shared);
+            cmd.args(["xcache", "build", "--message-format=json", "--remote", uri])
+                .envs(env.iter().copied())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            children.push((ws, Instant::now(), cmd.spawn().unwrap()));
+        }
+        let mut spans = Vec::new();
+        for (ws, started, child) in children {
+            let out = child.wait_with_output().unwrap();
+            let ended = Instant::now();
+            Build::from_output(out, &ws).assert_success();
+            spans.push((started, ended));
+        }
+        let many = t.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        gc.join().unwrap();
+        (spans, many)
+    });
+    let last_start = spans.iter().map(|(s, _)| *s).max().unwrap();
+    let first_end = spans.iter().map(|(_, e)| *e).min().unwrap();
+    assert!(last_start < first_end, "the writers did not run at once");
+    let collections = collections.into_inner();
+    assert!(
+        collections >= 2,
+        "{collections} collections ran beside the writers"
+    );
+    eprintln!(
+        "one writer alone: {alone:.2} s; four at once on one local store, a killed \
+         build's {left} entries in it and {collections} collections beside: {many:.2} s \
+         ({:.2} x one)",
+        many / alone
+    );
+    assert_reader_plants_everything(&s, uri, &env);
 }
 
 #[test]
@@ -89,4 +249,33 @@ fn redis_writers_at_once_lose_nothing() {
     let server = servers::redis();
     let uri = format!("redis://127.0.0.1:{}/0", server.port);
     writers_at_once(&uri, &[]);
+}
+
+#[test]
+fn s3_a_killed_writer_and_collections_beside_lose_nothing() {
+    let server = servers::seaweedfs();
+    let uri = |prefix: &str| {
+        format!(
+            "s3://{S3_BUCKET}/{prefix}?endpoint=http://127.0.0.1:{}",
+            server.port
+        )
+    };
+    killed_writer_and_collections_beside(
+        &uri("many"),
+        &uri("alone"),
+        &[
+            ("AWS_ACCESS_KEY_ID", S3_ACCESS),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
+        ],
+    );
+}
+
+#[test]
+fn redis_a_killed_writer_and_collections_beside_lose_nothing() {
+    let server = servers::redis();
+    killed_writer_and_collections_beside(
+        &format!("redis://127.0.0.1:{}/0", server.port),
+        &format!("redis://127.0.0.1:{}/1", server.port),
+        &[],
+    );
 }

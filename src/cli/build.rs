@@ -492,11 +492,12 @@ pub(super) fn run_build(
             let fresh = read_json.then_some(&fresh);
             s.finish(&events, fresh, &env, &mut report, early)
         }
-        None => Vec::new(),
+        None => Default::default(),
     };
     if let Some(r) = remote {
         r.finish(&events, &captured, &mut report);
     }
+    let captured = captured.captured;
     let _ = std::fs::remove_file(&remote_state);
     if let Some(dir) = &early_dir {
         let _ = std::fs::remove_dir_all(dir);

@@ -15,6 +15,8 @@ use crate::prefetch::{
 };
 use crate::report::BuildReport;
 use crate::seed::{Captured, SeedVariant};
+
+use super::seed_session::Seeded;
 use crate::store::{LocalStore, RemoteStore};
 use crate::wrapper::{Outcome, UnitEvent, Warning};
 
@@ -206,15 +208,56 @@ impl RemoteSession {
     }
 
     /// Finishes uploads, records the index, and adds what happened to the report.
-    pub fn finish(mut self, events: &[UnitEvent], seeds: &[Captured], report: &mut BuildReport) {
+    pub fn finish(mut self, events: &[UnitEvent], seeded: &Seeded, report: &mut BuildReport) {
         self.on_events(events);
         let bundled = self.spec.uploads == Uploads::Bundles;
+        // What the remote holds by this build's word: what its index lists, and what
+        // came from it.
+        let from_remote: Vec<Key> = events
+            .iter()
+            .filter(|e| e.unit.tier.as_deref() == Some("remote"))
+            .filter_map(|e| e.unit.key.as_deref().and_then(Key::from_hex))
+            .collect();
+        let held_there: HashSet<Key> = self
+            .prefetched
+            .prefetched
+            .iter()
+            .chain(&self.prefetched.packs)
+            .chain(&from_remote)
+            .chain(&self.prefetched.listed)
+            .copied()
+            .collect();
+        let held_there = move |k: &Key| held_there.contains(k);
+        // The seeds to record there: the captured, and the planted ones it may not hold
+        // (the build that recorded them here may have been killed before uploading).
+        let seeds: Vec<&Captured> =
+            seeded
+                .captured
+                .iter()
+                .chain(seeded.planted.iter().filter(|c| {
+                    Key::from_hex(&c.variant.pack).is_some_and(|pack| !held_there(&pack))
+                }))
+                .collect();
         let mut uploaded = HashSet::new();
         let mut new_pieces = Vec::new();
         if let Some(up) = self.uploader.take() {
-            for c in seeds {
+            for c in &seeds {
                 if let Some(pack) = Key::from_hex(&c.variant.pack) {
                     up.push_entry(pack);
+                }
+            }
+            if !bundled {
+                // Hits from the local store that the remote is not known to hold: the
+                // build that stored them may have been killed before its uploads, and
+                // every other build hits them here and uploads nothing.
+                for e in events.iter().filter(|e| e.unit.outcome == Outcome::Hit) {
+                    if let (Some(l1), Some(key)) = (
+                        e.l1.as_deref().and_then(Key::from_hex),
+                        e.unit.key.as_deref().and_then(Key::from_hex),
+                    ) && !held_there(&key)
+                    {
+                        up.push(l1, key);
+                    }
                 }
             }
             if bundled {
@@ -252,7 +295,14 @@ impl RemoteSession {
         // reached the remote (not those refused for their size).
         // With bundled uploads, only what a piece holds can be fetched.
         let held: HashSet<String> = self.prefetched.bundled.iter().map(Key::to_hex).collect();
-        let reachable = |k: &String| !bundled || held.contains(k) || uploaded.contains(k);
+        let reachable = |k: &String| {
+            uploaded.contains(k)
+                || if bundled {
+                    held.contains(k)
+                } else {
+                    Key::from_hex(k).is_some_and(|k| held_there(&k))
+                }
+        };
         let used: Vec<(String, Key, Key)> = events
             .iter()
             .filter(|e| match e.unit.outcome {

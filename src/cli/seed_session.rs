@@ -318,7 +318,7 @@ impl SeedSession {
         env: &Env,
         report: &mut BuildReport,
         early: Option<EarlyCapture>,
-    ) -> Vec<Captured> {
+    ) -> Seeded {
         for w in &self.warnings {
             // Planting reports each code once: a refused pack counts one unit at least.
             if w.code == crate::report::UNTRUSTED_ENTRY {
@@ -338,6 +338,16 @@ impl SeedSession {
         s.seed_ms = self.plant_ms;
         let (used, rejected) = self.used(events, fresh);
         s.seed_rejected += rejected;
+        let mut done = Seeded {
+            captured: Vec::new(),
+            planted: used
+                .iter()
+                .map(|(p, _)| Captured {
+                    upk: p.record,
+                    variant: p.variant.clone(),
+                })
+                .collect(),
+        };
         for (p, run) in used {
             s.seeded += 1;
             s.units += 1;
@@ -432,8 +442,17 @@ impl SeedSession {
                 s.capture_ms += e.after_wait_ms;
             }
             s.captured = stats.captured;
-            return stats.variants;
+            done.captured = stats.variants;
         }
-        Vec::new()
+        done
     }
+}
+
+/// What seeding leaves for the remote: the variants this build captured, and those
+/// planted from the local store that cargo used (the remote may not hold them: the
+/// build that recorded them may have been killed before its uploads).
+#[derive(Debug, Default)]
+pub struct Seeded {
+    pub captured: Vec<Captured>,
+    pub planted: Vec<Captured>,
 }

@@ -37,6 +37,9 @@ pub struct PrefetchOutcome {
     pub indexed: std::collections::HashSet<(String, String)>,
     /// `(prediction key, pack key)` pairs of seeds the index already lists first.
     pub seeds_indexed: std::collections::HashSet<(String, String)>,
+    /// Every entry and seed pack the index lists (the remote holds them): an object
+    /// the build used from the local store and not among these is given to the remote.
+    pub listed: HashSet<Key>,
     /// Seed variants recorded locally from the index.
     pub seeds: usize,
     /// Seed packs downloaded.
@@ -214,6 +217,19 @@ pub fn prefetch(
         .iter()
         .filter_map(|(upk, list)| Some((upk.clone(), list.first()?.variant.entry.clone())))
         .collect();
+    let listed = index
+        .units
+        .values()
+        .flatten()
+        .filter_map(|e| Key::from_hex(&e.variant.entry))
+        .chain(
+            index
+                .seeds
+                .values()
+                .flatten()
+                .filter_map(|s| Key::from_hex(&s.variant.pack)),
+        )
+        .collect();
     let seeds_indexed = index
         .seeds
         .iter()
@@ -333,6 +349,7 @@ pub fn prefetch(
             known,
             indexed,
             seeds_indexed,
+            listed,
             seeds,
             packs: Vec::new(),
             bytes: 0,

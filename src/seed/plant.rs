@@ -55,6 +55,11 @@ pub struct Planted {
     pub entry: Option<String>,
     /// The pack holding cargo's files for it.
     pub pack: String,
+    /// The record key the variant was read under, and the variant: a build that used it
+    /// gives it to its remote when the remote is not known to hold it (a build killed
+    /// before its uploads recorded it here only).
+    pub record: Key,
+    pub variant: SeedVariant,
     /// Bytes written (uncompressed).
     pub bytes: u64,
     /// Bytes put in place by hard link from the store's loose objects.
@@ -287,6 +292,8 @@ fn plant_unit(
                     .to_string(),
                 entry: v.entry.clone(),
                 pack: v.pack.clone(),
+                record: unit.record,
+                variant: v.clone(),
                 bytes,
                 linked_bytes,
                 fingerprint_dir: v.fingerprint_dir.clone(),
