@@ -9,9 +9,10 @@
 //! What is never removed (the book's "Store layout and entry format", Size, says why):
 //! - an entry a running process has open: on Unix a removed file stays readable
 //!   through the handles open on it, so a restore in progress always completes;
-//! - an entry used (read, written or downloaded) within [`GRACE`] while any `cargo
-//!   xcache build` holds a lease on the store ([`super::LocalStore::lease`]): a build
-//!   may have planned to restore it minutes later (prefetch, seeding). With no lease
+//! - an entry used (read, written or downloaded) within [`GRACE`], or since the oldest
+//!   running build began (its lease file, `oldest_lease`), while any `cargo xcache build` holds a lease
+//!   on the store ([`super::LocalStore::lease`]): a build may have planned to restore it
+//!   minutes later (prefetch, seeding), or stored it and not uploaded it yet. With no lease
 //!   held, the margin is [`QUIET_GRACE`] (a drop-in wrapper between its lookup and its
 //!   read). A collection holds the store's lock exclusively while it removes, so a
 //!   build starting meanwhile waits for it (milliseconds), then sees a consistent store;
@@ -29,6 +30,8 @@ use super::LocalStore;
 
 /// How recently used an entry must be to be kept while builds hold leases.
 pub const GRACE: Duration = Duration::from_secs(60 * 60);
+/// The directory of running builds' lease files ([`super::LocalStore::lease`]).
+pub const LEASES: &str = "leases";
 /// How recently used an entry must be to be kept when no build holds a lease.
 pub const QUIET_GRACE: Duration = Duration::from_secs(60);
 /// How old a temp file must be to count as left behind.
@@ -110,8 +113,17 @@ pub fn collect(store: &LocalStore, opts: &GcOptions) -> io::Result<GcReport> {
     };
     // Exclusive for the whole collection: new builds wait for it to end.
     let quiet = try_lock(&root.join("lock"))?;
-    let grace = if quiet.is_some() { QUIET_GRACE } else { GRACE };
     let now = SystemTime::now();
+    let grace = if quiet.is_some() {
+        QUIET_GRACE
+    } else {
+        // Everything used since the oldest running build began, with a margin for
+        // what it had planned from the moment before.
+        let since = oldest_lease(root, opts.dry_run)
+            .and_then(|t| now.duration_since(t).ok())
+            .map_or(Duration::ZERO, |d| d + QUIET_GRACE);
+        GRACE.max(since)
+    };
     let mut report = GcReport {
         grace,
         ..GcReport::default()
@@ -425,6 +437,32 @@ fn walk(dir: &Path, depth: usize, f: &mut impl FnMut(&Path, &fs::Metadata)) -> i
 }
 
 /// Takes `path`'s lock exclusively if no one holds it; `None` if someone does.
+/// When the oldest build still running began, by its lease file: a file whose lock can
+/// be taken is a killed build's, removed here (unless `dry_run`).
+pub(super) fn oldest_lease(root: &Path, dry_run: bool) -> Option<SystemTime> {
+    let mut oldest: Option<SystemTime> = None;
+    for e in fs::read_dir(root.join(LEASES)).ok()?.flatten() {
+        let path = e.path();
+        let Ok(f) = crate::fsx::open_in_place(&path, fs::OpenOptions::new().write(true)) else {
+            continue;
+        };
+        match f.try_lock() {
+            Ok(()) => {
+                if !dry_run {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                if let Ok(t) = f.metadata().and_then(|m| m.modified()) {
+                    oldest = Some(oldest.map_or(t, |o| o.min(t)));
+                }
+            }
+            Err(fs::TryLockError::Error(_)) => {}
+        }
+    }
+    oldest
+}
+
 fn try_lock(path: &Path) -> io::Result<Option<File>> {
     let f = crate::fsx::open_in_place(
         path,
@@ -549,6 +587,43 @@ mod tests {
         let r = collect(&store, &opts(0, false)).unwrap();
         assert_eq!((r.evicted, r.grace), (1, QUIET_GRACE), "{r:?}");
         assert!(!recent.exists() && live.exists());
+    }
+
+    /// A build that has run for three hours keeps what it stored two hours ago, past
+    /// the fixed grace, until it ends; a killed build's lease (its lock released)
+    /// holds nothing and its file goes.
+    #[test]
+    fn a_long_build_keeps_what_it_stored_and_a_killed_ones_lease_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = unbounded_store(dir.path());
+        let hour = Duration::from_secs(3600);
+        let before = put(&store, 1, 100_000, hour * 4);
+        let stored = put(&store, 2, 100_000, hour * 2);
+        let lease = store.lease().unwrap();
+        let leases: Vec<PathBuf> = fs::read_dir(store.root().join(LEASES))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(leases.len(), 1, "{leases:?}");
+        set_age(&leases[0], hour * 3);
+        // A build killed long ago: its file is there, nobody holds its lock.
+        let killed = store.root().join(LEASES).join("1-1.lease");
+        fs::write(&killed, b"").unwrap();
+        set_age(&killed, hour * 10);
+        let opts = GcOptions {
+            max_size: Some(0),
+            dry_run: false,
+        };
+        let r = collect(&store, &opts).unwrap();
+        assert!(r.grace > hour * 3 && r.grace < hour * 4, "{r:?}");
+        assert_eq!((r.evicted, r.kept_recent), (1, 1), "{r:?}");
+        assert!(!before.exists() && stored.exists() && !killed.exists());
+        assert!(leases[0].exists());
+        drop(lease);
+        assert!(!leases[0].exists());
+        let r = collect(&store, &opts).unwrap();
+        assert_eq!((r.evicted, r.grace), (1, QUIET_GRACE), "{r:?}");
+        assert!(!stored.exists());
     }
 
     /// A thin entry's object goes with the entry, not before it; objects no entry

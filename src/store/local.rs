@@ -428,6 +428,12 @@ impl LocalStore {
     /// A shared hold on the store for the length of a build: `super::gc` evicts
     /// recently used entries only when no build holds one (see the book's Size section).
     /// `None` if the lock file cannot be opened (eviction then stays conservative).
+    ///
+    /// The build also holds a lease file of its own, `leases/<pid>-<nanos>.lease`,
+    /// locked for as long as it runs and dated when it began: a collection keeps
+    /// everything used since the oldest running build began, however long ago
+    /// (`gc::oldest_lease`). The kernel releases a killed build's lock; the next
+    /// collection removes its file.
     pub fn lease(&self) -> Option<Lease> {
         let f = crate::fsx::open_in_place(
             &self.root.join("lock"),
@@ -438,7 +444,33 @@ impl LocalStore {
         )
         .ok()?;
         f.lock_shared().ok()?;
-        Some(Lease(f))
+        let own = self.own_lease();
+        Some(Lease { _store: f, own })
+    }
+
+    /// This build's lease file, locked (see [`Self::lease`]); `None` if it cannot be
+    /// made (collections then keep what the last [`super::gc::GRACE`] used).
+    fn own_lease(&self) -> Option<(File, PathBuf)> {
+        let dir = self.root.join(super::gc::LEASES);
+        fs::create_dir_all(&dir).ok()?;
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        let name = format!("{}-{nanos}.lease", std::process::id());
+        // Locked before it has its name: a collection that takes the lock of a file
+        // still being made removes it, and the rename then fails (no lease file: the
+        // fixed grace applies), never leaving a lease that looks like a killed build's.
+        let making = dir.join(format!(".{name}"));
+        let f =
+            crate::fsx::open_in_place(&making, fs::OpenOptions::new().create_new(true).write(true))
+                .ok()?;
+        let path = dir.join(name);
+        if f.try_lock().is_err() || fs::rename(&making, &path).is_err() {
+            let _ = fs::remove_file(&making);
+            return None;
+        }
+        Some((f, path))
     }
 
     /// Size of an entry file on disk, if present and whole: what the remote holds of
@@ -464,7 +496,20 @@ impl LocalStore {
 /// A build's shared hold on a store ([`LocalStore::lease`]); released when dropped, or by
 /// the kernel when the process dies (`kill -9` included).
 #[derive(Debug)]
-pub struct Lease(#[expect(dead_code, reason = "held for its lock")] File);
+pub struct Lease {
+    _store: File,
+    /// This build's lease file, locked, and its path (removed when dropped).
+    own: Option<(File, PathBuf)>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some((f, path)) = self.own.take() {
+            let _ = fs::remove_file(&path);
+            drop(f);
+        }
+    }
+}
 
 /// Marks a file used now, if it was last marked longer than [`TOUCH_AFTER`] ago. Best
 /// effort: a store this process may read but not write stays as it is.

@@ -11,6 +11,8 @@
 //! <dir>/v2/history/                            key history and build lines (see `history`)
 //! <dir>/v2/tmp/                                temp files, renamed into place
 //! <dir>/v2/lock, gc.lock, gc.stamp, gc.counted leases of running builds, collections
+//! <dir>/v2/leases/<pid>-<nanos>.lease         each running build's own lease (see `gc`)
+//! <dir>/v2/locks/<kind>-<shard>.lock          record locks
 //! ```
 
 mod entry;
