@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::basic::EXPECTED_OUTPUT;
-use common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET};
+use common::servers::{self, GCS_BUCKET, S3_ACCESS, S3_BUCKET, S3_SECRET};
 use common::{Build, HEALTHY_REMOTE, Report, Scratch, base_command, xcache_build, xcache_exe};
 
 /// Four builds at once of four checkouts (three of the same tree, one with an edited
@@ -278,4 +278,16 @@ fn redis_a_killed_writer_and_collections_beside_lose_nothing() {
         &format!("redis://127.0.0.1:{}/1", server.port),
         &[],
     );
+}
+
+/// GCS takes a generation precondition (opendal writes with `ifGenerationMatch`); its
+/// emulator here ignores it, so what this shows is the read-back that follows.
+#[test]
+fn gcs_writers_at_once_lose_nothing() {
+    let server = servers::fake_gcs();
+    let uri = format!(
+        "gcs://{GCS_BUCKET}/ci?endpoint=http://127.0.0.1:{}&anonymous=true",
+        server.port
+    );
+    writers_at_once(&uri, &[]);
 }

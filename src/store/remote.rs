@@ -67,13 +67,25 @@ fn update_backoff(attempt: u32) -> Duration {
 enum Version {
     /// The object was absent.
     Absent,
-    /// The object's ETag.
+    /// The object's ETag, or its generation on GCS ([`Conditions::Generation`]).
     Tag(String),
     /// Not known (a service without conditional writes, or one that gave no ETag): the
     /// write is plain, and read back.
     Unknown,
     /// It changed while it was read.
     Changed,
+}
+
+/// How a service takes conditional writes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Conditions {
+    /// None (Redis, memcached, WebDAV, the GHA cache, files): written, then read back.
+    None,
+    /// `If-Match` on the ETag read, `If-None-Match: *` for a new object (S3, Azure Blob).
+    Etag,
+    /// A generation precondition on the generation read, `0` for a new object (GCS's
+    /// `x-goog-if-generation-match`).
+    Generation,
 }
 
 /// How one conditional write went.
@@ -341,7 +353,8 @@ impl RemoteStore {
     /// absent), and `holds` says whether bytes keep this writer's change. An object that
     /// holds it already is not written (a warm build's index). No writer's change is lost
     /// to another's: where the service takes conditional writes (S3 and Azure `If-Match`
-    /// with `If-None-Match` for a new object) the write names the version read, and one
+    /// with `If-None-Match` for a new object; GCS a generation precondition, `0` for a
+    /// new object) the write names the version read, and one
     /// that lost the race reads, merges and writes again. Elsewhere (Redis, memcached,
     /// WebDAV, the GHA cache, files) the object is read back after the write, and again
     /// after `UPDATE_SETTLE` (300 ms), by when a writer that read it before this write has
@@ -356,7 +369,9 @@ impl RemoteStore {
         holds: &dyn Fn(&[u8]) -> bool,
         settle: bool,
     ) -> Result<(), CacheError> {
-        let conditional = self.conditional_writes();
+        let conditional = self.conditions();
+        // Under a precondition a lost race is refused, not left to a settling wait.
+        let settle = settle && conditional == Conditions::None;
         let mut wrote = false;
         // Another writer came between: the next round waits a little first.
         let mut collided = false;
@@ -380,9 +395,13 @@ impl RemoteStore {
                 continue;
             }
             let bytes = merge(now.as_deref());
-            match self.write_versioned(path, bytes, &version)? {
-                // The service kept it only if nobody wrote between: done.
-                Written::Done if version != Version::Unknown => return Ok(()),
+            match self.write_versioned(path, bytes, &version, conditional)? {
+                // The service kept it only if nobody wrote between: done. (A generation
+                // precondition is read back once all the same: GCS's emulator,
+                // fake-gcs-server, takes an upload whatever `ifGenerationMatch` says.)
+                Written::Done if version != Version::Unknown && conditional == Conditions::Etag => {
+                    return Ok(());
+                }
                 // Read back at once.
                 Written::Done => {
                     wrote = true;
@@ -416,36 +435,50 @@ impl RemoteStore {
         )
     }
 
-    /// The service writes only when the object is as read (`If-Match`) or absent.
-    fn conditional_writes(&self) -> bool {
+    /// Whether the service writes only when the object is as read or absent, and how.
+    fn conditions(&self) -> Conditions {
         let Client::Dal(op) = &self.client else {
-            return false;
+            return Conditions::None;
         };
         let cap = op.info().capability();
-        cap.write_with_if_match && cap.write_with_if_not_exists
+        if !cap.write_with_if_not_exists {
+            Conditions::None
+        } else if cap.write_with_if_match && cap.read_with_if_match {
+            Conditions::Etag
+        } else if cap.write_with_if_version_match && cap.read_with_if_version_match {
+            Conditions::Generation
+        } else {
+            Conditions::None
+        }
     }
 
-    /// An object's bytes (`None`: absent) and, with `conditional`, the version they are.
+    /// An object's bytes (`None`: absent) and, under `conditions`, the version they are.
     fn read_versioned(
         &self,
         path: &str,
-        conditional: bool,
+        conditions: Conditions,
     ) -> Result<(Option<Vec<u8>>, Version), CacheError> {
         let op = match &self.client {
-            Client::Dal(op) if conditional => op,
+            Client::Dal(op) if conditions != Conditions::None => op,
             _ => return Ok((self.get_bytes(path)?, Version::Unknown)),
         };
-        let etag = match self.rt.block_on(op.stat(path)) {
-            Ok(meta) => meta.etag().map(str::to_string),
+        let tag = match self.rt.block_on(op.stat(path)) {
+            Ok(meta) if conditions == Conditions::Etag => meta.etag().map(str::to_string),
+            Ok(meta) => meta.version().map(str::to_string),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok((None, Version::Absent)),
             Err(e) => return Err(classify(&self.spec, e)),
         };
-        let Some(tag) = etag else {
+        let Some(tag) = tag else {
             return Ok((self.get_bytes(path)?, Version::Unknown));
         };
-        let read = self
-            .rt
-            .block_on(async { op.read_with(path).if_match(&tag).await });
+        let read = self.rt.block_on(async {
+            let read = op.read_with(path);
+            if conditions == Conditions::Etag {
+                read.if_match(&tag).await
+            } else {
+                read.if_version_match(&tag).await
+            }
+        });
         match read {
             Ok(buf) => Ok((Some(buf.to_vec()), Version::Tag(tag))),
             // Changed (or gone) since the stat: the round is made again.
@@ -462,6 +495,7 @@ impl RemoteStore {
         path: &str,
         bytes: Vec<u8>,
         version: &Version,
+        conditions: Conditions,
     ) -> Result<Written, CacheError> {
         let op = match (&self.client, version) {
             (Client::Dal(op), Version::Absent | Version::Tag(_)) => op,
@@ -472,7 +506,8 @@ impl RemoteStore {
         };
         let write = op.write_with(path, opendal::Buffer::from(bytes));
         let write = match version {
-            Version::Tag(tag) => write.if_match(tag),
+            Version::Tag(tag) if conditions == Conditions::Etag => write.if_match(tag),
+            Version::Tag(generation) => write.if_version_match(generation),
             _ => write.if_not_exists(true),
         };
         match self.rt.block_on(async { write.await }) {
