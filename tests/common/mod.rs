@@ -55,6 +55,17 @@ impl Scratch {
         }
     }
 
+    /// A scratch area on a disk (`/var/tmp`) whatever `TMPDIR` says (`.ci/run` puts the
+    /// tests' scratch on a memory file system): for tests that keep gigabytes (images).
+    pub fn on_disk() -> Scratch {
+        Scratch {
+            dir: tempfile::Builder::new()
+                .prefix("xcache-test-")
+                .tempdir_in("/var/tmp")
+                .unwrap(),
+        }
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
