@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::process::Output;
 
-use common::{Build, Scratch, base_command, copy_fixture, xcache_exe};
+use common::layouts::CargoLayout;
+use common::{Build, Report, Scratch, base_command, copy_fixture, xcache_exe};
 
 /// One instruction of a Dockerfile.
 #[derive(Debug)]
@@ -64,6 +65,9 @@ struct StageFs<'a> {
     /// The other stages' roots, for `COPY --from`.
     stages: &'a BTreeMap<String, PathBuf>,
     build_args: &'a BTreeMap<&'a str, String>,
+    /// The builder's own environment (cargo's layout: `CargoLayout::env`), under the
+    /// Dockerfile's `ENV`s.
+    outer_env: Vec<(String, String)>,
 }
 
 impl StageFs<'_> {
@@ -135,6 +139,7 @@ impl StageFs<'_> {
                         Some(stage) => {
                             let fs = StageFs {
                                 root: self.stages[stage].clone(),
+                                outer_env: Vec::new(),
                                 ..*self
                             };
                             fs.map(src)
@@ -175,8 +180,14 @@ impl StageFs<'_> {
                     let cwd = self.map(&workdir);
                     let mut cmd = base_command(Path::new("sh"), &cwd, Path::new("/nonexistent"));
                     cmd.arg("-c").arg(&line);
+                    for (k, v) in &self.outer_env {
+                        cmd.env(k, v);
+                    }
                     let exe_dir = xcache_exe().parent().unwrap().to_path_buf();
-                    let path = std::env::var_os("PATH").unwrap_or_default();
+                    let path = match self.outer_env.iter().find(|(k, _)| k == "PATH") {
+                        Some((_, p)) => p.into(),
+                        None => std::env::var_os("PATH").unwrap_or_default(),
+                    };
                     let mut dirs = vec![exe_dir];
                     dirs.extend(std::env::split_paths(&path));
                     cmd.env("PATH", std::env::join_paths(dirs).unwrap());
@@ -232,6 +243,8 @@ struct Flow<'a> {
     context: PathBuf,
     roots: BTreeMap<String, PathBuf>,
     build_args: BTreeMap<&'a str, String>,
+    /// The layout cargo keeps units in; a build dir apart is `/build-dir` in each stage.
+    layout: Option<CargoLayout>,
 }
 
 impl Flow<'_> {
@@ -242,6 +255,11 @@ impl Flow<'_> {
             context: &self.context,
             stages: &self.roots,
             build_args: &self.build_args,
+            outer_env: self
+                .layout
+                .as_ref()
+                .map(|l| l.env(&root.join("build-dir")))
+                .unwrap_or_default(),
         };
         let runs = fs.run(stage, &self.stages[stage]);
         self.roots.insert(stage.to_string(), root);
@@ -304,6 +322,7 @@ fn dockerfile_planner_and_builder() {
         stages: dockerfile("Dockerfile"),
         context: context(&s),
         roots: BTreeMap::new(),
+        layout: None,
         build_args: build_args(&[("BIN", "chef-app".to_string())]),
     };
     flow.run("planner", s.path("planner"));
@@ -350,6 +369,7 @@ fn dockerfile_with_cache_mount_on_a_fresh_builder() {
         stages: dockerfile("Dockerfile.cache-mount"),
         context: context(&s),
         roots: BTreeMap::new(),
+        layout: None,
         build_args: build_args(&[]),
     };
     flow.run("planner", s.path("planner"));
@@ -376,6 +396,7 @@ fn dockerfile_with_remote_store_on_a_fresh_builder() {
         stages: dockerfile("Dockerfile.remote-secret"),
         context: context(&s),
         roots: BTreeMap::new(),
+        layout: None,
         build_args: build_args(&[("XCACHE_REMOTE", uri)]),
     };
     flow.run("planner", s.path("planner"));
@@ -390,4 +411,46 @@ fn dockerfile_with_remote_store_on_a_fresh_builder() {
         "warm compiled a dependency:\n{warm}"
     );
     assert_dependencies_fresh(&build);
+}
+
+/// The planner and builder of `Dockerfile` in each of cargo's other layouts (a build dir
+/// apart; the new layout on nightly, alone and with a build dir apart): the final build
+/// finds every dependency fresh, planting was on, and cargo kept its records in the
+/// build dir when it is apart.
+#[test]
+fn dockerfile_planner_and_builder_in_every_layout() {
+    for layout in CargoLayout::all()
+        .into_iter()
+        .filter(|l| l.name != "legacy")
+    {
+        let s = Scratch::new();
+        let name = layout.name;
+        let apart = layout.build_dir_apart;
+        let mut flow = Flow {
+            stages: dockerfile("Dockerfile"),
+            context: context(&s),
+            roots: BTreeMap::new(),
+            layout: Some(layout),
+            build_args: build_args(&[("BIN", "chef-app".to_string())]),
+        };
+        flow.run("planner", s.path("planner"));
+        let runs = flow.run("builder", s.path("builder"));
+        let (warm_err, build) = assert_builder_runs(&runs);
+        eprintln!("{name}: warm said:\n{warm_err}");
+        assert_dependencies_fresh(&build);
+        let target = s.path("builder/src/chef/target");
+        let report = Report::read(&target);
+        assert!(
+            !report.warning_codes().iter().any(|c| c == "planting-off"),
+            "{name}: {:?}",
+            report.warning_codes()
+        );
+        if apart {
+            for records in [".fingerprint", "build", "deps"] {
+                let p = target.join("release").join(records);
+                assert!(!p.exists(), "{name}: {}", p.display());
+            }
+            assert!(s.path("builder/build-dir").is_dir(), "{name}");
+        }
+    }
 }

@@ -105,9 +105,17 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
         removed += remove_local_artifacts(&recipe, &outcome.build_dir);
     }
     if removed > 0 {
+        let dirs = if outcome.build_dir != outcome.target_dir {
+            format!(
+                "{} and its build dir {}",
+                outcome.target_dir.display(),
+                outcome.build_dir.display()
+            )
+        } else {
+            outcome.target_dir.display().to_string()
+        };
         outcome.verbosity.note(&format!(
-            "xcache: removed {removed} build outputs of the placeholder packages from {}",
-            outcome.target_dir.display()
+            "xcache: removed {removed} build outputs of the placeholder packages from {dirs}"
         ));
     }
     Ok(outcome.code)
