@@ -15,10 +15,10 @@ use crate::prefetch::{
 };
 use crate::report::BuildReport;
 use crate::seed::{Captured, SeedVariant};
-
-use super::seed_session::Seeded;
 use crate::store::{LocalStore, RemoteStore};
 use crate::wrapper::{Outcome, UnitEvent, Warning};
+
+use super::seed_session::Seeded;
 
 /// How many downloads run at once, unless `--remote-jobs`/`XCACHE_REMOTE_JOBS` say
 /// otherwise. Enough that the objects of a large tree travel in one or two waves of

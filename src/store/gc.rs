@@ -10,11 +10,11 @@
 //! - an entry a running process has open: on Unix a removed file stays readable
 //!   through the handles open on it, so a restore in progress always completes;
 //! - an entry used (read, written or downloaded) within [`GRACE`], or since the oldest
-//!   running build began (its lease file, `oldest_lease`), while any `cargo xcache build` holds a lease
-//!   on the store ([`super::LocalStore::lease`]): a build may have planned to restore it
-//!   minutes later (prefetch, seeding), or stored it and not uploaded it yet. With no lease
-//!   held, the margin is [`QUIET_GRACE`] (a drop-in wrapper between its lookup and its
-//!   read). A collection holds the store's lock exclusively while it removes, so a
+//!   running build began (by its lease file, `oldest_lease`), while any `cargo xcache
+//!   build` holds a lease on the store ([`super::LocalStore::lease`]): a build may have
+//!   planned to restore it minutes later (prefetch, seeding), or stored it and not
+//!   uploaded it yet. With no lease held, the margin is [`QUIET_GRACE`] (a drop-in
+//!   wrapper between its lookup and its read). A collection holds the store's lock exclusively while it removes, so a
 //!   build starting meanwhile waits for it (milliseconds), then sees a consistent store;
 //! - a temp file younger than [`TEMP_GRACE`]: it may be a write in progress.
 //!
@@ -436,14 +436,14 @@ fn walk(dir: &Path, depth: usize, f: &mut impl FnMut(&Path, &fs::Metadata)) -> i
     Ok(())
 }
 
-/// Takes `path`'s lock exclusively if no one holds it; `None` if someone does.
 /// When the oldest build still running began, by its lease file: a file whose lock can
 /// be taken is a killed build's, removed here (unless `dry_run`).
 pub(super) fn oldest_lease(root: &Path, dry_run: bool) -> Option<SystemTime> {
     let mut oldest: Option<SystemTime> = None;
     for e in fs::read_dir(root.join(LEASES)).ok()?.flatten() {
         let path = e.path();
-        let Ok(f) = crate::fsx::open_in_place(&path, fs::OpenOptions::new().write(true)) else {
+        // Read only: another user's lease file counts too.
+        let Ok(f) = crate::fsx::open_in_place(&path, fs::OpenOptions::new().read(true)) else {
             continue;
         };
         match f.try_lock() {
@@ -463,6 +463,7 @@ pub(super) fn oldest_lease(root: &Path, dry_run: bool) -> Option<SystemTime> {
     oldest
 }
 
+/// Takes `path`'s lock exclusively if no one holds it; `None` if someone does.
 fn try_lock(path: &Path) -> io::Result<Option<File>> {
     let f = crate::fsx::open_in_place(
         path,

@@ -84,7 +84,7 @@ enum Conditions {
     /// `If-Match` on the ETag read, `If-None-Match: *` for a new object (S3, Azure Blob).
     Etag,
     /// A generation precondition on the generation read, `0` for a new object (GCS's
-    /// `x-goog-if-generation-match`).
+    /// `ifGenerationMatch`); the object is read back after the write all the same.
     Generation,
 }
 
