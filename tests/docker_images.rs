@@ -496,6 +496,9 @@ fn make_base_images(podman: &Podman, dir: &Path) -> String {
     let mmdebstrap = |out: &str, extra: &[String]| {
         let log = std::fs::File::create(dir.join(format!("{out}.log"))).unwrap();
         Command::new("mmdebstrap")
+            // Its staging directory on the same disk as the images (not a memory file
+            // system `TMPDIR` may name).
+            .env("TMPDIR", dir)
             .args(["--variant=minbase", "--quiet"])
             .args(extra)
             .arg("bookworm")
@@ -644,7 +647,7 @@ fn the_example_dockerfiles_built_by_podman() {
         count: 0,
     };
 
-    // cargo-xcache itself, compiled in the image once.
+    // cargo-xcache itself, installed in the image once.
     let tools = b.build("Dockerfile", &["--target".into(), "tools".into()], "tools");
     tools.assert_ran("cargo install --locked --path /xcache-src");
     // The binary installed runs in the image.

@@ -58,10 +58,15 @@ impl Scratch {
     /// A scratch area on a disk (`/var/tmp`) whatever `TMPDIR` says (`.ci/run` puts the
     /// tests' scratch on a memory file system): for tests that keep gigabytes (images).
     pub fn on_disk() -> Scratch {
+        Scratch::in_dir(Path::new("/var/tmp"))
+    }
+
+    /// A scratch area below `dir`.
+    pub fn in_dir(dir: &Path) -> Scratch {
         Scratch {
             dir: tempfile::Builder::new()
                 .prefix("xcache-test-")
-                .tempdir_in("/var/tmp")
+                .tempdir_in(dir)
                 .unwrap(),
         }
     }

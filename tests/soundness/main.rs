@@ -16,6 +16,7 @@ mod harness;
 
 mod build_scripts;
 mod clippy;
+mod dev_shm;
 mod environment;
 mod layouts;
 mod macros;

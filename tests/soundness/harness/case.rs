@@ -89,6 +89,9 @@ pub struct Case {
     /// The cargo layout every build uses (`layouts.rs`), by name; its cache builds must
     /// not say that planting is off.
     pub(super) layout: Option<&'static str>,
+    /// The directory the case's checkouts, target dirs and stores are made in (`None`:
+    /// the temporary directory).
+    pub(super) scratch_in: Option<&'static str>,
 }
 
 impl Case {
@@ -113,7 +116,15 @@ impl Case {
             fresh_store_after_same_target: false,
             executor: None,
             layout: None,
+            scratch_in: None,
         }
+    }
+
+    /// Every checkout, target dir and store below `dir` (`dev_shm.rs`: a file system
+    /// mounted below `/dev`).
+    pub fn scratch_in(mut self, dir: &'static str) -> Case {
+        self.scratch_in = Some(dir);
+        self
     }
 
     /// Every build, the cache's and plain cargo's, in one of cargo's layouts

@@ -45,7 +45,10 @@ pub(super) struct Session {
 
 impl Session {
     pub(super) fn new(case: Case) -> Session {
-        let s = Scratch::new();
+        let s = match case.scratch_in {
+            Some(dir) => Scratch::in_dir(std::path::Path::new(dir)),
+            None => Scratch::new(),
+        };
         let outside = s.path("outside");
         std::fs::create_dir_all(&outside).unwrap();
         let fixture_outside = fixture_dir(case.fixture).join("outside");
