@@ -127,11 +127,40 @@ fn the_cc_crates_copy_of_the_environment_is_keyed_on_what_cc_consults() {
     assert_eq!(r.runs()["cnum"], run("miss"));
     assert_eq!(b.run("app"), EXPECTED);
     let text = explain(&ws4, &s.store(), "cnum", &[]);
-    assert!(text.contains("HOST_CFLAGS added"), "{text}");
+    // Keyed as read (cc's copy consults it), not as a variable of the run's first level.
+    assert!(text.contains("read-env-var HOST_CFLAGS changed"), "{text}");
     assert!(
         text.contains("uses the cc crate") && !text.contains("reads the environment whole"),
         "{text}"
     );
+}
+
+/// A variable a run never reads keys nothing: two runners whose `CFLAGS` and
+/// `PKG_CONFIG_PATH` differ share `plain`'s run (its script reads one file and no
+/// variable), while `cnum`'s, whose `cc` consults `CFLAGS`, runs again (with the
+/// runner's flags).
+#[test]
+fn a_c_variable_a_run_never_reads_keys_nothing() {
+    let s = Scratch::new();
+    let a = [
+        NO_SEED,
+        ("CFLAGS", "-DFLEET_RUNNER_A=1"),
+        ("PKG_CONFIG_PATH", "/opt/runner-a/pkgconfig"),
+    ];
+    let ws1 = s.checkout("c-build", "ws1");
+    let (_, r) = build_as_told(&ws1, &s.store(), &a);
+    assert_eq!(r.runs()["plain"], run("miss"));
+    assert_eq!(r.runs()["cnum"], run("miss"));
+    let b_env = [
+        NO_SEED,
+        ("CFLAGS", "-DFLEET_RUNNER_B=1"),
+        ("PKG_CONFIG_PATH", "/opt/runner-b/pkgconfig"),
+    ];
+    let ws2 = s.checkout("c-build", "elsewhere/ws2");
+    let (b, r) = build_as_told(&ws2, &s.store(), &b_env);
+    assert_eq!(r.runs()["plain"], run("hit"), "{}", b.stderr());
+    assert_eq!(r.runs()["cnum"], run("miss"), "{}", b.stderr());
+    assert_eq!(b.run("app"), EXPECTED);
 }
 
 /// A script that declares `OUT_DIR` and `CARGO_MANIFEST_DIR` for cargo to watch

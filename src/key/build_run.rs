@@ -4,7 +4,8 @@
 //! Like a rustc unit, a run is keyed in two levels:
 //! - the first level ([`run_l1_key`]) covers what is known before the script runs: the
 //!   script executable's identity, the variables cargo sets for it (paths tokenized), the
-//!   rustc it may call and the C toolchain it may use (variables and tool identities);
+//!   rustc it may call and the C toolchain it may use (tool identities; the toolchain's
+//!   variables are keyed, as any variable, when the run reads them);
 //! - the entry key (`entry_key`, as for rustc units) adds what the script declared on
 //!   its previous run: the digest of every `rerun-if-changed` path and the value of
 //!   every `rerun-if-env-changed` variable, or the whole package directory when it named
@@ -30,25 +31,6 @@ fn is_ignored(name: &str) -> bool {
         || name.starts_with("CARGO_TERM_")
 }
 
-/// Prefixes of the variables a C (or C++) build reads: the `cc` crate's compiler, archiver
-/// and flags with their `HOST_`/`TARGET_` and `_<triple>` spellings, `pkg-config`'s and
-/// `cmake`'s settings. A broad net: a variable caught here that does not matter only
-/// costs a miss.
-const C_TOOLCHAIN_PREFIXES: &[&str] = &[
-    "CC",
-    "CXX",
-    "AR",
-    "RANLIB",
-    "CFLAGS",
-    "CPPFLAGS",
-    "LDFLAGS",
-    "HOST_",
-    "TARGET_",
-    "CRATE_CC_",
-    "PKG_CONFIG",
-    "CMAKE",
-];
-
 /// True when a variable of the run's environment is part of its key.
 pub fn is_run_key_var(name: &str) -> bool {
     if is_ignored(name) {
@@ -73,7 +55,12 @@ pub fn is_run_key_var(name: &str) -> bool {
                 | "RUSTC_LINKER"
                 | "RUSTC_WORKSPACE_WRAPPER"
         )
-        || C_TOOLCHAIN_PREFIXES.iter().any(|p| name.starts_with(p))
+    // The C toolchain's variables (`CC`, `CFLAGS`, `PKG_CONFIG_PATH`, …) are keyed as any
+    // variable is, by what the observer saw the run read: by name, or with the whole
+    // environment (`cc`'s copy of it keys what `cc` consults, `observe::cc_env`). A run
+    // that reads none of them (most scripts compile no C) is not keyed on them: runners
+    // whose `CFLAGS` differ share it. Every process a cached run starts is observed (a
+    // static program makes the run uncacheable), so a read is never missed.
 }
 
 /// The keyed variables of a run's environment, values tokenized, sorted by name.
@@ -206,9 +193,10 @@ pub struct RunKeyInput<'a> {
     /// objects then hold remapped paths.
     pub c_debug_map: &'a [&'a str],
     /// The variables the cache adds to the run's environment (`wrapper::script`'s
-    /// `Added`) as they mean: the user's part tokenized, the path maps by root alias in
+    /// `Added`) as they mean: which variables get them, the path maps by root alias in
     /// a fixed order (`key::debug_map_meaning`), never as text that holds or is ordered
-    /// by a machine path. What the run is given is part of what it is. (Runs stored
+    /// by a machine path, nor the user's own flags in those variables (keyed when the
+    /// run reads them). What the run is given is part of what it is. (Runs stored
     /// while the cache also set cargo's trim-paths variables, which a recent `cc` turns
     /// into `-fmacro-prefix-map`, had none here, and are not taken for runs without
     /// them.)
@@ -231,9 +219,10 @@ pub fn run_l1_key(i: &RunKeyInput<'_>) -> Key {
     h.list("tools", raw(i.tools).iter().map(String::as_str));
     h.list("dep-trees", raw(i.dep_trees).iter().map(String::as_str));
     h.list("c-debug-map-v1", i.c_debug_map.iter().copied());
-    // `-v2`: the maps by what they mean; `added-env` held them as the real paths
-    // tokenized, in the order of their lengths.
-    h.list("added-env-v2", raw(i.added_env).iter().map(String::as_str));
+    // `-v3`: the maps by what they mean, without the user's flags (keyed when read);
+    // `-v2` held the user's flags too, `added-env` the real paths tokenized, in the
+    // order of their lengths.
+    h.list("added-env-v3", raw(i.added_env).iter().map(String::as_str));
     h.finish()
 }
 
@@ -253,31 +242,14 @@ pub fn run_key_parts(i: &RunKeyInput<'_>) -> KeyParts {
         tools: pairs(i.tools),
         dep_trees: pairs(i.dep_trees),
         c_debug_map: Some(i.c_debug_map.join(",")),
+        // As keyed: the maps by root alias, nothing of the machine or the user.
         added_env: i
             .added_env
             .iter()
-            .map(|(k, v)| shown_added(k, v, i.env))
+            .map(|(k, v)| format!("{k}={v}"))
             .collect(),
         ..KeyParts::default()
     }
-}
-
-/// A variable the cache added, as the key history keeps it for `explain`: the value as
-/// keyed (roots by alias), with the user's own part, which may hold anything, as its
-/// digest. `env` holds the user's value of that name when there is one.
-fn shown_added(name: &str, value: &str, env: &[(String, String)]) -> String {
-    let theirs = env
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.trim_end())
-        .filter(|t| !t.is_empty());
-    if let Some(t) = theirs
-        && let Some(ours) = value.strip_prefix(t)
-    {
-        let digest = &Key::digest(t.as_bytes()).to_hex()[..16];
-        return format!("{name}=<yours:{digest}>{ours}");
-    }
-    format!("{name}={value}")
 }
 
 /// Why a tree could not be described.
@@ -474,9 +446,6 @@ mod tests {
             "OUT_DIR",
             "TARGET",
             "DEP_Z_INCLUDE",
-            "CC",
-            "CFLAGS_x86_64_unknown_linux_gnu",
-            "TARGET_CXXFLAGS",
             "CARGO_ENCODED_RUSTFLAGS",
         ] {
             assert!(is_run_key_var(k), "{k}");
@@ -498,6 +467,13 @@ mod tests {
             "CARGO_HTTP_TIMEOUT",
             "CARGO_BUILD_JOBS",
             "CARGO_INCREMENTAL",
+            // The C toolchain's: keyed when the run reads them (by name, or in `cc`'s
+            // copy of the environment).
+            "CC",
+            "CFLAGS",
+            "CFLAGS_x86_64_unknown_linux_gnu",
+            "TARGET_CXXFLAGS",
+            "PKG_CONFIG_PATH",
         ] {
             assert!(!is_run_key_var(k), "{k}");
         }

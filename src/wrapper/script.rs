@@ -147,9 +147,10 @@ struct Added {
     tools: Vec<(String, String)>,
     /// The flag variables that got the prefix maps (`CFLAGS`, `CXXFLAGS`).
     takes: Vec<&'static str>,
-    /// `vars` as the key takes them: the user's part tokenized, the maps by what they
-    /// mean (`key::debug_map_meaning`), so that no machine path, nor the order of the
-    /// paths' lengths, reaches the key.
+    /// `vars` as the key takes them: which variables get the maps, and the maps by what
+    /// they mean (`key::debug_map_meaning`), so that no machine path, nor the order of
+    /// the paths' lengths, reaches the key. The user's own part is not in it: it is
+    /// keyed when the run reads the variable, as any variable is.
     keyed: Vec<(String, String)>,
 }
 
@@ -185,7 +186,17 @@ impl Added {
         // what plain cargo's does not (and each such script would probe its compiler
         // for the two flags, on the build's critical path).
         let added = crate::key::debug_map_env(vars, &crate::key::debug_map_flags(pm), &takes);
-        let keyed = crate::key::debug_map_env(vars, &crate::key::debug_map_meaning(pm), &takes)
+        // The key takes which variable gets the maps and the maps by what they mean;
+        // the user's own flags in it are keyed as every variable is, when the run reads
+        // it (the observer records the value cargo gave, without the maps).
+        let named: std::collections::BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| {
+                let flags = k.contains("FLAGS");
+                (k.clone(), if flags { String::new() } else { v.clone() })
+            })
+            .collect();
+        let keyed = crate::key::debug_map_env(&named, &crate::key::debug_map_meaning(pm), &takes)
             .into_iter()
             .map(|(k, v)| (k, pm.normalize_text(&v)))
             .collect();
