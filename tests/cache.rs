@@ -744,10 +744,13 @@ fn commit_of(dir: &Path) -> String {
 
 /// A build script that runs git (ripgrep's): git walks up from the checkout to `/`
 /// and finds nothing. The record names that walk from the checkout, so a checkout at
-/// another depth, built after the first one was deleted, replays the run.
+/// another depth, built after the first one was deleted, replays the run. (On the disk
+/// `/` is on: git stops its walk where another file system is mounted, `/dev/shm` where
+/// `.ci/run` puts `TMPDIR`, and a walk that stopped short of `/` is named by its levels,
+/// which a deeper checkout does not match: a miss.)
 #[test]
 fn a_walk_up_from_the_checkout_hits_in_a_deeper_checkout_after_the_first_is_gone() {
-    let s = Scratch::new();
+    let s = Scratch::on_disk();
     let ws1 = s.checkout("soundness/git-rev", "a/ws");
     let b1 = xcache_build(&ws1, &s.store(), &[], &[]);
     b1.assert_success();

@@ -7,7 +7,7 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +22,14 @@ use common::{Build, HEALTHY_REMOTE, Report, Scratch, base_command, xcache_build,
 fn writers_at_once(uri: &str, env: &[(&str, &str)]) {
     let s = Scratch::new();
     let env: Vec<(&str, &str)> = env.iter().copied().chain([HEALTHY_REMOTE]).collect();
+    four_writers(&s, uri, &env, |n| s.path(&format!("store-{n}")));
+    assert_reader_plants_everything(&s, uri, &env);
+}
+
+/// Four builds at once on `uri`, writer `n` with the local store `store(n)`: three of
+/// one tree and one with an edited library. Each must succeed, and they must overlap
+/// (every build started before any ended).
+fn four_writers(s: &Scratch, uri: &str, env: &[(&str, &str)], store: impl Fn(usize) -> PathBuf) {
     let mut children = Vec::new();
     for n in 0..4 {
         let ws = s.checkout("basic-workspace", &format!("writer-{n}/ws"));
@@ -30,7 +38,7 @@ fn writers_at_once(uri: &str, env: &[(&str, &str)]) {
             let text = std::fs::read_to_string(&lib).unwrap();
             std::fs::write(&lib, format!("{text}\npub fn added_by_writer_3() {{}}\n")).unwrap();
         }
-        let mut cmd = base_command(&xcache_exe(), &ws, &s.path(&format!("store-{n}")));
+        let mut cmd = base_command(&xcache_exe(), &ws, &store(n));
         cmd.args(["xcache", "build", "--message-format=json", "--remote", uri])
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -41,16 +49,12 @@ fn writers_at_once(uri: &str, env: &[(&str, &str)]) {
     for (ws, started, child) in children {
         let out = child.wait_with_output().unwrap();
         let ended = Instant::now();
-        let b = Build::from_output(out, &ws);
-        b.assert_success();
+        Build::from_output(out, &ws).assert_success();
         spans.push((started, ended));
     }
-    // They overlapped: every build started before any ended.
     let last_start = spans.iter().map(|(s, _)| *s).max().unwrap();
     let first_end = spans.iter().map(|(_, e)| *e).min().unwrap();
     assert!(last_start < first_end, "the writers did not run at once");
-
-    assert_reader_plants_everything(&s, uri, &env);
 }
 
 /// A build of the tree from an empty local store elsewhere plants every unit (six
@@ -171,7 +175,7 @@ fn killed_writer_and_collections_beside(uri: &str, alone_uri: &str, env: &[(&str
     // Collections beside the writers, as small as a store can be asked to be.
     let stop = AtomicBool::new(false);
     let collections = AtomicUsize::new(0);
-    let (spans, many) = std::thread::scope(|scope| {
+    let many = std::thread::scope(|scope| {
         let gc = scope.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
                 let o = base_command(&xcache_exe(), &ws, &shared)
@@ -184,36 +188,12 @@ fn killed_writer_and_collections_beside(uri: &str, alone_uri: &str, env: &[(&str
             }
         });
         let t = Instant::now();
-        let mut children = Vec::new();
-        for n in 0..4 {
-            let ws = s.checkout("basic-workspace", &format!("writer-{n}/ws"));
-            if n == 3 {
-                let lib = ws.join("util/src/lib.rs");
-                let text = std::fs::read_to_string(&lib).unwrap();
-                std::fs::write(&lib, format!("{text}\npub fn added_by_writer_3() {{}}\n")).unwrap();
-            }
-            let mut cmd = base_command(&xcache_exe(), &ws, &shared);
-            cmd.args(["xcache", "build", "--message-format=json", "--remote", uri])
-                .envs(env.iter().copied())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            children.push((ws, Instant::now(), cmd.spawn().unwrap()));
-        }
-        let mut spans = Vec::new();
-        for (ws, started, child) in children {
-            let out = child.wait_with_output().unwrap();
-            let ended = Instant::now();
-            Build::from_output(out, &ws).assert_success();
-            spans.push((started, ended));
-        }
+        four_writers(&s, uri, &env, |_| shared.clone());
         let many = t.elapsed().as_secs_f64();
         stop.store(true, Ordering::Relaxed);
         gc.join().unwrap();
-        (spans, many)
+        many
     });
-    let last_start = spans.iter().map(|(s, _)| *s).max().unwrap();
-    let first_end = spans.iter().map(|(_, e)| *e).min().unwrap();
-    assert!(last_start < first_end, "the writers did not run at once");
     let collections = collections.into_inner();
     assert!(
         collections >= 2,

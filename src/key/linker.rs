@@ -280,7 +280,16 @@ pub fn linker_offer(req: &LinkerRequest<'_>) -> Result<LinkerOffer, Uncacheable>
     // Where the driver makes its temporary files (libiberty's `choose_tmpdir` looks at
     // each until one is a writable directory): it only writes there, and what it reads
     // back it made itself, which the judge does not count as a read.
+    // It looks at those its environment names first (`TMPDIR`, `TMP`, `TEMP`; a worker's
+    // actions run with the worker's).
     dirs.extend(["/tmp", "/var/tmp", "/usr/tmp"].map(PathBuf::from));
+    dirs.extend(
+        ["TMPDIR", "TMP", "TEMP"]
+            .iter()
+            .filter_map(|v| req.vars.get(*v))
+            .filter(|d| d.starts_with('/'))
+            .map(PathBuf::from),
+    );
     dirs.sort();
     dirs.dedup();
     Ok(LinkerOffer {
