@@ -431,11 +431,13 @@ fn wrappers_say_which_units_are_in_flight() {
 fn a_build_script_run_miss_names_its_key_parts() {
     let s = Scratch::new();
     let ws = s.checkout("basic-workspace", "ws");
-    xcache_build(&ws, &s.store(), &[], &[("CFLAGS", "-O0")]).assert_success();
+    xcache_build(&ws, &s.store(), &[], &[]).assert_success();
     // Another checkout, not seeded (so cargo runs the script), with another value of
-    // a variable the run's key covers (and no rustc unit's does).
+    // a variable the run's key covers (and no rustc unit's does): the rustdoc cargo
+    // names to build scripts. (A C variable such as `CFLAGS` keys only the runs that
+    // read it, which this script does not.)
     let ws2 = s.checkout("basic-workspace", "ws2");
-    let env = [("XCACHE_SEED", "0"), ("CFLAGS", "-O1")];
+    let env = [("XCACHE_SEED", "0"), ("RUSTDOC", "/nonexistent/rustdoc")];
     let b = xcache_build(&ws2, &s.store(), &[], &env);
     b.assert_success();
     let r = assert_reconciles(&ws2, &b.stderr());
@@ -452,7 +454,7 @@ fn a_build_script_run_miss_names_its_key_parts() {
         .iter()
         .map(|d| (d.what.as_str(), d.name.as_deref()))
         .collect();
-    assert_eq!(got, [("env-var", Some("CFLAGS"))], "{cause:?}");
+    assert_eq!(got, [("env-var", Some("RUSTDOC"))], "{cause:?}");
     let out = xcache(&ws2, &s, &["explain", "generated"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
@@ -460,7 +462,7 @@ fn a_build_script_run_miss_names_its_key_parts() {
         text.contains("generated 0.1.0 build_script_build (build-script-run): ran"),
         "{text}"
     );
-    assert!(text.contains("    - env-var CFLAGS changed"), "{text}");
+    assert!(text.contains("    - env-var RUSTDOC changed"), "{text}");
 
     // The file the script declared (`rerun-if-changed=data.txt`) is named.
     let data = ws2.join("generated/data.txt");

@@ -846,7 +846,8 @@ fn a_store_on_another_file_system_plants_by_writing_and_copying() {
         .prefix("xcache-test-store-")
         .tempdir_in(shm)
         .unwrap();
-    let s = Scratch::new();
+    // The checkouts and target dirs on the disk, whatever TMPDIR says.
+    let s = Scratch::on_disk();
     let ws1 = s.checkout("basic-workspace", "ws1");
     xcache_build(&ws1, store.path(), &[], &[]).assert_success();
     // The `.rlib` files cannot be linked into it: written into their entries. The
@@ -887,7 +888,9 @@ fn a_store_on_another_file_system_plants_by_writing_and_copying() {
 #[test]
 fn libraries_are_stored_by_reference_and_restore_wherever_the_target_dir_is() {
     use std::os::unix::fs::MetadataExt;
-    let s = Scratch::new();
+    // On the disk (whatever TMPDIR says): the second target dir is on another file
+    // system, /dev/shm.
+    let s = Scratch::on_disk();
     let ws1 = s.checkout("basic-workspace", "ws1");
     // No seed capture: whatever objects there are, the wrappers made.
     xcache_build(&ws1, &s.store(), &[], &[("XCACHE_SEED", "0")]).assert_success();
