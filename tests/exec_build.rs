@@ -320,7 +320,7 @@ fn a_proc_macro_is_not_given_to_a_worker_with_another_linker() {
     let exec = [
         ("XCACHE_EXECUTOR", uri.as_str()),
         // Long enough for a library on a busy 2-core machine, short for the wait.
-        ("XCACHE_EXECUTOR_TIMEOUT", "90s"),
+        ("XCACHE_EXECUTOR_TIMEOUT", "40s"),
     ];
     let ws = s.checkout("basic-workspace", "a/ws");
     let b = xcache_build(&ws, &s.store(), &[], &exec);
