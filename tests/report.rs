@@ -660,3 +660,64 @@ fn a_remote_found_only_with_the_plan_is_named_and_not_used() {
     assert_eq!(r.0["summary"]["cargo_before_plan"], true, "{err}");
     assert!(r.0["remote"].is_null(), "{}", r.0["remote"]);
 }
+
+/// In each of cargo's other layouts (a build dir apart; the new layout, alone and with a
+/// build dir apart): a miss is explained by `explain` as in the legacy layout, and
+/// `report --html` writes the timeline of the build, from the report the target dir
+/// keeps wherever cargo kept the units.
+#[test]
+fn explain_and_the_html_timeline_in_every_layout() {
+    use common::layouts::{CargoLayout, pairs};
+    for layout in CargoLayout::all()
+        .into_iter()
+        .filter(|l| l.name != "legacy")
+    {
+        let s = Scratch::new();
+        // Each checkout with a build dir of its own (one shared would keep the second
+        // build's unchanged units fresh, and out of its report).
+        let first = layout.env(&s.path("build-dir-1"));
+        let ws = s.checkout("basic-workspace", "ws");
+        xcache_build(&ws, &s.store(), &[], &pairs(&first)).assert_success();
+        let env = layout.env(&s.path("build-dir-2"));
+        let env = pairs(&env);
+        let ws2 = s.checkout("basic-workspace", "elsewhere/ws2");
+        xcache_build(&ws2, &s.store(), &["--features", "loud"], &env).assert_success();
+        layout.assert_records_apart(&ws2.join("target"));
+        let run = |args: &[&str]| {
+            base_command(&xcache_exe(), &ws2, &s.store())
+                .envs(env.iter().copied())
+                .arg("xcache")
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let out = run(&["explain", "util"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}: {text}", layout.name);
+        assert!(
+            text.contains("util 0.1.0 util (lib): compiled") && text.contains("loud"),
+            "{}: {text}",
+            layout.name
+        );
+        let page = s.path("timeline.html");
+        let out = run(&["report", "--html", page.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            layout.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Every unit has its row: those compiled, and those planted before cargo
+        // started.
+        let html = std::fs::read_to_string(&page).unwrap();
+        for unit in ["util", "mid", "app", "macros", "generated"] {
+            let row = format!("<td>{unit}</td><td>0.1.0</td>");
+            assert!(html.contains(&row), "{}: {unit} has no row", layout.name);
+        }
+        assert!(
+            html.contains(">seeded<"),
+            "{}: nothing planted",
+            layout.name
+        );
+    }
+}
