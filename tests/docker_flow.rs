@@ -419,18 +419,14 @@ fn dockerfile_with_remote_store_on_a_fresh_builder() {
 /// build dir when it is apart.
 #[test]
 fn dockerfile_planner_and_builder_in_every_layout() {
-    for layout in CargoLayout::all()
-        .into_iter()
-        .filter(|l| l.name != "legacy")
-    {
+    for layout in CargoLayout::others() {
         let s = Scratch::new();
         let name = layout.name;
-        let apart = layout.build_dir_apart;
         let mut flow = Flow {
             stages: dockerfile("Dockerfile"),
             context: context(&s),
             roots: BTreeMap::new(),
-            layout: Some(layout),
+            layout: Some(layout.clone()),
             build_args: build_args(&[("BIN", "chef-app".to_string())]),
         };
         flow.run("planner", s.path("planner"));
@@ -445,11 +441,8 @@ fn dockerfile_planner_and_builder_in_every_layout() {
             "{name}: {:?}",
             report.warning_codes()
         );
-        if apart {
-            for records in [".fingerprint", "build", "deps"] {
-                let p = target.join("release").join(records);
-                assert!(!p.exists(), "{name}: {}", p.display());
-            }
+        layout.assert_records_apart_in(&target, "release");
+        if layout.build_dir_apart {
             assert!(s.path("builder/build-dir").is_dir(), "{name}");
         }
     }

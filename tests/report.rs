@@ -668,10 +668,7 @@ fn a_remote_found_only_with_the_plan_is_named_and_not_used() {
 #[test]
 fn explain_and_the_html_timeline_in_every_layout() {
     use common::layouts::{CargoLayout, pairs};
-    for layout in CargoLayout::all()
-        .into_iter()
-        .filter(|l| l.name != "legacy")
-    {
+    for layout in CargoLayout::others() {
         let s = Scratch::new();
         // Each checkout with a build dir of its own (one shared would keep the second
         // build's unchanged units fresh, and out of its report).

@@ -246,20 +246,6 @@ impl RemoteSession {
                     up.push_entry(pack);
                 }
             }
-            if !bundled {
-                // Hits from the local store that the remote is not known to hold: the
-                // build that stored them may have been killed before its uploads, and
-                // every other build hits them here and uploads nothing.
-                for e in events.iter().filter(|e| e.unit.outcome == Outcome::Hit) {
-                    if let (Some(l1), Some(key)) = (
-                        e.l1.as_deref().and_then(Key::from_hex),
-                        e.unit.key.as_deref().and_then(Key::from_hex),
-                    ) && !held_there(&key)
-                    {
-                        up.push(l1, key);
-                    }
-                }
-            }
             if bundled {
                 // Pieces are all the remote holds: what this build used that no piece
                 // holds (hits from the local store, seed packs fetched alone) joins them,
@@ -271,6 +257,19 @@ impl RemoteSession {
                 }
                 for pack in &self.prefetched.packs {
                     up.push_entry(*pack);
+                }
+            } else {
+                // Hits from the local store that the remote is not known to hold: the
+                // build that stored them may have been killed before its uploads, and
+                // every other build hits them here and uploads nothing.
+                for e in events.iter().filter(|e| e.unit.outcome == Outcome::Hit) {
+                    if let (Some(l1), Some(key)) = (
+                        e.l1.as_deref().and_then(Key::from_hex),
+                        e.unit.key.as_deref().and_then(Key::from_hex),
+                    ) && !held_there(&key)
+                    {
+                        up.push(l1, key);
+                    }
                 }
             }
             let outcome = up.finish();

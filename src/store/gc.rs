@@ -14,8 +14,9 @@
 //!   build` holds a lease on the store ([`super::LocalStore::lease`]): a build may have
 //!   planned to restore it minutes later (prefetch, seeding), or stored it and not
 //!   uploaded it yet. With no lease held, the margin is [`QUIET_GRACE`] (a drop-in
-//!   wrapper between its lookup and its read). A collection holds the store's lock exclusively while it removes, so a
-//!   build starting meanwhile waits for it (milliseconds), then sees a consistent store;
+//!   wrapper between its lookup and its read). A collection holds the store's lock
+//!   exclusively while it removes, so a build starting meanwhile waits for it
+//!   (milliseconds), then sees a consistent store;
 //! - a temp file younger than [`TEMP_GRACE`]: it may be a write in progress.
 //!
 //! Manifests, seed records and remembered identities are small (a few KB per unit) and

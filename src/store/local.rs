@@ -511,11 +511,11 @@ impl Drop for Lease {
     }
 }
 
-/// Marks a file used now, if it was last marked longer than [`TOUCH_AFTER`] ago. Best
-/// effort: a store this process may read but not write stays as it is.
 /// How long an update waits for a record's lock ([`LocalStore::record_lock`]).
 pub const RECORD_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Marks a file used now, if it was last marked longer than [`TOUCH_AFTER`] ago. Best
+/// effort: a store this process may read but not write stays as it is.
 fn touch(path: &Path) {
     let Ok(f) = crate::fsx::open_in_place(path, fs::OpenOptions::new().read(true)) else {
         return;

@@ -354,8 +354,8 @@ impl RemoteStore {
     /// holds it already is not written (a warm build's index). No writer's change is lost
     /// to another's: where the service takes conditional writes (S3 and Azure `If-Match`
     /// with `If-None-Match` for a new object; GCS a generation precondition, `0` for a
-    /// new object) the write names the version read, and one
-    /// that lost the race reads, merges and writes again. Elsewhere (Redis, memcached,
+    /// new object) the write names the version read, and one that lost the race reads,
+    /// merges and writes again. Elsewhere (Redis, memcached,
     /// WebDAV, the GHA cache, files) the object is read back after the write, and again
     /// after `UPDATE_SETTLE` (300 ms), by when a writer that read it before this write has
     /// written too (`settle`: the index's writers pay it; a manifest's, written by each

@@ -50,6 +50,14 @@ impl CargoLayout {
         all
     }
 
+    /// Every layout but the legacy one (which the other tests cover).
+    pub fn others() -> Vec<CargoLayout> {
+        CargoLayout::all()
+            .into_iter()
+            .filter(|l| l.name != "legacy")
+            .collect()
+    }
+
     /// The new layout.
     pub fn is_new(&self) -> bool {
         self.nightly_bin.is_some()
@@ -82,11 +90,16 @@ impl CargoLayout {
     /// Asserts that nothing of cargo's records of units went to `target_dir` when the
     /// build dir is apart.
     pub fn assert_records_apart(&self, target_dir: &Path) {
+        self.assert_records_apart_in(target_dir, "debug");
+    }
+
+    /// [`Self::assert_records_apart`] for the profile directory `profile` (`release`).
+    pub fn assert_records_apart_in(&self, target_dir: &Path, profile: &str) {
         if !self.build_dir_apart {
             return;
         }
         for records in [".fingerprint", "build", "deps"] {
-            let p = target_dir.join("debug").join(records);
+            let p = target_dir.join(profile).join(records);
             assert!(!p.exists(), "{}: {}", self.name, p.display());
         }
     }
