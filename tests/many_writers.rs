@@ -2,7 +2,8 @@
 //! stores each, or one local store for all, with a collection running beside them and
 //! a build killed) lose nothing of each other's; a build from an empty local store then
 //! plants every unit, as after a single writer. On S3 (SeaweedFS, conditional writes)
-//! and Redis (none: writes are read back and merged again).
+//! and Redis (compare-and-swap by a script). And slow writers of one object at once on
+//! Redis, a Redis Cluster and memcached, whose compare-and-swap keeps every change.
 
 mod common;
 
@@ -270,4 +271,82 @@ fn gcs_writers_at_once_lose_nothing() {
         server.port
     );
     writers_at_once(&uri, &[]);
+}
+
+/// Six writers change one object at once, each slower between its read and its write
+/// than the 300 ms a writer without conditional writes waits before it reads its change
+/// back a second time (as over a distant link): no writer's change is lost. On the
+/// services opendal writes without conditions, that takes their own compare-and-swap.
+fn slow_updates_at_once_lose_nothing(uri: &str) {
+    use xcache::config::{RemoteDefaults, RemoteSpec};
+    use xcache::store::RemoteStore;
+    let spec = RemoteSpec::parse(uri, &RemoteDefaults::default()).unwrap();
+    let path = "tests/changed-by-six.txt";
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for n in 0..6 {
+            let spec = &spec;
+            scope.spawn(move || {
+                let remote = RemoteStore::open(spec).unwrap();
+                let mine = format!("writer-{n}");
+                remote
+                    .update_bytes(
+                        path,
+                        &|now| {
+                            std::thread::sleep(Duration::from_millis(1000));
+                            let mut text = now
+                                .map(|b| String::from_utf8_lossy(b).into_owned())
+                                .unwrap_or_default();
+                            text.push_str(&mine);
+                            text.push('\n');
+                            text.into_bytes()
+                        },
+                        &|b| String::from_utf8_lossy(b).lines().any(|l| l == mine),
+                        true,
+                    )
+                    .unwrap();
+            });
+        }
+    });
+    let bytes = RemoteStore::open(&spec)
+        .unwrap()
+        .get_bytes(path)
+        .unwrap()
+        .expect("the object was written");
+    let text = String::from_utf8(bytes).unwrap();
+    let kept: Vec<&str> = text.lines().collect();
+    eprintln!(
+        "six slow writers of one object on {uri}: {} s, kept {kept:?}",
+        started.elapsed().as_secs_f64()
+    );
+    for n in 0..6 {
+        assert!(
+            kept.contains(&format!("writer-{n}").as_str()),
+            "writer {n}'s change was lost on {uri}: the object holds {kept:?}"
+        );
+    }
+    assert_eq!(kept.len(), 6, "each change once: {kept:?}");
+}
+
+#[test]
+fn redis_slow_updates_at_once_lose_nothing() {
+    let server = servers::redis();
+    slow_updates_at_once_lose_nothing(&format!("redis://127.0.0.1:{}/1", server.port));
+}
+
+#[test]
+fn redis_cluster_slow_updates_at_once_lose_nothing() {
+    let server = servers::redis_cluster(&[], &[]);
+    let nodes: Vec<String> = server
+        .ports()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    slow_updates_at_once_lose_nothing(&format!("redis+cluster://{}", nodes.join(",")));
+}
+
+#[test]
+fn memcached_slow_updates_at_once_lose_nothing() {
+    let server = servers::memcached();
+    slow_updates_at_once_lose_nothing(&format!("memcached://127.0.0.1:{}", server.port));
 }

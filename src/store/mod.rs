@@ -23,6 +23,7 @@ mod manifest;
 pub mod objects;
 pub(crate) mod reapi;
 mod remote;
+mod swap;
 
 pub use entry::{
     ByReference, EntryFile, EntryMeta, EntryReader, EntrySource, ObjectRef, OpenError, PutOutcome,

@@ -1,0 +1,217 @@
+//! Compare-and-swap on the key-value services, which opendal writes without
+//! conditions: a script on Redis (one step that compares the object with what was read
+//! and only then sets it), `cas` and `add` on memcached. Main type: [`Swap`]; its user is
+//! [`super::RemoteStore::update_bytes`].
+//!
+//! The objects are the ones opendal reads and writes: the same keys (opendal's root,
+//! `xcache/`, and on memcached its percent-encoding) and plain bytes.
+
+use std::time::Duration;
+
+use crate::config::{RemoteKind, RemoteSpec};
+
+/// Where opendal puts a path on Redis and memcached (`redis_login`'s and the memcached
+/// builder's root, without its leading `/`).
+const ROOT: &str = "xcache/";
+
+/// Sets `KEYS[1]` to `ARGV[3]` only if it holds `ARGV[2]` (`ARGV[1]` = `1`) or is absent
+/// (`ARGV[1]` = `0`); returns 1 if it did.
+const REDIS_SWAP: &str = r"
+local now = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if now ~= ARGV[2] then return 0 end
+elseif now then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1
+";
+
+/// A client of the service's own compare-and-swap.
+pub(super) enum Swap {
+    Redis(redis::Client, Duration),
+    RedisCluster(redis::cluster::ClusterClient),
+    Memcached(memcache::Client),
+}
+
+/// What a read saw, for the write that follows it.
+pub(super) enum Seen {
+    Absent,
+    /// Redis: the bytes themselves (the script compares them).
+    Bytes,
+    /// memcached: the item's CAS value.
+    Cas(u64),
+}
+
+impl Swap {
+    /// The client for `spec`, or `None` where the service has no compare-and-swap we
+    /// speak (every service but plain-TCP Redis and memcached) or the client cannot be
+    /// made (the caller then writes and reads back, as for any other service).
+    pub(super) fn open(spec: &RemoteSpec) -> Option<Swap> {
+        let timeout = spec.timeout;
+        match &spec.kind {
+            RemoteKind::Redis {
+                endpoint,
+                db,
+                username,
+                password,
+            } if endpoint.starts_with("redis://") => {
+                use redis::IntoConnectionInfo;
+                let info = endpoint
+                    .as_str()
+                    .into_connection_info()
+                    .ok()?
+                    .set_redis_settings(redis_settings(*db, username.as_deref(), password));
+                Some(Swap::Redis(redis::Client::open(info).ok()?, timeout))
+            }
+            RemoteKind::RedisCluster {
+                nodes,
+                username,
+                password,
+            } if nodes.iter().all(|n| n.starts_with("redis://")) => {
+                let mut b = redis::cluster::ClusterClient::builder(nodes.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout);
+                if let Some(u) = username {
+                    b = b.username(u.clone());
+                }
+                if let Some(p) = password {
+                    b = b.password(p.0.clone());
+                }
+                Some(Swap::RedisCluster(b.build().ok()?))
+            }
+            RemoteKind::Memcached { endpoint } => {
+                let addr = endpoint.strip_prefix("tcp://")?;
+                let client = memcache::Client::builder()
+                    .add_server(format!("memcache://{addr}?protocol=binary"))
+                    .ok()?
+                    .with_connection_timeout(timeout)
+                    .with_read_timeout(timeout)
+                    .with_write_timeout(timeout)
+                    .build()
+                    .ok()?;
+                Some(Swap::Memcached(client))
+            }
+            _ => None,
+        }
+    }
+
+    /// The key of `path`, as opendal names it.
+    fn key(&self, path: &str) -> String {
+        let key = format!("{ROOT}{path}");
+        match self {
+            Swap::Memcached(_) => opendal::raw::percent_encode_path(&key),
+            _ => key,
+        }
+    }
+
+    /// The object at `path` (`None`: absent) and what the write after it compares.
+    pub(super) fn read(&self, path: &str) -> Result<(Option<Vec<u8>>, Seen), String> {
+        let key = self.key(path);
+        let now: Option<Vec<u8>> = match self {
+            Swap::Redis(client, timeout) => {
+                let mut conn = redis_conn(client, *timeout)?;
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query(&mut conn)
+                    .map_err(|e| e.to_string())?
+            }
+            Swap::RedisCluster(client) => {
+                let mut conn = client.get_connection().map_err(|e| e.to_string())?;
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query(&mut conn)
+                    .map_err(|e| e.to_string())?
+            }
+            Swap::Memcached(client) => {
+                let mut got: std::collections::HashMap<String, (Vec<u8>, u32, Option<u64>)> =
+                    client.gets(&[key.as_str()]).map_err(|e| e.to_string())?;
+                return Ok(match got.remove(&key) {
+                    None => (None, Seen::Absent),
+                    Some((bytes, _, Some(cas))) => (Some(bytes), Seen::Cas(cas)),
+                    Some((_, _, None)) => return Err("memcached gave no CAS value".into()),
+                });
+            }
+        };
+        let seen = if now.is_some() {
+            Seen::Bytes
+        } else {
+            Seen::Absent
+        };
+        Ok((now, seen))
+    }
+
+    /// Writes `bytes` at `path` only if it still holds `now` (as `seen` by the read);
+    /// `Ok(false)`: another writer changed it in between.
+    pub(super) fn write(
+        &self,
+        path: &str,
+        now: Option<&[u8]>,
+        seen: &Seen,
+        bytes: &[u8],
+    ) -> Result<bool, String> {
+        let key = self.key(path);
+        let script = redis::Script::new(REDIS_SWAP);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&key)
+            .arg(if now.is_some() { "1" } else { "0" })
+            .arg(now.unwrap_or_default())
+            .arg(bytes);
+        match self {
+            Swap::Redis(client, timeout) => {
+                let mut conn = redis_conn(client, *timeout)?;
+                let set: i64 = invocation.invoke(&mut conn).map_err(|e| e.to_string())?;
+                Ok(set == 1)
+            }
+            Swap::RedisCluster(client) => {
+                let mut conn = client.get_connection().map_err(|e| e.to_string())?;
+                let set: i64 = invocation.invoke(&mut conn).map_err(|e| e.to_string())?;
+                Ok(set == 1)
+            }
+            Swap::Memcached(client) => {
+                use memcache::{CommandError, MemcacheError};
+                let written = match seen {
+                    Seen::Cas(cas) => client.cas(&key, bytes, 0, *cas),
+                    _ => client.add(&key, bytes, 0).map(|()| true),
+                };
+                match written {
+                    Ok(done) => Ok(done),
+                    Err(MemcacheError::CommandError(
+                        CommandError::KeyExists | CommandError::KeyNotFound,
+                    )) => Ok(false),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// The database and login of a connection to a Redis server.
+pub(super) fn redis_settings(
+    db: i64,
+    username: Option<&str>,
+    password: &Option<crate::config::Secret>,
+) -> redis::RedisConnectionInfo {
+    let mut settings = redis::RedisConnectionInfo::default()
+        .set_db(db)
+        .set_skip_set_lib_name();
+    if let Some(u) = username {
+        settings = settings.set_username(u);
+    }
+    if let Some(p) = password {
+        settings = settings.set_password(&p.0);
+    }
+    settings
+}
+
+/// A connection to one Redis server whose every read and write ends within `timeout`.
+fn redis_conn(client: &redis::Client, timeout: Duration) -> Result<redis::Connection, String> {
+    let conn = client
+        .get_connection_with_timeout(timeout)
+        .map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(timeout))
+        .and_then(|()| conn.set_write_timeout(Some(timeout)))
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
