@@ -402,8 +402,9 @@ fn every_command_from_a_checkout_of_another_length_compiles_nothing() {
 
 /// Every command, cold in one checkout and then warm from another into a fresh target
 /// dir (and build dir), in one of cargo's layouts: the warm run compiles nothing,
-/// plants (nothing says planting is off), keeps cargo's records where cargo does, and
-/// prints what the cold run printed. (The legacy layout is the other tests'.)
+/// plants (nothing says planting is off) while cargo resolves the workspace, keeps
+/// cargo's records where cargo does, and prints what the cold run printed. (The legacy
+/// layout is the other tests'.)
 fn every_command_compiles_nothing_in(layout: &str) {
     let Some(layout) = CargoLayout::all().into_iter().find(|l| l.name == layout) else {
         return;
@@ -445,6 +446,21 @@ fn every_command_compiles_nothing_in(layout: &str) {
             assert!(r.summary("seeded") > 0, "{what}: {}", text(&warm.stderr));
         }
         layout.assert_records_apart(&target);
+        if n == "check" || n == "clippy" {
+            // cargo resolved while the units were planted, waiting for its build dir's
+            // locks, and what it said of that wait is not shown.
+            assert_eq!(
+                r.0["summary"]["cargo_beside_planting"],
+                true,
+                "{what}: {}",
+                text(&warm.stderr)
+            );
+            assert!(
+                !text(&warm.stderr).contains("Blocking waiting for file lock"),
+                "{what}: {}",
+                text(&warm.stderr)
+            );
+        }
         if n == "check" {
             // Every unit is planned, so every one is planted and found fresh.
             let not_seeded: Vec<&serde_json::Value> = r.0["units"]

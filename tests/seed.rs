@@ -246,6 +246,19 @@ fn seeded_units_are_fresh_for_cargo_in_a_fresh_clone() {
     assert_eq!(r.summary("seed_rejected"), 0);
     assert_eq!(r.summary("seeded"), seeded.len() as u64);
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    // cargo resolved the workspace while the units were planted, waiting for its build
+    // dir's lock, and what it said of the wait is not shown.
+    assert_eq!(
+        r.0["summary"]["cargo_beside_planting"],
+        true,
+        "{}",
+        b.stderr()
+    );
+    assert!(
+        !b.stderr().contains("Blocking waiting for file lock"),
+        "{}",
+        b.stderr()
+    );
     // cargo replays the seeded unit's warning itself.
     assert!(b.diagnostics().iter().any(|d| d.contains("never_called")));
 }
@@ -1212,4 +1225,34 @@ fn a_variant_built_against_another_dependency_gives_way_to_the_next() {
         b.stderr()
     );
     assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+}
+
+/// Another process holds cargo's build dir lock: this build's cargo is not started
+/// while planting (its locks cannot be had), waits for that process as cargo does, and
+/// says so; then finds every planted unit fresh.
+#[test]
+fn a_build_dir_locked_by_another_process_is_planted_first_and_waited_for() {
+    let s = Scratch::new();
+    fill_store(&s);
+    let ws2 = fresh_clone_in_place(&s, "ws1");
+    let lock = ws2.join("target/debug/.cargo-lock");
+    let held = xcache::plan::HeldLocks::hold(std::slice::from_ref(&lock)).unwrap();
+    let mut cmd = common::base_command(&common::xcache_exe(), &ws2, &s.store());
+    cmd.args(["xcache", "build", "--message-format=json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    drop(held);
+    let b = Build::from_output(child.wait_with_output().unwrap(), &ws2);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    assert_eq!(r.0["summary"]["cargo_beside_planting"], false);
+    assert_eq!(seeded_units(&r).len(), 7, "{}", b.stderr());
+    assert!(
+        b.stderr().contains("Blocking waiting for file lock"),
+        "{}",
+        b.stderr()
+    );
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 }

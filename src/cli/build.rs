@@ -145,6 +145,9 @@ pub(super) fn run_build(
         mode,
         env: &env,
     };
+    // Whether cargo may start while seeding plants (below).
+    let beside_possible =
+        mode.verify.is_none() && !std::io::stderr().is_terminal() && !command.runs_program();
     let mut early: Option<EarlyCargo> = None;
     let mut early_local: Option<StoreSession> = None;
     let fresh = std::sync::Arc::new(std::sync::Mutex::new(FreshUnits::default()));
@@ -162,7 +165,7 @@ pub(super) fn run_build(
         let cmd = cargo_command(&run, &cfg, paths, None, CargoStderr::Held);
         let mut child = spawn_cargo(cmd, &cfg)?;
         stdout_reader = read_cargo_stdout(&mut child, &fresh, user_format.is_some());
-        let held = HeldStderr::read(&mut child);
+        let held = HeldStderr::read(&mut child, false);
         // `cargo metadata` waits for the package cache's lock while cargo resolves the
         // workspace: asked once cargo has started its first unit (or ended), it finds
         // the lock free and runs beside the compiles.
@@ -182,13 +185,13 @@ pub(super) fn run_build(
             scope
                 .spawn(|| {
                     crate::wrapper::lower_this_threads_priority();
-                    Plan::make(&cfg, &env, command, &args.cargo_args, &exe)
+                    Plan::make(&cfg, &env, command, &args.cargo_args, &exe, false)
                 })
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     } else {
-        Plan::make(&cfg, &env, command, &args.cargo_args, &exe)
+        Plan::make(&cfg, &env, command, &args.cargo_args, &exe, beside_possible)
     };
     let made_target_dir = match (&plan, &guess) {
         (Ok(p), Some(g)) => g.made(&p.graph.build_dir),
@@ -286,6 +289,41 @@ pub(super) fn run_build(
     // then everything predicted is prefetched before cargo starts.
     let mut remote = RemoteSession::start(&cfg, &plan, remote_state.clone(), show_bar, jobs);
 
+    // cargo resolves the workspace while seeding plants: it waits for its build dir's
+    // locks, held here until everything is planted (`plan::cargo_lock`). Not where its
+    // stderr is a terminal's (held, cargo would lose its colours) or its program's, nor
+    // with a remote (what the wrappers are told of it is known once the prefetch ends).
+    let held_locks = (beside_possible
+        && early.is_none()
+        && remote.is_none()
+        && cfg.seed
+        && !cfg.disabled
+        && plan.layout.is_ok())
+    .then_some(plan.cargo_locks.as_ref())
+    .flatten()
+    .and_then(|locks| {
+        let mut profiles = vec![plan.selection.profile_dir()];
+        if let Some(t) = &plan.selection.target {
+            profiles.push(format!("{t}/{}", plan.selection.profile_dir()));
+        }
+        crate::plan::HeldLocks::hold(&locks.files(
+            &plan.graph.build_dir,
+            &plan.graph.target_dir,
+            &profiles,
+        ))
+    });
+    let mut beside: Option<EarlyCargo> = None;
+    if held_locks.is_some() {
+        let cmd = cargo_command(&run, &cfg, &paths, remote.as_ref(), CargoStderr::Held);
+        let mut child = spawn_cargo(cmd, &cfg)?;
+        stdout_reader = read_cargo_stdout(&mut child, &fresh, user_format.is_some());
+        let held = HeldStderr::read(&mut child, true);
+        beside = Some(EarlyCargo {
+            child: Some(child),
+            held,
+        });
+    }
+
     // Units cached with cargo's records of them go in the target dir now, so cargo
     // finds them fresh and spawns nothing for them. Planting runs while the prefetch's
     // downloads go on, each unit waiting only for its own pack and entry.
@@ -304,6 +342,9 @@ pub(super) fn run_build(
     if let Some(r) = remote.as_mut() {
         r.finish_prefetch();
     }
+    // Everything is planted: cargo goes on.
+    let cargo_beside_planting = held_locks.is_some();
+    drop(held_locks);
 
     let seeded_so_far =
         |events: &[UnitEvent]| seeds.as_ref().map_or(0, |s| s.seeded_so_far(events));
@@ -335,7 +376,7 @@ pub(super) fn run_build(
             before_cargo_ms as f64 / 1000.0,
         ));
     }
-    let (mut child, held_stderr) = match early.take() {
+    let (mut child, held_stderr) = match early.take().or(beside.take()) {
         Some(e) => e.hand_over(),
         None => (
             spawn_cargo(
@@ -511,6 +552,7 @@ pub(super) fn run_build(
     report.read_only = cfg.read_only;
     report.summary.before_cargo_ms = before_cargo_ms;
     report.summary.cargo_before_plan = early_dir.is_some();
+    report.summary.cargo_beside_planting = cargo_beside_planting;
     report.summary.background_wait_ms = background_wait_ms;
     report.summary.front_end_peak_rss_kb = crate::wrapper::peak_rss_kb().unwrap_or(0);
     report.summary.front_end_cpu_ms =
@@ -796,13 +838,27 @@ enum Held {
 }
 
 impl HeldStderr {
-    fn read(child: &mut std::process::Child) -> Option<HeldStderr> {
+    /// Reads `child`'s stderr; with `our_locks` (cargo started while the front-end held
+    /// its build dir's locks), cargo's saying that it waits for them is dropped, up to its
+    /// first line that is not about a lock.
+    fn read(child: &mut std::process::Child, our_locks: bool) -> Option<HeldStderr> {
         let err = child.stderr.take()?;
         let state = std::sync::Arc::new(std::sync::Mutex::new(Held::Holding(Vec::new())));
         let shared = std::sync::Arc::clone(&state);
         let reader = std::thread::spawn(move || {
             use std::io::Write;
+            let mut waiting = our_locks;
             for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if waiting {
+                    if crate::plan::is_lock_wait(&line) {
+                        continue;
+                    }
+                    // (A wait for the package cache's lock comes before, on a busy
+                    // machine, and is shown.)
+                    waiting = line
+                        .trim_start()
+                        .starts_with("Blocking waiting for file lock");
+                }
                 let Ok(mut state) = shared.lock() else {
                     return;
                 };

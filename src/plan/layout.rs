@@ -146,7 +146,18 @@ impl Probe<'_> {
 
     /// Names everything that could change the answer.
     fn memo_key(&self) -> String {
-        let mut h = KeyHasher::new("layout-probe-v1");
+        self.memo_key_with(true)
+    }
+
+    /// [`Probe::memo_key`], with the configuration files' paths (`with_paths`) or only
+    /// their contents (for an answer that does not depend on where the checkout is: a
+    /// moved checkout asks again otherwise).
+    pub(super) fn memo_key_with(&self, with_paths: bool) -> String {
+        let mut h = KeyHasher::new(if with_paths {
+            "layout-probe-v1"
+        } else {
+            "probe-by-contents-v1"
+        });
         h.str("cargo", &self.cargo.to_string_lossy())
             .str("version", self.cargo_version);
         let vars: Vec<String> = self
@@ -165,10 +176,60 @@ impl Probe<'_> {
         h.list("switches", self.switches().iter().map(String::as_str));
         for f in super::rustflags::config_files(self.cwd, self.cargo_home) {
             if let Ok(text) = std::fs::read(&f) {
-                h.str("file", &f.to_string_lossy()).bytes("text", &text);
+                if with_paths {
+                    h.str("file", &f.to_string_lossy());
+                }
+                h.bytes("text", &text);
             }
         }
         h.finish().to_hex()
+    }
+
+    /// Writes the probe's empty library into `root`; returns its manifest.
+    pub(super) fn write_empty_library(&self, root: &Path) -> Result<PathBuf, String> {
+        let manifest = root.join("Cargo.toml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "[package]\nname = \"{PROBE_PACKAGE}\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+                 [lib]\npath = \"lib.rs\"\n[workspace]\n"
+            ),
+        )
+        .and_then(|()| std::fs::write(root.join("lib.rs"), ""))
+        .map_err(|e| e.to_string())?;
+        Ok(manifest)
+    }
+
+    /// The build's cargo, with the build's switches, checking the library of
+    /// `manifest` into `target_dir` and `build_dir`, offline and without a wrapper
+    /// (`quiet`: without cargo's status lines).
+    pub(super) fn check_command(
+        &self,
+        manifest: &Path,
+        target_dir: &Path,
+        build_dir: &Path,
+        quiet: bool,
+    ) -> std::process::Command {
+        let mut cmd = std::process::Command::new(self.cargo);
+        cmd.arg("check").args(self.switches());
+        if quiet {
+            cmd.arg("--quiet");
+        } else {
+            // Whatever the configuration says.
+            cmd.env("CARGO_TERM_QUIET", "false");
+        }
+        cmd.args(["--offline", "--message-format=json", "--manifest-path"])
+            .arg(manifest)
+            // Where the build runs: cargo finds the same configuration files.
+            .current_dir(self.cwd)
+            .env("CARGO_TARGET_DIR", target_dir)
+            .env("CARGO_BUILD_TARGET_DIR", target_dir)
+            .env("CARGO_BUILD_BUILD_DIR", build_dir)
+            .env("CARGO_INCREMENTAL", "0")
+            .env("RUSTC_WRAPPER", "")
+            .env("RUSTC_WORKSPACE_WRAPPER", "")
+            .stdin(std::process::Stdio::null());
+        cmd
     }
 
     /// Has cargo check an empty library and reads where it put it.
@@ -179,38 +240,11 @@ impl Probe<'_> {
             .tempdir()
             .map_err(|e| fail(e.to_string()))?;
         let root = dir.path();
-        let manifest = root.join("Cargo.toml");
-        std::fs::write(
-            &manifest,
-            format!(
-                "[package]\nname = \"{PROBE_PACKAGE}\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
-                 [lib]\npath = \"lib.rs\"\n[workspace]\n"
-            ),
-        )
-        .and_then(|()| std::fs::write(root.join("lib.rs"), ""))
-        .map_err(|e| fail(e.to_string()))?;
+        let manifest = self.write_empty_library(root).map_err(fail)?;
         let build_dir = root.join("build");
         let target_dir = root.join("target");
-        let mut cmd = std::process::Command::new(self.cargo);
-        cmd.arg("check")
-            .args(self.switches())
-            .args([
-                "--offline",
-                "--quiet",
-                "--message-format=json",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            // Where the build runs: cargo finds the same configuration files.
-            .current_dir(self.cwd)
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .env("CARGO_BUILD_TARGET_DIR", &target_dir)
-            .env("CARGO_BUILD_BUILD_DIR", &build_dir)
-            .env("CARGO_INCREMENTAL", "0")
-            .env("RUSTC_WRAPPER", "")
-            .env("RUSTC_WORKSPACE_WRAPPER", "")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
+        let mut cmd = self.check_command(&manifest, &target_dir, &build_dir, true);
+        cmd.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = cmd
             .spawn()

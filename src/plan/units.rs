@@ -48,11 +48,16 @@ pub struct Plan {
     /// the `CARGO_ENCODED_RUSTFLAGS` cargo will give build scripts where that is known
     /// (see `rustflags`). Seeding and prefetch judge recorded variables against it.
     pub unit_env: Env,
+    /// The files cargo locks in its profile directories, learned from cargo
+    /// (`cargo_lock`); `None` where it was not learned.
+    pub cargo_locks: Option<super::CargoLocks>,
 }
 
 impl Plan {
     /// Reads the workspace and predicts the units of `command` with `cargo_args`, which
-    /// cargo will run with `wrapper` as its rustc wrapper.
+    /// cargo will run with `wrapper` as its rustc wrapper. With `cargo_may_wait` (cargo
+    /// has not started, and may start while seeding plants) the files cargo locks are
+    /// learned too.
     /// `cfg.cargo_version` must be filled in (seed records are keyed on it).
     pub fn make(
         cfg: &BuildConfig,
@@ -60,6 +65,7 @@ impl Plan {
         command: CargoCommand,
         cargo_args: &[String],
         wrapper: &Path,
+        cargo_may_wait: bool,
     ) -> Result<Plan, CliError> {
         let compiles = Compiles::of(command, cargo_args);
         let mut sel = crate::cli::selection_from_cargo_args(cargo_args);
@@ -94,7 +100,19 @@ impl Plan {
         let seeds = cfg.seed && !cfg.disabled;
         let switched = super::layout::by_switch(cargo_args, env).is_some();
         let learn = || (seeds && !switched).then(|| probe.layout());
-        let (graph, compiler, learned) = if at_once {
+        // Which files cargo locks in its build dir, with it apart from the target dir
+        // and not (the plan says which, after `cargo metadata`): cargo then starts
+        // while seeding plants (`cli::build`).
+        let locks = || {
+            (seeds && cargo_may_wait).then(|| {
+                (
+                    super::cargo_lock::learn(&probe, true),
+                    super::cargo_lock::learn(&probe, false),
+                )
+            })
+        };
+        let learn = || (learn(), locks());
+        let (graph, compiler, (learned, locks)) = if at_once {
             std::thread::scope(|s| {
                 let compiler = s.spawn(identity);
                 let learned = s.spawn(learn);
@@ -102,7 +120,7 @@ impl Plan {
                 (
                     graph,
                     compiler.join().ok().flatten(),
-                    learned.join().ok().flatten(),
+                    learned.join().unwrap_or((None, None)),
                 )
             })
         } else {
@@ -163,6 +181,13 @@ impl Plan {
             set_for_units.push(("CARGO_ENCODED_RUSTFLAGS".to_string(), v));
         }
         let unit_env = env.with(&set_for_units);
+        let cargo_locks = locks.and_then(|(apart, same)| {
+            if graph.build_dir == graph.target_dir {
+                same
+            } else {
+                apart
+            }
+        });
         let layout = if seeds {
             super::expected_layout(cargo_args, env, &graph.build_dir, || {
                 learned.unwrap_or_else(|| Err("cargo was not asked".to_string()))
@@ -181,6 +206,7 @@ impl Plan {
             units,
             rustdoc,
             unit_env,
+            cargo_locks,
         })
     }
 

@@ -52,6 +52,10 @@ pub struct Summary {
     /// worked.
     #[serde(default)]
     pub cargo_before_plan: bool,
+    /// cargo started while seeding planted, and waited for its build dir's locks,
+    /// which the front-end held until everything was planted (`plan::cargo_lock`).
+    #[serde(default)]
+    pub cargo_beside_planting: bool,
     /// Compile CPU time saved: what the hits took to compile originally, less what
     /// restoring them took (summed over units; not wall time).
     #[serde(default)]
