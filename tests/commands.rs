@@ -456,7 +456,7 @@ fn every_command_compiles_nothing_in(layout: &str) {
                 text(&warm.stderr)
             );
             assert!(
-                !text(&warm.stderr).contains("Blocking waiting for file lock"),
+                !text(&warm.stderr).lines().any(xcache::plan::is_lock_wait),
                 "{what}: {}",
                 text(&warm.stderr)
             );
