@@ -20,7 +20,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::layout::Probe;
+use super::layout::{PROBE_TIMEOUT, Probe, end_group, spawn_in_group, wait_bounded};
 
 /// The lock files cargo takes in a profile directory (`debug`, `<triple>/release`, …)
 /// of the build dir and, where it is apart, of the target dir.
@@ -29,10 +29,6 @@ pub struct CargoLocks {
     pub build: Vec<String>,
     pub artifact: Vec<String>,
 }
-
-/// How long the probe's cargo may take to check an empty library, or to say that it
-/// waits for a lock.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl CargoLocks {
     /// The files to lock for the profile directories `profiles` (relative to the build
@@ -139,18 +135,9 @@ fn ask(probe: &Probe<'_>, apart: bool) -> Result<Option<CargoLocks>, String> {
         cmd
     };
     // The first check makes the profile directory and cargo's lock files in it.
-    let mut first = spawn_in_group(command().stderr(std::process::Stdio::null()))?;
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    let status = loop {
-        match first.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            _ => {
-                end_group(&mut first);
-                return Err("checking an empty library took too long".into());
-            }
-        }
-    };
+    let mut first =
+        spawn_in_group(command().stderr(std::process::Stdio::null())).map_err(|e| e.to_string())?;
+    let status = wait_bounded(&mut first)?;
     if !status.success() {
         return Err(format!("checking an empty library failed ({status})"));
     }
@@ -179,7 +166,7 @@ fn ask(probe: &Probe<'_>, apart: bool) -> Result<Option<CargoLocks>, String> {
     // Then, with those held, cargo must say that it waits.
     let held = HeldLocks::hold(&locks.files(&build_dir, &target_dir, &["debug".to_string()]))
         .ok_or("the probe's lock files could not be locked")?;
-    let mut child = spawn_in_group(&mut command())?;
+    let mut child = spawn_in_group(&mut command()).map_err(|e| e.to_string())?;
     let stderr = child.stderr.take();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -209,21 +196,6 @@ fn ask(probe: &Probe<'_>, apart: bool) -> Result<Option<CargoLocks>, String> {
     end_group(&mut child);
     drop(held);
     Ok(waited?.then_some(locks))
-}
-
-/// Starts `cmd` in a process group of its own: a cargo behind a script (or a proxy that
-/// does not exec) is ended with it ([`end_group`]).
-fn spawn_in_group(cmd: &mut std::process::Command) -> Result<std::process::Child, String> {
-    use std::os::unix::process::CommandExt;
-    cmd.process_group(0).spawn().map_err(|e| e.to_string())
-}
-
-fn end_group(child: &mut std::process::Child) {
-    let _ = rustix::process::kill_process_group(
-        rustix::process::Pid::from_child(child),
-        rustix::process::Signal::KILL,
-    );
-    let _ = child.wait();
 }
 
 /// Whether a line of cargo's stderr says that it waits for its build directory's lock

@@ -76,7 +76,7 @@ pub fn by_switch(cargo_args: &[String], env: &Env) -> Option<Layout> {
 
 /// How long cargo may take to say where it keeps a unit (it takes a fifth of a second;
 /// one waiting on a lock must not hold the build up).
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The name of the empty library cargo checks to say where it keeps units.
 const PROBE_PACKAGE: &str = "xcache-layout-probe";
@@ -246,31 +246,14 @@ impl Probe<'_> {
         let mut cmd = self.check_command(&manifest, &target_dir, &build_dir, true);
         cmd.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| fail(format!("{}: {e}", self.cargo.display())))?;
+        let mut child =
+            spawn_in_group(&mut cmd).map_err(|e| fail(format!("{}: {e}", self.cargo.display())))?;
         let mut pipes = (child.stdout.take(), child.stderr.take());
         let readers = (
             std::thread::spawn(move || read_all(pipes.0.take())),
             std::thread::spawn(move || read_all(pipes.1.take())),
         );
-        let deadline = Instant::now() + PROBE_TIMEOUT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(fail(format!(
-                        "it did not answer within {} s",
-                        PROBE_TIMEOUT.as_secs()
-                    )));
-                }
-            }
-        };
+        let status = wait_bounded(&mut child).map_err(fail)?;
         let stdout = readers.0.join().unwrap_or_default();
         let stderr = readers.1.join().unwrap_or_default();
         if !status.success() {
@@ -281,6 +264,45 @@ impl Probe<'_> {
             )));
         }
         layout_of_messages(&stdout, &build_dir, self.cargo_version)
+    }
+}
+
+/// Starts a probe's `cmd` in a process group of its own: a cargo behind a script (or a
+/// proxy that does not exec) is ended with it ([`end_group`]).
+pub(super) fn spawn_in_group(
+    cmd: &mut std::process::Command,
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0).spawn()
+}
+
+/// Ends a probe's process group and reaps it.
+pub(super) fn end_group(child: &mut std::process::Child) {
+    let _ = rustix::process::kill_process_group(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::KILL,
+    );
+    let _ = child.wait();
+}
+
+/// How a probe's cargo ended, waited for at most [`PROBE_TIMEOUT`]; past it its process
+/// group is ended.
+pub(super) fn wait_bounded(
+    child: &mut std::process::Child,
+) -> Result<std::process::ExitStatus, String> {
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                end_group(child);
+                return Err(format!(
+                    "it did not answer within {} s",
+                    PROBE_TIMEOUT.as_secs()
+                ));
+            }
+        }
     }
 }
 

@@ -101,21 +101,18 @@ impl Plan {
         let switched = super::layout::by_switch(cargo_args, env).is_some();
         let learn = || (seeds && !switched).then(|| probe.layout());
         // Which files cargo locks in its build dir, with it apart from the target dir
-        // and not (the plan says which, after `cargo metadata`): cargo then starts
-        // while seeding plants (`cli::build`).
-        let locks = || {
-            (seeds && cargo_may_wait).then(|| {
-                (
-                    super::cargo_lock::learn(&probe, true),
-                    super::cargo_lock::learn(&probe, false),
-                )
-            })
-        };
-        let learn = || (learn(), locks());
-        let (graph, compiler, (learned, locks)) = if at_once {
+        // or not: cargo then starts while seeding plants (`cli::build`). Where
+        // `cargo metadata` runs beside, both are asked (remembered: a first build's
+        // cost, off the serial path); otherwise only the one the plan needs, after it.
+        let locks = seeds && cargo_may_wait;
+        let locks_for = |apart: bool| super::cargo_lock::learn(&probe, apart);
+        let (graph, compiler, (learned, both_locks)) = if at_once {
             std::thread::scope(|s| {
                 let compiler = s.spawn(identity);
-                let learned = s.spawn(learn);
+                let learned = s.spawn(|| {
+                    let layout = learn();
+                    (layout, locks.then(|| (locks_for(true), locks_for(false))))
+                });
                 let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd, Some(wrapper));
                 (
                     graph,
@@ -125,7 +122,7 @@ impl Plan {
             })
         } else {
             let graph = graph::plan(&sel, &cfg.cargo, &cfg.cwd, Some(wrapper));
-            (graph, identity(), learn())
+            (graph, identity(), (learn(), None))
         };
         let graph = graph?;
         let path_map = PathMap::new(
@@ -181,13 +178,18 @@ impl Plan {
             set_for_units.push(("CARGO_ENCODED_RUSTFLAGS".to_string(), v));
         }
         let unit_env = env.with(&set_for_units);
-        let cargo_locks = locks.and_then(|(apart, same)| {
-            if graph.build_dir == graph.target_dir {
-                same
-            } else {
-                apart
+        let apart = graph.build_dir != graph.target_dir;
+        let cargo_locks = match both_locks {
+            Some((when_apart, same)) => {
+                if apart {
+                    when_apart
+                } else {
+                    same
+                }
             }
-        });
+            None if locks => locks_for(apart),
+            None => None,
+        };
         let layout = if seeds {
             super::expected_layout(cargo_args, env, &graph.build_dir, || {
                 learned.unwrap_or_else(|| Err("cargo was not asked".to_string()))

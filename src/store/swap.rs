@@ -29,9 +29,40 @@ return 1
 
 /// A client of the service's own compare-and-swap.
 pub(super) enum Swap {
-    Redis(redis::Client, Duration),
-    RedisCluster(redis::cluster::ClusterClient),
+    Redis(redis::Client, Duration, Idle<redis::Connection>),
+    RedisCluster(
+        redis::cluster::ClusterClient,
+        Idle<redis::cluster::ClusterConnection>,
+    ),
     Memcached(memcache::Client),
+}
+
+/// Connections not in use, kept for the next read or write (an update is a read and a
+/// write; a build makes many): one is taken, or opened where none is idle, and put back
+/// when it served without an error.
+pub(super) struct Idle<C>(std::sync::Mutex<Vec<C>>);
+
+impl<C> Idle<C> {
+    fn new() -> Idle<C> {
+        Idle(std::sync::Mutex::new(Vec::new()))
+    }
+
+    fn with<T>(
+        &self,
+        open: impl FnOnce() -> Result<C, String>,
+        use_it: impl FnOnce(&mut C) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let idle = self.0.lock().ok().and_then(|mut v| v.pop());
+        let mut conn = match idle {
+            Some(c) => c,
+            None => open()?,
+        };
+        let out = use_it(&mut conn)?;
+        if let Ok(mut v) = self.0.lock() {
+            v.push(conn);
+        }
+        Ok(out)
+    }
 }
 
 /// What a read saw, for the write that follows it.
@@ -62,7 +93,11 @@ impl Swap {
                     .into_connection_info()
                     .ok()?
                     .set_redis_settings(redis_settings(*db, username.as_deref(), password));
-                Some(Swap::Redis(redis::Client::open(info).ok()?, timeout))
+                Some(Swap::Redis(
+                    redis::Client::open(info).ok()?,
+                    timeout,
+                    Idle::new(),
+                ))
             }
             RemoteKind::RedisCluster {
                 nodes,
@@ -78,7 +113,7 @@ impl Swap {
                 if let Some(p) = password {
                     b = b.password(p.0.clone());
                 }
-                Some(Swap::RedisCluster(b.build().ok()?))
+                Some(Swap::RedisCluster(b.build().ok()?, Idle::new()))
             }
             RemoteKind::Memcached { endpoint } => {
                 let addr = endpoint.strip_prefix("tcp://")?;
@@ -100,7 +135,7 @@ impl Swap {
     fn key(&self, path: &str) -> String {
         let key = format!("{ROOT}{path}");
         match self {
-            Swap::Memcached(_) => opendal::raw::percent_encode_path(&key),
+            Swap::Memcached(..) => opendal::raw::percent_encode_path(&key),
             _ => key,
         }
     }
@@ -109,20 +144,24 @@ impl Swap {
     pub(super) fn read(&self, path: &str) -> Result<(Option<Vec<u8>>, Seen), String> {
         let key = self.key(path);
         let now: Option<Vec<u8>> = match self {
-            Swap::Redis(client, timeout) => {
-                let mut conn = redis_conn(client, *timeout)?;
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query(&mut conn)
-                    .map_err(|e| e.to_string())?
-            }
-            Swap::RedisCluster(client) => {
-                let mut conn = client.get_connection().map_err(|e| e.to_string())?;
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query(&mut conn)
-                    .map_err(|e| e.to_string())?
-            }
+            Swap::Redis(client, timeout, idle) => idle.with(
+                || redis_conn(client, *timeout),
+                |conn| {
+                    redis::cmd("GET")
+                        .arg(&key)
+                        .query(conn)
+                        .map_err(|e| e.to_string())
+                },
+            )?,
+            Swap::RedisCluster(client, idle) => idle.with(
+                || client.get_connection().map_err(|e| e.to_string()),
+                |conn| {
+                    redis::cmd("GET")
+                        .arg(&key)
+                        .query(conn)
+                        .map_err(|e| e.to_string())
+                },
+            )?,
             Swap::Memcached(client) => {
                 let mut got: std::collections::HashMap<String, (Vec<u8>, u32, Option<u64>)> =
                     client.gets(&[key.as_str()]).map_err(|e| e.to_string())?;
@@ -159,16 +198,20 @@ impl Swap {
             .arg(now.unwrap_or_default())
             .arg(bytes);
         match self {
-            Swap::Redis(client, timeout) => {
-                let mut conn = redis_conn(client, *timeout)?;
-                let set: i64 = invocation.invoke(&mut conn).map_err(|e| e.to_string())?;
-                Ok(set == 1)
-            }
-            Swap::RedisCluster(client) => {
-                let mut conn = client.get_connection().map_err(|e| e.to_string())?;
-                let set: i64 = invocation.invoke(&mut conn).map_err(|e| e.to_string())?;
-                Ok(set == 1)
-            }
+            Swap::Redis(client, timeout, idle) => idle.with(
+                || redis_conn(client, *timeout),
+                |conn| {
+                    let set: i64 = invocation.invoke(conn).map_err(|e| e.to_string())?;
+                    Ok(set == 1)
+                },
+            ),
+            Swap::RedisCluster(client, idle) => idle.with(
+                || client.get_connection().map_err(|e| e.to_string()),
+                |conn| {
+                    let set: i64 = invocation.invoke(conn).map_err(|e| e.to_string())?;
+                    Ok(set == 1)
+                },
+            ),
             Swap::Memcached(client) => {
                 use memcache::{CommandError, MemcacheError};
                 let written = match seen {
