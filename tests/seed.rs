@@ -1256,3 +1256,44 @@ fn a_build_dir_locked_by_another_process_is_planted_first_and_waited_for() {
     );
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
 }
+
+/// A machine that never asked its cargo which files it locks (a fresh runner whose
+/// store came from elsewhere): the build plants, then starts cargo, without asking
+/// first; it asks while cargo runs, and the next build's cargo resolves the workspace
+/// while its units are planted.
+#[test]
+fn a_cargo_whose_locks_are_not_known_yet_starts_after_planting_and_they_are_learned() {
+    let s = Scratch::new();
+    fill_store(&s);
+    // A private directory of its own: nothing remembered of any cargo.
+    let private = s.path("runtime");
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let env = [("XDG_RUNTIME_DIR", private.to_str().unwrap())];
+    let mut beside = Vec::new();
+    for rel in ["ws1", "ws1"] {
+        let ws = fresh_clone_in_place(&s, rel);
+        let b = xcache_build(&ws, &s.store(), &[], &env);
+        b.assert_success();
+        let r = Report::read(&ws.join("target"));
+        assert_eq!(seeded_units(&r).len(), 7, "{}", b.stderr());
+        assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+        assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+        beside.push(r.0["summary"]["cargo_beside_planting"].clone());
+    }
+    assert_eq!(
+        beside,
+        [false, true],
+        "cargo beside planting, build by build"
+    );
+    let learned = std::fs::read_dir(private.join("xcache/v1/cargo-locks"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("-same"))
+        .count();
+    assert_eq!(learned, 1, "what cargo locks is remembered once");
+}

@@ -13,7 +13,7 @@ use super::seed_session::SeedSession;
 use super::store_session::StoreSession;
 use crate::config::{BuildConfig, Env, vars};
 use crate::errors::CliError;
-use crate::plan::{CargoCommand, Plan, RustdocUnit};
+use crate::plan::{CargoCommand, CargoLocking, Plan, RustdocUnit};
 use crate::reason::Uncacheable;
 use crate::report::{
     BuildReport, Progress, Verbosity, render_markdown, render_summary_line, report_path,
@@ -181,17 +181,29 @@ pub(super) fn run_build(
         // cargo's first units are on the build's critical path, and the plan (`cargo
         // metadata`, the graph) is not: it is made at the lowest priority, by a thread
         // whose children inherit it, in what the compiles leave of the cores.
+        // cargo's locks are learned for the next build (it may then start beside
+        // planting), from this one's cargo and configuration.
+        let locking = if beside_possible {
+            CargoLocking::Learn
+        } else {
+            CargoLocking::Off
+        };
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
                     crate::wrapper::lower_this_threads_priority();
-                    Plan::make(&cfg, &env, command, &args.cargo_args, &exe, false)
+                    Plan::make(&cfg, &env, command, &args.cargo_args, &exe, locking)
                 })
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     } else {
-        Plan::make(&cfg, &env, command, &args.cargo_args, &exe, beside_possible)
+        let locking = if beside_possible {
+            CargoLocking::Remembered
+        } else {
+            CargoLocking::Off
+        };
+        Plan::make(&cfg, &env, command, &args.cargo_args, &exe, locking)
     };
     let made_target_dir = match (&plan, &guess) {
         (Ok(p), Some(g)) => g.made(&p.graph.build_dir),
@@ -406,6 +418,15 @@ pub(super) fn run_build(
             let (env, events_path, stop) = (&env, &events_path, capture_stop);
             scope.spawn(move || s.capture_while_building(events_path, env, &stop))
         });
+        // Which files cargo locks, where nothing was remembered: asked while this
+        // build's cargo runs, at the lowest priority, for the next build.
+        if plan.cargo_locks_unknown.is_some() {
+            let (plan, cfg, env, cargo_args) = (&plan, &cfg, &env, &args.cargo_args);
+            scope.spawn(move || {
+                crate::wrapper::lower_this_threads_priority();
+                plan.learn_cargo_locks(cfg, env, cargo_args);
+            });
+        }
         if let Some(err) = child.stderr.take() {
             let progress = &progress;
             scope.spawn(move || {

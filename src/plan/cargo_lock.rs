@@ -87,17 +87,8 @@ fn is_lock_name(name: &str) -> bool {
 /// (`apart`) or not, remembered; `None` where cargo could not be asked or did not wait
 /// for the files it made.
 pub fn learn(probe: &Probe<'_>, apart: bool) -> Option<CargoLocks> {
-    let memo = crate::private_dir::private_subdir("cargo-locks")
-        .ok()
-        .map(|d| {
-            // Lock files are named whatever the checkout's place.
-            let key = probe.memo_key_with(false);
-            d.join(format!("{key}-{}", if apart { "apart" } else { "same" }))
-        });
-    let read = || {
-        let text = std::fs::read_to_string(memo.as_ref()?).ok()?;
-        CargoLocks::from_memo(&text)
-    };
+    let memo = memo_path(probe, apart);
+    let read = || read_memo(memo.as_deref());
     let _lock = match crate::private_dir::memo_or_lock(memo.as_deref(), read) {
         Ok(locks) => return locks,
         Err(lock) => lock,
@@ -110,6 +101,23 @@ pub fn learn(probe: &Probe<'_>, apart: bool) -> Option<CargoLocks> {
         crate::private_dir::write_memo(m, text.as_bytes());
     }
     locks.ok().flatten()
+}
+
+/// What an earlier [`learn`] found for the probe's cargo and configuration (`None`: it
+/// was not asked yet).
+pub fn remembered(probe: &Probe<'_>, apart: bool) -> Option<Option<CargoLocks>> {
+    read_memo(memo_path(probe, apart).as_deref())
+}
+
+fn memo_path(probe: &Probe<'_>, apart: bool) -> Option<PathBuf> {
+    let dir = crate::private_dir::private_subdir("cargo-locks").ok()?;
+    // Lock files are named whatever the checkout's place.
+    let key = probe.memo_key_with(false);
+    Some(dir.join(format!("{key}-{}", if apart { "apart" } else { "same" })))
+}
+
+fn read_memo(memo: Option<&Path>) -> Option<Option<CargoLocks>> {
+    CargoLocks::from_memo(&std::fs::read_to_string(memo?).ok()?)
 }
 
 /// Asks cargo: `Ok(None)` when it did not wait for the lock files it made (remembered);

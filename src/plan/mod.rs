@@ -10,4 +10,4 @@ mod units;
 pub use cargo_lock::{CargoLocks, HeldLocks, is_lock_wait};
 pub use command::{CargoCommand, Compiles, TargetModes};
 pub use layout::{Probe as LayoutProbe, expected_layout};
-pub use units::{Plan, RustdocUnit, identify_toolchain};
+pub use units::{CargoLocking, Plan, RustdocUnit, identify_toolchain};

@@ -51,13 +51,30 @@ pub struct Plan {
     /// The files cargo locks in its profile directories, learned from cargo
     /// (`cargo_lock`); `None` where it was not learned.
     pub cargo_locks: Option<super::CargoLocks>,
+    /// Whether cargo was not asked yet which files it locks in this build's mode (the
+    /// build dir apart from the target dir or not): [`Plan::learn_cargo_locks`] asks it
+    /// while cargo builds, for the next build.
+    pub cargo_locks_unknown: Option<bool>,
+}
+
+/// What [`Plan::make`] finds out about the files cargo locks (`plan::cargo_lock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CargoLocking {
+    /// Nothing: cargo will not start beside planting in this setting.
+    Off,
+    /// What an earlier build learned; where nothing is remembered, nothing is asked
+    /// before cargo starts (the probe's cargo runs cost more than cargo's start beside
+    /// planting saves), and [`Plan::cargo_locks_unknown`] says so.
+    Remembered,
+    /// Asked of cargo (both modes where `cargo metadata` runs beside): a first build,
+    /// whose cargo already runs, learns them for the next one.
+    Learn,
 }
 
 impl Plan {
     /// Reads the workspace and predicts the units of `command` with `cargo_args`, which
-    /// cargo will run with `wrapper` as its rustc wrapper. With `cargo_may_wait` (cargo
-    /// has not started, and may start while seeding plants) the files cargo locks are
-    /// learned too.
+    /// cargo will run with `wrapper` as its rustc wrapper; what it finds out about the
+    /// files cargo locks, `locking` says.
     /// `cfg.cargo_version` must be filled in (seed records are keyed on it).
     pub fn make(
         cfg: &BuildConfig,
@@ -65,7 +82,7 @@ impl Plan {
         command: CargoCommand,
         cargo_args: &[String],
         wrapper: &Path,
-        cargo_may_wait: bool,
+        locking: CargoLocking,
     ) -> Result<Plan, CliError> {
         let compiles = Compiles::of(command, cargo_args);
         let mut sel = crate::cli::selection_from_cargo_args(cargo_args);
@@ -89,22 +106,15 @@ impl Plan {
         // Where cargo keeps units, asked of cargo itself (remembered after the first
         // time) while `cargo metadata` runs; only seeding needs it.
         let home = cargo_home(env);
-        let probe = super::layout::Probe {
-            cargo: &cfg.cargo,
-            cargo_version: &cfg.cargo_version,
-            cwd: &cfg.cwd,
-            cargo_home: home.as_deref(),
-            env,
-            cargo_args,
-        };
+        let probe = probe(cfg, env, home.as_deref(), cargo_args);
         let seeds = cfg.seed && !cfg.disabled;
         let switched = super::layout::by_switch(cargo_args, env).is_some();
         let learn = || (seeds && !switched).then(|| probe.layout());
         // Which files cargo locks in its build dir, with it apart from the target dir
-        // or not: cargo then starts while seeding plants (`cli::build`). Where
-        // `cargo metadata` runs beside, both are asked (remembered: a first build's
-        // cost, off the serial path); otherwise only the one the plan needs, after it.
-        let locks = seeds && cargo_may_wait;
+        // or not: cargo then starts while seeding plants (`cli::build`). A first build
+        // learns them: where `cargo metadata` runs beside, both modes; otherwise only
+        // the one the plan needs, after it.
+        let locks = seeds && locking == CargoLocking::Learn;
         let locks_for = |apart: bool| super::cargo_lock::learn(&probe, apart);
         let (graph, compiler, (learned, both_locks)) = if at_once {
             std::thread::scope(|s| {
@@ -179,6 +189,7 @@ impl Plan {
         }
         let unit_env = env.with(&set_for_units);
         let apart = graph.build_dir != graph.target_dir;
+        let mut cargo_locks_unknown = None;
         let cargo_locks = match both_locks {
             Some((when_apart, same)) => {
                 if apart {
@@ -188,6 +199,12 @@ impl Plan {
                 }
             }
             None if locks => locks_for(apart),
+            None if seeds && locking == CargoLocking::Remembered => {
+                super::cargo_lock::remembered(&probe, apart).unwrap_or_else(|| {
+                    cargo_locks_unknown = Some(apart);
+                    None
+                })
+            }
             None => None,
         };
         let layout = if seeds {
@@ -209,7 +226,17 @@ impl Plan {
             rustdoc,
             unit_env,
             cargo_locks,
+            cargo_locks_unknown,
         })
+    }
+
+    /// Asks cargo which files it locks in this build's mode where the plan found
+    /// nothing remembered ([`Plan::cargo_locks_unknown`]), for the next build.
+    pub fn learn_cargo_locks(&self, cfg: &BuildConfig, env: &Env, cargo_args: &[String]) {
+        if let Some(apart) = self.cargo_locks_unknown {
+            let home = cargo_home(env);
+            super::cargo_lock::learn(&probe(cfg, env, home.as_deref(), cargo_args), apart);
+        }
     }
 
     /// Roughly how many rustc invocations cargo makes: one per predicted unit, one per
@@ -344,6 +371,23 @@ fn build_compiler(env: &Env) -> Option<CompilerId> {
 /// install the toolchain a `rust-toolchain` file names (no `RUSTUP_TOOLCHAIN` from a
 /// proxy that already resolved it), as two proxies installing it at once could fail the
 /// build.
+/// The probe of the build's cargo, with the build's switches (`plan::layout`).
+fn probe<'a>(
+    cfg: &'a BuildConfig,
+    env: &'a Env,
+    home: Option<&'a Path>,
+    cargo_args: &'a [String],
+) -> super::layout::Probe<'a> {
+    super::layout::Probe {
+        cargo: &cfg.cargo,
+        cargo_version: &cfg.cargo_version,
+        cwd: &cfg.cwd,
+        cargo_home: home,
+        env,
+        cargo_args,
+    }
+}
+
 fn toolchain_settled(cwd: &Path, env: &Env) -> bool {
     env.get("RUSTUP_TOOLCHAIN").is_some() || !toolchain_file_above(cwd)
 }
