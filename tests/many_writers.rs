@@ -50,7 +50,30 @@ fn four_writers(s: &Scratch, uri: &str, env: &[(&str, &str)], store: impl Fn(usi
     for (ws, started, child) in children {
         let out = child.wait_with_output().unwrap();
         let ended = Instant::now();
-        Build::from_output(out, &ws).assert_success();
+        let b = Build::from_output(out, &ws);
+        b.assert_success();
+        // Shown where the test fails: what each writer did.
+        let r = Report::read(&ws.join("target"));
+        eprintln!(
+            "writer {}: {:?}; units {:?}; warnings {:?}",
+            ws.display(),
+            [
+                "seeded",
+                "restored",
+                "compiled",
+                "remote_hits",
+                "bytes_up",
+                "captured"
+            ]
+            .map(|f| (f, r.summary(f))),
+            r.0["units"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|u| format!("{} {} {}", u["crate_name"], u["outcome"], u["tier"]))
+                .collect::<Vec<_>>(),
+            r.warning_codes()
+        );
         spans.push((started, ended));
     }
     let last_start = spans.iter().map(|(s, _)| *s).max().unwrap();
@@ -349,4 +372,25 @@ fn redis_cluster_slow_updates_at_once_lose_nothing() {
 fn memcached_slow_updates_at_once_lose_nothing() {
     let server = servers::memcached();
     slow_updates_at_once_lose_nothing(&format!("memcached://127.0.0.1:{}", server.port));
+}
+
+/// A local store filled by builds without the remote (or by a build killed before its
+/// uploads), then a build with the remote that plants every unit from it: the remote
+/// gets what planting used, the packs and the entries planted beside them, and a build
+/// from an empty local store elsewhere plants every unit.
+#[test]
+fn what_a_build_planted_from_the_local_store_reaches_the_remote() {
+    let server = servers::redis();
+    let uri = format!("redis://127.0.0.1:{}/0", server.port);
+    let s = Scratch::new();
+    let env = [HEALTHY_REMOTE];
+    let store = s.path("store");
+    let first = s.checkout("basic-workspace", "first/ws");
+    xcache_build(&first, &store, &[], &env).assert_success();
+    let second = s.checkout("basic-workspace", "second/ws");
+    let b = xcache_build(&second, &store, &["--remote", &uri], &env);
+    b.assert_success();
+    let r = Report::read(&second.join("target"));
+    assert_eq!(r.summary("seeded"), 7, "{}", b.stderr());
+    assert_reader_plants_everything(&s, &uri, &env);
 }

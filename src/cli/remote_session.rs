@@ -241,9 +241,25 @@ impl RemoteSession {
         let mut uploaded = HashSet::new();
         let mut new_pieces = Vec::new();
         if let Some(up) = self.uploader.take() {
+            // What the events' uploads send already (`on_events`).
+            let sent: HashSet<&str> = events
+                .iter()
+                .filter(|e| e.upload)
+                .filter_map(|e| e.unit.key.as_deref())
+                .collect();
             for c in &seeds {
                 if let Some(pack) = Key::from_hex(&c.variant.pack) {
                     up.push_entry(pack);
+                }
+                // The unit's entry, planted beside the pack: a planted seed's came from
+                // this store too, and the build that stored it may have been killed
+                // before its uploads.
+                if let Some(entry) = c.variant.separate_entry()
+                    && !sent.contains(entry)
+                    && let Some(entry) = Key::from_hex(entry)
+                    && !held_there(&entry)
+                {
+                    up.push_entry(entry);
                 }
             }
             if bundled {
@@ -330,6 +346,12 @@ impl RemoteSession {
             .iter()
             .filter(|c| {
                 uploaded.contains(&c.variant.pack) || (bundled && held.contains(&c.variant.pack))
+            })
+            // And whose entry planted beside it is there.
+            .filter(|c| {
+                c.variant
+                    .separate_entry()
+                    .is_none_or(|e| reachable(&e.to_string()))
             })
             .filter(|c| {
                 !self

@@ -88,21 +88,29 @@ fn update_by_swap(
     path: &str,
     merge: &dyn Fn(Option<&[u8]>) -> Vec<u8>,
     holds: &dyn Fn(&[u8]) -> bool,
-) -> Result<(), String> {
+) -> Result<(), super::swap::SwapError> {
+    let mut failed = None;
     for attempt in 0..UPDATE_ATTEMPTS {
         if attempt > 0 {
             std::thread::sleep(update_backoff(attempt));
         }
-        let (now, seen) = swap.read(path)?;
-        if now.as_deref().is_some_and(holds) {
-            return Ok(());
-        }
-        let bytes = merge(now.as_deref());
-        if swap.write(path, now.as_deref(), &seen, &bytes)? {
-            return Ok(());
+        let round = || -> Result<bool, super::swap::SwapError> {
+            let (now, seen) = swap.read(path)?;
+            if now.as_deref().is_some_and(holds) {
+                return Ok(true);
+            }
+            let bytes = merge(now.as_deref());
+            swap.write(path, now.as_deref(), &seen, &bytes)
+        };
+        match round() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(super::swap::SwapError::Refused) => return Err(super::swap::SwapError::Refused),
+            // A timeout or a dropped connection: the next round asks again.
+            Err(e) => failed = Some(e),
         }
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// How opendal takes conditional writes on a service ([`update_by_swap`] serves Redis
@@ -390,13 +398,17 @@ impl RemoteStore {
     /// new object; Redis a script that compares and sets in one step; memcached `cas`,
     /// and `add` for a new object) the write names the version read, and one that lost
     /// the race reads, merges and writes again. Elsewhere (WebDAV, the GHA cache, files,
-    /// `rediss://`, or a Redis or memcached whose compare-and-swap failed once: scripts
-    /// refused by its ACL, memcached started with `-C`) the object is read back after the write, and again
+    /// `rediss://`, or a Redis or memcached that refuses its compare-and-swap: scripts
+    /// refused by its ACL, memcached started with `-C`) the object is read back after
+    /// the write, and again
     /// after `UPDATE_SETTLE` (300 ms), by when a writer that read it before this write has
     /// written too (`settle`: the index's writers pay it; a manifest's, written by each
     /// compile, read back once only); while it does not hold the change it is merged and
     /// written again. At most `UPDATE_ATTEMPTS` (8) rounds, each after a short random wait;
-    /// a change still not held then costs a prefetch later, never a wrong build.
+    /// a change still not held then costs a prefetch later, never a wrong build. A
+    /// compare-and-swap that fails otherwise (a timeout, a dropped connection) is tried
+    /// again, then is an error: a write without the condition could undo another
+    /// writer's swap, which is not read back.
     pub fn update_bytes(
         &self,
         path: &str,
@@ -405,24 +417,23 @@ impl RemoteStore {
         settle: bool,
     ) -> Result<(), CacheError> {
         if let Some(swap) = self.swapper() {
-            match update_by_swap(swap, path, merge, holds) {
-                // The index's writers read it back after the settling wait all the
-                // same, as where the service has no compare-and-swap: measured here,
-                // a Redis test of a killed writer and four builds beside it (on a
-                // loaded machine) lost a unit in 2 runs of 3 when they did not.
-                Ok(()) if settle => {
-                    std::thread::sleep(UPDATE_SETTLE);
-                    if self.get_bytes(path)?.is_some_and(|b| holds(&b)) {
-                        return Ok(());
-                    }
+            return match update_by_swap(swap, path, merge, holds) {
+                Ok(()) => Ok(()),
+                // The service refuses its compare-and-swap (so it does to every
+                // writer): written and read back from here on.
+                Err(super::swap::SwapError::Refused) => {
+                    self.swap_failed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.update_bytes(path, merge, holds, settle)
                 }
-                Ok(()) => return Ok(()),
-                // Written and read back from here on (the error, if the service is
-                // down, comes from there).
-                Err(_) => self
-                    .swap_failed
-                    .store(true, std::sync::atomic::Ordering::Relaxed),
-            }
+                // Never written without the condition instead: that could undo
+                // another writer's swap, which nobody reads back.
+                Err(super::swap::SwapError::Failed(message)) => Err(CacheError::Remote {
+                    code: "remote-unavailable",
+                    uri: self.display().to_string(),
+                    message,
+                }),
+            };
         }
         let conditional = self.conditions();
         // Under a precondition a lost race is refused, not left to a settling wait.

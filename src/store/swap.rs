@@ -49,9 +49,9 @@ impl<C> Idle<C> {
 
     fn with<T>(
         &self,
-        open: impl FnOnce() -> Result<C, String>,
-        use_it: impl FnOnce(&mut C) -> Result<T, String>,
-    ) -> Result<T, String> {
+        open: impl FnOnce() -> Result<C, SwapError>,
+        use_it: impl FnOnce(&mut C) -> Result<T, SwapError>,
+    ) -> Result<T, SwapError> {
         let idle = self.0.lock().ok().and_then(|mut v| v.pop());
         let mut conn = match idle {
             Some(c) => c,
@@ -62,6 +62,50 @@ impl<C> Idle<C> {
             v.push(conn);
         }
         Ok(out)
+    }
+}
+
+/// Why a read or write of [`Swap`] did not happen.
+#[derive(Debug)]
+pub(super) enum SwapError {
+    /// The service refuses the compare-and-swap itself (a Redis-like server without
+    /// scripts, or whose access list denies them; a memcached without `cas`): every
+    /// writer meets the same refusal, and all of them write and read back instead.
+    Refused,
+    /// Anything else (a timeout, a dropped connection, a cluster's redirection): tried
+    /// again, then an error of the remote. Never answered by writing without the
+    /// condition, which could undo another writer's swap that is not read back.
+    Failed(String),
+}
+
+impl SwapError {
+    fn redis(e: redis::RedisError) -> SwapError {
+        use redis::{ErrorKind, ServerErrorKind};
+        let refused = match e.kind() {
+            ErrorKind::Extension | ErrorKind::UnexpectedReturnType | ErrorKind::Parse => true,
+            ErrorKind::Server(k) => matches!(
+                k,
+                ServerErrorKind::ResponseError
+                    | ServerErrorKind::NoScript
+                    | ServerErrorKind::NoPerm
+            ),
+            _ => false,
+        };
+        if refused && !e.is_io_error() && !e.is_timeout() {
+            SwapError::Refused
+        } else {
+            SwapError::Failed(e.to_string())
+        }
+    }
+
+    fn memcached(e: memcache::MemcacheError) -> SwapError {
+        use memcache::{CommandError, MemcacheError};
+        match e {
+            MemcacheError::CommandError(
+                CommandError::InvalidCommand | CommandError::Unknown(_),
+            ) => SwapError::Refused,
+            e => SwapError::Failed(e.to_string()),
+        }
     }
 }
 
@@ -141,7 +185,7 @@ impl Swap {
     }
 
     /// The object at `path` (`None`: absent) and what the write after it compares.
-    pub(super) fn read(&self, path: &str) -> Result<(Option<Vec<u8>>, Seen), String> {
+    pub(super) fn read(&self, path: &str) -> Result<(Option<Vec<u8>>, Seen), SwapError> {
         let key = self.key(path);
         let now: Option<Vec<u8>> = match self {
             Swap::Redis(client, timeout, idle) => idle.with(
@@ -150,25 +194,27 @@ impl Swap {
                     redis::cmd("GET")
                         .arg(&key)
                         .query(conn)
-                        .map_err(|e| e.to_string())
+                        .map_err(SwapError::redis)
                 },
             )?,
             Swap::RedisCluster(client, idle) => idle.with(
-                || client.get_connection().map_err(|e| e.to_string()),
+                || client.get_connection().map_err(SwapError::redis),
                 |conn| {
                     redis::cmd("GET")
                         .arg(&key)
                         .query(conn)
-                        .map_err(|e| e.to_string())
+                        .map_err(SwapError::redis)
                 },
             )?,
             Swap::Memcached(client) => {
                 let mut got: std::collections::HashMap<String, (Vec<u8>, u32, Option<u64>)> =
-                    client.gets(&[key.as_str()]).map_err(|e| e.to_string())?;
+                    client.gets(&[key.as_str()]).map_err(SwapError::memcached)?;
                 return Ok(match got.remove(&key) {
                     None => (None, Seen::Absent),
                     Some((bytes, _, Some(cas))) => (Some(bytes), Seen::Cas(cas)),
-                    Some((_, _, None)) => return Err("memcached gave no CAS value".into()),
+                    Some((_, _, None)) => {
+                        return Err(SwapError::Refused);
+                    }
                 });
             }
         };
@@ -188,7 +234,7 @@ impl Swap {
         now: Option<&[u8]>,
         seen: &Seen,
         bytes: &[u8],
-    ) -> Result<bool, String> {
+    ) -> Result<bool, SwapError> {
         let key = self.key(path);
         let script = redis::Script::new(REDIS_SWAP);
         let mut invocation = script.prepare_invoke();
@@ -201,14 +247,14 @@ impl Swap {
             Swap::Redis(client, timeout, idle) => idle.with(
                 || redis_conn(client, *timeout),
                 |conn| {
-                    let set: i64 = invocation.invoke(conn).map_err(|e| e.to_string())?;
+                    let set: i64 = invocation.invoke(conn).map_err(SwapError::redis)?;
                     Ok(set == 1)
                 },
             ),
             Swap::RedisCluster(client, idle) => idle.with(
-                || client.get_connection().map_err(|e| e.to_string()),
+                || client.get_connection().map_err(SwapError::redis),
                 |conn| {
-                    let set: i64 = invocation.invoke(conn).map_err(|e| e.to_string())?;
+                    let set: i64 = invocation.invoke(conn).map_err(SwapError::redis)?;
                     Ok(set == 1)
                 },
             ),
@@ -223,7 +269,7 @@ impl Swap {
                     Err(MemcacheError::CommandError(
                         CommandError::KeyExists | CommandError::KeyNotFound,
                     )) => Ok(false),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(SwapError::memcached(e)),
                 }
             }
         }
@@ -249,12 +295,12 @@ pub(super) fn redis_settings(
 }
 
 /// A connection to one Redis server whose every read and write ends within `timeout`.
-fn redis_conn(client: &redis::Client, timeout: Duration) -> Result<redis::Connection, String> {
+fn redis_conn(client: &redis::Client, timeout: Duration) -> Result<redis::Connection, SwapError> {
     let conn = client
         .get_connection_with_timeout(timeout)
-        .map_err(|e| e.to_string())?;
+        .map_err(SwapError::redis)?;
     conn.set_read_timeout(Some(timeout))
         .and_then(|()| conn.set_write_timeout(Some(timeout)))
-        .map_err(|e| e.to_string())?;
+        .map_err(SwapError::redis)?;
     Ok(conn)
 }
