@@ -190,21 +190,11 @@ impl Swap {
         let now: Option<Vec<u8>> = match self {
             Swap::Redis(client, timeout, idle) => idle.with(
                 || redis_conn(client, *timeout),
-                |conn| {
-                    redis::cmd("GET")
-                        .arg(&key)
-                        .query(conn)
-                        .map_err(SwapError::redis)
-                },
+                |conn| redis_get(conn, &key),
             )?,
             Swap::RedisCluster(client, idle) => idle.with(
                 || client.get_connection().map_err(SwapError::redis),
-                |conn| {
-                    redis::cmd("GET")
-                        .arg(&key)
-                        .query(conn)
-                        .map_err(SwapError::redis)
-                },
+                |conn| redis_get(conn, &key),
             )?,
             Swap::Memcached(client) => {
                 let mut got: std::collections::HashMap<String, (Vec<u8>, u32, Option<u64>)> =
@@ -246,17 +236,11 @@ impl Swap {
         match self {
             Swap::Redis(client, timeout, idle) => idle.with(
                 || redis_conn(client, *timeout),
-                |conn| {
-                    let set: i64 = invocation.invoke(conn).map_err(SwapError::redis)?;
-                    Ok(set == 1)
-                },
+                |conn| redis_swap(conn, &invocation),
             ),
             Swap::RedisCluster(client, idle) => idle.with(
                 || client.get_connection().map_err(SwapError::redis),
-                |conn| {
-                    let set: i64 = invocation.invoke(conn).map_err(SwapError::redis)?;
-                    Ok(set == 1)
-                },
+                |conn| redis_swap(conn, &invocation),
             ),
             Swap::Memcached(client) => {
                 use memcache::{CommandError, MemcacheError};
@@ -274,6 +258,26 @@ impl Swap {
             }
         }
     }
+}
+
+/// `GET` of `key` on a Redis server or cluster.
+fn redis_get(
+    conn: &mut impl redis::ConnectionLike,
+    key: &str,
+) -> Result<Option<Vec<u8>>, SwapError> {
+    redis::cmd("GET")
+        .arg(key)
+        .query(conn)
+        .map_err(SwapError::redis)
+}
+
+/// Runs the swap script; whether it set the object.
+fn redis_swap(
+    conn: &mut impl redis::ConnectionLike,
+    invocation: &redis::ScriptInvocation<'_>,
+) -> Result<bool, SwapError> {
+    let set: i64 = invocation.invoke(conn).map_err(SwapError::redis)?;
+    Ok(set == 1)
 }
 
 /// The database and login of a connection to a Redis server.
