@@ -367,10 +367,6 @@ fn build_compiler(env: &Env) -> Option<CompilerId> {
     .ok()
 }
 
-/// Whether the compiler may be asked beside cargo: not where rustup may still have to
-/// install the toolchain a `rust-toolchain` file names (no `RUSTUP_TOOLCHAIN` from a
-/// proxy that already resolved it), as two proxies installing it at once could fail the
-/// build.
 /// The probe of the build's cargo, with the build's switches (`plan::layout`).
 fn probe<'a>(
     cfg: &'a BuildConfig,
@@ -388,6 +384,10 @@ fn probe<'a>(
     }
 }
 
+/// Whether the compiler may be asked beside cargo: not where rustup may still have to
+/// install the toolchain a `rust-toolchain` file names (no `RUSTUP_TOOLCHAIN` from a
+/// proxy that already resolved it), as two proxies installing it at once could fail the
+/// build.
 fn toolchain_settled(cwd: &Path, env: &Env) -> bool {
     env.get("RUSTUP_TOOLCHAIN").is_some() || !toolchain_file_above(cwd)
 }
