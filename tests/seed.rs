@@ -1283,6 +1283,12 @@ fn a_cargo_whose_locks_are_not_known_yet_starts_after_planting_and_they_are_lear
         assert_eq!(seeded_units(&r).len(), 7, "{}", b.stderr());
         assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
         assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+        // Asking cargo while it runs never makes it wait for a lock.
+        assert!(
+            !b.stderr().contains("Blocking waiting for file lock"),
+            "{}",
+            b.stderr()
+        );
         beside.push(r.0["summary"]["cargo_beside_planting"].clone());
     }
     assert_eq!(

@@ -411,6 +411,7 @@ pub(super) fn run_build(
     if stdout_reader.is_none() {
         stdout_reader = read_cargo_stdout(&mut child, &fresh, user_format.is_some());
     }
+    let cargo_ended = std::sync::atomic::AtomicBool::new(false);
     let (status, while_building) = std::thread::scope(|scope| {
         // Units cargo is done with are captured for seeding while it goes on.
         let (stop_capture, capture_stop) = std::sync::mpsc::channel::<()>();
@@ -418,11 +419,18 @@ pub(super) fn run_build(
             let (env, events_path, stop) = (&env, &events_path, capture_stop);
             scope.spawn(move || s.capture_while_building(events_path, env, &stop))
         });
-        // Which files cargo locks, where nothing was remembered: asked while this
-        // build's cargo runs, at the lowest priority, for the next build.
+        // Which files cargo locks, where nothing was remembered: asked at the lowest
+        // priority, for the next build, once cargo has resolved the workspace (its
+        // first wrapper wrote an event) or ended: the probe's cargo and this one would
+        // otherwise wait for each other's lock on the package cache, and this one say
+        // so.
         if plan.cargo_locks_unknown.is_some() {
             let (plan, cfg, env, cargo_args) = (&plan, &cfg, &env, &args.cargo_args);
+            let (events_path, ended) = (&events_path, &cargo_ended);
             scope.spawn(move || {
+                while !events_path.exists() && !ended.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 crate::wrapper::lower_this_threads_priority();
                 plan.learn_cargo_locks(cfg, env, cargo_args);
             });
@@ -460,6 +468,7 @@ pub(super) fn run_build(
                 }
             }
         };
+        cargo_ended.store(true, std::sync::atomic::Ordering::Relaxed);
         drop(stop_capture);
         (status, capturing.and_then(|h| h.join().ok()))
     });
