@@ -89,6 +89,8 @@ fn update_by_swap(
     merge: &dyn Fn(Option<&[u8]>) -> Vec<u8>,
     holds: &dyn Fn(&[u8]) -> bool,
 ) -> Result<(), super::swap::SwapError> {
+    // A failure is tried again once: a service that does not answer is not waited for
+    // round after round.
     let mut failed = None;
     for attempt in 0..UPDATE_ATTEMPTS {
         if attempt > 0 {
@@ -106,7 +108,8 @@ fn update_by_swap(
             Ok(true) => return Ok(()),
             Ok(false) => {}
             Err(super::swap::SwapError::Refused) => return Err(super::swap::SwapError::Refused),
-            // A timeout or a dropped connection: the next round asks again.
+            // A timeout or a dropped connection: the next round asks again, once.
+            Err(e) if failed.is_some() => return Err(e),
             Err(e) => failed = Some(e),
         }
     }
@@ -407,7 +410,7 @@ impl RemoteStore {
     /// written again. At most `UPDATE_ATTEMPTS` (8) rounds, each after a short random wait;
     /// a change still not held then costs a prefetch later, never a wrong build. A
     /// compare-and-swap that fails otherwise (a timeout, a dropped connection) is tried
-    /// again, then is an error: a write without the condition could undo another
+    /// again once, then is an error: a write without the condition could undo another
     /// writer's swap, which is not read back.
     pub fn update_bytes(
         &self,
