@@ -1303,3 +1303,62 @@ fn a_cargo_whose_locks_are_not_known_yet_starts_after_planting_and_they_are_lear
         .count();
     assert_eq!(learned, 1, "what cargo locks is remembered once");
 }
+
+/// A checkout built on another machine: another path, an empty target dir and another
+/// `CARGO_HOME` (at a longer path, with the registry the first one fetched). cargo's
+/// fingerprint of a crates.io package hashes its sources' path in `CARGO_HOME`, and every
+/// unit built on one hashes that: planting makes each what cargo computes here, so every
+/// unit planted in a checkout moved on the first machine is planted there too, cargo
+/// finds them fresh, and the program is plain cargo's.
+#[test]
+fn another_cargo_home_plants_what_a_moved_checkout_plants() {
+    let s = Scratch::new();
+    let home = |rel: &str| {
+        let h = s.path(rel);
+        [("CARGO_HOME", h.to_str().unwrap().to_string())]
+    };
+    let env = |h: &[(&'static str, String); 1]| -> Vec<(&'static str, String)> { h.to_vec() };
+    let build = |ws: &Path, h: &[(&'static str, String)]| {
+        let env: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let b = xcache_build(ws, &s.store(), &["--locked"], &env);
+        b.assert_success();
+        let r = Report::read(&ws.join("target"));
+        (b, r)
+    };
+    let home1 = env(&home("h1"));
+    let (b1, _) = build(&s.checkout("c-build", "ws1"), &home1);
+    let expected = b1.run("app");
+    // Moved on the first machine.
+    let ws2 = s.checkout("c-build", "elsewhere/ws2");
+    age(&ws2);
+    let (_, r2) = build(&ws2, &home1);
+    let moved = seeded_units(&r2);
+    // On another machine.
+    let home2 = env(&home("another/machine/with/a/longer/cargo-home"));
+    let h2 = PathBuf::from(&home2[0].1);
+    std::fs::create_dir_all(&h2).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(s.path("h1/registry"))
+        .arg(&h2)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let ws3 = s.checkout("c-build", "w3");
+    age(&ws3);
+    let (b3, r3) = build(&ws3, &home2);
+    let seeded = seeded_units(&r3);
+    for unit in ["cc:lib", "shlex:lib", "cnum:lib", "build_script_build:build-script-run"] {
+        assert!(seeded.contains(&unit.to_string()), "{unit} not planted: {seeded:?}\n{}", b3.stderr());
+    }
+    assert_eq!(seeded, moved, "{}", b3.stderr());
+    assert!(r3.with_outcome("miss").is_empty(), "{:?}", r3.outcomes());
+    assert_eq!(b3.run("app"), expected);
+    // Plain cargo with that CARGO_HOME agrees: nothing to do.
+    let env3: Vec<(&str, &str)> = home2.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let again = plain(&ws3, &["--locked"], &env3);
+    assert!(again.fresh().values().all(|f| *f), "{:?}", again.fresh());
+    // And plain cargo's own program, built from nothing there, prints the same.
+    let ws4 = s.checkout("c-build", "plain/ws4");
+    assert_eq!(plain(&ws4, &["--locked"], &env3).run("app"), expected);
+}

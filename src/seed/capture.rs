@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::record::{LinkableFile, SeedVariant, add_variant, pack_key, read_record};
+use super::record::{LinkableFile, Rehash, SeedVariant, add_variant, pack_key, read_record};
 use crate::config::Env;
 use crate::key::{
     Input, InputKind, Key, PathMap, RootKind, identity_digest, link_input_identity,
@@ -504,12 +504,22 @@ fn capture_unit(
     // cargo's fingerprint of a package outside the workspace (a registry or git package
     // in CARGO_HOME, a path dependency elsewhere) hashes its sources' absolute path:
     // planted where that path differs, cargo would reject the unit (and every unit
-    // built on it, whose deferred identities then fail). It holds where the path is
-    // the same.
-    if !pl.cwd.starts_with(workspace_root) {
-        let in_home = unit_pm
-            .real_of(RootKind::CargoHome)
-            .is_some_and(|h| pl.cwd.starts_with(h));
+    // built on it, whose deferred identities then fail). Where the unit's fingerprints
+    // hash here as cargo hashed them, planting makes them what cargo computes where they
+    // are planted (`super::fingerprint`), and a package in CARGO_HOME is not bound to
+    // it. Otherwise the variant holds only where that path is the same.
+    let outside = !pl.cwd.starts_with(workspace_root);
+    let home = unit_pm.real_of(RootKind::CargoHome);
+    let in_home = outside && home.is_some_and(|h| pl.cwd.starts_with(h));
+    let source = pl.source.as_deref().map(Path::new);
+    let fp_dirs: Vec<&str> = std::iter::once(fp.as_str()).chain(run_fp.as_deref()).collect();
+    let rehash = super::fingerprint::rehashable(root, &fp_dirs, source).then(|| Rehash {
+        source: source
+            .filter(|s| in_home && s.is_absolute())
+            .map(|s| unit_pm.normalize_path(s)),
+    });
+    let unbound = in_home && rehash.as_ref().is_some_and(|r| r.source.is_some());
+    let bind = |inputs: &mut Vec<Input>| {
         let kind = if in_home {
             RootKind::CargoHome
         } else {
@@ -518,6 +528,9 @@ fn capture_unit(
         if let Some(real) = unit_pm.real_of(kind) {
             inputs.push(Input::new(InputKind::Root, kind.token(), real.to_string()));
         }
+    };
+    if outside && !unbound {
+        bind(&mut inputs);
     }
     for v in RUSTC_ENV {
         inputs.push(Input::env(
@@ -543,6 +556,12 @@ fn capture_unit(
         .collect();
     needles.sort();
     needles.dedup();
+    // Unbound from CARGO_HOME, a binary file that names it binds the variant after all.
+    let strict: Vec<Vec<u8>> = match home.filter(|_| unbound) {
+        Some(h) => needles.iter().filter(|n| n.as_slice() != h.as_bytes()).cloned().collect(),
+        None => Vec::new(),
+    };
+    let mut names_home = false;
     let in_build_dir = is_script_compile(pl);
     let mut listed = Vec::with_capacity(files.len());
     // Each file read, as it was when read: the pack holds the larger ones by reference
@@ -562,7 +581,12 @@ fn capture_unit(
                 let before = ReadAs::of(&file.metadata()?);
                 let (len, digest, found) = crate::store::digest_and_find(&file, &needles)?;
                 if found {
-                    return Err(Skip::Unseedable);
+                    let (_, _, other) =
+                        crate::store::digest_and_find(fs::File::open(&*p)?, &strict)?;
+                    if !unbound || other {
+                        return Err(Skip::Unseedable);
+                    }
+                    names_home = true;
                 }
                 if ReadAs::of(&file.metadata()?) != before || len != before.len {
                     return Err(Skip::Io);
@@ -585,6 +609,10 @@ fn capture_unit(
         rlib
     };
 
+    if names_home {
+        bind(&mut inputs);
+        normalize_inputs(&mut inputs);
+    }
     let mut variant = SeedVariant {
         pack: String::new(),
         entry: Some(entry),
@@ -598,6 +626,7 @@ fn capture_unit(
         compile_ms: ev.unit.compile_ms.unwrap_or(0),
         incremental: pl.incremental,
         linkable,
+        rehash,
     };
     let pack = pack_key(&upk, &variant, &listed);
     variant.pack = pack.to_hex();

@@ -17,6 +17,7 @@
 
 mod capture;
 mod dep_info;
+mod fingerprint;
 mod plant;
 mod record;
 mod rustc_info;

@@ -181,7 +181,37 @@ pub fn plant(input: &PlantInput<'_>) -> (Vec<Planted>, Vec<Warning>) {
         }
         kept = still;
     }
+    rehash(input, &kept);
     (kept, warnings)
+}
+
+/// Makes the planted units' fingerprints what cargo computes here (the source's path
+/// in this `CARGO_HOME`, the dependencies' hashes as they became), for the variants
+/// whose fingerprints hashed as cargo's when captured (`super::fingerprint`).
+fn rehash(input: &PlantInput<'_>, kept: &[Planted]) {
+    let units: Vec<super::fingerprint::ToRehash> = kept
+        .iter()
+        .filter_map(|p| {
+            let r = p.variant.rehash.as_ref()?;
+            let source = match &r.source {
+                Some(s) => {
+                    let pm = PathMap::new(&p.cwd, Some(input.target_root), input.cargo_home);
+                    let path = pm.expand_path(s);
+                    if PathMap::has_token(&path.to_string_lossy()) {
+                        return None;
+                    }
+                    Some(path)
+                }
+                None => None,
+            };
+            let dirs = std::iter::once(&p.fingerprint_dir)
+                .chain(&p.run_fingerprint_dir)
+                .filter_map(|d| crate::fsx::confined(input.target_root, d).ok())
+                .collect();
+            Some(super::fingerprint::ToRehash { dirs, source })
+        })
+        .collect();
+    super::fingerprint::rehash_planted(&units);
 }
 
 /// For each planted variant, whether what it put aside until everything was planted

@@ -56,6 +56,21 @@ pub struct SeedVariant {
     /// whose `.rmeta` is planted beside it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub linkable: Vec<LinkableFile>,
+    /// cargo's fingerprints of the unit hash as cargo hashed them when captured, so
+    /// planting makes them what cargo computes where they are planted
+    /// (`seed::fingerprint`): then the variant is not bound to its `CARGO_HOME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehash: Option<Rehash>,
+}
+
+/// How a variant's fingerprints are made right where it is planted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rehash {
+    /// The source file whose path cargo's fingerprint hashes, tokenized
+    /// (`@@xcache:cargo-home@@/registry/src/…/lib.rs`), for a unit outside the
+    /// workspace; `None` where the path is the workspace's own (relative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 pub use crate::store::objects::LinkableFile;
@@ -96,6 +111,10 @@ pub fn pack_key(upk: &Key, v: &SeedVariant, files: &[(String, Key, bool)]) -> Ke
             })
             .collect();
         h.list("linkable", linkable.iter().map(String::as_str));
+    }
+    // Variants captured before rehashing existed keep their keys.
+    if let Some(r) = &v.rehash {
+        h.str("rehash", r.source.as_deref().unwrap_or(""));
     }
     let listed: Vec<String> = files
         .iter()

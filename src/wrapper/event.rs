@@ -208,6 +208,11 @@ pub struct UnitPlace {
     /// The unit is a build script's compile (its directory travels whole in its pack).
     #[serde(default)]
     pub script_compile: bool,
+    /// The source file cargo gave rustc, as given (absolute for a package outside the
+    /// workspace): what cargo's fingerprint hashes as the unit's path
+    /// (`seed::fingerprint`).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// Which linker a unit used, and its identity then (`key::linker_id`).

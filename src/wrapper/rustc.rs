@@ -271,6 +271,7 @@ impl Rustc {
             linker: self.link.as_ref().map(|l| l.linker_used(&self.inv)),
             incremental: self.asked_incremental,
             script_compile: self.inv.kind() == CrateKind::BuildScript,
+            source: self.inv.input.clone(),
         })
     }
 

@@ -791,6 +791,7 @@ impl Cached for Script {
             linker: None,
             incremental: false,
             script_compile: false,
+            source: None,
         });
     }
 }
