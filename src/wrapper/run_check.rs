@@ -137,12 +137,15 @@ pub(super) fn paired(
             continue;
         };
         let meta = reader.meta().clone();
-        if directives(&meta.stdout) != directives(&now) || meta.files.len() != files.len() {
+        let stored_names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
+        let our_names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        if directives(&meta.stdout) != directives(&now) || !same_names(&stored_names, &our_names)
+        {
             return Some(Verdict::Differs(
                 "what it printed, against an earlier run".into(),
             ));
         }
-        for (stored, ours) in meta.files.iter().zip(files) {
+        for stored in &meta.files {
             if reader.next_object().is_some() {
                 return None;
             }
@@ -150,8 +153,13 @@ pub(super) fn paired(
             if reader.next_file(&mut bytes).is_err() {
                 return None;
             }
-            let same = stored.name == ours.name
-                && stored.executable == ours.executable
+            if is_probe_leftover(&stored.name) {
+                continue;
+            }
+            let Some(ours) = files.iter().find(|f| f.name == stored.name) else {
+                return None;
+            };
+            let same = stored.executable == ours.executable
                 && match &ours.source {
                     OutSource::Text(t) => bytes == t.as_bytes(),
                     OutSource::File(p) => std::fs::read(p).is_ok_and(|b| b == bytes),
@@ -1041,12 +1049,12 @@ fn compare_files(
         .filter_map(|p| p.strip_prefix(out_dir).ok()?.to_str().map(str::to_string))
         .collect();
     names.sort();
-    let mut first: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-    first.sort();
-    if names != first {
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let first: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    if !same_names(&names, &first) {
         return Ok(Verdict::Differs("which files it wrote".into()));
     }
-    for f in files {
+    for f in files.iter().filter(|f| !is_probe_leftover(&f.name)) {
         let path = out_dir.join(&f.name);
         let executable = std::fs::metadata(&path)?.permissions().mode() & 0o111 != 0;
         let same = executable == f.executable
@@ -1060,6 +1068,40 @@ fn compare_files(
         }
     }
     Ok(Verdict::PathsOnly)
+}
+
+/// What autocfg leaves in `OUT_DIR`: the metadata of each probe crate it compiled
+/// (`rustc --crate-name autocfg_<id>_<n> --emit=metadata --out-dir $OUT_DIR -`, from its
+/// own source on stdin), named by an id autocfg draws at random in every run, so two runs
+/// never write the same names. Nothing reads them (autocfg asks only whether the compile
+/// succeeded), and they hold no path: the check counts them instead of pairing them by
+/// name and bytes. The files replayed are the first run's, as a run could have written.
+fn is_probe_leftover(name: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix("libautocfg_")
+        .and_then(|r| r.strip_suffix(".rmeta"))
+    else {
+        return false;
+    };
+    let Some((id, n)) = rest.split_once('_') else {
+        return false;
+    };
+    id.len() == 16
+        && id.bytes().all(|b| b.is_ascii_hexdigit())
+        && !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether two runs wrote the same files: the same names but autocfg's probe leftovers
+/// ([`is_probe_leftover`]), and as many of those.
+fn same_names(a: &[&str], b: &[&str]) -> bool {
+    fn split<'a>(v: &[&'a str]) -> (usize, Vec<&'a str>) {
+        let (left, mut rest): (Vec<&str>, Vec<&str>) =
+            v.iter().partition(|n| is_probe_leftover(n));
+        rest.sort_unstable();
+        (left.len(), rest)
+    }
+    split(a) == split(b)
 }
 
 /// Whether the file at `first` (the first run's; unreadable: not the same) holds the
@@ -1615,6 +1657,24 @@ mod tests {
     }
 
     /// A record cut short (its count says more fields) is no compile.
+    #[test]
+    fn autocfgs_probe_leftovers_are_counted_not_named() {
+        let a = ["gen.rs", "libautocfg_586730a5eb88ba99_0.rmeta", "libautocfg_586730a5eb88ba99_1.rmeta"];
+        let b = ["libautocfg_9773048dc12fae19_0.rmeta", "gen.rs", "libautocfg_9773048dc12fae19_1.rmeta"];
+        assert!(same_names(&a, &b));
+        assert!(!same_names(&a, &b[..2]), "as many of them");
+        assert!(!same_names(&["gen.rs"], &["other.rs"]));
+        for not in [
+            "libautocfg_586730a5eb88ba99_0.rlib",
+            "libautocfg_586730a5eb88ba9_0.rmeta",
+            "libautocfg_586730a5eb88ba99_.rmeta",
+            "libautocfg_586730a5eb88ba9z_0.rmeta",
+            "autocfg_586730a5eb88ba99_0.rmeta",
+        ] {
+            assert!(!is_probe_leftover(not), "{not}");
+        }
+    }
+
     #[test]
     fn a_cut_record_is_not_a_compile() {
         assert_eq!(
