@@ -811,3 +811,49 @@ fn runs_hit_wherever_the_roots_are_and_however_long() {
         "{text}"
     );
 }
+
+/// autocfg names what its probes leave in `OUT_DIR` at random in every run, so the path
+/// check's two runs never write the same names: they are counted, not named, and the run
+/// replays in a checkout elsewhere under another `CARGO_HOME` (longer paths both), with
+/// the program plain cargo's.
+#[test]
+fn a_run_using_autocfg_replays_elsewhere() {
+    let s = Scratch::new();
+    let h1 = s.path("h1");
+    let ws1 = s.checkout("autocfg-probe", "ws1");
+    let (b1, r1) = build(
+        &ws1,
+        &s.store(),
+        &[NO_SEED, ("CARGO_HOME", h1.to_str().unwrap())],
+    );
+    assert_eq!(r1.runs()["probed"], run("miss"));
+    let expected = b1.run("probed");
+    assert_eq!(expected, "i128=true nonzero=true\n");
+    let h2 = s.path("another/machine/with/a/longer/cargo-home");
+    std::fs::create_dir_all(&h2).unwrap();
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(h1.join("registry"))
+        .arg(&h2)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let env2 = [NO_SEED, ("CARGO_HOME", h2.to_str().unwrap())];
+    let ws2 = s.checkout("autocfg-probe", "much/longer/path/ws2");
+    let (b2, r2) = build(&ws2, &s.store(), &env2);
+    assert_eq!(
+        r2.runs()["probed"],
+        run("hit"),
+        "{}",
+        explain(&ws2, &s.store(), "probed", &env2[1..])
+    );
+    assert_eq!(b2.run("probed"), expected);
+    // Plain cargo there prints the same.
+    let ws3 = s.checkout("autocfg-probe", "plain/ws3");
+    let plain = Build::from_output(
+        cargo_build(&ws3, &["--message-format=json"], &env2[1..]),
+        &ws3,
+    );
+    plain.assert_success();
+    assert_eq!(plain.run("probed"), expected);
+}

@@ -1070,16 +1070,21 @@ fn compare_files(
     Ok(Verdict::PathsOnly)
 }
 
-/// What autocfg leaves in `OUT_DIR`: the metadata of each probe crate it compiled
-/// (`rustc --crate-name autocfg_<id>_<n> --emit=metadata --out-dir $OUT_DIR -`, from its
-/// own source on stdin), named by an id autocfg draws at random in every run, so two runs
-/// never write the same names. Nothing reads them (autocfg asks only whether the compile
-/// succeeded), and they hold no path: the check counts them instead of pairing them by
-/// name and bytes. The files replayed are the first run's, as a run could have written.
+/// What autocfg leaves in `OUT_DIR`: the output of each probe crate it compiled
+/// (`rustc --crate-name autocfg_<id>_<n> --out-dir $OUT_DIR --emit=llvm-ir -` from its own
+/// source on stdin: `autocfg_<id>_<n>.ll`; `libautocfg_<id>_<n>.rmeta` where metadata is
+/// emitted), named by an id autocfg draws at random in every run, so two runs never write
+/// the same names. Only a listing of `OUT_DIR` could find them, and autocfg asks only
+/// whether the compile succeeded: the check counts them instead of pairing them by name
+/// and bytes. The files replayed are the first run's, as a run could have written.
 fn is_probe_leftover(name: &str) -> bool {
     let Some(rest) = name
         .strip_prefix("libautocfg_")
         .and_then(|r| r.strip_suffix(".rmeta"))
+        .or_else(|| {
+            name.strip_prefix("autocfg_")
+                .and_then(|r| r.strip_suffix(".ll"))
+        })
     else {
         return false;
     };
@@ -1659,17 +1664,18 @@ mod tests {
     /// A record cut short (its count says more fields) is no compile.
     #[test]
     fn autocfgs_probe_leftovers_are_counted_not_named() {
-        let a = ["gen.rs", "libautocfg_586730a5eb88ba99_0.rmeta", "libautocfg_586730a5eb88ba99_1.rmeta"];
-        let b = ["libautocfg_9773048dc12fae19_0.rmeta", "gen.rs", "libautocfg_9773048dc12fae19_1.rmeta"];
+        let a = ["gen.rs", "libautocfg_586730a5eb88ba99_0.rmeta", "autocfg_586730a5eb88ba99_1.ll"];
+        let b = ["autocfg_9773048dc12fae19_1.ll", "gen.rs", "libautocfg_9773048dc12fae19_0.rmeta"];
         assert!(same_names(&a, &b));
         assert!(!same_names(&a, &b[..2]), "as many of them");
         assert!(!same_names(&["gen.rs"], &["other.rs"]));
         for not in [
             "libautocfg_586730a5eb88ba99_0.rlib",
+            "autocfg_586730a5eb88ba99_0.rmeta",
+            "libautocfg_586730a5eb88ba99_0.ll",
             "libautocfg_586730a5eb88ba9_0.rmeta",
             "libautocfg_586730a5eb88ba99_.rmeta",
             "libautocfg_586730a5eb88ba9z_0.rmeta",
-            "autocfg_586730a5eb88ba99_0.rmeta",
         ] {
             assert!(!is_probe_leftover(not), "{not}");
         }
