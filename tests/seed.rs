@@ -1348,8 +1348,17 @@ fn another_cargo_home_plants_what_a_moved_checkout_plants() {
     age(&ws3);
     let (b3, r3) = build(&ws3, &home2);
     let seeded = seeded_units(&r3);
-    for unit in ["cc:lib", "shlex:lib", "cnum:lib", "build_script_build:build-script-run"] {
-        assert!(seeded.contains(&unit.to_string()), "{unit} not planted: {seeded:?}\n{}", b3.stderr());
+    for unit in [
+        "cc:lib",
+        "shlex:lib",
+        "cnum:lib",
+        "build_script_build:build-script-run",
+    ] {
+        assert!(
+            seeded.contains(&unit.to_string()),
+            "{unit} not planted: {seeded:?}\n{}",
+            b3.stderr()
+        );
     }
     assert_eq!(seeded, moved, "{}", b3.stderr());
     assert!(r3.with_outcome("miss").is_empty(), "{:?}", r3.outcomes());

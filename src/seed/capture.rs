@@ -512,7 +512,9 @@ fn capture_unit(
     let home = unit_pm.real_of(RootKind::CargoHome);
     let in_home = outside && home.is_some_and(|h| pl.cwd.starts_with(h));
     let source = pl.source.as_deref().map(Path::new);
-    let fp_dirs: Vec<&str> = std::iter::once(fp.as_str()).chain(run_fp.as_deref()).collect();
+    let fp_dirs: Vec<&str> = std::iter::once(fp.as_str())
+        .chain(run_fp.as_deref())
+        .collect();
     let rehash = super::fingerprint::rehashable(root, &fp_dirs, source).then(|| Rehash {
         source: source
             .filter(|s| in_home && s.is_absolute())
@@ -558,7 +560,11 @@ fn capture_unit(
     needles.dedup();
     // Unbound from CARGO_HOME, a binary file that names it binds the variant after all.
     let strict: Vec<Vec<u8>> = match home.filter(|_| unbound) {
-        Some(h) => needles.iter().filter(|n| n.as_slice() != h.as_bytes()).cloned().collect(),
+        Some(h) => needles
+            .iter()
+            .filter(|n| n.as_slice() != h.as_bytes())
+            .cloned()
+            .collect(),
         None => Vec::new(),
     };
     let mut names_home = false;

@@ -55,9 +55,18 @@ pub struct CargoFingerprint {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
 enum Local {
     Precalculated(String),
-    CheckDepInfo { dep_info: PathBuf, checksum: bool },
-    RerunIfChanged { output: PathBuf, paths: Vec<PathBuf> },
-    RerunIfEnvChanged { var: String, val: Option<String> },
+    CheckDepInfo {
+        dep_info: PathBuf,
+        checksum: bool,
+    },
+    RerunIfChanged {
+        output: PathBuf,
+        paths: Vec<PathBuf>,
+    },
+    RerunIfEnvChanged {
+        var: String,
+        val: Option<String>,
+    },
 }
 
 impl CargoFingerprint {
@@ -223,7 +232,11 @@ pub fn rehash_planted(units: &[ToRehash]) -> usize {
 }
 
 /// Writes the fields and the hash, each with the time it had.
-fn write_fingerprint(hash_file: &Path, fields: &CargoFingerprint, hash: u64) -> std::io::Result<()> {
+fn write_fingerprint(
+    hash_file: &Path,
+    fields: &CargoFingerprint,
+    hash: u64,
+) -> std::io::Result<()> {
     let json = hash_file.with_extension("json");
     let json_text = serde_json::to_vec(fields).map_err(std::io::Error::other)?;
     rewrite_keeping_time(&json, &json_text)?;
@@ -289,7 +302,11 @@ mod tests {
         let top_hash = top_fields.hash_u64();
         fs::write(dep.join("lib-a.json"), ADLER).unwrap();
         fs::write(dep.join("lib-a"), ADLER_HASH).unwrap();
-        fs::write(top.join("lib-b.json"), serde_json::to_vec(&top_fields).unwrap()).unwrap();
+        fs::write(
+            top.join("lib-b.json"),
+            serde_json::to_vec(&top_fields).unwrap(),
+        )
+        .unwrap();
         fs::write(top.join("lib-b"), to_hex(top_hash)).unwrap();
         let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
         fs::File::options()
@@ -316,7 +333,10 @@ mod tests {
         assert_ne!(dep_now.stored, from_hex(ADLER_HASH).unwrap());
         let top_now = read_dir(&top).unwrap().remove(0);
         assert_eq!(top_now.fields.deps[0].3, dep_now.stored);
-        assert_eq!(top_now.fields.path, top_fields.path, "a workspace unit's path stays");
+        assert_eq!(
+            top_now.fields.path, top_fields.path,
+            "a workspace unit's path stays"
+        );
         assert_eq!(top_now.stored, top_now.fields.hash_u64());
         assert_eq!(
             fs::metadata(dep.join("lib-a")).unwrap().modified().unwrap(),

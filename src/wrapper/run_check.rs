@@ -139,8 +139,7 @@ pub(super) fn paired(
         let meta = reader.meta().clone();
         let stored_names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
         let our_names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-        if directives(&meta.stdout) != directives(&now) || !same_names(&stored_names, &our_names)
-        {
+        if directives(&meta.stdout) != directives(&now) || !same_names(&stored_names, &our_names) {
             return Some(Verdict::Differs(
                 "what it printed, against an earlier run".into(),
             ));
@@ -156,9 +155,7 @@ pub(super) fn paired(
             if is_probe_leftover(&stored.name) {
                 continue;
             }
-            let Some(ours) = files.iter().find(|f| f.name == stored.name) else {
-                return None;
-            };
+            let ours = files.iter().find(|f| f.name == stored.name)?;
             let same = stored.executable == ours.executable
                 && match &ours.source {
                     OutSource::Text(t) => bytes == t.as_bytes(),
@@ -1101,8 +1098,7 @@ fn is_probe_leftover(name: &str) -> bool {
 /// ([`is_probe_leftover`]), and as many of those.
 fn same_names(a: &[&str], b: &[&str]) -> bool {
     fn split<'a>(v: &[&'a str]) -> (usize, Vec<&'a str>) {
-        let (left, mut rest): (Vec<&str>, Vec<&str>) =
-            v.iter().partition(|n| is_probe_leftover(n));
+        let (left, mut rest): (Vec<&str>, Vec<&str>) = v.iter().partition(|n| is_probe_leftover(n));
         rest.sort_unstable();
         (left.len(), rest)
     }
@@ -1664,8 +1660,16 @@ mod tests {
     /// A record cut short (its count says more fields) is no compile.
     #[test]
     fn autocfgs_probe_leftovers_are_counted_not_named() {
-        let a = ["gen.rs", "libautocfg_586730a5eb88ba99_0.rmeta", "autocfg_586730a5eb88ba99_1.ll"];
-        let b = ["autocfg_9773048dc12fae19_1.ll", "gen.rs", "libautocfg_9773048dc12fae19_0.rmeta"];
+        let a = [
+            "gen.rs",
+            "libautocfg_586730a5eb88ba99_0.rmeta",
+            "autocfg_586730a5eb88ba99_1.ll",
+        ];
+        let b = [
+            "autocfg_9773048dc12fae19_1.ll",
+            "gen.rs",
+            "libautocfg_9773048dc12fae19_0.rmeta",
+        ];
         assert!(same_names(&a, &b));
         assert!(!same_names(&a, &b[..2]), "as many of them");
         assert!(!same_names(&["gen.rs"], &["other.rs"]));
