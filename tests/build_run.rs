@@ -756,15 +756,7 @@ fn runs_hit_wherever_the_roots_are_and_however_long() {
         let target = s.path(target);
         let home = s.path(home);
         if n > 0 {
-            // Another machine's CARGO_HOME, with the registry the first one fetched.
-            std::fs::create_dir_all(&home).unwrap();
-            let copied = Command::new("cp")
-                .arg("-a")
-                .arg(first_home.join("registry"))
-                .arg(&home)
-                .status()
-                .unwrap();
-            assert!(copied.success());
+            common::another_cargo_home(&first_home, &home);
         }
         let b = xcache_build(
             &ws,
@@ -830,14 +822,7 @@ fn a_run_using_autocfg_replays_elsewhere() {
     let expected = b1.run("probed");
     assert_eq!(expected, "i128=true nonzero=true\n");
     let h2 = s.path("another/machine/with/a/longer/cargo-home");
-    std::fs::create_dir_all(&h2).unwrap();
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(h1.join("registry"))
-        .arg(&h2)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    common::another_cargo_home(&h1, &h2);
     let env2 = [NO_SEED, ("CARGO_HOME", h2.to_str().unwrap())];
     let ws2 = s.checkout("autocfg-probe", "much/longer/path/ws2");
     let (b2, r2) = build(&ws2, &s.store(), &env2);

@@ -1336,14 +1336,7 @@ fn another_cargo_home_plants_what_a_moved_checkout_plants() {
     // On another machine.
     let home2 = env(&home("another/machine/with/a/longer/cargo-home"));
     let h2 = PathBuf::from(&home2[0].1);
-    std::fs::create_dir_all(&h2).unwrap();
-    let copied = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(s.path("h1/registry"))
-        .arg(&h2)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    common::another_cargo_home(&s.path("h1"), &h2);
     let ws3 = s.checkout("c-build", "w3");
     age(&ws3);
     let (b3, r3) = build(&ws3, &home2);

@@ -422,6 +422,20 @@ pub fn count_files(dir: &Path) -> usize {
         .sum()
 }
 
+/// Another machine's `CARGO_HOME` at `home`, with the registry (index, downloaded and
+/// unpacked crates) of `first`: cargo works offline there, from sources at other paths.
+#[allow(dead_code, reason = "not every test binary moves CARGO_HOME")]
+pub fn another_cargo_home(first: &Path, home: &Path) {
+    std::fs::create_dir_all(home).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(first.join("registry"))
+        .arg(home)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+}
+
 /// Dates every file under `dir` `secs` seconds back: a checkout made before the build
 /// (seeding stamps what it plants 50 ms before it checks the sources, so a source written
 /// within that margin is newer and cargo rebuilds its unit), or a store no build used since.
