@@ -140,6 +140,12 @@ fn read_dir(dir: &Path) -> Option<Vec<OnDisk>> {
             continue;
         }
         let hash_file = path.with_extension("");
+        // Planting writes regular files: anything else there is neither read nor
+        // written through.
+        let regular = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+        if !regular(&path) || !regular(&hash_file) {
+            return None;
+        }
         let stored = from_hex(&fs::read_to_string(&hash_file).ok()?)?;
         let fields: CargoFingerprint =
             serde_json::from_slice(&crate::fsx::read_small_bytes(&path, 1 << 20).ok()?).ok()?;
@@ -342,6 +348,21 @@ mod tests {
             fs::metadata(dep.join("lib-a")).unwrap().modified().unwrap(),
             old
         );
+        // A hash file that is a link is neither read nor written through.
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, to_hex(1)).unwrap();
+        let linked = dir.path().join("linked");
+        fs::create_dir_all(&linked).unwrap();
+        fs::write(linked.join("lib-c.json"), ADLER).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, linked.join("lib-c")).unwrap();
+        assert_eq!(
+            rehash_planted(&[ToRehash {
+                dirs: vec![linked],
+                source: Some(PathBuf::from(&moved)),
+            }]),
+            0
+        );
+        assert_eq!(fs::read_to_string(&elsewhere).unwrap(), to_hex(1));
         // Rehashed where it was captured, nothing changes.
         assert_eq!(
             rehash_planted(&[ToRehash {
