@@ -62,7 +62,7 @@ pub struct PublicKey(pub [u8; PUBLIC_KEY_LEN]);
 
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PUBLIC_PREFIX}{}", hex(&self.0))
+        write!(f, "{PUBLIC_PREFIX}{}", hex::encode(self.0))
     }
 }
 
@@ -147,7 +147,7 @@ impl Signer {
                     werr(e)
                 }
             })?;
-        writeln!(f, "{SECRET_PREFIX}{}", hex(&self.key.to_bytes())).map_err(werr)?;
+        writeln!(f, "{SECRET_PREFIX}{}", hex::encode(self.key.to_bytes())).map_err(werr)?;
         f.sync_all().map_err(werr)
     }
 
@@ -221,18 +221,9 @@ pub struct Trust {
     pub trusted: Option<TrustedKeys>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N || !s.is_ascii() {
-        return None;
-    }
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 

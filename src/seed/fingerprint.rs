@@ -107,18 +107,12 @@ pub fn path_hash(path: &Path) -> u64 {
 
 /// cargo's `util::to_hex`: the hash's little-endian bytes in hex.
 fn to_hex(n: u64) -> String {
-    n.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(n.to_le_bytes())
 }
 
 fn from_hex(s: &str) -> Option<u64> {
-    let s = s.trim_end();
-    if s.len() != 16 {
-        return None;
-    }
     let mut bytes = [0u8; 8];
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(s.trim_end(), &mut bytes).ok()?;
     Some(u64::from_le_bytes(bytes))
 }
 

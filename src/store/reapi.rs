@@ -350,7 +350,7 @@ impl Reapi {
             let Some(data) = self.batch_read(digest).await? else {
                 return Ok(None);
             };
-            if hex(&Sha256::digest(&data)) != digest.hash {
+            if hex::encode(Sha256::digest(&data)) != digest.hash {
                 return Err(super::remote::damaged(
                     &self.spec,
                     path,
@@ -403,7 +403,7 @@ impl Reapi {
             ));
         }
         if let Some(h) = hasher
-            && hex(&h.finalize()) != digest.hash
+            && hex::encode(h.finalize()) != digest.hash
         {
             return Err(super::remote::damaged(
                 &self.spec,
@@ -759,7 +759,7 @@ impl Reapi {
 /// The digest (SHA-256 and size) of `bytes`.
 pub(crate) fn digest_of(bytes: &[u8]) -> re::Digest {
     re::Digest {
-        hash: hex(&Sha256::digest(bytes)),
+        hash: hex::encode(Sha256::digest(bytes)),
         size_bytes: bytes.len() as i64,
     }
 }
@@ -784,7 +784,7 @@ impl Source {
             size += chunk.len() as u64;
         }
         Ok(re::Digest {
-            hash: hex(&hasher.finalize()),
+            hash: hex::encode(hasher.finalize()),
             size_bytes: size as i64,
         })
     }
@@ -860,7 +860,7 @@ impl From<&[&Path]> for Source {
 fn name_digest(path: &str) -> re::Digest {
     let name = format!("cargo-xcache/{path}");
     re::Digest {
-        hash: hex(&Sha256::digest(name.as_bytes())),
+        hash: hex::encode(Sha256::digest(name.as_bytes())),
         size_bytes: name.len() as i64,
     }
 }
@@ -871,14 +871,6 @@ fn blob_status(s: Option<bazel_remote_apis::google::rpc::Status>) -> Status {
         Some(s) => Status::new(Code::from_i32(s.code), s.message),
         None => Status::unknown("no status"),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// A random (version 4) UUID, as ByteStream upload names take it.
@@ -896,7 +888,7 @@ fn uuid_v4() -> String {
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex(&b);
+    let h = hex::encode(b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],
