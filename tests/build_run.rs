@@ -842,3 +842,62 @@ fn a_run_using_autocfg_replays_elsewhere() {
     plain.assert_success();
     assert_eq!(plain.run("probed"), expected);
 }
+
+/// A build script holding its checkout's path (`env!("CARGO_MANIFEST_DIR")`, as
+/// libsqlite3-sys's does) is compiled again in a checkout elsewhere, rightly; its run,
+/// proven by the script compiled at aliases of the roots, is not made again: in longer
+/// and shorter checkouts each, the program is plain cargo's.
+#[test]
+fn a_script_holding_its_checkout_replays_its_run_elsewhere() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("rooted-script", "some/ws1");
+    let (b1, r1) = build(&ws1, &s.store(), &[NO_SEED]);
+    assert_eq!(r1.runs()["rooted"], run("miss"));
+    let expected = b1.run("rooted");
+    assert_eq!(expected, "from the data file\n");
+    for place in ["a/much/longer/path/to/ws2", "w3"] {
+        let ws = s.checkout("rooted-script", place);
+        let (b, r) = build(&ws, &s.store(), &[NO_SEED]);
+        assert_eq!(
+            r.runs()["rooted"],
+            run("hit"),
+            "{place}: {}",
+            explain(&ws, &s.store(), "rooted", &[])
+        );
+        assert_eq!(b.run("rooted"), expected, "{place}");
+    }
+    // Plain cargo elsewhere prints the same.
+    let ws4 = s.checkout("rooted-script", "plain/ws4");
+    let plain = Build::from_output(cargo_build(&ws4, &["--message-format=json"], &[]), &ws4);
+    plain.assert_success();
+    assert_eq!(plain.run("rooted"), expected);
+}
+
+/// The same script making a number of its compiled-in path (its length): the check with
+/// the script compiled at the aliases sees it, and a checkout of another length runs it
+/// again and prints its own number, as plain cargo does there.
+#[test]
+fn a_script_making_a_number_of_its_compiled_in_path_runs_again_elsewhere() {
+    let s = Scratch::new();
+    let env = [NO_SEED, ("ROOTED_FORM", "len")];
+    let ws1 = s.checkout("rooted-script", "ws1");
+    let (b1, r1) = build(&ws1, &s.store(), &env);
+    assert_eq!(r1.runs()["rooted"], run("miss"));
+    assert_eq!(
+        b1.run("rooted"),
+        format!("{}\n", ws1.display().to_string().len())
+    );
+    let ws2 = s.checkout("rooted-script", "a/longer/place/ws2");
+    let (b2, r2) = build(&ws2, &s.store(), &env);
+    assert_eq!(r2.runs()["rooted"].0, "miss");
+    let plain = Build::from_output(
+        cargo_build(&ws2, &["--message-format=json"], &env[1..]),
+        &ws2,
+    );
+    plain.assert_success();
+    assert_eq!(b2.run("rooted"), plain.run("rooted"));
+    assert_eq!(
+        b2.run("rooted"),
+        format!("{}\n", ws2.display().to_string().len())
+    );
+}

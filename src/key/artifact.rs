@@ -28,6 +28,10 @@ struct Sidecar {
     identity: String,
     len: u64,
     mtime_ns: u128,
+    /// For a [`rooted_identity`]: the content digest of the file it was given to, so
+    /// that a planted copy of that file (same bytes, another time) keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
 }
 
 /// The identity the sidecar beside `artifact` names, whatever size and time it records
@@ -87,14 +91,51 @@ pub fn key_identity(key: &Key) -> String {
     format!("key:{key}")
 }
 
+/// The identity of a build script's executable that holds one of its machine's roots
+/// as text (`env!("CARGO_MANIFEST_DIR")`): the key of its compile with the roots
+/// tokenized (`entry_key` over the compile's inputs but the roots). Compiled at other
+/// roots, the executable differs in bytes and has this identity all the same; a run
+/// keyed on it is stored free of its roots only when the script compiled at aliases of
+/// the roots, run there, printed and wrote the same (`wrapper::run_check`).
+pub fn rooted_identity(key: &Key) -> String {
+    format!("rooted:{key}")
+}
+
+/// True for a [`rooted_identity`].
+pub fn is_rooted_identity(identity: &str) -> bool {
+    identity.starts_with("rooted:")
+}
+
+/// The key a [`rooted_identity`] names.
+pub fn rooted_key(identity: &str) -> Option<Key> {
+    Key::from_hex(identity.strip_prefix("rooted:")?)
+}
+
+/// The content digest a sidecar records beside a [`rooted_identity`].
+pub fn sidecar_content(artifact: &Path) -> Option<Key> {
+    let text = fs::read_to_string(sidecar_path(artifact)).ok()?;
+    let s = serde_json::from_str::<Sidecar>(&text).ok()?;
+    Key::from_hex(s.content.as_deref()?)
+}
+
 /// Records `identity` for `artifact` as it is now on disk.
 pub fn write_artifact_identity(artifact: &Path, identity: &str) -> io::Result<()> {
+    write_identity(artifact, identity, None)
+}
+
+/// Records a [`rooted_identity`] for `artifact`, whose content digest is `content`.
+pub fn write_rooted_identity(artifact: &Path, key: &Key, content: &Key) -> io::Result<()> {
+    write_identity(artifact, &rooted_identity(key), Some(content))
+}
+
+fn write_identity(artifact: &Path, identity: &str, content: Option<&Key>) -> io::Result<()> {
     let (len, mtime_ns) = stamp(artifact)?;
     let s = Sidecar {
         format_version: 1,
         identity: identity.to_string(),
         len,
         mtime_ns,
+        content: content.map(Key::to_hex),
     };
     let text = serde_json::to_vec(&s).map_err(io::Error::other)?;
     crate::fsx::write_atomic(&sidecar_path(artifact), &text)

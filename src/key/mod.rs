@@ -37,8 +37,9 @@ mod rustc_args;
 mod unit_key;
 
 pub use artifact::{
-    artifact_identity, content_identity, identity_digest, key_identity, recorded_identity,
-    sidecar_identity, sidecar_path, write_artifact_identity,
+    artifact_identity, content_identity, identity_digest, is_rooted_identity, key_identity,
+    recorded_identity, rooted_identity, rooted_key, sidecar_content, sidecar_identity,
+    sidecar_path, write_artifact_identity, write_rooted_identity,
 };
 pub use build_run::{
     RunKeyInput, TreeError, c_tool_names, is_run_key_var, run_env, run_key_parts, run_l1_key,

@@ -872,6 +872,11 @@ fn walk_into(
         for e in entries {
             let name = e.file_name().into_string().map_err(|_| Skip::Unseedable)?;
             let child = format!("{rel}/{name}");
+            // The wrapper's recipe of a script's compile never travels (it names what a
+            // compiler runs with: `wrapper::RECIPE_SUFFIX`).
+            if name.ends_with(crate::wrapper::RECIPE_SUFFIX) {
+                continue;
+            }
             let ft = e.file_type()?;
             if ft.is_dir() {
                 go(root, &child, false, out, is_text)?;

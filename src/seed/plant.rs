@@ -18,7 +18,8 @@ use crate::errors::CacheError;
 use crate::judge::{Here, Judge, Mode, env_before_cargo};
 use crate::key::{
     CompilerId, Input, Key, LinkerRequest, PathMap, content_identity, host_cpu, key_identity,
-    linker_id, sidecar_identity, sidecar_path, write_artifact_identity,
+    linker_id, rooted_key, sidecar_content, sidecar_identity, sidecar_path,
+    write_artifact_identity, write_rooted_identity,
 };
 use crate::prefetch::{Arrivals, PredictedUnit};
 use crate::store::objects::Link;
@@ -464,10 +465,13 @@ fn put_in_place(
             .then(|| (format!("{fp}/"), format!("{build}/")))
     });
     let pack = Key::from_hex(&v.pack).ok_or(PlantError::Io)?;
+    // A recipe is the wrapper's own (`wrapper::RECIPE_SUFFIX`): one in a pack is planted
+    // nowhere.
     let keep = |f: &crate::store::EntryFile| {
-        !run_dirs
-            .as_ref()
-            .is_some_and(|(a, b)| f.name.starts_with(a.as_str()) || f.name.starts_with(b.as_str()))
+        !f.name.ends_with(crate::wrapper::RECIPE_SUFFIX)
+            && !run_dirs.as_ref().is_some_and(|(a, b)| {
+                f.name.starts_with(a.as_str()) || f.name.starts_with(b.as_str())
+            })
     };
     // A build script's real executable may come from a loose object: cargo never reads
     // its time (see `seed::capture`), and it is never set.
@@ -512,13 +516,23 @@ fn put_in_place(
     // check after planting and every later judge would hash the artifact again (4-5 MB
     // per build script, each warm build). One naming the content digest just planted
     // is written again for the file as it is here; any other is left to be checked.
+    // A build script's executable that holds a root (`key::rooted_identity`) keeps its
+    // identity where the sidecar names the digest just planted.
+    let mut rooted: Vec<(PathBuf, Key, Key)> = Vec::new();
     for (dest, digest) in &restored.files {
         let side = sidecar_path(dest);
+        if !restored.files.iter().any(|(p, _)| *p == side) {
+            continue;
+        }
         let id = content_identity(digest);
-        if restored.files.iter().any(|(p, _)| *p == side)
-            && sidecar_identity(dest).is_some_and(|named| named == id)
-        {
-            identities.push((dest.clone(), id));
+        match sidecar_identity(dest) {
+            Some(named) if named == id => identities.push((dest.clone(), id)),
+            Some(named) if sidecar_content(dest) == Some(*digest) => {
+                if let Some(key) = rooted_key(&named) {
+                    rooted.push((dest.clone(), key, *digest));
+                }
+            }
+            _ => {}
         }
     }
     let exe = std::env::current_exe()?;
@@ -555,6 +569,9 @@ fn put_in_place(
     // After the stamp: a sidecar names the artifact's size and modification time.
     for (p, id) in &identities {
         write_artifact_identity(p, id)?;
+    }
+    for (p, key, digest) in &rooted {
+        write_rooted_identity(p, key, digest)?;
     }
     // The run's directory, when this variant put it in place.
     let marker = match (&v.run_fingerprint_dir, &run_dirs) {

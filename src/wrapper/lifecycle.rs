@@ -99,6 +99,8 @@ pub(super) struct Cx {
     cpu_before_fork: CpuTimes,
     /// CPU time of the compile or run itself (`UnitEvent::compile_cpu_ms`).
     compile_cpu_ms: u64,
+    /// The key of the entry just stored, its roots left out (see [`Cx::unbound_key_of`]).
+    pub unbound_key: Option<Key>,
 }
 
 impl Cx {
@@ -124,6 +126,7 @@ impl Cx {
             background: None,
             cpu_before_fork: CpuTimes::default(),
             compile_cpu_ms: 0,
+            unbound_key: None,
         }
     }
 
@@ -351,6 +354,7 @@ impl Cx {
             })
             .cloned()
             .collect();
+        self.unbound_key = Some(unbound_key(l1, &inputs));
         // Roots bound by a check rather than an output (`count` 0: see `BoundBy`).
         let mut bound_by = checked;
         let (key, outcome) = loop {
@@ -388,6 +392,16 @@ impl Cx {
         store.add_variant(l1, variant.clone())?;
         self.upload(&store, l1, &key, &variant);
         Ok(Some((key, outcome)))
+    }
+
+    /// The key entry `key` of `l1` would have without the roots its variant is bound
+    /// to: what it was made of, wherever the roots are (`key::rooted_identity`).
+    /// `None` when no variant of the local manifest names the entry.
+    pub fn unbound_key_of(&self, l1: &Key, key: &Key) -> Option<Key> {
+        let manifest = self.store.as_ref()?.read_manifest(l1);
+        let hex = key.to_hex();
+        let v = manifest.variants.iter().find(|v| v.entry == hex)?;
+        Some(unbound_key(l1, &v.inputs))
     }
 
     /// Uploads a stored entry and its variant to the remote tier (or leaves that to
@@ -726,6 +740,17 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
         pending.done();
     }
     0
+}
+
+/// The entry key of `l1` over `inputs` but the roots.
+fn unbound_key(l1: &Key, inputs: &[Input]) -> Key {
+    let mut rest: Vec<Input> = inputs
+        .iter()
+        .filter(|i| i.kind != InputKind::Root)
+        .cloned()
+        .collect();
+    normalize_inputs(&mut rest);
+    entry_key(l1, &rest)
 }
 
 /// Looks the unit up and restores it. `Some(exit code)` on a hit. An entry that cannot

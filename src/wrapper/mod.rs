@@ -22,6 +22,7 @@ mod restore;
 mod run_check;
 mod rustc;
 mod script;
+mod script_build;
 mod shim;
 
 pub use background::{lower_this_threads_priority, wait_all};
@@ -33,6 +34,7 @@ pub use event::{
 pub use restore::{RestoreFilter, Restored, restore_entry};
 pub use rustc::run_wrapper;
 pub use script::run_build_script;
+pub use script_build::RECIPE_SUFFIX;
 pub use shim::{
     BUILD_RUN_COMMAND, REAL_SUFFIX, is_real_executable, is_shim_text, shim_text, write_shim,
 };

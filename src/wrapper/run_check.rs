@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::lifecycle::{OutFile, OutSource};
+use super::script_build::Recipe;
 use crate::key::{Input, InputKind, Key, PathMap, RootKind, normalize_inputs, replace_root};
 use crate::observe::{Op, Trace};
 use crate::store::LocalStore;
@@ -65,6 +66,10 @@ pub(super) struct Second<'a> {
     /// (`RUSTC`, as the run saw it): its version probes are answered from that
     /// (`alias.c`, `XCACHE_RUSTC_QUERY`) instead of starting rustc again.
     pub rustc: Option<(String, String)>,
+    /// The script's executable holds a root (`key::rooted_identity`): the second run is
+    /// of the script compiled at the aliases, from this recipe (`None`: there is none,
+    /// and the run is not checked).
+    pub rooted: Option<Option<&'a Recipe>>,
 }
 
 /// What the check found.
@@ -869,7 +874,23 @@ fn check_inner(
     let memo_text = memo(&second.compiles, tell, second.out_dir, &out_dir);
     let memo_path = aliases.base.path().join("compiles");
     std::fs::write(&memo_path, memo_text)?;
-    let mut cmd = Command::new(second.program);
+    let program = match second.rooted {
+        None => second.program.to_path_buf(),
+        Some(None) => {
+            return Ok(Verdict::Unchecked(
+                "the script holds a root, and how it was compiled is not known here".into(),
+            ));
+        }
+        Some(Some(recipe)) => match compile_at_aliases(second, recipe, &aliases, pm, &lib) {
+            Ok(p) => p,
+            Err(e) => {
+                return Ok(Verdict::Unchecked(format!(
+                    "the script could not be compiled at the aliases: {e}"
+                )));
+            }
+        },
+    };
+    let mut cmd = Command::new(&program);
     cmd.arg0(text(second.arg0.as_os_str()))
         .args(second.args)
         .current_dir(text(second.cwd.as_os_str()))
@@ -988,6 +1009,111 @@ fn check_inner(
         return Ok(Verdict::Differs("what it printed".into()));
     }
     compare_files(&aliases, pm, files, &out_dir)
+}
+
+/// Compiles the script again from `recipe` with its roots at their aliases, for a
+/// script whose executable holds a root: what the second run then runs is the script
+/// as it would be were the roots there. The executable is put where the real one is,
+/// under the scratch target directory (so it names itself, `/proc/self/exe`, as the
+/// first did, tokenized). Bounded by the second run's time.
+fn compile_at_aliases(
+    second: &Second<'_>,
+    recipe: &Recipe,
+    aliases: &Aliases,
+    pm: &PathMap,
+    lib: &Path,
+) -> io::Result<PathBuf> {
+    let rustc = second
+        .env
+        .iter()
+        .find(|(k, _)| k == "RUSTC")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| io::Error::other("the run names no RUSTC"))?;
+    let name = second
+        .program
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::other("the script's name is not text"))?;
+    let built_name = name
+        .strip_suffix(super::shim::REAL_SUFFIX)
+        .ok_or_else(|| io::Error::other("not a real executable"))?;
+    let rel = second
+        .program
+        .parent()
+        .and_then(|p| p.strip_prefix(second.target_root).ok())
+        .ok_or_else(|| io::Error::other("the script is outside the target directory"))?;
+    let dir = Path::new(&aliases.scratch_target).join(rel);
+    std::fs::create_dir_all(&dir)?;
+    let told: Vec<String> = recipe
+        .args
+        .iter()
+        .map(|a| aliases.to_alias(pm, a))
+        .collect();
+    let mut inv = crate::key::parse_rustc_args(&told).with_out_dir(&dir);
+    inv.drop_incremental();
+    let mut cmd = Command::new(&rustc);
+    cmd.args(pm.remap_args()).args(&inv.args);
+    // After the others: rustc applies the last that matches, and the aliases lie
+    // inside none of them.
+    for (real, alias, _) in &aliases.roots {
+        if let Some(r) = pm.roots().iter().find(|r| r.real == *real) {
+            cmd.arg(format!("--remap-path-prefix={alias}={}", r.remap));
+        }
+    }
+    cmd.current_dir(aliases.to_alias(pm, &recipe.cwd))
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut preload = lib.display().to_string();
+    for (k, v) in &second.env {
+        let name = k.to_string_lossy();
+        if !recipe.names.iter().any(|n| *n == name) || DROPPED.contains(&name.as_ref()) {
+            continue;
+        }
+        if name == "LD_PRELOAD" {
+            if let Some(v) = v.to_str().filter(|v| !v.is_empty()) {
+                preload.push(':');
+                preload.push_str(&aliases.to_alias(pm, v));
+            }
+            continue;
+        }
+        match v.to_str() {
+            Some(s) => cmd.env(k, aliases.to_alias(pm, s)),
+            None => cmd.env(k, v),
+        };
+    }
+    for (k, v) in &recipe.cargo_vars {
+        cmd.env(k, aliases.to_alias(pm, v));
+    }
+    cmd.env("LD_PRELOAD", preload)
+        .env("XCACHE_ALIAS_MAP", aliases.map());
+    let mut child = cmd.spawn()?;
+    let deadline = Instant::now() + second.timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if Instant::now() > deadline {
+            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other(format!(
+                "the compile took longer than {:?}",
+                second.timeout
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if !status.success() {
+        return Err(io::Error::other(format!("rustc failed ({status})")));
+    }
+    let program = dir.join(name);
+    std::fs::rename(dir.join(built_name), &program)?;
+    Ok(program)
 }
 
 /// Whether the second run began taking an archive's making from the first run but did

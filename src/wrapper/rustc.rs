@@ -12,6 +12,7 @@ use super::lifecycle::{
 use super::linked::LinkPlan;
 use super::remote_exec;
 use super::restore::{Restored, replay_text};
+use super::script_build::{Recipe, holds_root};
 use super::shim::install_shim;
 use super::{Outcome, RemoteExec, UnitEvent, UnitPlace, UnitRecord};
 use crate::config::{Env, ExecutorSpec, WrapperConfig};
@@ -90,6 +91,10 @@ struct Rustc {
     roots_stay_out: Option<Vec<String>>,
     /// A build script's shim went in before cargo was let go (`before_release`).
     shim_placed: bool,
+    /// The unit's first-level key, once known.
+    l1: Option<Key>,
+    /// A build script's executable holds one of the roots as text (`script_build`).
+    holds_root: std::cell::OnceCell<bool>,
 }
 
 impl Rustc {
@@ -114,6 +119,8 @@ impl Rustc {
             remote: None,
             roots_stay_out: None,
             shim_placed: false,
+            l1: None,
+            holds_root: std::cell::OnceCell::new(),
         }
     }
 
@@ -183,19 +190,46 @@ impl Rustc {
     /// remapping), so the outputs are the same either way. The build scripts of
     /// `cargo xcache warm`'s placeholder packages get none: their runs are never stored.
     /// The real executable's path behind the shim, when one was put in.
-    fn install_shim(&self, cx: &mut Cx, digest: Option<Key>) -> Option<PathBuf> {
+    ///
+    /// An executable that holds a root (`script_build`) is known by `unbound`, its
+    /// compile's key without the roots, when that is known; by its content otherwise.
+    fn install_shim(
+        &self,
+        cx: &mut Cx,
+        digest: Option<Key>,
+        unbound: Option<Key>,
+    ) -> Option<PathBuf> {
         if cx.cfg.placeholder || cx.cfg.store_dir.is_none() {
             return None;
         }
         let bin = self.build_script_output(cx)?;
         let exe = std::env::current_exe().ok()?;
-        match install_shim(&bin, &exe, digest) {
+        let rooted = unbound
+            .filter(|_| self.workspace_wrapper.is_none() && self.script_holds_root(cx))
+            .map(|key| {
+                let recipe =
+                    Recipe::new(&self.inv.args, &cx.cfg.cwd, cx.cfg.env.all().iter(), &cx.pm);
+                (key, recipe)
+            });
+        match install_shim(&bin, &exe, digest, rooted) {
             Ok(real) => Some(real),
             Err(source) => {
                 cx.warn(&CacheError::Write { path: bin, source });
                 None
             }
         }
+    }
+
+    /// Whether the build script's executable (not yet behind its shim) holds a root as
+    /// text; asked once. A compile with a workspace wrapper in front is not asked:
+    /// its executable is known by its content.
+    fn script_holds_root(&self, cx: &Cx) -> bool {
+        *self.holds_root.get_or_init(|| {
+            self.workspace_wrapper.is_none()
+                && self
+                    .build_script_output(cx)
+                    .is_some_and(|bin| holds_root(&bin, &cx.pm).unwrap_or(false))
+        })
     }
 
     fn write_identities(cx: &mut Cx, ids: Vec<(PathBuf, String)>) {
@@ -727,6 +761,7 @@ impl Cached for Rustc {
         };
         let keys = l1_key(&self.inv, &kenv)?;
         self.key_parts = Some(keys.parts);
+        self.l1 = Some(keys.l1);
         Ok(keys.l1)
     }
 
@@ -759,7 +794,13 @@ impl Cached for Rustc {
                 .find(|(p, _)| *p == bin)
                 .map(|(_, d)| *d)
         });
-        let _ = self.install_shim(cx, exe_digest);
+        let unbound = match &self.l1 {
+            Some(l1) if self.build_script_output(cx).is_some() && self.script_holds_root(cx) => {
+                cx.unbound_key_of(l1, key)
+            }
+            _ => None,
+        };
+        let _ = self.install_shim(cx, exe_digest, unbound);
         // Before replaying: the replayed metadata message lets cargo start dependents,
         // which read these.
         Self::write_identities(cx, ids);
@@ -931,7 +972,8 @@ impl Cached for Rustc {
         }
         Self::write_identities(cx, ids);
         if !self.shim_placed {
-            self.install_shim(cx, None);
+            let unbound = stored.and(cx.unbound_key);
+            self.install_shim(cx, None, unbound);
         }
     }
 
@@ -946,8 +988,12 @@ impl Cached for Rustc {
     /// Not a proc-macro or dylib (its dependents name it by its entry key, from the
     /// sidecar `finished` writes). A build script's executable is, its shim put in
     /// first (`before_release`).
+    ///
+    /// Nor a build script whose executable holds a root: it is known by its compile's
+    /// key, which storing gives (`script_build`).
     fn may_store_in_background(&self, cx: &Cx) -> bool {
         self.linked_lib_output(cx).is_none()
+            && !(self.build_script_output(cx).is_some() && self.script_holds_root(cx))
     }
 
     /// A build script's shim goes in now, as `finished` would put it: cargo runs the
@@ -958,7 +1004,7 @@ impl Cached for Rustc {
             return;
         };
         self.shim_placed = true;
-        let Some(real) = self.install_shim(cx, None) else {
+        let Some(real) = self.install_shim(cx, None, None) else {
             return;
         };
         for f in files {

@@ -25,13 +25,14 @@ use super::lifecycle::{
 };
 use super::restore::Restored;
 use super::run_check::{self, Second, Verdict};
+use super::script_build::read_recipe;
 use super::shim::real_executable;
 use super::{Outcome, UnitEvent, UnitPlace, UnitRecord, Warning};
 use crate::config::{Env, WrapperConfig};
 use crate::key::{
     Input, InputKind, Key, LinkerRequest, PathMap, Root, RunKeyInput, TreeError, artifact_identity,
-    c_tool_names, compiler_id, linker_id, normalize_inputs, run_env, run_key_parts, run_l1_key,
-    run_root, tool_identity, tree_digest,
+    c_tool_names, compiler_id, is_rooted_identity, linker_id, normalize_inputs, run_env,
+    run_key_parts, run_l1_key, run_root, tool_identity, tree_digest,
 };
 use crate::observe::{Observer, Scope, before_run, classify, var_inputs};
 use crate::reason::{BUILD_SCRIPT_FAILED, Uncacheable};
@@ -132,6 +133,7 @@ pub fn run_build_script(ran: PathBuf, args: Vec<OsString>, env: Env, cwd: PathBu
         file_bound: Vec::new(),
         key_parts: None,
         added,
+        rooted: false,
     };
     let mut cx = Cx::new(cfg, pm).with_file_clock();
     run_cached(&mut script, &mut cx)
@@ -239,6 +241,9 @@ struct Script {
     key_parts: Option<crate::key::KeyParts>,
     /// What the run's environment gets (and the key says of it).
     added: Added,
+    /// The executable is known by its compile's key, not its content: it holds a root
+    /// (`key::rooted_identity`).
+    rooted: bool,
 }
 
 impl Script {
@@ -430,6 +435,7 @@ impl Cached for Script {
         let path_var = cx.cfg.env.path_var().map(|p| p.as_os_str());
         let script =
             artifact_identity(&self.real).map_err(|_| Uncacheable::BuildScriptUnknownToolchain)?;
+        self.rooted = is_rooted_identity(&script);
         let rustc = cx
             .cfg
             .env
@@ -701,6 +707,7 @@ impl Cached for Script {
             .as_ref()
             .map(|t| run_check::compiles(t, &self.out_dir))
             .unwrap_or_default();
+        let recipe = self.rooted.then(|| read_recipe(&self.real)).flatten();
         let verdict = if long && compiles.is_empty() {
             Verdict::Unchecked(format!(
                 "the run took {} ms; runs over {CHECK_LIMIT_MS} ms are not made twice",
@@ -730,6 +737,7 @@ impl Cached for Script {
                     .then(|| Duration::from_millis((cx.run_ms / 2).max(2 * CHECK_LIMIT_MS))),
                 compiles,
                 rustc: sysroot_rustc(cx),
+                rooted: self.rooted.then_some(recipe.as_ref()),
             };
             run_check::check(&second, &cx.pm, &ran.stdout, files)
         };

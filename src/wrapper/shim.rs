@@ -16,7 +16,8 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::key::{content_identity, hash_file, write_artifact_identity};
+use super::script_build::{Recipe, remove_recipe, write_recipe};
+use crate::key::{content_identity, hash_file, write_artifact_identity, write_rooted_identity};
 
 /// The hidden first argument that selects the build-run mode.
 pub const BUILD_RUN_COMMAND: &str = "__xcache-build-run";
@@ -66,11 +67,14 @@ pub fn real_executable(ran: &Path) -> Option<PathBuf> {
 
 /// Replaces the build-script executable `bin` with a shim running `exe`; returns where
 /// the executable went (`<bin>.xcache-real`). `digest` is the executable's content
-/// digest when already known. On failure the executable is put back as it was.
+/// digest when already known. `rooted`: the executable holds a root, and is known by
+/// this key of its compile, with this recipe (`super::script_build`); else by its
+/// content. On failure the executable is put back as it was.
 pub fn install_shim(
     bin: &Path,
     exe: &Path,
     digest: Option<crate::key::Key>,
+    rooted: Option<(crate::key::Key, Recipe)>,
 ) -> io::Result<PathBuf> {
     let mut real = bin.as_os_str().to_owned();
     real.push(REAL_SUFFIX);
@@ -81,7 +85,16 @@ pub fn install_shim(
     };
     fs::rename(bin, &real)?;
     let result = (|| {
-        write_artifact_identity(&real, &content_identity(&digest))?;
+        match &rooted {
+            Some((key, recipe)) => {
+                write_recipe(&real, recipe)?;
+                write_rooted_identity(&real, key, &digest)?;
+            }
+            None => {
+                remove_recipe(&real);
+                write_artifact_identity(&real, &content_identity(&digest))?;
+            }
+        }
         write_shim(bin, exe)
     })();
     match result {
@@ -121,7 +134,7 @@ mod tests {
         let bin = d.path().join("build_script_build-0123");
         fs::write(&bin, "#!/bin/sh\necho real \"$@\"\n").unwrap();
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        install_shim(&bin, &d.path().join("no-such-cargo-xcache"), None).unwrap();
+        install_shim(&bin, &d.path().join("no-such-cargo-xcache"), None, None).unwrap();
         let link = d.path().join("build-script-build");
         fs::hard_link(&bin, &link).unwrap();
         let out = std::process::Command::new(&link).arg("x").output().unwrap();
@@ -134,7 +147,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let bin = d.path().join("build_script_build-0123");
         fs::write(&bin, b"\x7fELF real").unwrap();
-        install_shim(&bin, Path::new("/x/cargo-xcache"), None).unwrap();
+        install_shim(&bin, Path::new("/x/cargo-xcache"), None, None).unwrap();
         let real = real_executable(&d.path().join("build-script-build")).unwrap();
         assert_eq!(fs::read(&real).unwrap(), b"\x7fELF real");
         assert!(is_shim_text(&fs::read_to_string(&bin).unwrap()));
