@@ -855,9 +855,17 @@ fn a_script_holding_its_checkout_replays_its_run_elsewhere() {
     assert_eq!(r1.runs()["rooted"], run("miss"));
     let expected = b1.run("rooted");
     assert_eq!(expected, "from the data file\n");
-    for place in ["a/much/longer/path/to/ws2", "w3"] {
+    // The second with PATH in the other order, as on another machine: its linker is
+    // found at another name (`/bin/cc` where `/bin` links to `usr/bin`).
+    let path = std::env::var("PATH").unwrap();
+    let reversed: Vec<&str> = path.split(':').rev().collect();
+    let reversed = reversed.join(":");
+    for (place, path) in [
+        ("a/much/longer/path/to/ws2", reversed.as_str()),
+        ("w3", path.as_str()),
+    ] {
         let ws = s.checkout("rooted-script", place);
-        let (b, r) = build(&ws, &s.store(), &[NO_SEED]);
+        let (b, r) = build(&ws, &s.store(), &[NO_SEED, ("PATH", path)]);
         assert_eq!(
             r.runs()["rooted"],
             run("hit"),

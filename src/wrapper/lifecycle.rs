@@ -99,8 +99,9 @@ pub(super) struct Cx {
     cpu_before_fork: CpuTimes,
     /// CPU time of the compile or run itself (`UnitEvent::compile_cpu_ms`).
     compile_cpu_ms: u64,
-    /// The key of the entry just stored, its roots left out (see [`Cx::unbound_key_of`]).
-    pub unbound_key: Option<Key>,
+    /// The remote's manifest of the unit, when the lookup read it (see
+    /// [`Cx::rooted_key`]).
+    remote_manifest: Option<Manifest>,
 }
 
 impl Cx {
@@ -126,7 +127,7 @@ impl Cx {
             background: None,
             cpu_before_fork: CpuTimes::default(),
             compile_cpu_ms: 0,
-            unbound_key: None,
+            remote_manifest: None,
         }
     }
 
@@ -222,8 +223,9 @@ impl Cx {
 
     /// The variant of `manifest` that holds here now, newest first: its entry key,
     /// recomputed from what the judge found.
-    fn judge_variants(&self, manifest: &Manifest, l1: &Key, stored_only: bool) -> Vec<Key> {
-        let judge = Judge::new(Here {
+    /// The one judge, asked about this unit's place.
+    fn judge(&self) -> Judge<'_> {
+        Judge::new(Here {
             pm: self.pm.clone(),
             env: Box::new(|name: &str| match self.cfg.env.all().get(name) {
                 Some(v) => EnvNow::Set(v.clone()),
@@ -233,7 +235,11 @@ impl Cx {
             host_cpu: Box::new(|| self.host_cpu()),
             linker: Box::new(|_| None),
             mode: Mode::Exact,
-        });
+        })
+    }
+
+    fn judge_variants(&self, manifest: &Manifest, l1: &Key, stored_only: bool) -> Vec<Key> {
+        let judge = self.judge();
         manifest
             .variants
             .iter()
@@ -265,9 +271,12 @@ impl Cx {
         let Some(mut tier) = self.remote.take() else {
             return Vec::new();
         };
+        let mut seen = None;
         let result = tier.fetch(&store, l1, |m| {
+            seen = Some(m.clone());
             self.judge_variants(m, l1, false).into_iter().next()
         });
+        self.remote_manifest = seen;
         self.remote = Some(tier);
         match result {
             Ok(Some((key, n))) => {
@@ -354,7 +363,6 @@ impl Cx {
             })
             .cloned()
             .collect();
-        self.unbound_key = Some(unbound_key(l1, &inputs));
         // Roots bound by a check rather than an output (`count` 0: see `BoundBy`).
         let mut bound_by = checked;
         let (key, outcome) = loop {
@@ -394,14 +402,28 @@ impl Cx {
         Ok(Some((key, outcome)))
     }
 
-    /// The key entry `key` of `l1` would have without the roots its variant is bound
-    /// to: what it was made of, wherever the roots are (`key::rooted_identity`).
-    /// `None` when no variant of the local manifest names the entry.
-    pub fn unbound_key_of(&self, l1: &Key, key: &Key) -> Option<Key> {
-        let manifest = self.store.as_ref()?.read_manifest(l1);
-        let hex = key.to_hex();
-        let v = manifest.variants.iter().find(|v| v.entry == hex)?;
-        Some(unbound_key(l1, &v.inputs))
+    /// What a unit of `l1` whose outputs hold a root is made of, wherever the roots are
+    /// (`key::rooted_identity`): the key without the roots of the first variant recorded
+    /// whose inputs, its roots aside, hold here (the one judge decides). The remote's
+    /// oldest first, if the lookup read its manifest, then the local store's; `None`
+    /// when no variant holds (one just stored always does).
+    pub fn rooted_key(&self, l1: &Key) -> Option<Key> {
+        let judge = self.judge();
+        let holds = |v: &&crate::store::Variant| {
+            let rest: Vec<Input> = v
+                .inputs
+                .iter()
+                .filter(|i| i.kind != InputKind::Root)
+                .cloned()
+                .collect();
+            judge.check(&rest).is_ok()
+        };
+        let local = self.store.as_ref()?.read_manifest(l1);
+        self.remote_manifest
+            .iter()
+            .chain(std::iter::once(&local))
+            .find_map(|m| m.variants.iter().rev().find(holds))
+            .map(|v| unbound_key(l1, &v.inputs))
     }
 
     /// Uploads a stored entry and its variant to the remote tier (or leaves that to

@@ -796,7 +796,7 @@ impl Cached for Rustc {
         });
         let unbound = match &self.l1 {
             Some(l1) if self.build_script_output(cx).is_some() && self.script_holds_root(cx) => {
-                cx.unbound_key_of(l1, key)
+                cx.rooted_key(l1)
             }
             _ => None,
         };
@@ -972,7 +972,14 @@ impl Cached for Rustc {
         }
         Self::write_identities(cx, ids);
         if !self.shim_placed {
-            let unbound = stored.and(cx.unbound_key);
+            let unbound = match (&self.l1, stored) {
+                (Some(l1), Some(_))
+                    if self.build_script_output(cx).is_some() && self.script_holds_root(cx) =>
+                {
+                    cx.rooted_key(l1)
+                }
+                _ => None,
+            };
             self.install_shim(cx, None, unbound);
         }
     }

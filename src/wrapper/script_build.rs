@@ -38,7 +38,8 @@ pub struct Recipe {
     /// values of these (cargo gives both the same environment, its own variables aside),
     /// and no other.
     pub names: Vec<String>,
-    /// cargo's variables for the compile (`CARGO_*`) with their values.
+    /// The variables cargo sets for the compile (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`,
+    /// …: `key::is_keyed_cargo_var`) with their values.
     pub cargo_vars: Vec<(String, String)>,
 }
 
@@ -54,7 +55,9 @@ impl Recipe {
         let mut cargo_vars = Vec::new();
         for (k, v) in vars {
             names.push(k.clone());
-            if k.starts_with("CARGO_") && !matches!(k.as_str(), "CARGO_MAKEFLAGS") {
+            // cargo's own for the compile only: its settings (`CARGO_REGISTRY_TOKEN`, …)
+            // pass through to rustc too, and stay out of the recipe.
+            if crate::key::is_keyed_cargo_var(k) {
                 cargo_vars.push((k.clone(), pm.normalize_text(v)));
             }
         }
@@ -164,6 +167,7 @@ mod tests {
         let vars = [
             ("CARGO_MANIFEST_DIR".to_string(), ws.clone()),
             ("SECRET_TOKEN".to_string(), "hunter2".to_string()),
+            ("CARGO_REGISTRY_TOKEN".to_string(), "hunter3".to_string()),
         ];
         let r = Recipe::new(
             &[format!("{ws}/build.rs")],
