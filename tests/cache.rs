@@ -842,3 +842,32 @@ fn a_killed_builds_temp_files_are_swept_from_an_old_target_dir_only_when_due() {
     );
     assert!(stamp.exists());
 }
+
+/// A crate whose proc-macro reads `CARGO_MANIFEST_DIR` with `std::env::var` and uses it
+/// as a path only (`fixtures/soundness/macro-paths`' `reads`) is restored in a moved
+/// checkout, where those that make a number of it (`lengths`, `canonical`) compile
+/// again; every program is plain cargo's there.
+#[test]
+fn a_proc_macro_reading_the_manifest_dir_as_a_path_is_restored_in_a_moved_checkout() {
+    let s = Scratch::new();
+    let ws1 = s.checkout("soundness/macro-paths", "ws1");
+    xcache_build(&ws1, &s.store(), &[], &[("XCACHE_SEED", "0")]).assert_success();
+    let ws2 = s.checkout("soundness/macro-paths", "somewhere/much/longer/ws2");
+    let b = xcache_build(&ws2, &s.store(), &[], &[("XCACHE_SEED", "0")]);
+    b.assert_success();
+    let r = Report::read(&ws2.join("target"));
+    let outcomes = r.outcomes();
+    assert_eq!(outcomes["reads:bin"], "hit", "{outcomes:?}");
+    assert_eq!(outcomes["lengths:bin"], "miss", "{outcomes:?}");
+    assert_eq!(outcomes["canonical:bin"], "miss", "{outcomes:?}");
+    let plain_ws = s.checkout("soundness/macro-paths", "plain/ws3-longer-still-than-ws2");
+    let plain = Build::from_output(
+        cargo_build(&plain_ws, &["--message-format=json"], &[]),
+        &plain_ws,
+    );
+    plain.assert_success();
+    assert_eq!(b.run("reads"), plain.run("reads"));
+    assert_eq!(b.run("reads"), "read through the macro\n");
+    let len = |ws: &Path| format!("{}\n", ws.join("lengths").display().to_string().len());
+    assert_eq!(b.run("lengths"), len(&ws2));
+}

@@ -56,6 +56,14 @@ use crate::key::{PathMap, Root, RustcInvocation};
 /// the command that runs the compiler (the workspace wrapper in front of rustc, if any).
 /// `macros`: the compile loaded a proc-macro (else one aliased expansion answers, see
 /// the module's notes).
+///
+/// `whole`: the roots were also read by what the compile ran (a proc-macro's
+/// `std::env::var("CARGO_MANIFEST_DIR")`), not only through `env!`: then the aliased
+/// expansion sees every root at its alias as a program would, its arguments and working
+/// directory told there too, and the aliasing library (`alias.c`) preloaded so that
+/// `realpath` and `getcwd` answer under the aliases as well (the kernel would answer
+/// with the real paths, and a macro making a number of a canonical path would go
+/// unseen). `whole` is the compile's working directory.
 pub(super) fn roots_stay_out(
     command: impl Fn() -> Command,
     inv: &RustcInvocation,
@@ -63,6 +71,7 @@ pub(super) fn roots_stay_out(
     vars: &[(String, String)],
     roots: &[Root],
     macros: bool,
+    whole: Option<&Path>,
 ) -> bool {
     if roots.is_empty() || vars.is_empty() {
         return false;
@@ -99,9 +108,37 @@ pub(super) fn roots_stay_out(
     let mut probe = inv.with_out_dir(&scratch);
     probe.drop_incremental();
     let args = without_emit(&probe.args);
+    let library = match whole {
+        Some(_) => match super::run_check::alias_library() {
+            Ok(l) => Some(l),
+            Err(_) => return false,
+        },
+        None => None,
+    };
     let expand = |aliased: bool| -> Option<Vec<u8>> {
         let mut cmd = command();
-        cmd.args(pm.remap_args()).args(&args);
+        cmd.args(pm.remap_args());
+        match (aliased, whole) {
+            (true, Some(cwd)) => {
+                cmd.args(args.iter().map(|a| aliased_value(a, pm, &aliases)));
+                cmd.current_dir(aliased_value(&cwd.to_string_lossy(), pm, &aliases));
+                let mut map = String::new();
+                for (r, alias) in &aliases {
+                    map.push_str(&format!("{}\t{}\n", r.real, alias.display()));
+                }
+                let mut preload = library.as_ref()?.display().to_string();
+                if let Ok(p) = std::env::var("LD_PRELOAD")
+                    && !p.is_empty()
+                {
+                    preload.push(':');
+                    preload.push_str(&p);
+                }
+                cmd.env("LD_PRELOAD", preload).env("XCACHE_ALIAS_MAP", map);
+            }
+            _ => {
+                cmd.args(&args);
+            }
+        }
         if aliased {
             // After every other remapping: rustc applies the last that matches.
             for (r, alias) in &aliases {
@@ -123,7 +160,7 @@ pub(super) fn roots_stay_out(
         let out = cmd.output().ok()?;
         (out.status.success() && !out.stdout.is_empty()).then_some(out.stdout)
     };
-    if !macros && aliases.iter().all(|(_, a)| printed_as_is(a)) {
+    if !macros && whole.is_none() && aliases.iter().all(|(_, a)| printed_as_is(a)) {
         return expand(true).is_some_and(|text| {
             aliases
                 .iter()

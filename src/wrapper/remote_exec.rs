@@ -859,7 +859,7 @@ async fn finish(
                 .map(|(r, _)| r.clone())
                 .collect();
             let stay = cx.phase("expansion", |cx| {
-                roots_stay_out(job.command, job.inv, &cx.pm, &vars, &named, true)
+                roots_stay_out(job.command, job.inv, &cx.pm, &vars, &named, true, None)
             });
             if !stay {
                 return Err((

@@ -33,6 +33,14 @@ use crate::store::LocalStore;
 /// The aliasing library, built for this platform by `build.rs`.
 const LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libxcache_alias.so"));
 
+/// The aliasing library, written once into the private directory.
+pub(super) fn alias_library() -> io::Result<PathBuf> {
+    if LIBRARY.is_empty() {
+        return Err(io::Error::other("no aliasing library on this platform"));
+    }
+    crate::observe::private_library(&crate::private_dir::private_dir()?, "alias", LIBRARY)
+}
+
 /// Variables the second run does not get as they were: the jobserver's descriptors
 /// belong to the first run's cargo (the second gets a jobserver of its own), and the
 /// observer's record to the first run.

@@ -23,7 +23,7 @@ use crate::key::{
     content_identity, is_clippy_driver, key_identity, l1_key, normalize_inputs, parse_rustc_args,
     prediction_key, seed_key, write_artifact_identity,
 };
-use crate::observe::{Observer, Scope, classify, env_inputs};
+use crate::observe::{Observer, Scope, bound_roots, classify, env_inputs};
 use crate::reason::{RUSTC_FAILED, Uncacheable};
 use crate::store::{EntryMeta, PutOutcome};
 
@@ -541,6 +541,7 @@ impl Rustc {
             .1
             .clone();
         let mut inputs = self.observed(cx, inv, ran, &compiler)?;
+        let observed = inputs.clone();
         let observed_roots: Vec<String> = inputs
             .iter()
             .filter(|i| i.kind == InputKind::Root)
@@ -586,15 +587,41 @@ impl Rustc {
         }
         expanded.sources = info.files;
         // A root another read names (a proc-macro's `std::env::var`, the linker's) is
-        // not the expansion's to clear; nor is anything when the compile itself read
-        // the variable the expansion check sets.
+        // not the plain expansion's to clear: only one that sees the roots everywhere at
+        // their aliases (`read`), and only where variables are what named them (a read
+        // of one, or of the environment whole); nor is anything when the compile itself
+        // read the variable the expansion check sets.
         expanded.roots.retain(|r| !observed_roots.contains(r));
+        expanded.rooted_vars = cx
+            .cfg
+            .env
+            .all()
+            .iter()
+            .filter(|(_, v)| cx.pm.normalize_text(v) != **v)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let whole_env = observed.iter().any(|i| i.kind == InputKind::EnvSet);
+        let by_vars: Vec<String> = observed
+            .iter()
+            .filter(|i| i.kind == InputKind::Env)
+            .filter_map(|i| cx.cfg.env.all().get(&i.name))
+            .flat_map(|v| bound_roots(v, &cx.pm))
+            .map(|i| i.name)
+            .collect();
+        if observed_roots
+            .iter()
+            .all(|r| whole_env || by_vars.contains(r))
+        {
+            expanded.read = observed_roots.clone();
+            expanded.read.dedup();
+        }
         // (Every variable the dep-info names is among `inputs` by now.)
         if inputs
             .iter()
             .any(|i| i.kind == InputKind::Env && i.name == "RUSTC_BOOTSTRAP")
         {
             expanded.roots.clear();
+            expanded.read.clear();
         }
         if inv.targets_native_cpu() {
             inputs.push(cx.host_cpu_input()?);
@@ -672,6 +699,13 @@ struct ExpandedRoots {
     vars: Vec<(String, String)>,
     roots: Vec<String>,
     sources: Vec<PathBuf>,
+    /// Roots the compile's programs (a proc-macro, the linker) read in variables, when
+    /// every root the observer bound the compile to came so: an expansion with the
+    /// roots at aliases everywhere may clear them where the compile loaded a proc-macro
+    /// (`expansion::roots_stay_out`'s `whole`).
+    read: Vec<String>,
+    /// Every variable of the compile's environment whose value names a root.
+    rooted_vars: Vec<(String, String)>,
 }
 
 /// Where rustup keeps its toolchains: what its proxy reads is the compiler identity's.
@@ -865,22 +899,43 @@ impl Cached for Rustc {
         let (mut inputs, expanded) = self.inputs_of(cx, &self.inv, ran)?;
         // Roots only `env!`/`option_env!` values name bind the unit unless its
         // expansion shows they go no further than file paths.
-        if !expanded.roots.is_empty() {
+        // Roots what the compile ran read in variables (a proc-macro's
+        // `std::env::var("CARGO_MANIFEST_DIR")`, as `git_version!` and `proc-macro-crate`
+        // do): cleared by an expansion that puts every root at its alias, where the
+        // compile loaded a proc-macro (its expansion is all it gives the compile).
+        let macros = (!expanded.read.is_empty() || !expanded.roots.is_empty())
+            && loads_macros(&self.inv, ran, cx);
+        let whole = macros && !expanded.read.is_empty();
+        let mut tokens = expanded.roots.clone();
+        let mut vars = expanded.vars.clone();
+        if whole {
+            for t in &expanded.read {
+                if !tokens.contains(t) {
+                    tokens.push(t.clone());
+                }
+            }
+            for (k, v) in &expanded.rooted_vars {
+                if !vars.iter().any(|(n, _)| n == k) {
+                    vars.push((k.clone(), v.clone()));
+                }
+            }
+        }
+        if !tokens.is_empty() {
             let roots: Vec<_> = cx
                 .pm
                 .roots()
                 .iter()
-                .filter(|r| expanded.roots.iter().any(|t| t == r.kind.token()))
+                .filter(|r| tokens.iter().any(|t| t == r.kind.token()))
                 .cloned()
                 .collect();
             // A remote compile's outputs stand only where its check found these roots
             // stay out (else it was compiled here): the same question, answered once.
-            let checked = self.roots_stay_out.as_ref().is_some_and(|tokens| {
-                roots
-                    .iter()
-                    .all(|r| tokens.iter().any(|t| t == r.kind.token()))
-            });
-            let macros = loads_macros(&self.inv, ran, cx);
+            let checked = !whole
+                && self.roots_stay_out.as_ref().is_some_and(|stay| {
+                    roots
+                        .iter()
+                        .all(|r| stay.iter().any(|t| t == r.kind.token()))
+                });
             let stay_out = checked
                 || cx.phase("expansion", |cx| {
                     (!macros
@@ -897,13 +952,14 @@ impl Cached for Rustc {
                             || self.command(),
                             &self.inv,
                             &cx.pm,
-                            &expanded.vars,
+                            &vars,
                             &roots,
                             macros,
+                            whole.then_some(cx.cfg.cwd.as_path()),
                         )
                 });
             if stay_out {
-                inputs.retain(|i| !(i.kind == InputKind::Root && expanded.roots.contains(&i.name)));
+                inputs.retain(|i| !(i.kind == InputKind::Root && tokens.contains(&i.name)));
             }
         }
         // The files the link read.

@@ -67,3 +67,35 @@ fn proc_macro_source_edit_reaches_its_dependents() {
         .shapes(&[SameTarget, FreshTarget, FreshTargetNoSeed, Remote])
         .check();
 }
+
+/// `fixtures/soundness/macro-paths`: proc-macros that read the consuming package's
+/// directory with `std::env::var("CARGO_MANIFEST_DIR")` (as `proc-macro-crate` and
+/// `git_version!` do), as a path or made into a number. Such a read names the checkout,
+/// and the unit is bound to it unless an expansion with every root at an alias (realpath
+/// and the working directory told there too) gives the same text.
+fn macro_paths(program: &'static str) -> Case {
+    Case::new("macro-paths", program)
+}
+
+/// As a path only: the expansions agree, the record is free of the checkout, and a moved
+/// checkout whose file says something else sees it (the file is keyed where it is read,
+/// through the alias or not).
+#[test]
+fn proc_macro_reading_a_file_through_the_manifest_dir_sees_its_edit_in_a_moved_checkout() {
+    macro_paths("reads")
+        .mutate(|t| t.write("reads/data.txt", "another text\n"))
+        .shapes(&[MovedCheckout])
+        .check();
+}
+
+#[test]
+fn proc_macro_making_a_number_of_the_manifest_dir_follows_the_moved_checkout() {
+    macro_paths("lengths").shapes(&[MovedCheckout]).check();
+}
+
+/// The directory made real first: only an expansion that answers `realpath` at the
+/// alias sees the number change.
+#[test]
+fn proc_macro_making_a_number_of_the_canonical_manifest_dir_follows_the_moved_checkout() {
+    macro_paths("canonical").shapes(&[MovedCheckout]).check();
+}
