@@ -909,26 +909,7 @@ fn check_inner(
         // A group of its own, so that a second run given up is ended whole (the
         // compilers it started too).
         .process_group(0);
-    let mut preload = lib.display().to_string();
-    for (k, v) in &second.env {
-        let name = k.to_string_lossy();
-        if DROPPED.contains(&name.as_ref()) {
-            continue;
-        }
-        if name == "LD_PRELOAD" {
-            if !v.is_empty() {
-                preload.push(':');
-                preload.push_str(&text(v));
-            }
-            continue;
-        }
-        // A value that is not text is passed on as it is (it names no root the map
-        // could find either).
-        match v.to_str() {
-            Some(s) => cmd.env(k, aliases.to_alias(pm, s)),
-            None => cmd.env(k, v),
-        };
-    }
+    let preload = aliased_env(&mut cmd, &second.env, |_| true, &aliases, pm, &lib);
     // A jobserver of the second run's own where the first had cargo's (or make's).
     let jobs = std::env::var("NUM_JOBS")
         .ok()
@@ -993,11 +974,7 @@ fn check_inner(
         let over_time = (Instant::now() > deadline)
             .then(|| format!("the second run took longer than {:?}", second.timeout));
         if let Some(why) = over_cpu.or(over_time) {
-            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            end_group(&mut child);
             return Ok(Verdict::Unchecked(why));
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -1017,6 +994,50 @@ fn check_inner(
         return Ok(Verdict::Differs("what it printed".into()));
     }
     compare_files(&aliases, pm, files, &out_dir)
+}
+
+/// Ends a process started in a group of its own, with the group (the compilers it
+/// started too), and reaps it.
+fn end_group(child: &mut std::process::Child) {
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Gives `cmd` the variables of `env` that `keep` names, told at the aliases (the
+/// second run's own aside: `DROPPED`), and returns the `LD_PRELOAD` it is to have: the
+/// aliasing library `lib` first, then what `env` preloaded.
+fn aliased_env(
+    cmd: &mut Command,
+    env: &[(OsString, OsString)],
+    keep: impl Fn(&str) -> bool,
+    aliases: &Aliases,
+    pm: &PathMap,
+    lib: &Path,
+) -> String {
+    let mut preload = lib.display().to_string();
+    for (k, v) in env {
+        let name = k.to_string_lossy();
+        if !keep(&name) || DROPPED.contains(&name.as_ref()) {
+            continue;
+        }
+        if name == "LD_PRELOAD" {
+            if !v.is_empty() {
+                preload.push(':');
+                preload.push_str(&aliases.to_alias(pm, &v.to_string_lossy()));
+            }
+            continue;
+        }
+        // A value that is not text is passed on as it is (it names no root the map
+        // could find either).
+        match v.to_str() {
+            Some(s) => cmd.env(k, aliases.to_alias(pm, s)),
+            None => cmd.env(k, v),
+        };
+    }
+    preload
 }
 
 /// Compiles the script again from `recipe` with its roots at their aliases, for a
@@ -1074,24 +1095,14 @@ fn compile_at_aliases(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0);
-    let mut preload = lib.display().to_string();
-    for (k, v) in &second.env {
-        let name = k.to_string_lossy();
-        if !recipe.names.iter().any(|n| *n == name) || DROPPED.contains(&name.as_ref()) {
-            continue;
-        }
-        if name == "LD_PRELOAD" {
-            if let Some(v) = v.to_str().filter(|v| !v.is_empty()) {
-                preload.push(':');
-                preload.push_str(&aliases.to_alias(pm, v));
-            }
-            continue;
-        }
-        match v.to_str() {
-            Some(s) => cmd.env(k, aliases.to_alias(pm, s)),
-            None => cmd.env(k, v),
-        };
-    }
+    let preload = aliased_env(
+        &mut cmd,
+        &second.env,
+        |name| recipe.names.iter().any(|n| n == name),
+        aliases,
+        pm,
+        lib,
+    );
     for (k, v) in &recipe.cargo_vars {
         cmd.env(k, aliases.to_alias(pm, v));
     }
@@ -1104,11 +1115,7 @@ fn compile_at_aliases(
             break s;
         }
         if Instant::now() > deadline {
-            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            end_group(&mut child);
             return Err(io::Error::other(format!(
                 "the compile took longer than {:?}",
                 second.timeout
