@@ -193,6 +193,18 @@ pub fn normalize_inputs(inputs: &mut Vec<Input>) {
     inputs.dedup();
 }
 
+/// `inputs` without the roots a variant is bound to ([`InputKind::Root`]), normalized:
+/// what the unit was made of, wherever the roots are.
+pub fn without_roots(inputs: &[Input]) -> Vec<Input> {
+    let mut rest: Vec<Input> = inputs
+        .iter()
+        .filter(|i| i.kind != InputKind::Root)
+        .cloned()
+        .collect();
+    normalize_inputs(&mut rest);
+    rest
+}
+
 /// The entry key: the first-level key plus every recorded input. `inputs` must be
 /// normalized ([`normalize_inputs`]).
 pub fn entry_key(l1: &Key, inputs: &[Input]) -> Key {

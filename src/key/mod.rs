@@ -54,7 +54,7 @@ pub use depinfo::{DepInfo, EnvDep};
 pub use file_digest::{digest_open, hash_file};
 pub use hasher::{Key, KeyHasher};
 pub use host_cpu::host_cpu;
-pub use input::{Input, InputKind, above, entry_key, normalize_inputs, state};
+pub use input::{Input, InputKind, above, entry_key, normalize_inputs, state, without_roots};
 pub use layout::{Layout, Place};
 pub use link_inputs::{
     LibSearch, LinkContext, LinkInput, LinkLine, arg_files, describe_inputs, link_input_identity,

@@ -25,7 +25,7 @@ use crate::errors::CacheError;
 use crate::judge::{EnvNow, Here, Judge, Mode};
 use crate::key::{
     CompilerId, Input, InputKind, Key, PathMap, Root, RootKind, entry_key, host_cpu,
-    normalize_inputs,
+    normalize_inputs, without_roots,
 };
 use crate::observe::Observer;
 use crate::reason::Uncacheable;
@@ -409,15 +409,7 @@ impl Cx {
     /// when no variant holds (one just stored always does).
     pub fn rooted_key(&self, l1: &Key) -> Option<Key> {
         let judge = self.judge();
-        let holds = |v: &&crate::store::Variant| {
-            let rest: Vec<Input> = v
-                .inputs
-                .iter()
-                .filter(|i| i.kind != InputKind::Root)
-                .cloned()
-                .collect();
-            judge.check(&rest).is_ok()
-        };
+        let holds = |v: &&crate::store::Variant| judge.check(&without_roots(&v.inputs)).is_ok();
         let local = self.store.as_ref()?.read_manifest(l1);
         self.remote_manifest
             .iter()
@@ -766,13 +758,7 @@ pub(super) fn run_cached(unit: &mut impl Cached, cx: &mut Cx) -> i32 {
 
 /// The entry key of `l1` over `inputs` but the roots.
 fn unbound_key(l1: &Key, inputs: &[Input]) -> Key {
-    let mut rest: Vec<Input> = inputs
-        .iter()
-        .filter(|i| i.kind != InputKind::Root)
-        .cloned()
-        .collect();
-    normalize_inputs(&mut rest);
-    entry_key(l1, &rest)
+    entry_key(l1, &without_roots(inputs))
 }
 
 /// Looks the unit up and restores it. `Some(exit code)` on a hit. An entry that cannot

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::lifecycle::{OutFile, OutSource};
 use super::script_build::Recipe;
-use crate::key::{Input, InputKind, Key, PathMap, RootKind, normalize_inputs, replace_root};
+use crate::key::{Input, InputKind, Key, PathMap, RootKind, replace_root, without_roots};
 use crate::observe::{Op, Trace};
 use crate::store::LocalStore;
 
@@ -108,16 +108,7 @@ pub(super) fn paired(
     stdout: &[u8],
     files: &[OutFile],
 ) -> Option<Verdict> {
-    let unrooted = |v: &[Input]| -> Vec<Input> {
-        let mut v: Vec<Input> = v
-            .iter()
-            .filter(|i| i.kind != InputKind::Root)
-            .cloned()
-            .collect();
-        normalize_inputs(&mut v);
-        v
-    };
-    let ours = unrooted(inputs);
+    let ours = without_roots(inputs);
     let now = pm.normalize_text(&String::from_utf8_lossy(stdout));
     let manifest = store.read_manifest(l1);
     for variant in &manifest.variants {
@@ -126,7 +117,7 @@ pub(super) fn paired(
             .iter()
             .filter(|i| i.kind == InputKind::Root)
             .collect();
-        if rooted.is_empty() || unrooted(&variant.inputs) != ours {
+        if rooted.is_empty() || without_roots(&variant.inputs) != ours {
             continue;
         }
         // The roots that were elsewhere, at a path of another length.
