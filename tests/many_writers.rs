@@ -248,6 +248,25 @@ fn s3_writers_at_once_lose_nothing() {
     );
 }
 
+/// Four builds at once on a bucket that keeps each name once (`writes=once`): objects
+/// are sent only where their name is free, the index and manifests are chains of
+/// versions; a reader plants every unit.
+#[test]
+fn s3_keeping_each_name_once_writers_at_once_lose_nothing() {
+    let server = servers::seaweedfs();
+    let uri = format!(
+        "s3://{S3_BUCKET}/once?endpoint=http://127.0.0.1:{}&writes=once",
+        server.port
+    );
+    writers_at_once(
+        &uri,
+        &[
+            ("AWS_ACCESS_KEY_ID", S3_ACCESS),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
+        ],
+    );
+}
+
 #[test]
 fn redis_writers_at_once_lose_nothing() {
     let server = servers::redis();
@@ -301,9 +320,13 @@ fn gcs_writers_at_once_lose_nothing() {
 /// back a second time (as over a distant link): no writer's change is lost. On the
 /// services opendal writes without conditions, that takes their own compare-and-swap.
 fn slow_updates_at_once_lose_nothing(uri: &str) {
-    use xcache::config::{RemoteDefaults, RemoteSpec};
+    slow_updates_at_once_lose_nothing_with(uri, &xcache::config::RemoteDefaults::default());
+}
+
+fn slow_updates_at_once_lose_nothing_with(uri: &str, defaults: &xcache::config::RemoteDefaults) {
+    use xcache::config::RemoteSpec;
     use xcache::store::RemoteStore;
-    let spec = RemoteSpec::parse(uri, &RemoteDefaults::default()).unwrap();
+    let spec = RemoteSpec::parse(uri, defaults).unwrap();
     let path = "tests/changed-by-six.txt";
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -331,9 +354,9 @@ fn slow_updates_at_once_lose_nothing(uri: &str) {
             });
         }
     });
-    let bytes = RemoteStore::open(&spec)
-        .unwrap()
-        .get_bytes(path)
+    let remote = RemoteStore::open(&spec).unwrap();
+    let bytes = remote
+        .get_record(path)
         .unwrap()
         .expect("the object was written");
     let text = String::from_utf8(bytes).unwrap();
@@ -349,6 +372,56 @@ fn slow_updates_at_once_lose_nothing(uri: &str) {
         );
     }
     assert_eq!(kept.len(), 6, "each change once: {kept:?}");
+    if spec.writes == xcache::config::Writes::Once {
+        // Kept as a chain of versions, each written once: version n holds the n + 1
+        // changes made so far, those of the version before it and one more. A version
+        // written twice (the second replacing the first) would have lost a change.
+        let mut before: Vec<String> = Vec::new();
+        let mut n = 0;
+        loop {
+            let name = format!("{path}.{n}.version");
+            let Some(bytes) = remote.get_bytes(&name).unwrap() else {
+                break;
+            };
+            let lines: Vec<String> = String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            assert_eq!(lines.len(), n + 1, "version {n}: {lines:?}");
+            assert_eq!(
+                lines[..n],
+                before[..],
+                "version {n} keeps version {}",
+                n.max(1) - 1
+            );
+            before = lines;
+            n += 1;
+        }
+        assert_eq!(n, 6, "six writers make six versions");
+    }
+}
+
+/// A container that keeps each name once (`writes=once`, as the GitHub Actions cache
+/// always is): every write is made only if the name is free (`If-None-Match: *`), and
+/// the changed records are chains of versions.
+#[test]
+fn azblob_keeping_each_name_once_slow_updates_at_once_lose_nothing() {
+    let server = servers::azurite();
+    let defaults = xcache::config::RemoteDefaults {
+        azure_key: Some(xcache::config::Secret(servers::AZURE_KEY.into())),
+        ..Default::default()
+    };
+    slow_updates_at_once_lose_nothing_with(
+        &format!(
+            "azblob://{}/once?account={}&endpoint=http://127.0.0.1:{}/{}&writes=once",
+            servers::AZURE_CONTAINER,
+            servers::AZURE_ACCOUNT,
+            server.port,
+            servers::AZURE_ACCOUNT
+        ),
+        &defaults,
+    );
 }
 
 #[test]
@@ -393,4 +466,50 @@ fn what_a_build_planted_from_the_local_store_reaches_the_remote() {
     let r = Report::read(&second.join("target"));
     assert_eq!(r.summary("seeded"), 7, "{}", b.stderr());
     assert_reader_plants_everything(&s, &uri, &env);
+}
+
+/// `gc --remote --older-than` on a store that keeps each name once: a record's chain of
+/// versions goes whole once its newest version is old, never in part (its first
+/// versions are how its newest is found); any other object goes by its own age.
+#[test]
+fn a_remote_collection_takes_a_chain_of_versions_whole_or_not_at_all() {
+    let s = Scratch::new();
+    let remote = s.path("remote");
+    let old = std::time::SystemTime::now() - Duration::from_secs(10 * 86_400);
+    let object = |name: &str, aged: bool| {
+        let p = remote.join("v2").join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"{}").unwrap();
+        if aged {
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        p
+    };
+    let kept_first = object("index/live.json.0.version", true);
+    let kept_newest = object("index/live.json.1.version", false);
+    let gone_chain = [
+        object("index/dead.json.0.version", true),
+        object("index/dead.json.1.version", true),
+    ];
+    let gone_entry = object("entries/old.xce", true);
+    let kept_entry = object("entries/new.xce", false);
+    let ws = s.checkout("basic-workspace", "ws");
+    let uri = format!("file://{}?writes=once", remote.display());
+    let out = base_command(&xcache_exe(), &ws, &s.store())
+        .args(["xcache", "gc", "--remote", "--older-than", "1d", "--remote-uri", &uri])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for p in [&kept_first, &kept_newest, &kept_entry] {
+        assert!(p.exists(), "{} was removed:\n{text}", p.display());
+    }
+    for p in gone_chain.iter().chain([&gone_entry]) {
+        assert!(!p.exists(), "{} was kept:\n{text}", p.display());
+    }
 }

@@ -185,15 +185,22 @@ fn probe_remote(
     if read_only {
         return Ok("reachable and readable (read-only: nothing written)");
     }
+    // A store that keeps each name once keeps the probe too: its name is new each time.
+    let once = spec.writes == crate::config::Writes::Once;
     let path = format!(
-        "{}/doctor/probe-{}",
+        "{}/doctor/probe-{}-{}",
         crate::store::LAYOUT,
-        std::process::id()
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
     );
     let body = b"xcache doctor probe".to_vec();
     remote.put_bytes(&path, body.clone())?;
     let back = remote.get_bytes(&path)?;
-    remote.delete(&path)?;
+    if !once {
+        remote.delete(&path)?;
+    }
     if back.as_deref() != Some(&body[..]) {
         return Err(crate::errors::CacheError::Remote {
             code: "remote-unavailable",
@@ -201,7 +208,11 @@ fn probe_remote(
             message: "the probe object read back differently".into(),
         });
     }
-    Ok("wrote, read back and deleted a probe object")
+    Ok(if once {
+        "wrote and read back a probe object (kept: the store keeps each name once)"
+    } else {
+        "wrote, read back and deleted a probe object"
+    })
 }
 
 fn remote_fix(code: &str) -> &'static str {

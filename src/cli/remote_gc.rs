@@ -37,12 +37,25 @@ pub fn run(cfg: &BuildConfig, older_than: Duration, dry_run: bool) -> Result<i32
         )));
     };
     let now = SystemTime::now();
+    let aged = |t: Option<SystemTime>| {
+        t.and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > older_than)
+    };
+    // A record kept as a chain of versions (`writes=once`) is found from its first
+    // versions: it goes whole, once its newest version is old, or not at all.
+    let mut newest_of_chain: std::collections::HashMap<&str, Option<SystemTime>> =
+        std::collections::HashMap::new();
+    for o in &objects {
+        if let Some(record) = crate::store::chain_record(&o.path) {
+            let newest = newest_of_chain.entry(record).or_insert(o.modified);
+            *newest = (*newest).max(o.modified);
+        }
+    }
     let old: Vec<_> = objects
         .iter()
-        .filter(|o| {
-            o.modified
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age > older_than)
+        .filter(|o| match crate::store::chain_record(&o.path) {
+            Some(record) => aged(newest_of_chain[record]),
+            None => aged(o.modified),
         })
         .collect();
     let total: u64 = objects.iter().map(|o| o.size).sum();

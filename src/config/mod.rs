@@ -11,7 +11,7 @@ mod store;
 pub use file::{ConfigFile, parse_config, read_config_files};
 pub use remote::{
     DEFAULT_TIMEOUT, RemoteDefaults, RemoteKind, RemoteSpec, Secret, UPLOAD_TIMEOUT_FACTOR,
-    Uploads, parse_timeout,
+    Uploads, Writes, parse_timeout,
 };
 pub use settings::{
     BuildConfig, DEFAULT_EXECUTOR_TIMEOUT, Env, ExecutorSpec, WrapperConfig, cargo_home, store_dir,

@@ -100,11 +100,26 @@ pub enum Uploads {
 /// The values `uploads=` takes, for messages.
 const UPLOADS_VALUES: &str = "uploads=objects or uploads=bundles";
 
+/// Whether the service lets a name be written again (`writes=` in the URI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writes {
+    /// A second write replaces the object (the default for buckets, WebDAV and files).
+    Replace,
+    /// Each name is written once and kept: the GitHub Actions cache always; a bucket
+    /// whose policy refuses replacing writes (an S3 bucket policy that requires
+    /// `If-None-Match`, an Azure container under an immutability policy, a GCS bucket
+    /// under a retention policy) with `writes=once`. Objects named by their key or
+    /// content are sent once (a name already there is kept); the records many builds
+    /// change (the index, manifests) become chains of versions, each written once.
+    Once,
+}
+
 /// A parsed remote: the service, and a credential-free rendering for messages.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RemoteSpec {
     pub kind: RemoteKind,
     pub uploads: Uploads,
+    pub writes: Writes,
     /// How long one request (retries included), or one piece of a transfer, may stall
     /// before the remote is given up for the build: `XCACHE_REMOTE_TIMEOUT`, else
     /// [`DEFAULT_TIMEOUT`]. Uploads, which run beside the build and are waited for only
@@ -208,6 +223,7 @@ impl RemoteSpec {
                 timeout: DEFAULT_TIMEOUT,
                 kind: RemoteKind::Ghac,
                 uploads,
+                writes: Writes::Once,
                 display: "ghac".into(),
                 secrets: defaults.secrets.clone(),
             });
@@ -223,13 +239,26 @@ impl RemoteSpec {
         let display = redact(&url);
         // Every option a scheme understands; any other is an error that names it.
         let known: &[&str] = match url.scheme() {
-            "s3" => &["endpoint", "region", "virtual_host_style", "uploads"],
-            "gcs" | "gs" => &["endpoint", "anonymous", "uploads"],
-            "azblob" => &["endpoint", "account", "uploads"],
-            "webdav" | "webdavs" | "file" => &["uploads"],
+            "s3" => &[
+                "endpoint",
+                "region",
+                "virtual_host_style",
+                "uploads",
+                "writes",
+            ],
+            "gcs" | "gs" => &["endpoint", "anonymous", "uploads", "writes"],
+            "azblob" => &["endpoint", "account", "uploads", "writes"],
+            "webdav" | "webdavs" | "file" => &["uploads", "writes"],
             "grpc" | "grpcs" => &["instance", "auth_header", "uploads"],
             _ => &[],
         };
+        if url.query_pairs().any(|(k, _)| k == "writes") && !known.contains(&"writes") {
+            let display = display.split('?').next().unwrap_or_default();
+            return Err(format!(
+                "{display}: option `writes`: {}:// replaces what builds change by its own means, so it takes no writes=; writes=once is for a bucket (s3://, gcs://, azblob://), webdav:// or file:// that keeps each object once",
+                url.scheme()
+            ));
+        }
         if url.query_pairs().any(|(k, _)| k == "uploads") && known.is_empty() {
             let display = display.split('?').next().unwrap_or_default();
             return Err(format!(
@@ -310,6 +339,15 @@ impl RemoteSpec {
             Some(v) => {
                 return Err(format!(
                     "{display}: option `uploads` is `{v}`; write {UPLOADS_VALUES}"
+                ));
+            }
+        };
+        let writes = match query("writes").as_deref() {
+            None | Some("replace") => Writes::Replace,
+            Some("once") => Writes::Once,
+            Some(v) => {
+                return Err(format!(
+                    "{display}: option `writes` is `{v}`; write writes=once (the store keeps each object once) or writes=replace (the default)"
                 ));
             }
         };
@@ -442,6 +480,7 @@ impl RemoteSpec {
             timeout: DEFAULT_TIMEOUT,
             kind,
             uploads,
+            writes,
             display,
             secrets,
         })
@@ -563,6 +602,7 @@ fn parse_cluster(
     secrets.retain(|s| s.0.len() >= 3);
     Ok(RemoteSpec {
         uploads: Uploads::Objects,
+        writes: Writes::Replace,
         timeout: DEFAULT_TIMEOUT,
         kind: RemoteKind::RedisCluster {
             nodes,
@@ -708,6 +748,50 @@ mod tests {
         }
         let e = parse("ghac?version=2").unwrap_err();
         assert!(e.contains("unknown option `version`"), "{e}");
+    }
+
+    #[test]
+    fn writes_replace_unless_once_is_asked_for_and_ghac_keeps_each_name_once() {
+        for uri in [
+            "s3://b/p",
+            "gcs://b/p",
+            "azblob://c/p",
+            "file:///tmp/x",
+            "redis://h",
+        ] {
+            assert_eq!(parse(uri).unwrap().writes, Writes::Replace, "{uri}");
+        }
+        assert_eq!(
+            parse("s3://b/p?writes=replace").unwrap().writes,
+            Writes::Replace
+        );
+        for uri in [
+            "s3://b/p?writes=once",
+            "gcs://b/p?anonymous=true&writes=once",
+            "azblob://c/p?writes=once&uploads=bundles",
+            "webdav://127.0.0.1:8080/p?writes=once",
+            "file:///tmp/x?writes=once",
+            "ghac",
+            "ghac?uploads=objects",
+        ] {
+            assert_eq!(parse(uri).unwrap().writes, Writes::Once, "{uri}");
+        }
+        // A value not understood is an error naming both values.
+        let e = parse("s3://b/p?writes=never").unwrap_err();
+        assert!(
+            e.contains("writes=once") && e.contains("writes=replace"),
+            "{e}"
+        );
+        // Services that replace by their own compare-and-swap take no writes=.
+        for uri in [
+            "redis://127.0.0.1?writes=once",
+            "memcached://127.0.0.1?writes=once",
+            "grpc://127.0.0.1:8980?writes=once",
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001?writes=once",
+        ] {
+            let e = parse(uri).unwrap_err();
+            assert!(e.contains("writes"), "{uri}: {e}");
+        }
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub fn prefetch(
     // had been asked alone.
     let (checked, got) = std::thread::scope(|s| {
         let check = s.spawn(|| remote.check());
-        let got = remote.get_bytes(&index_path(compiler, workspace));
+        let got = remote.get_record(&index_path(compiler, workspace));
         let checked = check.join().unwrap_or_else(|_| {
             Err(CacheError::Remote {
                 code: "remote-unavailable",

@@ -377,7 +377,7 @@ pub fn update_index(
     } else {
         // New pieces for what no piece holds yet, written once (the index as it is now
         // says what is held); the update below lists them.
-        let mut index = read_index(remote.get_bytes(&path)?.as_deref());
+        let mut index = read_index(remote.get_record(&path)?.as_deref());
         ours.apply(&mut index);
         let before: std::collections::HashSet<String> =
             index.bundles.iter().map(|p| p.key.clone()).collect();

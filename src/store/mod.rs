@@ -15,6 +15,8 @@
 //! <dir>/v2/locks/<kind>-<shard>.lock          record locks
 //! ```
 
+mod chain;
+pub use chain::chain_record;
 mod entry;
 pub mod gc;
 pub mod history;

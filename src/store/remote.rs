@@ -24,7 +24,7 @@ use futures_util::TryStreamExt;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator, services};
 
-use crate::config::{RemoteKind, RemoteSpec, UPLOAD_TIMEOUT_FACTOR};
+use crate::config::{RemoteKind, RemoteSpec, UPLOAD_TIMEOUT_FACTOR, Writes};
 use crate::errors::CacheError;
 use crate::key::Key;
 
@@ -59,7 +59,7 @@ pub const UPDATE_SETTLE: Duration = Duration::from_millis(300);
 /// The wait before round `attempt` of an update: random, growing with the attempt
 /// (10-40 ms, then 20-80 ms, …, at most 640 ms), so that writers that collided do not
 /// collide again.
-fn update_backoff(attempt: u32) -> Duration {
+pub(super) fn update_backoff(attempt: u32) -> Duration {
     let mut b = [0u8; 2];
     let _ = getrandom::fill(&mut b);
     let base = 10u64 << attempt.min(6).saturating_sub(1);
@@ -350,6 +350,62 @@ impl RemoteStore {
         })
     }
 
+    /// A record many builds change (a workspace's index, a manifest) as it is now:
+    /// `None` if absent. On a store that keeps each name once, the newest version of
+    /// its chain (`super::chain`).
+    pub fn get_record(&self, path: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        if self.spec.writes == Writes::Once {
+            return super::chain::newest(self, path);
+        }
+        self.get_bytes(path)
+    }
+
+    /// Whether an object has this name.
+    fn exists(&self, path: &str) -> Result<bool, CacheError> {
+        let op = match &self.client {
+            Client::Dal(op) => op,
+            Client::Reapi(_) => return Ok(self.get_bytes(path)?.is_some()),
+        };
+        match self.rt.block_on(op.stat(path)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(classify(&self.spec, e)),
+        }
+    }
+
+    /// Writes an object only if no object has its name (where the service takes the
+    /// condition; the GitHub Actions cache refuses a second write of a name by itself):
+    /// false when one had. A write refused otherwise counts as taken when the name is
+    /// there after it (a bucket's policy refusing a replacing write).
+    fn create(&self, path: &str, bytes: Vec<u8>) -> Result<bool, CacheError> {
+        let op = match &self.client {
+            Client::Dal(op) => op,
+            Client::Reapi(_) => {
+                self.put_bytes(path, bytes)?;
+                return Ok(true);
+            }
+        };
+        let conditional = op.info().capability().write_with_if_not_exists;
+        let write = op
+            .write_with(path, opendal::Buffer::from(bytes))
+            .if_not_exists(conditional);
+        match self.rt.block_on(async { write.await }) {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => match self.exists(path) {
+                Ok(true) => Ok(false),
+                _ => Err(classify(&self.spec, e)),
+            },
+        }
+    }
+
     /// Small objects (manifests): `None` if absent.
     pub fn get_bytes(&self, path: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let op = match &self.client {
@@ -370,7 +426,12 @@ impl RemoteStore {
         }
     }
 
+    /// Writes a small object. On a store that keeps each name once, a name already
+    /// there is kept: every object written this way is named by its key or content.
     pub fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<(), CacheError> {
+        if self.spec.writes == Writes::Once {
+            return self.create(path, bytes).map(|_| ());
+        }
         let op = match &self.client {
             Client::Dal(op) => op,
             Client::Reapi(r) => {
@@ -419,6 +480,9 @@ impl RemoteStore {
         holds: &dyn Fn(&[u8]) -> bool,
         settle: bool,
     ) -> Result<(), CacheError> {
+        if self.spec.writes == Writes::Once {
+            return super::chain::update(self, path, merge, holds);
+        }
         if let Some(swap) = self.swapper() {
             return match update_by_swap(swap, path, merge, holds) {
                 Ok(()) => Ok(()),
@@ -837,13 +901,20 @@ impl RemoteStore {
         self.put_files(path, &[src])
     }
 
-    /// Streams files, one after the other, to one object (a bundle piece).
+    /// Streams files, one after the other, to one object (a bundle piece). On a store
+    /// that keeps each name once, a name already there is kept (0 bytes sent): every
+    /// object written this way is named by its key or content.
     pub fn put_files(&self, path: &str, srcs: &[&Path]) -> Result<u64, CacheError> {
-        match self.put_file_once(path, srcs) {
+        let result = match self.put_file_once(path, srcs) {
             Err((Some(kind), _)) if self.make_parent_after(kind, path) => {
-                self.put_file_once(path, srcs).map_err(|(_, c)| c)
+                self.put_file_once(path, srcs)
             }
-            r => r.map_err(|(_, c)| c),
+            r => r,
+        };
+        match result {
+            Ok(n) => Ok(n),
+            Err((Some(_), _)) if self.spec.writes == Writes::Once && self.exists(path)? => Ok(0),
+            Err((_, e)) => Err(e),
         }
     }
 
@@ -868,6 +939,10 @@ impl RemoteStore {
             let mut w = op
                 .writer_with(path)
                 .chunk(PIECE)
+                .if_not_exists(
+                    self.spec.writes == Writes::Once
+                        && op.info().capability().write_with_if_not_exists,
+                )
                 .await
                 .map_err(remote_err)?;
             let mut buf = vec![0u8; PIECE];
@@ -898,14 +973,32 @@ impl RemoteStore {
     }
 }
 
+impl super::chain::Versions for RemoteStore {
+    fn exists(&self, path: &str) -> Result<bool, CacheError> {
+        RemoteStore::exists(self, path)
+    }
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        self.get_bytes(path)
+    }
+    fn create(&self, path: &str, bytes: Vec<u8>) -> Result<bool, CacheError> {
+        RemoteStore::create(self, path, bytes)
+    }
+}
+
 /// The error for an object of `spec` that is not what it claims to be.
 pub(super) fn damaged(spec: &RemoteSpec, path: &str, what: &str) -> CacheError {
     CacheError::Remote {
         code: "remote-entry-damaged",
         uri: spec.display().to_string(),
-        message: format!(
-            "object {path} is damaged ({what}); it was not used, and the next build that stores the unit replaces it"
-        ),
+        message: if spec.writes == Writes::Once {
+            format!(
+                "object {path} is damaged ({what}); it was not used, and it stays until the store drops it (the store keeps each name once, so no build can replace it)"
+            )
+        } else {
+            format!(
+                "object {path} is damaged ({what}); it was not used, and the next build that stores the unit replaces it"
+            )
+        },
     }
 }
 

@@ -95,7 +95,7 @@ impl RemoteTier {
             let Some(remote) = self.usable()? else {
                 return Ok(None);
             };
-            let Some(bytes) = remote.get_bytes(&RemoteStore::manifest_path(l1))? else {
+            let Some(bytes) = remote.get_record(&RemoteStore::manifest_path(l1))? else {
                 return Ok(None);
             };
             let manifest: Manifest = serde_json::from_slice(&bytes).unwrap_or_default();
