@@ -11,7 +11,7 @@
 #
 #   bash bench/farm.sh &          # prints: executor: grpc://127.0.0.1:PORT?instance=xcache
 #   XCACHE_SOUNDNESS_EXECUTOR='grpc://127.0.0.1:PORT?instance=xcache' \
-#     cargo nextest run --test soundness
+#     cargo nextest run -E 'test(/^soundness::/)'
 #
 # Options (environment):
 #   XCACHE_FARM_WORKERS=N        workers (default: 2)

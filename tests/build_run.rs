@@ -3,12 +3,12 @@
 //! nothing, its package) changes, never replayed when the script looked at the system.
 //! Read from our report and from what the built program prints.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Build, Report, Scratch, cargo_build, xcache_build};
+use crate::common::{Build, Report, Scratch, cargo_build, xcache_build};
 
 const EXPECTED: &str =
     "value=42 greeting=hello from C land+plain table=98304:37a2f6b6 data=first data\n";

@@ -6,13 +6,13 @@
 //! S3 (SeaweedFS, a real server) for the request pattern; a shared folder for damage,
 //! since its objects are plain files a test can change.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::basic::{CACHEABLE, EXPECTED_OUTPUT};
-use common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET};
-use common::{HEALTHY_REMOTE, Report, Scratch, xcache_build};
+use crate::common::basic::{CACHEABLE, EXPECTED_OUTPUT};
+use crate::common::servers::{self, S3_ACCESS, S3_BUCKET, S3_SECRET};
+use crate::common::{HEALTHY_REMOTE, Report, Scratch, xcache_build};
 use serde_json::Value;
 
 fn names(v: &[&str]) -> Vec<String> {

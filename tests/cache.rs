@@ -1,12 +1,12 @@
 //! Cache behaviour as scenario x modification x expectation, read from cargo's JSON
 //! messages and from our report — never from timing.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::basic::{CACHEABLE, EXPECTED_OUTPUT};
-use common::{
+use crate::common::basic::{CACHEABLE, EXPECTED_OUTPUT};
+use crate::common::{
     Build, Report, Scratch, assert_warned_once, base_command, cargo_build, xcache_build, xcache_exe,
 };
 

@@ -1,9 +1,7 @@
 //! The commands as a user meets them: `report` output (snapshot, with times and paths
 //! redacted), JSON fields scripts rely on, and errors that say what to do.
 
-mod common;
-
-use common::{Report, Scratch, base_command, xcache_build, xcache_exe};
+use crate::common::{Report, Scratch, base_command, xcache_build, xcache_exe};
 
 fn redact(text: &str, s: &Scratch) -> String {
     let text = text.replace(s.dir.path().to_str().unwrap(), "[SCRATCH]");

@@ -3,14 +3,14 @@
 //! empty target dir (the same store): the warm run must compile nothing, and print
 //! what the cold run printed (test results, clippy's warnings, the program's output).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-use common::layouts::{CargoLayout, pairs};
-use common::{Report, Scratch, base_command, xcache_exe};
+use crate::common::layouts::{CargoLayout, pairs};
+use crate::common::{Report, Scratch, base_command, xcache_exe};
 
 /// `cargo xcache <args>` in `cwd`, with `stdin` fed to it.
 fn xcache(cwd: &Path, store: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {

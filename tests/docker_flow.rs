@@ -5,14 +5,12 @@
 //! store directory a test keeps or copies between builders). The test and the
 //! Dockerfiles cannot drift apart.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::process::Output;
 
-use common::layouts::CargoLayout;
-use common::{Build, Report, Scratch, base_command, copy_fixture, xcache_exe};
+use crate::common::layouts::CargoLayout;
+use crate::common::{Build, Report, Scratch, base_command, copy_fixture, xcache_exe};
 
 /// One instruction of a Dockerfile.
 #[derive(Debug)]

@@ -17,8 +17,6 @@
 //! Dockerfiles, takes it from the layer cache (the same instructions on the same
 //! `xcache` context, a clean copy of this checkout).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -26,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::servers::{self, S3_ACCESS, S3_BUCKET};
-use common::{Scratch, base_command, copy_fixture, xcache_exe};
+use crate::common::servers::{self, S3_ACCESS, S3_BUCKET};
+use crate::common::{Scratch, base_command, copy_fixture, xcache_exe};
 use serde_json::Value;
 
 /// The builder, with all its state (`--root`, `--runroot`, and `TMPDIR`, where Buildah

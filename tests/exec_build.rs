@@ -5,13 +5,13 @@
 //! `remote_exec` records, programs compared with what plain cargo's print, artifacts
 //! with a local build's bytes.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::exec_servers::{Worker, buildgrid_exec, exec_uri, postgres};
-use common::{Report, Scratch, basic, xcache_build};
+use crate::common::exec_servers::{Worker, buildgrid_exec, exec_uri, postgres};
+use crate::common::{Report, Scratch, basic, xcache_build};
 
 /// The library units of `basic-workspace`.
 const LIBS: &[&str] = &["generated", "mid", "util"];

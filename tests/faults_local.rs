@@ -11,15 +11,13 @@
 //! concurrent builds on one store; a full disk under the store (a small tmpfs); and
 //! entries no trusted key signed, read with `XCACHE_TRUSTED_KEYS`.
 
-mod common;
-
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Scratch, base_command, cargo_build, copy_fixture, xcache_build, xcache_exe};
+use crate::common::{Scratch, base_command, cargo_build, copy_fixture, xcache_build, xcache_exe};
 use xcache::key::Key;
 use xcache::sign::Signer;
 use xcache::store::{EntryMeta, EntryReader, EntrySource, write_entry};

@@ -7,14 +7,12 @@
 //! builds failed, wrong outputs, seconds added over a build without a remote), which
 //! the book quotes; speed is printed, never asserted.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::basic::EXPECTED_OUTPUT;
-use common::servers::{self, REAPI_INSTANCE, S3_ACCESS, S3_BUCKET, S3_SECRET, Server};
-use common::{Build, Report, Scratch, base_command, xcache_build, xcache_exe};
+use crate::common::basic::EXPECTED_OUTPUT;
+use crate::common::servers::{self, REAPI_INSTANCE, S3_ACCESS, S3_BUCKET, S3_SECRET, Server};
+use crate::common::{Build, Report, Scratch, base_command, xcache_build, xcache_exe};
 use xcache::config::{RemoteDefaults, RemoteSpec};
 use xcache::key::Key;
 use xcache::store::RemoteStore;

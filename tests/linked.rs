@@ -2,14 +2,12 @@
 //! moved checkout, keyed on the linker and on every file the link read, never stale
 //! when C code linked into them changes.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::basic::EXPECTED_OUTPUT;
-use common::{Build, Report, Scratch, xcache_build};
+use crate::common::basic::EXPECTED_OUTPUT;
+use crate::common::{Build, Report, Scratch, xcache_build};
 
 const LIBS: &[&str] = &["generated:lib", "mid:lib", "util:lib"];
 const LINKED: &[&str] = &[

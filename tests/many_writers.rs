@@ -5,17 +5,17 @@
 //! and Redis (compare-and-swap by a script). And slow writers of one object at once on
 //! Redis, a Redis Cluster and memcached, whose compare-and-swap keeps every change.
 
-mod common;
-
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::basic::EXPECTED_OUTPUT;
-use common::servers::{self, GCS_BUCKET, S3_ACCESS, S3_BUCKET, S3_SECRET};
-use common::{Build, HEALTHY_REMOTE, Report, Scratch, base_command, xcache_build, xcache_exe};
+use crate::common::basic::EXPECTED_OUTPUT;
+use crate::common::servers::{self, GCS_BUCKET, S3_ACCESS, S3_BUCKET, S3_SECRET};
+use crate::common::{
+    Build, HEALTHY_REMOTE, Report, Scratch, base_command, xcache_build, xcache_exe,
+};
 
 /// Four builds at once of four checkouts (three of the same tree, one with an edited
 /// library), each with an empty local store of its own; then a build of the tree from
@@ -501,11 +501,23 @@ fn a_remote_collection_takes_a_chain_of_versions_whole_or_not_at_all() {
     let ws = s.checkout("basic-workspace", "ws");
     let uri = format!("file://{}?writes=once", remote.display());
     let out = base_command(&xcache_exe(), &ws, &s.store())
-        .args(["xcache", "gc", "--remote", "--older-than", "1d", "--remote-uri", &uri])
+        .args([
+            "xcache",
+            "gc",
+            "--remote",
+            "--older-than",
+            "1d",
+            "--remote-uri",
+            &uri,
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for p in [&kept_first, &kept_newest, &kept_entry] {
         assert!(p.exists(), "{} was removed:\n{text}", p.display());
     }

@@ -2,14 +2,12 @@
 //! edits and follows what builds the dependencies; a build after `warm` compiles no
 //! dependency, in the same directory, in another one, or after the target dir is gone.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::layouts::{CargoLayout, pairs};
-use common::{Build, Report, Scratch, base_command, copy_fixture, xcache_build, xcache_exe};
+use crate::common::layouts::{CargoLayout, pairs};
+use crate::common::{Build, Report, Scratch, base_command, copy_fixture, xcache_build, xcache_exe};
 
 /// The packages whose sources a recipe replaces by placeholders.
 const LOCAL_PACKAGES: &[&str] = &["chef-app", "chef-core", "chef-outside", "chef-tools"];

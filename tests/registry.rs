@@ -1,9 +1,7 @@
 //! Registry crates hit across different `CARGO_HOME`s, checkouts and target dirs.
 //! Uses crates.io (one small crate, pinned by the committed lockfile).
 
-mod common;
-
-use common::{Build, Report, Scratch, base_command, xcache_exe};
+use crate::common::{Build, Report, Scratch, base_command, xcache_exe};
 
 #[test]
 fn registry_crate_hits_with_another_cargo_home_and_target_dir() {

@@ -3,17 +3,15 @@
 //! (GCS), Azurite (Azure Blob, shared key checked) and BuildGrid (a Remote Execution
 //! API server, `grpc://`). The same scenario runs on each.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
-use common::basic::{CACHEABLE, EXPECTED_OUTPUT};
-use common::servers::{
+use crate::common::basic::{CACHEABLE, EXPECTED_OUTPUT};
+use crate::common::servers::{
     self, AZURE_ACCOUNT, AZURE_CONTAINER, AZURE_KEY, GCS_BUCKET, REAPI_INSTANCE, S3_ACCESS,
     S3_BUCKET, S3_SECRET, Server,
 };
-use common::{
+use crate::common::{
     Build, HEALTHY_REMOTE, Report, Scratch, assert_warned_once, base_command, xcache_build,
     xcache_exe,
 };

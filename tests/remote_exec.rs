@@ -4,14 +4,14 @@
 //! ran it, what the worker observed, and the faults: a worker killed mid-action, the
 //! server restarted.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::exec_servers::{Worker, buildgrid_exec, buildgrid_exec_at, exec_uri, postgres};
+use crate::common::exec_servers::{Worker, buildgrid_exec, buildgrid_exec_at, exec_uri, postgres};
 use xcache::config::{RemoteDefaults, RemoteSpec};
 use xcache::exec::observed::{self, Verdict};
 use xcache::exec::{Bytes, ExecRequest, Executor, InputFile, InputRoot};

@@ -3,12 +3,12 @@
 //! our lines under `-q`, a failed cargo invocation that keeps the last report, and the
 //! HTML timeline rendered in a real headless Chromium.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{Scratch, base_command, xcache_build, xcache_exe};
+use crate::common::{Scratch, base_command, xcache_build, xcache_exe};
 use xcache::report::BuildReport;
 
 fn read_report(ws: &Path) -> BuildReport {
@@ -580,7 +580,7 @@ fn every_miss_cause_code_has_a_section_in_the_book() {
 /// holds seeds, or a workspace file may name a remote, the plan comes first again.
 #[test]
 fn a_first_build_starts_cargo_before_the_plan() {
-    use common::basic::EXPECTED_OUTPUT;
+    use crate::common::basic::EXPECTED_OUTPUT;
     let s = Scratch::new();
     let ws = s.checkout("basic-workspace", "ws1");
     let b = xcache_build(&ws, &s.store(), &[], &[]);
@@ -667,7 +667,7 @@ fn a_remote_found_only_with_the_plan_is_named_and_not_used() {
 /// keeps wherever cargo kept the units.
 #[test]
 fn explain_and_the_html_timeline_in_every_layout() {
-    use common::layouts::{CargoLayout, pairs};
+    use crate::common::layouts::{CargoLayout, pairs};
     for layout in CargoLayout::others() {
         let s = Scratch::new();
         // Each checkout with a build dir of its own (one shared would keep the second

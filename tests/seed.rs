@@ -1,12 +1,12 @@
 //! Target-dir seeding: units put in place before cargo starts are fresh for cargo, and
 //! cargo never skips a unit whose inputs changed after they were put in place.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::basic::EXPECTED_OUTPUT;
-use common::{Build, Report, Scratch, assert_warned_once, cargo_build, xcache_build};
+use crate::common::basic::EXPECTED_OUTPUT;
+use crate::common::{Build, Report, Scratch, assert_warned_once, cargo_build, xcache_build};
 
 /// A `cargo` that answers everything but `build`: `cargo xcache build` with it plants
 /// the target dir and stops, so a test can change inputs between planting and cargo.

@@ -1,11 +1,9 @@
 //! Settings fail closed, an unusable local store is one warning, keys are written and
 //! used as the book says.
 
-mod common;
-
 use std::path::Path;
 
-use common::{Report, Scratch, base_command, xcache_build, xcache_exe};
+use crate::common::{Report, Scratch, base_command, xcache_build, xcache_exe};
 
 fn xcache(cwd: &Path, store: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = base_command(&xcache_exe(), cwd, store);

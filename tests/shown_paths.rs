@@ -7,11 +7,9 @@
 //! `/xcache/cargo-home/registry/src/<index>/<crate>-<version>/…` and
 //! `/xcache/cargo-home/git/checkouts/<repo>/<rev>/…`, as before.)
 
-mod common;
-
 use std::path::Path;
 
-use common::{Build, Report, Scratch, cargo_build, xcache_build};
+use crate::common::{Build, Report, Scratch, cargo_build, xcache_build};
 
 /// `fixtures/shown-paths`: `ws/` depends on `outside/loca` and `outside/locb`.
 fn shown(b: &Build) -> Vec<String> {

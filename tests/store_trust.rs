@@ -5,12 +5,10 @@
 //! store plants a library of the same name and size, and memos, and the next build must
 //! neither run the planted code nor build a different program.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Scratch, basic, xcache_build};
+use crate::common::{Scratch, basic, xcache_build};
 
 fn files_named(dir: &Path, pred: &dyn Fn(&str) -> bool, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {

@@ -1,9 +1,7 @@
 //! `cargo xcache verify`: hits compiled again without the cache and compared.
 
-mod common;
-
-use common::layouts::{CargoLayout, pairs};
-use common::{Scratch, base_command, xcache_build, xcache_exe};
+use crate::common::layouts::{CargoLayout, pairs};
+use crate::common::{Scratch, base_command, xcache_build, xcache_exe};
 use std::path::Path;
 use std::process::Output;
 

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use crate::harness::Shape::*;
-use crate::harness::{ALL, Case, word_program, write_file};
+use crate::soundness::harness::Shape::*;
+use crate::soundness::harness::{ALL, Case, word_program, write_file};
 
-const FRESH_ONLY: &[crate::harness::Shape] = &[FreshTarget, FreshTargetNoSeed];
-const THREE: &[crate::harness::Shape] = &[SameTarget, FreshTarget, FreshTargetNoSeed];
+const FRESH_ONLY: &[crate::soundness::harness::Shape] = &[FreshTarget, FreshTargetNoSeed];
+const THREE: &[crate::soundness::harness::Shape] = &[SameTarget, FreshTarget, FreshTargetNoSeed];
 
 /// `fixtures/soundness/build-env`: `codegen`'s script reads a declared file, declared and
 /// undeclared variables, a build-dependency, and lists its `OUT_DIR`.

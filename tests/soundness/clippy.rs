@@ -4,8 +4,8 @@
 //! diagnostics. The cache's `cargo xcache clippy` must print the warnings and errors
 //! plain `cargo clippy` prints, and exit with its code.
 
-use crate::harness::Shape::*;
-use crate::harness::{ALL, Case};
+use crate::soundness::harness::Shape::*;
+use crate::soundness::harness::{ALL, Case};
 
 fn clippy() -> Case {
     Case::clippy("clippy")
@@ -81,7 +81,7 @@ fn deny_warnings_fails_like_clippy() {
 fn clippy_conf_dir_is_seen() {
     clippy()
         .outside(|dir| {
-            crate::harness::write_file(
+            crate::soundness::harness::write_file(
                 &dir.join("conf/clippy.toml"),
                 "too-many-arguments-threshold = 3\n",
             )

@@ -4,8 +4,8 @@
 //! undeclared file was replayed stale. The same cases as their originals, every build
 //! below `/dev/shm`.
 
-use crate::harness::Case;
-use crate::harness::Shape::*;
+use crate::soundness::harness::Case;
+use crate::soundness::harness::Shape::*;
 
 const DEV_SHM: &str = "/dev/shm";
 

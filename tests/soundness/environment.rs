@@ -3,10 +3,11 @@
 //! asking for one by name. No `getenv` names what it used, so the run must be taken to
 //! depend on every variable it could see.
 
-use crate::harness::Shape::*;
-use crate::harness::{ALL, Case};
+use crate::soundness::harness::Shape::*;
+use crate::soundness::harness::{ALL, Case};
 
-const FRESH: &[crate::harness::Shape] = &[FreshTarget, FreshTargetNoSeed, MovedCheckout, Remote];
+const FRESH: &[crate::soundness::harness::Shape] =
+    &[FreshTarget, FreshTargetNoSeed, MovedCheckout, Remote];
 
 /// `fixtures/soundness/env-whole`: `scan`'s script collects `ENVW_VAR_*` through
 /// `std::env::vars()`, `ENVW_PROC_*` from `/proc/self/environ` and `ENVW_SHELL` through

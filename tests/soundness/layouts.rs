@@ -6,8 +6,8 @@
 //! toolchain the new layouts are not tried (and the test prints why).
 
 use crate::common::layouts::CargoLayout;
-use crate::harness::Case;
-use crate::harness::Shape::*;
+use crate::soundness::harness::Case;
+use crate::soundness::harness::Shape::*;
 
 /// The cases, each made for one layout.
 fn in_each(layout: &str, case: impl Fn(&CargoLayout) -> Case) {

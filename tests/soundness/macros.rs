@@ -3,8 +3,8 @@
 //! it. `declared` has a build script declaring the directories its macros read (the
 //! `include_dir!` advice), `undeclared` has none.
 
-use crate::harness::Shape::*;
-use crate::harness::{ALL, Case};
+use crate::soundness::harness::Shape::*;
+use crate::soundness::harness::{ALL, Case};
 
 fn macro_io() -> Case {
     Case::new("macro-io", "app")

@@ -4,10 +4,10 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::harness::Shape::*;
-use crate::harness::{ALL, Case, static_lib, write_file};
+use crate::soundness::harness::Shape::*;
+use crate::soundness::harness::{ALL, Case, static_lib, write_file};
 
-const THREE: &[crate::harness::Shape] = &[SameTarget, FreshTarget, FreshTargetNoSeed];
+const THREE: &[crate::soundness::harness::Shape] = &[SameTarget, FreshTarget, FreshTargetNoSeed];
 
 /// `fixtures/soundness/c-link`: `cnative` links `libfoo.a` (built into OUT_DIR) through
 /// `#[link]` in its source; `sysprobe` links `libext.a` from FOO_LIB_DIR, outside every

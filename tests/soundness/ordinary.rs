@@ -2,8 +2,8 @@
 //! (`app` printing everything its path dependency `dep` compiled in): one source, data,
 //! manifest, configuration, flag or profile change each.
 
-use crate::harness::Shape::*;
-use crate::harness::{ALL, Case};
+use crate::soundness::harness::Shape::*;
+use crate::soundness::harness::{ALL, Case};
 
 fn ordinary() -> Case {
     Case::new("ordinary", "app")
@@ -348,7 +348,10 @@ fn target_cpu_native_builds_the_same_program() {
 fn rustc_workspace_wrapper_gives_the_same_program() {
     ordinary()
         .outside(|dir| {
-            crate::harness::write_file(&dir.join("ws-wrapper"), "#!/bin/sh\nexec \"$@\"\n");
+            crate::soundness::harness::write_file(
+                &dir.join("ws-wrapper"),
+                "#!/bin/sh\nexec \"$@\"\n",
+            );
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(
                 dir.join("ws-wrapper"),

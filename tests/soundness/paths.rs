@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::harness::Case;
-use crate::harness::Shape::*;
+use crate::soundness::harness::Case;
+use crate::soundness::harness::Shape::*;
 
 /// `fixtures/soundness/paths`: `lens` computes lengths of paths at compile time (so no
 /// path lands in the artifact for a scan to find), one binary each.

@@ -9,8 +9,8 @@
 //! other.
 
 use crate::common::exec_servers::{Worker, buildgrid_exec, exec_uri, postgres};
-use crate::harness::Case;
-use crate::harness::Shape::*;
+use crate::soundness::harness::Case;
+use crate::soundness::harness::Shape::*;
 
 #[test]
 fn library_compiles_on_workers_give_plain_cargos_programs() {

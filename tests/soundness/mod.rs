@@ -10,8 +10,6 @@
 //! A test here fails when the cache would hand a user another program than cargo would.
 //! Many are known holes, kept failing on purpose until the core closes them.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod harness;
 
 mod build_scripts;
