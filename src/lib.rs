@@ -19,6 +19,7 @@ pub mod observe;
 pub mod plan;
 pub mod prefetch;
 pub mod private_dir;
+pub mod reapi;
 pub mod reason;
 pub mod recipe;
 pub mod report;

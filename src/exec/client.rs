@@ -20,7 +20,7 @@ use re::execution_client::ExecutionClient;
 use super::tree::{Bytes, InputRoot};
 use crate::config::RemoteSpec;
 use crate::errors::CacheError;
-use crate::store::reapi::{Reapi, Source};
+use crate::reapi::{Reapi, Source};
 
 /// One command to run remotely.
 #[derive(Clone, Debug, Default)]
@@ -116,7 +116,7 @@ impl Executor {
             ..Default::default()
         };
         let command_bytes = command.encode_to_vec();
-        let command_digest = crate::store::reapi::digest_of(&command_bytes);
+        let command_digest = crate::reapi::digest_of(&command_bytes);
         let action = re::Action {
             command_digest: Some(command_digest.clone()),
             input_root_digest: Some(merkle.root.clone()),
@@ -125,7 +125,7 @@ impl Executor {
             ..Default::default()
         };
         let action_bytes = action.encode_to_vec();
-        let action_digest = crate::store::reapi::digest_of(&action_bytes);
+        let action_digest = crate::reapi::digest_of(&action_bytes);
 
         // Upload what the server lacks: one question for every blob, then each missing one.
         let mut blobs: BTreeMap<String, (re::Digest, Source)> = BTreeMap::new();

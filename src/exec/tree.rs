@@ -107,7 +107,7 @@ impl InputRoot {
                 ..Default::default()
             };
             let bytes = dir.encode_to_vec();
-            let digest = crate::store::reapi::digest_of(&bytes);
+            let digest = crate::reapi::digest_of(&bytes);
             out.push((digest.clone(), bytes));
             digest
         }
@@ -123,7 +123,7 @@ impl InputRoot {
 
 fn digest_of(bytes: &Bytes) -> Result<re::Digest, CacheError> {
     match bytes {
-        Bytes::Inline(b) => Ok(crate::store::reapi::digest_of(b)),
+        Bytes::Inline(b) => Ok(crate::reapi::digest_of(b)),
         Bytes::File(path) => hash_file(path),
         Bytes::Hashed(_, d) => Ok(d.clone()),
     }
@@ -131,5 +131,5 @@ fn digest_of(bytes: &Bytes) -> Result<re::Digest, CacheError> {
 
 /// The REAPI digest (SHA-256 and size) of the file at `path`, read as it streams.
 pub fn hash_file(path: &Path) -> Result<re::Digest, CacheError> {
-    crate::store::reapi::Source::Files(vec![path.to_path_buf()]).digest()
+    crate::reapi::Source::Files(vec![path.to_path_buf()]).digest()
 }

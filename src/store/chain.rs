@@ -12,21 +12,34 @@
 //! GitHub Actions cache) reads as absent: the reader looks one past it, and a writer
 //! that found it taken writes the next one.
 
+use std::time::Duration;
+
 use crate::errors::CacheError;
 
 /// How many versions a writer tries before it gives its change up (a prefetch later,
 /// never a wrong build).
 const ATTEMPTS: u32 = 16;
 
+/// The wait before round `attempt` of an update: random, growing with the attempt
+/// (10-40 ms, then 20-80 ms, …, at most 640 ms), so that writers that collided do not
+/// collide again.
+pub(super) fn update_backoff(attempt: u32) -> Duration {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let base = 10u64 << attempt.min(6).saturating_sub(1);
+    let spread = u64::from(u16::from_le_bytes(b)) % (3 * base + 1);
+    Duration::from_millis(base + spread)
+}
+
 /// What the chain needs of a store.
 pub(crate) trait Versions {
     /// Whether an object has this name (reserved and never written: no).
-    fn exists(&self, path: &str) -> Result<bool, CacheError>;
+    fn has_version(&self, path: &str) -> Result<bool, CacheError>;
     /// The object's bytes, `None` if absent.
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, CacheError>;
+    fn read_version(&self, path: &str) -> Result<Option<Vec<u8>>, CacheError>;
     /// Writes the object only if no object has its name: false when one had (or a
     /// writer had reserved it).
-    fn create(&self, path: &str, bytes: Vec<u8>) -> Result<bool, CacheError>;
+    fn create_version(&self, path: &str, bytes: Vec<u8>) -> Result<bool, CacheError>;
 }
 
 /// The name of version `n` of the record at `path`. No version's name begins with
@@ -46,7 +59,7 @@ pub fn chain_record(name: &str) -> Option<&str> {
 
 /// The number of the newest version (0 when there is none, or only version 0).
 fn newest_number(store: &dyn Versions, path: &str) -> Result<u32, CacheError> {
-    let exists = |n: u32| store.exists(&version_path(path, n));
+    let exists = |n: u32| store.has_version(&version_path(path, n));
     // Doubling: `low` is a version known to exist (or 0, not known), `high` one known
     // to be absent.
     let mut low = 0;
@@ -87,7 +100,7 @@ fn newest_number(store: &dyn Versions, path: &str) -> Result<u32, CacheError> {
 /// none, or it was evicted between the lookup and the read, which reads as a miss).
 fn newest_parts(store: &dyn Versions, path: &str) -> Result<(u32, Option<Vec<u8>>), CacheError> {
     let n = newest_number(store, path)?;
-    Ok((n, store.read(&version_path(path, n))?))
+    Ok((n, store.read_version(&version_path(path, n))?))
 }
 
 /// The newest version of the record at `path`, `None` when the chain is empty.
@@ -108,7 +121,7 @@ pub(crate) fn update(
     let mut floor = 0;
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
-            std::thread::sleep(super::remote::update_backoff(attempt));
+            std::thread::sleep(update_backoff(attempt));
         }
         let (top, now) = newest_parts(store, path)?;
         let next = if top == 0 && now.is_none() {
@@ -120,7 +133,7 @@ pub(crate) fn update(
             return Ok(());
         }
         let n = next.max(floor);
-        if store.create(&version_path(path, n), merge(now.as_deref()))? {
+        if store.create_version(&version_path(path, n), merge(now.as_deref()))? {
             return Ok(());
         }
         floor = n + 1;
@@ -144,14 +157,14 @@ mod tests {
     }
 
     impl Versions for Once {
-        fn exists(&self, path: &str) -> Result<bool, CacheError> {
+        fn has_version(&self, path: &str) -> Result<bool, CacheError> {
             *self.lookups.lock().unwrap() += 1;
             Ok(self.objects.lock().unwrap().contains_key(path))
         }
-        fn read(&self, path: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        fn read_version(&self, path: &str) -> Result<Option<Vec<u8>>, CacheError> {
             Ok(self.objects.lock().unwrap().get(path).cloned())
         }
-        fn create(&self, path: &str, bytes: Vec<u8>) -> Result<bool, CacheError> {
+        fn create_version(&self, path: &str, bytes: Vec<u8>) -> Result<bool, CacheError> {
             if self.reserved.lock().unwrap().contains(path) {
                 return Ok(false);
             }

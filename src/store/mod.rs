@@ -23,7 +23,7 @@ pub mod history;
 mod local;
 mod manifest;
 pub mod objects;
-pub(crate) mod reapi;
+mod reapi;
 mod remote;
 mod swap;
 

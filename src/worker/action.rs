@@ -19,7 +19,7 @@ use prost::Message as _;
 use tokio::process::Command as TokioCommand;
 
 use crate::errors::CacheError;
-use crate::store::reapi::{Reapi, Source};
+use crate::reapi::{Reapi, Source};
 
 /// The output path through which our worker returns what the command read: the
 /// client asks for it among its outputs, the worker writes it (over anything the

@@ -24,7 +24,7 @@ use super::proto::{
     UpdateBotSessionRequest, Worker, bots_client::BotsClient, device,
 };
 use crate::errors::CacheError;
-use crate::store::reapi::Reapi;
+use crate::reapi::Reapi;
 
 /// How long one `UpdateBotSession` may wait at the server for a lease while idle: the
 /// server answers before (at 80% of it, BuildGrid) with or without one.

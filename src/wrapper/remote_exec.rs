@@ -692,7 +692,7 @@ async fn text_output(
         .await
         .map_err(|e| (Fallback::Outputs, said(&e)))?
         .ok_or((Fallback::Outputs, format!("the blob of {rel} is missing")))?;
-    if crate::store::reapi::digest_of(&text).hash != digest.hash {
+    if crate::reapi::digest_of(&text).hash != digest.hash {
         return Err((
             Fallback::Outputs,
             format!("{rel} does not match its digest"),
