@@ -1,16 +1,15 @@
-//! Builds the observer (`src/observe/preload.c`): the small C library the wrapper
+//! Builds the observer (`src/interpose/preload.c`): the small C library the wrapper
 //! preloads into compiles and build-script runs to learn what they read; and the
-//! aliasing library (`src/wrapper/alias.c`) of a build script's path check. The
-//! libraries' bytes are embedded in the executable (`src/observe/mod.rs`,
-//! `src/wrapper/run_check.rs`).
+//! aliasing library (`src/interpose/alias.c`) of a build script's path check. The
+//! libraries' bytes are embedded in the executable (`src/interpose/mod.rs`).
 
 use std::path::PathBuf;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for (source, name) in [
-        ("src/observe/preload.c", "libxcache_observe.so"),
-        ("src/wrapper/alias.c", "libxcache_alias.so"),
+        ("src/interpose/preload.c", "libxcache_observe.so"),
+        ("src/interpose/alias.c", "libxcache_alias.so"),
     ] {
         println!("cargo::rerun-if-changed={source}");
         let so = out.join(name);

@@ -13,6 +13,7 @@ pub mod errors;
 pub mod exec;
 pub mod fsx;
 pub mod graph;
+pub mod interpose;
 pub mod judge;
 pub mod key;
 pub mod observe;

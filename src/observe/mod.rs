@@ -34,8 +34,7 @@ pub use classify::{Classified, Scope, before_run, bound_roots, classify, env_inp
 pub use trace::{Event, Op, Trace};
 pub use whole_env::{EnvIgnore, IGNORE_VAR, Reach, env_set_now, is_cargo_part, whole_env_inputs};
 
-/// The observer library, built for this platform by `build.rs`.
-const LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libxcache_observe.so"));
+use crate::interpose::{OBSERVER as LIBRARY, private_library};
 
 /// The variable naming the file the library appends to.
 pub const LOG_VAR: &str = "XCACHE_OBSERVE_LOG";
@@ -57,18 +56,6 @@ pub fn library_in(dir: &Path) -> io::Result<PathBuf> {
         ));
     }
     private_library(dir, "observe", LIBRARY)
-}
-
-/// A library this binary carries (`bytes`), written into the private directory `dir`
-/// under `<prefix>-<digest>.so` and checked byte for byte before every use.
-pub(crate) fn private_library(dir: &Path, prefix: &str, bytes: &[u8]) -> io::Result<PathBuf> {
-    let digest = blake3::hash(bytes).to_hex();
-    let path = dir.join(format!("{prefix}-{}.so", &digest[..16]));
-    let same = std::fs::read(&path).is_ok_and(|b| b == bytes);
-    if !same {
-        crate::fsx::write_atomic(&path, bytes)?;
-    }
-    Ok(path)
 }
 
 /// One observed run: where its record goes, and the environment that loads the library.

@@ -30,15 +30,14 @@ use crate::key::{Input, InputKind, Key, PathMap, RootKind, replace_root, without
 use crate::observe::{Op, Trace};
 use crate::store::LocalStore;
 
-/// The aliasing library, built for this platform by `build.rs`.
-const LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libxcache_alias.so"));
+use crate::interpose::ALIAS as LIBRARY;
 
 /// The aliasing library, written once into the private directory.
 pub(super) fn alias_library() -> io::Result<PathBuf> {
     if LIBRARY.is_empty() {
         return Err(io::Error::other("no aliasing library on this platform"));
     }
-    crate::observe::private_library(&crate::private_dir::private_dir()?, "alias", LIBRARY)
+    crate::interpose::private_library(&crate::private_dir::private_dir()?, "alias", LIBRARY)
 }
 
 /// Variables the second run does not get as they were: the jobserver's descriptors
@@ -848,7 +847,7 @@ fn check_inner(
         ));
     }
     let lib =
-        crate::observe::private_library(&crate::private_dir::private_dir()?, "alias", LIBRARY)?;
+        crate::interpose::private_library(&crate::private_dir::private_dir()?, "alias", LIBRARY)?;
     let aliases = Aliases::new(pm, second.target_root)?;
     let rel = second
         .out_dir
