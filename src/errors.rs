@@ -5,7 +5,7 @@
 //! "Reference > Errors and warnings".
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A problem of the cache itself. The wrapper never fails a build because of one: it
 /// warns once and compiles.
@@ -253,6 +253,56 @@ impl CliError {
             CliError::Worker { .. } => "worker-failed",
         }
     }
+}
+
+/// The command error for a failed `cargo metadata` run in `cwd`: "no project here" when
+/// cargo found no `Cargo.toml`, else cargo's message (`manifest`: `--manifest-path`).
+pub fn metadata_error(e: &cargo_metadata::Error, manifest: Option<&Path>, cwd: &Path) -> CliError {
+    let message = match e {
+        cargo_metadata::Error::CargoMetadata { stderr }
+            if manifest.is_none() && stderr.contains("could not find `Cargo.toml`") =>
+        {
+            return CliError::NoWorkspace {
+                dir: cwd.to_path_buf(),
+            };
+        }
+        // cargo's own message already says `error:`; ours says it once.
+        cargo_metadata::Error::CargoMetadata { stderr } => cargo_message(stderr),
+        _ => first_line_chain(e),
+    };
+    CliError::Metadata {
+        manifest: manifest.map(Path::to_path_buf),
+        message,
+    }
+}
+
+/// What `cargo metadata` printed when it failed, on one line, without cargo's own
+/// `error:` prefixes (the message is printed after ours).
+fn cargo_message(stderr: &str) -> String {
+    let text = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("error:").map_or(l, str::trim_start))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("`cargo metadata` failed: {text}")
+}
+
+/// cargo_metadata's error with its sources, on one line.
+fn first_line_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

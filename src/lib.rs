@@ -12,7 +12,6 @@ pub mod config;
 pub mod errors;
 pub mod exec;
 pub mod fsx;
-pub mod graph;
 pub mod interpose;
 pub mod judge;
 pub mod key;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::graph::Selection;
+use crate::plan::graph::Selection;
 
 #[derive(Debug, Parser)]
 #[command(

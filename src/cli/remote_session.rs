@@ -10,10 +10,9 @@ use crate::config::{BuildConfig, RemoteSpec, Uploads, vars};
 use crate::errors::CacheError;
 use crate::key::Key;
 use crate::plan::Plan;
-use crate::prefetch::{
-    Arrivals, PendingPrefetch, PrefetchOutcome, Uploader, prefetch, update_index,
-};
+use crate::prefetch::{PendingPrefetch, PrefetchOutcome, Uploader, prefetch, update_index};
 use crate::report::BuildReport;
+use crate::seed::Arrivals;
 use crate::seed::{Captured, SeedVariant};
 use crate::store::{LocalStore, RemoteStore};
 use crate::wrapper::{Outcome, UnitEvent, Warning};

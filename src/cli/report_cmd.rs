@@ -57,7 +57,7 @@ pub(super) fn load_report(
             }
             let meta = cmd
                 .exec()
-                .map_err(|e| crate::graph::metadata_error(&e, manifest_path, &cwd))?;
+                .map_err(|e| crate::errors::metadata_error(&e, manifest_path, &cwd))?;
             meta.target_directory.into_std_path_buf()
         }
     };

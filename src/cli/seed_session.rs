@@ -10,8 +10,8 @@ use rayon::prelude::*;
 use super::build::FreshUnits;
 use crate::config::{BuildConfig, Env, cargo_home};
 use crate::plan::Plan;
-use crate::prefetch::Arrivals;
 use crate::report::BuildReport;
+use crate::seed::Arrivals;
 use crate::seed::{
     Attempt, CaptureStats, Captured, PlantInput, Planted, Site, capture, capture_one, plant,
     still_as_read,

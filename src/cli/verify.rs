@@ -71,7 +71,7 @@ fn directories(
     }
     let md = cmd
         .exec()
-        .map_err(|e| crate::graph::metadata_error(&e, manifest, cwd))?;
+        .map_err(|e| crate::errors::metadata_error(&e, manifest, cwd))?;
     let target = md.target_directory.into_std_path_buf();
     let build = md
         .build_directory

@@ -66,7 +66,7 @@ pub use linker::{
 };
 pub use path_map::{PathMap, Root, RootKind, run_root};
 pub(crate) use path_map::{path_char, replace_root};
-pub use predict::{UnitIdentity, prediction_key, seed_key};
+pub use predict::{PredictedUnit, UnitIdentity, prediction_key, record_key, seed_key, unit_kind};
 pub use rustc_args::{
     CrateKind, Emit, Extern, LinkLib, Output, RustcInvocation, StaticLib, parse_rustc_args,
 };

@@ -55,3 +55,49 @@ pub fn seed_key(u: &UnitIdentity<'_>) -> Key {
         .key("compiler", u.compiler)
         .finish()
 }
+
+/// One unit the plan expects, with its prediction key.
+#[derive(Clone, Debug)]
+pub struct PredictedUnit {
+    pub key: Key,
+    /// The unit's seed key (`key::seed_key`), as its wrapper computes it.
+    pub seed_key: Key,
+    /// Where its seed records live: the seed key for this cargo ([`record_key`]).
+    pub record: Key,
+    pub package: String,
+    pub version: String,
+    pub crate_name: String,
+    /// `lib`, `proc-macro`, `bin`, `test` or `build-script`, with `+metadata` for a
+    /// unit that only writes metadata (see [`unit_kind`]).
+    pub kind: &'static str,
+    /// `--target`, for units built for it.
+    pub target: Option<String>,
+}
+
+/// Where the seed records of a unit with seed key `spk` live for a given cargo.
+pub fn record_key(spk: &Key, cargo_version: &str) -> Key {
+    KeyHasher::new("seed-record")
+        .key("seed", spk)
+        .str("cargo", cargo_version)
+        .finish()
+}
+
+/// The kind a prediction key names: the crate kind, and `+metadata` when rustc writes
+/// no linked output (`cargo check`, `clippy`, the dependencies of `doc`), so that a
+/// checked unit and a built one are told apart. The wrapper and the plan both name
+/// kinds here. `link`: rustc is asked for a linked output (`--emit=link`: an rlib,
+/// an executable).
+pub fn unit_kind(kind: &str, link: bool) -> Option<&'static str> {
+    Some(match (kind, link) {
+        ("lib", true) => "lib",
+        ("lib", false) => "lib+metadata",
+        // A proc-macro and a build script are always built in full.
+        ("proc-macro", _) => "proc-macro",
+        ("build-script", _) => "build-script",
+        ("bin", true) => "bin",
+        ("bin", false) => "bin+metadata",
+        ("test", true) => "test",
+        ("test", false) => "test+metadata",
+        _ => return None,
+    })
+}

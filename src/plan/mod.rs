@@ -3,11 +3,14 @@
 
 mod cargo_lock;
 mod command;
+pub mod graph;
 mod layout;
+mod predict;
 mod rustflags;
 mod units;
 
 pub use cargo_lock::{CargoLocks, HeldLocks, is_lock_wait};
 pub use command::{CargoCommand, Compiles, TargetModes};
 pub use layout::{Probe as LayoutProbe, expected_layout};
+pub use predict::{MemberCompiler, PredictionInput, predict, predict_units};
 pub use units::{CargoLocking, Plan, RustdocUnit, identify_toolchain};

@@ -5,13 +5,14 @@
 use std::path::Path;
 
 use super::command::{CargoCommand, Compiles};
+use super::graph::{self, BuildPlan, Selection};
+use super::predict::{MemberCompiler, PredictionInput, predict_units};
 use crate::config::{BuildConfig, Env, cargo_home};
 use crate::errors::CliError;
-use crate::graph::{self, BuildPlan, Selection};
+use crate::key::PredictedUnit;
 use crate::key::{
     CompilerId, PathMap, behind_clippy, clippy_identity, compiler_id, toolchain_clippy_driver,
 };
-use crate::prefetch::{MemberCompiler, PredictedUnit, PredictionInput, predict_units};
 
 /// A unit rustdoc builds (documentation, doctests): cargo runs rustdoc without the
 /// rustc wrapper, so the cache never sees it; the report lists it as uncacheable.

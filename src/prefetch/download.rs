@@ -16,6 +16,7 @@ use crate::config::RemoteSpec;
 use crate::errors::CacheError;
 use crate::judge::{Here, Judge, Mode};
 use crate::key::{Key, PathMap, RootKind};
+use crate::seed::Arrivals;
 use crate::store::{LocalStore, RemoteStore};
 
 /// What prefetch did.
@@ -468,58 +469,6 @@ impl Drop for PendingPrefetch {
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
-    }
-}
-
-/// Which wanted entries are still on their way. Waiting for one that is not wanted, or
-/// after the downloads ended (also by an error or a panic), returns at once: the caller
-/// then finds the entry in the local store or not, as without prefetch.
-#[derive(Debug)]
-pub struct Arrivals {
-    state: Mutex<(HashSet<Key>, bool)>,
-    cv: Condvar,
-}
-
-impl Arrivals {
-    fn new(pending: impl Iterator<Item = Key>) -> Arrivals {
-        Arrivals {
-            state: Mutex::new((pending.collect(), false)),
-            cv: Condvar::new(),
-        }
-    }
-
-    /// Blocks until `key` has been downloaded or given up.
-    pub fn wait(&self, key: &Key) {
-        let Ok(mut s) = self.state.lock() else {
-            return;
-        };
-        while !s.1 && s.0.contains(key) {
-            s = match self.cv.wait(s) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
-        }
-    }
-
-    /// Adds `key` to the objects on their way.
-    fn expect(&self, key: Key) {
-        if let Ok(mut s) = self.state.lock() {
-            s.0.insert(key);
-        }
-    }
-
-    fn arrived(&self, key: &Key) {
-        if let Ok(mut s) = self.state.lock() {
-            s.0.remove(key);
-        }
-        self.cv.notify_all();
-    }
-
-    fn close(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            s.1 = true;
-        }
-        self.cv.notify_all();
     }
 }
 

@@ -13,13 +13,9 @@
 mod bundle;
 mod download;
 mod index;
-mod predict;
 mod upload;
 
 pub use bundle::{MAX_PIECES, MIN_NEW, PIECE_BYTES, piece_path, uncovered};
-pub use download::{Arrivals, PendingPrefetch, PrefetchOutcome, prefetch};
+pub use download::{PendingPrefetch, PrefetchOutcome, prefetch};
 pub use index::{BundleMember, BundlePiece, Index, IndexEntry, IndexSeed, index_path};
-pub use predict::{
-    MemberCompiler, PredictedUnit, PredictionInput, predict, predict_units, record_key, unit_kind,
-};
 pub use upload::{UploadOutcome, Uploader, update_index};

@@ -56,7 +56,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<Recipe, CliError> {
     cmd.other_options(opts.cargo_flags.clone());
     let meta = cmd
         .exec()
-        .map_err(|e| crate::graph::metadata_error(&e, opts.manifest_path.as_deref(), &opts.cwd))?;
+        .map_err(|e| crate::errors::metadata_error(&e, opts.manifest_path.as_deref(), &opts.cwd))?;
     from_metadata(&meta, opts.bin.as_deref())
 }
 

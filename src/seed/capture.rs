@@ -22,7 +22,7 @@ use crate::wrapper::{Outcome, UnitEvent};
 /// A variant a capture recorded: what the remote index should learn.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Captured {
-    /// The record key the variant is recorded under (`prefetch::record_key`).
+    /// The record key the variant is recorded under (`key::record_key`).
     pub upk: Key,
     pub variant: SeedVariant,
 }
@@ -428,7 +428,7 @@ fn capture_unit(
     let (Some(pl), Some(spk)) = (&ev.place, ev.spk.as_deref().and_then(Key::from_hex)) else {
         return Err(Skip::NotCached);
     };
-    let upk = crate::prefetch::record_key(&spk, cargo_version);
+    let upk = crate::key::record_key(&spk, cargo_version);
     let unit_variant = recorded_variant(store, ev).ok_or(Skip::NotCached)?;
     let entry = ev.unit.key.clone().ok_or(Skip::NotCached)?;
     let pr = profile_root(&pl.out_dir).ok_or(Skip::Unseedable)?;

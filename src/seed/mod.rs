@@ -15,6 +15,7 @@
 //! [`capture`] after a successful build, for the rest the wrapper cached;
 //! [`plant`] before a build, for the units the plan predicts.
 
+mod arrivals;
 mod capture;
 mod dep_info;
 mod fingerprint;
@@ -22,6 +23,7 @@ mod plant;
 mod record;
 mod rustc_info;
 
+pub use arrivals::Arrivals;
 pub use capture::{
     Attempt, CaptureStats, Captured, Site, capture, capture_one, ready, settled, still_as_read,
 };

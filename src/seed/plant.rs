@@ -12,16 +12,17 @@ use std::time::SystemTime;
 
 use rayon::prelude::*;
 
+use super::Arrivals;
 use super::record::{LinkableFile, SeedVariant, pack_key, read_record};
 use crate::config::Env;
 use crate::errors::CacheError;
 use crate::judge::{Here, Judge, Mode, env_before_cargo};
+use crate::key::PredictedUnit;
 use crate::key::{
     CompilerId, Input, Key, LinkerRequest, PathMap, content_identity, host_cpu, key_identity,
     linker_id, rooted_key, sidecar_content, sidecar_identity, sidecar_path,
     write_artifact_identity, write_rooted_identity,
 };
-use crate::prefetch::{Arrivals, PredictedUnit};
 use crate::store::objects::Link;
 use crate::store::{EntryFile, EntryMeta, LocalStore};
 use crate::wrapper::{

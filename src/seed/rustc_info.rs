@@ -17,7 +17,7 @@
 //! continuity), so a file is only ever handed to a build that cargo would have handed
 //! it to had it run in the same target dir.
 //!
-//! `cargo metadata` runs with the same wrapper as the build (see [`crate::graph`]), so
+//! `cargo metadata` runs with the same wrapper as the build (see `plan::graph`), so
 //! the two share one fingerprint instead of each throwing away the other's file.
 
 use std::fs;

@@ -245,7 +245,7 @@ impl Rustc {
         // Named as the plan names it: a checked unit is not a built one. A unit behind
         // clippy-driver is named by the compiler it is keyed on, rustc's and clippy's
         // (cargo gives clippy's units hashes of their own too).
-        let kind = crate::prefetch::unit_kind(self.inv.kind().as_str(), self.inv.emit.link)?;
+        let kind = crate::key::unit_kind(self.inv.kind().as_str(), self.inv.emit.link)?;
         let compiler = self.compiler_key.as_ref()?;
         let env = &cx.cfg.env;
         let manifest_dir = cx

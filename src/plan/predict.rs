@@ -1,9 +1,11 @@
 //! Prediction keys for the units of a build plan, computed as the wrapper computes them
 //! for the units it meets (`key::prediction_key`).
 
-use crate::graph::BuildPlan;
-use crate::key::{Key, KeyHasher, PathMap, UnitIdentity, prediction_key, seed_key};
-use crate::plan::Compiles;
+use super::Compiles;
+use super::graph::BuildPlan;
+use crate::key::{
+    Key, PathMap, PredictedUnit, UnitIdentity, prediction_key, record_key, seed_key, unit_kind,
+};
 
 /// What prediction needs besides the plan.
 pub struct PredictionInput<'a> {
@@ -36,58 +38,12 @@ pub enum MemberCompiler<'a> {
     NotPredicted,
 }
 
-/// One unit the plan expects, with its prediction key.
-#[derive(Clone, Debug)]
-pub struct PredictedUnit {
-    pub key: Key,
-    /// The unit's seed key (`key::seed_key`), as its wrapper computes it.
-    pub seed_key: Key,
-    /// Where its seed records live: the seed key for this cargo ([`record_key`]).
-    pub record: Key,
-    pub package: String,
-    pub version: String,
-    pub crate_name: String,
-    /// `lib`, `proc-macro`, `bin`, `test` or `build-script`, with `+metadata` for a
-    /// unit that only writes metadata (see [`unit_kind`]).
-    pub kind: &'static str,
-    /// `--target`, for units built for it.
-    pub target: Option<String>,
-}
-
-/// Where the seed records of a unit with seed key `spk` live for a given cargo.
-pub fn record_key(spk: &Key, cargo_version: &str) -> Key {
-    KeyHasher::new("seed-record")
-        .key("seed", spk)
-        .str("cargo", cargo_version)
-        .finish()
-}
-
 /// The prediction key of every unit in the plan that has one (see [`predict_units`]).
 pub fn predict(input: &PredictionInput<'_>) -> Vec<Key> {
     let mut keys: Vec<Key> = predict_units(input).into_iter().map(|u| u.key).collect();
     keys.sort();
     keys.dedup();
     keys
-}
-
-/// The kind a prediction key names: the crate kind, and `+metadata` when rustc writes
-/// no linked output (`cargo check`, `clippy`, the dependencies of `doc`), so that a
-/// checked unit and a built one are told apart. The wrapper and the plan both name
-/// kinds here. `link`: rustc is asked for a linked output (`--emit=link`: an rlib,
-/// an executable).
-pub fn unit_kind(kind: &str, link: bool) -> Option<&'static str> {
-    Some(match (kind, link) {
-        ("lib", true) => "lib",
-        ("lib", false) => "lib+metadata",
-        // A proc-macro and a build script are always built in full.
-        ("proc-macro", _) => "proc-macro",
-        ("build-script", _) => "build-script",
-        ("bin", true) => "bin",
-        ("bin", false) => "bin+metadata",
-        ("test", true) => "test",
-        ("test", false) => "test+metadata",
-        _ => return None,
-    })
 }
 
 /// Every unit of the plan that has a prediction key: libraries, proc-macros, build-script
