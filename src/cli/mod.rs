@@ -6,6 +6,7 @@ mod args;
 mod build;
 mod doctor;
 mod explain;
+mod fresh;
 mod gc;
 mod history_session;
 mod keygen;

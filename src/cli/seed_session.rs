@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::build::FreshUnits;
+use super::fresh::FreshUnits;
 use crate::config::{BuildConfig, Env, cargo_home};
 use crate::plan::Plan;
 use crate::report::BuildReport;

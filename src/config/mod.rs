@@ -2,19 +2,18 @@
 //! that reads the process environment; everything else receives a config. Main types:
 //! [`BuildConfig`] (the front-end) and [`WrapperConfig`] (one rustc invocation).
 
+mod env;
 mod file;
 pub mod parse;
 mod remote;
 mod settings;
 mod store;
 
+pub use env::{Env, cargo_home, store_dir, vars};
 pub use file::{ConfigFile, parse_config, read_config_files};
 pub use remote::{
     DEFAULT_TIMEOUT, RemoteDefaults, RemoteKind, RemoteSpec, Secret, UPLOAD_TIMEOUT_FACTOR,
     Uploads, Writes, parse_timeout,
 };
-pub use settings::{
-    BuildConfig, DEFAULT_EXECUTOR_TIMEOUT, Env, ExecutorSpec, WrapperConfig, cargo_home, store_dir,
-    vars,
-};
+pub use settings::{BuildConfig, DEFAULT_EXECUTOR_TIMEOUT, ExecutorSpec, WrapperConfig};
 pub use store::{DEFAULT_CACHE_SIZE, StoreDir};

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::env::{Env, vars};
 use super::parse::{SIZE_FORMS, invalid, parse_size};
-use super::settings::{Env, vars};
 use crate::errors::CliError;
 use crate::sign::{Signer, Trust, TrustedKeys};
 
