@@ -1147,3 +1147,6 @@ fn entry_rank(role: &str) -> u8 {
         _ => 1,
     }
 }
+
+#[cfg(test)]
+mod tests;
