@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::plan::graph::Selection;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo-xcache",
@@ -342,64 +340,9 @@ impl BuildArgs {
     }
 }
 
-/// Reads the cargo arguments that decide what is built (`-p`, `--features`, …).
-/// Unknown arguments are cargo's business and are ignored here.
-pub fn selection_from_cargo_args(args: &[String]) -> Selection {
-    let mut sel = Selection::default();
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        i += 1;
-        if a == "--" {
-            break;
-        }
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a, None),
-        };
-        let mut value = || -> Option<String> {
-            if let Some(v) = &inline {
-                return Some(v.clone());
-            }
-            let v = args.get(i).cloned();
-            i += 1;
-            v
-        };
-        match flag {
-            "-p" | "--package" => sel.packages.extend(value()),
-            "--workspace" | "--all" => sel.workspace = true,
-            "--exclude" => sel.exclude.extend(value()),
-            "-F" | "--features" => sel.features.extend(value()),
-            "--all-features" => sel.all_features = true,
-            "--no-default-features" => sel.no_default_features = true,
-            "--target" => sel.target = value(),
-            "--target-dir" => sel.target_dir = value().map(PathBuf::from),
-            "--manifest-path" => sel.manifest_path = value().map(PathBuf::from),
-            "-r" | "--release" => sel.release = true,
-            "--profile" => sel.profile = value(),
-            _ => {
-                // `-pfoo` and `-Ffeat` spellings.
-                if let Some(p) = a
-                    .strip_prefix("-p")
-                    .filter(|p| !p.is_empty() && !a.starts_with("--"))
-                {
-                    sel.packages.push(p.to_string());
-                } else if let Some(f) = a.strip_prefix("-F").filter(|f| !f.is_empty()) {
-                    sel.features.push(f.to_string());
-                }
-            }
-        }
-    }
-    sel
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(args: &[&str]) -> Selection {
-        selection_from_cargo_args(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
-    }
 
     #[test]
     fn own_flags_are_taken_anywhere_before_double_dash() {
@@ -451,32 +394,5 @@ mod tests {
         w.take_recipe_path();
         assert_eq!(w.recipe_path, Some(PathBuf::from("r.json")));
         assert_eq!(w.build.cargo_args, ["--release", "--", "--recipe-path"]);
-    }
-
-    #[test]
-    fn reads_selection_flags() {
-        let sel = s(&[
-            "--release",
-            "-p",
-            "a",
-            "--package=b",
-            "-pc",
-            "--features",
-            "x,y",
-            "-Fz",
-            "--target-dir",
-            "t",
-        ]);
-        assert_eq!(sel.packages, ["a", "b", "c"]);
-        assert_eq!(sel.features, ["x,y", "z"]);
-        assert_eq!(sel.target_dir, Some(PathBuf::from("t")));
-        let sel = s(&[
-            "--workspace",
-            "--all-features",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ]);
-        assert!(sel.workspace && sel.all_features);
-        assert_eq!(sel.target.as_deref(), Some("x86_64-unknown-linux-gnu"));
     }
 }

@@ -103,7 +103,7 @@ pub(super) fn run_build(
     // where `cargo metadata` will most likely look, then (below) where the plan says.
     let rustc_info = crate::seed::RustcInfo::for_build(&cfg.cargo_version, &env);
     let guess = rustc_info.as_ref().and_then(|info| {
-        let sel = crate::cli::selection_from_cargo_args(&args.cargo_args);
+        let sel = crate::plan::graph::selection_from_cargo_args(&args.cargo_args);
         let target_dir = sel.target_dir.or_else(|| cfg.cargo_target_dir.clone());
         sel.manifest_path
             .is_none()
@@ -698,7 +698,7 @@ impl RunPaths {
 /// The remote's settings are read here as they are after the plan (an error in them
 /// stops the build before cargo starts, as always).
 fn nothing_to_plant(cfg: &mut BuildConfig, env: &Env, args: &BuildArgs) -> Result<bool, CliError> {
-    let sel = crate::cli::selection_from_cargo_args(&args.cargo_args);
+    let sel = crate::plan::graph::selection_from_cargo_args(&args.cargo_args);
     if sel.manifest_path.is_some()
         || cfg
             .cwd

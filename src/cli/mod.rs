@@ -26,7 +26,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, selection_from_cargo_args};
+pub use crate::plan::graph::selection_from_cargo_args;
+pub use args::{Cli, Command};
 
 use crate::config::Env;
 use crate::errors::CliError;

@@ -8,10 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::args::{VerifyArgs, selection_from_cargo_args};
+use super::args::VerifyArgs;
 use super::build::{BuildMode, run_build};
 use crate::config::{BuildConfig, Env};
 use crate::errors::CliError;
+use crate::plan::graph::selection_from_cargo_args;
 use crate::wrapper::{Outcome, UnitEvent, Verdict};
 
 /// The share of hits checked when neither `--all` nor `--sample` is given.

@@ -31,6 +31,7 @@ mod input;
 mod layout;
 mod link_inputs;
 mod linker;
+mod miss;
 mod path_map;
 mod predict;
 mod rustc_args;
@@ -64,6 +65,7 @@ pub use linker::{
     ACTION_PATH, LinkerId, LinkerOffer, LinkerRequest, RUNTIME_FILES, link_key, linker_id,
     linker_offer, probe_flags,
 };
+pub use miss::{DiffKind, Difference, MissCause};
 pub use path_map::{PathMap, Root, RootKind, run_root};
 pub(crate) use path_map::{path_char, replace_root};
 pub use predict::{PredictedUnit, UnitIdentity, prediction_key, record_key, seed_key, unit_kind};

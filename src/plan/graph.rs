@@ -106,7 +106,7 @@ impl BuildPlan {
 /// Reads the workspace and simulates cargo's resolution for `sel`. `wrapper` is the
 /// rustc wrapper the build will run with: `cargo metadata` probes the compiler too, and
 /// with the same wrapper its answers and the build's share cargo's probe cache
-/// (`crate::seed::RustcInfo`) instead of each throwing the other's away.
+/// (seeding's `RustcInfo`) instead of each throwing the other's away.
 pub fn plan(
     sel: &Selection,
     cargo: &Path,
@@ -306,6 +306,57 @@ pub fn plan(
     })
 }
 
+/// Reads the cargo arguments that decide what is built (`-p`, `--features`, …).
+/// Unknown arguments are cargo's business and are ignored here.
+pub fn selection_from_cargo_args(args: &[String]) -> Selection {
+    let mut sel = Selection::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        i += 1;
+        if a == "--" {
+            break;
+        }
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a, None),
+        };
+        let mut value = || -> Option<String> {
+            if let Some(v) = &inline {
+                return Some(v.clone());
+            }
+            let v = args.get(i).cloned();
+            i += 1;
+            v
+        };
+        match flag {
+            "-p" | "--package" => sel.packages.extend(value()),
+            "--workspace" | "--all" => sel.workspace = true,
+            "--exclude" => sel.exclude.extend(value()),
+            "-F" | "--features" => sel.features.extend(value()),
+            "--all-features" => sel.all_features = true,
+            "--no-default-features" => sel.no_default_features = true,
+            "--target" => sel.target = value(),
+            "--target-dir" => sel.target_dir = value().map(PathBuf::from),
+            "--manifest-path" => sel.manifest_path = value().map(PathBuf::from),
+            "-r" | "--release" => sel.release = true,
+            "--profile" => sel.profile = value(),
+            _ => {
+                // `-pfoo` and `-Ffeat` spellings.
+                if let Some(p) = a
+                    .strip_prefix("-p")
+                    .filter(|p| !p.is_empty() && !a.starts_with("--"))
+                {
+                    sel.packages.push(p.to_string());
+                } else if let Some(f) = a.strip_prefix("-F").filter(|f| !f.is_empty()) {
+                    sel.features.push(f.to_string());
+                }
+            }
+        }
+    }
+    sel
+}
+
 /// The crate names of the `[[test]]` and `[[bench]]` targets `manifest` declares with
 /// `harness = false` (cargo's metadata does not say). A manifest that cannot be read
 /// names none: those targets are then predicted as harnesses, and only miss the seed.
@@ -324,4 +375,40 @@ fn no_harness(manifest: &Path) -> Vec<String> {
         .filter_map(|t| t.get("name")?.as_str())
         .map(|n| n.replace('-', "_"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(args: &[&str]) -> Selection {
+        selection_from_cargo_args(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn reads_selection_flags() {
+        let sel = s(&[
+            "--release",
+            "-p",
+            "a",
+            "--package=b",
+            "-pc",
+            "--features",
+            "x,y",
+            "-Fz",
+            "--target-dir",
+            "t",
+        ]);
+        assert_eq!(sel.packages, ["a", "b", "c"]);
+        assert_eq!(sel.features, ["x,y", "z"]);
+        assert_eq!(sel.target_dir, Some(PathBuf::from("t")));
+        let sel = s(&[
+            "--workspace",
+            "--all-features",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ]);
+        assert!(sel.workspace && sel.all_features);
+        assert_eq!(sel.target.as_deref(), Some("x86_64-unknown-linux-gnu"));
+    }
 }

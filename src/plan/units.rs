@@ -86,7 +86,7 @@ impl Plan {
         locking: CargoLocking,
     ) -> Result<Plan, CliError> {
         let compiles = Compiles::of(command, cargo_args);
-        let mut sel = crate::cli::selection_from_cargo_args(cargo_args);
+        let mut sel = graph::selection_from_cargo_args(cargo_args);
         if sel.target_dir.is_none() {
             sel.target_dir = cfg.cargo_target_dir.clone();
         }

@@ -27,6 +27,6 @@ pub use arrivals::Arrivals;
 pub use capture::{
     Attempt, CaptureStats, Captured, Site, capture, capture_one, ready, settled, still_as_read,
 };
-pub use plant::{PLANTED_MARKER, PlantInput, Planted, clear_rejected_plant, plant};
+pub use plant::{PlantInput, Planted, plant};
 pub use record::{SeedRecord, SeedVariant, add_variant, holds_no_records, read_record};
 pub use rustc_info::RustcInfo;

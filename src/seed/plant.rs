@@ -25,6 +25,7 @@ use crate::key::{
 };
 use crate::store::objects::Link;
 use crate::store::{EntryFile, EntryMeta, LocalStore};
+use crate::wrapper::PLANTED_MARKER;
 use crate::wrapper::{
     REAL_SUFFIX, RestoreFilter, Warning, is_shim_text, restore_entry, write_shim,
 };
@@ -362,28 +363,6 @@ impl From<io::Error> for PlantError {
     fn from(_: io::Error) -> PlantError {
         PlantError::Io
     }
-}
-
-/// The file planting leaves in a build-script run's directory (beside its `OUT_DIR`)
-/// that it put in place. cargo may still find the run stale (its fingerprint embeds what
-/// the cache cannot predict, such as the path of a package in another `CARGO_HOME`) and
-/// run the script: then the `OUT_DIR` holds what planting put there, which a fresh
-/// target dir would not, and the shim empties it first ([`clear_rejected_plant`]). The
-/// front-end removes the markers of the runs cargo used, after the build.
-pub const PLANTED_MARKER: &str = "xcache-planted";
-
-/// Empties `out_dir` when planting put it in place in this build and cargo runs the
-/// script anyway (see [`PLANTED_MARKER`]), so the run sees what a fresh target dir holds.
-pub fn clear_rejected_plant(out_dir: &Path) {
-    let Some(marker) = out_dir.parent().map(|d| d.join(PLANTED_MARKER)) else {
-        return;
-    };
-    if !marker.exists() {
-        return;
-    }
-    let _ = fs::remove_dir_all(out_dir);
-    let _ = fs::create_dir_all(out_dir);
-    let _ = fs::remove_file(marker);
 }
 
 /// Writes the variant's files; returns the bytes written, the bytes linked, the files put

@@ -84,7 +84,7 @@ pub struct UnitRecord {
     /// For a miss: the nearest earlier key of the same unit and what differed (filled
     /// in by the front-end from the store's key history).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub miss_cause: Option<crate::report::MissCause>,
+    pub miss_cause: Option<crate::key::MissCause>,
     /// When the unit started and ended, in ms after the build started (units the
     /// wrapper handled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,7 +178,7 @@ impl UnitRecord {
     }
 }
 
-/// Where cargo keeps a unit in the target dir: what seeding (`crate::seed`) needs to
+/// Where cargo keeps a unit in the target dir: what seeding needs to
 /// capture the unit after the build and put it back before a later one.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UnitPlace {

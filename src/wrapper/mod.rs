@@ -33,7 +33,7 @@ pub use event::{
 };
 pub use restore::{RestoreFilter, Restored, restore_entry};
 pub use rustc::run_wrapper;
-pub use script::run_build_script;
+pub use script::{PLANTED_MARKER, clear_rejected_plant, run_build_script};
 pub use script_build::RECIPE_SUFFIX;
 pub use shim::{
     BUILD_RUN_COMMAND, REAL_SUFFIX, is_real_executable, is_shim_text, shim_text, write_shim,
