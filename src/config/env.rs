@@ -88,7 +88,7 @@ pub mod vars {
     pub const TRUSTED_KEYS: &str = "XCACHE_TRUSTED_KEYS";
     /// Variables (names, or prefixes ending in `*`) units that read the environment
     /// whole are not keyed on (`observe::whole_env`).
-    pub const ENV_IGNORE: &str = crate::observe::IGNORE_VAR;
+    pub const ENV_IGNORE: &str = "XCACHE_ENV_IGNORE";
     /// `1`: paths in artifacts stay the machine's own (no remapping); a unit then hits
     /// only where its checkout, target dir and `CARGO_HOME` have the same paths.
     pub const REAL_PATHS: &str = "XCACHE_REAL_PATHS";
@@ -222,4 +222,54 @@ pub fn cargo_home(env: &Env) -> Option<PathBuf> {
     env.get("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".cargo")))
+}
+
+/// Patterns from `XCACHE_ENV_IGNORE`: a name, or a prefix ending in `*`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnvIgnore(Vec<String>);
+
+impl EnvIgnore {
+    /// Parses a comma-separated list; an entry that is not a variable name (letters,
+    /// digits, `_`), optionally ending in `*`, is an error saying which.
+    pub fn parse(value: &str) -> Result<EnvIgnore, String> {
+        let mut out = Vec::new();
+        for raw in value.split(',') {
+            let p = raw.trim();
+            if p.is_empty() {
+                continue;
+            }
+            let body = p.strip_suffix('*').unwrap_or(p);
+            if body.is_empty() || !body.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`{p}` is not a variable name or a prefix ending in `*` \
+                     (letters, digits and `_`, comma-separated: `RUNNER_*,HOSTNAME`)"
+                ));
+            }
+            out.push(p.to_string());
+        }
+        out.sort();
+        out.dedup();
+        Ok(EnvIgnore(out))
+    }
+
+    /// The list the environment `env` gives (empty when unset or not understood: the
+    /// front-end refuses a value it does not understand before any unit runs).
+    pub fn from_env(env: &BTreeMap<String, String>) -> EnvIgnore {
+        env.get(vars::ENV_IGNORE)
+            .and_then(|v| EnvIgnore::parse(v).ok())
+            .unwrap_or_default()
+    }
+
+    /// The patterns, sorted, without repeats.
+    pub fn patterns(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Whether a pattern names `name`.
+    pub fn matches(&self, name: &str) -> bool {
+        self.0.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == p,
+        })
+    }
 }

@@ -9,7 +9,7 @@ mod remote;
 mod settings;
 mod store;
 
-pub use env::{Env, cargo_home, store_dir, vars};
+pub use env::{Env, EnvIgnore, cargo_home, store_dir, vars};
 pub use file::{ConfigFile, parse_config, read_config_files};
 pub use remote::{
     DEFAULT_TIMEOUT, RemoteDefaults, RemoteKind, RemoteSpec, Secret, UPLOAD_TIMEOUT_FACTOR,

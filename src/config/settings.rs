@@ -273,12 +273,10 @@ impl BuildConfig {
         }
         ExecutorSpec::from_env(env)?;
         if let Some(value) = env.get(vars::ENV_IGNORE) {
-            crate::observe::EnvIgnore::parse(value).map_err(|message| {
-                CliError::InvalidSetting {
-                    name: vars::ENV_IGNORE.into(),
-                    value: value.to_string(),
-                    message,
-                }
+            super::env::EnvIgnore::parse(value).map_err(|message| CliError::InvalidSetting {
+                name: vars::ENV_IGNORE.into(),
+                value: value.to_string(),
+                message,
             })?;
         }
         Ok(BuildConfig {

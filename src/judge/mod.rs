@@ -11,12 +11,10 @@
 //! What "now" means is the caller's [`Here`]: the machine roots, the environment, and
 //! how to treat what cannot be known yet ([`Mode`]).
 
-mod state;
-
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-pub use state::{
+pub use crate::key::{
     above_state, canonical_state, empty_listing_state, link_state, listing_state, lookup_state,
     path_state,
 };
@@ -266,10 +264,10 @@ impl<'a> Judge<'a> {
             InputKind::Listing => path().map_or(UNKNOWN.into(), |p| {
                 self.observe_file(input.kind, p, contents, listing_state)
             }),
-            InputKind::Tree => path().map_or(UNKNOWN.into(), |p| state::tree_state(&p, pm)),
-            InputKind::Link => path().map_or(UNKNOWN.into(), |p| state::link_state(&p, pm)),
+            InputKind::Tree => path().map_or(UNKNOWN.into(), |p| crate::key::tree_state(&p, pm)),
+            InputKind::Link => path().map_or(UNKNOWN.into(), |p| crate::key::link_state(&p, pm)),
             InputKind::Canonical => {
-                path().map_or(UNKNOWN.into(), |p| state::canonical_state(&p, pm))
+                path().map_or(UNKNOWN.into(), |p| crate::key::canonical_state(&p, pm))
             }
             InputKind::Identity => path().map_or(UNKNOWN.into(), |p| {
                 link_input_identity(&p).unwrap_or_else(|_| "unreadable".into())
@@ -309,8 +307,8 @@ impl<'a> Judge<'a> {
                 None => UNKNOWN.into(),
             },
             InputKind::Lookup => match (self.here.env)("PATH") {
-                EnvNow::Set(v) => state::lookup_state(&input.name, Some(&v)),
-                EnvNow::Unset => state::lookup_state(&input.name, None),
+                EnvNow::Set(v) => crate::key::lookup_state(&input.name, Some(&v)),
+                EnvNow::Unset => crate::key::lookup_state(&input.name, None),
                 EnvNow::CargoSets | EnvNow::Unknown => UNKNOWN.into(),
             },
         }

@@ -7,9 +7,9 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::state::tree_state;
 use super::*;
 use crate::key::above::{self, Spec};
+use crate::key::tree_state;
 use crate::key::{Key, write_artifact_identity};
 
 /// A checkout, its target dir inside it and a `CARGO_HOME` beside it, in a temporary

@@ -3,7 +3,7 @@
 //!
 //! A unit's entry key covers its first-level key and every input it recorded, so two
 //! runs with equal entry keys read the same things and found the same states. Whether a
-//! recorded input still holds *now* is decided in one place only, `crate::judge`.
+//! recorded input still holds *now* is decided in one place only, the judge.
 
 use serde::{Deserialize, Serialize};
 

@@ -35,6 +35,7 @@ mod miss;
 mod path_map;
 mod predict;
 mod rustc_args;
+mod state_now;
 mod unit_key;
 
 pub use artifact::{
@@ -71,6 +72,10 @@ pub(crate) use path_map::{path_char, replace_root};
 pub use predict::{PredictedUnit, UnitIdentity, prediction_key, record_key, seed_key, unit_kind};
 pub use rustc_args::{
     CrateKind, Emit, Extern, LinkLib, Output, RustcInvocation, StaticLib, parse_rustc_args,
+};
+pub use state_now::{
+    MAX_TREE_FILES, above_state, canonical_state, empty_listing_state, link_state, listing_state,
+    lookup_state, path_state, tree_state,
 };
 pub use unit_key::{
     KeyEnv, KeyParts, UnitKeys, is_cargo_set_var, is_keyed_cargo_var, is_rustc_key_var, l1_key,

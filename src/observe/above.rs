@@ -127,7 +127,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::judge::above_state;
+    use crate::key::above_state;
     use crate::key::state as st;
 
     fn pm(ws: &Path) -> PathMap {

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::{Op, Trace, is_ignored_var};
-use crate::judge::{listing_state, path_state};
 use crate::key::{Input, InputKind, PathMap, Root, state as st};
+use crate::key::{listing_state, path_state};
 
 /// What the run was, for telling its inputs from everything else it touched.
 pub struct Scope<'a> {
@@ -359,7 +359,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             let state = if absent_before {
                 st::ABSENT.to_string()
             } else {
-                crate::judge::link_state(path, pm)
+                crate::key::link_state(path, pm)
             };
             inputs.push(Input::new(InputKind::Link, name.clone(), state));
         }
@@ -367,7 +367,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
             let state = if absent_before {
                 st::ABSENT.to_string()
             } else {
-                crate::judge::canonical_state(path, pm)
+                crate::key::canonical_state(path, pm)
             };
             inputs.push(Input::new(InputKind::Canonical, name, state));
         }
@@ -378,7 +378,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
     }
     let path_var = scope.env.get("PATH").map(String::as_str);
     for name in &searches.names {
-        let state = crate::judge::lookup_state(name, path_var);
+        let state = crate::key::lookup_state(name, path_var);
         inputs.push(Input::new(InputKind::Lookup, name.clone(), state));
     }
     let reach = if c.env_whole.is_some() {
@@ -486,7 +486,7 @@ impl PathSearches {
                         }
                         // Found in covered code's own directories: that code's business.
                         let covered_here = !front.is_empty()
-                            && !crate::judge::lookup_state(&e.path, Some(&front.join(":")))
+                            && !crate::key::lookup_state(&e.path, Some(&front.join(":")))
                                 .ends_with(crate::key::state::ABSENT);
                         if !covered_here {
                             s.names.insert(e.path.clone());

@@ -32,7 +32,7 @@ use std::process::Command;
 
 pub use classify::{Classified, Scope, before_run, bound_roots, classify, env_inputs, var_inputs};
 pub use trace::{Event, Op, Trace};
-pub use whole_env::{EnvIgnore, IGNORE_VAR, Reach, env_set_now, is_cargo_part, whole_env_inputs};
+pub use whole_env::{Reach, env_set_now, is_cargo_part, whole_env_inputs};
 
 use crate::interpose::{OBSERVER as LIBRARY, private_library};
 

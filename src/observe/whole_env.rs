@@ -24,54 +24,10 @@
 use std::collections::BTreeMap;
 
 use super::{bound_roots, is_ignored_var, var_inputs};
+use crate::config::EnvIgnore;
 use crate::key::{Input, InputKind, PathMap, is_cargo_set_var};
 
-/// The variable naming what whole-environment reads leave out, besides the common list.
-pub const IGNORE_VAR: &str = "XCACHE_ENV_IGNORE";
-
-/// Patterns from `XCACHE_ENV_IGNORE`: a name, or a prefix ending in `*`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EnvIgnore(Vec<String>);
-
 impl EnvIgnore {
-    /// Parses a comma-separated list; an entry that is not a variable name (letters,
-    /// digits, `_`), optionally ending in `*`, is an error saying which.
-    pub fn parse(value: &str) -> Result<EnvIgnore, String> {
-        let mut out = Vec::new();
-        for raw in value.split(',') {
-            let p = raw.trim();
-            if p.is_empty() {
-                continue;
-            }
-            let body = p.strip_suffix('*').unwrap_or(p);
-            if body.is_empty() || !body.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "`{p}` is not a variable name or a prefix ending in `*` \
-                     (letters, digits and `_`, comma-separated: `RUNNER_*,HOSTNAME`)"
-                ));
-            }
-            out.push(p.to_string());
-        }
-        out.sort();
-        out.dedup();
-        Ok(EnvIgnore(out))
-    }
-
-    /// The list the environment `env` gives (empty when unset or not understood: the
-    /// front-end refuses a value it does not understand before any unit runs).
-    pub fn from_env(env: &BTreeMap<String, String>) -> EnvIgnore {
-        env.get(IGNORE_VAR)
-            .and_then(|v| EnvIgnore::parse(v).ok())
-            .unwrap_or_default()
-    }
-
-    fn matches(&self, name: &str) -> bool {
-        self.0.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => name == p,
-        })
-    }
-
     /// True for a variable a whole-environment read is keyed on.
     pub fn counts(&self, name: &str) -> bool {
         !is_ignored_var(name) && !self.matches(name)
@@ -126,9 +82,9 @@ fn set_name(part: &str, reach: Reach, ignore: &EnvIgnore) -> String {
         name.push_str(" only=");
         name.push_str(id);
     }
-    if !ignore.0.is_empty() {
+    if !ignore.patterns().is_empty() {
         name.push_str(" ignore=");
-        name.push_str(&ignore.0.join(","));
+        name.push_str(&ignore.patterns().join(","));
     }
     name
 }
@@ -255,7 +211,7 @@ mod tests {
                 ("RUNNER_X", "1"),
                 ("CARGO_FEATURE_A", "1"),
                 ("TERM", "xterm"),
-                (IGNORE_VAR, "RUNNER_*"),
+                (crate::config::vars::ENV_IGNORE, "RUNNER_*"),
             ],
             Reach::All,
         );

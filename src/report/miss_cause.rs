@@ -223,13 +223,13 @@ fn hint(
     if whole_env == EnvRead::CcCopy && has(DiffKind::ReadEnvVar) {
         return Some(format!(
             "this unit's build script uses the cc crate, which copies the environment when it starts: the run is keyed on the variables cc consults (its tool and flag variables such as CC and CFLAGS in their target spellings, CC_*, CRATE_CC_NO_DEFAULTS, cargo's CARGO_CFG_* and the few CARGO_ and RUSTC_ names its sources spell; PATH by what its searches found), and on no other; name those that cannot change what it produces in {} (see 'The cc crate's copy of the environment' in the book's design/observation page)",
-            crate::observe::IGNORE_VAR
+            crate::config::vars::ENV_IGNORE
         ));
     }
     if whole_env == EnvRead::Whole && (has(DiffKind::ReadEnvVar) || has(DiffKind::Root)) {
         return Some(format!(
             "this unit reads the environment whole (a build script or proc-macro that walks every variable, a shell, make, perl or python it runs): it is keyed on every variable, and bound to the checkout and target dir by the paths among them; name those that cannot change what it produces in {} (see 'The environment read whole' in the book's design/observation page)",
-            crate::observe::IGNORE_VAR
+            crate::config::vars::ENV_IGNORE
         ));
     }
     if has(DiffKind::Root) {

@@ -1,7 +1,7 @@
 //! Level-one manifests: for a first-level key, the input sets seen so far.
 //!
 //! A manifest only says what to look at; the entry key is always recomputed from the
-//! recorded inputs after the judge (`crate::judge`) found each of them as recorded, so a
+//! recorded inputs after the judge found each of them as recorded, so a
 //! damaged or forged manifest can cost a miss but never select a wrong entry.
 
 use serde::{Deserialize, Serialize};

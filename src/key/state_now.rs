@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use crate::key::{Key, KeyHasher, PathMap, RootKind, above, hash_file, state as st, tree_digest};
+use super::{Key, KeyHasher, PathMap, RootKind, above, hash_file, state as st, tree_digest};
 
 /// The most files a declared tree may hold to be described.
 pub const MAX_TREE_FILES: usize = 10_000;
