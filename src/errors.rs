@@ -7,6 +7,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The warning code of an entry no trusted key signed (`CacheError::Untrusted`).
+pub const UNTRUSTED_ENTRY: &str = "untrusted-entry";
+
 /// A problem of the cache itself. The wrapper never fails a build because of one: it
 /// warns once and compiles.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +65,7 @@ impl CacheError {
             CacheError::Remote { code, .. } => code,
             CacheError::RemoteConfig(_) => "remote-config-invalid",
             CacheError::Executor { .. } => "executor-unavailable",
-            CacheError::Untrusted { .. } => "untrusted-entry",
+            CacheError::Untrusted { .. } => UNTRUSTED_ENTRY,
             CacheError::Setting(_) => "invalid-setting",
             CacheError::PlantingOff(_) => "planting-off",
         }
@@ -315,6 +318,6 @@ mod tests {
             path: PathBuf::from("x"),
             reason: String::new(),
         };
-        assert_eq!(e.code(), crate::report::UNTRUSTED_ENTRY);
+        assert_eq!(e.code(), UNTRUSTED_ENTRY);
     }
 }

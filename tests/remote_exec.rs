@@ -92,7 +92,7 @@ fn two_workers_run_actions_with_their_outputs_and_observations() {
                 shell(
                     &format!("mkdir -p out && tr a-z A-Z < in.txt > out/up.txt && echo run-{i}"),
                     &format!("hello {i}\n"),
-                    &["out/up.txt", xcache::worker::OBSERVED],
+                    &["out/up.txt", xcache::exec::wire::OBSERVED],
                     &[],
                 )
             })
@@ -122,12 +122,15 @@ fn two_workers_run_actions_with_their_outputs_and_observations() {
             );
             // What the worker observed the command read: its input among the opens.
             let observed = ex
-                .read(&run.outputs[xcache::worker::OBSERVED])
+                .read(&run.outputs[xcache::exec::wire::OBSERVED])
                 .await
                 .unwrap()
                 .unwrap();
             let record: serde_json::Value = serde_json::from_slice(&observed).unwrap();
-            assert_eq!(record["format_version"], xcache::worker::OBSERVED_FORMAT);
+            assert_eq!(
+                record["format_version"],
+                xcache::exec::wire::OBSERVED_FORMAT
+            );
             let root = record["input_root"].as_str().unwrap();
             let log = record["log"].as_str().unwrap();
             assert!(
@@ -164,21 +167,24 @@ fn a_forged_observation_is_replaced_paths_out_of_the_root_are_refused_and_blobs_
         // The command writes the observation file itself: the worker's own replaces it.
         let run = ex
             .execute(&shell(
-                &format!("echo forged > {}", xcache::worker::OBSERVED),
+                &format!("echo forged > {}", xcache::exec::wire::OBSERVED),
                 "x",
-                &[xcache::worker::OBSERVED],
+                &[xcache::exec::wire::OBSERVED],
                 &[],
             ))
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", w.log_text()));
         let observed = ex
-            .read(&run.outputs[xcache::worker::OBSERVED])
+            .read(&run.outputs[xcache::exec::wire::OBSERVED])
             .await
             .unwrap()
             .unwrap();
         let record: serde_json::Value = serde_json::from_slice(&observed)
             .unwrap_or_else(|_| panic!("not the worker's record: {observed:?}"));
-        assert_eq!(record["format_version"], xcache::worker::OBSERVED_FORMAT);
+        assert_eq!(
+            record["format_version"],
+            xcache::exec::wire::OBSERVED_FORMAT
+        );
 
         // A run that left a symbolic link in its directory (a read through it looks
         // inside the root by name): the worker vouches for nothing, no record.
@@ -186,13 +192,13 @@ fn a_forged_observation_is_replaced_paths_out_of_the_root_are_refused_and_blobs_
             .execute(&shell(
                 "ln -s /etc link && cat link/hostname >/dev/null",
                 "x",
-                &[xcache::worker::OBSERVED],
+                &[xcache::exec::wire::OBSERVED],
                 &[],
             ))
             .await
             .unwrap();
         assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
-        assert!(!run.outputs.contains_key(xcache::worker::OBSERVED));
+        assert!(!run.outputs.contains_key(xcache::exec::wire::OBSERVED));
 
         // An output path that leaves the working directory: the worker refuses the
         // action, the client gets an error (and would compile locally), no result.
@@ -344,7 +350,7 @@ fn rustc_lib(rustc: &str, lib_rs: &str) -> ExecRequest {
         outputs: [
             "out/libdemo.rlib",
             "out/libdemo.rmeta",
-            xcache::worker::OBSERVED,
+            xcache::exec::wire::OBSERVED,
         ]
         .map(String::from)
         .to_vec(),
@@ -378,7 +384,7 @@ fn a_rustc_library_compiled_by_a_worker_is_judged_by_what_it_read() {
         assert!(std::fs::metadata(&rlib).unwrap().len() > 0);
         assert!(run.outputs.contains_key("out/libdemo.rmeta"));
         let record = ex
-            .read(&run.outputs[xcache::worker::OBSERVED])
+            .read(&run.outputs[xcache::exec::wire::OBSERVED])
             .await
             .unwrap()
             .unwrap();
@@ -398,7 +404,7 @@ fn a_rustc_library_compiled_by_a_worker_is_judged_by_what_it_read() {
             .unwrap();
         assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
         let record = ex
-            .read(&run.outputs[xcache::worker::OBSERVED])
+            .read(&run.outputs[xcache::exec::wire::OBSERVED])
             .await
             .unwrap()
             .unwrap();

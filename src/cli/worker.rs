@@ -45,12 +45,12 @@ pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
     let toolchain = toolchain(args.rustc.as_deref(), &env, &server)?;
     if let Some(t) = &toolchain {
         properties.push((
-            crate::worker::COMPILER_PROPERTY.to_string(),
+            crate::exec::wire::COMPILER_PROPERTY.to_string(),
             t.identity.clone(),
         ));
         if let Some(l) = &t.linker {
             properties.push((
-                crate::worker::LINKER_PROPERTY.to_string(),
+                crate::exec::wire::LINKER_PROPERTY.to_string(),
                 l.id.key.to_hex(),
             ));
         }

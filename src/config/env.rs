@@ -35,7 +35,7 @@ pub mod vars {
     /// The remote store URI.
     pub const REMOTE: &str = "XCACHE_REMOTE";
     /// A REAPI Execution service (`grpc://HOST:PORT?instance=NAME`): library compiles
-    /// that miss the cache are sent to its workers (`crate::exec`).
+    /// that miss the cache are sent to its workers (remote execution).
     pub const EXECUTOR: &str = "XCACHE_EXECUTOR";
     /// How long one remote compile may take, the server's queue included, before it is
     /// given up and the unit compiled locally (`10m` by default, at most `10m`).

@@ -6,6 +6,7 @@
 mod client;
 pub mod observed;
 mod tree;
+pub mod wire;
 
 pub use client::{ExecRequest, Executed, Executor, is_unreachable};
 pub use tree::{Bytes, InputFile, InputRoot, Merkle, hash_file};

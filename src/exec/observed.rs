@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::observe::{Op, Trace};
 
-/// The record [`crate::worker::OBSERVED`] carries, parsed.
+/// The record [`crate::exec::wire::OBSERVED`] carries, parsed.
 pub struct Observed {
     pub trace: Trace,
     /// Where the input root was on the worker.
@@ -31,7 +31,7 @@ pub struct Observed {
 /// files the identity hashed (the driver, the `ld`s, the C runtime files, by whatever
 /// name the run reached them) and the directories the driver searches or keeps them
 /// in. Agreed only for an action that asked for that identity
-/// ([`crate::worker::LINKER_PROPERTY`]).
+/// ([`crate::exec::wire::LINKER_PROPERTY`]).
 #[derive(Debug, Default)]
 pub struct LinkerPaths {
     pub files: BTreeSet<String>,
@@ -90,11 +90,11 @@ pub enum Verdict {
 pub fn parse(bytes: &[u8]) -> Result<Observed, String> {
     let v: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("the record is not JSON ({e})"))?;
-    if v["format_version"].as_u64() != Some(u64::from(crate::worker::OBSERVED_FORMAT)) {
+    if v["format_version"].as_u64() != Some(u64::from(crate::exec::wire::OBSERVED_FORMAT)) {
         return Err(format!(
             "the record's format_version is {}, not {}",
             v["format_version"],
-            crate::worker::OBSERVED_FORMAT
+            crate::exec::wire::OBSERVED_FORMAT
         ));
     }
     let root_pid = v["root_pid"]
@@ -275,7 +275,7 @@ mod tests {
 
     fn record(log: &str) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
-            "format_version": crate::worker::OBSERVED_FORMAT,
+            "format_version": crate::exec::wire::OBSERVED_FORMAT,
             "root_pid": 10,
             "input_root": "/w/action-1/root",
             "working_directory": "/w/action-1/root",
@@ -289,7 +289,7 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_slice(&record("")).unwrap();
         v["format_version"] = 99.into();
         assert!(parse(&serde_json::to_vec(&v).unwrap()).is_err());
-        v["format_version"] = crate::worker::OBSERVED_FORMAT.into();
+        v["format_version"] = crate::exec::wire::OBSERVED_FORMAT.into();
         v["input_root"] = "relative".into();
         assert!(parse(&serde_json::to_vec(&v).unwrap()).is_err());
         assert!(parse(b"forged").is_err());

@@ -48,7 +48,7 @@ pub struct Merkle {
 impl InputRoot {
     /// Adds a file at `rel`; a path that is not plain and relative is refused.
     pub fn add(&mut self, rel: &str, file: InputFile) -> Result<(), String> {
-        if !crate::worker::action::plain(rel) {
+        if !crate::exec::wire::plain(rel) {
             return Err(format!("`{rel}` is not a plain relative path"));
         }
         self.files.insert(rel.to_string(), file);

@@ -365,7 +365,7 @@ impl Reapi {
     }
 }
 
-/// What the Execution and Bots clients share (`crate::exec`, `crate::worker`).
+/// What the Execution and Bots clients share (remote execution and the worker).
 impl Reapi {
     /// The connection, for the Execution and Bots clients that share it.
     pub(crate) fn channel(&self) -> Channel {

@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::wrapper::{Outcome, UnitEvent, UnitRecord, Warning};
 
-/// The warning code of an entry no trusted key signed (`CacheError::Untrusted`).
-pub const UNTRUSTED_ENTRY: &str = "untrusted-entry";
+pub use crate::errors::UNTRUSTED_ENTRY;
 
 /// The report format version.
 pub const FORMAT_VERSION: u32 = 1;

@@ -19,34 +19,8 @@ use prost::Message as _;
 use tokio::process::Command as TokioCommand;
 
 use crate::errors::CacheError;
+use crate::exec::wire::{OBSERVED, OBSERVED_FORMAT, RUSTC_VAR, plain};
 use crate::reapi::{Reapi, Source};
-
-/// The output path through which our worker returns what the command read: the
-/// client asks for it among its outputs, the worker writes it (over anything the
-/// command left there). A worker that is not ours leaves it out, which the client
-/// takes as "not observed": a local compile.
-pub const OBSERVED: &str = "xcache-observed.json";
-
-/// The `format_version` of [`OBSERVED`]. 2: the record states the files and
-/// directories the worker's linker identity covers (`linker`). A client of format 1
-/// reads a record of 2 as unusable (a local compile), and a worker of 1 sends records
-/// this client refuses: both sides of a farm move together, never to a wrong build.
-pub const OBSERVED_FORMAT: u32 = 2;
-
-/// The platform property that names the compiler a worker has: its identity
-/// (`crate::key::compiler_id`), the same on the client and the worker when both have
-/// the same toolchain. A compile asks for it; a worker offers it (`--rustc`).
-pub const COMPILER_PROPERTY: &str = "xcache-compiler";
-
-/// The platform property that names the linker a worker has: its linker identity
-/// (`crate::key::linker_id` for `cc` on [`crate::key::ACTION_PATH`], as the keys use
-/// it). A proc-macro compile, which links, asks for it; a worker offers it when its
-/// `cc` could be identified.
-pub const LINKER_PROPERTY: &str = "xcache-linker";
-
-/// The variable through which the worker gives an action the path of its rustc (set
-/// by the worker over anything the action names).
-pub const RUSTC_VAR: &str = "XCACHE_RUSTC";
 
 /// The toolchain a worker compiles with.
 #[derive(Clone, Debug)]
@@ -150,13 +124,6 @@ fn missing(digest: &re::Digest, what: &str) -> Failed {
         "the {what} blob {}/{} is missing from the CAS",
         digest.hash, digest.size_bytes
     ))
-}
-
-/// Whether `rel` is a plain relative path (`/`-separated plain names), as an input
-/// root or an output list may hold. Where it is joined to a directory, that is done
-/// through [`crate::fsx::confined`], which also refuses a symbolic link on the way.
-pub fn plain(rel: &str) -> bool {
-    !rel.is_empty() && rel.split('/').all(crate::fsx::is_plain_name)
 }
 
 /// `base` joined with the action's relative path `rel`, through the one confinement
@@ -598,6 +565,7 @@ async fn cached_blob(cas: &Reapi, digest: &re::Digest, blobs: &Path) -> Result<P
 mod tests {
     use super::*;
     use crate::config::{RemoteDefaults, RemoteSpec};
+    use crate::exec::wire::{COMPILER_PROPERTY, LINKER_PROPERTY};
 
     /// Runs `f` on a runtime of its own.
     fn block_on<F: std::future::Future>(f: F) -> F::Output {

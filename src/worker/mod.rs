@@ -10,7 +10,5 @@ pub mod action;
 mod proto;
 mod session;
 
-pub use action::{
-    COMPILER_PROPERTY, LINKER_PROPERTY, OBSERVED, OBSERVED_FORMAT, RUSTC_VAR, Toolchain,
-};
+pub use action::Toolchain;
 pub use session::{WorkerSpec, serve};

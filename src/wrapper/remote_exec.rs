@@ -2,7 +2,7 @@
 //! names, instead of run here. Main function: [`attempt`].
 //!
 //! A proc-macro links: its action also asks for the worker's linker identity
-//! ([`crate::worker::LINKER_PROPERTY`]), the files that identity covers are agreed
+//! ([`crate::exec::wire::LINKER_PROPERTY`]), the files that identity covers are agreed
 //! (`observed::Agreed`), and the linker command line rustc prints comes back as an
 //! output, read as this machine's, for the link inputs of the key.
 //!
@@ -388,18 +388,21 @@ fn request(cx: &Cx, job: &Job<'_>, roots: &Roots) -> Result<ExecRequest, String>
                 .ok_or_else(|| format!("the output {} is under no root", p.display()))?,
         );
     }
-    outputs.push(crate::worker::OBSERVED.to_string());
+    outputs.push(crate::exec::wire::OBSERVED.to_string());
 
     let mut platform = BTreeMap::from([
         ("OSFamily".to_string(), std::env::consts::OS.to_string()),
         ("ISA".to_string(), std::env::consts::ARCH.replace('_', "-")),
         (
-            crate::worker::COMPILER_PROPERTY.to_string(),
+            crate::exec::wire::COMPILER_PROPERTY.to_string(),
             job.compiler.key.to_hex(),
         ),
     ]);
     if let Some((linker, args_file)) = &job.link {
-        platform.insert(crate::worker::LINKER_PROPERTY.to_string(), linker.clone());
+        platform.insert(
+            crate::exec::wire::LINKER_PROPERTY.to_string(),
+            linker.clone(),
+        );
         outputs.push(roots.rel(args_file).ok_or_else(|| {
             format!(
                 "the link's command line {} is under no root",
@@ -710,7 +713,7 @@ async fn finish(
     ex: &Executor,
     run: crate::exec::Executed,
 ) -> Result<Done, Fell> {
-    let record = run.outputs.get(crate::worker::OBSERVED).ok_or((
+    let record = run.outputs.get(crate::exec::wire::OBSERVED).ok_or((
         Fallback::Unobserved,
         "the worker sent no record of what the compile read".into(),
     ))?;
@@ -793,7 +796,7 @@ async fn finish(
                 // `PATH` is no key's business here either (`observed`'s `ignored_env`).
                 let given_otherwise = withheld(&e.path)
                     && e.path != "PATH"
-                    && (here.is_some() || e.path == crate::worker::RUSTC_VAR);
+                    && (here.is_some() || e.path == crate::exec::wire::RUSTC_VAR);
                 let differs = given_otherwise || here.is_some_and(|v| roots.names_a_root(v));
                 if differs {
                     return Err((
