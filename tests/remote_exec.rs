@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::common::exec_servers::{Worker, buildgrid_exec, buildgrid_exec_at, exec_uri, postgres};
 use xcache::config::{RemoteDefaults, RemoteSpec};
-use xcache::exec::observed::{self, Verdict};
+use xcache::exec::observed::{self, Confinement};
 use xcache::exec::{Bytes, ExecRequest, Executor, InputFile, InputRoot};
 
 /// One remote run may take this long (the queue included): generous, for a machine
@@ -141,11 +141,14 @@ fn two_workers_run_actions_with_their_outputs_and_observations() {
             // (the shell and tr live there); outside without.
             let obs = observed::parse(&observed).unwrap();
             match observed::confinement(&obs, &["/usr", "/bin", "/lib", "/lib64", "/etc"]) {
-                Verdict::Confined { reads } => assert!(reads.contains("in.txt"), "{reads:?}"),
+                Confinement::Confined { reads } => assert!(reads.contains("in.txt"), "{reads:?}"),
                 other => panic!("{other:?}\n{log}"),
             }
             assert!(
-                matches!(observed::confinement(&obs, &[]), Verdict::Outside { .. }),
+                matches!(
+                    observed::confinement(&obs, &[]),
+                    Confinement::Outside { .. }
+                ),
                 "{log}"
             );
         }
@@ -390,7 +393,7 @@ fn a_rustc_library_compiled_by_a_worker_is_judged_by_what_it_read() {
             .unwrap();
         let obs = observed::parse(&record).unwrap();
         match observed::confinement(&obs, &[&sysroot]) {
-            Verdict::Confined { reads } => assert!(reads.contains("src/lib.rs"), "{reads:?}"),
+            Confinement::Confined { reads } => assert!(reads.contains("src/lib.rs"), "{reads:?}"),
             other => panic!("{other:?}"),
         }
 
@@ -411,7 +414,7 @@ fn a_rustc_library_compiled_by_a_worker_is_judged_by_what_it_read() {
         let obs = observed::parse(&record).unwrap();
         assert_eq!(
             observed::confinement(&obs, &[&sysroot]),
-            Verdict::Outside {
+            Confinement::Outside {
                 path: "/etc/hostname".into()
             }
         );

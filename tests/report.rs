@@ -402,7 +402,7 @@ fn wrappers_say_which_units_are_in_flight() {
     // Every unit done was announced first by the same wrapper; none is left in flight.
     assert!(!stream.events.is_empty());
     assert!(stream.in_flight.is_empty(), "{:?}", stream.in_flight);
-    let started: Vec<xcache::wrapper::UnitStarted> = text
+    let started: Vec<xcache::wrapper::StartEvent> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
@@ -412,7 +412,7 @@ fn wrappers_say_which_units_are_in_flight() {
             .iter()
             .find(|s| s.pid == e.pid)
             .expect("a start line");
-        assert_eq!(s.started, xcache::wrapper::StartedUnit::from(&e.unit));
+        assert_eq!(s.started, xcache::wrapper::UnitName::from(&e.unit));
     }
     // A start line alone is a unit in flight, named as cargo's bar names it.
     let partial = s.path("partial.jsonl");

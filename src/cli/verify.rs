@@ -13,7 +13,7 @@ use super::build::{BuildMode, run_build};
 use crate::config::{BuildConfig, Env};
 use crate::errors::CliError;
 use crate::plan::graph::selection_from_cargo_args;
-use crate::wrapper::{Outcome, UnitEvent, Verdict};
+use crate::wrapper::{HitVerdict, Outcome, UnitEvent};
 
 /// The share of hits checked when neither `--all` nor `--sample` is given.
 const DEFAULT_SAMPLE: u8 = 25;
@@ -125,7 +125,7 @@ fn with_target_dir(args: &[String], dir: &Path, build_dir_too: bool) -> Vec<Stri
 struct Row {
     unit: String,
     key: String,
-    verdict: Verdict,
+    verdict: HitVerdict,
     detail: Vec<String>,
 }
 
@@ -168,17 +168,18 @@ impl VerifyTable {
             })
             .collect();
         rows.sort_by(|a, b| {
-            (a.verdict != Verdict::Differs, &a.unit).cmp(&(b.verdict != Verdict::Differs, &b.unit))
+            (a.verdict != HitVerdict::Differs, &a.unit)
+                .cmp(&(b.verdict != HitVerdict::Differs, &b.unit))
         });
         VerifyTable { hits, rows }
     }
 
-    fn count(&self, v: Verdict) -> usize {
+    fn count(&self, v: HitVerdict) -> usize {
         self.rows.iter().filter(|r| r.verdict == v).count()
     }
 
     fn differs(&self) -> usize {
-        self.count(Verdict::Differs)
+        self.count(HitVerdict::Differs)
     }
 
     fn render(&self, sample: u8) -> String {
@@ -206,10 +207,10 @@ impl VerifyTable {
             "verify: {} hits, {} checked ({sample}% sample): {} same, {} differ, {} not reproducible, {} not checked",
             self.hits,
             self.rows.len(),
-            self.count(Verdict::Same),
+            self.count(HitVerdict::Same),
             self.differs(),
-            self.count(Verdict::NotReproducible),
-            self.count(Verdict::NotChecked),
+            self.count(HitVerdict::NotReproducible),
+            self.count(HitVerdict::NotChecked),
         );
         s
     }

@@ -9,4 +9,4 @@ mod tree;
 pub mod wire;
 
 pub use client::{ExecRequest, Executed, Executor, is_unreachable};
-pub use tree::{Bytes, InputFile, InputRoot, Merkle, hash_file};
+pub use tree::{Bytes, InputFile, InputRoot, Merkle, digest_file};

@@ -76,7 +76,7 @@ pub fn normal(p: &str) -> Option<String> {
 
 /// Whether an observed run stayed inside what it was given.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Confinement {
     /// Every read was inside the input root (these paths, relative to it) or under
     /// an agreed tree.
     Confined { reads: BTreeSet<String> },
@@ -143,7 +143,7 @@ pub fn parse(bytes: &[u8]) -> Result<Observed, String> {
 
 /// Judges where `obs` read. `agreed` are absolute worker-side prefixes whose contents
 /// the client knows to be the same as its own (the toolchain's sysroot).
-pub fn confinement(obs: &Observed, agreed: &[&str]) -> Verdict {
+pub fn confinement(obs: &Observed, agreed: &[&str]) -> Confinement {
     let agreed = Agreed {
         trees: agreed.iter().map(|a| a.to_string()).collect(),
         ..Agreed::default()
@@ -163,12 +163,12 @@ pub fn confinement_where(
     obs: &Observed,
     agreed: &Agreed,
     absent_here: &dyn Fn(&Path) -> bool,
-) -> Verdict {
+) -> Confinement {
     if let Some(why) = obs.trace.escapes().first() {
-        return Verdict::Unobserved(format!("a process ran unobserved ({why})"));
+        return Confinement::Unobserved(format!("a process ran unobserved ({why})"));
     }
     if obs.trace.torn > 0 {
-        return Verdict::Unobserved(format!("{} lines of the record are torn", obs.trace.torn));
+        return Confinement::Unobserved(format!("{} lines of the record are torn", obs.trace.torn));
     }
     let root = Path::new(&obs.input_root);
     let mut reads = BTreeSet::new();
@@ -197,7 +197,7 @@ pub fn confinement_where(
             continue;
         }
         let Some(normal) = lexical(Path::new(&e.path)) else {
-            return Verdict::Outside {
+            return Confinement::Outside {
                 path: e.path.clone(),
             };
         };
@@ -238,11 +238,11 @@ pub fn confinement_where(
         if not_found && absent_here(p) {
             continue;
         }
-        return Verdict::Outside {
+        return Confinement::Outside {
             path: p.to_string_lossy().into_owned(),
         };
     }
-    Verdict::Confined { reads }
+    Confinement::Confined { reads }
 }
 
 /// `p` with `.` and `..` resolved by name (`rustc/bin/../lib` is `rustc/lib`); `None`
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn a_run_that_did_not_load_the_observer_is_not_vouched_for() {
         let obs = parse(&record("")).unwrap();
-        assert!(matches!(confinement(&obs, &[]), Verdict::Unobserved(_)));
+        assert!(matches!(confinement(&obs, &[]), Confinement::Unobserved(_)));
     }
 
     #[test]
@@ -309,7 +309,7 @@ mod tests {
                    10 o 0 /toolchain/lib/libstd.rlib\n\
                    10 o 0 /proc/self/status\n";
         let obs = parse(&record(log)).unwrap();
-        let Verdict::Confined { reads } = confinement(&obs, &["/toolchain"]) else {
+        let Confinement::Confined { reads } = confinement(&obs, &["/toolchain"]) else {
             panic!("{:?}", confinement(&obs, &["/toolchain"]));
         };
         assert_eq!(
@@ -321,16 +321,16 @@ mod tests {
         let probe = parse(&record("10 I 0 /usr/bin/rustc\n10 s 2 /rustc/abc/lib.rs\n")).unwrap();
         assert!(matches!(
             confinement_where(&probe, &Agreed::default(), &|_| true),
-            Verdict::Confined { .. }
+            Confinement::Confined { .. }
         ));
         assert!(matches!(
             confinement_where(&probe, &Agreed::default(), &|_| false),
-            Verdict::Outside { .. }
+            Confinement::Outside { .. }
         ));
         // Without the toolchain agreed, its read is outside.
         assert_eq!(
             confinement(&obs, &[]),
-            Verdict::Outside {
+            Confinement::Outside {
                 path: "/toolchain/lib/libstd.rlib".into()
             }
         );
@@ -347,7 +347,7 @@ mod tests {
             .unwrap();
             assert_eq!(
                 confinement(&obs, &["/toolchain"]),
-                Verdict::Outside {
+                Confinement::Outside {
                     path: lexical(Path::new(outside))
                         .unwrap()
                         .to_string_lossy()
@@ -387,7 +387,7 @@ mod tests {
         assert!(
             matches!(
                 confinement_where(&obs, &agreed, &|_| false),
-                Verdict::Confined { .. }
+                Confinement::Confined { .. }
             ),
             "{:?}",
             confinement_where(&obs, &agreed, &|_| false)
@@ -395,7 +395,7 @@ mod tests {
         // The same record for an action that did not ask for the linker: outside.
         assert_eq!(
             confinement_where(&obs, &Agreed::of(&obs, false), &|_| false),
-            Verdict::Outside {
+            Confinement::Outside {
                 path: "/usr/bin/cc".into()
             }
         );
@@ -418,7 +418,7 @@ mod tests {
             let obs = linker_record(&format!("{start}{line}\n"));
             assert_eq!(
                 confinement_where(&obs, &Agreed::of(&obs, true), &|_| false),
-                Verdict::Outside { path: path.into() },
+                Confinement::Outside { path: path.into() },
                 "{line}"
             );
         }
@@ -428,20 +428,20 @@ mod tests {
         ));
         assert!(matches!(
             confinement_where(&obs, &Agreed::of(&obs, true), &|_| false),
-            Verdict::Confined { .. }
+            Confinement::Confined { .. }
         ));
         // Not for an action that did not ask for the linker, nor outside the agreed
         // directories (an existing file opened for writing looks the same).
         assert!(matches!(
             confinement_where(&obs, &Agreed::of(&obs, false), &|_| false),
-            Verdict::Outside { .. }
+            Confinement::Outside { .. }
         ));
         let obs = linker_record(&format!(
             "{start}10 w 0 /home/w/.cache/x\n10 o 0 /home/w/.cache/x\n"
         ));
         assert!(matches!(
             confinement_where(&obs, &Agreed::of(&obs, true), &|_| false),
-            Verdict::Outside { .. }
+            Confinement::Outside { .. }
         ));
         // One that was there before the run wrote it is.
         let obs = linker_record(&format!(
@@ -449,7 +449,7 @@ mod tests {
         ));
         assert!(matches!(
             confinement_where(&obs, &Agreed::of(&obs, true), &|_| false),
-            Verdict::Outside { .. }
+            Confinement::Outside { .. }
         ));
     }
 }

@@ -124,12 +124,12 @@ impl InputRoot {
 fn digest_of(bytes: &Bytes) -> Result<re::Digest, CacheError> {
     match bytes {
         Bytes::Inline(b) => Ok(crate::reapi::digest_of(b)),
-        Bytes::File(path) => hash_file(path),
+        Bytes::File(path) => digest_file(path),
         Bytes::Hashed(_, d) => Ok(d.clone()),
     }
 }
 
 /// The REAPI digest (SHA-256 and size) of the file at `path`, read as it streams.
-pub fn hash_file(path: &Path) -> Result<re::Digest, CacheError> {
+pub fn digest_file(path: &Path) -> Result<re::Digest, CacheError> {
     crate::reapi::Source::Files(vec![path.to_path_buf()]).digest()
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::render::{render_unit_line, section};
-use crate::wrapper::{UnitEvent, UnitStarted};
+use crate::wrapper::{StartEvent, UnitEvent};
 
 /// How much of ours a build prints, from cargo's `-q`, `-v` and `--color`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -182,7 +182,7 @@ impl Progress {
     /// (`events`), those in flight, and how many units count as seeded now (those
     /// placed before cargo started, less any cargo rebuilt). With `-v`, prints each
     /// unit done since the last update.
-    pub fn update(&self, events: &[UnitEvent], in_flight: &[UnitStarted], seeded: usize) {
+    pub fn update(&self, events: &[UnitEvent], in_flight: &[StartEvent], seeded: usize) {
         use std::sync::atomic::Ordering;
         if self.verbosity.verbose {
             let from = self.shown.load(Ordering::Relaxed);
@@ -228,7 +228,7 @@ pub fn progress_counts(seeded: usize, events: &[UnitEvent]) -> String {
 
 /// The units in flight by name, oldest first, as cargo's own bar names them:
 /// `serde, syn(run), ring(build) +2`.
-pub fn in_flight_names(in_flight: &[UnitStarted]) -> String {
+pub fn in_flight_names(in_flight: &[StartEvent]) -> String {
     let names: Vec<String> = in_flight
         .iter()
         .take(NAMES_SHOWN)
@@ -268,10 +268,10 @@ mod tests {
 
     #[test]
     fn units_in_flight_are_named_as_cargo_names_them() {
-        let started = |package: &str, kind: &str| UnitStarted {
+        let started = |package: &str, kind: &str| StartEvent {
             format_version: 1,
             pid: 1,
-            started: crate::wrapper::StartedUnit {
+            started: crate::wrapper::UnitName {
                 package: package.into(),
                 version: "1.0.0".into(),
                 crate_name: package.into(),

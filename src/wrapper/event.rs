@@ -1,5 +1,5 @@
 //! What the wrapper tells the front-end: JSON lines appended to the file named by
-//! `XCACHE_EVENTS` — a [`UnitStarted`] line when a wrapper takes a unit on, a
+//! `XCACHE_EVENTS` — a [`StartEvent`] line when a wrapper takes a unit on, a
 //! [`UnitEvent`] line when it is done with it. Each line is written with one `write`
 //! call on a file opened for appending, so concurrent wrappers do not interleave. Data
 //! flows one way: wrappers write, the front-end reads ([`read_stream`]).
@@ -278,7 +278,7 @@ pub struct UnitEvent {
     pub start_ms: u64,
     #[serde(default)]
     pub end_ms: u64,
-    /// The wrapper's process id: the same as its [`UnitStarted`] line's (0 from a
+    /// The wrapper's process id: the same as its [`StartEvent`] line's (0 from a
     /// wrapper older than start lines).
     #[serde(default)]
     pub pid: u32,
@@ -348,18 +348,18 @@ pub fn peak_rss_kb() -> Option<u64> {
 /// front-end can show what is in flight. The unit's [`UnitEvent`] (same `pid`) follows
 /// in the same file. A reader of events only skips these lines: they have no `unit`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnitStarted {
+pub struct StartEvent {
     pub format_version: u32,
     /// The wrapper's process id.
     pub pid: u32,
-    pub started: StartedUnit,
+    pub started: UnitName,
     /// Milliseconds since the Unix epoch.
     pub start_ms: u64,
 }
 
 /// Which unit started: the fields that name it in the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StartedUnit {
+pub struct UnitName {
     pub package: String,
     pub version: String,
     pub crate_name: String,
@@ -368,7 +368,7 @@ pub struct StartedUnit {
     pub target: Option<String>,
 }
 
-impl StartedUnit {
+impl UnitName {
     /// The unit's name as a progress line shows it: the package, and what is built of
     /// it when that is not its library or binary (`serde(build)`, `serde(run)`).
     pub fn label(&self) -> String {
@@ -381,9 +381,9 @@ impl StartedUnit {
     }
 }
 
-impl From<&UnitRecord> for StartedUnit {
-    fn from(u: &UnitRecord) -> StartedUnit {
-        StartedUnit {
+impl From<&UnitRecord> for UnitName {
+    fn from(u: &UnitRecord) -> UnitName {
+        UnitName {
             package: u.package.clone(),
             version: u.version.clone(),
             crate_name: u.crate_name.clone(),
@@ -397,7 +397,7 @@ impl From<&UnitRecord> for StartedUnit {
 /// without the cache.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verified {
-    pub verdict: Verdict,
+    pub verdict: HitVerdict,
     /// The outputs that differ from the restored ones.
     #[serde(default)]
     pub files: Vec<String>,
@@ -412,7 +412,7 @@ pub struct Verified {
 /// What a check of one hit concluded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub enum HitVerdict {
     /// The uncached outputs are the restored ones, byte for byte (paths of the two
     /// output directories read as one).
     Same,
@@ -426,13 +426,13 @@ pub enum Verdict {
     NotChecked,
 }
 
-impl Verdict {
+impl HitVerdict {
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Same => "same",
-            Verdict::Differs => "differs",
-            Verdict::NotReproducible => "not-reproducible",
-            Verdict::NotChecked => "not-checked",
+            HitVerdict::Same => "same",
+            HitVerdict::Differs => "differs",
+            HitVerdict::NotReproducible => "not-reproducible",
+            HitVerdict::NotChecked => "not-checked",
         }
     }
 }
@@ -449,7 +449,7 @@ pub fn dropin_events_path(target_root: &Path) -> PathBuf {
 /// The file name prefix of drop-in event files.
 pub const DROPIN_PREFIX: &str = "dropin-";
 
-/// Appends one line ([`UnitEvent`] or [`UnitStarted`]).
+/// Appends one line ([`UnitEvent`] or [`StartEvent`]).
 pub fn append_event(path: &Path, event: &impl Serialize) -> io::Result<()> {
     let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
     line.push(b'\n');
@@ -509,7 +509,7 @@ pub struct EventStream {
     /// The units done, in the order their wrappers finished.
     pub events: Vec<UnitEvent>,
     /// The units started and not done yet, oldest first.
-    pub in_flight: Vec<UnitStarted>,
+    pub in_flight: Vec<StartEvent>,
 }
 
 /// Reads the events file: the units done, and those in flight (a start line whose
@@ -528,7 +528,7 @@ pub fn read_stream(path: &Path) -> io::Result<EventStream> {
                 out.in_flight.remove(i);
             }
             out.events.push(ev);
-        } else if let Ok(started) = serde_json::from_str::<UnitStarted>(&line) {
+        } else if let Ok(started) = serde_json::from_str::<StartEvent>(&line) {
             // A process id seen again belongs to a new wrapper.
             out.in_flight.retain(|s| s.pid != started.pid);
             out.in_flight.push(started);

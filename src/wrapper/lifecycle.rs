@@ -18,7 +18,7 @@ use super::event::CpuTimes;
 use super::remote_tier::{RemoteTier, remote_paths};
 use super::restore::{RestoreFilter, Restored, restore_entry};
 use super::{
-    Outcome, UnitEvent, UnitRecord, UnitStarted, Verdict, Verified, Warning, append_event,
+    HitVerdict, Outcome, StartEvent, UnitEvent, UnitRecord, Verified, Warning, append_event,
 };
 use crate::config::{Env, WrapperConfig};
 use crate::errors::CacheError;
@@ -453,7 +453,7 @@ impl Cx {
     /// display); nothing in drop-in mode.
     pub fn start_event(&self, unit: &UnitRecord) {
         if let Some(path) = &self.cfg.events {
-            let started = UnitStarted {
+            let started = StartEvent {
                 format_version: 1,
                 pid: std::process::id(),
                 started: unit.into(),
@@ -847,7 +847,7 @@ fn verify_hit(
     dir: &Path,
 ) -> Verified {
     let not_checked = |why: String| Verified {
-        verdict: Verdict::NotChecked,
+        verdict: HitVerdict::NotChecked,
         note: Some(why),
         ..Verified::default()
     };
@@ -892,7 +892,7 @@ fn verify_hit(
     }
     let verdict = if files.is_empty() {
         Verified {
-            verdict: Verdict::Same,
+            verdict: HitVerdict::Same,
             ..Verified::default()
         }
     } else {
@@ -932,9 +932,9 @@ fn verify_hit(
                 }
                 Verified {
                     verdict: if between.is_empty() {
-                        Verdict::Differs
+                        HitVerdict::Differs
                     } else {
-                        Verdict::NotReproducible
+                        HitVerdict::NotReproducible
                     },
                     files,
                     missed,
@@ -942,7 +942,7 @@ fn verify_hit(
                 }
             }
             Err(why) => Verified {
-                verdict: Verdict::Differs,
+                verdict: HitVerdict::Differs,
                 files,
                 missed,
                 note: Some(why),

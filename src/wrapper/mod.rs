@@ -27,8 +27,8 @@ mod shim;
 
 pub use background::{lower_this_threads_priority, wait_all};
 pub use event::{
-    CpuTimes, DROPIN_PREFIX, EventStream, EventTail, LinkerUsed, Outcome, RemoteExec, StartedUnit,
-    UnitEvent, UnitPlace, UnitRecord, UnitStarted, Verdict, Verified, Warning, append_event,
+    CpuTimes, DROPIN_PREFIX, EventStream, EventTail, HitVerdict, LinkerUsed, Outcome, RemoteExec,
+    StartEvent, UnitEvent, UnitName, UnitPlace, UnitRecord, Verified, Warning, append_event,
     dropin_events_path, peak_rss_kb, read_events, read_stream,
 };
 pub use restore::{RestoreFilter, Restored, restore_entry};

@@ -33,7 +33,7 @@ use super::expansion::roots_stay_out;
 use super::lifecycle::{Cx, Ran};
 use crate::config::ExecutorSpec;
 use crate::errors::CacheError;
-use crate::exec::observed::{self, Verdict};
+use crate::exec::observed::{self, Confinement};
 use crate::exec::{Bytes, ExecRequest, Executor, InputFile, InputRoot};
 use crate::key::{
     CompilerId, DepInfo, PathMap, Root, RootKind, RustcInvocation, path_char, replace_root,
@@ -513,7 +513,7 @@ fn memo_digest(
             },
         );
     }
-    let digest = crate::exec::hash_file(p).ok()?;
+    let digest = crate::exec::digest_file(p).ok()?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
@@ -730,14 +730,14 @@ async fn finish(
     let agreed: Vec<&str> = agreed_paths.trees.iter().map(String::as_str).collect();
     let absent_here = |p: &Path| std::fs::symlink_metadata(p).is_err();
     match observed::confinement_where(&obs, &agreed_paths, &absent_here) {
-        Verdict::Confined { .. } => {}
-        Verdict::Outside { path } => {
+        Confinement::Confined { .. } => {}
+        Confinement::Outside { path } => {
             return Err((
                 Fallback::ReadOutside,
                 format!("the compile read {path}, outside what it was given"),
             ));
         }
-        Verdict::Unobserved(why) => return Err((Fallback::Unobserved, why)),
+        Confinement::Unobserved(why) => return Err((Fallback::Unobserved, why)),
     }
     if run.exit_code != 0 {
         return Err((
@@ -960,7 +960,7 @@ fn path_lookup_differs(trace: &Trace, local_path: Option<&str>) -> Option<String
         path.split(':').find_map(|d| {
             let p = Path::new(d).join(name);
             p.is_file()
-                .then(|| crate::exec::hash_file(&p).ok().map(|d| d.hash))
+                .then(|| crate::exec::digest_file(&p).ok().map(|d| d.hash))
                 .flatten()
         })
     };
@@ -1118,7 +1118,7 @@ mod tests {
         std::fs::write(&file, vec![7u8; 100_000]).unwrap();
         let meta = std::fs::metadata(&file).unwrap();
         let d = memo_digest(&memo, &file, &meta).unwrap();
-        assert_eq!(d, crate::exec::hash_file(&file).unwrap());
+        assert_eq!(d, crate::exec::digest_file(&file).unwrap());
         // Changed less than 2 s ago: a write in the same clock tick could follow.
         assert_eq!(std::fs::read_dir(&memo).unwrap().count(), 0);
     }

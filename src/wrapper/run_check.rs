@@ -81,7 +81,7 @@ pub(super) struct Second<'a> {
 
 /// What the check found.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Verdict {
+pub(super) enum PathVerdict {
     /// The second run printed and wrote what the first did, roots aside.
     PathsOnly,
     /// It did not: what differed.
@@ -106,7 +106,7 @@ pub(super) fn paired(
     inputs: &[Input],
     stdout: &[u8],
     files: &[OutFile],
-) -> Option<Verdict> {
+) -> Option<PathVerdict> {
     let ours = without_roots(inputs);
     let now = pm.normalize_text(&String::from_utf8_lossy(stdout));
     let manifest = store.read_manifest(l1);
@@ -143,7 +143,7 @@ pub(super) fn paired(
         let stored_names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
         let our_names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
         if directives(&meta.stdout) != directives(&now) || !same_names(&stored_names, &our_names) {
-            return Some(Verdict::Differs(
+            return Some(PathVerdict::Differs(
                 "what it printed, against an earlier run".into(),
             ));
         }
@@ -165,13 +165,13 @@ pub(super) fn paired(
                     OutSource::File(p) => std::fs::read(p).is_ok_and(|b| b == bytes),
                 };
             if !same {
-                return Some(Verdict::Differs(format!(
+                return Some(PathVerdict::Differs(format!(
                     "{} in OUT_DIR, against an earlier run",
                     ours.name
                 )));
             }
         }
-        return Some(Verdict::PairedWith(moved));
+        return Some(PathVerdict::PairedWith(moved));
     }
     None
 }
@@ -182,10 +182,10 @@ pub(super) fn check(
     pm: &PathMap,
     stdout: &[u8],
     files: &[OutFile],
-) -> Verdict {
+) -> PathVerdict {
     match check_inner(second, pm, stdout, files) {
         Ok(v) => v,
-        Err(e) => Verdict::Unchecked(e.to_string()),
+        Err(e) => PathVerdict::Unchecked(e.to_string()),
     }
 }
 
@@ -840,9 +840,9 @@ fn check_inner(
     pm: &PathMap,
     stdout: &[u8],
     files: &[OutFile],
-) -> io::Result<Verdict> {
+) -> io::Result<PathVerdict> {
     if LIBRARY.is_empty() {
-        return Ok(Verdict::Unchecked(
+        return Ok(PathVerdict::Unchecked(
             "no aliasing library on this platform".into(),
         ));
     }
@@ -875,14 +875,14 @@ fn check_inner(
     let program = match second.rooted {
         None => second.program.to_path_buf(),
         Some(None) => {
-            return Ok(Verdict::Unchecked(
+            return Ok(PathVerdict::Unchecked(
                 "the script holds a root, and how it was compiled is not known here".into(),
             ));
         }
         Some(Some(recipe)) => match compile_at_aliases(second, recipe, &aliases, pm, &lib) {
             Ok(p) => p,
             Err(e) => {
-                return Ok(Verdict::Unchecked(format!(
+                return Ok(PathVerdict::Unchecked(format!(
                     "the script could not be compiled at the aliases: {e}"
                 )));
             }
@@ -965,23 +965,23 @@ fn check_inner(
             .then(|| format!("the second run took longer than {:?}", second.timeout));
         if let Some(why) = over_cpu.or(over_time) {
             end_group(&mut child);
-            return Ok(Verdict::Unchecked(why));
+            return Ok(PathVerdict::Unchecked(why));
         }
         std::thread::sleep(Duration::from_millis(5));
     };
     let second_stdout = reader.join().unwrap_or_default();
     if let Some(why) = archives_in_part(&second.compiles, &memo_path) {
-        return Ok(Verdict::Unchecked(why));
+        return Ok(PathVerdict::Unchecked(why));
     }
     if !status.success() {
-        return Ok(Verdict::Differs(format!(
+        return Ok(PathVerdict::Differs(format!(
             "the second run failed ({status})"
         )));
     }
     let first = pm.normalize_text(&String::from_utf8_lossy(stdout));
     let again = aliases.tokenize(pm, &String::from_utf8_lossy(&second_stdout));
     if directives(&first) != directives(&again) {
-        return Ok(Verdict::Differs("what it printed".into()));
+        return Ok(PathVerdict::Differs("what it printed".into()));
     }
     compare_files(&aliases, pm, files, &out_dir)
 }
@@ -1159,7 +1159,7 @@ fn compare_files(
     pm: &PathMap,
     files: &[OutFile],
     out_dir: &Path,
-) -> io::Result<Verdict> {
+) -> io::Result<PathVerdict> {
     let mut found: Vec<PathBuf> = Vec::new();
     let mut dirs = vec![out_dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -1180,7 +1180,7 @@ fn compare_files(
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let first: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
     if !same_names(&names, &first) {
-        return Ok(Verdict::Differs("which files it wrote".into()));
+        return Ok(PathVerdict::Differs("which files it wrote".into()));
     }
     for f in files.iter().filter(|f| !is_probe_leftover(&f.name)) {
         let path = out_dir.join(&f.name);
@@ -1192,10 +1192,10 @@ fn compare_files(
                 OutSource::File(p) => same_bytes(p, &path)?,
             };
         if !same {
-            return Ok(Verdict::Differs(format!("{} in OUT_DIR", f.name)));
+            return Ok(PathVerdict::Differs(format!("{} in OUT_DIR", f.name)));
         }
     }
-    Ok(Verdict::PathsOnly)
+    Ok(PathVerdict::PathsOnly)
 }
 
 /// What autocfg leaves in `OUT_DIR`: the output of each probe crate it compiled

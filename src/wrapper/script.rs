@@ -24,7 +24,7 @@ use super::lifecycle::{
     warn_once_per_build,
 };
 use super::restore::Restored;
-use super::run_check::{self, Second, Verdict};
+use super::run_check::{self, PathVerdict, Second};
 use super::script_build::read_recipe;
 use super::shim::real_executable;
 use super::{Outcome, UnitEvent, UnitPlace, UnitRecord, Warning};
@@ -709,7 +709,7 @@ impl Cached for Script {
             .unwrap_or_default();
         let recipe = self.rooted.then(|| read_recipe(&self.real)).flatten();
         let verdict = if long && compiles.is_empty() {
-            Verdict::Unchecked(format!(
+            PathVerdict::Unchecked(format!(
                 "the run took {} ms; runs over {CHECK_LIMIT_MS} ms are not made twice",
                 cx.run_ms
             ))
@@ -745,16 +745,16 @@ impl Cached for Script {
         // at roots of other lengths, stored bound, is the second run (see
         // `run_check::paired`).
         let verdict = match verdict {
-            Verdict::Unchecked(why) => match cx.store.as_ref() {
+            PathVerdict::Unchecked(why) => match cx.store.as_ref() {
                 Some(store) => run_check::paired(store, l1, &cx.pm, inputs, &ran.stdout, files)
-                    .unwrap_or(Verdict::Unchecked(why)),
-                None => Verdict::Unchecked(why),
+                    .unwrap_or(PathVerdict::Unchecked(why)),
+                None => PathVerdict::Unchecked(why),
             },
             v => v,
         };
         let why = match &verdict {
-            Verdict::PathsOnly => None,
-            Verdict::PairedWith(roots) => {
+            PathVerdict::PathsOnly => None,
+            PathVerdict::PairedWith(roots) => {
                 let left: Vec<Root> = cx
                     .pm
                     .roots()
@@ -770,10 +770,10 @@ impl Cached for Script {
                     )
                 });
             }
-            Verdict::Differs(what) => Some(format!(
+            PathVerdict::Differs(what) => Some(format!(
                 "path check: run again at aliases of its roots, it changed {what}"
             )),
-            Verdict::Unchecked(why) => Some(format!("path check not made: {why}")),
+            PathVerdict::Unchecked(why) => Some(format!("path check not made: {why}")),
         };
         why.map(|why| (cx.pm.roots().to_vec(), why))
     }
