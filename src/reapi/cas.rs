@@ -337,7 +337,7 @@ pub(crate) fn digest_of(bytes: &[u8]) -> re::Digest {
 }
 
 /// The bytes of an object to write: in memory (small objects) or files one after the
-/// other (entries, bundle pieces), read [`CHUNK`] bytes at a time.
+/// other (entries, bundle pieces), read 1 MiB at a time.
 #[derive(Clone)]
 pub enum Source {
     Bytes(Arc<Vec<u8>>),

@@ -30,10 +30,10 @@ pub struct Toolchain {
     /// `rustc --print sysroot`: stated in the observation record, so the client can
     /// take reads under it as the agreed toolchain's.
     pub sysroot: PathBuf,
-    /// The compiler identity, hex: the value of [`COMPILER_PROPERTY`].
+    /// The compiler identity, hex: the value of [`crate::exec::wire::COMPILER_PROPERTY`].
     pub identity: String,
     /// The linker the worker's rustc links with (`cc` on [`crate::key::ACTION_PATH`]),
-    /// when it could be identified: offered as [`LINKER_PROPERTY`], and the paths it
+    /// when it could be identified: offered as [`crate::exec::wire::LINKER_PROPERTY`], and the paths it
     /// covers stated in the observation record.
     pub linker: Option<crate::key::LinkerOffer>,
 }

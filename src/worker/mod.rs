@@ -7,7 +7,6 @@
 //! is only the piece that runs an action. See the book's remote-execution pages.
 
 pub mod action;
-mod proto;
 mod session;
 
 pub use action::Toolchain;

@@ -19,12 +19,12 @@ use prost::Message as _;
 use tonic::Code;
 
 use super::action::{self, Failed};
-use super::proto::{
+use crate::errors::CacheError;
+use crate::reapi::Reapi;
+use xcache_remoteworkers::{
     BotSession, BotStatus, CreateBotSessionRequest, Device, Lease, LeaseState,
     UpdateBotSessionRequest, Worker, bots_client::BotsClient, device,
 };
-use crate::errors::CacheError;
-use crate::reapi::Reapi;
 
 /// How long one `UpdateBotSession` may wait at the server for a lease while idle: the
 /// server answers before (at 80% of it, BuildGrid) with or without one.
@@ -49,7 +49,7 @@ pub struct WorkerSpec {
     /// The platform properties this worker offers (`key=value`): an action that asks
     /// for others is not given to it.
     pub properties: Vec<(String, String)>,
-    /// The toolchain compiles run with (offered as [`super::COMPILER_PROPERTY`]).
+    /// The toolchain compiles run with (offered as [`crate::exec::wire::COMPILER_PROPERTY`]).
     pub toolchain: Option<super::Toolchain>,
     /// Stop after this many actions (for tests and benchmarks; none: run until killed).
     pub max_actions: Option<u64>,

@@ -1,9 +1,10 @@
 //! The Remote Workers API (`google.devtools.remoteworkers.v1test2`, the Bots service a
-//! REAPI server hands leases out through), as tonic + prost bindings.
+//! REAPI server hands leases out through), as tonic + prost bindings: generated code,
+//! kept out of cargo-xcache's own sources (its worker, `src/worker/`, uses them).
 //!
 //! No maintained crate has these bindings for tonic 0.14: `bazel-remote-apis` (our REAPI
 //! bindings) has none, and `reapi` 0.3 has them for tonic 0.12 only. So the `.proto`
-//! files are vendored in `protos/` (Google's, Apache-2.0, `protos/LICENSE`; as the
+//! files are vendored in `protos/` (this crate's) (Google's, Apache-2.0, `protos/LICENSE`; as the
 //! `reapi` crate ships them) and `google.devtools.remoteworkers.v1test2.rs` is the code
 //! `tonic-prost-build` 0.14 generates from them, checked in so that building needs no
 //! `protoc`. The messages it shares with REAPI (`Any`, `Timestamp`, `Duration`,
@@ -17,7 +18,8 @@
 //! `v1test2` file ([`google::protobuf::FieldMask`] below is copied from the
 //! well-known types it generates).
 
-#[allow(clippy::all, clippy::pedantic, reason = "generated code")]
+#![allow(clippy::all, clippy::pedantic, reason = "generated code")]
+
 pub mod google {
     pub mod devtools {
         pub mod remoteworkers {
