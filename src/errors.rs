@@ -65,7 +65,7 @@ impl CacheError {
             CacheError::Remote { code, .. } => code,
             CacheError::RemoteConfig(_) => "remote-config-invalid",
             CacheError::Executor { .. } => "executor-unavailable",
-            CacheError::Untrusted { .. } => UNTRUSTED_ENTRY,
+            CacheError::Untrusted { .. } => "untrusted-entry",
             CacheError::Setting(_) => "invalid-setting",
             CacheError::PlantingOff(_) => "planting-off",
         }

@@ -36,11 +36,15 @@ fn every_error_and_warning_code_has_a_section() {
         .map(|rest| rest.trim_end_matches("\",").trim_end_matches('"'))
         .collect();
     assert!(codes.len() >= 10, "{codes:?}");
-    // The remote classes are named where remote failures are classified.
-    let remote = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/remote.rs"),
-    )
-    .unwrap();
+    // The remote classes are named where remote failures are classified: the remote
+    // stores' rooms and the REAPI client.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut remote = String::new();
+    for dir in ["src/store/remote", "src/reapi"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            remote.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
+        }
+    }
     let remote_codes: Vec<&str> = remote
         .split('"')
         .filter(|t| {
