@@ -267,6 +267,19 @@ fn s3_keeping_each_name_once_writers_at_once_lose_nothing() {
     );
 }
 
+/// `writes=once` on WebDAV (no `If-None-Match` from opendal there): one writer, then a
+/// reader plants every unit from the chains and objects it wrote. (wsgidav replaces a
+/// name written twice, so writers at once are not asked of it.)
+#[test]
+fn webdav_keeping_each_name_once_one_writer_then_a_reader_plants_everything() {
+    let server = servers::wsgidav();
+    let uri = format!("webdav://127.0.0.1:{}/once?writes=once", server.port);
+    let s = Scratch::new();
+    let env = [HEALTHY_REMOTE];
+    one_writer(&s, &uri, &env);
+    assert_reader_plants_everything(&s, &uri, &env);
+}
+
 #[test]
 fn redis_writers_at_once_lose_nothing() {
     let server = servers::redis();

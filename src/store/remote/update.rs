@@ -129,10 +129,18 @@ impl RemoteStore {
             }
         };
         let conditional = op.info().capability().write_with_if_not_exists;
-        let write = op
-            .write_with(path, opendal::Buffer::from(bytes))
-            .if_not_exists(conditional);
-        match self.rt.block_on(async { write.await }) {
+        let bytes = opendal::Buffer::from(bytes);
+        let write = |bytes: opendal::Buffer| {
+            self.rt
+                .block_on(async { op.write_with(path, bytes).if_not_exists(conditional).await })
+        };
+        let first = match write(bytes.clone()) {
+            // A WebDAV collection another upload was making at the same moment (as
+            // `put_bytes`): made, and the write made again.
+            Err(e) if self.make_parent_after(e.kind(), path) => write(bytes),
+            other => other,
+        };
+        match first {
             Ok(_) => Ok(true),
             Err(e)
                 if matches!(
