@@ -288,9 +288,6 @@ impl RemoteStore {
     /// Writes a small object. On a store that keeps each name once, a name already
     /// there is kept: every object written this way is named by its key or content.
     pub fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<(), CacheError> {
-        if self.spec.writes == Writes::Once {
-            return self.create(path, bytes).map(|_| ());
-        }
         let op = match &self.client {
             Client::Dal(op) => op,
             Client::Reapi(r) => {
@@ -298,17 +295,36 @@ impl RemoteStore {
                 return self.rt.block_on(r.write(path, source)).map(|_| ());
             }
         };
+        if self.spec.writes == Writes::Once {
+            return self.create(path, bytes).map(|_| ());
+        }
+        self.write_small(op, path, bytes, false)
+            .map_err(|e| classify(&self.spec, e))
+    }
+
+    /// One write of a small object (only if no object has its name, when
+    /// `if_not_exists`), made again once after making a WebDAV collection that was not
+    /// there ([`RemoteStore::make_parent_after`]).
+    fn write_small(
+        &self,
+        op: &Operator,
+        path: &str,
+        bytes: Vec<u8>,
+        if_not_exists: bool,
+    ) -> opendal::Result<()> {
         // A Buffer clones by reference count, not by copying the bytes.
         let bytes = opendal::Buffer::from(bytes);
-        let first = self.rt.block_on(op.write(path, bytes.clone()));
-        match first {
-            Ok(_) => Ok(()),
-            Err(e) if self.make_parent_after(e.kind(), path) => self
-                .rt
-                .block_on(op.write(path, bytes))
-                .map(|_| ())
-                .map_err(|e| classify(&self.spec, e)),
-            Err(e) => Err(classify(&self.spec, e)),
+        let write = |bytes: opendal::Buffer| {
+            self.rt.block_on(async {
+                op.write_with(path, bytes)
+                    .if_not_exists(if_not_exists)
+                    .await
+                    .map(|_| ())
+            })
+        };
+        match write(bytes.clone()) {
+            Err(e) if self.make_parent_after(e.kind(), path) => write(bytes),
+            other => other,
         }
     }
 

@@ -121,27 +121,14 @@ impl RemoteStore {
     /// false when one had. A write refused otherwise counts as taken when the name is
     /// there after it (a bucket's policy refusing a replacing write).
     pub(super) fn create(&self, path: &str, bytes: Vec<u8>) -> Result<bool, CacheError> {
-        let op = match &self.client {
-            Client::Dal(op) => op,
-            Client::Reapi(_) => {
-                self.put_bytes(path, bytes)?;
-                return Ok(true);
-            }
+        // A REAPI server's names are action results, which take no condition (and
+        // `writes=once` is refused for `grpc://`).
+        let Client::Dal(op) = &self.client else {
+            return self.put_bytes(path, bytes).map(|()| true);
         };
         let conditional = op.info().capability().write_with_if_not_exists;
-        let bytes = opendal::Buffer::from(bytes);
-        let write = |bytes: opendal::Buffer| {
-            self.rt
-                .block_on(async { op.write_with(path, bytes).if_not_exists(conditional).await })
-        };
-        let first = match write(bytes.clone()) {
-            // A WebDAV collection another upload was making at the same moment (as
-            // `put_bytes`): made, and the write made again.
-            Err(e) if self.make_parent_after(e.kind(), path) => write(bytes),
-            other => other,
-        };
-        match first {
-            Ok(_) => Ok(true),
+        match self.write_small(op, path, bytes, conditional) {
+            Ok(()) => Ok(true),
             Err(e)
                 if matches!(
                     e.kind(),
