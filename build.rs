@@ -1,5 +1,6 @@
-//! Builds the observer (`src/interpose/preload.c`): the small C library the wrapper
-//! preloads into compiles and build-script runs to learn what they read; and the
+//! Builds the observer (`src/interpose/preload.c`, which includes its parts from
+//! `src/interpose/preload/`): the small C library the wrapper preloads into compiles
+//! and build-script runs to learn what they read; and the
 //! aliasing library (`src/interpose/alias.c`) of a build script's path check. The
 //! libraries' bytes are embedded in the executable (`src/interpose/mod.rs`).
 
@@ -12,6 +13,11 @@ fn main() {
         ("src/interpose/alias.c", "libxcache_alias.so"),
     ] {
         println!("cargo::rerun-if-changed={source}");
+        // The observer's parts, which preload.c includes (cargo scans a directory whole).
+        let parts = source.trim_end_matches(".c");
+        if std::path::Path::new(parts).is_dir() {
+            println!("cargo::rerun-if-changed={parts}");
+        }
         let so = out.join(name);
         if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
             // Observation is Linux-only; elsewhere nothing is cached that needs it.

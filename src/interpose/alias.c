@@ -553,30 +553,39 @@ pid_t fork(void) {
     return real_fork();
 }
 
-int posix_spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa,
-                const posix_spawnattr_t *at, char *const argv[], char *const envp[]) {
-    REAL(posix_spawn);
-    char *cat_argv[3];
-    if (answered(p, argv, cat_argv)) return real_posix_spawn(pid, CAT_PROGRAM, fa, at, cat_argv, envp);
-    if (taken(argv, envp)) return spawn_nothing(pid);
-    return real_posix_spawn(pid, p, fa, at, argv, envp);
-}
+/* posix_spawn and posix_spawnp: a compile answered from the memo spawns `cat` printing
+ * the answer instead; one taken whole spawns nothing. */
+#define SPAWN(name)                                                                     \
+    int name(pid_t *pid, const char *f, const posix_spawn_file_actions_t *fa,           \
+             const posix_spawnattr_t *at, char *const argv[], char *const envp[]) {     \
+        REAL(name);                                                                     \
+        char *cat_argv[3];                                                              \
+        if (answered(f, argv, cat_argv))                                                \
+            return real_##name(pid, CAT_PROGRAM, fa, at, cat_argv, envp);               \
+        if (taken(argv, envp)) return spawn_nothing(pid);                               \
+        return real_##name(pid, f, fa, at, argv, envp);                                 \
+    }
+SPAWN(posix_spawn)
+SPAWN(posix_spawnp)
 
-int posix_spawnp(pid_t *pid, const char *f, const posix_spawn_file_actions_t *fa,
-                 const posix_spawnattr_t *at, char *const argv[], char *const envp[]) {
-    REAL(posix_spawnp);
+/* Before an exec: a compile answered from the memo becomes `cat` printing the answer
+ * (1, `*rv` its result); a process that would become a compile taken whole ends as the
+ * compile would, with 0. 0: neither, the exec goes on. */
+static int exec_answered(const char *f, char *const argv[], char *const envp[], int *rv) {
+    REAL(execve);
     char *cat_argv[3];
-    if (answered(f, argv, cat_argv)) return real_posix_spawnp(pid, CAT_PROGRAM, fa, at, cat_argv, envp);
-    if (taken(argv, envp)) return spawn_nothing(pid);
-    return real_posix_spawnp(pid, f, fa, at, argv, envp);
+    if (answered(f, argv, cat_argv)) {
+        *rv = real_execve(CAT_PROGRAM, cat_argv, envp);
+        return 1;
+    }
+    if (taken(argv, envp)) _exit(0);
+    return 0;
 }
 
 int execve(const char *p, char *const argv[], char *const envp[]) {
     REAL(execve);
-    char *cat_argv[3];
-    if (answered(p, argv, cat_argv)) return real_execve(CAT_PROGRAM, cat_argv, envp);
-    /* The process would become the compile: it ends as the compile would, with 0. */
-    if (taken(argv, envp)) _exit(0);
+    int rv;
+    if (exec_answered(p, argv, envp, &rv)) return rv;
     return real_execve(p, argv, envp);
 }
 
@@ -584,11 +593,8 @@ int execv(const char *p, char *const argv[]) { return execve(p, argv, environ); 
 
 int execvpe(const char *f, char *const argv[], char *const envp[]) {
     REAL(execvpe);
-    REAL(execve);
-    char *cat_argv[3];
-    if (answered(f, argv, cat_argv)) return real_execve(CAT_PROGRAM, cat_argv, envp);
-    /* The process would become the compile: it ends as the compile would, with 0. */
-    if (taken(argv, envp)) _exit(0);
+    int rv;
+    if (exec_answered(f, argv, envp, &rv)) return rv;
     return real_execvpe(f, argv, envp);
 }
 

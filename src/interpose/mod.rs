@@ -1,5 +1,5 @@
 //! The C libraries preloaded into the processes the cache runs: the observer
-//! (`preload.c`: what a compile or a build-script run reads, one record per event, for
+//! (`preload.c` and its parts in `preload/`: what a compile or a build-script run reads, one record per event, for
 //! `crate::observe`) and the aliasing library (`alias.c`: a build script's path check,
 //! which shows the run another checkout, for `crate::wrapper`'s run check). `build.rs`
 //! builds both for this platform and the executable carries their bytes (empty where
