@@ -86,7 +86,7 @@ pub(super) async fn materialize(
 }
 
 /// The local copy of a blob, fetched when absent. A blob lands under its digest only
-
+/// once it hashed to it (written to a temporary file first, renamed), so whatever is
 /// there under a name holds those bytes — workers of one machine share the folder.
 pub(super) async fn cached_blob(
     cas: &Reapi,
