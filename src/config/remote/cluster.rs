@@ -4,7 +4,7 @@
 use url::Url;
 
 use super::credentials::decode;
-use super::spec::{RemoteDefaults, RemoteKind, RemoteSpec, Secret, Uploads, Writes};
+use super::spec::{NO_RANGES, RemoteDefaults, RemoteKind, RemoteSpec, Secret, Uploads, Writes};
 use super::timeout::DEFAULT_TIMEOUT;
 
 /// `redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT,…[/0]` (or `rediss+cluster://`
@@ -41,9 +41,9 @@ pub(super) fn parse_cluster(
         // The value may be a misspelt credential: only the option's name is shown.
         let name = q.split(['=', '&']).next().unwrap_or_default();
         let why = if name == "uploads" {
-            ": a key-value store serves no ranges of a value, which bundled uploads need, so"
+            format!(": {NO_RANGES}")
         } else {
-            ";"
+            ";".to_string()
         };
         return Err(format!(
             "{display}: unknown option `{name}`{why} {scheme}:// URIs take no options"

@@ -98,6 +98,15 @@ pub enum Uploads {
 /// The values `uploads=` takes, for messages.
 pub(super) const UPLOADS_VALUES: &str = "uploads=objects or uploads=bundles";
 
+/// The stores that keep each object whole and serve ranges of it (which `writes=once`
+/// and `uploads=bundles` are for), for messages.
+pub(super) const OBJECT_STORES: &str = "a bucket (s3://, gcs://, azblob://), webdav:// or file://";
+
+/// Why a key-value store takes no `uploads=`, for messages (a clause ending before the
+/// scheme it names).
+pub(super) const NO_RANGES: &str =
+    "a key-value store serves no ranges of a value, which bundled uploads need, so";
+
 /// Whether the service lets a name be written again (`writes=` in the URI).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Writes {

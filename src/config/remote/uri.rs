@@ -7,7 +7,8 @@ use url::Url;
 use super::cluster::parse_cluster;
 use super::credentials::{decode, is_secret_name, redact};
 use super::spec::{
-    RemoteDefaults, RemoteKind, RemoteSpec, Secret, UPLOADS_VALUES, Uploads, Writes,
+    NO_RANGES, OBJECT_STORES, RemoteDefaults, RemoteKind, RemoteSpec, Secret, UPLOADS_VALUES,
+    Uploads, Writes,
 };
 use super::timeout::{DEFAULT_TIMEOUT, parse_timeout};
 
@@ -83,14 +84,14 @@ impl RemoteSpec {
         if url.query_pairs().any(|(k, _)| k == "writes") && !known.contains(&"writes") {
             let display = display.split('?').next().unwrap_or_default();
             return Err(format!(
-                "{display}: option `writes`: {}:// replaces what builds change by its own means, so it takes no writes=; writes=once is for a bucket (s3://, gcs://, azblob://), webdav:// or file:// that keeps each object once",
+                "{display}: option `writes`: {}:// replaces what builds change by its own means, so it takes no writes=; writes=once is for {OBJECT_STORES} that keeps each object once",
                 url.scheme()
             ));
         }
         if url.query_pairs().any(|(k, _)| k == "uploads") && known.is_empty() {
             let display = display.split('?').next().unwrap_or_default();
             return Err(format!(
-                "{display}: option `uploads`: a key-value store serves no ranges of a value, which bundled uploads need, so {}:// URIs take no options; use a bucket (s3://, gcs://, azblob://), webdav:// or file:// for uploads=bundles",
+                "{display}: option `uploads`: {NO_RANGES} {}:// URIs take no options; use {OBJECT_STORES} for uploads=bundles",
                 url.scheme()
             ));
         }
