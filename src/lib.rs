@@ -15,7 +15,8 @@
 //! - [`worker`]: `cargo xcache worker`, our worker for a REAPI server's Execution
 //!   service.
 //! - [`exec`]: remote execution: a compile sent as a REAPI action, what came back
-//!   judged; [`exec::wire`] is what the client and the worker agree on.
+//!   judged ([`exec::send`], the client's side); [`exec::wire`] is what the client and
+//!   the worker agree on.
 //! - [`judge`]: the one judge of whether a recorded result still holds here and now.
 //! - [`store`]: bytes at rest: the local store, the entry format, manifests, history,
 //!   and remote stores (opendal's services, a REAPI server's cache).

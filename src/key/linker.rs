@@ -213,7 +213,7 @@ fn find_program(name: &str, cwd: &Path, path: &OsStr) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The PATH a remote link runs with: the worker's system's (`wrapper::remote_exec`
+/// The PATH a remote link runs with: the worker's system's (`exec::send`
 /// gives every action this PATH). A worker identifies its linker on it, and a client
 /// asks a worker for a link only when its own linker identity is the same on it.
 pub const ACTION_PATH: &str = "/usr/bin:/bin";

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::exec::send::RemoteExec;
+
 /// What happened to a unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -115,30 +117,6 @@ pub struct UnitRecord {
     /// it, or why it was compiled here after all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_exec: Option<RemoteExec>,
-}
-
-/// How a compile that could run remotely (`XCACHE_EXECUTOR`) went.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemoteExec {
-    /// The worker that compiled it, as it names itself; none when it was compiled here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worker: Option<String>,
-    /// Why it was compiled here after all: a code (`executor-unavailable`,
-    /// `read-outside`, …; the book's remote-execution page lists them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fallback: Option<String>,
-    /// What happened, in words.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// Input blobs the server lacked, sent.
-    #[serde(default)]
-    pub bytes_up: u64,
-    /// Outputs, messages and the worker's record, received.
-    #[serde(default)]
-    pub bytes_down: u64,
-    /// The remote attempt, from the first request to the last output in place.
-    #[serde(default)]
-    pub action_ms: u64,
 }
 
 impl UnitRecord {

@@ -25,10 +25,11 @@ mod script;
 mod script_build;
 mod shim;
 
+pub use crate::exec::send::RemoteExec;
 pub use background::{lower_this_threads_priority, wait_all};
 pub use event::{
-    CpuTimes, DROPIN_PREFIX, EventStream, EventTail, HitVerdict, LinkerUsed, Outcome, RemoteExec,
-    StartEvent, UnitEvent, UnitName, UnitPlace, UnitRecord, Verified, Warning, append_event,
+    CpuTimes, DROPIN_PREFIX, EventStream, EventTail, HitVerdict, LinkerUsed, Outcome, StartEvent,
+    UnitEvent, UnitName, UnitPlace, UnitRecord, Verified, Warning, append_event,
     dropin_events_path, peak_rss_kb, read_events, read_stream,
 };
 pub use restore::{RestoreFilter, Restored, restore_entry};

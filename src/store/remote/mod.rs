@@ -27,9 +27,11 @@ use crate::config::{RemoteKind, RemoteSpec, UPLOAD_TIMEOUT_FACTOR, Writes};
 use crate::errors::CacheError;
 use crate::key::Key;
 
+mod advice;
 pub(super) mod service;
 mod update;
 
+use advice::BUCKET_MISSING;
 use service::{classify, damaged, operator, redis_check};
 
 const PIECE: usize = 8 << 20;
@@ -203,8 +205,7 @@ impl RemoteStore {
                 CacheError::Remote {
                     code: "remote-bucket-missing",
                     uri: self.display.clone(),
-                    message: "the bucket or container does not exist; create it or fix the name"
-                        .into(),
+                    message: BUCKET_MISSING.into(),
                 }
             } else {
                 classify(&self.spec, e)

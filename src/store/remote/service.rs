@@ -6,6 +6,7 @@ use std::time::Duration;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator, services};
 
+use super::advice::{BUCKET_MISSING, advice};
 use crate::config::{RemoteKind, RemoteSpec, Writes};
 use crate::errors::CacheError;
 
@@ -157,10 +158,7 @@ pub(super) fn classify(spec: &RemoteSpec, e: opendal::Error) -> CacheError {
         || lower.contains("containernotfound")
         || (lower.contains("listobjects") && lower.contains("status: 404"))
     {
-        (
-            "remote-bucket-missing",
-            "the bucket or container does not exist; create it or fix the name",
-        )
+        ("remote-bucket-missing", BUCKET_MISSING)
     } else if lower.contains("authorizationheadermalformed")
         || lower.contains("permanentredirect")
         || lower.contains("wrong region")
@@ -172,7 +170,7 @@ pub(super) fn classify(spec: &RemoteSpec, e: opendal::Error) -> CacheError {
     } else if lower.contains("failed to load signing credential")
         || lower.contains("no valid credential")
     {
-        ("remote-denied", missing_advice(&spec.kind))
+        ("remote-denied", advice(&spec.kind).missing)
     } else if e.kind() == ErrorKind::PermissionDenied
         || lower.contains("invalidaccesskeyid")
         || lower.contains("signaturedoesnotmatch")
@@ -184,7 +182,7 @@ pub(super) fn classify(spec: &RemoteSpec, e: opendal::Error) -> CacheError {
         || lower.contains("status: 401")
         || lower.contains("status: 403")
     {
-        ("remote-denied", denied_advice(&spec.kind))
+        ("remote-denied", advice(&spec.kind).denied)
     } else if lower.contains("too large")
         || lower.contains("entitytoolarge")
         // memcached's binary protocol: status 3 is "value too large".
@@ -209,62 +207,6 @@ pub(super) fn classify(spec: &RemoteSpec, e: opendal::Error) -> CacheError {
         code,
         uri: spec.display().to_string(),
         message: spec.scrub(&format!("{what} ({})", first_line(&text))),
-    }
-}
-
-/// What to check for refused credentials, in the remote's own terms.
-fn denied_advice(kind: &RemoteKind) -> &'static str {
-    match kind {
-        RemoteKind::S3 { .. } => {
-            "the credentials were refused; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
-        }
-        RemoteKind::Gcs { .. } => {
-            "the credentials were refused; check GOOGLE_APPLICATION_CREDENTIALS (or anonymous=true for an emulator)"
-        }
-        RemoteKind::Azblob { .. } => {
-            "the credentials were refused; check account= (or AZURE_STORAGE_ACCOUNT) and AZURE_STORAGE_KEY"
-        }
-        RemoteKind::Redis { .. } => {
-            "Redis refused the login; check the password in redis://:PASSWORD@host:port/db"
-        }
-        RemoteKind::RedisCluster { .. } => {
-            "Redis refused the login; check the password in redis+cluster://:PASSWORD@host:port,host:port,…"
-        }
-        RemoteKind::Memcached { .. } => "memcached refused the request",
-        RemoteKind::Webdav { .. } => {
-            "the WebDAV server refused the login; check webdav://USER:PASSWORD@host/path"
-        }
-        RemoteKind::Ghac => {
-            "the cache service refused the token; run inside a GitHub Actions job (ACTIONS_RUNTIME_TOKEN)"
-        }
-        RemoteKind::Fs { .. } => "the folder is not readable or writable by this user",
-        RemoteKind::Reapi { .. } => {
-            "the server refused the request; set XCACHE_REMOTE_TOKEN to a token it accepts"
-        }
-    }
-}
-
-/// What to set when no credentials were found at all.
-fn missing_advice(kind: &RemoteKind) -> &'static str {
-    match kind {
-        RemoteKind::Gcs { .. } => {
-            "no credentials were found; set GOOGLE_APPLICATION_CREDENTIALS, run where instance credentials exist, or add anonymous=true for an emulator"
-        }
-        RemoteKind::Azblob { .. } => {
-            "no credentials were found; set AZURE_STORAGE_KEY (and account= or AZURE_STORAGE_ACCOUNT)"
-        }
-        _ => {
-            "no credentials were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or run where instance credentials exist"
-        }
-    }
-}
-
-/// Where a Redis password goes, for the advice on a refused login.
-fn redis_login_form(cluster: bool) -> &'static str {
-    if cluster {
-        "put the password in the URI as redis+cluster://:PASSWORD@host:port,host:port,… (or redis+cluster://USER:PASSWORD@… for an ACL user)"
-    } else {
-        "put the password in the URI as redis://:PASSWORD@host:port/db (or redis://USER:PASSWORD@… for an ACL user)"
     }
 }
 
@@ -402,7 +344,7 @@ pub(super) fn redis_check(
                 format!(
                     "Redis refused the login ({}); {}",
                     first_line(&e.to_string()),
-                    redis_login_form(cluster)
+                    advice(&spec.kind).login.unwrap_or_default()
                 ),
             ))
         }
