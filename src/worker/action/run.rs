@@ -54,13 +54,13 @@ pub async fn run(
             Failed::internal(format!("no action directory in {} ({e})", work.display()))
         })?;
     let root = dir.path().join("root");
+    // What the Command says is checked before its input tree is fetched; its working
+    // directory once the tree is there (no link in it then leads out).
+    let outputs = command_outputs(&command)?;
     let fetch_start = SystemTime::now();
     materialize(cas, root_digest, &root, blobs).await?;
     let fetch_done = SystemTime::now();
 
-    if command.arguments.is_empty() {
-        return Err(Failed::invalid("the Command has no arguments".into()));
-    }
     let wd = if command.working_directory.is_empty() {
         root.clone()
     } else {
@@ -68,7 +68,6 @@ pub async fn run(
     };
     std::fs::create_dir_all(&wd)
         .map_err(|e| Failed::internal(format!("no directory {} ({e})", wd.display())))?;
-    let outputs = output_paths(&command)?;
     // Parents of outputs exist before the command runs (REAPI asks the worker to make them).
     for out in &outputs {
         if let Some(parent) = inside(&wd, out, "output path")?.parent() {
@@ -95,12 +94,7 @@ pub async fn run(
     if let Some(o) = &observer {
         o.apply(&mut cmd, None);
     }
-    let timeout = action
-        .timeout
-        .as_ref()
-        .map(|d| Duration::from_secs(d.seconds.max(0) as u64))
-        .filter(|d| !d.is_zero())
-        .unwrap_or(DEFAULT_TIMEOUT);
+    let timeout = action_timeout(action);
     let exec_start = SystemTime::now();
     let mut child = TokioCommand::from(cmd)
         .kill_on_drop(true)
@@ -233,4 +227,29 @@ pub(super) fn stamp(t: SystemTime) -> Timestamp {
         seconds: d.as_secs() as i64,
         nanos: d.subsec_nanos() as i32,
     }
+}
+
+/// The output paths a Command names; an action whose Command has no arguments, or
+/// names an output that leaves its directory, is invalid.
+pub(super) fn command_outputs(command: &re::Command) -> Result<Vec<String>, Failed> {
+    if command.arguments.is_empty() {
+        return Err(Failed::invalid("the Command has no arguments".into()));
+    }
+    output_paths(command)
+}
+
+/// How long the action may run: its own timeout, seconds and nanoseconds (a part of a
+/// second counts), or [`DEFAULT_TIMEOUT`] when it names none (or zero).
+pub(super) fn action_timeout(action: &re::Action) -> Duration {
+    action
+        .timeout
+        .as_ref()
+        .map(|d| {
+            Duration::new(
+                d.seconds.max(0) as u64,
+                d.nanos.clamp(0, 999_999_999) as u32,
+            )
+        })
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_TIMEOUT)
 }

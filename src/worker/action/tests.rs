@@ -12,7 +12,7 @@ use super::inputs::cached_blob;
 use super::lease::action_of;
 use super::paths::{has_symlink, inside, output_paths};
 use super::record::observed_record;
-use super::run::{DEFAULT_TIMEOUT, run, stamp};
+use super::run::{DEFAULT_TIMEOUT, action_timeout, command_outputs, run, stamp};
 use crate::config::{RemoteDefaults, RemoteSpec};
 use crate::errors::CacheError;
 use crate::exec::wire::{
@@ -331,4 +331,45 @@ fn a_blob_not_named_by_a_sha256_digest_is_refused_before_it_is_fetched() {
         assert_eq!(e.message, format!("`{hash}` is not a SHA-256 digest"));
     }
     assert_eq!(std::fs::read_dir(blobs.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn an_action_timeout_keeps_its_part_of_a_second_and_none_or_zero_is_the_default() {
+    let with = |seconds, nanos| re::Action {
+        timeout: Some(bazel_remote_apis::google::protobuf::Duration { seconds, nanos }),
+        ..Default::default()
+    };
+    assert_eq!(
+        action_timeout(&with(0, 300_000_000)),
+        Duration::from_millis(300)
+    );
+    assert_eq!(
+        action_timeout(&with(2, 500_000_000)),
+        Duration::from_millis(2500)
+    );
+    assert_eq!(action_timeout(&with(0, 0)), DEFAULT_TIMEOUT);
+    assert_eq!(action_timeout(&with(-5, -1)), DEFAULT_TIMEOUT);
+    assert_eq!(action_timeout(&re::Action::default()), DEFAULT_TIMEOUT);
+}
+
+#[test]
+fn a_command_without_arguments_is_invalid_before_its_outputs_are_looked_at() {
+    let command = re::Command {
+        output_paths: strings(&["../out"]),
+        ..Default::default()
+    };
+    let e = command_outputs(&command).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (3, "the Command has no arguments")
+    );
+    let command = re::Command {
+        arguments: strings(&["rustc"]),
+        output_paths: strings(&["out/lib.rlib"]),
+        ..Default::default()
+    };
+    assert_eq!(
+        command_outputs(&command).unwrap(),
+        strings(&["out/lib.rlib"])
+    );
 }
