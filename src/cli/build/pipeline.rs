@@ -225,10 +225,8 @@ struct Settings {
 /// Resolves the build's settings, starts the toolchain's identity probe beside what
 /// follows, and learns cargo's version.
 fn resolve_settings(args: &BuildArgs, mode: &BuildMode) -> Result<Settings, CliError> {
-    let env = Env::capture();
+    let (env, _cwd, mut cfg) = crate::cli::workspace::settings_here()?;
     let verbosity = Verbosity::from_cargo_args(&args.cargo_args, env.get("CARGO_TERM_COLOR"));
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let mut cfg = BuildConfig::resolve(&env, cwd)?;
     let jobs = args.remote_jobs()?.or(cfg.remote_jobs);
     if let Some(dir) = &mode.cwd {
         cfg.cwd = dir.clone();
