@@ -192,14 +192,7 @@ pub struct WarmArgs {
 impl WarmArgs {
     /// Takes `--recipe-path` out of the cargo arguments, wherever it stands (before `--`).
     pub fn take_recipe_path(&mut self) {
-        let mut rest = Vec::with_capacity(self.build.cargo_args.len());
-        let mut args = std::mem::take(&mut self.build.cargo_args).into_iter();
-        while let Some(a) = args.next() {
-            if a == "--" {
-                rest.push(a);
-                rest.extend(args.by_ref());
-                break;
-            }
+        take_args(&mut self.build.cargo_args, |a, args| {
             if a == "--recipe-path" {
                 self.recipe_path = args.next().map(PathBuf::from);
             } else if let Some(v) = a.strip_prefix("--recipe-path=") {
@@ -209,10 +202,10 @@ impl WarmArgs {
             } else if let Some(v) = a.strip_prefix("--skeleton-root=") {
                 self.skeleton_root = Some(PathBuf::from(v));
             } else {
-                rest.push(a);
+                return false;
             }
-        }
-        self.build.cargo_args = rest;
+            true
+        });
     }
 }
 
@@ -304,14 +297,7 @@ impl BuildArgs {
     /// `--`): `cargo xcache build --release --remote URI` works as well as putting them
     /// first.
     pub fn take_own_flags(&mut self) {
-        let mut rest = Vec::with_capacity(self.cargo_args.len());
-        let mut args = std::mem::take(&mut self.cargo_args).into_iter();
-        while let Some(a) = args.next() {
-            if a == "--" {
-                rest.push(a);
-                rest.extend(args.by_ref());
-                break;
-            }
+        take_args(&mut self.cargo_args, |a, args| {
             if a == "--read-only" {
                 self.read_only = true;
             } else if a == "--remote" {
@@ -323,10 +309,10 @@ impl BuildArgs {
             } else if let Some(v) = a.strip_prefix("--remote-jobs=") {
                 self.remote_jobs_raw = Some(v.to_string());
             } else {
-                rest.push(a);
+                return false;
             }
-        }
-        self.cargo_args = rest;
+            true
+        });
     }
 
     /// The `--remote-jobs` value, wherever it stood.
@@ -338,6 +324,28 @@ impl BuildArgs {
                 .map_err(|accepted| crate::config::parse::invalid("--remote-jobs", v, accepted)),
         }
     }
+}
+
+/// Takes arguments out of `cargo_args`, wherever they stand before a `--` (what follows
+/// it is the program's or the tool's): `take` is given each one, and the arguments after
+/// it (to take its value from), and says whether it took it.
+pub(super) fn take_args(
+    cargo_args: &mut Vec<String>,
+    mut take: impl FnMut(&str, &mut std::vec::IntoIter<String>) -> bool,
+) {
+    let mut rest = Vec::with_capacity(cargo_args.len());
+    let mut args = std::mem::take(cargo_args).into_iter();
+    while let Some(a) = args.next() {
+        if a == "--" {
+            rest.push(a);
+            rest.extend(args.by_ref());
+            break;
+        }
+        if !take(&a, &mut args) {
+            rest.push(a);
+        }
+    }
+    *cargo_args = rest;
 }
 
 #[cfg(test)]

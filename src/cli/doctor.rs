@@ -1,30 +1,24 @@
 //! `cargo xcache doctor`: what the configuration resolves to, and a probe object written,
 //! read back and deleted in each tier, said in plain words.
 
-use std::path::PathBuf;
-
 use super::args::DoctorArgs;
+use super::workspace::{resolve_remote_in_workspace, settings_here};
 use crate::config::{BuildConfig, Env, vars};
 use crate::errors::CliError;
 use crate::key::compiler_id;
 use crate::store::{LocalStore, RemoteStore};
 
 pub fn run(args: DoctorArgs) -> Result<i32, CliError> {
-    let env = Env::capture();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let mut cfg = BuildConfig::resolve(&env, cwd.clone())?;
+    let (env, cwd, mut cfg) = settings_here()?;
     // The workspace's xcache.toml counts when run inside a workspace.
-    let metadata = cargo_metadata::MetadataCommand::new()
-        .cargo_path(&cfg.cargo)
-        .no_deps()
-        .current_dir(&cwd)
-        .exec()
-        .ok();
-    let root = metadata.as_ref().map_or_else(
-        || cwd.clone(),
-        |m| m.workspace_root.clone().into_std_path_buf(),
-    );
-    cfg.resolve_remote(&env, args.remote.as_deref(), args.read_only, &root)?;
+    let metadata = resolve_remote_in_workspace(
+        Some(cfg.cargo.clone()),
+        &mut cfg,
+        &env,
+        &cwd,
+        args.remote.as_deref(),
+        args.read_only,
+    )?;
     let mut failures = 0;
 
     println!("local store: {}", cfg.store_dir.display());

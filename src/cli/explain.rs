@@ -31,7 +31,7 @@ pub fn run(args: ExplainArgs) -> Result<i32, CliError> {
     }
     units.sort_by(|a, b| (&a.version, &a.kind).cmp(&(&b.version, &b.kind)));
     let env = Env::capture();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let cwd = super::workspace::working_dir();
     let store = BuildConfig::resolve(&env, cwd)
         .ok()
         .and_then(|cfg| LocalStore::open(&cfg.store_dir).ok());

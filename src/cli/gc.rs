@@ -2,18 +2,13 @@
 //! behind; with `--remote`, remove a listable remote's objects older than a duration.
 //! Every run says what it removes and what that frees.
 
-use std::path::PathBuf;
-
 use super::args::GcArgs;
-use crate::config::{BuildConfig, Env};
 use crate::errors::CliError;
 use crate::store::LocalStore;
 use crate::store::gc::{GcOptions, collect, human_bytes};
 
 pub fn run(args: GcArgs) -> Result<i32, CliError> {
-    let env = Env::capture();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let mut cfg = BuildConfig::resolve(&env, cwd.clone())?;
+    let (env, cwd, mut cfg) = super::workspace::settings_here()?;
     if args.remote {
         cfg.resolve_remote(&env, args.remote_uri.as_deref(), false, &cwd)?;
         return super::remote_gc::run(&cfg, args.older_than.unwrap_or_default(), args.dry_run);

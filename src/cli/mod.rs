@@ -20,6 +20,7 @@ mod store_session;
 mod verify;
 mod warm;
 mod worker;
+mod workspace;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -107,7 +108,7 @@ fn run_as_wrapper(rustc: PathBuf, rest: &[OsString]) -> i32 {
         eprintln!("error: xcache: failed to run {}: {err}", rustc.display());
         return 1;
     };
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let cwd = workspace::working_dir();
     crate::wrapper::run_wrapper(rustc, args, Env::capture(), cwd)
 }
 
@@ -118,7 +119,7 @@ fn run_build_script(rest: &[OsString]) -> i32 {
         eprintln!("error: xcache: the build-run mode needs the path of the script cargo ran");
         return 2;
     };
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let cwd = workspace::working_dir();
     crate::wrapper::run_build_script(PathBuf::from(ran), rest[1..].to_vec(), Env::capture(), cwd)
 }
 

@@ -1,7 +1,5 @@
 //! `cargo xcache prepare`: write the workspace's recipe.
 
-use std::path::PathBuf;
-
 use super::args::PrepareArgs;
 use crate::config::Env;
 use crate::errors::CliError;
@@ -9,12 +7,9 @@ use crate::recipe::{PrepareOptions, prepare};
 
 pub fn run(args: PrepareArgs) -> Result<i32, CliError> {
     let env = Env::capture();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let cwd = super::workspace::working_dir();
     let recipe = prepare(&PrepareOptions {
-        cargo: env
-            .get("CARGO")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "cargo".into()),
+        cargo: env.cargo(),
         cwd: cwd.clone(),
         manifest_path: args.manifest_path,
         bin: args.bin,

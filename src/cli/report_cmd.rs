@@ -45,7 +45,7 @@ pub(super) fn load_report(
     target_dir: Option<&Path>,
 ) -> Result<(PathBuf, String, BuildReport), CliError> {
     let env = Env::capture();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let cwd = super::workspace::working_dir();
     let target_dir = match (target_dir, env.get("CARGO_TARGET_DIR")) {
         (Some(d), _) => cwd.join(d),
         (None, Some(d)) => cwd.join(d),

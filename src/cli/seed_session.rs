@@ -358,30 +358,14 @@ impl SeedSession {
             kind.hit += 1;
             s.bytes_restored += p.bytes;
             s.bytes_linked += p.linked_bytes;
-            report.units.push(UnitRecord {
-                package: p.unit.package.clone(),
-                version: p.unit.version.clone(),
-                crate_name: p.unit.crate_name.clone(),
-                kind: p.unit.kind.to_string(),
-                target: p.unit.target.clone(),
-                outcome: Outcome::Hit,
-                reason: None,
-                detail: None,
-                compile_ms: Some(p.compile_ms),
-                restore_ms: None,
-                key: p.entry.clone(),
-                tier: Some("local".into()),
-                non_incremental_restore: p.incremental,
-                seeded: true,
-                miss_cause: None,
-                start_ms: None,
-                end_ms: None,
-                critical: false,
-                overhead: Default::default(),
-                cpu_ms: None,
-                checks_cpu_ms: None,
-                remote_exec: None,
-            });
+            report.units.push(seeded_hit(
+                p,
+                p.unit.crate_name.clone(),
+                p.unit.kind.to_string(),
+                Some(p.compile_ms),
+                p.entry.clone(),
+                p.incremental,
+            ));
             if !run {
                 continue;
             }
@@ -391,31 +375,15 @@ impl SeedSession {
             let kind = s.by_kind.entry("build-script-run".to_string()).or_default();
             kind.units += 1;
             kind.hit += 1;
-            report.units.push(UnitRecord {
-                package: p.unit.package.clone(),
-                version: p.unit.version.clone(),
-                crate_name: "build_script_build".to_string(),
-                kind: "build-script-run".to_string(),
-                target: p.unit.target.clone(),
-                outcome: Outcome::Hit,
-                reason: None,
-                detail: None,
-                compile_ms: None,
-                restore_ms: None,
+            report.units.push(seeded_hit(
+                p,
+                "build_script_build".to_string(),
+                "build-script-run".to_string(),
+                None,
                 // The run's files travel in the unit's pack.
-                key: Some(p.pack.clone()),
-                tier: Some("local".into()),
-                non_incremental_restore: false,
-                seeded: true,
-                miss_cause: None,
-                start_ms: None,
-                end_ms: None,
-                critical: false,
-                overhead: Default::default(),
-                cpu_ms: None,
-                checks_cpu_ms: None,
-                remote_exec: None,
-            });
+                Some(p.pack.clone()),
+                false,
+            ));
         }
         if report.exit_code == 0 {
             let t = Instant::now();
@@ -445,6 +413,42 @@ impl SeedSession {
             done.captured = stats.variants;
         }
         done
+    }
+}
+
+/// The report's record of a unit planted from the local store, or of its build script's
+/// run (`crate_name`, `kind`: the unit's or the run's; `key`: the entry or the pack).
+fn seeded_hit(
+    p: &Planted,
+    crate_name: String,
+    kind: String,
+    compile_ms: Option<u64>,
+    key: Option<String>,
+    non_incremental_restore: bool,
+) -> UnitRecord {
+    UnitRecord {
+        package: p.unit.package.clone(),
+        version: p.unit.version.clone(),
+        crate_name,
+        kind,
+        target: p.unit.target.clone(),
+        outcome: Outcome::Hit,
+        reason: None,
+        detail: None,
+        compile_ms,
+        restore_ms: None,
+        key,
+        tier: Some("local".into()),
+        non_incremental_restore,
+        seeded: true,
+        miss_cause: None,
+        start_ms: None,
+        end_ms: None,
+        critical: false,
+        overhead: Default::default(),
+        cpu_ms: None,
+        checks_cpu_ms: None,
+        remote_exec: None,
     }
 }
 

@@ -5,22 +5,15 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::args::StatsArgs;
-use crate::config::{BuildConfig, Env};
+use super::workspace::{resolve_remote_in_workspace, settings_here};
+use crate::config::BuildConfig;
 use crate::errors::CliError;
 use crate::store::gc::{GcOptions, collect, human_bytes};
 use crate::store::{LocalStore, RemoteStore};
 
 pub fn run(args: StatsArgs) -> Result<i32, CliError> {
-    let env = Env::capture();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let mut cfg = BuildConfig::resolve(&env, cwd.clone())?;
-    let root = cargo_metadata::MetadataCommand::new()
-        .no_deps()
-        .current_dir(&cwd)
-        .exec()
-        .map(|m| m.workspace_root.into_std_path_buf())
-        .unwrap_or(cwd);
-    cfg.resolve_remote(&env, args.remote.as_deref(), true, &root)?;
+    let (env, cwd, mut cfg) = settings_here()?;
+    resolve_remote_in_workspace(None, &mut cfg, &env, &cwd, args.remote.as_deref(), true)?;
     let store = LocalStore::open(&cfg.store_dir).map_err(|e| CliError::StoreDir {
         path: cfg.store_dir.path().to_path_buf(),
         source: std::io::Error::other(e.to_string()),

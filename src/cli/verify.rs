@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use super::args::VerifyArgs;
 use super::build::{BuildMode, run_build};
-use crate::config::{BuildConfig, Env};
 use crate::errors::CliError;
 use crate::plan::graph::selection_from_cargo_args;
 use crate::wrapper::{HitVerdict, Outcome, UnitEvent};
@@ -25,9 +24,7 @@ pub fn run(mut args: VerifyArgs) -> Result<i32, CliError> {
         args.sample.unwrap_or(DEFAULT_SAMPLE)
     };
     args.build.take_own_flags();
-    let env = Env::capture();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let cfg = BuildConfig::resolve(&env, cwd.clone())?;
+    let (_env, cwd, cfg) = super::workspace::settings_here()?;
     let sel = selection_from_cargo_args(&args.build.cargo_args);
     let dirs = directories(&cfg.cargo, &cwd, sel.manifest_path.as_deref())?;
     let target_dir = match &sel.target_dir {

@@ -5,7 +5,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::args::WarmArgs;
+use super::args::{WarmArgs, take_args};
 use super::build::{BuildMode, run_build};
 use crate::config::Env;
 use crate::errors::CliError;
@@ -14,7 +14,7 @@ use crate::recipe::{PrepareOptions, Recipe, lay_out, prepare, remove_local_artif
 pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
     args.take_recipe_path();
     let env = Env::capture();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let cwd = super::workspace::working_dir();
     let mut _tmp = None;
     let (recipe, root, bound) = match &args.recipe_path {
         Some(p) => {
@@ -59,10 +59,7 @@ pub fn run(mut args: WarmArgs) -> Result<i32, CliError> {
                 .cloned()
                 .collect();
             let recipe = prepare(&PrepareOptions {
-                cargo: env
-                    .get("CARGO")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| "cargo".into()),
+                cargo: env.cargo(),
                 cwd: cwd.clone(),
                 manifest_path,
                 bin: None,
@@ -142,23 +139,16 @@ fn climb(recipe: &Recipe) -> usize {
 /// `--manifest-path` names the real workspace: the skeleton build runs without it.
 fn take_manifest_path(cargo_args: &mut Vec<String>) -> Option<PathBuf> {
     let mut found = None;
-    let mut rest = Vec::with_capacity(cargo_args.len());
-    let mut it = std::mem::take(cargo_args).into_iter();
-    while let Some(a) = it.next() {
-        if a == "--" {
-            rest.push(a);
-            rest.extend(it.by_ref());
-            break;
-        }
+    take_args(cargo_args, |a, it| {
         if a == "--manifest-path" {
             found = it.next().map(PathBuf::from);
         } else if let Some(v) = a.strip_prefix("--manifest-path=") {
             found = Some(PathBuf::from(v));
         } else {
-            rest.push(a);
+            return false;
         }
-    }
-    *cargo_args = rest;
+        true
+    });
     found
 }
 

@@ -29,4 +29,4 @@ pub use capture::{
 };
 pub use plant::{PlantInput, Planted, plant};
 pub use record::{SeedRecord, SeedVariant, add_variant, holds_no_records, read_record};
-pub use rustc_info::RustcInfo;
+pub use rustc_info::{Guess, RustcInfo};
