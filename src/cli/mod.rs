@@ -3,7 +3,7 @@
 //! Entry point: [`main_impl`].
 
 mod args;
-mod build;
+mod build_command;
 mod doctor;
 mod explain;
 mod fresh;
@@ -70,15 +70,15 @@ pub fn main_impl() -> i32 {
         b
     };
     let result = match cli.command {
-        Command::Build(b) => build::run(CargoCommand::Build, raw_args(b)),
-        Command::Check(b) => build::run(CargoCommand::Check, raw_args(b)),
-        Command::Test(b) => build::run(CargoCommand::Test, raw_args(b)),
-        Command::Bench(b) => build::run(CargoCommand::Bench, raw_args(b)),
-        Command::Run(b) => build::run(CargoCommand::Run, raw_args(b)),
-        Command::Clippy(b) => build::run(CargoCommand::Clippy, raw_args(b)),
-        Command::Doc(b) => build::run(CargoCommand::Doc, raw_args(b)),
-        Command::Install(b) => build::run(CargoCommand::Install, raw_args(b)),
-        Command::Nextest(b) => build::run(CargoCommand::Nextest, raw_args(b)),
+        Command::Build(b) => build_command::run(CargoCommand::Build, raw_args(b)),
+        Command::Check(b) => build_command::run(CargoCommand::Check, raw_args(b)),
+        Command::Test(b) => build_command::run(CargoCommand::Test, raw_args(b)),
+        Command::Bench(b) => build_command::run(CargoCommand::Bench, raw_args(b)),
+        Command::Run(b) => build_command::run(CargoCommand::Run, raw_args(b)),
+        Command::Clippy(b) => build_command::run(CargoCommand::Clippy, raw_args(b)),
+        Command::Doc(b) => build_command::run(CargoCommand::Doc, raw_args(b)),
+        Command::Install(b) => build_command::run(CargoCommand::Install, raw_args(b)),
+        Command::Nextest(b) => build_command::run(CargoCommand::Nextest, raw_args(b)),
         Command::Report(r) => report_cmd::run(r),
         Command::Explain(e) => explain::run(e),
         Command::Stats(s) => stats::run(s),

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::args::VerifyArgs;
-use super::build::{BuildMode, run_build};
+use super::build_command::{BuildMode, run_build};
 use crate::errors::CliError;
 use crate::plan::graph::selection_from_cargo_args;
 use crate::wrapper::{HitVerdict, Outcome, UnitEvent};

@@ -6,7 +6,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::args::{WarmArgs, take_args};
-use super::build::{BuildMode, run_build};
+use super::build_command::{BuildMode, run_build};
 use crate::config::Env;
 use crate::errors::CliError;
 use crate::recipe::{PrepareOptions, Recipe, lay_out, prepare, remove_local_artifacts};

@@ -112,7 +112,7 @@ impl Plan {
         let switched = super::layout::by_switch(cargo_args, env).is_some();
         let learn = || (seeds && !switched).then(|| probe.layout());
         // Which files cargo locks in its build dir, with it apart from the target dir
-        // or not: cargo then starts while seeding plants (`cli::build`). A first build
+        // or not: cargo then starts while seeding plants (`cli::build_command`). A first build
         // learns them: where `cargo metadata` runs beside, both modes; otherwise only
         // the one the plan needs, after it.
         let locks = seeds && locking == CargoLocking::Learn;
