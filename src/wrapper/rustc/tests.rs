@@ -4,8 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use super::*;
+use super::adapter::{entry_rank, is_lib_artifact};
+use super::inputs::{is_shared_library, loads_crates, loads_macros, rustup_home};
+use super::unit::Rustc;
+use crate::config::{Env, WrapperConfig};
+use crate::key::{CompilerId, CrateKind, Key, RootKind, parse_rustc_args};
 use crate::observe::{Event, Op, Trace};
+use crate::reason::Uncacheable;
+use crate::wrapper::Outcome;
+use crate::wrapper::lifecycle::{Cached, Cx, OutSource, Ran};
 
 /// A checkout with a tagged target dir, in a temporary directory.
 struct Checkout {
