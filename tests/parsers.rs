@@ -271,7 +271,7 @@ proptest! {
 proptest! {
     #![proptest_config(config())]
 
-    /// rustc arguments holding any Unicode: `key/rustc_args.rs` slices a short flag at
+    /// rustc arguments holding any Unicode: `key/rustc_args/parse.rs` slices a short flag at
     /// byte 2 (`&arg[..2]`), which panics on `-é…`.
     #[test]
     fn rustc_args_take_any_unicode(args in rustc_args(".{0,20}")) {

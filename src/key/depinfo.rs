@@ -106,14 +106,20 @@ fn unescape_path(s: &str) -> String {
 
 /// rustc escapes `\` and newlines in env-dep values.
 fn unescape_env(s: &str) -> String {
+    unescape_backslashes(s, &[('n', '\n'), ('r', '\r')])
+}
+
+/// `s` with its backslash escapes undone: `\` and one of `letters` is the character
+/// that letter stands for, `\` and any other character that character, a `\` at the
+/// end itself. rustc's env-dep values (`\n`, `\r`) and the observer's record (`\n`,
+/// `\t`, `observe::Trace`) escape different characters: each passes its own letters.
+pub(crate) fn unescape_backslashes(s: &str, letters: &[(char, char)]) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
         if c == '\\' {
             match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('r') => out.push('\r'),
-                Some(other) => out.push(other),
+                Some(e) => out.push(letters.iter().find(|(l, _)| *l == e).map_or(e, |&(_, c)| c)),
                 None => out.push('\\'),
             }
         } else {

@@ -52,6 +52,7 @@ pub use c_debug_map::{
 };
 pub use clippy::{behind_clippy, clippy_identity, is_clippy_driver, toolchain_clippy_driver};
 pub use compiler::{CompilerId, cargo_version, compiler_id};
+pub(crate) use depinfo::unescape_backslashes;
 pub use depinfo::{DepInfo, EnvDep};
 pub use file_digest::{digest_open, hash_file};
 pub use hasher::{Key, KeyHasher};

@@ -186,22 +186,9 @@ fn parse_line(line: &str) -> Option<Event> {
     })
 }
 
+/// The observer escapes `\`, newlines and tabs (`preload.c`).
 fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some(other) => out.push(other),
-                None => out.push('\\'),
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::key::unescape_backslashes(s, &[('n', '\n'), ('t', '\t')])
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! Likewise a build script's read of PATH is recorded with its chain of calls: when the
 //! `cc` crate reads it to look for a compiler or archiver, the probes it makes in PATH's
 //! directories are a search, keyed by what each name resolves to (see
-//! `classify::PathSearches`).
+//! `classify::path_searches`).
 
 use std::collections::HashMap;
 use std::path::Path;
