@@ -44,6 +44,11 @@ pub enum CacheError {
     /// not understood): compiles run here for the rest of the build.
     #[error("remote execution {uri}: {message}")]
     Executor { uri: String, message: String },
+    /// No worker of the Execution service took a compile within the queue wait
+    /// (`XCACHE_EXECUTOR_QUEUE_WAIT`) while none had taken one of its platform in this
+    /// build: compiles of that platform run here for the rest of the build.
+    #[error("remote execution {uri}: {message}")]
+    ExecutorUnserved { uri: String, message: String },
     #[error("refused cache entry {path}: {reason}")]
     Untrusted { path: PathBuf, reason: String },
     #[error("{0}")]
@@ -65,6 +70,7 @@ impl CacheError {
             CacheError::Remote { code, .. } => code,
             CacheError::RemoteConfig(_) => "remote-config-invalid",
             CacheError::Executor { .. } => "executor-unavailable",
+            CacheError::ExecutorUnserved { .. } => "executor-unserved",
             CacheError::Untrusted { .. } => "untrusted-entry",
             CacheError::Setting(_) => "invalid-setting",
             CacheError::PlantingOff(_) => "planting-off",

@@ -21,6 +21,9 @@ const SENT: &[&str] = &["generated", "macros", "mid", "util"];
 
 /// A remote compile may wait this long (queue included): generous, for 2 busy cores.
 const EXEC_TIMEOUT: (&str, &str) = ("XCACHE_EXECUTOR_TIMEOUT", "5m");
+/// Long enough that a worker busy with one compile on that machine is not taken for no
+/// worker at all (the queue wait's own test is the proc-macro's, below).
+const QUEUE_WAIT: (&str, &str) = ("XCACHE_EXECUTOR_QUEUE_WAIT", "5m");
 
 fn remote_exec(r: &Report, crate_name: &str) -> serde_json::Value {
     r.unit(crate_name)["remote_exec"].clone()
@@ -51,7 +54,7 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
     let w2 = Worker::start(&bgd, "w2", wdir.path(), &[]);
     let uri = exec_uri(&bgd);
     let s = Scratch::new();
-    let exec = [("XCACHE_EXECUTOR", uri.as_str()), EXEC_TIMEOUT];
+    let exec = [("XCACHE_EXECUTOR", uri.as_str()), EXEC_TIMEOUT, QUEUE_WAIT];
     let logs = || {
         format!(
             "w1:\n{}\nw2:\n{}\nbgd:\n{}",
@@ -229,7 +232,8 @@ fn an_executor_that_is_down_costs_one_warning_and_every_compile_runs_here() {
     assert!(t.elapsed() < Duration::from_secs(300));
 
     // A setting not understood stops the build, naming the variable: a URI that is not
-    // an Execution service, a timeout past the bound, a count that is not one.
+    // an Execution service, a timeout past the bound, a count that is not one, a wait
+    // that is not a duration.
     let refused = |env: &[(&str, &str)], name: &str| {
         let bad = xcache_build(&ws, &s.store(), &[], env);
         assert!(!bad.output.status.success());
@@ -247,6 +251,13 @@ fn an_executor_that_is_down_costs_one_warning_and_every_compile_runs_here() {
         &[("XCACHE_EXECUTOR", &uri), ("XCACHE_EXECUTOR_LOCAL", "half")],
         "XCACHE_EXECUTOR_LOCAL",
     );
+    refused(
+        &[
+            ("XCACHE_EXECUTOR", &uri),
+            ("XCACHE_EXECUTOR_QUEUE_WAIT", "soon"),
+        ],
+        "XCACHE_EXECUTOR_QUEUE_WAIT",
+    );
 }
 
 /// `XCACHE_EXECUTOR_LOCAL=1`: a compile that finds the local slot free runs here (one
@@ -263,6 +274,7 @@ fn a_free_local_slot_keeps_a_compile_here_and_a_taken_one_sends_it() {
         ("XCACHE_EXECUTOR", uri.as_str()),
         ("XCACHE_EXECUTOR_LOCAL", "1"),
         EXEC_TIMEOUT,
+        QUEUE_WAIT,
     ];
 
     // One job at a time: the slot is always free.
@@ -300,9 +312,10 @@ fn a_free_local_slot_keeps_a_compile_here_and_a_taken_one_sends_it() {
 
 /// A worker whose linker is not this machine's (here: started with a `LIBRARY_PATH`,
 /// which the driver reads, so its linker identity differs) is never given the
-/// proc-macro: the action waits for a worker that offers this machine's linker until
-/// the deadline, then compiles here; the libraries are its. A proc-macro whose link a
-/// `-C link-arg` changes is not sent at all (`linker`).
+/// proc-macro: the action waits for a worker that offers this machine's linker for the
+/// queue wait, then compiles here (`executor-unserved`, well before the deadline); the
+/// libraries are its. A proc-macro whose link a `-C link-arg` changes is not sent at all
+/// (`linker`).
 #[test]
 fn a_proc_macro_is_not_given_to_a_worker_with_another_linker() {
     let pg = postgres();
@@ -319,8 +332,10 @@ fn a_proc_macro_is_not_given_to_a_worker_with_another_linker() {
     let s = Scratch::new();
     let exec = [
         ("XCACHE_EXECUTOR", uri.as_str()),
-        // Long enough for a library on a busy 2-core machine, short for the wait.
-        ("XCACHE_EXECUTOR_TIMEOUT", "40s"),
+        // Long enough for a library on a busy 2-core machine: the proc-macro's wait is
+        // ended by the queue wait, not by this.
+        ("XCACHE_EXECUTOR_TIMEOUT", "5m"),
+        ("XCACHE_EXECUTOR_QUEUE_WAIT", "8s"),
     ];
     let ws = s.checkout("basic-workspace", "a/ws");
     let b = xcache_build(&ws, &s.store(), &[], &exec);
@@ -329,7 +344,22 @@ fn a_proc_macro_is_not_given_to_a_worker_with_another_linker() {
     let r = Report::read(&ws.join("target"));
     let rx = remote_exec(&r, "macros");
     assert!(rx["worker"].is_null(), "{rx}\n{}", w1.log_text());
-    assert_eq!(rx["fallback"], "executor-unavailable", "{rx}");
+    assert_eq!(rx["fallback"], "executor-unserved", "{rx}");
+    assert!(
+        rx["detail"]
+            .as_str()
+            .unwrap()
+            .contains("XCACHE_EXECUTOR_QUEUE_WAIT"),
+        "{rx}"
+    );
+    // Said once; the cache stays in use.
+    let stderr = b.stderr();
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("[executor-unserved]"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(!said[0].contains("without the cache"), "{}", said[0]);
     assert_eq!(r.unit("macros")["outcome"], "miss");
     // The libraries that did not wait behind the proc-macro ran on the worker.
     assert_eq!(remote_exec(&r, "util")["worker"], "w1", "{}", w1.log_text());
@@ -373,6 +403,7 @@ fn inputs_gone_from_the_cas_before_a_worker_reads_them_compile_here() {
     cmd.args(["xcache", "build", "--message-format=json"])
         .env("XCACHE_EXECUTOR", &uri)
         .env(EXEC_TIMEOUT.0, EXEC_TIMEOUT.1)
+        .env(QUEUE_WAIT.0, QUEUE_WAIT.1)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::common::exec_servers::{Worker, buildgrid_exec, buildgrid_exec_at, exec_uri, postgres};
 use xcache::config::{RemoteDefaults, RemoteSpec};
 use xcache::exec::observed::{self, Confinement};
-use xcache::exec::{Bytes, ExecRequest, Executor, InputFile, InputRoot};
+use xcache::exec::{Bytes, ExecRequest, Executor, InputFile, InputRoot, QueueWait};
 
 /// One remote run may take this long (the queue included): generous, for a machine
 /// whose 2 cores run other tests too. Nothing is asserted about time.
@@ -97,7 +97,7 @@ fn two_workers_run_actions_with_their_outputs_and_observations() {
                 )
             })
             .collect();
-        let runs = futures_util::future::join_all(reqs.iter().map(|r| ex.execute(r))).await;
+        let runs = futures_util::future::join_all(reqs.iter().map(|r| ex.execute(r, None))).await;
         for (i, run) in runs.into_iter().enumerate() {
             let run = run.unwrap_or_else(|e| {
                 panic!(
@@ -169,12 +169,15 @@ fn a_forged_observation_is_replaced_paths_out_of_the_root_are_refused_and_blobs_
     rt.block_on(async {
         // The command writes the observation file itself: the worker's own replaces it.
         let run = ex
-            .execute(&shell(
-                &format!("echo forged > {}", xcache::exec::wire::OBSERVED),
-                "x",
-                &[xcache::exec::wire::OBSERVED],
-                &[],
-            ))
+            .execute(
+                &shell(
+                    &format!("echo forged > {}", xcache::exec::wire::OBSERVED),
+                    "x",
+                    &[xcache::exec::wire::OBSERVED],
+                    &[],
+                ),
+                None,
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", w.log_text()));
         let observed = ex
@@ -192,12 +195,15 @@ fn a_forged_observation_is_replaced_paths_out_of_the_root_are_refused_and_blobs_
         // A run that left a symbolic link in its directory (a read through it looks
         // inside the root by name): the worker vouches for nothing, no record.
         let run = ex
-            .execute(&shell(
-                "ln -s /etc link && cat link/hostname >/dev/null",
-                "x",
-                &[xcache::exec::wire::OBSERVED],
-                &[],
-            ))
+            .execute(
+                &shell(
+                    "ln -s /etc link && cat link/hostname >/dev/null",
+                    "x",
+                    &[xcache::exec::wire::OBSERVED],
+                    &[],
+                ),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
@@ -206,7 +212,7 @@ fn a_forged_observation_is_replaced_paths_out_of_the_root_are_refused_and_blobs_
         // An output path that leaves the working directory: the worker refuses the
         // action, the client gets an error (and would compile locally), no result.
         let err = ex
-            .execute(&shell("true", "x", &["../escape.txt"], &[]))
+            .execute(&shell("true", "x", &["../escape.txt"], &[]), None)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("leaves"), "{err}");
@@ -215,13 +221,13 @@ fn a_forged_observation_is_replaced_paths_out_of_the_root_are_refused_and_blobs_
         // emptied) between two runs of one action: the client finds them missing,
         // sends them again, and the action runs as before.
         let req = shell("cat in.txt", "kept", &[], &[]);
-        let first = ex.execute(&req).await.unwrap();
+        let first = ex.execute(&req, None).await.unwrap();
         assert_eq!(String::from_utf8_lossy(&first.stdout), "kept");
         let removed =
             remove_files(&bgd.dir.path().join("cas")) + remove_files(&dir.path().join("blobs"));
         assert!(removed > 0);
         let again = ex
-            .execute(&req)
+            .execute(&req, None)
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", w.log_text()));
         assert_eq!(again.exit_code, 0);
@@ -250,7 +256,7 @@ fn a_worker_killed_mid_action_loses_nothing_and_the_server_restarted_is_served_a
     let req = shell(&script, "x", &["out.txt"], &[]);
     let ex = executor(&uri);
     let run = rt.block_on(async {
-        let pending = ex.execute(&req);
+        let pending = ex.execute(&req, None);
         tokio::pin!(pending);
         // Wait for the first run to start on w1, then kill w1 and start w2.
         let lock_pid = lock.join("pid");
@@ -302,7 +308,7 @@ fn a_worker_killed_mid_action_loses_nothing_and_the_server_restarted_is_served_a
     let bgd = buildgrid_exec_at(&pg, port, kept);
     let ex = executor(&exec_uri(&bgd));
     let run = rt
-        .block_on(ex.execute(&shell("cat in.txt", "after restart", &[], &[])))
+        .block_on(ex.execute(&shell("cat in.txt", "after restart", &[], &[]), None))
         .unwrap_or_else(|e| panic!("{e}\nw2:\n{}", w2.log_text()));
     assert_eq!(run.exit_code, 0);
     assert_eq!(String::from_utf8_lossy(&run.stdout), "after restart");
@@ -376,7 +382,7 @@ fn a_rustc_library_compiled_by_a_worker_is_judged_by_what_it_read() {
     rt.block_on(async {
         // Reads only its source and the toolchain: confined, with the sysroot agreed.
         let run = ex
-            .execute(&rustc_lib(&rustc, "pub fn answer() -> u32 { 42 }\n"))
+            .execute(&rustc_lib(&rustc, "pub fn answer() -> u32 { 42 }\n"), None)
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", w.log_text()));
         assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
@@ -399,10 +405,13 @@ fn a_rustc_library_compiled_by_a_worker_is_judged_by_what_it_read() {
 
         // A source that includes a file of the worker's own: outside, a local compile.
         let run = ex
-            .execute(&rustc_lib(
-                &rustc,
-                "pub const HOST: &str = include_str!(\"/etc/hostname\");\n",
-            ))
+            .execute(
+                &rustc_lib(
+                    &rustc,
+                    "pub const HOST: &str = include_str!(\"/etc/hostname\");\n",
+                ),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(run.exit_code, 0, "{}", String::from_utf8_lossy(&run.stderr));
@@ -457,7 +466,7 @@ fn a_worker_asked_to_stop_finishes_and_reports_its_action_then_exits() {
     );
     let req = shell(&script, "x", &["out.txt"], &[]);
     let run = rt.block_on(async {
-        let pending = ex.execute(&req);
+        let pending = ex.execute(&req, None);
         tokio::pin!(pending);
         while !started.exists() {
             tokio::select! {
@@ -478,4 +487,75 @@ fn a_worker_asked_to_stop_finishes_and_reports_its_action_then_exits() {
     let status = w.wait_exit();
     assert!(status.success(), "{status:?}\n{}", w.log_text());
     assert!(w.log_text().contains("stopped"), "{}", w.log_text());
+}
+
+/// An action no worker can take (its platform asks for an OS no worker offers) is given
+/// up once the queue wait is over, cancelled, and said so; one that a worker takes is
+/// told as taken and runs past the wait to its end; and while another action of the
+/// platform is known taken (`served`), the wait does not end one either.
+#[test]
+fn an_action_no_worker_takes_is_given_up_after_the_queue_wait_and_a_taken_one_runs_on() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = Worker::start(&bgd, "w1", dir.path(), &[]);
+    let rt = runtime();
+    let _in_rt = rt.enter();
+    let ex = executor(&exec_uri(&bgd));
+    let taken_count = AtomicUsize::new(0);
+    let taken = || {
+        taken_count.fetch_add(1, Ordering::SeqCst);
+    };
+    let not_served = || false;
+    let wait = QueueWait {
+        limit: Duration::from_secs(2),
+        served: &not_served,
+        taken: &taken,
+    };
+
+    let mut nobodys = shell("echo x > out.txt", "x", &["out.txt"], &[]);
+    nobodys
+        .platform
+        .insert("OSFamily".into(), "xcache-no-such-os".into());
+    let e = rt
+        .block_on(ex.execute(&nobodys, Some(&wait)))
+        .err()
+        .expect("no worker offers that platform");
+    assert_eq!(e.code(), "executor-unserved", "{e}");
+    assert!(e.to_string().contains("XCACHE_EXECUTOR_QUEUE_WAIT"), "{e}");
+    assert_eq!(taken_count.load(Ordering::SeqCst), 0);
+
+    // The worker has run an action (so it is polling the server), then one that runs
+    // longer than the wait: taken, so the wait does not end it.
+    let warm = shell("cat in.txt > out.txt", "warm", &["out.txt"], &[]);
+    rt.block_on(ex.execute(&warm, None)).unwrap();
+    let wait = QueueWait {
+        limit: Duration::from_secs(5),
+        ..wait
+    };
+    let slow = shell("sleep 8; cat in.txt > out.txt", "slow", &["out.txt"], &[]);
+    let r = rt
+        .block_on(ex.execute(&slow, Some(&wait)))
+        .unwrap_or_else(|e| panic!("{e}\n{}", w1.log_text()));
+    assert_eq!(r.exit_code, 0);
+    assert!(r.outputs.contains_key("out.txt"));
+    assert_eq!(taken_count.load(Ordering::SeqCst), 1);
+
+    // The platform known served: an action no worker takes waits past the queue wait
+    // (here, to a short deadline of its own).
+    let served = || true;
+    let wait_served = QueueWait {
+        limit: Duration::from_millis(500),
+        served: &served,
+        taken: &taken,
+    };
+    let spec = RemoteSpec::parse(&exec_uri(&bgd), &RemoteDefaults::default()).unwrap();
+    let short = Executor::new(&spec, Duration::from_secs(4)).unwrap();
+    let e = rt
+        .block_on(short.execute(&nobodys, Some(&wait_served)))
+        .err()
+        .expect("no worker offers that platform");
+    assert_eq!(e.code(), "remote-timed-out", "{e}");
+    drop(w1);
 }

@@ -43,6 +43,9 @@ pub mod vars {
     /// How many of the compiles that could go to the workers run here at once (a count,
     /// or `auto` for this machine's cores; 0 by default: every one is sent).
     pub const EXECUTOR_LOCAL: &str = "XCACHE_EXECUTOR_LOCAL";
+    /// How long a compile may wait in the executor's queue for a worker, while no
+    /// compile of its platform has been taken in this build.
+    pub const EXECUTOR_QUEUE_WAIT: &str = "XCACHE_EXECUTOR_QUEUE_WAIT";
     /// `1`: read the remote, never write it.
     pub const READ_ONLY: &str = "XCACHE_READ_ONLY";
     /// Set by `cargo xcache build` for its wrappers: `1` means the front-end uploads

@@ -154,6 +154,9 @@ pub struct ExecutorSpec {
     pub server: RemoteSpec,
     /// One compile's limit, the queue included (`XCACHE_EXECUTOR_TIMEOUT`).
     pub deadline: std::time::Duration,
+    /// How long a compile may wait for a worker to take it while no compile of its
+    /// platform has been taken in this build (`XCACHE_EXECUTOR_QUEUE_WAIT`).
+    pub queue_wait: std::time::Duration,
     /// How many of the compiles that could go to the workers run here at once
     /// (`XCACHE_EXECUTOR_LOCAL`: a count, or `auto` for this machine's cores; 0, all
     /// sent, when unset).
@@ -164,8 +167,13 @@ pub struct ExecutorSpec {
 /// a compile that waits in a busy farm's queue longer than this is done locally.
 pub const DEFAULT_EXECUTOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// How long a compile waits for a worker to take it, while no worker has taken one of
+/// its platform in this build, unless `XCACHE_EXECUTOR_QUEUE_WAIT` says otherwise: a
+/// farm with no worker for a platform costs this once per build.
+pub const DEFAULT_EXECUTOR_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl ExecutorSpec {
-    /// `XCACHE_EXECUTOR` (and `XCACHE_EXECUTOR_TIMEOUT`), checked: `None` when unset; an
+    /// `XCACHE_EXECUTOR` (and `XCACHE_EXECUTOR_TIMEOUT`, `_QUEUE_WAIT`, `_LOCAL`), checked: `None` when unset; an
     /// error that names the variable when it is not a `grpc://`/`grpcs://` URI.
     pub fn from_env(env: &Env) -> Result<Option<ExecutorSpec>, CliError> {
         let Some(uri) = env.get(vars::EXECUTOR).filter(|u| !u.trim().is_empty()) else {
@@ -185,14 +193,16 @@ impl ExecutorSpec {
                     .into(),
             ));
         }
-        let deadline = match env.get(vars::EXECUTOR_TIMEOUT) {
-            None => DEFAULT_EXECUTOR_TIMEOUT,
+        let duration = |name: &str, default| match env.get(name) {
+            None => Ok(default),
             Some(t) => super::parse_timeout(t).map_err(|message| CliError::InvalidSetting {
-                name: vars::EXECUTOR_TIMEOUT.into(),
+                name: name.into(),
                 value: t.to_string(),
                 message,
-            })?,
+            }),
         };
+        let deadline = duration(vars::EXECUTOR_TIMEOUT, DEFAULT_EXECUTOR_TIMEOUT)?;
+        let queue_wait = duration(vars::EXECUTOR_QUEUE_WAIT, DEFAULT_EXECUTOR_QUEUE_WAIT)?;
         let local = match env.get(vars::EXECUTOR_LOCAL) {
             None => 0,
             Some("auto") => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -207,6 +217,7 @@ impl ExecutorSpec {
         Ok(Some(ExecutorSpec {
             server,
             deadline,
+            queue_wait,
             local,
         }))
     }

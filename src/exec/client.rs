@@ -3,7 +3,9 @@
 //!
 //! The whole exchange is bounded by one deadline (uploads, the queue, the run, the
 //! answer): a server that is gone, slow or wrong costs at most that, and the caller
-//! compiles locally. Nothing the answer says is trusted for coming from the server: an
+//! compiles locally. While no worker is known to serve the action's platform, its wait
+//! in the queue is bounded too ([`QueueWait`]): a farm with no worker for it costs that
+//! wait, not the deadline. Nothing the answer says is trusted for coming from the server: an
 //! output is named by digest and checked against it when fetched, and what the worker
 //! observed is judged by the caller.
 
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use bazel_remote_apis::google::longrunning::operation;
+use bazel_remote_apis::google::longrunning::operations_client::OperationsClient;
 use futures_util::StreamExt;
 use prost::Message as _;
 use re::execution_client::ExecutionClient;
@@ -61,6 +64,18 @@ pub struct Executed {
     pub bytes_down: u64,
 }
 
+/// How long an action may wait for a worker to take it, while no worker is known to
+/// serve its platform: when the wait is over and still none is, the action is cancelled
+/// and [`Executor::execute`] answers [`CacheError::ExecutorUnserved`].
+pub struct QueueWait<'a> {
+    pub limit: Duration,
+    /// Whether a worker took an action of this platform meanwhile (another compile of
+    /// the build): then this one waits on, to the deadline.
+    pub served: &'a (dyn Fn() -> bool + Sync),
+    /// Told once, when a worker takes this action.
+    pub taken: &'a (dyn Fn() + Sync),
+}
+
 /// A client of one server's Execution service (and its CAS).
 pub struct Executor {
     cas: Reapi,
@@ -80,8 +95,13 @@ impl Executor {
 
     /// Runs `req` remotely: uploads what the server lacks, asks for the run, waits for
     /// its answer. An `Err` is "no usable answer in time".
-    pub async fn execute(&self, req: &ExecRequest) -> Result<Executed, CacheError> {
-        match tokio::time::timeout(self.deadline, self.execute_inner(req)).await {
+    /// `queue`: how long it may wait for a worker, where no worker is known to serve it.
+    pub async fn execute(
+        &self,
+        req: &ExecRequest,
+        queue: Option<&QueueWait<'_>>,
+    ) -> Result<Executed, CacheError> {
+        match tokio::time::timeout(self.deadline, self.execute_inner(req, queue)).await {
             Ok(r) => r,
             Err(_) => Err(CacheError::Remote {
                 code: "remote-timed-out",
@@ -94,7 +114,11 @@ impl Executor {
         }
     }
 
-    async fn execute_inner(&self, req: &ExecRequest) -> Result<Executed, CacheError> {
+    async fn execute_inner(
+        &self,
+        req: &ExecRequest,
+        queue: Option<&QueueWait<'_>>,
+    ) -> Result<Executed, CacheError> {
         let merkle = req.inputs.merkle()?;
         #[expect(
             deprecated,
@@ -167,7 +191,7 @@ impl Executor {
             }
         }
 
-        let response = self.run(&action_digest, req.cache_lookup).await?;
+        let response = self.run(&action_digest, req.cache_lookup, queue).await?;
         if let Some(s) = response.status.as_ref().filter(|s| s.code != 0) {
             return Err(self.failed(s.code, &s.message));
         }
@@ -219,11 +243,13 @@ impl Executor {
         }
     }
 
-    /// One `Execute` call, followed to its end.
+    /// One `Execute` call, followed to its end; with `queue`, given up (and cancelled)
+    /// when no worker takes it within the wait and none is known to serve its platform.
     async fn run(
         &self,
         action_digest: &re::Digest,
         cache_lookup: bool,
+        queue: Option<&QueueWait<'_>>,
     ) -> Result<re::ExecuteResponse, CacheError> {
         let mut client = ExecutionClient::new(self.cas.channel());
         let req = self.cas.request(re::ExecuteRequest {
@@ -232,27 +258,79 @@ impl Executor {
             action_digest: Some(action_digest.clone()),
             ..Default::default()
         });
+        let mut waiting = queue.map(|q| (q, tokio::time::Instant::now() + q.limit));
         let mut stream = client
             .execute(req)
             .await
             .map_err(|s| self.cas.failed(&s))?
             .into_inner();
-        while let Some(op) = stream.next().await {
+        let mut name = String::new();
+        loop {
+            let next = match waiting {
+                Some((q, end)) => tokio::select! {
+                    next = stream.next() => next,
+                    () = tokio::time::sleep_until(end) => {
+                        if (q.served)() {
+                            waiting = None;
+                            continue;
+                        }
+                        self.cancel(&name).await;
+                        return Err(CacheError::ExecutorUnserved {
+                            uri: self.cas.spec().display().to_string(),
+                            message: format!(
+                                "no worker took a compile within {:?} \
+                                 (XCACHE_EXECUTOR_QUEUE_WAIT)",
+                                q.limit
+                            ),
+                        });
+                    }
+                },
+                None => stream.next().await,
+            };
+            let Some(op) = next else { break };
             let op = op.map_err(|s| self.cas.failed(&s))?;
-            if !op.done {
-                continue;
-            }
-            return match op.result {
-                Some(operation::Result::Response(any)) => {
+            name.clone_from(&op.name);
+            let response = match (op.done, op.result) {
+                (false, _) => None,
+                (true, Some(operation::Result::Response(any))) => Some(
                     re::ExecuteResponse::decode(any.value.as_slice()).map_err(|e| {
                         self.unexpected(&format!("the ExecuteResponse does not decode ({e})"))
-                    })
+                    })?,
+                ),
+                (true, Some(operation::Result::Error(s))) => {
+                    return Err(self.failed(s.code, &s.message));
                 }
-                Some(operation::Result::Error(s)) => Err(self.failed(s.code, &s.message)),
-                None => Err(self.unexpected("the operation ended with no result")),
+                (true, None) => return Err(self.unexpected("the operation ended with no result")),
             };
+            // A worker took it: it runs, or ran (a result from the action cache is no
+            // worker's).
+            let ran = response.as_ref().is_some_and(|r| !r.cached_result);
+            if let Some((q, _)) = waiting
+                && (ran || executing(op.metadata.as_ref()))
+            {
+                (q.taken)();
+                waiting = None;
+            }
+            if let Some(response) = response {
+                return Ok(response);
+            }
         }
         Err(self.unexpected("the operation stream ended before the operation did"))
+    }
+
+    /// Asks the server to drop an action no worker took (best effort, briefly): it
+    /// would wait in the queue for nobody.
+    async fn cancel(&self, name: &str) {
+        if name.is_empty() {
+            return;
+        }
+        let mut ops = OperationsClient::new(self.cas.channel());
+        let req = self.cas.request(
+            bazel_remote_apis::google::longrunning::CancelOperationRequest {
+                name: name.to_string(),
+            },
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(2), ops.cancel_operation(req)).await;
     }
 
     /// stdout or stderr: inline, or a blob.
@@ -347,4 +425,13 @@ pub fn is_unreachable(e: &CacheError) -> bool {
         },
         _ => false,
     }
+}
+
+/// Whether an operation's metadata says a worker is running it.
+fn executing(metadata: Option<&bazel_remote_apis::google::protobuf::Any>) -> bool {
+    use re::execution_stage::Value as Stage;
+    metadata
+        .filter(|m| m.type_url.ends_with("ExecuteOperationMetadata"))
+        .and_then(|m| re::ExecuteOperationMetadata::decode(m.value.as_slice()).ok())
+        .is_some_and(|m| m.stage == Stage::Executing as i32 || m.stage == Stage::Completed as i32)
 }

@@ -9,5 +9,5 @@ pub mod send;
 mod tree;
 pub mod wire;
 
-pub use client::{ExecRequest, Executed, Executor, is_unreachable};
+pub use client::{ExecRequest, Executed, Executor, QueueWait, is_unreachable};
 pub use tree::{Bytes, InputFile, InputRoot, Merkle, digest_file};

@@ -1,6 +1,8 @@
 //! One compile sent to the executor ([`attempt`]); an executor found down is given up
-//! for the rest of the build (a state file the build's processes share).
+//! for the rest of the build, and so is a platform no worker took a compile of within
+//! the queue wait (state files the build's processes share).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -11,7 +13,7 @@ use super::request::request;
 use super::roots::Roots;
 use crate::config::ExecutorSpec;
 use crate::errors::CacheError;
-use crate::exec::Executor;
+use crate::exec::{Executor, QueueWait};
 
 /// Runs the compile remotely. `Err` is why it must run here instead; a server found
 /// down is recorded for the build and warned about once.
@@ -28,6 +30,23 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
     let t = Instant::now();
     let roots = Roots::new(cx.path_map());
     let req = request(cx, job, &roots).map_err(|m| (Fallback::InputRoot, m))?;
+    let platform = PlatformState::new(job.spec, &req.platform);
+    if let Some(why) = platform.unserved() {
+        return Err((
+            Fallback::Unserved,
+            format!("given up earlier in this build for this platform ({why})"),
+        ));
+    }
+    let served = || platform.served();
+    let taken = || platform.mark_served();
+    let queue = QueueWait {
+        limit: job.spec.queue_wait,
+        served: &served,
+        taken: &taken,
+    };
+    // Once a worker took a compile of this platform, a wait in the queue is a busy
+    // farm's: only the deadline bounds it.
+    let queue = (!platform.served()).then_some(&queue);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -35,16 +54,15 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
     let result = rt.block_on(async {
         let ex = Executor::new(&job.spec.server, job.spec.deadline)
             .map_err(|e| (Fallback::Unavailable, said(&e)))?;
-        let run = ex.execute(&req).await.map_err(|e| {
-            let down = crate::exec::is_unreachable(&e);
-            (
-                if down {
-                    Fallback::Unavailable
-                } else {
-                    Fallback::Failed
-                },
-                said(&e),
-            )
+        let run = ex.execute(&req, queue).await.map_err(|e| {
+            let fallback = if matches!(e, CacheError::ExecutorUnserved { .. }) {
+                Fallback::Unserved
+            } else if crate::exec::is_unreachable(&e) {
+                Fallback::Unavailable
+            } else {
+                Fallback::Failed
+            };
+            (fallback, said(&e))
         })?;
         finish(cx, job, &roots, &ex, run).await
     });
@@ -61,7 +79,68 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
             });
             Err((Fallback::Unavailable, why))
         }
+        Err((Fallback::Unserved, why)) => {
+            platform.mark_unserved(&why);
+            cx.warn(&CacheError::ExecutorUnserved {
+                uri: job.spec.server.display().to_string(),
+                message: format!(
+                    "{why}; compiles for its platform run here for the rest of the build"
+                ),
+            });
+            Err((Fallback::Unserved, why))
+        }
         Err(e) => Err(e),
+    }
+}
+
+/// What the build's processes know of one platform on the executor: a worker took a
+/// compile of it (`served`), or none took one within the queue wait while none had
+/// (`unserved`). Two files, each written once, so that neither undoes the other.
+struct PlatformState {
+    served: PathBuf,
+    unserved: PathBuf,
+}
+
+impl PlatformState {
+    fn new(spec: &ExecutorSpec, platform: &BTreeMap<String, String>) -> PlatformState {
+        let mut h = crate::key::KeyHasher::new("executor-platform");
+        h.str("uri", &spec.server.display())
+            .str("properties", &platform.len().to_string());
+        for (k, v) in platform {
+            h.str("name", k).str("value", v);
+        }
+        let base = state_file(spec);
+        let name = |what: &str| {
+            let mut n = base.as_os_str().to_owned();
+            n.push(format!("-{}.{what}", &h.finish().to_hex()[..16]));
+            PathBuf::from(n)
+        };
+        PlatformState {
+            served: name("served"),
+            unserved: name("unserved"),
+        }
+    }
+
+    fn served(&self) -> bool {
+        self.served.exists()
+    }
+
+    fn mark_served(&self) {
+        let _ = crate::fsx::write_atomic(&self.served, b"served\n");
+    }
+
+    /// Why the platform was given up, when it was and no worker took one since.
+    fn unserved(&self) -> Option<String> {
+        if self.served() {
+            return None;
+        }
+        std::fs::read_to_string(&self.unserved)
+            .ok()
+            .map(|t| t.trim().to_string())
+    }
+
+    fn mark_unserved(&self, why: &str) {
+        let _ = crate::fsx::write_atomic(&self.unserved, format!("{why}\n").as_bytes());
     }
 }
 

@@ -15,6 +15,10 @@ pub enum Fallback {
     /// The server answered with an error (a blob gone, a worker lost, no worker with
     /// this compiler before the deadline).
     Failed,
+    /// No worker took it within the queue wait (`XCACHE_EXECUTOR_QUEUE_WAIT`) while
+    /// none had taken a compile of its platform in this build, or one such was found
+    /// earlier in the build: compiles of that platform run here.
+    Unserved,
     /// The input root could not be made (a file under no root, too many files).
     InputRoot,
     /// The worker saw the compile read outside what it was given.
@@ -41,6 +45,7 @@ impl Fallback {
         match self {
             Fallback::Unavailable => "executor-unavailable",
             Fallback::Failed => "executor-failed",
+            Fallback::Unserved => "executor-unserved",
             Fallback::InputRoot => "input-root",
             Fallback::ReadOutside => "read-outside",
             Fallback::Unobserved => "unobserved",

@@ -504,7 +504,9 @@ impl Session {
             if let Some(uri) = &executor {
                 // Generous: a remote compile waits in the queue of 2 busy cores.
                 cmd.env("XCACHE_EXECUTOR", uri)
-                    .env("XCACHE_EXECUTOR_TIMEOUT", "5m");
+                    .env("XCACHE_EXECUTOR_TIMEOUT", "5m")
+                    // A worker busy with a compile on that machine is not "no worker".
+                    .env("XCACHE_EXECUTOR_QUEUE_WAIT", "5m");
             }
         }
         let b = Build::from_output(cmd.output().unwrap(), ws);
