@@ -520,8 +520,7 @@ fn an_action_no_worker_takes_is_given_up_after_the_queue_wait_and_a_taken_one_ru
         .insert("OSFamily".into(), "xcache-no-such-os".into());
     let e = rt
         .block_on(ex.execute(&nobodys, Some(&wait)))
-        .err()
-        .expect("no worker offers that platform");
+        .expect_err("no worker offers that platform");
     assert_eq!(e.code(), "executor-unserved", "{e}");
     assert!(e.to_string().contains("XCACHE_EXECUTOR_QUEUE_WAIT"), "{e}");
     assert_eq!(taken_count.load(Ordering::SeqCst), 0);
@@ -554,8 +553,7 @@ fn an_action_no_worker_takes_is_given_up_after_the_queue_wait_and_a_taken_one_ru
     let short = Executor::new(&spec, Duration::from_secs(4)).unwrap();
     let e = rt
         .block_on(short.execute(&nobodys, Some(&wait_served)))
-        .err()
-        .expect("no worker offers that platform");
+        .expect_err("no worker offers that platform");
     assert_eq!(e.code(), "remote-timed-out", "{e}");
     drop(w1);
 }

@@ -1,6 +1,6 @@
 /*
  * The aliasing library: preloaded (LD_PRELOAD) into the second run of a build script,
- * the path check (src/wrapper/run_check.rs), which runs the script with every machine
+ * the path check (src/wrapper/run_check/), which runs the script with every machine
  * root seen through an alias of another length (a symbolic link to it). Variables are
  * given the aliases by the wrapper; what the kernel resolves itself — the working
  * directory (getcwd), a path made real (realpath, canonicalize_file_name) and links
@@ -16,7 +16,7 @@
  * compile's arguments, environment and working directory is not run; the first run's
  * object is copied where it would write, and nothing runs in its place (a child that
  * exits at once with 0, or the process exiting with 0 where it would exec). The wrapper
- * lists only compiles whose inputs the run did not make (see run_check.rs).
+ * lists only compiles whose inputs the run did not make (see run_check/compiles.rs).
  *
  * The steps that made an archive (`ar cq`, then `ar s`) are listed the same way, each
  * with a line "k chain step": the first step copies the first run's archive, a later one
@@ -177,7 +177,7 @@ static int memo_ready(void) {
     return __atomic_load_n(&memo_state, __ATOMIC_ACQUIRE) == 2;
 }
 
-/* Variables a compile's environment is compared without (run_check.rs, NOT_COMPARED). */
+/* Variables a compile's environment is compared without (run_check/memo.rs, NOT_COMPARED). */
 static const char *const not_compared[] = {
     "LD_PRELOAD=", "XCACHE_OBSERVE_LOG=", "XCACHE_ALIAS_MAP=", "XCACHE_CC_MEMO=", "XCACHE_RUSTC_QUERY=",
     "CARGO_MAKEFLAGS=", "MAKEFLAGS=", "MFLAGS=", NULL,

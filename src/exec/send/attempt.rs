@@ -104,7 +104,7 @@ struct PlatformState {
 impl PlatformState {
     fn new(spec: &ExecutorSpec, platform: &BTreeMap<String, String>) -> PlatformState {
         let mut h = crate::key::KeyHasher::new("executor-platform");
-        h.str("uri", &spec.server.display())
+        h.str("uri", spec.server.display())
             .str("properties", &platform.len().to_string());
         for (k, v) in platform {
             h.str("name", k).str("value", v);

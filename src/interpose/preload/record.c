@@ -133,7 +133,7 @@ static void note(char op, long err, const char *path) { note_at(op, err, AT_FDCW
 /* A process shaped like a compile of one file (`-c`, `-o FILE`): its working directory
  * and arguments (`a`) and its environment (`A`), each a count and then the fields,
  * separated by 0x1f, so that a build script's path check can take the object from this
- * run instead of compiling again when its own compile is the same (src/wrapper/run_check.rs).
+ * run instead of compiling again when its own compile is the same (src/wrapper/run_check/).
  * Within a field, 0x1f is written 0x1b '1' and 0x1b is written twice (cargo's encoded
  * flags are separated by 0x1f); the line's own escapes cover newlines and tabs (a
  * package's description may hold several lines). A record too long for one line is
@@ -170,7 +170,7 @@ static void note_fields(char op, const char *first, char **list) {
 }
 
 /* An archiver (`ar`, `gcc-ar`, `x86_64-linux-gnu-ar`, …): its arguments are noted too,
- * so that the path check can take a whole archive (run_check.rs, `archives`). Which of
+ * so that the path check can take a whole archive (run_check/compiles.rs, `archives`). Which of
  * its forms can be taken is decided there. */
 static int is_archiver(int argc, char **argv) {
     if (argc < 3 || !argv[0]) return 0;

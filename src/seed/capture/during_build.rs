@@ -10,7 +10,7 @@ use super::unit::{Site, capture_unit};
 use super::unit_files::{run_event, unit_dirs, unit_files};
 use crate::wrapper::UnitEvent;
 
-/// Captures one unit of `events` (as [`capture`] does), keeping what it read so that
+/// Captures one unit of `events` (as [`capture`](super::unit::capture) does), keeping what it read so that
 /// [`still_as_read`] can tell, once cargo has exited, whether cargo wrote any of it
 /// since.
 pub fn capture_one(site: Site<'_>, ev: &UnitEvent, events: &[UnitEvent]) -> Attempt {

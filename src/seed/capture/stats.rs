@@ -76,7 +76,7 @@ impl From<io::Error> for Skip {
 pub(super) struct Stamps(pub(super) Option<Vec<(String, ReadAs)>>);
 
 /// A unit captured while cargo still ran: what the capture did, and what it read. It
-/// stands once cargo has exited only if [`still_as_read`] says so.
+/// stands once cargo has exited only if [`still_as_read`](super::during_build::still_as_read) says so.
 #[derive(Debug)]
 pub struct Attempt {
     pub(super) result: Result<Option<Captured>, Skip>,
