@@ -1,4 +1,4 @@
-//! The C preprocessor's file names turned into data. Main function: [`bound_roots`].
+//! The C preprocessor's file names turned into data. Main function: [`roots_in_file_names`].
 //!
 //! `__FILE__` expands to the name the compiler opened the file by: a file named by its
 //! absolute path (`cc::Build::file(manifest_dir.join(…))`, a header found through an
@@ -46,7 +46,7 @@ pub struct FileBound {
 
 /// The roots a run's compilers may have turned into data through a file's name (see the
 /// module's documentation).
-pub fn bound_roots(trace: &Trace, scope: &Scope<'_>) -> Vec<FileBound> {
+pub fn roots_in_file_names(trace: &Trace, scope: &Scope<'_>) -> Vec<FileBound> {
     let compilers: BTreeSet<(u32, u32)> = trace
         .events
         .iter()

@@ -138,7 +138,7 @@ pub fn parse_rustc_args(args: &[String]) -> RustcInvocation {
         // `rustc --print cfg` and friends have no input either.
         inv.is_query = true;
     }
-    classify(&mut inv, &mut unc);
+    uncacheable_by_kind(&mut inv, &mut unc);
     inv.uncacheable = unc;
     inv
 }
@@ -316,7 +316,7 @@ fn parse_link_lib(inv: &mut RustcInvocation, value: &str) {
     inv.static_libs.push(StaticLib { name, verbatim });
 }
 
-fn classify(inv: &mut RustcInvocation, unc: &mut Option<Uncacheable>) {
+fn uncacheable_by_kind(inv: &mut RustcInvocation, unc: &mut Option<Uncacheable>) {
     if inv.is_query {
         return;
     }

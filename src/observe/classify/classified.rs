@@ -342,7 +342,7 @@ pub fn classify(trace: &Trace, scope: &Scope<'_>) -> Classified {
     // Walks up from a root, named from the root.
     crate::observe::above::relate(&mut inputs, pm);
     // A C compile may turn a file's name, root and all, into data no output scan finds.
-    for b in crate::observe::file_macros::bound_roots(trace, scope) {
+    for b in crate::observe::file_macros::roots_in_file_names(trace, scope) {
         c.file_bound.push((b.input.name.clone(), b.why));
         inputs.push(b.input);
     }

@@ -32,7 +32,7 @@ pub(super) mod service;
 mod update;
 
 use advice::BUCKET_MISSING;
-use service::{classify, damaged, operator, redis_check};
+use service::{damaged, operator, redis_check, remote_failure};
 
 const PIECE: usize = 8 << 20;
 
@@ -208,7 +208,7 @@ impl RemoteStore {
                     message: BUCKET_MISSING.into(),
                 }
             } else {
-                classify(&self.spec, e)
+                remote_failure(&self.spec, e)
             }
         })
     }
@@ -222,7 +222,7 @@ impl RemoteStore {
         };
         self.rt
             .block_on(op.delete(path))
-            .map_err(|e| classify(&self.spec, e))
+            .map_err(|e| remote_failure(&self.spec, e))
     }
 
     /// Every object under `v1/`, with its size and when it was last written (for `cargo
@@ -241,7 +241,7 @@ impl RemoteStore {
             {
                 Ok(e) => e,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(Vec::new())),
-                Err(e) => return Err(classify(&self.spec, e)),
+                Err(e) => return Err(remote_failure(&self.spec, e)),
             };
             let mut out = Vec::new();
             for e in entries {
@@ -254,7 +254,7 @@ impl RemoteStore {
                     meta = op
                         .stat(e.path())
                         .await
-                        .map_err(|err| classify(&self.spec, err))?;
+                        .map_err(|err| remote_failure(&self.spec, err))?;
                 }
                 out.push(Listed {
                     path: e.path().to_string(),
@@ -282,7 +282,7 @@ impl RemoteStore {
         match self.rt.block_on(op.read(path)) {
             Ok(buf) => Ok(Some(buf.to_vec())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(classify(&self.spec, e)),
+            Err(e) => Err(remote_failure(&self.spec, e)),
         }
     }
 
@@ -300,7 +300,7 @@ impl RemoteStore {
             return self.create(path, bytes).map(|_| ());
         }
         self.write_small(op, path, bytes, false)
-            .map_err(|e| classify(&self.spec, e))
+            .map_err(|e| remote_failure(&self.spec, e))
     }
 
     /// One write of a small object (only if no object has its name, when
@@ -507,7 +507,7 @@ impl RemoteStore {
         };
         let spec = &self.spec;
         let display = &self.display;
-        let fail = |e: opendal::Error| (Some(e.kind()), classify(spec, e));
+        let fail = |e: opendal::Error| (Some(e.kind()), remote_failure(spec, e));
         self.rt.block_on(async {
             // One request per object, streamed: a chunked reader would ask for its
             // length first when it is not known (a HEAD, one more round trip) and then
@@ -605,7 +605,7 @@ impl RemoteStore {
             }
         };
         let spec = &self.spec;
-        let remote_err = |e: opendal::Error| (Some(e.kind()), classify(spec, e));
+        let remote_err = |e: opendal::Error| (Some(e.kind()), remote_failure(spec, e));
         self.rt.block_on(async {
             let mut w = op
                 .writer_with(path)

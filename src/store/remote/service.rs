@@ -12,7 +12,7 @@ use crate::errors::CacheError;
 
 /// The opendal operator of a service, with its retries and time limits.
 pub(super) fn operator(spec: &RemoteSpec, timeout: Duration) -> Result<Operator, CacheError> {
-    let cfg_err = |e: opendal::Error| classify(spec, e);
+    let cfg_err = |e: opendal::Error| remote_failure(spec, e);
     let op = match &spec.kind {
         RemoteKind::S3 {
             bucket,
@@ -146,7 +146,7 @@ pub(super) fn operator(spec: &RemoteSpec, timeout: Duration) -> Result<Operator,
 
 /// Names the class of a remote failure, with a sentence saying what to check in that
 /// remote's own terms. Credentials are scrubbed from the service's message.
-pub(super) fn classify(spec: &RemoteSpec, e: opendal::Error) -> CacheError {
+pub(super) fn remote_failure(spec: &RemoteSpec, e: opendal::Error) -> CacheError {
     let text = e.to_string();
     let lower = text.to_lowercase();
     let (code, what) = if lower.contains("timeout reached") {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use opendal::ErrorKind;
 
-use super::{Client, RemoteStore, classify};
+use super::{Client, RemoteStore, remote_failure};
 use crate::config::Writes;
 use crate::errors::CacheError;
 use crate::key::Key;
@@ -112,7 +112,7 @@ impl RemoteStore {
         match self.rt.block_on(op.stat(path)) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(classify(&self.spec, e)),
+            Err(e) => Err(remote_failure(&self.spec, e)),
         }
     }
 
@@ -139,7 +139,7 @@ impl RemoteStore {
             }
             Err(e) => match self.has_object(path) {
                 Ok(true) => Ok(false),
-                _ => Err(classify(&self.spec, e)),
+                _ => Err(remote_failure(&self.spec, e)),
             },
         }
     }
@@ -303,7 +303,7 @@ impl RemoteStore {
             Ok(meta) if conditions == Conditions::Etag => meta.etag().map(str::to_string),
             Ok(meta) => meta.version().map(str::to_string),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok((None, Version::Absent)),
-            Err(e) => return Err(classify(&self.spec, e)),
+            Err(e) => return Err(remote_failure(&self.spec, e)),
         };
         let Some(tag) = tag else {
             return Ok((self.get_bytes(path)?, Version::Unknown));
@@ -322,7 +322,7 @@ impl RemoteStore {
             Err(e) if matches!(e.kind(), ErrorKind::ConditionNotMatch | ErrorKind::NotFound) => {
                 Ok((None, Version::Changed))
             }
-            Err(e) => Err(classify(&self.spec, e)),
+            Err(e) => Err(remote_failure(&self.spec, e)),
         }
     }
 
@@ -350,7 +350,7 @@ impl RemoteStore {
         match self.rt.block_on(async { write.await }) {
             Ok(_) => Ok(Written::Done),
             Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(Written::Lost),
-            Err(e) => Err(classify(&self.spec, e)),
+            Err(e) => Err(remote_failure(&self.spec, e)),
         }
     }
 }
