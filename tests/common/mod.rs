@@ -436,9 +436,12 @@ pub fn another_cargo_home(first: &Path, home: &Path) {
     assert!(copied.success());
 }
 
-/// Dates every file under `dir` `secs` seconds back: a checkout made before the build
-/// (seeding stamps what it plants 50 ms before it checks the sources, so a source written
-/// within that margin is newer and cargo rebuilds its unit), or a store no build used since.
+/// Dates every file and directory under `dir` (and `dir` itself) `secs` seconds back:
+/// a checkout made before the build (seeding stamps what it plants 50 ms before it
+/// checks the sources, so a source written within that margin is newer and cargo
+/// rebuilds its unit; a directory a build script names in `rerun-if-changed` counts
+/// with its own time, which copying the checkout just set), or a store no build used
+/// since.
 pub fn age(dir: &Path, secs: u64) {
     let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -449,4 +452,9 @@ pub fn age(dir: &Path, secs: u64) {
             std::fs::File::open(&p).unwrap().set_modified(then).unwrap();
         }
     }
+    // Last: dating its entries does not change a directory's time, but making them did.
+    std::fs::File::open(dir)
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
 }
