@@ -3,7 +3,7 @@
 //! the queue wait (state files the build's processes share).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::finish::finish;
@@ -30,8 +30,11 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
     let t = Instant::now();
     let roots = Roots::new(cx.path_map());
     let req = request(cx, job, &roots).map_err(|m| (Fallback::InputRoot, m))?;
-    let platform = PlatformState::new(job.spec, &req.platform);
-    if let Some(why) = platform.unserved() {
+    let platform = PlatformState::new(&state, &req.platform);
+    // Once a worker took a compile of this platform, a wait in the queue is a busy
+    // farm's: only the deadline bounds it.
+    let known_served = platform.served();
+    if !known_served && let Some(why) = platform.given_up() {
         return Err((
             Fallback::Unserved,
             format!("given up earlier in this build for this platform ({why})"),
@@ -44,9 +47,7 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
         served: &served,
         taken: &taken,
     };
-    // Once a worker took a compile of this platform, a wait in the queue is a busy
-    // farm's: only the deadline bounds it.
-    let queue = (!platform.served()).then_some(&queue);
+    let queue = (!known_served).then_some(&queue);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -102,17 +103,18 @@ struct PlatformState {
 }
 
 impl PlatformState {
-    fn new(spec: &ExecutorSpec, platform: &BTreeMap<String, String>) -> PlatformState {
+    /// The state of `platform` beside the executor's own `state` file (which names the
+    /// build and the server).
+    fn new(state: &Path, platform: &BTreeMap<String, String>) -> PlatformState {
         let mut h = crate::key::KeyHasher::new("executor-platform");
-        h.str("uri", spec.server.display())
-            .str("properties", &platform.len().to_string());
+        h.str("properties", &platform.len().to_string());
         for (k, v) in platform {
             h.str("name", k).str("value", v);
         }
-        let base = state_file(spec);
+        let id = h.finish().to_hex();
         let name = |what: &str| {
-            let mut n = base.as_os_str().to_owned();
-            n.push(format!("-{}.{what}", &h.finish().to_hex()[..16]));
+            let mut n = state.as_os_str().to_owned();
+            n.push(format!("-{}.{what}", &id[..16]));
             PathBuf::from(n)
         };
         PlatformState {
@@ -129,11 +131,9 @@ impl PlatformState {
         let _ = crate::fsx::write_atomic(&self.served, b"served\n");
     }
 
-    /// Why the platform was given up, when it was and no worker took one since.
-    fn unserved(&self) -> Option<String> {
-        if self.served() {
-            return None;
-        }
+    /// Why the platform was given up, when it was (the caller asks only while no
+    /// worker is known to serve it).
+    fn given_up(&self) -> Option<String> {
         std::fs::read_to_string(&self.unserved)
             .ok()
             .map(|t| t.trim().to_string())
