@@ -424,7 +424,7 @@ schedulers:
     session-expiry-timer-interval: 1
     max-job-attempts: 3
     property-set: !dynamic-property-set
-      match-property-keys: [OSFamily, ISA, xcache-compiler, xcache-linker]
+      match-property-keys: [OSFamily, ISA, xcache-compiler, xcache-linker, xcache-toolchain]
       wildcard-property-keys: []
     assigners:
       - !priority-age-assigner

@@ -46,6 +46,14 @@ pub mod vars {
     /// How long a compile may wait in the executor's queue for a worker, while no
     /// compile of its platform has been taken in this build.
     pub const EXECUTOR_QUEUE_WAIT: &str = "XCACHE_EXECUTOR_QUEUE_WAIT";
+    /// How a compile sent to the executor gets its compiler: `ship` (the default) sends
+    /// this machine's toolchain through the CAS with it, `installed` asks for a worker
+    /// that has the same toolchain installed (`xcache-compiler`).
+    pub const EXECUTOR_TOOLCHAIN: &str = "XCACHE_EXECUTOR_TOOLCHAIN";
+    /// The share of remote results (`0` to `1`, or a percentage: `10%`) that are also
+    /// compiled here and compared; a difference warns and gives the executor up for the
+    /// rest of the build.
+    pub const EXECUTOR_CHECK: &str = "XCACHE_EXECUTOR_CHECK";
     /// `1`: read the remote, never write it.
     pub const READ_ONLY: &str = "XCACHE_READ_ONLY";
     /// Set by `cargo xcache build` for its wrappers: `1` means the front-end uploads

@@ -15,5 +15,7 @@ pub use remote::{
     DEFAULT_TIMEOUT, RemoteDefaults, RemoteKind, RemoteSpec, Secret, UPLOAD_TIMEOUT_FACTOR,
     Uploads, Writes, parse_timeout,
 };
-pub use settings::{BuildConfig, DEFAULT_EXECUTOR_TIMEOUT, ExecutorSpec, WrapperConfig};
+pub use settings::{
+    BuildConfig, DEFAULT_EXECUTOR_TIMEOUT, ExecutorSpec, ToolchainRoute, WrapperConfig, parse_share,
+};
 pub use store::{DEFAULT_CACHE_SIZE, StoreDir};

@@ -161,6 +161,39 @@ pub struct ExecutorSpec {
     /// (`XCACHE_EXECUTOR_LOCAL`: a count, or `auto` for this machine's cores; 0, all
     /// sent, when unset).
     pub local: usize,
+    /// How a compile gets its compiler on the worker (`XCACHE_EXECUTOR_TOOLCHAIN`).
+    pub toolchain: ToolchainRoute,
+    /// The share of remote results also compiled here and compared, in thousandths
+    /// (`XCACHE_EXECUTOR_CHECK`; 0, none, when unset).
+    pub check_per_mille: u16,
+}
+
+/// How a compile sent to the executor gets its compiler (`XCACHE_EXECUTOR_TOOLCHAIN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolchainRoute {
+    /// This machine's toolchain goes with the action, through the CAS (once per
+    /// toolchain and server): any worker of ours can run it.
+    Ship,
+    /// The action asks for a worker with the same toolchain installed
+    /// (`xcache-compiler`, the compiler identity).
+    Installed,
+}
+
+/// A share, `0` to `1` (`0.05`) or a percentage (`5%`), in thousandths.
+pub fn parse_share(s: &str) -> Result<u16, String> {
+    let t = s.trim();
+    let (num, scale) = match t.strip_suffix('%') {
+        Some(p) => (p.trim(), 100.0),
+        None => (t, 1.0),
+    };
+    let v: f64 = num.parse().map_err(|_| {
+        "expected a share: a number from 0 to 1 (`0.1`) or a percentage (`10%`)".to_string()
+    })?;
+    let v = v / scale;
+    if !(0.0..=1.0).contains(&v) || v.is_nan() {
+        return Err("a share is from 0 to 1 (`0.1`), or from 0% to 100%".into());
+    }
+    Ok((v * 1000.0).round() as u16)
 }
 
 /// How long a remote compile may take unless `XCACHE_EXECUTOR_TIMEOUT` says otherwise:
@@ -214,11 +247,34 @@ impl ExecutorSpec {
                     .into(),
             })?,
         };
+        let toolchain = match env.get(vars::EXECUTOR_TOOLCHAIN).map(str::trim) {
+            None | Some("ship") => ToolchainRoute::Ship,
+            Some("installed") => ToolchainRoute::Installed,
+            Some(v) => {
+                return Err(CliError::InvalidSetting {
+                    name: vars::EXECUTOR_TOOLCHAIN.into(),
+                    value: v.to_string(),
+                    message: "expected `ship` (send this machine's toolchain with each \
+                              compile) or `installed` (ask for a worker that has it)"
+                        .into(),
+                });
+            }
+        };
+        let check_per_mille = match env.get(vars::EXECUTOR_CHECK) {
+            None => 0,
+            Some(v) => parse_share(v).map_err(|message| CliError::InvalidSetting {
+                name: vars::EXECUTOR_CHECK.into(),
+                value: v.to_string(),
+                message,
+            })?,
+        };
         Ok(Some(ExecutorSpec {
             server,
             deadline,
             queue_wait,
             local,
+            toolchain,
+            check_per_mille,
         }))
     }
 }
@@ -354,6 +410,18 @@ impl BuildConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_is_a_fraction_or_a_percentage() {
+        assert_eq!(parse_share("0"), Ok(0));
+        assert_eq!(parse_share("1"), Ok(1000));
+        assert_eq!(parse_share("0.05"), Ok(50));
+        assert_eq!(parse_share("10%"), Ok(100));
+        assert_eq!(parse_share(" 100% "), Ok(1000));
+        for bad in ["", "x", "1.5", "-0.1", "101%", "NaN", "ten%"] {
+            assert!(parse_share(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn remote_precedence_is_flag_env_workspace_user() {

@@ -26,6 +26,21 @@ pub const COMPILER_PROPERTY: &str = "xcache-compiler";
 /// `cc` could be identified.
 pub const LINKER_PROPERTY: &str = "xcache-linker";
 
+/// The platform property an action that carries its own toolchain asks for, with the
+/// value [`SHIPPED`]: the input root holds the client's toolchain (its `rustc`, driver
+/// libraries and the target's standard library) under [`TOOLCHAIN_DIR`], and the
+/// worker runs the compile with that, whatever it has installed. Every worker of ours
+/// offers it.
+pub const TOOLCHAIN_PROPERTY: &str = "xcache-toolchain";
+
+/// The value of [`TOOLCHAIN_PROPERTY`].
+pub const SHIPPED: &str = "shipped";
+
+/// The directory at the top of an input root that holds a shipped toolchain (a sysroot:
+/// `bin/rustc`, `lib/…`). The worker makes it once per digest in its own cache, read
+/// only, and runs `bin/rustc` from there; the action's own directory does not hold it.
+pub const TOOLCHAIN_DIR: &str = "toolchain";
+
 /// The variable through which the worker gives an action the path of its rustc (set
 /// by the worker over anything the action names).
 pub const RUSTC_VAR: &str = "XCACHE_RUSTC";

@@ -134,7 +134,7 @@ fn buildgrid_exec_command(dir: &Path, port: u16, url: &str) -> Command {
              caches:\n  - !lru-action-cache &ac\n    storage: *cas\n    max-cached-refs: 100000\n    allow-updates: true\n\
              schedulers:\n  - !sql-scheduler &sched\n    sql: *sql\n    action-cache: *ac\n    storage: *cas\n\
              \x20   bot-session-keepalive-timeout: 10\n    session-expiry-timer-interval: 1\n    max-job-attempts: 3\n\
-             \x20   property-set: !dynamic-property-set\n      match-property-keys: [OSFamily, ISA, xcache-compiler, xcache-linker]\n      wildcard-property-keys: []\n\
+             \x20   property-set: !dynamic-property-set\n      match-property-keys: [OSFamily, ISA, xcache-compiler, xcache-linker, xcache-toolchain]\n      wildcard-property-keys: []\n\
              \x20   assigners:\n      - !priority-age-assigner\n        count: 1\n        interval: 0.1\n\
              instances:\n  - name: {EXEC_INSTANCE}\n    services:\n      - !action-cache\n        cache: *ac\n      - !execution\n        scheduler: *sched\n      - !cas\n        storage: *cas\n      - !bytestream\n        storage: *cas\n",
             cas = dir.join("cas").display(),
