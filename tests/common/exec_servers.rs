@@ -89,6 +89,13 @@ pub fn postgres() -> Server {
 /// driver: BuildGrid listens for the scheduler's notifications through psycopg2's
 /// API, and SQLAlchemy 2.1 would pick psycopg 3 for a bare `postgresql://`.
 pub fn buildgrid_exec(pg: &Server) -> Server {
+    buildgrid_exec_on(pg, "127.0.0.1")
+}
+
+/// As [`buildgrid_exec`], listening on `address` (`0.0.0.0`: every address of the
+/// network namespace the caller's thread is in, as a farm of hosts has it, see
+/// `common::hosts`); `pg` is reached on 127.0.0.1 of that same namespace.
+pub fn buildgrid_exec_on(pg: &Server, address: &str) -> Server {
     require(
         "bgd",
         "python3 -m pip install buildgrid==0.4.4 psycopg2-binary",
@@ -107,7 +114,7 @@ pub fn buildgrid_exec(pg: &Server) -> Server {
     start_fresh("bgd.log", || {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let cmd = buildgrid_exec_command(dir.path(), port, &url);
+        let cmd = buildgrid_exec_command(dir.path(), address, port, &url);
         (cmd, port, dir, ())
     })
     .0
@@ -117,18 +124,18 @@ pub fn buildgrid_exec(pg: &Server) -> Server {
 /// test keeps), as after a restart: sessions and jobs are in PostgreSQL, the CAS on disk.
 pub fn buildgrid_exec_at(pg: &Server, port: u16, dir: tempfile::TempDir) -> Server {
     let url = format!("postgresql+psycopg2://bgd@127.0.0.1:{}/postgres", pg.port);
-    let cmd = buildgrid_exec_command(dir.path(), port, &url);
+    let cmd = buildgrid_exec_command(dir.path(), "127.0.0.1", port, &url);
     start(cmd, port, dir, "bgd.log").unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn buildgrid_exec_command(dir: &Path, port: u16, url: &str) -> Command {
+fn buildgrid_exec_command(dir: &Path, address: &str, port: u16, url: &str) -> Command {
     let config = dir.join("bgd.yml");
     // Bot sessions expire 10 s after a worker was last heard from (its leases go back
     // to the queue), checked every second; jobs are tried 3 times.
     std::fs::write(
         &config,
         format!(
-            "server:\n  - !channel\n    address: \"127.0.0.1:{port}\"\n    insecure-mode: true\n\
+            "server:\n  - !channel\n    address: \"{address}:{port}\"\n    insecure-mode: true\n\
              connections:\n  - !sql-connection &sql\n    connection-string: {url}\n    pool-size: 5\n    max-overflow: 10\n\
              storages:\n  - !disk-storage &cas\n    path: {cas}\n\
              caches:\n  - !lru-action-cache &ac\n    storage: *cas\n    max-cached-refs: 100000\n    allow-updates: true\n\

@@ -403,6 +403,7 @@ pub fn git_repository_at(dir: &Path, message: &str) {
 }
 
 pub mod exec_servers;
+pub mod hosts;
 pub mod layouts;
 pub mod servers;
 
