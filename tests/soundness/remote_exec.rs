@@ -1,26 +1,24 @@
 //! A slice of the suite with remote execution on: every cache build sends its library
-//! compiles to workers of a real farm on 127.0.0.1 (`XCACHE_EXECUTOR`: PostgreSQL,
-//! BuildGrid, two `cargo xcache worker`s), plain cargo stays the reference. The rows
-//! are the ones where a compile reads what a worker has otherwise: data files through
-//! `include_str!`, `env!` of a variable naming this machine's paths
-//! (`CARGO_MANIFEST_DIR` inside `CARGO_HOME`), `OUT_DIR` and `env!` from a build script,
-//! a proc-macro reading files at expansion time, a proc-macro's own source edited (its
-//! compile, a link, goes to a worker too). One farm serves every row, one after the
-//! other.
+//! compiles to workers on other hosts (`common::hosts`: each worker in network, mount
+//! and PID namespaces of its own, in a Debian trixie root with no Rust, reaching the
+//! farm's BuildGrid over its link; the toolchain comes with each action through the
+//! CAS), plain cargo stays the reference. The rows are the ones where a compile reads
+//! what a worker has otherwise: data files through `include_str!`, `env!` of a variable
+//! naming this machine's paths (`CARGO_MANIFEST_DIR` inside `CARGO_HOME`), `OUT_DIR`
+//! and `env!` from a build script, a proc-macro reading files at expansion time, a
+//! proc-macro's own source edited. Proc-macros, linked by `cc`, are never served there
+//! (no worker has this machine's linker): each build waits the queue wait (3 s) once,
+//! then compiles them here. One farm serves every row, one after the other.
 
-use crate::common::exec_servers::{Worker, buildgrid_exec, exec_uri, postgres};
+use crate::common::hosts::Farm;
 use crate::soundness::harness::Case;
 use crate::soundness::harness::Shape::*;
 
 #[test]
 fn library_compiles_on_workers_give_plain_cargos_programs() {
-    let pg = postgres();
-    let bgd = buildgrid_exec(&pg);
-    let wdir = tempfile::tempdir().unwrap();
-    let _w1 = Worker::start(&bgd, "w1", wdir.path(), &[]);
-    let _w2 = Worker::start(&bgd, "w2", wdir.path(), &[]);
-    let uri = exec_uri(&bgd);
-    let blobs = wdir.path().join("blobs");
+    let mut farm = Farm::start();
+    let hosts = [farm.host("w1", &[]), farm.host("w2", &[])];
+    let uri = farm.exec_uri();
     let cases: Vec<(&str, Case)> = vec![
         (
             "include_str! data edited",
@@ -48,7 +46,7 @@ fn library_compiles_on_workers_give_plain_cargos_programs() {
                 .shapes(&[SameTarget, FreshTarget]),
         ),
         (
-            "a proc-macro's source edited (linked on a worker)",
+            "a proc-macro's source edited (compiled here, expanded on the workers)",
             Case::new("macro-io", "app")
                 .mutate(|t| {
                     t.edit(
@@ -66,14 +64,18 @@ fn library_compiles_on_workers_give_plain_cargos_programs() {
                 .shapes(&[SameTarget, FreshTarget]),
         ),
     ];
+    let completed = || farm.completed_by("w1") + farm.completed_by("w2");
     for (what, case) in cases {
-        let before = crate::common::count_files(&blobs);
-        case.executor(&uri).check();
-        // The workers were sent something to compile (the differential is not
-        // vacuous): their blob cache grew.
+        let before = completed();
+        case.executor(&uri).executor_queue_wait("3s").check();
+        // The differential is not vacuous: BuildGrid's job table shows compiles that
+        // the workers on the other hosts completed for this row.
         assert!(
-            crate::common::count_files(&blobs) > before,
-            "{what}: no compile reached a worker"
+            completed() > before,
+            "{what}: no compile completed on a worker host: {:?}\nw1:\n{}\nw2:\n{}",
+            farm.jobs(),
+            hosts[0].log_text(),
+            hosts[1].log_text()
         );
     }
 }

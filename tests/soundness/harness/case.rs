@@ -86,6 +86,8 @@ pub struct Case {
     pub(super) fresh_store_after_same_target: bool,
     /// `XCACHE_EXECUTOR` for every cache build (`remote_exec.rs`).
     pub(super) executor: Option<String>,
+    /// `XCACHE_EXECUTOR_QUEUE_WAIT` with the executor (`None`: 5 minutes).
+    pub(super) executor_queue_wait: Option<&'static str>,
     /// The cargo layout every build uses (`layouts.rs`), by name; its cache builds must
     /// not say that planting is off.
     pub(super) layout: Option<&'static str>,
@@ -115,6 +117,7 @@ impl Case {
             run_hits: Vec::new(),
             fresh_store_after_same_target: false,
             executor: None,
+            executor_queue_wait: None,
             layout: None,
             scratch_in: None,
         }
@@ -145,6 +148,14 @@ impl Case {
     /// (`XCACHE_EXECUTOR`); plain cargo stays the reference.
     pub fn executor(mut self, uri: &str) -> Case {
         self.executor = Some(uri.to_string());
+        self
+    }
+
+    /// How long a compile waits for a worker that serves its platform before it runs
+    /// here (`XCACHE_EXECUTOR_QUEUE_WAIT`): short for a farm where some never are (a
+    /// proc-macro on workers without this machine's linker), once per build.
+    pub fn executor_queue_wait(mut self, wait: &'static str) -> Case {
+        self.executor_queue_wait = Some(wait);
         self
     }
 

@@ -505,8 +505,12 @@ impl Session {
                 // Generous: a remote compile waits in the queue of 2 busy cores.
                 cmd.env("XCACHE_EXECUTOR", uri)
                     .env("XCACHE_EXECUTOR_TIMEOUT", "5m")
-                    // A worker busy with a compile on that machine is not "no worker".
-                    .env("XCACHE_EXECUTOR_QUEUE_WAIT", "5m");
+                    // By default, a worker busy with a compile on that machine is not
+                    // "no worker".
+                    .env(
+                        "XCACHE_EXECUTOR_QUEUE_WAIT",
+                        self.case.executor_queue_wait.unwrap_or("5m"),
+                    );
             }
         }
         let b = Build::from_output(cmd.output().unwrap(), ws);
