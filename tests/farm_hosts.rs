@@ -49,7 +49,7 @@ fn worker_hosts_run_in_their_own_root_and_reach_the_farm_over_their_link() {
     let root = crate::common::hosts::trixie_root();
     assert_eq!(
         w2.roots_of("cargo-xcache"),
-        [root.clone()],
+        [root.as_path()],
         "{:?}",
         w2.processes()
     );
@@ -100,7 +100,11 @@ fn libraries_compile_on_other_hosts_and_the_program_is_plain_cargos() {
     assert_eq!(rx["fallback"], "executor-unserved", "{rx}");
     // What the report says, the server says: every worker named ran jobs to the end.
     let jobs = farm.jobs();
-    let completed = |w: &str| jobs.iter().filter(|(n, s)| n == w && *s == 4).count();
+    let completed = |w: &str| {
+        jobs.iter()
+            .filter(|j| j.worker == w && j.completed_ok())
+            .count()
+    };
     assert_eq!(
         completed("w1") + completed("w2"),
         LIBS.len(),
@@ -234,8 +238,11 @@ fn a_host_failing_mid_action(failure: Failure) {
         "{rx}\n{}",
         logs()
     );
-    assert!(farm.completed_by(other) >= 1, "{}", logs());
-    assert_eq!(farm.completed_by(&busy), 0, "{}", logs());
+    // The job was given to the failed host, then to the other, which completed it.
+    let done = farm.completed_by(other);
+    assert_eq!(done.len(), 1, "{}", logs());
+    assert!(done[0].tries >= 2, "{:?}\n{}", done[0], logs());
+    assert!(farm.completed_by(&busy).is_empty(), "{}", logs());
 
     let plain = s.path("plain/ws");
     slow_workspace(&plain);

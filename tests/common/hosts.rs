@@ -239,17 +239,18 @@ impl Farm {
         std::fs::read_to_string(bgd.dir.path().join("bgd.log")).unwrap_or_default()
     }
 
-    /// BuildGrid's job table, read with `psql` in the farm's namespace: one
-    /// `(worker_name, stage)` per job (`""` for no worker; stage 3 is executing, 4
-    /// completed).
-    pub fn jobs(&self) -> Vec<(String, u32)> {
+    /// BuildGrid's job table, read with `psql` in the farm's namespace, oldest first.
+    pub fn jobs(&self) -> Vec<Job> {
         let port = self.pg.as_ref().unwrap().port.to_string();
         let out =
             self.slot.in_namespace(&self.ns, || {
                 Command::new("psql")
                 .args(["-h", "127.0.0.1", "-p", &port, "-U", "bgd", "-d", "postgres"])
                 .args(["-AtF", "|", "-c"])
-                .arg("select coalesce(worker_name, ''), stage from jobs order by queued_timestamp")
+                .arg(
+                    "select coalesce(worker_name, ''), stage, coalesce(status_code, -1), n_tries \
+                     from jobs order by queued_timestamp",
+                )
                 .output()
                 .unwrap_or_else(|e| panic!("psql: {e} (apt-get install postgresql-client)"))
             });
@@ -260,19 +261,25 @@ impl Farm {
         );
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter_map(|l| {
-                let (w, s) = l.split_once('|')?;
-                Some((w.to_string(), s.parse().ok()?))
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                let n = |i: usize| f[i].parse::<i64>().unwrap_or_else(|e| panic!("{l}: {e}"));
+                Job {
+                    worker: f[0].to_string(),
+                    stage: n(1),
+                    status: n(2),
+                    tries: n(3),
+                }
             })
             .collect()
     }
 
-    /// How many jobs the job table shows completed by the worker named `name`.
-    pub fn completed_by(&self, name: &str) -> usize {
+    /// The jobs the worker named `name` completed with status OK.
+    pub fn completed_by(&self, name: &str) -> Vec<Job> {
         self.jobs()
-            .iter()
-            .filter(|(w, s)| w == name && *s == 4)
-            .count()
+            .into_iter()
+            .filter(|j| j.worker == name && j.completed_ok())
+            .collect()
     }
 
     /// Waits until the job table shows a job executing on a worker (checked every
@@ -281,12 +288,9 @@ impl Farm {
     pub fn wait_executing(&self) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Some((w, _)) = self
-                .jobs()
-                .into_iter()
-                .find(|(w, s)| *s == 3 && !w.is_empty())
-            {
-                return w;
+            let jobs = self.jobs();
+            if let Some(j) = jobs.iter().find(|j| j.stage == 3 && !j.worker.is_empty()) {
+                return j.worker.clone();
             }
             assert!(
                 Instant::now() < deadline,
@@ -412,6 +416,25 @@ impl Drop for Farm {
         self.bgd.take();
         self.pg.take();
         remove_namespace(&self.ns);
+    }
+}
+
+/// One row of BuildGrid's job table.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The worker it was last given to (`""`: none).
+    pub worker: String,
+    /// 2 queued, 3 executing, 4 completed.
+    pub stage: i64,
+    /// The operation's gRPC status once completed (0: OK), else -1.
+    pub status: i64,
+    /// How many times it was given to a worker.
+    pub tries: i64,
+}
+
+impl Job {
+    pub fn completed_ok(&self) -> bool {
+        self.stage == 4 && self.status == 0
     }
 }
 

@@ -64,7 +64,7 @@ fn library_compiles_on_workers_give_plain_cargos_programs() {
                 .shapes(&[SameTarget, FreshTarget]),
         ),
     ];
-    let completed = || farm.completed_by("w1") + farm.completed_by("w2");
+    let completed = || farm.completed_by("w1").len() + farm.completed_by("w2").len();
     for (what, case) in cases {
         let before = completed();
         case.executor(&uri).executor_queue_wait("3s").check();
