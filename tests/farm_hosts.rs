@@ -162,7 +162,7 @@ fn slow_workspace(ws: &Path) {
          \x20   }\n\
          \x20   acc\n\
          }\n\
-         pub const VALUE: u64 = spin(2_000_000);\n",
+         pub static VALUE: u64 = spin(2_000_000);\n",
     );
     write(
         "app/Cargo.toml",
@@ -207,9 +207,11 @@ fn a_host_failing_mid_action(failure: Failure) {
         .stderr(std::process::Stdio::piped());
     let started = Instant::now();
     let child = cmd.spawn().unwrap();
+    // In the middle: the job given to a host, and its rustc running there.
     let busy = farm.wait_executing();
-    let failed_at = started.elapsed();
     let i = hosts.iter().position(|h| h.name == busy).unwrap();
+    hosts[i].wait_process("rustc");
+    let failed_at = started.elapsed();
     match failure {
         Failure::Cut => hosts[i].cut(),
         Failure::Kill => hosts[i].kill(),

@@ -510,6 +510,21 @@ impl Host {
             .collect()
     }
 
+    /// Waits until a process named `comm` runs on the host (checked every 50 ms; the
+    /// test fails after [`PATIENCE`], with the log, rather than hangs).
+    pub fn wait_process(&self, comm: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.processes().iter().any(|c| c == comm) {
+            assert!(
+                Instant::now() < deadline,
+                "no {comm} ran on {}:\n{}",
+                self.name,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The root directory of each of the host's processes named `comm`, as seen from
     /// here (`/proc/PID/root`).
     pub fn roots_of(&self, comm: &str) -> Vec<PathBuf> {
