@@ -38,6 +38,9 @@ pub enum Fallback {
     /// `-C linker=`, link arguments, a linker flavour or self-contained mode chosen, or
     /// this machine's `cc` on its PATH not the one on the PATH an action runs with.
     Linker,
+    /// Not sent: its toolchain is not on the server yet, and another compile of this
+    /// machine is sending it (`XCACHE_EXECUTOR_TOOLCHAIN=ship`).
+    ToolchainSending,
 }
 
 impl Fallback {
@@ -54,6 +57,7 @@ impl Fallback {
             Fallback::Environment => "environment",
             Fallback::LocalSlot => "local-slot",
             Fallback::Linker => "linker",
+            Fallback::ToolchainSending => "toolchain-sending",
         }
     }
 }
