@@ -68,6 +68,10 @@ fn library_compiles_on_workers_give_plain_cargos_programs() {
     for (what, case) in cases {
         let before = completed();
         case.executor(&uri).executor_queue_wait("3s").check();
+        eprintln!(
+            "{what}: {} compiles completed on the hosts",
+            completed() - before
+        );
         // The differential is not vacuous: BuildGrid's job table shows compiles that
         // the workers on the other hosts completed for this row.
         assert!(
