@@ -158,8 +158,13 @@ fn remote_exec_line(s: &super::Summary) -> Option<String> {
         .iter()
         .map(|(code, n)| format!("{code} {n}"))
         .collect();
+    let checked = if s.remote_checked > 0 {
+        format!(" ({} of them checked here, equal)", s.remote_checked)
+    } else {
+        String::new()
+    };
     Some(format!(
-        "remote execution: {} compiled on workers, {here} here instead{}",
+        "remote execution: {} compiled on workers{checked}, {here} here instead{}",
         s.remote_compiled,
         if why.is_empty() {
             String::new()
