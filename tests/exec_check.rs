@@ -89,8 +89,11 @@ fn forging_rustc(dir: &Path) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    // The copy is a toolchain of its own: its rustc names it as its sysroot.
+    // The copy is a toolchain of its own: its rustc names it as its sysroot (rustc
+    // finds it from where its driver library was loaded: the copy's, unless a
+    // LD_LIBRARY_PATH, which cargo sets for the tests it runs, names the real one).
     let said = Command::new(bin.join("rustc"))
+        .env_remove("LD_LIBRARY_PATH")
         .args(["--print", "sysroot"])
         .output()
         .unwrap();
@@ -118,11 +121,14 @@ fn a_worker_that_forges_an_output_is_caught_by_the_check_and_the_farm_given_up()
         .unwrap();
     let forger = forging_rustc(tools.path());
     let wdir = tempfile::tempdir().unwrap();
-    let liar = Worker::start(
+    // Without cargo's LD_LIBRARY_PATH (see `forging_rustc`), as the actions run: the
+    // worker states the copy as its sysroot, which the compiles read.
+    let liar = Worker::start_with_env(
         &bgd,
         "liar",
         wdir.path(),
         &["--rustc", forger.to_str().unwrap()],
+        &[("LD_LIBRARY_PATH", "")],
     );
     let uri = exec_uri(&bgd);
     let s = Scratch::new();
@@ -141,7 +147,13 @@ fn a_worker_that_forges_an_output_is_caught_by_the_check_and_the_farm_given_up()
     b.assert_success();
     let r = Report::read(&ws.join("target"));
     let rx = remote_exec(&r, "util");
-    assert_eq!(rx["worker"], "liar", "{rx}\n{}\n{}", b.stderr(), liar.log_text());
+    assert_eq!(
+        rx["worker"],
+        "liar",
+        "{rx}\n{}\n{}",
+        b.stderr(),
+        liar.log_text()
+    );
     assert!(rx["fallback"].is_null(), "{rx}");
     assert!(rx["checked"].is_null(), "{rx}");
     let forged = b.run("app");
