@@ -246,3 +246,44 @@ fn a_worker_that_forges_an_output_is_caught_by_the_check_and_the_farm_given_up()
     );
     drop(honest);
 }
+
+/// A share or a route not understood stops the build, naming the variable (no farm
+/// needed: the settings are read before anything is sent).
+#[test]
+fn a_check_share_or_toolchain_route_not_understood_stops_the_build_naming_it() {
+    let port = crate::common::servers::free_port();
+    let uri = format!("grpc://127.0.0.1:{port}?instance=xcache");
+    let s = Scratch::new();
+    let ws = s.checkout("basic-workspace", "ws");
+    for (name, value) in [
+        ("XCACHE_EXECUTOR_CHECK", "half"),
+        ("XCACHE_EXECUTOR_CHECK", "150%"),
+        ("XCACHE_EXECUTOR_TOOLCHAIN", "elsewhere"),
+    ] {
+        let b = xcache_build(
+            &ws,
+            &s.store(),
+            &[],
+            &[("XCACHE_EXECUTOR", uri.as_str()), (name, value)],
+        );
+        assert!(!b.output.status.success(), "{name}={value}");
+        assert!(
+            b.stderr().contains(name) && b.stderr().contains(value),
+            "{name}={value}: {}",
+            b.stderr()
+        );
+    }
+    // Understood: the build goes on (the executor is down: compiled here).
+    let b = xcache_build(
+        &ws,
+        &s.store(),
+        &[],
+        &[
+            ("XCACHE_EXECUTOR", uri.as_str()),
+            ("XCACHE_EXECUTOR_CHECK", "0.1"),
+            ("XCACHE_EXECUTOR_TOOLCHAIN", "installed"),
+        ],
+    );
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+}

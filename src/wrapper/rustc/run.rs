@@ -125,7 +125,7 @@ impl Rustc {
     /// outputs compared with this machine's. Equal: the unit says it was checked.
     /// Different (or the compile failed here): this machine's result stands, the
     /// executor is given up for the rest of the build, and a warning says so once.
-    pub(super) fn checked(&mut self, cx: &mut Cx, ran: &Ran) {
+    pub(super) fn compare_with_worker(&mut self, cx: &mut Cx, ran: &Ran) {
         let Some((spec, outputs)) = self.checking.take() else {
             return;
         };
