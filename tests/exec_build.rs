@@ -463,3 +463,71 @@ fn remove_files(dir: &Path) -> usize {
     }
     n
 }
+
+/// A worker with no Rust at all (no rustc on its PATH, no `--rustc`): library compiles
+/// carry this machine's toolchain through the CAS (`XCACHE_EXECUTOR_TOOLCHAIN=ship`, the
+/// default) and run on it with that toolchain, made once in the worker's cache, read
+/// only; the proc-macro, which links, asks for the installed route and is not taken.
+/// With `installed`, nothing of the build is taken.
+#[test]
+fn a_worker_without_rust_compiles_libraries_with_the_toolchain_they_ship() {
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let wdir = tempfile::tempdir().unwrap();
+    let w = Worker::start_with_env(&bgd, "bare", wdir.path(), &[], &[("PATH", "/usr/bin:/bin")]);
+    let uri = exec_uri(&bgd);
+    let s = Scratch::new();
+    let wait = ("XCACHE_EXECUTOR_QUEUE_WAIT", "3s");
+    let exec = [("XCACHE_EXECUTOR", uri.as_str()), EXEC_TIMEOUT, wait];
+    let ws = s.checkout("basic-workspace", "a/ws");
+    let b = xcache_build(&ws, &s.store(), &[], &exec);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    assert!(
+        w.log_text().contains("no rustc installed"),
+        "{}",
+        w.log_text()
+    );
+    let r = Report::read(&ws.join("target"));
+    for lib in LIBS {
+        let rx = remote_exec(&r, lib);
+        assert_eq!(
+            rx["worker"],
+            "bare",
+            "{lib}: {rx}\n{}\n{}",
+            b.stderr(),
+            w.log_text()
+        );
+    }
+    let rx = remote_exec(&r, "macros");
+    assert_eq!(rx["fallback"], "executor-unserved", "{rx}");
+    assert_eq!(r.warning_codes(), ["executor-unserved"]);
+
+    // The toolchain, made once, read only: rustc and the standard library of the host.
+    let made: Vec<PathBuf> = std::fs::read_dir(wdir.path().join("toolchains"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    let rustc = made[0].join("bin/rustc");
+    let meta = std::fs::metadata(&rustc).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o222, 0, "{}", rustc.display());
+    assert!(made[0].join("lib/rustlib").is_dir());
+    assert!(!made[0].join("bin/cargo").exists());
+
+    // The installed route asks for a worker with this machine's compiler: none here.
+    let ws = s.checkout("basic-workspace", "b/ws");
+    let mut installed = exec.to_vec();
+    installed.push(("XCACHE_EXECUTOR_TOOLCHAIN", "installed"));
+    let b = xcache_build(&ws, &s.path("store-b"), &[], &installed);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    for lib in SENT {
+        let rx = remote_exec(&r, lib);
+        assert_eq!(rx["fallback"], "executor-unserved", "{lib}: {rx}");
+    }
+}

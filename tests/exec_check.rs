@@ -244,6 +244,27 @@ fn a_worker_that_forges_an_output_is_caught_by_the_check_and_the_farm_given_up()
         shown.contains("remote execution: 4 compiled on workers (4 of them checked here, equal), 0 here instead"),
         "{shown}"
     );
+
+    // The same with the toolchain shipped through the CAS (the default route, for the
+    // libraries): a worker running this machine's rustc from its copy of the shipped
+    // tree compiles the same bytes.
+    let shipped: Vec<(&str, &str)> = checked
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "XCACHE_EXECUTOR_TOOLCHAIN")
+        .collect();
+    let ws = s.checkout("basic-workspace", "d/ws");
+    let b = xcache_build(&ws, &s.path("store-d"), &[], &shipped);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    assert!(r.warning_codes().is_empty(), "{:?}", r.warning_codes());
+    for lib in SENT {
+        let rx = remote_exec(&r, lib);
+        assert_eq!(rx["worker"], "honest", "{lib}: {rx}\n{}", honest.log_text());
+        assert_eq!(rx["checked"], true, "{lib}: {rx}");
+        assert!(rx["fallback"].is_null(), "{lib}: {rx}");
+    }
     drop(honest);
 }
 

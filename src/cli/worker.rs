@@ -28,9 +28,15 @@ pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
             message: format!("no private directory for its actions ({e})"),
         })?,
     };
+    // Every worker runs the toolchains compiles ship with them; one with a rustc of its
+    // own also offers that (the installed route).
     let mut properties = vec![
         ("OSFamily".to_string(), std::env::consts::OS.to_string()),
         ("ISA".to_string(), std::env::consts::ARCH.replace('_', "-")),
+        (
+            crate::exec::wire::TOOLCHAIN_PROPERTY.to_string(),
+            crate::exec::wire::SHIPPED.to_string(),
+        ),
     ];
     for p in &args.properties {
         let Some((k, v)) = p.split_once('=').filter(|(k, _)| !k.is_empty()) else {
@@ -85,9 +91,10 @@ pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
-/// The toolchain the worker compiles with: `--rustc`, else the real rustc behind
-/// rustup's proxy. Without `--rustc`, a machine with no rustc still serves other
-/// actions (none that asks for a compiler); a `--rustc` that does not run is an error.
+/// The toolchain the worker has installed: `--rustc`, else the real rustc behind
+/// rustup's proxy. Without `--rustc`, a machine with no rustc still serves compiles
+/// that ship their toolchain (and actions that ask for no compiler); a `--rustc` that
+/// does not run is an error.
 fn toolchain(
     flag: Option<&std::path::Path>,
     env: &Env,
@@ -108,8 +115,9 @@ fn toolchain(
                 }
                 _ => {
                     eprintln!(
-                        "cargo-xcache worker: no rustc found (`rustc --print sysroot` failed); \
-                         serving no compiles (pass --rustc PATH)"
+                        "cargo-xcache worker: no rustc installed (`rustc --print sysroot` \
+                         failed); serving compiles that ship their toolchain (pass --rustc \
+                         PATH for the installed route too)"
                     );
                     return Ok(None);
                 }
@@ -130,7 +138,8 @@ fn toolchain(
         }),
         Err(e) => {
             eprintln!(
-                "cargo-xcache worker ({}): {e}; serving no compiles (pass --rustc PATH)",
+                "cargo-xcache worker ({}): {e}; serving compiles that ship their toolchain \
+                 (pass --rustc PATH for the installed route too)",
                 server.display()
             );
             Ok(None)

@@ -25,6 +25,23 @@ use crate::config::RemoteSpec;
 use crate::errors::CacheError;
 use crate::reapi::{Reapi, Source};
 
+/// The blobs of a Merkle tree, by hash: its directories and its files.
+fn add_tree(blobs: &mut BTreeMap<String, (re::Digest, Source)>, merkle: super::tree::Merkle) {
+    for (d, bytes) in merkle.directories {
+        blobs.insert(
+            d.hash.clone(),
+            (d, Source::Bytes(std::sync::Arc::new(bytes))),
+        );
+    }
+    for (d, bytes) in merkle.files {
+        let source = match bytes {
+            Bytes::File(p) | Bytes::Hashed(p, _) => Source::Files(vec![p]),
+            Bytes::Inline(b) => Source::Bytes(b),
+        };
+        blobs.insert(d.hash.clone(), (d, source));
+    }
+}
+
 /// One command to run remotely.
 #[derive(Clone, Debug, Default)]
 pub struct ExecRequest {
@@ -151,7 +168,6 @@ impl Executor {
         let action_bytes = action.encode_to_vec();
         let action_digest = crate::reapi::digest_of(&action_bytes);
 
-        // Upload what the server lacks: one question for every blob, then each missing one.
         let mut blobs: BTreeMap<String, (re::Digest, Source)> = BTreeMap::new();
         let inline = |b: Vec<u8>| Source::Bytes(std::sync::Arc::new(b));
         blobs.insert(
@@ -162,34 +178,8 @@ impl Executor {
             action_digest.hash.clone(),
             (action_digest.clone(), inline(action_bytes)),
         );
-        for (d, bytes) in merkle.directories {
-            blobs.insert(d.hash.clone(), (d, inline(bytes)));
-        }
-        for (d, bytes) in merkle.files {
-            let source = match bytes {
-                Bytes::File(p) | Bytes::Hashed(p, _) => Source::Files(vec![p]),
-                Bytes::Inline(b) => Source::Bytes(b),
-            };
-            blobs.insert(d.hash.clone(), (d, source));
-        }
-        let missing = self
-            .cas
-            .missing_of(blobs.values().map(|(d, _)| d.clone()).collect())
-            .await?;
-        let mut bytes_up = 0u64;
-        for d in missing {
-            if let Some((digest, source)) = blobs.remove(&d.hash) {
-                let put = self.cas.put_blob(source).await?;
-                if put.hash != digest.hash {
-                    return Err(CacheError::Remote {
-                        code: "remote-unavailable",
-                        uri: self.cas.spec().display().to_string(),
-                        message: "an input changed while it was sent".into(),
-                    });
-                }
-                bytes_up += digest.size_bytes.max(0) as u64;
-            }
-        }
+        add_tree(&mut blobs, merkle);
+        let bytes_up = self.send_missing(blobs).await?;
 
         let response = self.run(&action_digest, req.cache_lookup, queue).await?;
         if let Some(s) = response.status.as_ref().filter(|s| s.code != 0) {
@@ -228,6 +218,62 @@ impl Executor {
             bytes_up,
             bytes_down,
         })
+    }
+
+    /// Sends the blobs of `root` the server lacks (a tree many actions share, sent once
+    /// before them: a shipped toolchain). Its root digest and the bytes sent.
+    pub async fn send_tree(&self, root: &InputRoot) -> Result<(re::Digest, u64), CacheError> {
+        let merkle = root.merkle()?;
+        let digest = merkle.root.clone();
+        let mut blobs = BTreeMap::new();
+        add_tree(&mut blobs, merkle);
+        let sent = tokio::time::timeout(self.deadline, self.send_missing(blobs))
+            .await
+            .map_err(|_| CacheError::Remote {
+                code: "remote-timed-out",
+                uri: self.cas.spec().display().to_string(),
+                message: format!("the upload took longer than {:?}", self.deadline),
+            })??;
+        Ok((digest, sent))
+    }
+
+    /// Which of the blobs of `root` the server lacks.
+    pub async fn missing_of_tree(&self, root: &InputRoot) -> Result<usize, CacheError> {
+        let merkle = root.merkle()?;
+        let mut blobs = BTreeMap::new();
+        add_tree(&mut blobs, merkle);
+        Ok(self
+            .cas
+            .missing_of(blobs.values().map(|(d, _)| d.clone()).collect())
+            .await?
+            .len())
+    }
+
+    /// Uploads what the server lacks of `blobs`: one question for every blob, then each
+    /// missing one. The bytes sent.
+    async fn send_missing(
+        &self,
+        mut blobs: BTreeMap<String, (re::Digest, Source)>,
+    ) -> Result<u64, CacheError> {
+        let missing = self
+            .cas
+            .missing_of(blobs.values().map(|(d, _)| d.clone()).collect())
+            .await?;
+        let mut bytes_up = 0u64;
+        for d in missing {
+            if let Some((digest, source)) = blobs.remove(&d.hash) {
+                let put = self.cas.put_blob(source).await?;
+                if put.hash != digest.hash {
+                    return Err(CacheError::Remote {
+                        code: "remote-unavailable",
+                        uri: self.cas.spec().display().to_string(),
+                        message: "an input changed while it was sent".into(),
+                    });
+                }
+                bytes_up += digest.size_bytes.max(0) as u64;
+            }
+        }
+        Ok(bytes_up)
     }
 
     fn platform(&self, req: &ExecRequest) -> re::Platform {

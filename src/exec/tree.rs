@@ -55,6 +55,14 @@ impl InputRoot {
         Ok(())
     }
 
+    /// Adds every file of `other` under the directory `prefix`.
+    pub fn graft(&mut self, prefix: &str, other: &InputRoot) -> Result<(), String> {
+        for (rel, f) in &other.files {
+            self.add(&format!("{prefix}/{rel}"), f.clone())?;
+        }
+        Ok(())
+    }
+
     /// The paths of its files.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)

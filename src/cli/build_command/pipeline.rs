@@ -3,7 +3,7 @@
 //! prefetch, planting, cargo, the wait for the wrappers' background work, the report.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::background::wait_for_background;
@@ -60,7 +60,9 @@ pub(in crate::cli) fn run_build(
         mut cfg,
         jobs,
     } = resolve_settings(&args, mode)?;
+    let toolchain_sent = send_toolchain_ahead(&env, &cfg);
     let before = before_plan(command, &args, mode, &env, &mut cfg, verbosity)?;
+    toolchain_sent.wait();
     let run = CargoRun {
         command,
         cargo_args: &args.cargo_args,
@@ -252,6 +254,50 @@ fn resolve_settings(args: &BuildArgs, mode: &BuildMode) -> Result<Settings, CliE
         cfg,
         jobs,
     })
+}
+
+/// The executor's copy of the build's toolchain (`XCACHE_EXECUTOR_TOOLCHAIN=ship`),
+/// being made beside what comes before cargo starts.
+struct ToolchainSent {
+    done: Option<(std::sync::mpsc::Receiver<()>, std::time::Duration)>,
+}
+
+impl ToolchainSent {
+    /// Waits for it, at most the executor's deadline (a farm far away or down must not
+    /// hold the build: the compiles then run here until it is there).
+    fn wait(self) {
+        if let Some((rx, limit)) = self.done {
+            let _ = rx.recv_timeout(limit);
+        }
+    }
+}
+
+/// With an executor that takes shipped toolchains, sends the build's toolchain there
+/// before cargo starts, when the server lacks it (a first build on a farm): the build's
+/// compiles find it there instead of running here while one of them sends it.
+fn send_toolchain_ahead(env: &crate::config::Env, cfg: &BuildConfig) -> ToolchainSent {
+    let spec = match crate::config::ExecutorSpec::from_env(env) {
+        Ok(Some(s)) if !cfg.disabled && s.toolchain == crate::config::ToolchainRoute::Ship => s,
+        _ => return ToolchainSent { done: None },
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let env = env.clone();
+    let limit = spec.deadline;
+    let spawned = std::thread::Builder::new().spawn(move || {
+        let compiler = crate::key::compiler_id(
+            Path::new(env.get("RUSTC").unwrap_or("rustc")),
+            crate::private_dir::compilers_dir().as_deref(),
+            env.get("RUSTUP_TOOLCHAIN"),
+            env.path_var().map(|p| p.as_os_str()),
+        );
+        if let Ok(c) = compiler {
+            let _ = crate::exec::send::send_ahead(&spec, &c);
+        }
+        let _ = tx.send(());
+    });
+    ToolchainSent {
+        done: spawned.ok().map(|_| (rx, limit)),
+    }
 }
 
 /// What is settled before the plan.

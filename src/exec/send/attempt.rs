@@ -11,6 +11,7 @@ use super::job::{Job, Origin, RemoteRun};
 use super::outcome::{Fallback, Fell, said};
 use super::request::request;
 use super::roots::Roots;
+use super::toolchain::{Shipped, ensure_sent, targets};
 use crate::config::ExecutorSpec;
 use crate::errors::CacheError;
 use crate::exec::{Executor, QueueWait};
@@ -29,7 +30,23 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
     }
     let t = Instant::now();
     let roots = Roots::new(cx.path_map());
-    let req = request(cx, job, &roots).map_err(|m| (Fallback::InputRoot, m))?;
+    let shipped = if job.ships_toolchain() {
+        let host = job
+            .compiler
+            .host()
+            .ok_or((Fallback::InputRoot, "rustc -vV names no host".to_string()))?;
+        let s = Shipped::of(
+            &job.compiler.sysroot,
+            &targets(job.inv.target.as_deref(), host),
+        )
+        .map_err(|m| (Fallback::InputRoot, m))?;
+        let tree = s.tree().map_err(|m| (Fallback::InputRoot, m))?;
+        Some((s, tree))
+    } else {
+        None
+    };
+    let req = request(cx, job, &roots, shipped.as_ref().map(|(_, t)| t))
+        .map_err(|m| (Fallback::InputRoot, m))?;
     let platform = PlatformState::new(&state, &req.platform);
     // Once a worker took a compile of this platform, a wait in the queue is a busy
     // farm's: only the deadline bounds it.
@@ -55,7 +72,7 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
     let result = rt.block_on(async {
         let ex = Executor::new(&job.spec.server, job.spec.deadline)
             .map_err(|e| (Fallback::Unavailable, said(&e)))?;
-        let run = ex.execute(&req, queue).await.map_err(|e| {
+        let fell = |e: CacheError| {
             let fallback = if matches!(e, CacheError::ExecutorUnserved { .. }) {
                 Fallback::Unserved
             } else if crate::exec::is_unreachable(&e) {
@@ -64,8 +81,24 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
                 Fallback::Failed
             };
             (fallback, said(&e))
-        })?;
-        finish(cx, job, &roots, &ex, run).await
+        };
+        let toolchain_up = match &shipped {
+            Some((_, tree)) => {
+                ensure_sent(
+                    &ex,
+                    tree,
+                    job.spec.server.display(),
+                    &job.compiler.sysroot,
+                    &fell,
+                )
+                .await?
+            }
+            None => 0,
+        };
+        let run = ex.execute(&req, queue).await.map_err(fell)?;
+        let mut done = finish(cx, job, &roots, &ex, run, shipped.as_ref().map(|(s, _)| s)).await?;
+        done.record.bytes_up += toolchain_up;
+        Ok(done)
     });
     match result {
         Ok(mut done) => {

@@ -8,6 +8,7 @@ use super::job::{Job, Origin, RemoteRun};
 use super::outcome::{Fallback, Fell, RemoteExec, said};
 use super::request::withheld;
 use super::roots::Roots;
+use super::toolchain::Shipped;
 use super::translate::{local_trace, path_lookup_differs, shell_event};
 use crate::exec::Executor;
 use crate::exec::observed::{self, Confinement};
@@ -47,6 +48,7 @@ pub(super) async fn finish(
     roots: &Roots,
     ex: &Executor,
     run: crate::exec::Executed,
+    shipped: Option<&Shipped>,
 ) -> Result<RemoteRun, Fell> {
     let record = run.outputs.get(crate::exec::wire::OBSERVED).ok_or((
         Fallback::Unobserved,
@@ -61,9 +63,43 @@ pub(super) async fn finish(
     // The linker's files are agreed only for an action that asked for the worker's
     // linker identity: the server gave it to a worker whose `cc`, `ld`s, C runtime
     // files, search path and driver variables hash as this machine's.
-    let agreed_paths = observed::Agreed::of(&obs, job.link.is_some());
-    let agreed: Vec<&str> = agreed_paths.trees.iter().map(String::as_str).collect();
-    let absent_here = |p: &Path| std::fs::symlink_metadata(p).is_err();
+    //
+    // A shipped toolchain is agreed file by file: the worker's copy holds what was
+    // shipped and nothing else, so a path of it the run looked for and did not find is
+    // judged as this machine's sysroot has it (absent here too, or the run saw less
+    // than a compile here would).
+    let (agreed_paths, toolchain_root) = match (shipped, &obs.sysroot) {
+        (Some(s), Some(worker_sysroot)) => {
+            let mut a = observed::Agreed::of(&obs, false);
+            a.trees.clear();
+            s.agreed(worker_sysroot, &mut a);
+            (a, vec![worker_sysroot.clone()])
+        }
+        (Some(_), None) => {
+            return Err((
+                Fallback::Unobserved,
+                "the worker's record names no toolchain for a compile that shipped one".into(),
+            ));
+        }
+        (None, _) => {
+            let a = observed::Agreed::of(&obs, job.link.is_some());
+            let trees = a.trees.clone();
+            (a, trees)
+        }
+    };
+    // The code of the toolchain: what it reads of the environment is rustc's own.
+    let agreed: Vec<&str> = toolchain_root.iter().map(String::as_str).collect();
+    let local_sysroot = job.compiler.sysroot.to_string_lossy().into_owned();
+    let absent_here = |p: &Path| {
+        let here = match (&obs.sysroot, shipped) {
+            (Some(w), Some(_)) => match p.strip_prefix(w) {
+                Ok(rest) => Path::new(&local_sysroot).join(rest),
+                Err(_) => p.to_path_buf(),
+            },
+            _ => p.to_path_buf(),
+        };
+        std::fs::symlink_metadata(here).is_err()
+    };
     match observed::confinement_where(&obs, &agreed_paths, &absent_here) {
         Confinement::Confined { .. } => {}
         Confinement::Outside { path } => {

@@ -8,6 +8,7 @@ use super::job::{Job, Origin};
 use super::memo::{MEMO_MIN, memo_digest};
 use super::roots::Roots;
 use crate::exec::{Bytes, InputFile, InputRoot};
+
 use crate::key::RootKind;
 
 /// Beyond these, a package is not sent (its directory is walked whole).
@@ -15,11 +16,12 @@ const MAX_FILES: usize = 20_000;
 const MAX_BYTES: u64 = 1 << 30;
 
 /// What the compile may read: the package's files, the crates it may load, the
-/// native search directories and `OUT_DIR`.
+/// native search directories and `OUT_DIR`; and the toolchain, when it ships one.
 pub(super) fn input_root(
     cx: &dyn Origin,
     job: &Job<'_>,
     roots: &Roots,
+    toolchain: Option<&InputRoot>,
 ) -> Result<InputRoot, String> {
     let cwd = cx.cwd();
     let mut files = Files {
@@ -55,7 +57,27 @@ pub(super) fn input_root(
     if let Some(out_dir) = cx.env().get("OUT_DIR") {
         files.walk(Path::new(out_dir))?;
     }
+    if let Some(t) = toolchain {
+        files.root.graft(crate::exec::wire::TOOLCHAIN_DIR, t)?;
+    }
     Ok(files.root)
+}
+
+/// The file at `p` as an input: its digest from the memo when it is large and the memo
+/// knows it as it is now, else hashed when the tree is made.
+pub(super) fn input_file(p: &Path, meta: &std::fs::Metadata, memo: Option<&Path>) -> InputFile {
+    use std::os::unix::fs::PermissionsExt;
+    let bytes = match memo.filter(|_| meta.len() >= MEMO_MIN) {
+        Some(memo) => match memo_digest(memo, p, meta) {
+            Some(d) => Bytes::Hashed(p.to_path_buf(), d),
+            None => Bytes::File(p.to_path_buf()),
+        },
+        None => Bytes::File(p.to_path_buf()),
+    };
+    InputFile {
+        bytes,
+        executable: meta.permissions().mode() & 0o111 != 0,
+    }
 }
 
 struct Files<'a> {
@@ -97,21 +119,8 @@ impl Files<'_> {
                 MAX_BYTES >> 20
             ));
         }
-        use std::os::unix::fs::PermissionsExt;
-        let bytes = match self.memo.as_deref().filter(|_| meta.len() >= MEMO_MIN) {
-            Some(memo) => match memo_digest(memo, p, &meta) {
-                Some(d) => Bytes::Hashed(p.to_path_buf(), d),
-                None => Bytes::File(p.to_path_buf()),
-            },
-            None => Bytes::File(p.to_path_buf()),
-        };
-        self.root.add(
-            &rel,
-            InputFile {
-                bytes,
-                executable: meta.permissions().mode() & 0o111 != 0,
-            },
-        )
+        self.root
+            .add(&rel, input_file(p, &meta, self.memo.as_deref()))
     }
 
     /// Every file below `dir`, but not the target dir, a nested one (`CACHEDIR.TAG`),

@@ -42,6 +42,16 @@ pub struct Job<'a> {
     pub link: Option<(String, PathBuf)>,
 }
 
+impl Job<'_> {
+    /// Whether the compile carries this machine's toolchain to the worker: with
+    /// `XCACHE_EXECUTOR_TOOLCHAIN=ship`, for a compile that does not link (a link reads
+    /// the worker's C toolchain, which does not travel: it asks for the installed route
+    /// and the linker identity).
+    pub fn ships_toolchain(&self) -> bool {
+        self.spec.toolchain == crate::config::ToolchainRoute::Ship && self.link.is_none()
+    }
+}
+
 /// A remote compile that stands for a local one: what a local run that succeeded gives
 /// (its messages and the observer's record), with the outputs in their local places.
 pub struct RemoteRun {

@@ -38,8 +38,10 @@ mod memo;
 mod outcome;
 mod request;
 mod roots;
+mod toolchain;
 mod translate;
 
 pub use attempt::attempt;
 pub use job::{Job, Origin, RemoteRun};
 pub use outcome::{Fallback, Fell, RemoteExec};
+pub use toolchain::send_ahead;

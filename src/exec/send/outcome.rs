@@ -42,6 +42,9 @@ pub enum Fallback {
     /// machine's compile, or the executor was given up earlier in the build for that:
     /// the compile here stands, and later compiles run here.
     Mismatch,
+    /// Not sent: its toolchain is not on the server yet, and another compile of this
+    /// machine is sending it (`XCACHE_EXECUTOR_TOOLCHAIN=ship`).
+    ToolchainSending,
 }
 
 impl Fallback {
@@ -59,6 +62,7 @@ impl Fallback {
             Fallback::LocalSlot => "local-slot",
             Fallback::Linker => "linker",
             Fallback::Mismatch => "executor-mismatch",
+            Fallback::ToolchainSending => "toolchain-sending",
         }
     }
 }

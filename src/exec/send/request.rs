@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::inputs::input_root;
 use super::job::{Job, Origin};
 use super::roots::Roots;
-use crate::exec::ExecRequest;
+use crate::exec::{ExecRequest, InputRoot};
 
 /// Variables a worker is not given: this program's own and the observer's, the
 /// jobserver's (its descriptors are this machine's), the shell's, and anything that
@@ -42,10 +42,13 @@ pub(super) fn withheld(name: &str) -> bool {
 }
 
 /// The action: the script, its environment, the input root and the outputs.
+/// `toolchain`: the toolchain shipped with it (its own tree), when it ships one; else
+/// the action asks for a worker with this machine's compiler installed.
 pub(super) fn request(
     cx: &dyn Origin,
     job: &Job<'_>,
     roots: &Roots,
+    toolchain: Option<&InputRoot>,
 ) -> Result<ExecRequest, String> {
     let cwd = cx.cwd();
     roots.rel(cwd).ok_or_else(|| {
@@ -112,11 +115,18 @@ pub(super) fn request(
     let mut platform = BTreeMap::from([
         ("OSFamily".to_string(), std::env::consts::OS.to_string()),
         ("ISA".to_string(), std::env::consts::ARCH.replace('_', "-")),
-        (
+    ]);
+    if toolchain.is_some() {
+        platform.insert(
+            crate::exec::wire::TOOLCHAIN_PROPERTY.to_string(),
+            crate::exec::wire::SHIPPED.to_string(),
+        );
+    } else {
+        platform.insert(
             crate::exec::wire::COMPILER_PROPERTY.to_string(),
             job.compiler.key.to_hex(),
-        ),
-    ]);
+        );
+    }
     if let Some((linker, args_file)) = &job.link {
         platform.insert(
             crate::exec::wire::LINKER_PROPERTY.to_string(),
@@ -133,7 +143,7 @@ pub(super) fn request(
         arguments: vec!["/bin/sh".into(), "-c".into(), script],
         env,
         working_directory: String::new(),
-        inputs: input_root(cx, job, roots)?,
+        inputs: input_root(cx, job, roots, toolchain)?,
         outputs,
         platform,
         cache_lookup: false,

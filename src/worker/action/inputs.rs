@@ -14,13 +14,16 @@ use crate::reapi::Reapi;
 /// Makes the tree `digest` at `dest`: its directories, and its files copied from the
 /// local blob cache (fetched into it first when absent). Copies, not hard links: the
 /// command may write where it likes in its directory, and a write through a hard link
-/// would change the cached blob for every later action.
+/// would change the cached blob for every later action. `keep_out`: a directory at the
+/// top of the tree that is not made (a shipped toolchain); its digest is returned.
 pub(super) async fn materialize(
     cas: &Reapi,
     digest: &re::Digest,
     dest: &Path,
     blobs: &Path,
-) -> Result<(), Failed> {
+    keep_out: Option<&str>,
+) -> Result<Option<re::Digest>, Failed> {
+    let mut kept = None;
     let mut todo = vec![(digest.clone(), dest.to_path_buf())];
     let mut files: BTreeMap<PathBuf, (re::Digest, bool)> = BTreeMap::new();
     let mut dirs = 0usize;
@@ -67,6 +70,10 @@ pub(super) async fn materialize(
                     sub.name
                 )));
             };
+            if at == dest && Some(sub.name.as_str()) == keep_out {
+                kept = Some(sd);
+                continue;
+            }
             todo.push((sd, at.join(&sub.name)));
         }
     }
@@ -82,7 +89,75 @@ pub(super) async fn materialize(
         let mode = if executable { 0o755 } else { 0o644 };
         let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode));
     }
-    Ok(())
+    Ok(kept)
+}
+
+/// The shipped toolchain `digest`, made once under `toolchains` and shared by every
+/// action and every worker of the machine: made in a directory of its own from the CAS
+/// (every blob checked against its digest), made read-only, then renamed to its digest
+/// — so whatever is there under that name is the whole tree. Its path.
+pub(super) async fn make_toolchain(
+    cas: &Reapi,
+    digest: &re::Digest,
+    toolchains: &Path,
+    blobs: &Path,
+) -> Result<PathBuf, Failed> {
+    if digest.hash.len() != 64 || !digest.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failed::invalid(format!(
+            "`{}` is not a SHA-256 digest",
+            digest.hash
+        )));
+    }
+    let dest = toolchains.join(format!("{}-{}", digest.hash, digest.size_bytes));
+    if dest.is_dir() {
+        return Ok(dest);
+    }
+    std::fs::create_dir_all(toolchains)
+        .map_err(|e| Failed::internal(format!("no directory {} ({e})", toolchains.display())))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".making-")
+        .tempdir_in(toolchains)
+        .map_err(|e| Failed::internal(format!("no directory in {} ({e})", toolchains.display())))?;
+    let made = tmp.path().join("t");
+    materialize(cas, digest, &made, blobs, None).await?;
+    set_read_only(&made, true);
+    match std::fs::rename(&made, &dest) {
+        Ok(()) => Ok(dest),
+        // Made meanwhile by another worker of the machine: the same tree.
+        Err(_) if dest.is_dir() => {
+            set_read_only(&made, false);
+            Ok(dest)
+        }
+        Err(e) => {
+            set_read_only(&made, false);
+            Err(Failed::internal(format!(
+                "the toolchain could not be put at {} ({e})",
+                dest.display()
+            )))
+        }
+    }
+}
+
+/// Takes write permission from everything under `dir` (or gives it back, so that it
+/// can be removed).
+fn set_read_only(dir: &Path, ro: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    let mode = meta.permissions().mode();
+    if meta.is_dir() {
+        if !ro {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700));
+        }
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                set_read_only(&e.path(), ro);
+            }
+        }
+    }
+    let new = if ro { mode & !0o222 } else { mode | 0o200 };
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(new));
 }
 
 /// The local copy of a blob, fetched when absent. A blob lands under its digest only

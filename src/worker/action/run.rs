@@ -11,11 +11,11 @@ use bazel_remote_apis::google::protobuf::Timestamp;
 use tokio::process::Command as TokioCommand;
 
 use super::failed::Failed;
-use super::inputs::materialize;
+use super::inputs::{make_toolchain, materialize};
 use super::lease::message;
 use super::paths::{has_symlink, inside, output_paths};
 use super::record::{Toolchain, observed_record};
-use crate::exec::wire::{OBSERVED, RUSTC_VAR};
+use crate::exec::wire::{OBSERVED, RUSTC_VAR, SHIPPED, TOOLCHAIN_DIR, TOOLCHAIN_PROPERTY};
 use crate::reapi::{Reapi, Source};
 
 /// How long an action may run when it names no timeout.
@@ -57,8 +57,40 @@ pub async fn run(
     // What the Command says is checked before its input tree is fetched; its working
     // directory once the tree is there (no link in it then leads out).
     let outputs = command_outputs(&command)?;
+    let ships = shipped(action);
     let fetch_start = SystemTime::now();
-    materialize(cas, root_digest, &root, blobs).await?;
+    let kept = materialize(
+        cas,
+        root_digest,
+        &root,
+        blobs,
+        ships.then_some(TOOLCHAIN_DIR),
+    )
+    .await?;
+    // A shipped toolchain: made once for the machine, and the compile's rustc.
+    let shipped_toolchain = match (ships, kept) {
+        (false, _) => None,
+        (true, None) => {
+            return Err(Failed::invalid(format!(
+                "the action asks for a shipped toolchain and its input root has no {TOOLCHAIN_DIR}/"
+            )));
+        }
+        (true, Some(d)) => {
+            let toolchains = blobs.with_file_name("toolchains");
+            let sysroot = make_toolchain(cas, &d, &toolchains, blobs).await?;
+            Some(Toolchain {
+                rustc: sysroot.join("bin").join("rustc"),
+                sysroot,
+                identity: String::new(),
+                linker: None,
+            })
+        }
+    };
+    let toolchain = if ships {
+        shipped_toolchain.as_ref()
+    } else {
+        toolchain
+    };
     let fetch_done = SystemTime::now();
 
     let wd = if command.working_directory.is_empty() {
@@ -227,6 +259,16 @@ pub(super) fn stamp(t: SystemTime) -> Timestamp {
         seconds: d.as_secs() as i64,
         nanos: d.subsec_nanos() as i32,
     }
+}
+
+/// Whether the action carries its toolchain (`xcache-toolchain=shipped` among its
+/// platform's properties).
+fn shipped(action: &re::Action) -> bool {
+    action.platform.as_ref().is_some_and(|p| {
+        p.properties
+            .iter()
+            .any(|x| x.name == TOOLCHAIN_PROPERTY && x.value == SHIPPED)
+    })
 }
 
 /// The output paths a Command names; an action whose Command has no arguments, or
