@@ -99,6 +99,13 @@ pub struct Summary {
     /// (`UnitRecord::remote_exec`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub remote_fallbacks: BTreeMap<String, usize>,
+    /// With `XCACHE_EXECUTOR_TOOLCHAIN=ship`: the bytes of this machine's toolchain the
+    /// front-end sent to the executor before cargo started (0: it had them), and how
+    /// long that took.
+    #[serde(default)]
+    pub toolchain_sent_bytes: u64,
+    #[serde(default)]
+    pub toolchain_send_ms: u64,
     /// Units predicted from the dependency graph before cargo started.
     pub predicted: usize,
     /// Entries downloaded before cargo started.

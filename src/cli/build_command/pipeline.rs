@@ -62,7 +62,7 @@ pub(in crate::cli) fn run_build(
     } = resolve_settings(&args, mode)?;
     let toolchain_sent = send_toolchain_ahead(&env, &cfg);
     let before = before_plan(command, &args, mode, &env, &mut cfg, verbosity)?;
-    toolchain_sent.wait();
+    let toolchain_sent = toolchain_sent.wait();
     let run = CargoRun {
         command,
         cargo_args: &args.cargo_args,
@@ -202,6 +202,7 @@ pub(in crate::cli) fn run_build(
             before_cargo_children_cpu,
             background_wait_ms,
             cargo_beside_planting,
+            toolchain_sent,
         },
         code,
     )?;
@@ -259,16 +260,18 @@ fn resolve_settings(args: &BuildArgs, mode: &BuildMode) -> Result<Settings, CliE
 /// The executor's copy of the build's toolchain (`XCACHE_EXECUTOR_TOOLCHAIN=ship`),
 /// being made beside what comes before cargo starts.
 struct ToolchainSent {
-    done: Option<(std::sync::mpsc::Receiver<()>, std::time::Duration)>,
+    done: Option<(std::sync::mpsc::Receiver<u64>, std::time::Duration)>,
+    started: Instant,
 }
 
 impl ToolchainSent {
     /// Waits for it, at most the executor's deadline (a farm far away or down must not
-    /// hold the build: the compiles then run here until it is there).
-    fn wait(self) {
-        if let Some((rx, limit)) = self.done {
-            let _ = rx.recv_timeout(limit);
-        }
+    /// hold the build: the compiles then run here until it is there). The bytes sent
+    /// and the time it took, when it sent any.
+    fn wait(self) -> Option<(u64, u64)> {
+        let (rx, limit) = self.done?;
+        let sent = rx.recv_timeout(limit).ok().filter(|b| *b > 0)?;
+        Some((sent, self.started.elapsed().as_millis() as u64))
     }
 }
 
@@ -278,7 +281,12 @@ impl ToolchainSent {
 fn send_toolchain_ahead(env: &crate::config::Env, cfg: &BuildConfig) -> ToolchainSent {
     let spec = match crate::config::ExecutorSpec::from_env(env) {
         Ok(Some(s)) if !cfg.disabled && s.toolchain == crate::config::ToolchainRoute::Ship => s,
-        _ => return ToolchainSent { done: None },
+        _ => {
+            return ToolchainSent {
+                done: None,
+                started: Instant::now(),
+            };
+        }
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let env = env.clone();
@@ -290,13 +298,15 @@ fn send_toolchain_ahead(env: &crate::config::Env, cfg: &BuildConfig) -> Toolchai
             env.get("RUSTUP_TOOLCHAIN"),
             env.path_var().map(|p| p.as_os_str()),
         );
-        if let Ok(c) = compiler {
-            let _ = crate::exec::send::send_ahead(&spec, &c);
-        }
-        let _ = tx.send(());
+        let sent = compiler
+            .ok()
+            .and_then(|c| crate::exec::send::send_ahead(&spec, &c).ok())
+            .unwrap_or(0);
+        let _ = tx.send(sent);
     });
     ToolchainSent {
         done: spawned.ok().map(|_| (rx, limit)),
+        started: Instant::now(),
     }
 }
 
