@@ -109,6 +109,7 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
                     job.spec.server.display(),
                     &job.compiler.sysroot,
                     &fell,
+                    &|_| {},
                 )
                 .await?
             }
