@@ -236,7 +236,7 @@ fn warning_tail(code: &str) -> &'static str {
     match code {
         "remote-entry-damaged" | "remote-entry-too-large" => "",
         // The cache was used; only where the compiles ran changed.
-        "executor-unavailable" | "executor-unserved" => "",
+        "executor-unavailable" | "executor-unserved" | "executor-mismatch" => "",
         // Nothing was planted; the wrapper restored what it could.
         "planting-off" => "; every unit went through the wrapper, which restores hits",
         c if c.starts_with("remote-") => "; the rest of the build used the local store only",

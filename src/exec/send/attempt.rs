@@ -215,8 +215,9 @@ impl PlatformState {
     }
 }
 
-/// The file that says, for the processes of one build, that the executor is down.
-fn state_file(spec: &ExecutorSpec) -> PathBuf {
+/// The file that says, for the processes of one build, that the executor is down (or,
+/// `check`, that a worker's result differed from this machine's).
+pub(super) fn state_file(spec: &ExecutorSpec) -> PathBuf {
     let id = crate::key::KeyHasher::new("executor-state")
         .str("uri", spec.server.display())
         .finish();
