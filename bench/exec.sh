@@ -119,8 +119,8 @@ START_EPOCH="$(date +%s)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/xcache-exec-bench.XXXXXX")"
 # Background processes this script started: "PID NAME" lines (servers and proxy).
 STARTED=()
-# Workers of the current run: PIDs to stop (loopback: the worker; hosts: the host's
-# unshare) and the PIDs whose CPU counts as the workers'.
+# Workers of the current run: PIDs to stop, in order (loopback: the worker; hosts: the
+# worker, then the host's unshare) and the PIDs whose CPU counts as the workers'.
 WORKER_PIDS=()
 WORKER_CPU_PIDS=()
 # Network namespaces made (hosts mode), removed at the end.
@@ -167,6 +167,8 @@ fresh_farm() {
   STARTED=()
   rm -rf "$WORK/farm" "$WORK/hosts"
   mkdir -p "$WORK/farm"
+  # PostgreSQL runs as its own account: it must reach its directory.
+  chmod 755 "$WORK"
   start_farm "$WORK/farm" "$LOG_DIR"
   if [[ "$RTT_MS" == 0 ]]; then
     EXECUTOR="grpc://$FARM_ADDR:$BGD_PORT?instance=$INSTANCE"
@@ -211,7 +213,9 @@ start_workers() {
     logf="$LOG_DIR/$tag.w$w.log"
     if [[ "$FARM" == hosts ]]; then
       host_worker "$w" "$WORK/hosts/h$w" "$logf"
-      WORKER_PIDS+=("$HOST_PID")
+      # The worker first (SIGTERM reaches it: it is its PID namespace's first process,
+      # with a handler), then unshare, which ends with it.
+      WORKER_PIDS+=("$HOST_WORKER_PID" "$HOST_PID")
       WORKER_CPU_PIDS+=("$HOST_WORKER_PID")
     else
       "$XC" xcache worker --server "$EXECUTOR" --name "w$w" --dir "$WORK/workers" \
@@ -226,7 +230,7 @@ start_workers() {
     logf="$LOG_DIR/$tag.w$w.log"
     for ((k = 0; k < 600; k++)); do
       grep -q 'session .* open$' "$logf" 2>/dev/null && break
-      kill -0 "${WORKER_PIDS[$((w - 1))]}" 2>/dev/null || { tail -n 20 "$logf" >&2; die "worker $w of $tag exited (log: $logf)"; }
+      kill -0 "${WORKER_CPU_PIDS[$((w - 1))]}" 2>/dev/null || { tail -n 20 "$logf" >&2; die "worker $w of $tag exited (log: $logf)"; }
       sleep 0.1
     done
     ((k < 600)) || { tail -n 20 "$logf" >&2; die "worker $w of $tag opened no session within 60 s (log: $logf)"; }

@@ -599,8 +599,9 @@ exec chroot "$root" /usr/bin/env -i HOME=/xcache/home PATH=/usr/local/bin:/usr/b
 # host_worker I DIR LOG [WORKER_ARG...]: starts `cargo xcache worker` (the binary $XC) on
 # host I, named hI, reaching BuildGrid at the farm's end of the host's link, with DIR (a
 # directory here) as its /xcache: --dir /xcache/work, HOME /xcache/home. Sets
-# HOST_PID (unshare's PID: SIGTERM to it, and the kernel kills the host's processes,
-# --kill-child) and HOST_WORKER_PID (the worker's, for its CPU).
+# HOST_PID (unshare's, which ends when the worker does) and HOST_WORKER_PID (the
+# worker's, the first process of the host's PID namespace: stop it, and the host's
+# processes end with it; unshare's --kill-child did not end it here, util-linux 2.38).
 host_worker() {
   local i="$1" dir="$2" logf="$3" k
   shift 3
