@@ -174,13 +174,19 @@ if uns and plain:
         w = None
     d = uns["seconds"] - plain["seconds"]
     ok = None if w is None else uns["seconds"] <= plain["seconds"] + w
+    w0 = summary.get("workers-0")
     queue = {"unserved_seconds": uns["seconds"], "plain_seconds": plain["seconds"], "difference": round(d, 2),
+             "workers_0_seconds": w0 and w0["seconds"],
              "queue_wait_seconds": w, "within_plain_plus_wait": ok,
              "executor_unserved": uns["fallbacks"].get("executor-unserved", 0)}
     print(f"\nqueue wait (no host can take the actions; XCACHE_EXECUTOR_QUEUE_WAIT {wait_s}): "
           f"unserved {uns['seconds']:.2f} s, plain cargo {plain['seconds']:.2f} s, difference {d:+.2f} s; "
           f"{fmt(uns['fallbacks'].get('executor-unserved', 0))} compiles fell back as executor-unserved; "
           f"within plain + wait: {'yes' if ok else 'no' if ok is not None else '?'}")
+    if w0:
+        # The same against the cache without an executor: the wait apart from what the
+        # cache itself costs a cold build.
+        print(f"  against workers-0 (the cache, no executor) {w0['seconds']:.2f} s: {uns['seconds'] - w0['seconds']:+.2f} s")
 
 ref_out = next((r["output"] for r in runs if r["output"] != "-"), None)
 outputs_ok = all(r["output"] in ("-", ref_out) for r in runs)
