@@ -128,6 +128,7 @@ NETNS_MADE=()
 cleanup() {
   local rc=$? i pid name
   trap - EXIT
+  [[ "$rc" == 0 ]] || log "stopping (exit code $rc): ending what the run started"
   for pid in "${WORKER_PIDS[@]}"; do stop_pid "$pid" worker || true; done
   for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
     read -r pid name <<<"${STARTED[$i]}"
