@@ -118,6 +118,10 @@ for kind in kinds:
         "peak_rss_kb": med([r["peak_rss_kb"] for r in rs]),
         "front_end_peak_rss_kb": sm("front_end_peak_rss_kb"),
         "wrapper_peak_rss_kb": sm("wrapper_peak_rss_kb"),
+        # What the front-end sent before cargo and how long it took (report fields of
+        # main since 4acc6a8; absent from older reports: "-").
+        "toolchain_sent_bytes": sm("toolchain_sent_bytes"),
+        "toolchain_send_ms": sm("toolchain_send_ms"),
         "link_bytes_up": med([r["link_bytes_up"] for r in rs]),
         "link_bytes_down": med([r["link_bytes_down"] for r in rs]),
         "actions_bytes_up": med([sum(((u.get("remote_exec") or {}).get("bytes_up") or 0)
@@ -157,6 +161,8 @@ if first:
     print(f"\nfirst upload of the toolchain (first against hosts-{first['workers']}, the same farm once it has it):")
     for label, key, conv, spec in (("wall s", "seconds", lambda v: v, "{:.2f}"),
                                    ("before cargo ms", "before_cargo_ms", lambda v: v, "{:.0f}"),
+                                   ("sent ahead MB", "toolchain_sent_bytes", mb, "{:.1f}"),
+                                   ("sending ms", "toolchain_send_ms", lambda v: v, "{:.0f}"),
                                    ("link MB up", "link_bytes_up", mb, "{:.1f}"),
                                    ("actions' MB up", "actions_bytes_up", mb, "{:.1f}")):
         a_, b_ = first.get(key), steady and steady.get(key)
