@@ -106,7 +106,15 @@ fetch_template() {
 
 # ---------------------------------------------------------------- processes and ports
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_open PORT [NETNS]: whether something listens on 127.0.0.1:PORT, here or in the
+# network namespace NETNS.
+port_open() {
+  if [[ -n "${2:-}" ]]; then
+    ip netns exec "$2" bash -c "(exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null"
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
+}
 
 # start_weed DIR LOG S3_PORT MASTER_PORT VOLUME_PORT FILER_PORT ADMIN_PORT [WEED_ARG...]:
 # starts SeaweedFS (`weed mini`, the binary in $WEED) in DIR on loopback with one S3
@@ -226,11 +234,11 @@ print(" ".join(map(str, out)))
 PY
 }
 
-# wait_port PORT PID NAME LOG [SECONDS]
+# wait_port PORT PID NAME LOG [SECONDS [NETNS]]
 wait_port() {
-  local port="$1" pid="$2" name="$3" logf="$4" secs="${5:-60}" i
+  local port="$1" pid="$2" name="$3" logf="$4" secs="${5:-60}" ns="${6:-}" i
   for ((i = 0; i < secs * 10; i++)); do
-    port_open "$port" && return 0
+    port_open "$port" "$ns" && return 0
     kill -0 "$pid" 2>/dev/null || {
       tail -n 30 "$logf" >&2 || true
       die "$name exited before listening on port $port (log: $logf)"
@@ -368,11 +376,22 @@ stop_sccache_server() {
 # ByteStream, ActionCache, Execution and Bots on it (instance $INSTANCE), under WORK, logs
 # in LOGS; appends "PID NAME" to the caller's STARTED and sets PG_PORT, BGD_PORT and
 # EXECUTOR. Needs PG_BIN, INSTANCE and BGD. Used by bench/exec.sh and bench/farm.sh.
+# With FARM_NS set (a network namespace of the caller's, see farm_netns), both run in
+# it: PostgreSQL on its 127.0.0.1, BuildGrid on all of its addresses (its loopback and
+# its ends of the links to it), on fixed ports (nothing else listens there); EXECUTOR
+# then names its loopback, which only the namespace reaches: the caller names the
+# address a client uses.
 start_farm() {
   local work="$1" logs="$2" i PG_URL
   local PG_DATA="$work/pg/data"
-  local as_postgres=()
-  read -r PG_PORT BGD_PORT < <(free_ports 2)
+  local as_postgres=() nsx=() bind=127.0.0.1
+  if [[ -n "${FARM_NS:-}" ]]; then
+    nsx=(ip netns exec "$FARM_NS")
+    bind=0.0.0.0
+    PG_PORT=5432 BGD_PORT=50051
+  else
+    read -r PG_PORT BGD_PORT < <(free_ports 2)
+  fi
   mkdir -p "$PG_DATA"
   if [[ "$(id -u)" == 0 ]]; then
     # PostgreSQL refuses to run as root.
@@ -381,15 +400,15 @@ start_farm() {
     as_postgres=(setpriv "--reuid=$(id -u postgres)" "--regid=$(id -g postgres)" --clear-groups)
   fi
   log "starting PostgreSQL (127.0.0.1:$PG_PORT; log: $logs/postgres.log)"
-  "${as_postgres[@]}" "$PG_BIN/initdb" -U bgd --auth=trust -E UTF8 --no-sync -D "$PG_DATA" \
+  "${nsx[@]}" "${as_postgres[@]}" "$PG_BIN/initdb" -U bgd --auth=trust -E UTF8 --no-sync -D "$PG_DATA" \
     >"$logs/initdb.log" 2>&1 || die "initdb failed (see $logs/initdb.log)"
-  "${as_postgres[@]}" "$PG_BIN/postgres" -D "$PG_DATA" -h 127.0.0.1 -p "$PG_PORT" -k "$PG_DATA" \
+  "${nsx[@]}" "${as_postgres[@]}" "$PG_BIN/postgres" -D "$PG_DATA" -h 127.0.0.1 -p "$PG_PORT" -k "$PG_DATA" \
     -c fsync=off </dev/null >"$logs/postgres.log" 2>&1 &
   STARTED+=("$! postgres")
-  wait_port "$PG_PORT" "$!" PostgreSQL "$logs/postgres.log" 120
+  wait_port "$PG_PORT" "$!" PostgreSQL "$logs/postgres.log" 120 "${FARM_NS:-}"
   PG_URL="postgresql+psycopg2://bgd@127.0.0.1:$PG_PORT/postgres"
   for ((i = 0; i < 50; i++)); do
-    "$BGD" migrate apply "$PG_URL" >"$logs/migrate.log" 2>&1 && break
+    "${nsx[@]}" "$BGD" migrate apply "$PG_URL" >"$logs/migrate.log" 2>&1 && break
     sleep 0.2
   done
   [[ "$i" -lt 50 ]] || die "bgd migrate apply failed (see $logs/migrate.log)"
@@ -400,7 +419,7 @@ start_farm() {
   cat >"$work/bgd/bgd.yml" <<YML
 server:
   - !channel
-    address: "127.0.0.1:$BGD_PORT"
+    address: "$bind:$BGD_PORT"
     insecure-mode: true
 connections:
   - !sql-connection &sql
@@ -442,9 +461,167 @@ instances:
       - !bytestream
         storage: *cas
 YML
-  log "starting BuildGrid with Execution and Bots (127.0.0.1:$BGD_PORT; log: $logs/bgd.log)"
-  "$BGD" server start "$work/bgd/bgd.yml" </dev/null >"$logs/bgd.log" 2>&1 &
+  log "starting BuildGrid with Execution and Bots ($bind:$BGD_PORT${FARM_NS:+ in $FARM_NS}; log: $logs/bgd.log)"
+  "${nsx[@]}" "$BGD" server start "$work/bgd/bgd.yml" </dev/null >"$logs/bgd.log" 2>&1 &
   STARTED+=("$! bgd")
-  wait_port "$BGD_PORT" "$!" BuildGrid "$logs/bgd.log" 120
+  wait_port "$BGD_PORT" "$!" BuildGrid "$logs/bgd.log" 120 "${FARM_NS:-}"
   EXECUTOR="grpc://127.0.0.1:$BGD_PORT?instance=$INSTANCE"
+}
+
+# ---------------------------------------------------------------- hosts of their own
+
+# Network namespaces, links and hosts for a farm whose workers are other machines:
+# bench/exec.sh's default farm. Needs root, iproute2 (ip), util-linux (unshare) and,
+# once, mmdebstrap. The caller keeps NETNS_MADE (the namespaces made, removed by
+# netns_cleanup) and holds a slot (netns_slot), which names everything:
+#   namespaces  xcb<S>-farm, xcb<S>-h<i>
+#   links       xcb<S>r (here, 10.215.S.1/30) -- xcb<S>f (farm, 10.215.S.2/30)
+#               xcb<S>f<i> (farm, 10.216.S.4i+1/30) -- xcb<S>w<i> (host i, 10.216.S.4i+2/30)
+# (tests/common/hosts.rs uses 10.213 and 10.214, so the two never meet.)
+
+# trixie_root: sets TRIXIE_ROOT to a Debian trixie minbase root (a shell, glibc; no Rust,
+# no C compiler) under ${XCACHE_BENCH_ROOTS:-/var/cache/xcache-bench/roots}, made with
+# mmdebstrap the first time (about 8 s, from deb.debian.org) and kept: made in a
+# directory beside it and renamed into place once complete, under a lock, so a run
+# stopped half-way leaves no half-made root behind it.
+trixie_root() {
+  local roots="${XCACHE_BENCH_ROOTS:-/var/cache/xcache-bench/roots}" tmp lockfd
+  TRIXIE_ROOT="$roots/trixie"
+  [[ -f "$TRIXIE_ROOT/.xcache-bench-root" ]] && return 0
+  command -v mmdebstrap >/dev/null || die "mmdebstrap is missing (apt-get install mmdebstrap): it makes the hosts' root"
+  mkdir -p "$roots"
+  exec {lockfd}>"$roots/.lock"
+  flock "$lockfd"
+  if [[ ! -f "$TRIXIE_ROOT/.xcache-bench-root" ]]; then
+    tmp="$roots/.trixie.$$"
+    rm -rf "$tmp" "$TRIXIE_ROOT"
+    log "making the hosts' root (Debian trixie, minbase) at $TRIXIE_ROOT"
+    mmdebstrap --quiet --variant=minbase trixie "$tmp" http://deb.debian.org/debian >&2 ||
+      { rm -rf "$tmp"; die "mmdebstrap failed"; }
+    # Where a host binds its own directory (the worker's binary, --dir, HOME).
+    mkdir -p "$tmp/xcache"
+    touch "$tmp/.xcache-bench-root"
+    mv "$tmp" "$TRIXIE_ROOT"
+  fi
+  exec {lockfd}>&-
+}
+
+# netns_slot: takes the first free slot S (0-63), held by a lock on /run/xcache-bench/
+# slot-S for as long as this shell and what it started live, and removes what a run
+# that held it and was killed (SIGKILL: no trap ran) left behind. Sets SLOT.
+netns_slot() {
+  local n ns
+  mkdir -p /run/xcache-bench
+  for ((n = 0; n < 64; n++)); do
+    exec {SLOT_FD}>"/run/xcache-bench/slot-$n"
+    if flock -n "$SLOT_FD"; then
+      SLOT=$n
+      for ns in $(ip netns list | awk '{ print $1 }' | grep "^xcb$n-" || true); do
+        log "removing network namespace $ns, left by a run killed before it could"
+        netns_remove "$ns"
+      done
+      ip link del "xcb${n}r" 2>/dev/null || true
+      return 0
+    fi
+    exec {SLOT_FD}>&-
+  done
+  die "all 64 slots under /run/xcache-bench are taken"
+}
+
+# netns_remove NS: ends every process in NS (one of ours: SIGTERM, then SIGKILL after
+# 5 s, by PID) and deletes it; its links go with it.
+netns_remove() {
+  local ns="$1" i pids
+  for ((i = 0; i < 100; i++)); do
+    pids="$(ip netns pids "$ns" 2>/dev/null || true)"
+    [[ -n "$pids" ]] || break
+    # shellcheck disable=SC2086
+    if ((i < 50)); then kill $pids 2>/dev/null || true; else kill -9 $pids 2>/dev/null || true; fi
+    sleep 0.1
+  done
+  [[ -z "$(ip netns pids "$ns" 2>/dev/null || true)" ]] || log "warning: processes left in network namespace $ns"
+  ip netns del "$ns" 2>/dev/null || true
+}
+
+# netns_cleanup: removes the namespaces of NETNS_MADE, hosts first.
+netns_cleanup() {
+  local i
+  for ((i = ${#NETNS_MADE[@]} - 1; i >= 0; i--)); do netns_remove "${NETNS_MADE[$i]}"; done
+  NETNS_MADE=()
+  # The kernel removes a deleted namespace's links a moment later: not left to it.
+  if [[ -n "${CLIENT_LINK:-}" ]]; then ip link del "$CLIENT_LINK" 2>/dev/null || true; fi
+}
+
+# farm_netns: makes the farm's namespace and its link to this one; sets FARM_NS,
+# FARM_ADDR (the farm's address from here) and CLIENT_LINK (this end, whose counters
+# count what the build sends and receives).
+farm_netns() {
+  FARM_NS="xcb$SLOT-farm"
+  CLIENT_LINK="xcb${SLOT}r"
+  FARM_ADDR="10.215.$SLOT.2"
+  ip netns add "$FARM_NS"
+  NETNS_MADE+=("$FARM_NS")
+  ip link add "$CLIENT_LINK" type veth peer name "xcb${SLOT}f" netns "$FARM_NS"
+  ip addr add "10.215.$SLOT.1/30" dev "$CLIENT_LINK"
+  ip link set "$CLIENT_LINK" up
+  ip -n "$FARM_NS" link set lo up
+  ip -n "$FARM_NS" addr add "$FARM_ADDR/30" dev "xcb${SLOT}f"
+  ip -n "$FARM_NS" link set "xcb${SLOT}f" up
+}
+
+# host_netns I: makes host I's namespace (I from 1 to 62) and its link to the farm's.
+host_netns() {
+  local i="$1" ns="xcb$SLOT-h$1"
+  ip netns add "$ns"
+  NETNS_MADE+=("$ns")
+  ip link add "xcb${SLOT}w$i" netns "$ns" type veth peer name "xcb${SLOT}f$i" netns "$FARM_NS"
+  ip -n "$FARM_NS" addr add "10.216.$SLOT.$((4 * i + 1))/30" dev "xcb${SLOT}f$i"
+  ip -n "$FARM_NS" link set "xcb${SLOT}f$i" up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" addr add "10.216.$SLOT.$((4 * i + 2))/30" dev "xcb${SLOT}w$i"
+  ip -n "$ns" link set "xcb${SLOT}w$i" up
+}
+
+# What a host runs before its worker, as root, in the host's own mount, UTS and PID
+# namespaces (its first process): /proc, a /tmp of its own, its directory on /xcache,
+# the worker's binary bound read-only; then the worker, chrooted into the root with an
+# empty environment. The root is shared by the hosts, and not written (/tmp is a tmpfs).
+HOST_SETUP='set -e
+root=$1 dir=$2 exe=$3 name=$4
+shift 4
+mount -t proc proc "$root/proc"
+mount -t tmpfs tmpfs "$root/tmp"
+mount --bind "$dir" "$root/xcache"
+mount --bind -o ro "$exe" "$root/xcache/cargo-xcache"
+echo "$name" > /proc/sys/kernel/hostname
+exec chroot "$root" /usr/bin/env -i HOME=/xcache/home PATH=/usr/local/bin:/usr/bin:/bin "$@"'
+
+# host_worker I DIR LOG [WORKER_ARG...]: starts `cargo xcache worker` (the binary $XC) on
+# host I, named hI, reaching BuildGrid at the farm's end of the host's link, with DIR (a
+# directory here) as its /xcache: --dir /xcache/work, HOME /xcache/home. Sets
+# HOST_PID (unshare's, which ends when the worker does) and HOST_WORKER_PID (the
+# worker's, the first process of the host's PID namespace: stop it, and the host's
+# processes end with it; unshare's --kill-child did not end it here, util-linux 2.38).
+host_worker() {
+  local i="$1" dir="$2" logf="$3" k
+  shift 3
+  mkdir -p "$dir/home" "$dir/work"
+  : >"$dir/cargo-xcache"
+  ip netns exec "xcb$SLOT-h$i" unshare --mount --uts --pid --fork --kill-child -- \
+    sh -c "$HOST_SETUP" sh "$TRIXIE_ROOT" "$dir" "$XC" "h$i" \
+    /xcache/cargo-xcache xcache worker --name "h$i" --dir /xcache/work \
+    --server "grpc://10.216.$SLOT.$((4 * i + 1)):$BGD_PORT?instance=$INSTANCE" "$@" \
+    </dev/null >"$logf" 2>&1 &
+  HOST_PID=$!
+  HOST_WORKER_PID=""
+  for ((k = 0; k < 100; k++)); do
+    HOST_WORKER_PID="$(cat "/proc/$HOST_PID/task/$HOST_PID/children" 2>/dev/null | awk '{ print $1 }')"
+    [[ -n "$HOST_WORKER_PID" ]] && break
+    kill -0 "$HOST_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  [[ -n "$HOST_WORKER_PID" ]] || {
+    tail -n 20 "$logf" >&2 || true
+    die "host $i's worker did not start (log: $logf)"
+  }
 }

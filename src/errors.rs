@@ -49,6 +49,11 @@ pub enum CacheError {
     /// build: compiles of that platform run here for the rest of the build.
     #[error("remote execution {uri}: {message}")]
     ExecutorUnserved { uri: String, message: String },
+    /// A worker's result, compiled here as well (`XCACHE_EXECUTOR_CHECK`), differed
+    /// from this machine's compile: the compile here stands, and compiles run here for
+    /// the rest of the build.
+    #[error("remote execution {uri}: {message}")]
+    ExecutorMismatch { uri: String, message: String },
     #[error("refused cache entry {path}: {reason}")]
     Untrusted { path: PathBuf, reason: String },
     #[error("{0}")]
@@ -71,6 +76,7 @@ impl CacheError {
             CacheError::RemoteConfig(_) => "remote-config-invalid",
             CacheError::Executor { .. } => "executor-unavailable",
             CacheError::ExecutorUnserved { .. } => "executor-unserved",
+            CacheError::ExecutorMismatch { .. } => "executor-mismatch",
             CacheError::Untrusted { .. } => "untrusted-entry",
             CacheError::Setting(_) => "invalid-setting",
             CacheError::PlantingOff(_) => "planting-off",

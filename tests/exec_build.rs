@@ -133,6 +133,8 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
     assert_eq!(again.run("app"), basic::EXPECTED_OUTPUT);
     let r = Report::read(&ws.join("target"));
     assert_eq!(r.summary("remote_compiled"), 0);
+    // The server has the toolchain: one question, nothing sent.
+    assert_eq!(r.summary("toolchain_sent_bytes"), 0);
     for lib in SENT {
         assert_eq!(r.unit(lib)["outcome"], "hit", "{lib}");
         assert!(remote_exec(&r, lib).is_null(), "{lib}");
@@ -526,6 +528,7 @@ fn a_worker_without_rust_compiles_libraries_with_the_toolchain_they_ship() {
     b.assert_success();
     assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
     let r = Report::read(&ws.join("target"));
+    assert_eq!(r.summary("toolchain_sent_bytes"), 0);
     for lib in SENT {
         let rx = remote_exec(&r, lib);
         assert_eq!(rx["fallback"], "executor-unserved", "{lib}: {rx}");

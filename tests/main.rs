@@ -13,6 +13,7 @@ mod commands;
 mod docker_flow;
 mod docker_images;
 mod exec_build;
+mod exec_check;
 mod farm_hosts;
 mod faults_local;
 mod faults_remote;

@@ -90,10 +90,22 @@ pub struct Summary {
     /// uncacheable, as a local compile would be).
     #[serde(default)]
     pub remote_compiled: usize,
+    /// Of `remote_compiled`, those compiled here as well and found equal
+    /// (`XCACHE_EXECUTOR_CHECK`); one found different is a fallback,
+    /// `executor-mismatch`.
+    #[serde(default)]
+    pub remote_checked: usize,
     /// Compiles that could have run on a worker and ran here, by why
     /// (`UnitRecord::remote_exec`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub remote_fallbacks: BTreeMap<String, usize>,
+    /// With `XCACHE_EXECUTOR_TOOLCHAIN=ship`: the bytes of this machine's toolchain the
+    /// front-end sent to the executor before cargo started (0: it had them), and how
+    /// long that took.
+    #[serde(default)]
+    pub toolchain_sent_bytes: u64,
+    #[serde(default)]
+    pub toolchain_send_ms: u64,
     /// Units predicted from the dependency graph before cargo started.
     pub predicted: usize,
     /// Entries downloaded before cargo started.
@@ -340,11 +352,15 @@ impl BuildReport {
         }
         s.saved_ms = s.cpu_saved_ms;
         s.remote_compiled = 0;
+        s.remote_checked = 0;
         s.remote_fallbacks.clear();
         for r in self.units.iter().filter_map(|u| u.remote_exec.as_ref()) {
             match &r.fallback {
                 Some(why) => *s.remote_fallbacks.entry(why.clone()).or_default() += 1,
-                None => s.remote_compiled += 1,
+                None => {
+                    s.remote_compiled += 1;
+                    s.remote_checked += usize::from(r.checked);
+                }
             }
         }
         s.remote_hits = self

@@ -158,8 +158,22 @@ fn remote_exec_line(s: &super::Summary) -> Option<String> {
         .iter()
         .map(|(code, n)| format!("{code} {n}"))
         .collect();
+    let checked = if s.remote_checked > 0 {
+        format!(" ({} of them checked here, equal)", s.remote_checked)
+    } else {
+        String::new()
+    };
+    let sent = if s.toolchain_sent_bytes > 0 {
+        format!(
+            "; toolchain sent first: {:.0} MiB in {:.1}s",
+            s.toolchain_sent_bytes as f64 / (1u64 << 20) as f64,
+            s.toolchain_send_ms as f64 / 1000.0
+        )
+    } else {
+        String::new()
+    };
     Some(format!(
-        "remote execution: {} compiled on workers, {here} here instead{}",
+        "remote execution: {} compiled on workers{checked}, {here} here instead{}{sent}",
         s.remote_compiled,
         if why.is_empty() {
             String::new()

@@ -1,12 +1,15 @@
 //! A TCP proxy on loopback that adds latency, to model a distant store.
 //!
-//!     xcache-delay-proxy LISTEN_PORT UPSTREAM_PORT RTT_MS
+//!     xcache-delay-proxy LISTEN UPSTREAM RTT_MS
+//!
+//! LISTEN and UPSTREAM are each a port on 127.0.0.1 or an `ADDRESS:PORT` (bench/exec.sh
+//! listens on the farm's end of a veth link, inside a network namespace of its own).
 //!
 //! Each chunk is forwarded RTT_MS/2 after it arrived, in each direction, in order; the
 //! chunks are not serialised behind each other's delays (a chunk that arrives 1 ms after
 //! another leaves 1 ms after it), so bandwidth is not limited. A new connection costs
 //! one round trip more before its first byte reaches the server, as a TCP handshake
-//! does. It listens on 127.0.0.1 only and stops on SIGTERM or SIGINT.
+//! does. It listens on 127.0.0.1 unless told an address, and stops on SIGTERM or SIGINT.
 //!
 //! One thread, large buffers: it must not take the build's cores (the Python proxy it
 //! replaces did).
@@ -18,6 +21,7 @@
 //! which requests wait for which on the critical path.
 
 use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -57,15 +61,15 @@ fn request_line(buf: &[u8]) -> Option<String> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = || -> ! {
-        eprintln!("usage: xcache-delay-proxy LISTEN_PORT UPSTREAM_PORT RTT_MS");
+        eprintln!("usage: xcache-delay-proxy LISTEN UPSTREAM RTT_MS (each: PORT or ADDRESS:PORT)");
         std::process::exit(2)
     };
     if args.len() != 3 {
         usage();
     }
-    let (Ok(listen), Ok(upstream), Ok(rtt_ms)) = (
-        args[0].parse::<u16>(),
-        args[1].parse::<u16>(),
+    let (Some(listen), Some(upstream), Ok(rtt_ms)) = (
+        socket_addr(&args[0]),
+        socket_addr(&args[1]),
         args[2].parse::<f64>(),
     ) else {
         usage()
@@ -75,7 +79,7 @@ fn main() {
     }
     let rtt = Duration::from_secs_f64(rtt_ms / 1000.0);
     if let Some(dir) = std::env::var_os("XCACHE_PROXY_TRACE") {
-        let path = std::path::Path::new(&dir).join(format!("proxy-{listen}.log"));
+        let path = std::path::Path::new(&dir).join(format!("proxy-{}.log", listen.port()));
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -91,12 +95,10 @@ fn main() {
         .build()
         .expect("failed to start the runtime");
     rt.block_on(async move {
-        let listener = TcpListener::bind(("127.0.0.1", listen))
-            .await
-            .unwrap_or_else(|e| {
-                eprintln!("failed to listen on 127.0.0.1:{listen}: {e}");
-                std::process::exit(1)
-            });
+        let listener = TcpListener::bind(listen).await.unwrap_or_else(|e| {
+            eprintln!("failed to listen on {listen}: {e}");
+            std::process::exit(1)
+        });
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("failed to install the SIGTERM handler");
         loop {
@@ -113,11 +115,19 @@ fn main() {
     });
 }
 
-async fn handle(client: TcpStream, upstream: u16, rtt: Duration) {
+/// A port on 127.0.0.1, or an `ADDRESS:PORT`.
+fn socket_addr(arg: &str) -> Option<SocketAddr> {
+    match arg.parse::<u16>() {
+        Ok(port) => Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+        Err(_) => arg.parse().ok(),
+    }
+}
+
+async fn handle(client: TcpStream, upstream: SocketAddr, rtt: Duration) {
     let accepted = Instant::now();
     let conn = CONNS.fetch_add(1, Ordering::Relaxed);
     trace(conn, "accepted");
-    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+    let Ok(server) = TcpStream::connect(upstream).await else {
         return;
     };
     let _ = client.set_nodelay(true);

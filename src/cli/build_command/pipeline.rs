@@ -62,7 +62,7 @@ pub(in crate::cli) fn run_build(
     } = resolve_settings(&args, mode)?;
     let toolchain_sent = send_toolchain_ahead(&env, &cfg);
     let before = before_plan(command, &args, mode, &env, &mut cfg, verbosity)?;
-    toolchain_sent.wait();
+    let toolchain_sent = toolchain_sent.wait();
     let run = CargoRun {
         command,
         cargo_args: &args.cargo_args,
@@ -202,6 +202,7 @@ pub(in crate::cli) fn run_build(
             before_cargo_children_cpu,
             background_wait_ms,
             cargo_beside_planting,
+            toolchain_sent,
         },
         code,
     )?;
@@ -259,15 +260,34 @@ fn resolve_settings(args: &BuildArgs, mode: &BuildMode) -> Result<Settings, CliE
 /// The executor's copy of the build's toolchain (`XCACHE_EXECUTOR_TOOLCHAIN=ship`),
 /// being made beside what comes before cargo starts.
 struct ToolchainSent {
-    done: Option<(std::sync::mpsc::Receiver<()>, std::time::Duration)>,
+    /// Told first whether the server lacked any of it, then the bytes sent.
+    done: Option<std::sync::mpsc::Receiver<Sending>>,
+    /// How long the server may take to say whether it has it (the queue wait), and
+    /// then to take it (the executor's deadline).
+    limits: (std::time::Duration, std::time::Duration),
+    started: Instant,
+}
+
+enum Sending {
+    Checked { missing: bool },
+    Sent(u64),
 }
 
 impl ToolchainSent {
-    /// Waits for it, at most the executor's deadline (a farm far away or down must not
-    /// hold the build: the compiles then run here until it is there).
-    fn wait(self) {
-        if let Some((rx, limit)) = self.done {
-            let _ = rx.recv_timeout(limit);
+    /// Waits for it: for the server's answer at most the queue wait (a farm down or far
+    /// away must not hold the build), and while it is sent, at most the executor's
+    /// deadline (the build's compiles need it on the server; one that finds it still
+    /// being sent runs here). The bytes sent and the time it took, when it sent any.
+    fn wait(self) -> Option<(u64, u64)> {
+        let rx = self.done?;
+        let (answer, send) = self.limits;
+        match rx.recv_timeout(answer).ok()? {
+            Sending::Checked { missing: true } => {}
+            Sending::Checked { missing: false } | Sending::Sent(_) => return None,
+        }
+        match rx.recv_timeout(send).ok()? {
+            Sending::Sent(b) if b > 0 => Some((b, self.started.elapsed().as_millis() as u64)),
+            _ => None,
         }
     }
 }
@@ -276,13 +296,18 @@ impl ToolchainSent {
 /// before cargo starts, when the server lacks it (a first build on a farm): the build's
 /// compiles find it there instead of running here while one of them sends it.
 fn send_toolchain_ahead(env: &crate::config::Env, cfg: &BuildConfig) -> ToolchainSent {
+    let none = ToolchainSent {
+        done: None,
+        limits: Default::default(),
+        started: Instant::now(),
+    };
     let spec = match crate::config::ExecutorSpec::from_env(env) {
         Ok(Some(s)) if !cfg.disabled && s.toolchain == crate::config::ToolchainRoute::Ship => s,
-        _ => return ToolchainSent { done: None },
+        _ => return none,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let env = env.clone();
-    let limit = spec.deadline;
+    let limits = (spec.queue_wait, spec.deadline);
     let spawned = std::thread::Builder::new().spawn(move || {
         let compiler = crate::key::compiler_id(
             Path::new(env.get("RUSTC").unwrap_or("rustc")),
@@ -290,13 +315,22 @@ fn send_toolchain_ahead(env: &crate::config::Env, cfg: &BuildConfig) -> Toolchai
             env.get("RUSTUP_TOOLCHAIN"),
             env.path_var().map(|p| p.as_os_str()),
         );
-        if let Ok(c) = compiler {
-            let _ = crate::exec::send::send_ahead(&spec, &c);
-        }
-        let _ = tx.send(());
+        let checked = |missing| {
+            let _ = tx.send(Sending::Checked { missing });
+        };
+        let sent = compiler
+            .ok()
+            .and_then(|c| crate::exec::send::send_ahead(&spec, &c, &checked).ok())
+            .unwrap_or(0);
+        let _ = tx.send(Sending::Sent(sent));
     });
-    ToolchainSent {
-        done: spawned.ok().map(|_| (rx, limit)),
+    match spawned {
+        Ok(_) => ToolchainSent {
+            done: Some(rx),
+            limits,
+            started: Instant::now(),
+        },
+        Err(_) => none,
     }
 }
 

@@ -31,6 +31,8 @@ pub(super) struct FrontEndSummary {
     pub before_cargo_children_cpu: u64,
     pub background_wait_ms: u64,
     pub cargo_beside_planting: bool,
+    /// The toolchain sent to the executor before cargo: bytes, milliseconds.
+    pub toolchain_sent: Option<(u64, u64)>,
 }
 
 /// Reads the wrappers' events, finishes the sessions into the report and writes it
@@ -110,6 +112,10 @@ pub(super) fn report_build(
     report.summary.cargo_before_plan = early_dir.is_some();
     report.summary.cargo_beside_planting = front_end.cargo_beside_planting;
     report.summary.background_wait_ms = front_end.background_wait_ms;
+    if let Some((bytes, ms)) = front_end.toolchain_sent {
+        report.summary.toolchain_sent_bytes = bytes;
+        report.summary.toolchain_send_ms = ms;
+    }
     report.summary.front_end_peak_rss_kb = crate::wrapper::peak_rss_kb().unwrap_or(0);
     report.summary.front_end_cpu_ms =
         crate::wrapper::CpuTimes::now().own_ms + front_end.before_cargo_children_cpu;
@@ -230,7 +236,7 @@ fn warning_tail(code: &str) -> &'static str {
     match code {
         "remote-entry-damaged" | "remote-entry-too-large" => "",
         // The cache was used; only where the compiles ran changed.
-        "executor-unavailable" | "executor-unserved" => "",
+        "executor-unavailable" | "executor-unserved" | "executor-mismatch" => "",
         // Nothing was planted; the wrapper restored what it could.
         "planting-off" => "; every unit went through the wrapper, which restores hits",
         c if c.starts_with("remote-") => "; the rest of the build used the local store only",

@@ -13,7 +13,7 @@ use super::spec::{
 use super::timeout::{DEFAULT_TIMEOUT, parse_timeout};
 
 /// The schemes understood, for error messages.
-pub const SCHEMES: &str = "s3://, gcs://, azblob://, redis://, rediss://, redis+cluster://, rediss+cluster://, memcached://, webdav://, webdavs://, grpc://, grpcs://, ghac, file://";
+pub const SCHEMES: &str = "s3://, gcs:// (or gs://), azblob://, redis://, rediss://, redis+cluster://, rediss+cluster://, memcached://, webdav://, webdavs://, grpc://, grpcs://, ghac, file://";
 
 impl RemoteSpec {
     /// Parses a remote URI. `defaults` supplies values the URI may leave out (for S3:

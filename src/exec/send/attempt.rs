@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::finish::finish;
 use super::job::{Job, Origin, RemoteRun};
 use super::outcome::{Fallback, Fell, said};
-use super::request::request;
+use super::request::{platform, request};
 use super::roots::Roots;
 use super::toolchain::{Shipped, ensure_sent, targets};
 use crate::config::ExecutorSpec;
@@ -30,7 +30,14 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
     }
     let t = Instant::now();
     let roots = Roots::new(cx.path_map());
-    let shipped = if job.ships_toolchain() {
+    // A server that refused the shipped platform earlier in the build (its property set
+    // does not know `xcache-toolchain`) is asked for the installed route instead.
+    let ship_refused = || {
+        PlatformState::new(&state, &platform(job, true))
+            .given_up()
+            .is_some()
+    };
+    let shipped = if job.ships_toolchain() && !ship_refused() {
         let host = job
             .compiler
             .host()
@@ -47,18 +54,18 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
     };
     let req = request(cx, job, &roots, shipped.as_ref().map(|(_, t)| t))
         .map_err(|m| (Fallback::InputRoot, m))?;
-    let platform = PlatformState::new(&state, &req.platform);
+    let platform_state = PlatformState::new(&state, &req.platform);
     // Once a worker took a compile of this platform, a wait in the queue is a busy
     // farm's: only the deadline bounds it.
-    let known_served = platform.served();
-    if !known_served && let Some(why) = platform.given_up() {
+    let known_served = platform_state.served();
+    if !known_served && let Some(why) = platform_state.given_up() {
         return Err((
             Fallback::Unserved,
             format!("given up earlier in this build for this platform ({why})"),
         ));
     }
-    let served = || platform.served();
-    let taken = || platform.mark_served();
+    let served = || platform_state.served();
+    let taken = || platform_state.mark_served();
     let queue = QueueWait {
         limit: job.spec.queue_wait,
         served: &served,
@@ -73,6 +80,18 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
         let ex = Executor::new(&job.spec.server, job.spec.deadline)
             .map_err(|e| (Fallback::Unavailable, said(&e)))?;
         let fell = |e: CacheError| {
+            if platform_refused(&e) {
+                let why = match &shipped {
+                    Some(_) => format!(
+                        "{SHIP_REFUSED} {} ({}); add it to the server's property set, or set \
+                         XCACHE_EXECUTOR_TOOLCHAIN=installed",
+                        crate::exec::wire::TOOLCHAIN_PROPERTY,
+                        said(&e)
+                    ),
+                    None => format!("the server refused the compile's platform ({})", said(&e)),
+                };
+                return (Fallback::Unserved, why);
+            }
             let fallback = if matches!(e, CacheError::ExecutorUnserved { .. }) {
                 Fallback::Unserved
             } else if crate::exec::is_unreachable(&e) {
@@ -90,6 +109,7 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
                     job.spec.server.display(),
                     &job.compiler.sysroot,
                     &fell,
+                    &|_| {},
                 )
                 .await?
             }
@@ -114,17 +134,35 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
             Err((Fallback::Unavailable, why))
         }
         Err((Fallback::Unserved, why)) => {
-            platform.mark_unserved(&why);
+            platform_state.mark_unserved(&why);
+            let then = if why.starts_with(SHIP_REFUSED) {
+                "library compiles ask for a worker with this toolchain installed for the rest \
+                 of the build"
+            } else {
+                "compiles for its platform run here for the rest of the build"
+            };
             cx.warn(&CacheError::ExecutorUnserved {
                 uri: job.spec.server.display().to_string(),
-                message: format!(
-                    "{why}; compiles for its platform run here for the rest of the build"
-                ),
+                message: format!("{why}; {then}"),
             });
             Err((Fallback::Unserved, why))
         }
         Err(e) => Err(e),
     }
+}
+
+/// How the reason starts when the server refused a shipped toolchain's platform.
+const SHIP_REFUSED: &str = "the server does not know the platform property";
+
+/// Whether the server refused the action for a platform property it does not know
+/// (BuildGrid: `FAILED_PRECONDITION`, "Unregistered platform property"): no worker will
+/// ever take that platform.
+fn platform_refused(e: &CacheError) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("platform propert")
+        && ["unregistered", "unknown", "not supported", "unsupported"]
+            .iter()
+            .any(|w| text.contains(w))
 }
 
 /// What the build's processes know of one platform on the executor: a worker took a
@@ -177,8 +215,9 @@ impl PlatformState {
     }
 }
 
-/// The file that says, for the processes of one build, that the executor is down.
-fn state_file(spec: &ExecutorSpec) -> PathBuf {
+/// The file that says, for the processes of one build, that the executor is down (or,
+/// `check`, that a worker's result differed from this machine's).
+pub(super) fn state_file(spec: &ExecutorSpec) -> PathBuf {
     let id = crate::key::KeyHasher::new("executor-state")
         .str("uri", spec.server.display())
         .finish();

@@ -26,9 +26,11 @@
 //! The unit the compile comes from is an [`Origin`] (the wrapper's run of it): this
 //! module does not know the wrapper. The files: the attempt (`attempt`), the action
 //! (`request`, `inputs`, `memo`), the roots it names (`roots`), what came back
-//! (`finish`, `translate`), and how it went (`outcome`).
+//! (`finish`, `translate`), how it went (`outcome`), and the share of results
+//! compiled here as well and compared (`check`).
 
 mod attempt;
+pub mod check;
 mod finish;
 mod inputs;
 mod job;

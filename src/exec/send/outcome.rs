@@ -38,6 +38,10 @@ pub enum Fallback {
     /// `-C linker=`, link arguments, a linker flavour or self-contained mode chosen, or
     /// this machine's `cc` on its PATH not the one on the PATH an action runs with.
     Linker,
+    /// The worker's result was checked (`XCACHE_EXECUTOR_CHECK`) and differed from this
+    /// machine's compile, or the executor was given up earlier in the build for that:
+    /// the compile here stands, and later compiles run here.
+    Mismatch,
     /// Not sent: its toolchain is not on the server yet, and another compile of this
     /// machine is sending it (`XCACHE_EXECUTOR_TOOLCHAIN=ship`).
     ToolchainSending,
@@ -57,6 +61,7 @@ impl Fallback {
             Fallback::Environment => "environment",
             Fallback::LocalSlot => "local-slot",
             Fallback::Linker => "linker",
+            Fallback::Mismatch => "executor-mismatch",
             Fallback::ToolchainSending => "toolchain-sending",
         }
     }
@@ -87,6 +92,10 @@ pub struct RemoteExec {
     /// The remote attempt, from the first request to the last output in place.
     #[serde(default)]
     pub action_ms: u64,
+    /// The worker's outputs were compared with a compile here (`XCACHE_EXECUTOR_CHECK`):
+    /// equal without a `fallback`, different with `executor-mismatch`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checked: bool,
 }
 
 /// What the server's error says (the URI is the warning's, once).

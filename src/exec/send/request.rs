@@ -112,26 +112,8 @@ pub(super) fn request(
     }
     outputs.push(crate::exec::wire::OBSERVED.to_string());
 
-    let mut platform = BTreeMap::from([
-        ("OSFamily".to_string(), std::env::consts::OS.to_string()),
-        ("ISA".to_string(), std::env::consts::ARCH.replace('_', "-")),
-    ]);
-    if toolchain.is_some() {
-        platform.insert(
-            crate::exec::wire::TOOLCHAIN_PROPERTY.to_string(),
-            crate::exec::wire::SHIPPED.to_string(),
-        );
-    } else {
-        platform.insert(
-            crate::exec::wire::COMPILER_PROPERTY.to_string(),
-            job.compiler.key.to_hex(),
-        );
-    }
-    if let Some((linker, args_file)) = &job.link {
-        platform.insert(
-            crate::exec::wire::LINKER_PROPERTY.to_string(),
-            linker.clone(),
-        );
+    let platform = platform(job, toolchain.is_some());
+    if let Some((_, args_file)) = &job.link {
         outputs.push(roots.rel(args_file).ok_or_else(|| {
             format!(
                 "the link's command line {} is under no root",
@@ -148,6 +130,34 @@ pub(super) fn request(
         platform,
         cache_lookup: false,
     })
+}
+
+/// The platform properties a worker must offer to take the compile: the OS and ISA,
+/// and `xcache-toolchain=shipped` when it ships its toolchain, else this machine's
+/// compiler identity (and, for a link, its linker identity).
+pub(super) fn platform(job: &Job<'_>, shipped: bool) -> BTreeMap<String, String> {
+    let mut platform = BTreeMap::from([
+        ("OSFamily".to_string(), std::env::consts::OS.to_string()),
+        ("ISA".to_string(), std::env::consts::ARCH.replace('_', "-")),
+    ]);
+    if shipped {
+        platform.insert(
+            crate::exec::wire::TOOLCHAIN_PROPERTY.to_string(),
+            crate::exec::wire::SHIPPED.to_string(),
+        );
+    } else {
+        platform.insert(
+            crate::exec::wire::COMPILER_PROPERTY.to_string(),
+            job.compiler.key.to_hex(),
+        );
+    }
+    if let Some((linker, _)) = &job.link {
+        platform.insert(
+            crate::exec::wire::LINKER_PROPERTY.to_string(),
+            linker.clone(),
+        );
+    }
+    platform
 }
 
 #[cfg(test)]

@@ -145,14 +145,18 @@ impl Shipped {
 /// are sent by one compile of this machine at a time (a lock per server and toolchain),
 /// and a compile that finds another sending them runs here instead of waiting. The
 /// bytes sent.
+/// `checked` is told whether any were missing, once the server answered.
 pub(super) async fn ensure_sent(
     ex: &Executor,
     tree: &InputRoot,
     server: &str,
     sysroot: &Path,
     fell: &dyn Fn(crate::errors::CacheError) -> Fell,
+    checked: &dyn Fn(bool),
 ) -> Result<u64, Fell> {
-    if ex.missing_of_tree(tree).await.map_err(fell)? == 0 {
+    let missing = ex.missing_of_tree(tree).await.map_err(fell)?;
+    checked(missing > 0);
+    if missing == 0 {
         return Ok(0);
     }
     let id = crate::key::KeyHasher::new("exec-toolchain-sending")
@@ -188,12 +192,13 @@ pub(super) async fn ensure_sent(
 }
 
 /// Sends the toolchain of `compiler` (for its host) to the executor of `spec` before the
-/// build's compiles need it, and waits for it: what a compile that finds it missing
-/// would do, once, by the front-end. The bytes sent; an error says why not (the compiles
-/// then find out for themselves).
+/// build's compiles need it: what a compile that finds it missing would do, once, by the
+/// front-end. `checked` is told whether the server lacked any of it, once it answered.
+/// The bytes sent; an error says why not (the compiles then find out for themselves).
 pub fn send_ahead(
     spec: &crate::config::ExecutorSpec,
     compiler: &crate::key::CompilerId,
+    checked: &dyn Fn(bool),
 ) -> Result<u64, String> {
     let host = compiler.host().ok_or("rustc -vV names no host")?;
     let shipped = Shipped::of(&compiler.sysroot, &[host])?;
@@ -205,9 +210,16 @@ pub fn send_ahead(
     rt.block_on(async {
         let ex = Executor::new(&spec.server, spec.deadline).map_err(|e| e.to_string())?;
         let fell = |e: crate::errors::CacheError| (Fallback::Failed, e.to_string());
-        ensure_sent(&ex, &tree, spec.server.display(), &compiler.sysroot, &fell)
-            .await
-            .map_err(|(_, why)| why)
+        ensure_sent(
+            &ex,
+            &tree,
+            spec.server.display(),
+            &compiler.sysroot,
+            &fell,
+            checked,
+        )
+        .await
+        .map_err(|(_, why)| why)
     })
 }
 

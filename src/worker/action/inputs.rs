@@ -102,13 +102,7 @@ pub(super) async fn make_toolchain(
     toolchains: &Path,
     blobs: &Path,
 ) -> Result<PathBuf, Failed> {
-    if digest.hash.len() != 64 || !digest.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Failed::invalid(format!(
-            "`{}` is not a SHA-256 digest",
-            digest.hash
-        )));
-    }
-    let dest = toolchains.join(format!("{}-{}", digest.hash, digest.size_bytes));
+    let dest = toolchains.join(digest_name(digest)?);
     if dest.is_dir() {
         return Ok(dest);
     }
@@ -160,6 +154,18 @@ fn set_read_only(dir: &Path, ro: bool) {
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(new));
 }
 
+/// The name a blob or a tree is kept under in the worker's caches: its hash and size.
+/// The server names the digest: a hash that is not one is refused.
+fn digest_name(digest: &re::Digest) -> Result<String, Failed> {
+    if digest.hash.len() != 64 || !digest.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failed::invalid(format!(
+            "`{}` is not a SHA-256 digest",
+            digest.hash
+        )));
+    }
+    Ok(format!("{}-{}", digest.hash, digest.size_bytes))
+}
+
 /// The local copy of a blob, fetched when absent. A blob lands under its digest only
 /// once it hashed to it (written to a temporary file first, renamed), so whatever is
 /// there under a name holds those bytes — workers of one machine share the folder.
@@ -168,13 +174,7 @@ pub(super) async fn cached_blob(
     digest: &re::Digest,
     blobs: &Path,
 ) -> Result<PathBuf, Failed> {
-    if digest.hash.len() != 64 || !digest.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Failed::invalid(format!(
-            "`{}` is not a SHA-256 digest",
-            digest.hash
-        )));
-    }
-    let path = blobs.join(format!("{}-{}", digest.hash, digest.size_bytes));
+    let path = blobs.join(digest_name(digest)?);
     if path.is_file() {
         return Ok(path);
     }

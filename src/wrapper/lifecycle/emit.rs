@@ -138,7 +138,7 @@ pub(in crate::wrapper) fn warn_once_per_build(warnings: &[Warning]) {
         if first {
             // The executor down leaves the cache in use: only where compiles run changed.
             let tail = match w.code.as_str() {
-                "executor-unavailable" | "executor-unserved" => "",
+                "executor-unavailable" | "executor-unserved" | "executor-mismatch" => "",
                 _ => "; compiling without the cache",
             };
             eprintln!("warning: xcache: {} [{}]{tail}", w.message, w.code);

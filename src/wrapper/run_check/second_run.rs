@@ -157,10 +157,13 @@ fn check_inner(
         // compilers it started too).
         .process_group(0);
     let preload = aliased_env(&mut cmd, &second.env, |_| true, &aliases, pm, &lib);
-    // A jobserver of the second run's own where the first had cargo's (or make's).
-    let jobs = std::env::var("NUM_JOBS")
-        .ok()
-        .and_then(|n| n.parse::<usize>().ok())
+    // A jobserver of the second run's own where the first had cargo's (or make's), as
+    // wide as the run was told (its `NUM_JOBS`).
+    let jobs = second
+        .env
+        .iter()
+        .find(|(k, _)| k == "NUM_JOBS")
+        .and_then(|(_, n)| n.to_str()?.parse::<usize>().ok())
         .unwrap_or(2)
         .max(1);
     let had = |name: &str| second.env.iter().any(|(k, _)| k == name);

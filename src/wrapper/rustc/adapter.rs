@@ -228,6 +228,7 @@ impl Cached for Rustc {
         // Before anything forks (the store after cargo went on): a child would hold it.
         drop(local);
         let ran = ran?;
+        self.compare_with_worker(cx, &ran);
         if ran.code != 0
             && let Some(plan) = &self.link
         {

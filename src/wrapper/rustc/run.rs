@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 
 use super::unit::Rustc;
 use crate::config::ExecutorSpec;
+use crate::errors::CacheError;
+use crate::exec::send::check;
 use crate::key::CrateKind;
 use crate::observe::Observer;
 use crate::wrapper::RemoteExec;
@@ -87,7 +89,17 @@ impl Rustc {
             command: &command,
             link,
         };
-        match remote_exec::attempt(cx, &job) {
+        match remote_exec::attempt(cx, &job, self.l1.as_ref()) {
+            Ok(remote_exec::Done {
+                record,
+                check: Some(outputs),
+                ..
+            }) => {
+                // Compiled here too, as a fallback is, and compared after (`checked`).
+                self.remote = Some(record);
+                self.checking = Some((spec.clone(), outputs));
+                None
+            }
             Ok(done) => {
                 // After the outputs are in place: cargo starts dependents when it reads
                 // the metadata artifact message.
@@ -106,6 +118,40 @@ impl Rustc {
                 });
                 None
             }
+        }
+    }
+
+    /// After the compile here of a remote result in the checked share: the worker's
+    /// outputs compared with this machine's. Equal: the unit says it was checked.
+    /// Different (or the compile failed here): this machine's result stands, the
+    /// executor is given up for the rest of the build, and a warning says so once.
+    pub(super) fn compare_with_worker(&mut self, cx: &mut Cx, ran: &Ran) {
+        let Some((spec, outputs)) = self.checking.take() else {
+            return;
+        };
+        let result = if ran.code == 0 {
+            outputs.compare()
+        } else {
+            Err(format!(
+                "the compile failed here (exit {}) and succeeded on worker {}",
+                ran.code, outputs.worker
+            ))
+        };
+        let record = self.remote.get_or_insert_with(RemoteExec::default);
+        record.checked = true;
+        if let Err(why) = result {
+            let name = self.inv.crate_name.as_deref().unwrap_or("?");
+            let why = format!("{name}: {why}");
+            record.fallback = Some(remote_exec::Fallback::Mismatch.code().to_string());
+            record.detail = Some(why.clone());
+            check::give_up(&spec, &why);
+            cx.warn(&CacheError::ExecutorMismatch {
+                uri: spec.server.display().to_string(),
+                message: format!(
+                    "{why}; this machine's compile is used, and compiles run here for the rest \
+                     of the build"
+                ),
+            });
         }
     }
 

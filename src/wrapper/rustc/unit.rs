@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::WrapperConfig;
+use crate::config::{ExecutorSpec, WrapperConfig};
 use crate::errors::CacheError;
+use crate::exec::send::check::RemoteOutputs;
 use crate::key::{CrateKind, Key, PathMap, RustcInvocation, write_artifact_identity};
 use crate::wrapper::RemoteExec;
 use crate::wrapper::lifecycle::{Cx, target_root};
@@ -30,6 +31,9 @@ pub(super) struct Rustc {
     pub(super) remote: Option<RemoteExec>,
     /// The roots a remote compile's expansion check found to stay out of the program.
     pub(super) roots_stay_out: Option<Vec<String>>,
+    /// A remote result in the checked share (`XCACHE_EXECUTOR_CHECK`): the executor and
+    /// the worker's outputs by digest, compared after the compile here.
+    pub(super) checking: Option<(ExecutorSpec, RemoteOutputs)>,
     /// A build script's shim went in before cargo was let go (`before_release`).
     pub(super) shim_placed: bool,
     /// The unit's first-level key, once known.
@@ -59,6 +63,7 @@ impl Rustc {
             compiler_key: None,
             remote: None,
             roots_stay_out: None,
+            checking: None,
             shim_placed: false,
             l1: None,
             holds_root: std::cell::OnceCell::new(),
