@@ -107,14 +107,7 @@ fn libraries_compile_on_other_hosts_and_the_program_is_plain_cargos() {
         assert!(completed(w) > 0, "{w}: {jobs:?}");
     }
 
-    let plain = s.checkout("basic-workspace", "p/ws");
-    let out = cargo_build(&plain, &[], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plain_out = run(&plain.join("target/debug/app"));
+    let plain_out = plain_cargos_app(&s.checkout("basic-workspace", "p/ws"));
     assert_eq!(b.run("app"), plain_out);
     assert_eq!(plain_out, basic::EXPECTED_OUTPUT);
 }
@@ -258,13 +251,7 @@ fn a_host_failing_mid_action(failure: Failure) {
 
     let plain = s.path("plain/ws");
     slow_workspace(&plain);
-    let out = cargo_build(&plain, &[], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plain_out = run(&plain.join("target/debug/app"));
+    let plain_out = plain_cargos_app(&plain);
     assert_eq!(b.run("app"), plain_out);
     assert!(plain_out.starts_with("value="), "{plain_out}");
 }
@@ -286,4 +273,15 @@ fn a_host_cut_off_mid_action_costs_a_keepalive_and_the_build_is_plain_cargos() {
 #[test]
 fn a_host_killed_mid_action_costs_a_keepalive_and_the_build_is_plain_cargos() {
     a_host_failing_mid_action(Failure::Kill);
+}
+
+/// What `app` prints when plain cargo builds the workspace at `ws`.
+fn plain_cargos_app(ws: &Path) -> String {
+    let out = cargo_build(ws, &[], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run(&ws.join("target/debug/app"))
 }
