@@ -509,7 +509,11 @@ impl Session {
                     // "no worker".
                     .env(
                         "XCACHE_EXECUTOR_QUEUE_WAIT",
-                        self.case.executor_queue_wait.unwrap_or("5m"),
+                        self.case
+                            .executor_queue_wait
+                            .map(str::to_string)
+                            .or_else(|| std::env::var("XCACHE_SOUNDNESS_EXECUTOR_QUEUE_WAIT").ok())
+                            .unwrap_or_else(|| "5m".into()),
                     );
             }
         }
