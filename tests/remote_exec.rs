@@ -508,10 +508,14 @@ fn an_action_no_worker_takes_is_given_up_after_the_queue_wait_and_a_taken_one_ru
         taken_count.fetch_add(1, Ordering::SeqCst);
     };
     let not_served = || false;
+    let not_given_up = || false;
+    let now = std::time::SystemTime::now;
     let wait = QueueWait {
         limit: Duration::from_secs(2),
+        since: &now,
         served: &not_served,
         taken: &taken,
+        given_up: &not_given_up,
     };
 
     let mut nobodys = shell("echo x > out.txt", "x", &["out.txt"], &[]);
@@ -531,6 +535,7 @@ fn an_action_no_worker_takes_is_given_up_after_the_queue_wait_and_a_taken_one_ru
     rt.block_on(ex.execute(&warm, None)).unwrap();
     let wait = QueueWait {
         limit: Duration::from_secs(5),
+        since: &now,
         ..wait
     };
     let slow = shell("sleep 8; cat in.txt > out.txt", "slow", &["out.txt"], &[]);
@@ -546,8 +551,10 @@ fn an_action_no_worker_takes_is_given_up_after_the_queue_wait_and_a_taken_one_ru
     let served = || true;
     let wait_served = QueueWait {
         limit: Duration::from_millis(500),
+        since: &now,
         served: &served,
         taken: &taken,
+        given_up: &not_given_up,
     };
     let spec = RemoteSpec::parse(&exec_uri(&bgd), &RemoteDefaults::default()).unwrap();
     let short = Executor::new(&spec, Duration::from_secs(4)).unwrap();

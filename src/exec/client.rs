@@ -42,6 +42,10 @@ fn add_tree(blobs: &mut BTreeMap<String, (re::Digest, Source)>, merkle: super::t
     }
 }
 
+/// How often a compile waiting for a worker looks whether another compile of the build
+/// has given its platform up.
+const GIVEN_UP_POLL: Duration = Duration::from_millis(250);
+
 /// One command to run remotely.
 #[derive(Clone, Debug, Default)]
 pub struct ExecRequest {
@@ -86,6 +90,14 @@ pub struct Executed {
 /// and [`Executor::execute`] answers [`CacheError::ExecutorUnserved`].
 pub struct QueueWait<'a> {
     pub limit: Duration,
+    /// When the build's first compile of this platform began to wait (asked when this
+    /// one begins to: its action sent, its inputs uploaded): every compile of it waits
+    /// until that time and `limit` at most, so a farm with no worker for it costs one
+    /// wait per build, not one per compile in a row.
+    pub since: &'a (dyn Fn() -> std::time::SystemTime + Sync),
+    /// Whether another compile of the build gave the platform up meanwhile: this one
+    /// gives up at once.
+    pub given_up: &'a (dyn Fn() -> bool + Sync),
     /// Whether a worker took an action of this platform meanwhile (another compile of
     /// the build): then this one waits on, to the deadline.
     pub served: &'a (dyn Fn() -> bool + Sync),
@@ -304,7 +316,12 @@ impl Executor {
             action_digest: Some(action_digest.clone()),
             ..Default::default()
         });
-        let mut waiting = queue.map(|q| (q, tokio::time::Instant::now() + q.limit));
+        let mut waiting = queue.map(|q| {
+            let left = ((q.since)() + q.limit)
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            (q, tokio::time::Instant::now() + left)
+        });
         let mut stream = client
             .execute(req)
             .await
@@ -313,24 +330,35 @@ impl Executor {
         let mut name = String::new();
         loop {
             let next = match waiting {
-                Some((q, end)) => tokio::select! {
-                    next = stream.next() => next,
-                    () = tokio::time::sleep_until(end) => {
-                        if (q.served)() {
-                            waiting = None;
-                            continue;
+                Some((q, end)) => {
+                    // Looked at again now and then: another compile may learn first.
+                    let tick = (tokio::time::Instant::now() + GIVEN_UP_POLL).min(end);
+                    tokio::select! {
+                        next = stream.next() => next,
+                        () = tokio::time::sleep_until(tick) => {
+                            if (q.served)() {
+                                waiting = None;
+                                continue;
+                            }
+                            let why = if (q.given_up)() {
+                                "another compile of this build found no worker for it".to_string()
+                            } else if tokio::time::Instant::now() >= end {
+                                format!(
+                                    "no worker took a compile within {:?} \
+                                     (XCACHE_EXECUTOR_QUEUE_WAIT)",
+                                    q.limit
+                                )
+                            } else {
+                                continue;
+                            };
+                            self.cancel(&name).await;
+                            return Err(CacheError::ExecutorUnserved {
+                                uri: self.cas.spec().display().to_string(),
+                                message: why,
+                            });
                         }
-                        self.cancel(&name).await;
-                        return Err(CacheError::ExecutorUnserved {
-                            uri: self.cas.spec().display().to_string(),
-                            message: format!(
-                                "no worker took a compile within {:?} \
-                                 (XCACHE_EXECUTOR_QUEUE_WAIT)",
-                                q.limit
-                            ),
-                        });
                     }
-                },
+                }
                 None => stream.next().await,
             };
             let Some(op) = next else { break };

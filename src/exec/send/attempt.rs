@@ -64,12 +64,28 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
             format!("given up earlier in this build for this platform ({why})"),
         ));
     }
+    // A link's platform asks for what the compile's does and more: given up for the
+    // compile's (no worker has this toolchain), it is given up too.
+    if job.link.is_some() && !known_served {
+        let mut base = req.platform.clone();
+        base.remove(crate::exec::wire::LINKER_PROPERTY);
+        if let Some(why) = PlatformState::new(&state, &base).given_up() {
+            return Err((
+                Fallback::Unserved,
+                format!("given up earlier in this build for this toolchain ({why})"),
+            ));
+        }
+    }
     let served = || platform_state.served();
     let taken = || platform_state.mark_served();
+    let given_up = || platform_state.given_up().is_some();
+    let since = || platform_state.wait_began();
     let queue = QueueWait {
         limit: job.spec.queue_wait,
+        since: &since,
         served: &served,
         taken: &taken,
+        given_up: &given_up,
     };
     let queue = (!known_served).then_some(&queue);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -167,10 +183,13 @@ fn platform_refused(e: &CacheError) -> bool {
 
 /// What the build's processes know of one platform on the executor: a worker took a
 /// compile of it (`served`), or none took one within the queue wait while none had
-/// (`unserved`). Two files, each written once, so that neither undoes the other.
+/// (`unserved`), and when the first compile of it began to wait (`waiting`). Files, each
+/// written once, so that none undoes another.
 struct PlatformState {
     served: PathBuf,
     unserved: PathBuf,
+    /// When the build's first compile of the platform began to wait (`wait_began`).
+    waiting: PathBuf,
 }
 
 impl PlatformState {
@@ -191,6 +210,7 @@ impl PlatformState {
         PlatformState {
             served: name("served"),
             unserved: name("unserved"),
+            waiting: name("waiting"),
         }
     }
 
@@ -208,6 +228,31 @@ impl PlatformState {
         std::fs::read_to_string(&self.unserved)
             .ok()
             .map(|t| t.trim().to_string())
+    }
+
+    /// When the build's first compile of the platform began to wait for a worker (this
+    /// one, when it is the first): a file written once, by whoever creates it.
+    fn wait_began(&self) -> std::time::SystemTime {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        let now = SystemTime::now();
+        let ms = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&self.waiting)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{ms}\n").as_bytes()));
+        if created.is_ok() {
+            return now;
+        }
+        std::fs::read_to_string(&self.waiting)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+            .filter(|t| *t <= now)
+            .unwrap_or(now)
     }
 
     fn mark_unserved(&self, why: &str) {
