@@ -37,7 +37,32 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
             .given_up()
             .is_some()
     };
-    let shipped = if job.ships_toolchain() && !ship_refused() {
+    let ship = job.ships_toolchain() && !ship_refused();
+    // Whether the platform is known unserved is asked before the input root is made (a
+    // farm with no worker for it sends every compile here at once, at no cost).
+    let platform_state = PlatformState::new(&state, &platform(job, ship));
+    // Once a worker took a compile of this platform, a wait in the queue is a busy
+    // farm's: only the deadline bounds it.
+    let known_served = platform_state.served();
+    if !known_served && let Some(why) = platform_state.given_up() {
+        return Err((
+            Fallback::Unserved,
+            format!("given up earlier in this build for this platform ({why})"),
+        ));
+    }
+    // A link's platform asks for what the compile's does and more: given up for the
+    // compile's (no worker has this toolchain), it is given up too.
+    if job.link.is_some() && !known_served {
+        let mut base = platform(job, ship);
+        base.remove(crate::exec::wire::LINKER_PROPERTY);
+        if let Some(why) = PlatformState::new(&state, &base).given_up() {
+            return Err((
+                Fallback::Unserved,
+                format!("given up earlier in this build for this toolchain ({why})"),
+            ));
+        }
+    }
+    let shipped = if ship {
         let host = job
             .compiler
             .host()
@@ -54,28 +79,6 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
     };
     let req = request(cx, job, &roots, shipped.as_ref().map(|(_, t)| t))
         .map_err(|m| (Fallback::InputRoot, m))?;
-    let platform_state = PlatformState::new(&state, &req.platform);
-    // Once a worker took a compile of this platform, a wait in the queue is a busy
-    // farm's: only the deadline bounds it.
-    let known_served = platform_state.served();
-    if !known_served && let Some(why) = platform_state.given_up() {
-        return Err((
-            Fallback::Unserved,
-            format!("given up earlier in this build for this platform ({why})"),
-        ));
-    }
-    // A link's platform asks for what the compile's does and more: given up for the
-    // compile's (no worker has this toolchain), it is given up too.
-    if job.link.is_some() && !known_served {
-        let mut base = req.platform.clone();
-        base.remove(crate::exec::wire::LINKER_PROPERTY);
-        if let Some(why) = PlatformState::new(&state, &base).given_up() {
-            return Err((
-                Fallback::Unserved,
-                format!("given up earlier in this build for this toolchain ({why})"),
-            ));
-        }
-    }
     let served = || platform_state.served();
     let taken = || platform_state.mark_served();
     let given_up = || platform_state.given_up().is_some();
