@@ -82,7 +82,7 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
     let served = || platform_state.served();
     let taken = || platform_state.mark_served();
     let given_up = || platform_state.given_up().is_some();
-    let since = || platform_state.wait_began();
+    let since = || platform_state.wait_began(job.spec.queue_wait);
     let queue = QueueWait {
         limit: job.spec.queue_wait,
         since: &since,
@@ -186,8 +186,8 @@ fn platform_refused(e: &CacheError) -> bool {
 
 /// What the build's processes know of one platform on the executor: a worker took a
 /// compile of it (`served`), or none took one within the queue wait while none had
-/// (`unserved`), and when the first compile of it began to wait (`waiting`). Files, each
-/// written once, so that none undoes another.
+/// (`unserved`), each written once, so that neither undoes the other; and when the
+/// current window of waiting for a worker began (`waiting`).
 struct PlatformState {
     served: PathBuf,
     unserved: PathBuf,
@@ -233,29 +233,27 @@ impl PlatformState {
             .map(|t| t.trim().to_string())
     }
 
-    /// When the build's first compile of the platform began to wait for a worker (this
-    /// one, when it is the first): a file written once, by whoever creates it.
-    fn wait_began(&self) -> std::time::SystemTime {
+    /// When the build's first compile of the platform began to wait for a worker, if
+    /// that was less than `limit` ago; else now (this compile's wait starts a window of
+    /// its own: one that passed with no worker taking a compile and none given up ended
+    /// otherwise, a compile that failed for another reason).
+    fn wait_began(&self, limit: std::time::Duration) -> std::time::SystemTime {
         use std::time::{Duration, SystemTime, UNIX_EPOCH};
         let now = SystemTime::now();
+        let earlier = std::fs::read_to_string(&self.waiting)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+            .filter(|t| *t <= now && *t + limit > now);
+        if let Some(t) = earlier {
+            return t;
+        }
         let ms = now
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
-        let created = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&self.waiting)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{ms}\n").as_bytes()));
-        if created.is_ok() {
-            return now;
-        }
-        std::fs::read_to_string(&self.waiting)
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
-            .filter(|t| *t <= now)
-            .unwrap_or(now)
+        let _ = crate::fsx::write_atomic(&self.waiting, format!("{ms}\n").as_bytes());
+        now
     }
 
     fn mark_unserved(&self, why: &str) {
