@@ -120,17 +120,27 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
             };
             (fallback, said(&e))
         };
+        // Once a compile of the build found the toolchain on the server (or sent it),
+        // the others do not ask again: the action's own upload asks for every blob it
+        // names anyway.
         let toolchain_up = match &shipped {
-            Some((_, tree)) => {
-                ensure_sent(
-                    &ex,
-                    tree,
-                    job.spec.server.display(),
-                    &job.compiler.sysroot,
-                    &fell,
-                    &|_| {},
-                )
-                .await?
+            Some((s, tree)) => {
+                let known = toolchain_known(&state, s);
+                if known.exists() {
+                    0
+                } else {
+                    let sent = ensure_sent(
+                        &ex,
+                        tree,
+                        job.spec.server.display(),
+                        &job.compiler.sysroot,
+                        &fell,
+                        &|_| {},
+                    )
+                    .await?;
+                    let _ = crate::fsx::write_atomic(&known, b"sent\n");
+                    sent
+                }
             }
             None => 0,
         };
@@ -168,6 +178,18 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// The file that says, for the processes of one build, that the server has the shipped
+/// toolchain `s` (beside the executor's own `state` file).
+fn toolchain_known(state: &Path, s: &Shipped) -> PathBuf {
+    let mut h = crate::key::KeyHasher::new("executor-toolchain-known");
+    for (rel, path) in &s.files {
+        h.str("file", rel).str("path", &path.to_string_lossy());
+    }
+    let mut n = state.as_os_str().to_owned();
+    n.push(format!("-toolchain-{}", &h.finish().to_hex()[..16]));
+    PathBuf::from(n)
 }
 
 /// How the reason starts when the server refused a shipped toolchain's platform.
