@@ -10,7 +10,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::exec_servers::{Worker, buildgrid_exec, exec_uri, postgres};
+use crate::common::exec_servers::{Worker, buildgrid_exec, exec_uri, job_stages, postgres};
 use crate::common::{Report, Scratch, basic, xcache_build};
 
 /// The library units of `basic-workspace`.
@@ -24,6 +24,9 @@ const EXEC_TIMEOUT: (&str, &str) = ("XCACHE_EXECUTOR_TIMEOUT", "5m");
 /// Long enough that a worker busy with one compile on that machine is not taken for no
 /// worker at all (the queue wait's own test is the proc-macro's, below).
 const QUEUE_WAIT: (&str, &str) = ("XCACHE_EXECUTOR_QUEUE_WAIT", "5m");
+/// The tests of where a compile runs: no compile here meanwhile (the hedge's own tests
+/// are below).
+const NO_HEDGE: (&str, &str) = ("XCACHE_EXECUTOR_HEDGE", "off");
 
 fn remote_exec(r: &Report, crate_name: &str) -> serde_json::Value {
     r.unit(crate_name)["remote_exec"].clone()
@@ -54,7 +57,12 @@ fn libraries_compile_on_workers_as_they_would_here_and_a_second_build_hits() {
     let w2 = Worker::start(&bgd, "w2", wdir.path(), &[]);
     let uri = exec_uri(&bgd);
     let s = Scratch::new();
-    let exec = [("XCACHE_EXECUTOR", uri.as_str()), EXEC_TIMEOUT, QUEUE_WAIT];
+    let exec = [
+        ("XCACHE_EXECUTOR", uri.as_str()),
+        EXEC_TIMEOUT,
+        QUEUE_WAIT,
+        NO_HEDGE,
+    ];
     let logs = || {
         format!(
             "w1:\n{}\nw2:\n{}\nbgd:\n{}",
@@ -260,6 +268,13 @@ fn an_executor_that_is_down_costs_one_warning_and_every_compile_runs_here() {
         ],
         "XCACHE_EXECUTOR_QUEUE_WAIT",
     );
+    refused(
+        &[
+            ("XCACHE_EXECUTOR", &uri),
+            ("XCACHE_EXECUTOR_HEDGE", "maybe"),
+        ],
+        "XCACHE_EXECUTOR_HEDGE",
+    );
 }
 
 /// `XCACHE_EXECUTOR_LOCAL=1`: a compile that finds the local slot free runs here (one
@@ -277,6 +292,7 @@ fn a_free_local_slot_keeps_a_compile_here_and_a_taken_one_sends_it() {
         ("XCACHE_EXECUTOR_LOCAL", "1"),
         EXEC_TIMEOUT,
         QUEUE_WAIT,
+        NO_HEDGE,
     ];
 
     // One job at a time: the slot is always free.
@@ -338,6 +354,7 @@ fn a_proc_macro_is_not_given_to_a_worker_with_another_linker() {
         // ended by the queue wait, not by this.
         ("XCACHE_EXECUTOR_TIMEOUT", "5m"),
         ("XCACHE_EXECUTOR_QUEUE_WAIT", "8s"),
+        NO_HEDGE,
     ];
     let ws = s.checkout("basic-workspace", "a/ws");
     let b = xcache_build(&ws, &s.store(), &[], &exec);
@@ -406,6 +423,7 @@ fn inputs_gone_from_the_cas_before_a_worker_reads_them_compile_here() {
         .env("XCACHE_EXECUTOR", &uri)
         .env(EXEC_TIMEOUT.0, EXEC_TIMEOUT.1)
         .env(QUEUE_WAIT.0, QUEUE_WAIT.1)
+        .env(NO_HEDGE.0, NO_HEDGE.1)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
@@ -480,7 +498,12 @@ fn a_worker_without_rust_compiles_libraries_with_the_toolchain_they_ship() {
     let uri = exec_uri(&bgd);
     let s = Scratch::new();
     let wait = ("XCACHE_EXECUTOR_QUEUE_WAIT", "3s");
-    let exec = [("XCACHE_EXECUTOR", uri.as_str()), EXEC_TIMEOUT, wait];
+    let exec = [
+        ("XCACHE_EXECUTOR", uri.as_str()),
+        EXEC_TIMEOUT,
+        wait,
+        NO_HEDGE,
+    ];
     let ws = s.checkout("basic-workspace", "a/ws");
     let b = xcache_build(&ws, &s.store(), &[], &exec);
     b.assert_success();
@@ -534,3 +557,216 @@ fn a_worker_without_rust_compiles_libraries_with_the_toolchain_they_ship() {
         assert_eq!(rx["fallback"], "executor-unserved", "{lib}: {rx}");
     }
 }
+
+/// A farm that can take none of the compiles (its one worker has no Rust, and the
+/// compiles ask for a worker with this machine's toolchain installed), with a queue
+/// wait far longer than the build: each compile sent is compiled here meanwhile
+/// (`XCACHE_EXECUTOR_HEDGE`, on by default), that compile stands, and its action is
+/// cancelled on the server. Without it, the first compile alone would wait the whole
+/// wait (the bound checked), as `XCACHE_EXECUTOR_HEDGE=off` shows the proc-macro's
+/// queue wait (`a_proc_macro_is_not_given_to_a_worker_with_another_linker`).
+#[test]
+fn a_farm_that_takes_no_compile_costs_no_wait_the_compile_here_stands() {
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let wdir = tempfile::tempdir().unwrap();
+    let w = Worker::start_with_env(&bgd, "bare", wdir.path(), &[], &[("PATH", "/usr/bin:/bin")]);
+    let uri = exec_uri(&bgd);
+    let s = Scratch::new();
+    let wait = "5m";
+    let exec = [
+        ("XCACHE_EXECUTOR", uri.as_str()),
+        ("XCACHE_EXECUTOR_TOOLCHAIN", "installed"),
+        EXEC_TIMEOUT,
+        ("XCACHE_EXECUTOR_QUEUE_WAIT", wait),
+    ];
+    let ws = s.checkout("basic-workspace", "a/ws");
+    let t = Instant::now();
+    let b = xcache_build(&ws, &s.store(), &[], &exec);
+    let took = t.elapsed();
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    assert!(
+        took < Duration::from_secs(300),
+        "the build waited for a worker: {took:?}"
+    );
+    let r = Report::read(&ws.join("target"));
+    for lib in SENT {
+        let rx = remote_exec(&r, lib);
+        assert_eq!(
+            rx["fallback"],
+            "here-first",
+            "{lib}: {rx}\n{}\n{}",
+            b.stderr(),
+            w.log_text()
+        );
+        assert_eq!(rx["hedged"], true, "{lib}: {rx}");
+        assert!(
+            rx["detail"]
+                .as_str()
+                .unwrap()
+                .contains("no worker had taken the action"),
+            "{lib}: {rx}"
+        );
+        assert_eq!(r.unit(lib)["outcome"], "miss", "{lib}");
+    }
+    assert_eq!(r.summary("remote_hedged"), SENT.len() as u64);
+    assert_eq!(r.summary("remote_compiled"), 0);
+    // Within the wait, the platform is not given up: nothing to warn about.
+    assert!(r.warning_codes().is_empty(), "{:?}", r.warning_codes());
+    // Every action sent was cancelled: none waits in the queue for nobody.
+    let jobs = job_stages(&pg);
+    assert!(!jobs.is_empty(), "the compiles were sent");
+    let left: Vec<_> = jobs.iter().filter(|(stage, c)| *stage < 4 && !c).collect();
+    assert!(left.is_empty(), "jobs left in the queue: {jobs:?}");
+    // What stood is what a build without an executor makes: the same entries.
+    let here = s.checkout("basic-workspace", "b/ws");
+    let local = xcache_build(&here, &s.path("store-b"), &[], &[]);
+    local.assert_success();
+    let rl = Report::read(&here.join("target"));
+    for lib in SENT {
+        assert_eq!(r.unit(lib)["key"], rl.unit(lib)["key"], "{lib}");
+    }
+}
+
+/// A compile here that is slow (a library preloaded into rustc sleeps 30 s in library
+/// and proc-macro compiles, and says when it starts and when it wakes) against a worker
+/// that is quick: the worker's result stands, the compile here is stopped before it
+/// wakes (with its process group), and the artifacts are the worker's, as a build
+/// without an executor makes them.
+#[test]
+fn a_worker_that_ends_first_stops_the_compile_here() {
+    let s = Scratch::new();
+    let marks = s.path("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let slow = s.path("slow-here.so");
+    let src = s.path("slow-here.c");
+    std::fs::write(&src, SLOW_HERE_C).unwrap();
+    let cc = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&slow)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let wdir = tempfile::tempdir().unwrap();
+    let w1 = Worker::start(&bgd, "w1", wdir.path(), &[]);
+    let uri = exec_uri(&bgd);
+    let exec = [
+        ("XCACHE_EXECUTOR", uri.as_str()),
+        EXEC_TIMEOUT,
+        QUEUE_WAIT,
+        ("LD_PRELOAD", slow.to_str().unwrap()),
+        ("XCACHE_TEST_SLOW_MARKS", marks.to_str().unwrap()),
+    ];
+    let ws = s.checkout("basic-workspace", "a/ws");
+    let b = xcache_build(&ws, &s.store(), &[], &exec);
+    b.assert_success();
+    assert_eq!(b.run("app"), basic::EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    let mut hedged = 0;
+    for lib in SENT {
+        let rx = remote_exec(&r, lib);
+        assert_eq!(rx["worker"], "w1", "{lib}: {rx}\n{}", w1.log_text());
+        assert!(rx["fallback"].is_null(), "{lib}: {rx}");
+        hedged += usize::from(rx["hedged"] == true);
+    }
+    let names = |prefix: &str| -> Vec<String> {
+        std::fs::read_dir(&marks)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix))
+            .collect()
+    };
+    // At least the build's first compile was compiled here meanwhile (none was known
+    // to be served then), and no compile here woke: each was stopped.
+    assert!(hedged >= 1, "{}", b.stderr());
+    assert!(!names("slept-").is_empty(), "the compiles here started");
+    let woke: Vec<String> = names("woke-")
+        .iter()
+        .map(|n| {
+            let slept = marks.join(n.replace("woke-", "slept-"));
+            let line = std::fs::read_to_string(slept).unwrap_or_default();
+            let tail: String = line
+                .chars()
+                .rev()
+                .take(600)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            format!("{n}: …{tail}")
+        })
+        .collect();
+    assert!(woke.is_empty(), "a compile here ran on: {woke:#?}");
+
+    let here = s.checkout("basic-workspace", "b/ws");
+    let local = xcache_build(&here, &s.path("store-b"), &[], &[]);
+    local.assert_success();
+    for lib in SENT {
+        for (a, b) in artifacts(&ws, lib).iter().zip(&artifacts(&here, lib)) {
+            assert_eq!(
+                std::fs::read(a).unwrap(),
+                std::fs::read(b).unwrap(),
+                "{}",
+                a.display()
+            );
+        }
+    }
+}
+
+/// Preloaded into every process of a build: a rustc compiling a library or a
+/// proc-macro as cargo asks for it (not cargo's or a build script's probes, not the
+/// expansion check) sleeps 30 s, leaving `slept-PID` before and `woke-PID` after in
+/// `$XCACHE_TEST_SLOW_MARKS` (once per process tree: the variable it sets is inherited).
+const SLOW_HERE_C: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+__attribute__((constructor)) static void slow_here(void) {
+    const char *dir = getenv("XCACHE_TEST_SLOW_MARKS");
+    if (!dir || getenv("XCACHE_TEST_SLOWED")) return;
+    static char buf[1 << 16];
+    int fd = open("/proc/self/cmdline", O_RDONLY);
+    if (fd < 0) return;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return;
+    buf[n] = 0;
+    const char *base = strrchr(buf, '/');
+    base = base ? base + 1 : buf;
+    if (strcmp(base, "rustc") != 0) return;
+    int lib = 0, named = 0;
+    for (ssize_t i = 0; i < n; i += strlen(buf + i) + 1) {
+        if (i + (ssize_t)strlen(buf + i) + 1 >= n) break;
+        const char *v = buf + i + strlen(buf + i) + 1;
+        if (strcmp(buf + i, "--crate-type") == 0)
+            lib |= strcmp(v, "lib") == 0 || strcmp(v, "proc-macro") == 0;
+    }
+    /* A compile cargo asked for (not its probes, a build script's, or the expansion
+       check's `-Zunpretty`): it writes dep-info. */
+    for (ssize_t i = 0; i < n; i += strlen(buf + i) + 1)
+        named |= strncmp(buf + i, "--emit=dep-info,", 16) == 0;
+    if (!lib || !named) return;
+    setenv("XCACHE_TEST_SLOWED", "1", 1);
+    char mark[4096];
+    snprintf(mark, sizeof mark, "%s/slept-%d", dir, (int)getpid());
+    int m = open(mark, O_CREAT | O_WRONLY, 0644);
+    for (ssize_t i = 0; i < n; i++) if (!buf[i]) buf[i] = ' ';
+    if (m >= 0) { write(m, buf, n); close(m); }
+    sleep(30);
+    snprintf(mark, sizeof mark, "%s/woke-%d", dir, (int)getpid());
+    close(open(mark, O_CREAT | O_WRONLY, 0644));
+}
+"#;

@@ -137,6 +137,8 @@ fn a_worker_that_forges_an_output_is_caught_by_the_check_and_the_farm_given_up()
         ("XCACHE_EXECUTOR_TOOLCHAIN", "installed"),
         EXEC_TIMEOUT,
         QUEUE_WAIT,
+        // Where each compile runs is the test's: none here meanwhile.
+        ("XCACHE_EXECUTOR_HEDGE", "off"),
     ];
 
     // Negative control, without the check: the liar's `util` is taken, and the program

@@ -22,6 +22,8 @@ const EXEC_TIMEOUT: (&str, &str) = ("XCACHE_EXECUTOR_TIMEOUT", "3m");
 /// The proc-macro waits this long for a worker with this machine's linker, once per
 /// build, then compiles here.
 const QUEUE_WAIT: (&str, &str) = ("XCACHE_EXECUTOR_QUEUE_WAIT", "5s");
+/// Where each compile runs is these tests' business: none is compiled here meanwhile.
+const NO_HEDGE: (&str, &str) = ("XCACHE_EXECUTOR_HEDGE", "off");
 
 /// The hosts start, each in its own namespaces and root, and open their bot sessions
 /// over their links; killing a host ends every process of it.
@@ -61,7 +63,12 @@ fn libraries_compile_on_other_hosts_and_the_program_is_plain_cargos() {
     let w2 = farm.host("w2", &[]);
     let uri = farm.exec_uri();
     let s = Scratch::new();
-    let exec = [("XCACHE_EXECUTOR", uri.as_str()), EXEC_TIMEOUT, QUEUE_WAIT];
+    let exec = [
+        ("XCACHE_EXECUTOR", uri.as_str()),
+        EXEC_TIMEOUT,
+        QUEUE_WAIT,
+        NO_HEDGE,
+    ];
     let logs = || {
         format!(
             "w1:\n{}\nw2:\n{}\nbgd:\n{}",
@@ -203,6 +210,7 @@ fn a_host_failing_mid_action(failure: Failure) {
         .env("XCACHE_EXECUTOR", &uri)
         .env(EXEC_TIMEOUT.0, EXEC_TIMEOUT.1)
         .env(QUEUE_WAIT.0, QUEUE_WAIT.1)
+        .env(NO_HEDGE.0, NO_HEDGE.1)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         // A group of its own: a test that fails before the build ends kills it whole.

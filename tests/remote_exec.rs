@@ -510,12 +510,14 @@ fn an_action_no_worker_takes_is_given_up_after_the_queue_wait_and_a_taken_one_ru
     let not_served = || false;
     let not_given_up = || false;
     let now = std::time::SystemTime::now;
+    let operation = std::sync::Mutex::new(None);
     let wait = QueueWait {
         limit: Duration::from_secs(2),
         since: &now,
         served: &not_served,
         taken: &taken,
         given_up: &not_given_up,
+        operation: &operation,
     };
 
     let mut nobodys = shell("echo x > out.txt", "x", &["out.txt"], &[]);
@@ -528,6 +530,15 @@ fn an_action_no_worker_takes_is_given_up_after_the_queue_wait_and_a_taken_one_ru
     assert_eq!(e.code(), "executor-unserved", "{e}");
     assert!(e.to_string().contains("XCACHE_EXECUTOR_QUEUE_WAIT"), "{e}");
     assert_eq!(taken_count.load(Ordering::SeqCst), 0);
+    // Named, so that a caller can cancel it (a compile here that ended first).
+    assert!(
+        operation
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|n| !n.is_empty()),
+        "the server's name for the operation is kept"
+    );
 
     // The worker has run an action (so it is polling the server), then one that runs
     // longer than the wait: taken, so the wait does not end it.
@@ -555,6 +566,7 @@ fn an_action_no_worker_takes_is_given_up_after_the_queue_wait_and_a_taken_one_ru
         served: &served,
         taken: &taken,
         given_up: &not_given_up,
+        operation: &operation,
     };
     let spec = RemoteSpec::parse(&exec_uri(&bgd), &RemoteDefaults::default()).unwrap();
     let short = Executor::new(&spec, Duration::from_secs(4)).unwrap();

@@ -54,6 +54,9 @@ pub mod vars {
     /// compiled here and compared; a difference warns and gives the executor up for the
     /// rest of the build.
     pub const EXECUTOR_CHECK: &str = "XCACHE_EXECUTOR_CHECK";
+    /// Whether a compile sent while no worker is known to serve its platform is also
+    /// compiled here at once, the first result standing: `on` (the default) or `off`.
+    pub const EXECUTOR_HEDGE: &str = "XCACHE_EXECUTOR_HEDGE";
     /// `1`: read the remote, never write it.
     pub const READ_ONLY: &str = "XCACHE_READ_ONLY";
     /// Set by `cargo xcache build` for its wrappers: `1` means the front-end uploads

@@ -166,6 +166,10 @@ pub struct ExecutorSpec {
     /// The share of remote results also compiled here and compared, in thousandths
     /// (`XCACHE_EXECUTOR_CHECK`; 0, none, when unset).
     pub check_per_mille: u16,
+    /// A compile sent while no worker is known to serve its platform in this build is
+    /// compiled here too, at once, and the first result stands (`XCACHE_EXECUTOR_HEDGE`,
+    /// on unless `off`).
+    pub hedge: bool,
 }
 
 /// How a compile sent to the executor gets its compiler (`XCACHE_EXECUTOR_TOOLCHAIN`).
@@ -206,7 +210,8 @@ pub const DEFAULT_EXECUTOR_TIMEOUT: std::time::Duration = std::time::Duration::f
 pub const DEFAULT_EXECUTOR_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl ExecutorSpec {
-    /// `XCACHE_EXECUTOR` (and `XCACHE_EXECUTOR_TIMEOUT`, `_QUEUE_WAIT`, `_LOCAL`), checked: `None` when unset; an
+    /// `XCACHE_EXECUTOR` (and `XCACHE_EXECUTOR_TIMEOUT`, `_QUEUE_WAIT`, `_LOCAL`, `_TOOLCHAIN`,
+    /// `_CHECK`, `_HEDGE`), checked: `None` when unset; an
     /// error that names the variable when it is not a `grpc://`/`grpcs://` URI.
     pub fn from_env(env: &Env) -> Result<Option<ExecutorSpec>, CliError> {
         let Some(uri) = env.get(vars::EXECUTOR).filter(|u| !u.trim().is_empty()) else {
@@ -268,6 +273,20 @@ impl ExecutorSpec {
                 message,
             })?,
         };
+        let hedge = match env.get(vars::EXECUTOR_HEDGE).map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(v) => {
+                return Err(CliError::InvalidSetting {
+                    name: vars::EXECUTOR_HEDGE.into(),
+                    value: v.to_string(),
+                    message: "expected `on` (a compile no worker is known to take is compiled \
+                              here too, the first result standing) or `off` (it waits for a \
+                              worker, up to XCACHE_EXECUTOR_QUEUE_WAIT)"
+                        .into(),
+                });
+            }
+        };
         Ok(Some(ExecutorSpec {
             server,
             deadline,
@@ -275,6 +294,7 @@ impl ExecutorSpec {
             local,
             toolchain,
             check_per_mille,
+            hedge,
         }))
     }
 }

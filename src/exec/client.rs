@@ -103,6 +103,10 @@ pub struct QueueWait<'a> {
     pub served: &'a (dyn Fn() -> bool + Sync),
     /// Told once, when a worker takes this action.
     pub taken: &'a (dyn Fn() + Sync),
+    /// The operation: `None` until the action is asked to run, then the name the server
+    /// gave it (empty until its first answer). The caller cancels it when a compile here
+    /// of the same unit ended first (`XCACHE_EXECUTOR_HEDGE`).
+    pub operation: &'a std::sync::Mutex<Option<String>>,
 }
 
 /// A client of one server's Execution service (and its CAS).
@@ -322,6 +326,11 @@ impl Executor {
                 .unwrap_or_default();
             (q, tokio::time::Instant::now() + left)
         });
+        if let Some(q) = queue
+            && let Ok(mut n) = q.operation.lock()
+        {
+            *n = Some(String::new());
+        }
         let mut stream = client
             .execute(req)
             .await
@@ -363,7 +372,14 @@ impl Executor {
             };
             let Some(op) = next else { break };
             let op = op.map_err(|s| self.cas.failed(&s))?;
-            name.clone_from(&op.name);
+            if name != op.name {
+                name.clone_from(&op.name);
+                if let Some(q) = queue
+                    && let Ok(mut n) = q.operation.lock()
+                {
+                    *n = Some(op.name.clone());
+                }
+            }
             let response = match (op.done, op.result) {
                 (false, _) => None,
                 (true, Some(operation::Result::Response(any))) => Some(
@@ -393,8 +409,8 @@ impl Executor {
     }
 
     /// Asks the server to drop an action no worker took (best effort, briefly): it
-    /// would wait in the queue for nobody.
-    async fn cancel(&self, name: &str) {
+    /// would wait in the queue for nobody, or its result is not wanted any more.
+    pub async fn cancel(&self, name: &str) {
         if name.is_empty() {
             return;
         }

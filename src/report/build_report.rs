@@ -95,6 +95,10 @@ pub struct Summary {
     /// `executor-mismatch`.
     #[serde(default)]
     pub remote_checked: usize,
+    /// Compiles that could go to a worker and were compiled here as well while their
+    /// action waited for one (`XCACHE_EXECUTOR_HEDGE`), whichever result stood.
+    #[serde(default)]
+    pub remote_hedged: usize,
     /// Compiles that could have run on a worker and ran here, by why
     /// (`UnitRecord::remote_exec`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -353,8 +357,10 @@ impl BuildReport {
         s.saved_ms = s.cpu_saved_ms;
         s.remote_compiled = 0;
         s.remote_checked = 0;
+        s.remote_hedged = 0;
         s.remote_fallbacks.clear();
         for r in self.units.iter().filter_map(|u| u.remote_exec.as_ref()) {
+            s.remote_hedged += usize::from(r.hedged);
             match &r.fallback {
                 Some(why) => *s.remote_fallbacks.entry(why.clone()).or_default() += 1,
                 None => {

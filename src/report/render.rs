@@ -163,6 +163,14 @@ fn remote_exec_line(s: &super::Summary) -> Option<String> {
     } else {
         String::new()
     };
+    let hedged = if s.remote_hedged > 0 {
+        format!(
+            "; {} compiled here as well while waiting for a worker",
+            s.remote_hedged
+        )
+    } else {
+        String::new()
+    };
     let sent = if s.toolchain_sent_bytes > 0 {
         format!(
             "; toolchain sent first: {:.0} MiB in {:.1}s",
@@ -173,7 +181,7 @@ fn remote_exec_line(s: &super::Summary) -> Option<String> {
         String::new()
     };
     Some(format!(
-        "remote execution: {} compiled on workers{checked}, {here} here instead{}{sent}",
+        "remote execution: {} compiled on workers{checked}, {here} here instead{}{hedged}{sent}",
         s.remote_compiled,
         if why.is_empty() {
             String::new()

@@ -13,6 +13,7 @@
 mod background;
 mod event;
 mod expansion;
+mod hedge;
 mod lifecycle;
 mod linked;
 mod local_slots;

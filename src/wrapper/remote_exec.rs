@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use super::expansion::roots_stay_out;
+use super::hedge::HedgeRun;
 use super::lifecycle::{Cx, Ran};
 use crate::config::Env;
 use crate::errors::CacheError;
@@ -33,11 +34,18 @@ pub(super) struct Done {
 /// Runs the compile remotely. `Err` is why it must run here instead; a server found
 /// down is recorded for the build and warned about once. `unit` is the unit's
 /// first-level key, which decides whether it is checked.
-pub(super) fn attempt(cx: &mut Cx, job: &Job<'_>, unit: Option<&Key>) -> Result<Done, Fell> {
+/// `hedge`: the compile run here meanwhile (`XCACHE_EXECUTOR_HEDGE`; see
+/// [`send::attempt`]).
+pub(super) fn attempt(
+    cx: &mut Cx,
+    job: &Job<'_>,
+    unit: Option<&Key>,
+    hedge: &mut HedgeRun,
+) -> Result<Done, Fell> {
     if let Some(fell) = check::given_up(job.spec) {
         return Err(fell);
     }
-    let run = send::attempt(cx, job)?;
+    let run = send::attempt(cx, job, Some(hedge))?;
     let outputs: Vec<_> = job
         .inv
         .outputs()

@@ -251,3 +251,30 @@ impl Drop for Worker {
         self.kill();
     }
 }
+
+/// BuildGrid's job table on the farm whose PostgreSQL is `pg` (on 127.0.0.1), read with
+/// `psql`: each job's stage (2 queued, 3 executing, 4 completed) and whether it was
+/// cancelled, oldest first.
+pub fn job_stages(pg: &Server) -> Vec<(i64, bool)> {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &pg.port.to_string()])
+        .args(["-U", "bgd", "-d", "postgres", "-AtF", "|", "-c"])
+        .arg("select stage, cancelled from jobs order by queued_timestamp")
+        .output()
+        .unwrap_or_else(|e| panic!("psql: {e} (apt-get install postgresql-client)"));
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (stage, cancelled) = l.split_once('|').unwrap_or_else(|| panic!("{l}"));
+            (
+                stage.parse().unwrap_or_else(|e| panic!("{l}: {e}")),
+                cancelled == "t",
+            )
+        })
+        .collect()
+}

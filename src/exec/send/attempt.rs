@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::finish::finish;
-use super::job::{Job, Origin, RemoteRun};
+use super::job::{Hedge, Job, Origin, RemoteRun};
 use super::outcome::{Fallback, Fell, said};
 use super::request::{platform, request};
 use super::roots::Roots;
@@ -18,7 +18,17 @@ use crate::exec::{Executor, QueueWait};
 
 /// Runs the compile remotely. `Err` is why it must run here instead; a server found
 /// down is recorded for the build and warned about once.
-pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
+///
+/// `hedge`: the same compile run here, started at once while no worker is known to
+/// serve the platform (`XCACHE_EXECUTOR_HEDGE`). When it ends first the action is
+/// cancelled and the attempt falls back with [`Fallback::HereFirst`]; when the worker's
+/// result stands, it is stopped before the outputs are put in place. On any fallback
+/// the caller uses the hedge's run, if one was started and not stopped.
+pub fn attempt(
+    cx: &mut dyn Origin,
+    job: &Job<'_>,
+    mut hedge: Option<&mut dyn Hedge>,
+) -> Result<RemoteRun, Fell> {
     let state = state_file(job.spec);
     if let Ok(text) = std::fs::read_to_string(&state)
         && let Some(why) = text.strip_prefix("down\t")
@@ -62,6 +72,12 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
             ));
         }
     }
+    // While no worker is known to serve the platform, the compile runs here too: a farm
+    // that cannot take it then costs nothing, one that is slow to costs nothing more.
+    let ended = std::sync::Arc::new(tokio::sync::Notify::new());
+    let hedging = job.spec.hedge
+        && !known_served
+        && hedge.as_deref_mut().is_some_and(|h| h.start(ended.clone()));
     let shipped = if ship {
         let host = job
             .compiler
@@ -80,7 +96,12 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
     let req = request(cx, job, &roots, shipped.as_ref().map(|(_, t)| t))
         .map_err(|m| (Fallback::InputRoot, m))?;
     let served = || platform_state.served();
-    let taken = || platform_state.mark_served();
+    let this_taken = std::sync::atomic::AtomicBool::new(false);
+    let taken = || {
+        this_taken.store(true, std::sync::atomic::Ordering::Relaxed);
+        platform_state.mark_served();
+    };
+    let operation = std::sync::Mutex::new(None);
     let given_up = || platform_state.given_up().is_some();
     let since = || platform_state.wait_began(job.spec.queue_wait);
     let queue = QueueWait {
@@ -89,6 +110,7 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
         served: &served,
         taken: &taken,
         given_up: &given_up,
+        operation: &operation,
     };
     let queue = (!known_served).then_some(&queue);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -123,32 +145,104 @@ pub fn attempt(cx: &mut dyn Origin, job: &Job<'_>) -> Result<RemoteRun, Fell> {
         // Once a compile of the build found the toolchain on the server (or sent it),
         // the others do not ask again: the action's own upload asks for every blob it
         // names anyway.
-        let toolchain_up = match &shipped {
-            Some((s, tree)) => {
-                let known = toolchain_known(&state, s);
-                if known.exists() {
-                    0
-                } else {
-                    let sent = ensure_sent(
-                        &ex,
-                        tree,
-                        job.spec.server.display(),
-                        &job.compiler.sysroot,
-                        &fell,
-                        &|_| {},
-                    )
-                    .await?;
-                    let _ = crate::fsx::write_atomic(&known, b"sent\n");
-                    sent
+        let work = async {
+            let toolchain_up = match &shipped {
+                Some((s, tree)) => {
+                    let known = toolchain_known(&state, s);
+                    if known.exists() {
+                        0
+                    } else {
+                        let sent = ensure_sent(
+                            &ex,
+                            tree,
+                            job.spec.server.display(),
+                            &job.compiler.sysroot,
+                            &fell,
+                            &|_| {},
+                        )
+                        .await?;
+                        let _ = crate::fsx::write_atomic(&known, b"sent\n");
+                        sent
+                    }
+                }
+                None => 0,
+            };
+            let run = ex.execute(&req, queue).await.map_err(fell)?;
+            Ok::<_, Fell>((run, toolchain_up))
+        };
+        let answer = if hedging {
+            tokio::pin!(work);
+            tokio::select! {
+                r = &mut work => Some(r),
+                () = ended.notified() => {
+                    // An action asked to run that the server has not named yet is driven
+                    // on until it is (briefly), so that it can be cancelled: dropped
+                    // unnamed, it would wait in the queue for nobody.
+                    let named = || {
+                        operation
+                            .lock()
+                            .map(|n| n.as_ref().is_none_or(|n| !n.is_empty()))
+                            .unwrap_or(true)
+                    };
+                    let _ = tokio::time::timeout(CANCEL_WAIT, async {
+                        while !named() {
+                            tokio::select! {
+                                _ = &mut work => break,
+                                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                            }
+                        }
+                    })
+                    .await;
+                    None
                 }
             }
-            None => 0,
+        } else {
+            Some(work.await)
         };
-        let run = ex.execute(&req, queue).await.map_err(fell)?;
-        let mut done = finish(cx, job, &roots, &ex, run, shipped.as_ref().map(|(s, _)| s)).await?;
+        let Some(answer) = answer else {
+            // The compile here ended first: the worker's result is not wanted.
+            let name = operation
+                .lock()
+                .ok()
+                .and_then(|n| n.clone())
+                .unwrap_or_default();
+            ex.cancel(&name).await;
+            return Err((Fallback::HereFirst, here_first(t, &this_taken)));
+        };
+        let (run, toolchain_up) = answer?;
+        let mut done = finish(
+            cx,
+            job,
+            &roots,
+            &ex,
+            run,
+            shipped.as_ref().map(|(s, _)| s),
+            hedge,
+        )
+        .await?;
         done.record.bytes_up += toolchain_up;
         Ok(done)
     });
+    // A compile here that ended first while no worker had taken a compile of the
+    // platform: once the build's queue wait for it has passed, the platform is given up,
+    // as a compile still waiting then would have given it up.
+    let result = match result {
+        Err((Fallback::HereFirst, why)) if !platform_state.served() => {
+            platform_state.mark_waited();
+            if platform_state.window_passed(job.spec.queue_wait) {
+                Err((
+                    Fallback::Unserved,
+                    format!(
+                        "no worker took a compile within {:?} (XCACHE_EXECUTOR_QUEUE_WAIT); {why}",
+                        job.spec.queue_wait
+                    ),
+                ))
+            } else {
+                Err((Fallback::HereFirst, why))
+            }
+        }
+        other => other,
+    };
     match result {
         Ok(mut done) => {
             done.record.action_ms = t.elapsed().as_millis() as u64;
@@ -192,6 +286,23 @@ fn toolchain_known(state: &Path, s: &Shipped) -> PathBuf {
     PathBuf::from(n)
 }
 
+/// Why a compile here stood for the worker's: it ended first.
+fn here_first(t: Instant, taken: &std::sync::atomic::AtomicBool) -> String {
+    let worker = if taken.load(std::sync::atomic::Ordering::Relaxed) {
+        "a worker had taken the action and was still at it"
+    } else {
+        "no worker had taken the action"
+    };
+    format!(
+        "the compile here ended first, {} ms after the compile was sent; {worker}",
+        t.elapsed().as_millis()
+    )
+}
+
+/// How long an action asked to run is driven on, once a compile here ended first, for
+/// the server to name it (so that it can be cancelled).
+const CANCEL_WAIT: Duration = Duration::from_secs(2);
+
 /// How the reason starts when the server refused a shipped toolchain's platform.
 const SHIP_REFUSED: &str = "the server does not know the platform property";
 
@@ -215,6 +326,9 @@ struct PlatformState {
     unserved: PathBuf,
     /// When the build's first compile of the platform began to wait (`wait_began`).
     waiting: PathBuf,
+    /// When a compile of the platform last stopped waiting with no worker having taken
+    /// it, because the compile here ended first (`mark_waited`).
+    waited: PathBuf,
 }
 
 impl PlatformState {
@@ -236,6 +350,7 @@ impl PlatformState {
             served: name("served"),
             unserved: name("unserved"),
             waiting: name("waiting"),
+            waited: name("waited"),
         }
     }
 
@@ -255,32 +370,56 @@ impl PlatformState {
             .map(|t| t.trim().to_string())
     }
 
-    /// When the build's first compile of the platform began to wait for a worker, if
-    /// that was less than `limit` ago; else now (this compile's wait starts a window of
-    /// its own: one that passed with no worker taking a compile and none given up ended
-    /// otherwise, a compile that failed for another reason).
+    /// When the build's first compile of the platform began to wait for a worker: the
+    /// current window's start, if that was less than `limit` ago, or if it was longer ago
+    /// but compiles were still waiting at its end (then the wait is over at once). Else
+    /// now: this compile's wait starts a window of its own (one that passed with nothing
+    /// waiting at its end ended otherwise: a compile that failed for another reason).
     fn wait_began(&self, limit: std::time::Duration) -> std::time::SystemTime {
-        use std::time::{Duration, SystemTime, UNIX_EPOCH};
-        let now = SystemTime::now();
-        let earlier = std::fs::read_to_string(&self.waiting)
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
-            .filter(|t| *t <= now && *t + limit > now);
-        if let Some(t) = earlier {
-            return t;
+        let now = std::time::SystemTime::now();
+        if let Some(t) = read_time(&self.waiting).filter(|t| *t <= now) {
+            let waited_to_end = read_time(&self.waited).is_some_and(|w| w >= t + limit);
+            if t + limit > now || waited_to_end {
+                return t;
+            }
         }
-        let ms = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        let _ = crate::fsx::write_atomic(&self.waiting, format!("{ms}\n").as_bytes());
-        now
+        write_time(&self.waiting, now)
+    }
+
+    /// A compile of the platform stopped waiting now, no worker having taken it.
+    fn mark_waited(&self) {
+        let _ = write_time(&self.waited, std::time::SystemTime::now());
+    }
+
+    /// Whether the current window of waiting is older than `limit`.
+    fn window_passed(&self, limit: std::time::Duration) -> bool {
+        read_time(&self.waiting).is_some_and(|t| t + limit <= std::time::SystemTime::now())
     }
 
     fn mark_unserved(&self, why: &str) {
         let _ = crate::fsx::write_atomic(&self.unserved, format!("{why}\n").as_bytes());
     }
+}
+
+/// A time kept in a state file (milliseconds since the epoch).
+fn read_time(file: &Path) -> Option<std::time::SystemTime> {
+    let ms = std::fs::read_to_string(file)
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+}
+
+/// Writes `t` to `file`, as the milliseconds it is kept in: the time as every reader
+/// of the file will have it.
+fn write_time(file: &Path, t: std::time::SystemTime) -> std::time::SystemTime {
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let _ = crate::fsx::write_atomic(file, format!("{ms}\n").as_bytes());
+    std::time::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
 /// The file that says, for the processes of one build, that the executor is down (or,
@@ -294,4 +433,64 @@ pub(super) fn state_file(spec: &ExecutorSpec) -> PathBuf {
         std::os::unix::process::parent_id(),
         &id.to_hex()[..16]
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(dir: &Path) -> PlatformState {
+        let mut p = BTreeMap::new();
+        p.insert("xcache-compiler".to_string(), "abc".to_string());
+        PlatformState::new(&dir.join("state"), &p)
+    }
+
+    /// One window per build: compiles that begin to wait within it share its start.
+    #[test]
+    fn a_window_is_shared_while_it_lasts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path());
+        let limit = Duration::from_secs(60);
+        let first = s.wait_began(limit);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(s.wait_began(limit), first);
+        assert!(!s.window_passed(limit));
+    }
+
+    /// A window that passed with nothing waiting at its end (a compile that failed for
+    /// another reason) is not held against the next compile: it starts one of its own.
+    #[test]
+    fn a_window_that_passed_unwatched_starts_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path());
+        let limit = Duration::from_millis(50);
+        let first = s.wait_began(limit);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(s.window_passed(limit));
+        let second = s.wait_began(limit);
+        assert!(second > first);
+        assert!(!s.window_passed(limit));
+    }
+
+    /// Compiles here that ended first, with no worker taking their actions, up to the
+    /// window's end: the window is over for the next compile too (its wait ends at once,
+    /// and the platform is given up), not started anew.
+    #[test]
+    fn a_window_waited_to_its_end_by_compiles_here_is_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path());
+        let limit = Duration::from_millis(50);
+        let first = s.wait_began(limit);
+        std::thread::sleep(Duration::from_millis(100));
+        s.mark_waited();
+        assert!(s.window_passed(limit));
+        assert_eq!(s.wait_began(limit), first);
+        // Waited for, but not to the end: a new window.
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path());
+        let first = s.wait_began(limit);
+        s.mark_waited();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(s.wait_began(limit) > first);
+    }
 }

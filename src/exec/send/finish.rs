@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::job::{Job, Origin, RemoteRun};
+use super::job::{Hedge, Job, Origin, RemoteRun};
 use super::outcome::{Fallback, Fell, RemoteExec, said};
 use super::request::withheld;
 use super::roots::Roots;
@@ -49,6 +49,7 @@ pub(super) async fn finish(
     ex: &Executor,
     run: crate::exec::Executed,
     shipped: Option<&Shipped>,
+    hedge: Option<&mut dyn Hedge>,
 ) -> Result<RemoteRun, Fell> {
     let record = run.outputs.get(crate::exec::wire::OBSERVED).ok_or((
         Fallback::Unobserved,
@@ -180,6 +181,11 @@ pub(super) async fn finish(
         }
     }
 
+    // The worker's result stands: the compile here of the same unit, if one runs, ends
+    // before anything of the worker's is put in its place.
+    if let Some(h) = hedge {
+        h.stop();
+    }
     // The outputs, each through a temporary file renamed once it hashed to its digest;
     // the dep-info read as this machine's before it is put in place.
     let cwd = cx.cwd().to_path_buf();

@@ -27,6 +27,19 @@ pub trait Origin {
     fn roots_stay_out(&mut self, job: &Job<'_>, vars: &[(String, String)], named: &[Root]) -> bool;
 }
 
+/// The same compile run here while its action waits for a worker
+/// (`XCACHE_EXECUTOR_HEDGE`): whichever of the two ends first stands. The attempt starts
+/// it, and stops it before a worker's outputs are put in place; the unit uses its run
+/// when the attempt falls back.
+pub trait Hedge {
+    /// Starts the compile here; `ended` is told once it has ended. `false`: it did not
+    /// start (no hedge slot free, or it could not be started), and nothing runs.
+    fn start(&mut self, ended: std::sync::Arc<tokio::sync::Notify>) -> bool;
+    /// Ends it, if it runs, with every process it started, and waits for them: nothing
+    /// of it is used and it writes nothing more.
+    fn stop(&mut self);
+}
+
 /// What one compile needs from its unit.
 pub struct Job<'a> {
     pub spec: &'a ExecutorSpec,

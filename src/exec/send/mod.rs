@@ -42,6 +42,6 @@ mod toolchain;
 mod translate;
 
 pub use attempt::attempt;
-pub use job::{Job, Origin, RemoteRun};
+pub use job::{Hedge, Job, Origin, RemoteRun};
 pub use outcome::{Fallback, Fell, RemoteExec};
 pub use toolchain::send_ahead;

@@ -45,6 +45,10 @@ pub enum Fallback {
     /// Not sent: its toolchain is not on the server yet, and another compile of this
     /// machine is sending it (`XCACHE_EXECUTOR_TOOLCHAIN=ship`).
     ToolchainSending,
+    /// Compiled here as well while its action waited for a worker
+    /// (`XCACHE_EXECUTOR_HEDGE`), and the compile here ended first: the action was
+    /// cancelled.
+    HereFirst,
 }
 
 impl Fallback {
@@ -63,6 +67,7 @@ impl Fallback {
             Fallback::Linker => "linker",
             Fallback::Mismatch => "executor-mismatch",
             Fallback::ToolchainSending => "toolchain-sending",
+            Fallback::HereFirst => "here-first",
         }
     }
 }
@@ -96,6 +101,11 @@ pub struct RemoteExec {
     /// equal without a `fallback`, different with `executor-mismatch`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub checked: bool,
+    /// It was compiled here as well while its action waited for a worker
+    /// (`XCACHE_EXECUTOR_HEDGE`): the compile here stood with `here-first` (or another
+    /// fallback), and was stopped when the worker's result stood.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hedged: bool,
 }
 
 /// What the server's error says (the URI is the warning's, once).

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::inputs::{loads_crates, loads_macros};
-use super::run::passthrough;
+use super::run::{Sent, passthrough};
 use super::unit::Rustc;
 use crate::config::{Env, WrapperConfig};
 use crate::key::{
@@ -216,15 +216,28 @@ impl Cached for Rustc {
                 ..RemoteExec::default()
             });
         }
-        if let Some(spec) = spec.filter(|_| local.is_none())
-            && let Some(ran) = self.run_remotely(cx, &spec, &args)
-        {
-            if let Some(o) = observer {
-                o.discard();
+        let mut here = None;
+        if let Some(spec) = spec.filter(|_| local.is_none()) {
+            match self.run_remotely(cx, &spec, &args) {
+                Sent::Worker(ran) => {
+                    if let Some(o) = observer {
+                        o.discard();
+                    }
+                    return Ok(ran);
+                }
+                Sent::Here(ran) => here = Some(ran),
+                Sent::Not => {}
             }
-            return Ok(ran);
         }
-        let ran = self.spawn(cx, &args, observer, true);
+        let ran = match here {
+            Some(ran) => {
+                if let Some(o) = observer {
+                    o.discard();
+                }
+                Ok(ran)
+            }
+            None => self.spawn(cx, &args, observer, true),
+        };
         // Before anything forks (the store after cargo went on): a child would hold it.
         drop(local);
         let ran = ran?;

@@ -11,8 +11,10 @@ use crate::config::ExecutorSpec;
 use crate::errors::CacheError;
 use crate::exec::send::check;
 use crate::key::CrateKind;
+use crate::key::RootKind;
 use crate::observe::Observer;
 use crate::wrapper::RemoteExec;
+use crate::wrapper::hedge::HedgeRun;
 use crate::wrapper::lifecycle::{Cx, Ran};
 use crate::wrapper::remote_exec;
 
@@ -29,6 +31,17 @@ pub(super) fn passthrough(wrapper: Option<&Path>, rustc: &Path, args: &[String])
     let err = cmd.args(args).exec();
     eprintln!("error: xcache: failed to run {}: {err}", rustc.display());
     1
+}
+
+/// How a compile that could go to the workers went ([`Rustc::run_remotely`]).
+pub(super) enum Sent {
+    /// A worker's result stands for the compile.
+    Worker(Ran),
+    /// The compile here that ran while the action waited for a worker stands (it ended
+    /// first, or the attempt fell back): its messages are passed on.
+    Here(Ran),
+    /// It must run here.
+    Not,
 }
 
 impl Rustc {
@@ -54,16 +67,18 @@ impl Rustc {
         sendable.then_some(spec)
     }
 
-    /// Sends the compile to a worker: `Some` with what it did, as a local run says it
-    /// (outputs in place, messages passed through); `None` when it must run here (why
-    /// is in the unit's event).
+    /// Sends the compile to a worker: what it did, as a local run says it (outputs in
+    /// place, messages passed through), or the run here that ended first (the hedge);
+    /// [`Sent::Not`] when it must run here (why is in the unit's event).
     pub(super) fn run_remotely(
         &mut self,
         cx: &mut Cx,
         spec: &ExecutorSpec,
         args: &[String],
-    ) -> Option<Ran> {
-        let compiler = cx.compiler.as_ref()?.1.clone();
+    ) -> Sent {
+        let Some(compiler) = cx.compiler.as_ref().map(|c| c.1.clone()) else {
+            return Sent::Not;
+        };
         let t = std::time::Instant::now();
         let link = match &self.link {
             None => None,
@@ -75,11 +90,19 @@ impl Rustc {
                         detail: Some(why.clone()),
                         ..RemoteExec::default()
                     });
-                    return None;
+                    return Sent::Not;
                 }
-                None => return None,
+                None => return Sent::Not,
             },
         };
+        let Some(target) = cx.pm.real_of(RootKind::Target).map(Path::new) else {
+            return Sent::Not;
+        };
+        let mut hedge = HedgeRun::new(
+            self.compile_command(cx, args),
+            cx.cfg.env.get("LD_PRELOAD"),
+            target,
+        );
         let command = || self.command();
         let job = remote_exec::Job {
             spec,
@@ -89,34 +112,48 @@ impl Rustc {
             command: &command,
             link,
         };
-        match remote_exec::attempt(cx, &job, self.l1.as_ref()) {
+        match remote_exec::attempt(cx, &job, self.l1.as_ref(), &mut hedge) {
             Ok(remote_exec::Done {
-                record,
+                mut record,
                 check: Some(outputs),
                 ..
             }) => {
                 // Compiled here too, as a fallback is, and compared after (`checked`).
+                record.hedged = hedge.started;
                 self.remote = Some(record);
                 self.checking = Some((spec.clone(), outputs));
-                None
+                Sent::Not
             }
             Ok(done) => {
                 // After the outputs are in place: cargo starts dependents when it reads
                 // the metadata artifact message.
                 let _ = io::stderr().write_all(&done.ran.stderr);
                 let _ = io::stdout().write_all(&done.ran.stdout);
-                self.remote = Some(done.record);
+                self.remote = Some(RemoteExec {
+                    hedged: hedge.started,
+                    ..done.record
+                });
                 self.roots_stay_out = done.roots_stay_out;
-                Some(done.ran)
+                Sent::Worker(done.ran)
             }
             Err((fallback, detail)) => {
                 self.remote = Some(RemoteExec {
                     fallback: Some(fallback.code().to_string()),
                     detail: Some(detail),
                     action_ms: t.elapsed().as_millis() as u64,
+                    hedged: hedge.started,
                     ..RemoteExec::default()
                 });
-                None
+                // The compile here that ran meanwhile stands for the unit, as one run
+                // after the fallback would.
+                match hedge.wait() {
+                    Some(Ok(ran)) => {
+                        let _ = io::stderr().write_all(&ran.stderr);
+                        let _ = io::stdout().write_all(&ran.stdout);
+                        Sent::Here(ran)
+                    }
+                    _ => Sent::Not,
+                }
             }
         }
     }
@@ -166,11 +203,8 @@ impl Rustc {
         observer: Option<Observer>,
         echo: bool,
     ) -> io::Result<Ran> {
-        let mut cmd = self.command();
-        cmd.args(cx.pm.remap_args())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = self.compile_command(cx, args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         if let Some(o) = &observer {
             o.apply(&mut cmd, cx.cfg.env.get("LD_PRELOAD"));
         }
@@ -209,6 +243,13 @@ impl Rustc {
             stderr,
             trace: observer.and_then(|o| o.finish(pid).ok()),
         })
+    }
+
+    /// The command that runs this compile here: the path remapping and `args`.
+    fn compile_command(&self, cx: &Cx, args: &[String]) -> Command {
+        let mut cmd = self.command();
+        cmd.args(cx.pm.remap_args()).args(args);
+        cmd
     }
 
     /// The command that runs the compiler: the workspace wrapper in front of rustc, if

@@ -505,6 +505,10 @@ impl Session {
                 // Generous: a remote compile waits in the queue of 2 busy cores.
                 cmd.env("XCACHE_EXECUTOR", uri)
                     .env("XCACHE_EXECUTOR_TIMEOUT", "5m")
+                    // The rows judge what a worker's result is taken for: every compile
+                    // sent is the worker's (the compile here meanwhile is a local
+                    // compile, which the other sessions judge).
+                    .env("XCACHE_EXECUTOR_HEDGE", "off")
                     // By default, a worker busy with a compile on that machine is not
                     // "no worker".
                     .env(
