@@ -23,7 +23,10 @@
 #   hosts-N       the same farm, N hosts up: the server and hosts have the toolchain
 #   unserved      XCACHE_EXECUTOR_TOOLCHAIN=installed: the actions ask for this
 #                 machine's rustc, which no host has, so none can take them; each
-#                 platform waits XCACHE_EXECUTOR_QUEUE_WAIT once, then compiles here
+#                 compile sent is compiled here meanwhile (XCACHE_EXECUTOR_HEDGE, on
+#                 by default) until the platform's XCACHE_EXECUTOR_QUEUE_WAIT passes
+#   unserved-off  the same with XCACHE_EXECUTOR_HEDGE=off: each platform waits the
+#                 queue wait once, then compiles here
 #
 # XCACHE_BENCH_FARM=loopback: what this script measured before: the farm on 127.0.0.1,
 # workers-0 and workers-N, N `cargo xcache worker` processes of this machine (with its
@@ -260,10 +263,10 @@ RECORDS="$LOG_DIR/records.tsv"
 UNSET_ENV=(-u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET_DIR -u RUSTC_WRAPPER -u CARGO_BUILD_RUSTC_WRAPPER
   -u XCACHE_REMOTE -u XCACHE_EXECUTOR -u XCACHE_DISABLE -u XCACHE_READ_ONLY
   -u XCACHE_EXECUTOR_TOOLCHAIN -u XCACHE_EXECUTOR_QUEUE_WAIT -u XCACHE_EXECUTOR_LOCAL
-  -u XCACHE_EXECUTOR_TIMEOUT)
+  -u XCACHE_EXECUTOR_TIMEOUT -u XCACHE_EXECUTOR_HEDGE)
 
 # run KIND N ROUND [VAR=VALUE...]: one cold build of the project, timed. KIND is plain
-# (`cargo build`), workers-N, hosts-N, first or unserved (`cargo xcache build`, with
+# (`cargo build`), workers-N, hosts-N, first, unserved or unserved-off (`cargo xcache build`, with
 # XCACHE_EXECUTOR unless N is 0); N workers are up during it. Appends a record.
 run() {
   local kind="$1" n="$2" it="$3" tag run_dir rc srv0 srv wcpu out bin secs rss usr sys up0 down0 up1 down1 report="-"
@@ -319,6 +322,7 @@ for ((it = 1; it <= REPEAT; it++)); do
     run first "$MAX_HOSTS" "$it"
     for n in $HOSTS; do run "hosts-$n" "$n" "$it"; done
     run unserved "$MAX_HOSTS" "$it" XCACHE_EXECUTOR_TOOLCHAIN=installed
+    run unserved-off "$MAX_HOSTS" "$it" XCACHE_EXECUTOR_TOOLCHAIN=installed XCACHE_EXECUTOR_HEDGE=off
   else
     for n in $WORKERS; do run "workers-$n" "$n" "$it"; done
   fi

@@ -61,7 +61,7 @@ for line in open(E["RB_RECORDS"]):
                  "output": out, "peak_rss_kb": num(rss), "link_bytes_up": num(link_up),
                  "link_bytes_down": num(link_down), "report": rep})
 
-ORDER = {"plain": 0, "workers-0": 1, "first": 2, "unserved": 9}
+ORDER = {"plain": 0, "workers-0": 1, "first": 2, "unserved": 9, "unserved-off": 10}
 by_kind = {}
 for r in runs:
     by_kind.setdefault(r["kind"], []).append(r)
@@ -171,23 +171,30 @@ if first:
         print(f"  {label:<16} first {fmt(a_, spec):>9}   steady {fmt(b_, spec):>9}   difference {fmt(d, spec):>9}")
         firsts[key] = {"first": a_, "steady": b_}
 queue = {}
-uns, plain = summary.get("unserved"), summary.get("plain")
-if uns and plain:
-    wait_s = E.get("RB_QUEUE_WAIT", "10s")
-    try:
-        w = float(wait_s.rstrip("s")) if not wait_s.endswith("ms") else float(wait_s[:-2]) / 1000
-    except ValueError:
-        w = None
+plain = summary.get("plain")
+wait_s = E.get("RB_QUEUE_WAIT", "10s")
+try:
+    w = float(wait_s.rstrip("s")) if not wait_s.endswith("ms") else float(wait_s[:-2]) / 1000
+except ValueError:
+    w = None
+for kind, how in (("unserved", "each compile sent also compiled here, XCACHE_EXECUTOR_HEDGE=on"),
+                  ("unserved-off", "XCACHE_EXECUTOR_HEDGE=off")):
+    uns = summary.get(kind)
+    if not (uns and plain):
+        continue
     d = uns["seconds"] - plain["seconds"]
     ok = None if w is None else uns["seconds"] <= plain["seconds"] + w
     w0 = summary.get("workers-0")
-    queue = {"unserved_seconds": uns["seconds"], "plain_seconds": plain["seconds"], "difference": round(d, 2),
-             "workers_0_seconds": w0 and w0["seconds"],
-             "queue_wait_seconds": w, "within_plain_plus_wait": ok,
-             "executor_unserved": uns["fallbacks"].get("executor-unserved", 0)}
-    print(f"\nqueue wait (no host can take the actions; XCACHE_EXECUTOR_QUEUE_WAIT {wait_s}): "
-          f"unserved {uns['seconds']:.2f} s, plain cargo {plain['seconds']:.2f} s, difference {d:+.2f} s; "
-          f"{fmt(uns['fallbacks'].get('executor-unserved', 0))} compiles fell back as executor-unserved; "
+    fb = uns["fallbacks"]
+    queue[kind] = {"unserved_seconds": uns["seconds"], "plain_seconds": plain["seconds"],
+                   "difference": round(d, 2), "workers_0_seconds": w0 and w0["seconds"],
+                   "queue_wait_seconds": w, "within_plain_plus_wait": ok,
+                   "executor_unserved": fb.get("executor-unserved", 0),
+                   "here_first": fb.get("here-first", 0)}
+    print(f"\nqueue wait (no host can take the actions; XCACHE_EXECUTOR_QUEUE_WAIT {wait_s}; {how}): "
+          f"{kind} {uns['seconds']:.2f} s, plain cargo {plain['seconds']:.2f} s, difference {d:+.2f} s; "
+          f"fell back: {fmt(fb.get('here-first', 0))} here-first, "
+          f"{fmt(fb.get('executor-unserved', 0))} executor-unserved; "
           f"within plain + wait: {'yes' if ok else 'no' if ok is not None else '?'}")
     if w0:
         # The same against the cache without an executor: the wait apart from what the

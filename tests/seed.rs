@@ -1264,8 +1264,10 @@ fn a_build_dir_locked_by_another_process_is_planted_first_and_waited_for() {
 #[test]
 fn a_cargo_whose_locks_are_not_known_yet_starts_after_planting_and_they_are_learned() {
     let s = Scratch::new();
-    fill_store(&s);
-    // A private directory of its own: nothing remembered of any cargo.
+    // A private directory of its own: nothing remembered of any cargo. And a CARGO_HOME
+    // of its own (the workspace needs nothing from a registry): a lock message can then
+    // only come from this test's builds, not from another test's cargo holding the
+    // package cache of the shared one.
     let private = s.path("runtime");
     std::fs::create_dir_all(&private).unwrap();
     std::fs::set_permissions(
@@ -1273,7 +1275,17 @@ fn a_cargo_whose_locks_are_not_known_yet_starts_after_planting_and_they_are_lear
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
-    let env = [("XDG_RUNTIME_DIR", private.to_str().unwrap())];
+    let home = s.path("cargo-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let home_env = [("CARGO_HOME", home.to_str().unwrap())];
+    let ws = s.checkout("basic-workspace", "ws1");
+    let b = xcache_build(&ws, &s.store(), &[], &home_env);
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    let env = [
+        ("XDG_RUNTIME_DIR", private.to_str().unwrap()),
+        ("CARGO_HOME", home.to_str().unwrap()),
+    ];
     let mut beside = Vec::new();
     for rel in ["ws1", "ws1"] {
         let ws = fresh_clone_in_place(&s, rel);
