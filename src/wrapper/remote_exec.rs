@@ -32,7 +32,7 @@ pub(super) struct Done {
 
 /// Runs the compile remotely. `Err` is why it must run here instead; a server found
 /// down is recorded for the build and warned about once. `unit` is the unit's
-/// first-level key, which decides whether it is checked.
+/// first-level key, which (with this machine's salt) decides whether it is checked.
 pub(super) fn attempt(cx: &mut Cx, job: &Job<'_>, unit: Option<&Key>) -> Result<Done, Fell> {
     if let Some(fell) = check::given_up(job.spec) {
         return Err(fell);
