@@ -1,5 +1,6 @@
 //! File-system primitives every layer uses: the one judge of whether a path that came
-//! from elsewhere may be written ([`confined`]), and atomic writes ([`write_atomic`]).
+//! from elsewhere may be written ([`confined`]), and atomic writes ([`write_atomic`],
+//! [`write_new_atomic`]).
 //!
 //! Anything read from a store, a remote, a seed index, an entry or a recipe is hostile
 //! input: a name it gives is joined to a directory only through [`confined`], which
@@ -81,6 +82,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp.write_all(bytes)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Writes `bytes` to `path` atomically, as [`write_atomic`], unless something is there
+/// already, which is left as it is: `Ok(false)`. Of several processes writing at once,
+/// the first rename wins and the others see it.
+pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.error),
+    }
 }
 
 /// Opens a file of a hostile directory (a store's lock, ledger or log) with `opts`, never

@@ -528,14 +528,17 @@ fn a_worker_without_rust_compiles_libraries_with_the_toolchain_they_ship() {
     assert_eq!(rx["fallback"], "executor-unserved", "{rx}");
     assert_eq!(r.warning_codes(), ["executor-unserved"]);
 
-    // The toolchain, made once, read only: rustc and the standard library of the host.
+    // The toolchain, made once, read only: rustc and the standard library of the host;
+    // beside it, its lock and last use (`<digest>.used`).
     let made: Vec<PathBuf> = std::fs::read_dir(wdir.path().join("toolchains"))
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(made.len(), 1, "{made:?}");
+    assert!(made[0].with_extension("used").is_file(), "{made:?}");
     let rustc = made[0].join("bin/rustc");
     let meta = std::fs::metadata(&rustc).unwrap();
     use std::os::unix::fs::PermissionsExt;

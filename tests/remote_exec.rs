@@ -448,6 +448,155 @@ fn a_worker_for_anything_but_a_reapi_server_is_refused_naming_the_flag() {
 }
 
 #[test]
+fn a_worker_refuses_a_toolchains_keep_that_is_not_a_count_naming_the_flag() {
+    for value in ["0", "-1", "three", ""] {
+        let out = std::process::Command::new(common::xcache_exe())
+            .args([
+                "xcache",
+                "worker",
+                "--server",
+                "grpc://127.0.0.1:1?instance=x",
+            ])
+            .arg(format!("--toolchains-keep={value}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{value:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--toolchains-keep") && err.contains("at least 1"),
+            "{value:?}: {err}"
+        );
+    }
+}
+
+/// An action that ships a toolchain whose `bin/rustc` prints `which`, and runs `script`
+/// (which runs that rustc as `$XCACHE_RUSTC`).
+fn shipping(which: &str, script: &str) -> ExecRequest {
+    let mut req = shell(script, "x", &[], &[]);
+    req.inputs
+        .add(
+            &format!("{}/bin/rustc", xcache::exec::wire::TOOLCHAIN_DIR),
+            InputFile {
+                bytes: Bytes::Inline(Arc::new(format!("#!/bin/sh\necho {which}\n").into_bytes())),
+                executable: true,
+            },
+        )
+        .unwrap();
+    req.platform.insert(
+        xcache::exec::wire::TOOLCHAIN_PROPERTY.to_string(),
+        xcache::exec::wire::SHIPPED.to_string(),
+    );
+    req
+}
+
+/// The toolchains the workers of `dir` keep, by what their rustc prints, sorted.
+fn toolchains_kept(dir: &Path) -> Vec<String> {
+    let mut kept: Vec<String> = std::fs::read_dir(dir.join("toolchains"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| {
+            let rustc = std::fs::read_to_string(e.path().join("bin/rustc")).unwrap();
+            rustc.trim().rsplit(' ').next().unwrap().to_string()
+        })
+        .collect();
+    kept.sort();
+    kept
+}
+
+/// Two workers sharing a `--dir`, keeping one toolchain: what a worker killed while
+/// making a toolchain left is removed when they start; a toolchain an action of the
+/// other worker runs with is not removed when a newer one is made, and goes once free.
+#[test]
+fn workers_remove_what_a_killed_one_left_and_keep_the_toolchains_they_are_told_to() {
+    let pg = postgres();
+    let bgd = buildgrid_exec(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    // A toolchain made by a worker killed before it was renamed into place: read only.
+    let stale = dir.path().join("toolchains/.making-killed");
+    std::fs::create_dir_all(stale.join("t/bin")).unwrap();
+    std::fs::write(stale.join("t/bin/rustc"), "half").unwrap();
+    for p in ["t/bin/rustc", "t/bin", "t", ""] {
+        std::fs::set_permissions(
+            stale.join(p),
+            std::os::unix::fs::PermissionsExt::from_mode(0o555),
+        )
+        .unwrap();
+    }
+    let keep = ["--toolchains-keep", "1"];
+    let w1 = Worker::start(&bgd, "w1", dir.path(), &keep);
+    let w2 = Worker::start(&bgd, "w2", dir.path(), &keep);
+    // Swept before a worker opens its session.
+    for _ in 0..1200 {
+        if w1.log_text().contains("session") && w2.log_text().contains("session") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let open = |w: &Worker| {
+        w.log_text()
+            .lines()
+            .any(|l| l.contains("session") && l.ends_with(" open"))
+    };
+    assert!(
+        open(&w1) && open(&w2),
+        "w1:\n{}\nw2:\n{}",
+        w1.log_text(),
+        w2.log_text()
+    );
+    assert!(!stale.exists(), "the killed worker's scratch is left");
+
+    let rt = runtime();
+    let _in_rt = rt.enter();
+    let ex = executor(&exec_uri(&bgd));
+    let started = dir.path().join("started");
+    let go = dir.path().join("go");
+    let logs = || format!("w1:\n{}\nw2:\n{}", w1.log_text(), w2.log_text());
+    rt.block_on(async {
+        // `one` in use on one worker (it waits for the test's word)...
+        let waiting = shipping(
+            "one",
+            &format!(
+                "touch {started}; while [ ! -e {go} ]; do sleep 0.1; done; \"$XCACHE_RUSTC\"",
+                started = started.display(),
+                go = go.display()
+            ),
+        );
+        let pending = ex.execute(&waiting, None);
+        tokio::pin!(pending);
+        while !started.exists() {
+            tokio::select! {
+                r = &mut pending => panic!("finished before it started: {:?}\n{}", r.map(|r| r.exit_code), logs()),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        // ...while the other makes `two`: beyond the bound, `one` stays.
+        let two = shipping("two", "\"$XCACHE_RUSTC\"");
+        let two = ex.execute(&two, None);
+        tokio::pin!(two);
+        // Both polled: the first waits for its word, so the second ends first.
+        let run = tokio::select! {
+            r = &mut two => r.unwrap_or_else(|e| panic!("{e}\n{}", logs())),
+            r = &mut pending => panic!("finished before its word: {:?}\n{}", r.map(|r| r.exit_code), logs()),
+        };
+        assert_eq!(String::from_utf8_lossy(&run.stdout), "two\n", "{}", String::from_utf8_lossy(&run.stderr));
+        assert_eq!(toolchains_kept(dir.path()), ["one", "two"]);
+        std::fs::write(&go, "").unwrap();
+        let run = pending.await.unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+        assert_eq!(String::from_utf8_lossy(&run.stdout), "one\n", "{}", String::from_utf8_lossy(&run.stderr));
+        // Free again: the next toolchain made leaves only itself.
+        let run = ex
+            .execute(&shipping("three", "\"$XCACHE_RUSTC\""), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+        assert_eq!(String::from_utf8_lossy(&run.stdout), "three\n");
+        assert_eq!(toolchains_kept(dir.path()), ["three"], "{}", logs());
+    });
+    drop((w1, w2));
+}
+
+#[test]
 fn a_worker_asked_to_stop_finishes_and_reports_its_action_then_exits() {
     let pg = postgres();
     let bgd = buildgrid_exec(&pg);

@@ -103,6 +103,11 @@ pub struct WorkerArgs {
     /// with the same toolchain.
     #[arg(long, value_name = "PATH")]
     pub rustc: Option<PathBuf>,
+    /// How many toolchains that compiles shipped to keep in `--dir`'s `toolchains/`
+    /// (default 3, about 520 MB each): after making a new one, the worker removes the
+    /// least recently used beyond this many, except one an action runs with.
+    #[arg(long, value_name = "N")]
+    pub toolchains_keep: Option<String>,
     /// Stop after this many actions.
     #[arg(long, value_name = "N", hide = true)]
     pub max_actions: Option<u64>,

@@ -4,7 +4,7 @@
 use super::args::WorkerArgs;
 use crate::config::{Env, RemoteSpec};
 use crate::errors::CliError;
-use crate::worker::{Toolchain, WorkerSpec, serve};
+use crate::worker::{Caches, DEFAULT_KEEP, Toolchain, Toolchains, WorkerSpec, serve};
 
 pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
     let env = Env::capture();
@@ -21,6 +21,11 @@ pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
             "a worker serves a REAPI server; write grpc://HOST:PORT?instance=NAME".into(),
         ));
     }
+    let keep = match &args.toolchains_keep {
+        None => DEFAULT_KEEP,
+        Some(v) => crate::config::parse::parse_count(v)
+            .map_err(|accepted| crate::config::parse::invalid("--toolchains-keep", v, accepted))?,
+    };
     let dir = match args.dir {
         Some(d) => d,
         None => crate::private_dir::private_subdir("worker").map_err(|e| CliError::Worker {
@@ -70,7 +75,10 @@ pub fn run(args: WorkerArgs) -> Result<i32, CliError> {
     let spec = WorkerSpec {
         server: server.clone(),
         work_dir: dir.join("actions"),
-        blobs: dir.join("blobs"),
+        caches: Caches {
+            blobs: dir.join("blobs"),
+            toolchains: Toolchains::new(dir.join("toolchains"), keep),
+        },
         name,
         properties,
         toolchain,

@@ -9,5 +9,5 @@
 pub mod action;
 mod session;
 
-pub use action::Toolchain;
+pub use action::{Caches, DEFAULT_KEEP, Toolchain, Toolchains};
 pub use session::{WorkerSpec, serve};

@@ -42,8 +42,8 @@ pub struct WorkerSpec {
     pub server: crate::config::RemoteSpec,
     /// Where each action gets a fresh directory.
     pub work_dir: PathBuf,
-    /// The blob cache every worker of the machine shares.
-    pub blobs: PathBuf,
+    /// The blob cache and the shipped toolchains every worker of the machine shares.
+    pub caches: action::Caches,
     /// This worker's name in results and in the server's records.
     pub name: String,
     /// The platform properties this worker offers (`key=value`): an action that asks
@@ -71,10 +71,14 @@ pub async fn serve(spec: WorkerSpec) -> Result<(), CacheError> {
         path: spec.work_dir.clone(),
         source,
     })?;
-    std::fs::create_dir_all(&spec.blobs).map_err(|source| CacheError::Write {
-        path: spec.blobs.clone(),
+    std::fs::create_dir_all(&spec.caches.blobs).map_err(|source| CacheError::Write {
+        path: spec.caches.blobs.clone(),
         source,
     })?;
+    // What a worker killed while making or removing a toolchain left, and toolchains
+    // beyond the bound (it may have been lowered since the last start): removed now.
+    spec.caches.toolchains.sweep();
+    spec.caches.toolchains.collect();
     let cas = std::sync::Arc::new(Reapi::new(&spec.server, Duration::from_secs(60))?);
     let mut bots = BotsClient::new(cas.channel());
     let mut done = 0u64;
@@ -270,7 +274,7 @@ fn start(cas: &std::sync::Arc<Reapi>, spec: &WorkerSpec, mut lease: Lease) -> Ru
     let cas = cas.clone();
     let payload = lease.payload.clone();
     let work = spec.work_dir.clone();
-    let blobs = spec.blobs.clone();
+    let caches = spec.caches.clone();
     let name = spec.name.clone();
     let toolchain = spec.toolchain.clone();
     let task = Box::pin(async move {
@@ -279,7 +283,7 @@ fn start(cas: &std::sync::Arc<Reapi>, spec: &WorkerSpec, mut lease: Lease) -> Ru
             &cas,
             &action,
             &work,
-            &blobs,
+            &caches,
             &name,
             toolchain.as_ref(),
             &cancelled,

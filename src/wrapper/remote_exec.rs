@@ -33,7 +33,7 @@ pub(super) struct Done {
 
 /// Runs the compile remotely. `Err` is why it must run here instead; a server found
 /// down is recorded for the build and warned about once. `unit` is the unit's
-/// first-level key, which decides whether it is checked.
+/// first-level key, which (with this machine's salt) decides whether it is checked.
 /// `hedge`: the compile run here meanwhile (`XCACHE_EXECUTOR_HEDGE`; see
 /// [`send::attempt`]).
 pub(super) fn attempt(

@@ -27,10 +27,26 @@ use crate::key::{Key, KeyHasher};
 /// machine's compile (the executor's state file, beside `down`).
 const MISMATCH: &str = "mismatch\t";
 
+/// The file of the private directory that keeps this client's salt for the sample.
+const SALT_FILE: &str = "executor-check-salt";
+
 /// Whether the unit whose first-level key is `unit` is among the `per_mille`
-/// thousandths of remote results checked here: a function of the key alone, so the
-/// same unit is checked on every build and every machine (1000: every unit; 0: none).
+/// thousandths of remote results checked here: a function of the key and of this
+/// client's secret salt (32 random bytes kept in the private directory), so the same
+/// unit is checked on every build of this machine (a re-run reproduces a finding) but
+/// a worker, which can compute keys, cannot tell which units are checked (1000: every
+/// unit; 0: none).
 pub fn sampled(per_mille: u16, unit: &Key) -> bool {
+    match salt() {
+        Some(salt) => sampled_with(&salt, per_mille, unit),
+        // No random source at all (the OS's never fails on Linux): a predictable sample
+        // is what the salt is for avoiding, so a share checks every unit instead.
+        None => per_mille > 0,
+    }
+}
+
+/// [`sampled`] with the salt `salt`.
+fn sampled_with(salt: &[u8; 32], per_mille: u16, unit: &Key) -> bool {
     if per_mille == 0 {
         return false;
     }
@@ -38,11 +54,55 @@ pub fn sampled(per_mille: u16, unit: &Key) -> bool {
         return true;
     }
     let h = KeyHasher::new("executor-check")
+        .bytes("salt", salt)
         .str("unit", &unit.to_hex())
         .finish();
     let mut first = [0u8; 8];
     first.copy_from_slice(&h.0[..8]);
     u64::from_le_bytes(first) % 1000 < u64::from(per_mille)
+}
+
+/// This client's salt for the sample: 32 random bytes from the OS, made once and kept
+/// in the private directory, which only this user may write or read into (a worker
+/// never sees it: nothing of it is sent). `None` only when the OS gives no randomness.
+fn salt() -> Option<[u8; 32]> {
+    static SALT: std::sync::OnceLock<Option<[u8; 32]>> = std::sync::OnceLock::new();
+    *SALT.get_or_init(|| {
+        crate::private_dir::private_dir()
+            .ok()
+            .and_then(|dir| kept_salt(&dir.join(SALT_FILE)))
+            // Not kept (no private directory, or its file unreadable and not writable):
+            // a fresh salt for this process. The units it checks then differ from a
+            // re-run's, which costs reproducing a finding, never the secret; an
+            // unsalted sample would hand every worker the list of units it may lie on.
+            .or_else(random_salt)
+    })
+}
+
+/// The salt kept at `path`, made there first if there is none: written whole in one
+/// step and never over another (two compiles that find none at once keep the first
+/// one written and both use it). `None`: none can be read or kept there.
+fn kept_salt(path: &Path) -> Option<[u8; 32]> {
+    let read =
+        || -> Option<[u8; 32]> { crate::fsx::read_small_bytes(path, 64).ok()?.try_into().ok() };
+    if let Some(s) = read() {
+        return Some(s);
+    }
+    let new = random_salt()?;
+    match crate::fsx::write_new_atomic(path, &new) {
+        Ok(true) => Some(new),
+        // One was there: it is the machine's; one of another length was never used,
+        // and is replaced.
+        Ok(false) => read().or_else(|| crate::fsx::write_atomic(path, &new).ok().map(|()| new)),
+        Err(_) => None,
+    }
+}
+
+/// 32 bytes from the OS's random source.
+fn random_salt() -> Option<[u8; 32]> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).ok()?;
+    Some(b)
 }
 
 /// The outputs a worker made for a unit, by digest, taken where they were put and then
@@ -152,27 +212,73 @@ mod tests {
     }
 
     #[test]
-    fn the_sample_is_a_function_of_the_key_and_follows_the_share() {
-        let keys: Vec<Key> = (0..4000).map(key).collect();
+    fn the_sample_is_a_function_of_the_key_and_the_salt_and_follows_the_share() {
+        let keys: Vec<Key> = (0..10_000).map(key).collect();
+        let salt = [7u8; 32];
+        let n = |salt: &[u8; 32], share: u16| {
+            keys.iter().filter(|k| sampled_with(salt, share, k)).count()
+        };
         // None and all.
-        assert!(keys.iter().all(|k| !sampled(0, k)));
-        assert!(keys.iter().all(|k| sampled(1000, k)));
-        // The same answer every time for the same key.
+        assert_eq!(n(&salt, 0), 0);
+        assert_eq!(n(&salt, 1000), keys.len());
+        // The same answer every time for the same key and salt.
         for k in &keys[..50] {
-            assert_eq!(sampled(100, k), sampled(100, k));
+            assert_eq!(sampled_with(&salt, 100, k), sampled_with(&salt, 100, k));
         }
-        // About the share asked for (4000 keys: 10% is 400, far from the bounds).
-        let n = |share: u16| keys.iter().filter(|k| sampled(share, k)).count();
-        let tenth = n(100);
-        assert!((300..=500).contains(&tenth), "{tenth} of 4000 at 10%");
-        let half = n(500);
-        assert!((1800..=2200).contains(&half), "{half} of 4000 at 50%");
+        // About the share asked for (10 000 keys: 10% is 1000 ± 30 for one standard
+        // deviation, so the bounds are over three away).
+        let tenth = n(&salt, 100);
+        assert!((900..=1100).contains(&tenth), "{tenth} of 10000 at 10%");
+        let half = n(&salt, 500);
+        assert!((4800..=5200).contains(&half), "{half} of 10000 at 50%");
         // A larger share checks every unit a smaller one does.
         for k in &keys {
-            if sampled(100, k) {
-                assert!(sampled(500, k));
+            if sampled_with(&salt, 100, k) {
+                assert!(sampled_with(&salt, 500, k));
             }
         }
+        // Another salt, another sample of the same share: who knows the keys but not
+        // the salt cannot tell which units are checked.
+        let other = [8u8; 32];
+        let both = keys
+            .iter()
+            .filter(|k| sampled_with(&salt, 100, k) && sampled_with(&other, 100, k))
+            .count();
+        let theirs = n(&other, 100);
+        assert!((900..=1100).contains(&theirs), "{theirs} of 10000 at 10%");
+        // Independent samples of 10% meet on about 1% of the units.
+        assert!(
+            (50..=160).contains(&both),
+            "{both} checked under both salts"
+        );
+    }
+
+    #[test]
+    fn the_salt_is_made_once_kept_and_used_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SALT_FILE);
+        let made = kept_salt(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), made);
+        // Readable by its owner only (the private directory is too).
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        assert_eq!(kept_salt(&path), Some(made));
+        // Random: another machine's is another.
+        let other = dir.path().join("other");
+        assert_ne!(kept_salt(&other), Some(made));
+        // A damaged one is not used: replaced, and the new one kept.
+        std::fs::write(&path, b"short").unwrap();
+        let replaced = kept_salt(&path).unwrap();
+        assert_ne!(replaced, made);
+        assert_eq!(std::fs::read(&path).unwrap(), replaced);
+        assert_eq!(kept_salt(&path), Some(replaced));
+        // Where none can be kept (its directory is a file), none: `salt` then makes a
+        // fresh one for the process.
+        assert_eq!(kept_salt(&path.join("salt")), None);
+        // The process's salt is one for all its questions.
+        assert_eq!(salt(), salt());
+        assert!(salt().is_some());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The action's input root made from the CAS ([`materialize`]): plain names only, no
 //! symbolic links, each file copied from the machine's blob cache, which holds a blob
-//! only once it hashed to its digest ([`cached_blob`]).
+//! only once it hashed to its digest ([`cached_blob`]); a shipped toolchain made once
+//! for the machine instead ([`make_toolchain`]). Main type: [`Caches`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,18 @@ use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 
 use super::failed::{Failed, missing};
 use super::lease::message;
+use super::toolchains::{InUse, Toolchains};
 use crate::reapi::Reapi;
+
+/// What every worker of a machine shares under its `--dir`: the blob cache and the
+/// shipped toolchains.
+#[derive(Clone, Debug)]
+pub struct Caches {
+    /// Blobs by digest (`blobs/`), each held only once it hashed to its digest.
+    pub blobs: PathBuf,
+    /// The shipped toolchains (`toolchains/`).
+    pub toolchains: Toolchains,
+}
 
 /// Makes the tree `digest` at `dest`: its directories, and its files copied from the
 /// local blob cache (fetched into it first when absent). Copies, not hard links: the
@@ -92,66 +104,22 @@ pub(super) async fn materialize(
     Ok(kept)
 }
 
-/// The shipped toolchain `digest`, made once under `toolchains` and shared by every
-/// action and every worker of the machine: made in a directory of its own from the CAS
-/// (every blob checked against its digest), made read-only, then renamed to its digest
-/// — so whatever is there under that name is the whole tree. Its path.
+/// The shipped toolchain `digest`, made once for the machine from the CAS (every blob
+/// checked against its digest) and held for the action (see [`Toolchains`]).
 pub(super) async fn make_toolchain(
     cas: &Reapi,
     digest: &re::Digest,
-    toolchains: &Path,
-    blobs: &Path,
-) -> Result<PathBuf, Failed> {
-    let dest = toolchains.join(digest_name(digest)?);
-    if dest.is_dir() {
-        return Ok(dest);
-    }
-    std::fs::create_dir_all(toolchains)
-        .map_err(|e| Failed::internal(format!("no directory {} ({e})", toolchains.display())))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".making-")
-        .tempdir_in(toolchains)
-        .map_err(|e| Failed::internal(format!("no directory in {} ({e})", toolchains.display())))?;
-    let made = tmp.path().join("t");
-    materialize(cas, digest, &made, blobs, None).await?;
-    set_read_only(&made, true);
-    match std::fs::rename(&made, &dest) {
-        Ok(()) => Ok(dest),
-        // Made meanwhile by another worker of the machine: the same tree.
-        Err(_) if dest.is_dir() => {
-            set_read_only(&made, false);
-            Ok(dest)
-        }
-        Err(e) => {
-            set_read_only(&made, false);
-            Err(Failed::internal(format!(
-                "the toolchain could not be put at {} ({e})",
-                dest.display()
-            )))
-        }
-    }
-}
-
-/// Takes write permission from everything under `dir` (or gives it back, so that it
-/// can be removed).
-fn set_read_only(dir: &Path, ro: bool) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::symlink_metadata(dir) else {
-        return;
-    };
-    let mode = meta.permissions().mode();
-    if meta.is_dir() {
-        if !ro {
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700));
-        }
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                set_read_only(&e.path(), ro);
-            }
-        }
-    }
-    let new = if ro { mode & !0o222 } else { mode | 0o200 };
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(new));
+    caches: &Caches,
+) -> Result<InUse, Failed> {
+    let name = digest_name(digest)?;
+    caches
+        .toolchains
+        .ready(&name, |tree| async move {
+            materialize(cas, digest, &tree, &caches.blobs, None)
+                .await
+                .map(|_| ())
+        })
+        .await
 }
 
 /// The name a blob or a tree is kept under in the worker's caches: its hash and size.

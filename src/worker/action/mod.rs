@@ -10,7 +10,8 @@
 //!
 //! The files: the run (`run`), the lease and the CAS messages it names (`lease`), the
 //! input root made (`inputs`), the action's paths (`paths`), the record stated for the
-//! client (`record`) and why an action failed (`failed`).
+//! client (`record`), why an action failed (`failed`) and the shipped toolchains the
+//! machine keeps (`toolchains`).
 
 mod failed;
 mod inputs;
@@ -20,8 +21,11 @@ mod record;
 mod run;
 #[cfg(test)]
 mod tests;
+mod toolchains;
 
 pub use failed::Failed;
+pub use inputs::Caches;
 pub use lease::action_of;
 pub use record::Toolchain;
 pub use run::{Ran, run};
+pub use toolchains::{DEFAULT_KEEP, Toolchains};

@@ -11,7 +11,7 @@ use bazel_remote_apis::google::protobuf::Timestamp;
 use tokio::process::Command as TokioCommand;
 
 use super::failed::Failed;
-use super::inputs::{make_toolchain, materialize};
+use super::inputs::{Caches, make_toolchain, materialize};
 use super::lease::message;
 use super::paths::{has_symlink, inside, output_paths};
 use super::record::{Toolchain, observed_record};
@@ -27,12 +27,13 @@ pub struct Ran {
 }
 
 /// Runs `action` in a fresh directory under `work` and reports its result.
-/// `blobs` is the worker's local blob cache, shared by every worker of the machine.
+/// `caches` are the blob cache and the shipped toolchains every worker of the machine
+/// shares.
 pub async fn run(
     cas: &Reapi,
     action: &re::Action,
     work: &Path,
-    blobs: &Path,
+    caches: &Caches,
     worker_name: &str,
     toolchain: Option<&Toolchain>,
     cancel: &tokio::sync::watch::Receiver<bool>,
@@ -63,27 +64,29 @@ pub async fn run(
         cas,
         root_digest,
         &root,
-        blobs,
+        &caches.blobs,
         ships.then_some(TOOLCHAIN_DIR),
     )
     .await?;
-    // A shipped toolchain: made once for the machine, and the compile's rustc.
-    let shipped_toolchain = match (ships, kept) {
-        (false, _) => None,
+    // A shipped toolchain: made once for the machine, held until the action is done
+    // (no worker removes it meanwhile), and the compile's rustc.
+    let (shipped_toolchain, held) = match (ships, kept) {
+        (false, _) => (None, None),
         (true, None) => {
             return Err(Failed::invalid(format!(
                 "the action asks for a shipped toolchain and its input root has no {TOOLCHAIN_DIR}/"
             )));
         }
         (true, Some(d)) => {
-            let toolchains = blobs.with_file_name("toolchains");
-            let sysroot = make_toolchain(cas, &d, &toolchains, blobs).await?;
-            Some(Toolchain {
+            let held = make_toolchain(cas, &d, caches).await?;
+            let sysroot = held.path.clone();
+            let toolchain = Toolchain {
                 rustc: sysroot.join("bin").join("rustc"),
                 sysroot,
                 identity: String::new(),
                 linker: None,
-            })
+            };
+            (Some(toolchain), Some(held))
         }
     };
     let toolchain = if ships {
@@ -221,6 +224,7 @@ pub async fn run(
     let stderr_digest = Some(cas.put_blob(Source::Bytes(stderr.into())).await?);
     let upload_done = SystemTime::now();
     drop(dir);
+    drop(held);
     Ok(Ran {
         result: re::ActionResult {
             output_files,

@@ -8,11 +8,12 @@ use bazel_remote_apis::google::protobuf::{Any, Timestamp};
 use prost::Message as _;
 
 use super::failed::{Failed, missing};
-use super::inputs::cached_blob;
+use super::inputs::{Caches, cached_blob};
 use super::lease::action_of;
 use super::paths::{has_symlink, inside, output_paths};
 use super::record::observed_record;
 use super::run::{DEFAULT_TIMEOUT, action_timeout, command_outputs, run, stamp};
+use super::toolchains::{DEFAULT_KEEP, InUse, Toolchains};
 use crate::config::{RemoteDefaults, RemoteSpec};
 use crate::errors::CacheError;
 use crate::exec::wire::{
@@ -296,16 +297,19 @@ fn a_lease_holding_anything_else_is_refused_by_its_type() {
 #[test]
 fn an_action_without_a_command_fails_before_anything_is_fetched_or_made() {
     let work = tempfile::tempdir().unwrap();
-    let blobs = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let caches = Caches {
+        blobs: dir.path().join("blobs"),
+        toolchains: Toolchains::new(dir.path().join("toolchains"), 1),
+    };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let action = re::Action {
         input_root_digest: Some(re::Digest::default()),
         ..Default::default()
     };
-    let e =
-        block_on(async { run(&cas(), &action, work.path(), blobs.path(), "w", None, &rx).await })
-            .err()
-            .unwrap();
+    let e = block_on(async { run(&cas(), &action, work.path(), &caches, "w", None, &rx).await })
+        .err()
+        .unwrap();
     assert_eq!(
         (e.code, e.message.as_str()),
         (3, "the Action names no command")
@@ -372,4 +376,162 @@ fn a_command_without_arguments_is_invalid_before_its_outputs_are_looked_at() {
         command_outputs(&command).unwrap(),
         strings(&["out/lib.rlib"])
     );
+}
+
+/// A toolchain's name as the worker names its digest: `n` repeated, and a size.
+fn toolchain_name(n: char) -> String {
+    format!("{}-{}", n.to_string().repeat(64), 100 + n as u32)
+}
+
+/// Makes the synthetic toolchain `n` (a `bin/rustc` that says which it is) in `toolchains`
+/// through the worker's own making, or holds it when it is there; whether it was made.
+fn use_toolchain(toolchains: &Toolchains, n: char) -> (InUse, bool) {
+    let mut made = false;
+    let held = block_on(toolchains.ready(&toolchain_name(n), |tree| {
+        made = true;
+        async move {
+            std::fs::create_dir_all(tree.join("bin")).unwrap();
+            std::fs::write(tree.join("bin/rustc"), format!("#!/bin/sh\necho {n}\n")).unwrap();
+            Ok(())
+        }
+    }))
+    .unwrap();
+    (held, made)
+}
+
+/// The toolchains there are under `dir`, by letter.
+fn toolchains_in(dir: &std::path::Path) -> String {
+    let mut names: Vec<char> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .map(|n| n.chars().next().unwrap())
+        .collect();
+    names.sort();
+    names.into_iter().collect()
+}
+
+#[test]
+fn a_toolchain_is_made_once_read_only_under_its_name_and_used_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let toolchains = Toolchains::new(dir.path().to_path_buf(), DEFAULT_KEEP);
+    let (held, made) = use_toolchain(&toolchains, 'a');
+    assert!(made);
+    assert_eq!(held.path, dir.path().join(toolchain_name('a')));
+    assert_eq!(
+        std::fs::read_to_string(held.path.join("bin/rustc")).unwrap(),
+        "#!/bin/sh\necho a\n"
+    );
+    // Read only (by its modes: root, as tests may run, writes through them).
+    for p in ["", "bin", "bin/rustc"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(held.path.join(p)).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o222, 0, "{p}: {mode:o}");
+    }
+    drop(held);
+    let (held, made) = use_toolchain(&toolchains, 'a');
+    assert!(!made, "made once");
+    assert!(held.path.join("bin/rustc").is_file());
+    // Nothing of its making is left beside it.
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let a = toolchain_name('a');
+    assert_eq!(left, [".lock".to_string(), a.clone(), format!("{a}.used")]);
+}
+
+#[test]
+fn beyond_the_bound_the_least_recently_used_toolchains_go_but_never_one_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let toolchains = Toolchains::new(dir.path().to_path_buf(), 1);
+    // Used in turn: the older one goes once the newer is made.
+    drop(use_toolchain(&toolchains, 'a'));
+    assert_eq!(toolchains_in(dir.path()), "a");
+    drop(use_toolchain(&toolchains, 'b'));
+    assert_eq!(toolchains_in(dir.path()), "b");
+    assert!(
+        !dir.path()
+            .join(format!("{}.used", toolchain_name('a')))
+            .exists()
+    );
+    // One an action runs with stays, over the bound, until a collection finds it free.
+    let (in_use, _) = use_toolchain(&toolchains, 'b');
+    drop(use_toolchain(&toolchains, 'c'));
+    assert_eq!(toolchains_in(dir.path()), "bc");
+    assert!(in_use.path.join("bin/rustc").is_file());
+    drop(in_use);
+    drop(use_toolchain(&toolchains, 'd'));
+    assert_eq!(toolchains_in(dir.path()), "d");
+
+    // Least recently used, not least recently made: `e` made first, used again last.
+    let toolchains = Toolchains::new(dir.path().to_path_buf(), 2);
+    drop(use_toolchain(&toolchains, 'e'));
+    std::thread::sleep(Duration::from_millis(20));
+    drop(use_toolchain(&toolchains, 'd'));
+    std::thread::sleep(Duration::from_millis(20));
+    let (_, made) = use_toolchain(&toolchains, 'e');
+    assert!(!made);
+    std::thread::sleep(Duration::from_millis(20));
+    drop(use_toolchain(&toolchains, 'f'));
+    assert_eq!(toolchains_in(dir.path()), "ef");
+}
+
+#[test]
+fn a_collection_leaves_a_toolchain_another_process_holds() {
+    // The lock is a `flock` on the toolchain's `.used` file: another open of it (as
+    // another worker's) holding it shared keeps the toolchain.
+    let dir = tempfile::tempdir().unwrap();
+    let toolchains = Toolchains::new(dir.path().to_path_buf(), 1);
+    drop(use_toolchain(&toolchains, 'a'));
+    let other =
+        std::fs::File::open(dir.path().join(format!("{}.used", toolchain_name('a')))).unwrap();
+    other.lock_shared().unwrap();
+    drop(use_toolchain(&toolchains, 'b'));
+    assert_eq!(toolchains_in(dir.path()), "ab");
+    drop(other);
+    toolchains.collect();
+    assert_eq!(toolchains_in(dir.path()), "b");
+}
+
+#[test]
+fn scratch_a_killed_worker_left_is_swept_and_scratch_a_live_one_holds_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let toolchains = Toolchains::new(dir.path().to_path_buf(), 1);
+    // A toolchain is not scratch, whatever its state.
+    drop(use_toolchain(&toolchains, 'a'));
+    // Left by a worker killed while making: read only, as a tree about to be renamed.
+    let dead = dir.path().join(".making-dead");
+    std::fs::create_dir_all(dead.join("t/bin")).unwrap();
+    std::fs::write(dead.join("t/bin/rustc"), "x").unwrap();
+    std::fs::set_permissions(
+        dead.join("t/bin/rustc"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o555),
+    )
+    .unwrap();
+    for d in ["t/bin", "t", ""] {
+        std::fs::set_permissions(
+            dead.join(d),
+            std::os::unix::fs::PermissionsExt::from_mode(0o555),
+        )
+        .unwrap();
+    }
+    // Held by a live maker.
+    let live = dir.path().join(".making-live");
+    std::fs::create_dir_all(live.join("t")).unwrap();
+    let held = std::fs::File::open(&live).unwrap();
+    held.try_lock().unwrap();
+    toolchains.sweep();
+    assert!(!dead.exists());
+    assert!(live.join("t").is_dir());
+    assert_eq!(toolchains_in(dir.path()), "a");
+    drop(held);
+    // Before making a toolchain, too.
+    drop(use_toolchain(&toolchains, 'b'));
+    assert!(!live.exists());
 }
