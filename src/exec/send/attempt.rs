@@ -175,30 +175,47 @@ pub fn attempt(
             tokio::select! {
                 r = &mut work => Some(r),
                 () = ended.notified() => {
-                    // An action asked to run that the server has not named yet is driven
-                    // on until it is (briefly), so that it can be cancelled: dropped
-                    // unnamed, it would wait in the queue for nobody.
-                    let named = || {
-                        operation
-                            .lock()
-                            .map(|n| n.as_ref().is_none_or(|n| !n.is_empty()))
-                            .unwrap_or(true)
+                    // Driven on briefly: an action asked to run that the server has not
+                    // named yet, until it is (dropped unnamed, it would wait in the queue
+                    // for nobody, and cannot be cancelled); and the first attempts of a
+                    // build that has not reached the server yet, until they do (a server
+                    // that is down is then found so, said once and given up, not hidden
+                    // by compiles here that all end first).
+                    let (reached, probed) = (sibling(&state, "reached"), sibling(&state, "probed"));
+                    let probing = !reached.exists() && !probed.exists();
+                    let go_on = || match operation.lock().as_deref() {
+                        Ok(Some(name)) => name.is_empty(),
+                        Ok(None) => probing,
+                        Err(_) => false,
                     };
-                    let _ = tokio::time::timeout(CANCEL_WAIT, async {
-                        while !named() {
+                    let driven = tokio::time::timeout(CANCEL_WAIT, async {
+                        while go_on() {
                             tokio::select! {
-                                _ = &mut work => break,
+                                r = &mut work => return Some(r),
                                 () = tokio::time::sleep(Duration::from_millis(20)) => {}
                             }
                         }
+                        None
                     })
                     .await;
-                    None
+                    match driven {
+                        Ok(Some(Err(down))) if down.0 == Fallback::Unavailable => Some(Err(down)),
+                        Err(_) if probing && matches!(operation.lock().as_deref(), Ok(None)) => {
+                            let _ = crate::fsx::write_atomic(&probed, b"probed\n");
+                            None
+                        }
+                        _ => None,
+                    }
                 }
             }
         } else {
             Some(work.await)
         };
+        // Asked to run: the server was reached in this build.
+        let reached = sibling(&state, "reached");
+        if matches!(operation.lock().as_deref(), Ok(Some(_))) && !reached.exists() {
+            let _ = crate::fsx::write_atomic(&reached, b"reached\n");
+        }
         let Some(answer) = answer else {
             // The compile here ended first: the worker's result is not wanted.
             let name = operation
@@ -274,6 +291,13 @@ pub fn attempt(
     }
 }
 
+/// A state file of the build's beside the executor's own `state` file.
+fn sibling(state: &Path, what: &str) -> PathBuf {
+    let mut n = state.as_os_str().to_owned();
+    n.push(format!("-{what}"));
+    PathBuf::from(n)
+}
+
 /// The file that says, for the processes of one build, that the server has the shipped
 /// toolchain `s` (beside the executor's own `state` file).
 fn toolchain_known(state: &Path, s: &Shipped) -> PathBuf {
@@ -299,8 +323,9 @@ fn here_first(t: Instant, taken: &std::sync::atomic::AtomicBool) -> String {
     )
 }
 
-/// How long an action asked to run is driven on, once a compile here ended first, for
-/// the server to name it (so that it can be cancelled).
+/// How long an attempt is driven on once the compile here ended first: an action asked
+/// to run, for the server to name it (so that it can be cancelled); the first ones of a
+/// build, for the server to be reached or found down.
 const CANCEL_WAIT: Duration = Duration::from_secs(2);
 
 /// How the reason starts when the server refused a shipped toolchain's platform.
