@@ -222,6 +222,8 @@ fn warm_from_folder(fixture: &str) -> Report {
             // Its path dependency lies outside the workspace.
             common::copy_fixture("chef-outside", &ws.join("chef-outside"));
         }
+        // A checkout made before the build (see `common::age`).
+        common::age(&ws, 60);
         let ws = ws.join(fixture);
         let b = xcache_build(
             &ws,

@@ -23,8 +23,9 @@ use crate::common::{
 fn writers_at_once(uri: &str, env: &[(&str, &str)]) {
     let s = Scratch::new();
     let env: Vec<(&str, &str)> = env.iter().copied().chain([HEALTHY_REMOTE]).collect();
-    four_writers(&s, uri, &env, |n| s.path(&format!("store-{n}")));
-    assert_reader_plants_everything(&s, uri, &env);
+    let store = |n: usize| s.path(&format!("store-{n}"));
+    four_writers(&s, uri, &env, store);
+    assert_reader_plants_everything(&s, uri, &env, &(0..4).map(store).collect::<Vec<_>>());
 }
 
 /// Four builds at once on `uri`, writer `n` with the local store `store(n)`: three of
@@ -84,7 +85,12 @@ fn four_writers(s: &Scratch, uri: &str, env: &[(&str, &str)], store: impl Fn(usi
 /// A build of the tree from an empty local store elsewhere plants every unit (six
 /// compiles and the build script's run) from the remote and compiles nothing; then
 /// `verify --all` there finds nothing that differs.
-fn assert_reader_plants_everything(s: &Scratch, uri: &str, env: &[(&str, &str)]) {
+fn assert_reader_plants_everything(
+    s: &Scratch,
+    uri: &str,
+    env: &[(&str, &str)],
+    writer_stores: &[PathBuf],
+) {
     let ws = s.checkout("basic-workspace", "reader/elsewhere/ws");
     let store = s.path("store-reader");
     let b = xcache_build(&ws, &store, &["--remote", uri], env);
@@ -99,12 +105,33 @@ fn assert_reader_plants_everything(s: &Scratch, uri: &str, env: &[(&str, &str)])
         .iter()
         .map(|u| {
             format!(
-                "{} {} seeded={} from {}",
-                u["crate_name"], u["kind"], u["seeded"], u["tier"]
+                "{} {} seeded={} from {} key {}",
+                u["crate_name"],
+                u["kind"],
+                u["seeded"],
+                u["tier"],
+                short(&u["key"])
             )
         })
         .collect();
-    assert_eq!(r.summary("seeded"), 7, "{units:#?}\n{}", b.stderr());
+    // Where a unit was not planted, what each store recorded for it says where its
+    // seed went missing: never captured (no writer's store records it), not given to
+    // the remote or not fetched from it (the writers' stores do, the reader's does
+    // not), or not planted here (the reader's does: which variants, newest first, and
+    // what they were built against, the units' keys above; `seed_rejected` counts
+    // those planted that cargo rebuilt).
+    assert_eq!(
+        r.summary("seeded"),
+        7,
+        "{units:#?}\nseed_rejected: {}\nthe reader's seed records: {:#?}\nthe writers': {:#?}\n{}",
+        r.summary("seed_rejected"),
+        seed_records(&store),
+        writer_stores
+            .iter()
+            .map(|s| (s.display().to_string(), seed_records(s)))
+            .collect::<Vec<_>>(),
+        b.stderr()
+    );
     assert_eq!(r.summary("compiled"), 0, "{}", b.stderr());
     let v = base_command(&xcache_exe(), &ws, &store)
         .args(["xcache", "verify", "--all", "--remote", uri])
@@ -126,6 +153,59 @@ fn assert_reader_plants_everything(s: &Scratch, uri: &str, env: &[(&str, &str)])
             .contains(" 0 differ"),
         "{table}"
     );
+}
+
+/// A store's seed records, one line each: the unit's `.fingerprint` directory, then
+/// its variants newest first, each as its entry's key (short) and whether the variant's
+/// pack and entry are in the store.
+fn seed_records(store: &Path) -> Vec<String> {
+    let held = |key: &serde_json::Value| match key.as_str() {
+        Some(k) if k.len() > 2 => store
+            .join(format!("v2/entries/{}/{k}.xce", &k[..2]))
+            .exists(),
+        _ => false,
+    };
+    let mut lines = Vec::new();
+    for shard in std::fs::read_dir(store.join("v2/seeds"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for f in std::fs::read_dir(shard.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+            let record: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let variants = record["variants"].as_array().cloned().unwrap_or_default();
+            let dir = variants
+                .first()
+                .and_then(|v| v["fingerprint_dir"].as_str())
+                .unwrap_or("unreadable")
+                .to_string();
+            let listed: Vec<String> = variants
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{} (pack {}, entry {})",
+                        short(&v["entry"]),
+                        if held(&v["pack"]) { "held" } else { "absent" },
+                        if held(&v["entry"]) { "held" } else { "absent" },
+                    )
+                })
+                .collect();
+            lines.push(format!("{dir}: {}", listed.join(", ")));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+/// The first 8 digits of a key in a report or a record.
+fn short(key: &serde_json::Value) -> String {
+    key.as_str()
+        .map_or_else(|| "none".to_string(), |k| k.chars().take(8).collect())
 }
 
 /// Entry files in a local store.
@@ -229,7 +309,7 @@ fn killed_writer_and_collections_beside(uri: &str, alone_uri: &str, env: &[(&str
          ({:.2} x one)",
         many / alone
     );
-    assert_reader_plants_everything(&s, uri, &env);
+    assert_reader_plants_everything(&s, uri, &env, &[shared]);
 }
 
 #[test]
@@ -277,7 +357,7 @@ fn webdav_keeping_each_name_once_one_writer_then_a_reader_plants_everything() {
     let s = Scratch::new();
     let env = [HEALTHY_REMOTE];
     one_writer(&s, &uri, &env);
-    assert_reader_plants_everything(&s, &uri, &env);
+    assert_reader_plants_everything(&s, &uri, &env, &[s.path("store-alone")]);
 }
 
 #[test]
@@ -478,7 +558,7 @@ fn what_a_build_planted_from_the_local_store_reaches_the_remote() {
     b.assert_success();
     let r = Report::read(&second.join("target"));
     assert_eq!(r.summary("seeded"), 7, "{}", b.stderr());
-    assert_reader_plants_everything(&s, &uri, &env);
+    assert_reader_plants_everything(&s, &uri, &env, &[store]);
 }
 
 /// `gc --remote --older-than` on a store that keeps each name once: a record's chain of

@@ -23,12 +23,13 @@ const LOCAL_CRATES: &[&str] = &[
     "extra",
 ];
 
-/// `chef` and the path dependency outside it, side by side under `rel`; returns the
-/// workspace.
+/// `chef` and the path dependency outside it, side by side under `rel`, dated a minute
+/// back as a checkout made before the build (`common::age`); returns the workspace.
 fn checkout(s: &Scratch, rel: &str) -> PathBuf {
     let ws = s.path(&format!("{rel}/chef"));
     copy_fixture("chef", &ws);
     copy_fixture("chef-outside", &s.path(&format!("{rel}/chef-outside")));
+    crate::common::age(&s.path(rel), 60);
     ws
 }
 

@@ -1227,6 +1227,58 @@ fn a_variant_built_against_another_dependency_gives_way_to_the_next() {
     assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
 }
 
+/// As [`a_variant_built_against_another_dependency_gives_way_to_the_next`], but the
+/// records disagree on which variant is newest: `mid`'s newest was built against the
+/// edited `util`, `app`'s newest against the tree as it is here (the order a remote's
+/// index takes when builds of both trees record at once, their captures split between
+/// them). The first round puts both newest in place and neither holds, `app`'s only
+/// because `mid`'s did not; `app`'s variant must be tried again beside `mid`'s next one
+/// (in a build of the busy CI machine's many-writers test, `app` was compiled instead:
+/// 6 units seeded of 7).
+#[test]
+fn a_variant_refused_beside_a_dependency_that_gave_way_is_tried_again() {
+    let s = Scratch::new();
+    let first = s.checkout("basic-workspace", "first");
+    xcache_build(&first, &s.store(), &[], &[]).assert_success();
+    let edited = s.checkout("basic-workspace", "edited");
+    let lib = edited.join("util/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, format!("{text}\npub fn added_on_a_branch() {{}}\n")).unwrap();
+    xcache_build(&edited, &s.store(), &[], &[]).assert_success();
+    // Each record lists its newest variant first: `mid`'s and `app`'s are the edited
+    // tree's; `app`'s order is turned around.
+    let mut turned = 0;
+    for path in walk_files(&s.store().join("v2/seeds")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut record: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let variants = record["variants"].as_array_mut().unwrap();
+        if variants[0]["fingerprint_dir"]
+            .as_str()
+            .unwrap()
+            .starts_with("debug/.fingerprint/app-")
+        {
+            assert_eq!(variants.len(), 2, "{text}");
+            variants.reverse();
+            std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+            turned += 1;
+        }
+    }
+    assert_eq!(turned, 1);
+    let ws = s.checkout("basic-workspace", "again");
+    let b = xcache_build(&ws, &s.store(), &[], &[]);
+    b.assert_success();
+    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
+    let r = Report::read(&ws.join("target"));
+    assert_eq!(
+        seeded_units(&r).len(),
+        7,
+        "{:?}\n{}",
+        seeded_units(&r),
+        b.stderr()
+    );
+    assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+}
+
 /// Another process holds cargo's build dir lock: this build's cargo is not started
 /// while planting (its locks cannot be had), waits for that process as cargo does, and
 /// says so; then finds every planted unit fresh.

@@ -19,8 +19,8 @@ use crate::errors::CacheError;
 use crate::judge::{Here, Judge, Mode, env_before_cargo};
 use crate::key::PredictedUnit;
 use crate::key::{
-    CompilerId, Input, Key, LinkerRequest, PathMap, content_identity, host_cpu, key_identity,
-    linker_id, rooted_key, sidecar_content, sidecar_identity, sidecar_path,
+    CompilerId, Input, Key, LinkerRequest, PathMap, RootKind, content_identity, host_cpu,
+    key_identity, linker_id, rooted_key, sidecar_content, sidecar_identity, sidecar_path,
     write_artifact_identity, write_rooted_identity,
 };
 use crate::store::objects::Link;
@@ -127,23 +127,30 @@ pub fn plant(input: &PlantInput<'_>) -> (Vec<Planted>, Vec<Warning>) {
     todo.dedup_by_key(|u| u.record);
     let mut kept: Vec<Planted> = Vec::new();
     let mut warnings: Vec<Warning> = Vec::new();
-    // Variants put in place that did not hold once everything was: not tried again.
+    // Variants put in place that did not hold once everything was, for a reason of
+    // their own: not tried again.
     let mut refused: HashSet<(Key, String)> = HashSet::new();
+    // The files (relative to the target root) of the variants the last round took out.
+    let mut taken: HashSet<String> = HashSet::new();
     // Variants of one unit share its place, so only one is there at a time; what it was
     // built against (its dependencies' artifacts) is known only once they are in place.
     // A unit whose variant did not hold then gets its next one, in another round, until
-    // none is left (a record keeps `PER_UNIT`).
-    let mut rounds = 0;
-    while !todo.is_empty() && rounds <= super::record::PER_UNIT {
-        rounds += 1;
+    // none is left. A variant that did not hold beside a dependency's variant that did
+    // not hold either may hold beside the dependency's next one: it is not refused, but
+    // put in place again in the next round (records need not agree on which variants
+    // are newest: a dependent's newest may be the one that holds here while its
+    // dependency's newest is not). Each round refuses at least one variant (one whose
+    // dependencies all held, as a unit's dependencies hold before it), or planting
+    // stops there: the rounds are as many as the variants at most.
+    while !todo.is_empty() {
         let results: Vec<Result<Vec<Planted>, Warning>> = todo
             .par_iter()
             .map(|u| plant_unit(input, u, stamp, &refused))
             .collect();
-        let mut planted: Vec<Planted> = Vec::new();
+        let mut judged: Vec<Planted> = Vec::new();
         for r in results {
             match r {
-                Ok(p) => planted.extend(p),
+                Ok(p) => judged.extend(p),
                 Err(w) => {
                     if !warnings.iter().any(|x| x.code == w.code) {
                         warnings.push(w);
@@ -152,37 +159,61 @@ pub fn plant(input: &PlantInput<'_>) -> (Vec<Planted>, Vec<Warning>) {
             }
         }
         // Everything of this round is in place: what lives in the target dir must hold
-        // too (a dependency planted from another variant, or left to cargo, takes the
-        // unit out again, and it gets its next variant).
-        let holds = holding(input, &planted);
-        let mut again: Vec<&PredictedUnit> = Vec::new();
-        for (p, ok) in planted.into_iter().zip(holds) {
+        // too, for these and for the units kept before that were judged against a
+        // variant taken out since (a dependency planted from another variant, or left
+        // to cargo, takes the unit out again, and it gets its next variant).
+        let (again_judged, still): (Vec<Planted>, Vec<Planted>) = std::mem::take(&mut kept)
+            .into_iter()
+            .partition(|p| names_any(p, &taken));
+        kept = still;
+        judged.extend(again_judged);
+        let holds = holding(input, &judged);
+        let mut failed: Vec<Planted> = Vec::new();
+        for (p, ok) in judged.into_iter().zip(holds) {
             if ok {
                 kept.push(p);
             } else {
-                refused.insert((p.unit.record, p.pack.clone()));
-                if let Some(u) = todo.iter().find(|u| u.record == p.unit.record) {
-                    again.push(u);
-                }
-                take_out(input, &p);
+                failed.push(p);
             }
         }
+        let failed_files: Vec<HashSet<String>> =
+            failed.iter().map(|p| written_in_target(input, p)).collect();
+        let mut again: Vec<&PredictedUnit> = Vec::new();
+        let mut progress = false;
+        for (i, p) in failed.iter().enumerate() {
+            let beside_failed = failed_files
+                .iter()
+                .enumerate()
+                .any(|(j, files)| j != i && names_any(p, files));
+            if !beside_failed {
+                progress |= refused.insert((p.unit.record, p.pack.clone()));
+            }
+            if let Some(u) = input.units.iter().find(|u| u.record == p.unit.record) {
+                again.push(u);
+            }
+            take_out(input, p);
+        }
+        taken = failed_files.into_iter().flatten().collect();
+        again.sort_by_key(|u| u.record);
         again.dedup_by_key(|u| u.record);
-        todo = again;
+        todo = if progress { again } else { Vec::new() };
     }
-    if rounds > 1 {
-        // A unit kept in an earlier round was judged against a dependency that may
-        // have been replaced since: all are judged again, once, as they are now.
-        let holds = holding(input, &kept);
-        let mut still = Vec::with_capacity(kept.len());
-        for (p, ok) in kept.into_iter().zip(holds) {
+    // What the last round took out may be what a unit kept was judged against.
+    while !taken.is_empty() {
+        let (judged, still): (Vec<Planted>, Vec<Planted>) = std::mem::take(&mut kept)
+            .into_iter()
+            .partition(|p| names_any(p, &taken));
+        kept = still;
+        let holds = holding(input, &judged);
+        taken = HashSet::new();
+        for (p, ok) in judged.into_iter().zip(holds) {
             if ok {
-                still.push(p);
+                kept.push(p);
             } else {
+                taken.extend(written_in_target(input, &p));
                 take_out(input, &p);
             }
         }
-        kept = still;
     }
     rehash(input, &kept);
     (kept, warnings)
@@ -215,6 +246,34 @@ fn rehash(input: &PlantInput<'_>, kept: &[Planted]) {
         })
         .collect();
     super::fingerprint::rehash_planted(&units);
+}
+
+/// The files a planted variant wrote and the directories that hold them, relative to
+/// the target root.
+fn written_in_target(input: &PlantInput<'_>, p: &Planted) -> HashSet<String> {
+    let mut paths = HashSet::new();
+    for f in &p.written {
+        let Ok(rel) = f.strip_prefix(input.target_root) else {
+            continue;
+        };
+        for a in rel.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+            if !paths.insert(a.to_string_lossy().into_owned()) {
+                break;
+            }
+        }
+    }
+    paths
+}
+
+/// Whether what a planted variant put aside (inputs in the target dir) names one of
+/// `paths` (relative to the target root, as [`written_in_target`] gives them).
+fn names_any(p: &Planted, paths: &HashSet<String>) -> bool {
+    !paths.is_empty()
+        && p.deferred.iter().any(|i| {
+            i.name
+                .strip_prefix(RootKind::Target.token())
+                .is_some_and(|rel| paths.contains(rel.trim_start_matches('/')))
+        })
 }
 
 /// For each planted variant, whether what it put aside until everything was planted

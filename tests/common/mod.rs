@@ -442,14 +442,16 @@ pub fn another_cargo_home(first: &Path, home: &Path) {
 /// checks the sources, so a source written within that margin is newer and cargo
 /// rebuilds its unit; a directory a build script names in `rerun-if-changed` counts
 /// with its own time, which copying the checkout just set), or a store no build used
-/// since.
+/// since. Links are not followed: what one points to outside `dir` (a soundness case's
+/// directory outside the checkout) keeps its time.
 pub fn age(dir: &Path, secs: u64) {
     let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
-        if p.is_dir() {
+        let kind = e.file_type().unwrap();
+        if kind.is_dir() {
             age(&p, secs);
-        } else {
+        } else if kind.is_file() {
             std::fs::File::open(&p).unwrap().set_modified(then).unwrap();
         }
     }

@@ -4,7 +4,6 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime};
 
 use crate::common::fixtures_dir;
 
@@ -168,20 +167,9 @@ pub(super) fn snapshot(store: &Path, to: &Path) -> PathBuf {
     to.to_path_buf()
 }
 
-/// Dates every file of a checkout a minute back, as a checkout made before the build
-/// would be: then only the cache's own checks, not file times, can tell an edited input.
+/// Dates every file and directory of a checkout a minute back, as a checkout made
+/// before the build would be (`common::age`): then only the cache's own checks, not
+/// file times, can tell an edited input.
 pub(super) fn age(dir: &Path) {
-    let then = SystemTime::now() - Duration::from_secs(60);
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let ft = e.file_type().unwrap();
-        if ft.is_dir() {
-            age(&e.path());
-        } else if ft.is_file() {
-            std::fs::File::open(e.path())
-                .unwrap()
-                .set_modified(then)
-                .unwrap();
-        }
-    }
+    crate::common::age(dir, 60);
 }
