@@ -19,7 +19,12 @@
 #   plain         plain `cargo build` (the reference of `unserved`)
 #   workers-0     `cargo xcache build` without XCACHE_EXECUTOR (the model's reference)
 #   first         a fresh farm (empty CAS, hosts with empty caches), the largest number
-#                 of hosts: the front-end sends the toolchain before cargo starts
+#                 of hosts: the front-end sends the toolchain before cargo starts, and
+#                 the hosts make it from the CAS on their first compile. Run with
+#                 XCACHE_EXECUTOR_HEDGE=off: with the compile here meanwhile, every
+#                 compile here ends before a fresh farm takes one (measured: 0 of 106
+#                 on the hosts), so the run would measure neither, and the hosts-N runs
+#                 would pay for the hosts' first toolchain
 #   hosts-N       the same farm, N hosts up: the server and hosts have the toolchain
 #   unserved      XCACHE_EXECUTOR_TOOLCHAIN=installed: the actions ask for this
 #                 machine's rustc, which no host has, so none can take them; each
@@ -319,7 +324,7 @@ for ((it = 1; it <= REPEAT; it++)); do
     run plain 0 "$it"
     run workers-0 0 "$it"
     fresh_farm
-    run first "$MAX_HOSTS" "$it"
+    run first "$MAX_HOSTS" "$it" XCACHE_EXECUTOR_HEDGE=off
     for n in $HOSTS; do run "hosts-$n" "$n" "$it"; done
     run unserved "$MAX_HOSTS" "$it" XCACHE_EXECUTOR_TOOLCHAIN=installed
     run unserved-off "$MAX_HOSTS" "$it" XCACHE_EXECUTOR_TOOLCHAIN=installed XCACHE_EXECUTOR_HEDGE=off
