@@ -1202,17 +1202,10 @@ fn a_cargo_that_cannot_say_its_layout_turns_planting_off_with_why() {
 /// only one is in place at a time, and what it was built against is known only once
 /// the dependencies are planted: the newest is put in place, found not to hold, and the
 /// next one planted instead. Every unit is planted, and the program is right.
-#[test]
-fn a_variant_built_against_another_dependency_gives_way_to_the_next() {
-    let s = Scratch::new();
-    let first = s.checkout("basic-workspace", "first");
-    xcache_build(&first, &s.store(), &[], &[]).assert_success();
-    let edited = s.checkout("basic-workspace", "edited");
-    let lib = edited.join("util/src/lib.rs");
-    let text = std::fs::read_to_string(&lib).unwrap();
-    std::fs::write(&lib, format!("{text}\npub fn added_on_a_branch() {{}}\n")).unwrap();
-    xcache_build(&edited, &s.store(), &[], &[]).assert_success();
-    let ws = s.checkout("basic-workspace", "again");
+/// A fresh checkout at `rel` built with the store of `s`: every unit planted, fresh for
+/// cargo, and the program plain cargo's.
+fn a_checkout_plants_every_unit(s: &Scratch, rel: &str) {
+    let ws = s.checkout("basic-workspace", rel);
     let b = xcache_build(&ws, &s.store(), &[], &[]);
     b.assert_success();
     assert_eq!(b.run("app"), EXPECTED_OUTPUT);
@@ -1225,6 +1218,19 @@ fn a_variant_built_against_another_dependency_gives_way_to_the_next() {
         b.stderr()
     );
     assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+}
+
+#[test]
+fn a_variant_built_against_another_dependency_gives_way_to_the_next() {
+    let s = Scratch::new();
+    let first = s.checkout("basic-workspace", "first");
+    xcache_build(&first, &s.store(), &[], &[]).assert_success();
+    let edited = s.checkout("basic-workspace", "edited");
+    let lib = edited.join("util/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, format!("{text}\npub fn added_on_a_branch() {{}}\n")).unwrap();
+    xcache_build(&edited, &s.store(), &[], &[]).assert_success();
+    a_checkout_plants_every_unit(&s, "again");
 }
 
 /// As [`a_variant_built_against_another_dependency_gives_way_to_the_next`], but the
@@ -1264,19 +1270,7 @@ fn a_variant_refused_beside_a_dependency_that_gave_way_is_tried_again() {
         }
     }
     assert_eq!(turned, 1);
-    let ws = s.checkout("basic-workspace", "again");
-    let b = xcache_build(&ws, &s.store(), &[], &[]);
-    b.assert_success();
-    assert_eq!(b.run("app"), EXPECTED_OUTPUT);
-    let r = Report::read(&ws.join("target"));
-    assert_eq!(
-        seeded_units(&r).len(),
-        7,
-        "{:?}\n{}",
-        seeded_units(&r),
-        b.stderr()
-    );
-    assert!(b.fresh().values().all(|f| *f), "{:?}", b.fresh());
+    a_checkout_plants_every_unit(&s, "again");
 }
 
 /// Another process holds cargo's build dir lock: this build's cargo is not started

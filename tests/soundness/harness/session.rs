@@ -507,8 +507,13 @@ impl Session {
                     .env("XCACHE_EXECUTOR_TIMEOUT", "5m")
                     // The rows judge what a worker's result is taken for: every compile
                     // sent is the worker's (the compile here meanwhile is a local
-                    // compile, which the other sessions judge).
-                    .env("XCACHE_EXECUTOR_HEDGE", "off")
+                    // compile, which the other sessions judge), unless
+                    // XCACHE_SOUNDNESS_EXECUTOR_HEDGE=on races the two, by hand.
+                    .env(
+                        "XCACHE_EXECUTOR_HEDGE",
+                        std::env::var("XCACHE_SOUNDNESS_EXECUTOR_HEDGE")
+                            .unwrap_or_else(|_| "off".into()),
+                    )
                     // By default, a worker busy with a compile on that machine is not
                     // "no worker".
                     .env(
