@@ -508,11 +508,15 @@ impl Session {
                     // The rows judge what a worker's result is taken for: every compile
                     // sent is the worker's (the compile here meanwhile is a local
                     // compile, which the other sessions judge), unless
-                    // XCACHE_SOUNDNESS_EXECUTOR_HEDGE=on races the two, by hand.
+                    // XCACHE_SOUNDNESS_EXECUTOR_HEDGE=on races the two against a farm
+                    // started by hand (the executor session's own farm checks where
+                    // compiles ran).
                     .env(
                         "XCACHE_EXECUTOR_HEDGE",
                         std::env::var("XCACHE_SOUNDNESS_EXECUTOR_HEDGE")
-                            .unwrap_or_else(|_| "off".into()),
+                            .ok()
+                            .filter(|_| self.case.executor.is_none())
+                            .unwrap_or_else(|| "off".into()),
                     )
                     // By default, a worker busy with a compile on that machine is not
                     // "no worker".
