@@ -545,6 +545,18 @@ fn a_worker_without_rust_compiles_libraries_with_the_toolchain_they_ship() {
     assert_eq!(meta.permissions().mode() & 0o222, 0, "{}", rustc.display());
     assert!(made[0].join("lib/rustlib").is_dir());
     assert!(!made[0].join("bin/cargo").exists());
+    // Made straight from the CAS: the blob cache holds the actions' inputs, not the
+    // toolchain's files a second time (its rustc driver alone is over 100 MB).
+    let blob_bytes: u64 = std::fs::read_dir(wdir.path().join("blobs"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(
+        blob_bytes < 100 << 20,
+        "the blob cache holds {blob_bytes} bytes"
+    );
 
     // The installed route asks for a worker with this machine's compiler: none here.
     let ws = s.checkout("basic-workspace", "b/ws");

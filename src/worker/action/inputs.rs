@@ -32,7 +32,7 @@ pub(super) async fn materialize(
     cas: &Reapi,
     digest: &re::Digest,
     dest: &Path,
-    blobs: &Path,
+    blobs: Option<&Path>,
     keep_out: Option<&str>,
 ) -> Result<Option<re::Digest>, Failed> {
     let mut kept = None;
@@ -90,14 +90,22 @@ pub(super) async fn materialize(
         }
     }
     for (path, (digest, executable)) in files {
-        let cached = cached_blob(cas, &digest, blobs).await?;
-        std::fs::copy(&cached, &path).map_err(|e| {
-            Failed::internal(format!(
-                "{} not copied to {} ({e})",
-                cached.display(),
-                path.display()
-            ))
-        })?;
+        match blobs {
+            Some(blobs) => {
+                let cached = cached_blob(cas, &digest, blobs).await?;
+                std::fs::copy(&cached, &path).map_err(|e| {
+                    Failed::internal(format!(
+                        "{} not copied to {} ({e})",
+                        cached.display(),
+                        path.display()
+                    ))
+                })?;
+            }
+            None => {
+                let dir = path.parent().unwrap_or(dest);
+                fetch_blob(cas, &digest, dir, &path).await?;
+            }
+        }
         let mode = if executable { 0o755 } else { 0o644 };
         let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode));
     }
@@ -115,7 +123,10 @@ pub(super) async fn make_toolchain(
     caches
         .toolchains
         .ready(&name, |tree| async move {
-            materialize(cas, digest, &tree, &caches.blobs, None)
+            // Straight into the tree, not through the blob cache: each file would
+            // otherwise be kept twice (the toolchain's 520 MB), in the blob cache long
+            // after the toolchain itself is collected.
+            materialize(cas, digest, &tree, None, None)
                 .await
                 .map(|_| ())
         })
@@ -146,8 +157,20 @@ pub(super) async fn cached_blob(
     if path.is_file() {
         return Ok(path);
     }
-    let tmp = tempfile::NamedTempFile::new_in(blobs)
-        .map_err(|e| Failed::internal(format!("no file in {} ({e})", blobs.display())))?;
+    fetch_blob(cas, digest, blobs, &path).await?;
+    Ok(path)
+}
+
+/// Fetches the blob `digest` to `path`, through a temporary file in `dir` renamed once
+/// the whole blob hashed to its digest: whatever is at `path` holds those bytes.
+async fn fetch_blob(
+    cas: &Reapi,
+    digest: &re::Digest,
+    dir: &Path,
+    path: &Path,
+) -> Result<(), Failed> {
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Failed::internal(format!("no file in {} ({e})", dir.display())))?;
     let mut file = tmp.as_file();
     let mut write_err = None;
     let got = cas
@@ -161,13 +184,14 @@ pub(super) async fn cached_blob(
         .await?;
     if let Some(e) = write_err {
         return Err(Failed::internal(format!(
-            "the blob cache could not be written ({e})"
+            "{} could not be written ({e})",
+            dir.display()
         )));
     }
     if got.is_none() {
         return Err(missing(digest, "input file"));
     }
-    tmp.persist(&path)
+    tmp.persist(path)
         .map_err(|e| Failed::internal(format!("{} not kept ({})", path.display(), e.error)))?;
-    Ok(path)
+    Ok(())
 }

@@ -64,7 +64,7 @@ pub async fn run(
         cas,
         root_digest,
         &root,
-        &caches.blobs,
+        Some(&caches.blobs),
         ships.then_some(TOOLCHAIN_DIR),
     )
     .await?;
