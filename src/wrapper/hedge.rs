@@ -31,8 +31,8 @@ pub(super) struct HedgeRun {
     cmd: Option<Command>,
     /// The `LD_PRELOAD` the compile would have had (kept after the observer's).
     preload: Option<String>,
-    /// The slots' directory and how many there are.
-    slots: PathBuf,
+    /// The slots' directory (none without a target dir: then it never starts).
+    slots: Option<PathBuf>,
     running: Option<Running>,
     /// It was started (it may have ended or been stopped since).
     pub started: bool,
@@ -51,11 +51,11 @@ struct Running {
 impl HedgeRun {
     /// `cmd` runs the compile as a local run would (the path remapping, the arguments);
     /// `target` is the target dir (its `xcache/hedge-slots`).
-    pub fn new(cmd: Command, preload: Option<&str>, target: &std::path::Path) -> HedgeRun {
+    pub fn new(cmd: Command, preload: Option<&str>, target: Option<&std::path::Path>) -> HedgeRun {
         HedgeRun {
             cmd: Some(cmd),
             preload: preload.map(str::to_string),
-            slots: target.join("xcache/hedge-slots"),
+            slots: target.map(|t| t.join("xcache/hedge-slots")),
             running: None,
             started: false,
         }
@@ -75,7 +75,11 @@ impl HedgeRun {
 impl Hedge for HedgeRun {
     fn start(&mut self, ended: Arc<tokio::sync::Notify>) -> bool {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let Some(slot) = local_slots::take(&self.slots, cores) else {
+        let Some(slot) = self
+            .slots
+            .as_deref()
+            .and_then(|dir| local_slots::take(dir, cores))
+        else {
             return false;
         };
         let (Some(mut cmd), Ok(observer)) = (self.cmd.take(), Observer::new()) else {

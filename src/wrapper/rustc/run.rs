@@ -95,13 +95,10 @@ impl Rustc {
                 None => return Sent::Not,
             },
         };
-        let Some(target) = cx.pm.real_of(RootKind::Target).map(Path::new) else {
-            return Sent::Not;
-        };
         let mut hedge = HedgeRun::new(
             self.compile_command(cx, args),
             cx.cfg.env.get("LD_PRELOAD"),
-            target,
+            cx.pm.real_of(RootKind::Target).map(Path::new),
         );
         let command = || self.command();
         let job = remote_exec::Job {
