@@ -305,9 +305,7 @@ fn toolchain_known(state: &Path, s: &Shipped) -> PathBuf {
     for (rel, path) in &s.files {
         h.str("file", rel).str("path", &path.to_string_lossy());
     }
-    let mut n = state.as_os_str().to_owned();
-    n.push(format!("-toolchain-{}", &h.finish().to_hex()[..16]));
-    PathBuf::from(n)
+    sibling(state, &format!("toolchain-{}", &h.finish().to_hex()[..16]))
 }
 
 /// Why a compile here stood for the worker's: it ended first.
@@ -366,11 +364,7 @@ impl PlatformState {
             h.str("name", k).str("value", v);
         }
         let id = h.finish().to_hex();
-        let name = |what: &str| {
-            let mut n = state.as_os_str().to_owned();
-            n.push(format!("-{}.{what}", &id[..16]));
-            PathBuf::from(n)
-        };
+        let name = |what: &str| sibling(state, &format!("{}.{what}", &id[..16]));
         PlatformState {
             served: name("served"),
             unserved: name("unserved"),
